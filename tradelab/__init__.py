@@ -1,0 +1,11 @@
+"""tradelab: a notebook-first live trading state engine.
+
+Every change of state is an `Event` on an `EventBus`, journaled to DuckDB; the `StateStore` is the
+fold of that journal. Import the pieces you need; nothing here starts threads or opens files.
+"""
+
+from tradelab.errors import TradelabError
+from tradelab.events import DEFAULT_TOPICS, Event, TopicRegistry, TopicSpec
+
+__all__ = ["DEFAULT_TOPICS", "Event", "TopicRegistry", "TopicSpec", "TradelabError"]
+__version__ = "0.1.0"

@@ -1,0 +1,50 @@
+"""The one exception hierarchy of tradelab.
+
+Every error a user can meet derives from `TradelabError`; messages name the bad value and what
+was expected, so a notebook traceback alone says what to fix.
+"""
+
+from __future__ import annotations
+
+
+class TradelabError(Exception):
+    """Base of every error tradelab raises on purpose."""
+
+
+class InvalidInputError(TradelabError, ValueError):
+    """A value handed to tradelab is malformed: bad topic, NaN price, unserializable payload."""
+
+
+class UnknownTopicError(InvalidInputError, KeyError):
+    """A topic that is not in the registry was used."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class SequenceError(TradelabError):
+    """An event's seq is not the next one expected (a gap or a double apply)."""
+
+
+class SchemaVersionError(TradelabError):
+    """Data was written by a newer schema than this code knows, or no upcaster path exists."""
+
+
+class StateError(TradelabError):
+    """The state store refused a change (bad path, reducer failure); the store is unchanged."""
+
+
+class JournalError(TradelabError):
+    """The journal cannot be opened, read or written as asked."""
+
+
+class RecoveryError(JournalError):
+    """Recovery found damage it cannot work around without losing data."""
+
+
+class LifecycleError(TradelabError):
+    """An operation was asked of a component in a lifecycle state that does not allow it."""
+
+
+class OrderRejectedError(TradelabError):
+    """An order was refused (by pre-trade checks or by the broker); the book is unchanged."""

@@ -1,0 +1,273 @@
+"""The event record every part of tradelab speaks, the registry of topics, and serialization.
+
+`Event` is immutable (a frozen msgspec Struct); JSON bytes round-trip exactly. Construction is
+cheap and unchecked so the bus hot path pays nothing; `TopicRegistry.make_event` /
+`validate_payload` are the checked entry points used wherever input comes from outside.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from tradelab.errors import InvalidInputError, UnknownTopicError
+
+TOPIC_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+class Event(msgspec.Struct, frozen=True):
+    """One change of state. `seq` is assigned by the engine (0 = not journaled, e.g. transient).
+
+    `ts` is UTC nanoseconds since the epoch; `payload` is a JSON-serializable mapping that must not
+    be mutated after the event is built.
+    """
+
+    seq: int
+    ts: int
+    topic: str
+    key: str
+    payload: dict[str, Any]
+    critical: bool = False
+    schema_version: int = 1
+
+    @property
+    def time(self) -> datetime:
+        """`ts` as an aware UTC datetime (microsecond precision; `ts` keeps the nanoseconds)."""
+        return datetime.fromtimestamp(self.ts / 1e9, tz=UTC)
+
+    def with_seq(self, seq: int, ts: int | None = None) -> Event:
+        """A copy stamped with the engine's seq (and ts, when given)."""
+        return msgspec.structs.replace(self, seq=seq, ts=self.ts if ts is None else ts)
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Event)
+
+
+def encode_event(event: Event) -> bytes:
+    """JSON bytes of an event; `decode_event(encode_event(e)) == e` and re-encoding is identical."""
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes | str) -> Event:
+    """Parse JSON bytes written by `encode_event`; a malformed record is an `InvalidInputError`."""
+    try:
+        return _decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise InvalidInputError(f"cannot decode event: {exc}") from None
+
+
+def encode_payload(payload: Mapping[str, Any]) -> bytes:
+    """JSON bytes of a payload alone (the journal stores payloads in their own column)."""
+    return _encoder.encode(payload)
+
+
+def decode_payload(data: bytes | str) -> dict[str, Any]:
+    return msgspec.json.decode(data)
+
+
+def now_ns() -> int:
+    """Wall-clock UTC time in nanoseconds: the `ts` of a new event."""
+    return time.time_ns()
+
+
+_SCALARS = (str, int, bool, type(None))
+
+
+def validate_payload(payload: Any, topic: str = "?") -> dict[str, Any]:
+    """Check that `payload` is a JSON-safe mapping with finite numbers; return it as a dict.
+
+    Allowed values: None, bool, int, finite float, str, lists/tuples of these and str-keyed
+    mappings of these. Anything else would not round-trip through the journal exactly.
+    """
+    if not isinstance(payload, Mapping):
+        raise InvalidInputError(
+            f"payload for topic {topic!r} must be a mapping, got {type(payload).__name__}"
+        )
+    _check_value(payload, topic, "payload")
+    return payload if isinstance(payload, dict) else dict(payload)
+
+
+def _check_value(value: Any, topic: str, where: str) -> None:
+    if isinstance(value, _SCALARS):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError(
+                f"{where} is {value!r} in topic {topic!r}; numbers must be finite"
+            )
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidInputError(
+                    f"{where} has key {k!r} of type {type(k).__name__} in topic {topic!r}; "
+                    "keys must be strings"
+                )
+            _check_value(v, topic, f"{where}.{k}")
+        return
+    if isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _check_value(v, topic, f"{where}[{i}]")
+        return
+    raise InvalidInputError(
+        f"{where} has a value of type {type(value).__name__} in topic {topic!r}, which is not "
+        "JSON-serializable (use str, int, float, bool, None, list or dict)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """What the system knows of one topic.
+
+    critical: the submitter blocks until the event is durable.
+    transient: published on the bus only; never journaled, never applied to the store.
+    """
+
+    name: str
+    critical: bool = False
+    transient: bool = False
+    schema_version: int = 1
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not TOPIC_PATTERN.match(self.name):
+            raise InvalidInputError(
+                f"topic {self.name!r} is not dotted lower-case (expected e.g. 'trade.executed')"
+            )
+        if self.critical and self.transient:
+            raise InvalidInputError(f"topic {self.name!r} cannot be both critical and transient")
+        if self.schema_version < 1:
+            raise InvalidInputError(
+                f"topic {self.name!r} has schema_version {self.schema_version}; expected >= 1"
+            )
+
+
+# The topics tradelab itself uses. Each engine builds its own TopicRegistry from these.
+DEFAULT_TOPICS: tuple[TopicSpec, ...] = (
+    # trading book
+    TopicSpec("trade.executed", critical=True, description="a fill changed a position"),
+    TopicSpec("trade.logged", description="a trade was written to the trade log"),
+    TopicSpec("trade.exit_updated", description="stop/target of an open trade changed"),
+    TopicSpec("position.updated", description="a position's qty, average or P&L changed"),
+    TopicSpec("position.closed", critical=True, description="a position went flat"),
+    TopicSpec("pnl.session_reset", critical=True, description="daily P&L reset at session open"),
+    # orders (broker lifecycle)
+    TopicSpec("order.submitted", description="an order was sent to the broker"),
+    TopicSpec("order.accepted", description="the broker accepted an order"),
+    TopicSpec("order.partially_filled", description="part of an order filled"),
+    TopicSpec("order.filled", description="an order filled completely"),
+    TopicSpec("order.cancelled", description="an order was cancelled"),
+    TopicSpec("order.rejected", description="an order was refused, with the reason"),
+    TopicSpec("broker.disconnected", description="the broker connection dropped"),
+    TopicSpec("broker.reconnected", description="the broker connection came back"),
+    # market data
+    TopicSpec("market.tick", transient=True, description="a raw quote; never journaled"),
+    TopicSpec("market.bar", description="a closed OHLCV bar"),
+    TopicSpec("market.session_opened", description="the exchange session opened"),
+    TopicSpec("market.session_closed", description="the exchange session closed"),
+    TopicSpec("mark.updated", description="a coalesced mark price for unrealized P&L"),
+    # strategies
+    TopicSpec("signal.detected", description="a strategy saw an entry or exit signal"),
+    TopicSpec("signal.cleared", description="an active signal expired or was consumed"),
+    TopicSpec("runner.started", description="the strategy runner started"),
+    TopicSpec("runner.stopped", description="the strategy runner stopped"),
+    TopicSpec("runner.state_changed", description="the runner's lifecycle state changed"),
+    # risk
+    TopicSpec("risk.daily_loss_breached", critical=True, description="daily loss limit hit"),
+    TopicSpec("risk.state_changed", description="risk limits or utilisation changed"),
+    TopicSpec("risk.halted", critical=True, description="trading halted"),
+    TopicSpec("risk.resumed", critical=True, description="trading resumed"),
+    # reconciliation
+    TopicSpec("reconciliation.started", description="a broker reconciliation run began"),
+    TopicSpec("reconciliation.mismatch", description="the book and the broker disagree"),
+    TopicSpec("reconciliation.fixed", critical=True, description="a mismatch was corrected"),
+    TopicSpec("reconciliation.completed", description="a reconciliation run ended"),
+    # engine, journal, bus
+    TopicSpec("engine.state_changed", description="the engine's lifecycle state changed"),
+    TopicSpec("snapshot.taken", description="a state snapshot was written"),
+    TopicSpec("snapshot.rejected", description="a snapshot failed verification and was skipped"),
+    TopicSpec("journal.damage_detected", description="recovery found a damaged or short tail"),
+    TopicSpec("journal.recovered", description="recovery finished; the report is the payload"),
+    TopicSpec("bus.handler_failed", transient=True, description="a bus subscriber raised"),
+)
+
+
+class TopicRegistry:
+    """The set of topics an engine accepts. Build one per engine; extend it with `register`."""
+
+    def __init__(self, specs: Iterable[TopicSpec] = DEFAULT_TOPICS) -> None:
+        self._specs: dict[str, TopicSpec] = {}
+        for spec in specs:
+            self.register(spec)
+
+    def register(self, spec: TopicSpec) -> TopicSpec:
+        """Add a topic; registering the same spec twice is fine, a conflicting one is an error."""
+        existing = self._specs.get(spec.name)
+        if existing is not None and existing != spec:
+            raise InvalidInputError(
+                f"topic {spec.name!r} is already registered as {existing}; cannot re-register "
+                f"as {spec}"
+            )
+        self._specs[spec.name] = spec
+        return spec
+
+    def __contains__(self, topic: object) -> bool:
+        return topic in self._specs
+
+    def __iter__(self):
+        return iter(self._specs.values())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def get(self, topic: str) -> TopicSpec:
+        try:
+            return self._specs[topic]
+        except KeyError:
+            raise UnknownTopicError(
+                f"unknown topic {topic!r}; register it first (known: "
+                f"{', '.join(sorted(self._specs)[:8])}, ...)"
+            ) from None
+
+    def is_critical(self, topic: str) -> bool:
+        return self.get(topic).critical
+
+    def is_transient(self, topic: str) -> bool:
+        return self.get(topic).transient
+
+    def make_event(
+        self,
+        topic: str,
+        payload: Mapping[str, Any],
+        *,
+        key: str = "",
+        critical: bool | None = None,
+        seq: int = 0,
+        ts: int | None = None,
+    ) -> Event:
+        """A checked event: known topic, JSON-safe finite payload, str key.
+
+        `critical` defaults to the topic's registered default; it can be raised, not lowered.
+        """
+        spec = self.get(topic)
+        if not isinstance(key, str):
+            raise InvalidInputError(f"event key must be a str, got {type(key).__name__} {key!r}")
+        body = validate_payload(payload, topic)
+        is_critical = spec.critical if critical is None else (bool(critical) or spec.critical)
+        return Event(
+            seq=seq,
+            ts=now_ns() if ts is None else ts,
+            topic=topic,
+            key=key,
+            payload=body,
+            critical=is_critical,
+            schema_version=spec.schema_version,
+        )
