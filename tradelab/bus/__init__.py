@@ -1,0 +1,9 @@
+"""The in-process event bus: glob subscriptions, isolated handlers, history ring, metrics.
+
+`EventBus` is the one public class; see tradelab/bus/core.py for its thread model.
+"""
+
+from tradelab.bus.core import HANDLER_FAILED, EventBus
+from tradelab.bus.subscription import Handler, Subscription
+
+__all__ = ["HANDLER_FAILED", "EventBus", "Handler", "Subscription"]

@@ -1,0 +1,103 @@
+"""Runs coroutine-function handlers on the bus's own asyncio loop in one background thread.
+
+Thread model: `schedule` is called from any publishing thread and never blocks it (the loop is
+woken through `call_soon_threadsafe`). The loop thread starts on first use and `close` stops it.
+Each event becomes one task; tasks start in publish order but interleave at their awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from tradelab.errors import LifecycleError
+
+if TYPE_CHECKING:
+    from tradelab.bus.subscription import Subscription
+    from tradelab.events import Event
+
+FailureReporter = Callable[["Subscription", "Event", BaseException], None]
+
+
+class AsyncHandlerRunner:
+    """One event loop thread per bus; failures go to `report_failure` like sync handler failures."""
+
+    def __init__(self, bus_name: str, report_failure: FailureReporter) -> None:
+        self._thread_name = f"{bus_name}-async-handlers"
+        self._report_failure = report_failure
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pending: set[concurrent.futures.Future[None]] = set()
+        self._closed = False
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def pending(self) -> int:
+        """Async handler calls scheduled and not yet finished."""
+        return len(self._pending)
+
+    def schedule(self, sub: Subscription, event: Event) -> None:
+        """Start `sub.handler(event)` on the loop and return at once."""
+        loop = self._loop or self._start()
+        future = asyncio.run_coroutine_threadsafe(self._run(sub, event), loop)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+
+    async def _run(self, sub: Subscription, event: Event) -> None:
+        started = time.perf_counter_ns()
+        try:
+            await sub.handler(event)
+        except Exception as exc:  # isolated like a sync handler: reported, never re-raised
+            self._report_failure(sub, event, exc)
+        finally:
+            sub.record_call_time(time.perf_counter_ns() - started)
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._closed:
+                raise LifecycleError("the bus is closed; async handlers cannot be scheduled")
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                self._thread = threading.Thread(target=run, name=self._thread_name, daemon=True)
+                self._thread.start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    def close(self, timeout: float) -> int:
+        """Wait up to `timeout` s for running handlers, cancel the rest, stop the loop.
+
+        Returns how many handler calls were cancelled.
+        """
+        with self._lock:
+            self._closed = True
+            loop, thread = self._loop, self._thread
+            self._loop = None  # a late schedule() now fails with LifecycleError in _start
+        if loop is None or thread is None:
+            return 0
+        _done, not_done = concurrent.futures.wait(list(self._pending), timeout=timeout)
+        for future in not_done:
+            future.cancel()
+        if not_done:
+            # Let the cancellations run on the loop before it stops.
+            asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result(timeout=1.0)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=max(timeout, 1.0))
+        if not thread.is_alive():
+            loop.close()
+        return len(not_done)
