@@ -1,0 +1,123 @@
+"""Aggregate ticks into time bars (15-minute and 1-hour by default) aligned to the 09:15 open.
+
+Bars close by time: the first tick at or after a bar's end closes every open bar ending by
+then, whatever its symbol, so closing is deterministic in tick order. One thread feeds an
+aggregator (it is not locked).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any
+
+from tradelab.errors import InvalidInputError
+from tradelab.market.clock import NS_PER_S
+from tradelab.market.instruments import IST
+from tradelab.market.ticks import Tick
+
+INTERVAL_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600}
+
+
+@dataclass(slots=True)
+class Bar:
+    """An OHLCV bar of one symbol; `start` inclusive, `end` exclusive, both UTC ns."""
+
+    symbol: str
+    interval: str
+    start: int
+    end: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+    ticks: int
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "start": self.start,
+            "end": self.end,
+            "open": self.open,
+            "high": self.high,
+            "low": self.low,
+            "close": self.close,
+            "volume": self.volume,
+            "ticks": self.ticks,
+        }
+
+
+class BarAggregator:
+    """Turns ticks into closed bars for each configured interval."""
+
+    def __init__(
+        self, intervals: tuple[str, ...] = ("15m", "1h"), *, session_open: time = time(9, 15)
+    ) -> None:
+        unknown = [i for i in intervals if i not in INTERVAL_SECONDS]
+        if unknown or not intervals:
+            raise InvalidInputError(
+                f"bar interval {unknown[0] if unknown else intervals!r} is not supported; "
+                f"expected some of {', '.join(INTERVAL_SECONDS)}"
+            )
+        self.intervals = tuple(intervals)
+        self._lengths = {i: INTERVAL_SECONDS[i] * NS_PER_S for i in intervals}
+        self._session_open = session_open
+        self._open_bars: dict[tuple[str, str], Bar] = {}
+        self._next_close_ns: int | None = None
+        self._anchor_cache: tuple[int, int, int] = (0, -1, 0)  # day start, day end, open ns
+
+    def _session_anchor(self, ts: int) -> int:
+        day_start, day_end, anchor = self._anchor_cache
+        if day_start <= ts < day_end:
+            return anchor
+        day = datetime.fromtimestamp(ts / NS_PER_S, tz=IST).date()
+        midnight = int(datetime.combine(day, time(0), tzinfo=IST).timestamp()) * NS_PER_S
+        anchor = int(datetime.combine(day, self._session_open, tzinfo=IST).timestamp()) * NS_PER_S
+        self._anchor_cache = (midnight, midnight + 86400 * NS_PER_S, anchor)
+        return anchor
+
+    def on_tick(self, tick: Tick) -> list[Bar]:
+        """Add a tick; return the bars (of any symbol) that it closed, oldest first."""
+        ts = tick.ts
+        closed = self.close_until(ts) if self._next_close_ns is not None and ts >= self._next_close_ns else []
+        price = tick.price
+        anchor = self._session_anchor(ts)
+        for interval in self.intervals:
+            key = (tick.symbol, interval)
+            bar = self._open_bars.get(key)
+            if bar is None:
+                length = self._lengths[interval]
+                start = anchor + ((ts - anchor) // length) * length
+                bar = Bar(tick.symbol, interval, start, start + length, price, price, price, price, 0, 0)
+                self._open_bars[key] = bar
+                if self._next_close_ns is None or bar.end < self._next_close_ns:
+                    self._next_close_ns = bar.end
+            if price > bar.high:
+                bar.high = price
+            elif price < bar.low:
+                bar.low = price
+            bar.close = price
+            bar.volume += tick.volume
+            bar.ticks += 1
+        return closed
+
+    def close_until(self, ts: int) -> list[Bar]:
+        """Close and return every open bar whose end is at or before `ts`."""
+        closed = [bar for bar in self._open_bars.values() if bar.end <= ts]
+        for bar in closed:
+            del self._open_bars[(bar.symbol, bar.interval)]
+        self._next_close_ns = min((b.end for b in self._open_bars.values()), default=None)
+        closed.sort(key=lambda b: (b.end, b.symbol, b.interval))
+        return closed
+
+    def flush(self) -> list[Bar]:
+        """Close every open bar (e.g. at the session close, where the last 1h bar is partial)."""
+        closed = sorted(self._open_bars.values(), key=lambda b: (b.end, b.symbol, b.interval))
+        self._open_bars.clear()
+        self._next_close_ns = None
+        return closed
+
+    def open_bar(self, symbol: str, interval: str) -> Bar | None:
+        return self._open_bars.get((symbol, interval))

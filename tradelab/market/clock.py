@@ -1,0 +1,100 @@
+"""Clocks and market hours: a simulated clock a feed drives, wall time, and real-time pacing.
+
+A `SimulatedClock` has one writer (the feed thread that advances it); any thread may read
+`now_ns()` (a single int attribute read). `Pacer` is used by the one thread that runs a feed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from datetime import time as dtime
+
+from tradelab.errors import InvalidInputError
+from tradelab.market.instruments import IST
+
+NS_PER_S = 1_000_000_000
+
+
+class WallClock:
+    """Real UTC time in nanoseconds."""
+
+    def now_ns(self) -> int:
+        return time.time_ns()
+
+
+class SimulatedClock:
+    """Exchange time as the feed says it is; never goes backwards."""
+
+    def __init__(self, start_ns: int) -> None:
+        self._now = int(start_ns)
+
+    def now_ns(self) -> int:
+        return self._now
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._now / NS_PER_S, tz=IST)
+
+    def set(self, ts_ns: int) -> None:
+        if ts_ns < self._now:
+            raise InvalidInputError(
+                f"simulated clock cannot go back from {self._now} to {ts_ns} (ns since epoch)"
+            )
+        self._now = int(ts_ns)
+
+    def advance(self, ns: int) -> None:
+        if ns < 0:
+            raise InvalidInputError(f"cannot advance the clock by a negative {ns} ns")
+        self._now += int(ns)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketHours:
+    """The regular NSE session, 09:15-15:30 IST, Monday to Friday (holidays optional)."""
+
+    open_time: dtime = dtime(9, 15)
+    close_time: dtime = dtime(15, 30)
+    holidays: frozenset[date] = frozenset()
+
+    def session_ns(self, day: date) -> tuple[int, int]:
+        """(open, close) of `day`'s session as UTC ns."""
+        open_dt = datetime.combine(day, self.open_time, tzinfo=IST)
+        close_dt = datetime.combine(day, self.close_time, tzinfo=IST)
+        return int(open_dt.timestamp()) * NS_PER_S, int(close_dt.timestamp()) * NS_PER_S
+
+    def is_open(self, ts_ns: int) -> bool:
+        """True from the open (inclusive) to the close (exclusive) on a trading day."""
+        at = datetime.fromtimestamp(ts_ns / NS_PER_S, tz=IST)
+        day = at.date()
+        if day.weekday() >= 5 or day in self.holidays:
+            return False
+        return self.open_time <= at.time() < self.close_time
+
+
+def ist_date(ts_ns: int) -> date:
+    return datetime.fromtimestamp(ts_ns / NS_PER_S, tz=IST).date()
+
+
+class Pacer:
+    """Holds a stream of event times to wall time at `speed` x (None = as fast as possible)."""
+
+    def __init__(self, speed: float | None) -> None:
+        if speed is not None and not speed > 0:
+            raise InvalidInputError(f"replay speed {speed!r} must be > 0 (or None for max speed)")
+        self.speed = speed
+        self._origin: tuple[int, float] | None = None
+
+    def wait_until(self, event_ns: int) -> None:
+        if self.speed is None:
+            return
+        if self._origin is None:
+            self._origin = (event_ns, time.perf_counter())
+            return
+        sim0, wall0 = self._origin
+        target = wall0 + (event_ns - sim0) / NS_PER_S / self.speed
+        ahead = target - time.perf_counter()
+        # Sleep only when at least a millisecond ahead: shorter sleeps overshoot and the
+        # next event catches up anyway.
+        if ahead > 0.001:
+            time.sleep(ahead)

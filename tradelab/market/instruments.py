@@ -1,0 +1,262 @@
+"""NIFTY 50 index options: the expiry calendar, contract symbols (format + parser) and lot sizes.
+
+Pure values and functions; an `OptionUniverse` is immutable after construction and safe to share
+between threads.
+
+Defaults (NSE, checked against the exchange's circulars as reported in Oct 2025):
+- strikes every 50 points; CE and PE; weekly expiry on **Tuesday** (since 1 Sep 2025);
+  the monthly expiry is the **last Tuesday** of the month; an expiry on a holiday moves to the
+  previous trading day.
+- lot size **75** for contracts expiring up to Dec 2025 and **65** from the Jan 2026 expiry on
+  (NSE circular FAOP70616). Both are configurable (`ExpiryCalendar`, `LotSizeSchedule`).
+
+Symbols (NSE / broker trading-symbol style, strike in whole index points):
+- monthly: ``NIFTY<YY><MON><STRIKE><CE|PE>``, e.g. ``NIFTY25NOV24000CE`` (expiry 2025-11-25);
+- weekly:  ``NIFTY<YY><M><DD><STRIKE><CE|PE>`` where M is 1-9 for Jan-Sep and O, N, D for
+  Oct-Dec, e.g. ``NIFTY25N1124000CE`` (expiry 2025-11-11). A weekly expiry that is also the
+  month's last expiry is written in the monthly form.
+- the index itself: ``NIFTY`` (quoted, not tradable).
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from enum import StrEnum
+
+from tradelab.errors import InvalidInputError
+
+IST = timezone(timedelta(hours=5, minutes=30), "IST")
+INDEX_SYMBOL = "NIFTY"
+STRIKE_STEP = 50
+TICK_SIZE = 0.05
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+WEEKLY_MONTH_CODES = "123456789OND"
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+_MONTHLY_RE = re.compile(r"^NIFTY(\d{2})(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)(\d+)(CE|PE)$")
+_WEEKLY_RE = re.compile(r"^NIFTY(\d{2})([1-9OND])(\d{2})(\d+)(CE|PE)$")
+
+
+class OptionType(StrEnum):
+    CALL = "CE"
+    PUT = "PE"
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryCalendar:
+    """Which dates options expire on: a weekday (0=Monday .. 6=Sunday) minus holidays."""
+
+    expiry_weekday: int = 1
+    holidays: frozenset[date] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.expiry_weekday, int) or not 0 <= self.expiry_weekday <= 4:
+            raise InvalidInputError(
+                f"expiry_weekday {self.expiry_weekday!r} is not a trading weekday; "
+                "expected 0 (Monday) .. 4 (Friday)"
+            )
+
+    def _roll_back(self, day: date) -> date:
+        # An expiry on a holiday (or weekend) moves to the previous trading day, as NSE does.
+        while day in self.holidays or day.weekday() >= 5:
+            day -= timedelta(days=1)
+        return day
+
+    def monthly_expiry(self, year: int, month: int) -> date:
+        """The month's last expiry weekday (holiday-adjusted)."""
+        last_day = calendar.monthrange(year, month)[1]
+        day = date(year, month, last_day)
+        day -= timedelta(days=(day.weekday() - self.expiry_weekday) % 7)
+        return self._roll_back(day)
+
+    def weekly_expiry_on_or_after(self, day: date) -> date:
+        """The first weekly expiry whose date is on or after `day`."""
+        nominal = day + timedelta(days=(self.expiry_weekday - day.weekday()) % 7)
+        while True:
+            expiry = self._roll_back(nominal)
+            if expiry >= day:
+                return expiry
+            nominal += timedelta(days=7)
+
+    def weekly_expiries(self, start: date, count: int) -> list[date]:
+        """The next `count` weekly expiries on or after `start`."""
+        out: list[date] = []
+        day = start
+        while len(out) < count:
+            expiry = self.weekly_expiry_on_or_after(day)
+            out.append(expiry)
+            day = expiry + timedelta(days=1)
+        return out
+
+    def is_expiry(self, day: date) -> bool:
+        return self.weekly_expiry_on_or_after(day) == day
+
+    def is_monthly_expiry(self, day: date) -> bool:
+        return self.monthly_expiry(day.year, day.month) == day
+
+
+@dataclass(frozen=True, slots=True)
+class LotSizeSchedule:
+    """Lot size by expiry date: `changes` are (first expiry date, lot size) pairs in date order."""
+
+    base_lot_size: int = 75
+    changes: tuple[tuple[date, int], ...] = ((date(2026, 1, 1), 65),)
+
+    def lot_size_for(self, expiry: date) -> int:
+        size = self.base_lot_size
+        for since, lot in self.changes:
+            if expiry >= since:
+                size = lot
+        return size
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class OptionContract:
+    """One NIFTY option: expiry date, strike (index points, multiple of 50), CE or PE."""
+
+    expiry: date
+    strike: int
+    option_type: OptionType
+    underlying: str = INDEX_SYMBOL
+    monthly: bool = False
+
+    @property
+    def symbol(self) -> str:
+        yy = f"{self.expiry.year % 100:02d}"
+        if self.monthly:
+            return f"{self.underlying}{yy}{MONTHS[self.expiry.month - 1]}{self.strike}{self.option_type}"
+        code = WEEKLY_MONTH_CODES[self.expiry.month - 1]
+        return f"{self.underlying}{yy}{code}{self.expiry.day:02d}{self.strike}{self.option_type}"
+
+    @property
+    def is_call(self) -> bool:
+        return self.option_type is OptionType.CALL
+
+    def expiry_close(self) -> datetime:
+        """The instant the contract stops trading: 15:30 IST on its expiry date."""
+        return datetime.combine(self.expiry, time(15, 30), tzinfo=IST)
+
+    def years_to_expiry(self, at: datetime) -> float:
+        """Time to expiry in years (ACT/365), 0 once expired."""
+        seconds = (self.expiry_close() - at).total_seconds()
+        return max(seconds, 0.0) / (365.0 * 86400.0)
+
+    def __str__(self) -> str:
+        return self.symbol
+
+
+class OptionUniverse:
+    """The tradable NIFTY option contracts for one calendar and lot-size schedule.
+
+    `parse(symbol)` round-trips with `OptionContract.symbol` and rejects anything else with an
+    `InvalidInputError` that names the symbol and the expected form.
+    """
+
+    def __init__(
+        self,
+        calendar_: ExpiryCalendar | None = None,
+        lot_sizes: LotSizeSchedule | None = None,
+        *,
+        strike_step: int = STRIKE_STEP,
+    ) -> None:
+        self.calendar = calendar_ or ExpiryCalendar()
+        self.lot_sizes = lot_sizes or LotSizeSchedule()
+        if strike_step <= 0:
+            raise InvalidInputError(f"strike_step {strike_step!r} must be a positive integer")
+        self.strike_step = strike_step
+
+    def contract(self, expiry: date, strike: float, option_type: str | OptionType) -> OptionContract:
+        """A checked contract: expiry is a listed expiry, strike on the grid, type CE/PE."""
+        if not self.calendar.is_expiry(expiry):
+            raise InvalidInputError(
+                f"{expiry.isoformat()} ({WEEKDAYS[expiry.weekday()]}) is not an expiry date; "
+                f"weekly expiries fall on {WEEKDAYS[self.calendar.expiry_weekday]}"
+            )
+        if (
+            not isinstance(strike, int | float)
+            or not math.isfinite(strike)
+            or strike <= 0
+            or strike != int(strike)
+            or int(strike) % self.strike_step
+        ):
+            raise InvalidInputError(
+                f"strike {strike!r} is not a positive multiple of {self.strike_step}"
+            )
+        try:
+            kind = OptionType(option_type)
+        except ValueError:
+            raise InvalidInputError(
+                f"option type {option_type!r} is not one of 'CE' (call) or 'PE' (put)"
+            ) from None
+        return OptionContract(
+            expiry, int(strike), kind, monthly=self.calendar.is_monthly_expiry(expiry)
+        )
+
+    def parse(self, symbol: str) -> OptionContract:
+        """Parse a monthly or weekly NIFTY option symbol into its contract."""
+        if not isinstance(symbol, str):
+            raise InvalidInputError(f"symbol must be a str, got {type(symbol).__name__} {symbol!r}")
+        expected = (
+            "expected NIFTY<YY><MON><STRIKE><CE|PE> (e.g. NIFTY25NOV24000CE) or "
+            "NIFTY<YY><M><DD><STRIKE><CE|PE> (e.g. NIFTY25N1124000CE)"
+        )
+        if m := _MONTHLY_RE.match(symbol):
+            yy, mon, strike, kind = m.groups()
+            year, month = 2000 + int(yy), MONTHS.index(mon) + 1
+            expiry = self.calendar.monthly_expiry(year, month)
+        elif m := _WEEKLY_RE.match(symbol):
+            yy, code, dd, strike, kind = m.groups()
+            year, month = 2000 + int(yy), WEEKLY_MONTH_CODES.index(code) + 1
+            try:
+                expiry = date(year, month, int(dd))
+            except ValueError:
+                raise InvalidInputError(
+                    f"symbol {symbol!r} names day {dd} of {MONTHS[month - 1]} {year}, "
+                    "which does not exist"
+                ) from None
+            if self.calendar.is_monthly_expiry(expiry):
+                raise InvalidInputError(
+                    f"symbol {symbol!r} uses the weekly form for the monthly expiry "
+                    f"{expiry.isoformat()}; write it as NIFTY{yy}{MONTHS[month - 1]}{strike}{kind}"
+                )
+        else:
+            raise InvalidInputError(f"symbol {symbol!r} is not a NIFTY option symbol; {expected}")
+        if strike.startswith("0"):
+            raise InvalidInputError(f"symbol {symbol!r} has a strike with a leading zero")
+        try:
+            contract = self.contract(expiry, int(strike), kind)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"symbol {symbol!r}: {exc}") from None
+        return contract
+
+    def lot_size(self, contract: OptionContract) -> int:
+        return self.lot_sizes.lot_size_for(contract.expiry)
+
+    def atm_strike(self, spot: float) -> int:
+        """The strike nearest to `spot` (ties round up)."""
+        return int(math.floor(spot / self.strike_step + 0.5)) * self.strike_step
+
+    def chain(
+        self, expiry: date, spot: float, strikes_each_side: int
+    ) -> list[OptionContract]:
+        """CE and PE contracts for the ATM strike and `strikes_each_side` strikes either side."""
+        atm = self.atm_strike(spot)
+        out: list[OptionContract] = []
+        for i in range(-strikes_each_side, strikes_each_side + 1):
+            strike = atm + i * self.strike_step
+            if strike > 0:
+                out.extend(self.contract(expiry, strike, t) for t in OptionType)
+        return out
+
+
+def session_bounds(day: date) -> tuple[datetime, datetime]:
+    """NSE cash/F&O session for `day`: 09:15 to 15:30 IST."""
+    return (
+        datetime.combine(day, time(9, 15), tzinfo=IST),
+        datetime.combine(day, time(15, 30), tzinfo=IST),
+    )
+

@@ -1,0 +1,58 @@
+"""Reducers of market state: recent closed bars, coalesced marks and the session status.
+
+Pure functions of (StateView, Event). State written:
+  market.bars.<symbol>.<interval>   the last `BARS_KEPT` closed bars, oldest first
+  market.marks.<symbol>             latest mark {price, bid, ask, last, ts}
+  market.session                    {status: open|closed, session_date, ts}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from tradelab.events import Event
+
+Change = tuple[str, Any]
+BARS_KEPT = 200
+_BAR_FIELDS = ("start", "end", "open", "high", "low", "close", "volume", "ticks")
+
+
+def bar_reducer(view: Any, event: Event) -> Iterable[Change]:
+    p = event.payload
+    path = f"market.bars.{p['symbol']}.{p['interval']}"
+    bar = {name: p[name] for name in _BAR_FIELDS}
+    previous = view.get(path) or ()
+    # Snapshots may hand back lists; build a fresh tuple either way and keep it bounded.
+    return [(path, (*previous[-(BARS_KEPT - 1):], bar))]
+
+
+def mark_reducer(view: Any, event: Event) -> Iterable[Change]:
+    p = event.payload
+    mark = {
+        "price": p["price"],
+        "bid": p.get("bid"),
+        "ask": p.get("ask"),
+        "last": p.get("last"),
+        "ts": p.get("ts", event.ts),
+    }
+    return [(f"market.marks.{p['symbol']}", mark)]
+
+
+def session_reducer(view: Any, event: Event) -> Iterable[Change]:
+    status = "open" if event.topic == "market.session_opened" else "closed"
+    return [
+        (
+            "market.session",
+            {"status": status, "session_date": event.payload.get("session_date"), "ts": event.ts},
+        )
+    ]
+
+
+def reducers() -> dict[str, list[Callable[[Any, Event], Iterable[Change]]]]:
+    return {
+        "market.bar": [bar_reducer],
+        "mark.updated": [mark_reducer],
+        "market.session_opened": [session_reducer],
+        "market.session_closed": [session_reducer],
+    }

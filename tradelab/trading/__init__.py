@@ -1,0 +1,1 @@
+"""The trading book: orders, fills, positions and P&L as reducers over journaled events."""

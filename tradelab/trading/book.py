@@ -1,0 +1,112 @@
+"""Position and P&L arithmetic: pure functions on plain dicts, shared by reducers and the desk.
+
+Quantities are signed units (long > 0, short < 0). Average price is the volume-weighted entry of
+the open quantity; closing against it realizes (exit - average) x closed units x direction.
+Fees are kept apart from gross P&L: net = realized + unrealized - fees. Thread-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def position_id(strategy: str, symbol: str) -> str:
+    """Positions are per strategy and symbol, so P&L is attributed to the strategy that traded."""
+    return f"{strategy}:{symbol}"
+
+
+def empty_position(strategy: str, symbol: str, lot_size: int) -> dict[str, Any]:
+    return {
+        "position_id": position_id(strategy, symbol),
+        "strategy": strategy,
+        "symbol": symbol,
+        "lot_size": lot_size,
+        "net_quantity": 0,
+        "lots": 0.0,
+        "average_price": 0.0,
+        "realized_pnl": 0.0,
+        "unrealized_pnl": 0.0,
+        "fees": 0.0,
+        "mark": None,
+        "trades": 0,
+        "status": "flat",
+    }
+
+
+def apply_fill(
+    position: Mapping[str, Any], signed_quantity: int, price: float, fee: float = 0.0
+) -> tuple[dict[str, Any], float]:
+    """The position after a fill of `signed_quantity` at `price`, and the P&L it realized.
+
+    Adding to a position re-averages the entry; reducing realizes P&L on the closed units and
+    keeps the average; crossing through zero closes everything and opens the rest at `price`.
+    """
+    net = int(position["net_quantity"])
+    average = float(position["average_price"])
+    realized = 0.0
+    if net == 0 or (net > 0) == (signed_quantity > 0):
+        new_net = net + signed_quantity
+        new_average = (abs(net) * average + abs(signed_quantity) * price) / abs(new_net)
+    else:
+        closing = min(abs(signed_quantity), abs(net))
+        direction = 1 if net > 0 else -1
+        realized = closing * (price - average) * direction
+        new_net = net + signed_quantity
+        if new_net == 0:
+            new_average = 0.0
+        elif (new_net > 0) == (net > 0):
+            new_average = average
+        else:
+            new_average = price  # reversed: the remainder opened at this fill's price
+    mark = position.get("mark")
+    updated = dict(position)
+    updated["net_quantity"] = new_net
+    updated["lots"] = new_net / int(position["lot_size"])
+    updated["average_price"] = new_average
+    updated["realized_pnl"] = float(position["realized_pnl"]) + realized
+    updated["fees"] = float(position["fees"]) + fee
+    updated["mark"] = price if mark is None else mark
+    updated["unrealized_pnl"] = unrealized(new_net, new_average, updated["mark"])
+    updated["trades"] = int(position.get("trades", 0)) + 1
+    updated["status"] = "open" if new_net else "flat"
+    return updated, realized
+
+
+def unrealized(net_quantity: int, average_price: float, mark: float | None) -> float:
+    if not net_quantity or mark is None:
+        return 0.0
+    return (mark - average_price) * net_quantity
+
+
+def remark(position: Mapping[str, Any], mark: float) -> dict[str, Any]:
+    """The position valued at a new mark price."""
+    updated = dict(position)
+    updated["mark"] = mark
+    updated["unrealized_pnl"] = unrealized(
+        int(position["net_quantity"]), float(position["average_price"]), mark
+    )
+    return updated
+
+
+def totals(positions: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Book-wide and per-strategy realized, unrealized, fees and net P&L."""
+    realized = unreal = fees = 0.0
+    by_strategy: dict[str, dict[str, float]] = {}
+    for pos in positions.values():
+        r, u, f = float(pos["realized_pnl"]), float(pos["unrealized_pnl"]), float(pos["fees"])
+        realized, unreal, fees = realized + r, unreal + u, fees + f
+        s = by_strategy.setdefault(
+            pos["strategy"], {"realized": 0.0, "unrealized": 0.0, "fees": 0.0, "net": 0.0}
+        )
+        s["realized"] += r
+        s["unrealized"] += u
+        s["fees"] += f
+        s["net"] = s["realized"] + s["unrealized"] - s["fees"]
+    return {
+        "realized": realized,
+        "unrealized": unreal,
+        "fees": fees,
+        "net": realized + unreal - fees,
+        "by_strategy": by_strategy,
+    }
