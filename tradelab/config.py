@@ -1,0 +1,77 @@
+"""`EngineConfig`: every knob of the engine, its journal, snapshots and segments, declared once.
+
+A param.Parameterized so bounds are checked on assignment and a notebook can show it with
+`pn.Param`. Read by the engine at `start()`; changing it afterwards has no effect.
+"""
+
+from __future__ import annotations
+
+import param
+
+
+class EngineConfig(param.Parameterized):
+    """How an `Engine` journals, snapshots and seals its events."""
+
+    journal_path = param.String(
+        default="data/lab.duckdb",
+        doc="DuckDB journal file; its parent directory is created when missing.",
+    )
+    group_commit_ms = param.Number(
+        default=10.0,
+        bounds=(0.0, 1000.0),
+        doc="An ordinary event is committed at most this long after it was queued; a critical "
+        "event is committed at once.",
+    )
+    max_group_events = param.Integer(
+        default=20_000,
+        bounds=(1, None),
+        doc="A commit group is closed early when it holds this many events.",
+    )
+    kernel_batch_size = param.Integer(
+        default=1000,
+        bounds=(1, None),
+        doc="The kernel thread takes at most this many submitted events per pass.",
+    )
+    snapshot_every_events = param.Integer(
+        default=100_000, bounds=(0, None), doc="Snapshot after this many events (0 = never)."
+    )
+    snapshot_every_seconds = param.Number(
+        default=300.0, bounds=(0.0, None), doc="Snapshot after this many seconds (0 = never)."
+    )
+    keep_snapshots = param.Integer(
+        default=100, bounds=(1, None), doc="How many of the newest snapshots are kept."
+    )
+    segment_every_events = param.Integer(
+        default=50_000,
+        bounds=(0, None),
+        doc="Seal a Parquet segment for outside readers after this many events (0 = only on "
+        "stop).",
+    )
+    segment_every_seconds = param.Number(
+        default=5.0,
+        bounds=(0.0, None),
+        doc="Seal a Parquet segment at least this often while events arrive (0 = by count only).",
+    )
+    checkpoint_idle_seconds = param.Number(
+        default=1.0,
+        bounds=(0.0, None),
+        doc="CHECKPOINT the DuckDB WAL into the file after the writer was idle this long.",
+    )
+    wal_autocheckpoint = param.String(
+        default="1GB",
+        doc="DuckDB wal_autocheckpoint; the 16 MiB default stalls a commit for ~150 ms.",
+    )
+    open_timeout_seconds = param.Number(
+        default=2.0,
+        bounds=(0.0, None),
+        doc="How long to retry when a reader briefly holds the journal file's lock.",
+    )
+    history_size = param.Integer(
+        default=10_000, bounds=(0, None), doc="Events kept in the bus history ring."
+    )
+    state_schema_version = param.Integer(
+        default=1, bounds=(1, None), doc="Schema version of the state this code builds."
+    )
+    segments_enabled = param.Boolean(
+        default=True, doc="Seal Parquet segments so other processes can read while running."
+    )

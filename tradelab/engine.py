@@ -1,0 +1,391 @@
+"""`Engine`: owns the bus, the store and the journal, and the ONE kernel thread that changes state.
+
+Thread model: `submit` may be called from any thread; it validates and queues. The kernel thread
+stamps seq and ts, applies the event to the store (a reducer failure rejects it before it is
+journaled), hands the batch to the journal writer, then publishes on the bus, in seq order.
+Critical (or wait=True) submitters are released by the writer after the commit holding them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from tradelab.config import EngineConfig
+from tradelab.errors import InvalidInputError, JournalError, LifecycleError, TradelabError
+from tradelab.events import Event, TopicRegistry, now_ns
+from tradelab.journal.journal import Journal
+from tradelab.journal.recovery import RecoveryReport, recover
+from tradelab.journal.snapshots import SnapshotInfo
+from tradelab.journal.writer import JournalWriter, Ticket
+
+log = logging.getLogger(__name__)
+
+CREATED, RECOVERING, READY, RUNNING, STOPPING, STOPPED = (
+    "created", "recovering", "ready", "running", "stopping", "stopped"
+)
+_REDUCER_MODULES = ("tradelab.state.reducers", "tradelab.market.reducers",
+                    "tradelab.trading.reducers")
+
+
+def default_reducers() -> dict[str, list]:
+    """Union of every domain module's `reducers()`; a domain not yet present is skipped."""
+    import importlib
+
+    merged: dict[str, list] = {}
+    for name in _REDUCER_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue
+            raise
+        for topic, reducers in module.reducers().items():
+            merged.setdefault(topic, []).extend(reducers)
+    return merged
+
+
+def build_store(schema_version: int = 1, reducers: Mapping[str, Any] | None = None):
+    """A fresh StateStore with the default reducers (plus `reducers`): what replay folds into."""
+    from tradelab.state import StateStore
+
+    store = StateStore(schema_version=schema_version)
+    store.register_reducers(default_reducers())
+    if reducers:
+        store.register_reducers(reducers)
+    return store
+
+
+class Engine:
+    """One trading session's state engine. Construct, `start()`, `submit(...)`, `stop()`."""
+
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        *,
+        registry: TopicRegistry | None = None,
+        migrations: Any = None,
+        **overrides: Any,
+    ) -> None:
+        from tradelab.bus import EventBus
+        from tradelab.state import MigrationRegistry, StateStore
+
+        self.config = config if config is not None else EngineConfig()
+        if overrides:
+            self.config.param.update(**overrides)
+        self.registry = registry if registry is not None else TopicRegistry()
+        self.bus = EventBus(
+            registry=self.registry, history_size=self.config.history_size, name="engine"
+        )
+        self.migrations = migrations if migrations is not None else MigrationRegistry(
+            snapshot_version=self.config.state_schema_version, topics=self.registry
+        )
+        self.store = StateStore(
+            schema_version=self.config.state_schema_version, migrations=self.migrations
+        )
+        self.store.register_reducers(default_reducers())
+        self.journal: Journal | None = None
+        self.recovery_report: RecoveryReport | None = None
+        self.state = CREATED
+        self.rejected_events = 0
+        self._writer: JournalWriter | None = None
+        self._queue: deque = deque()
+        self._wakeup = threading.Event()
+        self._kernel_idle = False
+        self._accepting = False
+        self._lifecycle_lock = threading.RLock()
+        self._kernel: threading.Thread | None = None
+        self._kernel_ident: int | None = None
+        self._kernel_stop = False
+        self._since_snapshot = 0
+        self._last_snapshot_at = time.monotonic()
+
+    # -- wiring (before start) ------------------------------------------------------------------
+
+    def register_reducers(self, mapping: Mapping[str, Any]) -> None:
+        """Add reducers for topics; only before `start()` (replay must see the same set)."""
+        if self.state != CREATED:
+            raise LifecycleError(f"register reducers before start(); the engine is {self.state}")
+        self.store.register_reducers(mapping)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> Engine:
+        """Open the journal, recover the store, start the writer and kernel: ready -> running."""
+        with self._lifecycle_lock:
+            if self.state != CREATED:
+                raise LifecycleError(f"start() needs a new engine; this one is {self.state}")
+            self.state = RECOVERING
+            cfg = self.config
+            try:
+                self.journal = Journal(
+                    cfg.journal_path,
+                    wal_autocheckpoint=cfg.wal_autocheckpoint,
+                    timeout=cfg.open_timeout_seconds,
+                )
+                report = recover(self.journal, self.store, migrations=self.migrations)
+                self._writer = self.journal.start_writer(
+                    group_commit_ms=cfg.group_commit_ms,
+                    max_group_events=cfg.max_group_events,
+                    keep_snapshots=cfg.keep_snapshots,
+                    checkpoint_idle_seconds=cfg.checkpoint_idle_seconds,
+                    segments=cfg.segments_enabled,
+                    segment_every_events=cfg.segment_every_events,
+                    segment_every_seconds=cfg.segment_every_seconds,
+                )
+            except BaseException:
+                if self.journal is not None:
+                    self.journal.close()
+                    self.journal = None
+                self.state = CREATED
+                raise
+            report.problems = list(self.journal.check.problems) + [
+                p for p in report.problems if p not in self.journal.check.problems
+            ]
+            self.recovery_report = report
+            self._last_snapshot_at = time.monotonic()
+            self._kernel = threading.Thread(target=self._kernel_loop, name="engine-kernel",
+                                            daemon=True)
+            self._kernel.start()
+            self._accepting = True
+            self._emit_state(RECOVERING, CREATED)
+            if report.damage is not None:
+                self._enqueue("journal.damage_detected", report.damage, critical=True)
+            for rejected in report.rejected_snapshots:
+                self._enqueue("snapshot.rejected", rejected)
+            self._enqueue("journal.recovered", report.to_payload())
+            self._set_state(READY)
+            self._set_state(RUNNING)
+            return self
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Drain the queue, snapshot, journal `stopped`, commit, checkpoint, seal and close."""
+        with self._lifecycle_lock:
+            if self.state in (CREATED, STOPPED):
+                self.state = STOPPED
+                self._accepting = False
+                return
+            self._set_state(STOPPING)
+            self._accepting = False
+            try:
+                if self._writer is not None and self._writer.failed is None:
+                    self.snapshot_now(timeout=timeout)
+                self._emit_state(STOPPED, STOPPING, wait=True)
+            except TradelabError:
+                log.exception("engine stop could not snapshot/journal cleanly")
+            self._kernel_stop = True
+            self._wakeup.set()
+            if self._kernel is not None:
+                self._kernel.join(timeout)
+            assert self.journal is not None
+            self.journal.close()
+            self.state = STOPPED
+            self.bus.close()
+
+    def __enter__(self) -> Engine:
+        if self.state == CREATED:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _set_state(self, new: str) -> None:
+        previous, self.state = self.state, new
+        self._emit_state(new, previous)
+
+    def _emit_state(self, new: str, previous: str, wait: bool = False) -> None:
+        self._enqueue("engine.state_changed", {"state": new, "previous": previous}, wait=wait)
+
+    # -- submitting -----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        topic: str,
+        payload: Mapping[str, Any],
+        *,
+        key: str = "",
+        critical: bool | None = None,
+        wait: bool = False,
+        timeout: float | None = 30.0,
+    ) -> Event | None:
+        """Queue an event from any thread; critical (or wait=True) blocks until durable.
+
+        Returns the stamped Event when it blocked, else None. Called on the kernel thread (from a
+        bus handler) it never blocks: blocking there would deadlock, so it returns None.
+        """
+        if not self._accepting:
+            raise LifecycleError(
+                f"engine is {self.state}; submit({topic!r}) needs a running engine"
+            )
+        return self._enqueue(topic, payload, key=key, critical=critical, wait=wait,
+                             timeout=timeout)
+
+    def _enqueue(self, topic, payload, *, key="", critical=None, wait=False, timeout=30.0):
+        event = self.registry.make_event(topic, payload, key=key, critical=critical)
+        if self.registry.is_transient(topic):
+            self.bus.publish_event(event)
+            return event
+        writer = self._writer
+        if writer is not None and writer.failed is not None:
+            raise JournalError(f"journal is not writable: {writer.failed}")
+        if (event.critical or wait) and threading.get_ident() != self._kernel_ident:
+            ticket = Ticket()
+            self._queue.append((event, ticket))
+            if self._kernel_idle:
+                self._wakeup.set()
+            return ticket.wait(timeout)
+        self._queue.append((event, None))
+        if self._kernel_idle:
+            self._wakeup.set()
+        return None
+
+    def publish_transient(self, topic: str, payload: Mapping[str, Any], key: str = "") -> Event:
+        """Publish a transient topic (e.g. market.tick) on the bus only: no seq, store, journal."""
+        if not self.registry.is_transient(topic):
+            raise InvalidInputError(
+                f"topic {topic!r} is not transient; journaled topics go through submit()"
+            )
+        event = self.registry.make_event(topic, payload, key=key)
+        self.bus.publish_event(event)
+        return event
+
+    def flush(self, timeout: float | None = 30.0) -> int:
+        """Block until everything submitted so far is applied and durable; return its seq."""
+        done = Ticket()
+        self._queue.append((None, done))
+        self._wakeup.set()
+        done.wait(timeout)
+        assert self._writer is not None
+        return self._writer.flush(timeout)
+
+    def snapshot_now(self, timeout: float | None = 60.0) -> SnapshotInfo:
+        """Take a snapshot now (copied on the kernel thread, written by the writer); wait for it."""
+        if self.state not in (RUNNING, READY, STOPPING):
+            raise LifecycleError(f"snapshot_now() needs a running engine; it is {self.state}")
+        done = Ticket()
+        self._queue.append((None, ("snapshot", done)))
+        self._wakeup.set()
+        return done.wait(timeout)
+
+    # -- kernel thread --------------------------------------------------------------------------
+
+    def _kernel_loop(self) -> None:
+        self._kernel_ident = threading.get_ident()
+        queue, wakeup = self._queue, self._wakeup
+        limit = self.config.kernel_batch_size
+        while True:
+            if not queue:
+                if self._kernel_stop:
+                    return
+                self._kernel_idle = True
+                wakeup.clear()
+                if not queue:
+                    wakeup.wait(self._idle_wait())
+                self._kernel_idle = False
+                self._maybe_snapshot()
+                continue
+            batch = [queue.popleft() for _ in range(min(limit, len(queue)))]
+            try:
+                self._process(batch)
+            except BaseException:  # keep the kernel alive; the failure is in the log
+                log.exception("engine kernel failed to process a batch")
+
+    def _idle_wait(self) -> float:
+        every = self.config.snapshot_every_seconds
+        return 0.5 if not every else max(0.01, min(0.5, every))
+
+    def _process(self, batch: list) -> None:
+        store, writer = self.store, self._writer
+        assert writer is not None
+        stamped: list[Event] = []
+        tickets: list[Ticket] = []
+        controls = []
+        urgent = False
+        seq = store.version
+        for event, ticket in batch:
+            if event is None:
+                controls.append(ticket)
+                continue
+            seq += 1
+            event = Event(seq, now_ns(), event.topic, event.key, event.payload, event.critical,
+                          event.schema_version)
+            try:
+                store.apply(event)
+            except TradelabError as exc:
+                seq -= 1
+                self.rejected_events += 1
+                log.warning("event %s rejected by the store: %s", event.topic, exc)
+                if ticket is not None:
+                    ticket.resolve(exc)
+                continue
+            stamped.append(event)
+            if event.critical:
+                urgent = True
+            if ticket is not None:
+                ticket.event = event
+                tickets.append(ticket)
+        writer.append(stamped, tickets, urgent=urgent)
+        publish = self.bus.publish_event
+        for event in stamped:
+            publish(event)
+        self._since_snapshot += len(stamped)
+        for control in controls:
+            self._run_control(control)
+        self._maybe_snapshot()
+
+    def _run_control(self, control: Any) -> None:
+        if isinstance(control, Ticket):  # a flush barrier: everything before it is applied
+            control.event = Event(self.store.version, now_ns(), "engine.flushed", "", {})
+            control.resolve()
+        else:
+            _, done = control
+            self._take_snapshot(done)
+
+    def _maybe_snapshot(self) -> None:
+        cfg = self.config
+        if self._since_snapshot == 0:
+            return
+        if (cfg.snapshot_every_events and self._since_snapshot >= cfg.snapshot_every_events) or (
+            cfg.snapshot_every_seconds
+            and time.monotonic() - self._last_snapshot_at >= cfg.snapshot_every_seconds
+        ):
+            self._take_snapshot(None)
+
+    def _take_snapshot(self, done: Ticket | None) -> None:
+        snapshot = self.store.snapshot()  # the copy happens here; serializing on the writer
+        self._since_snapshot = 0
+        self._last_snapshot_at = time.monotonic()
+
+        def written(info: SnapshotInfo | BaseException) -> None:
+            if isinstance(info, BaseException):
+                if done is not None:
+                    done.resolve(info)
+                return
+            self._enqueue("snapshot.taken", info.to_payload())
+            if done is not None:
+                done.event = info
+                done.resolve()
+
+        assert self._writer is not None
+        self._writer.write_snapshot(snapshot, written)
+
+    def metrics(self) -> dict[str, Any]:
+        writer = self._writer
+        return {
+            "state": self.state,
+            "version": self.store.version,
+            "queued": len(self._queue),
+            "rejected_events": self.rejected_events,
+            "durable_seq": writer.durable_seq if writer else 0,
+            "groups_committed": writer.groups_committed if writer else 0,
+            "events_committed": writer.events_committed if writer else 0,
+        }
+
+    def __repr__(self) -> str:
+        return f"Engine({self.config.journal_path!r}, state={self.state}, seq={self.store.version})"
+

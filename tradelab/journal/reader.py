@@ -1,0 +1,137 @@
+"""`JournalReader`: read a journal's history from another process, even while an engine writes it.
+
+DuckDB lets one process hold a file read-write OR many hold it read-only, never both, so a
+notebook cannot open a running engine's `lab.duckdb`. The engine therefore seals its events
+into Parquet segments (`<dir>/<stem>.segments/events-<first>-<last>.parquet`, written to a
+temporary name then renamed, every `segment_every_events` events or `segment_every_seconds`,
+and on stop). The reader:
+
+* when the journal file can be opened read-only (no engine running), reads it directly
+  (`source == "journal"`: everything, plus the snapshots table);
+* when the file is locked by a running engine, reads the sealed segments with an in-memory
+  DuckDB (`source == "segments"`: everything up to the last sealed seq, typically seconds old);
+  it never lets DuckDB's "Conflicting lock" error reach the caller.
+
+Each query resolves the source afresh and holds the file only for the query's duration, so a
+reader never keeps an engine from starting (the engine also retries a briefly held lock). Not
+shared between threads: make one reader per thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from tradelab.errors import JournalError
+from tradelab.events import Event
+from tradelab.journal import schema
+from tradelab.journal.journal import rows_to_events
+from tradelab.journal.segments import SEGMENT_GLOB, list_segments, segment_dir
+
+_EMPTY_EVENTS = (
+    "SELECT CAST(NULL AS BIGINT) AS seq, CAST(NULL AS BIGINT) AS ts, CAST(NULL AS VARCHAR) AS "
+    "topic, CAST(NULL AS VARCHAR) AS key, CAST(NULL AS BOOLEAN) AS critical, CAST(NULL AS "
+    "INTEGER) AS schema_version, CAST(NULL AS VARCHAR) AS payload WHERE false"
+)
+
+
+class JournalReader:
+    """SQL over a journal's `events` (and, when not locked, `snapshots`) from any process."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.segments_dir = segment_dir(self.path)
+        self.source = ""
+        self.note = ""
+        if not self.path.exists() and not self.segments_dir.is_dir():
+            raise JournalError(
+                f"no journal at {self.path} and no sealed segments in {self.segments_dir}"
+            )
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        """A connection in which `events` names the journal's events, from the best source."""
+        if self.path.exists():
+            try:
+                con = duckdb.connect(str(self.path), read_only=True)
+            except duckdb.Error as exc:
+                if not schema.is_lock_error(exc):
+                    raise JournalError(
+                        f"cannot read journal {self.path}: {str(exc).splitlines()[0]}"
+                    ) from None
+            else:
+                self.source, self.note = "journal", ""
+                return con
+        con = duckdb.connect()
+        segments = list_segments(self.segments_dir)
+        if segments:
+            glob = str(self.segments_dir / SEGMENT_GLOB)
+            con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{_quote(glob)}')")
+            self.note = (
+                f"journal file is in use by a running engine; reading {len(segments)} sealed "
+                f"segment(s) up to seq {segments[-1][1]}"
+            )
+        else:
+            con.execute(f"CREATE VIEW events AS {_EMPTY_EVENTS}")
+            self.note = (
+                "journal file is in use by a running engine and no segment is sealed yet; "
+                "events appear here once the engine seals its first segment"
+            )
+        self.source = "segments"
+        return con
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        """Run SQL where `events` is the journal's events table; return all rows."""
+        con = self._open()
+        try:
+            return con.execute(sql, params or []).fetchall()
+        except duckdb.CatalogException as exc:
+            raise JournalError(
+                f"{exc}; with source {self.source!r} only the tables of that source exist"
+            ) from None
+        finally:
+            con.close()
+
+    def df(self, sql: str, params: list[Any] | None = None):
+        """Like `query`, as a pandas DataFrame."""
+        con = self._open()
+        try:
+            return con.execute(sql, params or []).df()
+        finally:
+            con.close()
+
+    def last_seq(self) -> int:
+        return int(self.query("SELECT coalesce(max(seq), 0) FROM events")[0][0])
+
+    def count(self) -> int:
+        return int(self.query("SELECT count(*) FROM events")[0][0])
+
+    def counts_by_topic(self) -> dict[str, int]:
+        rows = self.query("SELECT topic, count(*) FROM events GROUP BY topic ORDER BY topic")
+        return {topic: int(n) for topic, n in rows}
+
+    def events(
+        self, since_seq: int = 0, limit: int | None = None, topic: str | None = None
+    ) -> list[Event]:
+        """Events after `since_seq` in seq order (optionally one topic, at most `limit`)."""
+        sql = (
+            "SELECT seq, ts, topic, key, critical, schema_version, payload FROM events "
+            "WHERE seq > ?"
+        )
+        params: list[Any] = [since_seq]
+        if topic is not None:
+            sql += " AND topic = ?"
+            params.append(topic)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        con = self._open()
+        try:
+            return rows_to_events(con.execute(sql, params).to_arrow_table())
+        finally:
+            con.close()
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")

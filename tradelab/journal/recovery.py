@@ -1,0 +1,154 @@
+"""Recovery: newest good snapshot + migration + replay of the tail, and the report of what it did.
+
+`recover` rebuilds a store from an open `Journal`; `replay_into` folds journal events into a
+store (upcasting old payloads). Both run on the caller's thread before the kernel starts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import duckdb
+
+from tradelab.errors import InvalidInputError, SchemaVersionError, StateError
+from tradelab.journal.journal import Journal, iter_event_batches
+from tradelab.journal.snapshots import SnapshotInfo, read_verified_state
+
+
+@dataclass
+class RecoveryReport:
+    """What opening a journal did: which snapshot, how many events replayed, what was wrong."""
+
+    path: str
+    snapshot_id: int | None = None
+    snapshot_seq: int = 0
+    events_replayed: int = 0
+    last_seq: int = 0
+    journal_events: int = 0
+    seconds: float = 0.0
+    state_hash: str = ""
+    rejected_snapshots: list[dict[str, Any]] = field(default_factory=list)
+    damage: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.damage is None and not self.rejected_snapshots
+
+    def to_payload(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        used = (
+            f"snapshot {self.snapshot_id} (seq {self.snapshot_seq})"
+            if self.snapshot_id is not None
+            else "no snapshot"
+        )
+        text = (
+            f"recovered {self.path}: {used} + {self.events_replayed} events replayed -> seq "
+            f"{self.last_seq} in {self.seconds * 1000:.1f} ms"
+        )
+        return "\n".join([text, *(f"  problem: {p}" for p in self.problems)])
+
+
+def replay_into(
+    store: Any,
+    con: duckdb.DuckDBPyConnection,
+    *,
+    since_seq: int = 0,
+    upto_seq: int | None = None,
+    migrations: Any = None,
+    batch_rows: int = 50_000,
+) -> int:
+    """Apply journal events since_seq < seq <= upto_seq to `store`; return how many."""
+    applied = 0
+    upcast = migrations.upcast_event if migrations is not None else None
+    for events in iter_event_batches(con, since_seq, upto_seq, batch_rows):
+        if upcast is not None:
+            events = [upcast(event) for event in events]
+        store.apply_batch(events)
+        applied += len(events)
+    return applied
+
+
+def load_snapshot_state(state_bytes: bytes, info: SnapshotInfo, migrations: Any = None):
+    """Parse (and upcast) a verified snapshot row into a StateSnapshot."""
+    from tradelab.state import StateSnapshot
+
+    snapshot = StateSnapshot.from_bytes(state_bytes)
+    if snapshot.seq != info.last_seq:
+        raise InvalidInputError(
+            f"snapshot {info.id} says seq {snapshot.seq} inside but {info.last_seq} in its row"
+        )
+    if migrations is not None:
+        snapshot = migrations.upcast_snapshot(snapshot)
+    return snapshot
+
+
+def choose_snapshot(
+    con: duckdb.DuckDBPyConnection,
+    snapshots: list[SnapshotInfo],
+    last_seq: int,
+    migrations: Any,
+    rejected: list[dict[str, Any]],
+):
+    """The newest snapshot that verifies, as (info, StateSnapshot), or (None, None).
+
+    Every snapshot skipped on the way is appended to `rejected` with its reason. A snapshot of a
+    newer schema is not skipped: SchemaVersionError (older code must not rewrite newer data).
+    """
+    for info in snapshots:
+        reason = None
+        if info.last_seq > last_seq:
+            reason = f"covers seq {info.last_seq} beyond the journal's last seq {last_seq}"
+        else:
+            state_bytes = read_verified_state(con, info)
+            if state_bytes is None:
+                reason = f"sha256 mismatch (stored {info.sha256[:12]}...)"
+            else:
+                try:
+                    return info, load_snapshot_state(state_bytes, info, migrations)
+                except SchemaVersionError:
+                    raise
+                except (InvalidInputError, StateError, ValueError, KeyError, TypeError) as exc:
+                    reason = f"unreadable: {exc}"
+        rejected.append(
+            {"snapshot_id": info.id, "last_seq": info.last_seq, "sha256": info.sha256,
+             "reason": reason}
+        )
+    return None, None
+
+
+def recover(journal: Journal, store: Any, *, migrations: Any = None) -> RecoveryReport:
+    """Rebuild `store` (fresh, version 0) from `journal`: snapshot, migrate, replay, report."""
+    started = time.perf_counter()
+    check = journal.check
+    report = RecoveryReport(
+        path=str(journal.path),
+        journal_events=check.count,
+        damage=check.damage,
+        problems=list(check.problems),
+    )
+    info, snapshot = choose_snapshot(
+        journal.con, journal.snapshots(), check.last_seq, migrations, report.rejected_snapshots
+    )
+    for rejected in report.rejected_snapshots:
+        report.problems.append(
+            f"snapshot {rejected['snapshot_id']} (seq {rejected['last_seq']}) rejected: "
+            f"{rejected['reason']}"
+        )
+    if snapshot is not None:
+        store.load_snapshot(snapshot)
+        report.snapshot_id = info.id
+        report.snapshot_seq = info.last_seq
+    # A store built with migrations upcasts events itself; upcast here only for one without.
+    event_migrations = migrations if getattr(store, "migrations", None) is None else None
+    report.events_replayed = replay_into(
+        store, journal.con, since_seq=store.version, migrations=event_migrations
+    )
+    report.last_seq = store.version
+    report.state_hash = store.state_hash()
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,290 @@
+"""The journal writer: one thread that group-commits stamped events (and snapshots) to DuckDB.
+
+Thread model: the kernel thread calls `append` / `write_snapshot`; any thread may call `flush`.
+Only the writer thread touches its DuckDB cursor. A group is one Arrow insert (one transaction);
+critical events close a group at once, ordinary ones wait at most `group_commit_ms`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+import msgspec
+import pyarrow as pa
+
+from tradelab.errors import JournalError, TradelabError
+from tradelab.events import Event
+from tradelab.journal.schema import EVENTS_ARROW_SCHEMA
+from tradelab.journal.snapshots import SnapshotInfo, write_snapshot
+from tradelab.journal.tailmark import TailMark
+
+log = logging.getLogger(__name__)
+
+_encode = msgspec.json.Encoder().encode
+
+
+class Ticket:
+    """What a blocking submitter waits on: released once the commit holding its event returned."""
+
+    __slots__ = ("event", "error", "_done")
+
+    def __init__(self) -> None:
+        self.event: Event | None = None
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+
+    def resolve(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self._done.set()
+
+    def wait(self, timeout: float | None = None) -> Event:
+        if not self._done.wait(timeout):
+            raise JournalError(f"event was not durable within {timeout} s")
+        if self.error is not None:
+            raise self.error
+        assert self.event is not None
+        return self.event
+
+
+def events_to_arrow(events: list[Event]) -> pa.Table:
+    """One Arrow table for a group; payloads are pre-encoded JSON (msgspec) in a string column."""
+    return pa.Table.from_arrays(
+        [
+            pa.array([e.seq for e in events], pa.int64()),
+            pa.array([e.ts for e in events], pa.int64()),
+            pa.array([e.topic for e in events], pa.string()),
+            pa.array([e.key for e in events], pa.string()),
+            pa.array([e.critical for e in events], pa.bool_()),
+            pa.array([e.schema_version for e in events], pa.int32()),
+            pa.array([_encode(e.payload) for e in events], pa.string()),
+        ],
+        schema=EVENTS_ARROW_SCHEMA,
+    )
+
+
+GroupCallback = Callable[[pa.Table], None]
+# Called on the writer thread with the stored snapshot's info, or with the error that stopped it.
+SnapshotCallback = Callable[[SnapshotInfo | BaseException], None]
+
+
+class JournalWriter:
+    """Group commit of events to the `events` table, plus snapshot writes, on one thread."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        tailmark: TailMark,
+        *,
+        last_seq: int,
+        next_snapshot_id: int,
+        group_commit_ms: float = 10.0,
+        max_group_events: int = 20_000,
+        keep_snapshots: int = 100,
+        checkpoint_idle_seconds: float = 1.0,
+        on_group_committed: GroupCallback | None = None,
+        name: str = "journal-writer",
+    ) -> None:
+        self._con = con
+        self._tailmark = tailmark
+        self._window = group_commit_ms / 1000.0
+        self._max_group = max_group_events
+        self._keep_snapshots = keep_snapshots
+        self._checkpoint_idle = checkpoint_idle_seconds
+        self._on_group = on_group_committed
+        self._cond = threading.Condition()
+        self._pending: list[Event] = []
+        self._pending_tickets: list[Ticket] = []
+        self._pending_since = 0.0
+        self._urgent = False
+        self._snapshot_jobs: list[tuple[Any, SnapshotCallback | None]] = []
+        self._stopping = False
+        self._appended_seq = last_seq
+        self._durable_seq = last_seq
+        self._durable_cond = threading.Condition()
+        self._next_snapshot_id = next_snapshot_id
+        self._dirty_since_checkpoint = False
+        self.failed: BaseException | None = None
+        self.groups_committed = 0
+        self.events_committed = 0
+        self.commit_seconds = 0.0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @property
+    def durable_seq(self) -> int:
+        return self._durable_seq
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def append(
+        self, events: list[Event], tickets: list[Ticket] | None = None, *, urgent: bool = False
+    ) -> None:
+        """Queue stamped events (in seq order); `tickets` are released after their commit.
+
+        `urgent` (or any ticket) closes the group at once instead of waiting for the window.
+        """
+        if not events:
+            return
+        with self._cond:
+            if self.failed is not None:
+                for ticket in tickets or ():
+                    ticket.resolve(self.failed)
+                return
+            if not self._pending:
+                self._pending_since = time.monotonic()
+            self._pending.extend(events)
+            self._appended_seq = events[-1].seq
+            if tickets:
+                self._pending_tickets.extend(tickets)
+                self._urgent = True
+            elif urgent:
+                self._urgent = True
+            self._cond.notify()
+
+    def write_snapshot(self, snapshot: Any, on_written: SnapshotCallback | None = None) -> None:
+        """Serialize and store `snapshot` on the writer thread, after the events queued before it."""
+        with self._cond:
+            self._snapshot_jobs.append((snapshot, on_written))
+            self._cond.notify()
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Block until every event appended so far is committed; return the durable seq."""
+        target = self._appended_seq
+        with self._cond:
+            self._urgent = True
+            self._cond.notify()
+        with self._durable_cond:
+            ok = self._durable_cond.wait_for(
+                lambda: self._durable_seq >= target or self.failed is not None, timeout
+            )
+        if self.failed is not None:
+            raise JournalError(f"journal writer failed: {self.failed}")
+        if not ok:
+            raise JournalError(f"journal flush to seq {target} did not finish in {timeout} s")
+        return self._durable_seq
+
+    def stop(self) -> None:
+        """Commit what is queued, CHECKPOINT, and end the thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._tailmark.close()
+
+    # -- writer thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        cur = self._con.cursor()
+        last_activity = time.monotonic()
+        try:
+            while True:
+                with self._cond:
+                    events, tickets, jobs, stopping = self._take_work()
+                if events:
+                    self._commit_group(cur, events, tickets)
+                for snapshot, on_written in jobs:
+                    self._write_snapshot(cur, snapshot, on_written)
+                if events or jobs:
+                    last_activity = time.monotonic()
+                    self._dirty_since_checkpoint = True
+                elif self._dirty_since_checkpoint and (
+                    time.monotonic() - last_activity >= self._checkpoint_idle
+                ):
+                    self._checkpoint(cur)
+                if stopping and not events and not jobs:
+                    if self._dirty_since_checkpoint:
+                        self._checkpoint(cur)
+                    return
+        except BaseException as exc:  # the writer must never die silently
+            log.exception("journal writer failed")
+            self._fail(exc)
+        finally:
+            cur.close()
+
+    def _take_work(self) -> tuple[list[Event], list[Ticket], list, bool]:
+        """Wait (holding the condition) until a group is due; return it and snapshot jobs."""
+        while True:
+            if self._pending:
+                due = self._pending_since + self._window
+                now = time.monotonic()
+                if (
+                    self._urgent
+                    or self._stopping
+                    or now >= due
+                    or len(self._pending) >= self._max_group
+                    or self._snapshot_jobs
+                ):
+                    break
+                self._cond.wait(due - now)
+            elif self._snapshot_jobs or self._stopping:
+                break
+            else:
+                # Idle: wake up once in a while so an idle CHECKPOINT can run.
+                if not self._cond.wait(self._checkpoint_idle or 1.0):
+                    break
+        events, self._pending = self._pending, []
+        tickets, self._pending_tickets = self._pending_tickets, []
+        jobs, self._snapshot_jobs = self._snapshot_jobs, []
+        self._urgent = False
+        return events, tickets, jobs, self._stopping
+
+    def _commit_group(self, cur: duckdb.DuckDBPyConnection, events: list[Event], tickets) -> None:
+        journal_group = events_to_arrow(events)  # noqa: F841 (read by DuckDB's replacement scan)
+        started = time.perf_counter()
+        try:
+            cur.execute("INSERT INTO events SELECT * FROM journal_group")
+        except duckdb.Error as exc:
+            error = JournalError(
+                f"commit of events {events[0].seq}..{events[-1].seq} failed: {exc}"
+            )
+            for ticket in tickets:
+                ticket.resolve(error)
+            raise error from None
+        self.commit_seconds += time.perf_counter() - started
+        last = events[-1].seq
+        with self._durable_cond:
+            self._durable_seq = last
+            self._durable_cond.notify_all()
+        for ticket in tickets:
+            ticket.resolve()
+        self.groups_committed += 1
+        self.events_committed += len(events)
+        # After the acks: the mark only detects a lost tail, it adds no durability.
+        self._tailmark.write(last)
+        if self._on_group is not None:
+            self._on_group(journal_group)
+
+    def _write_snapshot(self, cur, snapshot: Any, on_written: SnapshotCallback | None) -> None:
+        try:
+            info = write_snapshot(cur, self._next_snapshot_id, snapshot, keep=self._keep_snapshots)
+        except (duckdb.Error, TradelabError, ValueError) as exc:
+            # A snapshot is an optimisation: losing one must not stop the event journal.
+            log.exception("snapshot at seq %s was not written", getattr(snapshot, "seq", "?"))
+            info = JournalError(f"snapshot was not written: {exc}")
+        else:
+            self._next_snapshot_id += 1
+        if on_written is not None:
+            try:
+                on_written(info)
+            except Exception:  # a failing listener must not stop the journal
+                log.exception("snapshot listener failed")
+
+    def _checkpoint(self, cur: duckdb.DuckDBPyConnection) -> None:
+        cur.execute("CHECKPOINT")
+        self._dirty_since_checkpoint = False
+
+    def _fail(self, exc: BaseException) -> None:
+        error = exc if isinstance(exc, JournalError) else JournalError(f"journal writer: {exc}")
+        with self._cond:
+            self.failed = error
+            tickets, self._pending_tickets = self._pending_tickets, []
+        for ticket in tickets:
+            ticket.resolve(error)
+        with self._durable_cond:
+            self._durable_cond.notify_all()
