@@ -1,0 +1,135 @@
+"""Dot paths into the state tree: parsing, glob patterns, and the plain-data value check.
+
+Pure functions with no shared mutable state except a bounded parse cache (thread-safe through
+`functools.lru_cache`), so any thread may call them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+
+from tradelab.errors import StateError
+
+Segments = tuple[str, ...]
+
+
+class _Missing:
+    """Marks 'no value here' inside the store (a stored None is a real value)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+class _Delete:
+    """The value a reducer returns for a path to remove it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+DELETE: Any = _Delete()
+
+
+@lru_cache(maxsize=65_536)
+def parse_path(path: str) -> Segments:
+    """'trading.positions.P1' -> ('trading', 'positions', 'P1'); a malformed path is a StateError.
+
+    A segment is any non-empty text without '.' or '*'; `*` is only meaningful in watch patterns.
+    """
+    if not isinstance(path, str):
+        raise StateError(f"state path must be a str like 'pnl.daily', got {type(path).__name__} "
+                         f"{path!r}")
+    segments = tuple(path.split("."))
+    for segment in segments:
+        if not segment or "*" in segment or segment.strip() != segment:
+            raise StateError(
+                f"state path {path!r} is malformed; expected dot-separated non-empty names "
+                "without '*' or surrounding spaces, e.g. 'trading.positions.P1'"
+            )
+    return segments
+
+
+@lru_cache(maxsize=4_096)
+def parse_pattern(pattern: str) -> Segments:
+    """Like `parse_path`, but a segment may be `*` (exactly one level, any name)."""
+    if not isinstance(pattern, str):
+        raise StateError(f"watch pattern must be a str like 'trading.positions.*', got "
+                         f"{type(pattern).__name__} {pattern!r}")
+    segments = tuple(pattern.split("."))
+    for segment in segments:
+        if not segment or segment.strip() != segment or ("*" in segment and segment != "*"):
+            raise StateError(
+                f"watch pattern {pattern!r} is malformed; expected dot-separated names or '*' "
+                "for one whole level, e.g. 'trading.positions.*'"
+            )
+    return segments
+
+
+def join_path(segments: Segments) -> str:
+    return ".".join(segments)
+
+
+def prefix_matches(pattern: Segments, segments: Segments) -> bool:
+    """True when the first len(pattern)/len(segments) levels agree (whichever is shorter)."""
+    for want, have in zip(pattern, segments, strict=False):
+        if want != "*" and want != have:
+            return False
+    return True
+
+
+def expand_pattern(value: Any, pattern_rest: Segments, prefix: Segments) -> Iterator[
+        tuple[Segments, Any]]:
+    """Every concrete (path, value) below `value` (located at `prefix`) matching `pattern_rest`."""
+    if not pattern_rest:
+        yield prefix, value
+        return
+    if type(value) is not dict:
+        return
+    head, rest = pattern_rest[0], pattern_rest[1:]
+    if head == "*":
+        for name, child in value.items():
+            yield from expand_pattern(child, rest, (*prefix, name))
+    elif head in value:
+        yield from expand_pattern(value[head], rest, (*prefix, head))
+
+
+_SCALARS = frozenset((str, int, bool, type(None)))
+
+
+def check_plain(value: Any, where: str) -> None:
+    """Raise StateError unless `value` is JSON-plain data with finite floats and str keys.
+
+    Only such values hash and snapshot identically across processes.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return
+    if kind is float:
+        if not math.isfinite(value):
+            raise StateError(f"{where} would store {value!r}; numbers in state must be finite")
+        return
+    if kind is dict:
+        for key, child in value.items():
+            if type(key) is not str:
+                raise StateError(f"{where} would store a dict key {key!r} of type "
+                                 f"{type(key).__name__}; keys must be str")
+            check_plain(child, f"{where}.{key}")
+        return
+    if kind is list or kind is tuple:
+        for index, child in enumerate(value):
+            check_plain(child, f"{where}[{index}]")
+        return
+    raise StateError(
+        f"{where} would store a {kind.__name__} ({value!r:.60}); state holds only str, int, "
+        "float, bool, None, list, tuple and dict"
+    )

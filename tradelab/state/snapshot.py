@@ -1,0 +1,104 @@
+"""Point-in-time copies of the state tree and its canonical JSON form and hash.
+
+A `StateSnapshot` owns its own plain dicts (independent of later changes to the store); it is
+immutable by convention and safe to hand to any thread. The canonical form is JSON with sorted
+keys and shortest-repr floats, so equal state gives equal bytes and sha256 in every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from tradelab.errors import InvalidInputError, StateError
+
+SNAPSHOT_FORMAT = "tradelab.state-snapshot/1"
+
+_canonical = msgspec.json.Encoder(order="sorted")
+_decoder = msgspec.json.Decoder()
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted-key JSON bytes of plain data: the one serialization hashes are taken over."""
+    try:
+        return _canonical.encode(value)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise StateError(f"state is not plain JSON data: {exc}") from None
+
+
+def state_sha256(state: Any) -> str:
+    """sha256 hex of the canonical JSON of `state` (equal state => equal hash, any process)."""
+    return hashlib.sha256(canonical_json(state)).hexdigest()
+
+
+def plain_copy(state: Any) -> Any:
+    """A deep copy made of fresh dicts/lists (tuples become lists, exactly as after a JSON trip)."""
+    return _decoder.decode(canonical_json(state))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StateSnapshot:
+    """The whole state after event `seq`, written by schema `schema_version`.
+
+    `state` is plain nested dicts; `meta` is the per-path change record (see tradelab.state.meta)
+    in plain lists, or None when unknown. Treat both as read-only.
+    """
+
+    seq: int
+    schema_version: int
+    state: dict[str, Any]
+    meta: list | None = None
+    _hash: list = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if type(self.seq) is not int or self.seq < 0:
+            raise InvalidInputError(f"snapshot seq must be an int >= 0, got {self.seq!r}")
+        if type(self.schema_version) is not int or self.schema_version < 1:
+            raise InvalidInputError(
+                f"snapshot schema_version must be an int >= 1, got {self.schema_version!r}"
+            )
+        if not isinstance(self.state, dict):
+            raise InvalidInputError(
+                f"snapshot state must be a dict, got {type(self.state).__name__}"
+            )
+
+    def sha256(self) -> str:
+        """Canonical hash of `state` alone; equals `StateStore.state_hash()` at this seq."""
+        if not self._hash:
+            self._hash.append(state_sha256(self.state))
+        return self._hash[0]
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON of the whole snapshot (format tag, seq, schema_version, state, meta)."""
+        return canonical_json({
+            "format": SNAPSHOT_FORMAT,
+            "seq": self.seq,
+            "schema_version": self.schema_version,
+            "state": self.state,
+            "meta": self.meta,
+        })
+
+    @classmethod
+    def from_bytes(cls, data: bytes | str) -> StateSnapshot:
+        """Parse bytes written by `to_bytes`; anything else is an InvalidInputError."""
+        try:
+            body = _decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            raise InvalidInputError(f"cannot decode state snapshot: {exc}") from None
+        if not isinstance(body, dict) or body.get("format") != SNAPSHOT_FORMAT:
+            found = body.get("format") if isinstance(body, dict) else type(body).__name__
+            raise InvalidInputError(
+                f"not a state snapshot: format is {found!r}, expected {SNAPSHOT_FORMAT!r}"
+            )
+        missing = [name for name in ("seq", "schema_version", "state") if name not in body]
+        if missing:
+            raise InvalidInputError(f"state snapshot lacks field(s) {', '.join(missing)}")
+        return cls(
+            seq=body["seq"],
+            schema_version=body["schema_version"],
+            state=body["state"],
+            meta=body.get("meta"),
+        )

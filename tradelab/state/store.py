@@ -1,0 +1,349 @@
+"""StateStore: the plain-data state tree that is the fold of the journal, changed only by events.
+
+Thread model: ONE writer thread calls `apply`/`apply_batch`/`load_snapshot`; any thread may call
+`get`, `get_many`, `snapshot`, `state_hash`, `age`, `watch`. Writes and reads take one short lock;
+values handed to readers are never changed afterwards (copy-on-write, see tree.py). Watchers run
+on the writer thread after the change set is complete and the lock is released.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from tradelab.errors import InvalidInputError, SchemaVersionError, SequenceError, StateError
+from tradelab.events import Event
+from tradelab.state.meta import MetaTree, PathMeta
+from tradelab.state.migrations import MigrationRegistry
+from tradelab.state.paths import DELETE, MISSING, check_plain, parse_path
+from tradelab.state.snapshot import StateSnapshot, plain_copy, state_sha256
+from tradelab.state.tree import CowTree
+from tradelab.state.watchers import Watch, WatchCallback, WatcherSet
+
+
+class StateView:
+    """Read-only access to the state for reducers and derived reads. Never mutate what it returns."""
+
+    __slots__ = ("_tree",)
+
+    def __init__(self, tree: CowTree) -> None:
+        self._tree = tree
+
+    def get(self, path: str, default: Any = None) -> Any:
+        value = self._tree.lookup(parse_path(path))
+        return default if value is MISSING else value
+
+    def has(self, path: str) -> bool:
+        return self._tree.lookup(parse_path(path)) is not MISSING
+
+
+Reducer = Callable[[StateView, Event], Iterable[tuple[str, Any]]]
+_SCALARS = frozenset((str, int, bool, type(None)))
+
+
+class StateStore:
+    """The state tree, its version (seq of the last applied event) and per-path change metadata.
+
+    Reducers registered per topic turn an event into `(dot_path, value)` changes (`DELETE`
+    removes). Reducers for one topic run in registration order, each seeing the changes of those
+    before it; all changes of an event (or of a batch) apply atomically.
+    """
+
+    def __init__(
+        self,
+        *,
+        schema_version: int = 1,
+        migrations: MigrationRegistry | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if type(schema_version) is not int or schema_version < 1:
+            raise InvalidInputError(f"schema_version must be an int >= 1, got {schema_version!r}")
+        self.schema_version = schema_version
+        self.migrations = migrations
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._tree = CowTree()
+        self._meta = MetaTree()
+        self._view = StateView(self._tree)
+        self._version = 0
+        self._reducers: dict[str, tuple[Reducer, ...]] = {}
+        self._watchers = WatcherSet()
+        self._events_applied = 0
+        self._batches = 0
+        self._reducer_failures = 0
+
+    # -- reducers -------------------------------------------------------------------------------
+    def register_reducer(self, topic: str, reducer: Reducer) -> None:
+        if not isinstance(topic, str) or not topic:
+            raise InvalidInputError(f"reducer topic must be a non-empty str, got {topic!r}")
+        if not callable(reducer):
+            raise InvalidInputError(
+                f"reducer for topic {topic!r} must be callable, got {type(reducer).__name__}"
+            )
+        with self._lock:
+            reducers = dict(self._reducers)
+            reducers[topic] = (*reducers.get(topic, ()), reducer)
+            self._reducers = reducers
+
+    def register_reducers(self, mapping: Mapping[str, Reducer | Sequence[Reducer]]) -> None:
+        for topic, entry in mapping.items():
+            for reducer in (entry if isinstance(entry, Sequence) else (entry,)):
+                self.register_reducer(topic, reducer)
+
+    def reducers_for(self, topic: str) -> tuple[Reducer, ...]:
+        return self._reducers.get(topic, ())
+
+    # -- applying events ------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        """Seq of the last applied event (0 before any)."""
+        return self._version
+
+    def apply(self, event: Event) -> None:
+        """Apply one event whose seq is `version + 1`; on any failure the store is unchanged."""
+        self._apply((event,))
+
+    def apply_batch(self, events: Iterable[Event]) -> None:
+        """Apply consecutive events as one atomic change set (watchers see it once)."""
+        batch = tuple(events)
+        if batch:
+            self._apply(batch)
+
+    def _apply(self, events: tuple[Event, ...]) -> None:
+        with self._lock:
+            notifications = self._apply_locked(events)
+            seq = self._version
+        if notifications:
+            self._watchers.deliver(notifications, seq)
+
+    def _apply_locked(self, events: tuple[Event, ...]) -> list:
+        tree, view, write = self._tree, self._view, self._tree.write
+        watchers = self._watchers if self._watchers.watches else None
+        migrations = self.migrations
+        touched: list[tuple[tuple[str, ...], tuple[int, int, str], bool]] = []
+        version = self._version
+        try:
+            for event in events:
+                if event.seq != version + 1:
+                    raise SequenceError(_sequence_message(event, version))
+                if migrations is not None:
+                    event = migrations.upcast_event(event)
+                reducers = self._reducers.get(event.topic)
+                if reducers:
+                    change = (event.seq, event.ts, event.topic)
+                    for reducer in reducers:
+                        try:
+                            for path, value in reducer(view, event):
+                                segments = parse_path(path)
+                                kind = type(value)
+                                if kind is float:
+                                    if value - value != 0.0:  # NaN or infinity
+                                        check_plain(value, f"path {path!r}")
+                                elif kind not in _SCALARS and value is not DELETE:
+                                    tree.adopt(value, f"path {path!r}")
+                                if watchers is not None:
+                                    watchers.capture(tree, segments, value)
+                                write(segments, value)
+                                touched.append((segments, change, value is DELETE))
+                        except Exception as exc:
+                            self._reducer_failures += 1
+                            raise StateError(
+                                f"reducer {_name(reducer)} for topic {event.topic!r} failed at "
+                                f"seq {event.seq}: {exc}; the store is unchanged (version "
+                                f"{self._version})"
+                            ) from exc
+                version = event.seq
+        except BaseException:
+            tree.rollback()
+            if watchers is not None:
+                watchers.discard()
+            raise
+        tree.commit()
+        record = self._meta.record
+        for segments, change, deleted in touched:
+            record(segments, change, deleted)
+        self._version = version
+        self._events_applied += len(events)
+        self._batches += 1
+        return watchers.collect(tree) if watchers is not None else []
+
+    # -- reading --------------------------------------------------------------------------------
+    def get(self, path: str, default: Any = None) -> Any:
+        """The subtree or leaf at `path` (read-only), or `default` when absent."""
+        segments = parse_path(path)
+        with self._lock:
+            value = self._tree.lookup(segments)
+            return default if value is MISSING else self._tree.hand_out(value)
+
+    def get_many(self, paths: Iterable[str], default: Any = None) -> tuple[int, dict[str, Any]]:
+        """(version, {path: value}) read at one consistent version."""
+        parsed = [(path, parse_path(path)) for path in paths]
+        with self._lock:
+            tree = self._tree
+            values = {}
+            for path, segments in parsed:
+                value = tree.lookup(segments)
+                values[path] = default if value is MISSING else tree.hand_out(value)
+            return self._version, values
+
+    def __contains__(self, path: str) -> bool:
+        segments = parse_path(path)
+        with self._lock:
+            return self._tree.lookup(segments) is not MISSING
+
+    def frozen(self) -> tuple[int, StateView]:
+        """(version, a read-only view of the state at that version) without copying anything."""
+        with self._lock:
+            return self._version, StateView(CowTree(self._tree.freeze()))
+
+    def snapshot(self) -> StateSnapshot:
+        """An independent copy of the whole state, tagged with version and schema version."""
+        with self._lock:
+            root = self._tree.freeze()
+            seq = self._version
+            meta = self._meta.to_plain()
+        return StateSnapshot(seq=seq, schema_version=self.schema_version,
+                             state=plain_copy(root), meta=meta)
+
+    def state_hash(self) -> str:
+        """sha256 hex of the canonical JSON state: equal state gives an equal hash in any process."""
+        with self._lock:
+            root = self._tree.freeze()
+        return state_sha256(root)
+
+    # -- snapshots --------------------------------------------------------------------------------
+    def load_snapshot(self, snapshot: StateSnapshot,
+                      migrations: MigrationRegistry | None = None) -> None:
+        """Replace the state by `snapshot` (upcast to this store's schema); watchers are not called."""
+        migrations = migrations or self.migrations
+        if snapshot.schema_version != self.schema_version:
+            if migrations is None:
+                if snapshot.schema_version > self.schema_version:
+                    raise SchemaVersionError(
+                        f"snapshot at seq {snapshot.seq} has schema version "
+                        f"{snapshot.schema_version}, newer than this store's version "
+                        f"{self.schema_version}; upgrade tradelab to read it"
+                    )
+                raise SchemaVersionError(
+                    f"snapshot at seq {snapshot.seq} has schema version "
+                    f"{snapshot.schema_version} but this store is version {self.schema_version} "
+                    "and no MigrationRegistry was given to upcast it"
+                )
+            snapshot = migrations.upcast_snapshot(snapshot, self.schema_version)
+        state = plain_copy(snapshot.state)
+        meta = MetaTree() if snapshot.meta is None else _load_meta(snapshot)
+        with self._lock:
+            self._tree = CowTree(state)
+            self._view = StateView(self._tree)
+            self._meta = meta
+            self._version = snapshot.seq
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        snapshot: StateSnapshot,
+        migrations: MigrationRegistry | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> StateStore:
+        """A new store holding `snapshot`, at the migrations' schema version when given."""
+        version = migrations.snapshot_version if migrations else snapshot.schema_version
+        store = cls(schema_version=version, migrations=migrations, clock=clock)
+        store.load_snapshot(snapshot)
+        return store
+
+    # -- watchers, metadata, derived reads ------------------------------------------------------
+    def watch(self, pattern: str, callback: WatchCallback) -> Watch:
+        """Call `callback(path, new, old, seq)` after each change set that changes a matching path.
+
+        `*` matches one level: 'trading.positions.*' reports each position whose value (anything
+        below it) changed. Absent values are passed as None. Returns a handle with `unwatch()`.
+        """
+        return self._watchers.add(pattern, callback)
+
+    def unwatch(self, watch: Watch) -> None:
+        self._watchers.remove(watch)
+
+    def meta(self, path: str) -> PathMeta | None:
+        """The newest change that set `path`, something below it, or a whole parent of it."""
+        segments = parse_path(path)
+        with self._lock:
+            return self._meta.lookup(segments)
+
+    def age(self, path: str) -> float | None:
+        """Seconds since the event time of the newest change affecting `path` (None: never set)."""
+        meta = self.meta(path)
+        return None if meta is None else self._clock() - meta.ts / 1e9
+
+    def is_stale(self, path: str, max_age: float) -> bool:
+        """True when `path` was never set or its newest change is older than `max_age` seconds."""
+        if not isinstance(max_age, int | float) or max_age < 0:
+            raise InvalidInputError(f"max_age must be seconds >= 0, got {max_age!r}")
+        age = self.age(path)
+        return age is None or age > max_age
+
+    def derived(self, fn: Callable[[StateView], Any]) -> Derived:
+        """A callable returning `fn(view)`, recomputed only when the store's version has moved."""
+        return Derived(self, fn)
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "version": self._version,
+            "events_applied": self._events_applied,
+            "batches": self._batches,
+            "reducer_failures": self._reducer_failures,
+            "watches": len(self._watchers.watches),
+            "watcher_calls": self._watchers.delivered,
+            "watcher_failures": self._watchers.failures,
+        }
+
+    def __repr__(self) -> str:
+        return f"StateStore(version={self._version}, schema_version={self.schema_version})"
+
+
+class Derived:
+    """A derived read cached on the store version: it can never return data older than the
+    version at the moment of the call. Any thread may call it."""
+
+    __slots__ = ("_store", "_fn", "_cached", "computations")
+
+    def __init__(self, store: StateStore, fn: Callable[[StateView], Any]) -> None:
+        if not callable(fn):
+            raise InvalidInputError(f"derived() needs a callable, got {type(fn).__name__}")
+        self._store = store
+        self._fn = fn
+        self._cached: tuple[int, Any] | None = None
+        self.computations = 0
+
+    def __call__(self) -> Any:
+        cached = self._cached
+        if cached is not None and cached[0] == self._store.version:
+            return cached[1]
+        version, view = self._store.frozen()
+        value = self._fn(view)
+        self.computations += 1
+        self._cached = (version, value)  # one tuple assignment: readers never see a torn pair
+        return value
+
+
+def _sequence_message(event: Event, version: int) -> str:
+    if event.seq <= version:
+        return (f"event seq {event.seq} (topic {event.topic!r}) was already applied; the store is "
+                f"at version {version} and expects seq {version + 1}")
+    return (f"event seq {event.seq} (topic {event.topic!r}) leaves a gap; the store is at version "
+            f"{version} and expects seq {version + 1}")
+
+
+def _name(reducer: Any) -> str:
+    return getattr(reducer, "__qualname__", None) or repr(reducer)
+
+
+def _load_meta(snapshot: StateSnapshot) -> MetaTree:
+    try:
+        return MetaTree.from_plain(snapshot.meta)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"snapshot at seq {snapshot.seq} has malformed path metadata: {exc}"
+        ) from None

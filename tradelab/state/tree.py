@@ -1,0 +1,171 @@
+"""The copy-on-write tree of plain dicts behind StateStore, with an undo log for atomic batches.
+
+Not thread-safe by itself: the owning StateStore serialises every call under its lock.
+
+Why copy-on-write with ownership: readers (snapshots, watchers, `get` callers, reducers) hold
+references into the tree, so a node they have seen must never change. A node the store created
+since anyone last looked is 'owned' and is updated in place (the fast path for repeated writes);
+any other node is shallow-copied on the way down, once. Ownership is recorded as
+`id(node) -> (node, parent)`: a node counts as owned only when reached from the very parent that
+created it, so a copied parent never lends in-place rights to children it shares with its original.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tradelab.errors import StateError
+from tradelab.state.paths import DELETE, MISSING, Segments, check_plain, join_path
+
+_ROOT_PARENT = object()
+
+
+class CowTree:
+    __slots__ = ("root", "_owned", "_undo", "_epoch", "_parents")
+
+    def __init__(self, root: dict[str, Any] | None = None) -> None:
+        self.root: dict[str, Any] = {} if root is None else root
+        self._owned: dict[int, tuple[dict, object]] = {}
+        self._undo: list[tuple[dict | None, str | None, Any]] = []
+        # Fast path for repeated writes to the same path: path -> (epoch, owned parent node).
+        # `_epoch` moves whenever any node loses ownership or leaves the tree, which is exactly
+        # when a cached parent could stop being the live, owned node at that path.
+        self._epoch = 0
+        self._parents: dict[Segments, tuple[int, dict]] = {}
+
+    # -- reading ---------------------------------------------------------------------------------
+    def lookup(self, segments: Segments) -> Any:
+        """The value at `segments`, or MISSING; walking through a non-dict leaf is a StateError."""
+        node: Any = self.root
+        for depth, segment in enumerate(segments):
+            if type(node) is not dict:
+                raise StateError(
+                    f"state path {join_path(segments)!r} goes through "
+                    f"{join_path(segments[:depth])!r}, which holds a {type(node).__name__}, not a "
+                    "dict"
+                )
+            node = node.get(segment, MISSING)
+            if node is MISSING:
+                return MISSING
+        return node
+
+    def hand_out(self, value: Any) -> Any:
+        """Mark a node as seen by someone outside, so it is never changed in place again."""
+        if type(value) is dict and self._owned.pop(id(value), None) is not None:
+            self._epoch += 1
+        return value
+
+    def freeze(self) -> dict[str, Any]:
+        """Make the whole current tree immutable (O(1)) and return its root."""
+        if self._owned:
+            self._owned = {}
+            self._epoch += 1
+        return self.root
+
+    def adopt(self, value: Any, where: str) -> None:
+        """Check a container a reducer wants to store, and release any of our nodes inside it.
+
+        A reducer may build a value around nodes it read (`view.get`); such a node would then sit
+        at two places, so it must lose in-place rights before it is stored.
+        """
+        check_plain(value, where)
+        if self._owned:
+            self._release_within(value)
+
+    def _release_within(self, value: Any) -> None:
+        if type(value) is dict:
+            if self._owned.pop(id(value), None) is not None:
+                self._epoch += 1
+            for child in value.values():
+                if type(child) is dict or type(child) is list or type(child) is tuple:
+                    self._release_within(child)
+        elif type(value) is list or type(value) is tuple:
+            for child in value:
+                self._release_within(child)
+
+    # -- writing ---------------------------------------------------------------------------------
+    def write(self, segments: Segments, value: Any) -> Any:
+        """Set (or, for DELETE, remove) the value at `segments`; return the old value or MISSING.
+
+        Every container assignment is logged so `rollback` can restore the exact previous tree.
+        """
+        if value is not DELETE:
+            hit = self._parents.get(segments)
+            if hit is not None and hit[0] == self._epoch:
+                node = hit[1]
+                segment = segments[-1]
+                old = node.get(segment, MISSING)
+                if type(old) is not dict:  # overwriting a leaf changes no structure
+                    self._undo.append((node, segment, old))
+                    node[segment] = value
+                    return old
+        elif self.lookup(segments) is MISSING:
+            return MISSING  # nothing to remove; do not create empty parents
+        owned = self._owned
+        undo = self._undo
+        node = self.root
+        entry = owned.get(id(node))
+        if entry is None or entry[0] is not node:
+            copy = node.copy()
+            undo.append((None, None, node))
+            self.root = copy
+            owned[id(copy)] = (copy, _ROOT_PARENT)
+            node = copy
+        last = len(segments) - 1
+        for depth in range(last):
+            segment = segments[depth]
+            child = node.get(segment, MISSING)
+            if child is MISSING:
+                fresh: dict[str, Any] = {}
+            elif type(child) is dict:
+                entry = owned.get(id(child))
+                if entry is not None and entry[0] is child and entry[1] is node:
+                    node = child
+                    continue
+                if entry is not None:
+                    del owned[id(child)]
+                self._epoch += 1  # `child` leaves the tree
+                fresh = child.copy()
+            else:
+                raise StateError(
+                    f"cannot write state path {join_path(segments)!r}: "
+                    f"{join_path(segments[:depth + 1])!r} holds a {type(child).__name__}, not a "
+                    "dict"
+                )
+            undo.append((node, segment, child))
+            node[segment] = fresh
+            owned[id(fresh)] = (fresh, node)
+            node = fresh
+        segment = segments[last]
+        old = node.get(segment, MISSING)
+        undo.append((node, segment, old))
+        if value is DELETE:
+            del node[segment]
+        else:
+            node[segment] = value
+        if type(old) is dict:
+            owned.pop(id(old), None)
+            self._epoch += 1  # `old` and everything below it leave the tree
+        if len(self._parents) > 65_536:
+            self._parents.clear()
+        self._parents[segments] = (self._epoch, node)
+        return old
+
+    def commit(self) -> None:
+        """Forget the undo log: the writes since the last commit/rollback are final."""
+        self._undo.clear()
+
+    def rollback(self) -> None:
+        """Restore the tree exactly as it was at the last commit."""
+        undo = self._undo
+        for parent, segment, old in reversed(undo):
+            if parent is None:
+                self.root = old
+            elif old is MISSING:
+                parent.pop(segment, None)
+            else:
+                parent[segment] = old
+        undo.clear()
+        # Nodes created by the failed writes are garbage now; start a clean ownership generation.
+        self._owned = {}
+        self._epoch += 1
