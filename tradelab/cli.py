@@ -21,5 +21,19 @@ def bench() -> None:
     """Run a benchmark and print its table (add --json for one JSON object)."""
 
 
+@bench.command("bus")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Interleaved rounds; medians are reported.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=1_000_000, show_default=True,
+              help="Publishes per round and contender.")
+@click.option("--no-peers", is_flag=True, help="Skip pyee and blinker.")
+def bench_bus(as_json: bool, rounds: int, n: int, no_peers: bool) -> None:
+    """Event bus publishes/s beside a plain call, a naive bus, pyee and blinker."""
+    from tradelab.benchmarking.bus import emit
+
+    emit(n, rounds, as_json=as_json, peers=not no_peers)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Event"], Any]
 
+ERROR_TEXT_LIMIT = 500
 # Call times are kept in power-of-two buckets: bucket b counts calls that took [2**(b-1), 2**b) ns.
 HISTOGRAM_BUCKETS = 64
 
@@ -116,3 +117,16 @@ def histogram_summary(histogram: list[int]) -> dict[str, Any]:
             summary["time_ns_p99"] = upper
         summary["time_ns_max"] = upper
     return summary
+
+
+def failure_payload(sub: Subscription, event: Event, exc: BaseException) -> dict[str, Any]:
+    """The payload of `bus.handler_failed`: which handler failed on which event, and how."""
+    error = str(exc)
+    return {
+        "topic": event.topic,
+        "seq": event.seq,
+        "handler": sub.name,
+        "subscription_id": sub.id,
+        "error_type": type(exc).__qualname__,
+        "error": error if len(error) <= ERROR_TEXT_LIMIT else error[:ERROR_TEXT_LIMIT] + "…",
+    }

@@ -1,4 +1,4 @@
-"""Topic and subscription-pattern checks for the bus, and compiled glob matchers.
+"""Input checks for the bus (topics, patterns, payloads), glob matchers, the ring copy.
 
 Pure functions, no state; safe from any thread. They run on subscribe and on a topic's first
 publish only, never per event.
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from tradelab.errors import InvalidInputError, UnknownTopicError
 from tradelab.events import TOPIC_PATTERN, TopicRegistry
@@ -64,3 +66,26 @@ def pattern_matcher(pattern: str) -> Callable[[str], bool]:
         return pattern.__eq__
     match = re.compile(fnmatch.translate(pattern)).match
     return lambda topic: match(topic) is not None
+
+
+def coerce_payload_and_key(topic: str, payload: Any, key: Any) -> tuple[dict[str, Any], str]:
+    """The slow path of publish: a str key and a dict payload, or an InvalidInputError."""
+    if not isinstance(key, str):
+        raise InvalidInputError(f"event key must be a str, got {type(key).__name__} {key!r}")
+    if isinstance(payload, dict):
+        return payload, key
+    if isinstance(payload, Mapping):
+        return dict(payload), key
+    raise InvalidInputError(
+        f"payload for topic {topic!r} must be a mapping, got {type(payload).__name__}")
+
+
+def copy_ring(ring: deque[Any]) -> list[Any]:
+    # list(deque) runs in C without releasing the GIL, so it normally cannot see a concurrent
+    # append; retry anyway rather than trust that detail.
+    for _ in range(100):
+        try:
+            return list(ring)
+        except RuntimeError:
+            continue
+    return list(ring)
