@@ -15,6 +15,8 @@ __all__ = [
     "Derived",
     "MigrationRegistry",
     "PathMeta",
+    "PathValue",
+    "ReactiveState",
     "Reducer",
     "StateSnapshot",
     "StateStore",
@@ -23,3 +25,12 @@ __all__ = [
     "canonical_json",
     "state_sha256",
 ]
+
+
+def __getattr__(name: str):
+    # The param/Panel face is imported on first use so the engine's hot path never loads param.
+    if name in ("ReactiveState", "PathValue"):
+        from tradelab.state import reactive
+
+        return getattr(reactive, name)
+    raise AttributeError(f"module 'tradelab.state' has no attribute {name!r}")

@@ -1,0 +1,158 @@
+"""ReactiveState: the param face of a StateStore for Panel views and notebooks.
+
+Thread model: params are set from ONE thread only — the refresher thread started by `start()`
+(or the caller of `refresh_now()`; a lock keeps the two from overlapping). The refresher wakes at
+`rate_hz`, and only when the store's version moved does it read the bound paths (one consistent
+read) and set the changed ones, each inside one batch. The store's writer never touches param, so
+a watched param set (~50 µs) costs the hot path nothing however fast events arrive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Any
+
+import param
+
+from tradelab.errors import InvalidInputError, LifecycleError
+from tradelab.state.paths import parse_path
+from tradelab.state.store import StateStore
+
+log = logging.getLogger(__name__)
+
+
+class PathValue(param.Parameterized):
+    """The live value at one state path; watch `value` (or bind to it) to follow the path."""
+
+    path = param.String(default="", constant=True, doc="dot path in the state store")
+    value = param.Parameter(default=None, doc="value at `path` at the last refresh (None: absent)")
+    seq = param.Integer(default=0, constant=True, doc="store version when `value` last changed")
+
+
+class ReactiveState(param.Parameterized):
+    """Bound state paths as params, refreshed in batches at a bounded rate.
+
+    `reactive.rx("pnl.daily")` is a `param.rx` expression; `reactive.parameter("pnl.daily")` is
+    the Parameter to hand to `pn.bind` / `param.depends`. Values are read-only plain data.
+    """
+
+    rate_hz = param.Number(default=20.0, bounds=(0.1, 1000.0), doc="refreshes per second at most")
+    version = param.Integer(default=0, constant=True, doc="store version at the last refresh")
+    refreshes = param.Integer(default=0, constant=True,
+                              doc="refreshes that found the store's version moved")
+    updates = param.Integer(default=0, constant=True, doc="path values set so far")
+
+    def __init__(self, store: StateStore, rate_hz: float = 20.0, **params: Any) -> None:
+        if not isinstance(store, StateStore):
+            raise InvalidInputError(f"ReactiveState needs a StateStore, got "
+                                    f"{type(store).__name__}")
+        super().__init__(rate_hz=rate_hz, **params)
+        self._store = store
+        self._bound: dict[str, PathValue] = {}
+        self._seen_version = -1
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failures = 0
+
+    # -- binding --------------------------------------------------------------------------------
+    def bind(self, path: str) -> PathValue:
+        """The PathValue following `path` (created, and filled with the current value, on first use)."""
+        holder = self._bound.get(path)
+        if holder is None:
+            parse_path(path)  # a malformed path fails here, naming it
+            with self._refresh_lock:
+                holder = self._bound.get(path)
+                if holder is None:
+                    version, values = self._store.get_many((path,))
+                    holder = PathValue(path=path, value=values[path], name=path)
+                    with param.edit_constant(holder):
+                        holder.seq = version
+                    self._bound = {**self._bound, path: holder}
+        return holder
+
+    def parameter(self, path: str) -> param.Parameter:
+        """The watchable `value` Parameter of `path`, for `pn.bind(fn, ...)` / `param.depends`."""
+        return self.bind(path).param.value
+
+    def rx(self, path: str) -> param.rx:
+        """A reactive expression of the value at `path`."""
+        return self.bind(path).param.value.rx()
+
+    def value(self, path: str) -> Any:
+        """The value of `path` as of the last refresh."""
+        return self.bind(path).value
+
+    def unbind(self, path: str) -> None:
+        """Stop refreshing `path` (watchers on its PathValue simply stop firing)."""
+        with self._refresh_lock:
+            self._bound = {name: h for name, h in self._bound.items() if name != path}
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(self._bound)
+
+    # -- refreshing -----------------------------------------------------------------------------
+    def refresh_now(self) -> int:
+        """Bring every bound path up to the store's current version; return how many changed."""
+        with self._refresh_lock:
+            if self._store.version == self._seen_version:
+                return 0
+            bound = self._bound
+            version, values = self._store.get_many(bound)
+            changed = []
+            for path, holder in bound.items():
+                new = values[path]
+                old = holder.value
+                if new is not old and (type(new) is not type(old) or new != old):
+                    changed.append((holder, new))
+            with contextlib.ExitStack() as batch:
+                # Every changed path first, then one round of watcher calls for the whole set.
+                for holder, _ in changed:
+                    batch.enter_context(param.parameterized.batch_call_watchers(holder))
+                for holder, new in changed:
+                    with param.edit_constant(holder):
+                        holder.param.update(value=new, seq=version)
+            with param.edit_constant(self):
+                self.param.update(version=version, refreshes=self.refreshes + 1,
+                                  updates=self.updates + len(changed))
+            self._seen_version = version
+            return len(changed)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0 / self.rate_hz):
+            try:
+                self.refresh_now()
+            except Exception:
+                self.failures += 1
+                log.exception("reactive state refresh failed")
+
+    def start(self) -> ReactiveState:
+        """Start the refresher thread (idempotent while running)."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        if self._stop.is_set():
+            raise LifecycleError("this ReactiveState was stopped; build a new one to restart")
+        self._thread = threading.Thread(target=self._run, name="tradelab-reactive-state",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop the refresher thread and wait for it (a last refresh is not done)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> ReactiveState:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
