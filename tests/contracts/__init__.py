@@ -1,0 +1,1 @@
+"""Contract suites every implementation of a protocol runs (subclass the *Contract classes)."""

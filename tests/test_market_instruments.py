@@ -1,0 +1,98 @@
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tradelab.errors import InvalidInputError
+from tradelab.market.instruments import ExpiryCalendar, OptionType, OptionUniverse
+
+U = OptionUniverse()
+
+
+def test_monthly_symbol_parses_to_last_tuesday_expiry():
+    c = U.parse("NIFTY25NOV24000CE")
+    assert (c.expiry, c.strike, c.option_type, c.monthly) == (
+        date(2025, 11, 25), 24000, OptionType.CALL, True
+    )
+    assert c.expiry.weekday() == 1
+    assert c.symbol == "NIFTY25NOV24000CE"
+
+
+def test_weekly_symbol_uses_single_letter_month_and_day():
+    c = U.parse("NIFTY25N1124000PE")
+    assert (c.expiry, c.strike, c.option_type, c.monthly) == (
+        date(2025, 11, 11), 24000, OptionType.PUT, False
+    )
+
+
+def test_weekly_codes_for_january_and_october():
+    assert U.contract(date(2026, 1, 6), 24500, "CE").symbol == "NIFTY2610624500CE"
+    assert U.contract(date(2025, 10, 7), 24500, "PE").symbol == "NIFTY25O0724500PE"
+
+
+def test_calendar_weekly_and_monthly_expiries_fall_on_tuesday():
+    cal = ExpiryCalendar()
+    assert cal.weekly_expiries(date(2025, 11, 12), 3) == [
+        date(2025, 11, 18), date(2025, 11, 25), date(2025, 12, 2)
+    ]
+    assert cal.monthly_expiry(2025, 12) == date(2025, 12, 30)
+
+
+def test_holiday_moves_expiry_to_previous_trading_day():
+    cal = ExpiryCalendar(holidays=frozenset({date(2025, 11, 25)}))
+    assert cal.monthly_expiry(2025, 11) == date(2025, 11, 24)
+    assert OptionUniverse(cal).parse("NIFTY25NOV24000CE").expiry == date(2025, 11, 24)
+
+
+def test_expiry_weekday_is_configurable_for_older_thursday_data():
+    thursday = OptionUniverse(ExpiryCalendar(expiry_weekday=3))
+    assert thursday.parse("NIFTY24DEC24000CE").expiry == date(2024, 12, 26)
+    assert thursday.parse("NIFTY24D1224000CE").expiry == date(2024, 12, 12)
+
+
+def test_lot_size_is_75_until_dec_2025_and_65_from_jan_2026():
+    assert U.lot_size(U.parse("NIFTY25DEC24000CE")) == 75
+    assert U.lot_size(U.parse("NIFTY26JAN24000CE")) == 65
+
+
+@pytest.mark.parametrize(
+    "symbol, fragment",
+    [
+        ("BANKNIFTY25NOV24000CE", "not a NIFTY option symbol"),
+        ("NIFTY25NOV24000XX", "not a NIFTY option symbol"),
+        ("NIFTY25NOV24025CE", "strike 24025 is not a positive multiple of 50"),
+        ("NIFTY25N1224000CE", "is not an expiry date"),  # 2025-11-12 is a Wednesday
+        ("NIFTY25N3124000CE", "day 31 of NOV 2025, which does not exist"),
+        ("NIFTY25N2524000CE", "uses the weekly form for the monthly expiry"),
+        ("NIFTY25NOV024000CE", "leading zero"),
+        ("", "not a NIFTY option symbol"),
+        ("nifty25nov24000ce", "not a NIFTY option symbol"),
+    ],
+)
+def test_garbage_symbols_are_rejected_with_the_reason(symbol, fragment):
+    with pytest.raises(InvalidInputError, match=fragment) as info:
+        U.parse(symbol)
+    assert repr(symbol) in str(info.value)
+
+
+def test_non_string_symbol_is_rejected():
+    with pytest.raises(InvalidInputError, match="symbol must be a str"):
+        U.parse(24000)
+
+
+@given(
+    weeks=st.integers(0, 400),
+    strike_steps=st.integers(1, 1000),
+    kind=st.sampled_from(["CE", "PE"]),
+)
+def test_every_listed_contract_round_trips_through_its_symbol(weeks, strike_steps, kind):
+    expiry = U.calendar.weekly_expiries(date(2025, 9, 1), weeks + 1)[-1]
+    contract = U.contract(expiry, strike_steps * 50, kind)
+    assert U.parse(contract.symbol) == contract
+
+
+def test_chain_is_centred_on_the_atm_strike():
+    chain = U.chain(date(2025, 11, 18), 24013.0, 2)
+    assert sorted({c.strike for c in chain}) == [23900, 23950, 24000, 24050, 24100]
+    assert len(chain) == 10

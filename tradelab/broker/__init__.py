@@ -1,0 +1,6 @@
+"""Brokers: the `Broker` protocol every adapter implements and the simulated `PaperBroker`."""
+
+from tradelab.broker.base import Broker, ConnectionListener, OrderListener
+from tradelab.broker.paper import PaperBroker, PaperBrokerConfig
+
+__all__ = ["Broker", "ConnectionListener", "OrderListener", "PaperBroker", "PaperBrokerConfig"]

@@ -1,0 +1,54 @@
+"""The `Broker` protocol: what the execution desk, the reconciler and the contract tests rely on.
+
+Adapters report order lifecycle changes to listeners as `OrderUpdate`s (accepted, partially
+filled, filled, cancelled, rejected), each fill attached to the update it caused. Every method
+may be called from any thread; an adapter serialises its own state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from tradelab.trading.orders import Fill, OrderRequest, OrderUpdate
+
+OrderListener = Callable[[OrderUpdate], object]
+ConnectionListener = Callable[[bool, int], object]  # (connected, ts ns)
+
+
+@runtime_checkable
+class Broker(Protocol):
+    name: str
+
+    @property
+    def is_connected(self) -> bool:
+        """True while orders can be sent."""
+
+    def connect(self) -> None:
+        """(Re)connect; updates held while disconnected are delivered, in order, afterwards."""
+
+    def disconnect(self) -> None:
+        """Drop the connection: new orders and cancels are rejected until `connect`."""
+
+    def add_listener(
+        self, on_order: OrderListener, on_connection: ConnectionListener | None = None
+    ) -> None:
+        """Receive every order update (and connection change) from now on."""
+
+    def submit_order(self, request: OrderRequest) -> OrderUpdate:
+        """Send an order; returns its state after acceptance (possibly already filled).
+
+        A refused order raises `OrderRejectedError` after listeners got the rejected update.
+        """
+
+    def cancel_order(self, order_id: str) -> OrderUpdate:
+        """Cancel the unfilled rest of a working order; `OrderRejectedError` if it is finished."""
+
+    def open_orders(self) -> list[OrderUpdate]:
+        """Working orders (accepted or partially filled), oldest first."""
+
+    def positions(self) -> dict[str, int]:
+        """Net quantity in units per symbol, flat symbols omitted."""
+
+    def fills_since(self, fill_seq: int = 0, *, ts: int | None = None) -> list[Fill]:
+        """Fills with `fill_seq` greater than the one given (or with `ts` at or after `ts`)."""

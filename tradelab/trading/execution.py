@@ -1,0 +1,158 @@
+"""The execution desk: checks orders, sends them to a Broker and turns its callbacks into events.
+
+Every step goes through one `submit(topic, payload, *, key, critical)` callable (Engine.submit in
+a session): order.submitted, the broker's order.* lifecycle, a critical `trade.executed` per
+fill and a critical `position.closed` when a position goes flat. Orders that fail the checks
+become `order.rejected` plus an `OrderRejectedError` naming the bad value; the book is untouched.
+Thread model: any thread may call; one lock orders the events the desk submits.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from tradelab.broker.base import Broker
+from tradelab.errors import InvalidInputError, OrderRejectedError
+from tradelab.market.instruments import OptionUniverse
+from tradelab.trading.book import apply_fill, empty_position, position_id
+from tradelab.trading.orders import (
+    OrderRequest,
+    OrderType,
+    OrderUpdate,
+    check_price,
+    check_quantity,
+    check_strategy,
+    coerce_order_type,
+    coerce_side,
+)
+
+Submit = Callable[..., Any]
+
+
+class ExecutionDesk:
+    """Places orders with a broker and journals what happens to them."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        submit: Submit,
+        *,
+        universe: OptionUniverse | None = None,
+        positions: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.broker = broker
+        self._submit = submit
+        self.universe = universe or OptionUniverse()
+        self._lock = threading.RLock()
+        # The desk's own running view of positions, kept with the same arithmetic as the
+        # reducers, so it knows when a fill makes a position flat. Seed it from the store
+        # (`trading.positions`) after a restart.
+        self._positions: dict[str, dict[str, Any]] = {
+            pid: dict(pos) for pid, pos in (positions or {}).items()
+        }
+        broker.add_listener(self.on_order_update, self.on_connection)
+
+    def place_order(
+        self,
+        symbol: str,
+        side: str,
+        quantity: int,
+        *,
+        order_type: str = "MARKET",
+        limit_price: float | None = None,
+        strategy: str = "manual",
+        order_id: str | None = None,
+    ) -> str:
+        """Check and send an order; returns its order id. Refusals raise `OrderRejectedError`."""
+        order_id = order_id or f"O-{uuid.uuid4().hex[:12]}"
+        with self._lock:
+            try:
+                request = self._checked_request(
+                    order_id, symbol, side, quantity, order_type, limit_price, strategy
+                )
+            except InvalidInputError as exc:
+                self._submit(
+                    "order.rejected",
+                    {
+                        "order_id": order_id,
+                        "symbol": str(symbol),
+                        "side": str(side),
+                        "quantity": quantity if isinstance(quantity, int) else None,
+                        "strategy": strategy if isinstance(strategy, str) else "manual",
+                        "reason": str(exc),
+                    },
+                    key=order_id,
+                )
+                raise OrderRejectedError(str(exc)) from exc
+            self._submit("order.submitted", request.to_payload(), key=order_id)
+            # The broker reports acceptance, fills or the rejection through on_order_update;
+            # a rejection is re-raised here for the caller.
+            self.broker.submit_order(request)
+        return order_id
+
+    def cancel_order(self, order_id: str) -> None:
+        with self._lock:
+            self.broker.cancel_order(order_id)
+
+    def reset_daily_pnl(self, session_date: str) -> None:
+        """Start the day's P&L (critical: a restart must not count yesterday into today)."""
+        self._submit("pnl.session_reset", {"session_date": session_date}, critical=True)
+
+    def _checked_request(
+        self, order_id, symbol, side, quantity, order_type, limit_price, strategy
+    ) -> OrderRequest:
+        contract = self.universe.parse(symbol)
+        side_ = coerce_side(side)
+        type_ = coerce_order_type(order_type)
+        strategy = check_strategy(strategy)
+        qty = check_quantity(quantity, self.universe.lot_size(contract), symbol)
+        if type_ is OrderType.LIMIT:
+            if limit_price is None:
+                raise InvalidInputError(f"limit order for {symbol} needs a limit price")
+            limit_price = check_price(limit_price, "limit price", symbol)
+        elif limit_price is not None:
+            raise InvalidInputError(
+                f"market order for {symbol} carries limit price {limit_price!r}; "
+                "use order_type='LIMIT' or drop the price"
+            )
+        return OrderRequest(order_id, symbol, side_, qty, type_, limit_price, strategy)
+
+    # -- broker callbacks -------------------------------------------------------------------
+    def on_order_update(self, update: OrderUpdate) -> None:
+        with self._lock:
+            self._submit(f"order.{update.status}", update.to_payload(), key=update.order_id)
+            if update.fill is None:
+                return
+            fill = update.fill
+            pid = position_id(fill.strategy, fill.symbol)
+            before = self._positions.get(pid) or empty_position(
+                fill.strategy, fill.symbol, fill.lot_size
+            )
+            signed = fill.quantity * fill.side.sign
+            after, realized = apply_fill(before, signed, fill.price, fill.fee)
+            self._positions[pid] = after
+            trade = fill.to_payload()
+            trade["position_id"] = pid
+            self._submit("trade.executed", trade, key=pid, critical=True)
+            if after["net_quantity"] == 0:
+                self._submit(
+                    "position.closed",
+                    {
+                        "position_id": pid,
+                        "symbol": fill.symbol,
+                        "strategy": fill.strategy,
+                        "trade_id": fill.trade_id,
+                        "realized_pnl": after["realized_pnl"],
+                        "fees": after["fees"],
+                    },
+                    key=pid,
+                    critical=True,
+                )
+
+    def on_connection(self, connected: bool, ts: int) -> None:
+        with self._lock:
+            topic = "broker.reconnected" if connected else "broker.disconnected"
+            self._submit(topic, {"broker": self.broker.name, "ts_broker": ts}, key=self.broker.name)
