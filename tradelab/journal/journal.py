@@ -124,6 +124,11 @@ class Journal:
             schema.ensure_schema(self.con, self.path)
             self.tailmark = TailMark(self.path)
             self.check = self._check_tail()
+        except duckdb.Error as exc:
+            self.con.close()
+            raise JournalError(
+                f"journal {self.path} is not readable: {str(exc).splitlines()[0]}"
+            ) from None
         except BaseException:
             self.con.close()
             raise

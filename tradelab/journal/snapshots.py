@@ -25,7 +25,8 @@ class SnapshotInfo(msgspec.Struct, frozen=True):
     size_bytes: int = 0
 
     def to_payload(self) -> dict[str, Any]:
-        return msgspec.structs.asdict(self)
+        """The `snapshot.taken` payload (`seq` is the last event the snapshot covers)."""
+        return {"seq": self.last_seq, **msgspec.structs.asdict(self)}
 
 
 def write_snapshot(

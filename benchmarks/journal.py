@@ -1,0 +1,141 @@
+"""Journal throughput and critical-ack latency through `Engine.submit`, beside the disk floors.
+
+Figures (medians over interleaved rounds, all measured in this run):
+  floor_fdatasync_4k_us      one 4 KB pwrite + fdatasync
+  floor_duckdb_commit_us     one single-row DuckDB INSERT (autocommit)
+  append_events_per_s        sustained submit -> durable (flush) of mixed events, 1 % critical,
+                             from one producer thread while the kernel applies them
+  critical_ack_p50_ms/p99    submit() -> return of a critical event, during that storm
+
+Usage: .venv/bin/python benchmarks/journal.py [--events 200000] [--rounds 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from tradelab.engine import Engine
+
+
+def floor_fdatasync(directory: Path, n: int = 200) -> float:
+    path = directory / "floor.bin"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    block = b"x" * 4096
+    times = []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            os.pwrite(fd, block, 0)
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+    return statistics.median(times) * 1e6
+
+
+def floor_duckdb_commit(directory: Path, n: int = 200) -> float:
+    path = directory / "floor.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE t (a BIGINT, b VARCHAR)")
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        con.execute("INSERT INTO t VALUES (?, ?)", [i, "x"])
+        times.append(time.perf_counter() - t0)
+    con.close()
+    return statistics.median(times) * 1e6
+
+
+def trade_payload(i: int) -> dict:
+    return {
+        "position_id": "bench:NIFTY24DEC24000CE",
+        "strategy": "bench",
+        "symbol": "NIFTY24DEC24000CE",
+        "lot_size": 75,
+        "quantity": 75,
+        "side": "BUY" if i % 2 == 0 else "SELL",
+        "price": 100.0 + (i % 50) * 0.05,
+        "fee": 20.0,
+        "trade_id": f"T{i}",
+    }
+
+
+SYMBOLS = ("NIFTY", "NIFTY24DEC24000CE", "NIFTY24DEC24000PE", "NIFTY24DEC24500CE")
+
+
+def append_storm(directory: Path, events: int, critical_every: int = 100) -> dict:
+    """One producer thread submits `events` (1/critical_every critical); wait until all durable."""
+    engine = Engine(
+        journal_path=str(directory / "storm.duckdb"),
+        snapshot_every_events=0,
+        snapshot_every_seconds=0,
+    )
+    engine.start()
+    submit = engine.submit
+    acks = []
+    t0 = time.perf_counter()
+    for i in range(events):
+        if i % critical_every == critical_every - 1:
+            s = time.perf_counter()
+            submit("trade.executed", trade_payload(i), key=f"T{i}")
+            acks.append(time.perf_counter() - s)
+        else:
+            submit("mark.updated", {"symbol": SYMBOLS[i & 3], "price": 24000.0 + (i % 997) * 0.5})
+    engine.flush()
+    elapsed = time.perf_counter() - t0
+    groups = engine.metrics()["groups_committed"]
+    engine.stop()
+    acks.sort()
+    return {
+        "events_per_s": events / elapsed,
+        "ack_p50_ms": acks[len(acks) // 2] * 1e3,
+        "ack_p99_ms": acks[int(len(acks) * 0.99)] * 1e3,
+        "groups": groups,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    rounds: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="tradelab-bench-") as tmp:
+        for r in range(args.rounds):
+            directory = Path(tmp) / f"round{r}"
+            directory.mkdir()
+            # Interleaved: each round measures the floors and the engine back to back.
+            rounds.setdefault("floor_fdatasync_4k_us", []).append(floor_fdatasync(directory))
+            rounds.setdefault("floor_duckdb_commit_us", []).append(floor_duckdb_commit(directory))
+            storm = append_storm(directory, args.events)
+            rounds.setdefault("append_events_per_s", []).append(storm["events_per_s"])
+            rounds.setdefault("critical_ack_p50_ms", []).append(storm["ack_p50_ms"])
+            rounds.setdefault("critical_ack_p99_ms", []).append(storm["ack_p99_ms"])
+            rounds.setdefault("commit_groups", []).append(storm["groups"])
+    result = {name: statistics.median(values) for name, values in rounds.items()}
+    result["events"] = args.events
+    result["rounds"] = args.rounds
+    result["critical_fraction"] = 0.01
+    result["append_vs_commit_floor"] = result["append_events_per_s"] * (
+        result["floor_duckdb_commit_us"] / 1e6
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for name, value in result.items():
+            print(f"{name:28s} {value:14,.2f}")
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,196 @@
+"""The DuckDB journal on its own: group commit, tail mark, damaged and foreign files, segments."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import duckdb
+import pytest
+
+from tradelab.errors import JournalError, RecoveryError, SchemaVersionError
+from tradelab.events import Event
+from tradelab.journal import Journal, JournalReader
+from tradelab.journal.segments import list_segments, segment_dir
+from tradelab.journal.tailmark import TailMark
+from tradelab.journal.writer import Ticket
+
+
+def _events(first: int, n: int, critical_every: int = 0) -> list[Event]:
+    return [
+        Event(seq, 1_700_000_000_000_000_000 + seq, "mark.updated", "",
+              {"symbol": "NIFTY", "price": 24000.0 + seq},
+              critical=bool(critical_every and seq % critical_every == 0))
+        for seq in range(first, first + n)
+    ]
+
+
+def _writer(journal: Journal, **kw):
+    opts = dict(group_commit_ms=5.0, max_group_events=10_000, keep_snapshots=5,
+                checkpoint_idle_seconds=0.2, segments=False)
+    opts.update(kw)
+    return journal.start_writer(**opts)
+
+
+def test_group_committed_events_read_back_identical_after_reopen(tmp_path):
+    path = tmp_path / "j.duckdb"
+    journal = Journal(path)
+    writer = _writer(journal)
+    written = _events(1, 2500, critical_every=100)
+    for i in range(0, 2500, 250):
+        writer.append(written[i:i + 250])
+    assert writer.flush(timeout=10) == 2500
+    journal.close()
+    reopened = Journal(path)
+    try:
+        read = [e for batch in reopened.iter_event_batches(batch_rows=700) for e in batch]
+        assert read == written
+        assert reopened.check.count == 2500 and reopened.check.damage is None
+        assert [e.seq for batch in reopened.iter_event_batches(since_seq=2400) for e in batch] \
+            == list(range(2401, 2501))
+    finally:
+        reopened.close()
+
+
+def test_critical_ticket_is_released_only_after_the_commit_holding_it(tmp_path):
+    journal = Journal(tmp_path / "j.duckdb")
+    writer = _writer(journal, group_commit_ms=500.0)  # ordinary events would wait 0.5 s
+    events = _events(1, 10)
+    ticket = Ticket()
+    ticket.event = events[-1]
+    started = time.monotonic()
+    writer.append(events, [ticket])
+    assert ticket.wait(timeout=5).seq == 10
+    assert time.monotonic() - started < 0.4  # a ticket closes the group at once
+    assert writer.durable_seq >= 10
+    cur = journal.con.cursor()
+    assert cur.execute("SELECT count(*) FROM events").fetchone()[0] == 10
+    cur.close()
+    journal.close()
+
+
+def test_ordinary_events_are_durable_within_the_group_window(tmp_path):
+    journal = Journal(tmp_path / "j.duckdb")
+    writer = _writer(journal, group_commit_ms=20.0)
+    writer.append(_events(1, 5))
+    deadline = time.monotonic() + 2.0
+    while writer.durable_seq < 5 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert writer.durable_seq == 5
+    journal.close()
+
+
+def test_lost_tail_is_reported_with_the_missing_seq_range(tmp_path):
+    path = tmp_path / "j.duckdb"
+    journal = Journal(path)
+    _writer(journal).append(_events(1, 10))
+    journal.close()
+    # As after a torn WAL tail: the mark says 15 was committed, the file holds only 10.
+    TailMark(path).write(15)
+    reopened = Journal(path)
+    damage = reopened.check.damage
+    reopened.close()
+    assert damage == {"path": str(path), "expected_last_seq": 15, "found_last_seq": 10,
+                      "lost_from_seq": 11, "lost_events": 5}
+    # Not forgotten until a new commit moves the mark: reopening reports it again.
+    again = Journal(path)
+    assert again.check.damage is not None
+    again.close()
+
+
+def test_garbage_file_is_a_journal_error_naming_the_path(tmp_path):
+    path = tmp_path / "garbage.duckdb"
+    path.write_bytes(b"not a database " * 500)
+    with pytest.raises(JournalError, match="garbage.duckdb"):
+        Journal(path)
+    assert path.read_bytes().startswith(b"not a database")  # left untouched
+
+
+def test_truncated_file_is_a_journal_error(tmp_path):
+    path = tmp_path / "j.duckdb"
+    journal = Journal(path)
+    writer = _writer(journal)
+    writer.append(_events(1, 20_000))
+    writer.flush(timeout=10)
+    journal.close()
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:
+        fh.truncate(size // 3)
+    with pytest.raises(JournalError, match="j.duckdb"):
+        Journal(path)
+
+
+def test_journal_from_a_newer_format_is_refused(tmp_path):
+    path = tmp_path / "j.duckdb"
+    Journal(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE meta SET value = '99' WHERE name = 'journal_format_version'")
+    con.close()
+    with pytest.raises(SchemaVersionError, match="format 99"):
+        Journal(path)
+
+
+def test_unwritable_journal_path_is_a_journal_error(tmp_path):
+    blocker = tmp_path / "plainfile"
+    blocker.write_text("x")
+    with pytest.raises(JournalError, match="plainfile"):
+        Journal(blocker / "sub" / "j.duckdb")
+    with pytest.raises(JournalError, match="directory"):
+        Journal(tmp_path)
+
+
+def test_seq_gap_in_the_file_is_a_recovery_error_naming_it(tmp_path):
+    path = tmp_path / "j.duckdb"
+    Journal(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO events VALUES (1, 0, 'mark.updated', '', false, 1, '{}'), "
+                "(2, 0, 'mark.updated', '', false, 1, '{}'), (5, 0, 'mark.updated', '', false, 1, '{}')")
+    con.close()
+    with pytest.raises(RecoveryError, match="seq 2 is followed by 5"):
+        Journal(path)
+
+
+def test_segments_hold_contiguous_ranges_and_stale_ones_are_set_aside(tmp_path):
+    path = tmp_path / "j.duckdb"
+    journal = Journal(path)
+    _writer(journal, segments=True, segment_every_events=1000, segment_every_seconds=0)
+    journal.writer.append(_events(1, 2500))
+    journal.writer.flush(timeout=10)
+    journal.close()  # seals the rest on stop
+    ranges = [(a, b) for a, b, _ in list_segments(segment_dir(path))]
+    assert ranges[0][0] == 1 and ranges[-1][1] == 2500
+    assert all(b + 1 == a2 for (_, b), (a2, _) in zip(ranges, ranges[1:], strict=False))
+    # A segment beyond the journal's end (its tail lost after sealing) is renamed, not served.
+    extra = segment_dir(path) / "events-000000002501-000000002600.parquet"
+    extra.write_bytes(b"x")
+    journal = Journal(path)
+    _writer(journal, segments=True)
+    assert any("2600" in p and "beyond" in p for p in journal.check.problems)
+    journal.close()
+    assert not extra.exists() and extra.with_name(extra.name + ".stale").exists()
+
+
+def test_reader_uses_the_file_when_free_and_segments_while_another_process_writes(tmp_path):
+    path = tmp_path / "j.duckdb"
+    journal = Journal(path)
+    _writer(journal, segments=True, segment_every_events=1000, segment_every_seconds=0)
+    journal.writer.append(_events(1, 3000))
+    journal.writer.flush(timeout=10)
+    journal.sealer.seal_now()
+    script = textwrap.dedent(f"""
+        from tradelab.journal import JournalReader
+        r = JournalReader({str(path)!r})
+        print(r.count(), r.last_seq(), r.source, len(r.events(since_seq=2990)))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert out.returncode == 0, out.stderr
+    assert "Conflicting lock" not in out.stderr + out.stdout
+    assert out.stdout.split() == ["3000", "3000", "segments", "10"]
+    journal.close()
+    reader = JournalReader(path)
+    assert reader.count() == 3000 and reader.source == "journal"
+    assert reader.counts_by_topic() == {"mark.updated": 3000}
