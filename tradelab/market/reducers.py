@@ -44,7 +44,11 @@ def session_reducer(view: Any, event: Event) -> Iterable[Change]:
     return [
         (
             "market.session",
-            {"status": status, "session_date": event.payload.get("session_date"), "ts": event.ts},
+            {
+                "status": status,
+                "session_date": event.payload.get("session_date"),
+                "ts": event.payload.get("ts", event.ts),
+            },
         )
     ]
 

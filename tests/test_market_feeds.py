@@ -1,0 +1,156 @@
+import itertools
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tradelab.errors import InvalidInputError
+from tradelab.market.bars import BarAggregator
+from tradelab.market.clock import MarketHours
+from tradelab.market.feeds import (
+    ReplayFeed,
+    ReplayFeedConfig,
+    SimulatedFeed,
+    SimulatedFeedConfig,
+    load_bars,
+)
+from tradelab.market.instruments import TICK_SIZE
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "nifty_sample_1m.csv"
+
+
+def first(feed, n):
+    return list(itertools.islice(feed.ticks(), n))
+
+
+def test_same_seed_gives_identical_ticks_and_another_seed_does_not():
+    a = first(SimulatedFeed(SimulatedFeedConfig(seed=3, as_fast_as_possible=True)), 5000)
+    b = first(SimulatedFeed(SimulatedFeedConfig(seed=3, as_fast_as_possible=True)), 5000)
+    c = first(SimulatedFeed(SimulatedFeedConfig(seed=4, as_fast_as_possible=True)), 5000)
+    assert a == b
+    assert a != c
+
+
+def test_simulated_quotes_are_two_sided_on_the_tick_grid_within_market_hours():
+    feed = SimulatedFeed(SimulatedFeedConfig(as_fast_as_possible=True, speed=600.0))
+    ticks = first(feed, 20_000)
+    hours = MarketHours()
+    for t in ticks:
+        assert hours.is_open(t.ts)
+        assert 0 < t.bid <= t.ask
+        assert abs(t.bid / TICK_SIZE - round(t.bid / TICK_SIZE)) < 1e-6
+    options = [t for t in ticks if t.symbol != "NIFTY"]
+    assert all(t.ask_size % 75 == 0 and t.ask_size > 0 for t in options)
+    assert {t.symbol for t in ticks} == set(feed.symbols)
+    assert feed.clock.now_ns() == ticks[-1].ts
+
+
+def test_simulated_session_ends_at_the_close():
+    feed = SimulatedFeed(SimulatedFeedConfig(ticks_per_second=1, speed=60.0, as_fast_as_possible=True))
+    ticks = list(feed.ticks())
+    assert len(ticks) == 375  # one tick per simulated minute, 09:15 to 15:29
+    assert ticks[-1].ts < feed.close_ns <= ticks[-1].ts + 60 * 10**9
+
+
+def test_put_prices_fall_and_call_prices_rise_with_strike_order():
+    feed = SimulatedFeed(SimulatedFeedConfig(as_fast_as_possible=True))
+    ticks = first(feed, len(feed.symbols))
+    calls = [t.ask for t in ticks if t.symbol.endswith("CE")]
+    puts = [t.ask for t in ticks if t.symbol.endswith("PE")]
+    assert calls == sorted(calls, reverse=True)
+    assert puts == sorted(puts)
+
+
+def test_paced_feed_does_not_run_faster_than_its_rate():
+    feed = SimulatedFeed(SimulatedFeedConfig(ticks_per_second=2000))
+    started = time.perf_counter()
+    sent = feed.run(lambda tick: None, max_ticks=400)
+    assert sent == 400
+    assert time.perf_counter() - started >= 0.15  # 399 intervals of 0.5 ms = 0.2 s
+
+
+def test_replay_of_sample_bars_reaggregates_to_the_file():
+    feed = ReplayFeed(ReplayFeedConfig(path=str(SAMPLE), as_fast_as_possible=True))
+    bars = BarAggregator(("1m", "15m"))
+    closed = []
+    for tick in feed.ticks():
+        closed.extend(bars.on_tick(tick))
+    closed.extend(bars.flush())
+    frame = load_bars(SAMPLE)
+    one_minute = [b for b in closed if b.interval == "1m"]
+    assert len(one_minute) == len(frame)
+    got = {(b.symbol, b.start): (b.open, b.high, b.low, b.close, b.volume) for b in one_minute}
+    row = frame.iloc[100]
+    assert got[(row.symbol, row.timestamp)] == (row.open, row.high, row.low, row.close, row.volume)
+    nifty = frame[frame.symbol == "NIFTY"].head(15)
+    first_15m = next(b for b in closed if b.interval == "15m" and b.symbol == "NIFTY")
+    assert (first_15m.high, first_15m.low) == (nifty.high.max(), nifty.low.min())
+
+
+def test_replay_parquet_and_csv_give_the_same_ticks():
+    csv = ReplayFeed(ReplayFeedConfig(path=str(SAMPLE), as_fast_as_possible=True))
+    parquet = ReplayFeed(
+        ReplayFeedConfig(path=str(SAMPLE.with_suffix(".parquet")), as_fast_as_possible=True)
+    )
+    assert first(csv, 2000) == first(parquet, 2000)
+
+
+def test_replay_at_speed_is_paced():
+    feed = ReplayFeed(ReplayFeedConfig(path=str(SAMPLE), speed=600.0))  # 1 minute in 0.1 s
+    started = time.perf_counter()
+    feed.run(lambda t: None, max_ticks=7 * 4 * 2 + 1)  # two full minutes of the 7 symbols
+    assert time.perf_counter() - started >= 0.15
+
+
+def write(tmp_path, frame, name="bars.csv"):
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+def sample_frame():
+    return pd.read_csv(SAMPLE).head(20)
+
+
+def test_missing_column_names_the_file_and_the_column(tmp_path):
+    path = write(tmp_path, sample_frame().drop(columns=["close"]))
+    with pytest.raises(InvalidInputError, match=r"bars\.csv' has no column 'close'"):
+        load_bars(path)
+
+
+def test_nan_price_names_the_column_and_row(tmp_path):
+    frame = sample_frame()
+    frame.loc[7, "low"] = float("nan")
+    with pytest.raises(InvalidInputError, match=r"column 'low', row 7"):
+        load_bars(write(tmp_path, frame))
+
+
+def test_negative_price_and_bad_timestamp_are_rejected(tmp_path):
+    frame = sample_frame()
+    frame.loc[3, "open"] = -1.0
+    with pytest.raises(InvalidInputError, match=r"column 'open', row 3"):
+        load_bars(write(tmp_path, frame))
+    frame = sample_frame()
+    frame["timestamp"] = frame["timestamp"].astype(object)
+    frame.loc[2, "timestamp"] = "yesterday"
+    with pytest.raises(InvalidInputError, match=r"column 'timestamp', row 2: 'yesterday'"):
+        load_bars(write(tmp_path, frame))
+
+
+def test_high_below_close_is_rejected(tmp_path):
+    frame = sample_frame()
+    frame.loc[5, "high"] = frame.loc[5, "close"] - 1
+    with pytest.raises(InvalidInputError, match=r"'high'/'low', row 5"):
+        load_bars(write(tmp_path, frame))
+
+
+def test_unreadable_or_unknown_files_are_clear_errors(tmp_path):
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        load_bars(tmp_path / "nope.csv")
+    (tmp_path / "bars.json").write_text("{}")
+    with pytest.raises(InvalidInputError, match="expected .csv or .parquet"):
+        load_bars(tmp_path / "bars.json")
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet")
+    with pytest.raises(InvalidInputError, match="broken.parquet' cannot be read"):
+        load_bars(tmp_path / "broken.parquet")

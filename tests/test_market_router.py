@@ -1,0 +1,103 @@
+from collections import defaultdict
+from datetime import datetime
+
+import pytest
+from contracts.local_kernel import LocalKernel
+
+from tradelab.errors import InvalidInputError
+from tradelab.market.bars import BarAggregator
+from tradelab.market.feeds import SimulatedFeed, SimulatedFeedConfig
+from tradelab.market.instruments import IST
+from tradelab.market.reducers import BARS_KEPT
+from tradelab.market.router import MarketDataRouter
+from tradelab.market.ticks import Tick
+
+
+def ist(h, m, s=0):
+    return int(datetime(2025, 11, 12, h, m, s, tzinfo=IST).timestamp()) * 10**9
+
+
+def px(symbol, ts, price, volume=0):
+    return Tick(symbol, ts, price, price, price, 0, 0, volume)
+
+
+def test_bars_align_to_the_0915_open_and_close_when_time_passes_their_end():
+    agg = BarAggregator(("15m", "1h"))
+    assert agg.on_tick(px("NIFTY", ist(9, 15), 100.0, 1)) == []
+    assert agg.on_tick(px("NIFTY", ist(9, 20), 103.0, 2)) == []
+    assert agg.on_tick(px("NIFTY", ist(9, 29, 59), 99.0, 3)) == []
+    closed = agg.on_tick(px("OTHER", ist(9, 30), 5.0))  # any symbol's tick closes by time
+    assert [(b.symbol, b.interval) for b in closed] == [("NIFTY", "15m")]
+    bar = closed[0]
+    assert (bar.start, bar.end) == (ist(9, 15), ist(9, 30))
+    assert (bar.open, bar.high, bar.low, bar.close, bar.volume, bar.ticks) == (
+        100.0, 103.0, 99.0, 99.0, 6, 3
+    )
+    closed = agg.on_tick(px("NIFTY", ist(10, 15), 101.0))
+    hour = [b for b in closed if b.interval == "1h" and b.symbol == "NIFTY"][0]
+    assert (hour.start, hour.end, hour.high, hour.low) == (ist(9, 15), ist(10, 15), 103.0, 99.0)
+    # OTHER's bars (09:30-09:45, 09:15-10:15) closed at 10:15 too; only NIFTY's are open.
+    assert {(b.symbol, b.interval, b.start) for b in agg.flush()} == {
+        ("NIFTY", "15m", ist(10, 15)), ("NIFTY", "1h", ist(10, 15))
+    }
+
+
+def test_unknown_bar_interval_is_rejected():
+    with pytest.raises(InvalidInputError, match="bar interval '7m' is not supported"):
+        BarAggregator(("15m", "7m"))
+
+
+def run_session(seed=11, n_ticks=None):
+    kernel = LocalKernel()
+    feed = SimulatedFeed(
+        SimulatedFeedConfig(seed=seed, ticks_per_second=50, speed=60.0, as_fast_as_possible=True,
+                            strikes_each_side=1)
+    )
+    quotes = []
+    router = MarketDataRouter(kernel.submit, kernel.publish_transient, quote_sinks=[quotes.append])
+    router.open_session(feed.open_ns)
+    feed.run(router.on_tick, max_ticks=n_ticks)
+    router.close_session(feed.clock.now_ns())
+    return kernel, feed, router, quotes
+
+
+def test_ticks_stay_transient_while_bars_and_coalesced_marks_are_journaled():
+    kernel, feed, router, quotes = run_session()
+    # 50 ticks/s at 60x: 1.2 s of exchange time per tick, 6 h 15 min session = 18,750 ticks.
+    assert len(kernel.transient) == len(quotes) == router.ticks_routed == 18_750
+    assert {e.topic for e in kernel.transient} == {"market.tick"}
+    topics = set(kernel.topics())
+    assert "market.tick" not in topics
+    assert topics == {"market.session_opened", "market.bar", "mark.updated", "market.session_closed"}
+    marks = defaultdict(list)
+    for e in kernel.events:
+        if e.topic == "mark.updated":
+            marks[e.payload["symbol"]].append(e.payload["ts"])
+    for times in marks.values():
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert min(gaps) >= 10**9  # at most one mark per second of exchange time
+    bars = kernel.store.get("market.bars.NIFTY.15m")
+    assert len(bars) == 25 and bars[0]["start"] == feed.open_ns
+    assert len(kernel.store.get("market.bars.NIFTY.1h")) == 7  # 6 full hours + 15:15-15:30
+    assert kernel.store.get("market.session")["status"] == "closed"
+    last = [t for t in quotes if t.symbol == "NIFTY"][-1]
+    assert kernel.store.get("market.marks.NIFTY")["price"] == last.price
+
+
+def test_the_same_seed_builds_the_same_market_state():
+    first, *_ = run_session(seed=5, n_ticks=3000)
+    second, *_ = run_session(seed=5, n_ticks=3000)
+    other, *_ = run_session(seed=6, n_ticks=3000)
+    assert first.store.state_hash() == second.store.state_hash()
+    assert first.store.state_hash() != other.store.state_hash()
+    assert first.replayed_store().state_hash() == first.store.state_hash()
+
+
+def test_stored_bar_history_is_bounded():
+    kernel = LocalKernel()
+    for i in range(BARS_KEPT + 10):
+        kernel.submit("market.bar", {"symbol": "NIFTY", "interval": "15m", "start": i, "end": i + 1,
+                                     "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0,
+                                     "volume": 0, "ticks": 1})
+    bars = kernel.store.get("market.bars.NIFTY.15m")
+    assert len(bars) == BARS_KEPT and bars[0]["start"] == 10 and bars[-1]["start"] == BARS_KEPT + 9
