@@ -159,7 +159,7 @@ class Engine:
                 self._enqueue("snapshot.rejected", rejected)
             self._enqueue("journal.recovered", report.to_payload())
             self._set_state(READY)
-            self._set_state(RUNNING)
+            self._set_state(RUNNING, wait=True)  # start() returns with `running` durable
             return self
 
     def stop(self, timeout: float = 60.0) -> None:
@@ -194,9 +194,9 @@ class Engine:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _set_state(self, new: str) -> None:
+    def _set_state(self, new: str, wait: bool = False) -> None:
         previous, self.state = self.state, new
-        self._emit_state(new, previous)
+        self._emit_state(new, previous, wait=wait)
 
     def _emit_state(self, new: str, previous: str, wait: bool = False) -> None:
         self._enqueue("engine.state_changed", {"state": new, "previous": previous}, wait=wait)

@@ -128,7 +128,7 @@ class JournalReader:
             sql += f" LIMIT {int(limit)}"
         con = self._open()
         try:
-            return rows_to_events(con.execute(sql, params).to_arrow_table())
+            return rows_to_events(con.sql(sql, params=params).to_arrow_table())
         finally:
             con.close()
 

@@ -111,6 +111,7 @@ class JournalWriter:
         self._next_snapshot_id = next_snapshot_id
         self._dirty_since_checkpoint = False
         self._tailmark_synced_at = 0.0
+        self._snapshots_unwritten = 0
         self.failed: BaseException | None = None
         self.groups_committed = 0
         self.events_committed = 0
@@ -153,17 +154,20 @@ class JournalWriter:
         """Serialize and store `snapshot` on the writer thread, after the events queued before it."""
         with self._cond:
             self._snapshot_jobs.append((snapshot, on_written))
+            self._snapshots_unwritten += 1
             self._cond.notify()
 
     def flush(self, timeout: float | None = None) -> int:
-        """Block until every event appended so far is committed; return the durable seq."""
+        """Block until every event (and snapshot) queued so far is written; return the durable seq."""
         target = self._appended_seq
         with self._cond:
             self._urgent = True
             self._cond.notify()
         with self._durable_cond:
             ok = self._durable_cond.wait_for(
-                lambda: self._durable_seq >= target or self.failed is not None, timeout
+                lambda: (self._durable_seq >= target and not self._snapshots_unwritten)
+                or self.failed is not None,
+                timeout,
             )
         if self.failed is not None:
             raise JournalError(f"journal writer failed: {self.failed}")
@@ -283,6 +287,9 @@ class JournalWriter:
                 on_written(info)
             except Exception:  # a failing listener must not stop the journal
                 log.exception("snapshot listener failed")
+        with self._durable_cond:
+            self._snapshots_unwritten -= 1
+            self._durable_cond.notify_all()
 
     def _checkpoint(self, cur: duckdb.DuckDBPyConnection) -> None:
         cur.execute("CHECKPOINT")
