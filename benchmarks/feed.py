@@ -123,8 +123,12 @@ def main() -> None:
     result = {
         "benchmark": "feed",
         "config": {
-            "rate": args.rate, "seconds": args.seconds, "ticks": args.ticks,
-            "rounds": args.rounds, "speed": args.speed, "strikes_each_side": args.strikes,
+            "rate": args.rate,
+            "seconds": args.seconds,
+            "ticks": args.ticks,
+            "rounds": args.rounds,
+            "speed": args.speed,
+            "strikes_each_side": args.strikes,
             "instruments": 1 + 2 * (2 * args.strikes + 1),
         },
         "figures": figures,
@@ -137,10 +141,18 @@ def main() -> None:
         return
     rows = [
         ["baseline (no engine), flat out", figures["baseline_ticks_per_s"], None, None],
-        ["engine, flat out", figures["engine_max_ticks_per_s"],
-         figures["engine_max_kernel_events_per_s"], figures["engine_max_cpu_share_pct"]],
-        [f"engine, paced at {args.rate}/s", figures["paced_ticks_per_s"],
-         figures["paced_kernel_events_per_s"], figures["paced_cpu_share_pct"]],
+        [
+            "engine, flat out",
+            figures["engine_max_ticks_per_s"],
+            figures["engine_max_kernel_events_per_s"],
+            figures["engine_max_cpu_share_pct"],
+        ],
+        [
+            f"engine, paced at {args.rate}/s",
+            figures["paced_ticks_per_s"],
+            figures["paced_kernel_events_per_s"],
+            figures["paced_cpu_share_pct"],
+        ],
     ]
     print(format_table(["case", "ticks/s", "kernel events/s", "CPU % of a core"], rows))
     print(f"engine / baseline (flat out): {figures['engine_vs_baseline_ratio']:.2f}")

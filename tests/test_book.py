@@ -10,17 +10,30 @@ def fill(kernel, n, side, qty, price, *, fee=20.0, strategy="s1", symbol=SYM):
     return kernel.submit(
         "trade.executed",
         {
-            "fill_seq": n, "trade_id": f"T{n}", "order_id": f"O{n}", "broker_order_id": f"B{n}",
-            "symbol": symbol, "side": side, "quantity": qty, "price": price, "fee": fee,
-            "ts": n, "strategy": strategy, "lot_size": 75, "position_id": pid,
+            "fill_seq": n,
+            "trade_id": f"T{n}",
+            "order_id": f"O{n}",
+            "broker_order_id": f"B{n}",
+            "symbol": symbol,
+            "side": side,
+            "quantity": qty,
+            "price": price,
+            "fee": fee,
+            "ts": n,
+            "strategy": strategy,
+            "lot_size": 75,
+            "position_id": pid,
         },
         key=pid,
     )
 
 
 def mark(kernel, symbol, price):
-    kernel.submit("mark.updated", {"symbol": symbol, "price": price, "bid": price, "ask": price,
-                                   "last": price, "ts": 0}, key=symbol)
+    kernel.submit(
+        "mark.updated",
+        {"symbol": symbol, "price": price, "bid": price, "ask": price, "last": price, "ts": 0},
+        key=symbol,
+    )
 
 
 def test_scripted_fills_open_add_partial_close_reverse_match_hand_arithmetic():
@@ -80,8 +93,12 @@ def test_pnl_is_attributed_to_the_strategy_that_traded():
     mark(k, SYM, 104.0)
     mark(k, PUT, 60.0)
     by = k.store.get("pnl.by_strategy")
-    assert by["trend"] == {"realized": 0.0, "unrealized": pytest.approx(300.0), "fees": 20.0,
-                           "net": pytest.approx(280.0)}
+    assert by["trend"] == {
+        "realized": 0.0,
+        "unrealized": pytest.approx(300.0),
+        "fees": 20.0,
+        "net": pytest.approx(280.0),
+    }
     assert by["hedge"]["net"] == pytest.approx(75 * 10.0 - 20.0)
     assert k.store.get("pnl.unrealized") == pytest.approx(300.0 + 750.0)
 

@@ -35,7 +35,8 @@ def test_order_beyond_quoted_size_fills_partially_then_completes_on_next_quote()
     broker.set_quote(SYM, 100.0, 101.0, size=150)
     broker.submit_order(buy("o1", qty=375))
     assert [(u.status, u.filled_quantity) for u in updates] == [
-        (OrderStatus.ACCEPTED, 0), (OrderStatus.PARTIALLY_FILLED, 150)
+        (OrderStatus.ACCEPTED, 0),
+        (OrderStatus.PARTIALLY_FILLED, 150),
     ]
     broker.set_quote(SYM, 100.5, 101.5, size=750)
     assert (updates[-1].status, updates[-1].filled_quantity) == (OrderStatus.FILLED, 375)
@@ -90,7 +91,11 @@ def test_latency_holds_fills_until_the_clock_has_moved():
         (buy("o1", symbol="NIFTY25N1124000CE"), at(10), "expired on 2025-11-11"),
         (buy("o1", symbol="NIFTY"), at(10), "not a NIFTY option symbol"),
         (buy("o1", qty=75 * 200), at(10), "insufficient margin"),
-        (buy("o1", order_type=OrderType.LIMIT, limit_price=float("nan")), at(10), "limit price nan"),
+        (
+            buy("o1", order_type=OrderType.LIMIT, limit_price=float("nan")),
+            at(10),
+            "limit price nan",
+        ),
         (buy("o1", order_type=OrderType.LIMIT, limit_price=-5.0), at(10), "must be positive"),
     ],
 )
@@ -118,6 +123,7 @@ def test_short_sale_blocks_margin_and_covering_releases_it():
 
 # -- the desk: broker callbacks become journaled events ------------------------------------
 
+
 def desk_session(**config):
     broker, clock, _ = paper(brokerage_per_fill=20.0, **config)
     kernel = LocalKernel()
@@ -133,14 +139,20 @@ def test_order_lifecycle_is_journaled_with_critical_trade_and_position_closed():
     desk.place_order(SYM, "SELL", 225)
     broker.set_quote(SYM, 102.0, 103.0, size=150)
     assert k.topics()[:6] == [
-        "order.submitted", "order.accepted", "order.partially_filled", "trade.executed",
-        "order.filled", "trade.executed",
+        "order.submitted",
+        "order.accepted",
+        "order.partially_filled",
+        "trade.executed",
+        "order.filled",
+        "trade.executed",
     ]
     assert k.topics()[-2:] == ["trade.executed", "position.closed"]
     assert all(e.critical for e in k.events if e.topic in ("trade.executed", "position.closed"))
     order = k.store.get(f"trading.orders.{oid}")
     assert (order["status"], order["filled_quantity"], order["broker_order_id"] != "") == (
-        "filled", 225, True
+        "filled",
+        225,
+        True,
     )
     position = k.store.get(f"trading.positions.manual:{SYM}")
     assert position["status"] == "closed" and position["net_quantity"] == 0
@@ -154,7 +166,8 @@ def test_bad_quantity_becomes_order_rejected_and_leaves_the_book_unchanged():
     desk.place_order(SYM, "BUY", 75)
     book = k.store.get("trading.positions")
     with pytest.raises(
-        OrderRejectedError, match="quantity 37 is not a multiple of lot size 75 for NIFTY25NOV24000CE"
+        OrderRejectedError,
+        match="quantity 37 is not a multiple of lot size 75 for NIFTY25NOV24000CE",
     ):
         desk.place_order(SYM, "BUY", 37, order_id="bad-1")
     assert k.events[-1].topic == "order.rejected"
@@ -169,8 +182,16 @@ def test_bad_quantity_becomes_order_rejected_and_leaves_the_book_unchanged():
         ({"symbol": "NIFTY25NOV24000CE", "side": "HOLD", "quantity": 75}, "side 'HOLD'"),
         ({"symbol": "GARBAGE", "side": "BUY", "quantity": 75}, "'GARBAGE' is not a NIFTY option"),
         ({"symbol": SYM, "side": "BUY", "quantity": 0}, "quantity 0"),
-        ({"symbol": SYM, "side": "BUY", "quantity": 75, "order_type": "LIMIT",
-          "limit_price": float("nan")}, "limit price nan"),
+        (
+            {
+                "symbol": SYM,
+                "side": "BUY",
+                "quantity": 75,
+                "order_type": "LIMIT",
+                "limit_price": float("nan"),
+            },
+            "limit price nan",
+        ),
         ({"symbol": SYM, "side": "BUY", "quantity": 75, "strategy": "a.b"}, "strategy name 'a.b'"),
     ],
 )

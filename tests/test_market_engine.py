@@ -16,14 +16,17 @@ ROOTS = ("market", "trading", "pnl")
 def test_session_through_the_engine_recovers_the_same_book_after_restart(tmp_path):
     journal = str(tmp_path / "lab.duckdb")
     feed = SimulatedFeed(
-        SimulatedFeedConfig(seed=9, ticks_per_second=20, speed=60.0, as_fast_as_possible=True,
-                            strikes_each_side=1)
+        SimulatedFeedConfig(
+            seed=9, ticks_per_second=20, speed=60.0, as_fast_as_possible=True, strikes_each_side=1
+        )
     )
     symbol = feed.symbols[3]
     engine = Engine(journal_path=journal).start()
     broker = PaperBroker(PaperBrokerConfig(), clock=feed.clock)
     desk = ExecutionDesk(broker, engine.submit, universe=feed.universe)
-    router = MarketDataRouter(engine.submit, engine.publish_transient, quote_sinks=[broker.on_quote])
+    router = MarketDataRouter(
+        engine.submit, engine.publish_transient, quote_sinks=[broker.on_quote]
+    )
     seen_ticks = []
     engine.bus.subscribe("market.tick", seen_ticks.append)
     desk.reset_daily_pnl(datetime.fromtimestamp(feed.open_ns / 1e9, tz=IST).date().isoformat())

@@ -47,7 +47,9 @@ def test_simulated_quotes_are_two_sided_on_the_tick_grid_within_market_hours():
 
 
 def test_simulated_session_ends_at_the_close():
-    feed = SimulatedFeed(SimulatedFeedConfig(ticks_per_second=1, speed=60.0, as_fast_as_possible=True))
+    feed = SimulatedFeed(
+        SimulatedFeedConfig(ticks_per_second=1, speed=60.0, as_fast_as_possible=True)
+    )
     ticks = list(feed.ticks())
     assert len(ticks) == 375  # one tick per simulated minute, 09:15 to 15:29
     assert ticks[-1].ts < feed.close_ns <= ticks[-1].ts + 60 * 10**9

@@ -13,7 +13,10 @@ U = OptionUniverse()
 def test_monthly_symbol_parses_to_last_tuesday_expiry():
     c = U.parse("NIFTY25NOV24000CE")
     assert (c.expiry, c.strike, c.option_type, c.monthly) == (
-        date(2025, 11, 25), 24000, OptionType.CALL, True
+        date(2025, 11, 25),
+        24000,
+        OptionType.CALL,
+        True,
     )
     assert c.expiry.weekday() == 1
     assert c.symbol == "NIFTY25NOV24000CE"
@@ -22,7 +25,10 @@ def test_monthly_symbol_parses_to_last_tuesday_expiry():
 def test_weekly_symbol_uses_single_letter_month_and_day():
     c = U.parse("NIFTY25N1124000PE")
     assert (c.expiry, c.strike, c.option_type, c.monthly) == (
-        date(2025, 11, 11), 24000, OptionType.PUT, False
+        date(2025, 11, 11),
+        24000,
+        OptionType.PUT,
+        False,
     )
 
 
@@ -34,7 +40,9 @@ def test_weekly_codes_for_january_and_october():
 def test_calendar_weekly_and_monthly_expiries_fall_on_tuesday():
     cal = ExpiryCalendar()
     assert cal.weekly_expiries(date(2025, 11, 12), 3) == [
-        date(2025, 11, 18), date(2025, 11, 25), date(2025, 12, 2)
+        date(2025, 11, 18),
+        date(2025, 11, 25),
+        date(2025, 12, 2),
     ]
     assert cal.monthly_expiry(2025, 12) == date(2025, 12, 30)
 

@@ -31,14 +31,20 @@ def test_bars_align_to_the_0915_open_and_close_when_time_passes_their_end():
     bar = closed[0]
     assert (bar.start, bar.end) == (ist(9, 15), ist(9, 30))
     assert (bar.open, bar.high, bar.low, bar.close, bar.volume, bar.ticks) == (
-        100.0, 103.0, 99.0, 99.0, 6, 3
+        100.0,
+        103.0,
+        99.0,
+        99.0,
+        6,
+        3,
     )
     closed = agg.on_tick(px("NIFTY", ist(10, 15), 101.0))
     hour = [b for b in closed if b.interval == "1h" and b.symbol == "NIFTY"][0]
     assert (hour.start, hour.end, hour.high, hour.low) == (ist(9, 15), ist(10, 15), 103.0, 99.0)
     # OTHER's bars (09:30-09:45, 09:15-10:15) closed at 10:15 too; only NIFTY's are open.
     assert {(b.symbol, b.interval, b.start) for b in agg.flush()} == {
-        ("NIFTY", "15m", ist(10, 15)), ("NIFTY", "1h", ist(10, 15))
+        ("NIFTY", "15m", ist(10, 15)),
+        ("NIFTY", "1h", ist(10, 15)),
     }
 
 
@@ -50,8 +56,13 @@ def test_unknown_bar_interval_is_rejected():
 def run_session(seed=11, n_ticks=None):
     kernel = LocalKernel()
     feed = SimulatedFeed(
-        SimulatedFeedConfig(seed=seed, ticks_per_second=50, speed=60.0, as_fast_as_possible=True,
-                            strikes_each_side=1)
+        SimulatedFeedConfig(
+            seed=seed,
+            ticks_per_second=50,
+            speed=60.0,
+            as_fast_as_possible=True,
+            strikes_each_side=1,
+        )
     )
     quotes = []
     router = MarketDataRouter(kernel.submit, kernel.publish_transient, quote_sinks=[quotes.append])
@@ -68,7 +79,12 @@ def test_ticks_stay_transient_while_bars_and_coalesced_marks_are_journaled():
     assert {e.topic for e in kernel.transient} == {"market.tick"}
     topics = set(kernel.topics())
     assert "market.tick" not in topics
-    assert topics == {"market.session_opened", "market.bar", "mark.updated", "market.session_closed"}
+    assert topics == {
+        "market.session_opened",
+        "market.bar",
+        "mark.updated",
+        "market.session_closed",
+    }
     marks = defaultdict(list)
     for e in kernel.events:
         if e.topic == "mark.updated":
@@ -96,8 +112,20 @@ def test_the_same_seed_builds_the_same_market_state():
 def test_stored_bar_history_is_bounded():
     kernel = LocalKernel()
     for i in range(BARS_KEPT + 10):
-        kernel.submit("market.bar", {"symbol": "NIFTY", "interval": "15m", "start": i, "end": i + 1,
-                                     "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0,
-                                     "volume": 0, "ticks": 1})
+        kernel.submit(
+            "market.bar",
+            {
+                "symbol": "NIFTY",
+                "interval": "15m",
+                "start": i,
+                "end": i + 1,
+                "open": 1.0,
+                "high": 1.0,
+                "low": 1.0,
+                "close": 1.0,
+                "volume": 0,
+                "ticks": 1,
+            },
+        )
     bars = kernel.store.get("market.bars.NIFTY.15m")
     assert len(bars) == BARS_KEPT and bars[0]["start"] == 10 and bars[-1]["start"] == BARS_KEPT + 9

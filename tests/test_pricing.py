@@ -47,11 +47,11 @@ def test_greeks_match_finite_differences():
         g = bs_greeks(s, k, t, r, v, call)
         h = 0.01
         delta = (bs_price(s + h, k, t, r, v, call) - bs_price(s - h, k, t, r, v, call)) / (2 * h)
-        gamma = (
-            bs_price(s + 1, k, t, r, v, call) - 2 * g.price + bs_price(s - 1, k, t, r, v, call)
-        )
+        gamma = bs_price(s + 1, k, t, r, v, call) - 2 * g.price + bs_price(s - 1, k, t, r, v, call)
         vega = (bs_price(s, k, t, r, v + 1e-5, call) - bs_price(s, k, t, r, v - 1e-5, call)) / 2e-5
-        theta = -(bs_price(s, k, t + 1e-6, r, v, call) - bs_price(s, k, t - 1e-6, r, v, call)) / 2e-6
+        theta = (
+            -(bs_price(s, k, t + 1e-6, r, v, call) - bs_price(s, k, t - 1e-6, r, v, call)) / 2e-6
+        )
         assert g.delta == pytest.approx(delta, rel=1e-6)
         assert g.gamma == pytest.approx(gamma, rel=1e-4)
         assert g.vega == pytest.approx(vega, rel=1e-6)

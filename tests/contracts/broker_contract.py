@@ -36,7 +36,10 @@ class BrokerContract:
         return OrderRequest(order_id, kw.pop("symbol", SYMBOL), side, qty, **kw)
 
     def test_quantity_not_a_multiple_of_the_lot_is_rejected_naming_it(self, broker):
-        with pytest.raises(OrderRejectedError, match=f"quantity 37 is not a multiple of lot size {LOT} for {SYMBOL}"):
+        with pytest.raises(
+            OrderRejectedError,
+            match=f"quantity 37 is not a multiple of lot size {LOT} for {SYMBOL}",
+        ):
             broker.submit_order(self.order("o1", qty=37))
         assert [u.status for u in self.updates] == [OrderStatus.REJECTED]
         assert broker.positions() == {}
@@ -51,7 +54,9 @@ class BrokerContract:
         with pytest.raises(OrderRejectedError, match="NIFTYXYZ"):
             broker.submit_order(self.order("o1", symbol="NIFTYXYZ"))
 
-    def test_market_order_reports_accepted_then_filled_and_shows_in_positions_and_fills(self, broker):
+    def test_market_order_reports_accepted_then_filled_and_shows_in_positions_and_fills(
+        self, broker
+    ):
         broker.submit_order(self.order("o1", qty=2 * LOT))
         assert [u.status for u in self.updates] == [OrderStatus.ACCEPTED, OrderStatus.FILLED]
         assert broker.positions() == {SYMBOL: 2 * LOT}

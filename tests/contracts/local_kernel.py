@@ -28,7 +28,12 @@ class LocalKernel:
         self._lock = threading.Lock()
 
     def submit(
-        self, topic: str, payload: Any, *, key: str = "", critical: bool | None = None,
+        self,
+        topic: str,
+        payload: Any,
+        *,
+        key: str = "",
+        critical: bool | None = None,
         wait: bool = False,
     ) -> Event:
         with self._lock:

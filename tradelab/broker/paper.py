@@ -164,7 +164,10 @@ class PaperBroker:
                 self._reject(request, str(exc), now)
                 raise OrderRejectedError(str(exc)) from exc
             order = _Order(
-                request, f"{self.id_prefix}-{self._next_order:06d}", lot, contract,
+                request,
+                f"{self.id_prefix}-{self._next_order:06d}",
+                lot,
+                contract,
                 now + self.config.latency_ms * 1_000_000,
             )
             self._next_order += 1
@@ -262,7 +265,10 @@ class PaperBroker:
         if request.side is Side.BUY:
             price = request.limit_price if request.order_type is OrderType.LIMIT else quote[1]
             covering = min(request.quantity, max(-held, 0))
-            needed = price * request.quantity - covering * contract.strike * self.config.short_margin_rate
+            needed = (
+                price * request.quantity
+                - covering * contract.strike * self.config.short_margin_rate
+            )
         else:
             opening = request.quantity - min(request.quantity, max(held, 0))
             needed = opening * contract.strike * self.config.short_margin_rate
@@ -279,15 +285,28 @@ class PaperBroker:
 
     def _reject(self, request: OrderRequest, reason: str, now: int) -> None:
         update = OrderUpdate(
-            OrderStatus.REJECTED, request.order_id, "", request.symbol, request.side,
-            request.quantity if isinstance(request.quantity, int) else 0, 0, 0.0, now,
-            request.strategy, reason=reason,
+            OrderStatus.REJECTED,
+            request.order_id,
+            "",
+            request.symbol,
+            request.side,
+            request.quantity if isinstance(request.quantity, int) else 0,
+            0,
+            0.0,
+            now,
+            request.strategy,
+            reason=reason,
         )
         # A rejection answers the caller directly, so it is delivered even while disconnected.
         self._deliver(update)
 
     def _emit(
-        self, order: _Order, status: OrderStatus, now: int, *, reason: str = "",
+        self,
+        order: _Order,
+        status: OrderStatus,
+        now: int,
+        *,
+        reason: str = "",
         fill: Fill | None = None,
     ) -> OrderUpdate:
         order.status = status
@@ -295,8 +314,18 @@ class PaperBroker:
             self._working.pop(order.request.order_id, None)
         r = order.request
         update = OrderUpdate(
-            status, r.order_id, order.broker_order_id, r.symbol, r.side, r.quantity, order.filled,
-            order.average_price, now, r.strategy, reason=reason, fill=fill,
+            status,
+            r.order_id,
+            order.broker_order_id,
+            r.symbol,
+            r.side,
+            r.quantity,
+            order.filled,
+            order.average_price,
+            now,
+            r.strategy,
+            reason=reason,
+            fill=fill,
         )
         order.updates.append(update)
         self._notify(update)
@@ -331,9 +360,17 @@ class PaperBroker:
         self._positions[r.symbol] = self._positions.get(r.symbol, 0) + signed
         self.cash += -signed * price - fee
         fill = Fill(
-            fill_seq=len(self._fills) + 1, trade_id=f"{self.id_prefix}-F{len(self._fills) + 1:06d}",
-            order_id=r.order_id, broker_order_id=order.broker_order_id, symbol=r.symbol,
-            side=r.side, quantity=size, price=price, fee=fee, ts=now, strategy=r.strategy,
+            fill_seq=len(self._fills) + 1,
+            trade_id=f"{self.id_prefix}-F{len(self._fills) + 1:06d}",
+            order_id=r.order_id,
+            broker_order_id=order.broker_order_id,
+            symbol=r.symbol,
+            side=r.side,
+            quantity=size,
+            price=price,
+            fee=fee,
+            ts=now,
+            strategy=r.strategy,
             lot_size=order.lot_size,
         )
         self._fills.append(fill)
@@ -343,4 +380,3 @@ class PaperBroker:
     def set_quote(self, symbol: str, bid: float, ask: float, size: int = 10_000) -> None:
         """Put a quote in by hand (tests and notebooks); same as a feed tick at the clock's now."""
         self.on_quote(Tick(symbol, self.clock.now_ns(), bid, ask, (bid + ask) / 2, size, size))
-

@@ -81,7 +81,11 @@ class BarAggregator:
     def on_tick(self, tick: Tick) -> list[Bar]:
         """Add a tick; return the bars (of any symbol) that it closed, oldest first."""
         ts = tick.ts
-        closed = self.close_until(ts) if self._next_close_ns is not None and ts >= self._next_close_ns else []
+        closed = (
+            self.close_until(ts)
+            if self._next_close_ns is not None and ts >= self._next_close_ns
+            else []
+        )
         price = tick.price
         anchor = self._session_anchor(ts)
         for interval in self.intervals:
@@ -90,7 +94,9 @@ class BarAggregator:
             if bar is None:
                 length = self._lengths[interval]
                 start = anchor + ((ts - anchor) // length) * length
-                bar = Bar(tick.symbol, interval, start, start + length, price, price, price, price, 0, 0)
+                bar = Bar(
+                    tick.symbol, interval, start, start + length, price, price, price, price, 0, 0
+                )
                 self._open_bars[key] = bar
                 if self._next_close_ns is None or bar.end < self._next_close_ns:
                     self._next_close_ns = bar.end

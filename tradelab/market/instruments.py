@@ -37,7 +37,9 @@ MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", 
 WEEKLY_MONTH_CODES = "123456789OND"
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
-_MONTHLY_RE = re.compile(r"^NIFTY(\d{2})(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)(\d+)(CE|PE)$")
+_MONTHLY_RE = re.compile(
+    r"^NIFTY(\d{2})(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)(\d+)(CE|PE)$"
+)
 _WEEKLY_RE = re.compile(r"^NIFTY(\d{2})([1-9OND])(\d{2})(\d+)(CE|PE)$")
 
 
@@ -169,7 +171,9 @@ class OptionUniverse:
             raise InvalidInputError(f"strike_step {strike_step!r} must be a positive integer")
         self.strike_step = strike_step
 
-    def contract(self, expiry: date, strike: float, option_type: str | OptionType) -> OptionContract:
+    def contract(
+        self, expiry: date, strike: float, option_type: str | OptionType
+    ) -> OptionContract:
         """A checked contract: expiry is a listed expiry, strike on the grid, type CE/PE."""
         if not self.calendar.is_expiry(expiry):
             raise InvalidInputError(
@@ -240,9 +244,7 @@ class OptionUniverse:
         """The strike nearest to `spot` (ties round up)."""
         return int(math.floor(spot / self.strike_step + 0.5)) * self.strike_step
 
-    def chain(
-        self, expiry: date, spot: float, strikes_each_side: int
-    ) -> list[OptionContract]:
+    def chain(self, expiry: date, spot: float, strikes_each_side: int) -> list[OptionContract]:
         """CE and PE contracts for the ATM strike and `strikes_each_side` strikes either side."""
         atm = self.atm_strike(spot)
         out: list[OptionContract] = []
@@ -259,4 +261,3 @@ def session_bounds(day: date) -> tuple[datetime, datetime]:
         datetime.combine(day, time(9, 15), tzinfo=IST),
         datetime.combine(day, time(15, 30), tzinfo=IST),
     )
-

@@ -23,6 +23,7 @@ def _cdf(x: float) -> float:
     # Same value as NormalDist().cdf, without its per-call overhead (the feed prices every tick).
     return 0.5 * (1.0 + math.erf(x / _SQRT2))
 
+
 IV_LOWER = 1e-6
 IV_UPPER = 5.0
 

@@ -24,7 +24,7 @@ def bar_reducer(view: Any, event: Event) -> Iterable[Change]:
     bar = {name: p[name] for name in _BAR_FIELDS}
     previous = view.get(path) or ()
     # Snapshots may hand back lists; build a fresh tuple either way and keep it bounded.
-    return [(path, (*previous[-(BARS_KEPT - 1):], bar))]
+    return [(path, (*previous[-(BARS_KEPT - 1) :], bar))]
 
 
 def mark_reducer(view: Any, event: Event) -> Iterable[Change]:

@@ -80,7 +80,8 @@ class MarketDataRouter:
     def _sweep_marks(self, now_ns: int) -> None:
         # Quiet instruments still get their latest price out once their interval has passed.
         due = [
-            t for s, t in self._pending_marks.items()
+            t
+            for s, t in self._pending_marks.items()
             if now_ns - self._last_mark_ns.get(s, 0) >= self._mark_interval_ns
         ]
         for tick in due:

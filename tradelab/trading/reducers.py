@@ -88,7 +88,9 @@ def _pnl_changes(positions: dict[str, Any], daily: dict[str, Any]) -> list[Chang
     book = totals(positions)
     # Daily P&L is the change in marked-to-market value since the session reset:
     # today's realized + (unrealized now - unrealized at the reset) - today's fees.
-    daily["net"] = daily["realized"] + book["unrealized"] - daily["unrealized_at_open"] - daily["fees"]
+    daily["net"] = (
+        daily["realized"] + book["unrealized"] - daily["unrealized_at_open"] - daily["fees"]
+    )
     return [
         ("pnl.realized", book["realized"]),
         ("pnl.unrealized", book["unrealized"]),

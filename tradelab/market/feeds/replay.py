@@ -134,7 +134,9 @@ class ReplayFeed:
             volumes = (0, 0, 0, int(v))
             for k, price in enumerate(path):
                 at = int(ts) + k * bar_ns // 4
-                pending.append((at, order, Tick(symbol, at, price, price, price, size, size, volumes[k])))
+                pending.append(
+                    (at, order, Tick(symbol, at, price, price, price, size, size, volumes[k]))
+                )
                 order += 1
         pending.sort(key=lambda item: (item[0], item[1]))
         for at, _, tick in pending:
@@ -152,7 +154,9 @@ class ReplayFeed:
         pacer = Pacer(None if self.config.as_fast_as_possible else self.config.speed)
         sent = 0
         for tick in self.ticks():
-            if (stop is not None and stop.is_set()) or (max_ticks is not None and sent >= max_ticks):
+            if (stop is not None and stop.is_set()) or (
+                max_ticks is not None and sent >= max_ticks
+            ):
                 break
             pacer.wait_until(tick.ts)
             on_tick(tick)

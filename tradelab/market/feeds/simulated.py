@@ -58,11 +58,15 @@ class SimulatedFeedConfig(param.Parameterized):
     )
     atm_iv = param.Number(default=0.13, bounds=(0.01, 2.0), doc="At-the-money implied vol.")
     smile_skew = param.Number(default=-0.1, bounds=(-5.0, 5.0), doc="d(IV)/d(log-moneyness).")
-    smile_curvature = param.Number(default=0.3, bounds=(0.0, 50.0), doc="IV convexity in moneyness.")
+    smile_curvature = param.Number(
+        default=0.3, bounds=(0.0, 50.0), doc="IV convexity in moneyness."
+    )
     spread_pct = param.Number(
         default=0.01, bounds=(0.0, 0.5), doc="Bid/ask spread as a fraction of the option price."
     )
-    max_quote_lots = param.Integer(default=20, bounds=(1, 10_000), doc="Largest bid/ask size, lots.")
+    max_quote_lots = param.Integer(
+        default=20, bounds=(1, 10_000), doc="Largest bid/ask size, lots."
+    )
 
 
 def _round_tick(price: float) -> float:
@@ -127,7 +131,9 @@ class SimulatedFeed:
             # U-shaped intraday volatility: 1.6x at the open and the close, 0.7x at midday.
             x = (ts - self.open_ns) / session_len
             vol = annual_vol * (0.7 + 0.9 * (2.0 * x - 1.0) ** 2)
-            spot *= math.exp(-0.5 * vol * vol * step_years + vol * math.sqrt(step_years) * rng.gauss())
+            spot *= math.exp(
+                -0.5 * vol * vol * step_years + vol * math.sqrt(step_years) * rng.gauss()
+            )
             slot = i % n_symbols
             if slot == 0:
                 level = _round_tick(spot)
@@ -175,7 +181,9 @@ class SimulatedFeed:
         pacer = Pacer(None if self.config.as_fast_as_possible else self.config.speed)
         sent = 0
         for tick in self.ticks():
-            if (stop is not None and stop.is_set()) or (max_ticks is not None and sent >= max_ticks):
+            if (stop is not None and stop.is_set()) or (
+                max_ticks is not None and sent >= max_ticks
+            ):
                 break
             pacer.wait_until(tick.ts)
             on_tick(tick)
