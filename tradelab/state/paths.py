@@ -40,12 +40,29 @@ class _Delete:
 DELETE: Any = _Delete()
 
 
-@lru_cache(maxsize=65_536)
+# Parsed paths, read directly by the store's hot loop (a dict hit is cheaper than a call).
+# Only ever grows by whole entries and is cleared when large: safe to read from any thread.
+PATH_CACHE: dict[str, Segments] = {}
+_PATH_CACHE_LIMIT = 100_000
+
+
 def parse_path(path: str) -> Segments:
     """'trading.positions.P1' -> ('trading', 'positions', 'P1'); a malformed path is a StateError.
 
     A segment is any non-empty text without '.' or '*'; `*` is only meaningful in watch patterns.
     """
+    if type(path) is str:
+        segments = PATH_CACHE.get(path)
+        if segments is not None:
+            return segments
+    segments = _parse_path(path)
+    if len(PATH_CACHE) >= _PATH_CACHE_LIMIT:
+        PATH_CACHE.clear()
+    PATH_CACHE[path] = segments
+    return segments
+
+
+def _parse_path(path: str) -> Segments:
     if not isinstance(path, str):
         raise StateError(f"state path must be a str like 'pnl.daily', got {type(path).__name__} "
                          f"{path!r}")

@@ -17,7 +17,7 @@ from tradelab.errors import InvalidInputError, SchemaVersionError, SequenceError
 from tradelab.events import Event
 from tradelab.state.meta import MetaTree, PathMeta
 from tradelab.state.migrations import MigrationRegistry
-from tradelab.state.paths import DELETE, MISSING, check_plain, parse_path
+from tradelab.state.paths import DELETE, MISSING, PATH_CACHE, check_plain, parse_path
 from tradelab.state.snapshot import StateSnapshot, plain_copy, state_sha256
 from tradelab.state.tree import CowTree
 from tradelab.state.watchers import Watch, WatchCallback, WatcherSet
@@ -120,6 +120,7 @@ class StateStore:
 
     def _apply_locked(self, events: tuple[Event, ...]) -> list:
         tree, view, write = self._tree, self._view, self._tree.write
+        cached_path = PATH_CACHE.get
         watchers = self._watchers if self._watchers.watches else None
         migrations = self.migrations
         touched: list[tuple[tuple[str, ...], tuple[int, int, str], bool]] = []
@@ -136,7 +137,9 @@ class StateStore:
                     for reducer in reducers:
                         try:
                             for path, value in reducer(view, event):
-                                segments = parse_path(path)
+                                segments = cached_path(path) if type(path) is str else None
+                                if segments is None:
+                                    segments = parse_path(path)
                                 kind = type(value)
                                 if kind is float:
                                     if value - value != 0.0:  # NaN or infinity
