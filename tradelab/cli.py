@@ -35,6 +35,21 @@ def bench_bus(as_json: bool, rounds: int, n: int, no_peers: bool) -> None:
     emit(n, rounds, as_json=as_json, peers=not no_peers)
 
 
+@bench.command("store")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Interleaved rounds; medians are reported.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="mark.updated events per round and contender.")
+@click.option("--rate-hz", type=click.FloatRange(min=0.1, max=1000), default=20.0,
+              show_default=True, help="Refresh rate of the reactive layer.")
+def bench_store(as_json: bool, rounds: int, n: int, rate_hz: float) -> None:
+    """StateStore applies/s alone and with the reactive param layer, beside dict/param floors."""
+    from tradelab.benchmarking.store import emit, run_store_benchmark
+
+    emit(run_store_benchmark(n, rounds, rate_hz), as_json)
+
+
 _JOURNAL_PATH = click.Path(dir_okay=False, exists=True)
 
 
