@@ -235,6 +235,16 @@ def test_subscribing_to_an_unknown_exact_topic_with_a_registry_is_refused(bus):
     bus.subscribe("order.fil*", lambda e: None)  # globs may match topics registered later
 
 
+def test_handler_failures_are_published_even_when_the_registry_lacks_the_bus_topic():
+    registry = TopicRegistry([TopicSpec("order.filled")])
+    with EventBus(registry=registry) as bus:
+        failures: list[Event] = []
+        bus.subscribe(HANDLER_FAILED, failures.append)
+        bus.subscribe("order.filled", lambda e: 1 / 0)
+        bus.publish("order.filled", {})
+        assert [f.payload["error_type"] for f in failures] == ["ZeroDivisionError"]
+
+
 def test_topics_registered_later_are_accepted_by_the_bus():
     registry = TopicRegistry()
     with EventBus(registry=registry) as bus:
@@ -268,6 +278,7 @@ def test_publish_event_delivers_the_event_object_it_was_given(bus):
     [
         (lambda b: b.publish("Order Filled", {}), "not dotted lower-case"),
         (lambda b: b.publish(42, {}), "topic must be a str"),
+        (lambda b: b.publish(["order.filled"], {}), "topic must be a str, got list"),
         (lambda b: b.publish("order.filled", [1, 2]), "must be a mapping, got list"),
         (lambda b: b.publish("order.filled", {}, key=7), "key must be a str, got int 7"),
         (lambda b: b.publish_event({"topic": "order.filled"}), "expects an Event, got dict"),

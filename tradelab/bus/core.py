@@ -111,7 +111,7 @@ class EventBus:
 
         Takes effect from the next publish. Coroutine functions run on the bus's loop thread.
         """
-        check_pattern(pattern, self.registry)
+        check_pattern(pattern, None if pattern == HANDLER_FAILED else self.registry)
         if not callable(handler):
             raise InvalidInputError(
                 f"handler for {pattern!r} must be callable, got {type(handler).__name__} "
@@ -173,13 +173,13 @@ class EventBus:
 
     def _resolve(self, topic: Any) -> tuple[tuple[Handler, ...], Any, _Route]:
         """The cache-miss path: check the topic once, then cache its route."""
+        if topic != HANDLER_FAILED:  # the bus's own topic is allowed whatever the registry
+            check_topic(topic, self.registry)
         with self._lock:
             if self._closed:
                 raise LifecycleError(f"bus {self.name!r} is closed; cannot publish {topic!r}")
             route = self._routes.get(topic)
             if route is None:
-                if topic != HANDLER_FAILED:
-                    check_topic(topic, self.registry)
                 route = self._routes[topic] = self._route(topic)
             return route
 
