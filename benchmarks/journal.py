@@ -6,6 +6,9 @@ Figures (medians over interleaved rounds, all measured in this run):
   append_events_per_s        sustained submit -> durable (flush) of mixed events, 1 % critical,
                              from one producer thread while the kernel applies them
   critical_ack_p50_ms/p99    submit() -> return of a critical event, during that storm
+  two_producers_*            the same mix from a feed thread (ordinary) and a broker thread
+                             (critical) at once: the single producer above waits ~1 commit
+                             every 100 events, which alone caps it below 100K/s
 
 Usage: .venv/bin/python benchmarks/journal.py [--events 200000] [--rounds 3] [--json]
 """
@@ -103,6 +106,51 @@ def append_storm(directory: Path, events: int, critical_every: int = 100) -> dic
     }
 
 
+def append_two_producers(directory: Path, events: int, critical_every: int = 100) -> dict:
+    """A feed thread submits the ordinary 99 %, a broker thread the critical 1 %, concurrently.
+
+    This is how the engine is fed live (ticks/marks vs fills); the feed never waits on a commit.
+    """
+    import threading
+
+    engine = Engine(
+        journal_path=str(directory / "storm2.duckdb"),
+        snapshot_every_events=0,
+        snapshot_every_seconds=0,
+    )
+    engine.start()
+    n_critical = events // critical_every
+    acks: list[float] = []
+
+    def feed() -> None:
+        submit = engine.submit
+        for i in range(events - n_critical):
+            submit("mark.updated", {"symbol": SYMBOLS[i & 3], "price": 24000.0 + (i % 997) * 0.5})
+
+    def broker() -> None:
+        submit = engine.submit
+        for i in range(n_critical):
+            s = time.perf_counter()
+            submit("trade.executed", trade_payload(i), key=f"T{i}")
+            acks.append(time.perf_counter() - s)
+
+    threads = [threading.Thread(target=feed), threading.Thread(target=broker)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    engine.flush()
+    elapsed = time.perf_counter() - t0
+    engine.stop()
+    acks.sort()
+    return {
+        "events_per_s": events / elapsed,
+        "ack_p50_ms": acks[len(acks) // 2] * 1e3,
+        "ack_p99_ms": acks[int(len(acks) * 0.99)] * 1e3,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -122,6 +170,10 @@ def main(argv: list[str] | None = None) -> dict:
             rounds.setdefault("critical_ack_p50_ms", []).append(storm["ack_p50_ms"])
             rounds.setdefault("critical_ack_p99_ms", []).append(storm["ack_p99_ms"])
             rounds.setdefault("commit_groups", []).append(storm["groups"])
+            two = append_two_producers(directory, args.events)
+            rounds.setdefault("two_producers_events_per_s", []).append(two["events_per_s"])
+            rounds.setdefault("two_producers_ack_p50_ms", []).append(two["ack_p50_ms"])
+            rounds.setdefault("two_producers_ack_p99_ms", []).append(two["ack_p99_ms"])
     result = {name: statistics.median(values) for name, values in rounds.items()}
     result["events"] = args.events
     result["rounds"] = args.rounds

@@ -148,6 +148,9 @@ class Engine:
             ]
             self.recovery_report = report
             self._last_snapshot_at = time.monotonic()
+            # A long replayed tail counts toward the next snapshot, so crash after crash does
+            # not replay an ever longer tail.
+            self._since_snapshot = report.events_replayed
             self._kernel = threading.Thread(target=self._kernel_loop, name="engine-kernel",
                                             daemon=True)
             self._kernel.start()
