@@ -3,6 +3,8 @@
 import json
 from datetime import datetime
 
+import pytest
+
 from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.engine import Engine
 from tradelab.market.feeds import SimulatedFeed, SimulatedFeedConfig
@@ -56,3 +58,38 @@ def test_session_through_the_engine_recovers_the_same_book_after_restart(tmp_pat
             assert json.loads(json.dumps(restarted.store.get(root))) == live[root], root
     finally:
         restarted.stop()
+
+
+@pytest.mark.timeout(20)
+def test_strategy_ordering_from_a_bus_handler_during_a_fill_does_not_deadlock(tmp_path):
+    # The closing fill submits two critical events (trade.executed, position.closed). While the
+    # first is published, a handler on the kernel thread places another order; the second needs
+    # the kernel. Neither side may be waiting on a lock the other holds.
+    engine = Engine(journal_path=str(tmp_path / "lab.duckdb")).start()
+    feed = SimulatedFeed(SimulatedFeedConfig(seed=1, as_fast_as_possible=True))
+    broker = PaperBroker(clock=feed.clock)
+    desk = ExecutionDesk(broker, engine.submit)
+    symbol = feed.symbols[1]
+    placed = []
+
+    def follow_up(event):
+        if event.payload["strategy"] == "lead" and event.payload["side"] == "SELL" and not placed:
+            placed.append(desk.place_order(symbol, "SELL", 75, strategy="follow"))
+
+    engine.bus.subscribe("trade.executed", follow_up)
+    try:
+        ticks = feed.ticks()
+        for tick in ticks:
+            broker.on_quote(tick)
+            if tick.symbol == symbol:
+                break
+        desk.place_order(symbol, "BUY", 75, strategy="lead")
+        desk.place_order(symbol, "SELL", 75, strategy="lead")
+        for _, tick in zip(range(200), ticks, strict=False):
+            broker.on_quote(tick)
+        engine.flush()
+        assert placed
+        assert engine.store.get(f"trading.positions.follow:{symbol}")["net_quantity"] == -75
+        assert engine.store.get(f"trading.positions.lead:{symbol}")["status"] == "closed"
+    finally:
+        engine.stop()

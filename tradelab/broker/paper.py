@@ -6,7 +6,9 @@ and the rest works on later quotes. Latency delays fills in feed (clock) time, n
 Disconnect policy: orders and cancels sent while disconnected are **rejected**; orders already
 working keep filling at the simulated exchange, and their updates are held and delivered in
 order on `connect()` (as a real broker's order stream catches up after a reconnect).
-Thread model: every public method takes one re-entrant lock; listeners run under it, in order.
+Thread model: every public method takes one lock for the book-keeping; listeners are called
+after it is released, in the order the updates happened (`OrderedOutbox`), so a listener that
+blocks (a critical engine submit) never holds the broker.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from tradelab.trading.orders import (
     check_price,
     check_quantity,
 )
+from tradelab.trading.outbox import OrderedOutbox
 
 
 class PaperBrokerConfig(param.Parameterized):
@@ -101,6 +104,7 @@ class PaperBroker:
         self._order_listeners: list[OrderListener] = []
         self._connection_listeners: list[ConnectionListener] = []
         self._held: list[OrderUpdate] = []
+        self._outbox = OrderedOutbox()
         self._quotes: dict[str, list[float]] = {}  # symbol -> [bid, ask, bid_left, ask_left]
         self._orders: dict[str, _Order] = {}
         self._working: dict[str, _Order] = {}  # not yet terminal; quotes only scan these
@@ -127,22 +131,25 @@ class PaperBroker:
 
     def disconnect(self) -> None:
         with self._lock:
-            if not self._connected:
-                return
-            self._connected = False
-            for listener in self._connection_listeners:
-                listener(False, self.clock.now_ns())
+            if self._connected:
+                self._connected = False
+                self._connection_changed(False)
+        self._outbox.drain()
 
     def connect(self) -> None:
         with self._lock:
-            if self._connected:
-                return
-            self._connected = True
-            for listener in self._connection_listeners:
-                listener(True, self.clock.now_ns())
-            held, self._held = self._held, []
-            for update in held:
-                self._deliver(update)
+            if not self._connected:
+                self._connected = True
+                self._connection_changed(True)
+                held, self._held = self._held, []
+                for update in held:
+                    self._deliver(update)
+        self._outbox.drain()
+
+    def _connection_changed(self, connected: bool) -> None:
+        now = self.clock.now_ns()
+        for listener in self._connection_listeners:
+            self._outbox.put(lambda listener=listener: listener(connected, now))
 
     def _notify(self, update: OrderUpdate) -> None:
         if self._connected:
@@ -152,10 +159,16 @@ class PaperBroker:
 
     def _deliver(self, update: OrderUpdate) -> None:
         for listener in self._order_listeners:
-            listener(update)
+            self._outbox.put(lambda listener=listener: listener(update))
 
     # -- orders -----------------------------------------------------------------------------
     def submit_order(self, request: OrderRequest) -> OrderUpdate:
+        try:
+            return self._submit_locked(request)
+        finally:
+            self._outbox.drain()
+
+    def _submit_locked(self, request: OrderRequest) -> OrderUpdate:
         with self._lock:
             now = self.clock.now_ns()
             try:
@@ -180,6 +193,12 @@ class PaperBroker:
             return order.updates[-1]
 
     def cancel_order(self, order_id: str) -> OrderUpdate:
+        try:
+            return self._cancel_locked(order_id)
+        finally:
+            self._outbox.drain()
+
+    def _cancel_locked(self, order_id: str) -> OrderUpdate:
         with self._lock:
             order = self._orders.get(order_id)
             if order is None:
@@ -221,6 +240,7 @@ class PaperBroker:
             for order in list(self._working.values()):
                 if order.request.symbol == tick.symbol and order.active_from_ns <= now:
                     self._match(order, now)
+        self._outbox.drain()
 
     def poll(self) -> None:
         """Fill what the latency kept back once the clock has moved past it."""
@@ -229,6 +249,7 @@ class PaperBroker:
             for order in list(self._working.values()):
                 if order.active_from_ns <= now:
                     self._match(order, now)
+        self._outbox.drain()
 
     # -- internals --------------------------------------------------------------------------
     def _check(self, request: OrderRequest, now: int) -> tuple[OptionContract, int]:

@@ -4,7 +4,9 @@ Every step goes through one `submit(topic, payload, *, key, critical)` callable 
 a session): order.submitted, the broker's order.* lifecycle, a critical `trade.executed` per
 fill and a critical `position.closed` when a position goes flat. Orders that fail the checks
 become `order.rejected` plus an `OrderRejectedError` naming the bad value; the book is untouched.
-Thread model: any thread may call; one lock orders the events the desk submits.
+Thread model: any thread may call. A short lock orders the desk's book-keeping and queues its
+events; they are submitted outside it, FIFO (`OrderedOutbox`), so a critical submit waiting for
+the kernel thread never blocks a strategy that places an order from that thread.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tradelab.trading.orders import (
     coerce_order_type,
     coerce_side,
 )
+from tradelab.trading.outbox import OrderedOutbox
 
 Submit = Callable[..., Any]
 
@@ -47,6 +50,7 @@ class ExecutionDesk:
         self._submit = submit
         self.universe = universe or OptionUniverse()
         self._lock = threading.RLock()
+        self._outbox = OrderedOutbox()
         # The desk's own running view of positions, kept with the same arithmetic as the
         # reducers, so it knows when a fill makes a position flat. Seed it from the store
         # (`trading.positions`) after a restart.
@@ -74,7 +78,7 @@ class ExecutionDesk:
                     order_id, symbol, side, quantity, order_type, limit_price, strategy
                 )
             except InvalidInputError as exc:
-                self._submit(
+                self._queue(
                     "order.rejected",
                     {
                         "order_id": order_id,
@@ -86,20 +90,26 @@ class ExecutionDesk:
                     },
                     key=order_id,
                 )
+                self._outbox.drain()
                 raise OrderRejectedError(str(exc)) from exc
-            self._submit("order.submitted", request.to_payload(), key=order_id)
-            # The broker reports acceptance, fills or the rejection through on_order_update;
-            # a rejection is re-raised here for the caller.
-            self.broker.submit_order(request)
+            self._queue("order.submitted", request.to_payload(), key=order_id)
+        self._outbox.drain()
+        # The broker reports acceptance, fills or the rejection through on_order_update;
+        # a rejection is re-raised here for the caller.
+        self.broker.submit_order(request)
         return order_id
 
+    def _queue(self, topic: str, payload: dict, *, key: str = "", critical: bool | None = None):
+        self._outbox.put(lambda: self._submit(topic, payload, key=key, critical=critical))
+
     def cancel_order(self, order_id: str) -> None:
-        with self._lock:
-            self.broker.cancel_order(order_id)
+        self.broker.cancel_order(order_id)
 
     def reset_daily_pnl(self, session_date: str) -> None:
         """Start the day's P&L (critical: a restart must not count yesterday into today)."""
-        self._submit("pnl.session_reset", {"session_date": session_date}, critical=True)
+        with self._lock:
+            self._queue("pnl.session_reset", {"session_date": session_date}, critical=True)
+        self._outbox.drain()
 
     def _checked_request(
         self, order_id, symbol, side, quantity, order_type, limit_price, strategy
@@ -123,36 +133,42 @@ class ExecutionDesk:
     # -- broker callbacks -------------------------------------------------------------------
     def on_order_update(self, update: OrderUpdate) -> None:
         with self._lock:
-            self._submit(f"order.{update.status}", update.to_payload(), key=update.order_id)
-            if update.fill is None:
-                return
-            fill = update.fill
-            pid = position_id(fill.strategy, fill.symbol)
-            before = self._positions.get(pid) or empty_position(
-                fill.strategy, fill.symbol, fill.lot_size
+            self._book(update)
+        self._outbox.drain()
+
+    def _book(self, update: OrderUpdate) -> None:
+        """Advance the desk's position and queue the events for one broker update."""
+        self._queue(f"order.{update.status}", update.to_payload(), key=update.order_id)
+        if update.fill is None:
+            return
+        fill = update.fill
+        pid = position_id(fill.strategy, fill.symbol)
+        before = self._positions.get(pid) or empty_position(
+            fill.strategy, fill.symbol, fill.lot_size
+        )
+        signed = fill.quantity * fill.side.sign
+        after, _ = apply_fill(before, signed, fill.price, fill.fee)
+        self._positions[pid] = after
+        trade = fill.to_payload()
+        trade["position_id"] = pid
+        self._queue("trade.executed", trade, key=pid, critical=True)
+        if after["net_quantity"] == 0:
+            self._queue(
+                "position.closed",
+                {
+                    "position_id": pid,
+                    "symbol": fill.symbol,
+                    "strategy": fill.strategy,
+                    "trade_id": fill.trade_id,
+                    "realized_pnl": after["realized_pnl"],
+                    "fees": after["fees"],
+                },
+                key=pid,
+                critical=True,
             )
-            signed = fill.quantity * fill.side.sign
-            after, realized = apply_fill(before, signed, fill.price, fill.fee)
-            self._positions[pid] = after
-            trade = fill.to_payload()
-            trade["position_id"] = pid
-            self._submit("trade.executed", trade, key=pid, critical=True)
-            if after["net_quantity"] == 0:
-                self._submit(
-                    "position.closed",
-                    {
-                        "position_id": pid,
-                        "symbol": fill.symbol,
-                        "strategy": fill.strategy,
-                        "trade_id": fill.trade_id,
-                        "realized_pnl": after["realized_pnl"],
-                        "fees": after["fees"],
-                    },
-                    key=pid,
-                    critical=True,
-                )
 
     def on_connection(self, connected: bool, ts: int) -> None:
+        topic = "broker.reconnected" if connected else "broker.disconnected"
         with self._lock:
-            topic = "broker.reconnected" if connected else "broker.disconnected"
-            self._submit(topic, {"broker": self.broker.name, "ts_broker": ts}, key=self.broker.name)
+            self._queue(topic, {"broker": self.broker.name, "ts_broker": ts}, key=self.broker.name)
+        self._outbox.drain()
