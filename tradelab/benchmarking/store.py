@@ -102,6 +102,32 @@ def _store_contender(name: str, setup: Callable[[StateStore], None] = lambda s: 
     return Contender(name, prepare), store
 
 
+def _book_contender() -> Contender | None:
+    """The engine's real book reducers (tradelab.trading), which re-total P&L on every mark."""
+    try:
+        from tradelab.trading.reducers import reducers as book_reducers
+    except ImportError:
+        return None
+    store = StateStore()
+    store.register_reducers(book_reducers())
+    for i, symbol in enumerate(_symbols()):
+        store.apply(Event(store.version + 1, 0, "trade.executed", "", {
+            "position_id": f"bench:{symbol}", "strategy": "bench", "symbol": symbol,
+            "lot_size": 75, "quantity": 75 * (1 + i % 3), "side": "BUY", "price": 100.0 + i,
+            "fee": 20.0, "trade_id": f"T{i}"}))
+
+    def prepare(n: int) -> Callable[[], None]:
+        events = _marks(store, n)
+        apply = store.apply
+
+        def run() -> None:
+            for event in events:
+                apply(event)
+        return run
+
+    return Contender("store.apply, tradelab.trading book reducers", prepare)
+
+
 class _Tile(param.Parameterized):
     value = param.Number(0.0)
 
@@ -125,6 +151,10 @@ def build_contenders(rate_hz: float) -> tuple[list[Contender], list[ReactiveStat
     contenders.append(with_ui)
     batched, _ = _store_contender("store.apply_batch(100 events)", batch=100)
     contenders.append(batched)
+
+    book = _book_contender()
+    if book is not None:
+        contenders.append(book)
 
     def naive(store: StateStore) -> None:
         tile = _Tile()

@@ -18,6 +18,7 @@ from tradelab.errors import StateError
 from tradelab.state.paths import DELETE, MISSING, Segments, check_plain, join_path
 
 _ROOT_PARENT = object()
+_SCALARS = frozenset((str, int, bool, type(None)))
 
 
 class CowTree:
@@ -68,20 +69,34 @@ class CowTree:
         A reducer may build a value around nodes it read (`view.get`); such a node would then sit
         at two places, so it must lose in-place rights before it is stored.
         """
-        check_plain(value, where)
-        if self._owned:
-            self._release_within(value)
+        bad = self._adopt_walk(value)
+        if bad is not None:
+            check_plain(value, where)  # raises, naming the offending element
 
-    def _release_within(self, value: Any) -> None:
-        if type(value) is dict:
+    def _adopt_walk(self, value: Any) -> bool | None:
+        """One pass: release owned dicts inside `value`; True when something is not plain data."""
+        kind = type(value)
+        if kind is dict:
             if self._owned.pop(id(value), None) is not None:
                 self._epoch += 1
-            for child in value.values():
-                if type(child) is dict or type(child) is list or type(child) is tuple:
-                    self._release_within(child)
-        elif type(value) is list or type(value) is tuple:
-            for child in value:
-                self._release_within(child)
+            items: Any = value.values()
+            for key in value:
+                if type(key) is not str:
+                    return True
+        elif kind is list or kind is tuple:
+            items = value
+        else:
+            return True
+        for child in items:
+            child_kind = type(child)
+            if child_kind in _SCALARS:
+                continue
+            if child_kind is float:
+                if child - child != 0.0:  # NaN or infinity
+                    return True
+            elif self._adopt_walk(child):
+                return True
+        return None
 
     # -- writing ---------------------------------------------------------------------------------
     def write(self, segments: Segments, value: Any) -> Any:
@@ -95,10 +110,11 @@ class CowTree:
                 node = hit[1]
                 segment = segments[-1]
                 old = node.get(segment, MISSING)
-                if type(old) is not dict:  # overwriting a leaf changes no structure
-                    self._undo.append((node, segment, old))
-                    node[segment] = value
-                    return old
+                self._undo.append((node, segment, old))
+                node[segment] = value
+                if type(old) is dict and self._owned.pop(id(old), None) is not None:
+                    self._epoch += 1  # `old` and everything below it leave the tree
+                return old
         elif self.lookup(segments) is MISSING:
             return MISSING  # nothing to remove; do not create empty parents
         owned = self._owned
@@ -123,8 +139,10 @@ class CowTree:
                     node = child
                     continue
                 if entry is not None:
+                    # It leaves the tree; a cached parent inside it can only exist if it had
+                    # an entry, so only then must the parent cache be invalidated.
                     del owned[id(child)]
-                self._epoch += 1  # `child` leaves the tree
+                    self._epoch += 1
                 fresh = child.copy()
             else:
                 raise StateError(
@@ -143,8 +161,7 @@ class CowTree:
             del node[segment]
         else:
             node[segment] = value
-        if type(old) is dict:
-            owned.pop(id(old), None)
+        if type(old) is dict and owned.pop(id(old), None) is not None:
             self._epoch += 1  # `old` and everything below it leave the tree
         if len(self._parents) > 65_536:
             self._parents.clear()
