@@ -50,6 +50,64 @@ def bench_store(as_json: bool, rounds: int, n: int, rate_hz: float) -> None:
     emit(run_store_benchmark(n, rounds, rate_hz), as_json)
 
 
+@main.command("run")
+@click.option("--journal", default="data/lab.duckdb", show_default=True,
+              help="DuckDB journal; an existing one is recovered and the session resumed.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Simulated market seed.")
+@click.option("--ticks-per-second", type=click.IntRange(1, 10_000), default=500,
+              show_default=True, help="Ticks per wall-clock second.")
+@click.option("--speed", type=click.FloatRange(min=0.001), default=60.0, show_default=True,
+              help="Simulated seconds per wall second (60: one session hour per minute).")
+@click.option("--duration", type=click.FloatRange(min=0), default=None,
+              help="Stop after this many wall seconds (default: when the session closes).")
+@click.option("--every", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="Seconds between status lines.")
+def run_cmd(journal: str, seed: int, ticks_per_second: int, speed: float,
+            duration: float | None, every: float) -> None:
+    """Run a paper session headless: simulated NIFTY market + paper broker, journaled.
+
+    Ctrl-C (or SIGTERM) stops cleanly: the queue is drained, a snapshot taken, the file closed.
+    """
+    import signal
+    import time
+
+    from tradelab.errors import TradelabError
+    from tradelab.lab import Lab, LabConfig
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    config = LabConfig(journal_path=journal, seed=seed, ticks_per_second=ticks_per_second,
+                       speed=speed)
+    lab = Lab(config)
+    try:
+        lab.start()
+    except TradelabError as exc:
+        raise click.ClickException(str(exc)) from None
+    report = lab.engine.recovery_report
+    click.echo(report.summary())
+    started = time.monotonic()
+    try:
+        while not lab.session_finished.wait(every):
+            s = lab.status()
+            pnl = "-" if s["daily_pnl"] is None else f"{s['daily_pnl']:,.2f}"
+            click.echo(f"seq {s['seq']:>9}  {s['exchange_time']:%H:%M:%S} IST  "
+                       f"NIFTY {s['index'] or 0:>9.2f}  ticks {s['ticks']:>8}  "
+                       f"bars {s['bars']:>4}  open positions {s['open_positions']}  "
+                       f"day P&L {pnl}")
+            if duration is not None and time.monotonic() - started >= duration:
+                break
+        else:
+            click.echo("the simulated session closed")
+    except KeyboardInterrupt:
+        click.echo("stopping...")
+    finally:
+        lab.stop()
+    click.echo(f"stopped cleanly at seq {lab.store.version}; state hash "
+               f"{lab.store.state_hash()[:16]}; inspect with: tradelab inspect {journal}")
+
+
 _JOURNAL_PATH = click.Path(dir_okay=False, exists=True)
 
 
