@@ -33,6 +33,15 @@ def _handler(event: Any) -> None:
     return None
 
 
+def _make_handlers(count: int) -> list[Callable[[Any], None]]:
+    """Distinct do-nothing functions: N subscribers are N different handlers, as in real use."""
+    def make() -> Callable[[Any], None]:
+        def handler(event: Any) -> None:
+            return None
+        return handler
+    return [make() for _ in range(count)]
+
+
 def _blinker_receiver(sender: Any) -> None:
     return None
 
@@ -81,17 +90,17 @@ def _loop2(call: Callable[[Any, Any], Any], a: Any, b: Any) -> Callable[[int], N
     return run
 
 
-def _tradelab_bus(pattern: str, subscribers: int) -> EventBus:
+def _tradelab_bus(pattern: str, handlers: list[Callable[[Any], None]]) -> EventBus:
     bus = EventBus(registry=TopicRegistry(), name="bench")
-    for _ in range(subscribers):
-        bus.subscribe(pattern, _handler)
+    for handler in handlers:
+        bus.subscribe(pattern, handler)
     return bus
 
 
 def _cases_for(scenario: str, subscribers: int, pattern: str, peers: bool) -> list[Case]:
     event = Event(0, 0, TOPIC, "", PAYLOAD)
     cases: list[Case] = []
-    handlers = [_handler] * subscribers
+    handlers = _make_handlers(subscribers)
 
     def plain(n: int) -> None:
         for _ in range(n):
@@ -100,8 +109,8 @@ def _cases_for(scenario: str, subscribers: int, pattern: str, peers: bool) -> li
 
     cases.append(Case(scenario, "plain function call (floor)", plain))
     naive = NaiveBus(wildcard=pattern != TOPIC)
-    for _ in range(subscribers):
-        naive.subscribe(pattern, _handler)
+    for handler in handlers:
+        naive.subscribe(pattern, handler)
     name = NAIVE if pattern == TOPIC else NAIVE + " (fnmatch scan)"
     cases.append(Case(scenario, name, _loop2(naive.publish, TOPIC, PAYLOAD)))
     if peers and pattern == TOPIC:
@@ -109,8 +118,8 @@ def _cases_for(scenario: str, subscribers: int, pattern: str, peers: bool) -> li
             import pyee
 
             emitter = pyee.EventEmitter()
-            for _ in range(subscribers):
-                emitter.add_listener(TOPIC, _handler)
+            for handler in handlers:
+                emitter.add_listener(TOPIC, handler)
             cases.append(Case(scenario, "pyee EventEmitter.emit", _loop2(emitter.emit, TOPIC,
                                                                          PAYLOAD)))
         except ImportError:
@@ -125,10 +134,10 @@ def _cases_for(scenario: str, subscribers: int, pattern: str, peers: bool) -> li
             cases.append(Case(scenario, "blinker Signal.send", _loop1(signal.send, PAYLOAD)))
         except ImportError:
             pass
-    bus = _tradelab_bus(pattern, subscribers)
+    bus = _tradelab_bus(pattern, handlers)
     cases.append(Case(scenario, "tradelab publish_event(Event)", _loop1(bus.publish_event,
                                                                         event)))
-    bus2 = _tradelab_bus(pattern, subscribers)
+    bus2 = _tradelab_bus(pattern, handlers)
     cases.append(Case(scenario, "tradelab publish(topic, payload)", _loop2(bus2.publish, TOPIC,
                                                                             PAYLOAD)))
     return cases
