@@ -190,6 +190,9 @@ def test_readers_on_other_threads_always_see_a_whole_version(store):
             book = store.snapshot().state.get("book")
             if book and book["a"] != book["b"]:
                 torn.append(book)
+            version, legs = store.get_many(["book.a", "book.b"], default=0)
+            if not (legs["book.a"] == legs["book.b"] == version):
+                torn.append((version, legs))
 
     thread = threading.Thread(target=reader)
     thread.start()

@@ -28,7 +28,8 @@ class PathValue(param.Parameterized):
 
     path = param.String(default="", constant=True, doc="dot path in the state store")
     value = param.Parameter(default=None, doc="value at `path` at the last refresh (None: absent)")
-    seq = param.Integer(default=0, constant=True, doc="store version when `value` last changed")
+    seq = param.Integer(default=0, doc="store version when `value` last changed (set by the "
+                        "refresher; read-only for everyone else)")
 
 
 class ReactiveState(param.Parameterized):
@@ -67,9 +68,7 @@ class ReactiveState(param.Parameterized):
                 holder = self._bound.get(path)
                 if holder is None:
                     version, values = self._store.get_many((path,))
-                    holder = PathValue(path=path, value=values[path], name=path)
-                    with param.edit_constant(holder):
-                        holder.seq = version
+                    holder = PathValue(path=path, value=values[path], seq=version, name=path)
                     self._bound = {**self._bound, path: holder}
         return holder
 
@@ -113,8 +112,7 @@ class ReactiveState(param.Parameterized):
                 for holder, _ in changed:
                     batch.enter_context(param.parameterized.batch_call_watchers(holder))
                 for holder, new in changed:
-                    with param.edit_constant(holder):
-                        holder.param.update(value=new, seq=version)
+                    holder.param.update(value=new, seq=version)
             with param.edit_constant(self):
                 self.param.update(version=version, refreshes=self.refreshes + 1,
                                   updates=self.updates + len(changed))

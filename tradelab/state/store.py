@@ -71,6 +71,11 @@ class StateStore:
         self._reducers: dict[str, tuple[Reducer, ...]] = {}
         self._watchers = WatcherSet()
         self._events_applied = 0
+        # Readers on other threads ask the writer to publish a frozen root between two events
+        # instead of queueing on the lock mid-apply (each such wait costs GIL handoffs).
+        self._read_request = False
+        self._read_ready = threading.Event()
+        self._published: tuple[int, dict[str, Any]] | None = None
         self._batches = 0
         self._reducer_failures = 0
 
@@ -115,6 +120,10 @@ class StateStore:
         with self._lock:
             notifications = self._apply_locked(events)
             seq = self._version
+            if self._read_request:
+                self._read_request = False
+                self._published = (seq, self._tree.freeze())
+                self._read_ready.set()
         if notifications:
             self._watchers.deliver(notifications, seq)
 
@@ -181,15 +190,32 @@ class StateStore:
             return default if value is MISSING else self._tree.hand_out(value)
 
     def get_many(self, paths: Iterable[str], default: Any = None) -> tuple[int, dict[str, Any]]:
-        """(version, {path: value}) read at one consistent version."""
+        """(version, {path: value}) read at one consistent version, without stalling the writer."""
         parsed = [(path, parse_path(path)) for path in paths]
+        version, root = self._frozen_root()
+        tree = CowTree(root)
+        values = {}
+        for path, segments in parsed:
+            value = tree.lookup(segments)
+            values[path] = default if value is MISSING else value
+        return version, values
+
+    def _frozen_root(self) -> tuple[int, dict[str, Any]]:
+        """(version, root frozen at that version). When the writer is busy, it publishes one
+        after its current event; when idle (or slow to answer), the lock is taken."""
+        if self._lock.acquire(blocking=False):
+            try:
+                return self._version, self._tree.freeze()
+            finally:
+                self._lock.release()
+        self._read_ready.clear()
+        self._read_request = True
+        if self._read_ready.wait(0.05):
+            published = self._published
+            if published is not None:
+                return published
         with self._lock:
-            tree = self._tree
-            values = {}
-            for path, segments in parsed:
-                value = tree.lookup(segments)
-                values[path] = default if value is MISSING else tree.hand_out(value)
-            return self._version, values
+            return self._version, self._tree.freeze()
 
     def __contains__(self, path: str) -> bool:
         segments = parse_path(path)
@@ -198,8 +224,8 @@ class StateStore:
 
     def frozen(self) -> tuple[int, StateView]:
         """(version, a read-only view of the state at that version) without copying anything."""
-        with self._lock:
-            return self._version, StateView(CowTree(self._tree.freeze()))
+        version, root = self._frozen_root()
+        return version, StateView(CowTree(root))
 
     def snapshot(self) -> StateSnapshot:
         """An independent copy of the whole state, tagged with version and schema version."""
@@ -212,9 +238,7 @@ class StateStore:
 
     def state_hash(self) -> str:
         """sha256 hex of the canonical JSON state: equal state gives an equal hash in any process."""
-        with self._lock:
-            root = self._tree.freeze()
-        return state_sha256(root)
+        return state_sha256(self._frozen_root()[1])
 
     # -- snapshots --------------------------------------------------------------------------------
     def load_snapshot(self, snapshot: StateSnapshot,
