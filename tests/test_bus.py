@@ -21,6 +21,7 @@ def bus():
 def recorder(log: list, label: str):
     def handler(event: Event) -> None:
         log.append((label, event.topic, event.payload.get("i")))
+
     handler.__qualname__ = f"recorder[{label}]"
     return handler
 
@@ -103,8 +104,11 @@ def test_subscribing_during_delivery_takes_effect_from_the_next_publish(bus):
     bus.subscribe("order.filled", subscribes_another)
     bus.publish("order.filled", {"i": 1})
     bus.publish("order.filled", {"i": 2})
-    assert got == [("early", "order.filled", 1), ("early", "order.filled", 2),
-                   ("late", "order.filled", 2)]
+    assert got == [
+        ("early", "order.filled", 1),
+        ("early", "order.filled", 2),
+        ("late", "order.filled", 2),
+    ]
 
 
 def test_unsubscribing_during_delivery_still_lets_the_current_event_through(bus):
@@ -137,8 +141,12 @@ def test_raising_handler_does_not_stop_delivery_to_the_others(bus):
     assert len(failures) == 1
     assert failures[0].key == "broken-handler"
     assert failures[0].payload == {
-        "topic": "order.filled", "seq": 0, "handler": "broken-handler", "subscription_id": 2,
-        "error_type": "ValueError", "error": "strike price 3 is bad",
+        "topic": "order.filled",
+        "seq": 0,
+        "handler": "broken-handler",
+        "subscription_id": 2,
+        "error_type": "ValueError",
+        "error": "strike price 3 is bad",
     }
     metrics = bus.metrics()
     assert metrics["handler_failures_total"] == 1
@@ -208,14 +216,16 @@ def test_publish_from_a_handler_is_delivered_after_the_event_reached_every_handl
     bus.subscribe("*", recorder(got, "watcher"))
     bus.publish("order.filled", {"i": 1})
     assert got == [
-        ("filler", "order.filled", 1), ("watcher", "order.filled", 1),
-        ("filler", "position.updated", 1), ("watcher", "position.updated", 1),
-        ("filler", "trade.logged", 1), ("watcher", "trade.logged", 1),
+        ("filler", "order.filled", 1),
+        ("watcher", "order.filled", 1),
+        ("filler", "position.updated", 1),
+        ("watcher", "position.updated", 1),
+        ("filler", "trade.logged", 1),
+        ("watcher", "trade.logged", 1),
     ]
     assert bus.metrics()["reentrant_queued"] == 2
     # Every subscriber saw the same order, and so does the history.
-    assert [e.topic for e in bus.history()] == ["order.filled", "position.updated",
-                                                 "trade.logged"]
+    assert [e.topic for e in bus.history()] == ["order.filled", "position.updated", "trade.logged"]
 
 
 def test_unknown_topic_with_a_registry_is_refused_and_records_nothing(bus):
@@ -260,8 +270,11 @@ def test_publish_builds_a_transient_event_with_the_registry_defaults(bus):
     event = bus.publish("trade.executed", {"qty": 75}, key="NIFTY24000CE")
     after = time.time_ns()
     assert event.seq == 0 and before <= event.ts <= after
-    assert (event.topic, event.key, event.payload) == ("trade.executed", "NIFTY24000CE",
-                                                      {"qty": 75})
+    assert (event.topic, event.key, event.payload) == (
+        "trade.executed",
+        "NIFTY24000CE",
+        {"qty": 75},
+    )
     assert event.critical is True  # trade.executed is critical in the default registry
 
 
@@ -299,8 +312,11 @@ def test_bad_input_is_refused_with_a_message_naming_it(call, message):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"history_size": -1}, "history_size -1"), ({"sample_every": 3}, "sample_every 3"),
-     ({"rate_window_s": 0}, "rate_window_s 0")],
+    [
+        ({"history_size": -1}, "history_size -1"),
+        ({"sample_every": 3}, "sample_every 3"),
+        ({"rate_window_s": 0}, "rate_window_s 0"),
+    ],
 )
 def test_bad_bus_settings_are_refused(kwargs, message):
     with pytest.raises(InvalidInputError, match=message):
@@ -323,8 +339,9 @@ def test_history_ring_keeps_only_the_last_history_size_events():
 
 
 def test_history_filters_by_pattern_since_seq_and_limit(bus):
-    for seq, topic in enumerate(["order.submitted", "order.filled", "trade.executed",
-                                 "order.cancelled"], start=1):
+    for seq, topic in enumerate(
+        ["order.submitted", "order.filled", "trade.executed", "order.cancelled"], start=1
+    ):
         bus.publish_event(Event(seq, seq, topic, "", {}))
     bus.publish("market.tick", {})  # transient: seq 0
     assert [e.seq for e in bus.history("order.*")] == [1, 2, 4]

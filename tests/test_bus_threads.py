@@ -111,8 +111,12 @@ def test_publishes_from_handlers_are_queued_per_thread():
         mine = [entry[1:] for entry in log if entry[0] == f"feed{k}"]
         expected = []
         for i in range(500):
-            expected += [("marker", "market.tick", i), ("watcher", "market.tick", i),
-                         ("marker", "mark.updated", i), ("watcher", "mark.updated", i)]
+            expected += [
+                ("marker", "market.tick", i),
+                ("watcher", "market.tick", i),
+                ("marker", "mark.updated", i),
+                ("watcher", "mark.updated", i),
+            ]
         assert mine == expected
     bus.close()
 
@@ -176,8 +180,9 @@ def test_close_cancels_async_handlers_still_running_after_the_timeout_and_stops_
 
     bus.subscribe("market.tick", never_finishes)
     bus.publish("market.tick", {})
-    assert wait_until(lambda: any(t.name == "closing-async-handlers"
-                                  for t in threading.enumerate()))
+    assert wait_until(
+        lambda: any(t.name == "closing-async-handlers" for t in threading.enumerate())
+    )
     started = time.monotonic()
     bus.close(timeout=0.2)
     assert time.monotonic() - started < 3

@@ -21,8 +21,13 @@ from tradelab.events import (
 
 # JSON-safe values as validate_payload allows them; lists only (a tuple comes back as a list).
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)
-scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-           | st.floats(allow_nan=False, allow_infinity=False) | text)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | text
+)
 values = st.recursive(
     scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
@@ -122,8 +127,17 @@ def test_nan_or_infinity_anywhere_in_a_payload_is_refused(bad, build, where):
 
 
 @pytest.mark.parametrize(
-    "name", ["trade", "Trade.executed", "trade..executed", "1trade.executed", "trade.executed.",
-             "trade executed", "trade-x.y", ""],
+    "name",
+    [
+        "trade",
+        "Trade.executed",
+        "trade..executed",
+        "1trade.executed",
+        "trade.executed.",
+        "trade executed",
+        "trade-x.y",
+        "",
+    ],
 )
 def test_bad_topic_names_are_refused(name):
     with pytest.raises(InvalidInputError, match="not dotted lower-case"):

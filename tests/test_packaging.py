@@ -35,8 +35,9 @@ def pyproject_runtime_deps() -> dict[str, str]:
 def conda_runtime_deps() -> dict[str, str]:
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = [d for d in env["dependencies"] if isinstance(d, str)]  # the pip: list is a dict
-    return {name: spec for name, spec in parse_requirements(conda).items()
-            if name not in NOT_PACKAGES}
+    return {
+        name: spec for name, spec in parse_requirements(conda).items() if name not in NOT_PACKAGES
+    }
 
 
 def test_pyproject_and_environment_yml_name_the_same_runtime_dependencies():
@@ -57,8 +58,9 @@ def test_environment_yml_installs_the_package_itself_with_pip():
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).with_name("tradelab")
     assert script.exists(), f"console script {script} is missing; run `pip install -e .`"
-    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=60,
-                          cwd=ROOT)
+    return subprocess.run(
+        [str(script), *args], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
 
 
 def test_tradelab_help_runs():

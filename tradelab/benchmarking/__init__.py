@@ -64,15 +64,18 @@ def machine_info() -> dict[str, Any]:
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain-text table with right-aligned numbers, for terminals and README blocks."""
     cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     for row, raw in zip(cells, rows, strict=True):
-        lines.append("  ".join(
-            c.rjust(w) if isinstance(v, int | float) else c.ljust(w)
-            for c, v, w in zip(row, raw, widths, strict=True)
-        ))
+        lines.append(
+            "  ".join(
+                c.rjust(w) if isinstance(v, int | float) else c.ljust(w)
+                for c, v, w in zip(row, raw, widths, strict=True)
+            )
+        )
     return "\n".join(lines)
 
 

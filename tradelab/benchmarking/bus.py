@@ -35,10 +35,13 @@ def _handler(event: Any) -> None:
 
 def _make_handlers(count: int) -> list[Callable[[Any], None]]:
     """Distinct do-nothing functions: N subscribers are N different handlers, as in real use."""
+
     def make() -> Callable[[Any], None]:
         def handler(event: Any) -> None:
             return None
+
         return handler
+
     return [make() for _ in range(count)]
 
 
@@ -61,8 +64,9 @@ class NaiveBus:
     def publish(self, topic: str, payload: Any) -> None:
         with self._lock:
             if self._wildcard:  # what a naive wildcard bus does: match every pattern each time
-                handlers = [h for p, hs in self._subs.items() if fnmatch.fnmatchcase(topic, p)
-                            for h in hs]
+                handlers = [
+                    h for p, hs in self._subs.items() if fnmatch.fnmatchcase(topic, p) for h in hs
+                ]
             else:
                 handlers = list(self._subs.get(topic, ()))
         for handler in handlers:
@@ -73,6 +77,7 @@ def _loop(call: Callable[..., Any], *args: Any) -> Callable[[int], None]:
     def run(n: int) -> None:
         for _ in range(n):
             call(*args)
+
     return run
 
 
@@ -80,6 +85,7 @@ def _loop1(call: Callable[[Any], Any], arg: Any) -> Callable[[int], None]:
     def run(n: int) -> None:
         for _ in range(n):
             call(arg)
+
     return run
 
 
@@ -87,6 +93,7 @@ def _loop2(call: Callable[[Any, Any], Any], a: Any, b: Any) -> Callable[[int], N
     def run(n: int) -> None:
         for _ in range(n):
             call(a, b)
+
     return run
 
 
@@ -120,8 +127,9 @@ def _cases_for(scenario: str, subscribers: int, pattern: str, peers: bool) -> li
             emitter = pyee.EventEmitter()
             for handler in handlers:
                 emitter.add_listener(TOPIC, handler)
-            cases.append(Case(scenario, "pyee EventEmitter.emit", _loop2(emitter.emit, TOPIC,
-                                                                         PAYLOAD)))
+            cases.append(
+                Case(scenario, "pyee EventEmitter.emit", _loop2(emitter.emit, TOPIC, PAYLOAD))
+            )
         except ImportError:
             pass
         try:
@@ -135,17 +143,18 @@ def _cases_for(scenario: str, subscribers: int, pattern: str, peers: bool) -> li
         except ImportError:
             pass
     bus = _tradelab_bus(pattern, handlers)
-    cases.append(Case(scenario, "tradelab publish_event(Event)", _loop1(bus.publish_event,
-                                                                        event)))
+    cases.append(Case(scenario, "tradelab publish_event(Event)", _loop1(bus.publish_event, event)))
     bus2 = _tradelab_bus(pattern, handlers)
-    cases.append(Case(scenario, "tradelab publish(topic, payload)", _loop2(bus2.publish, TOPIC,
-                                                                            PAYLOAD)))
+    cases.append(
+        Case(scenario, "tradelab publish(topic, payload)", _loop2(bus2.publish, TOPIC, PAYLOAD))
+    )
     return cases
 
 
 def _make_receiver() -> Callable[[Any], None]:
     def receiver(sender: Any) -> None:
         return None
+
     return receiver
 
 
@@ -172,8 +181,7 @@ def _reentrant_cases() -> list[Case]:
     return [
         Case(scenario, NAIVE + " (nested call)", _loop2(naive.publish, TOPIC, PAYLOAD)),
         Case(scenario, "tradelab 2 top-level publish_event", two_publishes),
-        Case(scenario, "tradelab publish_event, inner queued", _loop1(nested.publish_event,
-                                                                       outer)),
+        Case(scenario, "tradelab publish_event, inner queued", _loop1(nested.publish_event, outer)),
     ]
 
 
@@ -193,20 +201,46 @@ def run_bus_benchmark(n: int = 1_000_000, rounds: int = 5, peers: bool = True) -
     results = []
     for case in cases:
         ops = median(case.ops_per_s(n))
-        results.append({"scenario": case.scenario, "contender": case.contender,
-                        "ops_per_s_median": ops, "ns_per_op_median": 1e9 / ops,
-                        "rounds_ops_per_s": case.ops_per_s(n)})
+        results.append(
+            {
+                "scenario": case.scenario,
+                "contender": case.contender,
+                "ops_per_s_median": ops,
+                "ns_per_op_median": 1e9 / ops,
+                "rounds_ops_per_s": case.ops_per_s(n),
+            }
+        )
     for row in results:
-        base = next((r for r in results if r["scenario"] == row["scenario"]
-                     and r["contender"].startswith(NAIVE)), None)
+        base = next(
+            (
+                r
+                for r in results
+                if r["scenario"] == row["scenario"] and r["contender"].startswith(NAIVE)
+            ),
+            None,
+        )
         # The median of per-round ratios: both sides of a ratio ran in the same round, so load
         # from other processes on a shared machine mostly cancels out.
-        row["ratio_vs_naive"] = median([
-            mine / theirs for mine, theirs in zip(row["rounds_ops_per_s"],
-                                                  base["rounds_ops_per_s"], strict=True)
-        ]) if base else None
-    return {"benchmark": "bus", "n": n, "rounds": rounds, "machine": machine_info(),
-            "results": results, "summary": _summary(results)}
+        row["ratio_vs_naive"] = (
+            median(
+                [
+                    mine / theirs
+                    for mine, theirs in zip(
+                        row["rounds_ops_per_s"], base["rounds_ops_per_s"], strict=True
+                    )
+                ]
+            )
+            if base
+            else None
+        )
+    return {
+        "benchmark": "bus",
+        "n": n,
+        "rounds": rounds,
+        "machine": machine_info(),
+        "results": results,
+        "summary": _summary(results),
+    }
 
 
 def _summary(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -221,7 +255,10 @@ def _summary(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
         for contender in ("tradelab publish_event(Event)", "tradelab publish(topic, payload)"):
             got = ops(scenario, contender)
             summary[f"{scenario} / {contender}"] = {
-                "ops_per_s": got, "target": target, "met": bool(got and got >= target)}
+                "ops_per_s": got,
+                "target": target,
+                "met": bool(got and got >= target),
+            }
     one = ops("1 subscriber", "tradelab publish_event(Event)")
     ten = ops("10 subscribers", "tradelab publish_event(Event)")
     wild = ops("1 wildcard subscriber", "tradelab publish_event(Event)")
@@ -233,14 +270,25 @@ def _summary(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def render_table(result: dict[str, Any]) -> str:
-    rows = [(r["scenario"], r["contender"], r["ops_per_s_median"], r["ns_per_op_median"],
-             r["ratio_vs_naive"]) for r in result["results"]]
-    table = format_table(["scenario", "contender", "ops/s (median)", "ns/op",
-                          "vs naive"], rows)
+    rows = [
+        (
+            r["scenario"],
+            r["contender"],
+            r["ops_per_s_median"],
+            r["ns_per_op_median"],
+            r["ratio_vs_naive"],
+        )
+        for r in result["results"]
+    ]
+    table = format_table(["scenario", "contender", "ops/s (median)", "ns/op", "vs naive"], rows)
     m = result["machine"]
-    lines = [f"bus benchmark: n={result['n']:,} x {result['rounds']} interleaved rounds; "
-             f"Python {m['python']}, {m['cpus']} cpus, {m['memory_gib']} GiB, {m['date']}",
-             "", table, ""]
+    lines = [
+        f"bus benchmark: n={result['n']:,} x {result['rounds']} interleaved rounds; "
+        f"Python {m['python']}, {m['cpus']} cpus, {m['memory_gib']} GiB, {m['date']}",
+        "",
+        table,
+        "",
+    ]
     for name, value in result["summary"].items():
         if isinstance(value, dict):
             got = value["ops_per_s"]

@@ -27,6 +27,7 @@ from tradelab.bus.topics import (
     check_topic,
     coerce_payload_and_key,
     copy_ring,
+    filter_history,
     pattern_matcher,
 )
 from tradelab.errors import InvalidInputError, LifecycleError
@@ -46,8 +47,15 @@ class _Route:
 
     __slots__ = ("counter", "critical", "handlers", "schema_version", "subs", "topic")
 
-    def __init__(self, topic: str, subs: tuple[Subscription, ...], handlers: tuple[Handler, ...],
-                 counter: TopicCounter, critical: bool, schema_version: int) -> None:
+    def __init__(
+        self,
+        topic: str,
+        subs: tuple[Subscription, ...],
+        handlers: tuple[Handler, ...],
+        counter: TopicCounter,
+        critical: bool,
+        schema_version: int,
+    ) -> None:
         self.topic = topic
         self.subs = subs
         self.handlers = handlers
@@ -77,8 +85,11 @@ class EventBus:
     ) -> None:
         if not isinstance(history_size, int) or isinstance(history_size, bool) or history_size < 0:
             raise InvalidInputError(f"history_size {history_size!r} must be an int >= 0")
-        if (not isinstance(sample_every, int) or sample_every < 1
-                or sample_every & (sample_every - 1)):
+        if (
+            not isinstance(sample_every, int)
+            or sample_every < 1
+            or sample_every & (sample_every - 1)
+        ):
             raise InvalidInputError(f"sample_every {sample_every!r} must be a power of two >= 1")
         if not rate_window_s > 0:
             raise InvalidInputError(f"rate_window_s {rate_window_s!r} must be > 0 seconds")
@@ -167,8 +178,14 @@ class EventBus:
         spec = None
         if self.registry is not None and topic in self.registry:
             spec = self.registry.get(topic)
-        route = _Route(topic, subs, tuple(handlers), counter,
-                       spec.critical if spec else False, spec.schema_version if spec else 1)
+        route = _Route(
+            topic,
+            subs,
+            tuple(handlers),
+            counter,
+            spec.critical if spec else False,
+            spec.schema_version if spec else 1,
+        )
         return route.handlers, counter.counter, route
 
     def _resolve(self, topic: Any) -> tuple[tuple[Handler, ...], Any, _Route]:
@@ -273,8 +290,9 @@ class EventBus:
             else:
                 self._deliver_sampled(event, handlers, route, n)
 
-    def _deliver_sampled(self, event: Event, handlers: tuple[Handler, ...], route: _Route,
-                         n: int) -> None:
+    def _deliver_sampled(
+        self, event: Event, handlers: tuple[Handler, ...], route: _Route, n: int
+    ) -> None:
         perf_ns = time.perf_counter_ns
         route.counter.checkpoint(perf_ns(), n)
         for handler, sub in zip(handlers, route.subs, strict=True):
@@ -290,8 +308,9 @@ class EventBus:
                 sub.record_call_time(elapsed)
 
     # ---------------------------------------------------------------- failures
-    def _handler_failed(self, route: _Route, handler: Handler, event: Event,
-                        exc: Exception) -> None:
+    def _handler_failed(
+        self, route: _Route, handler: Handler, event: Event, exc: Exception
+    ) -> None:
         for candidate, sub in zip(route.handlers, route.subs, strict=True):
             if candidate is handler:
                 self._record_failure(sub, event, exc)
@@ -305,8 +324,15 @@ class EventBus:
             self._failures_by_handler[sub.name] = self._failures_by_handler.get(sub.name, 0) + 1
             closed = self._closed
         if failures <= FAILURES_LOGGED_IN_FULL or failures % 1000 == 0:
-            log.error("bus %r: handler %s failed on %s seq=%s (failure #%d)", self.name,
-                      sub.name, event.topic, event.seq, failures, exc_info=exc)
+            log.error(
+                "bus %r: handler %s failed on %s seq=%s (failure #%d)",
+                self.name,
+                sub.name,
+                event.topic,
+                event.seq,
+                failures,
+                exc_info=exc,
+            )
         if event.topic == HANDLER_FAILED or closed:
             return  # loop guard: a failing failure handler is logged and counted, no more
         # Closed between the check and the publish: nobody is left to tell.
@@ -314,32 +340,21 @@ class EventBus:
             self.publish(HANDLER_FAILED, failure_payload(sub, event, exc), key=sub.name)
 
     # ---------------------------------------------------------------- history, metrics, close
-    def history(self, pattern: str = "*", since_seq: int | None = None,
-                limit: int | None = None) -> list[Event]:
+    def history(
+        self, pattern: str = "*", since_seq: int | None = None, limit: int | None = None
+    ) -> list[Event]:
         """Recent events, oldest first, filtered by glob `pattern` and by `seq > since_seq`.
 
         Transient events have seq 0, so `since_seq` (even 0) leaves them out. `limit` keeps the
         most recent `limit` matches. The ring holds the last `history_size` delivered events.
         """
-        check_pattern(pattern, None)
-        if since_seq is not None and (not isinstance(since_seq, int) or since_seq < 0):
-            raise InvalidInputError(f"since_seq {since_seq!r} must be an int >= 0 or None")
-        if limit is not None and (not isinstance(limit, int) or limit < 0):
-            raise InvalidInputError(f"limit {limit!r} must be an int >= 0 or None")
-        events = copy_ring(self._history)
-        if pattern != "*":
-            matches = pattern_matcher(pattern)
-            events = [e for e in events if matches(e.topic)]
-        if since_seq is not None:
-            events = [e for e in events if e.seq > since_seq]
-        if limit is not None:
-            events = events[len(events) - limit:] if limit else []
-        return events
+        return filter_history(copy_ring(self._history), pattern, since_seq, limit)
 
     def metrics(self) -> dict[str, Any]:
         """Counts, rates and handler statistics as a plain dict (JSON-serializable)."""
         total, per_topic, lifetime, recent = rates(
-            list(self._counters.values()), self._started_ns, self._rate_window_ns)
+            list(self._counters.values()), self._started_ns, self._rate_window_ns
+        )
         subs = self._subs
         return {
             "name": self.name,
@@ -374,8 +389,7 @@ class EventBus:
             self._routes = {}  # every publish now misses the cache and meets LifecycleError
         cancelled = self._async.close(timeout)
         if cancelled:
-            log.warning("bus %r closed with %d async handler calls cancelled", self.name,
-                        cancelled)
+            log.warning("bus %r closed with %d async handler calls cancelled", self.name, cancelled)
 
     def __enter__(self) -> EventBus:
         return self
@@ -386,4 +400,3 @@ class EventBus:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<EventBus {self.name!r} {state}, {len(self._subs)} subscriptions>"
-

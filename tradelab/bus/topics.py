@@ -77,7 +77,27 @@ def coerce_payload_and_key(topic: str, payload: Any, key: Any) -> tuple[dict[str
     if isinstance(payload, Mapping):
         return dict(payload), key
     raise InvalidInputError(
-        f"payload for topic {topic!r} must be a mapping, got {type(payload).__name__}")
+        f"payload for topic {topic!r} must be a mapping, got {type(payload).__name__}"
+    )
+
+
+def filter_history(
+    events: list[Any], pattern: str, since_seq: int | None, limit: int | None
+) -> list[Any]:
+    """The events matching `pattern` with `seq > since_seq`, the last `limit` of them."""
+    check_pattern(pattern, None)
+    if since_seq is not None and (not isinstance(since_seq, int) or since_seq < 0):
+        raise InvalidInputError(f"since_seq {since_seq!r} must be an int >= 0 or None")
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise InvalidInputError(f"limit {limit!r} must be an int >= 0 or None")
+    if pattern != "*":
+        matches = pattern_matcher(pattern)
+        events = [e for e in events if matches(e.topic)]
+    if since_seq is not None:
+        events = [e for e in events if e.seq > since_seq]
+    if limit is not None:
+        events = events[len(events) - limit :] if limit else []
+    return events
 
 
 def copy_ring(ring: deque[Any]) -> list[Any]:
