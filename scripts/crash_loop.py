@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default=None, help="where the journal lives (default: temp)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--min-kill", type=float, default=0.2)
-    parser.add_argument("--max-kill", type=float, default=1.5)
+    parser.add_argument("--max-kill", type=float, default=2.5)
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="tradelab-crash-") as tmp:
