@@ -8,7 +8,8 @@ and on stop). The reader:
 
 * when the journal file can be opened read-only (no engine running), reads it directly
   (`source == "journal"`: everything, plus the snapshots table);
-* when the file is locked by a running engine, reads the sealed segments with an in-memory
+* when the file is held by a running engine (in another process, or in this one: a notebook that
+  runs a Lab and queries its journal), reads the sealed segments with an in-memory
   DuckDB (`source == "segments"`: everything up to the last sealed seq, typically seconds old);
   it never lets DuckDB's "Conflicting lock" error reach the caller.
 
@@ -56,7 +57,7 @@ class JournalReader:
             try:
                 con = duckdb.connect(str(self.path), read_only=True)
             except duckdb.Error as exc:
-                if not schema.is_lock_error(exc):
+                if not schema.is_in_use_error(exc):
                     raise JournalError(
                         f"cannot read journal {self.path}: {str(exc).splitlines()[0]}"
                     ) from None

@@ -51,6 +51,14 @@ def is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.Error) and "lock" in str(exc).lower()
 
 
+def is_in_use_error(exc: BaseException) -> bool:
+    """The file is held by a writer: another process (a lock error) or this one (DuckDB refuses
+    a read-only connection beside this process's read-write one: "different configuration")."""
+    return is_lock_error(exc) or (
+        isinstance(exc, duckdb.Error) and "different configuration" in str(exc)
+    )
+
+
 def connect(
     path: str | Path, *, read_only: bool = False, timeout: float = 0.0
 ) -> duckdb.DuckDBPyConnection:
