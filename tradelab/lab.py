@@ -10,6 +10,7 @@ replayed stretch is never journaled twice.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ import param
 
 from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.engine import Engine
-from tradelab.market.clock import Pacer
+from tradelab.market.clock import run_paced
 from tradelab.market.feeds import SimulatedFeed, SimulatedFeedConfig
 from tradelab.market.instruments import IST
 from tradelab.market.router import MarketDataRouter
@@ -96,28 +97,29 @@ class Lab:
             self.desk.reset_daily_pnl(session_date)
         if (store.get("market.session", None) or {}).get("session_date") != session_date:
             self.router.open_session(self.feed.open_ns)
-        pacer = Pacer(None if self.feed.config.as_fast_as_possible else self.feed.config.speed)
-        latest_quotes: dict[str, Tick] = {}
+        speed = None if self.feed.config.as_fast_as_possible else self.feed.config.speed
         try:
-            for tick in self.feed.ticks():
-                if self._stop.is_set():
-                    break
-                if tick.ts <= self.resumed_after_ns:
-                    # Journaled before the restart: skip it unpaced, keep the quote for the broker.
-                    latest_quotes[tick.symbol] = tick
-                    continue
-                if latest_quotes:
-                    for quote in latest_quotes.values():
-                        self.broker.on_quote(quote)
-                    latest_quotes.clear()
-                pacer.wait_until(tick.ts)
-                self.router.on_tick(tick)
+            run_paced(self._resumed_ticks(), self.router.on_tick, speed=speed, stop=self._stop)
             if not self._stop.is_set() and (store.get("market.session", None) or {}).get(
                 "status"
             ) != "closed":
                 self.router.close_session(self.feed.close_ns)
         finally:
             self.session_finished.set()
+
+    def _resumed_ticks(self) -> Iterator[Tick]:
+        """The feed's ticks after the last journaled mark; the stretch before it (journaled before
+        a restart) is skipped unpaced, its latest quotes handed to the broker so it can fill."""
+        latest_quotes: dict[str, Tick] = {}
+        for tick in self.feed.ticks():
+            if tick.ts <= self.resumed_after_ns:
+                latest_quotes[tick.symbol] = tick
+                continue
+            if latest_quotes:
+                for quote in latest_quotes.values():
+                    self.broker.on_quote(quote)
+                latest_quotes.clear()
+            yield tick
 
     def place_order(self, symbol: str, side: str, quantity: int, **kwargs: Any) -> str:
         """Send an order through the desk; see `ExecutionDesk.place_order`."""

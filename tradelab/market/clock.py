@@ -6,10 +6,13 @@ A `SimulatedClock` has one writer (the feed thread that advances it); any thread
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from datetime import time as dtime
+from typing import Any
 
 from tradelab.errors import InvalidInputError
 from tradelab.market.instruments import IST
@@ -98,3 +101,24 @@ class Pacer:
         # next event catches up anyway.
         if ahead > 0.001:
             time.sleep(ahead)
+
+
+def run_paced(
+    ticks: Iterable[Any],
+    on_tick: Callable[[Any], object],
+    *,
+    speed: float | None,
+    stop: threading.Event | None = None,
+    max_ticks: int | None = None,
+) -> int:
+    """Hand `ticks` (anything with a `ts` in ns) to `on_tick`, held to wall time at `speed` x
+    (None = as fast as possible); stop early on `stop` or after `max_ticks`. Returns how many."""
+    pacer = Pacer(speed)
+    sent = 0
+    for tick in ticks:
+        if (stop is not None and stop.is_set()) or (max_ticks is not None and sent >= max_ticks):
+            break
+        pacer.wait_until(tick.ts)
+        on_tick(tick)
+        sent += 1
+    return sent

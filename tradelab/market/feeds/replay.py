@@ -17,7 +17,7 @@ import pandas as pd
 import param
 
 from tradelab.errors import InvalidInputError
-from tradelab.market.clock import NS_PER_S, Pacer, SimulatedClock
+from tradelab.market.clock import NS_PER_S, SimulatedClock, run_paced
 from tradelab.market.ticks import Tick
 
 BAR_COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
@@ -151,14 +151,5 @@ class ReplayFeed:
         stop: threading.Event | None = None,
         max_ticks: int | None = None,
     ) -> int:
-        pacer = Pacer(None if self.config.as_fast_as_possible else self.config.speed)
-        sent = 0
-        for tick in self.ticks():
-            if (stop is not None and stop.is_set()) or (
-                max_ticks is not None and sent >= max_ticks
-            ):
-                break
-            pacer.wait_until(tick.ts)
-            on_tick(tick)
-            sent += 1
-        return sent
+        speed = None if self.config.as_fast_as_possible else self.config.speed
+        return run_paced(self.ticks(), on_tick, speed=speed, stop=stop, max_ticks=max_ticks)

@@ -16,7 +16,7 @@ from datetime import date
 
 import param
 
-from tradelab.market.clock import NS_PER_S, MarketHours, Pacer, SimulatedClock
+from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock, run_paced
 from tradelab.market.instruments import (
     INDEX_SYMBOL,
     TICK_SIZE,
@@ -178,14 +178,5 @@ class SimulatedFeed:
         max_ticks: int | None = None,
     ) -> int:
         """Feed ticks to `on_tick` at `ticks_per_second` (or flat out); return how many were sent."""
-        pacer = Pacer(None if self.config.as_fast_as_possible else self.config.speed)
-        sent = 0
-        for tick in self.ticks():
-            if (stop is not None and stop.is_set()) or (
-                max_ticks is not None and sent >= max_ticks
-            ):
-                break
-            pacer.wait_until(tick.ts)
-            on_tick(tick)
-            sent += 1
-        return sent
+        speed = None if self.config.as_fast_as_possible else self.config.speed
+        return run_paced(self.ticks(), on_tick, speed=speed, stop=stop, max_ticks=max_ticks)
