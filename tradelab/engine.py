@@ -87,6 +87,9 @@ class Engine:
         self.store = StateStore(
             schema_version=self.config.state_schema_version, migrations=self.migrations
         )
+        # Live events are built from `self.registry`, the very registry the default migrations
+        # take their target versions from, so upcasting them is a no-op the kernel can skip.
+        self._upcast_live = migrations is not None
         self.store.register_reducers(default_reducers())
         self.journal: Journal | None = None
         self.recovery_report: RecoveryReport | None = None
@@ -229,20 +232,22 @@ class Engine:
                              timeout=timeout)
 
     def _enqueue(self, topic, payload, *, key="", critical=None, wait=False, timeout=30.0):
-        event = self.registry.make_event(topic, payload, key=key, critical=critical)
-        if self.registry.is_transient(topic):
+        # Checked here, on the submitting thread; the kernel builds the Event once, stamped.
+        spec, body, is_critical = self.registry.check(topic, payload, key=key, critical=critical)
+        if spec.transient:
+            event = Event(0, now_ns(), topic, key, body, is_critical, spec.schema_version)
             self.bus.publish_event(event)
             return event
         writer = self._writer
         if writer is not None and writer.failed is not None:
             raise JournalError(f"journal is not writable: {writer.failed}")
-        if (event.critical or wait) and threading.get_ident() != self._kernel_ident:
+        if (is_critical or wait) and threading.get_ident() != self._kernel_ident:
             ticket = Ticket()
-            self._queue.append((event, ticket))
+            self._queue.append((topic, key, body, is_critical, spec.schema_version, ticket))
             if self._kernel_idle:
                 self._wakeup.set()
             return ticket.wait(timeout)
-        self._queue.append((event, None))
+        self._queue.append((topic, key, body, is_critical, spec.schema_version, None))
         if self._kernel_idle:
             self._wakeup.set()
         return None
@@ -305,41 +310,64 @@ class Engine:
     def _process(self, batch: list) -> None:
         store, writer = self.store, self._writer
         assert writer is not None
-        stamped: list[Event] = []
-        tickets: list[Ticket] = []
+        events: list[Event] = []
+        waiting: list[Ticket | None] = []  # aligned with `events`
         controls = []
-        urgent = False
         seq = store.version
-        for event, ticket in batch:
-            if event is None:
-                controls.append(ticket)
+        for item in batch:
+            topic = item[0]
+            if topic is None:
+                controls.append(item[1])
                 continue
             seq += 1
-            event = Event(seq, now_ns(), event.topic, event.key, event.payload, event.critical,
-                          event.schema_version)
-            try:
-                store.apply(event)
-            except TradelabError as exc:
-                seq -= 1
-                self.rejected_events += 1
-                log.warning("event %s rejected by the store: %s", event.topic, exc)
+            events.append(Event(seq, now_ns(), topic, item[1], item[2], item[3], item[4]))
+            waiting.append(item[5])
+        if events:
+            events, waiting = self._apply(events, waiting)
+        if events:
+            tickets = []
+            urgent = False
+            for event, ticket in zip(events, waiting, strict=True):
                 if ticket is not None:
-                    ticket.resolve(exc)
-                continue
-            stamped.append(event)
-            if event.critical:
-                urgent = True
-            if ticket is not None:
-                ticket.event = event
-                tickets.append(ticket)
-        writer.append(stamped, tickets, urgent=urgent)
-        publish = self.bus.publish_event
-        for event in stamped:
-            publish(event)
-        self._since_snapshot += len(stamped)
+                    ticket.event = event
+                    tickets.append(ticket)
+                elif event.critical:
+                    urgent = True
+            writer.append(events, tickets, urgent=urgent)
+            publish = self.bus.publish_event
+            for event in events:
+                publish(event)
+            self._since_snapshot += len(events)
         for control in controls:
             self._run_control(control)
         self._maybe_snapshot()
+
+    def _apply(self, events: list[Event], waiting: list) -> tuple[list[Event], list]:
+        """Apply the stamped batch in one store call. An event a reducer rejects is dropped
+        before it is journaled; the events after it are stamped again to close the seq gap."""
+        applied, error = self.store.apply_each(events, upcast=self._upcast_live)
+        if error is None:
+            return events, waiting
+        kept, kept_waiting = events[:applied], waiting[:applied]
+        rest, rest_waiting = events[applied:], waiting[applied:]
+        while error is not None:
+            rejected, ticket = rest[0], rest_waiting[0]
+            self.rejected_events += 1
+            log.warning("event %s rejected by the store: %s", rejected.topic, error)
+            if ticket is not None:
+                ticket.resolve(error)
+            rest = [
+                Event(e.seq - 1, e.ts, e.topic, e.key, e.payload, e.critical, e.schema_version)
+                for e in rest[1:]
+            ]
+            rest_waiting = rest_waiting[1:]
+            if not rest:
+                break
+            applied, error = self.store.apply_each(rest, upcast=self._upcast_live)
+            kept += rest[:applied]
+            kept_waiting += rest_waiting[:applied]
+            rest, rest_waiting = rest[applied:], rest_waiting[applied:]
+        return kept, kept_waiting
 
     def _run_control(self, control: Any) -> None:
         if isinstance(control, Ticket):  # a flush barrier: everything before it is applied

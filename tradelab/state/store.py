@@ -13,7 +13,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from tradelab.errors import InvalidInputError, SchemaVersionError, SequenceError, StateError
+from tradelab.errors import (
+    InvalidInputError,
+    SchemaVersionError,
+    SequenceError,
+    StateError,
+    TradelabError,
+)
 from tradelab.events import Event
 from tradelab.state.meta import MetaTree, PathMeta
 from tradelab.state.migrations import MigrationRegistry
@@ -108,41 +114,70 @@ class StateStore:
 
     def apply(self, event: Event) -> None:
         """Apply one event whose seq is `version + 1`; on any failure the store is unchanged."""
-        self._apply((event,))
+        notifications, _, error = self._apply((event,), each=False, upcast=True)
+        if notifications:
+            self._watchers.deliver(notifications, self._version)
 
     def apply_batch(self, events: Iterable[Event]) -> None:
         """Apply consecutive events as one atomic change set (watchers see it once)."""
         batch = tuple(events)
         if batch:
-            self._apply(batch)
+            notifications, _, _ = self._apply(batch, each=False, upcast=True)
+            if notifications:
+                self._watchers.deliver(notifications, self._version)
 
-    def _apply(self, events: tuple[Event, ...]) -> None:
+    def apply_each(
+        self, events: Sequence[Event], *, upcast: bool = True
+    ) -> tuple[int, TradelabError | None]:
+        """Apply consecutive events in order, each atomically on its own; stop at the first
+        that fails. Returns (how many were applied, the error of the one that failed or None).
+
+        The failing event and those after it leave no trace; watchers see the applied ones as
+        one change set. `upcast=False` skips the migrations: only for events stamped from the
+        very topic registry the migrations target (the engine's own live events).
+        """
+        if not events:
+            return 0, None
+        notifications, applied, error = self._apply(events, each=True, upcast=upcast)
+        if notifications:
+            self._watchers.deliver(notifications, self._version)
+        return applied, error
+
+    def _apply(self, events: Sequence[Event], each: bool, upcast: bool):
         with self._lock:
-            notifications = self._apply_locked(events)
-            seq = self._version
+            result = self._apply_locked(events, each, upcast)
             if self._read_request:
                 self._read_request = False
-                self._published = (seq, self._tree.freeze())
+                self._published = (self._version, self._tree.freeze())
                 self._read_ready.set()
-        if notifications:
-            self._watchers.deliver(notifications, seq)
+        return result
 
-    def _apply_locked(self, events: tuple[Event, ...]) -> list:
-        tree, view, write = self._tree, self._view, self._tree.write
+    def _apply_locked(self, events: Sequence[Event], each: bool, upcast: bool):
+        """(notifications, events applied, error). Not `each`: all or nothing, errors raise.
+        `each`: every event is its own unit; the first failure is rolled back and returned."""
+        tree, view, write, adopt = self._tree, self._view, self._tree.write, self._tree.adopt
         cached_path = PATH_CACHE.get
         watchers = self._watchers if self._watchers.watches else None
-        migrations = self.migrations
+        capture = watchers.capture if watchers is not None else None
+        upcast_event = self.migrations.upcast_event if upcast and self.migrations else None
+        reducers_of = self._reducers.get
+        # (segments, change, deleted) of every write, recorded in the path metadata at the end
         touched: list[tuple[tuple[str, ...], tuple[int, int, str], bool]] = []
+        append = touched.append
         version = self._version
-        try:
-            for event in events:
-                if event.seq != version + 1:
+        applied = 0
+        error: TradelabError | None = None
+        for event in events:
+            mark = len(touched)
+            try:
+                seq = event.seq
+                if seq != version + 1:
                     raise SequenceError(_sequence_message(event, version))
-                if migrations is not None:
-                    event = migrations.upcast_event(event)
-                reducers = self._reducers.get(event.topic)
+                if upcast_event is not None:
+                    event = upcast_event(event)
+                reducers = reducers_of(event.topic)
                 if reducers:
-                    change = (event.seq, event.ts, event.topic)
+                    change = (seq, event.ts, event.topic)
                     for reducer in reducers:
                         try:
                             for path, value in reducer(view, event):
@@ -154,32 +189,60 @@ class StateStore:
                                     if value - value != 0.0:  # NaN or infinity
                                         check_plain(value, f"path {path!r}")
                                 elif kind not in _SCALARS and value is not DELETE:
-                                    tree.adopt(value, f"path {path!r}")
-                                if watchers is not None:
-                                    watchers.capture(tree, segments, value)
+                                    adopt(value, path)
+                                if capture is not None:
+                                    capture(tree, segments, value)
                                 write(segments, value)
-                                touched.append((segments, change, value is DELETE))
+                                append((segments, change, value is DELETE))
                         except Exception as exc:
                             self._reducer_failures += 1
                             raise StateError(
                                 f"reducer {_name(reducer)} for topic {event.topic!r} failed at "
-                                f"seq {event.seq}: {exc}; the store is unchanged (version "
-                                f"{self._version})"
+                                f"seq {seq}: {exc}; the store is unchanged (version "
+                                f"{version if each else self._version})"
                             ) from exc
-                version = event.seq
-        except BaseException:
-            tree.rollback()
-            if watchers is not None:
-                watchers.discard()
-            raise
-        tree.commit()
+            except TradelabError as exc:
+                if not each:
+                    self._undo_all(tree, watchers)
+                    raise
+                # Undo this event only (the ones before it are committed). Its captured watch
+                # paths now compare equal to their old values, so they notify nothing.
+                tree.rollback()
+                del touched[mark:]
+                error = exc
+                break
+            except BaseException:
+                if not each:
+                    self._undo_all(tree, watchers)
+                    raise
+                tree.rollback()
+                del touched[mark:]
+                self._finish(touched, version, applied)
+                if watchers is not None:
+                    watchers.discard()
+                raise
+            if each:
+                tree.commit()
+            version = seq
+            applied += 1
+        self._finish(touched, version, applied)
+        return (watchers.collect(tree) if watchers is not None else []), applied, error
+
+    def _finish(self, touched: list, version: int, applied: int) -> None:
+        """Make the applied writes final: path metadata, version, counters."""
+        self._tree.commit()
         record = self._meta.record
         for segments, change, deleted in touched:
             record(segments, change, deleted)
         self._version = version
-        self._events_applied += len(events)
+        self._events_applied += applied
         self._batches += 1
-        return watchers.collect(tree) if watchers is not None else []
+
+    @staticmethod
+    def _undo_all(tree: CowTree, watchers: WatcherSet | None) -> None:
+        tree.rollback()
+        if watchers is not None:
+            watchers.discard()
 
     # -- reading --------------------------------------------------------------------------------
     def get(self, path: str, default: Any = None) -> Any:

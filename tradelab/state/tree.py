@@ -63,31 +63,38 @@ class CowTree:
             self._epoch += 1
         return self.root
 
-    def adopt(self, value: Any, where: str) -> None:
-        """Check a container a reducer wants to store, and release any of our nodes inside it.
+    def adopt(self, value: Any, path: Any) -> None:
+        """Check a container a reducer wants to store at `path`, and release our nodes inside it.
 
         A reducer may build a value around nodes it read (`view.get`); such a node would then sit
         at two places, so it must lose in-place rights before it is stored.
         """
-        bad = self._adopt_walk(value)
-        if bad is not None:
-            check_plain(value, where)  # raises, naming the offending element
+        if self._adopt_walk(value) is not None:
+            check_plain(value, f"path {path!r}")  # raises, naming the offending element
 
     def _adopt_walk(self, value: Any) -> bool | None:
         """One pass: release owned dicts inside `value`; True when something is not plain data."""
         kind = type(value)
         if kind is dict:
-            if self._owned.pop(id(value), None) is not None:
+            owned = self._owned
+            if owned and owned.pop(id(value), None) is not None:
                 self._epoch += 1
-            items: Any = value.values()
-            for key in value:
+            # Keys and values in one pass; the usual member (a scalar) costs one set lookup.
+            for key, child in value.items():
                 if type(key) is not str:
                     return True
-        elif kind is list or kind is tuple:
-            items = value
-        else:
+                child_kind = type(child)
+                if child_kind in _SCALARS:
+                    continue
+                if child_kind is float:
+                    if child - child != 0.0:  # NaN or infinity
+                        return True
+                elif self._adopt_walk(child):
+                    return True
+            return None
+        if kind is not list and kind is not tuple:
             return True
-        for child in items:
+        for child in value:
             child_kind = type(child)
             if child_kind in _SCALARS:
                 continue

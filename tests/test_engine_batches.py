@@ -1,0 +1,93 @@
+"""The kernel applies each drained batch in one store call: a rejected event in the middle of a
+batch is dropped alone, the events after it get the next seqs, and the journal stays the fold."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tradelab.engine import Engine, build_store
+from tradelab.errors import StateError
+from tradelab.journal import JournalReader
+
+
+def _trade(i: int) -> dict:
+    return {"position_id": "t:NIFTY", "strategy": "t", "symbol": "NIFTY", "lot_size": 75,
+            "quantity": 75, "side": "BUY" if i % 2 else "SELL", "price": 100.0 + i, "fee": 20.0,
+            "trade_id": f"T{i}"}
+
+
+def test_rejections_inside_a_batch_leave_no_seq_gap_and_replay_gives_the_live_state(tmp_path):
+    engine = Engine(journal_path=str(tmp_path / "lab.duckdb"), snapshot_every_seconds=0,
+                    kernel_batch_size=500)
+    engine.start()
+    gate = threading.Event()
+    # Hold the kernel inside a bus handler so the submissions below pile up into batches.
+    engine.bus.subscribe("signal.detected", lambda event: gate.wait(5))
+    start_seq = engine.flush()
+    engine.submit("signal.detected", {"signal": "hold"}, key="hold")
+    bad = {5, 6, 200, 499}
+    for i in range(500):
+        if i in bad:
+            engine.submit("order.filled", {"symbol": "NIFTY"})  # no order_id: its reducer fails
+        else:
+            engine.submit("mark.updated", {"symbol": "NIFTY", "price": 24000.0 + i})
+    gate.set()
+    last = engine.flush()
+    live_hash = engine.store.state_hash()
+    engine.stop()
+
+    assert engine.rejected_events == len(bad)
+    assert last == start_seq + 1 + 500 - len(bad)
+    events = JournalReader(tmp_path / "lab.duckdb").events()
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    marks = [e for e in events if e.topic == "mark.updated"]
+    assert [e.payload["price"] for e in marks] == [24000.0 + i for i in range(500) if i not in bad]
+    assert not [e for e in events if e.topic == "order.filled"]
+    replayed = build_store()
+    replayed.apply_batch(e for e in events if e.seq <= last)
+    assert replayed.state_hash() == live_hash
+
+
+def test_a_critical_event_rejected_mid_batch_fails_only_its_own_submitter(tmp_path):
+    with Engine(journal_path=str(tmp_path / "lab.duckdb"), snapshot_every_seconds=0) as engine:
+        results: dict[int, object] = {}
+
+        def broker(i: int, payload: dict) -> None:
+            try:
+                results[i] = engine.submit("trade.executed", payload, key=f"T{i}")
+            except StateError as exc:
+                results[i] = exc
+
+        threads = [threading.Thread(target=broker, args=(1, _trade(1))),
+                   threading.Thread(target=broker, args=(2, {"trade_id": "T2"})),
+                   threading.Thread(target=broker, args=(3, _trade(3)))]
+        for i in range(300):
+            engine.submit("mark.updated", {"symbol": "NIFTY", "price": 24000.0 + i})
+            if i % 100 == 0:
+                threads[i // 100].start()
+        for thread in threads:
+            thread.join()
+        engine.flush()
+        assert isinstance(results[2], StateError) and "trade.executed" in str(results[2])
+        durable = [results[1], results[3]]
+        assert all(event.seq <= engine.store.version for event in durable)
+        assert engine.store.get("trading.trades.T1")["seq"] == results[1].seq
+        assert engine.store.get("trading.trades.T3")["seq"] == results[3].seq
+        assert engine.store.get("trading.trades.T2") is None
+        assert engine.rejected_events == 1
+
+
+@pytest.mark.parametrize("kernel_batch_size", [1, 1000])
+def test_submit_order_is_seq_order_whatever_the_batch_size(tmp_path, kernel_batch_size):
+    with Engine(journal_path=str(tmp_path / "lab.duckdb"), snapshot_every_seconds=0,
+                kernel_batch_size=kernel_batch_size) as engine:
+        first = engine.flush() + 1
+        for i in range(300):
+            engine.submit("mark.updated", {"symbol": "NIFTY", "price": float(i)})
+        engine.flush()
+    events = JournalReader(tmp_path / "lab.duckdb").events(since_seq=first - 1,
+                                                           topic="mark.updated")
+    assert [e.payload["price"] for e in events] == [float(i) for i in range(300)]
+    assert [e.seq for e in events] == list(range(first, first + 300))
