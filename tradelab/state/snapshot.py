@@ -1,8 +1,9 @@
-"""Point-in-time copies of the state tree and its canonical JSON form and hash.
+"""Point-in-time copies of the state tree, their stored bytes, and the canonical state hash.
 
 A `StateSnapshot` owns its own plain dicts (independent of later changes to the store); it is
-immutable by convention and safe to hand to any thread. The canonical form is JSON with sorted
-keys and shortest-repr floats, so equal state gives equal bytes and sha256 in every process.
+immutable by convention and safe to hand to any thread. Copies and stored bytes keep every dict's
+insertion order, so a restored store iterates exactly as the live one did; only the hash uses
+the canonical form (sorted keys, shortest-repr floats): equal state, equal sha256, any process.
 """
 
 from __future__ import annotations
@@ -18,13 +19,25 @@ from tradelab.errors import InvalidInputError, StateError
 SNAPSHOT_FORMAT = "tradelab.state-snapshot/1"
 
 _canonical = msgspec.json.Encoder(order="sorted")
+# Insertion order: dicts come back iterating as they did when written. Reducers may depend on
+# that order (e.g. summing floats over positions), so copies and snapshots must not sort.
+_in_order = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
 
 def canonical_json(value: Any) -> bytes:
     """Sorted-key JSON bytes of plain data: the one serialization hashes are taken over."""
+    return _encode(_canonical, value)
+
+
+def ordered_json(value: Any) -> bytes:
+    """JSON bytes of plain data with every dict in insertion order (what snapshots store)."""
+    return _encode(_in_order, value)
+
+
+def _encode(encoder: msgspec.json.Encoder, value: Any) -> bytes:
     try:
-        return _canonical.encode(value)
+        return encoder.encode(value)
     except (TypeError, msgspec.EncodeError) as exc:
         raise StateError(f"state is not plain JSON data: {exc}") from None
 
@@ -35,8 +48,9 @@ def state_sha256(state: Any) -> str:
 
 
 def plain_copy(state: Any) -> Any:
-    """A deep copy made of fresh dicts/lists (tuples become lists, exactly as after a JSON trip)."""
-    return _decoder.decode(canonical_json(state))
+    """A deep copy made of fresh dicts/lists (tuples become lists, exactly as after a JSON trip);
+    every dict keeps its insertion order."""
+    return _decoder.decode(ordered_json(state))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -72,8 +86,13 @@ class StateSnapshot:
         return self._hash[0]
 
     def to_bytes(self) -> bytes:
-        """Canonical JSON of the whole snapshot (format tag, seq, schema_version, state, meta)."""
-        return canonical_json({
+        """JSON of the whole snapshot (format tag, seq, schema_version, state, meta), every dict
+        in insertion order so `from_bytes` restores the exact iteration order of the live state.
+
+        These bytes are not canonical (equal state built in another order gives other bytes): a
+        hash of them is an integrity check of what was stored; compare states with `sha256()`.
+        """
+        return ordered_json({
             "format": SNAPSHOT_FORMAT,
             "seq": self.seq,
             "schema_version": self.schema_version,
@@ -83,7 +102,8 @@ class StateSnapshot:
 
     @classmethod
     def from_bytes(cls, data: bytes | str) -> StateSnapshot:
-        """Parse bytes written by `to_bytes`; anything else is an InvalidInputError."""
+        """Parse bytes written by `to_bytes` (also older, sorted-key ones); anything else is an
+        InvalidInputError. Dicts come back in the order of the bytes."""
         try:
             body = _decoder.decode(data)
         except msgspec.DecodeError as exc:
