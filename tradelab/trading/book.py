@@ -7,7 +7,8 @@ Fees are kept apart from gross P&L: net = realized + unrealized - fees. Thread-f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from math import fsum
 from typing import Any
 
 
@@ -90,23 +91,42 @@ def remark(position: Mapping[str, Any], mark: float) -> dict[str, Any]:
 
 
 def totals(positions: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Book-wide and per-strategy realized, unrealized, fees and net P&L."""
-    realized = unreal = fees = 0.0
-    by_strategy: dict[str, dict[str, float]] = {}
+    """Book-wide and per-strategy realized, unrealized, fees and net P&L, from scratch.
+
+    The reducers keep these totals by deltas (tradelab.trading.pnl); this is the audit that
+    recomputes them. `math.fsum` is exactly rounded, so the result does not depend on the order
+    the positions are iterated in (a store restored from a snapshot iterates them in another).
+    """
+    parts: dict[str, dict[str, list[float]]] = {}
     for pos in positions.values():
-        r, u, f = float(pos["realized_pnl"]), float(pos["unrealized_pnl"]), float(pos["fees"])
-        realized, unreal, fees = realized + r, unreal + u, fees + f
-        s = by_strategy.setdefault(
-            pos["strategy"], {"realized": 0.0, "unrealized": 0.0, "fees": 0.0, "net": 0.0}
-        )
-        s["realized"] += r
-        s["unrealized"] += u
-        s["fees"] += f
-        s["net"] = s["realized"] + s["unrealized"] - s["fees"]
+        s = parts.setdefault(pos["strategy"], {"realized": [], "unrealized": [], "fees": []})
+        s["realized"].append(float(pos["realized_pnl"]))
+        s["unrealized"].append(float(pos["unrealized_pnl"]))
+        s["fees"].append(float(pos["fees"]))
+    by_strategy: dict[str, dict[str, float]] = {}
+    for strategy in sorted(parts):
+        s = parts[strategy]
+        realized, unreal, fees = fsum(s["realized"]), fsum(s["unrealized"]), fsum(s["fees"])
+        by_strategy[strategy] = {"realized": realized, "unrealized": unreal, "fees": fees,
+                                 "net": fsum((realized, unreal, -fees))}
+    book = {
+        name: fsum(x for s in parts.values() for x in s[name])
+        for name in ("realized", "unrealized", "fees")
+    }
     return {
-        "realized": realized,
-        "unrealized": unreal,
-        "fees": fees,
-        "net": realized + unreal - fees,
+        **book,
+        "net": fsum((book["realized"], book["unrealized"], -book["fees"])),
         "by_strategy": by_strategy,
     }
+
+
+def with_open(open_ids: Sequence[str] | None, pid: str) -> tuple[str, ...]:
+    """The open-position index entry after `pid` opens. Kept sorted, so the index (and the order
+    marks re-value positions in) depends only on which positions are open, not on history."""
+    ids = tuple(open_ids or ())
+    return ids if pid in ids else tuple(sorted((*ids, pid)))
+
+
+def without_open(open_ids: Sequence[str] | None, pid: str) -> tuple[str, ...]:
+    """The open-position index entry after `pid` goes flat."""
+    return tuple(i for i in open_ids or () if i != pid)

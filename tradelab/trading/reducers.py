@@ -1,20 +1,24 @@
 """Reducers of the trading book: orders, trades, positions and P&L from journaled events.
 
 Pure functions of (StateView, Event) -> [(dot_path, value)], so a replay of the journal rebuilds
-the book exactly. State written:
+the book exactly; a fill or a mark costs O(positions it touches), never O(book). State written:
   trading.orders.<order_id>          order record and lifecycle status
   trading.trades.<trade_id>          each fill, with the P&L it realized
   trading.positions.<position_id>    "<strategy>:<symbol>" net qty (units), average, P&L, fees
-  pnl.realized / unrealized / fees / net, pnl.by_strategy.<strategy>, pnl.daily
+  trading.open_positions.<symbol>    ids of the positions open in that symbol (sorted)
+  trading.open_by_strategy.<name>    ids of the positions that strategy holds open (sorted)
+  pnl.realized / unrealized / fees / net, pnl.by_strategy.<strategy>, pnl.daily (by delta)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from tradelab.events import Event
-from tradelab.trading.book import apply_fill, empty_position, remark, totals
+from tradelab.state import DELETE
+from tradelab.trading.book import apply_fill, empty_position, remark, with_open, without_open
+from tradelab.trading.pnl import PnlDelta, pnl_changes
 
 Change = tuple[str, Any]
 ORDER_TOPICS = (
@@ -71,78 +75,137 @@ def order_reducer(view: Any, event: Event) -> Iterable[Change]:
     return [(path, record)]
 
 
-def _daily(view: Any) -> dict[str, Any]:
-    daily = view.get("pnl.daily")
-    if daily is None:
-        return {
-            "session_date": None,
-            "realized": 0.0,
-            "fees": 0.0,
-            "unrealized_at_open": 0.0,
-            "net": 0.0,
-        }
-    return dict(daily)
-
-
-def _pnl_changes(positions: dict[str, Any], daily: dict[str, Any]) -> list[Change]:
-    book = totals(positions)
-    # Daily P&L is the change in marked-to-market value since the session reset:
-    # today's realized + (unrealized now - unrealized at the reset) - today's fees.
-    daily["net"] = (
-        daily["realized"] + book["unrealized"] - daily["unrealized_at_open"] - daily["fees"]
-    )
-    return [
-        ("pnl.realized", book["realized"]),
-        ("pnl.unrealized", book["unrealized"]),
-        ("pnl.fees", book["fees"]),
-        ("pnl.net", book["net"]),
-        ("pnl.by_strategy", book["by_strategy"]),
-        ("pnl.daily", daily),
-    ]
-
-
 def trade_reducer(view: Any, event: Event) -> Iterable[Change]:
-    """A fill moves its position, realizes P&L on any closed units and charges its fee."""
+    """A fill moves its position, realizes P&L on any closed units and charges its fee.
+
+    Cost is O(1) in the size of the book: one position, the open index of its symbol and
+    strategy (only when it opens or goes flat), and the P&L totals by delta.
+    """
     p = event.payload
-    positions = dict(view.get("trading.positions") or {})
     pid = p["position_id"]
-    position = positions.get(pid) or empty_position(p["strategy"], p["symbol"], p["lot_size"])
+    trading = view.get("trading") or {}
+    position = (trading.get("positions") or {}).get(pid) or empty_position(
+        p["strategy"], p["symbol"], p["lot_size"]
+    )
     signed = p["quantity"] if p["side"] == "BUY" else -p["quantity"]
-    updated, realized = apply_fill(position, signed, float(p["price"]), float(p["fee"]))
+    fee = float(p["fee"])
+    updated, realized = apply_fill(position, signed, float(p["price"]), fee)
     updated["last_trade_id"] = p["trade_id"]
     updated["updated_ts"] = event.ts
     if position["net_quantity"] == 0:
         updated["opened_ts"] = event.ts
-    positions[pid] = updated
-    daily = _daily(view)
-    daily["realized"] += realized
-    daily["fees"] += float(p["fee"])
     trade = dict(p)
     trade["realized_pnl"] = realized
     trade["seq"] = event.seq
     trade["position_after"] = updated["net_quantity"]
-    return [
+    changes: list[Change] = [
         (f"trading.trades.{p['trade_id']}", trade),
         (f"trading.positions.{pid}", updated),
-        *_pnl_changes(positions, daily),
     ]
+    index_changes, strategy_flat, book_flat = _open_index_changes(trading, pid, position, updated)
+    changes.extend(index_changes)
+    strategy = updated["strategy"]
+    delta = PnlDelta(
+        strategy, realized, updated["unrealized_pnl"] - position["unrealized_pnl"], fee
+    )
+    changes.extend(
+        pnl_changes(
+            view.get("pnl"),
+            (delta,),
+            flat_strategies=(strategy,) if strategy_flat else (),
+            book_flat=book_flat,
+        )
+    )
+    return changes
 
 
 def mark_reducer(view: Any, event: Event) -> Iterable[Change]:
-    """Re-value the open positions in the marked symbol (other symbols are untouched)."""
-    symbol = event.payload["symbol"]
-    current = view.get("trading.positions") or {}
-    touched = {
-        pid: remark(pos, float(event.payload["price"]))
-        for pid, pos in current.items()
-        if pos["symbol"] == symbol and pos["net_quantity"] != 0
-    }
-    if not touched:
-        return []
-    positions = {**current, **touched}
-    changes: list[Change] = [(f"trading.positions.{pid}", pos) for pid, pos in touched.items()]
-    changes.extend(_pnl_changes(positions, _daily(view)))
+    """Re-value the open positions in the marked symbol: O(positions open in that symbol)."""
+    trading = view.get("trading")
+    if not trading:
+        return ()
+    changes: list[Change] = []
+    by_symbol = trading.get("open_positions")
+    if by_symbol is None:  # state written before the open index existed
+        positions = trading.get("positions")
+        if not positions:
+            return ()
+        by_symbol, by_strategy = rebuilt_open_index(positions)
+        changes += [("trading.open_positions", by_symbol),
+                    ("trading.open_by_strategy", by_strategy)]
+    pids = by_symbol.get(event.payload["symbol"])
+    if not pids:
+        return changes
+    price = float(event.payload["price"])
+    positions = trading["positions"]
+    deltas = []
+    for pid in pids:
+        before = positions[pid]
+        if before["mark"] == price:
+            continue
+        after = remark(before, price)
+        changes.append((f"trading.positions.{pid}", after))
+        unrealized = after["unrealized_pnl"] - before["unrealized_pnl"]
+        if unrealized:
+            deltas.append(PnlDelta(after["strategy"], 0.0, unrealized, 0.0))
+    if deltas:
+        changes.extend(pnl_changes(view.get("pnl"), deltas))
     return changes
+
+
+def rebuilt_open_index(
+    positions: Mapping[str, Mapping[str, Any]],
+) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """(open ids by symbol, open ids by strategy) from scratch, for state that predates them."""
+    by_symbol: dict[str, tuple[str, ...]] = {}
+    by_strategy: dict[str, tuple[str, ...]] = {}
+    for pid in sorted(positions):
+        position = positions[pid]
+        if position["net_quantity"]:
+            by_symbol[position["symbol"]] = with_open(by_symbol.get(position["symbol"]), pid)
+            by_strategy[position["strategy"]] = with_open(
+                by_strategy.get(position["strategy"]), pid
+            )
+    return by_symbol, by_strategy
+
+
+def _open_index_changes(
+    trading: Mapping[str, Any], pid: str, before: Mapping[str, Any], after: Mapping[str, Any]
+) -> tuple[list[Change], bool, bool]:
+    """Index writes for a fill, and whether its strategy / the whole book is now flat."""
+    opened = not before["net_quantity"] and after["net_quantity"]
+    closed = before["net_quantity"] and not after["net_quantity"]
+    by_symbol = trading.get("open_positions")
+    by_strategy = trading.get("open_by_strategy")
+    rebuild = by_symbol is None or by_strategy is None
+    if not (opened or closed or rebuild):
+        return [], False, False
+    if rebuild:
+        by_symbol, by_strategy = rebuilt_open_index(trading.get("positions") or {})
+    symbol, strategy = after["symbol"], after["strategy"]
+    step = with_open if opened else without_open
+    symbol_ids = step(by_symbol.get(symbol), pid)
+    strategy_ids = step(by_strategy.get(strategy), pid)
+    strategy_flat = bool(closed) and not strategy_ids
+    book_flat = strategy_flat and all(name == strategy for name in by_strategy)
+    if rebuild:
+        by_symbol, by_strategy = dict(by_symbol), dict(by_strategy)
+        if opened or closed:
+            _set_or_drop(by_symbol, symbol, symbol_ids)
+            _set_or_drop(by_strategy, strategy, strategy_ids)
+        changes = [("trading.open_positions", by_symbol),
+                   ("trading.open_by_strategy", by_strategy)]
+    else:
+        changes = [(f"trading.open_positions.{symbol}", symbol_ids or DELETE),
+                   (f"trading.open_by_strategy.{strategy}", strategy_ids or DELETE)]
+    return changes, strategy_flat, book_flat
+
+
+def _set_or_drop(index: dict[str, tuple[str, ...]], name: str, ids: tuple[str, ...]) -> None:
+    if ids:
+        index[name] = ids
+    else:
+        index.pop(name, None)
 
 
 def position_closed_reducer(view: Any, event: Event) -> Iterable[Change]:
