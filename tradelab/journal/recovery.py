@@ -12,8 +12,8 @@ from typing import Any
 
 import duckdb
 
-from tradelab.errors import InvalidInputError, SchemaVersionError, StateError
-from tradelab.journal.journal import Journal, iter_event_batches
+from tradelab.errors import InvalidInputError, SchemaVersionError, StateError, TradelabError
+from tradelab.journal.journal import READ_BATCH_ROWS, Journal, iter_event_batches
 from tradelab.journal.snapshots import SnapshotInfo, read_verified_state
 
 
@@ -60,15 +60,27 @@ def replay_into(
     since_seq: int = 0,
     upto_seq: int | None = None,
     migrations: Any = None,
-    batch_rows: int = 50_000,
+    batch_rows: int = READ_BATCH_ROWS,
 ) -> int:
-    """Apply journal events since_seq < seq <= upto_seq to `store`; return how many."""
+    """Apply journal events since_seq < seq <= upto_seq to `store`; return how many.
+
+    Each read batch is applied as one atomic `apply_batch` (one lock, one commit). If a batch
+    fails, its events are applied again one by one, so the store ends at the event just before
+    the bad one and the error raised is that event's own (it names its seq, topic and reducer).
+    """
     applied = 0
     upcast = migrations.upcast_event if migrations is not None else None
+    apply_batch = store.apply_batch
     for events in iter_event_batches(con, since_seq, upto_seq, batch_rows):
         if upcast is not None:
             events = [upcast(event) for event in events]
-        store.apply_batch(events)
+        try:
+            apply_batch(events)
+        except TradelabError:
+            for event in events:
+                store.apply(event)  # raises the bad event's own error, after those before it
+                applied += 1
+            continue
         applied += len(events)
     return applied
 
