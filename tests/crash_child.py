@@ -12,6 +12,7 @@ import sys
 from tradelab.engine import Engine
 
 SYMBOLS = ("NIFTY", "NIFTY24DEC24000CE", "NIFTY24DEC24000PE")
+STRATEGIES = ("crash", "hedge", "scalp")
 
 
 def main(path: str, seed: int) -> None:
@@ -34,12 +35,14 @@ def main(path: str, seed: int) -> None:
         symbol = SYMBOLS[i % 3]
         if roll < 0.02:
             trade_id = f"S{seed}-T{i}"
-            # One position: trading.book.totals sums positions in dict order, which a snapshot
-            # (sorted keys) changes, so several positions' float sums differ in the last bit.
+            # Several positions across strategies, so recovery (snapshot + tail) must rebuild
+            # a multi-position book's float totals bit for bit, as a full replay does.
+            strategy = STRATEGIES[(i // 7) % len(STRATEGIES)]
+            traded = SYMBOLS[1 + (i // 3) % 2]
             event = engine.submit("trade.executed", {
-                "position_id": f"crash:{SYMBOLS[1]}", "strategy": "crash", "symbol": SYMBOLS[1],
-                "lot_size": 75, "quantity": 75, "side": "BUY" if i % 2 else "SELL",
-                "price": 100.0 + i % 40, "fee": 20.0, "trade_id": trade_id,
+                "position_id": f"{strategy}:{traded}", "strategy": strategy, "symbol": traded,
+                "lot_size": 75, "quantity": 75 * (1 + i % 3), "side": "BUY" if i % 2 else "SELL",
+                "price": 100.0 + (i % 40) * 0.05, "fee": 23.6, "trade_id": trade_id,
             }, key=trade_id)
             out.write(f"ACK {event.seq} {trade_id}\n")
             out.flush()
@@ -51,7 +54,7 @@ def main(path: str, seed: int) -> None:
             engine.submit("order.submitted", {"order_id": f"S{seed}-O{i}", "symbol": symbol,
                                               "side": "BUY", "quantity": 75})
         else:
-            engine.submit("mark.updated", {"symbol": symbol, "price": 24000.0 + i % 500})
+            engine.submit("mark.updated", {"symbol": symbol, "price": 100.0 + i % 500 * 0.05})
 
 
 if __name__ == "__main__":
@@ -100,6 +103,7 @@ def run_round(path: str, seed: int, kill_after: float) -> dict:
             )
         return {"acked": len(acks), "last_seq": journal.last_seq,
                 "snapshot": report.snapshot_id, "replayed": report.events_replayed,
+                "positions": len(store.get("trading.positions") or {}),
                 "ready": "READY" in out}
     finally:
         journal.close()
