@@ -40,9 +40,9 @@ def pnl_changes(
     adding and subtracting deltas.
     """
     pnl = pnl or {}
-    realized = pnl.get("realized", 0.0)
-    unrealized = pnl.get("unrealized", 0.0)
-    fees = pnl.get("fees", 0.0)
+    realized = start_realized = pnl.get("realized", 0.0)
+    unrealized = start_unrealized = pnl.get("unrealized", 0.0)
+    fees = start_fees = pnl.get("fees", 0.0)
     stored_strategies = pnl.get("by_strategy") or {}
     strategies: dict[str, dict[str, float]] = {}
     day_realized = day_fees = 0.0
@@ -69,27 +69,29 @@ def pnl_changes(
         unrealized = 0.0
 
     changes: list[Change] = []
-    _put(changes, pnl, "realized", realized)
-    _put(changes, pnl, "unrealized", unrealized)
-    _put(changes, pnl, "fees", fees)
-    _put(changes, pnl, "net", realized + unrealized - fees)
+    # A total is written when it moved, or when it was never written (a new book).
+    if realized != start_realized or "realized" not in pnl:
+        changes.append(("pnl.realized", realized))
+    if unrealized != start_unrealized or "unrealized" not in pnl:
+        changes.append(("pnl.unrealized", unrealized))
+    if fees != start_fees or "fees" not in pnl:
+        changes.append(("pnl.fees", fees))
+    net = realized + unrealized - fees
+    if net != pnl.get("net"):
+        changes.append(("pnl.net", net))
     for strategy, totals in strategies.items():
         totals["net"] = totals["realized"] + totals["unrealized"] - totals["fees"]
         if totals != stored_strategies.get(strategy):
             changes.append((f"pnl.by_strategy.{strategy}", totals))
     stored_day = pnl.get("daily")
     day = dict(stored_day or _NO_DAY)
-    day["realized"] += day_realized
-    day["fees"] += day_fees
+    if day_realized:
+        day["realized"] += day_realized
+    if day_fees:
+        day["fees"] += day_fees
     # Daily P&L is the change in marked-to-market value since the session reset:
     # today's realized + (unrealized now - unrealized at the reset) - today's fees.
     day["net"] = day["realized"] + unrealized - day["unrealized_at_open"] - day["fees"]
     if day != stored_day:
         changes.append(("pnl.daily", day))
     return changes
-
-
-def _put(changes: list[Change], pnl: Mapping[str, Any], name: str, value: float) -> None:
-    old = pnl.get(name)
-    if old is None or old != value:
-        changes.append(("pnl." + name, value))
