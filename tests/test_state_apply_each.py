@@ -4,10 +4,12 @@ failure; the engine kernel's way to apply a drained batch."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tradelab.errors import SchemaVersionError, SequenceError, StateError
 from tradelab.events import Event, TopicRegistry, TopicSpec
-from tradelab.state import MigrationRegistry, StateStore
+from tradelab.state import DELETE, MigrationRegistry, StateStore
 
 
 def ev(seq: int, path: str, value, topic: str = "position.updated", version: int = 1) -> Event:
@@ -94,3 +96,34 @@ def test_upcasting_runs_unless_the_caller_says_the_events_are_current():
     applied, error = store.apply_each([ev(3, "z", 3, version=3)])
     assert applied == 0 and isinstance(error, SchemaVersionError)
     assert store.version == 2
+
+
+_PATHS = ("a", "a.b", "a.b.c", "a.b.d", "a.e", "f", "f.g")
+# None deletes; every value is a dict, so any path can later be written below it.
+_write = st.tuples(st.sampled_from(_PATHS), st.one_of(st.none(), st.integers(0, 3).map(
+    lambda n: {"n": n})))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_write, min_size=1, max_size=40), st.integers(1, 6))
+def test_path_metadata_after_one_call_equals_event_by_event(writes, per_event):
+    """Sets, deletes and parent/child overwrites in any order: one apply_each call records the
+    same per-path metadata as applying the events one at a time."""
+
+    def reducer(view, event):
+        return [(path, DELETE if value is None else value)
+                for path, value in event.payload["writes"]]
+
+    events = [
+        Event(i + 1, (i + 1) * 10, "position.updated", "", {"writes": writes[j:j + per_event]})
+        for i, j in enumerate(range(0, len(writes), per_event))
+    ]
+    one_call, one_by_one = StateStore(), StateStore()
+    for store in (one_call, one_by_one):
+        store.register_reducer("position.updated", reducer)
+    for event in events:
+        one_by_one.apply(event)
+    assert one_call.apply_each(events) == (len(events), None)
+    assert one_call.snapshot().to_bytes() == one_by_one.snapshot().to_bytes()
+    for path in _PATHS:
+        assert one_call.meta(path) == one_by_one.meta(path)

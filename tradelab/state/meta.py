@@ -102,11 +102,13 @@ class MetaTree:
 
 
 def _plain(node: list) -> list:
+    # Children in name order: the store records a batch's paths in the order of their last
+    # change, so insertion order depends on batch boundaries while the metadata does not.
     children = node[_CHILDREN]
     return [
         None if node[_DIRECT] is None else list(node[_DIRECT]),
         None if node[_NEWEST] is None else list(node[_NEWEST]),
-        None if children is None else {name: _plain(child) for name, child in children.items()},
+        None if children is None else {name: _plain(children[name]) for name in sorted(children)},
     ]
 
 

@@ -231,9 +231,8 @@ class StateStore:
     def _finish(self, touched: list, version: int, applied: int) -> None:
         """Make the applied writes final: path metadata, version, counters."""
         self._tree.commit()
-        record = self._meta.record
-        for segments, change, deleted in touched:
-            record(segments, change, deleted)
+        if touched:
+            _record_meta(self._meta, touched)
         self._version = version
         self._events_applied += applied
         self._batches += 1
@@ -416,6 +415,30 @@ class Derived:
         self.computations += 1
         self._cached = (version, value)  # one tuple assignment: readers never see a torn pair
         return value
+
+
+def _record_meta(meta: MetaTree, touched: list) -> None:
+    """Record a run of writes in the path metadata, only the last write of each path.
+
+    Between two deletes, replaying just the last set of every path, in the order of those last
+    sets, leaves the metadata tree exactly as replaying every set would: a node's newest change,
+    its own change and whether it was dropped by a parent's set depend only on which last set
+    came after which. A batch of marks thus records a handful of paths, not thousands.
+    """
+    record = meta.record
+    latest: dict[tuple[str, ...], tuple[int, int, str]] = {}
+    pop = latest.pop
+    for segments, change, deleted in touched:
+        if deleted:
+            for path, last in latest.items():
+                record(path, last, False)
+            latest.clear()
+            record(segments, change, True)
+        else:
+            pop(segments, None)  # move it to the end: order of last sets is what counts
+            latest[segments] = change
+    for path, last in latest.items():
+        record(path, last, False)
 
 
 def _sequence_message(event: Event, version: int) -> str:
