@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tradelab.config import EngineConfig
+from tradelab.engine_kernel import KernelLoop, Wakeup
 from tradelab.errors import InvalidInputError, JournalError, LifecycleError, TradelabError
 from tradelab.events import Event, TopicRegistry, now_ns
 from tradelab.journal.journal import Journal
@@ -60,7 +61,7 @@ def build_store(schema_version: int = 1, reducers: Mapping[str, Any] | None = No
     return store
 
 
-class Engine:
+class Engine(KernelLoop):
     """One trading session's state engine. Construct, `start()`, `submit(...)`, `stop()`."""
 
     def __init__(
@@ -97,7 +98,7 @@ class Engine:
         self.rejected_events = 0
         self._writer: JournalWriter | None = None
         self._queue: deque = deque()
-        self._wakeup = threading.Event()
+        self._wakeup = Wakeup()
         self._kernel_idle = False
         self._accepting = False
         self._lifecycle_lock = threading.RLock()
@@ -106,6 +107,7 @@ class Engine:
         self._kernel_stop = False
         self._since_snapshot = 0
         self._last_snapshot_at = time.monotonic()
+        self._snapshot_every = (0, 0.0)  # (events, seconds), read by the kernel at start
 
     # -- wiring (before start) ------------------------------------------------------------------
 
@@ -184,7 +186,7 @@ class Engine:
             except TradelabError:
                 log.exception("engine stop could not snapshot/journal cleanly")
             self._kernel_stop = True
-            self._wakeup.set()
+            self._wakeup.ring()
             if self._kernel is not None:
                 self._kernel.join(timeout)
             assert self.journal is not None
@@ -245,11 +247,11 @@ class Engine:
             ticket = Ticket()
             self._queue.append((topic, key, body, is_critical, spec.schema_version, ticket))
             if self._kernel_idle:
-                self._wakeup.set()
+                self._wakeup.ring()
             return ticket.wait(timeout)
         self._queue.append((topic, key, body, is_critical, spec.schema_version, None))
         if self._kernel_idle:
-            self._wakeup.set()
+            self._wakeup.ring()
         return None
 
     def publish_transient(self, topic: str, payload: Mapping[str, Any], key: str = "") -> Event:
@@ -266,7 +268,7 @@ class Engine:
         """Block until everything submitted so far is applied and durable; return its seq."""
         done = Ticket()
         self._queue.append((None, done))
-        self._wakeup.set()
+        self._wakeup.ring()
         done.wait(timeout)
         assert self._writer is not None
         return self._writer.flush(timeout)
@@ -277,133 +279,8 @@ class Engine:
             raise LifecycleError(f"snapshot_now() needs a running engine; it is {self.state}")
         done = Ticket()
         self._queue.append((None, ("snapshot", done)))
-        self._wakeup.set()
+        self._wakeup.ring()
         return done.wait(timeout)
-
-    # -- kernel thread --------------------------------------------------------------------------
-
-    def _kernel_loop(self) -> None:
-        self._kernel_ident = threading.get_ident()
-        queue, wakeup = self._queue, self._wakeup
-        limit = self.config.kernel_batch_size
-        while True:
-            if not queue:
-                if self._kernel_stop:
-                    return
-                self._kernel_idle = True
-                wakeup.clear()
-                if not queue:
-                    wakeup.wait(self._idle_wait())
-                self._kernel_idle = False
-                self._maybe_snapshot()
-                continue
-            batch = [queue.popleft() for _ in range(min(limit, len(queue)))]
-            try:
-                self._process(batch)
-            except BaseException:  # keep the kernel alive; the failure is in the log
-                log.exception("engine kernel failed to process a batch")
-
-    def _idle_wait(self) -> float:
-        every = self.config.snapshot_every_seconds
-        return 0.5 if not every else max(0.01, min(0.5, every))
-
-    def _process(self, batch: list) -> None:
-        store, writer = self.store, self._writer
-        assert writer is not None
-        events: list[Event] = []
-        waiting: list[Ticket | None] = []  # aligned with `events`
-        controls = []
-        seq = store.version
-        for item in batch:
-            topic = item[0]
-            if topic is None:
-                controls.append(item[1])
-                continue
-            seq += 1
-            events.append(Event(seq, now_ns(), topic, item[1], item[2], item[3], item[4]))
-            waiting.append(item[5])
-        if events:
-            events, waiting = self._apply(events, waiting)
-        if events:
-            tickets = []
-            urgent = False
-            for event, ticket in zip(events, waiting, strict=True):
-                if ticket is not None:
-                    ticket.event = event
-                    tickets.append(ticket)
-                elif event.critical:
-                    urgent = True
-            writer.append(events, tickets, urgent=urgent)
-            publish = self.bus.publish_event
-            for event in events:
-                publish(event)
-            self._since_snapshot += len(events)
-        for control in controls:
-            self._run_control(control)
-        self._maybe_snapshot()
-
-    def _apply(self, events: list[Event], waiting: list) -> tuple[list[Event], list]:
-        """Apply the stamped batch in one store call. An event a reducer rejects is dropped
-        before it is journaled; the events after it are stamped again to close the seq gap."""
-        applied, error = self.store.apply_each(events, upcast=self._upcast_live)
-        if error is None:
-            return events, waiting
-        kept, kept_waiting = events[:applied], waiting[:applied]
-        rest, rest_waiting = events[applied:], waiting[applied:]
-        while error is not None:
-            rejected, ticket = rest[0], rest_waiting[0]
-            self.rejected_events += 1
-            log.warning("event %s rejected by the store: %s", rejected.topic, error)
-            if ticket is not None:
-                ticket.resolve(error)
-            rest = [
-                Event(e.seq - 1, e.ts, e.topic, e.key, e.payload, e.critical, e.schema_version)
-                for e in rest[1:]
-            ]
-            rest_waiting = rest_waiting[1:]
-            if not rest:
-                break
-            applied, error = self.store.apply_each(rest, upcast=self._upcast_live)
-            kept += rest[:applied]
-            kept_waiting += rest_waiting[:applied]
-            rest, rest_waiting = rest[applied:], rest_waiting[applied:]
-        return kept, kept_waiting
-
-    def _run_control(self, control: Any) -> None:
-        if isinstance(control, Ticket):  # a flush barrier: everything before it is applied
-            control.event = Event(self.store.version, now_ns(), "engine.flushed", "", {})
-            control.resolve()
-        else:
-            _, done = control
-            self._take_snapshot(done)
-
-    def _maybe_snapshot(self) -> None:
-        cfg = self.config
-        if self._since_snapshot == 0:
-            return
-        if (cfg.snapshot_every_events and self._since_snapshot >= cfg.snapshot_every_events) or (
-            cfg.snapshot_every_seconds
-            and time.monotonic() - self._last_snapshot_at >= cfg.snapshot_every_seconds
-        ):
-            self._take_snapshot(None)
-
-    def _take_snapshot(self, done: Ticket | None) -> None:
-        snapshot = self.store.snapshot()  # the copy happens here; serializing on the writer
-        self._since_snapshot = 0
-        self._last_snapshot_at = time.monotonic()
-
-        def written(info: SnapshotInfo | BaseException) -> None:
-            if isinstance(info, BaseException):
-                if done is not None:
-                    done.resolve(info)
-                return
-            self._enqueue("snapshot.taken", info.to_payload())
-            if done is not None:
-                done.event = info
-                done.resolve()
-
-        assert self._writer is not None
-        self._writer.write_snapshot(snapshot, written)
 
     def metrics(self) -> dict[str, Any]:
         writer = self._writer

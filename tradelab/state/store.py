@@ -26,26 +26,12 @@ from tradelab.state.migrations import MigrationRegistry
 from tradelab.state.paths import DELETE, MISSING, PATH_CACHE, check_plain, parse_path
 from tradelab.state.snapshot import StateSnapshot, plain_copy, state_sha256
 from tradelab.state.tree import CowTree
+from tradelab.state.views import Derived, Reducer, StateView
 from tradelab.state.watchers import Watch, WatchCallback, WatcherSet
 
-
-class StateView:
-    """Read-only access to the state for reducers and derived reads. Never mutate what it returns."""
-
-    __slots__ = ("_tree",)
-
-    def __init__(self, tree: CowTree) -> None:
-        self._tree = tree
-
-    def get(self, path: str, default: Any = None) -> Any:
-        value = self._tree.lookup(parse_path(path))
-        return default if value is MISSING else value
-
-    def has(self, path: str) -> bool:
-        return self._tree.lookup(parse_path(path)) is not MISSING
+__all__ = ["Derived", "Reducer", "StateStore", "StateView"]
 
 
-Reducer = Callable[[StateView, Event], Iterable[tuple[str, Any]]]
 _SCALARS = frozenset((str, int, bool, type(None)))
 
 
@@ -232,7 +218,7 @@ class StateStore:
         """Make the applied writes final: path metadata, version, counters."""
         self._tree.commit()
         if touched:
-            _record_meta(self._meta, touched)
+            self._meta.record_run(touched)
         self._version = version
         self._events_applied += applied
         self._batches += 1
@@ -390,55 +376,6 @@ class StateStore:
 
     def __repr__(self) -> str:
         return f"StateStore(version={self._version}, schema_version={self.schema_version})"
-
-
-class Derived:
-    """A derived read cached on the store version: it can never return data older than the
-    version at the moment of the call. Any thread may call it."""
-
-    __slots__ = ("_store", "_fn", "_cached", "computations")
-
-    def __init__(self, store: StateStore, fn: Callable[[StateView], Any]) -> None:
-        if not callable(fn):
-            raise InvalidInputError(f"derived() needs a callable, got {type(fn).__name__}")
-        self._store = store
-        self._fn = fn
-        self._cached: tuple[int, Any] | None = None
-        self.computations = 0
-
-    def __call__(self) -> Any:
-        cached = self._cached
-        if cached is not None and cached[0] == self._store.version:
-            return cached[1]
-        version, view = self._store.frozen()
-        value = self._fn(view)
-        self.computations += 1
-        self._cached = (version, value)  # one tuple assignment: readers never see a torn pair
-        return value
-
-
-def _record_meta(meta: MetaTree, touched: list) -> None:
-    """Record a run of writes in the path metadata, only the last write of each path.
-
-    Between two deletes, replaying just the last set of every path, in the order of those last
-    sets, leaves the metadata tree exactly as replaying every set would: a node's newest change,
-    its own change and whether it was dropped by a parent's set depend only on which last set
-    came after which. A batch of marks thus records a handful of paths, not thousands.
-    """
-    record = meta.record
-    latest: dict[tuple[str, ...], tuple[int, int, str]] = {}
-    pop = latest.pop
-    for segments, change, deleted in touched:
-        if deleted:
-            for path, last in latest.items():
-                record(path, last, False)
-            latest.clear()
-            record(segments, change, True)
-        else:
-            pop(segments, None)  # move it to the end: order of last sets is what counts
-            latest[segments] = change
-    for path, last in latest.items():
-        record(path, last, False)
 
 
 def _sequence_message(event: Event, version: int) -> str:
