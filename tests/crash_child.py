@@ -61,8 +61,10 @@ if __name__ == "__main__":
     main(sys.argv[1], int(sys.argv[2]))
 
 
-def run_round(path: str, seed: int, kill_after: float) -> dict:
-    """Start a child on `path`, SIGKILL it after `kill_after` s, then check the journal.
+def run_round(path: str, seed: int, kill_after: float, *, after_ready: bool = True) -> dict:
+    """Start a child on `path`, SIGKILL it `kill_after` s after it reported READY (or after it
+    was launched, with after_ready=False: a kill during start-up and recovery), then check the
+    journal.
 
     Raises AssertionError naming what broke: an acknowledged critical event missing, a seq gap
     (RecoveryError on open), a reported lost tail, or recovered state != full replay.
@@ -77,9 +79,19 @@ def run_round(path: str, seed: int, kill_after: float) -> dict:
 
     proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), path, str(seed)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    head = ""
+    if after_ready:
+        # Start-up takes 1-2 s on a loaded machine: time the kill from READY, so the kill lands
+        # mid-storm however slow the start was.
+        head = proc.stdout.readline()
+        if not head.startswith("READY"):
+            proc.kill()
+            _, err = proc.communicate()
+            raise AssertionError(f"child did not start: {head!r} {err[-2000:]}")
     time.sleep(kill_after)
     proc.send_signal(signal.SIGKILL)
     out, err = proc.communicate()
+    out = head + out
     if proc.returncode != -signal.SIGKILL:
         raise AssertionError(f"child exited by itself ({proc.returncode}): {err[-2000:]}")
     acks = [line.split() for line in out.splitlines() if line.startswith("ACK ")]
