@@ -2,7 +2,9 @@
 
 Files `<dir>/<stem>.segments/events-<first>-<last>.parquet` hold contiguous, non-overlapping seq
 ranges; each is written to a temporary name and renamed, so a glob never sees half a file.
-Thread model: the writer thread calls `SegmentSealer.add`; the sealer's own thread writes files.
+Thread model: the writer thread calls `SegmentSealer.add` with each committed seq range; the
+sealer's own thread reads those events back from the journal (its own cursor) and writes files,
+so the commit path never builds Arrow tables.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tradelab.errors import JournalError
 from tradelab.journal.schema import EVENTS_ARROW_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -104,7 +107,7 @@ class SegmentSealer:
         self._backlog_upto = journal_last_seq  # committed before this run, maybe not sealed
         self._every_events = every_events
         self._every_seconds = every_seconds
-        self._tables: list[pa.Table] = []
+        self._committed_seq = journal_last_seq  # newest seq the writer reported committed
         self._rows = 0
         self._first_added = 0.0
         self._cond = threading.Condition()
@@ -122,12 +125,13 @@ class SegmentSealer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._thread.start()
 
-    def add(self, table: pa.Table) -> None:
+    def add(self, first_seq: int, last_seq: int) -> None:
+        """Events first_seq..last_seq are committed (called by the writer after each group)."""
         with self._cond:
-            if not self._tables:
+            if not self._rows:
                 self._first_added = time.monotonic()
-            self._tables.append(table)
-            self._rows += table.num_rows
+            self._committed_seq = last_seq
+            self._rows += last_seq - first_seq + 1
             if self._every_events and self._rows >= self._every_events:
                 self._cond.notify()
 
@@ -165,10 +169,10 @@ class SegmentSealer:
                 with self._cond:
                     while not self._due():
                         self._cond.wait(self._every_seconds or None)
-                    tables, self._tables, self._rows = self._tables, [], 0
+                    upto, self._rows = self._committed_seq, 0
                     stopping = self._stopping
-                if tables:
-                    self._seal(pa.concat_tables(tables))
+                if upto > self._sealed_seq:
+                    self._seal_range(cur, upto)
                 with self._cond:
                     self._seal_requested = False
                     self._cond.notify_all()
@@ -185,31 +189,33 @@ class SegmentSealer:
 
     def _seal_backlog(self, cur: duckdb.DuckDBPyConnection) -> None:
         """Seal events committed by an earlier run that no segment holds yet."""
+        self._seal_range(cur, self._backlog_upto)
+
+    def _seal_range(self, cur: duckdb.DuckDBPyConnection, upto: int) -> None:
+        """Seal every committed event after the sealed seq up to `upto`, in segments of at most
+        `every_events` (read back from the journal: DuckDB does the work, not Python)."""
         chunk = self._every_events or 100_000
-        while self._sealed_seq < self._backlog_upto:
-            upto = min(self._sealed_seq + chunk, self._backlog_upto)
-            table = cur.execute(
+        while self._sealed_seq < upto:
+            last = min(self._sealed_seq + chunk, upto)
+            table = cur.sql(
                 "SELECT * FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
-                [self._sealed_seq, upto],
+                params=[self._sealed_seq, last],
             ).to_arrow_table()
+            if table.num_rows == 0:
+                raise JournalError(
+                    f"journal has no events after seq {self._sealed_seq} up to {last}, "
+                    "though the writer reported them committed"
+                )
             self._seal(table.cast(EVENTS_ARROW_SCHEMA))
 
     def _seal(self, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            return
         first = table.column("seq")[0].as_py()
-        if first != self._sealed_seq + 1:
-            # A gap between what was sealed and what arrived: fill it from the journal.
-            last_missing = first - 1
-            cur = self._con.cursor()
-            try:
-                gap = cur.execute(
-                    "SELECT * FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
-                    [self._sealed_seq, last_missing],
-                ).to_arrow_table()
-            finally:
-                cur.close()
-            table = pa.concat_tables([gap.cast(EVENTS_ARROW_SCHEMA), table])
+        last = table.column("seq")[-1].as_py()
+        if first != self._sealed_seq + 1 or last - first + 1 != table.num_rows:
+            raise JournalError(
+                f"events {first}..{last} read back for a segment are not the "
+                f"{table.num_rows} contiguous seqs after {self._sealed_seq}"
+            )
         write_segment(self.directory, table)
-        self._sealed_seq = table.column("seq")[-1].as_py()
+        self._sealed_seq = last
         self.segments_written += 1
