@@ -7,10 +7,17 @@ Figures (medians over interleaved rounds, all measured in this run):
                              from one producer thread while the kernel applies them
   critical_ack_p50_ms/p99    submit() -> return of a critical event, during that storm
   two_producers_*            the same mix from a feed thread (ordinary) and a broker thread
-                             (critical) at once: the single producer above waits ~1 commit
-                             every 100 events, which alone caps it below 100K/s
+                             (critical) at once, both flat out. The broker's criticals are a
+                             chain of blocking submits, so the run lasts at least
+                             n_critical x ack latency: events/s <= 100 / ack (about 110K/s at
+                             a 0.9 ms ack), whatever the engine's capacity
+  paced_*                    capacity at an offered rate (--paced-rate, default 100K/s) with
+                             1 % critical from --brokers broker threads, each critical paced
+                             on the clock like live fills: the durable rate reached (equal to
+                             the offered rate when the engine keeps up) and the ack latencies
 
-Usage: .venv/bin/python benchmarks/journal.py [--events 200000] [--rounds 3] [--json]
+Usage: .venv/bin/python benchmarks/journal.py [--events 200000] [--rounds 3]
+       [--paced-rate 100000] [--paced-seconds 3] [--brokers 2] [--json]
 """
 
 from __future__ import annotations
@@ -151,10 +158,79 @@ def append_two_producers(directory: Path, events: int, critical_every: int = 100
     }
 
 
+def append_paced(
+    directory: Path, rate: float, seconds: float, brokers: int = 2, critical_every: int = 100
+) -> dict:
+    """Offer `rate` events/s for `seconds`: a feed thread submits the ordinary events on a
+    clock schedule, `brokers` threads the critical 1/critical_every, each blocking on its ack.
+
+    Returns the durable rate actually reached (all submitted events over the time until the
+    last one is durable) and the ack latencies; a broker that falls behind its schedule
+    submits its next critical at once (it never skips one), so lost pace shows as lower rate.
+    """
+    import threading
+
+    engine = Engine(
+        journal_path=str(directory / "paced.duckdb"),
+        snapshot_every_events=0,
+        snapshot_every_seconds=0,
+    )
+    engine.start()
+    total = int(rate * seconds)
+    n_critical = total // critical_every
+    n_ordinary = total - n_critical
+    acks: list[float] = []
+    t0 = time.perf_counter()
+
+    def feed() -> None:
+        submit = engine.submit
+        sent = 0
+        while sent < n_ordinary:
+            due = min(n_ordinary, int((time.perf_counter() - t0) * rate * (n_ordinary / total)))
+            if due <= sent:
+                time.sleep(0.0002)
+                continue
+            for i in range(sent, due):
+                submit("mark.updated", {"symbol": SYMBOLS[i & 3], "price": 24000.0 + i % 997})
+            sent = due
+
+    def broker(b: int) -> None:
+        submit = engine.submit
+        mine = range(b, n_critical, brokers)
+        interval = critical_every / rate  # one critical per `critical_every` events offered
+        for i in mine:
+            delay = t0 + i * interval - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            s = time.perf_counter()
+            submit("trade.executed", trade_payload(i), key=f"T{i}")
+            acks.append(time.perf_counter() - s)
+
+    threads = [threading.Thread(target=feed)]
+    threads += [threading.Thread(target=broker, args=(b,)) for b in range(brokers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    engine.flush()
+    elapsed = time.perf_counter() - t0
+    engine.stop()
+    acks.sort()
+    return {
+        "offered_per_s": rate,
+        "durable_per_s": total / elapsed,
+        "ack_p50_ms": acks[len(acks) // 2] * 1e3,
+        "ack_p99_ms": acks[int(len(acks) * 0.99)] * 1e3,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--paced-rate", type=float, default=100_000.0)
+    parser.add_argument("--paced-seconds", type=float, default=3.0)
+    parser.add_argument("--brokers", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     rounds: dict[str, list[float]] = {}
@@ -174,10 +250,16 @@ def main(argv: list[str] | None = None) -> dict:
             rounds.setdefault("two_producers_events_per_s", []).append(two["events_per_s"])
             rounds.setdefault("two_producers_ack_p50_ms", []).append(two["ack_p50_ms"])
             rounds.setdefault("two_producers_ack_p99_ms", []).append(two["ack_p99_ms"])
+            paced = append_paced(directory, args.paced_rate, args.paced_seconds, args.brokers)
+            rounds.setdefault("paced_offered_per_s", []).append(paced["offered_per_s"])
+            rounds.setdefault("paced_durable_per_s", []).append(paced["durable_per_s"])
+            rounds.setdefault("paced_ack_p50_ms", []).append(paced["ack_p50_ms"])
+            rounds.setdefault("paced_ack_p99_ms", []).append(paced["ack_p99_ms"])
     result = {name: statistics.median(values) for name, values in rounds.items()}
     result["events"] = args.events
     result["rounds"] = args.rounds
     result["critical_fraction"] = 0.01
+    result["paced_brokers"] = args.brokers
     result["append_vs_commit_floor"] = result["append_events_per_s"] * (
         result["floor_duckdb_commit_us"] / 1e6
     )
