@@ -20,12 +20,12 @@ console: $(STAMP)
 	$(BIN)/tradelab run
 
 test: $(STAMP)
-	$(BIN)/ruff check tradelab tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check tradelab tests benchmarks
-	$(BIN)/ruff format --check tradelab tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check tradelab tests benchmarks scripts
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bus.py

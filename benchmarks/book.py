@@ -26,10 +26,25 @@ SCENARIOS = ((5, 0), (5, 500), (50, 0), (50, 500))
 
 
 def _trade(store: StateStore, n: int, strategy: str, symbol: str, side: str, price: float):
-    store.apply(Event(store.version + 1, n, "trade.executed", "", {
-        "trade_id": f"T{n}", "position_id": f"{strategy}:{symbol}", "strategy": strategy,
-        "symbol": symbol, "lot_size": 75, "quantity": 75, "side": side, "price": price,
-        "fee": 23.6}))
+    store.apply(
+        Event(
+            store.version + 1,
+            n,
+            "trade.executed",
+            "",
+            {
+                "trade_id": f"T{n}",
+                "position_id": f"{strategy}:{symbol}",
+                "strategy": strategy,
+                "symbol": symbol,
+                "lot_size": 75,
+                "quantity": 75,
+                "side": side,
+                "price": price,
+                "fee": 23.6,
+            },
+        )
+    )
 
 
 def build_book(open_positions: int, closed_positions: int) -> tuple[StateStore, list[str]]:
@@ -50,9 +65,16 @@ def build_book(open_positions: int, closed_positions: int) -> tuple[StateStore, 
 
 def marks(store: StateStore, symbols: list[str], count: int) -> list[Event]:
     start = store.version + 1
-    return [Event(start + i, i, "mark.updated", "", {"symbol": symbols[i % len(symbols)],
-                                                     "price": 100.0 + (i % 97) * 0.05})
-            for i in range(count)]
+    return [
+        Event(
+            start + i,
+            i,
+            "mark.updated",
+            "",
+            {"symbol": symbols[i % len(symbols)], "price": 100.0 + (i % 97) * 0.05},
+        )
+        for i in range(count)
+    ]
 
 
 def writes_per_mark(store: StateStore, event: Event) -> int:
@@ -80,8 +102,10 @@ def main(argv: list[str] | None = None) -> dict:
             for event in events:
                 apply(event)
             timings.setdefault(name, []).append((time.perf_counter() - t0) / args.marks * 1e6)
-    result = {name: {"us_per_mark": statistics.median(values), "paths_per_mark": writes[name]}
-              for name, values in timings.items()}
+    result = {
+        name: {"us_per_mark": statistics.median(values), "paths_per_mark": writes[name]}
+        for name, values in timings.items()
+    }
     if args.json:
         print(json.dumps(result))
     else:

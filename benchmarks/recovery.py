@@ -31,16 +31,23 @@ SYMBOLS = ("NIFTY", "NIFTY24DEC24000CE", "NIFTY24DEC24000PE", "NIFTY24DEC24500CE
 
 def build_journal(path: Path, events: int) -> None:
     """Mixed events through Engine.submit; a snapshot every 100K events (by the engine)."""
-    with Engine(journal_path=str(path), snapshot_every_events=100_000,
-                snapshot_every_seconds=0, segments_enabled=False) as engine:
+    with Engine(
+        journal_path=str(path),
+        snapshot_every_events=100_000,
+        snapshot_every_seconds=0,
+        segments_enabled=False,
+    ) as engine:
         submit = engine.submit
         for i in range(events - 20):  # the engine's own lifecycle events make up the rest
             if i % 500 == 499:
-                submit("order.submitted", {"order_id": f"O{i}", "symbol": SYMBOLS[1],
-                                           "side": "BUY", "quantity": 75})
+                submit(
+                    "order.submitted",
+                    {"order_id": f"O{i}", "symbol": SYMBOLS[1], "side": "BUY", "quantity": 75},
+                )
             else:
-                submit("mark.updated", {"symbol": SYMBOLS[i & 3],
-                                        "price": 24000.0 + (i % 997) * 0.5})
+                submit(
+                    "mark.updated", {"symbol": SYMBOLS[i & 3], "price": 24000.0 + (i % 997) * 0.5}
+                )
 
 
 def restart_clean(path: Path) -> float:
@@ -108,8 +115,9 @@ def main(argv: list[str] | None = None) -> dict:
             out.setdefault("read_decode_events_per_s", []).append(read)
             out.setdefault("store_apply_events_per_s", []).append(apply)
     result = {name: statistics.median(values) for name, values in out.items()}
-    result.update(events=n, tail_replayed=tail, rounds=args.rounds,
-                  build_events_per_s=args.events / build_s)
+    result.update(
+        events=n, tail_replayed=tail, rounds=args.rounds, build_events_per_s=args.events / build_s
+    )
     if args.json:
         print(json.dumps(result))
     else:

@@ -37,18 +37,26 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 # Every 4th kill is timed from launch (often during start-up or recovery), the
                 # rest from the child's READY (mid-storm).
-                stats = run_round(path, args.seed * 1000 + n,
-                                  rng.uniform(args.min_kill, args.max_kill),
-                                  after_ready=n % 4 != 3)
+                stats = run_round(
+                    path,
+                    args.seed * 1000 + n,
+                    rng.uniform(args.min_kill, args.max_kill),
+                    after_ready=n % 4 != 3,
+                )
             except AssertionError as exc:
                 print(f"round {n + 1}: FAILED: {exc}")
                 return 1
             acked += stats["acked"]
-            print(f"round {n + 1:3d}: killed at seq {stats['last_seq']:>8}, "
-                  f"{stats['acked']:>4} critical acked, recovered from snapshot "
-                  f"{stats['snapshot']} + {stats['replayed']} events", flush=True)
-        print(f"{args.rounds} kills, {acked} acknowledged critical events, 0 lost, "
-              f"{time.perf_counter() - started:.0f} s")
+            print(
+                f"round {n + 1:3d}: killed at seq {stats['last_seq']:>8}, "
+                f"{stats['acked']:>4} critical acked, recovered from snapshot "
+                f"{stats['snapshot']} + {stats['replayed']} events",
+                flush=True,
+            )
+        print(
+            f"{args.rounds} kills, {acked} acknowledged critical events, 0 lost, "
+            f"{time.perf_counter() - started:.0f} s"
+        )
     return 0
 
 

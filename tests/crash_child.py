@@ -39,11 +39,21 @@ def main(path: str, seed: int) -> None:
             # a multi-position book's float totals bit for bit, as a full replay does.
             strategy = STRATEGIES[(i // 7) % len(STRATEGIES)]
             traded = SYMBOLS[1 + (i // 3) % 2]
-            event = engine.submit("trade.executed", {
-                "position_id": f"{strategy}:{traded}", "strategy": strategy, "symbol": traded,
-                "lot_size": 75, "quantity": 75 * (1 + i % 3), "side": "BUY" if i % 2 else "SELL",
-                "price": 100.0 + (i % 40) * 0.05, "fee": 23.6, "trade_id": trade_id,
-            }, key=trade_id)
+            event = engine.submit(
+                "trade.executed",
+                {
+                    "position_id": f"{strategy}:{traded}",
+                    "strategy": strategy,
+                    "symbol": traded,
+                    "lot_size": 75,
+                    "quantity": 75 * (1 + i % 3),
+                    "side": "BUY" if i % 2 else "SELL",
+                    "price": 100.0 + (i % 40) * 0.05,
+                    "fee": 23.6,
+                    "trade_id": trade_id,
+                },
+                key=trade_id,
+            )
             out.write(f"ACK {event.seq} {trade_id}\n")
             out.flush()
         elif roll < 0.03:
@@ -51,8 +61,10 @@ def main(path: str, seed: int) -> None:
             out.write("ACKRISK\n")
             out.flush()
         elif roll < 0.1:
-            engine.submit("order.submitted", {"order_id": f"S{seed}-O{i}", "symbol": symbol,
-                                              "side": "BUY", "quantity": 75})
+            engine.submit(
+                "order.submitted",
+                {"order_id": f"S{seed}-O{i}", "symbol": symbol, "side": "BUY", "quantity": 75},
+            )
         else:
             engine.submit("mark.updated", {"symbol": symbol, "price": 100.0 + i % 500 * 0.05})
 
@@ -77,8 +89,12 @@ def run_round(path: str, seed: int, kill_after: float, *, after_ready: bool = Tr
     from tradelab.engine import build_store
     from tradelab.journal import Journal, recover, replay_into
 
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), path, str(seed)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), path, str(seed)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     head = ""
     if after_ready:
         # Start-up takes 1-2 s on a loaded machine: time the kill from READY, so the kill lands
@@ -106,16 +122,23 @@ def run_round(path: str, seed: int, kill_after: float, *, after_ready: bool = Tr
             f"recovered state {report.state_hash} != full replay {full.state_hash()} "
             f"(snapshot {report.snapshot_id})"
         )
-        trades = dict(journal.con.execute(
-            "SELECT seq, key FROM events WHERE topic = 'trade.executed'").fetchall())
+        trades = dict(
+            journal.con.execute(
+                "SELECT seq, key FROM events WHERE topic = 'trade.executed'"
+            ).fetchall()
+        )
         for _, seq, trade_id in acks:
             assert trades.get(int(seq)) == trade_id, (
                 f"acknowledged critical event seq {seq} ({trade_id}) is not in the journal "
                 f"(found {trades.get(int(seq))!r})"
             )
-        return {"acked": len(acks), "last_seq": journal.last_seq,
-                "snapshot": report.snapshot_id, "replayed": report.events_replayed,
-                "positions": len(store.get("trading.positions") or {}),
-                "ready": "READY" in out}
+        return {
+            "acked": len(acks),
+            "last_seq": journal.last_seq,
+            "snapshot": report.snapshot_id,
+            "replayed": report.events_replayed,
+            "positions": len(store.get("trading.positions") or {}),
+            "ready": "READY" in out,
+        }
     finally:
         journal.close()

@@ -64,20 +64,26 @@ def test_open_index_lists_positions_while_open_and_drops_them_when_flat():
 
     fill(k, 4, "SELL", 75, 101.0, strategy="trend")  # trend goes flat
     assert k.store.get(f"trading.open_positions.{SYM}") == (f"hedge:{SYM}",)
-    assert k.store.get("trading.open_by_strategy") == {
-        "hedge": (f"hedge:{SYM}", f"hedge:{PUT}")
-    }
+    assert k.store.get("trading.open_by_strategy") == {"hedge": (f"hedge:{SYM}", f"hedge:{PUT}")}
     assert k.store.get("pnl.by_strategy.trend")["unrealized"] == 0.0
 
 
 STRATEGIES = ("trend", "hedge", "scalp")
 SYMBOLS = (SYM, PUT, CALL_2)
 STEP = st.one_of(
-    st.tuples(st.just("fill"), st.sampled_from(STRATEGIES), st.sampled_from(SYMBOLS),
-              st.sampled_from(("BUY", "SELL")), st.integers(1, 4),
-              st.integers(1800, 2200), st.sampled_from((0.0, 20.0, 23.6))),
+    st.tuples(
+        st.just("fill"),
+        st.sampled_from(STRATEGIES),
+        st.sampled_from(SYMBOLS),
+        st.sampled_from(("BUY", "SELL")),
+        st.integers(1, 4),
+        st.integers(1800, 2200),
+        st.sampled_from((0.0, 20.0, 23.6)),
+    ),
     st.tuples(st.just("mark"), st.sampled_from(SYMBOLS), st.integers(1800, 2200)),
-    st.tuples(st.just("reset"),),
+    st.tuples(
+        st.just("reset"),
+    ),
 )
 
 
@@ -126,8 +132,9 @@ def test_totals_kept_by_delta_agree_with_a_from_scratch_recount(steps):
     for strategy, expected in recount["by_strategy"].items():
         assert stored[strategy] == close(expected, abs=1e-6)
     open_ids = sorted(pid for pid, pos in positions.items() if pos["net_quantity"])
-    indexed = sorted(pid for ids in (k.store.get("trading.open_positions") or {}).values()
-                     for pid in ids)
+    indexed = sorted(
+        pid for ids in (k.store.get("trading.open_positions") or {}).values() for pid in ids
+    )
     assert indexed == open_ids
 
 
@@ -136,10 +143,14 @@ def test_book_state_written_before_the_open_index_existed_is_indexed_on_the_next
     fill(k, 1, "BUY", 75, 100.0, strategy="trend")
     fill(k, 2, "BUY", 150, 50.0, strategy="hedge", symbol=PUT)
     old = k.store.snapshot()
-    state = {**old.state, "trading": {
-        name: value for name, value in old.state["trading"].items()
-        if name not in ("open_positions", "open_by_strategy")
-    }}
+    state = {
+        **old.state,
+        "trading": {
+            name: value
+            for name, value in old.state["trading"].items()
+            if name not in ("open_positions", "open_by_strategy")
+        },
+    }
     legacy = StateStore.from_snapshot(StateSnapshot(seq=old.seq, schema_version=1, state=state))
     legacy.register_reducers(reducers())
 

@@ -32,8 +32,9 @@ def book_steps(seed: int) -> list[tuple]:
         ("fill", "scalp", CE_2, "SELL", 3, rng.randint(1900, 2100), 23.6),
         ("fill", "hedge", CE, "SELL", 1, rng.randint(1900, 2100), 20.0),
     ]
-    steps += [("mark", symbol, rng.randint(1850, 2150)) for _ in range(12)
-              for symbol in (CE, PE, CE_2)]
+    steps += [
+        ("mark", symbol, rng.randint(1850, 2150)) for _ in range(12) for symbol in (CE, PE, CE_2)
+    ]
     steps += [
         ("fill", "trend", CE, "SELL", 1, rng.randint(1900, 2100), 23.6),
         ("reset",),
@@ -79,15 +80,29 @@ def test_any_book_restored_from_a_mid_way_snapshot_equals_the_live_one(steps, da
 
 def test_engine_recovery_of_a_multi_position_book_equals_a_full_replay(tmp_path):
     path = tmp_path / "book.duckdb"
-    with Engine(journal_path=str(path), snapshot_every_events=37, snapshot_every_seconds=0,
-                segments_enabled=False) as engine:
+    with Engine(
+        journal_path=str(path),
+        snapshot_every_events=37,
+        snapshot_every_seconds=0,
+        segments_enabled=False,
+    ) as engine:
         for n, step in enumerate(BOOK_STEPS * 3, 1):
             if step[0] == "fill":
                 _, strategy, symbol, side, lots, ticks, fee = step
-                engine.submit("trade.executed", {
-                    "trade_id": f"T{n}", "position_id": f"{strategy}:{symbol}",
-                    "strategy": strategy, "symbol": symbol, "lot_size": 75, "side": side,
-                    "quantity": 75 * lots, "price": ticks * 0.05, "fee": fee})
+                engine.submit(
+                    "trade.executed",
+                    {
+                        "trade_id": f"T{n}",
+                        "position_id": f"{strategy}:{symbol}",
+                        "strategy": strategy,
+                        "symbol": symbol,
+                        "lot_size": 75,
+                        "side": side,
+                        "quantity": 75 * lots,
+                        "price": ticks * 0.05,
+                        "fee": fee,
+                    },
+                )
             elif step[0] == "mark":
                 engine.submit("mark.updated", {"symbol": step[1], "price": step[2] * 0.05})
         live_pnl = engine.store.get("pnl")

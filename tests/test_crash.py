@@ -13,8 +13,12 @@ def test_sigkill_storm_loses_no_acknowledged_critical_event_and_recovers_exact_s
     # Every 4th kill lands from launch, often during start-up and recovery; the others land
     # mid-storm, timed from the child's READY.
     rounds = [
-        run_round(path, seed, rng.uniform(0.05, 0.6) if seed % 4 else rng.uniform(0.2, 1.5),
-                  after_ready=bool(seed % 4))
+        run_round(
+            path,
+            seed,
+            rng.uniform(0.05, 0.6) if seed % 4 else rng.uniform(0.2, 1.5),
+            after_ready=bool(seed % 4),
+        )
         for seed in range(20)
     ]
     mid_storm = [r for seed, r in enumerate(rounds) if seed % 4]

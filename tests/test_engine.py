@@ -17,8 +17,17 @@ def _engine(tmp_path, **kw) -> Engine:
 
 
 def _trade(i: int) -> dict:
-    return {"position_id": "t:NIFTY", "strategy": "t", "symbol": "NIFTY", "lot_size": 75,
-            "quantity": 75, "side": "BUY", "price": 100.0 + i, "fee": 20.0, "trade_id": f"T{i}"}
+    return {
+        "position_id": "t:NIFTY",
+        "strategy": "t",
+        "symbol": "NIFTY",
+        "lot_size": 75,
+        "quantity": 75,
+        "side": "BUY",
+        "price": 100.0 + i,
+        "fee": 20.0,
+        "trade_id": f"T{i}",
+    }
 
 
 def test_lifecycle_is_journaled_as_state_changed_events(tmp_path):
@@ -26,10 +35,17 @@ def test_lifecycle_is_journaled_as_state_changed_events(tmp_path):
         assert engine.state == "running"
         assert engine.store.get("engine.status") == "running"
     assert engine.state == "stopped"
-    changes = [(e.payload["previous"], e.payload["state"])
-               for e in JournalReader(tmp_path / "lab.duckdb").events(topic="engine.state_changed")]
-    assert changes == [("created", "recovering"), ("recovering", "ready"), ("ready", "running"),
-                       ("running", "stopping"), ("stopping", "stopped")]
+    changes = [
+        (e.payload["previous"], e.payload["state"])
+        for e in JournalReader(tmp_path / "lab.duckdb").events(topic="engine.state_changed")
+    ]
+    assert changes == [
+        ("created", "recovering"),
+        ("recovering", "ready"),
+        ("ready", "running"),
+        ("running", "stopping"),
+        ("stopping", "stopped"),
+    ]
 
 
 def test_submit_before_start_or_after_stop_is_a_lifecycle_error(tmp_path):
@@ -55,9 +71,11 @@ def test_critical_event_is_durable_before_submit_returns(tmp_path):
 def test_events_from_many_threads_get_contiguous_seqs_and_bus_sees_applied_state(tmp_path):
     seen = []
     with _engine(tmp_path) as engine:
+
         def on_mark(event):
             # The store already holds the event when the bus delivers it.
             seen.append((event.seq, engine.store.version >= event.seq))
+
         engine.bus.subscribe("mark.updated", on_mark)
 
         def produce(n: int) -> None:

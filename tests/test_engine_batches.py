@@ -13,14 +13,23 @@ from tradelab.journal import JournalReader
 
 
 def _trade(i: int) -> dict:
-    return {"position_id": "t:NIFTY", "strategy": "t", "symbol": "NIFTY", "lot_size": 75,
-            "quantity": 75, "side": "BUY" if i % 2 else "SELL", "price": 100.0 + i, "fee": 20.0,
-            "trade_id": f"T{i}"}
+    return {
+        "position_id": "t:NIFTY",
+        "strategy": "t",
+        "symbol": "NIFTY",
+        "lot_size": 75,
+        "quantity": 75,
+        "side": "BUY" if i % 2 else "SELL",
+        "price": 100.0 + i,
+        "fee": 20.0,
+        "trade_id": f"T{i}",
+    }
 
 
 def test_rejections_inside_a_batch_leave_no_seq_gap_and_replay_gives_the_live_state(tmp_path):
-    engine = Engine(journal_path=str(tmp_path / "lab.duckdb"), snapshot_every_seconds=0,
-                    kernel_batch_size=500)
+    engine = Engine(
+        journal_path=str(tmp_path / "lab.duckdb"), snapshot_every_seconds=0, kernel_batch_size=500
+    )
     engine.start()
     gate = threading.Event()
     # Hold the kernel inside a bus handler so the submissions below pile up into batches.
@@ -60,9 +69,11 @@ def test_a_critical_event_rejected_mid_batch_fails_only_its_own_submitter(tmp_pa
             except StateError as exc:
                 results[i] = exc
 
-        threads = [threading.Thread(target=broker, args=(1, _trade(1))),
-                   threading.Thread(target=broker, args=(2, {"trade_id": "T2"})),
-                   threading.Thread(target=broker, args=(3, _trade(3)))]
+        threads = [
+            threading.Thread(target=broker, args=(1, _trade(1))),
+            threading.Thread(target=broker, args=(2, {"trade_id": "T2"})),
+            threading.Thread(target=broker, args=(3, _trade(3))),
+        ]
         for i in range(300):
             engine.submit("mark.updated", {"symbol": "NIFTY", "price": 24000.0 + i})
             if i % 100 == 0:
@@ -81,13 +92,17 @@ def test_a_critical_event_rejected_mid_batch_fails_only_its_own_submitter(tmp_pa
 
 @pytest.mark.parametrize("kernel_batch_size", [1, 1000])
 def test_submit_order_is_seq_order_whatever_the_batch_size(tmp_path, kernel_batch_size):
-    with Engine(journal_path=str(tmp_path / "lab.duckdb"), snapshot_every_seconds=0,
-                kernel_batch_size=kernel_batch_size) as engine:
+    with Engine(
+        journal_path=str(tmp_path / "lab.duckdb"),
+        snapshot_every_seconds=0,
+        kernel_batch_size=kernel_batch_size,
+    ) as engine:
         first = engine.flush() + 1
         for i in range(300):
             engine.submit("mark.updated", {"symbol": "NIFTY", "price": float(i)})
         engine.flush()
-    events = JournalReader(tmp_path / "lab.duckdb").events(since_seq=first - 1,
-                                                           topic="mark.updated")
+    events = JournalReader(tmp_path / "lab.duckdb").events(
+        since_seq=first - 1, topic="mark.updated"
+    )
     assert [e.payload["price"] for e in events] == [float(i) for i in range(300)]
     assert [e.seq for e in events] == list(range(first, first + 300))

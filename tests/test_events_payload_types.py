@@ -83,4 +83,9 @@ def test_check_gives_what_make_event_builds_the_event_from():
         registry.check("order.submitted", {}, key=7)
     event = registry.make_event("order.submitted", {"qty": 75}, key="o1", seq=4, ts=9)
     assert (event.seq, event.ts, event.key, event.critical, event.schema_version) == (
-        4, 9, "o1", False, 1)
+        4,
+        9,
+        "o1",
+        False,
+        1,
+    )

@@ -21,16 +21,26 @@ from tradelab.journal.writer import Ticket
 
 def _events(first: int, n: int, critical_every: int = 0) -> list[Event]:
     return [
-        Event(seq, 1_700_000_000_000_000_000 + seq, "mark.updated", "",
-              {"symbol": "NIFTY", "price": 24000.0 + seq},
-              critical=bool(critical_every and seq % critical_every == 0))
+        Event(
+            seq,
+            1_700_000_000_000_000_000 + seq,
+            "mark.updated",
+            "",
+            {"symbol": "NIFTY", "price": 24000.0 + seq},
+            critical=bool(critical_every and seq % critical_every == 0),
+        )
         for seq in range(first, first + n)
     ]
 
 
 def _writer(journal: Journal, **kw):
-    opts = dict(group_commit_ms=5.0, max_group_events=10_000, keep_snapshots=5,
-                checkpoint_idle_seconds=0.2, segments=False)
+    opts = dict(
+        group_commit_ms=5.0,
+        max_group_events=10_000,
+        keep_snapshots=5,
+        checkpoint_idle_seconds=0.2,
+        segments=False,
+    )
     opts.update(kw)
     return journal.start_writer(**opts)
 
@@ -41,7 +51,7 @@ def test_group_committed_events_read_back_identical_after_reopen(tmp_path):
     writer = _writer(journal)
     written = _events(1, 2500, critical_every=100)
     for i in range(0, 2500, 250):
-        writer.append(written[i:i + 250])
+        writer.append(written[i : i + 250])
     assert writer.flush(timeout=10) == 2500
     journal.close()
     reopened = Journal(path)
@@ -49,8 +59,9 @@ def test_group_committed_events_read_back_identical_after_reopen(tmp_path):
         read = [e for batch in reopened.iter_event_batches(batch_rows=700) for e in batch]
         assert read == written
         assert reopened.check.count == 2500 and reopened.check.damage is None
-        assert [e.seq for batch in reopened.iter_event_batches(since_seq=2400) for e in batch] \
-            == list(range(2401, 2501))
+        assert [
+            e.seq for batch in reopened.iter_event_batches(since_seq=2400) for e in batch
+        ] == list(range(2401, 2501))
     finally:
         reopened.close()
 
@@ -93,8 +104,13 @@ def test_lost_tail_is_reported_with_the_missing_seq_range(tmp_path):
     reopened = Journal(path)
     damage = reopened.check.damage
     reopened.close()
-    assert damage == {"path": str(path), "expected_last_seq": 15, "found_last_seq": 10,
-                      "lost_from_seq": 11, "lost_events": 5}
+    assert damage == {
+        "path": str(path),
+        "expected_last_seq": 15,
+        "found_last_seq": 10,
+        "lost_from_seq": 11,
+        "lost_events": 5,
+    }
     # Not forgotten until a new commit moves the mark: reopening reports it again.
     again = Journal(path)
     assert again.check.damage is not None
@@ -146,8 +162,10 @@ def test_seq_gap_in_the_file_is_a_recovery_error_naming_it(tmp_path):
     path = tmp_path / "j.duckdb"
     Journal(path).close()
     con = duckdb.connect(str(path))
-    con.execute("INSERT INTO events VALUES (1, 0, 'mark.updated', '', false, 1, '{}'), "
-                "(2, 0, 'mark.updated', '', false, 1, '{}'), (5, 0, 'mark.updated', '', false, 1, '{}')")
+    con.execute(
+        "INSERT INTO events VALUES (1, 0, 'mark.updated', '', false, 1, '{}'), "
+        "(2, 0, 'mark.updated', '', false, 1, '{}'), (5, 0, 'mark.updated', '', false, 1, '{}')"
+    )
     con.close()
     with pytest.raises(RecoveryError, match="seq 2 is followed by 5"):
         Journal(path)
@@ -185,8 +203,13 @@ def test_reader_uses_the_file_when_free_and_segments_while_another_process_write
         r = JournalReader({str(path)!r})
         print(r.count(), r.last_seq(), r.source, len(r.events(since_seq=2990)))
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=60, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     assert out.returncode == 0, out.stderr
     assert "Conflicting lock" not in out.stderr + out.stdout
     assert out.stdout.split() == ["3000", "3000", "segments", "10"]

@@ -13,10 +13,14 @@ from tradelab.journal.segments import list_segments, segment_dir
 
 def _events(first: int, n: int) -> list[Event]:
     return [
-        Event(seq, 1_700_000_000_000_000_000 + seq, "trade.executed" if seq % 97 == 0 else
-              "mark.updated", f"k{seq % 5}", {"symbol": "NIFTY", "price": 24000.0 + seq,
-                                              "legs": [seq, {"x": None}]},
-              critical=seq % 97 == 0)
+        Event(
+            seq,
+            1_700_000_000_000_000_000 + seq,
+            "trade.executed" if seq % 97 == 0 else "mark.updated",
+            f"k{seq % 5}",
+            {"symbol": "NIFTY", "price": 24000.0 + seq, "legs": [seq, {"x": None}]},
+            critical=seq % 97 == 0,
+        )
         for seq in range(first, first + n)
     ]
 
@@ -24,19 +28,26 @@ def _events(first: int, n: int) -> list[Event]:
 def test_segments_hold_every_committed_event_as_the_journal_does(tmp_path):
     path = tmp_path / "j.duckdb"
     journal = Journal(path)
-    writer = journal.start_writer(group_commit_ms=1.0, max_group_events=10_000, keep_snapshots=5,
-                                  checkpoint_idle_seconds=0.2, segments=True,
-                                  segment_every_events=700, segment_every_seconds=0)
+    writer = journal.start_writer(
+        group_commit_ms=1.0,
+        max_group_events=10_000,
+        keep_snapshots=5,
+        checkpoint_idle_seconds=0.2,
+        segments=True,
+        segment_every_events=700,
+        segment_every_seconds=0,
+    )
     written = _events(1, 3000)
     for i in range(0, 3000, 37):  # many small groups, each reported to the sealer
-        writer.append(written[i:i + 37])
+        writer.append(written[i : i + 37])
     assert writer.flush(timeout=10) == 3000
     journal.close()  # the sealer seals the rest on stop
 
     segments = list_segments(segment_dir(path))
     assert segments[0][0] == 1 and segments[-1][1] == 3000
-    assert all(last + 1 == nxt for (_, last, _), (nxt, _, _) in zip(segments, segments[1:],
-                                                                     strict=False))
+    assert all(
+        last + 1 == nxt for (_, last, _), (nxt, _, _) in zip(segments, segments[1:], strict=False)
+    )
     assert max(last - first + 1 for first, last, _ in segments) <= 700
     from_segments = [row for _, _, p in segments for row in pq.read_table(p).to_pylist()]
     con = duckdb.connect(str(path), read_only=True)

@@ -27,10 +27,10 @@ def test_lab_books_an_order_against_the_simulated_market(tmp_path):
         assert wait_for(lambda: lab.store.get(f"market.marks.{symbol}") is not None)
         lab.place_order(symbol, "BUY", 75, strategy="manual")
         assert wait_for(
-            lambda: (lab.store.get(f"trading.positions.manual:{symbol}") or {}).get(
-                "net_quantity"
+            lambda: (
+                (lab.store.get(f"trading.positions.manual:{symbol}") or {}).get("net_quantity")
+                == 75
             )
-            == 75
         )
         assert lab.status()["open_positions"] == 1
 
@@ -60,8 +60,20 @@ def test_restart_resumes_after_the_last_journaled_mark_without_rejournaling(tmp_
 
 def test_tradelab_run_stops_cleanly_and_reports_the_journal(tmp_path):
     path = tmp_path / "run.duckdb"
-    cmd = [sys.executable, "-m", "tradelab.cli", "run", "--journal", str(path),
-           "--duration", "1", "--every", "0.2", "--ticks-per-second", "2000"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tradelab.cli",
+        "run",
+        "--journal",
+        str(path),
+        "--duration",
+        "1",
+        "--every",
+        "0.2",
+        "--ticks-per-second",
+        "2000",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "recovered" in done.stdout and "stopped cleanly at seq" in done.stdout

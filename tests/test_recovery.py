@@ -21,8 +21,9 @@ from tradelab.state import MigrationRegistry
 
 
 def _fill(path, n=600, **kw):
-    with Engine(journal_path=str(path), snapshot_every_events=200, snapshot_every_seconds=0,
-                **kw) as engine:
+    with Engine(
+        journal_path=str(path), snapshot_every_events=200, snapshot_every_seconds=0, **kw
+    ) as engine:
         for i in range(n):
             engine.submit("mark.updated", {"symbol": f"S{i % 5}", "price": float(i)})
             if i % 200 == 199:
@@ -33,8 +34,10 @@ def _fill(path, n=600, **kw):
 def _corrupt_newest_snapshot(path) -> int:
     con = duckdb.connect(str(path))
     snap_id = con.execute("SELECT max(id) FROM snapshots").fetchone()[0]
-    con.execute("UPDATE snapshots SET state = replace(state, '\"price\"', '\"prise\"') "
-                "WHERE id = ?", [snap_id])
+    con.execute(
+        "UPDATE snapshots SET state = replace(state, '\"price\"', '\"prise\"') WHERE id = ?",
+        [snap_id],
+    )
     con.close()
     return snap_id
 
@@ -79,18 +82,28 @@ def test_verify_refuses_and_inspect_reads_segments_while_another_process_runs_th
     tmp_path,
 ):
     path = tmp_path / "lab.duckdb"
-    with Engine(journal_path=str(path), segment_every_events=100, segment_every_seconds=0,
-                snapshot_every_seconds=0) as engine:
+    with Engine(
+        journal_path=str(path),
+        segment_every_events=100,
+        segment_every_seconds=0,
+        snapshot_every_seconds=0,
+    ) as engine:
         for i in range(250):
             engine.submit("mark.updated", {"symbol": "NIFTY", "price": float(i)})
         engine.flush()
         engine.journal.sealer.seal_now()
         run = [sys.executable, "-m", "tradelab.cli"]
         env = {**os.environ, "PYTHONPATH": os.getcwd()}
-        verify = subprocess.run([*run, "verify", str(path)], capture_output=True, text=True,
-                                env=env, timeout=60)
-        inspect = subprocess.run([*run, "inspect", "--json", str(path)], capture_output=True,
-                                 text=True, env=env, timeout=60)
+        verify = subprocess.run(
+            [*run, "verify", str(path)], capture_output=True, text=True, env=env, timeout=60
+        )
+        inspect = subprocess.run(
+            [*run, "inspect", "--json", str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
     assert verify.returncode == 2
     assert "JournalReader" in verify.stderr and "Conflicting lock" not in verify.stderr
     assert inspect.returncode == 0, inspect.stderr
@@ -108,8 +121,12 @@ def _level_reducer(view, event):
 
 def test_old_events_are_upcast_during_replay(tmp_path):
     path = tmp_path / "lab.duckdb"
-    old = Engine(journal_path=str(path), registry=_registry(1), snapshot_every_events=0,
-                 snapshot_every_seconds=0)
+    old = Engine(
+        journal_path=str(path),
+        registry=_registry(1),
+        snapshot_every_events=0,
+        snapshot_every_seconds=0,
+    )
     old.register_reducers({"test.level": [lambda view, e: [("test.level", e.payload["lvl"])]]})
     with old:
         old.submit("test.level", {"lvl": 7}, wait=True)

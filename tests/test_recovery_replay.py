@@ -13,33 +13,54 @@ from tradelab.journal.journal import rows_to_events
 from tradelab.state import StateStore
 
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)
-LEAF = st.one_of(st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False),
-                 TEXT, st.none(), st.booleans())
-PAYLOAD = st.dictionaries(TEXT, st.recursive(LEAF, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)), max_leaves=6),
-    max_size=5)
+LEAF = st.one_of(
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    TEXT,
+    st.none(),
+    st.booleans(),
+)
+PAYLOAD = st.dictionaries(
+    TEXT,
+    st.recursive(
+        LEAF,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)
+        ),
+        max_leaves=6,
+    ),
+    max_size=5,
+)
 
 
 def write_journal(path, events: list[Event]) -> None:
     journal = Journal(path)
     try:
-        writer = journal.start_writer(group_commit_ms=1.0, max_group_events=10_000,
-                                      keep_snapshots=2, checkpoint_idle_seconds=0.2,
-                                      segments=False)
+        writer = journal.start_writer(
+            group_commit_ms=1.0,
+            max_group_events=10_000,
+            keep_snapshots=2,
+            checkpoint_idle_seconds=0.2,
+            segments=False,
+        )
         writer.append(events)
         assert writer.flush(timeout=10) == len(events)
     finally:
         journal.close()
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(PAYLOAD, TEXT), min_size=1, max_size=40),
-       st.integers(1, 7))
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(st.lists(st.tuples(PAYLOAD, TEXT), min_size=1, max_size=40), st.integers(1, 7))
 def test_events_read_back_in_batches_equal_those_written(tmp_path_factory, rows, batch_rows):
     path = tmp_path_factory.mktemp("j") / "j.duckdb"
-    written = [Event(seq, seq * 10, "order.submitted", key, payload, seq % 3 == 0, 1 + seq % 2)
-               for seq, (payload, key) in enumerate(rows, 1)]
+    written = [
+        Event(seq, seq * 10, "order.submitted", key, payload, seq % 3 == 0, 1 + seq % 2)
+        for seq, (payload, key) in enumerate(rows, 1)
+    ]
     write_journal(path, written)
     journal = Journal(path)
     try:
@@ -63,9 +84,10 @@ def refuse_order(view, event):
 
 def test_replay_stops_just_before_a_failing_event_and_its_error_names_it(tmp_path):
     path = tmp_path / "j.duckdb"
-    events = [Event(seq, seq, "order.submitted", "", {"order_id": "BAD" if seq == 1234 else
-                                                      f"O{seq}"})
-              for seq in range(1, 3001)]
+    events = [
+        Event(seq, seq, "order.submitted", "", {"order_id": "BAD" if seq == 1234 else f"O{seq}"})
+        for seq in range(1, 3001)
+    ]
     write_journal(path, events)
     store = StateStore()
     store.register_reducer("order.submitted", refuse_order)

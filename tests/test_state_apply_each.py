@@ -17,8 +17,10 @@ def ev(seq: int, path: str, value, topic: str = "position.updated", version: int
 
 
 def set_path(view, event):
-    return [(event.payload["path"], event.payload["value"]),
-            ("book.writes", view.get("book.writes", 0) + 1)]
+    return [
+        (event.payload["path"], event.payload["value"]),
+        ("book.writes", view.get("book.writes", 0) + 1),
+    ]
 
 
 @pytest.fixture
@@ -31,8 +33,9 @@ def store() -> StateStore:
 def test_all_events_apply_in_order_and_watchers_see_one_change_set(store):
     seen = []
     store.watch("pnl.*", lambda path, new, old, seq: seen.append((path, new, old, seq)))
-    applied, error = store.apply_each([ev(1, "pnl.daily", 1.0), ev(2, "pnl.daily", 2.0),
-                                       ev(3, "pnl.net", 5.0)])
+    applied, error = store.apply_each(
+        [ev(1, "pnl.daily", 1.0), ev(2, "pnl.daily", 2.0), ev(3, "pnl.net", 5.0)]
+    )
     assert (applied, error) == (3, None)
     assert store.version == 3
     assert store.get("pnl") == {"daily": 2.0, "net": 5.0}
@@ -68,8 +71,11 @@ def test_a_failing_first_event_changes_nothing(store):
     applied, error = store.apply_each([ev(1, "a.b", 1), ev(2, "a.b.c", 2)][::-1])
     assert applied == 0 and isinstance(error, SequenceError)
     assert "expects seq 1" in str(error)
-    assert store.version == 0 and store.get("a") is None and store.state_hash() == \
-        StateStore().state_hash()
+    assert (
+        store.version == 0
+        and store.get("a") is None
+        and store.state_hash() == StateStore().state_hash()
+    )
 
 
 def test_state_after_each_equals_state_after_one_by_one_apply(store):
@@ -87,7 +93,8 @@ def test_upcasting_runs_unless_the_caller_says_the_events_are_current():
     topics = TopicRegistry([TopicSpec("position.updated", schema_version=2)])
     migrations = MigrationRegistry(topics=topics)
     migrations.register_event_upcaster(
-        "position.updated", 1, lambda p: {**p, "path": "v2." + p["path"]})
+        "position.updated", 1, lambda p: {**p, "path": "v2." + p["path"]}
+    )
     store = StateStore(migrations=migrations)
     store.register_reducer("position.updated", set_path)
     assert store.apply_each([ev(1, "x", 1, version=1)]) == (1, None)
@@ -100,8 +107,9 @@ def test_upcasting_runs_unless_the_caller_says_the_events_are_current():
 
 _PATHS = ("a", "a.b", "a.b.c", "a.b.d", "a.e", "f", "f.g")
 # None deletes; every value is a dict, so any path can later be written below it.
-_write = st.tuples(st.sampled_from(_PATHS), st.one_of(st.none(), st.integers(0, 3).map(
-    lambda n: {"n": n})))
+_write = st.tuples(
+    st.sampled_from(_PATHS), st.one_of(st.none(), st.integers(0, 3).map(lambda n: {"n": n}))
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -111,11 +119,12 @@ def test_path_metadata_after_one_call_equals_event_by_event(writes, per_event):
     same per-path metadata as applying the events one at a time."""
 
     def reducer(view, event):
-        return [(path, DELETE if value is None else value)
-                for path, value in event.payload["writes"]]
+        return [
+            (path, DELETE if value is None else value) for path, value in event.payload["writes"]
+        ]
 
     events = [
-        Event(i + 1, (i + 1) * 10, "position.updated", "", {"writes": writes[j:j + per_event]})
+        Event(i + 1, (i + 1) * 10, "position.updated", "", {"writes": writes[j : j + per_event]})
         for i, j in enumerate(range(0, len(writes), per_event))
     ]
     one_call, one_by_one = StateStore(), StateStore()

@@ -14,11 +14,20 @@ from tradelab.state.snapshot import plain_copy
 
 SEGMENT = st.sampled_from(["a", "b", "c"])
 PATH = st.lists(SEGMENT, min_size=1, max_size=3).map(".".join)
-LEAF = st.one_of(st.integers(-5, 5), st.floats(-1e6, 1e6, allow_nan=False), st.text(max_size=3),
-                 st.none(), st.booleans())
-VALUE = st.recursive(LEAF, lambda inner: st.one_of(
-    st.lists(inner, max_size=3),
-    st.dictionaries(SEGMENT, inner, max_size=3)), max_leaves=6)
+LEAF = st.one_of(
+    st.integers(-5, 5),
+    st.floats(-1e6, 1e6, allow_nan=False),
+    st.text(max_size=3),
+    st.none(),
+    st.booleans(),
+)
+VALUE = st.recursive(
+    LEAF,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(SEGMENT, inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 OP = st.one_of(
     st.fixed_dictionaries({"op": st.just("set"), "path": PATH, "value": VALUE}),
@@ -124,8 +133,9 @@ def run(ops):
             snap = store.snapshot()
             handed_out.append((snap.state, copy.deepcopy(snap.state)))
             continue
-        event = Event(seq=store.version + 1, ts=len(events) + 1, topic="position.updated",
-                      key="", payload=op)
+        event = Event(
+            seq=store.version + 1, ts=len(events) + 1, topic="position.updated", key="", payload=op
+        )
         expected = model_apply(model, event)
         try:
             store.apply(event)
@@ -176,7 +186,7 @@ def test_batches_give_the_same_state_as_one_by_one(ops, sizes):
     for size in sizes * (len(events) + 1):
         if start >= len(events):
             break
-        batched.apply_batch(events[start:start + size])
+        batched.apply_batch(events[start : start + size])
         start += size
     assert batched.version == full.version
     assert batched.state_hash() == full.state_hash()

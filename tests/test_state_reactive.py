@@ -103,7 +103,8 @@ def test_refresher_thread_is_the_only_setter(store):
     threads = set()
     with ReactiveState(store, rate_hz=50) as reactive:
         reactive.bind("pnl.daily").param.watch(
-            lambda e: threads.add(threading.current_thread().name), "value")
+            lambda e: threads.add(threading.current_thread().name), "value"
+        )
         push(store, 1.0)
         deadline = time.monotonic() + 5
         while not threads and time.monotonic() < deadline:

@@ -56,8 +56,11 @@ def test_halt_and_resume_set_risk_state(store, submit):
     assert store.get("risk.daily_loss_breach.loss") == -10_250.0
     halted = submit("risk.halted", {"reason": "daily loss limit"})
     assert store.get("risk.state") == "halted"
-    assert store.get("risk.halt") == {"reason": "daily loss limit", "ts": halted.ts,
-                                      "seq": halted.seq}
+    assert store.get("risk.halt") == {
+        "reason": "daily loss limit",
+        "ts": halted.ts,
+        "seq": halted.seq,
+    }
     submit("risk.resumed", {"reason": "manual override"})
     assert store.get("risk.state") == "active"
     assert store.get("risk.halt") is None

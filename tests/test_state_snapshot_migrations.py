@@ -21,8 +21,15 @@ def build(schema_version: int = 1, **kw) -> StateStore:
 
 def put(store, path, value, ts=None):
     seq = store.version + 1
-    store.apply(Event(seq=seq, ts=ts or seq * 10**9, topic="position.updated", key="",
-                      payload={"path": path, "value": value}))
+    store.apply(
+        Event(
+            seq=seq,
+            ts=ts or seq * 10**9,
+            topic="position.updated",
+            key="",
+            payload={"path": path, "value": value},
+        )
+    )
 
 
 def test_snapshot_round_trips_through_bytes_with_seq_schema_and_metadata():
@@ -32,9 +39,10 @@ def test_snapshot_round_trips_through_bytes_with_seq_schema_and_metadata():
     snap = store.snapshot()
     again = StateSnapshot.from_bytes(snap.to_bytes())
     assert (again.seq, again.schema_version) == (2, 1)
-    assert again.state == {"trading": {"positions": {"P1": {"qty": 75, "avg": 101.25,
-                                                            "legs": [1, 2]}}},
-                           "pnl": {"daily": -12.5}}
+    assert again.state == {
+        "trading": {"positions": {"P1": {"qty": 75, "avg": 101.25, "legs": [1, 2]}}},
+        "pnl": {"daily": -12.5},
+    }
     assert again.sha256() == snap.sha256() == store.state_hash()
     assert again.to_bytes() == snap.to_bytes()
     restored = StateStore.from_snapshot(again)
@@ -53,15 +61,22 @@ def test_restored_store_continues_from_the_snapshot_seq():
     assert restored.get("pnl.daily") == 2.0
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"not json", "cannot decode"),
-    (b'{"format": "something-else"}', "not a state snapshot"),
-    (b'{"format": "tradelab.state-snapshot/1", "seq": 1}', "lacks field"),
-    (b'{"format": "tradelab.state-snapshot/1", "seq": -1, "schema_version": 1, "state": {}}',
-     "seq must be"),
-    (b'{"format": "tradelab.state-snapshot/1", "seq": 1, "schema_version": 1, "state": []}',
-     "state must be a dict"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"not json", "cannot decode"),
+        (b'{"format": "something-else"}', "not a state snapshot"),
+        (b'{"format": "tradelab.state-snapshot/1", "seq": 1}', "lacks field"),
+        (
+            b'{"format": "tradelab.state-snapshot/1", "seq": -1, "schema_version": 1, "state": {}}',
+            "seq must be",
+        ),
+        (
+            b'{"format": "tradelab.state-snapshot/1", "seq": 1, "schema_version": 1, "state": []}',
+            "state must be a dict",
+        ),
+    ],
+)
 def test_malformed_snapshot_bytes_are_an_invalid_input_error(data, message):
     with pytest.raises(InvalidInputError, match=message):
         StateSnapshot.from_bytes(data)
@@ -80,8 +95,9 @@ def v1_to_v2(state):
 
 def v2_to_v3(state):
     trading = state.get("trading", {})
-    positions = {pid: {"strategy": "manual", **pos}
-                 for pid, pos in trading.get("positions", {}).items()}
+    positions = {
+        pid: {"strategy": "manual", **pos} for pid, pos in trading.get("positions", {}).items()
+    }
     return {**state, "trading": {**trading, "positions": positions}}
 
 
@@ -135,19 +151,28 @@ def test_duplicate_upcaster_registration_is_refused():
 
 def test_old_events_are_upcast_step_by_step_before_reducers_see_them():
     specs = [spec for spec in DEFAULT_TOPICS if spec.name != "trade.executed"]
-    topics = TopicRegistry([*specs, TopicSpec("trade.executed", critical=True,
-                                              schema_version=3)])
+    topics = TopicRegistry([*specs, TopicSpec("trade.executed", critical=True, schema_version=3)])
     registry = MigrationRegistry(topics=topics)
     # trade.executed v1 said "qty"; v2 says "quantity"; v3 adds "fees".
-    registry.register_event_upcaster("trade.executed", 1,
-                                     lambda p: {**{k: v for k, v in p.items() if k != "qty"},
-                                                "quantity": p["qty"]})
+    registry.register_event_upcaster(
+        "trade.executed",
+        1,
+        lambda p: {**{k: v for k, v in p.items() if k != "qty"}, "quantity": p["qty"]},
+    )
     registry.register_event_upcaster("trade.executed", 2, lambda p: {"fees": 0.0, **p})
     store = StateStore(migrations=registry)
-    store.register_reducer("trade.executed", lambda v, e: [("trading.trades.T1", e.payload),
-                                                           ("trading.version", e.schema_version)])
-    old = Event(seq=1, ts=1, topic="trade.executed", key="", payload={"qty": 75, "px": 1.5},
-                schema_version=1)
+    store.register_reducer(
+        "trade.executed",
+        lambda v, e: [("trading.trades.T1", e.payload), ("trading.version", e.schema_version)],
+    )
+    old = Event(
+        seq=1,
+        ts=1,
+        topic="trade.executed",
+        key="",
+        payload={"qty": 75, "px": 1.5},
+        schema_version=1,
+    )
     store.apply(old)
     assert store.get("trading.trades.T1") == {"fees": 0.0, "quantity": 75, "px": 1.5}
     assert store.get("trading.version") == 3

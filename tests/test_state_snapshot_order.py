@@ -19,7 +19,9 @@ def dict_orders(value, where="") -> list[tuple[str, list[str]]]:
             out += dict_orders(child, f"{where}.{key}")
         return out
     if isinstance(value, list | tuple):
-        return [item for i, child in enumerate(value) for item in dict_orders(child, f"{where}[{i}]")]
+        return [
+            item for i, child in enumerate(value) for item in dict_orders(child, f"{where}[{i}]")
+        ]
     return []
 
 
@@ -29,8 +31,11 @@ def set_path(view, event):
 
 KEY = st.sampled_from(["zeta", "alpha", "mid", "b", "a", "Z", "k10", "k9"])
 LEAF = st.one_of(st.integers(-3, 3), st.floats(-1e3, 1e3, allow_nan=False), st.none())
-VALUE = st.recursive(LEAF, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(KEY, inner, max_size=4)), max_leaves=8)
+VALUE = st.recursive(
+    LEAF,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(KEY, inner, max_size=4)),
+    max_leaves=8,
+)
 WRITE = st.tuples(st.lists(KEY, min_size=1, max_size=3).map(".".join), VALUE)
 
 
@@ -72,15 +77,23 @@ def test_snapshot_hash_is_canonical_while_its_bytes_keep_insertion_order():
     assert one.snapshot().sha256() == other.snapshot().sha256() == one.state_hash()
     assert one.snapshot().to_bytes() != other.snapshot().to_bytes()
     assert list(StateSnapshot.from_bytes(one.snapshot().to_bytes()).state["book"]) == [
-        "zeta", "alpha"
+        "zeta",
+        "alpha",
     ]
 
 
 def test_snapshot_stored_with_sorted_keys_by_older_code_still_loads():
     live, _ = build([("book.zeta", {"y": 1.5, "x": [1, 2]}), ("book.alpha", None)])
     snap = live.snapshot()
-    old_bytes = canonical_json({"format": "tradelab.state-snapshot/1", "seq": snap.seq,
-                                "schema_version": 1, "state": snap.state, "meta": snap.meta})
+    old_bytes = canonical_json(
+        {
+            "format": "tradelab.state-snapshot/1",
+            "seq": snap.seq,
+            "schema_version": 1,
+            "state": snap.state,
+            "meta": snap.meta,
+        }
+    )
 
     restored = StateStore.from_snapshot(StateSnapshot.from_bytes(old_bytes))
 

@@ -12,8 +12,7 @@ from tradelab.state import DELETE, StateStore
 
 
 def ev(seq: int, topic: str, payload: dict | None = None, key: str = "", ts: int = 0) -> Event:
-    return Event(seq=seq, ts=ts or seq * 1_000_000_000, topic=topic, key=key,
-                 payload=payload or {})
+    return Event(seq=seq, ts=ts or seq * 1_000_000_000, topic=topic, key=key, payload=payload or {})
 
 
 def set_path(view, event):
@@ -79,8 +78,9 @@ def test_double_apply_is_refused(store):
 
 def test_raising_reducer_leaves_store_and_version_unchanged():
     store = StateStore()
-    store.register_reducer("trade.executed", lambda v, e: [("trading.positions.P1.qty", 75),
-                                                           ("pnl.realized", 10.0)])
+    store.register_reducer(
+        "trade.executed", lambda v, e: [("trading.positions.P1.qty", 75), ("pnl.realized", 10.0)]
+    )
 
     def broken(view, event):
         assert view.get("trading.positions.P1.qty") == 75  # sees the first reducer's change
@@ -100,8 +100,9 @@ def test_raising_reducer_leaves_store_and_version_unchanged():
 def test_reducer_failure_after_in_place_writes_restores_exact_previous_values(store):
     put(store, "market.marks.NIFTY", 100.0)
     put(store, "market.marks.NIFTY", 101.0)  # now written in place on the fast path
-    store.register_reducer("mark.updated", lambda v, e: [("market.marks.NIFTY", 102.0),
-                                                         ("market.marks.NIFTY.bad", 1)])
+    store.register_reducer(
+        "mark.updated", lambda v, e: [("market.marks.NIFTY", 102.0), ("market.marks.NIFTY.bad", 1)]
+    )
     with pytest.raises(StateError, match="market.marks.NIFTY.*holds a float"):
         store.apply(ev(3, "mark.updated"))
     assert store.get("market.marks.NIFTY") == 101.0
@@ -165,10 +166,13 @@ def test_reducer_reusing_a_node_it_read_does_not_alias_two_paths():
     store = StateStore()
     store.register_reducer("position.updated", set_path)
     # Copy a position read through the view to another path, then keep changing the original.
-    store.register_reducer("position.closed", lambda v, e: [
-        ("trading.closed.P1", v.get("trading.positions.P1")),
-        ("trading.archive", {"all": v.get("trading.positions")}),
-    ])
+    store.register_reducer(
+        "position.closed",
+        lambda v, e: [
+            ("trading.closed.P1", v.get("trading.positions.P1")),
+            ("trading.archive", {"all": v.get("trading.positions")}),
+        ],
+    )
     put(store, "trading.positions.P1", {"qty": 75, "greeks": {"delta": 0.5}})
     put(store, "trading.positions.P1.greeks.delta", 0.55)
     store.apply(ev(3, "position.closed"))
@@ -236,5 +240,6 @@ def test_state_hash_is_fixed_across_processes():
     import hashlib
 
     expected = hashlib.sha256(
-        b'{"pnl":{"daily":0.30000000000000004},"risk":{"state":"ok"}}').hexdigest()
+        b'{"pnl":{"daily":0.30000000000000004},"risk":{"state":"ok"}}'
+    ).hexdigest()
     assert store.state_hash() == expected

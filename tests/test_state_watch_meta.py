@@ -22,8 +22,9 @@ class FakeClock:
 
 
 def changes(view, event):
-    return [(path, DELETE if value == "<delete>" else value)
-            for path, value in event.payload["changes"]]
+    return [
+        (path, DELETE if value == "<delete>" else value) for path, value in event.payload["changes"]
+    ]
 
 
 @pytest.fixture
@@ -64,8 +65,16 @@ def test_watcher_sees_a_batch_once_with_value_before_and_after_it(store):
     calls = []
     store.watch("pnl.daily", recorder(calls))
     put(store, ("pnl.daily", 1.0))
-    events = [Event(seq=s, ts=s * SECOND, topic="position.updated", key="",
-                    payload={"changes": [("pnl.daily", float(s))]}) for s in range(2, 6)]
+    events = [
+        Event(
+            seq=s,
+            ts=s * SECOND,
+            topic="position.updated",
+            key="",
+            payload={"changes": [("pnl.daily", float(s))]},
+        )
+        for s in range(2, 6)
+    ]
     store.apply_batch(events)
     assert calls == [("pnl.daily", 1.0, None, 1), ("pnl.daily", 5.0, 1.0, 5)]
 
@@ -177,8 +186,9 @@ def test_metadata_is_unchanged_by_a_failed_event(store):
 
 
 def test_derived_read_recomputes_only_when_version_moves(store):
-    derived = store.derived(lambda view: sum(p["qty"] for p in
-                                             view.get("trading.positions", {}).values()))
+    derived = store.derived(
+        lambda view: sum(p["qty"] for p in view.get("trading.positions", {}).values())
+    )
     assert derived() == 0
     put(store, ("trading.positions.P1", {"qty": 75}))
     assert derived() == 75

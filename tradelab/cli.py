@@ -23,10 +23,21 @@ def bench() -> None:
 
 @bench.command("bus")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Interleaved rounds; medians are reported.")
-@click.option("--n", "n", type=click.IntRange(min=1), default=1_000_000, show_default=True,
-              help="Publishes per round and contender.")
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Interleaved rounds; medians are reported.",
+)
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(min=1),
+    default=1_000_000,
+    show_default=True,
+    help="Publishes per round and contender.",
+)
 @click.option("--no-peers", is_flag=True, help="Skip pyee and blinker.")
 def bench_bus(as_json: bool, rounds: int, n: int, no_peers: bool) -> None:
     """Event bus publishes/s beside a plain call, a naive bus, pyee and blinker."""
@@ -37,12 +48,28 @@ def bench_bus(as_json: bool, rounds: int, n: int, no_peers: bool) -> None:
 
 @bench.command("store")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Interleaved rounds; medians are reported.")
-@click.option("--n", "n", type=click.IntRange(min=1), default=100_000, show_default=True,
-              help="mark.updated events per round and contender.")
-@click.option("--rate-hz", type=click.FloatRange(min=0.1, max=1000), default=20.0,
-              show_default=True, help="Refresh rate of the reactive layer.")
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Interleaved rounds; medians are reported.",
+)
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(min=1),
+    default=100_000,
+    show_default=True,
+    help="mark.updated events per round and contender.",
+)
+@click.option(
+    "--rate-hz",
+    type=click.FloatRange(min=0.1, max=1000),
+    default=20.0,
+    show_default=True,
+    help="Refresh rate of the reactive layer.",
+)
 def bench_store(as_json: bool, rounds: int, n: int, rate_hz: float) -> None:
     """StateStore applies/s alone and with the reactive param layer, beside dict/param floors."""
     from tradelab.benchmarking.store import emit, run_store_benchmark
@@ -51,19 +78,48 @@ def bench_store(as_json: bool, rounds: int, n: int, rate_hz: float) -> None:
 
 
 @main.command("run")
-@click.option("--journal", default="data/lab.duckdb", show_default=True,
-              help="DuckDB journal; an existing one is recovered and the session resumed.")
+@click.option(
+    "--journal",
+    default="data/lab.duckdb",
+    show_default=True,
+    help="DuckDB journal; an existing one is recovered and the session resumed.",
+)
 @click.option("--seed", type=int, default=7, show_default=True, help="Simulated market seed.")
-@click.option("--ticks-per-second", type=click.IntRange(1, 10_000), default=500,
-              show_default=True, help="Ticks per wall-clock second.")
-@click.option("--speed", type=click.FloatRange(min=0.001), default=60.0, show_default=True,
-              help="Simulated seconds per wall second (60: one session hour per minute).")
-@click.option("--duration", type=click.FloatRange(min=0), default=None,
-              help="Stop after this many wall seconds (default: when the session closes).")
-@click.option("--every", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
-              help="Seconds between status lines.")
-def run_cmd(journal: str, seed: int, ticks_per_second: int, speed: float,
-            duration: float | None, every: float) -> None:
+@click.option(
+    "--ticks-per-second",
+    type=click.IntRange(1, 10_000),
+    default=500,
+    show_default=True,
+    help="Ticks per wall-clock second.",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.001),
+    default=60.0,
+    show_default=True,
+    help="Simulated seconds per wall second (60: one session hour per minute).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Stop after this many wall seconds (default: when the session closes).",
+)
+@click.option(
+    "--every",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    help="Seconds between status lines.",
+)
+def run_cmd(
+    journal: str,
+    seed: int,
+    ticks_per_second: int,
+    speed: float,
+    duration: float | None,
+    every: float,
+) -> None:
     """Run a paper session headless: simulated NIFTY market + paper broker, journaled.
 
     Ctrl-C (or SIGTERM) stops cleanly: the queue is drained, a snapshot taken, the file closed.
@@ -78,8 +134,9 @@ def run_cmd(journal: str, seed: int, ticks_per_second: int, speed: float,
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
-    config = LabConfig(journal_path=journal, seed=seed, ticks_per_second=ticks_per_second,
-                       speed=speed)
+    config = LabConfig(
+        journal_path=journal, seed=seed, ticks_per_second=ticks_per_second, speed=speed
+    )
     lab = Lab(config)
     try:
         lab.start()
@@ -92,10 +149,12 @@ def run_cmd(journal: str, seed: int, ticks_per_second: int, speed: float,
         while not lab.session_finished.wait(every):
             s = lab.status()
             pnl = "-" if s["daily_pnl"] is None else f"{s['daily_pnl']:,.2f}"
-            click.echo(f"seq {s['seq']:>9}  {s['exchange_time']:%H:%M:%S} IST  "
-                       f"NIFTY {s['index'] or 0:>9.2f}  ticks {s['ticks']:>8}  "
-                       f"bars {s['bars']:>4}  open positions {s['open_positions']}  "
-                       f"day P&L {pnl}")
+            click.echo(
+                f"seq {s['seq']:>9}  {s['exchange_time']:%H:%M:%S} IST  "
+                f"NIFTY {s['index'] or 0:>9.2f}  ticks {s['ticks']:>8}  "
+                f"bars {s['bars']:>4}  open positions {s['open_positions']}  "
+                f"day P&L {pnl}"
+            )
             if duration is not None and time.monotonic() - started >= duration:
                 break
         else:
@@ -104,8 +163,10 @@ def run_cmd(journal: str, seed: int, ticks_per_second: int, speed: float,
         click.echo("stopping...")
     finally:
         lab.stop()
-    click.echo(f"stopped cleanly at seq {lab.store.version}; state hash "
-               f"{lab.store.state_hash()[:16]}; inspect with: tradelab inspect {journal}")
+    click.echo(
+        f"stopped cleanly at seq {lab.store.version}; state hash "
+        f"{lab.store.state_hash()[:16]}; inspect with: tradelab inspect {journal}"
+    )
 
 
 _JOURNAL_PATH = click.Path(dir_okay=False, exists=True)
@@ -134,8 +195,14 @@ def inspect_cmd(path: str, as_json: bool) -> None:
             raise click.ClickException(str(exc)) from None
         reader = JournalReader(path)
         topics = reader.counts_by_topic()
-        info = {"path": path, "source": "segments", "note": reader.note,
-                "events": sum(topics.values()), "last_seq": reader.last_seq(), "topics": topics}
+        info = {
+            "path": path,
+            "source": "segments",
+            "note": reader.note,
+            "events": sum(topics.values()),
+            "last_seq": reader.last_seq(),
+            "topics": topics,
+        }
         click.echo(f"journal {path} is in use by a running engine ({LOCK_HINT})", err=True)
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -145,8 +212,10 @@ def inspect_cmd(path: str, as_json: bool) -> None:
     for topic, count in info["topics"].items():
         click.echo(f"  {topic:28s} {count:>10}")
     for snap in info.get("snapshots", []):
-        click.echo(f"snapshot   {snap['id']:>4}  seq {snap['last_seq']:>10}  "
-                   f"sha256 {snap['sha256'][:16]}  {snap['size_bytes']} bytes")
+        click.echo(
+            f"snapshot   {snap['id']:>4}  seq {snap['last_seq']:>10}  "
+            f"sha256 {snap['sha256'][:16]}  {snap['size_bytes']} bytes"
+        )
     if "state_hash" in info:
         click.echo(f"state hash {info['state_hash']}")
 

@@ -44,8 +44,7 @@ class EngineConfig(param.Parameterized):
     segment_every_events = param.Integer(
         default=50_000,
         bounds=(0, None),
-        doc="Seal a Parquet segment for outside readers after this many events (0 = only on "
-        "stop).",
+        doc="Seal a Parquet segment for outside readers after this many events (0 = only on stop).",
     )
     segment_every_seconds = param.Number(
         default=5.0,

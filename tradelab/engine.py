@@ -27,10 +27,18 @@ from tradelab.journal.writer import JournalWriter, Ticket
 log = logging.getLogger(__name__)
 
 CREATED, RECOVERING, READY, RUNNING, STOPPING, STOPPED = (
-    "created", "recovering", "ready", "running", "stopping", "stopped"
+    "created",
+    "recovering",
+    "ready",
+    "running",
+    "stopping",
+    "stopped",
 )
-_REDUCER_MODULES = ("tradelab.state.reducers", "tradelab.market.reducers",
-                    "tradelab.trading.reducers")
+_REDUCER_MODULES = (
+    "tradelab.state.reducers",
+    "tradelab.market.reducers",
+    "tradelab.trading.reducers",
+)
 
 
 def default_reducers() -> dict[str, list]:
@@ -82,8 +90,12 @@ class Engine(KernelLoop):
         self.bus = EventBus(
             registry=self.registry, history_size=self.config.history_size, name="engine"
         )
-        self.migrations = migrations if migrations is not None else MigrationRegistry(
-            snapshot_version=self.config.state_schema_version, topics=self.registry
+        self.migrations = (
+            migrations
+            if migrations is not None
+            else MigrationRegistry(
+                snapshot_version=self.config.state_schema_version, topics=self.registry
+            )
         )
         self.store = StateStore(
             schema_version=self.config.state_schema_version, migrations=self.migrations
@@ -156,8 +168,9 @@ class Engine(KernelLoop):
             # A long replayed tail counts toward the next snapshot, so crash after crash does
             # not replay an ever longer tail.
             self._since_snapshot = report.events_replayed
-            self._kernel = threading.Thread(target=self._kernel_loop, name="engine-kernel",
-                                            daemon=True)
+            self._kernel = threading.Thread(
+                target=self._kernel_loop, name="engine-kernel", daemon=True
+            )
             self._kernel.start()
             self._accepting = True
             self._emit_state(RECOVERING, CREATED)
@@ -230,8 +243,7 @@ class Engine(KernelLoop):
             raise LifecycleError(
                 f"engine is {self.state}; submit({topic!r}) needs a running engine"
             )
-        return self._enqueue(topic, payload, key=key, critical=critical, wait=wait,
-                             timeout=timeout)
+        return self._enqueue(topic, payload, key=key, critical=critical, wait=wait, timeout=timeout)
 
     def _enqueue(self, topic, payload, *, key="", critical=None, wait=False, timeout=30.0):
         # Checked here, on the submitting thread; the kernel builds the Event once, stamped.
@@ -296,4 +308,3 @@ class Engine(KernelLoop):
 
     def __repr__(self) -> str:
         return f"Engine({self.config.journal_path!r}, state={self.state}, seq={self.store.version})"
-

@@ -293,11 +293,16 @@ class TopicRegistry:
         `critical` defaults to the topic's registered default; it can be raised, not lowered.
         """
         spec, body, is_critical = self.check(topic, payload, key=key, critical=critical)
-        return Event(seq, now_ns() if ts is None else ts, topic, key, body, is_critical,
-                     spec.schema_version)
+        return Event(
+            seq, now_ns() if ts is None else ts, topic, key, body, is_critical, spec.schema_version
+        )
 
     def check(
-        self, topic: str, payload: Mapping[str, Any], *, key: str = "",
+        self,
+        topic: str,
+        payload: Mapping[str, Any],
+        *,
+        key: str = "",
         critical: bool | None = None,
     ) -> tuple[TopicSpec, dict[str, Any], bool]:
         """What `make_event` checks, without building the Event: (spec, payload dict, critical).

@@ -100,9 +100,10 @@ class Lab:
         speed = None if self.feed.config.as_fast_as_possible else self.feed.config.speed
         try:
             run_paced(self._resumed_ticks(), self.router.on_tick, speed=speed, stop=self._stop)
-            if not self._stop.is_set() and (store.get("market.session", None) or {}).get(
-                "status"
-            ) != "closed":
+            if (
+                not self._stop.is_set()
+                and (store.get("market.session", None) or {}).get("status") != "closed"
+            ):
                 self.router.close_session(self.feed.close_ns)
         finally:
             self.session_finished.set()

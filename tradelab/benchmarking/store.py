@@ -41,18 +41,34 @@ def mark_reducer(view: Any, event: Event) -> list[tuple[str, Any]]:
     position = view.get("trading.positions." + symbol)
     changes = [("market.marks." + symbol, price)]
     if position is not None:
-        changes.append(("trading.positions." + symbol + ".unrealized_pnl",
-                        (price - position["average_price"]) * position["quantity"]))
+        changes.append(
+            (
+                "trading.positions." + symbol + ".unrealized_pnl",
+                (price - position["average_price"]) * position["quantity"],
+            )
+        )
     return changes
 
 
 def _open_positions(store: StateStore) -> None:
-    store.register_reducer("position.updated",
-                           lambda view, e: [("trading.positions." + e.key, e.payload)])
+    store.register_reducer(
+        "position.updated", lambda view, e: [("trading.positions." + e.key, e.payload)]
+    )
     for i, symbol in enumerate(_symbols()):
-        store.apply(Event(store.version + 1, 0, "position.updated", symbol,
-                          {"symbol": symbol, "quantity": 75 * (1 + i % 3),
-                           "average_price": 100.0 + i, "unrealized_pnl": 0.0}))
+        store.apply(
+            Event(
+                store.version + 1,
+                0,
+                "position.updated",
+                symbol,
+                {
+                    "symbol": symbol,
+                    "quantity": 75 * (1 + i % 3),
+                    "average_price": 100.0 + i,
+                    "unrealized_pnl": 0.0,
+                },
+            )
+        )
 
 
 def _new_store() -> StateStore:
@@ -65,38 +81,47 @@ def _new_store() -> StateStore:
 def _marks(store: StateStore, n: int) -> list[Event]:
     symbols = _symbols()
     start = store.version + 1
-    payloads = [{"symbol": symbols[i % POSITIONS], "price": 100.0 + (i % 97) * 0.05}
-                for i in range(997)]
-    return [Event(start + i, 1_700_000_000_000_000_000 + i, "mark.updated", "",
-                  payloads[i % 997]) for i in range(n)]
+    payloads = [
+        {"symbol": symbols[i % POSITIONS], "price": 100.0 + (i % 97) * 0.05} for i in range(997)
+    ]
+    return [
+        Event(start + i, 1_700_000_000_000_000_000 + i, "mark.updated", "", payloads[i % 997])
+        for i in range(n)
+    ]
 
 
 class Contender:
     """A prepared thing to time: `prepare(n)` (untimed) then `run()` (timed)."""
 
-    def __init__(self, name: str, prepare: Callable[[int], Callable[[], None]],
-                 close: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        name: str,
+        prepare: Callable[[int], Callable[[], None]],
+        close: Callable[[], None] = lambda: None,
+    ) -> None:
         self.name = name
         self.prepare = prepare
         self.close = close
         self.samples: list[float] = []
 
 
-def _store_contender(name: str, setup: Callable[[StateStore], None] = lambda s: None,
-                     batch: int = 0) -> tuple[Contender, StateStore]:
+def _store_contender(
+    name: str, setup: Callable[[StateStore], None] = lambda s: None, batch: int = 0
+) -> tuple[Contender, StateStore]:
     store = _new_store()
     setup(store)
 
     def prepare(n: int) -> Callable[[], None]:
         events = _marks(store, n)
         if batch:
-            chunks = [events[i:i + batch] for i in range(0, n, batch)]
+            chunks = [events[i : i + batch] for i in range(0, n, batch)]
             return lambda: [store.apply_batch(chunk) for chunk in chunks] and None
         apply = store.apply
 
         def run() -> None:
             for event in events:
                 apply(event)
+
         return run
 
     return Contender(name, prepare), store
@@ -111,10 +136,25 @@ def _book_contender() -> Contender | None:
     store = StateStore()
     store.register_reducers(book_reducers())
     for i, symbol in enumerate(_symbols()):
-        store.apply(Event(store.version + 1, 0, "trade.executed", "", {
-            "position_id": f"bench:{symbol}", "strategy": "bench", "symbol": symbol,
-            "lot_size": 75, "quantity": 75 * (1 + i % 3), "side": "BUY", "price": 100.0 + i,
-            "fee": 20.0, "trade_id": f"T{i}"}))
+        store.apply(
+            Event(
+                store.version + 1,
+                0,
+                "trade.executed",
+                "",
+                {
+                    "position_id": f"bench:{symbol}",
+                    "strategy": "bench",
+                    "symbol": symbol,
+                    "lot_size": 75,
+                    "quantity": 75 * (1 + i % 3),
+                    "side": "BUY",
+                    "price": 100.0 + i,
+                    "fee": 20.0,
+                    "trade_id": f"T{i}",
+                },
+            )
+        )
 
     def prepare(n: int) -> Callable[[], None]:
         events = _marks(store, n)
@@ -123,6 +163,7 @@ def _book_contender() -> Contender | None:
         def run() -> None:
             for event in events:
                 apply(event)
+
         return run
 
     return Contender("store.apply, tradelab.trading book reducers", prepare)
@@ -171,6 +212,7 @@ def build_contenders(rate_hz: float) -> tuple[list[Contender], list[ReactiveStat
         def run() -> None:
             for i in range(n):
                 marks[keys[i % POSITIONS]] = 100.0 + i
+
         return run
 
     contenders.append(Contender("floor: plain dict write", dict_write))
@@ -182,14 +224,18 @@ def build_contenders(rate_hz: float) -> tuple[list[Contender], list[ReactiveStat
         def run() -> None:
             for i in range(n):
                 tile.value = 100.0 + i
+
         return run
 
     contenders.append(Contender("floor: watched param set", param_set))
     return contenders, reactives
 
 
-def run_store_benchmark(n: int = 100_000, rounds: int = 5, rate_hz: float = 20.0,
-                        ) -> dict[str, Any]:
+def run_store_benchmark(
+    n: int = 100_000,
+    rounds: int = 5,
+    rate_hz: float = 20.0,
+) -> dict[str, Any]:
     contenders, reactives = build_contenders(rate_hz)
     try:
         for contender in contenders:  # warm-up, untimed
@@ -209,13 +255,25 @@ def run_store_benchmark(n: int = 100_000, rounds: int = 5, rate_hz: float = 20.0
     results = []
     for contender in contenders:
         rates = [n / s for s in contender.samples]
-        results.append({"contender": contender.name, "ops_per_s_median": median(rates),
-                        "us_per_op_median": 1e6 / median(rates),
-                        "rounds_ops_per_s": rates})
-    return {"benchmark": "store", "n": n, "rounds": rounds, "rate_hz": rate_hz,
-            "positions": POSITIONS, "machine": machine_info(), "results": results,
-            "reactive": {"refreshes": refreshes, "param_updates": updates},
-            "summary": _summary(contenders, n)}
+        results.append(
+            {
+                "contender": contender.name,
+                "ops_per_s_median": median(rates),
+                "us_per_op_median": 1e6 / median(rates),
+                "rounds_ops_per_s": rates,
+            }
+        )
+    return {
+        "benchmark": "store",
+        "n": n,
+        "rounds": rounds,
+        "rate_hz": rate_hz,
+        "positions": POSITIONS,
+        "machine": machine_info(),
+        "results": results,
+        "reactive": {"refreshes": refreshes, "param_updates": updates},
+        "summary": _summary(contenders, n),
+    }
 
 
 def _summary(contenders: list[Contender], n: int) -> dict[str, Any]:
@@ -225,8 +283,9 @@ def _summary(contenders: list[Contender], n: int) -> dict[str, Any]:
     naive = next(c for c in contenders if c.name.startswith("naive"))
     # Per-round ratios against the baseline of the same round cancel the machine's drift.
     ui_ratio = statistics.median(p / u for p, u in zip(plain.samples, ui.samples, strict=True))
-    naive_ratio = statistics.median(p / x for p, x in zip(plain.samples, naive.samples,
-                                                          strict=True))
+    naive_ratio = statistics.median(
+        p / x for p, x in zip(plain.samples, naive.samples, strict=True)
+    )
     apply_rate = median([n / s for s in plain.samples])
     return {
         "apply_per_s_no_ui": apply_rate,
@@ -245,21 +304,30 @@ def emit(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    rows = [(r["contender"], r["ops_per_s_median"], r["us_per_op_median"])
-            for r in result["results"]]
-    print(f"StateStore: {result['n']:,} mark.updated events x {result['rounds']} interleaved "
-          f"rounds, {result['positions']} positions ({result['machine']['date']}, "
-          f"Python {result['machine']['python']}, {result['machine']['cpus']} CPUs)")
+    rows = [
+        (r["contender"], r["ops_per_s_median"], r["us_per_op_median"]) for r in result["results"]
+    ]
+    print(
+        f"StateStore: {result['n']:,} mark.updated events x {result['rounds']} interleaved "
+        f"rounds, {result['positions']} positions ({result['machine']['date']}, "
+        f"Python {result['machine']['python']}, {result['machine']['cpus']} CPUs)"
+    )
     print(format_table(["contender", "events/s (median)", "µs/event"], rows))
     s = result["summary"]
-    print(f"\napply/s no UI: {s['apply_per_s_no_ui']:,.0f} (target {s['target_apply_per_s']:,}: "
-          f"{'met' if s['meets_apply_target'] else 'NOT met'})")
-    print(f"reactive layer at {result['rate_hz']:g} Hz costs {s['reactive_rate_drop']:.1%} of the "
-          f"apply rate (limit {s['max_reactive_drop']:.0%}: "
-          f"{'met' if s['meets_reactive_target'] else 'NOT met'}); param updates "
-          f"{result['reactive']['param_updates']} in {result['reactive']['refreshes']} refreshes")
-    print(f"naive param-per-event costs {s['naive_rate_drop']:.1%}; floors: dict write "
-          f"{s['dict_write_ns']:.0f} ns, watched param set {s['param_set_us']:.1f} µs")
+    print(
+        f"\napply/s no UI: {s['apply_per_s_no_ui']:,.0f} (target {s['target_apply_per_s']:,}: "
+        f"{'met' if s['meets_apply_target'] else 'NOT met'})"
+    )
+    print(
+        f"reactive layer at {result['rate_hz']:g} Hz costs {s['reactive_rate_drop']:.1%} of the "
+        f"apply rate (limit {s['max_reactive_drop']:.0%}: "
+        f"{'met' if s['meets_reactive_target'] else 'NOT met'}); param updates "
+        f"{result['reactive']['param_updates']} in {result['reactive']['refreshes']} refreshes"
+    )
+    print(
+        f"naive param-per-event costs {s['naive_rate_drop']:.1%}; floors: dict write "
+        f"{s['dict_write_ns']:.0f} ns, watched param set {s['param_set_us']:.1f} µs"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

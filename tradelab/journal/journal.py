@@ -116,7 +116,9 @@ def iter_event_batches(
         expected = since_seq + 1
         for batch in reader.to_arrow_reader(batch_rows):
             events = rows_to_events(batch)
-            if events and (events[0].seq != expected or events[-1].seq != expected + len(events) - 1):
+            if events and (
+                events[0].seq != expected or events[-1].seq != expected + len(events) - 1
+            ):
                 break
             expected += len(events)
             yield events

@@ -150,8 +150,12 @@ def choose_snapshot(
                 except (InvalidInputError, StateError, ValueError, KeyError, TypeError) as exc:
                     reason = f"unreadable: {exc}"
         rejected.append(
-            {"snapshot_id": info.id, "last_seq": info.last_seq, "sha256": info.sha256,
-             "reason": reason}
+            {
+                "snapshot_id": info.id,
+                "last_seq": info.last_seq,
+                "sha256": info.sha256,
+                "reason": reason,
+            }
         )
     return None, None
 

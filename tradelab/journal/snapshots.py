@@ -53,9 +53,7 @@ def write_snapshot(
             state_bytes.decode("utf-8"),
         ],
     )
-    cur.execute(
-        "DELETE FROM snapshots WHERE id <= (SELECT max(id) FROM snapshots) - ?", [keep]
-    )
+    cur.execute("DELETE FROM snapshots WHERE id <= (SELECT max(id) FROM snapshots) - ?", [keep])
     return info
 
 

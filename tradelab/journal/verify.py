@@ -60,8 +60,11 @@ def inspect_journal(path: str | Path, store_factory: StoreFactory | None = None)
     con = _open(path)
     try:
         count, first, last = check_events(con, path)
-        topics = dict(con.execute(
-            "SELECT topic, count(*) FROM events GROUP BY topic ORDER BY topic").fetchall())
+        topics = dict(
+            con.execute(
+                "SELECT topic, count(*) FROM events GROUP BY topic ORDER BY topic"
+            ).fetchall()
+        )
         critical = con.execute("SELECT count(*) FROM events WHERE critical").fetchone()[0]
         snapshots = list_snapshots(con)
         store = (store_factory or _default_store_factory)()
@@ -104,15 +107,22 @@ def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) 
         if mark is None:
             result.lines.append(f"INFO no readable tail mark beside {path}")
         else:
-            result.add(mark <= last, f"tail mark {mark} <= last seq {last}"
-                       if mark <= last else f"tail mark says seq {mark} was committed but the "
-                       f"journal ends at {last}: events {last + 1}..{mark} lost")
+            result.add(
+                mark <= last,
+                f"tail mark {mark} <= last seq {last}"
+                if mark <= last
+                else f"tail mark says seq {mark} was committed but the "
+                f"journal ends at {last}: events {last + 1}..{mark} lost",
+            )
         good = []
         for info in sorted(list_snapshots(con), key=lambda s: s.last_seq):
             state_bytes = read_verified_state(con, info)
             if state_bytes is None or info.last_seq > last:
-                result.add(False, f"snapshot {info.id} (seq {info.last_seq}) does not verify: "
-                           + ("sha256 mismatch" if state_bytes is None else "beyond the end"))
+                result.add(
+                    False,
+                    f"snapshot {info.id} (seq {info.last_seq}) does not verify: "
+                    + ("sha256 mismatch" if state_bytes is None else "beyond the end"),
+                )
                 continue
             good.append((info, state_bytes))
         full = factory()
@@ -125,8 +135,12 @@ def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) 
                 result.add(False, f"snapshot {info.id} (seq {info.last_seq}) unreadable: {exc}")
                 continue
             same = snap_store.state_hash() == full.state_hash()
-            result.add(same, f"snapshot {info.id} (seq {info.last_seq}) sha256 ok; state "
-                       + ("equals" if same else "DIFFERS from") + " full replay at that seq")
+            result.add(
+                same,
+                f"snapshot {info.id} (seq {info.last_seq}) sha256 ok; state "
+                + ("equals" if same else "DIFFERS from")
+                + " full replay at that seq",
+            )
         replay_into(full, con, since_seq=full.version)
         result.replay_hash = full.state_hash()
         recovered = factory()
@@ -136,11 +150,12 @@ def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) 
         replay_into(recovered, con, since_seq=recovered.version)
         result.recovery_hash = recovered.state_hash()
         path_name = "no snapshot" if info is None else f"snapshot {info.id}"
-        result.add(result.recovery_hash == result.replay_hash,
-                   f"recovery ({path_name} + tail) hash {result.recovery_hash[:16]} "
-                   f"{'==' if result.recovery_hash == result.replay_hash else '!='} full replay "
-                   f"hash {result.replay_hash[:16]}")
+        result.add(
+            result.recovery_hash == result.replay_hash,
+            f"recovery ({path_name} + tail) hash {result.recovery_hash[:16]} "
+            f"{'==' if result.recovery_hash == result.replay_hash else '!='} full replay "
+            f"hash {result.replay_hash[:16]}",
+        )
         return result
     finally:
         con.close()
-

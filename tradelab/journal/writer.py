@@ -159,8 +159,10 @@ class JournalWriter:
             self._cond.notify()
         with self._durable_cond:
             ok = self._durable_cond.wait_for(
-                lambda: (self._durable_seq >= target and not self._snapshots_unwritten)
-                or self.failed is not None,
+                lambda: (
+                    (self._durable_seq >= target and not self._snapshots_unwritten)
+                    or self.failed is not None
+                ),
                 timeout,
             )
         if self.failed is not None:
@@ -240,8 +242,10 @@ class JournalWriter:
         # Rows straight into DuckDB's appender: no Arrow table, SQL parse or replacement scan
         # per group (those cost ~30 us of GIL each, and a group holds ~50 events when critical
         # events close one every millisecond).
-        rows = [(e.seq, e.ts, e.topic, e.key, e.critical, e.schema_version,
-                 _encode(e.payload).decode()) for e in events]
+        rows = [
+            (e.seq, e.ts, e.topic, e.key, e.critical, e.schema_version, _encode(e.payload).decode())
+            for e in events
+        ]
         started = time.perf_counter()
         try:
             appender.append_rows(rows)

@@ -71,8 +71,7 @@ class MetaTree:
         for path, last in latest.items():
             record(path, last, False)
 
-    def _record_slow(self, segments: Segments, change: tuple[int, int, str],
-                     deleted: bool) -> None:
+    def _record_slow(self, segments: Segments, change: tuple[int, int, str], deleted: bool) -> None:
         node = self.root
         chain = [node]
         node[_NEWEST] = change

@@ -28,8 +28,9 @@ class MigrationRegistry:
 
     def __init__(self, *, snapshot_version: int = 1, topics: TopicRegistry | None = None) -> None:
         if type(snapshot_version) is not int or snapshot_version < 1:
-            raise InvalidInputError(f"snapshot_version must be an int >= 1, got "
-                                    f"{snapshot_version!r}")
+            raise InvalidInputError(
+                f"snapshot_version must be an int >= 1, got {snapshot_version!r}"
+            )
         self.snapshot_version = snapshot_version
         self._topics = topics
         self._snapshot_steps: dict[int, StateUpcaster] = {}
@@ -74,8 +75,9 @@ class MigrationRegistry:
                     f"{type(state).__name__}, expected the new state dict"
                 )
             version += 1
-        return StateSnapshot(seq=snapshot.seq, schema_version=version, state=state,
-                             meta=snapshot.meta)
+        return StateSnapshot(
+            seq=snapshot.seq, schema_version=version, state=state, meta=snapshot.meta
+        )
 
     # -- events -----------------------------------------------------------------------------------
     def event_version(self, topic: str) -> int:
@@ -121,8 +123,10 @@ class MigrationRegistry:
 
 def _check_step(from_version: int, steps: dict[int, Any], what: str) -> None:
     if type(from_version) is not int or from_version < 1:
-        raise InvalidInputError(f"from_version for {what} must be an int >= 1, got "
-                                f"{from_version!r}")
+        raise InvalidInputError(
+            f"from_version for {what} must be an int >= 1, got {from_version!r}"
+        )
     if from_version in steps:
-        raise InvalidInputError(f"an upcaster for {what} from version {from_version} is "
-                                "already registered")
+        raise InvalidInputError(
+            f"an upcaster for {what} from version {from_version} is already registered"
+        )

@@ -64,8 +64,9 @@ def parse_path(path: str) -> Segments:
 
 def _parse_path(path: str) -> Segments:
     if not isinstance(path, str):
-        raise StateError(f"state path must be a str like 'pnl.daily', got {type(path).__name__} "
-                         f"{path!r}")
+        raise StateError(
+            f"state path must be a str like 'pnl.daily', got {type(path).__name__} {path!r}"
+        )
     segments = tuple(path.split("."))
     for segment in segments:
         if not segment or "*" in segment or segment.strip() != segment:
@@ -80,8 +81,10 @@ def _parse_path(path: str) -> Segments:
 def parse_pattern(pattern: str) -> Segments:
     """Like `parse_path`, but a segment may be `*` (exactly one level, any name)."""
     if not isinstance(pattern, str):
-        raise StateError(f"watch pattern must be a str like 'trading.positions.*', got "
-                         f"{type(pattern).__name__} {pattern!r}")
+        raise StateError(
+            f"watch pattern must be a str like 'trading.positions.*', got "
+            f"{type(pattern).__name__} {pattern!r}"
+        )
     segments = tuple(pattern.split("."))
     for segment in segments:
         if not segment or segment.strip() != segment or ("*" in segment and segment != "*"):
@@ -104,8 +107,9 @@ def prefix_matches(pattern: Segments, segments: Segments) -> bool:
     return True
 
 
-def expand_pattern(value: Any, pattern_rest: Segments, prefix: Segments) -> Iterator[
-        tuple[Segments, Any]]:
+def expand_pattern(
+    value: Any, pattern_rest: Segments, prefix: Segments
+) -> Iterator[tuple[Segments, Any]]:
     """Every concrete (path, value) below `value` (located at `prefix`) matching `pattern_rest`."""
     if not pattern_rest:
         yield prefix, value
@@ -138,8 +142,10 @@ def check_plain(value: Any, where: str) -> None:
     if kind is dict:
         for key, child in value.items():
             if type(key) is not str:
-                raise StateError(f"{where} would store a dict key {key!r} of type "
-                                 f"{type(key).__name__}; keys must be str")
+                raise StateError(
+                    f"{where} would store a dict key {key!r} of type "
+                    f"{type(key).__name__}; keys must be str"
+                )
             check_plain(child, f"{where}.{key}")
         return
     if kind is list or kind is tuple:

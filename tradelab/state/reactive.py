@@ -28,8 +28,11 @@ class PathValue(param.Parameterized):
 
     path = param.String(default="", constant=True, doc="dot path in the state store")
     value = param.Parameter(default=None, doc="value at `path` at the last refresh (None: absent)")
-    seq = param.Integer(default=0, doc="store version when `value` last changed (set by the "
-                        "refresher; read-only for everyone else)")
+    seq = param.Integer(
+        default=0,
+        doc="store version when `value` last changed (set by the "
+        "refresher; read-only for everyone else)",
+    )
 
 
 class ReactiveState(param.Parameterized):
@@ -41,14 +44,14 @@ class ReactiveState(param.Parameterized):
 
     rate_hz = param.Number(default=20.0, bounds=(0.1, 1000.0), doc="refreshes per second at most")
     version = param.Integer(default=0, constant=True, doc="store version at the last refresh")
-    refreshes = param.Integer(default=0, constant=True,
-                              doc="refreshes that found the store's version moved")
+    refreshes = param.Integer(
+        default=0, constant=True, doc="refreshes that found the store's version moved"
+    )
     updates = param.Integer(default=0, constant=True, doc="path values set so far")
 
     def __init__(self, store: StateStore, rate_hz: float = 20.0, **params: Any) -> None:
         if not isinstance(store, StateStore):
-            raise InvalidInputError(f"ReactiveState needs a StateStore, got "
-                                    f"{type(store).__name__}")
+            raise InvalidInputError(f"ReactiveState needs a StateStore, got {type(store).__name__}")
         super().__init__(rate_hz=rate_hz, **params)
         self._store = store
         self._bound: dict[str, PathValue] = {}
@@ -114,8 +117,11 @@ class ReactiveState(param.Parameterized):
                 for holder, new in changed:
                     holder.param.update(value=new, seq=version)
             with param.edit_constant(self):
-                self.param.update(version=version, refreshes=self.refreshes + 1,
-                                  updates=self.updates + len(changed))
+                self.param.update(
+                    version=version,
+                    refreshes=self.refreshes + 1,
+                    updates=self.updates + len(changed),
+                )
             self._seen_version = version
             return len(changed)
 
@@ -133,8 +139,9 @@ class ReactiveState(param.Parameterized):
             return self
         if self._stop.is_set():
             raise LifecycleError("this ReactiveState was stopped; build a new one to restart")
-        self._thread = threading.Thread(target=self._run, name="tradelab-reactive-state",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="tradelab-reactive-state", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -39,8 +39,11 @@ def _segment(event: Event, value: Any, what: str) -> str:
 
 
 def _details(event: Event, prefix: str, skip: tuple[str, ...]) -> list[Change]:
-    return [(f"{prefix}.{_segment(event, name, 'payload key')}", value)
-            for name, value in event.payload.items() if name not in skip]
+    return [
+        (f"{prefix}.{_segment(event, name, 'payload key')}", value)
+        for name, value in event.payload.items()
+        if name not in skip
+    ]
 
 
 def engine_state_changed(view: StateView, event: Event) -> Iterable[Change]:
@@ -53,20 +56,28 @@ def engine_state_changed(view: StateView, event: Event) -> Iterable[Change]:
 
 def runner_started(view: StateView, event: Event) -> Iterable[Change]:
     """payload: any details (strategy, mode, ...) -> runner.status='running', runner.<key>."""
-    return [("runner.status", "running"), ("runner.started_ts", event.ts),
-            *_details(event, "runner", ("status",))]
+    return [
+        ("runner.status", "running"),
+        ("runner.started_ts", event.ts),
+        *_details(event, "runner", ("status",)),
+    ]
 
 
 def runner_stopped(view: StateView, event: Event) -> Iterable[Change]:
     """payload: reason (str, optional) and other details -> runner.status='stopped', runner.<key>."""
-    return [("runner.status", "stopped"), ("runner.stopped_ts", event.ts),
-            *_details(event, "runner", ("status",))]
+    return [
+        ("runner.status", "stopped"),
+        ("runner.stopped_ts", event.ts),
+        *_details(event, "runner", ("status",)),
+    ]
 
 
 def runner_state_changed(view: StateView, event: Event) -> Iterable[Change]:
     """payload: state (str) and other details -> runner.status, runner.<key>."""
-    return [("runner.status", _required(event, "state")),
-            *_details(event, "runner", ("state", "status"))]
+    return [
+        ("runner.status", _required(event, "state")),
+        *_details(event, "runner", ("state", "status")),
+    ]
 
 
 def risk_state_changed(view: StateView, event: Event) -> Iterable[Change]:
@@ -79,16 +90,22 @@ def risk_state_changed(view: StateView, event: Event) -> Iterable[Change]:
 
 def risk_halted(view: StateView, event: Event) -> Iterable[Change]:
     """payload: reason (str) -> risk.state='halted', risk.halt = {reason, ts, seq}."""
-    return [("risk.state", "halted"),
-            ("risk.halt", {"reason": _required(event, "reason"), "ts": event.ts,
-                           "seq": event.seq})]
+    return [
+        ("risk.state", "halted"),
+        ("risk.halt", {"reason": _required(event, "reason"), "ts": event.ts, "seq": event.seq}),
+    ]
 
 
 def risk_resumed(view: StateView, event: Event) -> Iterable[Change]:
     """payload: reason (str, optional) -> risk.state='active', risk.halt removed."""
-    return [("risk.state", "active"), ("risk.halt", DELETE),
-            ("risk.resumed", {"reason": event.payload.get("reason", ""), "ts": event.ts,
-                              "seq": event.seq})]
+    return [
+        ("risk.state", "active"),
+        ("risk.halt", DELETE),
+        (
+            "risk.resumed",
+            {"reason": event.payload.get("reason", ""), "ts": event.ts, "seq": event.seq},
+        ),
+    ]
 
 
 def risk_daily_loss_breached(view: StateView, event: Event) -> Iterable[Change]:
@@ -96,17 +113,28 @@ def risk_daily_loss_breached(view: StateView, event: Event) -> Iterable[Change]:
 
     The halt itself is a separate `risk.halted` event, so the decision stays with the risk module.
     """
-    return [("risk.daily_loss_breach", {"loss": _required(event, "loss"),
-                                        "limit": _required(event, "limit"),
-                                        "ts": event.ts, "seq": event.seq})]
+    return [
+        (
+            "risk.daily_loss_breach",
+            {
+                "loss": _required(event, "loss"),
+                "limit": _required(event, "limit"),
+                "ts": event.ts,
+                "seq": event.seq,
+            },
+        )
+    ]
 
 
 def signal_detected(view: StateView, event: Event) -> Iterable[Change]:
     """key: signal id (or payload signal_id); payload: the signal -> signals.active.<id>."""
     signal_id = _segment(event, event.key or event.payload.get("signal_id", ""), "signal id")
-    return [(f"signals.active.{signal_id}",
-             {**event.payload, "signal_id": signal_id, "detected_ts": event.ts,
-              "seq": event.seq})]
+    return [
+        (
+            f"signals.active.{signal_id}",
+            {**event.payload, "signal_id": signal_id, "detected_ts": event.ts, "seq": event.seq},
+        )
+    ]
 
 
 def signal_cleared(view: StateView, event: Event) -> Iterable[Change]:
@@ -114,8 +142,10 @@ def signal_cleared(view: StateView, event: Event) -> Iterable[Change]:
     signal_id = _segment(event, event.key or event.payload.get("signal_id", ""), "signal id")
     if not view.has(f"signals.active.{signal_id}"):
         return []
-    return [(f"signals.active.{signal_id}", DELETE),
-            ("signals.cleared", view.get("signals.cleared", 0) + 1)]
+    return [
+        (f"signals.active.{signal_id}", DELETE),
+        ("signals.cleared", view.get("signals.cleared", 0) + 1),
+    ]
 
 
 def snapshot_taken(view: StateView, event: Event) -> Iterable[Change]:
@@ -126,9 +156,11 @@ def snapshot_taken(view: StateView, event: Event) -> Iterable[Change]:
 
 def reconciliation_started(view: StateView, event: Event) -> Iterable[Change]:
     """payload: any details -> reconciliation.status='running', open mismatches cleared."""
-    return [("reconciliation.status", "running"),
-            ("reconciliation.started", {**event.payload, "ts": event.ts}),
-            ("reconciliation.mismatches", {})]
+    return [
+        ("reconciliation.status", "running"),
+        ("reconciliation.started", {**event.payload, "ts": event.ts}),
+        ("reconciliation.mismatches", {}),
+    ]
 
 
 def reconciliation_mismatch(view: StateView, event: Event) -> Iterable[Change]:
@@ -140,15 +172,19 @@ def reconciliation_mismatch(view: StateView, event: Event) -> Iterable[Change]:
 def reconciliation_fixed(view: StateView, event: Event) -> Iterable[Change]:
     """key (or payload item): the mismatch fixed -> removed from mismatches, fixed_count += 1."""
     item = _segment(event, event.key or event.payload.get("item", ""), "mismatch item")
-    return [(f"reconciliation.mismatches.{item}", DELETE),
-            ("reconciliation.fixed_count", view.get("reconciliation.fixed_count", 0) + 1),
-            ("reconciliation.last_fix", {**event.payload, "item": item, "ts": event.ts})]
+    return [
+        (f"reconciliation.mismatches.{item}", DELETE),
+        ("reconciliation.fixed_count", view.get("reconciliation.fixed_count", 0) + 1),
+        ("reconciliation.last_fix", {**event.payload, "item": item, "ts": event.ts}),
+    ]
 
 
 def reconciliation_completed(view: StateView, event: Event) -> Iterable[Change]:
     """payload: summary (ok, counts, ...) -> reconciliation.status='completed', .last_run."""
-    return [("reconciliation.status", "completed"),
-            ("reconciliation.last_run", {**event.payload, "ts": event.ts, "seq": event.seq})]
+    return [
+        ("reconciliation.status", "completed"),
+        ("reconciliation.last_run", {**event.payload, "ts": event.ts, "seq": event.seq}),
+    ]
 
 
 def reducers() -> dict[str, list[Reducer]]:

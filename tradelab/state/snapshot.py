@@ -92,13 +92,15 @@ class StateSnapshot:
         These bytes are not canonical (equal state built in another order gives other bytes): a
         hash of them is an integrity check of what was stored; compare states with `sha256()`.
         """
-        return ordered_json({
-            "format": SNAPSHOT_FORMAT,
-            "seq": self.seq,
-            "schema_version": self.schema_version,
-            "state": self.state,
-            "meta": self.meta,
-        })
+        return ordered_json(
+            {
+                "format": SNAPSHOT_FORMAT,
+                "seq": self.seq,
+                "schema_version": self.schema_version,
+                "state": self.state,
+                "meta": self.meta,
+            }
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes | str) -> StateSnapshot:

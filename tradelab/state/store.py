@@ -86,7 +86,7 @@ class StateStore:
 
     def register_reducers(self, mapping: Mapping[str, Reducer | Sequence[Reducer]]) -> None:
         for topic, entry in mapping.items():
-            for reducer in (entry if isinstance(entry, Sequence) else (entry,)):
+            for reducer in entry if isinstance(entry, Sequence) else (entry,):
                 self.register_reducer(topic, reducer)
 
     def reducers_for(self, topic: str) -> tuple[Reducer, ...]:
@@ -281,16 +281,18 @@ class StateStore:
             root = self._tree.freeze()
             seq = self._version
             meta = self._meta.to_plain()
-        return StateSnapshot(seq=seq, schema_version=self.schema_version,
-                             state=plain_copy(root), meta=meta)
+        return StateSnapshot(
+            seq=seq, schema_version=self.schema_version, state=plain_copy(root), meta=meta
+        )
 
     def state_hash(self) -> str:
         """sha256 hex of the canonical JSON state: equal state gives an equal hash in any process."""
         return state_sha256(self._frozen_root()[1])
 
     # -- snapshots --------------------------------------------------------------------------------
-    def load_snapshot(self, snapshot: StateSnapshot,
-                      migrations: MigrationRegistry | None = None) -> None:
+    def load_snapshot(
+        self, snapshot: StateSnapshot, migrations: MigrationRegistry | None = None
+    ) -> None:
         """Replace the state by `snapshot` (upcast to this store's schema); watchers are not called."""
         migrations = migrations or self.migrations
         if snapshot.schema_version != self.schema_version:
@@ -380,10 +382,14 @@ class StateStore:
 
 def _sequence_message(event: Event, version: int) -> str:
     if event.seq <= version:
-        return (f"event seq {event.seq} (topic {event.topic!r}) was already applied; the store is "
-                f"at version {version} and expects seq {version + 1}")
-    return (f"event seq {event.seq} (topic {event.topic!r}) leaves a gap; the store is at version "
-            f"{version} and expects seq {version + 1}")
+        return (
+            f"event seq {event.seq} (topic {event.topic!r}) was already applied; the store is "
+            f"at version {version} and expects seq {version + 1}"
+        )
+    return (
+        f"event seq {event.seq} (topic {event.topic!r}) leaves a gap; the store is at version "
+        f"{version} and expects seq {version + 1}"
+    )
 
 
 def _name(reducer: Any) -> str:

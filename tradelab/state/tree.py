@@ -154,7 +154,7 @@ class CowTree:
             else:
                 raise StateError(
                     f"cannot write state path {join_path(segments)!r}: "
-                    f"{join_path(segments[:depth + 1])!r} holds a {type(child).__name__}, not a "
+                    f"{join_path(segments[: depth + 1])!r} holds a {type(child).__name__}, not a "
                     "dict"
                 )
             undo.append((node, segment, child))

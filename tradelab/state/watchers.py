@@ -65,8 +65,9 @@ class WatcherSet:
 
     def add(self, pattern: str, callback: WatchCallback) -> Watch:
         if not callable(callback):
-            raise InvalidInputError(f"watch callback for {pattern!r} must be callable, got "
-                                    f"{type(callback).__name__}")
+            raise InvalidInputError(
+                f"watch callback for {pattern!r} must be callable, got {type(callback).__name__}"
+            )
         watch = Watch(pattern, callback, self)
         with self._edit_lock:
             self.watches = (*self.watches, watch)
@@ -91,7 +92,7 @@ class WatcherSet:
                 continue
             # The write replaces an ancestor of the watched paths: every match below it, in the
             # old value or in the new one, may change.
-            rest = pattern[len(segments):]
+            rest = pattern[len(segments) :]
             old_subtree = tree.hand_out(tree.lookup(segments))
             for concrete, old in expand_pattern(old_subtree, rest, segments):
                 pending.setdefault(concrete, old)
@@ -129,8 +130,9 @@ class WatcherSet:
             if not watch.active:
                 continue
             try:
-                watch.callback(path, None if new is MISSING else new,
-                               None if old is MISSING else old, seq)
+                watch.callback(
+                    path, None if new is MISSING else new, None if old is MISSING else old, seq
+                )
                 self.delivered += 1
             except Exception:
                 self.failures += 1

@@ -107,8 +107,12 @@ def totals(positions: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     for strategy in sorted(parts):
         s = parts[strategy]
         realized, unreal, fees = fsum(s["realized"]), fsum(s["unrealized"]), fsum(s["fees"])
-        by_strategy[strategy] = {"realized": realized, "unrealized": unreal, "fees": fees,
-                                 "net": fsum((realized, unreal, -fees))}
+        by_strategy[strategy] = {
+            "realized": realized,
+            "unrealized": unreal,
+            "fees": fees,
+            "net": fsum((realized, unreal, -fees)),
+        }
     book = {
         name: fsum(x for s in parts.values() for x in s[name])
         for name in ("realized", "unrealized", "fees")

@@ -13,8 +13,13 @@ from typing import Any, NamedTuple
 
 Change = tuple[str, Any]
 _NO_STRATEGY = {"realized": 0.0, "unrealized": 0.0, "fees": 0.0, "net": 0.0}
-_NO_DAY = {"session_date": None, "realized": 0.0, "fees": 0.0, "unrealized_at_open": 0.0,
-           "net": 0.0}
+_NO_DAY = {
+    "session_date": None,
+    "realized": 0.0,
+    "fees": 0.0,
+    "unrealized_at_open": 0.0,
+    "net": 0.0,
+}
 
 
 class PnlDelta(NamedTuple):
@@ -62,9 +67,9 @@ def pnl_changes(
             fees += f
             day_fees += f
     for strategy in flat_strategies:
-        strategies.setdefault(
-            strategy, dict(stored_strategies.get(strategy) or _NO_STRATEGY)
-        )["unrealized"] = 0.0
+        strategies.setdefault(strategy, dict(stored_strategies.get(strategy) or _NO_STRATEGY))[
+            "unrealized"
+        ] = 0.0
     if book_flat:
         unrealized = 0.0
 

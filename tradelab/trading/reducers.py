@@ -131,8 +131,10 @@ def mark_reducer(view: Any, event: Event) -> Iterable[Change]:
         if not positions:
             return ()
         by_symbol, by_strategy = rebuilt_open_index(positions)
-        changes += [("trading.open_positions", by_symbol),
-                    ("trading.open_by_strategy", by_strategy)]
+        changes += [
+            ("trading.open_positions", by_symbol),
+            ("trading.open_by_strategy", by_strategy),
+        ]
     pids = by_symbol.get(event.payload["symbol"])
     if not pids:
         return changes
@@ -193,11 +195,12 @@ def _open_index_changes(
         if opened or closed:
             _set_or_drop(by_symbol, symbol, symbol_ids)
             _set_or_drop(by_strategy, strategy, strategy_ids)
-        changes = [("trading.open_positions", by_symbol),
-                   ("trading.open_by_strategy", by_strategy)]
+        changes = [("trading.open_positions", by_symbol), ("trading.open_by_strategy", by_strategy)]
     else:
-        changes = [(f"trading.open_positions.{symbol}", symbol_ids or DELETE),
-                   (f"trading.open_by_strategy.{strategy}", strategy_ids or DELETE)]
+        changes = [
+            (f"trading.open_positions.{symbol}", symbol_ids or DELETE),
+            (f"trading.open_by_strategy.{strategy}", strategy_ids or DELETE),
+        ]
     return changes, strategy_flat, book_flat
 
 
