@@ -57,6 +57,12 @@ class MetaTree:
         after which. A batch of marks thus records a handful of paths, not thousands.
         """
         record = self.record
+        if len(touched) <= 8:
+            # A single event's few writes: recording each in order is the plain definition, and
+            # cheaper than de-duplicating them.
+            for segments, change, deleted in touched:
+                record(segments, change, deleted)
+            return
         latest: dict[Segments, tuple[int, int, str]] = {}
         pop = latest.pop
         for segments, change, deleted in touched:
