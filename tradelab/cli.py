@@ -5,6 +5,8 @@ Each command builds its own objects and exits; nothing here is imported by the l
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from tradelab import __version__
@@ -21,23 +23,40 @@ def bench() -> None:
     """Run a benchmark and print its table (add --json for one JSON object)."""
 
 
+def bench_options(n_default: int, n_help: str) -> Callable[[Callable], Callable]:
+    """The options every benchmark command takes: --json, --rounds, --n."""
+
+    def decorate(command: Callable) -> Callable:
+        for option in reversed(
+            (
+                click.option(
+                    "--json", "as_json", is_flag=True, help="Print one JSON object, not a table."
+                ),
+                click.option(
+                    "--rounds",
+                    type=click.IntRange(min=1),
+                    default=5,
+                    show_default=True,
+                    help="Interleaved rounds; medians are reported.",
+                ),
+                click.option(
+                    "--n",
+                    "n",
+                    type=click.IntRange(min=1),
+                    default=n_default,
+                    show_default=True,
+                    help=n_help,
+                ),
+            )
+        ):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @bench.command("bus")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-@click.option(
-    "--rounds",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="Interleaved rounds; medians are reported.",
-)
-@click.option(
-    "--n",
-    "n",
-    type=click.IntRange(min=1),
-    default=1_000_000,
-    show_default=True,
-    help="Publishes per round and contender.",
-)
+@bench_options(1_000_000, "Publishes per round and contender.")
 @click.option("--no-peers", is_flag=True, help="Skip pyee and blinker.")
 def bench_bus(as_json: bool, rounds: int, n: int, no_peers: bool) -> None:
     """Event bus publishes/s beside a plain call, a naive bus, pyee and blinker."""
@@ -47,22 +66,7 @@ def bench_bus(as_json: bool, rounds: int, n: int, no_peers: bool) -> None:
 
 
 @bench.command("store")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-@click.option(
-    "--rounds",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="Interleaved rounds; medians are reported.",
-)
-@click.option(
-    "--n",
-    "n",
-    type=click.IntRange(min=1),
-    default=100_000,
-    show_default=True,
-    help="mark.updated events per round and contender.",
-)
+@bench_options(100_000, "mark.updated events per round and contender.")
 @click.option(
     "--rate-hz",
     type=click.FloatRange(min=0.1, max=1000),
