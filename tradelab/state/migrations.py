@@ -6,7 +6,7 @@ may use it. Each upcaster turns version N into N+1; loading v1 data into v3 code
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -59,24 +59,21 @@ class MigrationRegistry:
             )
         if version == target:
             return snapshot
-        state = plain_copy(snapshot.state)  # upcasters may mutate their argument safely
-        while version < target:
-            step = self._snapshot_steps.get(version)
-            if step is None:
-                raise SchemaVersionError(
-                    f"no snapshot upcaster from schema version {version} to {version + 1} "
-                    f"(snapshot at seq {snapshot.seq} is v{snapshot.schema_version}, code is "
-                    f"v{target})"
-                )
-            state = step(state)
-            if not isinstance(state, dict):
-                raise SchemaVersionError(
-                    f"snapshot upcaster v{version}->v{version + 1} returned "
-                    f"{type(state).__name__}, expected the new state dict"
-                )
-            version += 1
+        state = _run_chain(
+            plain_copy(snapshot.state),  # upcasters may mutate their argument safely
+            version,
+            target,
+            self._snapshot_steps,
+            missing=lambda v: (
+                f"no snapshot upcaster from schema version {v} to {v + 1} (snapshot at seq "
+                f"{snapshot.seq} is v{snapshot.schema_version}, code is v{target})"
+            ),
+            returned=lambda v, kind: (
+                f"snapshot upcaster v{v}->v{v + 1} returned {kind}, expected the new state dict"
+            ),
+        )
         return StateSnapshot(
-            seq=snapshot.seq, schema_version=version, state=state, meta=snapshot.meta
+            seq=snapshot.seq, schema_version=target, state=state, meta=snapshot.meta
         )
 
     # -- events -----------------------------------------------------------------------------------
@@ -102,23 +99,43 @@ class MigrationRegistry:
                 f"event seq {event.seq} topic {event.topic!r} has schema version {version}, "
                 f"newer than this code's version {target}; upgrade tradelab to read it"
             )
-        payload = plain_copy(event.payload)
-        while version < target:
-            step = None if steps is None else steps.get(version)
-            if step is None:
-                raise SchemaVersionError(
-                    f"no upcaster for topic {event.topic!r} from schema version {version} to "
-                    f"{version + 1} (event seq {event.seq} is v{event.schema_version}, code is "
-                    f"v{target})"
-                )
-            payload = step(payload)
-            if not isinstance(payload, dict):
-                raise SchemaVersionError(
-                    f"upcaster for topic {event.topic!r} v{version}->v{version + 1} returned "
-                    f"{type(payload).__name__}, expected the new payload dict"
-                )
-            version += 1
-        return msgspec.structs.replace(event, payload=payload, schema_version=version)
+        payload = _run_chain(
+            plain_copy(event.payload),
+            version,
+            target,
+            steps or {},
+            missing=lambda v: (
+                f"no upcaster for topic {event.topic!r} from schema version {v} to {v + 1} "
+                f"(event seq {event.seq} is v{event.schema_version}, code is v{target})"
+            ),
+            returned=lambda v, kind: (
+                f"upcaster for topic {event.topic!r} v{v}->v{v + 1} returned {kind}, expected "
+                "the new payload dict"
+            ),
+        )
+        return msgspec.structs.replace(event, payload=payload, schema_version=target)
+
+
+def _run_chain(
+    value: dict[str, Any],
+    version: int,
+    target: int,
+    steps: Mapping[int, Callable[[dict[str, Any]], Any]],
+    *,
+    missing: Callable[[int], str],
+    returned: Callable[[int, str], str],
+) -> dict[str, Any]:
+    """Apply the upcasters `version` -> `target` one step at a time; a missing step or a step
+    that does not return a dict is a SchemaVersionError with the caller's wording."""
+    while version < target:
+        step = steps.get(version)
+        if step is None:
+            raise SchemaVersionError(missing(version))
+        value = step(value)
+        if not isinstance(value, dict):
+            raise SchemaVersionError(returned(version, type(value).__name__))
+        version += 1
+    return value
 
 
 def _check_step(from_version: int, steps: dict[int, Any], what: str) -> None:
