@@ -130,6 +130,21 @@ def test_reducer_failure_rejects_the_event_without_consuming_a_seq(tmp_path):
         assert engine.rejected_events == 1
 
 
+def test_a_rejected_fire_and_forget_event_is_announced_on_the_bus(tmp_path):
+    with _engine(tmp_path) as engine:
+        rejected = []
+        engine.bus.subscribe("engine.event_rejected", rejected.append)
+        # Ordinary: submit returns at once, before the kernel's reducer refuses it.
+        assert engine.submit("mark.updated", {"price": 101.5}, key="no-symbol") is None
+        engine.submit("mark.updated", {"symbol": "NIFTY", "price": 24000.0})
+        engine.flush()
+    assert len(rejected) == 1
+    payload = rejected[0].payload
+    assert payload["topic"] == "mark.updated" and payload["key"] == "no-symbol"
+    assert "symbol" in payload["error"]
+    assert engine.rejected_events == 1
+
+
 def test_snapshots_are_taken_every_n_events_and_on_demand_and_pruned(tmp_path):
     with _engine(tmp_path, snapshot_every_events=300, keep_snapshots=3) as engine:
         for i in range(1000):

@@ -119,6 +119,12 @@ class KernelLoop:
             log.warning("event %s rejected by the store: %s", rejected.topic, error)
             if ticket is not None:
                 ticket.resolve(error)
+            # A fire-and-forget submitter has no ticket: the bus is where anyone learns of it.
+            self.bus.publish(
+                "engine.event_rejected",
+                {"topic": rejected.topic, "key": rejected.key, "error": str(error)},
+                key=rejected.key,
+            )
             rest = [
                 Event(e.seq - 1, e.ts, e.topic, e.key, e.payload, e.critical, e.schema_version)
                 for e in rest[1:]

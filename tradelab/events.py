@@ -232,6 +232,11 @@ DEFAULT_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("journal.damage_detected", description="recovery found a damaged or short tail"),
     TopicSpec("journal.recovered", description="recovery finished; the report is the payload"),
     TopicSpec("bus.handler_failed", transient=True, description="a bus subscriber raised"),
+    TopicSpec(
+        "engine.event_rejected",
+        transient=True,
+        description="a reducer refused a submitted event; it was not journaled",
+    ),
 )
 
 
