@@ -28,6 +28,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -82,6 +83,24 @@ def trade_payload(i: int) -> dict:
 SYMBOLS = ("NIFTY", "NIFTY24DEC24000CE", "NIFTY24DEC24000PE", "NIFTY24DEC24500CE")
 
 
+def ack_percentiles_ms(acks: list[float]) -> dict[str, float]:
+    """p50 and p99 of critical acknowledgement times (seconds in, milliseconds out)."""
+    ordered = sorted(acks)
+    return {
+        "ack_p50_ms": ordered[len(ordered) // 2] * 1e3,
+        "ack_p99_ms": ordered[int(len(ordered) * 0.99)] * 1e3,
+    }
+
+
+def run_until_durable(engine: Engine, threads: list[threading.Thread]) -> None:
+    """Run the producer threads to the end, then wait until all they submitted is durable."""
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    engine.flush()
+
+
 def append_storm(directory: Path, events: int, critical_every: int = 100) -> dict:
     """One producer thread submits `events` (1/critical_every critical); wait until all durable."""
     engine = Engine(
@@ -104,11 +123,9 @@ def append_storm(directory: Path, events: int, critical_every: int = 100) -> dic
     elapsed = time.perf_counter() - t0
     groups = engine.metrics()["groups_committed"]
     engine.stop()
-    acks.sort()
     return {
         "events_per_s": events / elapsed,
-        "ack_p50_ms": acks[len(acks) // 2] * 1e3,
-        "ack_p99_ms": acks[int(len(acks) * 0.99)] * 1e3,
+        **ack_percentiles_ms(acks),
         "groups": groups,
     }
 
@@ -118,7 +135,6 @@ def append_two_producers(directory: Path, events: int, critical_every: int = 100
 
     This is how the engine is fed live (ticks/marks vs fills); the feed never waits on a commit.
     """
-    import threading
 
     engine = Engine(
         journal_path=str(directory / "storm2.duckdb"),
@@ -141,20 +157,13 @@ def append_two_producers(directory: Path, events: int, critical_every: int = 100
             submit("trade.executed", trade_payload(i), key=f"T{i}")
             acks.append(time.perf_counter() - s)
 
-    threads = [threading.Thread(target=feed), threading.Thread(target=broker)]
     t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    engine.flush()
+    run_until_durable(engine, [threading.Thread(target=feed), threading.Thread(target=broker)])
     elapsed = time.perf_counter() - t0
     engine.stop()
-    acks.sort()
     return {
         "events_per_s": events / elapsed,
-        "ack_p50_ms": acks[len(acks) // 2] * 1e3,
-        "ack_p99_ms": acks[int(len(acks) * 0.99)] * 1e3,
+        **ack_percentiles_ms(acks),
     }
 
 
@@ -168,7 +177,6 @@ def append_paced(
     last one is durable) and the ack latencies; a broker that falls behind its schedule
     submits its next critical at once (it never skips one), so lost pace shows as lower rate.
     """
-    import threading
 
     engine = Engine(
         journal_path=str(directory / "paced.duckdb"),
@@ -208,19 +216,13 @@ def append_paced(
 
     threads = [threading.Thread(target=feed)]
     threads += [threading.Thread(target=broker, args=(b,)) for b in range(brokers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    engine.flush()
+    run_until_durable(engine, threads)
     elapsed = time.perf_counter() - t0
     engine.stop()
-    acks.sort()
     return {
         "offered_per_s": rate,
         "durable_per_s": total / elapsed,
-        "ack_p50_ms": acks[len(acks) // 2] * 1e3,
-        "ack_p99_ms": acks[int(len(acks) * 0.99)] * 1e3,
+        **ack_percentiles_ms(acks),
     }
 
 
