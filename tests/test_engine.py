@@ -8,7 +8,7 @@ import pytest
 
 from tradelab.engine import Engine
 from tradelab.errors import InvalidInputError, LifecycleError, StateError, UnknownTopicError
-from tradelab.journal import JournalReader
+from tradelab.journal import Journal, JournalReader
 
 
 def _engine(tmp_path, **kw) -> Engine:
@@ -147,18 +147,25 @@ def test_a_rejected_fire_and_forget_event_is_announced_on_the_bus(tmp_path):
 
 def test_snapshots_are_taken_every_n_events_and_on_demand_and_pruned(tmp_path):
     with _engine(tmp_path, snapshot_every_events=300, keep_snapshots=3) as engine:
+        taken_live = []
+        engine.bus.subscribe("snapshot.taken", taken_live.append)
         for i in range(1000):
             engine.submit("mark.updated", {"symbol": "NIFTY", "price": float(i)})
         engine.flush()
-        by_count = len(engine.journal.snapshots())
+        by_count = len(taken_live)
         for _ in range(3):
             info = engine.snapshot_now()
         assert info.last_seq <= engine.store.version
         engine.flush()
         assert engine.store.get("journal.last_snapshot")["id"] == info.id
-        kept = engine.journal.snapshots()
+    journal = Journal(tmp_path / "lab.duckdb")
+    try:
+        kept = journal.snapshots()
+    finally:
+        journal.close()
     assert by_count >= 1
-    assert [s.id for s in kept] == [info.id, info.id - 1, info.id - 2]
+    # The newest three: the one taken on stop, then the last two taken on demand.
+    assert [s.id for s in kept] == [info.id + 1, info.id, info.id - 1]
     taken = JournalReader(tmp_path / "lab.duckdb").events(topic="snapshot.taken")
     assert len(taken) == by_count + 3 + 1  # by count, on demand, on stop
 

@@ -91,7 +91,7 @@ def test_verify_refuses_and_inspect_reads_segments_while_another_process_runs_th
         for i in range(250):
             engine.submit("mark.updated", {"symbol": "NIFTY", "price": float(i)})
         engine.flush()
-        engine.journal.sealer.seal_now()
+        engine.seal_segments()
         run = [sys.executable, "-m", "tradelab.cli"]
         env = {**os.environ, "PYTHONPATH": os.getcwd()}
         verify = subprocess.run(

@@ -71,6 +71,17 @@ class EngineConfig(param.Parameterized):
     state_schema_version = param.Integer(
         default=1, bounds=(1, None), doc="Schema version of the state this code builds."
     )
+    writer_process = param.Boolean(
+        default=True,
+        doc="Run the journal writer (DuckDB commits, snapshot rows, segments) in a process of "
+        "its own, beside the kernel rather than under its GIL; False keeps it on a thread.",
+    )
+    pin_cpus = param.Boolean(
+        default=False,
+        doc="Keep every thread of this process off one CPU and give that CPU to the writer "
+        "process (needs writer_process and two CPUs). Faster on a dedicated engine process; "
+        "it changes this whole process's CPU affinity until stop().",
+    )
     segments_enabled = param.Boolean(
         default=True, doc="Seal Parquet segments so other processes can read while running."
     )

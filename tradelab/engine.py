@@ -16,10 +16,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from tradelab.config import EngineConfig
+from tradelab.cpu_layout import PinnedThreads, pin_engine_process
 from tradelab.engine_kernel import KernelLoop, Wakeup
 from tradelab.errors import InvalidInputError, JournalError, LifecycleError, TradelabError
 from tradelab.events import Event, TopicRegistry, now_ns
 from tradelab.journal.journal import Journal
+from tradelab.journal.process_writer import ProcessJournalWriter
 from tradelab.journal.recovery import RecoveryReport, recover
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.writer import JournalWriter, Ticket
@@ -108,7 +110,8 @@ class Engine(KernelLoop):
         self.recovery_report: RecoveryReport | None = None
         self.state = CREATED
         self.rejected_events = 0
-        self._writer: JournalWriter | None = None
+        self._writer: JournalWriter | ProcessJournalWriter | None = None
+        self._pinned: PinnedThreads | None = None
         self._queue: deque = deque()
         self._wakeup = Wakeup()
         self._kernel_idle = False
@@ -143,9 +146,12 @@ class Engine(KernelLoop):
                     cfg.journal_path,
                     wal_autocheckpoint=cfg.wal_autocheckpoint,
                     timeout=cfg.open_timeout_seconds,
+                    writer_process=cfg.writer_process,
                 )
                 report = recover(self.journal, self.store, migrations=self.migrations)
+                self._pinned, writer_cpus = pin_engine_process(cfg.pin_cpus and cfg.writer_process)
                 self._writer = self.journal.start_writer(
+                    cpus=writer_cpus,
                     group_commit_ms=cfg.group_commit_ms,
                     max_group_events=cfg.max_group_events,
                     keep_snapshots=cfg.keep_snapshots,
@@ -155,6 +161,7 @@ class Engine(KernelLoop):
                     segment_every_seconds=cfg.segment_every_seconds,
                 )
             except BaseException:
+                self._unpin()
                 if self.journal is not None:
                     self.journal.close()
                     self.journal = None
@@ -190,13 +197,14 @@ class Engine(KernelLoop):
                 self.state = STOPPED
                 self._accepting = False
                 return
-            self._set_state(STOPPING)
-            self._accepting = False
             try:
+                self._set_state(STOPPING)
+                self._accepting = False
                 if self._writer is not None and self._writer.failed is None:
                     self.snapshot_now(timeout=timeout)
                 self._emit_state(STOPPED, STOPPING, wait=True)
             except TradelabError:
+                self._accepting = False
                 log.exception("engine stop could not snapshot/journal cleanly")
             self._kernel_stop = True
             self._wakeup.ring()
@@ -204,8 +212,14 @@ class Engine(KernelLoop):
                 self._kernel.join(timeout)
             assert self.journal is not None
             self.journal.close()
+            self._unpin()
             self.state = STOPPED
             self.bus.close()
+
+    def _unpin(self) -> None:
+        if self._pinned is not None:
+            self._pinned.restore()
+            self._pinned = None
 
     def __enter__(self) -> Engine:
         if self.state == CREATED:
@@ -284,6 +298,14 @@ class Engine(KernelLoop):
         done.wait(timeout)
         assert self._writer is not None
         return self._writer.flush(timeout)
+
+    def seal_segments(self, timeout: float | None = 60.0) -> int:
+        """Make everything submitted so far readable by other processes now: commit it and seal
+        it into Parquet segments (otherwise sealed every N events / T seconds). Returns the
+        sealed-up-to seq."""
+        self.flush(timeout)
+        assert self.journal is not None
+        return self.journal.seal_segments(timeout)
 
     def snapshot_now(self, timeout: float | None = 60.0) -> SnapshotInfo:
         """Take a snapshot now (copied on the kernel thread, written by the writer); wait for it."""

@@ -20,9 +20,11 @@ import pyarrow.compute as pc
 from tradelab.errors import JournalError, RecoveryError
 from tradelab.events import Event
 from tradelab.journal import schema
+from tradelab.journal.process_writer import ProcessJournalWriter
 from tradelab.journal.segments import SegmentSealer, reconcile_segments, segment_dir
 from tradelab.journal.snapshots import SnapshotInfo, list_snapshots, next_snapshot_id
 from tradelab.journal.tailmark import TailMark
+from tradelab.journal.wire import WriterSettings
 from tradelab.journal.writer import JournalWriter
 
 _decode_payloads = msgspec.json.Decoder(list[dict]).decode
@@ -134,10 +136,25 @@ def iter_event_batches(
 
 
 class Journal:
-    """A journal file opened read-write by this process (DuckDB allows only one such process)."""
+    """A journal file opened read-write by this process (DuckDB allows only one such process).
 
-    def __init__(self, path: str | Path, *, wal_autocheckpoint: str = "1GB", timeout: float = 2.0):
+    With `writer_process=True` the writer runs in a process of its own: spawned here so it
+    imports while recovery reads, handed the file by `start_writer`, which closes this
+    process's connection (only one process may hold it). Reads after that go through
+    `JournalReader`, like any other process's.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        wal_autocheckpoint: str = "1GB",
+        timeout: float = 2.0,
+        writer_process: bool = False,
+    ):
         self.path = Path(path)
+        self._wal_autocheckpoint = wal_autocheckpoint
+        self._timeout = timeout
         self.con = schema.connect(self.path, timeout=timeout)
         try:
             self.con.execute(f"SET wal_autocheckpoint = '{wal_autocheckpoint}'")
@@ -152,8 +169,16 @@ class Journal:
         except BaseException:
             self.con.close()
             raise
-        self.writer: JournalWriter | None = None
+        self.writer: JournalWriter | ProcessJournalWriter | None = None
         self.sealer: SegmentSealer | None = None
+        self._process: ProcessJournalWriter | None = None
+        if writer_process:
+            try:
+                self._process = ProcessJournalWriter()
+            except BaseException:
+                self.con.close()
+                raise
+        self._con_closed = False
 
     @property
     def last_seq(self) -> int:
@@ -187,13 +212,20 @@ class Journal:
             self.tailmark.write(last)
         return check
 
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con_closed:
+            raise JournalError(
+                f"journal {self.path} is held by its writer process; read it with JournalReader"
+            )
+        return self.con
+
     def snapshots(self) -> list[SnapshotInfo]:
-        return list_snapshots(self.con)
+        return list_snapshots(self._connection())
 
     def iter_event_batches(
         self, since_seq: int = 0, upto_seq: int | None = None, batch_rows: int = READ_BATCH_ROWS
     ) -> Iterator[list[Event]]:
-        return iter_event_batches(self.con, since_seq, upto_seq, batch_rows)
+        return iter_event_batches(self._connection(), since_seq, upto_seq, batch_rows)
 
     def start_writer(
         self,
@@ -205,16 +237,41 @@ class Journal:
         segments: bool = True,
         segment_every_events: int = 50_000,
         segment_every_seconds: float = 5.0,
-    ) -> JournalWriter:
+        cpus: frozenset[int] = frozenset(),
+    ) -> JournalWriter | ProcessJournalWriter:
         """Start the writer (and the segment sealer) after recovery; seqs continue from last_seq."""
         if self.writer is not None:
             raise JournalError(f"journal {self.path} already has a writer")
         on_group = None
+        sealed = 0
         if segments:
             directory = segment_dir(self.path)
             directory.mkdir(parents=True, exist_ok=True)
             sealed, problems = reconcile_segments(directory, self.last_seq)
             self.check.problems.extend(problems)
+        if self._process is not None:
+            settings = WriterSettings(
+                path=str(self.path),
+                last_seq=self.last_seq,
+                next_snapshot_id=next_snapshot_id(self.con),
+                wal_autocheckpoint=self._wal_autocheckpoint,
+                open_timeout_seconds=max(self._timeout, 10.0),
+                group_commit_ms=group_commit_ms,
+                max_group_events=max_group_events,
+                keep_snapshots=keep_snapshots,
+                checkpoint_idle_seconds=checkpoint_idle_seconds,
+                segments=segments,
+                sealed_seq=sealed,
+                segment_every_events=segment_every_events,
+                segment_every_seconds=segment_every_seconds,
+                cpus=sorted(cpus),
+            )
+            self.tailmark.close()
+            self.con.close()  # the file lock passes to the writer process
+            self._con_closed = True
+            self.writer = self._process.start(settings)
+            return self.writer
+        if segments:
             self.sealer = SegmentSealer(
                 directory,
                 self.con,
@@ -239,11 +296,25 @@ class Journal:
         self.writer.start()
         return self.writer
 
+    def seal_segments(self, timeout: float | None = 60.0) -> int:
+        """Seal every committed event into Parquet segments now; return the sealed-up-to seq."""
+        if isinstance(self.writer, ProcessJournalWriter):
+            return self.writer.seal_segments(timeout)
+        if self.sealer is None:
+            raise JournalError(f"journal {self.path} has no segment sealer running")
+        sealed = self.sealer.seal_now(timeout)
+        if self.sealer.failed is not None:
+            raise JournalError(f"segment sealing failed: {self.sealer.failed}")
+        return sealed
+
     def close(self) -> None:
         """Stop the writer (commit + CHECKPOINT), seal the last segment, close the file."""
         if self.writer is not None:
             self.writer.stop()
+        elif self._process is not None:  # spawned, never handed the file
+            self._process.stop()
         if self.sealer is not None:
             self.sealer.stop()
         self.tailmark.close()
-        self.con.close()
+        if not self._con_closed:
+            self.con.close()

@@ -30,6 +30,57 @@ TAILMARK_SYNC_SECONDS = 0.1
 _encode = msgspec.json.Encoder().encode
 
 
+class EncodedEvent(msgspec.Struct):
+    """A stamped event as the engine encoded it, payload kept as its exact JSON text."""
+
+    seq: int
+    ts: int
+    topic: str
+    key: str
+    payload: msgspec.Raw
+    critical: bool = False
+    schema_version: int = 1
+
+
+_decode_encoded = msgspec.json.Decoder(list[EncodedEvent]).decode
+
+
+class EncodedBatch(msgspec.Struct, frozen=True):
+    """Events first_seq..last_seq as one JSON array (a list of Event), decoded when written."""
+
+    first_seq: int
+    last_seq: int
+    body: bytes
+
+    def rows(self) -> list[tuple]:
+        rows = [
+            (e.seq, e.ts, e.topic, e.key, e.critical, e.schema_version, bytes(e.payload).decode())
+            for e in _decode_encoded(self.body)
+        ]
+        if len(rows) != self.last_seq - self.first_seq + 1 or (
+            rows and (rows[0][0] != self.first_seq or rows[-1][0] != self.last_seq)
+        ):
+            raise JournalError(
+                f"encoded batch {self.first_seq}..{self.last_seq} holds {len(rows)} events"
+            )
+        return rows
+
+
+def _rows(chunk: list[Event] | EncodedBatch) -> list[tuple]:
+    if isinstance(chunk, EncodedBatch):
+        return chunk.rows()
+    return [
+        (e.seq, e.ts, e.topic, e.key, e.critical, e.schema_version, _encode(e.payload).decode())
+        for e in chunk
+    ]
+
+
+def _seq_range(chunk: list[Event] | EncodedBatch) -> tuple[int, int]:
+    if isinstance(chunk, EncodedBatch):
+        return chunk.first_seq, chunk.last_seq
+    return chunk[0].seq, chunk[-1].seq
+
+
 class Ticket:
     """What a blocking submitter waits on: released once the commit holding its event returned.
 
@@ -66,6 +117,8 @@ class Ticket:
 GroupCallback = Callable[[int, int], None]
 # Called on the writer thread with the stored snapshot's info, or with the error that stopped it.
 SnapshotCallback = Callable[[SnapshotInfo | BaseException], None]
+# Called once, on the writer thread, with the error that stopped the writer.
+FailureCallback = Callable[[BaseException], None]
 
 
 class JournalWriter:
@@ -83,6 +136,7 @@ class JournalWriter:
         keep_snapshots: int = 100,
         checkpoint_idle_seconds: float = 1.0,
         on_group_committed: GroupCallback | None = None,
+        on_failed: FailureCallback | None = None,
         name: str = "journal-writer",
     ) -> None:
         self._con = con
@@ -92,8 +146,12 @@ class JournalWriter:
         self._keep_snapshots = keep_snapshots
         self._checkpoint_idle = checkpoint_idle_seconds
         self._on_group = on_group_committed
+        self._on_failed = on_failed
         self._cond = threading.Condition()
-        self._pending: list[Event] = []
+        # Chunks in seq order: lists of Events (this process's kernel) or EncodedBatches (an
+        # engine in another process); rows are built on the writer thread, off the caller's.
+        self._pending: list[list[Event] | EncodedBatch] = []
+        self._pending_events = 0
         self._pending_tickets: list[Ticket] = []
         self._pending_since = 0.0
         self._urgent = False
@@ -128,6 +186,22 @@ class JournalWriter:
         """
         if not events:
             return
+        self._queue(events, events[-1].seq, len(events), tickets, urgent)
+
+    def append_encoded(self, batch: EncodedBatch, *, urgent: bool = False) -> None:
+        """Queue events another process stamped and encoded; they are decoded when written."""
+        count = batch.last_seq - batch.first_seq + 1
+        if count > 0:
+            self._queue(batch, batch.last_seq, count, None, urgent)
+
+    def _queue(
+        self,
+        chunk: list[Event] | EncodedBatch,
+        last_seq: int,
+        count: int,
+        tickets: list[Ticket] | None,
+        urgent: bool,
+    ) -> None:
         with self._cond:
             if self.failed is not None:
                 for ticket in tickets or ():
@@ -135,8 +209,9 @@ class JournalWriter:
                 return
             if not self._pending:
                 self._pending_since = time.monotonic()
-            self._pending.extend(events)
-            self._appended_seq = events[-1].seq
+            self._pending.append(chunk)
+            self._pending_events += count
+            self._appended_seq = last_seq
             if tickets:
                 self._pending_tickets.extend(tickets)
                 self._urgent = True
@@ -211,7 +286,7 @@ class JournalWriter:
         finally:
             cur.close()
 
-    def _take_work(self) -> tuple[list[Event], list[Ticket], list, bool]:
+    def _take_work(self) -> tuple[list, list[Ticket], list, bool]:
         """Wait (holding the condition) until a group is due; return it and snapshot jobs."""
         while True:
             if self._pending:
@@ -221,7 +296,7 @@ class JournalWriter:
                     self._urgent
                     or self._stopping
                     or now >= due
-                    or len(self._pending) >= self._max_group
+                    or self._pending_events >= self._max_group
                     or self._snapshot_jobs
                 ):
                     break
@@ -233,39 +308,36 @@ class JournalWriter:
                 if not self._cond.wait(self._checkpoint_idle or 1.0):
                     break
         events, self._pending = self._pending, []
+        self._pending_events = 0
         tickets, self._pending_tickets = self._pending_tickets, []
         jobs, self._snapshot_jobs = self._snapshot_jobs, []
         self._urgent = False
         return events, tickets, jobs, self._stopping
 
-    def _commit_group(self, appender: Any, events: list[Event], tickets) -> None:
+    def _commit_group(self, appender: Any, chunks: list, tickets) -> None:
         # Rows straight into DuckDB's appender: no Arrow table, SQL parse or replacement scan
         # per group (those cost ~30 us of GIL each, and a group holds ~50 events when critical
         # events close one every millisecond).
-        rows = [
-            (e.seq, e.ts, e.topic, e.key, e.critical, e.schema_version, _encode(e.payload).decode())
-            for e in events
-        ]
+        first, last = _seq_range(chunks[0])[0], _seq_range(chunks[-1])[1]
         started = time.perf_counter()
         try:
-            appender.append_rows(rows)
+            for chunk in chunks:
+                appender.append_rows(_rows(chunk))
             appender.flush()
-        except duckdb.Error as exc:
-            error = JournalError(
-                f"commit of events {events[0].seq}..{events[-1].seq} failed: {exc}"
-            )
+        except (duckdb.Error, JournalError, msgspec.DecodeError) as exc:
+            appender.clear()  # nothing of a failed group may ride along with the next one
+            error = JournalError(f"commit of events {first}..{last} failed: {exc}")
             for ticket in tickets:
                 ticket.resolve(error)
             raise error from None
         self.commit_seconds += time.perf_counter() - started
-        last = events[-1].seq
         with self._durable_cond:
             self._durable_seq = last
             self._durable_cond.notify_all()
         for ticket in tickets:
             ticket.resolve()
         self.groups_committed += 1
-        self.events_committed += len(events)
+        self.events_committed += last - first + 1
         # After the acks: the mark only detects a lost tail, it adds no durability. Written on
         # every commit (a process crash cannot lose it); fdatasync'd at most every
         # TAILMARK_SYNC_SECONDS because right after DuckDB's own sync it costs over 1 ms.
@@ -275,7 +347,7 @@ class JournalWriter:
         if sync:
             self._tailmark_synced_at = now
         if self._on_group is not None:
-            self._on_group(events[0].seq, last)
+            self._on_group(first, last)
 
     def _write_snapshot(self, cur, snapshot: Any, on_written: SnapshotCallback | None) -> None:
         try:
@@ -308,3 +380,5 @@ class JournalWriter:
             ticket.resolve(error)
         with self._durable_cond:
             self._durable_cond.notify_all()
+        if self._on_failed is not None:
+            self._on_failed(error)

@@ -1,0 +1,143 @@
+"""The journal writer in a process of its own: acknowledgements, failures, the CPU layout."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import msgspec
+import pytest
+
+from tradelab.cpu_layout import CpuLayout
+from tradelab.engine import Engine
+from tradelab.errors import JournalError
+from tradelab.events import Event
+from tradelab.journal import Journal, JournalReader
+from tradelab.journal.writer import EncodedBatch
+
+
+def _trade(i: int) -> dict:
+    return {
+        "position_id": "t:NIFTY",
+        "strategy": "t",
+        "symbol": "NIFTY",
+        "lot_size": 65,
+        "quantity": 65,
+        "side": "BUY",
+        "price": 100.0 + i,
+        "fee": 1.5,
+        "trade_id": f"T{i}",
+    }
+
+
+def _engine(tmp_path, **kw) -> Engine:
+    kw.setdefault("snapshot_every_seconds", 0)
+    return Engine(journal_path=str(tmp_path / "lab.duckdb"), **kw)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_critical_event_is_committed_by_the_writer_process_before_submit_returns(tmp_path):
+    with _engine(tmp_path, group_commit_ms=1000.0) as engine:
+        writer = engine.journal.writer
+        assert writer.pid != os.getpid() and _alive(writer.pid)
+        event = engine.submit("trade.executed", _trade(1), key="T1")
+        assert writer.durable_seq >= event.seq
+        # Durable means committed in the file: a second process reads it from the segments
+        # only after a seal, so look at the writer's own count of committed events instead.
+        assert engine.metrics()["events_committed"] >= event.seq
+    assert not _alive(writer.pid)
+    trades = JournalReader(tmp_path / "lab.duckdb").events(topic="trade.executed")
+    assert [e.payload["trade_id"] for e in trades] == ["T1"]
+
+
+def test_reading_the_journal_in_process_while_the_writer_process_holds_it_is_explained(tmp_path):
+    expected = "held by its writer process.*JournalReader"
+    with _engine(tmp_path) as engine, pytest.raises(JournalError, match=expected):
+        engine.journal.snapshots()
+
+
+def test_a_dead_writer_process_fails_submitters_instead_of_hanging(tmp_path):
+    engine = _engine(tmp_path).start()
+    try:
+        os.kill(engine.journal.writer.pid, signal.SIGKILL)
+        with pytest.raises(JournalError, match="writer process"):
+            for i in range(50):  # the first may be queued before the death is noticed
+                engine.submit("trade.executed", _trade(i), key=f"T{i}", timeout=10)
+                time.sleep(0.05)
+        with pytest.raises(JournalError, match="not writable"):
+            engine.submit("mark.updated", {"symbol": "NIFTY", "price": 1.0})
+    finally:
+        engine.stop(timeout=20)
+    assert engine.state == "stopped"
+
+
+def test_writer_process_commits_what_arrived_when_the_engine_is_killed(tmp_path):
+    path = tmp_path / "lab.duckdb"
+    child = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        from tradelab.engine import Engine
+        engine = Engine(journal_path={str(path)!r}, snapshot_every_seconds=0).start()
+        event = engine.submit("trade.executed", {_trade(7)!r}, key="T7")
+        print(engine.journal.writer.pid, event.seq, flush=True)
+        for i in range(2000):
+            engine.submit("mark.updated", {{"symbol": "NIFTY", "price": float(i)}})
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    writer_pid, acked_seq = map(int, proc.stdout.split())
+    deadline = time.monotonic() + 20
+    while _alive(writer_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(writer_pid), "the orphaned writer process should exit on its own"
+    journal = Journal(path)
+    try:
+        assert journal.last_seq >= acked_seq
+        assert journal.check.damage is None
+    finally:
+        journal.close()
+
+
+def test_encoded_batch_keeps_each_payload_text_exactly():
+    events = [
+        Event(5, 10, "mark.updated", "", {"symbol": "NIFTY", "price": 0.1 + 0.2}),
+        Event(6, 11, "trade.executed", "T1", {"trade_id": "T1", "big": 2**70}, True, 2),
+    ]
+    batch = EncodedBatch(5, 6, msgspec.json.encode(events))
+    rows = batch.rows()
+    assert [r[:6] for r in rows] == [
+        (5, 10, "mark.updated", "", False, 1),
+        (6, 11, "trade.executed", "T1", True, 2),
+    ]
+    assert [r[6] for r in rows] == [msgspec.json.encode(e.payload).decode() for e in events]
+    with pytest.raises(JournalError, match="5..7 holds 2 events"):
+        EncodedBatch(5, 7, msgspec.json.encode(events)).rows()
+
+
+def test_cpu_layout_gives_the_writer_the_highest_cpu_and_needs_two():
+    assert CpuLayout.split({0, 1, 2}) == CpuLayout(frozenset({0, 1}), frozenset({2}))
+    assert CpuLayout.split({3}) is None
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_pin_cpus_separates_engine_and_writer_and_is_undone_on_stop(tmp_path):
+    before = os.sched_getaffinity(0)
+    layout = CpuLayout.split(frozenset(before))
+    with _engine(tmp_path, pin_cpus=True) as engine:
+        assert os.sched_getaffinity(0) == layout.engine
+        assert os.sched_getaffinity(engine.journal.writer.pid) == layout.writer
+        engine.submit("trade.executed", _trade(2), key="T2")
+    assert os.sched_getaffinity(0) == before

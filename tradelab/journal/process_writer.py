@@ -1,0 +1,294 @@
+"""The engine's handle on its journal writer process: `JournalWriter`'s interface, over pipes.
+
+Thread model: the kernel thread calls `append` / `write_snapshot`; any thread may call `flush`
+and `stop`. One acknowledgement thread reads the process's frames and releases tickets once the
+DURABLE frame covering their seq arrived, so a critical submitter still returns only after the
+commit that holds its event. In this process an event costs one share of a JSON encode per
+batch and a pipe write; the rows, DuckDB's commit and the segments run in the other process.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import fcntl
+import itertools
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+import tradelab
+from tradelab.errors import JournalError
+from tradelab.events import Event
+from tradelab.journal import wire
+from tradelab.journal.snapshots import SnapshotInfo
+from tradelab.journal.writer import SnapshotCallback, Ticket
+
+log = logging.getLogger(__name__)
+
+_encode = msgspec.json.Encoder().encode
+PIPE_BYTES = 1 << 20  # room for ~5K events in flight before the kernel waits on the process
+READY_TIMEOUT_SECONDS = 60.0
+
+
+def _widen_pipe(fd: int) -> None:
+    # Capped by /proc/sys/fs/pipe-max-size: the default pipe still works, with less slack.
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+
+
+class _FlushWaiter(threading.Event):
+    """One request in flight: set with the seq it reports and its error (or None)."""
+
+    error: BaseException | None = None
+    seq: int = 0
+
+    def resolve(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self.set()
+
+
+class ProcessJournalWriter:
+    """Spawned early (it imports while the engine recovers), configured by `start(settings)`."""
+
+    def __init__(self, name: str = "journal-writer") -> None:
+        env = dict(os.environ)
+        # The child must import this very tradelab, also when it runs from a source tree.
+        root = str(Path(tradelab.__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "tradelab.journal.writer_process"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            bufsize=0,
+        )
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        _widen_pipe(self._proc.stdin.fileno())
+        self._out = wire.FrameWriter(self._proc.stdin.fileno())
+        self._in = os.fdopen(os.dup(self._proc.stdout.fileno()), "rb", buffering=1 << 16)
+        self._proc.stdout.close()
+        self._name = name
+        self._lock = threading.Lock()  # guards the ticket, snapshot and flush queues
+        self._tickets: collections.deque[Ticket] = collections.deque()
+        self._snapshot_callbacks: collections.deque[SnapshotCallback | None] = collections.deque()
+        self._flushes: dict[int, _FlushWaiter] = {}
+        self._flush_ids = itertools.count(1)
+        self._durable_cond = threading.Condition()
+        self._durable_seq = 0
+        self._appended_seq = 0
+        self._stopping = False
+        self._started = False
+        self.failed: BaseException | None = None
+        self.groups_committed = 0
+        self.events_committed = 0
+        self.commit_seconds = 0.0  # spent in the other process; not reported back
+        self._thread = threading.Thread(target=self._read_acks, name=name, daemon=True)
+
+    @property
+    def durable_seq(self) -> int:
+        return self._durable_seq
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def start(self, settings: wire.WriterSettings) -> ProcessJournalWriter:
+        """Send the settings; return once the process has the journal open and its writer runs."""
+        self._durable_seq = self._appended_seq = settings.last_seq
+        try:
+            self._out.send(wire.CONFIG, msgspec.json.encode(settings))
+            frame = wire.read_frame(self._in)
+        except OSError as exc:
+            self._abort()
+            raise JournalError(f"journal writer process did not start: {exc}") from None
+        if frame is None or frame[0] != wire.READY:
+            self._abort()
+            detail = frame[1].decode(errors="replace") if frame else "it exited"
+            raise JournalError(f"journal writer process could not open the journal: {detail}")
+        self._started = True
+        self._thread.start()
+        return self
+
+    # -- the JournalWriter interface ------------------------------------------------------------
+
+    def append(
+        self, events: list[Event], tickets: list[Ticket] | None = None, *, urgent: bool = False
+    ) -> None:
+        """Send stamped events (in seq order); `tickets` are released after their commit."""
+        if not events:
+            return
+        if self.failed is not None:
+            for ticket in tickets or ():
+                ticket.resolve(self.failed)
+            return
+        if tickets:
+            with self._lock:
+                self._tickets.extend(tickets)
+        first, last = events[0].seq, events[-1].seq
+        self._appended_seq = last
+        head = wire.EVENTS_HEAD.pack(first, last, bool(urgent or tickets))
+        self._send(wire.EVENTS, head + _encode(events))
+
+    def write_snapshot(self, snapshot: Any, on_written: SnapshotCallback | None = None) -> None:
+        """Serialize `snapshot` here and have the process store it after the events before it."""
+        body = wire.encode_snapshot(snapshot)
+        with self._lock:
+            self._snapshot_callbacks.append(on_written)
+        self._send(wire.SNAPSHOT, body)
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Block until every event and snapshot sent so far is written; return the durable seq."""
+        self._request(wire.FLUSH, timeout, f"journal flush to seq {self._appended_seq}")
+        return self._durable_seq
+
+    def seal_segments(self, timeout: float | None = 60.0) -> int:
+        """Seal every committed event into Parquet segments now; return the sealed-up-to seq."""
+        return self._request(wire.SEAL, timeout, "sealing segments")
+
+    def _request(self, kind: bytes, timeout: float | None, what: str) -> int:
+        """Send a request frame and wait for its answer: (seq it reports)."""
+        done = _FlushWaiter()
+        with self._lock:
+            request_id = next(self._flush_ids)
+            self._flushes[request_id] = done
+        try:
+            self._send(kind, _encode(request_id))
+            finished = done.wait(timeout)
+        finally:
+            with self._lock:
+                self._flushes.pop(request_id, None)
+        if done.error is not None:
+            raise done.error
+        if not finished:
+            raise JournalError(f"{what} did not finish in {timeout} s")
+        return done.seq
+
+    def stop(self, timeout: float = 120.0) -> None:
+        """Have the process commit, CHECKPOINT, seal and close; wait for it to exit."""
+        self._stopping = True
+        if self.failed is None and self._started:
+            with contextlib.suppress(JournalError):
+                self._send(wire.STOP)
+        with contextlib.suppress(OSError):
+            self._proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.error("journal writer process %s did not stop in %s s; killed", self.pid, timeout)
+            self._proc.kill()
+            self._proc.wait()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._in.close()
+
+    def _abort(self) -> None:
+        self._stopping = True
+        self._proc.kill()
+        self._proc.wait()
+        self._in.close()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _send(self, kind: bytes, body: bytes = b"") -> None:
+        try:
+            self._out.send(kind, body)
+        except (OSError, ValueError) as exc:  # the process is gone (or stdin closed)
+            self._fail(JournalError(f"journal writer process is gone: {exc}"))
+            raise self.failed from None  # type: ignore[misc]
+
+    def _read_acks(self) -> None:
+        try:
+            while True:
+                frame = wire.read_frame(self._in)
+                if frame is None:
+                    break
+                kind, body = frame
+                if kind == wire.DURABLE:
+                    self._durable(*wire.DURABLE_SEQS.unpack(body))
+                elif kind == wire.SNAPSHOT_WRITTEN:
+                    self._snapshot_done(msgspec.json.decode(body))
+                elif kind == wire.FLUSHED or kind == wire.SEALED:
+                    request_id, seq, error = msgspec.json.decode(body)
+                    if kind == wire.FLUSHED:
+                        # The process's writer may answer before its DURABLE frame for the
+                        # same commit is sent, so the answer carries the durable seq too.
+                        self._advance(seq)
+                    with self._lock:
+                        done = self._flushes.get(request_id)
+                    if done is not None:
+                        done.seq = seq
+                        done.resolve(JournalError(error) if error else None)
+                elif kind == wire.FAILED:
+                    self._fail(JournalError(body.decode(errors="replace")))
+                elif kind == wire.STOPPED:
+                    break
+        except (OSError, ValueError) as exc:
+            self._fail(JournalError(f"journal writer process pipe failed: {exc}"))
+            return
+        if not self._stopping or self._tickets or self._flushes:
+            try:
+                code: int | None = self._proc.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                code = None
+            self._fail(JournalError(f"journal writer process exited (exit code {code})"))
+
+    def _advance(self, durable: int) -> None:
+        with self._durable_cond:
+            if durable > self._durable_seq:
+                self._durable_seq = durable
+                self._durable_cond.notify_all()
+
+    def _durable(self, first: int, last: int) -> None:
+        self._advance(last)
+        self.groups_committed += 1
+        self.events_committed += last - first + 1
+        tickets = self._tickets
+        with self._lock:
+            ready = []
+            while tickets and tickets[0].event.seq <= last:  # type: ignore[union-attr]
+                ready.append(tickets.popleft())
+        for ticket in ready:
+            ticket.resolve()
+
+    def _snapshot_done(self, fields: dict[str, Any]) -> None:
+        with self._lock:
+            callback = self._snapshot_callbacks.popleft() if self._snapshot_callbacks else None
+        if callback is None:
+            return
+        info: SnapshotInfo | BaseException = (
+            JournalError(f"snapshot was not written: {fields['error']}")
+            if "error" in fields
+            else SnapshotInfo(**fields)
+        )
+        try:
+            callback(info)
+        except Exception:  # a failing listener must not stop the acknowledgements
+            log.exception("snapshot listener failed")
+
+    def _fail(self, error: BaseException) -> None:
+        with self._lock:
+            if self.failed is None:
+                self.failed = error
+            tickets, self._tickets = list(self._tickets), collections.deque()
+            flushes = list(self._flushes.values())
+            callbacks, self._snapshot_callbacks = (
+                list(self._snapshot_callbacks),
+                collections.deque(),
+            )
+        for ticket in tickets + flushes:
+            ticket.resolve(self.failed)
+        for callback in callbacks:
+            if callback is not None:
+                try:
+                    callback(self.failed)  # type: ignore[arg-type]
+                except Exception:
+                    log.exception("snapshot listener failed")
+        with self._durable_cond:
+            self._durable_cond.notify_all()

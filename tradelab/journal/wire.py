@@ -1,0 +1,110 @@
+"""Frames between the engine and its journal writer process: a kind byte, a length, a body.
+
+Both ends use blocking pipe I/O, which releases the GIL while it waits. A frame is written with
+as few `os.write` calls as the pipe allows, under the sender's lock, so frames from two threads
+never interleave. A reader that meets end-of-file inside a frame reports a clean end: the
+sender died mid-write, and a half-sent frame was never acknowledged to anyone.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from typing import Any, BinaryIO
+
+import msgspec
+
+_HEADER = struct.Struct("<cI")  # kind, body length
+
+# engine -> writer process
+CONFIG = b"C"  # msgspec JSON settings; the first frame
+EVENTS = b"E"  # EVENTS_HEAD (first seq, last seq, urgent), then a JSON array of stamped events
+SNAPSHOT = b"S"  # JSON [seq, schema_version] + b"\n" + the state bytes
+FLUSH = b"F"  # JSON request id
+SEAL = b"L"  # JSON request id: seal every committed event into Parquet segments now
+STOP = b"Q"  # commit, checkpoint, seal, close, exit
+# writer process -> engine
+READY = b"R"  # the journal is open and the writer runs
+DURABLE = b"D"  # struct <qq: first and last seq of a committed group
+SNAPSHOT_WRITTEN = b"N"  # JSON SnapshotInfo fields, or {"error": text}
+FLUSHED = b"F"  # JSON [request id, durable seq, error text or ""]
+SEALED = b"L"  # JSON [request id, sealed-up-to seq, error text or ""]
+FAILED = b"X"  # UTF-8 error text; the writer stopped
+STOPPED = b"Q"  # clean stop finished
+
+DURABLE_SEQS = struct.Struct("<qq")
+EVENTS_HEAD = struct.Struct("<qq?")
+
+
+class FrameWriter:
+    """Writes whole frames to a pipe file descriptor from any thread."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+
+    def send(self, kind: bytes, body: bytes = b"") -> None:
+        data = _HEADER.pack(kind, len(body)) + body
+        view = memoryview(data)
+        with self._lock:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+
+
+def read_frame(stream: BinaryIO) -> tuple[bytes, bytes] | None:
+    """The next (kind, body) from a buffered binary stream; None at end of file."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    kind, length = _HEADER.unpack(header)
+    body = stream.read(length) if length else b""
+    if len(body) < length:
+        return None
+    return kind, body
+
+
+class WriterSettings(msgspec.Struct, frozen=True):
+    """What the engine tells the writer process in its CONFIG frame."""
+
+    path: str
+    last_seq: int
+    next_snapshot_id: int
+    wal_autocheckpoint: str = "1GB"
+    open_timeout_seconds: float = 2.0
+    group_commit_ms: float = 10.0
+    max_group_events: int = 20_000
+    keep_snapshots: int = 100
+    checkpoint_idle_seconds: float = 1.0
+    segments: bool = True
+    sealed_seq: int = 0
+    segment_every_events: int = 50_000
+    segment_every_seconds: float = 5.0
+    cpus: list[int] = []  # the CPUs the writer process runs on; empty: wherever the OS likes
+
+
+class EncodedSnapshot:
+    """A snapshot the engine serialized already: what `write_snapshot` needs of StateSnapshot."""
+
+    __slots__ = ("seq", "schema_version", "_state")
+
+    def __init__(self, seq: int, schema_version: int, state: bytes) -> None:
+        self.seq = seq
+        self.schema_version = schema_version
+        self._state = state
+
+    def to_bytes(self) -> bytes:
+        return self._state
+
+
+def encode_snapshot(snapshot: Any) -> bytes:
+    """The SNAPSHOT frame body for a StateSnapshot (serialized by the caller's thread)."""
+    head = msgspec.json.encode([int(snapshot.seq), int(snapshot.schema_version)])
+    return head + b"\n" + snapshot.to_bytes()
+
+
+def decode_snapshot(body: bytes) -> EncodedSnapshot:
+    head, _, state = body.partition(b"\n")
+    seq, schema_version = msgspec.json.decode(head)
+    return EncodedSnapshot(seq, schema_version, state)

@@ -1,0 +1,177 @@
+"""The journal writer process: `python -m tradelab.journal.writer_process`, started by the engine.
+
+It owns the DuckDB file while the engine runs and does what the in-process writer thread would:
+group commits (`JournalWriter`), snapshot rows, the high-water mark and the Parquet segments.
+Its own interpreter means its own GIL and the second core: DuckDB's commit path and the row
+conversion no longer compete with the kernel and the producers (benchmarks/journal.py).
+
+Protocol (tradelab.journal.wire): frames on stdin from the engine, frames back on the original
+stdout; anything else printed goes to stderr. The engine reports a critical event acknowledged
+only after the DURABLE frame covering it. End of file on stdin means the engine is gone (a crash
+or kill -9): what has arrived is committed, then the process exits without a checkpoint, exactly
+as if it had been killed, so the next engine's recovery handles either case alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import msgspec
+
+from tradelab.errors import JournalError
+from tradelab.journal import schema, wire
+from tradelab.journal.segments import SegmentSealer, segment_dir
+from tradelab.journal.snapshots import SnapshotInfo
+from tradelab.journal.tailmark import TailMark
+from tradelab.journal.writer import EncodedBatch, JournalWriter
+
+log = logging.getLogger("tradelab.journal.writer_process")
+
+
+class WriterProcess:
+    """The writer side: open the journal, then serve frames until STOP or end of file."""
+
+    def __init__(self, settings: wire.WriterSettings, out: wire.FrameWriter) -> None:
+        self.settings = settings
+        self.out = out
+        self.con = schema.connect(settings.path, timeout=settings.open_timeout_seconds)
+        self.con.execute(f"SET wal_autocheckpoint = '{settings.wal_autocheckpoint}'")
+        self.tailmark = TailMark(settings.path)
+        self.sealer: SegmentSealer | None = None
+        if settings.segments:
+            self.sealer = SegmentSealer(
+                segment_dir(settings.path),
+                self.con,
+                sealed_seq=settings.sealed_seq,
+                journal_last_seq=settings.last_seq,
+                every_events=settings.segment_every_events,
+                every_seconds=settings.segment_every_seconds,
+            )
+        self.writer = JournalWriter(
+            self.con,
+            self.tailmark,
+            last_seq=settings.last_seq,
+            next_snapshot_id=settings.next_snapshot_id,
+            group_commit_ms=settings.group_commit_ms,
+            max_group_events=settings.max_group_events,
+            keep_snapshots=settings.keep_snapshots,
+            checkpoint_idle_seconds=settings.checkpoint_idle_seconds,
+            on_group_committed=self._committed,
+            on_failed=self._failed,
+        )
+
+    def start(self) -> None:
+        if self.sealer is not None:
+            self.sealer.start()
+        self.writer.start()
+
+    def _committed(self, first: int, last: int) -> None:
+        self.out.send(wire.DURABLE, wire.DURABLE_SEQS.pack(first, last))
+        if self.sealer is not None:
+            self.sealer.add(first, last)
+
+    def _failed(self, error: BaseException) -> None:
+        self.out.send(wire.FAILED, str(error).encode())
+
+    def _snapshot_written(self, info: SnapshotInfo | BaseException) -> None:
+        if isinstance(info, BaseException):
+            body = msgspec.json.encode({"error": str(info)})
+        else:
+            body = msgspec.json.encode(info)
+        self.out.send(wire.SNAPSHOT_WRITTEN, body)
+
+    def serve(self, stream: Any) -> bool:
+        """Handle frames until STOP (True: stopped cleanly) or end of file (False)."""
+        writer = self.writer
+        while True:
+            frame = wire.read_frame(stream)
+            if frame is None:
+                return False
+            kind, body = frame
+            if kind == wire.EVENTS:
+                # Decoded on the writer thread: this thread only moves bytes, so it never holds
+                # the GIL long while DuckDB's commit waits to take it back.
+                first, last, urgent = wire.EVENTS_HEAD.unpack_from(body)
+                batch = EncodedBatch(first, last, body[wire.EVENTS_HEAD.size :])
+                writer.append_encoded(batch, urgent=urgent)
+            elif kind == wire.SNAPSHOT:
+                writer.write_snapshot(wire.decode_snapshot(body), self._snapshot_written)
+            elif kind == wire.FLUSH:
+                flush_id = msgspec.json.decode(body)
+                try:
+                    durable, error = writer.flush(), ""
+                except JournalError as exc:
+                    durable, error = writer.durable_seq, str(exc)
+                self.out.send(wire.FLUSHED, msgspec.json.encode([flush_id, durable, error]))
+            elif kind == wire.SEAL:
+                request_id = msgspec.json.decode(body)
+                if self.sealer is None:
+                    sealed, error = 0, "segments are disabled for this journal"
+                else:
+                    sealed = self.sealer.seal_now()
+                    failed = self.sealer.failed
+                    error = f"segment sealing failed: {failed}" if failed else ""
+                self.out.send(wire.SEALED, msgspec.json.encode([request_id, sealed, error]))
+            elif kind == wire.STOP:
+                self.stop()
+                return True
+            else:
+                raise JournalError(f"journal writer process got an unknown frame {kind!r}")
+
+    def stop(self) -> None:
+        """Commit, CHECKPOINT, seal the last segment and close: a clean stop."""
+        self.writer.stop()
+        if self.sealer is not None:
+            self.sealer.stop()
+        self.con.close()
+
+    def abandon(self) -> None:
+        """The engine is gone: commit what arrived, then leave like a crash (no checkpoint)."""
+        try:
+            self.writer.flush(timeout=30.0)
+        except JournalError:
+            log.exception("journal writer process could not commit after the engine was gone")
+
+
+def main() -> int:
+    # The protocol owns the original stdout; a stray print from any library goes to stderr.
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    out = wire.FrameWriter(out_fd)
+    stream = os.fdopen(0, "rb", buffering=1 << 20)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    # DuckDB's commit gives up the GIL and takes it back several times; with the default 5 ms
+    # switch interval each take-back can wait behind the frame reader for a whole interval.
+    sys.setswitchinterval(float(os.environ.get("TRADELAB_WRITER_SWITCH_INTERVAL", "0.0002")))
+    frame = wire.read_frame(stream)
+    if frame is None or frame[0] != wire.CONFIG:
+        return 2  # the engine went away before configuring us: nothing was opened
+    try:
+        settings = msgspec.json.decode(frame[1], type=wire.WriterSettings)
+        if settings.cpus:  # before any thread starts: they inherit it
+            os.sched_setaffinity(0, settings.cpus)
+        process = WriterProcess(settings, out)
+        process.start()
+    except Exception as exc:  # reported to the engine, which raises it from start()
+        out.send(wire.FAILED, str(exc).encode())
+        return 1
+    out.send(wire.READY)
+    try:
+        stopped = process.serve(stream)
+    except Exception as exc:
+        log.exception("journal writer process failed")
+        out.send(wire.FAILED, f"journal writer process: {exc}".encode())
+        process.abandon()
+        os._exit(1)
+    if not stopped:
+        process.abandon()
+        os._exit(0)  # no CHECKPOINT, no close: recovery treats this like the crash it follows
+    out.send(wire.STOPPED)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
