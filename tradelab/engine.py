@@ -152,6 +152,7 @@ class Engine(KernelLoop):
                 self._pinned, writer_cpus = pin_engine_process(cfg.pin_cpus and cfg.writer_process)
                 self._writer = self.journal.start_writer(
                     cpus=writer_cpus,
+                    ack_log=cfg.ack_log,
                     group_commit_ms=cfg.group_commit_ms,
                     max_group_events=cfg.max_group_events,
                     keep_snapshots=cfg.keep_snapshots,

@@ -7,6 +7,7 @@ open/read/close on the owner's thread; after `start_writer` only the writer thre
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 from tradelab.errors import JournalError, RecoveryError
 from tradelab.events import Event
 from tradelab.journal import schema
+from tradelab.journal.acklog import restore_into
 from tradelab.journal.process_writer import ProcessJournalWriter
 from tradelab.journal.segments import SegmentSealer, reconcile_segments, segment_dir
 from tradelab.journal.snapshots import SnapshotInfo, list_snapshots, next_snapshot_id
@@ -27,6 +29,7 @@ from tradelab.journal.tailmark import TailMark
 from tradelab.journal.wire import WriterSettings
 from tradelab.journal.writer import JournalWriter
 
+log = logging.getLogger(__name__)
 _decode_payloads = msgspec.json.Decoder(list[dict]).decode
 # Small read batches: a batch's events die before the garbage collector's older generations
 # fill up, which makes a 1M-event replay markedly faster than 50K-row batches (benchmarks/recovery.py).
@@ -159,8 +162,20 @@ class Journal:
         try:
             self.con.execute(f"SET wal_autocheckpoint = '{wal_autocheckpoint}'")
             schema.ensure_schema(self.con, self.path)
+            # Acknowledged events the writer process logged but DuckDB had not committed when
+            # it stopped (a crash): into the file first, so every check below sees them.
+            self.acklog_restored, acklog_problems = restore_into(
+                self.con, self.path, check_events(self.con, self.path)[2]
+            )
+            if self.acklog_restored:
+                log.warning(
+                    "journal %s: restored %d acknowledged event(s) from the ack log",
+                    self.path,
+                    self.acklog_restored,
+                )
             self.tailmark = TailMark(self.path)
             self.check = self._check_tail()
+            self.check.problems.extend(acklog_problems)
         except duckdb.Error as exc:
             self.con.close()
             raise JournalError(
@@ -238,6 +253,7 @@ class Journal:
         segment_every_events: int = 50_000,
         segment_every_seconds: float = 5.0,
         cpus: frozenset[int] = frozenset(),
+        ack_log: bool = True,
     ) -> JournalWriter | ProcessJournalWriter:
         """Start the writer (and the segment sealer) after recovery; seqs continue from last_seq."""
         if self.writer is not None:
@@ -265,6 +281,7 @@ class Journal:
                 segment_every_events=segment_every_events,
                 segment_every_seconds=segment_every_seconds,
                 cpus=sorted(cpus),
+                ack_log=ack_log,
             )
             self.tailmark.close()
             self.con.close()  # the file lock passes to the writer process

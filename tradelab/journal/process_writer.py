@@ -210,7 +210,9 @@ class ProcessJournalWriter:
                 if frame is None:
                     break
                 kind, body = frame
-                if kind == wire.DURABLE:
+                if kind == wire.LOGGED:
+                    self._release(wire.LOGGED_SEQ.unpack(body)[0])
+                elif kind == wire.DURABLE:
                     self._durable(*wire.DURABLE_SEQS.unpack(body))
                 elif kind == wire.SNAPSHOT_WRITTEN:
                     self._snapshot_done(msgspec.json.decode(body))
@@ -246,9 +248,14 @@ class ProcessJournalWriter:
                 self._durable_cond.notify_all()
 
     def _durable(self, first: int, last: int) -> None:
-        self._advance(last)
+        """DuckDB committed first..last."""
         self.groups_committed += 1
         self.events_committed += last - first + 1
+        self._release(last)
+
+    def _release(self, last: int) -> None:
+        """Everything up to `last` is durable (in DuckDB or the synced ack log)."""
+        self._advance(last)
         tickets = self._tickets
         with self._lock:
             ready = []

@@ -30,10 +30,12 @@ DURABLE = b"D"  # struct <qq: first and last seq of a committed group
 SNAPSHOT_WRITTEN = b"N"  # JSON SnapshotInfo fields, or {"error": text}
 FLUSHED = b"F"  # JSON [request id, durable seq, error text or ""]
 SEALED = b"L"  # JSON [request id, sealed-up-to seq, error text or ""]
+LOGGED = b"A"  # struct <q: every event up to this seq is synced in the ack log
 FAILED = b"X"  # UTF-8 error text; the writer stopped
 STOPPED = b"Q"  # clean stop finished
 
 DURABLE_SEQS = struct.Struct("<qq")
+LOGGED_SEQ = struct.Struct("<q")
 EVENTS_HEAD = struct.Struct("<qq?")
 
 
@@ -51,6 +53,39 @@ class FrameWriter:
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
+
+
+class FrameBuffer:
+    """Reads a pipe in large chunks and hands out every complete frame received so far.
+
+    Knowing where the received data ends is what lets the writer process sync its ack log once
+    for all the frames that arrived together (group commit of acknowledgements).
+    """
+
+    def __init__(self, fd: int, chunk: int = 1 << 20) -> None:
+        self._fd = fd
+        self._chunk = chunk
+        self._data = b""
+
+    def next_frames(self) -> list[tuple[bytes, bytes]] | None:
+        """Block until at least one frame is complete; None at end of file (a partial frame
+        left then was cut short by the sender's death)."""
+        while True:
+            frames, at, data = [], 0, self._data
+            while len(data) - at >= _HEADER.size:
+                kind, length = _HEADER.unpack_from(data, at)
+                end = at + _HEADER.size + length
+                if end > len(data):
+                    break
+                frames.append((kind, data[at + _HEADER.size : end]))
+                at = end
+            self._data = data[at:]
+            if frames:
+                return frames
+            more = os.read(self._fd, self._chunk)
+            if not more:
+                return None
+            self._data += more
 
 
 def read_frame(stream: BinaryIO) -> tuple[bytes, bytes] | None:
@@ -82,6 +117,7 @@ class WriterSettings(msgspec.Struct, frozen=True):
     segment_every_events: int = 50_000
     segment_every_seconds: float = 5.0
     cpus: list[int] = []  # the CPUs the writer process runs on; empty: wherever the OS likes
+    ack_log: bool = True  # acknowledge critical events from the synced ack log (acklog.py)
 
 
 class EncodedSnapshot:

@@ -17,12 +17,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any
 
 import msgspec
 
 from tradelab.errors import JournalError
 from tradelab.journal import schema, wire
+from tradelab.journal.acklog import AckLog
 from tradelab.journal.segments import SegmentSealer, segment_dir
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.tailmark import TailMark
@@ -62,6 +62,8 @@ class WriterProcess:
             on_group_committed=self._committed,
             on_failed=self._failed,
         )
+        self.acklog = AckLog(settings.path) if settings.ack_log else None
+        self._unsynced_urgent = False
 
     def start(self) -> None:
         if self.sealer is not None:
@@ -83,43 +85,66 @@ class WriterProcess:
             body = msgspec.json.encode(info)
         self.out.send(wire.SNAPSHOT_WRITTEN, body)
 
-    def serve(self, stream: Any) -> bool:
+    def serve(self, frames_in: wire.FrameBuffer) -> bool:
         """Handle frames until STOP (True: stopped cleanly) or end of file (False)."""
-        writer = self.writer
         while True:
-            frame = wire.read_frame(stream)
-            if frame is None:
+            frames = frames_in.next_frames()
+            if frames is None:
+                self._acknowledge()
                 return False
-            kind, body = frame
-            if kind == wire.EVENTS:
-                # Decoded on the writer thread: this thread only moves bytes, so it never holds
-                # the GIL long while DuckDB's commit waits to take it back.
-                first, last, urgent = wire.EVENTS_HEAD.unpack_from(body)
-                batch = EncodedBatch(first, last, body[wire.EVENTS_HEAD.size :])
-                writer.append_encoded(batch, urgent=urgent)
-            elif kind == wire.SNAPSHOT:
-                writer.write_snapshot(wire.decode_snapshot(body), self._snapshot_written)
-            elif kind == wire.FLUSH:
-                flush_id = msgspec.json.decode(body)
-                try:
-                    durable, error = writer.flush(), ""
-                except JournalError as exc:
-                    durable, error = writer.durable_seq, str(exc)
-                self.out.send(wire.FLUSHED, msgspec.json.encode([flush_id, durable, error]))
-            elif kind == wire.SEAL:
-                request_id = msgspec.json.decode(body)
-                if self.sealer is None:
-                    sealed, error = 0, "segments are disabled for this journal"
-                else:
-                    sealed = self.sealer.seal_now()
-                    failed = self.sealer.failed
-                    error = f"segment sealing failed: {failed}" if failed else ""
-                self.out.send(wire.SEALED, msgspec.json.encode([request_id, sealed, error]))
-            elif kind == wire.STOP:
-                self.stop()
-                return True
+            for kind, body in frames:
+                if kind == wire.EVENTS:
+                    self._events(body)
+                    continue
+                self._acknowledge()  # nothing waits behind a flush or a snapshot
+                if kind == wire.STOP:
+                    self.stop()
+                    return True
+                self._request(kind, body)
+            self._acknowledge()
+            if self.acklog is not None:
+                self.acklog.retire(self.writer.durable_seq)
+
+    def _events(self, body: bytes) -> None:
+        # Decoded on the writer thread: this thread only moves bytes, so it never holds the
+        # GIL long while DuckDB's commit waits to take it back.
+        first, last, urgent = wire.EVENTS_HEAD.unpack_from(body)
+        batch = EncodedBatch(first, last, body[wire.EVENTS_HEAD.size :])
+        if self.acklog is None:
+            self.writer.append_encoded(batch, urgent=urgent)
+            return
+        self.acklog.append(first, last, batch.body)
+        self._unsynced_urgent |= urgent
+        self.writer.append_encoded(batch)  # into DuckDB within the group-commit window
+
+    def _acknowledge(self) -> None:
+        """One fdatasync of the ack log for every critical batch received so far, then the ack."""
+        if self._unsynced_urgent and self.acklog is not None:
+            self._unsynced_urgent = False
+            self.out.send(wire.LOGGED, wire.LOGGED_SEQ.pack(self.acklog.sync()))
+
+    def _request(self, kind: bytes, body: bytes) -> None:
+        writer = self.writer
+        if kind == wire.SNAPSHOT:
+            writer.write_snapshot(wire.decode_snapshot(body), self._snapshot_written)
+        elif kind == wire.FLUSH:
+            flush_id = msgspec.json.decode(body)
+            try:
+                durable, error = writer.flush(), ""
+            except JournalError as exc:
+                durable, error = writer.durable_seq, str(exc)
+            self.out.send(wire.FLUSHED, msgspec.json.encode([flush_id, durable, error]))
+        elif kind == wire.SEAL:
+            request_id = msgspec.json.decode(body)
+            if self.sealer is None:
+                sealed, error = 0, "segments are disabled for this journal"
             else:
-                raise JournalError(f"journal writer process got an unknown frame {kind!r}")
+                sealed = self.sealer.seal_now()
+                failed = self.sealer.failed
+                error = f"segment sealing failed: {failed}" if failed else ""
+            self.out.send(wire.SEALED, msgspec.json.encode([request_id, sealed, error]))
+        else:
+            raise JournalError(f"journal writer process got an unknown frame {kind!r}")
 
     def stop(self) -> None:
         """Commit, CHECKPOINT, seal the last segment and close: a clean stop."""
@@ -127,6 +152,8 @@ class WriterProcess:
         if self.sealer is not None:
             self.sealer.stop()
         self.con.close()
+        if self.acklog is not None:  # DuckDB holds every event now
+            self.acklog.close(remove=self.writer.failed is None)
 
     def abandon(self) -> None:
         """The engine is gone: commit what arrived, then leave like a crash (no checkpoint)."""
@@ -141,16 +168,16 @@ def main() -> int:
     out_fd = os.dup(1)
     os.dup2(2, 1)
     out = wire.FrameWriter(out_fd)
-    stream = os.fdopen(0, "rb", buffering=1 << 20)
+    frames_in = wire.FrameBuffer(0)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     # DuckDB's commit gives up the GIL and takes it back several times; with the default 5 ms
     # switch interval each take-back can wait behind the frame reader for a whole interval.
     sys.setswitchinterval(float(os.environ.get("TRADELAB_WRITER_SWITCH_INTERVAL", "0.0002")))
-    frame = wire.read_frame(stream)
-    if frame is None or frame[0] != wire.CONFIG:
+    first = frames_in.next_frames()
+    if not first or first[0][0] != wire.CONFIG:
         return 2  # the engine went away before configuring us: nothing was opened
     try:
-        settings = msgspec.json.decode(frame[1], type=wire.WriterSettings)
+        settings = msgspec.json.decode(first[0][1], type=wire.WriterSettings)
         if settings.cpus:  # before any thread starts: they inherit it
             os.sched_setaffinity(0, settings.cpus)
         process = WriterProcess(settings, out)
@@ -160,7 +187,7 @@ def main() -> int:
         return 1
     out.send(wire.READY)
     try:
-        stopped = process.serve(stream)
+        stopped = process.serve(frames_in)
     except Exception as exc:
         log.exception("journal writer process failed")
         out.send(wire.FAILED, f"journal writer process: {exc}".encode())
