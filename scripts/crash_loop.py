@@ -31,30 +31,35 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="tradelab-crash-") as tmp:
         path = str(Path(args.dir or tmp) / "crash.duckdb")
-        acked = 0
+        acked = restored = 0
         started = time.perf_counter()
         for n in range(args.rounds):
             try:
                 # Every 4th kill is timed from launch (often during start-up or recovery), the
-                # rest from the child's READY (mid-storm).
+                # rest from the child's READY (mid-storm). Every other kill takes the journal
+                # writer process down with the engine.
                 stats = run_round(
                     path,
                     args.seed * 1000 + n,
                     rng.uniform(args.min_kill, args.max_kill),
                     after_ready=n % 4 != 3,
+                    with_writer=n % 2 == 1,
                 )
             except AssertionError as exc:
                 print(f"round {n + 1}: FAILED: {exc}")
                 return 1
             acked += stats["acked"]
+            restored += stats["restored"]
             print(
-                f"round {n + 1:3d}: killed at seq {stats['last_seq']:>8}, "
-                f"{stats['acked']:>4} critical acked, recovered from snapshot "
-                f"{stats['snapshot']} + {stats['replayed']} events",
+                f"round {n + 1:3d}: killed at seq {stats['last_seq']:>8}"
+                f"{' with its writer' if n % 2 == 1 else ''}, {stats['acked']:>4} critical "
+                f"acked, {stats['restored']} restored from the ack log, recovered from "
+                f"snapshot {stats['snapshot']} + {stats['replayed']} events",
                 flush=True,
             )
         print(
-            f"{args.rounds} kills, {acked} acknowledged critical events, 0 lost, "
+            f"{args.rounds} kills, {acked} acknowledged critical events, 0 lost; "
+            f"{restored} events restored from the ack log; "
             f"{time.perf_counter() - started:.0f} s"
         )
     return 0

@@ -73,10 +73,18 @@ if __name__ == "__main__":
     main(sys.argv[1], int(sys.argv[2]))
 
 
-def run_round(path: str, seed: int, kill_after: float, *, after_ready: bool = True) -> dict:
+def run_round(
+    path: str,
+    seed: int,
+    kill_after: float,
+    *,
+    after_ready: bool = True,
+    with_writer: bool = False,
+) -> dict:
     """Start a child on `path`, SIGKILL it `kill_after` s after it reported READY (or after it
     was launched, with after_ready=False: a kill during start-up and recovery), then check the
-    journal.
+    journal. `with_writer` kills its journal writer process in the same instant (the child's
+    whole process group); otherwise the orphaned writer commits what it had and exits.
 
     Raises AssertionError naming what broke: an acknowledged critical event missing, a seq gap
     (RecoveryError on open), a reported lost tail, or recovered state != full replay.
@@ -94,6 +102,7 @@ def run_round(path: str, seed: int, kill_after: float, *, after_ready: bool = Tr
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group: the engine and its writer process
     )
     head = ""
     if after_ready:
@@ -105,13 +114,16 @@ def run_round(path: str, seed: int, kill_after: float, *, after_ready: bool = Tr
             _, err = proc.communicate()
             raise AssertionError(f"child did not start: {head!r} {err[-2000:]}")
     time.sleep(kill_after)
-    proc.send_signal(signal.SIGKILL)
+    if with_writer:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        proc.send_signal(signal.SIGKILL)
     out, err = proc.communicate()
     out = head + out
     if proc.returncode != -signal.SIGKILL:
         raise AssertionError(f"child exited by itself ({proc.returncode}): {err[-2000:]}")
     acks = [line.split() for line in out.splitlines() if line.startswith("ACK ")]
-    journal = Journal(path)
+    journal = Journal(path, timeout=30.0)  # an orphaned writer may still be committing
     try:
         assert journal.check.damage is None, f"tail lost after a process kill: {journal.check}"
         store = build_store()
@@ -139,6 +151,7 @@ def run_round(path: str, seed: int, kill_after: float, *, after_ready: bool = Tr
             "replayed": report.events_replayed,
             "positions": len(store.get("trading.positions") or {}),
             "ready": "READY" in out,
+            "restored": journal.acklog_restored,
         }
     finally:
         journal.close()
