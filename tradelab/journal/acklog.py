@@ -135,6 +135,16 @@ def read_records(path: Path) -> tuple[list[EncodedBatch], int | None]:
     return records, None
 
 
+def pending_events(journal_path: str | Path, last_seq: int) -> int:
+    """How many logged events after `last_seq` the next read-write open would restore."""
+    newest = last_seq
+    for path in log_files(acklog_dir(journal_path)):
+        for batch in read_records(path)[0]:
+            if batch.first_seq <= newest + 1:
+                newest = max(newest, batch.last_seq)
+    return newest - last_seq
+
+
 def restore_into(
     con: duckdb.DuckDBPyConnection, journal_path: str | Path, last_seq: int
 ) -> tuple[int, list[str]]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from tradelab.errors import TradelabError
 from tradelab.journal import schema
+from tradelab.journal.acklog import pending_events
 from tradelab.journal.journal import check_events
 from tradelab.journal.recovery import choose_snapshot, load_snapshot_state, replay_into
 from tradelab.journal.snapshots import list_snapshots, read_verified_state
@@ -80,6 +81,7 @@ def inspect_journal(path: str | Path, store_factory: StoreFactory | None = None)
             "first_seq": first,
             "last_seq": last,
             "tail_mark": TailMark(path).read(),
+            "ack_log_pending_events": pending_events(path, last),
             "topics": {k: int(v) for k, v in topics.items()},
             "snapshots": [s.to_payload() for s in snapshots],
             "rejected_snapshots": rejected,
@@ -113,6 +115,12 @@ def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) 
                 if mark <= last
                 else f"tail mark says seq {mark} was committed but the "
                 f"journal ends at {last}: events {last + 1}..{mark} lost",
+            )
+        pending = pending_events(path, last)
+        if pending:
+            result.lines.append(
+                f"INFO the ack log holds {pending} acknowledged event(s) after seq {last}; "
+                "the next engine start on this journal commits them"
             )
         good = []
         for info in sorted(list_snapshots(con), key=lambda s: s.last_seq):
