@@ -16,8 +16,14 @@ Figures (medians over interleaved rounds, all measured in this run):
                              on the clock like live fills: the durable rate reached (equal to
                              the offered rate when the engine keeps up) and the ack latencies
 
+Every engine figure is measured for each writer layout (`--layouts`, all by default):
+  thread   the journal writer on a thread of the engine's process (writer_process=False)
+  process  the writer in a process of its own (the default)
+  pinned   that, plus pin_cpus=True: the engine's threads kept off the writer's CPU
+
 Usage: .venv/bin/python benchmarks/journal.py [--events 200000] [--rounds 3]
-       [--paced-rate 100000] [--paced-seconds 3] [--brokers 2] [--json]
+       [--paced-rate 100000] [--paced-seconds 3] [--brokers 8] [--layouts thread,process,pinned]
+       [--json]
 """
 
 from __future__ import annotations
@@ -101,14 +107,28 @@ def run_until_durable(engine: Engine, threads: list[threading.Thread]) -> None:
     engine.flush()
 
 
-def append_storm(directory: Path, events: int, critical_every: int = 100) -> dict:
-    """One producer thread submits `events` (1/critical_every critical); wait until all durable."""
+# How the journal writer runs: on a thread of the engine's process, in a process of its own,
+# or in its own process with the engine's threads kept off its CPU (EngineConfig.pin_cpus).
+LAYOUTS = {
+    "thread": {"writer_process": False},
+    "process": {"writer_process": True},
+    "pinned": {"writer_process": True, "pin_cpus": True},
+}
+
+
+def start_engine(path: Path, layout: str) -> Engine:
     engine = Engine(
-        journal_path=str(directory / "storm.duckdb"),
+        journal_path=str(path),
         snapshot_every_events=0,
         snapshot_every_seconds=0,
+        **LAYOUTS[layout],
     )
-    engine.start()
+    return engine.start()
+
+
+def append_storm(directory: Path, events: int, layout: str, critical_every: int = 100) -> dict:
+    """One producer thread submits `events` (1/critical_every critical); wait until all durable."""
+    engine = start_engine(directory / f"storm-{layout}.duckdb", layout)
     submit = engine.submit
     acks = []
     t0 = time.perf_counter()
@@ -130,18 +150,15 @@ def append_storm(directory: Path, events: int, critical_every: int = 100) -> dic
     }
 
 
-def append_two_producers(directory: Path, events: int, critical_every: int = 100) -> dict:
+def append_two_producers(
+    directory: Path, events: int, layout: str, critical_every: int = 100
+) -> dict:
     """A feed thread submits the ordinary 99 %, a broker thread the critical 1 %, concurrently.
 
     This is how the engine is fed live (ticks/marks vs fills); the feed never waits on a commit.
     """
 
-    engine = Engine(
-        journal_path=str(directory / "storm2.duckdb"),
-        snapshot_every_events=0,
-        snapshot_every_seconds=0,
-    )
-    engine.start()
+    engine = start_engine(directory / f"storm2-{layout}.duckdb", layout)
     n_critical = events // critical_every
     acks: list[float] = []
 
@@ -168,7 +185,12 @@ def append_two_producers(directory: Path, events: int, critical_every: int = 100
 
 
 def append_paced(
-    directory: Path, rate: float, seconds: float, brokers: int = 2, critical_every: int = 100
+    directory: Path,
+    rate: float,
+    seconds: float,
+    layout: str,
+    brokers: int = 8,
+    critical_every: int = 100,
 ) -> dict:
     """Offer `rate` events/s for `seconds`: a feed thread submits the ordinary events on a
     clock schedule, `brokers` threads the critical 1/critical_every, each blocking on its ack.
@@ -178,12 +200,7 @@ def append_paced(
     submits its next critical at once (it never skips one), so lost pace shows as lower rate.
     """
 
-    engine = Engine(
-        journal_path=str(directory / "paced.duckdb"),
-        snapshot_every_events=0,
-        snapshot_every_seconds=0,
-    )
-    engine.start()
+    engine = start_engine(directory / f"paced-{layout}.duckdb", layout)
     total = int(rate * seconds)
     n_critical = total // critical_every
     n_ordinary = total - n_critical
@@ -232,44 +249,62 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--paced-rate", type=float, default=100_000.0)
     parser.add_argument("--paced-seconds", type=float, default=3.0)
-    parser.add_argument("--brokers", type=int, default=2)
+    parser.add_argument("--brokers", type=int, default=8)
+    parser.add_argument(
+        "--layouts",
+        default=",".join(LAYOUTS),
+        help="comma-separated writer layouts to measure: " + ", ".join(LAYOUTS),
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    layouts = [name.strip() for name in args.layouts.split(",") if name.strip()]
+    unknown = [name for name in layouts if name not in LAYOUTS]
+    if unknown or not layouts:
+        parser.error(f"unknown layout(s) {unknown}; choose from {', '.join(LAYOUTS)}")
     rounds: dict[str, list[float]] = {}
+
+    def record(name: str, value: float) -> None:
+        rounds.setdefault(name, []).append(value)
+
     with tempfile.TemporaryDirectory(prefix="tradelab-bench-") as tmp:
         for r in range(args.rounds):
             directory = Path(tmp) / f"round{r}"
             directory.mkdir()
-            # Interleaved: each round measures the floors and the engine back to back.
-            rounds.setdefault("floor_fdatasync_4k_us", []).append(floor_fdatasync(directory))
-            rounds.setdefault("floor_duckdb_commit_us", []).append(floor_duckdb_commit(directory))
-            storm = append_storm(directory, args.events)
-            rounds.setdefault("append_events_per_s", []).append(storm["events_per_s"])
-            rounds.setdefault("critical_ack_p50_ms", []).append(storm["ack_p50_ms"])
-            rounds.setdefault("critical_ack_p99_ms", []).append(storm["ack_p99_ms"])
-            rounds.setdefault("commit_groups", []).append(storm["groups"])
-            two = append_two_producers(directory, args.events)
-            rounds.setdefault("two_producers_events_per_s", []).append(two["events_per_s"])
-            rounds.setdefault("two_producers_ack_p50_ms", []).append(two["ack_p50_ms"])
-            rounds.setdefault("two_producers_ack_p99_ms", []).append(two["ack_p99_ms"])
-            paced = append_paced(directory, args.paced_rate, args.paced_seconds, args.brokers)
-            rounds.setdefault("paced_offered_per_s", []).append(paced["offered_per_s"])
-            rounds.setdefault("paced_durable_per_s", []).append(paced["durable_per_s"])
-            rounds.setdefault("paced_ack_p50_ms", []).append(paced["ack_p50_ms"])
-            rounds.setdefault("paced_ack_p99_ms", []).append(paced["ack_p99_ms"])
+            # Interleaved: each round measures the floors and every layout back to back.
+            record("floor_fdatasync_4k_us", floor_fdatasync(directory))
+            record("floor_duckdb_commit_us", floor_duckdb_commit(directory))
+            for layout in layouts:
+                storm = append_storm(directory, args.events, layout)
+                record(f"{layout}.append_events_per_s", storm["events_per_s"])
+                record(f"{layout}.critical_ack_p50_ms", storm["ack_p50_ms"])
+                record(f"{layout}.critical_ack_p99_ms", storm["ack_p99_ms"])
+                record(f"{layout}.commit_groups", storm["groups"])
+                two = append_two_producers(directory, args.events, layout)
+                record(f"{layout}.two_producers_events_per_s", two["events_per_s"])
+                record(f"{layout}.two_producers_ack_p50_ms", two["ack_p50_ms"])
+                record(f"{layout}.two_producers_ack_p99_ms", two["ack_p99_ms"])
+                paced = append_paced(
+                    directory, args.paced_rate, args.paced_seconds, layout, args.brokers
+                )
+                record(f"{layout}.paced_durable_per_s", paced["durable_per_s"])
+                record(f"{layout}.paced_ack_p50_ms", paced["ack_p50_ms"])
+                record(f"{layout}.paced_ack_p99_ms", paced["ack_p99_ms"])
     result = {name: statistics.median(values) for name, values in rounds.items()}
     result["events"] = args.events
     result["rounds"] = args.rounds
     result["critical_fraction"] = 0.01
+    result["paced_offered_per_s"] = args.paced_rate
     result["paced_brokers"] = args.brokers
-    result["append_vs_commit_floor"] = result["append_events_per_s"] * (
-        result["floor_duckdb_commit_us"] / 1e6
-    )
+    if "thread" in layouts:
+        for layout in layouts:
+            result[f"{layout}.paced_vs_thread"] = (
+                result[f"{layout}.paced_durable_per_s"] / result["thread.paced_durable_per_s"]
+            )
     if args.json:
         print(json.dumps(result))
     else:
         for name, value in result.items():
-            print(f"{name:28s} {value:14,.2f}")
+            print(f"{name:36s} {value:14,.2f}")
     return result
 
 
