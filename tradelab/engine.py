@@ -3,7 +3,9 @@
 Thread model: `submit` may be called from any thread; it validates and queues. The kernel thread
 stamps seq and ts, applies the event to the store (a reducer failure rejects it before it is
 journaled), hands the batch to the journal writer, then publishes on the bus, in seq order.
-Critical (or wait=True) submitters are released by the writer after the commit holding them.
+Critical (or wait=True) submitters are released by the writer once their event is durable: in
+the writer process's synced ack log, or in a DuckDB commit (see README, "How an event becomes
+durable").
 """
 
 from __future__ import annotations

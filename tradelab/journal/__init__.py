@@ -1,4 +1,5 @@
-"""The DuckDB journal: group-committed events, snapshots, crash recovery, and outside readers.
+"""The DuckDB journal: group-committed events (by a writer process, acknowledged from its ack
+log), snapshots, crash recovery, and outside readers.
 
 `Journal` (one read-write process), `JournalReader` (any other process, via sealed Parquet
 segments while an engine runs), `recover` / `RecoveryReport`, and `verify_journal`.

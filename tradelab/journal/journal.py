@@ -2,7 +2,9 @@
 
 Opening checks the format version, seq contiguity (RecoveryError on a gap or duplicate) and the
 high-water mark (a short tail becomes `TailCheck.damage`, never silently accepted). Thread model:
-open/read/close on the owner's thread; after `start_writer` only the writer thread writes.
+open/read/close on the owner's thread; after `start_writer` only the writer (a thread here, or
+the writer process, which then holds the file) writes. Opening first commits any acknowledged
+events the ack log holds beyond the file's last seq (acklog.py).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The journal writer: one thread that group-commits stamped events (and snapshots) to DuckDB.
 
-Thread model: the kernel thread calls `append` / `write_snapshot`; any thread may call `flush`.
-Only the writer thread touches its DuckDB cursor. A group is one appender flush (one statement,
-one transaction); critical events close a group at once, ordinary ones wait at most
-`group_commit_ms`.
+Thread model: one feeding thread calls `append` / `append_encoded` / `write_snapshot` (the
+kernel, when the writer runs in the engine's process; the frame reader, in the writer process);
+any thread may call `flush`. Only the writer thread touches its DuckDB cursor. A group is one
+appender flush (one statement, one transaction); an urgent batch (a critical event the caller
+waits on) closes a group at once, ordinary ones wait at most `group_commit_ms`.
 """
 
 from __future__ import annotations
