@@ -65,7 +65,7 @@ def test_restore_copies_only_the_missing_events_and_removes_the_log(tmp_path):
             "high-water" in p for p in journal.check.problems
         )
         assert log_files(acklog_dir(path)) == []
-        again, problems = restore_into(journal.con, path, 6)
+        again, problems = restore_into(journal.con, path)
         assert (again, problems) == (0, [])
     finally:
         journal.close()

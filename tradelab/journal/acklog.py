@@ -145,10 +145,8 @@ def pending_events(journal_path: str | Path, last_seq: int) -> int:
     return newest - last_seq
 
 
-def restore_into(
-    con: duckdb.DuckDBPyConnection, journal_path: str | Path, last_seq: int
-) -> tuple[int, list[str]]:
-    """Commit to the journal the logged events after `last_seq` it lacks, then delete the log.
+def restore_into(con: duckdb.DuckDBPyConnection, journal_path: str | Path) -> tuple[int, list[str]]:
+    """Commit to the journal the logged events after its last seq, then delete the log.
 
     Returns (events restored, problems). A damaged record at the end of the newest file is the
     unsynced write a crash cut short, not a problem; damage anywhere else is reported, and the
@@ -157,6 +155,7 @@ def restore_into(
     files = log_files(acklog_dir(journal_path))
     if not files:
         return 0, []
+    last_seq = int(con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
     rows: list[tuple] = []
     problems: list[str] = []
     expected = last_seq + 1

@@ -166,9 +166,7 @@ class Journal:
             schema.ensure_schema(self.con, self.path)
             # Acknowledged events the writer process logged but DuckDB had not committed when
             # it stopped (a crash): into the file first, so every check below sees them.
-            self.acklog_restored, acklog_problems = restore_into(
-                self.con, self.path, check_events(self.con, self.path)[2]
-            )
+            self.acklog_restored, acklog_problems = restore_into(self.con, self.path)
             if self.acklog_restored:
                 log.warning(
                     "journal %s: restored %d acknowledged event(s) from the ack log",
