@@ -17,6 +17,7 @@ Thread model: one thread (the writer process's frame reader) appends, syncs and 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import struct
@@ -104,6 +105,8 @@ class AckLog:
         if remove:
             for path in log_files(self.directory):
                 path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # not empty: someone else's files stay
+                self.directory.rmdir()
 
     def _rotate(self, first: int) -> None:
         if self._fd is not None:
