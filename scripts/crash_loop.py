@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.seed * 1000 + n,
                     rng.uniform(args.min_kill, args.max_kill),
                     after_ready=n % 4 != 3,
-                    with_writer=n % 2 == 1,
+                    with_writer=n % 2 == 0,
                 )
             except AssertionError as exc:
                 print(f"round {n + 1}: FAILED: {exc}")
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             restored += stats["restored"]
             print(
                 f"round {n + 1:3d}: killed at seq {stats['last_seq']:>8}"
-                f"{' with its writer' if n % 2 == 1 else ''}, {stats['acked']:>4} critical "
+                f"{' with its writer' if n % 2 == 0 else ''}, {stats['acked']:>4} critical "
                 f"acked, {stats['restored']} restored from the ack log, recovered from "
                 f"snapshot {stats['snapshot']} + {stats['replayed']} events",
                 flush=True,

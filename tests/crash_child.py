@@ -26,7 +26,7 @@ def main(path: str, seed: int) -> None:
         checkpoint_idle_seconds=0.2,
     ).start()
     out = sys.stdout
-    out.write(f"READY {engine.store.version}\n")
+    out.write(f"READY {engine.store.version} {engine.journal.writer.pid}\n")
     out.flush()
     i = 0
     while True:
@@ -83,8 +83,8 @@ def run_round(
 ) -> dict:
     """Start a child on `path`, SIGKILL it `kill_after` s after it reported READY (or after it
     was launched, with after_ready=False: a kill during start-up and recovery), then check the
-    journal. `with_writer` kills its journal writer process in the same instant (the child's
-    whole process group); otherwise the orphaned writer commits what it had and exits.
+    journal. `with_writer` (only with after_ready) kills its journal writer process too, in the
+    same instant; otherwise the orphaned writer commits what it had and exits.
 
     Raises AssertionError naming what broke: an acknowledged critical event missing, a seq gap
     (RecoveryError on open), a reported lost tail, or recovered state != full replay.
@@ -102,7 +102,6 @@ def run_round(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,  # its own process group: the engine and its writer process
     )
     head = ""
     if after_ready:
@@ -113,11 +112,12 @@ def run_round(
             proc.kill()
             _, err = proc.communicate()
             raise AssertionError(f"child did not start: {head!r} {err[-2000:]}")
+    if with_writer and not after_ready:
+        raise ValueError("with_writer needs after_ready: the writer's pid comes with READY")
     time.sleep(kill_after)
     if with_writer:
-        os.killpg(proc.pid, signal.SIGKILL)
-    else:
-        proc.send_signal(signal.SIGKILL)
+        os.kill(int(head.split()[2]), signal.SIGKILL)
+    proc.send_signal(signal.SIGKILL)
     out, err = proc.communicate()
     out = head + out
     if proc.returncode != -signal.SIGKILL:

@@ -150,3 +150,30 @@ def test_pin_cpus_separates_engine_and_writer_and_is_undone_on_stop(tmp_path):
         assert os.sched_getaffinity(engine.journal.writer.pid) == layout.writer
         engine.submit("trade.executed", _trade(2), key="T2")
     assert os.sched_getaffinity(0) == before
+
+
+def test_ctrl_c_reaches_the_engine_only_and_the_session_stops_cleanly(tmp_path):
+    """Ctrl-C in a terminal signals the whole foreground process group; the writer process
+    must not die of it before the engine has stopped it (snapshot, final commit)."""
+    path = tmp_path / "lab.duckdb"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "tradelab.cli", "run", "--journal", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a process group of its own, like a terminal's job
+    )
+    try:
+        for line in run.stdout:  # type: ignore[union-attr]
+            if line.startswith("seq "):  # the session is running
+                break
+        os.killpg(run.pid, signal.SIGINT)
+        out, _ = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, out
+    assert "stopped cleanly" in out and "could not snapshot" not in out, out
+    assert not acklog_dir(path).exists()  # a clean stop leaves no ack log
+    states = JournalReader(path).events(topic="engine.state_changed")
+    assert states[-1].payload["state"] == "stopped"

@@ -68,6 +68,10 @@ class ProcessJournalWriter:
             stdout=subprocess.PIPE,
             env=env,
             bufsize=0,
+            # Its own process group: Ctrl-C in a terminal (SIGINT to the foreground group) or a
+            # signal to the engine's group reaches the engine, which stops the writer cleanly.
+            # The writer never outlives the engine: the engine's death closes its stdin.
+            process_group=0,
         )
         assert self._proc.stdin is not None and self._proc.stdout is not None
         _widen_pipe(self._proc.stdin.fileno())
