@@ -391,3 +391,38 @@ def test_publish_and_subscribe_after_close_raise_lifecycle_error():
     with pytest.raises(LifecycleError, match="closed"):
         bus.subscribe("order.*", got.append)
     assert len(got) == 1 and bus.closed
+
+
+def test_publish_events_delivers_a_batch_exactly_as_one_publish_event_per_event(bus):
+    seen: list[tuple[str, int]] = []
+    bus.subscribe("mark.*", lambda e: seen.append(("mark", e.seq)))
+    bus.subscribe("*", lambda e: seen.append(("all", e.seq)))
+
+    def raises(event: Event) -> None:
+        raise RuntimeError("boom")
+
+    bus.subscribe("trade.executed", raises)
+    # A handler's own publish is queued behind the event being delivered, also in a batch.
+    bus.subscribe(
+        "order.filled", lambda e: bus.publish_event(Event(e.seq + 100, 1, "mark.updated", "", {}))
+    )
+    batch = [
+        Event(1, 1, "mark.updated", "", {"symbol": "NIFTY", "price": 1.0}),
+        Event(2, 2, "trade.executed", "T1", {"trade_id": "T1"}, True),
+        Event(3, 3, "order.filled", "O1", {"order_id": "O1"}),
+        Event(4, 4, "mark.updated", "", {"symbol": "NIFTY", "price": 2.0}),
+    ]
+    bus.publish_events(batch)
+    assert seen == [
+        ("mark", 1),
+        ("all", 1),
+        ("all", 2),
+        ("all", 0),  # bus.handler_failed for the raising handler, queued behind its event
+        ("all", 3),
+        ("mark", 103),
+        ("all", 103),
+        ("mark", 4),
+        ("all", 4),
+    ]
+    assert [e.seq for e in bus.history(since_seq=0)] == [1, 2, 3, 103, 4]
+    assert bus.metrics()["handler_failures_total"] == 1

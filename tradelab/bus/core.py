@@ -9,19 +9,19 @@ delivered after the current event has reached all of its handlers.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import threading
 import time
 from _thread import get_ident
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tradelab.bus.async_handlers import AsyncHandlerRunner
+from tradelab.bus.failures import HANDLER_FAILED, FailureRecorder
 from tradelab.bus.metrics import TopicCounter, rates
-from tradelab.bus.subscription import Handler, Subscription, failure_payload
+from tradelab.bus.subscription import Handler, Subscription
 from tradelab.bus.topics import (
     check_pattern,
     check_topic,
@@ -35,11 +35,6 @@ from tradelab.events import Event, TopicRegistry
 
 log = logging.getLogger("tradelab.bus")
 _time_ns = time.time_ns  # a module global: one lookup fewer per publish
-
-HANDLER_FAILED = "bus.handler_failed"
-# A failing handler is logged with its traceback this many times, then once per 1000 failures,
-# so a handler that fails on every tick cannot flood the log; the counts stay exact.
-FAILURES_LOGGED_IN_FULL = 10
 
 
 class _Route:
@@ -64,7 +59,7 @@ class _Route:
         self.schema_version = schema_version
 
 
-class EventBus:
+class EventBus(FailureRecorder):
     """Delivers each event synchronously, in subscription order, to every matching handler.
 
     A handler that raises is isolated: the failure is logged, counted, and published as
@@ -267,6 +262,38 @@ class EventBus:
         finally:
             del delivering[thread]
 
+    def publish_events(self, events: Sequence[Event]) -> None:
+        """`publish_event` for each of `events`, in order, with the per-call bookkeeping done
+        once: the engine's kernel publishes every applied batch this way."""
+        delivering = self._delivering
+        thread = get_ident()
+        if delivering and thread in delivering:  # from inside a handler: queued, one by one
+            for event in events:
+                self.publish_event(event)
+            return
+        routes, history, mask = self._routes, self._history_append, self._sample_mask
+        delivering[thread] = None
+        try:
+            for event in events:
+                try:
+                    handlers, counter, route = routes[event.topic]
+                except KeyError:
+                    handlers, counter, route = self._resolve(event.topic)
+                history(event)
+                n = next(counter)
+                if n & mask:
+                    for handler in handlers:
+                        try:
+                            handler(event)
+                        except Exception as exc:
+                            self._handler_failed(route, handler, event, exc)
+                else:
+                    self._deliver_sampled(event, handlers, route, n)
+                if delivering[thread] is not None:
+                    self._drain(thread)
+        finally:
+            del delivering[thread]
+
     def _enqueue(self, thread: int, event: Event, handlers: Any, counter: Any, route: Any) -> None:
         pending = self._delivering.get(thread)
         if pending is None:
@@ -306,38 +333,6 @@ class EventBus:
                 elapsed = perf_ns() - started
             if not sub.is_async:  # async handlers are timed where they actually run
                 sub.record_call_time(elapsed)
-
-    # ---------------------------------------------------------------- failures
-    def _handler_failed(
-        self, route: _Route, handler: Handler, event: Event, exc: Exception
-    ) -> None:
-        for candidate, sub in zip(route.handlers, route.subs, strict=True):
-            if candidate is handler:
-                self._record_failure(sub, event, exc)
-                return
-
-    def _record_failure(self, sub: Subscription, event: Event, exc: BaseException) -> None:
-        with self._lock:
-            sub.failures += 1
-            failures = sub.failures
-            self._failures_total += 1
-            self._failures_by_handler[sub.name] = self._failures_by_handler.get(sub.name, 0) + 1
-            closed = self._closed
-        if failures <= FAILURES_LOGGED_IN_FULL or failures % 1000 == 0:
-            log.error(
-                "bus %r: handler %s failed on %s seq=%s (failure #%d)",
-                self.name,
-                sub.name,
-                event.topic,
-                event.seq,
-                failures,
-                exc_info=exc,
-            )
-        if event.topic == HANDLER_FAILED or closed:
-            return  # loop guard: a failing failure handler is logged and counted, no more
-        # Closed between the check and the publish: nobody is left to tell.
-        with contextlib.suppress(LifecycleError):
-            self.publish(HANDLER_FAILED, failure_payload(sub, event, exc), key=sub.name)
 
     # ---------------------------------------------------------------- history, metrics, close
     def history(
