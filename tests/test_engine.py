@@ -147,27 +147,27 @@ def test_a_rejected_fire_and_forget_event_is_announced_on_the_bus(tmp_path):
 
 def test_snapshots_are_taken_every_n_events_and_on_demand_and_pruned(tmp_path):
     with _engine(tmp_path, snapshot_every_events=300, keep_snapshots=3) as engine:
-        taken_live = []
-        engine.bus.subscribe("snapshot.taken", taken_live.append)
         for i in range(1000):
             engine.submit("mark.updated", {"symbol": "NIFTY", "price": float(i)})
         engine.flush()
-        by_count = len(taken_live)
-        for _ in range(3):
-            info = engine.snapshot_now()
-        assert info.last_seq <= engine.store.version
+        demanded = [engine.snapshot_now() for _ in range(3)]
+        assert demanded[-1].last_seq <= engine.store.version
         engine.flush()
-        assert engine.store.get("journal.last_snapshot")["id"] == info.id
+        assert engine.store.get("journal.last_snapshot")["id"] == demanded[-1].id
     journal = Journal(tmp_path / "lab.duckdb")
     try:
         kept = journal.snapshots()
     finally:
         journal.close()
-    assert by_count >= 1
     # The newest three: the one taken on stop, then the last two taken on demand.
-    assert [s.id for s in kept] == [info.id + 1, info.id, info.id - 1]
+    assert [s.id for s in kept] == [demanded[-1].id + 1, demanded[-1].id, demanded[-2].id]
     taken = JournalReader(tmp_path / "lab.duckdb").events(topic="snapshot.taken")
-    assert len(taken) == by_count + 3 + 1  # by count, on demand, on stop
+    ids = [e.payload["id"] for e in taken]
+    by_count = ids[: ids.index(demanded[0].id)]
+    # At least every 300 events (checked after each kernel batch), then on demand, then on stop.
+    assert len(by_count) >= 1 and ids == [*by_count, *(d.id for d in demanded), kept[0].id]
+    seqs = [e.payload["seq"] for e in taken[: len(by_count)]]
+    assert all(later - earlier >= 300 for earlier, later in zip(seqs, seqs[1:], strict=False))
 
 
 def test_restart_recovers_the_same_state_and_reports_it(tmp_path):
