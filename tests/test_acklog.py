@@ -6,6 +6,7 @@ import os
 import signal
 
 import msgspec
+from payloads import trade
 
 from tradelab.engine import Engine
 from tradelab.events import Event
@@ -91,19 +92,8 @@ def test_a_critical_event_acknowledged_from_the_log_survives_the_writer_being_ki
     # A long group-commit window: DuckDB will not have the event when the writer dies.
     engine = Engine(journal_path=str(path), group_commit_ms=1000.0, snapshot_every_seconds=0)
     engine.start()
-    trade = {
-        "position_id": "t:NIFTY",
-        "strategy": "t",
-        "symbol": "NIFTY",
-        "lot_size": 65,
-        "quantity": 65,
-        "side": "BUY",
-        "price": 101.0,
-        "fee": 1.5,
-        "trade_id": "T1",
-    }
     try:
-        event = engine.submit("trade.executed", trade, key="T1")
+        event = engine.submit("trade.executed", trade(1), key="T1")
         os.kill(engine.journal.writer.pid, signal.SIGKILL)
     finally:
         engine.stop(timeout=20)

@@ -11,6 +11,7 @@ import time
 
 import msgspec
 import pytest
+from payloads import trade
 
 from tradelab.cpu_layout import CpuLayout
 from tradelab.engine import Engine
@@ -18,21 +19,7 @@ from tradelab.errors import JournalError
 from tradelab.events import Event
 from tradelab.journal import Journal, JournalReader
 from tradelab.journal.acklog import acklog_dir, log_files, read_records
-from tradelab.journal.writer import EncodedBatch
-
-
-def _trade(i: int) -> dict:
-    return {
-        "position_id": "t:NIFTY",
-        "strategy": "t",
-        "symbol": "NIFTY",
-        "lot_size": 65,
-        "quantity": 65,
-        "side": "BUY",
-        "price": 100.0 + i,
-        "fee": 1.5,
-        "trade_id": f"T{i}",
-    }
+from tradelab.journal.wire import EncodedBatch
 
 
 def _engine(tmp_path, **kw) -> Engine:
@@ -53,7 +40,7 @@ def test_critical_event_is_durable_in_the_writer_process_before_submit_returns(t
     with _engine(tmp_path, group_commit_ms=1000.0, ack_log=ack_log) as engine:
         writer = engine.journal.writer
         assert writer.pid != os.getpid() and _alive(writer.pid)
-        event = engine.submit("trade.executed", _trade(1), key="T1")
+        event = engine.submit("trade.executed", trade(1), key="T1")
         assert writer.durable_seq >= event.seq
         if ack_log:  # synced in the ack log; DuckDB gets it within the (long) window
             logged = [
@@ -82,7 +69,7 @@ def test_a_dead_writer_process_fails_submitters_instead_of_hanging(tmp_path):
         os.kill(engine.journal.writer.pid, signal.SIGKILL)
         with pytest.raises(JournalError, match="writer process"):
             for i in range(50):  # the first may be queued before the death is noticed
-                engine.submit("trade.executed", _trade(i), key=f"T{i}", timeout=10)
+                engine.submit("trade.executed", trade(i), key=f"T{i}", timeout=10)
                 time.sleep(0.05)
         with pytest.raises(JournalError, match="not writable"):
             engine.submit("mark.updated", {"symbol": "NIFTY", "price": 1.0})
@@ -98,7 +85,7 @@ def test_writer_process_commits_what_arrived_when_the_engine_is_killed(tmp_path)
         import os, signal, sys
         from tradelab.engine import Engine
         engine = Engine(journal_path={str(path)!r}, snapshot_every_seconds=0).start()
-        event = engine.submit("trade.executed", {_trade(7)!r}, key="T7")
+        event = engine.submit("trade.executed", {trade(7)!r}, key="T7")
         print(engine.journal.writer.pid, event.seq, flush=True)
         for i in range(2000):
             engine.submit("mark.updated", {{"symbol": "NIFTY", "price": float(i)}})
@@ -148,7 +135,7 @@ def test_pin_cpus_separates_engine_and_writer_and_is_undone_on_stop(tmp_path):
     with _engine(tmp_path, pin_cpus=True) as engine:
         assert os.sched_getaffinity(0) == layout.engine
         assert os.sched_getaffinity(engine.journal.writer.pid) == layout.writer
-        engine.submit("trade.executed", _trade(2), key="T2")
+        engine.submit("trade.executed", trade(2), key="T2")
     assert os.sched_getaffinity(0) == before
 
 

@@ -272,6 +272,7 @@ class EventBus(FailureRecorder):
                 self.publish_event(event)
             return
         routes, history, mask = self._routes, self._history_append, self._sample_mask
+        # publish_event's body again, looped: a call per event fewer is the point of this method.
         delivering[thread] = None
         try:
             for event in events:

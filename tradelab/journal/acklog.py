@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 
 from tradelab.journal.schema import EVENT_COLUMNS
-from tradelab.journal.writer import EncodedBatch
+from tradelab.journal.wire import EncodedBatch
 
 _MAGIC = b"TLAK"
 _HEAD = struct.Struct("<4sIqqI")  # magic, crc32(seqs + length + body), first seq, last seq, length

@@ -29,7 +29,7 @@ from tradelab.journal.segments import SegmentSealer, reconcile_segments, segment
 from tradelab.journal.snapshots import SnapshotInfo, list_snapshots, next_snapshot_id
 from tradelab.journal.tailmark import TailMark
 from tradelab.journal.wire import WriterSettings
-from tradelab.journal.writer import JournalWriter
+from tradelab.journal.writer import JournalWriter, build_writer
 
 log = logging.getLogger(__name__)
 _decode_payloads = msgspec.json.Decoder(list[dict]).decode
@@ -258,60 +258,41 @@ class Journal:
         """Start the writer (and the segment sealer) after recovery; seqs continue from last_seq."""
         if self.writer is not None:
             raise JournalError(f"journal {self.path} already has a writer")
-        on_group = None
         sealed = 0
         if segments:
             directory = segment_dir(self.path)
             directory.mkdir(parents=True, exist_ok=True)
             sealed, problems = reconcile_segments(directory, self.last_seq)
             self.check.problems.extend(problems)
+        settings = WriterSettings(
+            path=str(self.path),
+            last_seq=self.last_seq,
+            next_snapshot_id=next_snapshot_id(self.con),
+            wal_autocheckpoint=self._wal_autocheckpoint,
+            open_timeout_seconds=max(self._timeout, 10.0),
+            group_commit_ms=group_commit_ms,
+            max_group_events=max_group_events,
+            keep_snapshots=keep_snapshots,
+            checkpoint_idle_seconds=checkpoint_idle_seconds,
+            segments=segments,
+            sealed_seq=sealed,
+            segment_every_events=segment_every_events,
+            segment_every_seconds=segment_every_seconds,
+            cpus=sorted(cpus),
+            ack_log=ack_log,
+        )
         if self._process is not None:
-            settings = WriterSettings(
-                path=str(self.path),
-                last_seq=self.last_seq,
-                next_snapshot_id=next_snapshot_id(self.con),
-                wal_autocheckpoint=self._wal_autocheckpoint,
-                open_timeout_seconds=max(self._timeout, 10.0),
-                group_commit_ms=group_commit_ms,
-                max_group_events=max_group_events,
-                keep_snapshots=keep_snapshots,
-                checkpoint_idle_seconds=checkpoint_idle_seconds,
-                segments=segments,
-                sealed_seq=sealed,
-                segment_every_events=segment_every_events,
-                segment_every_seconds=segment_every_seconds,
-                cpus=sorted(cpus),
-                ack_log=ack_log,
-            )
             self.tailmark.close()
             self.con.close()  # the file lock passes to the writer process
             self._con_closed = True
             self.writer = self._process.start(settings)
             return self.writer
-        if segments:
-            self.sealer = SegmentSealer(
-                directory,
-                self.con,
-                sealed_seq=sealed,
-                journal_last_seq=self.last_seq,
-                every_events=segment_every_events,
-                every_seconds=segment_every_seconds,
-            )
+        writer, self.sealer = build_writer(self.con, self.tailmark, settings)
+        if self.sealer is not None:
             self.sealer.start()
-            on_group = self.sealer.add
-        self.writer = JournalWriter(
-            self.con,
-            self.tailmark,
-            last_seq=self.last_seq,
-            next_snapshot_id=next_snapshot_id(self.con),
-            group_commit_ms=group_commit_ms,
-            max_group_events=max_group_events,
-            keep_snapshots=keep_snapshots,
-            checkpoint_idle_seconds=checkpoint_idle_seconds,
-            on_group_committed=on_group,
-        )
-        self.writer.start()
-        return self.writer
+        writer.start()
+        self.writer = writer
+        return writer
 
     def seal_segments(self, timeout: float | None = 60.0) -> int:
         """Seal every committed event into Parquet segments now; return the sealed-up-to seq."""

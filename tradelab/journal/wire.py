@@ -15,6 +15,8 @@ from typing import Any, BinaryIO
 
 import msgspec
 
+from tradelab.errors import JournalError
+
 _HEADER = struct.Struct("<cI")  # kind, body length
 
 # engine -> writer process
@@ -144,3 +146,39 @@ def decode_snapshot(body: bytes) -> EncodedSnapshot:
     head, _, state = body.partition(b"\n")
     seq, schema_version = msgspec.json.decode(head)
     return EncodedSnapshot(seq, schema_version, state)
+
+
+class EncodedEvent(msgspec.Struct):
+    """A stamped event as the engine encoded it, payload kept as its exact JSON text."""
+
+    seq: int
+    ts: int
+    topic: str
+    key: str
+    payload: msgspec.Raw
+    critical: bool = False
+    schema_version: int = 1
+
+
+_decode_encoded = msgspec.json.Decoder(list[EncodedEvent]).decode
+
+
+class EncodedBatch(msgspec.Struct, frozen=True):
+    """Events first_seq..last_seq as one JSON array (a list of Event), decoded when written."""
+
+    first_seq: int
+    last_seq: int
+    body: bytes
+
+    def rows(self) -> list[tuple]:
+        rows = [
+            (e.seq, e.ts, e.topic, e.key, e.critical, e.schema_version, bytes(e.payload).decode())
+            for e in _decode_encoded(self.body)
+        ]
+        if len(rows) != self.last_seq - self.first_seq + 1 or (
+            rows and (rows[0][0] != self.first_seq or rows[-1][0] != self.last_seq)
+        ):
+            raise JournalError(
+                f"encoded batch {self.first_seq}..{self.last_seq} holds {len(rows)} events"
+            )
+        return rows

@@ -21,50 +21,16 @@ import msgspec
 from tradelab.errors import JournalError, TradelabError
 from tradelab.events import Event
 from tradelab.journal.schema import EVENT_COLUMNS
+from tradelab.journal.segments import SegmentSealer, segment_dir
 from tradelab.journal.snapshots import SnapshotInfo, write_snapshot
 from tradelab.journal.tailmark import TailMark
+from tradelab.journal.wire import EncodedBatch, WriterSettings
 
 log = logging.getLogger(__name__)
 
 TAILMARK_SYNC_SECONDS = 0.1
 
 _encode = msgspec.json.Encoder().encode
-
-
-class EncodedEvent(msgspec.Struct):
-    """A stamped event as the engine encoded it, payload kept as its exact JSON text."""
-
-    seq: int
-    ts: int
-    topic: str
-    key: str
-    payload: msgspec.Raw
-    critical: bool = False
-    schema_version: int = 1
-
-
-_decode_encoded = msgspec.json.Decoder(list[EncodedEvent]).decode
-
-
-class EncodedBatch(msgspec.Struct, frozen=True):
-    """Events first_seq..last_seq as one JSON array (a list of Event), decoded when written."""
-
-    first_seq: int
-    last_seq: int
-    body: bytes
-
-    def rows(self) -> list[tuple]:
-        rows = [
-            (e.seq, e.ts, e.topic, e.key, e.critical, e.schema_version, bytes(e.payload).decode())
-            for e in _decode_encoded(self.body)
-        ]
-        if len(rows) != self.last_seq - self.first_seq + 1 or (
-            rows and (rows[0][0] != self.first_seq or rows[-1][0] != self.last_seq)
-        ):
-            raise JournalError(
-                f"encoded batch {self.first_seq}..{self.last_seq} holds {len(rows)} events"
-            )
-        return rows
 
 
 def _rows(chunk: list[Event] | EncodedBatch) -> list[tuple]:
@@ -383,3 +349,48 @@ class JournalWriter:
             self._durable_cond.notify_all()
         if self._on_failed is not None:
             self._on_failed(error)
+
+
+def build_writer(
+    con: duckdb.DuckDBPyConnection,
+    tailmark: TailMark,
+    settings: WriterSettings,
+    *,
+    on_group_committed: GroupCallback | None = None,
+    on_failed: FailureCallback | None = None,
+) -> tuple[JournalWriter, SegmentSealer | None]:
+    """The writer (and, with segments, the sealer fed by its commits) for `settings`, not started.
+
+    One recipe for both layouts: the writer thread in the engine's process, and the writer
+    process (writer_process.py).
+    """
+    sealer = None
+    if settings.segments:
+        sealer = SegmentSealer(
+            segment_dir(settings.path),
+            con,
+            sealed_seq=settings.sealed_seq,
+            journal_last_seq=settings.last_seq,
+            every_events=settings.segment_every_events,
+            every_seconds=settings.segment_every_seconds,
+        )
+
+    def committed(first: int, last: int) -> None:
+        if on_group_committed is not None:
+            on_group_committed(first, last)
+        if sealer is not None:
+            sealer.add(first, last)
+
+    writer = JournalWriter(
+        con,
+        tailmark,
+        last_seq=settings.last_seq,
+        next_snapshot_id=settings.next_snapshot_id,
+        group_commit_ms=settings.group_commit_ms,
+        max_group_events=settings.max_group_events,
+        keep_snapshots=settings.keep_snapshots,
+        checkpoint_idle_seconds=settings.checkpoint_idle_seconds,
+        on_group_committed=committed,
+        on_failed=on_failed,
+    )
+    return writer, sealer

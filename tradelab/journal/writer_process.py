@@ -26,10 +26,10 @@ import msgspec
 from tradelab.errors import JournalError
 from tradelab.journal import schema, wire
 from tradelab.journal.acklog import AckLog
-from tradelab.journal.segments import SegmentSealer, segment_dir
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.tailmark import TailMark
-from tradelab.journal.writer import EncodedBatch, JournalWriter
+from tradelab.journal.wire import EncodedBatch
+from tradelab.journal.writer import build_writer
 
 log = logging.getLogger("tradelab.journal.writer_process")
 
@@ -43,25 +43,10 @@ class WriterProcess:
         self.con = schema.connect(settings.path, timeout=settings.open_timeout_seconds)
         self.con.execute(f"SET wal_autocheckpoint = '{settings.wal_autocheckpoint}'")
         self.tailmark = TailMark(settings.path)
-        self.sealer: SegmentSealer | None = None
-        if settings.segments:
-            self.sealer = SegmentSealer(
-                segment_dir(settings.path),
-                self.con,
-                sealed_seq=settings.sealed_seq,
-                journal_last_seq=settings.last_seq,
-                every_events=settings.segment_every_events,
-                every_seconds=settings.segment_every_seconds,
-            )
-        self.writer = JournalWriter(
+        self.writer, self.sealer = build_writer(
             self.con,
             self.tailmark,
-            last_seq=settings.last_seq,
-            next_snapshot_id=settings.next_snapshot_id,
-            group_commit_ms=settings.group_commit_ms,
-            max_group_events=settings.max_group_events,
-            keep_snapshots=settings.keep_snapshots,
-            checkpoint_idle_seconds=settings.checkpoint_idle_seconds,
+            settings,
             on_group_committed=self._committed,
             on_failed=self._failed,
         )
@@ -75,8 +60,6 @@ class WriterProcess:
 
     def _committed(self, first: int, last: int) -> None:
         self.out.send(wire.DURABLE, wire.DURABLE_SEQS.pack(first, last))
-        if self.sealer is not None:
-            self.sealer.add(first, last)
 
     def _failed(self, error: BaseException) -> None:
         self.out.send(wire.FAILED, str(error).encode())
