@@ -40,6 +40,8 @@ def test_critical_event_is_durable_in_the_writer_process_before_submit_returns(t
     with _engine(tmp_path, group_commit_ms=1000.0, ack_log=ack_log) as engine:
         writer = engine.journal.writer
         assert writer.pid != os.getpid() and _alive(writer.pid)
+        assert engine.metrics()["writer"] == "process"
+        assert engine.metrics()["writer_pid"] == writer.pid
         event = engine.submit("trade.executed", trade(1), key="T1")
         assert writer.durable_seq >= event.seq
         if ack_log:  # synced in the ack log; DuckDB gets it within the (long) window
@@ -164,3 +166,13 @@ def test_ctrl_c_reaches_the_engine_only_and_the_session_stops_cleanly(tmp_path):
     assert not acklog_dir(path).exists()  # a clean stop leaves no ack log
     states = JournalReader(path).events(topic="engine.state_changed")
     assert states[-1].payload["state"] == "stopped"
+
+
+def test_a_writer_process_that_cannot_start_is_a_clear_journal_error(tmp_path):
+    from tradelab.journal.process_writer import ProcessJournalWriter
+
+    with pytest.raises(JournalError, match="cannot start the journal writer process.*thread"):
+        ProcessJournalWriter(python=str(tmp_path / "no-such-python"))
+    # Nothing was left behind: the journal opens and an engine runs on the same path.
+    with _engine(tmp_path) as engine:
+        assert engine.submit("trade.executed", trade(3), key="T3").seq > 0

@@ -329,6 +329,9 @@ class Engine(KernelLoop):
             "durable_seq": writer.durable_seq if writer else 0,
             "groups_committed": writer.groups_committed if writer else 0,
             "events_committed": writer.events_committed if writer else 0,
+            # Where the journal writer runs: its own process (with its pid) or a thread here.
+            "writer": "process" if isinstance(writer, ProcessJournalWriter) else "thread",
+            "writer_pid": writer.pid if isinstance(writer, ProcessJournalWriter) else None,
         }
 
     def __repr__(self) -> str:

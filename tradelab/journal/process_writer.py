@@ -57,22 +57,29 @@ class _FlushWaiter(threading.Event):
 class ProcessJournalWriter:
     """Spawned early (it imports while the engine recovers), configured by `start(settings)`."""
 
-    def __init__(self, name: str = "journal-writer") -> None:
+    def __init__(self, name: str = "journal-writer", python: str = sys.executable) -> None:
         env = dict(os.environ)
         # The child must import this very tradelab, also when it runs from a source tree.
         root = str(Path(tradelab.__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "tradelab.journal.writer_process"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            bufsize=0,
-            # Its own process group: Ctrl-C in a terminal (SIGINT to the foreground group) or a
-            # signal to the engine's group reaches the engine, which stops the writer cleanly.
-            # The writer never outlives the engine: the engine's death closes its stdin.
-            process_group=0,
-        )
+        try:
+            self._proc = subprocess.Popen(
+                [python, "-m", "tradelab.journal.writer_process"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+                bufsize=0,
+                # Its own process group: Ctrl-C in a terminal (SIGINT to the foreground group)
+                # or a signal to the engine's group reaches the engine, which stops the writer
+                # cleanly. The writer never outlives the engine: the engine's death closes its
+                # stdin.
+                process_group=0,
+            )
+        except OSError as exc:
+            raise JournalError(
+                f"cannot start the journal writer process with {python!r}: {exc.strerror or exc}"
+                " (EngineConfig.writer_process=False keeps the writer on a thread)"
+            ) from None
         assert self._proc.stdin is not None and self._proc.stdout is not None
         _widen_pipe(self._proc.stdin.fileno())
         self._out = wire.FrameWriter(self._proc.stdin.fileno())
@@ -113,8 +120,15 @@ class ProcessJournalWriter:
             self._abort()
             raise JournalError(f"journal writer process did not start: {exc}") from None
         if frame is None or frame[0] != wire.READY:
+            if frame is not None:
+                detail = frame[1].decode(errors="replace")
+            else:  # end of file: it died, and said why on this process's stderr
+                try:
+                    code: int | None = self._proc.wait(timeout=5.0)
+                except subprocess.TimeoutExpired:
+                    code = None
+                detail = f"it exited (exit code {code}); see the error output above"
             self._abort()
-            detail = frame[1].decode(errors="replace") if frame else "it exited"
             raise JournalError(f"journal writer process could not open the journal: {detail}")
         self._started = True
         self._thread.start()
