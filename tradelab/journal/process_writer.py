@@ -83,7 +83,9 @@ class ProcessJournalWriter:
         assert self._proc.stdin is not None and self._proc.stdout is not None
         _widen_pipe(self._proc.stdin.fileno())
         self._out = wire.FrameWriter(self._proc.stdin.fileno())
-        self._in = os.fdopen(os.dup(self._proc.stdout.fileno()), "rb", buffering=1 << 16)
+        self._in_fd = os.dup(self._proc.stdout.fileno())
+        self._in = wire.FrameBuffer(self._in_fd, chunk=1 << 16)
+        self._early_frames: list[tuple[bytes, bytes]] = []
         self._proc.stdout.close()
         self._name = name
         self._lock = threading.Lock()  # guards the ticket, snapshot and flush queues
@@ -115,10 +117,11 @@ class ProcessJournalWriter:
         self._durable_seq = self._appended_seq = settings.last_seq
         try:
             self._out.send(wire.CONFIG, msgspec.json.encode(settings))
-            frame = wire.read_frame(self._in)
+            frames = self._in.next_frames()
         except OSError as exc:
             self._abort()
             raise JournalError(f"journal writer process did not start: {exc}") from None
+        frame = frames[0] if frames else None
         if frame is None or frame[0] != wire.READY:
             if frame is not None:
                 detail = frame[1].decode(errors="replace")
@@ -131,6 +134,7 @@ class ProcessJournalWriter:
             self._abort()
             raise JournalError(f"journal writer process could not open the journal: {detail}")
         self._started = True
+        self._early_frames = frames[1:]  # none in practice: the process waits for events
         self._thread.start()
         return self
 
@@ -204,15 +208,20 @@ class ProcessJournalWriter:
             self._proc.wait()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        self._in.close()
+        self._close_in()
 
     def _abort(self) -> None:
         self._stopping = True
         self._proc.kill()
         self._proc.wait()
-        self._in.close()
+        self._close_in()
 
     # -- plumbing ----------------------------------------------------------------------------
+
+    def _close_in(self) -> None:
+        if self._in_fd >= 0:
+            os.close(self._in_fd)
+            self._in_fd = -1
 
     def _send(self, kind: bytes, body: bytes = b"") -> None:
         try:
@@ -222,33 +231,10 @@ class ProcessJournalWriter:
             raise self.failed from None  # type: ignore[misc]
 
     def _read_acks(self) -> None:
+        frames: list[tuple[bytes, bytes]] | None = self._early_frames
         try:
-            while True:
-                frame = wire.read_frame(self._in)
-                if frame is None:
-                    break
-                kind, body = frame
-                if kind == wire.LOGGED:
-                    self._release(wire.LOGGED_SEQ.unpack(body)[0])
-                elif kind == wire.DURABLE:
-                    self._durable(*wire.DURABLE_SEQS.unpack(body))
-                elif kind == wire.SNAPSHOT_WRITTEN:
-                    self._snapshot_done(msgspec.json.decode(body))
-                elif kind == wire.FLUSHED or kind == wire.SEALED:
-                    request_id, seq, error = msgspec.json.decode(body)
-                    if kind == wire.FLUSHED:
-                        # The process's writer may answer before its DURABLE frame for the
-                        # same commit is sent, so the answer carries the durable seq too.
-                        self._advance(seq)
-                    with self._lock:
-                        done = self._flushes.get(request_id)
-                    if done is not None:
-                        done.seq = seq
-                        done.resolve(JournalError(error) if error else None)
-                elif kind == wire.FAILED:
-                    self._fail(JournalError(body.decode(errors="replace")))
-                elif kind == wire.STOPPED:
-                    break
+            while frames is not None and all(self._handle(*frame) for frame in frames):
+                frames = self._in.next_frames()
         except (OSError, ValueError) as exc:
             self._fail(JournalError(f"journal writer process pipe failed: {exc}"))
             return
@@ -258,6 +244,31 @@ class ProcessJournalWriter:
             except subprocess.TimeoutExpired:
                 code = None
             self._fail(JournalError(f"journal writer process exited (exit code {code})"))
+
+    def _handle(self, kind: bytes, body: bytes) -> bool:
+        """Act on one frame from the process; False once it reported a clean stop."""
+        if kind == wire.LOGGED:
+            self._release(wire.LOGGED_SEQ.unpack(body)[0])
+        elif kind == wire.DURABLE:
+            self._durable(*wire.DURABLE_SEQS.unpack(body))
+        elif kind == wire.SNAPSHOT_WRITTEN:
+            self._snapshot_done(msgspec.json.decode(body))
+        elif kind == wire.FLUSHED or kind == wire.SEALED:
+            request_id, seq, error = msgspec.json.decode(body)
+            if kind == wire.FLUSHED:
+                # The process's writer may answer before its DURABLE frame for the same commit
+                # is sent, so the answer carries the durable seq too.
+                self._advance(seq)
+            with self._lock:
+                done = self._flushes.get(request_id)
+            if done is not None:
+                done.seq = seq
+                done.resolve(JournalError(error) if error else None)
+        elif kind == wire.FAILED:
+            self._fail(JournalError(body.decode(errors="replace")))
+        elif kind == wire.STOPPED:
+            return False
+        return True
 
     def _advance(self, durable: int) -> None:
         with self._durable_cond:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
-from typing import Any, BinaryIO
+from typing import Any
 
 import msgspec
 
@@ -88,18 +88,6 @@ class FrameBuffer:
             if not more:
                 return None
             self._data += more
-
-
-def read_frame(stream: BinaryIO) -> tuple[bytes, bytes] | None:
-    """The next (kind, body) from a buffered binary stream; None at end of file."""
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        return None
-    kind, length = _HEADER.unpack(header)
-    body = stream.read(length) if length else b""
-    if len(body) < length:
-        return None
-    return kind, body
 
 
 class WriterSettings(msgspec.Struct, frozen=True):
