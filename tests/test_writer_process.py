@@ -130,7 +130,10 @@ def test_cpu_layout_gives_the_writer_the_highest_cpu_and_needs_two():
     assert CpuLayout.split({3}) is None
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs CPU affinity (Linux) and two CPUs",
+)
 def test_pin_cpus_separates_engine_and_writer_and_is_undone_on_stop(tmp_path):
     before = os.sched_getaffinity(0)
     layout = CpuLayout.split(frozenset(before))
