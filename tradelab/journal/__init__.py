@@ -5,11 +5,30 @@ log), snapshots, crash recovery, and outside readers.
 segments while an engine runs), `recover` / `RecoveryReport`, and `verify_journal`.
 """
 
-from tradelab.journal.journal import Journal, TailCheck
-from tradelab.journal.reader import JournalReader
-from tradelab.journal.recovery import RecoveryReport, recover, replay_into
-from tradelab.journal.schema import JOURNAL_FORMAT_VERSION
-from tradelab.journal.snapshots import SnapshotInfo
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tradelab.journal.journal import Journal, TailCheck
+    from tradelab.journal.reader import JournalReader
+    from tradelab.journal.recovery import RecoveryReport, recover, replay_into
+    from tradelab.journal.schema import JOURNAL_FORMAT_VERSION
+    from tradelab.journal.snapshots import SnapshotInfo
+
+# Loaded on first use: the writer process imports modules of this package and should not pay
+# for recovery, the reader and pyarrow on its way to READY.
+_WHERE = {
+    "Journal": "journal",
+    "TailCheck": "journal",
+    "JournalReader": "reader",
+    "RecoveryReport": "recovery",
+    "recover": "recovery",
+    "replay_into": "recovery",
+    "JOURNAL_FORMAT_VERSION": "schema",
+    "SnapshotInfo": "snapshots",
+}
 
 __all__ = [
     "JOURNAL_FORMAT_VERSION",
@@ -21,3 +40,12 @@ __all__ = [
     "recover",
     "replay_into",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tradelab.journal' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"tradelab.journal.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value

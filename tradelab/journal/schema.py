@@ -11,25 +11,14 @@ import time
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from tradelab.errors import JournalError, SchemaVersionError
 
 # Version of the journal's table layout (not of event payloads, which carry their own).
 JOURNAL_FORMAT_VERSION = 1
 
-EVENTS_ARROW_SCHEMA = pa.schema(
-    [
-        ("seq", pa.int64()),
-        ("ts", pa.int64()),
-        ("topic", pa.string()),
-        ("key", pa.string()),
-        ("critical", pa.bool_()),
-        ("schema_version", pa.int32()),
-        ("payload", pa.string()),
-    ]
-)
-EVENT_COLUMNS = tuple(EVENTS_ARROW_SCHEMA.names)
+# The events table's columns, in table order (segments.events_arrow_schema gives their types).
+EVENT_COLUMNS = ("seq", "ts", "topic", "key", "critical", "schema_version", "payload")
 
 # No primary key and no index: seq order and uniqueness are the single writer's job and are
 # checked on open; keys/indexes are where DuckDB WAL replay has had crash bugs.

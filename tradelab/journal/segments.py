@@ -9,24 +9,47 @@ so the commit path never builds Arrow tables.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from tradelab.errors import JournalError
-from tradelab.journal.schema import EVENTS_ARROW_SCHEMA
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported where a segment is written or read, not at module import: the writer
+# process imports this module, and pyarrow (~0.1 s) would delay every engine start.
 
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^events-(\d{12})-(\d{12})\.parquet$")
 SEGMENT_GLOB = "events-*.parquet"
+
+
+@functools.cache
+def events_arrow_schema() -> pa.Schema:
+    """The Arrow types of the events table's columns, as segments store them."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("seq", pa.int64()),
+            ("ts", pa.int64()),
+            ("topic", pa.string()),
+            ("key", pa.string()),
+            ("critical", pa.bool_()),
+            ("schema_version", pa.int32()),
+            ("payload", pa.string()),
+        ]
+    )
 
 
 def segment_dir(journal_path: str | Path) -> Path:
@@ -78,6 +101,8 @@ def write_segment(directory: Path, table: pa.Table) -> Path:
     last = table.column("seq")[-1].as_py()
     final = directory / segment_name(first, last)
     tmp = directory / f".{final.name}.tmp"
+    import pyarrow.parquet as pq
+
     pq.write_table(table, tmp, compression="zstd")
     fd = os.open(tmp, os.O_RDONLY)
     try:
@@ -206,7 +231,7 @@ class SegmentSealer:
                     f"journal has no events after seq {self._sealed_seq} up to {last}, "
                     "though the writer reported them committed"
                 )
-            self._seal(table.cast(EVENTS_ARROW_SCHEMA))
+            self._seal(table.cast(events_arrow_schema()))
 
     def _seal(self, table: pa.Table) -> None:
         first = table.column("seq")[0].as_py()
