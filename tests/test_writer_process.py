@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import msgspec
@@ -179,3 +180,27 @@ def test_a_writer_process_that_cannot_start_is_a_clear_journal_error(tmp_path):
     # Nothing was left behind: the journal opens and an engine runs on the same path.
     with _engine(tmp_path) as engine:
         assert engine.submit("trade.executed", trade(3), key="T3").seq > 0
+
+
+def test_frames_larger_than_the_pipe_arrive_whole_and_in_order():
+    from tradelab.journal import wire
+
+    read_fd, write_fd = os.pipe()  # 64 KiB of pipe: the big frame is written in several goes
+    big = bytes(range(256)) * 4096  # 1 MiB
+    out = wire.FrameWriter(write_fd)
+    received: list = []
+
+    def reader() -> None:
+        frames_in = wire.FrameBuffer(read_fd, chunk=4096)
+        while (frames := frames_in.next_frames()) is not None:
+            received.extend(frames)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    out.send(wire.EVENTS, b"head", big)
+    out.send(wire.FLUSH, b"7")
+    out.send(wire.STOP)
+    os.close(write_fd)
+    thread.join(10)
+    os.close(read_fd)
+    assert received == [(wire.EVENTS, b"head" + big), (wire.FLUSH, b"7"), (wire.STOP, b"")]

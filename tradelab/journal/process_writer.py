@@ -156,7 +156,7 @@ class ProcessJournalWriter:
         first, last = events[0].seq, events[-1].seq
         self._appended_seq = last
         head = wire.EVENTS_HEAD.pack(first, last, bool(urgent or tickets))
-        self._send(wire.EVENTS, head + _encode(events))
+        self._send(wire.EVENTS, head, _encode(events))
 
     def write_snapshot(self, snapshot: Any, on_written: SnapshotCallback | None = None) -> None:
         """Serialize `snapshot` here and have the process store it after the events before it."""
@@ -223,9 +223,9 @@ class ProcessJournalWriter:
             os.close(self._in_fd)
             self._in_fd = -1
 
-    def _send(self, kind: bytes, body: bytes = b"") -> None:
+    def _send(self, kind: bytes, *parts: bytes) -> None:
         try:
-            self._out.send(kind, body)
+            self._out.send(kind, *parts)
         except (OSError, ValueError) as exc:  # the process is gone (or stdin closed)
             self._fail(JournalError(f"journal writer process is gone: {exc}"))
             raise self.failed from None  # type: ignore[misc]

@@ -48,13 +48,17 @@ class FrameWriter:
         self._fd = fd
         self._lock = threading.Lock()
 
-    def send(self, kind: bytes, body: bytes = b"") -> None:
-        data = _HEADER.pack(kind, len(body)) + body
-        view = memoryview(data)
+    def send(self, kind: bytes, *parts: bytes) -> None:
+        """One frame whose body is `parts` joined; written with writev, so the kernel's event
+        batch is not copied into a new buffer on its way out."""
+        chunks = [_HEADER.pack(kind, sum(map(len, parts))), *parts]
+        total = sum(map(len, chunks))
         with self._lock:
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            written = os.writev(self._fd, chunks)
+            if written < total:  # a full pipe took part of it: send the rest in order
+                view = memoryview(b"".join(chunks))[written:]
+                while view:
+                    view = view[os.write(self._fd, view) :]
 
 
 class FrameBuffer:
