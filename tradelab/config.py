@@ -32,6 +32,19 @@ class EngineConfig(param.Parameterized):
         bounds=(1, None),
         doc="The kernel thread takes at most this many submitted events per pass.",
     )
+    max_queued_events = param.Integer(
+        default=10_000,
+        bounds=(1, None),
+        doc="Bound of the submit queue (~0.1 s of kernel work). When it is full an ordinary "
+        "submit waits for room; critical and wait=True submits, whose producers block anyway, "
+        "are let in and served first.",
+    )
+    submit_timeout_seconds = param.Number(
+        default=10.0,
+        bounds=(0.0, None),
+        doc="How long an ordinary submit waits for room in a full queue before it raises "
+        "OverloadError (the event is then not accepted).",
+    )
     snapshot_every_events = param.Integer(
         default=100_000, bounds=(0, None), doc="Snapshot after this many events (0 = never)."
     )

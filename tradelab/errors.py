@@ -46,5 +46,10 @@ class LifecycleError(TradelabError):
     """An operation was asked of a component in a lifecycle state that does not allow it."""
 
 
+class OverloadError(TradelabError):
+    """The engine's submit queue stayed full for longer than the producer's timeout; the event
+    was not accepted (nothing accepted is ever dropped)."""
+
+
 class OrderRejectedError(TradelabError):
     """An order was refused (by pre-trade checks or by the broker); the book is unchanged."""

@@ -7,7 +7,6 @@ cheap and unchecked so the bus hot path pays nothing; `TopicRegistry.make_event`
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -18,6 +17,11 @@ from typing import Any
 import msgspec
 
 from tradelab.errors import InvalidInputError, UnknownTopicError
+from tradelab.payloads import (  # noqa: F401 (re-exported: the payload API lives beside Event)
+    MAX_PAYLOAD_DEPTH,
+    encode_submitted,
+    validate_payload,
+)
 
 TOPIC_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
@@ -76,86 +80,6 @@ def decode_payload(data: bytes | str) -> dict[str, Any]:
 def now_ns() -> int:
     """Wall-clock UTC time in nanoseconds: the `ts` of a new event."""
     return time.time_ns()
-
-
-_SCALARS = (str, int, bool, type(None))
-# Exact types checked first with one set lookup; subclasses (StrEnum, numpy floats, custom
-# Mappings) still take the isinstance path below, which ABC checks make ~10x slower.
-_EXACT_SCALARS = frozenset(_SCALARS)
-
-
-def validate_payload(payload: Any, topic: str = "?") -> dict[str, Any]:
-    """Check that `payload` is a JSON-safe mapping with finite numbers; return it as a dict.
-
-    Allowed values: None, bool, int, finite float, str, lists/tuples of these and str-keyed
-    mappings of these. Anything else would not round-trip through the journal exactly.
-    """
-    if type(payload) is dict:
-        _check_dict(payload, topic, "payload")
-        return payload
-    if not isinstance(payload, Mapping):
-        raise InvalidInputError(
-            f"payload for topic {topic!r} must be a mapping, got {type(payload).__name__}"
-        )
-    _check_value(payload, topic, "payload")
-    return payload if isinstance(payload, dict) else dict(payload)
-
-
-def _check_dict(value: dict, topic: str, where: str) -> None:
-    """A plain dict: scalar members inline, anything else (and every error) via _check_value."""
-    exact = _EXACT_SCALARS
-    for k, v in value.items():
-        if type(k) is not str and not isinstance(k, str):
-            raise _bad_key(k, topic, where)
-        kind = type(v)
-        if kind in exact or (kind is float and v - v == 0.0):
-            continue
-        if kind is dict:
-            _check_dict(v, topic, f"{where}.{k}")
-        else:
-            _check_value(v, topic, f"{where}.{k}")
-
-
-def _check_value(value: Any, topic: str, where: str) -> None:
-    kind = type(value)
-    if kind in _EXACT_SCALARS:
-        return
-    if kind is dict:
-        _check_dict(value, topic, where)
-        return
-    if kind is list or kind is tuple:
-        for i, v in enumerate(value):
-            _check_value(v, topic, f"{where}[{i}]")
-        return
-    if isinstance(value, _SCALARS):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInputError(
-                f"{where} is {value!r} in topic {topic!r}; numbers must be finite"
-            )
-        return
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise _bad_key(k, topic, where)
-            _check_value(v, topic, f"{where}.{k}")
-        return
-    if isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            _check_value(v, topic, f"{where}[{i}]")
-        return
-    raise InvalidInputError(
-        f"{where} has a value of type {type(value).__name__} in topic {topic!r}, which is not "
-        "JSON-serializable (use str, int, float, bool, None, list or dict)"
-    )
-
-
-def _bad_key(key: Any, topic: str, where: str) -> InvalidInputError:
-    return InvalidInputError(
-        f"{where} has key {key!r} of type {type(key).__name__} in topic {topic!r}; "
-        "keys must be strings"
-    )
 
 
 @dataclass(frozen=True, slots=True)

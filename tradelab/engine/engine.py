@@ -1,0 +1,399 @@
+"""`Engine`: owns the bus, the store, the journal and the kernel; the lifecycle and `submit`.
+
+Thread model: `submit` may be called from any thread; it checks the payload, encodes it once
+(those bytes are what the journal stores; the store applies their decode) and queues it in the
+bounded submit queue (submissions.py). The kernel thread (kernel.py) stamps, applies, journals
+and publishes. Critical (or wait=True) submitters are released by the writer once their own
+event is durable: in the writer process's synced ack log, or in a DuckDB commit (see README,
+"How an event becomes durable").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from tradelab.config import EngineConfig
+from tradelab.cpu_layout import PinnedThreads, pin_engine_process
+from tradelab.engine.kernel import FLUSH, SNAPSHOT, Kernel
+from tradelab.engine.submissions import SubmitQueue, Wakeup
+from tradelab.errors import InvalidInputError, JournalError, LifecycleError, TradelabError
+from tradelab.events import Event, TopicRegistry, encode_submitted, now_ns
+from tradelab.journal.journal import Journal
+from tradelab.journal.recovery import RecoveryReport, recover
+from tradelab.journal.snapshots import SnapshotInfo
+from tradelab.journal.writer import Ticket
+
+log = logging.getLogger(__name__)
+
+CREATED, RECOVERING, READY, RUNNING, STOPPING, STOPPED = (
+    "created",
+    "recovering",
+    "ready",
+    "running",
+    "stopping",
+    "stopped",
+)
+
+
+def default_reducers() -> dict[str, list]:
+    """Union of every domain module's `reducers()`: what the live store and replay fold with."""
+    from tradelab.market import reducers as market
+    from tradelab.state import reducers as state
+    from tradelab.trading import reducers as trading
+
+    merged: dict[str, list] = {}
+    for module in (state, market, trading):
+        for topic, reducers in module.reducers().items():
+            merged.setdefault(topic, []).extend(reducers)
+    return merged
+
+
+def build_store(schema_version: int = 1, reducers: Mapping[str, Any] | None = None):
+    """A fresh StateStore with the default reducers (plus `reducers`): what replay folds into."""
+    from tradelab.state import StateStore
+
+    store = StateStore(schema_version=schema_version)
+    store.register_reducers(default_reducers())
+    if reducers:
+        store.register_reducers(reducers)
+    return store
+
+
+class Engine:
+    """One trading session's state engine. Construct, `start()`, `submit(...)`, `stop()`."""
+
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        *,
+        registry: TopicRegistry | None = None,
+        migrations: Any = None,
+        **overrides: Any,
+    ) -> None:
+        from tradelab.bus import EventBus
+        from tradelab.state import MigrationRegistry, StateStore
+
+        # A copy: the caller's config object is theirs, and stays as they made it.
+        values = (config if config is not None else EngineConfig()).param.values()
+        values.pop("name", None)
+        self.config = EngineConfig(**{**values, **overrides})
+        self.registry = registry if registry is not None else TopicRegistry()
+        self.bus = EventBus(
+            registry=self.registry, history_size=self.config.history_size, name="engine"
+        )
+        self.migrations = (
+            migrations
+            if migrations is not None
+            else MigrationRegistry(
+                snapshot_version=self.config.state_schema_version, topics=self.registry
+            )
+        )
+        self.store = StateStore(
+            schema_version=self.config.state_schema_version, migrations=self.migrations
+        )
+        # Live events are built from `self.registry`, the very registry the default migrations
+        # take their target versions from, so upcasting them is a no-op the kernel can skip.
+        self._upcast_live = migrations is not None
+        self.store.register_reducers(default_reducers())
+        self.journal: Journal | None = None
+        self.recovery_report: RecoveryReport | None = None
+        self.state = CREATED
+        self._writer: Any = None
+        self._pinned: PinnedThreads | None = None
+        self._wakeup = Wakeup()
+        self._queue = SubmitQueue(self.config.max_queued_events, self._wakeup)
+        self._queue.close(f"engine is {CREATED}; submit() needs a running engine")
+        self._submit_timeout = self.config.submit_timeout_seconds
+        self._kernel: Kernel | None = None
+        self._lifecycle_lock = threading.RLock()
+
+    # -- wiring (before start) ------------------------------------------------------------------
+
+    def register_reducers(self, mapping: Mapping[str, Any]) -> None:
+        """Add reducers for topics; only before `start()` (replay must see the same set)."""
+        if self.state != CREATED:
+            raise LifecycleError(f"register reducers before start(); the engine is {self.state}")
+        self.store.register_reducers(mapping)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> Engine:
+        """Open the journal, recover the store, start the writer and kernel: ready -> running.
+
+        If any step fails, everything started so far (writer process, kernel thread, CPU pinning)
+        is stopped again before the error propagates; the engine is then `stopped`.
+        """
+        with self._lifecycle_lock:
+            if self.state != CREATED:
+                raise LifecycleError(f"start() needs a new engine; this one is {self.state}")
+            self.state = RECOVERING
+            try:
+                self._start()
+            except BaseException:
+                self._abandon_start()
+                raise
+            return self
+
+    def _start(self) -> None:
+        cfg = self.config
+        self.journal = Journal(
+            cfg.journal_path,
+            wal_autocheckpoint=cfg.wal_autocheckpoint,
+            timeout=cfg.open_timeout_seconds,
+            writer_process=cfg.writer_process,
+        )
+        report = recover(self.journal, self.store, migrations=self.migrations)
+        self._pinned, writer_cpus = pin_engine_process(cfg.pin_cpus and cfg.writer_process)
+        self._writer = self.journal.start_writer(
+            cpus=writer_cpus,
+            ack_log=cfg.ack_log,
+            group_commit_ms=cfg.group_commit_ms,
+            max_group_events=cfg.max_group_events,
+            keep_snapshots=cfg.keep_snapshots,
+            checkpoint_idle_seconds=cfg.checkpoint_idle_seconds,
+            segments=cfg.segments_enabled,
+            segment_every_events=cfg.segment_every_events,
+            segment_every_seconds=cfg.segment_every_seconds,
+        )
+        report.problems = list(self.journal.check.problems) + [
+            p for p in report.problems if p not in self.journal.check.problems
+        ]
+        self.recovery_report = report
+        self._kernel = Kernel(
+            store=self.store,
+            bus=self.bus,
+            writer=self._writer,
+            queue=self._queue,
+            wakeup=self._wakeup,
+            batch_size=cfg.kernel_batch_size,
+            snapshot_every_events=cfg.snapshot_every_events,
+            snapshot_every_seconds=cfg.snapshot_every_seconds,
+            upcast=self._upcast_live,
+            since_snapshot=report.events_replayed,
+            announce=self._announce,
+        )
+        self._kernel.start()
+        self._queue.reopen()
+        self._emit_state(RECOVERING, CREATED)
+        if report.damage is not None:
+            self._enqueue("journal.damage_detected", report.damage, critical=True)
+        for rejected in report.rejected_snapshots:
+            self._enqueue("snapshot.rejected", rejected)
+        self._enqueue("journal.recovered", report.to_payload())
+        self._set_state(READY)
+        self._set_state(RUNNING, wait=True)  # start() returns with `running` durable
+
+    def _abandon_start(self) -> None:
+        self._queue.close(f"engine start failed; it is {STOPPED}")
+        kernel_stopped = True
+        if self._kernel is not None:
+            self._kernel.request_stop()
+            kernel_stopped = self._kernel.join(30.0)
+        if self.journal is not None and kernel_stopped:
+            try:
+                self.journal.close()
+            except BaseException:
+                log.exception("closing the journal after a failed start")
+        self._unpin()
+        self.state = STOPPED
+        self.bus.close()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Drain the queue, snapshot, journal `stopped`, commit, checkpoint, seal and close.
+
+        Producers still waiting for room in the queue get a LifecycleError. If the kernel does
+        not finish within `timeout`, the journal is left open under it (closing it would lose
+        what the kernel still hands on) and a LifecycleError says so.
+        """
+        with self._lifecycle_lock:
+            if self.state in (CREATED, STOPPED):
+                self.state = STOPPED
+                self._queue.close(f"engine is {STOPPED}; submit() needs a running engine")
+                return
+            try:
+                self._set_state(STOPPING)
+                self._queue.close(f"engine is {STOPPING}; submit() needs a running engine")
+                if self.journal_failure is None:
+                    self.snapshot_now(timeout=timeout)
+                self._emit_state(STOPPED, STOPPING, wait=True)
+            except TradelabError:
+                self._queue.close(f"engine is {STOPPING}; submit() needs a running engine")
+                log.exception("engine stop could not snapshot/journal cleanly")
+            assert self._kernel is not None
+            self._kernel.request_stop()
+            if not self._kernel.join(timeout):
+                raise LifecycleError(
+                    f"the engine kernel did not finish within {timeout} s; the journal is left "
+                    "open (call stop() again to keep waiting)"
+                )
+            assert self.journal is not None
+            self.journal.close()
+            self._unpin()
+            self.state = STOPPED
+            self.bus.close()
+
+    def _unpin(self) -> None:
+        if self._pinned is not None:
+            self._pinned.restore()
+            self._pinned = None
+
+    def __enter__(self) -> Engine:
+        if self.state == CREATED:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _set_state(self, new: str, wait: bool = False) -> None:
+        previous, self.state = self.state, new
+        self._emit_state(new, previous, wait=wait)
+
+    def _emit_state(self, new: str, previous: str, wait: bool = False) -> None:
+        self._enqueue(
+            "engine.state_changed", {"state": new, "previous": previous}, wait=wait, internal=True
+        )
+
+    def _announce(self, topic: str, payload: dict) -> None:
+        """An event of the engine's own, from any of its threads (never waits for room)."""
+        try:
+            self._enqueue(topic, payload, internal=True)
+        except TradelabError:  # stopping or failed: the journal cannot take it any more
+            log.debug("engine event %s not queued", topic, exc_info=True)
+
+    # -- submitting -----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        topic: str,
+        payload: Mapping[str, Any],
+        *,
+        key: str = "",
+        critical: bool | None = None,
+        wait: bool = False,
+        timeout: float | None = 30.0,
+    ) -> Event | None:
+        """Queue an event from any thread; critical (or wait=True) blocks until durable.
+
+        Returns the stamped Event when it blocked, else None. Called on the kernel thread (from a
+        bus handler) it never blocks: blocking there would deadlock, so it returns None.
+
+        When the queue is full (`EngineConfig.max_queued_events`) an ordinary submit waits for
+        room up to `EngineConfig.submit_timeout_seconds`, then raises OverloadError; the event
+        is then not accepted. A payload that cannot be journaled exactly is refused here with an
+        InvalidInputError naming the field, before anything is applied.
+        """
+        return self._enqueue(topic, payload, key=key, critical=critical, wait=wait, timeout=timeout)
+
+    def _enqueue(
+        self, topic, payload, *, key="", critical=None, wait=False, timeout=30.0, internal=False
+    ):
+        # Checked and encoded here, on the submitting thread; the kernel stamps the Event once.
+        spec, body, is_critical = self.registry.check(topic, payload, key=key, critical=critical)
+        if spec.transient:
+            event = Event(0, now_ns(), topic, key, body, is_critical, spec.schema_version)
+            self.bus.publish_event(event)
+            return event
+        data, applied = encode_submitted(body, topic)
+        writer = self._writer
+        if writer is not None and writer.failed is not None:
+            raise JournalError(f"journal is not writable: {writer.failed}")
+        on_kernel = self._kernel is not None and threading.get_ident() == self._kernel.ident
+        blocking = (is_critical or wait) and not on_kernel
+        ticket = Ticket() if blocking else None
+        self._queue.put(
+            (topic, key, applied, data, is_critical, spec.schema_version, ticket),
+            bounded=not (blocking or internal or on_kernel),
+            urgent=blocking,
+            timeout=self._submit_timeout,
+            internal=internal,
+        )
+        return ticket.wait(timeout) if ticket is not None else None
+
+    def publish_transient(self, topic: str, payload: Mapping[str, Any], key: str = "") -> Event:
+        """Publish a transient topic (e.g. market.tick) on the bus only: no seq, store, journal.
+
+        Transient events are never queued: they are delivered on the caller's thread, so a tick
+        flood costs its producer, not the engine's memory (subscribers keep their own bounds).
+        """
+        if not self.registry.is_transient(topic):
+            raise InvalidInputError(
+                f"topic {topic!r} is not transient; journaled topics go through submit()"
+            )
+        event = self.registry.make_event(topic, payload, key=key)
+        self.bus.publish_event(event)
+        return event
+
+    def _control(self, kind: str, what: str, timeout: float | None) -> Any:
+        """Queue a flush barrier or a snapshot request behind everything submitted so far."""
+        if self._kernel is not None and threading.get_ident() == self._kernel.ident:
+            raise LifecycleError(
+                f"{what}() was called on the engine's kernel thread (from a bus handler?); it "
+                "waits for that very thread, so call it from another thread"
+            )
+        if self.state not in (RUNNING, READY, STOPPING):
+            raise LifecycleError(f"{what}() needs a running engine; it is {self.state}")
+        done: Future = Future()
+        self._queue.put(
+            (None, (kind, done)), bounded=False, urgent=True, timeout=None, internal=True
+        )
+        try:
+            return done.result(timeout)
+        except FutureTimeout:
+            raise JournalError(f"{what}() did not finish within {timeout} s") from None
+
+    def flush(self, timeout: float | None = 30.0) -> int:
+        """Block until everything submitted so far is applied and durable; return its seq."""
+        self._control(FLUSH, "flush", timeout)
+        return self._writer.flush(timeout)
+
+    def seal_segments(self, timeout: float | None = 60.0) -> int:
+        """Make everything submitted so far readable by other processes now: commit it and seal
+        it into Parquet segments (otherwise sealed every N events / T seconds). Returns the
+        sealed-up-to seq."""
+        self.flush(timeout)
+        assert self.journal is not None
+        return self.journal.seal_segments(timeout)
+
+    def snapshot_now(self, timeout: float | None = 60.0) -> SnapshotInfo:
+        """Take a snapshot now (copied on the kernel thread, written by the writer); wait for it."""
+        return self._control(SNAPSHOT, "snapshot_now", timeout)
+
+    @property
+    def rejected_events(self) -> int:
+        """Submitted events a reducer refused (never journaled)."""
+        return self._kernel.rejected_events if self._kernel is not None else 0
+
+    @property
+    def journal_failure(self) -> BaseException | None:
+        """The error that stopped the journal writer, or None while it is healthy."""
+        return self._writer.failed if self._writer is not None else None
+
+    def metrics(self) -> dict[str, Any]:
+        writer, queue = self._writer, self._queue
+        process = getattr(writer, "pid", None)
+        return {
+            "state": self.state,
+            "version": self.store.version,
+            "queue_depth": len(queue),
+            "queue_limit": queue.max_events,
+            "queue_high_water": queue.high_water,
+            "producer_waits": queue.waits,
+            "producer_wait_seconds": queue.wait_seconds,
+            "overload_refusals": queue.refusals,
+            "rejected_events": self.rejected_events,
+            "durable_seq": writer.durable_seq if writer else 0,
+            "groups_committed": writer.groups_committed if writer else 0,
+            "events_committed": writer.events_committed if writer else 0,
+            # Where the journal writer runs: its own process (with its pid) or a thread here.
+            "writer": "process" if process is not None else "thread",
+            "writer_pid": process,
+        }
+
+    def __repr__(self) -> str:
+        return f"Engine({self.config.journal_path!r}, state={self.state}, seq={self.store.version})"

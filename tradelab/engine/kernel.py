@@ -1,0 +1,222 @@
+"""The engine's kernel: the one thread that changes state. It takes submitted items in batches,
+stamps seq and ts, applies them to the store, hands them to the journal writer, publishes them on
+the bus, and runs flush barriers and snapshots.
+
+Thread model: `run` is the kernel thread's body and everything it calls runs there. The engine
+starts it, stops it with `request_stop`, and reads `ident` to refuse blocking calls made on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from tradelab.engine.submissions import SubmitQueue, Wakeup
+from tradelab.events import Event
+from tradelab.journal.snapshots import SnapshotInfo
+
+log = logging.getLogger("tradelab.engine")
+
+# A submitted event: (topic, key, payload dict, payload JSON bytes, critical, schema_version,
+# Ticket or None). A control: (None, ("flush" | "snapshot", Future)).
+SNAPSHOT, FLUSH = "snapshot", "flush"
+
+
+class Kernel:
+    """State changes, in seq order, on one thread. Built by `Engine.start()` after recovery."""
+
+    def __init__(
+        self,
+        *,
+        store: Any,
+        bus: Any,
+        writer: Any,
+        queue: SubmitQueue,
+        wakeup: Wakeup,
+        batch_size: int,
+        snapshot_every_events: int,
+        snapshot_every_seconds: float,
+        upcast: bool,
+        since_snapshot: int,
+        announce: Callable[[str, dict], None],
+    ) -> None:
+        self.store, self.bus, self.writer = store, bus, writer
+        self.queue, self.wakeup = queue, wakeup
+        self.batch_size = batch_size
+        self.snapshot_every = (snapshot_every_events, snapshot_every_seconds)
+        self.upcast = upcast
+        # A long replayed tail counts toward the next snapshot, so crash after crash does not
+        # replay an ever longer tail.
+        self.since_snapshot = since_snapshot
+        self.last_snapshot_at = time.monotonic()
+        self.announce = announce  # queues an event of the engine's own (e.g. snapshot.taken)
+        self.rejected_events = 0
+        self.ident: int | None = None
+        self._stop = False
+        self._thread = threading.Thread(target=self.run, name="engine-kernel", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        """Finish what is queued, then end the thread."""
+        self._stop = True
+        self.wakeup.ring()
+
+    def join(self, timeout: float | None) -> bool:
+        """Wait for the thread to end; False if it is still running after `timeout`."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.ident = threading.get_ident()
+        queue, wakeup, limit = self.queue, self.wakeup, self.batch_size
+        while True:
+            if not len(queue):
+                if self._stop:
+                    return
+                queue.kernel_idle = True
+                if not len(queue):  # re-checked: a producer that saw the kernel busy did not ring
+                    wakeup.wait(self._idle_wait())
+                    queue.prune()
+                queue.kernel_idle = False
+                self._maybe_snapshot()
+                continue
+            batch = queue.take(limit)
+            try:
+                self._process(batch)
+            except BaseException:  # keep the kernel alive; the failure is in the log
+                log.exception("engine kernel failed to process a batch")
+
+    def _idle_wait(self) -> float:
+        every = self.snapshot_every[1]
+        return 0.5 if not every else max(0.01, min(0.5, every))
+
+    def _process(self, batch: list) -> None:
+        events: list[Event] = []
+        payloads: list[bytes] = []
+        waiting: list = []  # aligned with `events`
+        controls = []
+        seq = self.store.version
+        stamp = time.time_ns  # now_ns() without the extra call, once per event
+        for item in batch:
+            topic = item[0]
+            if topic is None:
+                controls.append(item[1])
+                continue
+            seq += 1
+            events.append(Event(seq, stamp(), topic, item[1], item[2], item[4], item[5]))
+            payloads.append(item[3])
+            waiting.append(item[6])
+        try:
+            if events:
+                self._journal_and_publish(events, payloads, waiting)
+        finally:
+            # Whatever a handler raised, a flush or snapshot request queued behind these events
+            # is still answered.
+            for kind, done in controls:
+                self._run_control(kind, done)
+            self._maybe_snapshot()
+
+    def _journal_and_publish(self, events: list[Event], payloads: list, waiting: list) -> None:
+        events, payloads, waiting = self._apply(events, payloads, waiting)
+        if not events:
+            return
+        tickets = []
+        urgent = False
+        for event, ticket in zip(events, waiting, strict=True):
+            if ticket is not None:
+                ticket.event = event
+                tickets.append(ticket)
+            elif event.critical:
+                urgent = True
+        self.writer.append(events, payloads, tickets, urgent=urgent)
+        self.since_snapshot += len(events)
+        self.bus.publish_events(events)
+
+    def _apply(self, events: list[Event], payloads: list, waiting: list) -> tuple:
+        """Apply the stamped batch in one store call. An event a reducer rejects is dropped
+        before it is journaled; the events after it are stamped again to close the seq gap."""
+        applied, error = self.store.apply_each(events, upcast=self.upcast)
+        if error is None:
+            return events, payloads, waiting
+        kept, kept_payloads, kept_waiting = events[:applied], payloads[:applied], waiting[:applied]
+        rest, rest_payloads, rest_waiting = events[applied:], payloads[applied:], waiting[applied:]
+        while error is not None:
+            rejected, ticket = rest[0], rest_waiting[0]
+            self.rejected_events += 1
+            log.warning("event %s rejected by the store: %s", rejected.topic, error)
+            if ticket is not None:
+                ticket.resolve(error)
+            # A fire-and-forget submitter has no ticket: the bus is where anyone learns of it.
+            self.bus.publish(
+                "engine.event_rejected",
+                {"topic": rejected.topic, "key": rejected.key, "error": str(error)},
+                key=rejected.key,
+            )
+            rest = [
+                Event(e.seq - 1, e.ts, e.topic, e.key, e.payload, e.critical, e.schema_version)
+                for e in rest[1:]
+            ]
+            rest_payloads, rest_waiting = rest_payloads[1:], rest_waiting[1:]
+            if not rest:
+                break
+            applied, error = self.store.apply_each(rest, upcast=self.upcast)
+            kept += rest[:applied]
+            kept_payloads += rest_payloads[:applied]
+            kept_waiting += rest_waiting[:applied]
+            rest, rest_payloads, rest_waiting = (
+                rest[applied:],
+                rest_payloads[applied:],
+                rest_waiting[applied:],
+            )
+        return kept, kept_payloads, kept_waiting
+
+    def _run_control(self, kind: str, done: Future) -> None:
+        if kind == FLUSH:  # a barrier: everything queued before it is applied and handed on
+            done.set_result(self.store.version)
+        else:
+            self._take_snapshot(done)
+
+    def _maybe_snapshot(self) -> None:
+        if self.since_snapshot == 0:
+            return
+        every_events, every_seconds = self.snapshot_every
+        if (every_events and self.since_snapshot >= every_events) or (
+            every_seconds and time.monotonic() - self.last_snapshot_at >= every_seconds
+        ):
+            self._take_snapshot(None)
+
+    def _take_snapshot(self, done: Future | None) -> None:
+        try:
+            snapshot = self.store.snapshot()  # the copy happens here; serializing on the writer
+        except BaseException as exc:
+            if done is not None:
+                done.set_exception(exc)
+            raise
+        self.since_snapshot = 0
+        self.last_snapshot_at = time.monotonic()
+
+        def written(info: SnapshotInfo | BaseException) -> None:
+            # On the writer's thread: never blocks on the kernel (the announcement bypasses
+            # the queue's bound).
+            if isinstance(info, BaseException):
+                if done is not None and not done.done():
+                    done.set_exception(info)
+                return
+            self.announce("snapshot.taken", info.to_payload())
+            if done is not None and not done.done():
+                done.set_result(info)
+
+        try:
+            self.writer.write_snapshot(snapshot, written)
+        except BaseException as exc:
+            written(exc)
+            raise

@@ -1,0 +1,180 @@
+"""The engine's submit queue: one FIFO lane per producing thread, one bound over all of them.
+
+Thread model: any thread `put`s into its own lane; only the kernel thread `take`s. A lane keeps
+its producer's order. The kernel serves first every lane holding an item whose submitter blocks
+(a critical event, a wait=True submit, a flush or snapshot request), then a fair share of every
+other lane, so a flood from one thread cannot hold a critical event from another behind it.
+
+Policy when full (`max_events` ordinary items queued): the producer waits for room, up to its
+timeout, then gets an `OverloadError`; nothing accepted is dropped. Blocking submitters and the
+engine's own events bypass the bound: each blocking thread has at most one item in flight, and
+the engine's internal threads must never wait on the kernel they feed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from tradelab.errors import LifecycleError, OverloadError
+
+
+class Wakeup:
+    """The kernel's doorbell: one waiter, any number of ringers. A bare lock, so a ring is one C
+    call where threading.Event.set takes a Condition and notifies in Python, per submit."""
+
+    __slots__ = ("_bell",)
+
+    def __init__(self) -> None:
+        self._bell = threading.Lock()
+        self._bell.acquire()
+
+    def ring(self) -> None:
+        try:  # noqa: SIM105 (a try is free; contextlib.suppress is a call on every submit)
+            self._bell.release()
+        except RuntimeError:  # already rung and not yet heard: once is enough
+            pass
+
+    def wait(self, timeout: float) -> bool:
+        """Block until rung (True) or `timeout` seconds pass; a ring heard before counts."""
+        return self._bell.acquire(timeout=timeout)
+
+
+class _Lane:
+    __slots__ = ("items", "urgent", "thread")
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self.items: deque = deque()
+        self.urgent = False  # holds an item whose submitter blocks: served first
+        self.thread = thread
+
+
+class SubmitQueue:
+    """Bounded, per-producer-ordered queue of submitted items (see the module docstring)."""
+
+    def __init__(self, max_events: int, wakeup: Wakeup) -> None:
+        self.max_events = max_events
+        self._wakeup = wakeup
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._local = threading.local()
+        self._lanes: list[_Lane] = []
+        self._depth = 0
+        self._waiting = 0
+        self._closed = ""
+        self.kernel_idle = False  # set by the kernel; a producer rings only when it is idle
+        self.high_water = 0
+        self.wait_seconds = 0.0
+        self.waits = 0
+        self.refusals = 0
+
+    def __len__(self) -> int:
+        return self._depth
+
+    def put(
+        self,
+        item: Any,
+        *,
+        bounded: bool,
+        urgent: bool,
+        timeout: float | None,
+        internal: bool = False,
+    ) -> None:
+        """Queue `item` in the calling thread's lane. `bounded` items wait for room (at most
+        `timeout` s, then OverloadError); `urgent` marks the lane to be served first;
+        `internal` (the engine's own items) are taken even after `close`."""
+        try:
+            lane = self._local.lane
+        except AttributeError:
+            lane = self._new_lane()
+        with self._lock:
+            if self._closed and not internal:
+                raise LifecycleError(self._closed)
+            if bounded and self._depth >= self.max_events:
+                self._wait_for_room(timeout)
+            lane.items.append(item)
+            if urgent:
+                lane.urgent = True
+            self._depth += 1
+            if self._depth > self.high_water:
+                self.high_water = self._depth
+        if self.kernel_idle:
+            self._wakeup.ring()
+
+    def _wait_for_room(self, timeout: float | None) -> None:
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
+        self._waiting += 1
+        self.waits += 1
+        try:
+            while self._depth >= self.max_events and not self._closed:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    self.refusals += 1
+                    raise OverloadError(
+                        f"engine submit queue is full: {self._depth} events queued, limit "
+                        f"{self.max_events}; no room within {timeout} s (the kernel and journal "
+                        "are behind: slow the producer or raise EngineConfig.max_queued_events)"
+                    )
+                self._room.wait(left)
+        finally:
+            self._waiting -= 1
+            self.wait_seconds += time.monotonic() - started
+        if self._closed:
+            raise LifecycleError(self._closed)
+
+    def _new_lane(self) -> _Lane:
+        lane = _Lane(threading.current_thread())
+        self._local.lane = lane
+        with self._lock:
+            self._lanes.append(lane)
+        return lane
+
+    def take(self, limit: int) -> list:
+        """Kernel thread: the next batch. Urgent lanes whole, then up to `limit` items in fair
+        shares of the other lanes, each lane's items in its own order."""
+        batch: list = []
+        with self._lock:
+            busy = []
+            for lane in self._lanes:
+                if lane.urgent:
+                    lane.urgent = False
+                    batch.extend(lane.items)
+                    lane.items.clear()
+                elif lane.items:
+                    busy.append(lane)
+            room = limit - len(batch)
+            while busy and room > 0:
+                share = max(1, room // len(busy))
+                still = []
+                for lane in busy:
+                    items = lane.items
+                    n = min(share, len(items), room)
+                    batch.extend([items.popleft() for _ in range(n)])
+                    room -= n
+                    if items:
+                        still.append(lane)
+                busy = still
+            self._depth -= len(batch)
+            # Wake waiting producers once half the room is free, not per item: fewer thundering
+            # wake-ups competing with the kernel for the GIL.
+            if self._waiting and self._depth <= self.max_events // 2:
+                self._room.notify_all()
+        return batch
+
+    def prune(self) -> None:
+        """Kernel thread, when idle: forget empty lanes of threads that have ended."""
+        with self._lock:
+            self._lanes = [ln for ln in self._lanes if ln.items or ln.thread.is_alive()]
+
+    def close(self, reason: str) -> None:
+        """Refuse new items with `reason`; producers waiting for room get it too."""
+        with self._lock:
+            self._closed = reason
+            self._room.notify_all()
+
+    def reopen(self) -> None:
+        with self._lock:
+            self._closed = ""
