@@ -235,6 +235,7 @@ class Engine:
             self.journal.close()
             self._unpin()
             self.state = STOPPED
+            self._queue.close(f"engine is {STOPPED}; submit() needs a running engine")
             self.bus.close()
 
     def _unpin(self) -> None:
