@@ -220,7 +220,7 @@ class EventBus(FailureRecorder):
                 for handler in handlers:
                     try:
                         handler(event)
-                    except Exception as exc:
+                    except BaseException as exc:  # see _handler_failed
                         self._handler_failed(route, handler, event, exc)
             else:
                 self._deliver_sampled(event, handlers, route, n)
@@ -253,7 +253,7 @@ class EventBus(FailureRecorder):
                 for handler in handlers:
                     try:
                         handler(event)
-                    except Exception as exc:
+                    except BaseException as exc:  # see _handler_failed
                         self._handler_failed(route, handler, event, exc)
             else:
                 self._deliver_sampled(event, handlers, route, n)
@@ -286,7 +286,7 @@ class EventBus(FailureRecorder):
                     for handler in handlers:
                         try:
                             handler(event)
-                        except Exception as exc:
+                        except BaseException as exc:  # see _handler_failed
                             self._handler_failed(route, handler, event, exc)
                 else:
                     self._deliver_sampled(event, handlers, route, n)
@@ -313,7 +313,7 @@ class EventBus(FailureRecorder):
                 for handler in handlers:
                     try:
                         handler(event)
-                    except Exception as exc:
+                    except BaseException as exc:  # see _handler_failed
                         self._handler_failed(route, handler, event, exc)
             else:
                 self._deliver_sampled(event, handlers, route, n)
@@ -327,7 +327,7 @@ class EventBus(FailureRecorder):
             started = perf_ns()
             try:
                 handler(event)
-            except Exception as exc:
+            except BaseException as exc:  # see _handler_failed
                 elapsed = perf_ns() - started  # before the failure is logged and published
                 self._handler_failed(route, handler, event, exc)
             else:

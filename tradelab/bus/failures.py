@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from typing import Any
 
 from tradelab.bus.subscription import Handler, Subscription, failure_payload
@@ -25,7 +26,14 @@ FAILURES_LOGGED_IN_FULL = 10
 class FailureRecorder:
     """The failure-handling methods of EventBus."""
 
-    def _handler_failed(self, route: Any, handler: Handler, event: Event, exc: Exception) -> None:
+    def _handler_failed(
+        self, route: Any, handler: Handler, event: Event, exc: BaseException
+    ) -> None:
+        # SystemExit / KeyboardInterrupt from a handler: isolated like any failure on other
+        # threads (on the engine's kernel it would drop the rest of the batch's deliveries),
+        # but on the main thread it is the user interrupting, and goes on up.
+        if not isinstance(exc, Exception) and threading.current_thread() is threading.main_thread():
+            raise exc
         for candidate, sub in zip(route.handlers, route.subs, strict=True):
             if candidate is handler:
                 self._record_failure(sub, event, exc)

@@ -1,0 +1,181 @@
+"""Engine defects that broke "state is the fold of the journal" or left things behind: payloads
+that could not be journaled, payloads changed after submit, blocking calls on the kernel thread,
+a failed start, a config changed behind the caller's back."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tradelab.config import EngineConfig
+from tradelab.engine import Engine
+from tradelab.errors import InvalidInputError, LifecycleError, StateError
+from tradelab.journal import JournalReader
+from tradelab.journal.verify import verify_journal
+
+
+def _engine(tmp_path, **kw) -> Engine:
+    kw.setdefault("snapshot_every_seconds", 0)
+    return Engine(journal_path=str(tmp_path / "lab.duckdb"), **kw)
+
+
+def _writer_children() -> list[int]:
+    """Pids of journal writer processes whose parent is this process."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and b"tradelab.journal.writer" in cmdline:
+            found.append(int(pid))
+    return found
+
+
+def test_numpy_and_subclass_numbers_are_journaled_as_plain_numbers_and_the_journal_verifies(
+    tmp_path,
+):
+    path = tmp_path / "lab.duckdb"
+    with _engine(tmp_path) as engine:
+        engine.submit("mark.updated", {"symbol": "NIFTY", "price": np.float64(24001.5)})
+        engine.submit("mark.updated", {"symbol": "BANK", "price": np.int64(51000)}, wait=True)
+        live = engine.store.get("market.marks")
+        assert engine.store.get("market.marks.NIFTY.price") == 24001.5
+    with _engine(tmp_path) as again:  # restarts on the journal it left: same marks
+        assert again.store.get("market.marks") == live
+    result = verify_journal(path)
+    assert result.ok, result.lines
+    prices = [e.payload["price"] for e in JournalReader(path).events(topic="mark.updated")]
+    assert prices == [24001.5, 51000] and [type(p) for p in prices] == [float, int]
+
+
+@pytest.mark.parametrize(
+    ("payload", "where"),
+    [
+        ({"symbol": "NIFTY\ud800", "price": 1.0}, "payload.symbol"),
+        ({"symbol": "NIFTY", "price": 1.0, "note": {"k\udfff": 1}}, "payload.note key"),
+    ],
+)
+def test_a_lone_surrogate_is_refused_naming_the_field_and_nothing_is_applied(
+    tmp_path, payload, where
+):
+    with _engine(tmp_path) as engine:
+        before = engine.store.version
+        with pytest.raises(InvalidInputError, match=f"{where}.*not valid Unicode"):
+            engine.submit("mark.updated", payload, critical=True)
+        assert engine.store.version == before
+        engine.submit("mark.updated", {"symbol": "NIFTY", "price": 2.0}, wait=True)
+    assert verify_journal(tmp_path / "lab.duckdb").ok
+
+
+def test_a_payload_nested_thousands_deep_is_refused_before_anything_is_applied(tmp_path):
+    deep: dict = {}
+    node = deep
+    for _ in range(5000):
+        node["x"] = {}
+        node = node["x"]
+    with _engine(tmp_path) as engine:
+        before = engine.store.version
+        with pytest.raises(InvalidInputError, match="nested more than 64 levels"):
+            engine.submit("mark.updated", {"symbol": "NIFTY", "price": 1.0, "deep": deep})
+        assert engine.store.version == before
+    assert verify_journal(tmp_path / "lab.duckdb").ok
+
+
+@pytest.mark.parametrize("writer_process", [True, False])
+def test_a_payload_mutated_after_submit_changes_neither_journal_nor_store(tmp_path, writer_process):
+    path = tmp_path / "lab.duckdb"
+    with _engine(tmp_path, writer_process=writer_process) as engine:
+        for i in range(200):
+            payload = {"symbol": "NIFTY", "price": 100.0 + i, "extra": {"tag": "a"}}
+            engine.submit("mark.updated", payload)
+            payload["price"] = -1.0  # the submitter keeps its dict and changes it
+            payload["extra"]["tag"] = "changed"
+        engine.flush()
+        live = engine.store.get("market.marks")
+        assert engine.store.get("market.marks.NIFTY.price") == 299.0
+    journaled = [e.payload for e in JournalReader(path).events(topic="mark.updated")]
+    assert [p["price"] for p in journaled] == [100.0 + i for i in range(200)]
+    assert {p["extra"]["tag"] for p in journaled} == {"a"}
+    result = verify_journal(path)
+    assert result.ok, result.lines
+    with _engine(tmp_path, writer_process=writer_process) as again:
+        assert again.store.get("market.marks") == live
+
+
+def test_flush_and_snapshot_from_a_bus_handler_raise_at_once(tmp_path):
+    errors: list[BaseException] = []
+
+    def handler(event):
+        for call in (lambda: engine.flush(timeout=20), lambda: engine.snapshot_now(timeout=20)):
+            try:
+                call()
+            except LifecycleError as exc:
+                errors.append(exc)
+
+    with _engine(tmp_path) as engine:
+        engine.bus.subscribe("mark.updated", handler)
+        engine.submit("mark.updated", {"symbol": "NIFTY", "price": 1.0}, wait=True)
+        engine.flush(timeout=5)  # the kernel was not stalled until a 20 s timeout
+    assert len(errors) == 2 and all("kernel thread" in str(e) for e in errors)
+
+
+@pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt])
+def test_a_handler_raising_base_exception_loses_no_flush_snapshot_or_later_delivery(
+    tmp_path, raised
+):
+    seen: list[int] = []
+
+    def bad(event):
+        if event.payload["price"] == 1.0:
+            raise raised()
+
+    with _engine(tmp_path) as engine:
+        engine.bus.subscribe("mark.updated", bad)
+        engine.bus.subscribe("mark.updated", lambda e: seen.append(e.seq))
+        for price in (1.0, 2.0, 3.0):
+            engine.submit("mark.updated", {"symbol": "NIFTY", "price": price})
+        info = engine.snapshot_now(timeout=10)
+        assert engine.flush(timeout=10) >= info.last_seq
+        assert engine.store.get("market.marks.NIFTY.price") == 3.0
+    assert len(seen) == 3  # the other subscriber got every event of the batch
+
+
+def test_a_start_that_fails_part_way_leaves_no_writer_process_or_kernel_thread(tmp_path):
+    def refuse_running(state, event):
+        if event.payload["state"] == "running":
+            raise StateError("refusing to run")
+        return ()
+
+    engine = _engine(tmp_path)
+    engine.register_reducers({"engine.state_changed": [refuse_running]})
+    with pytest.raises(StateError, match="refusing to run"):
+        engine.start()
+    assert engine.state == "stopped"
+    assert _writer_children() == []
+    assert not [t for t in threading.enumerate() if t.name == "engine-kernel" and t.is_alive()]
+    with pytest.raises(LifecycleError):
+        engine.submit("mark.updated", {"symbol": "NIFTY", "price": 1.0})
+
+
+def test_overrides_do_not_change_the_callers_config(tmp_path):
+    config = EngineConfig(journal_path=str(tmp_path / "a.duckdb"), group_commit_ms=10.0)
+    engine = Engine(config, group_commit_ms=2.0, journal_path=str(tmp_path / "b.duckdb"))
+    assert engine.config.group_commit_ms == 2.0
+    assert (config.group_commit_ms, config.journal_path) == (10.0, str(tmp_path / "a.duckdb"))
+
+
+def test_keyboard_interrupt_from_a_handler_on_the_main_thread_still_interrupts(tmp_path):
+    def interrupt(event):
+        raise KeyboardInterrupt
+
+    with _engine(tmp_path) as engine:
+        engine.bus.subscribe("market.tick", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            engine.publish_transient("market.tick", {"symbol": "NIFTY", "ltp": 1.0})
