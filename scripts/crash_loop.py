@@ -1,6 +1,6 @@
 """Kill -9 an engine mid-storm N times (default 100) and check the journal after every kill.
 
-Each round: a child (tests/crash_child.py) recovers the journal and writes mixed events (2 %
+Each round: a child (tradelab/crashdrill.py) recovers the journal and writes mixed events (2 %
 critical) until SIGKILL at a random moment; then every acknowledged critical event must be in
 the journal, seqs contiguous from 1, no lost tail, and recovered state == full replay.
 Usage: .venv/bin/python scripts/crash_loop.py [--rounds 100] [--dir DIR] [--seed 1]
@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from crash_child import run_round  # noqa: E402
+from tradelab.crashdrill import run_round
 
 
 def main(argv: list[str] | None = None) -> int:

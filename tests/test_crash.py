@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from crash_child import run_round
+from tradelab.crashdrill import run_round
 
 
 def test_sigkill_storm_loses_no_acknowledged_critical_event_and_recovers_exact_state(tmp_path):

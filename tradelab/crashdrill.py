@@ -1,6 +1,7 @@
-"""A storm of mixed events into a journal, to be killed with SIGKILL at a random moment.
+"""The kill -9 drill: a storm of mixed events into a journal, killed with SIGKILL at a random
+moment, then checked (`run_round`); used by tests/test_crash.py and scripts/crash_loop.py.
 
-Usage: python tests/crash_child.py JOURNAL_PATH SEED. Prints `READY <seq>` after recovery and
+Child usage: python -m tradelab.crashdrill JOURNAL_PATH SEED. Prints `READY <seq>` after recovery and
 `ACK <seq> <trade_id>` (flushed) after each critical submit returned, i.e. once it is durable.
 """
 
@@ -69,10 +70,6 @@ def main(path: str, seed: int) -> None:
             engine.submit("mark.updated", {"symbol": symbol, "price": 100.0 + i % 500 * 0.05})
 
 
-if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
-
-
 def run_round(
     path: str,
     seed: int,
@@ -98,7 +95,7 @@ def run_round(
     from tradelab.journal import Journal, recover, replay_into
 
     proc = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), path, str(seed)],
+        [sys.executable, "-m", "tradelab.crashdrill", path, str(seed)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -155,3 +152,7 @@ def run_round(
         }
     finally:
         journal.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))
