@@ -133,8 +133,8 @@ class SubmitQueue:
         return lane
 
     def take(self, limit: int) -> list:
-        """Kernel thread: the next batch. Urgent lanes whole, then up to `limit` items in fair
-        shares of the other lanes, each lane's items in its own order."""
+        """Kernel thread: the next batch: every urgent lane whole, or else up to `limit` items
+        in fair shares of the other lanes; each lane's items in its own order."""
         batch: list = []
         with self._lock:
             busy = []
@@ -145,7 +145,10 @@ class SubmitQueue:
                     lane.items.clear()
                 elif lane.items:
                     busy.append(lane)
-            room = limit - len(batch)
+            # A pass with a blocking submitter carries only the urgent lanes: the sooner it is
+            # applied and journaled, the sooner the submitter is released. The rest waits one
+            # short pass.
+            room = 0 if batch else limit
             while busy and room > 0:
                 share = max(1, room // len(busy))
                 still = []
