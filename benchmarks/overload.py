@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -169,6 +170,8 @@ def run_variant(
     if stop_timed_out and writer_pid:
         # The run must end: the engine's kernel is still draining. Kill its writer (our child)
         # so the temp dir can go; the engine's threads are daemons and die with this process.
+        # Its kernel would then log every batch it can no longer send: expected, so silenced.
+        logging.getLogger("tradelab").setLevel(logging.CRITICAL)
         os.kill(writer_pid, signal.SIGKILL)
     ordered = sorted(acks)
     return {
