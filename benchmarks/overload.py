@@ -18,7 +18,7 @@ Figures per variant (`flood`: the two flooders submit `mark.updated` as fast as 
                                 process is then killed so the run can end
   queue_* / producer_wait_s     the engine's own queue metrics, where it reports them
 Safety cap: the flood is aborted (`aborted_rss` true) when this process's RSS grows by more than
---rss-cap-mb: an engine with an unbounded submit queue grows by ~0.2 GB per second of flood.
+--rss-cap-mb: an engine with an unbounded submit queue grew by ~0.15 GB per second of flood.
 
 Usage: PYTHONPATH=. .venv/bin/python benchmarks/overload.py [--seconds 60] [--no-flood]
        [--rss-cap-mb 1500] [--stop-timeout 60] [--json]
