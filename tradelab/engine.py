@@ -334,5 +334,10 @@ class Engine(KernelLoop):
             "writer_pid": writer.pid if isinstance(writer, ProcessJournalWriter) else None,
         }
 
+    @property
+    def journal_failure(self) -> BaseException | None:
+        """The error that stopped the journal writer, or None while it is healthy."""
+        return self._writer.failed if self._writer is not None else None
+
     def __repr__(self) -> str:
         return f"Engine({self.config.journal_path!r}, state={self.state}, seq={self.store.version})"
