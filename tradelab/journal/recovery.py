@@ -135,9 +135,14 @@ def choose_snapshot(
     Every snapshot skipped on the way is appended to `rejected` with its reason. A snapshot of a
     newer schema is not skipped: SchemaVersionError (older code must not rewrite newer data).
     """
-    for info in snapshots:
+    # A row with a NULL seq (list_snapshots gives it -1) can never be used: reported first, as
+    # the search below stops at the first good snapshot.
+    unusable = [info for info in snapshots if info.last_seq < 0]
+    for info in unusable + [info for info in snapshots if info.last_seq >= 0]:
         reason = None
-        if info.last_seq > last_seq:
+        if info.last_seq < 0:
+            reason = "its row has no last_seq"
+        elif info.last_seq > last_seq:
             reason = f"covers seq {info.last_seq} beyond the journal's last seq {last_seq}"
         else:
             state_bytes, why = check_state(con, info)
