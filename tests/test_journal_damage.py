@@ -223,3 +223,12 @@ def test_wal_autocheckpoint_injection_is_refused_and_the_journal_kept(whole, jou
     finally:
         con.close()
     assert EngineConfig(wal_autocheckpoint="2.5GB").wal_autocheckpoint == "2.5GB"
+
+
+def test_high_water_mark_that_is_a_directory_is_a_clear_error(journal):
+    mark = journal.with_name(journal.name + ".hwm")
+    mark.unlink()
+    mark.mkdir()
+    with pytest.raises(JournalError, match="high-water mark"):
+        Journal(journal)
+    _assert_clear_failure(_run(journal), EXIT_UNUSABLE, "high-water mark")

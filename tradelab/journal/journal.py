@@ -257,7 +257,13 @@ class Journal:
         if mark != last and check.damage is None:
             # A damaged tail keeps its mark until the next commit, so a crash before the damage
             # was journaled reports it again rather than forgetting it.
-            self.tailmark.write(last)
+            try:
+                self.tailmark.write(last)
+            except OSError as exc:
+                raise JournalError(
+                    f"cannot write the high-water mark {self.tailmark.path} of journal "
+                    f"{self.path}: {exc.strerror or exc}; it must be a writable file"
+                ) from None
         return check
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
