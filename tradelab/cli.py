@@ -1,21 +1,83 @@
 """The `tradelab` command line: run a session, serve the console, inspect/verify a journal, bench.
 
 Each command builds its own objects and exits; nothing here is imported by the library itself.
+Exit codes: 0 ok; 1 the journal is damaged (verify found a problem, or a file, table or row
+cannot be read); 2 usage (bad option, no such file); 3 the journal cannot be used here (in use
+by an engine, not a tradelab journal, newer format, unwritable) or its writer failed during
+`run`. A failure prints one line, `tradelab: error: ...`, to stderr (--debug adds tracebacks).
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 import click
 
 from tradelab import __version__
 
+EXIT_OK = 0
+EXIT_DAMAGED = 1
+EXIT_USAGE = 2
+EXIT_UNUSABLE = 3
+
+
+def fail(message: object, code: int) -> NoReturn:
+    """Print `tradelab: error: <message>` (one line) to stderr and exit with `code`."""
+    text = " ".join(str(message).split())
+    click.echo(f"tradelab: error: {text}", err=True)
+    raise SystemExit(code)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The documented exit code for an error a command stops on."""
+    from tradelab.errors import InvalidInputError, RecoveryError
+
+    if isinstance(exc, RecoveryError):
+        return EXIT_DAMAGED
+    if isinstance(exc, InvalidInputError):
+        return EXIT_USAGE
+    return EXIT_UNUSABLE
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time (as logging's last-resort handler does)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
+class _NoTracebacks(logging.Formatter):
+    """Log records as one line each: a command's failure is told by `fail`, not by a traceback."""
+
+    def formatException(self, ei: object) -> str:  # noqa: N802 (logging's name)
+        return ""
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+        return ""
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tradelab")
-def main() -> None:
-    """tradelab: a live NIFTY options paper-trading state engine with a DuckDB journal."""
+@click.option("--debug", is_flag=True, help="Show tracebacks in logged errors.")
+def main(debug: bool) -> None:
+    """tradelab: a live NIFTY options paper-trading state engine with a DuckDB journal.
+
+    Exit codes: 0 ok, 1 journal damaged, 2 usage, 3 journal unusable or writer failed.
+    """
+    handler = _StderrHandler()
+    fmt = "tradelab: %(levelname)s: %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt) if debug else _NoTracebacks(fmt))
+    logger = logging.getLogger("tradelab")
+    logger.handlers = [h for h in logger.handlers if not isinstance(h, _StderrHandler)]
+    logger.addHandler(handler)
 
 
 @main.group()
@@ -127,6 +189,8 @@ def run_cmd(
     """Run a paper session headless: simulated NIFTY market + paper broker, journaled.
 
     Ctrl-C (or SIGTERM) stops cleanly: the queue is drained, a snapshot taken, the file closed.
+    If the journal writer fails (its process killed, the disk full) the session stops with exit
+    code 3 and says up to which seq events are durable; a restart on the journal recovers them.
     """
     import signal
     import time
@@ -138,19 +202,27 @@ def run_cmd(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
-    config = LabConfig(
-        journal_path=journal, seed=seed, ticks_per_second=ticks_per_second, speed=speed
-    )
-    lab = Lab(config)
     try:
+        config = LabConfig(
+            journal_path=journal, seed=seed, ticks_per_second=ticks_per_second, speed=speed
+        )
+        lab = Lab(config)
         lab.start()
     except TradelabError as exc:
-        raise click.ClickException(str(exc)) from None
-    report = lab.engine.recovery_report
+        fail(exc, exit_code_for(exc))
+    engine = lab.engine
+    # Once the writer has failed, the engine's own complaints about it (stop cannot snapshot)
+    # are noise: the cause is told once, by `fail` below.
+    for handler in logging.getLogger("tradelab").handlers:
+        if isinstance(handler, _StderrHandler):
+            handler.addFilter(lambda record: engine.journal_failure is None)
+    report = engine.recovery_report
     click.echo(report.summary())
     started = time.monotonic()
     try:
         while not lab.session_finished.wait(every):
+            if engine.journal_failure is not None:
+                break
             s = lab.status()
             pnl = "-" if s["daily_pnl"] is None else f"{s['daily_pnl']:,.2f}"
             click.echo(
@@ -162,11 +234,23 @@ def run_cmd(
             if duration is not None and time.monotonic() - started >= duration:
                 break
         else:
-            click.echo("the simulated session closed")
+            if engine.journal_failure is None:
+                click.echo("the simulated session closed")
     except KeyboardInterrupt:
         click.echo("stopping...")
     finally:
         lab.stop()
+    failure = engine.journal_failure
+    if failure is not None:
+        # Only what the writer acknowledged is safe; the store may be ahead of it.
+        durable = engine.metrics()["durable_seq"]
+        fail(
+            f"the journal writer failed: {failure}. Events up to seq {durable} (every "
+            f"acknowledged critical event) are durable in {journal} or its ack log, and "
+            f"restarting on it recovers them; events after seq {durable} (up to "
+            f"{lab.store.version}) may be lost.",
+            EXIT_UNUSABLE,
+        )
     click.echo(
         f"stopped cleanly at seq {lab.store.version}; state hash "
         f"{lab.store.state_hash()[:16]}; inspect with: tradelab inspect {journal}"
@@ -195,10 +279,13 @@ def inspect_cmd(path: str, as_json: bool) -> None:
     try:
         info = inspect_journal(path)
     except TradelabError as exc:
-        if "locked" not in str(exc):
-            raise click.ClickException(str(exc)) from None
-        reader = JournalReader(path)
-        topics = reader.counts_by_topic()
+        if LOCK_HINT not in str(exc):
+            fail(exc, exit_code_for(exc))
+        try:
+            reader = JournalReader(path)
+            topics = reader.counts_by_topic()
+        except TradelabError as exc2:
+            fail(exc2, exit_code_for(exc2))
         info = {
             "path": path,
             "source": "segments",
@@ -229,8 +316,9 @@ def inspect_cmd(path: str, as_json: bool) -> None:
 def verify_cmd(path: str) -> None:
     """Check a journal: contiguous seqs, tail mark, every snapshot's hash, replay == recovery.
 
-    Exits 1 when a check fails, 2 when the journal cannot be opened (e.g. an engine is running on
-    it: DuckDB allows no reader beside the writer; stop it, or read segments with JournalReader).
+    Exits 1 when a check fails or the file is too damaged to check, 3 when the journal cannot be
+    opened (e.g. an engine is running on it: DuckDB allows no reader beside the writer; stop it,
+    or read segments with JournalReader) or is not a tradelab journal.
     """
     from tradelab.errors import TradelabError
     from tradelab.journal.verify import verify_journal
@@ -238,13 +326,12 @@ def verify_cmd(path: str) -> None:
     try:
         result = verify_journal(path)
     except TradelabError as exc:
-        click.echo(f"cannot verify: {exc}", err=True)
-        raise SystemExit(2) from None
+        fail(f"cannot verify: {exc}", exit_code_for(exc))
     for line in result.lines:
         click.echo(line)
     click.echo(f"{'journal is whole' if result.ok else 'journal has problems'}: {path}")
     if not result.ok:
-        raise SystemExit(1)
+        raise SystemExit(EXIT_DAMAGED)
 
 
 if __name__ == "__main__":  # pragma: no cover

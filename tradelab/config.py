@@ -8,6 +8,16 @@ from __future__ import annotations
 
 import param
 
+from tradelab.journal.schema import check_wal_autocheckpoint
+
+
+class _SizeString(param.String):
+    """A DuckDB size such as "1GB"; anything else is refused when set (InvalidInputError)."""
+
+    def _validate_value(self, value: object, allow_None: bool) -> None:
+        super()._validate_value(value, allow_None)
+        check_wal_autocheckpoint(value)
+
 
 class EngineConfig(param.Parameterized):
     """How an `Engine` journals, snapshots and seals its events."""
@@ -69,7 +79,7 @@ class EngineConfig(param.Parameterized):
         bounds=(0.0, None),
         doc="CHECKPOINT the DuckDB WAL into the file after the writer was idle this long.",
     )
-    wal_autocheckpoint = param.String(
+    wal_autocheckpoint = _SizeString(
         default="1GB",
         doc="DuckDB wal_autocheckpoint; the 16 MiB default stalls a commit for ~150 ms.",
     )

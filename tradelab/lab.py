@@ -9,6 +9,7 @@ replayed stretch is never journaled twice.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -18,12 +19,15 @@ import param
 
 from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.engine import Engine
+from tradelab.errors import TradelabError
 from tradelab.market.clock import run_paced
 from tradelab.market.feeds import SimulatedFeed, SimulatedFeedConfig
 from tradelab.market.instruments import IST
 from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
 from tradelab.trading.execution import ExecutionDesk
+
+log = logging.getLogger(__name__)
 
 
 class LabConfig(param.Parameterized):
@@ -105,6 +109,12 @@ class Lab:
                 and (store.get("market.session", None) or {}).get("status") != "closed"
             ):
                 self.router.close_session(self.feed.close_ns)
+        except TradelabError:
+            # The journal writer failed: nothing more can be journaled, so the session ends
+            # here; `engine.journal_failure` says why (the caller reports it).
+            if self.engine.journal_failure is None:
+                raise
+            log.info("feed stopped: the journal writer failed")
         finally:
             self.session_finished.set()
 

@@ -53,10 +53,16 @@ class TailCheck:
 
 def check_events(con: duckdb.DuckDBPyConnection, path: str | Path) -> tuple[int, int, int]:
     """(count, first seq, last seq); a gap or duplicate in seq is a RecoveryError naming it."""
-    count, first, last, distinct = con.execute(
-        "SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0), count(DISTINCT seq) "
-        "FROM events"
+    count, first, last, distinct, incomplete = con.execute(
+        "SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0), count(DISTINCT seq), "
+        "count(*) FILTER (WHERE seq IS NULL OR ts IS NULL OR topic IS NULL OR critical IS NULL "
+        "OR schema_version IS NULL) FROM events"
     ).fetchone()
+    if incomplete:
+        raise RecoveryError(
+            f"journal {path} is damaged: {incomplete} event row(s) have a NULL seq, ts, topic, "
+            "critical or schema_version; the single writer never writes one"
+        )
     if count and (first != 1 or last != count or distinct != count):
         row = con.execute(
             "SELECT seq, nxt FROM (SELECT seq, lead(seq) OVER (ORDER BY seq) AS nxt FROM events) "
@@ -78,21 +84,50 @@ def check_events(con: duckdb.DuckDBPyConnection, path: str | Path) -> tuple[int,
 
 def _payloads(column: pa.Array) -> list[dict[str, Any]]:
     """Decode a column of JSON payloads with one msgspec call: Arrow joins the texts into one
-    JSON array in C, which costs far less than a decoder call per row."""
+    JSON array in C, which costs far less than a decoder call per row. A NULL or malformed
+    payload raises ValueError (the caller names the row)."""
     if not len(column):
         return []
     if column.null_count:
-        raise JournalError(f"{column.null_count} event(s) in this read have no payload")
+        raise ValueError("no payload")
     whole = pa.ListArray.from_arrays(pa.array([0, len(column)], pa.int32()), column)
     joined = pc.binary_join(whole, ",")[0].as_buffer()
-    return _decode_payloads(b"[" + joined.to_pybytes() + b"]")
+    payloads = _decode_payloads(b"[" + joined.to_pybytes() + b"]")
+    if len(payloads) != len(column):  # a row held more than one JSON object
+        raise ValueError(f"{len(column)} payloads decoded as {len(payloads)} objects")
+    return payloads
+
+
+def _bad_payload(rows: pa.RecordBatch) -> RecoveryError:
+    """The error naming the first event of `rows` whose payload is not one JSON object (read
+    one row at a time: only after the whole batch failed to decode)."""
+    seqs = rows.column("seq").to_pylist()
+    topics = rows.column("topic").to_pylist()
+    for seq, topic, text in zip(seqs, topics, rows.column("payload").to_pylist(), strict=True):
+        try:
+            if text is None:
+                raise ValueError("it is NULL")
+            msgspec.json.decode(text, type=dict)
+        except (ValueError, msgspec.DecodeError) as exc:
+            return RecoveryError(
+                f"event seq {seq} ({topic}) has a damaged payload: {exc}; "
+                "the journal was altered after it was written"
+            )
+    return RecoveryError(
+        f"events seq {seqs[0]}..{seqs[-1]} have damaged payloads (rows run into each other)"
+    )
 
 
 def rows_to_events(rows: pa.RecordBatch | pa.Table) -> list[Event]:
-    """Events of one Arrow record batch/table read from the events table (any column order)."""
+    """Events of one Arrow record batch/table read from the events table (any column order);
+    a NULL or malformed payload is a RecoveryError naming its seq."""
     if isinstance(rows, pa.Table):
         return [event for batch in rows.to_batches() for event in rows_to_events(batch)]
     column = rows.column
+    try:
+        payloads = _payloads(column("payload"))
+    except (ValueError, msgspec.DecodeError):
+        raise _bad_payload(rows) from None
     return list(
         map(
             Event,
@@ -100,7 +135,7 @@ def rows_to_events(rows: pa.RecordBatch | pa.Table) -> list[Event]:
             column("ts").to_pylist(),
             column("topic").to_pylist(),
             column("key").to_pylist(),
-            _payloads(column("payload")),
+            payloads,
             column("critical").to_pylist(),
             column("schema_version").to_pylist(),
         )
@@ -158,11 +193,11 @@ class Journal:
         writer_process: bool = False,
     ):
         self.path = Path(path)
-        self._wal_autocheckpoint = wal_autocheckpoint
+        self._wal_autocheckpoint = schema.check_wal_autocheckpoint(wal_autocheckpoint)
         self._timeout = timeout
         self.con = schema.connect(self.path, timeout=timeout)
         try:
-            self.con.execute(f"SET wal_autocheckpoint = '{wal_autocheckpoint}'")
+            schema.set_wal_autocheckpoint(self.con, wal_autocheckpoint)
             schema.ensure_schema(self.con, self.path)
             # Acknowledged events the writer process logged but DuckDB had not committed when
             # it stopped (a crash): into the file first, so every check below sees them.
@@ -178,9 +213,7 @@ class Journal:
             self.check.problems.extend(acklog_problems)
         except duckdb.Error as exc:
             self.con.close()
-            raise JournalError(
-                f"journal {self.path} is not readable: {str(exc).splitlines()[0]}"
-            ) from None
+            raise schema.journal_error(self.path, exc, "reading it") from None
         except BaseException:
             self.con.close()
             raise
@@ -224,7 +257,13 @@ class Journal:
         if mark != last and check.damage is None:
             # A damaged tail keeps its mark until the next commit, so a crash before the damage
             # was journaled reports it again rather than forgetting it.
-            self.tailmark.write(last)
+            try:
+                self.tailmark.write(last)
+            except OSError as exc:
+                raise JournalError(
+                    f"cannot write the high-water mark {self.tailmark.path} of journal "
+                    f"{self.path}: {exc.strerror or exc}; it must be a writable file"
+                ) from None
         return check
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
@@ -261,8 +300,14 @@ class Journal:
         sealed = 0
         if segments:
             directory = segment_dir(self.path)
-            directory.mkdir(parents=True, exist_ok=True)
-            sealed, problems = reconcile_segments(directory, self.last_seq)
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                sealed, problems = reconcile_segments(directory, self.last_seq)
+            except OSError as exc:
+                raise JournalError(
+                    f"cannot use the segments directory {directory} of journal {self.path}: "
+                    f"{exc.strerror or exc}; make it a writable directory, or turn segments off"
+                ) from None
             self.check.problems.extend(problems)
         settings = WriterSettings(
             path=str(self.path),

@@ -16,8 +16,9 @@ from typing import Any
 import duckdb
 
 from tradelab.errors import InvalidInputError, SchemaVersionError, StateError, TradelabError
+from tradelab.journal import schema
 from tradelab.journal.journal import READ_BATCH_ROWS, Journal, iter_event_batches
-from tradelab.journal.snapshots import SnapshotInfo, read_verified_state
+from tradelab.journal.snapshots import SnapshotInfo, check_state
 
 
 @dataclass
@@ -134,14 +135,19 @@ def choose_snapshot(
     Every snapshot skipped on the way is appended to `rejected` with its reason. A snapshot of a
     newer schema is not skipped: SchemaVersionError (older code must not rewrite newer data).
     """
-    for info in snapshots:
+    # A row with a NULL seq (list_snapshots gives it -1) can never be used: reported first, as
+    # the search below stops at the first good snapshot.
+    unusable = [info for info in snapshots if info.last_seq < 0]
+    for info in unusable + [info for info in snapshots if info.last_seq >= 0]:
         reason = None
-        if info.last_seq > last_seq:
+        if info.last_seq < 0:
+            reason = "its row has no last_seq"
+        elif info.last_seq > last_seq:
             reason = f"covers seq {info.last_seq} beyond the journal's last seq {last_seq}"
         else:
-            state_bytes = read_verified_state(con, info)
+            state_bytes, why = check_state(con, info)
             if state_bytes is None:
-                reason = f"sha256 mismatch (stored {info.sha256[:12]}...)"
+                reason = why
             else:
                 try:
                     return info, load_snapshot_state(state_bytes, info, migrations)
@@ -161,7 +167,17 @@ def choose_snapshot(
 
 
 def recover(journal: Journal, store: Any, *, migrations: Any = None) -> RecoveryReport:
-    """Rebuild `store` (fresh, version 0) from `journal`: snapshot, migrate, replay, report."""
+    """Rebuild `store` (fresh, version 0) from `journal`: snapshot, migrate, replay, report.
+
+    A file DuckDB cannot read part of (a damaged block) is a RecoveryError naming it.
+    """
+    try:
+        return _recover(journal, store, migrations)
+    except duckdb.Error as exc:
+        raise schema.journal_error(journal.path, exc, "recovery") from None
+
+
+def _recover(journal: Journal, store: Any, migrations: Any) -> RecoveryReport:
     started = time.perf_counter()
     check = journal.check
     report = RecoveryReport(

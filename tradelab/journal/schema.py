@@ -1,18 +1,20 @@
 """The journal's on-disk layout (tables, Arrow schema, format version) and how a file is opened.
 
-Opening maps every DuckDB failure (garbage file, no permission, held lock, newer format) to a
-`JournalError`/`SchemaVersionError` that names the path. No threads here; callers own the
+Opening maps every DuckDB failure to an error that names the path: damage (garbage or truncated
+file, a missing table or column) is a `RecoveryError`; a held lock, no permission or another
+program's database is a `JournalError`; a newer format a `SchemaVersionError`. No threads here; callers own the
 connection they get back.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import duckdb
 
-from tradelab.errors import JournalError, SchemaVersionError
+from tradelab.errors import InvalidInputError, JournalError, RecoveryError, SchemaVersionError
 
 # Version of the journal's table layout (not of event payloads, which carry their own).
 JOURNAL_FORMAT_VERSION = 1
@@ -30,14 +32,56 @@ _DDL = (
     "CREATE TABLE IF NOT EXISTS meta (name VARCHAR, value VARCHAR)",
 )
 
+# Each table's columns and DuckDB types, as `_DDL` creates them; an existing journal must match.
+TABLE_COLUMNS = {
+    "events": {
+        "seq": "BIGINT",
+        "ts": "BIGINT",
+        "topic": "VARCHAR",
+        "key": "VARCHAR",
+        "critical": "BOOLEAN",
+        "schema_version": "INTEGER",
+        "payload": "VARCHAR",
+    },
+    "snapshots": {
+        "id": "BIGINT",
+        "last_seq": "BIGINT",
+        "created": "BIGINT",
+        "schema_version": "INTEGER",
+        "sha256": "VARCHAR",
+        "state": "VARCHAR",
+    },
+    "meta": {"name": "VARCHAR", "value": "VARCHAR"},
+}
+
+# A DuckDB size, as `SET wal_autocheckpoint` takes it. Strict, because the value ends up in a
+# SET statement (which takes no bound parameters).
+_WAL_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)")
+
 LOCK_HINT = (
     "DuckDB lets one process hold a file read-write or many read-only, never both; while an "
     "engine runs, read its sealed Parquet segments with tradelab.journal.JournalReader"
 )
 
 
+def check_wal_autocheckpoint(value: object) -> str:
+    """`value` if it is a DuckDB size such as "1GB" or "512 MiB"; InvalidInputError otherwise."""
+    if not isinstance(value, str) or not _WAL_SIZE.fullmatch(value):
+        raise InvalidInputError(
+            f"wal_autocheckpoint {value!r} is not a size; expected a number and a unit "
+            "(B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. '1GB'"
+        )
+    return value
+
+
+def set_wal_autocheckpoint(con: duckdb.DuckDBPyConnection, value: object) -> None:
+    """`SET wal_autocheckpoint` on `con`, after checking `value` (never pasted in unchecked)."""
+    con.execute(f"SET wal_autocheckpoint = '{check_wal_autocheckpoint(value)}'")
+
+
 def is_lock_error(exc: BaseException) -> bool:
-    return isinstance(exc, duckdb.Error) and "lock" in str(exc).lower()
+    # The word, not the letters: a corrupt file's message speaks of a "block".
+    return isinstance(exc, duckdb.Error) and re.search(r"\block\b", str(exc).lower()) is not None
 
 
 def is_in_use_error(exc: BaseException) -> bool:
@@ -46,6 +90,24 @@ def is_in_use_error(exc: BaseException) -> bool:
     return is_lock_error(exc) or (
         isinstance(exc, duckdb.Error) and "different configuration" in str(exc)
     )
+
+
+def journal_error(path: str | Path, exc: BaseException, doing: str) -> JournalError:
+    """The error for a DuckDB failure on journal `path` while `doing` something.
+
+    A failure of the surroundings (a held lock, no permission, a full disk) is a JournalError;
+    any other failure to read a file that opened is damage: a RecoveryError ("damaged").
+    """
+    text = _first_line(exc)
+    lowered = str(exc).lower()
+    if is_in_use_error(exc):
+        return JournalError(f"journal {path} is in use by another engine ({LOCK_HINT})")
+    if any(word in lowered for word in _ENVIRONMENT_WORDS):
+        return JournalError(f"journal {path}: {doing} failed: {text}")
+    return RecoveryError(f"journal {path} is damaged: {doing} failed: {text}")
+
+
+_ENVIRONMENT_WORDS = ("permission denied", "no space left", "read-only file system", "quota")
 
 
 def connect(
@@ -64,6 +126,9 @@ def connect(
             ) from None
         if path.is_dir():
             raise JournalError(f"journal path {path} is a directory; expected a DuckDB file")
+        if path.is_file() and path.stat().st_size == 0:
+            # An empty file (a `touch`, a temp file) holds nothing; DuckDB refuses to open it.
+            path.unlink()
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -76,33 +141,93 @@ def connect(
                 raise JournalError(
                     f"journal {path} is locked by another process ({LOCK_HINT})"
                 ) from None
-            raise JournalError(f"cannot open journal {path}: {_first_line(exc)}") from None
+            error = journal_error(path, exc, "opening it")
+            if isinstance(error, RecoveryError):
+                error = RecoveryError(
+                    f"cannot open journal {path}: it is damaged or not a DuckDB file: "
+                    f"{_first_line(exc)}"
+                )
+            raise error from None
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
-    """Create the tables of a new journal, or check that an old one is a format we can read."""
+def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """{table: {column: type}} of every table in the file's main schema, columns in order."""
+    rows = con.execute(
+        "SELECT c.table_name, c.column_name, c.data_type FROM duckdb_columns() c "
+        "JOIN duckdb_tables() t ON t.database_name = c.database_name "
+        "AND t.schema_name = c.schema_name AND t.table_name = c.table_name "
+        "WHERE c.database_name = current_database() AND c.schema_name = 'main' "
+        "ORDER BY c.table_name, c.column_index"
+    ).fetchall()
+    tables: dict[str, dict[str, str]] = {}
+    for table, column, data_type in rows:
+        tables.setdefault(table, {})[column] = data_type
+    return tables
+
+
+def check_tables(con: duckdb.DuckDBPyConnection, path: str | Path) -> int:
+    """The format version of the journal in `con`, after checking it has our tables as written.
+
+    A DuckDB file with none of our tables is not a journal (JournalError: we never add tables to
+    someone else's database); one with a table or column missing or changed is damaged
+    (RecoveryError naming it); a newer format is a SchemaVersionError.
+    """
     try:
-        for statement in _DDL:
-            con.execute(statement)
+        tables = _tables(con)
+        ours = [name for name in TABLE_COLUMNS if name in tables]
+        if not ours:
+            found = ", ".join(sorted(tables)) or "none"
+            raise JournalError(
+                f"{path} is a DuckDB database but not a tradelab journal (its tables: {found}; "
+                "no events, snapshots or meta); refusing to use it: choose another journal path"
+            )
+        for name, columns in TABLE_COLUMNS.items():
+            if name not in tables:
+                raise RecoveryError(f"journal {path} is damaged: its {name} table is missing")
+            if tables[name] != columns:
+                raise RecoveryError(
+                    f"journal {path} is damaged: its {name} table has columns "
+                    f"{_describe(tables[name])}; expected {_describe(columns)}"
+                )
         rows = con.execute(
             "SELECT value FROM meta WHERE name = 'journal_format_version'"
         ).fetchall()
-        if not rows:
+    except duckdb.Error as exc:
+        raise journal_error(path, exc, "reading its tables") from None
+    if not rows:
+        raise RecoveryError(f"journal {path} is damaged: its meta table has no format version")
+    return check_format_version(rows, path)
+
+
+def _describe(columns: dict[str, str]) -> str:
+    return "(" + ", ".join(f"{name} {kind}" for name, kind in columns.items()) + ")"
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
+    """Create the tables of a new (empty) journal, or check an existing one (`check_tables`)."""
+    try:
+        empty = not _tables(con)
+        if empty:
+            # One transaction: a file never holds some of our tables but not the others.
+            con.execute("BEGIN TRANSACTION")
+            for statement in _DDL:
+                con.execute(statement)
             con.execute(
                 "INSERT INTO meta VALUES ('journal_format_version', ?), ('created_ns', ?)",
                 [str(JOURNAL_FORMAT_VERSION), str(time.time_ns())],
             )
+            con.execute("COMMIT")
             return
     except duckdb.Error as exc:
-        raise JournalError(f"journal {path} is not usable: {_first_line(exc)}") from None
-    check_format_version(rows, path)
+        raise journal_error(path, exc, "creating its tables") from None
+    check_tables(con, path)
 
 
 def check_format_version(rows: list[tuple], path: str | Path) -> int:
     try:
         found = int(rows[0][0])
-    except (ValueError, IndexError):
-        raise JournalError(
+    except (ValueError, IndexError, TypeError):
+        raise RecoveryError(
             f"journal {path} has an unreadable format version {rows!r}; expected an integer"
         ) from None
     if found > JOURNAL_FORMAT_VERSION:
@@ -114,16 +239,8 @@ def check_format_version(rows: list[tuple], path: str | Path) -> int:
 
 
 def read_format_version(con: duckdb.DuckDBPyConnection, path: str | Path) -> int:
-    """Format version of a journal opened read-only (no tables are created)."""
-    try:
-        rows = con.execute(
-            "SELECT value FROM meta WHERE name = 'journal_format_version'"
-        ).fetchall()
-    except duckdb.Error as exc:
-        raise JournalError(f"journal {path} has no tradelab tables: {_first_line(exc)}") from None
-    if not rows:
-        raise JournalError(f"journal {path} has no format version in its meta table")
-    return check_format_version(rows, path)
+    """Format version of a journal opened read-only (no tables are created): `check_tables`."""
+    return check_tables(con, path)
 
 
 def _first_line(exc: BaseException) -> str:

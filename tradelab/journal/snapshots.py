@@ -58,10 +58,16 @@ def write_snapshot(
 
 
 def list_snapshots(con: duckdb.DuckDBPyConnection) -> list[SnapshotInfo]:
-    """Every stored snapshot, newest (highest last_seq, then id) first."""
+    """Every stored snapshot, newest (highest last_seq, then id) first.
+
+    A NULL field (a damaged row) reads as a value no good snapshot has (id or seq -1, an empty
+    hash), so the snapshot fails verification and is rejected like one with a wrong hash.
+    """
     rows = con.execute(
-        "SELECT id, last_seq, created, schema_version, sha256, octet_length(encode(state)) "
-        "FROM snapshots ORDER BY last_seq DESC, id DESC"
+        "SELECT coalesce(id, -1), coalesce(last_seq, -1), coalesce(created, 0), "
+        "coalesce(schema_version, 0), coalesce(sha256, ''), "
+        "coalesce(octet_length(encode(state)), 0) "
+        "FROM snapshots ORDER BY 2 DESC, 1 DESC"
     ).fetchall()
     return [SnapshotInfo(*row) for row in rows]
 
@@ -72,11 +78,21 @@ def next_snapshot_id(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def read_verified_state(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> bytes | None:
-    """The snapshot's state bytes if their sha256 matches the stored one; None if it does not."""
+    """The snapshot's state bytes if their sha256 matches the stored one; None if it does not
+    (or the row has no id, hash or state)."""
+    return check_state(con, info)[0]
+
+
+def check_state(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> tuple[bytes | None, str]:
+    """(state bytes, "") if the snapshot verifies, else (None, why not)."""
+    if info.id < 0:
+        return None, "its row has no id"
+    if not info.sha256:
+        return None, "its row has no sha256"
     row = con.execute("SELECT state FROM snapshots WHERE id = ?", [info.id]).fetchone()
     if row is None or row[0] is None:
-        return None
+        return None, "its row has no state"
     state_bytes = row[0].encode("utf-8")
     if hashlib.sha256(state_bytes).hexdigest() != info.sha256:
-        return None
-    return state_bytes
+        return None, f"sha256 mismatch (stored {info.sha256[:12]}...)"
+    return state_bytes, ""

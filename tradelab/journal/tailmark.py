@@ -30,7 +30,7 @@ class TailMark:
     def read(self) -> int | None:
         try:
             data = self.path.read_bytes()
-        except FileNotFoundError:
+        except OSError:  # missing, or not a readable file (a directory in its place)
             return None
         if len(data) < _RECORD.size:
             return None

@@ -7,17 +7,20 @@ it (DuckDB forbids it); they say so and point to `JournalReader`, which reads se
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from tradelab.errors import TradelabError
 from tradelab.journal import schema
 from tradelab.journal.acklog import pending_events
 from tradelab.journal.journal import check_events
 from tradelab.journal.recovery import choose_snapshot, load_snapshot_state, replay_into
-from tradelab.journal.snapshots import list_snapshots, read_verified_state
+from tradelab.journal.snapshots import check_state, list_snapshots
 from tradelab.journal.tailmark import TailMark
 
 StoreFactory = Callable[[], Any]
@@ -52,14 +55,29 @@ def _default_store_factory() -> Any:
 
 def _open(path: str | Path):
     con = schema.connect(path, read_only=True)
-    schema.read_format_version(con, path)
+    try:
+        schema.check_tables(con, path)
+    except BaseException:
+        con.close()
+        raise
     return con
+
+
+@contextmanager
+def _reading(path: str | Path) -> Iterator[Any]:
+    """The journal opened read-only; a DuckDB failure while reading it names it as damaged."""
+    con = _open(path)
+    try:
+        yield con
+    except duckdb.Error as exc:
+        raise schema.journal_error(path, exc, "reading it") from None
+    finally:
+        con.close()
 
 
 def inspect_journal(path: str | Path, store_factory: StoreFactory | None = None) -> dict:
     """Counts by topic, seq range, snapshots and recovered state hash of a journal not in use."""
-    con = _open(path)
-    try:
+    with _reading(path) as con:
         count, first, last = check_events(con, path)
         topics = dict(
             con.execute(
@@ -88,16 +106,13 @@ def inspect_journal(path: str | Path, store_factory: StoreFactory | None = None)
             "state_hash": store.state_hash(),
             "state_from_snapshot": None if info is None else info.id,
         }
-    finally:
-        con.close()
 
 
 def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) -> VerifyResult:
     """Check everything recovery relies on; `result.ok` is False with reasons when not whole."""
     factory = store_factory or _default_store_factory
     result = VerifyResult(str(path))
-    con = _open(path)
-    try:
+    with _reading(path) as con:
         try:
             count, first, last = check_events(con, path)
         except TradelabError as exc:
@@ -122,48 +137,56 @@ def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) 
                 f"INFO the ack log holds {pending} acknowledged event(s) after seq {last}; "
                 "the next engine start on this journal commits them"
             )
-        good = []
-        for info in sorted(list_snapshots(con), key=lambda s: s.last_seq):
-            state_bytes = read_verified_state(con, info)
-            if state_bytes is None or info.last_seq > last:
-                result.add(
-                    False,
-                    f"snapshot {info.id} (seq {info.last_seq}) does not verify: "
-                    + ("sha256 mismatch" if state_bytes is None else "beyond the end"),
-                )
-                continue
-            good.append((info, state_bytes))
-        full = factory()
-        for info, state_bytes in good:
-            replay_into(full, con, since_seq=full.version, upto_seq=info.last_seq)
-            snap_store = factory()
-            try:
-                snap_store.load_snapshot(load_snapshot_state(state_bytes, info, full.migrations))
-            except TradelabError as exc:
-                result.add(False, f"snapshot {info.id} (seq {info.last_seq}) unreadable: {exc}")
-                continue
-            same = snap_store.state_hash() == full.state_hash()
-            result.add(
-                same,
-                f"snapshot {info.id} (seq {info.last_seq}) sha256 ok; state "
-                + ("equals" if same else "DIFFERS from")
-                + " full replay at that seq",
-            )
-        replay_into(full, con, since_seq=full.version)
-        result.replay_hash = full.state_hash()
-        recovered = factory()
-        info, snapshot = choose_snapshot(con, list_snapshots(con), last, recovered.migrations, [])
-        if snapshot is not None:
-            recovered.load_snapshot(snapshot)
-        replay_into(recovered, con, since_seq=recovered.version)
-        result.recovery_hash = recovered.state_hash()
-        path_name = "no snapshot" if info is None else f"snapshot {info.id}"
-        result.add(
-            result.recovery_hash == result.replay_hash,
-            f"recovery ({path_name} + tail) hash {result.recovery_hash[:16]} "
-            f"{'==' if result.recovery_hash == result.replay_hash else '!='} full replay "
-            f"hash {result.replay_hash[:16]}",
-        )
+        try:
+            _check_snapshots_and_replay(con, last, factory, result)
+        except TradelabError as exc:  # damage that stops the replay: a malformed event row
+            result.add(False, str(exc))
         return result
-    finally:
-        con.close()
+
+
+def _check_snapshots_and_replay(
+    con: duckdb.DuckDBPyConnection, last: int, factory: StoreFactory, result: VerifyResult
+) -> None:
+    """Every snapshot against full replay at its seq, then recovery against full replay."""
+    good = []
+    for info in sorted(list_snapshots(con), key=lambda s: s.last_seq):
+        state_bytes, why = check_state(con, info)
+        if state_bytes is None or info.last_seq > last:
+            result.add(
+                False,
+                f"snapshot {info.id} (seq {info.last_seq}) does not verify: "
+                + (why if state_bytes is None else "beyond the end"),
+            )
+            continue
+        good.append((info, state_bytes))
+    full = factory()
+    for info, state_bytes in good:
+        replay_into(full, con, since_seq=full.version, upto_seq=info.last_seq)
+        snap_store = factory()
+        try:
+            snap_store.load_snapshot(load_snapshot_state(state_bytes, info, full.migrations))
+        except (TradelabError, ValueError, KeyError, TypeError) as exc:  # as choose_snapshot
+            result.add(False, f"snapshot {info.id} (seq {info.last_seq}) unreadable: {exc}")
+            continue
+        same = snap_store.state_hash() == full.state_hash()
+        result.add(
+            same,
+            f"snapshot {info.id} (seq {info.last_seq}) sha256 ok; state "
+            + ("equals" if same else "DIFFERS from")
+            + " full replay at that seq",
+        )
+    replay_into(full, con, since_seq=full.version)
+    result.replay_hash = full.state_hash()
+    recovered = factory()
+    info, snapshot = choose_snapshot(con, list_snapshots(con), last, recovered.migrations, [])
+    if snapshot is not None:
+        recovered.load_snapshot(snapshot)
+    replay_into(recovered, con, since_seq=recovered.version)
+    result.recovery_hash = recovered.state_hash()
+    path_name = "no snapshot" if info is None else f"snapshot {info.id}"
+    result.add(
+        result.recovery_hash == result.replay_hash,
+        f"recovery ({path_name} + tail) hash {result.recovery_hash[:16]} "
+        f"{'==' if result.recovery_hash == result.replay_hash else '!='} full replay "
+        f"hash {result.replay_hash[:16]}",
+    )

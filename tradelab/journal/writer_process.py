@@ -42,7 +42,7 @@ class WriterProcess:
         self.settings = settings
         self.out = out
         self.con = schema.connect(settings.path, timeout=settings.open_timeout_seconds)
-        self.con.execute(f"SET wal_autocheckpoint = '{settings.wal_autocheckpoint}'")
+        schema.set_wal_autocheckpoint(self.con, settings.wal_autocheckpoint)
         self.tailmark = TailMark(settings.path)
         self.writer, self.sealer = build_writer(
             self.con,

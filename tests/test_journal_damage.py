@@ -1,0 +1,234 @@
+"""Damaged journal files: each case is a real journal written by an Engine, then damaged, then
+opened by the engine and by `tradelab run | inspect | verify`, which must give a clear error and
+the documented exit code (never a traceback), or skip the damage where it can be skipped."""
+
+from __future__ import annotations
+
+import shutil
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from tradelab.cli import EXIT_DAMAGED, EXIT_UNUSABLE
+from tradelab.cli import main as cli
+from tradelab.config import EngineConfig
+from tradelab.engine import Engine
+from tradelab.errors import InvalidInputError, JournalError, RecoveryError
+from tradelab.journal import Journal
+from tradelab.journal.schema import set_wal_autocheckpoint
+
+EVENTS = 600
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """A journal of 600 marks with snapshots at seq ~200, ~400, ~600 (and one on stop)."""
+    directory = tmp_path_factory.mktemp("whole")
+    path = directory / "lab.duckdb"
+    with Engine(
+        journal_path=str(path), snapshot_every_events=0, snapshot_every_seconds=0
+    ) as engine:
+        for i in range(EVENTS):
+            engine.submit("mark.updated", {"symbol": f"S{i % 5}", "price": float(i)})
+            if i % 200 == 199:
+                engine.snapshot_now()
+    return directory, engine.store.state_hash(), engine.store.version
+
+
+@pytest.fixture
+def journal(whole, tmp_path):
+    """A fresh copy of the whole journal (and its side files) to damage."""
+    directory, _, _ = whole
+    copy = tmp_path / "j"
+    shutil.copytree(directory, copy)
+    return copy / "lab.duckdb"
+
+
+def _sql(path, *statements):
+    con = duckdb.connect(str(path))
+    try:
+        return [con.execute(s).fetchall() for s in statements]
+    finally:
+        con.close()
+
+
+def _events_block(path) -> tuple[int, int]:
+    """(offset, size) in the file of the first DuckDB block holding events rows."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        block_size = con.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0]
+        block = con.execute(
+            "SELECT min(block_id) FROM pragma_storage_info('events') WHERE block_id >= 0"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    return 3 * 4096 + block * block_size, block_size  # after DuckDB's three 4 KiB headers
+
+
+def _cli(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def _run(path):
+    return _cli("run", "--journal", path, "--duration", "0", "--every", "0.1")
+
+
+def _assert_clear_failure(result, code, *words):
+    """Exit `code`, one `tradelab: error:` line naming the problem, no traceback."""
+    assert result.exit_code == code, (result.output, result.stderr)
+    assert "Traceback" not in result.output + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("tradelab: error:")]
+    assert len(errors) == 1, result.stderr
+    for word in words:
+        assert word in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("column", ["sha256", "state", "last_seq", "id"])
+def test_snapshot_with_null_field_is_skipped_not_crashing(whole, journal, column):
+    _, state_hash, seq = whole
+    newest = _sql(journal, "SELECT max(id) FROM snapshots")[0][0][0]
+    _sql(journal, f"UPDATE snapshots SET {column} = NULL WHERE id = {newest}")
+    inspect = _cli("inspect", journal)
+    assert inspect.exit_code == 0, inspect.output
+    assert state_hash in inspect.output
+    verify = _cli("verify", journal)
+    assert verify.exit_code == EXIT_DAMAGED
+    assert "FAIL snapshot" in verify.output and "Traceback" not in verify.output
+    with Engine(journal_path=str(journal)) as engine:
+        report = engine.recovery_report
+        assert report.state_hash == state_hash and report.last_seq == seq
+        assert report.snapshot_id is not None and report.snapshot_id < newest
+        assert len(report.rejected_snapshots) == 1
+
+
+def test_null_hash_is_reported_as_missing_not_as_a_mismatch(journal):
+    newest = _sql(journal, "SELECT max(id) FROM snapshots")[0][0][0]
+    _sql(journal, f"UPDATE snapshots SET sha256 = NULL WHERE id = {newest}")
+    with Engine(journal_path=str(journal)) as engine:
+        [rejected] = engine.recovery_report.rejected_snapshots
+    assert rejected["snapshot_id"] == newest and rejected["reason"] == "its row has no sha256"
+
+
+def test_truncated_file_is_damage_with_exit_1_everywhere(journal):
+    offset, size = _events_block(journal)
+    with open(journal, "r+b") as fh:
+        fh.truncate(offset + size // 2)  # the file ends in the middle of the events' block
+    with pytest.raises(RecoveryError, match="lab.duckdb"):
+        Journal(journal)
+    for command in (_run(journal), _cli("inspect", journal), _cli("verify", journal)):
+        _assert_clear_failure(command, EXIT_DAMAGED, str(journal), "damaged")
+
+
+def test_overwritten_block_is_damage_not_a_lock(journal):
+    offset, size = _events_block(journal)
+    with open(journal, "r+b") as fh:
+        fh.seek(offset + 64)
+        fh.write(bytes(range(256)) * 32)  # 8 KiB of garbage at the start of the events' block
+    for command in (_run(journal), _cli("inspect", journal), _cli("verify", journal)):
+        _assert_clear_failure(command, EXIT_DAMAGED, str(journal), "damaged")
+        assert "in use" not in command.stderr  # the checksum message says "block", not "lock"
+
+
+@pytest.mark.parametrize("payload", ["'{not json'", "NULL", "'[1, 2]'", '\'{"a": 1}, {"b": 2}\''])
+def test_malformed_payload_is_named_by_seq(journal, payload):
+    _sql(
+        journal,
+        f"UPDATE events SET payload = {payload} WHERE seq = 300",
+        "DELETE FROM snapshots WHERE last_seq >= 300",  # recovery must replay through it
+    )
+    with pytest.raises(RecoveryError, match="event seq 300 .* damaged payload"):
+        Engine(journal_path=str(journal)).start()
+    _assert_clear_failure(_run(journal), EXIT_DAMAGED, "seq 300")
+    _assert_clear_failure(_cli("inspect", journal), EXIT_DAMAGED, "seq 300")
+    verify = _cli("verify", journal)
+    assert verify.exit_code == EXIT_DAMAGED and "Traceback" not in verify.output
+    assert "FAIL event seq 300" in verify.output
+
+
+@pytest.mark.parametrize("table", ["events", "snapshots", "meta"])
+def test_dropped_table_is_damage_and_is_not_recreated(journal, table):
+    _sql(journal, f"DROP TABLE {table}")
+    with pytest.raises(RecoveryError, match=f"its {table} table is missing"):
+        Engine(journal_path=str(journal)).start()
+    for command in (_run(journal), _cli("inspect", journal), _cli("verify", journal)):
+        _assert_clear_failure(command, EXIT_DAMAGED, f"its {table} table is missing")
+    tables = _sql(journal, "SELECT table_name FROM duckdb_tables()")[0]
+    assert (table,) not in tables  # an empty table in its place would hide the loss
+
+
+@pytest.mark.parametrize(("table", "column"), [("events", "key"), ("snapshots", "sha256")])
+def test_dropped_column_is_damage_naming_the_table(journal, table, column):
+    _sql(journal, f"ALTER TABLE {table} DROP COLUMN {column}")
+    for command in (_run(journal), _cli("inspect", journal), _cli("verify", journal)):
+        _assert_clear_failure(command, EXIT_DAMAGED, f"its {table} table has columns")
+
+
+def test_null_seq_or_topic_is_damage(journal):
+    _sql(journal, "UPDATE events SET topic = NULL WHERE seq = 10")
+    with pytest.raises(RecoveryError, match="NULL seq, ts, topic"):
+        Journal(journal)
+    _assert_clear_failure(_run(journal), EXIT_DAMAGED, "NULL")
+
+
+def test_run_refuses_a_duckdb_file_that_is_not_a_journal(tmp_path):
+    path = tmp_path / "prices.duckdb"
+    _sql(
+        path,
+        "CREATE TABLE prices (symbol VARCHAR, price DOUBLE)",
+        "INSERT INTO prices VALUES ('A', 1)",
+    )
+    with pytest.raises(JournalError, match="not a tradelab journal"):
+        Journal(path)
+    for command in (_run(path), _cli("inspect", path), _cli("verify", path)):
+        _assert_clear_failure(command, EXIT_UNUSABLE, str(path), "not a tradelab journal")
+    assert _sql(path, "SELECT table_name FROM duckdb_tables()")[0] == [("prices",)]
+
+
+def test_empty_file_or_new_path_becomes_a_journal(tmp_path):
+    empty = tmp_path / "empty.duckdb"
+    empty.touch()
+    for path in (empty, tmp_path / "new" / "lab.duckdb"):
+        result = _run(path)
+        assert result.exit_code == 0, (result.output, result.stderr)
+        assert "stopped cleanly" in result.output
+        assert _cli("verify", path).exit_code == 0
+
+
+def test_segments_dir_that_is_a_file_is_a_clear_error(journal):
+    blocker = journal.parent / "lab.segments"
+    shutil.rmtree(blocker, ignore_errors=True)
+    blocker.write_text("not a directory")
+    with pytest.raises(JournalError, match="segments directory"):
+        Engine(journal_path=str(journal)).start()
+    _assert_clear_failure(_run(journal), EXIT_UNUSABLE, "lab.segments")
+    # Nothing was changed: with segments off the same journal still opens whole.
+    with Engine(journal_path=str(journal), segments_enabled=False) as engine:
+        assert engine.recovery_report.last_seq >= EVENTS
+
+
+def test_wal_autocheckpoint_injection_is_refused_and_the_journal_kept(whole, journal):
+    _, _, seq = whole
+    hostile = "1GB'; DROP TABLE events; --"
+    with pytest.raises(InvalidInputError, match="wal_autocheckpoint .*DROP TABLE"):
+        EngineConfig(wal_autocheckpoint=hostile)
+    with pytest.raises(InvalidInputError, match="not a size"):
+        Journal(journal, wal_autocheckpoint=hostile)
+    con = duckdb.connect(str(journal))
+    try:
+        with pytest.raises(InvalidInputError):
+            set_wal_autocheckpoint(con, hostile)
+        set_wal_autocheckpoint(con, "512 MiB")
+        assert con.execute("SELECT count(*) FROM events").fetchone()[0] >= seq
+    finally:
+        con.close()
+    assert EngineConfig(wal_autocheckpoint="2.5GB").wal_autocheckpoint == "2.5GB"
+
+
+def test_high_water_mark_that_is_a_directory_is_a_clear_error(journal):
+    mark = journal.with_name(journal.name + ".hwm")
+    mark.unlink()
+    mark.mkdir()
+    with pytest.raises(JournalError, match="high-water mark"):
+        Journal(journal)
+    _assert_clear_failure(_run(journal), EXIT_UNUSABLE, "high-water mark")
