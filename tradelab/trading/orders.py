@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from tradelab.errors import InvalidInputError
+from tradelab.state.paths import check_path_level
 
 STRATEGY_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
@@ -55,6 +56,13 @@ class OrderRequest:
     order_type: OrderType = OrderType.MARKET
     limit_price: float | None = None
     strategy: str = "manual"
+
+    def __post_init__(self) -> None:
+        # The ids become state path levels (trading.orders.<order_id>, positions by strategy
+        # and symbol): a request carrying a bad one never reaches a broker.
+        check_path_level(self.order_id, "order id")
+        check_path_level(self.symbol, "symbol")
+        check_path_level(self.strategy, "strategy name")
 
     def to_payload(self) -> dict[str, Any]:
         return {
