@@ -9,7 +9,6 @@ delivered after the current event has reached all of its handlers.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -21,6 +20,7 @@ from typing import Any
 from tradelab.bus.async_handlers import AsyncHandlerRunner
 from tradelab.bus.failures import HANDLER_FAILED, FailureRecorder
 from tradelab.bus.metrics import TopicCounter, rates
+from tradelab.bus.routes import Route, RouteEntry, build_route
 from tradelab.bus.subscription import Handler, Subscription
 from tradelab.bus.topics import (
     check_pattern,
@@ -35,30 +35,6 @@ from tradelab.events import Event, TopicRegistry
 
 log = logging.getLogger("tradelab.bus")
 _time_ns = time.time_ns  # a module global: one lookup fewer per publish
-
-
-class _Route:
-    """Everything the bus resolved for one topic: who gets it and how to count it."""
-
-    __slots__ = ("counter", "critical", "handlers", "journaled", "schema_version", "subs", "topic")
-
-    def __init__(
-        self,
-        topic: str,
-        subs: tuple[Subscription, ...],
-        handlers: tuple[Handler, ...],
-        counter: TopicCounter,
-        critical: bool,
-        schema_version: int,
-        journaled: bool,
-    ) -> None:
-        self.topic = topic
-        self.journaled = journaled
-        self.subs = subs
-        self.handlers = handlers
-        self.counter = counter
-        self.critical = critical
-        self.schema_version = schema_version
 
 
 class EventBus(FailureRecorder):
@@ -102,11 +78,11 @@ class EventBus(FailureRecorder):
         self._lock = threading.Lock()
         self._subs: tuple[Subscription, ...] = ()
         self._next_sub_id = 1
-        # topic -> (handlers, count iterator, _Route); replaced whole on (un)subscribe.
+        # topic -> RouteEntry (handlers, count iterator, Route); replaced whole on (un)subscribe.
         # `_routes` serves publish/publish_event and never holds a journaled topic, so their
         # refusal costs the hot path nothing; `_kernel_routes` (every topic) serves the kernel.
-        self._routes: dict[str, tuple[tuple[Handler, ...], Any, _Route]] = {}
-        self._kernel_routes: dict[str, tuple[tuple[Handler, ...], Any, _Route]] = {}
+        self._routes: dict[str, RouteEntry] = {}
+        self._kernel_routes: dict[str, RouteEntry] = {}
         self._counters: dict[str, TopicCounter] = {}
         self._history: deque[Event] = deque(maxlen=history_size)
         self._history_append = self._history.append
@@ -164,37 +140,14 @@ class EventBus(FailureRecorder):
             self._kernel_routes = routes
             self._routes = {topic: r for topic, r in routes.items() if not r[2].journaled}
 
-    def _route(self, topic: str) -> tuple[tuple[Handler, ...], Any, _Route]:
-        subs = tuple(s for s in self._subs if s.matches(topic))
-        handlers: list[Handler] = []
-        for sub in subs:
-            if sub.is_async:
-                call: Handler = functools.partial(self._async.schedule, sub)
-            elif any(h is sub.handler for h in handlers):
-                # The same function subscribed twice: a distinct wrapper keeps each entry
-                # identifiable so a failure is charged to the right subscription.
-                call = functools.partial(sub.handler)
-            else:
-                call = sub.handler
-            handlers.append(call)
+    def _route(self, topic: str) -> RouteEntry:
         counter = self._counters.get(topic)
         if counter is None:
             counter = self._counters[topic] = TopicCounter(topic)
-        spec = None
-        if self.registry is not None and topic in self.registry:
-            spec = self.registry.get(topic)
-        route = _Route(
-            topic,
-            subs,
-            tuple(handlers),
-            counter,
-            spec.critical if spec else False,
-            spec.schema_version if spec else 1,
-            spec is not None and not spec.transient,
-        )
-        return route.handlers, counter.counter, route
+        subs = tuple(s for s in self._subs if s.matches(topic))
+        return build_route(topic, subs, counter, self.registry, self._async.schedule)
 
-    def _resolve(self, topic: Any, seq: int = 0) -> tuple[tuple[Handler, ...], Any, _Route]:
+    def _resolve(self, topic: Any, seq: int = 0) -> RouteEntry:
         """The cache-miss path: check the topic once, then cache its route. A journaled topic is
         refused for an unstamped event (`seq` 0) and never enters the direct-publish cache."""
         if topic != HANDLER_FAILED:  # the bus's own topic is allowed whatever the registry
@@ -215,7 +168,7 @@ class EventBus(FailureRecorder):
                 )
             return route
 
-    def _resolve_kernel(self, topic: Any) -> tuple[tuple[Handler, ...], Any, _Route]:
+    def _resolve_kernel(self, topic: Any) -> RouteEntry:
         """The cache-miss path of `publish_events`: its events are stamped, any topic goes."""
         return self._resolve(topic, seq=1)
 
@@ -345,7 +298,7 @@ class EventBus(FailureRecorder):
                 self._deliver_sampled(event, handlers, route, n)
 
     def _deliver_sampled(
-        self, event: Event, handlers: tuple[Handler, ...], route: _Route, n: int
+        self, event: Event, handlers: tuple[Handler, ...], route: Route, n: int
     ) -> None:
         perf_ns = time.perf_counter_ns
         route.counter.checkpoint(perf_ns(), n)
