@@ -9,12 +9,18 @@ import pytest
 
 from tradelab.bus import HANDLER_FAILED, EventBus, Subscription
 from tradelab.errors import InvalidInputError, LifecycleError, UnknownTopicError
-from tradelab.events import Event, TopicRegistry, TopicSpec
+from tradelab.events import DEFAULT_TOPICS, Event, TopicRegistry, TopicSpec
+
+
+def transient_registry() -> TopicRegistry:
+    """The default topic names, all transient: routing tests publish them directly, which a
+    bus refuses for journaled topics (those reach a bus only from the engine's kernel)."""
+    return TopicRegistry(TopicSpec(spec.name, transient=True) for spec in DEFAULT_TOPICS)
 
 
 @pytest.fixture
 def bus():
-    with EventBus(registry=TopicRegistry(), name="test") as b:
+    with EventBus(registry=transient_registry(), name="test") as b:
         yield b
 
 
@@ -246,7 +252,7 @@ def test_subscribing_to_an_unknown_exact_topic_with_a_registry_is_refused(bus):
 
 
 def test_handler_failures_are_published_even_when_the_registry_lacks_the_bus_topic():
-    registry = TopicRegistry([TopicSpec("order.filled")])
+    registry = TopicRegistry([TopicSpec("order.filled", transient=True)])
     with EventBus(registry=registry) as bus:
         failures: list[Event] = []
         bus.subscribe(HANDLER_FAILED, failures.append)
@@ -260,22 +266,20 @@ def test_topics_registered_later_are_accepted_by_the_bus():
     with EventBus(registry=registry) as bus:
         got: list[Event] = []
         bus.subscribe("strategy.*", got.append)
-        registry.register(TopicSpec("strategy.note", schema_version=2))
+        registry.register(TopicSpec("strategy.note", transient=True, schema_version=2))
         event = bus.publish("strategy.note", {"text": "IV crush"})
         assert got == [event] and event.schema_version == 2
 
 
-def test_publish_builds_a_transient_event_with_the_registry_defaults(bus):
-    before = time.time_ns()
-    event = bus.publish("trade.executed", {"qty": 75}, key="NIFTY24000CE")
-    after = time.time_ns()
+def test_publish_builds_a_transient_event_with_the_registry_defaults():
+    registry = TopicRegistry([TopicSpec("market.tick", transient=True, schema_version=3)])
+    with EventBus(registry=registry) as bus:
+        before = time.time_ns()
+        event = bus.publish("market.tick", {"ltp": 75.5}, key="NIFTY24000CE")
+        after = time.time_ns()
     assert event.seq == 0 and before <= event.ts <= after
-    assert (event.topic, event.key, event.payload) == (
-        "trade.executed",
-        "NIFTY24000CE",
-        {"qty": 75},
-    )
-    assert event.critical is True  # trade.executed is critical in the default registry
+    assert (event.topic, event.key, event.payload) == ("market.tick", "NIFTY24000CE", {"ltp": 75.5})
+    assert event.critical is False and event.schema_version == 3
 
 
 def test_publish_event_delivers_the_event_object_it_was_given(bus):
@@ -426,3 +430,47 @@ def test_publish_events_delivers_a_batch_exactly_as_one_publish_event_per_event(
     ]
     assert [e.seq for e in bus.history(since_seq=0)] == [1, 2, 3, 103, 4]
     assert bus.metrics()["handler_failures_total"] == 1
+
+
+@pytest.mark.parametrize(
+    "publish",
+    [
+        lambda b: b.publish("trade.executed", {"trade_id": "T1"}),
+        lambda b: b.publish_event(Event(0, 1, "trade.executed", "T1", {"trade_id": "T1"}, True)),
+        lambda b: b.publish("order.filled", {"order_id": "O1"}),
+    ],
+)
+def test_journaled_topic_published_directly_is_refused_and_reaches_no_subscriber(publish):
+    with EventBus(registry=TopicRegistry(), name="journaled") as bus:
+        got: list[Event] = []
+        bus.subscribe("*", got.append)
+        for _ in range(2):  # the refusal also holds once the topic's route is cached
+            with pytest.raises(InvalidInputError, match=r"is journaled.*engine\.submit"):
+                publish(bus)
+        bus.publish_events([Event(1, 1, "trade.executed", "T1", {"trade_id": "T1"}, True)])
+        with pytest.raises(InvalidInputError, match="journaled"):
+            publish(bus)
+        assert [(e.seq, e.topic) for e in got] == [(1, "trade.executed")]
+        assert bus.history() == got
+
+
+def test_stamped_journaled_event_and_transient_topics_still_pass_on_a_registry_bus():
+    with EventBus(registry=TopicRegistry(), name="journaled") as bus:
+        got: list[Event] = []
+        bus.subscribe("*", got.append)
+        bus.publish_event(Event(7, 1, "order.filled", "O1", {"order_id": "O1"}))
+        bus.publish("market.tick", {"ltp": 1.0})
+        bus.publish("engine.event_rejected", {"topic": "order.filled"})
+        assert [(e.seq, e.topic) for e in got] == [
+            (7, "order.filled"),
+            (0, "market.tick"),
+            (0, "engine.event_rejected"),
+        ]
+
+
+def test_without_a_registry_the_bus_cannot_tell_journaled_topics_and_delivers_them():
+    with EventBus(name="plain") as bus:
+        got: list[Event] = []
+        bus.subscribe("*", got.append)
+        bus.publish("trade.executed", {"trade_id": "T1"})
+        assert [e.topic for e in got] == ["trade.executed"]

@@ -9,7 +9,6 @@ delivered after the current event has reached all of its handlers.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -21,6 +20,7 @@ from typing import Any
 from tradelab.bus.async_handlers import AsyncHandlerRunner
 from tradelab.bus.failures import HANDLER_FAILED, FailureRecorder
 from tradelab.bus.metrics import TopicCounter, rates
+from tradelab.bus.routes import Route, RouteEntry, build_route
 from tradelab.bus.subscription import Handler, Subscription
 from tradelab.bus.topics import (
     check_pattern,
@@ -37,34 +37,15 @@ log = logging.getLogger("tradelab.bus")
 _time_ns = time.time_ns  # a module global: one lookup fewer per publish
 
 
-class _Route:
-    """Everything the bus resolved for one topic: who gets it and how to count it."""
-
-    __slots__ = ("counter", "critical", "handlers", "schema_version", "subs", "topic")
-
-    def __init__(
-        self,
-        topic: str,
-        subs: tuple[Subscription, ...],
-        handlers: tuple[Handler, ...],
-        counter: TopicCounter,
-        critical: bool,
-        schema_version: int,
-    ) -> None:
-        self.topic = topic
-        self.subs = subs
-        self.handlers = handlers
-        self.counter = counter
-        self.critical = critical
-        self.schema_version = schema_version
-
-
 class EventBus(FailureRecorder):
     """Delivers each event synchronously, in subscription order, to every matching handler.
 
     A handler that raises is isolated: the failure is logged, counted, and published as
     `bus.handler_failed`; the other handlers still get the event. With a `registry`, publishing
-    an unregistered topic is an `UnknownTopicError` (checked once per topic, on a cache miss).
+    an unregistered topic is an `UnknownTopicError`, and `publish` / `publish_event` of a seq-0
+    event refuse a journaled (non-transient) topic: such an event would reach every subscriber
+    without ever being stored or journaled. Journaled events come only from the engine's kernel
+    (`publish_events`, stamped with their seq). Both checks run once per topic, on a cache miss.
     Handler call times are sampled: the first publish of each topic and then 1 in `sample_every`
     are timed per handler; counts per topic are exact.
     """
@@ -97,8 +78,11 @@ class EventBus(FailureRecorder):
         self._lock = threading.Lock()
         self._subs: tuple[Subscription, ...] = ()
         self._next_sub_id = 1
-        # topic -> (handlers, count iterator, _Route); replaced whole on (un)subscribe.
-        self._routes: dict[str, tuple[tuple[Handler, ...], Any, _Route]] = {}
+        # topic -> RouteEntry (handlers, count iterator, Route); replaced whole on (un)subscribe.
+        # `_routes` serves publish/publish_event and never holds a journaled topic, so their
+        # refusal costs the hot path nothing; `_kernel_routes` (every topic) serves the kernel.
+        self._routes: dict[str, RouteEntry] = {}
+        self._kernel_routes: dict[str, RouteEntry] = {}
         self._counters: dict[str, TopicCounter] = {}
         self._history: deque[Event] = deque(maxlen=history_size)
         self._history_append = self._history.append
@@ -152,48 +136,41 @@ class EventBus(FailureRecorder):
         # Called under the lock. A new dict is swapped in whole: publishers read either the old
         # or the new one, never a half-updated mapping.
         if not self._closed:
-            self._routes = {topic: self._route(topic) for topic in self._routes}
+            routes = {topic: self._route(topic) for topic in self._kernel_routes}
+            self._kernel_routes = routes
+            self._routes = {topic: r for topic, r in routes.items() if not r[2].journaled}
 
-    def _route(self, topic: str) -> tuple[tuple[Handler, ...], Any, _Route]:
-        subs = tuple(s for s in self._subs if s.matches(topic))
-        handlers: list[Handler] = []
-        for sub in subs:
-            if sub.is_async:
-                call: Handler = functools.partial(self._async.schedule, sub)
-            elif any(h is sub.handler for h in handlers):
-                # The same function subscribed twice: a distinct wrapper keeps each entry
-                # identifiable so a failure is charged to the right subscription.
-                call = functools.partial(sub.handler)
-            else:
-                call = sub.handler
-            handlers.append(call)
+    def _route(self, topic: str) -> RouteEntry:
         counter = self._counters.get(topic)
         if counter is None:
             counter = self._counters[topic] = TopicCounter(topic)
-        spec = None
-        if self.registry is not None and topic in self.registry:
-            spec = self.registry.get(topic)
-        route = _Route(
-            topic,
-            subs,
-            tuple(handlers),
-            counter,
-            spec.critical if spec else False,
-            spec.schema_version if spec else 1,
-        )
-        return route.handlers, counter.counter, route
+        subs = tuple(s for s in self._subs if s.matches(topic))
+        return build_route(topic, subs, counter, self.registry, self._async.schedule)
 
-    def _resolve(self, topic: Any) -> tuple[tuple[Handler, ...], Any, _Route]:
-        """The cache-miss path: check the topic once, then cache its route."""
+    def _resolve(self, topic: Any, seq: int = 0) -> RouteEntry:
+        """The cache-miss path: check the topic once, then cache its route. A journaled topic is
+        refused for an unstamped event (`seq` 0) and never enters the direct-publish cache."""
         if topic != HANDLER_FAILED:  # the bus's own topic is allowed whatever the registry
             check_topic(topic, self.registry)
         with self._lock:
             if self._closed:
                 raise LifecycleError(f"bus {self.name!r} is closed; cannot publish {topic!r}")
-            route = self._routes.get(topic)
+            route = self._kernel_routes.get(topic)
             if route is None:
-                route = self._routes[topic] = self._route(topic)
+                route = self._kernel_routes[topic] = self._route(topic)
+            if not route[2].journaled:
+                self._routes[topic] = route
+            elif not seq:
+                raise InvalidInputError(
+                    f"topic {topic!r} is journaled, not transient: published on the bus directly "
+                    "it would reach subscribers without being stored or journaled; use "
+                    f"engine.submit({topic!r}, payload) instead"
+                )
             return route
+
+    def _resolve_kernel(self, topic: Any) -> RouteEntry:
+        """The cache-miss path of `publish_events`: its events are stamped, any topic goes."""
+        return self._resolve(topic, seq=1)
 
     # ---------------------------------------------------------------- publish
     def publish(self, topic: str, payload: Mapping[str, Any], *, key: str = "") -> Event:
@@ -235,7 +212,7 @@ class EventBus(FailureRecorder):
         try:
             handlers, counter, route = self._routes[event.topic]
         except KeyError:
-            handlers, counter, route = self._resolve(event.topic)
+            handlers, counter, route = self._resolve(event.topic, event.seq)
         except AttributeError:
             raise InvalidInputError(
                 f"publish_event expects an Event, got {type(event).__name__} {event!r}"
@@ -264,14 +241,15 @@ class EventBus(FailureRecorder):
 
     def publish_events(self, events: Sequence[Event]) -> None:
         """`publish_event` for each of `events`, in order, with the per-call bookkeeping done
-        once: the engine's kernel publishes every applied batch this way."""
+        once: the engine's kernel publishes every applied batch this way. This is the one door
+        for journaled topics: the kernel passes only events the store applied, with their seq."""
         delivering = self._delivering
         thread = get_ident()
         if delivering and thread in delivering:  # from inside a handler: queued, one by one
             for event in events:
                 self.publish_event(event)
             return
-        routes, history, mask = self._routes, self._history_append, self._sample_mask
+        routes, history, mask = self._kernel_routes, self._history_append, self._sample_mask
         # publish_event's body again, looped: a call per event fewer is the point of this method.
         delivering[thread] = None
         try:
@@ -279,7 +257,8 @@ class EventBus(FailureRecorder):
                 try:
                     handlers, counter, route = routes[event.topic]
                 except KeyError:
-                    handlers, counter, route = self._resolve(event.topic)
+                    handlers, counter, route = self._resolve_kernel(event.topic)
+                    routes = self._kernel_routes  # the miss may have swapped the table
                 history(event)
                 n = next(counter)
                 if n & mask:
@@ -319,7 +298,7 @@ class EventBus(FailureRecorder):
                 self._deliver_sampled(event, handlers, route, n)
 
     def _deliver_sampled(
-        self, event: Event, handlers: tuple[Handler, ...], route: _Route, n: int
+        self, event: Event, handlers: tuple[Handler, ...], route: Route, n: int
     ) -> None:
         perf_ns = time.perf_counter_ns
         route.counter.checkpoint(perf_ns(), n)
@@ -383,6 +362,7 @@ class EventBus(FailureRecorder):
                 return
             self._closed = True
             self._routes = {}  # every publish now misses the cache and meets LifecycleError
+            self._kernel_routes = {}
         cancelled = self._async.close(timeout)
         if cancelled:
             log.warning("bus %r closed with %d async handler calls cancelled", self.name, cancelled)

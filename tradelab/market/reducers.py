@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from tradelab.events import Event
+from tradelab.state.paths import path_level
 
 Change = tuple[str, Any]
 BARS_KEPT = 200
@@ -20,7 +21,8 @@ _BAR_FIELDS = ("start", "end", "open", "high", "low", "close", "volume", "ticks"
 
 def bar_reducer(view: Any, event: Event) -> Iterable[Change]:
     p = event.payload
-    path = f"market.bars.{p['symbol']}.{p['interval']}"
+    symbol = path_level(p["symbol"], "symbol")
+    path = f"market.bars.{symbol}.{path_level(p['interval'], 'bar interval')}"
     bar = {name: p[name] for name in _BAR_FIELDS}
     previous = view.get(path) or ()
     # Snapshots may hand back lists; build a fresh tuple either way and keep it bounded.
@@ -36,7 +38,7 @@ def mark_reducer(view: Any, event: Event) -> Iterable[Change]:
         "last": p.get("last"),
         "ts": p.get("ts", event.ts),
     }
-    return [(f"market.marks.{p['symbol']}", mark)]
+    return [(f"market.marks.{path_level(p['symbol'], 'symbol')}", mark)]
 
 
 def session_reducer(view: Any, event: Event) -> Iterable[Change]:

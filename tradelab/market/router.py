@@ -14,6 +14,7 @@ from typing import Any
 from tradelab.market.bars import BarAggregator
 from tradelab.market.clock import NS_PER_S, ist_date
 from tradelab.market.ticks import Tick
+from tradelab.state.paths import check_path_level, is_path_level
 
 Submit = Callable[..., Any]
 PublishTransient = Callable[..., Any]
@@ -62,6 +63,8 @@ class MarketDataRouter:
         )
 
     def on_tick(self, tick: Tick) -> None:
+        if not is_path_level(tick.symbol):  # a set lookup once a symbol was seen good
+            check_path_level(tick.symbol, "tick symbol")  # raises, naming it
         self.ticks_routed += 1
         if self._publish_transient is not None:
             self._publish_transient("market.tick", tick.to_payload(), key=tick.symbol)

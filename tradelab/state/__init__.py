@@ -5,7 +5,7 @@ Import what you need; nothing here starts threads until `ReactiveState.start()` 
 
 from tradelab.state.meta import PathMeta
 from tradelab.state.migrations import MigrationRegistry
-from tradelab.state.paths import DELETE
+from tradelab.state.paths import DELETE, check_path_level
 from tradelab.state.snapshot import StateSnapshot, canonical_json, state_sha256
 from tradelab.state.store import Derived, Reducer, StateStore, StateView
 from tradelab.state.watchers import Watch
@@ -23,6 +23,7 @@ __all__ = [
     "StateView",
     "Watch",
     "canonical_json",
+    "check_path_level",
     "state_sha256",
 ]
 

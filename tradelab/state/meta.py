@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from tradelab.errors import InvalidInputError
 from tradelab.state.paths import Segments
 
 # A node is [direct, newest, children]; direct/newest are (seq, ts_ns, topic) tuples or None.
@@ -127,6 +128,16 @@ class MetaTree:
     @classmethod
     def from_plain(cls, data: Any) -> MetaTree:
         return cls(_unplain(data))
+
+
+def load_meta(plain: Any, seq: int) -> MetaTree:
+    """The MetaTree of a snapshot taken at `seq`, or an InvalidInputError naming the flaw."""
+    try:
+        return MetaTree.from_plain(plain)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"snapshot at seq {seq} has malformed path metadata: {exc}"
+        ) from None
 
 
 def _plain(node: list) -> list:

@@ -7,11 +7,12 @@ Pure functions with no shared mutable state except a bounded parse cache (thread
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
-from tradelab.errors import StateError
+from tradelab.errors import InvalidInputError, StateError
 
 Segments = tuple[str, ...]
 
@@ -75,6 +76,47 @@ def _parse_path(path: str) -> Segments:
                 "without '*' or surrounding spaces, e.g. 'trading.positions.P1'"
             )
     return segments
+
+
+# Ids that become one level of a state path (symbols, order/trade/position ids, strategy names).
+# A '.' would split the level in two, and anything outside plain ASCII could not be encoded
+# everywhere the id travels (a lone surrogate cannot even be written as UTF-8).
+_LEVEL = re.compile(r"[A-Za-z0-9_:\-]{1,128}")
+LEVEL_RULE = "1-128 ASCII letters, digits, '_', '-' or ':'"
+_GOOD_LEVELS: set[str] = set()  # ids already seen to be good; cleared when large
+
+
+def is_path_level(value: Any) -> bool:
+    """True when `value` may name one state path level (see LEVEL_RULE)."""
+    if type(value) is not str:
+        return False
+    if value in _GOOD_LEVELS:
+        return True
+    if _LEVEL.fullmatch(value) is None:
+        return False
+    if len(_GOOD_LEVELS) >= 65_536:
+        _GOOD_LEVELS.clear()
+    _GOOD_LEVELS.add(value)
+    return True
+
+
+def check_path_level(value: Any, what: str) -> str:
+    """`value`, when it may name one state path level; else an InvalidInputError naming it.
+
+    For the places where user or broker ids enter (execution desk, order records, feeds), so
+    a bad id is refused before anything carrying it is submitted or sent.
+    """
+    if not is_path_level(value):
+        raise InvalidInputError(f"{what} {value!r} is not a valid id: expected {LEVEL_RULE}")
+    return value
+
+
+def path_level(value: Any, what: str) -> str:
+    """`check_path_level` for reducers: a bad id inside an event is a StateError (the event is
+    refused and the store unchanged), the last line of defence behind the entry checks."""
+    if not is_path_level(value):
+        raise StateError(f"{what} {value!r} cannot name a state path level: expected {LEVEL_RULE}")
+    return value
 
 
 @lru_cache(maxsize=4_096)

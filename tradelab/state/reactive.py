@@ -17,10 +17,12 @@ from typing import Any
 import param
 
 from tradelab.errors import InvalidInputError, LifecycleError
-from tradelab.state.paths import parse_path
+from tradelab.state.paths import MISSING, parse_path
 from tradelab.state.store import StateStore
+from tradelab.state.tree import detached
 
 log = logging.getLogger(__name__)
+_UNSEEN = object()
 
 
 class PathValue(param.Parameterized):
@@ -39,7 +41,8 @@ class ReactiveState(param.Parameterized):
     """Bound state paths as params, refreshed in batches at a bounded rate.
 
     `reactive.rx("pnl.daily")` is a `param.rx` expression; `reactive.parameter("pnl.daily")` is
-    the Parameter to hand to `pn.bind` / `param.depends`. Values are read-only plain data.
+    the Parameter to hand to `pn.bind` / `param.depends`. Values are private copies of plain
+    data: changing one never changes the store.
     """
 
     rate_hz = param.Number(default=20.0, bounds=(0.1, 1000.0), doc="refreshes per second at most")
@@ -55,6 +58,9 @@ class ReactiveState(param.Parameterized):
         super().__init__(rate_hz=rate_hz, **params)
         self._store = store
         self._bound: dict[str, PathValue] = {}
+        # path -> the store's frozen node last copied into its PathValue: a frozen node never
+        # changes, so the same node means the same value and nothing is copied or compared.
+        self._seen_nodes: dict[str, Any] = {}
         self._seen_version = -1
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
@@ -70,8 +76,10 @@ class ReactiveState(param.Parameterized):
             with self._refresh_lock:
                 holder = self._bound.get(path)
                 if holder is None:
-                    version, values = self._store.get_many((path,))
-                    holder = PathValue(path=path, value=values[path], seq=version, name=path)
+                    version, values = self._store.read_frozen((path,))
+                    node = values[path]
+                    holder = PathValue(path=path, value=_copy(node), seq=version, name=path)
+                    self._seen_nodes[path] = node
                     self._bound = {**self._bound, path: holder}
         return holder
 
@@ -91,6 +99,7 @@ class ReactiveState(param.Parameterized):
         """Stop refreshing `path` (watchers on its PathValue simply stop firing)."""
         with self._refresh_lock:
             self._bound = {name: h for name, h in self._bound.items() if name != path}
+            self._seen_nodes.pop(path, None)
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -103,10 +112,15 @@ class ReactiveState(param.Parameterized):
             if self._store.version == self._seen_version:
                 return 0
             bound = self._bound
-            version, values = self._store.get_many(bound)
+            version, values = self._store.read_frozen(bound)
+            seen = self._seen_nodes
             changed = []
             for path, holder in bound.items():
-                new = values[path]
+                node = values[path]
+                if node is seen.get(path, _UNSEEN):
+                    continue
+                seen[path] = node
+                new = _copy(node)  # values handed to params are private copies
                 old = holder.value
                 if new is not old and (type(new) is not type(old) or new != old):
                     changed.append((holder, new))
@@ -161,3 +175,7 @@ class ReactiveState(param.Parameterized):
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _copy(node: Any) -> Any:
+    return None if node is MISSING else detached(node)

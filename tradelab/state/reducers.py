@@ -2,7 +2,7 @@
 
 Pure functions of (StateView, Event) -> [(dot_path, value)]; no threads, no I/O. Payload keys each
 reducer reads are listed on it; a missing required key is an InvalidInputError naming the topic.
-Event keys and payload ids used as path segments must not contain '.' or '*'.
+Event keys and payload ids used as path levels must pass `paths.is_path_level` (StateError).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from tradelab.errors import InvalidInputError
+from tradelab.errors import InvalidInputError, StateError
 from tradelab.events import Event
-from tradelab.state.paths import DELETE
+from tradelab.state.paths import DELETE, LEVEL_RULE, is_path_level
 from tradelab.state.store import Reducer, StateView
 
 Change = tuple[str, Any]
@@ -29,11 +29,11 @@ def _required(event: Event, key: str) -> Any:
 
 
 def _segment(event: Event, value: Any, what: str) -> str:
-    """A payload id or event key used as one path level: non-empty text without '.' or '*'."""
-    if not isinstance(value, str) or not value or "." in value or "*" in value:
-        raise InvalidInputError(
+    """A payload id or event key used as one path level (a StateError names a bad one)."""
+    if not is_path_level(value):
+        raise StateError(
             f"{what} {value!r} of {event.topic!r} (seq {event.seq}) cannot name a state path "
-            "level; expected non-empty text without '.' or '*'"
+            f"level: expected {LEVEL_RULE}"
         )
     return value
 

@@ -21,12 +21,12 @@ from tradelab.errors import (
     TradelabError,
 )
 from tradelab.events import Event
-from tradelab.state.meta import MetaTree, PathMeta
+from tradelab.state.meta import MetaTree, PathMeta, load_meta
 from tradelab.state.migrations import MigrationRegistry
 from tradelab.state.paths import DELETE, MISSING, PATH_CACHE, check_plain, parse_path
 from tradelab.state.snapshot import StateSnapshot, plain_copy, state_sha256
-from tradelab.state.tree import CowTree
-from tradelab.state.views import Derived, Reducer, StateView
+from tradelab.state.tree import CowTree, detached
+from tradelab.state.views import Derived, FrozenView, Reducer, StateView
 from tradelab.state.watchers import Watch, WatchCallback, WatcherSet
 
 __all__ = ["Derived", "Reducer", "StateStore", "StateView"]
@@ -175,7 +175,7 @@ class StateStore:
                                     if value - value != 0.0:  # NaN or infinity
                                         check_plain(value, f"path {path!r}")
                                 elif kind not in _SCALARS and value is not DELETE:
-                                    adopt(value, path)
+                                    value = adopt(value, path)
                                 if capture is not None:
                                     capture(tree, segments, value)
                                 write(segments, value)
@@ -231,22 +231,28 @@ class StateStore:
 
     # -- reading --------------------------------------------------------------------------------
     def get(self, path: str, default: Any = None) -> Any:
-        """The subtree or leaf at `path` (read-only), or `default` when absent."""
+        """A private copy of the value at `path` (O(its size)), or `default` when absent:
+        mutating it never changes the store, which must stay the fold of the journal."""
         segments = parse_path(path)
         with self._lock:
             value = self._tree.lookup(segments)
-            return default if value is MISSING else self._tree.hand_out(value)
+            if value is MISSING:
+                return default
+            value = self._tree.hand_out(value)  # never changed in place now: copy off the lock
+        return detached(value)
 
     def get_many(self, paths: Iterable[str], default: Any = None) -> tuple[int, dict[str, Any]]:
-        """(version, {path: value}) read at one consistent version, without stalling the writer."""
+        """(version, {path: private copy}) at one consistent version, not stalling the writer."""
+        version, values = self.read_frozen(paths)
+        return version, {p: default if v is MISSING else detached(v) for p, v in values.items()}
+
+    def read_frozen(self, paths: Iterable[str]) -> tuple[int, dict[str, Any]]:
+        """(version, {path: value or MISSING}) of SHARED frozen nodes, for readers in this
+        package that copy only what changed (the reactive face). Never mutate them."""
         parsed = [(path, parse_path(path)) for path in paths]
         version, root = self._frozen_root()
         tree = CowTree(root)
-        values = {}
-        for path, segments in parsed:
-            value = tree.lookup(segments)
-            values[path] = default if value is MISSING else value
-        return version, values
+        return version, {path: tree.lookup(segments) for path, segments in parsed}
 
     def _frozen_root(self) -> tuple[int, dict[str, Any]]:
         """(version, root frozen at that version). When the writer is busy, it publishes one
@@ -271,9 +277,9 @@ class StateStore:
             return self._tree.lookup(segments) is not MISSING
 
     def frozen(self) -> tuple[int, StateView]:
-        """(version, a read-only view of the state at that version) without copying anything."""
+        """(version, a view of the state at that version); its reads are private copies."""
         version, root = self._frozen_root()
-        return version, StateView(CowTree(root))
+        return version, FrozenView(CowTree(root))
 
     def snapshot(self) -> StateSnapshot:
         """An independent copy of the whole state, tagged with version and schema version."""
@@ -310,7 +316,7 @@ class StateStore:
                 )
             snapshot = migrations.upcast_snapshot(snapshot, self.schema_version)
         state = plain_copy(snapshot.state)
-        meta = MetaTree() if snapshot.meta is None else _load_meta(snapshot)
+        meta = MetaTree() if snapshot.meta is None else load_meta(snapshot.meta, snapshot.seq)
         with self._lock:
             self._tree = CowTree(state)
             self._view = StateView(self._tree)
@@ -394,12 +400,3 @@ def _sequence_message(event: Event, version: int) -> str:
 
 def _name(reducer: Any) -> str:
     return getattr(reducer, "__qualname__", None) or repr(reducer)
-
-
-def _load_meta(snapshot: StateSnapshot) -> MetaTree:
-    try:
-        return MetaTree.from_plain(snapshot.meta)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"snapshot at seq {snapshot.seq} has malformed path metadata: {exc}"
-        ) from None

@@ -2,12 +2,14 @@
 
 Not thread-safe by itself: the owning StateStore serialises every call under its lock.
 
-Why copy-on-write with ownership: readers (snapshots, watchers, `get` callers, reducers) hold
+Why copy-on-write with ownership: readers (snapshots, frozen roots, watchers, reducers) hold
 references into the tree, so a node they have seen must never change. A node the store created
 since anyone last looked is 'owned' and is updated in place (the fast path for repeated writes);
 any other node is shallow-copied on the way down, once. Ownership is recorded as
 `id(node) -> (node, parent)`: a node counts as owned only when reached from the very parent that
 created it, so a copied parent never lends in-place rights to children it shares with its original.
+Containers cross the tree's boundary only as `detached` copies: in through `adopt`, out to
+callers outside the store, so nobody else can ever mutate a node.
 """
 
 from __future__ import annotations
@@ -19,6 +21,56 @@ from tradelab.state.paths import DELETE, MISSING, Segments, check_plain, join_pa
 
 _ROOT_PARENT = object()
 _SCALARS = frozenset((str, int, bool, type(None)))
+
+
+class _NotPlain(Exception):
+    """Raised inside `detached` when a value is not plain data (the caller explains)."""
+
+
+def detached(value: Any) -> Any:
+    """A deep copy of plain data that shares no mutable container with `value`.
+
+    Scalars, and tuples holding only scalars, are immutable and come back as they are. Raises
+    `_NotPlain` for anything else than str/int/finite float/bool/None/list/tuple/str-keyed dict.
+    """
+    kind = type(value)
+    if kind is dict:
+        out = value.copy()  # C-speed shallow copy; only container members are replaced below
+        for key, child in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            child_kind = type(child)
+            if child_kind in _SCALARS:
+                continue
+            if child_kind is float:
+                if child - child != 0.0:  # NaN or infinity
+                    raise _NotPlain
+                continue
+            out[key] = detached(child)
+        return out
+    if kind in _SCALARS:
+        return value
+    if kind is float:
+        if value - value != 0.0:
+            raise _NotPlain
+        return value
+    if kind is not list and kind is not tuple:
+        raise _NotPlain
+    items = None
+    for index, child in enumerate(value):
+        child_kind = type(child)
+        if child_kind in _SCALARS:
+            continue
+        if child_kind is float:
+            if child - child != 0.0:
+                raise _NotPlain
+            continue
+        if items is None:
+            items = list(value)
+        items[index] = detached(child)
+    if kind is list:
+        return list(value) if items is None else items
+    return value if items is None else tuple(items)
 
 
 class CowTree:
@@ -63,47 +115,21 @@ class CowTree:
             self._epoch += 1
         return self.root
 
-    def adopt(self, value: Any, path: Any) -> None:
-        """Check a container a reducer wants to store at `path`, and release our nodes inside it.
+    @staticmethod
+    def adopt(value: Any, path: Any) -> Any:
+        """A private deep copy of the container a reducer wants to store at `path`, checked to
+        be plain data (a StateError names the offending element).
 
-        A reducer may build a value around nodes it read (`view.get`); such a node would then sit
-        at two places, so it must lose in-place rights before it is stored.
+        Why a copy: the container may come from an event payload, and the same Event is
+        published on the bus after the store applied it, where a subscriber may mutate it; or
+        it may hold nodes the reducer read through the view, which would then sit at two
+        places. The tree must be the only holder of every container in it.
         """
-        if self._adopt_walk(value) is not None:
+        try:
+            return detached(value)
+        except _NotPlain:
             check_plain(value, f"path {path!r}")  # raises, naming the offending element
-
-    def _adopt_walk(self, value: Any) -> bool | None:
-        """One pass: release owned dicts inside `value`; True when something is not plain data."""
-        kind = type(value)
-        if kind is dict:
-            owned = self._owned
-            if owned and owned.pop(id(value), None) is not None:
-                self._epoch += 1
-            # Keys and values in one pass; the usual member (a scalar) costs one set lookup.
-            for key, child in value.items():
-                if type(key) is not str:
-                    return True
-                child_kind = type(child)
-                if child_kind in _SCALARS:
-                    continue
-                if child_kind is float:
-                    if child - child != 0.0:  # NaN or infinity
-                        return True
-                elif self._adopt_walk(child):
-                    return True
-            return None
-        if kind is not list and kind is not tuple:
-            return True
-        for child in value:
-            child_kind = type(child)
-            if child_kind in _SCALARS:
-                continue
-            if child_kind is float:
-                if child - child != 0.0:  # NaN or infinity
-                    return True
-            elif self._adopt_walk(child):
-                return True
-        return None
+            raise  # pragma: no cover - check_plain and detached agree on what is plain
 
     # -- writing ---------------------------------------------------------------------------------
     def write(self, segments: Segments, value: Any) -> Any:

@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, Any
 from tradelab.errors import InvalidInputError
 from tradelab.events import Event
 from tradelab.state.paths import MISSING, parse_path
-from tradelab.state.tree import CowTree
+from tradelab.state.tree import CowTree, detached
 
 if TYPE_CHECKING:
     from tradelab.state.store import StateStore
 
 
 class StateView:
-    """Read-only access to the state for reducers and derived reads. Never mutate what it returns."""
+    """Read-only access to the state for reducers: `get` returns the store's own nodes (no copy,
+    the hot path), so never mutate what it returns; whatever a reducer stores is copied in."""
 
     __slots__ = ("_tree",)
 
@@ -32,6 +33,17 @@ class StateView:
 
     def has(self, path: str) -> bool:
         return self._tree.lookup(parse_path(path)) is not MISSING
+
+
+class FrozenView(StateView):
+    """A StateView for readers outside the store (`StateStore.frozen`, `Derived`): each read is
+    a private copy, so nothing a reader does to it reaches the store."""
+
+    __slots__ = ()
+
+    def get(self, path: str, default: Any = None) -> Any:
+        value = self._tree.lookup(parse_path(path))
+        return default if value is MISSING else detached(value)
 
 
 Reducer = Callable[[StateView, Event], Iterable[tuple[str, Any]]]

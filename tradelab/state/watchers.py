@@ -23,7 +23,7 @@ from tradelab.state.paths import (
     parse_pattern,
     prefix_matches,
 )
-from tradelab.state.tree import CowTree
+from tradelab.state.tree import CowTree, detached
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +125,19 @@ class WatcherSet:
         return out
 
     def deliver(self, notifications: list[tuple[Watch, str, Any, Any]], seq: int) -> None:
-        """Call each watcher; one that raises is logged and counted, and the rest still run."""
+        """Call each watcher; one that raises is logged and counted, and the rest still run.
+
+        Each gets private copies of the values: a watcher mutating them cannot reach the store.
+        """
         for watch, path, new, old in notifications:
             if not watch.active:
                 continue
             try:
                 watch.callback(
-                    path, None if new is MISSING else new, None if old is MISSING else old, seq
+                    path,
+                    None if new is MISSING else detached(new),
+                    None if old is MISSING else detached(old),
+                    seq,
                 )
                 self.delivered += 1
             except Exception:

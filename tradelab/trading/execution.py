@@ -4,6 +4,8 @@ Every step goes through one `submit(topic, payload, *, key, critical)` callable 
 a session): order.submitted, the broker's order.* lifecycle, a critical `trade.executed` per
 fill and a critical `position.closed` when a position goes flat. Orders that fail the checks
 become `order.rejected` plus an `OrderRejectedError` naming the bad value; the book is untouched.
+A symbol or order id that cannot name a state path level (see `check_path_level`) is refused with
+an InvalidInputError before anything is submitted or sent: no event may carry it.
 Thread model: any thread may call. A short lock orders the desk's book-keeping and queues its
 events; they are submitted outside it, FIFO (`OrderedOutbox`), so a critical submit waiting for
 the kernel thread never blocks a strategy that places an order from that thread.
@@ -19,6 +21,7 @@ from typing import Any
 from tradelab.broker.base import Broker
 from tradelab.errors import InvalidInputError, OrderRejectedError
 from tradelab.market.instruments import OptionUniverse
+from tradelab.state.paths import check_path_level, is_path_level
 from tradelab.trading.book import apply_fill, empty_position, position_id
 from tradelab.trading.orders import (
     OrderRequest,
@@ -70,7 +73,12 @@ class ExecutionDesk:
         strategy: str = "manual",
         order_id: str | None = None,
     ) -> str:
-        """Check and send an order; returns its order id. Refusals raise `OrderRejectedError`."""
+        """Check and send an order; returns its order id. Refusals raise `OrderRejectedError`
+        (journaled as `order.rejected`), except a symbol or order id that is not a valid id at
+        all: that is an InvalidInputError and nothing is journaled or sent."""
+        check_path_level(symbol, "symbol")
+        if order_id is not None:
+            check_path_level(order_id, "order id")
         order_id = order_id or f"O-{uuid.uuid4().hex[:12]}"
         with self._lock:
             try:
@@ -82,10 +90,11 @@ class ExecutionDesk:
                     "order.rejected",
                     {
                         "order_id": order_id,
-                        "symbol": str(symbol),
-                        "side": str(side),
+                        "symbol": symbol,
+                        # Only text that encodes anywhere: the refused value is named in reason.
+                        "side": str(side) if str(side).isascii() else ascii(side),
                         "quantity": quantity if isinstance(quantity, int) else None,
-                        "strategy": strategy if isinstance(strategy, str) else "manual",
+                        "strategy": strategy if is_path_level(strategy) else "manual",
                         "reason": str(exc),
                     },
                     key=order_id,
@@ -138,6 +147,7 @@ class ExecutionDesk:
 
     def _book(self, update: OrderUpdate) -> None:
         """Advance the desk's position and queue the events for one broker update."""
+        _check_update_ids(update)  # broker ids become path levels too: refuse before queueing
         self._queue(f"order.{update.status}", update.to_payload(), key=update.order_id)
         if update.fill is None:
             return
@@ -172,3 +182,14 @@ class ExecutionDesk:
         with self._lock:
             self._queue(topic, {"broker": self.broker.name, "ts_broker": ts}, key=self.broker.name)
         self._outbox.drain()
+
+
+def _check_update_ids(update: OrderUpdate) -> None:
+    check_path_level(update.order_id, "broker update order id")
+    check_path_level(update.symbol, "broker update symbol")
+    check_path_level(update.strategy, "broker update strategy name")
+    fill = update.fill
+    if fill is not None:
+        check_path_level(fill.trade_id, "broker fill trade id")
+        check_path_level(fill.symbol, "broker fill symbol")
+        check_path_level(fill.strategy, "broker fill strategy name")

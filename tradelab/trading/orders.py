@@ -13,8 +13,9 @@ from enum import StrEnum
 from typing import Any
 
 from tradelab.errors import InvalidInputError
+from tradelab.state.paths import check_path_level, is_path_level
 
-STRATEGY_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+STRATEGY_NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
 
 class Side(StrEnum):
@@ -55,6 +56,13 @@ class OrderRequest:
     order_type: OrderType = OrderType.MARKET
     limit_price: float | None = None
     strategy: str = "manual"
+
+    def __post_init__(self) -> None:
+        # The ids become state path levels (trading.orders.<order_id>, positions by strategy
+        # and symbol): a request carrying a bad one never reaches a broker.
+        check_path_level(self.order_id, "order id")
+        check_path_level(self.symbol, "symbol")
+        check_path_level(self.strategy, "strategy name")
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -165,8 +173,10 @@ def check_price(price: Any, what: str, symbol: str) -> float:
 
 
 def check_strategy(strategy: Any) -> str:
-    if not isinstance(strategy, str) or not STRATEGY_NAME.match(strategy):
+    """A strategy name: a state path level (`check_path_level`) that is also at most 64 long and
+    holds no ':' (position ids join it to the symbol with ':')."""
+    if not is_path_level(strategy) or not STRATEGY_NAME.fullmatch(strategy):
         raise InvalidInputError(
-            f"strategy name {strategy!r} must be 1-64 letters, digits, '_' or '-'"
+            f"strategy name {strategy!r} must be 1-64 ASCII letters, digits, '_' or '-'"
         )
     return strategy

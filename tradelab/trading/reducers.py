@@ -17,6 +17,7 @@ from typing import Any
 
 from tradelab.events import Event
 from tradelab.state import DELETE
+from tradelab.state.paths import path_level
 from tradelab.trading.book import apply_fill, empty_position, remark, with_open, without_open
 from tradelab.trading.pnl import PnlDelta, pnl_changes
 
@@ -42,7 +43,7 @@ _ORDER_FIELDS = (
 def order_reducer(view: Any, event: Event) -> Iterable[Change]:
     """Keep one record per order; a later report of a finished order does not reopen it."""
     payload = event.payload
-    order_id = payload["order_id"]
+    order_id = path_level(payload["order_id"], "order id")
     path = f"trading.orders.{order_id}"
     status = event.topic.split(".", 1)[1]
     previous = view.get(path)
@@ -82,7 +83,11 @@ def trade_reducer(view: Any, event: Event) -> Iterable[Change]:
     strategy (only when it opens or goes flat), and the P&L totals by delta.
     """
     p = event.payload
-    pid = p["position_id"]
+    pid = path_level(p["position_id"], "position id")
+    # The trade id, symbol and strategy name levels of the paths written below.
+    trade_id = path_level(p["trade_id"], "trade id")
+    path_level(p["symbol"], "symbol")
+    path_level(p["strategy"], "strategy name")
     trading = view.get("trading") or {}
     position = (trading.get("positions") or {}).get(pid) or empty_position(
         p["strategy"], p["symbol"], p["lot_size"]
@@ -90,7 +95,7 @@ def trade_reducer(view: Any, event: Event) -> Iterable[Change]:
     signed = p["quantity"] if p["side"] == "BUY" else -p["quantity"]
     fee = float(p["fee"])
     updated, realized = apply_fill(position, signed, float(p["price"]), fee)
-    updated["last_trade_id"] = p["trade_id"]
+    updated["last_trade_id"] = trade_id
     updated["updated_ts"] = event.ts
     if position["net_quantity"] == 0:
         updated["opened_ts"] = event.ts
@@ -99,7 +104,7 @@ def trade_reducer(view: Any, event: Event) -> Iterable[Change]:
     trade["seq"] = event.seq
     trade["position_after"] = updated["net_quantity"]
     changes: list[Change] = [
-        (f"trading.trades.{p['trade_id']}", trade),
+        (f"trading.trades.{trade_id}", trade),
         (f"trading.positions.{pid}", updated),
     ]
     index_changes, strategy_flat, book_flat = _open_index_changes(trading, pid, position, updated)
@@ -212,7 +217,7 @@ def _set_or_drop(index: dict[str, tuple[str, ...]], name: str, ids: tuple[str, .
 
 
 def position_closed_reducer(view: Any, event: Event) -> Iterable[Change]:
-    pid = event.payload["position_id"]
+    pid = path_level(event.payload["position_id"], "position id")
     position = view.get(f"trading.positions.{pid}")
     if position is None:
         return []
