@@ -12,11 +12,16 @@ import duckdb
 import pytest
 
 from tradelab.errors import JournalError, RecoveryError, SchemaVersionError
-from tradelab.events import Event
+from tradelab.events import Event, encode_payload
 from tradelab.journal import Journal, JournalReader
 from tradelab.journal.segments import list_segments, segment_dir
 from tradelab.journal.tailmark import TailMark
 from tradelab.journal.writer import Ticket
+
+
+def _append(writer, events: list[Event], tickets=None) -> None:
+    """Hand events to a writer as the kernel does: each payload encoded once, beside it."""
+    writer.append(events, [encode_payload(e.payload) for e in events], tickets)
 
 
 def _events(first: int, n: int, critical_every: int = 0) -> list[Event]:
@@ -51,7 +56,7 @@ def test_group_committed_events_read_back_identical_after_reopen(tmp_path):
     writer = _writer(journal)
     written = _events(1, 2500, critical_every=100)
     for i in range(0, 2500, 250):
-        writer.append(written[i : i + 250])
+        _append(writer, written[i : i + 250])
     assert writer.flush(timeout=10) == 2500
     journal.close()
     reopened = Journal(path)
@@ -73,7 +78,7 @@ def test_critical_ticket_is_released_only_after_the_commit_holding_it(tmp_path):
     ticket = Ticket()
     ticket.event = events[-1]
     started = time.monotonic()
-    writer.append(events, [ticket])
+    _append(writer, events, [ticket])
     assert ticket.wait(timeout=5).seq == 10
     assert time.monotonic() - started < 0.4  # a ticket closes the group at once
     assert writer.durable_seq >= 10
@@ -86,7 +91,7 @@ def test_critical_ticket_is_released_only_after_the_commit_holding_it(tmp_path):
 def test_ordinary_events_are_durable_within_the_group_window(tmp_path):
     journal = Journal(tmp_path / "j.duckdb")
     writer = _writer(journal, group_commit_ms=20.0)
-    writer.append(_events(1, 5))
+    _append(writer, _events(1, 5))
     deadline = time.monotonic() + 2.0
     while writer.durable_seq < 5 and time.monotonic() < deadline:
         time.sleep(0.002)
@@ -97,7 +102,7 @@ def test_ordinary_events_are_durable_within_the_group_window(tmp_path):
 def test_lost_tail_is_reported_with_the_missing_seq_range(tmp_path):
     path = tmp_path / "j.duckdb"
     journal = Journal(path)
-    _writer(journal).append(_events(1, 10))
+    _append(_writer(journal), _events(1, 10))
     journal.close()
     # As after a torn WAL tail: the mark says 15 was committed, the file holds only 10.
     TailMark(path).write(15)
@@ -129,7 +134,7 @@ def test_truncated_file_is_a_journal_error(tmp_path):
     path = tmp_path / "j.duckdb"
     journal = Journal(path)
     writer = _writer(journal)
-    writer.append(_events(1, 20_000))
+    _append(writer, _events(1, 20_000))
     writer.flush(timeout=10)
     journal.close()
     size = path.stat().st_size
@@ -175,7 +180,7 @@ def test_segments_hold_contiguous_ranges_and_stale_ones_are_set_aside(tmp_path):
     path = tmp_path / "j.duckdb"
     journal = Journal(path)
     _writer(journal, segments=True, segment_every_events=1000, segment_every_seconds=0)
-    journal.writer.append(_events(1, 2500))
+    _append(journal.writer, _events(1, 2500))
     journal.writer.flush(timeout=10)
     journal.close()  # seals the rest on stop
     ranges = [(a, b) for a, b, _ in list_segments(segment_dir(path))]
@@ -195,7 +200,7 @@ def test_reader_uses_the_file_when_free_and_segments_while_another_process_write
     path = tmp_path / "j.duckdb"
     journal = Journal(path)
     _writer(journal, segments=True, segment_every_events=1000, segment_every_seconds=0)
-    journal.writer.append(_events(1, 3000))
+    _append(journal.writer, _events(1, 3000))
     journal.writer.flush(timeout=10)
     journal.sealer.seal_now()
     script = textwrap.dedent(f"""

@@ -6,9 +6,14 @@ from __future__ import annotations
 import duckdb
 import pyarrow.parquet as pq
 
-from tradelab.events import Event
+from tradelab.events import Event, encode_payload
 from tradelab.journal import Journal
 from tradelab.journal.segments import list_segments, segment_dir
+
+
+def _append(writer, events: list[Event], tickets=None) -> None:
+    """Hand events to a writer as the kernel does: each payload encoded once, beside it."""
+    writer.append(events, [encode_payload(e.payload) for e in events], tickets)
 
 
 def _events(first: int, n: int) -> list[Event]:
@@ -39,7 +44,7 @@ def test_segments_hold_every_committed_event_as_the_journal_does(tmp_path):
     )
     written = _events(1, 3000)
     for i in range(0, 3000, 37):  # many small groups, each reported to the sealer
-        writer.append(written[i : i + 37])
+        _append(writer, written[i : i + 37])
     assert writer.flush(timeout=10) == 3000
     journal.close()  # the sealer seals the rest on stop
 

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tradelab.errors import StateError
-from tradelab.events import Event
+from tradelab.events import Event, encode_payload
 from tradelab.journal import Journal, replay_into
 from tradelab.journal.journal import rows_to_events
 from tradelab.state import StateStore
@@ -33,6 +33,11 @@ PAYLOAD = st.dictionaries(
 )
 
 
+def _append(writer, events: list[Event], tickets=None) -> None:
+    """Hand events to a writer as the kernel does: each payload encoded once, beside it."""
+    writer.append(events, [encode_payload(e.payload) for e in events], tickets)
+
+
 def write_journal(path, events: list[Event]) -> None:
     journal = Journal(path)
     try:
@@ -43,7 +48,7 @@ def write_journal(path, events: list[Event]) -> None:
             checkpoint_idle_seconds=0.2,
             segments=False,
         )
-        writer.append(events)
+        _append(writer, events)
         assert writer.flush(timeout=10) == len(events)
     finally:
         journal.close()

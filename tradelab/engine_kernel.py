@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from tradelab.events import Event, now_ns
+from tradelab.events import Event, encode_payload, now_ns
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.writer import Ticket
 
@@ -97,7 +97,9 @@ class KernelLoop:
                     tickets.append(ticket)
                 elif event.critical:
                     urgent = True
-            writer.append(events, tickets, urgent=urgent)
+            writer.append(
+                events, [encode_payload(e.payload) for e in events], tickets, urgent=urgent
+            )
             self.bus.publish_events(events)
             self._since_snapshot += len(events)
         for control in controls:

@@ -141,11 +141,25 @@ class ProcessJournalWriter:
     # -- the JournalWriter interface ------------------------------------------------------------
 
     def append(
-        self, events: list[Event], tickets: list[Ticket] | None = None, *, urgent: bool = False
+        self,
+        events: list[Event],
+        payloads: list[bytes],
+        tickets: list[Ticket] | None = None,
+        *,
+        urgent: bool = False,
     ) -> None:
-        """Send stamped events (in seq order); `tickets` are released after their commit."""
+        """Send stamped events (in seq order); `tickets` are released after their commit.
+
+        `payloads[i]` is the exact JSON of `events[i].payload`, encoded once by the submitter;
+        it goes into the frame as it is (the payload dict is never encoded again).
+        """
         if not events:
             return
+        if len(payloads) != len(events):
+            raise JournalError(
+                f"append got {len(payloads)} encoded payloads for {len(events)} events; "
+                "expected one per event"
+            )
         if self.failed is not None:
             for ticket in tickets or ():
                 ticket.resolve(self.failed)
@@ -156,7 +170,7 @@ class ProcessJournalWriter:
         first, last = events[0].seq, events[-1].seq
         self._appended_seq = last
         head = wire.EVENTS_HEAD.pack(first, last, bool(urgent or tickets))
-        self._send(wire.EVENTS, head, _encode(events))
+        self._send(wire.EVENTS, head, wire.encode_events(events, payloads))
 
     def write_snapshot(self, snapshot: Any, on_written: SnapshotCallback | None = None) -> None:
         """Serialize `snapshot` here and have the process store it after the events before it."""

@@ -153,6 +153,22 @@ class EncodedEvent(msgspec.Struct):
 
 
 _decode_encoded = msgspec.json.Decoder(list[EncodedEvent]).decode
+_encode = msgspec.json.Encoder().encode
+_Raw = msgspec.Raw
+
+
+def encode_events(events: list[Any], payloads: list[bytes]) -> bytes:
+    """The EVENTS frame's JSON array: each event with `payloads[i]` spliced in as its payload.
+
+    The same JSON an encoded list of Events gives, but the payload bytes are the submitter's,
+    never a second encoding of the (possibly since changed) payload dict.
+    """
+    return _encode(
+        [
+            EncodedEvent(e.seq, e.ts, e.topic, e.key, _Raw(p), e.critical, e.schema_version)
+            for e, p in zip(events, payloads, strict=True)
+        ]
+    )
 
 
 class EncodedBatch(msgspec.Struct, frozen=True):

@@ -30,22 +30,24 @@ log = logging.getLogger(__name__)
 
 TAILMARK_SYNC_SECONDS = 0.1
 
-_encode = msgspec.json.Encoder().encode
+# Stamped events with the exact JSON bytes of each payload, encoded once by the submitter.
+EventChunk = tuple[list[Event], list[bytes]]
 
 
-def _rows(chunk: list[Event] | EncodedBatch) -> list[tuple]:
+def _rows(chunk: EventChunk | EncodedBatch) -> list[tuple]:
     if isinstance(chunk, EncodedBatch):
         return chunk.rows()
+    events, payloads = chunk
     return [
-        (e.seq, e.ts, e.topic, e.key, e.critical, e.schema_version, _encode(e.payload).decode())
-        for e in chunk
+        (e.seq, e.ts, e.topic, e.key, e.critical, e.schema_version, p.decode())
+        for e, p in zip(events, payloads, strict=True)
     ]
 
 
-def _seq_range(chunk: list[Event] | EncodedBatch) -> tuple[int, int]:
+def _seq_range(chunk: EventChunk | EncodedBatch) -> tuple[int, int]:
     if isinstance(chunk, EncodedBatch):
         return chunk.first_seq, chunk.last_seq
-    return chunk[0].seq, chunk[-1].seq
+    return chunk[0][0].seq, chunk[0][-1].seq
 
 
 class Ticket:
@@ -115,9 +117,9 @@ class JournalWriter:
         self._on_group = on_group_committed
         self._on_failed = on_failed
         self._cond = threading.Condition()
-        # Chunks in seq order: lists of Events (this process's kernel) or EncodedBatches (an
-        # engine in another process); rows are built on the writer thread, off the caller's.
-        self._pending: list[list[Event] | EncodedBatch] = []
+        # Chunks in seq order: (events, payload bytes) from this process's kernel, or
+        # EncodedBatches (an engine in another process); rows are built on the writer thread.
+        self._pending: list[EventChunk | EncodedBatch] = []
         self._pending_events = 0
         self._pending_tickets: list[Ticket] = []
         self._pending_since = 0.0
@@ -145,15 +147,27 @@ class JournalWriter:
         self._thread.start()
 
     def append(
-        self, events: list[Event], tickets: list[Ticket] | None = None, *, urgent: bool = False
+        self,
+        events: list[Event],
+        payloads: list[bytes],
+        tickets: list[Ticket] | None = None,
+        *,
+        urgent: bool = False,
     ) -> None:
         """Queue stamped events (in seq order); `tickets` are released after their commit.
 
+        `payloads[i]` is the exact JSON of `events[i].payload`, encoded once by the submitter:
+        it is what gets journaled (the payload dict is never encoded again here).
         `urgent` (or any ticket) closes the group at once instead of waiting for the window.
         """
         if not events:
             return
-        self._queue(events, events[-1].seq, len(events), tickets, urgent)
+        if len(payloads) != len(events):
+            raise JournalError(
+                f"append got {len(payloads)} encoded payloads for {len(events)} events; "
+                "expected one per event"
+            )
+        self._queue((events, payloads), events[-1].seq, len(events), tickets, urgent)
 
     def append_encoded(self, batch: EncodedBatch, *, urgent: bool = False) -> None:
         """Queue events another process stamped and encoded; they are decoded when written."""
@@ -163,7 +177,7 @@ class JournalWriter:
 
     def _queue(
         self,
-        chunk: list[Event] | EncodedBatch,
+        chunk: EventChunk | EncodedBatch,
         last_seq: int,
         count: int,
         tickets: list[Ticket] | None,
@@ -291,7 +305,7 @@ class JournalWriter:
             for chunk in chunks:
                 appender.append_rows(_rows(chunk))
             appender.flush()
-        except (duckdb.Error, JournalError, msgspec.DecodeError) as exc:
+        except (duckdb.Error, JournalError, msgspec.DecodeError, UnicodeDecodeError) as exc:
             appender.clear()  # nothing of a failed group may ride along with the next one
             error = JournalError(f"commit of events {first}..{last} failed: {exc}")
             for ticket in tickets:
