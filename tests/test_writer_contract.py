@@ -3,11 +3,17 @@ writer process behind its pipe run the same tests on a real DuckDB file."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tradelab.errors import JournalError
 from tradelab.events import Event, encode_payload
 from tradelab.journal import Journal, JournalReader
+from tradelab.journal.checkpoint import wal_path
+from tradelab.journal.process_writer import ProcessJournalWriter
+from tradelab.journal.wire import WriterSettings
+from tradelab.journal.writer import build_writer
 
 LAYOUTS = ["thread", "process"]
 
@@ -77,3 +83,66 @@ def test_append_with_a_payload_missing_is_refused_naming_both_counts(tmp_path, l
         assert writer.flush(timeout=10) == 0
     finally:
         journal.close()
+
+
+def _start_with(path, layout: str, **settings):
+    """A writer started on `path` with WriterSettings beyond what Journal.start_writer exposes."""
+    journal = Journal(path)
+    last_seq, next_id = journal.last_seq, 1
+    if layout == "process":
+        journal.close()
+        writer = ProcessJournalWriter().start(
+            WriterSettings(str(path), last_seq=last_seq, next_snapshot_id=next_id, **settings)
+        )
+        return None, writer
+    writer, _ = build_writer(
+        journal.con,
+        journal.tailmark,
+        WriterSettings(str(path), last_seq=last_seq, next_snapshot_id=next_id, **settings),
+    )
+    writer.start()
+    return journal, writer
+
+
+def _stop(journal, writer) -> None:
+    writer.stop()
+    if journal is not None:
+        journal.con.close()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_wal_is_checkpointed_on_its_size_bound_while_the_writer_is_never_idle(tmp_path, layout):
+    path = tmp_path / "j.duckdb"
+    # Idle checkpoints are out of reach (an hour), so only the WAL bound can checkpoint.
+    journal, writer = _start_with(
+        path,
+        layout,
+        group_commit_ms=1.0,
+        checkpoint_idle_seconds=3600.0,
+        checkpoint_wal_bytes=256 << 10,
+        segments=False,
+    )
+    wal = wal_path(path)
+    biggest = 0
+    try:
+        seq = 0
+        payload = {"symbol": "NIFTY", "note": "x" * 200}
+        for _ in range(60):  # ~3 MB of events, a group every ~20 ms: never idle for long
+            events = [Event(seq + i + 1, seq + i, "mark.updated", "", payload) for i in range(200)]
+            seq += 200
+            writer.append(events, [encode_payload(e.payload) for e in events])
+            writer.flush(timeout=30)
+            time.sleep(0.02)
+            biggest = max(biggest, wal.stat().st_size if wal.exists() else 0)
+    finally:
+        _stop(journal, writer)
+    # The bound is looked at every WAL_STAT_SECONDS (~5 groups here), so it is passed by what
+    # arrives in between; without busy checkpoints the WAL would hold all ~3 MB.
+    assert biggest < 1536 << 10, f"WAL reached {biggest} bytes"
+    if layout == "thread":
+        assert writer.checkpoints.busy_checkpoints >= 1
+    reopened = Journal(path)
+    try:
+        assert reopened.last_seq == seq and reopened.check.damage is None
+    finally:
+        reopened.close()

@@ -106,6 +106,8 @@ class WriterSettings(msgspec.Struct, frozen=True):
     max_group_events: int = 20_000
     keep_snapshots: int = 100
     checkpoint_idle_seconds: float = 1.0
+    # CHECKPOINT while busy once the WAL passes this many bytes (0: only when idle or stopping).
+    checkpoint_wal_bytes: int = 32 << 20
     segments: bool = True
     sealed_seq: int = 0
     segment_every_events: int = 50_000

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -20,6 +21,7 @@ import msgspec
 
 from tradelab.errors import JournalError, TradelabError
 from tradelab.events import Event
+from tradelab.journal.checkpoint import CheckpointPolicy, wal_path
 from tradelab.journal.schema import EVENT_COLUMNS
 from tradelab.journal.segments import SegmentSealer, segment_dir
 from tradelab.journal.snapshots import SnapshotInfo, write_snapshot
@@ -104,6 +106,8 @@ class JournalWriter:
         max_group_events: int = 20_000,
         keep_snapshots: int = 100,
         checkpoint_idle_seconds: float = 1.0,
+        checkpoint_wal_bytes: int = 32 << 20,
+        wal: Path | None = None,
         on_group_committed: GroupCallback | None = None,
         on_failed: FailureCallback | None = None,
         name: str = "journal-writer",
@@ -114,6 +118,10 @@ class JournalWriter:
         self._max_group = max_group_events
         self._keep_snapshots = keep_snapshots
         self._checkpoint_idle = checkpoint_idle_seconds
+        # Idle, and while busy once the WAL at `wal` passes checkpoint_wal_bytes.
+        self.checkpoints = CheckpointPolicy(
+            wal, idle_seconds=checkpoint_idle_seconds, wal_bytes=checkpoint_wal_bytes
+        )
         self._on_group = on_group_committed
         self._on_failed = on_failed
         self._cond = threading.Condition()
@@ -130,7 +138,6 @@ class JournalWriter:
         self._durable_seq = last_seq
         self._durable_cond = threading.Condition()
         self._next_snapshot_id = next_snapshot_id
-        self._dirty_since_checkpoint = False
         self._tailmark_synced_at = 0.0
         self._snapshots_unwritten = 0
         self.failed: BaseException | None = None
@@ -241,7 +248,7 @@ class JournalWriter:
     def _run(self) -> None:
         cur = self._con.cursor()
         appender = cur.appender("events", columns=list(EVENT_COLUMNS))
-        last_activity = time.monotonic()
+        checkpoints = self.checkpoints
         try:
             while True:
                 with self._cond:
@@ -250,16 +257,18 @@ class JournalWriter:
                     self._commit_group(appender, events, tickets)
                 for snapshot, on_written in jobs:
                     self._write_snapshot(cur, snapshot, on_written)
+                now = time.monotonic()
                 if events or jobs:
-                    last_activity = time.monotonic()
-                    self._dirty_since_checkpoint = True
-                elif self._dirty_since_checkpoint and (
-                    time.monotonic() - last_activity >= self._checkpoint_idle
-                ):
-                    self._checkpoint(cur)
+                    checkpoints.wrote(now)
+                    # After this group's acks: a busy checkpoint delays the next group only
+                    # (critical acks come from the ack log in the writer process meanwhile).
+                    if checkpoints.busy_due(now):
+                        checkpoints.run(cur, busy=True)
+                elif checkpoints.idle_due(now):
+                    checkpoints.run(cur)
                 if stopping and not events and not jobs:
-                    if self._dirty_since_checkpoint:
-                        self._checkpoint(cur)
+                    if checkpoints.dirty:
+                        checkpoints.run(cur, force=True)
                     return
         except BaseException as exc:  # the writer must never die silently
             log.exception("journal writer failed")
@@ -348,10 +357,6 @@ class JournalWriter:
             self._snapshots_unwritten -= 1
             self._durable_cond.notify_all()
 
-    def _checkpoint(self, cur: duckdb.DuckDBPyConnection) -> None:
-        cur.execute("CHECKPOINT")
-        self._dirty_since_checkpoint = False
-
     def _fail(self, exc: BaseException) -> None:
         error = exc if isinstance(exc, JournalError) else JournalError(f"journal writer: {exc}")
         with self._cond:
@@ -404,6 +409,8 @@ def build_writer(
         max_group_events=settings.max_group_events,
         keep_snapshots=settings.keep_snapshots,
         checkpoint_idle_seconds=settings.checkpoint_idle_seconds,
+        checkpoint_wal_bytes=settings.checkpoint_wal_bytes,
+        wal=wal_path(settings.path),
         on_group_committed=committed,
         on_failed=on_failed,
     )
