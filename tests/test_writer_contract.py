@@ -3,16 +3,17 @@ writer process behind its pipe run the same tests on a real DuckDB file."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 
 from tradelab.errors import JournalError
 from tradelab.events import Event, encode_payload
-from tradelab.journal import Journal, JournalReader
+from tradelab.journal import Journal, JournalReader, wire
 from tradelab.journal.checkpoint import wal_path
 from tradelab.journal.process_writer import ProcessJournalWriter
-from tradelab.journal.wire import WriterSettings
+from tradelab.journal.wire import EncodedBatch, EncodedSnapshot, WriterSettings, encode_events
 from tradelab.journal.writer import build_writer
 
 LAYOUTS = ["thread", "process"]
@@ -146,3 +147,80 @@ def test_wal_is_checkpointed_on_its_size_bound_while_the_writer_is_never_idle(tm
         assert reopened.last_seq == seq and reopened.check.damage is None
     finally:
         reopened.close()
+
+
+class _Snapshots:
+    """Records what each snapshot listener was told, and when."""
+
+    def __init__(self) -> None:
+        self.told: list = []
+        self.done = threading.Event()
+
+    def __call__(self, info) -> None:
+        self.told.append(info)
+        self.done.set()
+
+
+def _break_writer(writer) -> None:
+    """Queue a batch that cannot be committed (it holds fewer events than its seq range says),
+    the way a damaged frame would: the writer fails on its next group."""
+    body = encode_events([Event(1, 1, "mark.updated", "", {"price": 1.0})], [b'{"price":1.0}'])
+    if isinstance(writer, ProcessJournalWriter):
+        writer._send(wire.EVENTS, wire.EVENTS_HEAD.pack(1, 2, False), body)
+    else:
+        writer.append_encoded(EncodedBatch(1, 2, body))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_writer_failure_fails_waiting_snapshots_and_flushes_with_its_error(tmp_path, layout):
+    # A long window: the broken batch waits, so the snapshot and the flush queue up behind it.
+    journal, writer = _start(tmp_path / "j.duckdb", layout, group_commit_ms=2_000.0)
+    try:
+        _break_writer(writer)
+        queued = _Snapshots()
+        writer.write_snapshot(EncodedSnapshot(2, 1, b"{}"), queued)
+        with pytest.raises(JournalError, match="holds 1 events"):
+            writer.flush(timeout=30)
+        assert queued.done.wait(10), "a snapshot queued before the failure was never answered"
+        assert isinstance(queued.told[0], JournalError)
+        # After the failure nothing waits for an answer that cannot come.
+        later = _Snapshots()
+        writer.write_snapshot(EncodedSnapshot(3, 1, b"{}"), later)
+        assert later.done.wait(10) and isinstance(later.told[0], JournalError)
+        with pytest.raises(JournalError, match="holds 1 events"):
+            writer.flush(timeout=30)
+    finally:
+        journal.close()
+
+
+def test_flush_waits_for_every_snapshot_queued_before_it_under_concurrent_flushes(tmp_path):
+    """The writer's count of unwritten snapshots is kept by one thread per side: flushes racing
+    with snapshot writes never return early and never hang."""
+    journal, writer = _start(tmp_path / "j.duckdb", "thread", group_commit_ms=1.0)
+    written: list[int] = []
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def flusher() -> None:
+        while not stop.is_set():
+            try:
+                writer.flush(timeout=30)
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=flusher) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for seq in range(1, 201):
+            writer.write_snapshot(EncodedSnapshot(seq, 1, b"{}"), lambda info: written.append(1))
+            if seq % 20 == 0:
+                writer.flush(timeout=30)
+                assert len(written) == seq  # every snapshot queued before the flush is written
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        journal.close()
+    assert errors == []

@@ -28,7 +28,7 @@ from tradelab.errors import JournalError
 from tradelab.events import Event
 from tradelab.journal import wire
 from tradelab.journal.snapshots import SnapshotInfo
-from tradelab.journal.writer import SnapshotCallback, Ticket
+from tradelab.journal.writer import SnapshotCallback, Ticket, notify_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,12 @@ class ProcessJournalWriter:
         """Serialize `snapshot` here and have the process store it after the events before it."""
         body = wire.encode_snapshot(snapshot)
         with self._lock:
-            self._snapshot_callbacks.append(on_written)
+            failed = self.failed
+            if failed is None:
+                self._snapshot_callbacks.append(on_written)
+        if failed is not None:  # the process will never answer: fail it now, like _fail does
+            notify_snapshot(on_written, failed)
+            return
         self._send(wire.SNAPSHOT, body)
 
     def flush(self, timeout: float | None = None) -> int:
@@ -192,6 +197,8 @@ class ProcessJournalWriter:
         """Send a request frame and wait for its answer: (seq it reports)."""
         done = _FlushWaiter()
         with self._lock:
+            if self.failed is not None:
+                raise self.failed
             request_id = next(self._flush_ids)
             self._flushes[request_id] = done
         try:
@@ -317,10 +324,7 @@ class ProcessJournalWriter:
             if "error" in fields
             else SnapshotInfo(**fields)
         )
-        try:
-            callback(info)
-        except Exception:  # a failing listener must not stop the acknowledgements
-            log.exception("snapshot listener failed")
+        notify_snapshot(callback, info)
 
     def _fail(self, error: BaseException) -> None:
         with self._lock:
@@ -335,10 +339,6 @@ class ProcessJournalWriter:
         for ticket in tickets + flushes:
             ticket.resolve(self.failed)
         for callback in callbacks:
-            if callback is not None:
-                try:
-                    callback(self.failed)  # type: ignore[arg-type]
-                except Exception:
-                    log.exception("snapshot listener failed")
+            notify_snapshot(callback, self.failed)  # type: ignore[arg-type]
         with self._durable_cond:
             self._durable_cond.notify_all()

@@ -139,7 +139,11 @@ class JournalWriter:
         self._durable_cond = threading.Condition()
         self._next_snapshot_id = next_snapshot_id
         self._tailmark_synced_at = 0.0
-        self._snapshots_unwritten = 0
+        # Snapshots queued / written (or failed): each counter has one writing thread (the
+        # feeding thread under _cond, the writer thread under _durable_cond), so no update is
+        # lost; flush waits until the second catches up with the first as it was at the call.
+        self._snapshots_queued = 0
+        self._snapshots_done = 0
         self.failed: BaseException | None = None
         self.groups_committed = 0
         self.events_committed = 0
@@ -210,20 +214,25 @@ class JournalWriter:
     def write_snapshot(self, snapshot: Any, on_written: SnapshotCallback | None = None) -> None:
         """Serialize and store `snapshot` on the writer thread, after the events queued before it."""
         with self._cond:
-            self._snapshot_jobs.append((snapshot, on_written))
-            self._snapshots_unwritten += 1
-            self._cond.notify()
+            failed = self.failed
+            if failed is None:
+                self._snapshot_jobs.append((snapshot, on_written))
+                self._snapshots_queued += 1
+                self._cond.notify()
+        if failed is not None:  # nobody would ever write it
+            notify_snapshot(on_written, failed)
 
     def flush(self, timeout: float | None = None) -> int:
         """Block until every event (and snapshot) queued so far is written; return the durable seq."""
         target = self._appended_seq
         with self._cond:
             self._urgent = True
+            snapshots = self._snapshots_queued
             self._cond.notify()
         with self._durable_cond:
             ok = self._durable_cond.wait_for(
                 lambda: (
-                    (self._durable_seq >= target and not self._snapshots_unwritten)
+                    (self._durable_seq >= target and self._snapshots_done >= snapshots)
                     or self.failed is not None
                 ),
                 timeout,
@@ -249,14 +258,15 @@ class JournalWriter:
         cur = self._con.cursor()
         appender = cur.appender("events", columns=list(EVENT_COLUMNS))
         checkpoints = self.checkpoints
+        jobs: list = []
         try:
             while True:
                 with self._cond:
                     events, tickets, jobs, stopping = self._take_work()
                 if events:
                     self._commit_group(appender, events, tickets)
-                for snapshot, on_written in jobs:
-                    self._write_snapshot(cur, snapshot, on_written)
+                while jobs:
+                    self._write_snapshot(cur, *jobs.pop(0))
                 now = time.monotonic()
                 if events or jobs:
                     checkpoints.wrote(now)
@@ -272,7 +282,7 @@ class JournalWriter:
                     return
         except BaseException as exc:  # the writer must never die silently
             log.exception("journal writer failed")
-            self._fail(exc)
+            self._fail(exc, jobs)
         finally:
             cur.close()
 
@@ -348,26 +358,38 @@ class JournalWriter:
             info = JournalError(f"snapshot was not written: {exc}")
         else:
             self._next_snapshot_id += 1
-        if on_written is not None:
-            try:
-                on_written(info)
-            except Exception:  # a failing listener must not stop the journal
-                log.exception("snapshot listener failed")
+        notify_snapshot(on_written, info)
         with self._durable_cond:
-            self._snapshots_unwritten -= 1
+            self._snapshots_done += 1
             self._durable_cond.notify_all()
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException, jobs_in_hand: list | None = None) -> None:
+        """Fail every waiter at once with the writer's error: tickets, flushes and snapshots
+        (those taken for this round and those still queued); later calls fail at once too."""
         error = exc if isinstance(exc, JournalError) else JournalError(f"journal writer: {exc}")
         with self._cond:
             self.failed = error
             tickets, self._pending_tickets = self._pending_tickets, []
+            jobs, self._snapshot_jobs = list(jobs_in_hand or ()) + self._snapshot_jobs, []
         for ticket in tickets:
             ticket.resolve(error)
+        for _, on_written in jobs:
+            notify_snapshot(on_written, error)
         with self._durable_cond:
+            self._snapshots_done += len(jobs)
             self._durable_cond.notify_all()
         if self._on_failed is not None:
             self._on_failed(error)
+
+
+def notify_snapshot(
+    on_written: SnapshotCallback | None, info: SnapshotInfo | BaseException
+) -> None:
+    if on_written is not None:
+        try:
+            on_written(info)
+        except Exception:  # a failing listener must not stop the journal
+            log.exception("snapshot listener failed")
 
 
 def build_writer(
