@@ -16,6 +16,7 @@ Usage: .venv/bin/python benchmarks/soak.py [--minutes 3] [--rate 2000] [--sample
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -46,10 +47,8 @@ def rss_mb(pid: int) -> float | None:
 def size_mb(paths: list[Path]) -> float:
     total = 0
     for path in paths:
-        try:
+        with contextlib.suppress(FileNotFoundError):  # a log file retired meanwhile
             total += path.stat().st_size
-        except FileNotFoundError:
-            pass
     return total / (1 << 20)
 
 
