@@ -3,6 +3,7 @@ writer process behind its pipe run the same tests on a real DuckDB file."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -12,9 +13,9 @@ from tradelab.errors import JournalError
 from tradelab.events import Event, encode_payload
 from tradelab.journal import Journal, JournalReader, wire
 from tradelab.journal.checkpoint import wal_path
-from tradelab.journal.process_writer import ProcessJournalWriter
 from tradelab.journal.wire import EncodedBatch, EncodedSnapshot, WriterSettings, encode_events
-from tradelab.journal.writer import build_writer
+from tradelab.journal.writer_client import ProcessJournalWriter
+from tradelab.journal.writer_thread import build_writer
 
 LAYOUTS = ["thread", "process"]
 
@@ -224,3 +225,15 @@ def test_flush_waits_for_every_snapshot_queued_before_it_under_concurrent_flushe
             thread.join(30)
         journal.close()
     assert errors == []
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_each_layout_says_where_it_runs_and_which_process_holds_the_file(tmp_path, layout):
+    path = tmp_path / "j.duckdb"
+    journal, writer = _start(path, layout)
+    try:
+        expected_pid = os.getpid() if layout == "thread" else writer.pid
+        assert writer.location == layout and writer.pid == expected_pid
+        assert writer.describe() == {"writer": layout, "writer_pid": expected_pid}
+    finally:
+        journal.close()

@@ -193,7 +193,7 @@ def test_ctrl_c_reaches_the_engine_only_and_the_session_stops_cleanly(tmp_path):
 
 
 def test_a_writer_process_that_cannot_start_is_a_clear_journal_error(tmp_path):
-    from tradelab.journal.process_writer import ProcessJournalWriter
+    from tradelab.journal.writer_client import ProcessJournalWriter
 
     with pytest.raises(JournalError, match="cannot start the journal writer process.*thread"):
         ProcessJournalWriter(python=str(tmp_path / "no-such-python"))

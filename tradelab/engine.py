@@ -23,10 +23,10 @@ from tradelab.engine_kernel import KernelLoop, Wakeup
 from tradelab.errors import InvalidInputError, JournalError, LifecycleError, TradelabError
 from tradelab.events import Event, TopicRegistry, now_ns
 from tradelab.journal.journal import Journal
-from tradelab.journal.process_writer import ProcessJournalWriter
 from tradelab.journal.recovery import RecoveryReport, recover
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.writer import JournalWriter, Ticket
+from tradelab.journal.writer_client import ProcessJournalWriter
 
 log = logging.getLogger(__name__)
 

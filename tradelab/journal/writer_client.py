@@ -1,4 +1,5 @@
-"""The engine's handle on its journal writer process: `JournalWriter`'s interface, over pipes.
+"""The engine's handle on its journal writer process (writer_process.py is the other end of
+the pipes): the `JournalWriter` protocol (writer.py), over pipes.
 
 Thread model: the kernel thread calls `append` / `write_snapshot`; any thread may call `flush`
 and `stop`. One acknowledgement thread reads the process's frames and releases tickets once the
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -111,6 +112,11 @@ class ProcessJournalWriter:
     @property
     def pid(self) -> int:
         return self._proc.pid
+
+    location: Literal["thread", "process"] = "process"
+
+    def describe(self) -> dict[str, Any]:
+        return {"writer": self.location, "writer_pid": self.pid}
 
     def start(self, settings: wire.WriterSettings) -> ProcessJournalWriter:
         """Send the settings; return once the process has the journal open and its writer runs."""

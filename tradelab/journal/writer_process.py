@@ -1,7 +1,7 @@
 """The journal writer process: `python -m tradelab.journal.writer_process`, started by the engine.
 
 It owns the DuckDB file while the engine runs and does what the in-process writer thread would:
-group commits (`JournalWriter`), snapshot rows, the high-water mark and the Parquet segments.
+group commits (`ThreadJournalWriter`), snapshot rows, the high-water mark and the Parquet segments.
 Its own interpreter means its own GIL and the second core: DuckDB's commit path and the row
 conversion no longer compete with the kernel and the producers (benchmarks/journal.py).
 
@@ -30,7 +30,7 @@ from tradelab.journal.acklog import AckLog
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.tailmark import TailMark
 from tradelab.journal.wire import EncodedBatch
-from tradelab.journal.writer import build_writer
+from tradelab.journal.writer_thread import build_writer
 
 log = logging.getLogger("tradelab.journal.writer_process")
 

@@ -1,4 +1,5 @@
-"""The journal writer: one thread that group-commits stamped events (and snapshots) to DuckDB.
+"""The in-process journal writer: one thread that group-commits stamped events (and snapshots)
+to DuckDB. It runs in the engine's process (writer_process=False) or in the writer process.
 
 Thread model: one feeding thread calls `append` / `append_encoded` / `write_snapshot` (the
 kernel, when the writer runs in the engine's process; the frame reader, in the writer process);
@@ -10,11 +11,11 @@ waits on) closes a group at once, ordinary ones wait at most `group_commit_ms`.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import msgspec
@@ -24,9 +25,16 @@ from tradelab.events import Event
 from tradelab.journal.checkpoint import CheckpointPolicy, wal_path
 from tradelab.journal.schema import EVENT_COLUMNS
 from tradelab.journal.segments import SegmentSealer, segment_dir
-from tradelab.journal.snapshots import SnapshotInfo, write_snapshot
+from tradelab.journal.snapshots import write_snapshot
 from tradelab.journal.tailmark import TailMark
 from tradelab.journal.wire import EncodedBatch, WriterSettings
+from tradelab.journal.writer import (
+    FailureCallback,
+    GroupCallback,
+    SnapshotCallback,
+    Ticket,
+    notify_snapshot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,47 +60,7 @@ def _seq_range(chunk: EventChunk | EncodedBatch) -> tuple[int, int]:
     return chunk[0][0].seq, chunk[0][-1].seq
 
 
-class Ticket:
-    """What a blocking submitter waits on: released once the commit holding its event returned.
-
-    A bare lock rather than a threading.Event: resolving and waiting are single C calls, and
-    the writer resolves one per critical event.
-    """
-
-    __slots__ = ("event", "error", "_done")
-
-    def __init__(self) -> None:
-        self.event: Event | None = None
-        self.error: BaseException | None = None
-        self._done = threading.Lock()
-        self._done.acquire()
-
-    def resolve(self, error: BaseException | None = None) -> None:
-        self.error = error
-        try:  # noqa: SIM105 (a try is free; contextlib.suppress is a call per ticket)
-            self._done.release()
-        except RuntimeError:  # resolved before: already released
-            pass
-
-    def wait(self, timeout: float | None = None) -> Event:
-        if not self._done.acquire(timeout=-1 if timeout is None else timeout):
-            raise JournalError(f"event was not durable within {timeout} s")
-        self._done.release()  # leave it released: a second wait returns at once as well
-        if self.error is not None:
-            raise self.error
-        assert self.event is not None
-        return self.event
-
-
-# Called on the writer thread with (first_seq, last_seq) of each committed group.
-GroupCallback = Callable[[int, int], None]
-# Called on the writer thread with the stored snapshot's info, or with the error that stopped it.
-SnapshotCallback = Callable[[SnapshotInfo | BaseException], None]
-# Called once, on the writer thread, with the error that stopped the writer.
-FailureCallback = Callable[[BaseException], None]
-
-
-class JournalWriter:
+class ThreadJournalWriter:
     """Group commit of events to the `events` table, plus snapshot writes, on one thread."""
 
     def __init__(
@@ -144,6 +112,7 @@ class JournalWriter:
         # lost; flush waits until the second catches up with the first as it was at the call.
         self._snapshots_queued = 0
         self._snapshots_done = 0
+        self.sealer: SegmentSealer | None = None  # set by build_writer; run by its owner
         self.failed: BaseException | None = None
         self.groups_committed = 0
         self.events_committed = 0
@@ -153,6 +122,24 @@ class JournalWriter:
     @property
     def durable_seq(self) -> int:
         return self._durable_seq
+
+    location: Literal["thread", "process"] = "thread"
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()
+
+    def describe(self) -> dict[str, Any]:
+        return {"writer": self.location, "writer_pid": self.pid}
+
+    def seal_segments(self, timeout: float | None = 60.0) -> int:
+        """Seal every committed event into Parquet segments now; return the sealed-up-to seq."""
+        if self.sealer is None:
+            raise JournalError("this journal writer has no segment sealer running")
+        sealed = self.sealer.seal_now(timeout)
+        if self.sealer.failed is not None:
+            raise JournalError(f"segment sealing failed: {self.sealer.failed}")
+        return sealed
 
     def start(self) -> None:
         self._thread.start()
@@ -382,16 +369,6 @@ class JournalWriter:
             self._on_failed(error)
 
 
-def notify_snapshot(
-    on_written: SnapshotCallback | None, info: SnapshotInfo | BaseException
-) -> None:
-    if on_written is not None:
-        try:
-            on_written(info)
-        except Exception:  # a failing listener must not stop the journal
-            log.exception("snapshot listener failed")
-
-
 def build_writer(
     con: duckdb.DuckDBPyConnection,
     tailmark: TailMark,
@@ -399,7 +376,7 @@ def build_writer(
     *,
     on_group_committed: GroupCallback | None = None,
     on_failed: FailureCallback | None = None,
-) -> tuple[JournalWriter, SegmentSealer | None]:
+) -> tuple[ThreadJournalWriter, SegmentSealer | None]:
     """The writer (and, with segments, the sealer fed by its commits) for `settings`, not started.
 
     One recipe for both layouts: the writer thread in the engine's process, and the writer
@@ -422,7 +399,7 @@ def build_writer(
         if sealer is not None:
             sealer.add(first, last)
 
-    writer = JournalWriter(
+    writer = ThreadJournalWriter(
         con,
         tailmark,
         last_seq=settings.last_seq,
@@ -436,4 +413,5 @@ def build_writer(
         on_group_committed=committed,
         on_failed=on_failed,
     )
+    writer.sealer = sealer
     return writer, sealer
