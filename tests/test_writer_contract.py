@@ -237,3 +237,20 @@ def test_each_layout_says_where_it_runs_and_which_process_holds_the_file(tmp_pat
         assert writer.describe() == {"writer": layout, "writer_pid": expected_pid}
     finally:
         journal.close()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_seal_right_after_flush_covers_every_flushed_event(tmp_path, layout):
+    # The sealer hears of a group after its commit; a flush that returned at the commit let a
+    # seal that followed at once miss the last group.
+    journal, writer = _start(tmp_path / "j.duckdb", layout, segments=True, segment_every_seconds=0)
+    try:
+        for first in range(1, 200, 10):
+            events = [
+                Event(s, s, "mark.updated", "", {"price": 1.0}) for s in range(first, first + 10)
+            ]
+            writer.append(events, [encode_payload(e.payload) for e in events])
+            assert writer.flush(timeout=10) == first + 9
+            assert journal.seal_segments(timeout=30) == first + 9
+    finally:
+        journal.close()

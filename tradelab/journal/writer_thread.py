@@ -104,6 +104,9 @@ class ThreadJournalWriter:
         self._stopping = False
         self._appended_seq = last_seq
         self._durable_seq = last_seq
+        # Newest seq whose group was also reported (the sealer told, DURABLE sent): what flush
+        # waits for, so a seal or a reader right after flush() sees every flushed event.
+        self._reported_seq = last_seq
         self._durable_cond = threading.Condition()
         self._next_snapshot_id = next_snapshot_id
         self._tailmark_synced_at = 0.0
@@ -219,7 +222,7 @@ class ThreadJournalWriter:
         with self._durable_cond:
             ok = self._durable_cond.wait_for(
                 lambda: (
-                    (self._durable_seq >= target and self._snapshots_done >= snapshots)
+                    (self._reported_seq >= target and self._snapshots_done >= snapshots)
                     or self.failed is not None
                 ),
                 timeout,
@@ -335,6 +338,9 @@ class ThreadJournalWriter:
             self._tailmark_synced_at = now
         if self._on_group is not None:
             self._on_group(first, last)
+        with self._durable_cond:
+            self._reported_seq = last
+            self._durable_cond.notify_all()
 
     def _write_snapshot(self, cur, snapshot: Any, on_written: SnapshotCallback | None) -> None:
         try:
