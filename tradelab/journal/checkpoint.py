@@ -1,7 +1,9 @@
 """When the journal writer CHECKPOINTs DuckDB: when idle, and on a WAL-size bound while busy.
 
 DuckDB keeps what the WAL holds in memory as well until a checkpoint, so a writer that only
-checkpoints when idle grows its WAL and its memory for as long as the load lasts. Thread model:
+checkpoints when idle grows its WAL and its memory for as long as the load lasts. A busy
+checkpoint delays the writer's next group by its duration; in the writer process critical acks
+come from the ack log meanwhile, on a writer thread (no ack log) they wait for it. Thread model:
 used only by the writer thread that owns the cursor.
 """
 
