@@ -11,7 +11,14 @@ from payloads import trade
 from tradelab.engine import Engine
 from tradelab.events import Event
 from tradelab.journal import Journal
-from tradelab.journal.acklog import AckLog, acklog_dir, log_files, read_records, restore_into
+from tradelab.journal.acklog import (
+    ROTATE_BYTES,
+    AckLog,
+    acklog_dir,
+    log_files,
+    read_records,
+    restore_into,
+)
 from tradelab.journal.verify import verify_journal
 
 
@@ -112,3 +119,20 @@ def test_a_critical_event_acknowledged_from_the_log_survives_the_writer_being_ki
         journal.close()
     with Engine(journal_path=str(path), snapshot_every_seconds=0) as again:
         assert again.store.get("trading.trades.T1")["seq"] == event.seq
+
+
+def test_ack_log_is_trimmed_while_the_engine_stays_busy(tmp_path):
+    path = tmp_path / "lab.duckdb"
+    with Engine(journal_path=str(path), snapshot_every_seconds=0) as engine:
+        # ~14 MB of ack log: past one ROTATE_BYTES file, with no idle moment in between.
+        note = "n" * 60
+        for i in range(100_000):
+            engine.submit("mark.updated", {"symbol": "NIFTY", "price": float(i), "note": note})
+        engine.flush(timeout=60)
+        engine.submit("trade.executed", trade(1), key="T1")  # one more batch: retire runs
+        files = log_files(acklog_dir(path))
+        logged = sum(p.stat().st_size for p in files)
+        # What DuckDB committed was retired: at most the current file remains (plus the
+        # newest batch), not everything since the start.
+        assert len(files) == 1 and logged <= ROTATE_BYTES + (1 << 20), (files, logged)
+        assert read_records(files[0])[0][0].first_seq > 1

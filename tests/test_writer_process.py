@@ -81,27 +81,47 @@ def test_a_dead_writer_process_fails_submitters_instead_of_hanging(tmp_path):
     assert engine.state == "stopped"
 
 
-def test_writer_process_commits_what_arrived_when_the_engine_is_killed(tmp_path):
+def test_writer_process_commits_what_arrived_and_leaves_quietly_when_the_engine_is_killed(
+    tmp_path,
+):
     path = tmp_path / "lab.duckdb"
+    # Killed mid-stream: frames in flight, critical acks and group commits being answered
+    # when the engine's end of the pipes closes.
     child = textwrap.dedent(
         f"""
-        import os, signal, sys
+        import os, signal, sys, threading, time
         from tradelab.engine import Engine
-        engine = Engine(journal_path={str(path)!r}, snapshot_every_seconds=0).start()
-        event = engine.submit("trade.executed", {trade(7)!r}, key="T7")
-        print(engine.journal.writer.pid, event.seq, flush=True)
-        for i in range(2000):
+        # A long group window: events are still uncommitted when the engine dies, so the
+        # orphan commits them and answers into the closed pipe.
+        engine = Engine(
+            journal_path={str(path)!r}, group_commit_ms=500.0, snapshot_every_seconds=0
+        ).start()
+        acked = [0]
+
+        def broker():
+            for i in range(10**9):
+                acked[0] = engine.submit("pnl.session_reset", {{"session_date": str(i)}}).seq
+
+        threading.Thread(target=broker, daemon=True).start()
+        started, i = time.monotonic(), 0
+        while time.monotonic() - started < 1.0:
+            i += 1
             engine.submit("mark.updated", {{"symbol": "NIFTY", "price": float(i)}})
+        print(engine.journal.writer.pid, acked[0], flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     writer_pid, acked_seq = map(int, proc.stdout.split())
+    assert acked_seq > 0
     deadline = time.monotonic() + 20
     while _alive(writer_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(writer_pid), "the orphaned writer process should exit on its own"
+    # The orphan leaves quietly: its stderr is the terminal's (here the captured pipe, read to
+    # its end, so after the orphan exited), and a dead engine is no error worth a traceback.
+    assert proc.stderr == "", proc.stderr
     journal = Journal(path)
     try:
         assert journal.last_seq >= acked_seq
@@ -173,7 +193,7 @@ def test_ctrl_c_reaches_the_engine_only_and_the_session_stops_cleanly(tmp_path):
 
 
 def test_a_writer_process_that_cannot_start_is_a_clear_journal_error(tmp_path):
-    from tradelab.journal.process_writer import ProcessJournalWriter
+    from tradelab.journal.writer_client import ProcessJournalWriter
 
     with pytest.raises(JournalError, match="cannot start the journal writer process.*thread"):
         ProcessJournalWriter(python=str(tmp_path / "no-such-python"))
@@ -204,3 +224,46 @@ def test_frames_larger_than_the_pipe_arrive_whole_and_in_order():
     thread.join(10)
     os.close(read_fd)
     assert received == [(wire.EVENTS, b"head" + big), (wire.FLUSH, b"7"), (wire.STOP, b"")]
+
+
+def test_orphaned_writer_process_commits_what_arrived_and_exits_without_noise(tmp_path):
+    """Deterministic form of a kill -9 of the engine: the engine's end of the answer pipe
+    closes while events wait for their group commit and a critical batch waits for its ack."""
+    from tradelab.events import encode_payload
+    from tradelab.journal import wire
+
+    path = tmp_path / "lab.duckdb"
+    Journal(path).close()  # the schema, as the engine's recovery leaves it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tradelab.journal.writer_process"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out = wire.FrameWriter(proc.stdin.fileno())  # type: ignore[union-attr]
+    settings = wire.WriterSettings(
+        str(path), last_seq=0, next_snapshot_id=1, group_commit_ms=5_000.0, segments=False
+    )
+    out.send(wire.CONFIG, msgspec.json.encode(settings))
+    ready = wire.FrameBuffer(proc.stdout.fileno()).next_frames()  # type: ignore[union-attr]
+    assert ready and ready[0][0] == wire.READY
+
+    def send(first: int, last: int, urgent: bool) -> None:
+        events = [
+            Event(s, s, "mark.updated", "", {"price": float(s)}) for s in range(first, last + 1)
+        ]
+        payloads = [encode_payload(e.payload) for e in events]
+        head = wire.EVENTS_HEAD.pack(first, last, urgent)
+        out.send(wire.EVENTS, head, wire.encode_events(events, payloads))
+
+    send(1, 100, False)  # waits for its (long) group-commit window
+    proc.stdout.close()  # type: ignore[union-attr]  # the engine's end: gone
+    send(101, 101, True)  # its LOGGED ack goes into the closed pipe
+    proc.stdin.close()  # type: ignore[union-attr]  # end of file: the engine is gone
+    err = proc.stderr.read().decode()  # type: ignore[union-attr]  # to its end: the exit
+    assert proc.wait(timeout=30) == 0 and err == "", err
+    journal = Journal(path)
+    try:
+        assert journal.last_seq == 101 and journal.check.damage is None
+    finally:
+        journal.close()

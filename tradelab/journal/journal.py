@@ -24,12 +24,13 @@ from tradelab.errors import JournalError, RecoveryError
 from tradelab.events import Event
 from tradelab.journal import schema
 from tradelab.journal.acklog import restore_into
-from tradelab.journal.process_writer import ProcessJournalWriter
 from tradelab.journal.segments import SegmentSealer, reconcile_segments, segment_dir
 from tradelab.journal.snapshots import SnapshotInfo, list_snapshots, next_snapshot_id
 from tradelab.journal.tailmark import TailMark
 from tradelab.journal.wire import WriterSettings
-from tradelab.journal.writer import JournalWriter, build_writer
+from tradelab.journal.writer import JournalWriter
+from tradelab.journal.writer_client import ProcessJournalWriter
+from tradelab.journal.writer_thread import build_writer
 
 log = logging.getLogger(__name__)
 _decode_payloads = msgspec.json.Decoder(list[dict]).decode
@@ -217,7 +218,7 @@ class Journal:
         except BaseException:
             self.con.close()
             raise
-        self.writer: JournalWriter | ProcessJournalWriter | None = None
+        self.writer: JournalWriter | None = None
         self.sealer: SegmentSealer | None = None
         self._process: ProcessJournalWriter | None = None
         if writer_process:
@@ -293,7 +294,7 @@ class Journal:
         segment_every_seconds: float = 5.0,
         cpus: frozenset[int] = frozenset(),
         ack_log: bool = True,
-    ) -> JournalWriter | ProcessJournalWriter:
+    ) -> JournalWriter:
         """Start the writer (and the segment sealer) after recovery; seqs continue from last_seq."""
         if self.writer is not None:
             raise JournalError(f"journal {self.path} already has a writer")
@@ -341,14 +342,9 @@ class Journal:
 
     def seal_segments(self, timeout: float | None = 60.0) -> int:
         """Seal every committed event into Parquet segments now; return the sealed-up-to seq."""
-        if isinstance(self.writer, ProcessJournalWriter):
-            return self.writer.seal_segments(timeout)
-        if self.sealer is None:
-            raise JournalError(f"journal {self.path} has no segment sealer running")
-        sealed = self.sealer.seal_now(timeout)
-        if self.sealer.failed is not None:
-            raise JournalError(f"segment sealing failed: {self.sealer.failed}")
-        return sealed
+        if self.writer is None:
+            raise JournalError(f"journal {self.path} has no writer running")
+        return self.writer.seal_segments(timeout)
 
     def close(self) -> None:
         """Stop the writer (commit + CHECKPOINT), seal the last segment, close the file."""

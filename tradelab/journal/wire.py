@@ -44,9 +44,13 @@ EVENTS_HEAD = struct.Struct("<qq?")
 class FrameWriter:
     """Writes whole frames to a pipe file descriptor from any thread."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, *, reader_may_vanish: bool = False) -> None:
+        """`reader_may_vanish`: once the reading end is closed (EPIPE), frames are dropped
+        instead of raising: the writer process's engine died, and nobody awaits its answers."""
         self._fd = fd
         self._lock = threading.Lock()
+        self._reader_may_vanish = reader_may_vanish
+        self.reader_gone = False
 
     def send(self, kind: bytes, *parts: bytes) -> None:
         """One frame whose body is `parts` joined; written with writev, so the kernel's event
@@ -54,11 +58,18 @@ class FrameWriter:
         chunks = [_HEADER.pack(kind, sum(map(len, parts))), *parts]
         total = sum(map(len, chunks))
         with self._lock:
-            written = os.writev(self._fd, chunks)
-            if written < total:  # a full pipe took part of it: send the rest in order
-                view = memoryview(b"".join(chunks))[written:]
-                while view:
-                    view = view[os.write(self._fd, view) :]
+            if self.reader_gone:
+                return
+            try:
+                written = os.writev(self._fd, chunks)
+                if written < total:  # a full pipe took part of it: send the rest in order
+                    view = memoryview(b"".join(chunks))[written:]
+                    while view:
+                        view = view[os.write(self._fd, view) :]
+            except BrokenPipeError:
+                if not self._reader_may_vanish:
+                    raise
+                self.reader_gone = True
 
 
 class FrameBuffer:
@@ -106,6 +117,8 @@ class WriterSettings(msgspec.Struct, frozen=True):
     max_group_events: int = 20_000
     keep_snapshots: int = 100
     checkpoint_idle_seconds: float = 1.0
+    # CHECKPOINT while busy once the WAL passes this many bytes (0: only when idle or stopping).
+    checkpoint_wal_bytes: int = 32 << 20
     segments: bool = True
     sealed_seq: int = 0
     segment_every_events: int = 50_000

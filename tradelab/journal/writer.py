@@ -1,53 +1,23 @@
-"""The journal writer: one thread that group-commits stamped events (and snapshots) to DuckDB.
+"""What the engine and the journal know of a journal writer, whichever layout runs it.
 
-Thread model: one feeding thread calls `append` / `append_encoded` / `write_snapshot` (the
-kernel, when the writer runs in the engine's process; the frame reader, in the writer process);
-any thread may call `flush`. Only the writer thread touches its DuckDB cursor. A group is one
-appender flush (one statement, one transaction); an urgent batch (a critical event the caller
-waits on) closes a group at once, ordinary ones wait at most `group_commit_ms`.
+`JournalWriter` is the protocol both layouts implement: `ThreadJournalWriter` (writer_thread.py,
+a thread of this process) and `ProcessJournalWriter` (writer_client.py, the engine's handle on
+the writer process, whose main is writer_process.py). Also here: the `Ticket` a blocking
+submitter waits on and the callback types. Thread model: see each implementation.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, Protocol
 
-import duckdb
-import msgspec
-
-from tradelab.errors import JournalError, TradelabError
+from tradelab.errors import JournalError
 from tradelab.events import Event
-from tradelab.journal.schema import EVENT_COLUMNS
-from tradelab.journal.segments import SegmentSealer, segment_dir
-from tradelab.journal.snapshots import SnapshotInfo, write_snapshot
-from tradelab.journal.tailmark import TailMark
-from tradelab.journal.wire import EncodedBatch, WriterSettings
+from tradelab.journal.snapshots import SnapshotInfo
 
 log = logging.getLogger(__name__)
-
-TAILMARK_SYNC_SECONDS = 0.1
-
-# Stamped events with the exact JSON bytes of each payload, encoded once by the submitter.
-EventChunk = tuple[list[Event], list[bytes]]
-
-
-def _rows(chunk: EventChunk | EncodedBatch) -> list[tuple]:
-    if isinstance(chunk, EncodedBatch):
-        return chunk.rows()
-    events, payloads = chunk
-    return [
-        (e.seq, e.ts, e.topic, e.key, e.critical, e.schema_version, p.decode())
-        for e, p in zip(events, payloads, strict=True)
-    ]
-
-
-def _seq_range(chunk: EventChunk | EncodedBatch) -> tuple[int, int]:
-    if isinstance(chunk, EncodedBatch):
-        return chunk.first_seq, chunk.last_seq
-    return chunk[0][0].seq, chunk[0][-1].seq
 
 
 class Ticket:
@@ -90,61 +60,29 @@ SnapshotCallback = Callable[[SnapshotInfo | BaseException], None]
 FailureCallback = Callable[[BaseException], None]
 
 
-class JournalWriter:
-    """Group commit of events to the `events` table, plus snapshot writes, on one thread."""
+class JournalWriter(Protocol):
+    """A started journal writer: events in, durable seqs and snapshot notices out."""
 
-    def __init__(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        tailmark: TailMark,
-        *,
-        last_seq: int,
-        next_snapshot_id: int,
-        group_commit_ms: float = 10.0,
-        max_group_events: int = 20_000,
-        keep_snapshots: int = 100,
-        checkpoint_idle_seconds: float = 1.0,
-        on_group_committed: GroupCallback | None = None,
-        on_failed: FailureCallback | None = None,
-        name: str = "journal-writer",
-    ) -> None:
-        self._con = con
-        self._tailmark = tailmark
-        self._window = group_commit_ms / 1000.0
-        self._max_group = max_group_events
-        self._keep_snapshots = keep_snapshots
-        self._checkpoint_idle = checkpoint_idle_seconds
-        self._on_group = on_group_committed
-        self._on_failed = on_failed
-        self._cond = threading.Condition()
-        # Chunks in seq order: (events, payload bytes) from this process's kernel, or
-        # EncodedBatches (an engine in another process); rows are built on the writer thread.
-        self._pending: list[EventChunk | EncodedBatch] = []
-        self._pending_events = 0
-        self._pending_tickets: list[Ticket] = []
-        self._pending_since = 0.0
-        self._urgent = False
-        self._snapshot_jobs: list[tuple[Any, SnapshotCallback | None]] = []
-        self._stopping = False
-        self._appended_seq = last_seq
-        self._durable_seq = last_seq
-        self._durable_cond = threading.Condition()
-        self._next_snapshot_id = next_snapshot_id
-        self._dirty_since_checkpoint = False
-        self._tailmark_synced_at = 0.0
-        self._snapshots_unwritten = 0
-        self.failed: BaseException | None = None
-        self.groups_committed = 0
-        self.events_committed = 0
-        self.commit_seconds = 0.0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+    failed: BaseException | None
+    groups_committed: int
+    events_committed: int
 
     @property
-    def durable_seq(self) -> int:
-        return self._durable_seq
+    def durable_seq(self) -> int: ...
 
-    def start(self) -> None:
-        self._thread.start()
+    @property
+    def location(self) -> Literal["thread", "process"]:
+        """Where it runs: a thread of this process, or a process of its own."""
+        ...
+
+    @property
+    def pid(self) -> int:
+        """The id of the process that holds the journal file."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """{"writer": location, "writer_pid": pid}, for metrics."""
+        ...
 
     def append(
         self,
@@ -153,258 +91,22 @@ class JournalWriter:
         tickets: list[Ticket] | None = None,
         *,
         urgent: bool = False,
-    ) -> None:
-        """Queue stamped events (in seq order); `tickets` are released after their commit.
+    ) -> None: ...
 
-        `payloads[i]` is the exact JSON of `events[i].payload`, encoded once by the submitter:
-        it is what gets journaled (the payload dict is never encoded again here).
-        `urgent` (or any ticket) closes the group at once instead of waiting for the window.
-        """
-        if not events:
-            return
-        if len(payloads) != len(events):
-            raise JournalError(
-                f"append got {len(payloads)} encoded payloads for {len(events)} events; "
-                "expected one per event"
-            )
-        self._queue((events, payloads), events[-1].seq, len(events), tickets, urgent)
+    def write_snapshot(self, snapshot: Any, on_written: SnapshotCallback | None = None) -> None: ...
 
-    def append_encoded(self, batch: EncodedBatch, *, urgent: bool = False) -> None:
-        """Queue events another process stamped and encoded; they are decoded when written."""
-        count = batch.last_seq - batch.first_seq + 1
-        if count > 0:
-            self._queue(batch, batch.last_seq, count, None, urgent)
+    def flush(self, timeout: float | None = None) -> int: ...
 
-    def _queue(
-        self,
-        chunk: EventChunk | EncodedBatch,
-        last_seq: int,
-        count: int,
-        tickets: list[Ticket] | None,
-        urgent: bool,
-    ) -> None:
-        with self._cond:
-            if self.failed is not None:
-                for ticket in tickets or ():
-                    ticket.resolve(self.failed)
-                return
-            if not self._pending:
-                self._pending_since = time.monotonic()
-            self._pending.append(chunk)
-            self._pending_events += count
-            self._appended_seq = last_seq
-            if tickets:
-                self._pending_tickets.extend(tickets)
-                self._urgent = True
-            elif urgent:
-                self._urgent = True
-            self._cond.notify()
+    def seal_segments(self, timeout: float | None = 60.0) -> int: ...
 
-    def write_snapshot(self, snapshot: Any, on_written: SnapshotCallback | None = None) -> None:
-        """Serialize and store `snapshot` on the writer thread, after the events queued before it."""
-        with self._cond:
-            self._snapshot_jobs.append((snapshot, on_written))
-            self._snapshots_unwritten += 1
-            self._cond.notify()
+    def stop(self) -> None: ...
 
-    def flush(self, timeout: float | None = None) -> int:
-        """Block until every event (and snapshot) queued so far is written; return the durable seq."""
-        target = self._appended_seq
-        with self._cond:
-            self._urgent = True
-            self._cond.notify()
-        with self._durable_cond:
-            ok = self._durable_cond.wait_for(
-                lambda: (
-                    (self._durable_seq >= target and not self._snapshots_unwritten)
-                    or self.failed is not None
-                ),
-                timeout,
-            )
-        if self.failed is not None:
-            raise JournalError(f"journal writer failed: {self.failed}")
-        if not ok:
-            raise JournalError(f"journal flush to seq {target} did not finish in {timeout} s")
-        return self._durable_seq
 
-    def stop(self) -> None:
-        """Commit what is queued, CHECKPOINT, and end the thread."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        if self._thread.is_alive():
-            self._thread.join()
-        self._tailmark.close()
-
-    # -- writer thread ---------------------------------------------------------------------
-
-    def _run(self) -> None:
-        cur = self._con.cursor()
-        appender = cur.appender("events", columns=list(EVENT_COLUMNS))
-        last_activity = time.monotonic()
+def notify_snapshot(
+    on_written: SnapshotCallback | None, info: SnapshotInfo | BaseException
+) -> None:
+    if on_written is not None:
         try:
-            while True:
-                with self._cond:
-                    events, tickets, jobs, stopping = self._take_work()
-                if events:
-                    self._commit_group(appender, events, tickets)
-                for snapshot, on_written in jobs:
-                    self._write_snapshot(cur, snapshot, on_written)
-                if events or jobs:
-                    last_activity = time.monotonic()
-                    self._dirty_since_checkpoint = True
-                elif self._dirty_since_checkpoint and (
-                    time.monotonic() - last_activity >= self._checkpoint_idle
-                ):
-                    self._checkpoint(cur)
-                if stopping and not events and not jobs:
-                    if self._dirty_since_checkpoint:
-                        self._checkpoint(cur)
-                    return
-        except BaseException as exc:  # the writer must never die silently
-            log.exception("journal writer failed")
-            self._fail(exc)
-        finally:
-            cur.close()
-
-    def _take_work(self) -> tuple[list, list[Ticket], list, bool]:
-        """Wait (holding the condition) until a group is due; return it and snapshot jobs."""
-        while True:
-            if self._pending:
-                due = self._pending_since + self._window
-                now = time.monotonic()
-                if (
-                    self._urgent
-                    or self._stopping
-                    or now >= due
-                    or self._pending_events >= self._max_group
-                    or self._snapshot_jobs
-                ):
-                    break
-                self._cond.wait(due - now)
-            elif self._snapshot_jobs or self._stopping:
-                break
-            else:
-                # Idle: wake up once in a while so an idle CHECKPOINT can run.
-                if not self._cond.wait(self._checkpoint_idle or 1.0):
-                    break
-        events, self._pending = self._pending, []
-        self._pending_events = 0
-        tickets, self._pending_tickets = self._pending_tickets, []
-        jobs, self._snapshot_jobs = self._snapshot_jobs, []
-        self._urgent = False
-        return events, tickets, jobs, self._stopping
-
-    def _commit_group(self, appender: Any, chunks: list, tickets) -> None:
-        # Rows straight into DuckDB's appender: no Arrow table, SQL parse or replacement scan
-        # per group (those cost ~30 us of GIL each, and a group holds ~50 events when critical
-        # events close one every millisecond).
-        first, last = _seq_range(chunks[0])[0], _seq_range(chunks[-1])[1]
-        started = time.perf_counter()
-        try:
-            for chunk in chunks:
-                appender.append_rows(_rows(chunk))
-            appender.flush()
-        except (duckdb.Error, JournalError, msgspec.DecodeError, UnicodeDecodeError) as exc:
-            appender.clear()  # nothing of a failed group may ride along with the next one
-            error = JournalError(f"commit of events {first}..{last} failed: {exc}")
-            for ticket in tickets:
-                ticket.resolve(error)
-            raise error from None
-        self.commit_seconds += time.perf_counter() - started
-        with self._durable_cond:
-            self._durable_seq = last
-            self._durable_cond.notify_all()
-        for ticket in tickets:
-            ticket.resolve()
-        self.groups_committed += 1
-        self.events_committed += last - first + 1
-        # After the acks: the mark only detects a lost tail, it adds no durability. Written on
-        # every commit (a process crash cannot lose it); fdatasync'd at most every
-        # TAILMARK_SYNC_SECONDS because right after DuckDB's own sync it costs over 1 ms.
-        now = time.monotonic()
-        sync = now - self._tailmark_synced_at >= TAILMARK_SYNC_SECONDS
-        self._tailmark.write(last, sync=sync)
-        if sync:
-            self._tailmark_synced_at = now
-        if self._on_group is not None:
-            self._on_group(first, last)
-
-    def _write_snapshot(self, cur, snapshot: Any, on_written: SnapshotCallback | None) -> None:
-        try:
-            info = write_snapshot(cur, self._next_snapshot_id, snapshot, keep=self._keep_snapshots)
-        except (duckdb.Error, TradelabError, ValueError) as exc:
-            # A snapshot is an optimisation: losing one must not stop the event journal.
-            log.exception("snapshot at seq %s was not written", getattr(snapshot, "seq", "?"))
-            info = JournalError(f"snapshot was not written: {exc}")
-        else:
-            self._next_snapshot_id += 1
-        if on_written is not None:
-            try:
-                on_written(info)
-            except Exception:  # a failing listener must not stop the journal
-                log.exception("snapshot listener failed")
-        with self._durable_cond:
-            self._snapshots_unwritten -= 1
-            self._durable_cond.notify_all()
-
-    def _checkpoint(self, cur: duckdb.DuckDBPyConnection) -> None:
-        cur.execute("CHECKPOINT")
-        self._dirty_since_checkpoint = False
-
-    def _fail(self, exc: BaseException) -> None:
-        error = exc if isinstance(exc, JournalError) else JournalError(f"journal writer: {exc}")
-        with self._cond:
-            self.failed = error
-            tickets, self._pending_tickets = self._pending_tickets, []
-        for ticket in tickets:
-            ticket.resolve(error)
-        with self._durable_cond:
-            self._durable_cond.notify_all()
-        if self._on_failed is not None:
-            self._on_failed(error)
-
-
-def build_writer(
-    con: duckdb.DuckDBPyConnection,
-    tailmark: TailMark,
-    settings: WriterSettings,
-    *,
-    on_group_committed: GroupCallback | None = None,
-    on_failed: FailureCallback | None = None,
-) -> tuple[JournalWriter, SegmentSealer | None]:
-    """The writer (and, with segments, the sealer fed by its commits) for `settings`, not started.
-
-    One recipe for both layouts: the writer thread in the engine's process, and the writer
-    process (writer_process.py).
-    """
-    sealer = None
-    if settings.segments:
-        sealer = SegmentSealer(
-            segment_dir(settings.path),
-            con,
-            sealed_seq=settings.sealed_seq,
-            journal_last_seq=settings.last_seq,
-            every_events=settings.segment_every_events,
-            every_seconds=settings.segment_every_seconds,
-        )
-
-    def committed(first: int, last: int) -> None:
-        if on_group_committed is not None:
-            on_group_committed(first, last)
-        if sealer is not None:
-            sealer.add(first, last)
-
-    writer = JournalWriter(
-        con,
-        tailmark,
-        last_seq=settings.last_seq,
-        next_snapshot_id=settings.next_snapshot_id,
-        group_commit_ms=settings.group_commit_ms,
-        max_group_events=settings.max_group_events,
-        keep_snapshots=settings.keep_snapshots,
-        checkpoint_idle_seconds=settings.checkpoint_idle_seconds,
-        on_group_committed=committed,
-        on_failed=on_failed,
-    )
-    return writer, sealer
+            on_written(info)
+        except Exception:  # a failing listener must not stop the journal
+            log.exception("snapshot listener failed")

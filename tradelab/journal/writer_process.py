@@ -1,7 +1,7 @@
 """The journal writer process: `python -m tradelab.journal.writer_process`, started by the engine.
 
 It owns the DuckDB file while the engine runs and does what the in-process writer thread would:
-group commits (`JournalWriter`), snapshot rows, the high-water mark and the Parquet segments.
+group commits (`ThreadJournalWriter`), snapshot rows, the high-water mark and the Parquet segments.
 Its own interpreter means its own GIL and the second core: DuckDB's commit path and the row
 conversion no longer compete with the kernel and the producers (benchmarks/journal.py).
 
@@ -30,7 +30,7 @@ from tradelab.journal.acklog import AckLog
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.tailmark import TailMark
 from tradelab.journal.wire import EncodedBatch
-from tradelab.journal.writer import build_writer
+from tradelab.journal.writer_thread import build_writer
 
 log = logging.getLogger("tradelab.journal.writer_process")
 
@@ -154,7 +154,8 @@ def main() -> int:
     # The protocol owns the original stdout; a stray print from any library goes to stderr.
     out_fd = os.dup(1)
     os.dup2(2, 1)
-    out = wire.FrameWriter(out_fd)
+    # The engine may die at any moment (kill -9): answers to it are then dropped, not errors.
+    out = wire.FrameWriter(out_fd, reader_may_vanish=True)
     frames_in = wire.FrameBuffer(0)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     # DuckDB's commit gives up the GIL and takes it back several times; with the default 5 ms
@@ -176,21 +177,25 @@ def main() -> int:
     except Exception as exc:  # reported to the engine, which raises it from start()
         out.send(wire.FAILED, str(exc).encode())
         return 1
-    out.send(wire.READY)
+    # From here on threads run inside DuckDB: every way out is os._exit. Interpreter teardown
+    # would stop those threads mid-call ("FATAL: exception not rethrown", an abort), and
+    # DuckDB's bindings report the Python objects still referencing them as leaks on stderr.
+    code = 1
     try:
-        stopped = process.serve(frames_in)
+        out.send(wire.READY)
+        if process.serve(frames_in):
+            out.send(wire.STOPPED)  # everything is committed and closed
+        else:
+            process.abandon()  # no CHECKPOINT, no close: recovery treats it like the crash
+        code = 0
     except Exception as exc:
-        log.exception("journal writer process failed")
-        out.send(wire.FAILED, f"journal writer process: {exc}".encode())
+        if not out.reader_gone:  # with the engine gone, its death is the whole story
+            log.exception("journal writer process failed")
+            out.send(wire.FAILED, f"journal writer process: {exc}".encode())
         process.abandon()
-        os._exit(1)
-    if not stopped:
-        process.abandon()
-        os._exit(0)  # no CHECKPOINT, no close: recovery treats this like the crash it follows
-    out.send(wire.STOPPED)
-    # Everything is committed and closed; skip interpreter teardown, where DuckDB's bindings
-    # report the Python objects still referencing them as leaks on stderr.
-    os._exit(0)
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":

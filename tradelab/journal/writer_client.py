@@ -1,4 +1,5 @@
-"""The engine's handle on its journal writer process: `JournalWriter`'s interface, over pipes.
+"""The engine's handle on its journal writer process (writer_process.py is the other end of
+the pipes): the `JournalWriter` protocol (writer.py), over pipes.
 
 Thread model: the kernel thread calls `append` / `write_snapshot`; any thread may call `flush`
 and `stop`. One acknowledgement thread reads the process's frames and releases tickets once the
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -28,7 +29,7 @@ from tradelab.errors import JournalError
 from tradelab.events import Event
 from tradelab.journal import wire
 from tradelab.journal.snapshots import SnapshotInfo
-from tradelab.journal.writer import SnapshotCallback, Ticket
+from tradelab.journal.writer import SnapshotCallback, Ticket, notify_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,11 @@ class ProcessJournalWriter:
     def pid(self) -> int:
         return self._proc.pid
 
+    location: Literal["thread", "process"] = "process"
+
+    def describe(self) -> dict[str, Any]:
+        return {"writer": self.location, "writer_pid": self.pid}
+
     def start(self, settings: wire.WriterSettings) -> ProcessJournalWriter:
         """Send the settings; return once the process has the journal open and its writer runs."""
         self._durable_seq = self._appended_seq = settings.last_seq
@@ -176,7 +182,12 @@ class ProcessJournalWriter:
         """Serialize `snapshot` here and have the process store it after the events before it."""
         body = wire.encode_snapshot(snapshot)
         with self._lock:
-            self._snapshot_callbacks.append(on_written)
+            failed = self.failed
+            if failed is None:
+                self._snapshot_callbacks.append(on_written)
+        if failed is not None:  # the process will never answer: fail it now, like _fail does
+            notify_snapshot(on_written, failed)
+            return
         self._send(wire.SNAPSHOT, body)
 
     def flush(self, timeout: float | None = None) -> int:
@@ -192,6 +203,8 @@ class ProcessJournalWriter:
         """Send a request frame and wait for its answer: (seq it reports)."""
         done = _FlushWaiter()
         with self._lock:
+            if self.failed is not None:
+                raise self.failed
             request_id = next(self._flush_ids)
             self._flushes[request_id] = done
         try:
@@ -317,10 +330,7 @@ class ProcessJournalWriter:
             if "error" in fields
             else SnapshotInfo(**fields)
         )
-        try:
-            callback(info)
-        except Exception:  # a failing listener must not stop the acknowledgements
-            log.exception("snapshot listener failed")
+        notify_snapshot(callback, info)
 
     def _fail(self, error: BaseException) -> None:
         with self._lock:
@@ -335,10 +345,6 @@ class ProcessJournalWriter:
         for ticket in tickets + flushes:
             ticket.resolve(self.failed)
         for callback in callbacks:
-            if callback is not None:
-                try:
-                    callback(self.failed)  # type: ignore[arg-type]
-                except Exception:
-                    log.exception("snapshot listener failed")
+            notify_snapshot(callback, self.failed)  # type: ignore[arg-type]
         with self._durable_cond:
             self._durable_cond.notify_all()

@@ -1,0 +1,423 @@
+"""The in-process journal writer: one thread that group-commits stamped events (and snapshots)
+to DuckDB. It runs in the engine's process (writer_process=False) or in the writer process.
+
+Thread model: one feeding thread calls `append` / `append_encoded` / `write_snapshot` (the
+kernel, when the writer runs in the engine's process; the frame reader, in the writer process);
+any thread may call `flush`. Only the writer thread touches its DuckDB cursor. A group is one
+appender flush (one statement, one transaction); an urgent batch (a critical event the caller
+waits on) closes a group at once, ordinary ones wait at most `group_commit_ms`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import msgspec
+
+from tradelab.errors import JournalError, TradelabError
+from tradelab.events import Event
+from tradelab.journal.checkpoint import CheckpointPolicy, wal_path
+from tradelab.journal.schema import EVENT_COLUMNS
+from tradelab.journal.segments import SegmentSealer, segment_dir
+from tradelab.journal.snapshots import write_snapshot
+from tradelab.journal.tailmark import TailMark
+from tradelab.journal.wire import EncodedBatch, WriterSettings
+from tradelab.journal.writer import (
+    FailureCallback,
+    GroupCallback,
+    SnapshotCallback,
+    Ticket,
+    notify_snapshot,
+)
+
+log = logging.getLogger(__name__)
+
+TAILMARK_SYNC_SECONDS = 0.1
+
+# Stamped events with the exact JSON bytes of each payload, encoded once by the submitter.
+EventChunk = tuple[list[Event], list[bytes]]
+
+
+def _rows(chunk: EventChunk | EncodedBatch) -> list[tuple]:
+    if isinstance(chunk, EncodedBatch):
+        return chunk.rows()
+    events, payloads = chunk
+    return [
+        (e.seq, e.ts, e.topic, e.key, e.critical, e.schema_version, p.decode())
+        for e, p in zip(events, payloads, strict=True)
+    ]
+
+
+def _seq_range(chunk: EventChunk | EncodedBatch) -> tuple[int, int]:
+    if isinstance(chunk, EncodedBatch):
+        return chunk.first_seq, chunk.last_seq
+    return chunk[0][0].seq, chunk[0][-1].seq
+
+
+class ThreadJournalWriter:
+    """Group commit of events to the `events` table, plus snapshot writes, on one thread."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        tailmark: TailMark,
+        *,
+        last_seq: int,
+        next_snapshot_id: int,
+        group_commit_ms: float = 10.0,
+        max_group_events: int = 20_000,
+        keep_snapshots: int = 100,
+        checkpoint_idle_seconds: float = 1.0,
+        checkpoint_wal_bytes: int = 32 << 20,
+        wal: Path | None = None,
+        on_group_committed: GroupCallback | None = None,
+        on_failed: FailureCallback | None = None,
+        name: str = "journal-writer",
+    ) -> None:
+        self._con = con
+        self._tailmark = tailmark
+        self._window = group_commit_ms / 1000.0
+        self._max_group = max_group_events
+        self._keep_snapshots = keep_snapshots
+        self._checkpoint_idle = checkpoint_idle_seconds
+        # Idle, and while busy once the WAL at `wal` passes checkpoint_wal_bytes.
+        self.checkpoints = CheckpointPolicy(
+            wal, idle_seconds=checkpoint_idle_seconds, wal_bytes=checkpoint_wal_bytes
+        )
+        self._on_group = on_group_committed
+        self._on_failed = on_failed
+        self._cond = threading.Condition()
+        # Chunks in seq order: (events, payload bytes) from this process's kernel, or
+        # EncodedBatches (an engine in another process); rows are built on the writer thread.
+        self._pending: list[EventChunk | EncodedBatch] = []
+        self._pending_events = 0
+        self._pending_tickets: list[Ticket] = []
+        self._pending_since = 0.0
+        self._urgent = False
+        self._snapshot_jobs: list[tuple[Any, SnapshotCallback | None]] = []
+        self._stopping = False
+        self._appended_seq = last_seq
+        self._durable_seq = last_seq
+        # Newest seq whose group was also reported (the sealer told, DURABLE sent): what flush
+        # waits for, so a seal or a reader right after flush() sees every flushed event.
+        self._reported_seq = last_seq
+        self._durable_cond = threading.Condition()
+        self._next_snapshot_id = next_snapshot_id
+        self._tailmark_synced_at = 0.0
+        # Snapshots queued / written (or failed): each counter has one writing thread (the
+        # feeding thread under _cond, the writer thread under _durable_cond), so no update is
+        # lost; flush waits until the second catches up with the first as it was at the call.
+        self._snapshots_queued = 0
+        self._snapshots_done = 0
+        self.sealer: SegmentSealer | None = None  # set by build_writer; run by its owner
+        self.failed: BaseException | None = None
+        self.groups_committed = 0
+        self.events_committed = 0
+        self.commit_seconds = 0.0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @property
+    def durable_seq(self) -> int:
+        return self._durable_seq
+
+    location: Literal["thread", "process"] = "thread"
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()
+
+    def describe(self) -> dict[str, Any]:
+        return {"writer": self.location, "writer_pid": self.pid}
+
+    def seal_segments(self, timeout: float | None = 60.0) -> int:
+        """Seal every committed event into Parquet segments now; return the sealed-up-to seq."""
+        if self.sealer is None:
+            raise JournalError("this journal writer has no segment sealer running")
+        sealed = self.sealer.seal_now(timeout)
+        if self.sealer.failed is not None:
+            raise JournalError(f"segment sealing failed: {self.sealer.failed}")
+        return sealed
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def append(
+        self,
+        events: list[Event],
+        payloads: list[bytes],
+        tickets: list[Ticket] | None = None,
+        *,
+        urgent: bool = False,
+    ) -> None:
+        """Queue stamped events (in seq order); `tickets` are released after their commit.
+
+        `payloads[i]` is the exact JSON of `events[i].payload`, encoded once by the submitter:
+        it is what gets journaled (the payload dict is never encoded again here).
+        `urgent` (or any ticket) closes the group at once instead of waiting for the window.
+        """
+        if not events:
+            return
+        if len(payloads) != len(events):
+            raise JournalError(
+                f"append got {len(payloads)} encoded payloads for {len(events)} events; "
+                "expected one per event"
+            )
+        self._queue((events, payloads), events[-1].seq, len(events), tickets, urgent)
+
+    def append_encoded(self, batch: EncodedBatch, *, urgent: bool = False) -> None:
+        """Queue events another process stamped and encoded; they are decoded when written."""
+        count = batch.last_seq - batch.first_seq + 1
+        if count > 0:
+            self._queue(batch, batch.last_seq, count, None, urgent)
+
+    def _queue(
+        self,
+        chunk: EventChunk | EncodedBatch,
+        last_seq: int,
+        count: int,
+        tickets: list[Ticket] | None,
+        urgent: bool,
+    ) -> None:
+        with self._cond:
+            if self.failed is not None:
+                for ticket in tickets or ():
+                    ticket.resolve(self.failed)
+                return
+            if not self._pending:
+                self._pending_since = time.monotonic()
+            self._pending.append(chunk)
+            self._pending_events += count
+            self._appended_seq = last_seq
+            if tickets:
+                self._pending_tickets.extend(tickets)
+                self._urgent = True
+            elif urgent:
+                self._urgent = True
+            self._cond.notify()
+
+    def write_snapshot(self, snapshot: Any, on_written: SnapshotCallback | None = None) -> None:
+        """Serialize and store `snapshot` on the writer thread, after the events queued before it."""
+        with self._cond:
+            failed = self.failed
+            if failed is None:
+                self._snapshot_jobs.append((snapshot, on_written))
+                self._snapshots_queued += 1
+                self._cond.notify()
+        if failed is not None:  # nobody would ever write it
+            notify_snapshot(on_written, failed)
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Block until every event (and snapshot) queued so far is written; return the durable seq."""
+        target = self._appended_seq
+        with self._cond:
+            self._urgent = True
+            snapshots = self._snapshots_queued
+            self._cond.notify()
+        with self._durable_cond:
+            ok = self._durable_cond.wait_for(
+                lambda: (
+                    (self._reported_seq >= target and self._snapshots_done >= snapshots)
+                    or self.failed is not None
+                ),
+                timeout,
+            )
+        if self.failed is not None:
+            raise JournalError(f"journal writer failed: {self.failed}")
+        if not ok:
+            raise JournalError(f"journal flush to seq {target} did not finish in {timeout} s")
+        return self._durable_seq
+
+    def stop(self) -> None:
+        """Commit what is queued, CHECKPOINT, and end the thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._tailmark.close()
+
+    # -- writer thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        cur = self._con.cursor()
+        appender = cur.appender("events", columns=list(EVENT_COLUMNS))
+        checkpoints = self.checkpoints
+        jobs: list = []
+        try:
+            while True:
+                with self._cond:
+                    events, tickets, jobs, stopping = self._take_work()
+                if events:
+                    self._commit_group(appender, events, tickets)
+                while jobs:
+                    self._write_snapshot(cur, *jobs.pop(0))
+                now = time.monotonic()
+                if events or jobs:
+                    checkpoints.wrote(now)
+                    # After this group's acks: a busy checkpoint delays the next group only
+                    # (critical acks come from the ack log in the writer process meanwhile).
+                    if checkpoints.busy_due(now):
+                        checkpoints.run(cur, busy=True)
+                elif checkpoints.idle_due(now):
+                    checkpoints.run(cur)
+                if stopping and not events and not jobs:
+                    if checkpoints.dirty:
+                        checkpoints.run(cur, force=True)
+                    return
+        except BaseException as exc:  # the writer must never die silently
+            log.exception("journal writer failed")
+            self._fail(exc, jobs)
+        finally:
+            cur.close()
+
+    def _take_work(self) -> tuple[list, list[Ticket], list, bool]:
+        """Wait (holding the condition) until a group is due; return it and snapshot jobs."""
+        while True:
+            if self._pending:
+                due = self._pending_since + self._window
+                now = time.monotonic()
+                if (
+                    self._urgent
+                    or self._stopping
+                    or now >= due
+                    or self._pending_events >= self._max_group
+                    or self._snapshot_jobs
+                ):
+                    break
+                self._cond.wait(due - now)
+            elif self._snapshot_jobs or self._stopping:
+                break
+            else:
+                # Idle: wake up once in a while so an idle CHECKPOINT can run.
+                if not self._cond.wait(self._checkpoint_idle or 1.0):
+                    break
+        events, self._pending = self._pending, []
+        self._pending_events = 0
+        tickets, self._pending_tickets = self._pending_tickets, []
+        jobs, self._snapshot_jobs = self._snapshot_jobs, []
+        self._urgent = False
+        return events, tickets, jobs, self._stopping
+
+    def _commit_group(self, appender: Any, chunks: list, tickets) -> None:
+        # Rows straight into DuckDB's appender: no Arrow table, SQL parse or replacement scan
+        # per group (those cost ~30 us of GIL each, and a group holds ~50 events when critical
+        # events close one every millisecond).
+        first, last = _seq_range(chunks[0])[0], _seq_range(chunks[-1])[1]
+        started = time.perf_counter()
+        try:
+            for chunk in chunks:
+                appender.append_rows(_rows(chunk))
+            appender.flush()
+        except (duckdb.Error, JournalError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+            appender.clear()  # nothing of a failed group may ride along with the next one
+            error = JournalError(f"commit of events {first}..{last} failed: {exc}")
+            for ticket in tickets:
+                ticket.resolve(error)
+            raise error from None
+        self.commit_seconds += time.perf_counter() - started
+        with self._durable_cond:
+            self._durable_seq = last
+            self._durable_cond.notify_all()
+        for ticket in tickets:
+            ticket.resolve()
+        self.groups_committed += 1
+        self.events_committed += last - first + 1
+        # After the acks: the mark only detects a lost tail, it adds no durability. Written on
+        # every commit (a process crash cannot lose it); fdatasync'd at most every
+        # TAILMARK_SYNC_SECONDS because right after DuckDB's own sync it costs over 1 ms.
+        now = time.monotonic()
+        sync = now - self._tailmark_synced_at >= TAILMARK_SYNC_SECONDS
+        self._tailmark.write(last, sync=sync)
+        if sync:
+            self._tailmark_synced_at = now
+        if self._on_group is not None:
+            self._on_group(first, last)
+        with self._durable_cond:
+            self._reported_seq = last
+            self._durable_cond.notify_all()
+
+    def _write_snapshot(self, cur, snapshot: Any, on_written: SnapshotCallback | None) -> None:
+        try:
+            info = write_snapshot(cur, self._next_snapshot_id, snapshot, keep=self._keep_snapshots)
+        except (duckdb.Error, TradelabError, ValueError) as exc:
+            # A snapshot is an optimisation: losing one must not stop the event journal.
+            log.exception("snapshot at seq %s was not written", getattr(snapshot, "seq", "?"))
+            info = JournalError(f"snapshot was not written: {exc}")
+        else:
+            self._next_snapshot_id += 1
+        notify_snapshot(on_written, info)
+        with self._durable_cond:
+            self._snapshots_done += 1
+            self._durable_cond.notify_all()
+
+    def _fail(self, exc: BaseException, jobs_in_hand: list | None = None) -> None:
+        """Fail every waiter at once with the writer's error: tickets, flushes and snapshots
+        (those taken for this round and those still queued); later calls fail at once too."""
+        error = exc if isinstance(exc, JournalError) else JournalError(f"journal writer: {exc}")
+        with self._cond:
+            self.failed = error
+            tickets, self._pending_tickets = self._pending_tickets, []
+            jobs, self._snapshot_jobs = list(jobs_in_hand or ()) + self._snapshot_jobs, []
+        for ticket in tickets:
+            ticket.resolve(error)
+        for _, on_written in jobs:
+            notify_snapshot(on_written, error)
+        with self._durable_cond:
+            self._snapshots_done += len(jobs)
+            self._durable_cond.notify_all()
+        if self._on_failed is not None:
+            self._on_failed(error)
+
+
+def build_writer(
+    con: duckdb.DuckDBPyConnection,
+    tailmark: TailMark,
+    settings: WriterSettings,
+    *,
+    on_group_committed: GroupCallback | None = None,
+    on_failed: FailureCallback | None = None,
+) -> tuple[ThreadJournalWriter, SegmentSealer | None]:
+    """The writer (and, with segments, the sealer fed by its commits) for `settings`, not started.
+
+    One recipe for both layouts: the writer thread in the engine's process, and the writer
+    process (writer_process.py).
+    """
+    sealer = None
+    if settings.segments:
+        sealer = SegmentSealer(
+            segment_dir(settings.path),
+            con,
+            sealed_seq=settings.sealed_seq,
+            journal_last_seq=settings.last_seq,
+            every_events=settings.segment_every_events,
+            every_seconds=settings.segment_every_seconds,
+        )
+
+    def committed(first: int, last: int) -> None:
+        if on_group_committed is not None:
+            on_group_committed(first, last)
+        if sealer is not None:
+            sealer.add(first, last)
+
+    writer = ThreadJournalWriter(
+        con,
+        tailmark,
+        last_seq=settings.last_seq,
+        next_snapshot_id=settings.next_snapshot_id,
+        group_commit_ms=settings.group_commit_ms,
+        max_group_events=settings.max_group_events,
+        keep_snapshots=settings.keep_snapshots,
+        checkpoint_idle_seconds=settings.checkpoint_idle_seconds,
+        checkpoint_wal_bytes=settings.checkpoint_wal_bytes,
+        wal=wal_path(settings.path),
+        on_group_committed=committed,
+        on_failed=on_failed,
+    )
+    writer.sealer = sealer
+    return writer, sealer
