@@ -1,15 +1,18 @@
 """A subscription handle and its per-handler statistics (sampled call times, failures).
 
 Thread model: the handle may be used from any thread. Failure counts are updated under the bus
-lock (exact); the time histogram is written by whichever thread ran the sampled call without a
-lock, so under concurrent publishers a few samples can be lost (it is a sample anyway).
+lock (exact); call times go to a prometheus_client Histogram, which locks each update, by
+whichever thread ran the sampled call.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Histogram
 
 if TYPE_CHECKING:
     from tradelab.bus.core import EventBus
@@ -18,8 +21,14 @@ if TYPE_CHECKING:
 Handler = Callable[["Event"], Any]
 
 ERROR_TEXT_LIMIT = 500
-# Call times are kept in power-of-two buckets: bucket b counts calls that took [2**(b-1), 2**b) ns.
-HISTOGRAM_BUCKETS = 64
+# Upper bounds (s) of the call-time buckets, 100 ns to 1 min, plus +Inf; a handler is meant to
+# take microseconds. Prometheus scans them in order, so the common fast calls end the scan early.
+CALL_SECONDS_BUCKETS = (
+    *(m * 10.0**e for e in range(-7, 1) for m in (1, 2.5, 5)),
+    10.0,
+    60.0,
+    math.inf,
+)
 
 
 def handler_name(handler: Callable[..., Any]) -> str:
@@ -37,7 +46,7 @@ class Subscription:
     __slots__ = (
         "_bus",
         "active",
-        "call_time_histogram",
+        "call_seconds",
         "failures",
         "handler",
         "id",
@@ -59,15 +68,32 @@ class Subscription:
         self.matches: Callable[[str], bool] = pattern.__eq__  # the bus sets a glob matcher
         self.active = True
         self.failures = 0
-        self.call_time_histogram = [0] * HISTOGRAM_BUCKETS
+        # Unregistered: the bus's BusCollector exports it with the bus and handler as labels.
+        self.call_seconds = Histogram(
+            "tradelab_bus_handler_call_seconds",
+            "Sampled handler call time.",
+            registry=None,
+            buckets=CALL_SECONDS_BUCKETS,
+        )
 
     def unsubscribe(self) -> bool:
         """Stop delivery to this handler from the next publish on; False if already unsubscribed."""
         return self._bus.unsubscribe(self)
 
     def record_call_time(self, elapsed_ns: int) -> None:
-        bucket = elapsed_ns.bit_length()
-        self.call_time_histogram[bucket if bucket < HISTOGRAM_BUCKETS else -1] += 1
+        self.call_seconds.observe(elapsed_ns * 1e-9)
+
+    def call_time_buckets(self) -> tuple[list[tuple[str, float]], float]:
+        """The call-time histogram as Prometheus exports it: cumulative (le, count) pairs, sum."""
+        buckets: list[tuple[str, float]] = []
+        total_seconds = 0.0
+        for metric in self.call_seconds.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_bucket"):
+                    buckets.append((sample.labels["le"], sample.value))
+                elif sample.name.endswith("_sum"):
+                    total_seconds = sample.value
+        return buckets, total_seconds
 
     def stats(self) -> dict[str, Any]:
         """Plain-dict statistics of this handler (times are bucket upper bounds in ns)."""
@@ -78,7 +104,7 @@ class Subscription:
             "async": self.is_async,
             "active": self.active,
             "failures": self.failures,
-            **histogram_summary(self.call_time_histogram),
+            **histogram_summary(self.call_time_buckets()[0]),
         }
 
     def __enter__(self) -> Subscription:
@@ -92,31 +118,36 @@ class Subscription:
         return f"<Subscription #{self.id} {self.pattern!r} -> {self.name} ({state})>"
 
 
-def histogram_summary(histogram: list[int]) -> dict[str, Any]:
-    """p50/p99/max upper bounds and the non-empty buckets of a power-of-two ns histogram."""
-    counts = list(histogram)  # a copy: publishers may be adding samples while we read
-    total = sum(counts)
-    summary: dict[str, Any] = {
-        "sampled_calls": total,
-        "time_ns_p50": None,
-        "time_ns_p99": None,
-        "time_ns_max": None,
-        "time_ns_histogram": {1 << b: n for b, n in enumerate(counts) if n},
+def histogram_summary(cumulative: list[tuple[str, float]]) -> dict[str, Any]:
+    """p50/p99/max and the non-empty buckets of a cumulative (le, count) histogram, in ns.
+
+    Each figure is the upper bound of the bucket it falls in, as Prometheus' histogram_quantile
+    would bound it (without interpolating inside the bucket); +Inf stays infinite.
+    """
+    uppers_ns = [float(le) * 1e9 for le, _ in cumulative]
+    counts = [int(n) for _, n in cumulative]
+    total = counts[-1] if counts else 0
+    per_bucket = {
+        _ns(upper): n - before
+        for upper, n, before in zip(uppers_ns, counts, [0, *counts[:-1]], strict=True)
+        if n > before
     }
-    if not total:
-        return summary
-    seen = 0
-    for bucket, n in enumerate(counts):
-        if not n:
-            continue
-        seen += n
-        upper = 1 << bucket
-        if summary["time_ns_p50"] is None and seen * 2 >= total:
-            summary["time_ns_p50"] = upper
-        if summary["time_ns_p99"] is None and seen * 100 >= total * 99:
-            summary["time_ns_p99"] = upper
-        summary["time_ns_max"] = upper
-    return summary
+
+    def bound(share: float) -> float | int | None:
+        # The first bucket whose cumulative count reaches `share` of the calls.
+        return next((_ns(u) for u, n in zip(uppers_ns, counts, strict=True) if n >= share), None)
+
+    return {
+        "sampled_calls": total,
+        "time_ns_p50": bound(total * 0.5) if total else None,
+        "time_ns_p99": bound(total * 0.99) if total else None,
+        "time_ns_max": bound(total) if total else None,
+        "time_ns_histogram": per_bucket,
+    }
+
+
+def _ns(upper_ns: float) -> float | int:
+    return upper_ns if math.isinf(upper_ns) else round(upper_ns)
 
 
 def failure_payload(sub: Subscription, event: Event, exc: BaseException) -> dict[str, Any]:
