@@ -11,12 +11,11 @@ Usage: .venv/bin/python benchmarks/book.py [--marks 20000] [--rounds 5] [--json]
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import sys
 import time
 
+from tradelab.benchmarking.options import bench_options, command
 from tradelab.events import Event
 from tradelab.market.reducers import reducers as market_reducers
 from tradelab.state import StateStore
@@ -63,7 +62,7 @@ def build_book(open_positions: int, closed_positions: int) -> tuple[StateStore, 
     return store, symbols
 
 
-def marks(store: StateStore, symbols: list[str], count: int) -> list[Event]:
+def mark_events(store: StateStore, symbols: list[str], count: int) -> list[Event]:
     start = store.version + 1
     return [
         Event(
@@ -83,30 +82,27 @@ def writes_per_mark(store: StateStore, event: Event) -> int:
     return sum(len(list(reducer(view, event))) for reducer in store.reducers_for(event.topic))
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--marks", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+@command(__doc__)
+@bench_options(20_000, "mark.updated events per book and round.", n_name="--marks")
+def main(as_json: bool, rounds: int, marks: int) -> dict:
     timings: dict[str, list[float]] = {}
     writes: dict[str, int] = {}
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for open_positions, closed_positions in SCENARIOS:
             name = f"{open_positions} open, {closed_positions} closed"
             store, symbols = build_book(open_positions, closed_positions)
-            events = marks(store, symbols, args.marks)
+            events = mark_events(store, symbols, marks)
             writes[name] = writes_per_mark(store, events[len(symbols) * 3 + 2])
             apply = store.apply
             t0 = time.perf_counter()
             for event in events:
                 apply(event)
-            timings.setdefault(name, []).append((time.perf_counter() - t0) / args.marks * 1e6)
+            timings.setdefault(name, []).append((time.perf_counter() - t0) / marks * 1e6)
     result = {
         name: {"us_per_mark": statistics.median(values), "paths_per_mark": writes[name]}
         for name, values in timings.items()
     }
-    if args.json:
+    if as_json:
         print(json.dumps(result))
     else:
         print(f"{'book':24s} {'us/mark':>9s} {'paths/mark':>11s}")
@@ -116,4 +112,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

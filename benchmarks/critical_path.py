@@ -22,23 +22,24 @@ Usage: PYTHONPATH=. .venv/bin/python benchmarks/critical_path.py [--events 2000]
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sqlite3
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import click
 import msgspec
 
 # Helpers shared with the journal benchmark (this directory is on sys.path when run as a script).
 from journal import SYMBOLS, start_engine, trade_payload
 
+from tradelab.benchmarking import percentiles
+from tradelab.benchmarking.options import bench_options, command, positive_float
 from tradelab.events import Event
 
 ACKLOG_RECORD_HEADER = 28  # tradelab.journal.acklog: magic, crc32, first seq, last seq, length
@@ -47,12 +48,8 @@ WARMUP = 50  # events per contender before timing: page cache, DuckDB and SQLite
 
 def latency_figures(seconds: list[float]) -> dict[str, float]:
     """p50 / p99 / max of per-event latencies (seconds in, milliseconds out)."""
-    ordered = sorted(seconds)
-    return {
-        "p50_ms": ordered[len(ordered) // 2] * 1e3,
-        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3,
-        "max_ms": ordered[-1] * 1e3,
-    }
+    p50, p99 = percentiles(seconds, 50, 99)
+    return {"p50_ms": p50 * 1e3, "p99_ms": p99 * 1e3, "max_ms": max(seconds) * 1e3}
 
 
 def encoded_event_size(i: int = 0) -> int:
@@ -241,15 +238,25 @@ def print_table(result: dict) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=2000, help="critical events per contender")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--stream-rate", type=float, default=40_000.0)
-    parser.add_argument("--stream-seconds", type=float, default=3.0)
-    parser.add_argument("--feeders", type=int, default=2)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+@command(__doc__)
+@bench_options(2000, "Critical events per contender.", n_name="--events")
+@positive_float("--stream-rate", 40_000.0, "Events/s offered in the stream run.")
+@positive_float("--stream-seconds", 3.0, "Length of the stream run.")
+@click.option(
+    "--feeders",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Threads submitting the stream's ordinary events.",
+)
+def main(
+    as_json: bool,
+    rounds: int,
+    events: int,
+    stream_rate: float,
+    stream_seconds: float,
+    feeders: int,
+) -> dict:
     size = encoded_event_size()
     rounds: dict[str, list[float]] = {}
 
@@ -258,15 +265,15 @@ def main(argv: list[str] | None = None) -> dict:
             rounds.setdefault(f"{prefix}.{name}", []).append(value)
 
     with tempfile.TemporaryDirectory(prefix="tradelab-bench-") as tmp:
-        for r in range(args.rounds):
+        for r in range(rounds):
             directory = Path(tmp) / f"round{r}"
             directory.mkdir()
             # Interleaved: engine, SQLite and the floor in turn, then the stream, each round.
             measured = {
-                "engine": run_engine(directory, args.events),
-                "sqlite": run_sqlite(directory, args.events),
-                "floor": run_floor(directory, args.events, size),
-                "floor_in_place": run_floor_in_place(directory, args.events, size),
+                "engine": run_engine(directory, events),
+                "sqlite": run_sqlite(directory, events),
+                "floor": run_floor(directory, events, size),
+                "floor_in_place": run_floor_in_place(directory, events, size),
             }
             for key, figures in measured.items():
                 record(key, figures)
@@ -280,18 +287,18 @@ def main(argv: list[str] | None = None) -> dict:
                 )
             record(
                 "stream",
-                run_stream(directory, args.stream_rate, args.stream_seconds, args.feeders),
+                run_stream(directory, stream_rate, stream_seconds, feeders),
             )
     result: dict = {name: statistics.median(values) for name, values in rounds.items()}
     result.update(
-        events=args.events,
-        rounds=args.rounds,
+        events=events,
+        rounds=rounds,
         floor_record_bytes=size,
-        stream_rate=args.stream_rate,
-        stream_seconds=args.stream_seconds,
-        feeders=args.feeders,
+        stream_rate=stream_rate,
+        stream_seconds=stream_seconds,
+        feeders=feeders,
     )
-    if args.json:
+    if as_json:
         print(json.dumps(result))
     else:
         print_table(result)
@@ -299,4 +306,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

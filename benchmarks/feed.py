@@ -15,22 +15,36 @@ Usage: .venv/bin/python benchmarks/feed.py [--rate 10000] [--seconds 3] [--ticks
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import click
+
 from tradelab.benchmarking import format_table, machine_info, median
+from tradelab.benchmarking.options import bench_options, command, positive_float
 from tradelab.broker import PaperBroker
 from tradelab.engine import Engine
 from tradelab.market.feeds import SimulatedFeed, SimulatedFeedConfig
 from tradelab.market.router import MarketDataRouter
 
 
-def make_feed(args: argparse.Namespace, *, paced: bool, seed: int) -> SimulatedFeed:
+@dataclass(frozen=True)
+class FeedRun:
+    """The command-line settings every run of this benchmark reads."""
+
+    rate: int
+    seconds: int
+    ticks: int
+    speed: float
+    strikes: int
+
+
+def make_feed(args: FeedRun, *, paced: bool, seed: int) -> SimulatedFeed:
     return SimulatedFeed(
         SimulatedFeedConfig(
             seed=seed,
@@ -42,7 +56,7 @@ def make_feed(args: argparse.Namespace, *, paced: bool, seed: int) -> SimulatedF
     )
 
 
-def run_baseline(args: argparse.Namespace, seed: int) -> dict[str, float]:
+def run_baseline(args: FeedRun, seed: int) -> dict[str, float]:
     feed = make_feed(args, paced=False, seed=seed)
     broker = PaperBroker(clock=feed.clock)
     submitted = [0]
@@ -57,9 +71,7 @@ def run_baseline(args: argparse.Namespace, seed: int) -> dict[str, float]:
     return {"ticks_per_s": sent / elapsed, "events": submitted[0]}
 
 
-def run_engine(
-    args: argparse.Namespace, directory: Path, seed: int, *, paced: bool
-) -> dict[str, float]:
+def run_engine(args: FeedRun, directory: Path, seed: int, *, paced: bool) -> dict[str, float]:
     feed = make_feed(args, paced=paced, seed=seed)
     broker = PaperBroker(clock=feed.clock)
     engine = Engine(journal_path=str(directory / f"feed-{seed}-{paced}.duckdb"))
@@ -85,21 +97,39 @@ def run_engine(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=int, default=10_000, help="paced ticks per second")
-    parser.add_argument("--seconds", type=int, default=3, help="length of each paced run")
-    parser.add_argument("--ticks", type=int, default=50_000, help="ticks per flat-out run")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second")
-    parser.add_argument("--strikes", type=int, default=5, help="strikes each side of ATM")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+@command(__doc__)
+@bench_options(50_000, "Ticks per flat-out run.", rounds_default=3, n_name="--ticks")
+@click.option(
+    "--rate",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Paced ticks per second.",
+)
+@click.option(
+    "--seconds",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Length of each paced run.",
+)
+@positive_float("--speed", 60.0, "Simulated seconds per second.")
+@click.option(
+    "--strikes",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Strikes each side of ATM.",
+)
+def main(
+    as_json: bool, rounds: int, ticks: int, rate: int, seconds: int, speed: float, strikes: int
+) -> None:
+    args = FeedRun(rate=rate, seconds=seconds, ticks=ticks, speed=speed, strikes=strikes)
 
     baseline, engine_max, paced = [], [], []
     with tempfile.TemporaryDirectory(prefix="tradelab-feed-bench-") as tmp:
         directory = Path(tmp)
-        for round_ in range(args.rounds):  # interleaved: drift hits every case alike
+        for round_ in range(rounds):  # interleaved: drift hits every case alike
             baseline.append(run_baseline(args, seed=round_))
             engine_max.append(run_engine(args, directory, seed=round_, paced=False))
             paced.append(run_engine(args, directory, seed=round_, paced=True))
@@ -123,19 +153,16 @@ def main() -> None:
     result = {
         "benchmark": "feed",
         "config": {
-            "rate": args.rate,
-            "seconds": args.seconds,
-            "ticks": args.ticks,
-            "rounds": args.rounds,
-            "speed": args.speed,
-            "strikes_each_side": args.strikes,
-            "instruments": 1 + 2 * (2 * args.strikes + 1),
+            **{k: v for k, v in asdict(args).items() if k != "strikes"},
+            "rounds": rounds,
+            "strikes_each_side": strikes,
+            "instruments": 1 + 2 * (2 * strikes + 1),
         },
         "figures": figures,
         "samples": {"baseline": baseline, "engine_max": engine_max, "paced": paced},
         "machine": machine_info(),
     }
-    if args.json:
+    if as_json:
         json.dump(result, sys.stdout, indent=2)
         print()
         return

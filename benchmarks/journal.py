@@ -28,18 +28,19 @@ Usage: .venv/bin/python benchmarks/journal.py [--events 200000] [--rounds 3]
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+import click
 import duckdb
 
+from tradelab.benchmarking import percentiles
+from tradelab.benchmarking.options import bench_options, command, positive_float
 from tradelab.engine import Engine
 
 
@@ -91,11 +92,8 @@ SYMBOLS = ("NIFTY", "NIFTY24DEC24000CE", "NIFTY24DEC24000PE", "NIFTY24DEC24500CE
 
 def ack_percentiles_ms(acks: list[float]) -> dict[str, float]:
     """p50 and p99 of critical acknowledgement times (seconds in, milliseconds out)."""
-    ordered = sorted(acks)
-    return {
-        "ack_p50_ms": ordered[len(ordered) // 2] * 1e3,
-        "ack_p99_ms": ordered[int(len(ordered) * 0.99)] * 1e3,
-    }
+    p50, p99 = percentiles(acks, 50, 99)
+    return {"ack_p50_ms": p50 * 1e3, "ack_p99_ms": p99 * 1e3}
 
 
 def run_until_durable(engine: Engine, threads: list[threading.Thread]) -> None:
@@ -243,64 +241,82 @@ def append_paced(
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--paced-rate", type=float, default=100_000.0)
-    parser.add_argument("--paced-seconds", type=float, default=3.0)
-    parser.add_argument("--brokers", type=int, default=8)
-    parser.add_argument(
-        "--layouts",
-        default=",".join(LAYOUTS),
-        help="comma-separated writer layouts to measure: " + ", ".join(LAYOUTS),
-    )
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    layouts = [name.strip() for name in args.layouts.split(",") if name.strip()]
+def parse_layouts(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str]:
+    """--layouts: comma-separated names from LAYOUTS, at least one."""
+    layouts = [name.strip() for name in value.split(",") if name.strip()]
     unknown = [name for name in layouts if name not in LAYOUTS]
     if unknown or not layouts:
-        parser.error(f"unknown layout(s) {unknown}; choose from {', '.join(LAYOUTS)}")
+        raise click.BadParameter(
+            f"{value!r} names unknown layout(s) {unknown}; choose from {', '.join(LAYOUTS)}"
+        )
+    return layouts
+
+
+@command(__doc__)
+@bench_options(200_000, "Events per run (1 % critical).", rounds_default=3, n_name="--events")
+@positive_float("--paced-rate", 100_000.0, "Events/s offered in the paced run.")
+@positive_float("--paced-seconds", 3.0, "Length of the paced run.")
+@click.option(
+    "--brokers",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Broker threads submitting criticals in the paced run.",
+)
+@click.option(
+    "--layouts",
+    default=",".join(LAYOUTS),
+    show_default=True,
+    callback=parse_layouts,
+    help="Comma-separated writer layouts to measure: " + ", ".join(LAYOUTS),
+)
+def main(
+    as_json: bool,
+    rounds: int,
+    events: int,
+    paced_rate: float,
+    paced_seconds: float,
+    brokers: int,
+    layouts: list[str],
+) -> dict:
     rounds: dict[str, list[float]] = {}
 
     def record(name: str, value: float) -> None:
         rounds.setdefault(name, []).append(value)
 
     with tempfile.TemporaryDirectory(prefix="tradelab-bench-") as tmp:
-        for r in range(args.rounds):
+        for r in range(rounds):
             directory = Path(tmp) / f"round{r}"
             directory.mkdir()
             # Interleaved: each round measures the floors and every layout back to back.
             record("floor_fdatasync_4k_us", floor_fdatasync(directory))
             record("floor_duckdb_commit_us", floor_duckdb_commit(directory))
             for layout in layouts:
-                storm = append_storm(directory, args.events, layout)
+                storm = append_storm(directory, events, layout)
                 record(f"{layout}.append_events_per_s", storm["events_per_s"])
                 record(f"{layout}.critical_ack_p50_ms", storm["ack_p50_ms"])
                 record(f"{layout}.critical_ack_p99_ms", storm["ack_p99_ms"])
                 record(f"{layout}.commit_groups", storm["groups"])
-                two = append_two_producers(directory, args.events, layout)
+                two = append_two_producers(directory, events, layout)
                 record(f"{layout}.two_producers_events_per_s", two["events_per_s"])
                 record(f"{layout}.two_producers_ack_p50_ms", two["ack_p50_ms"])
                 record(f"{layout}.two_producers_ack_p99_ms", two["ack_p99_ms"])
-                paced = append_paced(
-                    directory, args.paced_rate, args.paced_seconds, layout, args.brokers
-                )
+                paced = append_paced(directory, paced_rate, paced_seconds, layout, brokers)
                 record(f"{layout}.paced_durable_per_s", paced["durable_per_s"])
                 record(f"{layout}.paced_ack_p50_ms", paced["ack_p50_ms"])
                 record(f"{layout}.paced_ack_p99_ms", paced["ack_p99_ms"])
     result = {name: statistics.median(values) for name, values in rounds.items()}
-    result["events"] = args.events
-    result["rounds"] = args.rounds
+    result["events"] = events
+    result["rounds"] = rounds
     result["critical_fraction"] = 0.01
-    result["paced_offered_per_s"] = args.paced_rate
-    result["paced_brokers"] = args.brokers
+    result["paced_offered_per_s"] = paced_rate
+    result["paced_brokers"] = brokers
     if "thread" in layouts:
         for layout in layouts:
             result[f"{layout}.paced_vs_thread"] = (
                 result[f"{layout}.paced_durable_per_s"] / result["thread.paced_durable_per_s"]
             )
-    if args.json:
+    if as_json:
         print(json.dumps(result))
     else:
         for name, value in result.items():
@@ -309,4 +325,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -26,7 +26,6 @@ Usage: PYTHONPATH=. .venv/bin/python benchmarks/overload.py [--seconds 60] [--no
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -37,8 +36,11 @@ import threading
 import time
 from pathlib import Path
 
+import click
 from journal import SYMBOLS, trade_payload
 
+from tradelab.benchmarking import percentiles
+from tradelab.benchmarking.options import command, json_option, positive_float
 from tradelab.engine import Engine
 from tradelab.errors import JournalError, TradelabError
 
@@ -64,12 +66,6 @@ def rss_mb(pid: int | str = "self") -> float:
     except OSError:
         pass
     return 0.0
-
-
-def percentile_ms(ordered: list[float], q: float) -> float:
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1e3
 
 
 def run_variant(
@@ -173,7 +169,7 @@ def run_variant(
         # Its kernel would then log every batch it can no longer send: expected, so silenced.
         logging.getLogger("tradelab").setLevel(logging.CRITICAL)
         os.kill(writer_pid, signal.SIGKILL)
-    ordered = sorted(acks)
+    p50, p99 = percentiles(acks, 50, 99)
     return {
         "flood": flood,
         "run_seconds": run_seconds,
@@ -181,9 +177,9 @@ def run_variant(
         "criticals": len(acks),
         "critical_timeouts": timeouts[0],
         "critical_still_waiting": critical_alive,
-        "critical_p50_ms": percentile_ms(ordered, 0.5),
-        "critical_p99_ms": percentile_ms(ordered, 0.99),
-        "critical_max_ms": ordered[-1] * 1e3 if ordered else float("nan"),
+        "critical_p50_ms": p50 * 1e3,
+        "critical_p99_ms": p99 * 1e3,
+        "critical_max_ms": max(acks, default=float("nan")) * 1e3,
         "engine_rss_start_mb": rss0,
         "engine_rss_growth_mb": peak - rss0,
         "writer_rss_growth_mb": writer_peak - writer_rss0,
@@ -235,16 +231,22 @@ def print_table(results: dict[str, dict]) -> None:
         print(f"{label:34s}" + "".join(cells))
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--no-flood", action="store_true", help="only the critical thread")
-    parser.add_argument("--rss-cap-mb", type=float, default=1500.0)
-    parser.add_argument("--stop-timeout", type=float, default=60.0)
-    parser.add_argument("--ack-timeout", type=float, default=30.0)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    variants = [False] if args.no_flood else [False, True]  # quiet first: a flood may leave
+@command(__doc__)
+@positive_float("--seconds", 60.0, "Length of each variant's run.")
+@click.option("--no-flood", is_flag=True, help="Only the critical thread.")
+@positive_float("--rss-cap-mb", 1500.0, "Abort the flood when this process's RSS grew by this.")
+@positive_float("--stop-timeout", 60.0, "engine.stop() longer than this is reported TIMED OUT.")
+@positive_float("--ack-timeout", 30.0, "Timeout of each critical submit.")
+@json_option
+def main(
+    seconds: float,
+    no_flood: bool,
+    rss_cap_mb: float,
+    stop_timeout: float,
+    ack_timeout: float,
+    as_json: bool,
+) -> dict:
+    variants = [False] if no_flood else [False, True]  # quiet first: a flood may leave
     results: dict[str, dict] = {}  # a stopping engine behind it
     stop_timed_out = False
     tmp = tempfile.TemporaryDirectory(prefix="tradelab-bench-")
@@ -252,14 +254,14 @@ def main(argv: list[str] | None = None) -> dict:
         results["flood" if flood else "quiet"] = r = run_variant(
             Path(tmp.name),
             flood=flood,
-            seconds=args.seconds,
-            rss_cap_mb=args.rss_cap_mb,
-            stop_timeout=args.stop_timeout,
-            ack_timeout=args.ack_timeout,
+            seconds=seconds,
+            rss_cap_mb=rss_cap_mb,
+            stop_timeout=stop_timeout,
+            ack_timeout=ack_timeout,
         )
         stop_timed_out |= r["stop_timed_out"]
-    if args.json:
-        print(json.dumps({"seconds": args.seconds, **results}))
+    if as_json:
+        print(json.dumps({"seconds": seconds, **results}))
     else:
         print_table(results)
     sys.stdout.flush()
@@ -270,4 +272,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

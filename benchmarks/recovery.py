@@ -12,16 +12,15 @@ Usage: .venv/bin/python benchmarks/recovery.py [--events 1000000] [--rounds 3] [
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import duckdb
 
+from tradelab.benchmarking.options import bench_options, command
 from tradelab.engine import Engine, build_store
 from tradelab.journal import Journal, recover, replay_into
 from tradelab.journal.journal import iter_event_batches
@@ -85,19 +84,16 @@ def full_replay(path: Path) -> tuple[float, float, float, int]:
     return n / replay, n / read, n / apply, n
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+@command(__doc__)
+@bench_options(1_000_000, "Events in the journal built first.", rounds_default=3, n_name="--events")
+def main(as_json: bool, rounds: int, events: int) -> dict:
     out: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="tradelab-recovery-") as tmp:
         path = Path(tmp) / "big.duckdb"
         t0 = time.perf_counter()
-        build_journal(path, args.events)
+        build_journal(path, events)
         build_s = time.perf_counter() - t0
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             out.setdefault("restart_clean_ms", []).append(restart_clean(path) * 1e3)
         # Drop the snapshots of the clean stops: the newest left is the periodic one just short
         # of 100K events behind the end (the worst case a crash leaves).
@@ -106,19 +102,17 @@ def main(argv: list[str] | None = None) -> dict:
         con.execute("DELETE FROM snapshots WHERE last_seq > ?", [last - 95_000])
         con.close()
         tail = 0
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             seconds, tail = recover_from(path)
             out.setdefault("recover_tail_ms", []).append(seconds * 1e3)
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             replay, read, apply, n = full_replay(path)
             out.setdefault("full_replay_events_per_s", []).append(replay)
             out.setdefault("read_decode_events_per_s", []).append(read)
             out.setdefault("store_apply_events_per_s", []).append(apply)
     result = {name: statistics.median(values) for name, values in out.items()}
-    result.update(
-        events=n, tail_replayed=tail, rounds=args.rounds, build_events_per_s=args.events / build_s
-    )
-    if args.json:
+    result.update(events=n, tail_replayed=tail, rounds=rounds, build_events_per_s=events / build_s)
+    if as_json:
         print(json.dumps(result))
     else:
         for name, value in result.items():
@@ -127,4 +121,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -16,10 +16,10 @@ Usage: .venv/bin/python benchmarks/soak.py [--minutes 3] [--rate 2000] [--sample
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -27,7 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tradelab.benchmarking import format_table, machine_info, median
+import click
+
+from tradelab.benchmarking import format_table, machine_info, percentiles
+from tradelab.benchmarking.options import command, json_option, positive_float
 from tradelab.engine import Engine
 from tradelab.journal.acklog import acklog_dir, log_files
 
@@ -58,11 +61,12 @@ def slope_per_minute(samples: list[dict[str, Any]], key: str) -> float | None:
     half = [s for s in samples[len(samples) // 2 :] if s[key] is not None]
     if len(half) < 2:
         return None
-    xs = [s["t_s"] / 60 for s in half]
-    ys = [s[key] for s in half]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    var = sum((x - mx) ** 2 for x in xs)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else None
+    try:
+        return statistics.linear_regression(
+            [s["t_s"] / 60 for s in half], [s[key] for s in half]
+        ).slope
+    except statistics.StatisticsError:  # every sample at the same time
+        return None
 
 
 def produce(engine: Engine, rate: float, stop: threading.Event, counts: dict[str, int]) -> None:
@@ -94,10 +98,13 @@ def criticals(engine: Engine, stop: threading.Event, acks: list[float]) -> None:
         acks.append((time.perf_counter() - t0) * 1000)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(
+    *, minutes: float, rate: float, sample_s: float, thread_writer: bool, progress: bool
+) -> dict[str, Any]:
+    """Run the soak; with `progress`, print each sample to stderr as it is taken."""
     with tempfile.TemporaryDirectory(prefix="tradelab-soak-") as tmp:
         path = Path(tmp) / "soak.duckdb"
-        engine = Engine(journal_path=str(path), writer_process=not args.thread_writer).start()
+        engine = Engine(journal_path=str(path), writer_process=not thread_writer).start()
         metrics = engine.metrics()
         writer_pid = metrics["writer_pid"] or os.getpid()
         wal = [Path(str(path) + ".wal")]
@@ -105,7 +112,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         counts = {"marks": 0}
         stop = threading.Event()
         threads = [
-            threading.Thread(target=produce, args=(engine, args.rate, stop, counts), daemon=True),
+            threading.Thread(target=produce, args=(engine, rate, stop, counts), daemon=True),
             threading.Thread(target=criticals, args=(engine, stop, acks), daemon=True),
         ]
         samples: list[dict[str, Any]] = []
@@ -113,7 +120,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for thread in threads:
             thread.start()
         try:
-            end = started + args.minutes * 60
+            end = started + minutes * 60
             seen_acks = 0
             while True:
                 now = time.monotonic()
@@ -132,7 +139,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "ack_max_ms": max(new_acks) if new_acks else None,
                     }
                 )
-                if not args.json:
+                if progress:
                     print(
                         "  ".join(f"{k}={v:.1f}" for k, v in samples[-1].items() if v is not None),
                         file=sys.stderr,
@@ -140,13 +147,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                 if now >= end:
                     break
-                time.sleep(min(args.sample, max(0.0, end - now)))
+                time.sleep(min(sample_s, max(0.0, end - now)))
         finally:
             stop.set()
             for thread in threads:
                 thread.join(10)
             engine.stop(timeout=120)
-    minutes = samples[-1]["t_s"] / 60 or 1.0
+    elapsed_min = samples[-1]["t_s"] / 60 or 1.0
     growth = {
         f"{key}_per_min": slope_per_minute(samples, key)
         for key in ("writer_rss_mb", "engine_rss_mb", "wal_mb", "acklog_mb")
@@ -156,42 +163,46 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"{key}_max": max((s[key] for s in samples if s[key] is not None), default=None)
         for key in ("writer_rss_mb", "wal_mb", "acklog_mb")
     }
-    ordered = sorted(acks)
+    p50, p99 = percentiles(acks, 50, 99) if acks else (None, None)
     return {
-        "layout": "thread" if args.thread_writer else "process",
-        "minutes": args.minutes,
-        "rate_offered": args.rate,
-        "events_per_s": samples[-1]["events"] / (minutes * 60),
+        "layout": "thread" if thread_writer else "process",
+        "minutes": minutes,
+        "rate_offered": rate,
+        "events_per_s": samples[-1]["events"] / (elapsed_min * 60),
         "samples": samples,
         **growth,
         **peaks,
         "critical_acks": len(acks),
-        "ack_p50_ms": median(ordered) if ordered else None,
-        "ack_p99_ms": ordered[int(0.99 * (len(ordered) - 1))] if ordered else None,
-        "ack_max_ms": ordered[-1] if ordered else None,
+        "ack_p50_ms": p50,
+        "ack_p99_ms": p99,
+        "ack_max_ms": max(acks, default=None),
         "machine": machine_info(),
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=3.0)
-    parser.add_argument("--rate", type=float, default=2000.0, help="mark events/s offered")
-    parser.add_argument("--sample", type=float, default=5.0, help="seconds between samples")
-    parser.add_argument("--thread-writer", action="store_true", help="writer_process=False")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    result = run(args)
-    if args.json:
+@command(__doc__)
+@positive_float("--minutes", 3.0, "Length of the soak.")
+@positive_float("--rate", 2000.0, "mark.updated events/s offered.")
+@positive_float("--sample", 5.0, "Seconds between samples.")
+@click.option("--thread-writer", is_flag=True, help="writer_process=False.")
+@json_option
+def main(minutes: float, rate: float, sample: float, thread_writer: bool, as_json: bool) -> None:
+    result = run(
+        minutes=minutes,
+        rate=rate,
+        sample_s=sample,
+        thread_writer=thread_writer,
+        progress=not as_json,
+    )
+    if as_json:
         print(json.dumps(result, indent=2))
-        return 0
+        return
     keys = list(result["samples"][0])
     print(format_table(keys, [[s[k] for k in keys] for s in result["samples"]]))
     print()
     rows = [[k, v] for k, v in result.items() if k not in ("samples", "machine")]
     print(format_table(["figure", "value"], rows))
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -8,43 +8,56 @@ Usage: .venv/bin/python scripts/crash_loop.py [--rounds 100] [--dir DIR] [--seed
 
 from __future__ import annotations
 
-import argparse
 import random
 import tempfile
 import time
 from pathlib import Path
 
+import click
+
+from tradelab.benchmarking.options import command, positive_float
 from tradelab.crashdrill import run_round
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=100)
-    parser.add_argument("--dir", default=None, help="where the journal lives (default: temp)")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--min-kill", type=float, default=0.2)
-    parser.add_argument("--max-kill", type=float, default=1.5)
-    args = parser.parse_args(argv)
-    rng = random.Random(args.seed)
+@command(__doc__)
+@click.option(
+    "--rounds", type=click.IntRange(min=1), default=100, show_default=True, help="Kills to make."
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the journal lives (default: temp).",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Seeds kill times and events.")
+@positive_float("--min-kill", 0.2, "Shortest time before a kill, seconds.")
+@positive_float("--max-kill", 1.5, "Longest time before a kill, seconds.")
+def main(rounds: int, directory: Path | None, seed: int, min_kill: float, max_kill: float) -> None:
+    if max_kill < min_kill:
+        raise click.BadParameter(
+            f"{max_kill} is below --min-kill {min_kill}", param_hint="--max-kill"
+        )
+    rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="tradelab-crash-") as tmp:
-        path = str(Path(args.dir or tmp) / "crash.duckdb")
+        path = str((directory or Path(tmp)) / "crash.duckdb")
         acked = restored = 0
         started = time.perf_counter()
-        for n in range(args.rounds):
+        for n in range(rounds):
             try:
                 # Every 4th kill is timed from launch (often during start-up or recovery), the
                 # rest from the child's READY (mid-storm). Every other kill takes the journal
                 # writer process down with the engine.
                 stats = run_round(
                     path,
-                    args.seed * 1000 + n,
-                    rng.uniform(args.min_kill, args.max_kill),
+                    seed * 1000 + n,
+                    rng.uniform(min_kill, max_kill),
                     after_ready=n % 4 != 3,
                     with_writer=n % 2 == 0,
                 )
             except AssertionError as exc:
                 print(f"round {n + 1}: FAILED: {exc}")
-                return 1
+                raise SystemExit(1) from None
             acked += stats["acked"]
             restored += stats["restored"]
             print(
@@ -55,12 +68,11 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         print(
-            f"{args.rounds} kills, {acked} acknowledged critical events, 0 lost; "
+            f"{rounds} kills, {acked} acknowledged critical events, 0 lost; "
             f"{restored} events restored from the ack log; "
             f"{time.perf_counter() - started:.0f} s"
         )
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

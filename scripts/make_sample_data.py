@@ -6,12 +6,13 @@ Seeded and deterministic: running it again writes identical files. Usage:
 
 from __future__ import annotations
 
-import argparse
 from datetime import datetime
 from pathlib import Path
 
+import click
 import pandas as pd
 
+from tradelab.benchmarking.options import command
 from tradelab.market.bars import BarAggregator
 from tradelab.market.feeds import SimulatedFeed, SimulatedFeedConfig
 from tradelab.market.instruments import IST
@@ -44,10 +45,15 @@ def build_bars() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "data")
-    out = parser.parse_args().out
+@command(__doc__)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(__file__).resolve().parents[1] / "data",
+    show_default=True,
+    help="Directory the CSV and Parquet files are written to.",
+)
+def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     frame = build_bars()
     frame.to_csv(out / "nifty_sample_1m.csv", index=False)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
 from typing import NoReturn
 
 import click
 
 from tradelab import __version__
+from tradelab.benchmarking.options import bench_options, rate_hz_option
 
 EXIT_OK = 0
 EXIT_DAMAGED = 1
@@ -85,38 +85,6 @@ def bench() -> None:
     """Run a benchmark and print its table (add --json for one JSON object)."""
 
 
-def bench_options(n_default: int, n_help: str) -> Callable[[Callable], Callable]:
-    """The options every benchmark command takes: --json, --rounds, --n."""
-
-    def decorate(command: Callable) -> Callable:
-        for option in reversed(
-            (
-                click.option(
-                    "--json", "as_json", is_flag=True, help="Print one JSON object, not a table."
-                ),
-                click.option(
-                    "--rounds",
-                    type=click.IntRange(min=1),
-                    default=5,
-                    show_default=True,
-                    help="Interleaved rounds; medians are reported.",
-                ),
-                click.option(
-                    "--n",
-                    "n",
-                    type=click.IntRange(min=1),
-                    default=n_default,
-                    show_default=True,
-                    help=n_help,
-                ),
-            )
-        ):
-            command = option(command)
-        return command
-
-    return decorate
-
-
 @bench.command("bus")
 @bench_options(1_000_000, "Publishes per round and contender.")
 @click.option("--no-peers", is_flag=True, help="Skip pyee and blinker.")
@@ -129,13 +97,7 @@ def bench_bus(as_json: bool, rounds: int, n: int, no_peers: bool) -> None:
 
 @bench.command("store")
 @bench_options(100_000, "mark.updated events per round and contender.")
-@click.option(
-    "--rate-hz",
-    type=click.FloatRange(min=0.1, max=1000),
-    default=20.0,
-    show_default=True,
-    help="Refresh rate of the reactive layer.",
-)
+@rate_hz_option
 def bench_store(as_json: bool, rounds: int, n: int, rate_hz: float) -> None:
     """StateStore applies/s alone and with the reactive param layer, beside dict/param floors."""
     from tradelab.benchmarking.store import emit, run_store_benchmark

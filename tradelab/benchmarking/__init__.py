@@ -47,6 +47,15 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def percentiles(values: Sequence[float], *qs: int) -> list[float]:
+    """The `qs`-th percentiles (whole numbers 1..99) of `values`, interpolated between samples
+    (`statistics.quantiles`, inclusive method); nan for no values."""
+    if len(values) < 2:
+        return [values[0] if values else float("nan")] * len(qs)
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return [cuts[q - 1] for q in qs]
+
+
 def machine_info() -> dict[str, Any]:
     total_mem = None
     with contextlib.suppress(ValueError, OSError, AttributeError):

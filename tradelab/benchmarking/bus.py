@@ -7,7 +7,6 @@ handler isolation on. Single-threaded; run it on a quiet machine and read ratios
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import gc
 import json
@@ -15,8 +14,12 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import click
+
 from tradelab.benchmarking import Case, format_table, machine_info, median, run_interleaved
+from tradelab.benchmarking.options import bench_options, command
 from tradelab.bus import EventBus
+from tradelab.errors import InvalidInputError
 from tradelab.events import Event, TopicRegistry, TopicSpec
 
 TOPIC = "market.tick"
@@ -306,20 +309,17 @@ def render_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1_000_000, help="publishes per round")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--no-peers", action="store_true", help="skip pyee and blinker")
-    args = parser.parse_args(argv)
-    emit(args.n, args.rounds, as_json=args.json, peers=not args.no_peers)
+@command(__doc__)
+@bench_options(1_000_000, "Publishes per round and contender.")
+@click.option("--no-peers", is_flag=True, help="Skip pyee and blinker.")
+def main(as_json: bool, rounds: int, n: int, no_peers: bool) -> None:
+    emit(n, rounds, as_json=as_json, peers=not no_peers)
 
 
 def emit(n: int, rounds: int, *, as_json: bool, peers: bool = True) -> dict[str, Any]:
     """Run and print (table or JSON); shared by `benchmarks/bus.py` and `tradelab bench bus`."""
     if n < 1 or rounds < 1:
-        raise SystemExit(f"--n {n} and --rounds {rounds} must both be >= 1")
+        raise InvalidInputError(f"n {n} and rounds {rounds} must both be >= 1")
     result = run_bus_benchmark(n, rounds, peers)
     print(json.dumps(result, indent=2) if as_json else render_table(result))
     return result

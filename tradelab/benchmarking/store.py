@@ -10,7 +10,6 @@ interleaved and medians reported. Read ratios from one run, not absolutes across
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import statistics
@@ -21,6 +20,7 @@ from typing import Any
 import param
 
 from tradelab.benchmarking import format_table, machine_info, median
+from tradelab.benchmarking.options import bench_options, command, rate_hz_option
 from tradelab.events import Event
 from tradelab.state import StateStore
 from tradelab.state.reactive import ReactiveState
@@ -352,13 +352,8 @@ def emit(result: dict[str, Any], as_json: bool) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000, help="events per round")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--rate-hz", type=float, default=20.0)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.n < 1:
-        parser.error("--n and --rounds must be >= 1")
-    emit(run_store_benchmark(args.n, args.rounds, args.rate_hz), args.json)
+@command(__doc__)
+@bench_options(100_000, "mark.updated events per round and contender.")
+@rate_hz_option
+def main(as_json: bool, rounds: int, n: int, rate_hz: float) -> None:
+    emit(run_store_benchmark(n, rounds, rate_hz), as_json)
