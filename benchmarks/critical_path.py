@@ -258,11 +258,11 @@ def main(
     feeders: int,
 ) -> dict:
     size = encoded_event_size()
-    rounds: dict[str, list[float]] = {}
+    per_round: dict[str, list[float]] = {}
 
     def record(prefix: str, figures: dict[str, float]) -> None:
         for name, value in figures.items():
-            rounds.setdefault(f"{prefix}.{name}", []).append(value)
+            per_round.setdefault(f"{prefix}.{name}", []).append(value)
 
     with tempfile.TemporaryDirectory(prefix="tradelab-bench-") as tmp:
         for r in range(rounds):
@@ -289,7 +289,7 @@ def main(
                 "stream",
                 run_stream(directory, stream_rate, stream_seconds, feeders),
             )
-    result: dict = {name: statistics.median(values) for name, values in rounds.items()}
+    result: dict = {name: statistics.median(values) for name, values in per_round.items()}
     result.update(
         events=events,
         rounds=rounds,

@@ -279,10 +279,10 @@ def main(
     brokers: int,
     layouts: list[str],
 ) -> dict:
-    rounds: dict[str, list[float]] = {}
+    per_round: dict[str, list[float]] = {}
 
     def record(name: str, value: float) -> None:
-        rounds.setdefault(name, []).append(value)
+        per_round.setdefault(name, []).append(value)
 
     with tempfile.TemporaryDirectory(prefix="tradelab-bench-") as tmp:
         for r in range(rounds):
@@ -305,7 +305,7 @@ def main(
                 record(f"{layout}.paced_durable_per_s", paced["durable_per_s"])
                 record(f"{layout}.paced_ack_p50_ms", paced["ack_p50_ms"])
                 record(f"{layout}.paced_ack_p99_ms", paced["ack_p99_ms"])
-    result = {name: statistics.median(values) for name, values in rounds.items()}
+    result = {name: statistics.median(values) for name, values in per_round.items()}
     result["events"] = events
     result["rounds"] = rounds
     result["critical_fraction"] = 0.01

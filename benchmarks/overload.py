@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import click
+import psutil
 from journal import SYMBOLS, trade_payload
 
 from tradelab.benchmarking import percentiles
@@ -56,16 +57,12 @@ CRITICAL_EVERY_S = 0.010
 SAMPLE_EVERY_S = 0.1
 
 
-def rss_mb(pid: int | str = "self") -> float:
-    """VmRSS of a process, from /proc/<pid>/status, in MB (0 when it is gone)."""
+def rss_mb(pid: int | None = None) -> float:
+    """Resident set size (VmRSS) of a process, this one by default, in MB (0 when it is gone)."""
     try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+        return psutil.Process(pid).memory_info().rss / 2**20
+    except psutil.Error:
+        return 0.0
 
 
 def run_variant(

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import psutil
 
 from tradelab.benchmarking import format_table, machine_info, percentiles
 from tradelab.benchmarking.options import command, json_option, positive_float
@@ -38,14 +39,11 @@ SYMBOLS = [f"SYM{i}" for i in range(8)]
 
 
 def rss_mb(pid: int) -> float | None:
+    """Resident set size (VmRSS) of a process in MB; None once it is gone."""
     try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except FileNotFoundError:
+        return psutil.Process(pid).memory_info().rss / 2**20
+    except psutil.Error:
         return None
-    return None
 
 
 def size_mb(paths: list[Path]) -> float:

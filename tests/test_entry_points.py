@@ -112,3 +112,11 @@ def test_bus_benchmark_runs_and_prints_one_json_object():
     contenders = {r["contender"] for r in result["results"]}
     assert not any("pyee" in c or "blinker" in c for c in contenders)
     assert all(r["ops_per_s_median"] > 0 for r in result["results"])
+
+
+def test_percentiles_interpolate_between_samples_and_handle_few_values():
+    from tradelab.benchmarking import percentiles
+
+    assert percentiles(list(range(1, 101)), 50, 99) == [50.5, 99.01]
+    assert percentiles([0.004], 50, 99) == [0.004, 0.004]
+    assert all(v != v for v in percentiles([], 50))  # nan: no samples, no figure
