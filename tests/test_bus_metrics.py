@@ -8,8 +8,7 @@ import threading
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tradelab.bus import EventBus
-from tradelab.bus.metrics import BusCollector
+from tradelab.bus import BusCollector, EventBus
 from tradelab.events import Event
 
 

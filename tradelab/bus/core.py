@@ -326,7 +326,9 @@ class EventBus(FailureRecorder):
         return filter_history(copy_ring(self._history), pattern, since_seq, limit)
 
     def metrics(self) -> dict[str, Any]:
-        """Counts, rates and handler statistics as a plain dict (JSON-serializable)."""
+        """Counts, rates and handler statistics as a plain dict (JSON-serializable).
+
+        The same figures in Prometheus form: register `BusCollector(bus)` in a registry."""
         total, per_topic, lifetime, recent = rates(
             list(self._counters.values()), self._started_ns, self._rate_window_ns
         )
