@@ -120,3 +120,13 @@ def test_percentiles_interpolate_between_samples_and_handle_few_values():
     assert percentiles(list(range(1, 101)), 50, 99) == [50.5, 99.01]
     assert percentiles([0.004], 50, 99) == [0.004, 0.004]
     assert all(v != v for v in percentiles([], 50))  # nan: no samples, no figure
+
+
+def test_tradelab_bench_commands_share_the_scripts_options():
+    for name in ("bus", "store"):
+        done = run("-m", "tradelab.cli", "bench", name, "--help")
+        assert done.returncode == 0, done.stderr
+        assert all(flag in done.stdout for flag in ("--json", "--rounds", "--n "))
+    done = run("-m", "tradelab.cli", "bench", "bus", "--n", "2000", "--rounds", "1", "--no-peers")
+    assert done.returncode == 0, done.stderr
+    assert "1 subscriber" in done.stdout and "wildcard_vs_exact" in done.stdout
