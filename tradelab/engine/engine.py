@@ -26,7 +26,7 @@ from tradelab.events import Event, TopicRegistry, encode_submitted, now_ns
 from tradelab.journal.journal import Journal
 from tradelab.journal.recovery import RecoveryReport, recover
 from tradelab.journal.snapshots import SnapshotInfo
-from tradelab.journal.writer import Ticket
+from tradelab.journal.writer import JournalWriter, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class Engine:
         self.journal: Journal | None = None
         self.recovery_report: RecoveryReport | None = None
         self.state = CREATED
-        self._writer: Any = None
+        self._writer: JournalWriter | None = None
         self._pinned: PinnedThreads | None = None
         self._wakeup = Wakeup()
         self._queue = SubmitQueue(self.config.max_queued_events, self._wakeup)
@@ -377,7 +377,6 @@ class Engine:
 
     def metrics(self) -> dict[str, Any]:
         writer, queue = self._writer, self._queue
-        process = getattr(writer, "pid", None)
         return {
             "state": self.state,
             "version": self.store.version,
@@ -391,9 +390,8 @@ class Engine:
             "durable_seq": writer.durable_seq if writer else 0,
             "groups_committed": writer.groups_committed if writer else 0,
             "events_committed": writer.events_committed if writer else 0,
-            # Where the journal writer runs: its own process (with its pid) or a thread here.
-            "writer": "process" if process is not None else "thread",
-            "writer_pid": process,
+            # Where the journal writer runs: a process of its own or a thread here, and its pid.
+            **(writer.describe() if writer else {"writer": None, "writer_pid": None}),
         }
 
     def __repr__(self) -> str:
