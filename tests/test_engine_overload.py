@@ -161,3 +161,20 @@ def test_stop_under_a_flood_is_bounded_and_waiting_producers_are_told(tmp_path):
         t.join(10)
     assert outcome == ["stopped", "stopped"]
     assert engine.metrics()["queue_high_water"] <= 2_000 + 10
+
+
+def test_lanes_of_ended_producer_threads_are_forgotten():
+    queue = SubmitQueue(max_events=100, wakeup=Wakeup())
+    threads = [
+        threading.Thread(
+            target=queue.put, args=(i,), kwargs={"bounded": True, "urgent": False, "timeout": 1}
+        )
+        for i in range(20)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(queue.take(100)) == list(range(20))
+    queue.prune(every_seconds=0)
+    assert queue.metrics_lanes() == 0

@@ -383,6 +383,7 @@ class Engine:
             "queue_depth": len(queue),
             "queue_limit": queue.max_events,
             "queue_high_water": queue.high_water,
+            "producer_lanes": queue.metrics_lanes(),
             "producer_waits": queue.waits,
             "producer_wait_seconds": queue.wait_seconds,
             "overload_refusals": queue.refusals,

@@ -64,6 +64,7 @@ class SubmitQueue:
         self._depth = 0
         self._waiting = 0
         self._closed = ""
+        self._pruned_at = 0.0
         self.kernel_idle = False  # set by the kernel; a producer rings only when it is idle
         self.high_water = 0
         self.wait_seconds = 0.0
@@ -72,6 +73,10 @@ class SubmitQueue:
 
     def __len__(self) -> int:
         return self._depth
+
+    def metrics_lanes(self) -> int:
+        """How many producer lanes are known (live threads, or ended ones not yet pruned)."""
+        return len(self._lanes)
 
     def put(
         self,
@@ -167,8 +172,13 @@ class SubmitQueue:
                 self._room.notify_all()
         return batch
 
-    def prune(self) -> None:
-        """Kernel thread, when idle: forget empty lanes of threads that have ended."""
+    def prune(self, every_seconds: float = 1.0) -> None:
+        """Kernel thread, when idle: forget empty lanes of threads that have ended (at most
+        once per `every_seconds`, so a trickle of single submits does not pay for it)."""
+        now = time.monotonic()
+        if now - self._pruned_at < every_seconds:
+            return
+        self._pruned_at = now
         with self._lock:
             self._lanes = [ln for ln in self._lanes if ln.items or ln.thread.is_alive()]
 
