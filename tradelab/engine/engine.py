@@ -215,17 +215,21 @@ class Engine:
                 self.state = STOPPED
                 self._queue.close(f"engine is {STOPPED}; submit() needs a running engine")
                 return
-            try:
-                self._set_state(STOPPING)
-                self._queue.close(f"engine is {STOPPING}; submit() needs a running engine")
-                if self.journal_failure is None:
-                    self.snapshot_now(timeout=timeout)
-                self._emit_state(STOPPED, STOPPING, wait=True)
-            except TradelabError:
-                self._queue.close(f"engine is {STOPPING}; submit() needs a running engine")
-                log.exception("engine stop could not snapshot/journal cleanly")
             assert self._kernel is not None
-            self._kernel.request_stop()
+            if self.state != STOPPING:  # a second stop() after a timeout only waits again
+                stopped_queued = False
+                try:
+                    self._set_state(STOPPING)
+                    self._queue.close(f"engine is {STOPPING}; submit() needs a running engine")
+                    if self.journal_failure is None:
+                        self.snapshot_now(timeout=timeout)
+                    stopped_queued = True
+                    self._emit_state(STOPPED, STOPPING, wait=True, timeout=timeout)
+                except TradelabError:
+                    log.exception("engine stop could not snapshot/journal cleanly")
+                    if not stopped_queued and self.journal_failure is None:
+                        self._emit_state(STOPPED, STOPPING)  # journaled when the kernel gets to it
+                self._kernel.request_stop()
             if not self._kernel.join(timeout):
                 raise LifecycleError(
                     f"the engine kernel did not finish within {timeout} s; the journal is left "
@@ -255,9 +259,15 @@ class Engine:
         previous, self.state = self.state, new
         self._emit_state(new, previous, wait=wait)
 
-    def _emit_state(self, new: str, previous: str, wait: bool = False) -> None:
+    def _emit_state(
+        self, new: str, previous: str, wait: bool = False, timeout: float | None = 30.0
+    ) -> None:
         self._enqueue(
-            "engine.state_changed", {"state": new, "previous": previous}, wait=wait, internal=True
+            "engine.state_changed",
+            {"state": new, "previous": previous},
+            wait=wait,
+            timeout=timeout,
+            internal=True,
         )
 
     def _announce(self, topic: str, payload: dict) -> None:
