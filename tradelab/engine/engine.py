@@ -20,6 +20,7 @@ from typing import Any
 from tradelab.config import EngineConfig
 from tradelab.cpu_layout import PinnedThreads, pin_engine_process
 from tradelab.engine.kernel import FLUSH, SNAPSHOT, Kernel
+from tradelab.engine.store import default_reducers
 from tradelab.engine.submissions import SubmitQueue, Wakeup
 from tradelab.errors import InvalidInputError, JournalError, LifecycleError, TradelabError
 from tradelab.events import Event, TopicRegistry, encode_submitted, now_ns
@@ -38,30 +39,6 @@ CREATED, RECOVERING, READY, RUNNING, STOPPING, STOPPED = (
     "stopping",
     "stopped",
 )
-
-
-def default_reducers() -> dict[str, list]:
-    """Union of every domain module's `reducers()`: what the live store and replay fold with."""
-    from tradelab.market import reducers as market
-    from tradelab.state import reducers as state
-    from tradelab.trading import reducers as trading
-
-    merged: dict[str, list] = {}
-    for module in (state, market, trading):
-        for topic, reducers in module.reducers().items():
-            merged.setdefault(topic, []).extend(reducers)
-    return merged
-
-
-def build_store(schema_version: int = 1, reducers: Mapping[str, Any] | None = None):
-    """A fresh StateStore with the default reducers (plus `reducers`): what replay folds into."""
-    from tradelab.state import StateStore
-
-    store = StateStore(schema_version=schema_version)
-    store.register_reducers(default_reducers())
-    if reducers:
-        store.register_reducers(reducers)
-    return store
 
 
 class Engine:
