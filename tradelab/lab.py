@@ -81,13 +81,8 @@ class Lab:
         """Recover the journal, then stream the simulated session into the engine."""
         self.engine.start()
         store = self.engine.store
-        # The desk must know the recovered positions to tell when a fill makes one flat.
-        self.desk = ExecutionDesk(
-            self.broker,
-            self.engine.submit,
-            universe=self.feed.universe,
-            positions=store.get("trading.positions", None) or {},
-        )
+        # The desk reads positions, orders and the risk state from the recovered store.
+        self.desk = ExecutionDesk(self.broker, self.engine.submit, universe=self.feed.universe)
         marks = store.get("market.marks", None) or {}
         self.resumed_after_ns = max((m.get("ts") or 0 for m in marks.values()), default=0)
         self._feed_thread = threading.Thread(target=self._run_feed, name="lab-feed", daemon=True)
