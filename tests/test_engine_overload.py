@@ -178,3 +178,22 @@ def test_lanes_of_ended_producer_threads_are_forgotten():
     assert sorted(queue.take(100)) == list(range(20))
     queue.prune(every_seconds=0)
     assert queue.metrics_lanes() == 0
+
+
+def test_a_flush_follows_everything_other_threads_queued_before_it(tmp_path):
+    engine = Engine(journal_path=str(tmp_path / "lab.duckdb"), snapshot_every_seconds=0).start()
+    stuck = _StuckKernel(engine)
+    engine.submit("mark.updated", _mark(0))
+    assert stuck.entered.wait(10)
+
+    def produce() -> None:
+        for i in range(1, 301):
+            engine.submit("mark.updated", _mark(i))
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    producer.join()  # 300 events queued in another thread's lane
+    stuck.release.set()
+    engine.flush()
+    assert engine.store.get("market.marks.NIFTY.price") == 400.0
+    engine.stop()

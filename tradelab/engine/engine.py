@@ -328,7 +328,12 @@ class Engine:
             raise LifecycleError(f"{what}() needs a running engine; it is {self.state}")
         done: Future = Future()
         self._queue.put(
-            (None, (kind, done)), bounded=False, urgent=True, timeout=None, internal=True
+            (None, (kind, done)),
+            bounded=False,
+            urgent=True,
+            timeout=None,
+            internal=True,
+            barrier=True,
         )
         try:
             return done.result(timeout)
