@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ class BacktestResult:
 
 def run_backtest(
     path: str | Path,
-    strategy: Strategy,
+    strategy: Strategy | Sequence[Strategy],
     *,
     symbol: str | None = None,
     cash: float = 1_000_000.0,
@@ -86,7 +87,7 @@ def run_backtest(
     journal_path: str | Path | None = None,
     engine_overrides: dict[str, Any] | None = None,
 ) -> BacktestResult:
-    """Replay `path` bar by bar through `strategy`; see the module docstring for the fill model.
+    """Replay `path` bar by bar through `strategy` (or several, one runner); see the module docstring for the fill model.
 
     `journal_path` must not exist yet (a backtest is one fresh journal); None journals to a
     temporary file that is removed afterwards.
@@ -133,7 +134,8 @@ def _run(series, strategy, cash, commission, journal, overrides) -> BacktestResu
     try:
         desk = ExecutionDesk(broker, engine.submit, universe=universe)
         runner = StrategyRunner(engine, desk, clock=clock, name="backtest")
-        runner.add(strategy)
+        for one in [strategy] if isinstance(strategy, Strategy) else strategy:
+            runner.add(one)
         runner.start(who="backtest")
         started = time.perf_counter()
         feed_seconds = _drive(series, engine, broker, clock, runner)
