@@ -179,3 +179,23 @@ def test_keyboard_interrupt_from_a_handler_on_the_main_thread_still_interrupts(t
         engine.bus.subscribe("market.tick", interrupt)
         with pytest.raises(KeyboardInterrupt):
             engine.publish_transient("market.tick", {"symbol": "NIFTY", "ltp": 1.0})
+
+
+def test_stop_that_times_out_leaves_the_journal_open_under_the_live_kernel(tmp_path):
+    release = threading.Event()
+    engine = _engine(tmp_path).start()
+    engine.bus.subscribe("mark.updated", lambda e: release.wait(30))
+    engine.submit("mark.updated", {"symbol": "NIFTY", "price": 1.0})
+    with pytest.raises(LifecycleError, match="did not finish within 0.3 s"):
+        engine.stop(timeout=0.3)
+    assert engine.journal_failure is None and engine.state == "stopping"
+    release.set()  # the kernel finishes its batch and the queued `stopped` event
+    engine.stop(timeout=30)
+    assert engine.state == "stopped"
+    result = verify_journal(tmp_path / "lab.duckdb")
+    assert result.ok, result.lines
+    states = [
+        e.payload["state"]
+        for e in JournalReader(tmp_path / "lab.duckdb").events(topic="engine.state_changed")
+    ]
+    assert states[-2:] == ["stopping", "stopped"]

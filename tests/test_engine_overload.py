@@ -161,3 +161,39 @@ def test_stop_under_a_flood_is_bounded_and_waiting_producers_are_told(tmp_path):
         t.join(10)
     assert outcome == ["stopped", "stopped"]
     assert engine.metrics()["queue_high_water"] <= 2_000 + 10
+
+
+def test_lanes_of_ended_producer_threads_are_forgotten():
+    queue = SubmitQueue(max_events=100, wakeup=Wakeup())
+    threads = [
+        threading.Thread(
+            target=queue.put, args=(i,), kwargs={"bounded": True, "urgent": False, "timeout": 1}
+        )
+        for i in range(20)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(queue.take(100)) == list(range(20))
+    queue.prune(every_seconds=0)
+    assert queue.metrics_lanes() == 0
+
+
+def test_a_flush_follows_everything_other_threads_queued_before_it(tmp_path):
+    engine = Engine(journal_path=str(tmp_path / "lab.duckdb"), snapshot_every_seconds=0).start()
+    stuck = _StuckKernel(engine)
+    engine.submit("mark.updated", _mark(0))
+    assert stuck.entered.wait(10)
+
+    def produce() -> None:
+        for i in range(1, 301):
+            engine.submit("mark.updated", _mark(i))
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    producer.join()  # 300 events queued in another thread's lane
+    stuck.release.set()
+    engine.flush()
+    assert engine.store.get("market.marks.NIFTY.price") == 400.0
+    engine.stop()

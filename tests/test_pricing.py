@@ -1,11 +1,14 @@
 import math
 from statistics import NormalDist
 
+import mpmath as mp
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradelab.errors import InvalidInputError
+from tradelab.market.chain import chain_greeks, chain_prices
 from tradelab.market.pricing import bs_greeks, bs_price, implied_vol, no_arbitrage_bounds
 
 N = NormalDist()
@@ -110,3 +113,71 @@ def test_bad_pricing_inputs_name_the_value(args, name):
 def test_at_expiry_price_is_intrinsic():
     assert bs_price(24100, 24000, 0.0, 0.065, 0.2, True) == pytest.approx(100.0)
     assert bs_price(24100, 24000, 0.0, 0.065, 0.2, False) == 0.0
+
+
+def mp_price(s, k, t, r, v, call):
+    # 50-digit reference: mpmath's ncdf has no cancellation at any depth of the tail.
+    mp.mp.dps = 50
+    s, k, t, r, v = (mp.mpf(x) for x in (s, k, t, r, v))
+    d1 = (mp.log(s / k) + (r + v * v / 2) * t) / (v * mp.sqrt(t))
+    d2 = d1 - v * mp.sqrt(t)
+    if call:
+        return float(s * mp.ncdf(d1) - k * mp.exp(-r * t) * mp.ncdf(d2))
+    return float(k * mp.exp(-r * t) * mp.ncdf(-d2) - s * mp.ncdf(-d1))
+
+
+@pytest.mark.parametrize(
+    "strike, call", [(30000.0, True), (32000.0, True), (18000.0, False), (16000.0, False)]
+)
+def test_deep_out_of_the_money_price_is_positive_and_exact(strike, call):
+    # d2 is about -12 to -19 here: 1 + erf(d/sqrt 2) rounds to exactly 0 at these depths.
+    args = (24000.0, strike, 7 / 365, 0.065, 0.13)
+    reference = mp_price(*args, call)
+    assert 0 < reference < 1e-20
+    # abs=0: approx's default absolute slack (1e-12) would accept a price rounded to 0.
+    assert bs_price(*args, call) > 0
+    assert bs_price(*args, call) == pytest.approx(reference, rel=1e-9, abs=0)
+    assert chain_prices(*args, call)[()] == pytest.approx(reference, rel=1e-9, abs=0)
+
+
+def test_chain_prices_and_greeks_match_the_scalar_path_option_by_option():
+    strikes = np.arange(23000.0, 25001.0, 50.0)
+    strikes = np.concatenate([strikes, strikes])
+    calls = np.repeat([True, False], len(strikes) // 2)
+    vols = 0.12 + 0.1 * np.abs(np.log(strikes / 24000.0))
+    years, spot, r, q = 9 / 365, 24013.5, 0.065, 0.01
+    vector = chain_greeks(spot, strikes, years, r, vols, calls, q)
+    prices = chain_prices(spot, strikes, years, r, vols, calls, q)
+    for i, (k, v, c) in enumerate(zip(strikes, vols, calls, strict=True)):
+        g = bs_greeks(spot, float(k), years, r, float(v), bool(c), q)
+        assert prices[i] == pytest.approx(g.price, rel=1e-12, abs=1e-9)
+        for name in ("price", "delta", "gamma", "vega", "theta"):
+            got = getattr(vector, name)[i]
+            assert got == pytest.approx(getattr(g, name), rel=1e-10, abs=1e-12), (name, k, c)
+
+
+def test_chain_prices_at_expiry_are_intrinsic():
+    got = chain_prices(24100.0, [24000.0, 24200.0], 0.0, 0.065, 0.2, [True, True])
+    assert got.tolist() == pytest.approx([100.0, 0.0])
+
+
+def test_chain_bad_input_names_the_value_and_its_index():
+    with pytest.raises(InvalidInputError, match=r"strike -5\.0 at index 2 must be a positive"):
+        chain_prices(24000.0, [24000.0, 24050.0, -5.0], 0.1, 0.065, 0.13, True)
+    with pytest.raises(InvalidInputError, match="greeks need time to expiry > 0"):
+        chain_greeks(24000.0, [24000.0, 24050.0], [0.1, 0.0], 0.065, 0.13, True)
+
+
+def test_implied_vol_is_exact_to_machine_precision():
+    # Let's Be Rational converges to the last few ulps, whatever the moneyness.
+    for vol in (0.05, 0.13, 0.2, 0.8):
+        price = closed_form(24000.0, 24300.0, 10 / 365, 0.065, vol, True)
+        assert implied_vol(price, 24000.0, 24300.0, 10 / 365, 0.065, True) == pytest.approx(
+            vol, abs=1e-13
+        )
+
+
+def test_price_implying_more_than_500pct_vol_is_a_clear_error():
+    price = bs_price(24000.0, 24000.0, 30 / 365, 0.065, 6.0, True)
+    with pytest.raises(InvalidInputError, match=r"implies a volatility 6 outside \[1e-06, 5\.0\]"):
+        implied_vol(price, 24000.0, 24000.0, 30 / 365, 0.065, True)

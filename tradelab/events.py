@@ -125,6 +125,9 @@ DEFAULT_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("order.filled", description="an order filled completely"),
     TopicSpec("order.cancelled", description="an order was cancelled"),
     TopicSpec("order.rejected", description="an order was refused, with the reason"),
+    TopicSpec(
+        "order.denied", description="a pre-trade risk check refused an order; it was not sent"
+    ),
     TopicSpec("broker.disconnected", description="the broker connection dropped"),
     TopicSpec("broker.reconnected", description="the broker connection came back"),
     # market data

@@ -1,5 +1,5 @@
-"""`Lab`: the embedded default session: an Engine, a simulated NIFTY feed, a paper broker and the
-execution desk, wired together; what `tradelab run` and the console start.
+"""`Lab`: the embedded default session: an Engine, a simulated NIFTY feed, a paper broker, the
+execution desk and its risk limits, wired together; what `tradelab run` and the console start.
 
 Thread model: `start()` starts the engine's threads and one feed thread that routes ticks into
 the engine; `place_order` may be called from any thread; `stop()` ends the feed, then the engine.
@@ -26,6 +26,8 @@ from tradelab.market.instruments import IST
 from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
 from tradelab.trading.execution import ExecutionDesk
+from tradelab.trading.risk import RiskConfig, RiskGate
+from tradelab.trading.risk_monitor import DailyLossMonitor
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,11 @@ class LabConfig(param.Parameterized):
 class Lab:
     """One paper-trading session: `Lab(config).start()`, `place_order(...)`, `stop()`."""
 
-    def __init__(self, config: LabConfig | None = None, **overrides: Any) -> None:
+    def __init__(
+        self, config: LabConfig | None = None, *, risk: RiskConfig | None = None, **overrides: Any
+    ) -> None:
         self.config = config if config is not None else LabConfig()
+        self.risk_config = risk if risk is not None else RiskConfig()
         if overrides:
             self.config.param.update(**overrides)
         cfg = self.config
@@ -68,6 +73,8 @@ class Lab:
             self.engine.submit, self.engine.publish_transient, quote_sinks=[self.broker.on_quote]
         )
         self.desk: ExecutionDesk | None = None
+        self.risk: RiskGate | None = None
+        self.risk_monitor: DailyLossMonitor | None = None
         self.session_finished = threading.Event()
         self.resumed_after_ns = 0
         self._stop = threading.Event()
@@ -81,13 +88,14 @@ class Lab:
         """Recover the journal, then stream the simulated session into the engine."""
         self.engine.start()
         store = self.engine.store
-        # The desk must know the recovered positions to tell when a fill makes one flat.
+        # The desk reads positions, orders and the risk state from the recovered store.
+        self.risk = RiskGate(self.risk_config, store, self.engine.submit)
         self.desk = ExecutionDesk(
-            self.broker,
-            self.engine.submit,
-            universe=self.feed.universe,
-            positions=store.get("trading.positions", None) or {},
+            self.broker, self.engine.submit, universe=self.feed.universe, risk=self.risk
         )
+        self.risk_monitor = DailyLossMonitor(
+            self.risk_config, store, self.engine.submit, desk=self.desk, bus=self.engine.bus
+        ).start()
         marks = store.get("market.marks", None) or {}
         self.resumed_after_ns = max((m.get("ts") or 0 for m in marks.values()), default=0)
         self._feed_thread = threading.Thread(target=self._run_feed, name="lab-feed", daemon=True)
@@ -160,6 +168,8 @@ class Lab:
         self._stop.set()
         if self._feed_thread is not None:
             self._feed_thread.join(timeout)
+        if self.risk_monitor is not None:
+            self.risk_monitor.stop(timeout)
         self.engine.stop(timeout)
 
     def __enter__(self) -> Lab:

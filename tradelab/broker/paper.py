@@ -7,8 +7,9 @@ Disconnect policy: orders and cancels sent while disconnected are **rejected**; 
 working keep filling at the simulated exchange, and their updates are held and delivered in
 order on `connect()` (as a real broker's order stream catches up after a reconnect).
 Thread model: every public method takes one lock for the book-keeping; listeners are called
-after it is released, in the order the updates happened (`OrderedOutbox`), so a listener that
-blocks (a critical engine submit) never holds the broker.
+after it is released, on the calling thread, with the updates that call caused, in order
+(`CallerOutbox`): a listener that blocks (a critical engine submit) never holds the broker, and
+no caller runs another caller's listeners.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from tradelab.trading.orders import (
     check_price,
     check_quantity,
 )
-from tradelab.trading.outbox import OrderedOutbox
+from tradelab.trading.outbox import CallerOutbox
 
 
 class PaperBrokerConfig(param.Parameterized):
@@ -104,7 +105,7 @@ class PaperBroker:
         self._order_listeners: list[OrderListener] = []
         self._connection_listeners: list[ConnectionListener] = []
         self._held: list[OrderUpdate] = []
-        self._outbox = OrderedOutbox()
+        self._outbox = CallerOutbox()
         self._quotes: dict[str, list[float]] = {}  # symbol -> [bid, ask, bid_left, ask_left]
         self._orders: dict[str, _Order] = {}
         self._working: dict[str, _Order] = {}  # not yet terminal; quotes only scan these
@@ -293,12 +294,29 @@ class PaperBroker:
         else:
             opening = request.quantity - min(request.quantity, max(held, 0))
             needed = opening * contract.strike * self.config.short_margin_rate
-        available = self.cash - self._blocked_margin()
+        available = self.cash - self._blocked_margin() - self._working_reserve()
         if needed > available:
             raise OrderRejectedError(
                 f"insufficient margin for {request.side} {request.quantity} {request.symbol}: "
                 f"needs {needed:,.2f}, available {available:,.2f}"
             )
+
+    def _working_reserve(self) -> float:
+        """Cash that working orders will take when they fill: premium of the unfilled part of
+        a buy (at its limit, else the ask), short margin of the part of a sell that opens.
+        Without it, several working orders each pass alone and then overdraw the cash."""
+        rate = self.config.short_margin_rate
+        reserve = 0.0
+        for order in self._working.values():
+            r, left = order.request, order.remaining
+            if r.side is Side.BUY:
+                quote = self._quotes.get(r.symbol)
+                price = r.limit_price if r.order_type is OrderType.LIMIT else (quote or (0, 0))[1]
+                reserve += price * left
+            else:
+                held = max(self._positions.get(r.symbol, 0), 0)
+                reserve += (left - min(left, held)) * order.contract.strike * rate
+        return reserve
 
     def _blocked_margin(self) -> float:
         rate = self.config.short_margin_rate

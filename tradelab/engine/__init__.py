@@ -10,9 +10,8 @@ from tradelab.engine.engine import (
     STOPPED,
     STOPPING,
     Engine,
-    build_store,
-    default_reducers,
 )
+from tradelab.engine.store import build_store, default_reducers
 
 __all__ = [
     "CREATED",

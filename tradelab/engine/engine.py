@@ -20,13 +20,14 @@ from typing import Any
 from tradelab.config import EngineConfig
 from tradelab.cpu_layout import PinnedThreads, pin_engine_process
 from tradelab.engine.kernel import FLUSH, SNAPSHOT, Kernel
+from tradelab.engine.store import default_reducers
 from tradelab.engine.submissions import SubmitQueue, Wakeup
 from tradelab.errors import InvalidInputError, JournalError, LifecycleError, TradelabError
 from tradelab.events import Event, TopicRegistry, encode_submitted, now_ns
 from tradelab.journal.journal import Journal
 from tradelab.journal.recovery import RecoveryReport, recover
 from tradelab.journal.snapshots import SnapshotInfo
-from tradelab.journal.writer import Ticket
+from tradelab.journal.writer import JournalWriter, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -38,30 +39,6 @@ CREATED, RECOVERING, READY, RUNNING, STOPPING, STOPPED = (
     "stopping",
     "stopped",
 )
-
-
-def default_reducers() -> dict[str, list]:
-    """Union of every domain module's `reducers()`: what the live store and replay fold with."""
-    from tradelab.market import reducers as market
-    from tradelab.state import reducers as state
-    from tradelab.trading import reducers as trading
-
-    merged: dict[str, list] = {}
-    for module in (state, market, trading):
-        for topic, reducers in module.reducers().items():
-            merged.setdefault(topic, []).extend(reducers)
-    return merged
-
-
-def build_store(schema_version: int = 1, reducers: Mapping[str, Any] | None = None):
-    """A fresh StateStore with the default reducers (plus `reducers`): what replay folds into."""
-    from tradelab.state import StateStore
-
-    store = StateStore(schema_version=schema_version)
-    store.register_reducers(default_reducers())
-    if reducers:
-        store.register_reducers(reducers)
-    return store
 
 
 class Engine:
@@ -103,7 +80,7 @@ class Engine:
         self.journal: Journal | None = None
         self.recovery_report: RecoveryReport | None = None
         self.state = CREATED
-        self._writer: Any = None
+        self._writer: JournalWriter | None = None
         self._pinned: PinnedThreads | None = None
         self._wakeup = Wakeup()
         self._queue = SubmitQueue(self.config.max_queued_events, self._wakeup)
@@ -215,17 +192,21 @@ class Engine:
                 self.state = STOPPED
                 self._queue.close(f"engine is {STOPPED}; submit() needs a running engine")
                 return
-            try:
-                self._set_state(STOPPING)
-                self._queue.close(f"engine is {STOPPING}; submit() needs a running engine")
-                if self.journal_failure is None:
-                    self.snapshot_now(timeout=timeout)
-                self._emit_state(STOPPED, STOPPING, wait=True)
-            except TradelabError:
-                self._queue.close(f"engine is {STOPPING}; submit() needs a running engine")
-                log.exception("engine stop could not snapshot/journal cleanly")
             assert self._kernel is not None
-            self._kernel.request_stop()
+            if self.state != STOPPING:  # a second stop() after a timeout only waits again
+                stopped_queued = False
+                try:
+                    self._set_state(STOPPING)
+                    self._queue.close(f"engine is {STOPPING}; submit() needs a running engine")
+                    if self.journal_failure is None:
+                        self.snapshot_now(timeout=timeout)
+                    stopped_queued = True
+                    self._emit_state(STOPPED, STOPPING, wait=True, timeout=timeout)
+                except TradelabError:
+                    log.exception("engine stop could not snapshot/journal cleanly")
+                    if not stopped_queued and self.journal_failure is None:
+                        self._emit_state(STOPPED, STOPPING)  # journaled when the kernel gets to it
+                self._kernel.request_stop()
             if not self._kernel.join(timeout):
                 raise LifecycleError(
                     f"the engine kernel did not finish within {timeout} s; the journal is left "
@@ -255,9 +236,15 @@ class Engine:
         previous, self.state = self.state, new
         self._emit_state(new, previous, wait=wait)
 
-    def _emit_state(self, new: str, previous: str, wait: bool = False) -> None:
+    def _emit_state(
+        self, new: str, previous: str, wait: bool = False, timeout: float | None = 30.0
+    ) -> None:
         self._enqueue(
-            "engine.state_changed", {"state": new, "previous": previous}, wait=wait, internal=True
+            "engine.state_changed",
+            {"state": new, "previous": previous},
+            wait=wait,
+            timeout=timeout,
+            internal=True,
         )
 
     def _announce(self, topic: str, payload: dict) -> None:
@@ -341,7 +328,12 @@ class Engine:
             raise LifecycleError(f"{what}() needs a running engine; it is {self.state}")
         done: Future = Future()
         self._queue.put(
-            (None, (kind, done)), bounded=False, urgent=True, timeout=None, internal=True
+            (None, (kind, done)),
+            bounded=False,
+            urgent=True,
+            timeout=None,
+            internal=True,
+            barrier=True,
         )
         try:
             return done.result(timeout)
@@ -377,13 +369,13 @@ class Engine:
 
     def metrics(self) -> dict[str, Any]:
         writer, queue = self._writer, self._queue
-        process = getattr(writer, "pid", None)
         return {
             "state": self.state,
             "version": self.store.version,
             "queue_depth": len(queue),
             "queue_limit": queue.max_events,
             "queue_high_water": queue.high_water,
+            "producer_lanes": queue.metrics_lanes(),
             "producer_waits": queue.waits,
             "producer_wait_seconds": queue.wait_seconds,
             "overload_refusals": queue.refusals,
@@ -391,9 +383,8 @@ class Engine:
             "durable_seq": writer.durable_seq if writer else 0,
             "groups_committed": writer.groups_committed if writer else 0,
             "events_committed": writer.events_committed if writer else 0,
-            # Where the journal writer runs: its own process (with its pid) or a thread here.
-            "writer": "process" if process is not None else "thread",
-            "writer_pid": process,
+            # Where the journal writer runs: a process of its own or a thread here, and its pid.
+            **(writer.describe() if writer else {"writer": None, "writer_pid": None}),
         }
 
     def __repr__(self) -> str:

@@ -64,6 +64,8 @@ class SubmitQueue:
         self._depth = 0
         self._waiting = 0
         self._closed = ""
+        self._pruned_at = 0.0
+        self._barrier = False
         self.kernel_idle = False  # set by the kernel; a producer rings only when it is idle
         self.high_water = 0
         self.wait_seconds = 0.0
@@ -73,6 +75,10 @@ class SubmitQueue:
     def __len__(self) -> int:
         return self._depth
 
+    def metrics_lanes(self) -> int:
+        """How many producer lanes are known (live threads, or ended ones not yet pruned)."""
+        return len(self._lanes)
+
     def put(
         self,
         item: Any,
@@ -81,10 +87,13 @@ class SubmitQueue:
         urgent: bool,
         timeout: float | None,
         internal: bool = False,
+        barrier: bool = False,
     ) -> None:
         """Queue `item` in the calling thread's lane. `bounded` items wait for room (at most
         `timeout` s, then OverloadError); `urgent` marks the lane to be served first;
-        `internal` (the engine's own items) are taken even after `close`."""
+        `internal` (the engine's own items) are taken even after `close`; a `barrier` (flush,
+        snapshot) makes the next pass take every lane whole, so it follows everything queued
+        before it by any thread."""
         try:
             lane = self._local.lane
         except AttributeError:
@@ -97,6 +106,8 @@ class SubmitQueue:
             lane.items.append(item)
             if urgent:
                 lane.urgent = True
+            if barrier:
+                self._barrier = True
             self._depth += 1
             if self._depth > self.high_water:
                 self.high_water = self._depth
@@ -137,6 +148,13 @@ class SubmitQueue:
         in fair shares of the other lanes; each lane's items in its own order."""
         batch: list = []
         with self._lock:
+            if self._barrier:
+                self._barrier = False
+                for lane in self._lanes:
+                    lane.urgent = False
+                    batch.extend(lane.items)
+                    lane.items.clear()
+                return self._taken(batch)
             busy = []
             for lane in self._lanes:
                 if lane.urgent:
@@ -160,15 +178,24 @@ class SubmitQueue:
                     if items:
                         still.append(lane)
                 busy = still
-            self._depth -= len(batch)
-            # Wake waiting producers once half the room is free, not per item: fewer thundering
-            # wake-ups competing with the kernel for the GIL.
-            if self._waiting and self._depth <= self.max_events // 2:
-                self._room.notify_all()
+            return self._taken(batch)
+
+    def _taken(self, batch: list) -> list:
+        """Account for a batch taken (holding the lock)."""
+        self._depth -= len(batch)
+        # Wake waiting producers once half the room is free, not per item: fewer thundering
+        # wake-ups competing with the kernel for the GIL.
+        if self._waiting and self._depth <= self.max_events // 2:
+            self._room.notify_all()
         return batch
 
-    def prune(self) -> None:
-        """Kernel thread, when idle: forget empty lanes of threads that have ended."""
+    def prune(self, every_seconds: float = 1.0) -> None:
+        """Kernel thread, when idle: forget empty lanes of threads that have ended (at most
+        once per `every_seconds`, so a trickle of single submits does not pay for it)."""
+        now = time.monotonic()
+        if now - self._pruned_at < every_seconds:
+            return
+        self._pruned_at = now
         with self._lock:
             self._lanes = [ln for ln in self._lanes if ln.items or ln.thread.is_alive()]
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
 from tradelab.errors import InvalidInputError
+from tradelab.market.calendar import TradingCalendar, nse_calendar
 from tradelab.market.instruments import IST
 
 NS_PER_S = 1_000_000_000
@@ -54,25 +55,56 @@ class SimulatedClock:
 
 @dataclass(frozen=True, slots=True)
 class MarketHours:
-    """The regular NSE session, 09:15-15:30 IST, Monday to Friday (holidays optional)."""
+    """NSE sessions: 09:15-15:30 IST on the trading days of `calendar` (NSE by default).
+
+    A special session of the calendar (a Diwali Muhurat hour, a weekend Budget session) has its
+    own hours; `holidays` closes further days on top of the calendar's.
+    """
 
     open_time: dtime = dtime(9, 15)
     close_time: dtime = dtime(15, 30)
     holidays: frozenset[date] = frozenset()
+    calendar: TradingCalendar = field(default_factory=nse_calendar)
+
+    def session(self, day: date) -> tuple[dtime, dtime] | None:
+        """(open, close) IST of `day`, or None when the market does not trade that day."""
+        if day in self.holidays:
+            return None
+        if day in self.calendar.special_sessions:
+            return self.calendar.special_sessions[day]
+        if self.calendar.has_regular_session(day):
+            return self.open_time, self.close_time
+        return None
+
+    def is_trading_day(self, day: date) -> bool:
+        return self.session(day) is not None
+
+    def next_trading_day(self, day: date, *, inclusive: bool = False) -> date:
+        """The first trading day after `day` (or on it, when `inclusive`)."""
+        day = day if inclusive else day + timedelta(days=1)
+        for _ in range(30):  # a weekend plus a few holidays at most
+            if self.is_trading_day(day):
+                return day
+            day += timedelta(days=1)
+        raise InvalidInputError(f"no trading day within 30 days before {day.isoformat()}")
 
     def session_ns(self, day: date) -> tuple[int, int]:
-        """(open, close) of `day`'s session as UTC ns."""
-        open_dt = datetime.combine(day, self.open_time, tzinfo=IST)
-        close_dt = datetime.combine(day, self.close_time, tzinfo=IST)
+        """(open, close) of `day`'s session as UTC ns; a closed day is an `InvalidInputError`."""
+        bounds = self.session(day)
+        if bounds is None:
+            raise InvalidInputError(
+                f"{day.isoformat()} ({day.strftime('%A')}) is not a {self.calendar.name} "
+                f"trading day; the next one is {self.next_trading_day(day).isoformat()}"
+            )
+        open_dt = datetime.combine(day, bounds[0], tzinfo=IST)
+        close_dt = datetime.combine(day, bounds[1], tzinfo=IST)
         return int(open_dt.timestamp()) * NS_PER_S, int(close_dt.timestamp()) * NS_PER_S
 
     def is_open(self, ts_ns: int) -> bool:
         """True from the open (inclusive) to the close (exclusive) on a trading day."""
         at = datetime.fromtimestamp(ts_ns / NS_PER_S, tz=IST)
-        day = at.date()
-        if day.weekday() >= 5 or day in self.holidays:
-            return False
-        return self.open_time <= at.time() < self.close_time
+        bounds = self.session(at.date())
+        return bounds is not None and bounds[0] <= at.time() < bounds[1]
 
 
 def ist_date(ts_ns: int) -> date:

@@ -5,8 +5,8 @@ between threads.
 
 Defaults (NSE, checked against the exchange's circulars as reported in Oct 2025):
 - strikes every 50 points; CE and PE; weekly expiry on **Tuesday** (since 1 Sep 2025);
-  the monthly expiry is the **last Tuesday** of the month; an expiry on a holiday moves to the
-  previous trading day.
+  the monthly expiry is the **last Tuesday** of the month; an expiry on an NSE holiday moves
+  to the previous trading day (holidays from `tradelab.market.calendar.nse_calendar()`).
 - lot size **75** for contracts expiring up to Dec 2025 and **65** from the Jan 2026 expiry on
   (NSE circular FAOP70616). Both are configurable (`ExpiryCalendar`, `LotSizeSchedule`).
 
@@ -43,6 +43,13 @@ _MONTHLY_RE = re.compile(
 _WEEKLY_RE = re.compile(r"^NIFTY(\d{2})([1-9OND])(\d{2})(\d+)(CE|PE)$")
 
 
+def _nse_holidays() -> frozenset[date]:
+    # Imported here: the calendar module imports IST from this one.
+    from tradelab.market.calendar import nse_calendar  # noqa: PLC0415
+
+    return nse_calendar().holidays
+
+
 class OptionType(StrEnum):
     CALL = "CE"
     PUT = "PE"
@@ -50,10 +57,13 @@ class OptionType(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ExpiryCalendar:
-    """Which dates options expire on: a weekday (0=Monday .. 6=Sunday) minus holidays."""
+    """Which dates options expire on: a weekday (0=Monday .. 6=Sunday) minus holidays.
+
+    `holidays` defaults to the NSE holiday list; pass a set to model another calendar.
+    """
 
     expiry_weekday: int = 1
-    holidays: frozenset[date] = field(default_factory=frozenset)
+    holidays: frozenset[date] = field(default_factory=lambda: _nse_holidays())
 
     def __post_init__(self) -> None:
         if not isinstance(self.expiry_weekday, int) or not 0 <= self.expiry_weekday <= 4:

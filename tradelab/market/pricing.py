@@ -1,6 +1,8 @@
 """Black-Scholes(-Merton) prices, greeks and implied volatility for European index options.
 
-Pure functions on floats (stdlib `statistics.NormalDist`, no scipy); safe from any thread.
+Pure functions, safe from any thread: scalar ones on floats (`bs_price`, `bs_greeks`), and
+vectorized ones on numpy arrays for a whole chain in one call (`chain_prices`, `chain_greeks`,
+in `tradelab.market.chain`). Implied volatility uses Jaeckel's "Let's Be Rational".
 Units: time in years, rates and volatility annualised (0.2 = 20%), continuous dividend yield q.
 Vega is per 1.00 of volatility (divide by 100 for "per vol point"); theta is per year
 (divide by 365 for per calendar day).
@@ -12,6 +14,10 @@ import math
 from dataclasses import dataclass
 from statistics import NormalDist
 
+from py_lets_be_rational import (
+    implied_volatility_from_a_transformed_rational_guess as _lets_be_rational,
+)
+
 from tradelab.errors import InvalidInputError
 
 _N = NormalDist()
@@ -20,8 +26,9 @@ _SQRT2 = math.sqrt(2.0)
 
 
 def _cdf(x: float) -> float:
-    # Same value as NormalDist().cdf, without its per-call overhead (the feed prices every tick).
-    return 0.5 * (1.0 + math.erf(x / _SQRT2))
+    # erfc, not 1 + erf: in the lower tail 1 + erf(x) cancels to 0 below ~1e-17, which priced
+    # deep out-of-the-money options at exactly 0; erfc keeps full relative precision there.
+    return 0.5 * math.erfc(-x / _SQRT2)
 
 
 IV_LOWER = 1e-6
@@ -125,11 +132,15 @@ def implied_vol(
     tol: float = 1e-10,
     max_iter: int = 200,
 ) -> float:
-    """The volatility at which `bs_price` equals `price` (Brent's method on [1e-6, 5]).
+    """The volatility at which `bs_price` equals `price`, to machine precision.
 
-    Raises `InvalidInputError` naming the price and the bounds when no volatility in that range
-    reproduces it (outside no-arbitrage bounds, or implying more than 500% vol).
+    Solved with Jaeckel's "Let's Be Rational" on the Black (forward) price: two Householder
+    steps from a rational guess, no bracketing loop. `tol` and `max_iter` are accepted for
+    compatibility and not needed. Raises `InvalidInputError` naming the price and the bounds
+    when no volatility in [1e-6, 5] reproduces it (outside no-arbitrage bounds, or implying
+    more than 500% vol).
     """
+    del tol, max_iter
     _check("option price", price, allow_zero=True)
     _inputs(spot, strike, years, rate, 0.0, q)
     if years == 0.0:
@@ -140,56 +151,14 @@ def implied_vol(
             f"option price {price!r} is outside the no-arbitrage bounds "
             f"({lower:.6f}, {upper:.6f}) for spot {spot}, strike {strike}, T={years:.6f}"
         )
-
-    def f(vol: float) -> float:
-        return bs_price(spot, strike, years, rate, vol, is_call, q) - price
-
-    a, b = IV_LOWER, IV_UPPER
-    fa, fb = f(a), f(b)
-    if fa > 0 or fb < 0:
+    growth = math.exp(rate * years)
+    forward = spot * math.exp((rate - q) * years)
+    vol = _lets_be_rational(price * growth, forward, strike, years, 1.0 if is_call else -1.0)
+    if not IV_LOWER <= vol <= IV_UPPER:
         raise InvalidInputError(
-            f"option price {price!r} implies a volatility outside [{a}, {b}] "
-            f"(model prices {fa + price:.6f} .. {fb + price:.6f})"
+            f"option price {price!r} implies a volatility {vol:.6g} outside "
+            f"[{IV_LOWER}, {IV_UPPER}] (model prices "
+            f"{bs_price(spot, strike, years, rate, IV_LOWER, is_call, q):.6f} .. "
+            f"{bs_price(spot, strike, years, rate, IV_UPPER, is_call, q):.6f})"
         )
-    return _brent(f, a, b, fa, fb, tol, max_iter)
-
-
-def _brent(f, a: float, b: float, fa: float, fb: float, tol: float, max_iter: int) -> float:
-    # Brent's root finder: inverse quadratic / secant steps, falling back to bisection so it
-    # always converges on a bracketed monotone function.
-    if abs(fa) < abs(fb):
-        a, b, fa, fb = b, a, fb, fa
-    c, fc, d = a, fa, b - a
-    bisected = True
-    for _ in range(max_iter):
-        if fb == 0.0 or abs(b - a) < tol:
-            return b
-        if fa != fc and fb != fc:
-            s = (
-                a * fb * fc / ((fa - fb) * (fa - fc))
-                + b * fa * fc / ((fb - fa) * (fb - fc))
-                + c * fa * fb / ((fc - fa) * (fc - fb))
-            )
-        else:
-            s = b - fb * (b - a) / (fb - fa)
-        mid = (3 * a + b) / 4
-        if (
-            not (min(mid, b) < s < max(mid, b))
-            or (bisected and abs(s - b) >= abs(b - c) / 2)
-            or (not bisected and abs(s - b) >= abs(c - d) / 2)
-            or (bisected and abs(b - c) < tol)
-            or (not bisected and abs(c - d) < tol)
-        ):
-            s = (a + b) / 2
-            bisected = True
-        else:
-            bisected = False
-        fs = f(s)
-        d, c, fc = c, b, fb
-        if fa * fs < 0:
-            b, fb = s, fs
-        else:
-            a, fa = s, fs
-        if abs(fa) < abs(fb):
-            a, b, fa, fb = b, a, fb, fa
-    return b
+    return vol

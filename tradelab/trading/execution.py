@@ -1,41 +1,47 @@
 """The execution desk: checks orders, sends them to a Broker and turns its callbacks into events.
 
-Every step goes through one `submit(topic, payload, *, key, critical)` callable (Engine.submit in
-a session): order.submitted, the broker's order.* lifecycle, a critical `trade.executed` per
-fill and a critical `position.closed` when a position goes flat. Orders that fail the checks
-become `order.rejected` plus an `OrderRejectedError` naming the bad value; the book is untouched.
-A symbol or order id that cannot name a state path level (see `check_path_level`) is refused with
-an InvalidInputError before anything is submitted or sent: no event may carry it.
-Thread model: any thread may call. A short lock orders the desk's book-keeping and queues its
-events; they are submitted outside it, FIFO (`OrderedOutbox`), so a critical submit waiting for
-the kernel thread never blocks a strategy that places an order from that thread.
+Every step goes through one `submit(topic, payload, *, key, critical, wait)` callable
+(Engine.submit in a session): order.submitted, the broker's order.* lifecycle, a critical
+`trade.executed` per fill and a critical `position.closed` when a fill leaves its position flat.
+The desk keeps no copy of the book: whether a fill closed a position is read from the store's
+record of that trade (`position_after`), risk checks read positions and orders from the store.
+Refusals: malformed input -> `order.rejected` + OrderRejectedError; a pre-trade risk check ->
+`order.denied` + OrderDeniedError, never sent; a reused client order id -> DuplicateOrderIdError
+with nothing journaled (the order that has the id stays as it is); a symbol or id that cannot
+name a state path level -> InvalidInputError, nothing journaled or sent.
+Thread model: any thread may call. The events one `place_order` causes are submitted from the
+caller's thread, in order, and the call returns once they are durable (the last one waits); no
+lock is held while submitting, and no caller submits or waits for another caller's events.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tradelab.broker.base import Broker
 from tradelab.errors import InvalidInputError, OrderRejectedError
 from tradelab.market.instruments import OptionUniverse
 from tradelab.state.paths import check_path_level, is_path_level
-from tradelab.trading.book import apply_fill, empty_position, position_id
+from tradelab.trading.book import position_id
 from tradelab.trading.orders import (
     OrderRequest,
     OrderType,
     OrderUpdate,
+    Side,
     check_price,
     check_quantity,
     check_strategy,
     coerce_order_type,
     coerce_side,
 )
-from tradelab.trading.outbox import OrderedOutbox
+from tradelab.trading.risk import DuplicateOrderIdError, OrderDeniedError, RiskGate
 
 Submit = Callable[..., Any]
+_Pending = tuple[str, dict, str, bool]  # topic, payload, key, critical
 
 
 class ExecutionDesk:
@@ -47,21 +53,36 @@ class ExecutionDesk:
         submit: Submit,
         *,
         universe: OptionUniverse | None = None,
-        positions: Mapping[str, Mapping[str, Any]] | None = None,
+        store: Any = None,
+        bus: Any = None,
+        risk: RiskGate | None = None,
     ) -> None:
+        # An Engine's (or a test kernel's) bound submit brings its store and bus along.
+        owner = getattr(submit, "__self__", None)
+        self.store = store if store is not None else getattr(owner, "store", None)
+        if self.store is None:
+            raise InvalidInputError(
+                "ExecutionDesk needs the store its events are applied to: pass store=, or "
+                "submit=engine.submit"
+            )
         self.broker = broker
-        self._submit = submit
         self.universe = universe or OptionUniverse()
-        self._lock = threading.RLock()
-        self._outbox = OrderedOutbox()
-        # The desk's own running view of positions, kept with the same arithmetic as the
-        # reducers, so it knows when a fill makes a position flat. Seed it from the store
-        # (`trading.positions`) after a restart.
-        self._positions: dict[str, dict[str, Any]] = {
-            pid: dict(pos) for pid, pos in (positions or {}).items()
-        }
+        self.risk = risk
+        self._submit = submit
+        self._local = threading.local()  # the events of the call in progress on this thread
+        self._ids_lock = threading.Lock()
+        # Ids handed out whose order.submitted may not be in the store yet: two callers racing
+        # with one id must not both pass. Dropped once the store has the order.
+        self._claimed: set[str] = set()
+        # Trades submitted from the engine's kernel thread (a bus handler placing an order):
+        # not applied when submit returns, so their close is checked when they are published.
+        self._close_checks: set[str] = set()
+        bus = bus if bus is not None else getattr(owner, "bus", None)
+        if bus is not None:
+            bus.subscribe("trade.executed", self._on_trade_published, name="desk-close-check")
         broker.add_listener(self.on_order_update, self.on_connection)
 
+    # -- placing ----------------------------------------------------------------------------
     def place_order(
         self,
         symbol: str,
@@ -73,52 +94,91 @@ class ExecutionDesk:
         strategy: str = "manual",
         order_id: str | None = None,
     ) -> str:
-        """Check and send an order; returns its order id. Refusals raise `OrderRejectedError`
-        (journaled as `order.rejected`), except a symbol or order id that is not a valid id at
-        all: that is an InvalidInputError and nothing is journaled or sent."""
+        """Check and send an order; returns its order id once the events it caused so far (the
+        submission, and any fill the broker made at once) are durable."""
+        return self._place(symbol, side, quantity, order_type, limit_price, strategy, order_id)
+
+    def _place(
+        self, symbol, side, quantity, order_type, limit_price, strategy, order_id, exit_only=False
+    ) -> str:
         check_path_level(symbol, "symbol")
         if order_id is not None:
             check_path_level(order_id, "order id")
         order_id = order_id or f"O-{uuid.uuid4().hex[:12]}"
-        with self._lock:
-            try:
-                request = self._checked_request(
-                    order_id, symbol, side, quantity, order_type, limit_price, strategy
-                )
-            except InvalidInputError as exc:
-                self._queue(
-                    "order.rejected",
-                    {
-                        "order_id": order_id,
-                        "symbol": symbol,
-                        # Only text that encodes anywhere: the refused value is named in reason.
-                        "side": str(side) if str(side).isascii() else ascii(side),
-                        "quantity": quantity if isinstance(quantity, int) else None,
-                        "strategy": strategy if is_path_level(strategy) else "manual",
-                        "reason": str(exc),
-                    },
-                    key=order_id,
-                )
-                self._outbox.drain()
-                raise OrderRejectedError(str(exc)) from exc
-            self._queue("order.submitted", request.to_payload(), key=order_id)
-        self._outbox.drain()
-        # The broker reports acceptance, fills or the rejection through on_order_update;
-        # a rejection is re-raised here for the caller.
-        self.broker.submit_order(request)
+        self._claim(order_id)
+        try:
+            with self._call():
+                try:
+                    request = self._checked_request(
+                        order_id, symbol, side, quantity, order_type, limit_price, strategy
+                    )
+                except InvalidInputError as exc:
+                    self._emit(
+                        "order.rejected",
+                        _refused(order_id, symbol, side, quantity, strategy, str(exc)),
+                        order_id,
+                    )
+                    raise OrderRejectedError(str(exc)) from exc
+                denial = self.risk.check(request, exit_only=exit_only) if self.risk else None
+                if denial is not None:
+                    payload = request.to_payload()
+                    payload.update(reason=denial.reason, check=denial.check)
+                    self._emit("order.denied", payload, order_id)
+                    raise OrderDeniedError(denial.check, denial.reason)
+                self._emit("order.submitted", request.to_payload(), order_id)
+                # Acceptance, fills or a rejection come back through on_order_update, on this
+                # thread, before submit_order returns; a rejection is re-raised here.
+                self.broker.submit_order(request)
+        finally:
+            self._release(order_id)
         return order_id
 
-    def _queue(self, topic: str, payload: dict, *, key: str = "", critical: bool | None = None):
-        self._outbox.put(lambda: self._submit(topic, payload, key=key, critical=critical))
-
     def cancel_order(self, order_id: str) -> None:
-        self.broker.cancel_order(order_id)
+        """Cancel a working order; returns once the cancellation is durable."""
+        with self._call():
+            self.broker.cancel_order(order_id)
+
+    def flatten(self, *, exit_only: bool = True) -> list[str]:
+        """Close every open position with a market order (allowed in a halt: exits only)."""
+        placed = []
+        positions = self.store.get("trading.positions", None) or {}
+        for ids in (self.store.get("trading.open_positions", None) or {}).values():
+            for pid in ids:
+                pos = positions[pid]
+                net = pos["net_quantity"]
+                side = Side.SELL if net > 0 else Side.BUY
+                placed.append(
+                    self._place(
+                        pos["symbol"],
+                        side,
+                        abs(net),
+                        "MARKET",
+                        None,
+                        pos["strategy"],
+                        None,
+                        exit_only=exit_only,
+                    )
+                )
+        return placed
 
     def reset_daily_pnl(self, session_date: str) -> None:
         """Start the day's P&L (critical: a restart must not count yesterday into today)."""
-        with self._lock:
-            self._queue("pnl.session_reset", {"session_date": session_date}, critical=True)
-        self._outbox.drain()
+        self._send("pnl.session_reset", {"session_date": session_date}, "", True, False)
+
+    def _claim(self, order_id: str) -> None:
+        with self._ids_lock:
+            if order_id in self._claimed or self.store.get(f"trading.orders.{order_id}", None):
+                raise DuplicateOrderIdError(
+                    f"order id {order_id!r} is already used by another order; choose a new id "
+                    "(the existing order is unchanged)"
+                )
+            self._claimed.add(order_id)
+
+    def _release(self, order_id: str) -> None:
+        with self._ids_lock:
+            if self.store.get(f"trading.orders.{order_id}", None) is not None:
+                self._claimed.discard(order_id)
+            # else: still in flight (submitted from the kernel thread): keep it claimed
 
     def _checked_request(
         self, order_id, symbol, side, quantity, order_type, limit_price, strategy
@@ -139,49 +199,92 @@ class ExecutionDesk:
             )
         return OrderRequest(order_id, symbol, side_, qty, type_, limit_price, strategy)
 
+    # -- submitting -------------------------------------------------------------------------
+    @contextmanager
+    def _call(self) -> Iterator[None]:
+        """Collect the events this thread causes, then submit them in order, the last one
+        waiting until durable (events earlier in this thread's lane are durable with it)."""
+        outer = getattr(self._local, "pending", None)
+        if outer is not None:  # nested (a listener placing an order): the outer call submits
+            yield
+            return
+        pending: list[_Pending] = []
+        self._local.pending = pending
+        try:
+            yield
+        finally:
+            self._local.pending = None
+            for i, (topic, payload, key, critical) in enumerate(pending):
+                self._send(topic, payload, key, critical, wait=i == len(pending) - 1)
+
+    def _emit(self, topic: str, payload: dict, key: str, critical: bool = False) -> None:
+        pending = getattr(self._local, "pending", None)
+        if pending is not None:
+            pending.append((topic, payload, key, critical))
+        else:
+            self._send(topic, payload, key, critical, wait=False)
+
+    def _send(self, topic: str, payload: dict, key: str, critical: bool, wait: bool) -> None:
+        event = self._submit(topic, payload, key=key, critical=critical or None, wait=wait)
+        if topic != "trade.executed":
+            return
+        if event is None:  # submitted from the kernel thread: not applied yet
+            self._close_checks.add(payload["trade_id"])
+        else:
+            self._check_close(payload["trade_id"])
+
+    def _check_close(self, trade_id: str) -> None:
+        """Journal `position.closed` if the store says this fill left its position flat."""
+        trade = self.store.get(f"trading.trades.{trade_id}", None)
+        if trade is None or trade["position_after"] != 0:
+            return
+        self._send(
+            "position.closed",
+            {
+                "position_id": trade["position_id"],
+                "symbol": trade["symbol"],
+                "strategy": trade["strategy"],
+                "trade_id": trade_id,
+                "realized_pnl": trade["position_realized_pnl"],
+                "fees": trade["position_fees"],
+            },
+            trade["position_id"],
+            True,
+            False,
+        )
+
+    def _on_trade_published(self, event: Any) -> None:
+        trade_id = event.payload.get("trade_id")
+        if trade_id in self._close_checks:
+            self._close_checks.discard(trade_id)
+            self._check_close(trade_id)
+
     # -- broker callbacks -------------------------------------------------------------------
     def on_order_update(self, update: OrderUpdate) -> None:
-        with self._lock:
-            self._book(update)
-        self._outbox.drain()
-
-    def _book(self, update: OrderUpdate) -> None:
-        """Advance the desk's position and queue the events for one broker update."""
-        _check_update_ids(update)  # broker ids become path levels too: refuse before queueing
-        self._queue(f"order.{update.status}", update.to_payload(), key=update.order_id)
-        if update.fill is None:
-            return
-        fill = update.fill
-        pid = position_id(fill.strategy, fill.symbol)
-        before = self._positions.get(pid) or empty_position(
-            fill.strategy, fill.symbol, fill.lot_size
-        )
-        signed = fill.quantity * fill.side.sign
-        after, _ = apply_fill(before, signed, fill.price, fill.fee)
-        self._positions[pid] = after
-        trade = fill.to_payload()
-        trade["position_id"] = pid
-        self._queue("trade.executed", trade, key=pid, critical=True)
-        if after["net_quantity"] == 0:
-            self._queue(
-                "position.closed",
-                {
-                    "position_id": pid,
-                    "symbol": fill.symbol,
-                    "strategy": fill.strategy,
-                    "trade_id": fill.trade_id,
-                    "realized_pnl": after["realized_pnl"],
-                    "fees": after["fees"],
-                },
-                key=pid,
-                critical=True,
-            )
+        """One broker report -> its order.* event, and a critical trade.executed per fill."""
+        _check_update_ids(update)  # broker ids become path levels too: refuse before submitting
+        self._emit(f"order.{update.status}", update.to_payload(), update.order_id)
+        if update.fill is not None:
+            trade = update.fill.to_payload()
+            pid = position_id(update.fill.strategy, update.fill.symbol)
+            trade["position_id"] = pid
+            self._emit("trade.executed", trade, pid, critical=True)
 
     def on_connection(self, connected: bool, ts: int) -> None:
         topic = "broker.reconnected" if connected else "broker.disconnected"
-        with self._lock:
-            self._queue(topic, {"broker": self.broker.name, "ts_broker": ts}, key=self.broker.name)
-        self._outbox.drain()
+        self._emit(topic, {"broker": self.broker.name, "ts_broker": ts}, self.broker.name)
+
+
+def _refused(order_id, symbol, side, quantity, strategy, reason) -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "symbol": symbol,
+        # Only text that encodes anywhere: the refused value is named in reason.
+        "side": str(side) if str(side).isascii() else ascii(side),
+        "quantity": quantity if isinstance(quantity, int) else None,
+        "strategy": strategy if is_path_level(strategy) else "manual",
+        "reason": reason,
+    }
 
 
 def _check_update_ids(update: OrderUpdate) -> None:

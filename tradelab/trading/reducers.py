@@ -3,6 +3,7 @@
 Pure functions of (StateView, Event) -> [(dot_path, value)], so a replay of the journal rebuilds
 the book exactly; a fill or a mark costs O(positions it touches), never O(book). State written:
   trading.orders.<order_id>          order record and lifecycle status
+  trading.working.<order_id>         unfinished orders: symbol, side, remaining qty, limit price
   trading.trades.<trade_id>          each fill, with the P&L it realized
   trading.positions.<position_id>    "<strategy>:<symbol>" net qty (units), average, P&L, fees
   trading.open_positions.<symbol>    ids of the positions open in that symbol (sorted)
@@ -18,6 +19,7 @@ from typing import Any
 from tradelab.events import Event
 from tradelab.state import DELETE
 from tradelab.state.paths import path_level
+from tradelab.trading import risk_state
 from tradelab.trading.book import apply_fill, empty_position, remark, with_open, without_open
 from tradelab.trading.pnl import PnlDelta, pnl_changes
 
@@ -29,8 +31,21 @@ ORDER_TOPICS = (
     "order.filled",
     "order.cancelled",
     "order.rejected",
+    "order.denied",
 )
-_TERMINAL = {"filled", "cancelled", "rejected"}
+# How far along its life a status is. Reports of one order can reach the engine from two
+# threads (the caller's and the feed's) in either order; a record only moves forward, so the
+# fold ends the same whichever arrived first.
+_RANK = {
+    "submitted": 0,
+    "accepted": 1,
+    "partially_filled": 2,
+    "filled": 3,
+    "cancelled": 3,
+    "rejected": 3,
+    "denied": 3,
+}
+_TERMINAL = {"filled", "cancelled", "rejected", "denied"}
 _ORDER_FIELDS = (
     "broker_order_id",
     "filled_quantity",
@@ -38,10 +53,13 @@ _ORDER_FIELDS = (
     "average_price",
     "reason",
 )
+# Only the submission carries these: filled in even when it is folded after a broker report.
+_REQUEST_FIELDS = ("order_type", "limit_price")
 
 
 def order_reducer(view: Any, event: Event) -> Iterable[Change]:
-    """Keep one record per order; a later report of a finished order does not reopen it."""
+    """Keep one record per order; it only moves forward (a finished order is final, a late
+    report of an earlier stage changes nothing), and `trading.working` indexes unfinished ones."""
     payload = event.payload
     order_id = path_level(payload["order_id"], "order id")
     path = f"trading.orders.{order_id}"
@@ -65,15 +83,45 @@ def order_reducer(view: Any, event: Event) -> Iterable[Change]:
         }
     else:
         record = dict(previous)
-        if record.get("status") in _TERMINAL and status not in _TERMINAL:
-            return []
+        before = _RANK.get(record.get("status"), 0)
+        rank = _RANK[status]
+        late = rank < before or (rank == before and rank == 3)
+        late = late or (
+            rank == before == 2
+            and payload.get("filled_quantity", 0) <= record.get("filled_quantity", 0)
+        )
+        if late:
+            if status != "submitted":
+                return []
+            for name in _REQUEST_FIELDS:
+                if name in payload:
+                    record[name] = payload[name]
+            return [] if record == previous else [(path, record)]
     for name in _ORDER_FIELDS:
         if name in payload and payload[name] is not None:
             record[name] = payload[name]
     record["status"] = status
     record["updated_ts"] = event.ts
     record["last_seq"] = event.seq
-    return [(path, record)]
+    changes: list[Change] = [(path, record)]
+    working = f"trading.working.{order_id}"
+    if status in _TERMINAL:
+        if previous is not None and previous.get("status") not in _TERMINAL:
+            changes.append((working, DELETE))
+    else:
+        changes.append(
+            (
+                working,
+                {
+                    "symbol": record["symbol"],
+                    "side": record["side"],
+                    "strategy": record["strategy"],
+                    "remaining_quantity": record["remaining_quantity"],
+                    "limit_price": record["limit_price"],
+                },
+            )
+        )
+    return changes
 
 
 def trade_reducer(view: Any, event: Event) -> Iterable[Change]:
@@ -103,6 +151,8 @@ def trade_reducer(view: Any, event: Event) -> Iterable[Change]:
     trade["realized_pnl"] = realized
     trade["seq"] = event.seq
     trade["position_after"] = updated["net_quantity"]
+    trade["position_realized_pnl"] = updated["realized_pnl"]
+    trade["position_fees"] = updated["fees"]
     changes: list[Change] = [
         (f"trading.trades.{trade_id}", trade),
         (f"trading.positions.{pid}", updated),
@@ -219,7 +269,9 @@ def _set_or_drop(index: dict[str, tuple[str, ...]], name: str, ids: tuple[str, .
 def position_closed_reducer(view: Any, event: Event) -> Iterable[Change]:
     pid = path_level(event.payload["position_id"], "position id")
     position = view.get(f"trading.positions.{pid}")
-    if position is None:
+    # A close reported after the position reopened (the report and the reopening fill came from
+    # two threads) is history: it must not mark an open position closed.
+    if position is None or position["net_quantity"]:
         return []
     closed = dict(position)
     closed["status"] = "closed"
@@ -249,4 +301,6 @@ def reducers() -> dict[str, list[Callable[[Any, Event], Iterable[Change]]]]:
     out["mark.updated"] = [mark_reducer]
     out["position.closed"] = [position_closed_reducer]
     out["pnl.session_reset"] = [session_reset_reducer]
+    for topic, extra in risk_state.reducers().items():
+        out.setdefault(topic, []).extend(extra)
     return out

@@ -2,23 +2,28 @@
 
 Each bar becomes four ticks inside its interval (open, then low/high in the order the bar most
 likely took, then close), so aggregating the ticks again reproduces the bar. Files are checked
-on load: a bad file is an `InvalidInputError` naming the file, the column and the row.
+on load: a bad file is an `InvalidInputError` naming the file, the column and the row; bars on
+a day the exchange does not trade are kept but logged as a warning and counted.
 One thread iterates a feed; `clock` may be read from any thread.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import param
 
 from tradelab.errors import InvalidInputError
-from tradelab.market.clock import NS_PER_S, SimulatedClock, run_paced
+from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock, run_paced
 from tradelab.market.ticks import Tick
+
+log = logging.getLogger(__name__)
 
 BAR_COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
 
@@ -109,12 +114,41 @@ def _parse_timestamps(column: pd.Series, path: Path) -> pd.Series:
     return pd.Series([int(t.value) for t in parsed], index=column.index, dtype="int64")
 
 
+def _closed_days(bars: pd.DataFrame, hours: MarketHours) -> tuple[tuple[date, ...], int]:
+    """The IST dates in `bars` that are not trading days, and how many bars fall on them."""
+    if bars.empty:
+        return (), 0
+    days = (
+        pd.to_datetime(bars["timestamp"], unit="ns", utc=True).dt.tz_convert("Asia/Kolkata").dt.date
+    )
+    counts = days.value_counts()
+    closed = sorted(day for day in counts.index if not hours.is_trading_day(day))
+    return tuple(closed), int(sum(counts[day] for day in closed))
+
+
 class ReplayFeed:
     """Iterate `ticks()` (or `run(on_tick)`) over a checked bar file."""
 
-    def __init__(self, config: ReplayFeedConfig | None = None) -> None:
+    def __init__(
+        self, config: ReplayFeedConfig | None = None, *, hours: MarketHours | None = None
+    ) -> None:
         self.config = config or ReplayFeedConfig()
+        self.hours = hours or MarketHours()
         self.bars = load_bars(self.config.path)
+        # Bars on a holiday or weekend are replayed as they are (the file is the record), but a
+        # file that trades on a closed day is usually mis-dated: say so, and count them.
+        self.non_trading_days, self.non_trading_day_bars = _closed_days(self.bars, self.hours)
+        if self.non_trading_day_bars:
+            shown = ", ".join(d.isoformat() for d in self.non_trading_days[:5])
+            more = len(self.non_trading_days) - 5
+            log.warning(
+                "bar file %r has %d bars on %d non-trading day(s): %s%s",
+                self.config.path,
+                self.non_trading_day_bars,
+                len(self.non_trading_days),
+                shown,
+                f" and {more} more" if more > 0 else "",
+            )
         start = int(self.bars["timestamp"].iloc[0]) if len(self.bars) else 0
         self.clock = SimulatedClock(start)
         self.symbols: list[str] = list(dict.fromkeys(self.bars["symbol"]))

@@ -2,20 +2,22 @@
 
 The index follows a GBM whose volatility is U-shaped over the day (busy open and close); each
 option quote is Black-Scholes on that path with a volatility smile, bid/ask on the 0.05 tick.
-Same config (seed included) => the same ticks, whatever the pacing. One thread iterates a feed;
-`clock` may be read from any thread.
+A round of ticks (the index, then every option once) is drawn and priced in one vectorized call.
+The session is on an NSE trading day (a holiday is skipped). Same config (seed included) =>
+the same ticks, whatever the pacing. One thread iterates a feed; `clock` is readable anywhere.
 """
 
 from __future__ import annotations
 
-import math
-import random
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from datetime import date
 
+import numpy as np
 import param
 
+from tradelab.market.chain import chain_prices
 from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock, run_paced
 from tradelab.market.instruments import (
     INDEX_SYMBOL,
@@ -23,8 +25,9 @@ from tradelab.market.instruments import (
     OptionContract,
     OptionUniverse,
 )
-from tradelab.market.pricing import bs_price
 from tradelab.market.ticks import Tick
+
+log = logging.getLogger(__name__)
 
 # Trading seconds in a year (252 sessions of 6h15m): annual volatility is spread over these.
 TRADING_SECONDS_PER_YEAR = 252 * 6.25 * 3600
@@ -35,7 +38,10 @@ class SimulatedFeedConfig(param.Parameterized):
     """How the simulated session looks and how fast it runs."""
 
     seed = param.Integer(default=7, doc="Random seed; the same seed gives the same ticks.")
-    session_date = param.CalendarDate(default=date(2025, 11, 12), doc="Trading day simulated.")
+    session_date = param.CalendarDate(
+        default=date(2025, 11, 12),
+        doc="Day simulated; a holiday or weekend moves to the next NSE trading day.",
+    )
     spot = param.Number(default=24000.0, bounds=(1000.0, 200_000.0), doc="Index at the open.")
     annual_vol = param.Number(
         default=0.14, bounds=(0.01, 2.0), doc="Average realised index volatility (annualised)."
@@ -69,10 +75,6 @@ class SimulatedFeedConfig(param.Parameterized):
     )
 
 
-def _round_tick(price: float) -> float:
-    return round(round(price / TICK_SIZE) * TICK_SIZE, 2)
-
-
 class SimulatedFeed:
     """Iterate `ticks()` (or `run(on_tick)`) for one simulated session, 09:15 to 15:30 IST."""
 
@@ -87,9 +89,16 @@ class SimulatedFeed:
         self.universe = universe or OptionUniverse()
         self.hours = hours or MarketHours()
         cfg = self.config
-        self.open_ns, self.close_ns = self.hours.session_ns(cfg.session_date)
+        self.session_day: date = self.hours.next_trading_day(cfg.session_date, inclusive=True)
+        if self.session_day != cfg.session_date:
+            log.warning(
+                "simulated session moved from %s (not a trading day) to %s",
+                cfg.session_date.isoformat(),
+                self.session_day.isoformat(),
+            )
+        self.open_ns, self.close_ns = self.hours.session_ns(self.session_day)
         self.clock = SimulatedClock(self.open_ns)
-        expiries = self.universe.calendar.weekly_expiries(cfg.session_date, cfg.expiries)
+        expiries = self.universe.calendar.weekly_expiries(self.session_day, cfg.expiries)
         self.contracts: list[OptionContract] = []
         for expiry in expiries:
             self.contracts.extend(self.universe.chain(expiry, cfg.spot, cfg.strikes_each_side))
@@ -101,14 +110,6 @@ class SimulatedFeed:
         """Simulated time between two ticks."""
         return max(1, int(self.config.speed / self.config.ticks_per_second * NS_PER_S))
 
-    def _implied_vol(
-        self, strike: int, spot: float, years: float, atm: float, skew: float, curvature: float
-    ) -> float:
-        # Smile in standardised moneyness ln(K/S)/sqrt(T): skew tilts it, curvature lifts wings.
-        moneyness = math.log(strike / spot) / max(math.sqrt(years), 0.02)
-        iv = atm + skew * moneyness + curvature * moneyness * moneyness
-        return min(max(iv, 0.02), 3.0)
-
     def ticks(self) -> Iterator[Tick]:
         """The session's ticks in time order; the `clock` is set to each tick's time."""
         cfg = self.config
@@ -116,59 +117,78 @@ class SimulatedFeed:
         annual_vol, rate, spread_pct = cfg.annual_vol, cfg.rate, cfg.spread_pct
         atm, skew, curvature = cfg.atm_iv, cfg.smile_skew, cfg.smile_curvature
         max_lots = cfg.max_quote_lots
-        rng = random.Random(cfg.seed)
-        session_len = self.close_ns - self.open_ns
+        rng = np.random.Generator(np.random.PCG64(cfg.seed))
+        open_ns, close_ns = self.open_ns, self.close_ns
+        session_len = close_ns - open_ns
         step_ns = self.tick_interval_ns
         step_years = step_ns / NS_PER_S / TRADING_SECONDS_PER_YEAR
-        lot_sizes = [self.universe.lot_size(c) for c in self.contracts]
-        expiry_ns = [int(c.expiry_close().timestamp()) * NS_PER_S for c in self.contracts]
         n_symbols = len(self.symbols)
-        last_trade: dict[int, float] = {}
+        n_options = n_symbols - 1
+        option_symbols = self.symbols[1:]
+        strikes = np.array([c.strike for c in self.contracts], dtype=np.float64)
+        calls = np.array([c.is_call for c in self.contracts], dtype=bool)
+        lots = np.array([self.universe.lot_size(c) for c in self.contracts], dtype=np.int64)
+        expiry_ns = np.array(
+            [int(c.expiry_close().timestamp()) * NS_PER_S for c in self.contracts], dtype=np.int64
+        )
+        offsets = np.arange(n_symbols, dtype=np.int64) * step_ns
+        # Last traded price of each option, in ticks of 0.05 (0 = no trade yet this session).
+        last_trade = np.zeros(n_options, dtype=np.int64)
         spot = float(cfg.spot)
-        ts = self.open_ns
-        i = 0
-        while ts < self.close_ns:
+        ts = open_ns
+        while ts < close_ns:
+            # One round: the index tick, then one tick per option, each at its own time and
+            # priced at the index level of that time.
+            times = ts + offsets
+            x = (times - open_ns) / session_len
             # U-shaped intraday volatility: 1.6x at the open and the close, 0.7x at midday.
-            x = (ts - self.open_ns) / session_len
             vol = annual_vol * (0.7 + 0.9 * (2.0 * x - 1.0) ** 2)
-            spot *= math.exp(
-                -0.5 * vol * vol * step_years + vol * math.sqrt(step_years) * rng.gauss()
+            steps = -0.5 * vol * vol * step_years + vol * np.sqrt(step_years) * rng.standard_normal(
+                n_symbols
             )
-            slot = i % n_symbols
-            if slot == 0:
-                level = _round_tick(spot)
-                tick = Tick(INDEX_SYMBOL, ts, level, level, level)
-            else:
-                k = slot - 1
-                contract = self.contracts[k]
-                years = max((expiry_ns[k] - ts) / CALENDAR_NS_PER_YEAR, 1e-6)
-                iv = self._implied_vol(contract.strike, spot, years, atm, skew, curvature)
-                fair = bs_price(spot, contract.strike, years, rate, iv, contract.is_call)
-                half = max(TICK_SIZE, _round_tick(fair * spread_pct / 2.0))
-                bid = max(TICK_SIZE, _round_tick(fair - half))
-                ask = _round_tick(bid + 2 * half)
-                lot = lot_sizes[k]
-                volume = 0
-                last = last_trade.get(k, _round_tick(max(fair, TICK_SIZE)))
-                if rng.random() < 0.3:
-                    volume = rng.randint(1, max_lots) * lot
-                    last = ask if rng.random() < 0.5 else bid
-                    last_trade[k] = last
-                tick = Tick(
-                    contract.symbol,
-                    ts,
-                    bid,
-                    ask,
-                    last,
-                    rng.randint(1, max_lots) * lot,
-                    rng.randint(1, max_lots) * lot,
-                    volume,
-                )
+            path = spot * np.exp(np.cumsum(steps))
+            spot = float(path[-1])
+            opt_spot, opt_ts = path[1:], times[1:]
+            years = np.maximum((expiry_ns - opt_ts) / CALENDAR_NS_PER_YEAR, 1e-6)
+            # Smile in standardised moneyness ln(K/S)/sqrt(T): skew tilts it, curvature lifts wings.
+            moneyness = np.log(strikes / opt_spot) / np.maximum(np.sqrt(years), 0.02)
+            iv = np.clip(atm + skew * moneyness + curvature * moneyness * moneyness, 0.02, 3.0)
+            fair = chain_prices(opt_spot, strikes, years, rate, iv, calls)
+            # Quotes in whole ticks (ints), turned into prices once: n * 5 / 100 is the double
+            # nearest the decimal price, the same value round(price, 2) gives.
+            half = np.maximum(1, np.rint(fair * spread_pct / 2.0 / TICK_SIZE)).astype(np.int64)
+            bid = np.maximum(1, np.rint(fair / TICK_SIZE - half)).astype(np.int64)
+            ask = bid + 2 * half
+            draws = rng.random((2, n_options))
+            traded = draws[0] < 0.3
+            sizes = rng.integers(1, max_lots, size=(3, n_options), endpoint=True) * lots
+            fresh = np.where(draws[1] < 0.5, ask, bid)
+            fair_ticks = np.maximum(1, np.rint(fair / TICK_SIZE)).astype(np.int64)
+            last = np.where(traded, fresh, np.where(last_trade > 0, last_trade, fair_ticks))
+            last_trade = np.where(traded, fresh, last_trade)
+            volume = np.where(traded, sizes[0], 0)
+            level = round(float(np.rint(path[0] / TICK_SIZE)) * 5 / 100, 2)
+            rows = zip(
+                option_symbols,
+                opt_ts.tolist(),
+                (bid * 5 / 100).tolist(),
+                (ask * 5 / 100).tolist(),
+                (last * 5 / 100).tolist(),
+                sizes[1].tolist(),
+                sizes[2].tolist(),
+                volume.tolist(),
+                strict=True,
+            )
             self.clock.set(ts)
             self.ticks_emitted += 1
-            yield tick
-            i += 1
-            ts += step_ns
+            yield Tick(INDEX_SYMBOL, ts, level, level, level)
+            for row in rows:
+                if row[1] >= close_ns:
+                    return
+                self.clock.set(row[1])
+                self.ticks_emitted += 1
+                yield Tick(*row)
+            ts += n_symbols * step_ns
 
     def run(
         self,

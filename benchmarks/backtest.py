@@ -1,0 +1,138 @@
+"""Backtest throughput: `sma_cross` on a generated bar file through tradelab's backtest (Engine,
+runner, paper broker, book; journal on, every event durable at the end) beside backtesting.py
+running the same strategy (strict SMA crossover, market orders filled at the next open) on the
+same bars, in the same run.
+
+Figures (medians over --rounds, interleaved): bars/s of each, the ratio tradelab / peer, the
+fills each made (they should agree), and tradelab's time split (feed, strategy, kernel + runner
++ thread handoffs, journal close).
+
+Usage: .venv/bin/python benchmarks/backtest.py [--bars 100000] [--rounds 3] [--fast 10]
+       [--slow 30] [--no-peer] [--json]
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pandas as pd
+
+from tradelab.benchmarking import format_table, machine_info, median
+from tradelab.runner import SmaCross
+from tradelab.runner.backtest import run_backtest
+
+
+def make_bars(n: int, seed: int = 11) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    close = 1000.0 * np.exp(np.cumsum(rng.normal(0, 0.002, n)))
+    open_ = np.concatenate(([1000.0], close[:-1])) * (1 + rng.normal(0, 0.0005, n))
+    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.001, n)))
+    low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.001, n)))
+    index = pd.date_range("2020-01-01 09:15", periods=n, freq="1min", tz="UTC")
+    return pd.DataFrame(
+        {
+            "Open": open_.round(2),
+            "High": high.round(2),
+            "Low": low.round(2),
+            "Close": close.round(2),
+            "Volume": rng.integers(100, 10_000, n),
+        },
+        index=index,
+    )
+
+
+def run_tradelab(csv: Path, fast: int, slow: int) -> dict[str, Any]:
+    result = run_backtest(csv, SmaCross(fast=fast, slow=slow, size=1), cash=10_000_000.0)
+    return {
+        "seconds": result.seconds,
+        "bars_per_s": result.bars_per_second,
+        "fills": len(result.fills),
+        "split": result.time_split,
+    }
+
+
+def run_peer(frame: pd.DataFrame, fast: int, slow: int) -> dict[str, Any]:
+    from backtesting import Backtest, Strategy
+    from backtesting.lib import crossover
+
+    def sma(values, n):
+        return pd.Series(values).rolling(n).mean().to_numpy()
+
+    class Cross(Strategy):
+        def init(self):
+            self.fast = self.I(sma, self.data.Close, fast)
+            self.slow = self.I(sma, self.data.Close, slow)
+
+        def next(self):
+            if crossover(self.fast, self.slow):
+                self.position.close()
+                self.buy(size=1)
+            elif crossover(self.slow, self.fast):
+                self.position.close()
+                self.sell(size=1)
+
+    bt = Backtest(frame, Cross, cash=10_000_000, commission=0.0, finalize_trades=True)
+    started = time.perf_counter()
+    stats = bt.run()
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "bars_per_s": len(frame) / seconds, "trades": len(stats._trades)}
+
+
+@click.command()
+@click.option("--bars", type=click.IntRange(min=100), default=100_000, show_default=True)
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--fast", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--slow", type=click.IntRange(min=2), default=30, show_default=True)
+@click.option("--no-peer", is_flag=True, help="Skip backtesting.py.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, not a table.")
+def main(bars: int, rounds: int, fast: int, slow: int, no_peer: bool, as_json: bool) -> None:
+    frame = make_bars(bars)
+    ours, peer = [], []
+    with tempfile.TemporaryDirectory(prefix="tradelab-bench-bt-") as tmp:
+        csv = Path(tmp) / "bars.csv"
+        frame.rename_axis("Date").to_csv(csv)
+        for _ in range(rounds):
+            ours.append(run_tradelab(csv, fast, slow))
+            if not no_peer:
+                peer.append(run_peer(frame, fast, slow))
+    result: dict[str, Any] = {
+        "bars": bars,
+        "rounds": rounds,
+        "tradelab_bars_per_s": median([r["bars_per_s"] for r in ours]),
+        "tradelab_fills": ours[0]["fills"],
+        "tradelab_split_s": {k: median([r["split"][k] for r in ours]) for k in ours[0]["split"]},
+        "machine": machine_info(),
+    }
+    if peer:
+        result["backtesting_py_bars_per_s"] = median([r["bars_per_s"] for r in peer])
+        result["backtesting_py_trades"] = peer[0]["trades"]
+        result["ratio_tradelab_to_backtesting_py"] = (
+            result["tradelab_bars_per_s"] / result["backtesting_py_bars_per_s"]
+        )
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    rows = [["tradelab backtest", result["tradelab_bars_per_s"], result["tradelab_fills"]]]
+    if peer:
+        rows.append(
+            ["backtesting.py", result["backtesting_py_bars_per_s"], result["backtesting_py_trades"]]
+        )
+    click.echo(format_table(["contender", "bars/s", "fills / trades"], rows))
+    if peer:
+        click.echo(
+            f"ratio tradelab / backtesting.py: {result['ratio_tradelab_to_backtesting_py']:.2f}"
+        )
+    click.echo(
+        "tradelab time split (s): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in result["tradelab_split_s"].items())
+    )
+
+
+if __name__ == "__main__":
+    main()

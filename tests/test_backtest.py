@@ -1,0 +1,84 @@
+"""Backtests through the live path: sma_cross on a small bar file whose crossovers are worked out
+by hand below, the next-open fill model, P&L at the last close, and replay determinism."""
+
+import pytest
+
+from tradelab.errors import InvalidInputError
+from tradelab.runner import SmaCross, trades_frame
+from tradelab.runner.backtest import content_hash, run_backtest
+
+# fast=2, slow=3 SMAs of the closes, bar by bar (diff = fast - slow):
+#  bar  close  fast   slow    diff
+#   2    10    10.5   10.33   +0.17   first bar with both SMAs: no previous diff, no signal
+#   3     9     9.5   10.00   -0.50   + -> -  cross DOWN: sell 1 (short), fills at bar 4 open 8.5
+#   4     8     8.5    9.00   -0.50
+#   5    11     9.5    9.33   +0.17   - -> +  cross UP: buy 2 (close short, go long 1), bar 6 open 12
+#   6    13    12.0   10.67   +1.33
+#   7    12    12.5   12.00   +0.50
+#   8     9    10.5   11.33   -0.83   + -> -  cross DOWN: sell 2 (close long, go short 1), bar 9 open 8.8
+#   9     8     8.5    9.67   -1.17   last bar: the short is valued at its close, 8
+CLOSES = [10, 11, 10, 9, 8, 11, 13, 12, 9, 8]
+OPENS = [10, 10.5, 10.8, 9.5, 8.5, 9, 12, 12.5, 11, 8.8]
+
+
+def write_bars(path, closes=CLOSES, opens=OPENS):
+    lines = ["Date,Open,High,Low,Close,Volume"]
+    for day, (o, c) in enumerate(zip(opens, closes, strict=True), start=1):
+        lines.append(f"2024-03-{day:02d},{o},{max(o, c)},{min(o, c)},{c},1000")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_sma_cross_trades_the_hand_computed_crossovers_at_the_next_open(tmp_path):
+    bars = write_bars(tmp_path / "ABC.csv")
+    result = run_backtest(
+        bars, SmaCross(fast=2, slow=3, size=1), journal_path=tmp_path / "bt.duckdb", cash=10_000
+    )
+    assert result.symbol == "ABC" and result.bars == 10 and result.interval == "1d"
+    fills = [(f["side"], f["quantity"], f["price"]) for f in result.fills]
+    assert fills == [("SELL", 1, 8.5), ("BUY", 2, 12.0), ("SELL", 2, 8.8)]
+    # Short 8.5 -> 12 loses 3.5; long 12 -> 8.8 loses 3.2; short from 8.8 marked at 8 gains 0.8.
+    assert result.realized_pnl == pytest.approx(-6.7)
+    assert result.unrealized_pnl == pytest.approx(0.8)
+    assert result.final_equity == pytest.approx(10_000 - 6.7 + 0.8)
+    assert result.open_positions == {"ABC": -1}
+    trips = [(t["direction"], t["entry_price"], t["exit_price"]) for t in result.trades]
+    assert trips == [("SHORT", 8.5, 12.0), ("LONG", 12.0, 8.8)]
+    # The trades table is read back from the journal.
+    assert list(trades_frame(tmp_path / "bt.duckdb")["net_pnl"]) == pytest.approx([-3.5, -3.2])
+
+
+def test_commission_is_a_fraction_of_traded_value(tmp_path):
+    bars = write_bars(tmp_path / "ABC.csv")
+    result = run_backtest(bars, SmaCross(fast=2, slow=3, size=1), commission=0.01)
+    assert result.fees == pytest.approx(round(0.085, 2) + round(0.24, 2) + round(0.176, 2))
+    assert result.final_equity == pytest.approx(1_000_000 - 6.7 + 0.8 - result.fees)
+
+
+def test_same_inputs_give_the_same_journal_content_hash(tmp_path):
+    bars = write_bars(tmp_path / "ABC.csv")
+    hashes = []
+    for run in range(2):
+        journal = tmp_path / f"run{run}.duckdb"
+        result = run_backtest(bars, SmaCross(fast=2, slow=3, size=1), journal_path=journal)
+        assert result.content_hash == content_hash(journal)
+        hashes.append(result.content_hash)
+    assert hashes[0] == hashes[1]
+    other = run_backtest(bars, SmaCross(fast=2, slow=4, size=1))
+    assert other.content_hash != hashes[0]
+
+
+def test_a_multi_symbol_file_needs_a_symbol_and_names_the_choices(tmp_path):
+    with pytest.raises(InvalidInputError, match="choose one with --symbol"):
+        run_backtest("data/nifty_sample_1m.csv", SmaCross())
+    result = run_backtest("data/nifty_sample_1m.csv", SmaCross(fast=5, slow=20), symbol="NIFTY")
+    assert result.bars == 375 and result.interval == "1m"
+    assert len(result.fills) >= 2
+
+
+def test_an_existing_journal_is_refused_not_appended_to(tmp_path):
+    bars = write_bars(tmp_path / "ABC.csv")
+    journal = tmp_path / "bt.duckdb"
+    run_backtest(bars, SmaCross(fast=2, slow=3), journal_path=journal)
+    with pytest.raises(InvalidInputError, match="already exists"):
+        run_backtest(bars, SmaCross(fast=2, slow=3), journal_path=journal)

@@ -1,0 +1,163 @@
+"""Risk: each pre-trade check denies with its reason and never reaches the broker; the daily loss
+limit halts (or reduces) by itself; only an operator's journaled command resumes."""
+
+from datetime import datetime
+
+import pytest
+
+from tests.contracts.local_kernel import LocalKernel
+from tradelab.broker import PaperBroker, PaperBrokerConfig
+from tradelab.errors import InvalidInputError
+from tradelab.market.clock import SimulatedClock
+from tradelab.market.instruments import IST
+from tradelab.trading.execution import ExecutionDesk
+from tradelab.trading.risk import OrderDeniedError, RiskConfig, RiskGate
+from tradelab.trading.risk_monitor import DailyLossMonitor
+
+SYM = "NIFTY25NOV24000CE"
+PUT = "NIFTY25NOV24000PE"
+OPEN_NS = int(datetime(2025, 11, 12, 10, tzinfo=IST).timestamp()) * 10**9
+
+
+class Session:
+    def __init__(self, **limits) -> None:
+        self.kernel = LocalKernel()
+        self.broker = PaperBroker(PaperBrokerConfig(), clock=SimulatedClock(OPEN_NS))
+        for symbol in (SYM, PUT):
+            self.broker.set_quote(symbol, 100.0, 101.0, size=10_000)
+            self.mark(symbol, 100.5)
+        self.now = [0.0]
+        self.config = RiskConfig(**limits)
+        self.gate = RiskGate(
+            self.config, self.kernel.store, self.kernel.submit, monotonic=lambda: self.now[0]
+        )
+        self.desk = ExecutionDesk(self.broker, self.kernel.submit, risk=self.gate)
+        self.monitor = DailyLossMonitor(
+            self.config, self.kernel.store, self.kernel.submit, desk=self.desk
+        )
+
+    def mark(self, symbol: str, price: float) -> None:
+        self.kernel.submit("mark.updated", {"symbol": symbol, "price": price}, key=symbol)
+
+    def denied(self, *args, **kwargs) -> OrderDeniedError:
+        sent = len(self.broker.fills_since(0)), self.broker.open_orders()
+        with pytest.raises(OrderDeniedError) as info:
+            self.desk.place_order(*args, **kwargs)
+        assert (len(self.broker.fills_since(0)), self.broker.open_orders()) == sent
+        event = self.kernel.events[-1]
+        assert event.topic == "order.denied"
+        assert event.payload["reason"] == str(info.value)
+        assert event.payload["check"] == info.value.check
+        assert self.kernel.store.get(f"trading.orders.{event.payload['order_id']}")["status"] == (
+            "denied"
+        )
+        return info.value
+
+
+def test_max_order_quantity_denies_a_larger_order():
+    s = Session(max_order_quantity=150)
+    s.desk.place_order(SYM, "BUY", 150)
+    err = s.denied(SYM, "BUY", 225)
+    assert err.check == "max_order_quantity" and "quantity 225" in str(err)
+
+
+def test_max_open_positions_denies_a_new_position_but_not_adding_to_one():
+    s = Session(max_open_positions=1)
+    s.desk.place_order(SYM, "BUY", 75, strategy="a")
+    s.desk.place_order(SYM, "BUY", 75, strategy="a")  # adds to the open one
+    err = s.denied(PUT, "BUY", 75, strategy="a")
+    assert err.check == "max_open_positions" and "1 positions are open" in str(err)
+
+
+def test_max_order_notional_values_a_market_order_at_the_mark():
+    s = Session(max_order_notional=10_000.0)
+    s.desk.place_order(SYM, "BUY", 75)  # 75 x 100.5 = 7,537.50
+    err = s.denied(SYM, "BUY", 150)
+    assert err.check == "max_order_notional" and "15,075.00" in str(err)
+
+
+def test_max_total_notional_counts_positions_and_working_orders():
+    s = Session(max_total_notional=20_000.0)
+    s.desk.place_order(SYM, "BUY", 75)  # position 75 marked at its fill, 101: 7,575
+    s.desk.place_order(PUT, "BUY", 75, order_type="LIMIT", limit_price=90.0)  # working 6,750
+    err = s.denied(PUT, "BUY", 75, order_type="LIMIT", limit_price=90.0)  # + 6,750
+    assert err.check == "max_total_notional" and "21,075.00" in str(err)
+
+
+def test_max_orders_per_minute_denies_the_next_order_until_the_minute_passes():
+    s = Session(max_orders_per_minute=2)
+    s.desk.place_order(SYM, "BUY", 75)
+    s.now[0] = 30.0
+    s.desk.place_order(SYM, "BUY", 75)
+    err = s.denied(SYM, "BUY", 75)
+    assert err.check == "max_orders_per_minute"
+    s.now[0] = 60.5  # the first order left the window
+    s.desk.place_order(SYM, "BUY", 75)
+
+
+def test_order_without_a_price_is_denied_when_notional_is_limited():
+    s = Session(max_order_notional=1e9)
+    s.broker.set_quote("NIFTY25NOV24100CE", 50.0, 51.0)
+    err = s.denied("NIFTY25NOV24100CE", "BUY", 75)
+    assert err.check == "no_price"
+
+
+def test_daily_loss_breach_halts_and_only_an_operator_resumes():
+    s = Session(daily_loss_limit=1_000.0)
+    s.desk.reset_daily_pnl("2025-11-12")
+    s.desk.place_order(SYM, "BUY", 150)  # 150 @ 101, one fill: fee 20
+    assert s.monitor.check() is False
+    s.mark(SYM, 95.0)  # unrealized -900, fee 20: daily -920
+    assert s.monitor.check() is False
+    s.mark(SYM, 94.0)  # -1,050 - 20 = -1,070
+    assert s.monitor.check() is True
+    topics = s.kernel.topics("risk.")
+    assert topics == ["risk.daily_loss_breached", "risk.halted"]
+    breach = s.kernel.events[-2]
+    assert breach.critical and breach.payload["daily_pnl"] == pytest.approx(-1_070.0)
+    assert s.gate.state == "halted"
+    err = s.denied(SYM, "SELL", 75)  # halted: not even an exit
+    assert err.check == "risk_state" and "crossed the daily loss limit" in str(err)
+    assert s.monitor.check() is False  # one breach a day
+    with pytest.raises(InvalidInputError, match="'by'"):
+        s.gate.resume("", "looked at it")
+    s.gate.resume("ops-anna", "loss understood, resuming")
+    control = s.kernel.store.get("risk.control")
+    assert (control["state"], control["by"]) == ("active", "ops-anna")
+    s.desk.place_order(SYM, "SELL", 75)
+
+
+def test_reducing_mode_allows_exits_only_and_flatten_closes_the_book():
+    s = Session(daily_loss_limit=500.0, on_breach="reducing", flatten_on_breach=False)
+    s.desk.reset_daily_pnl("2025-11-12")
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.mark(SYM, 96.0)
+    assert s.monitor.check() is True and s.gate.state == "reducing"
+    s.desk.place_order(SYM, "SELL", 75, strategy="a")  # reduces: allowed
+    assert s.denied(SYM, "BUY", 75, strategy="a").check == "risk_state"
+    assert s.denied(SYM, "SELL", 150, strategy="a").check == "risk_state"  # would reverse
+    assert s.denied(PUT, "BUY", 75, strategy="a").check == "risk_state"
+
+
+def test_breach_with_flatten_closes_every_open_position_while_halted():
+    s = Session(daily_loss_limit=500.0, flatten_on_breach=True)
+    s.desk.reset_daily_pnl("2025-11-12")
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.desk.place_order(PUT, "SELL", 75, strategy="b")
+    s.mark(SYM, 96.0)
+    assert s.monitor.check() is True
+    assert s.gate.state == "halted"
+    assert s.kernel.store.get("trading.open_positions") == {}
+    assert s.broker.positions() == {}
+    assert s.kernel.topics("position.closed") == ["position.closed"] * 2
+
+
+def test_halt_command_needs_who_and_why_and_a_known_mode():
+    s = Session()
+    with pytest.raises(InvalidInputError, match="'reason'"):
+        s.gate.halt("ops", " ")
+    with pytest.raises(InvalidInputError, match="mode 'paused'"):
+        s.gate.halt("ops", "news", mode="paused")
+    s.gate.halt("ops", "news at 14:00")
+    assert s.kernel.store.get("risk.control")["by"] == "ops"
+    assert s.denied(SYM, "BUY", 75).check == "risk_state"

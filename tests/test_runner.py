@@ -1,0 +1,89 @@
+"""StrategyRunner: lifecycle events carry who asked, a raising strategy is stopped and reported
+while the others keep trading, and strategies run on the runner's thread, never the kernel's."""
+
+import threading
+
+import param
+
+from tradelab.journal import JournalReader
+from tradelab.runner import SmaCross, Strategy
+from tradelab.runner.backtest import run_backtest
+from tradelab.runner.runner import StrategyRunner
+
+
+class Boom(Strategy):
+    strategy_name = "boom"
+    after = param.Integer(default=3)
+
+    def on_start(self, ctx):
+        self.seen = 0
+        self.threads = set()
+
+    def on_bar(self, ctx, bar):
+        self.threads.add(threading.current_thread().name)
+        self.seen += 1
+        if self.seen == self.after:
+            raise RuntimeError("boom on purpose")
+
+
+def write_bars(path, n=40):
+    lines = ["Date,Open,High,Low,Close"]
+    for i in range(n):
+        c = 100 + (i % 10) - (5 if (i // 10) % 2 else 0)
+        lines.append(f"2024-01-01T09:{15 + i:02d}:00+05:30,{c},{c + 1},{c - 1},{c}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_raising_strategy_is_stopped_and_reported_while_the_run_goes_on(tmp_path, caplog):
+    bars = write_bars(tmp_path / "X.csv")
+    boom = Boom(after=3)
+    journal = tmp_path / "bt.duckdb"
+    result = run_backtest(bars, [SmaCross(fast=2, slow=5), boom], journal_path=journal)
+    assert boom.seen == 3, "a failed strategy got more bars"
+    assert boom.threads == {"backtest-thread"}
+    assert len(result.fills) > 0, "the other strategy stopped trading"
+    states = [
+        (e.payload["strategy"], e.payload["state"], e.payload["who"])
+        for e in JournalReader(journal).events(topic="runner.state_changed")
+    ]
+    assert ("boom", "failed", "runner") in states
+    assert ("sma_cross", "stopped", "backtest") in states
+    failed = next(
+        e.payload
+        for e in JournalReader(journal).events(topic="runner.state_changed")
+        if e.payload["state"] == "failed"
+    )
+    assert "RuntimeError: boom on purpose" in failed["reason"]
+    assert "boom on purpose" in caplog.text and "Traceback" in caplog.text
+
+
+def test_lifecycle_events_say_who_asked(tmp_path):
+    from tradelab.broker import PaperBroker
+    from tradelab.engine import Engine
+    from tradelab.trading.execution import ExecutionDesk
+
+    engine = Engine(journal_path=str(tmp_path / "j.duckdb")).start()
+    try:
+        runner = StrategyRunner(engine, ExecutionDesk(PaperBroker(), engine.submit))
+        runner.add(SmaCross())
+        runner.start(who="alice")
+        runner.pause("sma_cross", who="bob")
+        runner.resume("sma_cross", who="carol")
+        runner.stop(who="dave")
+        engine.flush()
+        events = [
+            (e.topic, e.payload.get("state"), e.payload["who"])
+            for e in engine.bus.history()
+            if e.topic.startswith("runner.")
+        ]
+    finally:
+        engine.stop()
+    assert events == [
+        ("runner.started", None, "alice"),
+        ("runner.state_changed", "running", "alice"),
+        ("runner.state_changed", "paused", "bob"),
+        ("runner.state_changed", "running", "carol"),
+        ("runner.state_changed", "stopped", "dave"),
+        ("runner.stopped", None, "dave"),
+    ]

@@ -1,0 +1,25 @@
+"""Strategies and their runner: the Strategy API, StrategyRunner, PositionMonitor, the trade log,
+example strategies, and backtests of a bar file through the same runner, broker and book."""
+
+from tradelab.runner.examples import STRATEGIES, ShortStraddle, SmaCross, make_strategy
+from tradelab.runner.instruments import InstrumentUniverse, PlainInstrument
+from tradelab.runner.monitor import PositionMonitor
+from tradelab.runner.runner import StrategyRunner
+from tradelab.runner.strategy import Strategy, StrategyContext
+from tradelab.runner.tradelog import TradeLog, export_trades_csv, trades_frame
+
+__all__ = [
+    "STRATEGIES",
+    "InstrumentUniverse",
+    "PlainInstrument",
+    "PositionMonitor",
+    "ShortStraddle",
+    "SmaCross",
+    "Strategy",
+    "StrategyContext",
+    "StrategyRunner",
+    "TradeLog",
+    "export_trades_csv",
+    "make_strategy",
+    "trades_frame",
+]

@@ -1,0 +1,246 @@
+"""Backtest a strategy on a bar file through the live path: Engine, StrategyRunner, PaperBroker,
+ExecutionDesk and the book, with the journal on; and the journal's content hash.
+
+Fill model: each bar is played as its open quote, then its close (`mark.updated`, `market.bar`,
+then the close quote); the broker fills only on a quote that comes after an order (1 ms
+latency in exchange time), so a market order placed while bar N is handled fills at bar N+1's
+open, at that price (no spread, no slippage; commission is a fraction of the traded value).
+Bars are played on the runner's thread, bar N+1 only once the runner has handled bar N
+(lockstep, `StrategyRunner.drive`): no look-ahead, and every event of the run is submitted from
+that one thread, so the journal is the same run after run. Positions still open at the end are
+valued at the last close. Thread model: `run_backtest` blocks its caller until the runner thread has played every bar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tradelab.broker import PaperBroker, PaperBrokerConfig
+from tradelab.engine import Engine
+from tradelab.errors import InvalidInputError
+from tradelab.journal import JournalReader
+from tradelab.market.clock import SimulatedClock
+from tradelab.market.ticks import Tick
+from tradelab.runner.barfile import load_bar_file
+from tradelab.runner.instruments import InstrumentUniverse, PlainInstrument
+from tradelab.runner.runner import StrategyRunner
+from tradelab.runner.strategy import Strategy
+from tradelab.runner.tradelog import trades_frame
+from tradelab.trading.execution import ExecutionDesk
+
+# Topics about the run rather than the trading (lifecycle, snapshots taken on a timer, recovery
+# reports): left out of the content hash with the wall-clock `ts` of every event.
+HASH_EXCLUDED_PREFIXES = ("engine", "journal", "snapshot")
+_QUOTE_SIZE = 1_000_000_000  # the bar's whole price level is available: no partial fills
+
+
+def content_hash(journal_path: str | Path) -> str:
+    """sha256 over (topic, key, payload) of every trading event in seq order; `ts` and the
+    run's own housekeeping topics (HASH_EXCLUDED_PREFIXES) are left out."""
+    excluded = ", ".join(f"'{p}'" for p in HASH_EXCLUDED_PREFIXES)
+    rows = JournalReader(journal_path).query(
+        "SELECT topic, key, payload FROM events "
+        f"WHERE split_part(topic, '.', 1) NOT IN ({excluded}) ORDER BY seq"
+    )
+    digest = hashlib.sha256()
+    for topic, key, payload in rows:
+        digest.update(f"{topic}\x1f{key}\x1f{payload}\x1e".encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class BacktestResult:
+    symbol: str
+    interval: str
+    bars: int
+    cash: float
+    fills: list[dict[str, Any]]
+    trades: list[dict[str, Any]]
+    realized_pnl: float
+    unrealized_pnl: float
+    fees: float
+    final_equity: float
+    open_positions: dict[str, int]
+    content_hash: str
+    journal: str | None
+    seconds: float
+    bars_per_second: float
+    time_split: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_backtest(
+    path: str | Path,
+    strategy: Strategy | Sequence[Strategy],
+    *,
+    symbol: str | None = None,
+    cash: float = 1_000_000.0,
+    commission: float = 0.0,
+    journal_path: str | Path | None = None,
+    engine_overrides: dict[str, Any] | None = None,
+) -> BacktestResult:
+    """Replay `path` bar by bar through `strategy` (or several, one runner); see the module docstring for the fill model.
+
+    `journal_path` must not exist yet (a backtest is one fresh journal); None journals to a
+    temporary file that is removed afterwards.
+    """
+    series = load_bar_file(path, symbol)
+    if not len(series):
+        raise InvalidInputError(f"bar file {str(path)!r} has no bars for {series.symbol}")
+    if not 0.0 <= commission <= 0.1:
+        raise InvalidInputError(f"commission {commission!r} must be a fraction in [0, 0.1]")
+    if journal_path is not None and Path(journal_path).exists():
+        raise InvalidInputError(
+            f"journal {str(journal_path)!r} already exists; a backtest writes a new journal"
+        )
+    with tempfile.TemporaryDirectory(prefix="tradelab-bt-") as scratch:
+        journal = Path(journal_path) if journal_path is not None else Path(scratch) / "bt.duckdb"
+        result = _run(series, strategy, cash, commission, journal, engine_overrides or {})
+        if journal_path is None:
+            result.journal = None
+        return result
+
+
+def _run(series, strategy, cash, commission, journal, overrides) -> BacktestResult:
+    sym = series.symbol
+    universe = InstrumentUniverse(
+        {sym: PlainInstrument(sym, 1, float(series.high.max()))}  # margin on the highest price
+    )
+    clock = SimulatedClock(int(series.ts[0]))
+    broker = PaperBroker(
+        PaperBrokerConfig(
+            slippage_ticks=0,
+            latency_ms=1,
+            brokerage_per_fill=0.0,
+            charges_rate=commission,
+            capital=cash,
+            enforce_market_hours=False,
+        ),
+        universe=universe,
+        clock=clock,
+        id_prefix="BT",
+    )
+    engine = Engine(journal_path=str(journal), **overrides)
+    engine.start()
+    runner = None
+    try:
+        desk = ExecutionDesk(broker, engine.submit, universe=universe)
+        runner = StrategyRunner(engine, desk, clock=clock, name="backtest")
+        for one in [strategy] if isinstance(strategy, Strategy) else strategy:
+            runner.add(one)
+        runner.start(who="backtest")
+        started = time.perf_counter()
+        feed_seconds = _drive(series, engine, broker, clock, runner)
+        loop_seconds = time.perf_counter() - started
+        runner.stop(who="backtest")
+        strategy_seconds = runner.strategy_seconds
+        runner = None
+        store = engine.store
+        fills = sorted((store.get("trading.trades", None) or {}).values(), key=lambda t: t["seq"])
+        pnl = store.get("pnl", None) or {}
+        positions = store.get("trading.positions", None) or {}
+        stop_started = time.perf_counter()
+        engine.stop()
+        stop_seconds = time.perf_counter() - stop_started
+    finally:
+        if runner is not None:
+            runner.stop(who="backtest")
+        if engine.state != "stopped":
+            engine.stop()
+    seconds = loop_seconds + stop_seconds
+    realized, unrealized, fees = (
+        float(pnl.get(k, 0.0)) for k in ("realized", "unrealized", "fees")
+    )
+    return BacktestResult(
+        symbol=sym,
+        interval=series.interval,
+        bars=len(series),
+        cash=cash,
+        fills=[_fill_row(f) for f in fills],
+        trades=trades_frame(journal).to_dict(orient="records"),
+        realized_pnl=realized,
+        unrealized_pnl=unrealized,
+        fees=fees,
+        final_equity=cash + realized + unrealized - fees,
+        open_positions={
+            p["symbol"]: int(p["net_quantity"]) for p in positions.values() if p["net_quantity"]
+        },
+        content_hash=content_hash(journal),
+        journal=str(journal),
+        seconds=seconds,
+        bars_per_second=len(series) / seconds if seconds > 0 else 0.0,
+        time_split={
+            "feed": feed_seconds,
+            "strategy": strategy_seconds,
+            "kernel_runner_and_handoffs": loop_seconds - feed_seconds - strategy_seconds,
+            "journal_close": stop_seconds,
+        },
+    )
+
+
+def _fill_row(trade: dict[str, Any]) -> dict[str, Any]:
+    names = ("trade_id", "order_id", "symbol", "side", "quantity", "price", "fee", "ts")
+    return {name: trade.get(name) for name in names} | {"realized_pnl": trade["realized_pnl"]}
+
+
+def _drive(series, engine, broker, clock, runner: StrategyRunner) -> float:
+    """Play every bar on the runner thread in lockstep with it (`StrategyRunner.drive`); returns
+    the seconds the runner thread spent playing bars (the feed's share of the run)."""
+    submit, on_quote = engine.submit, broker.on_quote
+    sym, interval = series.symbol, series.interval
+    ts, opens, highs, lows, closes, volumes = (
+        series.ts.tolist(),
+        series.open.tolist(),
+        series.high.tolist(),
+        series.low.tolist(),
+        series.close.tolist(),
+        series.volume.tolist(),
+    )
+    step = int(ts[1] - ts[0]) if len(ts) > 1 else 86_400_000_000_000
+    spent = [0.0]
+    perf = time.perf_counter
+
+    def play(i: int) -> None:
+        t0 = perf()
+        start = ts[i]
+        clock.set(start)
+        o, c = opens[i], closes[i]
+        # The open: orders placed on the previous bar fill here.
+        on_quote(Tick(sym, start, o, o, o, _QUOTE_SIZE, _QUOTE_SIZE))
+        # The close, before the bar is published: the runner's orders are checked against it.
+        on_quote(Tick(sym, start, c, c, c, _QUOTE_SIZE, _QUOTE_SIZE))
+        submit(
+            "mark.updated",
+            {"symbol": sym, "price": c, "bid": c, "ask": c, "last": c, "ts": start},
+            key=sym,
+        )
+        submit(
+            "market.bar",
+            {
+                "symbol": sym,
+                "interval": interval,
+                "start": start,
+                "end": ts[i + 1] if i + 1 < len(ts) else start + step,
+                "open": o,
+                "high": highs[i],
+                "low": lows[i],
+                "close": c,
+                "volume": int(volumes[i]),
+                "ticks": 0,
+            },
+            key=sym,
+        )
+        spent[0] += perf() - t0
+
+    runner.drive(play, len(ts))
+    # Generous: a bar takes well under a millisecond; this only catches a runner that died.
+    runner.wait_for_bars(len(ts), timeout=60.0 + len(ts) * 0.01)
+    return spent[0]

@@ -1,0 +1,130 @@
+"""Read a bar file for a backtest: CSV or Parquet with Date (or a timestamp) and Open, High, Low,
+Close, optional Volume and optional Symbol columns, any case, any instrument, daily or intraday.
+
+Times without an offset are taken as UTC. A bad file is an `InvalidInputError` naming the file,
+the column and the row. Pure function; no threads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tradelab.errors import InvalidInputError
+
+_TIME_COLUMNS = ("date", "datetime", "timestamp", "time")
+_PRICE_COLUMNS = ("open", "high", "low", "close")
+
+
+@dataclass(frozen=True)
+class BarSeries:
+    """One instrument's bars, oldest first: times are bar starts in UTC ns."""
+
+    symbol: str
+    interval: str
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def _interval_label(ts: np.ndarray) -> str:
+    if len(ts) < 2:
+        return "1d"
+    step = int(np.median(np.diff(ts))) // 1_000_000_000
+    for seconds, label in ((86_400, "d"), (3600, "h"), (60, "m")):
+        if step >= seconds and step % seconds == 0:
+            return f"{step // seconds}{label}"
+    return f"{max(step, 1)}s"
+
+
+def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
+    path = Path(path)
+    name = str(path)
+    if not path.exists():
+        raise InvalidInputError(f"bar file {name!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise InvalidInputError(f"bar file {name!r} has suffix {suffix!r}; expected .csv/.parquet")
+    try:
+        frame = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
+    except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
+        raise InvalidInputError(f"bar file {name!r} cannot be read: {exc}") from None
+    if not isinstance(frame.index, pd.RangeIndex):
+        frame = frame.reset_index()
+    columns = {str(c).strip().lower(): c for c in frame.columns}
+    time_col = next((columns[c] for c in _TIME_COLUMNS if c in columns), None)
+    missing = [c.title() for c in _PRICE_COLUMNS if c not in columns]
+    if time_col is None or missing:
+        raise InvalidInputError(
+            f"bar file {name!r} has no column {'Date' if time_col is None else missing[0]!r}; "
+            "expected Date (or timestamp), Open, High, Low, Close and optional Volume, Symbol "
+            f"(found {', '.join(map(str, frame.columns))})"
+        )
+    if "symbol" in columns:
+        symbols = list(dict.fromkeys(frame[columns["symbol"]].astype(str)))
+        if symbol is None:
+            if len(symbols) > 1:
+                raise InvalidInputError(
+                    f"bar file {name!r} holds {len(symbols)} symbols ({', '.join(symbols[:6])}"
+                    f"{', ...' if len(symbols) > 6 else ''}); choose one with --symbol"
+                )
+            symbol = symbols[0]
+        elif symbol not in symbols:
+            raise InvalidInputError(
+                f"symbol {symbol!r} is not in bar file {name!r} (it has {', '.join(symbols[:6])})"
+            )
+        frame = frame[frame[columns["symbol"]].astype(str) == symbol].reset_index(drop=True)
+    elif symbol is None:
+        symbol = re.sub(r"[^A-Za-z0-9_]", "_", path.stem).upper() or "BARS"
+    raw_times = frame[time_col]
+    if pd.api.types.is_integer_dtype(raw_times):
+        ts = raw_times.to_numpy(dtype="int64")
+    else:
+        parsed = pd.to_datetime(raw_times, errors="coerce", utc=True)
+        if parsed.isna().any():
+            row = int(parsed.isna().to_numpy().argmax())
+            raise InvalidInputError(
+                f"bar file {name!r}, column {time_col!r}, row {row}: {raw_times.iloc[row]!r} is "
+                "not a date or time"
+            )
+        ts = np.array([t.value for t in parsed], dtype="int64")
+    values = {}
+    for column in (*_PRICE_COLUMNS, "volume"):
+        if column not in columns:
+            values[column] = np.zeros(len(frame))
+            continue
+        numbers = pd.to_numeric(frame[columns[column]], errors="coerce").to_numpy("float64")
+        bad = ~np.isfinite(numbers) | (numbers < 0 if column == "volume" else numbers <= 0)
+        if bad.any():
+            row = int(bad.argmax())
+            raise InvalidInputError(
+                f"bar file {name!r}, column {columns[column]!r}, row {row}: "
+                f"{frame[columns[column]].iloc[row]!r} is not a positive finite number"
+            )
+        values[column] = numbers
+    if len(ts) > 1 and (np.diff(ts) <= 0).any():
+        row = int((np.diff(ts) <= 0).argmax()) + 1
+        raise InvalidInputError(
+            f"bar file {name!r}, column {time_col!r}, row {row}: times must increase "
+            f"(bar {row} is not after bar {row - 1})"
+        )
+    return BarSeries(
+        symbol,
+        _interval_label(ts),
+        ts,
+        values["open"],
+        values["high"],
+        values["low"],
+        values["close"],
+        values["volume"],
+    )

@@ -1,0 +1,145 @@
+"""Example strategies: `sma_cross` (any instrument) and `short_straddle` (NIFTY weekly options),
+and `STRATEGIES`, the registry the command line and the Lab pick them from by name.
+
+Thread model: as every strategy, they run on their runner's thread only.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime, time
+from typing import Any
+
+import param
+
+from tradelab.errors import InvalidInputError, OrderRejectedError
+from tradelab.market.clock import NS_PER_S
+from tradelab.market.instruments import IST
+from tradelab.runner.strategy import Strategy, StrategyContext, coerce_params
+
+
+class SmaCross(Strategy):
+    """Long `size` when the fast SMA of closes crosses above the slow one (fast < slow on the
+    previous bar, fast > slow on this one), short `size` on the opposite cross; market orders."""
+
+    strategy_name = "sma_cross"
+    fast = param.Integer(default=10, bounds=(1, None), doc="Bars in the fast moving average.")
+    slow = param.Integer(default=30, bounds=(2, None), doc="Bars in the slow moving average.")
+    size = param.Integer(default=1, bounds=(1, None), doc="Position size, units.")
+    symbol = param.String(default="", doc="Trade only this symbol's bars ('' = every symbol).")
+    interval = param.String(default="", doc="Use only bars of this interval ('' = any).")
+
+    def on_start(self, ctx: StrategyContext) -> None:
+        if self.fast >= self.slow:
+            raise InvalidInputError(f"fast {self.fast} must be less than slow {self.slow}")
+        self._closes: dict[str, deque[float]] = {}
+        self._previous: dict[str, float] = {}
+
+    def on_bar(self, ctx: StrategyContext, bar: Any) -> None:
+        symbol = bar["symbol"]
+        if (self.symbol and symbol != self.symbol) or (
+            self.interval and bar["interval"] != self.interval
+        ):
+            return
+        closes = self._closes.get(symbol)
+        if closes is None:
+            closes = self._closes[symbol] = deque(maxlen=self.slow)
+        closes.append(bar["close"])
+        if len(closes) < self.slow:
+            return
+        window = list(closes)
+        diff = sum(window[-self.fast :]) / self.fast - sum(window) / self.slow
+        previous = self._previous.get(symbol)
+        self._previous[symbol] = diff
+        if previous is None:
+            return
+        if previous < 0 < diff:
+            ctx.target(symbol, self.size)
+        elif previous > 0 > diff:
+            ctx.target(symbol, -self.size)
+
+
+def _clock_time(text: str, what: str) -> time:
+    try:
+        return datetime.strptime(text, "%H:%M").time()
+    except ValueError:
+        raise InvalidInputError(f"{what} {text!r} is not a time of day HH:MM (IST)") from None
+
+
+class ShortStraddle(Strategy):
+    """Sell the ATM call and put of the nearest NIFTY weekly expiry at `entry_time`, a stop loss
+    of `stop_loss_pct` above each leg's entry premium (PositionMonitor), all out at `exit_time`."""
+
+    strategy_name = "short_straddle"
+    underlying = param.String(default="NIFTY", doc="Index whose price picks the ATM strike.")
+    entry_time = param.String(default="09:20", doc="Entry time, HH:MM IST.")
+    exit_time = param.String(default="15:15", doc="Time exit, HH:MM IST.")
+    lots = param.Integer(default=1, bounds=(1, 50), doc="Lots sold per leg.")
+    stop_loss_pct = param.Number(
+        default=30.0, bounds=(0.1, 1000.0), doc="Per-leg stop: entry premium + this percent."
+    )
+
+    def on_start(self, ctx: StrategyContext) -> None:
+        self._entry = _clock_time(self.entry_time, "entry_time")
+        self._exit = _clock_time(self.exit_time, "exit_time")
+        if self._entry >= self._exit:
+            raise InvalidInputError(
+                f"entry_time {self.entry_time} must be before exit_time {self.exit_time}"
+            )
+        self._legs: list[str] = []
+        self._entered_on = None
+        self._exited_on = None
+
+    def on_tick(self, ctx: StrategyContext, tick: Any) -> None:
+        self._step(ctx, tick["symbol"], tick["last"] or (tick["bid"] + tick["ask"]) / 2)
+
+    def on_bar(self, ctx: StrategyContext, bar: Any) -> None:
+        self._step(ctx, bar["symbol"], bar["close"])
+
+    def _step(self, ctx: StrategyContext, symbol: str, price: float) -> None:
+        now = datetime.fromtimestamp(ctx.now_ns() / NS_PER_S, tz=IST)
+        day = now.date()
+        if (
+            symbol == self.underlying
+            and self._entered_on != day
+            and self._entry <= now.time() < self._exit
+        ):
+            self._entered_on = day
+            self._enter(ctx, day, price)
+        if self._legs and self._exited_on != day and now.time() >= self._exit:
+            self._exited_on = day
+            for leg in self._legs:
+                ctx.close(leg)
+
+    def _enter(self, ctx: StrategyContext, day: Any, spot: float) -> None:
+        universe = ctx.universe
+        expiry = universe.calendar.weekly_expiry_on_or_after(day)
+        strike = universe.atm_strike(spot)
+        self._legs = []
+        for kind in ("CE", "PE"):
+            contract = universe.contract(expiry, strike, kind)
+            try:
+                ctx.sell(contract.symbol, self.lots * universe.lot_size(contract))
+            except OrderRejectedError as exc:  # journaled as order.rejected; no second try today
+                ctx.log.warning("straddle leg %s not sold: %s", contract.symbol, exc)
+                continue
+            self._legs.append(contract.symbol)
+
+    def on_fill(self, ctx: StrategyContext, fill: Any) -> None:
+        if fill["symbol"] in self._legs and fill["side"] == "SELL" and ctx.position(fill["symbol"]):
+            stop = round(fill["price"] * (1 + self.stop_loss_pct / 100), 2)
+            ctx.set_exit(fill["symbol"], stop=stop)
+
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    SmaCross.strategy_name: SmaCross,
+    ShortStraddle.strategy_name: ShortStraddle,
+}
+
+
+def make_strategy(name: str, params: dict[str, str] | None = None) -> Strategy:
+    """A strategy from the registry by name, with text parameters (`fast=5`) converted."""
+    cls = STRATEGIES.get(name)
+    if cls is None:
+        raise InvalidInputError(f"no strategy named {name!r}; known: {', '.join(STRATEGIES)}")
+    return cls(**coerce_params(cls, params or {}))

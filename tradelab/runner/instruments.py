@@ -1,0 +1,72 @@
+"""Plain instruments (an index, a stock) beside the NIFTY option universe, for the broker and desk.
+
+The execution desk and the paper broker ask their universe to `parse(symbol)` and for a
+contract's `lot_size`; `InstrumentUniverse` answers for plain symbols itself (lot size 1 unless
+told otherwise) and hands every other symbol to the option universe. Immutable after building;
+any thread may read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tradelab.errors import InvalidInputError
+from tradelab.market.instruments import OptionUniverse
+from tradelab.state.paths import check_path_level
+
+# Plain instruments never expire: the broker's expiry check compares against this.
+_NEVER = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PlainInstrument:
+    """A non-option instrument. `strike` is the price per unit the paper broker takes short margin
+    on (it names that price `strike` for options): the highest price the instrument is known at."""
+
+    symbol: str
+    lot_size: int = 1
+    strike: float = 0.0
+
+    def expiry_close(self) -> datetime:
+        return _NEVER
+
+    def __str__(self) -> str:
+        return self.symbol
+
+
+class InstrumentUniverse:
+    """`parse` / `lot_size` for plain instruments, falling back to NIFTY options."""
+
+    def __init__(
+        self,
+        instruments: dict[str, PlainInstrument] | None = None,
+        options: OptionUniverse | None = None,
+    ) -> None:
+        self.options = options or OptionUniverse()
+        self.instruments: dict[str, PlainInstrument] = {}
+        for instrument in (instruments or {}).values():
+            self.add(instrument)
+
+    def add(self, instrument: PlainInstrument) -> PlainInstrument:
+        check_path_level(instrument.symbol, "instrument symbol")
+        if not isinstance(instrument.lot_size, int) or instrument.lot_size < 1:
+            raise InvalidInputError(
+                f"lot size {instrument.lot_size!r} of {instrument.symbol} must be a positive int"
+            )
+        self.instruments[instrument.symbol] = instrument
+        return instrument
+
+    def parse(self, symbol: str) -> Any:
+        instrument = self.instruments.get(symbol)
+        return instrument if instrument is not None else self.options.parse(symbol)
+
+    def lot_size(self, contract: Any) -> int:
+        if isinstance(contract, PlainInstrument):
+            return contract.lot_size
+        return self.options.lot_size(contract)
+
+    def __getattr__(self, name: str) -> Any:
+        # calendar, atm_strike, contract, chain: the option universe's answers.
+        return getattr(self.options, name)

@@ -1,0 +1,137 @@
+"""`PositionMonitor`: stop loss, target and trailing stop per position; exits through the desk.
+
+Levels are set with `set_exit` (journaled as `trade.exit_updated`), checked on every journaled
+`mark.updated` of the position's symbol, and an exit is a market order for the whole position,
+placed through the normal order path as the position's strategy. Thread model: the runner's
+thread only (it calls every method).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from tradelab.errors import InvalidInputError
+
+_FINISHED = ("order.cancelled", "order.rejected", "order.filled")
+
+
+class PositionMonitor:
+    """Exit levels per position id (`<strategy>:<symbol>`)."""
+
+    def __init__(self, runner: Any) -> None:
+        self._runner = runner
+        self._exits: dict[str, dict[str, Any]] = {}
+        self._by_symbol: dict[str, set[str]] = {}
+        self.exits_placed = 0
+
+    def levels(self, position_id: str) -> dict[str, Any] | None:
+        exit_ = self._exits.get(position_id)
+        return None if exit_ is None else dict(exit_)
+
+    def set_exit(
+        self,
+        position_id: str,
+        *,
+        stop: float | None = None,
+        target: float | None = None,
+        trail: float | None = None,
+    ) -> None:
+        """Set (or, with all None, clear) the exit levels of an open position."""
+        for what, value in (("stop", stop), ("target", target), ("trail", trail)):
+            if value is not None and (
+                isinstance(value, bool) or not math.isfinite(value) or value <= 0
+            ):
+                raise InvalidInputError(
+                    f"{what} {value!r} for position {position_id} is not a positive number"
+                )
+        strategy, _, symbol = position_id.partition(":")
+        if stop is target is trail is None:
+            self._drop(position_id)
+            self._publish(position_id, None, "cleared")
+            return
+        exit_ = self._exits.get(position_id) or {
+            "position_id": position_id,
+            "strategy": strategy,
+            "symbol": symbol,
+            "best": None,
+            "exit_order": None,
+        }
+        exit_.update(stop=stop, target=target, trail=trail)
+        self._exits[position_id] = exit_
+        self._by_symbol.setdefault(symbol, set()).add(position_id)
+        self._publish(position_id, exit_, "set")
+
+    def on_mark(self, payload: Mapping[str, Any]) -> None:
+        pids = self._by_symbol.get(payload["symbol"])
+        if not pids:
+            return
+        price = float(payload["price"])
+        for pid in sorted(pids):  # sorted: exits of one mark are placed in a replayable order
+            self._check(self._exits[pid], price)
+
+    def on_order_event(self, topic: str, payload: Mapping[str, Any]) -> None:
+        """An exit order that finished without flattening lets the monitor try again."""
+        if topic not in _FINISHED:
+            return
+        for exit_ in self._exits.values():
+            if exit_["exit_order"] == payload.get("order_id"):
+                exit_["exit_order"] = None
+
+    def on_position_flat(self, position_id: str) -> None:
+        self._drop(position_id)
+
+    def _check(self, exit_: dict[str, Any], price: float) -> None:
+        if exit_["exit_order"] is not None:
+            return
+        net = self._net(exit_["position_id"])
+        if net == 0:
+            return
+        long = net > 0
+        if exit_["trail"] is not None:
+            best = exit_["best"]
+            if best is None or (price > best if long else price < best):
+                exit_["best"] = price
+                trailed = price - exit_["trail"] if long else price + exit_["trail"]
+                stop = exit_["stop"]
+                if stop is None or (trailed > stop if long else trailed < stop):
+                    exit_["stop"] = round(trailed, 4)
+                    self._publish(exit_["position_id"], exit_, "trailed")
+        stop, target = exit_["stop"], exit_["target"]
+        reason = None
+        if stop is not None and (price <= stop if long else price >= stop):
+            reason = "stop"
+        elif target is not None and (price >= target if long else price <= target):
+            reason = "target"
+        if reason is None:
+            return
+        runner = self._runner
+        self.exits_placed += 1
+        order_id = f"exit-{runner.current_seq}-{self.exits_placed}"
+        exit_["exit_order"] = order_id
+        self._publish(exit_["position_id"], exit_, f"exit_{reason}", price=price)
+        runner.desk.place_order(
+            exit_["symbol"],
+            "SELL" if long else "BUY",
+            abs(net),
+            strategy=exit_["strategy"],
+            order_id=order_id,
+        )
+
+    def _net(self, position_id: str) -> int:
+        pos = self._runner.engine.store.get(f"trading.positions.{position_id}", None)
+        return int(pos["net_quantity"]) if pos else 0
+
+    def _drop(self, position_id: str) -> None:
+        exit_ = self._exits.pop(position_id, None)
+        if exit_ is not None:
+            self._by_symbol.get(exit_["symbol"], set()).discard(position_id)
+
+    def _publish(
+        self, position_id: str, exit_: Mapping[str, Any] | None, reason: str, **extra: Any
+    ) -> None:
+        body = {"position_id": position_id, "reason": reason, **extra}
+        for name in ("stop", "target", "trail", "exit_order"):
+            body[name] = None if exit_ is None else exit_[name]
+        self._runner.submit("trade.exit_updated", body, key=position_id)

@@ -1,0 +1,332 @@
+"""`StrategyRunner`: runs strategies on one thread of its own, fed from the engine's bus.
+
+Journaled events arrive from the kernel thread in seq order; transient ticks from the feed
+thread; commands (start, pause, resume, stop) from any thread. All go into one inbox and are
+handled on the runner thread in the order they reached it: journaled events keep their seq
+order, ticks their feed order. Inbox bound (`inbox_limit`), policy when full: a tick is dropped
+and counted (the next quote supersedes it); a journaled event is dropped and counted, and every
+strategy is stopped (a strategy is never fed a gap); the kernel thread never waits on the runner.
+A strategy that raises is stopped and reported (`runner.state_changed` state `failed`, its
+traceback in the log); the engine and the other strategies keep running.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tradelab.errors import InvalidInputError, LifecycleError
+from tradelab.market.clock import WallClock
+from tradelab.runner.monitor import PositionMonitor
+from tradelab.runner.strategy import Strategy, StrategyContext
+from tradelab.runner.tradelog import TradeLog
+
+log = logging.getLogger(__name__)
+
+RUNNING, PAUSED, STOPPED, FAILED = "running", "paused", "stopped", "failed"
+_JOURNALED = ("market.bar", "mark.updated", "trade.executed", "order.*")
+_STOP = object()
+
+
+class _Slot:
+    __slots__ = ("strategy", "ctx", "state")
+
+    def __init__(self, strategy: Strategy, ctx: StrategyContext) -> None:
+        self.strategy, self.ctx, self.state = strategy, ctx, "added"
+
+
+class StrategyRunner:
+    """`add(strategy)`, `start(who)`, `pause/resume/stop_strategy(name, who)`, `stop(who)`."""
+
+    def __init__(
+        self,
+        engine: Any,
+        desk: Any,
+        *,
+        clock: Any = None,
+        inbox_limit: int = 100_000,
+        name: str = "runner",
+    ) -> None:
+        if inbox_limit < 1:
+            raise InvalidInputError(f"inbox_limit {inbox_limit!r} must be >= 1")
+        self.engine, self.desk, self.name = engine, desk, name
+        self.clock = clock or WallClock()
+        self.inbox_limit = inbox_limit
+        self.monitor = PositionMonitor(self)
+        self.trade_log = TradeLog(self.submit)
+        self.current_seq = 0
+        self._slots: dict[str, _Slot] = {}
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._subs: list[Any] = []
+        self._thread: threading.Thread | None = None
+        self._overflowed = False
+        self._source: tuple[Callable[[int], object], int] | None = None
+        self.source_error: BaseException | None = None
+        self._progress = threading.Condition()
+        self.bars_handled = 0
+        self.events_handled = 0
+        self.ticks_dropped = 0
+        self.events_dropped = 0
+        self.strategy_seconds = 0.0
+
+    # -- wiring ----------------------------------------------------------------------------
+    def submit(self, topic: str, payload: dict, *, key: str = "") -> None:
+        self.engine.submit(topic, payload, key=key)
+
+    def add(self, strategy: Strategy) -> Strategy:
+        """Add a strategy; it starts with the runner (or at once if the runner is running)."""
+        if strategy.name in self._slots:
+            raise InvalidInputError(f"a strategy named {strategy.name!r} is already in the runner")
+        slot = _Slot(strategy, StrategyContext(self, strategy))
+        self._slots[strategy.name] = slot
+        if self._thread is not None:
+            self._command(lambda: self._start_slot(slot, "runner"))
+        return strategy
+
+    @property
+    def strategies(self) -> dict[str, Strategy]:
+        return {name: slot.strategy for name, slot in self._slots.items()}
+
+    def state_of(self, name: str) -> str:
+        return self._slot(name).state
+
+    def _slot(self, name: str) -> _Slot:
+        try:
+            return self._slots[name]
+        except KeyError:
+            raise InvalidInputError(
+                f"no strategy named {name!r} in the runner (has {', '.join(self._slots) or '-'})"
+            ) from None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, who: str = "system") -> StrategyRunner:
+        if self._thread is not None:
+            raise LifecycleError(f"runner {self.name!r} was already started")
+        bus = self.engine.bus
+        self._subs = [bus.subscribe(p, self._put_journaled) for p in _JOURNALED]
+        self._subs.append(bus.subscribe("market.tick", self._put_tick))
+        self._thread = threading.Thread(target=self._run, name=f"{self.name}-thread", daemon=True)
+        self._thread.start()
+        self._command(lambda: self._started(who))
+        return self
+
+    def _started(self, who: str) -> None:
+        store = self.engine.store
+        self.trade_log.seed(store.get("trading.positions", None) or {})
+        self.submit(
+            "runner.started", {"runner": self.name, "who": who, "strategies": list(self._slots)}
+        )
+        for slot in list(self._slots.values()):
+            self._start_slot(slot, who)
+
+    def pause(self, name: str, who: str = "operator") -> None:
+        slot = self._slot(name)
+        self._command(lambda: self._transition(slot, PAUSED, who, (RUNNING,)))
+
+    def resume(self, name: str, who: str = "operator") -> None:
+        slot = self._slot(name)
+        self._command(lambda: self._transition(slot, RUNNING, who, (PAUSED,)))
+
+    def stop_strategy(self, name: str, who: str = "operator") -> None:
+        slot = self._slot(name)
+        self._command(lambda: self._stop_slot(slot, who))
+
+    def stop(self, who: str = "system", timeout: float = 30.0) -> None:
+        """Stop every strategy (`on_stop`), journal `runner.stopped`, end the thread."""
+        if self._thread is None:
+            return
+        self._command(lambda: self._stopped(who))
+        self._inbox.put(_STOP)
+        self._thread.join(timeout)
+        for sub in self._subs:
+            sub.unsubscribe()
+        self._subs = []
+
+    def _stopped(self, who: str) -> None:
+        for slot in list(self._slots.values()):
+            self._stop_slot(slot, who)
+        self.submit("runner.stopped", {"runner": self.name, "who": who})
+
+    def drive(self, play: Callable[[int], object], count: int) -> None:
+        """Backtest lockstep: call `play(i)` on the runner thread for i = 0..count-1, each one
+        once bar i-1 is handled (its strategies' reactions submitted). `play(i)` submits bar i
+        (and what goes with it). Every submit of the run then comes from this one thread, so the
+        journal's order does not depend on thread timing."""
+        self._source = (play, count)
+        self._command(lambda: self._play(0))
+
+    def _play(self, index: int) -> None:
+        try:
+            self._source[0](index)
+        except BaseException as exc:
+            self.source_error = exc
+            with self._progress:
+                self._progress.notify_all()
+            raise
+
+    def wait_for_bars(self, count: int, timeout: float = 30.0) -> None:
+        """Block until the runner has handled `count` bars in all (a backtest's lockstep)."""
+        deadline = time.monotonic() + timeout
+        with self._progress:
+            while self.bars_handled < count:
+                if self.source_error is not None:
+                    raise self.source_error
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None or not self._thread.is_alive():
+                    raise LifecycleError(
+                        f"runner {self.name!r} handled {self.bars_handled} bars, not {count}, "
+                        f"within {timeout} s"
+                    )
+                self._progress.wait(left)
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "inbox_depth": self._inbox.qsize(),
+            "inbox_limit": self.inbox_limit,
+            "events_handled": self.events_handled,
+            "bars_handled": self.bars_handled,
+            "ticks_dropped": self.ticks_dropped,
+            "events_dropped": self.events_dropped,
+            "strategy_seconds": self.strategy_seconds,
+            "strategies": {name: slot.state for name, slot in self._slots.items()},
+        }
+
+    # -- inbox (producers: kernel thread, feed thread, callers) ---------------------------
+    def _put_journaled(self, event: Any) -> None:
+        if self._inbox.qsize() >= self.inbox_limit:
+            self.events_dropped += 1
+            self._overflowed = True
+            return
+        self._inbox.put(event)
+
+    def _put_tick(self, event: Any) -> None:
+        if self._inbox.qsize() >= self.inbox_limit:
+            self.ticks_dropped += 1
+            return
+        self._inbox.put(event)
+
+    def _command(self, action: Callable[[], object]) -> None:
+        if self._thread is None:
+            raise LifecycleError(f"start() runner {self.name!r} first")
+        self._inbox.put(action)  # commands are few and come from people: not bounded
+
+    # -- the runner thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        get = self._inbox.get
+        while True:
+            item = get()
+            if item is _STOP:
+                return
+            try:
+                if callable(item):
+                    item()
+                else:
+                    self._handle(item)
+            except Exception:  # the runner's own bookkeeping failed: log it, keep running
+                log.exception("runner %s failed to handle %r", self.name, item)
+            if self._overflowed:
+                self._overflowed = False
+                for slot in list(self._slots.values()):
+                    self._stop_slot(slot, "runner", reason="inbox overflow: events were dropped")
+
+    def _handle(self, event: Any) -> None:
+        topic = event.topic
+        payload = event.payload
+        if event.seq:
+            self.current_seq = event.seq
+            self.events_handled += 1
+        if topic == "market.tick":
+            self._each("on_tick", payload)
+        elif topic == "market.bar":
+            self._each("on_bar", payload)
+            with self._progress:
+                self.bars_handled += 1
+                self._progress.notify_all()
+            if self._source is not None and self.bars_handled < self._source[1]:
+                self._play(self.bars_handled)
+        elif topic == "mark.updated":
+            self.monitor.on_mark(payload)
+        elif topic == "trade.executed":
+            self.trade_log.on_fill(payload)
+            slot = self._slots.get(payload["strategy"])
+            if slot is not None:
+                slot.ctx._on_fill(payload)
+                if slot.state == RUNNING:
+                    self._call(slot, "on_fill", payload)
+            pos = self.engine.store.get(f"trading.positions.{payload['position_id']}", None)
+            if pos is not None and not pos["net_quantity"]:
+                self.monitor.on_position_flat(payload["position_id"])
+        elif topic.startswith("order."):
+            self.monitor.on_order_event(topic, payload)
+            if topic in ("order.cancelled", "order.rejected"):
+                slot = self._slots.get(payload.get("strategy"))
+                if slot is not None:
+                    slot.ctx._on_order_finished(payload)
+
+    def _each(self, hook: str, payload: Any) -> None:
+        for slot in self._slots.values():
+            if slot.state == RUNNING:
+                self._call(slot, hook, payload)
+
+    def _call(self, slot: _Slot, hook: str, *args: Any) -> bool:
+        started = time.perf_counter()
+        try:
+            getattr(slot.strategy, hook)(slot.ctx, *args)
+            return True
+        except Exception as exc:
+            log.exception("strategy %s raised in %s; it is stopped", slot.strategy.name, hook)
+            self._transition(
+                slot, FAILED, "runner", None, reason=f"{hook} raised {type(exc).__name__}: {exc}"
+            )
+            return False
+        finally:
+            self.strategy_seconds += time.perf_counter() - started
+
+    def _start_slot(self, slot: _Slot, who: str) -> None:
+        if slot.state != "added":
+            return
+        slot.ctx._seed_positions()
+        self._transition(slot, RUNNING, who, None)
+        self._call(slot, "on_start")
+
+    def _stop_slot(self, slot: _Slot, who: str, reason: str = "") -> None:
+        if slot.state not in (RUNNING, PAUSED):
+            return
+        self._call(slot, "on_stop")
+        if slot.state != FAILED:
+            self._transition(slot, STOPPED, who, None, reason=reason)
+
+    def _transition(
+        self,
+        slot: _Slot,
+        new: str,
+        who: str,
+        allowed_from: tuple[str, ...] | None,
+        reason: str = "",
+    ) -> None:
+        previous = slot.state
+        if allowed_from is not None and previous not in allowed_from:
+            log.warning(
+                "strategy %s is %s; cannot go %s (asked by %s)",
+                slot.strategy.name,
+                previous,
+                new,
+                who,
+            )
+            return
+        slot.state = new
+        body = {
+            "runner": self.name,
+            "strategy": slot.strategy.name,
+            "state": new,
+            "previous": previous,
+            "who": who,
+            "reason": reason,
+        }
+        if new == RUNNING and previous == "added":
+            body["params"] = slot.strategy.parameters()
+        self.submit("runner.state_changed", body, key=slot.strategy.name)

@@ -1,0 +1,219 @@
+"""The Strategy API: a `Strategy` declares its parameters with `param` and reacts to bars, ticks
+and fills; a `StrategyContext` is all it may touch (positions, marks, bars, clock, orders).
+
+Thread model: every callback of a strategy, and every call it makes on its context, runs on its
+`StrategyRunner`'s thread; a context is not shared between threads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import param
+
+from tradelab.errors import InvalidInputError
+from tradelab.trading.book import position_id
+from tradelab.trading.orders import check_strategy
+
+
+class Strategy(param.Parameterized):
+    """Base class: override the `on_*` hooks you need. Parameters are `param` parameters.
+
+    Order of callbacks (on the runner's one thread): `on_start` once; then, in the order events
+    reach the runner, `on_bar` (a journaled `market.bar`), `on_tick` (a transient quote) and
+    `on_fill` (a journaled `trade.executed` of this strategy's orders); `on_stop` once at the end.
+    """
+
+    #: The default name of instances (a strategy name: letters, digits, '_' or '-').
+    strategy_name = "strategy"
+
+    def __init__(self, **params: Any) -> None:
+        params.setdefault("name", self.strategy_name)
+        unknown = sorted(set(params) - set(self.param))
+        if unknown:
+            raise InvalidInputError(
+                f"strategy {params['name']!r} has no parameter {unknown[0]!r}; it has "
+                f"{', '.join(p for p in self.param if p != 'name')}"
+            )
+        super().__init__(**params)
+        check_strategy(self.name)
+
+    def on_start(self, ctx: StrategyContext) -> None:
+        """Called once on the runner thread before any event."""
+
+    def on_bar(self, ctx: StrategyContext, bar: Mapping[str, Any]) -> None:
+        """A closed bar: {symbol, interval, start, end, open, high, low, close, volume, ticks}."""
+
+    def on_tick(self, ctx: StrategyContext, tick: Mapping[str, Any]) -> None:
+        """A raw quote: {symbol, ts, bid, ask, last, bid_size, ask_size, volume}."""
+
+    def on_fill(self, ctx: StrategyContext, fill: Mapping[str, Any]) -> None:
+        """A fill of one of this strategy's orders (the `trade.executed` payload)."""
+
+    def on_stop(self, ctx: StrategyContext) -> None:
+        """Called once when the strategy is stopped (not after it failed)."""
+
+    def parameters(self) -> dict[str, Any]:
+        return {k: v for k, v in self.param.values().items() if k != "name"}
+
+
+def coerce_params(strategy_cls: type[Strategy], assignments: Mapping[str, str]) -> dict[str, Any]:
+    """Text `name=value` settings (from a command line) as values of the parameters' types."""
+    out: dict[str, Any] = {}
+    for name, text in assignments.items():
+        if name not in strategy_cls.param or name == "name":
+            allowed = ", ".join(p for p in strategy_cls.param if p != "name")
+            raise InvalidInputError(
+                f"strategy {strategy_cls.strategy_name!r} has no parameter {name!r}; it has "
+                f"{allowed}"
+            )
+        parameter = strategy_cls.param[name]
+        try:
+            if isinstance(parameter, param.Boolean):
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                out[name] = text.lower() in ("true", "1", "yes")
+            elif isinstance(parameter, param.Integer):
+                out[name] = int(text)
+            elif isinstance(parameter, param.Number):
+                out[name] = float(text)
+            else:
+                out[name] = text
+        except ValueError:
+            raise InvalidInputError(
+                f"parameter {name!r} of {strategy_cls.strategy_name!r}: {text!r} is not a "
+                f"{type(parameter).__name__.lower()}"
+            ) from None
+    return out
+
+
+class StrategyContext:
+    """What one strategy sees and does: reads go to the store, orders go to the execution desk.
+
+    Order ids are `<strategy>-<seq>-<k>`: the seq of the event being handled and a counter, so a
+    replay places the same ids and a restart (later seqs) never reuses one.
+    """
+
+    def __init__(self, runner: Any, strategy: Strategy) -> None:
+        self._runner = runner
+        self.strategy = strategy
+        self.name = strategy.name
+        self.log = logging.getLogger(f"tradelab.strategy.{self.name}")
+        self._id_seq = -1
+        self._id_count = 0
+        # The strategy's view as of the event being handled (not the store's, which may be
+        # ahead of it): positions folded from its fills, and its working orders.
+        self._positions: dict[str, int] = {}
+        self._working: dict[str, dict[str, Any]] = {}  # order id -> {symbol, signed remaining}
+
+    # -- reading ---------------------------------------------------------------------------
+    @property
+    def store(self) -> Any:
+        return self._runner.engine.store
+
+    @property
+    def universe(self) -> Any:
+        return self._runner.desk.universe
+
+    def now_ns(self) -> int:
+        """Exchange time (the feed's clock), UTC ns."""
+        return self._runner.clock.now_ns()
+
+    def position(self, symbol: str) -> int:
+        """This strategy's filled net quantity in `symbol` (units; short < 0), as of the event
+        being handled."""
+        return self._positions.get(symbol, 0)
+
+    def positions(self) -> dict[str, int]:
+        """This strategy's open positions: symbol -> net quantity."""
+        return {s: q for s, q in self._positions.items() if q}
+
+    def working(self, symbol: str) -> int:
+        """Signed quantity of this strategy's orders in `symbol` not filled or finished yet."""
+        return sum(w["remaining"] for w in self._working.values() if w["symbol"] == symbol)
+
+    def mark(self, symbol: str) -> float | None:
+        mark = self.store.get(f"market.marks.{symbol}", None)
+        return None if mark is None else float(mark["price"])
+
+    def bars(self, symbol: str, interval: str) -> tuple[Mapping[str, Any], ...]:
+        """The last closed bars kept in the store (oldest first)."""
+        return tuple(self.store.get(f"market.bars.{symbol}.{interval}", None) or ())
+
+    # -- acting ----------------------------------------------------------------------------
+    def place_order(
+        self,
+        symbol: str,
+        side: str,
+        quantity: int,
+        *,
+        order_type: str = "MARKET",
+        limit_price: float | None = None,
+    ) -> str:
+        """Send an order through the execution desk, as this strategy; returns its id."""
+        seq = self._runner.current_seq
+        if seq != self._id_seq:
+            self._id_seq, self._id_count = seq, 0
+        self._id_count += 1
+        order_id = f"{self.name}-{seq}-{self._id_count}"
+        sign = 1 if str(side).upper() == "BUY" else -1
+        self._working[order_id] = {"symbol": symbol, "remaining": sign * int(quantity)}
+        try:
+            return self._runner.desk.place_order(
+                symbol,
+                side,
+                quantity,
+                order_type=order_type,
+                limit_price=limit_price,
+                strategy=self.name,
+                order_id=order_id,
+            )
+        except BaseException:
+            self._working.pop(order_id, None)
+            raise
+
+    def buy(self, symbol: str, quantity: int, **kwargs: Any) -> str:
+        return self.place_order(symbol, "BUY", quantity, **kwargs)
+
+    def sell(self, symbol: str, quantity: int, **kwargs: Any) -> str:
+        return self.place_order(symbol, "SELL", quantity, **kwargs)
+
+    def target(self, symbol: str, quantity: int) -> str | None:
+        """Trade towards a signed target position (counting working orders); None if there."""
+        delta = quantity - self.position(symbol) - self.working(symbol)
+        if delta == 0:
+            return None
+        return self.place_order(symbol, "BUY" if delta > 0 else "SELL", abs(delta))
+
+    def close(self, symbol: str) -> str | None:
+        return self.target(symbol, 0)
+
+    def set_exit(self, symbol: str, **levels: float | None) -> None:
+        """Stop loss / target / trailing distance for this strategy's position in `symbol`
+        (see `PositionMonitor.set_exit`)."""
+        self._runner.monitor.set_exit(position_id(self.name, symbol), **levels)
+
+    # -- runner bookkeeping ----------------------------------------------------------------
+    def _seed_positions(self) -> None:
+        """After a restart: the positions the store holds for this strategy."""
+        for pid in self.store.get(f"trading.open_by_strategy.{self.name}", None) or ():
+            pos = self.store.get(f"trading.positions.{pid}", None)
+            if pos and pos["net_quantity"]:
+                self._positions[pos["symbol"]] = int(pos["net_quantity"])
+
+    def _on_fill(self, fill: Mapping[str, Any]) -> None:
+        # One step moves the fill from "working" to "position": no moment counts it twice.
+        signed = int(fill["quantity"]) * (1 if fill["side"] == "BUY" else -1)
+        symbol = fill["symbol"]
+        self._positions[symbol] = self._positions.get(symbol, 0) + signed
+        entry = self._working.get(fill.get("order_id"))
+        if entry is not None:
+            entry["remaining"] -= signed
+            if entry["remaining"] == 0:
+                del self._working[fill["order_id"]]
+
+    def _on_order_finished(self, payload: Mapping[str, Any]) -> None:
+        """A cancelled or rejected order works no more (its fills came as trade.executed)."""
+        self._working.pop(payload.get("order_id"), None)

@@ -1,0 +1,136 @@
+"""The trade log: one `trade.logged` event per round trip (flat -> open -> flat, or a reversal),
+and the trades table read back from the journal (never a second store), with CSV export.
+
+`TradeLog` folds `trade.executed` payloads on the runner's thread; `trades_frame` /
+`export_trades_csv` read any journal from any thread (through `JournalReader`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tradelab.journal import JournalReader
+
+TRADE_COLUMNS = (
+    "round_trip_id",
+    "position_id",
+    "strategy",
+    "symbol",
+    "direction",
+    "quantity",
+    "entry_price",
+    "exit_price",
+    "realized_pnl",
+    "fees",
+    "net_pnl",
+    "opened_ts",
+    "closed_ts",
+    "entry_trade_id",
+    "exit_trade_id",
+)
+
+
+class TradeLog:
+    """Round trips from fills; `submit(topic, payload, key=...)` journals each one."""
+
+    def __init__(self, submit: Callable[..., Any]) -> None:
+        self._submit = submit
+        self._open: dict[str, dict[str, Any]] = {}
+        self.logged = 0
+
+    def seed(self, positions: Mapping[str, Mapping[str, Any]]) -> None:
+        """Open round trips after a restart: each open position, entered at its average."""
+        for pid, pos in positions.items():
+            net = int(pos.get("net_quantity") or 0)
+            if net:
+                self._open[pid] = self._new(pos, net, float(pos["average_price"]), None, None)
+
+    @staticmethod
+    def _new(fill: Mapping[str, Any], signed: int, price: float, ts, trade_id) -> dict[str, Any]:
+        return {
+            "strategy": fill["strategy"],
+            "symbol": fill["symbol"],
+            "net": signed,
+            "direction": 1 if signed > 0 else -1,
+            "entry_qty": abs(signed),
+            "entry_value": abs(signed) * price,
+            "exit_qty": 0,
+            "exit_value": 0.0,
+            "fees": 0.0,
+            "opened_ts": ts,
+            "entry_trade_id": trade_id,
+        }
+
+    def on_fill(self, fill: Mapping[str, Any]) -> None:
+        pid = fill["position_id"]
+        signed = int(fill["quantity"]) * (1 if fill["side"] == "BUY" else -1)
+        price, fee = float(fill["price"]), float(fill["fee"])
+        trip = self._open.get(pid)
+        if trip is None:
+            trip = self._open[pid] = self._new(fill, signed, price, fill["ts"], fill["trade_id"])
+            trip["fees"] += fee
+            return
+        if (signed > 0) == (trip["direction"] > 0):  # adding to the position
+            trip["net"] += signed
+            trip["entry_qty"] += abs(signed)
+            trip["entry_value"] += abs(signed) * price
+            trip["fees"] += fee
+            return
+        closing = min(abs(signed), abs(trip["net"]))
+        share = closing / abs(signed)
+        trip["exit_qty"] += closing
+        trip["exit_value"] += closing * price
+        trip["fees"] += fee * share
+        trip["net"] += trip["direction"] * -closing
+        if trip["net"] == 0:
+            self._log(pid, trip, fill)
+            del self._open[pid]
+            rest = abs(signed) - closing
+            if rest:  # a reversal: the remainder opens the next round trip at this price
+                opened = self._new(fill, signed // abs(signed) * rest, price, fill["ts"], None)
+                opened["entry_trade_id"] = fill["trade_id"]
+                opened["fees"] = fee * (1 - share)
+                self._open[pid] = opened
+
+    def _log(self, pid: str, trip: Mapping[str, Any], fill: Mapping[str, Any]) -> None:
+        entry = trip["entry_value"] / trip["entry_qty"]
+        exit_ = trip["exit_value"] / trip["exit_qty"]
+        # Realized P&L against the average entry: what the book realizes for the closed units.
+        realized = (exit_ - entry) * trip["exit_qty"] * trip["direction"]
+        payload = {
+            "round_trip_id": f"{pid}@{fill['trade_id']}",
+            "position_id": pid,
+            "strategy": trip["strategy"],
+            "symbol": trip["symbol"],
+            "direction": "LONG" if trip["direction"] > 0 else "SHORT",
+            "quantity": trip["exit_qty"],
+            "entry_price": round(entry, 6),
+            "exit_price": round(exit_, 6),
+            "realized_pnl": round(realized, 6),
+            "fees": round(trip["fees"], 6),
+            "net_pnl": round(realized - trip["fees"], 6),
+            "opened_ts": trip["opened_ts"],
+            "closed_ts": fill["ts"],
+            "entry_trade_id": trip["entry_trade_id"],
+            "exit_trade_id": fill["trade_id"],
+        }
+        self.logged += 1
+        self._submit("trade.logged", payload, key=pid)
+
+
+def trades_frame(journal_path: str | Path) -> pd.DataFrame:
+    """Every logged round trip of a journal, in the order they closed (columns TRADE_COLUMNS)."""
+    events = JournalReader(journal_path).events(topic="trade.logged")
+    rows = [{name: e.payload.get(name) for name in TRADE_COLUMNS} for e in events]
+    return pd.DataFrame(rows, columns=list(TRADE_COLUMNS))
+
+
+def export_trades_csv(journal_path: str | Path, csv_path: str | Path) -> int:
+    """Write the trades table of a journal as CSV; returns how many round trips."""
+    frame = trades_frame(journal_path)
+    frame.to_csv(csv_path, index=False)
+    return len(frame)

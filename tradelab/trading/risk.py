@@ -1,0 +1,249 @@
+"""Risk limits: the config, the pre-trade checks and the operator's halt / resume commands.
+
+`RiskGate.check` looks at one order against the store (positions, working orders, marks, the
+halt state in `risk.control`) and returns the reason it must not be sent, or None; the desk
+journals a refusal as `order.denied` and never calls the broker. Thread model: any thread may
+call; the order-rate window is the only state held here (a short lock guards it).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import param
+
+from tradelab.errors import InvalidInputError, OrderRejectedError
+from tradelab.trading.book import position_id
+from tradelab.trading.orders import OrderRequest, OrderType
+from tradelab.trading.risk_state import ACTIVE, HALT_MODES, HALTED, REDUCING, control_state
+
+Submit = Callable[..., Any]
+
+
+class OrderDeniedError(OrderRejectedError):
+    """A pre-trade risk check refused an order; it was journaled as `order.denied`, not sent."""
+
+    def __init__(self, check: str, reason: str) -> None:
+        super().__init__(reason)
+        self.check = check
+
+
+class DuplicateOrderIdError(OrderRejectedError):
+    """A client order id already names an order; that order is left exactly as it was."""
+
+
+class RiskConfig(param.Parameterized):
+    """Pre-trade limits and the daily loss limit. A limit of None is not checked."""
+
+    max_order_quantity = param.Integer(
+        default=None, allow_None=True, bounds=(1, None), doc="Units (contracts) per order."
+    )
+    max_open_positions = param.Integer(
+        default=None, allow_None=True, bounds=(0, None), doc="Open positions across strategies."
+    )
+    max_order_notional = param.Number(
+        default=None, allow_None=True, bounds=(0.0, None), doc="Premium value of one order."
+    )
+    max_total_notional = param.Number(
+        default=None,
+        allow_None=True,
+        bounds=(0.0, None),
+        doc="Premium value of open positions plus working orders plus this order.",
+    )
+    max_orders_per_minute = param.Integer(
+        default=None, allow_None=True, bounds=(1, None), doc="Orders sent in any 60 s."
+    )
+    daily_loss_limit = param.Number(
+        default=None,
+        allow_None=True,
+        bounds=(0.0, None),
+        doc="Rupees: daily P&L (realized + unrealized - fees) at or below minus this breaches.",
+    )
+    on_breach = param.Selector(
+        default=HALTED,
+        objects=list(HALT_MODES),
+        doc="After a breach: 'halted' (no new orders) or 'reducing' (only exits).",
+    )
+    flatten_on_breach = param.Boolean(
+        default=False, doc="Close every open position with market orders after a breach."
+    )
+    check_interval_s = param.Number(
+        default=0.5, bounds=(0.01, 60.0), doc="Longest wait between two daily-loss checks."
+    )
+
+
+class Denial(NamedTuple):
+    check: str
+    reason: str
+
+
+class RiskGate:
+    """Pre-trade checks against the store, and the operator commands that halt or resume."""
+
+    def __init__(
+        self,
+        config: RiskConfig | None,
+        store: Any,
+        submit: Submit,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config or RiskConfig()
+        self.store = store
+        self._submit = submit
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        # Send times of the last minute's orders; bounded by max_orders_per_minute.
+        self._sent: deque[float] = deque()
+
+    @property
+    def state(self) -> str:
+        return control_state(self.store)
+
+    # -- operator commands ------------------------------------------------------------------
+    def halt(self, by: str, reason: str, *, mode: str = HALTED) -> None:
+        """Stop new orders ('halted') or allow only exits ('reducing'); durable on return."""
+        _check_operator(by, reason, "halt")
+        if mode not in HALT_MODES:
+            raise InvalidInputError(f"halt mode {mode!r} is not one of {HALT_MODES}")
+        self._submit("risk.halted", {"reason": reason, "by": by, "mode": mode}, key="risk")
+
+    def resume(self, by: str, reason: str) -> None:
+        """The only way out of a halt: an operator's command, journaled with who and why."""
+        _check_operator(by, reason, "resume")
+        self._submit("risk.resumed", {"reason": reason, "by": by}, key="risk")
+
+    # -- pre-trade --------------------------------------------------------------------------
+    def check(self, request: OrderRequest, *, exit_only: bool = False) -> Denial | None:
+        """Why `request` must not be sent, or None (then it counts toward the order rate).
+
+        `exit_only` orders (a flatten after a breach) pass a halt if they shrink a position.
+        """
+        denial = self._check_state(request, exit_only) or self._check_limits(request)
+        if denial is None:
+            denial = self._take_rate_slot()
+        return denial
+
+    def _check_state(self, request: OrderRequest, exit_only: bool) -> Denial | None:
+        state = self.state
+        if state == ACTIVE:
+            return None
+        if (state == REDUCING or exit_only) and self._reduces(request):
+            return None
+        control = self.store.get("risk.control", None) or {}
+        why = f" ({control['reason']})" if control.get("reason") else ""
+        allowed = "orders that reduce a position" if state == REDUCING else "no new orders"
+        return Denial(
+            "risk_state",
+            f"risk state is {state}{why}: {allowed}; {request.side} {request.quantity} "
+            f"{request.symbol} refused until an operator resumes",
+        )
+
+    def _reduces(self, request: OrderRequest) -> bool:
+        pid = position_id(request.strategy, request.symbol)
+        held = (self.store.get(f"trading.positions.{pid}", None) or {}).get("net_quantity", 0)
+        signed = request.quantity * request.side.sign
+        return held != 0 and (held > 0) != (signed > 0) and abs(signed) <= abs(held)
+
+    def _check_limits(self, request: OrderRequest) -> Denial | None:
+        cfg = self.config
+        if cfg.max_order_quantity is not None and request.quantity > cfg.max_order_quantity:
+            return Denial(
+                "max_order_quantity",
+                f"quantity {request.quantity} of {request.symbol} exceeds max_order_quantity "
+                f"{cfg.max_order_quantity}",
+            )
+        if cfg.max_open_positions is not None and self._opens_position(request):
+            open_now = sum(len(ids) for ids in self._open_index().values())
+            if open_now >= cfg.max_open_positions:
+                return Denial(
+                    "max_open_positions",
+                    f"{open_now} positions are open, max_open_positions is "
+                    f"{cfg.max_open_positions}; {request.strategy}:{request.symbol} would open "
+                    "another",
+                )
+        if cfg.max_order_notional is None and cfg.max_total_notional is None:
+            return None
+        price = self._price(request)
+        if price is None:
+            return Denial(
+                "no_price",
+                f"no mark or limit price for {request.symbol}: cannot value the order against "
+                "the notional limits",
+            )
+        notional = price * request.quantity
+        if cfg.max_order_notional is not None and notional > cfg.max_order_notional:
+            return Denial(
+                "max_order_notional",
+                f"order notional {notional:,.2f} ({request.quantity} x {price:,.2f} "
+                f"{request.symbol}) exceeds max_order_notional {cfg.max_order_notional:,.2f}",
+            )
+        if cfg.max_total_notional is not None:
+            total = self._book_notional() + notional
+            if total > cfg.max_total_notional:
+                return Denial(
+                    "max_total_notional",
+                    f"total notional {total:,.2f} with this order (open positions and working "
+                    f"orders included) exceeds max_total_notional {cfg.max_total_notional:,.2f}",
+                )
+        return None
+
+    def _take_rate_slot(self) -> Denial | None:
+        limit = self.config.max_orders_per_minute
+        if limit is None:
+            return None
+        now = self._monotonic()
+        with self._lock:
+            while self._sent and self._sent[0] <= now - 60.0:
+                self._sent.popleft()
+            if len(self._sent) >= limit:
+                return Denial(
+                    "max_orders_per_minute",
+                    f"{len(self._sent)} orders sent in the last 60 s; max_orders_per_minute "
+                    f"is {limit}",
+                )
+            self._sent.append(now)
+        return None
+
+    # -- reads of the store -----------------------------------------------------------------
+    def _open_index(self) -> dict[str, Any]:
+        return self.store.get("trading.open_positions", None) or {}
+
+    def _opens_position(self, request: OrderRequest) -> bool:
+        pid = position_id(request.strategy, request.symbol)
+        return pid not in self._open_index().get(request.symbol, ())
+
+    def _mark(self, symbol: str) -> float | None:
+        return (self.store.get(f"market.marks.{symbol}", None) or {}).get("price")
+
+    def _price(self, request: OrderRequest) -> float | None:
+        if request.order_type is OrderType.LIMIT:
+            return request.limit_price
+        return self._mark(request.symbol)
+
+    def _book_notional(self) -> float:
+        """Open positions at their marks (else their average) plus working orders' remainder."""
+        total = 0.0
+        positions = self.store.get("trading.positions", None) or {}
+        for ids in self._open_index().values():
+            for pid in ids:
+                pos = positions[pid]
+                price = pos.get("mark") or pos["average_price"]
+                total += abs(pos["net_quantity"]) * price
+        for order in (self.store.get("trading.working", None) or {}).values():
+            price = order.get("limit_price") or self._mark(order["symbol"]) or 0.0
+            total += (order.get("remaining_quantity") or 0) * price
+        return total
+
+
+def _check_operator(by: Any, reason: Any, command: str) -> None:
+    for name, value in (("by", by), ("reason", reason)):
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidInputError(
+                f"risk {command} needs {name!r} as non-empty text (who asked and why), "
+                f"got {value!r}"
+            )

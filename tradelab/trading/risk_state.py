@@ -1,0 +1,67 @@
+"""The risk control state in the store, and its reducers: active, halted or reducing.
+
+`risk.control` = {state, by, reason, ts, seq} is written only by journaled `risk.halted` /
+`risk.resumed` events, so a halt survives a restart and a kill -9 like any other state.
+(tradelab.state.reducers keeps `risk.state` / `risk.halt` for the same topics; these add the
+mode and who asked.) Pure functions of (view, event); thread-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from tradelab.errors import InvalidInputError
+from tradelab.events import Event
+
+Change = tuple[str, Any]
+ACTIVE, HALTED, REDUCING = "active", "halted", "reducing"
+HALT_MODES = (HALTED, REDUCING)
+
+
+def control_state(view: Any) -> str:
+    """`active`, `halted` (no new orders) or `reducing` (only orders that shrink a position)."""
+    control = view.get("risk.control", None)
+    if control is not None:
+        return control["state"]
+    # A halt journaled without the desk's payload (an operator tool, an older journal).
+    return HALTED if view.get("risk.state", None) == HALTED else ACTIVE
+
+
+def halted_reducer(view: Any, event: Event) -> Iterable[Change]:
+    """payload: reason, by (optional), mode 'halted' | 'reducing' (optional, default halted)."""
+    mode = event.payload.get("mode", HALTED)
+    if mode not in HALT_MODES:
+        raise InvalidInputError(
+            f"risk.halted mode {mode!r} is not one of {', '.join(map(repr, HALT_MODES))}"
+        )
+    return [("risk.control", _control(event, mode))]
+
+
+def resumed_reducer(view: Any, event: Event) -> Iterable[Change]:
+    """payload: by, reason (an operator's command) -> risk.control.state = active."""
+    return [("risk.control", _control(event, ACTIVE))]
+
+
+def breach_reducer(view: Any, event: Event) -> Iterable[Change]:
+    """payload: session_date (optional) -> risk.breached_session: one breach per trading day."""
+    session = event.payload.get("session_date")
+    return [("risk.breached_session", session)] if session is not None else []
+
+
+def _control(event: Event, state: str) -> dict[str, Any]:
+    return {
+        "state": state,
+        "by": str(event.payload.get("by", "")),
+        "reason": str(event.payload.get("reason", "")),
+        "ts": event.ts,
+        "seq": event.seq,
+    }
+
+
+def reducers() -> dict[str, list[Callable[[Any, Event], Iterable[Change]]]]:
+    return {
+        "risk.halted": [halted_reducer],
+        "risk.resumed": [resumed_reducer],
+        "risk.daily_loss_breached": [breach_reducer],
+    }
