@@ -2,8 +2,8 @@
 
 Tests and demos arm a fault; the broker consults it at the point where a real broker would go
 wrong. Faults: drop fill reports, fill an order after reporting it cancelled, hold a position
-opened outside tradelab, reject every order for a while (clock time), fail reads transiently;
-a disconnect is `PaperBroker.disconnect()`. Thread model: armed from any thread, read under
+(or place an order) from outside tradelab, reject every order for a while (clock time), fail
+reads transiently; a disconnect is `PaperBroker.disconnect()`. Thread model: armed from any thread, read under
 the broker's lock.
 """
 
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from tradelab.errors import InvalidInputError
 from tradelab.market.clock import NS_PER_S
+from tradelab.trading.orders import OrderRequest, OrderUpdate
 
 if TYPE_CHECKING:
     from tradelab.broker.paper import PaperBroker
@@ -25,6 +26,7 @@ class PaperFaults:
         self.cancels_to_fill = 0
         self.reject_until_ns = 0
         self.reads_to_fail = 0
+        self.silent = False  # reports are not sent while an outside order is placed
         self.dropped_reports = 0  # how many fill reports were dropped (a test reads it)
 
     def drop_fill_reports(self, count: int = 1) -> None:
@@ -46,6 +48,16 @@ class PaperFaults:
         """The next `count` reads (positions, open orders, an order, fills) raise
         BrokerUnavailableError, as a flaky connection would."""
         self.reads_to_fail = _count(count)
+
+    def place_outside_order(self, request: OrderRequest) -> OrderUpdate:
+        """Send an order as if from another terminal: the account takes it, but its acceptance
+        (and any fill it gets at once) is reported to no listener."""
+        with self._broker._lock:  # no other caller's reports are silenced meanwhile
+            self.silent = True
+            try:
+                return self._broker.submit_order(request)
+            finally:
+                self.silent = False
 
     def hold_outside_position(self, symbol: str, quantity: int, price: float) -> None:
         """Put a position in the account as if opened elsewhere (another terminal): no order,

@@ -154,6 +154,8 @@ class PaperBroker:
             self._outbox.put(lambda listener=listener: listener(connected, now))
 
     def _notify(self, update: OrderUpdate) -> None:
+        if self.faults.silent:
+            return
         if update.fill is not None and self.faults.fill_reports_to_drop:
             self.faults.fill_reports_to_drop -= 1
             self.faults.dropped_reports += 1
