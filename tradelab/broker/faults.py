@@ -62,7 +62,12 @@ class PaperFaults:
     def hold_outside_position(self, symbol: str, quantity: int, price: float) -> None:
         """Put a position in the account as if opened elsewhere (another terminal): no order,
         no fill, no report; cash pays for it."""
-        self._broker.adopt_outside_position(symbol, quantity, price)
+        broker = self._broker
+        contract = broker.universe.parse(symbol)
+        with broker._lock:
+            broker.account.strikes[symbol] = contract.strike  # margin of a short held outside
+            broker.account.move(symbol, int(quantity), float(price), 0.0)
+            broker.account.save()
 
     def clear(self) -> None:
         self.fill_reports_to_drop = self.cancels_to_fill = self.reads_to_fail = 0

@@ -232,14 +232,6 @@ class PaperBroker:
             self.account.save()
             return update
 
-    def adopt_outside_position(self, symbol: str, quantity: int, price: float) -> None:
-        """A position opened elsewhere (see `PaperFaults.hold_outside_position`)."""
-        contract = self.universe.parse(symbol)
-        with self._lock:
-            self.account.strikes[symbol] = contract.strike
-            self.account.move(symbol, int(quantity), float(price), 0.0)
-            self.account.save()
-
     # -- reads ------------------------------------------------------------------------------
     def _readable(self, what: str) -> None:
         if not self._connected:
