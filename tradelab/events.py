@@ -130,6 +130,11 @@ DEFAULT_TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec("broker.disconnected", description="the broker connection dropped"),
     TopicSpec("broker.reconnected", description="the broker connection came back"),
+    TopicSpec(
+        "broker.degraded",
+        description="broker calls keep failing after retries; the session runs degraded",
+    ),
+    TopicSpec("broker.recovered", description="broker calls succeed again after a degradation"),
     # market data
     TopicSpec("market.tick", transient=True, description="a raw quote; never journaled"),
     TopicSpec("market.bar", description="a closed OHLCV bar"),

@@ -18,6 +18,7 @@ from typing import Any
 import param
 
 from tradelab.broker import PaperBroker, PaperBrokerConfig
+from tradelab.broker.reconcile import Reconciler, ReconcilerConfig
 from tradelab.engine import Engine
 from tradelab.errors import TradelabError
 from tradelab.market.clock import run_paced
@@ -52,7 +53,12 @@ class Lab:
     """One paper-trading session: `Lab(config).start()`, `place_order(...)`, `stop()`."""
 
     def __init__(
-        self, config: LabConfig | None = None, *, risk: RiskConfig | None = None, **overrides: Any
+        self,
+        config: LabConfig | None = None,
+        *,
+        risk: RiskConfig | None = None,
+        reconciler: ReconcilerConfig | None = None,
+        **overrides: Any,
     ) -> None:
         self.config = config if config is not None else LabConfig()
         self.risk_config = risk if risk is not None else RiskConfig()
@@ -68,7 +74,14 @@ class Lab:
                 strikes_each_side=cfg.strikes_each_side,
             )
         )
-        self.broker = PaperBroker(PaperBrokerConfig(), clock=self.feed.clock)
+        # The broker's own account file sits beside the journal (git-ignored with it).
+        self.broker = PaperBroker(
+            PaperBrokerConfig(),
+            clock=self.feed.clock,
+            account_path=f"{cfg.journal_path}.broker.sqlite",
+        )
+        self.reconciler_config = reconciler if reconciler is not None else ReconcilerConfig()
+        self.reconciler: Reconciler | None = None
         self.router = MarketDataRouter(
             self.engine.submit, self.engine.publish_transient, quote_sinks=[self.broker.on_quote]
         )
@@ -96,6 +109,9 @@ class Lab:
         self.risk_monitor = DailyLossMonitor(
             self.risk_config, store, self.engine.submit, desk=self.desk, bus=self.engine.bus
         ).start()
+        self.reconciler = Reconciler(
+            self.broker, self.engine.submit, risk=self.risk, config=self.reconciler_config
+        ).start()  # on start, then every interval_s
         marks = store.get("market.marks", None) or {}
         self.resumed_after_ns = max((m.get("ts") or 0 for m in marks.values()), default=0)
         self._feed_thread = threading.Thread(target=self._run_feed, name="lab-feed", daemon=True)
@@ -170,7 +186,10 @@ class Lab:
             self._feed_thread.join(timeout)
         if self.risk_monitor is not None:
             self.risk_monitor.stop(timeout)
+        if self.reconciler is not None:
+            self.reconciler.stop(timeout)
         self.engine.stop(timeout)
+        self.broker.close()
 
     def __enter__(self) -> Lab:
         return self.start()

@@ -1,6 +1,7 @@
 """What every Broker must do. Subclass `BrokerContract` and implement `make_broker` and
-`put_quote` (how the adapter's market is driven in tests); pytest then runs every test below
-against that adapter. Symbols and times: NIFTY25NOV24000CE (lot 75) on 2025-11-12 10:00 IST."""
+`put_quote` (how the adapter's market is driven in tests), and `restart_broker` (a new instance
+on the same account, as after a process restart); pytest then runs every test below against
+that adapter. Symbols and times: NIFTY25NOV24000CE (lot 75) on 2025-11-12 10:00 IST."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tradelab.broker import BrokerUnavailableError
 from tradelab.errors import LifecycleError, OrderRejectedError
 from tradelab.trading.orders import OrderRequest, OrderStatus, OrderType, Side
 
@@ -20,6 +22,10 @@ class BrokerContract:
         raise NotImplementedError
 
     def put_quote(self, broker: Any, symbol: str, bid: float, ask: float, size: int) -> None:
+        raise NotImplementedError
+
+    def restart_broker(self, broker: Any) -> Any:
+        """Stop `broker` and return a new instance on the same account."""
         raise NotImplementedError
 
     @pytest.fixture
@@ -95,3 +101,65 @@ class BrokerContract:
         broker.connect()
         assert self.updates[-1].status is OrderStatus.FILLED
         assert [f.order_id for f in broker.fills_since(0)] == ["o1"]
+
+    # -- report fills since a point --------------------------------------------------------
+    def test_fills_since_a_point_are_exactly_the_later_fills_in_order(self, broker):
+        for i in range(4):
+            broker.submit_order(self.order(f"o{i}"))
+        fills = broker.fills_since(0)
+        seqs = [f.fill_seq for f in fills]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) == 4
+        assert len({f.trade_id for f in fills}) == 4
+        for k, fill in enumerate(fills):
+            assert broker.fills_since(fill.fill_seq) == fills[k + 1 :]
+        assert broker.fills_since(ts=fills[2].ts) == [f for f in fills if f.ts >= fills[2].ts]
+
+    def test_order_lookup_reports_the_latest_state_of_any_order(self, broker):
+        broker.submit_order(self.order("o1"))
+        broker.submit_order(self.order("o2", order_type=OrderType.LIMIT, limit_price=90.0))
+        broker.cancel_order("o2")
+        assert broker.order("o1").status is OrderStatus.FILLED
+        assert broker.order("o1").filled_quantity == LOT
+        assert broker.order("o2").status is OrderStatus.CANCELLED
+        assert broker.order("nope") is None
+
+    # -- survive a disconnect --------------------------------------------------------------
+    def test_reads_while_disconnected_raise_unavailable_and_state_is_intact_after(self, broker):
+        broker.submit_order(self.order("o1"))
+        broker.submit_order(self.order("o2", order_type=OrderType.LIMIT, limit_price=90.0))
+        before = (broker.positions(), broker.open_orders(), broker.fills_since(0))
+        broker.disconnect()
+        for read in (
+            broker.positions,
+            broker.open_orders,
+            lambda: broker.fills_since(0),
+            lambda: broker.order("o1"),
+        ):
+            with pytest.raises(BrokerUnavailableError, match="disconnected"):
+                read()
+        broker.connect()
+        assert (broker.positions(), broker.open_orders(), broker.fills_since(0)) == before
+
+    # -- remember its account across a restart ---------------------------------------------
+    def test_restarted_broker_remembers_positions_orders_and_fills(self, broker):
+        broker.submit_order(self.order("o1", qty=2 * LOT))
+        broker.submit_order(self.order("o2", order_type=OrderType.LIMIT, limit_price=90.0))
+        positions, fills = broker.positions(), broker.fills_since(0)
+        open_ids = [u.order_id for u in broker.open_orders()]
+        again = self.restart_broker(broker)
+        assert again.account_id == broker.account_id
+        assert again.positions() == positions
+        assert again.fills_since(0) == fills
+        assert [u.order_id for u in again.open_orders()] == open_ids
+        assert again.order("o1").status is OrderStatus.FILLED
+
+    def test_fill_ids_after_a_restart_continue_and_never_repeat(self, broker):
+        broker.submit_order(self.order("o1"))
+        again = self.restart_broker(broker)
+        self.put_quote(again, SYMBOL, 100.0, 100.5, 100 * LOT)
+        again.submit_order(self.order("o2"))
+        fills = again.fills_since(0)
+        assert [f.fill_seq for f in fills] == [1, 2]
+        assert len({f.trade_id for f in fills}) == 2
+        with pytest.raises(OrderRejectedError, match="already used"):
+            again.submit_order(self.order("o1"))

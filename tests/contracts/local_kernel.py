@@ -20,9 +20,10 @@ def book_store() -> StateStore:
 
 
 class LocalKernel:
-    def __init__(self) -> None:
+    def __init__(self, store_factory=book_store) -> None:
         self.registry = TopicRegistry()
-        self.store = book_store()
+        self._store_factory = store_factory
+        self.store = store_factory()
         self.events: list[Event] = []
         self.transient: list[Event] = []
         self._lock = threading.Lock()
@@ -52,7 +53,7 @@ class LocalKernel:
 
     def replayed_store(self) -> StateStore:
         """A fresh store folded from the recorded events: what recovery would rebuild."""
-        store = book_store()
+        store = self._store_factory()
         for event in self.events:
             store.apply(event)
         return store

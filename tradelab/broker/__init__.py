@@ -1,6 +1,18 @@
 """Brokers: the `Broker` protocol every adapter implements and the simulated `PaperBroker`."""
 
-from tradelab.broker.base import Broker, ConnectionListener, OrderListener
+from tradelab.broker.base import (
+    Broker,
+    BrokerUnavailableError,
+    ConnectionListener,
+    OrderListener,
+)
 from tradelab.broker.paper import PaperBroker, PaperBrokerConfig
 
-__all__ = ["Broker", "ConnectionListener", "OrderListener", "PaperBroker", "PaperBrokerConfig"]
+__all__ = [
+    "Broker",
+    "BrokerUnavailableError",
+    "ConnectionListener",
+    "OrderListener",
+    "PaperBroker",
+    "PaperBrokerConfig",
+]

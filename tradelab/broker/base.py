@@ -10,15 +10,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from tradelab.errors import LifecycleError
 from tradelab.trading.orders import Fill, OrderRequest, OrderUpdate
 
 OrderListener = Callable[[OrderUpdate], object]
 ConnectionListener = Callable[[bool, int], object]  # (connected, ts ns)
 
 
+class BrokerUnavailableError(LifecycleError):
+    """The broker cannot answer now (disconnected, timed out): a caller may retry later."""
+
+
 @runtime_checkable
 class Broker(Protocol):
     name: str
+    # Names the account the fills belong to: fill_seq counts within one account, so a caller
+    # keeping a point in the fills (the reconciler) starts over when the account changes.
+    account_id: str
 
     @property
     def is_connected(self) -> bool:
@@ -44,11 +52,16 @@ class Broker(Protocol):
     def cancel_order(self, order_id: str) -> OrderUpdate:
         """Cancel the unfilled rest of a working order; `OrderRejectedError` if it is finished."""
 
+    # Reads raise BrokerUnavailableError while the broker cannot answer (e.g. disconnected).
     def open_orders(self) -> list[OrderUpdate]:
         """Working orders (accepted or partially filled), oldest first."""
+
+    def order(self, order_id: str) -> OrderUpdate | None:
+        """The latest state of an order this account has seen (any status), or None."""
 
     def positions(self) -> dict[str, int]:
         """Net quantity in units per symbol, flat symbols omitted."""
 
     def fills_since(self, fill_seq: int = 0, *, ts: int | None = None) -> list[Fill]:
-        """Fills with `fill_seq` greater than the one given (or with `ts` at or after `ts`)."""
+        """Fills with `fill_seq` greater than the one given (or with `ts` at or after `ts`),
+        in fill_seq order; fill_seq and trade ids never repeat within an account."""

@@ -5,7 +5,11 @@ orders fill when the quote crosses them; an order larger than the quoted size fi
 and the rest works on later quotes. Latency delays fills in feed (clock) time, not wall time.
 Disconnect policy: orders and cancels sent while disconnected are **rejected**; orders already
 working keep filling at the simulated exchange, and their updates are held and delivered in
-order on `connect()` (as a real broker's order stream catches up after a reconnect).
+order on `connect()` (as a real broker's order stream catches up after a reconnect); reads
+(positions, orders, fills) raise BrokerUnavailableError while disconnected.
+Account: cash, positions, orders and fills live in a `PaperAccount`, saved to its own file
+(`account_path`) after every change, so a restarted broker holds what it held. Faults for tests
+and demos are armed on `broker.faults` (see faults.py).
 Thread model: every public method takes one lock for the book-keeping; listeners are called
 after it is released, on the calling thread, with the updates that call caused, in order
 (`CallerOutbox`): a listener that blocks (a critical engine submit) never holds the broker, and
@@ -16,17 +20,18 @@ from __future__ import annotations
 
 import math
 import threading
-import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import param
 
-from tradelab.broker.base import ConnectionListener, OrderListener
-from tradelab.errors import InvalidInputError, LifecycleError, OrderRejectedError
+from tradelab.broker.account import PaperAccount, PaperOrder
+from tradelab.broker.base import BrokerUnavailableError, ConnectionListener, OrderListener
+from tradelab.broker.faults import PaperFaults
+from tradelab.errors import InvalidInputError, OrderRejectedError
 from tradelab.market.clock import NS_PER_S, MarketHours, WallClock
-from tradelab.market.instruments import IST, TICK_SIZE, OptionContract, OptionUniverse
+from tradelab.market.instruments import IST, TICK_SIZE, OptionUniverse
 from tradelab.market.ticks import Tick
 from tradelab.trading.orders import (
     Fill,
@@ -61,27 +66,6 @@ class PaperBrokerConfig(param.Parameterized):
     enforce_market_hours = param.Boolean(default=True, doc="Reject orders outside 09:15-15:30.")
 
 
-@dataclass
-class _Order:
-    request: OrderRequest
-    broker_order_id: str
-    lot_size: int
-    contract: OptionContract
-    active_from_ns: int
-    status: OrderStatus = OrderStatus.ACCEPTED
-    filled: int = 0
-    notional: float = 0.0
-    updates: list[OrderUpdate] = field(default_factory=list)
-
-    @property
-    def remaining(self) -> int:
-        return self.request.quantity - self.filled
-
-    @property
-    def average_price(self) -> float:
-        return self.notional / self.filled if self.filled else 0.0
-
-
 class PaperBroker:
     """A `Broker` that simulates execution against quotes pushed in with `on_quote`."""
 
@@ -94,6 +78,7 @@ class PaperBroker:
         hours: MarketHours | None = None,
         name: str = "paper",
         id_prefix: str | None = None,
+        account_path: str | Path | None = None,
     ) -> None:
         self.config = config or PaperBrokerConfig()
         self.universe = universe or OptionUniverse()
@@ -107,15 +92,31 @@ class PaperBroker:
         self._held: list[OrderUpdate] = []
         self._outbox = CallerOutbox()
         self._quotes: dict[str, list[float]] = {}  # symbol -> [bid, ask, bid_left, ask_left]
-        self._orders: dict[str, _Order] = {}
-        self._working: dict[str, _Order] = {}  # not yet terminal; quotes only scan these
-        self._fills: list[Fill] = []
-        self._positions: dict[str, int] = {}
-        self._strikes: dict[str, int] = {}
-        self.cash = float(self.config.capital)
-        self._next_order = 1
-        # Ids must not repeat across broker restarts: the journal keeps trades by id.
-        self.id_prefix = id_prefix or f"PB{uuid.uuid4().hex[:6].upper()}"
+        self.account = PaperAccount(
+            self.config.capital,
+            universe=self.universe,
+            short_margin_rate=self.config.short_margin_rate,
+            path=account_path,
+            id_prefix=id_prefix,
+        )
+        self.faults = PaperFaults(self)
+
+    @property
+    def id_prefix(self) -> str:
+        return self.account.id_prefix
+
+    @property
+    def account_id(self) -> str:
+        return self.account.id_prefix
+
+    @property
+    def cash(self) -> float:
+        return self.account.cash
+
+    def close(self) -> None:
+        """Save and close the account file (the broker is not used afterwards)."""
+        with self._lock:
+            self.account.close()
 
     # -- connection -------------------------------------------------------------------------
     @property
@@ -153,6 +154,12 @@ class PaperBroker:
             self._outbox.put(lambda listener=listener: listener(connected, now))
 
     def _notify(self, update: OrderUpdate) -> None:
+        if self.faults.silent:
+            return
+        if update.fill is not None and self.faults.fill_reports_to_drop:
+            self.faults.fill_reports_to_drop -= 1
+            self.faults.dropped_reports += 1
+            return
         if self._connected:
             self._deliver(update)
         else:
@@ -177,21 +184,20 @@ class PaperBroker:
             except (InvalidInputError, OrderRejectedError) as exc:
                 self._reject(request, str(exc), now)
                 raise OrderRejectedError(str(exc)) from exc
-            order = _Order(
+            account = self.account
+            order = PaperOrder(
                 request,
-                f"{self.id_prefix}-{self._next_order:06d}",
+                account.new_broker_order_id(),
                 lot,
                 contract,
                 now + self.config.latency_ms * 1_000_000,
             )
-            self._next_order += 1
-            self._orders[request.order_id] = order
-            self._working[request.order_id] = order
-            self._strikes[request.symbol] = contract.strike
+            account.add_order(order)
             self._emit(order, OrderStatus.ACCEPTED, now)
             if order.active_from_ns <= now:
                 self._match(order, now)
-            return order.updates[-1]
+            account.save()
+            return order.last
 
     def cancel_order(self, order_id: str) -> OrderUpdate:
         try:
@@ -201,36 +207,64 @@ class PaperBroker:
 
     def _cancel_locked(self, order_id: str) -> OrderUpdate:
         with self._lock:
-            order = self._orders.get(order_id)
+            order = self.account.orders.get(order_id)
             if order is None:
                 raise InvalidInputError(f"order {order_id!r} is not known to broker {self.name!r}")
             if not self._connected:
                 raise OrderRejectedError(
                     f"cannot cancel order {order_id!r}: broker {self.name!r} is disconnected"
                 )
-            if order.status.is_terminal:
+            if order.status.is_terminal or order.reported_cancelled:
+                status = OrderStatus.CANCELLED if order.reported_cancelled else order.status
                 raise OrderRejectedError(
-                    f"cannot cancel order {order_id!r}: it is already {order.status}"
+                    f"cannot cancel order {order_id!r}: it is already {status}"
                 )
-            return self._emit(order, OrderStatus.CANCELLED, self.clock.now_ns(), reason="cancelled")
+            if self.faults.cancels_to_fill:
+                self.faults.cancels_to_fill -= 1
+                order.reported_cancelled = True  # stays in `working`: later quotes fill it
+            update = self._emit(
+                order, OrderStatus.CANCELLED, self.clock.now_ns(), reason="cancelled"
+            )
+            if order.reported_cancelled:
+                order.status = (
+                    OrderStatus.PARTIALLY_FILLED if order.filled else OrderStatus.ACCEPTED
+                )
+            self.account.save()
+            return update
+
+    # -- reads ------------------------------------------------------------------------------
+    def _readable(self, what: str) -> None:
+        if not self._connected:
+            raise BrokerUnavailableError(
+                f"broker {self.name!r} is disconnected; connect() before asking for {what}"
+            )
+        if self.faults.reads_to_fail:
+            self.faults.reads_to_fail -= 1
+            raise BrokerUnavailableError(f"broker {self.name!r} did not answer for {what}")
 
     def open_orders(self) -> list[OrderUpdate]:
         with self._lock:
-            return [o.updates[-1] for o in self._working.values()]
+            self._readable("open orders")
+            return [o.last for o in self.account.working.values() if not o.reported_cancelled]
+
+    def order(self, order_id: str) -> OrderUpdate | None:
+        with self._lock:
+            self._readable(f"order {order_id!r}")
+            order = self.account.orders.get(order_id)
+            return None if order is None else order.last
 
     def positions(self) -> dict[str, int]:
         with self._lock:
-            return {s: q for s, q in self._positions.items() if q}
+            self._readable("positions")
+            return dict(self.account.positions)
 
     def fills_since(self, fill_seq: int = 0, *, ts: int | None = None) -> list[Fill]:
         with self._lock:
-            if not self._connected:
-                raise LifecycleError(
-                    f"broker {self.name!r} is disconnected; connect() before asking for fills"
-                )
+            self._readable("fills")
+            fills = self.account.fills
             if ts is not None:
-                return [f for f in self._fills if f.ts >= ts]
-            return [f for f in self._fills if f.fill_seq > fill_seq]
+                return [f for f in fills if f.ts >= ts]
+            return fills[max(fill_seq, 0) :]  # fills[i].fill_seq == i + 1
 
     # -- market data ------------------------------------------------------------------------
     def on_quote(self, tick: Tick) -> None:
@@ -238,27 +272,33 @@ class PaperBroker:
         with self._lock:
             self._quotes[tick.symbol] = [tick.bid, tick.ask, tick.bid_size, tick.ask_size]
             now = self.clock.now_ns()
-            for order in list(self._working.values()):
+            for order in list(self.account.working.values()):
                 if order.request.symbol == tick.symbol and order.active_from_ns <= now:
                     self._match(order, now)
+            self.account.save()
         self._outbox.drain()
 
     def poll(self) -> None:
         """Fill what the latency kept back once the clock has moved past it."""
         with self._lock:
             now = self.clock.now_ns()
-            for order in list(self._working.values()):
+            for order in list(self.account.working.values()):
                 if order.active_from_ns <= now:
                     self._match(order, now)
+            self.account.save()
         self._outbox.drain()
 
     # -- internals --------------------------------------------------------------------------
-    def _check(self, request: OrderRequest, now: int) -> tuple[OptionContract, int]:
+    def _check(self, request: OrderRequest, now: int) -> tuple[Any, int]:
         if not self._connected:
             raise OrderRejectedError(
                 f"broker {self.name!r} is disconnected; order {request.order_id!r} not sent"
             )
-        if request.order_id in self._orders:
+        if now < self.faults.reject_until_ns:
+            raise OrderRejectedError(
+                f"broker {self.name!r} rejects every order for now (injected fault)"
+            )
+        if request.order_id in self.account.orders:
             raise InvalidInputError(f"order id {request.order_id!r} was already used")
         contract = self.universe.parse(request.symbol)
         if contract.expiry_close().timestamp() * NS_PER_S <= now:
@@ -276,51 +316,10 @@ class PaperBroker:
             if request.limit_price is None:
                 raise InvalidInputError(f"limit order for {request.symbol} has no limit price")
             check_price(request.limit_price, "limit price", request.symbol)
-        quote = self._quotes.get(request.symbol)
-        if request.order_type is OrderType.MARKET and quote is None:
+        if request.order_type is OrderType.MARKET and request.symbol not in self._quotes:
             raise OrderRejectedError(f"no quote for {request.symbol}; cannot place a market order")
-        self._check_margin(request, contract, quote)
+        self.account.check_margin(request, contract, self._quotes)
         return contract, lot
-
-    def _check_margin(self, request: OrderRequest, contract: OptionContract, quote) -> None:
-        held = self._positions.get(request.symbol, 0)
-        if request.side is Side.BUY:
-            price = request.limit_price if request.order_type is OrderType.LIMIT else quote[1]
-            covering = min(request.quantity, max(-held, 0))
-            needed = (
-                price * request.quantity
-                - covering * contract.strike * self.config.short_margin_rate
-            )
-        else:
-            opening = request.quantity - min(request.quantity, max(held, 0))
-            needed = opening * contract.strike * self.config.short_margin_rate
-        available = self.cash - self._blocked_margin() - self._working_reserve()
-        if needed > available:
-            raise OrderRejectedError(
-                f"insufficient margin for {request.side} {request.quantity} {request.symbol}: "
-                f"needs {needed:,.2f}, available {available:,.2f}"
-            )
-
-    def _working_reserve(self) -> float:
-        """Cash that working orders will take when they fill: premium of the unfilled part of
-        a buy (at its limit, else the ask), short margin of the part of a sell that opens.
-        Without it, several working orders each pass alone and then overdraw the cash."""
-        rate = self.config.short_margin_rate
-        reserve = 0.0
-        for order in self._working.values():
-            r, left = order.request, order.remaining
-            if r.side is Side.BUY:
-                quote = self._quotes.get(r.symbol)
-                price = r.limit_price if r.order_type is OrderType.LIMIT else (quote or (0, 0))[1]
-                reserve += price * left
-            else:
-                held = max(self._positions.get(r.symbol, 0), 0)
-                reserve += (left - min(left, held)) * order.contract.strike * rate
-        return reserve
-
-    def _blocked_margin(self) -> float:
-        rate = self.config.short_margin_rate
-        return sum(-q * self._strikes.get(s, 0) * rate for s, q in self._positions.items() if q < 0)
 
     def _reject(self, request: OrderRequest, reason: str, now: int) -> None:
         update = OrderUpdate(
@@ -341,7 +340,7 @@ class PaperBroker:
 
     def _emit(
         self,
-        order: _Order,
+        order: PaperOrder,
         status: OrderStatus,
         now: int,
         *,
@@ -349,8 +348,6 @@ class PaperBroker:
         fill: Fill | None = None,
     ) -> OrderUpdate:
         order.status = status
-        if status.is_terminal:
-            self._working.pop(order.request.order_id, None)
         r = order.request
         update = OrderUpdate(
             status,
@@ -366,11 +363,12 @@ class PaperBroker:
             reason=reason,
             fill=fill,
         )
-        order.updates.append(update)
+        order.last = update
+        self.account.touch(order)
         self._notify(update)
         return update
 
-    def _match(self, order: _Order, now: int) -> None:
+    def _match(self, order: PaperOrder, now: int) -> None:
         quote = self._quotes.get(order.request.symbol)
         if quote is None:
             return
@@ -393,27 +391,10 @@ class PaperBroker:
         price = round(price, 2)
         quote[3 if buy else 2] = available - size
         fee = round(self.config.brokerage_per_fill + self.config.charges_rate * price * size, 2)
-        order.filled += size
-        order.notional += price * size
-        signed = size if buy else -size
-        self._positions[r.symbol] = self._positions.get(r.symbol, 0) + signed
-        self.cash += -signed * price - fee
-        fill = Fill(
-            fill_seq=len(self._fills) + 1,
-            trade_id=f"{self.id_prefix}-F{len(self._fills) + 1:06d}",
-            order_id=r.order_id,
-            broker_order_id=order.broker_order_id,
-            symbol=r.symbol,
-            side=r.side,
-            quantity=size,
-            price=price,
-            fee=fee,
-            ts=now,
-            strategy=r.strategy,
-            lot_size=order.lot_size,
-        )
-        self._fills.append(fill)
+        fill = self.account.record_fill(order, size, price, fee, now)
         status = OrderStatus.FILLED if order.remaining == 0 else OrderStatus.PARTIALLY_FILLED
+        if order.reported_cancelled and status is OrderStatus.FILLED:
+            order.reported_cancelled = False  # done at last: leaves `working` in _emit
         self._emit(order, status, now, fill=fill)
 
     def set_quote(self, symbol: str, bid: float, ask: float, size: int = 10_000) -> None:

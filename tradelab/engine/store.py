@@ -11,12 +11,13 @@ from typing import Any
 
 def default_reducers() -> dict[str, list]:
     """Union of every domain module's `reducers()`: what the live store and replay fold with."""
+    from tradelab.broker.reconcile import reducers as reconciliation
     from tradelab.market import reducers as market
     from tradelab.state import reducers as state
     from tradelab.trading import reducers as trading
 
     merged: dict[str, list] = {}
-    for module in (state, market, trading):
+    for module in (state, market, trading, reconciliation):
         for topic, reducers in module.reducers().items():
             merged.setdefault(topic, []).extend(reducers)
     return merged

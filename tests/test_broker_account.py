@@ -1,0 +1,60 @@
+"""The paper broker's account file: what a restart keeps, and files that are not accounts."""
+
+from __future__ import annotations
+
+import pytest
+from test_broker_paper import SYM, buy, paper
+
+from tradelab.broker import PaperBroker, PaperBrokerConfig
+from tradelab.broker.account_file import AccountFileError
+from tradelab.errors import InvalidInputError
+from tradelab.trading.orders import OrderType
+
+
+def test_cash_and_working_orders_survive_a_restart_and_the_order_still_fills(tmp_path):
+    path = tmp_path / "acct.sqlite"
+    broker, clock, _ = paper()
+    broker = PaperBroker(broker.config, clock=clock, account_path=path)
+    broker.set_quote(SYM, 100.0, 101.0)
+    broker.submit_order(buy("o1"))
+    broker.submit_order(buy("o2", order_type=OrderType.LIMIT, limit_price=95.0))
+    cash = broker.cash
+    broker.close()
+    again = PaperBroker(broker.config, clock=clock, account_path=path)
+    assert again.cash == pytest.approx(cash)
+    again.set_quote(SYM, 94.0, 94.5)
+    assert again.positions() == {SYM: 150}
+    assert [f.trade_id for f in again.fills_since(0)] == [
+        f"{again.account_id}-F000001",
+        f"{again.account_id}-F000002",
+    ]
+
+
+def test_order_reported_cancelled_by_a_fault_still_fills_after_a_restart(tmp_path):
+    path = tmp_path / "acct.sqlite"
+    broker = PaperBroker(PaperBrokerConfig(), clock=paper()[1], account_path=path)
+    broker.set_quote(SYM, 100.0, 101.0)
+    broker.submit_order(buy("o1", order_type=OrderType.LIMIT, limit_price=95.0))
+    broker.faults.fill_after_cancel()
+    assert broker.cancel_order("o1").status == "cancelled"
+    assert broker.open_orders() == []
+    broker.close()
+    again = PaperBroker(PaperBrokerConfig(), clock=broker.clock, account_path=path)
+    assert again.order("o1").status == "cancelled"
+    again.set_quote(SYM, 94.0, 94.5)
+    assert again.order("o1").status == "filled" and again.positions() == {SYM: 75}
+
+
+def test_a_file_that_is_not_an_account_is_refused_naming_it(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database, just words " * 100)
+    with pytest.raises(AccountFileError, match="notes.txt is not a paper account file"):
+        PaperBroker(account_path=path)
+
+
+def test_an_account_file_keeps_its_id_prefix_and_refuses_another(tmp_path):
+    path = tmp_path / "acct.sqlite"
+    PaperBroker(account_path=path, id_prefix="PBONE").close()
+    assert PaperBroker(account_path=path).account_id == "PBONE"
+    with pytest.raises(InvalidInputError, match="belongs to id prefix 'PBONE', not 'PBTWO'"):
+        PaperBroker(account_path=path, id_prefix="PBTWO")

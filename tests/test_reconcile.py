@@ -1,0 +1,270 @@
+"""Reconciliation scenarios for every kind and every policy, driven by the paper broker's faults.
+
+A real PaperBroker, a real ExecutionDesk and a real StateStore folded with the default reducers
+(through LocalKernel's synchronous submit); the Reconciler runs with no settle pause."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from contracts.local_kernel import LocalKernel
+
+from tradelab.broker import PaperBroker, PaperBrokerConfig
+from tradelab.broker.reconcile import KINDS, POLICIES, Reconciler, ReconcilerConfig
+from tradelab.engine.store import build_store
+from tradelab.market.clock import SimulatedClock
+from tradelab.market.instruments import IST
+from tradelab.trading.execution import ExecutionDesk
+from tradelab.trading.orders import OrderRequest, OrderType, Side
+
+SYM = "NIFTY25NOV24000CE"
+OPEN_NS = int(datetime(2025, 11, 12, 10, tzinfo=IST).timestamp()) * 10**9
+
+
+class Session:
+    """A broker, a desk and a store; `reconciler(**policies)` builds a reconciler on them."""
+
+    def __init__(self, account_path=None, kernel=None, broker=None):
+        self.clock = SimulatedClock(OPEN_NS)
+        self.broker = broker or PaperBroker(
+            PaperBrokerConfig(brokerage_per_fill=20.0),
+            clock=self.clock,
+            account_path=account_path,
+        )
+        self.kernel = kernel or LocalKernel(store_factory=build_store)
+        self.desk = ExecutionDesk(self.broker, self.kernel.submit)
+        self.broker.set_quote(SYM, 100.0, 100.5, size=10_000)
+        self.sleeps: list[float] = []
+
+    @property
+    def store(self):
+        return self.kernel.store
+
+    def reconciler(self, **config) -> Reconciler:
+        config.setdefault("settle_s", 0.0)
+        return Reconciler(
+            self.broker,
+            self.kernel.submit,
+            config=ReconcilerConfig(**config),
+            sleep=self.sleeps.append,
+        )
+
+    def book_quantity(self) -> int:
+        positions = self.store.get("trading.positions", None) or {}
+        return sum(p["net_quantity"] for p in positions.values() if p["symbol"] == SYM)
+
+    def events(self, topic):
+        return [e for e in self.kernel.events if e.topic == topic]
+
+
+# -- one scenario per kind: the fault that makes the book and the broker disagree ------------
+def missed_fill(s: Session) -> None:
+    s.broker.faults.drop_fill_reports(1)
+    s.desk.place_order(SYM, "BUY", 75)
+
+
+def order_state_mismatch(s: Session) -> None:
+    s.broker.faults.fill_after_cancel(1)
+    oid = s.desk.place_order(SYM, "BUY", 75, order_type="LIMIT", limit_price=95.0)
+    s.desk.cancel_order(oid)
+    s.broker.set_quote(SYM, 94.0, 94.5)  # the "cancelled" order fills; the fill is reported
+
+
+def unknown_open_order(s: Session) -> None:
+    request = OrderRequest("ext-1", SYM, Side.BUY, 75, OrderType.LIMIT, 90.0, "manual")
+    s.broker.faults.place_outside_order(request)
+
+
+def unknown_position(s: Session) -> None:
+    s.broker.faults.hold_outside_position(SYM, 150, 100.0)
+
+
+def missing_position(s: Session) -> None:
+    s.desk.place_order(SYM, "BUY", 75)
+    s.broker.faults.hold_outside_position(SYM, -75, 100.0)  # closed from another terminal
+
+
+def quantity_mismatch(s: Session) -> None:
+    s.desk.place_order(SYM, "BUY", 150)
+    s.broker.faults.hold_outside_position(SYM, -75, 100.0)
+
+
+SCENARIOS = {
+    "missed_fill": missed_fill,
+    "order_state_mismatch": order_state_mismatch,
+    "unknown_open_order": unknown_open_order,
+    "unknown_position": unknown_position,
+    "missing_position": missing_position,
+    "quantity_mismatch": quantity_mismatch,
+}
+
+
+def only(kind: str, policy: str) -> dict[str, str]:
+    """`policy` for `kind`, flag for every other kind (so one policy is tested at a time)."""
+    return {k: (policy if k == kind else "flag") for k in KINDS}
+
+
+def test_every_kind_has_a_scenario():
+    assert set(SCENARIOS) == set(KINDS)
+
+
+def test_agreeing_book_and_broker_report_nothing_and_advance_the_fill_point():
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 75)
+    report = s.reconciler().run_once()
+    assert report.ok and report.mismatches == [] and report.fill_point == 1
+    assert s.store.get("reconciliation.last_run.ok") is True
+    assert s.events("reconciliation.mismatch") == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_fault_is_found_as_its_kind_with_book_and_broker_views(kind):
+    s = Session()
+    SCENARIOS[kind](s)
+    report = s.reconciler(**only(kind, "flag")).run_once()
+    assert kind in report.kinds
+    mismatch = next(m for m in report.mismatches if m.kind == kind)
+    event = next(e for e in s.events("reconciliation.mismatch") if e.key == mismatch.item)
+    assert event.payload["kind"] == kind
+    assert event.payload["expected"] == mismatch.expected
+    assert event.payload["actual"] == mismatch.actual
+    assert s.store.get(f"reconciliation.mismatches.{mismatch.item}")["kind"] == kind
+
+
+def test_dropped_fill_report_is_one_missed_fill_not_also_a_position_difference():
+    s = Session()
+    missed_fill(s)
+    report = s.reconciler(**only("missed_fill", "flag")).run_once()
+    assert sorted(report.kinds) == ["missed_fill", "order_state_mismatch"]
+    fill = s.broker.fills_since(0)[0]
+    assert report.mismatches[0].item == f"missed_fill:{fill.trade_id}"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_adopt_policy_fixes_the_book_to_the_broker_with_a_critical_fixed_event(kind):
+    s = Session()
+    SCENARIOS[kind](s)
+    first = s.reconciler(**only(kind, "adopt")).run_once()
+    item = next(m.item for m in first.mismatches if m.kind == kind)
+    assert item in first.fixed
+    fixed = [e for e in s.events("reconciliation.fixed") if e.key == item]
+    assert fixed and all(e.critical for e in fixed)
+    second = s.reconciler(**only(kind, "adopt")).run_once()
+    assert kind not in second.kinds
+    if kind in ("missed_fill", "unknown_position", "missing_position", "quantity_mismatch"):
+        assert s.book_quantity() == s.broker.positions().get(SYM, 0)
+    assert s.store.get("risk.control", None) is None  # adopting never halts
+
+
+def test_adopted_missed_fill_is_the_brokers_trade_under_its_own_id():
+    s = Session()
+    missed_fill(s)
+    s.reconciler(missed_fill="adopt", order_state_mismatch="adopt").run_once()
+    fill = s.broker.fills_since(0)[0]
+    trade = s.store.get(f"trading.trades.{fill.trade_id}")
+    assert (trade["quantity"], trade["price"], trade["fee"]) == (75, fill.price, fill.fee)
+    order = s.store.get(f"trading.orders.{fill.order_id}")
+    assert (order["status"], order["filled_quantity"]) == ("filled", 75)
+    assert s.store.get(f"trading.working.{fill.order_id}", None) is None
+
+
+def test_adopted_order_state_turns_a_cancelled_order_that_filled_into_filled():
+    s = Session()
+    order_state_mismatch(s)
+    oid = next(iter(s.store.get("trading.orders")))
+    assert s.store.get(f"trading.orders.{oid}.status") == "cancelled"
+    s.reconciler(order_state_mismatch="adopt").run_once()
+    assert s.store.get(f"trading.orders.{oid}.status") == "filled"
+    assert s.store.get(f"trading.orders.{oid}.filled_quantity") == 75
+
+
+def test_adopted_unknown_open_order_becomes_a_working_order_of_the_book():
+    s = Session()
+    unknown_open_order(s)
+    s.reconciler(unknown_open_order="adopt").run_once()
+    assert s.store.get("trading.orders.ext-1.status") == "accepted"
+    assert s.store.get("trading.working.ext-1.remaining_quantity") == 75
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_flag_policy_records_the_difference_changes_nothing_and_reports_it_again(kind):
+    s = Session()
+    SCENARIOS[kind](s)
+    trades_before = dict(s.store.get("trading.trades", None) or {})
+    first = s.reconciler(**only(kind, "flag")).run_once()
+    assert kind in first.kinds and first.fixed == []
+    assert s.events("reconciliation.fixed") == []
+    assert (s.store.get("trading.trades", None) or {}) == trades_before
+    second = s.reconciler(**only(kind, "flag")).run_once()
+    assert kind in second.kinds  # the fill point did not move past an unresolved fill
+    assert s.store.get("risk.control", None) is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_halt_policy_halts_trading_through_the_risk_gate(kind):
+    s = Session()
+    SCENARIOS[kind](s)
+    report = s.reconciler(**only(kind, "halt")).run_once()
+    assert report.halted and report.fixed == []
+    control = s.store.get("risk.control")
+    assert (control["state"], control["by"]) == ("halted", "reconciler")
+    assert kind in control["reason"]
+    assert len(s.events("risk.halted")) == 1
+    s.reconciler(**only(kind, "halt")).run_once()
+    assert len(s.events("risk.halted")) == 1  # already halted: not halted again
+
+
+def test_halt_mode_reducing_allows_exits_only():
+    s = Session()
+    unknown_position(s)
+    s.reconciler(unknown_position="halt", halt_mode="reducing").run_once()
+    assert s.store.get("risk.control.state") == "reducing"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_dry_run_reports_under_any_policy_and_fixes_or_halts_nothing(kind, policy):
+    s = Session()
+    SCENARIOS[kind](s)
+    report = s.reconciler(dry_run=True, **only(kind, policy)).run_once()
+    assert kind in report.kinds and report.fixed == [] and not report.halted
+    events = [e for e in s.events("reconciliation.mismatch") if e.payload["kind"] == kind]
+    assert events[0].payload["dry_run"] is True
+    assert events[0].payload["policy"] == policy
+    assert s.events("reconciliation.fixed") == [] and s.events("risk.halted") == []
+
+
+@pytest.mark.parametrize("kind", ["missed_fill", "unknown_position", "quantity_mismatch"])
+def test_restart_mid_reconciliation_duplicates_nothing(kind):
+    """The journal ends after the mismatch, before its fix: the rerun makes the same ids; and a
+    fix journaled twice (the restart came after it) changes the book once."""
+    s = Session()
+    SCENARIOS[kind](s)
+    s.reconciler(**only(kind, "adopt")).run_once()
+    fixes = [e for e in s.events("reconciliation.fixed") if e.payload["kind"] == kind]
+    cut = s.kernel.events.index(fixes[0])
+    restarted = LocalKernel(store_factory=build_store)
+    for event in s.kernel.events[:cut]:
+        restarted.submit(event.topic, event.payload, key=event.key, critical=event.critical)
+    again = Session(kernel=restarted, broker=s.broker)
+    again.reconciler(**only(kind, "adopt")).run_once()
+    refixes = [e for e in again.events("reconciliation.fixed") if e.payload["kind"] == kind]
+    assert [e.payload["trade"]["trade_id"] for e in refixes] == [
+        e.payload["trade"]["trade_id"] for e in fixes
+    ]
+    for event in refixes:  # the same fix applied once more: the book does not move
+        restarted.submit(event.topic, event.payload, key=event.key, critical=True)
+    assert again.book_quantity() == s.broker.positions().get(SYM, 0)
+
+
+def test_rejected_orders_during_a_reject_fault_leave_nothing_to_reconcile():
+    from tradelab.errors import OrderRejectedError
+
+    s = Session()
+    s.broker.faults.reject_orders_for(60)
+    with pytest.raises(OrderRejectedError, match="rejects every order"):
+        s.desk.place_order(SYM, "BUY", 75)
+    s.clock.advance(61 * 10**9)
+    s.desk.place_order(SYM, "BUY", 75)
+    assert s.reconciler().run_once().ok

@@ -1,0 +1,285 @@
+"""The paper broker's own account: cash, positions, orders and fills, and the margin they block.
+
+This is the broker's record, not the book's: it lives apart from the journal (in an
+`AccountFile` when a path is given), so after a restart the broker still holds what it held and
+its fill ids continue where they stopped. Not thread-safe on its own: the `PaperBroker` calls it
+under its lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tradelab.broker.account_file import AccountFile
+from tradelab.errors import InvalidInputError, OrderRejectedError
+from tradelab.trading.orders import (
+    Fill,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+)
+
+
+@dataclass
+class PaperOrder:
+    """One order as the broker sees it. `reported_cancelled`: a fault made the broker report it
+    cancelled while it keeps working (it may still fill)."""
+
+    request: OrderRequest
+    broker_order_id: str
+    lot_size: int
+    contract: Any
+    active_from_ns: int
+    status: OrderStatus = OrderStatus.ACCEPTED
+    filled: int = 0
+    notional: float = 0.0
+    last: OrderUpdate | None = None
+    reported_cancelled: bool = False
+
+    @property
+    def remaining(self) -> int:
+        return self.request.quantity - self.filled
+
+    @property
+    def average_price(self) -> float:
+        return self.notional / self.filled if self.filled else 0.0
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "request": self.request.to_payload(),
+            "broker_order_id": self.broker_order_id,
+            "lot_size": self.lot_size,
+            "active_from_ns": self.active_from_ns,
+            "status": str(self.status),
+            "filled": self.filled,
+            "notional": self.notional,
+            "last": None if self.last is None else self.last.to_payload(),
+            "reported_cancelled": self.reported_cancelled,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], universe: Any) -> PaperOrder:
+        r = record["request"]
+        request = OrderRequest(
+            r["order_id"],
+            r["symbol"],
+            Side(r["side"]),
+            r["quantity"],
+            OrderType(r["order_type"]),
+            r["limit_price"],
+            r["strategy"],
+        )
+        last = record["last"]
+        return cls(
+            request,
+            record["broker_order_id"],
+            record["lot_size"],
+            universe.parse(r["symbol"]),
+            record["active_from_ns"],
+            OrderStatus(record["status"]),
+            record["filled"],
+            record["notional"],
+            None if last is None else update_from_payload(last),
+            record.get("reported_cancelled", False),
+        )
+
+
+def update_from_payload(p: dict[str, Any]) -> OrderUpdate:
+    """The inverse of `OrderUpdate.to_payload` (the fill is not kept: fills have their own table)."""
+    return OrderUpdate(
+        OrderStatus(p["status"]),
+        p["order_id"],
+        p["broker_order_id"],
+        p["symbol"],
+        Side(p["side"]),
+        p["quantity"],
+        p["filled_quantity"],
+        p["average_price"],
+        p["ts_broker"],
+        p["strategy"],
+        reason=p["reason"],
+    )
+
+
+def fill_from_payload(p: dict[str, Any]) -> Fill:
+    return Fill(**{**p, "side": Side(p["side"])})
+
+
+class PaperAccount:
+    """Cash, positions (units by symbol), orders and fills of one paper account."""
+
+    def __init__(
+        self,
+        capital: float,
+        *,
+        universe: Any,
+        short_margin_rate: float,
+        path: str | Path | None = None,
+        id_prefix: str | None = None,
+    ) -> None:
+        self.universe = universe
+        self.short_margin_rate = short_margin_rate
+        self.cash = float(capital)
+        self.positions: dict[str, int] = {}
+        self.strikes: dict[str, float] = {}
+        self.orders: dict[str, PaperOrder] = {}
+        self.working: dict[str, PaperOrder] = {}  # not yet terminal; quotes only scan these
+        self.fills: list[Fill] = []  # fills[i].fill_seq == i + 1
+        self.next_order = 1
+        self._dirty_orders: dict[str, PaperOrder] = {}
+        self._saved_fills = 0
+        self._file = AccountFile(path) if path is not None else None
+        stored = self._file.load() if self._file is not None else None
+        if stored is None:
+            # Ids must not repeat across broker restarts: the journal keeps trades by id. A file
+            # keeps its prefix; without one, a random prefix keeps two sessions' ids apart.
+            self.id_prefix = id_prefix or f"PB{uuid.uuid4().hex[:6].upper()}"
+            self._dirty = True
+            self.save()
+            return
+        meta, orders, fills = stored
+        if id_prefix is not None and id_prefix != meta["id_prefix"]:
+            raise InvalidInputError(
+                f"account file {path} belongs to id prefix {meta['id_prefix']!r}, not "
+                f"{id_prefix!r}; use another file or drop id_prefix"
+            )
+        self.id_prefix = meta["id_prefix"]
+        self.cash = meta["cash"]
+        self.positions = meta["positions"]
+        self.strikes = meta["strikes"]
+        self.next_order = meta["next_order"]
+        for record in orders:
+            order = PaperOrder.from_record(record, universe)
+            self.orders[order.request.order_id] = order
+            if not order.status.is_terminal:
+                self.working[order.request.order_id] = order
+        self.fills = [fill_from_payload(f) for f in fills]
+        self._saved_fills = len(self.fills)
+        self._dirty = False
+
+    @property
+    def path(self) -> Path | None:
+        return None if self._file is None else self._file.path
+
+    # -- changes ----------------------------------------------------------------------------
+    def new_broker_order_id(self) -> str:
+        broker_order_id = f"{self.id_prefix}-{self.next_order:06d}"
+        self.next_order += 1
+        self._dirty = True
+        return broker_order_id
+
+    def add_order(self, order: PaperOrder) -> None:
+        self.orders[order.request.order_id] = order
+        self.working[order.request.order_id] = order
+        self.strikes[order.request.symbol] = order.contract.strike
+        self.touch(order)
+
+    def touch(self, order: PaperOrder) -> None:
+        """Mark an order changed (saved on the next `save`); finished orders leave `working`."""
+        if order.status.is_terminal and not order.reported_cancelled:
+            self.working.pop(order.request.order_id, None)
+        self._dirty_orders[order.request.order_id] = order
+        self._dirty = True
+
+    def record_fill(self, order: PaperOrder, size: int, price: float, fee: float, ts: int) -> Fill:
+        r = order.request
+        order.filled += size
+        order.notional += price * size
+        signed = size if r.side is Side.BUY else -size
+        self.move(r.symbol, signed, price, fee)
+        seq = len(self.fills) + 1
+        fill = Fill(
+            fill_seq=seq,
+            trade_id=f"{self.id_prefix}-F{seq:06d}",
+            order_id=r.order_id,
+            broker_order_id=order.broker_order_id,
+            symbol=r.symbol,
+            side=r.side,
+            quantity=size,
+            price=price,
+            fee=fee,
+            ts=ts,
+            strategy=r.strategy,
+            lot_size=order.lot_size,
+        )
+        self.fills.append(fill)
+        return fill
+
+    def move(self, symbol: str, signed: int, price: float, fee: float) -> None:
+        """Change a position by `signed` units at `price`, paying the premium and `fee`."""
+        self.positions[symbol] = self.positions.get(symbol, 0) + signed
+        if not self.positions[symbol]:
+            del self.positions[symbol]
+        self.cash += -signed * price - fee
+        self._dirty = True
+
+    def save(self) -> None:
+        """Write what changed since the last save in one transaction (no-op without a file)."""
+        if self._file is None or not self._dirty:
+            return
+        self._file.save(
+            {
+                "id_prefix": self.id_prefix,
+                "cash": self.cash,
+                "positions": self.positions,
+                "strikes": self.strikes,
+                "next_order": self.next_order,
+            },
+            [o.to_record() for o in self._dirty_orders.values()],
+            [f.to_payload() for f in self.fills[self._saved_fills :]],
+        )
+        self._dirty_orders.clear()
+        self._saved_fills = len(self.fills)
+        self._dirty = False
+
+    def close(self) -> None:
+        self.save()
+        if self._file is not None:
+            self._file.close()
+
+    # -- margin -----------------------------------------------------------------------------
+    def check_margin(
+        self, request: OrderRequest, contract: Any, quotes: dict[str, list[float]]
+    ) -> None:
+        """Refuse an order the free cash cannot carry (premium of a buy, margin of a short)."""
+        quote = quotes.get(request.symbol)
+        held = self.positions.get(request.symbol, 0)
+        if request.side is Side.BUY:
+            price = request.limit_price if request.order_type is OrderType.LIMIT else quote[1]
+            covering = min(request.quantity, max(-held, 0))
+            needed = price * request.quantity - covering * contract.strike * self.short_margin_rate
+        else:
+            opening = request.quantity - min(request.quantity, max(held, 0))
+            needed = opening * contract.strike * self.short_margin_rate
+        available = self.cash - self._blocked_margin() - self._working_reserve(quotes)
+        if needed > available:
+            raise OrderRejectedError(
+                f"insufficient margin for {request.side} {request.quantity} {request.symbol}: "
+                f"needs {needed:,.2f}, available {available:,.2f}"
+            )
+
+    def _working_reserve(self, quotes: dict[str, list[float]]) -> float:
+        """Cash that working orders will take when they fill: premium of the unfilled part of
+        a buy (at its limit, else the ask), short margin of the part of a sell that opens.
+        Without it, several working orders each pass alone and then overdraw the cash."""
+        rate = self.short_margin_rate
+        reserve = 0.0
+        for order in self.working.values():
+            r, left = order.request, order.remaining
+            if r.side is Side.BUY:
+                quote = quotes.get(r.symbol)
+                price = r.limit_price if r.order_type is OrderType.LIMIT else (quote or (0, 0))[1]
+                reserve += price * left
+            else:
+                held = max(self.positions.get(r.symbol, 0), 0)
+                reserve += (left - min(left, held)) * order.contract.strike * rate
+        return reserve
+
+    def _blocked_margin(self) -> float:
+        rate = self.short_margin_rate
+        return sum(-q * self.strikes.get(s, 0) * rate for s, q in self.positions.items() if q < 0)

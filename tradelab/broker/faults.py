@@ -1,0 +1,80 @@
+"""Fault injection for the paper broker: the ways a real broker misbehaves, on demand.
+
+Tests and demos arm a fault; the broker consults it at the point where a real broker would go
+wrong. Faults: drop fill reports, fill an order after reporting it cancelled, hold a position
+(or place an order) from outside tradelab, reject every order for a while (clock time), fail
+reads transiently; a disconnect is `PaperBroker.disconnect()`. Thread model: armed from any thread, read under
+the broker's lock.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tradelab.errors import InvalidInputError
+from tradelab.market.clock import NS_PER_S
+from tradelab.trading.orders import OrderRequest, OrderUpdate
+
+if TYPE_CHECKING:
+    from tradelab.broker.paper import PaperBroker
+
+
+class PaperFaults:
+    def __init__(self, broker: PaperBroker) -> None:
+        self._broker = broker
+        self.fill_reports_to_drop = 0
+        self.cancels_to_fill = 0
+        self.reject_until_ns = 0
+        self.reads_to_fail = 0
+        self.silent = False  # reports are not sent while an outside order is placed
+        self.dropped_reports = 0  # how many fill reports were dropped (a test reads it)
+
+    def drop_fill_reports(self, count: int = 1) -> None:
+        """The next `count` fills happen in the account but their reports are never sent."""
+        self.fill_reports_to_drop = _count(count)
+
+    def fill_after_cancel(self, count: int = 1) -> None:
+        """The next `count` cancels are reported as done, but the orders keep working and fill
+        on later quotes (the race a real exchange loses now and then)."""
+        self.cancels_to_fill = _count(count)
+
+    def reject_orders_for(self, seconds: float) -> None:
+        """Every order is rejected until the broker's clock has moved `seconds` on."""
+        if seconds < 0:
+            raise InvalidInputError(f"seconds {seconds!r} must be >= 0")
+        self.reject_until_ns = self._broker.clock.now_ns() + int(seconds * NS_PER_S)
+
+    def fail_reads(self, count: int = 1) -> None:
+        """The next `count` reads (positions, open orders, an order, fills) raise
+        BrokerUnavailableError, as a flaky connection would."""
+        self.reads_to_fail = _count(count)
+
+    def place_outside_order(self, request: OrderRequest) -> OrderUpdate:
+        """Send an order as if from another terminal: the account takes it, but its acceptance
+        (and any fill it gets at once) is reported to no listener."""
+        with self._broker._lock:  # no other caller's reports are silenced meanwhile
+            self.silent = True
+            try:
+                return self._broker.submit_order(request)
+            finally:
+                self.silent = False
+
+    def hold_outside_position(self, symbol: str, quantity: int, price: float) -> None:
+        """Put a position in the account as if opened elsewhere (another terminal): no order,
+        no fill, no report; cash pays for it."""
+        broker = self._broker
+        contract = broker.universe.parse(symbol)
+        with broker._lock:
+            broker.account.strikes[symbol] = contract.strike  # margin of a short held outside
+            broker.account.move(symbol, int(quantity), float(price), 0.0)
+            broker.account.save()
+
+    def clear(self) -> None:
+        self.fill_reports_to_drop = self.cancels_to_fill = self.reads_to_fail = 0
+        self.reject_until_ns = 0
+
+
+def _count(count: int) -> int:
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise InvalidInputError(f"count {count!r} must be a whole number >= 0")
+    return count

@@ -1,0 +1,344 @@
+"""The Reconciler: finds every difference between the book and the broker, records each one,
+and fixes, flags or halts on it by the policy set for its kind.
+
+A run reads the broker (positions, working orders, fills since the last point, with retries),
+compares it with the store, and journals `reconciliation.started`, one `reconciliation.mismatch`
+per difference (kind, expected = the book, actual = the broker), a critical
+`reconciliation.fixed` per adopted fix, and `reconciliation.completed` with the new fill point.
+A difference seen once may be an update in flight: with `settle_s` > 0 a run reads again after
+that pause and reports only the differences seen both times. A broker that stays down after
+the retries journals `broker.degraded` (and `broker.health.<name>` in the store) and the run
+ends; the next run that reaches it journals `broker.recovered`. Nothing here raises into the
+session. Thread model: `run_once` on any one thread; `start()` runs it on its own thread, on
+start and every `interval_s`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import param
+
+from tradelab.broker.base import Broker, BrokerUnavailableError
+from tradelab.broker.reconcile import diff as d
+from tradelab.broker.reconcile.diff import BrokerView, Mismatch
+from tradelab.broker.retry import call_with_retry
+from tradelab.errors import InvalidInputError
+from tradelab.trading.book import position_id
+from tradelab.trading.risk import RiskGate
+from tradelab.trading.risk_state import ACTIVE, HALT_MODES, HALTED, control_state
+
+log = logging.getLogger(__name__)
+ADOPT, FLAG, HALT = "adopt", "flag", "halt"
+POLICIES = (ADOPT, FLAG, HALT)
+BY = "reconciler"
+
+
+def _policy(default: str, what: str) -> param.Selector:
+    return param.Selector(
+        objects=list(POLICIES),
+        default=default,
+        doc=f"What to do on a {what}: {', '.join(POLICIES)}.",
+    )
+
+
+class ReconcilerConfig(param.Parameterized):
+    """When the reconciler runs, how it retries the broker, and its policy for each kind."""
+
+    interval_s = param.Number(
+        default=30.0, bounds=(0.05, None), doc="Seconds between runs (one runs on start)."
+    )
+    run_on_start = param.Boolean(default=True, doc="Run once as soon as the reconciler starts.")
+    dry_run = param.Boolean(default=False, doc="Report differences; fix and halt nothing.")
+    settle_s = param.Number(
+        default=0.5,
+        bounds=(0.0, 30.0),
+        doc="Pause before a second look; only differences seen twice are reported (0: one look).",
+    )
+    retry_attempts = param.Integer(default=4, bounds=(1, 20), doc="Tries per broker call.")
+    retry_base_s = param.Number(default=0.2, bounds=(0.0, 60.0), doc="First backoff, seconds.")
+    retry_max_s = param.Number(default=5.0, bounds=(0.0, 600.0), doc="Longest backoff, seconds.")
+    halt_mode = param.Selector(
+        objects=list(HALT_MODES), default=HALTED, doc="Risk state the 'halt' policy sets."
+    )
+    missed_fill = _policy(ADOPT, "fill the broker made that the book lacks")
+    order_state_mismatch = _policy(ADOPT, "order whose status or filled quantity differ")
+    unknown_open_order = _policy(FLAG, "working broker order unknown to the book")
+    unknown_position = _policy(FLAG, "position the broker holds and the book does not")
+    missing_position = _policy(HALT, "position the book holds and the broker does not")
+    quantity_mismatch = _policy(HALT, "position held in different quantities")
+
+    def policy(self, kind: str) -> str:
+        if kind not in d.KINDS:
+            raise InvalidInputError(f"mismatch kind {kind!r} is not one of {', '.join(d.KINDS)}")
+        return getattr(self, kind)
+
+
+@dataclass
+class ReconciliationReport:
+    """What one run found and did (also journaled)."""
+
+    mismatches: list[Mismatch] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)  # items
+    flagged: list[str] = field(default_factory=list)
+    halted: bool = False
+    degraded: str | None = None  # why the broker could not be read, if it could not
+    fill_point: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.degraded is None and not self.mismatches
+
+    @property
+    def kinds(self) -> list[str]:
+        return [m.kind for m in self.mismatches]
+
+
+class Reconciler:
+    def __init__(
+        self,
+        broker: Broker,
+        submit: Callable[..., Any],
+        *,
+        store: Any = None,
+        risk: RiskGate | None = None,
+        config: ReconcilerConfig | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        owner = getattr(submit, "__self__", None)
+        self.store = store if store is not None else getattr(owner, "store", None)
+        if self.store is None:
+            raise InvalidInputError(
+                "Reconciler needs the store it compares: pass store=, or submit=engine.submit"
+            )
+        self.broker = broker
+        self.config = config or ReconcilerConfig()
+        self.risk = risk or RiskGate(None, self.store, submit)
+        self._submit = submit
+        self._sleep = sleep
+        self._run_lock = threading.Lock()  # one run at a time (the thread, or a notebook call)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.runs = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> Reconciler:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        wait = 0.0 if self.config.run_on_start else self.config.interval_s
+        while not self._stop.wait(wait):
+            try:
+                self.run_once()
+            except Exception:  # a run must never end the session; the log has the traceback
+                log.exception("reconciliation run failed")
+            wait = self.config.interval_s
+
+    # -- one run ----------------------------------------------------------------------------
+    def run_once(self) -> ReconciliationReport:
+        with self._run_lock:
+            self.runs += 1
+            return self._run()
+
+    def _run(self) -> ReconciliationReport:
+        cfg = self.config
+        point = self._fill_point()
+        try:
+            view = self._read_broker(point)
+            found = d.find_mismatches(view, self.store)
+            if found and cfg.settle_s > 0:
+                self._sleep(cfg.settle_s)
+                view = self._read_broker(point)
+                seen = {m.item for m in found}
+                found = [m for m in d.find_mismatches(view, self.store) if m.item in seen]
+        except BrokerUnavailableError as exc:
+            self._set_health("broker.degraded", str(exc))
+            return ReconciliationReport(degraded=str(exc), fill_point=point)
+        self._set_health("broker.recovered", "broker calls succeed again")
+        report = ReconciliationReport(mismatches=found)
+        self._emit(
+            "reconciliation.started",
+            {
+                "broker": self.broker.name,
+                "account_id": view.account_id,
+                "fill_point": point,
+                "dry_run": cfg.dry_run,
+            },
+        )
+        for mismatch in found:
+            self._handle(mismatch, view, report)
+        unresolved = [
+            m.fill_seq for m in found if m.fill_seq is not None and m.item not in report.fixed
+        ]
+        report.fill_point = min(unresolved) - 1 if unresolved else view.last_fill_seq
+        self._emit(
+            "reconciliation.completed",
+            {
+                "ok": report.ok,
+                "mismatches": len(found),
+                "kinds": sorted(set(report.kinds)),
+                "fixed": len(report.fixed),
+                "flagged": len(report.flagged),
+                "halted": report.halted,
+                "dry_run": cfg.dry_run,
+                "account_id": view.account_id,
+                "fill_point": report.fill_point,
+            },
+        )
+        return report
+
+    def _handle(self, mismatch: Mismatch, view: BrokerView, report: ReconciliationReport) -> None:
+        cfg = self.config
+        policy = cfg.policy(mismatch.kind)
+        action = (
+            "none (dry run)"
+            if cfg.dry_run
+            else {ADOPT: "adopt", FLAG: "flag", HALT: "halt"}[policy]
+        )
+        payload = {**mismatch.payload(), "policy": policy, "action": action, "dry_run": cfg.dry_run}
+        self._emit("reconciliation.mismatch", payload, key=mismatch.item)
+        if cfg.dry_run or policy == FLAG:
+            report.flagged.append(mismatch.item)
+        elif policy == HALT:
+            report.flagged.append(mismatch.item)
+            if control_state(self.store) == ACTIVE:
+                self.risk.halt(
+                    BY,
+                    f"{mismatch.kind} {mismatch.item}: book {mismatch.expected!r}, "
+                    f"broker {mismatch.actual!r}",
+                    mode=cfg.halt_mode,
+                )
+            report.halted = True
+        else:
+            for fix in self._fixes(mismatch, view):
+                self._submit("reconciliation.fixed", fix, key=mismatch.item, critical=True)
+            report.fixed.append(mismatch.item)
+
+    # -- fixes ------------------------------------------------------------------------------
+    def _fixes(self, m: Mismatch, view: BrokerView) -> list[dict[str, Any]]:
+        """The `reconciliation.fixed` payloads that adopt the broker's view of `m`."""
+        base = {"kind": m.kind, "item": m.item, "expected": m.expected, "actual": m.actual}
+        if m.kind == d.MISSED_FILL:
+            trade = dict(m.broker_record)
+            trade["position_id"] = position_id(trade["strategy"], trade["symbol"])
+            return [{**base, "action": "adopted the broker's fill", "trade": trade}]
+        if m.kind in (d.UNKNOWN_OPEN_ORDER, d.ORDER_STATE_MISMATCH):
+            order = m.broker_record
+            if order is None:  # the broker does not know the order: it is not working there
+                record = self.store.get(f"trading.orders.{m.subject['order_id']}")
+                order = {
+                    "order_id": record["order_id"],
+                    "status": "cancelled",
+                    "filled_quantity": record["filled_quantity"],
+                    "reason": "not known to the broker",
+                }
+            return [{**base, "action": "adopted the broker's order state", "order": order}]
+        return [
+            {**base, "action": "adjusted the book to the broker's position", "trade": trade}
+            for trade in self._adjusting_trades(m, view)
+        ]
+
+    def _adjusting_trades(self, m: Mismatch, view: BrokerView) -> list[dict[str, Any]]:
+        """Trades that move the book's positions in `m.subject['symbol']` to the broker's. Ids
+        are a digest of the difference and the broker's fill point, so the same difference
+        found again (a restart mid-run) yields the same ids and the fix applies once."""
+        symbol = m.subject["symbol"]
+        positions = self.store.get("trading.positions", None) or {}
+        held = sorted(
+            (p for p in positions.values() if p["symbol"] == symbol and p["net_quantity"]),
+            key=lambda p: p["position_id"],
+        )
+        mark = (self.store.get(f"market.marks.{symbol}", None) or {}).get("price")
+        moves: list[tuple[str, int, float, int]] = []  # strategy, signed units, price, lot
+        if m.kind == d.MISSING_POSITION:
+            for p in held:
+                price = mark if mark is not None else p["average_price"]
+                moves.append((p["strategy"], -p["net_quantity"], price, p["lot_size"]))
+        else:
+            target = held[0] if held else None
+            price = mark if mark is not None else (target or {}).get("average_price", 0.0)
+            strategy = target["strategy"] if target else BY
+            lot = target["lot_size"] if target else 1
+            moves.append((strategy, m.actual - m.expected, price, lot))
+        trades = []
+        for i, (strategy, signed, price, lot) in enumerate(moves):
+            digest = hashlib.sha256(
+                f"{view.account_id}|{view.last_fill_seq}|{m.item}|{m.expected}|{m.actual}|{i}".encode()
+            ).hexdigest()[:16]
+            trade_id = f"RC-{digest}"
+            trades.append(
+                {
+                    "fill_seq": 0,
+                    "trade_id": trade_id,
+                    "order_id": trade_id,
+                    "broker_order_id": "",
+                    "symbol": symbol,
+                    "side": "BUY" if signed > 0 else "SELL",
+                    "quantity": abs(signed),
+                    "price": float(price or 0.0),
+                    "fee": 0.0,
+                    "ts": 0,
+                    "strategy": strategy,
+                    "lot_size": lot,
+                    "position_id": position_id(strategy, symbol),
+                }
+            )
+        return trades
+
+    # -- broker and store -------------------------------------------------------------------
+    def _read_broker(self, point: int) -> BrokerView:
+        broker, cfg = self.broker, self.config
+
+        def call(fn: Callable[[], Any], what: str) -> Any:
+            return call_with_retry(
+                fn,
+                what=f"{what} from broker {broker.name!r}",
+                attempts=cfg.retry_attempts,
+                base_s=cfg.retry_base_s,
+                max_s=cfg.retry_max_s,
+                sleep=self._sleep,
+            )
+
+        fills = call(lambda: broker.fills_since(point), "fills")
+        open_orders = call(broker.open_orders, "open orders")
+        positions = call(broker.positions, "positions")
+        orders = {
+            oid: call(lambda oid=oid: broker.order(oid), f"order {oid!r}")
+            for oid in d.orders_to_compare(self.store, fills)
+        }
+        last = fills[-1].fill_seq if fills else point
+        return BrokerView(broker.account_id, positions, open_orders, fills, orders, last)
+
+    def _fill_point(self) -> int:
+        """The broker fill_seq up to which the book has every fill (0 for a new account)."""
+        last = self.store.get("reconciliation.last_run", None) or {}
+        if last.get("account_id") != self.broker.account_id:
+            return 0
+        return int(last.get("fill_point") or 0)
+
+    def _set_health(self, topic: str, reason: str) -> None:
+        name = self.broker.name
+        state = (self.store.get(f"broker.health.{name}", None) or {}).get("state", "ok")
+        if (topic == "broker.degraded") == (state == "degraded"):
+            return  # journal changes of health only
+        if topic == "broker.degraded":
+            log.warning("broker %s degraded: %s", name, reason)
+        self._emit(topic, {"broker": name, "reason": reason}, key=name)
+
+    def _emit(self, topic: str, payload: dict[str, Any], key: str = "") -> None:
+        self._submit(topic, payload, key=key or self.broker.name, wait=True)

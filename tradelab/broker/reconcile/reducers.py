@@ -1,0 +1,112 @@
+"""Reducers that apply a reconciliation fix, and the broker's health, to the store.
+
+A `reconciliation.fixed` that adopts the broker's view carries what it adopts: a `trade` (a
+missed fill, or the adjusting trade of a position difference, folded by the book's own
+`trade_reducer`) and/or an `order` (the broker's state of one order, overwriting the book's).
+Fixes are idempotent: a trade whose id the book already has changes nothing, so a fix replayed
+after a restart mid-reconciliation duplicates nothing. Pure functions of (view, event).
+  broker.health.<broker>   {state: ok | degraded, reason, ts}  (broker.degraded / recovered)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from tradelab.events import Event
+from tradelab.state import DELETE
+from tradelab.state.paths import path_level
+from tradelab.trading.reducers import trade_reducer
+
+Change = tuple[str, Any]
+_TERMINAL = {"filled", "cancelled", "rejected", "denied"}
+
+
+def fixed_reducer(view: Any, event: Event) -> Iterable[Change]:
+    changes: list[Change] = []
+    trade = event.payload.get("trade")
+    if trade is not None:
+        trade_id = path_level(trade["trade_id"], "trade id")
+        if view.get(f"trading.trades.{trade_id}") is None:
+            as_trade = Event(event.seq, event.ts, "trade.executed", event.key, trade, True)
+            changes.extend(trade_reducer(view, as_trade))
+    order = event.payload.get("order")
+    if order is not None:
+        changes.extend(_adopted_order(view, event, order))
+    return changes
+
+
+def _adopted_order(view: Any, event: Event, order: dict[str, Any]) -> list[Change]:
+    order_id = path_level(order["order_id"], "order id")
+    path = f"trading.orders.{order_id}"
+    previous = view.get(path)
+    record = (
+        dict(previous)
+        if previous is not None
+        else {
+            "order_id": order_id,
+            "symbol": order["symbol"],
+            "side": order["side"],
+            "quantity": order["quantity"],
+            "order_type": order.get("order_type", "MARKET"),
+            "limit_price": order.get("limit_price"),
+            "strategy": order.get("strategy", "manual"),
+            "submitted_ts": event.ts,
+        }
+    )
+    status = order["status"]
+    record.update(
+        status=status,
+        broker_order_id=order.get("broker_order_id") or record.get("broker_order_id"),
+        filled_quantity=order["filled_quantity"],
+        remaining_quantity=record["quantity"] - order["filled_quantity"],
+        average_price=order.get("average_price", record.get("average_price", 0.0)),
+        reason=f"reconciled: {order.get('reason') or 'adopted the broker state'}",
+        updated_ts=event.ts,
+        last_seq=event.seq,
+    )
+    changes: list[Change] = [(path, record)]
+    working = f"trading.working.{order_id}"
+    if status in _TERMINAL:
+        if view.get(working) is not None:
+            changes.append((working, DELETE))
+    else:
+        changes.append(
+            (
+                working,
+                {
+                    "symbol": record["symbol"],
+                    "side": record["side"],
+                    "strategy": record["strategy"],
+                    "remaining_quantity": record["remaining_quantity"],
+                    "limit_price": record.get("limit_price"),
+                },
+            )
+        )
+    return changes
+
+
+def degraded_reducer(view: Any, event: Event) -> Iterable[Change]:
+    """payload: broker, reason -> broker.health.<broker> = degraded."""
+    return [_health(event, "degraded")]
+
+
+def recovered_reducer(view: Any, event: Event) -> Iterable[Change]:
+    """payload: broker, reason (optional) -> broker.health.<broker> = ok."""
+    return [_health(event, "ok")]
+
+
+def _health(event: Event, state: str) -> Change:
+    name = path_level(event.payload["broker"], "broker name")
+    return (
+        f"broker.health.{name}",
+        {"state": state, "reason": str(event.payload.get("reason", "")), "ts": event.ts},
+    )
+
+
+def reducers() -> dict[str, list[Callable[[Any, Event], Iterable[Change]]]]:
+    return {
+        "reconciliation.fixed": [fixed_reducer],
+        "broker.degraded": [degraded_reducer],
+        "broker.recovered": [recovered_reducer],
+    }
