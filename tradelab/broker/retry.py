@@ -1,8 +1,7 @@
-"""Broker calls that fail transiently are retried with capped exponential backoff.
+"""Broker calls that fail transiently are retried with capped exponential backoff (tenacity).
 
-A small loop rather than a dependency: the policy is three numbers (attempts, base, cap) and the
-only transient failures are BrokerUnavailableError, TimeoutError and ConnectionError; anything
-else is a bug and propagates at once. Thread model: runs on the caller's thread (it sleeps).
+Only BrokerUnavailableError, TimeoutError and ConnectionError are transient; anything else is a
+bug and propagates at once. Thread model: runs on the caller's thread (it sleeps).
 """
 
 from __future__ import annotations
@@ -10,6 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from tradelab.broker.base import BrokerUnavailableError
 from tradelab.errors import InvalidInputError
@@ -19,7 +20,8 @@ TRANSIENT: tuple[type[BaseException], ...] = (BrokerUnavailableError, TimeoutErr
 
 
 def backoff_delays(attempts: int, base_s: float, max_s: float) -> list[float]:
-    """Sleeps between `attempts` tries: base, 2 x base, 4 x base, ... each capped at max_s."""
+    """The sleeps between `attempts` tries: base, 2 x base, 4 x base, ... each capped at max_s
+    (what `call_with_retry`'s wait_exponential gives)."""
     if attempts < 1:
         raise InvalidInputError(f"attempts {attempts!r} must be >= 1")
     return [min(max_s, base_s * 2**i) for i in range(attempts - 1)]
@@ -36,14 +38,18 @@ def call_with_retry(
 ) -> T:
     """`call()`, retried on a transient failure; after the last try a BrokerUnavailableError
     names what was asked, how often it was tried and the last error."""
-    delays = backoff_delays(attempts, base_s, max_s)
-    for delay in [*delays, None]:
-        try:
-            return call()
-        except TRANSIENT as exc:
-            if delay is None:
-                raise BrokerUnavailableError(
-                    f"{what} failed {attempts} time(s); last error: {exc}"
-                ) from exc
-            sleep(delay)
-    raise AssertionError("unreachable")  # the loop returns or raises
+    if attempts < 1:
+        raise InvalidInputError(f"attempts {attempts!r} must be >= 1")
+    retrying = Retrying(
+        retry=retry_if_exception_type(TRANSIENT),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=base_s, max=max_s),
+        sleep=sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(call)
+    except TRANSIENT as exc:
+        raise BrokerUnavailableError(
+            f"{what} failed {attempts} time(s); last error: {exc}"
+        ) from exc
