@@ -51,8 +51,12 @@ class WriterProcess:
             on_group_committed=self._committed,
             on_failed=self._failed,
         )
-        self.acklog = AckLog(settings.path) if settings.ack_log else None
+        self.acklog = (
+            AckLog(settings.path, next_seq=settings.last_seq + 1) if settings.ack_log else None
+        )
         self._unsynced_urgent = False
+        # Logged batches not yet handed to the DuckDB writer: handed over after the ack.
+        self._logged: list[EncodedBatch] = []
 
     def start(self) -> None:
         if self.sealer is not None:
@@ -60,7 +64,15 @@ class WriterProcess:
         self.writer.start()
 
     def _committed(self, first: int, last: int) -> None:
-        self.out.send(wire.DURABLE, wire.DURABLE_SEQS.pack(first, last))
+        writer = self.writer  # called on its thread, after the commit
+        report = wire.DURABLE_GROUP.pack(
+            first,
+            last,
+            writer.pending_high_water,
+            writer.backpressure_waits,
+            writer.backpressure_seconds,
+        )
+        self.out.send(wire.DURABLE, report)
 
     def _failed(self, error: BaseException) -> None:
         self.out.send(wire.FAILED, str(error).encode())
@@ -78,17 +90,20 @@ class WriterProcess:
             frames = frames_in.next_frames()
             if frames is None:
                 self._acknowledge()
+                self._hand_over()
                 return False
             for kind, body in frames:
                 if kind == wire.EVENTS:
                     self._events(body)
                     continue
                 self._acknowledge()  # nothing waits behind a flush or a snapshot
+                self._hand_over()  # a snapshot or a flush comes after the events before it
                 if kind == wire.STOP:
                     self.stop()
                     return True
                 self._request(kind, body)
             self._acknowledge()
+            self._hand_over()
             if self.acklog is not None:
                 self.acklog.retire(self.writer.durable_seq)
 
@@ -102,13 +117,21 @@ class WriterProcess:
             return
         self.acklog.append(first, last, batch.body)
         self._unsynced_urgent |= urgent
-        self.writer.append_encoded(batch)  # into DuckDB within the group-commit window
+        self._logged.append(batch)
 
     def _acknowledge(self) -> None:
         """One fdatasync of the ack log for every critical batch received so far, then the ack."""
         if self._unsynced_urgent and self.acklog is not None:
             self._unsynced_urgent = False
             self.out.send(wire.LOGGED, wire.LOGGED_SEQ.pack(self.acklog.sync()))
+
+    def _hand_over(self) -> None:
+        """Queue the logged batches for DuckDB (within the group-commit window): after the ack,
+        because queuing takes the lock the committing thread holds. Waits while the writer's
+        pending work is at its bound, so this thread stops reading the pipe meanwhile."""
+        if self._logged:
+            batches, self._logged = self._logged, []
+            self.writer.append_batches(batches)
 
     def _request(self, kind: bytes, body: bytes) -> None:
         writer = self.writer
