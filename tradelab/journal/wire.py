@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from tradelab.errors import JournalError
+from tradelab.events import Event
 
 _HEADER = struct.Struct("<cI")  # kind, body length
 
@@ -207,3 +208,25 @@ class EncodedBatch(msgspec.Struct, frozen=True):
                 f"encoded batch {self.first_seq}..{self.last_seq} holds {len(rows)} events"
             )
         return rows
+
+
+# Stamped events with the exact JSON bytes of each payload, encoded once by the submitter.
+EventChunk = tuple[list[Event], list[bytes]]
+
+
+def chunk_rows(chunk: EventChunk | EncodedBatch) -> list[tuple]:
+    """The `events` table rows of a chunk (in EVENT_COLUMNS order)."""
+    if isinstance(chunk, EncodedBatch):
+        return chunk.rows()
+    events, payloads = chunk
+    return [
+        (e.seq, e.ts, e.topic, e.key, e.critical, e.schema_version, p.decode())
+        for e, p in zip(events, payloads, strict=True)
+    ]
+
+
+def chunk_seqs(chunk: EventChunk | EncodedBatch) -> tuple[int, int]:
+    """(first seq, last seq) of a chunk."""
+    if isinstance(chunk, EncodedBatch):
+        return chunk.first_seq, chunk.last_seq
+    return chunk[0][0].seq, chunk[0][-1].seq

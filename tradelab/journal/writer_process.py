@@ -30,7 +30,7 @@ from tradelab.journal.acklog import AckLog
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.tailmark import TailMark
 from tradelab.journal.wire import EncodedBatch
-from tradelab.journal.writer_thread import build_writer
+from tradelab.journal.writer_setup import build_writer
 
 log = logging.getLogger("tradelab.journal.writer_process")
 

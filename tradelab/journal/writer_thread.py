@@ -24,12 +24,12 @@ import msgspec
 
 from tradelab.errors import JournalError, TradelabError
 from tradelab.events import Event
-from tradelab.journal.checkpoint import CheckpointPolicy, wal_path
+from tradelab.journal.checkpoint import CheckpointPolicy
 from tradelab.journal.schema import EVENT_COLUMNS
-from tradelab.journal.segments import SegmentSealer, segment_dir
+from tradelab.journal.segments import SegmentSealer
 from tradelab.journal.snapshots import write_snapshot
 from tradelab.journal.tailmark import TailMark
-from tradelab.journal.wire import EncodedBatch, WriterSettings
+from tradelab.journal.wire import EncodedBatch, EventChunk, chunk_rows, chunk_seqs
 from tradelab.journal.writer import (
     FailureCallback,
     GroupCallback,
@@ -41,25 +41,6 @@ from tradelab.journal.writer import (
 log = logging.getLogger(__name__)
 
 TAILMARK_SYNC_SECONDS = 0.1
-
-# Stamped events with the exact JSON bytes of each payload, encoded once by the submitter.
-EventChunk = tuple[list[Event], list[bytes]]
-
-
-def _rows(chunk: EventChunk | EncodedBatch) -> list[tuple]:
-    if isinstance(chunk, EncodedBatch):
-        return chunk.rows()
-    events, payloads = chunk
-    return [
-        (e.seq, e.ts, e.topic, e.key, e.critical, e.schema_version, p.decode())
-        for e, p in zip(events, payloads, strict=True)
-    ]
-
-
-def _seq_range(chunk: EventChunk | EncodedBatch) -> tuple[int, int]:
-    if isinstance(chunk, EncodedBatch):
-        return chunk.first_seq, chunk.last_seq
-    return chunk[0][0].seq, chunk[0][-1].seq
 
 
 class ThreadJournalWriter:
@@ -88,9 +69,7 @@ class ThreadJournalWriter:
         self._window = group_commit_ms / 1000.0
         self._max_group = max_group_events
         if max_pending_events < 1:
-            raise JournalError(
-                f"max_pending_events {max_pending_events} is not a positive number of events"
-            )
+            raise JournalError(f"max_pending_events {max_pending_events} is not 1 or more")
         self._max_pending = max_pending_events
         self._keep_snapshots = keep_snapshots
         self._checkpoint_idle = checkpoint_idle_seconds
@@ -130,8 +109,7 @@ class ThreadJournalWriter:
         self.groups_committed = 0
         self.events_committed = 0
         self.commit_seconds = 0.0
-        # The pending bound's metrics: most events ever queued at once, and how often / how
-        # long the feeding thread waited for room.
+        # Most events ever pending; how often / how long the feeding thread waited for room.
         self.pending_high_water = 0
         self.backpressure_waits = 0
         self.backpressure_seconds = 0.0
@@ -242,9 +220,8 @@ class ThreadJournalWriter:
         started = time.perf_counter()
         self.backpressure_waits += 1
         self._cond.notify()  # a full queue is a due group: make sure the writer looks
-        while (
-            self._pending_events >= self._max_pending and self.failed is None and not self._stopping
-        ):
+        full = self._max_pending
+        while self._pending_events >= full and self.failed is None and not self._stopping:
             self._room.wait()
         self.backpressure_seconds += time.perf_counter() - started
 
@@ -357,11 +334,11 @@ class ThreadJournalWriter:
         # Rows straight into DuckDB's appender: no Arrow table, SQL parse or replacement scan
         # per group (those cost ~30 us of GIL each, and a group holds ~50 events when critical
         # events close one every millisecond).
-        first, last = _seq_range(chunks[0])[0], _seq_range(chunks[-1])[1]
+        first, last = chunk_seqs(chunks[0])[0], chunk_seqs(chunks[-1])[1]
         started = time.perf_counter()
         try:
             for chunk in chunks:
-                appender.append_rows(_rows(chunk))
+                appender.append_rows(chunk_rows(chunk))
             appender.flush()
         except (duckdb.Error, JournalError, msgspec.DecodeError, UnicodeDecodeError) as exc:
             appender.clear()  # nothing of a failed group may ride along with the next one
@@ -423,52 +400,3 @@ class ThreadJournalWriter:
             self._durable_cond.notify_all()
         if self._on_failed is not None:
             self._on_failed(error)
-
-
-def build_writer(
-    con: duckdb.DuckDBPyConnection,
-    tailmark: TailMark,
-    settings: WriterSettings,
-    *,
-    on_group_committed: GroupCallback | None = None,
-    on_failed: FailureCallback | None = None,
-) -> tuple[ThreadJournalWriter, SegmentSealer | None]:
-    """The writer (and, with segments, the sealer fed by its commits) for `settings`, not started.
-
-    One recipe for both layouts: the writer thread in the engine's process, and the writer
-    process (writer_process.py).
-    """
-    sealer = None
-    if settings.segments:
-        sealer = SegmentSealer(
-            segment_dir(settings.path),
-            con,
-            sealed_seq=settings.sealed_seq,
-            journal_last_seq=settings.last_seq,
-            every_events=settings.segment_every_events,
-            every_seconds=settings.segment_every_seconds,
-        )
-
-    def committed(first: int, last: int) -> None:
-        if on_group_committed is not None:
-            on_group_committed(first, last)
-        if sealer is not None:
-            sealer.add(first, last)
-
-    writer = ThreadJournalWriter(
-        con,
-        tailmark,
-        last_seq=settings.last_seq,
-        next_snapshot_id=settings.next_snapshot_id,
-        group_commit_ms=settings.group_commit_ms,
-        max_group_events=settings.max_group_events,
-        max_pending_events=settings.max_pending_events,
-        keep_snapshots=settings.keep_snapshots,
-        checkpoint_idle_seconds=settings.checkpoint_idle_seconds,
-        checkpoint_wal_bytes=settings.checkpoint_wal_bytes,
-        wal=wal_path(settings.path),
-        on_group_committed=committed,
-        on_failed=on_failed,
-    )
-    writer.sealer = sealer
-    return writer, sealer
