@@ -146,20 +146,21 @@ def test_ack_log_is_trimmed_while_the_engine_stays_busy(tmp_path):
 def test_preallocated_files_with_zero_tails_restore_cleanly(tmp_path):
     path = tmp_path / "lab.duckdb"
     Journal(path).close()
-    # Two records fit a 4 KiB file: the older file ends in zeros, a newer one follows, and the
-    # file prepared ahead (left behind as by a crash) holds nothing at all.
+    # The older files end in zeros, newer ones follow, and the file prepared ahead (left
+    # behind as by a crash) holds nothing at all.
     log = AckLog(path, rotate_bytes=4096, next_seq=1)
-    for first in range(1, 31, 3):
+    for first in range(1, 76, 3):  # ~9 records a file: 3 files, the third over half used
         log.append(first, first + 2, _batch(first, first + 2))
     log.sync()
     files = log_files(acklog_dir(path))
-    assert len(files) >= 3 and all(p.stat().st_size == 4096 for p in files)
+    assert len(files) == 4 and all(p.stat().st_size == 4096 for p in files)
+    assert read_records(files[-1]) == ([], None)  # prepared ahead, all zeros
     assert read_records(files[0])[1] is None  # a zero tail is a clean end, not damage
     del log  # not closed, as by a kill: close() would tidy the prepared file away
     journal = Journal(path)
     try:
-        assert journal.acklog_restored == 30
-        assert _journal_seqs(journal) == list(range(1, 31))
+        assert journal.acklog_restored == 75
+        assert _journal_seqs(journal) == list(range(1, 76))
         assert not any("ack log" in p for p in journal.check.problems), journal.check.problems
         assert log_files(acklog_dir(path)) == []
     finally:

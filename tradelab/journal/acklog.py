@@ -8,9 +8,9 @@ acknowledges. DuckDB still gets every event, in group commits every `group_commi
 
 Records: a header (magic, CRC-32, first seq, last seq, body length), then the batch exactly as
 the engine encoded it. Files `<stem>.acklog/log-<seq>.bin` (no record in it has a lower seq) are
-zero-filled to `ROTATE_BYTES` and synced ahead of time by a helper thread; records are written in
-place, so an fdatasync has no file size or block allocation to commit, only the data (SQLite
-reuses its WAL for the same reason). A zero header ends a file's records. A file is deleted once
+zero-filled to `ROTATE_BYTES` and synced by a helper thread before they are needed (once the
+current one is half used); records are written in place, so an fdatasync has no file size or
+block allocation to commit, only the data (SQLite reuses its WAL for the same reason). A zero header ends a file's records. A file is deleted once
 DuckDB has committed its last seq, so the log holds about one file plus what DuckDB has not
 committed yet (bounded by the writer's pending bound). On open, the journal copies into DuckDB
 the logged events it lacks (`restore_into`), then deletes the files. A record that fails its
@@ -127,7 +127,11 @@ class AckLog:
             view, at = view[written:], at + written
         self._size = at
         self._current_last = self.last_seq = last
-        if self._next is None:  # after the write: no record in the next file is below last + 1
+        # Once half of this file is used: zero-filling the next one is a burst of writes that
+        # the acks' syncs queue behind, so not sooner than needed (nor for an idle log); half
+        # a file of records takes longer to arrive than a file takes to fill with zeros. After
+        # the write: no record in the next file is below last + 1.
+        if self._next is None and 2 * at >= self._rotate_bytes:
             self._prepare_next(last + 1)
 
     def sync(self) -> int:
