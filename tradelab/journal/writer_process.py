@@ -6,13 +6,15 @@ Its own interpreter means its own GIL and the second core: DuckDB's commit path 
 conversion no longer compete with the kernel and the producers (benchmarks/journal.py).
 
 Protocol (tradelab.journal.wire): frames on stdin from the engine, frames back on the original
-stdout; anything else printed goes to stderr. Every batch received is appended to the ack log
+stdout; anything else printed goes to stderr. Every batch received is written to the ack log
 (acklog.py); for the batches holding a critical event one fdatasync covers all that arrived
-together, then a LOGGED frame releases their submitters. DuckDB gets the events in group commits
-(DURABLE frames). With `ack_log` off, a critical batch is acknowledged by its own commit instead.
-End of file on stdin means the engine is gone (a crash or kill -9): what has arrived is
-committed, then the process exits without a checkpoint, exactly as if it had been killed, so the
-next engine's recovery handles either case alike.
+together, then a LOGGED frame releases their submitters, and only then are the batches queued
+for DuckDB, which commits them in groups (DURABLE frames). That queue is bounded: while it is
+full the frame reader waits, the pipe fills and the engine's kernel waits on it. With `ack_log`
+off, a critical batch is acknowledged by its own commit instead. End of file on stdin means the
+engine is gone (a crash or kill -9): what has arrived is committed, then the process exits
+without a checkpoint, exactly as if it had been killed, so the next engine's recovery handles
+either case alike.
 """
 
 from __future__ import annotations
