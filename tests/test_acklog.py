@@ -45,12 +45,16 @@ def test_records_read_back_in_order_and_a_torn_tail_ends_the_log(tmp_path):
     records, damaged_at = read_records(path)
     assert [(r.first_seq, r.last_seq) for r in records] == [(1, 2), (3, 5)] and damaged_at is None
     whole = path.read_bytes()
-    path.write_bytes(whole[:-7])  # a write the crash cut short
+    second_at = 28 + len(_batch(1, 2))  # where the second record starts
+    end = second_at + 28 + len(_batch(3, 5))
+    torn = bytearray(whole)
+    torn[end - 7 : end] = bytes(7)  # a write the crash cut short: its last bytes never landed
+    path.write_bytes(bytes(torn))
     records, damaged_at = read_records(path)
     assert [(r.first_seq, r.last_seq) for r in records] == [(1, 2)]
-    assert damaged_at == 28 + len(_batch(1, 2))  # where the second record starts
+    assert damaged_at == second_at
     flipped = bytearray(whole)
-    flipped[-3] ^= 0xFF  # a changed byte fails the CRC
+    flipped[end - 3] ^= 0xFF  # a changed byte fails the CRC
     path.write_bytes(bytes(flipped))
     assert [(r.first_seq, r.last_seq) for r in read_records(path)[0]] == [(1, 2)]
 
@@ -130,9 +134,72 @@ def test_ack_log_is_trimmed_while_the_engine_stays_busy(tmp_path):
             engine.submit("mark.updated", {"symbol": "NIFTY", "price": float(i), "note": note})
         engine.flush(timeout=60)
         engine.submit("trade.executed", trade(1), key="T1")  # one more batch: retire runs
-        files = log_files(acklog_dir(path))
-        logged = sum(p.stat().st_size for p in files)
-        # What DuckDB committed was retired: at most the current file remains (plus the
-        # newest batch), not everything since the start.
-        assert len(files) == 1 and logged <= ROTATE_BYTES + (1 << 20), (files, logged)
+        # Files holding records (the next one, prepared ahead, holds only zeros).
+        files = [p for p in log_files(acklog_dir(path)) if read_records(p)[0]]
+        logged = sum(p.stat().st_size for p in log_files(acklog_dir(path)))
+        # What DuckDB committed was retired: at most the current file remains (plus the one
+        # prepared ahead), not everything since the start.
+        assert len(files) == 1 and logged <= 2 * ROTATE_BYTES + (1 << 20), (files, logged)
         assert read_records(files[0])[0][0].first_seq > 1
+
+
+def test_preallocated_files_with_zero_tails_restore_cleanly(tmp_path):
+    path = tmp_path / "lab.duckdb"
+    Journal(path).close()
+    # The older files end in zeros, newer ones follow, and the file prepared ahead (left
+    # behind as by a crash) holds nothing at all.
+    log = AckLog(path, rotate_bytes=4096, next_seq=1)
+    for first in range(1, 76, 3):  # ~9 records a file: 3 files, the third over half used
+        log.append(first, first + 2, _batch(first, first + 2))
+    log.sync()
+    files = log_files(acklog_dir(path))
+    assert len(files) == 4 and all(p.stat().st_size == 4096 for p in files)
+    assert read_records(files[-1]) == ([], None)  # prepared ahead, all zeros
+    assert read_records(files[0])[1] is None  # a zero tail is a clean end, not damage
+    del log  # not closed, as by a kill: close() would tidy the prepared file away
+    journal = Journal(path)
+    try:
+        assert journal.acklog_restored == 75
+        assert _journal_seqs(journal) == list(range(1, 76))
+        assert not any("ack log" in p for p in journal.check.problems), journal.check.problems
+        assert log_files(acklog_dir(path)) == []
+    finally:
+        journal.close()
+
+
+def _torn_in_the_middle(tmp_path, *, in_older_file: bool):
+    path = tmp_path / "lab.duckdb"
+    Journal(path).close()
+    log = AckLog(path, rotate_bytes=4096 if in_older_file else ROTATE_BYTES)
+    for first in range(1, 31, 3):
+        log.append(first, first + 2, _batch(first, first + 2))
+    log.sync()
+    log.close(remove=False)
+    victim = log_files(acklog_dir(path))[0]
+    data = bytearray(victim.read_bytes())
+    second_at = 28 + len(_batch(1, 3))
+    data[second_at + 40] ^= 0xFF  # the second record is damaged; intact ones follow it
+    victim.write_bytes(bytes(data))
+    return path
+
+
+def test_a_record_torn_in_the_middle_of_a_preallocated_file_is_reported(tmp_path):
+    path = _torn_in_the_middle(tmp_path, in_older_file=False)
+    assert len(log_files(acklog_dir(path))) == 1  # the damaged file is the newest
+    journal = Journal(path)
+    try:
+        assert _journal_seqs(journal) == [1, 2, 3]  # the intact records before the damage
+        assert any("intact records follow" in p for p in journal.check.problems)
+        assert len(log_files(acklog_dir(path))) == 1  # kept for inspection
+    finally:
+        journal.close()
+
+
+def test_a_damaged_record_in_an_older_preallocated_file_is_reported(tmp_path):
+    path = _torn_in_the_middle(tmp_path, in_older_file=True)
+    journal = Journal(path)
+    try:
+        assert _journal_seqs(journal) == [1, 2, 3]
+        assert any("newer log files follow" in p for p in journal.check.problems)
+    finally:
+        journal.close()

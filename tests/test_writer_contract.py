@@ -15,7 +15,7 @@ from tradelab.journal import Journal, JournalReader, wire
 from tradelab.journal.checkpoint import wal_path
 from tradelab.journal.wire import EncodedBatch, EncodedSnapshot, WriterSettings, encode_events
 from tradelab.journal.writer_client import ProcessJournalWriter
-from tradelab.journal.writer_thread import build_writer
+from tradelab.journal.writer_setup import build_writer
 
 LAYOUTS = ["thread", "process"]
 
@@ -115,14 +115,14 @@ def _stop(journal, writer) -> None:
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_wal_is_checkpointed_on_its_size_bound_while_the_writer_is_never_idle(tmp_path, layout):
     path = tmp_path / "j.duckdb"
-    # Idle checkpoints are out of reach (an hour), so only the WAL bound can checkpoint.
-    journal, writer = _start_with(
+    # Idle checkpoints are out of reach (an hour), so only the WAL bound can checkpoint; the
+    # bound goes through Journal.start_writer, as the engine passes its config.
+    journal, writer = _start(
         path,
         layout,
         group_commit_ms=1.0,
         checkpoint_idle_seconds=3600.0,
         checkpoint_wal_bytes=256 << 10,
-        segments=False,
     )
     wal = wal_path(path)
     biggest = 0
@@ -137,7 +137,7 @@ def test_wal_is_checkpointed_on_its_size_bound_while_the_writer_is_never_idle(tm
             time.sleep(0.02)
             biggest = max(biggest, wal.stat().st_size if wal.exists() else 0)
     finally:
-        _stop(journal, writer)
+        journal.close()
     # The bound is looked at every WAL_STAT_SECONDS (~5 groups here), so it is passed by what
     # arrives in between; without busy checkpoints the WAL would hold all ~3 MB.
     assert biggest < 1536 << 10, f"WAL reached {biggest} bytes"
@@ -252,5 +252,20 @@ def test_seal_right_after_flush_covers_every_flushed_event(tmp_path, layout):
             writer.append(events, [encode_payload(e.payload) for e in events])
             assert writer.flush(timeout=10) == first + 9
             assert journal.seal_segments(timeout=30) == first + 9
+    finally:
+        journal.close()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_each_layout_reports_its_pending_bound_and_high_water(tmp_path, layout):
+    journal, writer = _start(tmp_path / "j.duckdb", layout, max_pending_events=500)
+    try:
+        events = [Event(s, s, "mark.updated", "", {"price": 1.0}) for s in range(1, 121)]
+        writer.append(events, [encode_payload(e.payload) for e in events])
+        writer.flush(timeout=30)
+        metrics = writer.pending_metrics()
+        assert metrics["writer_max_pending_events"] == 500
+        assert 1 <= metrics["writer_pending_high_water"] <= 120
+        assert metrics["writer_backpressure_waits"] == 0  # never full
     finally:
         journal.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -17,10 +18,11 @@ from payloads import trade
 from tradelab.cpu_layout import CpuLayout
 from tradelab.engine import Engine
 from tradelab.errors import JournalError
-from tradelab.events import Event
+from tradelab.events import Event, encode_payload
 from tradelab.journal import Journal, JournalReader
 from tradelab.journal.acklog import acklog_dir, log_files, read_records
-from tradelab.journal.wire import EncodedBatch
+from tradelab.journal.wire import EncodedBatch, WriterSettings, encode_events
+from tradelab.journal.writer_setup import build_writer
 
 
 def _engine(tmp_path, **kw) -> Engine:
@@ -267,3 +269,100 @@ def test_orphaned_writer_process_commits_what_arrived_and_exits_without_noise(tm
         assert journal.last_seq == 101 and journal.check.damage is None
     finally:
         journal.close()
+
+
+def test_a_full_pending_queue_makes_the_feeder_wait_until_the_writer_takes_it(tmp_path):
+    # The writer thread is not started yet: nothing takes the pending work, as when DuckDB
+    # falls behind. The frame reader (here: this test's feeder thread) must wait, not grow it.
+    journal = Journal(tmp_path / "j.duckdb")
+    writer, _ = build_writer(
+        journal.con,
+        journal.tailmark,
+        WriterSettings(
+            str(tmp_path / "j.duckdb"),
+            last_seq=0,
+            next_snapshot_id=1,
+            segments=False,
+            max_pending_events=10,
+        ),
+    )
+
+    def batch(first: int, last: int) -> EncodedBatch:
+        events = [Event(s, s, "mark.updated", "", {"price": 1.0}) for s in range(first, last + 1)]
+        return EncodedBatch(
+            first, last, encode_events(events, [encode_payload(e.payload) for e in events])
+        )
+
+    writer.append_batches([batch(1, 6), batch(7, 10)])  # exactly at the bound
+    fed = threading.Event()
+    feeder = threading.Thread(target=lambda: (writer.append_batches([batch(11, 15)]), fed.set()))
+    feeder.start()
+    try:
+        # Generous: the feeder would be done within microseconds if nothing held it back.
+        assert not fed.wait(0.3)
+        assert writer.pending_metrics()["writer_pending_high_water"] == 10
+        writer.start()  # the writer takes the 10 pending events: room again
+        assert fed.wait(30)
+        assert writer.flush(timeout=30) == 15
+        metrics = writer.pending_metrics()
+        assert metrics["writer_backpressure_waits"] == 1
+        assert metrics["writer_backpressure_seconds"] > 0
+        assert metrics["writer_pending_high_water"] <= 10 + 5  # the bound plus one batch
+    finally:
+        feeder.join(30)
+        writer.stop()
+        journal.con.close()
+    reopened = Journal(tmp_path / "j.duckdb")
+    try:
+        assert reopened.last_seq == 15
+    finally:
+        reopened.close()
+
+
+def test_a_critical_batch_is_acknowledged_while_the_duckdb_queue_is_full(tmp_path):
+    from tradelab.journal import wire
+    from tradelab.journal.writer_process import WriterProcess
+
+    path = tmp_path / "j.duckdb"
+    Journal(path).close()
+    to_writer, from_engine = os.pipe()
+    to_engine, from_writer = os.pipe()
+    settings = WriterSettings(
+        str(path), last_seq=0, next_snapshot_id=1, segments=False, max_pending_events=1
+    )
+    # Its DuckDB thread is not started: nothing takes the queued work, as when DuckDB lags.
+    process = WriterProcess(settings, wire.FrameWriter(from_writer))
+    served = threading.Thread(target=process.serve, args=(wire.FrameBuffer(to_writer),))
+    served.start()
+    engine_out, acks = wire.FrameWriter(from_engine), wire.FrameBuffer(to_engine)
+
+    def send(first: int, last: int, urgent: bool) -> None:
+        events = [Event(s, s, "trade.executed", f"T{s}", trade(s)) for s in range(first, last + 1)]
+        body = encode_events(events, [encode_payload(e.payload) for e in events])
+        engine_out.send(wire.EVENTS, wire.EVENTS_HEAD.pack(first, last, urgent), body)
+
+    def next_ack() -> list:
+        # Generous: an ack that waited for the stalled DuckDB queue would never come at all.
+        assert select.select([to_engine], [], [], 10.0)[0], "no acknowledgement"
+        return acks.next_frames()
+
+    try:
+        send(1, 2, True)
+        assert next_ack() == [(wire.LOGGED, wire.LOGGED_SEQ.pack(2))]
+        send(3, 3, True)  # the queue for DuckDB already holds 2 events, over its bound of 1
+        assert next_ack() == [(wire.LOGGED, wire.LOGGED_SEQ.pack(3))]
+        deadline = time.monotonic() + 10.0  # the reader then waits for room
+        while process.writer.pending_metrics()["writer_backpressure_waits"] != 1:
+            assert time.monotonic() < deadline, "the frame reader never waited for room"
+            time.sleep(0.01)
+    finally:
+        process.writer.start()  # room again: the frame reader goes on and stops cleanly
+        engine_out.send(wire.STOP)
+        served.join(30)
+        for fd in (to_writer, from_engine, to_engine, from_writer):
+            os.close(fd)
+    reopened = Journal(path)
+    try:
+        assert reopened.last_seq == 3
+    finally:
+        reopened.close()

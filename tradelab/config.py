@@ -37,6 +37,13 @@ class EngineConfig(param.Parameterized):
         bounds=(1, None),
         doc="A commit group is closed early when it holds this many events.",
     )
+    writer_max_pending_events = param.Integer(
+        default=40_000,
+        bounds=(1, None),
+        doc="Bound of the events the journal writer holds for DuckDB (~2 x max_group_events, "
+        "~15 MB). When DuckDB falls behind and it is full, the writer stops taking events: the "
+        "kernel waits on it, the submit queue fills and producers wait (backpressure).",
+    )
     kernel_batch_size = param.Integer(
         default=1000,
         bounds=(1, None),
@@ -78,6 +85,12 @@ class EngineConfig(param.Parameterized):
         default=1.0,
         bounds=(0.0, None),
         doc="CHECKPOINT the DuckDB WAL into the file after the writer was idle this long.",
+    )
+    checkpoint_wal_bytes = param.Integer(
+        default=32 << 20,
+        bounds=(0, None),
+        doc="While busy, CHECKPOINT once the DuckDB WAL passes this many bytes, which bounds "
+        "the WAL and the memory DuckDB keeps for it (0 = only when idle or stopping).",
     )
     wal_autocheckpoint = _SizeString(
         default="1GB",

@@ -2,18 +2,22 @@
 
 A DuckDB commit costs about a millisecond of CPU whatever it holds, so acknowledging each
 critical event with its own commit made the commit rate, not the disk, the limit. The writer
-process instead appends every batch it receives to this log as it arrives, and for a batch with
+process instead writes every batch it receives to this log as it arrives, and for a batch with
 a critical event calls one fdatasync (~0.1 ms) covering everything received so far, then
 acknowledges. DuckDB still gets every event, in group commits every `group_commit_ms`.
 
 Records: a header (magic, CRC-32, first seq, last seq, body length), then the batch exactly as
-the engine encoded it. Files `<stem>.acklog/log-<first seq>.bin`, a new one every
-`ROTATE_BYTES`; a file is deleted once DuckDB has committed its last seq, so under a steady load
-the log holds about one file plus what DuckDB has not committed yet. On open, the journal
-copies into DuckDB the logged events it lacks (`restore_into`), then deletes the files. A record
-that fails its checks ends the log: it was never synced, so never acknowledged.
+the engine encoded it. Files `<stem>.acklog/log-<seq>.bin` (no record in it has a lower seq) are
+zero-filled to `ROTATE_BYTES` and synced by a helper thread before they are needed (once the
+current one is half used); records are written in place, so an fdatasync has no file size or
+block allocation to commit, only the data (SQLite reuses its WAL for the same reason). A zero header ends a file's records. A file is deleted once
+DuckDB has committed its last seq, so the log holds about one file plus what DuckDB has not
+committed yet (bounded by the writer's pending bound). On open, the journal copies into DuckDB
+the logged events it lacks (`restore_into`), then deletes the files. A record that fails its
+checks at the end of the newest file was never synced, so never acknowledged.
 
-Thread model: one thread (the writer process's frame reader) appends, syncs and retires.
+Thread model: one thread (the writer process's frame reader) appends, syncs and retires; one
+helper thread prepares the next file.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import os
 import re
 import struct
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -34,9 +39,11 @@ _MAGIC = b"TLAK"
 _HEAD = struct.Struct("<4sIqqI")  # magic, crc32(seqs + length + body), first seq, last seq, length
 _SEQS = struct.Struct("<qqI")
 _NAME = re.compile(r"^log-(\d{12})\.bin$")
-# Small enough that a busy log is trimmed often, large enough that rotating (a sync and a
-# directory fsync on the acknowledging thread) stays rare: ~1 a minute at 2K events/s.
-ROTATE_BYTES = 8 << 20
+# The size every file is zero-filled to. Small enough that a busy log is trimmed often and
+# zero-filling one (on the helper thread) is a short burst for the disk; large enough that
+# rotating stays rare: ~3 a second at 40K events/s, ~1 a minute at 2K events/s.
+ROTATE_BYTES = 4 << 20
+_ZEROS = bytes(1 << 20)
 
 
 def acklog_dir(journal_path: str | Path) -> Path:
@@ -62,30 +69,70 @@ def log_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if _NAME.match(p.name))
 
 
-class AckLog:
-    """Appends batches, syncs on demand, retires files DuckDB has caught up with."""
+def _prepare(path: Path, size: int) -> int:
+    """Create `path` holding `size` zero bytes, synced with its name; return it open for writing."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        # Written zeros, not posix_fallocate: an fallocated block is "unwritten" until its first
+        # write, which converts it, a metadata change the next fdatasync would have to commit.
+        left = size
+        while left > 0:
+            left -= os.write(fd, _ZEROS[: min(left, len(_ZEROS))])
+        os.fdatasync(fd)
+        _fsync_dir(path.parent)  # the name survives a power cut, not only a crash
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
-    def __init__(self, journal_path: str | Path, rotate_bytes: int = ROTATE_BYTES) -> None:
+
+class AckLog:
+    """Writes batches in place, syncs on demand, retires files DuckDB has caught up with."""
+
+    def __init__(
+        self,
+        journal_path: str | Path,
+        rotate_bytes: int = ROTATE_BYTES,
+        *,
+        next_seq: int | None = None,
+    ) -> None:
+        """`next_seq`, when known (the journal's last seq + 1), starts preparing the first file
+        at once; otherwise the first append prepares it."""
         self.directory = acklog_dir(journal_path)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._rotate_bytes = rotate_bytes
+        self._helper = ThreadPoolExecutor(1, thread_name_prefix="acklog-prepare")
+        self._next: Future[tuple[Path, int]] | None = None
         self._fd: int | None = None
-        self._size = 0
+        self._size = 0  # bytes of records in the current file: where the next one goes
         self._closed: list[tuple[Path, int]] = []  # (file, its last seq), oldest first
         self._current: Path | None = None
         self._current_last = 0
         self.last_seq = 0  # newest seq appended
         self.synced_seq = 0  # newest seq known to be on disk
+        self.files_prepared = 0
+        self.rotation_waits = 0  # rotations that had to wait for the next file
+        if next_seq is not None:
+            self._prepare_next(next_seq)
 
     def append(self, first: int, last: int, body: bytes) -> None:
-        if self._fd is None or self._size >= self._rotate_bytes:
-            self._rotate(first)
         record = _HEAD.pack(_MAGIC, _crc(first, last, body), first, last, len(body)) + body
-        view = memoryview(record)
+        if self._fd is None or (self._size and self._size + len(record) > self._rotate_bytes):
+            self._rotate(first)
+        # A record larger than a whole file is written past its end: the file grows, correct,
+        # only that sync is slower.
+        view, at = memoryview(record), self._size
         while view:
-            view = view[os.write(self._fd, view) :]  # type: ignore[arg-type]
-        self._size += len(record)
+            written = os.pwrite(self._fd, view, at)  # type: ignore[arg-type]
+            view, at = view[written:], at + written
+        self._size = at
         self._current_last = self.last_seq = last
+        # Once half of this file is used: zero-filling the next one is a burst of writes that
+        # the acks' syncs queue behind, so not sooner than needed (nor for an idle log); half
+        # a file of records takes longer to arrive than a file takes to fill with zeros. After
+        # the write: no record in the next file is below last + 1.
+        if self._next is None and 2 * at >= self._rotate_bytes:
+            self._prepare_next(last + 1)
 
     def sync(self) -> int:
         """fdatasync what was appended; return the seq now durable."""
@@ -102,6 +149,13 @@ class AckLog:
 
     def close(self, *, remove: bool) -> None:
         """Close the current file; `remove` (after a clean stop's final commit) deletes all."""
+        if self._next is not None:  # prepared, never written: it holds nothing to keep
+            with contextlib.suppress(OSError):
+                unused, fd = self._next.result()
+                os.close(fd)
+                unused.unlink()
+            self._next = None
+        self._helper.shutdown(wait=True)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -111,34 +165,75 @@ class AckLog:
             with contextlib.suppress(OSError):  # not empty: someone else's files stay
                 self.directory.rmdir()
 
+    def _prepare_next(self, seq: int) -> None:
+        path = self.directory / f"log-{seq:012d}.bin"
+        size = max(self._rotate_bytes, 0)
+        self._next = self._helper.submit(lambda: (path, _prepare(path, size)))
+        self.files_prepared += 1
+
     def _rotate(self, first: int) -> None:
         if self._fd is not None:
-            self.sync()  # a closed file is complete on disk before its successor exists
+            self.sync()  # a closed file is complete on disk before its successor holds records
             os.close(self._fd)
             assert self._current is not None
             self._closed.append((self._current, self._current_last))
-        path = self.directory / f"log-{first:012d}.bin"
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        _fsync_dir(self.directory)  # the new name survives a power cut, not only a crash
-        self._current, self._size = path, 0
+        if self._next is None:
+            self._prepare_next(first)
+        assert self._next is not None
+        if not self._next.done():
+            self.rotation_waits += 1
+        self._current, self._fd = self._next.result()  # an OSError here fails the writer
+        self._next, self._size = None, 0
 
 
-def read_records(path: Path) -> tuple[list[EncodedBatch], int | None]:
-    """(the intact records of one log file in order, offset of the first damaged one or None)."""
-    data = path.read_bytes()
+def _intact_at(data: bytes, at: int) -> tuple[EncodedBatch, int] | None:
+    """The record starting at `at` and where it ends, or None if none intact starts there."""
+    if at + _HEAD.size > len(data):
+        return None
+    magic, crc, first, last, length = _HEAD.unpack_from(data, at)
+    body_at = at + _HEAD.size
+    body = data[body_at : body_at + length]
+    if magic != _MAGIC or len(body) != length or crc != _crc(first, last, body):
+        return None
+    return EncodedBatch(first, last, body), body_at + length
+
+
+def _scan(data: bytes) -> tuple[list[EncodedBatch], int | None]:
     records: list[EncodedBatch] = []
     at = 0
     while at < len(data):
-        if at + _HEAD.size > len(data):
-            return records, at
-        magic, crc, first, last, length = _HEAD.unpack_from(data, at)
-        body_at = at + _HEAD.size
-        body = data[body_at : body_at + length]
-        if magic != _MAGIC or len(body) != length or crc != _crc(first, last, body):
-            return records, at
-        records.append(EncodedBatch(first, last, body))
-        at = body_at + length
+        found = _intact_at(data, at)
+        if found is None:
+            tail = memoryview(data)[at:]
+            # All zero: the unused, preallocated rest of the file, a clean end.
+            return records, None if tail == bytes(len(tail)) else at
+        records.append(found[0])
+        at = found[1]
     return records, None
+
+
+def _intact_record_after(data: bytes, at: int) -> bool:
+    """Whether any intact record starts after the damage at `at` (so it is not a torn tail)."""
+    at = data.find(_MAGIC, at + 1)
+    while at >= 0:
+        if _intact_at(data, at) is not None:
+            return True
+        at = data.find(_MAGIC, at + 1)
+    return False
+
+
+def _holds_anything(path: Path) -> bool:
+    """Whether a log file holds any byte but zero (a file prepared, never written, does not)."""
+    data = path.read_bytes()
+    return data != bytes(len(data))
+
+
+def read_records(path: Path) -> tuple[list[EncodedBatch], int | None]:
+    """(the intact records of one log file in order, offset of the first damaged one or None).
+
+    A zero tail (the preallocated, never written rest of a file) is a clean end, not damage.
+    """
+    return _scan(path.read_bytes())
 
 
 def pending_events(journal_path: str | Path, last_seq: int) -> int:
@@ -155,8 +250,8 @@ def restore_into(con: duckdb.DuckDBPyConnection, journal_path: str | Path) -> tu
     """Commit to the journal the logged events after its last seq, then delete the log.
 
     Returns (events restored, problems). A damaged record at the end of the newest file is the
-    unsynced write a crash cut short, not a problem; damage anywhere else is reported, and the
-    files are then kept for inspection.
+    unsynced write a crash cut short, not a problem; damage anywhere else (in an older file, or
+    followed by intact records) is reported, and the files are then kept for inspection.
     """
     files = log_files(acklog_dir(journal_path))
     if not files:
@@ -166,7 +261,8 @@ def restore_into(con: duckdb.DuckDBPyConnection, journal_path: str | Path) -> tu
     problems: list[str] = []
     expected = last_seq + 1
     for index, path in enumerate(files):
-        records, damaged_at = read_records(path)
+        data = path.read_bytes()
+        records, damaged_at = _scan(data)
         for batch in records:
             if batch.last_seq < expected:
                 continue
@@ -180,12 +276,19 @@ def restore_into(con: duckdb.DuckDBPyConnection, journal_path: str | Path) -> tu
             expected = batch.last_seq + 1
         if problems:
             break
-        if damaged_at is not None and index < len(files) - 1:
+        if damaged_at is None:
+            continue
+        if any(_holds_anything(later) for later in files[index + 1 :]):
             problems.append(
                 f"ack log {path.name} is damaged at byte {damaged_at} although newer log files "
                 "follow; later files were not restored"
             )
             break
+        if _intact_record_after(data, damaged_at):
+            problems.append(
+                f"ack log {path.name} is damaged at byte {damaged_at} although intact records "
+                "follow it; they were not restored"
+            )
     if rows:
         cur = con.cursor()
         try:

@@ -30,7 +30,7 @@ from tradelab.journal.tailmark import TailMark
 from tradelab.journal.wire import WriterSettings
 from tradelab.journal.writer import JournalWriter
 from tradelab.journal.writer_client import ProcessJournalWriter
-from tradelab.journal.writer_thread import build_writer
+from tradelab.journal.writer_setup import build_writer
 
 log = logging.getLogger(__name__)
 _decode_payloads = msgspec.json.Decoder(list[dict]).decode
@@ -294,6 +294,8 @@ class Journal:
         segment_every_seconds: float = 5.0,
         cpus: frozenset[int] = frozenset(),
         ack_log: bool = True,
+        checkpoint_wal_bytes: int = 32 << 20,
+        max_pending_events: int = 40_000,
     ) -> JournalWriter:
         """Start the writer (and the segment sealer) after recovery; seqs continue from last_seq."""
         if self.writer is not None:
@@ -320,6 +322,8 @@ class Journal:
             max_group_events=max_group_events,
             keep_snapshots=keep_snapshots,
             checkpoint_idle_seconds=checkpoint_idle_seconds,
+            checkpoint_wal_bytes=checkpoint_wal_bytes,
+            max_pending_events=max_pending_events,
             segments=segments,
             sealed_seq=sealed,
             segment_every_events=segment_every_events,

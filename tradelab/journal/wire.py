@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from tradelab.errors import JournalError
+from tradelab.events import Event
 
 _HEADER = struct.Struct("<cI")  # kind, body length
 
@@ -28,7 +29,7 @@ SEAL = b"L"  # JSON request id: seal every committed event into Parquet segments
 STOP = b"Q"  # commit, checkpoint, seal, close, exit
 # writer process -> engine
 READY = b"R"  # the journal is open and the writer runs
-DURABLE = b"D"  # struct <qq: first and last seq of a committed group
+DURABLE = b"D"  # DURABLE_GROUP: a committed group, and the writer's pending-bound metrics
 SNAPSHOT_WRITTEN = b"N"  # JSON SnapshotInfo fields, or {"error": text}
 FLUSHED = b"F"  # JSON [request id, durable seq, error text or ""]
 SEALED = b"L"  # JSON [request id, sealed-up-to seq, error text or ""]
@@ -36,7 +37,8 @@ LOGGED = b"A"  # struct <q: every event up to this seq is synced in the ack log
 FAILED = b"X"  # UTF-8 error text; the writer stopped
 STOPPED = b"Q"  # clean stop finished
 
-DURABLE_SEQS = struct.Struct("<qq")
+# first seq, last seq, pending high water, backpressure waits, backpressure seconds
+DURABLE_GROUP = struct.Struct("<qqqqd")
 LOGGED_SEQ = struct.Struct("<q")
 EVENTS_HEAD = struct.Struct("<qq?")
 
@@ -115,6 +117,9 @@ class WriterSettings(msgspec.Struct, frozen=True):
     open_timeout_seconds: float = 2.0
     group_commit_ms: float = 10.0
     max_group_events: int = 20_000
+    # Bound of the events queued for DuckDB in the writer (ThreadJournalWriter): when full, the
+    # feeding thread waits (the frame reader stops reading the pipe). ~2 x max_group_events.
+    max_pending_events: int = 40_000
     keep_snapshots: int = 100
     checkpoint_idle_seconds: float = 1.0
     # CHECKPOINT while busy once the WAL passes this many bytes (0: only when idle or stopping).
@@ -203,3 +208,25 @@ class EncodedBatch(msgspec.Struct, frozen=True):
                 f"encoded batch {self.first_seq}..{self.last_seq} holds {len(rows)} events"
             )
         return rows
+
+
+# Stamped events with the exact JSON bytes of each payload, encoded once by the submitter.
+EventChunk = tuple[list[Event], list[bytes]]
+
+
+def chunk_rows(chunk: EventChunk | EncodedBatch) -> list[tuple]:
+    """The `events` table rows of a chunk (in EVENT_COLUMNS order)."""
+    if isinstance(chunk, EncodedBatch):
+        return chunk.rows()
+    events, payloads = chunk
+    return [
+        (e.seq, e.ts, e.topic, e.key, e.critical, e.schema_version, p.decode())
+        for e, p in zip(events, payloads, strict=True)
+    ]
+
+
+def chunk_seqs(chunk: EventChunk | EncodedBatch) -> tuple[int, int]:
+    """(first seq, last seq) of a chunk."""
+    if isinstance(chunk, EncodedBatch):
+        return chunk.first_seq, chunk.last_seq
+    return chunk[0][0].seq, chunk[0][-1].seq

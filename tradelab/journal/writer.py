@@ -84,6 +84,12 @@ class JournalWriter(Protocol):
         """{"writer": location, "writer_pid": pid}, for metrics."""
         ...
 
+    def pending_metrics(self) -> dict[str, Any]:
+        """The bound on events queued for DuckDB (`writer_max_pending_events`), the most ever
+        queued (`writer_pending_high_water`), and how often and how long the feeding thread
+        waited for room (`writer_backpressure_waits`, `writer_backpressure_seconds`)."""
+        ...
+
     def append(
         self,
         events: list[Event],

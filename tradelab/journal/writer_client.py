@@ -94,8 +94,9 @@ class ProcessJournalWriter:
         self._snapshot_callbacks: collections.deque[SnapshotCallback | None] = collections.deque()
         self._flushes: dict[int, _FlushWaiter] = {}
         self._flush_ids = itertools.count(1)
-        self._durable_cond = threading.Condition()
         self._durable_seq = 0
+        self._pending_report = (0, 0, 0.0)  # from the latest DURABLE frame
+        self._max_pending = 0
         self._appended_seq = 0
         self._stopping = False
         self._started = False
@@ -118,9 +119,20 @@ class ProcessJournalWriter:
     def describe(self) -> dict[str, Any]:
         return {"writer": self.location, "writer_pid": self.pid}
 
+    def pending_metrics(self) -> dict[str, Any]:
+        """The writer process's bound on work queued for DuckDB, as of its latest commit."""
+        high_water, waits, seconds = self._pending_report
+        return {
+            "writer_max_pending_events": self._max_pending,
+            "writer_pending_high_water": high_water,
+            "writer_backpressure_waits": waits,
+            "writer_backpressure_seconds": seconds,
+        }
+
     def start(self, settings: wire.WriterSettings) -> ProcessJournalWriter:
         """Send the settings; return once the process has the journal open and its writer runs."""
         self._durable_seq = self._appended_seq = settings.last_seq
+        self._max_pending = settings.max_pending_events
         try:
             self._out.send(wire.CONFIG, msgspec.json.encode(settings))
             frames = self._in.next_frames()
@@ -166,13 +178,16 @@ class ProcessJournalWriter:
                 f"append got {len(payloads)} encoded payloads for {len(events)} events; "
                 "expected one per event"
             )
-        if self.failed is not None:
+        failed = self.failed
+        if tickets and failed is None:
+            with self._lock:  # checked again under the lock _fail takes to collect tickets
+                failed = self.failed
+                if failed is None:
+                    self._tickets.extend(tickets)
+        if failed is not None:
             for ticket in tickets or ():
-                ticket.resolve(self.failed)
+                ticket.resolve(failed)
             return
-        if tickets:
-            with self._lock:
-                self._tickets.extend(tickets)
         first, last = events[0].seq, events[-1].seq
         self._appended_seq = last
         head = wire.EVENTS_HEAD.pack(first, last, bool(urgent or tickets))
@@ -277,7 +292,7 @@ class ProcessJournalWriter:
         if kind == wire.LOGGED:
             self._release(wire.LOGGED_SEQ.unpack(body)[0])
         elif kind == wire.DURABLE:
-            self._durable(*wire.DURABLE_SEQS.unpack(body))
+            self._durable(*wire.DURABLE_GROUP.unpack(body))
         elif kind == wire.SNAPSHOT_WRITTEN:
             self._snapshot_done(msgspec.json.decode(body))
         elif kind == wire.FLUSHED or kind == wire.SEALED:
@@ -298,21 +313,23 @@ class ProcessJournalWriter:
         return True
 
     def _advance(self, durable: int) -> None:
-        with self._durable_cond:
-            if durable > self._durable_seq:
-                self._durable_seq = durable
-                self._durable_cond.notify_all()
+        # Only this (the ack) thread writes it, and readers only read it: a plain store.
+        if durable > self._durable_seq:
+            self._durable_seq = durable
 
-    def _durable(self, first: int, last: int) -> None:
-        """DuckDB committed first..last."""
+    def _durable(self, first: int, last: int, high_water: int, waits: int, seconds: float) -> None:
+        """DuckDB committed first..last; the writer's pending-bound metrics as they were then."""
         self.groups_committed += 1
         self.events_committed += last - first + 1
+        self._pending_report = (high_water, waits, seconds)
         self._release(last)
 
     def _release(self, last: int) -> None:
         """Everything up to `last` is durable (in DuckDB or the synced ack log)."""
         self._advance(last)
         tickets = self._tickets
+        if not tickets or tickets[0].event.seq > last:  # type: ignore[union-attr]
+            return  # most frames: nobody waits on these seqs
         with self._lock:
             ready = []
             while tickets and tickets[0].event.seq <= last:  # type: ignore[union-attr]
@@ -346,5 +363,3 @@ class ProcessJournalWriter:
             ticket.resolve(self.failed)
         for callback in callbacks:
             notify_snapshot(callback, self.failed)  # type: ignore[arg-type]
-        with self._durable_cond:
-            self._durable_cond.notify_all()

@@ -6,13 +6,15 @@ Its own interpreter means its own GIL and the second core: DuckDB's commit path 
 conversion no longer compete with the kernel and the producers (benchmarks/journal.py).
 
 Protocol (tradelab.journal.wire): frames on stdin from the engine, frames back on the original
-stdout; anything else printed goes to stderr. Every batch received is appended to the ack log
+stdout; anything else printed goes to stderr. Every batch received is written to the ack log
 (acklog.py); for the batches holding a critical event one fdatasync covers all that arrived
-together, then a LOGGED frame releases their submitters. DuckDB gets the events in group commits
-(DURABLE frames). With `ack_log` off, a critical batch is acknowledged by its own commit instead.
-End of file on stdin means the engine is gone (a crash or kill -9): what has arrived is
-committed, then the process exits without a checkpoint, exactly as if it had been killed, so the
-next engine's recovery handles either case alike.
+together, then a LOGGED frame releases their submitters, and only then are the batches queued
+for DuckDB, which commits them in groups (DURABLE frames). That queue is bounded: while it is
+full the frame reader waits, the pipe fills and the engine's kernel waits on it. With `ack_log`
+off, a critical batch is acknowledged by its own commit instead. End of file on stdin means the
+engine is gone (a crash or kill -9): what has arrived is committed, then the process exits
+without a checkpoint, exactly as if it had been killed, so the next engine's recovery handles
+either case alike.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from tradelab.journal.acklog import AckLog
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.tailmark import TailMark
 from tradelab.journal.wire import EncodedBatch
-from tradelab.journal.writer_thread import build_writer
+from tradelab.journal.writer_setup import build_writer
 
 log = logging.getLogger("tradelab.journal.writer_process")
 
@@ -51,8 +53,12 @@ class WriterProcess:
             on_group_committed=self._committed,
             on_failed=self._failed,
         )
-        self.acklog = AckLog(settings.path) if settings.ack_log else None
+        self.acklog = (
+            AckLog(settings.path, next_seq=settings.last_seq + 1) if settings.ack_log else None
+        )
         self._unsynced_urgent = False
+        # Logged batches not yet handed to the DuckDB writer: handed over after the ack.
+        self._logged: list[EncodedBatch] = []
 
     def start(self) -> None:
         if self.sealer is not None:
@@ -60,7 +66,15 @@ class WriterProcess:
         self.writer.start()
 
     def _committed(self, first: int, last: int) -> None:
-        self.out.send(wire.DURABLE, wire.DURABLE_SEQS.pack(first, last))
+        writer = self.writer  # called on its thread, after the commit
+        report = wire.DURABLE_GROUP.pack(
+            first,
+            last,
+            writer.pending_high_water,
+            writer.backpressure_waits,
+            writer.backpressure_seconds,
+        )
+        self.out.send(wire.DURABLE, report)
 
     def _failed(self, error: BaseException) -> None:
         self.out.send(wire.FAILED, str(error).encode())
@@ -78,17 +92,20 @@ class WriterProcess:
             frames = frames_in.next_frames()
             if frames is None:
                 self._acknowledge()
+                self._hand_over()
                 return False
             for kind, body in frames:
                 if kind == wire.EVENTS:
                     self._events(body)
                     continue
                 self._acknowledge()  # nothing waits behind a flush or a snapshot
+                self._hand_over()  # a snapshot or a flush comes after the events before it
                 if kind == wire.STOP:
                     self.stop()
                     return True
                 self._request(kind, body)
             self._acknowledge()
+            self._hand_over()
             if self.acklog is not None:
                 self.acklog.retire(self.writer.durable_seq)
 
@@ -102,13 +119,21 @@ class WriterProcess:
             return
         self.acklog.append(first, last, batch.body)
         self._unsynced_urgent |= urgent
-        self.writer.append_encoded(batch)  # into DuckDB within the group-commit window
+        self._logged.append(batch)
 
     def _acknowledge(self) -> None:
         """One fdatasync of the ack log for every critical batch received so far, then the ack."""
         if self._unsynced_urgent and self.acklog is not None:
             self._unsynced_urgent = False
             self.out.send(wire.LOGGED, wire.LOGGED_SEQ.pack(self.acklog.sync()))
+
+    def _hand_over(self) -> None:
+        """Queue the logged batches for DuckDB (within the group-commit window): after the ack,
+        because queuing takes the lock the committing thread holds. Waits while the writer's
+        pending work is at its bound, so this thread stops reading the pipe meanwhile."""
+        if self._logged:
+            batches, self._logged = self._logged, []
+            self.writer.append_batches(batches)
 
     def _request(self, kind: bytes, body: bytes) -> None:
         writer = self.writer

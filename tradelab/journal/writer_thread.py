@@ -5,7 +5,9 @@ Thread model: one feeding thread calls `append` / `append_encoded` / `write_snap
 kernel, when the writer runs in the engine's process; the frame reader, in the writer process);
 any thread may call `flush`. Only the writer thread touches its DuckDB cursor. A group is one
 appender flush (one statement, one transaction); an urgent batch (a critical event the caller
-waits on) closes a group at once, ordinary ones wait at most `group_commit_ms`.
+waits on) closes a group at once, ordinary ones wait at most `group_commit_ms`. The work
+queued for the writer thread is bounded (`max_pending_events`): when it is full, the feeding
+thread waits for room, which pushes back on the kernel and, through it, on the producers.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ import msgspec
 
 from tradelab.errors import JournalError, TradelabError
 from tradelab.events import Event
-from tradelab.journal.checkpoint import CheckpointPolicy, wal_path
+from tradelab.journal.checkpoint import CheckpointPolicy
 from tradelab.journal.schema import EVENT_COLUMNS
-from tradelab.journal.segments import SegmentSealer, segment_dir
+from tradelab.journal.segments import SegmentSealer
 from tradelab.journal.snapshots import write_snapshot
 from tradelab.journal.tailmark import TailMark
-from tradelab.journal.wire import EncodedBatch, WriterSettings
+from tradelab.journal.wire import EncodedBatch, EventChunk, chunk_rows, chunk_seqs
 from tradelab.journal.writer import (
     FailureCallback,
     GroupCallback,
@@ -39,25 +41,6 @@ from tradelab.journal.writer import (
 log = logging.getLogger(__name__)
 
 TAILMARK_SYNC_SECONDS = 0.1
-
-# Stamped events with the exact JSON bytes of each payload, encoded once by the submitter.
-EventChunk = tuple[list[Event], list[bytes]]
-
-
-def _rows(chunk: EventChunk | EncodedBatch) -> list[tuple]:
-    if isinstance(chunk, EncodedBatch):
-        return chunk.rows()
-    events, payloads = chunk
-    return [
-        (e.seq, e.ts, e.topic, e.key, e.critical, e.schema_version, p.decode())
-        for e, p in zip(events, payloads, strict=True)
-    ]
-
-
-def _seq_range(chunk: EventChunk | EncodedBatch) -> tuple[int, int]:
-    if isinstance(chunk, EncodedBatch):
-        return chunk.first_seq, chunk.last_seq
-    return chunk[0][0].seq, chunk[0][-1].seq
 
 
 class ThreadJournalWriter:
@@ -72,6 +55,7 @@ class ThreadJournalWriter:
         next_snapshot_id: int,
         group_commit_ms: float = 10.0,
         max_group_events: int = 20_000,
+        max_pending_events: int = 40_000,
         keep_snapshots: int = 100,
         checkpoint_idle_seconds: float = 1.0,
         checkpoint_wal_bytes: int = 32 << 20,
@@ -84,6 +68,9 @@ class ThreadJournalWriter:
         self._tailmark = tailmark
         self._window = group_commit_ms / 1000.0
         self._max_group = max_group_events
+        if max_pending_events < 1:
+            raise JournalError(f"max_pending_events {max_pending_events} is not 1 or more")
+        self._max_pending = max_pending_events
         self._keep_snapshots = keep_snapshots
         self._checkpoint_idle = checkpoint_idle_seconds
         # Idle, and while busy once the WAL at `wal` passes checkpoint_wal_bytes.
@@ -92,7 +79,9 @@ class ThreadJournalWriter:
         )
         self._on_group = on_group_committed
         self._on_failed = on_failed
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)
+        self._room = threading.Condition(lock)  # notified when the writer thread takes work
         # Chunks in seq order: (events, payload bytes) from this process's kernel, or
         # EncodedBatches (an engine in another process); rows are built on the writer thread.
         self._pending: list[EventChunk | EncodedBatch] = []
@@ -120,6 +109,10 @@ class ThreadJournalWriter:
         self.groups_committed = 0
         self.events_committed = 0
         self.commit_seconds = 0.0
+        # Most events ever pending; how often / how long the feeding thread waited for room.
+        self.pending_high_water = 0
+        self.backpressure_waits = 0
+        self.backpressure_seconds = 0.0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     @property
@@ -134,6 +127,15 @@ class ThreadJournalWriter:
 
     def describe(self) -> dict[str, Any]:
         return {"writer": self.location, "writer_pid": self.pid}
+
+    def pending_metrics(self) -> dict[str, Any]:
+        """The bound on work queued for the writer thread, and how much of it was used."""
+        return {
+            "writer_max_pending_events": self._max_pending,
+            "writer_pending_high_water": self.pending_high_water,
+            "writer_backpressure_waits": self.backpressure_waits,
+            "writer_backpressure_seconds": self.backpressure_seconds,
+        }
 
     def seal_segments(self, timeout: float | None = 60.0) -> int:
         """Seal every committed event into Parquet segments now; return the sealed-up-to seq."""
@@ -168,31 +170,42 @@ class ThreadJournalWriter:
                 f"append got {len(payloads)} encoded payloads for {len(events)} events; "
                 "expected one per event"
             )
-        self._queue((events, payloads), events[-1].seq, len(events), tickets, urgent)
+        self._queue([(events, payloads)], events[-1].seq, len(events), tickets, urgent)
 
     def append_encoded(self, batch: EncodedBatch, *, urgent: bool = False) -> None:
         """Queue events another process stamped and encoded; they are decoded when written."""
         count = batch.last_seq - batch.first_seq + 1
         if count > 0:
-            self._queue(batch, batch.last_seq, count, None, urgent)
+            self._queue([batch], batch.last_seq, count, None, urgent)
+
+    def append_batches(self, batches: list[EncodedBatch]) -> None:
+        """`append_encoded` for several ordinary batches in seq order: one lock, one wait."""
+        batches = [b for b in batches if b.last_seq >= b.first_seq]
+        if batches:
+            count = sum(b.last_seq - b.first_seq + 1 for b in batches)
+            self._queue(batches, batches[-1].last_seq, count, None, False)
 
     def _queue(
         self,
-        chunk: EventChunk | EncodedBatch,
+        chunks: list[EventChunk] | list[EncodedBatch],
         last_seq: int,
         count: int,
         tickets: list[Ticket] | None,
         urgent: bool,
     ) -> None:
         with self._cond:
+            if self._pending_events >= self._max_pending:
+                self._wait_for_room()
             if self.failed is not None:
                 for ticket in tickets or ():
                     ticket.resolve(self.failed)
                 return
             if not self._pending:
                 self._pending_since = time.monotonic()
-            self._pending.append(chunk)
+            self._pending.extend(chunks)
             self._pending_events += count
+            if self._pending_events > self.pending_high_water:
+                self.pending_high_water = self._pending_events
             self._appended_seq = last_seq
             if tickets:
                 self._pending_tickets.extend(tickets)
@@ -200,6 +213,17 @@ class ThreadJournalWriter:
             elif urgent:
                 self._urgent = True
             self._cond.notify()
+
+    def _wait_for_room(self) -> None:
+        """Full (holding _cond): wait until the writer thread takes the pending work. A batch
+        then goes in whole, so pending stays under the bound plus one batch."""
+        started = time.perf_counter()
+        self.backpressure_waits += 1
+        self._cond.notify()  # a full queue is a due group: make sure the writer looks
+        full = self._max_pending
+        while self._pending_events >= full and self.failed is None and not self._stopping:
+            self._room.wait()
+        self.backpressure_seconds += time.perf_counter() - started
 
     def write_snapshot(self, snapshot: Any, on_written: SnapshotCallback | None = None) -> None:
         """Serialize and store `snapshot` on the writer thread, after the events queued before it."""
@@ -238,6 +262,7 @@ class ThreadJournalWriter:
         with self._cond:
             self._stopping = True
             self._cond.notify()
+            self._room.notify_all()
         if self._thread.is_alive():
             self._thread.join()
         self._tailmark.close()
@@ -286,7 +311,7 @@ class ThreadJournalWriter:
                     self._urgent
                     or self._stopping
                     or now >= due
-                    or self._pending_events >= self._max_group
+                    or self._pending_events >= min(self._max_group, self._max_pending)
                     or self._snapshot_jobs
                 ):
                     break
@@ -299,6 +324,7 @@ class ThreadJournalWriter:
                     break
         events, self._pending = self._pending, []
         self._pending_events = 0
+        self._room.notify_all()
         tickets, self._pending_tickets = self._pending_tickets, []
         jobs, self._snapshot_jobs = self._snapshot_jobs, []
         self._urgent = False
@@ -308,11 +334,11 @@ class ThreadJournalWriter:
         # Rows straight into DuckDB's appender: no Arrow table, SQL parse or replacement scan
         # per group (those cost ~30 us of GIL each, and a group holds ~50 events when critical
         # events close one every millisecond).
-        first, last = _seq_range(chunks[0])[0], _seq_range(chunks[-1])[1]
+        first, last = chunk_seqs(chunks[0])[0], chunk_seqs(chunks[-1])[1]
         started = time.perf_counter()
         try:
             for chunk in chunks:
-                appender.append_rows(_rows(chunk))
+                appender.append_rows(chunk_rows(chunk))
             appender.flush()
         except (duckdb.Error, JournalError, msgspec.DecodeError, UnicodeDecodeError) as exc:
             appender.clear()  # nothing of a failed group may ride along with the next one
@@ -362,6 +388,7 @@ class ThreadJournalWriter:
         error = exc if isinstance(exc, JournalError) else JournalError(f"journal writer: {exc}")
         with self._cond:
             self.failed = error
+            self._room.notify_all()
             tickets, self._pending_tickets = self._pending_tickets, []
             jobs, self._snapshot_jobs = list(jobs_in_hand or ()) + self._snapshot_jobs, []
         for ticket in tickets:
@@ -373,51 +400,3 @@ class ThreadJournalWriter:
             self._durable_cond.notify_all()
         if self._on_failed is not None:
             self._on_failed(error)
-
-
-def build_writer(
-    con: duckdb.DuckDBPyConnection,
-    tailmark: TailMark,
-    settings: WriterSettings,
-    *,
-    on_group_committed: GroupCallback | None = None,
-    on_failed: FailureCallback | None = None,
-) -> tuple[ThreadJournalWriter, SegmentSealer | None]:
-    """The writer (and, with segments, the sealer fed by its commits) for `settings`, not started.
-
-    One recipe for both layouts: the writer thread in the engine's process, and the writer
-    process (writer_process.py).
-    """
-    sealer = None
-    if settings.segments:
-        sealer = SegmentSealer(
-            segment_dir(settings.path),
-            con,
-            sealed_seq=settings.sealed_seq,
-            journal_last_seq=settings.last_seq,
-            every_events=settings.segment_every_events,
-            every_seconds=settings.segment_every_seconds,
-        )
-
-    def committed(first: int, last: int) -> None:
-        if on_group_committed is not None:
-            on_group_committed(first, last)
-        if sealer is not None:
-            sealer.add(first, last)
-
-    writer = ThreadJournalWriter(
-        con,
-        tailmark,
-        last_seq=settings.last_seq,
-        next_snapshot_id=settings.next_snapshot_id,
-        group_commit_ms=settings.group_commit_ms,
-        max_group_events=settings.max_group_events,
-        keep_snapshots=settings.keep_snapshots,
-        checkpoint_idle_seconds=settings.checkpoint_idle_seconds,
-        checkpoint_wal_bytes=settings.checkpoint_wal_bytes,
-        wal=wal_path(settings.path),
-        on_group_committed=committed,
-        on_failed=on_failed,
-    )
-    writer.sealer = sealer
-    return writer, sealer

@@ -1,0 +1,65 @@
+"""`build_writer`: the in-process writer (and its segment sealer) for a `WriterSettings`.
+
+One recipe for both layouts: the writer thread in the engine's process (journal.py) and the
+writer process (writer_process.py). Nothing here runs a thread; the caller starts what it gets.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from tradelab.journal.checkpoint import wal_path
+from tradelab.journal.segments import SegmentSealer, segment_dir
+from tradelab.journal.tailmark import TailMark
+from tradelab.journal.wire import WriterSettings
+from tradelab.journal.writer import FailureCallback, GroupCallback
+from tradelab.journal.writer_thread import ThreadJournalWriter
+
+
+def build_writer(
+    con: duckdb.DuckDBPyConnection,
+    tailmark: TailMark,
+    settings: WriterSettings,
+    *,
+    on_group_committed: GroupCallback | None = None,
+    on_failed: FailureCallback | None = None,
+) -> tuple[ThreadJournalWriter, SegmentSealer | None]:
+    """The writer (and, with segments, the sealer fed by its commits) for `settings`, not started.
+
+    One recipe for both layouts: the writer thread in the engine's process, and the writer
+    process (writer_process.py).
+    """
+    sealer = None
+    if settings.segments:
+        sealer = SegmentSealer(
+            segment_dir(settings.path),
+            con,
+            sealed_seq=settings.sealed_seq,
+            journal_last_seq=settings.last_seq,
+            every_events=settings.segment_every_events,
+            every_seconds=settings.segment_every_seconds,
+        )
+
+    def committed(first: int, last: int) -> None:
+        if on_group_committed is not None:
+            on_group_committed(first, last)
+        if sealer is not None:
+            sealer.add(first, last)
+
+    writer = ThreadJournalWriter(
+        con,
+        tailmark,
+        last_seq=settings.last_seq,
+        next_snapshot_id=settings.next_snapshot_id,
+        group_commit_ms=settings.group_commit_ms,
+        max_group_events=settings.max_group_events,
+        max_pending_events=settings.max_pending_events,
+        keep_snapshots=settings.keep_snapshots,
+        checkpoint_idle_seconds=settings.checkpoint_idle_seconds,
+        checkpoint_wal_bytes=settings.checkpoint_wal_bytes,
+        wal=wal_path(settings.path),
+        on_group_committed=committed,
+        on_failed=on_failed,
+    )
+    writer.sealer = sealer
+    return writer, sealer
