@@ -136,6 +136,8 @@ class Engine:
             segments=cfg.segments_enabled,
             segment_every_events=cfg.segment_every_events,
             segment_every_seconds=cfg.segment_every_seconds,
+            checkpoint_wal_bytes=cfg.checkpoint_wal_bytes,
+            max_pending_events=cfg.writer_max_pending_events,
         )
         report.problems = list(self.journal.check.problems) + [
             p for p in report.problems if p not in self.journal.check.problems
@@ -383,8 +385,10 @@ class Engine:
             "durable_seq": writer.durable_seq if writer else 0,
             "groups_committed": writer.groups_committed if writer else 0,
             "events_committed": writer.events_committed if writer else 0,
-            # Where the journal writer runs: a process of its own or a thread here, and its pid.
+            # Where the journal writer runs: a process of its own or a thread here, and its pid;
+            # its bounded queue of work not yet committed to DuckDB.
             **(writer.describe() if writer else {"writer": None, "writer_pid": None}),
+            **(writer.pending_metrics() if writer else {}),
         }
 
     def __repr__(self) -> str:
