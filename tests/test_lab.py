@@ -16,9 +16,15 @@ def wait_for(condition, timeout=20.0):
     return False
 
 
-def fast_lab(path):
+def fast_lab(path, strategy="none"):
     # 10K ticks/s at 600x: the whole session takes ~40 s, so tests stop it part way.
-    return Lab(journal_path=str(path), ticks_per_second=10_000, speed=600.0, strikes_each_side=1)
+    return Lab(
+        journal_path=str(path),
+        ticks_per_second=10_000,
+        speed=600.0,
+        strikes_each_side=1,
+        strategy=strategy,
+    )
 
 
 def test_lab_books_an_order_against_the_simulated_market(tmp_path):
