@@ -8,6 +8,7 @@ own threads (feed, runner, engine) do the work.
 from __future__ import annotations
 
 import logging
+import sys
 
 import click
 
@@ -103,7 +104,7 @@ def run_session(
         handler.addFilter(lambda record: engine.journal_failure is None)
     report = engine.recovery_report
     click.echo(report.summary())
-    progress = _Progress(lab, click.get_text_stream("stdout").isatty())
+    progress = _Progress(lab, sys.stdout.isatty())
     started = time.monotonic()
     try:
         while not lab.session_finished.wait(every):

@@ -209,7 +209,9 @@ class Lab:
             "state": self.engine.state,
             "seq": store.version,
             "exchange_time": datetime.fromtimestamp(now / 1e9, tz=IST),
-            "session_fraction": min(1.0, max(0.0, (now - self.open_ns) / span)),
+            "session_fraction": 1.0
+            if self.session_finished.is_set()
+            else min(1.0, max(0.0, (now - self.open_ns) / span)),
             "index": index,
             "ticks": self.router.ticks_routed,
             "bars": self.router.bars_submitted,
