@@ -159,9 +159,10 @@ class _Progress:
     def show(self) -> None:
         s = self.lab.status()
         filled = int(s["session_fraction"] * 20)
+        # Starts with "seq ": scripts that wait for a running session look for it.
         line = (
-            f"[{'#' * filled}{'.' * (20 - filled)}] {s['session_fraction']:4.0%}  "
-            f"{s['exchange_time']:%H:%M:%S} IST  seq {s['seq']:>9}  "
+            f"seq {s['seq']:>9}  [{'#' * filled}{'.' * (20 - filled)}] "
+            f"{s['session_fraction']:4.0%}  {s['exchange_time']:%H:%M:%S} IST  "
             f"NIFTY {s['index'] or 0:>9.2f}  ticks {s['ticks']:>8}  bars {s['bars']:>4}  "
             f"orders {s['orders']:>3}  fills {s['fills']:>3}  "
             f"open positions {s['open_positions']}  day P&L {_money(s['daily_pnl'])}"
