@@ -16,9 +16,15 @@ def wait_for(condition, timeout=20.0):
     return False
 
 
-def fast_lab(path):
+def fast_lab(path, strategy="none"):
     # 10K ticks/s at 600x: the whole session takes ~40 s, so tests stop it part way.
-    return Lab(journal_path=str(path), ticks_per_second=10_000, speed=600.0, strikes_each_side=1)
+    return Lab(
+        journal_path=str(path),
+        ticks_per_second=10_000,
+        speed=600.0,
+        strikes_each_side=1,
+        strategy=strategy,
+    )
 
 
 def test_lab_books_an_order_against_the_simulated_market(tmp_path):
@@ -80,3 +86,35 @@ def test_tradelab_run_stops_cleanly_and_reports_the_journal(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert "snapshot" in again.stdout.splitlines()[0]
+
+
+def test_default_lab_trades_the_short_straddle_within_seconds_and_stops_its_runner(tmp_path):
+    # The default strategy sells the ATM straddle at 09:20: 5 session minutes, 0.5 s at 600x.
+    lab = Lab(
+        journal_path=str(tmp_path / "lab.duckdb"),
+        ticks_per_second=10_000,
+        speed=600.0,
+        strikes_each_side=2,
+    ).start()
+    try:
+        assert lab.config.strategy == "short_straddle"
+        # Generous (2 shared cores); the straddle fills seconds after the start.
+        assert wait_for(lambda: lab.status()["fills"] >= 2, timeout=60)
+    finally:
+        lab.stop()
+    first = sorted(lab.store.get("trading.trades").values(), key=lambda t: t["seq"])[:2]
+    # The entry: both legs sold (a leg's stop may already have bought it back since).
+    assert [(t["strategy"], t["side"]) for t in first] == [("short_straddle", "SELL")] * 2
+    assert sorted(t["symbol"][-2:] for t in first) == ["CE", "PE"]
+    assert lab.store.get("runner.status") == "stopped"
+
+
+def test_lab_refuses_an_unknown_strategy_parameter_before_opening_the_journal(tmp_path):
+    import pytest
+
+    from tradelab.errors import InvalidInputError
+
+    path = tmp_path / "lab.duckdb"
+    with pytest.raises(InvalidInputError, match="no parameter 'fast'.*entry_time"):
+        Lab(journal_path=str(path), strategy_params={"fast": "3"})
+    assert not path.exists()

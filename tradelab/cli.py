@@ -64,6 +64,18 @@ class _NoTracebacks(logging.Formatter):
         return ""
 
 
+def _speed_type() -> click.ParamType:
+    from tradelab.cli_run import SpeedType
+
+    return SpeedType()
+
+
+def _strategy_names() -> list[str]:
+    from tradelab.runner import STRATEGIES
+
+    return list(STRATEGIES)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tradelab")
 @click.option("--debug", is_flag=True, help="Show tracebacks in logged errors.")
@@ -106,6 +118,24 @@ def bench_store(as_json: bool, rounds: int, n: int, rate_hz: float) -> None:
 
 
 @main.command("run")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option(
+    "--feed",
+    type=click.Choice(["sim", "replay"]),
+    default="sim",
+    show_default=True,
+    help="'sim': the seeded simulated NIFTY session; 'replay FILE': a bar file (CSV/Parquet with "
+    "timestamp, symbol, open, high, low, close, volume).",
+)
+@click.option(
+    "--strategy",
+    "strategy_name",
+    type=click.Choice(["none", *_strategy_names()]),
+    default="short_straddle",
+    show_default=True,
+    help="Example strategy the session trades ('none': the market only).",
+)
+@click.option("--param", "params", multiple=True, help="Strategy parameter name=value (repeat).")
 @click.option(
     "--journal",
     default="data/lab.duckdb",
@@ -118,104 +148,65 @@ def bench_store(as_json: bool, rounds: int, n: int, rate_hz: float) -> None:
     type=click.IntRange(1, 10_000),
     default=500,
     show_default=True,
-    help="Ticks per wall-clock second.",
+    help="Ticks per wall-clock second (sim feed).",
 )
 @click.option(
     "--speed",
-    type=click.FloatRange(min=0.001),
-    default=60.0,
+    type=_speed_type(),
+    default="60",
     show_default=True,
-    help="Simulated seconds per wall second (60: one session hour per minute).",
+    help="Market seconds per wall second: 1 (real time), N or Nx, or max (no pacing).",
 )
 @click.option(
     "--duration",
     type=click.FloatRange(min=0),
     default=None,
-    help="Stop after this many wall seconds (default: when the session closes).",
+    help="Stop after this many wall seconds (default: when the session ends).",
 )
 @click.option(
     "--every",
     type=click.FloatRange(min=0.1),
     default=1.0,
     show_default=True,
-    help="Seconds between status lines.",
+    help="Seconds between progress updates.",
 )
 def run_cmd(
+    file: str | None,
+    feed: str,
+    strategy_name: str,
+    params: tuple[str, ...],
     journal: str,
     seed: int,
     ticks_per_second: int,
-    speed: float,
+    speed: float | None,
     duration: float | None,
     every: float,
 ) -> None:
-    """Run a paper session headless: simulated NIFTY market + paper broker, journaled.
+    """Run a session headless: a simulated (or replayed) NIFTY market, a strategy, the paper
+    broker, journaled; with a progress line (rewritten in place on a terminal).
 
     Ctrl-C (or SIGTERM) stops cleanly: the queue is drained, a snapshot taken, the file closed.
     If the journal writer fails (its process killed, the disk full) the session stops with exit
     code 3 and says up to which seq events are durable; a restart on the journal recovers them.
     """
-    import signal
-    import time
+    from tradelab.cli_run import run_session
 
-    from tradelab.errors import TradelabError
-    from tradelab.lab import Lab, LabConfig
-
-    def interrupt(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        config = LabConfig(
-            journal_path=journal, seed=seed, ticks_per_second=ticks_per_second, speed=speed
-        )
-        lab = Lab(config)
-        lab.start()
-    except TradelabError as exc:
-        fail(exc, exit_code_for(exc))
-    engine = lab.engine
-    # Once the writer has failed, the engine's own complaints about it (stop cannot snapshot)
-    # are noise: the cause is told once, by `fail` below.
-    for handler in logging.getLogger("tradelab").handlers:
-        if isinstance(handler, _StderrHandler):
-            handler.addFilter(lambda record: engine.journal_failure is None)
-    report = engine.recovery_report
-    click.echo(report.summary())
-    started = time.monotonic()
-    try:
-        while not lab.session_finished.wait(every):
-            if engine.journal_failure is not None:
-                break
-            s = lab.status()
-            pnl = "-" if s["daily_pnl"] is None else f"{s['daily_pnl']:,.2f}"
-            click.echo(
-                f"seq {s['seq']:>9}  {s['exchange_time']:%H:%M:%S} IST  "
-                f"NIFTY {s['index'] or 0:>9.2f}  ticks {s['ticks']:>8}  "
-                f"bars {s['bars']:>4}  open positions {s['open_positions']}  "
-                f"day P&L {pnl}"
-            )
-            if duration is not None and time.monotonic() - started >= duration:
-                break
-        else:
-            if engine.journal_failure is None:
-                click.echo("the simulated session closed")
-    except KeyboardInterrupt:
-        click.echo("stopping...")
-    finally:
-        lab.stop()
-    failure = engine.journal_failure
-    if failure is not None:
-        # Only what the writer acknowledged is safe; the store may be ahead of it.
-        durable = engine.metrics()["durable_seq"]
-        fail(
-            f"the journal writer failed: {failure}. Events up to seq {durable} (every "
-            f"acknowledged critical event) are durable in {journal} or its ack log, and "
-            f"restarting on it recovers them; events after seq {durable} (up to "
-            f"{lab.store.version}) may be lost.",
-            EXIT_UNUSABLE,
-        )
-    click.echo(
-        f"stopped cleanly at seq {lab.store.version}; state hash "
-        f"{lab.store.state_hash()[:16]}; inspect with: tradelab inspect {journal}"
+    run_session(
+        file=file,
+        feed=feed,
+        strategy_name=strategy_name,
+        params=_params(params),
+        journal=journal,
+        seed=seed,
+        ticks_per_second=ticks_per_second,
+        speed=speed,
+        duration=duration,
+        every=every,
+        # Passed in: under `python -m tradelab.cli` this module is __main__, and cli_run's own
+        # import of tradelab.cli would see another _StderrHandler class.
+        log_handlers=[
+            h for h in logging.getLogger("tradelab").handlers if isinstance(h, _StderrHandler)
+        ],
     )
 
 

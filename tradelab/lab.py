@@ -1,8 +1,10 @@
-"""`Lab`: the embedded default session: an Engine, a simulated NIFTY feed, a paper broker, the
-execution desk and its risk limits, wired together; what `tradelab run` and the console start.
+"""`Lab`: the embedded default session: an Engine, a simulated (or replayed) NIFTY feed, a paper
+broker, the execution desk and its risk limits, and a StrategyRunner trading an example strategy
+(`short_straddle` unless told otherwise), wired together; what `tradelab run` and the console start.
 
-Thread model: `start()` starts the engine's threads and one feed thread that routes ticks into
-the engine; `place_order` may be called from any thread; `stop()` ends the feed, then the engine.
+Thread model: `start()` starts the engine's threads, one feed thread that routes ticks into the
+engine and the runner's thread; `place_order` may be called from any thread; `stop()` ends the
+feed, then the runner (it drains what reached it), then the engine.
 A restart of the same journal resumes the simulated session after the last journaled mark, so a
 replayed stretch is never journaled twice.
 """
@@ -20,12 +22,14 @@ import param
 from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.broker.reconcile import Reconciler, ReconcilerConfig
 from tradelab.engine import Engine
-from tradelab.errors import TradelabError
-from tradelab.market.clock import run_paced
-from tradelab.market.feeds import SimulatedFeed, SimulatedFeedConfig
-from tradelab.market.instruments import IST
+from tradelab.errors import InvalidInputError, TradelabError
+from tradelab.market.clock import NS_PER_S, run_paced
+from tradelab.market.feeds import ReplayFeed, ReplayFeedConfig, SimulatedFeed, SimulatedFeedConfig
+from tradelab.market.instruments import IST, OptionUniverse
 from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
+from tradelab.runner import STRATEGIES, InstrumentUniverse, PlainInstrument, StrategyRunner
+from tradelab.runner.strategy import Strategy, coerce_params
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.risk import RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor
@@ -33,8 +37,11 @@ from tradelab.trading.risk_monitor import DailyLossMonitor
 log = logging.getLogger(__name__)
 
 
+NO_STRATEGY = "none"
+
+
 class LabConfig(param.Parameterized):
-    """The embedded default: where the journal lives and how the simulated market runs."""
+    """The embedded default: where the journal lives, which market runs and what trades it."""
 
     journal_path = param.String(default="data/lab.duckdb", doc="DuckDB journal of the session.")
     seed = param.Integer(default=7, doc="Seed of the simulated market (same seed, same ticks).")
@@ -44,8 +51,30 @@ class LabConfig(param.Parameterized):
     speed = param.Number(
         default=60.0, bounds=(0.001, 1_000_000.0), doc="Simulated seconds per wall second."
     )
+    as_fast_as_possible = param.Boolean(
+        default=False, doc="Ignore `speed`: play the market with no pacing at all."
+    )
     strikes_each_side = param.Integer(
         default=5, bounds=(0, 40), doc="Option strikes quoted either side of the ATM strike."
+    )
+    feed = param.Selector(
+        default="sim",
+        objects=["sim", "replay"],
+        doc="'sim': the seeded simulated session; 'replay': the bar file `replay_path`.",
+    )
+    replay_path = param.String(
+        default="data/nifty_sample_1m.csv",
+        doc="Bar file replayed with feed='replay' (CSV/Parquet: timestamp, symbol, open, high, "
+        "low, close, volume).",
+    )
+    strategy = param.Selector(
+        default="short_straddle",
+        objects=[NO_STRATEGY, *STRATEGIES],
+        doc="Example strategy the session trades ('none': the market only).",
+    )
+    strategy_params = param.Dict(
+        default={},
+        doc="Parameters of `strategy`: name -> value (text such as '5' is converted).",
     )
 
 
@@ -58,25 +87,36 @@ class Lab:
         *,
         risk: RiskConfig | None = None,
         reconciler: ReconcilerConfig | None = None,
+        strategies: list[Strategy] | None = None,
         **overrides: Any,
     ) -> None:
+        """`strategies`: trade these instead of the config's `strategy` (a notebook's own)."""
         self.config = config if config is not None else LabConfig()
         self.risk_config = risk if risk is not None else RiskConfig()
         if overrides:
             self.config.param.update(**overrides)
         cfg = self.config
-        self.engine = Engine(journal_path=cfg.journal_path)
-        self.feed = SimulatedFeed(
-            SimulatedFeedConfig(
-                seed=cfg.seed,
-                ticks_per_second=cfg.ticks_per_second,
-                speed=cfg.speed,
-                strikes_each_side=cfg.strikes_each_side,
+        # Strategy and feed first: a bad name, parameter or file fails before any file is opened.
+        self.strategies = strategies if strategies is not None else _configured_strategies(cfg)
+        if cfg.feed == "replay":
+            self.feed, self.universe, self.open_ns, self.close_ns = _replay(cfg)
+        else:
+            self.feed = SimulatedFeed(
+                SimulatedFeedConfig(
+                    seed=cfg.seed,
+                    ticks_per_second=cfg.ticks_per_second,
+                    speed=cfg.speed,
+                    as_fast_as_possible=cfg.as_fast_as_possible,
+                    strikes_each_side=cfg.strikes_each_side,
+                )
             )
-        )
+            self.universe = self.feed.universe
+            self.open_ns, self.close_ns = self.feed.open_ns, self.feed.close_ns
+        self.engine = Engine(journal_path=cfg.journal_path)
         # The broker's own account file sits beside the journal (git-ignored with it).
         self.broker = PaperBroker(
             PaperBrokerConfig(),
+            universe=self.universe,
             clock=self.feed.clock,
             account_path=f"{cfg.journal_path}.broker.sqlite",
         )
@@ -88,6 +128,7 @@ class Lab:
         self.desk: ExecutionDesk | None = None
         self.risk: RiskGate | None = None
         self.risk_monitor: DailyLossMonitor | None = None
+        self.runner: StrategyRunner | None = None
         self.session_finished = threading.Event()
         self.resumed_after_ns = 0
         self._stop = threading.Event()
@@ -104,7 +145,7 @@ class Lab:
         # The desk reads positions, orders and the risk state from the recovered store.
         self.risk = RiskGate(self.risk_config, store, self.engine.submit)
         self.desk = ExecutionDesk(
-            self.broker, self.engine.submit, universe=self.feed.universe, risk=self.risk
+            self.broker, self.engine.submit, universe=self.universe, risk=self.risk
         )
         self.risk_monitor = DailyLossMonitor(
             self.risk_config, store, self.engine.submit, desk=self.desk, bus=self.engine.bus
@@ -112,6 +153,11 @@ class Lab:
         self.reconciler = Reconciler(
             self.broker, self.engine.submit, risk=self.risk, config=self.reconciler_config
         ).start()  # on start, then every interval_s
+        # Subscribed before the feed starts: the strategies see the session from its first tick.
+        self.runner = StrategyRunner(self.engine, self.desk, clock=self.feed.clock, name="lab")
+        for strategy in self.strategies:
+            self.runner.add(strategy)
+        self.runner.start(who="lab")
         marks = store.get("market.marks", None) or {}
         self.resumed_after_ns = max((m.get("ts") or 0 for m in marks.values()), default=0)
         self._feed_thread = threading.Thread(target=self._run_feed, name="lab-feed", daemon=True)
@@ -120,11 +166,11 @@ class Lab:
 
     def _run_feed(self) -> None:
         store = self.engine.store
-        session_date = datetime.fromtimestamp(self.feed.open_ns / 1e9, tz=IST).date().isoformat()
+        session_date = datetime.fromtimestamp(self.open_ns / 1e9, tz=IST).date().isoformat()
         if (store.get("pnl.daily", None) or {}).get("session_date") != session_date:
             self.desk.reset_daily_pnl(session_date)
         if (store.get("market.session", None) or {}).get("session_date") != session_date:
-            self.router.open_session(self.feed.open_ns)
+            self.router.open_session(self.open_ns)
         speed = None if self.feed.config.as_fast_as_possible else self.feed.config.speed
         try:
             run_paced(self._resumed_ticks(), self.router.on_tick, speed=speed, stop=self._stop)
@@ -132,7 +178,7 @@ class Lab:
                 not self._stop.is_set()
                 and (store.get("market.session", None) or {}).get("status") != "closed"
             ):
-                self.router.close_session(self.feed.close_ns)
+                self.router.close_session(self.close_ns)
         except TradelabError:
             # The journal writer failed: nothing more can be journaled, so the session ends
             # here; `engine.journal_failure` says why (the caller reports it).
@@ -168,22 +214,31 @@ class Lab:
         index = (store.get("market.marks.NIFTY", None) or {}).get("price")
         positions = store.get("trading.positions", None) or {}
         daily = store.get("pnl.daily", None) or {}
+        now = self.feed.clock.now_ns()
+        span = max(1, self.close_ns - self.open_ns)
         return {
             "state": self.engine.state,
             "seq": store.version,
-            "exchange_time": datetime.fromtimestamp(self.feed.clock.now_ns() / 1e9, tz=IST),
+            "exchange_time": datetime.fromtimestamp(now / 1e9, tz=IST),
+            "session_fraction": 1.0
+            if self.session_finished.is_set()
+            else min(1.0, max(0.0, (now - self.open_ns) / span)),
             "index": index,
             "ticks": self.router.ticks_routed,
             "bars": self.router.bars_submitted,
+            "orders": len(store.get("trading.orders", None) or {}),
+            "fills": len(store.get("trading.trades", None) or {}),
             "open_positions": sum(1 for p in positions.values() if p.get("net_quantity")),
             "daily_pnl": daily.get("net"),
         }
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Stop the feed thread, then the engine (drain, snapshot, close)."""
+        """Stop the feed thread, then the runner, then the engine (drain, snapshot, close)."""
         self._stop.set()
         if self._feed_thread is not None:
             self._feed_thread.join(timeout)
+        if self.runner is not None:
+            self.runner.stop(who="lab", timeout=timeout)
         if self.risk_monitor is not None:
             self.risk_monitor.stop(timeout)
         if self.reconciler is not None:
@@ -196,3 +251,50 @@ class Lab:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _configured_strategies(cfg: LabConfig) -> list[Strategy]:
+    if cfg.strategy == NO_STRATEGY:
+        if cfg.strategy_params:
+            raise InvalidInputError(
+                f"strategy parameters {', '.join(cfg.strategy_params)} given with strategy "
+                f"'{NO_STRATEGY}'; choose one of {', '.join(STRATEGIES)}"
+            )
+        return []
+    cls = STRATEGIES[cfg.strategy]
+    text = {k: v for k, v in cfg.strategy_params.items() if isinstance(v, str)}
+    typed = {k: v for k, v in cfg.strategy_params.items() if not isinstance(v, str)}
+    params = {**typed, **coerce_params(cls, text)}
+    try:
+        return [cls(**params)]
+    except ValueError as exc:  # param's own bound/type checks: say which strategy
+        raise InvalidInputError(f"strategy {cfg.strategy!r}: {exc}") from None
+
+
+def _replay(cfg: LabConfig) -> tuple[ReplayFeed, InstrumentUniverse, int, int]:
+    """The replay feed of `cfg.replay_path`, a universe knowing its plain (non-option) symbols,
+    and the session it spans (first bar start, last bar end)."""
+    feed = ReplayFeed(
+        ReplayFeedConfig(
+            path=cfg.replay_path, speed=cfg.speed, as_fast_as_possible=cfg.as_fast_as_possible
+        )
+    )
+    times = feed.bars["timestamp"]
+    # The bar length is the file's own (1m, 15m, 1d), read from its timestamps.
+    steps = times.drop_duplicates().diff().dropna()
+    bar_seconds = int(steps.median() // NS_PER_S) if len(steps) else 60
+    feed.config.bar_seconds = min(max(bar_seconds, 1), 86_400)
+    options = OptionUniverse()
+    plain = {}
+    for symbol, highs in feed.bars.groupby("symbol")["high"]:
+        try:
+            options.parse(symbol)
+        except InvalidInputError:  # an index or a stock: lot size 1, margin on its highest price
+            plain[symbol] = PlainInstrument(str(symbol), 1, float(highs.max()))
+    universe = InstrumentUniverse(plain, options)
+    return (
+        feed,
+        universe,
+        int(times.iloc[0]),
+        int(times.iloc[-1]) + feed.config.bar_seconds * NS_PER_S,
+    )

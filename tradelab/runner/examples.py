@@ -91,13 +91,16 @@ class ShortStraddle(Strategy):
         self._exited_on = None
 
     def on_tick(self, ctx: StrategyContext, tick: Any) -> None:
-        self._step(ctx, tick["symbol"], tick["last"] or (tick["bid"] + tick["ask"]) / 2)
+        price = tick["last"] or (tick["bid"] + tick["ask"]) / 2
+        self._step(ctx, tick["symbol"], price, tick["ts"])
 
     def on_bar(self, ctx: StrategyContext, bar: Any) -> None:
-        self._step(ctx, bar["symbol"], bar["close"])
+        self._step(ctx, bar["symbol"], bar["close"], bar["end"])
 
-    def _step(self, ctx: StrategyContext, symbol: str, price: float) -> None:
-        now = datetime.fromtimestamp(ctx.now_ns() / NS_PER_S, tz=IST)
+    def _step(self, ctx: StrategyContext, symbol: str, price: float, ts: int) -> None:
+        # The event's own time, not the feed's clock: a feed running ahead of the runner must
+        # not make an old tick look like the exit time.
+        now = datetime.fromtimestamp(ts / NS_PER_S, tz=IST)
         day = now.date()
         if (
             symbol == self.underlying
@@ -105,11 +108,24 @@ class ShortStraddle(Strategy):
             and self._entry <= now.time() < self._exit
         ):
             self._entered_on = day
-            self._enter(ctx, day, price)
+            held = ctx.positions()
+            if held:  # legs sold before a restart: keep them (and their stops), sell no more
+                self._adopt(ctx, held)
+            else:
+                self._enter(ctx, day, price)
         if self._legs and self._exited_on != day and now.time() >= self._exit:
             self._exited_on = day
             for leg in self._legs:
                 ctx.close(leg)
+
+    def _adopt(self, ctx: StrategyContext, held: dict[str, int]) -> None:
+        self._legs = sorted(held)
+        for leg in self._legs:
+            pos = ctx.store.get(f"trading.positions.{self.name}:{leg}", None) or {}
+            if held[leg] < 0 and pos.get("average_price"):
+                ctx.set_exit(
+                    leg, stop=round(pos["average_price"] * (1 + self.stop_loss_pct / 100), 2)
+                )
 
     def _enter(self, ctx: StrategyContext, day: Any, spot: float) -> None:
         universe = ctx.universe

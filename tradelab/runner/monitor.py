@@ -111,13 +111,20 @@ class PositionMonitor:
         order_id = f"exit-{runner.current_seq}-{self.exits_placed}"
         exit_["exit_order"] = order_id
         self._publish(exit_["position_id"], exit_, f"exit_{reason}", price=price)
-        runner.desk.place_order(
-            exit_["symbol"],
-            "SELL" if long else "BUY",
-            abs(net),
-            strategy=exit_["strategy"],
-            order_id=order_id,
-        )
+        side = "SELL" if long else "BUY"
+        # The strategy's context counts the exit as working, so a close of its own meanwhile
+        # (a time exit) does not send a second one.
+        ctx = runner.context_of(exit_["strategy"])
+        if ctx is not None:
+            ctx._track(order_id, exit_["symbol"], -net)
+        try:
+            runner.desk.place_order(
+                exit_["symbol"], side, abs(net), strategy=exit_["strategy"], order_id=order_id
+            )
+        except BaseException:
+            if ctx is not None:
+                ctx._on_order_finished({"order_id": order_id})
+            raise
 
     def _net(self, position_id: str) -> int:
         pos = self._runner.engine.store.get(f"trading.positions.{position_id}", None)

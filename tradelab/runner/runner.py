@@ -91,6 +91,11 @@ class StrategyRunner:
     def strategies(self) -> dict[str, Strategy]:
         return {name: slot.strategy for name, slot in self._slots.items()}
 
+    def context_of(self, name: str) -> StrategyContext | None:
+        """The context of the strategy called `name` in this runner (None if it has none)."""
+        slot = self._slots.get(name)
+        return None if slot is None else slot.ctx
+
     def state_of(self, name: str) -> str:
         return self._slot(name).state
 

@@ -159,7 +159,7 @@ class StrategyContext:
         self._id_count += 1
         order_id = f"{self.name}-{seq}-{self._id_count}"
         sign = 1 if str(side).upper() == "BUY" else -1
-        self._working[order_id] = {"symbol": symbol, "remaining": sign * int(quantity)}
+        self._track(order_id, symbol, sign * int(quantity))
         try:
             return self._runner.desk.place_order(
                 symbol,
@@ -202,6 +202,10 @@ class StrategyContext:
             pos = self.store.get(f"trading.positions.{pid}", None)
             if pos and pos["net_quantity"]:
                 self._positions[pos["symbol"]] = int(pos["net_quantity"])
+
+    def _track(self, order_id: str, symbol: str, signed_quantity: int) -> None:
+        """Count an order placed for this strategy as working until it fills or finishes."""
+        self._working[order_id] = {"symbol": symbol, "remaining": signed_quantity}
 
     def _on_fill(self, fill: Mapping[str, Any]) -> None:
         # One step moves the fill from "working" to "position": no moment counts it twice.

@@ -1,0 +1,84 @@
+"""`tradelab run` flags: --feed replay FILE, --strategy, --param, --speed (N, Nx, max), the
+progress line, and usage errors that name the option and what it allows (exit code 2)."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from tradelab.cli import EXIT_USAGE
+from tradelab.cli import main as cli
+from tradelab.journal import JournalReader
+
+SAMPLE = "data/nifty_sample_1m.csv"  # one NIFTY session, 1m bars, index + 6 options
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, ["run", *args])
+
+
+def test_replay_at_max_speed_trades_the_chosen_strategy_with_its_params(tmp_path):
+    journal = tmp_path / "r.duckdb"
+    result = invoke(
+        "--feed", "replay", SAMPLE, "--speed", "max", "--strategy", "sma_cross",
+        "--param", "fast=3", "--param", "slow=8", "--param", "symbol=NIFTY",
+        "--journal", str(journal), "--every", "0.2",
+    )  # fmt: skip
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert "the replayed session ended" in result.output
+    # Progress lines start "seq " (what scripts wait for); the last one shows the session done.
+    progress = [line for line in result.output.splitlines() if line.startswith("seq ")]
+    assert progress and "[####################] 100%" in progress[-1]
+    assert "strategy sma_cross:" in result.output and "stopped cleanly at seq" in result.output
+    reader = JournalReader(journal)
+    [started] = [
+        e.payload
+        for e in reader.events(topic="runner.state_changed")
+        if e.payload["state"] == "running"
+    ]
+    assert started["strategy"] == "sma_cross"
+    assert (started["params"]["fast"], started["params"]["slow"]) == (3, 8)
+    fills = list(reader.events(topic="trade.executed"))
+    assert fills and {f.payload["symbol"] for f in fills} == {"NIFTY"}
+
+
+@pytest.mark.parametrize("speed", ["1", "60x", "2.5×", "max"])
+def test_speed_takes_a_factor_or_max(tmp_path, speed):
+    result = invoke("--speed", speed, "--duration", "0", "--journal", str(tmp_path / "j.duckdb"))
+    assert result.exit_code == 0, (result.output, result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("args", "named", "allowed"),
+    [
+        (["--speed", "fast"], "'--speed'", "or max"),
+        (["--speed", "0"], "'--speed'", "0.001 to 1000000"),
+        (["--strategy", "nope"], "'--strategy'", "'sma_cross', 'short_straddle'"),
+        (["--feed", "live"], "'--feed'", "'sim', 'replay'"),
+        (["--feed", "replay"], "--feed replay", "needs a bar FILE"),
+        (["--param", "fast"], "--param 'fast'", "name=value"),
+        (["--param", "fast=3"], "--param", "it has underlying, entry_time"),
+        (["--strategy", "sma_cross", "--param", "fast=x"], "--param", "is not a integer"),
+        (["--strategy", "none", "--param", "lots=2"], "--param lots", "--strategy none"),
+        (["--duration", "-1"], "'--duration'", ">=0"),
+        (["nifty.csv"], "FILE 'nifty.csv'", "only read with --feed replay"),
+    ],
+)
+def test_bad_values_are_usage_errors_naming_the_option_and_what_is_allowed(
+    tmp_path, args, named, allowed
+):
+    journal = tmp_path / "j.duckdb"
+    duration = [] if "--duration" in args else ["--duration", "0"]
+    result = invoke(*args, "--journal", str(journal), *duration)
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    assert named in result.stderr and allowed in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not journal.exists(), "a usage error opened the journal"
+
+
+def test_a_bad_replay_file_is_a_usage_error_naming_the_file(tmp_path):
+    bad = tmp_path / "bars.csv"
+    bad.write_text("Date,Open\n2024-01-01,1\n")
+    result = invoke("--feed", "replay", str(bad), "--journal", str(tmp_path / "j.duckdb"))
+    assert result.exit_code == EXIT_USAGE
+    assert str(bad) in result.stderr and "timestamp" in result.stderr

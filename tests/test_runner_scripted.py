@@ -1,0 +1,327 @@
+"""short_straddle and PositionMonitor driven by a scripted market: each step sets the exchange
+clock, quotes the paper broker (fills of the previous step's orders happen here, at that price),
+journals the marks and then one bar, in lockstep with the runner (`StrategyRunner.drive`), through
+a real Engine, PaperBroker and ExecutionDesk."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+import param
+import pytest
+
+from tradelab.broker import PaperBroker, PaperBrokerConfig
+from tradelab.engine import Engine
+from tradelab.market.clock import SimulatedClock
+from tradelab.market.instruments import IST
+from tradelab.market.ticks import Tick
+from tradelab.runner import InstrumentUniverse, PlainInstrument, ShortStraddle, Strategy
+from tradelab.runner.runner import StrategyRunner
+from tradelab.trading.execution import ExecutionDesk
+
+DAY = (2025, 11, 12)  # a Wednesday; the nearest weekly expiry is Tuesday 2025-11-18
+CE, PE = "NIFTY25N1824000CE", "NIFTY25N1824000PE"
+LOT = 75  # NIFTY lot size for that expiry
+
+
+def at(hhmm: str) -> int:
+    hour, minute = map(int, hhmm.split(":"))
+    return int(datetime(*DAY, hour, minute, tzinfo=IST).timestamp()) * 1_000_000_000
+
+
+def run_script(tmp_path, strategy, steps, *, universe=None, bar_symbol="NIFTY"):
+    """steps: [(time "HH:MM", {symbol: price}, the runner's clock if not that time)]; returns
+    the order/trade events and the net positions."""
+    universe = universe or InstrumentUniverse()
+    clock = SimulatedClock(at(steps[0][0]))
+    runner_clock = SimulatedClock(at(steps[0][0]))  # what strategies read as "now"
+    broker = PaperBroker(
+        PaperBrokerConfig(
+            slippage_ticks=0, latency_ms=1, brokerage_per_fill=0.0, enforce_market_hours=False
+        ),
+        universe=universe,
+        clock=clock,
+    )
+    engine = Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False).start()
+    try:
+        desk = ExecutionDesk(broker, engine.submit, universe=universe)
+        runner = StrategyRunner(engine, desk, clock=runner_clock, name="script")
+        runner.add(strategy)
+        runner.start(who="test")
+
+        def play(i):
+            hhmm, prices, clock_ns = steps[i]
+            ts = at(hhmm)
+            clock.set(ts)
+            for symbol, price in prices.items():
+                if symbol != bar_symbol or symbol in universe.instruments:
+                    broker.on_quote(Tick(symbol, ts, price, price, price, 10**9, 10**9))
+            for symbol, price in prices.items():
+                engine.submit("mark.updated", {"symbol": symbol, "price": price, "ts": ts})
+            runner_clock.set(ts if clock_ns is None else clock_ns)
+            close = prices[bar_symbol]
+            engine.submit(
+                "market.bar",
+                {
+                    "symbol": bar_symbol,
+                    "interval": "1m",
+                    "start": ts - 60_000_000_000,
+                    "end": ts,
+                    "open": close,
+                    "high": close,
+                    "low": close,
+                    "close": close,
+                    "volume": 0,
+                    "ticks": 0,
+                },
+                key=bar_symbol,
+            )
+
+        runner.drive(play, len(steps))
+        runner.wait_for_bars(len(steps), timeout=60)  # generous: only catches a dead runner
+        runner.stop(who="test")
+        engine.flush()
+        events = [e for e in engine.bus.history() if e.topic.startswith(("order.", "trade."))]
+        positions = engine.store.get("trading.positions", None) or {}
+    finally:
+        engine.stop()
+    return events, {p["symbol"]: p["net_quantity"] for p in positions.values()}
+
+
+def fills(events):
+    return [
+        (e.payload["symbol"], e.payload["side"], e.payload["quantity"], e.payload["price"])
+        for e in events
+        if e.topic == "trade.executed"
+    ]
+
+
+def exits(events):
+    return [
+        (e.payload["position_id"], e.payload["reason"], e.payload["stop"])
+        for e in events
+        if e.topic == "trade.exit_updated"
+    ]
+
+
+def test_short_straddle_sells_atm_legs_at_entry_stops_one_leg_and_exits_the_other_on_time(
+    tmp_path,
+):
+    steps = [
+        ("09:15", {"NIFTY": 24010.0, CE: 150.0, PE: 140.0}, None),  # before entry_time
+        ("09:20", {"NIFTY": 24010.0, CE: 150.0, PE: 140.0}, None),  # entry: ATM 24000
+        ("09:21", {"NIFTY": 24000.0, CE: 152.0, PE: 138.0}, None),  # both legs fill here
+        ("09:30", {"NIFTY": 24100.0, CE: 200.0, PE: 120.0}, None),  # CE >= 152 * 1.3 = 197.6
+        ("09:31", {"NIFTY": 24110.0, CE: 205.0, PE: 118.0}, None),  # CE stop exit fills
+        ("15:15", {"NIFTY": 24200.0, CE: 210.0, PE: 100.0}, None),  # time exit: PE only
+        ("15:16", {"NIFTY": 24200.0, CE: 210.0, PE: 101.0}, None),  # PE exit fills
+    ]
+    strategy = ShortStraddle(entry_time="09:20", exit_time="15:15", stop_loss_pct=30.0)
+    events, positions = run_script(tmp_path, strategy, steps)
+    assert fills(events) == [
+        (CE, "SELL", LOT, 152.0),
+        (PE, "SELL", LOT, 138.0),
+        (CE, "BUY", LOT, 205.0),
+        (PE, "BUY", LOT, 101.0),
+    ]
+    assert exits(events) == [
+        (f"short_straddle:{CE}", "set", 197.6),
+        (f"short_straddle:{PE}", "set", 179.4),
+        (f"short_straddle:{CE}", "exit_stop", 197.6),
+    ]
+    stop_exit = next(
+        e.payload for e in events if e.topic == "order.submitted" and e.payload["side"] == "BUY"
+    )
+    assert stop_exit["order_id"].startswith("exit-") and stop_exit["strategy"] == "short_straddle"
+    trades = {
+        e.payload["symbol"]: e.payload["realized_pnl"] for e in events if e.topic == "trade.logged"
+    }
+    assert trades == {CE: pytest.approx(-(205 - 152) * LOT), PE: pytest.approx((138 - 101) * LOT)}
+    assert positions == {CE: 0, PE: 0}
+
+
+def test_time_exit_does_not_double_a_stop_exit_still_working(tmp_path):
+    # The CE stop triggers on the mark of the same step whose bar is the time exit: the exit
+    # order is working when the strategy closes its legs, so the CE is bought back once.
+    steps = [
+        ("09:20", {"NIFTY": 24010.0, CE: 150.0, PE: 140.0}, None),
+        ("09:21", {"NIFTY": 24000.0, CE: 150.0, PE: 140.0}, None),
+        ("15:15", {"NIFTY": 24200.0, CE: 200.0, PE: 100.0}, None),
+        ("15:16", {"NIFTY": 24200.0, CE: 201.0, PE: 101.0}, None),
+    ]
+    events, positions = run_script(tmp_path, ShortStraddle(), steps)
+    assert sorted(f for f in fills(events) if f[1] == "BUY") == [
+        (CE, "BUY", LOT, 201.0),
+        (PE, "BUY", LOT, 101.0),
+    ]
+    assert positions == {CE: 0, PE: 0}
+
+
+def test_straddle_times_its_entry_by_the_event_not_by_a_feed_clock_running_ahead(tmp_path):
+    # The feed's clock already reads 15:20 when the 09:20 bar reaches the strategy.
+    steps = [
+        ("09:20", {"NIFTY": 24010.0, CE: 150.0, PE: 140.0}, at("15:20")),
+        ("09:21", {"NIFTY": 24000.0, CE: 151.0, PE: 141.0}, at("15:21")),
+    ]
+    events, positions = run_script(tmp_path, ShortStraddle(), steps)
+    assert fills(events) == [(CE, "SELL", LOT, 151.0), (PE, "SELL", LOT, 141.0)]
+    assert positions == {CE: -LOT, PE: -LOT}
+
+
+class Enter(Strategy):
+    """Trade `quantity` (signed) on the first bar and set exit levels on its fill."""
+
+    strategy_name = "enter"
+    quantity = param.Integer(default=10)
+    stop = param.Number(default=None, allow_None=True)
+    target = param.Number(default=None, allow_None=True)
+    trail = param.Number(default=None, allow_None=True)
+
+    def on_start(self, ctx):
+        self.done = False
+
+    def on_bar(self, ctx, bar):
+        if not self.done:
+            self.done = True
+            ctx.target(bar["symbol"], self.quantity)
+
+    def on_fill(self, ctx, fill):
+        if ctx.position(fill["symbol"]) == self.quantity:
+            ctx.set_exit(fill["symbol"], stop=self.stop, target=self.target, trail=self.trail)
+
+
+def monitor_script(prices):
+    minutes = [f"10:{i:02d}" for i in range(len(prices))]
+    return [(m, {"ABC": p}, None) for m, p in zip(minutes, prices, strict=True)]
+
+
+PID = "enter:ABC"
+
+
+@pytest.mark.parametrize(
+    ("levels", "prices", "exit_fill", "updates"),
+    [
+        # Long 10 from 100, stop 95: 96 holds, 94 hits, the exit fills at the next quote, 93.
+        (
+            {"quantity": 10, "stop": 95.0},
+            [100, 100, 96, 94, 93, 90],
+            ("SELL", 10, 93.0),
+            [("set", 95.0), ("exit_stop", 95.0)],
+        ),
+        # Long 10, target 110: 109 holds, 111 hits, the exit fills at 112.
+        (
+            {"quantity": 10, "target": 110.0},
+            [100, 100, 109, 111, 112],
+            ("SELL", 10, 112.0),
+            [("set", None), ("exit_target", None)],
+        ),
+        # Long 10, trail 5: the stop follows the best mark (95 -> 103 -> 107) and never falls
+        # back; 106 hits it and the exit fills at 105.
+        (
+            {"quantity": 10, "trail": 5.0},
+            [100, 100, 108, 104, 112, 106, 105],
+            ("SELL", 10, 105.0),
+            [
+                ("set", None),
+                ("trailed", 95.0),
+                ("trailed", 103.0),
+                ("trailed", 107.0),
+                ("exit_stop", 107.0),
+            ],
+        ),
+        # Short 10 from 100, trail 4 and a stop at 103: the trail tightens it to 101 at 97.
+        (
+            {"quantity": -10, "stop": 103.0, "trail": 4.0},
+            [100, 100, 97, 99, 102, 104],
+            ("BUY", 10, 104.0),
+            [("set", 103.0), ("trailed", 101.0), ("exit_stop", 101.0)],
+        ),
+    ],
+    ids=["stop", "target", "trailing", "short-trailing"],
+)
+def test_position_monitor_exits_through_the_desk(tmp_path, levels, prices, exit_fill, updates):
+    universe = InstrumentUniverse({"ABC": PlainInstrument("ABC", 1, 1000.0)})
+    events, positions = run_script(
+        tmp_path, Enter(**levels), monitor_script(prices), universe=universe, bar_symbol="ABC"
+    )
+    entry_side = "BUY" if levels["quantity"] > 0 else "SELL"
+    assert fills(events) == [("ABC", entry_side, 10, 100.0), ("ABC", *exit_fill)]
+    assert [(pid, reason, stop) for pid, reason, stop in exits(events)] == [
+        (PID, reason, stop) for reason, stop in updates
+    ]
+    exit_order = next(
+        e.payload
+        for e in events
+        if e.topic == "order.submitted" and e.payload["order_id"].startswith("exit-")
+    )
+    assert exit_order["strategy"] == "enter" and exit_order["side"] == exit_fill[0]
+    assert positions == {"ABC": 0}
+    [trip] = [e.payload for e in events if e.topic == "trade.logged"]
+    assert trip["exit_price"] == exit_fill[2]
+
+
+class Gate(Strategy):
+    """Holds the runner thread inside its first on_bar until the test releases it."""
+
+    strategy_name = "gate"
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.ticks = 0
+
+    def on_bar(self, ctx, bar):
+        self.entered.set()
+        assert self.release.wait(30)
+
+    def on_tick(self, ctx, tick):
+        self.ticks += 1
+
+
+def test_full_inbox_drops_ticks_counted_and_a_dropped_event_stops_every_strategy(tmp_path):
+    from tradelab.journal import JournalReader
+
+    journal = tmp_path / "j.duckdb"
+    engine = Engine(journal_path=str(journal), writer_process=False).start()
+    try:
+        runner = StrategyRunner(
+            engine, ExecutionDesk(PaperBroker(), engine.submit), inbox_limit=3, name="small"
+        )
+        gate, other = Gate(), Strategy(name="other")
+        runner.add(gate)
+        runner.add(other)
+        runner.start(who="test")
+        bar = {"symbol": "ABC", "interval": "1m", "start": 0, "end": 60, "open": 1.0}
+        bar |= {"high": 1.0, "low": 1.0, "close": 1.0, "volume": 0, "ticks": 0}
+        engine.submit("market.bar", bar, key="ABC")
+        assert gate.entered.wait(30)  # the runner thread is now held: nothing leaves the inbox
+        quote = Tick("ABC", 1, 1.0, 1.0, 1.0).to_payload()
+        for _ in range(5):
+            engine.publish_transient("market.tick", quote, key="ABC")
+        assert runner.metrics()["inbox_depth"] == 3 and runner.ticks_dropped == 2
+        assert runner.events_dropped == 0
+        # Commands come from people and are not bounded: a pause still gets in.
+        runner.pause("other", who="ops")
+        assert runner.metrics()["inbox_depth"] == 4
+        # A journaled event that finds the inbox full is dropped too; the kernel does not wait.
+        engine.submit("mark.updated", {"symbol": "ABC", "price": 1.0, "ts": 1})
+        engine.flush()
+        assert runner.events_dropped == 1
+        gate.release.set()
+        runner.stop(who="test")
+        engine.flush()
+    finally:
+        engine.stop()
+    states = [
+        (e.payload["strategy"], e.payload["state"], e.payload["who"], e.payload["reason"])
+        for e in JournalReader(journal).events(topic="runner.state_changed")
+    ]
+    overflow = "inbox overflow: events were dropped"
+    # Both are stopped by the runner right after the held bar, before anything else is fed to
+    # them (a strategy never sees a gap): the queued ticks and the pause find them stopped.
+    assert states[2:] == [
+        ("gate", "stopped", "runner", overflow),
+        ("other", "stopped", "runner", overflow),
+    ]
+    assert gate.ticks == 0

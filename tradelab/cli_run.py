@@ -1,0 +1,179 @@
+"""The body of `tradelab run`: a `Lab` session driven from the command line, its `--speed` type
+and its progress display. Imported by `tradelab.cli` when the command runs.
+
+Thread model: the caller's thread polls the session's status every `every` seconds; the Lab's
+own threads (feed, runner, engine) do the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+
+class SpeedType(click.ParamType):
+    """`--speed`: simulated seconds per wall second: 1, 60, 60x (or 60×), or max (no pacing)."""
+
+    name = "speed"
+
+    def convert(self, value: object, param: object, ctx: object) -> float | None:
+        if value is None or isinstance(value, float):
+            return value
+        text = str(value).strip().lower()
+        if text == "max":
+            return None
+        try:
+            speed = float(text.rstrip("x×"))
+        except ValueError:
+            speed = float("nan")
+        if not 0.001 <= speed <= 1_000_000:  # also false for nan
+            self.fail(
+                f"{value!r} is not a speed; expected a number from 0.001 to 1000000 "
+                "(1, 60, 60x) or max",
+                param,
+                ctx,
+            )
+        return speed
+
+
+def run_session(
+    *,
+    file: str | None,
+    feed: str,
+    strategy_name: str,
+    params: dict[str, str],
+    journal: str,
+    seed: int,
+    ticks_per_second: int,
+    speed: float | None,
+    duration: float | None,
+    every: float,
+    log_handlers: list[logging.Handler],
+) -> None:
+    """Run the session until it ends, `duration` passes, Ctrl-C or SIGTERM; exit codes as `cli`.
+    `log_handlers`: the command line's stderr handlers, quietened once the writer failed."""
+    import signal
+    import time
+
+    from tradelab.cli import EXIT_UNUSABLE, EXIT_USAGE, exit_code_for, fail
+    from tradelab.errors import TradelabError
+    from tradelab.lab import Lab, LabConfig
+
+    if feed == "replay" and file is None:
+        fail("--feed replay needs a bar FILE: tradelab run --feed replay FILE", EXIT_USAGE)
+    if feed == "sim" and file is not None:
+        fail(f"FILE {file!r} is only read with --feed replay (the sim feed has none)", EXIT_USAGE)
+
+    if params:  # checked here so the error names the option
+        from tradelab.runner import STRATEGIES
+        from tradelab.runner.strategy import coerce_params
+
+        if strategy_name == "none":
+            fail(f"--param {', '.join(params)} given with --strategy none", EXIT_USAGE)
+        try:
+            coerce_params(STRATEGIES[strategy_name], params)
+        except TradelabError as exc:
+            fail(f"--param: {exc}", EXIT_USAGE)
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        config = LabConfig(
+            journal_path=journal,
+            seed=seed,
+            ticks_per_second=ticks_per_second,
+            speed=speed if speed is not None else LabConfig.speed,
+            as_fast_as_possible=speed is None,
+            feed=feed,
+            replay_path=file or LabConfig.replay_path,
+            strategy=strategy_name,
+            strategy_params=params,
+        )
+        lab = Lab(config)
+        lab.start()
+    except TradelabError as exc:
+        fail(exc, exit_code_for(exc))
+    engine = lab.engine
+    # Once the writer has failed, the engine's own complaints about it (stop cannot snapshot)
+    # are noise: the cause is told once, by `fail` below.
+    for handler in log_handlers:
+        handler.addFilter(lambda record: engine.journal_failure is None)
+    report = engine.recovery_report
+    click.echo(report.summary())
+    progress = _Progress(lab, sys.stdout.isatty())
+    started = time.monotonic()
+    try:
+        while not lab.session_finished.wait(every):
+            if engine.journal_failure is not None:
+                break
+            progress.show()
+            if duration is not None and time.monotonic() - started >= duration:
+                break
+        else:
+            if engine.journal_failure is None:
+                progress.show()
+                progress.end()
+                click.echo(f"the {'replayed' if feed == 'replay' else 'simulated'} session ended")
+    except KeyboardInterrupt:
+        progress.end()
+        click.echo("stopping...")
+    finally:
+        lab.stop()
+    progress.end()
+    failure = engine.journal_failure
+    if failure is not None:
+        # Only what the writer acknowledged is safe; the store may be ahead of it.
+        durable = engine.metrics()["durable_seq"]
+        fail(
+            f"the journal writer failed: {failure}. Events up to seq {durable} (every "
+            f"acknowledged critical event) are durable in {journal} or its ack log, and "
+            f"restarting on it recovers them; events after seq {durable} (up to "
+            f"{lab.store.version}) may be lost.",
+            EXIT_UNUSABLE,
+        )
+    s = lab.status()
+    click.echo(
+        f"strategy {strategy_name}: {s['orders']} orders, {s['fills']} fills, "
+        f"{s['open_positions']} open positions, day P&L {_money(s['daily_pnl'])}"
+    )
+    click.echo(
+        f"stopped cleanly at seq {lab.store.version}; state hash "
+        f"{lab.store.state_hash()[:16]}; inspect with: tradelab inspect {journal}"
+    )
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+class _Progress:
+    """The run's progress: one status line per update, or (on a terminal) one line rewritten."""
+
+    def __init__(self, lab: object, in_place: bool) -> None:
+        self.lab, self.in_place, self._open = lab, in_place, False
+
+    def show(self) -> None:
+        s = self.lab.status()
+        filled = int(s["session_fraction"] * 20)
+        # Starts with "seq ": scripts that wait for a running session look for it.
+        line = (
+            f"seq {s['seq']:>9}  [{'#' * filled}{'.' * (20 - filled)}] "
+            f"{s['session_fraction']:4.0%}  {s['exchange_time']:%H:%M:%S} IST  "
+            f"NIFTY {s['index'] or 0:>9.2f}  ticks {s['ticks']:>8}  bars {s['bars']:>4}  "
+            f"orders {s['orders']:>3}  fills {s['fills']:>3}  "
+            f"open positions {s['open_positions']}  day P&L {_money(s['daily_pnl'])}"
+        )
+        if self.in_place:
+            click.echo(f"\r{line}\x1b[K", nl=False)
+            self._open = True
+        else:
+            click.echo(line)
+
+    def end(self) -> None:
+        if self._open:
+            click.echo()
+            self._open = False
