@@ -117,8 +117,36 @@ def bench_store(as_json: bool, rounds: int, n: int, rate_hz: float) -> None:
     emit(run_store_benchmark(n, rounds, rate_hz), as_json)
 
 
+def _config_option(what: str) -> click.Option:
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, exists=True),
+        default=None,
+        help=f"A tradelab.yaml settings file ({what}); flags given override it. "
+        "See `tradelab config`.",
+    )
+
+
+@main.command("config")
+@_config_option("its values replace the defaults")
+def config_cmd(config_file: str | None) -> None:
+    """Print the effective settings (defaults, then --config FILE) as a documented tradelab.yaml:
+    every setting with its doc and what it allows. Its output is itself a valid settings file.
+    """
+    from tradelab.errors import TradelabError
+    from tradelab.settings import dump_settings, load_settings
+
+    try:
+        text = dump_settings(load_settings(config_file))
+    except TradelabError as exc:
+        fail(exc, exit_code_for(exc))
+    click.echo(text, nl=False)
+
+
 @main.command("run")
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
+@_config_option("every section is used")
 @click.option(
     "--feed",
     type=click.Choice(["sim", "replay"]),
@@ -172,6 +200,7 @@ def bench_store(as_json: bool, rounds: int, n: int, rate_hz: float) -> None:
 )
 def run_cmd(
     file: str | None,
+    config_file: str | None,
     feed: str,
     strategy_name: str,
     params: tuple[str, ...],
@@ -191,15 +220,27 @@ def run_cmd(
     """
     from tradelab.cli_run import run_session
 
+    # Only the flags given on the command line override the settings file; the others keep
+    # the file's values (or the defaults, which the flags' defaults repeat).
+    ctx = click.get_current_context()
+    flags = {
+        "feed": feed,
+        "strategy_name": strategy_name,
+        "journal": journal,
+        "seed": seed,
+        "ticks_per_second": ticks_per_second,
+        "speed": speed,
+    }
+    given = {
+        name: value
+        for name, value in flags.items()
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    }
     run_session(
         file=file,
-        feed=feed,
-        strategy_name=strategy_name,
+        config_file=config_file,
+        given=given,
         params=_params(params),
-        journal=journal,
-        seed=seed,
-        ticks_per_second=ticks_per_second,
-        speed=speed,
         duration=duration,
         every=every,
         # Passed in: under `python -m tradelab.cli` this module is __main__, and cli_run's own
@@ -236,6 +277,7 @@ def _params(assignments: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--journal", default=None, help="New journal file to keep (default: temporary).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_config_option("its engine section is used; the broker is the backtest's own fill model")
 def backtest_cmd(
     file: str,
     strategy_name: str,
@@ -245,6 +287,7 @@ def backtest_cmd(
     commission: float,
     journal: str | None,
     as_json: bool,
+    config_file: str | None,
 ) -> None:
     """Replay a CSV/Parquet bar file (Date, Open, High, Low, Close[, Volume]) through a strategy,
     the paper broker and the book, as fast as possible; print fills, trades, P&L and equity.
@@ -259,9 +302,21 @@ def backtest_cmd(
     from tradelab.runner.backtest import run_backtest
 
     try:
+        engine_overrides = None
+        if config_file is not None:
+            from tradelab.settings import load_settings, section_keys
+
+            settings = load_settings(config_file)
+            engine_overrides = {k: getattr(settings.engine, k) for k in section_keys("engine")}
         strategy = make_strategy(strategy_name, _params(params))
         result = run_backtest(
-            file, strategy, symbol=symbol, cash=cash, commission=commission, journal_path=journal
+            file,
+            strategy,
+            symbol=symbol,
+            cash=cash,
+            commission=commission,
+            journal_path=journal,
+            engine_overrides=engine_overrides,
         )
     except TradelabError as exc:
         fail(exc, exit_code_for(exc))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import click
 
@@ -41,27 +42,30 @@ class SpeedType(click.ParamType):
 def run_session(
     *,
     file: str | None,
-    feed: str,
-    strategy_name: str,
+    config_file: str | None,
+    given: dict[str, Any],
     params: dict[str, str],
-    journal: str,
-    seed: int,
-    ticks_per_second: int,
-    speed: float | None,
     duration: float | None,
     every: float,
     log_handlers: list[logging.Handler],
 ) -> None:
     """Run the session until it ends, `duration` passes, Ctrl-C or SIGTERM; exit codes as `cli`.
+    `given`: the flags given on the command line (feed, strategy_name, journal, seed,
+    ticks_per_second, speed), which override `config_file`.
     `log_handlers`: the command line's stderr handlers, quietened once the writer failed."""
     import signal
-    import time
 
-    from tradelab.cli import EXIT_UNUSABLE, EXIT_USAGE, exit_code_for, fail
+    from tradelab.cli import EXIT_USAGE, exit_code_for, fail
     from tradelab.errors import TradelabError
-    from tradelab.lab import Lab, LabConfig
+    from tradelab.settings import apply_overrides, load_settings
 
-    if feed == "replay" and file is None:
+    try:
+        settings = load_settings(config_file)
+    except TradelabError as exc:
+        fail(exc, exit_code_for(exc))
+    feed = given.get("feed", settings.lab.feed)
+    strategy_name = given.get("strategy_name", settings.lab.strategy)
+    if given.get("feed") == "replay" and file is None:
         fail("--feed replay needs a bar FILE: tradelab run --feed replay FILE", EXIT_USAGE)
     if feed == "sim" and file is not None:
         fail(f"FILE {file!r} is only read with --feed replay (the sim feed has none)", EXIT_USAGE)
@@ -71,32 +75,68 @@ def run_session(
         from tradelab.runner.strategy import coerce_params
 
         if strategy_name == "none":
-            fail(f"--param {', '.join(params)} given with --strategy none", EXIT_USAGE)
+            chosen = "--strategy none" if "strategy_name" in given else "lab.strategy 'none'"
+            fail(f"--param {', '.join(params)} given with {chosen}", EXIT_USAGE)
         try:
             coerce_params(STRATEGIES[strategy_name], params)
         except TradelabError as exc:
             fail(f"--param: {exc}", EXIT_USAGE)
+
+    try:
+        apply_overrides(settings, _overrides(settings, given, file, params))
+    except TradelabError as exc:
+        fail(exc, exit_code_for(exc))
 
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
     try:
-        config = LabConfig(
-            journal_path=journal,
-            seed=seed,
-            ticks_per_second=ticks_per_second,
-            speed=speed if speed is not None else LabConfig.speed,
-            as_fast_as_possible=speed is None,
-            feed=feed,
-            replay_path=file or LabConfig.replay_path,
-            strategy=strategy_name,
-            strategy_params=params,
-        )
-        lab = Lab(config)
+        lab = settings.make_lab()
         lab.start()
     except TradelabError as exc:
         fail(exc, exit_code_for(exc))
+    _watch(lab, feed, duration, every, log_handlers)
+
+
+def _overrides(
+    settings: Any, given: dict[str, Any], file: str | None, params: dict[str, str]
+) -> dict[str, Any]:
+    """The command line's flags as dotted settings over those of the file."""
+    out: dict[str, Any] = {}
+    for flag, key in [
+        ("feed", "lab.feed"),
+        ("journal", "lab.journal_path"),
+        ("seed", "lab.seed"),
+        ("ticks_per_second", "lab.ticks_per_second"),
+    ]:
+        if flag in given:
+            out[key] = given[flag]
+    if "speed" in given:
+        out["lab.as_fast_as_possible"] = given["speed"] is None
+        if given["speed"] is not None:
+            out["lab.speed"] = given["speed"]
+    if file is not None:
+        out["lab.replay_path"] = file
+    strategy_params = dict(settings.lab.strategy_params)
+    if given.get("strategy_name", settings.lab.strategy) != settings.lab.strategy:
+        out["lab.strategy"] = given["strategy_name"]
+        strategy_params = {}  # the file's parameters are another strategy's
+    if params or strategy_params != settings.lab.strategy_params:
+        out["lab.strategy_params"] = {**strategy_params, **params}
+    return out
+
+
+def _watch(
+    lab: Any, feed: str, duration: float | None, every: float, log_handlers: list[logging.Handler]
+) -> None:
+    """Show progress until the session ends, `duration` passes or Ctrl-C; then stop and report."""
+    import time
+
+    from tradelab.cli import EXIT_UNUSABLE, fail
+
+    journal = lab.config.journal_path
+    strategy_name = lab.config.strategy
     engine = lab.engine
     # Once the writer has failed, the engine's own complaints about it (stop cannot snapshot)
     # are noise: the cause is told once, by `fail` below.

@@ -21,6 +21,7 @@ import param
 
 from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.broker.reconcile import Reconciler, ReconcilerConfig
+from tradelab.config import EngineConfig
 from tradelab.engine import Engine
 from tradelab.errors import InvalidInputError, TradelabError
 from tradelab.market.clock import NS_PER_S, run_paced
@@ -87,10 +88,16 @@ class Lab:
         *,
         risk: RiskConfig | None = None,
         reconciler: ReconcilerConfig | None = None,
+        engine: EngineConfig | None = None,
+        sim_feed: SimulatedFeedConfig | None = None,
+        replay_feed: ReplayFeedConfig | None = None,
+        broker: PaperBrokerConfig | None = None,
         strategies: list[Strategy] | None = None,
         **overrides: Any,
     ) -> None:
-        """`strategies`: trade these instead of the config's `strategy` (a notebook's own)."""
+        """`strategies`: trade these instead of the config's `strategy` (a notebook's own).
+        `engine`, `sim_feed`, `replay_feed`, `broker`: their other settings; the journal path,
+        seed, pace and strikes always come from `config`."""
         self.config = config if config is not None else LabConfig()
         self.risk_config = risk if risk is not None else RiskConfig()
         if overrides:
@@ -99,23 +106,26 @@ class Lab:
         # Strategy and feed first: a bad name, parameter or file fails before any file is opened.
         self.strategies = strategies if strategies is not None else _configured_strategies(cfg)
         if cfg.feed == "replay":
-            self.feed, self.universe, self.open_ns, self.close_ns = _replay(cfg)
+            self.feed, self.universe, self.open_ns, self.close_ns = _replay(cfg, replay_feed)
         else:
             self.feed = SimulatedFeed(
                 SimulatedFeedConfig(
-                    seed=cfg.seed,
-                    ticks_per_second=cfg.ticks_per_second,
-                    speed=cfg.speed,
-                    as_fast_as_possible=cfg.as_fast_as_possible,
-                    strikes_each_side=cfg.strikes_each_side,
+                    **{
+                        **_values(sim_feed),
+                        "seed": cfg.seed,
+                        "ticks_per_second": cfg.ticks_per_second,
+                        "speed": cfg.speed,
+                        "as_fast_as_possible": cfg.as_fast_as_possible,
+                        "strikes_each_side": cfg.strikes_each_side,
+                    }
                 )
             )
             self.universe = self.feed.universe
             self.open_ns, self.close_ns = self.feed.open_ns, self.feed.close_ns
-        self.engine = Engine(journal_path=cfg.journal_path)
+        self.engine = Engine(engine, journal_path=cfg.journal_path)
         # The broker's own account file sits beside the journal (git-ignored with it).
         self.broker = PaperBroker(
-            PaperBrokerConfig(),
+            broker if broker is not None else PaperBrokerConfig(),
             universe=self.universe,
             clock=self.feed.clock,
             account_path=f"{cfg.journal_path}.broker.sqlite",
@@ -271,14 +281,27 @@ def _configured_strategies(cfg: LabConfig) -> list[Strategy]:
         raise InvalidInputError(f"strategy {cfg.strategy!r}: {exc}") from None
 
 
-def _replay(cfg: LabConfig) -> tuple[ReplayFeed, InstrumentUniverse, int, int]:
+def _values(config: param.Parameterized | None) -> dict[str, Any]:
+    """A config's values to build a copy from (the lab's own settings are then given over)."""
+    if config is None:
+        return {}
+    values = config.param.values()
+    values.pop("name", None)
+    return values
+
+
+def _replay(
+    cfg: LabConfig, feed_config: ReplayFeedConfig | None = None
+) -> tuple[ReplayFeed, InstrumentUniverse, int, int]:
     """The replay feed of `cfg.replay_path`, a universe knowing its plain (non-option) symbols,
     and the session it spans (first bar start, last bar end)."""
-    feed = ReplayFeed(
-        ReplayFeedConfig(
-            path=cfg.replay_path, speed=cfg.speed, as_fast_as_possible=cfg.as_fast_as_possible
-        )
-    )
+    values = {
+        **_values(feed_config),
+        "path": cfg.replay_path,
+        "speed": cfg.speed,
+        "as_fast_as_possible": cfg.as_fast_as_possible,
+    }
+    feed = ReplayFeed(ReplayFeedConfig(**values))
     times = feed.bars["timestamp"]
     # The bar length is the file's own (1m, 15m, 1d), read from its timestamps.
     steps = times.drop_duplicates().diff().dropna()

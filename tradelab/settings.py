@@ -1,0 +1,277 @@
+"""`tradelab.yaml`: one settings file mapped onto the param config classes, one section each.
+
+`load_settings` reads a file (and dotted `section.key` overrides) into `Settings`, validating
+every value with param itself; `dump_settings` writes settings back as a documented YAML file
+(what `tradelab config` prints). No threads; called by the command line before anything starts.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import param
+import yaml
+
+from tradelab.broker import PaperBrokerConfig
+from tradelab.broker.reconcile import ReconcilerConfig
+from tradelab.config import EngineConfig
+from tradelab.errors import InvalidInputError
+from tradelab.lab import NO_STRATEGY, Lab, LabConfig
+from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeedConfig
+from tradelab.runner import STRATEGIES
+from tradelab.runner.strategy import coerce_params
+from tradelab.trading.risk import RiskConfig
+
+DEFAULT_FILE = "tradelab.yaml"
+
+SECTIONS: dict[str, type[param.Parameterized]] = {
+    "lab": LabConfig,
+    "engine": EngineConfig,
+    "sim_feed": SimulatedFeedConfig,
+    "replay_feed": ReplayFeedConfig,
+    "broker": PaperBrokerConfig,
+    "risk": RiskConfig,
+    "reconciler": ReconcilerConfig,
+}
+
+# Settings a Lab takes from its `lab` section: kept out of their own sections, where a second
+# value would silently lose to the first.
+SET_ELSEWHERE: dict[str, dict[str, str]] = {
+    "engine": {"journal_path": "lab.journal_path"},
+    "sim_feed": {
+        "seed": "lab.seed",
+        "ticks_per_second": "lab.ticks_per_second",
+        "speed": "lab.speed",
+        "as_fast_as_possible": "lab.as_fast_as_possible",
+        "strikes_each_side": "lab.strikes_each_side",
+    },
+    "replay_feed": {
+        "path": "lab.replay_path",
+        "speed": "lab.speed",
+        "as_fast_as_possible": "lab.as_fast_as_possible",
+        "bar_seconds": "the bar file's own timestamps",
+    },
+}
+
+_HEADER = """\
+tradelab.yaml: the settings of a tradelab session, one section per part.
+Written by `tradelab config`, which prints the effective settings (defaults, then a
+--config file); command-line flags override the file. Keys not given keep their defaults;
+an unknown key or a bad value is an error naming it. null means "not set" (no limit)."""
+
+
+@dataclass
+class Settings:
+    """One config object per section, validated; `make_lab()` builds the session they describe."""
+
+    lab: LabConfig
+    engine: EngineConfig
+    sim_feed: SimulatedFeedConfig
+    replay_feed: ReplayFeedConfig
+    broker: PaperBrokerConfig
+    risk: RiskConfig
+    reconciler: ReconcilerConfig
+
+    def make_lab(self) -> Lab:
+        return Lab(
+            self.lab,
+            engine=self.engine,
+            sim_feed=self.sim_feed,
+            replay_feed=self.replay_feed,
+            broker=self.broker,
+            risk=self.risk,
+            reconciler=self.reconciler,
+        )
+
+
+def section_keys(section: str) -> list[str]:
+    """The keys a section takes, in the class's declaration order."""
+    skip = SET_ELSEWHERE.get(section, {})
+    return [k for k in SECTIONS[section].param if k != "name" and k not in skip]
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    """The YAML mapping in `path` (an empty file is no settings); a bad file is an error."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError(f"config file {str(path)!r} cannot be read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidInputError(
+            f"config file {str(path)!r} holds a {type(data).__name__}; expected a mapping of "
+            f"sections ({', '.join(SECTIONS)})"
+        )
+    return data
+
+
+def load_settings(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Defaults, then the file at `path`, then `overrides` ({"lab.seed": 3, ...}); validated."""
+    data = read_file(path) if path is not None else {}
+    where = f" in {str(path)!r}" if path is not None else ""
+    settings = parse_settings(data, where)
+    _check_strategy_params(settings.lab, where)
+    if overrides:
+        apply_overrides(settings, overrides)
+    return settings
+
+
+def apply_overrides(settings: Settings, overrides: Mapping[str, Any]) -> None:
+    """Set dotted keys ({"lab.seed": 3}) on `settings`, checked as a file's values are."""
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        _set(settings, section, key, value, "")
+    _check_strategy_params(settings.lab, "")
+
+
+def parse_settings(data: Mapping[str, Any], where: str = "") -> Settings:
+    """`Settings` from a mapping of sections; an unknown section or key, or a value param
+    refuses, is an InvalidInputError naming the dotted key and what it allows."""
+    objects = {name: cls() for name, cls in SECTIONS.items()}
+    settings = Settings(**objects)
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise InvalidInputError(
+                f"unknown section {section!r}{where}; expected one of {', '.join(SECTIONS)}"
+            )
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise InvalidInputError(
+                f"section {section!r}{where} is a {type(values).__name__}; expected a mapping "
+                f"of its settings ({', '.join(section_keys(section))})"
+            )
+        for key, value in values.items():
+            _set(settings, section, str(key), value, where)
+    return settings
+
+
+def _set(settings: Settings, section: str, key: str, value: Any, where: str) -> None:
+    if section not in SECTIONS:
+        raise InvalidInputError(
+            f"unknown section {section!r}; expected one of {', '.join(SECTIONS)}"
+        )
+    dotted = f"{section}.{key}"
+    elsewhere = SET_ELSEWHERE.get(section, {}).get(key)
+    if elsewhere is not None:
+        raise InvalidInputError(f"{dotted}{where} is not a setting: it comes from {elsewhere}")
+    if key not in section_keys(section):
+        raise InvalidInputError(
+            f"unknown setting {dotted}{where}; {section} takes {', '.join(section_keys(section))}"
+        )
+    target = getattr(settings, section)
+    try:  # param's own checks (type, bounds, objects) on assignment
+        target.param.update(**{key: value})
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(
+            f"{dotted}{where}: {value!r} is refused ({exc}); allowed: "
+            f"{allowed(type(target).param[key])}"
+        ) from None
+
+
+def _check_strategy_params(lab: LabConfig, where: str) -> None:
+    """`lab.strategy_params` against the chosen strategy's own parameters (param checks them)."""
+    if not lab.strategy_params:
+        return
+    if lab.strategy == NO_STRATEGY:
+        raise InvalidInputError(
+            f"lab.strategy_params{where} given with lab.strategy {NO_STRATEGY!r}; choose one of "
+            f"{', '.join(STRATEGIES)}"
+        )
+    cls = STRATEGIES[lab.strategy]
+    for name, value in lab.strategy_params.items():
+        dotted = f"lab.strategy_params.{name}"
+        if name == "name" or name not in cls.param:
+            raise InvalidInputError(
+                f"unknown setting {dotted}{where}; strategy {lab.strategy!r} takes "
+                f"{', '.join(p for p in cls.param if p != 'name')}"
+            )
+        try:
+            typed = coerce_params(cls, {name: value})[name] if isinstance(value, str) else value
+            cls(**{name: typed})
+        except (ValueError, TypeError) as exc:
+            raise InvalidInputError(
+                f"{dotted}{where}: {value!r} is refused ({exc}); allowed: {allowed(cls.param[name])}"
+            ) from None
+
+
+def allowed(parameter: param.Parameter) -> str:
+    """What a parameter accepts, in words, read from its own declaration."""
+    if isinstance(parameter, param.Selector):
+        text = "one of " + ", ".join(repr(o) for o in parameter.objects)
+    elif isinstance(parameter, param.Boolean):
+        text = "true or false"
+    elif isinstance(parameter, param.Integer | param.Number):
+        kind = "an integer" if isinstance(parameter, param.Integer) else "a number"
+        low, high = parameter.bounds or (None, None)
+        if low is not None and high is not None:
+            text = f"{kind} from {low} to {high}"
+        elif low is not None:
+            text = f"{kind} >= {low}"
+        elif high is not None:
+            text = f"{kind} <= {high}"
+        else:
+            text = kind
+    elif isinstance(parameter, param.CalendarDate):
+        text = "a date, YYYY-MM-DD"
+    elif isinstance(parameter, param.Dict):
+        text = "a mapping"
+    elif isinstance(parameter, param.String):
+        text = "text"
+    else:
+        text = "any value"
+    return f"{text} or null" if parameter.allow_None else text
+
+
+def dump_settings(settings: Settings | None = None) -> str:
+    """`settings` (default: the defaults) as a tradelab.yaml: every key, its doc as a comment."""
+    settings = settings if settings is not None else load_settings()
+    lines = [line for text in _HEADER.split("\n") for line in _comment(text, "")] + [""]
+    for field in fields(Settings):
+        section = field.name
+        obj = getattr(settings, section)
+        lines += [*_comment(type(obj).__doc__ or "", ""), f"{section}:"]
+        for key in section_keys(section):
+            parameter = type(obj).param[key]
+            lines += _comment(f"{parameter.doc or ''} [{allowed(parameter)}]", "  ")
+            if section == "lab" and key == "strategy_params":
+                for line in _strategy_doc(settings.lab.strategy):
+                    lines += _comment(line, "  ")
+            value = yaml.safe_dump(
+                {key: getattr(obj, key)}, default_flow_style=False, sort_keys=False
+            )
+            lines += ["  " + line for line in value.rstrip("\n").split("\n")]
+        for key, source in SET_ELSEWHERE.get(section, {}).items():
+            lines += _comment(f"({key} comes from {source})", "  ")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _strategy_doc(strategy: str) -> list[str]:
+    if strategy == NO_STRATEGY:
+        return ["(strategy 'none' takes no parameters)"]
+    cls = STRATEGIES[strategy]
+    return [f"{strategy} takes:"] + [
+        f"  {name}: {cls.param[name].doc} [{allowed(cls.param[name])}; default "
+        f"{cls.param[name].default!r}]"
+        for name in cls.param
+        if name != "name"
+    ]
+
+
+def _comment(text: str, indent: str) -> list[str]:
+    """`text` as YAML comment lines of at most 96 characters; a leading indent is kept."""
+    lead = text[: len(text) - len(text.lstrip(" "))]
+    wrapped = textwrap.wrap(" ".join(text.split()), 96 - len(indent) - 2 - len(lead)) or [""]
+    return [f"{indent}# {lead}{line}".rstrip() for line in wrapped]
