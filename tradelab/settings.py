@@ -212,6 +212,8 @@ def allowed(parameter: param.Parameter) -> str:
         text = "one of " + ", ".join(repr(o) for o in parameter.objects)
     elif isinstance(parameter, param.Boolean):
         text = "true or false"
+    elif isinstance(parameter, param.CalendarDate):  # a Number subclass in param
+        text = "a date, YYYY-MM-DD"
     elif isinstance(parameter, param.Integer | param.Number):
         kind = "an integer" if isinstance(parameter, param.Integer) else "a number"
         low, high = parameter.bounds or (None, None)
@@ -223,8 +225,6 @@ def allowed(parameter: param.Parameter) -> str:
             text = f"{kind} <= {high}"
         else:
             text = kind
-    elif isinstance(parameter, param.CalendarDate):
-        text = "a date, YYYY-MM-DD"
     elif isinstance(parameter, param.Dict):
         text = "a mapping"
     elif isinstance(parameter, param.String):

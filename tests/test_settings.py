@@ -1,0 +1,175 @@
+"""tradelab.yaml: the shipped example is what `tradelab config` prints, a file's values reach the
+objects a session is built from, flags given override the file, and a bad key or value is one
+usage error (exit 2) naming the dotted key and what it allows."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tradelab.cli import EXIT_USAGE
+from tradelab.cli import main as cli
+from tradelab.errors import InvalidInputError
+from tradelab.journal import JournalReader
+from tradelab.settings import SECTIONS, dump_settings, load_settings, section_keys
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = "data/nifty_sample_1m.csv"
+
+
+def write(tmp_path: Path, data: object) -> str:
+    path = tmp_path / "tradelab.yaml"
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data), encoding="utf-8")
+    return str(path)
+
+
+def test_shipped_example_is_exactly_what_tradelab_config_prints():
+    result = CliRunner().invoke(cli, ["config"])
+    assert result.exit_code == 0, result.stderr
+    shipped = (ROOT / "tradelab.example.yaml").read_text(encoding="utf-8")
+    assert result.output == shipped, "regenerate: tradelab config > tradelab.example.yaml"
+
+
+def test_printed_config_names_every_setting_with_its_doc_and_reads_back_unchanged(tmp_path):
+    text = dump_settings()
+    data = yaml.safe_load(text)
+    assert list(data) == list(SECTIONS)
+    for section in SECTIONS:
+        assert list(data[section]) == section_keys(section)
+        for key in section_keys(section):
+            doc = " ".join(SECTIONS[section].param[key].doc.split())
+            assert doc.split()[0] in text  # each setting's doc is a comment beside it
+    result = CliRunner().invoke(cli, ["config", "--config", write(tmp_path, text)])
+    assert result.exit_code == 0, result.stderr
+    assert result.output == text
+
+
+def test_a_files_values_show_in_the_printed_config_and_reach_the_lab(tmp_path):
+    path = write(
+        tmp_path,
+        {
+            "lab": {
+                "journal_path": str(tmp_path / "j.duckdb"),
+                "seed": 3,
+                "strategy": "sma_cross",
+                "strategy_params": {"fast": 3, "slow": "8"},
+            },
+            "engine": {"max_queued_events": 123, "writer_process": False},
+            "sim_feed": {"spot": 25000.0, "session_date": date(2025, 11, 13)},
+            "broker": {"slippage_ticks": 2},
+            "risk": {"daily_loss_limit": 5000, "max_order_quantity": None},
+            "reconciler": {"dry_run": True},
+        },
+    )
+    printed = CliRunner().invoke(cli, ["config", "--config", path])
+    assert printed.exit_code == 0, printed.stderr
+    shown = yaml.safe_load(printed.output)
+    assert shown["engine"]["max_queued_events"] == 123
+    assert shown["lab"]["strategy_params"] == {"fast": 3, "slow": "8"}
+    assert "sma_cross takes:" in printed.output  # the chosen strategy's parameters documented
+
+    lab = load_settings(path).make_lab()
+    try:
+        assert lab.engine.config.max_queued_events == 123
+        assert lab.engine.config.journal_path == str(tmp_path / "j.duckdb")
+        assert lab.feed.config.spot == 25000.0 and lab.feed.config.seed == 3
+        assert lab.feed.config.session_date == date(2025, 11, 13)
+        assert lab.broker.config.slippage_ticks == 2
+        assert lab.risk_config.daily_loss_limit == 5000
+        assert lab.reconciler_config.dry_run is True
+        assert [(s.fast, s.slow) for s in lab.strategies] == [(3, 8)]
+    finally:
+        lab.broker.close()
+
+
+def invoke_bad(tmp_path, data, command=("config",)):
+    result = CliRunner().invoke(cli, [*command, "--config", write(tmp_path, data)])
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tradelab: error: "), result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("data", "named", "allowed"),
+    [
+        ({"engine": {"max_queued_events": 0}}, "engine.max_queued_events", "an integer >= 1"),
+        ({"engine": {"max_queued_evnts": 5}}, "engine.max_queued_evnts", "max_queued_events"),
+        ({"engine": {"wal_autocheckpoint": "lots"}}, "engine.wal_autocheckpoint", "lots"),
+        ({"engine": {"journal_path": "x.duckdb"}}, "engine.journal_path", "lab.journal_path"),
+        ({"lab": {"feed": "live"}}, "lab.feed", "one of 'sim', 'replay'"),
+        ({"lab": {"ticks_per_second": 2.5}}, "lab.ticks_per_second", "from 1 to 10000"),
+        ({"risk": {"daily_loss_limit": "a lot"}}, "risk.daily_loss_limit", "a number >= 0.0"),
+        ({"risk": {"on_breach": "panic"}}, "risk.on_breach", "'halted', 'reducing'"),
+        ({"reconciler": {"missed_fill": "x"}}, "reconciler.missed_fill", "'adopt', 'flag'"),
+        ({"sim_feed": {"seed": 3}}, "sim_feed.seed", "lab.seed"),
+        ({"broker": {"capital": -1}}, "broker.capital", "a number >= 0.0"),
+        ("sim_feed: {session_date: '13 Nov'}", "sim_feed.session_date", "a date, YYYY-MM-DD"),
+        ({"markets": {}}, "'markets'", "lab, engine, sim_feed"),
+        ({"engine": [1, 2]}, "'engine'", "expected a mapping"),
+        ({"lab": {"strategy_params": {"lots": 99}}}, "lab.strategy_params.lots", "from 1 to 50"),
+        ({"lab": {"strategy_params": {"fast": 3}}}, "lab.strategy_params.fast", "entry_time"),
+        ("engine: [unclosed", "not valid YAML", "tradelab.yaml"),
+        ("- a list", "holds a list", "expected a mapping"),
+    ],
+)
+def test_a_bad_key_or_value_is_one_usage_error_naming_the_key_and_what_is_allowed(
+    tmp_path, data, named, allowed
+):
+    line = invoke_bad(tmp_path, data)
+    assert named in line and allowed in line, line
+
+
+def test_flags_given_override_the_file_and_the_file_sets_the_rest(tmp_path):
+    file_journal, flag_journal = tmp_path / "file.duckdb", tmp_path / "flag.duckdb"
+    path = write(
+        tmp_path,
+        {
+            "lab": {
+                "journal_path": str(file_journal),
+                "feed": "replay",
+                "replay_path": SAMPLE,
+                "speed": 5.0,
+                "strategy": "sma_cross",
+                "strategy_params": {"fast": 3, "slow": 8, "symbol": "NIFTY"},
+            },
+            "engine": {"writer_process": False},
+        },
+    )
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--config", path, "--journal", str(flag_journal), "--speed", "max",
+         "--param", "slow=9", "--every", "0.2"],
+    )  # fmt: skip
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert "the replayed session ended" in result.output  # feed and file from the config
+    assert flag_journal.exists() and not file_journal.exists()
+    [started] = [
+        e.payload
+        for e in JournalReader(flag_journal).events(topic="runner.state_changed")
+        if e.payload["state"] == "running"
+    ]
+    assert started["strategy"] == "sma_cross"
+    assert (started["params"]["fast"], started["params"]["slow"]) == (3, 9)
+
+
+def test_run_and_backtest_refuse_a_bad_config_before_opening_a_journal(tmp_path):
+    journal = tmp_path / "j.duckdb"
+    bad = {"engine": {"group_commit_ms": 5000}}
+    line = invoke_bad(tmp_path, bad, ("run", "--journal", str(journal), "--duration", "0"))
+    assert "engine.group_commit_ms" in line and "from 0.0 to 1000.0" in line
+    command = ("backtest", SAMPLE, "--strategy", "sma_cross", "--symbol", "NIFTY")
+    line = invoke_bad(tmp_path, bad, (*command, "--journal", str(journal)))
+    assert "engine.group_commit_ms" in line
+    assert not journal.exists()
+
+
+def test_load_settings_overrides_are_checked_like_the_files_values():
+    settings = load_settings(overrides={"lab.seed": 11, "risk.max_open_positions": 2})
+    assert settings.lab.seed == 11 and settings.risk.max_open_positions == 2
+    with pytest.raises(InvalidInputError, match=r"risk\.max_open_positions.*>= 0"):
+        load_settings(overrides={"risk.max_open_positions": -1})
