@@ -173,3 +173,17 @@ def test_load_settings_overrides_are_checked_like_the_files_values():
     assert settings.lab.seed == 11 and settings.risk.max_open_positions == 2
     with pytest.raises(InvalidInputError, match=r"risk\.max_open_positions.*>= 0"):
         load_settings(overrides={"risk.max_open_positions": -1})
+
+
+def test_a_strategy_given_on_the_command_line_does_not_take_the_files_other_strategy_params(
+    tmp_path,
+):
+    path = write(tmp_path, {"lab": {"strategy": "sma_cross", "strategy_params": {"fast": 3}}})
+    journal = tmp_path / "j.duckdb"
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--config", path, "--strategy", "short_straddle", "--journal", str(journal),
+         "--duration", "0"],
+    )  # fmt: skip
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert "strategy short_straddle:" in result.output

@@ -218,24 +218,17 @@ def run_cmd(
     If the journal writer fails (its process killed, the disk full) the session stops with exit
     code 3 and says up to which seq events are durable; a restart on the journal recovers them.
     """
-    from tradelab.cli_run import run_session
+    from tradelab.cli_run import flags_given, run_session
 
-    # Only the flags given on the command line override the settings file; the others keep
-    # the file's values (or the defaults, which the flags' defaults repeat).
-    ctx = click.get_current_context()
-    flags = {
-        "feed": feed,
-        "strategy_name": strategy_name,
-        "journal": journal,
-        "seed": seed,
-        "ticks_per_second": ticks_per_second,
-        "speed": speed,
-    }
-    given = {
-        name: value
-        for name, value in flags.items()
-        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
-    }
+    given = flags_given(
+        click.get_current_context(),
+        feed=feed,
+        strategy_name=strategy_name,
+        journal=journal,
+        seed=seed,
+        ticks_per_second=ticks_per_second,
+        speed=speed,
+    )
     run_session(
         file=file,
         config_file=config_file,
@@ -302,12 +295,9 @@ def backtest_cmd(
     from tradelab.runner.backtest import run_backtest
 
     try:
-        engine_overrides = None
-        if config_file is not None:
-            from tradelab.settings import load_settings, section_keys
+        from tradelab.settings import engine_settings
 
-            settings = load_settings(config_file)
-            engine_overrides = {k: getattr(settings.engine, k) for k in section_keys("engine")}
+        engine_overrides = engine_settings(config_file) if config_file is not None else None
         strategy = make_strategy(strategy_name, _params(params))
         result = run_backtest(
             file,

@@ -39,6 +39,13 @@ class SpeedType(click.ParamType):
         return speed
 
 
+def flags_given(ctx: click.Context, **flags: Any) -> dict[str, Any]:
+    """The flags given on the command line: only these override the settings file; the others
+    keep the file's values (or the defaults, which the flags' defaults repeat)."""
+    default = click.core.ParameterSource.DEFAULT
+    return {k: v for k, v in flags.items() if ctx.get_parameter_source(k) is not default}
+
+
 def run_session(
     *,
     file: str | None,

@@ -127,6 +127,12 @@ def load_settings(
     return settings
 
 
+def engine_settings(path: str | Path) -> dict[str, Any]:
+    """The `engine` section of the file at `path` (defaults filled in), as Engine overrides."""
+    engine = load_settings(path).engine
+    return {key: getattr(engine, key) for key in section_keys("engine")}
+
+
 def apply_overrides(settings: Settings, overrides: Mapping[str, Any]) -> None:
     """Set dotted keys ({"lab.seed": 3}) on `settings`, checked as a file's values are."""
     for dotted, value in overrides.items():
