@@ -16,7 +16,7 @@ from typing import NoReturn
 import click
 
 from tradelab import __version__
-from tradelab.benchmarking.options import bench_options, rate_hz_option
+from tradelab.cli_bench import bench
 
 EXIT_OK = 0
 EXIT_DAMAGED = 1
@@ -90,31 +90,6 @@ def main(debug: bool) -> None:
     logger = logging.getLogger("tradelab")
     logger.handlers = [h for h in logger.handlers if not isinstance(h, _StderrHandler)]
     logger.addHandler(handler)
-
-
-@main.group()
-def bench() -> None:
-    """Run a benchmark and print its table (add --json for one JSON object)."""
-
-
-@bench.command("bus")
-@bench_options(1_000_000, "Publishes per round and contender.")
-@click.option("--no-peers", is_flag=True, help="Skip pyee and blinker.")
-def bench_bus(as_json: bool, rounds: int, n: int, no_peers: bool) -> None:
-    """Event bus publishes/s beside a plain call, a naive bus, pyee and blinker."""
-    from tradelab.benchmarking.bus import emit
-
-    emit(n, rounds, as_json=as_json, peers=not no_peers)
-
-
-@bench.command("store")
-@bench_options(100_000, "mark.updated events per round and contender.")
-@rate_hz_option
-def bench_store(as_json: bool, rounds: int, n: int, rate_hz: float) -> None:
-    """StateStore applies/s alone and with the reactive param layer, beside dict/param floors."""
-    from tradelab.benchmarking.store import emit, run_store_benchmark
-
-    emit(run_store_benchmark(n, rounds, rate_hz), as_json)
 
 
 def _config_option(what: str) -> click.Option:
@@ -410,6 +385,9 @@ def verify_cmd(path: str) -> None:
     click.echo(f"{'journal is whole' if result.ok else 'journal has problems'}: {path}")
     if not result.ok:
         raise SystemExit(EXIT_DAMAGED)
+
+
+main.add_command(bench)
 
 
 if __name__ == "__main__":  # pragma: no cover
