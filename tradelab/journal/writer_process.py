@@ -19,7 +19,6 @@ either case alike.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
@@ -186,10 +185,6 @@ def main() -> int:
     # DuckDB's commit gives up the GIL and takes it back several times; with the default 5 ms
     # switch interval each take-back can wait behind the frame reader for a whole interval.
     sys.setswitchinterval(float(os.environ.get("TRADELAB_WRITER_SWITCH_INTERVAL", "0.0002")))
-    # Sealing segments needs pyarrow. Imported now, while the engine is still recovering and has
-    # not sent the settings, rather than at the first seal, where the import would hold this
-    # process's GIL for ~0.1 s and delay acknowledgements.
-    importlib.import_module("pyarrow.parquet")
     first = frames_in.next_frames()
     if not first or first[0][0] != wire.CONFIG:
         return 2  # the engine went away before configuring us: nothing was opened
