@@ -35,6 +35,13 @@ from tradelab.journal.writer_setup import build_writer
 
 log = logging.getLogger("tradelab.journal.writer_process")
 
+# DuckDB's buffer pool in this process. Its default (80% of the machine's RAM) let the blocks
+# each CHECKPOINT writes stay cached: under a flood the pool grew ~0.7 MB/s, as long as the
+# flood lasted (benchmarks/overload.py). The writer needs the un-checkpointed rows (bounded by
+# checkpoint_wal_bytes), a segment's sort and a snapshot; beyond the limit DuckDB evicts
+# cached blocks, or spills to `<journal>.tmp`.
+MEMORY_LIMIT = "128MB"
+
 
 class WriterProcess:
     """The writer side: open the journal, then serve frames until STOP or end of file."""
@@ -44,6 +51,7 @@ class WriterProcess:
         self.out = out
         self.con = schema.connect(settings.path, timeout=settings.open_timeout_seconds)
         schema.set_wal_autocheckpoint(self.con, settings.wal_autocheckpoint)
+        self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         self.tailmark = TailMark(settings.path)
         self.writer, self.sealer = build_writer(
             self.con,
