@@ -62,3 +62,39 @@ def test_segments_hold_every_committed_event_as_the_journal_does(tmp_path):
     assert [row["seq"] for row in from_segments] == list(range(1, 3001))
     assert from_segments[96]["critical"] is True and from_segments[96]["key"] == "k2"
     assert from_segments[0]["payload"] == '{"symbol":"NIFTY","price":24001.0,"legs":[1,{"x":null}]}'
+
+
+def test_segment_columns_are_nullable_even_while_no_event_lacked_a_key(tmp_path):
+    # Written by DuckDB, a column whose statistics show no NULL yet would be REQUIRED: the
+    # journal's segments would then disagree on `key` once a keyless event arrives.
+    path = tmp_path / "j.duckdb"
+    journal = Journal(path)
+    writer = journal.start_writer(
+        group_commit_ms=1.0,
+        max_group_events=10_000,
+        keep_snapshots=5,
+        checkpoint_idle_seconds=0.2,
+        segments=True,
+        segment_every_events=0,
+        segment_every_seconds=0,
+    )
+    _append(writer, _events(1, 10))  # every event has a key
+    writer.flush(timeout=10)
+    assert writer.seal_segments() == 10
+    keyless = _events(11, 1)[0]
+    _append(writer, [Event(11, keyless.ts, keyless.topic, None, keyless.payload)])
+    writer.flush(timeout=10)
+    assert writer.seal_segments() == 11
+    journal.close()
+
+    schemas = [pq.read_schema(p) for _, _, p in list_segments(segment_dir(path))]
+    assert len(schemas) == 2 and schemas[0] == schemas[1]
+    assert [(f.name, str(f.type), f.nullable) for f in schemas[0]] == [
+        ("seq", "int64", True),
+        ("ts", "int64", True),
+        ("topic", "string", True),
+        ("key", "string", True),
+        ("critical", "bool", True),
+        ("schema_version", "int32", True),
+        ("payload", "string", True),
+    ]

@@ -68,6 +68,19 @@ def test_reading_the_journal_in_process_while_the_writer_process_holds_it_is_exp
         engine.journal.snapshots()
 
 
+def test_writer_process_seals_segments_without_loading_pyarrow(tmp_path):
+    # DuckDB writes the Parquet itself: pyarrow's tables, casts and writer kept memory outside
+    # DuckDB's limit and grew the writer process by ~50 MB under a flood (benchmarks/overload.py).
+    with _engine(tmp_path) as engine:
+        for i in range(100):
+            engine.submit("mark.updated", {"symbol": "NIFTY", "price": 24000.0 + i})
+        assert engine.seal_segments() >= 100
+        pid = engine.metrics()["writer_pid"]
+        with open(f"/proc/{pid}/maps") as maps:
+            arrow_libraries = [line for line in maps if "libarrow" in line or "libparquet" in line]
+    assert arrow_libraries == []
+
+
 def test_a_dead_writer_process_fails_submitters_instead_of_hanging(tmp_path):
     engine = _engine(tmp_path).start()
     try:

@@ -19,7 +19,7 @@ from tradelab.errors import InvalidInputError, JournalError, RecoveryError, Sche
 # Version of the journal's table layout (not of event payloads, which carry their own).
 JOURNAL_FORMAT_VERSION = 1
 
-# The events table's columns, in table order (segments.events_arrow_schema gives their types).
+# The events table's columns, in table order (TABLE_COLUMNS gives their types; segments keep them).
 EVENT_COLUMNS = ("seq", "ts", "topic", "key", "critical", "schema_version", "payload")
 
 # No primary key and no index: seq order and uniqueness are the single writer's job and are

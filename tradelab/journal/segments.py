@@ -3,53 +3,34 @@
 Files `<dir>/<stem>.segments/events-<first>-<last>.parquet` hold contiguous, non-overlapping seq
 ranges; each is written to a temporary name and renamed, so a glob never sees half a file.
 Thread model: the writer thread calls `SegmentSealer.add` with each committed seq range; the
-sealer's own thread reads those events back from the journal (its own cursor) and writes files,
-so the commit path never builds Arrow tables.
+sealer's own thread has DuckDB copy those events from the journal to Parquet (its own cursor):
+no Arrow table or Parquet writer of pyarrow in the writer process, whose memory would stay
+outside DuckDB's memory limit (it grew the process by ~50 MB under a flood; benchmarks/overload.py).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import re
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
 
 from tradelab.errors import JournalError
-
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-# pyarrow is imported where a segment is written or read, not at module import: the writer
-# process imports this module, and pyarrow (~0.1 s) would delay every engine start.
+from tradelab.journal.schema import EVENT_COLUMNS
 
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^events-(\d{12})-(\d{12})\.parquet$")
 SEGMENT_GLOB = "events-*.parquet"
 
-
-@functools.cache
-def events_arrow_schema() -> pa.Schema:
-    """The Arrow types of the events table's columns, as segments store them."""
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            ("seq", pa.int64()),
-            ("ts", pa.int64()),
-            ("topic", pa.string()),
-            ("key", pa.string()),
-            ("critical", pa.bool_()),
-            ("schema_version", pa.int32()),
-            ("payload", pa.string()),
-        ]
-    )
+# Every column written OPTIONAL, as the journal's are nullable: DuckDB marks a column REQUIRED
+# when its statistics show no NULL so far, so segments of one journal would disagree on `key`
+# (and pyarrow.dataset takes the first file's schema). The CASE is always true under the WHERE.
+_SEGMENT_COLUMNS = ", ".join(f"CASE WHEN seq > $1 THEN {c} END AS {c}" for c in EVENT_COLUMNS)
 
 
 def segment_dir(journal_path: str | Path) -> Path:
@@ -95,22 +76,8 @@ def reconcile_segments(directory: Path, journal_last_seq: int) -> tuple[int, lis
     return sealed, problems
 
 
-def write_segment(directory: Path, table: pa.Table) -> Path:
-    """Write one segment atomically (temporary file, fsync, rename)."""
-    first = table.column("seq")[0].as_py()
-    last = table.column("seq")[-1].as_py()
-    final = directory / segment_name(first, last)
-    tmp = directory / f".{final.name}.tmp"
-    import pyarrow.parquet as pq
-
-    pq.write_table(table, tmp, compression="zstd")
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, final)
-    return final
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 class SegmentSealer:
@@ -218,29 +185,43 @@ class SegmentSealer:
 
     def _seal_range(self, cur: duckdb.DuckDBPyConnection, upto: int) -> None:
         """Seal every committed event after the sealed seq up to `upto`, in segments of at most
-        `every_events` (read back from the journal: DuckDB does the work, not Python)."""
+        `every_events`: DuckDB copies them to Parquet itself, within its own memory limit."""
         chunk = self._every_events or 100_000
         while self._sealed_seq < upto:
-            last = min(self._sealed_seq + chunk, upto)
-            table = cur.sql(
-                "SELECT * FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
-                params=[self._sealed_seq, last],
-            ).to_arrow_table()
-            if table.num_rows == 0:
-                raise JournalError(
-                    f"journal has no events after seq {self._sealed_seq} up to {last}, "
-                    "though the writer reported them committed"
-                )
-            self._seal(table.cast(events_arrow_schema()))
+            self._seal(cur, min(self._sealed_seq + chunk, upto))
 
-    def _seal(self, table: pa.Table) -> None:
-        first = table.column("seq")[0].as_py()
-        last = table.column("seq")[-1].as_py()
-        if first != self._sealed_seq + 1 or last - first + 1 != table.num_rows:
+    def _seal(self, cur: duckdb.DuckDBPyConnection, upto: int) -> None:
+        """One segment: events after the sealed seq up to `upto`, checked contiguous first,
+        written to a temporary name, fsync'd and renamed (a glob never sees half a file)."""
+        after = self._sealed_seq
+        first, last, count = cur.execute(
+            "SELECT min(seq), max(seq), count(*) FROM events WHERE seq > ? AND seq <= ?",
+            [after, upto],
+        ).fetchall()[0]
+        if count == 0:
+            raise JournalError(
+                f"journal has no events after seq {after} up to {upto}, "
+                "though the writer reported them committed"
+            )
+        if first != after + 1 or last - first + 1 != count:
             raise JournalError(
                 f"events {first}..{last} read back for a segment are not the "
-                f"{table.num_rows} contiguous seqs after {self._sealed_seq}"
+                f"{count} contiguous seqs after {after}"
             )
-        write_segment(self.directory, table)
+        final = self.directory / segment_name(first, last)
+        tmp = self.directory / f".{final.name}.tmp"
+        # Committed rows up to `upto` never change, so the copy sees what was just counted.
+        cur.execute(
+            f"COPY (SELECT {_SEGMENT_COLUMNS} FROM events WHERE seq > $1 AND seq <= $2 "
+            "ORDER BY seq) "
+            f"TO {_sql_string(str(tmp))} (FORMAT parquet, COMPRESSION zstd)",
+            [after, upto],
+        )
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
         self._sealed_seq = last
         self.segments_written += 1

@@ -19,7 +19,6 @@ either case alike.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
@@ -36,6 +35,13 @@ from tradelab.journal.writer_setup import build_writer
 
 log = logging.getLogger("tradelab.journal.writer_process")
 
+# DuckDB's buffer pool in this process. Its default (80% of the machine's RAM) let the blocks
+# each CHECKPOINT writes stay cached: under a flood the pool grew ~0.7 MB/s, as long as the
+# flood lasted (benchmarks/overload.py). The writer needs the un-checkpointed rows (bounded by
+# checkpoint_wal_bytes), a segment's sort and a snapshot; beyond the limit DuckDB evicts
+# cached blocks, or spills to `<journal>.tmp`.
+MEMORY_LIMIT = "128MB"
+
 
 class WriterProcess:
     """The writer side: open the journal, then serve frames until STOP or end of file."""
@@ -45,6 +51,7 @@ class WriterProcess:
         self.out = out
         self.con = schema.connect(settings.path, timeout=settings.open_timeout_seconds)
         schema.set_wal_autocheckpoint(self.con, settings.wal_autocheckpoint)
+        self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         self.tailmark = TailMark(settings.path)
         self.writer, self.sealer = build_writer(
             self.con,
@@ -186,10 +193,6 @@ def main() -> int:
     # DuckDB's commit gives up the GIL and takes it back several times; with the default 5 ms
     # switch interval each take-back can wait behind the frame reader for a whole interval.
     sys.setswitchinterval(float(os.environ.get("TRADELAB_WRITER_SWITCH_INTERVAL", "0.0002")))
-    # Sealing segments needs pyarrow. Imported now, while the engine is still recovering and has
-    # not sent the settings, rather than at the first seal, where the import would hold this
-    # process's GIL for ~0.1 s and delay acknowledgements.
-    importlib.import_module("pyarrow.parquet")
     first = frames_in.next_frames()
     if not first or first[0][0] != wire.CONFIG:
         return 2  # the engine went away before configuring us: nothing was opened
