@@ -31,19 +31,23 @@ class _StuckKernel:
         self.release.wait(30)
 
 
-def test_a_full_queue_makes_a_producer_wait_then_refuses_naming_depth_and_limit(tmp_path):
-    path = tmp_path / "lab.duckdb"
+def _full_engine(tmp_path, queued: int, **config) -> tuple[Engine, _StuckKernel]:
+    """A running engine whose kernel is held in a handler, with `queued` more events waiting
+    behind the one it holds (marks priced 100 + i, i = 0..queued)."""
     engine = Engine(
-        journal_path=str(path),
-        max_queued_events=50,
-        submit_timeout_seconds=0.3,
-        snapshot_every_seconds=0,
+        journal_path=str(tmp_path / "lab.duckdb"), snapshot_every_seconds=0, **config
     ).start()
     stuck = _StuckKernel(engine)
     engine.submit("mark.updated", _mark(0))
     assert stuck.entered.wait(10)
-    for i in range(1, 51):
+    for i in range(1, queued + 1):
         engine.submit("mark.updated", _mark(i))
+    return engine, stuck
+
+
+def test_a_full_queue_makes_a_producer_wait_then_refuses_naming_depth_and_limit(tmp_path):
+    path = tmp_path / "lab.duckdb"
+    engine, stuck = _full_engine(tmp_path, 50, max_queued_events=50, submit_timeout_seconds=0.3)
     started = time.monotonic()
     with pytest.raises(OverloadError, match="50 events queued, limit 50"):
         engine.submit("mark.updated", _mark(51))
@@ -58,17 +62,7 @@ def test_a_full_queue_makes_a_producer_wait_then_refuses_naming_depth_and_limit(
 
 
 def test_a_waiting_producer_gets_room_once_the_kernel_catches_up(tmp_path):
-    engine = Engine(
-        journal_path=str(tmp_path / "lab.duckdb"),
-        max_queued_events=20,
-        submit_timeout_seconds=30,
-        snapshot_every_seconds=0,
-    ).start()
-    stuck = _StuckKernel(engine)
-    engine.submit("mark.updated", _mark(0))
-    assert stuck.entered.wait(10)
-    for i in range(1, 21):
-        engine.submit("mark.updated", _mark(i))
+    engine, stuck = _full_engine(tmp_path, 20, max_queued_events=20, submit_timeout_seconds=30)
     threading.Timer(0.2, stuck.release.set).start()
     engine.submit("mark.updated", _mark(21))  # waits, then is accepted
     assert engine.flush() >= 21 and engine.metrics()["producer_waits"] == 1
@@ -76,18 +70,9 @@ def test_a_waiting_producer_gets_room_once_the_kernel_catches_up(tmp_path):
 
 
 def test_a_critical_event_is_not_held_behind_a_full_queue_of_other_producers(tmp_path):
-    engine = Engine(
-        journal_path=str(tmp_path / "lab.duckdb"),
-        max_queued_events=100,
-        kernel_batch_size=10,
-        submit_timeout_seconds=0.2,
-        snapshot_every_seconds=0,
-    ).start()
-    stuck = _StuckKernel(engine)
-    engine.submit("mark.updated", _mark(0))
-    assert stuck.entered.wait(10)
-    for i in range(1, 101):
-        engine.submit("mark.updated", _mark(i))
+    engine, stuck = _full_engine(
+        tmp_path, 100, max_queued_events=100, kernel_batch_size=10, submit_timeout_seconds=0.2
+    )
     acked: list = []
     critical = threading.Thread(
         target=lambda: acked.append(
