@@ -103,25 +103,24 @@ def order_reducer(view: Any, event: Event) -> Iterable[Change]:
     record["status"] = status
     record["updated_ts"] = event.ts
     record["last_seq"] = event.seq
-    changes: list[Change] = [(path, record)]
+    was_working = previous is not None and previous.get("status") not in _TERMINAL
+    return [(path, record), *working_index_changes(order_id, record, was_working)]
+
+
+def working_index_changes(order_id: str, record: dict, was_working: bool) -> list[Change]:
+    """`trading.working.<id>`, the index of unfinished orders, after `record` changed: the
+    order's entry while it works, deleted once it is finished (if it had one)."""
     working = f"trading.working.{order_id}"
-    if status in _TERMINAL:
-        if previous is not None and previous.get("status") not in _TERMINAL:
-            changes.append((working, DELETE))
-    else:
-        changes.append(
-            (
-                working,
-                {
-                    "symbol": record["symbol"],
-                    "side": record["side"],
-                    "strategy": record["strategy"],
-                    "remaining_quantity": record["remaining_quantity"],
-                    "limit_price": record["limit_price"],
-                },
-            )
-        )
-    return changes
+    if record["status"] in _TERMINAL:
+        return [(working, DELETE)] if was_working else []
+    entry = {
+        "symbol": record["symbol"],
+        "side": record["side"],
+        "strategy": record["strategy"],
+        "remaining_quantity": record["remaining_quantity"],
+        "limit_price": record.get("limit_price"),
+    }
+    return [(working, entry)]
 
 
 def trade_reducer(view: Any, event: Event) -> Iterable[Change]:

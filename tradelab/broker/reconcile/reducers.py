@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from tradelab.events import Event
-from tradelab.state import DELETE
 from tradelab.state.paths import path_level
-from tradelab.trading.reducers import trade_reducer
+from tradelab.trading.reducers import trade_reducer, working_index_changes
 
 Change = tuple[str, Any]
 _TERMINAL = {"filled", "cancelled", "rejected", "denied"}
@@ -65,25 +64,8 @@ def _adopted_order(view: Any, event: Event, order: dict[str, Any]) -> list[Chang
         updated_ts=event.ts,
         last_seq=event.seq,
     )
-    changes: list[Change] = [(path, record)]
-    working = f"trading.working.{order_id}"
-    if status in _TERMINAL:
-        if view.get(working) is not None:
-            changes.append((working, DELETE))
-    else:
-        changes.append(
-            (
-                working,
-                {
-                    "symbol": record["symbol"],
-                    "side": record["side"],
-                    "strategy": record["strategy"],
-                    "remaining_quantity": record["remaining_quantity"],
-                    "limit_price": record.get("limit_price"),
-                },
-            )
-        )
-    return changes
+    was_working = view.get(f"trading.working.{order_id}") is not None
+    return [(path, record), *working_index_changes(order_id, record, was_working)]
 
 
 def degraded_reducer(view: Any, event: Event) -> Iterable[Change]:
