@@ -30,8 +30,8 @@ def _events(first: int, n: int) -> list[Event]:
     ]
 
 
-def test_segments_hold_every_committed_event_as_the_journal_does(tmp_path):
-    path = tmp_path / "j.duckdb"
+def _sealing_writer(path, every_events: int):
+    """A journal and its started writer that seals segments every `every_events` (0: on demand)."""
     journal = Journal(path)
     writer = journal.start_writer(
         group_commit_ms=1.0,
@@ -39,9 +39,15 @@ def test_segments_hold_every_committed_event_as_the_journal_does(tmp_path):
         keep_snapshots=5,
         checkpoint_idle_seconds=0.2,
         segments=True,
-        segment_every_events=700,
+        segment_every_events=every_events,
         segment_every_seconds=0,
     )
+    return journal, writer
+
+
+def test_segments_hold_every_committed_event_as_the_journal_does(tmp_path):
+    path = tmp_path / "j.duckdb"
+    journal, writer = _sealing_writer(path, every_events=700)
     written = _events(1, 3000)
     for i in range(0, 3000, 37):  # many small groups, each reported to the sealer
         _append(writer, written[i : i + 37])
@@ -68,16 +74,7 @@ def test_segment_columns_are_nullable_even_while_no_event_lacked_a_key(tmp_path)
     # Written by DuckDB, a column whose statistics show no NULL yet would be REQUIRED: the
     # journal's segments would then disagree on `key` once a keyless event arrives.
     path = tmp_path / "j.duckdb"
-    journal = Journal(path)
-    writer = journal.start_writer(
-        group_commit_ms=1.0,
-        max_group_events=10_000,
-        keep_snapshots=5,
-        checkpoint_idle_seconds=0.2,
-        segments=True,
-        segment_every_events=0,
-        segment_every_seconds=0,
-    )
+    journal, writer = _sealing_writer(path, every_events=0)
     _append(writer, _events(1, 10))  # every event has a key
     writer.flush(timeout=10)
     assert writer.seal_segments() == 10
