@@ -1,0 +1,218 @@
+""" "As of": the store's state at any seq or time of a journal, and what changed between two points.
+
+`AsOf.state_at` starts from the nearest state at or before the seq (a verified journal snapshot, or
+a checkpoint this object kept from an earlier replay) and replays the rest with the default
+reducers, as recovery does, so its state hash equals a full replay's up to that seq. Replays keep a
+bounded number of checkpoints (`max_checkpoints`, oldest dropped first) so later questions near
+them are fast even on a live journal, whose snapshots are not readable. Not thread-safe: one
+`AsOf` per thread.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tradelab.analytics.source import Source, open_source
+from tradelab.engine.store import build_store
+from tradelab.errors import InvalidInputError
+from tradelab.journal.recovery import choose_snapshot, replay_into
+from tradelab.journal.snapshots import list_snapshots
+from tradelab.market.instruments import IST
+from tradelab.state import StateSnapshot, StateStore
+
+CLOCKS = ("exchange", "journal")
+
+
+@dataclass
+class StateDiff:
+    """Paths (dot paths, as the store names them) added, removed and changed from a to b. An
+    added or removed subtree is one entry holding its whole value; `changed` holds (a, b)."""
+
+    seq_a: int
+    seq_b: int
+    added: dict[str, Any] = field(default_factory=dict)
+    removed: dict[str, Any] = field(default_factory=dict)
+    changed: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+    def frame(self) -> pd.DataFrame:
+        """One row per path: path, change ("added" / "removed" / "changed"), before, after."""
+        rows = [(p, "added", None, v) for p, v in self.added.items()]
+        rows += [(p, "removed", v, None) for p, v in self.removed.items()]
+        rows += [(p, "changed", a, b) for p, (a, b) in self.changed.items()]
+        rows.sort(key=lambda row: row[0])
+        return pd.DataFrame(rows, columns=["path", "change", "before", "after"])
+
+
+def diff_states(a: Mapping[str, Any], b: Mapping[str, Any], seq_a: int = 0, seq_b: int = 0):
+    """The StateDiff from state tree `a` to state tree `b` (plain nested dicts)."""
+    result = StateDiff(seq_a, seq_b)
+    _diff(a, b, "", result)
+    return result
+
+
+def _diff(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str, out: StateDiff) -> None:
+    for key in a.keys() | b.keys():
+        path = f"{prefix}{key}"
+        if key not in b:
+            out.removed[path] = a[key]
+        elif key not in a:
+            out.added[path] = b[key]
+        elif isinstance(a[key], Mapping) and isinstance(b[key], Mapping):
+            _diff(a[key], b[key], f"{path}.", out)
+        elif a[key] != b[key]:
+            out.changed[path] = (a[key], b[key])
+
+
+def to_ns(when: int | str | datetime | pd.Timestamp) -> int:
+    """Nanoseconds since the epoch; a naive time is read as India Standard Time."""
+    if isinstance(when, bool):
+        raise InvalidInputError(f"time {when!r} is not a time")
+    if isinstance(when, int):
+        return when
+    try:
+        stamp = pd.Timestamp(when)
+    except (ValueError, TypeError):
+        raise InvalidInputError(
+            f"time {when!r} is not a time; give ns since the epoch, a datetime or text such "
+            "as '2025-11-12 11:42:07' (read as IST)"
+        ) from None
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize(IST)
+    return int(stamp.value)
+
+
+class AsOf:
+    """State of one journal at any point: `state_at(seq=...)`, `seq_at(ts)`, `diff(a, b)`."""
+
+    def __init__(
+        self, journal: str | Path, *, checkpoint_every: int = 50_000, max_checkpoints: int = 32
+    ) -> None:
+        if checkpoint_every < 1 or max_checkpoints < 0:
+            raise InvalidInputError(
+                f"checkpoint_every {checkpoint_every} must be >= 1 and max_checkpoints "
+                f"{max_checkpoints} >= 0"
+            )
+        self.journal = Path(journal)
+        self.checkpoint_every = checkpoint_every
+        self.max_checkpoints = max_checkpoints
+        self._checkpoints: OrderedDict[int, StateSnapshot] = OrderedDict()
+        self.last: dict[str, Any] = {}  # how the last state was built: start, replayed, source
+
+    def _open(self) -> Source:
+        source = open_source(self.journal)
+        source.con.execute("CREATE VIEW events AS SELECT * FROM _events")
+        return source
+
+    def seq_at(self, ts: int | str | datetime | pd.Timestamp, clock: str = "exchange") -> int:
+        """The last seq at time `ts`: on the exchange clock (the market time events carry in
+        their payload's `ts`), the seq before the first event stamped later; on the journal
+        clock, the last event the engine stamped at or before it."""
+        if clock not in CLOCKS:
+            raise InvalidInputError(f"clock {clock!r} is not one of {', '.join(CLOCKS)}")
+        ns = to_ns(ts)
+        source = self._open()
+        try:
+            if clock == "journal":
+                sql = "SELECT coalesce(max(seq), 0) FROM _events WHERE ts <= ?"
+            else:
+                sql = (
+                    "SELECT coalesce((SELECT min(seq) - 1 FROM _events WHERE TRY_CAST("
+                    "json_extract_string(payload, '$.ts') AS BIGINT) > $1), "
+                    "(SELECT max(seq) FROM _events), 0)"
+                )
+            return int(source.con.execute(sql, [ns]).fetchone()[0])
+        finally:
+            source.close()
+
+    def state_at(
+        self,
+        seq: int | None = None,
+        *,
+        ts: int | str | datetime | pd.Timestamp | None = None,
+        clock: str = "exchange",
+    ) -> StateStore:
+        """A fresh StateStore holding the state right after event `seq` (or at time `ts`)."""
+        if (seq is None) == (ts is None):
+            raise InvalidInputError("give exactly one of seq= or ts=")
+        if ts is not None:
+            seq = self.seq_at(ts, clock)
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise InvalidInputError(f"seq {seq!r} must be an int >= 0")
+        source = self._open()
+        try:
+            if seq > source.last_seq:
+                where = f" ({source.note})" if source.note else ""
+                raise InvalidInputError(
+                    f"seq {seq} is beyond the last readable seq {source.last_seq} of journal "
+                    f"{self.journal}{where}"
+                )
+            for kept in [k for k in self._checkpoints if k > source.last_seq]:
+                del self._checkpoints[kept]  # the journal lost that tail since
+            store = build_store()
+            start, origin = self._start_from(source, seq)
+            if start is not None:
+                store.load_snapshot(start)
+            replayed = self._replay(store, source, seq)
+        finally:
+            source.close()
+        self.last = {
+            "seq": seq,
+            "start": origin,
+            "start_seq": seq - replayed,
+            "replayed": replayed,
+            "source": source.kind,
+            "note": source.note,
+        }
+        return store
+
+    def _start_from(self, source: Source, seq: int) -> tuple[StateSnapshot | None, str]:
+        """The latest state at or before `seq`: a kept checkpoint or a verified snapshot."""
+        kept = max((k for k in self._checkpoints if k <= seq), default=None)
+        rejected: list[dict[str, Any]] = []
+        info, snapshot = choose_snapshot(
+            source.con, list_snapshots(source.con), seq, None, rejected
+        )
+        if snapshot is not None and (kept is None or info.last_seq >= kept):
+            return snapshot, f"journal snapshot {info.id} (seq {info.last_seq})"
+        if kept is not None:
+            self._checkpoints.move_to_end(kept)
+            return self._checkpoints[kept], f"checkpoint at seq {kept}"
+        return None, "seq 0"
+
+    def _replay(self, store: StateStore, source: Source, seq: int) -> int:
+        """Replay up to `seq`, keeping a checkpoint at each multiple of `checkpoint_every`."""
+        replayed = 0
+        every = self.checkpoint_every
+        while store.version < seq:
+            stop = min(seq, (store.version // every + 1) * every)
+            replayed += replay_into(store, source.con, since_seq=store.version, upto_seq=stop)
+            if store.version != stop:
+                raise InvalidInputError(
+                    f"journal {self.journal} has no events after seq {store.version} up to {stop}"
+                )
+            if stop % every == 0 and self.max_checkpoints:
+                self._keep(store.snapshot())
+        return replayed
+
+    def _keep(self, snapshot: StateSnapshot) -> None:
+        self._checkpoints[snapshot.seq] = snapshot
+        self._checkpoints.move_to_end(snapshot.seq)
+        while len(self._checkpoints) > self.max_checkpoints:
+            self._checkpoints.popitem(last=False)
+
+    def diff(self, a: int | StateStore, b: int | StateStore) -> StateDiff:
+        """What changed from point `a` to point `b` (each a seq or a store from `state_at`)."""
+        store_a = a if isinstance(a, StateStore) else self.state_at(a)
+        store_b = b if isinstance(b, StateStore) else self.state_at(b)
+        a_state, b_state = store_a.snapshot(), store_b.snapshot()
+        return diff_states(a_state.state, b_state.state, a_state.seq, b_state.seq)

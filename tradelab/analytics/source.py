@@ -1,0 +1,101 @@
+"""Where analytics reads a journal from: the file itself, or its sealed segments while it is held.
+
+`open_source` returns an in-memory DuckDB connection in which `_events` and `snapshots` name the
+journal's tables: the file attached read-only when no engine holds it, else the sealed Parquet
+segments (every event up to the last sealed seq). DuckDB's lock error never reaches the caller:
+it becomes `Source.note`, which says how current the data is. No threads; one connection per call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from tradelab.errors import JournalError
+from tradelab.journal import schema
+from tradelab.journal.segments import SEGMENT_GLOB, list_segments, segment_dir
+
+_EMPTY_EVENTS = (
+    "SELECT CAST(NULL AS BIGINT) AS seq, CAST(NULL AS BIGINT) AS ts, CAST(NULL AS VARCHAR) AS "
+    "topic, CAST(NULL AS VARCHAR) AS key, CAST(NULL AS BOOLEAN) AS critical, CAST(NULL AS "
+    "INTEGER) AS schema_version, CAST(NULL AS VARCHAR) AS payload WHERE false"
+)
+_EMPTY_SNAPSHOTS = (
+    "SELECT CAST(NULL AS BIGINT) AS id, CAST(NULL AS BIGINT) AS last_seq, CAST(NULL AS BIGINT) "
+    "AS created, CAST(NULL AS INTEGER) AS schema_version, CAST(NULL AS VARCHAR) AS sha256, "
+    "CAST(NULL AS VARCHAR) AS state WHERE false"
+)
+
+
+@dataclass
+class Source:
+    """An open connection over one journal, and what it can see."""
+
+    con: duckdb.DuckDBPyConnection
+    kind: str  # "journal" (the file, complete) or "segments" (sealed events only)
+    last_seq: int
+    note: str
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _in_use(exc: BaseException) -> bool:
+    # Held by another process (a lock error) or attached by this one already (an engine with
+    # its writer on a thread, or another connection): either way the segments are the road.
+    return schema.is_in_use_error(exc) or isinstance(exc, duckdb.ResourceInUseException)
+
+
+def open_source(path: str | Path) -> Source:
+    """A connection where `_events` and `snapshots` are the journal's, from the best source."""
+    path = Path(path)
+    segments_dir = segment_dir(path)
+    if not path.exists() and not segments_dir.is_dir():
+        raise JournalError(f"no journal at {path} and no sealed segments in {segments_dir}")
+    con = duckdb.connect()
+    try:
+        if path.exists():
+            try:
+                con.execute(f"ATTACH {_sql_string(str(path))} AS journal (READ_ONLY)")
+            except duckdb.Error as exc:
+                if not _in_use(exc):
+                    raise JournalError(
+                        f"cannot read journal {path}: {str(exc).strip().splitlines()[0]}"
+                    ) from None
+            else:
+                try:
+                    con.execute("CREATE VIEW _events AS SELECT * FROM journal.events")
+                    con.execute("CREATE VIEW snapshots AS SELECT * FROM journal.snapshots")
+                    last = con.execute("SELECT coalesce(max(seq), 0) FROM _events").fetchone()[0]
+                except duckdb.Error as exc:
+                    raise JournalError(
+                        f"{path} is not a readable tradelab journal (no events or snapshots "
+                        f"table): {str(exc).strip().splitlines()[0]}"
+                    ) from None
+                return Source(con, "journal", int(last), "")
+        segments = list_segments(segments_dir)
+        con.execute(f"CREATE VIEW snapshots AS {_EMPTY_SNAPSHOTS}")
+        if segments:
+            glob = _sql_string(str(segments_dir / SEGMENT_GLOB))
+            con.execute(f"CREATE VIEW _events AS SELECT * FROM read_parquet({glob})")
+            last = segments[-1][1]
+            note = (
+                f"journal {path.name} is in use by a running engine; reading its "
+                f"{len(segments)} sealed segment(s), events up to seq {last}"
+            )
+            return Source(con, "segments", last, note)
+        con.execute(f"CREATE VIEW _events AS {_EMPTY_EVENTS}")
+        note = (
+            f"journal {path.name} is in use by a running engine and has no sealed segment yet; "
+            "its events appear here once the engine seals its first one"
+        )
+        return Source(con, "segments", 0, note)
+    except BaseException:
+        con.close()
+        raise

@@ -1,0 +1,252 @@
+"""The SQL views analytics defines over a journal's `events`: what each is, and its DuckDB SQL.
+
+Every view is plain DuckDB SQL over `events` (JSON fields read from `payload`), except three
+frames folded in Python with the book's own code (see analytics/book.py): `_fill_book`,
+`_positions` and `_round_trips`. Times: `journal_time` is when the engine stamped the event;
+`time` is the exchange clock (a payload's `ts`, the simulated or replayed market's time); both
+are naive timestamps in India Standard Time. Pure definitions; `install` runs them on a connection.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import msgspec
+import pandas as pd
+
+from tradelab.analytics.book import fold_fills
+from tradelab.trading.reducers import ORDER_TOPICS
+
+_ORDER_TOPICS = ", ".join(f"'{t}'" for t in ORDER_TOPICS)
+
+MACROS = (
+    # ns since the epoch -> naive IST timestamp (the exchange's wall clock)
+    "CREATE MACRO ist(ns) AS make_timestamp(ns // 1000) + INTERVAL 330 MINUTE",
+    "CREATE MACRO num(p, field) AS TRY_CAST(json_extract_string(p, '$.' || field) AS DOUBLE)",
+    "CREATE MACRO int_of(p, field) AS TRY_CAST(json_extract_string(p, '$.' || field) AS BIGINT)",
+    "CREATE MACRO txt(p, field) AS json_extract_string(p, '$.' || field)",
+)
+
+# (name, what one row is, SQL). Names starting with "_" are building blocks, not listed.
+VIEWS: tuple[tuple[str, str, str], ...] = (
+    (
+        "events",
+        "one journaled event (payload is its JSON text)",
+        "SELECT seq, ts, ist(ts) AS journal_time, topic, key, critical, schema_version, "
+        "payload, int_of(payload, 'ts') AS exchange_ts FROM _events",
+    ),
+    (
+        "order_events",
+        "one order lifecycle event (submitted, accepted, filled, ...)",
+        f"""SELECT seq, ts, ist(ts) AS journal_time, split_part(topic, '.', 2) AS status,
+            txt(payload, 'order_id') AS order_id, txt(payload, 'strategy') AS strategy,
+            txt(payload, 'symbol') AS symbol, txt(payload, 'side') AS side,
+            int_of(payload, 'quantity') AS quantity,
+            int_of(payload, 'filled_quantity') AS filled_quantity,
+            int_of(payload, 'remaining_quantity') AS remaining_quantity,
+            num(payload, 'average_price') AS average_price, txt(payload, 'reason') AS reason,
+            txt(payload, 'broker_order_id') AS broker_order_id,
+            CASE split_part(topic, '.', 2) WHEN 'submitted' THEN 0 WHEN 'accepted' THEN 1
+                 WHEN 'partially_filled' THEN 2 ELSE 3 END AS stage, payload
+            FROM _events WHERE topic IN ({_ORDER_TOPICS})""",
+    ),
+    (
+        "orders",
+        "one order: its request and where its life ended (the order reducer's rules)",
+        """SELECT order_id,
+            coalesce(arg_min(strategy, seq) FILTER (status = 'submitted'),
+                     arg_min(strategy, seq)) AS strategy,
+            arg_min(symbol, seq) AS symbol, arg_min(side, seq) AS side,
+            arg_min(quantity, seq) AS quantity,
+            coalesce(arg_min(txt(payload, 'order_type'), seq) FILTER (status = 'submitted'),
+                     'MARKET') AS order_type,
+            arg_min(num(payload, 'limit_price'), seq) FILTER (status = 'submitted')
+                AS limit_price,
+            -- A finished order is final (its first terminal report wins); before that the
+            -- furthest stage, then the latest report.
+            arg_max(status, stage * 1e12 + CASE WHEN stage = 3 THEN -seq ELSE seq END) AS status,
+            coalesce(max(filled_quantity), 0) AS filled_quantity,
+            arg_max(average_price, seq) FILTER (average_price IS NOT NULL) AS average_price,
+            arg_max(reason, stage * 1e12 + CASE WHEN stage = 3 THEN -seq ELSE seq END)
+                AS reason,
+            arg_max(broker_order_id, seq) FILTER (broker_order_id IS NOT NULL)
+                AS broker_order_id,
+            min(seq) AS first_seq, max(seq) AS last_seq, min(journal_time) AS submitted_time,
+            count(*) AS events
+            FROM order_events GROUP BY order_id""",
+    ),
+    (
+        "fills",
+        "one fill (trade.executed) with the P&L it realized and the position after it",
+        """SELECT e.seq, e.ts, coalesce(int_of(e.payload, 'ts'), e.ts) AS exchange_ts,
+            ist(coalesce(int_of(e.payload, 'ts'), e.ts)) AS time,
+            txt(e.payload, 'trade_id') AS trade_id, txt(e.payload, 'order_id') AS order_id,
+            txt(e.payload, 'position_id') AS position_id,
+            txt(e.payload, 'strategy') AS strategy, txt(e.payload, 'symbol') AS symbol,
+            txt(e.payload, 'side') AS side, int_of(e.payload, 'quantity') AS quantity,
+            CASE txt(e.payload, 'side') WHEN 'BUY' THEN 1 ELSE -1 END
+                * int_of(e.payload, 'quantity') AS signed_quantity,
+            num(e.payload, 'price') AS price, num(e.payload, 'fee') AS fee,
+            int_of(e.payload, 'lot_size') AS lot_size, b.realized_pnl, b.position_after,
+            b.average_price_after, b.position_realized_pnl, b.position_fees
+            FROM _events e JOIN _fill_book b USING (seq)
+            WHERE e.topic = 'trade.executed'""",
+    ),
+    (
+        "trades",
+        "one round trip (flat -> open -> flat) by the trade log's rules",
+        """SELECT *, ist(opened_ts) AS opened_time, ist(closed_ts) AS closed_time,
+            (closed_ts - opened_ts) / 60e9 AS holding_minutes FROM _round_trips""",
+    ),
+    (
+        "positions",
+        "a position after each of its fills: positions over time",
+        "SELECT *, ist(exchange_ts) AS time FROM _positions",
+    ),
+    (
+        "marks",
+        "one journaled mark price (mark.updated)",
+        """SELECT seq, ts, coalesce(int_of(payload, 'ts'), ts) AS exchange_ts,
+            ist(coalesce(int_of(payload, 'ts'), ts)) AS time, txt(payload, 'symbol') AS symbol,
+            num(payload, 'price') AS price FROM _events WHERE topic = 'mark.updated'""",
+    ),
+    (
+        "bars",
+        "one closed OHLCV bar (market.bar); time is its start",
+        """SELECT seq, txt(payload, 'symbol') AS symbol, txt(payload, 'interval') AS interval,
+            int_of(payload, 'start') AS start_ts, int_of(payload, 'end') AS end_ts,
+            ist(int_of(payload, 'start')) AS time, num(payload, 'open') AS open,
+            num(payload, 'high') AS high, num(payload, 'low') AS low,
+            num(payload, 'close') AS close, int_of(payload, 'volume') AS volume
+            FROM _events WHERE topic = 'market.bar'""",
+    ),
+    (
+        "_prices",
+        "the latest price of a symbol: marks and fill prices",
+        """SELECT seq, symbol, price, exchange_ts FROM marks
+            UNION ALL SELECT seq, symbol, price, exchange_ts FROM fills""",
+    ),
+    (
+        "_grid",
+        "the points the equity curve is valued at",
+        """SELECT seq, max(exchange_ts) AS exchange_ts FROM (
+            SELECT seq, exchange_ts FROM fills
+            UNION ALL SELECT seq, end_ts FROM bars
+            UNION ALL SELECT seq, exchange_ts FROM marks WHERE NOT EXISTS (SELECT 1 FROM bars)
+            UNION ALL (SELECT seq, exchange_ts FROM _prices ORDER BY seq DESC LIMIT 1)
+            ) GROUP BY seq""",
+    ),
+    (
+        "equity",
+        "book P&L after each fill and each bar: realized + unrealized - fees, and drawdown",
+        """WITH held AS (SELECT DISTINCT position_id, symbol FROM _positions),
+            at_point AS (
+                SELECT g.seq, g.exchange_ts, h.symbol, p.net_quantity, p.average_price,
+                       p.realized_pnl, p.fees
+                FROM _grid g CROSS JOIN held h
+                ASOF LEFT JOIN _positions p
+                    ON p.position_id = h.position_id AND g.seq >= p.seq),
+            valued AS (
+                SELECT a.*, px.price FROM at_point a
+                ASOF LEFT JOIN _prices px ON px.symbol = a.symbol AND a.seq >= px.seq),
+            totals AS (
+                SELECT seq, any_value(exchange_ts) AS exchange_ts,
+                    coalesce(sum(realized_pnl), 0) AS realized, coalesce(sum(fees), 0) AS fees,
+                    coalesce(sum(CASE WHEN coalesce(net_quantity, 0) = 0 THEN 0
+                        ELSE (price - average_price) * net_quantity END), 0) AS unrealized
+                FROM valued GROUP BY seq)
+            SELECT seq, exchange_ts, ist(exchange_ts) AS time, realized, unrealized, fees,
+                realized + unrealized - fees AS net,
+                max(realized + unrealized - fees) OVER (ORDER BY seq) AS peak,
+                realized + unrealized - fees
+                    - max(realized + unrealized - fees) OVER (ORDER BY seq) AS drawdown
+            FROM totals ORDER BY seq""",
+    ),
+    (
+        "drawdown",
+        "the equity curve's distance below its running peak",
+        """SELECT seq, time, net, peak, drawdown,
+            min(drawdown) OVER (ORDER BY seq) AS max_drawdown_so_far FROM equity""",
+    ),
+    (
+        "daily_pnl",
+        "one exchange day: P&L from the close of the day before to its close",
+        """WITH closes AS (
+                SELECT CAST(time AS DATE) AS date, arg_max(net, seq) AS net_close,
+                    arg_max(realized, seq) AS realized_close, arg_max(fees, seq) AS fees_close,
+                    min(drawdown) AS worst_drawdown
+                FROM equity GROUP BY 1),
+            day_fills AS (SELECT CAST(time AS DATE) AS date, count(*) AS fills
+                FROM fills GROUP BY 1)
+            SELECT c.date,
+                c.realized_close - coalesce(lag(c.realized_close) OVER w, 0) AS realized,
+                c.fees_close - coalesce(lag(c.fees_close) OVER w, 0) AS fees,
+                c.net_close - coalesce(lag(c.net_close) OVER w, 0) AS net,
+                c.net_close AS cumulative_net, coalesce(f.fills, 0) AS fills, c.worst_drawdown
+            FROM closes c LEFT JOIN day_fills f USING (date)
+            WINDOW w AS (ORDER BY c.date) ORDER BY c.date""",
+    ),
+    (
+        "reconciliation_mismatches",
+        "one difference the reconciler found between the book and the broker",
+        """SELECT seq, ist(ts) AS journal_time, txt(payload, 'kind') AS kind,
+            txt(payload, 'item') AS item, json_extract(payload, '$.expected') AS expected,
+            json_extract(payload, '$.actual') AS actual, txt(payload, 'policy') AS policy,
+            txt(payload, 'action') AS action,
+            TRY_CAST(txt(payload, 'dry_run') AS BOOLEAN) AS dry_run, payload
+            FROM _events WHERE topic = 'reconciliation.mismatch'""",
+    ),
+    (
+        "risk_events",
+        "one risk event: halts, resumes, loss breaches, limit changes, denied orders",
+        """SELECT seq, ist(ts) AS journal_time, topic, critical,
+            coalesce(txt(payload, 'reason'), '') AS reason, txt(payload, 'by') AS by,
+            txt(payload, 'mode') AS mode, payload
+            FROM _events WHERE topic LIKE 'risk.%' OR topic = 'order.denied'""",
+    ),
+    (
+        "latency",
+        "one order's latencies in ms of journal time: submit -> accepted / first fill / done",
+        """WITH o AS (
+                SELECT order_id, any_value(strategy) FILTER (status = 'submitted') AS strategy,
+                    any_value(symbol) AS symbol,
+                    min(ts) FILTER (status = 'submitted') AS submitted_ts,
+                    min(ts) FILTER (status = 'accepted') AS accepted_ts,
+                    min(ts) FILTER (stage = 3) AS finished_ts,
+                    arg_min(status, seq) FILTER (stage = 3) AS outcome
+                FROM order_events GROUP BY order_id),
+            f AS (SELECT order_id, min(ts) AS first_fill_ts FROM fills GROUP BY order_id)
+            SELECT o.order_id, o.strategy, o.symbol, o.outcome, ist(o.submitted_ts) AS
+                journal_time,
+                (o.accepted_ts - o.submitted_ts) / 1e6 AS accept_ms,
+                (f.first_fill_ts - o.submitted_ts) / 1e6 AS first_fill_ms,
+                (o.finished_ts - o.submitted_ts) / 1e6 AS done_ms
+            FROM o LEFT JOIN f USING (order_id) WHERE o.submitted_ts IS NOT NULL
+            ORDER BY o.submitted_ts""",
+    ),
+)
+
+PUBLIC_VIEWS = {name: what for name, what, _ in VIEWS if not name.startswith("_")}
+
+
+def install(con: duckdb.DuckDBPyConnection) -> None:
+    """Define the macros, the folded frames and every view on `con` (from `open_source`)."""
+    for macro in MACROS:
+        con.execute(macro)
+    rows = con.execute(
+        "SELECT seq, ts, payload FROM _events WHERE topic = 'trade.executed' ORDER BY seq"
+    ).fetchall()
+    fills = [(seq, ts, msgspec.json.decode(payload)) for seq, ts, payload in rows]
+    fill_book, positions, round_trips = fold_fills(fills)
+    _register(con, "_fill_book", fill_book)
+    _register(con, "_positions", positions)
+    _register(con, "_round_trips", round_trips)
+    for name, _, sql in VIEWS:
+        con.execute(f"CREATE VIEW {name} AS {sql}")
+
+
+def _register(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
+    # A table, not a registered frame: the frame's object columns would otherwise be scanned
+    # from Python on every query that touches them.
+    con.register("_frame", frame)
+    con.execute(f"CREATE TABLE {name} AS SELECT * FROM _frame")
+    con.unregister("_frame")
