@@ -132,7 +132,9 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
             SELECT seq, exchange_ts FROM fills
             UNION ALL SELECT seq, end_ts FROM bars
             UNION ALL SELECT seq, exchange_ts FROM marks WHERE NOT EXISTS (SELECT 1 FROM bars)
-            UNION ALL (SELECT seq, exchange_ts FROM _prices ORDER BY seq DESC LIMIT 1)
+            -- the latest price, when no bar closed after it: the curve ends at the last news
+            UNION ALL (SELECT seq, exchange_ts FROM _prices
+                WHERE seq > (SELECT coalesce(max(seq), 0) FROM bars) ORDER BY seq DESC LIMIT 1)
             ) GROUP BY seq""",
     ),
     (

@@ -1,0 +1,158 @@
+"""Analytics views over a scripted journal, against P&L worked out by hand (tests/analytics_script.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests import analytics_script as script
+from tradelab.analytics import Analytics, QueryError, sql
+
+
+@pytest.fixture(scope="module")
+def scripted(tmp_path_factory):
+    path = tmp_path_factory.mktemp("analytics") / "script.duckdb"
+    built = script.build(path)
+    return Analytics(path), built
+
+
+def test_fills_carry_the_pnl_each_one_realized(scripted):
+    analytics, _ = scripted
+    fills = analytics.sql("SELECT trade_id, side, price, realized_pnl, position_after FROM fills")
+    assert fills.to_dict("list") == {
+        "trade_id": ["F1", "F2", "F3", "F4"],
+        "side": ["BUY", "SELL", "SELL", "SELL"],
+        "price": [100.0, 120.0, 95.0, 50.0],
+        "realized_pnl": [0.0, 1500.0, -375.0, 0.0],  # (120-100)*75, (95-100)*75
+        "position_after": [150, 75, 0, -75],
+    }
+    assert analytics.source == "journal" and analytics.note == ""
+
+
+def test_round_trip_averages_its_exits(scripted):
+    analytics, _ = scripted
+    trades = analytics.sql("SELECT * FROM trades")
+    assert len(trades) == 1  # the short in Y is still open
+    trip = trades.iloc[0]
+    assert (trip.direction, trip.quantity, trip.entry_price) == ("LONG", 150, 100.0)
+    assert trip.exit_price == 107.5  # (120*75 + 95*75) / 150
+    assert (trip.realized_pnl, trip.fees, trip.net_pnl) == (1125.0, 30.0, 1095.0)
+    assert trip.holding_minutes == 100.0  # 09:20 -> 11:00
+
+
+def test_equity_drawdown_and_daily_pnl_match_hand_computed(scripted):
+    analytics, built = scripted
+    equity = analytics.sql("SELECT net, drawdown FROM equity ORDER BY seq")
+    # After F1, bar 09:45, F2, bar 10:45, F3 (day 1); F4, bar 10:00, bar 15:30 (day 2).
+    assert equity["net"].tolist() == [-10.0, 1490.0, 2980.0, 730.0, 1095.0, 1090.0, 1840.0, 340.0]
+    assert equity["drawdown"].tolist() == [
+        0.0,
+        0.0,
+        0.0,
+        -2250.0,
+        -1885.0,
+        -1890.0,
+        -1140.0,
+        -2640.0,
+    ]
+    # The last point equals the live store's book P&L.
+    final = built["pnl"]
+    assert equity["net"].iloc[-1] == pytest.approx(
+        final["realized"] + final["unrealized"] - final["fees"]
+    )
+    daily = analytics.sql("SELECT * FROM daily_pnl ORDER BY date")
+    assert daily["date"].dt.date.tolist() == [dt.date(2025, 11, 12), dt.date(2025, 11, 13)]
+    assert daily["realized"].tolist() == [1125.0, 0.0]
+    assert daily["fees"].tolist() == [30.0, 5.0]
+    assert daily["net"].tolist() == [1095.0, -755.0]
+    assert daily["fills"].tolist() == [3, 1]
+
+
+def test_positions_over_time_follow_each_fill(scripted):
+    analytics, _ = scripted
+    held = analytics.sql(
+        "SELECT symbol, net_quantity, average_price, realized_pnl, fees FROM positions ORDER BY seq"
+    )
+    assert held.values.tolist() == [
+        [script.X, 150, 100.0, 0.0, 10.0],
+        [script.X, 75, 100.0, 1500.0, 20.0],
+        [script.X, 0, 0.0, 1125.0, 30.0],
+        [script.Y, -75, 50.0, 0.0, 5.0],
+    ]
+
+
+def test_orders_end_where_the_order_reducer_ends_them(scripted):
+    analytics, _ = scripted
+    orders = analytics.sql("SELECT order_id, status, filled_quantity, reason FROM orders")
+    by_id = {row.order_id: row for row in orders.itertuples()}
+    assert by_id["O1"].status == "filled" and by_id["O1"].filled_quantity == 150
+    assert by_id["O4"].status == "rejected" and by_id["O4"].reason == "insufficient margin"
+    assert by_id["O5"].status == "denied"
+    latency = analytics.sql("SELECT order_id, accept_ms, first_fill_ms, done_ms FROM latency")
+    assert sorted(latency.order_id) == ["O1", "O2", "O3", "O4", "O6"]
+    filled = latency[latency.order_id != "O4"]
+    assert (filled.accept_ms >= 0).all() and (filled.done_ms >= filled.accept_ms).all()
+    stats = analytics.latency_stats().set_index("latency")
+    assert stats.loc["done_ms", "orders"] == 5 and stats.loc["accept_ms", "orders"] == 4
+
+
+def test_risk_and_reconciliation_views(scripted):
+    analytics, _ = scripted
+    risk = analytics.sql("SELECT topic, reason FROM risk_events ORDER BY seq")
+    assert risk.values.tolist() == [
+        ["order.denied", "max lots"],
+        ["risk.halted", "operator"],
+        ["risk.resumed", "operator"],
+    ]
+    mismatch = analytics.sql("SELECT kind, item, expected, actual FROM reconciliation_mismatches")
+    assert mismatch.values.tolist() == [["quantity_mismatch", "s1:NIFTY", "75", "0"]]
+
+
+def test_unknown_column_names_the_view_and_its_columns(scripted):
+    analytics, _ = scripted
+    with pytest.raises(QueryError) as caught:
+        analytics.sql("SELECT pnl FROM fills")
+    text = str(caught.value)
+    assert '"pnl" not found' in text
+    assert "view 'fills' has columns: seq, ts, exchange_ts, time, trade_id" in text
+    with pytest.raises(QueryError, match="the views are events, order_events, orders, fills"):
+        analytics.sql("SELECT * FROM fill")
+    with pytest.raises(QueryError, match="no view 'equity_curve'"):
+        analytics.describe("equity_curve")
+
+
+def test_views_lists_every_view_with_its_columns(scripted):
+    analytics, _ = scripted
+    listed = analytics.views().set_index("view")
+    assert {"orders", "fills", "trades", "positions", "equity", "drawdown", "daily_pnl"} <= set(
+        listed.index
+    )
+    assert {"reconciliation_mismatches", "risk_events", "latency"} <= set(listed.index)
+    assert "realized_pnl" in listed.loc["fills", "columns"]
+    described = analytics.describe("equity")
+    assert described.set_index("column").loc["net", "type"] == "DOUBLE"
+
+
+def test_module_level_sql_reads_the_same_journal(scripted):
+    analytics, _ = scripted
+    counts = sql("SELECT count(*) AS n FROM fills", journal=analytics.journal)
+    assert counts["n"].tolist() == [4]
+
+
+def test_plots_hold_the_views_data(scripted):
+    from tradelab.analytics import plots
+
+    analytics, _ = scripted
+    layout = plots.equity_and_drawdown(analytics)
+    curve, area = layout.Curve.I, layout.Area.I
+    assert curve.dimension_values("net").tolist()[-1] == 340.0
+    assert area.dimension_values("drawdown").min() == -2640.0
+    assert plots.daily_pnl(analytics).dimension_values("net").tolist() == [1095.0, -755.0]
+    overlay = plots.fills_on_price(analytics, script.X)
+    assert overlay.Scatter.BUY.dimension_values("price").tolist() == [100.0]
+    assert overlay.Scatter.SELL.dimension_values("price").tolist() == [120.0, 95.0]
+    with pytest.raises(QueryError, match="no marks or fills of 'NOPE'"):
+        plots.fills_on_price(analytics, "NOPE")
+    histograms = plots.latency_histograms(analytics)
+    assert sum(histograms.Histogram.III.dimension_values("orders")) == 5

@@ -1,0 +1,67 @@
+"""Plot-ready HoloViews objects for the common questions: equity and drawdown, daily P&L, fills
+on the price, latency histograms. Each takes an `Analytics` and returns an element or layout
+whose data is the view it plots; render it with `hv.extension("bokeh")` or `pn.panel`.
+"""
+
+from __future__ import annotations
+
+import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401  (styling options need a backend registered)
+import numpy as np
+
+from tradelab.analytics.analytics import Analytics, QueryError
+
+
+def equity_and_drawdown(analytics: Analytics, title: str = "Equity") -> hv.Layout:
+    """The equity curve (net P&L) above its drawdown, sharing the time axis."""
+    frame = analytics.sql("SELECT time, net, drawdown FROM equity ORDER BY seq")
+    equity = hv.Curve(frame, "time", ("net", "net P&L")).opts(
+        title=title, responsive=True, height=250
+    )
+    drawdown = hv.Area(frame, "time", ("drawdown", "drawdown")).opts(
+        responsive=True, height=150, color="firebrick", alpha=0.5
+    )
+    return (equity + drawdown).cols(1)
+
+
+def daily_pnl(analytics: Analytics) -> hv.Bars:
+    """Net P&L of each exchange day."""
+    frame = analytics.sql("SELECT CAST(date AS VARCHAR) AS date, net FROM daily_pnl ORDER BY date")
+    return hv.Bars(frame, "date", ("net", "net P&L")).opts(title="Daily P&L", height=250)
+
+
+def fills_on_price(analytics: Analytics, symbol: str) -> hv.Overlay:
+    """The marks of `symbol` with its buys (green) and sells (red) at their fill prices."""
+    marks = analytics.sql(
+        "SELECT time, price FROM marks WHERE symbol = ? ORDER BY seq", [symbol]
+    )
+    fills = analytics.sql(
+        "SELECT time, price, side, quantity FROM fills WHERE symbol = ? ORDER BY seq", [symbol]
+    )
+    if marks.empty and fills.empty:
+        known = analytics.sql("SELECT DISTINCT symbol FROM marks ORDER BY 1")["symbol"]
+        raise QueryError(
+            f"no marks or fills of {symbol!r}; marked symbols: {', '.join(known) or 'none'}"
+        )
+    price = hv.Curve(marks, "time", "price", label=symbol)
+    buys = hv.Scatter(fills[fills.side == "BUY"], "time", ["price", "quantity"], label="BUY")
+    sells = hv.Scatter(fills[fills.side == "SELL"], "time", ["price", "quantity"], label="SELL")
+    return (
+        price
+        * buys.opts(color="green", size=8, marker="triangle")
+        * sells.opts(color="red", size=8, marker="inverted_triangle")
+    ).opts(title=f"Fills on {symbol}", responsive=True, height=300)
+
+
+def latency_histograms(analytics: Analytics, bins: int = 20) -> hv.Layout:
+    """One histogram per order latency (accepted, first fill, done), in ms of journal time."""
+    frame = analytics.sql("SELECT accept_ms, first_fill_ms, done_ms FROM latency")
+    plots = []
+    for column in frame.columns:
+        values = frame[column].dropna().to_numpy()
+        edges = np.histogram_bin_edges(values, bins=bins) if len(values) else np.arange(2.0)
+        counts, edges = np.histogram(values, bins=edges)
+        plots.append(
+            hv.Histogram((edges, counts), kdims=[column], vdims=["orders"]).opts(title=column)
+        )
+    return hv.Layout(plots).cols(3)
