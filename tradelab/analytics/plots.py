@@ -32,9 +32,7 @@ def daily_pnl(analytics: Analytics) -> hv.Bars:
 
 def fills_on_price(analytics: Analytics, symbol: str) -> hv.Overlay:
     """The marks of `symbol` with its buys (green) and sells (red) at their fill prices."""
-    marks = analytics.sql(
-        "SELECT time, price FROM marks WHERE symbol = ? ORDER BY seq", [symbol]
-    )
+    marks = analytics.sql("SELECT time, price FROM marks WHERE symbol = ? ORDER BY seq", [symbol])
     fills = analytics.sql(
         "SELECT time, price, side, quantity FROM fills WHERE symbol = ? ORDER BY seq", [symbol]
     )
