@@ -34,8 +34,8 @@ class Analytics:
         self,
         journal: str | Path,
         *,
-        checkpoint_every: int = 50_000,
-        max_checkpoints: int = 32,
+        checkpoint_every: int = 25_000,
+        max_checkpoints: int = 64,
     ) -> None:
         self.journal = Path(journal)
         self.asof = AsOf(
@@ -148,6 +148,11 @@ class Analytics:
     ) -> StateStore:
         """The store's state right after `seq` (or at time `ts`; see `AsOf.seq_at`)."""
         return self.asof.state_at(seq, ts=ts, clock=clock)
+
+    def index(self) -> dict[str, Any]:
+        """Keep checkpoints along the whole journal (one full replay) so that `state_at` any
+        point replays at most `checkpoint_every` events; see `AsOf.index`."""
+        return self.asof.index()
 
     def seq_at(self, ts: int | str | datetime | pd.Timestamp, clock: str = "exchange") -> int:
         return self.asof.seq_at(ts, clock)

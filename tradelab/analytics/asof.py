@@ -4,7 +4,8 @@
 a checkpoint this object kept from an earlier replay) and replays the rest with the default
 reducers, as recovery does, so its state hash equals a full replay's up to that seq. Replays keep a
 bounded number of checkpoints (`max_checkpoints`, oldest dropped first) so later questions near
-them are fast even on a live journal, whose snapshots are not readable. Not thread-safe: one
+them are fast even on a live journal, whose snapshots are not readable; `index()` keeps them
+along the whole journal in one pass. Not thread-safe: one
 `AsOf` per thread.
 """
 
@@ -95,7 +96,7 @@ class AsOf:
     """State of one journal at any point: `state_at(seq=...)`, `seq_at(ts)`, `diff(a, b)`."""
 
     def __init__(
-        self, journal: str | Path, *, checkpoint_every: int = 50_000, max_checkpoints: int = 32
+        self, journal: str | Path, *, checkpoint_every: int = 25_000, max_checkpoints: int = 64
     ) -> None:
         if checkpoint_every < 1 or max_checkpoints < 0:
             raise InvalidInputError(
@@ -189,10 +190,29 @@ class AsOf:
             return self._checkpoints[kept], f"checkpoint at seq {kept}"
         return None, "seq 0"
 
-    def _replay(self, store: StateStore, source: Source, seq: int) -> int:
-        """Replay up to `seq`, keeping a checkpoint at each multiple of `checkpoint_every`."""
+    def index(self) -> dict[str, Any]:
+        """One pass over the whole journal from seq 0, keeping a checkpoint every
+        `checkpoint_every` events (spaced wider if `max_checkpoints` would not reach the end),
+        so that any later `state_at` replays at most that many events. Costs one full replay."""
+        source = self._open()
+        try:
+            every = max(self.checkpoint_every, -(-source.last_seq // max(self.max_checkpoints, 1)))
+            self._checkpoints.clear()
+            replayed = self._replay(build_store(), source, source.last_seq, every)
+        finally:
+            source.close()
+        return {
+            "last_seq": source.last_seq,
+            "replayed": replayed,
+            "checkpoint_every": every,
+            "checkpoints": len(self._checkpoints),
+            "source": source.kind,
+        }
+
+    def _replay(self, store: StateStore, source: Source, seq: int, every: int = 0) -> int:
+        """Replay up to `seq`, keeping a checkpoint at each multiple of `every`."""
         replayed = 0
-        every = self.checkpoint_every
+        every = every or self.checkpoint_every
         while store.version < seq:
             stop = min(seq, (store.version // every + 1) * every)
             replayed += replay_into(store, source.con, since_seq=store.version, upto_seq=stop)
