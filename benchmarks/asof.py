@@ -6,7 +6,7 @@ Figures (medians over all points of all rounds, one journal built in this run):
   cold_ms / cold_max_ms   `Analytics.state_at(seq)` on a fresh Analytics: the newest journal
                       snapshot at or before seq (the engine writes one every 100K events) +
                       replay of the rest
-  index_ms            `Analytics.index()`: one pass from seq 0 keeping a checkpoint every 25K
+  index_ms            `Analytics.index()`: one pass from seq 0 keeping a checkpoint every 10K
   indexed_ms / indexed_max_ms   `state_at(seq)` after `index()`
   segments_indexed_ms the same through the sealed segments (the file held read-write, as by a
                       running engine: no snapshot readable)

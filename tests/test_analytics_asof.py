@@ -137,3 +137,17 @@ def test_diff_of_plain_trees():
     assert diff.changed == {"a.c": (2, 3)}
     assert diff.added == {"a.e": 4}
     assert diff.removed == {"d": 1}
+
+
+def test_checkpoints_are_bounded_least_recently_used_first(journal):
+    analytics = Analytics(journal, checkpoint_every=100, max_checkpoints=5)
+    analytics.state_at(1_000)  # from the snapshot at 712: checkpoints at 800, 900, 1,000
+    analytics.state_at(2_000)  # from 1,413: 1,500 ... 2,000 (six), the bound keeps five
+    metrics = analytics.asof.metrics()
+    assert metrics["checkpoints"] == 5 and metrics["dropped"] == 4
+    assert (metrics["first_seq"], metrics["last_seq"]) == (1_600, 2_000)
+    # index() spreads its checkpoints so ten reach the end of the journal.
+    indexed = Analytics(journal, checkpoint_every=100, max_checkpoints=10).index()
+    last = indexed["last_seq"]
+    assert last > 3_000 and indexed["checkpoint_every"] == -(-last // 10)
+    assert indexed["checkpoints"] == last // indexed["checkpoint_every"] <= 10

@@ -34,8 +34,8 @@ class Analytics:
         self,
         journal: str | Path,
         *,
-        checkpoint_every: int = 25_000,
-        max_checkpoints: int = 64,
+        checkpoint_every: int = 10_000,
+        max_checkpoints: int = 128,
     ) -> None:
         self.journal = Path(journal)
         self.asof = AsOf(

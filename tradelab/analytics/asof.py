@@ -3,7 +3,8 @@
 `AsOf.state_at` starts from the nearest state at or before the seq (a verified journal snapshot, or
 a checkpoint this object kept from an earlier replay) and replays the rest with the default
 reducers, as recovery does, so its state hash equals a full replay's up to that seq. Replays keep a
-bounded number of checkpoints (`max_checkpoints`, oldest dropped first) so later questions near
+bounded number of checkpoints (`max_checkpoints`; when full, the least recently used is dropped;
+`metrics()` counts them) so later questions near
 them are fast even on a live journal, whose snapshots are not readable; `index()` keeps them
 along the whole journal in one pass. Not thread-safe: one
 `AsOf` per thread.
@@ -96,7 +97,7 @@ class AsOf:
     """State of one journal at any point: `state_at(seq=...)`, `seq_at(ts)`, `diff(a, b)`."""
 
     def __init__(
-        self, journal: str | Path, *, checkpoint_every: int = 25_000, max_checkpoints: int = 64
+        self, journal: str | Path, *, checkpoint_every: int = 10_000, max_checkpoints: int = 128
     ) -> None:
         if checkpoint_every < 1 or max_checkpoints < 0:
             raise InvalidInputError(
@@ -108,6 +109,7 @@ class AsOf:
         self.max_checkpoints = max_checkpoints
         self._checkpoints: OrderedDict[int, StateSnapshot] = OrderedDict()
         self.last: dict[str, Any] = {}  # how the last state was built: start, replayed, source
+        self.checkpoints_dropped = 0
 
     def _open(self) -> Source:
         source = open_source(self.journal)
@@ -229,6 +231,19 @@ class AsOf:
         self._checkpoints.move_to_end(snapshot.seq)
         while len(self._checkpoints) > self.max_checkpoints:
             self._checkpoints.popitem(last=False)
+            self.checkpoints_dropped += 1
+
+    def metrics(self) -> dict[str, Any]:
+        """Checkpoints held (bounded by `max_checkpoints`), the seqs they cover, and how many
+        were dropped because the bound was reached."""
+        seqs = sorted(self._checkpoints)
+        return {
+            "checkpoints": len(seqs),
+            "max_checkpoints": self.max_checkpoints,
+            "first_seq": seqs[0] if seqs else None,
+            "last_seq": seqs[-1] if seqs else None,
+            "dropped": self.checkpoints_dropped,
+        }
 
     def diff(self, a: int | StateStore, b: int | StateStore) -> StateDiff:
         """What changed from point `a` to point `b` (each a seq or a store from `state_at`)."""
