@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import pytest
 
 from tests import analytics_script as script
 from tradelab.analytics import Analytics, QueryError, sql
+from tradelab.errors import JournalError
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +158,16 @@ def test_plots_hold_the_views_data(scripted):
         plots.fills_on_price(analytics, "NOPE")
     histograms = plots.latency_histograms(analytics)
     assert sum(histograms.Histogram.III.dimension_values("orders")) == 5
+
+
+def test_a_missing_or_foreign_file_is_a_clear_error(tmp_path):
+    with pytest.raises(JournalError, match="no journal at .*nope.duckdb and no sealed segments"):
+        Analytics(tmp_path / "nope.duckdb").sql("SELECT 1")
+    other = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(other))
+    con.execute("CREATE TABLE prices (x INT)")
+    con.close()
+    with pytest.raises(JournalError, match="not a readable tradelab journal"):
+        Analytics(other).sql("SELECT * FROM fills")
+    with pytest.raises(QueryError, match="is empty"):
+        Analytics(other).sql("  ")
