@@ -52,3 +52,9 @@ def test_running_engine_journal_reads_sealed_segments(tmp_path, writer_process):
     stopped = Analytics(path)
     assert stopped.sql("SELECT count(*) AS n FROM fills")["n"].tolist() == [3]
     assert stopped.source == "journal" and stopped.note == ""
+    # Analytics holds the file only while a query runs: an engine starts on it right after.
+    restarted = Engine(journal_path=str(path), writer_process=False).start()
+    try:
+        assert restarted.recovery_report.last_seq >= sealed
+    finally:
+        restarted.stop()
