@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -341,6 +341,27 @@ class Engine:
             return done.result(timeout)
         except FutureTimeout:
             raise JournalError(f"{what}() did not finish within {timeout} s") from None
+
+    def when_applied(self, callback: Callable[[int], object]) -> int:
+        """Call `callback(seq)` on the kernel thread once everything submitted before this call
+        (by any thread) is applied and published; never blocks. Returns `submitted_count` as of
+        this request: if it is unchanged when the callback's effects are seen, nothing was
+        submitted after it (a lockstep's "all settled" test, see StrategyRunner.lockstep)."""
+        done: Future = Future()
+        done.add_done_callback(lambda future: callback(future.result()))
+        return self._queue.put(
+            (None, (FLUSH, done)),
+            bounded=False,
+            urgent=False,
+            timeout=None,
+            internal=True,
+            barrier=True,
+        )
+
+    @property
+    def submitted_count(self) -> int:
+        """Items ever queued for the kernel (events, barriers, snapshot requests)."""
+        return self._queue.accepted
 
     def flush(self, timeout: float | None = 30.0) -> int:
         """Block until everything submitted so far is applied and durable; return its seq."""

@@ -8,6 +8,9 @@ and counted (the next quote supersedes it); a journaled event is dropped and cou
 strategy is stopped (a strategy is never fed a gap); the kernel thread never waits on the runner.
 A strategy that raises is stopped and reported (`runner.state_changed` state `failed`, its
 traceback in the log); the engine and the other strategies keep running.
+Lockstep (`drive` for a backtest's bars, `lockstep` for a max-speed replay's steps): the source
+is played on this thread, each step once the previous one has been handled, so the journal's
+order does not depend on thread timing.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from tradelab.errors import InvalidInputError, LifecycleError
@@ -65,6 +69,8 @@ class StrategyRunner:
         self._thread: threading.Thread | None = None
         self._overflowed = False
         self._source: tuple[Callable[[int], object], int] | None = None
+        self._stepper: tuple[Callable[[], bool], Future] | None = None
+        self._settle_mark = 0
         self.source_error: BaseException | None = None
         self._progress = threading.Condition()
         self.bars_handled = 0
@@ -163,6 +169,42 @@ class StrategyRunner:
         journal's order does not depend on thread timing."""
         self._source = (play, count)
         self._command(lambda: self._play(0))
+
+    def lockstep(self, step: Callable[[], bool]) -> Future:
+        """Max-speed replay in lockstep: call `step()` on the runner thread again and again until
+        it returns False, each call once the previous one has settled: every event it submitted
+        (and the ticks it published) handled here, and so on for what the strategies submitted
+        in reaction, until the engine has nothing new. Every event of the run is then
+        submitted from this thread in an order thread timing cannot change. Returns a Future
+        resolved when `step` returns False (or with what it raised); waits for nothing itself."""
+        done: Future = Future()
+        self._stepper = (step, done)
+        self._command(self._settle)
+        return done
+
+    def _settle(self) -> None:
+        # Runner thread. The barrier's callback runs on the kernel thread once everything
+        # submitted so far is published, i.e. queued in this inbox ahead of the check.
+        self._settle_mark = self.engine.when_applied(lambda _seq: self._inbox.put(self._settled))
+
+    def _settled(self) -> None:
+        if self._stepper is None:
+            return
+        if self.engine.submitted_count != self._settle_mark:
+            self._settle()  # more was submitted meanwhile (reactions): wait for that too
+            return
+        step, done = self._stepper
+        try:
+            more = step()
+        except BaseException as exc:
+            self._stepper = None
+            done.set_exception(exc)
+            return
+        if more:
+            self._settle()
+        else:
+            self._stepper = None
+            done.set_result(None)
 
     def _play(self, index: int) -> None:
         try:
