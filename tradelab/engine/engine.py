@@ -138,6 +138,7 @@ class Engine:
             segment_every_seconds=cfg.segment_every_seconds,
             checkpoint_wal_bytes=cfg.checkpoint_wal_bytes,
             max_pending_events=cfg.writer_max_pending_events,
+            pipe_bytes=cfg.writer_pipe_bytes,
         )
         report.problems = list(self.journal.check.problems) + [
             p for p in report.problems if p not in self.journal.check.problems
