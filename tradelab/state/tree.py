@@ -73,6 +73,12 @@ def detached(value: Any) -> Any:
     return value if items is None else tuple(items)
 
 
+def _detached_sequence(value: list | tuple, held: set[int]) -> list | tuple:
+    """`detached(value)`, but members whose id is in `held` are kept as they are."""
+    items = [m if id(m) in held else detached(m) for m in value]
+    return items if type(value) is list else tuple(items)
+
+
 class CowTree:
     __slots__ = ("root", "_owned", "_undo", "_epoch", "_parents")
 
@@ -115,8 +121,7 @@ class CowTree:
             self._epoch += 1
         return self.root
 
-    @staticmethod
-    def adopt(value: Any, path: Any) -> Any:
+    def adopt(self, value: Any, path: Any, segments: Segments | None = None) -> Any:
         """A private deep copy of the container a reducer wants to store at `path`, checked to
         be plain data (a StateError names the offending element).
 
@@ -124,8 +129,17 @@ class CowTree:
         published on the bus after the store applied it, where a subscriber may mutate it; or
         it may hold nodes the reducer read through the view, which would then sit at two
         places. The tree must be the only holder of every container in it.
+        One exception, given `segments`: a list or tuple replacing one at the same path keeps
+        the very members it shares with it (a bounded history: the last N bars plus one). They
+        are already the tree's alone, and no path reaches into a sequence, so nothing ever
+        changes them in place; copying them made every bar cost a copy of the whole history.
         """
         try:
+            kind = type(value)
+            if segments is not None and (kind is tuple or kind is list):
+                current = self.lookup(segments)
+                if type(current) in (tuple, list) and current:
+                    return _detached_sequence(value, {id(m) for m in current})
             return detached(value)
         except _NotPlain:
             check_plain(value, f"path {path!r}")  # raises, naming the offending element
