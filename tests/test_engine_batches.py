@@ -106,3 +106,36 @@ def test_submit_order_is_seq_order_whatever_the_batch_size(tmp_path, kernel_batc
     )
     assert [e.payload["price"] for e in events] == [float(i) for i in range(300)]
     assert [e.seq for e in events] == list(range(first, first + 300))
+
+
+def test_an_inline_kernel_applies_each_submit_on_the_submitting_thread(tmp_path):
+    # A backtest's engine: no kernel thread; a submit returns with its event applied and
+    # published, a handler's own submit is taken by the same pass, a critical one is durable.
+    journal = tmp_path / "inline.duckdb"
+    engine = Engine(journal_path=str(journal), inline_kernel=True).start()
+    seen = []
+
+    def answer(event):
+        seen.append((event.payload["symbol"], threading.current_thread().name))
+        if event.payload["symbol"] == "NIFTY":
+            engine.submit("mark.updated", {"symbol": "BANKNIFTY", "price": 2.0}, key="BANKNIFTY")
+
+    engine.bus.subscribe("mark.updated", answer)
+    try:
+        assert "engine-kernel" not in {t.name for t in threading.enumerate()}
+        version = engine.store.version
+        engine.submit("mark.updated", {"symbol": "NIFTY", "price": 1.0}, key="NIFTY")
+        assert engine.store.version == version + 2  # its event and the handler's answer
+        here = threading.current_thread().name
+        assert seen == [("NIFTY", here), ("BANKNIFTY", here)]
+        event = engine.submit("trade.executed", _trade(1), key="t:NIFTY")
+        assert event is not None and engine.metrics()["durable_seq"] >= event.seq
+        assert engine.flush() == engine.store.version
+    finally:
+        engine.stop()
+    topics = [(e.topic, e.key) for e in JournalReader(journal).events() if e.seq > version]
+    assert topics[:3] == [
+        ("mark.updated", "NIFTY"),
+        ("mark.updated", "BANKNIFTY"),
+        ("trade.executed", "t:NIFTY"),
+    ]

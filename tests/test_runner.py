@@ -4,6 +4,7 @@ while the others keep trading, and strategies run on the runner's thread, never 
 import threading
 
 import param
+import pytest
 
 from tradelab.journal import JournalReader
 from tradelab.runner import SmaCross, Strategy
@@ -35,13 +36,19 @@ def write_bars(path, n=40):
     return path
 
 
-def test_a_raising_strategy_is_stopped_and_reported_while_the_run_goes_on(tmp_path, caplog):
+@pytest.mark.parametrize("synchronous", [True, False])
+def test_a_raising_strategy_is_stopped_and_reported_while_the_run_goes_on(
+    tmp_path, caplog, synchronous
+):
     bars = write_bars(tmp_path / "X.csv")
     boom = Boom(after=3)
     journal = tmp_path / "bt.duckdb"
-    result = run_backtest(bars, [SmaCross(fast=2, slow=5), boom], journal_path=journal)
+    result = run_backtest(
+        bars, [SmaCross(fast=2, slow=5), boom], journal_path=journal, synchronous=synchronous
+    )
     assert boom.seen == 3, "a failed strategy got more bars"
-    assert boom.threads == {"backtest-thread"}
+    # Threaded: the runner's own thread (never the kernel's); synchronous: the caller's.
+    assert boom.threads == {threading.current_thread().name if synchronous else "backtest-thread"}
     assert len(result.fills) > 0, "the other strategy stopped trading"
     states = [
         (e.payload["strategy"], e.payload["state"], e.payload["who"])

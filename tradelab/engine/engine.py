@@ -12,21 +12,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
+import time
+from collections.abc import Mapping
 from typing import Any
 
 from tradelab.config import EngineConfig
 from tradelab.cpu_layout import PinnedThreads, pin_engine_process
-from tradelab.engine.kernel import FLUSH, SNAPSHOT, Kernel
+from tradelab.engine.controls import EngineControls
+from tradelab.engine.kernel import Kernel
+from tradelab.engine.metrics import engine_metrics
 from tradelab.engine.store import default_reducers
 from tradelab.engine.submissions import SubmitQueue, Wakeup
 from tradelab.errors import InvalidInputError, JournalError, LifecycleError, TradelabError
 from tradelab.events import Event, TopicRegistry, encode_submitted, now_ns
 from tradelab.journal.journal import Journal
 from tradelab.journal.recovery import RecoveryReport, recover
-from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.writer import JournalWriter, Ticket
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ CREATED, RECOVERING, READY, RUNNING, STOPPING, STOPPED = (
 )
 
 
-class Engine:
+class Engine(EngineControls):
     """One trading session's state engine. Construct, `start()`, `submit(...)`, `stop()`."""
 
     def __init__(
@@ -50,8 +50,11 @@ class Engine:
         *,
         registry: TopicRegistry | None = None,
         migrations: Any = None,
+        inline_kernel: bool = False,
         **overrides: Any,
     ) -> None:
+        """`inline_kernel`: no kernel thread; every submit applies, journals and publishes what
+        is queued on the submitting thread (a backtest's single thread; see kernel.py)."""
         from tradelab.bus import EventBus
         from tradelab.state import MigrationRegistry, StateStore
 
@@ -87,6 +90,8 @@ class Engine:
         self._queue.close(f"engine is {CREATED}; submit() needs a running engine")
         self._submit_timeout = self.config.submit_timeout_seconds
         self._kernel: Kernel | None = None
+        self._inline = inline_kernel
+        self.durable_wait_seconds = 0.0
         self._lifecycle_lock = threading.RLock()
 
     # -- wiring (before start) ------------------------------------------------------------------
@@ -157,7 +162,8 @@ class Engine:
             since_snapshot=report.events_replayed,
             announce=self._announce,
         )
-        self._kernel.start()
+        if not self._inline:
+            self._kernel.start()
         self._queue.reopen()
         self._emit_state(RECOVERING, CREATED)
         if report.damage is not None:
@@ -304,7 +310,15 @@ class Engine:
             timeout=self._submit_timeout,
             internal=internal,
         )
-        return ticket.wait(timeout) if ticket is not None else None
+        if self._inline:
+            self._kernel.drain()
+        if ticket is None:
+            return None
+        started = time.perf_counter()
+        try:
+            return ticket.wait(timeout)
+        finally:  # a metric: summed over every blocking submitter
+            self.durable_wait_seconds += time.perf_counter() - started
 
     def publish_transient(self, topic: str, payload: Mapping[str, Any], key: str = "") -> Event:
         """Publish a transient topic (e.g. market.tick) on the bus only: no seq, store, journal.
@@ -320,67 +334,6 @@ class Engine:
         self.bus.publish_event(event)
         return event
 
-    def _control(self, kind: str, what: str, timeout: float | None) -> Any:
-        """Queue a flush barrier or a snapshot request behind everything submitted so far."""
-        if self._kernel is not None and threading.get_ident() == self._kernel.ident:
-            raise LifecycleError(
-                f"{what}() was called on the engine's kernel thread (from a bus handler?); it "
-                "waits for that very thread, so call it from another thread"
-            )
-        if self.state not in (RUNNING, READY, STOPPING):
-            raise LifecycleError(f"{what}() needs a running engine; it is {self.state}")
-        done: Future = Future()
-        self._queue.put(
-            (None, (kind, done)),
-            bounded=False,
-            urgent=True,
-            timeout=None,
-            internal=True,
-            barrier=True,
-        )
-        try:
-            return done.result(timeout)
-        except FutureTimeout:
-            raise JournalError(f"{what}() did not finish within {timeout} s") from None
-
-    def when_applied(self, callback: Callable[[int], object]) -> int:
-        """Call `callback(seq)` on the kernel thread once everything submitted before this call
-        (by any thread) is applied and published; never blocks. Returns `submitted_count` as of
-        this request: if it is unchanged when the callback's effects are seen, nothing was
-        submitted after it (a lockstep's "all settled" test, see StrategyRunner.lockstep)."""
-        done: Future = Future()
-        done.add_done_callback(lambda future: callback(future.result()))
-        return self._queue.put(
-            (None, (FLUSH, done)),
-            bounded=False,
-            urgent=False,
-            timeout=None,
-            internal=True,
-            barrier=True,
-        )
-
-    @property
-    def submitted_count(self) -> int:
-        """Items ever queued for the kernel (events, barriers, snapshot requests)."""
-        return self._queue.accepted
-
-    def flush(self, timeout: float | None = 30.0) -> int:
-        """Block until everything submitted so far is applied and durable; return its seq."""
-        self._control(FLUSH, "flush", timeout)
-        return self._writer.flush(timeout)
-
-    def seal_segments(self, timeout: float | None = 60.0) -> int:
-        """Make everything submitted so far readable by other processes now: commit it and seal
-        it into Parquet segments (otherwise sealed every N events / T seconds). Returns the
-        sealed-up-to seq."""
-        self.flush(timeout)
-        assert self.journal is not None
-        return self.journal.seal_segments(timeout)
-
-    def snapshot_now(self, timeout: float | None = 60.0) -> SnapshotInfo:
-        """Take a snapshot now (copied on the kernel thread, written by the writer); wait for it."""
-        return self._control(SNAPSHOT, "snapshot_now", timeout)
-
     @property
     def rejected_events(self) -> int:
         """Submitted events a reducer refused (never journaled)."""
@@ -392,26 +345,7 @@ class Engine:
         return self._writer.failed if self._writer is not None else None
 
     def metrics(self) -> dict[str, Any]:
-        writer, queue = self._writer, self._queue
-        return {
-            "state": self.state,
-            "version": self.store.version,
-            "queue_depth": len(queue),
-            "queue_limit": queue.max_events,
-            "queue_high_water": queue.high_water,
-            "producer_lanes": queue.metrics_lanes(),
-            "producer_waits": queue.waits,
-            "producer_wait_seconds": queue.wait_seconds,
-            "overload_refusals": queue.refusals,
-            "rejected_events": self.rejected_events,
-            "durable_seq": writer.durable_seq if writer else 0,
-            "groups_committed": writer.groups_committed if writer else 0,
-            "events_committed": writer.events_committed if writer else 0,
-            # Where the journal writer runs: a process of its own or a thread here, and its pid;
-            # its bounded queue of work not yet committed to DuckDB.
-            **(writer.describe() if writer else {"writer": None, "writer_pid": None}),
-            **(writer.pending_metrics() if writer else {}),
-        }
+        return engine_metrics(self, self._queue, self._writer, self._kernel)
 
     def __repr__(self) -> str:
         return f"Engine({self.config.journal_path!r}, state={self.state}, seq={self.store.version})"

@@ -4,6 +4,8 @@ the bus, and runs flush barriers and snapshots.
 
 Thread model: `run` is the kernel thread's body and everything it calls runs there. The engine
 starts it, stops it with `request_stop`, and reads `ident` to refuse blocking calls made on it.
+Inline (an engine built with `inline_kernel=True`, a single-threaded backtest): no thread; each
+submit calls `drain`, which does the same work on the submitting thread, one caller at a time.
 """
 
 from __future__ import annotations
@@ -55,9 +57,11 @@ class Kernel:
         self.last_snapshot_at = time.monotonic()
         self.announce = announce  # queues an event of the engine's own (e.g. snapshot.taken)
         self.rejected_events = 0
+        self.busy_seconds = 0.0  # in _process: applying, handing to the writer, publishing
         self.ident: int | None = None
         self._stop = False
         self._thread = threading.Thread(target=self.run, name="engine-kernel", daemon=True)
+        self._drain_lock = threading.RLock()
 
     def start(self) -> None:
         self._thread.start()
@@ -95,11 +99,35 @@ class Kernel:
             except BaseException:  # keep the kernel alive; the failure is in the log
                 log.exception("engine kernel failed to process a batch")
 
+    def drain(self) -> None:
+        """Inline: process everything queued, on the calling thread. A submit made meanwhile by
+        a bus handler (same thread, `ident` set) returns at once: this loop takes its event."""
+        with self._drain_lock:
+            if self.ident is not None:
+                return
+            self.ident = threading.get_ident()
+            try:
+                while len(self.queue):
+                    batch = self.queue.take(self.batch_size)
+                    try:
+                        self._process(batch)
+                    except BaseException:
+                        log.exception("engine kernel failed to process a batch")
+            finally:
+                self.ident = None
+
     def _idle_wait(self) -> float:
         every = self.snapshot_every[1]
         return 0.5 if not every else max(0.01, min(0.5, every))
 
     def _process(self, batch: list) -> None:
+        started = time.perf_counter()
+        try:
+            self._process_batch(batch)
+        finally:
+            self.busy_seconds += time.perf_counter() - started
+
+    def _process_batch(self, batch: list) -> None:
         events: list[Event] = []
         payloads: list[bytes] = []
         waiting: list = []  # aligned with `events`
