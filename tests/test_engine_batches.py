@@ -139,3 +139,24 @@ def test_an_inline_kernel_applies_each_submit_on_the_submitting_thread(tmp_path)
         ("mark.updated", "BANKNIFTY"),
         ("trade.executed", "t:NIFTY"),
     ]
+
+
+def test_without_durable_acks_every_event_is_in_the_journal_once_stop_returns(tmp_path):
+    # A backtest's engine: critical submits return once applied (no sync each), events reach
+    # the writer in batches, and stop() leaves the whole run durable in the journal.
+    from tradelab.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="inline_kernel"):
+        Engine(journal_path=str(tmp_path / "x.duckdb"), durable_acks=False)
+    journal = tmp_path / "fast.duckdb"
+    engine = Engine(journal_path=str(journal), inline_kernel=True, durable_acks=False).start()
+    try:
+        for i in range(1, 601):
+            event = engine.submit("trade.executed", _trade(i), key="t:NIFTY")
+            assert event is not None and event.seq == engine.store.version
+        last = engine.store.version
+    finally:
+        engine.stop()
+    trades = [e.payload["trade_id"] for e in JournalReader(journal).events(topic="trade.executed")]
+    assert trades == [f"T{i}" for i in range(1, 601)]
+    assert max(e.seq for e in JournalReader(journal).events()) > last  # and the stop itself

@@ -51,10 +51,17 @@ class Engine(EngineControls):
         registry: TopicRegistry | None = None,
         migrations: Any = None,
         inline_kernel: bool = False,
+        durable_acks: bool = True,
         **overrides: Any,
     ) -> None:
         """`inline_kernel`: no kernel thread; every submit applies, journals and publishes what
-        is queued on the submitting thread (a backtest's single thread; see kernel.py)."""
+        is queued on the submitting thread (a backtest's single thread; see kernel.py).
+        `durable_acks=False` (inline only): a critical submit returns once its event is applied
+        and published, not once durable; critical events are committed with the next group
+        like the others, and `stop()` returns with everything durable. For a backtest, whose acknowledgements mean nothing
+        before its end (a crashed backtest is run again, not recovered)."""
+        if not durable_acks and not inline_kernel:
+            raise InvalidInputError("durable_acks=False needs inline_kernel=True (a backtest)")
         from tradelab.bus import EventBus
         from tradelab.state import MigrationRegistry, StateStore
 
@@ -91,6 +98,7 @@ class Engine(EngineControls):
         self._submit_timeout = self.config.submit_timeout_seconds
         self._kernel: Kernel | None = None
         self._inline = inline_kernel
+        self._durable_acks = durable_acks
         self.durable_wait_seconds = 0.0
         self._lifecycle_lock = threading.RLock()
 
@@ -161,6 +169,7 @@ class Engine(EngineControls):
             upcast=self._upcast_live,
             since_snapshot=report.events_replayed,
             announce=self._announce,
+            rush_critical=self._durable_acks,
         )
         if not self._inline:
             self._kernel.start()
@@ -222,6 +231,9 @@ class Engine(EngineControls):
                     "open (call stop() again to keep waiting)"
                 )
             assert self.journal is not None
+            if self._inline:  # what is still queued or held back reaches the writer first
+                self._kernel.drain()
+                self._kernel.release_held()
             self.journal.close()
             self._unpin()
             self.state = STOPPED
@@ -312,6 +324,8 @@ class Engine(EngineControls):
         )
         if self._inline:
             self._kernel.drain()
+            if ticket is not None and not self._durable_acks and ticket.event is not None:
+                return ticket.event  # applied and published (a rejection raises below)
         if ticket is None:
             return None
         started = time.perf_counter()

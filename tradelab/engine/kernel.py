@@ -26,6 +26,7 @@ log = logging.getLogger("tradelab.engine")
 # A submitted event: (topic, key, payload dict, payload JSON bytes, critical, schema_version,
 # Ticket or None). A control: (None, ("flush" | "snapshot", Future)).
 SNAPSHOT, FLUSH = "snapshot", "flush"
+HOLD_EVENTS = 256
 
 
 class Kernel:
@@ -45,6 +46,7 @@ class Kernel:
         upcast: bool,
         since_snapshot: int,
         announce: Callable[[str, dict], None],
+        rush_critical: bool = True,
     ) -> None:
         self.store, self.bus, self.writer = store, bus, writer
         self.queue, self.wakeup = queue, wakeup
@@ -57,6 +59,12 @@ class Kernel:
         self.last_snapshot_at = time.monotonic()
         self.announce = announce  # queues an event of the engine's own (e.g. snapshot.taken)
         self.rejected_events = 0
+        # False (an engine without durable acks): critical events wait for the next group
+        # commit like the others, their submitters are not registered with the writer, and
+        # events are handed to the writer HOLD_EVENTS at a time (inline, a pass holds one
+        # event: one pipe write each cost more than the rest of its journaling).
+        self.rush_critical = rush_critical
+        self._held: tuple[list, list] = ([], [])
         self.busy_seconds = 0.0  # in _process: applying, handing to the writer, publishing
         self.ident: int | None = None
         self._stop = False
@@ -165,7 +173,14 @@ class Kernel:
                 tickets.append(ticket)
             elif event.critical:
                 urgent = True
-        self.writer.append(events, payloads, tickets, urgent=urgent)
+        if self.rush_critical:
+            self.writer.append(events, payloads, tickets, urgent=urgent)
+        else:
+            held_events, held_payloads = self._held
+            held_events += events
+            held_payloads += payloads
+            if len(held_events) >= HOLD_EVENTS:
+                self.release_held()
         self.since_snapshot += len(events)
         self.bus.publish_events(events)
 
@@ -207,7 +222,16 @@ class Kernel:
             )
         return kept, kept_payloads, kept_waiting
 
+    def release_held(self) -> None:
+        """Hand the writer the events held back (see `rush_critical`); before any barrier,
+        snapshot or close, so the writer has every applied event."""
+        events, payloads = self._held
+        if events:
+            self._held = ([], [])
+            self.writer.append(events, payloads, [], urgent=False)
+
     def _run_control(self, kind: str, done: Future) -> None:
+        self.release_held()
         if kind == FLUSH:  # a barrier: everything queued before it is applied and handed on
             done.set_result(self.store.version)
         else:
@@ -223,6 +247,7 @@ class Kernel:
             self._take_snapshot(None)
 
     def _take_snapshot(self, done: Future | None) -> None:
+        self.release_held()
         try:
             snapshot = self.store.snapshot()  # the copy happens here; serializing on the writer
         except BaseException as exc:

@@ -11,7 +11,8 @@ that one thread, so the journal is the same run after run. Positions still open 
 valued at the last close.
 Thread model: by default (`synchronous=True`) everything runs on the caller's thread: the
 engine's kernel inline (`Engine(inline_kernel=True)`), the runner unthreaded, so a bar costs no
-thread hand-off. `synchronous=False` runs the live arrangement (kernel thread, runner thread;
+thread hand-off; and a fill or order does not wait for its own sync (`durable_acks=False`):
+the journal is whole and durable when `run_backtest` returns, as before. `synchronous=False` runs the live arrangement (kernel thread, runner thread;
 `run_backtest` blocks until the runner has played every bar). Both give the same journal.
 """
 
@@ -135,7 +136,12 @@ def _run(series, strategy, cash, commission, journal, overrides, synchronous) ->
         clock=clock,
         id_prefix="BT",
     )
-    engine = Engine(journal_path=str(journal), inline_kernel=synchronous, **overrides)
+    engine = Engine(
+        journal_path=str(journal),
+        inline_kernel=synchronous,
+        durable_acks=not synchronous,  # durable when the run ends (engine.stop), not per fill
+        **overrides,
+    )
     engine.start()
     runner = None
     try:

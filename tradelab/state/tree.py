@@ -14,6 +14,7 @@ callers outside the store, so nobody else can ever mutate a node.
 
 from __future__ import annotations
 
+from operator import is_
 from typing import Any
 
 from tradelab.errors import StateError
@@ -73,9 +74,15 @@ def detached(value: Any) -> Any:
     return value if items is None else tuple(items)
 
 
-def _detached_sequence(value: list | tuple, held: set[int]) -> list | tuple:
-    """`detached(value)`, but members whose id is in `held` are kept as they are."""
-    items = [m if id(m) in held else detached(m) for m in value]
+def _detached_sequence(value: list | tuple, current: list | tuple) -> list | tuple:
+    """`detached(value)`, but members that are members of `current` are kept as they are."""
+    n = len(value) - 1
+    if 0 < n <= len(current) and all(map(is_, value[:n], current[len(current) - n :])):
+        # The common case, a bounded history: the current one's tail, then one new member.
+        items = [*value[:n], detached(value[n])]
+    else:
+        held = {id(m) for m in current}
+        items = [m if id(m) in held else detached(m) for m in value]
     return items if type(value) is list else tuple(items)
 
 
@@ -139,7 +146,7 @@ class CowTree:
             if segments is not None and (kind is tuple or kind is list):
                 current = self.lookup(segments)
                 if type(current) in (tuple, list) and current:
-                    return _detached_sequence(value, {id(m) for m in current})
+                    return _detached_sequence(value, current)
             return detached(value)
         except _NotPlain:
             check_plain(value, f"path {path!r}")  # raises, naming the offending element
