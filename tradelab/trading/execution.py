@@ -235,23 +235,9 @@ class ExecutionDesk:
 
     def _check_close(self, trade_id: str) -> None:
         """Journal `position.closed` if the store says this fill left its position flat."""
-        trade = self.store.get(f"trading.trades.{trade_id}", None)
-        if trade is None or trade["position_after"] != 0:
-            return
-        self._send(
-            "position.closed",
-            {
-                "position_id": trade["position_id"],
-                "symbol": trade["symbol"],
-                "strategy": trade["strategy"],
-                "trade_id": trade_id,
-                "realized_pnl": trade["position_realized_pnl"],
-                "fees": trade["position_fees"],
-            },
-            trade["position_id"],
-            True,
-            False,
-        )
+        closed = position_closed_payload(self.store, trade_id)
+        if closed is not None:
+            self._send("position.closed", closed, closed["position_id"], True, False)
 
     def _on_trade_published(self, event: Any) -> None:
         trade_id = event.payload.get("trade_id")
@@ -296,3 +282,19 @@ def _check_update_ids(update: OrderUpdate) -> None:
         check_path_level(fill.trade_id, "broker fill trade id")
         check_path_level(fill.symbol, "broker fill symbol")
         check_path_level(fill.strategy, "broker fill strategy name")
+
+
+def position_closed_payload(store: Any, trade_id: str) -> dict[str, Any] | None:
+    """The `position.closed` payload of a trade the store has applied, if it left its position
+    flat (else None): the desk's fills and the reconciler's adjusting trades alike."""
+    trade = store.get(f"trading.trades.{trade_id}", None)
+    if trade is None or trade["position_after"] != 0:
+        return None
+    return {
+        "position_id": trade["position_id"],
+        "symbol": trade["symbol"],
+        "strategy": trade["strategy"],
+        "trade_id": trade_id,
+        "realized_pnl": trade["position_realized_pnl"],
+        "fees": trade["position_fees"],
+    }
