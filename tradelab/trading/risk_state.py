@@ -25,7 +25,8 @@ def control_state(view: Any) -> str:
     if control is not None:
         return control["state"]
     # A halt journaled without the desk's payload (an operator tool, an older journal).
-    return HALTED if view.get("risk.state", None) == HALTED else ACTIVE
+    state = view.get("risk.state", None)
+    return state if state in HALT_MODES else ACTIVE
 
 
 def halted_reducer(view: Any, event: Event) -> Iterable[Change]:
