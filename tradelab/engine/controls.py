@@ -92,3 +92,11 @@ class EngineControls:
     def snapshot_now(self, timeout: float | None = 60.0) -> SnapshotInfo:
         """Take a snapshot now (copied on the kernel thread, written by the writer); wait for it."""
         return self._control(SNAPSHOT, "snapshot_now", timeout)
+
+    def wait_applied(self, timeout: float | None = 30.0) -> int:
+        """Block until everything submitted so far (by any thread) is applied and published,
+        not necessarily durable; return its seq. On the kernel thread (a bus handler) it
+        returns at once: what that thread submits is applied after the handler anyway."""
+        if self._kernel is not None and threading.get_ident() == self._kernel.ident:
+            return self.store.version
+        return self._control(FLUSH, "wait_applied", timeout)

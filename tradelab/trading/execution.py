@@ -69,6 +69,9 @@ class ExecutionDesk:
         self.universe = universe or OptionUniverse()
         self.risk = risk
         self._submit = submit
+        # Engine.wait_applied: the order's submission is applied before the broker sees it.
+        self._wait_applied = getattr(owner, "wait_applied", None)
+        self._flush = getattr(owner, "flush", None)
         self._local = threading.local()  # the events of the call in progress on this thread
         self._ids_lock = threading.Lock()
         # Ids handed out whose order.submitted may not be in the store yet: two callers racing
@@ -126,6 +129,7 @@ class ExecutionDesk:
                     self._emit("order.denied", payload, order_id)
                     raise OrderDeniedError(denial.check, denial.reason)
                 self._emit("order.submitted", request.to_payload(), order_id)
+                self._hand_over()
                 # Acceptance, fills or a rejection come back through on_order_update, on this
                 # thread, before submit_order returns; a rejection is re-raised here.
                 self.broker.submit_order(request)
@@ -210,12 +214,30 @@ class ExecutionDesk:
             return
         pending: list[_Pending] = []
         self._local.pending = pending
+        self._local.handed_over = False
         try:
             yield
         finally:
             self._local.pending = None
             for i, (topic, payload, key, critical) in enumerate(pending):
                 self._send(topic, payload, key, critical, wait=i == len(pending) - 1)
+            if not pending and self._local.handed_over and self._flush is not None:
+                self._flush()  # the broker reported nothing: the submission itself is durable
+
+    def _hand_over(self) -> None:
+        """Submit what this call has collected and wait until the engine applied it, before the
+        broker sees the order: a fill another thread reports at once (the feed's next quote)
+        is then journaled after the order's submission, never before it."""
+        pending = getattr(self._local, "pending", None)
+        if not pending:
+            return
+        collected = list(pending)
+        pending.clear()
+        for topic, payload, key, critical in collected:
+            self._send(topic, payload, key, critical, wait=False)
+        self._local.handed_over = True
+        if self._wait_applied is not None:
+            self._wait_applied()
 
     def _emit(self, topic: str, payload: dict, key: str, critical: bool = False) -> None:
         pending = getattr(self._local, "pending", None)
