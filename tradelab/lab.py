@@ -61,7 +61,9 @@ class LabConfig(param.Parameterized):
         default=60.0, bounds=(0.001, 1_000_000.0), doc="Simulated seconds per wall second."
     )
     as_fast_as_possible = param.Boolean(
-        default=False, doc="Ignore `speed`: play the market with no pacing at all."
+        default=False,
+        doc="Ignore `speed`: play the market with no pacing at all (a replay then runs in "
+        "lockstep with its strategies: the same file gives the same journal).",
     )
     strikes_each_side = param.Integer(
         default=5, bounds=(0, 40), doc="Option strikes quoted either side of the ATM strike."
