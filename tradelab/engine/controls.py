@@ -22,8 +22,12 @@ _LIVE = ("running", "ready", "stopping")
 
 
 class EngineControls:
-    def _control(self, kind: str, what: str, timeout: float | None) -> Any:
-        """Queue a flush barrier or a snapshot request behind everything submitted so far."""
+    def _control(
+        self, kind: str, what: str, timeout: float | None, *, everyone: bool = True
+    ) -> Any:
+        """Queue a flush barrier or a snapshot request behind everything submitted so far (by
+        this thread only, when not `everyone`: its lane keeps its order, and the other lanes
+        are then not taken whole, which would put a flood ahead of a critical event)."""
         if self._kernel is not None and threading.get_ident() == self._kernel.ident:
             raise LifecycleError(
                 f"{what}() was called on the engine's kernel thread (from a bus handler?); it "
@@ -38,7 +42,7 @@ class EngineControls:
             urgent=True,
             timeout=None,
             internal=True,
-            barrier=True,
+            barrier=everyone,
         )
         if self._inline:
             self._kernel.drain()
@@ -94,9 +98,9 @@ class EngineControls:
         return self._control(SNAPSHOT, "snapshot_now", timeout)
 
     def wait_applied(self, timeout: float | None = 30.0) -> int:
-        """Block until everything submitted so far (by any thread) is applied and published,
-        not necessarily durable; return its seq. On the kernel thread (a bus handler) it
+        """Block until everything this thread submitted so far is applied and published, not
+        necessarily durable; return the seq reached. On the kernel thread (a bus handler) it
         returns at once: what that thread submits is applied after the handler anyway."""
         if self._kernel is not None and threading.get_ident() == self._kernel.ident:
             return self.store.version
-        return self._control(FLUSH, "wait_applied", timeout)
+        return self._control(FLUSH, "wait_applied", timeout, everyone=False)
