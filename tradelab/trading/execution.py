@@ -11,8 +11,8 @@ with nothing journaled (the order that has the id stays as it is); a symbol or i
 name a state path level -> InvalidInputError, nothing journaled or sent.
 Thread model: any thread may call. The events one `place_order` causes are submitted from the
 caller's thread, in order, and the call returns once they are durable (the last one waits); no
-lock is held while submitting, and no caller submits or waits for another caller's events
-(beyond its own order.submitted being applied before the broker sees the order).
+lock is held while submitting, and no caller submits or waits for another caller's events.
+The broker sees an order only once its order.submitted is applied (the caller's lane only).
 """
 
 from __future__ import annotations
