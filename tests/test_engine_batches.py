@@ -160,3 +160,23 @@ def test_without_durable_acks_every_event_is_in_the_journal_once_stop_returns(tm
     trades = [e.payload["trade_id"] for e in JournalReader(journal).events(topic="trade.executed")]
     assert trades == [f"T{i}" for i in range(1, 601)]
     assert max(e.seq for e in JournalReader(journal).events()) > last  # and the stop itself
+
+
+def test_an_inline_kernel_journals_its_snapshots_without_waiting_on_itself(tmp_path):
+    # A snapshot is announced by the writer client's thread; inline, that thread only queues
+    # `snapshot.taken` (the submitting thread's next pass journals it), so neither waits on
+    # the other however often snapshots are taken.
+    journal = tmp_path / "snap.duckdb"
+    engine = Engine(
+        journal_path=str(journal),
+        inline_kernel=True,
+        durable_acks=False,
+        snapshot_every_events=100,
+    ).start()
+    try:
+        for i in range(1, 1001):
+            engine.submit("trade.executed", _trade(i), key="t:NIFTY")
+    finally:
+        engine.stop(timeout=30)
+    taken = list(JournalReader(journal).events(topic="snapshot.taken"))
+    assert len(taken) >= 5

@@ -271,7 +271,9 @@ class Engine(EngineControls):
     def _announce(self, topic: str, payload: dict) -> None:
         """An event of the engine's own, from any of its threads (never waits for room)."""
         try:
-            self._enqueue(topic, payload, internal=True)
+            # Inline, not drained here: this may be the writer client's reader thread, which
+            # must not wait for a drain that waits for the writer (the next submit takes it).
+            self._enqueue(topic, payload, internal=True, drain=False)
         except TradelabError:  # stopping or failed: the journal cannot take it any more
             log.debug("engine event %s not queued", topic, exc_info=True)
 
@@ -300,7 +302,16 @@ class Engine(EngineControls):
         return self._enqueue(topic, payload, key=key, critical=critical, wait=wait, timeout=timeout)
 
     def _enqueue(
-        self, topic, payload, *, key="", critical=None, wait=False, timeout=30.0, internal=False
+        self,
+        topic,
+        payload,
+        *,
+        key="",
+        critical=None,
+        wait=False,
+        timeout=30.0,
+        internal=False,
+        drain=True,
     ):
         # Checked and encoded here, on the submitting thread; the kernel stamps the Event once.
         spec, body, is_critical = self.registry.check(topic, payload, key=key, critical=critical)
@@ -322,7 +333,7 @@ class Engine(EngineControls):
             timeout=self._submit_timeout,
             internal=internal,
         )
-        if self._inline:
+        if self._inline and drain:
             self._kernel.drain()
             if ticket is not None and not self._durable_acks and ticket.event is not None:
                 return ticket.event  # applied and published (a rejection raises below)
