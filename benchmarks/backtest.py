@@ -4,11 +4,13 @@ running the same strategy (strict SMA crossover, market orders filled at the nex
 same bars, in the same run.
 
 Figures (medians over --rounds, interleaved): bars/s of each, the ratio tradelab / peer, the
-fills each made (they should agree), and tradelab's time split (feed, strategy, kernel + runner
-+ thread handoffs, journal close).
+fills each made (they should agree), and tradelab's time split (feed, strategy, kernel, durable
+waits, runner, journal close). tradelab runs both of its paths: synchronous (the default: kernel
+inline, runner unthreaded, one thread) and threaded (kernel and runner threads, the live
+arrangement); `tradelab_*` figures are the synchronous path's, `tradelab_threaded_*` the other's.
 
 Usage: .venv/bin/python benchmarks/backtest.py [--bars 100000] [--rounds 3] [--fast 10]
-       [--slow 30] [--no-peer] [--json]
+       [--slow 30] [--no-peer] [--no-threaded] [--json]
 """
 
 from __future__ import annotations
@@ -47,13 +49,16 @@ def make_bars(n: int, seed: int = 11) -> pd.DataFrame:
     )
 
 
-def run_tradelab(csv: Path, fast: int, slow: int) -> dict[str, Any]:
-    result = run_backtest(csv, SmaCross(fast=fast, slow=slow, size=1), cash=10_000_000.0)
+def run_tradelab(csv: Path, fast: int, slow: int, synchronous: bool = True) -> dict[str, Any]:
+    result = run_backtest(
+        csv, SmaCross(fast=fast, slow=slow, size=1), cash=10_000_000.0, synchronous=synchronous
+    )
     return {
         "seconds": result.seconds,
         "bars_per_s": result.bars_per_second,
         "fills": len(result.fills),
         "split": result.time_split,
+        "content_hash": result.content_hash,
     }
 
 
@@ -90,15 +95,20 @@ def run_peer(frame: pd.DataFrame, fast: int, slow: int) -> dict[str, Any]:
 @click.option("--fast", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--slow", type=click.IntRange(min=2), default=30, show_default=True)
 @click.option("--no-peer", is_flag=True, help="Skip backtesting.py.")
+@click.option("--no-threaded", is_flag=True, help="Skip tradelab's threaded path.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object, not a table.")
-def main(bars: int, rounds: int, fast: int, slow: int, no_peer: bool, as_json: bool) -> None:
+def main(
+    bars: int, rounds: int, fast: int, slow: int, no_peer: bool, no_threaded: bool, as_json: bool
+) -> None:
     frame = make_bars(bars)
-    ours, peer = [], []
+    ours, threaded, peer = [], [], []
     with tempfile.TemporaryDirectory(prefix="tradelab-bench-bt-") as tmp:
         csv = Path(tmp) / "bars.csv"
         frame.rename_axis("Date").to_csv(csv)
         for _ in range(rounds):
             ours.append(run_tradelab(csv, fast, slow))
+            if not no_threaded:
+                threaded.append(run_tradelab(csv, fast, slow, synchronous=False))
             if not no_peer:
                 peer.append(run_peer(frame, fast, slow))
     result: dict[str, Any] = {
@@ -109,6 +119,18 @@ def main(bars: int, rounds: int, fast: int, slow: int, no_peer: bool, as_json: b
         "tradelab_split_s": {k: median([r["split"][k] for r in ours]) for k in ours[0]["split"]},
         "machine": machine_info(),
     }
+    if threaded:
+        result["tradelab_threaded_bars_per_s"] = median([r["bars_per_s"] for r in threaded])
+        result["tradelab_threaded_fills"] = threaded[0]["fills"]
+        result["tradelab_threaded_split_s"] = {
+            k: median([r["split"][k] for r in threaded]) for k in threaded[0]["split"]
+        }
+        result["same_journal_both_paths"] = all(
+            a["content_hash"] == b["content_hash"] for a, b in zip(ours, threaded, strict=True)
+        )
+        result["ratio_synchronous_to_threaded"] = (
+            result["tradelab_bars_per_s"] / result["tradelab_threaded_bars_per_s"]
+        )
     if peer:
         result["backtesting_py_bars_per_s"] = median([r["bars_per_s"] for r in peer])
         result["backtesting_py_trades"] = peer[0]["trades"]
@@ -119,6 +141,14 @@ def main(bars: int, rounds: int, fast: int, slow: int, no_peer: bool, as_json: b
         click.echo(json.dumps(result, indent=2))
         return
     rows = [["tradelab backtest", result["tradelab_bars_per_s"], result["tradelab_fills"]]]
+    if threaded:
+        rows.append(
+            [
+                "tradelab backtest, threaded",
+                result["tradelab_threaded_bars_per_s"],
+                result["tradelab_threaded_fills"],
+            ]
+        )
     if peer:
         rows.append(
             ["backtesting.py", result["backtesting_py_bars_per_s"], result["backtesting_py_trades"]]

@@ -17,7 +17,7 @@ Figures (medians over interleaved rounds; every contender writes to the same tem
 Each contender reports acks/s (one producer, back to back) and submit latency p50 / p99 / max.
 
 Usage: PYTHONPATH=. .venv/bin/python benchmarks/critical_path.py [--events 2000] [--rounds 5]
-       [--stream-rate 40000] [--stream-seconds 3] [--feeders 2] [--json]
+       [--stream-rate 40000] [--stream-seconds 3] [--feeders 2] [--engine KEY=VALUE ...] [--json]
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ import click
 import msgspec
 
 # Helpers shared with the journal benchmark (this directory is on sys.path when run as a script).
-from journal import SYMBOLS, start_engine, trade_payload
+from journal import LAYOUTS, SYMBOLS, trade_payload
 
 from tradelab.benchmarking import percentiles
-from tradelab.benchmarking.options import bench_options, command, positive_float
+from tradelab.benchmarking.options import bench_options, command, engine_option, positive_float
+from tradelab.engine import Engine
 from tradelab.events import Event
 
 ACKLOG_RECORD_HEADER = 28  # tradelab.journal.acklog: magic, crc32, first seq, last seq, length
@@ -72,8 +73,14 @@ def timed_loop(n: int, one: Callable[[int], None]) -> dict[str, float]:
     return {"acks_per_s": n / elapsed, **latency_figures(times)}
 
 
-def run_engine(directory: Path, n: int) -> dict[str, float]:
-    engine = start_engine(directory / "critical.duckdb", "process")
+def start_engine(path: Path, overrides: dict) -> Engine:
+    """The engine under test: as benchmarks/journal.py's "process" layout, plus `overrides`."""
+    settings = {"snapshot_every_events": 0, "snapshot_every_seconds": 0, **LAYOUTS["process"]}
+    return Engine(journal_path=str(path), **{**settings, **overrides}).start()
+
+
+def run_engine(directory: Path, n: int, overrides: dict) -> dict[str, float]:
+    engine = start_engine(directory / "critical.duckdb", overrides)
     submit = engine.submit
     try:
         return timed_loop(n, lambda i: submit("trade.executed", trade_payload(i), key=f"T{i}"))
@@ -140,9 +147,11 @@ def run_floor_in_place(directory: Path, n: int, size: int) -> dict[str, float]:
         os.close(fd)
 
 
-def run_stream(directory: Path, rate: float, seconds: float, feeders: int) -> dict[str, float]:
+def run_stream(
+    directory: Path, rate: float, seconds: float, feeders: int, overrides: dict
+) -> dict[str, float]:
     """A paced stream of `rate` events/s, 1 % critical from one thread; its critical acks."""
-    engine = start_engine(directory / "stream.duckdb", "process")
+    engine = start_engine(directory / "stream.duckdb", overrides)
     critical_interval = 100.0 / rate
     feeder_rate = rate * 0.99 / feeders
     acks: list[float] = []
@@ -249,6 +258,7 @@ def print_table(result: dict) -> None:
     show_default=True,
     help="Threads submitting the stream's ordinary events.",
 )
+@engine_option
 def main(
     as_json: bool,
     rounds: int,
@@ -256,6 +266,7 @@ def main(
     stream_rate: float,
     stream_seconds: float,
     feeders: int,
+    engine_overrides: dict,
 ) -> dict:
     size = encoded_event_size()
     per_round: dict[str, list[float]] = {}
@@ -270,7 +281,7 @@ def main(
             directory.mkdir()
             # Interleaved: engine, SQLite and the floor in turn, then the stream, each round.
             measured = {
-                "engine": run_engine(directory, events),
+                "engine": run_engine(directory, events, engine_overrides),
                 "sqlite": run_sqlite(directory, events),
                 "floor": run_floor(directory, events, size),
                 "floor_in_place": run_floor_in_place(directory, events, size),
@@ -287,7 +298,7 @@ def main(
                 )
             record(
                 "stream",
-                run_stream(directory, stream_rate, stream_seconds, feeders),
+                run_stream(directory, stream_rate, stream_seconds, feeders, engine_overrides),
             )
     result: dict = {name: statistics.median(values) for name, values in per_round.items()}
     result.update(
@@ -297,6 +308,7 @@ def main(
         stream_rate=stream_rate,
         stream_seconds=stream_seconds,
         feeders=feeders,
+        engine=engine_overrides,
     )
     if as_json:
         print(json.dumps(result))

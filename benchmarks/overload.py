@@ -21,7 +21,7 @@ Safety cap: the flood is aborted (`aborted_rss` true) when this process's RSS gr
 --rss-cap-mb: an engine with an unbounded submit queue grew by ~0.15 GB per second of flood.
 
 Usage: PYTHONPATH=. .venv/bin/python benchmarks/overload.py [--seconds 60] [--no-flood]
-       [--rss-cap-mb 1500] [--stop-timeout 60] [--json]
+       [--rss-cap-mb 1500] [--stop-timeout 60] [--engine KEY=VALUE ...] [--json]
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import psutil
 from journal import SYMBOLS, trade_payload
 
 from tradelab.benchmarking import percentiles
-from tradelab.benchmarking.options import command, json_option, positive_float
+from tradelab.benchmarking.options import command, engine_option, json_option, positive_float
 from tradelab.engine import Engine
 from tradelab.errors import JournalError, TradelabError
 
@@ -73,11 +73,13 @@ def run_variant(
     rss_cap_mb: float,
     stop_timeout: float,
     ack_timeout: float,
+    engine_overrides: dict | None = None,
 ) -> dict:
     engine = Engine(
         journal_path=str(directory / f"overload-{'flood' if flood else 'quiet'}.duckdb"),
         snapshot_every_events=0,
         snapshot_every_seconds=0,
+        **(engine_overrides or {}),
     ).start()
     writer_pid = engine.metrics().get("writer_pid")
     stop_flood = threading.Event()
@@ -234,6 +236,7 @@ def print_table(results: dict[str, dict]) -> None:
 @positive_float("--rss-cap-mb", 1500.0, "Abort the flood when this process's RSS grew by this.")
 @positive_float("--stop-timeout", 60.0, "engine.stop() longer than this is reported TIMED OUT.")
 @positive_float("--ack-timeout", 30.0, "Timeout of each critical submit.")
+@engine_option
 @json_option
 def main(
     seconds: float,
@@ -241,6 +244,7 @@ def main(
     rss_cap_mb: float,
     stop_timeout: float,
     ack_timeout: float,
+    engine_overrides: dict,
     as_json: bool,
 ) -> dict:
     variants = [False] if no_flood else [False, True]  # quiet first: a flood may leave
@@ -255,10 +259,11 @@ def main(
             rss_cap_mb=rss_cap_mb,
             stop_timeout=stop_timeout,
             ack_timeout=ack_timeout,
+            engine_overrides=engine_overrides,
         )
         stop_timed_out |= r["stop_timed_out"]
     if as_json:
-        print(json.dumps({"seconds": seconds, **results}))
+        print(json.dumps({"seconds": seconds, "engine": engine_overrides, **results}))
     else:
         print_table(results)
     sys.stdout.flush()

@@ -82,3 +82,39 @@ def test_an_existing_journal_is_refused_not_appended_to(tmp_path):
     run_backtest(bars, SmaCross(fast=2, slow=3), journal_path=journal)
     with pytest.raises(InvalidInputError, match="already exists"):
         run_backtest(bars, SmaCross(fast=2, slow=3), journal_path=journal)
+
+
+def test_the_synchronous_and_the_threaded_path_give_the_same_trades_and_journal(tmp_path):
+    # Synchronous (the default): kernel inline, runner unthreaded, all on the caller's thread.
+    # Threaded: the live arrangement. Same strategy code, same journal content.
+    import random
+
+    rng = random.Random(5)
+    closes = [100.0]
+    for _ in range(399):
+        closes.append(round(closes[-1] * (1 + rng.gauss(0, 0.01)), 2))
+    opens = [closes[0], *(round(c * (1 + rng.gauss(0, 0.002)), 2) for c in closes[:-1])]
+    lines = ["Date,Open,High,Low,Close"]
+    for i, (o, c) in enumerate(zip(opens, closes, strict=True)):
+        lines.append(
+            f"2024-01-02T{9 + i // 60:02d}:{i % 60:02d}:00+05:30,{o},{max(o, c)},{min(o, c)},{c}"
+        )
+    bars = tmp_path / "XYZ.csv"
+    bars.write_text("\n".join(lines) + "\n")
+    runs = {
+        sync: run_backtest(
+            bars, SmaCross(fast=3, slow=8, size=2), synchronous=sync, commission=0.001
+        )
+        for sync in (True, False)
+    }
+    sync, threaded = runs[True], runs[False]
+    assert len(sync.fills) >= 10
+    assert sync.fills == threaded.fills
+    assert sync.trades == threaded.trades
+    assert (sync.realized_pnl, sync.unrealized_pnl, sync.fees, sync.final_equity) == (
+        threaded.realized_pnl,
+        threaded.unrealized_pnl,
+        threaded.fees,
+        threaded.final_equity,
+    )
+    assert sync.content_hash == threaded.content_hash

@@ -106,3 +106,77 @@ def test_submit_order_is_seq_order_whatever_the_batch_size(tmp_path, kernel_batc
     )
     assert [e.payload["price"] for e in events] == [float(i) for i in range(300)]
     assert [e.seq for e in events] == list(range(first, first + 300))
+
+
+def test_an_inline_kernel_applies_each_submit_on_the_submitting_thread(tmp_path):
+    # A backtest's engine: no kernel thread; a submit returns with its event applied and
+    # published, a handler's own submit is taken by the same pass, a critical one is durable.
+    journal = tmp_path / "inline.duckdb"
+    engine = Engine(journal_path=str(journal), inline_kernel=True).start()
+    seen = []
+
+    def answer(event):
+        seen.append((event.payload["symbol"], threading.current_thread().name))
+        if event.payload["symbol"] == "NIFTY":
+            engine.submit("mark.updated", {"symbol": "BANKNIFTY", "price": 2.0}, key="BANKNIFTY")
+
+    engine.bus.subscribe("mark.updated", answer)
+    try:
+        assert "engine-kernel" not in {t.name for t in threading.enumerate()}
+        version = engine.store.version
+        engine.submit("mark.updated", {"symbol": "NIFTY", "price": 1.0}, key="NIFTY")
+        assert engine.store.version == version + 2  # its event and the handler's answer
+        here = threading.current_thread().name
+        assert seen == [("NIFTY", here), ("BANKNIFTY", here)]
+        event = engine.submit("trade.executed", _trade(1), key="t:NIFTY")
+        assert event is not None and engine.metrics()["durable_seq"] >= event.seq
+        assert engine.flush() == engine.store.version
+    finally:
+        engine.stop()
+    topics = [(e.topic, e.key) for e in JournalReader(journal).events() if e.seq > version]
+    assert topics[:3] == [
+        ("mark.updated", "NIFTY"),
+        ("mark.updated", "BANKNIFTY"),
+        ("trade.executed", "t:NIFTY"),
+    ]
+
+
+def test_without_durable_acks_every_event_is_in_the_journal_once_stop_returns(tmp_path):
+    # A backtest's engine: critical submits return once applied (no sync each), events reach
+    # the writer in batches, and stop() leaves the whole run durable in the journal.
+    from tradelab.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="inline_kernel"):
+        Engine(journal_path=str(tmp_path / "x.duckdb"), durable_acks=False)
+    journal = tmp_path / "fast.duckdb"
+    engine = Engine(journal_path=str(journal), inline_kernel=True, durable_acks=False).start()
+    try:
+        for i in range(1, 601):
+            event = engine.submit("trade.executed", _trade(i), key="t:NIFTY")
+            assert event is not None and event.seq == engine.store.version
+        last = engine.store.version
+    finally:
+        engine.stop()
+    trades = [e.payload["trade_id"] for e in JournalReader(journal).events(topic="trade.executed")]
+    assert trades == [f"T{i}" for i in range(1, 601)]
+    assert max(e.seq for e in JournalReader(journal).events()) > last  # and the stop itself
+
+
+def test_an_inline_kernel_journals_its_snapshots_without_waiting_on_itself(tmp_path):
+    # A snapshot is announced by the writer client's thread; inline, that thread only queues
+    # `snapshot.taken` (the submitting thread's next pass journals it), so neither waits on
+    # the other however often snapshots are taken.
+    journal = tmp_path / "snap.duckdb"
+    engine = Engine(
+        journal_path=str(journal),
+        inline_kernel=True,
+        durable_acks=False,
+        snapshot_every_events=100,
+    ).start()
+    try:
+        for i in range(1, 1001):
+            engine.submit("trade.executed", _trade(i), key="t:NIFTY")
+    finally:
+        engine.stop(timeout=30)
+    taken = list(JournalReader(journal).events(topic="snapshot.taken"))
+    assert len(taken) >= 5

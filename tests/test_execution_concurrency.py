@@ -112,3 +112,25 @@ def test_daily_loss_halt_survives_kill_9_and_restart_until_an_operator_resumes(t
         assert engine.store.get("risk.control")["state"] == "active"
     finally:
         engine.stop()
+
+
+def test_the_broker_sees_an_order_only_once_its_submission_is_applied(tmp_path):
+    # Another thread may fill an order the moment the broker has it (the feed's next quote);
+    # its order.filled / trade.executed must then come after order.submitted in the journal.
+    engine, broker = paper_session(str(tmp_path / "j.duckdb"))
+    seen_by_broker: list[str | None] = []
+    submit_order = broker.submit_order
+
+    def recording(request):
+        order = engine.store.get(f"trading.orders.{request.order_id}", None)
+        seen_by_broker.append(None if order is None else order["status"])
+        return submit_order(request)
+
+    broker.submit_order = recording
+    desk = ExecutionDesk(broker, engine.submit)
+    try:
+        for i in range(5):
+            desk.place_order(SYMBOLS[i % 4], "BUY", 75)
+    finally:
+        engine.stop()
+    assert seen_by_broker == ["submitted"] * 5

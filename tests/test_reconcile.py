@@ -268,3 +268,23 @@ def test_rejected_orders_during_a_reject_fault_leave_nothing_to_reconcile():
     s.clock.advance(61 * 10**9)
     s.desk.place_order(SYM, "BUY", 75)
     assert s.reconciler().run_once().ok
+
+
+def test_an_adjusting_trade_that_closes_a_position_journals_position_closed():
+    # The book holds 75 the broker no longer has: adopting closes the position, and the
+    # journal says so as a fill that closed it would (the trade log and the console read it).
+    s = Session()
+    missing_position(s)
+    [position] = [p for p in s.store.get("trading.positions").values() if p["net_quantity"]]
+    assert s.events("position.closed") == []
+    s.reconciler(**only("missing_position", "adopt")).run_once()
+    [closed] = s.events("position.closed")
+    [fix] = s.events("reconciliation.fixed")
+    assert closed.payload["position_id"] == position["position_id"]
+    assert closed.payload["trade_id"] == fix.payload["trade"]["trade_id"]
+    assert closed.seq > fix.seq and closed.critical
+    # A difference that leaves the position open (150 -> 75) closes nothing.
+    t = Session()
+    quantity_mismatch(t)
+    t.reconciler(**only("quantity_mismatch", "adopt")).run_once()
+    assert t.events("position.closed") == []

@@ -161,3 +161,17 @@ def test_halt_command_needs_who_and_why_and_a_known_mode():
     s.gate.halt("ops", "news at 14:00")
     assert s.kernel.store.get("risk.control")["by"] == "ops"
     assert s.denied(SYM, "BUY", 75).check == "risk_state"
+
+
+def test_one_breach_a_day_also_when_the_pnl_was_never_reset_to_a_session():
+    # No reset_daily_pnl (a notebook session): the day has no date, yet once an operator
+    # resumes after a breach the monitor must not halt again at once on the same loss.
+    s = Session(daily_loss_limit=1_000.0)
+    s.desk.place_order(SYM, "BUY", 150)
+    s.mark(SYM, 94.0)
+    assert s.monitor.check() is True
+    s.gate.resume("ops-anna", "loss understood, resuming")
+    s.mark(SYM, 90.0)
+    assert s.monitor.check() is False
+    assert s.kernel.topics("risk.") == ["risk.daily_loss_breached", "risk.halted", "risk.resumed"]
+    assert s.gate.state == "active"

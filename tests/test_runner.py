@@ -4,6 +4,7 @@ while the others keep trading, and strategies run on the runner's thread, never 
 import threading
 
 import param
+import pytest
 
 from tradelab.journal import JournalReader
 from tradelab.runner import SmaCross, Strategy
@@ -35,13 +36,19 @@ def write_bars(path, n=40):
     return path
 
 
-def test_a_raising_strategy_is_stopped_and_reported_while_the_run_goes_on(tmp_path, caplog):
+@pytest.mark.parametrize("synchronous", [True, False])
+def test_a_raising_strategy_is_stopped_and_reported_while_the_run_goes_on(
+    tmp_path, caplog, synchronous
+):
     bars = write_bars(tmp_path / "X.csv")
     boom = Boom(after=3)
     journal = tmp_path / "bt.duckdb"
-    result = run_backtest(bars, [SmaCross(fast=2, slow=5), boom], journal_path=journal)
+    result = run_backtest(
+        bars, [SmaCross(fast=2, slow=5), boom], journal_path=journal, synchronous=synchronous
+    )
     assert boom.seen == 3, "a failed strategy got more bars"
-    assert boom.threads == {"backtest-thread"}
+    # Threaded: the runner's own thread (never the kernel's); synchronous: the caller's.
+    assert boom.threads == {threading.current_thread().name if synchronous else "backtest-thread"}
     assert len(result.fills) > 0, "the other strategy stopped trading"
     states = [
         (e.payload["strategy"], e.payload["state"], e.payload["who"])
@@ -87,3 +94,58 @@ def test_lifecycle_events_say_who_asked(tmp_path):
         ("runner.state_changed", "stopped", "dave"),
         ("runner.stopped", None, "dave"),
     ]
+
+
+class Echo(Strategy):
+    """Answers every bar with one journaled event of its own (a reaction to settle)."""
+
+    strategy_name = "echo"
+
+    def on_bar(self, ctx, bar):
+        ctx._runner.submit(
+            "mark.updated",
+            {"symbol": "X", "price": bar["close"], "bid": 0, "ask": 0, "last": 0, "ts": 0},
+            key="X",
+        )
+
+
+def test_lockstep_plays_a_step_only_once_the_previous_one_and_its_reactions_are_handled(tmp_path):
+    from tradelab.broker import PaperBroker
+    from tradelab.engine import Engine
+    from tradelab.trading.execution import ExecutionDesk
+
+    engine = Engine(journal_path=str(tmp_path / "j.duckdb")).start()
+    try:
+        runner = StrategyRunner(engine, ExecutionDesk(PaperBroker(), engine.submit))
+        runner.add(Echo())
+        runner.start()
+        seen, threads = [], set()
+
+        def step():
+            # Before step k: k bars and the strategy's k answers were all handled.
+            seen.append(runner.events_handled)
+            threads.add(threading.current_thread().name)
+            if len(seen) > 20:
+                return False
+            bar = {"symbol": "X", "interval": "1m", "start": len(seen), "end": len(seen) + 1}
+            engine.submit(
+                "market.bar",
+                {
+                    **bar,
+                    "open": 1.0,
+                    "high": 1.0,
+                    "low": 1.0,
+                    "close": 1.0,
+                    "volume": 0,
+                    "ticks": 0,
+                },
+                key="X",
+            )
+            return True
+
+        runner.lockstep(step).result(timeout=30)
+        assert seen == [2 * k for k in range(21)]
+        assert threads == {"runner-thread"}
+        runner.stop()
+    finally:
+        engine.stop()

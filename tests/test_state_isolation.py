@@ -200,3 +200,34 @@ def test_reducer_input_mutated_after_apply_cannot_change_the_store():
     vandalise(payload)
     lab.assert_state_is_the_fold_of_the_journal(before)
     lab.bus.close()
+
+
+def test_a_bounded_history_keeps_its_members_isolated_while_it_rolls():
+    # market.bars keeps the last N bars: each bar stores a new tuple of the old members plus
+    # one. Members read back, frozen or taken from the payload still cannot change the store.
+    from tradelab.market.reducers import BARS_KEPT, bar_reducer
+
+    class WithBars(Journaled):
+        @staticmethod
+        def _new_store() -> StateStore:
+            store = Journaled._new_store()
+            store.register_reducer("market.bar", bar_reducer)
+            return store
+
+    lab = WithBars()
+    seen_payloads, frozen = [], None
+    for i in range(BARS_KEPT + 5):
+        bar = {"symbol": "NIFTY", "interval": "1m", "start": i, "end": i + 1, "open": 1.0}
+        bar |= {"high": 2.0, "low": 0.5, "close": float(i), "volume": i, "ticks": 1}
+        event = lab.submit("market.bar", bar, key="NIFTY")
+        seen_payloads.append(event.payload)
+        if i == 10:
+            _, frozen = lab.store.frozen()
+    bars = lab.store.get("market.bars.NIFTY.1m")
+    assert len(bars) == BARS_KEPT and [b["start"] for b in bars] == list(range(5, BARS_KEPT + 5))
+    before = lab.store.state_hash()
+    for thing in [*bars, *seen_payloads, *frozen.get("market.bars.NIFTY.1m")]:
+        vandalise(thing)
+    assert [b["start"] for b in frozen.get("market.bars.NIFTY.1m")] == list(range(11))
+    lab.assert_state_is_the_fold_of_the_journal(before)
+    lab.bus.close()

@@ -64,6 +64,9 @@ def test_halt_and_resume_set_risk_state(store, submit):
     submit("risk.resumed", {"reason": "manual override"})
     assert store.get("risk.state") == "active"
     assert store.get("risk.halt") is None
+    # A halt in 'reducing' mode (exits only) says so, not 'halted'.
+    submit("risk.halted", {"reason": "daily loss limit", "mode": "reducing", "by": "risk"})
+    assert store.get("risk.state") == "reducing"
 
 
 def test_signals_become_active_and_clear(store, submit):

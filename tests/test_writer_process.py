@@ -379,3 +379,18 @@ def test_a_critical_batch_is_acknowledged_while_the_duckdb_queue_is_full(tmp_pat
         assert reopened.last_seq == 3
     finally:
         reopened.close()
+
+
+@pytest.mark.parametrize("size", [16 << 10, 1 << 20])
+def test_the_pipe_to_the_writer_process_has_the_configured_size(tmp_path, size):
+    # What the pipe holds is what a critical event may wait behind (EngineConfig.writer_pipe_bytes).
+    import fcntl
+
+    engine = Engine(journal_path=str(tmp_path / "j.duckdb"), writer_pipe_bytes=size).start()
+    try:
+        pipe = engine._writer._proc.stdin.fileno()
+        assert fcntl.fcntl(pipe, getattr(fcntl, "F_GETPIPE_SZ", 1032)) == size
+        engine.submit("trade.executed", trade(1), key="T1")  # and it journals through it
+        assert engine.metrics()["durable_seq"] >= engine.store.version
+    finally:
+        engine.stop()

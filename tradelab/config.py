@@ -45,9 +45,17 @@ class EngineConfig(param.Parameterized):
         "kernel waits on it, the submit queue fills and producers wait (backpressure).",
     )
     kernel_batch_size = param.Integer(
-        default=1000,
+        default=200,
         bounds=(1, None),
-        doc="The kernel thread takes at most this many submitted events per pass.",
+        doc="The kernel thread takes at most this many submitted events per pass (smaller "
+        "passes: a critical event waits behind less of a flood; benchmarks/README.md).",
+    )
+    writer_pipe_bytes = param.Integer(
+        default=16 << 10,
+        bounds=(4096, 1 << 20),
+        doc="Size of the pipe to the writer process (bytes; capped by the system's "
+        "pipe-max-size): events in flight before the kernel waits on the writer. A critical "
+        "event waits behind what the pipe holds. Not used with writer_process=False.",
     )
     max_queued_events = param.Integer(
         default=10_000,

@@ -7,6 +7,11 @@ engine and the runner's thread; `place_order` may be called from any thread; `st
 feed, then the runner (it drains what reached it), then the engine.
 A restart of the same journal resumes the simulated session after the last journaled mark, so a
 replayed stretch is never journaled twice.
+A replay at max speed runs in lockstep with the runner (`StrategyRunner.lockstep`): the ticks of
+one timestamp are played on the runner thread once everything before them has settled, the
+daily loss check runs there between two timestamps, and the reconciler runs once before the
+feed instead of on a wall-clock timer; a fresh session's broker ids have a fixed prefix. So the
+same file, strategy and settings give the same journal content (`content_hash`) run after run.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import param
@@ -39,6 +46,7 @@ log = logging.getLogger(__name__)
 
 
 NO_STRATEGY = "none"
+FRESH_ID_PREFIX = "PB000000"  # a fresh session's broker ids (see Lab.__init__)
 
 
 class LabConfig(param.Parameterized):
@@ -53,7 +61,9 @@ class LabConfig(param.Parameterized):
         default=60.0, bounds=(0.001, 1_000_000.0), doc="Simulated seconds per wall second."
     )
     as_fast_as_possible = param.Boolean(
-        default=False, doc="Ignore `speed`: play the market with no pacing at all."
+        default=False,
+        doc="Ignore `speed`: play the market with no pacing at all (a replay then runs in "
+        "lockstep with its strategies: the same file gives the same journal).",
     )
     strikes_each_side = param.Integer(
         default=5, bounds=(0, 40), doc="Option strikes quoted either side of the ATM strike."
@@ -122,13 +132,20 @@ class Lab:
             )
             self.universe = self.feed.universe
             self.open_ns, self.close_ns = self.feed.open_ns, self.feed.close_ns
+        # A replay at max speed is played in lockstep with the runner (see the module docstring).
+        self.lockstep = cfg.feed == "replay" and cfg.as_fast_as_possible
+        account_path = f"{cfg.journal_path}.broker.sqlite"
+        # A fresh session (no journal, no account) has no ids to collide with: a fixed prefix
+        # keeps its ids, and so its journal, the same run after run.
+        fresh = not Path(cfg.journal_path).exists() and not Path(account_path).exists()
         self.engine = Engine(engine, journal_path=cfg.journal_path)
         # The broker's own account file sits beside the journal (git-ignored with it).
         self.broker = PaperBroker(
             broker if broker is not None else PaperBrokerConfig(),
             universe=self.universe,
             clock=self.feed.clock,
-            account_path=f"{cfg.journal_path}.broker.sqlite",
+            account_path=account_path,
+            id_prefix=FRESH_ID_PREFIX if fresh else None,
         )
         self.reconciler_config = reconciler if reconciler is not None else ReconcilerConfig()
         self.reconciler: Reconciler | None = None
@@ -159,10 +176,15 @@ class Lab:
         )
         self.risk_monitor = DailyLossMonitor(
             self.risk_config, store, self.engine.submit, desk=self.desk, bus=self.engine.bus
-        ).start()
+        )
         self.reconciler = Reconciler(
             self.broker, self.engine.submit, risk=self.risk, config=self.reconciler_config
-        ).start()  # on start, then every interval_s
+        )
+        if not self.lockstep:
+            self.risk_monitor.start()
+            self.reconciler.start()  # on start, then every interval_s
+        elif self.reconciler_config.run_on_start:
+            self.reconciler.run_once()  # done before anything else runs: same place every run
         # Subscribed before the feed starts: the strategies see the session from its first tick.
         self.runner = StrategyRunner(self.engine, self.desk, clock=self.feed.clock, name="lab")
         for strategy in self.strategies:
@@ -174,21 +196,30 @@ class Lab:
         self._feed_thread.start()
         return self
 
-    def _run_feed(self) -> None:
+    def _open_session(self) -> None:
         store = self.engine.store
         session_date = datetime.fromtimestamp(self.open_ns / 1e9, tz=IST).date().isoformat()
         if (store.get("pnl.daily", None) or {}).get("session_date") != session_date:
             self.desk.reset_daily_pnl(session_date)
         if (store.get("market.session", None) or {}).get("session_date") != session_date:
             self.router.open_session(self.open_ns)
+
+    def _close_session(self) -> None:
+        if (
+            not self._stop.is_set()
+            and (self.engine.store.get("market.session", None) or {}).get("status") != "closed"
+        ):
+            self.router.close_session(self.close_ns)
+
+    def _run_feed(self) -> None:
         speed = None if self.feed.config.as_fast_as_possible else self.feed.config.speed
         try:
-            run_paced(self._resumed_ticks(), self.router.on_tick, speed=speed, stop=self._stop)
-            if (
-                not self._stop.is_set()
-                and (store.get("market.session", None) or {}).get("status") != "closed"
-            ):
-                self.router.close_session(self.close_ns)
+            if self.lockstep:
+                self._run_lockstep()
+            else:
+                self._open_session()
+                run_paced(self._resumed_ticks(), self.router.on_tick, speed=speed, stop=self._stop)
+                self._close_session()
         except TradelabError:
             # The journal writer failed: nothing more can be journaled, so the session ends
             # here; `engine.journal_failure` says why (the caller reports it).
@@ -197,6 +228,45 @@ class Lab:
             log.info("feed stopped: the journal writer failed")
         finally:
             self.session_finished.set()
+
+    def _run_lockstep(self) -> None:
+        """Play the session as runner steps (on the runner thread): open it, then the ticks of
+        one timestamp per step, then close it; wait here until that is done or `stop()`."""
+        ticks = self._resumed_ticks()
+        stage = ["open"]
+        held: list[Tick] = []  # the first tick of the next timestamp
+
+        def step() -> bool:
+            if self._stop.is_set() or stage[0] == "done":
+                return False
+            if stage[0] == "open":
+                self._open_session()
+                stage[0] = "ticks"
+                return True
+            try:  # between two timestamps, once everything before has settled
+                self.risk_monitor.check()
+            except Exception:  # as on the monitor's own thread: log it, check again next step
+                log.exception("daily loss check failed")
+            tick = held.pop() if held else next(ticks, None)
+            if tick is None:
+                self._close_session()
+                stage[0] = "done"  # one more step: the strategies' last reactions settle
+                return True
+            at, on_tick = tick.ts, self.router.on_tick
+            while tick is not None and tick.ts == at:
+                on_tick(tick)
+                tick = next(ticks, None)
+            if tick is not None:
+                held.append(tick)
+            return True
+
+        done = self.runner.lockstep(step)
+        while not self._stop.is_set():
+            try:
+                done.result(timeout=0.2)  # raises what a step raised
+                return
+            except FutureTimeout:
+                continue
 
     def _resumed_ticks(self) -> Iterator[Tick]:
         """The feed's ticks after the last journaled mark; the stretch before it (journaled before

@@ -78,3 +78,34 @@ rate_hz_option = click.option(
     show_default=True,
     help="Refresh rate of the reactive layer.",
 )
+
+
+def _engine_overrides(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict:
+    from tradelab.config import EngineConfig  # here: `--help` must not import the engine
+
+    overrides: dict[str, Any] = {}
+    for text in values:
+        key, sep, raw = text.partition("=")
+        spec = EngineConfig.param.objects("existing").get(key)
+        if not sep or spec is None or key == "name":
+            raise click.BadParameter(
+                f"{text!r}: expected KEY=VALUE with KEY an EngineConfig setting"
+            )
+        kind = type(spec.default)
+        try:
+            value = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
+            EngineConfig(**{key: value})  # the setting's own bounds
+        except (TypeError, ValueError) as exc:
+            raise click.BadParameter(f"{text!r}: {exc}") from None
+        overrides[key] = value
+    return overrides
+
+
+engine_option = click.option(
+    "--engine",
+    "engine_overrides",
+    multiple=True,
+    callback=_engine_overrides,
+    metavar="KEY=VALUE",
+    help="EngineConfig setting of the engines under test (repeatable), e.g. kernel_batch_size=200.",
+)

@@ -12,21 +12,21 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from tradelab.config import EngineConfig
 from tradelab.cpu_layout import PinnedThreads, pin_engine_process
-from tradelab.engine.kernel import FLUSH, SNAPSHOT, Kernel
+from tradelab.engine.controls import EngineControls
+from tradelab.engine.kernel import Kernel
+from tradelab.engine.metrics import engine_metrics
 from tradelab.engine.store import default_reducers
 from tradelab.engine.submissions import SubmitQueue, Wakeup
 from tradelab.errors import InvalidInputError, JournalError, LifecycleError, TradelabError
 from tradelab.events import Event, TopicRegistry, encode_submitted, now_ns
 from tradelab.journal.journal import Journal
 from tradelab.journal.recovery import RecoveryReport, recover
-from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.writer import JournalWriter, Ticket
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ CREATED, RECOVERING, READY, RUNNING, STOPPING, STOPPED = (
 )
 
 
-class Engine:
+class Engine(EngineControls):
     """One trading session's state engine. Construct, `start()`, `submit(...)`, `stop()`."""
 
     def __init__(
@@ -50,8 +50,18 @@ class Engine:
         *,
         registry: TopicRegistry | None = None,
         migrations: Any = None,
+        inline_kernel: bool = False,
+        durable_acks: bool = True,
         **overrides: Any,
     ) -> None:
+        """`inline_kernel`: no kernel thread; every submit applies, journals and publishes what
+        is queued on the submitting thread (a backtest's single thread; see kernel.py).
+        `durable_acks=False` (inline only): a critical submit returns once its event is applied
+        and published, not once durable; critical events are committed with the next group
+        like the others, and `stop()` returns with everything durable. For a backtest, whose acknowledgements mean nothing
+        before its end (a crashed backtest is run again, not recovered)."""
+        if not durable_acks and not inline_kernel:
+            raise InvalidInputError("durable_acks=False needs inline_kernel=True (a backtest)")
         from tradelab.bus import EventBus
         from tradelab.state import MigrationRegistry, StateStore
 
@@ -87,6 +97,9 @@ class Engine:
         self._queue.close(f"engine is {CREATED}; submit() needs a running engine")
         self._submit_timeout = self.config.submit_timeout_seconds
         self._kernel: Kernel | None = None
+        self._inline = inline_kernel
+        self._durable_acks = durable_acks
+        self.durable_wait_seconds = 0.0
         self._lifecycle_lock = threading.RLock()
 
     # -- wiring (before start) ------------------------------------------------------------------
@@ -138,6 +151,7 @@ class Engine:
             segment_every_seconds=cfg.segment_every_seconds,
             checkpoint_wal_bytes=cfg.checkpoint_wal_bytes,
             max_pending_events=cfg.writer_max_pending_events,
+            pipe_bytes=cfg.writer_pipe_bytes,
         )
         report.problems = list(self.journal.check.problems) + [
             p for p in report.problems if p not in self.journal.check.problems
@@ -155,8 +169,10 @@ class Engine:
             upcast=self._upcast_live,
             since_snapshot=report.events_replayed,
             announce=self._announce,
+            rush_critical=self._durable_acks,
         )
-        self._kernel.start()
+        if not self._inline:
+            self._kernel.start()
         self._queue.reopen()
         self._emit_state(RECOVERING, CREATED)
         if report.damage is not None:
@@ -215,6 +231,9 @@ class Engine:
                     "open (call stop() again to keep waiting)"
                 )
             assert self.journal is not None
+            if self._inline:  # what is still queued or held back reaches the writer first
+                self._kernel.drain()
+                self._kernel.release_held()
             self.journal.close()
             self._unpin()
             self.state = STOPPED
@@ -252,7 +271,9 @@ class Engine:
     def _announce(self, topic: str, payload: dict) -> None:
         """An event of the engine's own, from any of its threads (never waits for room)."""
         try:
-            self._enqueue(topic, payload, internal=True)
+            # Inline, not drained here: this may be the writer client's reader thread, which
+            # must not wait for a drain that waits for the writer (the next submit takes it).
+            self._enqueue(topic, payload, internal=True, drain=False)
         except TradelabError:  # stopping or failed: the journal cannot take it any more
             log.debug("engine event %s not queued", topic, exc_info=True)
 
@@ -281,7 +302,16 @@ class Engine:
         return self._enqueue(topic, payload, key=key, critical=critical, wait=wait, timeout=timeout)
 
     def _enqueue(
-        self, topic, payload, *, key="", critical=None, wait=False, timeout=30.0, internal=False
+        self,
+        topic,
+        payload,
+        *,
+        key="",
+        critical=None,
+        wait=False,
+        timeout=30.0,
+        internal=False,
+        drain=True,
     ):
         # Checked and encoded here, on the submitting thread; the kernel stamps the Event once.
         spec, body, is_critical = self.registry.check(topic, payload, key=key, critical=critical)
@@ -303,7 +333,17 @@ class Engine:
             timeout=self._submit_timeout,
             internal=internal,
         )
-        return ticket.wait(timeout) if ticket is not None else None
+        if self._inline and drain:
+            self._kernel.drain()
+            if ticket is not None and not self._durable_acks and ticket.event is not None:
+                return ticket.event  # applied and published (a rejection raises below)
+        if ticket is None:
+            return None
+        started = time.perf_counter()
+        try:
+            return ticket.wait(timeout)
+        finally:  # a metric: summed over every blocking submitter
+            self.durable_wait_seconds += time.perf_counter() - started
 
     def publish_transient(self, topic: str, payload: Mapping[str, Any], key: str = "") -> Event:
         """Publish a transient topic (e.g. market.tick) on the bus only: no seq, store, journal.
@@ -319,46 +359,6 @@ class Engine:
         self.bus.publish_event(event)
         return event
 
-    def _control(self, kind: str, what: str, timeout: float | None) -> Any:
-        """Queue a flush barrier or a snapshot request behind everything submitted so far."""
-        if self._kernel is not None and threading.get_ident() == self._kernel.ident:
-            raise LifecycleError(
-                f"{what}() was called on the engine's kernel thread (from a bus handler?); it "
-                "waits for that very thread, so call it from another thread"
-            )
-        if self.state not in (RUNNING, READY, STOPPING):
-            raise LifecycleError(f"{what}() needs a running engine; it is {self.state}")
-        done: Future = Future()
-        self._queue.put(
-            (None, (kind, done)),
-            bounded=False,
-            urgent=True,
-            timeout=None,
-            internal=True,
-            barrier=True,
-        )
-        try:
-            return done.result(timeout)
-        except FutureTimeout:
-            raise JournalError(f"{what}() did not finish within {timeout} s") from None
-
-    def flush(self, timeout: float | None = 30.0) -> int:
-        """Block until everything submitted so far is applied and durable; return its seq."""
-        self._control(FLUSH, "flush", timeout)
-        return self._writer.flush(timeout)
-
-    def seal_segments(self, timeout: float | None = 60.0) -> int:
-        """Make everything submitted so far readable by other processes now: commit it and seal
-        it into Parquet segments (otherwise sealed every N events / T seconds). Returns the
-        sealed-up-to seq."""
-        self.flush(timeout)
-        assert self.journal is not None
-        return self.journal.seal_segments(timeout)
-
-    def snapshot_now(self, timeout: float | None = 60.0) -> SnapshotInfo:
-        """Take a snapshot now (copied on the kernel thread, written by the writer); wait for it."""
-        return self._control(SNAPSHOT, "snapshot_now", timeout)
-
     @property
     def rejected_events(self) -> int:
         """Submitted events a reducer refused (never journaled)."""
@@ -370,26 +370,7 @@ class Engine:
         return self._writer.failed if self._writer is not None else None
 
     def metrics(self) -> dict[str, Any]:
-        writer, queue = self._writer, self._queue
-        return {
-            "state": self.state,
-            "version": self.store.version,
-            "queue_depth": len(queue),
-            "queue_limit": queue.max_events,
-            "queue_high_water": queue.high_water,
-            "producer_lanes": queue.metrics_lanes(),
-            "producer_waits": queue.waits,
-            "producer_wait_seconds": queue.wait_seconds,
-            "overload_refusals": queue.refusals,
-            "rejected_events": self.rejected_events,
-            "durable_seq": writer.durable_seq if writer else 0,
-            "groups_committed": writer.groups_committed if writer else 0,
-            "events_committed": writer.events_committed if writer else 0,
-            # Where the journal writer runs: a process of its own or a thread here, and its pid;
-            # its bounded queue of work not yet committed to DuckDB.
-            **(writer.describe() if writer else {"writer": None, "writer_pid": None}),
-            **(writer.pending_metrics() if writer else {}),
-        }
+        return engine_metrics(self, self._queue, self._writer, self._kernel)
 
     def __repr__(self) -> str:
         return f"Engine({self.config.journal_path!r}, state={self.state}, seq={self.store.version})"

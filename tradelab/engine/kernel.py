@@ -4,6 +4,8 @@ the bus, and runs flush barriers and snapshots.
 
 Thread model: `run` is the kernel thread's body and everything it calls runs there. The engine
 starts it, stops it with `request_stop`, and reads `ident` to refuse blocking calls made on it.
+Inline (an engine built with `inline_kernel=True`, a single-threaded backtest): no thread; each
+submit calls `drain`, which does the same work on the submitting thread, one caller at a time.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ log = logging.getLogger("tradelab.engine")
 # A submitted event: (topic, key, payload dict, payload JSON bytes, critical, schema_version,
 # Ticket or None). A control: (None, ("flush" | "snapshot", Future)).
 SNAPSHOT, FLUSH = "snapshot", "flush"
+HOLD_EVENTS = 256
 
 
 class Kernel:
@@ -43,6 +46,7 @@ class Kernel:
         upcast: bool,
         since_snapshot: int,
         announce: Callable[[str, dict], None],
+        rush_critical: bool = True,
     ) -> None:
         self.store, self.bus, self.writer = store, bus, writer
         self.queue, self.wakeup = queue, wakeup
@@ -55,9 +59,17 @@ class Kernel:
         self.last_snapshot_at = time.monotonic()
         self.announce = announce  # queues an event of the engine's own (e.g. snapshot.taken)
         self.rejected_events = 0
+        # False (an engine without durable acks): critical events wait for the next group
+        # commit like the others, their submitters are not registered with the writer, and
+        # events are handed to the writer HOLD_EVENTS at a time (inline, a pass holds one
+        # event: one pipe write each cost more than the rest of its journaling).
+        self.rush_critical = rush_critical
+        self._held: tuple[list, list] = ([], [])
+        self.busy_seconds = 0.0  # in _process: applying, handing to the writer, publishing
         self.ident: int | None = None
         self._stop = False
         self._thread = threading.Thread(target=self.run, name="engine-kernel", daemon=True)
+        self._drain_lock = threading.RLock()
 
     def start(self) -> None:
         self._thread.start()
@@ -95,11 +107,35 @@ class Kernel:
             except BaseException:  # keep the kernel alive; the failure is in the log
                 log.exception("engine kernel failed to process a batch")
 
+    def drain(self) -> None:
+        """Inline: process everything queued, on the calling thread. A submit made meanwhile by
+        a bus handler (same thread, `ident` set) returns at once: this loop takes its event."""
+        with self._drain_lock:
+            if self.ident is not None:
+                return
+            self.ident = threading.get_ident()
+            try:
+                while len(self.queue):
+                    batch = self.queue.take(self.batch_size)
+                    try:
+                        self._process(batch)
+                    except BaseException:
+                        log.exception("engine kernel failed to process a batch")
+            finally:
+                self.ident = None
+
     def _idle_wait(self) -> float:
         every = self.snapshot_every[1]
         return 0.5 if not every else max(0.01, min(0.5, every))
 
     def _process(self, batch: list) -> None:
+        started = time.perf_counter()
+        try:
+            self._process_batch(batch)
+        finally:
+            self.busy_seconds += time.perf_counter() - started
+
+    def _process_batch(self, batch: list) -> None:
         events: list[Event] = []
         payloads: list[bytes] = []
         waiting: list = []  # aligned with `events`
@@ -137,7 +173,14 @@ class Kernel:
                 tickets.append(ticket)
             elif event.critical:
                 urgent = True
-        self.writer.append(events, payloads, tickets, urgent=urgent)
+        if self.rush_critical:
+            self.writer.append(events, payloads, tickets, urgent=urgent)
+        else:
+            held_events, held_payloads = self._held
+            held_events += events
+            held_payloads += payloads
+            if len(held_events) >= HOLD_EVENTS:
+                self.release_held()
         self.since_snapshot += len(events)
         self.bus.publish_events(events)
 
@@ -179,7 +222,16 @@ class Kernel:
             )
         return kept, kept_payloads, kept_waiting
 
+    def release_held(self) -> None:
+        """Hand the writer the events held back (see `rush_critical`); before any barrier,
+        snapshot or close, so the writer has every applied event."""
+        events, payloads = self._held
+        if events:
+            self._held = ([], [])
+            self.writer.append(events, payloads, [], urgent=False)
+
     def _run_control(self, kind: str, done: Future) -> None:
+        self.release_held()
         if kind == FLUSH:  # a barrier: everything queued before it is applied and handed on
             done.set_result(self.store.version)
         else:
@@ -195,6 +247,7 @@ class Kernel:
             self._take_snapshot(None)
 
     def _take_snapshot(self, done: Future | None) -> None:
+        self.release_held()
         try:
             snapshot = self.store.snapshot()  # the copy happens here; serializing on the writer
         except BaseException as exc:

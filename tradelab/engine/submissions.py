@@ -71,6 +71,7 @@ class SubmitQueue:
         self.wait_seconds = 0.0
         self.waits = 0
         self.refusals = 0
+        self.accepted = 0  # items ever put (events and controls): a lockstep's "anything new?"
 
     def __len__(self) -> int:
         return self._depth
@@ -88,8 +89,8 @@ class SubmitQueue:
         timeout: float | None,
         internal: bool = False,
         barrier: bool = False,
-    ) -> None:
-        """Queue `item` in the calling thread's lane. `bounded` items wait for room (at most
+    ) -> int:
+        """Queue `item` in the calling thread's lane; return `accepted` counting it. `bounded` items wait for room (at most
         `timeout` s, then OverloadError); `urgent` marks the lane to be served first;
         `internal` (the engine's own items) are taken even after `close`; a `barrier` (flush,
         snapshot) makes the next pass take every lane whole, so it follows everything queued
@@ -109,10 +110,13 @@ class SubmitQueue:
             if barrier:
                 self._barrier = True
             self._depth += 1
+            self.accepted += 1
+            accepted = self.accepted
             if self._depth > self.high_water:
                 self.high_water = self._depth
         if self.kernel_idle:
             self._wakeup.ring()
+        return accepted
 
     def _wait_for_room(self, timeout: float | None) -> None:
         started = time.monotonic()

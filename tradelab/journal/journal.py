@@ -296,6 +296,7 @@ class Journal:
         ack_log: bool = True,
         checkpoint_wal_bytes: int = 32 << 20,
         max_pending_events: int = 40_000,
+        pipe_bytes: int = 16 << 10,
     ) -> JournalWriter:
         """Start the writer (and the segment sealer) after recovery; seqs continue from last_seq."""
         if self.writer is not None:
@@ -335,7 +336,7 @@ class Journal:
             self.tailmark.close()
             self.con.close()  # the file lock passes to the writer process
             self._con_closed = True
-            self.writer = self._process.start(settings)
+            self.writer = self._process.start(settings, pipe_bytes=pipe_bytes)
             return self.writer
         writer, self.sealer = build_writer(self.con, self.tailmark, settings)
         if self.sealer is not None:

@@ -34,14 +34,13 @@ from tradelab.journal.writer import SnapshotCallback, Ticket, notify_snapshot
 log = logging.getLogger(__name__)
 
 _encode = msgspec.json.Encoder().encode
-PIPE_BYTES = 1 << 20  # room for ~5K events in flight before the kernel waits on the process
 READY_TIMEOUT_SECONDS = 60.0
 
 
-def _widen_pipe(fd: int) -> None:
+def _size_pipe(fd: int, size: int) -> None:
     # Capped by /proc/sys/fs/pipe-max-size: the default pipe still works, with less slack.
     with contextlib.suppress(OSError):
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
 
 
 class _FlushWaiter(threading.Event):
@@ -82,7 +81,6 @@ class ProcessJournalWriter:
                 " (EngineConfig.writer_process=False keeps the writer on a thread)"
             ) from None
         assert self._proc.stdin is not None and self._proc.stdout is not None
-        _widen_pipe(self._proc.stdin.fileno())
         self._out = wire.FrameWriter(self._proc.stdin.fileno())
         self._in_fd = os.dup(self._proc.stdout.fileno())
         self._in = wire.FrameBuffer(self._in_fd, chunk=1 << 16)
@@ -129,8 +127,12 @@ class ProcessJournalWriter:
             "writer_backpressure_seconds": seconds,
         }
 
-    def start(self, settings: wire.WriterSettings) -> ProcessJournalWriter:
-        """Send the settings; return once the process has the journal open and its writer runs."""
+    def start(
+        self, settings: wire.WriterSettings, *, pipe_bytes: int = 16 << 10
+    ) -> ProcessJournalWriter:
+        """Size the pipe (`pipe_bytes`: what may be in flight to the process), send the
+        settings; return once the process has the journal open and its writer runs."""
+        _size_pipe(self._proc.stdin.fileno(), pipe_bytes)  # type: ignore[union-attr]
         self._durable_seq = self._appended_seq = settings.last_seq
         self._max_pending = settings.max_pending_events
         try:

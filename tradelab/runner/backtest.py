@@ -8,7 +8,12 @@ open, at that price (no spread, no slippage; commission is a fraction of the tra
 Bars are played on the runner's thread, bar N+1 only once the runner has handled bar N
 (lockstep, `StrategyRunner.drive`): no look-ahead, and every event of the run is submitted from
 that one thread, so the journal is the same run after run. Positions still open at the end are
-valued at the last close. Thread model: `run_backtest` blocks its caller until the runner thread has played every bar.
+valued at the last close.
+Thread model: by default (`synchronous=True`) everything runs on the caller's thread: the
+engine's kernel inline (`Engine(inline_kernel=True)`), the runner unthreaded, so a bar costs no
+thread hand-off; and a fill or order does not wait for its own sync (`durable_acks=False`):
+the journal is whole and durable when `run_backtest` returns, as before. `synchronous=False` runs the live arrangement (kernel thread, runner thread;
+`run_backtest` blocks until the runner has played every bar). Both give the same journal.
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ def run_backtest(
     commission: float = 0.0,
     journal_path: str | Path | None = None,
     engine_overrides: dict[str, Any] | None = None,
+    synchronous: bool = True,
 ) -> BacktestResult:
     """Replay `path` bar by bar through `strategy` (or several, one runner); see the module docstring for the fill model.
 
@@ -103,13 +109,15 @@ def run_backtest(
         )
     with tempfile.TemporaryDirectory(prefix="tradelab-bt-") as scratch:
         journal = Path(journal_path) if journal_path is not None else Path(scratch) / "bt.duckdb"
-        result = _run(series, strategy, cash, commission, journal, engine_overrides or {})
+        result = _run(
+            series, strategy, cash, commission, journal, engine_overrides or {}, synchronous
+        )
         if journal_path is None:
             result.journal = None
         return result
 
 
-def _run(series, strategy, cash, commission, journal, overrides) -> BacktestResult:
+def _run(series, strategy, cash, commission, journal, overrides, synchronous) -> BacktestResult:
     sym = series.symbol
     universe = InstrumentUniverse(
         {sym: PlainInstrument(sym, 1, float(series.high.max()))}  # margin on the highest price
@@ -128,20 +136,32 @@ def _run(series, strategy, cash, commission, journal, overrides) -> BacktestResu
         clock=clock,
         id_prefix="BT",
     )
-    engine = Engine(journal_path=str(journal), **overrides)
+    # No snapshots on a timer or an event count during the run (stop() still takes one): a
+    # snapshot's `snapshot.taken` is announced by the writer when it is written, so it would
+    # take a seq at a point that thread timing decides, and strategies' order ids carry seqs.
+    settings = {"snapshot_every_events": 0, "snapshot_every_seconds": 0.0, **overrides}
+    engine = Engine(
+        journal_path=str(journal),
+        inline_kernel=synchronous,
+        durable_acks=not synchronous,  # durable when the run ends (engine.stop), not per fill
+        **settings,
+    )
     engine.start()
     runner = None
     try:
         desk = ExecutionDesk(broker, engine.submit, universe=universe)
-        runner = StrategyRunner(engine, desk, clock=clock, name="backtest")
+        runner = StrategyRunner(
+            engine, desk, clock=clock, name="backtest", threaded=not synchronous
+        )
         for one in [strategy] if isinstance(strategy, Strategy) else strategy:
             runner.add(one)
         runner.start(who="backtest")
         started = time.perf_counter()
-        feed_seconds = _drive(series, engine, broker, clock, runner)
+        feed_seconds, engine_in_feed = _drive(series, engine, broker, clock, runner)
         loop_seconds = time.perf_counter() - started
         runner.stop(who="backtest")
         strategy_seconds = runner.strategy_seconds
+        kernel_seconds, durable_waits = engine.kernel_seconds, engine.durable_wait_seconds
         runner = None
         store = engine.store
         fills = sorted((store.get("trading.trades", None) or {}).values(), key=lambda t: t["seq"])
@@ -177,13 +197,43 @@ def _run(series, strategy, cash, commission, journal, overrides) -> BacktestResu
         journal=str(journal),
         seconds=seconds,
         bars_per_second=len(series) / seconds if seconds > 0 else 0.0,
-        time_split={
-            "feed": feed_seconds,
-            "strategy": strategy_seconds,
-            "kernel_runner_and_handoffs": loop_seconds - feed_seconds - strategy_seconds,
-            "journal_close": stop_seconds,
-        },
+        time_split=_time_split(
+            synchronous,
+            loop_seconds,
+            feed_seconds,
+            engine_in_feed,
+            strategy_seconds,
+            kernel_seconds,
+            durable_waits,
+            stop_seconds,
+        ),
     )
+
+
+def _time_split(sync, loop, feed, engine_in_feed, strategy, kernel, waits, close) -> dict:
+    """Where the run's seconds went. Synchronous: one thread, so the engine's work (kernel:
+    apply, hand to the writer, publish; durable_waits: critical submits waiting for their
+    sync) is taken out of the feed's and the strategies' shares that caused it; `runner` is
+    the rest of the loop (dispatch, bookkeeping). Threaded: the kernel runs on its own thread
+    beside the others, and `runner_kernel_and_handoffs` is the loop's time not in the feed's
+    or the strategies' calls."""
+    if sync:
+        in_strategy = kernel + waits - engine_in_feed  # nearly all the rest comes from orders
+        return {
+            "feed": feed - engine_in_feed,
+            "strategy": max(0.0, strategy - in_strategy),
+            "kernel": kernel,
+            "durable_waits": waits,
+            "runner": max(0.0, loop - feed - strategy),
+            "journal_close": close,
+        }
+    return {
+        "feed": feed,
+        "strategy": strategy,
+        "kernel": kernel,
+        "runner_kernel_and_handoffs": loop - feed - strategy,
+        "journal_close": close,
+    }
 
 
 def _fill_row(trade: dict[str, Any]) -> dict[str, Any]:
@@ -191,9 +241,10 @@ def _fill_row(trade: dict[str, Any]) -> dict[str, Any]:
     return {name: trade.get(name) for name in names} | {"realized_pnl": trade["realized_pnl"]}
 
 
-def _drive(series, engine, broker, clock, runner: StrategyRunner) -> float:
+def _drive(series, engine, broker, clock, runner: StrategyRunner) -> tuple[float, float]:
     """Play every bar on the runner thread in lockstep with it (`StrategyRunner.drive`); returns
-    the seconds the runner thread spent playing bars (the feed's share of the run)."""
+    the seconds spent playing bars (the feed's share of the run) and, of those, the engine's
+    own work done inline (kernel and durable waits; synchronous runs only)."""
     submit, on_quote = engine.submit, broker.on_quote
     sym, interval = series.symbol, series.interval
     ts, opens, highs, lows, closes, volumes = (
@@ -205,11 +256,14 @@ def _drive(series, engine, broker, clock, runner: StrategyRunner) -> float:
         series.volume.tolist(),
     )
     step = int(ts[1] - ts[0]) if len(ts) > 1 else 86_400_000_000_000
-    spent = [0.0]
+    spent = [0.0, 0.0]
     perf = time.perf_counter
 
+    def engine_work() -> float:
+        return engine.kernel_seconds + engine.durable_wait_seconds
+
     def play(i: int) -> None:
-        t0 = perf()
+        t0, e0 = perf(), engine_work()
         start = ts[i]
         clock.set(start)
         o, c = opens[i], closes[i]
@@ -239,8 +293,9 @@ def _drive(series, engine, broker, clock, runner: StrategyRunner) -> float:
             key=sym,
         )
         spent[0] += perf() - t0
+        spent[1] += engine_work() - e0
 
     runner.drive(play, len(ts))
     # Generous: a bar takes well under a millisecond; this only catches a runner that died.
     runner.wait_for_bars(len(ts), timeout=60.0 + len(ts) * 0.01)
-    return spent[0]
+    return spent[0], spent[1]

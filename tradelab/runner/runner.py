@@ -8,6 +8,12 @@ and counted (the next quote supersedes it); a journaled event is dropped and cou
 strategy is stopped (a strategy is never fed a gap); the kernel thread never waits on the runner.
 A strategy that raises is stopped and reported (`runner.state_changed` state `failed`, its
 traceback in the log); the engine and the other strategies keep running.
+Lockstep (`drive` for a backtest's bars, `lockstep` for a max-speed replay's steps): the source
+is played on this thread, each step once the previous one has been handled, so the journal's
+order does not depend on thread timing.
+`threaded=False` (a backtest on an inline-kernel Engine): no thread of its own; each command
+(start, drive, stop...) handles the inbox on the caller's thread until it is empty, in the
+same order as the thread would.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from tradelab.errors import InvalidInputError, LifecycleError
 from tradelab.market.clock import WallClock
+from tradelab.runner.lockstep import LockstepMixin
 from tradelab.runner.monitor import PositionMonitor
 from tradelab.runner.strategy import Strategy, StrategyContext
 from tradelab.runner.tradelog import TradeLog
@@ -39,7 +47,7 @@ class _Slot:
         self.strategy, self.ctx, self.state = strategy, ctx, "added"
 
 
-class StrategyRunner:
+class StrategyRunner(LockstepMixin):
     """`add(strategy)`, `start(who)`, `pause/resume/stop_strategy(name, who)`, `stop(who)`."""
 
     def __init__(
@@ -50,6 +58,7 @@ class StrategyRunner:
         clock: Any = None,
         inbox_limit: int = 100_000,
         name: str = "runner",
+        threaded: bool = True,
     ) -> None:
         if inbox_limit < 1:
             raise InvalidInputError(f"inbox_limit {inbox_limit!r} must be >= 1")
@@ -63,8 +72,13 @@ class StrategyRunner:
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._subs: list[Any] = []
         self._thread: threading.Thread | None = None
+        self._threaded = threaded
+        self._started_once = False
+        self._pumping = False
         self._overflowed = False
         self._source: tuple[Callable[[int], object], int] | None = None
+        self._stepper: tuple[Callable[[], bool], Future] | None = None
+        self._settle_mark = 0
         self.source_error: BaseException | None = None
         self._progress = threading.Condition()
         self.bars_handled = 0
@@ -83,7 +97,7 @@ class StrategyRunner:
             raise InvalidInputError(f"a strategy named {strategy.name!r} is already in the runner")
         slot = _Slot(strategy, StrategyContext(self, strategy))
         self._slots[strategy.name] = slot
-        if self._thread is not None:
+        if self._started_once:
             self._command(lambda: self._start_slot(slot, "runner"))
         return strategy
 
@@ -109,13 +123,17 @@ class StrategyRunner:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, who: str = "system") -> StrategyRunner:
-        if self._thread is not None:
+        if self._started_once:
             raise LifecycleError(f"runner {self.name!r} was already started")
+        self._started_once = True
         bus = self.engine.bus
         self._subs = [bus.subscribe(p, self._put_journaled) for p in _JOURNALED]
         self._subs.append(bus.subscribe("market.tick", self._put_tick))
-        self._thread = threading.Thread(target=self._run, name=f"{self.name}-thread", daemon=True)
-        self._thread.start()
+        if self._threaded:
+            self._thread = threading.Thread(
+                target=self._run, name=f"{self.name}-thread", daemon=True
+            )
+            self._thread.start()
         self._command(lambda: self._started(who))
         return self
 
@@ -142,11 +160,12 @@ class StrategyRunner:
 
     def stop(self, who: str = "system", timeout: float = 30.0) -> None:
         """Stop every strategy (`on_stop`), journal `runner.stopped`, end the thread."""
-        if self._thread is None:
+        if not self._started_once or (self._threaded and self._thread is None):
             return
         self._command(lambda: self._stopped(who))
-        self._inbox.put(_STOP)
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._inbox.put(_STOP)
+            self._thread.join(timeout)
         for sub in self._subs:
             sub.unsubscribe()
         self._subs = []
@@ -155,38 +174,6 @@ class StrategyRunner:
         for slot in list(self._slots.values()):
             self._stop_slot(slot, who)
         self.submit("runner.stopped", {"runner": self.name, "who": who})
-
-    def drive(self, play: Callable[[int], object], count: int) -> None:
-        """Backtest lockstep: call `play(i)` on the runner thread for i = 0..count-1, each one
-        once bar i-1 is handled (its strategies' reactions submitted). `play(i)` submits bar i
-        (and what goes with it). Every submit of the run then comes from this one thread, so the
-        journal's order does not depend on thread timing."""
-        self._source = (play, count)
-        self._command(lambda: self._play(0))
-
-    def _play(self, index: int) -> None:
-        try:
-            self._source[0](index)
-        except BaseException as exc:
-            self.source_error = exc
-            with self._progress:
-                self._progress.notify_all()
-            raise
-
-    def wait_for_bars(self, count: int, timeout: float = 30.0) -> None:
-        """Block until the runner has handled `count` bars in all (a backtest's lockstep)."""
-        deadline = time.monotonic() + timeout
-        with self._progress:
-            while self.bars_handled < count:
-                if self.source_error is not None:
-                    raise self.source_error
-                left = deadline - time.monotonic()
-                if left <= 0 or self._thread is None or not self._thread.is_alive():
-                    raise LifecycleError(
-                        f"runner {self.name!r} handled {self.bars_handled} bars, not {count}, "
-                        f"within {timeout} s"
-                    )
-                self._progress.wait(left)
 
     def metrics(self) -> dict[str, Any]:
         return {
@@ -215,9 +202,11 @@ class StrategyRunner:
         self._inbox.put(event)
 
     def _command(self, action: Callable[[], object]) -> None:
-        if self._thread is None:
+        if not self._started_once:
             raise LifecycleError(f"start() runner {self.name!r} first")
         self._inbox.put(action)  # commands are few and come from people: not bounded
+        if not self._threaded:
+            self._pump()
 
     # -- the runner thread -----------------------------------------------------------------
     def _run(self) -> None:
@@ -226,17 +215,37 @@ class StrategyRunner:
             item = get()
             if item is _STOP:
                 return
-            try:
-                if callable(item):
-                    item()
-                else:
-                    self._handle(item)
-            except Exception:  # the runner's own bookkeeping failed: log it, keep running
-                log.exception("runner %s failed to handle %r", self.name, item)
-            if self._overflowed:
-                self._overflowed = False
-                for slot in list(self._slots.values()):
-                    self._stop_slot(slot, "runner", reason="inbox overflow: events were dropped")
+            self._dispatch(item)
+
+    def _pump(self) -> None:
+        """Unthreaded: handle the inbox on the caller's thread until it is empty (what a
+        handler causes lands in it, and is handled by this same loop)."""
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            get = self._inbox.get_nowait
+            while True:
+                try:
+                    item = get()
+                except queue.Empty:
+                    return
+                self._dispatch(item)
+        finally:
+            self._pumping = False
+
+    def _dispatch(self, item: Any) -> None:
+        try:
+            if callable(item):
+                item()
+            else:
+                self._handle(item)
+        except Exception:  # the runner's own bookkeeping failed: log it, keep running
+            log.exception("runner %s failed to handle %r", self.name, item)
+        if self._overflowed:
+            self._overflowed = False
+            for slot in list(self._slots.values()):
+                self._stop_slot(slot, "runner", reason="inbox overflow: events were dropped")
 
     def _handle(self, event: Any) -> None:
         topic = event.topic

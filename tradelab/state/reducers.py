@@ -89,9 +89,11 @@ def risk_state_changed(view: StateView, event: Event) -> Iterable[Change]:
 
 
 def risk_halted(view: StateView, event: Event) -> Iterable[Change]:
-    """payload: reason (str) -> risk.state='halted', risk.halt = {reason, ts, seq}."""
+    """payload: reason (str), mode ('halted' | 'reducing', default 'halted') -> risk.state = the
+    mode, risk.halt = {reason, ts, seq}."""
+    mode = event.payload.get("mode")
     return [
-        ("risk.state", "halted"),
+        ("risk.state", mode if mode in ("halted", "reducing") else "halted"),
         ("risk.halt", {"reason": _required(event, "reason"), "ts": event.ts, "seq": event.seq}),
     ]
 

@@ -175,7 +175,7 @@ class StateStore:
                                     if value - value != 0.0:  # NaN or infinity
                                         check_plain(value, f"path {path!r}")
                                 elif kind not in _SCALARS and value is not DELETE:
-                                    value = adopt(value, path)
+                                    value = adopt(value, path, segments)
                                 if capture is not None:
                                     capture(tree, segments, value)
                                 write(segments, value)

@@ -14,6 +14,7 @@ callers outside the store, so nobody else can ever mutate a node.
 
 from __future__ import annotations
 
+from operator import is_
 from typing import Any
 
 from tradelab.errors import StateError
@@ -73,6 +74,18 @@ def detached(value: Any) -> Any:
     return value if items is None else tuple(items)
 
 
+def _detached_sequence(value: list | tuple, current: list | tuple) -> list | tuple:
+    """`detached(value)`, but members that are members of `current` are kept as they are."""
+    n = len(value) - 1
+    if 0 < n <= len(current) and all(map(is_, value[:n], current[len(current) - n :])):
+        # The common case, a bounded history: the current one's tail, then one new member.
+        items = [*value[:n], detached(value[n])]
+    else:
+        held = {id(m) for m in current}
+        items = [m if id(m) in held else detached(m) for m in value]
+    return items if type(value) is list else tuple(items)
+
+
 class CowTree:
     __slots__ = ("root", "_owned", "_undo", "_epoch", "_parents")
 
@@ -115,8 +128,7 @@ class CowTree:
             self._epoch += 1
         return self.root
 
-    @staticmethod
-    def adopt(value: Any, path: Any) -> Any:
+    def adopt(self, value: Any, path: Any, segments: Segments | None = None) -> Any:
         """A private deep copy of the container a reducer wants to store at `path`, checked to
         be plain data (a StateError names the offending element).
 
@@ -124,8 +136,17 @@ class CowTree:
         published on the bus after the store applied it, where a subscriber may mutate it; or
         it may hold nodes the reducer read through the view, which would then sit at two
         places. The tree must be the only holder of every container in it.
+        One exception, given `segments`: a list or tuple replacing one at the same path keeps
+        the very members it shares with it (a bounded history: the last N bars plus one). They
+        are already the tree's alone, and no path reaches into a sequence, so nothing ever
+        changes them in place; copying them made every bar cost a copy of the whole history.
         """
         try:
+            kind = type(value)
+            if segments is not None and (kind is tuple or kind is list):
+                current = self.lookup(segments)
+                if type(current) in (tuple, list) and current:
+                    return _detached_sequence(value, current)
             return detached(value)
         except _NotPlain:
             check_plain(value, f"path {path!r}")  # raises, naming the offending element

@@ -12,6 +12,7 @@ name a state path level -> InvalidInputError, nothing journaled or sent.
 Thread model: any thread may call. The events one `place_order` causes are submitted from the
 caller's thread, in order, and the call returns once they are durable (the last one waits); no
 lock is held while submitting, and no caller submits or waits for another caller's events.
+The broker sees an order only once its order.submitted is applied (the caller's lane only).
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ class ExecutionDesk:
         self.universe = universe or OptionUniverse()
         self.risk = risk
         self._submit = submit
+        # Engine.wait_applied: the order's submission is applied before the broker sees it.
+        self._wait_applied = getattr(owner, "wait_applied", None)
+        self._flush = getattr(owner, "flush", None)
         self._local = threading.local()  # the events of the call in progress on this thread
         self._ids_lock = threading.Lock()
         # Ids handed out whose order.submitted may not be in the store yet: two callers racing
@@ -126,6 +130,7 @@ class ExecutionDesk:
                     self._emit("order.denied", payload, order_id)
                     raise OrderDeniedError(denial.check, denial.reason)
                 self._emit("order.submitted", request.to_payload(), order_id)
+                self._hand_over()
                 # Acceptance, fills or a rejection come back through on_order_update, on this
                 # thread, before submit_order returns; a rejection is re-raised here.
                 self.broker.submit_order(request)
@@ -210,12 +215,30 @@ class ExecutionDesk:
             return
         pending: list[_Pending] = []
         self._local.pending = pending
+        self._local.handed_over = False
         try:
             yield
         finally:
             self._local.pending = None
             for i, (topic, payload, key, critical) in enumerate(pending):
                 self._send(topic, payload, key, critical, wait=i == len(pending) - 1)
+            if not pending and self._local.handed_over and self._flush is not None:
+                self._flush()  # the broker reported nothing: the submission itself is durable
+
+    def _hand_over(self) -> None:
+        """Submit what this call has collected and wait until the engine applied it, before the
+        broker sees the order: a fill another thread reports at once (the feed's next quote)
+        is then journaled after the order's submission, never before it."""
+        pending = getattr(self._local, "pending", None)
+        if not pending:
+            return
+        collected = list(pending)
+        pending.clear()
+        for topic, payload, key, critical in collected:
+            self._send(topic, payload, key, critical, wait=False)
+        self._local.handed_over = True
+        if self._wait_applied is not None:
+            self._wait_applied()
 
     def _emit(self, topic: str, payload: dict, key: str, critical: bool = False) -> None:
         pending = getattr(self._local, "pending", None)
@@ -235,23 +258,9 @@ class ExecutionDesk:
 
     def _check_close(self, trade_id: str) -> None:
         """Journal `position.closed` if the store says this fill left its position flat."""
-        trade = self.store.get(f"trading.trades.{trade_id}", None)
-        if trade is None or trade["position_after"] != 0:
-            return
-        self._send(
-            "position.closed",
-            {
-                "position_id": trade["position_id"],
-                "symbol": trade["symbol"],
-                "strategy": trade["strategy"],
-                "trade_id": trade_id,
-                "realized_pnl": trade["position_realized_pnl"],
-                "fees": trade["position_fees"],
-            },
-            trade["position_id"],
-            True,
-            False,
-        )
+        closed = position_closed_payload(self.store, trade_id)
+        if closed is not None:
+            self._send("position.closed", closed, closed["position_id"], True, False)
 
     def _on_trade_published(self, event: Any) -> None:
         trade_id = event.payload.get("trade_id")
@@ -296,3 +305,19 @@ def _check_update_ids(update: OrderUpdate) -> None:
         check_path_level(fill.trade_id, "broker fill trade id")
         check_path_level(fill.symbol, "broker fill symbol")
         check_path_level(fill.strategy, "broker fill strategy name")
+
+
+def position_closed_payload(store: Any, trade_id: str) -> dict[str, Any] | None:
+    """The `position.closed` payload of a trade the store has applied, if it left its position
+    flat (else None): the desk's fills and the reconciler's adjusting trades alike."""
+    trade = store.get(f"trading.trades.{trade_id}", None)
+    if trade is None or trade["position_after"] != 0:
+        return None
+    return {
+        "position_id": trade["position_id"],
+        "symbol": trade["symbol"],
+        "strategy": trade["strategy"],
+        "trade_id": trade_id,
+        "realized_pnl": trade["position_realized_pnl"],
+        "fees": trade["position_fees"],
+    }

@@ -53,7 +53,7 @@ class DailyLossMonitor:
         session = daily.get("session_date")
         if net is None or net > -limit:
             return False
-        if session is not None and self.store.get("risk.breached_session", None) == session:
+        if self.store.get("risk.breached_session", None) == (session or ""):
             return False  # already breached today; an operator resumed since
         mode = self.config.on_breach
         reason = f"daily P&L {net:,.2f} crossed the daily loss limit -{limit:,.2f}"

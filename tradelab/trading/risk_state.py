@@ -25,7 +25,8 @@ def control_state(view: Any) -> str:
     if control is not None:
         return control["state"]
     # A halt journaled without the desk's payload (an operator tool, an older journal).
-    return HALTED if view.get("risk.state", None) == HALTED else ACTIVE
+    state = view.get("risk.state", None)
+    return state if state in HALT_MODES else ACTIVE
 
 
 def halted_reducer(view: Any, event: Event) -> Iterable[Change]:
@@ -44,9 +45,10 @@ def resumed_reducer(view: Any, event: Event) -> Iterable[Change]:
 
 
 def breach_reducer(view: Any, event: Event) -> Iterable[Change]:
-    """payload: session_date (optional) -> risk.breached_session: one breach per trading day."""
+    """payload: session_date (optional) -> risk.breached_session: one breach per trading day
+    ('' for P&L never reset to a session: one breach until it is)."""
     session = event.payload.get("session_date")
-    return [("risk.breached_session", session)] if session is not None else []
+    return [("risk.breached_session", session if session is not None else "")]
 
 
 def _control(event: Event, state: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from tradelab.broker.reconcile.diff import BrokerView, Mismatch
 from tradelab.broker.retry import call_with_retry
 from tradelab.errors import InvalidInputError
 from tradelab.trading.book import position_id
+from tradelab.trading.execution import position_closed_payload
 from tradelab.trading.risk import RiskGate
 from tradelab.trading.risk_state import ACTIVE, HALT_MODES, HALTED, control_state
 
@@ -227,6 +228,11 @@ class Reconciler:
         else:
             for fix in self._fixes(mismatch, view):
                 self._submit("reconciliation.fixed", fix, key=mismatch.item, critical=True)
+                trade = fix.get("trade")
+                # Applied once the critical submit returned: did it leave a position flat?
+                closed = trade and position_closed_payload(self.store, trade["trade_id"])
+                if closed:
+                    self._submit("position.closed", closed, key=closed["position_id"])
             report.fixed.append(mismatch.item)
 
     # -- fixes ------------------------------------------------------------------------------

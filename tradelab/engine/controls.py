@@ -1,0 +1,106 @@
+"""What callers ask of a running Engine besides submitting: barriers (`flush`, `when_applied`),
+snapshots (`snapshot_now`), sealing segments, and the counters a lockstep reads.
+
+A mixin of `Engine` (its state: `_queue`, `_kernel`, `_writer`, `_inline`, `journal`, `state`).
+Thread model: any thread except the kernel's (which a barrier would wait for); `when_applied`
+never waits, its callback runs on the kernel thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from tradelab.engine.kernel import FLUSH, SNAPSHOT
+from tradelab.errors import JournalError, LifecycleError
+from tradelab.journal.snapshots import SnapshotInfo
+
+_LIVE = ("running", "ready", "stopping")
+
+
+class EngineControls:
+    def _control(
+        self, kind: str, what: str, timeout: float | None, *, everyone: bool = True
+    ) -> Any:
+        """Queue a flush barrier or a snapshot request behind everything submitted so far (by
+        this thread only, when not `everyone`: its lane keeps its order, and the other lanes
+        are then not taken whole, which would put a flood ahead of a critical event)."""
+        if self._kernel is not None and threading.get_ident() == self._kernel.ident:
+            raise LifecycleError(
+                f"{what}() was called on the engine's kernel thread (from a bus handler?); it "
+                "waits for that very thread, so call it from another thread"
+            )
+        if self.state not in _LIVE:
+            raise LifecycleError(f"{what}() needs a running engine; it is {self.state}")
+        done: Future = Future()
+        self._queue.put(
+            (None, (kind, done)),
+            bounded=False,
+            urgent=True,
+            timeout=None,
+            internal=True,
+            barrier=everyone,
+        )
+        if self._inline:
+            self._kernel.drain()
+        try:
+            return done.result(timeout)
+        except FutureTimeout:
+            raise JournalError(f"{what}() did not finish within {timeout} s") from None
+
+    def when_applied(self, callback: Callable[[int], object]) -> int:
+        """Call `callback(seq)` on the kernel thread once everything submitted before this call
+        (by any thread) is applied and published; never blocks. Returns `submitted_count` as of
+        this request: if it is unchanged when the callback's effects are seen, nothing was
+        submitted after it (a lockstep's "all settled" test, see StrategyRunner.lockstep)."""
+        done: Future = Future()
+        done.add_done_callback(lambda future: callback(future.result()))
+        count = self._queue.put(
+            (None, (FLUSH, done)),
+            bounded=False,
+            urgent=False,
+            timeout=None,
+            internal=True,
+            barrier=True,
+        )
+        if self._inline:
+            self._kernel.drain()
+        return count
+
+    @property
+    def kernel_seconds(self) -> float:
+        """Time the kernel spent applying, handing to the writer and publishing."""
+        return self._kernel.busy_seconds if self._kernel is not None else 0.0
+
+    @property
+    def submitted_count(self) -> int:
+        """Items ever queued for the kernel (events, barriers, snapshot requests)."""
+        return self._queue.accepted
+
+    def flush(self, timeout: float | None = 30.0) -> int:
+        """Block until everything submitted so far is applied and durable; return its seq."""
+        self._control(FLUSH, "flush", timeout)
+        return self._writer.flush(timeout)
+
+    def seal_segments(self, timeout: float | None = 60.0) -> int:
+        """Make everything submitted so far readable by other processes now: commit it and seal
+        it into Parquet segments (otherwise sealed every N events / T seconds). Returns the
+        sealed-up-to seq."""
+        self.flush(timeout)
+        assert self.journal is not None
+        return self.journal.seal_segments(timeout)
+
+    def snapshot_now(self, timeout: float | None = 60.0) -> SnapshotInfo:
+        """Take a snapshot now (copied on the kernel thread, written by the writer); wait for it."""
+        return self._control(SNAPSHOT, "snapshot_now", timeout)
+
+    def wait_applied(self, timeout: float | None = 30.0) -> int:
+        """Block until everything this thread submitted so far is applied and published, not
+        necessarily durable; return the seq reached. On the kernel thread (a bus handler) it
+        returns at once: what that thread submits is applied after the handler anyway."""
+        if self._kernel is not None and threading.get_ident() == self._kernel.ident:
+            return self.store.version
+        return self._control(FLUSH, "wait_applied", timeout, everyone=False)

@@ -1,0 +1,35 @@
+"""`Engine.metrics()`: the engine's counters in one dict (queue, kernel, writer).
+
+Thread model: any thread; every figure is read without a lock, so they are each current but not
+taken at one instant together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def engine_metrics(engine: Any, queue: Any, writer: Any, kernel: Any) -> dict[str, Any]:
+    return {
+        "state": engine.state,
+        "version": engine.store.version,
+        "queue_depth": len(queue),
+        "queue_limit": queue.max_events,
+        "queue_high_water": queue.high_water,
+        "producer_lanes": queue.metrics_lanes(),
+        "producer_waits": queue.waits,
+        "producer_wait_seconds": queue.wait_seconds,
+        "overload_refusals": queue.refusals,
+        "rejected_events": engine.rejected_events,
+        # Time the kernel spent applying, handing to the writer and publishing; time blocking
+        # submitters spent waiting for their events to become durable (summed over them).
+        "kernel_seconds": kernel.busy_seconds if kernel is not None else 0.0,
+        "durable_wait_seconds": engine.durable_wait_seconds,
+        "durable_seq": writer.durable_seq if writer else 0,
+        "groups_committed": writer.groups_committed if writer else 0,
+        "events_committed": writer.events_committed if writer else 0,
+        # Where the journal writer runs: a process of its own or a thread here, and its pid;
+        # its bounded queue of work not yet committed to DuckDB.
+        **(writer.describe() if writer else {"writer": None, "writer_pid": None}),
+        **(writer.pending_metrics() if writer else {}),
+    }

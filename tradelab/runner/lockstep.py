@@ -1,0 +1,88 @@
+"""Lockstep sources for a `StrategyRunner`: `drive` (a backtest's bars) and `lockstep` (a
+max-speed replay's steps), played on the runner's thread, each step once the previous one has
+been handled, so the journal's order does not depend on thread timing.
+
+A mixin of `StrategyRunner` (its state: `engine`, `_inbox`, `_command`, `_progress`, `_thread`,
+`_threaded`, `bars_handled`, `_source`, `_stepper`, `_settle_mark`, `source_error`).
+Thread model: `drive`/`lockstep` from any thread; the steps run on the runner's thread (the
+caller's when the runner is unthreaded); `wait_for_bars` blocks its caller.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from tradelab.errors import LifecycleError
+
+
+class LockstepMixin:
+    def drive(self, play: Callable[[int], object], count: int) -> None:
+        """Backtest lockstep: call `play(i)` on the runner thread for i = 0..count-1, each one
+        once bar i-1 is handled (its strategies' reactions submitted). `play(i)` submits bar i
+        (and what goes with it). Every submit of the run then comes from this one thread, so the
+        journal's order does not depend on thread timing."""
+        self._source = (play, count)
+        self._command(lambda: self._play(0))
+
+    def lockstep(self, step: Callable[[], bool]) -> Future:
+        """Max-speed replay in lockstep: call `step()` on the runner thread again and again until
+        it returns False, each call once the previous one has settled: every event it submitted
+        (and the ticks it published) handled here, and so on for what the strategies submitted
+        in reaction, until the engine has nothing new. Every event of the run is then
+        submitted from this thread in an order thread timing cannot change. Returns a Future
+        resolved when `step` returns False (or with what it raised); waits for nothing itself."""
+        done: Future = Future()
+        self._stepper = (step, done)
+        self._command(self._settle)
+        return done
+
+    def _settle(self) -> None:
+        # Runner thread. The barrier's callback runs on the kernel thread once everything
+        # submitted so far is published, i.e. queued in this inbox ahead of the check.
+        self._settle_mark = self.engine.when_applied(lambda _seq: self._inbox.put(self._settled))
+
+    def _settled(self) -> None:
+        if self._stepper is None:
+            return
+        if self.engine.submitted_count != self._settle_mark:
+            self._settle()  # more was submitted meanwhile (reactions): wait for that too
+            return
+        step, done = self._stepper
+        try:
+            more = step()
+        except BaseException as exc:
+            self._stepper = None
+            done.set_exception(exc)
+            return
+        if more:
+            self._settle()
+        else:
+            self._stepper = None
+            done.set_result(None)
+
+    def _play(self, index: int) -> None:
+        try:
+            self._source[0](index)
+        except BaseException as exc:
+            self.source_error = exc
+            with self._progress:
+                self._progress.notify_all()
+            raise
+
+    def wait_for_bars(self, count: int, timeout: float = 30.0) -> None:
+        """Block until the runner has handled `count` bars in all (a backtest's lockstep)."""
+        deadline = time.monotonic() + timeout
+        with self._progress:
+            while self.bars_handled < count:
+                if self.source_error is not None:
+                    raise self.source_error
+                left = deadline - time.monotonic()
+                alive = not self._threaded or (self._thread is not None and self._thread.is_alive())
+                if left <= 0 or not alive:
+                    raise LifecycleError(
+                        f"runner {self.name!r} handled {self.bars_handled} bars, not {count}, "
+                        f"within {timeout} s"
+                    )
+                self._progress.wait(left)
