@@ -15,7 +15,7 @@ class ConsoleConfig(param.Parameterized):
         default="127.0.0.1",
         doc="Address the console listens on; 127.0.0.1 keeps it on this machine.",
     )
-    port = param.Integer(default=5006, bounds=(0, 65535), doc="TCP port (0: any free port).")
+    port = param.Integer(default=5006, bounds=(1, 65535), doc="TCP port of the console.")
     push_rate_hz = param.Number(
         default=15.0,
         bounds=(1.0, 60.0),
@@ -56,6 +56,12 @@ class ConsoleConfig(param.Parameterized):
     )
     chain_strikes = param.Integer(
         default=5, bounds=(1, 40), doc="Option chain rows shown either side of the ATM strike."
+    )
+    unused_session_seconds = param.Number(
+        default=15.0,
+        bounds=(0.5, 3600.0),
+        doc="A browser session whose page was closed is destroyed (its callbacks removed) "
+        "after this long; it is checked for every half of it.",
     )
     operators = param.List(
         default=[],

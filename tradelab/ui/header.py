@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from html import escape
 from typing import Any
 
 import panel as pn
@@ -15,9 +16,35 @@ from tradelab.market.instruments import IST
 from tradelab.trading.risk_state import HALT_MODES
 from tradelab.ui.view import Changes
 
+_STALE_STYLE = "background:#fff3cd;color:#664d03;padding:6px 10px;border-radius:4px;font-weight:bold"
+_BANNER_STYLE = "background:#f8d7da;color:#842029;padding:6px 10px;border-radius:4px;font-weight:bold"
 
-def _badge(css: str, text: str = "") -> pn.pane.HTML:
-    return pn.pane.HTML(text, css_classes=[css], margin=(4, 10))
+
+class Badge:
+    """An HTML pane whose text sits in an element carrying the hook class: Playwright's CSS
+    locators pierce Bokeh's shadow roots, and the element with the class holds the text."""
+
+    def __init__(self, css: str, text: str = "", style: str = "", hidden: bool = False):
+        self.css, self.style, self.text = css, style, None
+        self.pane = pn.pane.HTML("", margin=(4, 10), visible=not hidden)
+        if not hidden:
+            self.set(text)
+
+    def set(self, text: str) -> None:
+        """Show `text`; an unchanged text sends nothing to the browser."""
+        if text != self.text:
+            self.text = text
+            self.pane.object = f'<span class="{self.css}" style="{self.style}">{escape(text)}</span>'
+
+    def show(self, visible: bool, text: str = "") -> None:
+        """Present and visible only while `visible`: hidden, the element is removed."""
+        if visible:
+            self.set(text)
+        elif self.text is not None:
+            self.text = None
+            self.pane.object = ""
+        if self.pane.visible != visible:
+            self.pane.visible = visible
 
 
 class Header:
@@ -26,35 +53,25 @@ class Header:
 
     def __init__(self, stale_after_seconds: float) -> None:
         self.stale_after_ns = int(stale_after_seconds * 1e9)
-        self.runner = _badge("tl-runner-state", "runner: starting")
-        self.risk = _badge("tl-risk-state", "risk: -")
-        self.engine = _badge("tl-engine-state", "engine: -")
-        self.feed = _badge("tl-feed-state", "feed: -")
-        self.pnl = _badge("tl-pnl", "P&L: -")
-        self.last_seq = pn.pane.Str("0", css_classes=["tl-last-seq"], margin=(4, 2))
-        self.last_time = pn.pane.Str("-", css_classes=["tl-last-time"], margin=(4, 10))
-        self.connection = _badge("tl-connection", "connected")
-        self.banner = pn.pane.Alert(
-            "", alert_type="danger", visible=False, css_classes=["tl-risk-banner"]
-        )
-        self.stale = pn.pane.Alert(
-            "", alert_type="warning", visible=False, css_classes=["tl-stale"]
-        )
+        self.runner = Badge("tl-runner-state", "runner: starting")
+        self.risk = Badge("tl-risk-state", "risk: -")
+        self.engine = Badge("tl-engine-state", "engine: -")
+        self.feed = Badge("tl-feed-state", "feed: -")
+        self.pnl = Badge("tl-pnl", "P&L: -")
+        self.last_seq = Badge("tl-last-seq", "0")
+        self.last_time = Badge("tl-last-time", "-")
+        self.connection = Badge("tl-connection", "live")
+        self.banner = Badge("tl-risk-banner", style=_BANNER_STYLE, hidden=True)
+        self.stale = Badge("tl-stale", style=_STALE_STYLE, hidden=True)
         self.layout = pn.Column(
             pn.Row(
                 pn.pane.HTML("<b>tradelab</b>", margin=(4, 10)),
-                self.runner,
-                self.risk,
-                self.engine,
-                self.feed,
-                pn.pane.HTML("seq", margin=(4, 2)),
-                self.last_seq,
-                self.last_time,
-                self.pnl,
-                self.connection,
+                *(b.pane for b in (self.runner, self.risk, self.engine, self.feed)),
+                pn.pane.HTML("seq", margin=(4, 0)),
+                *(b.pane for b in (self.last_seq, self.last_time, self.pnl, self.connection)),
             ),
-            self.banner,
-            self.stale,
+            self.banner.pane,
+            self.stale.pane,
             sizing_mode="stretch_width",
         )
 
@@ -66,51 +83,43 @@ class Header:
         values = set(state["strategies"].values())
         if shown == "running" and values and "running" not in values:
             shown = "paused" if "paused" in values else "stopped"
-        _set(self.runner, f"runner: {shown}" + (f" ({strategies})" if strategies else ""))
+        self.runner.set(f"runner: {shown}" + (f" ({strategies})" if strategies else ""))
         risk = state["risk_state"]
-        _set(self.risk, f"risk: {risk}")
-        if risk in HALT_MODES:
-            control = state["risk_control"]
-            _set(
-                self.banner,
-                f"Trading {risk.upper()} by {control.get('by') or '?'}: "
-                f"{control.get('reason') or 'no reason given'}",
-            )
-        if self.banner.visible != (risk in HALT_MODES):
-            self.banner.visible = risk in HALT_MODES
-        _set(self.engine, f"engine: {state['engine_status']}")
+        self.risk.set(f"risk: {risk}")
+        control = state["risk_control"]
+        self.banner.show(
+            risk in HALT_MODES,
+            f"Trading {risk.upper()} by {control.get('by') or '?'}: "
+            f"{control.get('reason') or 'no reason given'}",
+        )
+        self.engine.set(f"engine: {state['engine_status']}")
         net = (state["pnl"] or {}).get("net")
-        _set(self.pnl, "P&L: -" if net is None else f"P&L: {net:,.2f}")
+        self.pnl.set("P&L: -" if net is None else f"P&L: {net:,.2f}")
 
     def apply_changes(self, changes: Changes, now_ns: int | None = None) -> bool:
         """Seq, its time, feed health and the stale marker; True while stale."""
         now_ns = time.time_ns() if now_ns is None else now_ns
-        _set(self.last_seq, str(changes.last_seq))
+        self.last_seq.set(str(changes.last_seq))
         if changes.last_event_ns:
             when = datetime.fromtimestamp(changes.last_event_ns / 1e9, tz=IST)
-            _set(self.last_time, when.strftime("%H:%M:%S.%f")[:-3])
+            self.last_time.set(when.strftime("%H:%M:%S.%f")[:-3])
         event_age = (now_ns - changes.last_event_ns) if changes.last_event_ns else None
         tick_age = (now_ns - changes.last_tick_ns) if changes.last_tick_ns else None
-        _set(self.feed, "feed: -" if tick_age is None else f"feed: {_age(tick_age)}")
         reasons = []
-        if tick_age is not None and tick_age > self.stale_after_ns:
+        if tick_age is None:
+            self.feed.set("feed: waiting")
+        elif tick_age > self.stale_after_ns:
+            self.feed.set("feed: silent")
             reasons.append(f"no feed tick for {_age(tick_age)}")
+        else:  # coarse on purpose: a text that changes every push would be resent every push
+            self.feed.set("feed: live")
         if event_age is not None and event_age > self.stale_after_ns:
             reasons.append(f"no engine event for {_age(event_age)}")
         stale = bool(reasons)
-        if stale:
-            _set(self.stale, "STALE: " + "; ".join(reasons))
-        if self.stale.visible != stale:
-            self.stale.visible = stale
+        self.stale.show(stale, "STALE: " + "; ".join(reasons))
         return stale
 
 
 def _age(ns: int) -> str:
     seconds = ns / 1e9
     return f"{seconds * 1000:.0f} ms ago" if seconds < 1 else f"{seconds:.1f} s ago"
-
-
-def _set(pane: Any, text: str) -> None:
-    """Set a pane's text only when it changed: an unchanged value sends nothing."""
-    if pane.object != text:
-        pane.object = text
