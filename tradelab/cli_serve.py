@@ -77,9 +77,7 @@ def serve_console(
             **auth,
         )
         loop = server.io_loop
-        signal.signal(
-            signal.SIGTERM, lambda *_: loop.asyncio_loop.call_soon_threadsafe(loop.stop)
-        )
+        signal.signal(signal.SIGTERM, lambda *_: loop.asyncio_loop.call_soon_threadsafe(loop.stop))
         print(f"tradelab console at http://{console.address}:{console.port}/", flush=True)  # noqa: T201
         server.start()
         loop.start()  # until Ctrl-C (Panel's handler) or SIGTERM

@@ -37,11 +37,12 @@ _NOTIFY = {
 
 
 def _table(css: str, page_size: int, height: int = 260) -> pn.widgets.Tabulator:
-    # Explicit local pagination: Tabulator resends every row on update, so pages stay small.
+    # Remote pagination: Tabulator resends its rows on every update, so only the page shown
+    # goes to the browser.
     return pn.widgets.Tabulator(
         pd.DataFrame(),
         css_classes=[css],
-        pagination="local",
+        pagination="remote",
         page_size=page_size,
         disabled=True,
         show_index=False,
@@ -60,6 +61,13 @@ def _tape_frame(rows: Any) -> pd.DataFrame:
     return pd.DataFrame(
         [(r.seq, _ms_time(r.ts), r.topic, r.key) for r in reversed(rows)], columns=TAPE_COLUMNS
     )
+
+
+def _url_topics(known: list[str]) -> list[str]:
+    """The tape filter asked for in the page's URL (`?tape=trade.executed,order.filled`)."""
+    args = pn.state.session_args or {}
+    asked = [t.strip() for v in args.get("tape", []) for t in v.decode().split(",")]
+    return [t for t in asked if t in known]
 
 
 class ConsoleSession:
@@ -84,6 +92,7 @@ class ConsoleSession:
             css_classes=["tl-tape-filter"],
             sizing_mode="stretch_width",
         )
+        self.tape_filter.value = _url_topics(self.tape_filter.options)
         self.tape_filter.param.watch(self._refilter, "value")  # a per-session widget
         self._tape_rows: deque[TapeRow] = deque(maxlen=config.tape_size)
         self.charts = Charts()
@@ -137,7 +146,7 @@ class ConsoleSession:
     def refresh(self) -> None:
         """Apply everything that changed since the last push, in one batch."""
         host = self.host
-        changes = host.view.changes_since(self.version, max_rows=host.config.tape_rows)
+        changes = host.view.changes_since(self.version, max_rows=host.config.tape_size)
         now = time.time_ns()
         with pn.io.hold():
             self.stale = self.header.apply_changes(changes, now)

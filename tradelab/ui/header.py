@@ -16,8 +16,12 @@ from tradelab.market.instruments import IST
 from tradelab.trading.risk_state import HALT_MODES
 from tradelab.ui.view import Changes
 
-_STALE_STYLE = "background:#fff3cd;color:#664d03;padding:6px 10px;border-radius:4px;font-weight:bold"
-_BANNER_STYLE = "background:#f8d7da;color:#842029;padding:6px 10px;border-radius:4px;font-weight:bold"
+_STALE_STYLE = (
+    "background:#fff3cd;color:#664d03;padding:6px 10px;border-radius:4px;font-weight:bold"
+)
+_BANNER_STYLE = (
+    "background:#f8d7da;color:#842029;padding:6px 10px;border-radius:4px;font-weight:bold"
+)
 
 
 class Badge:
@@ -34,7 +38,9 @@ class Badge:
         """Show `text`; an unchanged text sends nothing to the browser."""
         if text != self.text:
             self.text = text
-            self.pane.object = f'<span class="{self.css}" style="{self.style}">{escape(text)}</span>'
+            self.pane.object = (
+                f'<span class="{self.css}" style="{self.style}">{escape(text)}</span>'
+            )
 
     def show(self, visible: bool, text: str = "") -> None:
         """Present and visible only while `visible`: hidden, the element is removed."""

@@ -137,6 +137,11 @@ class SharedView:
             resync = version < oldest - 1 and bool(tape)
             new_rows, cut = _after(tape, version, max_rows)
             alerts, _ = _after(self._alerts, version, None)
+            if resync or cut:
+                # Starting over: the critical events the ring already dropped come back from
+                # the alert ring, so a tape filtered on fills still shows the session's fills.
+                kept = {row.version: row for row in (*self._alerts, *new_rows)}
+                new_rows = tuple(kept[v] for v in sorted(kept))
             last_seq, last_event, last_tick = self.last_seq, self.last_event_ns, self.last_tick_ns
         return Changes(
             current, sections, new_rows, alerts, resync or cut, last_seq, last_event, last_tick
