@@ -87,7 +87,7 @@ class ConsoleSession:
         self.tape = _table("tl-tape", 25, 420)
         # Session preferences: kept here (and in the URL), never in the engine's state.
         self.tape_filter = pn.widgets.MultiChoice(
-            name="Tape topics (empty: all)",
+            label="Tape topics (empty: all)",
             options=sorted(t.name for t in DEFAULT_TOPICS if not t.transient),
             css_classes=["tl-tape-filter"],
             sizing_mode="stretch_width",
@@ -188,7 +188,7 @@ class ConsoleSession:
             self.chain.value = value
         elif section == "bars":
             self.charts.show_bars(value)
-        else:  # runner, risk, engine, reconciliation: the header
+        else:
             self.header.apply_state(value)
 
     def _add_tape(self, rows: tuple[TapeRow, ...], resync: bool) -> None:

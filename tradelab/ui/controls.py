@@ -40,15 +40,15 @@ def params_table(strategies: dict[str, Any]) -> pd.DataFrame:
 
 def _param_widget(pname: str, parameter: param.Parameter, value: Any) -> pn.widgets.Widget:
     if isinstance(parameter, param.Selector):
-        return pn.widgets.Select(name=pname, options=list(parameter.objects), value=value)
+        return pn.widgets.Select(label=pname, options=list(parameter.objects), value=value)
     for kind, widget in _WIDGETS.items():
         if isinstance(parameter, kind):
             kwargs = {}
             if isinstance(parameter, param.Number) and parameter.bounds:
                 low, high = parameter.bounds
                 kwargs = {"start": low, "end": high}
-            return widget(name=pname, value=value, **kwargs)
-    return pn.widgets.TextInput(name=pname, value=str(value), disabled=True)
+            return widget(label=pname, value=value, **kwargs)
+    return pn.widgets.TextInput(label=pname, value=str(value), disabled=True)
 
 
 class Controls:
@@ -64,7 +64,7 @@ class Controls:
         self.reconcile = self._button("Reconcile now", "tl-reconcile", "default", "reconcile")
         self.reason = pn.widgets.TextInput(placeholder="reason to resume trading", width=260)
         self.resume_trading = pn.widgets.Button(
-            name="Resume trading", css_classes=["tl-resume-trading"], button_type="primary"
+            label="Resume trading", css_classes=["tl-resume-trading"], color="primary"
         )
         self.resume_trading.on_click(lambda _: self.run("resume_trading", reason=self.reason.value))
         forms = [self._params_form(name, s) for name, s in strategies.items()]
@@ -77,7 +77,7 @@ class Controls:
         )
 
     def _button(self, label: str, css: str, kind: str, command: str) -> pn.widgets.Button:
-        button = pn.widgets.Button(name=label, css_classes=[css], button_type=kind)
+        button = pn.widgets.Button(label=label, css_classes=[css], color=kind)
         button.on_click(lambda _: self.run(command))
         return button
 
@@ -87,7 +87,7 @@ class Controls:
             for pname, parameter in strategy.param.objects("existing").items()
             if pname != "name" and not parameter.constant
         }
-        apply = pn.widgets.Button(name=f"Apply {name} parameters", css_classes=["tl-set-params"])
+        apply = pn.widgets.Button(label=f"Apply {name} parameters", css_classes=["tl-set-params"])
         apply.on_click(
             lambda _: self.run(
                 "set_params", strategy=name, params={k: w.value for k, w in widgets.items()}

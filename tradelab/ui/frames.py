@@ -173,7 +173,7 @@ def build(section: str, lab: Any, config: Any) -> Any:
         return orders(lab)
     if section == "trades":
         return trades(lab)
-    if section in ("runner", "risk", "engine", "reconciliation"):
+    if section == "header":
         return header(lab)
     if section == "bars":
         return bars(lab)

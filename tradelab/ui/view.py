@@ -23,13 +23,23 @@ SECTION_TOPICS: dict[str, tuple[str, ...]] = {
     "positions": ("trade.", "position.", "mark.updated", "pnl."),
     "orders": ("order.",),
     "trades": ("trade.executed",),
-    "runner": ("runner.",),
-    "risk": ("risk.", "pnl."),
-    "engine": ("engine.", "journal.", "snapshot."),
+    # Runner, risk, engine, P&L and reconciliation badges: one section, read at one version.
+    "header": (
+        "runner.",
+        "risk.",
+        "engine.",
+        "journal.",
+        "snapshot.",
+        "reconciliation.",
+        "broker.",
+        "pnl.",
+        "trade.executed",
+        "position.",
+        "mark.updated",
+    ),
     "bars": ("market.bar", "market.session"),
     "marks": ("mark.updated",),
     "signals": ("signal.",),
-    "reconciliation": ("reconciliation.", "broker."),
 }
 SECTIONS = tuple(SECTION_TOPICS)
 # The events every session is told of (a notification), kept in their own ring so a flood of
