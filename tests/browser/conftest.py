@@ -81,12 +81,17 @@ class ConsoleServer:
                 cmd, stdout=out, stderr=subprocess.STDOUT, cwd=tmp, env=env
             )
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 60.0, *, stats: bool = True) -> None:
+        """Until /console/stats answers (`stats=False`: until the server answers at all)."""
+
         def up() -> bool:
             if self.process.poll() is not None:
                 raise AssertionError(f"server exited: {self.log.read_text()[-2000:]}")
             try:
-                return self.stats() is not None
+                if stats:
+                    return self.stats() is not None
+                with urllib.request.urlopen(self.url, timeout=5):
+                    return True
             except OSError:
                 return False
 

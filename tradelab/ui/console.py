@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import deque
 from datetime import datetime
+from html import escape
 from typing import Any
 
 import pandas as pd
@@ -113,7 +114,12 @@ class ConsoleSession:
         if self.controls is not None:
             card.append(self.controls.layout)
         else:
-            card.append(pn.pane.Str(f"read-only: {self.user or 'viewer'} is not an operator"))
+            card.append(
+                pn.pane.HTML(
+                    f'<span class="tl-readonly">read-only: {escape(self.user or "viewer")} is '
+                    "not an operator</span>"
+                )
+            )
         trading = pn.Column(
             "### Positions",
             self.positions,
