@@ -47,8 +47,8 @@ _OPTIONS = OptionUniverse()
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=columns)
-    return frame.reset_index(drop=True)
+    # Money to the paisa: float sums such as 836.2500000000005 read as noise on a screen.
+    return pd.DataFrame(rows, columns=columns).round(2).reset_index(drop=True)
 
 
 def positions(lab: Any) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from tradelab.lab import Lab
+from tradelab.market.instruments import IST
 from tradelab.ui import frames
 from tradelab.ui.commands import OperatorCommands
 from tradelab.ui.config import ConsoleConfig
@@ -117,7 +118,12 @@ class ConsoleHost:
     def equity_frame(self) -> pd.DataFrame:
         rows = list(self.equity)
         frame = pd.DataFrame(rows, columns=["time", "net_pnl", "index"])
-        frame["time"] = pd.to_datetime(frame["time"], unit="ns")
+        # Naive IST: the chart's axis then reads in the exchange's clock, like the header.
+        frame["time"] = (
+            pd.to_datetime(frame["time"], unit="ns", utc=True)
+            .dt.tz_convert(IST)
+            .dt.tz_localize(None)
+        )
         return frame
 
     # -- session bookkeeping --------------------------------------------------------------------
