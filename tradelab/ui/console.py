@@ -104,6 +104,11 @@ class ConsoleSession:
         )
         self.is_operator = host.commands.is_operator(user)
         self.controls = Controls(host.commands, user, strategies) if self.is_operator else None
+        # Loading spinners until the engine's first events reach this session.
+        self._tables = (self.positions, self.orders, self.trades, self.signals, self.tape)
+        self._loading = True
+        for table in self._tables:
+            table.loading = True
         self._last_slow_ns = 0
         self.pushes = 0
         self.stale = False
@@ -166,6 +171,10 @@ class ConsoleSession:
                 self._last_slow_ns = now
                 self.charts.show_equity(host.equity_frame())
                 self.metrics.object = host.metrics()
+        if self._loading and changes.version:
+            self._loading = False  # the engine has spoken: the views show what it has
+            for table in self._tables:
+                table.loading = False
         if changes.tape:
             host.record_push((time.time_ns() - changes.tape[-1].received_ns) / 1e6)
         self.version = changes.version
