@@ -31,8 +31,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# The simulated session (09:15-15:30, 22,500 market seconds) lasts ~25 s of wall time here.
-SESSION_SPEED = 900
+# The simulated session (09:15-15:30, 22,500 market seconds) lasts ~30 s of wall time here.
+SESSION_SPEED = 750
 
 
 def free_port() -> int:
@@ -113,7 +113,10 @@ class ConsoleServer:
 
 
 @pytest.fixture(scope="module")
-def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
+def console_server(
+    tmp_path_factory: pytest.TempPathFactory, browser: Any
+) -> Iterator[ConsoleServer]:
+    # After the browser: the simulated session's clock starts when the server does.
     server = ConsoleServer(tmp_path_factory.mktemp("console"))
     try:
         server.wait_ready()

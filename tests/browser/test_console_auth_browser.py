@@ -14,7 +14,7 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def auth_server(tmp_path_factory):
+def auth_server(tmp_path_factory, browser):
     tmp = tmp_path_factory.mktemp("auth")
     users = tmp / "users.json"
     users.write_text(json.dumps({"alice": "alice-pw", "bob": "bob-pw"}), encoding="utf-8")

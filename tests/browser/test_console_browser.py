@@ -1,7 +1,7 @@
 """The live console in a real Chromium against a real `tradelab serve`: live data, an engine
 trade in positions and tape, an operator's pause seen by every session, the stale marker when
 the feed ends, and sessions that leave nothing behind. Tests run in file order on one server
-whose simulated session ends ~25 s after it starts (the stale test comes last)."""
+whose simulated session ends ~30 s after it starts (the stale test comes last)."""
 
 from __future__ import annotations
 
@@ -83,6 +83,6 @@ def test_twenty_sessions_leave_no_callbacks_or_watchers(console_server, context)
 def test_stale_marker_appears_when_the_feed_stops(console_server, context):
     page = _open(context, console_server.url)
     stale = page.locator(".tl-stale")
-    # The simulated session closes ~25 s after the server started; 1.5 s later it is stale.
+    # The simulated session closes ~30 s after the server started; 1.5 s later it is stale.
     wait_until(lambda: stale.count() and stale.is_visible(), 45, "the stale marker")
     assert "STALE" in stale.inner_text()

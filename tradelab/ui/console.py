@@ -165,8 +165,9 @@ class ConsoleSession:
                 self._apply_section(section)
             if changes.tape or changes.resync:
                 self._add_tape(changes.tape, changes.resync)
-            for row in changes.alerts:
-                self._notify(row)
+            if self.version:  # not on the first push: only what happens while it is open
+                for row in changes.alerts:
+                    self._notify(row)
             if now - self._last_slow_ns > _CHART_EVERY_NS:
                 self._last_slow_ns = now
                 self.charts.show_equity(host.equity_frame())
