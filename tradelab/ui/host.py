@@ -71,7 +71,11 @@ class ConsoleHost:
         self._subscription = self.lab.engine.bus.subscribe(
             "*", self.view.on_event, name="console-view"
         )
-        self.lab.start()
+        try:
+            self.lab.start()
+        except BaseException:
+            self._subscription.unsubscribe()
+            raise
         self._sampler = threading.Thread(target=self._sample, name="console-sampler", daemon=True)
         self._sampler.start()
         self.started = True
