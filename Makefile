@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 console: $(STAMP)
-	$(BIN)/tradelab run
+	$(BIN)/tradelab serve
 
 test: $(STAMP)
 	$(BIN)/ruff check .

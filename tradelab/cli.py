@@ -17,6 +17,7 @@ import click
 
 from tradelab import __version__
 from tradelab.cli_bench import bench
+from tradelab.cli_serve import serve
 
 EXIT_OK = 0
 EXIT_DAMAGED = 1
@@ -388,6 +389,7 @@ def verify_cmd(path: str) -> None:
 
 
 main.add_command(bench)
+main.add_command(serve)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,6 +25,7 @@ from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeedConfig
 from tradelab.runner import STRATEGIES
 from tradelab.runner.strategy import coerce_params
 from tradelab.trading.risk import RiskConfig
+from tradelab.ui.config import ConsoleConfig
 
 DEFAULT_FILE = "tradelab.yaml"
 
@@ -36,6 +37,7 @@ SECTIONS: dict[str, type[param.Parameterized]] = {
     "broker": PaperBrokerConfig,
     "risk": RiskConfig,
     "reconciler": ReconcilerConfig,
+    "console": ConsoleConfig,
 }
 
 # Settings a Lab takes from its `lab` section: kept out of their own sections, where a second
@@ -75,6 +77,7 @@ class Settings:
     broker: PaperBrokerConfig
     risk: RiskConfig
     reconciler: ReconcilerConfig
+    console: ConsoleConfig
 
     def make_lab(self) -> Lab:
         return Lab(
@@ -233,6 +236,8 @@ def allowed(parameter: param.Parameter) -> str:
             text = kind
     elif isinstance(parameter, param.Dict):
         text = "a mapping"
+    elif isinstance(parameter, param.List):
+        text = "a list"
     elif isinstance(parameter, param.String):
         text = "text"
     else:

@@ -1,0 +1,110 @@
+"""The console built against a running Lab, without a server: it fills from the shared view,
+viewers get no controls and their commands are refused, operators' commands reach the runner,
+and the stale marker follows the feed."""
+
+from __future__ import annotations
+
+import time
+
+import panel as pn
+import pytest
+
+from tradelab.lab import Lab, LabConfig
+from tradelab.ui.commands import CommandRefused
+from tradelab.ui.config import ConsoleConfig
+from tradelab.ui.console import ConsoleSession, build_console
+from tradelab.ui.host import ConsoleHost
+
+
+def _wait(condition, session, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+        session.refresh()
+
+
+@pytest.fixture
+def host(tmp_path):
+    lab = Lab(LabConfig(journal_path=str(tmp_path / "c.duckdb"), speed=600.0, ticks_per_second=100))
+    config = ConsoleConfig(operators=["alice"], stale_after_seconds=0.5, sample_seconds=0.05)
+    started = ConsoleHost(lab, config, auth=True).start()
+    yield started
+    started.stop()
+
+
+def test_console_fills_from_a_running_lab(host):
+    console = build_console(host, user="alice")
+    assert isinstance(console, pn.viewable.Viewable)
+    session = console.tl_session
+    _wait(lambda: len(session.positions.value) > 0 and len(session.trades.value) > 0, session)
+    assert int(session.header.last_seq.text) > 0
+    assert "running" in session.header.runner.text
+    assert session.header.risk.text == "risk: active"
+    assert set(session.positions.value["strategy"]) == {"short_straddle"}
+    assert len(session.tape.value) <= host.config.tape_rows
+    assert not session.stale
+
+
+def test_tape_filter_is_the_sessions_own(host):
+    one, two = ConsoleSession(host, "alice"), ConsoleSession(host, "bob")
+    one.tape_filter.value = ["trade.executed"]
+    _wait(lambda: len(one.tape.value) > 0, one)
+    two.refresh()
+    assert set(one.tape.value["topic"]) == {"trade.executed"}
+    assert len(set(two.tape.value["topic"])) > 1  # the other session still sees everything
+
+
+def test_viewer_has_no_controls_and_a_forged_command_is_refused(host):
+    viewer = ConsoleSession(host, "bob")
+    assert viewer.controls is None
+    with pytest.raises(CommandRefused, match="bob"):
+        host.commands.execute("bob", "pause")
+    with pytest.raises(CommandRefused):
+        host.commands.execute(None, "flatten")
+
+
+def test_operator_pause_reaches_the_runner_and_every_session(host):
+    operator, viewer = ConsoleSession(host, "alice"), ConsoleSession(host, "bob")
+    _wait(lambda: "running" in viewer.header.runner.text, viewer)
+    assert "pause" in operator.controls.run("pause")
+    _wait(lambda: "paused" in viewer.header.runner.text, viewer)
+    operator.refresh()
+    assert "paused" in operator.header.runner.text
+    operator.controls.run("resume")
+    _wait(lambda: "running" in viewer.header.runner.text, viewer)
+
+
+def test_stale_marker_shows_once_the_feed_stops(host):
+    session = ConsoleSession(host, "alice")
+    _wait(lambda: int(session.header.last_seq.text) > 0, session)
+    assert not session.header.stale.pane.visible
+    host.lab._stop.set()  # what the feed does when its session ends: no more ticks
+    _wait(lambda: session.stale, session, timeout=10)
+    assert session.header.stale.pane.visible
+    assert "STALE" in session.header.stale.text
+
+
+def test_sessions_leave_no_watchers_on_shared_objects(host):
+    before = host.shared_watchers()
+    subs = len(host.lab.engine.bus.subscriptions())
+    for _ in range(5):
+        ConsoleSession(host, "alice").refresh()
+    assert host.shared_watchers() == before == 0
+    assert len(host.lab.engine.bus.subscriptions()) == subs
+    assert host.metrics()["view_subscriptions"] == 1
+
+
+def test_halt_shows_a_banner_until_an_operator_resumes_with_a_reason(host):
+    session = ConsoleSession(host, "alice")
+    _wait(lambda: int(session.header.last_seq.text) > 0, session)
+    assert not session.header.banner.pane.visible
+    host.lab.risk.halt("alice", "checking the feed")
+    _wait(lambda: session.header.banner.pane.visible, session)
+    assert "HALTED by alice: checking the feed" in session.header.banner.text
+    assert session.header.risk.text == "risk: halted"
+    assert "refused" in session.controls.run("resume_trading", reason="")
+    session.controls.reason.value = "feed checked"
+    session.controls.resume_trading.clicks += 1  # what a click in the browser does
+    _wait(lambda: not session.header.banner.pane.visible, session)
+    assert session.header.risk.text == "risk: active"

@@ -1,0 +1,39 @@
+"""`tradelab serve` usage errors and its safe defaults (loopback address, websocket origins)."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from tradelab.cli import main
+from tradelab.cli_serve import websocket_origins
+from tradelab.settings import load_settings
+
+
+def test_basic_auth_without_cookie_secret_is_a_usage_error(tmp_path):
+    users = tmp_path / "users.json"
+    users.write_text('{"alice": "pw"}', encoding="utf-8")
+    result = CliRunner().invoke(main, ["serve", "--basic-auth", str(users)])
+    assert result.exit_code == 2
+    assert "--cookie-secret" in result.output
+
+
+def test_missing_notebook_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(main, ["serve", "--notebook", str(tmp_path / "nope.ipynb")])
+    assert result.exit_code == 2
+    assert "nope.ipynb" in result.output
+
+
+def test_console_listens_on_loopback_by_default():
+    console = load_settings().console
+    assert (console.address, console.port) == ("127.0.0.1", 5006)
+    assert 10 <= console.push_rate_hz <= 20
+    assert websocket_origins("127.0.0.1", 5006) == ["127.0.0.1:5006", "localhost:5006"]
+    assert websocket_origins("10.0.0.5", 80) == ["10.0.0.5:80"]
+
+
+def test_bad_console_setting_names_the_key(tmp_path):
+    settings = tmp_path / "tradelab.yaml"
+    settings.write_text("console:\n  push_rate_hz: 500\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["serve", "--config", str(settings)])
+    assert result.exit_code == 2
+    assert "console.push_rate_hz" in result.output

@@ -1,0 +1,139 @@
+"""The body of `tradelab serve`: the live console (notebooks/console.ipynb) on one Lab shared by
+every browser session, with the console's extra routes, on 127.0.0.1:5006 by default.
+
+Thread model: the caller's thread runs the server's event loop until Ctrl-C or SIGTERM; then
+the host stops the Lab (it drains its queue and takes a snapshot).
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import click
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "console.ipynb"
+LOOPBACK = ("127.0.0.1", "localhost")
+
+
+def websocket_origins(address: str, port: int) -> list[str]:
+    """The origins the browser may open the session websocket from (Bokeh refuses others)."""
+    hosts = LOOPBACK if address in LOOPBACK else (address,)
+    return [f"{host}:{port}" for host in hosts]
+
+
+def serve_console(
+    *,
+    config_file: str | None,
+    overrides: dict[str, Any],
+    basic_auth: str | None,
+    cookie_secret: str | None,
+    notebook: str | None,
+    show: bool,
+) -> None:
+    """Build the shared host from the settings, then serve the console until stopped."""
+    import panel as pn
+
+    from tradelab.cli import EXIT_USAGE, exit_code_for, fail
+    from tradelab.errors import TradelabError
+    from tradelab.settings import apply_overrides, load_settings
+    from tradelab.ui.host import ConsoleHost, shared_host
+    from tradelab.ui.routes import extra_routes
+
+    if basic_auth is not None and not cookie_secret:
+        fail("--basic-auth needs --cookie-secret (it signs the login cookie)", EXIT_USAGE)
+    path = Path(notebook) if notebook is not None else NOTEBOOK
+    if not path.is_file():
+        fail(f"console notebook {str(path)!r} not found", EXIT_USAGE)
+    try:
+        settings = load_settings(config_file)
+        apply_overrides(settings, overrides)
+        lab = settings.make_lab()
+    except TradelabError as exc:
+        fail(exc, exit_code_for(exc))
+    console = settings.console
+    try:
+        # The notebook's own `shared_host()` call gets this one: one Lab per server process.
+        host = shared_host(lambda: ConsoleHost(lab, console, auth=basic_auth is not None).start())
+    except TradelabError as exc:
+        fail(exc, exit_code_for(exc))
+    auth: dict[str, Any] = {}
+    if basic_auth is not None:
+        auth = {"basic_auth": basic_auth, "cookie_secret": cookie_secret}
+    try:
+        server = pn.serve(
+            {"/": str(path)},
+            address=console.address,
+            port=console.port,
+            websocket_origin=websocket_origins(console.address, console.port),
+            extra_patterns=extra_routes(host),
+            title="tradelab console",
+            show=show,
+            start=False,
+            verbose=False,
+            unused_session_lifetime_milliseconds=int(console.unused_session_seconds * 1000),
+            check_unused_sessions_milliseconds=int(console.unused_session_seconds * 500),
+            **auth,
+        )
+        loop = server.io_loop
+        signal.signal(signal.SIGTERM, lambda *_: loop.asyncio_loop.call_soon_threadsafe(loop.stop))
+        print(f"tradelab console at http://{console.address}:{console.port}/", flush=True)  # noqa: T201
+        server.start()
+        loop.start()  # until Ctrl-C (Panel's handler) or SIGTERM
+    finally:
+        host.stop()
+
+
+@click.command("serve")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="A tradelab.yaml settings file (the Lab's sections and `console`); flags override it.",
+)
+@click.option("--address", default=None, help="Listen address [default: console.address].")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="[default: 5006]")
+@click.option(
+    "--basic-auth",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help='JSON file {"user": "password"}: log in to see the console; only console.operators '
+    "get the controls.",
+)
+@click.option("--cookie-secret", default=None, help="Signs the login cookie (with --basic-auth).")
+@click.option(
+    "--notebook",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The console notebook to serve [default: notebooks/console.ipynb].",
+)
+@click.option("--show", is_flag=True, help="Open a browser tab.")
+def serve(
+    config_file: str | None,
+    address: str | None,
+    port: int | None,
+    basic_auth: str | None,
+    cookie_secret: str | None,
+    notebook: str | None,
+    show: bool,
+) -> None:
+    """Serve the live console: the default Lab (simulated NIFTY feed, paper broker,
+    short_straddle, journal under data/) shared by every browser session.
+
+    Ctrl-C (or SIGTERM) stops cleanly: the Lab drains its queue and takes a snapshot.
+    """
+    overrides: dict[str, Any] = {}
+    if address is not None:
+        overrides["console.address"] = address
+    if port is not None:
+        overrides["console.port"] = port
+    serve_console(
+        config_file=config_file,
+        overrides=overrides,
+        basic_auth=basic_auth,
+        cookie_secret=cookie_secret,
+        notebook=notebook,
+        show=show,
+    )

@@ -1,0 +1,258 @@
+"""`build_console(host, user)`: one browser session's console, and `ConsoleSession`, its updater.
+
+Thread model: everything here runs in the session (its document's callbacks on the server's
+event loop). The session pulls from the host's shared versioned view in its own async periodic
+callback (never overlapping itself, removed by Panel when the session ends) and applies one
+batch (`pn.io.hold`) per push. Nothing is attached to shared objects; the session unregisters
+itself from the host in `on_session_destroyed`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from datetime import datetime
+from html import escape
+from typing import Any
+
+import pandas as pd
+import panel as pn
+
+from tradelab.events import DEFAULT_TOPICS
+from tradelab.market.instruments import IST
+from tradelab.ui.charts import Charts
+from tradelab.ui.controls import Controls, params_table
+from tradelab.ui.header import Header
+from tradelab.ui.host import ConsoleHost
+from tradelab.ui.view import TapeRow
+
+TAPE_COLUMNS = ["seq", "time", "topic", "key"]
+_CHART_EVERY_NS = 1_000_000_000  # charts and metrics change slowly: at most once a second
+_NOTIFY = {
+    "trade.executed": ("info", "Trade executed: {side} {quantity} {symbol} @ {price}"),
+    "position.closed": ("info", "Position closed: {position_id}"),
+    "risk.daily_loss_breached": ("error", "Daily loss limit breached"),
+    "reconciliation.mismatch": ("warning", "Reconciliation mismatch: {kind}"),
+}
+
+
+def _table(css: str, page_size: int, height: int = 260) -> pn.widgets.Tabulator:
+    # Remote pagination: Tabulator resends its rows on every update, so only the page shown
+    # goes to the browser.
+    return pn.widgets.Tabulator(
+        pd.DataFrame(),
+        css_classes=[css],
+        pagination="remote",
+        page_size=page_size,
+        disabled=True,
+        show_index=False,
+        sizing_mode="stretch_width",
+        height=height,
+    )
+
+
+def _ms_time(ns: int) -> str:
+    """Wall-clock `ns` as IST HH:MM:SS.mmm."""
+    return datetime.fromtimestamp(ns / 1e9, tz=IST).strftime("%H:%M:%S.%f")[:-3]
+
+
+def _tape_frame(rows: Any) -> pd.DataFrame:
+    """Newest first: the engine's seq and stamp of each event."""
+    return pd.DataFrame(
+        [(r.seq, _ms_time(r.ts), r.topic, r.key) for r in reversed(rows)], columns=TAPE_COLUMNS
+    )
+
+
+def _url_topics(known: list[str]) -> list[str]:
+    """The tape filter asked for in the page's URL (`?tape=trade.executed,order.filled`)."""
+    args = pn.state.session_args or {}
+    asked = [t.strip() for v in args.get("tape", []) for t in v.decode().split(",")]
+    return [t for t in asked if t in known]
+
+
+class ConsoleSession:
+    """One session's components and its `refresh()` (the periodic callback's body)."""
+
+    def __init__(self, host: ConsoleHost, user: str | None = None) -> None:
+        self.host, self.user = host, user
+        config = host.config
+        self.version = 0
+        self.section_versions: dict[str, int] = {}
+        self.header = Header(config.stale_after_seconds)
+        self.positions = _table("tl-positions", 20)
+        self.orders = _table("tl-orders", 20, 200)
+        self.trades = _table("tl-trades", 20)
+        self.signals = _table("tl-signals", 10, 160)
+        self.chain = _table("tl-chain", 2 * config.chain_strikes * 2 + 2, 420)
+        self.tape = _table("tl-tape", 25, 420)
+        # Session preferences: kept here (and in the URL), never in the engine's state.
+        self.tape_filter = pn.widgets.MultiChoice(
+            label="Tape topics (empty: all)",
+            options=sorted(t.name for t in DEFAULT_TOPICS if not t.transient),
+            css_classes=["tl-tape-filter"],
+            sizing_mode="stretch_width",
+        )
+        self.tape_filter.value = _url_topics(self.tape_filter.options)
+        self.tape_filter.param.watch(self._refilter, "value")  # a per-session widget
+        self._tape_rows: deque[TapeRow] = deque(maxlen=config.tape_size)
+        self.charts = Charts()
+        self.metrics = pn.pane.JSON({}, depth=2, css_classes=["tl-metrics"], height=420)
+        strategies = host.lab.runner.strategies if host.lab.runner is not None else {}
+        self.params = pn.widgets.Tabulator(
+            params_table(strategies), disabled=True, show_index=False, css_classes=["tl-params"]
+        )
+        self.is_operator = host.commands.is_operator(user)
+        self.controls = Controls(host.commands, user, strategies) if self.is_operator else None
+        # Loading spinners until the engine's first events reach this session.
+        self._tables = (self.positions, self.orders, self.trades, self.signals, self.tape)
+        self._loading = True
+        for table in self._tables:
+            table.loading = True
+        self._last_slow_ns = 0
+        self.pushes = 0
+        self.stale = False
+        self.layout = self._layout()
+
+    def _layout(self) -> pn.viewable.Viewable:
+        card = pn.Card(title="Controls (operator)", collapsible=False)
+        if self.controls is not None:
+            card.append(self.controls.layout)
+        else:
+            card.append(
+                pn.pane.HTML(
+                    f'<span class="tl-readonly">read-only: {escape(self.user or "viewer")} is '
+                    "not an operator</span>"
+                )
+            )
+        trading = pn.Column(
+            "### Positions",
+            self.positions,
+            "### Open orders",
+            self.orders,
+            "### Trades",
+            self.trades,
+            "### Active signals",
+            self.signals,
+            sizing_mode="stretch_width",
+        )
+        tape = pn.Column("### Event tape", self.tape_filter, self.tape, sizing_mode="stretch_width")
+        details = pn.Tabs(
+            ("Charts", self.charts.layout),
+            ("Option chain", self.chain),
+            ("Strategy parameters", self.params),
+            ("Metrics", self.metrics),
+            dynamic=True,
+            sizing_mode="stretch_width",
+        )
+        return pn.Column(
+            self.header.layout,
+            card,
+            pn.Row(trading, tape, sizing_mode="stretch_width"),
+            details,
+            sizing_mode="stretch_width",
+        )
+
+    # -- the periodic callback ------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Apply everything that changed since the last push, in one batch."""
+        host = self.host
+        changes = host.view.changes_since(self.version, max_rows=host.config.tape_size)
+        now = time.time_ns()
+        with pn.io.hold():
+            self.stale = self.header.apply_changes(changes, now)
+            for section in changes.sections | self._behind():
+                self._apply_section(section)
+            if changes.tape or changes.resync:
+                self._add_tape(changes.tape, changes.resync)
+            if self.version:  # not on the first push: only what happens while it is open
+                for row in changes.alerts:
+                    self._notify(row)
+            if now - self._last_slow_ns > _CHART_EVERY_NS:
+                self._last_slow_ns = now
+                self.charts.show_equity(host.equity_frame())
+                self.metrics.object = host.metrics()
+        if self._loading and changes.version:
+            self._loading = False  # the engine has spoken: the views show what it has
+            for table in self._tables:
+                table.loading = False
+        if changes.tape:
+            host.record_push((time.time_ns() - changes.tape[-1].received_ns) / 1e6)
+        self.version = changes.version
+        self.pushes += 1
+
+    async def refresh_async(self) -> None:
+        self.refresh()
+
+    def _behind(self) -> set[str]:
+        """Sections whose last build was throttled (older than what the view has)."""
+        view = self.host.view
+        return {s for s, v in self.section_versions.items() if v < view.section_version(s)}
+
+    def _apply_section(self, section: str) -> None:
+        version, value = self.host.frame(section)
+        self.section_versions[section] = version
+        if section == "positions":
+            self.positions.value = value
+        elif section == "orders":
+            self.orders.value = value
+        elif section == "trades":
+            self.trades.value = value
+        elif section == "signals":
+            self.signals.value = value
+        elif section == "marks":
+            self.chain.value = value
+        elif section == "bars":
+            self.charts.show_bars(value)
+        else:
+            self.header.apply_state(value)
+
+    def _add_tape(self, rows: tuple[TapeRow, ...], resync: bool) -> None:
+        if resync:
+            self._tape_rows.clear()
+        self._tape_rows.extend(rows)
+        self._show_tape()
+
+    def _refilter(self, _event: Any = None) -> None:
+        self._show_tape()
+
+    def _show_tape(self) -> None:
+        wanted = set(self.tape_filter.value)
+        rows = [r for r in self._tape_rows if not wanted or r.topic in wanted]
+        self.tape.value = _tape_frame(rows[-self.host.config.tape_rows :])
+
+    def _notify(self, row: TapeRow) -> None:
+        notifications = pn.state.notifications
+        if notifications is None:
+            return
+        kind, text = _NOTIFY[row.topic]
+        try:
+            message = text.format(**row.payload)
+        except (KeyError, IndexError):
+            message = text.split(":")[0]
+        getattr(notifications, kind)(message, duration=4000)
+
+
+def build_console(host: ConsoleHost, user: str | None = None) -> pn.viewable.Viewable:
+    """One session's console over `host`. Served, it registers its periodic callback and
+    reports to the host; outside a server (a notebook, a test) call `.refresh()` on
+    `console.tl_session` to update it."""
+    session = ConsoleSession(host, user)
+    session.refresh()
+    doc = pn.state.curdoc
+    context = getattr(doc, "session_context", None) if doc is not None else None
+    if context is not None:
+        session_id = context.id or uuid.uuid4().hex
+        host.session_opened(session_id, user)
+        period_ms = max(1, int(1000 / host.config.push_rate_hz))
+        callback = pn.state.add_periodic_callback(session.refresh_async, period=period_ms)
+        host.track_callback(callback)
+
+        def destroyed(_context: Any) -> None:
+            callback.stop()
+            host.session_closed(session_id)
+
+        pn.state.on_session_destroyed(destroyed)
+    layout = session.layout
+    layout.tl_session = session  # for notebooks and tests; a plain attribute, not a param
+    return layout

@@ -1,0 +1,105 @@
+"""Operator controls of one session: runner pause / resume / stop, flatten, resume after a halt,
+strategy parameters, reconcile now. Built only for an operator; every click goes through
+`OperatorCommands.execute`, which checks the user again.
+
+Widgets are per session; strategy parameter widgets are built from the param declarations, not
+bound to the shared strategy objects (a watcher there would outlive the session).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import panel as pn
+import param
+
+from tradelab.errors import TradelabError
+
+_WIDGETS = {
+    param.Boolean: pn.widgets.Checkbox,
+    param.Integer: pn.widgets.IntInput,
+    param.Number: pn.widgets.FloatInput,
+    param.String: pn.widgets.TextInput,
+}
+
+
+def params_table(strategies: dict[str, Any]) -> pd.DataFrame:
+    """Every strategy parameter with its value and doc, read-only (what viewers see)."""
+    rows = []
+    for name, strategy in strategies.items():
+        for pname, parameter in strategy.param.objects("existing").items():
+            if pname == "name":
+                continue
+            value = getattr(strategy, pname)
+            rows.append(
+                {"strategy": name, "parameter": pname, "value": str(value), "doc": parameter.doc}
+            )
+    return pd.DataFrame(rows, columns=["strategy", "parameter", "value", "doc"])
+
+
+def _param_widget(pname: str, parameter: param.Parameter, value: Any) -> pn.widgets.Widget:
+    if isinstance(parameter, param.Selector):
+        return pn.widgets.Select(label=pname, options=list(parameter.objects), value=value)
+    for kind, widget in _WIDGETS.items():
+        if isinstance(parameter, kind):
+            kwargs = {}
+            if isinstance(parameter, param.Number) and parameter.bounds:
+                low, high = parameter.bounds
+                kwargs = {"start": low, "end": high}
+            return widget(label=pname, value=value, **kwargs)
+    return pn.widgets.TextInput(label=pname, value=str(value), disabled=True)
+
+
+class Controls:
+    """The operator panel; `message` shows what the last command did or why it was refused."""
+
+    def __init__(self, commands: Any, user: str | None, strategies: dict[str, Any]) -> None:
+        self.commands, self.user = commands, user
+        self.message = pn.pane.Str("", css_classes=["tl-command-result"])
+        self.pause = self._button("Pause", "tl-runner-pause", "warning", "pause")
+        self.resume = self._button("Resume", "tl-runner-resume", "success", "resume")
+        self.stop = self._button("Stop", "tl-runner-stop", "danger", "stop")
+        self.flatten = self._button("Flatten all", "tl-flatten", "danger", "flatten")
+        self.reconcile = self._button("Reconcile now", "tl-reconcile", "default", "reconcile")
+        self.reason = pn.widgets.TextInput(placeholder="reason to resume trading", width=260)
+        self.resume_trading = pn.widgets.Button(
+            label="Resume trading", css_classes=["tl-resume-trading"], color="primary"
+        )
+        self.resume_trading.on_click(lambda _: self.run("resume_trading", reason=self.reason.value))
+        forms = [self._params_form(name, s) for name, s in strategies.items()]
+        self.layout = pn.Column(
+            pn.Row(self.pause, self.resume, self.stop, self.flatten, self.reconcile),
+            pn.Row(self.reason, self.resume_trading),
+            *forms,
+            self.message,
+            css_classes=["tl-controls"],
+        )
+
+    def _button(self, label: str, css: str, kind: str, command: str) -> pn.widgets.Button:
+        button = pn.widgets.Button(label=label, css_classes=[css], color=kind)
+        button.on_click(lambda _: self.run(command))
+        return button
+
+    def _params_form(self, name: str, strategy: Any) -> pn.viewable.Viewable:
+        widgets = {
+            pname: _param_widget(pname, parameter, getattr(strategy, pname))
+            for pname, parameter in strategy.param.objects("existing").items()
+            if pname != "name" and not parameter.constant
+        }
+        apply = pn.widgets.Button(label=f"Apply {name} parameters", css_classes=["tl-set-params"])
+        apply.on_click(
+            lambda _: self.run(
+                "set_params", strategy=name, params={k: w.value for k, w in widgets.items()}
+            )
+        )
+        return pn.Card(*widgets.values(), apply, title=f"{name} parameters", collapsed=True)
+
+    def run(self, command: str, **args: Any) -> str:
+        """Execute through the commands object (which re-checks the user) and show the result."""
+        try:
+            text = self.commands.execute(self.user, command, **args)
+        except TradelabError as exc:
+            text = f"{command} refused: {exc}"
+        self.message.object = text
+        return text

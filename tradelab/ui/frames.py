@@ -1,0 +1,184 @@
+"""The console's tables and header values, read from the Lab's store: one function per section.
+
+Pure reads of immutable store values (`store.get_many` copies at one version); called by
+`ConsoleHost.frame` at most once per section version, on whichever thread asks first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tradelab.errors import InvalidInputError
+from tradelab.market.chain import chain_greeks
+from tradelab.market.instruments import IST, OptionUniverse
+from tradelab.market.pricing import implied_vol
+from tradelab.trading.risk_state import control_state
+
+POSITION_COLUMNS = [
+    "symbol",
+    "strategy",
+    "net_quantity",
+    "average_price",
+    "mark",
+    "unrealized_pnl",
+    "realized_pnl",
+    "fees",
+    "status",
+]
+ORDER_COLUMNS = [
+    "order_id",
+    "symbol",
+    "side",
+    "quantity",
+    "filled_quantity",
+    "order_type",
+    "limit_price",
+    "status",
+    "strategy",
+]
+TRADE_COLUMNS = ["time", "seq", "symbol", "side", "quantity", "price", "fee", "realized_pnl"]
+CHAIN_COLUMNS = ["strike", "type", "bid", "ask", "price", "iv", "delta", "gamma", "vega", "theta"]
+_RATE = 0.065  # the simulated feed's default risk-free rate; greeks shown are indicative
+_OPTIONS = OptionUniverse()
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    # Money to the paisa: float sums such as 836.2500000000005 read as noise on a screen.
+    return pd.DataFrame(rows, columns=columns).round(2).reset_index(drop=True)
+
+
+def positions(lab: Any) -> pd.DataFrame:
+    rows = list((lab.store.get("trading.positions", None) or {}).values())
+    # Open positions first, then the most recently changed.
+    rows.sort(key=lambda p: (p.get("net_quantity") == 0, -(p.get("updated_ts") or 0)))
+    return _table(rows, POSITION_COLUMNS)
+
+
+def orders(lab: Any) -> pd.DataFrame:
+    """The working orders (open at the broker), newest first."""
+    store = lab.store
+    _, values = store.get_many(["trading.orders", "trading.working"])
+    all_orders = values["trading.orders"] or {}
+    working = values["trading.working"] or {}
+    rows = [all_orders[oid] for oid in working if oid in all_orders]
+    rows.sort(key=lambda o: -(o.get("submitted_ts") or 0))
+    return _table(rows, ORDER_COLUMNS)
+
+
+def trades(lab: Any, limit: int = 200) -> pd.DataFrame:
+    rows = sorted(
+        (lab.store.get("trading.trades", None) or {}).values(), key=lambda t: -(t.get("seq") or 0)
+    )[:limit]
+    for row in rows:
+        row["time"] = datetime.fromtimestamp(row.get("ts", 0) / 1e9, tz=IST).strftime("%H:%M:%S")
+    return _table(rows, TRADE_COLUMNS)
+
+
+def header(lab: Any) -> dict[str, Any]:
+    """Runner, risk, engine, P&L and reconciliation state for the header badges."""
+    _, v = lab.store.get_many(
+        ["runner", "risk.control", "engine.status", "pnl", "reconciliation.last_run"]
+    )
+    runner = v["runner"] or {}
+    strategies = {}
+    if lab.runner is not None:
+        strategies = {name: lab.runner.state_of(name) for name in lab.runner.strategies}
+    return {
+        "runner_status": runner.get("status", "stopped"),
+        "strategies": strategies,
+        "risk_state": control_state(lab.store),
+        "risk_control": v["risk.control"] or {},
+        "engine_status": v["engine.status"] or lab.engine.state,
+        "pnl": v["pnl"] or {},
+        "reconciliation": v["reconciliation.last_run"] or {},
+    }
+
+
+def bars(lab: Any, symbol: str = "NIFTY") -> dict[str, pd.DataFrame]:
+    """The index's closed bars per interval ('15m', '1h'), times in IST."""
+    out = {}
+    for interval, rows in (lab.store.get(f"market.bars.{symbol}", None) or {}).items():
+        frame = pd.DataFrame(list(rows), columns=["start", "end", "open", "high", "low", "close"])
+        frame["start"] = pd.to_datetime(frame["start"], unit="ns", utc=True).dt.tz_convert(IST)
+        frame["end"] = pd.to_datetime(frame["end"], unit="ns", utc=True).dt.tz_convert(IST)
+        out[interval] = frame
+    return out
+
+
+def chain(lab: Any, strikes_each_side: int = 5) -> pd.DataFrame:
+    """Quoted options around the ATM strike with implied vol and greeks (from the marks)."""
+    marks = lab.store.get("market.marks", None) or {}
+    spot = (marks.get("NIFTY") or {}).get("price")
+    if not spot:
+        return _table([], CHAIN_COLUMNS)
+    atm = _OPTIONS.atm_strike(spot)
+    step = 50 * strikes_each_side
+    rows = []
+    for symbol, mark in marks.items():
+        try:
+            contract = _OPTIONS.parse(symbol)
+        except InvalidInputError:
+            continue
+        if abs(contract.strike - atm) > step or not mark.get("price"):
+            continue
+        at = datetime.fromtimestamp(mark["ts"] / 1e9, tz=IST)
+        years = contract.years_to_expiry(at)
+        try:
+            iv = implied_vol(mark["price"], spot, contract.strike, years, _RATE, contract.is_call)
+        except (InvalidInputError, ValueError, ZeroDivisionError):
+            iv = float("nan")
+        rows.append(
+            {
+                "strike": contract.strike,
+                "type": "CE" if contract.is_call else "PE",
+                "bid": mark.get("bid"),
+                "ask": mark.get("ask"),
+                "price": mark["price"],
+                "iv": iv,
+                "years": years,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=[*CHAIN_COLUMNS[:6], "years"])
+    ok = frame["iv"].notna() & (frame["iv"] > 0) & (frame["years"] > 0)
+    for name in ("delta", "gamma", "vega", "theta"):
+        frame[name] = np.nan
+    if ok.any():
+        sub = frame[ok]
+        greeks = chain_greeks(
+            spot, sub["strike"], sub["years"], _RATE, sub["iv"], sub["type"] == "CE"
+        )
+        for name in ("delta", "gamma", "vega", "theta"):
+            frame.loc[ok, name] = getattr(greeks, name)
+    frame = frame.sort_values(["strike", "type"]).drop(columns="years")
+    return frame.round(4).reset_index(drop=True)
+
+
+def signals(lab: Any) -> pd.DataFrame:
+    rows = [
+        {"name": name, **(value if isinstance(value, dict) else {"value": value})}
+        for name, value in (lab.store.get("signals", None) or {}).items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def build(section: str, lab: Any, config: Any) -> Any:
+    """The value of one console section (see `SharedView` for the sections)."""
+    if section == "positions":
+        return positions(lab)
+    if section == "orders":
+        return orders(lab)
+    if section == "trades":
+        return trades(lab)
+    if section == "header":
+        return header(lab)
+    if section == "bars":
+        return bars(lab)
+    if section == "marks":
+        return chain(lab, config.chain_strikes)
+    if section == "signals":
+        return signals(lab)
+    raise InvalidInputError(f"unknown console section {section!r}")

@@ -1,0 +1,131 @@
+"""The console header: runner, risk, engine and feed health, last seq and its time, staleness.
+
+Per-session Panel panes (never shared); `Header.update` runs in the session's own callback.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from html import escape
+from typing import Any
+
+import panel as pn
+
+from tradelab.market.instruments import IST
+from tradelab.trading.risk_state import HALT_MODES
+from tradelab.ui.view import Changes
+
+_STALE_STYLE = (
+    "background:#fff3cd;color:#664d03;padding:6px 10px;border-radius:4px;font-weight:bold"
+)
+_BANNER_STYLE = (
+    "background:#f8d7da;color:#842029;padding:6px 10px;border-radius:4px;font-weight:bold"
+)
+
+
+class Badge:
+    """An HTML pane whose text sits in an element carrying the hook class: Playwright's CSS
+    locators pierce Bokeh's shadow roots, and the element with the class holds the text."""
+
+    def __init__(self, css: str, text: str = "", style: str = "", hidden: bool = False):
+        self.css, self.style, self.text = css, style, None
+        self.pane = pn.pane.HTML("", margin=(4, 10), visible=not hidden)
+        if not hidden:
+            self.set(text)
+
+    def set(self, text: str) -> None:
+        """Show `text`; an unchanged text sends nothing to the browser."""
+        if text != self.text:
+            self.text = text
+            self.pane.object = (
+                f'<span class="{self.css}" style="{self.style}">{escape(text)}</span>'
+            )
+
+    def show(self, visible: bool, text: str = "") -> None:
+        """Present and visible only while `visible`: hidden, the element is removed."""
+        if visible:
+            self.set(text)
+        elif self.text is not None:
+            self.text = None
+            self.pane.object = ""
+        if self.pane.visible != visible:
+            self.pane.visible = visible
+
+
+class Header:
+    """Badges with the stable CSS hooks (`tl-last-seq`, `tl-runner-state`, `tl-risk-state`,
+    `tl-stale`) that browser tests and users rely on."""
+
+    def __init__(self, stale_after_seconds: float) -> None:
+        self.stale_after_ns = int(stale_after_seconds * 1e9)
+        self.runner = Badge("tl-runner-state", "runner: starting")
+        self.risk = Badge("tl-risk-state", "risk: -")
+        self.engine = Badge("tl-engine-state", "engine: -")
+        self.feed = Badge("tl-feed-state", "feed: -")
+        self.pnl = Badge("tl-pnl", "P&L: -")
+        self.last_seq = Badge("tl-last-seq", "0")
+        self.last_time = Badge("tl-last-time", "-")
+        self.connection = Badge("tl-connection", "live")
+        self.banner = Badge("tl-risk-banner", style=_BANNER_STYLE, hidden=True)
+        self.stale = Badge("tl-stale", style=_STALE_STYLE, hidden=True)
+        self.layout = pn.Column(
+            pn.Row(
+                pn.pane.HTML("<b>tradelab</b>", margin=(4, 10)),
+                *(b.pane for b in (self.runner, self.risk, self.engine, self.feed)),
+                pn.pane.HTML("seq", margin=(4, 0)),
+                *(b.pane for b in (self.last_seq, self.last_time, self.pnl, self.connection)),
+            ),
+            self.banner.pane,
+            self.stale.pane,
+            sizing_mode="stretch_width",
+        )
+
+    def apply_state(self, state: dict[str, Any]) -> None:
+        """Runner, risk and engine badges from the host's header section."""
+        strategies = ", ".join(f"{n} {s}" for n, s in state["strategies"].items())
+        # The runner's own status, or what its strategies say when one was paused / stopped.
+        shown = state["runner_status"]
+        values = set(state["strategies"].values())
+        if shown == "running" and values and "running" not in values:
+            shown = "paused" if "paused" in values else "stopped"
+        self.runner.set(f"runner: {shown}" + (f" ({strategies})" if strategies else ""))
+        risk = state["risk_state"]
+        self.risk.set(f"risk: {risk}")
+        control = state["risk_control"]
+        self.banner.show(
+            risk in HALT_MODES,
+            f"Trading {risk.upper()} by {control.get('by') or '?'}: "
+            f"{control.get('reason') or 'no reason given'}",
+        )
+        self.engine.set(f"engine: {state['engine_status']}")
+        net = (state["pnl"] or {}).get("net")
+        self.pnl.set("P&L: -" if net is None else f"P&L: {net:,.2f}")
+
+    def apply_changes(self, changes: Changes, now_ns: int | None = None) -> bool:
+        """Seq, its time, feed health and the stale marker; True while stale."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        self.last_seq.set(str(changes.last_seq))
+        if changes.last_event_ns:
+            when = datetime.fromtimestamp(changes.last_event_ns / 1e9, tz=IST)
+            self.last_time.set(when.strftime("%H:%M:%S.%f")[:-3])
+        event_age = (now_ns - changes.last_event_ns) if changes.last_event_ns else None
+        tick_age = (now_ns - changes.last_tick_ns) if changes.last_tick_ns else None
+        reasons = []
+        if tick_age is None:
+            self.feed.set("feed: waiting")
+        elif tick_age > self.stale_after_ns:
+            self.feed.set("feed: silent")
+            reasons.append(f"no feed tick for {_age(tick_age)}")
+        else:  # coarse on purpose: a text that changes every push would be resent every push
+            self.feed.set("feed: live")
+        if event_age is not None and event_age > self.stale_after_ns:
+            reasons.append(f"no engine event for {_age(event_age)}")
+        stale = bool(reasons)
+        self.stale.show(stale, "STALE: " + "; ".join(reasons))
+        return stale
+
+
+def _age(ns: int) -> str:
+    seconds = ns / 1e9
+    return f"{seconds * 1000:.0f} ms ago" if seconds < 1 else f"{seconds:.1f} s ago"

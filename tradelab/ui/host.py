@@ -1,0 +1,219 @@
+"""`ConsoleHost`: the one running Lab of a console server process, the shared view its bus feeds,
+the operator commands, and the session bookkeeping every browser session reports to.
+
+Thread model: the view's handler runs on the engine's kernel thread; one `console-sampler`
+thread records the equity curve; everything else (`frame`, `session_*`, `record_push`) is called
+from session callbacks on the server's event loop and takes a short lock. No Bokeh here.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from tradelab.lab import Lab
+from tradelab.market.instruments import IST
+from tradelab.ui import frames
+from tradelab.ui.commands import OperatorCommands
+from tradelab.ui.config import ConsoleConfig
+from tradelab.ui.view import SharedView
+
+log = logging.getLogger(__name__)
+
+HOST_CACHE_KEY = "tradelab.console.host"
+CONFIG_ENV = "TRADELAB_CONFIG"
+_PUSH_SAMPLES = 2048
+# Sections costly to build (implied vols, resampling): rebuilt at most this often.
+_MIN_REBUILD_S = {"marks": 1.0, "bars": 1.0}
+
+
+class ConsoleHost:
+    """One per server process: `ConsoleHost(lab, config).start()`, shared by every session."""
+
+    def __init__(self, lab: Lab, config: ConsoleConfig | None = None, *, auth: bool = False):
+        """`auth`: the server checks users (basic auth, OAuth); then only `config.operators`
+        may command, otherwise (local use) everyone may."""
+        self.lab = lab
+        self.config = config if config is not None else ConsoleConfig()
+        self.view = SharedView(tape_size=self.config.tape_size, alert_size=self.config.alert_size)
+        operators = frozenset(self.config.operators) if auth else None
+        self.commands = OperatorCommands(lab, operators=operators)
+        self.auth = auth
+        self._lock = threading.Lock()
+        self._frames: dict[str, tuple[int, Any, float]] = {}
+        self._sessions: dict[str, dict[str, Any]] = {}
+        self.sessions_opened = 0
+        self.sessions_closed = 0
+        self.pushes = 0
+        self._push_lag_ms: deque[float] = deque(maxlen=_PUSH_SAMPLES)
+        self._callbacks: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.equity: deque[tuple[int, float, float | None]] = deque(maxlen=self.config.chart_points)
+        self._subscription: Any = None
+        self._stop = threading.Event()
+        self._sampler: threading.Thread | None = None
+        self.started = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> ConsoleHost:
+        """Subscribe the view before the Lab starts (it sees recovery and the first ticks),
+        then start the Lab and the equity sampler."""
+        if self.started:
+            return self
+        self._subscription = self.lab.engine.bus.subscribe(
+            "*", self.view.on_event, name="console-view"
+        )
+        try:
+            self.lab.start()
+        except BaseException:
+            self._subscription.unsubscribe()
+            raise
+        self._sampler = threading.Thread(target=self._sample, name="console-sampler", daemon=True)
+        self._sampler.start()
+        self.started = True
+        return self
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop sampling, then the Lab (it drains its queue and takes a snapshot)."""
+        if not self.started:
+            return
+        self.started = False
+        self._stop.set()
+        if self._sampler is not None:
+            self._sampler.join(timeout)
+        if self._subscription is not None:
+            self._subscription.unsubscribe()
+        self.lab.stop(timeout)
+
+    def _sample(self) -> None:
+        store = self.lab.engine.store
+        while not self._stop.wait(self.config.sample_seconds):
+            _, values = store.get_many(["pnl.net", "market.marks.NIFTY.price"])
+            net = values["pnl.net"]
+            if net is not None:
+                self.equity.append((time.time_ns(), float(net), values["market.marks.NIFTY.price"]))
+
+    # -- what sessions read ---------------------------------------------------------------------
+    def frame(self, section: str) -> tuple[int, Any]:
+        """(version, the section's table or header dict), built once per version of the section
+        whatever the number of sessions (the option chain at most once a second); callers must
+        not mutate it and ask again while `version` is older than the view's."""
+        version = self.view.section_version(section)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._frames.get(section)
+            if cached is not None and (
+                cached[0] == version or now - cached[2] < _MIN_REBUILD_S.get(section, 0.0)
+            ):
+                return cached[0], cached[1]
+        value = frames.build(section, self.lab, self.config)
+        with self._lock:
+            self._frames[section] = (version, value, now)
+        return version, value
+
+    def equity_frame(self) -> pd.DataFrame:
+        rows = list(self.equity)
+        frame = pd.DataFrame(rows, columns=["time", "net_pnl", "index"])
+        # Naive IST: the chart's axis then reads in the exchange's clock, like the header.
+        frame["time"] = (
+            pd.to_datetime(frame["time"], unit="ns", utc=True)
+            .dt.tz_convert(IST)
+            .dt.tz_localize(None)
+        )
+        return frame
+
+    # -- session bookkeeping --------------------------------------------------------------------
+    def session_opened(self, session_id: str, user: str | None) -> None:
+        with self._lock:
+            self._sessions[session_id] = {"user": user, "opened_ns": time.time_ns()}
+            self.sessions_opened += 1
+
+    def session_closed(self, session_id: str) -> None:
+        with self._lock:
+            if self._sessions.pop(session_id, None) is not None:
+                self.sessions_closed += 1
+
+    def track_callback(self, callback: Any) -> None:
+        """Remember a session's periodic callback (weakly) to count those still running."""
+        self._callbacks.add(callback)
+
+    def shared_watchers(self) -> int:
+        """Watchers on the shared strategy objects: sessions must leave none behind."""
+        runner = self.lab.runner
+        strategies = runner.strategies.values() if runner is not None else ()
+        return sum(
+            len(watchers)
+            for strategy in strategies
+            for per_param in strategy.param.watchers.values()
+            for watchers in per_param.values()
+        )
+
+    def record_push(self, lag_ms: float) -> None:
+        self.pushes += 1
+        self._push_lag_ms.append(lag_ms)
+
+    def metrics(self) -> dict[str, Any]:
+        """Sessions, coalescing and push figures, with the engine's and the bus's own."""
+        lags = sorted(self._push_lag_ms)
+        engine = self.lab.engine
+        bus = engine.bus.metrics()
+        with self._lock:
+            sessions = len(self._sessions)
+        return {
+            "sessions": sessions,
+            "sessions_opened": self.sessions_opened,
+            "sessions_closed": self.sessions_closed,
+            "view_subscriptions": sum(
+                1 for sub in engine.bus.subscriptions() if sub.name == "console-view"
+            ),
+            "session_callbacks": sum(1 for cb in list(self._callbacks) if cb.running),
+            "shared_watchers": self.shared_watchers(),
+            "pushes": self.pushes,
+            "push_lag_ms_p50": _quantile(lags, 0.5),
+            "push_lag_ms_p99": _quantile(lags, 0.99),
+            "view": self.view.metrics(),
+            "bus_events_per_s": bus["rate_per_s_recent"],
+            "bus_handler_failures": bus["handler_failures_total"],
+            "engine": engine.metrics(),
+        }
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def host_from_settings(path: str | None = None) -> ConsoleHost:
+    """A started host for the settings file at `path` (else $TRADELAB_CONFIG, else
+    ./tradelab.yaml when present, else the defaults)."""
+    from tradelab.settings import DEFAULT_FILE, load_settings
+
+    if path is None:
+        path = os.environ.get(CONFIG_ENV) or (
+            DEFAULT_FILE if os.path.exists(DEFAULT_FILE) else None
+        )
+    settings = load_settings(path)
+    return ConsoleHost(settings.make_lab(), settings.console).start()
+
+
+def shared_host(factory: Callable[[], ConsoleHost] | None = None) -> ConsoleHost:
+    """The process-wide host: built by the first caller (`factory`, default
+    `host_from_settings`), then the same object for every session, never rebuilt. It is
+    stopped when the process exits (Ctrl-C on the server: the Lab drains and snapshots)."""
+    import panel as pn
+
+    def build() -> ConsoleHost:
+        host = (factory or host_from_settings)()
+        atexit.register(host.stop)
+        return host
+
+    return pn.state.as_cached(HOST_CACHE_KEY, build)
