@@ -1,0 +1,317 @@
+"""`BridgeHub`: hands an engine's durable events to any number of replica connections.
+
+Thread model: the engine's kernel thread only appends each applied event to a bounded pending
+queue (a bus subscription) and, at most once per pump, wakes the server's event loop. Everything
+else runs on that loop: the pump moves events the journal cannot lose any more (seq <= the
+writer's durable seq) into `DurableHistory`, encoding each once; one sender coroutine per
+connection walks the history with its own cursor. A slow replica therefore never slows the
+engine: when its next event has left the history, it is sent a fresh snapshot (a resync).
+
+Bounds: pending events <= `history_events` (policy when full: the oldest is dropped and every
+replica behind it resyncs; `pending_dropped` counts them); the history ring (`history_events`,
+oldest overwritten); per connection one frame in flight, of at most `frame_events` events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from tradelab.bridge import protocol
+from tradelab.bridge.history import DurableHistory
+from tradelab.errors import InvalidInputError
+from tradelab.events import Event, encode_event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class ReplicaSession:
+    """One connected replica: where it stands and what it cost. Loop thread only."""
+
+    id: int
+    peer: str
+    user: str | None
+    write: Callable[[bytes], Awaitable[None]]  # sends one frame; raises once the socket closed
+    hang_up: Callable[[str], None]  # closes the connection, saying why
+    cursor: int = 0  # seq of the last event sent (or of the snapshot sent)
+    resync_reason: str | None = None  # set: a snapshot is owed before any further event
+    resyncs: int = 0
+    dropped: int = 0
+    frames: int = 0
+    bytes_sent: int = 0
+    connected_at: float = field(default_factory=time.time)
+    closed: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class BridgeHub:
+    """Durable events of one engine, fanned out to replica sessions (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        history_events: int = 100_000,
+        frame_events: int = 2_000,
+        durable_poll_seconds: float = 0.002,
+        write_timeout_seconds: float = 30.0,
+    ) -> None:
+        if not isinstance(frame_events, int) or frame_events < 1:
+            raise InvalidInputError(f"frame_events {frame_events!r} must be an int >= 1")
+        if not durable_poll_seconds > 0:
+            raise InvalidInputError(f"durable_poll_seconds {durable_poll_seconds!r} must be > 0")
+        if not write_timeout_seconds > 0:
+            raise InvalidInputError(f"write_timeout_seconds {write_timeout_seconds!r} must be > 0")
+        self.engine = engine
+        # A new epoch per hub: a replica resumes only from the very history it was fed from.
+        self.epoch = uuid.uuid4().hex
+        self.history = DurableHistory(history_events)
+        self.frame_events = frame_events
+        self.durable_poll_seconds = durable_poll_seconds
+        self.write_timeout_seconds = write_timeout_seconds
+        self.pending_limit = history_events
+        self._pending: deque[Event] = deque()
+        self.pending_dropped = 0
+        self._loop: Any = None  # the tornado IOLoop of the server, known once a client connects
+        self._pump_scheduled = False
+        self._poll_handle: Any = None
+        self._sessions: dict[int, ReplicaSession] = {}
+        self._ids = itertools.count(1)
+        self.sessions_total = 0
+        self.resyncs = 0
+        self.dropped = 0
+        self.history_restarts = 0
+        self.write_timeouts = 0
+        self._subscription = engine.bus.subscribe("*", self._on_event, name="bridge")
+
+    # -- the kernel thread ----------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        """Bus handler on the kernel thread: queue and, once per pump, wake the loop."""
+        if not event.seq:  # transient (ticks, rejections): never journaled, never replicated
+            return
+        pending = self._pending
+        pending.append(event)
+        if len(pending) > self.pending_limit:
+            pending.popleft()
+            self.pending_dropped += 1
+        if not self._pump_scheduled and self._loop is not None:
+            self._pump_scheduled = True
+            try:
+                self._loop.add_callback(self._pump)
+            except RuntimeError:  # the loop was closed under us: the server stopped
+                self._loop = None
+
+    # -- the loop thread ------------------------------------------------------------------------
+
+    @property
+    def durable_seq(self) -> int:
+        """Highest seq the engine's journal cannot lose (synced in the ack log or committed)."""
+        journal = self.engine.journal
+        writer = journal.writer if journal is not None else None
+        return writer.durable_seq if writer is not None else 0
+
+    def attach_loop(self, loop: Any) -> None:
+        """The server's IOLoop (called by each connection as it opens, on that loop)."""
+        if self._loop is not loop:
+            self._loop = loop
+            self._poll_handle = None
+            self._pump()
+
+    def _pump(self) -> None:
+        self._pump_scheduled = False
+        durable = self.durable_seq
+        pending, history = self._pending, self.history
+        moved = 0
+        while pending and pending[0].seq <= durable:
+            event = pending.popleft()
+            seq = event.seq
+            if seq != history.last_seq + 1:
+                if seq <= history.last_seq:  # seen already (never expected): keep the first
+                    continue
+                # A gap: the pending queue overflowed (or the first event after attaching).
+                if len(history):
+                    self.history_restarts += 1
+                history.restart_at(seq - 1)
+            history.append(seq, encode_event(event))
+            moved += 1
+        if pending and self._poll_handle is None and self._loop is not None:
+            # Not durable yet: look again shortly (the writer commits every group_commit_ms).
+            self._poll_handle = self._loop.call_later(self.durable_poll_seconds, self._poll)
+        if moved:
+            for session in list(self._sessions.values()):
+                session.wake.set()
+
+    def _poll(self) -> None:
+        self._poll_handle = None
+        self._pump()
+
+    def open_session(
+        self,
+        write: Callable[[bytes], Awaitable[None]],
+        hang_up: Callable[[str], None],
+        *,
+        peer: str = "",
+        user: str | None = None,
+    ) -> ReplicaSession:
+        session = ReplicaSession(next(self._ids), peer, user, write, hang_up)
+        self._sessions[session.id] = session
+        self.sessions_total += 1
+        return session
+
+    def close_session(self, session: ReplicaSession) -> None:
+        session.closed = True
+        session.wake.set()
+        self._sessions.pop(session.id, None)
+
+    def request_resync(self, session: ReplicaSession, reason: str) -> None:
+        """The replica saw a gap: send it a fresh snapshot next."""
+        self._resync(session, f"requested by the replica: {reason}" if reason else "requested")
+
+    def _resync(self, session: ReplicaSession, reason: str, dropped: int = 0) -> None:
+        session.resync_reason = reason
+        session.resyncs += 1
+        session.dropped += dropped
+        self.resyncs += 1
+        self.dropped += dropped
+        session.wake.set()
+
+    def welcome(self, session: ReplicaSession, hello: protocol.Hello) -> protocol.Welcome:
+        """Decide how `session` starts: resume after `hello.last_seq`, or a snapshot."""
+        history, last = self.history, hello.last_seq
+        resume = False
+        if hello.epoch is None or last is None:
+            session.resync_reason = "new replica"
+        elif hello.epoch != self.epoch:
+            session.resync_reason = "the server restarted (new epoch)"
+        elif last > history.last_seq or not history.reaches(last):
+            session.resync_reason = f"the history no longer reaches back to seq {last}"
+        else:
+            session.cursor, resume = last, True
+        if not resume:
+            self.resyncs += 1
+            session.resyncs += 1
+        return protocol.Welcome(
+            version=protocol.PROTOCOL_VERSION,
+            epoch=self.epoch,
+            schema_version=self.engine.store.schema_version,
+            durable_seq=history.last_seq,
+            resume=resume,
+        )
+
+    async def serve(self, session: ReplicaSession) -> None:
+        """Send `session` its snapshot (when owed) and events until it closes."""
+        history = self.history
+        try:
+            while not session.closed:
+                if session.resync_reason is not None:
+                    await self._send_snapshot(session)
+                    continue
+                if session.cursor < history.last_seq:
+                    if not history.reaches(session.cursor):
+                        behind = history.first_seq - 1 - session.cursor
+                        self._resync(session, f"fell {behind} events behind", dropped=behind)
+                        continue
+                    encoded = history.after(session.cursor, self.frame_events)
+                    await self._write(session, protocol.events_frame(encoded))
+                    session.cursor += len(encoded)
+                    continue
+                session.wake.clear()
+                await session.wake.wait()
+        except Exception as exc:  # the socket closed, or a write timed out: hang up
+            log.debug("bridge session %s ended: %r", session.id, exc)
+            if not session.closed:
+                session.hang_up("too slow: a frame was not taken within the write timeout")
+        finally:
+            self.close_session(session)
+
+    async def _write(self, session: ReplicaSession, frame: bytes) -> None:
+        try:
+            await asyncio.wait_for(session.write(frame), self.write_timeout_seconds)
+        except TimeoutError:
+            self.write_timeouts += 1
+            raise
+        session.frames += 1
+        session.bytes_sent += len(frame)
+
+    async def _send_snapshot(self, session: ReplicaSession) -> None:
+        reason = session.resync_reason or ""
+        loop = asyncio.get_running_loop()
+        # Copy and encode off the loop: other replicas keep streaming meanwhile.
+        seq, state = await loop.run_in_executor(None, self._encoded_snapshot)
+        # The snapshot may hold events the journal could still lose: wait until they are
+        # durable (one group commit, normally) before a replica may see them.
+        while self.durable_seq < seq and not session.closed:
+            await asyncio.sleep(self.durable_poll_seconds)
+        if session.closed:
+            return
+        session.resync_reason = None
+        session.cursor = seq
+        frame = protocol.encode(protocol.Snapshot(seq=seq, reason=reason, state=state))
+        await self._write(session, frame)
+
+    def _encoded_snapshot(self) -> tuple[int, msgspec.Raw]:
+        snapshot = self.engine.store.snapshot()
+        return snapshot.seq, msgspec.Raw(snapshot.to_bytes())
+
+    # -- metrics, close -------------------------------------------------------------------------
+
+    def metrics(self) -> dict[str, Any]:
+        """Connected replicas, their lag, resyncs, events skipped by resyncs, the bounds."""
+        history = self.history
+        head = history.last_seq
+        sessions = list(self._sessions.values())
+        return {
+            "epoch": self.epoch,
+            "clients": len(sessions),
+            "clients_total": self.sessions_total,
+            "durable_seq": self.durable_seq,
+            "history_first_seq": history.first_seq,
+            "history_last_seq": head,
+            "history_events": len(history),
+            "history_capacity": history.capacity,
+            "history_bytes": history.bytes_held,
+            "history_restarts": self.history_restarts,
+            "pending_events": len(self._pending),
+            "pending_limit": self.pending_limit,
+            "pending_dropped": self.pending_dropped,
+            "resyncs": self.resyncs,
+            "dropped": self.dropped,
+            "write_timeouts": self.write_timeouts,
+            "per_client": [
+                {
+                    "id": s.id,
+                    "peer": s.peer,
+                    "user": s.user,
+                    "cursor": s.cursor,
+                    "lag_events": max(0, head - s.cursor),
+                    "resyncs": s.resyncs,
+                    "dropped": s.dropped,
+                    "frames": s.frames,
+                    "bytes_sent": s.bytes_sent,
+                }
+                for s in sessions
+            ],
+        }
+
+    def hang_up_all(self, reason: str) -> None:
+        """Close every replica connection (loop thread)."""
+        for session in list(self._sessions.values()):
+            session.hang_up(reason)
+
+    def close(self) -> None:
+        """Stop listening to the engine's bus (connections are closed by their server)."""
+        if self._subscription.active and not self.engine.bus.closed:
+            self.engine.bus.unsubscribe(self._subscription)
+        for session in list(self._sessions.values()):
+            self.close_session(session)
