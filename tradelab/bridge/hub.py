@@ -7,9 +7,11 @@ writer's durable seq) into `DurableHistory`, encoding each once; one sender coro
 connection walks the history with its own cursor. A slow replica therefore never slows the
 engine: when its next event has left the history, it is sent a fresh snapshot (a resync).
 
-Bounds: pending events <= `history_events` (policy when full: the oldest is dropped and every
-replica behind it resyncs; `pending_dropped` counts them); the history ring (`history_events`,
-oldest overwritten); per connection one frame in flight, of at most `frame_events` events.
+Bounds: events applied but not yet durable <= `pending_events` (above the journal writer's own
+bound, so it fills only when the server's loop stalls; policy when full: the oldest is dropped
+and every replica behind it resyncs; `pending_dropped` counts them); the history ring
+(`history_events`, oldest overwritten); per connection one frame in flight, of at most
+`frame_events` events.
 """
 
 from __future__ import annotations
@@ -62,10 +64,13 @@ class BridgeHub:
         engine: Any,
         *,
         history_events: int = 100_000,
+        pending_events: int = 100_000,
         frame_events: int = 2_000,
         durable_poll_seconds: float = 0.002,
         write_timeout_seconds: float = 30.0,
     ) -> None:
+        if not isinstance(pending_events, int) or pending_events < 1:
+            raise InvalidInputError(f"pending_events {pending_events!r} must be an int >= 1")
         if not isinstance(frame_events, int) or frame_events < 1:
             raise InvalidInputError(f"frame_events {frame_events!r} must be an int >= 1")
         if not durable_poll_seconds > 0:
@@ -79,7 +84,7 @@ class BridgeHub:
         self.frame_events = frame_events
         self.durable_poll_seconds = durable_poll_seconds
         self.write_timeout_seconds = write_timeout_seconds
-        self.pending_limit = history_events
+        self.pending_limit = pending_events
         self._pending: deque[Event] = deque()
         self.pending_dropped = 0
         self._loop: Any = None  # the tornado IOLoop of the server, known once a client connects
@@ -133,7 +138,15 @@ class BridgeHub:
         durable = self.durable_seq
         pending, history = self._pending, self.history
         moved = 0
+        # At most a quarter of the history per pass, then the senders run: one large commit
+        # group must not overwrite the history under replicas that are keeping up.
+        budget = max(1, history.capacity // 4)
         while pending and pending[0].seq <= durable:
+            if moved >= budget:
+                if not self._pump_scheduled:
+                    self._pump_scheduled = True
+                    self._loop.add_callback(self._pump)
+                break
             event = pending.popleft()
             seq = event.seq
             if seq != history.last_seq + 1:
@@ -145,7 +158,7 @@ class BridgeHub:
                 history.restart_at(seq - 1)
             history.append(seq, encode_event(event))
             moved += 1
-        if pending and self._poll_handle is None and self._loop is not None:
+        if pending and not self._pump_scheduled and self._poll_handle is None:
             # Not durable yet: look again shortly (the writer commits every group_commit_ms).
             self._poll_handle = self._loop.call_later(self.durable_poll_seconds, self._poll)
         if moved:
@@ -313,5 +326,8 @@ class BridgeHub:
         """Stop listening to the engine's bus (connections are closed by their server)."""
         if self._subscription.active and not self.engine.bus.closed:
             self.engine.bus.unsubscribe(self._subscription)
+        # From any thread (the loop may be gone): the sessions' asyncio events are not touched.
         for session in list(self._sessions.values()):
-            self.close_session(session)
+            session.closed = True
+        self._sessions.clear()
+        self._loop = None
