@@ -14,8 +14,8 @@ from tradelab.bridge import (
     BridgeServer,
     basic_authorizer,
     connect,
+    protocol,
 )
-from tradelab.bridge import protocol
 from tradelab.bridge.faults import CuttableLink
 from tradelab.bridge.history import DurableHistory
 from tradelab.engine import Engine
@@ -42,118 +42,140 @@ def _in_step(replica, engine: Engine, timeout: float = 20.0) -> None:
 
 
 def test_replica_state_hash_equals_the_engines_after_10k_events(tmp_path):
-    with _engine(tmp_path) as engine, BridgeServer(engine) as server:
-        with connect(server.url) as replica:
-            seen: list[int] = []
-            replica.subscribe("mark.*", lambda event: seen.append(event.seq))
-            first = replica.seq
-            _storm(engine, 10_000)
-            _in_step(replica, engine)
-            assert len(seen) == 10_000 and seen == list(range(seen[0], seen[0] + 10_000))
-            assert seen[0] > first
-            assert replica.store.get("market.marks.S7") == engine.store.get("market.marks.S7")
-            assert replica.metrics()["snapshots_loaded"] == 1
-            assert replica.metrics()["duplicates_ignored"] == 0
-            hub = server.hub.metrics()
-            assert hub["clients"] == 1 and hub["per_client"][0]["lag_events"] == 0
+    with (
+        _engine(tmp_path) as engine,
+        BridgeServer(engine) as server,
+        connect(server.url) as replica,
+    ):
+        seen: list[int] = []
+        replica.subscribe("mark.*", lambda event: seen.append(event.seq))
+        first = replica.seq
+        _storm(engine, 10_000)
+        _in_step(replica, engine)
+        assert len(seen) == 10_000 and seen == list(range(seen[0], seen[0] + 10_000))
+        assert seen[0] > first
+        assert replica.store.get("market.marks.S7") == engine.store.get("market.marks.S7")
+        assert replica.metrics()["snapshots_loaded"] == 1
+        assert replica.metrics()["duplicates_ignored"] == 0
+        hub = server.hub.metrics()
+        assert hub["clients"] == 1 and hub["per_client"][0]["lag_events"] == 0
 
 
 def test_replica_reactive_face_follows_the_engine(tmp_path):
-    with _engine(tmp_path) as engine, BridgeServer(engine) as server:
-        with connect(server.url, rate_hz=200.0) as replica:
-            price = replica.reactive.bind("market.marks.NIFTY")
-            changes: list = []
-            price.param.watch(lambda e: changes.append(e.new), "value")
-            engine.submit("mark.updated", {"symbol": "NIFTY", "price": 24_100.5})
-            _in_step(replica, engine)
-            deadline = time.monotonic() + 5
-            while not changes and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert changes and changes[-1]["price"] == 24_100.5
+    with (
+        _engine(tmp_path) as engine,
+        BridgeServer(engine) as server,
+        connect(server.url, rate_hz=200.0) as replica,
+    ):
+        price = replica.reactive.bind("market.marks.NIFTY")
+        changes: list = []
+        price.param.watch(lambda e: changes.append(e.new), "value")
+        engine.submit("mark.updated", {"symbol": "NIFTY", "price": 24_100.5})
+        _in_step(replica, engine)
+        deadline = time.monotonic() + 5
+        while not changes and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert changes and changes[-1]["price"] == 24_100.5
 
 
 def test_replica_holds_only_durable_events(tmp_path):
-    with _engine(tmp_path) as engine, BridgeServer(engine) as server:
-        with connect(server.url) as replica:
-            durable_at_apply: list[tuple[int, int]] = []
-            replica.subscribe(
-                "*", lambda event: durable_at_apply.append((event.seq, server.hub.durable_seq))
-            )
-            _storm(engine, 2_000)
-            _in_step(replica, engine)
-            assert durable_at_apply
-            assert all(seq <= durable for seq, durable in durable_at_apply)
+    with (
+        _engine(tmp_path) as engine,
+        BridgeServer(engine) as server,
+        connect(server.url) as replica,
+    ):
+        durable_at_apply: list[tuple[int, int]] = []
+        replica.subscribe(
+            "*", lambda event: durable_at_apply.append((event.seq, server.hub.durable_seq))
+        )
+        _storm(engine, 2_000)
+        _in_step(replica, engine)
+        assert durable_at_apply
+        assert all(seq <= durable for seq, durable in durable_at_apply)
 
 
 def test_forced_disconnect_mid_storm_resumes_without_gap_or_duplicate(tmp_path):
-    with _engine(tmp_path) as engine, BridgeServer(engine) as server:
-        with CuttableLink("127.0.0.1", server.port) as link:
-            with connect(link.url, backoff_seconds=(0.02, 0.2)) as replica:
-                seen: list[int] = []
-                replica.subscribe("*", lambda event: seen.append(event.seq))
-                storm = threading.Thread(target=_storm, args=(engine, 10_000))
-                storm.start()
-                for _ in range(3):
-                    time.sleep(0.05)
-                    link.cut()
-                    time.sleep(0.05)
-                    link.restore()
-                storm.join()
-                _in_step(replica, engine)
-                metrics = replica.metrics()
-                assert metrics["connects"] >= 2, metrics
-                assert metrics["snapshots_loaded"] == 1  # resumed every time, no resync
-                assert metrics["duplicates_ignored"] == 0 and metrics["gaps"] == 0
-                assert seen == list(range(seen[0], seen[0] + len(seen)))
-                assert seen[-1] == engine.store.version
+    with (
+        _engine(tmp_path) as engine,
+        BridgeServer(engine) as server,
+        CuttableLink("127.0.0.1", server.port) as link,
+        connect(link.url, backoff_seconds=(0.02, 0.2)) as replica,
+    ):
+        seen: list[int] = []
+        replica.subscribe("*", lambda event: seen.append(event.seq))
+        storm = threading.Thread(target=_storm, args=(engine, 10_000))
+        storm.start()
+        for _ in range(3):
+            time.sleep(0.05)
+            link.cut()
+            time.sleep(0.05)
+            link.restore()
+        storm.join()
+        _in_step(replica, engine)
+        metrics = replica.metrics()
+        assert metrics["connects"] >= 2, metrics
+        assert metrics["snapshots_loaded"] == 1  # resumed every time, no resync
+        assert metrics["duplicates_ignored"] == 0 and metrics["gaps"] == 0
+        assert seen == list(range(seen[0], seen[0] + len(seen)))
+        assert seen[-1] == engine.store.version
 
 
 def test_replica_takes_a_snapshot_when_the_history_no_longer_reaches_back(tmp_path):
-    with _engine(tmp_path) as engine, BridgeServer(engine, history_events=500) as server:
-        with CuttableLink("127.0.0.1", server.port) as link:
-            with connect(link.url, backoff_seconds=(0.02, 0.2)) as replica:
-                _storm(engine, 100)
-                _in_step(replica, engine)
-                link.cut()
-                _storm(engine, 2_000, start=100)
-                engine.flush()
-                link.restore()
-                _in_step(replica, engine)
-                assert replica.metrics()["snapshots_loaded"] == 2
-                assert replica.metrics()["connects"] >= 2
+    with (
+        _engine(tmp_path) as engine,
+        BridgeServer(engine, history_events=500) as server,
+        CuttableLink("127.0.0.1", server.port) as link,
+        connect(link.url, backoff_seconds=(0.02, 0.2)) as replica,
+    ):
+        _storm(engine, 100)
+        _in_step(replica, engine)
+        link.cut()
+        _storm(engine, 2_000, start=100)
+        engine.flush()
+        link.restore()
+        _in_step(replica, engine)
+        assert replica.metrics()["snapshots_loaded"] == 2
+        assert replica.metrics()["connects"] >= 2
 
 
 def test_slow_replica_is_resynced_and_never_slows_the_engine(tmp_path):
     engine = _engine(tmp_path)
     engine.registry.register(TopicSpec("test.blob", description="a large event"))
     blob = "x" * 2_000
-    with engine, BridgeServer(engine, history_events=3_000) as server:
-        with connect(server.url) as slow, connect(server.url) as prompt:
-            gate = threading.Event()
-            slow.subscribe("test.blob", lambda event: gate.wait(10))
-            # 16K events of ~2 KB: far more than the socket buffers hold, and than the history.
-            started = time.monotonic()
-            for i in range(16_000):
-                engine.submit("test.blob", {"i": i, "blob": blob})
-            seq = engine.flush(timeout=30)  # returns while the slow replica reads nothing
-            storm_seconds = time.monotonic() - started
-            assert prompt.wait_for_seq(seq, 20)
-            behind = [c for c in server.hub.metrics()["per_client"] if c["lag_events"] > 0]
-            assert len(behind) == 1 and behind[0]["lag_events"] > 3_000
-            gate.set()
-            _in_step(slow, engine)
-            _in_step(prompt, engine)
-            hub = server.hub.metrics()
-            assert slow.metrics()["snapshots_loaded"] >= 2  # resynced at least once
-            assert hub["dropped"] > 0 and hub["resyncs"] >= 3  # two new replicas + one resync
-            assert storm_seconds < 25
+    with (
+        engine,
+        BridgeServer(engine, history_events=3_000) as server,
+        connect(server.url) as slow,
+        connect(server.url) as prompt,
+    ):
+        gate = threading.Event()
+        slow.subscribe("test.blob", lambda event: gate.wait(10))
+        # 16K events of ~2 KB: far more than the socket buffers hold, and than the history.
+        started = time.monotonic()
+        for i in range(16_000):
+            engine.submit("test.blob", {"i": i, "blob": blob})
+        seq = engine.flush(timeout=30)  # returns while the slow replica reads nothing
+        storm_seconds = time.monotonic() - started
+        assert prompt.wait_for_seq(seq, 20)
+        behind = [c for c in server.hub.metrics()["per_client"] if c["lag_events"] > 0]
+        assert len(behind) == 1 and behind[0]["lag_events"] > 3_000
+        gate.set()
+        _in_step(slow, engine)
+        _in_step(prompt, engine)
+        hub = server.hub.metrics()
+        assert slow.metrics()["snapshots_loaded"] >= 2  # resynced at least once
+        assert hub["dropped"] > 0 and hub["resyncs"] >= 3  # two new replicas + one resync
+        assert storm_seconds < 25
 
 
 def test_unauthorized_replica_is_refused(tmp_path):
     authorize = basic_authorizer({"alice": "s3cret"})
-    with _engine(tmp_path) as engine, BridgeServer(engine, authorize=authorize) as server:
-        with pytest.raises(BridgeAuthError, match="401"):
-            connect(server.url, timeout=10)
+    with (
+        _engine(tmp_path) as engine,
+        BridgeServer(engine, authorize=authorize) as server,
+        pytest.raises(BridgeAuthError, match="401"),
+    ):
+        connect(server.url, timeout=10)
         with pytest.raises(BridgeAuthError):
             connect(server.url, auth=("alice", "wrong"), timeout=10)
         with connect(server.url, auth=("alice", "s3cret")) as replica:
@@ -165,9 +187,12 @@ def test_cookie_auth_is_passed_to_the_server(tmp_path):
     def authorize(handler):
         return "bob" if handler.get_cookie("session") == "token-1" else None
 
-    with _engine(tmp_path) as engine, BridgeServer(engine, authorize=authorize) as server:
-        with pytest.raises(BridgeAuthError):
-            connect(server.url, auth={"session": "nope"}, timeout=10)
+    with (
+        _engine(tmp_path) as engine,
+        BridgeServer(engine, authorize=authorize) as server,
+        pytest.raises(BridgeAuthError),
+    ):
+        connect(server.url, auth={"session": "nope"}, timeout=10)
         with connect(server.url, auth={"session": "token-1"}) as replica:
             _in_step(replica, engine)
 

@@ -79,7 +79,9 @@ class CuttableLink:
                 with contextlib.suppress(OSError):
                     sock = writer.get_extra_info("socket")
                     if sock is not None:  # RST rather than FIN: the link died, nobody said bye
-                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        sock.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
                 writer.transport.abort()
 
         self._call(cut()).result(10)
