@@ -96,6 +96,10 @@ class CuttableLink:
             self._server.close()
             for writer in list(self._writers):
                 writer.transport.abort()
+            relays = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in relays:
+                task.cancel()
+            await asyncio.gather(*relays, return_exceptions=True)
 
         self._call(close()).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -66,15 +66,15 @@ class BridgeHub:
         history_events: int = 100_000,
         pending_events: int = 100_000,
         frame_events: int = 2_000,
-        durable_poll_seconds: float = 0.002,
+        pump_interval_seconds: float = 0.005,
         write_timeout_seconds: float = 30.0,
     ) -> None:
         if not isinstance(pending_events, int) or pending_events < 1:
             raise InvalidInputError(f"pending_events {pending_events!r} must be an int >= 1")
         if not isinstance(frame_events, int) or frame_events < 1:
             raise InvalidInputError(f"frame_events {frame_events!r} must be an int >= 1")
-        if not durable_poll_seconds > 0:
-            raise InvalidInputError(f"durable_poll_seconds {durable_poll_seconds!r} must be > 0")
+        if not pump_interval_seconds > 0:
+            raise InvalidInputError(f"pump_interval_seconds {pump_interval_seconds!r} must be > 0")
         if not write_timeout_seconds > 0:
             raise InvalidInputError(f"write_timeout_seconds {write_timeout_seconds!r} must be > 0")
         self.engine = engine
@@ -82,14 +82,13 @@ class BridgeHub:
         self.epoch = uuid.uuid4().hex
         self.history = DurableHistory(history_events)
         self.frame_events = frame_events
-        self.durable_poll_seconds = durable_poll_seconds
+        self.pump_interval_seconds = pump_interval_seconds
         self.write_timeout_seconds = write_timeout_seconds
         self.pending_limit = pending_events
         self._pending: deque[Event] = deque()
         self.pending_dropped = 0
         self._loop: Any = None  # the tornado IOLoop of the server, known once a client connects
-        self._pump_scheduled = False
-        self._poll_handle: Any = None
+        self._pumping = False  # a pump pass is scheduled or running
         self._sessions: dict[int, ReplicaSession] = {}
         self._ids = itertools.count(1)
         self.sessions_total = 0
@@ -102,19 +101,19 @@ class BridgeHub:
     # -- the kernel thread ----------------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
-        """Bus handler on the kernel thread: queue and, once per pump, wake the loop."""
-        if not event.seq:  # transient (ticks, rejections): never journaled, never replicated
+        """Bus handler on the kernel thread: queue, and wake the loop's pump if it is idle."""
+        if not event.seq or self._loop is None:  # transient; or no replica ever connected
             return
         pending = self._pending
         pending.append(event)
         if len(pending) > self.pending_limit:
             pending.popleft()
             self.pending_dropped += 1
-        if not self._pump_scheduled and self._loop is not None:
-            self._pump_scheduled = True
+        if not self._pumping:
+            self._pumping = True
             try:
                 self._loop.add_callback(self._pump)
-            except RuntimeError:  # the loop was closed under us: the server stopped
+            except (RuntimeError, AttributeError):  # the loop closed under us: server stopped
                 self._loop = None
 
     # -- the loop thread ------------------------------------------------------------------------
@@ -130,23 +129,24 @@ class BridgeHub:
         """The server's IOLoop (called by each connection as it opens, on that loop)."""
         if self._loop is not loop:
             self._loop = loop
-            self._poll_handle = None
-            self._pump()
+            self._pumping = True
+            loop.add_callback(self._pump)
 
     def _pump(self) -> None:
-        self._pump_scheduled = False
+        """Move durable events into the history and wake the senders. While events keep coming
+        it runs every `pump_interval_seconds` (one frame per replica per pass, however many
+        events); once nothing is pending it goes idle until the kernel wakes it."""
+        loop = self._loop
+        if loop is None:
+            self._pumping = False
+            return
         durable = self.durable_seq
         pending, history = self._pending, self.history
         moved = 0
         # At most a quarter of the history per pass, then the senders run: one large commit
         # group must not overwrite the history under replicas that are keeping up.
         budget = max(1, history.capacity // 4)
-        while pending and pending[0].seq <= durable:
-            if moved >= budget:
-                if not self._pump_scheduled:
-                    self._pump_scheduled = True
-                    self._loop.add_callback(self._pump)
-                break
+        while pending and pending[0].seq <= durable and moved < budget:
             event = pending.popleft()
             seq = event.seq
             if seq != history.last_seq + 1:
@@ -158,16 +158,17 @@ class BridgeHub:
                 history.restart_at(seq - 1)
             history.append(seq, encode_event(event))
             moved += 1
-        if pending and not self._pump_scheduled and self._poll_handle is None:
-            # Not durable yet: look again shortly (the writer commits every group_commit_ms).
-            self._poll_handle = self._loop.call_later(self.durable_poll_seconds, self._poll)
         if moved:
             for session in list(self._sessions.values()):
                 session.wake.set()
-
-    def _poll(self) -> None:
-        self._poll_handle = None
-        self._pump()
+        if pending:
+            delay = 0.0 if moved >= budget else self.pump_interval_seconds
+            loop.call_later(delay, self._pump)
+            return
+        self._pumping = False
+        if pending and not self._pumping:  # queued after the check above: the kernel saw busy
+            self._pumping = True
+            loop.add_callback(self._pump)
 
     def open_session(
         self,
@@ -265,7 +266,7 @@ class BridgeHub:
         # The snapshot may hold events the journal could still lose: wait until they are
         # durable (one group commit, normally) before a replica may see them.
         while self.durable_seq < seq and not session.closed:
-            await asyncio.sleep(self.durable_poll_seconds)
+            await asyncio.sleep(self.pump_interval_seconds)
         if session.closed:
             return
         session.resync_reason = None

@@ -1,0 +1,273 @@
+"""Replicas attached to a running engine through the bridge (tradelab.connect), each replica in
+a process of its own as a notebook on another machine would be.
+
+Figures (medians over rounds, all measured in this run):
+  lag_p50_ms / lag_p99_ms   one replica, the engine paced at --rate events/s for --seconds:
+                            from the kernel's stamp (event.ts) to the replica having applied it
+  catch_up_resume_s         a replica cut off (CuttableLink) while --missed events were made
+                            durable, then let back: from the link's restore to the replica at
+                            the engine's seq (the events come from the server's history)
+  catch_up_snapshot_s       the same with a history shorter than the gap: a fresh snapshot
+  throughput_*              engine flat out (--events submits, until durable) with no bridge,
+                            with the bridge and 0 replicas, and with --replicas replicas
+                            attached; cost = 1 - rate / rate with no bridge
+
+Usage: .venv/bin/python benchmarks/replica.py [--rounds 3] [--rate 1000] [--seconds 5]
+       [--missed 100000] [--events 30000] [--replicas 10] [--json]
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tradelab.benchmarking import format_table, machine_info, median, percentiles
+from tradelab.benchmarking.options import command, count_option, json_option, rounds_option
+from tradelab.bridge import BridgeServer
+from tradelab.bridge.faults import CuttableLink
+from tradelab.engine import Engine
+
+BACKOFF = (0.01, 0.05)  # the replicas' reconnect backoff (s): catch-up is not spent sleeping
+
+
+def replica_process(pipe: Any) -> None:
+    """A replica in a child process, driven by commands over `pipe`."""
+    from tradelab.bridge import connect
+
+    replica = None
+    lags_ns: list[int] = []
+    while True:
+        cmd, arg = pipe.recv()
+        if cmd == "connect":
+            lags_ns.clear()
+            replica = connect(arg, backoff_seconds=BACKOFF)
+            record = lags_ns.append
+            replica.subscribe("*", lambda e, record=record: record(time.time_ns() - e.ts))
+            pipe.send(replica.seq)
+        elif cmd == "wait":  # until the replica applied seq `arg`: (in step, when, its metrics)
+            in_step = replica.wait_for_seq(arg, timeout=120)
+            pipe.send((in_step, time.time(), replica.metrics()))
+        elif cmd == "lags":
+            pipe.send(list(lags_ns))
+        elif cmd == "close":
+            replica.close()
+            replica = None
+            pipe.send(None)
+        else:
+            return
+
+
+class Replicas:
+    """`n` replica processes, started once and reused for every round."""
+
+    def __init__(self, n: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.pipes, self.procs = [], []
+        for _ in range(n):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=replica_process, args=(child,), daemon=True)
+            proc.start()
+            self.pipes.append(parent)
+            self.procs.append(proc)
+
+    def ask(self, cmd: str, arg: Any = None, count: int | None = None) -> list[Any]:
+        pipes = self.pipes[: count if count is not None else len(self.pipes)]
+        for pipe in pipes:
+            pipe.send((cmd, arg))
+        return [pipe.recv() for pipe in pipes]
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            pipe.send(("exit", None))
+        for proc in self.procs:
+            proc.join(10)
+
+
+def _engine(directory: Path, name: str) -> Engine:
+    return Engine(journal_path=str(directory / f"{name}.duckdb")).start()
+
+
+def _storm(engine: Engine, n: int, start: int = 0) -> None:
+    submit = engine.submit
+    for i in range(start, start + n):
+        submit("mark.updated", {"symbol": f"S{i % 40}", "price": 100.0 + i})
+
+
+def measure_lag(directory: Path, replicas: Replicas, rate: int, seconds: float, round_: int):
+    engine = _engine(directory, f"lag-{round_}")
+    try:
+        with BridgeServer(engine) as server:
+            replicas.ask("connect", server.url, count=1)
+            interval, n = 1.0 / rate, int(rate * seconds)
+            next_at = time.perf_counter()
+            for i in range(n):
+                engine.submit("mark.updated", {"symbol": f"S{i % 40}", "price": 100.0 + i})
+                next_at += interval
+                pause = next_at - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+            replicas.ask("wait", engine.flush(), count=1)
+            (lags_ns,) = replicas.ask("lags", count=1)
+            replicas.ask("close", count=1)
+    finally:
+        engine.stop()
+    p50, p99 = percentiles([lag / 1e6 for lag in lags_ns], 50, 99)
+    return {"events": len(lags_ns), "lag_p50_ms": p50, "lag_p99_ms": p99}
+
+
+def measure_catch_up(directory: Path, replicas: Replicas, missed: int, history: int, name: str):
+    engine = _engine(directory, name)
+    try:
+        with (
+            BridgeServer(engine, history_events=history) as server,
+            CuttableLink("127.0.0.1", server.port) as link,
+        ):
+            replicas.ask("connect", link.url, count=1)
+            replicas.ask("wait", engine.flush(), count=1)
+            link.cut()
+            _storm(engine, missed)
+            target = engine.flush()
+            restored = time.time()
+            link.restore()
+            ((in_step, done, metrics),) = replicas.ask("wait", target, count=1)
+            replicas.ask("close", count=1)
+    finally:
+        engine.stop()
+    return {
+        "in_step": in_step,
+        "seconds": done - restored,
+        "snapshots": metrics["snapshots_loaded"],
+    }
+
+
+def measure_throughput(
+    directory: Path, replicas: Replicas, events: int, attached: int | None, name: str
+):
+    """Events/s flat out until durable; `attached` None = no bridge at all."""
+    engine = _engine(directory, name)
+    server = BridgeServer(engine).start() if attached is not None else None
+    try:
+        if server is not None and attached:
+            replicas.ask("connect", server.url, count=attached)
+            replicas.ask("wait", engine.flush(), count=attached)
+        first = engine.flush()
+        started = time.perf_counter()
+        _storm(engine, events)
+        last = engine.flush()
+        elapsed = time.perf_counter() - started
+        flushed_at = time.time()
+        drained = 0.0
+        if server is not None and attached:
+            answers = replicas.ask("wait", last, count=attached)
+            drained = max(0.0, max(done for _, done, _ in answers) - flushed_at)
+            replicas.ask("close", count=attached)
+            assert all(in_step for in_step, _, _ in answers)
+    finally:
+        if server is not None:
+            server.stop()
+        engine.stop()
+    return {"events_per_s": (last - first) / elapsed, "replicas_in_step_after_s": drained}
+
+
+@command(__doc__)
+@json_option
+@rounds_option(3)
+@count_option("--rate", 1_000, "Paced events per second for the lag figure.")
+@count_option("--seconds", 5, "Length of each paced run.")
+@count_option("--missed", 100_000, "Events a cut-off replica catches up on.")
+@count_option("--events", 30_000, "Events per flat-out throughput run.")
+@count_option("--replicas", 10, "Replicas attached in the throughput case.")
+def main(
+    as_json: bool, rounds: int, rate: int, seconds: int, missed: int, events: int, replicas: int
+) -> None:
+    children = Replicas(replicas)
+    lag, resume, snapshot = [], [], []
+    throughput: dict[str, list] = {"no_bridge": [], "bridge_0": [], f"bridge_{replicas}": []}
+    try:
+        with tempfile.TemporaryDirectory(prefix="tradelab-replica-bench-") as tmp:
+            directory = Path(tmp)
+            for r in range(rounds):  # interleaved: drift hits every case alike
+                lag.append(measure_lag(directory, children, rate, seconds, r))
+                resume.append(
+                    measure_catch_up(directory, children, missed, missed + 50_000, f"resume-{r}")
+                )
+                snapshot.append(
+                    measure_catch_up(directory, children, missed, missed // 10, f"snap-{r}")
+                )
+                for case, attached in (
+                    ("no_bridge", None),
+                    ("bridge_0", 0),
+                    (f"bridge_{replicas}", replicas),
+                ):
+                    throughput[case].append(
+                        measure_throughput(directory, children, events, attached, f"{case}-{r}")
+                    )
+    finally:
+        children.close()
+
+    def med(rows: list[dict[str, Any]], name: str) -> float:
+        return median([row[name] for row in rows])
+
+    base = med(throughput["no_bridge"], "events_per_s")
+    with_replicas = med(throughput[f"bridge_{replicas}"], "events_per_s")
+    figures = {
+        "lag_p50_ms": med(lag, "lag_p50_ms"),
+        "lag_p99_ms": med(lag, "lag_p99_ms"),
+        "catch_up_resume_s": med(resume, "seconds"),
+        "catch_up_snapshot_s": med(snapshot, "seconds"),
+        "throughput_no_bridge_per_s": base,
+        "throughput_bridge_0_per_s": med(throughput["bridge_0"], "events_per_s"),
+        f"throughput_bridge_{replicas}_per_s": with_replicas,
+        f"cost_of_{replicas}_replicas": 1 - with_replicas / base,
+        "cost_of_bridge_0_replicas": 1 - med(throughput["bridge_0"], "events_per_s") / base,
+        "replicas_in_step_after_s": med(
+            throughput[f"bridge_{replicas}"], "replicas_in_step_after_s"
+        ),
+    }
+    result = {
+        "benchmark": "replica",
+        "config": {
+            "rounds": rounds,
+            "rate": rate,
+            "seconds": seconds,
+            "missed": missed,
+            "events": events,
+            "replicas": replicas,
+            "backoff_seconds": BACKOFF,
+        },
+        "figures": figures,
+        "samples": {"lag": lag, "resume": resume, "snapshot": snapshot, "throughput": throughput},
+        "machine": machine_info(),
+    }
+    if as_json:
+        json.dump(result, sys.stdout, indent=2)
+        print()
+        return
+    rows = [
+        [f"replica lag p50 / p99 at {rate}/s (ms)", figures["lag_p50_ms"], figures["lag_p99_ms"]],
+        [
+            f"catch-up of {missed} missed events: resume / snapshot (s)",
+            figures["catch_up_resume_s"],
+            figures["catch_up_snapshot_s"],
+        ],
+        [
+            "engine flat out: no bridge / bridge, 0 replicas (events/s)",
+            base,
+            figures["throughput_bridge_0_per_s"],
+        ],
+        [
+            f"engine flat out with {replicas} replicas (events/s) / cost",
+            with_replicas,
+            figures[f"cost_of_{replicas}_replicas"],
+        ],
+    ]
+    print(format_table(["figure", "a", "b"], rows))
+
+
+if __name__ == "__main__":
+    main()
