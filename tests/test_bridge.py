@@ -254,3 +254,26 @@ def test_connect_to_a_server_that_is_not_there_fails_in_time():
     with pytest.raises(Exception, match="not in step"):
         connect("ws://127.0.0.1:9/bridge", timeout=1.0)
     assert tornado.httpclient  # the client library is the one the replica uses
+
+
+def test_server_hangs_up_on_a_replica_that_takes_no_frame_and_it_comes_back(tmp_path):
+    engine = _engine(tmp_path)
+    engine.registry.register(TopicSpec("test.blob", description="a large event"))
+    with (
+        engine,
+        BridgeServer(engine, write_timeout_seconds=0.3) as server,
+        connect(server.url, backoff_seconds=(0.02, 0.2)) as replica,
+    ):
+        gate = threading.Event()
+        replica.subscribe("test.blob", lambda event: gate.wait(5))
+        blob = "x" * 4_000
+        for i in range(4_000):  # ~16 MB: the socket buffers fill and a write stalls
+            engine.submit("test.blob", {"i": i, "blob": blob})
+        engine.flush()
+        deadline = time.monotonic() + 10
+        while server.hub.metrics()["write_timeouts"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.hub.metrics()["write_timeouts"] >= 1
+        gate.set()
+        _in_step(replica, engine)
+        assert replica.metrics()["connects"] >= 2
