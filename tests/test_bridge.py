@@ -277,3 +277,14 @@ def test_server_hangs_up_on_a_replica_that_takes_no_frame_and_it_comes_back(tmp_
         gate.set()
         _in_step(replica, engine)
         assert replica.metrics()["connects"] >= 2
+
+
+def test_import_tradelab_stays_cheap_and_connect_is_there_when_asked():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tradelab; assert 'tornado' not in sys.modules; "
+        "from tradelab import connect; assert connect.__module__ == 'tradelab.bridge.replica'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import tornado.websocket
 
 from tradelab.bridge import protocol
 from tradelab.bridge.history import DurableHistory
@@ -242,10 +243,16 @@ class BridgeHub:
                     continue
                 session.wake.clear()
                 await session.wake.wait()
-        except Exception as exc:  # the socket closed, or a write timed out: hang up
+        except (TimeoutError, tornado.websocket.WebSocketClosedError) as exc:
             log.debug("bridge session %s ended: %r", session.id, exc)
             if not session.closed:
-                session.hang_up("too slow: a frame was not taken within the write timeout")
+                session.hang_up(
+                    f"too slow: a frame was not taken within {self.write_timeout_seconds} s"
+                )
+        except Exception:
+            log.exception("bridge session %s failed; closing it", session.id)
+            if not session.closed:
+                session.hang_up("server error; reconnect to resume")
         finally:
             self.close_session(session)
 
