@@ -7,6 +7,7 @@ Figures (medians over rounds, all measured in this run):
   catch_up_resume_s         a replica cut off (CuttableLink) while --missed events were made
                             durable, then let back: from the link's restore to the replica at
                             the engine's seq (the events come from the server's history)
+  catch_up_resume_replica_cpu_s   CPU seconds the replica's process spent catching up
   catch_up_snapshot_s       the same with a history shorter than the gap: a fresh snapshot
   throughput_*              engine flat out (--events submits, until durable) with no bridge,
                             with the bridge and 0 replicas, and with --replicas replicas
@@ -50,8 +51,10 @@ def replica_process(pipe: Any) -> None:
             replica.subscribe("*", lambda e, record=record: record(time.time_ns() - e.ts))
             pipe.send(replica.seq)
         elif cmd == "wait":  # until the replica applied seq `arg`: (in step, when, its metrics)
+            cpu = time.process_time()
             in_step = replica.wait_for_seq(arg, timeout=120)
-            pipe.send((in_step, time.time(), replica.metrics()))
+            metrics = {**replica.metrics(), "cpu_s": time.process_time() - cpu}
+            pipe.send((in_step, time.time(), metrics))
         elif cmd == "lags":
             pipe.send(list(lags_ns))
         elif cmd == "close":
@@ -141,6 +144,7 @@ def measure_catch_up(directory: Path, replicas: Replicas, missed: int, history: 
     return {
         "in_step": in_step,
         "seconds": done - restored,
+        "replica_cpu_s": metrics["cpu_s"],
         "snapshots": metrics["snapshots_loaded"],
     }
 
@@ -219,6 +223,7 @@ def main(
         "lag_p50_ms": med(lag, "lag_p50_ms"),
         "lag_p99_ms": med(lag, "lag_p99_ms"),
         "catch_up_resume_s": med(resume, "seconds"),
+        "catch_up_resume_replica_cpu_s": med(resume, "replica_cpu_s"),
         "catch_up_snapshot_s": med(snapshot, "seconds"),
         "throughput_no_bridge_per_s": base,
         "throughput_bridge_0_per_s": med(throughput["bridge_0"], "events_per_s"),
