@@ -9,9 +9,11 @@ Figures (medians over rounds, all measured in this run):
                             the engine's seq (the events come from the server's history)
   catch_up_resume_replica_cpu_s   CPU seconds the replica's process spent catching up
   catch_up_snapshot_s       the same with a history shorter than the gap: a fresh snapshot
-  throughput_*              engine flat out (--events submits, until durable) with no bridge,
-                            with the bridge and 0 replicas, and with --replicas replicas
-                            attached; cost = 1 - rate / rate with no bridge
+  throughput_*              engine flat out (--events submits, until durable) with no bridge;
+                            with the bridge and nothing connected; with --replicas protocol
+                            readers (one process, discarding frames: what serving N replicas
+                            costs the engine's process); with --replicas full replicas, one
+                            process each on this host. cost_* = 1 - rate / rate with no bridge
 
 Usage: .venv/bin/python benchmarks/replica.py [--rounds 3] [--rate 1000] [--seconds 5]
        [--missed 100000] [--events 30000] [--replicas 10] [--json]
@@ -44,11 +46,13 @@ def replica_process(pipe: Any) -> None:
     lags_ns: list[int] = []
     while True:
         cmd, arg = pipe.recv()
-        if cmd == "connect":
+        if cmd == "connect":  # arg: (url, record each event's lag)
+            url, record_lags = arg
             lags_ns.clear()
-            replica = connect(arg, backoff_seconds=BACKOFF)
-            record = lags_ns.append
-            replica.subscribe("*", lambda e, record=record: record(time.time_ns() - e.ts))
+            replica = connect(url, backoff_seconds=BACKOFF)
+            if record_lags:
+                record = lags_ns.append
+                replica.subscribe("*", lambda e, record=record: record(time.time_ns() - e.ts))
             pipe.send(replica.seq)
         elif cmd == "wait":  # until the replica applied seq `arg`: (in step, when, its metrics)
             cpu = time.process_time()
@@ -65,15 +69,52 @@ def replica_process(pipe: Any) -> None:
             return
 
 
+def reader_process(pipe: Any) -> None:
+    """Protocol-level readers in a child process: each says hello and discards every frame.
+    What the engine's process pays to serve them is what it pays for replicas elsewhere."""
+    import asyncio
+
+    import tornado.websocket
+
+    from tradelab.bridge import protocol
+
+    async def read(url: str, ready: asyncio.Queue) -> None:
+        conn = await tornado.websocket.websocket_connect(url, max_message_size=1 << 30)
+        conn.write_message(protocol.encode(protocol.Hello(version=1)), binary=True)
+        await ready.put(conn)
+        while await conn.read_message() is not None:
+            pass
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        tasks, conns = [], []
+        while True:
+            cmd, arg = await loop.run_in_executor(None, pipe.recv)
+            if cmd == "connect":  # arg: (url, how many)
+                ready: asyncio.Queue = asyncio.Queue()
+                tasks = [asyncio.create_task(read(arg[0], ready)) for _ in range(arg[1])]
+                conns = [await ready.get() for _ in tasks]
+                pipe.send(len(conns))
+            elif cmd == "close":
+                for conn in conns:
+                    conn.close()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                pipe.send(None)
+            else:
+                return
+
+    asyncio.run(main())
+
+
 class Replicas:
     """`n` replica processes, started once and reused for every round."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, target: Any = replica_process) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.pipes, self.procs = [], []
         for _ in range(n):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=replica_process, args=(child,), daemon=True)
+            proc = ctx.Process(target=target, args=(child,), daemon=True)
             proc.start()
             self.pipes.append(parent)
             self.procs.append(proc)
@@ -105,7 +146,7 @@ def measure_lag(directory: Path, replicas: Replicas, rate: int, seconds: float, 
     engine = _engine(directory, f"lag-{round_}")
     try:
         with BridgeServer(engine) as server:
-            replicas.ask("connect", server.url, count=1)
+            replicas.ask("connect", (server.url, True), count=1)
             interval, n = 1.0 / rate, int(rate * seconds)
             next_at = time.perf_counter()
             for i in range(n):
@@ -130,7 +171,7 @@ def measure_catch_up(directory: Path, replicas: Replicas, missed: int, history: 
             BridgeServer(engine, history_events=history) as server,
             CuttableLink("127.0.0.1", server.port) as link,
         ):
-            replicas.ask("connect", link.url, count=1)
+            replicas.ask("connect", (link.url, False), count=1)
             replicas.ask("wait", engine.flush(), count=1)
             link.cut()
             _storm(engine, missed)
@@ -149,16 +190,29 @@ def measure_catch_up(directory: Path, replicas: Replicas, missed: int, history: 
     }
 
 
+def _hub_in_step(server: BridgeServer, seq: int, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(c["cursor"] < seq for c in server.hub.metrics()["per_client"]):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"readers not at seq {seq} within {timeout} s")
+        time.sleep(0.005)
+
+
 def measure_throughput(
-    directory: Path, replicas: Replicas, events: int, attached: int | None, name: str
-):
-    """Events/s flat out until durable; `attached` None = no bridge at all."""
+    directory: Path, children: Replicas, readers: Replicas, events: int, case: str, name: str
+) -> dict[str, float]:
+    """Events/s flat out until durable, for `case`: "no_bridge", "bridge_0", "readers"
+    (len(readers) protocol readers in one process) or "replicas" (one process each)."""
     engine = _engine(directory, name)
-    server = BridgeServer(engine).start() if attached is not None else None
+    server = BridgeServer(engine).start() if case != "no_bridge" else None
+    attached = len(children.pipes)
     try:
-        if server is not None and attached:
-            replicas.ask("connect", server.url, count=attached)
-            replicas.ask("wait", engine.flush(), count=attached)
+        if case == "replicas":
+            children.ask("connect", (server.url, False))
+            children.ask("wait", engine.flush())
+        elif case == "readers":
+            readers.ask("connect", (server.url, attached))
+            _hub_in_step(server, engine.flush())
         first = engine.flush()
         started = time.perf_counter()
         _storm(engine, events)
@@ -166,16 +220,20 @@ def measure_throughput(
         elapsed = time.perf_counter() - started
         flushed_at = time.time()
         drained = 0.0
-        if server is not None and attached:
-            answers = replicas.ask("wait", last, count=attached)
-            drained = max(0.0, max(done for _, done, _ in answers) - flushed_at)
-            replicas.ask("close", count=attached)
+        if case == "replicas":
+            answers = children.ask("wait", last)
             assert all(in_step for in_step, _, _ in answers)
+            drained = max(0.0, max(done for _, done, _ in answers) - flushed_at)
+            children.ask("close")
+        elif case == "readers":
+            _hub_in_step(server, last)
+            drained = time.time() - flushed_at
+            readers.ask("close")
     finally:
         if server is not None:
             server.stop()
         engine.stop()
-    return {"events_per_s": (last - first) / elapsed, "replicas_in_step_after_s": drained}
+    return {"events_per_s": (last - first) / elapsed, "in_step_after_s": drained}
 
 
 @command(__doc__)
@@ -190,8 +248,10 @@ def main(
     as_json: bool, rounds: int, rate: int, seconds: int, missed: int, events: int, replicas: int
 ) -> None:
     children = Replicas(replicas)
+    readers = Replicas(1, target=reader_process)
     lag, resume, snapshot = [], [], []
-    throughput: dict[str, list] = {"no_bridge": [], "bridge_0": [], f"bridge_{replicas}": []}
+    cases = ("no_bridge", "bridge_0", "readers", "replicas")
+    throughput: dict[str, list] = {case: [] for case in cases}
     try:
         with tempfile.TemporaryDirectory(prefix="tradelab-replica-bench-") as tmp:
             directory = Path(tmp)
@@ -203,36 +263,34 @@ def main(
                 snapshot.append(
                     measure_catch_up(directory, children, missed, missed // 10, f"snap-{r}")
                 )
-                for case, attached in (
-                    ("no_bridge", None),
-                    ("bridge_0", 0),
-                    (f"bridge_{replicas}", replicas),
-                ):
+                for case in cases:
                     throughput[case].append(
-                        measure_throughput(directory, children, events, attached, f"{case}-{r}")
+                        measure_throughput(
+                            directory, children, readers, events, case, f"{case}-{r}"
+                        )
                     )
     finally:
         children.close()
+        readers.close()
 
     def med(rows: list[dict[str, Any]], name: str) -> float:
         return median([row[name] for row in rows])
 
     base = med(throughput["no_bridge"], "events_per_s")
-    with_replicas = med(throughput[f"bridge_{replicas}"], "events_per_s")
+    rate_of = {case: med(rows, "events_per_s") for case, rows in throughput.items()}
     figures = {
         "lag_p50_ms": med(lag, "lag_p50_ms"),
         "lag_p99_ms": med(lag, "lag_p99_ms"),
         "catch_up_resume_s": med(resume, "seconds"),
         "catch_up_resume_replica_cpu_s": med(resume, "replica_cpu_s"),
         "catch_up_snapshot_s": med(snapshot, "seconds"),
-        "throughput_no_bridge_per_s": base,
-        "throughput_bridge_0_per_s": med(throughput["bridge_0"], "events_per_s"),
-        f"throughput_bridge_{replicas}_per_s": with_replicas,
-        f"cost_of_{replicas}_replicas": 1 - with_replicas / base,
-        "cost_of_bridge_0_replicas": 1 - med(throughput["bridge_0"], "events_per_s") / base,
-        "replicas_in_step_after_s": med(
-            throughput[f"bridge_{replicas}"], "replicas_in_step_after_s"
-        ),
+        **{f"throughput_{case}_per_s": rate for case, rate in rate_of.items()},
+        # 1 - rate / rate with no bridge: the share of the engine's throughput each case costs
+        **{
+            f"cost_{case}": 1 - rate / base for case, rate in rate_of.items() if case != "no_bridge"
+        },
+        "readers_in_step_after_s": med(throughput["readers"], "in_step_after_s"),
+        "replicas_in_step_after_s": med(throughput["replicas"], "in_step_after_s"),
     }
     result = {
         "benchmark": "replica",
@@ -260,16 +318,11 @@ def main(
             figures["catch_up_resume_s"],
             figures["catch_up_snapshot_s"],
         ],
-        [
-            "engine flat out: no bridge / bridge, 0 replicas (events/s)",
-            base,
-            figures["throughput_bridge_0_per_s"],
-        ],
-        [
-            f"engine flat out with {replicas} replicas (events/s) / cost",
-            with_replicas,
-            figures[f"cost_of_{replicas}_replicas"],
-        ],
+        ["engine flat out, no bridge (events/s)", base, None],
+        *(
+            [f"engine flat out, {case} (events/s) / cost", rate_of[case], figures[f"cost_{case}"]]
+            for case in ("bridge_0", "readers", "replicas")
+        ),
     ]
     print(format_table(["figure", "a", "b"], rows))
 

@@ -1,7 +1,9 @@
 """The bridge: a running engine's durable events over a websocket, and `connect()` replicas.
 
-Server side: `bridge_routes(engine)` (mounted by the console) or `BridgeServer` (standalone);
-`BridgeHub` fans events out. Client side: `connect(url)` → `Replica`. Protocol: protocol.py.
+Server side: `bridge_routes(engine, authorize=...)` mounted beside the console's pages
+(`pn.serve(..., extra_patterns=routes)`), or `BridgeServer` on a port of its own; `BridgeHub`
+fans events out. Client side: `tradelab.connect(url)` → `Replica`. Protocol: protocol.py;
+fault injection for tests and demos: faults.py.
 """
 
 from tradelab.bridge.hub import BridgeHub

@@ -56,6 +56,8 @@ class CuttableLink:
         self._writers |= pair
         try:
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        except asyncio.CancelledError:
+            pass  # closing the link: asyncio's server callback must not see a cancelled task
         finally:
             self._writers -= pair
             for w in pair:
