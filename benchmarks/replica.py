@@ -15,8 +15,8 @@ Figures (medians over rounds, all measured in this run):
                             costs the engine's process); with --replicas full replicas, one
                             process each on this host. cost_* = 1 - rate / rate with no bridge
 
-Usage: .venv/bin/python benchmarks/replica.py [--rounds 3] [--rate 1000] [--seconds 5]
-       [--missed 100000] [--events 30000] [--replicas 10] [--json]
+Usage: .venv/bin/python benchmarks/replica.py [--rounds 5] [--rate 1000] [--seconds 5]
+       [--missed 100000] [--events 100000] [--replicas 10] [--json]
 """
 
 from __future__ import annotations
@@ -238,11 +238,11 @@ def measure_throughput(
 
 @command(__doc__)
 @json_option
-@rounds_option(3)
+@rounds_option(5)
 @count_option("--rate", 1_000, "Paced events per second for the lag figure.")
 @count_option("--seconds", 5, "Length of each paced run.")
 @count_option("--missed", 100_000, "Events a cut-off replica catches up on.")
-@count_option("--events", 30_000, "Events per flat-out throughput run.")
+@count_option("--events", 100_000, "Events per flat-out throughput run.")
 @count_option("--replicas", 10, "Replicas attached in the throughput case.")
 def main(
     as_json: bool, rounds: int, rate: int, seconds: int, missed: int, events: int, replicas: int
@@ -263,7 +263,7 @@ def main(
                 snapshot.append(
                     measure_catch_up(directory, children, missed, missed // 10, f"snap-{r}")
                 )
-                for case in cases:
+                for case in cases[r % 4 :] + cases[: r % 4]:  # each case leads a round in turn
                     throughput[case].append(
                         measure_throughput(
                             directory, children, readers, events, case, f"{case}-{r}"
