@@ -32,9 +32,10 @@ import tornado.websocket
 from tradelab.bridge import protocol
 from tradelab.bridge.history import DurableHistory
 from tradelab.errors import InvalidInputError
-from tradelab.events import Event, encode_event
+from tradelab.events import Event
 
 log = logging.getLogger(__name__)
+_encode_list = msgspec.json.Encoder().encode
 
 
 @dataclass(eq=False)
@@ -90,6 +91,7 @@ class BridgeHub:
         self.pending_dropped = 0
         self._loop: Any = None  # the tornado IOLoop of the server, known once a client connects
         self._pumping = False  # a pump pass is scheduled or running
+        self._last_frame: tuple | None = None  # ((cursor, last, first), frame, events)
         self._sessions: dict[int, ReplicaSession] = {}
         self._ids = itertools.count(1)
         self.sessions_total = 0
@@ -145,20 +147,28 @@ class BridgeHub:
         pending, history = self._pending, self.history
         moved = 0
         # At most a quarter of the history per pass, then the senders run: one large commit
-        # group must not overwrite the history under replicas that are keeping up.
+        # group must not overwrite the history under replicas that are keeping up. Chunks of
+        # at most `frame_events`, each encoded with one call.
         budget = max(1, history.capacity // 4)
         while pending and pending[0].seq <= durable and moved < budget:
-            event = pending.popleft()
-            seq = event.seq
-            if seq != history.last_seq + 1:
-                if seq <= history.last_seq:  # seen already (never expected): keep the first
-                    continue
-                # A gap: the pending queue overflowed (or the first event after attaching).
-                if len(history):
-                    self.history_restarts += 1
-                history.restart_at(seq - 1)
-            history.append(seq, encode_event(event))
-            moved += 1
+            batch = []
+            take = min(self.frame_events, budget - moved)
+            while pending and pending[0].seq <= durable and len(batch) < take:
+                batch.append(pending.popleft())
+            first = batch[0].seq
+            if first != history.last_seq + 1:
+                if first <= history.last_seq:  # seen already (never expected): keep the first
+                    batch = [e for e in batch if e.seq > history.last_seq]
+                    if not batch:
+                        continue
+                    first = batch[0].seq
+                if first != history.last_seq + 1:
+                    # A gap: the pending queue overflowed (or the first event after attaching).
+                    if len(history):
+                        self.history_restarts += 1
+                    history.restart_at(first - 1)
+            history.append(first, batch[-1].seq, _encode_list(batch)[1:-1])
+            moved += len(batch)
         if moved:
             for session in list(self._sessions.values()):
                 session.wake.set()
@@ -237,9 +247,10 @@ class BridgeHub:
                         behind = history.first_seq - 1 - session.cursor
                         self._resync(session, f"fell {behind} events behind", dropped=behind)
                         continue
-                    encoded = history.after(session.cursor, self.frame_events)
-                    await self._write(session, protocol.events_frame(encoded))
-                    session.cursor += len(encoded)
+                    cursor = session.cursor
+                    frame, count = self._frame_after(cursor)
+                    await self._write(session, frame)
+                    session.cursor = cursor + count
                     continue
                 session.wake.clear()
                 await session.wake.wait()
@@ -255,6 +266,18 @@ class BridgeHub:
                 session.hang_up("server error; reconnect to resume")
         finally:
             self.close_session(session)
+
+    def _frame_after(self, cursor: int) -> tuple[bytes, int]:
+        """The events frame after `cursor`, built once for all replicas at that cursor."""
+        history = self.history
+        key = (cursor, history.last_seq, history.first_seq)
+        cached = self._last_frame
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        parts, count = history.after(cursor, self.frame_events)
+        frame = protocol.events_frame(parts)
+        self._last_frame = (key, frame, count)
+        return frame, count
 
     async def _write(self, session: ReplicaSession, frame: bytes) -> None:
         try:
