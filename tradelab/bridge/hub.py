@@ -9,7 +9,7 @@ engine: when its next event has left the history, it is sent a fresh snapshot (a
 
 Bounds: events applied but not yet durable <= `pending_events` (above the journal writer's own
 bound, so it fills only when the server's loop stalls; policy when full: the oldest is dropped
-and every replica behind it resyncs; `pending_dropped` counts them); the history ring
+and every replica behind it resyncs; `pending_dropped` counts the gaps); the history ring
 (`history_events`, oldest overwritten); per connection one frame in flight, of at most
 `frame_events` events.
 """
@@ -87,7 +87,7 @@ class BridgeHub:
         self.pump_interval_seconds = pump_interval_seconds
         self.write_timeout_seconds = write_timeout_seconds
         self.pending_limit = pending_events
-        self._pending: deque[Event] = deque()
+        self._pending: deque[Event] = deque(maxlen=pending_events)  # drops the oldest when full
         self.pending_dropped = 0
         self._loop: Any = None  # the tornado IOLoop of the server, known once a client connects
         self._pumping = False  # a pump pass is scheduled or running
@@ -99,25 +99,21 @@ class BridgeHub:
         self.dropped = 0
         self.history_restarts = 0
         self.write_timeouts = 0
-        self._subscription = engine.bus.subscribe("*", self._on_event, name="bridge")
+        # Subscribed when the first replica connects: until then the engine pays nothing.
+        self._subscription: Any = None
 
     # -- the kernel thread ----------------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
         """Bus handler on the kernel thread: queue, and wake the loop's pump if it is idle."""
-        if not event.seq or self._loop is None:  # transient; or no replica ever connected
-            return
-        pending = self._pending
-        pending.append(event)
-        if len(pending) > self.pending_limit:
-            pending.popleft()
-            self.pending_dropped += 1
-        if not self._pumping:
-            self._pumping = True
-            try:
-                self._loop.add_callback(self._pump)
-            except (RuntimeError, AttributeError):  # the loop closed under us: server stopped
-                self._loop = None
+        if event.seq:  # transient events (ticks, rejections) are never journaled
+            self._pending.append(event)
+            if not self._pumping:
+                self._pumping = True
+                try:
+                    self._loop.add_callback(self._pump)
+                except (RuntimeError, AttributeError):  # the loop closed: the server stopped
+                    self._pumping = False
 
     # -- the loop thread ------------------------------------------------------------------------
 
@@ -134,6 +130,8 @@ class BridgeHub:
             self._loop = loop
             self._pumping = True
             loop.add_callback(self._pump)
+        if self._subscription is None and not self.engine.bus.closed:
+            self._subscription = self.engine.bus.subscribe("*", self._on_event, name="bridge")
 
     def _pump(self) -> None:
         """Move durable events into the history and wake the senders. While events keep coming
@@ -151,12 +149,14 @@ class BridgeHub:
         # at most `frame_events`, each encoded with one call.
         budget = max(1, history.capacity // 4)
         while pending and pending[0].seq <= durable and moved < budget:
-            batch = []
-            take = min(self.frame_events, budget - moved)
-            while pending and pending[0].seq <= durable and len(batch) < take:
-                batch.append(pending.popleft())
+            # Pending events are in seq order: the durable ones are a prefix.
+            take = min(self.frame_events, budget - moved, durable - pending[0].seq + 1)
+            popleft = pending.popleft
+            batch = [popleft() for _ in range(min(take, len(pending)))]
             first = batch[0].seq
             if first != history.last_seq + 1:
+                if first > history.last_seq + 1 and len(history):  # the pending queue overflowed
+                    self.pending_dropped += first - history.last_seq - 1
                 if first <= history.last_seq:  # seen already (never expected): keep the first
                     batch = [e for e in batch if e.seq > history.last_seq]
                     if not batch:
@@ -355,8 +355,9 @@ class BridgeHub:
 
     def close(self) -> None:
         """Stop listening to the engine's bus (connections are closed by their server)."""
-        if self._subscription.active and not self.engine.bus.closed:
-            self.engine.bus.unsubscribe(self._subscription)
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None and subscription.active and not self.engine.bus.closed:
+            self.engine.bus.unsubscribe(subscription)
         # From any thread (the loop may be gone): the sessions' asyncio events are not touched.
         for session in list(self._sessions.values()):
             session.closed = True
