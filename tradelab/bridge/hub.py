@@ -1,17 +1,12 @@
 """`BridgeHub`: hands an engine's durable events to any number of replica connections.
 
-Thread model: the engine's kernel thread only appends each applied event to a bounded pending
-queue (a bus subscription) and, at most once per pump, wakes the server's event loop. Everything
-else runs on that loop: the pump moves events the journal cannot lose any more (seq <= the
-writer's durable seq) into `DurableHistory`, encoding each once; one sender coroutine per
-connection walks the history with its own cursor. A slow replica therefore never slows the
-engine: when its next event has left the history, it is sent a fresh snapshot (a resync).
-
-Bounds: events applied but not yet durable <= `pending_events` (above the journal writer's own
-bound, so it fills only when the server's loop stalls; policy when full: the oldest is dropped
-and every replica behind it resyncs; `pending_dropped` counts the gaps); the history ring
-(`history_events`, oldest overwritten); per connection one frame in flight, of at most
-`frame_events` events.
+Thread model: the engine's kernel thread only queues (feed.py); everything else runs on the
+server's event loop: the feed's pump fills the `DurableHistory` with what the journal cannot
+lose any more, and one sender coroutine per connection walks the history with its own cursor.
+A slow replica therefore never slows the engine: when its next event has left the history, it
+is sent a fresh snapshot (a resync). Bounds: the feed's pending queue (`pending_events`), the
+history (`history_events`), per connection one frame in flight of about `frame_events` events,
+taken within `write_timeout_seconds` or the connection is closed.
 """
 
 from __future__ import annotations
@@ -21,7 +16,6 @@ import itertools
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,12 +24,11 @@ import msgspec
 import tornado.websocket
 
 from tradelab.bridge import protocol
+from tradelab.bridge.feed import DurableFeed
 from tradelab.bridge.history import DurableHistory
 from tradelab.errors import InvalidInputError
-from tradelab.events import Event
 
 log = logging.getLogger(__name__)
-_encode_list = msgspec.json.Encoder().encode
 
 
 @dataclass(eq=False)
@@ -86,100 +79,34 @@ class BridgeHub:
         self.frame_events = frame_events
         self.pump_interval_seconds = pump_interval_seconds
         self.write_timeout_seconds = write_timeout_seconds
-        self.pending_limit = pending_events
-        self._pending: deque[Event] = deque(maxlen=pending_events)  # drops the oldest when full
-        self.pending_dropped = 0
-        self._loop: Any = None  # the tornado IOLoop of the server, known once a client connects
-        self._pumping = False  # a pump pass is scheduled or running
+        self.feed = DurableFeed(
+            engine,
+            self.history,
+            self._wake_all,
+            pending_events=pending_events,
+            frame_events=frame_events,
+            pump_interval_seconds=pump_interval_seconds,
+        )
         self._last_frame: tuple | None = None  # ((cursor, last, first), frame, events)
         self._sessions: dict[int, ReplicaSession] = {}
         self._ids = itertools.count(1)
         self.sessions_total = 0
         self.resyncs = 0
         self.dropped = 0
-        self.history_restarts = 0
         self.write_timeouts = 0
-        # Subscribed when the first replica connects: until then the engine pays nothing.
-        self._subscription: Any = None
-
-    # -- the kernel thread ----------------------------------------------------------------------
-
-    def _on_event(self, event: Event) -> None:
-        """Bus handler on the kernel thread: queue, and wake the loop's pump if it is idle."""
-        if event.seq:  # transient events (ticks, rejections) are never journaled
-            self._pending.append(event)
-            if not self._pumping:
-                self._pumping = True
-                try:
-                    self._loop.add_callback(self._pump)
-                except (RuntimeError, AttributeError):  # the loop closed: the server stopped
-                    self._pumping = False
-
-    # -- the loop thread ------------------------------------------------------------------------
 
     @property
     def durable_seq(self) -> int:
         """Highest seq the engine's journal cannot lose (synced in the ack log or committed)."""
-        journal = self.engine.journal
-        writer = journal.writer if journal is not None else None
-        return writer.durable_seq if writer is not None else 0
+        return self.feed.durable_seq
 
     def attach_loop(self, loop: Any) -> None:
         """The server's IOLoop (called by each connection as it opens, on that loop)."""
-        if self._loop is not loop:
-            self._loop = loop
-            self._pumping = True
-            loop.add_callback(self._pump)
-        if self._subscription is None and not self.engine.bus.closed:
-            self._subscription = self.engine.bus.subscribe("*", self._on_event, name="bridge")
+        self.feed.attach_loop(loop)
 
-    def _pump(self) -> None:
-        """Move durable events into the history and wake the senders. While events keep coming
-        it runs every `pump_interval_seconds` (one frame per replica per pass, however many
-        events); once nothing is pending it goes idle until the kernel wakes it."""
-        loop = self._loop
-        if loop is None:
-            self._pumping = False
-            return
-        durable = self.durable_seq
-        pending, history = self._pending, self.history
-        moved = 0
-        # At most a quarter of the history per pass, then the senders run: one large commit
-        # group must not overwrite the history under replicas that are keeping up. Chunks of
-        # at most `frame_events`, each encoded with one call.
-        budget = max(1, history.capacity // 4)
-        while pending and pending[0].seq <= durable and moved < budget:
-            # Pending events are in seq order: the durable ones are a prefix.
-            take = min(self.frame_events, budget - moved, durable - pending[0].seq + 1)
-            popleft = pending.popleft
-            batch = [popleft() for _ in range(min(take, len(pending)))]
-            first = batch[0].seq
-            if first != history.last_seq + 1:
-                if first > history.last_seq + 1 and len(history):  # the pending queue overflowed
-                    self.pending_dropped += first - history.last_seq - 1
-                if first <= history.last_seq:  # seen already (never expected): keep the first
-                    batch = [e for e in batch if e.seq > history.last_seq]
-                    if not batch:
-                        continue
-                    first = batch[0].seq
-                if first != history.last_seq + 1:
-                    # A gap: the pending queue overflowed (or the first event after attaching).
-                    if len(history):
-                        self.history_restarts += 1
-                    history.restart_at(first - 1)
-            history.append(first, batch[-1].seq, _encode_list(batch)[1:-1])
-            moved += len(batch)
-        if moved:
-            for session in list(self._sessions.values()):
-                session.wake.set()
-        if pending:
-            delay = 0.0 if moved >= budget else self.pump_interval_seconds
-            loop.call_later(delay, self._pump)
-            return
-        self._pumping = False
-        if pending and not self._pumping:  # queued after the check above: the kernel saw busy
-            self._pumping = True
-            loop.add_callback(self._pump)
+    def _wake_all(self) -> None:
+        for session in list(self._sessions.values()):
+            session.wake.set()
 
     def open_session(
         self,
@@ -280,11 +207,15 @@ class BridgeHub:
         return frame, count
 
     async def _write(self, session: ReplicaSession, frame: bytes) -> None:
-        try:
-            await asyncio.wait_for(session.write(frame), self.write_timeout_seconds)
-        except TimeoutError:
+        sent = asyncio.ensure_future(session.write(frame))
+        # Waited on, never cancelled (tornado's stream does not expect that): on a timeout the
+        # connection is closed, which ends the write; its error is then retrieved here.
+        done, _ = await asyncio.wait((sent,), timeout=self.write_timeout_seconds)
+        if not done:
+            sent.add_done_callback(lambda f: f.cancelled() or f.exception())
             self.write_timeouts += 1
-            raise
+            raise TimeoutError(f"frame not taken within {self.write_timeout_seconds} s")
+        sent.result()
         session.frames += 1
         session.bytes_sent += len(frame)
 
@@ -325,10 +256,11 @@ class BridgeHub:
             "history_events": len(history),
             "history_capacity": history.capacity,
             "history_bytes": history.bytes_held,
-            "history_restarts": self.history_restarts,
-            "pending_events": len(self._pending),
-            "pending_limit": self.pending_limit,
-            "pending_dropped": self.pending_dropped,
+            "history_restarts": self.feed.history_restarts,
+            "feed": self.feed.source,
+            "pending_events": self.feed.pending_events,
+            "pending_limit": self.feed.pending_limit,
+            "pending_dropped": self.feed.pending_dropped,
             "resyncs": self.resyncs,
             "dropped": self.dropped,
             "write_timeouts": self.write_timeouts,
@@ -355,11 +287,8 @@ class BridgeHub:
 
     def close(self) -> None:
         """Stop listening to the engine's bus (connections are closed by their server)."""
-        subscription, self._subscription = self._subscription, None
-        if subscription is not None and subscription.active and not self.engine.bus.closed:
-            self.engine.bus.unsubscribe(subscription)
+        self.feed.close()
         # From any thread (the loop may be gone): the sessions' asyncio events are not touched.
         for session in list(self._sessions.values()):
             session.closed = True
         self._sessions.clear()
-        self._loop = None
