@@ -59,6 +59,18 @@ def test_replica_state_hash_equals_the_engines_after_10k_events(tmp_path):
         assert replica.metrics()["duplicates_ignored"] == 0
         hub = server.hub.metrics()
         assert hub["clients"] == 1 and hub["per_client"][0]["lag_events"] == 0
+        assert hub["feed"] == "journal batches"  # the writer process's own encoded batches
+
+
+def test_replica_of_an_engine_with_the_writer_on_a_thread_is_fed_from_the_bus(tmp_path):
+    with (
+        _engine(tmp_path, writer_process=False) as engine,
+        BridgeServer(engine) as server,
+        connect(server.url) as replica,
+    ):
+        _storm(engine, 3_000)
+        _in_step(replica, engine)
+        assert server.hub.metrics()["feed"] == "bus events"
 
 
 def test_replica_reactive_face_follows_the_engine(tmp_path):
@@ -159,8 +171,10 @@ def test_slow_replica_is_resynced_and_never_slows_the_engine(tmp_path):
             seq = engine.flush(timeout=30)  # returns while the slow replica reads nothing
             storm_seconds = time.monotonic() - started
             assert prompt.wait_for_seq(seq, 20)
-            behind = [c for c in server.hub.metrics()["per_client"] if c["lag_events"] > 0]
-            assert len(behind) == 1 and behind[0]["lag_events"] > 2_000, behind
+            # The slow one is behind, or was already sent a fresh snapshot (it fell out of the
+            # history while the storm went on); the engine finished regardless.
+            (first,) = [c for c in server.hub.metrics()["per_client"] if c["id"] == 1]  # slow
+            assert first["lag_events"] > 0 or first["dropped"] > 0, first
         finally:
             gate.set()
         _in_step(slow, engine)
