@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import msgspec
 import pytest
 import tornado.httpclient
 import tornado.websocket
@@ -315,3 +316,22 @@ def test_import_tradelab_stays_cheap_and_connect_is_there_when_asked():
         "from tradelab import connect; assert connect.__module__ == 'tradelab.bridge.replica'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_journal_batch_listener_gets_the_journaled_bytes_and_cannot_stop_the_journal(tmp_path):
+    from tradelab.events import Event
+
+    with _engine(tmp_path) as engine:
+        batches: list[tuple[int, int, bytes]] = []
+
+        def listener(first: int, last: int, body: bytes) -> None:
+            batches.append((first, last, body))
+            raise RuntimeError("a failing listener")
+
+        engine.journal.writer.batch_listener = listener
+        _storm(engine, 500)
+        assert engine.flush() == engine.store.version  # every event still became durable
+        events = [e for _, _, body in batches for e in msgspec.json.decode(body, type=list[Event])]
+        assert [e.seq for e in events] == list(range(batches[0][0], batches[-1][1] + 1))
+        assert events[-1].seq == engine.store.version
+        assert events[-1].payload == {"symbol": "S19", "price": 599.0}
