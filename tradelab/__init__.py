@@ -7,5 +7,15 @@ fold of that journal. Import the pieces you need; nothing here starts threads or
 from tradelab.errors import TradelabError
 from tradelab.events import DEFAULT_TOPICS, Event, TopicRegistry, TopicSpec
 
-__all__ = ["DEFAULT_TOPICS", "Event", "TopicRegistry", "TopicSpec", "TradelabError"]
+__all__ = ["DEFAULT_TOPICS", "Event", "TopicRegistry", "TopicSpec", "TradelabError", "connect"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # `tradelab.connect` imports the bridge (tornado, the store) only when first used, so
+    # `import tradelab` stays cheap.
+    if name == "connect":
+        from tradelab.bridge import connect
+
+        return connect
+    raise AttributeError(f"module 'tradelab' has no attribute {name!r}")

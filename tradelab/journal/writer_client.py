@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -102,6 +103,9 @@ class ProcessJournalWriter:
         self.groups_committed = 0
         self.events_committed = 0
         self.commit_seconds = 0.0  # spent in the other process; not reported back
+        # Called on the kernel thread with (first seq, last seq, JSON array of the events) of
+        # each batch sent, the very bytes journaled (the bridge serves them once durable).
+        self.batch_listener: Callable[[int, int, bytes], None] | None = None
         self._thread = threading.Thread(target=self._read_acks, name=name, daemon=True)
 
     @property
@@ -193,7 +197,14 @@ class ProcessJournalWriter:
         first, last = events[0].seq, events[-1].seq
         self._appended_seq = last
         head = wire.EVENTS_HEAD.pack(first, last, bool(urgent or tickets))
-        self._send(wire.EVENTS, head, wire.encode_events(events, payloads))
+        body = wire.encode_events(events, payloads)
+        listener = self.batch_listener
+        if listener is not None:
+            try:
+                listener(first, last, body)
+            except Exception:  # a failing listener must not stop the journal
+                log.exception("journal batch listener failed")
+        self._send(wire.EVENTS, head, body)
 
     def write_snapshot(self, snapshot: Any, on_written: SnapshotCallback | None = None) -> None:
         """Serialize `snapshot` here and have the process store it after the events before it."""

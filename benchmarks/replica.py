@@ -1,0 +1,331 @@
+"""Replicas attached to a running engine through the bridge (tradelab.connect), each replica in
+a process of its own as a notebook on another machine would be.
+
+Figures (medians over rounds, all measured in this run):
+  lag_p50_ms / lag_p99_ms   one replica, the engine paced at --rate events/s for --seconds:
+                            from the kernel's stamp (event.ts) to the replica having applied it
+  catch_up_resume_s         a replica cut off (CuttableLink) while --missed events were made
+                            durable, then let back: from the link's restore to the replica at
+                            the engine's seq (the events come from the server's history)
+  catch_up_resume_replica_cpu_s   CPU seconds the replica's process spent catching up
+  catch_up_snapshot_s       the same with a history shorter than the gap: a fresh snapshot
+  throughput_*              engine flat out (--events submits, until durable) with no bridge;
+                            with the bridge and nothing connected; with --replicas protocol
+                            readers (one process, discarding frames: what serving N replicas
+                            costs the engine's process); with --replicas full replicas, one
+                            process each on this host. cost_* = 1 - rate / rate with no bridge
+
+Usage: .venv/bin/python benchmarks/replica.py [--rounds 5] [--rate 1000] [--seconds 5]
+       [--missed 100000] [--events 100000] [--replicas 10] [--json]
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tradelab.benchmarking import format_table, machine_info, median, percentiles
+from tradelab.benchmarking.options import command, count_option, json_option, rounds_option
+from tradelab.bridge import BridgeServer
+from tradelab.bridge.faults import CuttableLink
+from tradelab.engine import Engine
+
+BACKOFF = (0.01, 0.05)  # the replicas' reconnect backoff (s): catch-up is not spent sleeping
+
+
+def replica_process(pipe: Any) -> None:
+    """A replica in a child process, driven by commands over `pipe`."""
+    from tradelab.bridge import connect
+
+    replica = None
+    lags_ns: list[int] = []
+    while True:
+        cmd, arg = pipe.recv()
+        if cmd == "connect":  # arg: (url, record each event's lag)
+            url, record_lags = arg
+            lags_ns.clear()
+            replica = connect(url, backoff_seconds=BACKOFF)
+            if record_lags:
+                record = lags_ns.append
+                replica.subscribe("*", lambda e, record=record: record(time.time_ns() - e.ts))
+            pipe.send(replica.seq)
+        elif cmd == "wait":  # until the replica applied seq `arg`: (in step, when, its metrics)
+            cpu = time.process_time()
+            in_step = replica.wait_for_seq(arg, timeout=120)
+            metrics = {**replica.metrics(), "cpu_s": time.process_time() - cpu}
+            pipe.send((in_step, time.time(), metrics))
+        elif cmd == "lags":
+            pipe.send(list(lags_ns))
+        elif cmd == "close":
+            replica.close()
+            replica = None
+            pipe.send(None)
+        else:
+            return
+
+
+def reader_process(pipe: Any) -> None:
+    """Protocol-level readers in a child process: each says hello and discards every frame.
+    What the engine's process pays to serve them is what it pays for replicas elsewhere."""
+    import asyncio
+
+    import tornado.websocket
+
+    from tradelab.bridge import protocol
+
+    async def read(url: str, ready: asyncio.Queue) -> None:
+        conn = await tornado.websocket.websocket_connect(url, max_message_size=1 << 30)
+        conn.write_message(protocol.encode(protocol.Hello(version=1)), binary=True)
+        await ready.put(conn)
+        while await conn.read_message() is not None:
+            pass
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        tasks, conns = [], []
+        while True:
+            cmd, arg = await loop.run_in_executor(None, pipe.recv)
+            if cmd == "connect":  # arg: (url, how many)
+                ready: asyncio.Queue = asyncio.Queue()
+                tasks = [asyncio.create_task(read(arg[0], ready)) for _ in range(arg[1])]
+                conns = [await ready.get() for _ in tasks]
+                pipe.send(len(conns))
+            elif cmd == "close":
+                for conn in conns:
+                    conn.close()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                pipe.send(None)
+            else:
+                return
+
+    asyncio.run(main())
+
+
+class Replicas:
+    """`n` replica processes, started once and reused for every round."""
+
+    def __init__(self, n: int, target: Any = replica_process) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.pipes, self.procs = [], []
+        for _ in range(n):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=target, args=(child,), daemon=True)
+            proc.start()
+            self.pipes.append(parent)
+            self.procs.append(proc)
+
+    def ask(self, cmd: str, arg: Any = None, count: int | None = None) -> list[Any]:
+        pipes = self.pipes[: count if count is not None else len(self.pipes)]
+        for pipe in pipes:
+            pipe.send((cmd, arg))
+        return [pipe.recv() for pipe in pipes]
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            pipe.send(("exit", None))
+        for proc in self.procs:
+            proc.join(10)
+
+
+def _engine(directory: Path, name: str) -> Engine:
+    return Engine(journal_path=str(directory / f"{name}.duckdb")).start()
+
+
+def _storm(engine: Engine, n: int, start: int = 0) -> None:
+    submit = engine.submit
+    for i in range(start, start + n):
+        submit("mark.updated", {"symbol": f"S{i % 40}", "price": 100.0 + i})
+
+
+def measure_lag(directory: Path, replicas: Replicas, rate: int, seconds: float, round_: int):
+    engine = _engine(directory, f"lag-{round_}")
+    try:
+        with BridgeServer(engine) as server:
+            replicas.ask("connect", (server.url, True), count=1)
+            interval, n = 1.0 / rate, int(rate * seconds)
+            next_at = time.perf_counter()
+            for i in range(n):
+                engine.submit("mark.updated", {"symbol": f"S{i % 40}", "price": 100.0 + i})
+                next_at += interval
+                pause = next_at - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+            replicas.ask("wait", engine.flush(), count=1)
+            (lags_ns,) = replicas.ask("lags", count=1)
+            replicas.ask("close", count=1)
+    finally:
+        engine.stop()
+    p50, p99 = percentiles([lag / 1e6 for lag in lags_ns], 50, 99)
+    return {"events": len(lags_ns), "lag_p50_ms": p50, "lag_p99_ms": p99}
+
+
+def measure_catch_up(directory: Path, replicas: Replicas, missed: int, history: int, name: str):
+    engine = _engine(directory, name)
+    try:
+        with (
+            BridgeServer(engine, history_events=history) as server,
+            CuttableLink("127.0.0.1", server.port) as link,
+        ):
+            replicas.ask("connect", (link.url, False), count=1)
+            replicas.ask("wait", engine.flush(), count=1)
+            link.cut()
+            _storm(engine, missed)
+            target = engine.flush()
+            restored = time.time()
+            link.restore()
+            ((in_step, done, metrics),) = replicas.ask("wait", target, count=1)
+            replicas.ask("close", count=1)
+    finally:
+        engine.stop()
+    return {
+        "in_step": in_step,
+        "seconds": done - restored,
+        "replica_cpu_s": metrics["cpu_s"],
+        "snapshots": metrics["snapshots_loaded"],
+    }
+
+
+def _hub_in_step(server: BridgeServer, seq: int, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(c["cursor"] < seq for c in server.hub.metrics()["per_client"]):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"readers not at seq {seq} within {timeout} s")
+        time.sleep(0.005)
+
+
+def measure_throughput(
+    directory: Path, children: Replicas, readers: Replicas, events: int, case: str, name: str
+) -> dict[str, float]:
+    """Events/s flat out until durable, for `case`: "no_bridge", "bridge_0", "readers"
+    (len(readers) protocol readers in one process) or "replicas" (one process each)."""
+    engine = _engine(directory, name)
+    server = BridgeServer(engine).start() if case != "no_bridge" else None
+    attached = len(children.pipes)
+    try:
+        if case == "replicas":
+            children.ask("connect", (server.url, False))
+            children.ask("wait", engine.flush())
+        elif case == "readers":
+            readers.ask("connect", (server.url, attached))
+            _hub_in_step(server, engine.flush())
+        first = engine.flush()
+        started = time.perf_counter()
+        _storm(engine, events)
+        last = engine.flush()
+        elapsed = time.perf_counter() - started
+        flushed_at = time.time()
+        drained = 0.0
+        if case == "replicas":
+            answers = children.ask("wait", last)
+            assert all(in_step for in_step, _, _ in answers)
+            drained = max(0.0, max(done for _, done, _ in answers) - flushed_at)
+            children.ask("close")
+        elif case == "readers":
+            _hub_in_step(server, last)
+            drained = time.time() - flushed_at
+            readers.ask("close")
+    finally:
+        if server is not None:
+            server.stop()
+        engine.stop()
+    return {"events_per_s": (last - first) / elapsed, "in_step_after_s": drained}
+
+
+@command(__doc__)
+@json_option
+@rounds_option(5)
+@count_option("--rate", 1_000, "Paced events per second for the lag figure.")
+@count_option("--seconds", 5, "Length of each paced run.")
+@count_option("--missed", 100_000, "Events a cut-off replica catches up on.")
+@count_option("--events", 100_000, "Events per flat-out throughput run.")
+@count_option("--replicas", 10, "Replicas attached in the throughput case.")
+def main(
+    as_json: bool, rounds: int, rate: int, seconds: int, missed: int, events: int, replicas: int
+) -> None:
+    children = Replicas(replicas)
+    readers = Replicas(1, target=reader_process)
+    lag, resume, snapshot = [], [], []
+    cases = ("no_bridge", "bridge_0", "readers", "replicas")
+    throughput: dict[str, list] = {case: [] for case in cases}
+    try:
+        with tempfile.TemporaryDirectory(prefix="tradelab-replica-bench-") as tmp:
+            directory = Path(tmp)
+            for r in range(rounds):  # interleaved: drift hits every case alike
+                lag.append(measure_lag(directory, children, rate, seconds, r))
+                resume.append(
+                    measure_catch_up(directory, children, missed, missed + 50_000, f"resume-{r}")
+                )
+                snapshot.append(
+                    measure_catch_up(directory, children, missed, missed // 10, f"snap-{r}")
+                )
+                for case in cases[r % 4 :] + cases[: r % 4]:  # each case leads a round in turn
+                    throughput[case].append(
+                        measure_throughput(
+                            directory, children, readers, events, case, f"{case}-{r}"
+                        )
+                    )
+    finally:
+        children.close()
+        readers.close()
+
+    def med(rows: list[dict[str, Any]], name: str) -> float:
+        return median([row[name] for row in rows])
+
+    base = med(throughput["no_bridge"], "events_per_s")
+    rate_of = {case: med(rows, "events_per_s") for case, rows in throughput.items()}
+    figures = {
+        "lag_p50_ms": med(lag, "lag_p50_ms"),
+        "lag_p99_ms": med(lag, "lag_p99_ms"),
+        "catch_up_resume_s": med(resume, "seconds"),
+        "catch_up_resume_replica_cpu_s": med(resume, "replica_cpu_s"),
+        "catch_up_snapshot_s": med(snapshot, "seconds"),
+        **{f"throughput_{case}_per_s": rate for case, rate in rate_of.items()},
+        # 1 - rate / rate with no bridge: the share of the engine's throughput each case costs
+        **{
+            f"cost_{case}": 1 - rate / base for case, rate in rate_of.items() if case != "no_bridge"
+        },
+        "readers_in_step_after_s": med(throughput["readers"], "in_step_after_s"),
+        "replicas_in_step_after_s": med(throughput["replicas"], "in_step_after_s"),
+    }
+    result = {
+        "benchmark": "replica",
+        "config": {
+            "rounds": rounds,
+            "rate": rate,
+            "seconds": seconds,
+            "missed": missed,
+            "events": events,
+            "replicas": replicas,
+            "backoff_seconds": BACKOFF,
+        },
+        "figures": figures,
+        "samples": {"lag": lag, "resume": resume, "snapshot": snapshot, "throughput": throughput},
+        "machine": machine_info(),
+    }
+    if as_json:
+        json.dump(result, sys.stdout, indent=2)
+        print()
+        return
+    rows = [
+        [f"replica lag p50 / p99 at {rate}/s (ms)", figures["lag_p50_ms"], figures["lag_p99_ms"]],
+        [
+            f"catch-up of {missed} missed events: resume / snapshot (s)",
+            figures["catch_up_resume_s"],
+            figures["catch_up_snapshot_s"],
+        ],
+        ["engine flat out, no bridge (events/s)", base, None],
+        *(
+            [f"engine flat out, {case} (events/s) / cost", rate_of[case], figures[f"cost_{case}"]]
+            for case in ("bridge_0", "readers", "replicas")
+        ),
+    ]
+    print(format_table(["figure", "a", "b"], rows))
+
+
+if __name__ == "__main__":
+    main()
