@@ -1,0 +1,1 @@
+"""The live console: Panel components, operator commands, auth for extra routes, /metrics."""
