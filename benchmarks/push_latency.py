@@ -40,8 +40,8 @@ from typing import Any
 import click
 import psutil
 
-# The browser side (this directory is on sys.path when run as a script).
-from push_browser import (
+from tradelab.benchmarking import format_table, machine_info
+from tradelab.benchmarking.browser import (
     CHROMIUM_ARGS,
     close_page,
     figures,
@@ -50,8 +50,6 @@ from push_browser import (
     start_recording,
     stop_recording,
 )
-
-from tradelab.benchmarking import format_table, machine_info
 from tradelab.benchmarking.options import CONTEXT_SETTINGS, json_option
 
 FLOOR_CLASS, CONSOLE_CLASS = "tl-floor-seq", "tl-last-seq"
@@ -266,7 +264,7 @@ def wait_reaped(target: Target) -> None:
 def session_cycles(target: Target, browser: Any, cycles: int) -> dict[str, Any]:
     """RSS of this (server) process across `cycles` session open/close cycles, after a warm-up."""
     warmup = max(1, cycles // 10)
-    start = rss_mb()
+    start = warm = rss_mb()
     for i in range(cycles):
         if i == warmup:
             wait_reaped(target)

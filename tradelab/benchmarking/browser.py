@@ -1,5 +1,6 @@
 """Browser side of benchmarks/push_latency.py: Chromium's flags, the in-page recorder of DOM
 changes and frame gaps, clock calibration, and the latency figures computed from what pages saw.
+(Playwright is imported by the caller; this module only drives the pages it is given.)
 
 Single-threaded: Playwright's sync API, called from the benchmark's main thread only.
 """
