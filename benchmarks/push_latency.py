@@ -385,7 +385,9 @@ def main(
         raise click.ClickException("no chromium on PATH (apt-get install chromium)")
     kinds = [("floor", FloorTarget), ("floor_20hz", CoalescedFloorTarget)]
     if target == "console":
-        kinds.append(("console", ConsoleTarget))
+        # First, in a fresh process: its RSS figure is not read over the floors' heap (the
+        # per-event floor's storm backlog grows this process by hundreds of MB).
+        kinds.insert(0, ("console", ConsoleTarget))
     built = [(name, cls()) for name, cls in kinds]  # a missing console fails before measuring
     # Closed pages' sockets outlive their last pushes: Bokeh's warning for each is noise here.
     logging.getLogger("bokeh.server.views.ws").setLevel(logging.ERROR)
