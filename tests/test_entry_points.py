@@ -35,6 +35,9 @@ DOCUMENTED = [
     "benchmarks/overload.py --seconds 5 --json",
     "benchmarks/overload.py --seconds 60 --no-flood --rss-cap-mb 1500 --stop-timeout 60 "
     "--ack-timeout 30",
+    "benchmarks/push_latency.py --target floor --quick --json",
+    "benchmarks/push_latency.py --target console --seconds 60 --steady-seconds 10 "
+    "--storm-rate 1000 --cycles 100 --json",
     "benchmarks/recovery.py --events 1000000 --rounds 3 --json",
     "benchmarks/soak.py --minutes 3 --rate 2000 --sample 5 --thread-writer --json",
     "benchmarks/store.py --rounds 7 --json",

@@ -147,6 +147,8 @@ DEFAULT_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("runner.started", description="the strategy runner started"),
     TopicSpec("runner.stopped", description="the strategy runner stopped"),
     TopicSpec("runner.state_changed", description="the runner's lifecycle state changed"),
+    TopicSpec("runner.params_changed", description="a strategy's parameters were changed"),
+    TopicSpec("operator.command", description="an operator's console command and its outcome"),
     # risk
     TopicSpec("risk.daily_loss_breached", critical=True, description="daily loss limit hit"),
     TopicSpec("risk.state_changed", description="risk limits or utilisation changed"),

@@ -22,7 +22,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -30,7 +30,7 @@ from tradelab.errors import InvalidInputError, LifecycleError
 from tradelab.market.clock import WallClock
 from tradelab.runner.lockstep import LockstepMixin
 from tradelab.runner.monitor import PositionMonitor
-from tradelab.runner.strategy import Strategy, StrategyContext
+from tradelab.runner.strategy import Strategy, StrategyContext, checked_params
 from tradelab.runner.tradelog import TradeLog
 
 log = logging.getLogger(__name__)
@@ -157,6 +157,33 @@ class StrategyRunner(LockstepMixin):
     def stop_strategy(self, name: str, who: str = "operator") -> None:
         slot = self._slot(name)
         self._command(lambda: self._stop_slot(slot, who))
+
+    def set_params(
+        self, name: str, params: Mapping[str, Any], who: str = "operator"
+    ) -> dict[str, Any]:
+        """Change a strategy's parameters between two of its callbacks (on the runner thread)
+        and journal `runner.params_changed` with who asked. Checked here first: a bad name or
+        value raises InvalidInputError and nothing changes. Returns the checked values."""
+        slot = self._slot(name)
+        values = checked_params(slot.strategy, params)
+        self._command(lambda: self._set_params(slot, values, who))
+        return values
+
+    def _set_params(self, slot: _Slot, values: dict[str, Any], who: str) -> None:
+        strategy = slot.strategy
+        previous = {k: getattr(strategy, k) for k in values}
+        strategy.param.update(**values)
+        self.submit(
+            "runner.params_changed",
+            {
+                "runner": self.name,
+                "strategy": strategy.name,
+                "params": values,
+                "previous": previous,
+                "who": who,
+            },
+            key=strategy.name,
+        )
 
     def stop(self, who: str = "system", timeout: float = 30.0) -> None:
         """Stop every strategy (`on_stop`), journal `runner.stopped`, end the thread."""

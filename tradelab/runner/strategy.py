@@ -89,6 +89,23 @@ def coerce_params(strategy_cls: type[Strategy], assignments: Mapping[str, str]) 
     return out
 
 
+def checked_params(strategy: Strategy, params: Mapping[str, Any]) -> dict[str, Any]:
+    """New values for `strategy`'s parameters (text converted as `coerce_params` does), checked
+    against their declarations without touching `strategy`: a bad name or value is an
+    InvalidInputError naming it."""
+    cls = type(strategy)
+    if "name" in params:
+        raise InvalidInputError(f"the name of strategy {strategy.name!r} cannot be changed")
+    text = {k: v for k, v in params.items() if isinstance(v, str)}
+    values = {**{k: v for k, v in params.items() if not isinstance(v, str)}}
+    values.update(coerce_params(cls, text))
+    try:  # a throwaway instance runs param's own type and bound checks on the whole set
+        cls(**{**strategy.parameters(), **values, "name": strategy.name})
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"strategy {strategy.name!r}: {exc}") from None
+    return values
+
+
 class StrategyContext:
     """What one strategy sees and does: reads go to the store, orders go to the execution desk.
 
