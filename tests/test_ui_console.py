@@ -10,6 +10,7 @@ import panel as pn
 import pytest
 
 from tradelab.lab import Lab, LabConfig
+from tradelab.ui.auth import AuthSettings
 from tradelab.ui.commands import CommandRefused
 from tradelab.ui.config import ConsoleConfig
 from tradelab.ui.console import ConsoleSession, build_console
@@ -28,7 +29,8 @@ def _wait(condition, session, timeout=30.0):
 def host(tmp_path):
     lab = Lab(LabConfig(journal_path=str(tmp_path / "c.duckdb"), speed=600.0, ticks_per_second=100))
     config = ConsoleConfig(operators=["alice"], stale_after_seconds=0.5, sample_seconds=0.05)
-    started = ConsoleHost(lab, config, auth=True).start()
+    auth = AuthSettings(cookie_secret="a-secret-of-sixteen+", operators=frozenset(config.operators))
+    started = ConsoleHost(lab, config, auth=auth).start()
     yield started
     started.stop()
 

@@ -38,6 +38,7 @@ def serve_console(
     from tradelab.cli import EXIT_USAGE, exit_code_for, fail
     from tradelab.errors import TradelabError
     from tradelab.settings import apply_overrides, load_settings
+    from tradelab.ui.auth import AuthSettings
     from tradelab.ui.host import ConsoleHost, shared_host
     from tradelab.ui.routes import extra_routes
 
@@ -55,12 +56,17 @@ def serve_console(
     console = settings.console
     try:
         # The notebook's own `shared_host()` call gets this one: one Lab per server process.
-        host = shared_host(lambda: ConsoleHost(lab, console, auth=basic_auth is not None).start())
+        auth = AuthSettings()
+        if basic_auth is not None:
+            auth = AuthSettings.configure(
+                cookie_secret=cookie_secret, basic_auth_file=basic_auth, operators=console.operators
+            )
+        host = shared_host(lambda: ConsoleHost(lab, console, auth=auth).start())
     except TradelabError as exc:
         fail(exc, exit_code_for(exc))
-    auth: dict[str, Any] = {}
+    panel_auth: dict[str, Any] = {}
     if basic_auth is not None:
-        auth = {"basic_auth": basic_auth, "cookie_secret": cookie_secret}
+        panel_auth = {"basic_auth": basic_auth, "cookie_secret": cookie_secret}
     try:
         server = pn.serve(
             {"/": str(path)},
@@ -74,7 +80,7 @@ def serve_console(
             verbose=False,
             unused_session_lifetime_milliseconds=int(console.unused_session_seconds * 1000),
             check_unused_sessions_milliseconds=int(console.unused_session_seconds * 500),
-            **auth,
+            **panel_auth,
         )
         loop = server.io_loop
         signal.signal(signal.SIGTERM, lambda *_: loop.asyncio_loop.call_soon_threadsafe(loop.stop))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.request
 
 import pytest
 
@@ -61,4 +62,8 @@ def test_operator_gets_controls_and_viewer_does_not(auth_server, context, browse
 def test_extra_routes_refuse_a_request_without_login(auth_server):
     with pytest.raises(urllib.error.HTTPError) as refused:
         auth_server.stats()
-    assert refused.value.code == 403
+    assert refused.value.code == 401
+    for route in ("metrics", "bridge"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(auth_server.url + route, timeout=5)
+        assert refused.value.code == 401, route

@@ -23,6 +23,7 @@ import pandas as pd
 from tradelab.lab import Lab
 from tradelab.market.instruments import IST
 from tradelab.ui import frames
+from tradelab.ui.auth import AuthSettings
 from tradelab.ui.commands import OperatorCommands
 from tradelab.ui.config import ConsoleConfig
 from tradelab.ui.view import SharedView
@@ -39,15 +40,16 @@ _MIN_REBUILD_S = {"marks": 1.0, "bars": 1.0}
 class ConsoleHost:
     """One per server process: `ConsoleHost(lab, config).start()`, shared by every session."""
 
-    def __init__(self, lab: Lab, config: ConsoleConfig | None = None, *, auth: bool = False):
-        """`auth`: the server checks users (basic auth, OAuth); then only `config.operators`
-        may command, otherwise (local use) everyone may."""
+    def __init__(
+        self, lab: Lab, config: ConsoleConfig | None = None, *, auth: AuthSettings | None = None
+    ):
+        """`auth`: how the server checks users (basic auth, OAuth); when configured only its
+        operators may command, otherwise (local use) everyone may."""
         self.lab = lab
         self.config = config if config is not None else ConsoleConfig()
         self.view = SharedView(tape_size=self.config.tape_size, alert_size=self.config.alert_size)
-        operators = frozenset(self.config.operators) if auth else None
-        self.commands = OperatorCommands(lab, operators=operators)
-        self.auth = auth
+        self.auth = auth if auth is not None else AuthSettings()
+        self.commands = OperatorCommands(lab, operators=self.auth.command_operators)
         self._lock = threading.Lock()
         self._frames: dict[str, tuple[int, Any, float]] = {}
         self._sessions: dict[str, dict[str, Any]] = {}
@@ -159,6 +161,18 @@ class ConsoleHost:
     def record_push(self, lag_ms: float) -> None:
         self.pushes += 1
         self._push_lag_ms.append(lag_ms)
+
+    def push_figures(self) -> dict[str, float]:
+        """The console's own figures for /metrics (gauges `tradelab_console_<name>`)."""
+        lags = sorted(self._push_lag_ms)
+        with self._lock:
+            sessions = len(self._sessions)
+        figures = {"console_sessions": float(sessions), "console_pushes": float(self.pushes)}
+        for name, q in (("p50", 0.5), ("p99", 0.99)):
+            lag = _quantile(lags, q)
+            if lag is not None:
+                figures[f"console_push_lag_ms_{name}"] = lag
+        return figures
 
     def metrics(self) -> dict[str, Any]:
         """Sessions, coalescing and push figures, with the engine's and the bus's own."""
