@@ -110,3 +110,19 @@ def test_halt_shows_a_banner_until_an_operator_resumes_with_a_reason(host):
     session.controls.resume_trading.clicks += 1  # what a click in the browser does
     _wait(lambda: not session.header.banner.pane.visible, session)
     assert session.header.risk.text == "risk: active"
+
+
+def test_metrics_tab_shows_journal_commit_and_critical_ack_latency(host):
+    for i in range(5):  # a symbol nothing trades: only the journal notices
+        host.lab.engine.submit(
+            "mark.updated", {"symbol": "LATENCY", "price": 1.0 + i}, critical=True
+        )
+    host.lab.engine.flush()
+    session = ConsoleSession(host, "bob")
+    session.refresh()  # the first push fills the metrics tab
+    shown = session.metrics.object
+    for key in ("journal_commit_latency_ms", "journal_critical_ack_latency_ms"):
+        figures = shown[key]
+        assert 0 < figures["p50"] <= figures["p99"] <= figures["max"]
+        assert figures["batches"] >= 5 and figures["window"] <= figures["window_limit"]
+    assert "journal_critical_ack_latency" in shown["engine"]

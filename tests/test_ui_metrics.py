@@ -95,3 +95,23 @@ def test_metrics_need_a_user_when_auth_is_configured(lab, tmp_path):
         # Any logged-in user may read the figures (viewers see everything read-only).
         assert ("tradelab_engine_applied_seq", ()) in scrape(base, basic("scraper", "s3cret"))
         assert ("tradelab_engine_applied_seq", ()) in scrape(base, cookie("bob"))
+
+
+def test_metrics_export_journal_commit_and_critical_ack_latency(lab):
+    routes = metrics_routes(lab)
+    with serve_routes(routes) as base:
+        for i in range(5):  # a symbol nothing trades: only the journal notices
+            lab.engine.submit(
+                "mark.updated", {"symbol": "LATENCY", "price": 1.0 + i}, critical=True
+            )
+        lab.engine.flush()
+        figures = scrape(base)
+
+    for stem in ("tradelab_journal_commit_latency", "tradelab_journal_critical_ack_latency"):
+        p50 = figures[(f"{stem}_ms", (("quantile", "0.5"),))]
+        p99 = figures[(f"{stem}_ms", (("quantile", "0.99"),))]
+        assert 0 < p50 <= p99 <= figures[(f"{stem}_max_ms", ())]
+    acked = figures[("tradelab_journal_critical_ack_latency_samples_total", ())]
+    assert acked >= 5
+    assert figures[("tradelab_journal_commit_latency_samples_total", ())] >= acked
+    assert figures[("tradelab_journal_latency_unsampled_batches_total", ())] == 0

@@ -32,4 +32,6 @@ def engine_metrics(engine: Any, queue: Any, writer: Any, kernel: Any) -> dict[st
         # its bounded queue of work not yet committed to DuckDB.
         **(writer.describe() if writer else {"writer": None, "writer_pid": None}),
         **(writer.pending_metrics() if writer else {}),
+        # Batch handed over -> DuckDB commit reported; critical batch -> submitters released.
+        **(writer.latency_metrics() if writer else {}),
     }

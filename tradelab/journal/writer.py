@@ -90,6 +90,11 @@ class JournalWriter(Protocol):
         waited for room (`writer_backpressure_waits`, `writer_backpressure_seconds`)."""
         ...
 
+    def latency_metrics(self) -> dict[str, Any]:
+        """`journal_commit_latency` and `journal_critical_ack_latency` (latency.py): p50/p99/max
+        ms over the latest batches, counts and bounds; `journal_latency_unsampled_batches`."""
+        ...
+
     def append(
         self,
         events: list[Event],

@@ -29,6 +29,7 @@ import tradelab
 from tradelab.errors import JournalError
 from tradelab.events import Event
 from tradelab.journal import wire
+from tradelab.journal.latency import JournalLatency
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.writer import SnapshotCallback, Ticket, notify_snapshot
 
@@ -103,6 +104,8 @@ class ProcessJournalWriter:
         self.groups_committed = 0
         self.events_committed = 0
         self.commit_seconds = 0.0  # spent in the other process; not reported back
+        # Stamped per batch sent (kernel thread), resolved by the LOGGED/DURABLE frames.
+        self.latency = JournalLatency()
         # Called on the kernel thread with (first seq, last seq, JSON array of the events) of
         # each batch sent, the very bytes journaled (the bridge serves them once durable).
         self.batch_listener: Callable[[int, int, bytes], None] | None = None
@@ -130,6 +133,10 @@ class ProcessJournalWriter:
             "writer_backpressure_waits": waits,
             "writer_backpressure_seconds": seconds,
         }
+
+    def latency_metrics(self) -> dict[str, Any]:
+        """Commit and critical-ack latency of recent batches, as this process saw them."""
+        return self.latency.metrics()
 
     def start(
         self, settings: wire.WriterSettings, *, pipe_bytes: int = 16 << 10
@@ -184,17 +191,19 @@ class ProcessJournalWriter:
                 f"append got {len(payloads)} encoded payloads for {len(events)} events; "
                 "expected one per event"
             )
+        first, last = events[0].seq, events[-1].seq
         failed = self.failed
         if tickets and failed is None:
             with self._lock:  # checked again under the lock _fail takes to collect tickets
                 failed = self.failed
                 if failed is None:
                     self._tickets.extend(tickets)
+                    # With its tickets, so the frame releasing them finds the stamp.
+                    self.latency.critical_acks.stamp(last)
         if failed is not None:
             for ticket in tickets or ():
                 ticket.resolve(failed)
             return
-        first, last = events[0].seq, events[-1].seq
         self._appended_seq = last
         head = wire.EVENTS_HEAD.pack(first, last, bool(urgent or tickets))
         body = wire.encode_events(events, payloads)
@@ -204,6 +213,7 @@ class ProcessJournalWriter:
                 listener(first, last, body)
             except Exception:  # a failing listener must not stop the journal
                 log.exception("journal batch listener failed")
+        self.latency.commits.stamp(last)  # before the frame: its DURABLE may come at once
         self._send(wire.EVENTS, head, body)
 
     def write_snapshot(self, snapshot: Any, on_written: SnapshotCallback | None = None) -> None:
@@ -335,6 +345,7 @@ class ProcessJournalWriter:
         self.groups_committed += 1
         self.events_committed += last - first + 1
         self._pending_report = (high_water, waits, seconds)
+        self.latency.commits.resolve(last)
         self._release(last)
 
     def _release(self, last: int) -> None:
@@ -349,6 +360,7 @@ class ProcessJournalWriter:
                 ready.append(tickets.popleft())
         for ticket in ready:
             ticket.resolve()
+        self.latency.critical_acks.resolve(last)  # stamped with these tickets
 
     def _snapshot_done(self, fields: dict[str, Any]) -> None:
         with self._lock:

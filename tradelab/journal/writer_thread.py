@@ -25,6 +25,7 @@ import msgspec
 from tradelab.errors import JournalError, TradelabError
 from tradelab.events import Event
 from tradelab.journal.checkpoint import CheckpointPolicy
+from tradelab.journal.latency import JournalLatency
 from tradelab.journal.schema import EVENT_COLUMNS
 from tradelab.journal.segments import SegmentSealer
 from tradelab.journal.snapshots import write_snapshot
@@ -113,6 +114,8 @@ class ThreadJournalWriter:
         self.pending_high_water = 0
         self.backpressure_waits = 0
         self.backpressure_seconds = 0.0
+        # Batches from `append` (this process's kernel) are stamped; resolved by their commit.
+        self.latency = JournalLatency()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     @property
@@ -136,6 +139,10 @@ class ThreadJournalWriter:
             "writer_backpressure_waits": self.backpressure_waits,
             "writer_backpressure_seconds": self.backpressure_seconds,
         }
+
+    def latency_metrics(self) -> dict[str, Any]:
+        """Commit and critical-ack latency (here one and the same wait) of recent batches."""
+        return self.latency.metrics()
 
     def seal_segments(self, timeout: float | None = 60.0) -> int:
         """Seal every committed event into Parquet segments now; return the sealed-up-to seq."""
@@ -170,6 +177,7 @@ class ThreadJournalWriter:
                 f"append got {len(payloads)} encoded payloads for {len(events)} events; "
                 "expected one per event"
             )
+        self.latency.handed_over(events[-1].seq, bool(tickets))
         self._queue([(events, payloads)], events[-1].seq, len(events), tickets, urgent)
 
     def append_encoded(self, batch: EncodedBatch, *, urgent: bool = False) -> None:
@@ -352,6 +360,7 @@ class ThreadJournalWriter:
             self._durable_cond.notify_all()
         for ticket in tickets:
             ticket.resolve()
+        self.latency.committed(last)
         self.groups_committed += 1
         self.events_committed += last - first + 1
         # After the acks: the mark only detects a lost tail, it adds no durability. Written on

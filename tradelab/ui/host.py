@@ -179,9 +179,15 @@ class ConsoleHost:
         lags = sorted(self._push_lag_ms)
         engine = self.lab.engine
         bus = engine.bus.metrics()
+        figures = engine.metrics()
         with self._lock:
             sessions = len(self._sessions)
         return {
+            # First, so the metrics tab shows them unfolded: the journal as submitters feel it.
+            "journal_commit_latency_ms": _latency(figures.get("journal_commit_latency")),
+            "journal_critical_ack_latency_ms": _latency(
+                figures.get("journal_critical_ack_latency")
+            ),
             "sessions": sessions,
             "sessions_opened": self.sessions_opened,
             "sessions_closed": self.sessions_closed,
@@ -196,8 +202,26 @@ class ConsoleHost:
             "view": self.view.metrics(),
             "bus_events_per_s": bus["rate_per_s_recent"],
             "bus_handler_failures": bus["handler_failures_total"],
-            "engine": engine.metrics(),
+            "engine": figures,
         }
+
+
+def _latency(summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An engine latency summary as the metrics tab shows it: ms rounded to the microsecond."""
+    if summary is None:
+        return None  # the engine has no journal writer running
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(value, 3)
+
+    return {
+        "p50": ms(summary["p50_ms"]),
+        "p99": ms(summary["p99_ms"]),
+        "max": ms(summary["max_ms"]),
+        "batches": summary["count"],  # every one timed; the quantiles cover the window
+        "window": summary["window"],
+        "window_limit": summary["window_limit"],
+    }
 
 
 def _quantile(values: list[float], q: float) -> float | None:

@@ -88,6 +88,22 @@ _ENGINE_FIGURES = (
 )
 
 
+# engine.metrics() key -> (metric name stem, what it times); see tradelab/journal/latency.py
+_LATENCIES = (
+    (
+        "journal_commit_latency",
+        "tradelab_journal_commit_latency",
+        "a batch handed to the journal writer until its DuckDB commit was reported",
+    ),
+    (
+        "journal_critical_ack_latency",
+        "tradelab_journal_critical_ack_latency",
+        "a batch of critical events handed to the journal writer until its submitters were "
+        "released",
+    ),
+)
+
+
 def metrics_routes(
     lab: Lab,
     auth: AuthSettings | None = None,
@@ -151,6 +167,7 @@ class SessionCollector(Collector):
         for key, name, kind, doc in _ENGINE_FIGURES:
             if metrics.get(key) is not None:
                 yield _figure(kind, name, doc, metrics[key])
+        yield from _latencies(metrics)
         if metrics.get("durable_seq") is not None:
             yield _figure(
                 "gauge",
@@ -325,6 +342,35 @@ class SessionCollector(Collector):
                 log.warning("extra metric %r is not a valid metric name; left out", key)
                 continue
             yield _figure("gauge", name, f"Console figure {key}.", value)
+
+
+def _latencies(metrics: dict[str, Any]) -> Iterator[Metric]:
+    """Summary-like gauges per latency: p50/p99 (label quantile) and the max over the latest
+    `window_limit` batches, and a counter of every batch ever measured."""
+    for key, stem, what in _LATENCIES:
+        summary = metrics.get(key)
+        if summary is None:
+            continue  # no writer yet
+        window = f"the latest {summary['window_limit']} batches"
+        quantiles = GaugeMetricFamily(
+            f"{stem}_ms", f"Milliseconds from {what}, over {window}.", labels=["quantile"]
+        )
+        for quantile, field in (("0.5", "p50_ms"), ("0.99", "p99_ms")):
+            if summary[field] is not None:
+                quantiles.add_metric([quantile], summary[field])
+        yield quantiles
+        if summary["max_ms"] is not None:
+            yield _figure(
+                "gauge", f"{stem}_max_ms", f"Most milliseconds over {window}.", summary["max_ms"]
+            )
+        yield _figure("counter", f"{stem}_samples", f"Batches timed: {what}.", summary["count"])
+    if "journal_latency_unsampled_batches" in metrics:
+        yield _figure(
+            "counter",
+            "tradelab_journal_latency_unsampled_batches",
+            "Batches left untimed because too many were in flight.",
+            metrics["journal_latency_unsampled_batches"],
+        )
 
 
 def _figure(kind: str, name: str, doc: str, value: Any) -> Metric:
