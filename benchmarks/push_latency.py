@@ -205,8 +205,8 @@ class ConsoleTarget(Target):
         self.tmp = tempfile.mkdtemp(prefix="tl-push-")
         # A quiet market (the storm is ours) and no strategy.
         journal = os.path.join(self.tmp, "lab.duckdb")
-        self.lab = Lab(journal_path=journal, ticks_per_second=5, strategy="none").start()
-        self.host = host_cls(self.lab, config_cls()).start()
+        self.lab = Lab(journal_path=journal, ticks_per_second=5, strategy="none")
+        self.host = host_cls(self.lab, config_cls()).start()  # starts the Lab
         self.lab.engine.bus.subscribe("mark.updated", self._on_mark, name="push-latency")
         super().start()
 
@@ -231,10 +231,7 @@ class ConsoleTarget(Target):
 
     def stop(self) -> None:
         super().stop()
-        stop = getattr(self.host, "stop", None)
-        if stop is not None:
-            stop()
-        self.lab.stop()
+        self.host.stop()  # stops the Lab
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

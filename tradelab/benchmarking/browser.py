@@ -56,16 +56,20 @@ RECORDER_JS = """
   const found = text(el).match(/\\d+/g);
   if (!found) return false;
   const tl = window.__tl = window.__tl || {seen: [], gaps: [], last: null, recording: false};
+  // A pane may replace the hooked element on each update (an HTML pane rewrites its inner
+  // HTML): watch its parent, which stays, and read whatever element carries the class now.
+  const holder = el.parentNode || el;
+  const current = () => (holder.querySelector ? holder.querySelector('.' + cls) : null) || el;
   const read = () => {
     const now = performance.timeOrigin + performance.now();
-    const m = text(el).match(/\\d+/g);
+    const m = text(current()).match(/\\d+/g);
     if (!m) return;
     const seq = parseInt(m[m.length - 1]);
     if (seq !== tl.last) { tl.last = seq; tl.seen.push([seq, now]); }
   };
   const options = {subtree: true, childList: true, characterData: true};
   const observer = new MutationObserver(read);
-  observer.observe(el, options);
+  observer.observe(holder, options);
   const watchShadows = (node) => {
     if (node.shadowRoot) { observer.observe(node.shadowRoot, options); watchShadows(node.shadowRoot); }
     for (const child of node.children || []) watchShadows(child);

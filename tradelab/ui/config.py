@@ -28,6 +28,12 @@ class ConsoleConfig(param.Parameterized):
         doc="Events the shared tape ring keeps; the oldest is dropped when full (counted). A "
         "session that fell further behind starts its tape again from the ring.",
     )
+    tape_rate_hz = param.Number(
+        default=4.0,
+        bounds=(0.5, 60.0),
+        doc="Redraws per second of the event tape at most (each redraw resends its rows); new "
+        "rows wait for the next one. The header follows push_rate_hz.",
+    )
     tape_rows = param.Integer(
         default=200,
         bounds=(10, 2000),

@@ -110,6 +110,9 @@ class ConsoleSession:
         for table in self._tables:
             table.loading = True
         self._last_slow_ns = 0
+        self._tape_period_ns = int(1e9 / config.tape_rate_hz)
+        self._last_tape_ns = 0
+        self._tape_pending = False
         self.pushes = 0
         self.stale = False
         self.layout = self._layout()
@@ -165,6 +168,11 @@ class ConsoleSession:
                 self._apply_section(section)
             if changes.tape or changes.resync:
                 self._add_tape(changes.tape, changes.resync)
+            # The tape table resends all its rows on every change: at most tape_rate_hz, so a
+            # storm costs each browser a few table redraws a second while the header stays live.
+            if self._tape_pending and now - self._last_tape_ns >= self._tape_period_ns:
+                self._last_tape_ns = now
+                self._show_tape()
             if self.version:  # not on the first push: only what happens while it is open
                 for row in changes.alerts:
                     self._notify(row)
@@ -211,12 +219,13 @@ class ConsoleSession:
         if resync:
             self._tape_rows.clear()
         self._tape_rows.extend(rows)
-        self._show_tape()
+        self._tape_pending = True
 
     def _refilter(self, _event: Any = None) -> None:
         self._show_tape()
 
     def _show_tape(self) -> None:
+        self._tape_pending = False
         wanted = set(self.tape_filter.value)
         rows = [r for r in self._tape_rows if not wanted or r.topic in wanted]
         self.tape.value = _tape_frame(rows[-self.host.config.tape_rows :])
