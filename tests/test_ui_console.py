@@ -126,3 +126,32 @@ def test_metrics_tab_shows_journal_commit_and_critical_ack_latency(host):
         assert 0 < figures["p50"] <= figures["p99"] <= figures["max"]
         assert figures["batches"] >= 5 and figures["window"] <= figures["window_limit"]
     assert "journal_critical_ack_latency" in shown["engine"]
+
+
+def test_a_rebuilt_table_equal_to_the_last_keeps_its_version_so_no_session_resends_it(tmp_path):
+    # Marks bump the positions section (they revalue the book) even when nothing is held.
+    lab = Lab(
+        LabConfig(journal_path=str(tmp_path / "q.duckdb"), strategy="none", ticks_per_second=1)
+    )
+    quiet = ConsoleHost(lab, ConsoleConfig()).start()
+    try:
+        shown, table = quiet.frame("positions")
+        lab.engine.submit(
+            "mark.updated", {"symbol": "NOT_HELD", "price": 1.0, "bid": 1.0, "ask": 1.0}
+        )
+        lab.engine.flush()
+        assert quiet.view.section_version("positions") > shown
+        again, rebuilt = quiet.frame("positions")
+        assert again == shown and rebuilt is table
+        session = build_console(quiet).tl_session
+        session.refresh()
+        sets = []
+        session.positions.param.watch(lambda event: sets.append(event), "value")
+        lab.engine.submit(
+            "mark.updated", {"symbol": "NOT_HELD", "price": 2.0, "bid": 2.0, "ask": 2.0}
+        )
+        lab.engine.flush()
+        session.refresh()
+        assert sets == [], "an identical positions table was sent to the browser again"
+    finally:
+        quiet.stop()

@@ -199,6 +199,8 @@ class ConsoleSession:
 
     def _apply_section(self, section: str) -> None:
         version, value = self.host.frame(section)
+        if self.section_versions.get(section) == version:
+            return  # a throttled section not rebuilt yet: this session already shows it
         self.section_versions[section] = version
         if section == "positions":
             self.positions.value = value

@@ -115,11 +115,16 @@ class ConsoleHost:
             if cached is not None and (
                 cached[0] == version or now - cached[2] < _MIN_REBUILD_S.get(section, 0.0)
             ):
-                return cached[0], cached[1]
+                return cached[3], cached[1]
         value = frames.build(section, self.lab, self.config)
         with self._lock:
-            self._frames[section] = (version, value, now)
-        return version, value
+            shown = version
+            if cached is not None and _same(cached[1], value):
+                # Marks bump the positions section even when no row changes: keep the version
+                # sessions already show, so none of them resends an identical table.
+                value, shown = cached[1], cached[3]
+            self._frames[section] = (version, value, now, shown)
+        return shown, value
 
     def equity_frame(self) -> pd.DataFrame:
         rows = list(self.equity)
@@ -222,6 +227,15 @@ def _latency(summary: dict[str, Any] | None) -> dict[str, Any] | None:
         "window": summary["window"],
         "window_limit": summary["window_limit"],
     }
+
+
+def _same(old: Any, new: Any) -> bool:
+    if isinstance(old, pd.DataFrame) or isinstance(new, pd.DataFrame):
+        return isinstance(old, pd.DataFrame) and isinstance(new, pd.DataFrame) and old.equals(new)
+    try:
+        return bool(old == new)
+    except (TypeError, ValueError):  # values without a plain truth value: treat as changed
+        return False
 
 
 def _quantile(values: list[float], q: float) -> float | None:
