@@ -388,6 +388,10 @@ def main(
     built = [(name, cls()) for name, cls in kinds]  # a missing console fails before measuring
     # Closed pages' sockets outlive their last pushes: Bokeh's warning for each is noise here.
     logging.getLogger("bokeh.server.views.ws").setLevel(logging.ERROR)
+    # Panel logs to stdout; keep stdout for the report (--json must parse).
+    for handler in logging.getLogger("panel").handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
     results: dict[str, Any] = {"benchmark": "push_latency", "machine": machine_info(),
                                "plan": plan, "goals": GOALS, "targets": {}}  # fmt: skip
     results["load_average_before"] = os.getloadavg()
