@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -45,6 +44,7 @@ from tradelab.benchmarking.browser import (
     CHROMIUM_ARGS,
     close_page,
     figures,
+    free_port,
     open_page,
     shown_seq,
     start_recording,
@@ -58,12 +58,6 @@ FLOOR_CLASS, CONSOLE_CLASS = "tl-floor-seq", "tl-last-seq"
 REAP_AFTER_MS = 5000
 # The targets: p99 during the storm (1 / 5 sessions), frame gap, RSS growth.
 GOALS = {"storm_1": 100.0, "storm_5": 150.0, "frame_gap_ms": 100.0, "rss_growth_mb": 20.0}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_mb() -> float:

@@ -8,6 +8,7 @@ Single-threaded: Playwright's sync API, called from the benchmark's main thread 
 from __future__ import annotations
 
 import math
+import socket
 import statistics
 import time
 from bisect import bisect_left
@@ -86,6 +87,13 @@ RECORDER_JS = """
   return true;
 }
 """
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a server a test or benchmark starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def open_page(browser: Any, url: str, css_class: str) -> Any:
