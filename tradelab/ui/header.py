@@ -15,10 +15,8 @@ import panel as pn
 from tradelab.market.instruments import IST
 from tradelab.trading.risk_state import HALT_MODES
 from tradelab.ui.view import Changes
+from tradelab.ui.watchdog import ConnectionWatchdog
 
-_STALE_STYLE = (
-    "background:#fff3cd;color:#664d03;padding:6px 10px;border-radius:4px;font-weight:bold"
-)
 _BANNER_STYLE = (
     "background:#f8d7da;color:#842029;padding:6px 10px;border-radius:4px;font-weight:bold"
 )
@@ -55,10 +53,13 @@ class Badge:
 
 class Header:
     """Badges with the stable CSS hooks (`tl-last-seq`, `tl-runner-state`, `tl-risk-state`,
-    `tl-stale`) that browser tests and users rely on."""
+    `tl-connection`, `tl-stale`) that browser tests and users rely on."""
 
     def __init__(self, stale_after_seconds: float) -> None:
         self.stale_after_ns = int(stale_after_seconds * 1e9)
+        # Several beats per max age, at most one a second: a late beat is not a lost server.
+        self.heartbeat_ns = int(min(1.0, stale_after_seconds / 3) * 1e9)
+        self._last_beat_ns = 0
         self.runner = Badge("tl-runner-state", "runner: starting")
         self.risk = Badge("tl-risk-state", "risk: -")
         self.engine = Badge("tl-engine-state", "engine: -")
@@ -66,18 +67,20 @@ class Header:
         self.pnl = Badge("tl-pnl", "P&L: -")
         self.last_seq = Badge("tl-last-seq", "0")
         self.last_time = Badge("tl-last-time", "-")
-        self.connection = Badge("tl-connection", "live")
         self.banner = Badge("tl-risk-banner", style=_BANNER_STYLE, hidden=True)
-        self.stale = Badge("tl-stale", style=_STALE_STYLE, hidden=True)
+        # The connection badge and the stale marker (the browser judges the server's silence).
+        self.watchdog = ConnectionWatchdog(
+            max_age_ms=max(100, int(stale_after_seconds * 1000)), margin=(4, 10)
+        )
         self.layout = pn.Column(
             pn.Row(
                 pn.pane.HTML("<b>tradelab</b>", margin=(4, 10)),
                 *(b.pane for b in (self.runner, self.risk, self.engine, self.feed)),
                 pn.pane.HTML("seq", margin=(4, 0)),
-                *(b.pane for b in (self.last_seq, self.last_time, self.pnl, self.connection)),
+                *(b.pane for b in (self.last_seq, self.last_time, self.pnl)),
+                self.watchdog,
             ),
             self.banner.pane,
-            self.stale.pane,
             sizing_mode="stretch_width",
         )
 
@@ -121,9 +124,18 @@ class Header:
             self.feed.set("feed: live")
         if event_age is not None and event_age > self.stale_after_ns:
             reasons.append(f"no engine event for {_age(event_age)}")
-        stale = bool(reasons)
-        self.stale.show(stale, "STALE: " + "; ".join(reasons))
-        return stale
+        stale_text = "STALE: " + "; ".join(reasons) if reasons else ""
+        if self.watchdog.server_stale != stale_text:
+            self.watchdog.server_stale = stale_text
+        if now_ns - self._last_beat_ns >= self.heartbeat_ns:
+            self._last_beat_ns = now_ns
+            self.watchdog.heartbeat += 1
+        return bool(reasons)
+
+    @property
+    def stale_text(self) -> str:
+        """What the stale marker says by the server's verdict ('' while live)."""
+        return self.watchdog.server_stale
 
 
 def _age(ns: int) -> str:
