@@ -21,6 +21,7 @@ class Charts:
             height=260,
             x_axis_type="datetime",
             title="Intraday net P&L",
+            x_axis_label="time (IST)",
             sizing_mode="stretch_width",
         )
         equity.line("time", "net_pnl", source=self.equity_source, line_width=2)
@@ -37,7 +38,11 @@ class Charts:
             }
         )
         bars = figure(
-            height=260, x_axis_type="datetime", title="NIFTY", sizing_mode="stretch_width"
+            height=260,
+            x_axis_type="datetime",
+            x_axis_label="time (IST)",
+            title="NIFTY",
+            sizing_mode="stretch_width",
         )
         bars.segment("mid", "high", "mid", "low", source=self.bar_source, color="black")
         bars.quad(

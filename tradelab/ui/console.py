@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from datetime import datetime
 from html import escape
 from typing import Any
 
@@ -20,14 +19,14 @@ import pandas as pd
 import panel as pn
 
 from tradelab.events import DEFAULT_TOPICS
-from tradelab.market.instruments import IST
 from tradelab.ui.charts import Charts
 from tradelab.ui.controls import Controls, params_table
+from tradelab.ui.frames import TIME_COLUMN, ist_ms
 from tradelab.ui.header import Header
 from tradelab.ui.host import ConsoleHost
 from tradelab.ui.view import TapeRow
 
-TAPE_COLUMNS = ["seq", "time", "topic", "key"]
+TAPE_COLUMNS = ["seq", TIME_COLUMN, "topic", "key"]
 _CHART_EVERY_NS = 1_000_000_000  # charts and metrics change slowly: at most once a second
 _NOTIFY = {
     "trade.executed": ("info", "Trade executed: {side} {quantity} {symbol} @ {price}"),
@@ -52,15 +51,10 @@ def _table(css: str, page_size: int, height: int = 260) -> pn.widgets.Tabulator:
     )
 
 
-def _ms_time(ns: int) -> str:
-    """Wall-clock `ns` as IST HH:MM:SS.mmm."""
-    return datetime.fromtimestamp(ns / 1e9, tz=IST).strftime("%H:%M:%S.%f")[:-3]
-
-
 def _tape_frame(rows: Any) -> pd.DataFrame:
     """Newest first: the engine's seq and stamp of each event."""
     return pd.DataFrame(
-        [(r.seq, _ms_time(r.ts), r.topic, r.key) for r in reversed(rows)], columns=TAPE_COLUMNS
+        [(r.seq, ist_ms(r.ts), r.topic, r.key) for r in reversed(rows)], columns=TAPE_COLUMNS
     )
 
 

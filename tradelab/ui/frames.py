@@ -40,10 +40,17 @@ ORDER_COLUMNS = [
     "status",
     "strategy",
 ]
-TRADE_COLUMNS = ["time", "seq", "symbol", "side", "quantity", "price", "fee", "realized_pnl"]
+#: Every time the console shows is exchange time (IST), and says so.
+TIME_COLUMN = "time (IST)"
+TRADE_COLUMNS = [TIME_COLUMN, "seq", "symbol", "side", "quantity", "price", "fee", "realized_pnl"]
 CHAIN_COLUMNS = ["strike", "type", "bid", "ask", "price", "iv", "delta", "gamma", "vega", "theta"]
 _RATE = 0.065  # the simulated feed's default risk-free rate; greeks shown are indicative
 _OPTIONS = OptionUniverse()
+
+
+def ist_ms(ns: int) -> str:
+    """Epoch nanoseconds as exchange time, HH:MM:SS.mmm (IST, Asia/Kolkata)."""
+    return datetime.fromtimestamp(ns / 1e9, tz=IST).strftime("%H:%M:%S.%f")[:-3]
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
@@ -74,7 +81,7 @@ def trades(lab: Any, limit: int = 200) -> pd.DataFrame:
         (lab.store.get("trading.trades", None) or {}).values(), key=lambda t: -(t.get("seq") or 0)
     )[:limit]
     for row in rows:
-        row["time"] = datetime.fromtimestamp(row.get("ts", 0) / 1e9, tz=IST).strftime("%H:%M:%S")
+        row[TIME_COLUMN] = ist_ms(row.get("ts", 0))
     return _table(rows, TRADE_COLUMNS)
 
 

@@ -6,14 +6,13 @@ Per-session Panel panes (never shared); `Header.update` runs in the session's ow
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from html import escape
 from typing import Any
 
 import panel as pn
 
-from tradelab.market.instruments import IST
 from tradelab.trading.risk_state import HALT_MODES
+from tradelab.ui.frames import ist_ms
 from tradelab.ui.view import Changes
 from tradelab.ui.watchdog import ConnectionWatchdog
 
@@ -66,7 +65,7 @@ class Header:
         self.feed = Badge("tl-feed-state", "feed: -")
         self.pnl = Badge("tl-pnl", "P&L: -")
         self.last_seq = Badge("tl-last-seq", "0")
-        self.last_time = Badge("tl-last-time", "-")
+        self.last_time = Badge("tl-last-time", "- IST")
         self.banner = Badge("tl-risk-banner", style=_BANNER_STYLE, hidden=True)
         # The connection badge and the stale marker (the browser judges the server's silence).
         self.watchdog = ConnectionWatchdog(
@@ -110,8 +109,7 @@ class Header:
         now_ns = time.time_ns() if now_ns is None else now_ns
         self.last_seq.set(str(changes.last_seq))
         if changes.last_event_ns:
-            when = datetime.fromtimestamp(changes.last_event_ns / 1e9, tz=IST)
-            self.last_time.set(when.strftime("%H:%M:%S.%f")[:-3])
+            self.last_time.set(f"{ist_ms(changes.last_event_ns)} IST")
         event_age = (now_ns - changes.last_event_ns) if changes.last_event_ns else None
         tick_age = (now_ns - changes.last_tick_ns) if changes.last_tick_ns else None
         reasons = []

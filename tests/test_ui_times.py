@@ -1,0 +1,49 @@
+"""Every time the console shows is exchange time (IST, Asia/Kolkata) and says so: the header's
+last-applied time to the millisecond, the tape's and the trades' time columns."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+from tradelab.ui.console import _tape_frame
+from tradelab.ui.frames import TIME_COLUMN, ist_ms, trades
+from tradelab.ui.header import Header
+from tradelab.ui.view import Changes, TapeRow
+
+# 2026-01-05 03:45:06.789 UTC is 09:15:06.789 in Mumbai (UTC+05:30, no daylight saving).
+NS = int(datetime(2026, 1, 5, 3, 45, 6, tzinfo=UTC).timestamp()) * 10**9 + 789_000_000
+
+
+def test_ist_ms_is_exchange_time_to_the_millisecond():
+    assert ist_ms(NS) == "09:15:06.789"
+
+
+def test_header_time_is_ist_and_labelled_and_seq_stays_a_plain_integer():
+    header = Header(stale_after_seconds=5.0)
+    changes = Changes(
+        version=3,
+        sections=frozenset(),
+        tape=(),
+        alerts=(),
+        resync=False,
+        last_seq=41,
+        last_event_ns=NS,
+        last_tick_ns=NS,
+    )
+    header.apply_changes(changes, now_ns=NS + 1_000_000)
+    assert header.last_time.text == "09:15:06.789 IST"
+    assert header.last_seq.text == "41"
+    assert 'class="tl-last-time"' in header.last_time.pane.object
+
+
+def test_tape_and_trades_label_their_time_column():
+    tape = _tape_frame([TapeRow(1, 7, "trade.executed", "k", NS, NS, {})])
+    assert TIME_COLUMN == "time (IST)"
+    assert list(tape.columns) == ["seq", "time (IST)", "topic", "key"]
+    assert tape.iloc[0]["time (IST)"] == "09:15:06.789"
+    store = SimpleNamespace(get=lambda _path, _default: {"t1": {"seq": 7, "ts": NS, "price": 1.0}})
+    frame = trades(SimpleNamespace(store=store))
+    assert frame.iloc[0]["time (IST)"] == "09:15:06.789"
+    assert not any(re.fullmatch("time", c) for c in frame.columns)
