@@ -180,3 +180,45 @@ def test_reconcile_now_reports_and_is_journaled(lab):
     lab.broker.faults.hold_outside_position(lab.feed.symbols[2], 75, 100.0)
     assert "1 differences (unknown_position)" in commands.execute("alice", "reconcile")
     assert [j["who"] for j in journaled] == ["alice", "alice"]
+
+
+def test_start_runs_a_stopped_strategy_again_and_is_refused_when_nothing_can_start(lab):
+    commands = OperatorCommands(lab, operators=frozenset({"alice"}))
+    journaled = recorded(lab, "operator.command")
+    transitions = recorded(lab, "runner.state_changed")
+    with pytest.raises(CommandRefused, match="no strategy can start") as refused:
+        commands.execute("alice", "start")
+    assert refused.value.reason == "not_now"
+    with pytest.raises(CommandRefused, match="is running: cannot start"):
+        commands.execute("alice", "start", strategy="sma_cross")
+    commands.execute("alice", "stop")
+    assert wait_for(lambda: lab.runner.state_of("sma_cross") == "stopped")
+    assert commands.execute("alice", "start") == "start asked for sma_cross"
+    assert wait_for(lambda: lab.runner.state_of("sma_cross") == "running")
+    assert wait_for(lambda: len(transitions) == 2)
+    started = transitions[-1]
+    assert (started["state"], started["previous"], started["who"]) == (
+        "running",
+        "stopped",
+        "alice",
+    )
+    assert started["params"] == {"fast": 5, "slow": 20} | started["params"]
+    assert wait_for(lambda: lab.store.get("runner.status", None) == "running")
+    assert [j["command"] for j in journaled] == ["stop", "start"]
+    lab.runner.stop(who="alice")  # the runner itself gone: nothing can start any more
+    with pytest.raises(CommandRefused, match="is not running: cannot start"):
+        commands.execute("alice", "start", strategy="sma_cross")
+
+
+def test_a_failed_strategy_can_be_started_again(lab):
+    commands = OperatorCommands(lab)
+    strategy = lab.runner.strategies["sma_cross"]
+
+    def boom(ctx, bar):
+        raise RuntimeError("bad bar")
+
+    strategy.on_bar = boom  # the instance's hook: the runner calls getattr(strategy, hook)
+    assert wait_for(lambda: lab.runner.state_of("sma_cross") == "failed", timeout=30)
+    del strategy.on_bar
+    commands.execute(None, "start", strategy="sma_cross")
+    assert wait_for(lambda: lab.runner.state_of("sma_cross") == "running")

@@ -1,5 +1,5 @@
 """The live console in a real Chromium against a real `tradelab serve`: live data, an engine
-trade in positions and tape, an operator's pause seen by every session, the stale marker when
+trade in positions and tape, an operator's pause / resume / stop / start seen by every session, the stale marker when
 the feed ends, and sessions that leave nothing behind. Tests run in file order on one server
 whose simulated session ends ~30 s after it starts (the stale test comes last)."""
 
@@ -45,7 +45,7 @@ def test_engine_trade_shows_in_positions_and_tape(console_server, context):
     wait_until(lambda: trades.count() > 0, 10, "a trade row")
 
 
-def test_operator_pause_is_seen_by_every_session(console_server, context):
+def test_operator_controls_are_seen_by_every_session(console_server, context):
     operator = _open(context, console_server.url)
     other = _open(context, console_server.url)
     state = ".tl-runner-state"
@@ -56,6 +56,12 @@ def test_operator_pause_is_seen_by_every_session(console_server, context):
     operator.locator(".tl-runner-resume").click()
     for page in (operator, other):
         wait_until(lambda p=page: "running" in p.locator(state).inner_text(), 10, "running")
+    operator.locator(".tl-runner-stop").click()
+    for page in (operator, other):
+        wait_until(lambda p=page: "stopped" in p.locator(state).inner_text(), 10, "stopped")
+    operator.locator(".tl-runner-start").click()
+    for page in (operator, other):
+        wait_until(lambda p=page: "running" in p.locator(state).inner_text(), 10, "started")
 
 
 def test_twenty_sessions_leave_no_callbacks_or_watchers(console_server, context):

@@ -158,6 +158,20 @@ class StrategyRunner(LockstepMixin):
         slot = self._slot(name)
         self._command(lambda: self._stop_slot(slot, who))
 
+    def start_strategy(self, name: str, who: str = "operator") -> None:
+        """Start a stopped or failed strategy again (`on_start`), journaled like every other
+        transition: `runner.state_changed` running, with its previous state and who asked."""
+        slot = self._slot(name)
+        if self._threaded and (self._thread is None or not self._thread.is_alive()):
+            raise LifecycleError(f"runner {self.name!r} is not running: cannot start {name!r}")
+        self._command(lambda: self._restart_slot(slot, who))
+
+    def _restart_slot(self, slot: _Slot, who: str) -> None:
+        previous = slot.state
+        self._transition(slot, RUNNING, who, (STOPPED, FAILED), reason="started again")
+        if slot.state == RUNNING and previous != RUNNING:
+            self._call(slot, "on_start")
+
     def set_params(
         self, name: str, params: Mapping[str, Any], who: str = "operator"
     ) -> dict[str, Any]:
@@ -368,6 +382,6 @@ class StrategyRunner(LockstepMixin):
             "who": who,
             "reason": reason,
         }
-        if new == RUNNING and previous == "added":
+        if new == RUNNING and previous in ("added", STOPPED, FAILED):
             body["params"] = slot.strategy.parameters()
         self.submit("runner.state_changed", body, key=slot.strategy.name)

@@ -1,4 +1,4 @@
-"""Operator commands of the console: pause / resume / stop strategies, flatten, resume trading after
+"""Operator commands of the console: start / pause / resume / stop strategies, flatten, resume trading after
 a halt, change strategy parameters, reconcile now; checked against the operators on every call.
 
 A command is refused (`CommandRefused`, counted and logged, nothing changed or journaled) when the
@@ -16,8 +16,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from tradelab.errors import InvalidInputError, TradelabError
-from tradelab.runner.runner import PAUSED, RUNNING
+from tradelab.errors import InvalidInputError, LifecycleError, TradelabError
+from tradelab.runner.runner import FAILED as STRATEGY_FAILED
+from tradelab.runner.runner import PAUSED, RUNNING, STOPPED
 from tradelab.trading.risk_state import ACTIVE
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class OperatorCommands:
         self._executed: Counter[str] = Counter()
         self._refused: Counter[str] = Counter()
         self._commands: dict[str, Callable[[str, dict[str, Any]], tuple[str, dict]]] = {
+            "start": self._start,
             "pause": self._pause,
             "resume": self._resume,
             "stop": self._stop,
@@ -110,6 +112,10 @@ class OperatorCommands:
             return {"executed": dict(self._executed), "refused": dict(self._refused)}
 
     # -- the commands: (who, args) -> (result text, the args as journaled) -----------------
+    def _start(self, who: str, args: dict[str, Any]) -> tuple[str, dict]:
+        # A failed strategy too: the operator decides it may run again (journaled as theirs).
+        return self._strategies(who, args, "start", (STOPPED, STRATEGY_FAILED))
+
     def _pause(self, who: str, args: dict[str, Any]) -> tuple[str, dict]:
         return self._strategies(who, args, "pause", (RUNNING,))
 
@@ -137,9 +143,17 @@ class OperatorCommands:
                 raise CommandRefused(
                     NOT_NOW, f"no strategy can {verb} ({states or 'the runner has none'})"
                 )
-        act = {"pause": runner.pause, "resume": runner.resume, "stop": runner.stop_strategy}[verb]
-        for each in names:
-            act(each, who=who)
+        act = {
+            "start": runner.start_strategy,
+            "pause": runner.pause,
+            "resume": runner.resume,
+            "stop": runner.stop_strategy,
+        }[verb]
+        try:
+            for each in names:
+                act(each, who=who)
+        except LifecycleError as exc:  # the runner itself has stopped
+            raise CommandRefused(NOT_NOW, f"cannot {verb}: {exc}") from None
         return f"{verb} asked for {', '.join(names)}", {"strategies": names}
 
     def _flatten(self, who: str, args: dict[str, Any]) -> tuple[str, dict]:

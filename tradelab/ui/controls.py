@@ -1,4 +1,4 @@
-"""Operator controls of one session: runner pause / resume / stop, flatten, resume after a halt,
+"""Operator controls of one session: runner start / pause / resume / stop, flatten, resume after a halt,
 strategy parameters, reconcile now. Built only for an operator; every click goes through
 `OperatorCommands.execute`, which checks the user again.
 
@@ -57,6 +57,7 @@ class Controls:
     def __init__(self, commands: Any, user: str | None, strategies: dict[str, Any]) -> None:
         self.commands, self.user = commands, user
         self.message = pn.pane.Str("", css_classes=["tl-command-result"])
+        self.start = self._button("Start", "tl-runner-start", "primary", "start")
         self.pause = self._button("Pause", "tl-runner-pause", "warning", "pause")
         self.resume = self._button("Resume", "tl-runner-resume", "success", "resume")
         self.stop = self._button("Stop", "tl-runner-stop", "danger", "stop")
@@ -69,7 +70,7 @@ class Controls:
         self.resume_trading.on_click(lambda _: self.run("resume_trading", reason=self.reason.value))
         forms = [self._params_form(name, s) for name, s in strategies.items()]
         self.layout = pn.Column(
-            pn.Row(self.pause, self.resume, self.stop, self.flatten, self.reconcile),
+            pn.Row(self.start, self.pause, self.resume, self.stop, self.flatten, self.reconcile),
             pn.Row(self.reason, self.resume_trading),
             *forms,
             self.message,
