@@ -162,6 +162,10 @@ DEFAULT_TOPICS: tuple[TopicSpec, ...] = (
     # engine, journal, bus
     TopicSpec("engine.state_changed", description="the engine's lifecycle state changed"),
     TopicSpec("snapshot.taken", description="a state snapshot was written"),
+    TopicSpec(
+        "metrics.sampled",
+        description="the engine's key figures (seq, events/s, queue, journal latency), sampled",
+    ),
     TopicSpec("snapshot.rejected", description="a snapshot failed verification and was skipped"),
     TopicSpec("journal.damage_detected", description="recovery found a damaged or short tail"),
     TopicSpec("journal.recovered", description="recovery finished; the report is the payload"),

@@ -36,6 +36,7 @@ from tradelab.market.feeds import ReplayFeed, ReplayFeedConfig, SimulatedFeed, S
 from tradelab.market.instruments import IST, OptionUniverse
 from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
+from tradelab.metrics_sampler import MetricsSampler
 from tradelab.runner import STRATEGIES, InstrumentUniverse, PlainInstrument, StrategyRunner
 from tradelab.runner.strategy import Strategy, coerce_params
 from tradelab.trading.execution import ExecutionDesk
@@ -82,6 +83,12 @@ class LabConfig(param.Parameterized):
         default="short_straddle",
         objects=[NO_STRATEGY, *STRATEGIES],
         doc="Example strategy the session trades ('none': the market only).",
+    )
+    metrics_sample_seconds = param.Number(
+        default=10.0,
+        bounds=(0.0, None),
+        doc="Seconds between journaled `metrics.sampled` "
+        "events (0: none; none in a max-speed replay: its journal must not depend on wall time).",
     )
     strategy_params = param.Dict(
         default={},
@@ -139,6 +146,8 @@ class Lab:
         # keeps its ids, and so its journal, the same run after run.
         fresh = not Path(cfg.journal_path).exists() and not Path(account_path).exists()
         self.engine = Engine(engine, journal_path=cfg.journal_path)
+        every = 0.0 if self.lockstep else cfg.metrics_sample_seconds
+        self.metrics_sampler = MetricsSampler(self.engine, every) if every > 0 else None
         # The broker's own account file sits beside the journal (git-ignored with it).
         self.broker = PaperBroker(
             broker if broker is not None else PaperBrokerConfig(),
@@ -194,6 +203,8 @@ class Lab:
         self.resumed_after_ns = max((m.get("ts") or 0 for m in marks.values()), default=0)
         self._feed_thread = threading.Thread(target=self._run_feed, name="lab-feed", daemon=True)
         self._feed_thread.start()
+        if self.metrics_sampler is not None:
+            self.metrics_sampler.start()
         return self
 
     def _open_session(self) -> None:
@@ -323,6 +334,8 @@ class Lab:
             self.risk_monitor.stop(timeout)
         if self.reconciler is not None:
             self.reconciler.stop(timeout)
+        if self.metrics_sampler is not None:
+            self.metrics_sampler.stop(timeout)
         self.engine.stop(timeout)
         self.broker.close()
 

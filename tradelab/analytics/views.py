@@ -206,6 +206,20 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
             FROM _events WHERE topic LIKE 'risk.%' OR topic = 'order.denied'""",
     ),
     (
+        "metrics_history",
+        "one journaled sample of the engine's key figures (every LabConfig.metrics_sample_seconds)",
+        """SELECT seq, ts, ist(ts) AS journal_time, int_of(payload, 'applied_seq') AS applied_seq,
+            int_of(payload, 'durable_seq') AS durable_seq,
+            num(payload, 'events_per_s') AS events_per_s,
+            int_of(payload, 'queue_depth') AS queue_depth,
+            num(payload, 'commit_p50_ms') AS commit_p50_ms,
+            num(payload, 'commit_p99_ms') AS commit_p99_ms,
+            num(payload, 'critical_ack_p99_ms') AS critical_ack_p99_ms,
+            int_of(payload, 'sessions') AS sessions,
+            num(payload, 'push_lag_ms_p99') AS push_lag_ms_p99, payload
+            FROM _events WHERE topic = 'metrics.sampled' ORDER BY seq""",
+    ),
+    (
         "latency",
         "one order's latencies in ms of journal time: submit -> accepted / first fill / done",
         """WITH o AS (
