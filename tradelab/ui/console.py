@@ -23,11 +23,14 @@ from tradelab.ui.charts import Charts
 from tradelab.ui.controls import Controls, params_table
 from tradelab.ui.frames import TIME_COLUMN, ist_ms
 from tradelab.ui.header import Header
+from tradelab.ui.history import history_plot
 from tradelab.ui.host import ConsoleHost
 from tradelab.ui.view import TapeRow
 
 TAPE_COLUMNS = ["seq", TIME_COLUMN, "topic", "key"]
 _CHART_EVERY_NS = 1_000_000_000  # charts and metrics change slowly: at most once a second
+# The metrics history gets a sample every few seconds and a redraw costs a HoloViews render.
+_HISTORY_EVERY_NS = 5_000_000_000
 _NOTIFY = {
     "trade.executed": ("info", "Trade executed: {side} {quantity} {symbol} @ {price}"),
     "position.closed": ("info", "Position closed: {position_id}"),
@@ -92,6 +95,11 @@ class ConsoleSession:
         self._tape_rows: deque[TapeRow] = deque(maxlen=config.tape_size)
         self.charts = Charts()
         self.metrics = pn.pane.JSON({}, depth=2, css_classes=["tl-metrics"], height=420)
+        self.metrics_history = pn.pane.HoloViews(
+            None, css_classes=["tl-metrics-history"], sizing_mode="stretch_width"
+        )
+        self._history_version = -1
+        self._last_history_ns = 0
         strategies = host.lab.runner.strategies if host.lab.runner is not None else {}
         self.params = pn.widgets.Tabulator(
             params_table(strategies), disabled=True, show_index=False, css_classes=["tl-params"]
@@ -138,7 +146,16 @@ class ConsoleSession:
             ("Charts", self.charts.layout),
             ("Option chain", self.chain),
             ("Strategy parameters", self.params),
-            ("Metrics", self.metrics),
+            (
+                "Metrics",
+                pn.Column(
+                    "#### History (journaled samples)",
+                    self.metrics_history,
+                    "#### Live",
+                    self.metrics,
+                    sizing_mode="stretch_width",
+                ),
+            ),
             dynamic=True,
             sizing_mode="stretch_width",
         )
@@ -174,6 +191,9 @@ class ConsoleSession:
                 self._last_slow_ns = now
                 self.charts.show_equity(host.equity_frame())
                 self.metrics.object = host.metrics()
+            if now - self._last_history_ns > _HISTORY_EVERY_NS:
+                self._last_history_ns = now
+                self._show_history()
         if self._loading and changes.version:
             self._loading = False  # the engine has spoken: the views show what it has
             for table in self._tables:
@@ -185,6 +205,12 @@ class ConsoleSession:
 
     async def refresh_async(self) -> None:
         self.refresh()
+
+    def _show_history(self) -> None:
+        version, frame = self.host.metrics_history.frame()
+        if version != self._history_version and not frame.empty:
+            self._history_version = version
+            self.metrics_history.object = history_plot(frame)
 
     def _behind(self) -> set[str]:
         """Sections whose last build was throttled (older than what the view has)."""

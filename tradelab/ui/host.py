@@ -26,6 +26,8 @@ from tradelab.ui import frames
 from tradelab.ui.auth import AuthSettings
 from tradelab.ui.commands import OperatorCommands
 from tradelab.ui.config import ConsoleConfig
+from tradelab.ui.history import TOPIC as METRICS_TOPIC
+from tradelab.ui.history import MetricsHistory
 from tradelab.ui.view import SharedView
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,10 @@ class ConsoleHost:
         self._push_lag_ms: deque[float] = deque(maxlen=_PUSH_SAMPLES)
         self._callbacks: weakref.WeakSet[Any] = weakref.WeakSet()
         self.equity: deque[tuple[int, float, float | None]] = deque(maxlen=self.config.chart_points)
+        # The journaled metrics samples (earlier runs' and this one's) for the metrics tab.
+        self.metrics_history = MetricsHistory(self.config.chart_points)
         self._subscription: Any = None
+        self._history_subscription: Any = None
         self._stop = threading.Event()
         self._sampler: threading.Thread | None = None
         self.started = False
@@ -70,13 +75,20 @@ class ConsoleHost:
         then start the Lab and the equity sampler."""
         if self.started:
             return self
-        self._subscription = self.lab.engine.bus.subscribe(
-            "*", self.view.on_event, name="console-view"
+        self.metrics_history.seed(self.lab.config.journal_path)  # before the engine holds it
+        bus = self.lab.engine.bus
+        self._subscription = bus.subscribe("*", self.view.on_event, name="console-view")
+        self._history_subscription = bus.subscribe(
+            METRICS_TOPIC, self.metrics_history.on_event, name="console-metrics-history"
         )
+        sampler = self.lab.metrics_sampler
+        if sampler is not None:  # the console's own figures go into the journaled samples
+            sampler.add_source("console", self._sampled_figures)
         try:
             self.lab.start()
         except BaseException:
             self._subscription.unsubscribe()
+            self._history_subscription.unsubscribe()
             raise
         self._sampler = threading.Thread(target=self._sample, name="console-sampler", daemon=True)
         self._sampler.start()
@@ -91,8 +103,11 @@ class ConsoleHost:
         self._stop.set()
         if self._sampler is not None:
             self._sampler.join(timeout)
-        if self._subscription is not None:
-            self._subscription.unsubscribe()
+        for subscription in (self._subscription, self._history_subscription):
+            if subscription is not None:
+                subscription.unsubscribe()
+        if self.lab.metrics_sampler is not None:
+            self.lab.metrics_sampler.remove_source("console")
         self.lab.stop(timeout)
 
     def _sample(self) -> None:
@@ -166,6 +181,11 @@ class ConsoleHost:
     def record_push(self, lag_ms: float) -> None:
         self.pushes += 1
         self._push_lag_ms.append(lag_ms)
+
+    def _sampled_figures(self) -> dict[str, float | int | None]:
+        with self._lock:
+            sessions = len(self._sessions)
+        return {"sessions": sessions, "push_lag_ms_p99": _quantile(sorted(self._push_lag_ms), 0.99)}
 
     def push_figures(self) -> dict[str, float]:
         """The console's own figures for /metrics (gauges `tradelab_console_<name>`)."""

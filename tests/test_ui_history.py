@@ -1,0 +1,83 @@
+"""The metrics tab's history: the journaled `metrics.sampled` figures of earlier runs (read from
+the journal at start) then this run's (from the bus), bounded, charted with HoloViews at most
+every few seconds per session."""
+
+from __future__ import annotations
+
+import holoviews as hv
+from test_lab import wait_for
+
+from tradelab.events import Event
+from tradelab.lab import Lab
+from tradelab.ui import console as console_module
+from tradelab.ui.config import ConsoleConfig
+from tradelab.ui.console import ConsoleSession
+from tradelab.ui.history import CHARTED, MetricsHistory
+from tradelab.ui.host import ConsoleHost
+
+
+def _lab(journal, every=0.1) -> Lab:
+    return Lab(
+        journal_path=str(journal),
+        speed=600.0,
+        ticks_per_second=100,
+        strategy="none",
+        metrics_sample_seconds=every,
+    )
+
+
+def test_history_is_bounded_and_counts_what_it_drops():
+    history = MetricsHistory(size=3)
+    for seq in range(1, 6):
+        history.on_event(
+            Event(seq, seq * 10**9, "metrics.sampled", "engine", {"events_per_s": float(seq)})
+        )
+    version, frame = history.frame()
+    assert (version, history.dropped) == (5, 2)
+    assert list(frame["seq"]) == [3, 4, 5] and list(frame["events_per_s"]) == [3.0, 4.0, 5.0]
+    assert history.frame()[1] is frame  # built once per version
+    assert history.seed("/nonexistent/journal.duckdb") == 0
+
+
+def test_console_shows_earlier_runs_samples_then_live_ones(tmp_path, monkeypatch):
+    journal = tmp_path / "h.duckdb"
+    earlier = _lab(journal).start()
+    try:
+        assert wait_for(lambda: earlier.metrics_sampler.samples >= 3, timeout=10)
+    finally:
+        earlier.stop()
+    journaled = earlier.metrics_sampler.samples
+
+    host = ConsoleHost(_lab(journal, every=0.2), ConsoleConfig(chart_points=500)).start()
+    try:
+        version, frame = host.metrics_history.frame()
+        assert len(frame) == journaled  # from the journal, before this run sampled anything
+        assert frame["sessions"].isna().all()  # the earlier run had no console
+        session = ConsoleSession(host, "alice")
+        host.session_opened("s1", "alice")
+        session.refresh()
+        plot = session.metrics_history.object
+        assert isinstance(plot, hv.Layout) and len(plot) == len(CHARTED)
+
+        assert wait_for(lambda: host.metrics_history.frame()[0] > version, timeout=10)
+        session.refresh()  # within the redraw period: the chart is not rebuilt
+        assert session.metrics_history.object is plot
+        monkeypatch.setattr(console_module, "_HISTORY_EVERY_NS", 0)
+        session.refresh()
+        assert session.metrics_history.object is not plot
+        _, frame = host.metrics_history.frame()
+        assert len(frame) > journaled and frame["sessions"].iloc[-1] == 1  # the console's figure
+        assert frame["seq"].is_monotonic_increasing
+    finally:
+        host.stop()
+    assert "sessions" not in host.lab.metrics_sampler.figures()  # the host took its source back
+
+
+def test_a_lab_without_sampler_still_serves_a_console(tmp_path):
+    host = ConsoleHost(_lab(tmp_path / "n.duckdb", every=0)).start()
+    try:
+        session = ConsoleSession(host, None)
+        session.refresh()
+        assert session.metrics_history.object is None and host.lab.metrics_sampler is None
+    finally:
+        host.stop()
