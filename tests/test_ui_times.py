@@ -1,5 +1,5 @@
 """Every time the console shows is exchange time (IST, Asia/Kolkata) and says so: the header's
-last-applied time to the millisecond, the tape's and the trades' time columns."""
+last-applied time to the millisecond, the tape's time and the trades' exchange time columns."""
 
 from __future__ import annotations
 
@@ -45,5 +45,5 @@ def test_tape_and_trades_label_their_time_column():
     assert tape.iloc[0]["time (IST)"] == "09:15:06.789"
     store = SimpleNamespace(get=lambda _path, _default: {"t1": {"seq": 7, "ts": NS, "price": 1.0}})
     frame = trades(SimpleNamespace(store=store))
-    assert frame.iloc[0]["time (IST)"] == "09:15:06.789"
+    assert frame.iloc[0]["exchange time (IST)"] == "09:15:06.789"  # the fill's market clock
     assert not any(re.fullmatch("time", c) for c in frame.columns)

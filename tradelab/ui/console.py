@@ -120,7 +120,7 @@ class ConsoleSession:
         self.layout = self._layout()
 
     def _layout(self) -> pn.viewable.Viewable:
-        card = pn.Card(title="Controls (operator)", collapsible=False)
+        card = pn.Card(title="Controls (operator)", collapsible=False, sizing_mode="stretch_width")
         if self.controls is not None:
             card.append(self.controls.layout)
         else:

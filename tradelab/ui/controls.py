@@ -69,12 +69,16 @@ class Controls:
         )
         self.resume_trading.on_click(lambda _: self.run("resume_trading", reason=self.reason.value))
         forms = [self._params_form(name, s) for name, s in strategies.items()]
-        self.layout = pn.Column(
+        # One wrapping row across the page: runner buttons, resume after a halt, the parameter
+        # forms, then what the last command did.
+        self.layout = pn.FlexBox(
             pn.Row(self.start, self.pause, self.resume, self.stop, self.flatten, self.reconcile),
             pn.Row(self.reason, self.resume_trading),
             *forms,
             self.message,
+            align_items="flex-start",
             css_classes=["tl-controls"],
+            sizing_mode="stretch_width",
         )
 
     def _button(self, label: str, css: str, kind: str, command: str) -> pn.widgets.Button:

@@ -40,9 +40,21 @@ ORDER_COLUMNS = [
     "status",
     "strategy",
 ]
-#: Every time the console shows is exchange time (IST), and says so.
+#: Every time the console shows is in IST (Asia/Kolkata, the exchange's zone), and says so: the
+#: engine's stamp of an event (tape, header) and the market clock of a fill (exchange time,
+#: simulated or replayed in a paper session).
 TIME_COLUMN = "time (IST)"
-TRADE_COLUMNS = [TIME_COLUMN, "seq", "symbol", "side", "quantity", "price", "fee", "realized_pnl"]
+EXCHANGE_TIME_COLUMN = "exchange time (IST)"
+TRADE_COLUMNS = [
+    EXCHANGE_TIME_COLUMN,
+    "seq",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "fee",
+    "realized_pnl",
+]
 CHAIN_COLUMNS = ["strike", "type", "bid", "ask", "price", "iv", "delta", "gamma", "vega", "theta"]
 _RATE = 0.065  # the simulated feed's default risk-free rate; greeks shown are indicative
 _OPTIONS = OptionUniverse()
@@ -81,7 +93,7 @@ def trades(lab: Any, limit: int = 200) -> pd.DataFrame:
         (lab.store.get("trading.trades", None) or {}).values(), key=lambda t: -(t.get("seq") or 0)
     )[:limit]
     for row in rows:
-        row[TIME_COLUMN] = ist_ms(row.get("ts", 0))
+        row[EXCHANGE_TIME_COLUMN] = ist_ms(row.get("ts", 0))
     return _table(rows, TRADE_COLUMNS)
 
 

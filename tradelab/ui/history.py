@@ -99,10 +99,12 @@ class MetricsHistory:
 
 def history_plot(frame: pd.DataFrame) -> hv.Layout:
     """One small curve per charted figure over journal time (IST), two a row."""
-    curves = [
-        hv.Curve(frame, ("journal_time", "time (IST)"), (column, label)).opts(
-            title=label, responsive=True, height=180, tools=["hover"]
+    time = ("journal_time", "time (IST)")
+    curves = []
+    for column, label in CHARTED.items():
+        line = hv.Curve(frame, time, (column, label)).opts(
+            responsive=True, height=180, ylabel="", tools=["hover"]
         )
-        for column, label in CHARTED.items()
-    ]
+        points = hv.Scatter(frame, time, (column, label)).opts(size=5)
+        curves.append((line * points).opts(title=label))  # points: one sample is still seen
     return hv.Layout(curves).cols(2).opts(shared_axes=False)
