@@ -48,7 +48,9 @@ class ConsoleConfig(param.Parameterized):
     stale_after_seconds = param.Number(
         default=5.0,
         bounds=(0.1, 3600.0),
-        doc="The stale marker shows when the feed or the engine has been silent this long.",
+        doc="The stale marker shows when the feed or the engine has been silent this long, "
+        "and (judged by the browser) when the page has heard nothing from the server this long: "
+        "its connection badge then says disconnected.",
     )
     chart_points = param.Integer(
         default=2000,
