@@ -1,8 +1,10 @@
 """Backtest a strategy on a bar file through the live path: Engine, StrategyRunner, PaperBroker,
 ExecutionDesk and the book, with the journal on; and the journal's content hash.
 
-Fill model: each bar is played as its open quote, then its close (`mark.updated`, `market.bar`,
-then the close quote); the broker fills only on a quote that comes after an order (1 ms
+Fill model: each bar is played as its open quote, then its close quote, then one `market.bar`
+event that also marks the symbol at the close (`"mark": true`, see tradelab.market.reducers: the
+store, the runner's position monitor and the journal take it as a `mark.updated` too, so a bar
+costs one event); the broker fills only on a quote that comes after an order (1 ms
 latency in exchange time), so a market order placed while bar N is handled fills at bar N+1's
 open, at that price (no spread, no slippage; commission is a fraction of the traded value).
 Bars are played on the runner's thread, bar N+1 only once the runner has handled bar N
@@ -272,11 +274,6 @@ def _drive(series, engine, broker, clock, runner: StrategyRunner) -> tuple[float
         # The close, before the bar is published: the runner's orders are checked against it.
         on_quote(Tick(sym, start, c, c, c, _QUOTE_SIZE, _QUOTE_SIZE))
         submit(
-            "mark.updated",
-            {"symbol": sym, "price": c, "bid": c, "ask": c, "last": c, "ts": start},
-            key=sym,
-        )
-        submit(
             "market.bar",
             {
                 "symbol": sym,
@@ -289,6 +286,7 @@ def _drive(series, engine, broker, clock, runner: StrategyRunner) -> tuple[float
                 "close": c,
                 "volume": int(volumes[i]),
                 "ticks": 0,
+                "mark": True,  # the bar's close is the symbol's mark: one event a bar
             },
             key=sym,
         )
