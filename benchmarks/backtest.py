@@ -4,8 +4,8 @@ running the same strategy (strict SMA crossover, market orders filled at the nex
 same bars, in the same run.
 
 Figures (medians over --rounds, interleaved): bars/s of each, the ratio tradelab / peer, the
-fills each made (they should agree), and tradelab's time split (feed, strategy, kernel, durable
-waits, runner, journal close). tradelab runs both of its paths: synchronous (the default: kernel
+fills each made (they should agree), and tradelab's time split (feed, strategy, kernel: applying
+to the store and the rest, durable waits, runner, journal close). tradelab runs both of its paths: synchronous (the default: kernel
 inline, runner unthreaded, one thread) and threaded (kernel and runner threads, the live
 arrangement); `tradelab_*` figures are the synchronous path's, `tradelab_threaded_*` the other's.
 

@@ -172,6 +172,7 @@ def _run(series, strategy, cash, commission, journal, overrides, synchronous) ->
         runner.stop(who="backtest")
         strategy_seconds = runner.strategy_seconds
         kernel_seconds, durable_waits = engine.kernel_seconds, engine.durable_wait_seconds
+        store_seconds = engine.store.apply_seconds
         runner = None
         store = engine.store
         fills = sorted((store.get("trading.trades", None) or {}).values(), key=lambda t: t["seq"])
@@ -214,25 +215,28 @@ def _run(series, strategy, cash, commission, journal, overrides, synchronous) ->
             engine_in_feed,
             strategy_seconds,
             kernel_seconds,
+            store_seconds,
             durable_waits,
             stop_seconds,
         ),
     )
 
 
-def _time_split(sync, loop, feed, engine_in_feed, strategy, kernel, waits, close) -> dict:
-    """Where the run's seconds went. Synchronous: one thread, so the engine's work (kernel:
-    apply, hand to the writer, publish; durable_waits: critical submits waiting for their
-    sync) is taken out of the feed's and the strategies' shares that caused it; `runner` is
-    the rest of the loop (dispatch, bookkeeping). Threaded: the kernel runs on its own thread
-    beside the others, and `runner_kernel_and_handoffs` is the loop's time not in the feed's
-    or the strategies' calls."""
+def _time_split(sync, loop, feed, engine_in_feed, strategy, kernel, store, waits, close) -> dict:
+    """Where the run's seconds went. Synchronous: one thread, so the engine's work (the
+    kernel's: `kernel_store`, applying events to the store, reducers included, and
+    `kernel_other`, stamping, handing to the writer, publishing on the bus; durable_waits:
+    critical submits waiting for their sync) is taken out of the feed's and the strategies'
+    shares that caused it; `runner` is the rest of the loop (dispatch, bookkeeping). Threaded:
+    the kernel runs on its own thread beside the others, and `runner_kernel_and_handoffs` is the
+    loop's time not in the feed's or the strategies' calls."""
     if sync:
         in_strategy = kernel + waits - engine_in_feed  # nearly all the rest comes from orders
         return {
             "feed": feed - engine_in_feed,
             "strategy": max(0.0, strategy - in_strategy),
-            "kernel": kernel,
+            "kernel_store": store,
+            "kernel_other": kernel - store,
             "durable_waits": waits,
             "runner": max(0.0, loop - feed - strategy),
             "journal_close": close,

@@ -62,6 +62,7 @@ class StateStore(ApplyMixin):
         self._published: tuple[int, dict[str, Any]] | None = None
         self._batches = 0
         self._reducer_failures = 0
+        self.apply_seconds = 0.0  # in apply*: reducers, tree writes, path metadata
 
     # -- reducers -------------------------------------------------------------------------------
     def register_reducer(self, topic: str, reducer: Reducer) -> None:
@@ -231,6 +232,7 @@ class StateStore(ApplyMixin):
             "version": self._version,
             "events_applied": self._events_applied,
             "batches": self._batches,
+            "apply_seconds": self.apply_seconds,
             "reducer_failures": self._reducer_failures,
             "watches": len(self._watchers.watches),
             "watcher_calls": self._watchers.delivered,
