@@ -161,3 +161,18 @@ def test_a_live_bar_without_the_mark_flag_leaves_marks_and_positions_alone():
         "last": 2.0,
         "ts": 60,
     }
+
+
+def test_analytics_value_a_backtest_at_its_bars_closes(tmp_path):
+    # The bars carry the marks: the analytics' marks and equity curve read them from there.
+    from tradelab.analytics import Analytics
+
+    bars = write_bars(tmp_path / "ABC.csv")
+    journal = tmp_path / "bt.duckdb"
+    result = run_backtest(bars, SmaCross(fast=2, slow=3, size=1), journal_path=journal)
+    analytics = Analytics(journal)
+    marks = analytics.sql("SELECT price FROM marks WHERE symbol = 'ABC' ORDER BY seq")
+    assert list(marks["price"]) == CLOSES
+    equity = analytics.sql("SELECT net, unrealized FROM equity ORDER BY seq")
+    assert equity["net"].iloc[-1] == pytest.approx(result.final_equity - result.cash)
+    assert equity["unrealized"].iloc[-1] == pytest.approx(0.8)
