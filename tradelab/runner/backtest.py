@@ -3,7 +3,7 @@ ExecutionDesk and the book, with the journal on; and the journal's content hash.
 
 Fill model: each bar is played as its open quote, then its close quote, then one `market.bar`
 event that also marks the symbol at the close (`"mark": true`, see tradelab.market.reducers: the
-store, the runner's position monitor and the journal take it as a `mark.updated` too, so a bar
+store, the runner's position monitor and analytics take it as a `mark.updated` too, so a bar
 costs one event); the broker fills only on a quote that comes after an order (1 ms
 latency in exchange time), so a market order placed while bar N is handled fills at bar N+1's
 open, at that price (no spread, no slippage; commission is a fraction of the traded value).
