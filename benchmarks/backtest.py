@@ -3,11 +3,13 @@ runner, paper broker, book; journal on, every event durable at the end) beside b
 running the same strategy (strict SMA crossover, market orders filled at the next open) on the
 same bars, in the same run.
 
-Figures (medians over --rounds, interleaved): bars/s of each, the ratio tradelab / peer, the
-fills each made (they should agree), and tradelab's time split (feed, strategy, kernel, durable
-waits, runner, journal close). tradelab runs both of its paths: synchronous (the default: kernel
-inline, runner unthreaded, one thread) and threaded (kernel and runner threads, the live
-arrangement); `tradelab_*` figures are the synchronous path's, `tradelab_threaded_*` the other's.
+Figures (medians over --rounds, interleaved): bars/s of each, the ratio tradelab / peer,
+tradelab's CPU seconds (its process and the journal writer's), the fills each made (they should
+agree), and tradelab's time split (feed, strategy, kernel: applying to the store and the rest,
+durable waits, runner, journal close). tradelab runs both of its paths: synchronous (the
+default: kernel inline, runner unthreaded, one thread) and threaded (kernel and runner threads,
+the live arrangement); `tradelab_*` figures are the synchronous path's, `tradelab_threaded_*`
+the other's.
 
 Usage: .venv/bin/python benchmarks/backtest.py [--bars 100000] [--rounds 3] [--fast 10]
        [--slow 30] [--no-peer] [--no-threaded] [--json]
@@ -19,6 +21,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from resource import RUSAGE_CHILDREN, RUSAGE_SELF, getrusage
 from typing import Any
 
 import click
@@ -49,11 +52,20 @@ def make_bars(n: int, seed: int = 11) -> pd.DataFrame:
     )
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and of its ended children (the journal writer)."""
+    own, children = (getrusage(who) for who in (RUSAGE_SELF, RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_tradelab(csv: Path, fast: int, slow: int, synchronous: bool = True) -> dict[str, Any]:
+    cpu = _cpu_seconds()
     result = run_backtest(
         csv, SmaCross(fast=fast, slow=slow, size=1), cash=10_000_000.0, synchronous=synchronous
     )
     return {
+        # Less swayed by other load than wall time; includes the run's setup and reading back.
+        "cpu_seconds": _cpu_seconds() - cpu,
         "seconds": result.seconds,
         "bars_per_s": result.bars_per_second,
         "fills": len(result.fills),
@@ -116,6 +128,7 @@ def main(
         "rounds": rounds,
         "tradelab_bars_per_s": median([r["bars_per_s"] for r in ours]),
         "tradelab_fills": ours[0]["fills"],
+        "tradelab_cpu_s": median([r["cpu_seconds"] for r in ours]),
         "tradelab_split_s": {k: median([r["split"][k] for r in ours]) for k in ours[0]["split"]},
         "machine": machine_info(),
     }

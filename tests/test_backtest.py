@@ -118,3 +118,61 @@ def test_the_synchronous_and_the_threaded_path_give_the_same_trades_and_journal(
         threaded.final_equity,
     )
     assert sync.content_hash == threaded.content_hash
+
+
+def test_each_bar_is_one_journaled_event_that_also_marks_and_the_fold_agrees(tmp_path):
+    # A backtest's bar carries the mark ("mark": true) instead of a mark.updated beside it; the
+    # journal alone still rebuilds the marks and the unrealized P&L valued at the last close.
+    from tradelab.engine.store import build_store
+    from tradelab.journal import JournalReader
+
+    bars = write_bars(tmp_path / "ABC.csv")
+    journal = tmp_path / "bt.duckdb"
+    result = run_backtest(bars, SmaCross(fast=2, slow=3, size=1), journal_path=journal)
+    reader = JournalReader(journal)
+    counts = reader.counts_by_topic()
+    assert counts["market.bar"] == 10 and "mark.updated" not in counts
+    store = build_store()
+    for event in reader.events():
+        store.apply(event)
+    assert store.get("market.marks.ABC")["price"] == 8
+    assert store.get("pnl.unrealized") == pytest.approx(result.unrealized_pnl)
+    assert store.get("pnl.unrealized") == pytest.approx(0.8)
+    (position,) = [p for p in store.get("trading.positions").values() if p["net_quantity"]]
+    assert (position["net_quantity"], position["mark"]) == (-1, 8.0)
+
+
+def test_a_live_bar_without_the_mark_flag_leaves_marks_and_positions_alone():
+    # Live bars come from the aggregator and do not carry the mark: their marks are the feed's.
+    from tradelab.engine.store import build_store
+    from tradelab.events import Event
+
+    store = build_store()
+    bar = {"symbol": "ABC", "interval": "1m", "start": 0, "end": 60, "open": 1.0, "high": 2.0}
+    bar |= {"low": 1.0, "close": 2.0, "volume": 5, "ticks": 3}
+    store.apply(Event(1, 10, "mark.updated", "ABC", {"symbol": "ABC", "price": 1.5}))
+    store.apply(Event(2, 20, "market.bar", "ABC", bar))
+    assert store.get("market.marks.ABC")["price"] == 1.5
+    store.apply(Event(3, 30, "market.bar", "ABC", bar | {"start": 60, "end": 120, "mark": True}))
+    assert store.get("market.marks.ABC") == {
+        "price": 2.0,
+        "bid": 2.0,
+        "ask": 2.0,
+        "last": 2.0,
+        "ts": 60,
+    }
+
+
+def test_analytics_value_a_backtest_at_its_bars_closes(tmp_path):
+    # The bars carry the marks: the analytics' marks and equity curve read them from there.
+    from tradelab.analytics import Analytics
+
+    bars = write_bars(tmp_path / "ABC.csv")
+    journal = tmp_path / "bt.duckdb"
+    result = run_backtest(bars, SmaCross(fast=2, slow=3, size=1), journal_path=journal)
+    analytics = Analytics(journal)
+    marks = analytics.sql("SELECT price FROM marks WHERE symbol = 'ABC' ORDER BY seq")
+    assert list(marks["price"]) == CLOSES
+    equity = analytics.sql("SELECT net, unrealized FROM equity ORDER BY seq")
+    assert equity["net"].iloc[-1] == pytest.approx(result.final_equity - result.cash)
+    assert equity["unrealized"].iloc[-1] == pytest.approx(0.8)

@@ -231,3 +231,31 @@ def test_a_bounded_history_keeps_its_members_isolated_while_it_rolls():
     assert [b["start"] for b in frozen.get("market.bars.NIFTY.1m")] == list(range(11))
     lab.assert_state_is_the_fold_of_the_journal(before)
     lab.bus.close()
+
+
+def test_a_history_rebuilt_from_copies_is_stored_as_returned_and_shares_nothing_with_them():
+    # A reducer may rebuild a sequence from copies of the current members (equal, not the same
+    # objects) or change one of them: the store keeps exactly the value returned, and nothing
+    # the reducer still holds can reach into it.
+    held = []
+
+    def rebuild(view, event):
+        current = view.get("h") or ()
+        members = [dict(m) for m in current]  # equal copies, not the tree's own
+        if event.payload.get("edit") and members:
+            members[0]["n"] = -1
+        value = (*members, {"n": event.seq})
+        held.append(value)
+        return [("h", value)]
+
+    store = StateStore()
+    store.register_reducer("t.h", rebuild)
+    for seq in (1, 2, 3):
+        store.apply(Event(seq, seq, "t.h", "", {}))
+    assert store.get("h") == ({"n": 1}, {"n": 2}, {"n": 3})
+    store.apply(Event(4, 4, "t.h", "", {"edit": True}))
+    assert store.get("h") == ({"n": -1}, {"n": 2}, {"n": 3}, {"n": 4})
+    for value in held:
+        for member in value:
+            member["n"] = 99
+    assert store.get("h") == ({"n": -1}, {"n": 2}, {"n": 3}, {"n": 4})

@@ -7,11 +7,13 @@ engine and the runner's thread; `place_order` may be called from any thread; `st
 feed, then the runner (it drains what reached it), then the engine.
 A restart of the same journal resumes the simulated session after the last journaled mark, so a
 replayed stretch is never journaled twice.
-A replay at max speed runs in lockstep with the runner (`StrategyRunner.lockstep`): the ticks of
-one timestamp are played on the runner thread once everything before them has settled, the
+A session at max speed (simulated or replayed) runs in lockstep with the runner
+(`StrategyRunner.lockstep`): the ticks of one timestamp are played on the runner thread once
+everything before them has settled (so a strategy never falls behind the feed), the
 daily loss check runs there between two timestamps, and the reconciler runs once before the
 feed instead of on a wall-clock timer; a fresh session's broker ids have a fixed prefix. So the
-same file, strategy and settings give the same journal content (`content_hash`) run after run.
+same file (or seed), strategy and settings give the same journal content (`content_hash`) run
+after run.
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ class LabConfig(param.Parameterized):
     )
     as_fast_as_possible = param.Boolean(
         default=False,
-        doc="Ignore `speed`: play the market with no pacing at all (a replay then runs in "
-        "lockstep with its strategies: the same file gives the same journal).",
+        doc="Ignore `speed`: play the market with no pacing at all, in lockstep with the "
+        "strategies (the same file or seed gives the same journal).",
     )
     strikes_each_side = param.Integer(
         default=5, bounds=(0, 40), doc="Option strikes quoted either side of the ATM strike."
@@ -139,8 +141,8 @@ class Lab:
             )
             self.universe = self.feed.universe
             self.open_ns, self.close_ns = self.feed.open_ns, self.feed.close_ns
-        # A replay at max speed is played in lockstep with the runner (see the module docstring).
-        self.lockstep = cfg.feed == "replay" and cfg.as_fast_as_possible
+        # At max speed either feed is played in lockstep with the runner (module docstring).
+        self.lockstep = cfg.as_fast_as_possible
         account_path = f"{cfg.journal_path}.broker.sqlite"
         # A fresh session (no journal, no account) has no ids to collide with: a fixed prefix
         # keeps its ids, and so its journal, the same run after run.

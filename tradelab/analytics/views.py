@@ -104,10 +104,14 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "marks",
-        "one journaled mark price (mark.updated)",
+        "one journaled mark price (mark.updated, or a backtest's bar that marks at its close)",
         """SELECT seq, ts, coalesce(int_of(payload, 'ts'), ts) AS exchange_ts,
             ist(coalesce(int_of(payload, 'ts'), ts)) AS time, txt(payload, 'symbol') AS symbol,
-            num(payload, 'price') AS price FROM _events WHERE topic = 'mark.updated'""",
+            num(payload, 'price') AS price FROM _events WHERE topic = 'mark.updated'
+            UNION ALL SELECT seq, ts, int_of(payload, 'start') AS exchange_ts,
+            ist(int_of(payload, 'start')) AS time, txt(payload, 'symbol') AS symbol,
+            num(payload, 'close') AS price FROM _events
+            WHERE topic = 'market.bar' AND txt(payload, 'mark') = 'true'""",
     ),
     (
         "bars",

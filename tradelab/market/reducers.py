@@ -4,6 +4,9 @@ Pure functions of (StateView, Event). State written:
   market.bars.<symbol>.<interval>   the last `BARS_KEPT` closed bars, oldest first
   market.marks.<symbol>             latest mark {price, bid, ask, last, ts}
   market.session                    {status: open|closed, session_date, ts}
+A bar whose payload has `"mark": true` is also the symbol's mark at its close (a backtest's
+bars: one event a bar instead of a `mark.updated` and a `market.bar`); live bars do not carry
+it, their marks come from the feed's quotes.
 """
 
 from __future__ import annotations
@@ -29,14 +32,42 @@ def bar_reducer(view: Any, event: Event) -> Iterable[Change]:
     return [(path, (*previous[-(BARS_KEPT - 1) :], bar))]
 
 
-def mark_reducer(view: Any, event: Event) -> Iterable[Change]:
+def bar_mark(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The `mark.updated` payload a bar stands for when it carries `"mark": true`, else None."""
+    if payload.get("mark") is not True:
+        return None
+    close = payload["close"]
+    return {
+        "symbol": payload["symbol"],
+        "price": close,
+        "bid": close,
+        "ask": close,
+        "last": close,
+        "ts": payload["start"],
+    }
+
+
+def bar_mark_reducer(view: Any, event: Event) -> Iterable[Change]:
+    """`market.marks.<symbol>` from a bar that carries the mark (see the module docstring)."""
     p = event.payload
+    if p.get("mark") is not True:
+        return ()
+    close = p["close"]
+    mark = {"price": close, "bid": close, "ask": close, "last": close, "ts": p["start"]}
+    return [(f"market.marks.{path_level(p['symbol'], 'symbol')}", mark)]
+
+
+def mark_reducer(view: Any, event: Event) -> Iterable[Change]:
+    return _mark_change(event.payload, event.ts)
+
+
+def _mark_change(p: dict[str, Any], ts: int) -> list[Change]:
     mark = {
         "price": p["price"],
         "bid": p.get("bid"),
         "ask": p.get("ask"),
         "last": p.get("last"),
-        "ts": p.get("ts", event.ts),
+        "ts": p.get("ts", ts),
     }
     return [(f"market.marks.{path_level(p['symbol'], 'symbol')}", mark)]
 
@@ -57,7 +88,7 @@ def session_reducer(view: Any, event: Event) -> Iterable[Change]:
 
 def reducers() -> dict[str, list[Callable[[Any, Event], Iterable[Change]]]]:
     return {
-        "market.bar": [bar_reducer],
+        "market.bar": [bar_reducer, bar_mark_reducer],
         "mark.updated": [mark_reducer],
         "market.session_opened": [session_reducer],
         "market.session_closed": [session_reducer],

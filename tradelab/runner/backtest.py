@@ -1,8 +1,10 @@
 """Backtest a strategy on a bar file through the live path: Engine, StrategyRunner, PaperBroker,
 ExecutionDesk and the book, with the journal on; and the journal's content hash.
 
-Fill model: each bar is played as its open quote, then its close (`mark.updated`, `market.bar`,
-then the close quote); the broker fills only on a quote that comes after an order (1 ms
+Fill model: each bar is played as its open quote, then its close quote, then one `market.bar`
+event that also marks the symbol at the close (`"mark": true`, see tradelab.market.reducers: the
+store, the runner's position monitor and analytics take it as a `mark.updated` too, so a bar
+costs one event); the broker fills only on a quote that comes after an order (1 ms
 latency in exchange time), so a market order placed while bar N is handled fills at bar N+1's
 open, at that price (no spread, no slippage; commission is a fraction of the traded value).
 Bars are played on the runner's thread, bar N+1 only once the runner has handled bar N
@@ -139,7 +141,15 @@ def _run(series, strategy, cash, commission, journal, overrides, synchronous) ->
     # No snapshots on a timer or an event count during the run (stop() still takes one): a
     # snapshot's `snapshot.taken` is announced by the writer when it is written, so it would
     # take a seq at a point that thread timing decides, and strategies' order ids carry seqs.
-    settings = {"snapshot_every_events": 0, "snapshot_every_seconds": 0.0, **overrides}
+    # The kernel hands the writer 256 events at a time (~75 KB of bars): through the default
+    # 16 KiB pipe each hand-off waited for the writer process to finish the batch before; a
+    # 1 MiB pipe lets the two overlap (no critical submitter waits behind it in a backtest).
+    settings = {
+        "snapshot_every_events": 0,
+        "snapshot_every_seconds": 0.0,
+        "writer_pipe_bytes": 1 << 20,
+        **overrides,
+    }
     engine = Engine(
         journal_path=str(journal),
         inline_kernel=synchronous,
@@ -162,6 +172,7 @@ def _run(series, strategy, cash, commission, journal, overrides, synchronous) ->
         runner.stop(who="backtest")
         strategy_seconds = runner.strategy_seconds
         kernel_seconds, durable_waits = engine.kernel_seconds, engine.durable_wait_seconds
+        store_seconds = engine.store.apply_seconds
         runner = None
         store = engine.store
         fills = sorted((store.get("trading.trades", None) or {}).values(), key=lambda t: t["seq"])
@@ -204,25 +215,28 @@ def _run(series, strategy, cash, commission, journal, overrides, synchronous) ->
             engine_in_feed,
             strategy_seconds,
             kernel_seconds,
+            store_seconds,
             durable_waits,
             stop_seconds,
         ),
     )
 
 
-def _time_split(sync, loop, feed, engine_in_feed, strategy, kernel, waits, close) -> dict:
-    """Where the run's seconds went. Synchronous: one thread, so the engine's work (kernel:
-    apply, hand to the writer, publish; durable_waits: critical submits waiting for their
-    sync) is taken out of the feed's and the strategies' shares that caused it; `runner` is
-    the rest of the loop (dispatch, bookkeeping). Threaded: the kernel runs on its own thread
-    beside the others, and `runner_kernel_and_handoffs` is the loop's time not in the feed's
-    or the strategies' calls."""
+def _time_split(sync, loop, feed, engine_in_feed, strategy, kernel, store, waits, close) -> dict:
+    """Where the run's seconds went. Synchronous: one thread, so the engine's work (the
+    kernel's: `kernel_store`, applying events to the store, reducers included, and
+    `kernel_other`, stamping, handing to the writer, publishing on the bus; durable_waits:
+    critical submits waiting for their sync) is taken out of the feed's and the strategies'
+    shares that caused it; `runner` is the rest of the loop (dispatch, bookkeeping). Threaded:
+    the kernel runs on its own thread beside the others, and `runner_kernel_and_handoffs` is the
+    loop's time not in the feed's or the strategies' calls."""
     if sync:
         in_strategy = kernel + waits - engine_in_feed  # nearly all the rest comes from orders
         return {
             "feed": feed - engine_in_feed,
             "strategy": max(0.0, strategy - in_strategy),
-            "kernel": kernel,
+            "kernel_store": store,
+            "kernel_other": kernel - store,
             "durable_waits": waits,
             "runner": max(0.0, loop - feed - strategy),
             "journal_close": close,
@@ -272,11 +286,6 @@ def _drive(series, engine, broker, clock, runner: StrategyRunner) -> tuple[float
         # The close, before the bar is published: the runner's orders are checked against it.
         on_quote(Tick(sym, start, c, c, c, _QUOTE_SIZE, _QUOTE_SIZE))
         submit(
-            "mark.updated",
-            {"symbol": sym, "price": c, "bid": c, "ask": c, "last": c, "ts": start},
-            key=sym,
-        )
-        submit(
             "market.bar",
             {
                 "symbol": sym,
@@ -289,6 +298,7 @@ def _drive(series, engine, broker, clock, runner: StrategyRunner) -> tuple[float
                 "close": c,
                 "volume": int(volumes[i]),
                 "ticks": 0,
+                "mark": True,  # the bar's close is the symbol's mark: one event a bar
             },
             key=sym,
         )

@@ -13,17 +13,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from tradelab.errors import (
-    InvalidInputError,
-    SchemaVersionError,
-    SequenceError,
-    StateError,
-    TradelabError,
-)
-from tradelab.events import Event
+from tradelab.errors import InvalidInputError, SchemaVersionError
+from tradelab.state.applying import ApplyMixin
 from tradelab.state.meta import MetaTree, PathMeta, load_meta
 from tradelab.state.migrations import MigrationRegistry
-from tradelab.state.paths import DELETE, MISSING, PATH_CACHE, check_plain, parse_path
+from tradelab.state.paths import MISSING, parse_path
 from tradelab.state.snapshot import StateSnapshot, plain_copy, state_sha256
 from tradelab.state.tree import CowTree, detached
 from tradelab.state.views import Derived, FrozenView, Reducer, StateView
@@ -32,15 +26,13 @@ from tradelab.state.watchers import Watch, WatchCallback, WatcherSet
 __all__ = ["Derived", "Reducer", "StateStore", "StateView"]
 
 
-_SCALARS = frozenset((str, int, bool, type(None)))
-
-
-class StateStore:
+class StateStore(ApplyMixin):
     """The state tree, its version (seq of the last applied event) and per-path change metadata.
 
     Reducers registered per topic turn an event into `(dot_path, value)` changes (`DELETE`
     removes). Reducers for one topic run in registration order, each seeing the changes of those
-    before it; all changes of an event (or of a batch) apply atomically.
+    before it; all changes of an event (or of a batch) apply atomically (`apply`, `apply_batch`,
+    `apply_each`: tradelab.state.applying).
     """
 
     def __init__(
@@ -70,6 +62,7 @@ class StateStore:
         self._published: tuple[int, dict[str, Any]] | None = None
         self._batches = 0
         self._reducer_failures = 0
+        self.apply_seconds = 0.0  # in apply*: reducers, tree writes, path metadata
 
     # -- reducers -------------------------------------------------------------------------------
     def register_reducer(self, topic: str, reducer: Reducer) -> None:
@@ -91,143 +84,6 @@ class StateStore:
 
     def reducers_for(self, topic: str) -> tuple[Reducer, ...]:
         return self._reducers.get(topic, ())
-
-    # -- applying events ------------------------------------------------------------------------
-    @property
-    def version(self) -> int:
-        """Seq of the last applied event (0 before any)."""
-        return self._version
-
-    def apply(self, event: Event) -> None:
-        """Apply one event whose seq is `version + 1`; on any failure the store is unchanged."""
-        notifications, _, error = self._apply((event,), each=False, upcast=True)
-        if notifications:
-            self._watchers.deliver(notifications, self._version)
-
-    def apply_batch(self, events: Iterable[Event]) -> None:
-        """Apply consecutive events as one atomic change set (watchers see it once)."""
-        batch = tuple(events)
-        if batch:
-            notifications, _, _ = self._apply(batch, each=False, upcast=True)
-            if notifications:
-                self._watchers.deliver(notifications, self._version)
-
-    def apply_each(
-        self, events: Sequence[Event], *, upcast: bool = True
-    ) -> tuple[int, TradelabError | None]:
-        """Apply consecutive events in order, each atomically on its own; stop at the first
-        that fails. Returns (how many were applied, the error of the one that failed or None).
-
-        The failing event and those after it leave no trace; watchers see the applied ones as
-        one change set. `upcast=False` skips the migrations: only for events stamped from the
-        very topic registry the migrations target (the engine's own live events).
-        """
-        if not events:
-            return 0, None
-        notifications, applied, error = self._apply(events, each=True, upcast=upcast)
-        if notifications:
-            self._watchers.deliver(notifications, self._version)
-        return applied, error
-
-    def _apply(self, events: Sequence[Event], each: bool, upcast: bool):
-        with self._lock:
-            result = self._apply_locked(events, each, upcast)
-            if self._read_request:
-                self._read_request = False
-                self._published = (self._version, self._tree.freeze())
-                self._read_ready.set()
-        return result
-
-    def _apply_locked(self, events: Sequence[Event], each: bool, upcast: bool):
-        """(notifications, events applied, error). Not `each`: all or nothing, errors raise.
-        `each`: every event is its own unit; the first failure is rolled back and returned."""
-        tree, view, write, adopt = self._tree, self._view, self._tree.write, self._tree.adopt
-        cached_path = PATH_CACHE.get
-        watchers = self._watchers if self._watchers.watches else None
-        capture = watchers.capture if watchers is not None else None
-        upcast_event = self.migrations.upcast_event if upcast and self.migrations else None
-        reducers_of = self._reducers.get
-        # (segments, change, deleted) of every write, recorded in the path metadata at the end
-        touched: list[tuple[tuple[str, ...], tuple[int, int, str], bool]] = []
-        append = touched.append
-        version = self._version
-        applied = 0
-        error: TradelabError | None = None
-        for event in events:
-            mark = len(touched)
-            try:
-                seq = event.seq
-                if seq != version + 1:
-                    raise SequenceError(_sequence_message(event, version))
-                if upcast_event is not None:
-                    event = upcast_event(event)
-                reducers = reducers_of(event.topic)
-                if reducers:
-                    change = (seq, event.ts, event.topic)
-                    for reducer in reducers:
-                        try:
-                            for path, value in reducer(view, event):
-                                segments = cached_path(path) if type(path) is str else None
-                                if segments is None:
-                                    segments = parse_path(path)
-                                kind = type(value)
-                                if kind is float:
-                                    if value - value != 0.0:  # NaN or infinity
-                                        check_plain(value, f"path {path!r}")
-                                elif kind not in _SCALARS and value is not DELETE:
-                                    value = adopt(value, path, segments)
-                                if capture is not None:
-                                    capture(tree, segments, value)
-                                write(segments, value)
-                                append((segments, change, value is DELETE))
-                        except Exception as exc:
-                            self._reducer_failures += 1
-                            raise StateError(
-                                f"reducer {_name(reducer)} for topic {event.topic!r} failed at "
-                                f"seq {seq}: {exc}; the store is unchanged (version "
-                                f"{version if each else self._version})"
-                            ) from exc
-            except TradelabError as exc:
-                if not each:
-                    self._undo_all(tree, watchers)
-                    raise
-                # Undo this event only (the ones before it are committed). Its captured watch
-                # paths now compare equal to their old values, so they notify nothing.
-                tree.rollback()
-                del touched[mark:]
-                error = exc
-                break
-            except BaseException:
-                if not each:
-                    self._undo_all(tree, watchers)
-                    raise
-                tree.rollback()
-                del touched[mark:]
-                self._finish(touched, version, applied)
-                if watchers is not None:
-                    watchers.discard()
-                raise
-            if each:
-                tree.commit()
-            version = seq
-            applied += 1
-        self._finish(touched, version, applied)
-        return (watchers.collect(tree) if watchers is not None else []), applied, error
-
-    def _finish(self, touched: list, version: int, applied: int) -> None:
-        """Make the applied writes final: path metadata, version, counters."""
-        self._tree.commit()
-        if touched:
-            self._meta.record_run(touched)
-        self._version = version
-        self._events_applied += applied
-        self._batches += 1
-
-    @staticmethod
-    def _undo_all(tree: CowTree, watchers: WatcherSet | None) -> None:
-        tree.rollback()
-        if watchers is not None:
-            watchers.discard()
 
     # -- reading --------------------------------------------------------------------------------
     def get(self, path: str, default: Any = None) -> Any:
@@ -376,6 +232,7 @@ class StateStore:
             "version": self._version,
             "events_applied": self._events_applied,
             "batches": self._batches,
+            "apply_seconds": self.apply_seconds,
             "reducer_failures": self._reducer_failures,
             "watches": len(self._watchers.watches),
             "watcher_calls": self._watchers.delivered,
@@ -384,19 +241,3 @@ class StateStore:
 
     def __repr__(self) -> str:
         return f"StateStore(version={self._version}, schema_version={self.schema_version})"
-
-
-def _sequence_message(event: Event, version: int) -> str:
-    if event.seq <= version:
-        return (
-            f"event seq {event.seq} (topic {event.topic!r}) was already applied; the store is "
-            f"at version {version} and expects seq {version + 1}"
-        )
-    return (
-        f"event seq {event.seq} (topic {event.topic!r}) leaves a gap; the store is at version "
-        f"{version} and expects seq {version + 1}"
-    )
-
-
-def _name(reducer: Any) -> str:
-    return getattr(reducer, "__qualname__", None) or repr(reducer)

@@ -14,7 +14,6 @@ callers outside the store, so nobody else can ever mutate a node.
 
 from __future__ import annotations
 
-from operator import is_
 from typing import Any
 
 from tradelab.errors import StateError
@@ -77,12 +76,19 @@ def detached(value: Any) -> Any:
 def _detached_sequence(value: list | tuple, current: list | tuple) -> list | tuple:
     """`detached(value)`, but members that are members of `current` are kept as they are."""
     n = len(value) - 1
-    if 0 < n <= len(current) and all(map(is_, value[:n], current[len(current) - n :])):
+    if 0 < n <= len(current):
         # The common case, a bounded history: the current one's tail, then one new member.
-        items = [*value[:n], detached(value[n])]
-    else:
-        held = {id(m) for m in current}
-        items = [m if id(m) in held else detached(m) for m in value]
+        # Compared with ==, which passes identical members at C speed (`is` member by member
+        # cost ~5 us for 200 bars); a member equal to the current one but not it is the same
+        # plain data, so the current one (the tree's own) is kept in its place.
+        kind = type(value)
+        head, tail = value[:n], current[len(current) - n :]
+        if type(tail) is not kind:
+            tail = kind(tail)
+        if head == tail:
+            return tail + kind((detached(value[n]),))
+    held = {id(m) for m in current}
+    items = [m if id(m) in held else detached(m) for m in value]
     return items if type(value) is list else tuple(items)
 
 

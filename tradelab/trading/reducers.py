@@ -175,24 +175,37 @@ def trade_reducer(view: Any, event: Event) -> Iterable[Change]:
 
 def mark_reducer(view: Any, event: Event) -> Iterable[Change]:
     """Re-value the open positions in the marked symbol: O(positions open in that symbol)."""
+    return _remark_symbol(view, event.payload["symbol"], event.payload["price"])
+
+
+def bar_mark_reducer(view: Any, event: Event) -> Iterable[Change]:
+    """A bar carrying `"mark": true` (a backtest's) marks its symbol at its close, as a
+    `mark.updated` would (see tradelab.market.reducers)."""
+    p = event.payload
+    if p.get("mark") is not True:
+        return ()
+    return _remark_symbol(view, p["symbol"], p["close"])
+
+
+def _remark_symbol(view: Any, symbol: str, price: Any) -> list[Change]:
     trading = view.get("trading")
     if not trading:
-        return ()
+        return []
     changes: list[Change] = []
     by_symbol = trading.get("open_positions")
     if by_symbol is None:  # state written before the open index existed
         positions = trading.get("positions")
         if not positions:
-            return ()
+            return []
         by_symbol, by_strategy = rebuilt_open_index(positions)
         changes += [
             ("trading.open_positions", by_symbol),
             ("trading.open_by_strategy", by_strategy),
         ]
-    pids = by_symbol.get(event.payload["symbol"])
+    pids = by_symbol.get(symbol)
     if not pids:
         return changes
-    price = float(event.payload["price"])
+    price = float(price)
     positions = trading["positions"]
     deltas = []
     for pid in pids:
@@ -298,6 +311,7 @@ def reducers() -> dict[str, list[Callable[[Any, Event], Iterable[Change]]]]:
     }
     out["trade.executed"] = [trade_reducer]
     out["mark.updated"] = [mark_reducer]
+    out["market.bar"] = [bar_mark_reducer]
     out["position.closed"] = [position_closed_reducer]
     out["pnl.session_reset"] = [session_reset_reducer]
     for topic, extra in risk_state.reducers().items():
