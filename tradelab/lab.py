@@ -26,21 +26,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import param
-
 from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.broker.reconcile import Reconciler, ReconcilerConfig
 from tradelab.config import EngineConfig
 from tradelab.engine import Engine
-from tradelab.errors import InvalidInputError, TradelabError
-from tradelab.market.clock import NS_PER_S, run_paced
-from tradelab.market.feeds import ReplayFeed, ReplayFeedConfig, SimulatedFeed, SimulatedFeedConfig
-from tradelab.market.instruments import IST, OptionUniverse
+from tradelab.errors import TradelabError
+from tradelab.lab_config import (
+    LabConfig,
+    config_values,
+    configured_strategies,
+    replay_session,
+)
+from tradelab.market.clock import run_paced
+from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeed, SimulatedFeedConfig
+from tradelab.market.instruments import IST
 from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
 from tradelab.metrics_sampler import MetricsSampler
-from tradelab.runner import STRATEGIES, InstrumentUniverse, PlainInstrument, StrategyRunner
-from tradelab.runner.strategy import Strategy, coerce_params
+from tradelab.runner import StrategyRunner
+from tradelab.runner.strategy import Strategy
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.risk import RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor
@@ -48,54 +52,7 @@ from tradelab.trading.risk_monitor import DailyLossMonitor
 log = logging.getLogger(__name__)
 
 
-NO_STRATEGY = "none"
 FRESH_ID_PREFIX = "PB000000"  # a fresh session's broker ids (see Lab.__init__)
-
-
-class LabConfig(param.Parameterized):
-    """The embedded default: where the journal lives, which market runs and what trades it."""
-
-    journal_path = param.String(default="data/lab.duckdb", doc="DuckDB journal of the session.")
-    seed = param.Integer(default=7, doc="Seed of the simulated market (same seed, same ticks).")
-    ticks_per_second = param.Integer(
-        default=500, bounds=(1, 10_000), doc="Ticks per wall-clock second."
-    )
-    speed = param.Number(
-        default=60.0, bounds=(0.001, 1_000_000.0), doc="Simulated seconds per wall second."
-    )
-    as_fast_as_possible = param.Boolean(
-        default=False,
-        doc="Ignore `speed`: play the market with no pacing at all, in lockstep with the "
-        "strategies (the same file or seed gives the same journal).",
-    )
-    strikes_each_side = param.Integer(
-        default=5, bounds=(0, 40), doc="Option strikes quoted either side of the ATM strike."
-    )
-    feed = param.Selector(
-        default="sim",
-        objects=["sim", "replay"],
-        doc="'sim': the seeded simulated session; 'replay': the bar file `replay_path`.",
-    )
-    replay_path = param.String(
-        default="data/nifty_sample_1m.csv",
-        doc="Bar file replayed with feed='replay' (CSV/Parquet: timestamp, symbol, open, high, "
-        "low, close, volume).",
-    )
-    strategy = param.Selector(
-        default="short_straddle",
-        objects=[NO_STRATEGY, *STRATEGIES],
-        doc="Example strategy the session trades ('none': the market only).",
-    )
-    metrics_sample_seconds = param.Number(
-        default=10.0,
-        bounds=(0.0, None),
-        doc="Seconds between journaled `metrics.sampled` "
-        "events (0: none; none in a max-speed replay: its journal must not depend on wall time).",
-    )
-    strategy_params = param.Dict(
-        default={},
-        doc="Parameters of `strategy`: name -> value (text such as '5' is converted).",
-    )
 
 
 class Lab:
@@ -123,14 +80,14 @@ class Lab:
             self.config.param.update(**overrides)
         cfg = self.config
         # Strategy and feed first: a bad name, parameter or file fails before any file is opened.
-        self.strategies = strategies if strategies is not None else _configured_strategies(cfg)
+        self.strategies = strategies if strategies is not None else configured_strategies(cfg)
         if cfg.feed == "replay":
-            self.feed, self.universe, self.open_ns, self.close_ns = _replay(cfg, replay_feed)
+            self.feed, self.universe, self.open_ns, self.close_ns = replay_session(cfg, replay_feed)
         else:
             self.feed = SimulatedFeed(
                 SimulatedFeedConfig(
                     **{
-                        **_values(sim_feed),
+                        **config_values(sim_feed),
                         "seed": cfg.seed,
                         "ticks_per_second": cfg.ticks_per_second,
                         "speed": cfg.speed,
@@ -346,63 +303,3 @@ class Lab:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def _configured_strategies(cfg: LabConfig) -> list[Strategy]:
-    if cfg.strategy == NO_STRATEGY:
-        if cfg.strategy_params:
-            raise InvalidInputError(
-                f"strategy parameters {', '.join(cfg.strategy_params)} given with strategy "
-                f"'{NO_STRATEGY}'; choose one of {', '.join(STRATEGIES)}"
-            )
-        return []
-    cls = STRATEGIES[cfg.strategy]
-    text = {k: v for k, v in cfg.strategy_params.items() if isinstance(v, str)}
-    typed = {k: v for k, v in cfg.strategy_params.items() if not isinstance(v, str)}
-    params = {**typed, **coerce_params(cls, text)}
-    try:
-        return [cls(**params)]
-    except ValueError as exc:  # param's own bound/type checks: say which strategy
-        raise InvalidInputError(f"strategy {cfg.strategy!r}: {exc}") from None
-
-
-def _values(config: param.Parameterized | None) -> dict[str, Any]:
-    """A config's values to build a copy from (the lab's own settings are then given over)."""
-    if config is None:
-        return {}
-    values = config.param.values()
-    values.pop("name", None)
-    return values
-
-
-def _replay(
-    cfg: LabConfig, feed_config: ReplayFeedConfig | None = None
-) -> tuple[ReplayFeed, InstrumentUniverse, int, int]:
-    """The replay feed of `cfg.replay_path`, a universe knowing its plain (non-option) symbols,
-    and the session it spans (first bar start, last bar end)."""
-    values = {
-        **_values(feed_config),
-        "path": cfg.replay_path,
-        "speed": cfg.speed,
-        "as_fast_as_possible": cfg.as_fast_as_possible,
-    }
-    feed = ReplayFeed(ReplayFeedConfig(**values))
-    times = feed.bars["timestamp"]
-    # The bar length is the file's own (1m, 15m, 1d), read from its timestamps.
-    steps = times.drop_duplicates().diff().dropna()
-    bar_seconds = int(steps.median() // NS_PER_S) if len(steps) else 60
-    feed.config.bar_seconds = min(max(bar_seconds, 1), 86_400)
-    options = OptionUniverse()
-    plain = {}
-    for symbol, highs in feed.bars.groupby("symbol")["high"]:
-        try:
-            options.parse(symbol)
-        except InvalidInputError:  # an index or a stock: lot size 1, margin on its highest price
-            plain[symbol] = PlainInstrument(str(symbol), 1, float(highs.max()))
-    universe = InstrumentUniverse(plain, options)
-    return (
-        feed,
-        universe,
-        int(times.iloc[0]),
-        int(times.iloc[-1]) + feed.config.bar_seconds * NS_PER_S,
-    )

@@ -20,7 +20,8 @@ from tradelab.broker import PaperBrokerConfig
 from tradelab.broker.reconcile import ReconcilerConfig
 from tradelab.config import EngineConfig
 from tradelab.errors import InvalidInputError
-from tradelab.lab import NO_STRATEGY, Lab, LabConfig
+from tradelab.lab import Lab
+from tradelab.lab_config import NO_STRATEGY, LabConfig
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeedConfig
 from tradelab.runner import STRATEGIES
 from tradelab.runner.strategy import coerce_params
