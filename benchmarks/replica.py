@@ -17,6 +17,7 @@ Figures (medians over rounds, all measured in this run):
   engine_cpu_us_per_event_* CPU of the engine's process (kernel, submitter, bridge server) per
                             event, storm start to every replica in step; cpu_cost_* = that /
                             that with no bridge - 1 (steadier than rates on a shared machine)
+  bridge_server_cpu_us_per_event_*   of which the bridge server's thread (its event loop)
 
 Usage: .venv/bin/python benchmarks/replica.py [--rounds 5] [--rate 1000] [--seconds 5]
        [--missed 100000] [--events 100000] [--replicas 10] [--json]
@@ -201,6 +202,15 @@ def _hub_in_step(server: BridgeServer, seq: int, timeout: float = 120.0) -> None
         time.sleep(0.005)
 
 
+def _thread_cpu(server: BridgeServer | None) -> float:
+    """CPU seconds of the bridge server's thread so far (its event loop: all the bridge does
+    in the engine's process but the kernel's queueing); 0 without a server."""
+    thread = server._thread if server is not None else None
+    if thread is None or thread.ident is None:
+        return 0.0
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
+
 def measure_throughput(
     directory: Path, children: Replicas, readers: Replicas, events: int, case: str, name: str
 ) -> dict[str, float]:
@@ -217,6 +227,7 @@ def measure_throughput(
             readers.ask("connect", (server.url, attached))
             _hub_in_step(server, engine.flush())
         first = engine.flush()
+        server_cpu_started = _thread_cpu(server)
         cpu_started = time.process_time()
         started = time.perf_counter()
         _storm(engine, events)
@@ -234,6 +245,7 @@ def measure_throughput(
         # The engine's process (kernel, submitter, bridge server; not the replicas), through
         # the last frame taken by every replica: what serving them cost it, whatever the load.
         cpu = time.process_time() - cpu_started
+        server_cpu = _thread_cpu(server) - server_cpu_started
         if case == "replicas":
             children.ask("close")
         elif case == "readers":
@@ -246,6 +258,7 @@ def measure_throughput(
         "events_per_s": (last - first) / elapsed,
         "in_step_after_s": drained,
         "engine_cpu_us_per_event": cpu * 1e6 / (last - first),
+        "bridge_server_cpu_us_per_event": server_cpu * 1e6 / (last - first),
     }
 
 
@@ -314,6 +327,11 @@ def main(
             for case, rows in throughput.items()
             if case != "no_bridge"
         },
+        **{
+            f"bridge_server_cpu_us_per_event_{case}": med(rows, "bridge_server_cpu_us_per_event")
+            for case, rows in throughput.items()
+            if case != "no_bridge"
+        },
         "readers_in_step_after_s": med(throughput["readers"], "in_step_after_s"),
         "replicas_in_step_after_s": med(throughput["replicas"], "in_step_after_s"),
     }
@@ -354,6 +372,14 @@ def main(
                 f"engine process CPU per event, {case} (us) / added",
                 figures[f"engine_cpu_us_per_event_{case}"],
                 figures[f"cpu_cost_{case}"],
+            ]
+            for case in ("bridge_0", "readers", "replicas")
+        ),
+        *(
+            [
+                f"bridge server thread CPU per event, {case} (us)",
+                figures[f"bridge_server_cpu_us_per_event_{case}"],
+                None,
             ]
             for case in ("bridge_0", "readers", "replicas")
         ),

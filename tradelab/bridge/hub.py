@@ -4,9 +4,12 @@ Thread model: the engine's kernel thread only queues (feed.py); everything else 
 server's event loop: the feed's pump fills the `DurableHistory` with what the journal cannot
 lose any more, and one sender coroutine per connection walks the history with its own cursor.
 A slow replica therefore never slows the engine: when its next event has left the history, it
-is sent a fresh snapshot (a resync). Bounds: the feed's pending queue (`pending_events`), the
-history (`history_events`), per connection one frame in flight of about `frame_events` events,
-taken within `write_timeout_seconds` or the connection is closed.
+is sent a fresh snapshot (a resync). Frames are whole websocket frames built once per cursor
+and written as is to every replica there: a replica costs the loop a socket write, no copy.
+Bounds: the feed's pending queue (`pending_events`), the history (`history_events`), frames
+built since the history moved (one per distinct cursor, dropped at each move), per connection
+one frame in flight of about `frame_events` events, taken within `write_timeout_seconds` or the
+connection is closed.
 """
 
 from __future__ import annotations
