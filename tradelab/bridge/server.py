@@ -69,8 +69,8 @@ class BridgeSocket(tornado.websocket.WebSocketHandler):
     def _write(self, frame: bytes) -> asyncio.Future[None]:
         # `frame` is a whole websocket frame built once for every client (hub.py): it goes to
         # the stream as is, where `write_message` would copy it into a new frame per client.
-        # Safe because this handler never negotiates compression (the one per-connection
-        # transform of a server's frames). The future fails with StreamClosedError if the
+        # Safe because this handler never negotiates compression (`get_compression_options`),
+        # the one per-connection transform of a server's frames. The future fails with StreamClosedError if the
         # connection closes before the socket took the frame.
         conn = self.ws_connection
         if conn is None or conn.is_closing():
@@ -79,6 +79,10 @@ class BridgeSocket(tornado.websocket.WebSocketHandler):
             return conn.stream.write(frame)
         except tornado.iostream.StreamClosedError:
             raise tornado.websocket.WebSocketClosedError() from None
+
+    def get_compression_options(self) -> None:
+        """No permessage-deflate, ever: `_write` sends frames built once for every client."""
+        return None
 
     def _hang_up(self, reason: str) -> None:
         self.close(1008, reason[:120])  # a close reason must fit a control frame
