@@ -14,6 +14,10 @@ Figures (medians over rounds, all measured in this run):
                             readers (one process, discarding frames: what serving N replicas
                             costs the engine's process); with --replicas full replicas, one
                             process each on this host. cost_* = 1 - rate / rate with no bridge
+  engine_cpu_us_per_event_* CPU of the engine's process (kernel, submitter, bridge server) per
+                            event, storm start to every replica in step; cpu_cost_* = that /
+                            that with no bridge - 1 (steadier than rates on a shared machine)
+  bridge_server_cpu_us_per_event_*   of which the bridge server's thread (its event loop)
 
 Usage: .venv/bin/python benchmarks/replica.py [--rounds 5] [--rate 1000] [--seconds 5]
        [--missed 100000] [--events 100000] [--replicas 10] [--json]
@@ -198,6 +202,15 @@ def _hub_in_step(server: BridgeServer, seq: int, timeout: float = 120.0) -> None
         time.sleep(0.005)
 
 
+def _thread_cpu(server: BridgeServer | None) -> float:
+    """CPU seconds of the bridge server's thread so far (its event loop: all the bridge does
+    in the engine's process but the kernel's queueing); 0 without a server."""
+    thread = server._thread if server is not None else None
+    if thread is None or thread.ident is None:
+        return 0.0
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
+
 def measure_throughput(
     directory: Path, children: Replicas, readers: Replicas, events: int, case: str, name: str
 ) -> dict[str, float]:
@@ -214,6 +227,8 @@ def measure_throughput(
             readers.ask("connect", (server.url, attached))
             _hub_in_step(server, engine.flush())
         first = engine.flush()
+        server_cpu_started = _thread_cpu(server)
+        cpu_started = time.process_time()
         started = time.perf_counter()
         _storm(engine, events)
         last = engine.flush()
@@ -224,16 +239,27 @@ def measure_throughput(
             answers = children.ask("wait", last)
             assert all(in_step for in_step, _, _ in answers)
             drained = max(0.0, max(done for _, done, _ in answers) - flushed_at)
-            children.ask("close")
         elif case == "readers":
             _hub_in_step(server, last)
             drained = time.time() - flushed_at
+        # The engine's process (kernel, submitter, bridge server; not the replicas), through
+        # the last frame taken by every replica: what serving them cost it, whatever the load.
+        cpu = time.process_time() - cpu_started
+        server_cpu = _thread_cpu(server) - server_cpu_started
+        if case == "replicas":
+            children.ask("close")
+        elif case == "readers":
             readers.ask("close")
     finally:
         if server is not None:
             server.stop()
         engine.stop()
-    return {"events_per_s": (last - first) / elapsed, "in_step_after_s": drained}
+    return {
+        "events_per_s": (last - first) / elapsed,
+        "in_step_after_s": drained,
+        "engine_cpu_us_per_event": cpu * 1e6 / (last - first),
+        "bridge_server_cpu_us_per_event": server_cpu * 1e6 / (last - first),
+    }
 
 
 @command(__doc__)
@@ -277,6 +303,7 @@ def main(
         return median([row[name] for row in rows])
 
     base = med(throughput["no_bridge"], "events_per_s")
+    cpu_base = med(throughput["no_bridge"], "engine_cpu_us_per_event")
     rate_of = {case: med(rows, "events_per_s") for case, rows in throughput.items()}
     figures = {
         "lag_p50_ms": med(lag, "lag_p50_ms"),
@@ -288,6 +315,22 @@ def main(
         # 1 - rate / rate with no bridge: the share of the engine's throughput each case costs
         **{
             f"cost_{case}": 1 - rate / base for case, rate in rate_of.items() if case != "no_bridge"
+        },
+        **{
+            f"engine_cpu_us_per_event_{case}": med(rows, "engine_cpu_us_per_event")
+            for case, rows in throughput.items()
+        },
+        # engine_cpu_us_per_event / that with no bridge - 1: the CPU each case adds to the
+        # engine's process (steadier than the rates when the machine is shared)
+        **{
+            f"cpu_cost_{case}": med(rows, "engine_cpu_us_per_event") / cpu_base - 1
+            for case, rows in throughput.items()
+            if case != "no_bridge"
+        },
+        **{
+            f"bridge_server_cpu_us_per_event_{case}": med(rows, "bridge_server_cpu_us_per_event")
+            for case, rows in throughput.items()
+            if case != "no_bridge"
         },
         "readers_in_step_after_s": med(throughput["readers"], "in_step_after_s"),
         "replicas_in_step_after_s": med(throughput["replicas"], "in_step_after_s"),
@@ -321,6 +364,23 @@ def main(
         ["engine flat out, no bridge (events/s)", base, None],
         *(
             [f"engine flat out, {case} (events/s) / cost", rate_of[case], figures[f"cost_{case}"]]
+            for case in ("bridge_0", "readers", "replicas")
+        ),
+        ["engine process CPU per event, no bridge (us)", cpu_base, None],
+        *(
+            [
+                f"engine process CPU per event, {case} (us) / added",
+                figures[f"engine_cpu_us_per_event_{case}"],
+                figures[f"cpu_cost_{case}"],
+            ]
+            for case in ("bridge_0", "readers", "replicas")
+        ),
+        *(
+            [
+                f"bridge server thread CPU per event, {case} (us)",
+                figures[f"bridge_server_cpu_us_per_event_{case}"],
+                None,
+            ]
             for case in ("bridge_0", "readers", "replicas")
         ),
     ]

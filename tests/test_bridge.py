@@ -63,6 +63,34 @@ def test_replica_state_hash_equals_the_engines_after_10k_events(tmp_path):
         assert hub["feed"] == "journal batches"  # the writer process's own encoded batches
 
 
+def test_replicas_following_live_share_each_frame_and_all_equal_the_engine(tmp_path):
+    with (
+        _engine(tmp_path) as engine,
+        BridgeServer(engine) as server,
+        connect(server.url) as first,
+        connect(server.url) as second,
+        connect(server.url) as third,
+    ):
+        _storm(engine, 5_000)
+        for replica in (first, second, third):
+            _in_step(replica, engine)
+        hub = server.hub.metrics()
+        events_frames = sum(c["frames"] - c["resyncs"] for c in hub["per_client"])  # no snapshots
+        # Replicas at the same cursor are written the same frame, built once (a replica a pass
+        # behind may need one of its own): not one build per replica per frame.
+        assert 0 < 2 * hub["frames_built"] <= events_frames, hub
+
+
+def test_a_bridge_nobody_connected_to_costs_the_engine_nothing(tmp_path):
+    with _engine(tmp_path) as engine, BridgeServer(engine) as server:
+        _storm(engine, 1_000)
+        engine.flush()
+        assert engine.journal.writer.batch_listener is None  # the kernel hands it nothing
+        assert all(sub.name != "bridge" for sub in engine.bus.subscriptions())
+        hub = server.hub.metrics()
+        assert hub["feed"] == "" and hub["history_events"] == 0 and hub["frames_built"] == 0
+
+
 def test_replica_of_an_engine_with_the_writer_on_a_thread_is_fed_from_the_bus(tmp_path):
     with (
         _engine(tmp_path, writer_process=False) as engine,
@@ -272,6 +300,20 @@ def test_durable_history_drops_whole_chunks_and_splits_one_to_resume_mid_chunk()
     assert history.bytes_held == len(chunk(13, 15) + chunk(16, 16) + chunk(17, 18))
     with pytest.raises(InvalidInputError):
         DurableHistory(0)
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65_535, 65_536, 200_000])
+def test_websocket_frame_is_one_final_binary_frame_of_the_payload(size):
+    payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    frame = protocol.websocket_frame(payload[:7], payload[7:])
+    assert frame[0] == 0x82  # FIN, binary
+    length, offset = frame[1], 2  # unmasked: a server's frames never are
+    if length == 126:
+        length, offset = int.from_bytes(frame[2:4], "big"), 4
+    elif length == 127:
+        length, offset = int.from_bytes(frame[2:10], "big"), 10
+    assert length == size and frame[offset:] == payload
+    assert offset == (2 if size < 126 else 4 if size <= 0xFFFF else 10)
 
 
 def test_connect_to_a_server_that_is_not_there_fails_in_time():

@@ -4,9 +4,12 @@ Thread model: the engine's kernel thread only queues (feed.py); everything else 
 server's event loop: the feed's pump fills the `DurableHistory` with what the journal cannot
 lose any more, and one sender coroutine per connection walks the history with its own cursor.
 A slow replica therefore never slows the engine: when its next event has left the history, it
-is sent a fresh snapshot (a resync). Bounds: the feed's pending queue (`pending_events`), the
-history (`history_events`), per connection one frame in flight of about `frame_events` events,
-taken within `write_timeout_seconds` or the connection is closed.
+is sent a fresh snapshot (a resync). Frames are whole websocket frames built once per cursor
+and written as is to every replica there: a replica costs the loop a socket write, no copy.
+Bounds: the feed's pending queue (`pending_events`), the history (`history_events`), frames
+built since the history moved (one per distinct cursor, dropped at each move), per connection
+one frame in flight of about `frame_events` events, taken within `write_timeout_seconds` or the
+connection is closed.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import tornado.iostream
 import tornado.websocket
 
 from tradelab.bridge import protocol
@@ -38,7 +42,9 @@ class ReplicaSession:
     id: int
     peer: str
     user: str | None
-    write: Callable[[bytes], Awaitable[None]]  # sends one frame; raises once the socket closed
+    # Starts sending one whole websocket frame (protocol.websocket_frame): a future done once
+    # the socket took it all; raises (or its future does) WebSocketClosedError once closed.
+    write: Callable[[bytes], asyncio.Future[None]]
     hang_up: Callable[[str], None]  # closes the connection, saying why
     cursor: int = 0  # seq of the last event sent (or of the snapshot sent)
     resync_reason: str | None = None  # set: a snapshot is owed before any further event
@@ -87,13 +93,16 @@ class BridgeHub:
             frame_events=frame_events,
             pump_interval_seconds=pump_interval_seconds,
         )
-        self._last_frame: tuple | None = None  # ((cursor, last, first), frame, events)
+        # Frames built since the history last moved, by the cursor they follow: at most one per
+        # connected replica (they share one while they keep up), dropped at each move.
+        self._frames: dict[int, tuple[bytes, int]] = {}
         self._sessions: dict[int, ReplicaSession] = {}
         self._ids = itertools.count(1)
         self.sessions_total = 0
         self.resyncs = 0
         self.dropped = 0
         self.write_timeouts = 0
+        self.frames_built = 0  # events frames built; each is written to every replica at its cursor
 
     @property
     def durable_seq(self) -> int:
@@ -105,12 +114,14 @@ class BridgeHub:
         self.feed.attach_loop(loop)
 
     def _wake_all(self) -> None:
+        """The history moved (pump, loop thread): frames built before are short or gone."""
+        self._frames.clear()
         for session in list(self._sessions.values()):
             session.wake.set()
 
     def open_session(
         self,
-        write: Callable[[bytes], Awaitable[None]],
+        write: Callable[[bytes], asyncio.Future[None]],
         hang_up: Callable[[str], None],
         *,
         peer: str = "",
@@ -181,7 +192,11 @@ class BridgeHub:
                     continue
                 session.wake.clear()
                 await session.wake.wait()
-        except (TimeoutError, tornado.websocket.WebSocketClosedError) as exc:
+        except (
+            TimeoutError,
+            tornado.websocket.WebSocketClosedError,
+            tornado.iostream.StreamClosedError,
+        ) as exc:
             log.debug("bridge session %s ended: %r", session.id, exc)
             if not session.closed:
                 session.hang_up(
@@ -195,26 +210,28 @@ class BridgeHub:
             self.close_session(session)
 
     def _frame_after(self, cursor: int) -> tuple[bytes, int]:
-        """The events frame after `cursor`, built once for all replicas at that cursor."""
-        history = self.history
-        key = (cursor, history.last_seq, history.first_seq)
-        cached = self._last_frame
-        if cached is not None and cached[0] == key:
-            return cached[1], cached[2]
-        parts, count = history.after(cursor, self.frame_events)
-        frame = protocol.events_frame(parts)
-        self._last_frame = (key, frame, count)
-        return frame, count
+        """The events frame after `cursor`, built once for all replicas at that cursor (until
+        the history moves on: `_wake_all` forgets the frames)."""
+        cached = self._frames.get(cursor)
+        if cached is not None:
+            return cached
+        parts, count = self.history.after(cursor, self.frame_events)
+        self._frames[cursor] = cached = (protocol.events_frame(parts), count)
+        self.frames_built += 1
+        return cached
 
     async def _write(self, session: ReplicaSession, frame: bytes) -> None:
-        sent = asyncio.ensure_future(session.write(frame))
-        # Waited on, never cancelled (tornado's stream does not expect that): on a timeout the
-        # connection is closed, which ends the write; its error is then retrieved here.
-        done, _ = await asyncio.wait((sent,), timeout=self.write_timeout_seconds)
-        if not done:
-            sent.add_done_callback(lambda f: f.cancelled() or f.exception())
-            self.write_timeouts += 1
-            raise TimeoutError(f"frame not taken within {self.write_timeout_seconds} s")
+        sent = session.write(frame)
+        # Mostly the socket took the whole frame at once: nothing to wait for (the common case
+        # for a replica keeping up, so it costs the loop no task and no timer).
+        if not sent.done():
+            # Waited on, never cancelled (tornado's stream does not expect that): on a timeout
+            # the connection is closed, which ends the write; its error is then retrieved here.
+            done, _ = await asyncio.wait((sent,), timeout=self.write_timeout_seconds)
+            if not done:
+                sent.add_done_callback(lambda f: f.cancelled() or f.exception())
+                self.write_timeouts += 1
+                raise TimeoutError(f"frame not taken within {self.write_timeout_seconds} s")
         sent.result()
         session.frames += 1
         session.bytes_sent += len(frame)
@@ -232,7 +249,9 @@ class BridgeHub:
             return
         session.resync_reason = None
         session.cursor = seq
-        frame = protocol.encode(protocol.Snapshot(seq=seq, reason=reason, state=state))
+        frame = protocol.websocket_frame(
+            protocol.encode(protocol.Snapshot(seq=seq, reason=reason, state=state))
+        )
         await self._write(session, frame)
 
     def _encoded_snapshot(self) -> tuple[int, msgspec.Raw]:
@@ -264,6 +283,7 @@ class BridgeHub:
             "resyncs": self.resyncs,
             "dropped": self.dropped,
             "write_timeouts": self.write_timeouts,
+            "frames_built": self.frames_built,
             "per_client": [
                 {
                     "id": s.id,

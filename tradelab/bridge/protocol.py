@@ -7,6 +7,8 @@ binary websocket frame of JSON tagged by its `type`. Pure data; no threads.
 
 from __future__ import annotations
 
+import struct
+
 import msgspec
 
 from tradelab.errors import TradelabError
@@ -85,9 +87,24 @@ EVENTS_HEAD = b'{"type":"events","events":['
 EVENTS_TAIL = b"]}"
 
 
+def websocket_frame(*payload: bytes) -> bytes:
+    """`payload` (its parts joined) as one whole binary websocket frame, header included, built
+    once and written as is to every client. Unmasked: a server's frames never are (RFC 6455
+    5.1); no compression extension is ever negotiated by the bridge."""
+    size = sum(len(part) for part in payload)
+    if size < 126:
+        header = struct.pack("!BB", 0x82, size)  # FIN | binary, 7-bit length
+    elif size <= 0xFFFF:
+        header = struct.pack("!BBH", 0x82, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x82, 127, size)
+    return b"".join((header, *payload))
+
+
 def events_frame(encoded_events: list[bytes]) -> bytes:
-    """An `Events` message from events each already encoded once (shared by every client)."""
-    return EVENTS_HEAD + b",".join(encoded_events) + EVENTS_TAIL
+    """An `Events` message as a websocket frame (`websocket_frame`), from events each already
+    encoded once: built once per batch, shared by every client."""
+    return websocket_frame(EVENTS_HEAD, b",".join(encoded_events), EVENTS_TAIL)
 
 
 def decode_client(data: bytes | str) -> Hello | ResyncRequest:

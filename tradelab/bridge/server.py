@@ -8,6 +8,7 @@ and ask for a resync. Thread model: handlers run on the server's IOLoop (see hub
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import tornado.ioloop
+import tornado.iostream
 import tornado.web
 import tornado.websocket
 
@@ -64,8 +66,23 @@ class BridgeSocket(tornado.websocket.WebSocketHandler):
             user=self.user,
         )
 
-    def _write(self, frame: bytes) -> Any:
-        return self.write_message(frame, binary=True)
+    def _write(self, frame: bytes) -> asyncio.Future[None]:
+        # `frame` is a whole websocket frame built once for every client (hub.py): it goes to
+        # the stream as is, where `write_message` would copy it into a new frame per client.
+        # Safe because this handler never negotiates compression (`get_compression_options`),
+        # the one per-connection transform of a server's frames. The future fails with StreamClosedError if the
+        # connection closes before the socket took the frame.
+        conn = self.ws_connection
+        if conn is None or conn.is_closing():
+            raise tornado.websocket.WebSocketClosedError()
+        try:
+            return conn.stream.write(frame)
+        except tornado.iostream.StreamClosedError:
+            raise tornado.websocket.WebSocketClosedError() from None
+
+    def get_compression_options(self) -> None:
+        """No permessage-deflate, ever: `_write` sends frames built once for every client."""
+        return None
 
     def _hang_up(self, reason: str) -> None:
         self.close(1008, reason[:120])  # a close reason must fit a control frame
