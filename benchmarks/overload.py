@@ -17,10 +17,13 @@ Figures per variant (`flood`: the two flooders submit `mark.updated` as fast as 
                                 that outlives --stop-timeout is reported as such and the writer
                                 process is then killed so the run can end
   queue_* / producer_wait_s     the engine's own queue metrics, where it reports them
+  journal_critical_ack_p99_ms   the writer side of a critical ack (frame sent -> released), and
+  writer_pending_high_water,    the writer's bound on events queued for DuckDB: most ever
+  writer_backpressure_s         queued, time its feeding thread waited for room (engine metrics)
 Safety cap: the flood is aborted (`aborted_rss` true) when this process's RSS grows by more than
 --rss-cap-mb: an engine with an unbounded submit queue grew by ~0.15 GB per second of flood.
 
-Usage: PYTHONPATH=. .venv/bin/python benchmarks/overload.py [--seconds 60] [--no-flood]
+Usage: PYTHONPATH=. .venv/bin/python benchmarks/overload.py [--seconds 60] [--no-flood | --flood-only]
        [--rss-cap-mb 1500] [--stop-timeout 60] [--engine KEY=VALUE ...] [--json]
 """
 
@@ -191,6 +194,12 @@ def run_variant(
         "engine_overload_refusals": metrics.get("overload_refusals"),
         "stop_seconds": stop_seconds,
         "stop_timed_out": stop_timed_out,
+        # The writer side of a critical ack (frame sent -> released), as the engine measured it.
+        "journal_critical_ack_p99_ms": (metrics.get("journal_critical_ack_latency") or {}).get(
+            "p99_ms"
+        ),
+        "writer_pending_high_water": metrics.get("writer_pending_high_water"),
+        "writer_backpressure_s": metrics.get("writer_backpressure_seconds"),
     }
 
 
@@ -233,6 +242,7 @@ def print_table(results: dict[str, dict]) -> None:
 @command(__doc__)
 @positive_float("--seconds", 60.0, "Length of each variant's run.")
 @click.option("--no-flood", is_flag=True, help="Only the critical thread.")
+@click.option("--flood-only", is_flag=True, help="Only the flood variant (no quiet run).")
 @positive_float("--rss-cap-mb", 1500.0, "Abort the flood when this process's RSS grew by this.")
 @positive_float("--stop-timeout", 60.0, "engine.stop() longer than this is reported TIMED OUT.")
 @positive_float("--ack-timeout", 30.0, "Timeout of each critical submit.")
@@ -241,14 +251,16 @@ def print_table(results: dict[str, dict]) -> None:
 def main(
     seconds: float,
     no_flood: bool,
+    flood_only: bool,
     rss_cap_mb: float,
     stop_timeout: float,
     ack_timeout: float,
     engine_overrides: dict,
     as_json: bool,
 ) -> dict:
-    variants = [False] if no_flood else [False, True]  # quiet first: a flood may leave
-    results: dict[str, dict] = {}  # a stopping engine behind it
+    # Quiet first: a flood may leave a stopping engine behind it.
+    variants = [False] if no_flood else [True] if flood_only else [False, True]
+    results: dict[str, dict] = {}
     stop_timed_out = False
     tmp = tempfile.TemporaryDirectory(prefix="tradelab-bench-")
     for flood in variants:

@@ -7,7 +7,8 @@ any thread may call `flush`. Only the writer thread touches its DuckDB cursor. A
 appender flush (one statement, one transaction); an urgent batch (a critical event the caller
 waits on) closes a group at once, ordinary ones wait at most `group_commit_ms`. The work
 queued for the writer thread is bounded (`max_pending_events`): when it is full, the feeding
-thread waits for room, which pushes back on the kernel and, through it, on the producers.
+thread waits for room, which pushes back on the kernel and, through it, on the producers
+(writer_queue.py holds that queue).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tradelab.journal.schema import EVENT_COLUMNS
 from tradelab.journal.segments import SegmentSealer
 from tradelab.journal.snapshots import write_snapshot
 from tradelab.journal.tailmark import TailMark
-from tradelab.journal.wire import EncodedBatch, EventChunk, chunk_rows, chunk_seqs
+from tradelab.journal.wire import EncodedBatch, chunk_rows, chunk_seqs
 from tradelab.journal.writer import (
     FailureCallback,
     GroupCallback,
@@ -38,6 +39,7 @@ from tradelab.journal.writer import (
     Ticket,
     notify_snapshot,
 )
+from tradelab.journal.writer_queue import PendingWork
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +69,13 @@ class ThreadJournalWriter:
     ) -> None:
         self._con = con
         self._tailmark = tailmark
-        self._window = group_commit_ms / 1000.0
-        self._max_group = max_group_events
-        if max_pending_events < 1:
-            raise JournalError(f"max_pending_events {max_pending_events} is not 1 or more")
-        self._max_pending = max_pending_events
+        self._work = PendingWork(
+            last_seq=last_seq,
+            window_seconds=group_commit_ms / 1000.0,
+            max_group=max_group_events,
+            max_pending=max_pending_events,
+            idle_seconds=checkpoint_idle_seconds,
+        )
         self._keep_snapshots = keep_snapshots
         self._checkpoint_idle = checkpoint_idle_seconds
         # Idle, and while busy once the WAL at `wal` passes checkpoint_wal_bytes.
@@ -80,19 +84,6 @@ class ThreadJournalWriter:
         )
         self._on_group = on_group_committed
         self._on_failed = on_failed
-        lock = threading.RLock()
-        self._cond = threading.Condition(lock)
-        self._room = threading.Condition(lock)  # notified when the writer thread takes work
-        # Chunks in seq order: (events, payload bytes) from this process's kernel, or
-        # EncodedBatches (an engine in another process); rows are built on the writer thread.
-        self._pending: list[EventChunk | EncodedBatch] = []
-        self._pending_events = 0
-        self._pending_tickets: list[Ticket] = []
-        self._pending_since = 0.0
-        self._urgent = False
-        self._snapshot_jobs: list[tuple[Any, SnapshotCallback | None]] = []
-        self._stopping = False
-        self._appended_seq = last_seq
         self._durable_seq = last_seq
         # Newest seq whose group was also reported (the sealer told, DURABLE sent): what flush
         # waits for, so a seal or a reader right after flush() sees every flushed event.
@@ -100,20 +91,14 @@ class ThreadJournalWriter:
         self._durable_cond = threading.Condition()
         self._next_snapshot_id = next_snapshot_id
         self._tailmark_synced_at = 0.0
-        # Snapshots queued / written (or failed): each counter has one writing thread (the
-        # feeding thread under _cond, the writer thread under _durable_cond), so no update is
-        # lost; flush waits until the second catches up with the first as it was at the call.
-        self._snapshots_queued = 0
+        # Snapshots written (or failed), by the writer thread under _durable_cond; a flush waits
+        # until it catches up with the work's snapshots_queued as it was at the call.
         self._snapshots_done = 0
         self.sealer: SegmentSealer | None = None  # set by build_writer; run by its owner
         self.failed: BaseException | None = None
         self.groups_committed = 0
         self.events_committed = 0
         self.commit_seconds = 0.0
-        # Most events ever pending; how often / how long the feeding thread waited for room.
-        self.pending_high_water = 0
-        self.backpressure_waits = 0
-        self.backpressure_seconds = 0.0
         # Batches from `append` (this process's kernel) are stamped; resolved by their commit.
         self.latency = JournalLatency()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -121,6 +106,19 @@ class ThreadJournalWriter:
     @property
     def durable_seq(self) -> int:
         return self._durable_seq
+
+    # Most events ever pending; how often / how long the feeding thread waited for room.
+    @property
+    def pending_high_water(self) -> int:
+        return self._work.high_water
+
+    @property
+    def backpressure_waits(self) -> int:
+        return self._work.backpressure_waits
+
+    @property
+    def backpressure_seconds(self) -> float:
+        return self._work.backpressure_seconds
 
     location: Literal["thread", "process"] = "thread"
 
@@ -134,7 +132,7 @@ class ThreadJournalWriter:
     def pending_metrics(self) -> dict[str, Any]:
         """The bound on work queued for the writer thread, and how much of it was used."""
         return {
-            "writer_max_pending_events": self._max_pending,
+            "writer_max_pending_events": self._work.max_pending,
             "writer_pending_high_water": self.pending_high_water,
             "writer_backpressure_waits": self.backpressure_waits,
             "writer_backpressure_seconds": self.backpressure_seconds,
@@ -178,79 +176,29 @@ class ThreadJournalWriter:
                 "expected one per event"
             )
         self.latency.handed_over(events[-1].seq, bool(tickets))
-        self._queue([(events, payloads)], events[-1].seq, len(events), tickets, urgent)
+        self._work.put([(events, payloads)], events[-1].seq, len(events), tickets, urgent)
 
     def append_encoded(self, batch: EncodedBatch, *, urgent: bool = False) -> None:
         """Queue events another process stamped and encoded; they are decoded when written."""
         count = batch.last_seq - batch.first_seq + 1
         if count > 0:
-            self._queue([batch], batch.last_seq, count, None, urgent)
+            self._work.put([batch], batch.last_seq, count, None, urgent)
 
     def append_batches(self, batches: list[EncodedBatch]) -> None:
         """`append_encoded` for several ordinary batches in seq order: one lock, one wait."""
         batches = [b for b in batches if b.last_seq >= b.first_seq]
         if batches:
             count = sum(b.last_seq - b.first_seq + 1 for b in batches)
-            self._queue(batches, batches[-1].last_seq, count, None, False)
-
-    def _queue(
-        self,
-        chunks: list[EventChunk] | list[EncodedBatch],
-        last_seq: int,
-        count: int,
-        tickets: list[Ticket] | None,
-        urgent: bool,
-    ) -> None:
-        with self._cond:
-            if self._pending_events >= self._max_pending:
-                self._wait_for_room()
-            if self.failed is not None:
-                for ticket in tickets or ():
-                    ticket.resolve(self.failed)
-                return
-            if not self._pending:
-                self._pending_since = time.monotonic()
-            self._pending.extend(chunks)
-            self._pending_events += count
-            if self._pending_events > self.pending_high_water:
-                self.pending_high_water = self._pending_events
-            self._appended_seq = last_seq
-            if tickets:
-                self._pending_tickets.extend(tickets)
-                self._urgent = True
-            elif urgent:
-                self._urgent = True
-            self._cond.notify()
-
-    def _wait_for_room(self) -> None:
-        """Full (holding _cond): wait until the writer thread takes the pending work. A batch
-        then goes in whole, so pending stays under the bound plus one batch."""
-        started = time.perf_counter()
-        self.backpressure_waits += 1
-        self._cond.notify()  # a full queue is a due group: make sure the writer looks
-        full = self._max_pending
-        while self._pending_events >= full and self.failed is None and not self._stopping:
-            self._room.wait()
-        self.backpressure_seconds += time.perf_counter() - started
+            self._work.put(batches, batches[-1].last_seq, count, None, False)
 
     def write_snapshot(self, snapshot: Any, on_written: SnapshotCallback | None = None) -> None:
         """Serialize and store `snapshot` on the writer thread, after the events queued before it."""
-        with self._cond:
-            failed = self.failed
-            if failed is None:
-                self._snapshot_jobs.append((snapshot, on_written))
-                self._snapshots_queued += 1
-                self._cond.notify()
-        if failed is not None:  # nobody would ever write it
-            notify_snapshot(on_written, failed)
+        if not self._work.put_snapshot(snapshot, on_written):  # nobody would ever write it
+            notify_snapshot(on_written, self.failed)  # type: ignore[arg-type]
 
     def flush(self, timeout: float | None = None) -> int:
         """Block until every event (and snapshot) queued so far is written; return the durable seq."""
-        target = self._appended_seq
-        with self._cond:
-            self._urgent = True
-            snapshots = self._snapshots_queued
-            self._cond.notify()
+        target, snapshots = self._work.hurry()
         with self._durable_cond:
             ok = self._durable_cond.wait_for(
                 lambda: (
@@ -267,10 +215,7 @@ class ThreadJournalWriter:
 
     def stop(self) -> None:
         """Commit what is queued, CHECKPOINT, and end the thread."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-            self._room.notify_all()
+        self._work.stop()
         if self._thread.is_alive():
             self._thread.join()
         self._tailmark.close()
@@ -284,8 +229,7 @@ class ThreadJournalWriter:
         jobs: list = []
         try:
             while True:
-                with self._cond:
-                    events, tickets, jobs, stopping = self._take_work()
+                events, tickets, jobs, stopping = self._work.take()
                 if events:
                     self._commit_group(appender, events, tickets)
                 while jobs:
@@ -308,35 +252,6 @@ class ThreadJournalWriter:
             self._fail(exc, jobs)
         finally:
             cur.close()
-
-    def _take_work(self) -> tuple[list, list[Ticket], list, bool]:
-        """Wait (holding the condition) until a group is due; return it and snapshot jobs."""
-        while True:
-            if self._pending:
-                due = self._pending_since + self._window
-                now = time.monotonic()
-                if (
-                    self._urgent
-                    or self._stopping
-                    or now >= due
-                    or self._pending_events >= min(self._max_group, self._max_pending)
-                    or self._snapshot_jobs
-                ):
-                    break
-                self._cond.wait(due - now)
-            elif self._snapshot_jobs or self._stopping:
-                break
-            else:
-                # Idle: wake up once in a while so an idle CHECKPOINT can run.
-                if not self._cond.wait(self._checkpoint_idle or 1.0):
-                    break
-        events, self._pending = self._pending, []
-        self._pending_events = 0
-        self._room.notify_all()
-        tickets, self._pending_tickets = self._pending_tickets, []
-        jobs, self._snapshot_jobs = self._snapshot_jobs, []
-        self._urgent = False
-        return events, tickets, jobs, self._stopping
 
     def _commit_group(self, appender: Any, chunks: list, tickets) -> None:
         # Rows straight into DuckDB's appender: no Arrow table, SQL parse or replacement scan
@@ -395,11 +310,9 @@ class ThreadJournalWriter:
         """Fail every waiter at once with the writer's error: tickets, flushes and snapshots
         (those taken for this round and those still queued); later calls fail at once too."""
         error = exc if isinstance(exc, JournalError) else JournalError(f"journal writer: {exc}")
-        with self._cond:
-            self.failed = error
-            self._room.notify_all()
-            tickets, self._pending_tickets = self._pending_tickets, []
-            jobs, self._snapshot_jobs = list(jobs_in_hand or ()) + self._snapshot_jobs, []
+        self.failed = error
+        tickets, queued_jobs = self._work.fail(error)
+        jobs = list(jobs_in_hand or ()) + queued_jobs
         for ticket in tickets:
             ticket.resolve(error)
         for _, on_written in jobs:
