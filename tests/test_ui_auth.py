@@ -217,3 +217,76 @@ def test_the_user_panel_logged_in_is_the_user_of_an_extra_route(users_file, tmp_
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_auth_follows_what_panel_serve_was_given(users_file):
+    """`panel serve --plugins tradelab.ui.plugin` with a login: the console's host reads the cookie
+    secret (and a --basic-auth file) from pn.config, so extra routes and controls are protected."""
+    import panel as pn
+
+    assert not AuthSettings.from_panel_config(["alice"]).configured  # no secret: no auth
+    with pn.config.set(cookie_secret=SECRET, oauth_provider="github"):
+        oauth = AuthSettings.from_panel_config(["alice"])
+    assert oauth.configured and oauth.basic_users is None
+    assert oauth.is_operator("alice") and not oauth.is_operator("bob")
+    with pn.config.set(cookie_secret=SECRET, basic_auth=str(users_file)):
+        basic = AuthSettings.from_panel_config(["bob"])
+    assert dict(basic.basic_users) == {"alice": "wonder", "bob": "builder"}
+    with pn.config.set(cookie_secret=SECRET, basic_auth="one-shared-password"):
+        shared = AuthSettings.from_panel_config([])
+    assert shared.configured and shared.basic_users is None and not shared.is_operator("alice")
+    with serve_routes(routes(oauth)) as base:
+        assert get(f"{base}/whoami")[0] == 401
+        assert get(f"{base}/admin-ish", cookie("alice"))[0] == 200
+        assert get(f"{base}/admin-ish", cookie("bob"))[0] == 403
+
+
+@pytest.mark.slow
+def test_panel_serve_with_oauth_protects_the_consoles_routes(tmp_path):
+    """`panel serve notebooks/console.ipynb --plugins tradelab.ui.plugin --oauth-provider ...`:
+    the page sends a stranger to the provider's login, and the console's own routes take only
+    a user an OAuth login signed into the cookie (here signed by the test, as Panel would)."""
+    settings = tmp_path / "tradelab.yaml"
+    settings.write_text(
+        f"lab:\n  journal_path: {tmp_path / 'lab.duckdb'}\n  strategy: none\n"
+        "console:\n  operators: [alice]\n",
+        encoding="utf-8",
+    )
+    port = free_port()
+    notebook = os.path.join(os.path.dirname(TESTS), "notebooks", "console.ipynb")
+    command = [sys.executable, "-m", "panel", "serve", notebook, "--plugins", "tradelab.ui.plugin"]
+    command += ["--port", str(port), "--address", "127.0.0.1", "--cookie-secret", SECRET]
+    command += ["--oauth-provider", "github", "--oauth-key", "app-id", "--oauth-secret", "s"]
+    proc = subprocess.Popen(
+        command,
+        cwd=str(tmp_path),
+        env={**os.environ, "TRADELAB_CONFIG": str(settings)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    try:
+        deadline = time.monotonic() + 60
+        while not responds(f"{base}/metrics", 401):
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "panel server did not start"
+            time.sleep(0.3)
+        assert get(f"{base}/metrics", cookie("alice"))[0] == 200
+        assert (
+            get(f"{base}/metrics", cookie("mallory", secret="another-secret-altogether"))[0] == 401
+        )
+        status, _, _ = get(f"{base}/console/stats", cookie("bob"))
+        assert status == 200  # a viewer reads; commands re-check the operator list
+        opener = urllib.request.build_opener(NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as sent_away:
+            opener.open(f"{base}/console", timeout=10)
+        assert sent_away.value.code == 302
+        assert "login" in sent_away.value.headers["Location"]
+    finally:
+        proc.terminate()
+        proc.wait(30)

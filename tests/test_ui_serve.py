@@ -37,3 +37,38 @@ def test_bad_console_setting_names_the_key(tmp_path):
     result = CliRunner().invoke(main, ["serve", "--config", str(settings)])
     assert result.exit_code == 2
     assert "console.push_rate_hz" in result.output
+
+
+def _serve(args, **env):
+    clean = {"PANEL_OAUTH_KEY": None, "PANEL_OAUTH_SECRET": None, "PANEL_COOKIE_SECRET": None}
+    return CliRunner().invoke(main, ["serve", *args], env={**clean, **env})
+
+
+def test_oauth_without_cookie_secret_is_a_usage_error():
+    result = _serve(["--oauth-provider", "github", "--oauth-key", "k", "--oauth-secret", "s"])
+    assert result.exit_code == 2
+    assert "--oauth-provider needs --cookie-secret" in result.output
+
+
+def test_oauth_without_the_apps_key_and_secret_is_a_usage_error():
+    result = _serve(["--oauth-provider", "github", "--cookie-secret", "x" * 32])
+    assert result.exit_code == 2
+    assert "--oauth-key and --oauth-secret" in result.output
+    # ... which the environment may give, as Panel's own variables
+    given = _serve(
+        ["--oauth-provider", "github", "--cookie-secret", "x" * 32, "--notebook", "nowhere.ipynb"],
+        PANEL_OAUTH_KEY="k",
+        PANEL_OAUTH_SECRET="s",
+    )
+    assert given.exit_code == 2
+    assert "nowhere.ipynb" in given.output  # got past the OAuth checks
+
+
+def test_basic_auth_and_oauth_together_is_a_usage_error(tmp_path):
+    users = tmp_path / "users.json"
+    users.write_text('{"alice": "pw"}', encoding="utf-8")
+    result = _serve(
+        ["--basic-auth", str(users), "--oauth-provider", "github", "--cookie-secret", "x" * 32]
+    )
+    assert result.exit_code == 2
+    assert "choose one" in result.output

@@ -31,8 +31,12 @@ def serve_console(
     cookie_secret: str | None,
     notebook: str | None,
     show: bool,
+    oauth: dict[str, str] | None = None,
 ) -> None:
-    """Build the shared host from the settings, then serve the console until stopped."""
+    """Build the shared host from the settings, then serve the console until stopped.
+
+    `oauth`: Panel's OAuth settings (`oauth_provider`, `oauth_key`, `oauth_secret`, optionally
+    `oauth_redirect_uri`), an alternative to `basic_auth`; either needs `cookie_secret`."""
     import panel as pn
 
     from tradelab.cli import EXIT_USAGE, exit_code_for, fail
@@ -42,8 +46,17 @@ def serve_console(
     from tradelab.ui.host import ConsoleHost, shared_host
     from tradelab.ui.routes import extra_routes
 
-    if basic_auth is not None and not cookie_secret:
-        fail("--basic-auth needs --cookie-secret (it signs the login cookie)", EXIT_USAGE)
+    if basic_auth is not None and oauth:
+        fail("--basic-auth and --oauth-provider are two logins: choose one", EXIT_USAGE)
+    login = "--basic-auth" if basic_auth is not None else "--oauth-provider" if oauth else None
+    if login is not None and not cookie_secret:
+        fail(f"{login} needs --cookie-secret (it signs the login cookie)", EXIT_USAGE)
+    if oauth and not (oauth.get("oauth_key") and oauth.get("oauth_secret")):
+        fail(
+            "--oauth-provider needs the app's --oauth-key and --oauth-secret "
+            "(or PANEL_OAUTH_KEY / PANEL_OAUTH_SECRET)",
+            EXIT_USAGE,
+        )
     path = Path(notebook) if notebook is not None else NOTEBOOK
     if not path.is_file():
         fail(f"console notebook {str(path)!r} not found", EXIT_USAGE)
@@ -57,7 +70,7 @@ def serve_console(
     try:
         # The notebook's own `shared_host()` call gets this one: one Lab per server process.
         auth = AuthSettings()
-        if basic_auth is not None:
+        if login is not None:
             auth = AuthSettings.configure(
                 cookie_secret=cookie_secret, basic_auth_file=basic_auth, operators=console.operators
             )
@@ -67,6 +80,8 @@ def serve_console(
     panel_auth: dict[str, Any] = {}
     if basic_auth is not None:
         panel_auth = {"basic_auth": basic_auth, "cookie_secret": cookie_secret}
+    elif oauth:
+        panel_auth = {**oauth, "cookie_secret": cookie_secret}
     try:
         server = pn.serve(
             {"/": str(path)},
@@ -108,7 +123,28 @@ def serve_console(
     help='JSON file {"user": "password"}: log in to see the console; only console.operators '
     "get the controls.",
 )
-@click.option("--cookie-secret", default=None, help="Signs the login cookie (with --basic-auth).")
+@click.option(
+    "--oauth-provider",
+    default=None,
+    help="Log in through an OAuth provider Panel knows (github, google, azure, okta, generic, "
+    "...) instead of --basic-auth; only console.operators get the controls.",
+)
+@click.option("--oauth-key", envvar="PANEL_OAUTH_KEY", default=None, help="The OAuth app's id.")
+@click.option(
+    "--oauth-secret", envvar="PANEL_OAUTH_SECRET", default=None, help="The OAuth app's secret."
+)
+@click.option(
+    "--oauth-redirect-uri",
+    envvar="PANEL_OAUTH_REDIRECT_URI",
+    default=None,
+    help="Where the provider sends the user back (default: this server's /login).",
+)
+@click.option(
+    "--cookie-secret",
+    envvar="PANEL_COOKIE_SECRET",
+    default=None,
+    help="Signs the login cookie (with --basic-auth or --oauth-provider).",
+)
 @click.option(
     "--notebook",
     type=click.Path(dir_okay=False),
@@ -121,6 +157,10 @@ def serve(
     address: str | None,
     port: int | None,
     basic_auth: str | None,
+    oauth_provider: str | None,
+    oauth_key: str | None,
+    oauth_secret: str | None,
+    oauth_redirect_uri: str | None,
     cookie_secret: str | None,
     notebook: str | None,
     show: bool,
@@ -142,4 +182,19 @@ def serve(
         cookie_secret=cookie_secret,
         notebook=notebook,
         show=show,
+        oauth=_oauth_settings(oauth_provider, oauth_key, oauth_secret, oauth_redirect_uri),
     )
+
+
+def _oauth_settings(
+    provider: str | None, key: str | None, secret: str | None, redirect_uri: str | None
+) -> dict[str, str] | None:
+    if provider is None:
+        return None
+    values = {
+        "oauth_provider": provider,
+        "oauth_key": key,
+        "oauth_secret": secret,
+        "oauth_redirect_uri": redirect_uri,
+    }
+    return {name: value for name, value in values.items() if value}

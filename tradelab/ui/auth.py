@@ -82,6 +82,26 @@ class AuthSettings:
         ops = None if operators is None else frozenset(operators)
         return cls(cookie_secret=cookie_secret, operators=ops, basic_users=users)
 
+    @classmethod
+    def from_panel_config(
+        cls, operators: list[str] | tuple[str, ...] | frozenset[str] | None = None
+    ) -> AuthSettings:
+        """Settings from what `panel serve` was given (`--cookie-secret`, and `--basic-auth` or
+        an `--oauth-provider`), read from `pn.config` when the console's plugin loads: a login
+        of either kind signs the user into the cookie with that secret. No secret: no auth."""
+        import panel as pn
+
+        secret = pn.config.cookie_secret
+        if not secret:
+            return cls()
+        basic = pn.config.basic_auth
+        # Panel also takes one shared password instead of a file: only the cookie then names
+        # a user, so scrapers cannot use HTTP Basic.
+        basic_file = basic if isinstance(basic, str) and Path(basic).is_file() else None
+        return cls.configure(
+            cookie_secret=secret, basic_auth_file=basic_file, operators=list(operators or ())
+        )
+
     @property
     def configured(self) -> bool:
         return self.cookie_secret is not None

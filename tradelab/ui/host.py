@@ -274,7 +274,8 @@ def host_from_settings(path: str | None = None) -> ConsoleHost:
             DEFAULT_FILE if os.path.exists(DEFAULT_FILE) else None
         )
     settings = load_settings(path)
-    return ConsoleHost(settings.make_lab(), settings.console).start()
+    auth = AuthSettings.from_panel_config(settings.console.operators)
+    return ConsoleHost(settings.make_lab(), settings.console, auth=auth).start()
 
 
 def shared_host(factory: Callable[[], ConsoleHost] | None = None) -> ConsoleHost:
