@@ -13,8 +13,12 @@ Latency of an event: from `time.time()` just before it is submitted to the first
 later one. Scenarios: 10 events/s, then a storm (--storm-rate for --seconds); 1 then 5 sessions,
 each a browser context of its own. Each reports p50/p95/p99 over every event on every page, the
 storm's first vs last window p50 (lag growth), the longest browser frame gap
-(requestAnimationFrame), how long the pages took to show the last event once the storm ended;
-then this (server) process's RSS across --cycles session open/close cycles.
+(requestAnimationFrame), how long the pages took to show the last event once the storm ended,
+and what made the long frames: Chromium's long animation frames of every page (count per page;
+the 5 longest with their script attribution, script / forced layout / render ms:
+`long_tasks_top`) and the 5 longest frame gaps with the long frames that overlap them
+(`frame_gaps_top`; none overlapping: the renderer was not scheduled); then this (server)
+process's RSS across --cycles session open/close cycles.
 
 Usage: PYTHONPATH=. .venv/bin/python benchmarks/push_latency.py [--target floor|console]
        [--seconds 60] [--steady-seconds 10] [--storm-rate 1000] [--cycles 100] [--quick] [--json]

@@ -156,3 +156,20 @@ def test_a_rebuilt_table_equal_to_the_last_keeps_its_version_so_no_session_resen
         assert sets == [], "an identical positions table was sent to the browser again"
     finally:
         quiet.stop()
+
+
+def test_a_tape_redraw_and_a_chart_redraw_never_share_a_push(host):
+    # The browser applies one push in one task: both redraws in one push is one long frame.
+    session = ConsoleSession(host, "bob")
+    session.refresh()  # the first push draws everything at once: the page is loading
+    pushed = {"tape": [], "chart": []}
+    show_tape, show_equity = session._show_tape, session.charts.show_equity
+    session._show_tape = lambda: (pushed["tape"].append(session.pushes), show_tape())
+    session.charts.show_equity = lambda f: (pushed["chart"].append(session.pushes), show_equity(f))
+    for _ in range(3):
+        _wait(lambda: session._tape_pending, session)  # new events wait for the tape
+        session._last_tape_ns = session._last_slow_ns = 0  # both due in the next push
+        session.refresh()
+        session.refresh()
+    assert len(pushed["tape"]) >= 3 and len(pushed["chart"]) >= 3
+    assert not set(pushed["tape"]) & set(pushed["chart"])

@@ -79,14 +79,58 @@ RECORDER_JS = """
   read();
   let previous = null;
   const frame = (t) => {
-    if (previous !== null && tl.recording) tl.gaps.push(t - previous);
+    if (previous !== null && tl.recording) {
+      const gap = t - previous;
+      tl.gaps.push(gap);
+      if (gap > 50) keep(tl.longGaps, {gap_ms: gap, end_ms: t});
+    }
     previous = t;
     requestAnimationFrame(frame);
   };
+  // The longest frames while recording, with what the renderer did in them: Chromium's
+  // long-animation-frame entries attribute the script time (invoker, source, function) and
+  // split off style and layout; plain 'longtask' entries where those are missing.
+  tl.longFrames = []; tl.longGaps = []; tl.longCount = 0;
+  const keep = (list, item) => {  // the TOP_LONG largest by their first value, nothing more
+    list.push(item);
+    const key = (x) => x.gap_ms !== undefined ? x.gap_ms : x.duration_ms;
+    list.sort((a, b) => key(b) - key(a));
+    if (list.length > TOP_LONG) list.length = TOP_LONG;
+  };
+  const round = (x) => Math.round(x * 10) / 10;
+  const summary = (e) => {
+    const end = e.startTime + e.duration;
+    const out = {kind: e.entryType, start_ms: round(e.startTime), duration_ms: round(e.duration)};
+    if (e.entryType === 'long-animation-frame') {
+      const scripts = [...e.scripts].sort((a, b) => b.duration - a.duration);
+      out.blocking_ms = round(e.blockingDuration);
+      out.script_ms = round(scripts.reduce((s, x) => s + x.duration, 0));
+      out.render_ms = e.renderStart ? round(end - e.renderStart) : 0;
+      out.style_layout_ms = e.styleAndLayoutStart ? round(end - e.styleAndLayoutStart) : 0;
+      out.forced_layout_ms = round(
+        scripts.reduce((s, x) => s + (x.forcedStyleAndLayoutDuration || 0), 0));
+      out.scripts = scripts.slice(0, 3).map((x) => ({
+        invoker: x.invoker, type: x.invokerType, ms: round(x.duration),
+        forced_layout_ms: round(x.forcedStyleAndLayoutDuration || 0),
+        source: (x.sourceURL || '').split('/').pop() + ':' + (x.sourceFunctionName || '?'),
+      }));
+    }
+    return out;
+  };
+  const types = PerformanceObserver.supportedEntryTypes || [];
+  const type = types.includes('long-animation-frame') ? 'long-animation-frame'
+    : types.includes('longtask') ? 'longtask' : null;
+  if (type !== null && !tl.observer) {
+    tl.observer = new PerformanceObserver((list) => {
+      if (!tl.recording) return;
+      for (const e of list.getEntries()) { tl.longCount += 1; keep(tl.longFrames, summary(e)); }
+    });
+    tl.observer.observe({type, buffered: false});
+  }
   requestAnimationFrame(frame);
   return true;
 }
-"""
+""".replace("TOP_LONG", "8")
 
 
 def free_port() -> int:
@@ -129,7 +173,10 @@ def start_recording(pages: list) -> list[float]:
     """Clear what the pages recorded and record from now; returns their clock offsets."""
     offsets = [clock_offset_ms(p) for p in pages]
     for page in pages:
-        page.evaluate("window.__tl.seen = []; window.__tl.gaps = []; window.__tl.recording = true")
+        page.evaluate(
+            "Object.assign(window.__tl, {seen: [], gaps: [], longFrames: [], longGaps: [], "
+            "longCount: 0, recording: true})"
+        )
     return offsets
 
 
@@ -137,16 +184,53 @@ def shown_seq(pages: list) -> list[int | None]:
     return [p.evaluate("window.__tl.last") for p in pages]
 
 
-def stop_recording(pages: list) -> list[tuple[list, list]]:
-    """Each page's [seq, browser ms] changes and frame gaps since `start_recording`."""
-    records = [p.evaluate("[window.__tl.seen, window.__tl.gaps]") for p in pages]
+def stop_recording(pages: list) -> list[tuple[list, list, dict]]:
+    """Each page's [seq, browser ms] changes, frame gaps and its longest frames (with their
+    attribution) and frame gaps since `start_recording`."""
+    records = [
+        p.evaluate(
+            "[window.__tl.seen, window.__tl.gaps, {frames: window.__tl.longFrames, "
+            "gaps: window.__tl.longGaps, count: window.__tl.longCount}]"
+        )
+        for p in pages
+    ]
     for page in pages:
         page.evaluate("window.__tl.recording = false")
     return records
 
 
+def long_frames(records: list[tuple[list, list, dict]], top: int = 5) -> dict[str, Any]:
+    """The longest frames over all pages (page index, timings, the scripts that ran longest)
+    and the longest frame gaps with the long frames that overlap them: a gap no long frame
+    covers is a renderer that was not scheduled (the cores were busy elsewhere)."""
+    frames = [{"page": i, **f} for i, (_, _, long) in enumerate(records) for f in long["frames"]]
+    frames.sort(key=lambda f: -f["duration_ms"])
+    gaps = []
+    for i, (_, _, long) in enumerate(records):
+        for gap in long["gaps"]:
+            start = gap["end_ms"] - gap["gap_ms"]
+            inside = [
+                f
+                for f in long["frames"]
+                if f["start_ms"] < gap["end_ms"] and f["start_ms"] + f["duration_ms"] > start
+            ]
+            gaps.append(
+                {
+                    "page": i,
+                    "gap_ms": round(gap["gap_ms"], 1),
+                    "long_frames_ms": [f["duration_ms"] for f in inside],
+                }
+            )
+    gaps.sort(key=lambda g: -g["gap_ms"])
+    return {
+        "long_tasks_per_page": [long["count"] for _, _, long in records],
+        "long_tasks_top": frames[:top],
+        "frame_gaps_top": gaps[:top],
+    }
+
+
 def figures(
-    records: list[tuple[list, list]],
+    records: list[tuple[list, list, dict]],
     offsets: list[float],
     submitted_ms: dict[int, float],
     seq_of: Callable[[int], int | None],
@@ -160,7 +244,7 @@ def figures(
     last_seq = seq_of(max(submitted_ms)) if submitted_ms else None
     latencies: list[tuple[float, float]] = []
     unseen, updates, drains = 0, [], []
-    for (seen, _), offset in zip(records, offsets, strict=True):
+    for (seen, _, _), offset in zip(records, offsets, strict=True):
         times = [t - offset for _, t in seen]
         highest = list(accumulate((s for s, _ in seen), max))
         updates.append(len(seen) / seconds)
@@ -173,8 +257,9 @@ def figures(
                 latencies.append((at_ms, times[i] - at_ms))
         if last_seq is not None and highest and highest[-1] >= last_seq:
             drains.append(max(0.0, times[bisect_left(highest, last_seq)] - produced_until_ms))
-    gaps = [g for _, page_gaps in records for g in page_gaps]
-    return summarize(latencies, gaps, seconds, achieved, unseen, updates, drains)
+    gaps = [g for _, page_gaps, _ in records for g in page_gaps]
+    out = summarize(latencies, gaps, seconds, achieved, unseen, updates, drains)
+    return {**out, **long_frames(records)}
 
 
 def summarize(

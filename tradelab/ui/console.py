@@ -31,6 +31,11 @@ TAPE_COLUMNS = ["seq", TIME_COLUMN, "topic", "key"]
 _CHART_EVERY_NS = 1_000_000_000  # charts and metrics change slowly: at most once a second
 # The metrics history gets a sample every few seconds and a redraw costs a HoloViews render.
 _HISTORY_EVERY_NS = 5_000_000_000
+# Rows on one page of the tape. Each tape redraw is a Tabulator `setData`, whose cost in the
+# browser grows with the rows of the page (rows built and measured one by one): with 25 rows,
+# five pages in a 1K events/s storm had 120-280 ms frames at every redraw, with 10 under 70 ms
+# (benchmarks/README.md, push latency).
+_TAPE_PAGE_ROWS = 10
 _NOTIFY = {
     "trade.executed": ("info", "Trade executed: {side} {quantity} {symbol} @ {price}"),
     "position.closed": ("info", "Position closed: {position_id}"),
@@ -82,7 +87,7 @@ class ConsoleSession:
         self.trades = _table("tl-trades", 20)
         self.signals = _table("tl-signals", 10, 160)
         self.chain = _table("tl-chain", 2 * config.chain_strikes * 2 + 2, 420)
-        self.tape = _table("tl-tape", 25, 420)
+        self.tape = _table("tl-tape", _TAPE_PAGE_ROWS, 420)
         # Session preferences: kept here (and in the URL), never in the engine's state.
         self.tape_filter = pn.widgets.MultiChoice(
             label="Tape topics (empty: all)",
@@ -181,13 +186,17 @@ class ConsoleSession:
                 self._add_tape(changes.tape, changes.resync)
             # The tape table resends all its rows on every change: at most tape_rate_hz, so a
             # storm costs each browser a few table redraws a second while the header stays live.
-            if self._tape_pending and now - self._last_tape_ns >= self._tape_period_ns:
+            redraw_tape = self._tape_pending and now - self._last_tape_ns >= self._tape_period_ns
+            if redraw_tape:
                 self._last_tape_ns = now
                 self._show_tape()
             if self.version:  # not on the first push: only what happens while it is open
                 for row in changes.alerts:
                     self._notify(row)
-            if now - self._last_slow_ns > _CHART_EVERY_NS:
+            # After the first push, never in the same batch as a tape redraw: the browser applies
+            # a batch in one task, and a table redraw plus a chart relayout is one long frame.
+            apart = not redraw_tape or not self.pushes
+            if apart and now - self._last_slow_ns > _CHART_EVERY_NS:
                 self._last_slow_ns = now
                 self.charts.show_equity(host.equity_frame())
                 self.metrics.object = host.metrics()
