@@ -50,18 +50,15 @@ def test_operator_controls_are_seen_by_every_session(console_server, context):
     other = _open(context, console_server.url)
     state = ".tl-runner-state"
     wait_until(lambda: "running" in other.locator(state).inner_text(), 10, "running")
-    operator.locator(".tl-runner-pause").click()
-    for page in (operator, other):
-        wait_until(lambda p=page: "paused" in p.locator(state).inner_text(), 10, "paused")
-    operator.locator(".tl-runner-resume").click()
-    for page in (operator, other):
-        wait_until(lambda p=page: "running" in p.locator(state).inner_text(), 10, "running")
-    operator.locator(".tl-runner-stop").click()
-    for page in (operator, other):
-        wait_until(lambda p=page: "stopped" in p.locator(state).inner_text(), 10, "stopped")
-    operator.locator(".tl-runner-start").click()
-    for page in (operator, other):
-        wait_until(lambda p=page: "running" in p.locator(state).inner_text(), 10, "started")
+    for button, shown in [
+        ("pause", "paused"),
+        ("resume", "running"),
+        ("stop", "stopped"),
+        ("start", "running"),
+    ]:
+        operator.locator(f".tl-runner-{button}").click()
+        for page in (operator, other):
+            wait_until(lambda p=page, s=shown: s in p.locator(state).inner_text(), 10, shown)
 
 
 def test_twenty_sessions_leave_no_callbacks_or_watchers(console_server, context):
