@@ -49,12 +49,8 @@ def bar_mark(payload: dict[str, Any]) -> dict[str, Any] | None:
 
 def bar_mark_reducer(view: Any, event: Event) -> Iterable[Change]:
     """`market.marks.<symbol>` from a bar that carries the mark (see the module docstring)."""
-    p = event.payload
-    if p.get("mark") is not True:
-        return ()
-    close = p["close"]
-    mark = {"price": close, "bid": close, "ask": close, "last": close, "ts": p["start"]}
-    return [(f"market.marks.{path_level(p['symbol'], 'symbol')}", mark)]
+    mark = bar_mark(event.payload)
+    return () if mark is None else _mark_change(mark, event.ts)
 
 
 def mark_reducer(view: Any, event: Event) -> Iterable[Change]:

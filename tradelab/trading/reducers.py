@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from tradelab.events import Event
+from tradelab.market.reducers import bar_mark
 from tradelab.state import DELETE
 from tradelab.state.paths import path_level
 from tradelab.trading import risk_state
@@ -181,10 +182,8 @@ def mark_reducer(view: Any, event: Event) -> Iterable[Change]:
 def bar_mark_reducer(view: Any, event: Event) -> Iterable[Change]:
     """A bar carrying `"mark": true` (a backtest's) marks its symbol at its close, as a
     `mark.updated` would (see tradelab.market.reducers)."""
-    p = event.payload
-    if p.get("mark") is not True:
-        return ()
-    return _remark_symbol(view, p["symbol"], p["close"])
+    mark = bar_mark(event.payload)
+    return () if mark is None else _remark_symbol(view, mark["symbol"], mark["price"])
 
 
 def _remark_symbol(view: Any, symbol: str, price: Any) -> list[Change]:

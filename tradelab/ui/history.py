@@ -25,7 +25,6 @@ from tradelab.market.instruments import IST
 
 log = logging.getLogger(__name__)
 
-TOPIC = "metrics.sampled"
 #: The figures charted, with their axis labels.
 CHARTED = {
     "events_per_s": "events/s",

@@ -22,11 +22,11 @@ import pandas as pd
 
 from tradelab.lab import Lab
 from tradelab.market.instruments import IST
+from tradelab.metrics_sampler import TOPIC as METRICS_TOPIC
 from tradelab.ui import frames
 from tradelab.ui.auth import AuthSettings
 from tradelab.ui.commands import OperatorCommands
 from tradelab.ui.config import ConsoleConfig
-from tradelab.ui.history import TOPIC as METRICS_TOPIC
 from tradelab.ui.history import MetricsHistory
 from tradelab.ui.view import SharedView
 
@@ -183,9 +183,11 @@ class ConsoleHost:
         self._push_lag_ms.append(lag_ms)
 
     def _sampled_figures(self) -> dict[str, float | int | None]:
-        with self._lock:
-            sessions = len(self._sessions)
-        return {"sessions": sessions, "push_lag_ms_p99": _quantile(sorted(self._push_lag_ms), 0.99)}
+        figures = self.push_figures()
+        return {
+            "sessions": int(figures["console_sessions"]),
+            "push_lag_ms_p99": figures.get("console_push_lag_ms_p99"),
+        }
 
     def push_figures(self) -> dict[str, float]:
         """The console's own figures for /metrics (gauges `tradelab_console_<name>`)."""
