@@ -17,10 +17,14 @@ Figures (medians over rounds, all measured in this run):
   engine_cpu_us_per_event_* CPU of the engine's process (kernel, submitter, bridge server) per
                             event, storm start to every replica in step; cpu_cost_* = that /
                             that with no bridge - 1 (steadier than rates on a shared machine)
+  paired_cost_* / paired_cpu_cost_*   the same costs taken within each round (that round's
+                            case against that round's no-bridge run), median and range over
+                            rounds: drift between rounds cancels out
   bridge_server_cpu_us_per_event_*   of which the bridge server's thread (its event loop)
 
 Usage: .venv/bin/python benchmarks/replica.py [--rounds 5] [--rate 1000] [--seconds 5]
-       [--missed 100000] [--events 100000] [--replicas 10] [--json]
+       [--missed 100000] [--events 100000] [--replicas 10] [--throughput-only]
+       [--no-full-replicas] [--json]
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import click
 
 from tradelab.benchmarking import format_table, machine_info, median, percentiles
 from tradelab.benchmarking.options import command, count_option, json_option, rounds_option
@@ -212,19 +218,24 @@ def _thread_cpu(server: BridgeServer | None) -> float:
 
 
 def measure_throughput(
-    directory: Path, children: Replicas, readers: Replicas, events: int, case: str, name: str
+    directory: Path,
+    children: Replicas,
+    readers: Replicas,
+    n_readers: int,
+    events: int,
+    case: str,
+    name: str,
 ) -> dict[str, float]:
     """Events/s flat out until durable, for `case`: "no_bridge", "bridge_0", "readers"
     (len(readers) protocol readers in one process) or "replicas" (one process each)."""
     engine = _engine(directory, name)
     server = BridgeServer(engine).start() if case != "no_bridge" else None
-    attached = len(children.pipes)
     try:
         if case == "replicas":
             children.ask("connect", (server.url, False))
             children.ask("wait", engine.flush())
         elif case == "readers":
-            readers.ask("connect", (server.url, attached))
+            readers.ask("connect", (server.url, n_readers))
             _hub_in_step(server, engine.flush())
         first = engine.flush()
         server_cpu_started = _thread_cpu(server)
@@ -270,41 +281,72 @@ def measure_throughput(
 @count_option("--missed", 100_000, "Events a cut-off replica catches up on.")
 @count_option("--events", 100_000, "Events per flat-out throughput run.")
 @count_option("--replicas", 10, "Replicas attached in the throughput case.")
+@click.option(
+    "--throughput-only", is_flag=True, help="Only the flat-out cases (no lag, no catch-up)."
+)
+@click.option(
+    "--no-full-replicas",
+    is_flag=True,
+    help="Skip the case of full replicas on this host (their CPU is taken from the engine's).",
+)
 def main(
-    as_json: bool, rounds: int, rate: int, seconds: int, missed: int, events: int, replicas: int
+    as_json: bool,
+    rounds: int,
+    rate: int,
+    seconds: int,
+    missed: int,
+    events: int,
+    replicas: int,
+    throughput_only: bool,
+    no_full_replicas: bool,
 ) -> None:
-    children = Replicas(replicas)
+    children = Replicas(0 if throughput_only and no_full_replicas else replicas)
     readers = Replicas(1, target=reader_process)
     lag, resume, snapshot = [], [], []
-    cases = ("no_bridge", "bridge_0", "readers", "replicas")
+    cases = ("no_bridge", "bridge_0", "readers") + (() if no_full_replicas else ("replicas",))
     throughput: dict[str, list] = {case: [] for case in cases}
     try:
         with tempfile.TemporaryDirectory(prefix="tradelab-replica-bench-") as tmp:
             directory = Path(tmp)
             for r in range(rounds):  # interleaved: drift hits every case alike
-                lag.append(measure_lag(directory, children, rate, seconds, r))
-                resume.append(
-                    measure_catch_up(directory, children, missed, missed + 50_000, f"resume-{r}")
-                )
-                snapshot.append(
-                    measure_catch_up(directory, children, missed, missed // 10, f"snap-{r}")
-                )
-                for case in cases[r % 4 :] + cases[: r % 4]:  # each case leads a round in turn
+                if not throughput_only:
+                    lag.append(measure_lag(directory, children, rate, seconds, r))
+                    resume.append(
+                        measure_catch_up(
+                            directory, children, missed, missed + 50_000, f"resume-{r}"
+                        )
+                    )
+                    snapshot.append(
+                        measure_catch_up(directory, children, missed, missed // 10, f"snap-{r}")
+                    )
+                lead = r % len(cases)
+                for case in cases[lead:] + cases[:lead]:  # each case leads a round in turn
                     throughput[case].append(
                         measure_throughput(
-                            directory, children, readers, events, case, f"{case}-{r}"
+                            directory, children, readers, replicas, events, case, f"{case}-{r}"
                         )
                     )
     finally:
         children.close()
         readers.close()
 
-    def med(rows: list[dict[str, Any]], name: str) -> float:
-        return median([row[name] for row in rows])
+    def med(rows: list[dict[str, Any]], name: str) -> float | None:
+        return median([row[name] for row in rows]) if rows else None
+
+    def paired(case: str, name: str) -> dict[str, float]:
+        """`case` against the no-bridge run of the same round: median and range over rounds."""
+        costs = [
+            row[name] / base_row[name] - 1
+            if name.endswith("per_event")
+            else 1 - row[name] / base_row[name]
+            for row, base_row in zip(throughput[case], throughput["no_bridge"], strict=True)
+        ]
+        return {"median": median(costs), "min": min(costs), "max": max(costs)}
 
     base = med(throughput["no_bridge"], "events_per_s")
     cpu_base = med(throughput["no_bridge"], "engine_cpu_us_per_event")
     rate_of = {case: med(rows, "events_per_s") for case, rows in throughput.items()}
+    attached = [case for case in cases if case != "no_bridge"]
     figures = {
         "lag_p50_ms": med(lag, "lag_p50_ms"),
         "lag_p99_ms": med(lag, "lag_p99_ms"),
@@ -313,9 +355,8 @@ def main(
         "catch_up_snapshot_s": med(snapshot, "seconds"),
         **{f"throughput_{case}_per_s": rate for case, rate in rate_of.items()},
         # 1 - rate / rate with no bridge: the share of the engine's throughput each case costs
-        **{
-            f"cost_{case}": 1 - rate / base for case, rate in rate_of.items() if case != "no_bridge"
-        },
+        **{f"cost_{case}": 1 - rate_of[case] / base for case in attached},
+        **{f"paired_cost_{case}": paired(case, "events_per_s") for case in attached},
         **{
             f"engine_cpu_us_per_event_{case}": med(rows, "engine_cpu_us_per_event")
             for case, rows in throughput.items()
@@ -323,17 +364,18 @@ def main(
         # engine_cpu_us_per_event / that with no bridge - 1: the CPU each case adds to the
         # engine's process (steadier than the rates when the machine is shared)
         **{
-            f"cpu_cost_{case}": med(rows, "engine_cpu_us_per_event") / cpu_base - 1
-            for case, rows in throughput.items()
-            if case != "no_bridge"
+            f"cpu_cost_{case}": med(throughput[case], "engine_cpu_us_per_event") / cpu_base - 1
+            for case in attached
         },
+        **{f"paired_cpu_cost_{case}": paired(case, "engine_cpu_us_per_event") for case in attached},
         **{
-            f"bridge_server_cpu_us_per_event_{case}": med(rows, "bridge_server_cpu_us_per_event")
-            for case, rows in throughput.items()
-            if case != "no_bridge"
+            f"bridge_server_cpu_us_per_event_{case}": med(
+                throughput[case], "bridge_server_cpu_us_per_event"
+            )
+            for case in attached
         },
         "readers_in_step_after_s": med(throughput["readers"], "in_step_after_s"),
-        "replicas_in_step_after_s": med(throughput["replicas"], "in_step_after_s"),
+        "replicas_in_step_after_s": med(throughput.get("replicas", []), "in_step_after_s"),
     }
     result = {
         "benchmark": "replica",
@@ -344,6 +386,8 @@ def main(
             "missed": missed,
             "events": events,
             "replicas": replicas,
+            "throughput_only": throughput_only,
+            "full_replicas": not no_full_replicas,
             "backoff_seconds": BACKOFF,
         },
         "figures": figures,
@@ -364,7 +408,15 @@ def main(
         ["engine flat out, no bridge (events/s)", base, None],
         *(
             [f"engine flat out, {case} (events/s) / cost", rate_of[case], figures[f"cost_{case}"]]
-            for case in ("bridge_0", "readers", "replicas")
+            for case in attached
+        ),
+        *(
+            [
+                f"{case}: cost paired by round, median / max",
+                figures[f"paired_cost_{case}"]["median"],
+                figures[f"paired_cost_{case}"]["max"],
+            ]
+            for case in attached
         ),
         ["engine process CPU per event, no bridge (us)", cpu_base, None],
         *(
@@ -373,7 +425,7 @@ def main(
                 figures[f"engine_cpu_us_per_event_{case}"],
                 figures[f"cpu_cost_{case}"],
             ]
-            for case in ("bridge_0", "readers", "replicas")
+            for case in attached
         ),
         *(
             [
@@ -381,7 +433,7 @@ def main(
                 figures[f"bridge_server_cpu_us_per_event_{case}"],
                 None,
             ]
-            for case in ("bridge_0", "readers", "replicas")
+            for case in attached
         ),
     ]
     print(format_table(["figure", "a", "b"], rows))
