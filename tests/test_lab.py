@@ -118,3 +118,17 @@ def test_lab_refuses_an_unknown_strategy_parameter_before_opening_the_journal(tm
     with pytest.raises(InvalidInputError, match="no parameter 'fast'.*entry_time"):
         Lab(journal_path=str(path), strategy_params={"fast": "3"})
     assert not path.exists()
+
+
+def test_a_feed_stall_needs_a_paced_feed(tmp_path):
+    import pytest
+
+    from tradelab.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="feed_stall_after_seconds needs a paced feed"):
+        Lab(
+            journal_path=str(tmp_path / "j.duckdb"),
+            as_fast_as_possible=True,
+            feed_stall_after_seconds=1.0,
+        )
+    assert not (tmp_path / "j.duckdb").exists()

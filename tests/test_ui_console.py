@@ -173,3 +173,40 @@ def test_a_tape_redraw_and_a_chart_redraw_never_share_a_push(host):
         session.refresh()
     assert len(pushed["tape"]) >= 3 and len(pushed["chart"]) >= 3
     assert not set(pushed["tape"]) & set(pushed["chart"])
+
+
+def _short_session_host(tmp_path, **lab):
+    # 22,500 market seconds at 15,000x: the simulated session closes ~1.5 s after it opens.
+    cfg = LabConfig(
+        journal_path=str(tmp_path / "s.duckdb"), speed=15_000.0, ticks_per_second=50, **lab
+    )
+    config = ConsoleConfig(stale_after_seconds=0.5, sample_seconds=0.05)
+    return ConsoleHost(Lab(cfg), config).start()
+
+
+def test_a_closed_market_is_said_so_and_is_not_stale(tmp_path):
+    host = _short_session_host(tmp_path)
+    try:
+        session = ConsoleSession(host, None)
+        _wait(lambda: "market closed" in session.header.feed.text, session, timeout=20)
+        assert session.header.feed.text == "feed: market closed at 15:30 IST"
+        time.sleep(1.0)  # twice the max age: no tick and no event owed while closed
+        session.refresh()
+        assert not session.stale and session.header.stale_text == ""
+    finally:
+        host.stop()
+
+
+def test_a_stalled_feed_leaves_the_session_open_and_the_console_stale(tmp_path):
+    host = _short_session_host(tmp_path, feed_stall_after_seconds=0.3)
+    try:
+        session = ConsoleSession(host, None)
+        _wait(lambda: session.stale, session, timeout=10)
+        assert "no feed tick" in session.header.stale_text
+        assert session.header.feed.text == "feed: silent"
+        ticks = host.lab.router.ticks_routed
+        time.sleep(1.5)  # past the session's close had the feed played on
+        assert host.lab.router.ticks_routed == ticks
+        assert host.lab.store.get("market.session")["status"] == "open"
+    finally:
+        host.stop()

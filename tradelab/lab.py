@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
@@ -30,7 +31,7 @@ from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.broker.reconcile import Reconciler, ReconcilerConfig
 from tradelab.config import EngineConfig
 from tradelab.engine import Engine
-from tradelab.errors import TradelabError
+from tradelab.errors import InvalidInputError, TradelabError
 from tradelab.lab_config import (
     LabConfig,
     config_values,
@@ -100,6 +101,11 @@ class Lab:
             self.open_ns, self.close_ns = self.feed.open_ns, self.feed.close_ns
         # At max speed either feed is played in lockstep with the runner (module docstring).
         self.lockstep = cfg.as_fast_as_possible
+        if self.lockstep and cfg.feed_stall_after_seconds:
+            raise InvalidInputError(
+                "feed_stall_after_seconds needs a paced feed: it stalls after wall seconds, "
+                "and as_fast_as_possible has no wall clock"
+            )
         account_path = f"{cfg.journal_path}.broker.sqlite"
         # A fresh session (no journal, no account) has no ids to collide with: a fixed prefix
         # keeps its ids, and so its journal, the same run after run.
@@ -188,7 +194,10 @@ class Lab:
                 self._run_lockstep()
             else:
                 self._open_session()
-                run_paced(self._resumed_ticks(), self.router.on_tick, speed=speed, stop=self._stop)
+                ticks = self._resumed_ticks()
+                if self.config.feed_stall_after_seconds:
+                    ticks = self._stalling(ticks, self.config.feed_stall_after_seconds)
+                run_paced(ticks, self.router.on_tick, speed=speed, stop=self._stop)
                 self._close_session()
         except TradelabError:
             # The journal writer failed: nothing more can be journaled, so the session ends
@@ -237,6 +246,17 @@ class Lab:
                 return
             except FutureTimeout:
                 continue
+
+    def _stalling(self, ticks: Iterator[Tick], after_seconds: float) -> Iterator[Tick]:
+        """`ticks` until `after_seconds` of wall time, then nothing until `stop()`: the session
+        stays open (stop() skips its close), as when a market-data line dies."""
+        deadline = time.monotonic() + after_seconds
+        for tick in ticks:
+            if time.monotonic() >= deadline:
+                log.warning("feed stalled on purpose (feed_stall_after_seconds=%s)", after_seconds)
+                self._stop.wait()
+                return
+            yield tick
 
     def _resumed_ticks(self) -> Iterator[Tick]:
         """The feed's ticks after the last journaled mark; the stretch before it (journaled before

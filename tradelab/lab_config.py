@@ -33,6 +33,13 @@ class LabConfig(param.Parameterized):
         doc="Ignore `speed`: play the market with no pacing at all, in lockstep with the "
         "strategies (the same file or seed gives the same journal).",
     )
+    feed_stall_after_seconds = param.Number(
+        default=0.0,
+        bounds=(0.0, None),
+        doc="Fault injection for tests and demos: the paced feed goes silent this many wall "
+        "seconds after it starts, its session left open, as a dead market-data line would "
+        "(0: never; not with as_fast_as_possible).",
+    )
     strikes_each_side = param.Integer(
         default=5, bounds=(0, 40), doc="Option strikes quoted either side of the ATM strike."
     )

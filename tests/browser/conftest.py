@@ -1,6 +1,6 @@
 """Fixtures for the console's browser tests: a real `tradelab serve` in a subprocess on a free
-port (a fast simulated session, so a trade happens within a second and the feed ends within
-about half a minute), and Debian's Chromium driven by Playwright. Modelled on Panel's own
+port (a fast simulated session, so a trade happens within a second and the feed goes silent
+within half a minute), and Debian's Chromium driven by Playwright. Modelled on Panel's own
 panel/tests/util.py (run_panel_serve, wait_for_port, wait_until).
 """
 
@@ -25,6 +25,7 @@ from tradelab.benchmarking.browser import CHROMIUM_ARGS, free_port
 ROOT = Path(__file__).resolve().parents[2]
 # The simulated session (09:15-15:30, 22,500 market seconds) lasts ~30 s of wall time here.
 SESSION_SPEED = 750
+FEED_STALL_SECONDS = 25.0
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
@@ -42,18 +43,24 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = 
 class ConsoleServer:
     """A `tradelab serve` subprocess; `stats()` reads its /console/stats route."""
 
-    def __init__(self, tmp: Path, extra_args: list[str] | None = None, **console: Any):
+    def __init__(
+        self,
+        tmp: Path,
+        extra_args: list[str] | None = None,
+        lab: dict[str, Any] | None = None,
+        **console: Any,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         settings = tmp / "tradelab.yaml"
         console_lines = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in console.items())
+        lab_lines = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in (lab or {}).items())
         settings.write_text(
             "lab:\n"
             f"  journal_path: {tmp / 'console.duckdb'}\n"
             f"  speed: {SESSION_SPEED}\n"
             "  ticks_per_second: 40\n"
-            "  strikes_each_side: 2\n"
-            "console:\n"
+            "  strikes_each_side: 2\n" + lab_lines + "console:\n"
             "  stale_after_seconds: 1.5\n"
             "  unused_session_seconds: 1.0\n" + console_lines,
             encoding="utf-8",
@@ -102,8 +109,11 @@ class ConsoleServer:
 def console_server(
     tmp_path_factory: pytest.TempPathFactory, browser: Any
 ) -> Iterator[ConsoleServer]:
-    # After the browser: the simulated session's clock starts when the server does.
-    server = ConsoleServer(tmp_path_factory.mktemp("console"))
+    # After the browser: the simulated session's clock starts when the server does. Its feed
+    # goes silent after 25 s (before the session's close at ~30 s, which is not staleness).
+    server = ConsoleServer(
+        tmp_path_factory.mktemp("console"), lab={"feed_stall_after_seconds": FEED_STALL_SECONDS}
+    )
     try:
         server.wait_ready()
         yield server

@@ -1,7 +1,7 @@
 """The live console in a real Chromium against a real `tradelab serve`: live data, an engine
 trade in positions and tape, an operator's pause / resume / stop / start seen by every session, the stale marker when
-the feed ends, and sessions that leave nothing behind. Tests run in file order on one server
-whose simulated session ends ~30 s after it starts (the stale test comes last)."""
+the feed stalls, and sessions that leave nothing behind. Tests run in file order on one server
+whose simulated feed goes silent 25 s after it starts (the stale test comes last)."""
 
 from __future__ import annotations
 
@@ -86,6 +86,7 @@ def test_twenty_sessions_leave_no_callbacks_or_watchers(console_server, context)
 def test_stale_marker_appears_when_the_feed_stops(console_server, context):
     page = _open(context, console_server.url)
     stale = page.locator(".tl-stale")
-    # The simulated session closes ~30 s after the server started; 1.5 s later it is stale.
+    # The feed stalls 25 s after the server started (FEED_STALL_SECONDS); 1.5 s later, stale.
     wait_until(lambda: stale.count() and stale.is_visible(), 45, "the stale marker")
-    assert "STALE" in stale.inner_text()
+    assert "STALE" in stale.inner_text() and "no feed tick" in stale.inner_text()
+    assert page.locator(".tl-feed-state").inner_text() == "feed: silent"

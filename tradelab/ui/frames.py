@@ -98,9 +98,16 @@ def trades(lab: Any, limit: int = 200) -> pd.DataFrame:
 
 
 def header(lab: Any) -> dict[str, Any]:
-    """Runner, risk, engine, P&L and reconciliation state for the header badges."""
+    """Runner, risk, engine, P&L, reconciliation and market session state for the header."""
     _, v = lab.store.get_many(
-        ["runner", "risk.control", "engine.status", "pnl", "reconciliation.last_run"]
+        [
+            "runner",
+            "risk.control",
+            "engine.status",
+            "pnl",
+            "reconciliation.last_run",
+            "market.session",
+        ]
     )
     runner = v["runner"] or {}
     strategies = {}
@@ -114,6 +121,7 @@ def header(lab: Any) -> dict[str, Any]:
         "engine_status": v["engine.status"] or lab.engine.state,
         "pnl": v["pnl"] or {},
         "reconciliation": v["reconciliation.last_run"] or {},
+        "market_session": v["market.session"] or {},
     }
 
 

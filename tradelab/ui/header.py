@@ -59,6 +59,9 @@ class Header:
         # Several beats per max age, at most one a second: a late beat is not a lost server.
         self.heartbeat_ns = int(min(1.0, stale_after_seconds / 3) * 1e9)
         self._last_beat_ns = 0
+        # Set once the exchange session has closed: no tick and no event is owed until the
+        # next open, so silence is not staleness then.
+        self.market_closed_ns: int | None = None
         self.runner = Badge("tl-runner-state", "runner: starting")
         self.risk = Badge("tl-risk-state", "risk: -")
         self.engine = Badge("tl-engine-state", "engine: -")
@@ -103,6 +106,9 @@ class Header:
         self.engine.set(f"engine: {state['engine_status']}")
         net = (state["pnl"] or {}).get("net")
         self.pnl.set("P&L: -" if net is None else f"P&L: {net:,.2f}")
+        session = state.get("market_session") or {}
+        closed = session.get("status") == "closed"
+        self.market_closed_ns = (session.get("ts") or 0) if closed else None
 
     def apply_changes(self, changes: Changes, now_ns: int | None = None) -> bool:
         """Seq, its time, feed health and the stale marker; True while stale."""
@@ -113,14 +119,21 @@ class Header:
         event_age = (now_ns - changes.last_event_ns) if changes.last_event_ns else None
         tick_age = (now_ns - changes.last_tick_ns) if changes.last_tick_ns else None
         reasons = []
-        if tick_age is None:
+        if self.market_closed_ns is not None:
+            closed_at = ist_ms(self.market_closed_ns)[:5] if self.market_closed_ns else "?"
+            self.feed.set(f"feed: market closed at {closed_at} IST")
+        elif tick_age is None:
             self.feed.set("feed: waiting")
         elif tick_age > self.stale_after_ns:
             self.feed.set("feed: silent")
             reasons.append(f"no feed tick for {_age(tick_age)}")
         else:  # coarse on purpose: a text that changes every push would be resent every push
             self.feed.set("feed: live")
-        if event_age is not None and event_age > self.stale_after_ns:
+        if (
+            self.market_closed_ns is None
+            and event_age is not None
+            and event_age > self.stale_after_ns
+        ):
             reasons.append(f"no engine event for {_age(event_age)}")
         stale_text = "STALE: " + "; ".join(reasons) if reasons else ""
         if self.watchdog.server_stale != stale_text:

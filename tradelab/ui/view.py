@@ -23,7 +23,8 @@ SECTION_TOPICS: dict[str, tuple[str, ...]] = {
     "positions": ("trade.", "position.", "mark.updated", "pnl."),
     "orders": ("order.",),
     "trades": ("trade.executed",),
-    # Runner, risk, engine, P&L and reconciliation badges: one section, read at one version.
+    # Runner, risk, engine, P&L, reconciliation and market session badges: one section, read
+    # at one version.
     "header": (
         "runner.",
         "risk.",
@@ -36,6 +37,7 @@ SECTION_TOPICS: dict[str, tuple[str, ...]] = {
         "trade.executed",
         "position.",
         "mark.updated",
+        "market.session",
     ),
     "bars": ("market.bar", "market.session"),
     "marks": ("mark.updated",),
