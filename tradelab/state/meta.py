@@ -3,7 +3,8 @@
 Kept as a tree parallel to the state: each node holds the change that set exactly this path
 ('direct') and the newest change at or below it ('newest'); setting a path drops its children's
 records because the whole value was replaced. A write is noted in a dict (its path's last set);
-the next read walks the noted sets in, one walk of each path's depth, then reads in one walk. Not thread-safe by itself: the StateStore serialises access under its lock.
+the next read walks the noted sets in, one walk of each path's depth, then reads in one walk.
+Not thread-safe by itself: the StateStore serialises access under its lock.
 """
 
 from __future__ import annotations

@@ -51,12 +51,13 @@ R = TypeVar("R", bound=Callable[..., Any])
 
 
 def fresh_values(reducer: R) -> R:
-    """Mark `reducer` as building every container it returns for that write: from finite
-    numbers, str, bool and None it checked or computed, and from members of the sequence stored
-    at the same path (as a bounded history keeps them). Nothing else holds any of them: not the
-    event's payload (published on the bus after the store applied it), not another path of the
-    tree, not the reducer. The store then takes such values as they are, without `adopt`'s copy
-    and plain-data walk; a bare float is still checked. For the reducers every bar or mark runs.
+    """Mark `reducer` as building every container it returns for that write, holding only
+    scalars (str, int, bool, None, finite floats: read from the tree, or from the payload and
+    checked, or computed from such) and members of the sequence stored at the same path (as a
+    bounded history keeps them). Nothing else holds any of those containers: not the event's
+    payload (published on the bus after the store applied it), not another path of the tree,
+    not the reducer. The store then takes such values as they are, without `adopt`'s copy and
+    plain-data walk; a bare float is still checked. For the reducers every bar or mark runs.
     """
     reducer.fresh_values = True  # type: ignore[attr-defined]
     return reducer
