@@ -163,6 +163,45 @@ def test_a_live_bar_without_the_mark_flag_leaves_marks_and_positions_alone():
     }
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("close", "2.0"), ("close", float("nan")), ("high", None), ("volume", [5]), ("start", True)],
+)
+def test_a_bar_whose_prices_or_times_are_not_finite_numbers_is_refused_naming_them(field, value):
+    # Bars are stored as their reducer built them (fresh_values), so it checks them: a bad one
+    # is refused whole, the store unchanged, the error naming the fields it expects.
+    from tradelab.engine.store import build_store
+    from tradelab.errors import StateError
+    from tradelab.events import Event
+
+    store = build_store()
+    bar = {"symbol": "ABC", "interval": "1m", "start": 0, "end": 60, "open": 1.0, "high": 2.0}
+    bar |= {"low": 1.0, "close": 2.0, "volume": 5, "ticks": 3, "mark": True}
+    store.apply(Event(1, 10, "market.bar", "ABC", bar))
+    before = store.state_hash()
+    with pytest.raises(StateError, match="must be finite numbers|finite close and an int start"):
+        store.apply(Event(2, 20, "market.bar", "ABC", bar | {field: value}))
+    assert (store.version, store.state_hash()) == (1, before)
+
+
+def test_a_mark_price_that_is_not_finite_is_refused_before_it_reaches_a_position():
+    from tradelab.engine.store import build_store
+    from tradelab.errors import StateError
+    from tradelab.events import Event
+
+    store = build_store()
+    fill = {"fill_seq": 1, "trade_id": "T1", "order_id": "O1", "symbol": "ABC", "side": "BUY"}
+    fill |= {"quantity": 1, "price": 10.0, "fee": 0.0, "ts": 1, "strategy": "s", "lot_size": 1}
+    fill["position_id"] = "s:ABC"
+    store.apply(Event(1, 10, "trade.executed", "T1", fill))
+    before = store.state_hash()
+    with pytest.raises(StateError, match="mark price for ABC must be finite"):
+        store.apply(Event(2, 20, "mark.updated", "ABC", {"symbol": "ABC", "price": "nan"}))
+    assert (store.version, store.state_hash()) == (1, before)
+    store.apply(Event(2, 20, "mark.updated", "ABC", {"symbol": "ABC", "price": 12.0}))
+    assert store.get("pnl.unrealized") == 2.0
+
+
 def test_analytics_value_a_backtest_at_its_bars_closes(tmp_path):
     # The bars carry the marks: the analytics' marks and equity curve read them from there.
     from tradelab.analytics import Analytics

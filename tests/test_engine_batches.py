@@ -180,3 +180,27 @@ def test_an_inline_kernel_journals_its_snapshots_without_waiting_on_itself(tmp_p
         engine.stop(timeout=30)
     taken = list(JournalReader(journal).events(topic="snapshot.taken"))
     assert len(taken) >= 5
+
+
+def test_waiting_for_applied_events_leaves_them_held_for_the_next_batch(tmp_path):
+    # An order's wait (wait_applied) and a lockstep's (when_applied) need the events applied,
+    # not journaled: without durable acks the events stay held and reach the writer in one
+    # batch, instead of a pipe write per wait. flush() and stop() still hand them all over.
+    journal = tmp_path / "held.duckdb"
+    engine = Engine(journal_path=str(journal), inline_kernel=True, durable_acks=False).start()
+    batches: list[tuple[int, int]] = []
+    engine.journal.writer.batch_listener = lambda first, last, body: batches.append((first, last))
+    settled: list[int] = []
+    try:
+        for i in range(1, 21):
+            engine.submit("trade.executed", _trade(i), key="t:NIFTY")
+            assert engine.wait_applied() == engine.store.version
+            engine.when_applied(settled.append)
+        assert settled == list(range(engine.store.version - 19, engine.store.version + 1))
+        assert batches == []  # 20 waits, no hand-off yet
+        assert engine.flush() == engine.store.version
+        assert len(batches) == 1 and batches[0][1] == engine.store.version
+    finally:
+        engine.stop()
+    trades = [e.payload["trade_id"] for e in JournalReader(journal).events(topic="trade.executed")]
+    assert trades == [f"T{i}" for i in range(1, 21)]

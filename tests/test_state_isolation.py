@@ -259,3 +259,41 @@ def test_a_history_rebuilt_from_copies_is_stored_as_returned_and_shares_nothing_
         for member in value:
             member["n"] = 99
     assert store.get("h") == ({"n": -1}, {"n": 2}, {"n": 3}, {"n": 4})
+
+
+def test_a_bar_carrying_the_mark_is_stored_as_built_and_nothing_outside_reaches_it():
+    # The bar, mark, position and P&L reducers hand the store values they built (fresh_values:
+    # no copy-in); what a subscriber, a watcher or a reader does to what it got still changes
+    # nothing, and the state stays the fold of the journal.
+    from tradelab.market.reducers import reducers as market_reducers
+
+    class WithMarket(Journaled):
+        @staticmethod
+        def _new_store() -> StateStore:
+            store = Journaled._new_store()
+            store.register_reducers(market_reducers())
+            return store
+
+    lab = WithMarket()
+    lab.bus.subscribe("*", lambda event: vandalise(event.payload))
+    lab.store.watch("trading.positions.*", lambda path, new, old, seq: vandalise(new))
+    lab.store.watch("market.marks.*", lambda path, new, old, seq: vandalise(new))
+    symbol = "NIFTY24NOV24000CE"
+    lab.submit("trade.executed", fill_payload(1), key="T1")
+    for i in range(3):
+        bar = {"symbol": symbol, "interval": "1m", "start": i, "end": i + 1, "open": 100.0}
+        bar |= {"high": 110.0, "low": 90.0, "close": 104.0 + i, "volume": 5, "ticks": 0}
+        lab.submit("market.bar", bar | {"mark": True}, key=symbol)
+        for path in ("market", "trading.positions", "pnl"):
+            vandalise(lab.store.get(path))
+    assert lab.store.get(f"market.marks.{symbol}") == {
+        "price": 106.0,
+        "bid": 106.0,
+        "ask": 106.0,
+        "last": 106.0,
+        "ts": 2,
+    }
+    assert lab.store.get(f"trading.positions.s1:{symbol}.unrealized_pnl") == 75 * (106.0 - 101.0)
+    assert [b["close"] for b in lab.store.get(f"market.bars.{symbol}.1m")] == [104.0, 105.0, 106.0]
+    lab.assert_state_is_the_fold_of_the_journal(lab.replayed().state_hash())
+    lab.bus.close()

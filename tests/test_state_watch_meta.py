@@ -197,3 +197,40 @@ def test_derived_read_recomputes_only_when_version_moves(store):
     put(store, ("trading.positions.P2", {"qty": 50}))
     assert derived() == 125
     assert derived.computations == 3
+
+
+def test_metadata_is_the_same_whether_events_come_one_by_one_in_batches_or_are_read_between():
+    # Sets wait until the metadata is read (only the last set of each path is walked in); what
+    # is read must equal recording every write in order, whatever the batch boundaries and
+    # whenever it is read, deletes included.
+    import random
+
+    from tradelab.state.meta import MetaTree
+    from tradelab.state.paths import parse_path
+
+    rng = random.Random(7)
+    paths = ["a", "a.b", "a.b.c", "a.b.d", "a.e", "f", "f.g"]
+    probes = [*paths, "a.b.c.x", "zz"]
+    events, expected = [], {}
+    reference = MetaTree()
+    for seq in range(1, 401):
+        path, deleted = rng.choice(paths), rng.random() < 0.05
+        events.append([(path, "<delete>" if deleted else {"v": seq})])
+        reference.record(parse_path(path), (seq, seq * SECOND, "position.updated"), deleted)
+        expected[seq] = [reference.lookup(parse_path(p)) for p in probes], reference.to_plain()
+
+    def check(batch: int, read_every: int) -> None:
+        s = StateStore()
+        s.register_reducer("position.updated", changes)
+        for start in range(0, len(events), batch):
+            first = s.version + 1
+            s.apply_batch(
+                Event(first + i, (first + i) * SECOND, "position.updated", "", {"changes": pairs})
+                for i, pairs in enumerate(events[start : start + batch])
+            )
+            if s.version % read_every == 0:
+                read = [s.meta(p) for p in probes], s.snapshot().meta
+                assert read == expected[s.version], (batch, s.version)
+
+    for batch, read_every in [(1, 1), (1, 40), (3, 3), (7, 7), (50, 50), (400, 400)]:
+        check(batch, read_every)

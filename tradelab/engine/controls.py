@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from tradelab.engine.kernel import FLUSH, SNAPSHOT
+from tradelab.engine.kernel import APPLIED, FLUSH, SNAPSHOT
 from tradelab.errors import JournalError, LifecycleError
 from tradelab.journal.snapshots import SnapshotInfo
 
@@ -59,7 +59,7 @@ class EngineControls:
         done: Future = Future()
         done.add_done_callback(lambda future: callback(future.result()))
         count = self._queue.put(
-            (None, (FLUSH, done)),
+            (None, (APPLIED, done)),
             bounded=False,
             urgent=False,
             timeout=None,
@@ -103,4 +103,4 @@ class EngineControls:
         returns at once: what that thread submits is applied after the handler anyway."""
         if self._kernel is not None and threading.get_ident() == self._kernel.ident:
             return self.store.version
-        return self._control(FLUSH, "wait_applied", timeout, everyone=False)
+        return self._control(APPLIED, "wait_applied", timeout, everyone=False)

@@ -24,8 +24,10 @@ from tradelab.journal.snapshots import SnapshotInfo
 log = logging.getLogger("tradelab.engine")
 
 # A submitted event: (topic, key, payload dict, payload JSON bytes, critical, schema_version,
-# Ticket or None). A control: (None, ("flush" | "snapshot", Future)).
-SNAPSHOT, FLUSH = "snapshot", "flush"
+# Ticket or None). A control: (None, ("flush" | "applied" | "snapshot", Future)).
+# "applied" is a barrier for the store and the bus only (wait_applied, when_applied): events held
+# back for the writer stay held, so an order's wait does not cost a pipe write of its own.
+SNAPSHOT, FLUSH, APPLIED = "snapshot", "flush", "applied"
 HOLD_EVENTS = 256
 
 
@@ -223,14 +225,17 @@ class Kernel:
         return kept, kept_payloads, kept_waiting
 
     def release_held(self) -> None:
-        """Hand the writer the events held back (see `rush_critical`); before any barrier,
-        snapshot or close, so the writer has every applied event."""
+        """Hand the writer the events held back (see `rush_critical`); before a flush barrier,
+        a snapshot or close, so the writer has every applied event."""
         events, payloads = self._held
         if events:
             self._held = ([], [])
             self.writer.append(events, payloads, [], urgent=False)
 
     def _run_control(self, kind: str, done: Future) -> None:
+        if kind == APPLIED:
+            done.set_result(self.store.version)
+            return
         self.release_held()
         if kind == FLUSH:  # a barrier: everything queued before it is applied and handed on
             done.set_result(self.store.version)

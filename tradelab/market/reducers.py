@@ -12,41 +12,64 @@ it, their marks come from the feed's quotes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from math import isfinite
 from typing import Any
 
+from tradelab.errors import InvalidInputError
 from tradelab.events import Event
 from tradelab.state.paths import path_level
+from tradelab.state.views import fresh_values
 
 Change = tuple[str, Any]
 BARS_KEPT = 200
 _BAR_FIELDS = ("start", "end", "open", "high", "low", "close", "volume", "ticks")
+_NUMBERS = frozenset((int, float))
 
 
+@fresh_values
 def bar_reducer(view: Any, event: Event) -> Iterable[Change]:
     p = event.payload
     symbol = path_level(p["symbol"], "symbol")
     path = f"market.bars.{symbol}.{path_level(p['interval'], 'bar interval')}"
     bar = {name: p[name] for name in _BAR_FIELDS}
+    values = bar.values()
+    # The bar is stored as built (fresh_values), so its fields are checked here: C-speed type
+    # screen, then one sum that is finite only if every field is.
+    if not _NUMBERS.issuperset(map(type, values)) or not isfinite(sum(values)):
+        raise InvalidInputError(
+            f"market.bar (seq {event.seq}) for {symbol}: {', '.join(_BAR_FIELDS)} must be "
+            f"finite numbers, got {bar}"
+        )
     previous = view.get(path) or ()
-    # Snapshots may hand back lists; build a fresh tuple either way and keep it bounded.
-    return [(path, (*previous[-(BARS_KEPT - 1) :], bar))]
+    # Snapshots may hand back lists; build a fresh tuple either way and keep it bounded. The
+    # members kept are the stored history's own: no path reaches into a sequence, so nothing
+    # changes them in place.
+    if type(previous) is not tuple:
+        previous = tuple(previous)
+    return [(path, previous[-(BARS_KEPT - 1) :] + (bar,))]
 
 
 def bar_mark(payload: dict[str, Any]) -> dict[str, Any] | None:
     """The `mark.updated` payload a bar stands for when it carries `"mark": true`, else None."""
     if payload.get("mark") is not True:
         return None
-    close = payload["close"]
+    close, start = payload["close"], payload["start"]
+    if type(close) not in _NUMBERS or close - close != 0.0 or type(start) is not int:
+        raise InvalidInputError(
+            f"a bar carrying the mark needs a finite close and an int start, got close "
+            f"{close!r}, start {start!r}"
+        )
     return {
         "symbol": payload["symbol"],
         "price": close,
         "bid": close,
         "ask": close,
         "last": close,
-        "ts": payload["start"],
+        "ts": start,
     }
 
 
+@fresh_values
 def bar_mark_reducer(view: Any, event: Event) -> Iterable[Change]:
     """`market.marks.<symbol>` from a bar that carries the mark (see the module docstring)."""
     mark = bar_mark(event.payload)

@@ -8,6 +8,7 @@ from tradelab.state.migrations import MigrationRegistry
 from tradelab.state.paths import DELETE, check_path_level
 from tradelab.state.snapshot import StateSnapshot, canonical_json, state_sha256
 from tradelab.state.store import Derived, Reducer, StateStore, StateView
+from tradelab.state.views import fresh_values
 from tradelab.state.watchers import Watch
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "Watch",
     "canonical_json",
     "check_path_level",
+    "fresh_values",
     "state_sha256",
 ]
 

@@ -100,6 +100,8 @@ class ApplyMixin:
                 if reducers:
                     change = (seq, event.ts, event.topic)
                     for reducer in reducers:
+                        # Its containers were built for this write: nothing to copy in (views.py)
+                        fresh = getattr(reducer, "fresh_values", False)
                         try:
                             for path, value in reducer(view, event):
                                 segments = cached_path(path) if type(path) is str else None
@@ -109,7 +111,7 @@ class ApplyMixin:
                                 if kind is float:
                                     if value - value != 0.0:  # NaN or infinity
                                         check_plain(value, f"path {path!r}")
-                                elif kind not in _SCALARS and value is not DELETE:
+                                elif kind not in _SCALARS and value is not DELETE and not fresh:
                                     value = adopt(value, path, segments)
                                 if capture is not None:
                                     capture(tree, segments, value)

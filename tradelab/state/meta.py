@@ -2,8 +2,9 @@
 
 Kept as a tree parallel to the state: each node holds the change that set exactly this path
 ('direct') and the newest change at or below it ('newest'); setting a path drops its children's
-records because the whole value was replaced. A write costs one walk of the path's depth; a read
-walks once. Not thread-safe by itself: the StateStore serialises access under its lock.
+records because the whole value was replaced. A write is noted in a dict (its path's last set);
+the next read walks the noted sets in, one walk of each path's depth, then reads in one walk.
+Not thread-safe by itself: the StateStore serialises access under its lock.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class PathMeta(NamedTuple):
 
 
 class MetaTree:
-    __slots__ = ("root", "_epoch", "_chains")
+    __slots__ = ("root", "_epoch", "_chains", "_pending")
 
     def __init__(self, root: list | None = None) -> None:
         self.root: list = [None, None, None] if root is None else root
@@ -34,6 +35,8 @@ class MetaTree:
         # `_epoch` moves whenever a node leaves the tree, the only way a cached chain goes bad.
         self._epoch = 0
         self._chains: dict[Segments, tuple[int, list[list]]] = {}
+        # Sets not yet walked into the tree: path -> change, in the order of their last set.
+        self._pending: dict[Segments, tuple[int, int, str]] = {}
 
     def record(self, segments: Segments, change: tuple[int, int, str], deleted: bool) -> None:
         if not deleted:
@@ -50,33 +53,35 @@ class MetaTree:
         self._record_slow(segments, change, deleted)
 
     def record_run(self, touched: list) -> None:
-        """Record a run of writes `(segments, change, deleted)`, only the last set of each path.
+        """Take a run of writes `(segments, change, deleted)`; only the last set of each path
+        is ever walked into the tree, when the tree is next read (`lookup`, `to_plain`).
 
         Between two deletes, replaying just the last set of every path, in the order of those
         last sets, leaves this tree exactly as replaying every set would: a node's newest change,
         its own change and whether a parent's set dropped it depend only on which last set came
-        after which. A batch of marks thus records a handful of paths, not thousands.
+        after which. So sets wait in `_pending` (a path's newer set moves it to the end) and a
+        delete first settles them: a mark rewriting the same few paths event after event costs
+        a dict update each, not a walk of the path.
         """
-        record = self.record
-        if len(touched) <= 8:
-            # A single event's few writes: recording each in order is the plain definition, and
-            # cheaper than de-duplicating them.
-            for segments, change, deleted in touched:
-                record(segments, change, deleted)
-            return
-        latest: dict[Segments, tuple[int, int, str]] = {}
-        pop = latest.pop
+        pending = self._pending
+        pop = pending.pop
         for segments, change, deleted in touched:
             if deleted:
-                for path, last in latest.items():
-                    record(path, last, False)
-                latest.clear()
-                record(segments, change, True)
+                self._settle()
+                self.record(segments, change, True)
             else:
-                pop(segments, None)  # move it to the end: the order of last sets is what counts
-                latest[segments] = change
-        for path, last in latest.items():
-            record(path, last, False)
+                pop(segments, None)  # to the end: the order of last sets is what counts
+                pending[segments] = change
+        if len(pending) > 65_536:
+            self._settle()
+
+    def _settle(self) -> None:
+        pending = self._pending
+        if pending:
+            record = self.record
+            for segments, change in pending.items():
+                record(segments, change, False)
+            pending.clear()
 
     def _record_slow(self, segments: Segments, change: tuple[int, int, str], deleted: bool) -> None:
         node = self.root
@@ -110,6 +115,7 @@ class MetaTree:
 
     def lookup(self, segments: Segments) -> PathMeta | None:
         """The newest change at, below, or (by replacing the whole value) above `segments`."""
+        self._settle()
         node = self.root
         inherited = node[_DIRECT]
         for segment in segments:
@@ -123,6 +129,7 @@ class MetaTree:
         return None if newest is None else PathMeta(*newest)
 
     def to_plain(self) -> list:
+        self._settle()
         return _plain(self.root)
 
     @classmethod

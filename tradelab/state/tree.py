@@ -9,7 +9,9 @@ any other node is shallow-copied on the way down, once. Ownership is recorded as
 `id(node) -> (node, parent)`: a node counts as owned only when reached from the very parent that
 created it, so a copied parent never lends in-place rights to children it shares with its original.
 Containers cross the tree's boundary only as `detached` copies: in through `adopt`, out to
-callers outside the store, so nobody else can ever mutate a node.
+callers outside the store, so nobody else can ever mutate a node. The one exception on the way
+in is a value a `fresh_values` reducer built for the write (views.py): nobody else holds it, so
+it is stored as it is; it is not owned, so a later write below it copies it first.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ apply, a frozen root's view elsewhere). A Derived may be called from any thread.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tradelab.errors import InvalidInputError
 from tradelab.events import Event
@@ -47,6 +47,20 @@ class FrozenView(StateView):
 
 
 Reducer = Callable[[StateView, Event], Iterable[tuple[str, Any]]]
+R = TypeVar("R", bound=Callable[..., Any])
+
+
+def fresh_values(reducer: R) -> R:
+    """Mark `reducer` as building every container it returns for that write, holding only
+    scalars (str, int, bool, None, finite floats: read from the tree, or from the payload and
+    checked, or computed from such) and members of the sequence stored at the same path (as a
+    bounded history keeps them). Nothing else holds any of those containers: not the event's
+    payload (published on the bus after the store applied it), not another path of the tree,
+    not the reducer. The store then takes such values as they are, without `adopt`'s copy and
+    plain-data walk; a bare float is still checked. For the reducers every bar or mark runs.
+    """
+    reducer.fresh_values = True  # type: ignore[attr-defined]
+    return reducer
 
 
 class Derived:

@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from tradelab.errors import InvalidInputError
 from tradelab.events import Event
 from tradelab.market.reducers import bar_mark
-from tradelab.state import DELETE
+from tradelab.state import DELETE, fresh_values
 from tradelab.state.paths import path_level
 from tradelab.trading import risk_state
 from tradelab.trading.book import apply_fill, empty_position, remark, with_open, without_open
@@ -174,11 +175,13 @@ def trade_reducer(view: Any, event: Event) -> Iterable[Change]:
     return changes
 
 
+@fresh_values
 def mark_reducer(view: Any, event: Event) -> Iterable[Change]:
     """Re-value the open positions in the marked symbol: O(positions open in that symbol)."""
     return _remark_symbol(view, event.payload["symbol"], event.payload["price"])
 
 
+@fresh_values
 def bar_mark_reducer(view: Any, event: Event) -> Iterable[Change]:
     """A bar carrying `"mark": true` (a backtest's) marks its symbol at its close, as a
     `mark.updated` would (see tradelab.market.reducers)."""
@@ -205,6 +208,8 @@ def _remark_symbol(view: Any, symbol: str, price: Any) -> list[Change]:
     if not pids:
         return changes
     price = float(price)
+    if price - price != 0.0:  # stored in positions as computed (fresh_values): checked here
+        raise InvalidInputError(f"mark price for {symbol} must be finite, got {price!r}")
     positions = trading["positions"]
     deltas = []
     for pid in pids:
