@@ -1,7 +1,12 @@
 """Per-session Bokeh figures: the intraday equity (net P&L) curve and the index's 15m / 1h bars.
 
-A Bokeh figure cannot be shared between sessions: each session builds its own and replaces
-its sources' data in its own periodic callback (under the session's document lock).
+A Bokeh figure cannot be shared between sessions: each session builds its own and updates
+its sources in its own periodic callback (under the session's document lock).
+
+The equity curve grows by a point a second: its new points are streamed (`ColumnDataSource.
+stream`, only the new points go to the browser, the oldest rolled over past `points`), and its
+figure's size does not depend on the data (fixed height, a fixed left border wider than any
+P&L tick label), so a new point repaints the plot without recomputing the page's layout.
 """
 
 from __future__ import annotations
@@ -11,18 +16,25 @@ import panel as pn
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
+# Wide enough for a P&L tick label such as "-1,234,567" beside the axis.
+_EQUITY_LEFT_BORDER_PX = 80
+
 
 class Charts:
-    """Equity and index bar charts of one session; `interval` is a session preference."""
+    """Equity and index bar charts of one session; `interval` is a session preference.
+    `points`: the equity samples kept in the browser (the host's ring keeps as many)."""
 
-    def __init__(self) -> None:
+    def __init__(self, points: int = 2000) -> None:
+        self.points = points
         self.equity_source = ColumnDataSource({"time": [], "net_pnl": []})
+        self._equity_last: pd.Timestamp | None = None  # the newest equity point shown
         equity = figure(
             height=260,
             x_axis_type="datetime",
             title="Intraday net P&L",
             x_axis_label="time (IST)",
             sizing_mode="stretch_width",
+            min_border_left=_EQUITY_LEFT_BORDER_PX,
         )
         equity.line("time", "net_pnl", source=self.equity_source, line_width=2)
         self.bar_source = ColumnDataSource(
@@ -63,10 +75,28 @@ class Charts:
         )
 
     def show_equity(self, frame: pd.DataFrame) -> None:
-        self.equity_source.data = {
-            "time": frame["time"].to_numpy(),
-            "net_pnl": frame["net_pnl"].to_numpy(),
-        }
+        """Show the host's equity ring `frame` (times increasing): the points newer than the
+        last shown are streamed; the whole curve is replaced only when it starts over (an
+        empty frame, or a newest point older than the one shown)."""
+        times = frame["time"]
+        last = self._equity_last
+        if frame.empty and last is None:
+            return  # nothing shown, nothing to show
+        if frame.empty or last is None or times.iloc[-1] < last:
+            self._equity_last = None if frame.empty else times.iloc[-1]
+            self.equity_source.data = {
+                "time": times.to_numpy(),
+                "net_pnl": frame["net_pnl"].to_numpy(),
+            }
+            return
+        new = frame[times > last]
+        if new.empty:
+            return
+        self._equity_last = new["time"].iloc[-1]
+        self.equity_source.stream(
+            {"time": new["time"].to_numpy(), "net_pnl": new["net_pnl"].to_numpy()},
+            rollover=self.points,
+        )
 
     def show_bars(self, bars: dict[str, pd.DataFrame]) -> None:
         frame = bars.get(self.interval.value)
