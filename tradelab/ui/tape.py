@@ -7,13 +7,14 @@ never depends on its content: fixed height, `table-layout: fixed`, fixed row hei
 containment, so the browser lays out the box's own rows and nothing else; the pane's size does
 not change either, so Bokeh never relayouts the page for it.
 
-What it shows: the newest `tape_rows` events (default 20, one screen) of the session's ring of
-`tape_size`, as many as fit its box, no pages. A live tape is glanced at, its top is what
-matters; an older event is found by filtering on its topic (the ring keeps `tape_size`), and
+What it shows: the newest `tape_rows` events that pass the session's topic filter (default 20,
+exactly the box's height), no pages. A live tape is glanced at and its top is what matters; an
+older event is found by filtering on its topic (the session keeps the last `tape_size`), and
 the journal has them all. Every row is rendered again at each redraw, so rows cost frames:
 with five pages in a 1K events/s storm, 200 rows gave 100-300 ms frames 20-25 times in 30 s
-per page, 20 rows under 100 ms (benchmarks/README.md). A larger `tape_rows` scrolls; its scroll
-position belongs to the pane's element, outside the replaced HTML, so it survives redraws.
+per page, 20 rows 1-3 under 100 ms (benchmarks/README.md). A larger `tape_rows` scrolls; the
+scroll position belongs to the pane's element, outside the replaced HTML, so it survives
+redraws.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 from html import escape
+from itertools import islice
 from typing import Any
 
 import panel as pn
@@ -53,9 +55,8 @@ _HEAD = (
 
 
 def tape_cells(rows: Iterable[TapeRow]) -> list[tuple[str, str, str, str]]:
-    """The cells shown for `rows` (oldest first in), newest first out: seq, IST time, topic,
-    key."""
-    return [(str(r.seq), ist_ms(r.ts), r.topic, r.key) for r in reversed(list(rows))]
+    """The cells shown for each of `rows`, in their order: seq, IST time, topic, key."""
+    return [(str(r.seq), ist_ms(r.ts), r.topic, r.key) for r in rows]
 
 
 def tape_html(cells: Sequence[tuple[str, ...]]) -> str:
@@ -110,8 +111,8 @@ class EventTape:
         """Redraw with the newest rows that pass the filter (only if they changed)."""
         self.pending = False
         wanted = set(self.filter.value)
-        rows = [r for r in self._rows if not wanted or r.topic in wanted]
-        cells = tape_cells(rows[-self.shown :])
+        newest = (r for r in reversed(self._rows) if not wanted or r.topic in wanted)
+        cells = tape_cells(islice(newest, self.shown))
         if cells != self._cells:
             self._cells = cells
             self.pane.object = tape_html(cells)
