@@ -4,9 +4,11 @@ A Bokeh figure cannot be shared between sessions: each session builds its own an
 its sources in its own periodic callback (under the session's document lock).
 
 The equity curve grows by a point a second: its new points are streamed (`ColumnDataSource.
-stream`, only the new points go to the browser, the oldest rolled over past `points`), and its
-figure's size does not depend on the data (fixed height, a fixed left border wider than any
-P&L tick label), so a new point repaints the plot without recomputing the page's layout.
+stream`: only the new points go to the browser, the oldest rolled over past `points`; the
+whole curve was resent every second before), nothing is sent while it has no point, and its
+size does not depend on the data: a fixed height, and a left border wider than any P&L tick
+label, so the plot area stays put when the labels change width (Bokeh still re-measures the
+figure's own panels then, a few ms; the page's layout is not touched).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import panel as pn
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
-# Wide enough for a P&L tick label such as "-1,234,567" beside the axis.
+# Wide enough for the P&L axis's tick labels ("-250000", "-1.5e+6") and ticks.
 _EQUITY_LEFT_BORDER_PX = 80
 
 
