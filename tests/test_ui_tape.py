@@ -1,6 +1,7 @@
 """The event tape as a session shows it: newest first, the IST time of each event, the session's
 own topic filter, every value escaped, and never more rows than configured; and the equity
-chart, which streams its new points and starts over only when the curve does."""
+chart, which streams its new points and starts over only when the curve does, and the bar
+chart, which streams closed bars and redraws on a switch of interval."""
 
 from __future__ import annotations
 
@@ -149,3 +150,43 @@ def test_equity_chart_streams_new_points_within_its_bound_and_resets_when_the_cu
     charts.show_equity(_equity(0, 2))  # a curve that starts over is replaced whole
     assert list(source.data["net_pnl"]) == [0.0, 1.0]
     assert sent[2:] == ["ColumnDataChangedEvent"]
+
+
+def _bars(start: int, stop: int, minutes: int = 15) -> pd.DataFrame:
+    starts = pd.Timestamp("2026-01-05 09:15", tz="Asia/Kolkata") + pd.to_timedelta(
+        [i * minutes for i in range(start, stop)], unit="min"
+    )
+    prices = [100.0 + i for i in range(start, stop)]
+    return pd.DataFrame(
+        {
+            "start": starts,
+            "end": starts + pd.Timedelta(minutes=minutes),
+            "open": prices,
+            "high": [p + 2 for p in prices],
+            "low": [p - 2 for p in prices],
+            "close": [p + 1 for p in prices],
+        }
+    )
+
+
+def test_bar_chart_streams_closed_bars_and_redraws_on_an_interval_switch():
+    charts = Charts()
+    source = charts.bar_source
+    document = Document()
+    document.add_root(source)
+    sent: list[str] = []
+    document.on_change(lambda event: sent.append(type(event).__name__))
+
+    charts.show_bars({"15m": _bars(0, 3), "1h": _bars(0, 1, 60)})
+    assert list(source.data["open"]) == [100.0, 101.0, 102.0]
+    charts.show_bars({"15m": _bars(0, 3), "1h": _bars(0, 1, 60)})  # no new bar closed
+    charts.show_bars({"15m": _bars(1, 5), "1h": _bars(0, 1, 60)})  # history bounded to 4
+    assert sent == ["ColumnDataChangedEvent", "ColumnsStreamedEvent"]
+    assert list(source.data["open"]) == [101.0, 102.0, 103.0, 104.0]
+    assert list(source.data["color"]) == ["#2ca02c"] * 4
+    charts.interval.value = "1h"  # the session's preference, shown at once
+    assert list(source.data["open"]) == [100.0]
+    assert sent[2:] == ["ColumnDataChangedEvent"]
+    charts.interval.value = "15m"
+    charts.show_bars({"15m": _bars(0, 2), "1h": _bars(0, 1, 60)})  # a new session's history
+    assert list(source.data["open"]) == [100.0, 101.0]
