@@ -7,9 +7,9 @@ import re
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-from tradelab.ui.console import _tape_frame
 from tradelab.ui.frames import TIME_COLUMN, ist_ms, trades
 from tradelab.ui.header import Header
+from tradelab.ui.tape import TAPE_COLUMNS, tape_cells
 from tradelab.ui.view import Changes, TapeRow
 
 # 2026-01-05 03:45:06.789 UTC is 09:15:06.789 in Mumbai (UTC+05:30, no daylight saving).
@@ -39,10 +39,10 @@ def test_header_time_is_ist_and_labelled_and_seq_stays_a_plain_integer():
 
 
 def test_tape_and_trades_label_their_time_column():
-    tape = _tape_frame([TapeRow(1, 7, "trade.executed", "k", NS, NS, {})])
+    (row,) = tape_cells([TapeRow(1, 7, "trade.executed", "k", NS, NS, {})])
     assert TIME_COLUMN == "time (IST)"
-    assert list(tape.columns) == ["seq", "time (IST)", "topic", "key"]
-    assert tape.iloc[0]["time (IST)"] == "09:15:06.789"
+    assert TAPE_COLUMNS == ("seq", "time (IST)", "topic", "key")
+    assert row == ("7", "09:15:06.789", "trade.executed", "k")
     store = SimpleNamespace(get=lambda _path, _default: {"t1": {"seq": 7, "ts": NS, "price": 1.0}})
     frame = trades(SimpleNamespace(store=store))
     assert frame.iloc[0]["exchange time (IST)"] == "09:15:06.789"  # the fill's market clock

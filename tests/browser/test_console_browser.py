@@ -38,7 +38,7 @@ def test_engine_trade_shows_in_positions_and_tape(console_server, context):
     wait_until(lambda: positions.count() > 0, 15, "a position row")
     row = positions.first.inner_text()
     assert "short_straddle" in row and "NIFTY" in row
-    tape = page.locator(".tl-tape .tabulator-row")
+    tape = page.locator(".tl-tape tr.tl-tape-row")
     wait_until(lambda: tape.count() > 0, 10, "a trade on the filtered tape")
     assert "trade.executed" in tape.first.inner_text()
     trades = page.locator(".tl-trades .tabulator-row")

@@ -11,31 +11,23 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import deque
 from html import escape
 from typing import Any
 
 import pandas as pd
 import panel as pn
 
-from tradelab.events import DEFAULT_TOPICS
 from tradelab.ui.charts import Charts
 from tradelab.ui.controls import Controls, params_table
-from tradelab.ui.frames import TIME_COLUMN, ist_ms
 from tradelab.ui.header import Header
 from tradelab.ui.history import history_plot
 from tradelab.ui.host import ConsoleHost
+from tradelab.ui.tape import EventTape
 from tradelab.ui.view import TapeRow
 
-TAPE_COLUMNS = ["seq", TIME_COLUMN, "topic", "key"]
 _CHART_EVERY_NS = 1_000_000_000  # charts and metrics change slowly: at most once a second
 # The metrics history gets a sample every few seconds and a redraw costs a HoloViews render.
 _HISTORY_EVERY_NS = 5_000_000_000
-# Rows on one page of the tape. Each tape redraw is a Tabulator `setData`, whose cost in the
-# browser grows with the rows of the page (rows built and measured one by one): with 25 rows,
-# five pages in a 1K events/s storm had 120-280 ms frames at every redraw, with 10 under 70 ms
-# (benchmarks/README.md, push latency).
-_TAPE_PAGE_ROWS = 10
 _NOTIFY = {
     "trade.executed": ("info", "Trade executed: {side} {quantity} {symbol} @ {price}"),
     "position.closed": ("info", "Position closed: {position_id}"),
@@ -59,20 +51,6 @@ def _table(css: str, page_size: int, height: int = 260) -> pn.widgets.Tabulator:
     )
 
 
-def _tape_frame(rows: Any) -> pd.DataFrame:
-    """Newest first: the engine's seq and stamp of each event."""
-    return pd.DataFrame(
-        [(r.seq, ist_ms(r.ts), r.topic, r.key) for r in reversed(rows)], columns=TAPE_COLUMNS
-    )
-
-
-def _url_topics(known: list[str]) -> list[str]:
-    """The tape filter asked for in the page's URL (`?tape=trade.executed,order.filled`)."""
-    args = pn.state.session_args or {}
-    asked = [t.strip() for v in args.get("tape", []) for t in v.decode().split(",")]
-    return [t for t in asked if t in known]
-
-
 class ConsoleSession:
     """One session's components and its `refresh()` (the periodic callback's body)."""
 
@@ -87,18 +65,10 @@ class ConsoleSession:
         self.trades = _table("tl-trades", 20)
         self.signals = _table("tl-signals", 10, 160)
         self.chain = _table("tl-chain", 2 * config.chain_strikes * 2 + 2, 420)
-        self.tape = _table("tl-tape", _TAPE_PAGE_ROWS, 420)
-        # Session preferences: kept here (and in the URL), never in the engine's state.
-        self.tape_filter = pn.widgets.MultiChoice(
-            label="Tape topics (empty: all)",
-            options=sorted(t.name for t in DEFAULT_TOPICS if not t.transient),
-            css_classes=["tl-tape-filter"],
-            sizing_mode="stretch_width",
-        )
-        self.tape_filter.value = _url_topics(self.tape_filter.options)
+        self.tape = EventTape(config.tape_size, config.tape_rows)
+        self.tape_filter = self.tape.filter
         self.tape_filter.param.watch(self._refilter, "value")  # a per-session widget
-        self._tape_rows: deque[TapeRow] = deque(maxlen=config.tape_size)
-        self.charts = Charts()
+        self.charts = Charts(config.chart_points)
         self.metrics = pn.pane.JSON({}, depth=2, css_classes=["tl-metrics"], height=420)
         self.metrics_history = pn.pane.HoloViews(
             None, css_classes=["tl-metrics-history"], sizing_mode="stretch_width"
@@ -112,14 +82,13 @@ class ConsoleSession:
         self.is_operator = host.commands.is_operator(user)
         self.controls = Controls(host.commands, user, strategies) if self.is_operator else None
         # Loading spinners until the engine's first events reach this session.
-        self._tables = (self.positions, self.orders, self.trades, self.signals, self.tape)
+        self._tables = (self.positions, self.orders, self.trades, self.signals, self.tape.pane)
         self._loading = True
         for table in self._tables:
             table.loading = True
         self._last_slow_ns = 0
         self._tape_period_ns = int(1e9 / config.tape_rate_hz)
         self._last_tape_ns = 0
-        self._tape_pending = False
         self.pushes = 0
         self.stale = False
         self.layout = self._layout()
@@ -146,7 +115,9 @@ class ConsoleSession:
             self.signals,
             sizing_mode="stretch_width",
         )
-        tape = pn.Column("### Event tape", self.tape_filter, self.tape, sizing_mode="stretch_width")
+        tape = pn.Column(
+            "### Event tape", self.tape_filter, self.tape.pane, sizing_mode="stretch_width"
+        )
         details = pn.Tabs(
             ("Charts", self.charts.layout),
             ("Option chain", self.chain),
@@ -183,10 +154,10 @@ class ConsoleSession:
             for section in changes.sections | self._behind():
                 self._apply_section(section)
             if changes.tape or changes.resync:
-                self._add_tape(changes.tape, changes.resync)
-            # The tape table resends all its rows on every change: at most tape_rate_hz, so a
-            # storm costs each browser a few table redraws a second while the header stays live.
-            redraw_tape = self._tape_pending and now - self._last_tape_ns >= self._tape_period_ns
+                self.tape.add(changes.tape, changes.resync)
+            # The tape resends all its rows on every change: at most tape_rate_hz, so a storm
+            # costs each browser a few table redraws a second while the header stays live.
+            redraw_tape = self.tape.pending and now - self._last_tape_ns >= self._tape_period_ns
             if redraw_tape:
                 self._last_tape_ns = now
                 self._show_tape()
@@ -246,20 +217,15 @@ class ConsoleSession:
         else:
             self.header.apply_state(value)
 
-    def _add_tape(self, rows: tuple[TapeRow, ...], resync: bool) -> None:
-        if resync:
-            self._tape_rows.clear()
-        self._tape_rows.extend(rows)
-        self._tape_pending = True
-
     def _refilter(self, _event: Any = None) -> None:
         self._show_tape()
 
     def _show_tape(self) -> None:
-        self._tape_pending = False
-        wanted = set(self.tape_filter.value)
-        rows = [r for r in self._tape_rows if not wanted or r.topic in wanted]
-        self.tape.value = _tape_frame(rows[-self.host.config.tape_rows :])
+        self.tape.show()
+
+    def tape_rows_shown(self) -> list[dict[str, Any]]:
+        """The event tape's rows as this session shows them, newest first."""
+        return self.tape.rows_shown()
 
     def _notify(self, row: TapeRow) -> None:
         notifications = pn.state.notifications
