@@ -5,7 +5,8 @@ the bus, and runs flush barriers and snapshots.
 Thread model: `run` is the kernel thread's body and everything it calls runs there. The engine
 starts it, stops it with `request_stop`, and reads `ident` to refuse blocking calls made on it.
 Inline (an engine built with `inline_kernel=True`, a single-threaded backtest): no thread; each
-submit calls `drain`, which does the same work on the submitting thread, one caller at a time.
+submit calls `process_now` (nothing queued: its item is processed at once, without the queue)
+or else `drain`, which do the same work on the submitting thread, one caller at a time.
 """
 
 from __future__ import annotations
