@@ -204,3 +204,38 @@ def test_waiting_for_applied_events_leaves_them_held_for_the_next_batch(tmp_path
         engine.stop()
     trades = [e.payload["trade_id"] for e in JournalReader(journal).events(topic="trade.executed")]
     assert trades == [f"T{i}" for i in range(1, 21)]
+
+
+def test_an_inline_submit_skips_the_queue_only_when_it_is_empty_and_is_counted(tmp_path):
+    # Inline, a submit with nothing queued is applied at once without the queue; with an event
+    # queued by another thread (the writer client's announcements: queued, not drained) it is
+    # queued too and the same pass applies both (in the queue's fair order across threads). A
+    # handler's submits follow their cause, and `submitted_count` (a lockstep's "anything
+    # new?") counts every one.
+    journal = tmp_path / "direct.duckdb"
+    engine = Engine(journal_path=str(journal), inline_kernel=True, durable_acks=False).start()
+
+    def answer(event):
+        if event.payload["symbol"] == "A":
+            for symbol in ("A1", "A2"):
+                engine.submit("mark.updated", {"symbol": symbol, "price": 2.0}, key=symbol)
+
+    engine.bus.subscribe("mark.updated", answer)
+    try:
+        version, count = engine.store.version, engine.submitted_count
+        engine.submit("mark.updated", {"symbol": "A", "price": 1.0}, key="A")
+        assert engine.store.version == version + 3
+        assert engine.submitted_count == count + 3
+        announcer = threading.Thread(
+            target=engine._announce, args=("mark.updated", {"symbol": "Q", "price": 3.0})
+        )
+        announcer.start()
+        announcer.join()
+        assert engine.store.version == version + 3  # queued, not applied yet
+        engine.submit("mark.updated", {"symbol": "B", "price": 4.0}, key="B")
+        assert engine.store.version == version + 5
+        assert engine.submitted_count == count + 5
+    finally:
+        engine.stop()
+    symbols = [e.payload["symbol"] for e in JournalReader(journal).events(topic="mark.updated")]
+    assert symbols[:3] == ["A", "A1", "A2"] and sorted(symbols[3:]) == ["B", "Q"]

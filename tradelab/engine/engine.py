@@ -323,20 +323,24 @@ class Engine(EngineControls):
         writer = self._writer
         if writer is not None and writer.failed is not None:
             raise JournalError(f"journal is not writable: {writer.failed}")
-        on_kernel = self._kernel is not None and threading.get_ident() == self._kernel.ident
+        kernel = self._kernel
+        on_kernel = kernel is not None and threading.get_ident() == kernel.ident
         blocking = (is_critical or wait) and not on_kernel
         ticket = Ticket() if blocking else None
-        self._queue.put(
-            (topic, key, applied, data, is_critical, spec.schema_version, ticket),
-            bounded=not (blocking or internal or on_kernel),
-            urgent=blocking,
-            timeout=self._submit_timeout,
-            internal=internal,
-        )
-        if self._inline and drain:
-            self._kernel.drain()
-            if ticket is not None and not self._durable_acks and ticket.event is not None:
-                return ticket.event  # applied and published (a rejection raises below)
+        item = (topic, key, applied, data, is_critical, spec.schema_version, ticket)
+        inline = self._inline and drain and kernel is not None
+        if not (inline and kernel.process_now(item, internal=internal)):
+            self._queue.put(
+                item,
+                bounded=not (blocking or internal or on_kernel),
+                urgent=blocking,
+                timeout=self._submit_timeout,
+                internal=internal,
+            )
+            if inline:
+                kernel.drain()
+        if inline and ticket is not None and not self._durable_acks and ticket.event is not None:
+            return ticket.event  # applied and published (a rejection raises below)
         if ticket is None:
             return None
         started = time.perf_counter()

@@ -5,7 +5,8 @@ the bus, and runs flush barriers and snapshots.
 Thread model: `run` is the kernel thread's body and everything it calls runs there. The engine
 starts it, stops it with `request_stop`, and reads `ident` to refuse blocking calls made on it.
 Inline (an engine built with `inline_kernel=True`, a single-threaded backtest): no thread; each
-submit calls `drain`, which does the same work on the submitting thread, one caller at a time.
+submit calls `process_now` (nothing queued: its item is processed at once, without the queue)
+or else `drain`, which do the same work on the submitting thread, one caller at a time.
 """
 
 from __future__ import annotations
@@ -117,14 +118,39 @@ class Kernel:
                 return
             self.ident = threading.get_ident()
             try:
-                while len(self.queue):
-                    batch = self.queue.take(self.batch_size)
-                    try:
-                        self._process(batch)
-                    except BaseException:
-                        log.exception("engine kernel failed to process a batch")
+                self._drain_queued()
             finally:
                 self.ident = None
+
+    def process_now(self, item: tuple, *, internal: bool = False) -> bool:
+        """Inline: process `item` at once, as a batch of its own, then whatever handlers queued
+        meanwhile, when nothing is queued ahead of it and no drain is under way; the queue's
+        put and take are skipped (a backtest's one event a bar). False, with nothing done,
+        when it must be queued instead (a submit from a bus handler during a drain, or items
+        already waiting): `put` it and `drain`."""
+        if self.ident is not None or len(self.queue):  # checked again under the lock
+            return False
+        with self._drain_lock:
+            if self.ident is not None or not self.queue.pass_by(internal=internal):
+                return False
+            self.ident = threading.get_ident()
+            try:
+                try:
+                    self._process([item])
+                except BaseException:
+                    log.exception("engine kernel failed to process a batch")
+                self._drain_queued()
+            finally:
+                self.ident = None
+            return True
+
+    def _drain_queued(self) -> None:
+        while len(self.queue):
+            batch = self.queue.take(self.batch_size)
+            try:
+                self._process(batch)
+            except BaseException:
+                log.exception("engine kernel failed to process a batch")
 
     def _idle_wait(self) -> float:
         every = self.snapshot_every[1]

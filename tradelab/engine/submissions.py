@@ -118,6 +118,18 @@ class SubmitQueue:
             self._wakeup.ring()
         return accepted
 
+    def pass_by(self, *, internal: bool = False) -> bool:
+        """An inline kernel's item taken at once instead of queued: True (counted in `accepted`)
+        if nothing is queued ahead of it, False if something is (then it must be `put` behind
+        it). Refused like `put` once closed. Nothing is queued, so there is no bound to wait for."""
+        with self._lock:
+            if self._closed and not internal:
+                raise LifecycleError(self._closed)
+            if self._depth:
+                return False
+            self.accepted += 1
+            return True
+
     def _wait_for_room(self, timeout: float | None) -> None:
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
