@@ -58,6 +58,8 @@ def test_console_shows_earlier_runs_samples_then_live_ones(tmp_path, monkeypatch
         session = ConsoleSession(host, "alice")
         host.session_opened("s1", "alice")
         session.refresh()
+        assert session.metrics_history.object is None  # its tab is hidden: no figure sent
+        session.details.active = session.metrics_tab  # opened: drawn at once
         plot = session.metrics_history.object
         assert isinstance(plot, hv.Layout) and len(plot) == len(CHARTED)
 

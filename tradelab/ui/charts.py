@@ -21,8 +21,8 @@ import panel as pn
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
-# Wide enough for the P&L axis's tick labels ("-250000", "-1.5e+6") and ticks.
-_EQUITY_LEFT_BORDER_PX = 80
+# Wide enough for the P&L axis's tick labels ("-250000", "-1.5e+6") and the index's, and ticks.
+_LEFT_BORDER_PX = 80
 
 
 class Charts:
@@ -39,7 +39,7 @@ class Charts:
             title="Intraday net P&L",
             x_axis_label="time (IST)",
             sizing_mode="stretch_width",
-            min_border_left=_EQUITY_LEFT_BORDER_PX,
+            min_border_left=_LEFT_BORDER_PX,
         )
         equity.line("time", "net_pnl", source=self.equity_source, line_width=2)
         self.bar_source = ColumnDataSource(
@@ -60,6 +60,7 @@ class Charts:
             x_axis_label="time (IST)",
             title="NIFTY",
             sizing_mode="stretch_width",
+            min_border_left=_LEFT_BORDER_PX,
         )
         bars.segment("mid", "high", "mid", "low", source=self.bar_source, color="black")
         bars.quad(

@@ -118,7 +118,7 @@ class ConsoleSession:
         tape = pn.Column(
             "### Event tape", self.tape_filter, self.tape.pane, sizing_mode="stretch_width"
         )
-        details = pn.Tabs(
+        tabs = [
             ("Charts", self.charts.layout),
             ("Option chain", self.chain),
             ("Strategy parameters", self.params),
@@ -132,9 +132,11 @@ class ConsoleSession:
                     sizing_mode="stretch_width",
                 ),
             ),
-            dynamic=True,
-            sizing_mode="stretch_width",
-        )
+        ]
+        self.metrics_tab = len(tabs) - 1
+        self.details = details = pn.Tabs(*tabs, dynamic=True, sizing_mode="stretch_width")
+        # The history is drawn only while its tab is shown, and at once when it is opened.
+        details.param.watch(lambda _event: self._show_history(), "active")  # a session widget
         return pn.Column(
             self.header.layout,
             card,
@@ -187,6 +189,10 @@ class ConsoleSession:
         self.refresh()
 
     def _show_history(self) -> None:
+        # A new HoloViews plot is a whole new figure sent to the browser (~80 ms of script in a
+        # storm with five pages): never for a hidden tab.
+        if self.details.active != self.metrics_tab:
+            return
         version, frame = self.host.metrics_history.frame()
         if version != self._history_version and not frame.empty:
             self._history_version = version
