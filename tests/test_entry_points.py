@@ -39,6 +39,10 @@ DOCUMENTED = [
     "benchmarks/push_latency.py --target console --seconds 60 --steady-seconds 10 "
     "--storm-rate 1000 --cycles 100 --json",
     "benchmarks/recovery.py --events 1000000 --rounds 3 --json",
+    "benchmarks/replica.py --rounds 3 --no-full-replicas --json",
+    "benchmarks/replica.py --throughput-only --no-full-replicas --events 300000 --rounds 7 "
+    "--json",
+    "benchmarks/backtest.py --bars 100000 --rounds 1 --json",
     "benchmarks/soak.py --minutes 3 --rate 2000 --sample 5 --thread-writer --json",
     "benchmarks/store.py --rounds 7 --json",
     "benchmarks/store.py --n 100000 --rounds 5 --rate-hz 20 --json",
