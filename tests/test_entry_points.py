@@ -40,8 +40,7 @@ DOCUMENTED = [
     "--storm-rate 1000 --cycles 100 --json",
     "benchmarks/recovery.py --events 1000000 --rounds 3 --json",
     "benchmarks/replica.py --rounds 3 --no-full-replicas --json",
-    "benchmarks/replica.py --throughput-only --no-full-replicas --events 300000 --rounds 7 "
-    "--json",
+    "benchmarks/replica.py --throughput-only --no-full-replicas --events 300000 --rounds 7 --json",
     "benchmarks/backtest.py --bars 100000 --rounds 1 --json",
     "benchmarks/soak.py --minutes 3 --rate 2000 --sample 5 --thread-writer --json",
     "benchmarks/store.py --rounds 7 --json",
