@@ -1,5 +1,6 @@
 """The event tape as a session shows it: newest first, the IST time of each event, the session's
-own topic filter, every value escaped, and never more rows than configured; and the equity
+own topic filter (which finds a topic's last rows after a flood of others), every value
+escaped, and never more rows than configured; and the equity
 chart, which streams its new points and starts over only when the curve does, and the bar
 chart, which streams closed bars and redraws on a switch of interval."""
 
@@ -58,7 +59,7 @@ def _shown(tape: EventTape) -> list[list[str]]:
 
 
 def test_tape_shows_newest_first_with_seq_ist_time_topic_and_key():
-    tape = EventTape(size=100, shown=50)
+    tape = EventTape(shown=50)
     tape.add([_row(1), _row(2, "order.filled", "o-2"), _row(3)], resync=False)
     assert tape.pending
     tape.show()
@@ -74,7 +75,7 @@ def test_tape_shows_newest_first_with_seq_ist_time_topic_and_key():
 
 
 def test_tape_filter_keeps_only_the_chosen_topics_and_can_be_cleared():
-    tape = EventTape(size=100, shown=50)
+    tape = EventTape(shown=50)
     tape.add([_row(1), _row(2, "trade.executed", "t-2"), _row(3)], resync=False)
     tape.filter.value = ["trade.executed"]
     tape.show()
@@ -86,32 +87,34 @@ def test_tape_filter_keeps_only_the_chosen_topics_and_can_be_cleared():
 
 def test_a_hostile_key_is_shown_as_text_never_as_markup():
     hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>&amp;'
-    tape = EventTape(size=10, shown=10)
+    tape = EventTape(shown=10)
     tape.add([_row(1, key=hostile)], resync=False)
     tape.show()
     assert "<script" not in tape.pane.object and "<img" not in tape.pane.object
     assert _shown(tape)[0][3] == hostile  # the text a user reads is the key as it was
 
 
-def test_tape_shows_at_most_its_rows_and_keeps_at_most_its_size():
-    tape = EventTape(size=30, shown=10)
-    tape.add([_row(i) for i in range(1, 51)], resync=False)
+def test_tape_shows_at_most_its_rows_and_keeps_the_newest_of_each_topic():
+    tape = EventTape(shown=10)
+    tape.add([_row(1, "trade.executed", "t-1")], resync=False)
+    tape.add([_row(i) for i in range(2, 51)], resync=False)  # a flood of marks after a trade
     tape.show()
     assert [int(r[0]) for r in _shown(tape)] == list(range(50, 40, -1))
     tape.filter.value = ["trade.executed"]
-    tape.add([_row(51, "trade.executed", "t")], resync=False)
-    tape.filter.value = []
+    tape.show()
+    assert [r[2:] for r in _shown(tape)] == [["trade.executed", "t-1"]]  # still found
     tape.filter.value = ["mark.updated"]
     tape.show()
-    # the ring kept the newest 30 events (21-51): the filter never reaches the dropped ones
     assert [int(r[0]) for r in _shown(tape)] == list(range(50, 40, -1))
+    assert sum(len(ring) for ring in tape._by_topic.values()) == 11  # 10 marks, 1 trade kept
     tape.add([_row(i) for i in range(52, 60)], resync=True)
+    tape.filter.value = []
     tape.show()
     assert [int(r[0]) for r in _shown(tape)] == list(range(59, 51, -1))  # started over
 
 
 def test_an_unchanged_tape_is_not_sent_again():
-    tape = EventTape(size=10, shown=10)
+    tape = EventTape(shown=10)
     tape.add([_row(1)], resync=False)
     tape.show()
     sets = []

@@ -65,7 +65,7 @@ class ConsoleSession:
         self.trades = _table("tl-trades", 20)
         self.signals = _table("tl-signals", 10, 160)
         self.chain = _table("tl-chain", 2 * config.chain_strikes * 2 + 2, 420)
-        self.tape = EventTape(config.tape_size, config.tape_rows)
+        self.tape = EventTape(config.tape_rows)
         self.tape_filter = self.tape.filter
         self.tape_filter.param.watch(self._refilter, "value")  # a per-session widget
         self.charts = Charts(config.chart_points)

@@ -9,8 +9,9 @@ not change either, so Bokeh never relayouts the page for it.
 
 What it shows: the newest `tape_rows` events that pass the session's topic filter (default 20,
 exactly the box's height), no pages. A live tape is glanced at and its top is what matters; an
-older event is found by filtering on its topic (the session keeps the last `tape_size`), and
-the journal has them all. Every row is rendered again at each redraw, so rows cost frames:
+older event is found by filtering on its topic: the session keeps the newest `tape_rows` of
+each topic (a bound of topics x rows: topics are the registry's), so a filter on trades still
+shows the last trades after a flood of marks, and the journal has them all. Every row is rendered again at each redraw, so rows cost frames:
 with five pages in a 1K events/s storm, 200 rows gave 100-300 ms frames 20-25 times in 30 s
 per page, 20 rows 1-3 under 100 ms (benchmarks/README.md). A larger `tape_rows` scrolls; the
 scroll position belongs to the pane's element, outside the replaced HTML, so it survives
@@ -19,6 +20,7 @@ redraws.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Iterable, Sequence
 from html import escape
@@ -76,12 +78,12 @@ def url_topics(known: Sequence[str]) -> list[str]:
 
 
 class EventTape:
-    """The session's ring of tape rows (`size`), its topic filter, and the table showing the
-    newest `shown` rows that pass the filter. `add` collects rows; `show` redraws."""
+    """The session's newest `shown` tape rows of each topic, its topic filter, and the table
+    showing the newest `shown` rows that pass the filter. `add` collects rows; `show` redraws."""
 
-    def __init__(self, size: int, shown: int, max_height: int = 420) -> None:
+    def __init__(self, shown: int, max_height: int = 420) -> None:
         self.shown = shown
-        self._rows: deque[TapeRow] = deque(maxlen=size)
+        self._by_topic: dict[str, deque[TapeRow]] = {}
         self._cells: list[tuple[str, str, str, str]] = []
         # A session preference: kept here (and in the URL), never in the engine's state.
         self.filter = pn.widgets.MultiChoice(
@@ -102,16 +104,23 @@ class EventTape:
 
     def add(self, rows: Sequence[TapeRow], resync: bool) -> None:
         """New rows (oldest first); `resync`: the session starts over from these."""
+        by_topic = self._by_topic
         if resync:
-            self._rows.clear()
-        self._rows.extend(rows)
+            by_topic.clear()
+        for row in rows:
+            ring = by_topic.get(row.topic)
+            if ring is None:
+                ring = by_topic[row.topic] = deque(maxlen=self.shown)
+            ring.append(row)
         self.pending = True
 
     def show(self) -> None:
         """Redraw with the newest rows that pass the filter (only if they changed)."""
         self.pending = False
         wanted = set(self.filter.value)
-        newest = (r for r in reversed(self._rows) if not wanted or r.topic in wanted)
+        rings = (ring for topic, ring in self._by_topic.items() if not wanted or topic in wanted)
+        # Each ring is in seq order: merged newest first, the first `shown` are the newest.
+        newest = heapq.merge(*map(reversed, rings), key=_seq, reverse=True)
         cells = tape_cells(islice(newest, self.shown))
         if cells != self._cells:
             self._cells = cells
@@ -120,3 +129,7 @@ class EventTape:
     def rows_shown(self) -> list[dict[str, Any]]:
         """The rows the table shows, newest first, one dict per row keyed by `TAPE_COLUMNS`."""
         return [dict(zip(TAPE_COLUMNS, row, strict=True)) for row in self._cells]
+
+
+def _seq(row: TapeRow) -> int:
+    return row.seq
