@@ -37,9 +37,9 @@ class ConsoleConfig(param.Parameterized):
     tape_rows = param.Integer(
         default=20,
         bounds=(10, 2000),
-        doc="Rows of the event tape each session shows, newest first; every redraw renders them "
-        "all again in each browser (200 rows: 100-300 ms frames with five pages in a storm). "
-        "Beyond 20 rows the tape scrolls.",
+        doc="Rows of the event tape each session shows, newest first, and keeps of each topic "
+        "for its topic filter; every redraw renders them all again in each browser (200 rows: "
+        "100-300 ms frames with five pages in a storm). Beyond 20 rows the tape scrolls.",
     )
     alert_size = param.Integer(
         default=200,
