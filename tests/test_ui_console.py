@@ -44,19 +44,19 @@ def test_console_fills_from_a_running_lab(host):
     assert "running" in session.header.runner.text
     assert session.header.risk.text == "risk: active"
     assert set(session.positions.value["strategy"]) == {"short_straddle"}
-    assert 0 < len(session.tape_rows_shown()) <= host.config.tape_rows
+    assert 0 < len(session.tape.rows_shown()) <= host.config.tape_rows
     assert not session.stale
 
 
 def test_tape_filter_is_the_sessions_own(host):
     one, two = ConsoleSession(host, "alice"), ConsoleSession(host, "bob")
     one.tape_filter.value = ["trade.executed"]
-    _wait(lambda: len(one.tape_rows_shown()) > 0, one)
+    _wait(lambda: len(one.tape.rows_shown()) > 0, one)
     two.refresh()
-    assert {row["topic"] for row in one.tape_rows_shown()} == {"trade.executed"}
+    assert {row["topic"] for row in one.tape.rows_shown()} == {"trade.executed"}
     assert "trade.executed" in one.tape.pane.object
     # the other session is not filtered: its newest rows are whatever came last (marks)
-    assert {row["topic"] for row in two.tape_rows_shown()} - {"trade.executed"}
+    assert {row["topic"] for row in two.tape.rows_shown()} - {"trade.executed"}
 
 
 def test_viewer_has_no_controls_and_a_forged_command_is_refused(host):
@@ -165,8 +165,8 @@ def test_a_tape_redraw_and_a_chart_redraw_never_share_a_push(host):
     session = ConsoleSession(host, "bob")
     session.refresh()  # the first push draws everything at once: the page is loading
     pushed = {"tape": [], "chart": []}
-    show_tape, show_equity = session._show_tape, session.charts.show_equity
-    session._show_tape = lambda: (pushed["tape"].append(session.pushes), show_tape())
+    show_tape, show_equity = session.tape.show, session.charts.show_equity
+    session.tape.show = lambda: (pushed["tape"].append(session.pushes), show_tape())
     session.charts.show_equity = lambda f: (pushed["chart"].append(session.pushes), show_equity(f))
     for _ in range(3):
         _wait(lambda: session.tape.pending, session)  # new events wait for the tape

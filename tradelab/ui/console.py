@@ -67,7 +67,9 @@ class ConsoleSession:
         self.chain = _table("tl-chain", 2 * config.chain_strikes * 2 + 2, 420)
         self.tape = EventTape(config.tape_rows)
         self.tape_filter = self.tape.filter
-        self.tape_filter.param.watch(self._refilter, "value")  # a per-session widget
+        self.tape_filter.param.watch(
+            lambda _event: self.tape.show(), "value"
+        )  # a per-session widget
         self.charts = Charts(config.chart_points)
         self.metrics = pn.pane.JSON({}, depth=2, css_classes=["tl-metrics"], height=420)
         self.metrics_history = pn.pane.HoloViews(
@@ -162,7 +164,7 @@ class ConsoleSession:
             redraw_tape = self.tape.pending and now - self._last_tape_ns >= self._tape_period_ns
             if redraw_tape:
                 self._last_tape_ns = now
-                self._show_tape()
+                self.tape.show()
             if self.version:  # not on the first push: only what happens while it is open
                 for row in changes.alerts:
                     self._notify(row)
@@ -222,16 +224,6 @@ class ConsoleSession:
             self.charts.show_bars(value)
         else:
             self.header.apply_state(value)
-
-    def _refilter(self, _event: Any = None) -> None:
-        self._show_tape()
-
-    def _show_tape(self) -> None:
-        self.tape.show()
-
-    def tape_rows_shown(self) -> list[dict[str, Any]]:
-        """The event tape's rows as this session shows them, newest first."""
-        return self.tape.rows_shown()
 
     def _notify(self, row: TapeRow) -> None:
         notifications = pn.state.notifications
