@@ -67,9 +67,8 @@ class ConsoleSession:
         self.chain = _table("tl-chain", 2 * config.chain_strikes * 2 + 2, 420)
         self.tape = EventTape(config.tape_rows)
         self.tape_filter = self.tape.filter
-        self.tape_filter.param.watch(
-            lambda _event: self.tape.show(), "value"
-        )  # a per-session widget
+        # A per-session widget: the filter's change is shown at once.
+        self.tape_filter.param.watch(lambda _event: self.tape.show(), "value")
         self.charts = Charts(config.chart_points)
         self.metrics = pn.pane.JSON({}, depth=2, css_classes=["tl-metrics"], height=420)
         self.metrics_history = pn.pane.HoloViews(
