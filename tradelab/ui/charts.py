@@ -33,14 +33,7 @@ class Charts:
         self.points = points
         self.equity_source = ColumnDataSource({"time": [], "net_pnl": []})
         self._equity_last: pd.Timestamp | None = None  # the newest equity point shown
-        equity = figure(
-            height=260,
-            x_axis_type="datetime",
-            title="Intraday net P&L",
-            x_axis_label="time (IST)",
-            sizing_mode="stretch_width",
-            min_border_left=_LEFT_BORDER_PX,
-        )
+        equity = _time_figure("Intraday net P&L")
         equity.line("time", "net_pnl", source=self.equity_source, line_width=2)
         self.bar_source = ColumnDataSource(
             {
@@ -54,14 +47,7 @@ class Charts:
                 "color": [],
             }
         )
-        bars = figure(
-            height=260,
-            x_axis_type="datetime",
-            x_axis_label="time (IST)",
-            title="NIFTY",
-            sizing_mode="stretch_width",
-            min_border_left=_LEFT_BORDER_PX,
-        )
+        bars = _time_figure("NIFTY")
         bars.segment("mid", "high", "mid", "low", source=self.bar_source, color="black")
         bars.quad(
             left="start",
@@ -126,6 +112,18 @@ class Charts:
                 self.bar_source.stream(_bar_columns(new), rollover=len(frame))
             return
         self.bar_source.data = _bar_columns(frame)
+
+
+def _time_figure(title: str) -> figure:
+    """A chart over IST time whose size does not depend on its data (see the module docstring)."""
+    return figure(
+        height=260,
+        x_axis_type="datetime",
+        title=title,
+        x_axis_label="time (IST)",
+        sizing_mode="stretch_width",
+        min_border_left=_LEFT_BORDER_PX,
+    )
 
 
 def _bar_columns(frame: pd.DataFrame) -> dict[str, object]:
