@@ -28,7 +28,7 @@ from typing import Any
 
 from tradelab.errors import InvalidInputError, LifecycleError
 from tradelab.market.clock import WallClock
-from tradelab.market.reducers import bar_mark
+from tradelab.market.reducers import bar_mark_price
 from tradelab.runner.lockstep import LockstepMixin
 from tradelab.runner.monitor import PositionMonitor
 from tradelab.runner.strategy import Strategy, StrategyContext, checked_params
@@ -298,9 +298,9 @@ class StrategyRunner(LockstepMixin):
         if topic == "market.tick":
             self._each("on_tick", payload)
         elif topic == "market.bar":
-            mark = bar_mark(payload)  # a backtest's bar is also the mark, as a mark.updated is
-            if mark is not None:
-                self.monitor.on_mark(mark)
+            price = bar_mark_price(payload)  # a backtest's bar is also the mark (mark.updated)
+            if price is not None:
+                self.monitor.on_price(payload["symbol"], price)
             self._each("on_bar", payload)
             with self._progress:
                 self.bars_handled += 1
