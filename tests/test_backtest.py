@@ -215,3 +215,17 @@ def test_analytics_value_a_backtest_at_its_bars_closes(tmp_path):
     equity = analytics.sql("SELECT net, unrealized FROM equity ORDER BY seq")
     assert equity["net"].iloc[-1] == pytest.approx(result.final_equity - result.cash)
     assert equity["unrealized"].iloc[-1] == pytest.approx(0.8)
+
+
+def test_a_fill_payload_has_every_field_in_order_with_the_side_as_text():
+    # Fill.to_payload is written out field by field (the journal's JSON keeps the key order):
+    # a field added to Fill must reach the payload too.
+    from dataclasses import fields
+
+    from tradelab.trading.orders import Fill, Side
+
+    fill = Fill(3, "T3", "O3", "B3", "ABC", Side.SELL, 2, 101.5, 0.25, 7, "sma_cross", 1)
+    payload = fill.to_payload()
+    assert list(payload) == [f.name for f in fields(Fill)]
+    assert payload["side"] == "SELL" and type(payload["side"]) is str
+    assert payload == {f.name: getattr(fill, f.name) for f in fields(Fill)} | {"side": "SELL"}
