@@ -32,7 +32,8 @@ from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.engine import Engine
 from tradelab.errors import InvalidInputError
 from tradelab.journal import JournalReader
-from tradelab.market.clock import SimulatedClock
+from tradelab.market.calendar import TradingCalendar
+from tradelab.market.clock import MarketHours, SimulatedClock
 from tradelab.market.ticks import Tick
 from tradelab.runner.barfile import load_bar_file
 from tradelab.runner.instruments import InstrumentUniverse, PlainInstrument
@@ -136,6 +137,10 @@ def _run(series, strategy, cash, commission, journal, overrides, synchronous) ->
         ),
         universe=universe,
         clock=clock,
+        # Hours are not enforced (above), so the broker gets a calendar of its own rather than
+        # the NSE one, whose first build (~0.4 s, the pandas_market_calendars import) it would
+        # never use.
+        hours=MarketHours(calendar=TradingCalendar(name="backtest")),
         id_prefix="BT",
     )
     # No snapshots on a timer or an event count during the run (stop() still takes one): a
