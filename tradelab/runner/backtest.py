@@ -264,7 +264,7 @@ def _drive(series, engine, broker, clock, runner: StrategyRunner) -> tuple[float
     """Play every bar on the runner thread in lockstep with it (`StrategyRunner.drive`); returns
     the seconds spent playing bars (the feed's share of the run) and, of those, the engine's
     own work done inline (kernel and durable waits; synchronous runs only)."""
-    submit, on_quote = engine.submit, broker.on_quote
+    submit, on_quote, working = engine.submit, broker.on_quote, broker.account.working
     sym, interval = series.symbol, series.interval
     ts, opens, highs, lows, closes, volumes = (
         series.ts.tolist(),
@@ -286,8 +286,10 @@ def _drive(series, engine, broker, clock, runner: StrategyRunner) -> tuple[float
         start = ts[i]
         clock.set(start)
         o, c = opens[i], closes[i]
-        # The open: orders placed on the previous bar fill here.
-        on_quote(Tick(sym, start, o, o, o, _QUOTE_SIZE, _QUOTE_SIZE))
+        # The open: orders placed on the previous bar fill here. With none working it would
+        # change nothing the close quote below does not set again, so it is left out.
+        if working:
+            on_quote(Tick(sym, start, o, o, o, _QUOTE_SIZE, _QUOTE_SIZE))
         # The close, before the bar is published: the runner's orders are checked against it.
         on_quote(Tick(sym, start, c, c, c, _QUOTE_SIZE, _QUOTE_SIZE))
         submit(

@@ -83,6 +83,7 @@ class StrategyRunner(LockstepMixin):
         self.source_error: BaseException | None = None
         self._progress = threading.Condition()
         self.bars_handled = 0
+        self._bar_waiters = 0  # threads in wait_for_bars (under _progress)
         self.events_handled = 0
         self.ticks_dropped = 0
         self.events_dropped = 0
@@ -304,7 +305,8 @@ class StrategyRunner(LockstepMixin):
             self._each("on_bar", payload)
             with self._progress:
                 self.bars_handled += 1
-                self._progress.notify_all()
+                if self._bar_waiters:  # a backtest's own loop waits for nobody: no notify
+                    self._progress.notify_all()
             if self._source is not None and self.bars_handled < self._source[1]:
                 self._play(self.bars_handled)
         elif topic == "mark.updated":
