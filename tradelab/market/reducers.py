@@ -24,6 +24,24 @@ Change = tuple[str, Any]
 BARS_KEPT = 200
 _BAR_FIELDS = ("start", "end", "open", "high", "low", "close", "volume", "ticks")
 _NUMBERS = frozenset((int, float))
+# (symbol, interval) -> (bars path, marks path), both levels checked: built once, not per bar.
+# Bound: cleared when it reaches _PATHS_KEPT pairs (then rebuilt as bars come).
+_BAR_PATHS: dict[tuple[Any, Any], tuple[str, str]] = {}
+_PATHS_KEPT = 4_096
+
+
+def _bar_paths(symbol: Any, interval: Any) -> tuple[str, str]:
+    paths = _BAR_PATHS.get((symbol, interval))
+    if paths is None:
+        path_level(symbol, "symbol")
+        paths = (
+            f"market.bars.{symbol}.{path_level(interval, 'bar interval')}",
+            f"market.marks.{symbol}",
+        )
+        if len(_BAR_PATHS) >= _PATHS_KEPT:
+            _BAR_PATHS.clear()
+        _BAR_PATHS[(symbol, interval)] = paths
+    return paths
 
 
 @fresh_values
@@ -31,8 +49,8 @@ def bar_reducer(view: Any, event: Event) -> Iterable[Change]:
     """The bar into `market.bars.<symbol>.<interval>` and, when it carries the mark, the
     symbol's mark at its close into `market.marks.<symbol>` (one reducer: a bar is read once)."""
     p = event.payload
-    symbol = path_level(p["symbol"], "symbol")
-    path = f"market.bars.{symbol}.{path_level(p['interval'], 'bar interval')}"
+    symbol = p["symbol"]
+    path, mark_path = _bar_paths(symbol, p["interval"])
     bar = {
         "start": p["start"],
         "end": p["end"],
@@ -58,9 +76,14 @@ def bar_reducer(view: Any, event: Event) -> Iterable[Change]:
     if type(previous) is not tuple:
         previous = tuple(previous)
     changes = [(path, previous[-(BARS_KEPT - 1) :] + (bar,))]
-    mark = bar_mark(p)
-    if mark is not None:
-        changes.append(_mark_change(mark, event.ts))
+    close = bar_mark_price(p)
+    if close is not None:  # as _mark_change(bar_mark(p)) stores it, without the payload dict
+        changes.append(
+            (
+                mark_path,
+                {"price": close, "bid": close, "ask": close, "last": close, "ts": p["start"]},
+            )
+        )
     return changes
 
 
