@@ -149,10 +149,14 @@ def _run(series, strategy, cash, commission, journal, overrides, synchronous) ->
     # The kernel hands the writer 256 events at a time (~75 KB of bars): through the default
     # 16 KiB pipe each hand-off waited for the writer process to finish the batch before; a
     # 1 MiB pipe lets the two overlap (no critical submitter waits behind it in a backtest).
+    # Commits every 200 ms instead of 10: nothing waits for a commit during a backtest (no
+    # durable acks; stop() commits and syncs the rest before the run returns), and a commit
+    # every 10 ms cost the writer process ~25 % of its CPU.
     settings = {
         "snapshot_every_events": 0,
         "snapshot_every_seconds": 0.0,
         "writer_pipe_bytes": 1 << 20,
+        "group_commit_ms": 200.0,
         **overrides,
     }
     engine = Engine(
