@@ -12,6 +12,7 @@ it, their marks come from the feed's quotes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from math import isfinite
 from typing import Any
 
@@ -24,24 +25,22 @@ Change = tuple[str, Any]
 BARS_KEPT = 200
 _BAR_FIELDS = ("start", "end", "open", "high", "low", "close", "volume", "ticks")
 _NUMBERS = frozenset((int, float))
-# (symbol, interval) -> (bars path, marks path), both levels checked: built once, not per bar.
-# Bound: cleared when it reaches _PATHS_KEPT pairs (then rebuilt as bars come).
-_BAR_PATHS: dict[tuple[Any, Any], tuple[str, str]] = {}
-_PATHS_KEPT = 4_096
+
+
+@lru_cache(maxsize=4_096)
+def _cached_bar_paths(symbol: str, interval: str) -> tuple[str, str]:
+    return (
+        f"market.bars.{path_level(symbol, 'symbol')}.{path_level(interval, 'bar interval')}",
+        f"market.marks.{symbol}",
+    )
 
 
 def _bar_paths(symbol: Any, interval: Any) -> tuple[str, str]:
-    paths = _BAR_PATHS.get((symbol, interval))
-    if paths is None:
+    """(bars path, marks path) of a bar, both levels checked: built once per pair, not per bar."""
+    if type(symbol) is not str or type(interval) is not str:  # unhashable or not a level
         path_level(symbol, "symbol")
-        paths = (
-            f"market.bars.{symbol}.{path_level(interval, 'bar interval')}",
-            f"market.marks.{symbol}",
-        )
-        if len(_BAR_PATHS) >= _PATHS_KEPT:
-            _BAR_PATHS.clear()
-        _BAR_PATHS[(symbol, interval)] = paths
-    return paths
+        path_level(interval, "bar interval")
+    return _cached_bar_paths(symbol, interval)
 
 
 @fresh_values
