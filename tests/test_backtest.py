@@ -215,3 +215,43 @@ def test_analytics_value_a_backtest_at_its_bars_closes(tmp_path):
     equity = analytics.sql("SELECT net, unrealized FROM equity ORDER BY seq")
     assert equity["net"].iloc[-1] == pytest.approx(result.final_equity - result.cash)
     assert equity["unrealized"].iloc[-1] == pytest.approx(0.8)
+
+
+def test_a_fill_payload_has_every_field_in_order_with_the_side_as_text():
+    # Fill.to_payload is written out field by field (the journal's JSON keeps the key order):
+    # a field added to Fill must reach the payload too.
+    from dataclasses import fields
+
+    from tradelab.trading.orders import Fill, Side
+
+    fill = Fill(3, "T3", "O3", "B3", "ABC", Side.SELL, 2, 101.5, 0.25, 7, "sma_cross", 1)
+    payload = fill.to_payload()
+    assert list(payload) == [f.name for f in fields(Fill)]
+    assert payload["side"] == "SELL" and type(payload["side"]) is str
+    assert payload == {f.name: getattr(fill, f.name) for f in fields(Fill)} | {"side": "SELL"}
+
+
+# The content hash of the hand-computed run above with a commission: every trading event's
+# topic, key and payload, in seq order. Changing what a backtest journals (a payload's fields,
+# their order, an event more or less a bar) must be deliberate: update it and say why.
+PINNED_CONTENT_HASH = "c989b0d69ca9cd098a3aa735282549088b05f280cf67c37257a8946bdb588002"
+
+
+def test_the_journal_of_the_hand_computed_run_has_the_pinned_content(tmp_path):
+    bars = write_bars(tmp_path / "ABC.csv")
+    result = run_backtest(bars, SmaCross(fast=2, slow=3, size=1), commission=0.001)
+    assert len(result.fills) == 3 and result.fees > 0
+    assert result.content_hash == PINNED_CONTENT_HASH
+
+
+def test_a_backtest_journal_verifies_and_its_final_state_is_the_fold_of_it(tmp_path):
+    # `tradelab verify`: the snapshot the engine took of its live state on stop equals the
+    # replay of every event before it, and recovery (snapshot + tail) equals a full replay.
+    from tradelab.journal.verify import verify_journal
+
+    bars = write_bars(tmp_path / "ABC.csv")
+    journal = tmp_path / "bt.duckdb"
+    run_backtest(bars, SmaCross(fast=2, slow=3, size=1), journal_path=journal, commission=0.001)
+    result = verify_journal(journal)
+    assert result.ok, result.lines
+    assert any("state equals full replay" in line for line in result.lines)

@@ -160,3 +160,39 @@ def test_book_state_written_before_the_open_index_existed_is_indexed_on_the_next
     assert legacy.get("trading.open_by_strategy.trend") == (f"trend:{SYM}",)
     assert legacy.get(f"trading.positions.hedge:{PUT}")["unrealized_pnl"] == pytest.approx(600.0)
     assert legacy.get("pnl.unrealized") == pytest.approx(600.0)
+
+
+def test_a_marks_pnl_changes_equal_the_general_ones_bit_for_bit():
+    # unrealized_pnl_changes is pnl_changes without the fill branches: for unrealized-only
+    # moves it must write the same paths with the same floats, new book or not.
+    import random
+
+    from tradelab.trading.pnl import PnlDelta, pnl_changes, unrealized_pnl_changes
+
+    rng = random.Random(7)
+    pnl = None
+    for step in range(300):
+        moves = [
+            (
+                rng.choice(("a", "b", "c")),
+                rng.choice((-1, 1)) * rng.random() * 10 ** rng.randint(-3, 4),
+            )
+            for _ in range(rng.randint(1, 4))
+        ]
+        general = pnl_changes(pnl, [PnlDelta(s, 0.0, u, 0.0) for s, u in moves])
+        assert unrealized_pnl_changes(pnl, moves) == general, step
+        if step % 50 == 0:  # a fill now and then moves realized P&L and fees too
+            general = pnl_changes(pnl, [PnlDelta("a", rng.random(), 0.0, rng.random())])
+        pnl = _applied(pnl, general)
+
+
+def _applied(pnl, changes):
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (pnl or {}).items()}
+    out.setdefault("by_strategy", {})
+    for path, value in changes:
+        parts = path.split(".")
+        if parts[1] == "by_strategy":
+            out["by_strategy"][parts[2]] = dict(value)
+        else:
+            out[parts[1]] = value
+    return out

@@ -136,7 +136,7 @@ class Kernel:
             self.ident = threading.get_ident()
             try:
                 try:
-                    self._process([item])
+                    self._process_one(item)
                 except BaseException:
                     log.exception("engine kernel failed to process a batch")
                 self._drain_queued()
@@ -160,6 +160,27 @@ class Kernel:
         started = time.perf_counter()
         try:
             self._process_batch(batch)
+        finally:
+            self.busy_seconds += time.perf_counter() - started
+
+    def _process_one(self, item: tuple) -> None:
+        """`_process([item])` for one submitted event (`process_now`'s), without the batch's
+        lists and loop: a backtest's every bar comes this way."""
+        started = time.perf_counter()
+        try:
+            event = Event(
+                self.store.version + 1,
+                time.time_ns(),
+                item[0],
+                item[1],
+                item[2],
+                item[4],
+                item[5],
+            )
+            try:
+                self._journal_and_publish([event], [item[3]], [item[6]])
+            finally:
+                self._maybe_snapshot()
         finally:
             self.busy_seconds += time.perf_counter() - started
 

@@ -12,6 +12,7 @@ it, their marks come from the feed's quotes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from math import isfinite
 from typing import Any
 
@@ -26,12 +27,39 @@ _BAR_FIELDS = ("start", "end", "open", "high", "low", "close", "volume", "ticks"
 _NUMBERS = frozenset((int, float))
 
 
+@lru_cache(maxsize=4_096)
+def _cached_bar_paths(symbol: str, interval: str) -> tuple[str, str]:
+    return (
+        f"market.bars.{path_level(symbol, 'symbol')}.{path_level(interval, 'bar interval')}",
+        f"market.marks.{symbol}",
+    )
+
+
+def _bar_paths(symbol: Any, interval: Any) -> tuple[str, str]:
+    """(bars path, marks path) of a bar, both levels checked: built once per pair, not per bar."""
+    if type(symbol) is not str or type(interval) is not str:  # unhashable or not a level
+        path_level(symbol, "symbol")
+        path_level(interval, "bar interval")
+    return _cached_bar_paths(symbol, interval)
+
+
 @fresh_values
 def bar_reducer(view: Any, event: Event) -> Iterable[Change]:
+    """The bar into `market.bars.<symbol>.<interval>` and, when it carries the mark, the
+    symbol's mark at its close into `market.marks.<symbol>` (one reducer: a bar is read once)."""
     p = event.payload
-    symbol = path_level(p["symbol"], "symbol")
-    path = f"market.bars.{symbol}.{path_level(p['interval'], 'bar interval')}"
-    bar = {name: p[name] for name in _BAR_FIELDS}
+    symbol = p["symbol"]
+    path, mark_path = _bar_paths(symbol, p["interval"])
+    bar = {
+        "start": p["start"],
+        "end": p["end"],
+        "open": p["open"],
+        "high": p["high"],
+        "low": p["low"],
+        "close": p["close"],
+        "volume": p["volume"],
+        "ticks": p["ticks"],
+    }
     values = bar.values()
     # The bar is stored as built (fresh_values), so its fields are checked here: C-speed type
     # screen, then one sum that is finite only if every field is.
@@ -46,11 +74,21 @@ def bar_reducer(view: Any, event: Event) -> Iterable[Change]:
     # changes them in place.
     if type(previous) is not tuple:
         previous = tuple(previous)
-    return [(path, previous[-(BARS_KEPT - 1) :] + (bar,))]
+    changes = [(path, previous[-(BARS_KEPT - 1) :] + (bar,))]
+    close = bar_mark_price(p)
+    if close is not None:  # as _mark_change(bar_mark(p)) stores it, without the payload dict
+        changes.append(
+            (
+                mark_path,
+                {"price": close, "bid": close, "ask": close, "last": close, "ts": p["start"]},
+            )
+        )
+    return changes
 
 
-def bar_mark(payload: dict[str, Any]) -> dict[str, Any] | None:
-    """The `mark.updated` payload a bar stands for when it carries `"mark": true`, else None."""
+def bar_mark_price(payload: dict[str, Any]) -> float | int | None:
+    """The close of a bar that carries `"mark": true` (its symbol's mark), else None; a mark
+    needs a finite close and an int start (InvalidInputError)."""
     if payload.get("mark") is not True:
         return None
     close, start = payload["close"], payload["start"]
@@ -59,28 +97,29 @@ def bar_mark(payload: dict[str, Any]) -> dict[str, Any] | None:
             f"a bar carrying the mark needs a finite close and an int start, got close "
             f"{close!r}, start {start!r}"
         )
+    return close
+
+
+def bar_mark(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The `mark.updated` payload a bar stands for when it carries `"mark": true`, else None."""
+    close = bar_mark_price(payload)
+    if close is None:
+        return None
     return {
         "symbol": payload["symbol"],
         "price": close,
         "bid": close,
         "ask": close,
         "last": close,
-        "ts": start,
+        "ts": payload["start"],
     }
 
 
-@fresh_values
-def bar_mark_reducer(view: Any, event: Event) -> Iterable[Change]:
-    """`market.marks.<symbol>` from a bar that carries the mark (see the module docstring)."""
-    mark = bar_mark(event.payload)
-    return () if mark is None else _mark_change(mark, event.ts)
-
-
 def mark_reducer(view: Any, event: Event) -> Iterable[Change]:
-    return _mark_change(event.payload, event.ts)
+    return [_mark_change(event.payload, event.ts)]
 
 
-def _mark_change(p: dict[str, Any], ts: int) -> list[Change]:
+def _mark_change(p: dict[str, Any], ts: int) -> Change:
     mark = {
         "price": p["price"],
         "bid": p.get("bid"),
@@ -88,7 +127,7 @@ def _mark_change(p: dict[str, Any], ts: int) -> list[Change]:
         "last": p.get("last"),
         "ts": p.get("ts", ts),
     }
-    return [(f"market.marks.{path_level(p['symbol'], 'symbol')}", mark)]
+    return (f"market.marks.{path_level(p['symbol'], 'symbol')}", mark)
 
 
 def session_reducer(view: Any, event: Event) -> Iterable[Change]:
@@ -107,7 +146,7 @@ def session_reducer(view: Any, event: Event) -> Iterable[Change]:
 
 def reducers() -> dict[str, list[Callable[[Any, Event], Iterable[Change]]]]:
     return {
-        "market.bar": [bar_reducer, bar_mark_reducer],
+        "market.bar": [bar_reducer],
         "mark.updated": [mark_reducer],
         "market.session_opened": [session_reducer],
         "market.session_closed": [session_reducer],

@@ -44,7 +44,9 @@ class InstrumentUniverse:
         instruments: dict[str, PlainInstrument] | None = None,
         options: OptionUniverse | None = None,
     ) -> None:
-        self.options = options or OptionUniverse()
+        # Built on first use: its expiry calendar loads the NSE holiday list (~0.15 s of CPU),
+        # which a backtest of plain instruments never needs.
+        self._options = options
         self.instruments: dict[str, PlainInstrument] = {}
         for instrument in (instruments or {}).values():
             self.add(instrument)
@@ -58,6 +60,12 @@ class InstrumentUniverse:
         self.instruments[instrument.symbol] = instrument
         return instrument
 
+    @property
+    def options(self) -> OptionUniverse:
+        if self._options is None:
+            self._options = OptionUniverse()
+        return self._options
+
     def parse(self, symbol: str) -> Any:
         instrument = self.instruments.get(symbol)
         return instrument if instrument is not None else self.options.parse(symbol)
@@ -69,4 +77,6 @@ class InstrumentUniverse:
 
     def __getattr__(self, name: str) -> Any:
         # calendar, atm_strike, contract, chain: the option universe's answers.
+        if name.startswith("_"):  # never the option universe's: and no recursion before __init__
+            raise AttributeError(name)
         return getattr(self.options, name)

@@ -3,7 +3,7 @@ max-speed replay's steps), played on the runner's thread, each step once the pre
 been handled, so the journal's order does not depend on thread timing.
 
 A mixin of `StrategyRunner` (its state: `engine`, `_inbox`, `_command`, `_progress`, `_thread`,
-`_threaded`, `bars_handled`, `_source`, `_stepper`, `_settle_mark`, `source_error`).
+`_threaded`, `bars_handled`, `_bar_waiters`, `_source`, `_stepper`, `_settle_mark`, `source_error`).
 Thread model: `drive`/`lockstep` from any thread; the steps run on the runner's thread (the
 caller's when the runner is unthreaded); `wait_for_bars` blocks its caller.
 """
@@ -75,14 +75,20 @@ class LockstepMixin:
         """Block until the runner has handled `count` bars in all (a backtest's lockstep)."""
         deadline = time.monotonic() + timeout
         with self._progress:
-            while self.bars_handled < count:
-                if self.source_error is not None:
-                    raise self.source_error
-                left = deadline - time.monotonic()
-                alive = not self._threaded or (self._thread is not None and self._thread.is_alive())
-                if left <= 0 or not alive:
-                    raise LifecycleError(
-                        f"runner {self.name!r} handled {self.bars_handled} bars, not {count}, "
-                        f"within {timeout} s"
+            self._bar_waiters += 1
+            try:
+                while self.bars_handled < count:
+                    if self.source_error is not None:
+                        raise self.source_error
+                    left = deadline - time.monotonic()
+                    alive = not self._threaded or (
+                        self._thread is not None and self._thread.is_alive()
                     )
-                self._progress.wait(left)
+                    if left <= 0 or not alive:
+                        raise LifecycleError(
+                            f"runner {self.name!r} handled {self.bars_handled} bars, not "
+                            f"{count}, within {timeout} s"
+                        )
+                    self._progress.wait(left)
+            finally:
+                self._bar_waiters -= 1

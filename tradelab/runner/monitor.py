@@ -64,10 +64,15 @@ class PositionMonitor:
         self._publish(position_id, exit_, "set")
 
     def on_mark(self, payload: Mapping[str, Any]) -> None:
-        pids = self._by_symbol.get(payload["symbol"])
+        self.on_price(payload["symbol"], payload["price"])
+
+    def on_price(self, symbol: str, price: float) -> None:
+        """`symbol`'s new mark `price`: checks the exits of its positions (a backtest's bar
+        passes its close, with no mark payload built for it)."""
+        pids = self._by_symbol.get(symbol)
         if not pids:
             return
-        price = float(payload["price"])
+        price = float(price)
         for pid in sorted(pids):  # sorted: exits of one mark are placed in a replayable order
             self._check(self._exits[pid], price)
 

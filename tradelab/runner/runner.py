@@ -28,7 +28,7 @@ from typing import Any
 
 from tradelab.errors import InvalidInputError, LifecycleError
 from tradelab.market.clock import WallClock
-from tradelab.market.reducers import bar_mark
+from tradelab.market.reducers import bar_mark_price
 from tradelab.runner.lockstep import LockstepMixin
 from tradelab.runner.monitor import PositionMonitor
 from tradelab.runner.strategy import Strategy, StrategyContext, checked_params
@@ -83,6 +83,7 @@ class StrategyRunner(LockstepMixin):
         self.source_error: BaseException | None = None
         self._progress = threading.Condition()
         self.bars_handled = 0
+        self._bar_waiters = 0  # threads in wait_for_bars (under _progress)
         self.events_handled = 0
         self.ticks_dropped = 0
         self.events_dropped = 0
@@ -298,13 +299,14 @@ class StrategyRunner(LockstepMixin):
         if topic == "market.tick":
             self._each("on_tick", payload)
         elif topic == "market.bar":
-            mark = bar_mark(payload)  # a backtest's bar is also the mark, as a mark.updated is
-            if mark is not None:
-                self.monitor.on_mark(mark)
+            price = bar_mark_price(payload)  # a backtest's bar is also the mark (mark.updated)
+            if price is not None:
+                self.monitor.on_price(payload["symbol"], price)
             self._each("on_bar", payload)
             with self._progress:
                 self.bars_handled += 1
-                self._progress.notify_all()
+                if self._bar_waiters:  # a backtest's own loop waits for nobody: no notify
+                    self._progress.notify_all()
             if self._source is not None and self.bars_handled < self._source[1]:
                 self._play(self.bars_handled)
         elif topic == "mark.updated":

@@ -1,7 +1,7 @@
 """Folding events into a StateStore: the reducer loop, all-or-nothing and one-by-one units, and
 the path metadata of what they wrote.
 
-A mixin of `StateStore` (its state: `_lock`, `_tree`, `_view`, `_meta`, `_version`, `_reducers`,
+A mixin of `StateStore` (its state: `_lock`, `_tree`, `_view`, `_meta`, `_version`, `_plans`,
 `_watchers`, `migrations`, the counters (`apply_seconds`: time spent applying, reducers
 included) and the read-request handshake).
 Thread model: only the store's ONE writer thread calls these; watchers are called on it after
@@ -81,7 +81,7 @@ class ApplyMixin:
         watchers = self._watchers if self._watchers.watches else None
         capture = watchers.capture if watchers is not None else None
         upcast_event = self.migrations.upcast_event if upcast and self.migrations else None
-        reducers_of = self._reducers.get
+        plans_of = self._plans.get
         # (segments, change, deleted) of every write, recorded in the path metadata at the end
         touched: list[tuple[tuple[str, ...], tuple[int, int, str], bool]] = []
         append = touched.append
@@ -96,12 +96,11 @@ class ApplyMixin:
                     raise SequenceError(_sequence_message(event, version))
                 if upcast_event is not None:
                     event = upcast_event(event)
-                reducers = reducers_of(event.topic)
-                if reducers:
+                plans = plans_of(event.topic)
+                if plans:
                     change = (seq, event.ts, event.topic)
-                    for reducer in reducers:
-                        # Its containers were built for this write: nothing to copy in (views.py)
-                        fresh = getattr(reducer, "fresh_values", False)
+                    # fresh: its containers were built for this write, nothing to copy in
+                    for reducer, fresh in plans:
                         try:
                             for path, value in reducer(view, event):
                                 segments = cached_path(path) if type(path) is str else None
@@ -144,7 +143,7 @@ class ApplyMixin:
                 if watchers is not None:
                     watchers.discard()
                 raise
-            if each:
+            if each and len(events) > 1:  # one event: _finish commits it
                 tree.commit()
             version = seq
             applied += 1

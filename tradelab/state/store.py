@@ -53,6 +53,8 @@ class StateStore(ApplyMixin):
         self._view = StateView(self._tree)
         self._version = 0
         self._reducers: dict[str, tuple[Reducer, ...]] = {}
+        # The same, each reducer paired with its fresh_values mark, read once at registration.
+        self._plans: dict[str, tuple[tuple[Reducer, bool], ...]] = {}
         self._watchers = WatcherSet()
         self._events_applied = 0
         # Readers on other threads ask the writer to publish a frozen root between two events
@@ -75,7 +77,12 @@ class StateStore(ApplyMixin):
         with self._lock:
             reducers = dict(self._reducers)
             reducers[topic] = (*reducers.get(topic, ()), reducer)
-            self._reducers = reducers
+            plans = dict(self._plans)
+            plans[topic] = (
+                *plans.get(topic, ()),
+                (reducer, getattr(reducer, "fresh_values", False)),
+            )
+            self._reducers, self._plans = reducers, plans
 
     def register_reducers(self, mapping: Mapping[str, Reducer | Sequence[Reducer]]) -> None:
         for topic, entry in mapping.items():

@@ -100,3 +100,43 @@ def pnl_changes(
     if day != stored_day:
         changes.append(("pnl.daily", day))
     return changes
+
+
+def unrealized_pnl_changes(
+    pnl: Mapping[str, Any] | None, moves: list[tuple[str, float]]
+) -> list[Change]:
+    """`pnl_changes` for a mark, which moves only unrealized P&L: `moves` are (strategy,
+    amount) in event order, each nonzero. The same float operations in the same order as
+    `pnl_changes` on `PnlDelta(strategy, 0.0, amount, 0.0)`s (the totals equal bit for bit),
+    without its branches for realized P&L, fees and flat strategies: a mark runs every bar."""
+    pnl = pnl or {}
+    unrealized = pnl.get("unrealized", 0.0)
+    stored_strategies = pnl.get("by_strategy") or {}
+    strategies: dict[str, dict[str, float]] = {}
+    for strategy, amount in moves:
+        totals = strategies.get(strategy)
+        if totals is None:
+            totals = strategies[strategy] = dict(stored_strategies.get(strategy) or _NO_STRATEGY)
+        totals["unrealized"] += amount
+        unrealized += amount
+    realized, fees = pnl.get("realized", 0.0), pnl.get("fees", 0.0)
+    changes: list[Change] = []
+    if "realized" not in pnl:
+        changes.append(("pnl.realized", realized))
+    if unrealized != pnl.get("unrealized", 0.0) or "unrealized" not in pnl:
+        changes.append(("pnl.unrealized", unrealized))
+    if "fees" not in pnl:
+        changes.append(("pnl.fees", fees))
+    net = realized + unrealized - fees
+    if net != pnl.get("net"):
+        changes.append(("pnl.net", net))
+    for strategy, totals in strategies.items():
+        totals["net"] = totals["realized"] + totals["unrealized"] - totals["fees"]
+        if totals != stored_strategies.get(strategy):
+            changes.append((f"pnl.by_strategy.{strategy}", totals))
+    stored_day = pnl.get("daily")
+    day = dict(stored_day or _NO_DAY)
+    day["net"] = day["realized"] + unrealized - day["unrealized_at_open"] - day["fees"]
+    if day != stored_day:
+        changes.append(("pnl.daily", day))
+    return changes

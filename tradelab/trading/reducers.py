@@ -18,12 +18,12 @@ from typing import Any
 
 from tradelab.errors import InvalidInputError
 from tradelab.events import Event
-from tradelab.market.reducers import bar_mark
+from tradelab.market.reducers import bar_mark_price
 from tradelab.state import DELETE, fresh_values
 from tradelab.state.paths import path_level
 from tradelab.trading import risk_state
 from tradelab.trading.book import apply_fill, empty_position, remark, with_open, without_open
-from tradelab.trading.pnl import PnlDelta, pnl_changes
+from tradelab.trading.pnl import PnlDelta, pnl_changes, unrealized_pnl_changes
 
 Change = tuple[str, Any]
 ORDER_TOPICS = (
@@ -185,8 +185,8 @@ def mark_reducer(view: Any, event: Event) -> Iterable[Change]:
 def bar_mark_reducer(view: Any, event: Event) -> Iterable[Change]:
     """A bar carrying `"mark": true` (a backtest's) marks its symbol at its close, as a
     `mark.updated` would (see tradelab.market.reducers)."""
-    mark = bar_mark(event.payload)
-    return () if mark is None else _remark_symbol(view, mark["symbol"], mark["price"])
+    price = bar_mark_price(event.payload)
+    return () if price is None else _remark_symbol(view, event.payload["symbol"], price)
 
 
 def _remark_symbol(view: Any, symbol: str, price: Any) -> list[Change]:
@@ -211,7 +211,7 @@ def _remark_symbol(view: Any, symbol: str, price: Any) -> list[Change]:
     if price - price != 0.0:  # stored in positions as computed (fresh_values): checked here
         raise InvalidInputError(f"mark price for {symbol} must be finite, got {price!r}")
     positions = trading["positions"]
-    deltas = []
+    moves: list[tuple[str, float]] = []
     for pid in pids:
         before = positions[pid]
         if before["mark"] == price:
@@ -220,9 +220,9 @@ def _remark_symbol(view: Any, symbol: str, price: Any) -> list[Change]:
         changes.append((f"trading.positions.{pid}", after))
         unrealized = after["unrealized_pnl"] - before["unrealized_pnl"]
         if unrealized:
-            deltas.append(PnlDelta(after["strategy"], 0.0, unrealized, 0.0))
-    if deltas:
-        changes.extend(pnl_changes(view.get("pnl"), deltas))
+            moves.append((after["strategy"], unrealized))
+    if moves:
+        changes += unrealized_pnl_changes(view.get("pnl"), moves)
     return changes
 
 
