@@ -103,15 +103,15 @@ def test_sessions_leave_no_watchers_on_shared_objects(host):
 def test_halt_shows_a_banner_until_an_operator_resumes_with_a_reason(host):
     session = ConsoleSession(host, "alice")
     _wait(lambda: int(session.header.last_seq.text) > 0, session)
-    assert not session.header.banner.pane.visible
+    assert not session.header.banner.visible
     host.lab.risk.halt("alice", "checking the feed")
-    _wait(lambda: session.header.banner.pane.visible, session)
+    _wait(lambda: session.header.banner.visible, session)
     assert "HALTED by alice: checking the feed" in session.header.banner.text
     assert session.header.risk.text == "risk: halted"
     assert "refused" in session.controls.run("resume_trading", reason="")
     session.controls.reason.value = "feed checked"
     session.controls.resume_trading.clicks += 1  # what a click in the browser does
-    _wait(lambda: not session.header.banner.pane.visible, session)
+    _wait(lambda: not session.header.banner.visible, session)
     assert session.header.risk.text == "risk: active"
 
 

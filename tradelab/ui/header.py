@@ -1,17 +1,18 @@
 """The console header: runner, risk, engine and feed health, last seq and its time, staleness.
 
-Per-session Panel panes (never shared); `Header.update` runs in the session's own callback.
+Per-session components (text badges, `tradelab.ui.badge.Badge`; never shared); `Header.apply_state`
+and `apply_changes` run in the session's own callback.
 """
 
 from __future__ import annotations
 
 import time
-from html import escape
 from typing import Any
 
 import panel as pn
 
 from tradelab.trading.risk_state import HALT_MODES
+from tradelab.ui.badge import Badge
 from tradelab.ui.frames import ist_ms
 from tradelab.ui.view import Changes
 from tradelab.ui.watchdog import ConnectionWatchdog
@@ -19,35 +20,6 @@ from tradelab.ui.watchdog import ConnectionWatchdog
 _BANNER_STYLE = (
     "background:#f8d7da;color:#842029;padding:6px 10px;border-radius:4px;font-weight:bold"
 )
-
-
-class Badge:
-    """An HTML pane whose text sits in an element carrying the hook class: Playwright's CSS
-    locators pierce Bokeh's shadow roots, and the element with the class holds the text."""
-
-    def __init__(self, css: str, text: str = "", style: str = "", hidden: bool = False):
-        self.css, self.style, self.text = css, style, None
-        self.pane = pn.pane.HTML("", margin=(4, 10), visible=not hidden)
-        if not hidden:
-            self.set(text)
-
-    def set(self, text: str) -> None:
-        """Show `text`; an unchanged text sends nothing to the browser."""
-        if text != self.text:
-            self.text = text
-            self.pane.object = (
-                f'<span class="{self.css}" style="{self.style}">{escape(text)}</span>'
-            )
-
-    def show(self, visible: bool, text: str = "") -> None:
-        """Present and visible only while `visible`: hidden, the element is removed."""
-        if visible:
-            self.set(text)
-        elif self.text is not None:
-            self.text = None
-            self.pane.object = ""
-        if self.pane.visible != visible:
-            self.pane.visible = visible
 
 
 class Header:
@@ -77,12 +49,17 @@ class Header:
         self.layout = pn.Column(
             pn.Row(
                 pn.pane.HTML("<b>tradelab</b>", margin=(4, 10)),
-                *(b.pane for b in (self.runner, self.risk, self.engine, self.feed)),
+                self.runner,
+                self.risk,
+                self.engine,
+                self.feed,
                 pn.pane.HTML("seq", margin=(4, 0)),
-                *(b.pane for b in (self.last_seq, self.last_time, self.pnl)),
+                self.last_seq,
+                self.last_time,
+                self.pnl,
                 self.watchdog,
             ),
-            self.banner.pane,
+            self.banner,
             sizing_mode="stretch_width",
         )
 
