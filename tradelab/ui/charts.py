@@ -12,17 +12,61 @@ figure's own panels then, a few ms; the page's layout is not touched). The index
 streamed the same way as they close (the source was replaced at every close before, a repaint
 and a relayout of the figure in every page); a switch of interval, or a history that started
 over, replaces them.
+
+The bars' ranges are set here, not computed by the browser (a `DataRange1d` moved at every
+close, so every close changed the tick labels and made Bokeh measure them and lay the figure out
+again, ~100 ms in each page at once in a storm): they move in steps, only when a bar leaves
+them (see `stepped_range`), so most closes repaint the glyphs and nothing else.
 """
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import panel as pn
-from bokeh.models import ColumnDataSource
+from bokeh.models import ColumnDataSource, Range1d
 from bokeh.plotting import figure
 
 # Wide enough for the P&L axis's tick labels ("-250000", "-1.5e+6") and the index's, and ticks.
 _LEFT_BORDER_PX = 80
+# The bars' x range reaches this many bars past the newest when it has to move; the y range is
+# padded by this share of the bars' span and rounded out to a tick-like step.
+_X_AHEAD_BARS = 8
+_Y_PAD = 0.1
+
+
+def bar_x_range(
+    shown: tuple[float, float] | None, first_start: float, last_end: float, width: float
+) -> tuple[float, float]:
+    """The time range (axis ms) for bars from `first_start` to `last_end`, `width` each:
+    `shown` while it holds them with at most `_X_AHEAD_BARS` bars spare on the left (bars roll
+    off there), else from half a bar before the first to `_X_AHEAD_BARS` bars past the last."""
+    ahead = _X_AHEAD_BARS * width
+    holds = shown is not None and last_end <= shown[1]
+    if holds and first_start - ahead <= shown[0] <= first_start - width / 2:
+        return shown
+    return (first_start - width / 2, last_end + ahead)
+
+
+def bar_y_range(shown: tuple[float, float] | None, low: float, high: float) -> tuple[float, float]:
+    """The price range for bars from `low` to `high`: `shown` while it holds them and is at most
+    three times their padded span, else their span padded by `_Y_PAD` and rounded out to a step
+    of about a fifth of it (tick-like values)."""
+    span = high - low
+    pad = _Y_PAD * span
+    step = nice_step(span + 2 * pad or abs(high) or 1.0)
+    holds = shown is not None and shown[0] <= low and high <= shown[1]
+    if holds and shown[1] - shown[0] <= 3 * max(span + 2 * pad, step):
+        return shown
+    return (math.floor((low - pad) / step) * step, math.ceil((high + pad) / step) * step)
+
+
+def nice_step(span: float) -> float:
+    """A 1, 2 or 5 times a power of ten step giving about five ticks over `span` (> 0)."""
+    raw = max(span, 1e-9) / 5
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
 class Charts:
@@ -47,7 +91,8 @@ class Charts:
                 "color": [],
             }
         )
-        bars = _time_figure("NIFTY")
+        self.bar_x_range, self.bar_y_range = Range1d(0, 1), Range1d(0, 1)
+        bars = _time_figure("NIFTY", x_range=self.bar_x_range, y_range=self.bar_y_range)
         bars.segment("mid", "high", "mid", "low", source=self.bar_source, color="black")
         bars.quad(
             left="start",
@@ -110,13 +155,30 @@ class Charts:
             new = frame[frame["start"] > shown[1]]
             if not new.empty:
                 self.bar_source.stream(_bar_columns(new), rollover=len(frame))
+                self._fit_ranges(frame, keep=True)
             return
         self.bar_source.data = _bar_columns(frame)
+        self._fit_ranges(frame, keep=False)
+
+    def _fit_ranges(self, frame: pd.DataFrame, keep: bool) -> None:
+        """Ranges holding every bar of `frame`; with `keep`, the ranges shown while they do."""
+        x, y = self.bar_x_range, self.bar_y_range
+        first, last = _naive_ms(frame["start"].iloc[0]), _naive_ms(frame["start"].iloc[-1])
+        last_end = _naive_ms(frame["end"].iloc[-1])
+        shown_x = (x.start, x.end) if keep else None
+        shown_y = (y.start, y.end) if keep else None
+        new_x = bar_x_range(shown_x, first, last_end, last_end - last)
+        new_y = bar_y_range(shown_y, float(frame["low"].min()), float(frame["high"].max()))
+        if new_x != shown_x:
+            x.update(start=new_x[0], end=new_x[1])
+        if new_y != shown_y:
+            y.update(start=new_y[0], end=new_y[1])
 
 
-def _time_figure(title: str) -> figure:
+def _time_figure(title: str, **ranges: Range1d) -> figure:
     """A chart over IST time whose size does not depend on its data (see the module docstring)."""
     return figure(
+        **ranges,
         height=260,
         x_axis_type="datetime",
         title=title,
@@ -124,6 +186,11 @@ def _time_figure(title: str) -> figure:
         sizing_mode="stretch_width",
         min_border_left=_LEFT_BORDER_PX,
     )
+
+
+def _naive_ms(at: pd.Timestamp) -> float:
+    """`at` as the axis reads it: milliseconds of its naive local (IST) time."""
+    return at.tz_localize(None).value / 1e6
 
 
 def _bar_columns(frame: pd.DataFrame) -> dict[str, object]:

@@ -1,0 +1,75 @@
+"""The bar chart's ranges are set by the server and move in steps: a bar closing inside them
+sends the bar and nothing else (no tick labels to re-measure in the browser), a bar outside
+them moves them to hold it."""
+
+from __future__ import annotations
+
+import pandas as pd
+from bokeh.document import Document
+
+from tradelab.ui.charts import Charts, bar_x_range, bar_y_range, nice_step
+
+
+def test_nice_step_is_one_two_or_five_times_a_power_of_ten():
+    assert [nice_step(s) for s in (100, 240, 900, 0.3)] == [20, 50, 200, 0.1]
+
+
+def test_bar_y_range_holds_while_bars_fit_and_moves_in_steps_when_they_leave():
+    first = bar_y_range(None, 23_905.0, 23_990.0)
+    assert first[0] <= 23_905 and first[1] >= 23_990
+    step = nice_step(85 * 1.2)
+    assert first[0] % step == 0 and first[1] % step == 0
+    assert bar_y_range(first, 23_910.0, 23_985.0) == first  # a bar inside: nothing moves
+    wider = bar_y_range(first, 23_905.0, 24_100.0)  # a bar above: it moves to hold it
+    assert wider != first and wider[1] >= 24_100
+    # Far tighter bars than the range (a new day's): it fits them again.
+    assert bar_y_range((20_000.0, 30_000.0), 23_905.0, 23_990.0) == first
+
+
+def test_bar_x_range_leaves_room_ahead_and_moves_only_when_it_is_used():
+    bar = 15 * 60_000.0
+    first = bar_x_range(None, 0.0, bar, bar)
+    assert first == (-bar / 2, 9 * bar)
+    # Seven more bars close: they fit in the room left ahead.
+    assert bar_x_range(first, 0.0, 8 * bar, bar) == first
+    moved = bar_x_range(first, 0.0, 10 * bar, bar)
+    assert moved == (-bar / 2, 18 * bar)
+    # The history rolled far past the left edge: the range follows it.
+    assert bar_x_range(moved, 12 * bar, 14 * bar, bar)[0] == 11.5 * bar
+
+
+def _bars(start: int, stop: int, price: float = 100.0) -> pd.DataFrame:
+    starts = pd.Timestamp("2026-01-05 09:15", tz="Asia/Kolkata") + pd.to_timedelta(
+        [i * 15 for i in range(start, stop)], unit="min"
+    )
+    prices = [price + i for i in range(start, stop)]
+    return pd.DataFrame(
+        {
+            "start": starts,
+            "end": starts + pd.Timedelta(minutes=15),
+            "open": prices,
+            "high": [p + 2 for p in prices],
+            "low": [p - 2 for p in prices],
+            "close": [p + 1 for p in prices],
+        }
+    )
+
+
+def test_a_bar_close_inside_the_ranges_sends_the_bar_and_nothing_else():
+    charts = Charts()
+    document = Document()
+    for model in (charts.bar_source, charts.bar_x_range, charts.bar_y_range):
+        document.add_root(model)
+    charts.show_bars({"15m": _bars(0, 3)})
+    x, y = (charts.bar_x_range.start, charts.bar_x_range.end), charts.bar_y_range.end
+    sent: list[str] = []
+    document.on_change(lambda event: sent.append(type(event).__name__))
+    charts.show_bars({"15m": _bars(0, 4)})
+    assert sent == ["ColumnsStreamedEvent"]
+    assert (charts.bar_x_range.start, charts.bar_x_range.end) == x
+    assert charts.bar_y_range.end == y
+    # Every bar shown lies inside the ranges.
+    data = charts.bar_source.data
+    assert charts.bar_y_range.start <= min(data["low"]) and max(data["high"]) <= y
+    charts.show_bars({"15m": _bars(0, 5, price=500.0)})  # a new session far above: refitted
+    assert charts.bar_y_range.start <= 498.0 and charts.bar_y_range.end >= 506.0
