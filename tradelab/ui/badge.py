@@ -25,8 +25,9 @@ class Badge(JSComponent):
 export function render({ model }) {
   const root = document.createElement("div");
   root.style.whiteSpace = "nowrap";
-  // Digits of one width: a clock or a counter ticking does not change the badge's width, and a
-  // badge whose size changes makes Bokeh lay out it and every sibling after it again.
+  // Digits of one width: a clock or a counter ticking does not change the badge's width (only a
+  // new digit does), and a badge whose size changes makes Bokeh lay out it and every sibling
+  // after it again.
   root.style.fontVariantNumeric = "tabular-nums";
   let span = null;
   function update() {

@@ -39,8 +39,7 @@ class Header:
         self.engine = Badge("tl-engine-state", "engine: -")
         self.feed = Badge("tl-feed-state", "feed: -")
         self.pnl = Badge("tl-pnl", "P&L: -")
-        # Room for a 7-digit seq: its badge keeps its width as the seq grows.
-        self.last_seq = Badge("tl-last-seq", "0", style="display:inline-block;min-width:7ch")
+        self.last_seq = Badge("tl-last-seq", "0")
         self.last_time = Badge("tl-last-time", "- IST")
         self.banner = Badge("tl-risk-banner", style=_BANNER_STYLE, hidden=True)
         # The connection badge and the stale marker (the browser judges the server's silence).
