@@ -1,6 +1,7 @@
-"""A header badge in a real Chromium: a text set on the server reaches the page as text (a
-markup-looking text is shown as typed, no element made of it), in the element carrying the
-badge's hook class, and a hidden badge has no such element."""
+"""The console's text components in a real Chromium: a header badge's text and the event tape's
+cells set on the server reach the page as text (a markup-looking text is shown as typed, no
+element made of it), in the elements carrying the hook classes; a hidden badge has no element,
+and the tape shows as many rows as it was given."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from tests.browser.conftest import wait_until
 from tradelab.benchmarking.browser import free_port
 from tradelab.ui.badge import Badge
+from tradelab.ui.tape import TapeTable
 
 pytestmark = pytest.mark.browser
 MARKUP = '<b>halted</b> & <img src=x onerror="window.hit=1">'
@@ -25,12 +27,17 @@ def badge_url():
     def app():
         shown = Badge("tl-test-badge", "starting")
         hidden = Badge("tl-test-hidden", hidden=True)
+        tape = TapeTable(css_classes=["tl-test-tape"], height=200, width=600)
 
         def tick() -> None:  # a session's own periodic callback, as the console's
-            shown.set(f"{MARKUP} {next(counter)}")
+            n = next(counter)
+            shown.set(f"{MARKUP} {n}")
+            # Newest first, one more row each tick up to three.
+            tape.cells = [[str(k), "09:15:00.000", "mark.updated", MARKUP] for k in
+                          range(n, max(-1, n - 3), -1)]  # fmt: skip
 
         pn.state.add_periodic_callback(tick, period=100)
-        return pn.Column(shown, hidden)
+        return pn.Column(shown, hidden, tape)
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -62,3 +69,21 @@ def test_badge_text_updates_reach_the_page_as_text(context, badge_url):
     assert page.locator(".tl-test-badge b, .tl-test-badge img").count() == 0
     assert page.evaluate("window.hit") is None
     assert page.locator(".tl-test-hidden").count() == 0
+
+
+def test_tape_cells_reach_the_page_as_text_in_rows(context, badge_url):
+    page = context.new_page()
+    page.goto(badge_url)
+    rows = page.locator(".tl-test-tape tr.tl-tape-row")
+    wait_until(lambda: rows.count() == 3, 20, "three tape rows")
+    first = rows.first.locator("td").all_inner_texts()
+    assert first[2:] == ["mark.updated", MARKUP]
+    wait_until(lambda: rows.first.locator("td").first.inner_text() != first[0], 10, "a redraw")
+    assert page.locator(".tl-test-tape th").all_inner_texts() == [
+        "seq",
+        "time (IST)",
+        "topic",
+        "key",
+    ]
+    assert page.locator(".tl-test-tape b, .tl-test-tape img").count() == 0
+    assert page.evaluate("window.hit") is None
