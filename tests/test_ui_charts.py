@@ -1,41 +1,47 @@
-"""The bar chart's ranges are set by the server and move in steps: a bar closing inside them
-sends the bar and nothing else (no tick labels to re-measure in the browser), a bar outside
-them moves them to hold it."""
+"""The charts' ranges are set by the server and move in steps: a bar closing or an equity point
+arriving inside them sends the data and nothing else (no tick labels to re-measure in the
+browser); data outside them move them to hold it."""
 
 from __future__ import annotations
 
 import pandas as pd
 from bokeh.document import Document
 
-from tradelab.ui.charts import Charts, bar_x_range, bar_y_range, nice_step
+from tradelab.ui.charts import Charts
+from tradelab.ui.ranges import nice_step, time_range, value_range
 
 
 def test_nice_step_is_one_two_or_five_times_a_power_of_ten():
     assert [nice_step(s) for s in (100, 240, 900, 0.3)] == [20, 50, 200, 0.1]
 
 
-def test_bar_y_range_holds_while_bars_fit_and_moves_in_steps_when_they_leave():
-    first = bar_y_range(None, 23_905.0, 23_990.0)
+def test_value_range_holds_while_values_fit_and_moves_in_steps_when_they_leave():
+    first = value_range(None, 23_905.0, 23_990.0)
     assert first[0] <= 23_905 and first[1] >= 23_990
     step = nice_step(85 * 1.2)
     assert first[0] % step == 0 and first[1] % step == 0
-    assert bar_y_range(first, 23_910.0, 23_985.0) == first  # a bar inside: nothing moves
-    wider = bar_y_range(first, 23_905.0, 24_100.0)  # a bar above: it moves to hold it
+    assert value_range(first, 23_910.0, 23_985.0) == first  # a bar inside: nothing moves
+    wider = value_range(first, 23_905.0, 24_100.0)  # a bar above: it moves to hold it
     assert wider != first and wider[1] >= 24_100
     # Far tighter bars than the range (a new day's): it fits them again.
-    assert bar_y_range((20_000.0, 30_000.0), 23_905.0, 23_990.0) == first
+    assert value_range((20_000.0, 30_000.0), 23_905.0, 23_990.0) == first
 
 
-def test_bar_x_range_leaves_room_ahead_and_moves_only_when_it_is_used():
+def test_value_range_of_a_flat_series_is_not_empty():
+    low, high = value_range(None, 0.0, 0.0)  # a P&L of zero before the first trade
+    assert low < 0.0 < high
+
+
+def test_time_range_leaves_room_ahead_and_moves_only_when_it_is_used():
     bar = 15 * 60_000.0
-    first = bar_x_range(None, 0.0, bar, bar)
+    first = time_range(None, 0.0, bar, bar / 2, 8 * bar)
     assert first == (-bar / 2, 9 * bar)
     # Seven more bars close: they fit in the room left ahead.
-    assert bar_x_range(first, 0.0, 8 * bar, bar) == first
-    moved = bar_x_range(first, 0.0, 10 * bar, bar)
+    assert time_range(first, 0.0, 8 * bar, bar / 2, 8 * bar) == first
+    moved = time_range(first, 0.0, 10 * bar, bar / 2, 8 * bar)
     assert moved == (-bar / 2, 18 * bar)
     # The history rolled far past the left edge: the range follows it.
-    assert bar_x_range(moved, 12 * bar, 14 * bar, bar)[0] == 11.5 * bar
+    assert time_range(moved, 12 * bar, 14 * bar, bar / 2, 8 * bar)[0] == 11.5 * bar
 
 
 def _bars(start: int, stop: int, price: float = 100.0) -> pd.DataFrame:
@@ -53,6 +59,42 @@ def _bars(start: int, stop: int, price: float = 100.0) -> pd.DataFrame:
             "close": [p + 1 for p in prices],
         }
     )
+
+
+def _equity(start: int, stop: int, pnl: float = 0.0) -> pd.DataFrame:
+    times = pd.Timestamp("2026-01-05 09:15") + pd.to_timedelta(range(start, stop), unit="s")
+    return pd.DataFrame({"time": times, "net_pnl": [pnl + i for i in range(start, stop)]})
+
+
+def _document(*models) -> list[str]:
+    document = Document()
+    for model in models:
+        document.add_root(model)
+    sent: list[str] = []
+    document.on_change(lambda event: sent.append(type(event).__name__))
+    return sent
+
+
+def test_an_equity_point_inside_the_ranges_sends_the_point_and_nothing_else():
+    charts = Charts(points=100)
+    x, y = charts.equity_x_range, charts.equity_y_range
+    sent = _document(charts.equity_source, x, y)
+    charts.show_equity(_equity(0, 10, pnl=100.0))
+    shown = (x.start, x.end, y.start, y.end)
+    assert x.start <= _ms("09:15:00") and x.end >= _ms("09:15:09") + 60_000  # a minute ahead
+    assert y.start <= 100.0 and y.end >= 109.0
+    del sent[:]
+    charts.show_equity(_equity(0, 11, pnl=100.0))  # one more second, one more rupee
+    assert sent == ["ColumnsStreamedEvent"]
+    assert (x.start, x.end, y.start, y.end) == shown
+    charts.show_equity(_equity(0, 12, pnl=100.0).assign(net_pnl=lambda f: f["net_pnl"] * 10))
+    assert y.end >= 1110.0  # a jump of the P&L: the range moves to hold it
+    charts.show_equity(_equity(0, 100, pnl=100.0))  # past the room ahead: time moves on
+    assert x.end >= _ms("09:16:39")
+
+
+def _ms(clock: str) -> float:
+    return pd.Timestamp(f"2026-01-05 {clock}").value / 1e6
 
 
 def test_a_bar_close_inside_the_ranges_sends_the_bar_and_nothing_else():

@@ -13,60 +13,30 @@ streamed the same way as they close (the source was replaced at every close befo
 and a relayout of the figure in every page); a switch of interval, or a history that started
 over, replaces them.
 
-The bars' ranges are set here, not computed by the browser (a `DataRange1d` moved at every
-close, so every close changed the tick labels and made Bokeh measure them and lay the figure out
-again, ~100 ms in each page at once in a storm): they move in steps, only when a bar leaves
-them (see `stepped_range`), so most closes repaint the glyphs and nothing else.
+Both charts' ranges are set here, not fitted to the data by the browser (a `DataRange1d` moved
+at every bar close and every equity point, so each brought new tick labels to measure and a
+relayout of the figure, in every page at once: a bar close was the longest frame of a storm):
+they move in steps, only when the data leave them (`tradelab.ui.ranges`), so most updates
+repaint the glyphs and nothing else.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 
 import pandas as pd
 import panel as pn
 from bokeh.models import ColumnDataSource, Range1d
 from bokeh.plotting import figure
 
+from tradelab.ui.ranges import time_range, value_range
+
 # Wide enough for the P&L axis's tick labels ("-250000", "-1.5e+6") and the index's, and ticks.
 _LEFT_BORDER_PX = 80
-# The bars' x range reaches this many bars past the newest when it has to move; the y range is
-# padded by this share of the bars' span and rounded out to a tick-like step.
-_X_AHEAD_BARS = 8
-_Y_PAD = 0.1
-
-
-def bar_x_range(
-    shown: tuple[float, float] | None, first_start: float, last_end: float, width: float
-) -> tuple[float, float]:
-    """The time range (axis ms) for bars from `first_start` to `last_end`, `width` each:
-    `shown` while it holds them with at most `_X_AHEAD_BARS` bars spare on the left (bars roll
-    off there), else from half a bar before the first to `_X_AHEAD_BARS` bars past the last."""
-    ahead = _X_AHEAD_BARS * width
-    holds = shown is not None and last_end <= shown[1]
-    if holds and first_start - ahead <= shown[0] <= first_start - width / 2:
-        return shown
-    return (first_start - width / 2, last_end + ahead)
-
-
-def bar_y_range(shown: tuple[float, float] | None, low: float, high: float) -> tuple[float, float]:
-    """The price range for bars from `low` to `high`: `shown` while it holds them and is at most
-    three times their padded span, else their span padded by `_Y_PAD` and rounded out to a step
-    of about a fifth of it (tick-like values)."""
-    span = high - low
-    pad = _Y_PAD * span
-    step = nice_step(span + 2 * pad or abs(high) or 1.0)
-    holds = shown is not None and shown[0] <= low and high <= shown[1]
-    if holds and shown[1] - shown[0] <= 3 * max(span + 2 * pad, step):
-        return shown
-    return (math.floor((low - pad) / step) * step, math.ceil((high + pad) / step) * step)
-
-
-def nice_step(span: float) -> float:
-    """A 1, 2 or 5 times a power of ten step giving about five ticks over `span` (> 0)."""
-    raw = max(span, 1e-9) / 5
-    power = 10 ** math.floor(math.log10(raw))
-    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+# When a range has to move, the bars' reaches this many bars past the newest, the equity's a
+# quarter of its span past the newest point (at least a minute).
+_BARS_AHEAD = 8
+_EQUITY_AHEAD_MS, _EQUITY_AHEAD_SHARE = 60_000.0, 0.25
 
 
 class Charts:
@@ -77,7 +47,10 @@ class Charts:
         self.points = points
         self.equity_source = ColumnDataSource({"time": [], "net_pnl": []})
         self._equity_last: pd.Timestamp | None = None  # the newest equity point shown
-        equity = _time_figure("Intraday net P&L")
+        self.equity_x_range, self.equity_y_range = Range1d(0, 1), Range1d(0, 1)
+        equity = _time_figure(
+            "Intraday net P&L", x_range=self.equity_x_range, y_range=self.equity_y_range
+        )
         equity.line("time", "net_pnl", source=self.equity_source, line_width=2)
         self.bar_source = ColumnDataSource(
             {
@@ -129,6 +102,8 @@ class Charts:
                 "time": times.to_numpy(),
                 "net_pnl": frame["net_pnl"].to_numpy(),
             }
+            if not frame.empty:
+                self._fit_equity_ranges(frame, keep=False)
             return
         new = frame[times > last]
         if new.empty:
@@ -138,6 +113,7 @@ class Charts:
             {"time": new["time"].to_numpy(), "net_pnl": new["net_pnl"].to_numpy()},
             rollover=self.points,
         )
+        self._fit_equity_ranges(frame.iloc[-self.points :], keep=True)  # what the browser keeps
 
     def show_bars(self, bars: dict[str, pd.DataFrame]) -> None:
         """Show the chosen interval's closed bars (starts increasing, a bounded history): the
@@ -155,24 +131,40 @@ class Charts:
             new = frame[frame["start"] > shown[1]]
             if not new.empty:
                 self.bar_source.stream(_bar_columns(new), rollover=len(frame))
-                self._fit_ranges(frame, keep=True)
+                self._fit_bar_ranges(frame, keep=True)
             return
         self.bar_source.data = _bar_columns(frame)
-        self._fit_ranges(frame, keep=False)
+        self._fit_bar_ranges(frame, keep=False)
 
-    def _fit_ranges(self, frame: pd.DataFrame, keep: bool) -> None:
+    def _fit_bar_ranges(self, frame: pd.DataFrame, keep: bool) -> None:
         """Ranges holding every bar of `frame`; with `keep`, the ranges shown while they do."""
-        x, y = self.bar_x_range, self.bar_y_range
-        first, last = _naive_ms(frame["start"].iloc[0]), _naive_ms(frame["start"].iloc[-1])
+        first = _naive_ms(frame["start"].iloc[0])
         last_end = _naive_ms(frame["end"].iloc[-1])
-        shown_x = (x.start, x.end) if keep else None
-        shown_y = (y.start, y.end) if keep else None
-        new_x = bar_x_range(shown_x, first, last_end, last_end - last)
-        new_y = bar_y_range(shown_y, float(frame["low"].min()), float(frame["high"].max()))
-        if new_x != shown_x:
-            x.update(start=new_x[0], end=new_x[1])
-        if new_y != shown_y:
-            y.update(start=new_y[0], end=new_y[1])
+        width = last_end - _naive_ms(frame["start"].iloc[-1])
+        low, high = float(frame["low"].min()), float(frame["high"].max())
+        ahead = _BARS_AHEAD * width
+        _fit(self.bar_x_range, keep, lambda s: time_range(s, first, last_end, width / 2, ahead))
+        _fit(self.bar_y_range, keep, lambda s: value_range(s, low, high))
+
+    def _fit_equity_ranges(self, frame: pd.DataFrame, keep: bool) -> None:
+        """Ranges holding the whole curve `frame` (not empty); with `keep`, as for the bars."""
+        first, last = _naive_ms(frame["time"].iloc[0]), _naive_ms(frame["time"].iloc[-1])
+        ahead = max(_EQUITY_AHEAD_MS, _EQUITY_AHEAD_SHARE * (last - first))
+        low, high = float(frame["net_pnl"].min()), float(frame["net_pnl"].max())
+        _fit(self.equity_x_range, keep, lambda s: time_range(s, first, last, 0.0, ahead))
+        _fit(self.equity_y_range, keep, lambda s: value_range(s, low, high))
+
+
+Fit = Callable[[tuple[float, float] | None], tuple[float, float]]
+
+
+def _fit(axis: Range1d, keep: bool, fit: Fit) -> None:
+    """Set `axis` to `fit(shown)`, shown being its range on screen with `keep` (else None);
+    nothing is sent when that is the range shown."""
+    shown = (axis.start, axis.end) if keep else None
+    start, end = fit(shown)
+    if (start, end) != shown:
+        axis.update(start=start, end=end)
 
 
 def _time_figure(title: str, **ranges: Range1d) -> figure:
