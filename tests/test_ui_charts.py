@@ -115,3 +115,16 @@ def test_a_bar_close_inside_the_ranges_sends_the_bar_and_nothing_else():
     assert charts.bar_y_range.start <= min(data["low"]) and max(data["high"]) <= y
     charts.show_bars({"15m": _bars(0, 5, price=500.0)})  # a new session far above: refitted
     assert charts.bar_y_range.start <= 498.0 and charts.bar_y_range.end >= 506.0
+
+
+def test_a_users_zoom_stays_while_the_bars_fit_and_reset_goes_to_the_fitted_range():
+    charts = Charts()
+    x = charts.bar_x_range
+    charts.show_bars({"15m": _bars(0, 3)})
+    fitted = (x.start, x.end)
+    assert (x.reset_start, x.reset_end) == fitted  # the reset tool's range
+    x.update(start=fitted[0] + 1000.0, end=fitted[0] + 2000.0)  # the user zooms in the browser
+    charts.show_bars({"15m": _bars(0, 4)})  # a close inside the fitted range
+    assert (x.start, x.end) == (fitted[0] + 1000.0, fitted[0] + 2000.0)
+    charts.show_bars({"15m": _bars(0, 12)})  # past the room ahead: the range moves
+    assert x.end > fitted[1] and (x.reset_start, x.reset_end) == (x.start, x.end)

@@ -159,12 +159,13 @@ Fit = Callable[[tuple[float, float] | None], tuple[float, float]]
 
 
 def _fit(axis: Range1d, keep: bool, fit: Fit) -> None:
-    """Set `axis` to `fit(shown)`, shown being its range on screen with `keep` (else None);
-    nothing is sent when that is the range shown."""
-    shown = (axis.start, axis.end) if keep else None
+    """Set `axis` to `fit(shown)`, shown being the range last set here with `keep` (else None);
+    nothing is sent while that range holds. It is also the axis's reset range: the reset tool
+    goes back to it, and a user's zoom or pan stays until the data leave it."""
+    shown = (axis.reset_start, axis.reset_end) if keep and axis.reset_start is not None else None
     start, end = fit(shown)
     if (start, end) != shown:
-        axis.update(start=start, end=end)
+        axis.update(start=start, end=end, reset_start=start, reset_end=end)
 
 
 def _time_figure(title: str, **ranges: Range1d) -> figure:
