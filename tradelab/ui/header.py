@@ -1,7 +1,7 @@
 """The console header: runner, risk, engine and feed health, last seq and its time, staleness.
 
-Per-session components (text badges, `tradelab.ui.badge.Badge`; never shared); `Header.apply_state`
-and `apply_changes` run in the session's own callback.
+Per-session components (one `HeaderBar` of texts and the watchdog, a `Badge` for the halt banner;
+never shared); `Header.apply_state` and `apply_changes` run in the session's own callback.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import panel as pn
 from tradelab.trading.risk_state import HALT_MODES
 from tradelab.ui.badge import Badge
 from tradelab.ui.frames import ist_ms
+from tradelab.ui.header_bar import BarText, HeaderBar
 from tradelab.ui.view import Changes
 from tradelab.ui.watchdog import ConnectionWatchdog
 
@@ -34,31 +35,23 @@ class Header:
         # Set once the exchange session has closed: no tick and no event is owed until the
         # next open, so silence is not staleness then.
         self.market_closed_ns: int | None = None
-        self.runner = Badge("tl-runner-state", "runner: starting")
-        self.risk = Badge("tl-risk-state", "risk: -")
-        self.engine = Badge("tl-engine-state", "engine: -")
-        self.feed = Badge("tl-feed-state", "feed: -")
-        self.pnl = Badge("tl-pnl", "P&L: -")
-        self.last_seq = Badge("tl-last-seq", "0")
-        self.last_time = Badge("tl-last-time", "- IST")
-        self.banner = Badge("tl-risk-banner", style=_BANNER_STYLE, hidden=True)
         # The connection badge and the stale marker (the browser judges the server's silence).
         self.watchdog = ConnectionWatchdog(
             max_age_ms=max(100, int(stale_after_seconds * 1000)), margin=(4, 10)
         )
+        self.bar = bar = HeaderBar(watchdog=self.watchdog, sizing_mode="stretch_width")
+        BarText(bar, "tl-title", "tradelab", "margin:4px 10px;font-weight:bold")
+        self.runner = BarText(bar, "tl-runner-state", "runner: starting")
+        self.risk = BarText(bar, "tl-risk-state", "risk: -")
+        self.engine = BarText(bar, "tl-engine-state", "engine: -")
+        self.feed = BarText(bar, "tl-feed-state", "feed: -")
+        BarText(bar, "tl-seq-label", "seq", "margin:4px 0")
+        self.last_seq = BarText(bar, "tl-last-seq", "0")
+        self.last_time = BarText(bar, "tl-last-time", "- IST")
+        self.pnl = BarText(bar, "tl-pnl", "P&L: -")
+        self.banner = Badge("tl-risk-banner", style=_BANNER_STYLE, hidden=True)
         self.layout = pn.Column(
-            pn.Row(
-                pn.pane.HTML("<b>tradelab</b>", margin=(4, 10)),
-                self.runner,
-                self.risk,
-                self.engine,
-                self.feed,
-                pn.pane.HTML("seq", margin=(4, 0)),
-                self.last_seq,
-                self.last_time,
-                self.pnl,
-                self.watchdog,
-            ),
+            bar,
             self.banner,
             sizing_mode="stretch_width",
         )
