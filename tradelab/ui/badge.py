@@ -1,8 +1,10 @@
-"""`Badge`: one header text in a span carrying a stable CSS hook class, updated as text.
+"""`Badge`: a text on a line of its own (the halt banner) in a span carrying a stable CSS hook
+class, updated as text.
 
 Why not an HTML pane: each update of one re-parses its markup in the browser (a decode and an
-`innerHTML`), and the header's badges change many times a second in a storm. Here an update is
-one property change and one `textContent` write: no markup, nothing to escape, nothing parsed.
+`innerHTML`). Here an update is one property change and one `textContent` write: no markup,
+nothing to escape, nothing parsed. A badge is a Bokeh layout item whose size follows its text,
+so texts that change often and sit side by side belong in one `HeaderBar` instead.
 Per-session (never shared); set from the session's own callbacks.
 """
 
