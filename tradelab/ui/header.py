@@ -24,7 +24,7 @@ _BANNER_STYLE = (
 
 
 class Header:
-    """Badges with the stable CSS hooks (`tl-last-seq`, `tl-runner-state`, `tl-risk-state`,
+    """Texts with the stable CSS hooks (`tl-last-seq`, `tl-runner-state`, `tl-risk-state`,
     `tl-connection`, `tl-stale`) that browser tests and users rely on."""
 
     def __init__(self, stale_after_seconds: float) -> None:
