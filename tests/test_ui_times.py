@@ -35,7 +35,7 @@ def test_header_time_is_ist_and_labelled_and_seq_stays_a_plain_integer():
     header.apply_changes(changes, now_ns=NS + 1_000_000)
     assert header.last_time.text == "09:15:06.789 IST"
     assert header.last_seq.text == "41"
-    assert 'class="tl-last-time"' in header.last_time.pane.object
+    assert header.last_time.css == "tl-last-time"
 
 
 def test_tape_and_trades_label_their_time_column():

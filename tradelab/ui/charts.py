@@ -12,17 +12,31 @@ figure's own panels then, a few ms; the page's layout is not touched). The index
 streamed the same way as they close (the source was replaced at every close before, a repaint
 and a relayout of the figure in every page); a switch of interval, or a history that started
 over, replaces them.
+
+Both charts' ranges are set here, not fitted to the data by the browser (a `DataRange1d` moved
+at every bar close and every equity point, so each brought new tick labels to measure and a
+relayout of the figure, in every page at once: a bar close was the longest frame of a storm):
+they move in steps, only when the data leave them (`tradelab.ui.ranges`), so most updates
+repaint the glyphs and nothing else.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import panel as pn
-from bokeh.models import ColumnDataSource
+from bokeh.models import ColumnDataSource, Range1d
 from bokeh.plotting import figure
+
+from tradelab.ui.ranges import time_range, value_range
 
 # Wide enough for the P&L axis's tick labels ("-250000", "-1.5e+6") and the index's, and ticks.
 _LEFT_BORDER_PX = 80
+# When a range has to move, the bars' reaches this many bars past the newest, the equity's a
+# quarter of its span past the newest point (at least a minute).
+_BARS_AHEAD = 8
+_EQUITY_AHEAD_MS, _EQUITY_AHEAD_SHARE = 60_000.0, 0.25
 
 
 class Charts:
@@ -33,7 +47,10 @@ class Charts:
         self.points = points
         self.equity_source = ColumnDataSource({"time": [], "net_pnl": []})
         self._equity_last: pd.Timestamp | None = None  # the newest equity point shown
-        equity = _time_figure("Intraday net P&L")
+        self.equity_x_range, self.equity_y_range = Range1d(0, 1), Range1d(0, 1)
+        equity = _time_figure(
+            "Intraday net P&L", x_range=self.equity_x_range, y_range=self.equity_y_range
+        )
         equity.line("time", "net_pnl", source=self.equity_source, line_width=2)
         self.bar_source = ColumnDataSource(
             {
@@ -47,7 +64,8 @@ class Charts:
                 "color": [],
             }
         )
-        bars = _time_figure("NIFTY")
+        self.bar_x_range, self.bar_y_range = Range1d(0, 1), Range1d(0, 1)
+        bars = _time_figure("NIFTY", x_range=self.bar_x_range, y_range=self.bar_y_range)
         bars.segment("mid", "high", "mid", "low", source=self.bar_source, color="black")
         bars.quad(
             left="start",
@@ -84,6 +102,8 @@ class Charts:
                 "time": times.to_numpy(),
                 "net_pnl": frame["net_pnl"].to_numpy(),
             }
+            if not frame.empty:
+                self._fit_equity_ranges(frame, keep=False)
             return
         new = frame[times > last]
         if new.empty:
@@ -93,6 +113,7 @@ class Charts:
             {"time": new["time"].to_numpy(), "net_pnl": new["net_pnl"].to_numpy()},
             rollover=self.points,
         )
+        self._fit_equity_ranges(frame.iloc[-self.points :], keep=True)  # what the browser keeps
 
     def show_bars(self, bars: dict[str, pd.DataFrame]) -> None:
         """Show the chosen interval's closed bars (starts increasing, a bounded history): the
@@ -110,13 +131,47 @@ class Charts:
             new = frame[frame["start"] > shown[1]]
             if not new.empty:
                 self.bar_source.stream(_bar_columns(new), rollover=len(frame))
+                self._fit_bar_ranges(frame, keep=True)
             return
         self.bar_source.data = _bar_columns(frame)
+        self._fit_bar_ranges(frame, keep=False)
+
+    def _fit_bar_ranges(self, frame: pd.DataFrame, keep: bool) -> None:
+        """Ranges holding every bar of `frame`; with `keep`, the ranges shown while they do."""
+        first = _naive_ms(frame["start"].iloc[0])
+        last_end = _naive_ms(frame["end"].iloc[-1])
+        width = last_end - _naive_ms(frame["start"].iloc[-1])
+        low, high = float(frame["low"].min()), float(frame["high"].max())
+        ahead = _BARS_AHEAD * width
+        _fit(self.bar_x_range, keep, lambda s: time_range(s, first, last_end, width / 2, ahead))
+        _fit(self.bar_y_range, keep, lambda s: value_range(s, low, high))
+
+    def _fit_equity_ranges(self, frame: pd.DataFrame, keep: bool) -> None:
+        """Ranges holding the whole curve `frame` (not empty); with `keep`, as for the bars."""
+        first, last = _naive_ms(frame["time"].iloc[0]), _naive_ms(frame["time"].iloc[-1])
+        ahead = max(_EQUITY_AHEAD_MS, _EQUITY_AHEAD_SHARE * (last - first))
+        low, high = float(frame["net_pnl"].min()), float(frame["net_pnl"].max())
+        _fit(self.equity_x_range, keep, lambda s: time_range(s, first, last, 0.0, ahead))
+        _fit(self.equity_y_range, keep, lambda s: value_range(s, low, high))
 
 
-def _time_figure(title: str) -> figure:
+Fit = Callable[[tuple[float, float] | None], tuple[float, float]]
+
+
+def _fit(axis: Range1d, keep: bool, fit: Fit) -> None:
+    """Set `axis` to `fit(shown)`, shown being the range last set here with `keep` (else None);
+    nothing is sent while that range holds. It is also the axis's reset range: the reset tool
+    goes back to it, and a user's zoom or pan stays until the data leave it."""
+    shown = (axis.reset_start, axis.reset_end) if keep and axis.reset_start is not None else None
+    start, end = fit(shown)
+    if (start, end) != shown:
+        axis.update(start=start, end=end, reset_start=start, reset_end=end)
+
+
+def _time_figure(title: str, **ranges: Range1d) -> figure:
     """A chart over IST time whose size does not depend on its data (see the module docstring)."""
     return figure(
+        **ranges,
         height=260,
         x_axis_type="datetime",
         title=title,
@@ -124,6 +179,11 @@ def _time_figure(title: str) -> figure:
         sizing_mode="stretch_width",
         min_border_left=_LEFT_BORDER_PX,
     )
+
+
+def _naive_ms(at: pd.Timestamp) -> float:
+    """`at` as the axis reads it: milliseconds of its naive local (IST) time."""
+    return at.tz_localize(None).value / 1e6
 
 
 def _bar_columns(frame: pd.DataFrame) -> dict[str, object]:

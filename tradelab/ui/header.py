@@ -1,18 +1,20 @@
 """The console header: runner, risk, engine and feed health, last seq and its time, staleness.
 
-Per-session Panel panes (never shared); `Header.update` runs in the session's own callback.
+Per-session components (one `HeaderBar` of texts and the watchdog, a `Badge` for the halt banner;
+never shared); `Header.apply_state` and `apply_changes` run in the session's own callback.
 """
 
 from __future__ import annotations
 
 import time
-from html import escape
 from typing import Any
 
 import panel as pn
 
 from tradelab.trading.risk_state import HALT_MODES
+from tradelab.ui.badge import Badge
 from tradelab.ui.frames import ist_ms
+from tradelab.ui.header_bar import BarText, HeaderBar
 from tradelab.ui.view import Changes
 from tradelab.ui.watchdog import ConnectionWatchdog
 
@@ -21,37 +23,8 @@ _BANNER_STYLE = (
 )
 
 
-class Badge:
-    """An HTML pane whose text sits in an element carrying the hook class: Playwright's CSS
-    locators pierce Bokeh's shadow roots, and the element with the class holds the text."""
-
-    def __init__(self, css: str, text: str = "", style: str = "", hidden: bool = False):
-        self.css, self.style, self.text = css, style, None
-        self.pane = pn.pane.HTML("", margin=(4, 10), visible=not hidden)
-        if not hidden:
-            self.set(text)
-
-    def set(self, text: str) -> None:
-        """Show `text`; an unchanged text sends nothing to the browser."""
-        if text != self.text:
-            self.text = text
-            self.pane.object = (
-                f'<span class="{self.css}" style="{self.style}">{escape(text)}</span>'
-            )
-
-    def show(self, visible: bool, text: str = "") -> None:
-        """Present and visible only while `visible`: hidden, the element is removed."""
-        if visible:
-            self.set(text)
-        elif self.text is not None:
-            self.text = None
-            self.pane.object = ""
-        if self.pane.visible != visible:
-            self.pane.visible = visible
-
-
 class Header:
-    """Badges with the stable CSS hooks (`tl-last-seq`, `tl-runner-state`, `tl-risk-state`,
+    """Texts with the stable CSS hooks (`tl-last-seq`, `tl-runner-state`, `tl-risk-state`,
     `tl-connection`, `tl-stale`) that browser tests and users rely on."""
 
     def __init__(self, stale_after_seconds: float) -> None:
@@ -62,27 +35,24 @@ class Header:
         # Set once the exchange session has closed: no tick and no event is owed until the
         # next open, so silence is not staleness then.
         self.market_closed_ns: int | None = None
-        self.runner = Badge("tl-runner-state", "runner: starting")
-        self.risk = Badge("tl-risk-state", "risk: -")
-        self.engine = Badge("tl-engine-state", "engine: -")
-        self.feed = Badge("tl-feed-state", "feed: -")
-        self.pnl = Badge("tl-pnl", "P&L: -")
-        self.last_seq = Badge("tl-last-seq", "0")
-        self.last_time = Badge("tl-last-time", "- IST")
-        self.banner = Badge("tl-risk-banner", style=_BANNER_STYLE, hidden=True)
         # The connection badge and the stale marker (the browser judges the server's silence).
         self.watchdog = ConnectionWatchdog(
             max_age_ms=max(100, int(stale_after_seconds * 1000)), margin=(4, 10)
         )
+        self.bar = bar = HeaderBar(watchdog=self.watchdog, sizing_mode="stretch_width")
+        BarText(bar, "tl-title", "tradelab", "margin:4px 10px;font-weight:bold")
+        self.runner = BarText(bar, "tl-runner-state", "runner: starting")
+        self.risk = BarText(bar, "tl-risk-state", "risk: -")
+        self.engine = BarText(bar, "tl-engine-state", "engine: -")
+        self.feed = BarText(bar, "tl-feed-state", "feed: -")
+        BarText(bar, "tl-seq-label", "seq", "margin:4px 0")
+        self.last_seq = BarText(bar, "tl-last-seq", "0")
+        self.last_time = BarText(bar, "tl-last-time", "- IST")
+        self.pnl = BarText(bar, "tl-pnl", "P&L: -")
+        self.banner = Badge("tl-risk-banner", style=_BANNER_STYLE, hidden=True)
         self.layout = pn.Column(
-            pn.Row(
-                pn.pane.HTML("<b>tradelab</b>", margin=(4, 10)),
-                *(b.pane for b in (self.runner, self.risk, self.engine, self.feed)),
-                pn.pane.HTML("seq", margin=(4, 0)),
-                *(b.pane for b in (self.last_seq, self.last_time, self.pnl)),
-                self.watchdog,
-            ),
-            self.banner.pane,
+            bar,
+            self.banner,
             sizing_mode="stretch_width",
         )
 

@@ -1,11 +1,14 @@
-"""`EventTape`: one session's event tape, newest first, as a fixed-layout HTML table.
+"""`EventTape`: one session's event tape, newest first, as a fixed-layout table of text cells.
 
 Why not a data grid: a grid (Tabulator) builds and measures each row it draws, a forced layout
 of the page per redraw, and in a storm five pages redrawing it had 100-280 ms frames
-(benchmarks/README.md, push latency). Here a redraw is one `innerHTML` of a box whose size
-never depends on its content: fixed height, `table-layout: fixed`, fixed row height, and CSS
-containment, so the browser lays out the box's own rows and nothing else; the pane's size does
-not change either, so Bokeh never relayouts the page for it.
+(benchmarks/README.md, push latency). Why not an HTML pane either: each redraw sent the whole
+table as markup, which the browser decoded and parsed again. Here (`TapeTable`) a redraw sends
+the cells as strings and sets the `textContent` of the cells that changed (nothing parsed, no
+markup, nothing to escape), in a box whose size never depends on its content: fixed height,
+`table-layout: fixed`, fixed row height, and CSS containment, so the browser lays out the box's
+own rows and nothing else; the component's size does not change either, so Bokeh never
+relayouts the page for it.
 
 What it shows: the newest `tape_rows` events that pass the session's topic filter (default 20,
 exactly the box's height), no pages. A live tape is glanced at and its top is what matters; an
@@ -23,11 +26,12 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Iterable, Sequence
-from html import escape
 from itertools import islice
 from typing import Any
 
 import panel as pn
+import param
+from panel.custom import JSComponent
 
 from tradelab.events import DEFAULT_TOPICS
 from tradelab.ui.frames import TIME_COLUMN, ist_ms
@@ -48,12 +52,6 @@ thead th {{ position: sticky; top: 0; background: #f5f5f5; }}
 tbody tr:nth-child(even) {{ background: #fafafa; }}
 col.seq {{ width: 16%; }} col.time {{ width: 22%; }} col.topic {{ width: 28%; }}
 """
-_HEAD = (
-    '<table class="tl-tape-table"><colgroup><col class="seq"><col class="time">'
-    '<col class="topic"><col class="key"></colgroup><thead><tr>'
-    + "".join(f"<th>{escape(name)}</th>" for name in TAPE_COLUMNS)
-    + "</tr></thead><tbody>"
-)
 
 
 def tape_cells(rows: Iterable[TapeRow]) -> list[tuple[str, str, str, str]]:
@@ -61,13 +59,52 @@ def tape_cells(rows: Iterable[TapeRow]) -> list[tuple[str, str, str, str]]:
     return [(str(r.seq), ist_ms(r.ts), r.topic, r.key) for r in rows]
 
 
-def tape_html(cells: Sequence[tuple[str, ...]]) -> str:
-    """The table of `cells`, every value escaped (a key is whatever an event carried)."""
-    body = "".join(
-        f'<tr class="{ROW_CLASS}">' + "".join(f"<td>{escape(v)}</td>" for v in row) + "</tr>"
-        for row in cells
-    )
-    return f"{_HEAD}{body}</tbody></table>"
+class TapeTable(JSComponent):
+    """A `<table class="tl-tape-table">` of `columns` whose body rows (class `ROW_CLASS`) show
+    `cells`, one list of strings a row, as text. Per-session (never shared)."""
+
+    columns = param.List(default=list(TAPE_COLUMNS), item_type=str, constant=True)
+    cells = param.List(default=[], doc="The rows shown, each a list of one string per column.")
+
+    _esm = f"""
+export function render({{ model }}) {{
+  const table = document.createElement("table");
+  table.className = "tl-tape-table";
+  const widths = document.createElement("colgroup");
+  for (const name of ["seq", "time", "topic", "key"].slice(0, model.columns.length)) {{
+    const col = document.createElement("col");
+    col.className = name;
+    widths.appendChild(col);
+  }}
+  const head = table.createTHead().insertRow();
+  for (const name of model.columns) {{
+    const th = document.createElement("th");
+    th.textContent = name;
+    head.appendChild(th);
+  }}
+  const body = table.createTBody();
+  table.insertBefore(widths, table.tHead);
+  function update() {{
+    const cells = model.cells;
+    while (body.rows.length > cells.length) {{ body.deleteRow(-1); }}
+    while (body.rows.length < cells.length) {{
+      const tr = body.insertRow();
+      tr.className = "{ROW_CLASS}";
+      for (let j = 0; j < model.columns.length; j++) {{ tr.insertCell(); }}
+    }}
+    // Only the text of the cells that changed: no markup is built or parsed.
+    cells.forEach((row, i) => {{
+      const tds = body.rows[i].cells;
+      row.forEach((value, j) => {{
+        if (tds[j].textContent !== value) {{ tds[j].textContent = value; }}
+      }});
+    }});
+  }}
+  model.on("cells", update);
+  update();
+  return table;
+}}
+"""
 
 
 def url_topics(known: Sequence[str]) -> list[str]:
@@ -93,8 +130,8 @@ class EventTape:
             sizing_mode="stretch_width",
         )
         self.filter.value = url_topics(self.filter.options)
-        self.pane = pn.pane.HTML(
-            tape_html([]),
+        self.pane = TapeTable(
+            margin=(5, 10),  # an HTML pane's, as the tape had
             css_classes=["tl-tape"],
             stylesheets=[_STYLESHEET],
             height=min(max_height, (shown + 1) * _ROW_PX),  # the header and `shown` rows
@@ -124,7 +161,7 @@ class EventTape:
         cells = tape_cells(islice(newest, self.shown))
         if cells != self._cells:
             self._cells = cells
-            self.pane.object = tape_html(cells)
+            self.pane.cells = [list(row) for row in cells]
 
     def rows_shown(self) -> list[dict[str, Any]]:
         """The rows the table shows, newest first, one dict per row keyed by `TAPE_COLUMNS`."""

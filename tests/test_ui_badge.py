@@ -1,0 +1,63 @@
+"""The header's text badges: a change of text is one property change carrying the text as it
+is (the browser sets it as text: nothing is escaped or parsed), an unchanged text sends nothing,
+and a hidden badge has no element; the header bar sends its texts the same way."""
+
+from __future__ import annotations
+
+from bokeh.document import Document
+
+from tradelab.ui.badge import Badge
+from tradelab.ui.header import Header
+from tradelab.ui.header_bar import BarText, HeaderBar
+
+
+def test_a_badge_update_is_its_text_as_is_and_an_unchanged_text_sends_nothing():
+    badge = Badge("tl-last-seq", "0")
+    model = badge.get_root(Document())
+    changes: list[str] = []  # what Panel syncs to the browser: the param's change events
+    badge.param.watch(lambda event: changes.append(event.new), "text")
+    badge.set("41")
+    badge.set("41")
+    assert changes == ["41"] and model.data.text == "41"
+    markup = '<b>risk</b> & "<script>alert(1)</script>"'
+    badge.set(markup)
+    assert model.data.text == markup  # the browser's textContent: shown, never parsed
+
+
+def test_a_hidden_badge_has_no_text_and_shows_it_when_asked():
+    banner = Badge("tl-risk-banner", hidden=True)
+    assert not banner.visible and banner.text == ""
+    banner.show(True, "Trading HALTED by alice: <feed>")
+    assert banner.visible and banner.text == "Trading HALTED by alice: <feed>"
+    banner.show(False)
+    assert not banner.visible and banner.text == ""
+
+
+def test_header_badges_keep_their_css_hooks():
+    header = Header(stale_after_seconds=5.0)
+    hooks = {b.css for b in (header.runner, header.risk, header.engine, header.feed)}
+    assert hooks == {"tl-runner-state", "tl-risk-state", "tl-engine-state", "tl-feed-state"}
+    assert (header.last_seq.css, header.last_seq.text) == ("tl-last-seq", "0")
+
+
+def test_header_bar_texts_are_sent_as_is_and_only_when_they_change():
+    bar = HeaderBar()
+    seq = BarText(bar, "tl-last-seq", "0")
+    pnl = BarText(bar, "tl-pnl", "P&L: -")
+    model = bar.get_root(Document())
+    sent: list[list] = []  # what Panel syncs to the browser: the param's change events
+    bar.param.watch(lambda event: sent.append(event.new), "items")
+    seq.set("41")
+    seq.set("41")
+    assert len(sent) == 1 and [item[1] for item in model.data.items] == ["41", "P&L: -"]
+    pnl.set("P&L: <b>1</b> & more")
+    assert model.data.items[1][:2] == ["tl-pnl", "P&L: <b>1</b> & more"]  # set as textContent
+    assert (seq.text, pnl.text) == ("41", "P&L: <b>1</b> & more")
+
+
+def test_the_header_is_one_bar_of_texts_and_the_watchdog():
+    header = Header(stale_after_seconds=5.0)
+    assert header.bar.watchdog is header.watchdog
+    hooks = [item[0] for item in header.bar.items]
+    assert hooks[1:5] == ["tl-runner-state", "tl-risk-state", "tl-engine-state", "tl-feed-state"]
+    assert hooks[-3:] == ["tl-last-seq", "tl-last-time", "tl-pnl"]

@@ -1,0 +1,130 @@
+"""The charts' ranges are set by the server and move in steps: a bar closing or an equity point
+arriving inside them sends the data and nothing else (no tick labels to re-measure in the
+browser); data outside them move them to hold it."""
+
+from __future__ import annotations
+
+import pandas as pd
+from bokeh.document import Document
+
+from tradelab.ui.charts import Charts
+from tradelab.ui.ranges import nice_step, time_range, value_range
+
+
+def test_nice_step_is_one_two_or_five_times_a_power_of_ten():
+    assert [nice_step(s) for s in (100, 240, 900, 0.3)] == [20, 50, 200, 0.1]
+
+
+def test_value_range_holds_while_values_fit_and_moves_in_steps_when_they_leave():
+    first = value_range(None, 23_905.0, 23_990.0)
+    assert first[0] <= 23_905 and first[1] >= 23_990
+    step = nice_step(85 * 1.2)
+    assert first[0] % step == 0 and first[1] % step == 0
+    assert value_range(first, 23_910.0, 23_985.0) == first  # a bar inside: nothing moves
+    wider = value_range(first, 23_905.0, 24_100.0)  # a bar above: it moves to hold it
+    assert wider != first and wider[1] >= 24_100
+    # Far tighter bars than the range (a new day's): it fits them again.
+    assert value_range((20_000.0, 30_000.0), 23_905.0, 23_990.0) == first
+
+
+def test_value_range_of_a_flat_series_is_not_empty():
+    low, high = value_range(None, 0.0, 0.0)  # a P&L of zero before the first trade
+    assert low < 0.0 < high
+
+
+def test_time_range_leaves_room_ahead_and_moves_only_when_it_is_used():
+    bar = 15 * 60_000.0
+    first = time_range(None, 0.0, bar, bar / 2, 8 * bar)
+    assert first == (-bar / 2, 9 * bar)
+    # Seven more bars close: they fit in the room left ahead.
+    assert time_range(first, 0.0, 8 * bar, bar / 2, 8 * bar) == first
+    moved = time_range(first, 0.0, 10 * bar, bar / 2, 8 * bar)
+    assert moved == (-bar / 2, 18 * bar)
+    # The history rolled far past the left edge: the range follows it.
+    assert time_range(moved, 12 * bar, 14 * bar, bar / 2, 8 * bar)[0] == 11.5 * bar
+
+
+def _bars(start: int, stop: int, price: float = 100.0) -> pd.DataFrame:
+    starts = pd.Timestamp("2026-01-05 09:15", tz="Asia/Kolkata") + pd.to_timedelta(
+        [i * 15 for i in range(start, stop)], unit="min"
+    )
+    prices = [price + i for i in range(start, stop)]
+    return pd.DataFrame(
+        {
+            "start": starts,
+            "end": starts + pd.Timedelta(minutes=15),
+            "open": prices,
+            "high": [p + 2 for p in prices],
+            "low": [p - 2 for p in prices],
+            "close": [p + 1 for p in prices],
+        }
+    )
+
+
+def _equity(start: int, stop: int, pnl: float = 0.0) -> pd.DataFrame:
+    times = pd.Timestamp("2026-01-05 09:15") + pd.to_timedelta(range(start, stop), unit="s")
+    return pd.DataFrame({"time": times, "net_pnl": [pnl + i for i in range(start, stop)]})
+
+
+def _document(*models) -> list[str]:
+    document = Document()
+    for model in models:
+        document.add_root(model)
+    sent: list[str] = []
+    document.on_change(lambda event: sent.append(type(event).__name__))
+    return sent
+
+
+def test_an_equity_point_inside_the_ranges_sends_the_point_and_nothing_else():
+    charts = Charts(points=100)
+    x, y = charts.equity_x_range, charts.equity_y_range
+    sent = _document(charts.equity_source, x, y)
+    charts.show_equity(_equity(0, 10, pnl=100.0))
+    shown = (x.start, x.end, y.start, y.end)
+    assert x.start <= _ms("09:15:00") and x.end >= _ms("09:15:09") + 60_000  # a minute ahead
+    assert y.start <= 100.0 and y.end >= 109.0
+    del sent[:]
+    charts.show_equity(_equity(0, 11, pnl=100.0))  # one more second, one more rupee
+    assert sent == ["ColumnsStreamedEvent"]
+    assert (x.start, x.end, y.start, y.end) == shown
+    charts.show_equity(_equity(0, 12, pnl=100.0).assign(net_pnl=lambda f: f["net_pnl"] * 10))
+    assert y.end >= 1110.0  # a jump of the P&L: the range moves to hold it
+    charts.show_equity(_equity(0, 100, pnl=100.0))  # past the room ahead: time moves on
+    assert x.end >= _ms("09:16:39")
+
+
+def _ms(clock: str) -> float:
+    return pd.Timestamp(f"2026-01-05 {clock}").value / 1e6
+
+
+def test_a_bar_close_inside_the_ranges_sends_the_bar_and_nothing_else():
+    charts = Charts()
+    document = Document()
+    for model in (charts.bar_source, charts.bar_x_range, charts.bar_y_range):
+        document.add_root(model)
+    charts.show_bars({"15m": _bars(0, 3)})
+    x, y = (charts.bar_x_range.start, charts.bar_x_range.end), charts.bar_y_range.end
+    sent: list[str] = []
+    document.on_change(lambda event: sent.append(type(event).__name__))
+    charts.show_bars({"15m": _bars(0, 4)})
+    assert sent == ["ColumnsStreamedEvent"]
+    assert (charts.bar_x_range.start, charts.bar_x_range.end) == x
+    assert charts.bar_y_range.end == y
+    # Every bar shown lies inside the ranges.
+    data = charts.bar_source.data
+    assert charts.bar_y_range.start <= min(data["low"]) and max(data["high"]) <= y
+    charts.show_bars({"15m": _bars(0, 5, price=500.0)})  # a new session far above: refitted
+    assert charts.bar_y_range.start <= 498.0 and charts.bar_y_range.end >= 506.0
+
+
+def test_a_users_zoom_stays_while_the_bars_fit_and_reset_goes_to_the_fitted_range():
+    charts = Charts()
+    x = charts.bar_x_range
+    charts.show_bars({"15m": _bars(0, 3)})
+    fitted = (x.start, x.end)
+    assert (x.reset_start, x.reset_end) == fitted  # the reset tool's range
+    x.update(start=fitted[0] + 1000.0, end=fitted[0] + 2000.0)  # the user zooms in the browser
+    charts.show_bars({"15m": _bars(0, 4)})  # a close inside the fitted range
+    assert (x.start, x.end) == (fitted[0] + 1000.0, fitted[0] + 2000.0)
+    charts.show_bars({"15m": _bars(0, 12)})  # past the room ahead: the range moves
+    assert x.end > fitted[1] and (x.reset_start, x.reset_end) == (x.start, x.end)
