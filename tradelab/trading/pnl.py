@@ -45,9 +45,9 @@ def pnl_changes(
     adding and subtracting deltas.
     """
     pnl = pnl or {}
-    realized = start_realized = pnl.get("realized", 0.0)
-    unrealized = start_unrealized = pnl.get("unrealized", 0.0)
-    fees = start_fees = pnl.get("fees", 0.0)
+    realized = pnl.get("realized", 0.0)
+    unrealized = pnl.get("unrealized", 0.0)
+    fees = pnl.get("fees", 0.0)
     stored_strategies = pnl.get("by_strategy") or {}
     strategies: dict[str, dict[str, float]] = {}
     day_realized = day_fees = 0.0
@@ -73,33 +73,9 @@ def pnl_changes(
     if book_flat:
         unrealized = 0.0
 
-    changes: list[Change] = []
-    # A total is written when it moved, or when it was never written (a new book).
-    if realized != start_realized or "realized" not in pnl:
-        changes.append(("pnl.realized", realized))
-    if unrealized != start_unrealized or "unrealized" not in pnl:
-        changes.append(("pnl.unrealized", unrealized))
-    if fees != start_fees or "fees" not in pnl:
-        changes.append(("pnl.fees", fees))
-    net = realized + unrealized - fees
-    if net != pnl.get("net"):
-        changes.append(("pnl.net", net))
-    for strategy, totals in strategies.items():
-        totals["net"] = totals["realized"] + totals["unrealized"] - totals["fees"]
-        if totals != stored_strategies.get(strategy):
-            changes.append((f"pnl.by_strategy.{strategy}", totals))
-    stored_day = pnl.get("daily")
-    day = dict(stored_day or _NO_DAY)
-    if day_realized:
-        day["realized"] += day_realized
-    if day_fees:
-        day["fees"] += day_fees
-    # Daily P&L is the change in marked-to-market value since the session reset:
-    # today's realized + (unrealized now - unrealized at the reset) - today's fees.
-    day["net"] = day["realized"] + unrealized - day["unrealized_at_open"] - day["fees"]
-    if day != stored_day:
-        changes.append(("pnl.daily", day))
-    return changes
+    return _written_totals(
+        pnl, realized, unrealized, fees, strategies, stored_strategies, day_realized, day_fees
+    )
 
 
 def unrealized_pnl_changes(
@@ -120,12 +96,27 @@ def unrealized_pnl_changes(
         totals["unrealized"] += amount
         unrealized += amount
     realized, fees = pnl.get("realized", 0.0), pnl.get("fees", 0.0)
+    return _written_totals(pnl, realized, unrealized, fees, strategies, stored_strategies)
+
+
+def _written_totals(
+    pnl: Mapping[str, Any],
+    realized: float,
+    unrealized: float,
+    fees: float,
+    strategies: dict[str, dict[str, float]],
+    stored_strategies: Mapping[str, Any],
+    day_realized: float = 0.0,
+    day_fees: float = 0.0,
+) -> list[Change]:
+    """The `pnl.*` writes for the new totals, each only when it moved or was never written (a
+    new book); `strategies` are the per-strategy totals the deltas touched."""
     changes: list[Change] = []
-    if "realized" not in pnl:
+    if realized != pnl.get("realized", 0.0) or "realized" not in pnl:
         changes.append(("pnl.realized", realized))
     if unrealized != pnl.get("unrealized", 0.0) or "unrealized" not in pnl:
         changes.append(("pnl.unrealized", unrealized))
-    if "fees" not in pnl:
+    if fees != pnl.get("fees", 0.0) or "fees" not in pnl:
         changes.append(("pnl.fees", fees))
     net = realized + unrealized - fees
     if net != pnl.get("net"):
@@ -136,6 +127,12 @@ def unrealized_pnl_changes(
             changes.append((f"pnl.by_strategy.{strategy}", totals))
     stored_day = pnl.get("daily")
     day = dict(stored_day or _NO_DAY)
+    if day_realized:
+        day["realized"] += day_realized
+    if day_fees:
+        day["fees"] += day_fees
+    # Daily P&L is the change in marked-to-market value since the session reset:
+    # today's realized + (unrealized now - unrealized at the reset) - today's fees.
     day["net"] = day["realized"] + unrealized - day["unrealized_at_open"] - day["fees"]
     if day != stored_day:
         changes.append(("pnl.daily", day))
