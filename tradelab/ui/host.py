@@ -25,6 +25,7 @@ from tradelab.market.instruments import IST
 from tradelab.metrics_sampler import TOPIC as METRICS_TOPIC
 from tradelab.ui import frames
 from tradelab.ui.auth import AuthSettings
+from tradelab.ui.closed_pages import ClosedPageNoise
 from tradelab.ui.commands import OperatorCommands
 from tradelab.ui.config import ConsoleConfig
 from tradelab.ui.history import MetricsHistory
@@ -67,6 +68,8 @@ class ConsoleHost:
         self._history_subscription: Any = None
         self._stop = threading.Event()
         self._sampler: threading.Thread | None = None
+        # Tracebacks of pages closed during a push, dropped from the log (counted).
+        self.closed_page_noise = ClosedPageNoise()
         self.started = False
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -92,6 +95,7 @@ class ConsoleHost:
             raise
         self._sampler = threading.Thread(target=self._sample, name="console-sampler", daemon=True)
         self._sampler.start()
+        self.closed_page_noise.install()
         self.started = True
         return self
 
@@ -100,6 +104,7 @@ class ConsoleHost:
         if not self.started:
             return
         self.started = False
+        self.closed_page_noise.remove()
         self._stop.set()
         if self._sampler is not None:
             self._sampler.join(timeout)
@@ -194,7 +199,11 @@ class ConsoleHost:
         lags = sorted(self._push_lag_ms)
         with self._lock:
             sessions = len(self._sessions)
-        figures = {"console_sessions": float(sessions), "console_pushes": float(self.pushes)}
+        figures = {
+            "console_sessions": float(sessions),
+            "console_pushes": float(self.pushes),
+            "console_closed_page_noise": float(self.closed_page_noise.dropped),
+        }
         for name, q in (("p50", 0.5), ("p99", 0.99)):
             lag = _quantile(lags, q)
             if lag is not None:
