@@ -39,8 +39,11 @@ log = logging.getLogger("tradelab.journal.writer_process")
 # each CHECKPOINT writes stay cached: under a flood the pool grew ~0.7 MB/s, as long as the
 # flood lasted (benchmarks/overload.py). The writer needs the un-checkpointed rows (bounded by
 # checkpoint_wal_bytes), a segment's sort and a snapshot; beyond the limit DuckDB evicts
-# cached blocks, or spills to `<journal>.tmp`.
-MEMORY_LIMIT = "128MB"
+# cached blocks, or spills to `<journal>.tmp`. 128 MB was too tight: with a few-MB state
+# snapshotted often, a CHECKPOINT could not pin a block ("failed to pin block of size 5.5 MiB
+# (117.3 MiB/122.0 MiB used)"), a fatal error that stopped the writer mid-session
+# (`scripts/crash_loop.py --rounds 40 --seed 5` failed at round 6; passes with 512 MB).
+MEMORY_LIMIT = "512MB"
 
 
 class WriterProcess:
