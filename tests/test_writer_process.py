@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -332,53 +331,58 @@ def test_a_full_pending_queue_makes_the_feeder_wait_until_the_writer_takes_it(tm
         reopened.close()
 
 
-def test_a_critical_batch_is_acknowledged_while_the_duckdb_queue_is_full(tmp_path):
-    from tradelab.journal import wire
-    from tradelab.journal.writer_process import WriterProcess
-
-    path = tmp_path / "j.duckdb"
-    Journal(path).close()
-    to_writer, from_engine = os.pipe()
-    to_engine, from_writer = os.pipe()
-    settings = WriterSettings(
-        str(path), last_seq=0, next_snapshot_id=1, segments=False, max_pending_events=1
-    )
-    # Its DuckDB thread is not started: nothing takes the queued work, as when DuckDB lags.
-    process = WriterProcess(settings, wire.FrameWriter(from_writer))
-    served = threading.Thread(target=process.serve, args=(wire.FrameBuffer(to_writer),))
-    served.start()
-    engine_out, acks = wire.FrameWriter(from_engine), wire.FrameBuffer(to_engine)
-
-    def send(first: int, last: int, urgent: bool) -> None:
-        events = [Event(s, s, "trade.executed", f"T{s}", trade(s)) for s in range(first, last + 1)]
-        body = encode_events(events, [encode_payload(e.payload) for e in events])
-        engine_out.send(wire.EVENTS, wire.EVENTS_HEAD.pack(first, last, urgent), body)
-
-    def next_ack() -> list:
-        # Generous: an ack that waited for the stalled DuckDB queue would never come at all.
-        assert select.select([to_engine], [], [], 10.0)[0], "no acknowledgement"
-        return acks.next_frames()
-
+def test_a_critical_event_is_acknowledged_while_the_writer_process_is_frozen(tmp_path):
+    """The ack log is synced in the engine's process: a stalled writer process (DuckDB behind,
+    the process descheduled) does not hold a critical submitter, and loses nothing."""
+    path = tmp_path / "lab.duckdb"
+    engine = _engine(tmp_path, group_commit_ms=5.0).start()
+    pid = engine.journal.writer.pid
+    os.kill(pid, signal.SIGSTOP)
     try:
-        send(1, 2, True)
-        assert next_ack() == [(wire.LOGGED, wire.LOGGED_SEQ.pack(2))]
-        send(3, 3, True)  # the queue for DuckDB already holds 2 events, over its bound of 1
-        assert next_ack() == [(wire.LOGGED, wire.LOGGED_SEQ.pack(3))]
-        deadline = time.monotonic() + 10.0  # the reader then waits for room
-        while process.writer.pending_metrics()["writer_backpressure_waits"] != 1:
-            assert time.monotonic() < deadline, "the frame reader never waited for room"
-            time.sleep(0.01)
+        done = threading.Event()
+
+        def submit() -> None:
+            for i in range(1, 4):
+                engine.submit("trade.executed", trade(i), key=f"T{i}")
+            done.set()
+
+        thread = threading.Thread(target=submit)
+        thread.start()
+        # Generous: without the ack log these acks would wait for the frozen process forever.
+        assert done.wait(10.0), "a critical submit waited for the frozen writer process"
+        assert engine.metrics()["durable_seq"] >= engine.store.version
+        logged = [b.last_seq for p in log_files(acklog_dir(path)) for b in read_records(p)[0]]
+        assert max(logged) == engine.store.version
+        thread.join()
     finally:
-        process.writer.start()  # room again: the frame reader goes on and stops cleanly
-        engine_out.send(wire.STOP)
-        served.join(30)
-        for fd in (to_writer, from_engine, to_engine, from_writer):
-            os.close(fd)
-    reopened = Journal(path)
+        os.kill(pid, signal.SIGCONT)
+    engine.stop()
+    trades = JournalReader(path).events(topic="trade.executed")
+    assert [e.payload["trade_id"] for e in trades] == ["T1", "T2", "T3"]
+    assert log_files(acklog_dir(path)) == []
+
+
+def test_a_failed_ack_log_write_fails_the_submit_and_the_writer(tmp_path, monkeypatch):
+    """A full disk under the ack log: the critical submitter is told, not acknowledged."""
+    from tradelab.journal import acklog
+
+    engine = _engine(tmp_path).start()
     try:
-        assert reopened.last_seq == 3
+        engine.submit("trade.executed", trade(1), key="T1")
+
+        def full_disk(fd: int) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(acklog.os, "fdatasync", full_disk)
+        with pytest.raises(JournalError, match="cannot write the ack log.*No space left"):
+            engine.submit("trade.executed", trade(2), key="T2")
+        assert isinstance(engine.journal.writer.failed, JournalError)
     finally:
-        reopened.close()
+        monkeypatch.undo()
+        engine.stop()
+    # Nothing acknowledged is lost; what was not acknowledged may or may not be there.
+    trades = JournalReader(tmp_path / "lab.duckdb").events(topic="trade.executed")
+    assert [e.payload["trade_id"] for e in trades][:1] == ["T1"]
 
 
 @pytest.mark.parametrize("size", [16 << 10, 1 << 20])
@@ -392,5 +396,41 @@ def test_the_pipe_to_the_writer_process_has_the_configured_size(tmp_path, size):
         assert fcntl.fcntl(pipe, getattr(fcntl, "F_GETPIPE_SZ", 1032)) == size
         engine.submit("trade.executed", trade(1), key="T1")  # and it journals through it
         assert engine.metrics()["durable_seq"] >= engine.store.version
+    finally:
+        engine.stop()
+
+
+def test_a_critical_event_the_kernel_thread_processed_is_synced_before_submit_returns(
+    tmp_path, monkeypatch
+):
+    """The kernel releases the submitter with the duty to sync: it returns only once synced."""
+    engine = _engine(tmp_path).start()
+    try:
+        monkeypatch.setattr(engine._kernel, "run_here", lambda item: False)  # always queued
+        synced = engine._writer._acklog.log
+        for i in range(20):
+            event = engine.submit("trade.executed", trade(i), key=f"T{i}")
+            assert synced.synced_seq >= event.seq
+        assert engine.metrics()["events_processed_by_submitters"] == 0
+    finally:
+        engine.stop()
+
+
+def test_a_critical_event_nobody_waits_for_is_synced_by_the_sync_thread(tmp_path):
+    """A critical event submitted from a bus handler has no waiter; it is synced all the same."""
+    engine = _engine(tmp_path, group_commit_ms=1000.0).start()
+    try:
+        engine.bus.subscribe(
+            "mark.updated",
+            lambda event: engine.submit("trade.executed", trade(7), key="T7"),
+        )
+        engine.submit("mark.updated", {"symbol": "NIFTY", "price": 24000.0})
+        engine.wait_applied()
+        engine.wait_applied()  # the handler's submit is queued behind the first barrier
+        acklog = engine._writer._acklog.log
+        deadline = time.monotonic() + 10.0
+        while acklog.synced_seq < engine.store.version:
+            assert time.monotonic() < deadline, "the handler's critical event was never synced"
+            time.sleep(0.01)
     finally:
         engine.stop()

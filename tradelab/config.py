@@ -122,9 +122,10 @@ class EngineConfig(param.Parameterized):
     )
     ack_log = param.Boolean(
         default=True,
-        doc="With writer_process: acknowledge a critical event once it is synced in the ack log "
-        "(~0.1 ms) rather than after its own DuckDB commit (~1 ms); DuckDB still gets every "
-        "event within group_commit_ms, and a restart copies in any it missed.",
+        doc="With writer_process: acknowledge a critical event once this process has synced it "
+        "in the ack log (~0.1 ms) rather than after its own DuckDB commit in the writer process "
+        "(~1 ms); DuckDB still gets every event within group_commit_ms, and a restart copies "
+        "in any it missed.",
     )
     pin_cpus = param.Boolean(
         default=False,

@@ -1,10 +1,11 @@
 """The acknowledgement log: where a critical event becomes durable before DuckDB has it.
 
 A DuckDB commit costs about a millisecond of CPU whatever it holds, so acknowledging each
-critical event with its own commit made the commit rate, not the disk, the limit. The writer
-process instead writes every batch it receives to this log as it arrives, and for a batch with
-a critical event calls one fdatasync (~0.1 ms) covering everything received so far, then
-acknowledges. DuckDB still gets every event, in group commits every `group_commit_ms`.
+critical event with its own commit made the commit rate, not the disk, the limit. The engine's
+kernel instead writes every batch to this log before handing it to the writer process, and for a
+batch with a critical event calls one fdatasync (~0.1 ms) covering everything written so far,
+then releases the submitters: no round trip through the writer process on the critical path.
+DuckDB still gets every event, in group commits every `group_commit_ms`.
 
 Records: a header (magic, CRC-32, first seq, last seq, body length), then the batch exactly as
 the engine encoded it. Files `<stem>.acklog/log-<seq>.bin` (no record in it has a lower seq) are
@@ -16,8 +17,9 @@ committed yet (bounded by the writer's pending bound). On open, the journal copi
 the logged events it lacks (`restore_into`), then deletes the files. A record that fails its
 checks at the end of the newest file was never synced, so never acknowledged.
 
-Thread model: one thread (the writer process's frame reader) appends, syncs and retires; one
-helper thread prepares the next file.
+Thread model: one thread (the engine's kernel) appends and retires; any thread may sync (the
+engine's ack syncer, or a submitter processing its own event); one helper thread prepares the
+next file.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import contextlib
 import os
 import re
 import struct
+import threading
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -110,6 +113,7 @@ class AckLog:
         self._current_last = 0
         self.last_seq = 0  # newest seq appended
         self.synced_seq = 0  # newest seq known to be on disk
+        self._sync_lock = threading.RLock()
         self.files_prepared = 0
         self.rotation_waits = 0  # rotations that had to wait for the next file
         if next_seq is not None:
@@ -136,10 +140,21 @@ class AckLog:
 
     def sync(self) -> int:
         """fdatasync what was appended; return the seq now durable."""
-        if self._fd is not None and self.synced_seq < self.last_seq:
-            os.fdatasync(self._fd)
-            self.synced_seq = self.last_seq
+        self.sync_through(self.last_seq)
         return self.synced_seq
+
+    def sync_through(self, seq: int) -> bool:
+        """Make sure everything through `seq` (appended already) is on disk; False if a sync
+        covered it before. Any thread may call it while the appending thread goes on writing:
+        one fdatasync covers all written before it (several waiters, one sync)."""
+        with self._sync_lock:
+            if self.synced_seq >= seq:
+                return False
+            last = self.last_seq
+            if self._fd is not None and self.synced_seq < last:
+                os.fdatasync(self._fd)
+                self.synced_seq = last
+            return True
 
     def retire(self, committed_seq: int) -> None:
         """Delete closed files whose every event DuckDB has committed."""
@@ -173,8 +188,10 @@ class AckLog:
 
     def _rotate(self, first: int) -> None:
         if self._fd is not None:
-            self.sync()  # a closed file is complete on disk before its successor holds records
-            os.close(self._fd)
+            with self._sync_lock:  # no sync of another thread is on this file when it closes
+                self.sync()  # a closed file is complete on disk before its successor has records
+                os.close(self._fd)
+                self._fd = None
             assert self._current is not None
             self._closed.append((self._current, self._current_last))
         if self._next is None:

@@ -200,7 +200,7 @@ class Journal:
         try:
             schema.set_wal_autocheckpoint(self.con, wal_autocheckpoint)
             schema.ensure_schema(self.con, self.path)
-            # Acknowledged events the writer process logged but DuckDB had not committed when
+            # Acknowledged events the engine logged but DuckDB had not committed when
             # it stopped (a crash): into the file first, so every check below sees them.
             self.acklog_restored, acklog_problems = restore_into(self.con, self.path)
             if self.acklog_restored:
@@ -330,13 +330,12 @@ class Journal:
             segment_every_events=segment_every_events,
             segment_every_seconds=segment_every_seconds,
             cpus=sorted(cpus),
-            ack_log=ack_log,
         )
         if self._process is not None:
             self.tailmark.close()
             self.con.close()  # the file lock passes to the writer process
             self._con_closed = True
-            self.writer = self._process.start(settings, pipe_bytes=pipe_bytes)
+            self.writer = self._process.start(settings, ack_log=ack_log, pipe_bytes=pipe_bytes)
             return self.writer
         writer, self.sealer = build_writer(self.con, self.tailmark, settings)
         if self.sealer is not None:

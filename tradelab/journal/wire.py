@@ -33,13 +33,11 @@ DURABLE = b"D"  # DURABLE_GROUP: a committed group, and the writer's pending-bou
 SNAPSHOT_WRITTEN = b"N"  # JSON SnapshotInfo fields, or {"error": text}
 FLUSHED = b"F"  # JSON [request id, durable seq, error text or ""]
 SEALED = b"L"  # JSON [request id, sealed-up-to seq, error text or ""]
-LOGGED = b"A"  # struct <q: every event up to this seq is synced in the ack log
 FAILED = b"X"  # UTF-8 error text; the writer stopped
 STOPPED = b"Q"  # clean stop finished
 
 # first seq, last seq, pending high water, backpressure waits, backpressure seconds
 DURABLE_GROUP = struct.Struct("<qqqqd")
-LOGGED_SEQ = struct.Struct("<q")
 EVENTS_HEAD = struct.Struct("<qq?")
 
 
@@ -129,7 +127,6 @@ class WriterSettings(msgspec.Struct, frozen=True):
     segment_every_events: int = 50_000
     segment_every_seconds: float = 5.0
     cpus: list[int] = []  # the CPUs the writer process runs on; empty: wherever the OS likes
-    ack_log: bool = True  # acknowledge critical events from the synced ack log (acklog.py)
 
 
 class EncodedSnapshot:

@@ -27,11 +27,14 @@ class Ticket:
     the writer resolves one per critical event.
     """
 
-    __slots__ = ("event", "error", "_done")
+    __slots__ = ("event", "error", "sync", "_done")
 
     def __init__(self) -> None:
         self.event: Event | None = None
         self.error: BaseException | None = None
+        # Set when released before its event is synced: the waiter syncs it (through its seq)
+        # on its own thread, so no other thread wakes for it (critical_acks.py).
+        self.sync: Callable[[int], None] | None = None
         self._done = threading.Lock()
         self._done.acquire()
 
@@ -46,6 +49,13 @@ class Ticket:
         if not self._done.acquire(timeout=-1 if timeout is None else timeout):
             raise JournalError(f"event was not durable within {timeout} s")
         self._done.release()  # leave it released: a second wait returns at once as well
+        assert self.event is not None or self.error is not None
+        if self.error is None and self.sync is not None:
+            try:
+                self.sync(self.event.seq)  # type: ignore[union-attr]
+            except JournalError as exc:
+                self.error = exc
+            self.sync = None
         if self.error is not None:
             raise self.error
         assert self.event is not None

@@ -1,18 +1,20 @@
 """The engine's handle on its journal writer process (writer_process.py is the other end of
 the pipes): the `JournalWriter` protocol (writer.py), over pipes.
 
-Thread model: the kernel thread calls `append` / `write_snapshot`; any thread may call `flush`
-and `stop`. One acknowledgement thread reads the process's frames and releases tickets once the
-DURABLE frame covering their seq arrived, so a critical submitter still returns only after the
-commit that holds its event. In this process an event costs one share of a JSON encode per
-batch and a pipe write; the rows, DuckDB's commit and the segments run in the other process.
+Thread model: the kernel thread calls `append` / `write_snapshot` (a submitter processing its
+own event calls `log`, the kernel thread then `send_events`); any thread may call `flush` and
+`stop`. With the ack log (the default) each batch is written to it before the pipe, and a
+critical batch's submitters are released once it is synced (critical_acks.py). One
+acknowledgement thread reads the process's frames: commits (DURABLE), flushes, snapshots; without
+the ack log it also releases tickets once the commit covering their seq arrived. In this process
+an event costs one share of a JSON encode per batch, the ack log's write and a pipe write; the
+rows, DuckDB's commit and the segments run in the other process.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
 import itertools
 import logging
 import os
@@ -20,29 +22,23 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
-import tradelab
 from tradelab.errors import JournalError
 from tradelab.events import Event
 from tradelab.journal import wire
+from tradelab.journal.critical_acks import CriticalAckLog
 from tradelab.journal.latency import JournalLatency
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.writer import SnapshotCallback, Ticket, notify_snapshot
+from tradelab.journal.writer_spawn import handshake, size_pipe, spawn_writer_process
 
 log = logging.getLogger(__name__)
 
 _encode = msgspec.json.Encoder().encode
 READY_TIMEOUT_SECONDS = 60.0
-
-
-def _size_pipe(fd: int, size: int) -> None:
-    # Capped by /proc/sys/fs/pipe-max-size: the default pipe still works, with less slack.
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
 
 
 class _FlushWaiter(threading.Event):
@@ -60,28 +56,7 @@ class ProcessJournalWriter:
     """Spawned early (it imports while the engine recovers), configured by `start(settings)`."""
 
     def __init__(self, name: str = "journal-writer", python: str = sys.executable) -> None:
-        env = dict(os.environ)
-        # The child must import this very tradelab, also when it runs from a source tree.
-        root = str(Path(tradelab.__file__).resolve().parents[1])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        try:
-            self._proc = subprocess.Popen(
-                [python, "-m", "tradelab.journal.writer_process"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=env,
-                bufsize=0,
-                # Its own process group: Ctrl-C in a terminal (SIGINT to the foreground group)
-                # or a signal to the engine's group reaches the engine, which stops the writer
-                # cleanly. The writer never outlives the engine: the engine's death closes its
-                # stdin.
-                process_group=0,
-            )
-        except OSError as exc:
-            raise JournalError(
-                f"cannot start the journal writer process with {python!r}: {exc.strerror or exc}"
-                " (EngineConfig.writer_process=False keeps the writer on a thread)"
-            ) from None
+        self._proc = spawn_writer_process(python)
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._out = wire.FrameWriter(self._proc.stdin.fileno())
         self._in_fd = os.dup(self._proc.stdout.fileno())
@@ -94,7 +69,11 @@ class ProcessJournalWriter:
         self._snapshot_callbacks: collections.deque[SnapshotCallback | None] = collections.deque()
         self._flushes: dict[int, _FlushWaiter] = {}
         self._flush_ids = itertools.count(1)
+        # Durable: committed by DuckDB (the ack thread advances it) or synced in the ack log
+        # (the kernel thread advances that one): one writer each, no lock.
         self._durable_seq = 0
+        self._acklog: CriticalAckLog | None = None
+        self._stopped_cleanly = False
         self._pending_report = (0, 0, 0.0)  # from the latest DURABLE frame
         self._max_pending = 0
         self._appended_seq = 0
@@ -104,7 +83,8 @@ class ProcessJournalWriter:
         self.groups_committed = 0
         self.events_committed = 0
         self.commit_seconds = 0.0  # spent in the other process; not reported back
-        # Stamped per batch sent (kernel thread), resolved by the LOGGED/DURABLE frames.
+        # Stamped per batch sent (kernel thread), resolved by the DURABLE frames; with the ack
+        # log, critical acks are measured from its write to its sync.
         self.latency = JournalLatency()
         # Called on the kernel thread with (first seq, last seq, JSON array of the events) of
         # each batch sent, the very bytes journaled (the bridge serves them once durable).
@@ -113,7 +93,8 @@ class ProcessJournalWriter:
 
     @property
     def durable_seq(self) -> int:
-        return self._durable_seq
+        logged = self._acklog.synced_seq if self._acklog is not None else 0
+        return max(self._durable_seq, logged)
 
     @property
     def pid(self) -> int:
@@ -139,33 +120,28 @@ class ProcessJournalWriter:
         return self.latency.metrics()
 
     def start(
-        self, settings: wire.WriterSettings, *, pipe_bytes: int = 16 << 10
+        self, settings: wire.WriterSettings, *, ack_log: bool = True, pipe_bytes: int = 16 << 10
     ) -> ProcessJournalWriter:
         """Size the pipe (`pipe_bytes`: what may be in flight to the process), send the
-        settings; return once the process has the journal open and its writer runs."""
-        _size_pipe(self._proc.stdin.fileno(), pipe_bytes)  # type: ignore[union-attr]
+        settings; return once the process has the journal open and its writer runs.
+
+        `ack_log`: a critical event is acknowledged once this process has synced it in the ack
+        log (critical_acks.py): no hop through the other process and back on the critical
+        path. Without it, a critical batch is acknowledged by its own DuckDB commit there."""
+        size_pipe(self._proc.stdin.fileno(), pipe_bytes)  # type: ignore[union-attr]
         self._durable_seq = self._appended_seq = settings.last_seq
+        if ack_log:  # its first file is zero-filled while the other process opens the journal
+            self._acklog = CriticalAckLog(
+                settings.path, settings.last_seq, self.latency.critical_acks.window, self._fail
+            )
         self._max_pending = settings.max_pending_events
         try:
-            self._out.send(wire.CONFIG, msgspec.json.encode(settings))
-            frames = self._in.next_frames()
-        except OSError as exc:
+            frames = handshake(self._proc, self._out, self._in, settings)
+        except JournalError:
             self._abort()
-            raise JournalError(f"journal writer process did not start: {exc}") from None
-        frame = frames[0] if frames else None
-        if frame is None or frame[0] != wire.READY:
-            if frame is not None:
-                detail = frame[1].decode(errors="replace")
-            else:  # end of file: it died, and said why on this process's stderr
-                try:
-                    code: int | None = self._proc.wait(timeout=5.0)
-                except subprocess.TimeoutExpired:
-                    code = None
-                detail = f"it exited (exit code {code}); see the error output above"
-            self._abort()
-            raise JournalError(f"journal writer process could not open the journal: {detail}")
+            raise
         self._started = True
-        self._early_frames = frames[1:]  # none in practice: the process waits for events
+        self._early_frames = frames  # none in practice: the process waits for events
         self._thread.start()
         return self
 
@@ -179,21 +155,42 @@ class ProcessJournalWriter:
         *,
         urgent: bool = False,
     ) -> None:
-        """Send stamped events (in seq order); `tickets` are released after their commit.
+        """Send stamped events (in seq order); `tickets` are released once they are durable.
 
         `payloads[i]` is the exact JSON of `events[i].payload`, encoded once by the submitter;
         it goes into the frame as it is (the payload dict is never encoded again).
         """
+        frame = self.log(events, payloads, tickets, urgent=urgent)
+        if frame is not None:
+            self.send_events(frame)
+
+    def send_events(self, frame: tuple[bytes, bytes]) -> None:
+        """Hand a batch `log` returned to the writer process."""
+        self._send(wire.EVENTS, *frame)
+
+    def log(
+        self,
+        events: list[Event],
+        payloads: list[bytes],
+        tickets: list[Ticket] | None = None,
+        *,
+        urgent: bool = False,
+    ) -> tuple[bytes, bytes] | None:
+        """`append` up to the pipe. Returns the frame for `send_events` (None: nothing to
+        send), which must follow before any other batch: the caller decides when, so a
+        submitter processing its own event returns without waiting for the pipe."""
         if not events:
-            return
+            return None
         if len(payloads) != len(events):
             raise JournalError(
                 f"append got {len(payloads)} encoded payloads for {len(events)} events; "
                 "expected one per event"
             )
         first, last = events[0].seq, events[-1].seq
+        urgent = bool(urgent or tickets)
         failed = self.failed
-        if tickets and failed is None:
+        acklog = self._acklog
+        if tickets and failed is None and acklog is None:
             with self._lock:  # checked again under the lock _fail takes to collect tickets
                 failed = self.failed
                 if failed is None:
@@ -203,9 +200,10 @@ class ProcessJournalWriter:
         if failed is not None:
             for ticket in tickets or ():
                 ticket.resolve(failed)
-            return
+            return None
         self._appended_seq = last
-        head = wire.EVENTS_HEAD.pack(first, last, bool(urgent or tickets))
+        # With the ack log the other process never commits early for a critical batch.
+        head = wire.EVENTS_HEAD.pack(first, last, urgent and acklog is None)
         body = wire.encode_events(events, payloads)
         listener = self.batch_listener
         if listener is not None:
@@ -214,7 +212,14 @@ class ProcessJournalWriter:
             except Exception:  # a failing listener must not stop the journal
                 log.exception("journal batch listener failed")
         self.latency.commits.stamp(last)  # before the frame: its DURABLE may come at once
-        self._send(wire.EVENTS, head, body)
+        if acklog is not None:
+            try:
+                critical = tickets or [] if urgent else None
+                acklog.write(first, last, body, critical, self._durable_seq)
+            except JournalError as exc:
+                self._fail(exc)
+                raise
+        return head, body
 
     def write_snapshot(self, snapshot: Any, on_written: SnapshotCallback | None = None) -> None:
         """Serialize `snapshot` here and have the process store it after the events before it."""
@@ -274,12 +279,21 @@ class ProcessJournalWriter:
         if self._thread.is_alive():
             self._thread.join(timeout)
         self._close_in()
+        self._close_acklog()
 
     def _abort(self) -> None:
         self._stopping = True
         self._proc.kill()
         self._proc.wait()
         self._close_in()
+        self._close_acklog()
+
+    def _close_acklog(self) -> None:
+        """After a clean stop DuckDB holds every event: the log goes. Otherwise it stays for
+        the next open to restore what DuckDB lacks."""
+        if self._acklog is not None:
+            self._acklog.close(remove=self._stopped_cleanly and self.failed is None)
+            self._acklog = None
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -312,9 +326,7 @@ class ProcessJournalWriter:
 
     def _handle(self, kind: bytes, body: bytes) -> bool:
         """Act on one frame from the process; False once it reported a clean stop."""
-        if kind == wire.LOGGED:
-            self._release(wire.LOGGED_SEQ.unpack(body)[0])
-        elif kind == wire.DURABLE:
+        if kind == wire.DURABLE:
             self._durable(*wire.DURABLE_GROUP.unpack(body))
         elif kind == wire.SNAPSHOT_WRITTEN:
             self._snapshot_done(msgspec.json.decode(body))
@@ -332,6 +344,7 @@ class ProcessJournalWriter:
         elif kind == wire.FAILED:
             self._fail(JournalError(body.decode(errors="replace")))
         elif kind == wire.STOPPED:
+            self._stopped_cleanly = True
             return False
         return True
 

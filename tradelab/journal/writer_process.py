@@ -6,12 +6,11 @@ Its own interpreter means its own GIL and the second core: DuckDB's commit path 
 conversion no longer compete with the kernel and the producers (benchmarks/journal.py).
 
 Protocol (tradelab.journal.wire): frames on stdin from the engine, frames back on the original
-stdout; anything else printed goes to stderr. Every batch received is written to the ack log
-(acklog.py); for the batches holding a critical event one fdatasync covers all that arrived
-together, then a LOGGED frame releases their submitters, and only then are the batches queued
-for DuckDB, which commits them in groups (DURABLE frames). That queue is bounded: while it is
-full the frame reader waits, the pipe fills and the engine's kernel waits on it. With `ack_log`
-off, a critical batch is acknowledged by its own commit instead. End of file on stdin means the
+stdout; anything else printed goes to stderr. Batches are queued for DuckDB, which commits them
+in groups (DURABLE frames); a batch marked urgent is committed at once (an engine without the ack
+log acknowledges critical events by that commit; with it, the engine has synced them in its ack
+log before sending). That queue is bounded: while it is full the frame reader waits, the pipe
+fills and the engine's kernel waits on it. End of file on stdin means the
 engine is gone (a crash or kill -9): what has arrived is committed, then the process exits
 without a checkpoint, exactly as if it had been killed, so the next engine's recovery handles
 either case alike.
@@ -27,7 +26,6 @@ import msgspec
 
 from tradelab.errors import JournalError
 from tradelab.journal import schema, wire
-from tradelab.journal.acklog import AckLog
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.tailmark import TailMark
 from tradelab.journal.wire import EncodedBatch
@@ -63,12 +61,6 @@ class WriterProcess:
             on_group_committed=self._committed,
             on_failed=self._failed,
         )
-        self.acklog = (
-            AckLog(settings.path, next_seq=settings.last_seq + 1) if settings.ack_log else None
-        )
-        self._unsynced_urgent = False
-        # Logged batches not yet handed to the DuckDB writer: handed over after the ack.
-        self._logged: list[EncodedBatch] = []
 
     def start(self) -> None:
         if self.sealer is not None:
@@ -101,49 +93,22 @@ class WriterProcess:
         while True:
             frames = frames_in.next_frames()
             if frames is None:
-                self._acknowledge()
-                self._hand_over()
                 return False
             for kind, body in frames:
                 if kind == wire.EVENTS:
                     self._events(body)
-                    continue
-                self._acknowledge()  # nothing waits behind a flush or a snapshot
-                self._hand_over()  # a snapshot or a flush comes after the events before it
-                if kind == wire.STOP:
+                elif kind == wire.STOP:
                     self.stop()
                     return True
-                self._request(kind, body)
-            self._acknowledge()
-            self._hand_over()
-            if self.acklog is not None:
-                self.acklog.retire(self.writer.durable_seq)
+                else:
+                    self._request(kind, body)
 
     def _events(self, body: bytes) -> None:
         # Decoded on the writer thread: this thread only moves bytes, so it never holds the
         # GIL long while DuckDB's commit waits to take it back.
         first, last, urgent = wire.EVENTS_HEAD.unpack_from(body)
         batch = EncodedBatch(first, last, body[wire.EVENTS_HEAD.size :])
-        if self.acklog is None:
-            self.writer.append_encoded(batch, urgent=urgent)
-            return
-        self.acklog.append(first, last, batch.body)
-        self._unsynced_urgent |= urgent
-        self._logged.append(batch)
-
-    def _acknowledge(self) -> None:
-        """One fdatasync of the ack log for every critical batch received so far, then the ack."""
-        if self._unsynced_urgent and self.acklog is not None:
-            self._unsynced_urgent = False
-            self.out.send(wire.LOGGED, wire.LOGGED_SEQ.pack(self.acklog.sync()))
-
-    def _hand_over(self) -> None:
-        """Queue the logged batches for DuckDB (within the group-commit window): after the ack,
-        because queuing takes the lock the committing thread holds. Waits while the writer's
-        pending work is at its bound, so this thread stops reading the pipe meanwhile."""
-        if self._logged:
-            batches, self._logged = self._logged, []
-            self.writer.append_batches(batches)
+        self.writer.append_encoded(batch, urgent=urgent)
 
     def _request(self, kind: bytes, body: bytes) -> None:
         writer = self.writer
@@ -174,8 +139,6 @@ class WriterProcess:
         if self.sealer is not None:
             self.sealer.stop()
         self.con.close()
-        if self.acklog is not None:  # DuckDB holds every event now
-            self.acklog.close(remove=self.writer.failed is None)
 
     def abandon(self) -> None:
         """The engine is gone: commit what arrived, then leave like a crash (no checkpoint)."""

@@ -238,7 +238,7 @@ class ThreadJournalWriter:
                 if events or jobs:
                     checkpoints.wrote(now)
                     # After this group's acks: a busy checkpoint delays the next group only
-                    # (critical acks come from the ack log in the writer process meanwhile).
+                    # (critical acks come from the engine's ack log meanwhile).
                     if checkpoints.busy_due(now):
                         checkpoints.run(cur, busy=True)
                 elif checkpoints.idle_due(now):

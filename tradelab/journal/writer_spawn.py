@@ -1,0 +1,77 @@
+"""Starting the journal writer process (writer_process.py) and its first exchange: the settings
+out, READY back. The engine's side of the conversation after that is writer_client.py."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+
+import tradelab
+from tradelab.errors import JournalError
+from tradelab.journal import wire
+
+
+def size_pipe(fd: int, size: int) -> None:
+    # Capped by /proc/sys/fs/pipe-max-size: the default pipe still works, with less slack.
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+
+
+def spawn_writer_process(python: str = sys.executable) -> subprocess.Popen:
+    """The process, its stdin and stdout pipes unbuffered; nothing is sent yet."""
+    env = dict(os.environ)
+    # The child must import this very tradelab, also when it runs from a source tree.
+    root = str(Path(tradelab.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    try:
+        proc = subprocess.Popen(
+            [python, "-m", "tradelab.journal.writer_process"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            bufsize=0,
+            # Its own process group: Ctrl-C in a terminal (SIGINT to the foreground group)
+            # or a signal to the engine's group reaches the engine, which stops the writer
+            # cleanly. The writer never outlives the engine: the engine's death closes its
+            # stdin.
+            process_group=0,
+        )
+    except OSError as exc:
+        raise JournalError(
+            f"cannot start the journal writer process with {python!r}: {exc.strerror or exc}"
+            " (EngineConfig.writer_process=False keeps the writer on a thread)"
+        ) from None
+    return proc
+
+
+def handshake(
+    proc: subprocess.Popen,
+    out: wire.FrameWriter,
+    frames_in: wire.FrameBuffer,
+    settings: wire.WriterSettings,
+) -> list[tuple[bytes, bytes]]:
+    """Send the settings; return the frames that came after READY. A JournalError saying why
+    when the process did not open the journal (the caller then kills it)."""
+    try:
+        out.send(wire.CONFIG, msgspec.json.encode(settings))
+        frames = frames_in.next_frames()
+    except OSError as exc:
+        raise JournalError(f"journal writer process did not start: {exc}") from None
+    frame = frames[0] if frames else None
+    if frame is None or frame[0] != wire.READY:
+        if frame is not None:
+            detail = frame[1].decode(errors="replace")
+        else:  # end of file: it died, and said why on this process's stderr
+            try:
+                code: int | None = proc.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                code = None
+            detail = f"it exited (exit code {code}); see the error output above"
+        raise JournalError(f"journal writer process could not open the journal: {detail}")
+    return frames[1:]
