@@ -148,6 +148,7 @@ def test_flatten_closes_open_positions_and_records_the_user(lab):
     assert wait_for(lambda: (lab.store.get(position, None) or {}).get("net_quantity") == 75)
     assert "1 closing orders sent" in commands.execute("alice", "flatten")
     assert wait_for(lambda: lab.store.get(position)["net_quantity"] == 0)
+    lab.engine.wait_applied()  # subscribers get the event on the kernel thread
     assert journaled[-1]["who"] == "alice" and len(journaled[-1]["args"]["orders"]) == 1
     assert commands.execute("alice", "flatten") == "flatten: no open position"
 
@@ -179,6 +180,7 @@ def test_reconcile_now_reports_and_is_journaled(lab):
     assert lab.reconciler.runs == runs + 1
     lab.broker.faults.hold_outside_position(lab.feed.symbols[2], 75, 100.0)
     assert "1 differences (unknown_position)" in commands.execute("alice", "reconcile")
+    lab.engine.wait_applied()  # subscribers get the event on the kernel thread
     assert [j["who"] for j in journaled] == ["alice", "alice"]
 
 

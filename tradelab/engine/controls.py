@@ -8,7 +8,6 @@ never waits, its callback runs on the kernel thread.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -28,7 +27,7 @@ class EngineControls:
         """Queue a flush barrier or a snapshot request behind everything submitted so far (by
         this thread only, when not `everyone`: its lane keeps its order, and the other lanes
         are then not taken whole, which would put a flood ahead of a critical event)."""
-        if self._kernel is not None and threading.get_ident() == self._kernel.ident:
+        if self._kernel is not None and self._kernel.on_its_thread():
             raise LifecycleError(
                 f"{what}() was called on the engine's kernel thread (from a bus handler?); it "
                 "waits for that very thread, so call it from another thread"
@@ -101,6 +100,6 @@ class EngineControls:
         """Block until everything this thread submitted so far is applied and published, not
         necessarily durable; return the seq reached. On the kernel thread (a bus handler) it
         returns at once: what that thread submits is applied after the handler anyway."""
-        if self._kernel is not None and threading.get_ident() == self._kernel.ident:
+        if self._kernel is not None and self._kernel.on_its_thread():
             return self.store.version
         return self._control(APPLIED, "wait_applied", timeout, everyone=False)

@@ -20,6 +20,7 @@ from tradelab.config import EngineConfig
 from tradelab.cpu_layout import PinnedThreads, pin_engine_process
 from tradelab.engine.controls import EngineControls
 from tradelab.engine.kernel import Kernel
+from tradelab.engine.kernel_inline import InlineKernel
 from tradelab.engine.metrics import engine_metrics
 from tradelab.engine.store import default_reducers
 from tradelab.engine.submissions import SubmitQueue, Wakeup
@@ -157,7 +158,7 @@ class Engine(EngineControls):
             p for p in report.problems if p not in self.journal.check.problems
         ]
         self.recovery_report = report
-        self._kernel = Kernel(
+        self._kernel = (InlineKernel if self._inline else Kernel)(
             store=self.store,
             bus=self.bus,
             writer=self._writer,
@@ -289,7 +290,9 @@ class Engine(EngineControls):
         wait: bool = False,
         timeout: float | None = 30.0,
     ) -> Event | None:
-        """Queue an event from any thread; critical (or wait=True) blocks until durable.
+        """Queue an event from any thread; critical (or wait=True) blocks until durable (and
+        applied to the store). Bus subscribers get it on the kernel thread, in seq order, maybe
+        just after this returns; `wait_applied()` waits for that too.
 
         Returns the stamped Event when it blocked, else None. Called on the kernel thread (from a
         bus handler) it never blocks: blocking there would deadlock, so it returns None.
@@ -324,12 +327,16 @@ class Engine(EngineControls):
         if writer is not None and writer.failed is not None:
             raise JournalError(f"journal is not writable: {writer.failed}")
         kernel = self._kernel
-        on_kernel = kernel is not None and threading.get_ident() == kernel.ident
+        on_kernel = kernel is not None and kernel.on_its_thread()
         blocking = (is_critical or wait) and not on_kernel
         ticket = Ticket() if blocking else None
         item = (topic, key, applied, data, is_critical, spec.schema_version, ticket)
         inline = self._inline and drain and kernel is not None
-        if not (inline and kernel.process_now(item, internal=internal)):
+        if inline:
+            taken = kernel.process_now(item, internal=internal)
+        else:  # a blocking submitter processes its own event when the kernel is free
+            taken = blocking and not internal and kernel is not None and kernel.run_here(item)
+        if not taken:
             self._queue.put(
                 item,
                 bounded=not (blocking or internal or on_kernel),
@@ -348,6 +355,8 @@ class Engine(EngineControls):
             return ticket.wait(timeout)
         finally:  # a metric: summed over every blocking submitter
             self.durable_wait_seconds += time.perf_counter() - started
+            if taken and not inline:  # processed here: the kernel thread sends and publishes it
+                self._wakeup.ring()
 
     def publish_transient(self, topic: str, payload: Mapping[str, Any], key: str = "") -> Event:
         """Publish a transient topic (e.g. market.tick) on the bus only: no seq, store, journal.

@@ -24,6 +24,8 @@ def engine_metrics(engine: Any, queue: Any, writer: Any, kernel: Any) -> dict[st
         # Time the kernel spent applying, handing to the writer and publishing; time blocking
         # submitters spent waiting for their events to become durable (summed over them).
         "kernel_seconds": kernel.busy_seconds if kernel is not None else 0.0,
+        # Blocking submits that found the kernel free and processed their own event.
+        "events_processed_by_submitters": kernel.run_here_events if kernel is not None else 0,
         "durable_wait_seconds": engine.durable_wait_seconds,
         "durable_seq": writer.durable_seq if writer else 0,
         "groups_committed": writer.groups_committed if writer else 0,
