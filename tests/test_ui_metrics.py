@@ -115,3 +115,4 @@ def test_metrics_export_journal_commit_and_critical_ack_latency(lab):
     assert acked >= 5
     assert figures[("tradelab_journal_commit_latency_samples_total", ())] >= acked
     assert figures[("tradelab_journal_latency_unsampled_batches_total", ())] == 0
+    assert figures[("tradelab_journal_ack_log_syncs_total", ())] >= 1

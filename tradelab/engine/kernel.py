@@ -11,8 +11,9 @@ and the kernel thread is not processing, its event is stamped, applied and journ
 submitter's thread, under the same turn lock the kernel thread holds per batch, so seq order
 and each producer's order hold. Its acknowledgement then needs no hand-off to the kernel thread
 and back (two thread wake-ups, ~30 µs of a ~0.2 ms critical ack). The rest of its hand-over (the
-pipe to the writer process) and its publishing stay on the kernel thread, in seq order, before
-anything else it does: no bus handler runs on a submitter's thread.
+pipe to the writer process) and its publishing stay on the kernel thread, which does them, in
+seq order and before anything else, once the submitter has synced its event and rung: no bus
+handler runs on a submitter's thread, and neither competes with that sync for a CPU.
 """
 
 from __future__ import annotations

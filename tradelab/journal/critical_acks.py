@@ -7,8 +7,8 @@ another's sync covered it already (group commit), while the kernel goes on apply
 fdatasync is ~0.1 ms, and milliseconds when DuckDB's commits share the disk). No third thread
 wakes on the critical path; a submitter that processed its own event (Kernel.run_here) syncs
 while the kernel thread sends and publishes it. A critical batch nobody waits on (one
-submitted from a bus handler) is synced by the `acklog-sync` thread; its queue holds at most one
-entry per such batch since its last sync, bounded by the engine's queue bound.
+submitted from a bus handler) is synced by the `acklog-sync` thread; it only counts such
+batches (one sync covers them all), so it holds nothing that could grow.
 
 Thread model: the kernel thread (or the submitter holding the kernel's turn) calls `write`;
 waiting submitters and the sync thread call `sync_through`; `close` after the kernel stopped.
@@ -46,7 +46,7 @@ class CriticalAckLog:
         self._pending = 0  # critical batches nobody waits on, written since the thread's sync
         self._wake = threading.Condition(threading.Lock())
         self._closing = False
-        self.syncs = 0
+        self.syncs = 0  # fdatasync calls: fewer than critical events when waiters share one
         self._thread = threading.Thread(target=self._sync_loop, name="acklog-sync", daemon=True)
         self._thread.start()
 

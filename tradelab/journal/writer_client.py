@@ -69,8 +69,8 @@ class ProcessJournalWriter:
         self._snapshot_callbacks: collections.deque[SnapshotCallback | None] = collections.deque()
         self._flushes: dict[int, _FlushWaiter] = {}
         self._flush_ids = itertools.count(1)
-        # Durable: committed by DuckDB (the ack thread advances it) or synced in the ack log
-        # (the kernel thread advances that one): one writer each, no lock.
+        # Durable: committed by DuckDB (the ack thread advances this) or synced in the ack log
+        # (its own counter, advanced under its sync lock): `durable_seq` is the larger.
         self._durable_seq = 0
         self._acklog: CriticalAckLog | None = None
         self._stopped_cleanly = False
@@ -116,8 +116,10 @@ class ProcessJournalWriter:
         }
 
     def latency_metrics(self) -> dict[str, Any]:
-        """Commit and critical-ack latency of recent batches, as this process saw them."""
-        return self.latency.metrics()
+        """Commit and critical-ack latency of recent batches, as this process saw them, and
+        how many ack log syncs acknowledged the critical events."""
+        syncs = self._acklog.syncs if self._acklog is not None else 0
+        return {**self.latency.metrics(), "journal_ack_log_syncs": syncs}
 
     def start(
         self, settings: wire.WriterSettings, *, ack_log: bool = True, pipe_bytes: int = 16 << 10

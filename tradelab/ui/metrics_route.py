@@ -371,6 +371,13 @@ def _latencies(metrics: dict[str, Any]) -> Iterator[Metric]:
             "Batches left untimed because too many were in flight.",
             metrics["journal_latency_unsampled_batches"],
         )
+    if "journal_ack_log_syncs" in metrics:
+        yield _figure(
+            "counter",
+            "tradelab_journal_ack_log_syncs",
+            "fdatasync calls of the ack log that acknowledged critical events.",
+            metrics["journal_ack_log_syncs"],
+        )
 
 
 def _figure(kind: str, name: str, doc: str, value: Any) -> Metric:
