@@ -150,23 +150,12 @@ class Kernel:
                 return False
             self._guest = threading.get_ident()
             self.run_here_events += 1
-            started = time.perf_counter()
             try:
-                event = Event(
-                    self.store.version + 1,
-                    time.time_ns(),
-                    item[0],
-                    item[1],
-                    item[2],
-                    item[4],
-                    item[5],
-                )
-                self._journal_and_publish([event], [item[3]], [item[6]], deferred=self._deferred)
+                self._process_one(item, deferred=self._deferred)
             except BaseException:  # its ticket carries the failure to the submitter
                 log.exception("engine kernel failed to process a submitter's event")
             finally:
                 self._guest = None
-                self.busy_seconds += time.perf_counter() - started
         finally:
             self._turn.release()
         return True
@@ -191,6 +180,24 @@ class Kernel:
         started = time.perf_counter()
         try:
             self._process_batch(batch)
+        finally:
+            self.busy_seconds += time.perf_counter() - started
+
+    def _process_one(self, item: tuple, deferred: list | None = None) -> None:
+        """`_process([item])` for one submitted event, without the batch's lists and loop (a
+        backtest's every bar, a submitter's own event); snapshots are left to the caller."""
+        started = time.perf_counter()
+        try:
+            event = Event(
+                self.store.version + 1,
+                time.time_ns(),
+                item[0],
+                item[1],
+                item[2],
+                item[4],
+                item[5],
+            )
+            self._journal_and_publish([event], [item[3]], [item[6]], deferred)
         finally:
             self.busy_seconds += time.perf_counter() - started
 

@@ -6,11 +6,9 @@ one caller at a time."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from tradelab.engine.kernel import Kernel, log
-from tradelab.events import Event
 
 
 class InlineKernel(Kernel):
@@ -62,23 +60,8 @@ class InlineKernel(Kernel):
             except BaseException:
                 log.exception("engine kernel failed to process a batch")
 
-    def _process_one(self, item: tuple) -> None:
-        """`_process([item])` for one submitted event (`process_now`'s), without the batch's
-        lists and loop: a backtest's every bar comes this way."""
-        started = time.perf_counter()
+    def _process_one(self, item: tuple, deferred: list | None = None) -> None:
         try:
-            event = Event(
-                self.store.version + 1,
-                time.time_ns(),
-                item[0],
-                item[1],
-                item[2],
-                item[4],
-                item[5],
-            )
-            try:
-                self._journal_and_publish([event], [item[3]], [item[6]])
-            finally:
-                self._maybe_snapshot()
+            super()._process_one(item, deferred)
         finally:
-            self.busy_seconds += time.perf_counter() - started
+            self._maybe_snapshot()
