@@ -38,7 +38,6 @@ from tradelab.journal.writer_spawn import handshake, size_pipe, spawn_writer_pro
 log = logging.getLogger(__name__)
 
 _encode = msgspec.json.Encoder().encode
-READY_TIMEOUT_SECONDS = 60.0
 
 
 class _FlushWaiter(threading.Event):
