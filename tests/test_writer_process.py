@@ -434,3 +434,26 @@ def test_a_critical_event_nobody_waits_for_is_synced_by_the_sync_thread(tmp_path
             time.sleep(0.01)
     finally:
         engine.stop()
+
+
+def test_the_writer_process_memory_follows_the_snapshot_size(tmp_path):
+    """A CHECKPOINT pins a snapshot's block whole: a 24 MB state under a 64 MB limit once
+    stopped the writer for good ("failed to pin block"). The limit now follows the snapshots."""
+    from tradelab.events import TopicSpec
+
+    engine = _engine(tmp_path, writer_memory_mb=64, checkpoint_idle_seconds=0.1)
+    engine.registry.register(TopicSpec("test.blob", description="a large state value"))
+    engine.register_reducers(
+        {"test.blob": lambda view, event: [(f"blobs.b{event.payload['n']}", event.payload["text"])]}
+    )
+    engine.start()
+    try:
+        for n in range(6):  # 24 MB of state, snapshotted after each 4 MB
+            engine.submit("test.blob", {"n": n, "text": "x" * (4 << 20)})
+            engine.snapshot_now()
+        engine.flush()
+        assert engine.journal.writer.failed is None
+    finally:
+        engine.stop()
+    blobs = JournalReader(tmp_path / "lab.duckdb").events(topic="test.blob")
+    assert [e.payload["n"] for e in blobs] == list(range(6))

@@ -100,6 +100,13 @@ class EngineConfig(param.Parameterized):
         doc="While busy, CHECKPOINT once the DuckDB WAL passes this many bytes, which bounds "
         "the WAL and the memory DuckDB keeps for it (0 = only when idle or stopping).",
     )
+    writer_memory_mb = param.Integer(
+        default=512,
+        bounds=(64, None),
+        doc="DuckDB's memory limit in the writer process, MB (it caches blocks up to it). "
+        "Raised on its own to 8x the largest snapshot written: a CHECKPOINT pins a "
+        "snapshot's block, and too little memory there stops the writer for good.",
+    )
     wal_autocheckpoint = _SizeString(
         default="1GB",
         doc="DuckDB wal_autocheckpoint; the 16 MiB default stalls a commit for ~150 ms.",

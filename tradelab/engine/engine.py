@@ -151,6 +151,7 @@ class Engine(EngineControls):
             segment_every_events=cfg.segment_every_events,
             segment_every_seconds=cfg.segment_every_seconds,
             checkpoint_wal_bytes=cfg.checkpoint_wal_bytes,
+            memory_limit_mb=cfg.writer_memory_mb,
             max_pending_events=cfg.writer_max_pending_events,
             pipe_bytes=cfg.writer_pipe_bytes,
         )

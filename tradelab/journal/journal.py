@@ -295,6 +295,7 @@ class Journal:
         cpus: frozenset[int] = frozenset(),
         ack_log: bool = True,
         checkpoint_wal_bytes: int = 32 << 20,
+        memory_limit_mb: int = 512,
         max_pending_events: int = 40_000,
         pipe_bytes: int = 16 << 10,
     ) -> JournalWriter:
@@ -324,6 +325,7 @@ class Journal:
             keep_snapshots=keep_snapshots,
             checkpoint_idle_seconds=checkpoint_idle_seconds,
             checkpoint_wal_bytes=checkpoint_wal_bytes,
+            memory_limit_mb=memory_limit_mb,
             max_pending_events=max_pending_events,
             segments=segments,
             sealed_seq=sealed,
