@@ -1,6 +1,7 @@
 """`DurableFeed`: brings an engine's events into the bridge's history once they are durable.
 
-Thread model: on the engine's kernel thread it only queues (a journal writer listener getting
+Thread model: on the thread processing events (the engine's kernel thread, or a submitter
+processing its own event under the kernel's turn lock) it only queues (a journal writer listener getting
 each batch as the journal got it, or else a bus subscription getting each event) and, when the
 pump is idle, wakes the server's loop. On that loop the pump moves what the journal cannot lose
 any more (seq <= the writer's durable seq) into the `DurableHistory` and tells the hub.
@@ -73,7 +74,8 @@ class DurableFeed:
                     self._pumping = False
 
     def _on_batch(self, first: int, last: int, body: bytes) -> None:
-        """Journal writer listener on the kernel thread: a batch as the journal got it."""
+        """Journal writer listener (kernel thread or a submitter holding the kernel's turn): a
+        batch as the journal got it."""
         chunks = self._pending_chunks
         chunks.append((first, last, body))
         if last - chunks[0][0] >= self.pending_limit:  # bounded by events, like `_pending`
