@@ -1,9 +1,9 @@
 """`DurableFeed`: brings an engine's events into the bridge's history once they are durable.
 
 Thread model: on the thread processing events (the engine's kernel thread, or a submitter
-processing its own event under the kernel's turn lock) it only queues (a journal writer listener getting
-each batch as the journal got it, or else a bus subscription getting each event) and, when the
-pump is idle, wakes the server's loop. On that loop the pump moves what the journal cannot lose
+processing its own event under the kernel's turn lock) it only queues (a journal writer
+listener getting each batch as the journal got it, or else a bus subscription getting each
+event) and, when the pump is idle, wakes the server's loop. On that loop the pump moves what the journal cannot lose
 any more (seq <= the writer's durable seq) into the `DurableHistory` and tells the hub.
 
 Bound: events queued and not yet in the history <= `pending_events` (above the journal writer's
