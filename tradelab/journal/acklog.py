@@ -171,9 +171,12 @@ class AckLog:
                 unused.unlink()
             self._next = None
         self._helper.shutdown(wait=True)
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        with self._sync_lock:  # synced first: a waiter syncing after this finds it covered
+            if self._fd is not None:
+                with contextlib.suppress(OSError):  # a failed disk was reported already
+                    self.sync()
+                os.close(self._fd)
+                self._fd = None
         if remove:
             for path in log_files(self.directory):
                 path.unlink(missing_ok=True)
