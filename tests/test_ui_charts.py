@@ -128,3 +128,11 @@ def test_a_users_zoom_stays_while_the_bars_fit_and_reset_goes_to_the_fitted_rang
     assert (x.start, x.end) == (fitted[0] + 1000.0, fitted[0] + 2000.0)
     charts.show_bars({"15m": _bars(0, 12)})  # past the room ahead: the range moves
     assert x.end > fitted[1] and (x.reset_start, x.reset_end) == (x.start, x.end)
+
+
+def test_each_chart_names_its_clock_as_the_tables_do():
+    # The equity samples carry the engine's stamp, the bars the market's clock: in a fast
+    # replay they are hours apart, so the axes must not both say just "time".
+    charts = Charts()
+    assert charts.equity_figure.xaxis[0].axis_label == "time (IST)"  # as the tape and header
+    assert charts.bars_figure.xaxis[0].axis_label == "exchange time (IST)"  # as the trades

@@ -29,6 +29,7 @@ import panel as pn
 from bokeh.models import ColumnDataSource, Range1d
 from bokeh.plotting import figure
 
+from tradelab.ui.frames import EXCHANGE_TIME_COLUMN, TIME_COLUMN
 from tradelab.ui.ranges import time_range, value_range
 
 # Wide enough for the P&L axis's tick labels ("-250000", "-1.5e+6") and the index's, and ticks.
@@ -48,8 +49,14 @@ class Charts:
         self.equity_source = ColumnDataSource({"time": [], "net_pnl": []})
         self._equity_last: pd.Timestamp | None = None  # the newest equity point shown
         self.equity_x_range, self.equity_y_range = Range1d(0, 1), Range1d(0, 1)
-        equity = _time_figure(
-            "Intraday net P&L", x_range=self.equity_x_range, y_range=self.equity_y_range
+        # Two clocks, named as the tables name them: the equity samples carry the engine's
+        # stamp (as the tape and header), the bars the market's clock (as the trades'
+        # "exchange time"); in a fast replay they are hours apart.
+        self.equity_figure = equity = _time_figure(
+            "Intraday net P&L",
+            TIME_COLUMN,
+            x_range=self.equity_x_range,
+            y_range=self.equity_y_range,
         )
         equity.line("time", "net_pnl", source=self.equity_source, line_width=2)
         self.bar_source = ColumnDataSource(
@@ -65,7 +72,9 @@ class Charts:
             }
         )
         self.bar_x_range, self.bar_y_range = Range1d(0, 1), Range1d(0, 1)
-        bars = _time_figure("NIFTY", x_range=self.bar_x_range, y_range=self.bar_y_range)
+        self.bars_figure = bars = _time_figure(
+            "NIFTY", EXCHANGE_TIME_COLUMN, x_range=self.bar_x_range, y_range=self.bar_y_range
+        )
         bars.segment("mid", "high", "mid", "low", source=self.bar_source, color="black")
         bars.quad(
             left="start",
@@ -168,14 +177,14 @@ def _fit(axis: Range1d, keep: bool, fit: Fit) -> None:
         axis.update(start=start, end=end, reset_start=start, reset_end=end)
 
 
-def _time_figure(title: str, **ranges: Range1d) -> figure:
+def _time_figure(title: str, x_label: str, **ranges: Range1d) -> figure:
     """A chart over IST time whose size does not depend on its data (see the module docstring)."""
     return figure(
         **ranges,
         height=260,
         x_axis_type="datetime",
         title=title,
-        x_axis_label="time (IST)",
+        x_axis_label=x_label,
         sizing_mode="stretch_width",
         min_border_left=_LEFT_BORDER_PX,
     )
