@@ -1,11 +1,11 @@
 """The acknowledgement log: where a critical event becomes durable before DuckDB has it.
 
 A DuckDB commit costs about a millisecond of CPU whatever it holds, so acknowledging each
-critical event with its own commit made the commit rate, not the disk, the limit. The engine's
-kernel instead writes every batch to this log before handing it to the writer process, and for a
-batch with a critical event calls one fdatasync (~0.1 ms) covering everything written so far,
-then releases the submitters: no round trip through the writer process on the critical path.
-DuckDB still gets every event, in group commits every `group_commit_ms`.
+critical event with its own commit made the commit rate, not the disk, the limit. The engine
+instead writes every batch to this log before handing it to the writer process, and a critical
+event is acknowledged after one fdatasync (~0.1 ms) covering everything written so far, made in
+the engine's process (critical_acks.py says by whom): no round trip through the writer process
+on the critical path. DuckDB still gets every event, in group commits every `group_commit_ms`.
 
 Records: a header (magic, CRC-32, first seq, last seq, body length), then the batch exactly as
 the engine encoded it. Files `<stem>.acklog/log-<seq>.bin` (no record in it has a lower seq) are
@@ -17,9 +17,9 @@ committed yet (bounded by the writer's pending bound). On open, the journal copi
 the logged events it lacks (`restore_into`), then deletes the files. A record that fails its
 checks at the end of the newest file was never synced, so never acknowledged.
 
-Thread model: one thread (the engine's kernel) appends and retires; any thread may sync (the
-engine's ack syncer, or a submitter processing its own event); one helper thread prepares the
-next file.
+Thread model: one thread at a time appends and retires (the kernel thread, or a submitter holding
+the kernel's turn); any thread may sync (a waiting submitter, the engine's ack log sync thread);
+one helper thread prepares the next file.
 """
 
 from __future__ import annotations
@@ -150,8 +150,8 @@ class AckLog:
         with self._sync_lock:
             if self.synced_seq >= seq:
                 return False
-            last = self.last_seq
-            if self._fd is not None and self.synced_seq < last:
+            last = self.last_seq  # >= seq > synced_seq: something to sync
+            if self._fd is not None:
                 os.fdatasync(self._fd)
                 self.synced_seq = last
             return True
