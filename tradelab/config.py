@@ -64,6 +64,14 @@ class EngineConfig(param.Parameterized):
         "submit waits for room; critical and wait=True submits, whose producers block anyway, "
         "are let in and served first.",
     )
+    critical_priority_ms = param.Number(
+        default=20.0,
+        bounds=(0.0, None),
+        doc="While critical submits are in flight, an ordinary submit from another thread "
+        "waits (off the GIL) until as many have returned as were in flight when it came, this "
+        "long at most; 0 turns it off. Keeps a flood's producers from holding the critical "
+        "path's threads behind their GIL turns (benchmarks/README.md, Overload).",
+    )
     submit_timeout_seconds = param.Number(
         default=10.0,
         bounds=(0.0, None),

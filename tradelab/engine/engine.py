@@ -3,9 +3,9 @@
 Thread model: `submit` may be called from any thread; it checks the payload, encodes it once
 (those bytes are what the journal stores; the store applies their decode) and queues it in the
 bounded submit queue (submissions.py). The kernel thread (kernel.py) stamps, applies, journals
-and publishes. Critical (or wait=True) submitters are released by the writer once their own
-event is durable: in the writer process's synced ack log, or in a DuckDB commit (see README,
-"How an event becomes durable").
+and publishes. Critical (or wait=True) submitters return once their own event is durable (the
+synced ack log, critical_acks.py); while a critical is in flight, ordinary producers step aside
+(CriticalPriority).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tradelab.engine.kernel import Kernel
 from tradelab.engine.kernel_inline import InlineKernel
 from tradelab.engine.metrics import engine_metrics
 from tradelab.engine.store import default_reducers
-from tradelab.engine.submissions import SubmitQueue, Wakeup
+from tradelab.engine.submissions import CriticalPriority, SubmitQueue, Wakeup
 from tradelab.errors import InvalidInputError, JournalError, LifecycleError, TradelabError
 from tradelab.events import Event, TopicRegistry, encode_submitted, now_ns
 from tradelab.journal.journal import Journal
@@ -97,6 +97,7 @@ class Engine(EngineControls):
         self._queue = SubmitQueue(self.config.max_queued_events, self._wakeup)
         self._queue.close(f"engine is {CREATED}; submit() needs a running engine")
         self._submit_timeout = self.config.submit_timeout_seconds
+        self._priority = CriticalPriority(self.config.critical_priority_ms / 1000)
         self._kernel: Kernel | None = None
         self._inline = inline_kernel
         self._durable_acks = durable_acks
@@ -300,8 +301,10 @@ class Engine(EngineControls):
 
         When the queue is full (`EngineConfig.max_queued_events`) an ordinary submit waits for
         room up to `EngineConfig.submit_timeout_seconds`, then raises OverloadError; the event
-        is then not accepted. A payload that cannot be journaled exactly is refused here with an
-        InvalidInputError naming the field, before anything is applied.
+        is then not accepted; while critical submits of other threads are in flight it first
+        waits for them, up to `EngineConfig.critical_priority_ms`. A payload that cannot be
+        journaled exactly is refused here with an InvalidInputError naming the field, before
+        anything is applied.
         """
         return self._enqueue(topic, payload, key=key, critical=critical, wait=wait, timeout=timeout)
 
@@ -323,15 +326,30 @@ class Engine(EngineControls):
             event = Event(0, now_ns(), topic, key, body, is_critical, spec.schema_version)
             self.bus.publish_event(event)
             return event
+        kernel = self._kernel
+        on_kernel = kernel is not None and kernel.on_its_thread()
+        blocking = (is_critical or wait) and not on_kernel
+        threaded = not (self._inline or internal or on_kernel)
+        if threaded and not blocking:
+            self._priority.step_aside()  # while a critical is in flight
         data, applied = encode_submitted(body, topic)
         writer = self._writer
         if writer is not None and writer.failed is not None:
             raise JournalError(f"journal is not writable: {writer.failed}")
-        kernel = self._kernel
-        on_kernel = kernel is not None and kernel.on_its_thread()
-        blocking = (is_critical or wait) and not on_kernel
         ticket = Ticket() if blocking else None
         item = (topic, key, applied, data, is_critical, spec.schema_version, ticket)
+        if not (threaded and is_critical):
+            return self._hand_over(item, internal, on_kernel, drain, timeout)
+        self._priority.begin()  # ordinary producers step aside until it returns
+        try:
+            return self._hand_over(item, internal, on_kernel, drain, timeout)
+        finally:
+            self._priority.end()
+
+    def _hand_over(self, item: tuple, internal: bool, on_kernel: bool, drain: bool, timeout):
+        """Have the kernel (or this thread) process a checked `item`; wait if it has a ticket."""
+        kernel, ticket = self._kernel, item[6]
+        blocking = ticket is not None
         inline = self._inline and drain and kernel is not None
         if inline:
             taken = kernel.process_now(item, internal=internal)
@@ -384,7 +402,7 @@ class Engine(EngineControls):
         return self._writer.failed if self._writer is not None else None
 
     def metrics(self) -> dict[str, Any]:
-        return engine_metrics(self, self._queue, self._writer, self._kernel)
+        return engine_metrics(self, self._queue, self._writer, self._kernel, self._priority)
 
     def __repr__(self) -> str:
         return f"Engine({self.config.journal_path!r}, state={self.state}, seq={self.store.version})"

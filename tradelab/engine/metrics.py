@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def engine_metrics(engine: Any, queue: Any, writer: Any, kernel: Any) -> dict[str, Any]:
+def engine_metrics(
+    engine: Any, queue: Any, writer: Any, kernel: Any, priority: Any
+) -> dict[str, Any]:
     return {
         "state": engine.state,
         "version": engine.store.version,
@@ -20,6 +22,9 @@ def engine_metrics(engine: Any, queue: Any, writer: Any, kernel: Any) -> dict[st
         "producer_waits": queue.waits,
         "producer_wait_seconds": queue.wait_seconds,
         "overload_refusals": queue.refusals,
+        # Ordinary submits that stepped aside for a critical in flight, and for how long.
+        "critical_priority_waits": priority.waits,
+        "critical_priority_wait_seconds": priority.wait_seconds,
         "rejected_events": engine.rejected_events,
         # Time the kernel spent applying, handing to the writer and publishing; time blocking
         # submitters spent waiting for their events to become durable (summed over them).

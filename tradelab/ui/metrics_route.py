@@ -53,6 +53,12 @@ _ENGINE_FIGURES = (
         "Time submitters waited for room in the queue.",
     ),
     (
+        "critical_priority_wait_seconds",
+        "tradelab_engine_critical_priority_wait_seconds",
+        "counter",
+        "Time ordinary submitters stepped aside for critical events in flight.",
+    ),
+    (
         "overload_refusals",
         "tradelab_engine_overload_refusals",
         "counter",
