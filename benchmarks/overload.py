@@ -17,6 +17,7 @@ Figures per variant (`flood`: the two flooders submit `mark.updated` as fast as 
                                 that outlives --stop-timeout is reported as such and the writer
                                 process is then killed so the run can end
   queue_* / producer_wait_s     the engine's own queue metrics, where it reports them
+  critical_priority_wait*       ordinary submits that stepped aside for a critical in flight
   journal_critical_ack_p99_ms   the writer side of a critical ack (frame sent -> released), and
   writer_pending_high_water,    the writer's bound on events queued for DuckDB: most ever
   writer_backpressure_s         queued, time its feeding thread waited for room (engine metrics)
@@ -192,6 +193,9 @@ def run_variant(
         "queue_high_water": metrics.get("queue_high_water"),
         "producer_wait_s": metrics.get("producer_wait_seconds"),
         "engine_overload_refusals": metrics.get("overload_refusals"),
+        # Flooders' submits that stepped aside for a critical in flight (engines that do).
+        "critical_priority_waits": metrics.get("critical_priority_waits"),
+        "critical_priority_wait_s": metrics.get("critical_priority_wait_seconds"),
         "stop_seconds": stop_seconds,
         "stop_timed_out": stop_timed_out,
         # The writer side of a critical ack (frame sent -> released), as the engine measured it.
@@ -217,6 +221,7 @@ def print_table(results: dict[str, dict]) -> None:
         ("queued when the run ended", "queued_at_stop", "{}"),
         ("queue high water", "queue_high_water", "{}"),
         ("producer wait s", "producer_wait_s", "{}"),
+        ("stepped aside for a critical", "critical_priority_waits", "{}"),
         ("run s (aborted at the RSS cap?)", None, None),
         ("engine.stop() s", None, None),
     )
