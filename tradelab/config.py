@@ -67,10 +67,11 @@ class EngineConfig(param.Parameterized):
     critical_priority_ms = param.Number(
         default=20.0,
         bounds=(0.0, None),
-        doc="While critical submits are in flight, an ordinary submit from another thread "
-        "waits (off the GIL) until as many have returned as were in flight when it came, this "
-        "long at most; 0 turns it off. Keeps a flood's producers from holding the critical "
-        "path's threads behind their GIL turns (benchmarks/README.md, Overload).",
+        doc="While critical submits are in flight, an ordinary submit from a thread with a "
+        "kernel pass (kernel_batch_size) of its own events queued waits (off the GIL) until "
+        "as many have returned as were in flight when it came, this long at most; 0 turns it "
+        "off. Keeps a flood's producers from holding the critical path's threads behind "
+        "their GIL turns (benchmarks/README.md, Overload).",
     )
     submit_timeout_seconds = param.Number(
         default=10.0,

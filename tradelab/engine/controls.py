@@ -1,7 +1,8 @@
 """What callers ask of a running Engine besides submitting: barriers (`flush`, `when_applied`),
-snapshots (`snapshot_now`), sealing segments, and the counters a lockstep reads.
+snapshots (`snapshot_now`), sealing segments, the counters a lockstep reads, and `metrics()`.
 
-A mixin of `Engine` (its state: `_queue`, `_kernel`, `_writer`, `_inline`, `journal`, `state`).
+A mixin of `Engine` (its state: `_queue`, `_kernel`, `_writer`, `_priority`, `_inline`,
+`journal`, `state`).
 Thread model: any thread except the kernel's (which a barrier would wait for); `when_applied`
 never waits, its callback runs on the kernel thread.
 """
@@ -14,6 +15,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from tradelab.engine.kernel import APPLIED, FLUSH, SNAPSHOT
+from tradelab.engine.metrics import engine_metrics
 from tradelab.errors import JournalError, LifecycleError
 from tradelab.journal.snapshots import SnapshotInfo
 
@@ -103,3 +105,16 @@ class EngineControls:
         if self._kernel is not None and self._kernel.on_its_thread():
             return self.store.version
         return self._control(APPLIED, "wait_applied", timeout, everyone=False)
+
+    @property
+    def rejected_events(self) -> int:
+        """Submitted events a reducer refused (never journaled)."""
+        return self._kernel.rejected_events if self._kernel is not None else 0
+
+    @property
+    def journal_failure(self) -> BaseException | None:
+        """The error that stopped the journal writer, or None while it is healthy."""
+        return self._writer.failed if self._writer is not None else None
+
+    def metrics(self) -> dict[str, Any]:
+        return engine_metrics(self, self._queue, self._writer, self._kernel, self._priority)

@@ -4,8 +4,8 @@ Thread model: `submit` may be called from any thread; it checks the payload, enc
 (those bytes are what the journal stores; the store applies their decode) and queues it in the
 bounded submit queue (submissions.py). The kernel thread (kernel.py) stamps, applies, journals
 and publishes. Critical (or wait=True) submitters return once their own event is durable (the
-synced ack log, critical_acks.py); while a critical is in flight, ordinary producers step aside
-(CriticalPriority).
+synced ack log, critical_acks.py); while a critical is in flight, producers with a backlog
+step aside (CriticalPriority).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from tradelab.cpu_layout import PinnedThreads, pin_engine_process
 from tradelab.engine.controls import EngineControls
 from tradelab.engine.kernel import Kernel
 from tradelab.engine.kernel_inline import InlineKernel
-from tradelab.engine.metrics import engine_metrics
 from tradelab.engine.store import default_reducers
 from tradelab.engine.submissions import CriticalPriority, SubmitQueue, Wakeup
 from tradelab.errors import InvalidInputError, JournalError, LifecycleError, TradelabError
@@ -97,7 +96,11 @@ class Engine(EngineControls):
         self._queue = SubmitQueue(self.config.max_queued_events, self._wakeup)
         self._queue.close(f"engine is {CREATED}; submit() needs a running engine")
         self._submit_timeout = self.config.submit_timeout_seconds
-        self._priority = CriticalPriority(self.config.critical_priority_ms / 1000)
+        self._priority = CriticalPriority(
+            self.config.critical_priority_ms / 1000,
+            self._queue.own_backlog,
+            min_backlog=self.config.kernel_batch_size,
+        )
         self._kernel: Kernel | None = None
         self._inline = inline_kernel
         self._durable_acks = durable_acks
@@ -301,8 +304,9 @@ class Engine(EngineControls):
 
         When the queue is full (`EngineConfig.max_queued_events`) an ordinary submit waits for
         room up to `EngineConfig.submit_timeout_seconds`, then raises OverloadError; the event
-        is then not accepted; while critical submits of other threads are in flight it first
-        waits for them, up to `EngineConfig.critical_priority_ms`. A payload that cannot be
+        is then not accepted; with a kernel pass of this thread's events queued already, it
+        first waits for other threads' critical submits in flight, up to
+        `EngineConfig.critical_priority_ms`. A payload that cannot be
         journaled exactly is refused here with an InvalidInputError naming the field, before
         anything is applied.
         """
@@ -331,7 +335,7 @@ class Engine(EngineControls):
         blocking = (is_critical or wait) and not on_kernel
         threaded = not (self._inline or internal or on_kernel)
         if threaded and not blocking:
-            self._priority.step_aside()  # while a critical is in flight
+            self._priority.step_aside()  # while a critical is in flight, if it has a backlog
         data, applied = encode_submitted(body, topic)
         writer = self._writer
         if writer is not None and writer.failed is not None:
@@ -390,19 +394,6 @@ class Engine(EngineControls):
         event = self.registry.make_event(topic, payload, key=key)
         self.bus.publish_event(event)
         return event
-
-    @property
-    def rejected_events(self) -> int:
-        """Submitted events a reducer refused (never journaled)."""
-        return self._kernel.rejected_events if self._kernel is not None else 0
-
-    @property
-    def journal_failure(self) -> BaseException | None:
-        """The error that stopped the journal writer, or None while it is healthy."""
-        return self._writer.failed if self._writer is not None else None
-
-    def metrics(self) -> dict[str, Any]:
-        return engine_metrics(self, self._queue, self._writer, self._kernel, self._priority)
 
     def __repr__(self) -> str:
         return f"Engine({self.config.journal_path!r}, state={self.state}, seq={self.store.version})"

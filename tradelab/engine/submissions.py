@@ -10,7 +10,7 @@ timeout, then gets an `OverloadError`; nothing accepted is dropped. Blocking sub
 engine's own events bypass the bound: each blocking thread has at most one item in flight, and
 the engine's internal threads must never wait on the kernel they feed.
 
-`CriticalPriority`: while a critical submit is in flight, ordinary producers step aside.
+`CriticalPriority`: while a critical submit is in flight, producers with a backlog step aside.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from tradelab.errors import LifecycleError, OverloadError
@@ -77,6 +78,11 @@ class SubmitQueue:
 
     def __len__(self) -> int:
         return self._depth
+
+    def own_backlog(self) -> int:
+        """How many of the calling thread's items are queued (no lock: a length read)."""
+        lane = getattr(self._local, "lane", None)
+        return 0 if lane is None else len(lane.items)
 
     def metrics_lanes(self) -> int:
         """How many producer lanes are known (live threads, or ended ones not yet pruned)."""
@@ -229,22 +235,25 @@ class SubmitQueue:
 
 
 class CriticalPriority:
-    """Ordinary producers step aside while a critical submit is in flight.
+    """A producer with a backlog steps aside while a critical submit is in flight.
 
     A flooding producer holds the GIL for whole switch intervals (5 ms), so a critical event's
     few hand-offs (the kernel taking it, its submitter waking to sync, returning) each queued
-    behind one: under a two-thread flood its ack took ~20 ms at p99 (benchmarks/overload.py).
-    An ordinary submit that finds criticals in flight therefore waits, off the GIL, until as
-    many criticals have returned as had begun when it arrived, or `max_wait` seconds at most (so
-    a chain of overlapping criticals cannot starve it, and a lock its producer holds that a
-    critical needs holds it no longer than that). Criticals are rare next to ordinary events:
-    the flooders lose a few per cent of their turns, and the durable rate did not drop.
+    behind one: under a two-thread flood its ack took ~20 ms at p99 (benchmarks/README.md,
+    Overload). An ordinary submit whose thread already has `min_backlog` events of its own
+    queued (a kernel pass of them: it produces faster than the kernel takes them, so pausing
+    costs it nothing the kernel could have done) therefore waits, off the GIL, until as many
+    criticals have returned as had begun when it came, or `max_wait` seconds at most (so a
+    chain of overlapping criticals cannot starve it). A producer without such a backlog, e.g.
+    a thread placing an order, never waits for another thread's critical.
 
     Thread model: any thread; `begin`/`end` bracket a critical submit on its own thread.
     """
 
-    def __init__(self, max_wait: float) -> None:
+    def __init__(self, max_wait: float, backlog: Callable[[], int], min_backlog: int) -> None:
         self.max_wait = max_wait
+        self._backlog = backlog  # the calling thread's queued events
+        self.min_backlog = min_backlog
         self._lock = threading.Lock()
         self._cleared = threading.Condition(self._lock)
         self._started = 0  # critical submits begun ...
@@ -264,9 +273,12 @@ class CriticalPriority:
                 self._cleared.notify_all()
 
     def step_aside(self) -> None:
-        """Called before an ordinary submit: wait while the criticals now in flight finish."""
+        """Called before an ordinary submit: wait while the criticals now in flight finish, if
+        this thread has a backlog."""
         target = self._started
         if self._ended >= target or self.max_wait <= 0:  # the common case: no lock taken
+            return
+        if self._backlog() < self.min_backlog:
             return
         started = time.monotonic()
         with self._lock:
