@@ -22,6 +22,7 @@ Usage: PYTHONPATH=. .venv/bin/python benchmarks/critical_path.py [--events 2000]
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sqlite3
@@ -39,7 +40,13 @@ import msgspec
 from journal import LAYOUTS, SYMBOLS, trade_payload
 
 from tradelab.benchmarking import percentiles
-from tradelab.benchmarking.options import bench_options, command, engine_option, positive_float
+from tradelab.benchmarking.options import (
+    bench_options,
+    command,
+    engine_option,
+    positive_float,
+    tuned_collector_option,
+)
 from tradelab.engine import Engine
 from tradelab.events import Event
 
@@ -259,6 +266,7 @@ def print_table(result: dict) -> None:
     help="Threads submitting the stream's ordinary events.",
 )
 @engine_option
+@tuned_collector_option
 def main(
     as_json: bool,
     rounds: int,
@@ -309,6 +317,7 @@ def main(
         stream_seconds=stream_seconds,
         feeders=feeders,
         engine=engine_overrides,
+        collector_thresholds=gc.get_threshold(),  # --tuned-collector: (50000, 20, 20)
     )
     if as_json:
         print(json.dumps(result))

@@ -30,6 +30,7 @@ Usage: PYTHONPATH=. .venv/bin/python benchmarks/overload.py [--seconds 60] [--no
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -45,7 +46,13 @@ import psutil
 from journal import SYMBOLS, trade_payload
 
 from tradelab.benchmarking import percentiles
-from tradelab.benchmarking.options import command, engine_option, json_option, positive_float
+from tradelab.benchmarking.options import (
+    command,
+    engine_option,
+    json_option,
+    positive_float,
+    tuned_collector_option,
+)
 from tradelab.engine import Engine
 from tradelab.errors import JournalError, TradelabError
 
@@ -252,6 +259,7 @@ def print_table(results: dict[str, dict]) -> None:
 @positive_float("--stop-timeout", 60.0, "engine.stop() longer than this is reported TIMED OUT.")
 @positive_float("--ack-timeout", 30.0, "Timeout of each critical submit.")
 @engine_option
+@tuned_collector_option
 @json_option
 def main(
     seconds: float,
@@ -280,7 +288,13 @@ def main(
         )
         stop_timed_out |= r["stop_timed_out"]
     if as_json:
-        print(json.dumps({"seconds": seconds, "engine": engine_overrides, **results}))
+        # --tuned-collector: (50000, 20, 20)
+        collector = gc.get_threshold()
+        print(
+            json.dumps(
+                {"seconds": seconds, "engine": engine_overrides, "collector": collector, **results}
+            )
+        )
     else:
         print_table(results)
     sys.stdout.flush()

@@ -4,10 +4,19 @@ Every change of state is an `Event` on an `EventBus`, journaled to DuckDB; the `
 fold of that journal. Import the pieces you need; nothing here starts threads or opens files.
 """
 
+from tradelab.collector import tune_collector
 from tradelab.errors import TradelabError
 from tradelab.events import DEFAULT_TOPICS, Event, TopicRegistry, TopicSpec
 
-__all__ = ["DEFAULT_TOPICS", "Event", "TopicRegistry", "TopicSpec", "TradelabError", "connect"]
+__all__ = [
+    "DEFAULT_TOPICS",
+    "Event",
+    "TopicRegistry",
+    "TopicSpec",
+    "TradelabError",
+    "connect",
+    "tune_collector",
+]
 __version__ = "0.1.0"
 
 

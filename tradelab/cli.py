@@ -392,5 +392,13 @@ main.add_command(bench)
 main.add_command(serve)
 
 
-if __name__ == "__main__":  # pragma: no cover
+def entry() -> None:
+    """The `tradelab` command: `main` in a process tuned to run a session (collector.py)."""
+    from tradelab.collector import tune_collector
+
+    tune_collector()
     main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()

@@ -101,6 +101,23 @@ def _engine_overrides(ctx: click.Context, param: click.Parameter, values: tuple[
     return overrides
 
 
+def _tuned_collector(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:  # before the command runs: the process as the `tradelab` command has it
+        from tradelab.collector import tune_collector
+
+        tune_collector()
+    return value
+
+
+tuned_collector_option = click.option(
+    "--tuned-collector",
+    is_flag=True,
+    callback=_tuned_collector,
+    expose_value=False,
+    help="Tune this process's garbage collector as the tradelab command does "
+    "(tradelab.tune_collector).",
+)
+
 engine_option = click.option(
     "--engine",
     "engine_overrides",
