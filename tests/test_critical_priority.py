@@ -7,26 +7,14 @@ from __future__ import annotations
 import threading
 import time
 
+from tests.held_kernel import HeldKernel
+from tests.payloads import trade
 from tradelab.engine import Engine
 from tradelab.engine.submissions import CriticalPriority
 
 
 def _mark(i: int) -> dict:
     return {"symbol": "NIFTY", "price": 100.0 + i}
-
-
-def _trade(i: int) -> dict:
-    return {
-        "position_id": "s:NIFTY",
-        "strategy": "s",
-        "symbol": "NIFTY",
-        "lot_size": 1,
-        "quantity": 1,
-        "side": "BUY",
-        "price": 100.0,
-        "fee": 0.0,
-        "trade_id": f"T{i}",
-    }
 
 
 def _in_thread(target) -> tuple[threading.Thread, list]:
@@ -75,21 +63,7 @@ def test_a_producer_without_a_backlog_does_not_wait():
     assert time.monotonic() - started < 1 and priority.waits == 0
 
 
-class _HeldKernel:
-    """Holds the kernel thread in a bus handler until released, so a critical stays in flight."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        engine.bus.subscribe("mark.updated", self)
-
-    def __call__(self, event) -> None:
-        if event.payload["price"] == 100.0:
-            self.entered.set()
-            self.release.wait(30)
-
-
-def _engine(tmp_path, priority_ms: float) -> tuple[Engine, _HeldKernel]:
+def _engine(tmp_path, priority_ms: float) -> tuple[Engine, HeldKernel]:
     """A running engine (kernel passes of 5) whose kernel is held in a handler."""
     engine = Engine(
         journal_path=str(tmp_path / "lab.duckdb"),
@@ -97,7 +71,7 @@ def _engine(tmp_path, priority_ms: float) -> tuple[Engine, _HeldKernel]:
         kernel_batch_size=5,
         critical_priority_ms=priority_ms,
     ).start()
-    held = _HeldKernel(engine)
+    held = HeldKernel(engine)
     engine.submit("mark.updated", _mark(0))
     assert held.entered.wait(10)
     return engine, held
@@ -121,7 +95,7 @@ def _producer(engine: Engine, backlog: int) -> tuple[threading.Thread, list, thr
 def test_a_producer_with_a_backlog_waits_while_a_critical_is_in_flight(tmp_path):
     engine, held = _engine(tmp_path, 30_000)
     producer, submitted, go = _producer(engine, backlog=5)  # a kernel pass of its own queued
-    critical, acked = _in_thread(lambda: engine.submit("trade.executed", _trade(1), key="T1"))
+    critical, acked = _in_thread(lambda: engine.submit("trade.executed", trade(1), key="T1"))
     time.sleep(0.2)  # the critical is queued behind the held kernel
     go.set()
     time.sleep(0.2)
@@ -139,7 +113,7 @@ def test_a_producer_with_a_backlog_waits_while_a_critical_is_in_flight(tmp_path)
 def test_a_producer_without_a_backlog_never_waits_for_another_threads_critical(tmp_path):
     engine, held = _engine(tmp_path, 30_000)
     producer, submitted, go = _producer(engine, backlog=4)  # less than a kernel pass
-    critical, acked = _in_thread(lambda: engine.submit("trade.executed", _trade(1), key="T1"))
+    critical, acked = _in_thread(lambda: engine.submit("trade.executed", trade(1), key="T1"))
     time.sleep(0.2)
     go.set()
     producer.join(10)
@@ -153,7 +127,7 @@ def test_a_producer_without_a_backlog_never_waits_for_another_threads_critical(t
 def test_a_held_ordinary_submit_goes_on_after_the_bound(tmp_path):
     engine, held = _engine(tmp_path, 200)
     producer, submitted, go = _producer(engine, backlog=5)
-    critical, _ = _in_thread(lambda: engine.submit("trade.executed", _trade(1), key="T1"))
+    critical, _ = _in_thread(lambda: engine.submit("trade.executed", trade(1), key="T1"))
     time.sleep(0.2)
     started = time.monotonic()
     go.set()
@@ -184,7 +158,7 @@ def test_handlers_on_the_kernel_thread_never_step_aside(tmp_path):
     engine.bus.subscribe("mark.updated", handler)
     engine.submit("mark.updated", _mark(0))
     assert entered.wait(10)
-    critical, acked = _in_thread(lambda: engine.submit("trade.executed", _trade(1), key="T1"))
+    critical, acked = _in_thread(lambda: engine.submit("trade.executed", trade(1), key="T1"))
     time.sleep(0.2)
     release.set()
     critical.join(10)

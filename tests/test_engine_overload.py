@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests.held_kernel import HeldKernel
 from tradelab.engine import Engine
 from tradelab.engine.submissions import SubmitQueue, Wakeup
 from tradelab.errors import LifecycleError, OverloadError
@@ -18,26 +19,13 @@ def _mark(i: int) -> dict:
     return {"symbol": "NIFTY", "price": 100.0 + i}
 
 
-class _StuckKernel:
-    """A bus handler that holds the kernel thread until released: the queue then fills."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        engine.bus.subscribe("mark.updated", self)
-
-    def __call__(self, event) -> None:
-        self.entered.set()
-        self.release.wait(30)
-
-
-def _full_engine(tmp_path, queued: int, **config) -> tuple[Engine, _StuckKernel]:
+def _full_engine(tmp_path, queued: int, **config) -> tuple[Engine, HeldKernel]:
     """A running engine whose kernel is held in a handler, with `queued` more events waiting
     behind the one it holds (marks priced 100 + i, i = 0..queued)."""
     engine = Engine(
         journal_path=str(tmp_path / "lab.duckdb"), snapshot_every_seconds=0, **config
     ).start()
-    stuck = _StuckKernel(engine)
+    stuck = HeldKernel(engine)
     engine.submit("mark.updated", _mark(0))
     assert stuck.entered.wait(10)
     for i in range(1, queued + 1):
@@ -167,7 +155,7 @@ def test_lanes_of_ended_producer_threads_are_forgotten():
 
 def test_a_flush_follows_everything_other_threads_queued_before_it(tmp_path):
     engine = Engine(journal_path=str(tmp_path / "lab.duckdb"), snapshot_every_seconds=0).start()
-    stuck = _StuckKernel(engine)
+    stuck = HeldKernel(engine)
     engine.submit("mark.updated", _mark(0))
     assert stuck.entered.wait(10)
 
