@@ -248,11 +248,22 @@ def build_console(host: ConsoleHost, user: str | None = None) -> pn.viewable.Vie
         session_id = context.id or uuid.uuid4().hex
         host.session_opened(session_id, user)
         period_ms = max(1, int(1000 / host.config.push_rate_hz))
-        callback = pn.state.add_periodic_callback(session.refresh_async, period=period_ms)
-        host.track_callback(callback)
+        callbacks: list[Any] = []
+
+        def start() -> None:
+            # Once the page has loaded, not before: Panel drops changes to plain Bokeh models
+            # (the charts' ranges, their streamed points) made between the document's
+            # serialization and the browser's ready signal, so a page opened just as the first
+            # P&L point came showed an empty chart.
+            callback = pn.state.add_periodic_callback(session.refresh_async, period=period_ms)
+            host.track_callback(callback)
+            callbacks.append(callback)
+
+        pn.state.onload(start)
 
         def destroyed(_context: Any) -> None:
-            callback.stop()
+            for callback in callbacks:
+                callback.stop()
             host.session_closed(session_id)
 
         pn.state.on_session_destroyed(destroyed)
