@@ -237,8 +237,8 @@ class ConsoleSession:
 
 
 def build_console(host: ConsoleHost, user: str | None = None) -> pn.viewable.Viewable:
-    """One session's console over `host`. Served, it registers its periodic callback and
-    reports to the host; outside a server (a notebook, a test) call `.refresh()` on
+    """One session's console over `host`. Served, it reports to the host and, once its page has
+    loaded, pushes from a periodic callback; outside a server (a notebook, a test) call `.refresh()` on
     `console.tl_session` to update it."""
     session = ConsoleSession(host, user)
     session.refresh()
