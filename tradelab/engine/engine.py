@@ -306,9 +306,8 @@ class Engine(EngineControls):
         room up to `EngineConfig.submit_timeout_seconds`, then raises OverloadError; the event
         is then not accepted; with a kernel pass of this thread's events queued already, it
         first waits for other threads' critical submits in flight, up to
-        `EngineConfig.critical_priority_ms`. A payload that cannot be
-        journaled exactly is refused here with an InvalidInputError naming the field, before
-        anything is applied.
+        `EngineConfig.critical_priority_ms`. A payload that cannot be journaled exactly is
+        refused here with an InvalidInputError naming the field, before anything is applied.
         """
         return self._enqueue(topic, payload, key=key, critical=critical, wait=wait, timeout=timeout)
 

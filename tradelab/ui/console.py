@@ -238,8 +238,8 @@ class ConsoleSession:
 
 def build_console(host: ConsoleHost, user: str | None = None) -> pn.viewable.Viewable:
     """One session's console over `host`. Served, it reports to the host and, once its page has
-    loaded, pushes from a periodic callback; outside a server (a notebook, a test) call `.refresh()` on
-    `console.tl_session` to update it."""
+    loaded, pushes from a periodic callback; outside a server (a notebook, a test) call
+    `.refresh()` on `console.tl_session` to update it."""
     session = ConsoleSession(host, user)
     session.refresh()
     doc = pn.state.curdoc
