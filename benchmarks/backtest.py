@@ -12,11 +12,12 @@ the live arrangement); `tradelab_*` figures are the synchronous path's, `tradela
 the other's.
 
 Usage: .venv/bin/python benchmarks/backtest.py [--bars 100000] [--rounds 3] [--fast 10]
-       [--slow 30] [--no-peer] [--no-threaded] [--json]
+       [--slow 30] [--no-peer] [--no-threaded] [--tuned-collector] [--json]
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import tempfile
 import time
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from tradelab.benchmarking import format_table, machine_info, median
+from tradelab.benchmarking.options import tuned_collector_option
 from tradelab.runner import SmaCross
 from tradelab.runner.backtest import run_backtest
 
@@ -109,6 +111,7 @@ def run_peer(frame: pd.DataFrame, fast: int, slow: int) -> dict[str, Any]:
 @click.option("--no-peer", is_flag=True, help="Skip backtesting.py.")
 @click.option("--no-threaded", is_flag=True, help="Skip tradelab's threaded path.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object, not a table.")
+@tuned_collector_option
 def main(
     bars: int, rounds: int, fast: int, slow: int, no_peer: bool, no_threaded: bool, as_json: bool
 ) -> None:
@@ -131,6 +134,8 @@ def main(
         "tradelab_cpu_s": median([r["cpu_seconds"] for r in ours]),
         "tradelab_split_s": {k: median([r["split"][k] for r in ours]) for k in ours[0]["split"]},
         "machine": machine_info(),
+        # --tuned-collector (this whole process, the peer's run too): (50000, 20, 20)
+        "collector_thresholds": gc.get_threshold(),
     }
     if threaded:
         result["tradelab_threaded_bars_per_s"] = median([r["bars_per_s"] for r in threaded])
