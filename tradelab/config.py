@@ -110,10 +110,9 @@ class EngineConfig(param.Parameterized):
         "the WAL and the memory DuckDB keeps for it (0 = only when idle or stopping).",
     )
     writer_memory_mb = param.Integer(
-        default=64,
+        default=512,
         bounds=(64, None),
-        doc="DuckDB's memory limit in the writer process, MB (it caches written blocks up to "
-        "it, so this bounds the process's growth under a flood; beyond it DuckDB evicts). "
+        doc="DuckDB's memory limit in the writer process, MB (it caches blocks up to it). "
         "Raised on its own to 8x the largest snapshot written: a CHECKPOINT pins a "
         "snapshot's block, and too little memory there stops the writer for good.",
     )

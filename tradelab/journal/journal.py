@@ -295,7 +295,7 @@ class Journal:
         cpus: frozenset[int] = frozenset(),
         ack_log: bool = True,
         checkpoint_wal_bytes: int = 32 << 20,
-        memory_limit_mb: int = 64,
+        memory_limit_mb: int = 512,
         max_pending_events: int = 40_000,
         pipe_bytes: int = 16 << 10,
     ) -> JournalWriter:

@@ -122,7 +122,7 @@ class WriterSettings(msgspec.Struct, frozen=True):
     checkpoint_idle_seconds: float = 1.0
     # CHECKPOINT while busy once the WAL passes this many bytes (0: only when idle or stopping).
     checkpoint_wal_bytes: int = 32 << 20
-    memory_limit_mb: int = 64  # the writer process's DuckDB; grows with the snapshots
+    memory_limit_mb: int = 512  # the writer process's DuckDB; grows with the snapshots
     segments: bool = True
     sealed_seq: int = 0
     segment_every_events: int = 50_000

@@ -40,9 +40,6 @@ log = logging.getLogger("tradelab.journal.writer_process")
 # beyond the limit DuckDB evicts cached blocks, or spills to `<journal>.tmp`. A CHECKPOINT
 # must pin a snapshot row's block whole: with a 28 MB snapshot, 128 MB was not enough ("failed
 # to pin block", fatal: the writer stops). So the limit follows the largest snapshot written.
-# Its floor (64 MB by default) is what bounds the process under a flood: at 512 MB the cache
-# of checkpointed blocks grew ~1 MB/s (+125 MB after 60 s); at 64 MB the growth levels off
-# at ~77 MB, with the same durable rate (benchmarks/README.md, "The writer's memory").
 SNAPSHOT_MEMORY_FACTOR = 8
 
 
