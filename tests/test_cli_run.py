@@ -129,3 +129,35 @@ def test_max_speed_sim_session_runs_in_lockstep_and_gives_the_same_journal_run_a
     assert len(fills_a) >= 2  # the straddle's two legs in, and out again
     assert fills_a == fills_b
     assert hash_a == hash_b
+
+
+def test_a_replay_builds_its_files_own_bars_and_sma_cross_trades_one_series(tmp_path):
+    # The sample holds 1-minute bars; the session builds 15m and 1h by default. Replayed, it
+    # builds 1m bars too, and sma_cross (interval '') trades the first series it sees, the
+    # 1m one: with slow=8 its first fill comes within minutes, where 15m bars would take 2 h.
+    journal = tmp_path / "r.duckdb"
+    result = invoke(
+        "--feed", "replay", SAMPLE, "--speed", "max", "--strategy", "sma_cross",
+        "--param", "fast=3", "--param", "slow=8", "--param", "symbol=NIFTY",
+        "--journal", str(journal),
+    )  # fmt: skip
+    assert result.exit_code == 0, (result.output, result.stderr)
+    reader = JournalReader(journal)
+    bars = [e.payload for e in reader.events(topic="market.bar") if e.payload["symbol"] == "NIFTY"]
+    assert {b["interval"] for b in bars} == {"1m", "15m", "1h"}
+    first_1m = min(b["start"] for b in bars if b["interval"] == "1m")
+    fills = [e.payload for e in reader.events(topic="trade.executed")]
+    assert fills
+    first_fill_ns = min(f["ts"] for f in fills)
+    assert first_fill_ns - first_1m < 30 * 60 * 10**9, "sma_cross waited for 15m bars"
+    assert len(fills) > 20  # a day of 1m crosses, not a handful of 15m/1h ones
+
+
+def test_an_empty_bar_interval_list_is_a_usage_error_before_the_journal_opens(tmp_path):
+    config = tmp_path / "t.yaml"
+    config.write_text("lab:\n  bar_intervals: []\n")
+    journal = tmp_path / "j.duckdb"
+    result = invoke("--config", str(config), "--duration", "0", "--journal", str(journal))
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    assert "lab.bar_intervals is empty" in result.stderr and "1m, 5m, 15m, 1h" in result.stderr
+    assert not journal.exists()

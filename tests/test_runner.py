@@ -149,3 +149,33 @@ def test_lockstep_plays_a_step_only_once_the_previous_one_and_its_reactions_are_
         runner.stop()
     finally:
         engine.stop()
+
+
+class RecordingContext:
+    def __init__(self):
+        self.targets = []
+
+    def target(self, symbol, quantity):
+        self.targets.append((symbol, quantity))
+
+
+def test_sma_cross_keeps_one_series_per_symbol_never_mixing_intervals():
+    # 1m closes fall then rise (one upward cross); interleaved 15m bars far above them would,
+    # mixed into the same averages, cross first and back. With interval '' the strategy keeps
+    # the first interval it saw (1m); with interval '15m' only the 15m bars count.
+    closes_1m = [10, 9, 8, 7, 8, 10, 12]
+    bars = []
+    for i, close in enumerate(closes_1m):
+        bars.append({"symbol": "X", "interval": "1m", "close": float(close)})
+        if i % 2:
+            bars.append({"symbol": "X", "interval": "15m", "close": 100.0 + i})
+    first_seen, ctx = SmaCross(fast=2, slow=3), RecordingContext()
+    first_seen.on_start(ctx)
+    for bar in bars:
+        first_seen.on_bar(ctx, bar)
+    assert ctx.targets == [("X", 1)]
+    only_15m, ctx15 = SmaCross(fast=2, slow=3, interval="15m"), RecordingContext()
+    only_15m.on_start(ctx15)
+    for bar in bars:
+        only_15m.on_bar(ctx15, bar)
+    assert ctx15.targets == []  # 101, 103, 105: rising from its first full window, no cross

@@ -103,6 +103,7 @@ def invoke_bad(tmp_path, data, command=("config",)):
         ({"engine": {"journal_path": "x.duckdb"}}, "engine.journal_path", "lab.journal_path"),
         ({"lab": {"feed": "live"}}, "lab.feed", "one of 'sim', 'replay'"),
         ({"lab": {"ticks_per_second": 2.5}}, "lab.ticks_per_second", "from 1 to 10000"),
+        ({"lab": {"bar_intervals": ["2m"]}}, "lab.bar_intervals", "a list of '1m', '5m'"),
         ({"risk": {"daily_loss_limit": "a lot"}}, "risk.daily_loss_limit", "a number >= 0.0"),
         ({"risk": {"on_breach": "panic"}}, "risk.on_breach", "'halted', 'reducing'"),
         ({"reconciler": {"missed_fill": "x"}}, "reconciler.missed_fill", "'adopt', 'flag'"),

@@ -136,3 +136,13 @@ def test_each_chart_names_its_clock_as_the_tables_do():
     charts = Charts()
     assert charts.equity_figure.xaxis[0].axis_label == "time (IST)"  # as the tape and header
     assert charts.bars_figure.xaxis[0].axis_label == "exchange time (IST)"  # as the trades
+
+
+def test_the_interval_buttons_are_the_sessions_bar_lengths_and_switching_shows_that_series():
+    charts = Charts(intervals=("1m", "15m", "1h"))
+    assert charts.interval.options == ["1m", "15m", "1h"] and charts.interval.value == "15m"
+    charts.show_bars({"1m": _bars(0, 6, price=200.0), "15m": _bars(0, 2)})
+    assert len(charts.bar_source.data["close"]) == 2
+    charts.interval.value = "1m"
+    assert len(charts.bar_source.data["close"]) == 6
+    assert Charts(intervals=("1m",)).interval.value == "1m"

@@ -53,3 +53,9 @@ class OverloadError(TradelabError):
 
 class OrderRejectedError(TradelabError):
     """An order was refused (by pre-trade checks or by the broker); the book is unchanged."""
+
+
+def plain_value(value: object) -> object:
+    """A cell from a DataFrame as an error message should show it: `nan`, not `np.float64(nan)`."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value

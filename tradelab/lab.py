@@ -37,6 +37,7 @@ from tradelab.lab_config import (
     config_values,
     configured_strategies,
     replay_session,
+    session_intervals,
 )
 from tradelab.market.clock import run_paced
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeed, SimulatedFeedConfig
@@ -99,6 +100,9 @@ class Lab:
             )
             self.universe = self.feed.universe
             self.open_ns, self.close_ns = self.feed.open_ns, self.feed.close_ns
+        intervals = session_intervals(
+            cfg, self.feed.config.bar_seconds if cfg.feed == "replay" else None
+        )
         # At max speed either feed is played in lockstep with the runner (module docstring).
         self.lockstep = cfg.as_fast_as_possible
         if self.lockstep and cfg.feed_stall_after_seconds:
@@ -124,7 +128,10 @@ class Lab:
         self.reconciler_config = reconciler if reconciler is not None else ReconcilerConfig()
         self.reconciler: Reconciler | None = None
         self.router = MarketDataRouter(
-            self.engine.submit, self.engine.publish_transient, quote_sinks=[self.broker.on_quote]
+            self.engine.submit,
+            self.engine.publish_transient,
+            intervals=intervals,
+            quote_sinks=[self.broker.on_quote],
         )
         self.desk: ExecutionDesk | None = None
         self.risk: RiskGate | None = None

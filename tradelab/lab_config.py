@@ -8,6 +8,7 @@ from typing import Any
 import param
 
 from tradelab.errors import InvalidInputError
+from tradelab.market.bars import INTERVAL_SECONDS
 from tradelab.market.clock import NS_PER_S
 from tradelab.market.feeds import ReplayFeed, ReplayFeedConfig
 from tradelab.market.instruments import OptionUniverse
@@ -53,6 +54,13 @@ class LabConfig(param.Parameterized):
         doc="Bar file replayed with feed='replay' (CSV/Parquet: timestamp, symbol, open, high, "
         "low, close, volume).",
     )
+    bar_intervals = param.ListSelector(
+        default=["15m", "1h"],
+        objects=list(INTERVAL_SECONDS),
+        doc="Bar lengths built from the feed's quotes: what strategies get in on_bar and the "
+        "console charts. A replay also builds its file's own bar length when it is one of "
+        "these choices (a 1-minute file gives 1m bars too).",
+    )
     strategy = param.Selector(
         default="short_straddle",
         objects=[NO_STRATEGY, *STRATEGIES],
@@ -95,6 +103,19 @@ def config_values(config: param.Parameterized | None) -> dict[str, Any]:
     values = config.param.values()
     values.pop("name", None)
     return values
+
+
+def session_intervals(cfg: LabConfig, bar_seconds: int | None = None) -> tuple[str, ...]:
+    """The bar lengths a session builds: the configured ones, plus a replayed file's own."""
+    if not cfg.bar_intervals:
+        raise InvalidInputError(
+            f"lab.bar_intervals is empty; choose one or more of {', '.join(INTERVAL_SECONDS)}"
+        )
+    intervals = list(cfg.bar_intervals)
+    own = next((k for k, v in INTERVAL_SECONDS.items() if v == bar_seconds), None)
+    if own is not None and own not in intervals:
+        intervals.append(own)
+    return tuple(sorted(intervals, key=INTERVAL_SECONDS.__getitem__))
 
 
 def replay_session(

@@ -218,7 +218,9 @@ def _check_strategy_params(lab: LabConfig, where: str) -> None:
 
 def allowed(parameter: param.Parameter) -> str:
     """What a parameter accepts, in words, read from its own declaration."""
-    if isinstance(parameter, param.Selector):
+    if isinstance(parameter, param.ListSelector):  # a Selector subclass in param
+        text = "a list of " + ", ".join(repr(o) for o in parameter.objects)
+    elif isinstance(parameter, param.Selector):
         text = "one of " + ", ".join(repr(o) for o in parameter.objects)
     elif isinstance(parameter, param.Boolean):
         text = "true or false"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tradelab.errors import InvalidInputError
+from tradelab.errors import InvalidInputError, plain_value
 
 _TIME_COLUMNS = ("date", "datetime", "timestamp", "time")
 _PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -109,7 +109,7 @@ def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
             row = int(bad.argmax())
             raise InvalidInputError(
                 f"bar file {name!r}, column {columns[column]!r}, row {row}: "
-                f"{frame[columns[column]].iloc[row]!r} is not a positive finite number"
+                f"{plain_value(frame[columns[column]].iloc[row])!r} is not a positive finite number"
             )
         values[column] = numbers
     if len(ts) > 1 and (np.diff(ts) <= 0).any():

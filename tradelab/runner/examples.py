@@ -27,13 +27,18 @@ class SmaCross(Strategy):
     slow = param.Integer(default=30, bounds=(2, None), doc="Bars in the slow moving average.")
     size = param.Integer(default=1, bounds=(1, None), doc="Position size, units.")
     symbol = param.String(default="", doc="Trade only this symbol's bars ('' = every symbol).")
-    interval = param.String(default="", doc="Use only bars of this interval ('' = any).")
+    interval = param.String(
+        default="",
+        doc="Use only bars of this interval ('' = each symbol's first interval seen, the "
+        "shortest a session builds: one series, never 1m and 15m closes mixed).",
+    )
 
     def on_start(self, ctx: StrategyContext) -> None:
         if self.fast >= self.slow:
             raise InvalidInputError(f"fast {self.fast} must be less than slow {self.slow}")
         self._closes: dict[str, deque[float]] = {}
         self._previous: dict[str, float] = {}
+        self._interval_of: dict[str, str] = {}  # with interval '': the one each symbol uses
 
     @param.depends("fast", "slow", "size", "symbol", "interval", watch=True, on_init=True)
     def _read_settings(self) -> None:
@@ -44,9 +49,13 @@ class SmaCross(Strategy):
     def on_bar(self, ctx: StrategyContext, bar: Any) -> None:
         fast, slow, size, only_symbol, only_interval = self._settings
         symbol = bar["symbol"]
-        if (only_symbol and symbol != only_symbol) or (
-            only_interval and bar["interval"] != only_interval
-        ):
+        if only_symbol and symbol != only_symbol:
+            return
+        interval = bar["interval"]
+        if only_interval:
+            if interval != only_interval:
+                return
+        elif self._interval_of.setdefault(symbol, interval) != interval:
             return
         closes = self._closes.get(symbol)
         if closes is None:

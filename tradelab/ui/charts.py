@@ -1,4 +1,4 @@
-"""Per-session Bokeh figures: the intraday equity (net P&L) curve and the index's 15m / 1h bars.
+"""Per-session Bokeh figures: the intraday equity (net P&L) curve and the index's bars (15m, 1h).
 
 A Bokeh figure cannot be shared between sessions: each session builds its own and updates
 its sources in its own periodic callback (under the session's document lock).
@@ -42,9 +42,10 @@ _EQUITY_AHEAD_MS, _EQUITY_AHEAD_SHARE = 60_000.0, 0.25
 
 class Charts:
     """Equity and index bar charts of one session; `interval` is a session preference.
-    `points`: the equity samples kept in the browser (the host's ring keeps as many)."""
+    `points`: the equity samples kept in the browser (the host's ring keeps as many);
+    `intervals`: the bar lengths the session builds, offered in that order (15m first shown)."""
 
-    def __init__(self, points: int = 2000) -> None:
+    def __init__(self, points: int = 2000, intervals: tuple[str, ...] = ("15m", "1h")) -> None:
         self.points = points
         self.equity_source = ColumnDataSource({"time": [], "net_pnl": []})
         self._equity_last: pd.Timestamp | None = None  # the newest equity point shown
@@ -87,7 +88,9 @@ class Charts:
         )
         self._bars: dict[str, pd.DataFrame] = {}  # the host's latest bars, per interval
         self._bars_shown: tuple[str, pd.Timestamp] | None = None  # interval, newest start
-        self.interval = pn.widgets.RadioButtonGroup(options=["15m", "1h"], value="15m")
+        self.interval = pn.widgets.RadioButtonGroup(
+            options=list(intervals), value="15m" if "15m" in intervals else intervals[0]
+        )
         # A per-session widget: the session's own preference, applied at once.
         self.interval.param.watch(lambda _event: self.show_bars(self._bars), "value")
         self.layout = pn.Column(

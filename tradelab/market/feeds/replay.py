@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import param
 
-from tradelab.errors import InvalidInputError
+from tradelab.errors import InvalidInputError, plain_value
 from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock, run_paced
 from tradelab.market.ticks import Tick
 
@@ -80,7 +80,7 @@ def load_bars(path: str | Path) -> pd.DataFrame:
             row = int(bad.idxmax())
             raise InvalidInputError(
                 f"bar file {str(path)!r}, column {column!r}, row {row}: value "
-                f"{frame[column].iloc[row]!r} is not a positive finite number"
+                f"{plain_value(frame[column].iloc[row])!r} is not a positive finite number"
             )
         frame[column] = values.astype("float64")
     inconsistent = (frame["high"] < frame[["open", "close", "low"]].max(axis=1)) | (
