@@ -12,7 +12,8 @@ Figures (medians over rounds, all measured in this run):
   throughput_*              engine flat out (--events submits, until durable) with no bridge;
                             with the bridge and nothing connected; with --replicas protocol
                             readers (one process, discarding frames: what serving N replicas
-                            costs the engine's process); with --replicas full replicas, one
+                            costs the engine's process; --idle-readers runs that process at
+                            SCHED_IDLE); with --replicas full replicas, one
                             process each on this host. cost_* = 1 - rate / rate with no bridge
   engine_cpu_us_per_event_* CPU of the engine's process (kernel, submitter, bridge server) per
                             event, storm start to every replica in step; cpu_cost_* = that /
@@ -24,7 +25,7 @@ Figures (medians over rounds, all measured in this run):
 
 Usage: .venv/bin/python benchmarks/replica.py [--rounds 5] [--rate 1000] [--seconds 5]
        [--missed 100000] [--events 100000] [--replicas 10] [--throughput-only]
-       [--no-full-replicas] [--json]
+       [--no-full-replicas] [--idle-readers] [--json]
 """
 
 from __future__ import annotations
@@ -40,7 +41,12 @@ import click
 
 from tradelab.benchmarking import format_table, machine_info, median, percentiles
 from tradelab.benchmarking.options import command, count_option, json_option, rounds_option
-from tradelab.benchmarking.replicas import BACKOFF, Replicas, reader_process
+from tradelab.benchmarking.replicas import (
+    BACKOFF,
+    Replicas,
+    idle_reader_process,
+    reader_process,
+)
 from tradelab.bridge import BridgeServer
 from tradelab.bridge.faults import CuttableLink
 from tradelab.engine import Engine
@@ -193,6 +199,12 @@ def measure_throughput(
     is_flag=True,
     help="Skip the case of full replicas on this host (their CPU is taken from the engine's).",
 )
+@click.option(
+    "--idle-readers",
+    is_flag=True,
+    help="Run the protocol readers at the idle scheduling class (SCHED_IDLE): on this host "
+    "they then take only CPU the engine and its writer leave, as on other machines.",
+)
 def main(
     as_json: bool,
     rounds: int,
@@ -203,9 +215,10 @@ def main(
     replicas: int,
     throughput_only: bool,
     no_full_replicas: bool,
+    idle_readers: bool,
 ) -> None:
     children = Replicas(0 if throughput_only and no_full_replicas else replicas)
-    readers = Replicas(1, target=reader_process)
+    readers = Replicas(1, target=idle_reader_process if idle_readers else reader_process)
     lag, resume, snapshot = [], [], []
     cases = ("no_bridge", "bridge_0", "readers") + (() if no_full_replicas else ("replicas",))
     throughput: dict[str, list] = {case: [] for case in cases}
@@ -292,6 +305,7 @@ def main(
             "replicas": replicas,
             "throughput_only": throughput_only,
             "full_replicas": not no_full_replicas,
+            "idle_readers": idle_readers,
             "backoff_seconds": BACKOFF,
         },
         "figures": figures,

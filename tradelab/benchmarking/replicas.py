@@ -81,6 +81,15 @@ def reader_process(pipe: Any) -> None:
     asyncio.run(main())
 
 
+def idle_reader_process(pipe: Any) -> None:
+    """`reader_process` at the idle scheduling class (SCHED_IDLE, Linux): the readers take only
+    CPU nothing else wants, as replicas on other machines would take none of the engine's."""
+    import os
+
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # threads started later inherit
+    reader_process(pipe)
+
+
 class Replicas:
     """`n` replica processes, started once and reused for every round."""
 
