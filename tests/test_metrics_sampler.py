@@ -94,3 +94,18 @@ def test_a_failing_source_or_engine_costs_one_sample_not_the_sampler():
     assert (sampler.samples, sampler.failures) == (1, 1)
     with pytest.raises(InvalidInputError, match="must be > 0"):
         MetricsSampler(engine, 0)
+
+
+def test_the_console_charts_a_replayed_files_own_instrument_when_it_holds_no_nifty(tmp_path):
+    stock = tmp_path / "reliance.csv"
+    rows = ["timestamp,symbol,open,high,low,close,volume"]
+    rows += [f"2025-11-12T09:{15 + i:02d}:00+05:30,RELIANCE,10,11,9,10,5" for i in range(5)]
+    stock.write_text("\n".join(rows) + "\n")
+    labs = [
+        Lab(journal_path=str(tmp_path / f"{name}.duckdb"), feed="replay", replay_path=str(path))
+        for name, path in (("stock", stock), ("index", SAMPLE))
+    ]
+    assert [lab.chart_symbol for lab in labs] == ["RELIANCE", "NIFTY"]
+    assert Lab(journal_path=str(tmp_path / "sim.duckdb")).chart_symbol == "NIFTY"
+    for lab in labs:
+        lab.stop()

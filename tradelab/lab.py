@@ -100,6 +100,10 @@ class Lab:
             )
             self.universe = self.feed.universe
             self.open_ns, self.close_ns = self.feed.open_ns, self.feed.close_ns
+        # The instrument the console charts: the index, or a replayed file's first instrument
+        # when the file holds no NIFTY (a stock's bars).
+        plain = self.universe.instruments if cfg.feed == "replay" else {}
+        self.chart_symbol = "NIFTY" if "NIFTY" in plain or not plain else next(iter(plain))
         intervals = session_intervals(
             cfg, self.feed.config.bar_seconds if cfg.feed == "replay" else None
         )

@@ -43,9 +43,15 @@ _EQUITY_AHEAD_MS, _EQUITY_AHEAD_SHARE = 60_000.0, 0.25
 class Charts:
     """Equity and index bar charts of one session; `interval` is a session preference.
     `points`: the equity samples kept in the browser (the host's ring keeps as many);
-    `intervals`: the bar lengths the session builds, offered in that order (15m first shown)."""
+    `intervals`: the bar lengths the session builds, offered in that order (15m first shown);
+    `symbol`: the instrument whose bars are charted (the lab's `chart_symbol`)."""
 
-    def __init__(self, points: int = 2000, intervals: tuple[str, ...] = ("15m", "1h")) -> None:
+    def __init__(
+        self,
+        points: int = 2000,
+        intervals: tuple[str, ...] = ("15m", "1h"),
+        symbol: str = "NIFTY",
+    ) -> None:
         self.points = points
         self.equity_source = ColumnDataSource({"time": [], "net_pnl": []})
         self._equity_last: pd.Timestamp | None = None  # the newest equity point shown
@@ -74,7 +80,7 @@ class Charts:
         )
         self.bar_x_range, self.bar_y_range = Range1d(0, 1), Range1d(0, 1)
         self.bars_figure = bars = _time_figure(
-            "NIFTY", EXCHANGE_TIME_COLUMN, x_range=self.bar_x_range, y_range=self.bar_y_range
+            symbol, EXCHANGE_TIME_COLUMN, x_range=self.bar_x_range, y_range=self.bar_y_range
         )
         bars.segment("mid", "high", "mid", "low", source=self.bar_source, color="black")
         bars.quad(

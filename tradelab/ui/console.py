@@ -69,7 +69,8 @@ class ConsoleSession:
         self.tape_filter = self.tape.filter
         # A per-session widget: the filter's change is shown at once.
         self.tape_filter.param.watch(lambda _event: self.tape.show(), "value")
-        self.charts = Charts(config.chart_points, host.lab.router.bars.intervals)
+        lab = host.lab
+        self.charts = Charts(config.chart_points, lab.router.bars.intervals, lab.chart_symbol)
         self.metrics = pn.pane.JSON({}, depth=2, css_classes=["tl-metrics"], height=420)
         self.metrics_history = pn.pane.HoloViews(
             None, css_classes=["tl-metrics-history"], sizing_mode="stretch_width"

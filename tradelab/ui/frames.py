@@ -125,8 +125,9 @@ def header(lab: Any) -> dict[str, Any]:
     }
 
 
-def bars(lab: Any, symbol: str = "NIFTY") -> dict[str, pd.DataFrame]:
-    """The index's closed bars per interval ('15m', '1h'), times in IST."""
+def bars(lab: Any, symbol: str | None = None) -> dict[str, pd.DataFrame]:
+    """The charted instrument's closed bars per interval ('15m', '1h'), times in IST."""
+    symbol = symbol or lab.chart_symbol
     out = {}
     for interval, rows in (lab.store.get(f"market.bars.{symbol}", None) or {}).items():
         frame = pd.DataFrame(list(rows), columns=["start", "end", "open", "high", "low", "close"])
