@@ -106,6 +106,7 @@ def test_the_console_charts_a_replayed_files_own_instrument_when_it_holds_no_nif
         for name, path in (("stock", stock), ("index", SAMPLE))
     ]
     assert [lab.chart_symbol for lab in labs] == ["RELIANCE", "NIFTY"]
+    assert [lab.status()["symbol"] for lab in labs] == ["RELIANCE", "NIFTY"]  # `tradelab run`
     assert Lab(journal_path=str(tmp_path / "sim.duckdb")).chart_symbol == "NIFTY"
     for lab in labs:
         lab.stop()

@@ -210,7 +210,7 @@ class _Progress:
         line = (
             f"seq {s['seq']:>9}  [{'#' * filled}{'.' * (20 - filled)}] "
             f"{s['session_fraction']:4.0%}  {s['exchange_time']:%H:%M:%S} IST  "
-            f"NIFTY {s['index'] or 0:>9.2f}  ticks {s['ticks']:>8}  bars {s['bars']:>4}  "
+            f"{s['symbol']} {s['index'] or 0:>9.2f}  ticks {s['ticks']:>8}  bars {s['bars']:>4}  "
             f"orders {s['orders']:>3}  fills {s['fills']:>3}  "
             f"open positions {s['open_positions']}  day P&L {_money(s['daily_pnl'])}"
         )

@@ -290,9 +290,10 @@ class Lab:
         return self.desk.place_order(symbol, side, quantity, **kwargs)
 
     def status(self) -> dict[str, Any]:
-        """A one-line view of the session for humans: seq, exchange time, index, book."""
+        """A one-line view of the session for humans: seq, exchange time, the charted
+        instrument's mark (`index`, of `symbol`: NIFTY, or a replayed stock), book."""
         store = self.engine.store
-        index = (store.get("market.marks.NIFTY", None) or {}).get("price")
+        index = (store.get(f"market.marks.{self.chart_symbol}", None) or {}).get("price")
         positions = store.get("trading.positions", None) or {}
         daily = store.get("pnl.daily", None) or {}
         now = self.feed.clock.now_ns()
@@ -305,6 +306,7 @@ class Lab:
             if self.session_finished.is_set()
             else min(1.0, max(0.0, (now - self.open_ns) / span)),
             "index": index,
+            "symbol": self.chart_symbol,
             "ticks": self.router.ticks_routed,
             "bars": self.router.bars_submitted,
             "orders": len(store.get("trading.orders", None) or {}),
