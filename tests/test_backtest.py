@@ -76,6 +76,15 @@ def test_a_multi_symbol_file_needs_a_symbol_and_names_the_choices(tmp_path):
     assert len(result.fills) >= 2
 
 
+def test_a_strategy_set_to_a_symbol_the_file_lacks_is_refused_not_run_without_orders(tmp_path):
+    bars = write_bars(tmp_path / "ABC.csv")
+    journal = tmp_path / "bt.duckdb"
+    with pytest.raises(InvalidInputError, match=r"symbol='NIFTY'.*does not hold \(it has ABC\)"):
+        run_backtest(bars, SmaCross(fast=2, slow=3, symbol="NIFTY"), journal_path=journal)
+    assert not journal.exists()
+    assert run_backtest(bars, SmaCross(fast=2, slow=3, symbol="ABC")).fills
+
+
 def test_an_existing_journal_is_refused_not_appended_to(tmp_path):
     bars = write_bars(tmp_path / "ABC.csv")
     journal = tmp_path / "bt.duckdb"

@@ -161,3 +161,22 @@ def test_an_empty_bar_interval_list_is_a_usage_error_before_the_journal_opens(tm
     assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
     assert "lab.bar_intervals is empty" in result.stderr and "1m, 5m, 15m, 1h" in result.stderr
     assert not journal.exists()
+
+
+def test_a_replay_of_a_file_without_the_strategys_instrument_is_a_usage_error(tmp_path):
+    stock = tmp_path / "reliance.csv"
+    rows = ["timestamp,symbol,open,high,low,close,volume"]
+    rows += [f"2025-11-12T09:{15 + i:02d}:00+05:30,RELIANCE,10,11,9,10,5" for i in range(5)]
+    stock.write_text("\n".join(rows) + "\n")
+    journal = tmp_path / "j.duckdb"
+    # short_straddle (the default) needs NIFTY; it would run the session without one order.
+    result = invoke("--feed", "replay", str(stock), "--journal", str(journal))
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    assert "underlying='NIFTY'" in result.stderr and "(it has RELIANCE)" in result.stderr
+    assert not journal.exists()
+    result = invoke(
+        "--feed", "replay", str(stock), "--strategy", "sma_cross", "--speed", "max",
+        "--journal", str(journal),
+    )  # fmt: skip
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert "RELIANCE" in result.output  # the progress line shows the replayed instrument

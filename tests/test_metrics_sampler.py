@@ -102,7 +102,12 @@ def test_the_console_charts_a_replayed_files_own_instrument_when_it_holds_no_nif
     rows += [f"2025-11-12T09:{15 + i:02d}:00+05:30,RELIANCE,10,11,9,10,5" for i in range(5)]
     stock.write_text("\n".join(rows) + "\n")
     labs = [
-        Lab(journal_path=str(tmp_path / f"{name}.duckdb"), feed="replay", replay_path=str(path))
+        Lab(
+            journal_path=str(tmp_path / f"{name}.duckdb"),
+            feed="replay",
+            replay_path=str(path),
+            strategy="sma_cross",
+        )
         for name, path in (("stock", stock), ("index", SAMPLE))
     ]
     assert [lab.chart_symbol for lab in labs] == ["RELIANCE", "NIFTY"]

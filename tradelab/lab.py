@@ -46,7 +46,7 @@ from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
 from tradelab.metrics_sampler import MetricsSampler
 from tradelab.runner import StrategyRunner
-from tradelab.runner.strategy import Strategy
+from tradelab.runner.strategy import Strategy, check_symbols_available
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.risk import RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor
@@ -102,6 +102,10 @@ class Lab:
             self.open_ns, self.close_ns = self.feed.open_ns, self.feed.close_ns
         # The instrument the console charts: the index, or a replayed file's first instrument
         # when the file holds no NIFTY (a stock's bars).
+        if cfg.feed == "replay":
+            check_symbols_available(
+                self.strategies, set(self.feed.bars["symbol"]), f"bar file {cfg.replay_path!r}"
+            )
         plain = self.universe.instruments if cfg.feed == "replay" else {}
         self.chart_symbol = "NIFTY" if "NIFTY" in plain or not plain else next(iter(plain))
         intervals = session_intervals(

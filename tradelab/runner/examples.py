@@ -33,6 +33,9 @@ class SmaCross(Strategy):
         "shortest a session builds: one series, never 1m and 15m closes mixed).",
     )
 
+    def symbols_needed(self) -> dict[str, str]:
+        return {self.symbol: "symbol"} if self.symbol else {}
+
     def on_start(self, ctx: StrategyContext) -> None:
         if self.fast >= self.slow:
             raise InvalidInputError(f"fast {self.fast} must be less than slow {self.slow}")
@@ -94,6 +97,9 @@ class ShortStraddle(Strategy):
     stop_loss_pct = param.Number(
         default=30.0, bounds=(0.1, 1000.0), doc="Per-leg stop: entry premium + this percent."
     )
+
+    def symbols_needed(self) -> dict[str, str]:
+        return {self.underlying: "underlying"}
 
     def on_start(self, ctx: StrategyContext) -> None:
         self._entry = _clock_time(self.entry_time, "entry_time")

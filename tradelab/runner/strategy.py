@@ -8,7 +8,7 @@ Thread model: every callback of a strategy, and every call it makes on its conte
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import param
@@ -57,6 +57,26 @@ class Strategy(param.Parameterized):
 
     def parameters(self) -> dict[str, Any]:
         return {k: v for k, v in self.param.values().items() if k != "name"}
+
+    def symbols_needed(self) -> dict[str, str]:
+        """Instruments this strategy cannot trade without, each with the parameter naming it
+        (e.g. {'NIFTY': 'underlying'}). A replay or backtest whose bar file holds none of one
+        of them is refused before it starts, instead of running without a single order."""
+        return {}
+
+
+def check_symbols_available(
+    strategies: Sequence[Strategy], available: set[str], source: str
+) -> None:
+    """Refuse strategies that need an instrument `source` (a bar file) does not hold."""
+    for strategy in strategies:
+        for symbol, parameter in strategy.symbols_needed().items():
+            if symbol not in available:
+                held = ", ".join(sorted(available)[:6]) + (", ..." if len(available) > 6 else "")
+                raise InvalidInputError(
+                    f"strategy {strategy.name!r} trades {parameter}={symbol!r}, which {source} "
+                    f"does not hold (it has {held})"
+                )
 
 
 def coerce_params(strategy_cls: type[Strategy], assignments: Mapping[str, str]) -> dict[str, Any]:
