@@ -264,3 +264,15 @@ def test_a_backtest_journal_verifies_and_its_final_state_is_the_fold_of_it(tmp_p
     result = verify_journal(journal)
     assert result.ok, result.lines
     assert any("state equals full replay" in line for line in result.lines)
+
+
+def test_sma_cross_says_when_the_run_never_filled_its_slow_average(tmp_path, caplog):
+    bars = write_bars(tmp_path / "ABC.csv")  # 10 bars
+    with caplog.at_level("WARNING", logger="tradelab.strategy"):
+        run_backtest(bars, SmaCross(fast=2, slow=3))
+    assert not [r for r in caplog.records if "never had" in r.getMessage()]
+    with caplog.at_level("WARNING", logger="tradelab.strategy"):
+        result = run_backtest(bars, SmaCross(fast=5, slow=12))
+    assert not result.fills
+    [warning] = [r.getMessage() for r in caplog.records if "never had" in r.getMessage()]
+    assert "the 12 bars" in warning and "at most 10 bars of ABC 1d" in warning

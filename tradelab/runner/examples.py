@@ -77,6 +77,23 @@ class SmaCross(Strategy):
         elif previous > 0 > diff:
             ctx.target(symbol, -size)
 
+    def on_stop(self, ctx: StrategyContext) -> None:
+        # A session of 25 bars of 15m never fills a 30-bar average: say so, rather than leave
+        # "0 orders" to be puzzled over.
+        longest = max(self._closes.items(), key=lambda item: len(item[1]), default=None)
+        if longest is None or len(longest[1]) < self.slow:
+            seen = (
+                f"at most {len(longest[1])} bars of {longest[0]} {self._interval_of.get(longest[0], '')}"
+                if longest is not None
+                else "no bar"
+            )
+            ctx.log.warning(
+                "sma_cross never had the %d bars its slow average needs (%s): lower slow, or "
+                "give it shorter bars (lab.bar_intervals, e.g. 1m)",
+                self.slow,
+                seen.rstrip(),
+            )
+
 
 def _clock_time(text: str, what: str) -> time:
     try:
