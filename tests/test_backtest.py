@@ -276,3 +276,28 @@ def test_sma_cross_says_when_the_run_never_filled_its_slow_average(tmp_path, cap
     assert not result.fills
     [warning] = [r.getMessage() for r in caplog.records if "never had" in r.getMessage()]
     assert "the 12 bars" in warning and "at most 10 bars of ABC 1d" in warning
+
+
+def test_the_command_prints_fills_and_round_trips_as_tables_with_their_dates(tmp_path):
+    from click.testing import CliRunner
+
+    from tradelab.cli import main as cli
+
+    bars = write_bars(tmp_path / "ABC.csv")
+    args = ["backtest", str(bars), "--strategy", "sma_cross", "--param", "fast=2"]
+    result = CliRunner().invoke(cli, [*args, "--param", "slow=3", "--cash", "10000"])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    lines = result.output.splitlines()
+    # The hand-computed fills (see the table at the top): bar 4, 6 and 9 opens, dated.
+    fills = lines[lines.index("fills (3)") + 2 : lines.index("fills (3)") + 5]
+    assert [line.split()[:4] for line in fills] == [
+        ["2024-03-05", "BT-F000001", "SELL", "1"],
+        ["2024-03-07", "BT-F000002", "BUY", "2"],
+        ["2024-03-10", "BT-F000003", "SELL", "2"],
+    ]
+    trips = lines[lines.index("round trips (2)") + 2 : lines.index("round trips (2)") + 4]
+    assert [line.split()[:3] for line in trips] == [
+        ["2024-03-05", "2024-03-07", "SHORT"],
+        ["2024-03-07", "2024-03-10", "LONG"],
+    ]
+    assert "10 bars of ABC (1d)" in result.output and "final equity" in result.output

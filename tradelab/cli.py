@@ -289,26 +289,9 @@ def backtest_cmd(
     if as_json:
         click.echo(json.dumps(result.to_dict(), default=str))
         return
-    for fill in result.fills:
-        click.echo(
-            f"fill  {fill['trade_id']:>12}  {fill['side']:4} {fill['quantity']:>8} "
-            f"{result.symbol} @ {fill['price']:.2f}  fee {fill['fee']:.2f}"
-        )
-    for trade in result.trades:
-        click.echo(
-            f"trade {trade['direction']:5} {trade['quantity']:>8}  {trade['entry_price']:.2f} -> "
-            f"{trade['exit_price']:.2f}  net {trade['net_pnl']:,.2f}"
-        )
-    click.echo(
-        f"{result.bars} bars of {result.symbol} ({result.interval}) in {result.seconds:.2f} s "
-        f"({result.bars_per_second:,.0f} bars/s); {len(result.fills)} fills, "
-        f"{len(result.trades)} round trips"
-    )
-    click.echo(
-        f"realized {result.realized_pnl:,.2f}  unrealized {result.unrealized_pnl:,.2f}  "
-        f"fees {result.fees:,.2f}  final equity {result.final_equity:,.2f}"
-    )
-    click.echo(f"journal content hash {result.content_hash}")
+    from tradelab.cli_backtest import backtest_report
+
+    click.echo(backtest_report(result))
 
 
 _JOURNAL_PATH = click.Path(dir_okay=False, exists=True)

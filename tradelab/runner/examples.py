@@ -89,7 +89,7 @@ class SmaCross(Strategy):
             )
             ctx.log.warning(
                 "sma_cross never had the %d bars its slow average needs (%s): lower slow, or "
-                "give it shorter bars (lab.bar_intervals, e.g. 1m)",
+                "give it more bars (in a session, shorter ones: lab.bar_intervals, e.g. 1m)",
                 self.slow,
                 seen.rstrip(),
             )
