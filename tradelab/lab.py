@@ -100,12 +100,12 @@ class Lab:
             )
             self.universe = self.feed.universe
             self.open_ns, self.close_ns = self.feed.open_ns, self.feed.close_ns
-        # The instrument the console charts: the index, or a replayed file's first instrument
-        # when the file holds no NIFTY (a stock's bars).
-        if cfg.feed == "replay":
+        if cfg.feed == "replay":  # a strategy with nothing to trade is refused, not run idle
             check_symbols_available(
                 self.strategies, set(self.feed.bars["symbol"]), f"bar file {cfg.replay_path!r}"
             )
+        # The instrument the console charts: the index, or a replayed file's first instrument
+        # when the file holds no NIFTY (a stock's bars).
         plain = self.universe.instruments if cfg.feed == "replay" else {}
         self.chart_symbol = "NIFTY" if "NIFTY" in plain or not plain else next(iter(plain))
         intervals = session_intervals(

@@ -81,18 +81,18 @@ class SmaCross(Strategy):
         # A session of 25 bars of 15m never fills a 30-bar average: say so, rather than leave
         # "0 orders" to be puzzled over.
         longest = max(self._closes.items(), key=lambda item: len(item[1]), default=None)
-        if longest is None or len(longest[1]) < self.slow:
-            seen = (
-                f"at most {len(longest[1])} bars of {longest[0]} {self._interval_of.get(longest[0], '')}"
-                if longest is not None
-                else "no bar"
-            )
-            ctx.log.warning(
-                "sma_cross never had the %d bars its slow average needs (%s): lower slow, or "
-                "give it more bars (in a session, shorter ones: lab.bar_intervals, e.g. 1m)",
-                self.slow,
-                seen.rstrip(),
-            )
+        if longest is not None and len(longest[1]) >= self.slow:
+            return
+        seen = "no bar"
+        if longest is not None:
+            symbol, closes = longest
+            seen = f"at most {len(closes)} bars of {symbol} {self._interval_of.get(symbol, '')}"
+        ctx.log.warning(
+            "sma_cross never had the %d bars its slow average needs (%s): lower slow, or "
+            "give it more bars (in a session, shorter ones: lab.bar_intervals, e.g. 1m)",
+            self.slow,
+            seen.rstrip(),
+        )
 
 
 def _clock_time(text: str, what: str) -> time:

@@ -60,8 +60,8 @@ class Strategy(param.Parameterized):
 
     def symbols_needed(self) -> dict[str, str]:
         """Instruments this strategy cannot trade without, each with the parameter naming it
-        (e.g. {'NIFTY': 'underlying'}). A replay or backtest whose bar file holds none of one
-        of them is refused before it starts, instead of running without a single order."""
+        (e.g. {'NIFTY': 'underlying'}). A replay or backtest whose bar file lacks one of them
+        is refused before it starts, instead of running without a single order."""
         return {}
 
 
