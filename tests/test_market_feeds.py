@@ -156,3 +156,17 @@ def test_unreadable_or_unknown_files_are_clear_errors(tmp_path):
     (tmp_path / "broken.parquet").write_bytes(b"not parquet")
     with pytest.raises(InvalidInputError, match="broken.parquet' cannot be read"):
         load_bars(tmp_path / "broken.parquet")
+
+
+def test_a_backtest_style_file_replays_as_its_own_instrument(tmp_path):
+    # tradelab backtest's columns (any case, Date, no Symbol, no Volume) replay as they are.
+    frame = sample_frame()
+    frame = frame[frame["symbol"] == "NIFTY"].drop(columns=["symbol", "volume"])
+    frame = frame.rename(columns={"timestamp": "Date", "open": "Open", "close": "CLOSE"})
+    bars = load_bars(write(tmp_path, frame, name="my-index.csv"))
+    assert list(bars.columns) == ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
+    assert set(bars["symbol"]) == {"MY_INDEX"} and (bars["volume"] == 0).all()
+    assert bars["close"].tolist() == frame["CLOSE"].tolist()
+    frame.loc[frame.index[1], "Date"] = "yesterday"
+    with pytest.raises(InvalidInputError, match=r"column 'Date', row 1: 'yesterday'"):
+        load_bars(write(tmp_path, frame, name="bad.csv"))

@@ -129,7 +129,7 @@ def config_cmd(config_file: str | None) -> None:
     default="sim",
     show_default=True,
     help="'sim': the seeded simulated NIFTY session; 'replay FILE': a bar file (CSV/Parquet with "
-    "timestamp, symbol, open, high, low, close, volume).",
+    "timestamp or Date, open, high, low, close, optional symbol and volume, any case).",
 )
 @click.option(
     "--strategy",

@@ -51,8 +51,8 @@ class LabConfig(param.Parameterized):
     )
     replay_path = param.String(
         default="data/nifty_sample_1m.csv",
-        doc="Bar file replayed with feed='replay' (CSV/Parquet: timestamp, symbol, open, high, "
-        "low, close, volume).",
+        doc="Bar file replayed with feed='replay' (CSV/Parquet: timestamp or Date, open, high, "
+        "low, close, optional symbol and volume, any case; no symbol: the file's name).",
     )
     bar_intervals = param.ListSelector(
         default=["15m", "1h"],

@@ -7,7 +7,6 @@ the column and the row. Pure function; no threads.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from tradelab.errors import InvalidInputError, plain_value
+from tradelab.market.bar_files import TIME_COLUMNS, columns_by_name, symbol_from_path
 
-_TIME_COLUMNS = ("date", "datetime", "timestamp", "time")
 _PRICE_COLUMNS = ("open", "high", "low", "close")
 
 
@@ -61,8 +60,8 @@ def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
         raise InvalidInputError(f"bar file {name!r} cannot be read: {exc}") from None
     if not isinstance(frame.index, pd.RangeIndex):
         frame = frame.reset_index()
-    columns = {str(c).strip().lower(): c for c in frame.columns}
-    time_col = next((columns[c] for c in _TIME_COLUMNS if c in columns), None)
+    columns = columns_by_name(frame)
+    time_col = next((columns[c] for c in TIME_COLUMNS if c in columns), None)
     missing = [c.title() for c in _PRICE_COLUMNS if c not in columns]
     if time_col is None or missing:
         raise InvalidInputError(
@@ -85,7 +84,7 @@ def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
             )
         frame = frame[frame[columns["symbol"]].astype(str) == symbol].reset_index(drop=True)
     elif symbol is None:
-        symbol = re.sub(r"[^A-Za-z0-9_]", "_", path.stem).upper() or "BARS"
+        symbol = symbol_from_path(path)
     raw_times = frame[time_col]
     if pd.api.types.is_integer_dtype(raw_times):
         ts = raw_times.to_numpy(dtype="int64")

@@ -2,7 +2,9 @@
 
 Each bar becomes four ticks inside its interval (open, then low/high in the order the bar most
 likely took, then close), so aggregating the ticks again reproduces the bar. Files are checked
-on load: a bad file is an `InvalidInputError` naming the file, the column and the row; bars on
+on load: a bad file is an `InvalidInputError` naming the file, the column and the row (column
+names as `tradelab backtest` reads them: any case, Date for timestamp, symbol and volume
+optional, bar_files.py); bars on
 a day the exchange does not trade are kept but logged as a warning and counted.
 One thread iterates a feed; `clock` may be read from any thread.
 """
@@ -20,6 +22,7 @@ import pandas as pd
 import param
 
 from tradelab.errors import InvalidInputError, plain_value
+from tradelab.market.bar_files import TIME_COLUMNS, columns_by_name, symbol_from_path
 from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock, run_paced
 from tradelab.market.ticks import Tick
 
@@ -63,14 +66,8 @@ def load_bars(path: str | Path) -> pd.DataFrame:
         raise
     except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
         raise InvalidInputError(f"bar file {str(path)!r} cannot be read: {exc}") from None
-    missing = [c for c in BAR_COLUMNS if c not in frame.columns]
-    if missing:
-        raise InvalidInputError(
-            f"bar file {str(path)!r} has no column {missing[0]!r}; expected columns "
-            f"{', '.join(BAR_COLUMNS)} (found {', '.join(map(str, frame.columns))})"
-        )
-    frame = frame[list(BAR_COLUMNS)].copy()
-    frame["timestamp"] = _parse_timestamps(frame["timestamp"], path)
+    frame = _standard_columns(frame, path)
+    frame["timestamp"] = _parse_timestamps(frame["timestamp"], path, frame.attrs["time_column"])
     for column in ("open", "high", "low", "close", "volume"):
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() | ~values.map(math.isfinite) | (values < 0)
@@ -100,14 +97,37 @@ def load_bars(path: str | Path) -> pd.DataFrame:
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 
-def _parse_timestamps(column: pd.Series, path: Path) -> pd.Series:
+def _standard_columns(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """`frame` with the columns of BAR_COLUMNS, read as `tradelab backtest` reads a bar file:
+    names in any case, Date (or datetime, time) for timestamp, and with no Symbol or Volume
+    column, the file's name as the symbol (reliance.csv: RELIANCE) and volume 0."""
+    columns = columns_by_name(frame)
+    picked = {"timestamp": next((columns[c] for c in TIME_COLUMNS if c in columns), None)}
+    picked |= {name: columns.get(name) for name in BAR_COLUMNS[1:]}
+    missing = [n for n, c in picked.items() if c is None and n not in ("symbol", "volume")]
+    if missing:
+        raise InvalidInputError(
+            f"bar file {str(path)!r} has no column {missing[0]!r}; expected columns "
+            f"{', '.join(BAR_COLUMNS)} (any case; Date for timestamp; symbol and volume "
+            f"optional) (found {', '.join(map(str, frame.columns))})"
+        )
+    out = pd.DataFrame({n: frame[c] for n, c in picked.items() if c is not None})
+    out.attrs["time_column"] = str(picked["timestamp"])  # named as in the file, in errors
+    if picked["symbol"] is None:
+        out["symbol"] = symbol_from_path(path)
+    if picked["volume"] is None:
+        out["volume"] = 0
+    return out[list(BAR_COLUMNS)]
+
+
+def _parse_timestamps(column: pd.Series, path: Path, name: str = "timestamp") -> pd.Series:
     if pd.api.types.is_integer_dtype(column):
         return column.astype("int64")
     parsed = pd.to_datetime(column, errors="coerce", utc=True)
     if parsed.isna().any():
         row = int(parsed.isna().idxmax())
         raise InvalidInputError(
-            f"bar file {str(path)!r}, column 'timestamp', row {row}: {column.iloc[row]!r} is "
+            f"bar file {str(path)!r}, column {name!r}, row {row}: {column.iloc[row]!r} is "
             "not an ISO-8601 time with offset (e.g. 2025-11-12T09:15:00+05:30) or int ns"
         )
     # Timestamp.value is ns whatever resolution pandas chose for the column.

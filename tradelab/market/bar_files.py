@@ -1,0 +1,23 @@
+"""What every bar-file reader agrees on (`tradelab backtest`'s and the replay feed's): column
+names in any case, the names a time column may have, and the instrument of a file without a
+Symbol column. Pure functions."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+TIME_COLUMNS = ("timestamp", "datetime", "date", "time")  # the most precise name first
+
+
+def columns_by_name(frame: pd.DataFrame) -> dict[str, object]:
+    """The frame's columns keyed by their lower-cased, stripped names."""
+    return {str(c).strip().lower(): c for c in frame.columns}
+
+
+def symbol_from_path(path: Path) -> str:
+    """The instrument of a bar file without a Symbol column: its name, e.g. reliance.csv ->
+    RELIANCE (characters a state path cannot hold become '_')."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", path.stem).upper() or "BARS"
