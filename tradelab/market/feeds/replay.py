@@ -1,11 +1,11 @@
 """Replay OHLCV bar files (CSV or Parquet) as ticks at 1x, Nx or as fast as possible.
 
 Each bar becomes four ticks inside its interval (open, then low/high in the order the bar most
-likely took, then close), so aggregating the ticks again reproduces the bar. Files are checked
-on load: a bad file is an `InvalidInputError` naming the file, the column and the row (column
-names as `tradelab backtest` reads them: any case, Date for timestamp, symbol and volume
-optional, bar_files.py); bars on
-a day the exchange does not trade are kept but logged as a warning and counted.
+likely took, then close), so aggregating the ticks again reproduces the bar. Column names are
+read as `tradelab backtest` reads them (any case, Date for timestamp, symbol and volume
+optional: bar_files.py). Files are checked on load: a bad file is an `InvalidInputError` naming
+the file, the column and the row; bars on a day the exchange does not trade are kept but
+logged as a warning and counted.
 One thread iterates a feed; `clock` may be read from any thread.
 """
 
