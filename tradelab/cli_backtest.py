@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from tradelab.market.instruments import IST
 from tradelab.runner.backtest import BacktestResult
-
-IST = "Asia/Kolkata"
 
 
 def _times(ns: pd.Series, interval: str) -> pd.Series:
