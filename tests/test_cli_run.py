@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from stock_bars import write_stock_bars
 
 from tradelab.cli import EXIT_USAGE
 from tradelab.cli import main as cli
@@ -164,10 +165,7 @@ def test_an_empty_bar_interval_list_is_a_usage_error_before_the_journal_opens(tm
 
 
 def test_a_replay_of_a_file_without_the_strategys_instrument_is_a_usage_error(tmp_path):
-    stock = tmp_path / "reliance.csv"
-    rows = ["timestamp,symbol,open,high,low,close,volume"]
-    rows += [f"2025-11-12T09:{15 + i:02d}:00+05:30,RELIANCE,10,11,9,10,5" for i in range(5)]
-    stock.write_text("\n".join(rows) + "\n")
+    stock = write_stock_bars(tmp_path)
     journal = tmp_path / "j.duckdb"
     # short_straddle (the default) needs NIFTY; it would run the session without one order.
     result = invoke("--feed", "replay", str(stock), "--journal", str(journal))

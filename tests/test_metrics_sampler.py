@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from stock_bars import write_stock_bars
 from test_lab import wait_for
 
 from tradelab.analytics import Analytics
@@ -97,10 +98,7 @@ def test_a_failing_source_or_engine_costs_one_sample_not_the_sampler():
 
 
 def test_the_console_charts_a_replayed_files_own_instrument_when_it_holds_no_nifty(tmp_path):
-    stock = tmp_path / "reliance.csv"
-    rows = ["timestamp,symbol,open,high,low,close,volume"]
-    rows += [f"2025-11-12T09:{15 + i:02d}:00+05:30,RELIANCE,10,11,9,10,5" for i in range(5)]
-    stock.write_text("\n".join(rows) + "\n")
+    stock = write_stock_bars(tmp_path)
     labs = [
         Lab(
             journal_path=str(tmp_path / f"{name}.duckdb"),
@@ -112,6 +110,7 @@ def test_the_console_charts_a_replayed_files_own_instrument_when_it_holds_no_nif
     ]
     assert [lab.chart_symbol for lab in labs] == ["RELIANCE", "NIFTY"]
     assert [lab.status()["symbol"] for lab in labs] == ["RELIANCE", "NIFTY"]  # `tradelab run`
-    assert Lab(journal_path=str(tmp_path / "sim.duckdb")).chart_symbol == "NIFTY"
+    labs.append(Lab(journal_path=str(tmp_path / "sim.duckdb")))
+    assert labs[-1].chart_symbol == "NIFTY"
     for lab in labs:
-        lab.stop()
+        lab.stop()  # never started: closes the broker's account file
