@@ -66,6 +66,7 @@ except ImportError:  # an engine without a bounded submit queue never refuses
 
 CRITICAL_EVERY_S = 0.010
 SAMPLE_EVERY_S = 0.1
+WRITER_TRACE_S = 10.0
 
 
 def rss_mb(pid: int | None = None) -> float:
@@ -137,6 +138,7 @@ def run_variant(
     if flood:
         threads += [threading.Thread(target=flooder, args=(f,), daemon=True) for f in (0, 1)]
     aborted = False
+    writer_trace: list[float] = []  # the writer's peak RSS in each WRITER_TRACE_S of the run
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -146,7 +148,11 @@ def run_variant(
         samples.append((now - t0, metrics.get("durable_seq", 0)))
         peak = max(peak, rss_mb())
         if writer_pid:
-            writer_peak = max(writer_peak, rss_mb(writer_pid))
+            writer_rss = rss_mb(writer_pid)
+            writer_peak = max(writer_peak, writer_rss)
+            bucket = int((now - t0) // WRITER_TRACE_S)
+            writer_trace.extend([0.0] * (bucket + 1 - len(writer_trace)))
+            writer_trace[bucket] = max(writer_trace[bucket], writer_rss)
         if peak - rss0 > rss_cap_mb:
             aborted = True
             break
@@ -192,7 +198,9 @@ def run_variant(
         "critical_max_ms": max(acks, default=float("nan")) * 1e3,
         "engine_rss_start_mb": rss0,
         "engine_rss_growth_mb": peak - rss0,
+        "writer_rss_start_mb": writer_rss0,
         "writer_rss_growth_mb": writer_peak - writer_rss0,
+        "writer_rss_peak_by_10s_mb": writer_trace,
         "durable_per_s": durable_rate,
         "submitted_per_s": sum(accepted) / run_seconds,
         "overload_refusals": sum(refusals),

@@ -104,7 +104,7 @@ class EngineConfig(param.Parameterized):
         doc="CHECKPOINT the DuckDB WAL into the file after the writer was idle this long.",
     )
     checkpoint_wal_bytes = param.Integer(
-        default=32 << 20,
+        default=16 << 20,
         bounds=(0, None),
         doc="While busy, CHECKPOINT once the DuckDB WAL passes this many bytes, which bounds "
         "the WAL and the memory DuckDB keeps for it (0 = only when idle or stopping).",

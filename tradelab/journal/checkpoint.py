@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -33,12 +34,19 @@ class CheckpointPolicy:
     """Decides and runs checkpoints; counts them (`checkpoints`, `busy_checkpoints`, `refused`)."""
 
     def __init__(
-        self, wal: Path | None, *, idle_seconds: float, wal_bytes: int, now: float | None = None
+        self,
+        wal: Path | None,
+        *,
+        idle_seconds: float,
+        wal_bytes: int,
+        now: float | None = None,
+        after_checkpoint: Callable[[duckdb.DuckDBPyConnection], object] | None = None,
     ) -> None:
         self._wal = wal
         self._idle = idle_seconds
         self._wal_bytes = wal_bytes
         self._next_look = 0.0
+        self._after = after_checkpoint  # e.g. trimming DuckDB's buffer pool (buffer_pool.py)
         self.dirty = False
         self.last_activity = time.monotonic() if now is None else now
         self.checkpoints = 0
@@ -84,4 +92,6 @@ class CheckpointPolicy:
         self.dirty = False
         self.checkpoints += 1
         self.busy_checkpoints += busy
+        if self._after is not None and not force:  # a forced one ends the writer: no need
+            self._after(cur)
         return True

@@ -294,7 +294,7 @@ class Journal:
         segment_every_seconds: float = 5.0,
         cpus: frozenset[int] = frozenset(),
         ack_log: bool = True,
-        checkpoint_wal_bytes: int = 32 << 20,
+        checkpoint_wal_bytes: int = 16 << 20,
         memory_limit_mb: int = 512,
         max_pending_events: int = 40_000,
         pipe_bytes: int = 16 << 10,

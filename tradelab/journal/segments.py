@@ -15,11 +15,13 @@ import os
 import re
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import duckdb
 
 from tradelab.errors import JournalError
+from tradelab.journal.buffer_pool import BufferPoolLimit
 from tradelab.journal.schema import EVENT_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -92,8 +94,11 @@ class SegmentSealer:
         journal_last_seq: int,
         every_events: int = 50_000,
         every_seconds: float = 5.0,
+        buffer_pool: BufferPoolLimit | None = None,
     ) -> None:
         self.directory = directory
+        # Each Parquet copy is the writer's one large allocation off its own thread.
+        self._buffer_pool = buffer_pool
         self._con = con
         self._sealed_seq = sealed_seq
         self._backlog_upto = journal_last_seq  # committed before this run, maybe not sealed
@@ -211,12 +216,14 @@ class SegmentSealer:
         final = self.directory / segment_name(first, last)
         tmp = self.directory / f".{final.name}.tmp"
         # Committed rows up to `upto` never change, so the copy sees what was just counted.
-        cur.execute(
-            f"COPY (SELECT {_SEGMENT_COLUMNS} FROM events WHERE seq > $1 AND seq <= $2 "
-            "ORDER BY seq) "
-            f"TO {_sql_string(str(tmp))} (FORMAT parquet, COMPRESSION zstd)",
-            [after, upto],
-        )
+        pool = self._buffer_pool
+        with pool.in_use() if pool is not None else nullcontext():
+            cur.execute(
+                f"COPY (SELECT {_SEGMENT_COLUMNS} FROM events WHERE seq > $1 AND seq <= $2 "
+                "ORDER BY seq) "
+                f"TO {_sql_string(str(tmp))} (FORMAT parquet, COMPRESSION zstd)",
+                [after, upto],
+            )
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)

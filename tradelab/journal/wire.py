@@ -121,7 +121,7 @@ class WriterSettings(msgspec.Struct, frozen=True):
     keep_snapshots: int = 100
     checkpoint_idle_seconds: float = 1.0
     # CHECKPOINT while busy once the WAL passes this many bytes (0: only when idle or stopping).
-    checkpoint_wal_bytes: int = 32 << 20
+    checkpoint_wal_bytes: int = 16 << 20
     memory_limit_mb: int = 512  # the writer process's DuckDB; grows with the snapshots
     segments: bool = True
     sealed_seq: int = 0

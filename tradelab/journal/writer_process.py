@@ -26,6 +26,7 @@ import msgspec
 
 from tradelab.errors import JournalError
 from tradelab.journal import schema, wire
+from tradelab.journal.buffer_pool import BufferPoolLimit
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.tailmark import TailMark
 from tradelab.journal.wire import EncodedBatch
@@ -33,13 +34,9 @@ from tradelab.journal.writer_setup import build_writer
 
 log = logging.getLogger("tradelab.journal.writer_process")
 
-# DuckDB's buffer pool in this process (WriterSettings.memory_limit_mb). Its default (80% of
-# the machine's RAM) let the blocks each CHECKPOINT writes stay cached: under a flood the pool
-# grew ~0.7 MB/s, as long as the flood lasted (benchmarks/overload.py). The writer needs the
-# un-checkpointed rows (bounded by checkpoint_wal_bytes), a segment's sort and the snapshots;
-# beyond the limit DuckDB evicts cached blocks, or spills to `<journal>.tmp`. A CHECKPOINT
-# must pin a snapshot row's block whole: with a 28 MB snapshot, 128 MB was not enough ("failed
-# to pin block", fatal: the writer stops). So the limit follows the largest snapshot written.
+# DuckDB's memory limit in this process (WriterSettings.memory_limit_mb, see buffer_pool.py)
+# follows the largest snapshot written: a CHECKPOINT must pin a snapshot row's block whole, and
+# with a 28 MB snapshot 128 MB was not enough ("failed to pin block", fatal: the writer stops).
 SNAPSHOT_MEMORY_FACTOR = 8
 
 
@@ -51,8 +48,7 @@ class WriterProcess:
         self.out = out
         self.con = schema.connect(settings.path, timeout=settings.open_timeout_seconds)
         schema.set_wal_autocheckpoint(self.con, settings.wal_autocheckpoint)
-        self.memory_limit_mb = 0
-        self._fit_memory(0)
+        self.buffer_pool = BufferPoolLimit(self.con, settings.memory_limit_mb)
         self.tailmark = TailMark(settings.path)
         self.writer, self.sealer = build_writer(
             self.con,
@@ -60,18 +56,8 @@ class WriterProcess:
             settings,
             on_group_committed=self._committed,
             on_failed=self._failed,
+            buffer_pool=self.buffer_pool,
         )
-
-    def _fit_memory(self, snapshot_bytes: int) -> None:
-        """Raise DuckDB's memory limit to what a snapshot of `snapshot_bytes` needs."""
-        need = max(self.settings.memory_limit_mb, SNAPSHOT_MEMORY_FACTOR * snapshot_bytes >> 20)
-        if need > self.memory_limit_mb:
-            cur = self.con.cursor()  # its own connection: the writer thread uses `con`'s
-            try:
-                cur.execute(f"SET memory_limit = '{int(need)}MB'")
-            finally:
-                cur.close()
-            self.memory_limit_mb = need
 
     def start(self) -> None:
         if self.sealer is not None:
@@ -124,7 +110,7 @@ class WriterProcess:
     def _request(self, kind: bytes, body: bytes) -> None:
         writer = self.writer
         if kind == wire.SNAPSHOT:
-            self._fit_memory(len(body))
+            self.buffer_pool.fit(SNAPSHOT_MEMORY_FACTOR * len(body) >> 20)
             writer.write_snapshot(wire.decode_snapshot(body), self._snapshot_written)
         elif kind == wire.FLUSH:
             flush_id = msgspec.json.decode(body)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import duckdb
 
+from tradelab.journal.buffer_pool import BufferPoolLimit
 from tradelab.journal.checkpoint import wal_path
 from tradelab.journal.segments import SegmentSealer, segment_dir
 from tradelab.journal.tailmark import TailMark
@@ -23,11 +24,13 @@ def build_writer(
     *,
     on_group_committed: GroupCallback | None = None,
     on_failed: FailureCallback | None = None,
+    buffer_pool: BufferPoolLimit | None = None,
 ) -> tuple[ThreadJournalWriter, SegmentSealer | None]:
     """The writer (and, with segments, the sealer fed by its commits) for `settings`, not started.
 
     One recipe for both layouts: the writer thread in the engine's process, and the writer
-    process (writer_process.py).
+    process (writer_process.py). With `buffer_pool`, DuckDB's cache is trimmed after each
+    checkpoint.
     """
     sealer = None
     if settings.segments:
@@ -38,6 +41,7 @@ def build_writer(
             journal_last_seq=settings.last_seq,
             every_events=settings.segment_every_events,
             every_seconds=settings.segment_every_seconds,
+            buffer_pool=buffer_pool,
         )
 
     def committed(first: int, last: int) -> None:
@@ -58,6 +62,7 @@ def build_writer(
         checkpoint_idle_seconds=settings.checkpoint_idle_seconds,
         checkpoint_wal_bytes=settings.checkpoint_wal_bytes,
         wal=wal_path(settings.path),
+        after_checkpoint=buffer_pool.trim if buffer_pool is not None else None,
         on_group_committed=committed,
         on_failed=on_failed,
     )

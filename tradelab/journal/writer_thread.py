@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,8 +62,9 @@ class ThreadJournalWriter:
         max_pending_events: int = 40_000,
         keep_snapshots: int = 100,
         checkpoint_idle_seconds: float = 1.0,
-        checkpoint_wal_bytes: int = 32 << 20,
+        checkpoint_wal_bytes: int = 16 << 20,
         wal: Path | None = None,
+        after_checkpoint: Callable[[duckdb.DuckDBPyConnection], object] | None = None,
         on_group_committed: GroupCallback | None = None,
         on_failed: FailureCallback | None = None,
         name: str = "journal-writer",
@@ -80,7 +82,10 @@ class ThreadJournalWriter:
         self._checkpoint_idle = checkpoint_idle_seconds
         # Idle, and while busy once the WAL at `wal` passes checkpoint_wal_bytes.
         self.checkpoints = CheckpointPolicy(
-            wal, idle_seconds=checkpoint_idle_seconds, wal_bytes=checkpoint_wal_bytes
+            wal,
+            idle_seconds=checkpoint_idle_seconds,
+            wal_bytes=checkpoint_wal_bytes,
+            after_checkpoint=after_checkpoint,
         )
         self._on_group = on_group_committed
         self._on_failed = on_failed
