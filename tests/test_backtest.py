@@ -1,6 +1,7 @@
 """Backtests through the live path: sma_cross on a small bar file whose crossovers are worked out
 by hand below, the next-open fill model, P&L at the last close, and replay determinism."""
 
+import pandas as pd
 import pytest
 
 from tradelab.errors import InvalidInputError
@@ -79,10 +80,37 @@ def test_a_multi_symbol_file_needs_a_symbol_and_names_the_choices(tmp_path):
 def test_a_strategy_set_to_a_symbol_the_file_lacks_is_refused_not_run_without_orders(tmp_path):
     bars = write_bars(tmp_path / "ABC.csv")
     journal = tmp_path / "bt.duckdb"
-    with pytest.raises(InvalidInputError, match=r"symbol='NIFTY'.*does not hold \(it has ABC\)"):
+    with pytest.raises(InvalidInputError, match=r"symbol='NIFTY'.*does not have \(it has ABC\)"):
         run_backtest(bars, SmaCross(fast=2, slow=3, symbol="NIFTY"), journal_path=journal)
     assert not journal.exists()
     assert run_backtest(bars, SmaCross(fast=2, slow=3, symbol="ABC")).fills
+    # Likewise a strategy set to bars of another length than the file's.
+    with pytest.raises(InvalidInputError, match=r"bars of interval='15m'.*\(it has 1d\)"):
+        run_backtest(bars, SmaCross(fast=2, slow=3, interval="15m"), journal_path=journal)
+    assert not journal.exists()
+    assert run_backtest(bars, SmaCross(fast=2, slow=3, interval="1d")).fills
+
+
+def test_a_bad_bar_is_named_by_its_place_in_the_file(tmp_path):
+    from tradelab.runner.barfile import load_bar_file
+
+    # The bad value sits on line 5 of the CSV (header line 1), among another symbol's rows: the
+    # error names the file's line, not the row's place among the chosen symbol's bars.
+    rows = ["Date,Symbol,Open,High,Low,Close"]
+    rows += [f"2024-03-{d:02d},{s},10,11,9,10" for d in range(1, 4) for s in ("ABC", "XYZ")]
+    rows[4] = "2024-03-02,XYZ,10,11,9,nan"
+    (tmp_path / "two.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(InvalidInputError, match=r"column 'Close', line 5: nan is not a positive"):
+        load_bar_file(tmp_path / "two.csv", symbol="XYZ")
+    assert load_bar_file(tmp_path / "two.csv", symbol="ABC").close.tolist() == [10.0] * 3
+    # Times that go back: both times shown; a Parquet file's rows are counted from 1.
+    frame = pd.read_csv(write_bars(tmp_path / "ABC.csv"))
+    frame.loc[4, "Date"] = "2024-03-01"
+    frame.to_parquet(tmp_path / "ABC.parquet")
+    with pytest.raises(
+        InvalidInputError, match=r"'Date', row 5: times must increase \('2024-03-01' is not after"
+    ):
+        load_bar_file(tmp_path / "ABC.parquet")
 
 
 def test_an_existing_journal_is_refused_not_appended_to(tmp_path):

@@ -164,6 +164,18 @@ def test_an_empty_bar_interval_list_is_a_usage_error_before_the_journal_opens(tm
     assert not journal.exists()
 
 
+def test_a_strategy_reading_bars_the_session_does_not_build_is_a_usage_error(tmp_path):
+    journal = tmp_path / "j.duckdb"
+    result = invoke(
+        "--strategy", "sma_cross", "--param", "interval=5m", "--duration", "0",
+        "--journal", str(journal),
+    )  # fmt: skip
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    assert "interval='5m'" in result.stderr and "lab.bar_intervals" in result.stderr
+    assert "(it has 15m, 1h)" in result.stderr
+    assert not journal.exists()
+
+
 def test_a_replay_of_a_file_without_the_strategys_instrument_is_a_usage_error(tmp_path):
     stock = write_stock_bars(tmp_path)
     journal = tmp_path / "j.duckdb"

@@ -121,29 +121,33 @@ def test_missing_column_names_the_file_and_the_column(tmp_path):
         load_bars(path)
 
 
-def test_nan_price_names_the_column_and_row(tmp_path):
+def test_nan_price_names_the_column_and_where_it_is_in_the_file(tmp_path):
     frame = sample_frame()
     frame.loc[7, "low"] = float("nan")
-    with pytest.raises(InvalidInputError, match=r"column 'low', row 7"):
+    # A CSV's line as an editor shows it (the header is line 1); a Parquet row counted from 1.
+    with pytest.raises(InvalidInputError, match=r"column 'low', line 9"):
         load_bars(write(tmp_path, frame))
+    frame.to_parquet(tmp_path / "bars.parquet")
+    with pytest.raises(InvalidInputError, match=r"column 'low', row 8"):
+        load_bars(tmp_path / "bars.parquet")
 
 
 def test_negative_price_and_bad_timestamp_are_rejected(tmp_path):
     frame = sample_frame()
     frame.loc[3, "open"] = -1.0
-    with pytest.raises(InvalidInputError, match=r"column 'open', row 3"):
+    with pytest.raises(InvalidInputError, match=r"column 'open', line 5"):
         load_bars(write(tmp_path, frame))
     frame = sample_frame()
     frame["timestamp"] = frame["timestamp"].astype(object)
     frame.loc[2, "timestamp"] = "yesterday"
-    with pytest.raises(InvalidInputError, match=r"column 'timestamp', row 2: 'yesterday'"):
+    with pytest.raises(InvalidInputError, match=r"column 'timestamp', line 4: 'yesterday'"):
         load_bars(write(tmp_path, frame))
 
 
 def test_high_below_close_is_rejected(tmp_path):
     frame = sample_frame()
     frame.loc[5, "high"] = frame.loc[5, "close"] - 1
-    with pytest.raises(InvalidInputError, match=r"'high'/'low', row 5"):
+    with pytest.raises(InvalidInputError, match=r"'high'/'low', line 7"):
         load_bars(write(tmp_path, frame))
 
 
@@ -168,5 +172,5 @@ def test_a_backtest_style_file_replays_as_its_own_instrument(tmp_path):
     assert set(bars["symbol"]) == {"MY_INDEX"} and (bars["volume"] == 0).all()
     assert bars["close"].tolist() == frame["CLOSE"].tolist()
     frame.loc[frame.index[1], "Date"] = "yesterday"
-    with pytest.raises(InvalidInputError, match=r"column 'Date', row 1: 'yesterday'"):
+    with pytest.raises(InvalidInputError, match=r"column 'Date', line 3: 'yesterday'"):
         load_bars(write(tmp_path, frame, name="bad.csv"))

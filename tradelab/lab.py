@@ -46,7 +46,7 @@ from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
 from tradelab.metrics_sampler import MetricsSampler
 from tradelab.runner import StrategyRunner
-from tradelab.runner.strategy import Strategy, check_symbols_available
+from tradelab.runner.strategy import Strategy, check_strategy_inputs
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.risk import RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor
@@ -100,16 +100,21 @@ class Lab:
             )
             self.universe = self.feed.universe
             self.open_ns, self.close_ns = self.feed.open_ns, self.feed.close_ns
-        if cfg.feed == "replay":  # a strategy with nothing to trade is refused, not run idle
-            check_symbols_available(
-                self.strategies, set(self.feed.bars["symbol"]), f"bar file {cfg.replay_path!r}"
-            )
         # The instrument the console charts: the index, or a replayed file's first instrument
         # when the file holds no NIFTY (a stock's bars).
         plain = self.universe.instruments if cfg.feed == "replay" else {}
         self.chart_symbol = "NIFTY" if "NIFTY" in plain or not plain else next(iter(plain))
         intervals = session_intervals(
             cfg, self.feed.config.bar_seconds if cfg.feed == "replay" else None
+        )
+        # A strategy with nothing to trade is refused, not run idle.
+        check_strategy_inputs(
+            self.strategies,
+            f"this session (bar file {cfg.replay_path!r}, lab.bar_intervals)"
+            if cfg.feed == "replay"
+            else "this session (lab.bar_intervals)",
+            symbols=set(self.feed.bars["symbol"]) if cfg.feed == "replay" else None,
+            intervals=intervals,
         )
         # At max speed either feed is played in lockstep with the runner (module docstring).
         self.lockstep = cfg.as_fast_as_possible

@@ -38,7 +38,7 @@ from tradelab.market.ticks import Tick
 from tradelab.runner.barfile import load_bar_file
 from tradelab.runner.instruments import InstrumentUniverse, PlainInstrument
 from tradelab.runner.runner import StrategyRunner
-from tradelab.runner.strategy import Strategy, check_symbols_available
+from tradelab.runner.strategy import Strategy, check_strategy_inputs
 from tradelab.runner.tradelog import trades_frame
 from tradelab.trading.execution import ExecutionDesk
 
@@ -105,7 +105,12 @@ def run_backtest(
     if not len(series):
         raise InvalidInputError(f"bar file {str(path)!r} has no bars for {series.symbol}")
     strategies = [strategy] if isinstance(strategy, Strategy) else list(strategy)
-    check_symbols_available(strategies, {series.symbol}, f"bar file {str(path)!r}")
+    check_strategy_inputs(
+        strategies,
+        f"bar file {str(path)!r}",
+        symbols={series.symbol},
+        intervals={series.interval},
+    )
     if not 0.0 <= commission <= 0.1:
         raise InvalidInputError(f"commission {commission!r} must be a fraction in [0, 0.1]")
     if journal_path is not None and Path(journal_path).exists():

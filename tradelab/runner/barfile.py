@@ -14,7 +14,12 @@ import numpy as np
 import pandas as pd
 
 from tradelab.errors import InvalidInputError, plain_value
-from tradelab.market.bar_files import TIME_COLUMNS, columns_by_name, symbol_from_path
+from tradelab.market.bar_files import (
+    TIME_COLUMNS,
+    columns_by_name,
+    file_position,
+    symbol_from_path,
+)
 
 _PRICE_COLUMNS = ("open", "high", "low", "close")
 
@@ -82,9 +87,16 @@ def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
             raise InvalidInputError(
                 f"symbol {symbol!r} is not in bar file {name!r} (it has {', '.join(symbols[:6])})"
             )
-        frame = frame[frame[columns["symbol"]].astype(str) == symbol].reset_index(drop=True)
-    elif symbol is None:
+        frame = frame[frame[columns["symbol"]].astype(str) == symbol]
+    # Each kept row's place in the file, for errors; the frame is then indexed 0..n-1.
+    file_rows = frame.index.to_numpy()
+    frame = frame.reset_index(drop=True)
+    if symbol is None:
         symbol = symbol_from_path(path)
+
+    def at(row: int) -> str:
+        return file_position(path, int(file_rows[row]))
+
     raw_times = frame[time_col]
     if pd.api.types.is_integer_dtype(raw_times):
         ts = raw_times.to_numpy(dtype="int64")
@@ -93,7 +105,7 @@ def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
         if parsed.isna().any():
             row = int(parsed.isna().to_numpy().argmax())
             raise InvalidInputError(
-                f"bar file {name!r}, column {time_col!r}, row {row}: {raw_times.iloc[row]!r} is "
+                f"bar file {name!r}, column {time_col!r}, {at(row)}: {raw_times.iloc[row]!r} is "
                 "not a date or time"
             )
         ts = np.array([t.value for t in parsed], dtype="int64")
@@ -107,15 +119,15 @@ def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
         if bad.any():
             row = int(bad.argmax())
             raise InvalidInputError(
-                f"bar file {name!r}, column {columns[column]!r}, row {row}: "
+                f"bar file {name!r}, column {columns[column]!r}, {at(row)}: "
                 f"{plain_value(frame[columns[column]].iloc[row])!r} is not a positive finite number"
             )
         values[column] = numbers
     if len(ts) > 1 and (np.diff(ts) <= 0).any():
         row = int((np.diff(ts) <= 0).argmax()) + 1
         raise InvalidInputError(
-            f"bar file {name!r}, column {time_col!r}, row {row}: times must increase "
-            f"(bar {row} is not after bar {row - 1})"
+            f"bar file {name!r}, column {time_col!r}, {at(row)}: times must increase "
+            f"({raw_times.iloc[row]!r} is not after {raw_times.iloc[row - 1]!r})"
         )
     return BarSeries(
         symbol,

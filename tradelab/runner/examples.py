@@ -36,6 +36,9 @@ class SmaCross(Strategy):
     def symbols_needed(self) -> dict[str, str]:
         return {self.symbol: "symbol"} if self.symbol else {}
 
+    def intervals_needed(self) -> dict[str, str]:
+        return {self.interval: "interval"} if self.interval else {}
+
     def on_start(self, ctx: StrategyContext) -> None:
         if self.fast >= self.slow:
             raise InvalidInputError(f"fast {self.fast} must be less than slow {self.slow}")

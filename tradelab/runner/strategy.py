@@ -8,7 +8,7 @@ Thread model: every callback of a strategy, and every call it makes on its conte
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import param
@@ -64,18 +64,37 @@ class Strategy(param.Parameterized):
         is refused before it starts, instead of running without a single order."""
         return {}
 
+    def intervals_needed(self) -> dict[str, str]:
+        """Bar intervals this strategy reads and no other, each with the parameter naming it
+        (e.g. {'5m': 'interval'}); refused like `symbols_needed` when the session does not
+        build them or the bar file's bars are of another length."""
+        return {}
 
-def check_symbols_available(
-    strategies: Sequence[Strategy], available: set[str], source: str
+
+def check_strategy_inputs(
+    strategies: Sequence[Strategy],
+    source: str,
+    *,
+    symbols: Collection[str] | None,
+    intervals: Collection[str],
 ) -> None:
-    """Refuse strategies that need an instrument `source` (a bar file) does not hold."""
+    """Refuse strategies that need an instrument or a bar interval `source` (a bar file, a
+    session) does not have; `symbols` None: any instrument may come."""
+
+    def listed(values: Collection[str]) -> str:
+        shown = sorted(values) if isinstance(values, set | frozenset) else list(values)
+        return ", ".join(shown[:6]) + (", ..." if len(shown) > 6 else "")
+
     for strategy in strategies:
-        for symbol, parameter in strategy.symbols_needed().items():
-            if symbol not in available:
-                held = ", ".join(sorted(available)[:6]) + (", ..." if len(available) > 6 else "")
+        needs = [(s, p, "trades", symbols) for s, p in strategy.symbols_needed().items()]
+        needs += [
+            (i, p, "reads bars of", intervals) for i, p in strategy.intervals_needed().items()
+        ]
+        for value, parameter, verb, available in needs:
+            if available is not None and value not in available:
                 raise InvalidInputError(
-                    f"strategy {strategy.name!r} trades {parameter}={symbol!r}, which {source} "
-                    f"does not hold (it has {held})"
+                    f"strategy {strategy.name!r} {verb} {parameter}={value!r}, which {source} "
+                    f"does not have (it has {listed(available)})"
                 )
 
 

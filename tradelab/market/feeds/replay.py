@@ -22,7 +22,12 @@ import pandas as pd
 import param
 
 from tradelab.errors import InvalidInputError, plain_value
-from tradelab.market.bar_files import TIME_COLUMNS, columns_by_name, symbol_from_path
+from tradelab.market.bar_files import (
+    TIME_COLUMNS,
+    columns_by_name,
+    file_position,
+    symbol_from_path,
+)
 from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock, run_paced
 from tradelab.market.ticks import Tick
 
@@ -76,7 +81,7 @@ def load_bars(path: str | Path) -> pd.DataFrame:
         if bad.any():
             row = int(bad.idxmax())
             raise InvalidInputError(
-                f"bar file {str(path)!r}, column {column!r}, row {row}: value "
+                f"bar file {str(path)!r}, column {column!r}, {file_position(path, row)}: value "
                 f"{plain_value(frame[column].iloc[row])!r} is not a positive finite number"
             )
         frame[column] = values.astype("float64")
@@ -86,13 +91,15 @@ def load_bars(path: str | Path) -> pd.DataFrame:
     if inconsistent.any():
         row = int(inconsistent.idxmax())
         raise InvalidInputError(
-            f"bar file {str(path)!r}, columns 'high'/'low', row {row}: high "
+            f"bar file {str(path)!r}, columns 'high'/'low', {file_position(path, row)}: high "
             f"{frame['high'].iloc[row]} / low {frame['low'].iloc[row]} do not contain open "
             f"{frame['open'].iloc[row]} and close {frame['close'].iloc[row]}"
         )
     if frame["symbol"].isna().any() or (frame["symbol"].astype(str).str.len() == 0).any():
         row = int((frame["symbol"].isna() | (frame["symbol"].astype(str) == "")).idxmax())
-        raise InvalidInputError(f"bar file {str(path)!r}, column 'symbol', row {row}: empty symbol")
+        raise InvalidInputError(
+            f"bar file {str(path)!r}, column 'symbol', {file_position(path, row)}: empty symbol"
+        )
     frame["symbol"] = frame["symbol"].astype(str)
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
@@ -127,7 +134,8 @@ def _parse_timestamps(column: pd.Series, path: Path, name: str = "timestamp") ->
     if parsed.isna().any():
         row = int(parsed.isna().idxmax())
         raise InvalidInputError(
-            f"bar file {str(path)!r}, column {name!r}, row {row}: {column.iloc[row]!r} is "
+            f"bar file {str(path)!r}, column {name!r}, {file_position(path, row)}: "
+            f"{column.iloc[row]!r} is "
             "not an ISO-8601 time with offset (e.g. 2025-11-12T09:15:00+05:30) or int ns"
         )
     # Timestamp.value is ns whatever resolution pandas chose for the column.
