@@ -329,3 +329,53 @@ def test_the_command_prints_fills_and_round_trips_as_tables_with_their_dates(tmp
         ["2024-03-07", "2024-03-10", "LONG"],
     ]
     assert "10 bars of ABC (1d)" in result.output and "final equity" in result.output
+
+
+class _RaisesOnFifthBar(SmaCross):
+    """sma_cross until its fifth bar, where it raises as a strategy with a bug would."""
+
+    strategy_name = "raises_on_fifth_bar"
+
+    def on_bar(self, ctx, bar):
+        self._seen = getattr(self, "_seen", 0) + 1
+        if self._seen == 5:
+            raise ZeroDivisionError("division by zero")
+        super().on_bar(ctx, bar)
+
+
+def test_a_strategy_that_raises_ends_its_backtest_as_a_failure_not_a_result(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from tradelab.cli import main as cli
+    from tradelab.runner import examples
+
+    bars = write_bars(tmp_path / "ABC.csv")
+    result = run_backtest(bars, _RaisesOnFifthBar(fast=2, slow=3))
+    assert result.failed_strategies == {
+        "raises_on_fifth_bar": "on_bar raised ZeroDivisionError: division by zero"
+    }
+    # The one fill placed before (bar 3's cross, filled at bar 4's open) is still reported.
+    assert [(f["side"], f["price"]) for f in result.fills] == [("SELL", 8.5)]
+    assert run_backtest(bars, SmaCross(fast=2, slow=3)).failed_strategies == {}
+    # The command prints what there is, then fails with exit code 4 naming the strategy.
+    monkeypatch.setitem(examples.STRATEGIES, "raises_on_fifth_bar", _RaisesOnFifthBar)
+    args = ["backtest", str(bars), "--strategy", "raises_on_fifth_bar", "--param", "fast=2"]
+    for extra, shown in (([], "final equity"), (["--json"], '"failed_strategies": {"raises')):
+        out = CliRunner().invoke(cli, [*args, "--param", "slow=3", *extra])
+        assert out.exit_code == 4, (out.output, out.stderr)
+        assert shown in out.stdout
+        assert "strategy raises_on_fifth_bar failed: on_bar raised ZeroDivisionError" in out.stderr
+
+
+def test_sma_cross_with_fast_not_below_slow_is_refused_before_anything_runs(tmp_path):
+    from click.testing import CliRunner
+
+    from tradelab.cli import main as cli
+
+    with pytest.raises(InvalidInputError, match="fast 30 must be less than slow 30"):
+        SmaCross(fast=30, slow=30)
+    bars = write_bars(tmp_path / "ABC.csv")
+    args = ["backtest", str(bars), "--strategy", "sma_cross", "--param", "fast=50"]
+    out = CliRunner().invoke(cli, [*args, "--journal", str(tmp_path / "j.duckdb")])
+    assert out.exit_code == 2 and "fast 50 must be less than slow 30" in out.stderr
+    assert not (tmp_path / "j.duckdb").exists()

@@ -4,7 +4,8 @@ Each command builds its own objects and exits; nothing here is imported by the l
 Exit codes: 0 ok; 1 the journal is damaged (verify found a problem, or a file, table or row
 cannot be read); 2 usage (bad option, no such file); 3 the journal cannot be used here (in use
 by an engine, not a tradelab journal, newer format, unwritable) or its writer failed during
-`run`. A failure prints one line, `tradelab: error: ...`, to stderr (--debug adds tracebacks).
+`run`; 4 a strategy raised during `backtest` (the report is printed, up to where it stopped).
+A failure prints one line, `tradelab: error: ...`, to stderr (--debug adds tracebacks).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ EXIT_OK = 0
 EXIT_DAMAGED = 1
 EXIT_USAGE = 2
 EXIT_UNUSABLE = 3
+EXIT_STRATEGY_FAILED = 4
 
 
 def fail(message: object, code: int) -> NoReturn:
@@ -83,7 +85,8 @@ def _strategy_names() -> list[str]:
 def main(debug: bool) -> None:
     """tradelab: a live NIFTY options paper-trading state engine with a DuckDB journal.
 
-    Exit codes: 0 ok, 1 journal damaged, 2 usage, 3 journal unusable or writer failed.
+    Exit codes: 0 ok, 1 journal damaged, 2 usage, 3 journal unusable or writer failed,
+    4 a strategy failed in a backtest.
     """
     handler = _StderrHandler()
     fmt = "tradelab: %(levelname)s: %(name)s: %(message)s"
@@ -288,10 +291,12 @@ def backtest_cmd(
         fail(exc, exit_code_for(exc))
     if as_json:
         click.echo(json.dumps(result.to_dict(), default=str))
-        return
-    from tradelab.cli_backtest import backtest_report
+    else:
+        from tradelab.cli_backtest import backtest_report
 
-    click.echo(backtest_report(result))
+        click.echo(backtest_report(result))
+    for name, why in result.failed_strategies.items():  # a crashed strategy is no result
+        fail(f"strategy {name} failed: {why}; the figures stop there", EXIT_STRATEGY_FAILED)
 
 
 _JOURNAL_PATH = click.Path(dir_okay=False, exists=True)

@@ -80,6 +80,8 @@ class BacktestResult:
     seconds: float
     bars_per_second: float
     time_split: dict[str, float] = field(default_factory=dict)
+    # Strategies that raised and were stopped (name: why): the figures end where they did.
+    failed_strategies: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -185,6 +187,7 @@ def _run(series, strategy, cash, commission, journal, overrides, synchronous) ->
         started = time.perf_counter()
         feed_seconds, engine_in_feed = _drive(series, engine, broker, clock, runner)
         loop_seconds = time.perf_counter() - started
+        failed = runner.failures()
         runner.stop(who="backtest")
         strategy_seconds = runner.strategy_seconds
         kernel_seconds, durable_waits = engine.kernel_seconds, engine.durable_wait_seconds
@@ -235,6 +238,7 @@ def _run(series, strategy, cash, commission, journal, overrides, synchronous) ->
             durable_waits,
             stop_seconds,
         ),
+        failed_strategies=failed,
     )
 
 

@@ -40,14 +40,16 @@ class SmaCross(Strategy):
         return {self.interval: "interval"} if self.interval else {}
 
     def on_start(self, ctx: StrategyContext) -> None:
-        if self.fast >= self.slow:
-            raise InvalidInputError(f"fast {self.fast} must be less than slow {self.slow}")
         self._closes: dict[str, deque[float]] = {}
         self._previous: dict[str, float] = {}
         self._interval_of: dict[str, str] = {}  # with interval '': the one each symbol uses
 
     @param.depends("fast", "slow", "size", "symbol", "interval", watch=True, on_init=True)
     def _read_settings(self) -> None:
+        # Checked when built and on every change: a backtest or a session is refused before
+        # it starts, and the runner's set_params refuses the change (it tries it on a copy).
+        if self.fast >= self.slow:
+            raise InvalidInputError(f"fast {self.fast} must be less than slow {self.slow}")
         # A parameter read costs ~1.5 us and on_bar runs every bar: it reads these plain
         # copies, refreshed whenever a parameter changes (e.g. the runner's set_params).
         self._settings = (self.fast, self.slow, self.size, self.symbol, self.interval)

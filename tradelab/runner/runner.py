@@ -42,10 +42,11 @@ _STOP = object()
 
 
 class _Slot:
-    __slots__ = ("strategy", "ctx", "state")
+    __slots__ = ("strategy", "ctx", "state", "failure")
 
     def __init__(self, strategy: Strategy, ctx: StrategyContext) -> None:
         self.strategy, self.ctx, self.state = strategy, ctx, "added"
+        self.failure = ""  # why it last failed: "<hook> raised <type>: <message>"
 
 
 class StrategyRunner(LockstepMixin):
@@ -114,6 +115,10 @@ class StrategyRunner(LockstepMixin):
 
     def state_of(self, name: str) -> str:
         return self._slot(name).state
+
+    def failures(self) -> dict[str, str]:
+        """The strategies that are failed now, each with why."""
+        return {n: s.failure for n, s in self._slots.items() if s.state == FAILED}
 
     def _slot(self, name: str) -> _Slot:
         try:
@@ -340,9 +345,8 @@ class StrategyRunner(LockstepMixin):
             return True
         except Exception as exc:
             log.exception("strategy %s raised in %s; it is stopped", slot.strategy.name, hook)
-            self._transition(
-                slot, FAILED, "runner", None, reason=f"{hook} raised {type(exc).__name__}: {exc}"
-            )
+            slot.failure = f"{hook} raised {type(exc).__name__}: {exc}"
+            self._transition(slot, FAILED, "runner", None, reason=slot.failure)
             return False
         finally:
             self.strategy_seconds += time.perf_counter() - started
