@@ -174,6 +174,15 @@ def test_a_strategy_reading_bars_the_session_does_not_build_is_a_usage_error(tmp
     assert "interval='5m'" in result.stderr and "lab.bar_intervals" in result.stderr
     assert "(it has 15m, 1h)" in result.stderr
     assert not journal.exists()
+    # A rule between two parameters is checked on the whole set: slow=8 alone is fine beside
+    # fast=3 (the replay test above runs it), refused beside fast=9.
+    result = invoke(
+        "--strategy", "sma_cross", "--param", "fast=9", "--param", "slow=8", "--duration", "0",
+        "--journal", str(journal),
+    )  # fmt: skip
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    assert "lab.strategy_params: fast 9 must be less than slow 8" in result.stderr
+    assert not journal.exists()
 
 
 def test_a_replay_of_a_file_without_the_strategys_instrument_is_a_usage_error(tmp_path):

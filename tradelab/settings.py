@@ -200,6 +200,7 @@ def _check_strategy_params(lab: LabConfig, where: str) -> None:
             f"{', '.join(STRATEGIES)}"
         )
     cls = STRATEGIES[lab.strategy]
+    values = {}
     for name, value in lab.strategy_params.items():
         dotted = f"lab.strategy_params.{name}"
         if name == "name" or name not in cls.param:
@@ -209,11 +210,18 @@ def _check_strategy_params(lab: LabConfig, where: str) -> None:
             )
         try:
             typed = coerce_params(cls, {name: value})[name] if isinstance(value, str) else value
+            values[name] = typed
             cls(**{name: typed})
+        except InvalidInputError:
+            pass  # a rule between parameters (sma_cross: fast < slow): checked on them all below
         except (ValueError, TypeError) as exc:
             raise InvalidInputError(
                 f"{dotted}{where}: {value!r} is refused ({exc}); allowed: {allowed(cls.param[name])}"
             ) from None
+    try:
+        cls(**values)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"lab.strategy_params{where}: {exc}") from None
 
 
 def allowed(parameter: param.Parameter) -> str:
