@@ -379,3 +379,23 @@ def test_sma_cross_with_fast_not_below_slow_is_refused_before_anything_runs(tmp_
     out = CliRunner().invoke(cli, [*args, "--journal", str(tmp_path / "j.duckdb")])
     assert out.exit_code == 2 and "fast 50 must be less than slow 30" in out.stderr
     assert not (tmp_path / "j.duckdb").exists()
+
+
+def test_progress_is_told_while_the_bars_play_and_shown_on_one_line(tmp_path, monkeypatch, capsys):
+    from tradelab.cli_backtest import BarProgress
+    from tradelab.runner import backtest
+
+    monkeypatch.setattr(backtest, "PROGRESS_EVERY", 3)
+    told = []
+    result = run_backtest(
+        write_bars(tmp_path / "ABC.csv"),
+        SmaCross(fast=2, slow=3),
+        progress=lambda played, bars: told.append((played, bars)),
+    )
+    assert told == [(0, 10), (3, 10), (6, 10), (9, 10), (10, 10)]
+    assert len(result.fills) == 3  # the same run as without it
+    shown = BarProgress()
+    shown(5, 10)
+    shown(6, 10)  # within 0.25 s of the last: not redrawn
+    shown(10, 10)  # done: the line is cleared for the report
+    assert capsys.readouterr().err == "\rbacktest: 5 of 10 bars (50%)\x1b[K\r\x1b[K"

@@ -278,6 +278,9 @@ def backtest_cmd(
 
         engine_overrides = engine_settings(config_file) if config_file is not None else None
         strategy = make_strategy(strategy_name, _params(params))
+        from tradelab.cli_backtest import BarProgress
+
+        shown = BarProgress() if sys.stderr.isatty() else None
         result = run_backtest(
             file,
             strategy,
@@ -286,6 +289,7 @@ def backtest_cmd(
             commission=commission,
             journal_path=journal,
             engine_overrides=engine_overrides,
+            progress=shown,
         )
     except TradelabError as exc:
         fail(exc, exit_code_for(exc))

@@ -1,7 +1,10 @@
 """How `tradelab backtest` shows a result without --json: the fills and the round trips as
-tables with their times, then the totals. Pure formatting; no threads."""
+tables with their times, then the totals; and its progress line on a terminal."""
 
 from __future__ import annotations
+
+import sys
+import time
 
 import pandas as pd
 
@@ -60,3 +63,22 @@ def backtest_report(result: BacktestResult) -> str:
         f"journal content hash {result.content_hash}",
     ]
     return "\n".join(parts)
+
+
+class BarProgress:
+    """A backtest's progress on a terminal: one stderr line rewritten, cleared at the end."""
+
+    def __init__(self) -> None:
+        self._shown_at = 0.0
+
+    def __call__(self, played: int, bars: int) -> None:
+        if played >= bars:
+            self._write("\r\x1b[K")  # cleared: the report follows on stdout
+        elif time.monotonic() - self._shown_at >= 0.25:
+            self._shown_at = time.monotonic()
+            self._write(f"\rbacktest: {played:,} of {bars:,} bars ({played / bars:.0%})\x1b[K")
+
+    @staticmethod
+    def _write(text: str) -> None:
+        sys.stderr.write(text)  # as is: only ever shown on a terminal
+        sys.stderr.flush()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from tradelab.trading.execution import ExecutionDesk
 # reports): left out of the content hash with the wall-clock `ts` of every event.
 HASH_EXCLUDED_PREFIXES = ("engine", "journal", "snapshot")
 _QUOTE_SIZE = 1_000_000_000  # the bar's whole price level is available: no partial fills
+PROGRESS_EVERY = 4096  # bars between progress calls: ~0.1-0.2 s at today's rate
 
 
 def content_hash(journal_path: str | Path) -> str:
@@ -97,11 +98,13 @@ def run_backtest(
     journal_path: str | Path | None = None,
     engine_overrides: dict[str, Any] | None = None,
     synchronous: bool = True,
+    progress: Callable[[int, int], object] | None = None,
 ) -> BacktestResult:
     """Replay `path` bar by bar through `strategy` (or several, one runner); see the module docstring for the fill model.
 
     `journal_path` must not exist yet (a backtest is one fresh journal); None journals to a
-    temporary file that is removed afterwards.
+    temporary file that is removed afterwards. `progress(bars_played, bars)` is called every
+    PROGRESS_EVERY bars and once at the end, on the thread playing them.
     """
     series = load_bar_file(path, symbol)
     if not len(series):
@@ -122,14 +125,23 @@ def run_backtest(
     with tempfile.TemporaryDirectory(prefix="tradelab-bt-") as scratch:
         journal = Path(journal_path) if journal_path is not None else Path(scratch) / "bt.duckdb"
         result = _run(
-            series, strategy, cash, commission, journal, engine_overrides or {}, synchronous
+            series,
+            strategy,
+            cash,
+            commission,
+            journal,
+            engine_overrides or {},
+            synchronous,
+            progress,
         )
         if journal_path is None:
             result.journal = None
         return result
 
 
-def _run(series, strategy, cash, commission, journal, overrides, synchronous) -> BacktestResult:
+def _run(
+    series, strategy, cash, commission, journal, overrides, synchronous, progress
+) -> BacktestResult:
     sym = series.symbol
     universe = InstrumentUniverse(
         {sym: PlainInstrument(sym, 1, float(series.high.max()))}  # margin on the highest price
@@ -185,7 +197,7 @@ def _run(series, strategy, cash, commission, journal, overrides, synchronous) ->
             runner.add(one)
         runner.start(who="backtest")
         started = time.perf_counter()
-        feed_seconds, engine_in_feed = _drive(series, engine, broker, clock, runner)
+        feed_seconds, engine_in_feed = _drive(series, engine, broker, clock, runner, progress)
         loop_seconds = time.perf_counter() - started
         failed = runner.failures()
         runner.stop(who="backtest")
@@ -275,7 +287,7 @@ def _fill_row(trade: dict[str, Any]) -> dict[str, Any]:
     return {name: trade.get(name) for name in names} | {"realized_pnl": trade["realized_pnl"]}
 
 
-def _drive(series, engine, broker, clock, runner: StrategyRunner) -> tuple[float, float]:
+def _drive(series, engine, broker, clock, runner: StrategyRunner, progress) -> tuple[float, float]:
     """Play every bar on the runner thread in lockstep with it (`StrategyRunner.drive`); returns
     the seconds spent playing bars (the feed's share of the run) and, of those, the engine's
     own work done inline (kernel and durable waits; synchronous runs only)."""
@@ -297,6 +309,8 @@ def _drive(series, engine, broker, clock, runner: StrategyRunner) -> tuple[float
         return engine.kernel_seconds + engine.durable_wait_seconds
 
     def play(i: int) -> None:
+        if progress is not None and not i % PROGRESS_EVERY:
+            progress(i, len(ts))
         t0, e0 = perf(), engine_work()
         start = ts[i]
         clock.set(start)
@@ -330,4 +344,6 @@ def _drive(series, engine, broker, clock, runner: StrategyRunner) -> tuple[float
     runner.drive(play, len(ts))
     # Generous: a bar takes well under a millisecond; this only catches a runner that died.
     runner.wait_for_bars(len(ts), timeout=60.0 + len(ts) * 0.01)
+    if progress is not None:
+        progress(len(ts), len(ts))
     return spent[0], spent[1]
