@@ -399,3 +399,24 @@ def test_progress_is_told_while_the_bars_play_and_shown_on_one_line(tmp_path, mo
     shown(6, 10)  # within 0.25 s of the last: not redrawn
     shown(10, 10)  # done: the line is cleared for the report
     assert capsys.readouterr().err == "\rbacktest: 5 of 10 bars (50%)\x1b[K\r\x1b[K"
+
+
+def test_html_writes_the_price_fills_and_equity_page_without_keeping_a_journal(tmp_path):
+    from click.testing import CliRunner
+
+    from tradelab.cli import main as cli
+
+    bars = write_bars(tmp_path / "ABC.csv")
+    page = tmp_path / "bt.html"
+    args = ["backtest", str(bars), "--strategy", "sma_cross", "--param", "fast=2"]
+    out = CliRunner().invoke(cli, [*args, "--param", "slow=3", "--html", str(page), "--json"])
+    assert out.exit_code == 0, (out.output, out.stderr)
+    text = page.read_text()
+    assert "<title>ABC (1d), 3 fills</title>" in text
+    assert "Fills on ABC" in text and "drawdown" in text
+    assert "https://cdn.bokeh.org" not in text  # BokehJS inline: the page opens offline
+    assert '"journal": null' in out.stdout and not list(tmp_path.glob("*.duckdb"))
+    out = CliRunner().invoke(
+        cli, [*args, "--param", "slow=3", "--html", str(tmp_path / "no/x.html")]
+    )
+    assert out.exit_code == 2 and "cannot write the chart to" in out.stderr

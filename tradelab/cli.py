@@ -249,6 +249,12 @@ def _params(assignments: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--journal", default=None, help="New journal file to keep (default: temporary).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--html",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write a page to open in a browser: the price with the fills, equity, drawdown.",
+)
 @_config_option("its engine section is used; the broker is the backtest's own fill model")
 def backtest_cmd(
     file: str,
@@ -259,6 +265,7 @@ def backtest_cmd(
     commission: float,
     journal: str | None,
     as_json: bool,
+    html: str | None,
     config_file: str | None,
 ) -> None:
     """Replay a CSV/Parquet bar file (Date, Open, High, Low, Close[, Volume]) through a strategy,
@@ -267,40 +274,20 @@ def backtest_cmd(
     A market order placed on a bar fills at the next bar's open; open positions are valued at
     the last close. The same inputs give the same journal content hash.
     """
-    import json
+    from tradelab.cli_backtest import backtest_command
 
-    from tradelab.errors import TradelabError
-    from tradelab.runner import make_strategy
-    from tradelab.runner.backtest import run_backtest
-
-    try:
-        from tradelab.settings import engine_settings
-
-        engine_overrides = engine_settings(config_file) if config_file is not None else None
-        strategy = make_strategy(strategy_name, _params(params))
-        from tradelab.cli_backtest import BarProgress
-
-        shown = BarProgress() if sys.stderr.isatty() else None
-        result = run_backtest(
-            file,
-            strategy,
-            symbol=symbol,
-            cash=cash,
-            commission=commission,
-            journal_path=journal,
-            engine_overrides=engine_overrides,
-            progress=shown,
-        )
-    except TradelabError as exc:
-        fail(exc, exit_code_for(exc))
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), default=str))
-    else:
-        from tradelab.cli_backtest import backtest_report
-
-        click.echo(backtest_report(result))
-    for name, why in result.failed_strategies.items():  # a crashed strategy is no result
-        fail(f"strategy {name} failed: {why}; the figures stop there", EXIT_STRATEGY_FAILED)
+    backtest_command(
+        file,
+        strategy_name,
+        _params(params),
+        symbol=symbol,
+        cash=cash,
+        commission=commission,
+        journal=journal,
+        as_json=as_json,
+        config_file=config_file,
+        html=html,
+    )
 
 
 _JOURNAL_PATH = click.Path(dir_okay=False, exists=True)

@@ -1,15 +1,20 @@
-"""How `tradelab backtest` shows a result without --json: the fills and the round trips as
-tables with their times, then the totals; and its progress line on a terminal."""
+"""`tradelab backtest`: the run, its progress line on a terminal, and how the result is shown:
+the fills and the round trips as tables with their times, then the totals (or --json), and with
+--html a page with the price, the fills, the equity and its drawdown."""
 
 from __future__ import annotations
 
+import json
 import sys
+import tempfile
 import time
+from pathlib import Path
 
+import click
 import pandas as pd
 
 from tradelab.market.instruments import IST
-from tradelab.runner.backtest import BacktestResult
+from tradelab.runner.backtest import BacktestResult, run_backtest
 
 
 def _times(ns: pd.Series, interval: str) -> pd.Series:
@@ -82,3 +87,72 @@ class BarProgress:
     def _write(text: str) -> None:
         sys.stderr.write(text)  # as is: only ever shown on a terminal
         sys.stderr.flush()
+
+
+def backtest_command(
+    file: str,
+    strategy_name: str,
+    params: dict[str, str],
+    *,
+    symbol: str | None,
+    cash: float,
+    commission: float,
+    journal: str | None,
+    as_json: bool,
+    config_file: str | None,
+    html: str | None,
+) -> None:
+    """The command's work; every failure ends in `fail` with its documented exit code."""
+    from tradelab.cli import EXIT_STRATEGY_FAILED, exit_code_for, fail
+    from tradelab.errors import TradelabError
+    from tradelab.runner import make_strategy
+    from tradelab.settings import engine_settings
+
+    with tempfile.TemporaryDirectory(prefix="tradelab-bt-") as scratch:
+        # The page is drawn from the journal: without --journal, one kept until it is written.
+        kept = journal or (str(Path(scratch) / "bt.duckdb") if html else None)
+        try:
+            result = run_backtest(
+                file,
+                make_strategy(strategy_name, params),
+                symbol=symbol,
+                cash=cash,
+                commission=commission,
+                journal_path=kept,
+                engine_overrides=engine_settings(config_file) if config_file else None,
+                progress=BarProgress() if sys.stderr.isatty() else None,
+            )
+            if html:
+                write_html_report(result, html)
+        except TradelabError as exc:
+            fail(exc, exit_code_for(exc))
+        if journal is None:
+            result.journal = None  # the scratch journal is gone with this block
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), default=str))
+    else:
+        click.echo(backtest_report(result))
+        if html:
+            click.echo(f"chart: {html}")
+    for name, why in result.failed_strategies.items():  # a crashed strategy is no result
+        fail(f"strategy {name} failed: {why}; the figures stop there", EXIT_STRATEGY_FAILED)
+
+
+def write_html_report(result: BacktestResult, path: str) -> None:
+    """A standalone page (BokehJS inline: it opens offline) of the run's journal: the price with
+    every fill, then the equity and its drawdown on the same time axis."""
+    import holoviews as hv
+
+    from tradelab.analytics import Analytics
+    from tradelab.analytics.plots import equity_and_drawdown, fills_on_price
+    from tradelab.errors import InvalidInputError
+
+    analytics = Analytics(result.journal)
+    layout = (fills_on_price(analytics, result.symbol) + equity_and_drawdown(analytics)).cols(1)
+    title = f"{result.symbol} ({result.interval}), {len(result.fills)} fills"
+    try:
+        hv.save(
+            layout.opts(shared_axes=True), path, backend="bokeh", resources="inline", title=title
+        )
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write the chart to {path!r}: {exc}") from None
