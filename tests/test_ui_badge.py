@@ -61,3 +61,25 @@ def test_the_header_is_one_bar_of_texts_and_the_watchdog():
     hooks = [item[0] for item in header.bar.items]
     assert hooks[1:5] == ["tl-runner-state", "tl-risk-state", "tl-engine-state", "tl-feed-state"]
     assert hooks[-3:] == ["tl-last-seq", "tl-last-time", "tl-pnl"]
+
+
+def test_a_failed_strategy_gets_a_banner_naming_it_and_why_until_it_runs_again():
+    header = Header(stale_after_seconds=5.0)
+    state = {
+        "runner_status": "running",
+        "strategies": {"sma_cross": "failed"},
+        "strategy_failures": {"sma_cross": "on_bar raised ZeroDivisionError: division by zero"},
+        "risk_state": "normal",
+        "risk_control": {},
+        "engine_status": "running",
+        "pnl": {},
+    }
+    header.apply_state(state)
+    assert header.failures.visible and header.failures.css == "tl-strategy-banner"
+    assert header.failures.text == (
+        "Strategy sma_cross FAILED (on_bar raised ZeroDivisionError: division by zero): "
+        "stopped until an operator starts it again"
+    )
+    assert header.runner.text == "runner: stopped (sma_cross failed)"
+    header.apply_state({**state, "strategies": {"sma_cross": "running"}, "strategy_failures": {}})
+    assert not header.failures.visible and header.failures.text == ""

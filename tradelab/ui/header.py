@@ -50,9 +50,12 @@ class Header:
         self.last_time = BarText(bar, "tl-last-time", "- IST")
         self.pnl = BarText(bar, "tl-pnl", "P&L: -")
         self.banner = Badge("tl-risk-banner", style=_BANNER_STYLE, hidden=True)
+        # A strategy that raised is stopped while the session goes on: said as loudly as a halt.
+        self.failures = Badge("tl-strategy-banner", style=_BANNER_STYLE, hidden=True)
         self.layout = pn.Column(
             bar,
             self.banner,
+            self.failures,
             sizing_mode="stretch_width",
         )
 
@@ -72,6 +75,12 @@ class Header:
             risk in HALT_MODES,
             f"Trading {risk.upper()} by {control.get('by') or '?'}: "
             f"{control.get('reason') or 'no reason given'}",
+        )
+        failed = state.get("strategy_failures") or {}
+        self.failures.show(
+            bool(failed),
+            "; ".join(f"Strategy {name} FAILED ({why})" for name, why in failed.items())
+            + ": stopped until an operator starts it again",
         )
         self.engine.set(f"engine: {state['engine_status']}")
         net = (state["pnl"] or {}).get("net")
