@@ -146,3 +146,23 @@ def test_the_interval_buttons_are_the_sessions_bar_lengths_and_switching_shows_t
     charts.interval.value = "1m"
     assert len(charts.bar_source.data["close"]) == 6
     assert Charts(intervals=("1m",)).interval.value == "1m"
+
+
+def test_an_empty_chart_says_why_and_shows_no_axes_until_it_has_data():
+    # An empty range's datetime axis reads "Jan 01, 1970": a chart with no data says so instead.
+    charts = Charts(symbol="RELIANCE")
+    equity, bars = charts.equity_figure, charts.bars_figure
+
+    def axes_shown(chart) -> set[bool]:
+        return {axis.visible for axis in (*chart.xaxis, *chart.yaxis)}
+
+    assert equity.title.text == "Intraday net P&L: nothing traded yet"
+    assert bars.title.text == "RELIANCE: no bar has closed yet"
+    assert axes_shown(equity) == axes_shown(bars) == {False}
+    charts.show_equity(_equity(0, 10))
+    charts.show_bars({"15m": _bars(0, 3)})
+    assert (equity.title.text, bars.title.text) == ("Intraday net P&L", "RELIANCE")
+    assert axes_shown(equity) == axes_shown(bars) == {True}
+    charts.show_equity(_equity(0, 0))  # the curve starts over (a new session)
+    assert equity.title.text == "Intraday net P&L: nothing traded yet"
+    assert axes_shown(equity) == {False}

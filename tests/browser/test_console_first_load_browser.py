@@ -18,7 +18,7 @@ pytestmark = pytest.mark.browser
 # The P&L figure's x range and its points' times (ms), read from the page's Bokeh.
 _EQUITY = """() => {
   for (const doc of Bokeh.documents) for (const m of doc._all_models.values()) {
-    if (m.title && m.title.text === 'Intraday net P&L') {
+    if (m.title && String(m.title.text).startsWith('Intraday net P&L')) {
       return [m.x_range.start, m.x_range.end, Array.from(m.renderers[0].data_source.data.time)];
     }
   }

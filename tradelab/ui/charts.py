@@ -66,6 +66,7 @@ class Charts:
             y_range=self.equity_y_range,
         )
         equity.line("time", "net_pnl", source=self.equity_source, line_width=2)
+        _mark_empty(equity, "Intraday net P&L", "nothing traded yet")
         self.bar_source = ColumnDataSource(
             {
                 "start": [],
@@ -92,6 +93,8 @@ class Charts:
             line_color="black",
             source=self.bar_source,
         )
+        self._symbol = symbol
+        _mark_empty(bars, symbol, "no bar has closed yet")
         self._bars: dict[str, pd.DataFrame] = {}  # the host's latest bars, per interval
         self._bars_shown: tuple[str, pd.Timestamp] | None = None  # interval, newest start
         self.interval = pn.widgets.RadioButtonGroup(
@@ -120,7 +123,10 @@ class Charts:
                 "time": times.to_numpy(),
                 "net_pnl": frame["net_pnl"].to_numpy(),
             }
-            if not frame.empty:
+            if frame.empty:
+                _mark_empty(self.equity_figure, "Intraday net P&L", "nothing traded yet")
+            else:
+                _mark_empty(self.equity_figure, "Intraday net P&L", None)
                 self._fit_equity_ranges(frame, keep=False)
             return
         new = frame[times > last]
@@ -152,6 +158,7 @@ class Charts:
                 self._fit_bar_ranges(frame, keep=True)
             return
         self.bar_source.data = _bar_columns(frame)
+        _mark_empty(self.bars_figure, self._symbol, None)
         self._fit_bar_ranges(frame, keep=False)
 
     def _fit_bar_ranges(self, frame: pd.DataFrame, keep: bool) -> None:
@@ -184,6 +191,16 @@ def _fit(axis: Range1d, keep: bool, fit: Fit) -> None:
     start, end = fit(shown)
     if (start, end) != shown:
         axis.update(start=start, end=end, reset_start=start, reset_end=end)
+
+
+def _mark_empty(chart: figure, title: str, why_empty: str | None) -> None:
+    """Title `title`, or while the chart has no data, `title: why_empty` with no axes: an empty
+    range's axis would read 1970 (changed only when it changes: a relayout in every page)."""
+    text = title if why_empty is None else f"{title}: {why_empty}"
+    if chart.title.text != text:
+        chart.title.text = text
+        for axis in (*chart.xaxis, *chart.yaxis):
+            axis.visible = why_empty is None
 
 
 def _time_figure(title: str, x_label: str, **ranges: Range1d) -> figure:
