@@ -420,3 +420,17 @@ def test_html_writes_the_price_fills_and_equity_page_without_keeping_a_journal(t
         cli, [*args, "--param", "slow=3", "--html", str(tmp_path / "no/x.html")]
     )
     assert out.exit_code == 2 and "cannot write the chart to" in out.stderr
+
+
+def test_a_kept_backtest_plots_its_fills_equity_and_drawdown_a_temporary_one_says_why_not(tmp_path):
+    import holoviews as hv
+
+    bars = write_bars(tmp_path / "ABC.csv")
+    kept = run_backtest(bars, SmaCross(fast=2, slow=3), journal_path=tmp_path / "bt.duckdb")
+    price, equity, drawdown = kept.plot()
+    assert isinstance(price, hv.Overlay) and price.opts.get().kwargs["title"] == "Fills on ABC"
+    buys, sells = price.get(1), price.get(2)
+    assert (len(buys), len(sells)) == (1, 2)  # the hand-computed fills: one buy, two sells
+    assert isinstance(equity, hv.Curve) and isinstance(drawdown, hv.Area)
+    with pytest.raises(InvalidInputError, match="journal was temporary.*journal_path="):
+        run_backtest(bars, SmaCross(fast=2, slow=3)).plot()

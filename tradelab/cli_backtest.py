@@ -143,12 +143,9 @@ def write_html_report(result: BacktestResult, path: str) -> None:
     every fill, then the equity and its drawdown on the same time axis."""
     import holoviews as hv
 
-    from tradelab.analytics import Analytics
-    from tradelab.analytics.plots import equity_and_drawdown, fills_on_price
     from tradelab.errors import InvalidInputError
 
-    analytics = Analytics(result.journal)
-    layout = (fills_on_price(analytics, result.symbol) + equity_and_drawdown(analytics)).cols(1)
+    layout = result.plot()
     title = f"{result.symbol} ({result.interval}), {len(result.fills)} fills"
     try:
         hv.save(

@@ -51,6 +51,12 @@ def fills_on_price(analytics: Analytics, symbol: str) -> hv.Overlay:
     ).opts(title=f"Fills on {symbol}", responsive=True, height=300)
 
 
+def backtest_overview(analytics: Analytics, symbol: str) -> hv.Layout:
+    """A backtest at a glance: the price of `symbol` with every fill, then the equity and its
+    drawdown below it."""
+    return (fills_on_price(analytics, symbol) + equity_and_drawdown(analytics)).cols(1)
+
+
 def latency_histograms(analytics: Analytics, bins: int = 20) -> hv.Layout:
     """One histogram per order latency (accepted, first fill, done), in ms of journal time."""
     frame = analytics.sql("SELECT accept_ms, first_fill_ms, done_ms FROM latency")

@@ -87,6 +87,19 @@ class BacktestResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def plot(self) -> Any:
+        """The price with every fill, the equity and its drawdown (a HoloViews layout, drawn
+        from the run's journal: run it with `journal_path=` to keep one)."""
+        if self.journal is None:
+            raise InvalidInputError(
+                "this backtest's journal was temporary and is gone; run it with journal_path= "
+                "to plot it"
+            )
+        from tradelab.analytics import Analytics
+        from tradelab.analytics.plots import backtest_overview
+
+        return backtest_overview(Analytics(self.journal), self.symbol)
+
 
 def run_backtest(
     path: str | Path,
