@@ -434,3 +434,30 @@ def test_a_kept_backtest_plots_its_fills_equity_and_drawdown_a_temporary_one_say
     assert isinstance(equity, hv.Curve) and isinstance(drawdown, hv.Area)
     with pytest.raises(InvalidInputError, match="journal was temporary.*journal_path="):
         run_backtest(bars, SmaCross(fast=2, slow=3)).plot()
+
+
+def test_bar_files_as_exports_write_them_and_bars_no_market_had(tmp_path):
+    from tradelab.market.feeds.replay import load_bars
+    from tradelab.runner.barfile import load_bar_file
+
+    # ';'-separated, as many exports are; a blank Volume cell (index data has none) is 0.
+    (tmp_path / "semi.csv").write_text(
+        "Date;Open;High;Low;Close;Volume\n2024-03-01;10;11;9;10;\n2024-03-02;10;12;9;11;7\n"
+    )
+    series = load_bar_file(tmp_path / "semi.csv")
+    assert series.close.tolist() == [10.0, 11.0] and series.volume.tolist() == [0.0, 7.0]
+    assert load_bars(tmp_path / "semi.csv")["volume"].tolist() == [0.0, 7.0]  # the replay, too
+    # Text in Volume is still an error, named for what volume allows.
+    (tmp_path / "text.csv").write_text(
+        "Date,Open,High,Low,Close,Volume\n2024-03-01,10,11,9,10,lots\n"
+    )
+    with pytest.raises(
+        InvalidInputError, match=r"'Volume', line 2: 'lots' is not a finite number >= 0"
+    ):
+        load_bar_file(tmp_path / "text.csv")
+    # High below low (columns swapped in the export): refused as the replay feed refuses it.
+    (tmp_path / "swapped.csv").write_text(
+        "Date,Open,High,Low,Close\n2024-03-01,10,11,9,10\n2024-03-02,10,9,11,10\n"
+    )
+    with pytest.raises(InvalidInputError, match=r"'High'/'Low', line 3: high 9.0 / low 11.0"):
+        load_bar_file(tmp_path / "swapped.csv")

@@ -1,6 +1,6 @@
-"""What every bar-file reader agrees on (`tradelab backtest`'s and the replay feed's): column
-names in any case, the names a time column may have, and the instrument of a file without a
-Symbol column, and how a row is named in an error. Pure functions."""
+"""What every bar-file reader agrees on (`tradelab backtest`'s and the replay feed's): how the
+file is read, column names in any case, the names a time column may have, the instrument of a
+file without a Symbol column, and how a row is named in an error. Pure functions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,35 @@ from pathlib import Path
 
 import pandas as pd
 
+from tradelab.errors import InvalidInputError
+
 TIME_COLUMNS = ("timestamp", "datetime", "date", "time")  # the most precise name first
+# A CSV's separator, read from its header line: many exports use ';' (or tabs) where a decimal
+# comma is usual; a header without commas but with one of these is split on it.
+_OTHER_SEPARATORS = (";", "\t", "|")
+
+
+def read_bar_frame(path: Path) -> pd.DataFrame:
+    """The file's rows as read: Parquet, or CSV separated by ',' (or ';', tab, '|' when its header
+    has no comma). A missing file, another suffix or an unreadable file is an
+    InvalidInputError naming the file."""
+    name = str(path)
+    if not path.exists():
+        raise InvalidInputError(f"bar file {name!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise InvalidInputError(
+            f"bar file {name!r} has suffix {suffix!r}; expected .csv or .parquet"
+        )
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        with path.open(encoding="utf-8", errors="replace") as text:
+            header = text.readline()
+        separator = next((s for s in _OTHER_SEPARATORS if "," not in header and s in header), ",")
+        return pd.read_csv(path, sep=separator)
+    except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
+        raise InvalidInputError(f"bar file {name!r} cannot be read: {exc}") from None
 
 
 def columns_by_name(frame: pd.DataFrame) -> dict[str, object]:

@@ -18,6 +18,7 @@ from tradelab.market.bar_files import (
     TIME_COLUMNS,
     columns_by_name,
     file_position,
+    read_bar_frame,
     symbol_from_path,
 )
 
@@ -54,15 +55,7 @@ def _interval_label(ts: np.ndarray) -> str:
 def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
     path = Path(path)
     name = str(path)
-    if not path.exists():
-        raise InvalidInputError(f"bar file {name!r} does not exist")
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise InvalidInputError(f"bar file {name!r} has suffix {suffix!r}; expected .csv/.parquet")
-    try:
-        frame = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
-    except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
-        raise InvalidInputError(f"bar file {name!r} cannot be read: {exc}") from None
+    frame = read_bar_frame(path)
     if not isinstance(frame.index, pd.RangeIndex):
         frame = frame.reset_index()
     columns = columns_by_name(frame)
@@ -114,15 +107,33 @@ def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
         if column not in columns:
             values[column] = np.zeros(len(frame))
             continue
-        numbers = pd.to_numeric(frame[columns[column]], errors="coerce").to_numpy("float64")
+        raw = frame[columns[column]]
+        numbers = pd.to_numeric(raw, errors="coerce").to_numpy("float64", copy=True)
+        if column == "volume":  # optional: a blank cell is no volume (index files have none)
+            numbers[raw.isna().to_numpy()] = 0.0
         bad = ~np.isfinite(numbers) | (numbers < 0 if column == "volume" else numbers <= 0)
         if bad.any():
             row = int(bad.argmax())
+            wanted = "a finite number >= 0" if column == "volume" else "a positive finite number"
             raise InvalidInputError(
                 f"bar file {name!r}, column {columns[column]!r}, {at(row)}: "
-                f"{plain_value(frame[columns[column]].iloc[row])!r} is not a positive finite number"
+                f"{plain_value(raw.iloc[row])!r} is not {wanted}"
             )
         values[column] = numbers
+    # A bar's high and low hold its open and close (as the replay feed checks): a file whose
+    # columns are swapped or shifted would otherwise trade on prices no bar had.
+    body_top = np.maximum(values["open"], values["close"])
+    body_bottom = np.minimum(values["open"], values["close"])
+    inconsistent = (values["high"] < np.maximum(body_top, values["low"])) | (
+        values["low"] > body_bottom
+    )
+    if inconsistent.any():
+        row = int(inconsistent.argmax())
+        raise InvalidInputError(
+            f"bar file {name!r}, columns {columns['high']!r}/{columns['low']!r}, {at(row)}: high "
+            f"{values['high'][row]} / low {values['low'][row]} do not contain open "
+            f"{values['open'][row]} and close {values['close'][row]}"
+        )
     if len(ts) > 1 and (np.diff(ts) <= 0).any():
         row = int((np.diff(ts) <= 0).argmax()) + 1
         raise InvalidInputError(

@@ -26,6 +26,7 @@ from tradelab.market.bar_files import (
     TIME_COLUMNS,
     columns_by_name,
     file_position,
+    read_bar_frame,
     symbol_from_path,
 )
 from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock, run_paced
@@ -56,33 +57,21 @@ def load_bars(path: str | Path) -> pd.DataFrame:
     `timestamp` is the bar start: ISO-8601 with an offset, or integer ns since the epoch (UTC).
     """
     path = Path(path)
-    if not path.exists():
-        raise InvalidInputError(f"bar file {str(path)!r} does not exist")
-    try:
-        if path.suffix.lower() == ".parquet":
-            frame = pd.read_parquet(path)
-        elif path.suffix.lower() == ".csv":
-            frame = pd.read_csv(path)
-        else:
-            raise InvalidInputError(
-                f"bar file {str(path)!r} has suffix {path.suffix!r}; expected .csv or .parquet"
-            )
-    except InvalidInputError:
-        raise
-    except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
-        raise InvalidInputError(f"bar file {str(path)!r} cannot be read: {exc}") from None
-    frame = _standard_columns(frame, path)
+    frame = _standard_columns(read_bar_frame(path), path)
     frame["timestamp"] = _parse_timestamps(frame["timestamp"], path, frame.attrs["time_column"])
     for column in ("open", "high", "low", "close", "volume"):
         values = pd.to_numeric(frame[column], errors="coerce")
+        if column == "volume":  # optional: a blank cell is no volume (index files have none)
+            values = values.mask(frame[column].isna(), 0.0)
         bad = values.isna() | ~values.map(math.isfinite) | (values < 0)
         if column != "volume":
             bad |= values <= 0
         if bad.any():
             row = int(bad.idxmax())
+            wanted = "a finite number >= 0" if column == "volume" else "a positive finite number"
             raise InvalidInputError(
                 f"bar file {str(path)!r}, column {column!r}, {file_position(path, row)}: value "
-                f"{plain_value(frame[column].iloc[row])!r} is not a positive finite number"
+                f"{plain_value(frame[column].iloc[row])!r} is not {wanted}"
             )
         frame[column] = values.astype("float64")
     inconsistent = (frame["high"] < frame[["open", "close", "low"]].max(axis=1)) | (
