@@ -379,6 +379,11 @@ def test_sma_cross_with_fast_not_below_slow_is_refused_before_anything_runs(tmp_
     out = CliRunner().invoke(cli, [*args, "--journal", str(tmp_path / "j.duckdb")])
     assert out.exit_code == 2 and "fast 50 must be less than slow 30" in out.stderr
     assert not (tmp_path / "j.duckdb").exists()
+    # A value out of a parameter's own bounds: a usage error too, not a traceback.
+    args = ["backtest", str(bars), "--strategy", "sma_cross", "--param", "size=0"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 2 and "strategy 'sma_cross':" in out.stderr
+    assert "'SmaCross.size' must be at least 1, not 0" in out.stderr
 
 
 def test_progress_is_told_while_the_bars_play_and_shown_on_one_line(tmp_path, monkeypatch, capsys):

@@ -202,4 +202,10 @@ def make_strategy(name: str, params: dict[str, str] | None = None) -> Strategy:
     cls = STRATEGIES.get(name)
     if cls is None:
         raise InvalidInputError(f"no strategy named {name!r}; known: {', '.join(STRATEGIES)}")
-    return cls(**coerce_params(cls, params or {}))
+    values = coerce_params(cls, params or {})
+    try:
+        return cls(**values)
+    except InvalidInputError:
+        raise  # a rule between parameters, already naming them
+    except (ValueError, TypeError) as exc:  # param's own type and bound checks
+        raise InvalidInputError(f"strategy {name!r}: {exc}") from None
