@@ -59,7 +59,7 @@ def test_speed_takes_a_factor_or_max(tmp_path, speed):
         (["--feed", "replay"], "--feed replay", "needs a bar FILE"),
         (["--param", "fast"], "--param 'fast'", "name=value"),
         (["--param", "fast=3"], "--param", "it has underlying, entry_time"),
-        (["--strategy", "sma_cross", "--param", "fast=x"], "--param", "is not a integer"),
+        (["--strategy", "sma_cross", "--param", "fast=x"], "--param", "is not an integer"),
         (["--strategy", "none", "--param", "lots=2"], "--param lots", "--strategy none"),
         (["--duration", "-1"], "'--duration'", ">=0"),
         (["nifty.csv"], "FILE 'nifty.csv'", "only read with --feed replay"),

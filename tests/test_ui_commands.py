@@ -113,7 +113,7 @@ def test_set_params_checks_against_declarations_and_changes_nothing_when_bad(lab
     for params, error in (
         ({"fast": -3}, "fast"),
         ({"fast": 7, "speed": 2}, "no parameter 'speed'"),
-        ({"slow": "many"}, "'many' is not a integer"),
+        ({"slow": "many"}, "'many' is not an integer"),
         ({}, "non-empty mapping"),
     ):
         with pytest.raises(CommandRefused, match=error):

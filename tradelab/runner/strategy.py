@@ -121,9 +121,15 @@ def coerce_params(strategy_cls: type[Strategy], assignments: Mapping[str, str]) 
             else:
                 out[name] = text
         except ValueError:
+            wanted = (
+                "true or false"
+                if isinstance(parameter, param.Boolean)
+                else "an integer"
+                if isinstance(parameter, param.Integer)
+                else "a number"
+            )
             raise InvalidInputError(
-                f"parameter {name!r} of {strategy_cls.strategy_name!r}: {text!r} is not a "
-                f"{type(parameter).__name__.lower()}"
+                f"parameter {name!r} of {strategy_cls.strategy_name!r}: {text!r} is not {wanted}"
             ) from None
     return out
 
