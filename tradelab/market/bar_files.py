@@ -5,8 +5,10 @@ file without a Symbol column, and how a row is named in an error. Pure functions
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from tradelab.errors import InvalidInputError
@@ -57,3 +59,22 @@ def file_position(path: Path, row: int) -> str:
     if path.suffix.lower() == ".csv":
         return f"line {row + 2}"
     return f"row {row + 1}"
+
+
+def check_high_low(
+    path: Path,
+    columns: str,
+    bars: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    file_row: Callable[[int], int] = int,
+) -> None:
+    """Refuse the first bar whose high and low do not hold its open and close (a file whose
+    columns are swapped or shifted would otherwise trade on prices no bar had). `bars` is
+    (open, high, low, close); `file_row(i)` is bar i's 0-based row in the file."""
+    open_, high, low, close = bars
+    bad = (high < np.maximum(np.maximum(open_, close), low)) | (low > np.minimum(open_, close))
+    if bad.any():
+        i = int(bad.argmax())
+        raise InvalidInputError(
+            f"bar file {str(path)!r}, columns {columns}, {file_position(path, file_row(i))}: "
+            f"high {high[i]} / low {low[i]} do not contain open {open_[i]} and close {close[i]}"
+        )

@@ -16,6 +16,7 @@ import pandas as pd
 from tradelab.errors import InvalidInputError, plain_value
 from tradelab.market.bar_files import (
     TIME_COLUMNS,
+    check_high_low,
     columns_by_name,
     file_position,
     read_bar_frame,
@@ -120,20 +121,12 @@ def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
                 f"{plain_value(raw.iloc[row])!r} is not {wanted}"
             )
         values[column] = numbers
-    # A bar's high and low hold its open and close (as the replay feed checks): a file whose
-    # columns are swapped or shifted would otherwise trade on prices no bar had.
-    body_top = np.maximum(values["open"], values["close"])
-    body_bottom = np.minimum(values["open"], values["close"])
-    inconsistent = (values["high"] < np.maximum(body_top, values["low"])) | (
-        values["low"] > body_bottom
+    check_high_low(
+        path,
+        f"{columns['high']!r}/{columns['low']!r}",
+        (values["open"], values["high"], values["low"], values["close"]),
+        lambda i: int(file_rows[i]),
     )
-    if inconsistent.any():
-        row = int(inconsistent.argmax())
-        raise InvalidInputError(
-            f"bar file {name!r}, columns {columns['high']!r}/{columns['low']!r}, {at(row)}: high "
-            f"{values['high'][row]} / low {values['low'][row]} do not contain open "
-            f"{values['open'][row]} and close {values['close'][row]}"
-        )
     if len(ts) > 1 and (np.diff(ts) <= 0).any():
         row = int((np.diff(ts) <= 0).argmax()) + 1
         raise InvalidInputError(

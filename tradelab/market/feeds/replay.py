@@ -24,6 +24,7 @@ import param
 from tradelab.errors import InvalidInputError, plain_value
 from tradelab.market.bar_files import (
     TIME_COLUMNS,
+    check_high_low,
     columns_by_name,
     file_position,
     read_bar_frame,
@@ -74,16 +75,12 @@ def load_bars(path: str | Path) -> pd.DataFrame:
                 f"{plain_value(frame[column].iloc[row])!r} is not {wanted}"
             )
         frame[column] = values.astype("float64")
-    inconsistent = (frame["high"] < frame[["open", "close", "low"]].max(axis=1)) | (
-        frame["low"] > frame[["open", "close"]].min(axis=1)
+    check_high_low(
+        path,
+        "'high'/'low'",
+        tuple(frame[c].to_numpy() for c in ("open", "high", "low", "close")),
+        lambda i: int(frame.index[i]),
     )
-    if inconsistent.any():
-        row = int(inconsistent.idxmax())
-        raise InvalidInputError(
-            f"bar file {str(path)!r}, columns 'high'/'low', {file_position(path, row)}: high "
-            f"{frame['high'].iloc[row]} / low {frame['low'].iloc[row]} do not contain open "
-            f"{frame['open'].iloc[row]} and close {frame['close'].iloc[row]}"
-        )
     if frame["symbol"].isna().any() or (frame["symbol"].astype(str).str.len() == 0).any():
         row = int((frame["symbol"].isna() | (frame["symbol"].astype(str) == "")).idxmax())
         raise InvalidInputError(
