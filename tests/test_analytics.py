@@ -171,3 +171,17 @@ def test_a_missing_or_foreign_file_is_a_clear_error(tmp_path):
         Analytics(other).sql("SELECT * FROM fills")
     with pytest.raises(QueryError, match="is empty"):
         Analytics(other).sql("  ")
+
+
+def test_a_file_that_is_no_journal_is_named_for_what_it_is(tmp_path):
+    from tradelab.journal import JournalReader
+
+    bars = tmp_path / "bars.csv"
+    bars.write_text("Date,Open,High,Low,Close\n2024-03-01,10,11,9,10\n")
+    garbled = tmp_path / "lab.duckdb"
+    garbled.write_bytes(b"\0" * 4096)
+    for path, said in ((bars, "is a CSV file, not a journal"), (garbled, "does not start as")):
+        with pytest.raises(JournalError, match=said):
+            Analytics(path).sql("SELECT count(*) FROM fills")
+        with pytest.raises(JournalError, match=said):
+            JournalReader(path).counts_by_topic()

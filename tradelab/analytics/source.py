@@ -58,6 +58,8 @@ def open_source(path: str | Path) -> Source:
     segments_dir = segment_dir(path)
     if not path.exists() and not segments_dir.is_dir():
         raise JournalError(f"no journal at {path} and no sealed segments in {segments_dir}")
+    if path.is_file() and (why := schema.not_duckdb_file(path)):
+        raise JournalError(why)
     con = duckdb.connect()
     try:
         if path.exists():

@@ -53,6 +53,8 @@ class JournalReader:
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         """A connection in which `events` names the journal's events, from the best source."""
+        if self.path.is_file() and (why := schema.not_duckdb_file(self.path)):
+            raise JournalError(why)
         if self.path.exists():
             try:
                 con = duckdb.connect(str(self.path), read_only=True)

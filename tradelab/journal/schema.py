@@ -79,6 +79,21 @@ def set_wal_autocheckpoint(con: duckdb.DuckDBPyConnection, value: object) -> Non
     con.execute(f"SET wal_autocheckpoint = '{check_wal_autocheckpoint(value)}'")
 
 
+def not_duckdb_file(path: Path) -> str:
+    """Why `path` (an existing file) cannot be a DuckDB file, or '' when its header says it is:
+    a reader told "Catalog Error: Cannot launch in-memory database" cannot tell what it opened."""
+    with path.open("rb") as data:
+        head = data.read(12)
+    if head[8:12] == b"DUCK":  # DuckDB's magic bytes, after the header's checksum
+        return ""
+    if path.suffix.lower() in ("", ".duckdb", ".db"):
+        return f"{path} does not start as a DuckDB file does: it is damaged, or not a journal"
+    return (
+        f"{path} is a {path.suffix[1:].upper()} file, not a journal (a journal is the DuckDB "
+        "file an engine writes)"
+    )
+
+
 def is_lock_error(exc: BaseException) -> bool:
     # The word, not the letters: a corrupt file's message speaks of a "block".
     return isinstance(exc, duckdb.Error) and re.search(r"\block\b", str(exc).lower()) is not None
