@@ -1,6 +1,6 @@
 """What every bar-file reader agrees on (`tradelab backtest`'s and the replay feed's): how the
 file is read, column names in any case, the names a time column may have, the instrument of a
-file without a Symbol column, and how a row is named in an error. Pure functions."""
+file without a Symbol column, and how a row is named in an error. No state, no threads."""
 
 from __future__ import annotations
 
