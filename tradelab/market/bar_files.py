@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tradelab.errors import InvalidInputError
+from tradelab.errors import InvalidInputError, plain_value
 
 TIME_COLUMNS = ("timestamp", "datetime", "date", "time")  # the most precise name first
 # A CSV's separator, read from its header line: many exports use ';' (or tabs) where a decimal
@@ -59,6 +59,32 @@ def file_position(path: Path, row: int) -> str:
     if path.suffix.lower() == ".csv":
         return f"line {row + 2}"
     return f"row {row + 1}"
+
+
+def checked_numbers(
+    path: Path,
+    column: str,
+    raw: pd.Series,
+    *,
+    volume: bool = False,
+    file_row: Callable[[int], int] = int,
+) -> np.ndarray:
+    """The column's values as floats: prices positive and finite; a volume finite and >= 0,
+    a blank volume cell 0 (the column is optional and index files have none). Anything else is
+    refused naming the column, where it is in the file and what it holds; `file_row(i)` is the
+    0-based file row of the column's i-th value."""
+    numbers = pd.to_numeric(raw, errors="coerce").to_numpy("float64", copy=True)
+    if volume:
+        numbers[raw.isna().to_numpy()] = 0.0
+    bad = ~np.isfinite(numbers) | (numbers < 0 if volume else numbers <= 0)
+    if bad.any():
+        i = int(bad.argmax())
+        wanted = "a finite number >= 0" if volume else "a positive finite number"
+        raise InvalidInputError(
+            f"bar file {str(path)!r}, column {column!r}, {file_position(path, file_row(i))}: "
+            f"{plain_value(raw.iloc[i])!r} is not {wanted}"
+        )
+    return numbers
 
 
 def check_high_low(

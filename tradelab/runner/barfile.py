@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tradelab.errors import InvalidInputError, plain_value
+from tradelab.errors import InvalidInputError
 from tradelab.market.bar_files import (
     TIME_COLUMNS,
     check_high_low,
+    checked_numbers,
     columns_by_name,
     file_position,
     read_bar_frame,
@@ -108,19 +109,13 @@ def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
         if column not in columns:
             values[column] = np.zeros(len(frame))
             continue
-        raw = frame[columns[column]]
-        numbers = pd.to_numeric(raw, errors="coerce").to_numpy("float64", copy=True)
-        if column == "volume":  # optional: a blank cell is no volume (index files have none)
-            numbers[raw.isna().to_numpy()] = 0.0
-        bad = ~np.isfinite(numbers) | (numbers < 0 if column == "volume" else numbers <= 0)
-        if bad.any():
-            row = int(bad.argmax())
-            wanted = "a finite number >= 0" if column == "volume" else "a positive finite number"
-            raise InvalidInputError(
-                f"bar file {name!r}, column {columns[column]!r}, {at(row)}: "
-                f"{plain_value(raw.iloc[row])!r} is not {wanted}"
-            )
-        values[column] = numbers
+        values[column] = checked_numbers(
+            path,
+            str(columns[column]),
+            frame[columns[column]],
+            volume=column == "volume",
+            file_row=lambda i: int(file_rows[i]),
+        )
     check_high_low(
         path,
         f"{columns['high']!r}/{columns['low']!r}",

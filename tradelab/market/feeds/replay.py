@@ -12,7 +12,6 @@ One thread iterates a feed; `clock` may be read from any thread.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -21,10 +20,11 @@ from pathlib import Path
 import pandas as pd
 import param
 
-from tradelab.errors import InvalidInputError, plain_value
+from tradelab.errors import InvalidInputError
 from tradelab.market.bar_files import (
     TIME_COLUMNS,
     check_high_low,
+    checked_numbers,
     columns_by_name,
     file_position,
     read_bar_frame,
@@ -61,20 +61,14 @@ def load_bars(path: str | Path) -> pd.DataFrame:
     frame = _standard_columns(read_bar_frame(path), path)
     frame["timestamp"] = _parse_timestamps(frame["timestamp"], path, frame.attrs["time_column"])
     for column in ("open", "high", "low", "close", "volume"):
-        values = pd.to_numeric(frame[column], errors="coerce")
-        if column == "volume":  # optional: a blank cell is no volume (index files have none)
-            values = values.mask(frame[column].isna(), 0.0)
-        bad = values.isna() | ~values.map(math.isfinite) | (values < 0)
-        if column != "volume":
-            bad |= values <= 0
-        if bad.any():
-            row = int(bad.idxmax())
-            wanted = "a finite number >= 0" if column == "volume" else "a positive finite number"
-            raise InvalidInputError(
-                f"bar file {str(path)!r}, column {column!r}, {file_position(path, row)}: value "
-                f"{plain_value(frame[column].iloc[row])!r} is not {wanted}"
-            )
-        frame[column] = values.astype("float64")
+        # The frame's index is each row's place in the file (it is sorted only at the end).
+        frame[column] = checked_numbers(
+            path,
+            column,
+            frame[column],
+            volume=column == "volume",
+            file_row=lambda i: int(frame.index[i]),
+        )
     check_high_low(
         path,
         "'high'/'low'",
