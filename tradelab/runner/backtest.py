@@ -139,7 +139,7 @@ def run_backtest(
         journal = Path(journal_path) if journal_path is not None else Path(scratch) / "bt.duckdb"
         result = _run(
             series,
-            strategy,
+            strategies,
             cash,
             commission,
             journal,
@@ -153,7 +153,7 @@ def run_backtest(
 
 
 def _run(
-    series, strategy, cash, commission, journal, overrides, synchronous, progress
+    series, strategies, cash, commission, journal, overrides, synchronous, progress
 ) -> BacktestResult:
     sym = series.symbol
     universe = InstrumentUniverse(
@@ -206,7 +206,7 @@ def _run(
         runner = StrategyRunner(
             engine, desk, clock=clock, name="backtest", threaded=not synchronous
         )
-        for one in [strategy] if isinstance(strategy, Strategy) else strategy:
+        for one in strategies:
             runner.add(one)
         runner.start(who="backtest")
         started = time.perf_counter()
