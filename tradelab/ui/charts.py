@@ -38,6 +38,7 @@ _LEFT_BORDER_PX = 80
 # quarter of its span past the newest point (at least a minute).
 _BARS_AHEAD = 8
 _EQUITY_AHEAD_MS, _EQUITY_AHEAD_SHARE = 60_000.0, 0.25
+_EQUITY_TITLE, _NO_EQUITY = "Intraday net P&L", "nothing traded yet"  # the title while empty
 
 
 class Charts:
@@ -60,13 +61,13 @@ class Charts:
         # stamp (as the tape and header), the bars the market's clock (as the trades'
         # "exchange time"); in a fast replay they are hours apart.
         self.equity_figure = equity = _time_figure(
-            "Intraday net P&L",
+            _EQUITY_TITLE,
             TIME_COLUMN,
             x_range=self.equity_x_range,
             y_range=self.equity_y_range,
         )
         equity.line("time", "net_pnl", source=self.equity_source, line_width=2)
-        _mark_empty(equity, "Intraday net P&L", "nothing traded yet")
+        _mark_empty(equity, _EQUITY_TITLE, _NO_EQUITY)
         self.bar_source = ColumnDataSource(
             {
                 "start": [],
@@ -124,9 +125,9 @@ class Charts:
                 "net_pnl": frame["net_pnl"].to_numpy(),
             }
             if frame.empty:
-                _mark_empty(self.equity_figure, "Intraday net P&L", "nothing traded yet")
+                _mark_empty(self.equity_figure, _EQUITY_TITLE, _NO_EQUITY)
             else:
-                _mark_empty(self.equity_figure, "Intraday net P&L", None)
+                _mark_empty(self.equity_figure, _EQUITY_TITLE, None)
                 self._fit_equity_ranges(frame, keep=False)
             return
         new = frame[times > last]
