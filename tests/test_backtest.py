@@ -466,3 +466,28 @@ def test_bar_files_as_exports_write_them_and_bars_no_market_had(tmp_path):
     )
     with pytest.raises(InvalidInputError, match=r"'High'/'Low', line 3: high 9.0 / low 11.0"):
         load_bar_file(tmp_path / "swapped.csv")
+
+
+def test_a_frame_saved_by_pandas_with_its_times_as_the_index_is_read_as_is(tmp_path):
+    from tradelab.market.feeds.replay import load_bars
+    from tradelab.runner.barfile import load_bar_file
+
+    named = load_bar_file(write_bars(tmp_path / "named.csv"))
+    # As backtesting.py's GOOG is kept: an unnamed DatetimeIndex, written with to_csv/to_parquet.
+    frame = pd.read_csv(tmp_path / "named.csv", parse_dates=["Date"]).set_index("Date")
+    frame.index.name = None
+    frame.to_csv(tmp_path / "indexed.csv")
+    frame.to_parquet(tmp_path / "indexed.parquet")
+    for name in ("indexed.csv", "indexed.parquet"):
+        series = load_bar_file(tmp_path / name)
+        assert series.ts.tolist() == named.ts.tolist() and series.interval == "1d"
+        assert series.close.tolist() == named.close.tolist()
+        assert load_bars(tmp_path / name)["timestamp"].tolist() == named.ts.tolist()
+    result = run_backtest(tmp_path / "indexed.csv", SmaCross(fast=2, slow=3, size=1), cash=1000.0)
+    assert [f["price"] for f in result.fills] == [8.5, 12.0, 8.8]
+    # An unnamed column of numbers is a saved row number, not times: still no time column.
+    frame.reset_index(drop=True).to_csv(tmp_path / "numbered.csv")
+    with pytest.raises(InvalidInputError, match=r"has no column 'Date'.*found Unnamed: 0, Open"):
+        load_bar_file(tmp_path / "numbered.csv")
+    with pytest.raises(InvalidInputError, match=r"has no column 'timestamp'"):
+        load_bars(tmp_path / "numbered.csv")

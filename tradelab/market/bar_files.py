@@ -17,6 +17,8 @@ TIME_COLUMNS = ("timestamp", "datetime", "date", "time")  # the most precise nam
 # A CSV's separator, read from its header line: many exports use ';' (or tabs) where a decimal
 # comma is usual; a header without commas but with one of these is split on it.
 _OTHER_SEPARATORS = (";", "\t", "|")
+# What pandas names a frame's unnamed index once written and read back.
+_UNNAMED_INDEX_COLUMNS = ("unnamed: 0", "", "index", "__index_level_0__")
 
 
 def read_bar_frame(path: Path) -> pd.DataFrame:
@@ -33,13 +35,31 @@ def read_bar_frame(path: Path) -> pd.DataFrame:
         )
     try:
         if suffix == ".parquet":
-            return pd.read_parquet(path)
+            frame = pd.read_parquet(path)
+            # A frame indexed by time keeps its index in the file: it is a column here.
+            return frame if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
         with path.open(encoding="utf-8", errors="replace") as text:
             header = text.readline()
         separator = next((s for s in _OTHER_SEPARATORS if "," not in header and s in header), ",")
         return pd.read_csv(path, sep=separator)
     except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
         raise InvalidInputError(f"bar file {name!r} cannot be read: {exc}") from None
+
+
+def time_column(frame: pd.DataFrame) -> object | None:
+    """The frame's time column: the first of TIME_COLUMNS it has (any case), else an unnamed
+    first column that is not numbers, which is where pandas' `to_csv` (header '', read back as
+    'Unnamed: 0') and `to_parquet` ('index') leave a frame's unnamed time index. An unnamed
+    column of numbers is a saved row number, never taken for times."""
+    columns = columns_by_name(frame)
+    named = next((columns[c] for c in TIME_COLUMNS if c in columns), None)
+    if named is not None or frame.columns.empty:
+        return named
+    first = frame.columns[0]
+    unnamed = str(first).strip().lower() in _UNNAMED_INDEX_COLUMNS
+    if unnamed and not pd.api.types.is_numeric_dtype(frame[first]):
+        return first
+    return None
 
 
 def columns_by_name(frame: pd.DataFrame) -> dict[str, object]:

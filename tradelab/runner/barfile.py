@@ -1,5 +1,6 @@
-"""Read a bar file for a backtest: CSV or Parquet with Date (or a timestamp) and Open, High, Low,
-Close, optional Volume and optional Symbol columns, any case, any instrument, daily or intraday.
+"""Read a bar file for a backtest: CSV or Parquet with Date (or a timestamp, or an unnamed first
+column of times: a pandas index) and Open, High, Low, Close, optional Volume and optional Symbol
+columns, any case, any instrument, daily or intraday.
 
 Times without an offset are taken as UTC. A bad file is an `InvalidInputError` naming the file,
 the column and the row. Pure function; no threads.
@@ -15,13 +16,13 @@ import pandas as pd
 
 from tradelab.errors import InvalidInputError
 from tradelab.market.bar_files import (
-    TIME_COLUMNS,
     check_high_low,
     checked_numbers,
     columns_by_name,
     file_position,
     read_bar_frame,
     symbol_from_path,
+    time_column,
 )
 
 _PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -58,15 +59,14 @@ def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
     path = Path(path)
     name = str(path)
     frame = read_bar_frame(path)
-    if not isinstance(frame.index, pd.RangeIndex):
-        frame = frame.reset_index()
     columns = columns_by_name(frame)
-    time_col = next((columns[c] for c in TIME_COLUMNS if c in columns), None)
+    time_col = time_column(frame)
     missing = [c.title() for c in _PRICE_COLUMNS if c not in columns]
     if time_col is None or missing:
         raise InvalidInputError(
             f"bar file {name!r} has no column {'Date' if time_col is None else missing[0]!r}; "
-            "expected Date (or timestamp), Open, High, Low, Close and optional Volume, Symbol "
+            "expected Date (or timestamp, or an unnamed first column of times), Open, High, Low, "
+            "Close and optional Volume, Symbol "
             f"(found {', '.join(map(str, frame.columns))})"
         )
     if "symbol" in columns:

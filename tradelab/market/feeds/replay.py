@@ -22,13 +22,13 @@ import param
 
 from tradelab.errors import InvalidInputError
 from tradelab.market.bar_files import (
-    TIME_COLUMNS,
     check_high_low,
     checked_numbers,
     columns_by_name,
     file_position,
     read_bar_frame,
     symbol_from_path,
+    time_column,
 )
 from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock, run_paced
 from tradelab.market.ticks import Tick
@@ -89,7 +89,7 @@ def _standard_columns(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     names in any case, Date (or datetime, time) for timestamp, and with no Symbol or Volume
     column, the file's name as the symbol (reliance.csv: RELIANCE) and volume 0."""
     columns = columns_by_name(frame)
-    picked = {"timestamp": next((columns[c] for c in TIME_COLUMNS if c in columns), None)}
+    picked = {"timestamp": time_column(frame)}
     picked |= {name: columns.get(name) for name in BAR_COLUMNS[1:]}
     missing = [n for n, c in picked.items() if c is None and n not in ("symbol", "volume")]
     if missing:
