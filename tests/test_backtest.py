@@ -491,3 +491,52 @@ def test_a_frame_saved_by_pandas_with_its_times_as_the_index_is_read_as_is(tmp_p
         load_bar_file(tmp_path / "numbered.csv")
     with pytest.raises(InvalidInputError, match=r"has no column 'timestamp'"):
         load_bars(tmp_path / "numbered.csv")
+
+
+def _yfinance_frame(tickers):
+    """What yfinance.download(tickers) returns: columns (Price, Ticker), a Date index."""
+    named = pd.DataFrame(
+        {"Open": OPENS, "High": map(max, OPENS, CLOSES), "Low": map(min, OPENS, CLOSES)}
+    )
+    named["Close"], named["Volume"] = CLOSES, 1000
+    named.index = pd.date_range("2024-03-01", periods=len(CLOSES), name="Date")
+    frame = pd.concat({t: named * (1 + i) for i, t in enumerate(tickers)}, axis=1)
+    return frame.swaplevel(axis=1).rename_axis(["Price", "Ticker"], axis=1)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_yfinance_download_saved_as_is_is_read_one_symbol_per_ticker(tmp_path, suffix):
+    from tradelab.market.feeds.replay import load_bars
+    from tradelab.runner.barfile import load_bar_file
+
+    path = tmp_path / f"download{suffix}"
+    frame = _yfinance_frame(["AAPL", "MSFT"])
+    frame.to_csv(path) if suffix == ".csv" else frame.to_parquet(path)
+    with pytest.raises(InvalidInputError, match=r"holds 2 symbols \(AAPL, MSFT\)"):
+        load_bar_file(path)
+    msft = load_bar_file(path, "MSFT")
+    assert msft.symbol == "MSFT" and msft.close.tolist() == [2.0 * c for c in CLOSES]
+    replayed = load_bars(path)
+    assert replayed.groupby("symbol").size().to_dict() == {"AAPL": 10, "MSFT": 10}
+    # One ticker: its bars trade as any file's would.
+    one = tmp_path / f"one{suffix}"  # the symbol comes from the Ticker, not the name
+    single = _yfinance_frame(["AAPL"])
+    single.to_csv(one) if suffix == ".csv" else single.to_parquet(one)
+    result = run_backtest(one, SmaCross(fast=2, slow=3, size=1), cash=1000.0)
+    assert [f["price"] for f in result.fills] == [8.5, 12.0, 8.8]
+    assert {f["symbol"] for f in result.fills} == {"AAPL"}
+
+
+def test_a_bad_value_in_a_yfinance_csv_is_named_by_its_line_in_the_file(tmp_path):
+    from tradelab.runner.barfile import load_bar_file
+
+    path = tmp_path / "aapl.csv"
+    _yfinance_frame(["AAPL"]).to_csv(path)
+    lines = path.read_text().splitlines()
+    assert lines[1].startswith("Ticker,") and lines[2].startswith("Date,")
+    cells = lines[5].split(",")  # the 3rd bar, on line 6
+    cells[lines[0].split(",").index("Close")] = "abc"
+    lines[5] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InvalidInputError, match=r"column 'Close', line 6: 'abc'"):
+        load_bar_file(path)

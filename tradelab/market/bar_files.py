@@ -36,14 +36,63 @@ def read_bar_frame(path: Path) -> pd.DataFrame:
     try:
         if suffix == ".parquet":
             frame = pd.read_parquet(path)
+            if isinstance(frame.columns, pd.MultiIndex):
+                return _per_ticker_from_parquet(frame, path)
             # A frame indexed by time keeps its index in the file: it is a column here.
             return frame if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
         with path.open(encoding="utf-8", errors="replace") as text:
             header = text.readline()
         separator = next((s for s in _OTHER_SEPARATORS if "," not in header and s in header), ",")
-        return pd.read_csv(path, sep=separator)
+        frame = pd.read_csv(path, sep=separator)
+    except InvalidInputError:
+        raise
     except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
         raise InvalidInputError(f"bar file {name!r} cannot be read: {exc}") from None
+    return _per_ticker_from_csv(frame)
+
+
+# yfinance's download() frames have two column levels, (Price, Ticker): Close/AAPL, ... Written
+# with to_csv they take three header lines (Price,Close,...; Ticker,AAPL,...; Date,,,); with
+# to_parquet, two-level columns. Either is read as one row per bar and ticker, with a Symbol.
+
+
+def _long_frame(times: pd.Series, fields: dict[str, dict[str, pd.Series]]) -> pd.DataFrame:
+    """One block per ticker (`fields[ticker][field]`), each row keeping its place in the file
+    as its index so errors still name the right line."""
+    parts = [
+        pd.DataFrame({times.name: times, **columns, "Symbol": ticker})
+        for ticker, columns in fields.items()
+    ]
+    return pd.concat(parts)
+
+
+def _per_ticker_from_csv(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty or len(frame) < 2 or str(frame.columns[0]).strip().lower() != "price":
+        return frame
+    if str(frame.iloc[0, 0]).strip().lower() != "ticker":
+        return frame
+    body = frame.iloc[2:]  # index 2.. is each row's place in the file, as for any CSV
+    times = body[frame.columns[0]].rename(str(frame.iloc[1, 0]).strip() or "Date")
+    fields: dict[str, dict[str, pd.Series]] = {}
+    for column, ticker in zip(frame.columns[1:], frame.iloc[0, 1:], strict=True):
+        field = re.sub(r"\.\d+$", "", str(column))  # pandas renames a repeated Close Close.1
+        fields.setdefault(str(ticker), {})[field] = body[column]
+    return _long_frame(times, fields)
+
+
+def _per_ticker_from_parquet(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    if frame.columns.nlevels != 2:
+        raise InvalidInputError(
+            f"bar file {str(path)!r} has {frame.columns.nlevels} levels of column names; "
+            "expected one (Open, High, ...) or yfinance's two (Price, Ticker)"
+        )
+    times = pd.Series(frame.index, name=frame.index.name or "Date")
+    fields: dict[str, dict[str, pd.Series]] = {}
+    for field, ticker in frame.columns:
+        fields.setdefault(str(ticker), {})[str(field)] = frame[(field, ticker)].reset_index(
+            drop=True
+        )
+    return _long_frame(times, fields)
 
 
 def time_column(frame: pd.DataFrame) -> object | None:
