@@ -80,6 +80,26 @@ def test_writer_process_seals_segments_without_loading_pyarrow(tmp_path):
     assert arrow_libraries == []
 
 
+def _environ(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as raw:
+        pairs = (item.decode().partition("=") for item in raw.read().split(b"\0") if item)
+        return {name: value for name, _, value in pairs}
+
+
+def test_the_writer_process_returns_large_buffers_and_keeps_a_users_malloc_setting(
+    tmp_path, monkeypatch
+):
+    # Without a fixed mmap threshold glibc kept the freed pipe reads and row batches on its heap.
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    with _engine(tmp_path) as engine:
+        assert _environ(engine.metrics()["writer_pid"])["MALLOC_MMAP_THRESHOLD_"] == "131072"
+    assert "MALLOC_MMAP_THRESHOLD_" not in os.environ  # the engine's own process is left alone
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    (tmp_path / "mine").mkdir()
+    with _engine(tmp_path / "mine") as engine:
+        assert _environ(engine.metrics()["writer_pid"])["MALLOC_MMAP_THRESHOLD_"] == "65536"
+
+
 def test_a_dead_writer_process_fails_submitters_instead_of_hanging(tmp_path):
     engine = _engine(tmp_path).start()
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import param
 
+from tradelab.journal.checkpoint import DEFAULT_WAL_BYTES
 from tradelab.journal.schema import check_wal_autocheckpoint
 
 
@@ -104,7 +105,7 @@ class EngineConfig(param.Parameterized):
         doc="CHECKPOINT the DuckDB WAL into the file after the writer was idle this long.",
     )
     checkpoint_wal_bytes = param.Integer(
-        default=16 << 20,
+        default=DEFAULT_WAL_BYTES,
         bounds=(0, None),
         doc="While busy, CHECKPOINT once the DuckDB WAL passes this many bytes, which bounds "
         "the WAL and the memory DuckDB keeps for it (0 = only when idle or stopping).",

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 # How often the WAL's size is looked at while busy: a stat costs a few microseconds, a commit
 # happens every group-commit window.
 WAL_STAT_SECONDS = 0.1
+# The busy bound's default (EngineConfig.checkpoint_wal_bytes). Under a flood DuckDB holds the
+# rows of an 8 MB WAL in ~10 MB of its buffers until the checkpoint: the writer process's
+# sawtooth. 16 MB gave ~8 MB more RSS at the same durable rate (benchmarks/overload.py).
+DEFAULT_WAL_BYTES = 8 << 20
 # After a busy checkpoint was refused (a reader's transaction was open), try again this much later.
 RETRY_SECONDS = 0.5
 

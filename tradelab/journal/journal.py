@@ -24,6 +24,7 @@ from tradelab.errors import JournalError, RecoveryError
 from tradelab.events import Event
 from tradelab.journal import schema
 from tradelab.journal.acklog import restore_into
+from tradelab.journal.checkpoint import DEFAULT_WAL_BYTES
 from tradelab.journal.segments import SegmentSealer, reconcile_segments, segment_dir
 from tradelab.journal.snapshots import SnapshotInfo, list_snapshots, next_snapshot_id
 from tradelab.journal.tailmark import TailMark
@@ -294,7 +295,7 @@ class Journal:
         segment_every_seconds: float = 5.0,
         cpus: frozenset[int] = frozenset(),
         ack_log: bool = True,
-        checkpoint_wal_bytes: int = 16 << 20,
+        checkpoint_wal_bytes: int = DEFAULT_WAL_BYTES,
         memory_limit_mb: int = 512,
         max_pending_events: int = 40_000,
         pipe_bytes: int = 16 << 10,

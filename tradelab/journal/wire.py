@@ -17,6 +17,7 @@ import msgspec
 
 from tradelab.errors import JournalError
 from tradelab.events import Event
+from tradelab.journal.checkpoint import DEFAULT_WAL_BYTES
 
 _HEADER = struct.Struct("<cI")  # kind, body length
 
@@ -121,7 +122,7 @@ class WriterSettings(msgspec.Struct, frozen=True):
     keep_snapshots: int = 100
     checkpoint_idle_seconds: float = 1.0
     # CHECKPOINT while busy once the WAL passes this many bytes (0: only when idle or stopping).
-    checkpoint_wal_bytes: int = 16 << 20
+    checkpoint_wal_bytes: int = DEFAULT_WAL_BYTES
     memory_limit_mb: int = 512  # the writer process's DuckDB; grows with the snapshots
     segments: bool = True
     sealed_seq: int = 0

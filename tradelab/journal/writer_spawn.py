@@ -16,6 +16,8 @@ import tradelab
 from tradelab.errors import JournalError
 from tradelab.journal import wire
 
+WRITER_MMAP_THRESHOLD = 128 << 10  # glibc's default before it adapts
+
 
 def size_pipe(fd: int, size: int) -> None:
     # Capped by /proc/sys/fs/pipe-max-size: the default pipe still works, with less slack.
@@ -29,6 +31,11 @@ def spawn_writer_process(python: str = sys.executable) -> subprocess.Popen:
     # The child must import this very tradelab, also when it runs from a source tree.
     root = str(Path(tradelab.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    # glibc raises its mmap threshold after the first large buffer is freed, so the writer's
+    # pipe reads and row batches (100 KB to 1 MB) then come from the heap, which keeps them;
+    # a fixed threshold returns each to the system when freed (writer RSS under a flood: ~8 MB
+    # less, benchmarks/overload.py). Other C libraries ignore the variable; a user's value wins.
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(WRITER_MMAP_THRESHOLD))
     try:
         proc = subprocess.Popen(
             [python, "-m", "tradelab.journal.writer_process"],

@@ -26,7 +26,7 @@ import msgspec
 
 from tradelab.errors import JournalError, TradelabError
 from tradelab.events import Event
-from tradelab.journal.checkpoint import CheckpointPolicy
+from tradelab.journal.checkpoint import DEFAULT_WAL_BYTES, CheckpointPolicy
 from tradelab.journal.latency import JournalLatency
 from tradelab.journal.schema import EVENT_COLUMNS
 from tradelab.journal.segments import SegmentSealer
@@ -62,7 +62,7 @@ class ThreadJournalWriter:
         max_pending_events: int = 40_000,
         keep_snapshots: int = 100,
         checkpoint_idle_seconds: float = 1.0,
-        checkpoint_wal_bytes: int = 16 << 20,
+        checkpoint_wal_bytes: int = DEFAULT_WAL_BYTES,
         wal: Path | None = None,
         after_checkpoint: Callable[[duckdb.DuckDBPyConnection], object] | None = None,
         on_group_committed: GroupCallback | None = None,
