@@ -540,3 +540,23 @@ def test_a_bad_value_in_a_yfinance_csv_is_named_by_its_line_in_the_file(tmp_path
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(InvalidInputError, match=r"column 'Close', line 6: 'abc'"):
         load_bar_file(path)
+
+
+def test_an_intraday_export_with_date_and_time_columns_is_read_as_one_time(tmp_path):
+    from tradelab.market.feeds.replay import load_bars
+    from tradelab.runner.barfile import load_bar_file
+
+    path = tmp_path / "nifty.csv"  # as MetaTrader and many vendors write 1-minute bars
+    path.write_text(
+        "Date,Time,Open,High,Low,Close,Volume\n"
+        "2024.01.02,09:15,10,11,9,10,5\n2024.01.02,09:16,10,12,9,11,7\n"
+        "2024.01.02,09:17,11,12,10,12,3\n"
+    )
+    series = load_bar_file(path)
+    start = pd.Timestamp("2024-01-02 09:15", tz="UTC").value
+    assert series.interval == "1m"
+    assert series.ts.tolist() == [start + i * 60_000_000_000 for i in range(3)]
+    assert load_bars(path)["timestamp"].tolist() == series.ts.tolist()
+    path.write_text(path.read_text().replace("09:16", "09:76"))
+    with pytest.raises(InvalidInputError, match=r"column 'Date Time', line 3: '2024.01.02 09:76'"):
+        load_bar_file(path)

@@ -13,7 +13,11 @@ import pandas as pd
 
 from tradelab.errors import InvalidInputError, plain_value
 
-TIME_COLUMNS = ("timestamp", "datetime", "date", "time")  # the most precise name first
+# The most precise name first; "date time" is a Date and a Time column read as one.
+TIME_COLUMNS = ("timestamp", "datetime", "date time", "date", "time")
+# A time of day alone, as intraday exports (MetaTrader, Amibroker, many vendors) write it beside
+# the date: 09:15, 9:15:00, 09:15:00.250.
+_TIME_OF_DAY = re.compile(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?")
 # A CSV's separator, read from its header line: many exports use ';' (or tabs) where a decimal
 # comma is usual; a header without commas but with one of these is split on it.
 _OTHER_SEPARATORS = (";", "\t", "|")
@@ -48,7 +52,25 @@ def read_bar_frame(path: Path) -> pd.DataFrame:
         raise
     except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
         raise InvalidInputError(f"bar file {name!r} cannot be read: {exc}") from None
-    return _per_ticker_from_csv(frame)
+    return _date_and_time_joined(_per_ticker_from_csv(frame))
+
+
+def _date_and_time_joined(frame: pd.DataFrame) -> pd.DataFrame:
+    """A Date column and a Time column holding times of day become one 'Date Time' column in
+    their place (an intraday file read by its Date alone would have every bar of a day at once)."""
+    columns = columns_by_name(frame)
+    if "date" not in columns or "time" not in columns or "timestamp" in columns:
+        return frame
+    if "datetime" in columns or "date time" in columns:
+        return frame
+    date, time = columns["date"], columns["time"]
+    sample = frame[time].dropna()
+    if sample.empty or not _TIME_OF_DAY.fullmatch(str(sample.iloc[0]).strip()):
+        return frame
+    joined = frame[date].astype(str).str.strip() + " " + frame[time].astype(str).str.strip()
+    frame = frame.drop(columns=[date, time])
+    frame.insert(0, "Date Time", joined)
+    return frame
 
 
 # yfinance's download() frames have two column levels, (Price, Ticker): Close/AAPL, ... Written
