@@ -4,7 +4,7 @@ Every --sample seconds it records the writer's and the engine's RSS (/proc/<pid>
 the DuckDB WAL's size and the ack log's size, and the worst critical-ack latency since the last
 sample. Printed: the table of samples, then the growth per minute of each size (least-squares
 slope over the second half of the run, after warm-up), the peak of each and the ack latencies.
-The WAL is checkpointed at 16 MB (~1.7 min at 2K events/s): run 5+ minutes to see several.
+The WAL is checkpointed at 8 MB (~50 s at 2K events/s): run 5+ minutes to see several.
 
 Load: `mark.updated` on 8 symbols at --rate events/s (paced on the clock in 10 ms slices) from
 one producer thread, and one critical `pnl.session_reset` a second from another thread, which
