@@ -27,8 +27,9 @@ _UNNAMED_INDEX_COLUMNS = ("unnamed: 0", "", "index", "__index_level_0__")
 
 def read_bar_frame(path: Path) -> pd.DataFrame:
     """The file's rows as read: Parquet, or CSV separated by ',' (or ';', tab, '|' when its header
-    has no comma). A missing file, another suffix or an unreadable file is an
-    InvalidInputError naming the file."""
+    has no comma), with the layouts common tools write brought to one row per bar: a yfinance
+    download's ticker level, a pandas time index, a Date and a Time column. A missing file,
+    another suffix or an unreadable file is an InvalidInputError naming the file."""
     name = str(path)
     if not path.exists():
         raise InvalidInputError(f"bar file {name!r} does not exist")
@@ -40,19 +41,23 @@ def read_bar_frame(path: Path) -> pd.DataFrame:
     try:
         if suffix == ".parquet":
             frame = pd.read_parquet(path)
-            if isinstance(frame.columns, pd.MultiIndex):
-                return _per_ticker_from_parquet(frame, path)
-            # A frame indexed by time keeps its index in the file: it is a column here.
-            return frame if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
-        with path.open(encoding="utf-8", errors="replace") as text:
-            header = text.readline()
-        separator = next((s for s in _OTHER_SEPARATORS if "," not in header and s in header), ",")
-        frame = pd.read_csv(path, sep=separator)
-    except InvalidInputError:
-        raise
+        else:
+            with path.open(encoding="utf-8", errors="replace") as text:
+                header = text.readline()
+            separator = next(
+                (s for s in _OTHER_SEPARATORS if "," not in header and s in header), ","
+            )
+            frame = pd.read_csv(path, sep=separator)
     except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
         raise InvalidInputError(f"bar file {name!r} cannot be read: {exc}") from None
-    return _date_and_time_joined(_per_ticker_from_csv(frame))
+    if isinstance(frame.columns, pd.MultiIndex):
+        frame = _per_ticker_from_levels(frame, path)
+    elif not isinstance(frame.index, pd.RangeIndex):
+        # A frame indexed by time keeps its index in a Parquet file: it is a column here.
+        frame = frame.reset_index()
+    else:
+        frame = _per_ticker_from_header_rows(frame)
+    return _date_and_time_joined(frame)
 
 
 def _date_and_time_joined(frame: pd.DataFrame) -> pd.DataFrame:
@@ -88,7 +93,7 @@ def _long_frame(times: pd.Series, fields: dict[str, dict[str, pd.Series]]) -> pd
     return pd.concat(parts)
 
 
-def _per_ticker_from_csv(frame: pd.DataFrame) -> pd.DataFrame:
+def _per_ticker_from_header_rows(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty or len(frame) < 2 or str(frame.columns[0]).strip().lower() != "price":
         return frame
     if str(frame.iloc[0, 0]).strip().lower() != "ticker":
@@ -102,7 +107,7 @@ def _per_ticker_from_csv(frame: pd.DataFrame) -> pd.DataFrame:
     return _long_frame(times, fields)
 
 
-def _per_ticker_from_parquet(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+def _per_ticker_from_levels(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     if frame.columns.nlevels != 2:
         raise InvalidInputError(
             f"bar file {str(path)!r} has {frame.columns.nlevels} levels of column names; "
