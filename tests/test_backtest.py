@@ -271,7 +271,9 @@ def test_a_fill_payload_has_every_field_in_order_with_the_side_as_text():
 # The content hash of the hand-computed run above with a commission: every trading event's
 # topic, key and payload, in seq order. Changing what a backtest journals (a payload's fields,
 # their order, an event more or less a bar) must be deliberate: update it and say why.
-PINNED_CONTENT_HASH = "c989b0d69ca9cd098a3aa735282549088b05f280cf67c37257a8946bdb588002"
+# Last changed: a bar time without an offset is exchange time (IST), no longer UTC, so every
+# bar's and fill's time moved 5 h 30 min earlier.
+PINNED_CONTENT_HASH = "e32dba38f9550d37fc9ae107d2709da8dfdc50899d3715735fa33330981ae435"
 
 
 def test_the_journal_of_the_hand_computed_run_has_the_pinned_content(tmp_path):
@@ -553,10 +555,52 @@ def test_an_intraday_export_with_date_and_time_columns_is_read_as_one_time(tmp_p
         "2024.01.02,09:17,11,12,10,12,3\n"
     )
     series = load_bar_file(path)
-    start = pd.Timestamp("2024-01-02 09:15", tz="UTC").value
+    start = pd.Timestamp("2024-01-02 09:15", tz="Asia/Kolkata").value  # no offset: IST
     assert series.interval == "1m"
     assert series.ts.tolist() == [start + i * 60_000_000_000 for i in range(3)]
     assert load_bars(path)["timestamp"].tolist() == series.ts.tolist()
     path.write_text(path.read_text().replace("09:16", "09:76"))
     with pytest.raises(InvalidInputError, match=r"column 'Date Time', line 3: '2024.01.02 09:76'"):
         load_bar_file(path)
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        (
+            ["2024-01-02 09:15", "2024-01-02 09:16"],
+            ["2024-01-02 09:15+05:30", "2024-01-02 09:16+05:30"],
+        ),
+        (
+            ["2024-03-01", "2024-03-02"],
+            ["2024-03-01 00:00+05:30", "2024-03-02 00:00+05:30"],
+        ),  # ISO: no doubt
+        (
+            ["02-01-2024", "03-01-2024"],
+            ["2024-01-02 00:00+05:30", "2024-01-03 00:00+05:30"],
+        ),  # day first
+        (["12/01/2024", "13/01/2024"], ["2024-01-12 00:00+05:30", "2024-01-13 00:00+05:30"]),
+        (
+            ["01.12.2024", "01.13.2024"],
+            ["2024-01-12 00:00+05:30", "2024-01-13 00:00+05:30"],
+        ),  # only fits MDY
+        (
+            ["2024-01-02T03:45:00Z", "2024-01-02T09:16:00+05:30"],
+            ["2024-01-02 03:45Z", "2024-01-02 03:46Z"],
+        ),
+    ],
+)
+def test_bar_times_without_an_offset_are_exchange_time_and_dates_day_first(written, meant):
+    from tradelab.market.bar_files import times_in_utc
+
+    got = times_in_utc(pd.Series(written, dtype=object))
+    assert got.tolist() == [pd.Timestamp(m).tz_convert("UTC") for m in meant]
+
+
+def test_a_daily_files_dates_are_reported_as_written(tmp_path):
+    from tradelab.cli_backtest import backtest_report
+
+    result = run_backtest(write_bars(tmp_path / "ABC.csv"), SmaCross(fast=2, slow=3, size=1))
+    report = backtest_report(result)
+    # The first fill is at bar 4's open, the file's 2024-03-05 (not the UTC date before it).
+    assert "2024-03-05 BT-F000001" in report

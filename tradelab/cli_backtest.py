@@ -18,12 +18,10 @@ from tradelab.runner.backtest import BacktestResult, run_backtest
 
 
 def _times(ns: pd.Series, interval: str) -> pd.Series:
-    """Bar times as a reader of that bar file expects them: a daily file's dates as written
-    (naive dates are read as UTC), intraday times on the exchange's clock (IST)."""
-    stamps = pd.to_datetime(ns, unit="ns", utc=True)
-    if interval.endswith("d"):
-        return stamps.dt.strftime("%Y-%m-%d")
-    return stamps.dt.tz_convert(IST).dt.strftime("%Y-%m-%d %H:%M")
+    """Bar times on the exchange's clock (IST), as a bar file's times without an offset are
+    read: a daily file's dates as written, intraday times to the minute."""
+    stamps = pd.to_datetime(ns, unit="ns", utc=True).dt.tz_convert(IST)
+    return stamps.dt.strftime("%Y-%m-%d" if interval.endswith("d") else "%Y-%m-%d %H:%M")
 
 
 def backtest_report(result: BacktestResult) -> str:

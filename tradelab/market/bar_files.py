@@ -21,6 +21,10 @@ _TIME_OF_DAY = re.compile(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?")
 # A CSV's separator, read from its header line: many exports use ';' (or tabs) where a decimal
 # comma is usual; a header without commas but with one of these is split on it.
 _OTHER_SEPARATORS = (";", "\t", "|")
+# A bar time without an offset is the exchange's time, as the console and reports show times.
+EXCHANGE_ZONE = "Asia/Kolkata"
+# A numeric date with the day or the month first: 02-01-2024, 2/1/2024, 02.01.2024.
+_DAY_OR_MONTH_FIRST = r"^\s*(\d{1,2})[-/.](\d{1,2})[-/.]\d{2,4}\b"
 # What pandas names a frame's unnamed index once written and read back.
 _UNNAMED_INDEX_COLUMNS = ("unnamed: 0", "", "index", "__index_level_0__")
 
@@ -136,6 +140,30 @@ def time_column(frame: pd.DataFrame) -> object | None:
     if unnamed and not pd.api.types.is_numeric_dtype(frame[first]):
         return first
     return None
+
+
+def times_in_utc(raw: pd.Series) -> pd.Series:
+    """A column of dates or times as UTC timestamps (NaT where a value is not one), the same
+    index. A time without an offset is exchange time (EXCHANGE_ZONE), so a bar at 09:15 in the
+    file is shown at 09:15. A numeric date is read day first (02-01-2024 is 2 January) unless a
+    value only fits month first (01-13-2024); an ISO date (2024-01-02) is never in doubt."""
+    dayfirst = False  # pandas would read 2024-03-01 as 3 January with it
+    if raw.dtype == object:
+        fields = raw.astype(str).str.extract(_DAY_OR_MONTH_FIRST).astype(float)
+        if fields[0].notna().any():
+            dayfirst = bool((fields[0] > 12).any()) or not bool((fields[1] > 12).any())
+    try:
+        parsed = pd.to_datetime(raw, errors="coerce", dayfirst=dayfirst)
+    except ValueError:  # offsets that differ from row to row: each value on its own, below
+        parsed = raw
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        return parsed.dt.tz_convert("UTC")
+    if pd.api.types.is_datetime64_dtype(parsed.dtype):  # no value had an offset
+        return parsed.dt.tz_localize(
+            EXCHANGE_ZONE, ambiguous="NaT", nonexistent="NaT"
+        ).dt.tz_convert("UTC")
+    # Offsets that differ from row to row (or some rows without one): each to UTC on its own.
+    return pd.to_datetime(raw, errors="coerce", utc=True, dayfirst=dayfirst)
 
 
 def columns_by_name(frame: pd.DataFrame) -> dict[str, object]:

@@ -2,7 +2,7 @@
 column of times: a pandas index) and Open, High, Low, Close, optional Volume and optional Symbol
 columns, any case, any instrument, daily or intraday.
 
-Times without an offset are taken as UTC. A bad file is an `InvalidInputError` naming the file,
+Times without an offset are exchange time (IST). A bad file is an `InvalidInputError` naming the file,
 the column and the row. Pure function; no threads.
 """
 
@@ -23,6 +23,7 @@ from tradelab.market.bar_files import (
     read_bar_frame,
     symbol_from_path,
     time_column,
+    times_in_utc,
 )
 
 _PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -96,7 +97,7 @@ def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
     if pd.api.types.is_integer_dtype(raw_times):
         ts = raw_times.to_numpy(dtype="int64")
     else:
-        parsed = pd.to_datetime(raw_times, errors="coerce", utc=True)
+        parsed = times_in_utc(raw_times)
         if parsed.isna().any():
             row = int(parsed.isna().to_numpy().argmax())
             raise InvalidInputError(

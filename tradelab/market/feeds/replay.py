@@ -29,6 +29,7 @@ from tradelab.market.bar_files import (
     read_bar_frame,
     symbol_from_path,
     time_column,
+    times_in_utc,
 )
 from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock, run_paced
 from tradelab.market.ticks import Tick
@@ -55,7 +56,8 @@ class ReplayFeedConfig(param.Parameterized):
 def load_bars(path: str | Path) -> pd.DataFrame:
     """Read and check a bar file; rows come back sorted by time (stable across symbols).
 
-    `timestamp` is the bar start: ISO-8601 with an offset, or integer ns since the epoch (UTC).
+    `timestamp` is the bar start: a date and time (without an offset: IST), or integer ns since
+    the epoch (UTC).
     """
     path = Path(path)
     frame = _standard_columns(read_bar_frame(path), path)
@@ -110,13 +112,14 @@ def _standard_columns(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
 def _parse_timestamps(column: pd.Series, path: Path, name: str = "timestamp") -> pd.Series:
     if pd.api.types.is_integer_dtype(column):
         return column.astype("int64")
-    parsed = pd.to_datetime(column, errors="coerce", utc=True)
+    parsed = times_in_utc(column)
     if parsed.isna().any():
         row = int(parsed.isna().idxmax())
         raise InvalidInputError(
             f"bar file {str(path)!r}, column {name!r}, {file_position(path, row)}: "
             f"{column.iloc[row]!r} is "
-            "not an ISO-8601 time with offset (e.g. 2025-11-12T09:15:00+05:30) or int ns"
+            "not a date and time (e.g. 2025-11-12T09:15:00+05:30, or 2025-11-12 09:15 in IST) "
+            "or int ns"
         )
     # Timestamp.value is ns whatever resolution pandas chose for the column.
     return pd.Series([int(t.value) for t in parsed], index=column.index, dtype="int64")
