@@ -148,10 +148,10 @@ def times_in_utc(raw: pd.Series) -> pd.Series:
     file is shown at 09:15. A numeric date is read day first (02-01-2024 is 2 January) unless a
     value only fits month first (01-13-2024); an ISO date (2024-01-02) is never in doubt."""
     dayfirst = False  # pandas would read 2024-03-01 as 3 January with it
-    if raw.dtype == object:
+    # A file keeps one format: the first value says whether the whole column is looked at.
+    if raw.dtype == object and not raw.empty and re.match(_DAY_OR_MONTH_FIRST, str(raw.iloc[0])):
         fields = raw.astype(str).str.extract(_DAY_OR_MONTH_FIRST).astype(float)
-        if fields[0].notna().any():
-            dayfirst = bool((fields[0] > 12).any()) or not bool((fields[1] > 12).any())
+        dayfirst = bool((fields[0] > 12).any()) or not bool((fields[1] > 12).any())
     try:
         parsed = pd.to_datetime(raw, errors="coerce", dayfirst=dayfirst)
     except ValueError:  # offsets that differ from row to row: each value on its own, below
