@@ -593,8 +593,9 @@ def test_an_intraday_export_with_date_and_time_columns_is_read_as_one_time(tmp_p
 def test_bar_times_without_an_offset_are_exchange_time_and_dates_day_first(written, meant):
     from tradelab.market.bar_files import times_in_utc
 
-    got = times_in_utc(pd.Series(written, dtype=object))
-    assert got.tolist() == [pd.Timestamp(m).tz_convert("UTC") for m in meant]
+    for column in (pd.Series(written), pd.Series(written, dtype=object)):  # as read; as built
+        got = times_in_utc(column)
+        assert got.tolist() == [pd.Timestamp(m).tz_convert("UTC") for m in meant]
 
 
 def test_a_daily_files_dates_are_reported_as_written(tmp_path):

@@ -149,7 +149,8 @@ def times_in_utc(raw: pd.Series) -> pd.Series:
     value only fits month first (01-13-2024); an ISO date (2024-01-02) is never in doubt."""
     dayfirst = False  # pandas would read 2024-03-01 as 3 January with it
     # A file keeps one format: the first value says whether the whole column is looked at.
-    if raw.dtype == object and not raw.empty and re.match(_DAY_OR_MONTH_FIRST, str(raw.iloc[0])):
+    text = raw.dtype == object or pd.api.types.is_string_dtype(raw)  # as pandas reads a CSV
+    if text and not raw.empty and re.match(_DAY_OR_MONTH_FIRST, str(raw.iloc[0])):
         fields = raw.astype(str).str.extract(_DAY_OR_MONTH_FIRST).astype(float)
         dayfirst = bool((fields[0] > 12).any()) or not bool((fields[1] > 12).any())
     try:
