@@ -605,3 +605,36 @@ def test_a_daily_files_dates_are_reported_as_written(tmp_path):
     report = backtest_report(result)
     # The first fill is at bar 4's open, the file's 2024-03-05 (not the UTC date before it).
     assert "2024-03-05 BT-F000001" in report
+
+
+def _investing_com_csv(path, days):
+    """As investing.com downloads history: newest first, US dates, quoted thousands, 'Price'."""
+    lines = ['"Date","Price","Open","High","Low","Vol.","Change %"']
+    for day in reversed(days):
+        close, open_ = 21_000.0 + 10 * day, 21_000.0 + 10 * day - 5
+        lines.append(
+            f'"01/{day:02d}/2024","{close:,.2f}","{open_:,.2f}","{close + 20:,.2f}",'
+            f'"{open_ - 20:,.2f}","253.46M","-0.47%"'
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_an_investing_com_download_newest_first_with_thousands_is_read_oldest_first(tmp_path):
+    from tradelab.market.feeds.replay import load_bars
+    from tradelab.runner.barfile import load_bar_file
+
+    days = [2, 3, 4, 5, 8, 9, 10, 11, 12, 15, 16]  # 01/15/2024 fits only month first
+    path = _investing_com_csv(tmp_path / "nifty.csv", days)
+    series = load_bar_file(path)
+    assert series.interval == "1d" and len(series) == len(days)
+    first = pd.Timestamp("2024-01-02", tz="Asia/Kolkata").value
+    assert series.ts[0] == first and (series.ts[1:] > series.ts[:-1]).all()
+    assert series.close.tolist() == [21_000.0 + 10 * d for d in days]  # 'Price' is the close
+    assert load_bars(path)["close"].tolist() == series.close.tolist()
+    # A bad value is still named by its line: the file's line 3 is its second-newest bar.
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace('"01/15/2024","21,150.00"', '"01/15/2024","n.a."')
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InvalidInputError, match=r"column 'Price', line 3: 'n.a.'"):
+        load_bar_file(path)

@@ -25,6 +25,8 @@ _OTHER_SEPARATORS = (";", "\t", "|")
 EXCHANGE_ZONE = "Asia/Kolkata"
 # A numeric date with the day or the month first: 02-01-2024, 2/1/2024, 02.01.2024.
 _DAY_OR_MONTH_FIRST = r"^\s*(\d{1,2})[-/.](\d{1,2})[-/.]\d{2,4}\b"
+# A number with its thousands grouped by commas: 21,665.80, -1,234.
+_GROUPED_NUMBER = r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?"
 # What pandas names a frame's unnamed index once written and read back.
 _UNNAMED_INDEX_COLUMNS = ("unnamed: 0", "", "index", "__index_level_0__")
 
@@ -51,7 +53,11 @@ def read_bar_frame(path: Path) -> pd.DataFrame:
             separator = next(
                 (s for s in _OTHER_SEPARATORS if "," not in header and s in header), ","
             )
-            frame = pd.read_csv(path, sep=separator)
+            # With ',' between fields a comma inside a (quoted) number groups thousands:
+            # "21,665.80", as investing.com writes prices.
+            frame = pd.read_csv(path, sep=separator, thousands="," if separator == "," else None)
+            if separator == ",":
+                frame = _thousands_ungrouped(frame)
     except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
         raise InvalidInputError(f"bar file {name!r} cannot be read: {exc}") from None
     if isinstance(frame.columns, pd.MultiIndex):
@@ -62,6 +68,19 @@ def read_bar_frame(path: Path) -> pd.DataFrame:
     else:
         frame = _per_ticker_from_header_rows(frame)
     return _date_and_time_joined(frame)
+
+
+def _thousands_ungrouped(frame: pd.DataFrame) -> pd.DataFrame:
+    """Grouped numbers ("21,665.80") in the text columns pandas left as text because of another
+    cell (a "n.a."), ungrouped, so that cell alone is named as not a number."""
+    for column in frame.columns:
+        values = frame[column]
+        text = values.dtype == object or pd.api.types.is_string_dtype(values)
+        if text and values.astype(str).str.contains(",", regex=False).any():
+            grouped = values.astype(str).str.fullmatch(_GROUPED_NUMBER)
+            if grouped.any():
+                frame[column] = values.where(~grouped, values.astype(str).str.replace(",", ""))
+    return frame
 
 
 def _date_and_time_joined(frame: pd.DataFrame) -> pd.DataFrame:
@@ -168,8 +187,12 @@ def times_in_utc(raw: pd.Series) -> pd.Series:
 
 
 def columns_by_name(frame: pd.DataFrame) -> dict[str, object]:
-    """The frame's columns keyed by their lower-cased, stripped names."""
-    return {str(c).strip().lower(): c for c in frame.columns}
+    """The frame's columns keyed by their lower-cased, stripped names; without a Close column, a
+    Price column is the close (investing.com's name for it)."""
+    columns = {str(c).strip().lower(): c for c in frame.columns}
+    if "close" not in columns and "price" in columns:
+        columns["close"] = columns["price"]
+    return columns
 
 
 def symbol_from_path(path: Path) -> str:

@@ -105,6 +105,11 @@ def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
                 "not a date or time"
             )
         ts = np.array([t.value for t in parsed], dtype="int64")
+    if len(ts) > 1 and (np.diff(ts) < 0).all():
+        # Newest first, as many sites' downloads are (investing.com, the NSE's own): the same
+        # bars read oldest first; errors still name each row's place in the file.
+        frame, file_rows, ts = frame.iloc[::-1].reset_index(drop=True), file_rows[::-1], ts[::-1]
+        raw_times = frame[time_col]
     values = {}
     for column in (*_PRICE_COLUMNS, "volume"):
         if column not in columns:
