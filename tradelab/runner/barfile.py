@@ -106,7 +106,7 @@ def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
             )
         ts = np.array([t.value for t in parsed], dtype="int64")
     if len(ts) > 1 and (np.diff(ts) < 0).all():
-        # Newest first, as many sites' downloads are (investing.com, the NSE's own): the same
+        # Newest first, as some sites' downloads are (investing.com's): the same
         # bars read oldest first; errors still name each row's place in the file.
         frame, file_rows, ts = frame.iloc[::-1].reset_index(drop=True), file_rows[::-1], ts[::-1]
         raw_times = frame[time_col]
