@@ -1,6 +1,8 @@
 """Backtests through the live path: sma_cross on a small bar file whose crossovers are worked out
 by hand below, the next-open fill model, P&L at the last close, and replay determinism."""
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -54,6 +56,27 @@ def test_commission_is_a_fraction_of_traded_value(tmp_path):
     result = run_backtest(bars, SmaCross(fast=2, slow=3, size=1), commission=0.01)
     assert result.fees == pytest.approx(round(0.085, 2) + round(0.24, 2) + round(0.176, 2))
     assert result.final_equity == pytest.approx(1_000_000 - 6.7 + 0.8 - result.fees)
+
+
+def test_a_flat_fee_per_fill_is_charged_beside_the_commission(tmp_path):
+    from click.testing import CliRunner
+
+    from tradelab.cli import main as cli
+
+    bars = write_bars(tmp_path / "ABC.csv")
+    result = run_backtest(bars, SmaCross(fast=2, slow=3, size=1), commission=0.01, fee_per_fill=20)
+    # Three fills: 20 each, plus 1 % of 8.5 x 1, 12 x 2 and 8.8 x 2 (each fee rounded to paise).
+    assert result.fees == pytest.approx(round(20.085, 2) + round(20.24, 2) + round(20.176, 2))
+    assert result.final_equity == pytest.approx(1_000_000 - 6.7 + 0.8 - result.fees)
+    args = ["backtest", str(bars), "--strategy", "sma_cross", "--param", "fast=2"]
+    out = CliRunner().invoke(cli, [*args, "--param", "slow=3", "--fee-per-fill", "20", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["fees"] == pytest.approx(60.0)
+    for bad in (float("nan"), -1.0):
+        with pytest.raises(InvalidInputError, match="fee_per_fill .* must be a finite amount"):
+            run_backtest(bars, SmaCross(fast=2, slow=3, size=1), fee_per_fill=bad)
+    refused = CliRunner().invoke(cli, [*args, "--param", "slow=3", "--fee-per-fill", "-5"])
+    assert refused.exit_code == 2 and "--fee-per-fill" in refused.output
 
 
 def test_same_inputs_give_the_same_journal_content_hash(tmp_path):

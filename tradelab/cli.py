@@ -247,6 +247,13 @@ def _params(assignments: tuple[str, ...]) -> dict[str, str]:
     show_default=True,
     help="Fraction of traded value charged per fill.",
 )
+@click.option(
+    "--fee-per-fill",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Flat fee charged per fill (e.g. 20, a discount broker's rupees), beside --commission.",
+)
 @click.option("--journal", default=None, help="New journal file to keep (default: temporary).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
@@ -263,6 +270,7 @@ def backtest_cmd(
     symbol: str | None,
     cash: float,
     commission: float,
+    fee_per_fill: float,
     journal: str | None,
     as_json: bool,
     html: str | None,
@@ -283,6 +291,7 @@ def backtest_cmd(
         symbol=symbol,
         cash=cash,
         commission=commission,
+        fee_per_fill=fee_per_fill,
         journal=journal,
         as_json=as_json,
         config_file=config_file,

@@ -6,7 +6,8 @@ event that also marks the symbol at the close (`"mark": true`, see tradelab.mark
 store, the runner's position monitor and analytics take it as a `mark.updated` too, so a bar
 costs one event); the broker fills only on a quote that comes after an order (1 ms
 latency in exchange time), so a market order placed while bar N is handled fills at bar N+1's
-open, at that price (no spread, no slippage; commission is a fraction of the traded value).
+open, at that price (no spread, no slippage; a fill's fee is the commission, a fraction of the
+traded value, plus the flat fee_per_fill).
 Bars are played on the runner's thread, bar N+1 only once the runner has handled bar N
 (lockstep, `StrategyRunner.drive`): no look-ahead, and every event of the run is submitted from
 that one thread, so the journal is the same run after run. Positions still open at the end are
@@ -21,6 +22,7 @@ the journal is whole and durable when `run_backtest` returns, as before. `synchr
 from __future__ import annotations
 
 import hashlib
+import math
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -108,6 +110,7 @@ def run_backtest(
     symbol: str | None = None,
     cash: float = 1_000_000.0,
     commission: float = 0.0,
+    fee_per_fill: float = 0.0,
     journal_path: str | Path | None = None,
     engine_overrides: dict[str, Any] | None = None,
     synchronous: bool = True,
@@ -131,6 +134,8 @@ def run_backtest(
     )
     if not 0.0 <= commission <= 0.1:
         raise InvalidInputError(f"commission {commission!r} must be a fraction in [0, 0.1]")
+    if not (math.isfinite(fee_per_fill) and fee_per_fill >= 0):
+        raise InvalidInputError(f"fee_per_fill {fee_per_fill!r} must be a finite amount >= 0")
     if journal_path is not None and Path(journal_path).exists():
         raise InvalidInputError(
             f"journal {str(journal_path)!r} already exists; a backtest writes a new journal"
@@ -141,7 +146,7 @@ def run_backtest(
             series,
             strategies,
             cash,
-            commission,
+            (commission, fee_per_fill),
             journal,
             engine_overrides or {},
             synchronous,
@@ -153,8 +158,9 @@ def run_backtest(
 
 
 def _run(
-    series, strategies, cash, commission, journal, overrides, synchronous, progress
+    series, strategies, cash, charges, journal, overrides, synchronous, progress
 ) -> BacktestResult:
+    commission, fee_per_fill = charges
     sym = series.symbol
     universe = InstrumentUniverse(
         {sym: PlainInstrument(sym, 1, float(series.high.max()))}  # margin on the highest price
@@ -164,7 +170,7 @@ def _run(
         PaperBrokerConfig(
             slippage_ticks=0,
             latency_ms=1,
-            brokerage_per_fill=0.0,
+            brokerage_per_fill=fee_per_fill,
             charges_rate=commission,
             capital=cash,
             enforce_market_hours=False,
