@@ -75,11 +75,13 @@ def _thousands_ungrouped(frame: pd.DataFrame) -> pd.DataFrame:
     cell (a "n.a."), ungrouped, so that cell alone is named as not a number."""
     for column in frame.columns:
         values = frame[column]
-        text = values.dtype == object or pd.api.types.is_string_dtype(values)
-        if text and values.astype(str).str.contains(",", regex=False).any():
-            grouped = values.astype(str).str.fullmatch(_GROUPED_NUMBER)
+        if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
+            continue
+        text = values.astype(str)
+        if text.str.contains(",", regex=False).any():
+            grouped = text.str.fullmatch(_GROUPED_NUMBER)
             if grouped.any():
-                frame[column] = values.where(~grouped, values.astype(str).str.replace(",", ""))
+                frame[column] = values.where(~grouped, text.str.replace(",", ""))
     return frame
 
 
@@ -184,6 +186,26 @@ def times_in_utc(raw: pd.Series) -> pd.Series:
         ).dt.tz_convert("UTC")
     # Offsets that differ from row to row (or some rows without one): each to UTC on its own.
     return pd.to_datetime(raw, errors="coerce", utc=True, dayfirst=dayfirst)
+
+
+def times_ns(
+    path: Path, column: str, raw: pd.Series, file_row: Callable[[int], int] = int
+) -> np.ndarray:
+    """The column's times as UTC ns (integers are ns already; text and dates as `times_in_utc`
+    reads them). A value that is not a time is refused naming the column and where it is in the
+    file; `file_row(i)` is the 0-based file row of the column's i-th value."""
+    if pd.api.types.is_integer_dtype(raw):
+        return raw.to_numpy(dtype="int64")
+    parsed = times_in_utc(raw)
+    if parsed.isna().any():
+        i = int(parsed.isna().to_numpy().argmax())
+        raise InvalidInputError(
+            f"bar file {str(path)!r}, column {column!r}, {file_position(path, file_row(i))}: "
+            f"{raw.iloc[i]!r} is not a date and time (e.g. 2025-11-12T09:15:00+05:30, or "
+            "2025-11-12 09:15 in IST) or int ns"
+        )
+    # Timestamp.value is ns whatever resolution pandas chose for the column.
+    return np.array([t.value for t in parsed], dtype="int64")
 
 
 def columns_by_name(frame: pd.DataFrame) -> dict[str, object]:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from tradelab.errors import InvalidInputError
 from tradelab.market.bar_files import (
@@ -23,7 +22,7 @@ from tradelab.market.bar_files import (
     read_bar_frame,
     symbol_from_path,
     time_column,
-    times_in_utc,
+    times_ns,
 )
 
 _PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -94,17 +93,7 @@ def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
         return file_position(path, int(file_rows[row]))
 
     raw_times = frame[time_col]
-    if pd.api.types.is_integer_dtype(raw_times):
-        ts = raw_times.to_numpy(dtype="int64")
-    else:
-        parsed = times_in_utc(raw_times)
-        if parsed.isna().any():
-            row = int(parsed.isna().to_numpy().argmax())
-            raise InvalidInputError(
-                f"bar file {name!r}, column {time_col!r}, {at(row)}: {raw_times.iloc[row]!r} is "
-                "not a date or time"
-            )
-        ts = np.array([t.value for t in parsed], dtype="int64")
+    ts = times_ns(path, str(time_col), raw_times, lambda i: int(file_rows[i]))
     if len(ts) > 1 and (np.diff(ts) < 0).all():
         # Newest first, as some sites' downloads are (investing.com's): the same
         # bars read oldest first; errors still name each row's place in the file.

@@ -29,7 +29,7 @@ from tradelab.market.bar_files import (
     read_bar_frame,
     symbol_from_path,
     time_column,
-    times_in_utc,
+    times_ns,
 )
 from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock, run_paced
 from tradelab.market.ticks import Tick
@@ -110,19 +110,9 @@ def _standard_columns(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 
 def _parse_timestamps(column: pd.Series, path: Path, name: str = "timestamp") -> pd.Series:
-    if pd.api.types.is_integer_dtype(column):
-        return column.astype("int64")
-    parsed = times_in_utc(column)
-    if parsed.isna().any():
-        row = int(parsed.isna().idxmax())
-        raise InvalidInputError(
-            f"bar file {str(path)!r}, column {name!r}, {file_position(path, row)}: "
-            f"{column.iloc[row]!r} is "
-            "not a date and time (e.g. 2025-11-12T09:15:00+05:30, or 2025-11-12 09:15 in IST) "
-            "or int ns"
-        )
-    # Timestamp.value is ns whatever resolution pandas chose for the column.
-    return pd.Series([int(t.value) for t in parsed], index=column.index, dtype="int64")
+    # The column's index is each row's place in the file (it is sorted only at the end).
+    ns = times_ns(path, name, column, lambda i: int(column.index[i]))
+    return pd.Series(ns, index=column.index, dtype="int64")
 
 
 def _closed_days(bars: pd.DataFrame, hours: MarketHours) -> tuple[tuple[date, ...], int]:
