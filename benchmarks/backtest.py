@@ -11,8 +11,14 @@ default: kernel inline, runner unthreaded, one thread) and threaded (kernel and 
 the live arrangement); `tradelab_*` figures are the synchronous path's, `tradelab_threaded_*`
 the other's.
 
+`--decompose` also runs, in each round, two variants of sma_cross on the same bars: its orders
+dropped (bars only, never a position) and one long position held from the first bar (bars
+with a position to mark). From the three runs: µs per bar without a position, µs more per
+bar with one, µs per trade (everything a round of order, fill and book costs), and the
+trades' own seconds against backtesting.py's whole run: what bounds the ratio from above.
+
 Usage: .venv/bin/python benchmarks/backtest.py [--bars 100000] [--rounds 3] [--fast 10]
-       [--slow 30] [--no-peer] [--no-threaded] [--tuned-collector] [--json]
+       [--slow 30] [--no-peer] [--no-threaded] [--decompose] [--tuned-collector] [--json]
 """
 
 from __future__ import annotations
@@ -60,10 +66,42 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def run_tradelab(csv: Path, fast: int, slow: int, synchronous: bool = True) -> dict[str, Any]:
+class _NoOrders:
+    """A context whose orders go nowhere: sma_cross's signals without their trades."""
+
+    @staticmethod
+    def target(symbol: str, quantity: int) -> None:
+        return None
+
+
+class SignalsOnly(SmaCross):
+    """sma_cross with its orders dropped: what the bars cost without a position."""
+
+    strategy_name = "sma_cross_signals_only"
+
+    def on_bar(self, ctx: Any, bar: Any) -> None:
+        super().on_bar(_NoOrders, bar)
+
+
+class HoldOne(SignalsOnly):
+    """SignalsOnly plus one long unit bought on the first bar and held: every later bar marks
+    an open position, with one trade in the whole run."""
+
+    strategy_name = "sma_cross_hold_one"
+
+    def on_bar(self, ctx: Any, bar: Any) -> None:
+        if not getattr(self, "_bought", False):
+            self._bought = True
+            ctx.target(bar["symbol"], 1)
+        super().on_bar(ctx, bar)
+
+
+def run_tradelab(
+    csv: Path, fast: int, slow: int, synchronous: bool = True, variant: type[SmaCross] = SmaCross
+) -> dict[str, Any]:
     cpu = _cpu_seconds()
     result = run_backtest(
-        csv, SmaCross(fast=fast, slow=slow, size=1), cash=10_000_000.0, synchronous=synchronous
+        csv, variant(fast=fast, slow=slow, size=1), cash=10_000_000.0, synchronous=synchronous
     )
     return {
         # Less swayed by other load than wall time; includes the run's setup and reading back.
@@ -110,13 +148,24 @@ def run_peer(frame: pd.DataFrame, fast: int, slow: int) -> dict[str, Any]:
 @click.option("--slow", type=click.IntRange(min=2), default=30, show_default=True)
 @click.option("--no-peer", is_flag=True, help="Skip backtesting.py.")
 @click.option("--no-threaded", is_flag=True, help="Skip tradelab's threaded path.")
+@click.option(
+    "--decompose", is_flag=True, help="Also time bars alone, bars with a position, and trades."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object, not a table.")
 @tuned_collector_option
 def main(
-    bars: int, rounds: int, fast: int, slow: int, no_peer: bool, no_threaded: bool, as_json: bool
+    bars: int,
+    rounds: int,
+    fast: int,
+    slow: int,
+    no_peer: bool,
+    no_threaded: bool,
+    decompose: bool,
+    as_json: bool,
 ) -> None:
     frame = make_bars(bars)
     ours, threaded, peer = [], [], []
+    parts: dict[str, list[dict[str, Any]]] = {"signals_only": [], "hold_one": []}
     with tempfile.TemporaryDirectory(prefix="tradelab-bench-bt-") as tmp:
         csv = Path(tmp) / "bars.csv"
         frame.rename_axis("Date").to_csv(csv)
@@ -126,6 +175,9 @@ def main(
                 threaded.append(run_tradelab(csv, fast, slow, synchronous=False))
             if not no_peer:
                 peer.append(run_peer(frame, fast, slow))
+            if decompose:
+                parts["signals_only"].append(run_tradelab(csv, fast, slow, variant=SignalsOnly))
+                parts["hold_one"].append(run_tradelab(csv, fast, slow, variant=HoldOne))
     result: dict[str, Any] = {
         "bars": bars,
         "rounds": rounds,
@@ -155,6 +207,8 @@ def main(
         result["ratio_tradelab_to_backtesting_py"] = (
             result["tradelab_bars_per_s"] / result["backtesting_py_bars_per_s"]
         )
+    if decompose:
+        result["decomposition"] = decomposition(ours, parts, peer, bars)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -180,6 +234,30 @@ def main(
         "tradelab time split (s): "
         + ", ".join(f"{k} {v:.2f}" for k, v in result["tradelab_split_s"].items())
     )
+    if decompose:
+        click.echo(
+            "decomposition: "
+            + ", ".join(f"{k} {v:.3g}" for k, v in result["decomposition"].items())
+        )
+
+
+def decomposition(ours: list, parts: dict, peer: list, bars: int) -> dict[str, float]:
+    """Per-bar and per-trade costs from the three tradelab runs of each round (medians of the
+    per-round figures, so a round's variants share its machine state)."""
+    rows = []
+    for i, cross in enumerate(ours):
+        flat, held = parts["signals_only"][i], parts["hold_one"][i]
+        trades = cross["fills"] - held["fills"]
+        row = {
+            "bar_us_no_position": flat["seconds"] / bars * 1e6,
+            "bar_us_more_with_position": (held["seconds"] - flat["seconds"]) / bars * 1e6,
+            "trade_us": (cross["seconds"] - held["seconds"]) / trades * 1e6,
+        }
+        row["trades_s"] = row["trade_us"] * trades / 1e6
+        if peer:
+            row["trades_s_vs_backtesting_py_run"] = row["trades_s"] / peer[i]["seconds"]
+        rows.append(row)
+    return {k: median([r[k] for r in rows]) for k in rows[0]}
 
 
 if __name__ == "__main__":
