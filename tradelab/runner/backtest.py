@@ -145,12 +145,13 @@ def run_backtest(
         result = _run(
             series,
             strategies,
-            cash,
-            (commission, fee_per_fill),
-            journal,
-            engine_overrides or {},
-            synchronous,
-            progress,
+            cash=cash,
+            commission=commission,
+            fee_per_fill=fee_per_fill,
+            journal=journal,
+            overrides=engine_overrides or {},
+            synchronous=synchronous,
+            progress=progress,
         )
         if journal_path is None:
             result.journal = None
@@ -158,9 +159,17 @@ def run_backtest(
 
 
 def _run(
-    series, strategies, cash, charges, journal, overrides, synchronous, progress
+    series: Any,
+    strategies: list[Strategy],
+    *,
+    cash: float,
+    commission: float,
+    fee_per_fill: float,
+    journal: Path,
+    overrides: dict[str, Any],
+    synchronous: bool,
+    progress: Callable[[int, int], object] | None,
 ) -> BacktestResult:
-    commission, fee_per_fill = charges
     sym = series.symbol
     universe = InstrumentUniverse(
         {sym: PlainInstrument(sym, 1, float(series.high.max()))}  # margin on the highest price
