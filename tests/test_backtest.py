@@ -93,7 +93,7 @@ def test_same_inputs_give_the_same_journal_content_hash(tmp_path):
 
 
 def test_a_multi_symbol_file_needs_a_symbol_and_names_the_choices(tmp_path):
-    with pytest.raises(InvalidInputError, match="choose one with --symbol"):
+    with pytest.raises(InvalidInputError, match=r"choose one with symbol= \(--symbol"):
         run_backtest("data/nifty_sample_1m.csv", SmaCross())
     result = run_backtest("data/nifty_sample_1m.csv", SmaCross(fast=5, slow=20), symbol="NIFTY")
     assert result.bars == 375 and result.interval == "1m"

@@ -31,9 +31,10 @@ from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.broker.reconcile import Reconciler, ReconcilerConfig
 from tradelab.config import EngineConfig
 from tradelab.engine import Engine
-from tradelab.errors import InvalidInputError, TradelabError
+from tradelab.errors import InvalidInputError, LifecycleError, TradelabError
 from tradelab.lab_config import (
     LabConfig,
+    apply_settings,
     config_values,
     configured_strategies,
     replay_session,
@@ -46,6 +47,7 @@ from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
 from tradelab.metrics_sampler import MetricsSampler
 from tradelab.runner import StrategyRunner
+from tradelab.runner.backtest_inputs import checked_strategies
 from tradelab.runner.strategy import Strategy, check_strategy_inputs
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.risk import RiskConfig, RiskGate
@@ -79,10 +81,12 @@ class Lab:
         self.config = config if config is not None else LabConfig()
         self.risk_config = risk if risk is not None else RiskConfig()
         if overrides:
-            self.config.param.update(**overrides)
+            apply_settings(self.config, overrides)
         cfg = self.config
         # Strategy and feed first: a bad name, parameter or file fails before any file is opened.
-        self.strategies = strategies if strategies is not None else configured_strategies(cfg)
+        self.strategies = (
+            checked_strategies(strategies) if strategies is not None else configured_strategies(cfg)
+        )
         if cfg.feed == "replay":
             self.feed, self.universe, self.open_ns, self.close_ns = replay_session(cfg, replay_feed)
         else:
@@ -293,10 +297,26 @@ class Lab:
             yield tick
 
     def place_order(self, symbol: str, side: str, quantity: int, **kwargs: Any) -> str:
-        """Send an order through the desk; see `ExecutionDesk.place_order`."""
+        """Send an order through the desk; see `ExecutionDesk.place_order`. A market order
+        needs a quote of `symbol` first (`wait_for_quote`, right after `start()`)."""
         if self.desk is None:
-            raise RuntimeError("start() the lab before placing orders")
+            raise LifecycleError("start() the lab before placing orders")
         return self.desk.place_order(symbol, side, quantity, **kwargs)
+
+    def wait_for_quote(self, symbol: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Block until the store holds a mark of `symbol` (the feed's first quote of it comes
+        just after `start()`); returns that mark."""
+        deadline = time.monotonic() + timeout
+        path = f"market.marks.{symbol}"
+        while (mark := self.engine.store.get(path, None)) is None:
+            if self.session_finished.is_set() or time.monotonic() > deadline:
+                why = "the session ended" if self.session_finished.is_set() else "timed out"
+                raise LifecycleError(
+                    f"no quote of {symbol!r} within {timeout} s ({why}): is it a symbol this "
+                    "session's feed quotes?"
+                )
+            time.sleep(0.01)
+        return mark
 
     def status(self) -> dict[str, Any]:
         """A one-line view of the session for humans: seq, exchange time, the charted

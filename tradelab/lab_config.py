@@ -3,6 +3,7 @@ feed='replay', the replay feed with the universe and session its bar file spans.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import param
@@ -76,6 +77,23 @@ class LabConfig(param.Parameterized):
         default={},
         doc="Parameters of `strategy`: name -> value (text such as '5' is converted).",
     )
+
+
+def apply_settings(cfg: LabConfig, settings: dict[str, Any]) -> None:
+    """`Lab(**settings)` onto `cfg`: a path may be a Path; an unknown name or a bad value is an
+    InvalidInputError naming the setting, and leaves `cfg` unchanged."""
+    known = sorted(n for n in cfg.param if n != "name")
+    for key in settings:
+        if key not in known:
+            raise InvalidInputError(
+                f"Lab has no setting {key!r}; its settings are {', '.join(known)}"
+            )
+    values = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
+    try:
+        LabConfig(**{**cfg.param.values(), **values})  # tried on a copy first: all or nothing
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"Lab setting refused: {exc}") from None
+    cfg.param.update(**values)
 
 
 def configured_strategies(cfg: LabConfig) -> list[Strategy]:

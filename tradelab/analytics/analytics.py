@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from tradelab.analytics import views as view_defs
@@ -59,11 +60,16 @@ class Analytics:
 
     def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
         """Run `query` (DuckDB SQL over the views listed by `views()`); a DataFrame back."""
-        if not isinstance(query, str) or not query.strip():
+        if not isinstance(query, str):
+            raise QueryError(
+                f"query {query!r} is a {type(query).__name__}, not SQL text; write SQL over "
+                f"{self._view_list()}"
+            )
+        if not query.strip():
             raise QueryError(f"query {query!r} is empty; write SQL over {self._view_list()}")
         source = self._open()
         try:
-            return source.con.execute(query, params or []).df()
+            return source.con.execute(query, _plain_params(params)).df()
         except duckdb.Error as exc:
             raise self._query_error(source, query, exc) from None
         finally:
@@ -160,6 +166,20 @@ class Analytics:
     def diff(self, a: int | StateStore, b: int | StateStore) -> StateDiff:
         """Paths added, removed and changed from point `a` to point `b` (seqs or stores)."""
         return self.asof.diff(a, b)
+
+
+def _plain_params(params: list[Any] | dict[str, Any] | None) -> list[Any] | dict[str, Any]:
+    """Query parameters with numpy scalars as Python's (DuckDB binds only the latter): a seq or
+    a price read from one query's frame goes into the next as it is."""
+    if not params:
+        return []
+    if isinstance(params, dict):
+        return {k: _plain_scalar(v) for k, v in params.items()}
+    return [_plain_scalar(v) for v in params]
+
+
+def _plain_scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def sql(query: str, journal: str | Path, params: list[Any] | None = None) -> pd.DataFrame:

@@ -12,6 +12,8 @@ along the whole journal in one pass. Not thread-safe: one
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -79,8 +81,12 @@ def to_ns(when: int | str | datetime | pd.Timestamp) -> int:
     """Nanoseconds since the epoch; a naive time is read as India Standard Time."""
     if isinstance(when, bool):
         raise InvalidInputError(f"time {when!r} is not a time")
-    if isinstance(when, int):
-        return when
+    if isinstance(when, numbers.Integral):  # numpy's too: a number read from a query is ns
+        return int(when)
+    if isinstance(when, numbers.Real):  # a float column of ns (a row of mixed columns)
+        if not math.isfinite(when):
+            raise InvalidInputError(f"time {when!r} is not a time")
+        return int(when)
     try:
         stamp = pd.Timestamp(when)
     except (ValueError, TypeError):
@@ -118,8 +124,9 @@ class AsOf:
 
     def seq_at(self, ts: int | str | datetime | pd.Timestamp, clock: str = "exchange") -> int:
         """The last seq at time `ts`: on the exchange clock (the market time events carry in
-        their payload's `ts`), the seq before the first event stamped later; on the journal
-        clock, the last event the engine stamped at or before it."""
+        their payload's `ts`, or a bar's `end`: its close is known only then), the seq before
+        the first event stamped later; on the journal clock, the last event the engine stamped
+        at or before it."""
         if clock not in CLOCKS:
             raise InvalidInputError(f"clock {clock!r} is not one of {', '.join(CLOCKS)}")
         ns = to_ns(ts)
@@ -130,8 +137,9 @@ class AsOf:
             else:
                 sql = (
                     "SELECT coalesce((SELECT min(seq) - 1 FROM _events WHERE TRY_CAST("
-                    "json_extract_string(payload, '$.ts') AS BIGINT) > $1), "
-                    "(SELECT max(seq) FROM _events), 0)"
+                    "coalesce(json_extract_string(payload, '$.ts'), CASE WHEN topic = "
+                    "'market.bar' THEN json_extract_string(payload, '$.end') END) AS BIGINT) "
+                    "> $1), (SELECT max(seq) FROM _events), 0)"
                 )
             return int(source.con.execute(sql, [ns]).fetchone()[0])
         finally:
@@ -147,10 +155,13 @@ class AsOf:
         """A fresh StateStore holding the state right after event `seq` (or at time `ts`)."""
         if (seq is None) == (ts is None):
             raise InvalidInputError("give exactly one of seq= or ts=")
+        if clock not in CLOCKS:
+            raise InvalidInputError(f"clock {clock!r} is not one of {', '.join(CLOCKS)}")
         if ts is not None:
             seq = self.seq_at(ts, clock)
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        if isinstance(seq, bool) or not isinstance(seq, numbers.Integral) or seq < 0:
             raise InvalidInputError(f"seq {seq!r} must be an int >= 0")
+        seq = int(seq)  # numpy's integers too: a seq read from a query
         source = self._open()
         try:
             if seq > source.last_seq:

@@ -104,12 +104,13 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "marks",
-        "one journaled mark price (mark.updated, or a backtest's bar that marks at its close)",
+        "one journaled mark price (mark.updated, or a backtest's bar that marks at its close: "
+        "time is the bar's end)",
         """SELECT seq, ts, coalesce(int_of(payload, 'ts'), ts) AS exchange_ts,
             ist(coalesce(int_of(payload, 'ts'), ts)) AS time, txt(payload, 'symbol') AS symbol,
             num(payload, 'price') AS price FROM _events WHERE topic = 'mark.updated'
-            UNION ALL SELECT seq, ts, int_of(payload, 'start') AS exchange_ts,
-            ist(int_of(payload, 'start')) AS time, txt(payload, 'symbol') AS symbol,
+            UNION ALL SELECT seq, ts, int_of(payload, 'end') AS exchange_ts,
+            ist(int_of(payload, 'end')) AS time, txt(payload, 'symbol') AS symbol,
             num(payload, 'close') AS price FROM _events
             WHERE topic = 'market.bar' AND txt(payload, 'mark') = 'true'""",
     ),
@@ -144,7 +145,9 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
     (
         "equity",
         "book P&L after each fill and each bar: realized + unrealized - fees, and drawdown",
-        """WITH held AS (SELECT DISTINCT position_id, symbol FROM _positions),
+        """WITH held AS (SELECT DISTINCT position_id, symbol FROM _positions
+                -- no position ever: one empty row, so the curve is flat at 0, not missing
+                UNION ALL SELECT NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM _positions)),
             at_point AS (
                 SELECT g.seq, g.exchange_ts, h.symbol, p.net_quantity, p.average_price,
                        p.realized_pnl, p.fees
@@ -234,12 +237,16 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
                     min(ts) FILTER (stage = 3) AS finished_ts,
                     arg_min(status, seq) FILTER (stage = 3) AS outcome
                 FROM order_events GROUP BY order_id),
-            f AS (SELECT order_id, min(ts) AS first_fill_ts FROM fills GROUP BY order_id)
+            f AS (SELECT order_id, min(ts) AS first_fill_ts, max(ts) AS last_fill_ts
+                FROM fills GROUP BY order_id)
             SELECT o.order_id, o.strategy, o.symbol, o.outcome, ist(o.submitted_ts) AS
                 journal_time,
                 (o.accepted_ts - o.submitted_ts) / 1e6 AS accept_ms,
                 (f.first_fill_ts - o.submitted_ts) / 1e6 AS first_fill_ms,
-                (o.finished_ts - o.submitted_ts) / 1e6 AS done_ms
+                -- done: finished and its last fill booked (the broker's order.filled is
+                -- journaled just before the trade.executed it causes)
+                (greatest(o.finished_ts, coalesce(f.last_fill_ts, o.finished_ts))
+                    - o.submitted_ts) / 1e6 AS done_ms
             FROM o LEFT JOIN f USING (order_id) WHERE o.submitted_ts IS NOT NULL
             ORDER BY o.submitted_ts""",
     ),

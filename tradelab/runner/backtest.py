@@ -22,7 +22,6 @@ the journal is whole and durable when `run_backtest` returns, as before. `synchr
 from __future__ import annotations
 
 import hashlib
-import math
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +36,7 @@ from tradelab.journal import JournalReader
 from tradelab.market.calendar import TradingCalendar
 from tradelab.market.clock import MarketHours, SimulatedClock
 from tradelab.market.ticks import Tick
+from tradelab.runner.backtest_inputs import check_settings, checked_strategies
 from tradelab.runner.barfile import load_bar_file
 from tradelab.runner.instruments import InstrumentUniverse, PlainInstrument
 from tradelab.runner.runner import StrategyRunner
@@ -122,20 +122,17 @@ def run_backtest(
     temporary file that is removed afterwards. `progress(bars_played, bars)` is called every
     PROGRESS_EVERY bars and once at the end, on the thread playing them.
     """
+    strategies = checked_strategies(strategy)
+    check_settings(cash, commission, fee_per_fill, engine_overrides, progress)
     series = load_bar_file(path, symbol)
     if not len(series):
         raise InvalidInputError(f"bar file {str(path)!r} has no bars for {series.symbol}")
-    strategies = [strategy] if isinstance(strategy, Strategy) else list(strategy)
     check_strategy_inputs(
         strategies,
         f"bar file {str(path)!r}",
         symbols={series.symbol},
         intervals={series.interval},
     )
-    if not 0.0 <= commission <= 0.1:
-        raise InvalidInputError(f"commission {commission!r} must be a fraction in [0, 0.1]")
-    if not (math.isfinite(fee_per_fill) and fee_per_fill >= 0):
-        raise InvalidInputError(f"fee_per_fill {fee_per_fill!r} must be a finite amount >= 0")
     if journal_path is not None and Path(journal_path).exists():
         raise InvalidInputError(
             f"journal {str(journal_path)!r} already exists; a backtest writes a new journal"
@@ -227,8 +224,8 @@ def _run(
         started = time.perf_counter()
         feed_seconds, engine_in_feed = _drive(series, engine, broker, clock, runner, progress)
         loop_seconds = time.perf_counter() - started
-        failed = runner.failures()
         runner.stop(who="backtest")
+        failed = runner.failures()  # after the stop: a strategy's on_stop may fail too
         strategy_seconds = runner.strategy_seconds
         kernel_seconds, durable_waits = engine.kernel_seconds, engine.durable_wait_seconds
         store_seconds = engine.store.apply_seconds

@@ -75,7 +75,8 @@ def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
             if len(symbols) > 1:
                 raise InvalidInputError(
                     f"bar file {name!r} holds {len(symbols)} symbols ({', '.join(symbols[:6])}"
-                    f"{', ...' if len(symbols) > 6 else ''}); choose one with --symbol"
+                    f"{', ...' if len(symbols) > 6 else ''}); choose one with symbol= (--symbol on the "
+                    "command line)"
                 )
             symbol = symbols[0]
         elif symbol not in symbols:

@@ -9,6 +9,7 @@ thread only (it calls every method).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,7 +42,10 @@ class PositionMonitor:
         """Set (or, with all None, clear) the exit levels of an open position."""
         for what, value in (("stop", stop), ("target", target), ("trail", trail)):
             if value is not None and (
-                isinstance(value, bool) or not math.isfinite(value) or value <= 0
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not math.isfinite(value)
+                or value <= 0
             ):
                 raise InvalidInputError(
                     f"{what} {value!r} for position {position_id} is not a positive number"

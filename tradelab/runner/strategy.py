@@ -8,6 +8,7 @@ Thread model: every callback of a strategy, and every call it makes on its conte
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -221,7 +222,14 @@ class StrategyContext:
         self._id_count += 1
         order_id = f"{self.name}-{seq}-{self._id_count}"
         sign = 1 if str(side).upper() == "BUY" else -1
-        self._track(order_id, symbol, sign * int(quantity))
+        # Tracked as working before the desk sees it (its fill can come back before
+        # place_order returns); a quantity the desk will refuse is tracked as 0 meanwhile.
+        whole = (
+            isinstance(quantity, numbers.Real)
+            and not isinstance(quantity, bool)
+            and float(quantity).is_integer()
+        )
+        self._track(order_id, symbol, sign * int(quantity) if whole else 0)
         try:
             return self._runner.desk.place_order(
                 symbol,

@@ -7,6 +7,7 @@ quantity 75, and premium P&L is price difference x quantity. Records are immutab
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -163,8 +164,9 @@ def coerce_order_type(order_type: Any) -> OrderType:
 
 
 def check_quantity(quantity: Any, lot_size: int, symbol: str) -> int:
-    """A positive whole quantity that is a multiple of the contract's lot size."""
-    if isinstance(quantity, bool) or not isinstance(quantity, int | float):
+    """A positive whole quantity that is a multiple of the contract's lot size; any real number
+    type (numpy's included) that holds a whole value is taken."""
+    if isinstance(quantity, bool) or not isinstance(quantity, numbers.Real):
         raise InvalidInputError(f"quantity {quantity!r} for {symbol} is not a number")
     if not math.isfinite(quantity) or quantity != int(quantity):
         raise InvalidInputError(f"quantity {quantity!r} for {symbol} is not a whole number")
@@ -178,7 +180,7 @@ def check_quantity(quantity: Any, lot_size: int, symbol: str) -> int:
 
 
 def check_price(price: Any, what: str, symbol: str) -> float:
-    if isinstance(price, bool) or not isinstance(price, int | float) or not math.isfinite(price):
+    if isinstance(price, bool) or not isinstance(price, numbers.Real) or not math.isfinite(price):
         raise InvalidInputError(f"{what} {price!r} for {symbol} is not a finite number")
     if price <= 0:
         raise InvalidInputError(f"{what} {price!r} for {symbol} must be positive")

@@ -1,0 +1,135 @@
+"""What a notebook hands the Python API: numpy numbers read from a frame, a Path, a class where
+an instance belongs, a strategy that fails on its way out; and the analytics' answers about
+time on a backtest's journal."""
+
+import numpy as np
+import pytest
+
+from tests.test_backtest import write_bars
+from tradelab.analytics import Analytics
+from tradelab.errors import InvalidInputError
+from tradelab.lab import Lab
+from tradelab.lab_config import LabConfig, apply_settings
+from tradelab.runner import SmaCross
+from tradelab.runner.backtest import run_backtest
+from tradelab.runner.monitor import PositionMonitor
+from tradelab.runner.strategy import Strategy
+from tradelab.trading.orders import check_price, check_quantity
+
+
+def test_numpy_numbers_are_quantities_and_prices():
+    assert check_quantity(np.int64(150), 75, "X") == 150
+    assert check_quantity(np.float64(75.0), 75, "X") == 75
+    assert check_price(np.float32(1.5), "limit price", "X") == 1.5
+    with pytest.raises(InvalidInputError, match="not a number"):
+        check_quantity("75", 75, "X")
+    with pytest.raises(InvalidInputError, match="not a whole number"):
+        check_quantity(np.float64(7.5), 1, "X")
+
+
+def test_a_text_exit_level_is_refused_by_name():
+    monitor = PositionMonitor.__new__(PositionMonitor)  # set_exit checks before any state
+    with pytest.raises(InvalidInputError, match="stop '100' for position s:X"):
+        monitor.set_exit("s:X", stop="100")
+
+
+@pytest.mark.parametrize(
+    ("strategy", "settings", "message"),
+    [
+        (SmaCross, {}, "is a class; pass an instance"),
+        ("sma_cross", {}, "make_strategy"),
+        ([], {}, "no strategy to backtest"),
+        ([SmaCross(), SmaCross()], {}, "two strategies are named 'sma_cross'"),
+        (SmaCross(), {"cash": -1000}, "cash -1000"),
+        (SmaCross(), {"commission": "0.001"}, "commission '0.001'"),
+        (SmaCross(), {"fee_per_fill": "20"}, "fee_per_fill '20'"),
+        (SmaCross(), {"progress": 5}, "progress 5"),
+        (SmaCross(), {"engine_overrides": {"nope": 1}}, "no setting 'nope'"),
+    ],
+)
+def test_refused_backtest_arguments_leave_no_journal(tmp_path, strategy, settings, message):
+    bars = write_bars(tmp_path / "ABC.csv")
+    journal = tmp_path / "bt.duckdb"
+    with pytest.raises(InvalidInputError, match=message):
+        run_backtest(bars, strategy, journal_path=journal, **settings)
+    assert not journal.exists()
+    # The corrected call is not refused for a journal the refused one left behind.
+    assert run_backtest(bars, SmaCross(fast=2, slow=3), journal_path=journal).bars == 10
+
+
+class FailsOnStop(Strategy):
+    strategy_name = "fails_on_stop"
+
+    def on_stop(self, ctx):
+        raise ValueError("stop broke")
+
+
+def test_a_strategy_failing_in_on_stop_is_reported(tmp_path):
+    result = run_backtest(write_bars(tmp_path / "ABC.csv"), FailsOnStop())
+    assert "stop broke" in result.failed_strategies["fails_on_stop"]
+
+
+def test_lab_settings_take_a_path_and_refuse_by_name(tmp_path):
+    cfg = LabConfig()
+    apply_settings(cfg, {"journal_path": tmp_path / "lab.duckdb", "seed": 3})
+    assert cfg.journal_path == str(tmp_path / "lab.duckdb") and cfg.seed == 3
+    with pytest.raises(InvalidInputError, match="no setting 'sped'"):
+        apply_settings(cfg, {"sped": 2.0})
+    with pytest.raises(InvalidInputError, match="speed"):
+        apply_settings(cfg, {"seed": 4, "speed": -5})
+    assert cfg.seed == 3  # all or nothing
+    with pytest.raises(InvalidInputError, match="is a class"):
+        Lab(journal_path=tmp_path / "x.duckdb", strategies=[SmaCross])
+
+
+def test_lab_takes_one_strategy_and_waits_for_a_quote(tmp_path):
+    lab = Lab(journal_path=tmp_path / "lab.duckdb", strategies=SmaCross(), speed=600.0).start()
+    try:
+        assert list(lab.runner.strategies) == ["sma_cross"]
+        contract = lab.feed.contracts[2]
+        assert lab.wait_for_quote(contract.symbol)["price"] > 0
+        lot = lab.feed.universe.lot_size(contract)
+        assert lab.place_order(contract.symbol, "BUY", np.int64(lot), strategy="demo")
+        with pytest.raises(Exception, match="no quote of 'NOPE'"):
+            lab.wait_for_quote("NOPE", timeout=0.05)
+    finally:
+        lab.stop()
+
+
+@pytest.fixture(scope="module")
+def backtest_journal(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("asof")
+    journal = tmp / "bt.duckdb"
+    run_backtest(write_bars(tmp / "ABC.csv"), SmaCross(fast=2, slow=3), journal_path=journal)
+    return Analytics(journal)
+
+
+def test_seq_at_a_time_on_a_backtest_is_the_last_bar_closed_by_then(backtest_journal):
+    a = backtest_journal
+    bars = a.sql("SELECT seq, end_ts, close FROM bars ORDER BY seq")
+    end_ts = bars.end_ts[3]  # a numpy integer, as read from the frame
+    seq = a.seq_at(end_ts)
+    assert seq == a.seq_at(int(end_ts)) == a.seq_at(float(end_ts))
+    assert bars.seq[3] <= seq < bars.seq[4]
+    store = a.state_at(ts=end_ts)
+    assert store.get("market.marks.ABC")["price"] == bars.close[3]
+    assert a.state_at(np.int64(seq)).version == seq
+    with pytest.raises(InvalidInputError, match="clock 'wall'"):
+        a.state_at(seq, clock="wall")
+
+
+def test_backtest_views_agree_on_time_and_order_lifetimes(backtest_journal):
+    a = backtest_journal
+    marks = a.sql("SELECT exchange_ts FROM marks ORDER BY seq")["exchange_ts"]
+    assert list(marks) == list(a.sql("SELECT end_ts FROM bars ORDER BY seq")["end_ts"])
+    late = a.sql("SELECT count(*) AS n FROM latency WHERE done_ms < first_fill_ms")
+    assert int(late.n[0]) == 0
+    fills = a.sql("SELECT seq FROM fills")
+    assert len(a.sql("SELECT * FROM fills WHERE seq = ?", [fills.seq[0]])) == 1
+
+
+def test_equity_is_flat_at_zero_when_nothing_traded(tmp_path):
+    journal = tmp_path / "bt.duckdb"
+    run_backtest(write_bars(tmp_path / "ABC.csv"), SmaCross(fast=2, slow=30), journal_path=journal)
+    equity = Analytics(journal).sql("SELECT net, drawdown FROM equity")
+    assert len(equity) == 10 and (equity.net == 0).all() and (equity.drawdown == 0).all()
