@@ -2,6 +2,7 @@
 replay feed (tradelab.market.bar_files): separators, blank volumes, pandas indexes, yfinance
 downloads, Date beside Time, newest-first files, grouped thousands, exchange-time dates."""
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_backtest import CLOSES, OPENS, write_bars
@@ -59,7 +60,7 @@ def test_a_frame_saved_by_pandas_with_its_times_as_the_index_is_read_as_is(tmp_p
     frame.reset_index(drop=True).to_csv(tmp_path / "numbered.csv")
     with pytest.raises(InvalidInputError, match=r"has no column 'Date'.*found Unnamed: 0, Open"):
         load_bar_file(tmp_path / "numbered.csv")
-    with pytest.raises(InvalidInputError, match=r"has no column 'timestamp'"):
+    with pytest.raises(InvalidInputError, match=r"has no column 'Date'"):
         load_bars(tmp_path / "numbered.csv")
 
 
@@ -206,3 +207,20 @@ def test_an_investing_com_download_newest_first_with_thousands_is_read_oldest_fi
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(InvalidInputError, match=r"column 'Price', line 3: 'n.a.'"):
         load_bar_file(path)
+
+
+def test_a_frame_saved_as_csv_reads_back_exactly_as_its_parquet(tmp_path):
+    from tradelab.market.feeds.replay import load_bars
+    from tradelab.runner.barfile import load_bar_file
+
+    rng = np.random.default_rng(3)
+    prices = 100 + rng.random(200) * 10  # full-precision floats, as a computed frame holds
+    frame = pd.DataFrame(
+        {"Open": prices, "High": prices + 1, "Low": prices - 1, "Close": prices + 0.5},
+        index=pd.date_range("2024-01-01", periods=200, freq="D", name="Date"),
+    )
+    frame.to_csv(tmp_path / "x.csv")
+    frame.to_parquet(tmp_path / "x.parquet")
+    from_csv, from_parquet = (load_bar_file(tmp_path / f"x.{kind}") for kind in ("csv", "parquet"))
+    assert from_csv.open.tolist() == from_parquet.open.tolist() == prices.tolist()
+    assert load_bars(tmp_path / "x.csv")["close"].tolist() == (prices + 0.5).tolist()

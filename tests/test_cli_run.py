@@ -199,3 +199,32 @@ def test_a_replay_of_a_file_without_the_strategys_instrument_is_a_usage_error(tm
     )  # fmt: skip
     assert result.exit_code == 0, (result.output, result.stderr)
     assert "RELIANCE" in result.output  # the progress line shows the replayed instrument
+
+
+def test_a_strategy_stopped_by_a_refused_order_is_exit_4_with_the_reason(tmp_path):
+    # Without symbol=NIFTY, sma_cross trades the options too, 1 unit where a lot is 75.
+    result = invoke(
+        "--feed", "replay", SAMPLE, "--speed", "max", "--strategy", "sma_cross",
+        "--journal", str(tmp_path / "r.duckdb"),
+    )  # fmt: skip
+    assert result.exit_code == 4, (result.output, result.stderr)
+    assert "stopped cleanly at seq" in result.output  # the session itself went on
+    assert "strategy sma_cross failed: on_bar raised OrderRejectedError" in result.stderr
+    assert "not a multiple of lot size 75" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([], "has no bars"),
+        (["2024-03-01 09:15,10,11,9,10", "2024-03-01 09:15,10,11,9,10"], "same time"),
+    ],
+)
+def test_a_replay_file_without_bars_or_with_a_repeated_bar_is_a_usage_error(
+    tmp_path, rows, message
+):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(["Date,Open,High,Low,Close", *rows]) + "\n")
+    result = invoke("--feed", "replay", str(bad), "--journal", str(tmp_path / "j.duckdb"))
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    assert message in result.stderr and "Traceback" not in result.stderr

@@ -140,7 +140,7 @@ def _watch(
     """Show progress until the session ends, `duration` passes or Ctrl-C; then stop and report."""
     import time
 
-    from tradelab.cli import EXIT_UNUSABLE, fail
+    from tradelab.cli import EXIT_STRATEGY_FAILED, EXIT_UNUSABLE, fail
 
     journal = lab.config.journal_path
     strategy_name = lab.config.strategy
@@ -191,6 +191,14 @@ def _watch(
         f"stopped cleanly at seq {lab.store.version}; state hash "
         f"{lab.store.state_hash()[:16]}; inspect with: tradelab inspect {journal}"
     )
+    failed = lab.runner.failures() if lab.runner is not None else {}
+    if failed:
+        name, why = next(iter(failed.items()))
+        fail(
+            f"strategy {name} failed: {why}; it stopped trading there (the session and "
+            "its journal went on)",
+            EXIT_STRATEGY_FAILED,
+        )
 
 
 def _money(value: float | None) -> str:

@@ -54,8 +54,10 @@ def read_bar_frame(path: Path) -> pd.DataFrame:
                 (s for s in _OTHER_SEPARATORS if "," not in header and s in header), ","
             )
             # With ',' between fields a comma inside a (quoted) number groups thousands:
-            # "21,665.80", as investing.com writes prices.
-            frame = pd.read_csv(path, sep=separator, thousands="," if separator == "," else None)
+            # "21,665.80", as investing.com writes prices. Ungrouped after reading: read_csv's
+            # own `thousands` switches to a float parser that misreads ~1 in 8 full-precision
+            # numbers by an ulp (df.to_csv would no longer read back exactly).
+            frame = pd.read_csv(path, sep=separator)
             if separator == ",":
                 frame = _thousands_ungrouped(frame)
     except Exception as exc:  # pandas/pyarrow raise many types for unreadable files

@@ -344,8 +344,9 @@ class StrategyRunner(LockstepMixin):
             getattr(slot.strategy, hook)(slot.ctx, *args)
             return True
         except Exception as exc:
-            log.exception("strategy %s raised in %s; it is stopped", slot.strategy.name, hook)
             slot.failure = f"{hook} raised {type(exc).__name__}: {exc}"
+            # The why on the log line itself: the traceback is shown only at debug level.
+            log.exception("strategy %s %s; it is stopped", slot.strategy.name, slot.failure)
             self._transition(slot, FAILED, "runner", None, reason=slot.failure)
             return False
         finally:

@@ -83,6 +83,15 @@ def load_bars(path: str | Path) -> pd.DataFrame:
             f"bar file {str(path)!r}, column 'symbol', {file_position(path, row)}: empty symbol"
         )
     frame["symbol"] = frame["symbol"].astype(str)
+    if frame.empty:
+        raise InvalidInputError(f"bar file {str(path)!r} has no bars (only its header)")
+    repeated = frame.duplicated(["symbol", "timestamp"])
+    if repeated.any():  # one bar replayed twice would trade it twice
+        row = int(repeated.idxmax())
+        raise InvalidInputError(
+            f"bar file {str(path)!r}, {file_position(path, row)}: a second bar of "
+            f"{frame.at[row, 'symbol']} at the same time; times must increase per symbol"
+        )
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 
@@ -96,7 +105,8 @@ def _standard_columns(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     missing = [n for n, c in picked.items() if c is None and n not in ("symbol", "volume")]
     if missing:
         raise InvalidInputError(
-            f"bar file {str(path)!r} has no column {missing[0]!r}; expected columns "
+            f"bar file {str(path)!r} has no column "
+            f"{'Date' if missing[0] == 'timestamp' else missing[0]!r}; expected columns "
             f"{', '.join(BAR_COLUMNS)} (any case; Date for timestamp; symbol and volume "
             f"optional) (found {', '.join(map(str, frame.columns))})"
         )
