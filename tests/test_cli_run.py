@@ -60,6 +60,8 @@ def test_speed_takes_a_factor_or_max(tmp_path, speed):
         (["--param", "fast"], "--param 'fast'", "name=value"),
         (["--param", "fast=3"], "--param", "it has underlying, entry_time"),
         (["--strategy", "sma_cross", "--param", "fast=x"], "--param", "is not an integer"),
+        (["--param", "entry_time=25:00"], "entry_time '25:00'", "a time of day HH:MM"),
+        (["--param", "entry_time=15:20"], "entry_time 15:20", "before exit_time 15:15"),
         (["--strategy", "none", "--param", "lots=2"], "--param lots", "--strategy none"),
         (["--duration", "-1"], "'--duration'", ">=0"),
         (["nifty.csv"], "FILE 'nifty.csv'", "only read with --feed replay"),

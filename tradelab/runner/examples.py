@@ -123,13 +123,19 @@ class ShortStraddle(Strategy):
     def symbols_needed(self) -> dict[str, str]:
         return {self.underlying: "underlying"}
 
-    def on_start(self, ctx: StrategyContext) -> None:
-        self._entry = _clock_time(self.entry_time, "entry_time")
-        self._exit = _clock_time(self.exit_time, "exit_time")
-        if self._entry >= self._exit:
+    @param.depends("entry_time", "exit_time", watch=True, on_init=True)
+    def _read_times(self) -> None:
+        # Checked when built and on every change (as sma_cross's settings): a bad time is a
+        # usage error before a session starts, not a strategy stopped in on_start.
+        entry = _clock_time(self.entry_time, "entry_time")
+        exit_ = _clock_time(self.exit_time, "exit_time")
+        if entry >= exit_:
             raise InvalidInputError(
                 f"entry_time {self.entry_time} must be before exit_time {self.exit_time}"
             )
+        self._entry, self._exit = entry, exit_
+
+    def on_start(self, ctx: StrategyContext) -> None:
         self._legs: list[str] = []
         self._entered_on = None
         self._exited_on = None
