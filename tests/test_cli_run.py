@@ -230,3 +230,11 @@ def test_a_replay_file_without_bars_or_with_a_repeated_bar_is_a_usage_error(
     result = invoke("--feed", "replay", str(bad), "--journal", str(tmp_path / "j.duckdb"))
     assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_refused_journal_leaves_no_broker_account_behind(tmp_path):
+    journal = tmp_path / "text.duckdb"
+    journal.write_text("not a journal\n")
+    result = invoke("--journal", str(journal), "--duration", "0")
+    assert result.exit_code == 1, (result.output, result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["text.duckdb"]

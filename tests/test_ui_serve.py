@@ -72,3 +72,20 @@ def test_basic_auth_and_oauth_together_is_a_usage_error(tmp_path):
     )
     assert result.exit_code == 2
     assert "choose one" in result.output
+
+
+def test_a_port_in_use_is_a_usage_error_before_the_lab_touches_a_file(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        journal = tmp_path / "lab.duckdb"
+        settings = tmp_path / "tradelab.yaml"
+        settings.write_text(f"lab:\n  journal_path: {journal}\n")
+        result = CliRunner().invoke(main, ["serve", "--config", str(settings), "--port", str(port)])
+    assert result.exit_code == 2, (result.output, result.stderr)
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == [settings]

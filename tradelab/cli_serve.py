@@ -8,6 +8,7 @@ the host stops the Lab (it drains its queue and takes a snapshot).
 from __future__ import annotations
 
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,20 @@ def serve_console(
     try:
         settings = load_settings(config_file)
         apply_overrides(settings, overrides)
-        lab = settings.make_lab()
     except TradelabError as exc:
         fail(exc, exit_code_for(exc))
     console = settings.console
+    busy = _port_in_use(console.address, console.port)
+    if busy is not None:  # before the Lab is made: a refused serve leaves no file behind
+        fail(
+            f"cannot listen on {console.address}:{console.port}: {busy} (another console "
+            "running?); choose another with --port",
+            EXIT_USAGE,
+        )
+    try:
+        lab = settings.make_lab()
+    except TradelabError as exc:
+        fail(exc, exit_code_for(exc))
     try:
         # The notebook's own `shared_host()` call gets this one: one Lab per server process.
         auth = AuthSettings()
@@ -104,6 +115,22 @@ def serve_console(
         loop.start()  # until Ctrl-C (Panel's handler) or SIGTERM
     finally:
         host.stop()
+
+
+def _port_in_use(address: str, port: int) -> str | None:
+    """Why `address:port` cannot be listened on (a bind tried as tornado makes it), or None."""
+    try:
+        infos = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return str(exc)
+    for family, kind, proto, _, where in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(where)
+            except OSError as exc:
+                return exc.strerror or str(exc)
+    return None
 
 
 @click.command("serve")

@@ -131,6 +131,9 @@ class Lab:
         # A fresh session (no journal, no account) has no ids to collide with: a fixed prefix
         # keeps its ids, and so its journal, the same run after run.
         fresh = not Path(cfg.journal_path).exists() and not Path(account_path).exists()
+        # Made by this Lab: removed again if start() refuses the journal (a refused run must not
+        # leave an account a later fresh session would adopt).
+        self._new_account = None if Path(account_path).exists() else Path(account_path)
         self.engine = Engine(engine, journal_path=cfg.journal_path)
         every = 0.0 if self.lockstep else cfg.metrics_sample_seconds
         self.metrics_sampler = MetricsSampler(self.engine, every) if every > 0 else None
@@ -165,7 +168,13 @@ class Lab:
 
     def start(self) -> Lab:
         """Recover the journal, then stream the simulated session into the engine."""
-        self.engine.start()
+        try:
+            self.engine.start()
+        except BaseException:
+            if self._new_account is not None:
+                self.broker.close()
+                self._new_account.unlink(missing_ok=True)
+            raise
         store = self.engine.store
         # The desk reads positions, orders and the risk state from the recovered store.
         self.risk = RiskGate(self.risk_config, store, self.engine.submit)
