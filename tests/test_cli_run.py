@@ -238,3 +238,17 @@ def test_a_refused_journal_leaves_no_broker_account_behind(tmp_path):
     result = invoke("--journal", str(journal), "--duration", "0")
     assert result.exit_code == 1, (result.output, result.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["text.duckdb"]
+
+
+def test_trading_a_file_with_no_bar_in_exchange_hours_is_a_usage_error(tmp_path):
+    daily = tmp_path / "acme.csv"
+    rows = [f"2025-11-{day:02d},10,11,9,10" for day in range(3, 8)]  # 00:00 IST each
+    daily.write_text("\n".join(["Date,Open,High,Low,Close", *rows]) + "\n")
+    journal = tmp_path / "j.duckdb"
+    args = ["--feed", "replay", str(daily), "--speed", "max", "--journal", str(journal)]
+    result = invoke(*args, "--strategy", "sma_cross")
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    assert "no bar within exchange hours (09:15-15:30 IST" in result.stderr
+    assert "tradelab backtest" in result.stderr and not journal.exists()
+    result = invoke(*args, "--strategy", "none")  # replayed, not traded: allowed
+    assert result.exit_code == 0, (result.output, result.stderr)

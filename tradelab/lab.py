@@ -35,6 +35,7 @@ from tradelab.errors import InvalidInputError, LifecycleError, TradelabError
 from tradelab.lab_config import (
     LabConfig,
     apply_settings,
+    check_tradable_hours,
     config_values,
     configured_strategies,
     replay_session,
@@ -120,6 +121,8 @@ class Lab:
             symbols=set(self.feed.bars["symbol"]) if cfg.feed == "replay" else None,
             intervals=intervals,
         )
+        if cfg.feed == "replay":
+            check_tradable_hours(self.feed, self.strategies)
         # At max speed either feed is played in lockstep with the runner (module docstring).
         self.lockstep = cfg.as_fast_as_possible
         if self.lockstep and cfg.feed_stall_after_seconds:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pandas as pd
 import param
 
 from tradelab.errors import InvalidInputError
 from tradelab.market.bars import INTERVAL_SECONDS
 from tradelab.market.clock import NS_PER_S
 from tradelab.market.feeds import ReplayFeed, ReplayFeedConfig
-from tradelab.market.instruments import OptionUniverse
+from tradelab.market.instruments import IST, OptionUniverse
 from tradelab.runner import STRATEGIES, InstrumentUniverse, PlainInstrument
 from tradelab.runner.strategy import Strategy, coerce_params
 
@@ -134,6 +135,27 @@ def session_intervals(cfg: LabConfig, bar_seconds: int | None = None) -> tuple[s
     if own is not None and own not in intervals:
         intervals.append(own)
     return tuple(sorted(intervals, key=INTERVAL_SECONDS.__getitem__))
+
+
+def check_tradable_hours(feed: ReplayFeed, strategies: list[Strategy]) -> None:
+    """Refuse to trade a bar file none of whose bars falls in the exchange's hours (daily bars
+    stamped 00:00 IST, a US stock's minutes): the session's broker takes orders only then, so
+    every order would be refused. Without strategies the file is only replayed."""
+    if not strategies or feed.bars.empty:
+        return
+    hours = feed.hours
+    times = pd.to_datetime(feed.bars["timestamp"], unit="ns", utc=True).dt.tz_convert(IST)
+    clock = times.dt.time
+    if ((clock >= hours.open_time) & (clock < hours.close_time)).any():
+        return
+    first = times.iloc[0]
+    raise InvalidInputError(
+        f"bar file {feed.config.path!r} has no bar within exchange hours "
+        f"({hours.open_time:%H:%M}-{hours.close_time:%H:%M} IST; its first is at "
+        f"{first:%Y-%m-%d %H:%M} IST): a session's paper broker would refuse every order. "
+        "Backtest it instead (tradelab backtest FILE --strategy ...: no exchange hours), or "
+        "replay it with --strategy none"
+    )
 
 
 def replay_session(
