@@ -114,6 +114,11 @@ def invoke_bad(tmp_path, data, command=("config",)):
         ({"engine": [1, 2]}, "'engine'", "expected a mapping"),
         ({"lab": {"strategy_params": {"lots": 99}}}, "lab.strategy_params.lots", "from 1 to 50"),
         ({"lab": {"strategy_params": {"fast": 3}}}, "lab.strategy_params.fast", "entry_time"),
+        (
+            {"lab": {"strategy": "sma_cross", "strategy_params": {"fast": "x"}}},
+            "lab.strategy_params.fast",
+            "'x' is not an integer",
+        ),
         ("engine: [unclosed", "not valid YAML", "tradelab.yaml"),
         ("- a list", "holds a list", "expected a mapping"),
     ],

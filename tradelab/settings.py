@@ -210,7 +210,10 @@ def _check_strategy_params(lab: LabConfig, where: str) -> None:
             )
         try:
             typed = coerce_params(cls, {name: value})[name] if isinstance(value, str) else value
-            values[name] = typed
+        except InvalidInputError as exc:  # text that is not of the parameter's type
+            raise InvalidInputError(f"{dotted}{where}: {exc}") from None
+        values[name] = typed
+        try:
             cls(**{name: typed})
         except InvalidInputError:
             pass  # a rule between parameters (sma_cross: fast < slow): checked on them all below
