@@ -431,7 +431,9 @@ def test_progress_is_told_while_the_bars_play_and_shown_on_one_line(tmp_path, mo
     assert capsys.readouterr().err == "\rbacktest: 5 of 10 bars (50%)\x1b[K\r\x1b[K"
 
 
-def test_html_writes_the_price_fills_and_equity_page_without_keeping_a_journal(tmp_path):
+def test_html_writes_the_price_fills_and_equity_page_without_keeping_a_journal(
+    tmp_path, monkeypatch
+):
     from click.testing import CliRunner
 
     from tradelab.cli import main as cli
@@ -449,7 +451,19 @@ def test_html_writes_the_price_fills_and_equity_page_without_keeping_a_journal(t
     out = CliRunner().invoke(
         cli, [*args, "--param", "slow=3", "--html", str(tmp_path / "no/x.html")]
     )
+    # Found out before the run: no report printed for a page that cannot be written.
+    assert out.exit_code == 2 and "its folder does not exist" in out.stderr
+    assert "final equity" not in out.stdout
+    # A page that fails only when written (a full disk): the run's report is still printed.
+    import tradelab.cli_backtest
+
+    def full_disk(result, path):
+        raise InvalidInputError(f"cannot write the chart to {path!r}: no space left")
+
+    monkeypatch.setattr(tradelab.cli_backtest, "write_html_report", full_disk)
+    out = CliRunner().invoke(cli, [*args, "--param", "slow=3", "--html", str(page)])
     assert out.exit_code == 2 and "cannot write the chart to" in out.stderr
+    assert "final equity" in out.stdout and "chart:" not in out.stdout
 
 
 def test_a_kept_backtest_plots_its_fills_equity_and_drawdown_a_temporary_one_says_why_not(tmp_path):

@@ -107,6 +107,10 @@ def backtest_command(
     from tradelab.runner import make_strategy
     from tradelab.settings import engine_settings
 
+    if html and not Path(html).resolve().parent.is_dir():  # found out before the run, not after
+        from tradelab.cli import EXIT_USAGE
+
+        fail(f"--html {html!r}: its folder does not exist", EXIT_USAGE)
     with tempfile.TemporaryDirectory(prefix="tradelab-bt-") as scratch:
         # The page is drawn from the journal: without --journal, one kept until it is written.
         kept = journal or (str(Path(scratch) / "bt.duckdb") if html else None)
@@ -122,18 +126,24 @@ def backtest_command(
                 engine_overrides=engine_settings(config_file) if config_file else None,
                 progress=BarProgress() if sys.stderr.isatty() else None,
             )
-            if html:
-                write_html_report(result, html)
         except TradelabError as exc:
             fail(exc, exit_code_for(exc))
+        chart_error = None
+        if html:
+            try:
+                write_html_report(result, html)
+            except TradelabError as exc:  # the report is still printed, then this
+                chart_error = exc
         if journal is None:
             result.journal = None  # the scratch journal is gone with this block
     if as_json:
         click.echo(json.dumps(result.to_dict(), default=str))
     else:
         click.echo(backtest_report(result))
-        if html:
+        if html and chart_error is None:
             click.echo(f"chart: {html}")
+    if chart_error is not None:
+        fail(chart_error, exit_code_for(chart_error))
     for name, why in result.failed_strategies.items():  # a crashed strategy is no result
         fail(f"strategy {name} failed: {why}; the figures stop there", EXIT_STRATEGY_FAILED)
 
