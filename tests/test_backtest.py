@@ -331,31 +331,6 @@ def test_sma_cross_says_when_the_run_never_filled_its_slow_average(tmp_path, cap
     assert "the 12 bars" in warning and "at most 10 bars of ABC 1d" in warning
 
 
-def test_the_command_prints_fills_and_round_trips_as_tables_with_their_dates(tmp_path):
-    from click.testing import CliRunner
-
-    from tradelab.cli import main as cli
-
-    bars = write_bars(tmp_path / "ABC.csv")
-    args = ["backtest", str(bars), "--strategy", "sma_cross", "--param", "fast=2"]
-    result = CliRunner().invoke(cli, [*args, "--param", "slow=3", "--cash", "10000"])
-    assert result.exit_code == 0, (result.output, result.stderr)
-    lines = result.output.splitlines()
-    # The hand-computed fills (see the table at the top): bar 4, 6 and 9 opens, dated.
-    fills = lines[lines.index("fills (3)") + 2 : lines.index("fills (3)") + 5]
-    assert [line.split()[:4] for line in fills] == [
-        ["2024-03-05", "BT-F000001", "SELL", "1"],
-        ["2024-03-07", "BT-F000002", "BUY", "2"],
-        ["2024-03-10", "BT-F000003", "SELL", "2"],
-    ]
-    trips = lines[lines.index("round trips (2)") + 2 : lines.index("round trips (2)") + 4]
-    assert [line.split()[:3] for line in trips] == [
-        ["2024-03-05", "2024-03-07", "SHORT"],
-        ["2024-03-07", "2024-03-10", "LONG"],
-    ]
-    assert "10 bars of ABC (1d)" in result.output and "final equity" in result.output
-
-
 class _RaisesOnFifthBar(SmaCross):
     """sma_cross until its fifth bar, where it raises as a strategy with a bug would."""
 
@@ -409,61 +384,6 @@ def test_sma_cross_with_fast_not_below_slow_is_refused_before_anything_runs(tmp_
     out = CliRunner().invoke(cli, args)
     assert out.exit_code == 2 and "strategy 'sma_cross':" in out.stderr
     assert "'SmaCross.size' must be at least 1, not 0" in out.stderr
-
-
-def test_progress_is_told_while_the_bars_play_and_shown_on_one_line(tmp_path, monkeypatch, capsys):
-    from tradelab.cli_backtest import BarProgress
-    from tradelab.runner import backtest
-
-    monkeypatch.setattr(backtest, "PROGRESS_EVERY", 3)
-    told = []
-    result = run_backtest(
-        write_bars(tmp_path / "ABC.csv"),
-        SmaCross(fast=2, slow=3),
-        progress=lambda played, bars: told.append((played, bars)),
-    )
-    assert told == [(0, 10), (3, 10), (6, 10), (9, 10), (10, 10)]
-    assert len(result.fills) == 3  # the same run as without it
-    shown = BarProgress()
-    shown(5, 10)
-    shown(6, 10)  # within 0.25 s of the last: not redrawn
-    shown(10, 10)  # done: the line is cleared for the report
-    assert capsys.readouterr().err == "\rbacktest: 5 of 10 bars (50%)\x1b[K\r\x1b[K"
-
-
-def test_html_writes_the_price_fills_and_equity_page_without_keeping_a_journal(
-    tmp_path, monkeypatch
-):
-    from click.testing import CliRunner
-
-    from tradelab.cli import main as cli
-
-    bars = write_bars(tmp_path / "ABC.csv")
-    page = tmp_path / "bt.html"
-    args = ["backtest", str(bars), "--strategy", "sma_cross", "--param", "fast=2"]
-    out = CliRunner().invoke(cli, [*args, "--param", "slow=3", "--html", str(page), "--json"])
-    assert out.exit_code == 0, (out.output, out.stderr)
-    text = page.read_text()
-    assert "<title>ABC (1d), 3 fills</title>" in text
-    assert "Fills on ABC" in text and "drawdown" in text
-    assert "https://cdn.bokeh.org" not in text  # BokehJS inline: the page opens offline
-    assert '"journal": null' in out.stdout and not list(tmp_path.glob("*.duckdb"))
-    out = CliRunner().invoke(
-        cli, [*args, "--param", "slow=3", "--html", str(tmp_path / "no/x.html")]
-    )
-    # Found out before the run: no report printed for a page that cannot be written.
-    assert out.exit_code == 2 and "its folder does not exist" in out.stderr
-    assert "final equity" not in out.stdout
-    # A page that fails only when written (a full disk): the run's report is still printed.
-    import tradelab.cli_backtest
-
-    def full_disk(result, path):
-        raise InvalidInputError(f"cannot write the chart to {path!r}: no space left")
-
-    monkeypatch.setattr(tradelab.cli_backtest, "write_html_report", full_disk)
-    out = CliRunner().invoke(cli, [*args, "--param", "slow=3", "--html", str(page)])
-    assert out.exit_code == 2 and "cannot write the chart to" in out.stderr
-    assert "final equity" in out.stdout and "chart:" not in out.stdout
 
 
 def test_a_kept_backtest_plots_its_fills_equity_and_drawdown_a_temporary_one_says_why_not(tmp_path):

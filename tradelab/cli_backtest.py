@@ -42,7 +42,7 @@ def backtest_report(result: BacktestResult) -> str:
                 "realized": fills["realized_pnl"].map("{:,.2f}".format),
             }
         )
-        parts += [f"fills ({len(fills)})", table.to_string(index=False)]
+        parts += [f"fills ({len(fills)})", _shown(table, "fill")]
     if result.trades:
         trades = pd.DataFrame(result.trades)
         table = pd.DataFrame(
@@ -56,16 +56,40 @@ def backtest_report(result: BacktestResult) -> str:
                 "net": trades["net_pnl"].map("{:,.2f}".format),
             }
         )
-        parts += [f"round trips ({len(trades)})", table.to_string(index=False)]
+        parts += [f"round trips ({len(trades)})", _shown(table, "round trip")]
+    won = sum(1 for t in result.trades if t["net_pnl"] > 0)
     parts += [
-        f"{result.bars} bars of {result.symbol} ({result.interval}) in {result.seconds:.2f} s "
-        f"({result.bars_per_second:,.0f} bars/s); {len(result.fills)} fills, "
-        f"{len(result.trades)} round trips",
+        f"{_count(result.bars, 'bar')} of {result.symbol} ({result.interval}) in "
+        f"{result.seconds:.2f} s ({result.bars_per_second:,.0f} bars/s); "
+        f"{_count(len(result.fills), 'fill')}, {_count(len(result.trades), 'round trip')}"
+        + (f", {won} won ({won / len(result.trades):.0%})" if result.trades else ""),
         f"realized {result.realized_pnl:,.2f}  unrealized {result.unrealized_pnl:,.2f}  "
-        f"fees {result.fees:,.2f}  final equity {result.final_equity:,.2f}",
+        f"fees {result.fees:,.2f}  final equity {result.final_equity:,.2f} "
+        f"({(result.final_equity - result.cash) / result.cash:+.2%} on cash "
+        f"{result.cash:,.2f})  max drawdown {result.max_drawdown:,.2f}",
         f"journal content hash {result.content_hash}",
     ]
     return "\n".join(parts)
+
+
+ROWS_SHOWN = 10  # at each end of a long table; --json holds every row
+
+
+def _shown(table: pd.DataFrame, row: str) -> str:
+    """`table` as text: whole up to 3 * ROWS_SHOWN rows, else its first and last ROWS_SHOWN."""
+    if len(table) <= 3 * ROWS_SHOWN:
+        return table.to_string(index=False)
+    gap = pd.DataFrame([["..."] * table.shape[1]], columns=table.columns)
+    shown = pd.concat([table.head(ROWS_SHOWN), gap, table.tail(ROWS_SHOWN)], ignore_index=True)
+    hidden = len(table) - 2 * ROWS_SHOWN
+    return (
+        f"{shown.to_string(index=False)}\n"
+        f"({_count(hidden, row)} not shown at the '...'; --json lists every one)"
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 class BarProgress:

@@ -65,6 +65,14 @@ def content_hash(journal_path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def max_drawdown(journal_path: str | Path) -> float:
+    """The deepest drawdown of the journal's equity curve (0.0 when it never fell)."""
+    from tradelab.analytics import Analytics  # DuckDB views: only once the run is over
+
+    worst = Analytics(journal_path).sql("SELECT min(drawdown) AS worst FROM equity")["worst"][0]
+    return 0.0 if worst is None or worst != worst else float(worst)  # NULL/NaN: no curve
+
+
 @dataclass
 class BacktestResult:
     symbol: str
@@ -85,6 +93,9 @@ class BacktestResult:
     time_split: dict[str, float] = field(default_factory=dict)
     # Strategies that raised and were stopped (name: why): the figures end where they did.
     failed_strategies: dict[str, str] = field(default_factory=dict)
+    # The equity curve's deepest fall below its running peak (<= 0), valued after each fill and
+    # each bar's close: the journal's `drawdown` view.
+    max_drawdown: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -261,6 +272,7 @@ def _run(
             p["symbol"]: int(p["net_quantity"]) for p in positions.values() if p["net_quantity"]
         },
         content_hash=content_hash(journal),
+        max_drawdown=max_drawdown(journal),
         journal=str(journal),
         seconds=seconds,
         bars_per_second=len(series) / seconds if seconds > 0 else 0.0,

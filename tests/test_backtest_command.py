@@ -1,0 +1,124 @@
+"""`tradelab backtest` as a command: the report's tables and totals, its progress line, and the
+--html page."""
+
+import pandas as pd
+import pytest
+
+from tests.test_backtest import write_bars
+from tradelab.errors import InvalidInputError
+from tradelab.runner import SmaCross
+from tradelab.runner.backtest import run_backtest
+
+
+def test_the_command_prints_fills_and_round_trips_as_tables_with_their_dates(tmp_path):
+    from click.testing import CliRunner
+
+    from tradelab.cli import main as cli
+
+    bars = write_bars(tmp_path / "ABC.csv")
+    args = ["backtest", str(bars), "--strategy", "sma_cross", "--param", "fast=2"]
+    result = CliRunner().invoke(cli, [*args, "--param", "slow=3", "--cash", "10000"])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    lines = result.output.splitlines()
+    # The hand-computed fills (see the table at the top): bar 4, 6 and 9 opens, dated.
+    fills = lines[lines.index("fills (3)") + 2 : lines.index("fills (3)") + 5]
+    assert [line.split()[:4] for line in fills] == [
+        ["2024-03-05", "BT-F000001", "SELL", "1"],
+        ["2024-03-07", "BT-F000002", "BUY", "2"],
+        ["2024-03-10", "BT-F000003", "SELL", "2"],
+    ]
+    trips = lines[lines.index("round trips (2)") + 2 : lines.index("round trips (2)") + 4]
+    assert [line.split()[:3] for line in trips] == [
+        ["2024-03-05", "2024-03-07", "SHORT"],
+        ["2024-03-07", "2024-03-10", "LONG"],
+    ]
+    assert "10 bars of ABC (1d)" in result.output and "final equity" in result.output
+
+
+def test_progress_is_told_while_the_bars_play_and_shown_on_one_line(tmp_path, monkeypatch, capsys):
+    from tradelab.cli_backtest import BarProgress
+    from tradelab.runner import backtest
+
+    monkeypatch.setattr(backtest, "PROGRESS_EVERY", 3)
+    told = []
+    result = run_backtest(
+        write_bars(tmp_path / "ABC.csv"),
+        SmaCross(fast=2, slow=3),
+        progress=lambda played, bars: told.append((played, bars)),
+    )
+    assert told == [(0, 10), (3, 10), (6, 10), (9, 10), (10, 10)]
+    assert len(result.fills) == 3  # the same run as without it
+    shown = BarProgress()
+    shown(5, 10)
+    shown(6, 10)  # within 0.25 s of the last: not redrawn
+    shown(10, 10)  # done: the line is cleared for the report
+    assert capsys.readouterr().err == "\rbacktest: 5 of 10 bars (50%)\x1b[K\r\x1b[K"
+
+
+def test_html_writes_the_price_fills_and_equity_page_without_keeping_a_journal(
+    tmp_path, monkeypatch
+):
+    from click.testing import CliRunner
+
+    from tradelab.cli import main as cli
+
+    bars = write_bars(tmp_path / "ABC.csv")
+    page = tmp_path / "bt.html"
+    args = ["backtest", str(bars), "--strategy", "sma_cross", "--param", "fast=2"]
+    out = CliRunner().invoke(cli, [*args, "--param", "slow=3", "--html", str(page), "--json"])
+    assert out.exit_code == 0, (out.output, out.stderr)
+    text = page.read_text()
+    assert "<title>ABC (1d), 3 fills</title>" in text
+    assert "Fills on ABC" in text and "drawdown" in text
+    assert "https://cdn.bokeh.org" not in text  # BokehJS inline: the page opens offline
+    assert '"journal": null' in out.stdout and not list(tmp_path.glob("*.duckdb"))
+    out = CliRunner().invoke(
+        cli, [*args, "--param", "slow=3", "--html", str(tmp_path / "no/x.html")]
+    )
+    # Found out before the run: no report printed for a page that cannot be written.
+    assert out.exit_code == 2 and "its folder does not exist" in out.stderr
+    assert "final equity" not in out.stdout
+    # A page that fails only when written (a full disk): the run's report is still printed.
+    import tradelab.cli_backtest
+
+    def full_disk(result, path):
+        raise InvalidInputError(f"cannot write the chart to {path!r}: no space left")
+
+    monkeypatch.setattr(tradelab.cli_backtest, "write_html_report", full_disk)
+    out = CliRunner().invoke(cli, [*args, "--param", "slow=3", "--html", str(page)])
+    assert out.exit_code == 2 and "cannot write the chart to" in out.stderr
+    assert "final equity" in out.stdout and "chart:" not in out.stdout
+
+
+def test_the_report_shows_the_ends_of_long_tables_and_the_run_at_a_glance(tmp_path):
+    from tradelab.cli_backtest import ROWS_SHOWN, backtest_report
+
+    # A close that zigzags every 3 bars: sma_cross (1/2) crosses each time, ~50 fills.
+    closes = [10 + (i // 3 % 2) * 2 + i * 0.01 for i in range(160)]
+    bars = tmp_path / "ZIG.csv"
+    dates = pd.date_range("2024-01-01", periods=len(closes), freq="D")
+    pd.DataFrame(
+        {"Date": dates, "Open": closes, "High": closes, "Low": closes, "Close": closes}
+    ).to_csv(bars, index=False)
+    result = run_backtest(bars, SmaCross(fast=1, slow=2), cash=1000.0)
+    assert len(result.fills) > 3 * ROWS_SHOWN
+    text = backtest_report(result)
+    hidden = len(result.fills) - 2 * ROWS_SHOWN
+    assert f"({hidden} fills not shown at the '...'; --json lists every one)" in text
+    assert text.count("BT-F") == 2 * ROWS_SHOWN  # the first and the last fills only
+    won = sum(t["net_pnl"] > 0 for t in result.trades)
+    assert f"{len(result.trades)} round trips, {won} won" in text
+    assert result.max_drawdown < 0 and f"max drawdown {result.max_drawdown:,.2f}" in text
+    change = (result.final_equity - 1000.0) / 1000.0
+    assert f"({change:+.2%} on cash 1,000.00)" in text
+
+
+def test_max_drawdown_is_the_deepest_fall_of_the_equity_view(tmp_path):
+    from tradelab.analytics import Analytics
+
+    journal = tmp_path / "bt.duckdb"
+    result = run_backtest(
+        write_bars(tmp_path / "ABC.csv"), SmaCross(fast=2, slow=3), journal_path=journal
+    )
+    drawdown = Analytics(journal).sql("SELECT drawdown FROM equity")["drawdown"]
+    assert result.max_drawdown == pytest.approx(drawdown.min()) and result.max_drawdown < 0
