@@ -58,6 +58,7 @@ def test_speed_takes_a_factor_or_max(tmp_path, speed):
         (["--feed", "live"], "'--feed'", "'sim', 'replay'"),
         (["--feed", "replay"], "--feed replay", "needs a bar FILE"),
         (["--param", "fast"], "--param 'fast'", "name=value"),
+        (["--param", "lots=1", "--param", "lots=2"], "--param lots", "given twice ('1', '2')"),
         (["--param", "fast=3"], "--param", "it has underlying, entry_time"),
         (["--strategy", "sma_cross", "--param", "fast=x"], "--param", "is not an integer"),
         (["--param", "entry_time=25:00"], "entry_time '25:00'", "a time of day HH:MM"),

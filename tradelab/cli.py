@@ -230,7 +230,10 @@ def _params(assignments: tuple[str, ...]) -> dict[str, str]:
         name, sep, value = text.partition("=")
         if not sep or not name:
             fail(f"--param {text!r} is not name=value (e.g. --param fast=5)", EXIT_USAGE)
-        out[name.strip()] = value.strip()
+        name = name.strip()
+        if name in out:
+            fail(f"--param {name} is given twice ({out[name]!r}, {value.strip()!r})", EXIT_USAGE)
+        out[name] = value.strip()
     return out
 
 
@@ -238,7 +241,12 @@ def _params(assignments: tuple[str, ...]) -> dict[str, str]:
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
 @click.option("--strategy", "strategy_name", required=True, help="Strategy name, e.g. sma_cross.")
 @click.option("--param", "params", multiple=True, help="Strategy parameter name=value (repeat).")
-@click.option("--symbol", default=None, help="Symbol to trade when FILE holds several.")
+@click.option(
+    "--symbol",
+    default=None,
+    help="Symbol to trade when FILE holds several; a file without a Symbol column trades "
+    "under this name (default: its file name).",
+)
 @click.option("--cash", type=click.FloatRange(min=0), default=1_000_000.0, show_default=True)
 @click.option(
     "--commission",

@@ -59,9 +59,9 @@ def backtest_report(result: BacktestResult) -> str:
         parts += [f"round trips ({len(trades)})", _shown(table, "round trip")]
     won = sum(1 for t in result.trades if t["net_pnl"] > 0)
     parts += [
-        f"{_count(result.bars, 'bar')} of {result.symbol} ({result.interval}) in "
+        f"{count_of(result.bars, 'bar')} of {result.symbol} ({result.interval}) in "
         f"{result.seconds:.2f} s ({result.bars_per_second:,.0f} bars/s); "
-        f"{_count(len(result.fills), 'fill')}, {_count(len(result.trades), 'round trip')}"
+        f"{count_of(len(result.fills), 'fill')}, {count_of(len(result.trades), 'round trip')}"
         + (f", {won} won ({won / len(result.trades):.0%})" if result.trades else ""),
         f"realized {result.realized_pnl:,.2f}  unrealized {result.unrealized_pnl:,.2f}  "
         f"fees {result.fees:,.2f}  final equity {result.final_equity:,.2f} "
@@ -84,11 +84,11 @@ def _shown(table: pd.DataFrame, row: str) -> str:
     hidden = len(table) - 2 * ROWS_SHOWN
     return (
         f"{shown.to_string(index=False)}\n"
-        f"({_count(hidden, row)} not shown at the '...'; --json lists every one)"
+        f"({count_of(hidden, row)} not shown at the '...'; --json lists every one)"
     )
 
 
-def _count(n: int, noun: str) -> str:
+def count_of(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 

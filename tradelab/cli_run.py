@@ -141,6 +141,7 @@ def _watch(
     import time
 
     from tradelab.cli import EXIT_STRATEGY_FAILED, EXIT_UNUSABLE, fail
+    from tradelab.cli_backtest import count_of
 
     journal = lab.config.journal_path
     strategy_name = lab.config.strategy
@@ -184,8 +185,9 @@ def _watch(
         )
     s = lab.status()
     click.echo(
-        f"strategy {strategy_name}: {s['orders']} orders, {s['fills']} fills, "
-        f"{s['open_positions']} open positions, day P&L {_money(s['daily_pnl'])}"
+        f"strategy {strategy_name}: {count_of(s['orders'], 'order')}, "
+        f"{count_of(s['fills'], 'fill')}, {count_of(s['open_positions'], 'open position')}, "
+        f"day P&L {_money(s['daily_pnl'])}"
     )
     click.echo(
         f"stopped cleanly at seq {lab.store.version}; state hash "

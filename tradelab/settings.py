@@ -159,7 +159,7 @@ def parse_settings(data: Mapping[str, Any], where: str = "") -> Settings:
             continue
         if not isinstance(values, dict):
             raise InvalidInputError(
-                f"section {section!r}{where} is a {type(values).__name__}; expected a mapping "
+                f"section {section!r}{where} holds {_kind(values)}; expected a mapping "
                 f"of its settings ({', '.join(section_keys(section))})"
             )
         for key, value in values.items():
@@ -300,3 +300,9 @@ def _comment(text: str, indent: str) -> list[str]:
     lead = text[: len(text) - len(text.lstrip(" "))]
     wrapped = textwrap.wrap(" ".join(text.split()), 96 - len(indent) - 2 - len(lead)) or [""]
     return [f"{indent}# {lead}{line}".rstrip() for line in wrapped]
+
+
+def _kind(value: object) -> str:
+    """What a YAML value is, in words: "a list", "an int"."""
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
