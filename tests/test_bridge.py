@@ -11,6 +11,7 @@ import tornado.httpclient
 import tornado.websocket
 
 from tradelab.bridge import (
+    BridgeAddressError,
     BridgeAuthError,
     BridgeServer,
     basic_authorizer,
@@ -377,3 +378,12 @@ def test_journal_batch_listener_gets_the_journaled_bytes_and_cannot_stop_the_jou
         assert [e.seq for e in events] == list(range(batches[0][0], batches[-1][1] + 1))
         assert events[-1].seq == engine.store.version
         assert events[-1].payload == {"symbol": "S19", "price": 599.0}
+
+
+def test_a_wrong_bridge_address_fails_at_once_naming_it(tmp_path):
+    with _engine(tmp_path) as engine, BridgeServer(engine) as server:
+        wrong = server.url.replace("/bridge", "/nope")
+        started = time.monotonic()
+        with pytest.raises(BridgeAddressError, match="HTTP 404"):
+            connect(wrong, timeout=20)
+        assert time.monotonic() - started < 10  # not the whole timeout; generous on a busy CI

@@ -9,6 +9,7 @@ fault injection for tests and demos: faults.py.
 from tradelab.bridge.hub import BridgeHub
 from tradelab.bridge.protocol import (
     PROTOCOL_VERSION,
+    BridgeAddressError,
     BridgeAuthError,
     BridgeError,
     BridgeVersionError,
@@ -19,6 +20,7 @@ from tradelab.bridge.standalone import BridgeServer
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "BridgeAddressError",
     "BridgeAuthError",
     "BridgeError",
     "BridgeHub",

@@ -25,6 +25,10 @@ class BridgeAuthError(BridgeError):
     """The server refused the replica's credentials (HTTP 401 / 403)."""
 
 
+class BridgeAddressError(BridgeError):
+    """Nothing serves the bridge at the address (HTTP 404 before the first sync)."""
+
+
 class BridgeVersionError(BridgeError):
     """The server speaks another protocol version than this replica."""
 

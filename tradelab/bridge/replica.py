@@ -27,7 +27,7 @@ import tornado.httpclient
 import tornado.websocket
 
 from tradelab.bridge import protocol
-from tradelab.bridge.protocol import BridgeAuthError, BridgeError
+from tradelab.bridge.protocol import BridgeAddressError, BridgeAuthError, BridgeError
 from tradelab.bus import EventBus
 from tradelab.engine.store import build_store
 from tradelab.errors import InvalidInputError, SchemaVersionError, TradelabError
@@ -223,7 +223,7 @@ class Replica:
             try:
                 if await self._session():
                     delay = low  # it was in step: the next drop starts the backoff afresh
-            except BridgeAuthError as exc:
+            except (BridgeAuthError, BridgeAddressError) as exc:
                 self._fail(exc)
                 return
             except (SchemaVersionError, protocol.BridgeVersionError) as exc:
@@ -268,6 +268,11 @@ class Replica:
                 raise BridgeAuthError(
                     f"the server at {self.url} refused the replica (HTTP {exc.code}): "
                     "pass auth=(user, password) or the console's cookie"
+                ) from None
+            if exc.code == 404 and not self._synced.is_set():  # a wrong address, not a blip
+                raise BridgeAddressError(
+                    f"nothing answers the bridge at {self.url} (HTTP 404); a console serves it "
+                    "at ws://HOST:PORT/bridge"
                 ) from None
             raise
         self._conn = conn
