@@ -133,3 +133,14 @@ def test_equity_is_flat_at_zero_when_nothing_traded(tmp_path):
     run_backtest(write_bars(tmp_path / "ABC.csv"), SmaCross(fast=2, slow=30), journal_path=journal)
     equity = Analytics(journal).sql("SELECT net, drawdown FROM equity")
     assert len(equity) == 10 and (equity.net == 0).all() and (equity.drawdown == 0).all()
+
+
+def test_an_unknown_symbol_is_named_with_what_is_traded_here():
+    from tradelab.runner.instruments import InstrumentUniverse, PlainInstrument
+
+    universe = InstrumentUniverse({"ABC": PlainInstrument("ABC")})
+    with pytest.raises(
+        InvalidInputError, match="'BANKNIFTY' is not traded here: the instruments are ABC"
+    ):
+        universe.parse("BANKNIFTY")
+    assert universe.parse("NIFTY25N1124000CE").strike == 24000

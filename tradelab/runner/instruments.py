@@ -68,7 +68,19 @@ class InstrumentUniverse:
 
     def parse(self, symbol: str) -> Any:
         instrument = self.instruments.get(symbol)
-        return instrument if instrument is not None else self.options.parse(symbol)
+        if instrument is not None:
+            return instrument
+        try:
+            return self.options.parse(symbol)
+        except InvalidInputError as exc:
+            if not self.instruments:
+                raise
+            # Not an option either: name what is traded here first (a backtest's one symbol).
+            known = ", ".join(sorted(self.instruments)[:6])
+            raise InvalidInputError(
+                f"symbol {symbol!r} is not traded here: the instruments are {known} (and NIFTY "
+                f"options: {exc})"
+            ) from None
 
     def lot_size(self, contract: Any) -> int:
         if isinstance(contract, PlainInstrument):
