@@ -144,3 +144,18 @@ def test_an_unknown_symbol_is_named_with_what_is_traded_here():
     ):
         universe.parse("BANKNIFTY")
     assert universe.parse("NIFTY25N1124000CE").strike == 24000
+
+
+class BuysOnStop(Strategy):
+    strategy_name = "buys_on_stop"
+
+    def on_stop(self, ctx):
+        ctx.buy("ABC", 1)
+
+
+def test_an_order_the_bars_ran_out_for_is_reported_unfilled(tmp_path):
+    from tradelab.cli_backtest import backtest_report
+
+    result = run_backtest(write_bars(tmp_path / "ABC.csv"), BuysOnStop())
+    assert len(result.unfilled_orders) == 1 and not result.fills
+    assert "1 order still working when the bars ran out, not filled" in backtest_report(result)

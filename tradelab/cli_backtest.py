@@ -69,6 +69,11 @@ def backtest_report(result: BacktestResult) -> str:
         f"{result.cash:,.2f})  max drawdown {result.max_drawdown:,.2f}",
         f"journal content hash {result.content_hash}",
     ]
+    if result.unfilled_orders:
+        parts.append(
+            f"{count_of(len(result.unfilled_orders), 'order')} still working when the bars ran "
+            f"out, not filled: {', '.join(result.unfilled_orders[:5])}"
+        )
     return "\n".join(parts)
 
 

@@ -354,6 +354,7 @@ class Lab:
             "fills": len(store.get("trading.trades", None) or {}),
             "open_positions": sum(1 for p in positions.values() if p.get("net_quantity")),
             "daily_pnl": daily.get("net"),
+            "failed_strategies": self.runner.failures() if self.runner is not None else {},
         }
 
     def stop(self, timeout: float = 60.0) -> None:

@@ -96,6 +96,8 @@ class BacktestResult:
     # The equity curve's deepest fall below its running peak (<= 0), valued after each fill and
     # each bar's close: the journal's `drawdown` view.
     max_drawdown: float = 0.0
+    # Orders still working when the bars ran out (placed on the last bar, or in on_stop).
+    unfilled_orders: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -237,6 +239,8 @@ def _run(
         loop_seconds = time.perf_counter() - started
         runner.stop(who="backtest")
         failed = runner.failures()  # after the stop: a strategy's on_stop may fail too
+        # No bar after the last: an order placed on it (or in on_stop) never fills.
+        unfilled = sorted(broker.account.working)
         strategy_seconds = runner.strategy_seconds
         kernel_seconds, durable_waits = engine.kernel_seconds, engine.durable_wait_seconds
         store_seconds = engine.store.apply_seconds
@@ -273,6 +277,7 @@ def _run(
         },
         content_hash=content_hash(journal),
         max_drawdown=max_drawdown(journal),
+        unfilled_orders=unfilled,
         journal=str(journal),
         seconds=seconds,
         bars_per_second=len(series) / seconds if seconds > 0 else 0.0,
