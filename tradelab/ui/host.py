@@ -173,14 +173,18 @@ class ConsoleHost:
         self._callbacks.add(callback)
 
     def shared_watchers(self) -> int:
-        """Watchers on the shared strategy objects: sessions must leave none behind."""
+        """Watchers on the shared strategy objects: sessions must leave none behind. A strategy's
+        own `@param.depends(watch=True)` methods are not counted: param registers those with a
+        negative precedence, where `param.watch` (what a session would call) cannot."""
         runner = self.lab.runner
         strategies = runner.strategies.values() if runner is not None else ()
         return sum(
-            len(watchers)
+            1
             for strategy in strategies
             for per_param in strategy.param.watchers.values()
             for watchers in per_param.values()
+            for watcher in watchers
+            if watcher.precedence >= 0
         )
 
     def record_push(self, lag_ms: float) -> None:
