@@ -7,9 +7,11 @@ import pytest
 from click.testing import CliRunner
 from stock_bars import write_stock_bars
 
+from tradelab.analytics import Analytics
 from tradelab.cli import EXIT_USAGE
 from tradelab.cli import main as cli
 from tradelab.journal import JournalReader
+from tradelab.market.clock import ist_date
 
 SAMPLE = "data/nifty_sample_1m.csv"  # one NIFTY session, 1m bars, index + 6 options
 
@@ -253,3 +255,32 @@ def test_trading_a_file_with_no_bar_in_exchange_hours_is_a_usage_error(tmp_path)
     assert "tradelab backtest" in result.stderr and not journal.exists()
     result = invoke(*args, "--strategy", "none")  # replayed, not traded: allowed
     assert result.exit_code == 0, (result.output, result.stderr)
+
+
+@pytest.mark.parametrize("speed", ["max", "100000"])
+def test_a_replay_of_several_days_is_one_session_a_day_with_its_own_daily_pnl(tmp_path, speed):
+    rows = ["Date,Open,High,Low,Close"]
+    for day in (3, 4, 5):  # 2025-11-03..05, Monday to Wednesday: 30 one-minute bars each
+        for minute in range(30):
+            price = 100 + (minute // 4 % 2) * 3 + day
+            rows.append(f"2025-11-{day:02d} 09:{15 + minute:02d},{price},{price},{price},{price}")
+    bars = tmp_path / "acme.csv"
+    bars.write_text("\n".join(rows) + "\n")
+    journal = tmp_path / "r.duckdb"
+    result = invoke(
+        "--feed", "replay", str(bars), "--speed", speed, "--strategy", "sma_cross",
+        "--param", "fast=2", "--param", "slow=3", "--journal", str(journal),
+    )  # fmt: skip
+    assert result.exit_code == 0, (result.output, result.stderr)
+    reader = JournalReader(journal)
+    resets = [e.payload["session_date"] for e in reader.events(topic="pnl.session_reset")]
+    assert resets == ["2025-11-03", "2025-11-04", "2025-11-05"]
+    opened = [e.payload["session_date"] for e in reader.events(topic="market.session_opened")]
+    closed = [e.payload["session_date"] for e in reader.events(topic="market.session_closed")]
+    assert opened == closed == resets
+    # No bar spans two days: each day's partial bars close with its session.
+    for bar in reader.events(topic="market.bar"):
+        start, end = bar.payload["start"], bar.payload["end"]
+        assert ist_date(start) == ist_date(end - 1)
+    store = Analytics(journal).state_at(ts="2025-11-06 00:00")
+    assert store.get("pnl.daily")["session_date"] == "2025-11-05"

@@ -41,7 +41,8 @@ from tradelab.lab_config import (
     replay_session,
     session_intervals,
 )
-from tradelab.market.clock import run_paced
+from tradelab.lab_sessions import SessionDays, day_sessions, resumed_ticks
+from tradelab.market.clock import ist_date, run_paced
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeed, SimulatedFeedConfig
 from tradelab.market.instruments import IST
 from tradelab.market.router import MarketDataRouter
@@ -208,13 +209,24 @@ class Lab:
             self.metrics_sampler.start()
         return self
 
-    def _open_session(self) -> None:
+    def _open_session(self, at_ns: int | None = None) -> None:
+        """Open the session of the day `at_ns` falls on (default: where the ticks start, the
+        file's first day or a restart's resume point), unless the store has it open already."""
         store = self.engine.store
-        session_date = datetime.fromtimestamp(self.open_ns / 1e9, tz=IST).date().isoformat()
+        if at_ns is None:
+            at_ns = max(self.open_ns, self.resumed_after_ns)
+            if ist_date(at_ns) == ist_date(self.open_ns):
+                at_ns = self.open_ns
+        session_date = ist_date(at_ns).isoformat()
         if (store.get("pnl.daily", None) or {}).get("session_date") != session_date:
             self.desk.reset_daily_pnl(session_date)
         if (store.get("market.session", None) or {}).get("session_date") != session_date:
-            self.router.open_session(self.open_ns)
+            self.router.open_session(at_ns)
+
+    def _next_day(self, last_ns: int, first_ns: int) -> None:
+        """A replayed file's next IST day: close the day before at its last tick, open this one."""
+        self.router.close_session(last_ns)
+        self._open_session(first_ns)
 
     def _close_session(self) -> None:
         if (
@@ -230,7 +242,7 @@ class Lab:
                 self._run_lockstep()
             else:
                 self._open_session()
-                ticks = self._resumed_ticks()
+                ticks = day_sessions(self._resumed_ticks(), self._next_day)
                 if self.config.feed_stall_after_seconds:
                     ticks = self._stalling(ticks, self.config.feed_stall_after_seconds)
                 run_paced(ticks, self.router.on_tick, speed=speed, stop=self._stop)
@@ -250,6 +262,7 @@ class Lab:
         ticks = self._resumed_ticks()
         stage = ["open"]
         held: list[Tick] = []  # the first tick of the next timestamp
+        days = SessionDays()
 
         def step() -> bool:
             if self._stop.is_set() or stage[0] == "done":
@@ -267,6 +280,12 @@ class Lab:
                 self._close_session()
                 stage[0] = "done"  # one more step: the strategies' last reactions settle
                 return True
+            if days.crosses(tick.ts):  # a new day: a step of its own, settled before its ticks
+                self._next_day(days.last_ns, tick.ts)
+                days.enter(tick.ts)
+                held.append(tick)
+                return True
+            days.enter(tick.ts)
             at, on_tick = tick.ts, self.router.on_tick
             while tick is not None and tick.ts == at:
                 on_tick(tick)
@@ -295,18 +314,7 @@ class Lab:
             yield tick
 
     def _resumed_ticks(self) -> Iterator[Tick]:
-        """The feed's ticks after the last journaled mark; the stretch before it (journaled before
-        a restart) is skipped unpaced, its latest quotes handed to the broker so it can fill."""
-        latest_quotes: dict[str, Tick] = {}
-        for tick in self.feed.ticks():
-            if tick.ts <= self.resumed_after_ns:
-                latest_quotes[tick.symbol] = tick
-                continue
-            if latest_quotes:
-                for quote in latest_quotes.values():
-                    self.broker.on_quote(quote)
-                latest_quotes.clear()
-            yield tick
+        return resumed_ticks(self.feed.ticks(), self.resumed_after_ns, self.broker.on_quote)
 
     def place_order(self, symbol: str, side: str, quantity: int, **kwargs: Any) -> str:
         """Send an order through the desk; see `ExecutionDesk.place_order`. A market order

@@ -1,0 +1,70 @@
+"""The Lab's tick stream around restarts and days: the ticks after a restart's resume point, and
+one exchange session per IST day of a replayed file that spans several.
+
+A file of three trading days is three sessions: before the first tick of each later day the
+previous day's session closes (its partial bars flushed) and the new one opens with its daily
+P&L reset, so `pnl.daily` and the daily loss limit count that day alone, as they would live.
+Thread model: the generators run on whichever thread iterates them (the feed's, or the runner's
+in lockstep); `on_new_day` is called on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta
+
+from tradelab.market.clock import NS_PER_S
+from tradelab.market.instruments import IST
+from tradelab.market.ticks import Tick
+
+
+def next_midnight_ns(ts_ns: int) -> int:
+    """The start of the IST day after the one `ts_ns` falls on, in ns since the epoch."""
+    day = datetime.fromtimestamp(ts_ns / NS_PER_S, tz=IST).date()
+    midnight = datetime(day.year, day.month, day.day, tzinfo=IST) + timedelta(days=1)
+    return int(midnight.timestamp()) * NS_PER_S
+
+
+def resumed_ticks(
+    ticks: Iterable[Tick], resumed_after_ns: int, on_quote: Callable[[Tick], object]
+) -> Iterator[Tick]:
+    """`ticks` after the last journaled mark; the stretch before it (journaled before a restart)
+    is skipped unpaced, its latest quotes handed to `on_quote` (the broker) so it can fill."""
+    latest_quotes: dict[str, Tick] = {}
+    for tick in ticks:
+        if tick.ts <= resumed_after_ns:
+            latest_quotes[tick.symbol] = tick
+            continue
+        if latest_quotes:
+            for quote in latest_quotes.values():
+                on_quote(quote)
+            latest_quotes.clear()
+        yield tick
+
+
+class SessionDays:
+    """Which IST day the ticks are on: `crosses(ts)` is True for the first tick of a later day,
+    whose session must open first (`enter` it then); `last_ns` is the latest tick's time."""
+
+    def __init__(self) -> None:
+        self.day_end_ns: int | None = None
+        self.last_ns = 0
+
+    def crosses(self, ts_ns: int) -> bool:
+        return self.day_end_ns is not None and ts_ns >= self.day_end_ns
+
+    def enter(self, ts_ns: int) -> None:
+        if self.day_end_ns is None or ts_ns >= self.day_end_ns:
+            self.day_end_ns = next_midnight_ns(ts_ns)
+        self.last_ns = ts_ns
+
+
+def day_sessions(ticks: Iterable[Tick], on_new_day: Callable[[int, int], object]) -> Iterator[Tick]:
+    """`ticks`, calling `on_new_day(last tick's ns, new day's first tick's ns)` before the first
+    tick of each IST day after the first."""
+    days = SessionDays()
+    for tick in ticks:
+        if days.crosses(tick.ts):
+            on_new_day(days.last_ns, tick.ts)
+        days.enter(tick.ts)
+        yield tick
