@@ -109,6 +109,7 @@ def invoke_bad(tmp_path, data, command=("config",)):
         ({"reconciler": {"missed_fill": "x"}}, "reconciler.missed_fill", "'adopt', 'flag'"),
         ({"sim_feed": {"seed": 3}}, "sim_feed.seed", "lab.seed"),
         ({"broker": {"capital": -1}}, "broker.capital", "a number >= 0.0"),
+        ({"lab": {"seed": True}}, "lab.seed", "a yes/no, not a number"),
         ("sim_feed: {session_date: '13 Nov'}", "sim_feed.session_date", "a date, YYYY-MM-DD"),
         ({"markets": {}}, "'markets'", "lab, engine, sim_feed"),
         ({"engine": [1, 2]}, "'engine'", "expected a mapping"),

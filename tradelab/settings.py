@@ -181,6 +181,13 @@ def _set(settings: Settings, section: str, key: str, value: Any, where: str) -> 
             f"unknown setting {dotted}{where}; {section} takes {', '.join(section_keys(section))}"
         )
     target = getattr(settings, section)
+    parameter = type(target).param[key]
+    if isinstance(value, bool) and isinstance(parameter, param.Number):  # Integer too
+        # param takes True as 1; in YAML `seed: true` is a slip, not a number.
+        raise InvalidInputError(
+            f"{dotted}{where}: {value!r} is refused (a yes/no, not a number); allowed: "
+            f"{allowed(parameter)}"
+        )
     try:  # param's own checks (type, bounds, objects) on assignment
         target.param.update(**{key: value})
     except (ValueError, TypeError) as exc:
