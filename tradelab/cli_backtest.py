@@ -94,6 +94,7 @@ def _shown(table: pd.DataFrame, row: str) -> str:
 
 
 def count_of(n: int, noun: str) -> str:
+    """'1 fill', '4,015 fills': a count with its noun, for the commands' summaries."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
