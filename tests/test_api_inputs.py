@@ -159,3 +159,54 @@ def test_an_order_the_bars_ran_out_for_is_reported_unfilled(tmp_path):
     result = run_backtest(write_bars(tmp_path / "ABC.csv"), BuysOnStop())
     assert len(result.unfilled_orders) == 1 and not result.fills
     assert "1 order still working when the bars ran out, not filled" in backtest_report(result)
+
+
+def test_short_straddle_sells_only_within_its_entry_window():
+    import logging
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    from tradelab.market.instruments import IST, OptionUniverse
+    from tradelab.runner import ShortStraddle
+
+    sold: list[str] = []
+    ctx = SimpleNamespace(
+        positions=lambda: {},
+        universe=OptionUniverse(),
+        sell=lambda symbol, quantity: sold.append(symbol),
+        log=logging.getLogger("test"),
+    )
+    straddle = ShortStraddle(entry_time="09:20", entry_window_minutes=10)
+    straddle.on_start(ctx)
+
+    def at(day: int, hour: int, minute: int) -> int:
+        return int(datetime(2025, 11, day, hour, minute, tzinfo=IST).timestamp()) * 10**9
+
+    straddle._step(ctx, "NIFTY", 24_010.0, at(12, 12, 17))  # started again at 12:17: too late
+    assert sold == []
+    straddle._step(ctx, "NIFTY", 24_010.0, at(13, 9, 25))  # the next day, inside the window
+    assert [s[-2:] for s in sold] == ["CE", "PE"] and all("24000" in s for s in sold)
+
+
+def test_the_chain_shows_vega_per_vol_point_and_theta_per_day():
+    from types import SimpleNamespace
+
+    from tradelab.ui.frames import chain
+
+    ts = int(datetime_ist(2025, 11, 12, 10, 0))
+    marks = {
+        "NIFTY": {"price": 24_000.0, "ts": ts},
+        "NIFTY25N1824000CE": {"price": 150.0, "bid": 149.0, "ask": 151.0, "ts": ts},
+    }
+    lab = SimpleNamespace(store=SimpleNamespace(get=lambda path, default: marks))
+    row = chain(lab).iloc[0]
+    assert 5 < row["vega (1 vol pt)"] < 20  # ~1,000 per 1.0 of vol: 10 per point
+    assert -30 < row["theta (1 day)"] < -3  # ~-4,000 a year: ~-11 a day
+
+
+def datetime_ist(*parts: int) -> int:
+    from datetime import datetime
+
+    from tradelab.market.instruments import IST
+
+    return int(datetime(*parts, tzinfo=IST).timestamp()) * 10**9

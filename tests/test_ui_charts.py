@@ -130,12 +130,12 @@ def test_a_users_zoom_stays_while_the_bars_fit_and_reset_goes_to_the_fitted_rang
     assert x.end > fitted[1] and (x.reset_start, x.reset_end) == (x.start, x.end)
 
 
-def test_each_chart_names_its_clock_as_the_tables_do():
-    # The equity samples carry the engine's stamp, the bars the market's clock: in a fast
-    # replay they are hours apart, so the axes must not both say just "time".
+def test_both_charts_run_on_the_market_clock_and_say_so_as_the_trades_do():
+    # The equity is sampled on the feed's clock, as the bars are: in a fast replay the wall
+    # clock is hours away, and two axes on two clocks put a fill's P&L step beside no bar.
     charts = Charts()
-    assert charts.equity_figure.xaxis[0].axis_label == "time (IST)"  # as the tape and header
-    assert charts.bars_figure.xaxis[0].axis_label == "exchange time (IST)"  # as the trades
+    assert charts.equity_figure.xaxis[0].axis_label == "exchange time (IST)"
+    assert charts.bars_figure.xaxis[0].axis_label == "exchange time (IST)"
 
 
 def test_the_interval_buttons_are_the_sessions_bar_lengths_and_switching_shows_that_series():

@@ -212,3 +212,17 @@ def test_a_stalled_feed_leaves_the_session_open_and_the_console_stale(tmp_path):
         assert host.lab.store.get("market.session")["status"] == "open"
     finally:
         host.stop()
+
+
+def test_a_new_page_shows_the_book_the_store_holds_though_no_event_touches_it_again(host):
+    from tradelab.ui.view import SharedView
+
+    first = ConsoleSession(host, "alice")
+    _wait(lambda: len(first.positions.value) > 0 and len(first.trades.value) > 0, first)
+    # As after a restart with the market closed: the view has seen nothing touch the book.
+    host.view = SharedView(tape_size=host.config.tape_size)
+    host._frames.clear()
+    page = ConsoleSession(host, "bob")
+    page.refresh()
+    assert len(page.positions.value) == len(first.positions.value) > 0
+    assert len(page.trades.value) > 0

@@ -1,5 +1,6 @@
-"""Every time the console shows is exchange time (IST, Asia/Kolkata) and says so: the header's
-last-applied time to the millisecond, the tape's time and the trades' exchange time columns."""
+"""Every time the console shows is IST (Asia/Kolkata) and says which clock: the header's market
+clock and the journal time of its last seq, the tape's journal time and the trades' exchange
+time (a simulated session runs the market clock 60x the wall's)."""
 
 from __future__ import annotations
 
@@ -31,17 +32,19 @@ def test_header_time_is_ist_and_labelled_and_seq_stays_a_plain_integer():
         last_seq=41,
         last_event_ns=NS,
         last_tick_ns=NS,
+        market_ns=NS + 3_600 * 10**9,  # an hour ahead of the wall: a fast simulated session
     )
     header.apply_changes(changes, now_ns=NS + 1_000_000)
-    assert header.last_time.text == "09:15:06.789 IST"
+    assert header.last_time.text == "journaled 09:15:06.789 IST"
+    assert header.market_time.text == "market 10:15 IST"
     assert header.last_seq.text == "41"
     assert header.last_time.css == "tl-last-time"
 
 
 def test_tape_and_trades_label_their_time_column():
     (row,) = tape_cells([TapeRow(1, 7, "trade.executed", "k", NS, NS, {})])
-    assert TIME_COLUMN == "time (IST)"
-    assert TAPE_COLUMNS == ("seq", "time (IST)", "topic", "key")
+    assert TIME_COLUMN == "journal time (IST)"
+    assert TAPE_COLUMNS == ("seq", "journal time (IST)", "topic", "key")
     assert row == ("7", "09:15:06.789", "trade.executed", "k")
     store = SimpleNamespace(get=lambda _path, _default: {"t1": {"seq": 7, "ts": NS, "price": 1.0}})
     frame = trades(SimpleNamespace(store=store))

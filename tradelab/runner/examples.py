@@ -7,7 +7,7 @@ Thread model: as every strategy, they run on their runner's thread only.
 from __future__ import annotations
 
 from collections import deque
-from datetime import datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import param
@@ -115,6 +115,12 @@ class ShortStraddle(Strategy):
     underlying = param.String(default="NIFTY", doc="Index whose price picks the ATM strike.")
     entry_time = param.String(default="09:20", doc="Entry time, HH:MM IST.")
     exit_time = param.String(default="15:15", doc="Time exit, HH:MM IST.")
+    entry_window_minutes = param.Integer(
+        default=10,
+        bounds=(1, 375),
+        doc="Minutes after entry_time a first entry may still be made (a strategy started later "
+        "that day sells nothing; legs it already holds are still managed).",
+    )
     lots = param.Integer(default=1, bounds=(1, 50), doc="Lots sold per leg.")
     stop_loss_pct = param.Number(
         default=30.0, bounds=(0.1, 1000.0), doc="Per-leg stop: entry premium + this percent."
@@ -123,7 +129,7 @@ class ShortStraddle(Strategy):
     def symbols_needed(self) -> dict[str, str]:
         return {self.underlying: "underlying"}
 
-    @param.depends("entry_time", "exit_time", watch=True, on_init=True)
+    @param.depends("entry_time", "exit_time", "entry_window_minutes", watch=True, on_init=True)
     def _read_times(self) -> None:
         # Checked when built and on every change (as sma_cross's settings): a bad time is a
         # usage error before a session starts, not a strategy stopped in on_start.
@@ -134,6 +140,8 @@ class ShortStraddle(Strategy):
                 f"entry_time {self.entry_time} must be before exit_time {self.exit_time}"
             )
         self._entry, self._exit = entry, exit_
+        latest = datetime.combine(date.min, entry) + timedelta(minutes=self.entry_window_minutes)
+        self._latest_entry = min(latest.time(), exit_) if latest.date() == date.min else exit_
 
     def on_start(self, ctx: StrategyContext) -> None:
         self._legs: list[str] = []
@@ -161,8 +169,15 @@ class ShortStraddle(Strategy):
             held = ctx.positions()
             if held:  # legs sold before a restart: keep them (and their stops), sell no more
                 self._adopt(ctx, held)
-            else:
+            elif now.time() < self._latest_entry:
                 self._enter(ctx, day, price)
+            else:  # started (or started again) past the entry: not a late straddle
+                ctx.log.info(
+                    "short_straddle: %s IST is past entry_time %s + %d min; no entry today",
+                    now.strftime("%H:%M"),
+                    self.entry_time,
+                    self.entry_window_minutes,
+                )
         if self._legs and self._exited_on != day and now.time() >= self._exit:
             self._exited_on = day
             for leg in self._legs:

@@ -29,7 +29,7 @@ import panel as pn
 from bokeh.models import ColumnDataSource, Range1d
 from bokeh.plotting import figure
 
-from tradelab.ui.frames import EXCHANGE_TIME_COLUMN, TIME_COLUMN
+from tradelab.ui.frames import EXCHANGE_TIME_COLUMN
 from tradelab.ui.ranges import time_range, value_range
 
 # Wide enough for the P&L axis's tick labels ("-250000", "-1.5e+6") and the index's, and ticks.
@@ -57,12 +57,12 @@ class Charts:
         self.equity_source = ColumnDataSource({"time": [], "net_pnl": []})
         self._equity_last: pd.Timestamp | None = None  # the newest equity point shown
         self.equity_x_range, self.equity_y_range = Range1d(0, 1), Range1d(0, 1)
-        # Two clocks, named as the tables name them: the equity samples carry the engine's
-        # stamp (as the tape and header), the bars the market's clock (as the trades'
-        # "exchange time"); in a fast replay they are hours apart.
+        # One clock for both charts, the market's (as the trades' "exchange time"): the equity
+        # is sampled on the feed's clock, so a fill's step in the P&L lines up with its bar
+        # even in a simulated session running 60x the wall clock.
         self.equity_figure = equity = _time_figure(
             _EQUITY_TITLE,
-            TIME_COLUMN,
+            EXCHANGE_TIME_COLUMN,
             x_range=self.equity_x_range,
             y_range=self.equity_y_range,
         )

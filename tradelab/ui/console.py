@@ -23,7 +23,7 @@ from tradelab.ui.header import Header
 from tradelab.ui.history import history_plot
 from tradelab.ui.host import ConsoleHost
 from tradelab.ui.tape import EventTape
-from tradelab.ui.view import TapeRow
+from tradelab.ui.view import SECTIONS, TapeRow
 
 _CHART_EVERY_NS = 1_000_000_000  # charts and metrics change slowly: at most once a second
 # The metrics history gets a sample every few seconds and a redraw costs a HoloViews render.
@@ -155,7 +155,10 @@ class ConsoleSession:
         now = time.time_ns()
         with pn.io.hold():
             self.stale = self.header.apply_changes(changes, now)
-            for section in changes.sections | self._behind():
+            # The first push shows every section as the store has it: after a restart with the
+            # market closed no event may ever touch the positions or trades again.
+            first = frozenset(SECTIONS) if not self.pushes else frozenset()
+            for section in changes.sections | self._behind() | first:
                 self._apply_section(section)
             if changes.tape or changes.resync:
                 self.tape.add(changes.tape, changes.resync)

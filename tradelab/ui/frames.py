@@ -43,7 +43,7 @@ ORDER_COLUMNS = [
 #: Every time the console shows is in IST (Asia/Kolkata, the exchange's zone), and says so: the
 #: engine's stamp of an event (tape, header) and the market clock of a fill (exchange time,
 #: simulated or replayed in a paper session).
-TIME_COLUMN = "time (IST)"
+TIME_COLUMN = "journal time (IST)"  # when the engine stamped the event (the wall clock)
 EXCHANGE_TIME_COLUMN = "exchange time (IST)"
 TRADE_COLUMNS = [
     EXCHANGE_TIME_COLUMN,
@@ -55,7 +55,20 @@ TRADE_COLUMNS = [
     "fee",
     "realized_pnl",
 ]
-CHAIN_COLUMNS = ["strike", "type", "bid", "ask", "price", "iv", "delta", "gamma", "vega", "theta"]
+# Greeks as a desk reads them: vega per vol point (1 %), theta per calendar day.
+CHAIN_COLUMNS = [
+    "strike",
+    "type",
+    "bid",
+    "ask",
+    "price",
+    "iv",
+    "delta",
+    "gamma",
+    "vega (1 vol pt)",
+    "theta (1 day)",
+]
+_GREEK_SCALE = {"delta": 1.0, "gamma": 1.0, "vega": 0.01, "theta": 1 / 365}
 _RATE = 0.065  # the simulated feed's default risk-free rate; greeks shown are indicative
 _OPTIONS = OptionUniverse()
 
@@ -174,15 +187,15 @@ def chain(lab: Any, strikes_each_side: int = 5) -> pd.DataFrame:
         )
     frame = pd.DataFrame(rows, columns=[*CHAIN_COLUMNS[:6], "years"])
     ok = frame["iv"].notna() & (frame["iv"] > 0) & (frame["years"] > 0)
-    for name in ("delta", "gamma", "vega", "theta"):
-        frame[name] = np.nan
+    for column in CHAIN_COLUMNS[6:]:
+        frame[column] = np.nan
     if ok.any():
         sub = frame[ok]
         greeks = chain_greeks(
             spot, sub["strike"], sub["years"], _RATE, sub["iv"], sub["type"] == "CE"
         )
-        for name in ("delta", "gamma", "vega", "theta"):
-            frame.loc[ok, name] = getattr(greeks, name)
+        for column, (name, scale) in zip(CHAIN_COLUMNS[6:], _GREEK_SCALE.items(), strict=True):
+            frame.loc[ok, column] = getattr(greeks, name) * scale
     frame = frame.sort_values(["strike", "type"]).drop(columns="years")
     return frame.round(4).reset_index(drop=True)
 

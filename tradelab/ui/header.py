@@ -45,9 +45,13 @@ class Header:
         self.risk = BarText(bar, "tl-risk-state", "risk: -")
         self.engine = BarText(bar, "tl-engine-state", "engine: -")
         self.feed = BarText(bar, "tl-feed-state", "feed: -")
+        # The exchange clock (a simulated session runs it 60x the wall's), to the minute: what
+        # the trades, the bars and the P&L chart are timed by.
+        self.market_time = BarText(bar, "tl-market-time", "market: -")
         BarText(bar, "tl-seq-label", "seq", "margin:4px 0")
         self.last_seq = BarText(bar, "tl-last-seq", "0")
-        self.last_time = BarText(bar, "tl-last-time", "- IST")
+        # When the engine journaled that seq: the wall clock, the server's liveness.
+        self.last_time = BarText(bar, "tl-last-time", "journaled - IST")
         self.pnl = BarText(bar, "tl-pnl", "P&L: -")
         self.banner = Badge("tl-risk-banner", style=_BANNER_STYLE, hidden=True)
         # A strategy that raised is stopped while the session goes on: said as loudly as a halt.
@@ -94,7 +98,9 @@ class Header:
         now_ns = time.time_ns() if now_ns is None else now_ns
         self.last_seq.set(str(changes.last_seq))
         if changes.last_event_ns:
-            self.last_time.set(f"{ist_ms(changes.last_event_ns)} IST")
+            self.last_time.set(f"journaled {ist_ms(changes.last_event_ns)} IST")
+        if changes.market_ns:
+            self.market_time.set(f"market {ist_ms(changes.market_ns)[:5]} IST")
         event_age = (now_ns - changes.last_event_ns) if changes.last_event_ns else None
         tick_age = (now_ns - changes.last_tick_ns) if changes.last_tick_ns else None
         reasons = []

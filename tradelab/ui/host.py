@@ -121,7 +121,9 @@ class ConsoleHost:
             _, values = store.get_many(["pnl.net", "market.marks.NIFTY.price"])
             net = values["pnl.net"]
             if net is not None:
-                self.equity.append((time.time_ns(), float(net), values["market.marks.NIFTY.price"]))
+                # On the exchange clock, as the bars are: the two charts share one time axis.
+                at = self.lab.feed.clock.now_ns()
+                self.equity.append((at, float(net), values["market.marks.NIFTY.price"]))
 
     # -- what sessions read ---------------------------------------------------------------------
     def frame(self, section: str) -> tuple[int, Any]:

@@ -87,6 +87,9 @@ class Changes:
     last_seq: int
     last_event_ns: int
     last_tick_ns: int
+    # The exchange clock of the last tick (a simulated or replayed session runs it faster than
+    # the wall clock); 0 before any tick.
+    market_ns: int = 0
 
 
 class SharedView:
@@ -102,6 +105,7 @@ class SharedView:
         self.last_seq = 0
         self.last_event_ns = 0  # wall clock of the last journaled event the view got
         self.last_tick_ns = 0  # wall clock of the last raw tick (feed health)
+        self.market_ns = 0  # the exchange clock of that tick
         self.events_seen = 0
         self.ticks_seen = 0
         self.tape_dropped = 0
@@ -114,6 +118,7 @@ class SharedView:
         topic = event.topic
         if topic == TICK_TOPIC:  # transient and at feed rate: feed health only, not the tape
             self.last_tick_ns = now
+            self.market_ns = event.payload.get("ts") or self.market_ns
             self.ticks_seen += 1
             return
         sections = self._sections_cache.get(topic)
@@ -155,8 +160,17 @@ class SharedView:
                 kept = {row.version: row for row in (*self._alerts, *new_rows)}
                 new_rows = tuple(kept[v] for v in sorted(kept))
             last_seq, last_event, last_tick = self.last_seq, self.last_event_ns, self.last_tick_ns
+            market_ns = self.market_ns
         return Changes(
-            current, sections, new_rows, alerts, resync or cut, last_seq, last_event, last_tick
+            current,
+            sections,
+            new_rows,
+            alerts,
+            resync or cut,
+            last_seq,
+            last_event,
+            last_tick,
+            market_ns,
         )
 
     def section_version(self, section: str) -> int:
