@@ -157,6 +157,8 @@ def test_resume_trading_needs_a_halt_and_a_reason_and_names_the_user(lab):
     commands = OperatorCommands(lab, operators=frozenset({"alice"}))
     with pytest.raises(CommandRefused, match="not halted") as refused:
         commands.execute("alice", "resume_trading", reason="checked")
+    with pytest.raises(CommandRefused, match="not halted"):  # said before the empty reason
+        commands.execute("alice", "resume_trading", reason="")
     assert refused.value.reason == "not_now"
     lab.risk.halt("test", "drill")
     for args in ({}, {"reason": "  "}):

@@ -226,3 +226,19 @@ def test_a_new_page_shows_the_book_the_store_holds_though_no_event_touches_it_ag
     page.refresh()
     assert len(page.positions.value) == len(first.positions.value) > 0
     assert len(page.trades.value) > 0
+
+
+def test_a_parameter_change_shows_in_every_open_pages_parameter_tab(host):
+    one, two = ConsoleSession(host, "alice"), ConsoleSession(host, "bob")
+    one.refresh()
+    two.refresh()
+
+    def shown(session) -> float:
+        table = session.params.value
+        return float(table[table["parameter"] == "stop_loss_pct"]["value"].iloc[0])
+
+    assert shown(two) == 30.0
+    assert "set" in one.controls.run(
+        "set_params", strategy="short_straddle", params={"stop_loss_pct": 60.0}
+    )
+    _wait(lambda: shown(two) == 60.0, two)  # the other page, without a reload

@@ -170,10 +170,10 @@ class OperatorCommands:
 
     def _resume_trading(self, who: str, args: dict[str, Any]) -> tuple[str, dict]:
         (reason,) = _take("resume_trading", args, required=("reason",))
-        reason = _text(reason, "reason")
         risk = self._part("risk")
-        if risk.state == ACTIVE:
+        if risk.state == ACTIVE:  # before the reason: there is nothing to resume
             raise CommandRefused(NOT_NOW, "trading is not halted (risk state active)")
+        reason = _text(reason, "reason")
         risk.resume(by=who, reason=reason)
         return f"trading resumed ({reason})", {"reason": reason}
 

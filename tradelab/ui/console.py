@@ -227,6 +227,15 @@ class ConsoleSession:
             self.charts.show_bars(value)
         else:
             self.header.apply_state(value)
+            self._show_params()
+
+    def _show_params(self) -> None:
+        """The parameters in force: a change from any page (runner.params_changed is a header
+        event) shows here too, without a reload."""
+        runner = self.host.lab.runner
+        table = params_table(runner.strategies if runner is not None else {})
+        if not table.equals(self.params.value):
+            self.params.value = table
 
     def _notify(self, row: TapeRow) -> None:
         notifications = pn.state.notifications
