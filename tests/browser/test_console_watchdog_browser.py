@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser.conftest import ConsoleServer, wait_until
 
@@ -45,14 +46,22 @@ def test_frozen_then_killed_server_shows_disconnected_and_stale(server, context)
     wait_until(lambda: _connection(page) == "live", 10, "the connection badge to say live")
     assert page.locator(".tl-stale").count() == 0
 
+    pause = page.get_by_role("button", name="Pause")
+    pause.click(trial=True, timeout=5_000)  # there, and clickable while connected
     server.process.send_signal(signal.SIGSTOP)  # a frozen server loop: the socket stays open
     wait_until(lambda: _connection(page) == "disconnected", MAX_AGE + MARGIN, "disconnected")
     assert _stale_shown(page)
     assert "STALE" in page.locator(".tl-stale").inner_text()
+    # The veil: the last known state stays readable, no control can be clicked.
+    veil = page.locator("#tl-offline-veil")
+    assert veil.is_visible() and "controls are off" in veil.inner_text()
+    with pytest.raises(PlaywrightTimeout):
+        pause.click(timeout=1_000)  # the veil intercepts it
 
     server.process.send_signal(signal.SIGCONT)
     wait_until(lambda: _connection(page) == "live", 10, "live again once the server wakes")
     wait_until(lambda: page.locator(".tl-stale").count() == 0, 10, "the stale marker to go")
+    wait_until(lambda: page.locator("#tl-offline-veil").count() == 0, 10, "the veil to go")
 
     server.process.kill()
     server.process.wait()

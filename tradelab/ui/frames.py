@@ -18,15 +18,17 @@ from tradelab.market.instruments import IST, OptionUniverse
 from tradelab.market.pricing import implied_vol
 from tradelab.trading.risk_state import control_state
 
+# The money first: on a laptop's half page the columns past ~650 px are scrolled to, so the
+# ones read at a glance come before the ones read now and then.
 POSITION_COLUMNS = [
     "symbol",
-    "strategy",
     "net_quantity",
     "average_price",
     "mark",
     "unrealized_pnl",
     "realized_pnl",
     "fees",
+    "strategy",
     "status",
 ]
 ORDER_COLUMNS = [
@@ -47,13 +49,13 @@ TIME_COLUMN = "journal time (IST)"  # when the engine stamped the event (the wal
 EXCHANGE_TIME_COLUMN = "exchange time (IST)"
 TRADE_COLUMNS = [
     EXCHANGE_TIME_COLUMN,
-    "seq",
     "symbol",
     "side",
     "quantity",
     "price",
-    "fee",
     "realized_pnl",
+    "fee",
+    "seq",
 ]
 # Greeks as a desk reads them: vega per vol point (1 %), theta per calendar day.
 CHAIN_COLUMNS = [
