@@ -115,6 +115,12 @@ def serve_console(
         loop.start()  # until Ctrl-C (Panel's handler) or SIGTERM
     finally:
         host.stop()
+        if lab.engine.state == "stopped":  # said, as the README promises it
+            print(  # noqa: T201
+                f"tradelab console stopped cleanly at seq {lab.store.version} (queue drained, "
+                f"snapshot taken); journal {lab.config.journal_path}",
+                flush=True,
+            )
 
 
 def _port_in_use(address: str, port: int) -> str | None:
