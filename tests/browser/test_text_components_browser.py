@@ -88,7 +88,7 @@ def test_tape_cells_reach_the_page_as_text_in_rows(context, badge_url):
     wait_until(lambda: rows.first.locator("td").first.inner_text() != first[0], 10, "a redraw")
     assert page.locator(".tl-test-tape th").all_inner_texts() == [
         "seq",
-        "time (IST)",
+        "journal time (IST)",
         "topic",
         "key",
     ]
