@@ -18,7 +18,8 @@ import pandas as pd
 import panel as pn
 
 from tradelab.ui.charts import Charts
-from tradelab.ui.controls import Controls, params_table
+from tradelab.ui.controls import Controls
+from tradelab.ui.frames import params_table
 from tradelab.ui.header import Header
 from tradelab.ui.history import history_plot
 from tradelab.ui.host import ConsoleHost
@@ -225,17 +226,10 @@ class ConsoleSession:
             self.chain.value = value
         elif section == "bars":
             self.charts.show_bars(value)
+        elif section == "params":  # a change made from any page shows here too
+            self.params.value = value
         else:
             self.header.apply_state(value)
-            self._show_params()
-
-    def _show_params(self) -> None:
-        """The parameters in force: a change from any page (runner.params_changed is a header
-        event) shows here too, without a reload."""
-        runner = self.host.lab.runner
-        table = params_table(runner.strategies if runner is not None else {})
-        if not table.equals(self.params.value):
-            self.params.value = table
 
     def _notify(self, row: TapeRow) -> None:
         notifications = pn.state.notifications

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 import panel as pn
 import param
 
@@ -22,20 +21,6 @@ _WIDGETS = {
     param.Number: pn.widgets.FloatInput,
     param.String: pn.widgets.TextInput,
 }
-
-
-def params_table(strategies: dict[str, Any]) -> pd.DataFrame:
-    """Every strategy parameter with its value and doc, read-only (what viewers see)."""
-    rows = []
-    for name, strategy in strategies.items():
-        for pname, parameter in strategy.param.objects("existing").items():
-            if pname == "name":
-                continue
-            value = getattr(strategy, pname)
-            rows.append(
-                {"strategy": name, "parameter": pname, "value": str(value), "doc": parameter.doc}
-            )
-    return pd.DataFrame(rows, columns=["strategy", "parameter", "value", "doc"])
 
 
 def _param_widget(pname: str, parameter: param.Parameter, value: Any) -> pn.widgets.Widget:

@@ -210,6 +210,20 @@ def signals(lab: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def params_table(strategies: dict[str, Any]) -> pd.DataFrame:
+    """Every strategy parameter with its value and doc, read-only (what viewers see)."""
+    rows = []
+    for name, strategy in strategies.items():
+        for pname, parameter in strategy.param.objects("existing").items():
+            if pname == "name":
+                continue
+            value = getattr(strategy, pname)
+            rows.append(
+                {"strategy": name, "parameter": pname, "value": str(value), "doc": parameter.doc}
+            )
+    return pd.DataFrame(rows, columns=["strategy", "parameter", "value", "doc"])
+
+
 def build(section: str, lab: Any, config: Any) -> Any:
     """The value of one console section (see `SharedView` for the sections)."""
     if section == "positions":
@@ -226,4 +240,6 @@ def build(section: str, lab: Any, config: Any) -> Any:
         return chain(lab, config.chain_strikes)
     if section == "signals":
         return signals(lab)
+    if section == "params":
+        return params_table(lab.runner.strategies if lab.runner is not None else {})
     raise InvalidInputError(f"unknown console section {section!r}")

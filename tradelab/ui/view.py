@@ -42,6 +42,8 @@ SECTION_TOPICS: dict[str, tuple[str, ...]] = {
     "bars": ("market.bar", "market.session"),
     "marks": ("mark.updated",),
     "signals": ("signal.",),
+    # The strategies' parameters: a change (runner.params_changed) or a strategy added.
+    "params": ("runner.",),
 }
 SECTIONS = tuple(SECTION_TOPICS)
 # The events every session is told of (a notification), kept in their own ring so a flood of
