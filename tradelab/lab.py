@@ -49,8 +49,7 @@ from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
 from tradelab.metrics_sampler import MetricsSampler
 from tradelab.runner import StrategyRunner
-from tradelab.runner.backtest_inputs import checked_strategies
-from tradelab.runner.strategy import Strategy, check_strategy_inputs
+from tradelab.runner.strategy import Strategy, check_strategy_inputs, checked_strategies
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.risk import RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor

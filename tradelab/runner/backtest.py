@@ -36,11 +36,11 @@ from tradelab.journal import JournalReader
 from tradelab.market.calendar import TradingCalendar
 from tradelab.market.clock import MarketHours, SimulatedClock
 from tradelab.market.ticks import Tick
-from tradelab.runner.backtest_inputs import check_settings, checked_strategies
+from tradelab.runner.backtest_inputs import check_settings
 from tradelab.runner.barfile import load_bar_file
 from tradelab.runner.instruments import InstrumentUniverse, PlainInstrument
 from tradelab.runner.runner import StrategyRunner
-from tradelab.runner.strategy import Strategy, check_strategy_inputs
+from tradelab.runner.strategy import Strategy, check_strategy_inputs, checked_strategies
 from tradelab.runner.tradelog import trades_frame
 from tradelab.trading.execution import ExecutionDesk
 
