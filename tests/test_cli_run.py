@@ -284,3 +284,18 @@ def test_a_replay_of_several_days_is_one_session_a_day_with_its_own_daily_pnl(tm
         assert ist_date(start) == ist_date(end - 1)
     store = Analytics(journal).state_at(ts="2025-11-06 00:00")
     assert store.get("pnl.daily")["session_date"] == "2025-11-05"
+
+
+def test_a_session_on_a_backtests_journal_is_refused_and_leaves_it_as_it_was(tmp_path):
+    from tests.test_backtest import write_bars
+    from tradelab.runner import SmaCross
+    from tradelab.runner.backtest import content_hash, run_backtest
+
+    journal = tmp_path / "bt.duckdb"
+    run_backtest(write_bars(tmp_path / "ABC.csv"), SmaCross(fast=2, slow=3), journal_path=journal)
+    before = (content_hash(journal), JournalReader(journal).last_seq())
+    result = invoke("--strategy", "none", "--speed", "max", "--journal", str(journal))
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    assert "holds a backtest" in result.stderr
+    assert (content_hash(journal), JournalReader(journal).last_seq()) == before
+    assert not (tmp_path / "bt.duckdb.broker.sqlite").exists()

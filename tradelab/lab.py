@@ -35,6 +35,7 @@ from tradelab.errors import InvalidInputError, LifecycleError, TradelabError
 from tradelab.lab_config import (
     LabConfig,
     apply_settings,
+    check_not_a_backtest,
     check_tradable_hours,
     config_values,
     configured_strategies,
@@ -130,6 +131,7 @@ class Lab:
                 "feed_stall_after_seconds needs a paced feed: it stalls after wall seconds, "
                 "and as_fast_as_possible has no wall clock"
             )
+        check_not_a_backtest(cfg.journal_path)
         account_path = f"{cfg.journal_path}.broker.sqlite"
         # A fresh session (no journal, no account) has no ids to collide with: a fixed prefix
         # keeps its ids, and so its journal, the same run after run.

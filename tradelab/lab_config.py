@@ -4,6 +4,7 @@ feed='replay', the replay feed with the universe and session its bar file spans.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -135,6 +136,28 @@ def session_intervals(cfg: LabConfig, bar_seconds: int | None = None) -> tuple[s
     if own is not None and own not in intervals:
         intervals.append(own)
     return tuple(sorted(intervals, key=INTERVAL_SECONDS.__getitem__))
+
+
+def check_not_a_backtest(journal_path: str) -> None:
+    """Refuse a session on a backtest's journal (`tradelab backtest --journal`): its events would
+    be mixed into the backtest's trades and P&L. A file this cannot read is left to the engine,
+    whose recovery names the problem."""
+    if not Path(journal_path).is_file():
+        return
+    from tradelab.journal import JournalReader  # only when there is a file to look into
+
+    try:
+        found = JournalReader(journal_path).query(
+            "SELECT 1 FROM events WHERE topic = 'runner.started' "
+            "AND json_extract_string(payload, '$.runner') = 'backtest' LIMIT 1"
+        )
+    except Exception:  # damaged, locked or not a journal: the engine's start says which
+        return
+    if found:
+        raise InvalidInputError(
+            f"journal {journal_path!r} holds a backtest; a session run on it would mix its "
+            "events into the backtest's trades: give the session a journal of its own"
+        )
 
 
 def check_tradable_hours(feed: ReplayFeed, strategies: list[Strategy]) -> None:
