@@ -50,3 +50,20 @@ def test_tape_and_trades_label_their_time_column():
     frame = trades(SimpleNamespace(store=store))
     assert frame.iloc[0]["exchange time (IST)"] == "09:15:06.789"  # the fill's market clock
     assert not any(re.fullmatch("time", c) for c in frame.columns)
+
+
+def test_active_signals_list_each_signal_with_its_journal_time():
+    from tradelab.ui.frames import signals
+
+    state = {
+        "signals.active": {
+            "s1": {"signal_id": "s1", "seq": 5, "detected_ts": NS, "side": "BUY"},
+            "s2": {"signal_id": "s2", "seq": 9, "detected_ts": NS, "side": "SELL"},
+        }
+    }
+    lab = SimpleNamespace(store=SimpleNamespace(get=lambda path, default: state.get(path)))
+    frame = signals(lab)
+    assert list(frame.columns) == ["signal_id", "journal time (IST)", "seq", "side"]
+    assert list(frame["signal_id"]) == ["s2", "s1"] and frame.iloc[0]["side"] == "SELL"
+    empty = signals(SimpleNamespace(store=SimpleNamespace(get=lambda path, default: None)))
+    assert empty.empty and list(empty.columns) == ["signal_id", "journal time (IST)", "seq"]

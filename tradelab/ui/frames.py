@@ -202,12 +202,22 @@ def chain(lab: Any, strikes_each_side: int = 5) -> pd.DataFrame:
     return frame.round(4).reset_index(drop=True)
 
 
+SIGNAL_COLUMNS = ["signal_id", TIME_COLUMN, "seq"]
+
+
 def signals(lab: Any) -> pd.DataFrame:
+    """The active signals (`signals.active`, from `signal.detected` until its `signal.cleared`),
+    newest first: their id, when they were journaled, then what each payload carries."""
+    active = lab.store.get("signals.active", None) or {}
     rows = [
-        {"name": name, **(value if isinstance(value, dict) else {"value": value})}
-        for name, value in (lab.store.get("signals", None) or {}).items()
+        {
+            **{k: v for k, v in signal.items() if k != "detected_ts"},
+            TIME_COLUMN: ist_ms(signal.get("detected_ts") or 0),
+        }
+        for signal in sorted(active.values(), key=lambda s: -(s.get("seq") or 0))
     ]
-    return pd.DataFrame(rows)
+    extra = sorted({k for row in rows for k in row} - set(SIGNAL_COLUMNS))
+    return pd.DataFrame(rows, columns=[*SIGNAL_COLUMNS, *extra])
 
 
 def params_table(strategies: dict[str, Any]) -> pd.DataFrame:
