@@ -242,3 +242,14 @@ def test_a_parameter_change_shows_in_every_open_pages_parameter_tab(host):
         "set_params", strategy="short_straddle", params={"stop_loss_pct": 60.0}
     )
     _wait(lambda: shown(two) == 60.0, two)  # the other page, without a reload
+
+
+def test_a_pages_first_push_shows_the_past_and_is_not_counted_as_push_lag(host):
+    session = ConsoleSession(host, "alice")
+    _wait(lambda: len(session.tape.rows_shown()) > 0, session)
+    pushes = host.pushes
+    late = ConsoleSession(host, "bob")
+    late.refresh()  # its first push: rows from before the page was open, however old
+    assert len(late.tape.rows_shown()) > 0 and host.pushes == pushes
+    late.refresh()  # later pushes are measured
+    _wait(lambda: host.pushes > pushes, late)

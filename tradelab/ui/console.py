@@ -186,7 +186,7 @@ class ConsoleSession:
             self._loading = False  # the engine has spoken: the views show what it has
             for table in self._tables:
                 table.loading = False
-        if changes.tape:
+        if changes.tape and self.pushes:  # a first push shows the past: no lag to measure
             host.record_push((time.time_ns() - changes.tape[-1].received_ns) / 1e6)
         self.version = changes.version
         self.pushes += 1
