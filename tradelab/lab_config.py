@@ -7,10 +7,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import param
 
 from tradelab.errors import InvalidInputError
+from tradelab.journal.segments import list_segments, segment_dir
 from tradelab.market.bars import INTERVAL_SECONDS
 from tradelab.market.clock import NS_PER_S
 from tradelab.market.feeds import ReplayFeed, ReplayFeedConfig
@@ -140,18 +142,20 @@ def session_intervals(cfg: LabConfig, bar_seconds: int | None = None) -> tuple[s
 
 def check_not_a_backtest(journal_path: str) -> None:
     """Refuse a session on a backtest's journal (`tradelab backtest --journal`): its events would
-    be mixed into the backtest's trades and P&L. A file this cannot read is left to the engine,
-    whose recovery names the problem."""
-    if not Path(journal_path).is_file():
+    be mixed into the backtest's trades and P&L. Read from the first sealed segment (a backtest
+    starts its runner in its first events and seals on stop), never from the journal file: an
+    engine may hold that one, and a second handle in its process would break the writer's lock."""
+    segments = list_segments(segment_dir(Path(journal_path)))
+    if not segments:
         return
-    from tradelab.journal import JournalReader  # only when there is a file to look into
-
     try:
-        found = JournalReader(journal_path).query(
-            "SELECT 1 FROM events WHERE topic = 'runner.started' "
-            "AND json_extract_string(payload, '$.runner') = 'backtest' LIMIT 1"
-        )
-    except Exception:  # damaged, locked or not a journal: the engine's start says which
+        with duckdb.connect() as con:
+            found = con.execute(
+                "SELECT 1 FROM read_parquet(?) WHERE topic = 'runner.started' AND "
+                "json_extract_string(payload, '$.runner') = 'backtest' LIMIT 1",
+                [str(segments[0][2])],
+            ).fetchall()
+    except duckdb.Error:  # a damaged segment: the engine's recovery names it
         return
     if found:
         raise InvalidInputError(
