@@ -82,6 +82,10 @@ def test_lab_settings_take_a_path_and_refuse_by_name(tmp_path):
         Lab(journal_path=tmp_path / "x.duckdb", strategies=[SmaCross])
 
 
+def test_lab_takes_an_empty_strategy_list_as_none(tmp_path):
+    assert Lab(journal_path=tmp_path / "lab.duckdb", strategies=[]).strategies == []
+
+
 def test_lab_takes_one_strategy_and_waits_for_a_quote(tmp_path):
     lab = Lab(journal_path=tmp_path / "lab.duckdb", strategies=SmaCross(), speed=600.0).start()
     try:

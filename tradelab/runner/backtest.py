@@ -136,6 +136,8 @@ def run_backtest(
     PROGRESS_EVERY bars and once at the end, on the thread playing them.
     """
     strategies = checked_strategies(strategy)
+    if not strategies:
+        raise InvalidInputError("no strategy to backtest; pass one (e.g. SmaCross()) or several")
     check_settings(cash, commission, fee_per_fill, engine_overrides, progress)
     series = load_bar_file(path, symbol)
     if not len(series):

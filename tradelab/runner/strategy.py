@@ -100,8 +100,8 @@ def check_strategy_inputs(
 
 
 def checked_strategies(strategy: Any) -> list[Strategy]:
-    """The strategies to run: one instance or a sequence of them, with distinct names; anything
-    else is refused before a file is touched."""
+    """The strategies to run: one instance or a sequence of them (maybe none), with distinct
+    names; anything else is refused before a file is touched."""
     if isinstance(strategy, Strategy):
         return [strategy]
     if isinstance(strategy, type) and issubclass(strategy, Strategy):
@@ -118,9 +118,7 @@ def checked_strategies(strategy: Any) -> list[Strategy]:
         raise InvalidInputError(
             f"strategy {strategy!r} is not a Strategy instance or a list of them{hint}"
         )
-    strategies = list(strategy)
-    if not strategies:
-        raise InvalidInputError("no strategy to backtest; pass one (e.g. SmaCross()) or several")
+    strategies = list(strategy)  # may be empty: a Lab session that trades nothing
     names: set[str] = set()
     for one in strategies:
         if not isinstance(one, Strategy):
