@@ -13,6 +13,9 @@ Figures (medians over interleaved rounds; every contender writes to the same tem
   stream.*    the critical ack inside a paced stream: --feeders threads submit `mark.updated`
               at (1 - 1 %) of --stream-rate, one thread a critical event every
               100 / --stream-rate s (2.5 ms at 40K/s), so 1 % are critical
+  stream_floor.*  the same stream with its 1 % replaced by floor_in_place's record and sync,
+              timed at the same cadence from the same kind of thread: what the machine's sync
+              alone costs under that load (the CPU the stream takes delays every wake-up)
   *_vs_floor  median of per-round ratios to the floor measured in the same round
 Each contender reports acks/s (one producer, back to back) and submit latency p50 / p99 / max.
 
@@ -154,15 +157,48 @@ def run_floor_in_place(directory: Path, n: int, size: int) -> dict[str, float]:
         os.close(fd)
 
 
+def in_place_sync(path: Path, size: int, count: int) -> tuple[Callable[[int], None], int]:
+    """One record of `size` bytes written over a preallocated, synced file and fdatasync'd:
+    the ack log's own work for a critical event, nothing else. Returns (call, fd)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, bytes(size * count + 4096))
+    os.fsync(fd)
+    record = b"x" * size
+
+    def one(i: int) -> None:
+        os.pwrite(fd, record, (i % count) * size)
+        os.fdatasync(fd)
+
+    return one, fd
+
+
 def run_stream(
-    directory: Path, rate: float, seconds: float, feeders: int, overrides: dict
+    directory: Path,
+    rate: float,
+    seconds: float,
+    feeders: int,
+    overrides: dict,
+    floor_size: int = 0,
 ) -> dict[str, float]:
-    """A paced stream of `rate` events/s, 1 % critical from one thread; its critical acks."""
+    """A paced stream of `rate` events/s, 1 % critical from one thread; its critical acks.
+
+    With `floor_size`, the critical thread does not submit its 1 %: it times the floor in place
+    (one record written and fdatasync'd, `in_place_sync`) at the same cadence while the feeders
+    stream into the engine: the sync's own latency on this machine under the stream's load."""
     engine = start_engine(directory / "stream.duckdb", overrides)
     critical_interval = 100.0 / rate
     feeder_rate = rate * 0.99 / feeders
     acks: list[float] = []
     sent = [0] * feeders
+    floor_fd = None
+    if floor_size:
+        one, floor_fd = in_place_sync(directory / "stream-floor.log", floor_size, 4096)
+    else:
+        submit_critical = engine.submit
+
+        def one(i: int) -> None:
+            submit_critical("trade.executed", trade_payload(i), key=f"T{i}")
+
     t0 = time.perf_counter() + 0.05  # every thread starts on the same clock
     end = t0 + seconds
 
@@ -183,7 +219,6 @@ def run_stream(
         sent[f] = done
 
     def critical() -> None:
-        submit = engine.submit
         i = 0
         while True:
             due = t0 + i * critical_interval
@@ -193,7 +228,7 @@ def run_stream(
             if delay > 0:
                 time.sleep(delay)
             s = time.perf_counter()
-            submit("trade.executed", trade_payload(i), key=f"T{i}")
+            one(i)
             acks.append(time.perf_counter() - s)
             i += 1
 
@@ -204,11 +239,14 @@ def run_stream(
             t.start()
         for t in threads:
             t.join()
-        offered = (sum(sent) + len(acks)) / (time.perf_counter() - t0)
+        submitted = sum(sent) + (0 if floor_size else len(acks))
+        offered = submitted / (time.perf_counter() - t0)
         engine.flush()
-        durable = (sum(sent) + len(acks)) / (time.perf_counter() - t0)
+        durable = submitted / (time.perf_counter() - t0)
     finally:
         engine.stop()
+        if floor_fd is not None:
+            os.close(floor_fd)
     return {
         "offered_per_s": offered,
         "durable_per_s": durable,
@@ -246,6 +284,12 @@ def print_table(result: dict) -> None:
         f" {result['stream.durable_per_s']:,.0f}/s durable;"
         f" critical ack p50 {result['stream.p50_ms']:.3f} ms, p99 {result['stream.p99_ms']:.3f} ms,"
         f" max {result['stream.max_ms']:.2f} ms"
+    )
+    print(
+        f"stream floor (the same stream; the 1 % replaced by the floor in place, timed):"
+        f" p50 {result['stream_floor.p50_ms']:.3f} ms, p99 {result['stream_floor.p99_ms']:.3f} ms,"
+        f" max {result['stream_floor.max_ms']:.2f} ms; engine / floor: p50"
+        f" {result['stream.p50_vs_floor']:.2f}x, p99 {result['stream.p99_vs_floor']:.2f}x"
     )
     print(
         f"targets: engine p50 <= 1.3x floor: {result['engine.p50_vs_floor']:.2f}x;"
@@ -304,10 +348,14 @@ def main(
                         "p99_vs_floor": figures["p99_ms"] / floor["p99_ms"],
                     },
                 )
-            record(
-                "stream",
-                run_stream(directory, stream_rate, stream_seconds, feeders, engine_overrides),
+            stream = run_stream(directory, stream_rate, stream_seconds, feeders, engine_overrides)
+            stream_floor = run_stream(
+                directory, stream_rate, stream_seconds, feeders, engine_overrides, size
             )
+            stream["p50_vs_floor"] = stream["p50_ms"] / stream_floor["p50_ms"]
+            stream["p99_vs_floor"] = stream["p99_ms"] / stream_floor["p99_ms"]
+            record("stream", stream)
+            record("stream_floor", stream_floor)
     result: dict = {name: statistics.median(values) for name, values in per_round.items()}
     result.update(
         events=events,
