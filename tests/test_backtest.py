@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from tradelab.errors import InvalidInputError
+from tradelab.journal import JournalReader
 from tradelab.runner import SmaCross, trades_frame
 from tradelab.runner.backtest import content_hash, run_backtest
 
@@ -49,6 +50,16 @@ def test_sma_cross_trades_the_hand_computed_crossovers_at_the_next_open(tmp_path
     assert trips == [("SHORT", 8.5, 12.0), ("LONG", 12.0, 8.8)]
     # The trades table is read back from the journal.
     assert list(trades_frame(tmp_path / "bt.duckdb")["net_pnl"]) == pytest.approx([-3.5, -3.2])
+    # Each cross is also the symbol's signal, with both averages of the table above.
+    signals = [
+        (e.key, e.payload["direction"], e.payload["fast_sma"], e.payload["slow_sma"])
+        for e in JournalReader(tmp_path / "bt.duckdb").events(topic="signal.detected")
+    ]
+    assert signals == [
+        ("sma_cross-ABC", "short", 9.5, 10.0),
+        ("sma_cross-ABC", "long", 9.5, pytest.approx(9.3333333)),
+        ("sma_cross-ABC", "short", 10.5, pytest.approx(11.3333333)),
+    ]
 
 
 def test_commission_is_a_fraction_of_traded_value(tmp_path):
@@ -294,9 +305,9 @@ def test_a_fill_payload_has_every_field_in_order_with_the_side_as_text():
 # The content hash of the hand-computed run above with a commission: every trading event's
 # topic, key and payload, in seq order. Changing what a backtest journals (a payload's fields,
 # their order, an event more or less a bar) must be deliberate: update it and say why.
-# Last changed: a bar time without an offset is exchange time (IST), no longer UTC, so every
-# bar's and fill's time moved 5 h 30 min earlier.
-PINNED_CONTENT_HASH = "e32dba38f9550d37fc9ae107d2709da8dfdc50899d3715735fa33330981ae435"
+# Last changed: sma_cross journals each cross as its symbol's signal (three signal.detected
+# events), which also moves the seqs that later order ids carry; fills and P&L are unchanged.
+PINNED_CONTENT_HASH = "596fdafa11fb4b1784b5fca1b17f68dff5d51b41d019ff254f0f8af0fa12d660"
 
 
 def test_the_journal_of_the_hand_computed_run_has_the_pinned_content(tmp_path):

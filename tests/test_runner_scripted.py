@@ -82,7 +82,9 @@ def run_script(tmp_path, strategy, steps, *, universe=None, bar_symbol="NIFTY"):
         runner.wait_for_bars(len(steps), timeout=60)  # generous: only catches a dead runner
         runner.stop(who="test")
         engine.flush()
-        events = [e for e in engine.bus.history() if e.topic.startswith(("order.", "trade."))]
+        events = [
+            e for e in engine.bus.history() if e.topic.startswith(("order.", "trade.", "signal."))
+        ]
         positions = engine.store.get("trading.positions", None) or {}
     finally:
         engine.stop()
@@ -139,6 +141,24 @@ def test_short_straddle_sells_atm_legs_at_entry_stops_one_leg_and_exits_the_othe
     }
     assert trades == {CE: pytest.approx(-(205 - 152) * LOT), PE: pytest.approx((138 - 101) * LOT)}
     assert positions == {CE: 0, PE: 0}
+    # The straddle is the strategy's signal from its entry until the time exit.
+    signals = [(e.topic, e.key, e.payload) for e in events if e.topic.startswith("signal.")]
+    detected, cleared = signals
+    assert detected[:2] == ("signal.detected", "short_straddle-straddle")
+    assert {k: detected[2][k] for k in ("strike", "spot", "legs")} == {
+        "strike": 24000,
+        "spot": 24010.0,
+        "legs": f"{CE} {PE}",
+    }
+    assert cleared[:2] == ("signal.cleared", "short_straddle-straddle")
+    entry_seq = next(e.seq for e in events if e.topic == "signal.detected")
+    time_exit = next(
+        e.seq
+        for e in events
+        if e.topic == "order.submitted" and e.payload["symbol"] == PE and e.payload["side"] == "BUY"
+    )
+    clear_seq = next(e.seq for e in events if e.topic == "signal.cleared")
+    assert entry_seq < clear_seq and clear_seq > time_exit
 
 
 def test_time_exit_does_not_double_a_stop_exit_still_working(tmp_path):

@@ -205,6 +205,15 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
             FROM _events WHERE topic = 'reconciliation.mismatch'""",
     ),
     (
+        "signals",
+        "one strategy signal event: detected (with its details) or cleared",
+        """SELECT seq, ts, ist(ts) AS journal_time, split_part(topic, '.', 2) AS event,
+            coalesce(nullif(key, ''), txt(payload, 'signal_id')) AS signal_id,
+            txt(payload, 'strategy') AS strategy, txt(payload, 'name') AS name,
+            txt(payload, 'direction') AS direction, payload
+            FROM _events WHERE topic IN ('signal.detected', 'signal.cleared') ORDER BY seq""",
+    ),
+    (
         "risk_events",
         "one risk event: halts, resumes, loss breaches, limit changes, denied orders",
         """SELECT seq, ist(ts) AS journal_time, topic, critical,

@@ -20,7 +20,8 @@ from tradelab.runner.strategy import Strategy, StrategyContext, coerce_params
 
 class SmaCross(Strategy):
     """Long `size` when the fast SMA of closes crosses above the slow one (fast < slow on the
-    previous bar, fast > slow on this one), short `size` on the opposite cross; market orders."""
+    previous bar, fast > slow on this one), short `size` on the opposite cross; market orders.
+    Each cross is also its symbol's signal (`<name>-<symbol>`: direction and both averages)."""
 
     strategy_name = "sma_cross"
     fast = param.Integer(default=10, bounds=(1, None), doc="Bars in the fast moving average.")
@@ -72,15 +73,21 @@ class SmaCross(Strategy):
         if len(closes) < slow:
             return
         window = list(closes)
-        diff = sum(window[-fast:]) / fast - sum(window) / slow
+        fast_sma, slow_sma = sum(window[-fast:]) / fast, sum(window) / slow
+        diff = fast_sma - slow_sma
         previous = self._previous.get(symbol)
         self._previous[symbol] = diff
         if previous is None:
             return
         if previous < 0 < diff:
-            ctx.target(symbol, size)
+            direction, quantity = "long", size
         elif previous > 0 > diff:
-            ctx.target(symbol, -size)
+            direction, quantity = "short", -size
+        else:
+            return
+        # One active signal per symbol, replaced at each cross: the console shows the trend.
+        ctx.signal(symbol, direction=direction, fast_sma=fast_sma, slow_sma=slow_sma)
+        ctx.target(symbol, quantity)
 
     def on_stop(self, ctx: StrategyContext) -> None:
         # A session of 25 bars of 15m never fills a 30-bar average: say so, rather than leave
@@ -107,9 +114,14 @@ def _clock_time(text: str, what: str) -> time:
         raise InvalidInputError(f"{what} {text!r} is not a time of day HH:MM (IST)") from None
 
 
+# short_straddle's signal: active from its entry until every leg is bought back.
+STRADDLE_SIGNAL = "straddle"
+
+
 class ShortStraddle(Strategy):
     """Sell the ATM call and put of the nearest NIFTY weekly expiry at `entry_time`, a stop loss
-    of `stop_loss_pct` above each leg's entry premium (PositionMonitor), all out at `exit_time`."""
+    of `stop_loss_pct` above each leg's entry premium (PositionMonitor), all out at `exit_time`.
+    The straddle is its signal (expiry, strike, spot, legs) while any leg is held."""
 
     strategy_name = "short_straddle"
     underlying = param.String(default="NIFTY", doc="Index whose price picks the ATM strike.")
@@ -182,6 +194,7 @@ class ShortStraddle(Strategy):
             self._exited_on = day
             for leg in self._legs:
                 ctx.close(leg)
+            ctx.clear_signal(STRADDLE_SIGNAL)
 
     def _adopt(self, ctx: StrategyContext, held: dict[str, int]) -> None:
         self._legs = sorted(held)
@@ -205,11 +218,24 @@ class ShortStraddle(Strategy):
                 ctx.log.warning("straddle leg %s not sold: %s", contract.symbol, exc)
                 continue
             self._legs.append(contract.symbol)
+        if self._legs:
+            ctx.signal(
+                STRADDLE_SIGNAL,
+                expiry=expiry.isoformat(),
+                strike=strike,
+                spot=spot,
+                legs=" ".join(self._legs),
+            )
 
     def on_fill(self, ctx: StrategyContext, fill: Any) -> None:
-        if fill["symbol"] in self._legs and fill["side"] == "SELL" and ctx.position(fill["symbol"]):
+        symbol = fill["symbol"]
+        if symbol not in self._legs:
+            return
+        if fill["side"] == "SELL" and ctx.position(symbol):
             stop = round(fill["price"] * (1 + self.stop_loss_pct / 100), 2)
-            ctx.set_exit(fill["symbol"], stop=stop)
+            ctx.set_exit(symbol, stop=stop)
+        elif fill["side"] == "BUY" and not any(ctx.position(leg) for leg in self._legs):
+            ctx.clear_signal(STRADDLE_SIGNAL)  # every leg bought back: stopped out or timed out
 
 
 STRATEGIES: dict[str, type[Strategy]] = {

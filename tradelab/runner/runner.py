@@ -356,6 +356,7 @@ class StrategyRunner(LockstepMixin):
         if slot.state != "added":
             return
         slot.ctx._seed_positions()
+        slot.ctx._seed_signals()
         self._transition(slot, RUNNING, who, None)
         self._call(slot, "on_start")
 

@@ -1,5 +1,6 @@
 """The Strategy API: a `Strategy` declares its parameters with `param` and reacts to bars, ticks
-and fills; a `StrategyContext` is all it may touch (positions, marks, bars, clock, orders).
+and fills; a `StrategyContext` is all it may touch (positions, marks, bars, clock, orders,
+signals).
 
 Thread model: every callback of a strategy, and every call it makes on its context, runs on its
 `StrategyRunner`'s thread; a context is not shared between threads.
@@ -15,6 +16,7 @@ from typing import Any
 import param
 
 from tradelab.errors import InvalidInputError
+from tradelab.state.paths import check_path_level
 from tradelab.trading.book import position_id
 from tradelab.trading.orders import check_strategy
 
@@ -184,6 +186,10 @@ def checked_params(strategy: Strategy, params: Mapping[str, Any]) -> dict[str, A
     return values
 
 
+# Fields of a signal's payload and its stored row that tradelab sets itself.
+SIGNAL_FIELDS = frozenset({"strategy", "name", "signal_id", "detected_ts", "seq"})
+
+
 class StrategyContext:
     """What one strategy sees and does: reads go to the store, orders go to the execution desk.
 
@@ -202,6 +208,7 @@ class StrategyContext:
         # ahead of it): positions folded from its fills, and its working orders.
         self._positions: dict[str, int] = {}
         self._working: dict[str, dict[str, Any]] = {}  # order id -> {symbol, signed remaining}
+        self._signals: set[str] = set()  # names of this strategy's active signals
 
     # -- reading ---------------------------------------------------------------------------
     @property
@@ -297,7 +304,52 @@ class StrategyContext:
         (see `PositionMonitor.set_exit`)."""
         self._runner.monitor.set_exit(position_id(self.name, symbol), **levels)
 
+    # -- signals ---------------------------------------------------------------------------
+    def signal(self, name: str, /, **details: Any) -> str:
+        """Journal that this strategy sees signal `name` (`signal.detected`): it is active, in
+        the store's `signals.active` and the console's Signals table, until `clear_signal`.
+        Detecting an active name again replaces its details (one row per name, e.g. a trend's
+        current direction). `details` are JSON values; returns the id, `<strategy>-<name>`."""
+        signal_id = self._signal_id(name)
+        taken = sorted(SIGNAL_FIELDS & set(details))
+        if taken:
+            raise InvalidInputError(
+                f"signal {name!r}: {', '.join(taken)} {'is' if len(taken) == 1 else 'are'} set"
+                f" by tradelab; name the detail otherwise"
+            )
+        self._runner.submit(
+            "signal.detected", {"strategy": self.name, "name": name, **details}, key=signal_id
+        )
+        self._signals.add(name)
+        return signal_id
+
+    def clear_signal(self, name: str) -> bool:
+        """Journal `signal.cleared` for this strategy's active signal `name`; False, with
+        nothing journaled, when it is not active."""
+        signal_id = self._signal_id(name)
+        if name not in self._signals:
+            return False
+        self._runner.submit("signal.cleared", {"strategy": self.name, "name": name}, key=signal_id)
+        self._signals.discard(name)
+        return True
+
+    def active_signals(self) -> list[str]:
+        """Names of this strategy's active signals, sorted."""
+        return sorted(self._signals)
+
+    def _signal_id(self, name: str) -> str:
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(f"a signal name must be non-empty text, not {name!r}")
+        return check_path_level(f"{self.name}-{name}", f"signal {name!r} of {self.name!r}: id")
+
     # -- runner bookkeeping ----------------------------------------------------------------
+    def _seed_signals(self) -> None:
+        """After a restart: this strategy's signals the store holds as active."""
+        active = self.store.get("signals.active", None) or {}
+        self._signals = {
+            s["name"] for s in active.values() if s.get("strategy") == self.name and "name" in s
+        }
+
     def _seed_positions(self) -> None:
         """After a restart: the positions the store holds for this strategy."""
         for pid in self.store.get(f"trading.open_by_strategy.{self.name}", None) or ():

@@ -1,0 +1,162 @@
+"""Strategy signals: `ctx.signal` / `ctx.clear_signal` journal `signal.detected` / `.cleared`, the
+store keeps one active row per signal (the console's Signals table), bad names and details are
+refused before anything is journaled, a restart remembers what is active, and the example
+strategies signal what they trade."""
+
+import param
+
+from tradelab.analytics import Analytics
+from tradelab.broker import PaperBroker
+from tradelab.engine import Engine
+from tradelab.errors import InvalidInputError
+from tradelab.journal import JournalReader
+from tradelab.runner import Strategy
+from tradelab.runner.backtest import run_backtest
+from tradelab.runner.runner import StrategyRunner
+from tradelab.trading.execution import ExecutionDesk
+
+
+def write_bars(path, n=8):
+    lines = ["Date,Open,High,Low,Close"]
+    for i in range(n):
+        lines.append(f"2024-03-{i + 1:02d},{100 + i},{101 + i},{99 + i},{100 + i}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class Scripted(Strategy):
+    """Signals on bar 2, again (new details) on bar 4, clears on bar 6 and tries once more on 7."""
+
+    strategy_name = "scripted"
+
+    def on_start(self, ctx):
+        self.bar = 0
+        self.seen = {}  # bar -> (active rows in the store, clear_signal's answer)
+
+    def on_bar(self, ctx, bar):
+        self.bar += 1
+        answer = None
+        if self.bar == 2:
+            assert ctx.signal("breakout", level=101.0, side="BUY") == "scripted-breakout"
+        elif self.bar == 4:
+            ctx.signal("breakout", level=103.0, side="SELL")
+        elif self.bar in (6, 7):
+            answer = ctx.clear_signal("breakout")
+        self.seen[self.bar] = (dict(ctx.store.get("signals.active", None) or {}), answer)
+        self.seen[self.bar] += (ctx.active_signals(),)
+
+
+def test_a_signal_is_journaled_replaced_and_cleared_once(tmp_path):
+    journal = tmp_path / "bt.duckdb"
+    strategy = Scripted()
+    run_backtest(write_bars(tmp_path / "ABC.csv"), strategy, journal_path=journal)
+
+    active, _, names = strategy.seen[2]
+    assert names == ["breakout"]
+    row = active["scripted-breakout"]
+    assert (row["strategy"], row["name"], row["level"], row["side"]) == (
+        "scripted",
+        "breakout",
+        101.0,
+        "BUY",
+    )
+    assert row["signal_id"] == "scripted-breakout" and row["seq"] > 0 and row["detected_ts"] > 0
+    # Detected again: the same row, its details replaced.
+    active, _, _ = strategy.seen[4]
+    assert list(active) == ["scripted-breakout"] and active["scripted-breakout"]["side"] == "SELL"
+    # Cleared: gone; a second clear answers False and journals nothing.
+    assert strategy.seen[6] == ({}, True, [])
+    assert strategy.seen[7] == ({}, False, [])
+    events = [
+        (e.topic, e.key, e.payload.get("level"))
+        for e in JournalReader(journal).events()
+        if e.topic.startswith("signal.")
+    ]
+    assert events == [
+        ("signal.detected", "scripted-breakout", 101.0),
+        ("signal.detected", "scripted-breakout", 103.0),
+        ("signal.cleared", "scripted-breakout", None),
+    ]
+    rows = Analytics(journal).sql("SELECT event, signal_id, strategy, name FROM signals")
+    assert rows.values.tolist() == [
+        ["detected", "scripted-breakout", "scripted", "breakout"],
+        ["detected", "scripted-breakout", "scripted", "breakout"],
+        ["cleared", "scripted-breakout", "scripted", "breakout"],
+    ]
+
+
+class BadSignals(Strategy):
+    strategy_name = "bad_signals"
+
+    def on_start(self, ctx):
+        self.errors = []
+
+    def on_bar(self, ctx, bar):
+        if self.errors:
+            return
+        attempts = [
+            lambda: ctx.signal("a.b"),
+            lambda: ctx.signal(""),
+            lambda: ctx.signal("x", seq=5),
+            lambda: ctx.signal("x", strategy="other", name="y"),
+            lambda: ctx.signal("x", level=object()),
+            lambda: ctx.clear_signal("a b"),
+        ]
+        for attempt in attempts:
+            try:
+                attempt()
+            except InvalidInputError as exc:
+                self.errors.append(str(exc))
+            else:
+                self.errors.append("accepted")
+        self.left_active = ctx.active_signals()
+
+
+def test_bad_signal_names_and_details_are_refused_naming_them_and_journal_nothing(tmp_path):
+    journal = tmp_path / "bt.duckdb"
+    strategy = BadSignals()
+    run_backtest(write_bars(tmp_path / "ABC.csv"), strategy, journal_path=journal)
+    dotted, empty, reserved, two_reserved, unencodable, spaced = strategy.errors
+    assert "signal 'a.b' of 'bad_signals'" in dotted and "not a valid id" in dotted
+    assert "signal name must be non-empty text" in empty
+    assert "seq is set by tradelab" in reserved
+    assert "name, strategy are set by tradelab" in two_reserved
+    assert "level" in unencodable
+    assert "signal 'a b'" in spaced
+    assert strategy.left_active == []
+    assert not [e for e in JournalReader(journal).events() if e.topic.startswith("signal.")]
+
+
+class Remembers(Strategy):
+    strategy_name = "remembers"
+    act = param.Selector(default="signal", objects=["signal", "clear"])
+
+    def on_start(self, ctx):
+        self.active_at_start = ctx.active_signals()
+        if self.act == "signal":
+            ctx.signal("regime", state="trending")
+        else:
+            self.cleared = ctx.clear_signal("regime")
+
+
+def run_session(journal, strategy):
+    engine = Engine(journal_path=str(journal)).start()
+    try:
+        runner = StrategyRunner(engine, ExecutionDesk(PaperBroker(), engine.submit))
+        runner.add(strategy)
+        runner.start(who="test")
+        runner.stop(who="test")
+        engine.flush()
+        return dict(engine.store.get("signals.active", None) or {})
+    finally:
+        engine.stop()
+
+
+def test_a_restarted_strategy_knows_its_active_signals_and_can_clear_them(tmp_path):
+    journal = tmp_path / "live.duckdb"
+    first = Remembers(act="signal")
+    assert list(run_session(journal, first)) == ["remembers-regime"]
+    assert first.active_at_start == []
+    again = Remembers(act="clear")
+    assert run_session(journal, again) == {}
+    assert again.active_at_start == ["regime"] and again.cleared is True
