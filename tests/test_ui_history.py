@@ -86,3 +86,33 @@ def test_a_lab_without_sampler_still_serves_a_console(tmp_path):
         assert session.metrics_history.object is None and host.lab.metrics_sampler is None
     finally:
         host.stop()
+
+
+def test_a_restarted_console_goes_on_from_the_pnl_curve_its_journal_holds(tmp_path):
+    from tradelab.analytics import Analytics
+
+    journal = tmp_path / "pnl.duckdb"
+    earlier = Lab(journal_path=str(journal), speed=600.0, ticks_per_second=100).start()
+    try:  # the straddle sells at 09:20 exchange time, half a second in at 600x
+        assert wait_for(lambda: earlier.status()["fills"] >= 2, timeout=60)
+        store = earlier.engine.store
+        assert wait_for(lambda: store.get("market.bars", None), timeout=10)  # a closed bar too
+    finally:
+        earlier.stop()
+    curve = Analytics(journal).sql("SELECT exchange_ts, net FROM equity ORDER BY seq")
+    assert len(curve) >= 3 and curve["net"].ne(0).any()
+
+    config = ConsoleConfig(sample_seconds=60.0)  # the live samples come after the seed
+    host = ConsoleHost(_lab(journal), config).start()
+    try:
+        frame = host.equity_frame()
+        assert list(frame["net_pnl"])[: len(curve)] == list(curve["net"])
+        first = frame["time"].iloc[0]
+        assert first.tz is None and first.hour == 9  # naive IST, the exchange clock
+        session = ConsoleSession(host, "alice")
+        session.refresh()
+        shown = list(session.charts.equity_source.data["net_pnl"])
+        assert shown[: len(curve)] == list(curve["net"])
+    finally:
+        host.stop()
+    assert ConsoleHost(_lab(tmp_path / "new.duckdb"), config).seed_equity(tmp_path / "x") == 0

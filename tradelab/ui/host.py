@@ -16,10 +16,13 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 
+from tradelab.errors import TradelabError
 from tradelab.lab import Lab
 from tradelab.market.instruments import IST
 from tradelab.metrics_sampler import TOPIC as METRICS_TOPIC
@@ -61,7 +64,8 @@ class ConsoleHost:
         self.pushes = 0
         self._push_lag_ms: deque[float] = deque(maxlen=_PUSH_SAMPLES)
         self._callbacks: weakref.WeakSet[Any] = weakref.WeakSet()
-        self.equity: deque[tuple[int, float, float | None]] = deque(maxlen=self.config.chart_points)
+        # (exchange time ns, net P&L): the P&L chart's points, the sampler's and a restart's seed.
+        self.equity: deque[tuple[int, float]] = deque(maxlen=self.config.chart_points)
         # The journaled metrics samples (earlier runs' and this one's) for the metrics tab.
         self.metrics_history = MetricsHistory(self.config.chart_points)
         self._subscription: Any = None
@@ -79,6 +83,7 @@ class ConsoleHost:
         if self.started:
             return self
         self.metrics_history.seed(self.lab.config.journal_path)  # before the engine holds it
+        self.seed_equity(self.lab.config.journal_path)
         bus = self.lab.engine.bus
         self._subscription = bus.subscribe("*", self.view.on_event, name="console-view")
         self._history_subscription = bus.subscribe(
@@ -115,15 +120,33 @@ class ConsoleHost:
             self.lab.metrics_sampler.remove_source("console")
         self.lab.stop(timeout)
 
+    def seed_equity(self, journal: str | Path) -> int:
+        """The P&L curve an earlier run of `journal` left (its `equity` view: a point a closed
+        bar and a fill, on the exchange clock), so a restarted console's chart goes on from it
+        rather than starting over; returns how many points (0 with no journal yet). Read before
+        the engine holds the file; one that cannot be read leaves the chart to the sampler."""
+        if not Path(journal).exists():
+            return 0
+        from tradelab.analytics import Analytics  # analytics only here: a console import
+
+        try:
+            frame = Analytics(journal).sql(
+                "SELECT exchange_ts, net FROM equity WHERE exchange_ts IS NOT NULL ORDER BY seq"
+            )
+        except (TradelabError, duckdb.Error) as exc:
+            log.warning("P&L history not read from %s: %s", journal, exc)
+            return 0
+        frame = frame.tail(self.equity.maxlen)
+        self.equity.extend(zip(frame["exchange_ts"].tolist(), frame["net"].tolist(), strict=True))
+        return len(frame)
+
     def _sample(self) -> None:
         store = self.lab.engine.store
         while not self._stop.wait(self.config.sample_seconds):
-            _, values = store.get_many(["pnl.net", "market.marks.NIFTY.price"])
-            net = values["pnl.net"]
+            net = store.get("pnl.net", None)
             if net is not None:
                 # On the exchange clock, as the bars are: the two charts share one time axis.
-                at = self.lab.feed.clock.now_ns()
-                self.equity.append((at, float(net), values["market.marks.NIFTY.price"]))
+                self.equity.append((self.lab.feed.clock.now_ns(), float(net)))
 
     # -- what sessions read ---------------------------------------------------------------------
     def frame(self, section: str) -> tuple[int, Any]:
@@ -150,7 +173,7 @@ class ConsoleHost:
 
     def equity_frame(self) -> pd.DataFrame:
         rows = list(self.equity)
-        frame = pd.DataFrame(rows, columns=["time", "net_pnl", "index"])
+        frame = pd.DataFrame(rows, columns=["time", "net_pnl"])
         # Naive IST: the chart's axis then reads in the exchange's clock, like the header.
         frame["time"] = (
             pd.to_datetime(frame["time"], unit="ns", utc=True)
