@@ -306,8 +306,9 @@ def test_a_fill_payload_has_every_field_in_order_with_the_side_as_text():
 # topic, key and payload, in seq order. Changing what a backtest journals (a payload's fields,
 # their order, an event more or less a bar) must be deliberate: update it and say why.
 # Last changed: sma_cross journals each cross as its symbol's signal (three signal.detected
-# events), which also moves the seqs that later order ids carry; fills and P&L are unchanged.
-PINNED_CONTENT_HASH = "596fdafa11fb4b1784b5fca1b17f68dff5d51b41d019ff254f0f8af0fa12d660"
+# events, stamped with the bar's end), which also moves the seqs that later order ids carry;
+# fills and P&L are unchanged.
+PINNED_CONTENT_HASH = "37d8d4bc9a8bd9e3e86b9658f0af9ed5f509d446c0744fdbda9fda3c14df7ef4"
 
 
 def test_the_journal_of_the_hand_computed_run_has_the_pinned_content(tmp_path):

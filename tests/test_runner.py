@@ -154,9 +154,13 @@ def test_lockstep_plays_a_step_only_once_the_previous_one_and_its_reactions_are_
 class RecordingContext:
     def __init__(self):
         self.targets = []
+        self.signals = []
 
     def target(self, symbol, quantity):
         self.targets.append((symbol, quantity))
+
+    def signal(self, name, **details):
+        self.signals.append((name, details["direction"]))
 
 
 def test_sma_cross_keeps_one_series_per_symbol_never_mixing_intervals():
@@ -173,7 +177,7 @@ def test_sma_cross_keeps_one_series_per_symbol_never_mixing_intervals():
     first_seen.on_start(ctx)
     for bar in bars:
         first_seen.on_bar(ctx, bar)
-    assert ctx.targets == [("X", 1)]
+    assert ctx.targets == [("X", 1)] and ctx.signals == [("X", "long")]
     only_15m, ctx15 = SmaCross(fast=2, slow=3, interval="15m"), RecordingContext()
     only_15m.on_start(ctx15)
     for bar in bars:

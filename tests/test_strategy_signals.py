@@ -38,6 +38,7 @@ class Scripted(Strategy):
         answer = None
         if self.bar == 2:
             assert ctx.signal("breakout", level=101.0, side="BUY") == "scripted-breakout"
+            self.second_bar_end = bar["end"]
         elif self.bar == 4:
             ctx.signal("breakout", level=103.0, side="SELL")
         elif self.bar in (6, 7):
@@ -61,6 +62,7 @@ def test_a_signal_is_journaled_replaced_and_cleared_once(tmp_path):
         "BUY",
     )
     assert row["signal_id"] == "scripted-breakout" and row["seq"] > 0 and row["detected_ts"] > 0
+    assert row["ts"] == strategy.second_bar_end  # the market clock of the bar it saw
     # Detected again: the same row, its details replaced.
     active, _, _ = strategy.seen[4]
     assert list(active) == ["scripted-breakout"] and active["scripted-breakout"]["side"] == "SELL"
@@ -98,6 +100,7 @@ class BadSignals(Strategy):
             lambda: ctx.signal("a.b"),
             lambda: ctx.signal(""),
             lambda: ctx.signal("x", seq=5),
+            lambda: ctx.signal("x", ts=5),
             lambda: ctx.signal("x", strategy="other", name="y"),
             lambda: ctx.signal("x", level=object()),
             lambda: ctx.clear_signal("a b"),
@@ -116,10 +119,11 @@ def test_bad_signal_names_and_details_are_refused_naming_them_and_journal_nothin
     journal = tmp_path / "bt.duckdb"
     strategy = BadSignals()
     run_backtest(write_bars(tmp_path / "ABC.csv"), strategy, journal_path=journal)
-    dotted, empty, reserved, two_reserved, unencodable, spaced = strategy.errors
+    dotted, empty, reserved, own_time, two_reserved, unencodable, spaced = strategy.errors
     assert "signal 'a.b' of 'bad_signals'" in dotted and "not a valid id" in dotted
     assert "signal name must be non-empty text" in empty
     assert "seq is set by tradelab" in reserved
+    assert "ts is set by tradelab" in own_time
     assert "name, strategy are set by tradelab" in two_reserved
     assert "level" in unencodable
     assert "signal 'a b'" in spaced

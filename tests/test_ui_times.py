@@ -52,18 +52,21 @@ def test_tape_and_trades_label_their_time_column():
     assert not any(re.fullmatch("time", c) for c in frame.columns)
 
 
-def test_active_signals_list_each_signal_with_its_journal_time():
+def test_active_signals_list_each_signal_with_its_market_and_journal_times():
     from tradelab.ui.frames import signals
 
     state = {
         "signals.active": {
             "s1": {"signal_id": "s1", "seq": 5, "detected_ts": NS, "side": "BUY"},
-            "s2": {"signal_id": "s2", "seq": 9, "detected_ts": NS, "side": "SELL"},
+            "s2": {"signal_id": "s2", "seq": 9, "detected_ts": NS, "side": "SELL", "ts": NS},
         }
     }
     lab = SimpleNamespace(store=SimpleNamespace(get=lambda path, default: state.get(path)))
     frame = signals(lab)
-    assert list(frame.columns) == ["signal_id", "journal time (IST)", "seq", "side"]
+    times = ["exchange time (IST)", "journal time (IST)"]
+    assert list(frame.columns) == ["signal_id", *times, "seq", "side"]
     assert list(frame["signal_id"]) == ["s2", "s1"] and frame.iloc[0]["side"] == "SELL"
+    # The market clock only where the payload carries one (a strategy's signal always does).
+    assert list(frame["exchange time (IST)"]) == [ist_ms(NS), ""]
     empty = signals(SimpleNamespace(store=SimpleNamespace(get=lambda path, default: None)))
-    assert empty.empty and list(empty.columns) == ["signal_id", "journal time (IST)", "seq"]
+    assert empty.empty and list(empty.columns) == ["signal_id", *times, "seq"]

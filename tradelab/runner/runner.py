@@ -70,6 +70,7 @@ class StrategyRunner(LockstepMixin):
         self.monitor = PositionMonitor(self)
         self.trade_log = TradeLog(self.submit)
         self.current_seq = 0
+        self.current_ts = 0  # exchange time (ns) of the newest event handled that has one
         self._slots: dict[str, _Slot] = {}
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._subs: list[Any] = []
@@ -298,6 +299,7 @@ class StrategyRunner(LockstepMixin):
     def _handle(self, event: Any) -> None:
         topic = event.topic
         payload = event.payload
+        self.current_ts = payload.get("end") or payload.get("ts") or self.current_ts  # bar: end
         if event.seq:
             self.current_seq = event.seq
             self.events_handled += 1

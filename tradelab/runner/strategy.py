@@ -187,7 +187,7 @@ def checked_params(strategy: Strategy, params: Mapping[str, Any]) -> dict[str, A
 
 
 # Fields of a signal's payload and its stored row that tradelab sets itself.
-SIGNAL_FIELDS = frozenset({"strategy", "name", "signal_id", "detected_ts", "seq"})
+SIGNAL_FIELDS = frozenset({"strategy", "name", "ts", "signal_id", "detected_ts", "seq"})
 
 
 class StrategyContext:
@@ -309,7 +309,8 @@ class StrategyContext:
         """Journal that this strategy sees signal `name` (`signal.detected`): it is active, in
         the store's `signals.active` and the console's Signals table, until `clear_signal`.
         Detecting an active name again replaces its details (one row per name, e.g. a trend's
-        current direction). `details` are JSON values; returns the id, `<strategy>-<name>`."""
+        current direction). `details` are JSON values; `ts` is the market time of the event
+        being handled. Returns the id, `<strategy>-<name>`."""
         signal_id = self._signal_id(name)
         taken = sorted(SIGNAL_FIELDS & set(details))
         if taken:
@@ -317,9 +318,10 @@ class StrategyContext:
                 f"signal {name!r}: {', '.join(taken)} {'is' if len(taken) == 1 else 'are'} set"
                 f" by tradelab; name the detail otherwise"
             )
-        self._runner.submit(
-            "signal.detected", {"strategy": self.name, "name": name, **details}, key=signal_id
-        )
+        # Stamped with the market clock of the event being handled, as a fill is.
+        at = self._runner.current_ts or self.now_ns()
+        body = {"strategy": self.name, "name": name, "ts": at, **details}
+        self._runner.submit("signal.detected", body, key=signal_id)
         self._signals.add(name)
         return signal_id
 

@@ -202,16 +202,18 @@ def chain(lab: Any, strikes_each_side: int = 5) -> pd.DataFrame:
     return frame.round(4).reset_index(drop=True)
 
 
-SIGNAL_COLUMNS = ["signal_id", TIME_COLUMN, "seq"]
+SIGNAL_COLUMNS = ["signal_id", EXCHANGE_TIME_COLUMN, TIME_COLUMN, "seq"]
 
 
 def signals(lab: Any) -> pd.DataFrame:
     """The active signals (`signals.active`, from `signal.detected` until its `signal.cleared`),
-    newest first: their id, when they were journaled, then what each payload carries."""
+    newest first: their id, the market clock of what the strategy saw (its payload's `ts`;
+    blank without one), when they were journaled, then what each payload carries."""
     active = lab.store.get("signals.active", None) or {}
     rows = [
         {
-            **{k: v for k, v in signal.items() if k != "detected_ts"},
+            **{k: v for k, v in signal.items() if k not in ("detected_ts", "ts")},
+            EXCHANGE_TIME_COLUMN: ist_ms(signal["ts"]) if signal.get("ts") else "",
             TIME_COLUMN: ist_ms(signal.get("detected_ts") or 0),
         }
         for signal in sorted(active.values(), key=lambda s: -(s.get("seq") or 0))
