@@ -3,6 +3,7 @@ an instance belongs, a strategy that fails on its way out; and the analytics' an
 time on a backtest's journal."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.test_backtest import write_bars
@@ -192,20 +193,40 @@ def test_short_straddle_sells_only_within_its_entry_window():
     assert [s[-2:] for s in sold] == ["CE", "PE"] and all("24000" in s for s in sold)
 
 
-def test_the_chain_shows_vega_per_vol_point_and_theta_per_day():
+def test_the_chain_shows_calls_strike_puts_per_row_with_desk_greeks_and_the_atm_marked():
     from types import SimpleNamespace
 
     from tradelab.ui.frames import chain
 
     ts = int(datetime_ist(2025, 11, 12, 10, 0))
     marks = {
-        "NIFTY": {"price": 24_000.0, "ts": ts},
+        "NIFTY": {"price": 24_010.0, "ts": ts},
         "NIFTY25N1824000CE": {"price": 150.0, "bid": 149.0, "ask": 151.0, "ts": ts},
+        "NIFTY25N1824000PE": {"price": 140.0, "bid": 139.0, "ask": 141.0, "ts": ts},
+        "NIFTY25N1824050CE": {"price": 125.0, "bid": 124.0, "ask": 126.0, "ts": ts},
+        "NIFTY25N1824500PE": {"price": 500.0, "ts": ts},  # beyond 1 strike each side: left out
     }
     lab = SimpleNamespace(store=SimpleNamespace(get=lambda path, default: marks))
-    row = chain(lab).iloc[0]
-    assert 5 < row["vega (1 vol pt)"] < 20  # ~1,000 per 1.0 of vol: 10 per point
-    assert -30 < row["theta (1 day)"] < -3  # ~-4,000 a year: ~-11 a day
+    frame = chain(lab, strikes_each_side=1)
+    assert list(frame["strike"]) == [24000, 24050] and list(frame["atm"]) == [True, False]
+    columns = list(frame.columns)
+    middle = columns[columns.index("strike") - 2 : columns.index("strike") + 3]
+    assert middle == ["CE bid", "CE ask", "strike", "PE bid", "PE ask"]  # calls | strike | puts
+    atm = frame.iloc[0]
+    assert (atm["CE bid"], atm["CE ask"], atm["PE price"]) == (149.0, 151.0, 140.0)
+    assert atm["CE delta"] > 0 > atm["PE delta"]
+    assert 5 < atm["CE vega/pt"] < 20  # ~1,000 per 1.0 of vol: 10 per point
+    assert -30 < atm["CE theta/day"] < -3  # ~-4,000 a year: ~-11 a day
+    assert pd.isna(frame.iloc[1]["PE price"])  # no put quoted at 24050
+    empty = chain(SimpleNamespace(store=SimpleNamespace(get=lambda path, default: {})))
+    assert empty.empty and list(empty.columns) == columns
+    # The console highlights the ATM row, sets the strike column apart, and hides `atm`.
+    from tradelab.ui.console import _chain_row_style
+
+    styles = [_chain_row_style(row) for _, row in frame.iterrows()]
+    assert all("#fff3bf" in css for css in styles[0])
+    strike_at = columns.index("strike")
+    assert [bool(css) for css in styles[1]] == [i == strike_at for i in range(len(columns))]
 
 
 def datetime_ist(*parts: int) -> int:

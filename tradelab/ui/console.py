@@ -19,7 +19,7 @@ import panel as pn
 
 from tradelab.ui.charts import Charts
 from tradelab.ui.controls import Controls
-from tradelab.ui.frames import params_table
+from tradelab.ui.frames import CALL_COLUMNS, CHAIN_RATE, PUT_COLUMNS, params_table
 from tradelab.ui.header import Header
 from tradelab.ui.history import history_plot
 from tradelab.ui.host import ConsoleHost
@@ -52,6 +52,25 @@ def _table(css: str, page_size: int, height: int = 260) -> pn.widgets.Tabulator:
     )
 
 
+# The chain's column titles as a desk writes them (the frame's names say the units).
+_CHAIN_TITLES = {"delta": "Δ", "gamma": "Γ", "vega/pt": "vega", "theta/day": "Θ/day"}
+_CHAIN_NOTE = (
+    f"Implied vol and greeks from each option's mark (rate {CHAIN_RATE:.1%}): vega per vol"
+    " point, Θ per calendar day. The highlighted row is the strike nearest the index."
+)
+
+
+def _chain_row_style(row: pd.Series) -> list[str]:
+    """The strike column stands out; the ATM strike's whole row is highlighted."""
+    atm = bool(row.get("atm"))
+    return [
+        "background-color: #fff3bf; font-weight: bold"
+        if atm
+        else ("background-color: #f1f3f5; font-weight: bold" if name == "strike" else "")
+        for name in row.index
+    ]
+
+
 class ConsoleSession:
     """One session's components and its `refresh()` (the periodic callback's body)."""
 
@@ -65,7 +84,16 @@ class ConsoleSession:
         self.orders = _table("tl-orders", 20, 200)
         self.trades = _table("tl-trades", 20)
         self.signals = _table("tl-signals", 10, 160)
-        self.chain = _table("tl-chain", 2 * config.chain_strikes * 2 + 2, 420)
+        self.chain = _table("tl-chain", 2 * config.chain_strikes + 1, 420)
+        self.chain.param.update(
+            hidden_columns=["atm"],
+            # Grouped under calls / puts, each column titled by its figure alone: all 17 fit
+            # the page's width, no sideways scroll.
+            groups={"calls": CALL_COLUMNS, "puts": PUT_COLUMNS},
+            titles={c: _CHAIN_TITLES.get(c[3:], c[3:]) for c in [*CALL_COLUMNS, *PUT_COLUMNS]},
+            layout="fit_columns",
+        )
+        self.chain.style.apply(_chain_row_style, axis=1)  # re-applied to every new value
         self.tape = EventTape(config.tape_rows)
         self.tape_filter = self.tape.filter
         # A per-session widget: the filter's change is shown at once.
@@ -123,7 +151,7 @@ class ConsoleSession:
         )
         tabs = [
             ("Charts", self.charts.layout),
-            ("Option chain", self.chain),
+            ("Option chain", pn.Column(_CHAIN_NOTE, self.chain, sizing_mode="stretch_width")),
             ("Strategy parameters", self.params),
             (
                 "Metrics",

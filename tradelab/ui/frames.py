@@ -57,21 +57,18 @@ TRADE_COLUMNS = [
     "fee",
     "seq",
 ]
-# Greeks as a desk reads them: vega per vol point (1 %), theta per calendar day.
-CHAIN_COLUMNS = [
-    "strike",
-    "type",
-    "bid",
-    "ask",
-    "price",
-    "iv",
-    "delta",
-    "gamma",
-    "vega (1 vol pt)",
-    "theta (1 day)",
-]
+# One option's figures; greeks as a desk reads them: vega per vol point (1 %), theta per day.
+OPTION_FIGURES = ["bid", "ask", "price", "iv %", "delta", "gamma", "vega/pt", "theta/day"]
+# Decimals a desk reads each figure to (a chain of 17 columns has to fit a screen's width).
+_CHAIN_DECIMALS = {"iv %": 2, "delta": 3, "gamma": 4, "vega/pt": 2, "theta/day": 2}
+# The exchange's layout: calls left, strike in the middle, puts right, each side's bid and ask
+# nearest the strike (bid before ask on both sides, the rest mirrored); `atm` is True on the
+# strike nearest the spot (the console highlights that row and does not show the column).
+CALL_COLUMNS = [f"CE {name}" for name in [*reversed(OPTION_FIGURES[2:]), "bid", "ask"]]
+PUT_COLUMNS = [f"PE {name}" for name in OPTION_FIGURES]
+CHAIN_COLUMNS = [*CALL_COLUMNS, "strike", *PUT_COLUMNS, "atm"]
 _GREEK_SCALE = {"delta": 1.0, "gamma": 1.0, "vega": 0.01, "theta": 1 / 365}
-_RATE = 0.065  # the simulated feed's default risk-free rate; greeks shown are indicative
+CHAIN_RATE = 0.065  # the simulated feed's default risk-free rate; greeks shown are indicative
 _OPTIONS = OptionUniverse()
 
 
@@ -155,7 +152,8 @@ def bars(lab: Any, symbol: str | None = None) -> dict[str, pd.DataFrame]:
 
 
 def chain(lab: Any, strikes_each_side: int = 5) -> pd.DataFrame:
-    """Quoted options around the ATM strike with implied vol and greeks (from the marks)."""
+    """Quoted options around the ATM strike, one row a strike (calls | strike | puts), with
+    implied vol and greeks from the marks; strikes with no quote on either side are left out."""
     marks = lab.store.get("market.marks", None) or {}
     spot = (marks.get("NIFTY") or {}).get("price")
     if not spot:
@@ -173,7 +171,9 @@ def chain(lab: Any, strikes_each_side: int = 5) -> pd.DataFrame:
         at = datetime.fromtimestamp(mark["ts"] / 1e9, tz=IST)
         years = contract.years_to_expiry(at)
         try:
-            iv = implied_vol(mark["price"], spot, contract.strike, years, _RATE, contract.is_call)
+            iv = implied_vol(
+                mark["price"], spot, contract.strike, years, CHAIN_RATE, contract.is_call
+            )
         except (InvalidInputError, ValueError, ZeroDivisionError):
             iv = float("nan")
         rows.append(
@@ -187,19 +187,28 @@ def chain(lab: Any, strikes_each_side: int = 5) -> pd.DataFrame:
                 "years": years,
             }
         )
-    frame = pd.DataFrame(rows, columns=[*CHAIN_COLUMNS[:6], "years"])
-    ok = frame["iv"].notna() & (frame["iv"] > 0) & (frame["years"] > 0)
-    for column in CHAIN_COLUMNS[6:]:
-        frame[column] = np.nan
+    options = pd.DataFrame(rows, columns=["strike", "type", "bid", "ask", "price", "iv", "years"])
+    greeks = list(_GREEK_SCALE)
+    for name in greeks:
+        options[name] = np.nan
+    ok = options["iv"].notna() & (options["iv"] > 0) & (options["years"] > 0)
     if ok.any():
-        sub = frame[ok]
-        greeks = chain_greeks(
-            spot, sub["strike"], sub["years"], _RATE, sub["iv"], sub["type"] == "CE"
+        sub = options[ok]
+        values = chain_greeks(
+            spot, sub["strike"], sub["years"], CHAIN_RATE, sub["iv"], sub["type"] == "CE"
         )
-        for column, (name, scale) in zip(CHAIN_COLUMNS[6:], _GREEK_SCALE.items(), strict=True):
-            frame.loc[ok, column] = getattr(greeks, name) * scale
-    frame = frame.sort_values(["strike", "type"]).drop(columns="years")
-    return frame.round(4).reset_index(drop=True)
+        for name, scale in _GREEK_SCALE.items():
+            options.loc[ok, name] = getattr(values, name) * scale
+    options["iv"] = options["iv"] * 100
+    options = options.rename(columns={"iv": "iv %", "vega": "vega/pt", "theta": "theta/day"})
+    options = options.round(_CHAIN_DECIMALS)
+    sides = [
+        options[options["type"] == kind].set_index("strike")[OPTION_FIGURES].add_prefix(f"{kind} ")
+        for kind in ("CE", "PE")
+    ]
+    frame = sides[0].join(sides[1], how="outer").sort_index().reset_index()
+    frame["atm"] = frame["strike"] == atm
+    return frame[CHAIN_COLUMNS]
 
 
 SIGNAL_COLUMNS = ["signal_id", EXCHANGE_TIME_COLUMN, TIME_COLUMN, "seq"]
