@@ -179,6 +179,7 @@ def test_short_straddle_sells_only_within_its_entry_window():
         positions=lambda: {},
         universe=OptionUniverse(),
         sell=lambda symbol, quantity: sold.append(symbol),
+        signal=lambda name, **details: None,
         log=logging.getLogger("test"),
     )
     straddle = ShortStraddle(entry_time="09:20", entry_window_minutes=10)

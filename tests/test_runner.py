@@ -6,6 +6,7 @@ import threading
 import param
 import pytest
 
+from tradelab.errors import InvalidInputError
 from tradelab.journal import JournalReader
 from tradelab.runner import SmaCross, Strategy
 from tradelab.runner.backtest import run_backtest
@@ -183,3 +184,53 @@ def test_sma_cross_keeps_one_series_per_symbol_never_mixing_intervals():
     for bar in bars:
         only_15m.on_bar(ctx15, bar)
     assert ctx15.targets == []  # 101, 103, 105: rising from its first full window, no cross
+
+
+class NanThreshold(Strategy):
+    strategy_name = "nan_threshold"
+    threshold = param.Number(default=float("nan"))
+
+
+def test_parameters_json_cannot_hold_are_refused_before_the_strategy_is_added(tmp_path):
+    bars = write_bars(tmp_path / "X.csv")
+    with pytest.raises(InvalidInputError, match=r"'nan_threshold'.*params\.threshold is nan"):
+        run_backtest(bars, [SmaCross(fast=2, slow=5), NanThreshold()])
+    result = run_backtest(bars, SmaCross(fast=2, slow=5), journal_path=tmp_path / "ok.duckdb")
+    assert result.fills  # the same run without it trades
+    from tradelab.broker import PaperBroker
+    from tradelab.engine import Engine
+    from tradelab.trading.execution import ExecutionDesk
+
+    engine = Engine(journal_path=str(tmp_path / "j.duckdb")).start()
+    try:
+        runner = StrategyRunner(engine, ExecutionDesk(PaperBroker(), engine.submit))
+        runner.add(NanThreshold(threshold=1.0))
+        runner.start(who="test")
+        with pytest.raises(InvalidInputError, match=r"params\.threshold is inf"):
+            runner.set_params("nan_threshold", {"threshold": float("inf")})
+        assert runner.strategies["nan_threshold"].threshold == 1.0
+        runner.stop(who="test")
+    finally:
+        engine.stop()
+
+
+class Exits(Strategy):
+    strategy_name = "exits"
+
+    def on_bar(self, ctx, bar):
+        raise SystemExit("a strategy called sys.exit")
+
+
+def test_a_strategy_calling_sys_exit_is_failed_while_the_runner_goes_on(tmp_path):
+    bars = write_bars(tmp_path / "X.csv")
+    journal = tmp_path / "bt.duckdb"
+    result = run_backtest(
+        bars, [Exits(), SmaCross(fast=2, slow=5)], journal_path=journal, synchronous=False
+    )
+    assert len(result.fills) > 0, "the runner's thread ended with the exiting strategy"
+    failed = [
+        e.payload["reason"]
+        for e in JournalReader(journal).events(topic="runner.state_changed")
+        if e.payload["state"] == "failed"
+    ]
+    assert failed == ["on_bar raised SystemExit: a strategy called sys.exit"]

@@ -79,12 +79,16 @@ def test_a_signal_is_journaled_replaced_and_cleared_once(tmp_path):
         ("signal.detected", "scripted-breakout", 103.0),
         ("signal.cleared", "scripted-breakout", None),
     ]
-    rows = Analytics(journal).sql("SELECT event, signal_id, strategy, name FROM signals")
-    assert rows.values.tolist() == [
+    rows = Analytics(journal).sql("SELECT event, signal_id, strategy, name, time FROM signals")
+    assert rows.drop(columns="time").values.tolist() == [
         ["detected", "scripted-breakout", "scripted", "breakout"],
         ["detected", "scripted-breakout", "scripted", "breakout"],
         ["cleared", "scripted-breakout", "scripted", "breakout"],
     ]
+    # On the market clock, each at the end of the daily bar it was seen on (bars 2, 4 and 6 of
+    # 2024-03-01..08 end at the next midnight): not the run's wall clock.
+    days = [t.date().isoformat() for t in rows["time"]]
+    assert days == ["2024-03-03", "2024-03-05", "2024-03-07"]
 
 
 class BadSignals(Strategy):
@@ -164,3 +168,20 @@ def test_a_restarted_strategy_knows_its_active_signals_and_can_clear_them(tmp_pa
     again = Remembers(act="clear")
     assert run_session(journal, again) == {}
     assert again.active_at_start == ["regime"] and again.cleared is True
+
+
+class SignalsThenFails(Strategy):
+    strategy_name = "signals_then_fails"
+
+    def on_bar(self, ctx, bar):
+        if not ctx.active_signals():
+            ctx.signal("setup", level=bar["close"])
+        else:
+            raise RuntimeError("broken on purpose")
+
+
+def test_a_failed_strategys_signals_are_cleared(tmp_path):
+    journal = tmp_path / "bt.duckdb"
+    run_backtest(write_bars(tmp_path / "ABC.csv"), SignalsThenFails(), journal_path=journal)
+    topics = [e.topic for e in JournalReader(journal).events() if e.topic.startswith("signal.")]
+    assert topics == ["signal.detected", "signal.cleared"]

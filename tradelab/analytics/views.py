@@ -207,10 +207,11 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
     (
         "signals",
         "one strategy signal event: detected (with its details) or cleared",
-        """SELECT seq, ts, ist(ts) AS journal_time, split_part(topic, '.', 2) AS event,
+        """SELECT seq, ts, int_of(payload, 'ts') AS exchange_ts,
+            ist(int_of(payload, 'ts')) AS time, ist(ts) AS journal_time,
+            split_part(topic, '.', 2) AS event,
             coalesce(nullif(key, ''), txt(payload, 'signal_id')) AS signal_id,
-            txt(payload, 'strategy') AS strategy, txt(payload, 'name') AS name,
-            txt(payload, 'direction') AS direction, payload
+            txt(payload, 'strategy') AS strategy, txt(payload, 'name') AS name, payload
             FROM _events WHERE topic IN ('signal.detected', 'signal.cleared') ORDER BY seq""",
     ),
     (

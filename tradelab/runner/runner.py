@@ -31,10 +31,16 @@ from tradelab.market.clock import WallClock
 from tradelab.market.reducers import bar_mark_price
 from tradelab.runner.lockstep import LockstepMixin
 from tradelab.runner.monitor import PositionMonitor
-from tradelab.runner.strategy import Strategy, StrategyContext, checked_params
+from tradelab.runner.strategy import (
+    Strategy,
+    StrategyContext,
+    check_journalable_params,
+    checked_params,
+)
 from tradelab.runner.tradelog import TradeLog
 
 log = logging.getLogger(__name__)
+MAIN_THREAD = threading.main_thread()
 
 RUNNING, PAUSED, STOPPED, FAILED = "running", "paused", "stopped", "failed"
 _JOURNALED = ("market.bar", "mark.updated", "trade.executed", "order.*")
@@ -99,6 +105,7 @@ class StrategyRunner(LockstepMixin):
         """Add a strategy; it starts with the runner (or at once if the runner is running)."""
         if strategy.name in self._slots:
             raise InvalidInputError(f"a strategy named {strategy.name!r} is already in the runner")
+        check_journalable_params(strategy.name, strategy.parameters())
         slot = _Slot(strategy, StrategyContext(self, strategy))
         self._slots[strategy.name] = slot
         if self._started_once:
@@ -188,6 +195,7 @@ class StrategyRunner(LockstepMixin):
         value raises InvalidInputError and nothing changes. Returns the checked values."""
         slot = self._slot(name)
         values = checked_params(slot.strategy, params)
+        check_journalable_params(name, values)
         self._command(lambda: self._set_params(slot, values, who))
         return values
 
@@ -345,11 +353,14 @@ class StrategyRunner(LockstepMixin):
         try:
             getattr(slot.strategy, hook)(slot.ctx, *args)
             return True
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too: it must not end the runner's thread
+            if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is MAIN_THREAD:
+                raise  # Ctrl-C stops a backtest on the caller's thread, not one strategy
             slot.failure = f"{hook} raised {type(exc).__name__}: {exc}"
             # The why on the log line itself: the traceback is shown only at debug level.
             log.exception("strategy %s %s; it is stopped", slot.strategy.name, slot.failure)
             self._transition(slot, FAILED, "runner", None, reason=slot.failure)
+            slot.ctx._clear_signals()
             return False
         finally:
             self.strategy_seconds += time.perf_counter() - started

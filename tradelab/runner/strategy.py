@@ -16,6 +16,7 @@ from typing import Any
 import param
 
 from tradelab.errors import InvalidInputError
+from tradelab.payloads import encode_submitted, validate_payload
 from tradelab.state.paths import check_path_level
 from tradelab.trading.book import position_id
 from tradelab.trading.orders import check_strategy
@@ -169,6 +170,18 @@ def coerce_params(strategy_cls: type[Strategy], assignments: Mapping[str, str]) 
     return out
 
 
+def check_journalable_params(name: str, params: Mapping[str, Any]) -> None:
+    """Parameters are journaled with every start and change (`runner.*` events): values JSON
+    cannot hold exactly (NaN, a date, an object) are refused here, naming the parameter,
+    before the strategy is added or changed."""
+    try:
+        encode_submitted(validate_payload({"params": dict(params)}, "runner.params_changed"))
+    except InvalidInputError as exc:
+        raise InvalidInputError(
+            f"strategy {name!r}: its parameters are journaled and must be JSON values: {exc}"
+        ) from None
+
+
 def checked_params(strategy: Strategy, params: Mapping[str, Any]) -> dict[str, Any]:
     """New values for `strategy`'s parameters (text converted as `coerce_params` does), checked
     against their declarations without touching `strategy`: a bad name or value is an
@@ -318,9 +331,7 @@ class StrategyContext:
                 f"signal {name!r}: {', '.join(taken)} {'is' if len(taken) == 1 else 'are'} set"
                 f" by tradelab; name the detail otherwise"
             )
-        # Stamped with the market clock of the event being handled, as a fill is.
-        at = self._runner.current_ts or self.now_ns()
-        body = {"strategy": self.name, "name": name, "ts": at, **details}
+        body = {"strategy": self.name, "name": name, "ts": self._market_ts(), **details}
         self._runner.submit("signal.detected", body, key=signal_id)
         self._signals.add(name)
         return signal_id
@@ -331,9 +342,14 @@ class StrategyContext:
         signal_id = self._signal_id(name)
         if name not in self._signals:
             return False
-        self._runner.submit("signal.cleared", {"strategy": self.name, "name": name}, key=signal_id)
+        body = {"strategy": self.name, "name": name, "ts": self._market_ts()}
+        self._runner.submit("signal.cleared", body, key=signal_id)
         self._signals.discard(name)
         return True
+
+    def _market_ts(self) -> int:
+        # The market clock of the event being handled, as a fill's; the feed's outside one.
+        return self._runner.current_ts or self.now_ns()
 
     def active_signals(self) -> list[str]:
         """Names of this strategy's active signals, sorted."""
@@ -345,6 +361,11 @@ class StrategyContext:
         return check_path_level(f"{self.name}-{name}", f"signal {name!r} of {self.name!r}: id")
 
     # -- runner bookkeeping ----------------------------------------------------------------
+    def _clear_signals(self) -> None:
+        """A failed strategy keeps nothing up to date: its active signals are cleared."""
+        for name in sorted(self._signals):
+            self.clear_signal(name)
+
     def _seed_signals(self) -> None:
         """After a restart: this strategy's signals the store holds as active."""
         active = self.store.get("signals.active", None) or {}
