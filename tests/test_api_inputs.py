@@ -236,3 +236,26 @@ def datetime_ist(*parts: int) -> int:
     from tradelab.market.instruments import IST
 
     return int(datetime(*parts, tzinfo=IST).timestamp()) * 10**9
+
+
+def test_journal_reader_names_a_file_that_is_no_journal_and_wraps_query_errors(tmp_path):
+    import duckdb
+
+    from tradelab.errors import JournalError
+    from tradelab.journal import JournalReader
+
+    other = tmp_path / "other.duckdb"
+    duckdb.connect(str(other)).execute("CREATE TABLE prices (x INT)").close()
+    with pytest.raises(JournalError, match="other.duckdb is not a tradelab journal"):
+        JournalReader(other).df("SELECT * FROM events")
+    result = run_backtest(
+        write_bars(tmp_path / "ABC.csv"),
+        SmaCross(fast=2, slow=3),
+        journal_path=tmp_path / "bt.duckdb",
+    )
+    reader = JournalReader(result.journal)
+    for query in ("SELECT * FROM no_such_table", "SELEC 1"):
+        for run in (reader.query, reader.df):
+            with pytest.raises(JournalError):
+                run(query)
+    assert len(reader.df("SELECT * FROM events")) == reader.count()

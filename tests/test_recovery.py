@@ -88,12 +88,15 @@ def test_verify_refuses_and_inspect_reads_segments_while_another_process_runs_th
         segment_every_seconds=0,
         snapshot_every_seconds=0,
     ) as engine:
+        run = [sys.executable, "-m", "tradelab.cli"]
+        env = {**os.environ, "PYTHONPATH": os.getcwd()}
+        early = subprocess.run(  # nothing sealed yet: says so instead of a seq range
+            [*run, "inspect", str(path)], capture_output=True, text=True, env=env, timeout=60
+        )
         for i in range(250):
             engine.submit("mark.updated", {"symbol": "NIFTY", "price": float(i)})
         engine.flush()
         engine.seal_segments()
-        run = [sys.executable, "-m", "tradelab.cli"]
-        env = {**os.environ, "PYTHONPATH": os.getcwd()}
         verify = subprocess.run(
             [*run, "verify", str(path)], capture_output=True, text=True, env=env, timeout=60
         )
@@ -109,6 +112,26 @@ def test_verify_refuses_and_inspect_reads_segments_while_another_process_runs_th
     assert inspect.returncode == 0, inspect.stderr
     info = json.loads(inspect.stdout)
     assert info["source"] == "segments" and info["topics"]["mark.updated"] == 250
+    assert early.returncode == 0, early.stderr
+    assert "events     0\n" in early.stdout and "seq 1..0" not in early.stdout
+    assert "no segment is sealed yet" in early.stdout
+
+
+def test_inspect_says_what_the_ack_log_holds_beyond_duckdb(tmp_path, monkeypatch):
+    import tradelab.journal.verify as verify_module
+
+    path = tmp_path / "lab.duckdb"
+    _fill(path, n=10)
+    real = verify_module.inspect_journal
+    # As after a kill -9 between the ack log's sync and DuckDB's commit (tests/test_crash.py).
+    monkeypatch.setattr(
+        verify_module,
+        "inspect_journal",
+        lambda p: {**real(p), "ack_log_pending_events": 5},
+    )
+    out = CliRunner().invoke(cli, ["inspect", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "ack log    5 acknowledged event(s) after seq" in out.output
 
 
 def _registry(version: int) -> TopicRegistry:

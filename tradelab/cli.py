@@ -349,7 +349,15 @@ def inspect_cmd(path: str, as_json: bool) -> None:
         click.echo(json.dumps(info, indent=2))
         return
     click.echo(f"journal    {info['path']}")
-    click.echo(f"events     {info['events']}  seq {info.get('first_seq', 1)}..{info['last_seq']}")
+    seqs = f"  seq {info.get('first_seq', 1)}..{info['last_seq']}" if info["events"] else ""
+    click.echo(f"events     {info['events']}{seqs}")
+    if info.get("note"):  # read from segments: up to which seq, or why nothing yet
+        click.echo(f"note       {info['note']}")
+    if pending := info.get("ack_log_pending_events"):
+        click.echo(
+            f"ack log    {pending} acknowledged event(s) after seq {info['last_seq']}, not in "
+            "DuckDB yet: the next engine start on this journal commits them"
+        )
     for topic, count in info["topics"].items():
         click.echo(f"  {topic:28s} {count:>10}")
     for snap in info.get("snapshots", []):

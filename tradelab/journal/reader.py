@@ -64,6 +64,12 @@ class JournalReader:
                         f"cannot read journal {self.path}: {str(exc).splitlines()[0]}"
                     ) from None
             else:
+                (has_events,) = con.execute(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_name = 'events'"
+                ).fetchall()[0]
+                if not has_events:
+                    con.close()
+                    raise JournalError(f"{self.path} is not a tradelab journal (no events table)")
                 self.source, self.note = "journal", ""
                 return con
         con = duckdb.connect()
@@ -86,21 +92,22 @@ class JournalReader:
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         """Run SQL where `events` is the journal's events table; return all rows."""
+        return self._run(sql, params, lambda result: result.fetchall())
+
+    def df(self, sql: str, params: list[Any] | None = None):
+        """Like `query`, as a pandas DataFrame."""
+        return self._run(sql, params, lambda result: result.df())
+
+    def _run(self, sql: str, params: list[Any] | None, fetch: Any) -> Any:
         con = self._open()
         try:
-            return con.execute(sql, params or []).fetchall()
+            return fetch(con.execute(sql, params or []))
         except duckdb.CatalogException as exc:
             raise JournalError(
                 f"{exc}; with source {self.source!r} only the tables of that source exist"
             ) from None
-        finally:
-            con.close()
-
-    def df(self, sql: str, params: list[Any] | None = None):
-        """Like `query`, as a pandas DataFrame."""
-        con = self._open()
-        try:
-            return con.execute(sql, params or []).df()
+        except duckdb.Error as exc:  # bad SQL: DuckDB's first line says what is wrong
+            raise JournalError(f"query failed: {str(exc).splitlines()[0]}") from None
         finally:
             con.close()
 
