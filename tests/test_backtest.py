@@ -104,11 +104,14 @@ def test_same_inputs_give_the_same_journal_content_hash(tmp_path):
 
 
 def test_a_multi_symbol_file_needs_a_symbol_and_names_the_choices(tmp_path):
-    with pytest.raises(InvalidInputError, match=r"choose one with symbol= \(--symbol"):
+    with pytest.raises(InvalidInputError, match=r"7 symbols \(NIFTY, .*choose one with --symbol"):
         run_backtest("data/nifty_sample_1m.csv", SmaCross())
     result = run_backtest("data/nifty_sample_1m.csv", SmaCross(fast=5, slow=20), symbol="NIFTY")
     assert result.bars == 375 and result.interval == "1m"
     assert len(result.fills) >= 2
+    # The one the strategy names is the one played, as `--param symbol=NIFTY` says.
+    named = run_backtest("data/nifty_sample_1m.csv", SmaCross(fast=5, slow=20, symbol="NIFTY"))
+    assert named.symbol == "NIFTY" and named.fills == result.fills
 
 
 def test_a_strategy_set_to_a_symbol_the_file_lacks_is_refused_not_run_without_orders(tmp_path):

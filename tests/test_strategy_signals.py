@@ -8,7 +8,7 @@ import param
 from tradelab.analytics import Analytics
 from tradelab.broker import PaperBroker
 from tradelab.engine import Engine
-from tradelab.errors import InvalidInputError
+from tradelab.errors import InvalidInputError, OrderRejectedError
 from tradelab.journal import JournalReader
 from tradelab.runner import Strategy
 from tradelab.runner.backtest import run_backtest
@@ -185,3 +185,56 @@ def test_a_failed_strategys_signals_are_cleared(tmp_path):
     run_backtest(write_bars(tmp_path / "ABC.csv"), SignalsThenFails(), journal_path=journal)
     topics = [e.topic for e in JournalReader(journal).events() if e.topic.startswith("signal.")]
     assert topics == ["signal.detected", "signal.cleared"]
+
+
+class LimitThenCancel(Strategy):
+    """A limit buy far below the market on bar 2, cancelled on bar 4; records what it saw."""
+
+    strategy_name = "limit_then_cancel"
+
+    def on_start(self, ctx):
+        self.working, self.errors, self.last_bar_ok = [], [], True
+
+    def on_bar(self, ctx, bar):
+        bars = ctx.bars(bar["symbol"], bar["interval"])
+        self.last_bar_ok &= bars[-1]["start"] == bar["start"]
+        if len(bars) == 2:
+            self.order = ctx.buy(bar["symbol"], 1, order_type="LIMIT", limit_price=1.0)
+        elif len(bars) == 4:
+            ctx.cancel(self.order)
+            for bad in (self.order, "nobody-1-1"):  # cancelled already; never placed
+                try:
+                    ctx.cancel(bad)
+                except (InvalidInputError, OrderRejectedError) as exc:
+                    self.errors.append(str(exc))
+        self.working.append(ctx.working(bar["symbol"]))
+
+
+def test_a_strategy_cancels_its_working_order_and_reads_bars_as_of_the_bar_handled(tmp_path):
+    journal = tmp_path / "bt.duckdb"
+    strategy = LimitThenCancel()
+    result = run_backtest(write_bars(tmp_path / "ABC.csv"), strategy, journal_path=journal)
+    # Working from bar 2; on bar 4 until the broker's cancellation report comes back, after it.
+    assert strategy.working == [0, 1, 1, 1, 0, 0, 0, 0] and not result.fills
+    statuses = [e.topic for e in JournalReader(journal).events() if e.topic.startswith("order.")]
+    assert statuses == ["order.submitted", "order.accepted", "order.cancelled"]
+    again, unknown = strategy.errors
+    assert "cannot cancel order 'limit_then_cancel-" in again and "already cancelled" in again
+    assert "'nobody-1-1' is not a working order of strategy 'limit_then_cancel'" in unknown
+    assert strategy.last_bar_ok
+
+
+def test_bars_never_show_a_strategy_a_bar_after_the_one_it_handles():
+    from types import SimpleNamespace
+
+    from tradelab.runner.context import StrategyContext
+
+    held = tuple({"start": i, "end": i + 1, "close": float(i)} for i in range(10))
+    runner = SimpleNamespace(
+        engine=SimpleNamespace(store=SimpleNamespace(get=lambda path, default: held)),
+        current_ts=6,  # handling the bar that ends at 6; the store has three more already
+    )
+    ctx = StrategyContext(runner, Scripted())
+    assert [b["end"] for b in ctx.bars("X", "1m")] == [1, 2, 3, 4, 5, 6]
+    runner.current_ts = 10
+    assert len(ctx.bars("X", "1m")) == 10

@@ -1,11 +1,12 @@
 """Strategies and their runner: the Strategy API, StrategyRunner, PositionMonitor, the trade log,
 example strategies, and backtests of a bar file through the same runner, broker and book."""
 
+from tradelab.runner.context import StrategyContext
 from tradelab.runner.examples import STRATEGIES, ShortStraddle, SmaCross, make_strategy
 from tradelab.runner.instruments import InstrumentUniverse, PlainInstrument
 from tradelab.runner.monitor import PositionMonitor
 from tradelab.runner.runner import StrategyRunner
-from tradelab.runner.strategy import Strategy, StrategyContext
+from tradelab.runner.strategy import Strategy
 from tradelab.runner.tradelog import TradeLog, export_trades_csv, trades_frame
 
 __all__ = [

@@ -139,7 +139,8 @@ def run_backtest(
     if not strategies:
         raise InvalidInputError("no strategy to backtest; pass one (e.g. SmaCross()) or several")
     check_settings(cash, commission, fee_per_fill, engine_overrides, progress)
-    series = load_bar_file(path, symbol)
+    named = {name for s in strategies for name in s.symbols_needed()}
+    series = load_bar_file(path, symbol, named=named)
     if not len(series):
         raise InvalidInputError(f"bar file {str(path)!r} has no bars for {series.symbol}")
     check_strategy_inputs(

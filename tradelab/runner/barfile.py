@@ -8,6 +8,7 @@ the column and the row. Pure function; no threads.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +56,11 @@ def _interval_label(ts: np.ndarray) -> str:
     return f"{max(step, 1)}s"
 
 
-def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
+def load_bar_file(
+    path: str | Path, symbol: str | None = None, *, named: Collection[str] = ()
+) -> BarSeries:
+    """One symbol's bars: `symbol`, else the file's only one, else the one of `named` (the
+    instruments the strategies name, e.g. sma_cross's `symbol`) the file holds."""
     path = Path(path)
     name = str(path)
     frame = read_bar_frame(path)
@@ -72,13 +77,15 @@ def load_bar_file(path: str | Path, symbol: str | None = None) -> BarSeries:
     if "symbol" in columns:
         symbols = list(dict.fromkeys(frame[columns["symbol"]].astype(str)))
         if symbol is None:
-            if len(symbols) > 1:
+            chosen = [s for s in symbols if s in named]
+            if len(symbols) > 1 and len(chosen) != 1:
                 raise InvalidInputError(
                     f"bar file {name!r} holds {len(symbols)} symbols ({', '.join(symbols[:6])}"
-                    f"{', ...' if len(symbols) > 6 else ''}); choose one with symbol= (--symbol on the "
-                    "command line)"
+                    f"{', ...' if len(symbols) > 6 else ''}); choose one with --symbol "
+                    "(run_backtest: symbol=), or name one in the strategy (sma_cross: "
+                    "--param symbol=)"
                 )
-            symbol = symbols[0]
+            symbol = chosen[0] if len(symbols) > 1 else symbols[0]
         elif symbol not in symbols:
             raise InvalidInputError(
                 f"symbol {symbol!r} is not in bar file {name!r} (it has {', '.join(symbols[:6])})"

@@ -15,7 +15,8 @@ import param
 from tradelab.errors import InvalidInputError, OrderRejectedError
 from tradelab.market.clock import NS_PER_S
 from tradelab.market.instruments import IST
-from tradelab.runner.strategy import Strategy, StrategyContext, coerce_params
+from tradelab.runner.context import StrategyContext
+from tradelab.runner.strategy import Strategy, coerce_params
 
 
 class SmaCross(Strategy):

@@ -29,14 +29,10 @@ from typing import Any
 from tradelab.errors import InvalidInputError, LifecycleError
 from tradelab.market.clock import WallClock
 from tradelab.market.reducers import bar_mark_price
+from tradelab.runner.context import StrategyContext
 from tradelab.runner.lockstep import LockstepMixin
 from tradelab.runner.monitor import PositionMonitor
-from tradelab.runner.strategy import (
-    Strategy,
-    StrategyContext,
-    check_journalable_params,
-    checked_params,
-)
+from tradelab.runner.strategy import Strategy, check_journalable_params, checked_params
 from tradelab.runner.tradelog import TradeLog
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,238 @@
+"""What one strategy sees and does: `StrategyContext` (positions, marks, bars, clock, orders,
+signals), built by the StrategyRunner for each strategy it runs.
+
+Thread model: every call a strategy makes on its context runs on its runner's thread; a context
+is not shared between threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from tradelab.errors import InvalidInputError
+from tradelab.state.paths import check_path_level
+from tradelab.trading.book import position_id
+
+if TYPE_CHECKING:
+    from tradelab.runner.strategy import Strategy
+
+# Fields of a signal's payload and its stored row that tradelab sets itself.
+SIGNAL_FIELDS = frozenset({"strategy", "name", "ts", "signal_id", "detected_ts", "seq"})
+
+
+class StrategyContext:
+    """What one strategy sees and does: reads go to the store, orders go to the execution desk.
+
+    Order ids are `<strategy>-<seq>-<k>`: the seq of the event being handled and a counter, so a
+    replay places the same ids and a restart (later seqs) never reuses one.
+    """
+
+    def __init__(self, runner: Any, strategy: Strategy) -> None:
+        self._runner = runner
+        self.strategy = strategy
+        self.name = strategy.name
+        self.log = logging.getLogger(f"tradelab.strategy.{self.name}")
+        self._id_seq = -1
+        self._id_count = 0
+        # The strategy's view as of the event being handled (not the store's, which may be
+        # ahead of it): positions folded from its fills, and its working orders.
+        self._positions: dict[str, int] = {}
+        self._working: dict[str, dict[str, Any]] = {}  # order id -> {symbol, signed remaining}
+        self._signals: set[str] = set()  # names of this strategy's active signals
+
+    # -- reading ---------------------------------------------------------------------------
+    @property
+    def store(self) -> Any:
+        return self._runner.engine.store
+
+    @property
+    def universe(self) -> Any:
+        return self._runner.desk.universe
+
+    def now_ns(self) -> int:
+        """Exchange time (the feed's clock), UTC ns."""
+        return self._runner.clock.now_ns()
+
+    def position(self, symbol: str) -> int:
+        """This strategy's filled net quantity in `symbol` (units; short < 0), as of the event
+        being handled."""
+        return self._positions.get(symbol, 0)
+
+    def positions(self) -> dict[str, int]:
+        """This strategy's open positions: symbol -> net quantity."""
+        return {s: q for s, q in self._positions.items() if q}
+
+    def working(self, symbol: str) -> int:
+        """Signed quantity of this strategy's orders in `symbol` not filled or finished yet."""
+        return sum(w["remaining"] for w in self._working.values() if w["symbol"] == symbol)
+
+    def mark(self, symbol: str) -> float | None:
+        """The store's latest mark of `symbol` (in a live session it may be newer than the
+        event being handled: the feed does not wait for strategies)."""
+        mark = self.store.get(f"market.marks.{symbol}", None)
+        return None if mark is None else float(mark["price"])
+
+    def bars(self, symbol: str, interval: str) -> tuple[Mapping[str, Any], ...]:
+        """The closed bars the store keeps (the last BARS_KEPT, 200), oldest first, as of the
+        event being handled: in on_bar the bar being handled is the last one, never a later
+        bar the store already holds in a live session."""
+        bars = self.store.get(f"market.bars.{symbol}.{interval}", None) or ()
+        now = self._runner.current_ts
+        if now and bars and bars[-1]["end"] > now:  # the store is ahead of this strategy
+            return tuple(bar for bar in bars if bar["end"] <= now)
+        return tuple(bars)
+
+    # -- acting ----------------------------------------------------------------------------
+    def place_order(
+        self,
+        symbol: str,
+        side: str,
+        quantity: int,
+        *,
+        order_type: str = "MARKET",
+        limit_price: float | None = None,
+    ) -> str:
+        """Send an order through the execution desk, as this strategy; returns its id."""
+        seq = self._runner.current_seq
+        if seq != self._id_seq:
+            self._id_seq, self._id_count = seq, 0
+        self._id_count += 1
+        order_id = f"{self.name}-{seq}-{self._id_count}"
+        sign = 1 if str(side).upper() == "BUY" else -1
+        # Tracked as working before the desk sees it (its fill can come back before
+        # place_order returns); a quantity the desk will refuse is tracked as 0 meanwhile.
+        whole = (
+            isinstance(quantity, numbers.Real)
+            and not isinstance(quantity, bool)
+            and float(quantity).is_integer()
+        )
+        self._track(order_id, symbol, sign * int(quantity) if whole else 0)
+        try:
+            return self._runner.desk.place_order(
+                symbol,
+                side,
+                quantity,
+                order_type=order_type,
+                limit_price=limit_price,
+                strategy=self.name,
+                order_id=order_id,
+            )
+        except BaseException:
+            self._working.pop(order_id, None)
+            raise
+
+    def cancel(self, order_id: str) -> None:
+        """Cancel one of this strategy's working orders (e.g. a limit order not filled); an
+        unknown or finished order raises, naming it. It stops counting as working once the
+        broker reports it cancelled."""
+        if order_id not in self._working:
+            raise InvalidInputError(
+                f"order {order_id!r} is not a working order of strategy {self.name!r}"
+            )
+        self._runner.desk.cancel_order(order_id)
+
+    def buy(self, symbol: str, quantity: int, **kwargs: Any) -> str:
+        return self.place_order(symbol, "BUY", quantity, **kwargs)
+
+    def sell(self, symbol: str, quantity: int, **kwargs: Any) -> str:
+        return self.place_order(symbol, "SELL", quantity, **kwargs)
+
+    def target(self, symbol: str, quantity: int) -> str | None:
+        """Trade towards a signed target position (counting working orders); None if there."""
+        delta = quantity - self.position(symbol) - self.working(symbol)
+        if delta == 0:
+            return None
+        return self.place_order(symbol, "BUY" if delta > 0 else "SELL", abs(delta))
+
+    def close(self, symbol: str) -> str | None:
+        return self.target(symbol, 0)
+
+    def set_exit(self, symbol: str, **levels: float | None) -> None:
+        """Stop loss / target / trailing distance for this strategy's position in `symbol`
+        (see `PositionMonitor.set_exit`)."""
+        self._runner.monitor.set_exit(position_id(self.name, symbol), **levels)
+
+    # -- signals ---------------------------------------------------------------------------
+    def signal(self, name: str, /, **details: Any) -> str:
+        """Journal that this strategy sees signal `name` (`signal.detected`): it is active, in
+        the store's `signals.active` and the console's Signals table, until `clear_signal`.
+        Detecting an active name again replaces its details (one row per name, e.g. a trend's
+        current direction). `details` are JSON values; `ts` is the market time of the event
+        being handled. Returns the id, `<strategy>-<name>`."""
+        signal_id = self._signal_id(name)
+        taken = sorted(SIGNAL_FIELDS & set(details))
+        if taken:
+            raise InvalidInputError(
+                f"signal {name!r}: {', '.join(taken)} {'is' if len(taken) == 1 else 'are'} set"
+                f" by tradelab; name the detail otherwise"
+            )
+        body = {"strategy": self.name, "name": name, "ts": self._market_ts(), **details}
+        self._runner.submit("signal.detected", body, key=signal_id)
+        self._signals.add(name)
+        return signal_id
+
+    def clear_signal(self, name: str) -> bool:
+        """Journal `signal.cleared` for this strategy's active signal `name`; False, with
+        nothing journaled, when it is not active."""
+        signal_id = self._signal_id(name)
+        if name not in self._signals:
+            return False
+        body = {"strategy": self.name, "name": name, "ts": self._market_ts()}
+        self._runner.submit("signal.cleared", body, key=signal_id)
+        self._signals.discard(name)
+        return True
+
+    def _market_ts(self) -> int:
+        # The market clock of the event being handled, as a fill's; the feed's outside one.
+        return self._runner.current_ts or self.now_ns()
+
+    def active_signals(self) -> list[str]:
+        """Names of this strategy's active signals, sorted."""
+        return sorted(self._signals)
+
+    def _signal_id(self, name: str) -> str:
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(f"a signal name must be non-empty text, not {name!r}")
+        return check_path_level(f"{self.name}-{name}", f"signal {name!r} of {self.name!r}: id")
+
+    # -- runner bookkeeping ----------------------------------------------------------------
+    def _clear_signals(self) -> None:
+        """A failed strategy keeps nothing up to date: its active signals are cleared."""
+        for name in sorted(self._signals):
+            self.clear_signal(name)
+
+    def _seed_signals(self) -> None:
+        """After a restart: this strategy's signals the store holds as active."""
+        active = self.store.get("signals.active", None) or {}
+        self._signals = {
+            s["name"] for s in active.values() if s.get("strategy") == self.name and "name" in s
+        }
+
+    def _seed_positions(self) -> None:
+        """After a restart: the positions the store holds for this strategy."""
+        for pid in self.store.get(f"trading.open_by_strategy.{self.name}", None) or ():
+            pos = self.store.get(f"trading.positions.{pid}", None)
+            if pos and pos["net_quantity"]:
+                self._positions[pos["symbol"]] = int(pos["net_quantity"])
+
+    def _track(self, order_id: str, symbol: str, signed_quantity: int) -> None:
+        """Count an order placed for this strategy as working until it fills or finishes."""
+        self._working[order_id] = {"symbol": symbol, "remaining": signed_quantity}
+
+    def _on_fill(self, fill: Mapping[str, Any]) -> None:
+        # One step moves the fill from "working" to "position": no moment counts it twice.
+        signed = int(fill["quantity"]) * (1 if fill["side"] == "BUY" else -1)
+        symbol = fill["symbol"]
+        self._positions[symbol] = self._positions.get(symbol, 0) + signed
+        entry = self._working.get(fill.get("order_id"))
+        if entry is not None:
+            entry["remaining"] -= signed
+            if entry["remaining"] == 0:
+                del self._working[fill["order_id"]]
+
+    def _on_order_finished(self, payload: Mapping[str, Any]) -> None:
+        """A cancelled or rejected order works no more (its fills came as trade.executed)."""
+        self._working.pop(payload.get("order_id"), None)
