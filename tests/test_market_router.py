@@ -48,6 +48,19 @@ def test_bars_align_to_the_0915_open_and_close_when_time_passes_their_end():
     }
 
 
+def test_the_last_bar_of_the_session_ends_at_the_close_not_after_it():
+    agg = BarAggregator(("15m", "1h"))
+    agg.on_tick(px("NIFTY", ist(15, 20), 100.0))
+    last_hour = agg.open_bar("NIFTY", "1h")
+    assert (last_hour.start, last_hour.end) == (ist(15, 15), ist(15, 30))  # not 16:15
+    closed = agg.on_tick(px("NIFTY", ist(15, 30), 101.0))  # the close's own tick closes both
+    assert {(b.interval, b.end) for b in closed} == {("15m", ist(15, 30)), ("1h", ist(15, 30))}
+    # A file of other hours: a tick after the close opens a whole bar, once.
+    after = agg.open_bar("NIFTY", "1h")
+    assert (after.start, after.end) == (ist(15, 15), ist(16, 15))
+    assert agg.on_tick(px("NIFTY", ist(15, 40), 102.0)) == []
+
+
 def test_unknown_bar_interval_is_rejected():
     with pytest.raises(InvalidInputError, match="bar interval '7m' is not supported"):
         BarAggregator(("15m", "7m"))

@@ -53,7 +53,11 @@ class BarAggregator:
     """Turns ticks into closed bars for each configured interval."""
 
     def __init__(
-        self, intervals: tuple[str, ...] = ("15m", "1h"), *, session_open: time = time(9, 15)
+        self,
+        intervals: tuple[str, ...] = ("15m", "1h"),
+        *,
+        session_open: time = time(9, 15),
+        session_close: time = time(15, 30),
     ) -> None:
         unknown = [i for i in intervals if i not in INTERVAL_SECONDS]
         if unknown or not intervals:
@@ -64,19 +68,25 @@ class BarAggregator:
         self.intervals = tuple(intervals)
         self._lengths = {i: INTERVAL_SECONDS[i] * NS_PER_S for i in intervals}
         self._session_open = session_open
+        self._session_close = session_close
         self._open_bars: dict[tuple[str, str], Bar] = {}
         self._next_close_ns: int | None = None
-        self._anchor_cache: tuple[int, int, int] = (0, -1, 0)  # day start, day end, open ns
+        # (day start, day end, open ns, close ns) of the day of the last tick
+        self._day_cache: tuple[int, int, int, int] = (0, -1, 0, 0)
 
-    def _session_anchor(self, ts: int) -> int:
-        day_start, day_end, anchor = self._anchor_cache
+    def _session_day(self, ts: int) -> tuple[int, int]:
+        """(open, close) ns of the session day holding `ts`."""
+        day_start, day_end, anchor, close = self._day_cache
         if day_start <= ts < day_end:
-            return anchor
+            return anchor, close
         day = datetime.fromtimestamp(ts / NS_PER_S, tz=IST).date()
-        midnight = int(datetime.combine(day, time(0), tzinfo=IST).timestamp()) * NS_PER_S
-        anchor = int(datetime.combine(day, self._session_open, tzinfo=IST).timestamp()) * NS_PER_S
-        self._anchor_cache = (midnight, midnight + 86400 * NS_PER_S, anchor)
-        return anchor
+
+        def at(clock: time) -> int:
+            return int(datetime.combine(day, clock, tzinfo=IST).timestamp()) * NS_PER_S
+
+        anchor, close = at(self._session_open), at(self._session_close)
+        self._day_cache = (at(time(0)), at(time(0)) + 86400 * NS_PER_S, anchor, close)
+        return anchor, close
 
     def on_tick(self, tick: Tick) -> list[Bar]:
         """Add a tick; return the bars (of any symbol) that it closed, oldest first."""
@@ -87,16 +97,19 @@ class BarAggregator:
             else []
         )
         price = tick.price
-        anchor = self._session_anchor(ts)
+        anchor, close = self._session_day(ts)
         for interval in self.intervals:
             key = (tick.symbol, interval)
             bar = self._open_bars.get(key)
             if bar is None:
                 length = self._lengths[interval]
                 start = anchor + ((ts - anchor) // length) * length
-                bar = Bar(
-                    tick.symbol, interval, start, start + length, price, price, price, price, 0, 0
-                )
+                # The last bar of a session ends at its close (15:15-16:15 is 15:15-15:30); a
+                # tick after the close (a file of other hours) still opens a whole bar.
+                end = start + length
+                if ts < close < end:
+                    end = close
+                bar = Bar(tick.symbol, interval, start, end, price, price, price, price, 0, 0)
                 self._open_bars[key] = bar
                 if self._next_close_ns is None or bar.end < self._next_close_ns:
                     self._next_close_ns = bar.end
