@@ -4,6 +4,7 @@ by hand below, the next-open fill model, P&L at the last close, and replay deter
 import json
 
 import pandas as pd
+import param
 import pytest
 
 from tradelab.errors import InvalidInputError
@@ -413,3 +414,21 @@ def test_a_kept_backtest_plots_its_fills_equity_and_drawdown_a_temporary_one_say
     assert isinstance(equity, hv.Curve) and isinstance(drawdown, hv.Area)
     with pytest.raises(InvalidInputError, match="journal was temporary.*journal_path="):
         run_backtest(bars, SmaCross(fast=2, slow=3)).plot()
+
+
+def test_an_option_backtest_trades_whole_lots_as_a_session_does(tmp_path):
+    from tradelab.runner import Strategy
+
+    class OneLot(Strategy):
+        strategy_name = "one_lot"
+        quantity = param.Integer(default=75)
+
+        def on_bar(self, ctx, bar):
+            if not ctx.position(bar["symbol"]) and not ctx.working(bar["symbol"]):
+                ctx.buy(bar["symbol"], self.quantity)
+
+    option = "NIFTY25N1824000CE"
+    lots = run_backtest("data/nifty_sample_1m.csv", OneLot(), symbol=option)
+    assert lots.fills[0]["quantity"] == 75  # one lot of NIFTY, bought at the next open
+    units = run_backtest("data/nifty_sample_1m.csv", OneLot(quantity=1), symbol=option)
+    assert not units.fills and "not a multiple of lot size 75" in units.failed_strategies["one_lot"]

@@ -43,6 +43,11 @@ _MONTHLY_RE = re.compile(
 _WEEKLY_RE = re.compile(r"^NIFTY(\d{2})([1-9OND])(\d{2})(\d+)(CE|PE)$")
 
 
+def looks_like_option(symbol: str) -> bool:
+    """Whether `symbol` has the form of a NIFTY option symbol (no calendar is loaded)."""
+    return bool(_MONTHLY_RE.match(symbol) or _WEEKLY_RE.match(symbol))
+
+
 def _nse_holidays() -> frozenset[date]:
     # Imported here: the calendar module imports IST from this one.
     from tradelab.market.calendar import nse_calendar  # noqa: PLC0415

@@ -35,6 +35,7 @@ from tradelab.errors import InvalidInputError
 from tradelab.journal import JournalReader
 from tradelab.market.calendar import TradingCalendar
 from tradelab.market.clock import MarketHours, SimulatedClock
+from tradelab.market.instruments import looks_like_option
 from tradelab.market.ticks import Tick
 from tradelab.runner.backtest_inputs import check_settings
 from tradelab.runner.barfile import load_bar_file
@@ -184,9 +185,11 @@ def _run(
     progress: Callable[[int, int], object] | None,
 ) -> BacktestResult:
     sym = series.symbol
-    universe = InstrumentUniverse(
-        {sym: PlainInstrument(sym, 1, float(series.high.max()))}  # margin on the highest price
-    )
+    # A NIFTY option keeps its lot size (as in a session); anything else trades in units, its
+    # margin on the file's highest price.
+    universe = InstrumentUniverse()
+    if not looks_like_option(sym):
+        universe.add(PlainInstrument(sym, 1, float(series.high.max())))
     clock = SimulatedClock(int(series.ts[0]))
     broker = PaperBroker(
         PaperBrokerConfig(
