@@ -13,6 +13,7 @@ import tornado.websocket
 from tradelab.bridge import (
     BridgeAddressError,
     BridgeAuthError,
+    BridgeError,
     BridgeServer,
     basic_authorizer,
     connect,
@@ -317,8 +318,8 @@ def test_websocket_frame_is_one_final_binary_frame_of_the_payload(size):
     assert offset == (2 if size < 126 else 4 if size <= 0xFFFF else 10)
 
 
-def test_connect_to_a_server_that_is_not_there_fails_in_time():
-    with pytest.raises(Exception, match="not in step"):
+def test_connect_to_a_server_that_is_not_there_fails_in_time_saying_so():
+    with pytest.raises(BridgeError, match=r"could not connect to .*: nothing listens there"):
         connect("ws://127.0.0.1:9/bridge", timeout=1.0)
     assert tornado.httpclient  # the client library is the one the replica uses
 

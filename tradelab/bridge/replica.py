@@ -168,8 +168,14 @@ class Replica:
             self.close()
             if error is not None:
                 raise error
+            if "ConnectionRefused" in (self.last_error or ""):
+                raise BridgeError(
+                    f"could not connect to {self.url} within {timeout} s: nothing listens there "
+                    "(a console, `tradelab serve`, serves /bridge; a headless `tradelab run` "
+                    "does not)"
+                )
             raise BridgeError(
-                f"replica of {self.url} was not in step within {timeout} s "
+                f"replica of {self.url} did not receive its first snapshot within {timeout} s "
                 f"(last error: {self.last_error or 'none'})"
             )
         return self
