@@ -158,6 +158,10 @@ def test_plots_hold_the_views_data(scripted):
         plots.fills_on_price(analytics, "NOPE")
     histograms = plots.latency_histograms(analytics)
     assert sum(histograms.Histogram.III.dimension_values("orders")) == 5
+    # Every axis says its clock or its unit.
+    assert curve.kdims[0].pprint_label == "exchange time (IST)"
+    assert overlay.Scatter.BUY.kdims[0].pprint_label == "exchange time (IST)"
+    assert histograms.Histogram.I.kdims[0].pprint_label == "submit to accepted (ms)"
 
 
 def test_a_missing_or_foreign_file_is_a_clear_error(tmp_path):

@@ -11,14 +11,22 @@ import numpy as np
 
 from tradelab.analytics.analytics import Analytics, QueryError
 
+# Axes say which clock they are: the views' `time` is the exchange clock, in IST.
+_TIME = hv.Dimension("time", label="exchange time (IST)")
+_LATENCIES = {
+    "accept_ms": "submit to accepted (ms)",
+    "first_fill_ms": "submit to first fill (ms)",
+    "done_ms": "submit to done (ms)",
+}
+
 
 def equity_and_drawdown(analytics: Analytics, title: str = "Equity") -> hv.Layout:
     """The equity curve (net P&L) above its drawdown, sharing the time axis."""
     frame = analytics.sql("SELECT time, net, drawdown FROM equity ORDER BY seq")
-    equity = hv.Curve(frame, "time", ("net", "net P&L")).opts(
+    equity = hv.Curve(frame, _TIME, ("net", "net P&L")).opts(
         title=title, responsive=True, height=250
     )
-    drawdown = hv.Area(frame, "time", ("drawdown", "drawdown")).opts(
+    drawdown = hv.Area(frame, _TIME, ("drawdown", "drawdown")).opts(
         responsive=True, height=150, color="firebrick", alpha=0.5
     )
     return (equity + drawdown).cols(1)
@@ -27,7 +35,9 @@ def equity_and_drawdown(analytics: Analytics, title: str = "Equity") -> hv.Layou
 def daily_pnl(analytics: Analytics) -> hv.Bars:
     """Net P&L of each exchange day."""
     frame = analytics.sql("SELECT CAST(date AS VARCHAR) AS date, net FROM daily_pnl ORDER BY date")
-    return hv.Bars(frame, "date", ("net", "net P&L")).opts(title="Daily P&L", height=250)
+    return hv.Bars(frame, ("date", "exchange day"), ("net", "net P&L")).opts(
+        title="Daily P&L", height=250
+    )
 
 
 def fills_on_price(analytics: Analytics, symbol: str) -> hv.Overlay:
@@ -41,9 +51,9 @@ def fills_on_price(analytics: Analytics, symbol: str) -> hv.Overlay:
         raise QueryError(
             f"no marks or fills of {symbol!r}; marked symbols: {', '.join(known) or 'none'}"
         )
-    price = hv.Curve(marks, "time", "price", label=symbol)
-    buys = hv.Scatter(fills[fills.side == "BUY"], "time", ["price", "quantity"], label="BUY")
-    sells = hv.Scatter(fills[fills.side == "SELL"], "time", ["price", "quantity"], label="SELL")
+    price = hv.Curve(marks, _TIME, "price", label=symbol)
+    buys = hv.Scatter(fills[fills.side == "BUY"], _TIME, ["price", "quantity"], label="BUY")
+    sells = hv.Scatter(fills[fills.side == "SELL"], _TIME, ["price", "quantity"], label="SELL")
     return (
         price
         * buys.opts(color="green", size=8, marker="triangle")
@@ -65,7 +75,10 @@ def latency_histograms(analytics: Analytics, bins: int = 20) -> hv.Layout:
         values = frame[column].dropna().to_numpy()
         edges = np.histogram_bin_edges(values, bins=bins) if len(values) else np.arange(2.0)
         counts, edges = np.histogram(values, bins=edges)
+        label = _LATENCIES.get(column, column)
         plots.append(
-            hv.Histogram((edges, counts), kdims=[column], vdims=["orders"]).opts(title=column)
+            hv.Histogram(
+                (edges, counts), kdims=[hv.Dimension(column, label=label)], vdims=["orders"]
+            ).opts(title=label)
         )
     return hv.Layout(plots).cols(3)
