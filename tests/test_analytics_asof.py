@@ -112,6 +112,21 @@ def test_state_at_a_time_is_the_last_event_at_or_before_it(journal):
         analytics.state_at(10**9)
 
 
+def test_a_time_outside_the_journal_is_refused_naming_its_span_not_clamped(journal):
+    analytics = Analytics(journal)
+    span = r"runs 2025-11-12 09:15:00 to 2025-11-12 10:04:59 IST"
+    with pytest.raises(InvalidInputError, match=r"2025-11-12 09:00:00 IST is before .*" + span):
+        analytics.seq_at("2025-11-12 09:00:00")
+    # The journal clock is the wall clock of the run: a market time there names the mix-up.
+    with pytest.raises(InvalidInputError, match="journal time is the wall clock"):
+        analytics.state_at(ts="2025-11-12 09:20:00", clock="journal")
+    # After a finished journal's last event: its final state.
+    assert (
+        analytics.seq_at("2025-11-13 09:15:00")
+        == analytics.sql("SELECT max(seq) AS s FROM events")["s"][0]
+    )
+
+
 def test_diff_names_paths_added_removed_and_changed(journal):
     analytics = Analytics(journal)
     fills = analytics.sql("SELECT seq, trade_id FROM fills ORDER BY seq")
@@ -151,3 +166,23 @@ def test_checkpoints_are_bounded_least_recently_used_first(journal):
     last = indexed["last_seq"]
     assert last > 3_000 and indexed["checkpoint_every"] == -(-last // 10)
     assert indexed["checkpoints"] == last // indexed["checkpoint_every"] <= 10
+
+
+def test_checkpoints_kept_from_a_journal_are_not_used_on_another_at_the_same_path(
+    journal, tmp_path
+):
+    import shutil
+
+    other = tmp_path / "other.duckdb"
+    with Engine(journal_path=str(other), writer_process=False) as engine:
+        for i in range(2_500):
+            engine.submit("mark.updated", {"symbol": "OTHER", "price": float(i)}, key="OTHER")
+    path = tmp_path / "same.duckdb"
+    shutil.copy(journal, path)
+    analytics = Analytics(path, checkpoint_every=500)
+    analytics.index()
+    before = analytics.state_at(2_050).state_hash()
+    shutil.copy(other, path)  # started over at the same path, the notebook still open
+    after = analytics.state_at(2_050)
+    assert after.state_hash() == Analytics(path).state_at(2_050).state_hash() != before
+    assert after.get("market.marks.OTHER.price") is not None

@@ -8,6 +8,7 @@ import pytest
 from tests import analytics_script as script
 from tradelab.analytics import Analytics
 from tradelab.engine import Engine
+from tradelab.errors import InvalidInputError
 
 
 @pytest.mark.parametrize(
@@ -47,6 +48,9 @@ def test_running_engine_journal_reads_sealed_segments(tmp_path, writer_process):
         store = analytics.state_at(sealed)  # replayed from the segments: no snapshot readable
         assert store.get(f"trading.positions.s:{script.X}")["net_quantity"] == 225
         assert analytics.asof.last["source"] == "segments"
+        # A time past the sealed horizon is refused, not answered with the horizon's state.
+        with pytest.raises(InvalidInputError, match="past what is readable of this running"):
+            analytics.state_at(ts="2099-01-01 09:15", clock="journal")
     finally:
         engine.stop()
     stopped = Analytics(path)

@@ -116,10 +116,20 @@ class AsOf:
         self._checkpoints: OrderedDict[int, StateSnapshot] = OrderedDict()
         self.last: dict[str, Any] = {}  # how the last state was built: start, replayed, source
         self.checkpoints_dropped = 0
+        # The engine's stamp of seq 1: a journal replaced at the same path (started over) has
+        # another, and the checkpoints kept from the old one must not be used on it.
+        self._first_stamp: int | None = None
 
     def _open(self) -> Source:
         source = open_source(self.journal)
         source.con.execute("CREATE VIEW events AS SELECT * FROM _events")
+        row = source.con.execute("SELECT min(ts) FILTER (seq = 1) FROM _events").fetchone()
+        stamp = row[0] if row else None
+        if stamp != self._first_stamp:
+            if self._checkpoints:
+                self.checkpoints_dropped += len(self._checkpoints)
+                self._checkpoints.clear()
+            self._first_stamp = stamp
         return source
 
     def seq_at(self, ts: int | str | datetime | pd.Timestamp, clock: str = "exchange") -> int:
@@ -133,15 +143,23 @@ class AsOf:
         source = self._open()
         try:
             if clock == "journal":
+                when = "ts"
                 sql = "SELECT coalesce(max(seq), 0) FROM _events WHERE ts <= ?"
             else:
-                sql = (
-                    "SELECT coalesce((SELECT min(seq) - 1 FROM _events WHERE TRY_CAST("
-                    "coalesce(json_extract_string(payload, '$.ts'), CASE WHEN topic = "
-                    "'market.bar' THEN json_extract_string(payload, '$.end') END) AS BIGINT) "
-                    "> $1), (SELECT max(seq) FROM _events), 0)"
+                when = (
+                    "TRY_CAST(coalesce(json_extract_string(payload, '$.ts'), CASE WHEN topic = "
+                    "'market.bar' THEN json_extract_string(payload, '$.end') END) AS BIGINT)"
                 )
-            return int(source.con.execute(sql, [ns]).fetchone()[0])
+                sql = (
+                    f"SELECT coalesce((SELECT min(seq) - 1 FROM _events WHERE {when} > $1), "
+                    "(SELECT max(seq) FROM _events), 0)"
+                )
+            seq = int(source.con.execute(sql, [ns]).fetchone()[0])
+            first, last = source.con.execute(
+                f"SELECT min({when}), max({when}) FROM _events"
+            ).fetchone()
+            _check_within(ns, first, last, clock, source)
+            return seq
         finally:
             source.close()
 
@@ -262,3 +280,34 @@ class AsOf:
         store_b = b if isinstance(b, StateStore) else self.state_at(b)
         a_state, b_state = store_a.snapshot(), store_b.snapshot()
         return diff_states(a_state.state, b_state.state, a_state.seq, b_state.seq)
+
+
+def _check_within(ns: int, first: int | None, last: int | None, clock: str, source: Source) -> None:
+    """A time before the journal's first event on `clock` is refused, naming its range; so is a
+    time past what a running journal's sealed segments hold (its state then is not readable yet).
+    A time after a finished journal's last event is its final state."""
+    if first is None or last is None:
+        raise InvalidInputError(f"the journal has no event stamped on the {clock} clock")
+
+    def ist(value: int) -> str:
+        return (
+            pd.Timestamp(value, unit="ns", tz="UTC").tz_convert(IST).strftime("%Y-%m-%d %H:%M:%S")
+        )
+
+    span = f"{ist(first)} to {ist(last)} IST"
+    hint = (
+        " (journal time is the wall clock when the engine stamped each event; a simulated or "
+        "replayed market's times are on clock='exchange')"
+        if clock == "journal"
+        else ""
+    )
+    if ns < first:
+        raise InvalidInputError(
+            f"{ist(ns)} IST is before this journal's first event on the {clock} clock; it runs "
+            f"{span}{hint}"
+        )
+    if ns > last and source.kind == "segments":
+        raise InvalidInputError(
+            f"{ist(ns)} IST is past what is readable of this running journal ({source.note}); "
+            f"its {clock} clock runs {span} so far"
+        )
