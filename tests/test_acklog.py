@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 
 import msgspec
+import pytest
 from payloads import trade
 
 from tradelab.engine import Engine
+from tradelab.errors import JournalError
 from tradelab.events import Event
 from tradelab.journal import Journal
 from tradelab.journal.acklog import (
@@ -85,6 +88,7 @@ def test_restore_copies_only_the_missing_events_and_removes_the_log(tmp_path):
 
 def test_a_gap_in_the_log_is_reported_and_the_files_are_kept(tmp_path):
     path = tmp_path / "lab.duckdb"
+    Journal(path).close()  # an empty journal, then a log that starts at seq 10
     log = AckLog(path)
     log.append(10, 12, _batch(10, 12))
     log.sync()
@@ -213,3 +217,22 @@ def test_a_sync_after_close_finds_everything_written_synced(tmp_path):
     log.close(remove=False)
     assert log.synced_seq == 3
     assert log.sync_through(3) is False  # covered: no sync on a closed file
+
+
+def test_a_new_journal_refuses_an_earlier_journals_files_left_at_its_path(tmp_path):
+    path = tmp_path / "lab.duckdb"
+    engine = Engine(journal_path=str(path), segment_every_events=10, snapshot_every_seconds=0)
+    with engine:
+        for i in range(25):
+            engine.submit("mark.updated", {"symbol": "NIFTY", "price": float(i)})
+    path.unlink()  # "start over", the journal alone removed
+    with pytest.raises(JournalError, match=r"lab\.duckdb does not exist but files of an earlier"):
+        Engine(journal_path=str(path)).start()
+    assert not path.exists()  # refused before anything was created
+    for left in tmp_path.glob("lab.*"):  # the whole journal removed: a new one starts clean
+        shutil.rmtree(left) if left.is_dir() else left.unlink()
+    with Engine(journal_path=str(path)) as fresh:
+        assert fresh.recovery_report.last_seq == 0 and fresh.recovery_report.damage is None
+        fresh.flush()
+        topics = {e.topic for e in fresh.bus.history()}
+    assert "journal.damage_detected" not in topics and "journal.recovered" in topics

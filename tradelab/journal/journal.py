@@ -23,11 +23,11 @@ import pyarrow.compute as pc
 from tradelab.errors import JournalError, RecoveryError
 from tradelab.events import Event
 from tradelab.journal import schema
-from tradelab.journal.acklog import restore_into
+from tradelab.journal.acklog import acklog_dir, restore_into
 from tradelab.journal.checkpoint import DEFAULT_WAL_BYTES
 from tradelab.journal.segments import SegmentSealer, reconcile_segments, segment_dir
 from tradelab.journal.snapshots import SnapshotInfo, list_snapshots, next_snapshot_id
-from tradelab.journal.tailmark import TailMark
+from tradelab.journal.tailmark import TailMark, tailmark_path
 from tradelab.journal.wire import WriterSettings
 from tradelab.journal.writer import JournalWriter
 from tradelab.journal.writer_client import ProcessJournalWriter
@@ -177,6 +177,25 @@ def iter_event_batches(
         cur.close()
 
 
+def check_no_leftovers(path: Path) -> None:
+    """A new journal at `path` must not inherit an earlier one's files: its high-water mark (a
+    new journal would report that journal's events as lost), its sealed segments (readers
+    would mix the two) or its ack log (acknowledged events no journal holds). Refused, naming
+    them, so nothing is mixed or deleted."""
+    left = [
+        found
+        for found in (tailmark_path(path), segment_dir(path), acklog_dir(path))
+        if found.exists() and (not found.is_dir() or any(found.iterdir()))
+    ]
+    if left:
+        names = ", ".join(str(found) for found in left)
+        raise JournalError(
+            f"journal {path} does not exist but files of an earlier journal there do: {names}; "
+            f"move or remove them to start a new journal (to start over: the journal and every "
+            f"file named {path.stem}.* beside it)"
+        )
+
+
 class Journal:
     """A journal file opened read-write by this process (DuckDB allows only one such process).
 
@@ -197,6 +216,8 @@ class Journal:
         self.path = Path(path)
         self._wal_autocheckpoint = schema.check_wal_autocheckpoint(wal_autocheckpoint)
         self._timeout = timeout
+        if not self.path.exists():
+            check_no_leftovers(self.path)
         self.con = schema.connect(self.path, timeout=timeout)
         try:
             schema.set_wal_autocheckpoint(self.con, wal_autocheckpoint)
