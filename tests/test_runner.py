@@ -234,3 +234,34 @@ def test_a_strategy_calling_sys_exit_is_failed_while_the_runner_goes_on(tmp_path
         if e.payload["state"] == "failed"
     ]
     assert failed == ["on_bar raised SystemExit: a strategy called sys.exit"]
+
+
+class Scribbles(Strategy):
+    strategy_name = "scribbles"
+
+    def on_bar(self, ctx, bar):
+        bar["close"] = 1.0
+
+
+class Reads(Strategy):
+    strategy_name = "reads"
+
+    def on_start(self, ctx):
+        self.closes = []
+
+    def on_bar(self, ctx, bar):
+        self.closes.append(bar["close"])
+
+
+def test_a_strategy_cannot_change_the_bar_the_next_one_sees(tmp_path):
+    bars = write_bars(tmp_path / "X.csv", n=5)
+    journal = tmp_path / "bt.duckdb"
+    reads = Reads()
+    run_backtest(bars, [Scribbles(), reads], journal_path=journal)
+    assert 1.0 not in reads.closes and len(reads.closes) == 5
+    failed = [
+        e.payload["reason"]
+        for e in JournalReader(journal).events(topic="runner.state_changed")
+        if e.payload["state"] == "failed"
+    ]
+    assert len(failed) == 1 and "does not support item assignment" in failed[0]

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from types import MappingProxyType
 from typing import Any
 
 from tradelab.errors import InvalidInputError, LifecycleError
@@ -328,7 +329,7 @@ class StrategyRunner(LockstepMixin):
             if slot is not None:
                 slot.ctx._on_fill(payload)
                 if slot.state == RUNNING:
-                    self._call(slot, "on_fill", payload)
+                    self._call(slot, "on_fill", MappingProxyType(payload))
             pos = self.engine.store.get(f"trading.positions.{payload['position_id']}", None)
             if pos is not None and not pos["net_quantity"]:
                 self.monitor.on_position_flat(payload["position_id"])
@@ -340,6 +341,9 @@ class StrategyRunner(LockstepMixin):
                     slot.ctx._on_order_finished(payload)
 
     def _each(self, hook: str, payload: Any) -> None:
+        # Read-only: one strategy changing a bar must not change what the next one (or the
+        # trade log, or another bus subscriber) sees.
+        payload = MappingProxyType(payload)
         for slot in self._slots.values():
             if slot.state == RUNNING:
                 self._call(slot, hook, payload)
