@@ -32,6 +32,32 @@ def test_same_seed_gives_identical_ticks_and_another_seed_does_not():
     assert a != c
 
 
+def test_strikes_are_listed_as_the_index_moves_so_the_chain_stays_centred():
+    from tradelab.market.instruments import OptionUniverse
+
+    universe = OptionUniverse()
+    cfg = SimulatedFeedConfig(annual_vol=0.8, strikes_each_side=2, speed=600.0, seed=5)
+    feed = SimulatedFeed(cfg, universe=universe)
+    rounds, spots = [], []  # the options quoted in each round, the index level starting it
+    for tick in feed.ticks():
+        if tick.symbol == "NIFTY":
+            rounds.append(set())
+            spots.append(tick.last)
+        else:
+            rounds[-1].add(universe.parse(tick.symbol).strike)
+    assert max(spots) - min(spots) > 400  # the index moved well past the opening strikes
+    whole = rounds[1:-1]  # the last round is cut short by the close
+    for before, quoted in zip(spots, whole, strict=False):
+        atm = universe.atm_strike(before)
+        assert {atm + k * 50 for k in range(-2, 3)} <= quoted  # 2 strikes each side, at least
+    opening = {universe.atm_strike(cfg.spot) + k * 50 for k in range(-2, 3)}
+    assert opening <= whole[-1]  # none delisted: a position in one can still be closed
+    again = SimulatedFeed(cfg, universe=universe)
+    assert list(itertools.islice(again.ticks(), 20_000)) == list(
+        itertools.islice(SimulatedFeed(cfg, universe=universe).ticks(), 20_000)
+    )
+
+
 def test_simulated_quotes_are_two_sided_on_the_tick_grid_within_market_hours():
     feed = SimulatedFeed(SimulatedFeedConfig(as_fast_as_possible=True, speed=600.0))
     ticks = first(feed, 20_000)

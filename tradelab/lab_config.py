@@ -47,7 +47,9 @@ class LabConfig(param.Parameterized):
         "(0: never; not with as_fast_as_possible).",
     )
     strikes_each_side = param.Integer(
-        default=5, bounds=(0, 40), doc="Option strikes quoted either side of the ATM strike."
+        default=5,
+        bounds=(0, 40),
+        doc="Option strikes quoted either side of the ATM strike (listed anew as the index moves).",
     )
     feed = param.Selector(
         default="sim",

@@ -48,7 +48,10 @@ class SimulatedFeedConfig(param.Parameterized):
     )
     rate = param.Number(default=0.065, bounds=(0.0, 0.5), doc="Risk-free rate for pricing.")
     strikes_each_side = param.Integer(
-        default=5, bounds=(0, 40), doc="Strikes quoted either side of the opening ATM strike."
+        default=5,
+        bounds=(0, 40),
+        doc="Strikes quoted either side of the ATM strike: from the open, and as the index moves "
+        "new strikes are listed so that as many stay quoted either side (none is delisted).",
     )
     expiries = param.Integer(default=1, bounds=(1, 8), doc="Number of weekly expiries quoted.")
     ticks_per_second = param.Integer(
@@ -98,12 +101,30 @@ class SimulatedFeed:
             )
         self.open_ns, self.close_ns = self.hours.session_ns(self.session_day)
         self.clock = SimulatedClock(self.open_ns)
-        expiries = self.universe.calendar.weekly_expiries(self.session_day, cfg.expiries)
+        self.expiries = self.universe.calendar.weekly_expiries(self.session_day, cfg.expiries)
         self.contracts: list[OptionContract] = []
-        for expiry in expiries:
-            self.contracts.extend(self.universe.chain(expiry, cfg.spot, cfg.strikes_each_side))
-        self.symbols: list[str] = [INDEX_SYMBOL] + [c.symbol for c in self.contracts]
+        self._list_strikes_around(cfg.spot)
         self.ticks_emitted = 0
+
+    def _list_strikes_around(self, spot: float) -> bool:
+        """List the contracts `strikes_each_side` strikes either side of the ATM strike of
+        `spot` that are not quoted yet (every expiry); True if any was new."""
+        listed = {c.symbol for c in self.contracts}
+        new = [
+            contract
+            for expiry in self.expiries
+            for contract in self.universe.chain(expiry, spot, self.config.strikes_each_side)
+            if contract.symbol not in listed
+        ]
+        self.contracts.extend(new)
+        self.symbols: list[str] = [INDEX_SYMBOL] + [c.symbol for c in self.contracts]
+        return bool(new)
+
+    def _needs_strikes(self, spot: float, low: int, high: int) -> bool:
+        # Fewer than strikes_each_side quoted on one side of the ATM strike.
+        atm, reach = self.universe.atm_strike(spot), self.config.strikes_each_side
+        step = self.universe.strike_step
+        return atm - reach * step < low or atm + reach * step > high
 
     @property
     def tick_interval_ns(self) -> int:
@@ -122,21 +143,30 @@ class SimulatedFeed:
         session_len = close_ns - open_ns
         step_ns = self.tick_interval_ns
         step_years = step_ns / NS_PER_S / TRADING_SECONDS_PER_YEAR
-        n_symbols = len(self.symbols)
-        n_options = n_symbols - 1
-        option_symbols = self.symbols[1:]
-        strikes = np.array([c.strike for c in self.contracts], dtype=np.float64)
-        calls = np.array([c.is_call for c in self.contracts], dtype=bool)
-        lots = np.array([self.universe.lot_size(c) for c in self.contracts], dtype=np.int64)
-        expiry_ns = np.array(
-            [int(c.expiry_close().timestamp()) * NS_PER_S for c in self.contracts], dtype=np.int64
-        )
-        offsets = np.arange(n_symbols, dtype=np.int64) * step_ns
         # Last traded price of each option, in ticks of 0.05 (0 = no trade yet this session).
-        last_trade = np.zeros(n_options, dtype=np.int64)
+        last_trade = np.zeros(0, dtype=np.int64)
         spot = float(cfg.spot)
         ts = open_ns
+        listed = True  # the contracts changed: rebuild the per-option arrays
         while ts < close_ns:
+            if listed:
+                contracts = self.contracts
+                n_symbols = len(self.symbols)
+                n_options = n_symbols - 1
+                option_symbols = self.symbols[1:]
+                strikes = np.array([c.strike for c in contracts], dtype=np.float64)
+                calls = np.array([c.is_call for c in contracts], dtype=bool)
+                lots = np.array([self.universe.lot_size(c) for c in contracts], dtype=np.int64)
+                expiry_ns = np.array(
+                    [int(c.expiry_close().timestamp()) * NS_PER_S for c in contracts],
+                    dtype=np.int64,
+                )
+                offsets = np.arange(n_symbols, dtype=np.int64) * step_ns
+                last_trade = np.concatenate(
+                    [last_trade, np.zeros(n_options - len(last_trade), dtype=np.int64)]
+                )
+                low, high = int(strikes.min()), int(strikes.max())
+                listed = False
             # One round: the index tick, then one tick per option, each at its own time and
             # priced at the index level of that time.
             times = ts + offsets
@@ -189,6 +219,8 @@ class SimulatedFeed:
                 self.ticks_emitted += 1
                 yield Tick(*row)
             ts += n_symbols * step_ns
+            if self._needs_strikes(spot, low, high):
+                listed = self._list_strikes_around(spot)
 
     def run(
         self,
