@@ -259,3 +259,24 @@ def test_journal_reader_names_a_file_that_is_no_journal_and_wraps_query_errors(t
             with pytest.raises(JournalError):
                 run(query)
     assert len(reader.df("SELECT * FROM events")) == reader.count()
+
+
+def test_a_parameter_change_to_bars_or_an_instrument_the_session_lacks_is_refused(tmp_path):
+    lab = Lab(
+        journal_path=tmp_path / "lab.duckdb",
+        feed="replay",
+        replay_path="data/nifty_sample_1m.csv",
+        strategies=SmaCross(symbol="NIFTY", interval="1m"),
+    ).start()
+    try:
+        with pytest.raises(
+            InvalidInputError, match=r"symbol='BANKNIFTY', which this session .*NIFTY"
+        ):
+            lab.runner.set_params("sma_cross", {"symbol": "BANKNIFTY"})
+        with pytest.raises(InvalidInputError, match=r"interval='5m', which this session"):
+            lab.runner.set_params("sma_cross", {"interval": "5m"})
+        assert lab.runner.set_params("sma_cross", {"fast": 5}) == {"fast": 5}  # one it has
+        strategy = lab.runner.strategies["sma_cross"]
+        assert (strategy.symbol, strategy.interval) == ("NIFTY", "1m")  # nothing else changed
+    finally:
+        lab.stop()

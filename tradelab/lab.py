@@ -18,6 +18,7 @@ after run.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -113,15 +114,17 @@ class Lab:
         intervals = session_intervals(
             cfg, self.feed.config.bar_seconds if cfg.feed == "replay" else None
         )
-        # A strategy with nothing to trade is refused, not run idle.
-        check_strategy_inputs(
-            self.strategies,
-            f"this session (bar file {cfg.replay_path!r}, lab.bar_intervals)"
+        # A strategy with nothing to trade is refused, not run idle; so is such a change of
+        # its parameters later (the runner's set_params, the console's parameters tab).
+        self._inputs_check = functools.partial(
+            check_strategy_inputs,
+            source=f"this session (bar file {cfg.replay_path!r}, lab.bar_intervals)"
             if cfg.feed == "replay"
             else "this session (lab.bar_intervals)",
             symbols=set(self.feed.bars["symbol"]) if cfg.feed == "replay" else None,
             intervals=intervals,
         )
+        self._inputs_check(self.strategies)
         if cfg.feed == "replay":
             check_tradable_hours(self.feed, self.strategies)
         # At max speed either feed is played in lockstep with the runner (module docstring).
@@ -199,6 +202,7 @@ class Lab:
             self.reconciler.run_once()  # done before anything else runs: same place every run
         # Subscribed before the feed starts: the strategies see the session from its first tick.
         self.runner = StrategyRunner(self.engine, self.desk, clock=self.feed.clock, name="lab")
+        self.runner.inputs_check = self._inputs_check
         for strategy in self.strategies:
             self.runner.add(strategy)
         self.runner.start(who="lab")

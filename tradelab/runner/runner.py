@@ -22,7 +22,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from types import MappingProxyType
 from typing import Any
@@ -73,6 +73,7 @@ class StrategyRunner(LockstepMixin):
         self.monitor = PositionMonitor(self)
         self.trade_log = TradeLog(self.submit)
         self.current_seq = 0
+        self.inputs_check: Callable[[Sequence[Strategy]], None] | None = None  # set by a Lab
         self.current_ts = 0  # exchange time (ns) of the newest event handled that has one
         self._slots: dict[str, _Slot] = {}
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -191,7 +192,7 @@ class StrategyRunner(LockstepMixin):
         and journal `runner.params_changed` with who asked. Checked here first: a bad name or
         value raises InvalidInputError and nothing changes. Returns the checked values."""
         slot = self._slot(name)
-        values = checked_params(slot.strategy, params)
+        values = checked_params(slot.strategy, params, self.inputs_check)
         check_journalable_params(name, values)
         self._command(lambda: self._set_params(slot, values, who))
         return values

@@ -8,7 +8,7 @@ Thread model: every callback of a strategy, and every call it makes on its conte
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import param
@@ -181,10 +181,15 @@ def check_journalable_params(name: str, params: Mapping[str, Any]) -> None:
         ) from None
 
 
-def checked_params(strategy: Strategy, params: Mapping[str, Any]) -> dict[str, Any]:
+def checked_params(
+    strategy: Strategy,
+    params: Mapping[str, Any],
+    inputs_check: Callable[[Sequence[Strategy]], None] | None = None,
+) -> dict[str, Any]:
     """New values for `strategy`'s parameters (text converted as `coerce_params` does), checked
     against their declarations without touching `strategy`: a bad name or value is an
-    InvalidInputError naming it."""
+    InvalidInputError naming it. `inputs_check` (a session's `check_strategy_inputs`) also
+    refuses an instrument or bar interval the session does not have."""
     cls = type(strategy)
     if "name" in params:
         raise InvalidInputError(f"the name of strategy {strategy.name!r} cannot be changed")
@@ -192,7 +197,9 @@ def checked_params(strategy: Strategy, params: Mapping[str, Any]) -> dict[str, A
     values = {**{k: v for k, v in params.items() if not isinstance(v, str)}}
     values.update(coerce_params(cls, text))
     try:  # a throwaway instance runs param's own type and bound checks on the whole set
-        cls(**{**strategy.parameters(), **values, "name": strategy.name})
+        trial = cls(**{**strategy.parameters(), **values, "name": strategy.name})
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(f"strategy {strategy.name!r}: {exc}") from None
+    if inputs_check is not None:
+        inputs_check([trial])
     return values
