@@ -189,3 +189,30 @@ def test_a_file_that_is_no_journal_is_named_for_what_it_is(tmp_path):
             Analytics(path).sql("SELECT count(*) FROM fills")
         with pytest.raises(JournalError, match=said):
             JournalReader(path).counts_by_topic()
+
+
+def test_bars_closing_together_are_one_point_of_the_equity_curve(tmp_path):
+    from tradelab.engine import Engine
+
+    path = tmp_path / "together.duckdb"
+    with Engine(journal_path=str(path), writer_process=False) as engine:
+        fill = {"order_id": "O1", "strategy": "s", "side": "BUY", "quantity": 75, "fee": 0.0}
+        for symbol, price in ((script.X, 100.0), (script.Y, 50.0)):
+            engine.submit(
+                "trade.executed",
+                fill
+                | {"trade_id": f"T{symbol}", "position_id": f"s:{symbol}", "symbol": symbol}
+                | {"price": price, "lot_size": 75, "ts": script.at(12, "09:20")},
+                key=f"s:{symbol}",
+            )
+        for symbol, close in ((script.X, 110.0), (script.Y, 40.0)):  # +750, then -750
+            engine.submit(
+                "market.bar",
+                {"symbol": symbol, "interval": "15m", "start": script.at(12, "09:30")}
+                | {"end": script.at(12, "09:45"), "open": close, "high": close, "low": close}
+                | {"close": close, "volume": 0, "ticks": 1, "mark": True},
+                key=symbol,
+            )
+    equity = Analytics(path).sql("SELECT time, net FROM equity ORDER BY seq")
+    at_close = equity[equity["time"] == dt.datetime(2025, 11, 12, 9, 45)]
+    assert at_close["net"].tolist() == [0.0]  # one point, both bars in it (not +750 then 0)

@@ -135,7 +135,8 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
         "the points the equity curve is valued at",
         """SELECT seq, max(exchange_ts) AS exchange_ts FROM (
             SELECT seq, exchange_ts FROM fills
-            UNION ALL SELECT seq, end_ts FROM bars
+            -- bars closing together (every symbol's, every interval's): one point, after all
+            UNION ALL SELECT max(seq), end_ts FROM bars GROUP BY end_ts
             UNION ALL SELECT seq, exchange_ts FROM marks WHERE NOT EXISTS (SELECT 1 FROM bars)
             -- the latest price, when no bar closed after it: the curve ends at the last news
             UNION ALL (SELECT seq, exchange_ts FROM _prices
