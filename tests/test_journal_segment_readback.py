@@ -95,3 +95,26 @@ def test_segment_columns_are_nullable_even_while_no_event_lacked_a_key(tmp_path)
         ("schema_version", "int32", True),
         ("payload", "string", True),
     ]
+
+
+def test_a_segment_is_due_every_seconds_after_its_first_event_not_up_to_twice_that(
+    tmp_path, monkeypatch
+):
+    import duckdb
+
+    import tradelab.journal.segments as segments
+
+    now = [100.0]
+    monkeypatch.setattr(segments.time, "monotonic", lambda: now[0])
+    con = duckdb.connect()
+    sealer = segments.SegmentSealer(
+        tmp_path, con, sealed_seq=0, journal_last_seq=0, every_events=0, every_seconds=5.0
+    )
+    assert sealer._wait_seconds() == 5.0  # nothing to seal: a whole interval (or a notify)
+    now[0] = 103.0  # the sealer has waited 3 s when the first event comes
+    sealer.add(1, 10)
+    now[0] = 105.0  # it wakes at its old timeout: 2 s after the event, not due
+    assert not sealer._due() and sealer._wait_seconds() == 3.0  # due at 108, not at 110
+    now[0] = 108.0
+    assert sealer._due()
+    con.close()

@@ -158,6 +158,15 @@ class SegmentSealer:
             self._every_seconds and time.monotonic() - self._first_added >= self._every_seconds
         )
 
+    def _wait_seconds(self) -> float | None:
+        # Until the oldest unsealed event is `every_seconds` old (not a whole interval from
+        # now: that let a segment wait up to twice as long); without one, until notified.
+        if not self._every_seconds:
+            return None
+        if not self._rows:
+            return self._every_seconds
+        return max(0.001, self._first_added + self._every_seconds - time.monotonic())
+
     def _run(self) -> None:
         cur = self._con.cursor()
         try:
@@ -165,7 +174,7 @@ class SegmentSealer:
             while True:
                 with self._cond:
                     while not self._due():
-                        self._cond.wait(self._every_seconds or None)
+                        self._cond.wait(self._wait_seconds())
                     upto, self._rows = self._committed_seq, 0
                     stopping = self._stopping
                 if upto > self._sealed_seq:
