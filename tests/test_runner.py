@@ -265,3 +265,30 @@ def test_a_strategy_cannot_change_the_bar_the_next_one_sees(tmp_path):
         if e.payload["state"] == "failed"
     ]
     assert len(failed) == 1 and "does not support item assignment" in failed[0]
+
+
+class ExitsEarly(Strategy):
+    strategy_name = "exits_early"
+
+    def on_start(self, ctx):
+        self.outcomes = []
+
+    def on_bar(self, ctx, bar):
+        symbol = bar["symbol"]
+        if self.outcomes:
+            return
+        try:
+            ctx.set_exit(symbol, stop=50.0)  # flat, nothing working: refused
+        except InvalidInputError as exc:
+            self.outcomes.append(str(exc))
+        ctx.set_exit(symbol)  # clearing is always fine
+        ctx.buy(symbol, 1)
+        ctx.set_exit(symbol, stop=50.0)  # the position the working order opens: kept
+        self.outcomes.append("kept")
+
+
+def test_exit_levels_need_a_position_or_a_working_order(tmp_path):
+    strategy = ExitsEarly()
+    run_backtest(write_bars(tmp_path / "X.csv", n=3), strategy)
+    refused, kept = strategy.outcomes
+    assert "holds no position and no working order in 'X'" in refused and kept == "kept"

@@ -152,7 +152,16 @@ class StrategyContext:
 
     def set_exit(self, symbol: str, **levels: float | None) -> None:
         """Stop loss / target / trailing distance for this strategy's position in `symbol`
-        (see `PositionMonitor.set_exit`)."""
+        (see `PositionMonitor.set_exit`): the position held, or the one a working order is
+        opening; they are dropped when it goes flat. With neither, levels are refused: kept,
+        they would stop out a position opened much later."""
+        if any(v is not None for v in levels.values()) and not (
+            self.position(symbol) or self.working(symbol)
+        ):
+            raise InvalidInputError(
+                f"strategy {self.name!r} holds no position and no working order in {symbol!r}: "
+                "set its exits once it does (e.g. in on_fill)"
+            )
         self._runner.monitor.set_exit(position_id(self.name, symbol), **levels)
 
     # -- signals ---------------------------------------------------------------------------
