@@ -206,6 +206,7 @@ def test_the_chain_shows_calls_strike_puts_per_row_with_desk_greeks_and_the_atm_
         "NIFTY25N1824000PE": {"price": 140.0, "bid": 139.0, "ask": 141.0, "ts": ts},
         "NIFTY25N1824050CE": {"price": 125.0, "bid": 124.0, "ask": 126.0, "ts": ts},
         "NIFTY25N1824500PE": {"price": 500.0, "ts": ts},  # beyond 1 strike each side: left out
+        "NIFTY25D0224000CE": {"price": 210.0, "ts": ts},  # the next expiry: not in this chain
     }
     lab = SimpleNamespace(store=SimpleNamespace(get=lambda path, default: marks))
     frame = chain(lab, strikes_each_side=1)

@@ -152,8 +152,9 @@ def bars(lab: Any, symbol: str | None = None) -> dict[str, pd.DataFrame]:
 
 
 def chain(lab: Any, strikes_each_side: int = 5) -> pd.DataFrame:
-    """Quoted options around the ATM strike, one row a strike (calls | strike | puts), with
-    implied vol and greeks from the marks; strikes with no quote on either side are left out."""
+    """Quoted options of the nearest expiry around the ATM strike, one row a strike (calls |
+    strike | puts), with implied vol and greeks from the marks; strikes with no quote on either
+    side are left out."""
     marks = lab.store.get("market.marks", None) or {}
     spot = (marks.get("NIFTY") or {}).get("price")
     if not spot:
@@ -178,6 +179,7 @@ def chain(lab: Any, strikes_each_side: int = 5) -> pd.DataFrame:
             iv = float("nan")
         rows.append(
             {
+                "expiry": contract.expiry,
                 "strike": contract.strike,
                 "type": "CE" if contract.is_call else "PE",
                 "bid": mark.get("bid"),
@@ -187,7 +189,11 @@ def chain(lab: Any, strikes_each_side: int = 5) -> pd.DataFrame:
                 "years": years,
             }
         )
-    options = pd.DataFrame(rows, columns=["strike", "type", "bid", "ask", "price", "iv", "years"])
+    options = pd.DataFrame(
+        rows, columns=["expiry", "strike", "type", "bid", "ask", "price", "iv", "years"]
+    )
+    if len(options):  # one expiry a chain: the nearest quoted (a feed may quote several)
+        options = options[options["expiry"] == options["expiry"].min()].reset_index(drop=True)
     greeks = list(_GREEK_SCALE)
     for name in greeks:
         options[name] = np.nan
