@@ -142,24 +142,25 @@ class AsOf:
         ns = to_ns(ts)
         source = self._open()
         try:
-            if clock == "journal":
-                when = "ts"
-                sql = "SELECT coalesce(max(seq), 0) FROM _events WHERE ts <= ?"
-            else:
-                when = (
-                    "TRY_CAST(coalesce(json_extract_string(payload, '$.ts'), CASE WHEN topic = "
-                    "'market.bar' THEN json_extract_string(payload, '$.end') END) AS BIGINT)"
-                )
-                sql = (
-                    f"SELECT coalesce((SELECT min(seq) - 1 FROM _events WHERE {when} > $1), "
-                    "(SELECT max(seq) FROM _events), 0)"
-                )
-            seq = int(source.con.execute(sql, [ns]).fetchone()[0])
-            first, last = source.con.execute(
-                f"SELECT min({when}), max({when}) FROM _events"
+            # One pass over the events: the answer and the clock's span, for the check below.
+            when = (
+                "ts"
+                if clock == "journal"
+                else "TRY_CAST(coalesce(json_extract_string(payload, '$.ts'), CASE WHEN topic = "
+                "'market.bar' THEN json_extract_string(payload, '$.end') END) AS BIGINT)"
+            )
+            answer = (
+                "max(seq) FILTER (t <= $1)"  # the last event stamped at or before it
+                if clock == "journal"
+                else "coalesce(min(seq) FILTER (t > $1) - 1, max(seq))"  # before the first later
+            )
+            seq, first, last = source.con.execute(
+                f"SELECT coalesce({answer}, 0), min(t), max(t) "
+                f"FROM (SELECT seq, {when} AS t FROM _events)",
+                [ns],
             ).fetchone()
             _check_within(ns, first, last, clock, source)
-            return seq
+            return int(seq)
         finally:
             source.close()
 
