@@ -299,3 +299,26 @@ def test_a_session_on_a_backtests_journal_is_refused_and_leaves_it_as_it_was(tmp
     assert "holds a backtest" in result.stderr
     assert (content_hash(journal), JournalReader(journal).last_seq()) == before
     assert not (tmp_path / "bt.duckdb.broker.sqlite").exists()
+
+
+def test_a_max_speed_replay_stamps_a_fill_at_the_quote_it_filled_against(tmp_path):
+    # sma_cross orders when a 1m bar closes, i.e. on the first tick of the next minute; the
+    # broker fills at once against that tick's quote, so the fill carries that tick's time. The
+    # replayed ticks are 15 s apart: a fill stamped with the next tick's time is 15 s late.
+    journal = tmp_path / "r.duckdb"
+    result = invoke(
+        "--feed", "replay", SAMPLE, "--speed", "max", "--strategy", "sma_cross",
+        "--param", "fast=3", "--param", "slow=8", "--param", "symbol=NIFTY",
+        "--journal", str(journal),
+    )  # fmt: skip
+    assert result.exit_code == 0, (result.output, result.stderr)
+    reader = JournalReader(journal)
+    bar_ends = {
+        e.payload["end"]
+        for e in reader.events(topic="market.bar")
+        if e.payload["symbol"] == "NIFTY" and e.payload["interval"] == "1m"
+    }
+    fills = [e.payload for e in reader.events(topic="trade.executed")]
+    assert len(fills) > 20
+    late = [f["ts"] for f in fills if f["ts"] not in bar_ends]
+    assert not late, f"{len(late)} of {len(fills)} fills stamped after the quote they took"

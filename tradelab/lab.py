@@ -43,8 +43,8 @@ from tradelab.lab_config import (
     replay_session,
     session_intervals,
 )
-from tradelab.lab_sessions import SessionDays, day_sessions, resumed_ticks
-from tradelab.market.clock import ist_date, run_paced
+from tradelab.lab_sessions import SessionDays, day_sessions, resumed_ticks, stalling
+from tradelab.market.clock import SimulatedClock, ist_date, run_paced
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeed, SimulatedFeedConfig
 from tradelab.market.instruments import IST
 from tradelab.market.router import MarketDataRouter
@@ -107,6 +107,10 @@ class Lab:
             )
             self.universe = self.feed.universe
             self.open_ns, self.close_ns = self.feed.open_ns, self.feed.close_ns
+        # The session's exchange time: the last tick routed. Not the feed's clock, which its
+        # iterator sets when it reads a tick: at max speed the next timestamp's first tick is
+        # read before the strategies have reacted to this one, whose fills would carry it.
+        self.clock = SimulatedClock(self.feed.clock.now_ns())
         # The instrument the console charts: the index, or a replayed file's first instrument
         # when the file holds no NIFTY (a stock's bars).
         plain = self.universe.instruments if cfg.feed == "replay" else {}
@@ -149,7 +153,7 @@ class Lab:
         self.broker = PaperBroker(
             broker if broker is not None else PaperBrokerConfig(),
             universe=self.universe,
-            clock=self.feed.clock,
+            clock=self.clock,
             account_path=account_path,
             id_prefix=FRESH_ID_PREFIX if fresh else None,
         )
@@ -201,7 +205,7 @@ class Lab:
         elif self.reconciler_config.run_on_start:
             self.reconciler.run_once()  # done before anything else runs: same place every run
         # Subscribed before the feed starts: the strategies see the session from its first tick.
-        self.runner = StrategyRunner(self.engine, self.desk, clock=self.feed.clock, name="lab")
+        self.runner = StrategyRunner(self.engine, self.desk, clock=self.clock, name="lab")
         self.runner.inputs_check = self._inputs_check
         for strategy in self.strategies:
             self.runner.add(strategy)
@@ -249,8 +253,8 @@ class Lab:
                 self._open_session()
                 ticks = day_sessions(self._resumed_ticks(), self._next_day)
                 if self.config.feed_stall_after_seconds:
-                    ticks = self._stalling(ticks, self.config.feed_stall_after_seconds)
-                run_paced(ticks, self.router.on_tick, speed=speed, stop=self._stop)
+                    ticks = stalling(ticks, self.config.feed_stall_after_seconds, self._stop)
+                run_paced(ticks, self._route, speed=speed, stop=self._stop)
                 self._close_session()
         except TradelabError:
             # The journal writer failed: nothing more can be journaled, so the session ends
@@ -291,7 +295,7 @@ class Lab:
                 held.append(tick)
                 return True
             days.enter(tick.ts)
-            at, on_tick = tick.ts, self.router.on_tick
+            at, on_tick = tick.ts, self._route
             while tick is not None and tick.ts == at:
                 on_tick(tick)
                 tick = next(ticks, None)
@@ -307,19 +311,19 @@ class Lab:
             except FutureTimeout:
                 continue
 
-    def _stalling(self, ticks: Iterator[Tick], after_seconds: float) -> Iterator[Tick]:
-        """`ticks` until `after_seconds` of wall time, then nothing until `stop()`: the session
-        stays open (stop() skips its close), as when a market-data line dies."""
-        deadline = time.monotonic() + after_seconds
-        for tick in ticks:
-            if time.monotonic() >= deadline:
-                log.warning("feed stalled on purpose (feed_stall_after_seconds=%s)", after_seconds)
-                self._stop.wait()
-                return
-            yield tick
-
     def _resumed_ticks(self) -> Iterator[Tick]:
-        return resumed_ticks(self.feed.ticks(), self.resumed_after_ns, self.broker.on_quote)
+        return resumed_ticks(self.feed.ticks(), self.resumed_after_ns, self._quote_skipped)
+
+    def _route(self, tick: Tick) -> None:
+        self.clock.set(tick.ts)  # the feed's order: never backwards
+        self.router.on_tick(tick)
+
+    def _quote_skipped(self, tick: Tick) -> None:
+        # A resumed session's latest quotes of the stretch journaled before, one per symbol in
+        # no time order: the clock moves to the latest of them.
+        if tick.ts > self.clock.now_ns():
+            self.clock.set(tick.ts)
+        self.broker.on_quote(tick)
 
     def place_order(self, symbol: str, side: str, quantity: int, **kwargs: Any) -> str:
         """Send an order through the desk; see `ExecutionDesk.place_order`. A market order
@@ -350,7 +354,7 @@ class Lab:
         index = (store.get(f"market.marks.{self.chart_symbol}", None) or {}).get("price")
         positions = store.get("trading.positions", None) or {}
         daily = store.get("pnl.daily", None) or {}
-        now = self.feed.clock.now_ns()
+        now = self.clock.now_ns()
         span = max(1, self.close_ns - self.open_ns)
         return {
             "state": self.engine.state,

@@ -1,5 +1,6 @@
 """The Lab's tick stream around restarts and days: the ticks after a restart's resume point, and
-one exchange session per IST day of a replayed file that spans several.
+one exchange session per IST day of a replayed file that spans several, and a feed stalled on
+purpose.
 
 A file of three trading days is three sessions: before the first tick of each later day the
 previous day's session closes (its partial bars flushed) and the new one opens with its daily
@@ -10,12 +11,29 @@ in lockstep); `on_new_day` is called on it.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 
 from tradelab.market.clock import NS_PER_S
 from tradelab.market.instruments import IST
 from tradelab.market.ticks import Tick
+
+log = logging.getLogger("tradelab.lab")
+
+
+def stalling(ticks: Iterable[Tick], after_seconds: float, stop: threading.Event) -> Iterator[Tick]:
+    """`ticks` until `after_seconds` of wall time, then nothing until `stop` is set: the session
+    stays open (the Lab's stop skips its close), as when a market-data line dies."""
+    deadline = time.monotonic() + after_seconds
+    for tick in ticks:
+        if time.monotonic() >= deadline:
+            log.warning("feed stalled on purpose (feed_stall_after_seconds=%s)", after_seconds)
+            stop.wait()
+            return
+        yield tick
 
 
 def next_midnight_ns(ts_ns: int) -> int:

@@ -146,7 +146,7 @@ class ConsoleHost:
             net = store.get("pnl.net", None)
             if net is not None:
                 # On the exchange clock, as the bars are: the two charts share one time axis.
-                self.equity.append((self.lab.feed.clock.now_ns(), float(net)))
+                self.equity.append((self.lab.clock.now_ns(), float(net)))
 
     # -- what sessions read ---------------------------------------------------------------------
     def frame(self, section: str) -> tuple[int, Any]:
