@@ -18,6 +18,7 @@ import click
 
 from tradelab import __version__
 from tradelab.cli_bench import bench
+from tradelab.cli_journal import inspect_cmd, verify_cmd
 from tradelab.cli_serve import serve
 
 EXIT_OK = 0
@@ -307,92 +308,9 @@ def backtest_cmd(
     )
 
 
-_JOURNAL_PATH = click.Path(dir_okay=False, exists=True)
-
-
-@main.command("inspect")
-@click.argument("path", type=_JOURNAL_PATH)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def inspect_cmd(path: str, as_json: bool) -> None:
-    """Counts by topic, seq range, snapshots and state hash of a journal.
-
-    DuckDB lets one process write a file or many read it, never both: while an engine runs on
-    PATH this falls back to its sealed Parquet segments (events only, up to the last seal).
-    """
-    import json
-
-    from tradelab.errors import TradelabError
-    from tradelab.journal import JournalReader
-    from tradelab.journal.schema import LOCK_HINT
-    from tradelab.journal.verify import inspect_journal
-
-    try:
-        info = inspect_journal(path)
-    except TradelabError as exc:
-        if LOCK_HINT not in str(exc):
-            fail(exc, exit_code_for(exc))
-        try:
-            reader = JournalReader(path)
-            topics = reader.counts_by_topic()
-        except TradelabError as exc2:
-            fail(exc2, exit_code_for(exc2))
-        info = {
-            "path": path,
-            "source": "segments",
-            "note": reader.note,
-            "events": sum(topics.values()),
-            "last_seq": reader.last_seq(),
-            "topics": topics,
-        }
-        click.echo(f"journal {path} is in use by a running engine ({LOCK_HINT})", err=True)
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-        return
-    click.echo(f"journal    {info['path']}")
-    seqs = f"  seq {info.get('first_seq', 1)}..{info['last_seq']}" if info["events"] else ""
-    click.echo(f"events     {info['events']}{seqs}")
-    if info.get("note"):  # read from segments: up to which seq, or why nothing yet
-        click.echo(f"note       {info['note']}")
-    if pending := info.get("ack_log_pending_events"):
-        click.echo(
-            f"ack log    {pending} acknowledged event(s) after seq {info['last_seq']}, not in "
-            "DuckDB yet: the next engine start on this journal commits them"
-        )
-    for topic, count in info["topics"].items():
-        click.echo(f"  {topic:28s} {count:>10}")
-    for snap in info.get("snapshots", []):
-        click.echo(
-            f"snapshot   {snap['id']:>4}  seq {snap['last_seq']:>10}  "
-            f"sha256 {snap['sha256'][:16]}  {snap['size_bytes']} bytes"
-        )
-    if "state_hash" in info:
-        click.echo(f"state hash {info['state_hash']}")
-
-
-@main.command("verify")
-@click.argument("path", type=_JOURNAL_PATH)
-def verify_cmd(path: str) -> None:
-    """Check a journal: contiguous seqs, tail mark, every snapshot's hash, replay == recovery.
-
-    Exits 1 when a check fails or the file is too damaged to check, 3 when the journal cannot be
-    opened (e.g. an engine is running on it: DuckDB allows no reader beside the writer; stop it,
-    or read segments with JournalReader) or is not a tradelab journal.
-    """
-    from tradelab.errors import TradelabError
-    from tradelab.journal.verify import verify_journal
-
-    try:
-        result = verify_journal(path)
-    except TradelabError as exc:
-        fail(f"cannot verify: {exc}", exit_code_for(exc))
-    for line in result.lines:
-        click.echo(line)
-    click.echo(f"{'journal is whole' if result.ok else 'journal has problems'}: {path}")
-    if not result.ok:
-        raise SystemExit(EXIT_DAMAGED)
-
-
 main.add_command(bench)
+main.add_command(inspect_cmd)
+main.add_command(verify_cmd)
 main.add_command(serve)
 
 
