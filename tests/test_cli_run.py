@@ -137,18 +137,24 @@ def test_max_speed_sim_session_runs_in_lockstep_and_gives_the_same_journal_run_a
     assert hash_a == hash_b
 
 
-def test_a_replay_builds_its_files_own_bars_and_sma_cross_trades_one_series(tmp_path):
-    # The sample holds 1-minute bars; the session builds 15m and 1h by default. Replayed, it
-    # builds 1m bars too, and sma_cross (interval '') trades the first series it sees, the
-    # 1m one: with slow=8 its first fill comes within minutes, where 15m bars would take 2 h.
-    journal = tmp_path / "r.duckdb"
+@pytest.fixture(scope="module")
+def sma_replay(tmp_path_factory) -> JournalReader:
+    """The sample replayed at max speed with sma_cross 3/8 on NIFTY: its journal."""
+    journal = tmp_path_factory.mktemp("sma") / "r.duckdb"
     result = invoke(
         "--feed", "replay", SAMPLE, "--speed", "max", "--strategy", "sma_cross",
         "--param", "fast=3", "--param", "slow=8", "--param", "symbol=NIFTY",
         "--journal", str(journal),
     )  # fmt: skip
     assert result.exit_code == 0, (result.output, result.stderr)
-    reader = JournalReader(journal)
+    return JournalReader(journal)
+
+
+def test_a_replay_builds_its_files_own_bars_and_sma_cross_trades_one_series(sma_replay):
+    # The sample holds 1-minute bars; the session builds 15m and 1h by default. Replayed, it
+    # builds 1m bars too, and sma_cross (interval '') trades the first series it sees, the
+    # 1m one: with slow=8 its first fill comes within minutes, where 15m bars would take 2 h.
+    reader = sma_replay
     bars = [e.payload for e in reader.events(topic="market.bar") if e.payload["symbol"] == "NIFTY"]
     assert {b["interval"] for b in bars} == {"1m", "15m", "1h"}
     first_1m = min(b["start"] for b in bars if b["interval"] == "1m")
@@ -301,18 +307,11 @@ def test_a_session_on_a_backtests_journal_is_refused_and_leaves_it_as_it_was(tmp
     assert not (tmp_path / "bt.duckdb.broker.sqlite").exists()
 
 
-def test_a_max_speed_replay_stamps_a_fill_at_the_quote_it_filled_against(tmp_path):
+def test_a_max_speed_replay_stamps_a_fill_at_the_quote_it_filled_against(sma_replay):
     # sma_cross orders when a 1m bar closes, i.e. on the first tick of the next minute; the
     # broker fills at once against that tick's quote, so the fill carries that tick's time. The
     # replayed ticks are 15 s apart: a fill stamped with the next tick's time is 15 s late.
-    journal = tmp_path / "r.duckdb"
-    result = invoke(
-        "--feed", "replay", SAMPLE, "--speed", "max", "--strategy", "sma_cross",
-        "--param", "fast=3", "--param", "slow=8", "--param", "symbol=NIFTY",
-        "--journal", str(journal),
-    )  # fmt: skip
-    assert result.exit_code == 0, (result.output, result.stderr)
-    reader = JournalReader(journal)
+    reader = sma_replay
     bar_ends = {
         e.payload["end"]
         for e in reader.events(topic="market.bar")
