@@ -391,13 +391,8 @@ class StrategyRunner(LockstepMixin):
     ) -> None:
         previous = slot.state
         if allowed_from is not None and previous not in allowed_from:
-            log.warning(
-                "strategy %s is %s; cannot go %s (asked by %s)",
-                slot.strategy.name,
-                previous,
-                new,
-                who,
-            )
+            name = slot.strategy.name
+            log.warning("strategy %s is %s; cannot go %s (asked by %s)", name, previous, new, who)
             return
         slot.state = new
         body = {
