@@ -19,6 +19,7 @@ from tradelab.market.ticks import Tick
 from tradelab.runner import InstrumentUniverse, PlainInstrument, ShortStraddle, Strategy
 from tradelab.runner.runner import StrategyRunner
 from tradelab.trading.execution import ExecutionDesk
+from tradelab.trading.risk import RiskConfig, RiskGate
 
 DAY = (2025, 11, 12)  # a Wednesday; the nearest weekly expiry is Tuesday 2025-11-18
 CE, PE = "NIFTY25N1824000CE", "NIFTY25N1824000PE"
@@ -30,9 +31,10 @@ def at(hhmm: str) -> int:
     return int(datetime(*DAY, hour, minute, tzinfo=IST).timestamp()) * 1_000_000_000
 
 
-def run_script(tmp_path, strategy, steps, *, universe=None, bar_symbol="NIFTY"):
-    """steps: [(time "HH:MM", {symbol: price}, the runner's clock if not that time)]; returns
-    the order/trade events and the net positions."""
+def run_script(tmp_path, strategy, steps, *, universe=None, bar_symbol="NIFTY", risk=False):
+    """steps: [(time "HH:MM", {symbol: price}, the runner's clock if not that time)], or with
+    `risk` [(..., action(risk_gate) run first)]; returns the order/trade events and the net
+    positions."""
     universe = universe or InstrumentUniverse()
     clock = SimulatedClock(at(steps[0][0]))
     runner_clock = SimulatedClock(at(steps[0][0]))  # what strategies read as "now"
@@ -45,13 +47,16 @@ def run_script(tmp_path, strategy, steps, *, universe=None, bar_symbol="NIFTY"):
     )
     engine = Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False).start()
     try:
-        desk = ExecutionDesk(broker, engine.submit, universe=universe)
+        gate = RiskGate(RiskConfig(), engine.store, engine.submit) if risk else None
+        desk = ExecutionDesk(broker, engine.submit, universe=universe, risk=gate)
         runner = StrategyRunner(engine, desk, clock=runner_clock, name="script")
         runner.add(strategy)
         runner.start(who="test")
 
         def play(i):
-            hhmm, prices, clock_ns = steps[i]
+            hhmm, prices, clock_ns, *action = steps[i]
+            if action and action[0] is not None:
+                action[0](gate)
             ts = at(hhmm)
             clock.set(ts)
             for symbol, price in prices.items():
@@ -345,3 +350,64 @@ def test_full_inbox_drops_ticks_counted_and_a_dropped_event_stops_every_strategy
         ("other", "stopped", "runner", overflow),
     ]
     assert gate.ticks == 0
+
+
+def halt(gate):
+    gate.halt(by="test", reason="checking the feed")
+
+
+def resume(gate):
+    gate.resume(by="test", reason="feed checked")
+
+
+def test_an_exit_refused_in_a_halt_is_tried_again_a_minute_later_until_trading_resumes(tmp_path):
+    # A halt refuses the CE's stop exit and the time exit. Neither is dropped: the strategy
+    # keeps running, each exit is tried again a minute of market time later (not on every
+    # mark), and once an operator resumes, both go out.
+    steps = [
+        ("09:20", {"NIFTY": 24010.0, CE: 150.0, PE: 140.0}, None, None),
+        ("09:21", {"NIFTY": 24000.0, CE: 150.0, PE: 140.0}, None, None),  # both legs fill
+        ("09:30", {"NIFTY": 24100.0, CE: 200.0, PE: 120.0}, None, halt),  # stop exit refused
+        ("09:30", {"NIFTY": 24100.0, CE: 201.0, PE: 120.0}, None, None),  # too soon to retry
+        ("09:31", {"NIFTY": 24110.0, CE: 205.0, PE: 118.0}, None, None),  # refused again
+        ("09:32", {"NIFTY": 24110.0, CE: 206.0, PE: 118.0}, None, resume),  # out
+        ("09:33", {"NIFTY": 24110.0, CE: 207.0, PE: 118.0}, None, halt),  # the CE exit fills
+        ("15:15", {"NIFTY": 24200.0, CE: 210.0, PE: 100.0}, None, None),  # time exit refused
+        ("15:16", {"NIFTY": 24200.0, CE: 210.0, PE: 101.0}, None, resume),  # time exit again
+        ("15:17", {"NIFTY": 24200.0, CE: 210.0, PE: 102.0}, None, None),  # PE exit fills
+    ]
+    strategy = ShortStraddle(entry_time="09:20", exit_time="15:15", stop_loss_pct=30.0)
+    events, positions = run_script(tmp_path, strategy, steps, risk=True)
+    denied = [(e.payload["symbol"], e.payload["side"]) for e in events if e.topic == "order.denied"]
+    assert denied == [(CE, "BUY"), (CE, "BUY"), (PE, "BUY")]
+    assert [(p, r) for p, r, _ in exits(events)][2:] == [
+        (f"short_straddle:{CE}", "exit_stop"),
+        (f"short_straddle:{CE}", "exit_refused"),
+        (f"short_straddle:{CE}", "exit_stop"),
+        (f"short_straddle:{CE}", "exit_refused"),
+        (f"short_straddle:{CE}", "exit_stop"),
+    ]
+    assert [f for f in fills(events) if f[1] == "BUY"] == [
+        (CE, "BUY", LOT, 207.0),
+        (PE, "BUY", LOT, 102.0),
+    ]
+    assert positions == {CE: 0, PE: 0}  # the PE's time exit at 15:16: the strategy ran on
+
+
+class BuyOneLot(Strategy):
+    strategy_name = "buy_one_lot"
+
+    def on_bar(self, ctx, bar):
+        ctx.target(CE, LOT)  # lets a refusal through: no try/except of its own
+
+
+def test_a_strategy_whose_order_is_refused_in_a_halt_keeps_running_and_trades_after_it(tmp_path):
+    steps = [
+        ("09:20", {"NIFTY": 24010.0, CE: 150.0}, None, halt),  # refused: the hook raises
+        ("09:21", {"NIFTY": 24010.0, CE: 151.0}, None, resume),  # bought
+        ("09:22", {"NIFTY": 24010.0, CE: 152.0}, None, None),  # filled
+    ]
+    events, positions = run_script(tmp_path, BuyOneLot(), steps, risk=True)
+    assert [e.payload["symbol"] for e in events if e.topic == "order.denied"] == [CE]
+    assert fills(events) == [(CE, "BUY", LOT, 152.0)]
+    assert positions == {CE: LOT}

@@ -55,6 +55,11 @@ class OrderRejectedError(TradelabError):
     """An order was refused (by pre-trade checks or by the broker); the book is unchanged."""
 
 
+class InvalidOrderError(OrderRejectedError):
+    """An order no market would take as asked (a quantity that is not whole lots, a symbol the
+    instrument list does not have): a mistake in the caller, not the market's answer."""
+
+
 def plain_value(value: object) -> object:
     """A cell from a DataFrame as an error message should show it: `nan`, not `np.float64(nan)`."""
     item = getattr(value, "item", None)

@@ -29,7 +29,7 @@ import param
 from tradelab.broker.account import PaperAccount, PaperOrder
 from tradelab.broker.base import BrokerUnavailableError, ConnectionListener, OrderListener
 from tradelab.broker.faults import PaperFaults
-from tradelab.errors import InvalidInputError, OrderRejectedError
+from tradelab.errors import InvalidInputError, InvalidOrderError, OrderRejectedError
 from tradelab.market.clock import NS_PER_S, MarketHours, WallClock
 from tradelab.market.instruments import IST, TICK_SIZE, OptionUniverse
 from tradelab.market.ticks import Tick
@@ -183,6 +183,8 @@ class PaperBroker:
                 contract, lot = self._check(request, now)
             except (InvalidInputError, OrderRejectedError) as exc:
                 self._reject(request, str(exc), now)
+                if isinstance(exc, InvalidInputError):
+                    raise InvalidOrderError(str(exc)) from exc
                 raise OrderRejectedError(str(exc)) from exc
             account = self.account
             order = PaperOrder(

@@ -2,27 +2,34 @@
 
 Levels are set with `set_exit` (journaled as `trade.exit_updated`), checked on every journaled
 `mark.updated` of the position's symbol, and an exit is a market order for the whole position,
-placed through the normal order path as the position's strategy. Thread model: the runner's
-thread only (it calls every method).
+placed through the normal order path as the position's strategy. An exit the risk gate or the
+broker refuses (journaled as `order.denied`/`order.rejected`, and as `trade.exit_updated` with
+reason `exit_refused`) stays armed and is tried again on a mark `retry_seconds` of market time
+later: a halt lifted by an operator lets the stop fire again, and a halt that lasts does not
+journal a refusal on every mark. Thread model: the runner's thread only (it calls every method).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from tradelab.errors import InvalidInputError
+from tradelab.errors import InvalidInputError, OrderRejectedError
+from tradelab.market.clock import NS_PER_S
 
-_FINISHED = ("order.cancelled", "order.rejected", "order.filled")
+log = logging.getLogger(__name__)
+_FINISHED = ("order.cancelled", "order.rejected", "order.denied", "order.filled")
 
 
 class PositionMonitor:
     """Exit levels per position id (`<strategy>:<symbol>`)."""
 
-    def __init__(self, runner: Any) -> None:
+    def __init__(self, runner: Any, retry_seconds: float = 60.0) -> None:
         self._runner = runner
+        self.retry_ns = int(retry_seconds * NS_PER_S)
         self._exits: dict[str, dict[str, Any]] = {}
         self._by_symbol: dict[str, set[str]] = {}
         self.exits_placed = 0
@@ -61,6 +68,7 @@ class PositionMonitor:
             "symbol": symbol,
             "best": None,
             "exit_order": None,
+            "retry_at": 0,  # market time before which a refused exit is not tried again
         }
         exit_.update(stop=stop, target=target, trail=trail)
         self._exits[position_id] = exit_
@@ -92,7 +100,7 @@ class PositionMonitor:
         self._drop(position_id)
 
     def _check(self, exit_: dict[str, Any], price: float) -> None:
-        if exit_["exit_order"] is not None:
+        if exit_["exit_order"] is not None or self._runner.current_ts < exit_["retry_at"]:
             return
         net = self._net(exit_["position_id"])
         if net == 0:
@@ -130,10 +138,21 @@ class PositionMonitor:
             runner.desk.place_order(
                 exit_["symbol"], side, abs(net), strategy=exit_["strategy"], order_id=order_id
             )
-        except BaseException:
+        except BaseException as exc:
             if ctx is not None:
                 ctx._on_order_finished({"order_id": order_id})
-            raise
+            if not isinstance(exc, OrderRejectedError):
+                raise
+            exit_["exit_order"] = None
+            exit_["retry_at"] = runner.current_ts + self.retry_ns
+            self._publish(exit_["position_id"], exit_, "exit_refused", refusal=str(exc))
+            log.warning(
+                "%s exit of %s refused: %s; tried again from %g s of market time later",
+                reason,
+                exit_["position_id"],
+                exc,
+                self.retry_ns / NS_PER_S,
+            )
 
     def _net(self, position_id: str) -> int:
         pos = self._runner.engine.store.get(f"trading.positions.{position_id}", None)

@@ -7,7 +7,9 @@ order, ticks their feed order. Inbox bound (`inbox_limit`), policy when full: a 
 and counted (the next quote supersedes it); a journaled event is dropped and counted, and every
 strategy is stopped (a strategy is never fed a gap); the kernel thread never waits on the runner.
 A strategy that raises is stopped and reported (`runner.state_changed` state `failed`, its
-traceback in the log); the engine and the other strategies keep running.
+traceback in the log); the engine and the other strategies keep running. An order refused by
+the risk gate or the broker (journaled as order.denied/rejected) that a hook lets through is a
+warning only; an `InvalidOrderError` (not whole lots, an unknown symbol) fails the strategy.
 Lockstep (`drive` for a backtest's bars, `lockstep` for a max-speed replay's steps): the source
 is played on this thread, each step once the previous one has been handled, so the journal's
 order does not depend on thread timing.
@@ -27,7 +29,12 @@ from concurrent.futures import Future
 from types import MappingProxyType
 from typing import Any
 
-from tradelab.errors import InvalidInputError, LifecycleError
+from tradelab.errors import (
+    InvalidInputError,
+    InvalidOrderError,
+    LifecycleError,
+    OrderRejectedError,
+)
 from tradelab.market.clock import WallClock
 from tradelab.market.reducers import bar_mark_price
 from tradelab.runner.context import StrategyContext
@@ -295,8 +302,9 @@ class StrategyRunner(LockstepMixin):
                 item()
             else:
                 self._handle(item)
-        except Exception:  # the runner's own bookkeeping failed: log it, keep running
-            log.exception("runner %s failed to handle %r", self.name, item)
+        except Exception as exc:  # the runner's own bookkeeping failed: log it, keep running
+            what = f"{item.topic} seq {item.seq}" if hasattr(item, "topic") else repr(item)
+            log.exception("runner %s failed to handle %s: %s", self.name, what, exc)
         if self._overflowed:
             self._overflowed = False
             for slot in list(self._slots.values()):
@@ -336,7 +344,7 @@ class StrategyRunner(LockstepMixin):
                 self.monitor.on_position_flat(payload["position_id"])
         elif topic.startswith("order."):
             self.monitor.on_order_event(topic, payload)
-            if topic in ("order.cancelled", "order.rejected"):
+            if topic in ("order.cancelled", "order.rejected", "order.denied"):
                 slot = self._slots.get(payload.get("strategy"))
                 if slot is not None:
                     slot.ctx._on_order_finished(payload)
@@ -357,6 +365,14 @@ class StrategyRunner(LockstepMixin):
         except BaseException as exc:  # SystemExit too: it must not end the runner's thread
             if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is MAIN_THREAD:
                 raise  # Ctrl-C stops a backtest on the caller's thread, not one strategy
+            if isinstance(exc, OrderRejectedError) and not isinstance(exc, InvalidOrderError):
+                # A halt, a margin call, a broker down: the market's answer, journaled already
+                # (order.denied / order.rejected). Stopping here would leave the strategy's
+                # positions with nobody to manage them; an order malformed is its own bug.
+                log.warning(
+                    "strategy %s: an order in %s was refused: %s", slot.strategy.name, hook, exc
+                )
+                return False
             slot.failure = f"{hook} raised {type(exc).__name__}: {exc}"
             # The why on the log line itself: the traceback is shown only at debug level.
             log.exception("strategy %s %s; it is stopped", slot.strategy.name, slot.failure)

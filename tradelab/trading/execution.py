@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from tradelab.broker.base import Broker
-from tradelab.errors import InvalidInputError, OrderRejectedError
+from tradelab.errors import InvalidInputError, InvalidOrderError
 from tradelab.market.instruments import OptionUniverse
 from tradelab.state.paths import check_path_level, is_path_level
 from tradelab.trading.book import position_id
@@ -122,7 +122,7 @@ class ExecutionDesk:
                         _refused(order_id, symbol, side, quantity, strategy, str(exc)),
                         order_id,
                     )
-                    raise OrderRejectedError(str(exc)) from exc
+                    raise InvalidOrderError(str(exc)) from exc
                 denial = self.risk.check(request, exit_only=exit_only) if self.risk else None
                 if denial is not None:
                     payload = request.to_payload()
