@@ -163,6 +163,9 @@ class RecordingContext:
     def signal(self, name, **details):
         self.signals.append((name, details["direction"]))
 
+    def bars(self, symbol, interval):
+        return ()  # a store that holds no bars from before
+
 
 def test_sma_cross_keeps_one_series_per_symbol_never_mixing_intervals():
     # 1m closes fall then rise (one upward cross); interleaved 15m bars far above them would,
@@ -171,9 +174,9 @@ def test_sma_cross_keeps_one_series_per_symbol_never_mixing_intervals():
     closes_1m = [10, 9, 8, 7, 8, 10, 12]
     bars = []
     for i, close in enumerate(closes_1m):
-        bars.append({"symbol": "X", "interval": "1m", "close": float(close)})
+        bars.append({"symbol": "X", "interval": "1m", "close": float(close), "end": i})
         if i % 2:
-            bars.append({"symbol": "X", "interval": "15m", "close": 100.0 + i})
+            bars.append({"symbol": "X", "interval": "15m", "close": 100.0 + i, "end": i})
     first_seen, ctx = SmaCross(fast=2, slow=3), RecordingContext()
     first_seen.on_start(ctx)
     for bar in bars:
@@ -184,6 +187,28 @@ def test_sma_cross_keeps_one_series_per_symbol_never_mixing_intervals():
     for bar in bars:
         only_15m.on_bar(ctx15, bar)
     assert ctx15.targets == []  # 101, 103, 105: rising from its first full window, no cross
+
+
+class HistoryContext(RecordingContext):
+    """A store that already holds `closes` as closed 1m bars of X, and the bar being handled."""
+
+    def __init__(self, closes):
+        super().__init__()
+        self.held = [{"symbol": "X", "interval": "1m", "close": c, "end": i} for i, c in closes]
+
+    def bars(self, symbol, interval):
+        return tuple(self.held)
+
+
+def test_sma_cross_goes_on_from_the_bars_the_store_holds_after_a_restart():
+    # Closed before the restart: 10, 9, 8 (fast 8.5 under slow 9). The first bar after it,
+    # 12, crosses (fast 10 over slow 9.67): a strategy that forgot them would wait 3 bars.
+    bar = {"symbol": "X", "interval": "1m", "close": 12.0, "end": 3}
+    ctx = HistoryContext([(0, 10.0), (1, 9.0), (2, 8.0), (3, 12.0)])
+    strategy = SmaCross(fast=2, slow=3)
+    strategy.on_start(ctx)
+    strategy.on_bar(ctx, bar)
+    assert ctx.targets == [("X", 1)] and ctx.signals == [("X", "long")]
 
 
 class NanThreshold(Strategy):

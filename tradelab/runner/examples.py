@@ -22,7 +22,9 @@ from tradelab.runner.strategy import Strategy, coerce_params
 class SmaCross(Strategy):
     """Long `size` when the fast SMA of closes crosses above the slow one (fast < slow on the
     previous bar, fast > slow on this one), short `size` on the opposite cross; market orders.
-    Each cross is also its symbol's signal (`<name>-<symbol>`: direction and both averages)."""
+    Each cross is also its symbol's signal (`<name>-<symbol>`: direction and both averages).
+    Its averages start from the closed bars the store holds: after a restart it goes on where
+    it was, rather than waiting for `slow` new bars."""
 
     strategy_name = "sma_cross"
     fast = param.Integer(default=10, bounds=(1, None), doc="Bars in the fast moving average.")
@@ -69,7 +71,7 @@ class SmaCross(Strategy):
             return
         closes = self._closes.get(symbol)
         if closes is None:
-            closes = self._closes[symbol] = deque(maxlen=slow)
+            closes = self._closes[symbol] = self._history(ctx, bar, slow, fast)
         closes.append(bar["close"])
         if len(closes) < slow:
             return
@@ -89,6 +91,17 @@ class SmaCross(Strategy):
         # One active signal per symbol, replaced at each cross: the console shows the trend.
         ctx.signal(symbol, direction=direction, fast_sma=fast_sma, slow_sma=slow_sma)
         ctx.target(symbol, quantity)
+
+    def _history(self, ctx: StrategyContext, bar: Any, slow: int, fast: int) -> deque[float]:
+        """The closes before `bar` the store holds (a restart, or a strategy added mid-session
+        goes on from them), and the averages' difference as of the bar before it."""
+        symbol = bar["symbol"]
+        earlier = [b for b in ctx.bars(symbol, bar["interval"]) if b["end"] < bar["end"]]
+        closes = deque((b["close"] for b in earlier[-slow:]), maxlen=slow)
+        if len(closes) == slow:
+            window = list(closes)
+            self._previous[symbol] = sum(window[-fast:]) / fast - sum(window) / slow
+        return closes
 
     def on_stop(self, ctx: StrategyContext) -> None:
         # A session of 25 bars of 15m never fills a 30-bar average: say so, rather than leave
@@ -117,6 +130,7 @@ def _clock_time(text: str, what: str) -> time:
 
 # short_straddle's signal: active from its entry until every leg is bought back.
 STRADDLE_SIGNAL = "straddle"
+EXIT_RETRY_NS = 60 * NS_PER_S
 
 
 class ShortStraddle(Strategy):
@@ -160,6 +174,7 @@ class ShortStraddle(Strategy):
         self._legs: list[str] = []
         self._entered_on = None
         self._exited_on = None
+        self._exit_retry_at = 0  # a refused time exit is tried again from this market time
 
     def on_tick(self, ctx: StrategyContext, tick: Any) -> None:
         price = tick["last"] or (tick["bid"] + tick["ask"]) / 2
@@ -191,11 +206,29 @@ class ShortStraddle(Strategy):
                     self.entry_time,
                     self.entry_window_minutes,
                 )
-        if self._legs and self._exited_on != day and now.time() >= self._exit:
-            self._exited_on = day
-            for leg in self._legs:
-                ctx.close(leg)
-            ctx.clear_signal(STRADDLE_SIGNAL)
+        if (
+            self._legs
+            and self._exited_on != day
+            and now.time() >= self._exit
+            and ts >= self._exit_retry_at
+        ):
+            self._time_exit(ctx, day, ts)
+
+    def _time_exit(self, ctx: StrategyContext, day: Any, ts: int) -> None:
+        refused = []
+        for leg in self._legs:
+            try:
+                ctx.close(leg)  # counts working orders: a leg already being bought back is left
+            except OrderRejectedError as exc:  # e.g. trading halted: journaled as order.denied
+                refused.append(f"{leg} ({exc})")
+        if refused:  # the legs stay held: try again a minute later, until the day ends
+            self._exit_retry_at = ts + EXIT_RETRY_NS
+            ctx.log.warning(
+                "short_straddle time exit refused: %s; trying again", "; ".join(refused)
+            )
+            return
+        self._exited_on = day
+        ctx.clear_signal(STRADDLE_SIGNAL)
 
     def _adopt(self, ctx: StrategyContext, held: dict[str, int]) -> None:
         self._legs = sorted(held)
