@@ -220,7 +220,7 @@ def test_a_strategy_stopped_by_a_refused_order_is_exit_4_with_the_reason(tmp_pat
     )  # fmt: skip
     assert result.exit_code == 4, (result.output, result.stderr)
     assert "stopped cleanly at seq" in result.output  # the session itself went on
-    assert "strategy sma_cross failed: on_bar raised OrderRejectedError" in result.stderr
+    assert "strategy sma_cross failed: on_bar raised InvalidOrderError" in result.stderr
     assert "not a multiple of lot size 75" in result.stderr
 
 
@@ -321,3 +321,37 @@ def test_a_max_speed_replay_stamps_a_fill_at_the_quote_it_filled_against(sma_rep
     assert len(fills) > 20
     late = [f["ts"] for f in fills if f["ts"] not in bar_ends]
     assert not late, f"{len(late)} of {len(fills)} fills stamped after the quote they took"
+
+
+def test_a_halted_journal_says_so_and_run_resume_trading_lifts_it_as_the_user(tmp_path):
+    from tradelab.lab import Lab
+
+    journal = tmp_path / "h.duckdb"
+    lab = Lab(journal_path=str(journal), strategy="none").start()
+    lab.risk.halt(by="desk", reason="checking the feed")
+    lab.stop()
+    halted = invoke("--journal", str(journal), "--duration", "0.3", "--every", "0.1")
+    assert halted.exit_code == 0, (halted.output, halted.stderr)
+    progress = [line for line in halted.output.splitlines() if line.startswith("seq ")]
+    assert progress and all(line.endswith("risk HALTED") for line in progress)
+    assert "risk: halted (checking the feed)" in halted.output
+    assert "--resume-trading REASON" in halted.output
+    resumed = invoke("--journal", str(journal), "--duration", "0", "--resume-trading", "checked")
+    assert resumed.exit_code == 0, (resumed.output, resumed.stderr)
+    assert "risk: was halted; trading resumed by" in resumed.output
+    assert "risk: halted" not in resumed.output
+    [event] = JournalReader(journal).events(topic="risk.resumed")
+    assert event.payload["reason"] == "checked" and "(tradelab run)" in event.payload["by"]
+    again = invoke("--journal", str(journal), "--duration", "0", "--resume-trading", "again")
+    assert "nothing to resume" in again.output
+
+
+def test_duration_ends_the_run_though_the_next_progress_update_is_later(tmp_path):
+    import time
+
+    started = time.monotonic()
+    result = invoke("--journal", str(tmp_path / "d.duckdb"), "--duration", "0.5", "--every", "30")
+    assert result.exit_code == 0, (result.output, result.stderr)
+    # Generous (start-up and stop take a few seconds on a loaded machine); waiting for the
+    # progress update would take 30 s.
+    assert time.monotonic() - started < 20

@@ -178,6 +178,13 @@ def config_cmd(config_file: str | None) -> None:
     show_default=True,
     help="Seconds between progress updates.",
 )
+@click.option(
+    "--resume-trading",
+    "resume_reason",
+    metavar="REASON",
+    default=None,
+    help="Lift the journal's risk halt on start, journaled with your user name and REASON.",
+)
 def run_cmd(
     file: str | None,
     config_file: str | None,
@@ -190,6 +197,7 @@ def run_cmd(
     speed: float | None,
     duration: float | None,
     every: float,
+    resume_reason: str | None,
 ) -> None:
     """Run a session headless: a simulated (or replayed) NIFTY market, a strategy, the paper
     broker, journaled; with a progress line (rewritten in place on a terminal).
@@ -197,6 +205,8 @@ def run_cmd(
     Ctrl-C (or SIGTERM) stops cleanly: the queue is drained, a snapshot taken, the file closed.
     If the journal writer fails (its process killed, the disk full) the session stops with exit
     code 3 and says up to which seq events are durable; a restart on the journal recovers them.
+    A risk halt (the daily loss limit, or an operator's) outlives a restart: lift it with
+    --resume-trading REASON (or the console's Resume trading).
     """
     from tradelab.cli_run import flags_given, run_session
 
@@ -216,6 +226,7 @@ def run_cmd(
         params=_params(params),
         duration=duration,
         every=every,
+        resume_reason=resume_reason,
         # Passed in: under `python -m tradelab.cli` this module is __main__, and cli_run's own
         # import of tradelab.cli would see another _StderrHandler class.
         log_handlers=[

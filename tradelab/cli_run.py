@@ -55,11 +55,13 @@ def run_session(
     duration: float | None,
     every: float,
     log_handlers: list[logging.Handler],
+    resume_reason: str | None = None,
 ) -> None:
     """Run the session until it ends, `duration` passes, Ctrl-C or SIGTERM; exit codes as `cli`.
     `given`: the flags given on the command line (feed, strategy_name, journal, seed,
     ticks_per_second, speed), which override `config_file`.
-    `log_handlers`: the command line's stderr handlers, quietened once the writer failed."""
+    `log_handlers`: the command line's stderr handlers, quietened once the writer failed.
+    `resume_reason`: lift a risk halt the journal holds, as the user running the command."""
     import signal
 
     from tradelab.cli import EXIT_USAGE, exit_code_for, fail
@@ -103,7 +105,28 @@ def run_session(
         lab.start()
     except TradelabError as exc:
         fail(exc, exit_code_for(exc))
+    if resume_reason is not None:
+        _resume_trading(lab, resume_reason)
     _watch(lab, feed, duration, every, log_handlers)
+
+
+def _resume_trading(lab: Any, reason: str) -> None:
+    import getpass
+
+    from tradelab.cli import EXIT_USAGE, fail
+    from tradelab.errors import TradelabError
+
+    state = lab.risk.state
+    if state == "active":
+        click.echo("risk: active, nothing to resume (--resume-trading ignored)")
+        return
+    who = f"{getpass.getuser()} (tradelab run)"
+    try:
+        lab.risk.resume(by=who, reason=reason)
+    except TradelabError as exc:
+        lab.stop()
+        fail(f"--resume-trading: {exc}", EXIT_USAGE)
+    click.echo(f"risk: was {state}; trading resumed by {who}: {reason}")
 
 
 def _overrides(
@@ -153,13 +176,17 @@ def _watch(
     report = engine.recovery_report
     click.echo(report.summary())
     progress = _Progress(lab, sys.stdout.isatty())
-    started = time.monotonic()
+    ends = None if duration is None else time.monotonic() + duration
+
+    def next_wait() -> float:  # the next update, or the end of --duration if sooner
+        return every if ends is None else max(0.0, min(every, ends - time.monotonic()))
+
     try:
-        while not lab.session_finished.wait(every):
+        while not lab.session_finished.wait(next_wait()):
             if engine.journal_failure is not None:
                 break
             progress.show()
-            if duration is not None and time.monotonic() - started >= duration:
+            if ends is not None and time.monotonic() >= ends:
                 break
         else:
             if engine.journal_failure is None:
@@ -189,6 +216,11 @@ def _watch(
         f"{count_of(s['fills'], 'fill')}, {count_of(s['open_positions'], 'open position')}, "
         f"day P&L {_money(s['daily_pnl'])}"
     )
+    if s["risk"] != "active":
+        click.echo(
+            f"risk: {s['risk']} ({s['risk_reason']}); it stays so across restarts: lift it with "
+            "tradelab run --resume-trading REASON, or the console's Resume trading"
+        )
     click.echo(
         f"stopped cleanly at seq {lab.store.version}; state hash "
         f"{lab.store.state_hash()[:16]}; inspect with: tradelab inspect {journal}"
@@ -224,6 +256,8 @@ class _Progress:
             f"orders {s['orders']:>3}  fills {s['fills']:>3}  "
             f"open positions {s['open_positions']}  day P&L {_money(s['daily_pnl'])}"
         )
+        if s["risk"] != "active":  # denied orders count in `orders`: say why nothing fills
+            line += f"  risk {s['risk'].upper()}"
         if self.in_place:
             click.echo(f"\r{line}\x1b[K", nl=False)
             self._open = True

@@ -55,6 +55,7 @@ from tradelab.runner.strategy import Strategy, check_strategy_inputs, checked_st
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.risk import RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor
+from tradelab.trading.risk_state import control_state
 
 log = logging.getLogger(__name__)
 
@@ -354,6 +355,7 @@ class Lab:
         index = (store.get(f"market.marks.{self.chart_symbol}", None) or {}).get("price")
         positions = store.get("trading.positions", None) or {}
         daily = store.get("pnl.daily", None) or {}
+        control = store.get("risk.control", None) or {}
         now = self.clock.now_ns()
         span = max(1, self.close_ns - self.open_ns)
         return {
@@ -372,6 +374,8 @@ class Lab:
             "open_positions": sum(1 for p in positions.values() if p.get("net_quantity")),
             "daily_pnl": daily.get("net"),
             "failed_strategies": self.runner.failures() if self.runner is not None else {},
+            "risk": control_state(store),
+            "risk_reason": control.get("reason") or "",
         }
 
     def stop(self, timeout: float = 60.0) -> None:

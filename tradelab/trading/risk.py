@@ -140,7 +140,8 @@ class RiskGate:
         return Denial(
             "risk_state",
             f"risk state is {state}{why}: {allowed}; {request.side} {request.quantity} "
-            f"{request.symbol} refused until an operator resumes",
+            f"{request.symbol} refused until an operator resumes (the console's Resume "
+            "trading, or tradelab run --resume-trading REASON)",
         )
 
     def _reduces(self, request: OrderRequest) -> bool:
