@@ -61,7 +61,8 @@ class RiskConfig(param.Parameterized):
         default=None,
         allow_None=True,
         bounds=(0.0, None),
-        doc="Rupees: daily P&L (realized + unrealized - fees) at or below minus this breaches.",
+        doc="Rupees: daily P&L (realized + unrealized - fees) at or below minus this breaches, "
+        "once a day: after an operator resumes, it is not checked again until the next session.",
     )
     on_breach = param.Selector(
         default=HALTED,
