@@ -111,6 +111,7 @@ def invoke_bad(tmp_path, data, command=("config",)):
         ({"broker": {"capital": -1}}, "broker.capital", "a number >= 0.0"),
         ({"lab": {"seed": True}}, "lab.seed", "a yes/no, not a number"),
         ("sim_feed: {session_date: '13 Nov'}", "sim_feed.session_date", "a date, YYYY-MM-DD"),
+        ("sim_feed: {session_date: 2025-13-40}", "sim_feed.session_date", "month must be in"),
         ({"markets": {}}, "'markets'", "lab, engine, sim_feed"),
         ({"engine": [1, 2]}, "'engine'", "expected a mapping"),
         ({"lab": {"strategy_params": {"lots": 99}}}, "lab.strategy_params.lots", "from 1 to 50"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,17 @@ def section_keys(section: str) -> list[str]:
     return [k for k in SECTIONS[section].param if k != "name" and k not in skip]
 
 
+class _DatesAsText(yaml.SafeLoader):
+    """YAML without its implicit timestamps: `2025-13-40` stays text, checked (naming its key)
+    with the settings' other values, instead of failing inside the YAML parser."""
+
+
+_DatesAsText.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def read_file(path: str | Path) -> dict[str, Any]:
     """The YAML mapping in `path` (an empty file is no settings); a bad file is an error."""
     try:
@@ -105,7 +117,7 @@ def read_file(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise InvalidInputError(f"config file {str(path)!r} cannot be read: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_DatesAsText)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
     if data is None:
@@ -188,6 +200,13 @@ def _set(settings: Settings, section: str, key: str, value: Any, where: str) -> 
             f"{dotted}{where}: {value!r} is refused (a yes/no, not a number); allowed: "
             f"{allowed(parameter)}"
         )
+    if isinstance(parameter, param.CalendarDate) and isinstance(value, str):
+        try:  # the file's dates are read as text (_DatesAsText), as a flag's would be
+            value = date.fromisoformat(value)
+        except ValueError as exc:
+            raise InvalidInputError(
+                f"{dotted}{where}: {value!r} is refused ({exc}); allowed: {allowed(parameter)}"
+            ) from None
     try:  # param's own checks (type, bounds, objects) on assignment
         target.param.update(**{key: value})
     except (ValueError, TypeError) as exc:
