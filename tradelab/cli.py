@@ -4,7 +4,7 @@ Each command builds its own objects and exits; nothing here is imported by the l
 Exit codes: 0 ok; 1 the journal is damaged (verify found a problem, or a file, table or row
 cannot be read); 2 usage (bad option, no such file); 3 the journal cannot be used here (in use
 by an engine, not a tradelab journal, newer format, unwritable) or its writer failed during
-`run`; 4 a strategy raised during `backtest` (the report is printed, up to where it stopped).
+`run`; 4 a strategy raised during `backtest` or `run` and was stopped (the report is printed).
 A failure prints one line, `tradelab: error: ...`, to stderr (--debug adds tracebacks).
 """
 
@@ -87,7 +87,7 @@ def main(debug: bool) -> None:
     """tradelab: a live NIFTY options paper-trading state engine with a DuckDB journal.
 
     Exit codes: 0 ok, 1 journal damaged, 2 usage, 3 journal unusable or writer failed,
-    4 a strategy failed in a backtest.
+    4 a strategy failed in a backtest or a run.
     """
     handler = _StderrHandler()
     fmt = "tradelab: %(levelname)s: %(name)s: %(message)s"
