@@ -84,7 +84,7 @@ def test_operator_pause_and_resume_are_journaled_with_the_user(lab):
     assert commands.metrics()["executed"] == {"pause": 1, "resume": 1}
 
 
-def test_without_auth_everyone_is_an_operator_recorded_as_local(lab):
+def test_without_auth_everyone_is_an_operator_recorded_as_local(lab, caplog):
     commands = OperatorCommands(lab)
     transitions = recorded(lab, "runner.state_changed")
     commands.execute(None, "stop", strategy="sma_cross")
@@ -92,6 +92,9 @@ def test_without_auth_everyone_is_an_operator_recorded_as_local(lab):
     assert wait_for(lambda: transitions and transitions[-1]["who"] == "local")
     with pytest.raises(CommandRefused, match="no strategy can resume"):
         commands.execute(None, "resume")
+    # Logged as journaled: by 'local', and the command named once.
+    [line] = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert line.startswith("command 'resume' by 'local' refused: no strategy can resume")
 
 
 def test_unknown_command_strategy_or_argument_is_refused_by_name(lab):

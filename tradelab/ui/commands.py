@@ -79,6 +79,7 @@ class OperatorCommands:
 
     def execute(self, user: str | None, command: str, **args: Any) -> str:
         """Carry out `command` for `user`; returns what was done, or raises CommandRefused."""
+        who = user if user is not None else LOCAL_USER
         try:
             if not self.is_operator(user):
                 raise CommandRefused(
@@ -90,15 +91,14 @@ class OperatorCommands:
                     UNKNOWN_COMMAND,
                     f"unknown command {command!r}; commands are {', '.join(self._commands)}",
                 )
-            who = user if user is not None else LOCAL_USER
             try:
                 result, recorded = action(who, args)
             except InvalidInputError as exc:
-                raise CommandRefused(BAD_ARGS, f"{command}: {exc}") from None
+                raise CommandRefused(BAD_ARGS, str(exc)) from None
         except CommandRefused as refusal:
             with self._lock:
                 self._refused[refusal.reason] += 1
-            log.warning("command %r by %r refused: %s", command, user, refusal)
+            log.warning("command %r by %r refused: %s", command, who, refusal)
             raise
         self._record(who, command, recorded, result)
         with self._lock:
