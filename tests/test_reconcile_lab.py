@@ -57,3 +57,35 @@ def test_a_difference_is_a_queryable_row_of_the_journal(tmp_path):
             "FROM events WHERE topic = 'reconciliation.mismatch'"
         ).fetchall()
     assert rows == [("unknown_position", 0, 75, symbol)]
+
+
+def test_fills_and_positions_a_fix_adopted_are_in_the_analytics_views_as_in_the_store(tmp_path):
+    from tradelab.analytics import Analytics
+
+    path = tmp_path / "lab.duckdb"
+    lab = lab_with(path, unknown_position="adopt").start()
+    try:
+        symbol, other = lab.feed.symbols[2], lab.feed.symbols[3]
+        assert wait_for(lambda: lab.store.get("reconciliation.status", None) == "completed")
+        assert wait_for(lambda: lab.store.get(f"market.marks.{symbol}") is not None)
+        lab.broker.faults.drop_fill_reports(1)
+        lab.place_order(symbol, "BUY", 75)  # the broker fills it; the book never hears
+        lab.broker.faults.hold_outside_position(other, 75, 100.0)
+        report = lab.reconciler.run_once()
+        assert {"missed_fill", "unknown_position"} <= set(report.kinds)
+        booked = {
+            p["symbol"]: p["net_quantity"] for p in lab.store.get("trading.positions").values()
+        }
+        lab.engine.flush()
+    finally:
+        lab.stop()
+    assert booked == {symbol: 75, other: 75}
+    analytics = Analytics(path)
+    fills = analytics.sql("SELECT symbol, quantity, reconciled FROM fills ORDER BY seq")
+    assert fills.values.tolist() == [[symbol, 75, True], [other, 75, True]]
+    held = analytics.sql(
+        "SELECT symbol, arg_max(position_after, seq) AS held FROM fills GROUP BY symbol"
+    )
+    assert dict(zip(held["symbol"], held["held"], strict=True)) == booked
+    positions = analytics.sql("SELECT symbol, net_quantity FROM positions")
+    assert dict(zip(positions["symbol"], positions["net_quantity"], strict=True)) == booked

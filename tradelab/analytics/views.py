@@ -76,9 +76,10 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "fills",
-        "one fill (trade.executed) with the P&L it realized and the position after it",
-        """SELECT e.seq, e.ts, coalesce(int_of(e.payload, 'ts'), e.ts) AS exchange_ts,
-            ist(coalesce(int_of(e.payload, 'ts'), e.ts)) AS time,
+        "one fill (trade.executed, or a trade a reconciliation fix adopted: reconciled) with "
+        "the P&L it realized and the position after it",
+        """SELECT e.seq, e.ts, coalesce(nullif(int_of(e.payload, 'ts'), 0), e.ts) AS exchange_ts,
+            ist(coalesce(nullif(int_of(e.payload, 'ts'), 0), e.ts)) AS time,
             txt(e.payload, 'trade_id') AS trade_id, txt(e.payload, 'order_id') AS order_id,
             txt(e.payload, 'position_id') AS position_id,
             txt(e.payload, 'strategy') AS strategy, txt(e.payload, 'symbol') AS symbol,
@@ -87,9 +88,9 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
                 * int_of(e.payload, 'quantity') AS signed_quantity,
             num(e.payload, 'price') AS price, num(e.payload, 'fee') AS fee,
             int_of(e.payload, 'lot_size') AS lot_size, b.realized_pnl, b.position_after,
-            b.average_price_after, b.position_realized_pnl, b.position_fees
-            FROM _events e JOIN _fill_book b USING (seq)
-            WHERE e.topic = 'trade.executed'""",
+            b.average_price_after, b.position_realized_pnl, b.position_fees,
+            e.topic = 'reconciliation.fixed' AS reconciled
+            FROM _fill_events e JOIN _fill_book b USING (seq)""",
     ),
     (
         "trades",
@@ -265,15 +266,25 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
 
 PUBLIC_VIEWS = {name: what for name, what, _ in VIEWS if not name.startswith("_")}
 
+# The book's fills: trade.executed, and the trades reconciliation fixes adopted (a missed fill,
+# a position adjusted to the broker's), as the store folds both (broker/reconcile/reducers.py).
+FILL_EVENTS = """SELECT seq, ts, topic, payload FROM _events WHERE topic = 'trade.executed'
+    UNION ALL SELECT seq, ts, topic, CAST(json_extract(payload, '$.trade') AS VARCHAR) FROM _events
+    WHERE topic = 'reconciliation.fixed' AND json_extract(payload, '$.trade') IS NOT NULL"""
+
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
     """Define the macros, the folded frames and every view on `con` (from `open_source`)."""
     for macro in MACROS:
         con.execute(macro)
-    rows = con.execute(
-        "SELECT seq, ts, payload FROM _events WHERE topic = 'trade.executed' ORDER BY seq"
-    ).fetchall()
-    fills = [(seq, ts, msgspec.json.decode(payload)) for seq, ts, payload in rows]
+    con.execute(f"CREATE VIEW _fill_events AS {FILL_EVENTS}")
+    rows = con.execute("SELECT seq, ts, payload FROM _fill_events ORDER BY seq").fetchall()
+    fills, booked = [], set()
+    for seq, ts, payload in rows:
+        fill = msgspec.json.decode(payload)
+        if fill["trade_id"] not in booked:  # a fix replayed after a restart books nothing
+            booked.add(fill["trade_id"])
+            fills.append((seq, ts, fill))
     fill_book, positions, round_trips = fold_fills(fills)
     _register(con, "_fill_book", fill_book)
     _register(con, "_positions", positions)
