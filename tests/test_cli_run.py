@@ -68,6 +68,8 @@ def test_speed_takes_a_factor_or_max(tmp_path, speed):
         (["--strategy", "none", "--param", "lots=2"], "--param lots", "--strategy none"),
         (["--duration", "-1"], "'--duration'", ">=0"),
         (["nifty.csv"], "FILE 'nifty.csv'", "only read with --feed replay"),
+        (["--feed", "replay", SAMPLE, "--seed", "3"], "--seed set the sim", "plays its FILE"),
+        (["--feed", "replay", SAMPLE, "--ticks-per-second", "9"], "--ticks-per-second", "FILE"),
     ],
 )
 def test_bad_values_are_usage_errors_naming_the_option_and_what_is_allowed(
@@ -355,3 +357,19 @@ def test_duration_ends_the_run_though_the_next_progress_update_is_later(tmp_path
     # Generous (start-up and stop take a few seconds on a loaded machine); waiting for the
     # progress update would take 30 s.
     assert time.monotonic() - started < 20
+
+
+def test_a_run_ends_by_naming_the_differences_with_the_broker_left_unfixed(tmp_path):
+    from tradelab.lab import Lab
+
+    journal = tmp_path / "r.duckdb"
+    lab = Lab(journal_path=str(journal), strategy="none").start()
+    lab.broker.faults.hold_outside_position(lab.feed.symbols[2], 75, 100.0)  # flagged, kept
+    lab.stop()
+    # At max speed the reconciler's run on start is done before the session plays at all.
+    args = ("--journal", str(journal), "--strategy", "none", "--speed", "max", "--duration", "0")
+    result = invoke(*args)
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert "reconciliation: 1 difference with the broker not fixed (unknown_position)" in (
+        result.output
+    )

@@ -55,6 +55,9 @@ def test_restart_resumes_after_the_last_journaled_mark_without_rejournaling(tmp_
         # Recovery gives back exactly the state the first run stopped with.
         assert again.engine.recovery_report.state_hash == hash_before
         assert again.resumed_after_ns == max(m["ts"] for m in marks_before.values())
+        # Its clock starts there, not at the open: an order before the first tick, the status
+        # line of a session that had already ended.
+        assert again.clock.now_ns() >= again.resumed_after_ns
         assert wait_for(lambda: len(again.store.get("market.bars.NIFTY.15m")) > len(bars_before))
     finally:
         again.stop()

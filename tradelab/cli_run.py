@@ -76,6 +76,9 @@ def run_session(
     strategy_name = given.get("strategy_name", settings.lab.strategy)
     if given.get("feed") == "replay" and file is None:
         fail("--feed replay needs a bar FILE: tradelab run --feed replay FILE", EXIT_USAGE)
+    ignored = [f"--{k.replace('_', '-')}" for k in ("seed", "ticks_per_second") if k in given]
+    if feed == "replay" and ignored:
+        fail(f"{' and '.join(ignored)} set the sim feed; a replay plays its FILE", EXIT_USAGE)
     if feed == "sim" and file is not None:
         fail(f"FILE {file!r} is only read with --feed replay (the sim feed has none)", EXIT_USAGE)
 
@@ -216,6 +219,13 @@ def _watch(
         f"{count_of(s['fills'], 'fill')}, {count_of(s['open_positions'], 'open position')}, "
         f"day P&L {_money(s['daily_pnl'])}"
     )
+    mismatches = lab.store.get("reconciliation.mismatches", None) or {}
+    if mismatches:  # found by the last run and not fixed (flagged, or a dry run)
+        kinds = sorted({m.get("kind", "?") for m in mismatches.values()})
+        click.echo(
+            f"reconciliation: {count_of(len(mismatches), 'difference')} with the broker not "
+            f"fixed ({', '.join(kinds)}); query the reconciliation_mismatches view"
+        )
     if s["risk"] != "active":
         click.echo(
             f"risk: {s['risk']} ({s['risk_reason']}); it stays so across restarts: lift it with "

@@ -189,6 +189,10 @@ class Lab:
                 self._new_account.unlink(missing_ok=True)
             raise
         store = self.engine.store
+        marks = store.get("market.marks", None) or {}
+        self.resumed_after_ns = max((m.get("ts") or 0 for m in marks.values()), default=0)
+        if self.resumed_after_ns > self.clock.now_ns():  # a restart: it is as late as the journal
+            self.clock.set(self.resumed_after_ns)
         # The desk reads positions, orders and the risk state from the recovered store.
         self.risk = RiskGate(self.risk_config, store, self.engine.submit)
         self.desk = ExecutionDesk(
@@ -211,8 +215,6 @@ class Lab:
         for strategy in self.strategies:
             self.runner.add(strategy)
         self.runner.start(who="lab")
-        marks = store.get("market.marks", None) or {}
-        self.resumed_after_ns = max((m.get("ts") or 0 for m in marks.values()), default=0)
         self._feed_thread = threading.Thread(target=self._run_feed, name="lab-feed", daemon=True)
         self._feed_thread.start()
         if self.metrics_sampler is not None:
