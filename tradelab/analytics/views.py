@@ -218,9 +218,9 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "risk_events",
-        "one risk event: halts, resumes, loss breaches, limit changes, denied orders",
+        "one risk event: halts, resumes, loss breaches, limit changes, denied orders; who asked",
         """SELECT seq, ist(ts) AS journal_time, topic, critical,
-            coalesce(txt(payload, 'reason'), '') AS reason, txt(payload, 'by') AS by,
+            coalesce(txt(payload, 'reason'), '') AS reason, txt(payload, 'by') AS who,
             txt(payload, 'mode') AS mode, payload
             FROM _events WHERE topic LIKE 'risk.%' OR topic = 'order.denied'""",
     ),
