@@ -123,7 +123,11 @@ def _resume_trading(lab: Any, reason: str) -> None:
     if state == "active":
         click.echo("risk: active, nothing to resume (--resume-trading ignored)")
         return
-    who = f"{getpass.getuser()} (tradelab run)"
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name (a container's numeric user)
+        user = "unknown user"
+    who = f"{user} (tradelab run)"
     try:
         lab.risk.resume(by=who, reason=reason)
     except TradelabError as exc:
