@@ -432,3 +432,31 @@ def test_an_option_backtest_trades_whole_lots_as_a_session_does(tmp_path):
     assert lots.fills[0]["quantity"] == 75  # one lot of NIFTY, bought at the next open
     units = run_backtest("data/nifty_sample_1m.csv", OneLot(quantity=1), symbol=option)
     assert not units.fills and "not a multiple of lot size 75" in units.failed_strategies["one_lot"]
+
+
+def test_a_stocks_short_margin_is_on_the_price_it_sells_at_not_a_later_high(tmp_path):
+    from tradelab.runner import Strategy
+
+    class ShortOnce(Strategy):
+        strategy_name = "short_once"
+
+        def on_bar(self, ctx, bar):
+            if not ctx.position("GROW") and not ctx.working("GROW"):
+                ctx.sell("GROW", 100)
+
+    # 10 rising to 1000: margin on the file's high (100 x 1000 x 0.12 = 12,000) would refuse
+    # the short that 5,000 of cash carries at today's price (100 x 10 x 0.12 = 120).
+    path = tmp_path / "GROW.csv"
+    closes = [10.0 * 1.05**i for i in range(100)] + [1000.0]
+    write_bars_from(path, closes)
+    result = run_backtest(path, ShortOnce(), cash=5_000)
+    assert [(f["side"], f["quantity"]) for f in result.fills][:1] == [("SELL", 100)]
+
+
+def write_bars_from(path, closes):
+    lines = ["Date,Open,High,Low,Close"]
+    day = pd.Timestamp("2024-01-01")
+    for close in closes:
+        lines.append(f"{day:%Y-%m-%d},{close},{close},{close},{close}")
+        day += pd.Timedelta(days=1)
+    path.write_text("\n".join(lines) + "\n")

@@ -206,11 +206,11 @@ def replay_session(
     feed.config.bar_seconds = min(max(bar_seconds, 1), 86_400)
     options = OptionUniverse()
     plain = {}
-    for symbol, highs in feed.bars.groupby("symbol")["high"]:
+    for symbol in feed.bars["symbol"].unique():
         try:
             options.parse(symbol)
-        except InvalidInputError:  # an index or a stock: lot size 1, margin on its highest price
-            plain[symbol] = PlainInstrument(str(symbol), 1, float(highs.max()))
+        except InvalidInputError:  # an index or a stock: lot size 1, margin on its price
+            plain[symbol] = PlainInstrument(str(symbol), 1)
     universe = InstrumentUniverse(plain, options)
     return (
         feed,

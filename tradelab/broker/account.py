@@ -126,7 +126,11 @@ class PaperAccount:
         self.short_margin_rate = short_margin_rate
         self.cash = float(capital)
         self.positions: dict[str, int] = {}
+        # Price per short unit margin is taken on: an option's strike; for an instrument with
+        # no strike (a stock, an index: strike 0), its latest fill price, so a backtest never
+        # sizes margin on a price it has not reached yet.
         self.strikes: dict[str, float] = {}
+        self._on_fill_price: set[str] = set()
         self.orders: dict[str, PaperOrder] = {}
         self.working: dict[str, PaperOrder] = {}  # not yet terminal; quotes only scan these
         self.fills: list[Fill] = []  # fills[i].fill_seq == i + 1
@@ -158,6 +162,8 @@ class PaperAccount:
             self.orders[order.request.order_id] = order
             if not order.status.is_terminal:
                 self.working[order.request.order_id] = order
+            if not order.contract.strike:
+                self._on_fill_price.add(order.request.symbol)
         self.fills = [fill_from_payload(f) for f in fills]
         self._saved_fills = len(self.fills)
         self._dirty = False
@@ -176,7 +182,10 @@ class PaperAccount:
     def add_order(self, order: PaperOrder) -> None:
         self.orders[order.request.order_id] = order
         self.working[order.request.order_id] = order
-        self.strikes[order.request.symbol] = order.contract.strike
+        if order.contract.strike:
+            self.strikes[order.request.symbol] = order.contract.strike
+        else:
+            self._on_fill_price.add(order.request.symbol)
         self.touch(order)
 
     def touch(self, order: PaperOrder) -> None:
@@ -216,6 +225,8 @@ class PaperAccount:
         if not self.positions[symbol]:
             del self.positions[symbol]
         self.cash += -signed * price - fee
+        if symbol in self._on_fill_price:
+            self.strikes[symbol] = price
         self._dirty = True
 
     def save(self) -> None:
@@ -249,13 +260,15 @@ class PaperAccount:
         """Refuse an order the free cash cannot carry (premium of a buy, margin of a short)."""
         quote = quotes.get(request.symbol)
         held = self.positions.get(request.symbol, 0)
+        rate = self.short_margin_rate
         if request.side is Side.BUY:
             price = request.limit_price if request.order_type is OrderType.LIMIT else quote[1]
             covering = min(request.quantity, max(-held, 0))
-            needed = price * request.quantity - covering * contract.strike * self.short_margin_rate
+            blocked = self.strikes.get(request.symbol, contract.strike)
+            needed = price * request.quantity - covering * blocked * rate
         else:
             opening = request.quantity - min(request.quantity, max(held, 0))
-            needed = opening * contract.strike * self.short_margin_rate
+            needed = opening * _margin_price(contract, request, quote) * rate
         available = self.cash - self._blocked_margin() - self._working_reserve(quotes)
         if needed > available:
             raise OrderRejectedError(
@@ -277,9 +290,20 @@ class PaperAccount:
                 reserve += price * left
             else:
                 held = max(self.positions.get(r.symbol, 0), 0)
-                reserve += (left - min(left, held)) * order.contract.strike * rate
+                price = _margin_price(order.contract, r, quotes.get(r.symbol))
+                reserve += (left - min(left, held)) * price * rate
         return reserve
 
     def _blocked_margin(self) -> float:
         rate = self.short_margin_rate
         return sum(-q * self.strikes.get(s, 0) * rate for s, q in self.positions.items() if q < 0)
+
+
+def _margin_price(contract: Any, request: OrderRequest, quote: list[float] | None) -> float:
+    """Price per unit a sell's short margin is taken on: the option's strike, else the price it
+    sells at (its limit, or the bid now)."""
+    if contract.strike:
+        return contract.strike
+    if request.order_type is OrderType.LIMIT:
+        return float(request.limit_price)
+    return float((quote or (0.0, 0.0))[0])

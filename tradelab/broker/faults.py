@@ -65,7 +65,8 @@ class PaperFaults:
         broker = self._broker
         contract = broker.universe.parse(symbol)
         with broker._lock:
-            broker.account.strikes[symbol] = contract.strike  # margin of a short held outside
+            # Margin of a short held outside: on the strike, or (no strike) on its price.
+            broker.account.strikes[symbol] = contract.strike or float(price)
             broker.account.move(symbol, int(quantity), float(price), 0.0)
             broker.account.save()
 

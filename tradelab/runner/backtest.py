@@ -186,10 +186,10 @@ def _run(
 ) -> BacktestResult:
     sym = series.symbol
     # A NIFTY option keeps its lot size (as in a session); anything else trades in units, its
-    # margin on the file's highest price.
+    # short margin on the price it sells at (never the file's later prices: no look-ahead).
     universe = InstrumentUniverse()
     if not looks_like_option(sym):
-        universe.add(PlainInstrument(sym, 1, float(series.high.max())))
+        universe.add(PlainInstrument(sym, 1))
     clock = SimulatedClock(int(series.ts[0]))
     broker = PaperBroker(
         PaperBrokerConfig(

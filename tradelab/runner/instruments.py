@@ -23,7 +23,8 @@ _NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 @dataclass(frozen=True, slots=True)
 class PlainInstrument:
     """A non-option instrument. `strike` is the price per unit the paper broker takes short margin
-    on (it names that price `strike` for options): the highest price the instrument is known at."""
+    on (it names that price `strike` for options); 0, the default: the price it sells at, then its
+    latest fill price."""
 
     symbol: str
     lot_size: int = 1
