@@ -224,3 +224,31 @@ def test_a_frame_saved_as_csv_reads_back_exactly_as_its_parquet(tmp_path):
     from_csv, from_parquet = (load_bar_file(tmp_path / f"x.{kind}") for kind in ("csv", "parquet"))
     assert from_csv.open.tolist() == from_parquet.open.tolist() == prices.tolist()
     assert load_bars(tmp_path / "x.csv")["close"].tolist() == (prices + 0.5).tolist()
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_epoch_times_in_any_unit_are_read_as_the_same_bars(tmp_path, unit):
+    from tradelab.market.feeds.replay import load_bars
+    from tradelab.runner.barfile import load_bar_file
+
+    scale = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit]
+    start = pd.Timestamp("2024-03-04 09:15", tz="Asia/Kolkata").value
+    rows = [f"{(start + i * 60 * 10**9) // scale},10,11,9,10" for i in range(3)]
+    path = tmp_path / f"epoch_{unit}.csv"
+    path.write_text("\n".join(["Date,Open,High,Low,Close", *rows]) + "\n")
+    expected = [start + i * 60 * 10**9 for i in range(3)]
+    assert load_bar_file(path).ts.tolist() == expected
+    assert load_bars(path)["timestamp"].tolist() == expected  # the replay, too
+
+
+def test_epoch_times_of_two_units_or_before_2001_are_refused_naming_the_line(tmp_path):
+    from tradelab.runner.barfile import load_bar_file
+
+    (tmp_path / "mixed.csv").write_text(
+        "Date,Open,High,Low,Close\n1709523900,10,11,9,10\n1709523960000,10,11,9,10\n"
+    )
+    with pytest.raises(InvalidInputError, match=r"line 3: 1709523960000 is not epoch s"):
+        load_bar_file(tmp_path / "mixed.csv")
+    (tmp_path / "small.csv").write_text("Date,Open,High,Low,Close\n17095,10,11,9,10\n")
+    with pytest.raises(InvalidInputError, match=r"line 2: 17095 is no epoch time after 2001"):
+        load_bar_file(tmp_path / "small.csv")

@@ -193,21 +193,52 @@ def times_in_utc(raw: pd.Series) -> pd.Series:
 def times_ns(
     path: Path, column: str, raw: pd.Series, file_row: Callable[[int], int] = int
 ) -> np.ndarray:
-    """The column's times as UTC ns (integers are ns already; text and dates as `times_in_utc`
-    reads them). A value that is not a time is refused naming the column and where it is in the
-    file; `file_row(i)` is the 0-based file row of the column's i-th value."""
+    """The column's times as UTC ns (integers are epoch s, ms, us or ns, told apart by their
+    size; text and dates as `times_in_utc` reads them). A value that is not a time is refused
+    naming the column and where it is in the file; `file_row(i)` is the 0-based file row of the
+    column's i-th value."""
     if pd.api.types.is_integer_dtype(raw):
-        return raw.to_numpy(dtype="int64")
+        return epoch_ns(path, column, raw.to_numpy(dtype="int64"), file_row)
     parsed = times_in_utc(raw)
     if parsed.isna().any():
         i = int(parsed.isna().to_numpy().argmax())
         raise InvalidInputError(
             f"bar file {str(path)!r}, column {column!r}, {file_position(path, file_row(i))}: "
             f"{raw.iloc[i]!r} is not a date and time (e.g. 2025-11-12T09:15:00+05:30, or "
-            "2025-11-12 09:15 in IST) or int ns"
+            "2025-11-12 09:15 in IST) or epoch s, ms, us or ns"
         )
     # Timestamp.value is ns whatever resolution pandas chose for the column.
     return np.array([t.value for t in parsed], dtype="int64")
+
+
+# Epoch integers from 2001-09-09 to 2286-11-20 in each unit: seconds have 10 digits, ms 13,
+# us 16 and ns 19, so a file's unit follows from its first value.
+_EPOCH_UNITS = ((10**9, 10**10, 10**9, "s"), (10**12, 10**13, 10**6, "ms"),
+                (10**15, 10**16, 10**3, "us"), (10**18, 10**19, 1, "ns"))  # fmt: skip
+
+
+def epoch_ns(
+    path: Path, column: str, values: np.ndarray, file_row: Callable[[int], int] = int
+) -> np.ndarray:
+    """Epoch integers as ns: their unit told by the first value's size; a value outside that
+    unit's span (another unit, a typo) is refused naming where it is."""
+    if len(values) == 0:
+        return values
+    for low, high, scale, unit in _EPOCH_UNITS:
+        if low <= values[0] < high:
+            bad = (values < low) | (values >= high)
+            if bad.any():
+                i = int(bad.argmax())
+                raise InvalidInputError(
+                    f"bar file {str(path)!r}, column {column!r}, {file_position(path, file_row(i))}"
+                    f": {int(values[i])} is not epoch {unit} as the first time is "
+                    f"({int(values[0])})"
+                )
+            return values * scale
+    raise InvalidInputError(
+        f"bar file {str(path)!r}, column {column!r}, {file_position(path, file_row(0))}: "
+        f"{int(values[0])} is no epoch time after 2001 in s, ms, us or ns"
+    )
 
 
 def columns_by_name(frame: pd.DataFrame) -> dict[str, object]:

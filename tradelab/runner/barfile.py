@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tradelab.errors import InvalidInputError
+from tradelab.errors import InvalidInputError, plain_value
 from tradelab.market.bar_files import (
     check_high_low,
     checked_numbers,
@@ -129,7 +129,8 @@ def load_bar_file(
         row = int((np.diff(ts) <= 0).argmax()) + 1
         raise InvalidInputError(
             f"bar file {name!r}, column {time_col!r}, {at(row)}: times must increase "
-            f"({raw_times.iloc[row]!r} is not after {raw_times.iloc[row - 1]!r})"
+            f"({plain_value(raw_times.iloc[row])!r} is not after "
+            f"{plain_value(raw_times.iloc[row - 1])!r})"
         )
     return BarSeries(
         symbol,

@@ -56,8 +56,8 @@ class ReplayFeedConfig(param.Parameterized):
 def load_bars(path: str | Path) -> pd.DataFrame:
     """Read and check a bar file; rows come back sorted by time (stable across symbols).
 
-    `timestamp` is the bar start: a date and time (without an offset: IST), or integer ns since
-    the epoch (UTC).
+    `timestamp` is the bar start: a date and time (without an offset: IST), or an integer
+    since the epoch (UTC) in s, ms, us or ns.
     """
     path = Path(path)
     frame = _standard_columns(read_bar_frame(path), path)
