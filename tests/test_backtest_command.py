@@ -122,3 +122,28 @@ def test_max_drawdown_is_the_deepest_fall_of_the_equity_view(tmp_path):
     )
     drawdown = Analytics(journal).sql("SELECT drawdown FROM equity")["drawdown"]
     assert result.max_drawdown == pytest.approx(drawdown.min()) and result.max_drawdown < 0
+
+
+def test_orders_refused_for_margin_are_counted_in_the_report_and_listed_in_json(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from tradelab.cli import main as cli
+
+    bars = write_bars(tmp_path / "ABC.csv")
+    args = ["backtest", str(bars), "--strategy", "sma_cross", "--param", "fast=2"]
+    args += ["--param", "slow=3", "--param", "size=100000", "--cash", "1000"]
+    text = CliRunner().invoke(cli, args)
+    assert text.exit_code == 0, (text.output, text.stderr)
+    assert "0 fills" in text.output
+    assert "3 orders refused (none of them traded); the first, SELL 100000 ABC: insufficient" in (
+        text.output
+    )
+    report = json.loads(CliRunner().invoke(cli, [*args, "--json"]).stdout)
+    assert [(o["side"], o["status"]) for o in report["refused_orders"]] == [
+        ("SELL", "rejected"),
+        ("BUY", "rejected"),
+        ("SELL", "rejected"),
+    ]
+    assert all(o["reason"].startswith("insufficient margin") for o in report["refused_orders"])

@@ -69,6 +69,12 @@ def backtest_report(result: BacktestResult) -> str:
         f"{result.cash:,.2f})  max drawdown {result.max_drawdown:,.2f}",
         f"journal content hash {result.content_hash}",
     ]
+    if result.refused_orders:
+        first = result.refused_orders[0]
+        parts.append(
+            f"{count_of(len(result.refused_orders), 'order')} refused (none of them traded); "
+            f"the first, {first['side']} {first['quantity']} {first['symbol']}: {first['reason']}"
+        )
     if result.unfilled_orders:
         parts.append(
             f"{count_of(len(result.unfilled_orders), 'order')} still working when the bars ran "

@@ -99,6 +99,10 @@ class BacktestResult:
     max_drawdown: float = 0.0
     # Orders still working when the bars ran out (placed on the last bar, or in on_stop).
     unfilled_orders: list[str] = field(default_factory=list)
+    # Orders refused by the broker (e.g. margin) or a risk limit: order_id, symbol, side,
+    # quantity, status (rejected / denied) and reason; a strategy that let the refusal through
+    # went on (see README).
+    refused_orders: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -253,6 +257,7 @@ def _run(
         runner = None
         store = engine.store
         fills = sorted((store.get("trading.trades", None) or {}).values(), key=lambda t: t["seq"])
+        refused = _refused_orders(store.get("trading.orders", None) or {})
         pnl = store.get("pnl", None) or {}
         positions = store.get("trading.positions", None) or {}
         stop_started = time.perf_counter()
@@ -284,6 +289,7 @@ def _run(
         content_hash=content_hash(journal),
         max_drawdown=max_drawdown(journal),
         unfilled_orders=unfilled,
+        refused_orders=refused,
         journal=str(journal),
         seconds=seconds,
         bars_per_second=len(series) / seconds if seconds > 0 else 0.0,
@@ -300,6 +306,13 @@ def _run(
         ),
         failed_strategies=failed,
     )
+
+
+def _refused_orders(orders: dict[str, Any]) -> list[dict[str, Any]]:
+    refused = [o for o in orders.values() if o.get("status") in ("rejected", "denied")]
+    refused.sort(key=lambda o: o.get("last_seq") or 0)
+    keys = ("order_id", "symbol", "side", "quantity", "status", "reason")
+    return [{k: o.get(k) for k in keys} for o in refused]
 
 
 def _time_split(sync, loop, feed, engine_in_feed, strategy, kernel, store, waits, close) -> dict:
