@@ -324,6 +324,14 @@ def test_connect_to_a_server_that_is_not_there_fails_in_time_saying_so():
     assert tornado.httpclient  # the client library is the one the replica uses
 
 
+def test_a_first_connection_refused_fails_soon_though_the_timeout_is_long():
+    # A typo in the port is not a server restarting: no 60 s wait to be told so.
+    started = time.monotonic()
+    with pytest.raises(BridgeError, match=r"within 5.0 s: nothing listens there"):
+        connect("ws://127.0.0.1:9/bridge", timeout=60.0)
+    assert time.monotonic() - started < 30  # generous: ~5 s, on a loaded machine more
+
+
 def test_server_hangs_up_on_a_replica_that_takes_no_frame_and_it_comes_back(tmp_path):
     engine = _engine(tmp_path)
     engine.registry.register(TopicSpec("test.blob", description="a large event"))

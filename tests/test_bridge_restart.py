@@ -85,6 +85,7 @@ def test_replica_resyncs_to_the_servers_hash_after_sigkill_and_restart(tmp_path)
             metrics = replica.metrics()
             assert metrics["snapshots_loaded"] == 2 and replica.epoch != epoch
             assert metrics["connects"] >= 2 and metrics["gaps"] == 0
+            assert metrics["last_error"] == ""  # connected again: the refusals are over
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:

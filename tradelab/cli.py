@@ -259,7 +259,9 @@ def _params(assignments: tuple[str, ...]) -> dict[str, str]:
     help="Symbol to trade when FILE holds several; a file without a Symbol column trades "
     "under this name (default: its file name).",
 )
-@click.option("--cash", type=click.FloatRange(min=0), default=1_000_000.0, show_default=True)
+@click.option(
+    "--cash", type=click.FloatRange(min=0, min_open=True), default=1_000_000.0, show_default=True
+)
 @click.option(
     "--commission",
     type=click.FloatRange(0, 0.1),

@@ -35,6 +35,9 @@ from tradelab.events import Event
 from tradelab.state import ReactiveState, StateSnapshot
 
 log = logging.getLogger(__name__)
+# A first connection refused this long is a wrong address (a server that is starting listens
+# within it); once connected, a refusal is a server restarting, retried until close().
+REFUSED_AT_START_SECONDS = 5.0
 
 Auth = tuple[str, str] | str | Mapping[str, str] | None
 
@@ -169,16 +172,18 @@ class Replica:
             if error is not None:
                 raise error
             if "ConnectionRefused" in (self.last_error or ""):
-                raise BridgeError(
-                    f"could not connect to {self.url} within {timeout} s: nothing listens there "
-                    "(a console, `tradelab serve`, serves /bridge; a headless `tradelab run` "
-                    "does not)"
-                )
+                raise BridgeError(self._nothing_listens(timeout))
             raise BridgeError(
                 f"replica of {self.url} did not receive its first snapshot within {timeout} s "
                 f"(last error: {self.last_error or 'none'})"
             )
         return self
+
+    def _nothing_listens(self, seconds: float | None) -> str:
+        return (
+            f"could not connect to {self.url} within {seconds} s: nothing listens there (a "
+            "console, `tradelab serve`, serves /bridge; a headless `tradelab run` does not)"
+        )
 
     def close(self, timeout: float = 10.0) -> None:
         """Close the connection and stop the replica's threads (its state stays readable)."""
@@ -225,6 +230,7 @@ class Replica:
     async def _run(self) -> None:
         low, high = self.backoff_seconds
         delay = low
+        started = time.monotonic()
         while not self._closing:
             try:
                 if await self._session():
@@ -240,6 +246,13 @@ class Replica:
             except Exception as exc:  # refused, dropped, timed out: try again
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.debug("replica connection to %s failed: %s", self.url, self.last_error)
+                if (
+                    isinstance(exc, ConnectionRefusedError)
+                    and not self.connects
+                    and time.monotonic() - started > REFUSED_AT_START_SECONDS
+                ):  # never connected and still refused: a wrong port, not a server restarting
+                    self._fail(BridgeError(self._nothing_listens(REFUSED_AT_START_SECONDS)))
+                    return
             finally:
                 self.connected = False
                 if self._conn is not None:
@@ -284,6 +297,7 @@ class Replica:
         self._conn = conn
         self.connects += 1
         self.connected = True
+        self.last_error = ""  # connected again: what failed before is over
         resuming = self.epoch is not None and not self._awaiting_snapshot
         hello = protocol.Hello(
             version=protocol.PROTOCOL_VERSION,
