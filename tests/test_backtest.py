@@ -460,3 +460,11 @@ def write_bars_from(path, closes):
         lines.append(f"{day:%Y-%m-%d},{close},{close},{close},{close}")
         day += pd.Timedelta(days=1)
     path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_dataframe_is_refused_saying_to_save_it_and_run_backtest_is_where_strategy_is():
+    from tradelab.runner import Strategy  # noqa: F401 (beside it, as a notebook imports them)
+    from tradelab.runner import run_backtest as exported
+
+    with pytest.raises(InvalidInputError, match=r"not a DataFrame; save a DataFrame first"):
+        exported(pd.DataFrame({"Close": [1.0]}), SmaCross())

@@ -1,6 +1,7 @@
 """Strategies and their runner: the Strategy API, StrategyRunner, PositionMonitor, the trade log,
 example strategies, and backtests of a bar file through the same runner, broker and book."""
 
+from tradelab.runner.backtest import BacktestResult, run_backtest
 from tradelab.runner.context import StrategyContext
 from tradelab.runner.examples import STRATEGIES, ShortStraddle, SmaCross, make_strategy
 from tradelab.runner.instruments import InstrumentUniverse, PlainInstrument
@@ -11,6 +12,7 @@ from tradelab.runner.tradelog import TradeLog, export_trades_csv, trades_frame
 
 __all__ = [
     "STRATEGIES",
+    "BacktestResult",
     "InstrumentUniverse",
     "PlainInstrument",
     "PositionMonitor",
@@ -22,5 +24,6 @@ __all__ = [
     "TradeLog",
     "export_trades_csv",
     "make_strategy",
+    "run_backtest",
     "trades_frame",
 ]

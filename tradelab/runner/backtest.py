@@ -140,6 +140,11 @@ def run_backtest(
     temporary file that is removed afterwards. `progress(bars_played, bars)` is called every
     PROGRESS_EVERY bars and once at the end, on the thread playing them.
     """
+    if not isinstance(path, str | Path):
+        raise InvalidInputError(
+            f"run_backtest reads a bar file (a CSV or Parquet path), not a {type(path).__name__}"
+            "; save a DataFrame first, e.g. frame.to_parquet('bars.parquet')"
+        )
     strategies = checked_strategies(strategy)
     if not strategies:
         raise InvalidInputError("no strategy to backtest; pass one (e.g. SmaCross()) or several")
