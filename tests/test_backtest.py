@@ -468,3 +468,15 @@ def test_a_dataframe_is_refused_saying_to_save_it_and_run_backtest_is_where_stra
 
     with pytest.raises(InvalidInputError, match=r"not a DataFrame; save a DataFrame first"):
         exported(pd.DataFrame({"Close": [1.0]}), SmaCross())
+
+
+def test_a_journal_scan_hands_over_every_row_of_a_query_in_bounded_batches(tmp_path):
+    from tradelab.journal import JournalReader
+
+    journal = tmp_path / "bt.duckdb"
+    run_backtest(write_bars(tmp_path / "ABC.csv"), SmaCross(fast=2, slow=3), journal_path=journal)
+    reader, batches = JournalReader(journal), []
+    sql = "SELECT seq, topic FROM events ORDER BY seq"
+    reader.scan(sql, batches.append, batch_rows=7)
+    assert [row for batch in batches for row in batch] == reader.query(sql)
+    assert len(batches) > 1 and all(len(batch) <= 7 for batch in batches)

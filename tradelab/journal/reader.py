@@ -20,6 +20,7 @@ shared between threads: make one reader per thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,22 @@ class JournalReader:
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         """Run SQL where `events` is the journal's events table; return all rows."""
         return self._run(sql, params, lambda result: result.fetchall())
+
+    def scan(
+        self,
+        sql: str,
+        on_rows: Callable[[list[tuple]], object],
+        params: list[Any] | None = None,
+        batch_rows: int = 10_000,
+    ) -> None:
+        """Like `query`, handing the rows to `on_rows` a batch at a time: a whole journal is
+        never held in memory at once."""
+
+        def each_batch(result: Any) -> None:
+            while rows := result.fetchmany(batch_rows):
+                on_rows(rows)
+
+        self._run(sql, params, each_batch)
 
     def df(self, sql: str, params: list[Any] | None = None):
         """Like `query`, as a pandas DataFrame."""

@@ -56,13 +56,17 @@ def content_hash(journal_path: str | Path) -> str:
     """sha256 over (topic, key, payload) of every trading event in seq order; `ts` and the
     run's own housekeeping topics (HASH_EXCLUDED_PREFIXES) are left out."""
     excluded = ", ".join(f"'{p}'" for p in HASH_EXCLUDED_PREFIXES)
-    rows = JournalReader(journal_path).query(
-        "SELECT topic, key, payload FROM events "
-        f"WHERE split_part(topic, '.', 1) NOT IN ({excluded}) ORDER BY seq"
-    )
     digest = hashlib.sha256()
-    for topic, key, payload in rows:
-        digest.update(f"{topic}\x1f{key}\x1f{payload}\x1e".encode())
+
+    def add(rows: list[tuple]) -> None:
+        for topic, key, payload in rows:
+            digest.update(f"{topic}\x1f{key}\x1f{payload}\x1e".encode())
+
+    JournalReader(journal_path).scan(
+        "SELECT topic, key, payload FROM events "
+        f"WHERE split_part(topic, '.', 1) NOT IN ({excluded}) ORDER BY seq",
+        add,
+    )
     return digest.hexdigest()
 
 
