@@ -147,3 +147,36 @@ def test_orders_refused_for_margin_are_counted_in_the_report_and_listed_in_json(
         ("SELL", "rejected"),
     ]
     assert all(o["reason"].startswith("insufficient margin") for o in report["refused_orders"])
+
+
+def test_the_command_backtests_a_users_own_strategy_from_its_file(tmp_path):
+    from click.testing import CliRunner
+
+    from tradelab.cli import EXIT_USAGE
+    from tradelab.cli import main as cli
+
+    (tmp_path / "mine.py").write_text(
+        "import param\n"
+        "from tradelab.runner import Strategy\n\n"
+        "class BuyFirst(Strategy):\n"
+        "    size = param.Integer(default=1)\n\n"
+        "    def on_bar(self, ctx, bar):\n"
+        "        if not ctx.position(bar['symbol']) and not ctx.working(bar['symbol']):\n"
+        "            ctx.buy(bar['symbol'], self.size)\n"
+    )
+    bars = str(write_bars(tmp_path / "ABC.csv"))
+    spec = f"{tmp_path / 'mine.py'}:BuyFirst"
+    args = ["backtest", bars, "--strategy", spec, "--param", "size=3", "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, (result.output, result.stderr)
+    import json
+
+    fills = json.loads(result.stdout)["fills"]
+    assert [(f["side"], f["quantity"]) for f in fills] == [("BUY", 3)]  # at bar 2's open
+    for bad, says in [
+        (f"{tmp_path / 'mine.py'}:Nope", "has no Strategy subclass named 'Nope'"),
+        (f"{tmp_path / 'none.py'}:BuyFirst", "no file"),
+        ("no_such_module_here:X", "failed to import: ModuleNotFoundError"),
+    ]:
+        refused = CliRunner().invoke(cli, ["backtest", bars, "--strategy", bad])
+        assert refused.exit_code == EXIT_USAGE and says in refused.stderr, refused.stderr

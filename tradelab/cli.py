@@ -251,7 +251,12 @@ def _params(assignments: tuple[str, ...]) -> dict[str, str]:
 
 @main.command("backtest")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
-@click.option("--strategy", "strategy_name", required=True, help="Strategy name, e.g. sma_cross.")
+@click.option(
+    "--strategy",
+    "strategy_name",
+    required=True,
+    help="sma_cross, short_straddle, or your own Strategy: FILE.py:Class or module:Class.",
+)
 @click.option("--param", "params", multiple=True, help="Strategy parameter name=value (repeat).")
 @click.option(
     "--symbol",
