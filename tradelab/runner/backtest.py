@@ -1,5 +1,5 @@
 """Backtest a strategy on a bar file through the live path: Engine, StrategyRunner, PaperBroker,
-ExecutionDesk and the book, with the journal on; and the journal's content hash.
+ExecutionDesk and the book, with the journal on (what it reports besides fills: backtest_report).
 
 Fill model: each bar is played as its open quote, then its close quote, then one `market.bar`
 event that also marks the symbol at the close (`"mark": true`, see tradelab.market.reducers: the
@@ -21,7 +21,6 @@ the journal is whole and durable when `run_backtest` returns, as before. `synchr
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -32,12 +31,18 @@ from typing import Any
 from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.engine import Engine
 from tradelab.errors import InvalidInputError
-from tradelab.journal import JournalReader
 from tradelab.market.calendar import TradingCalendar
 from tradelab.market.clock import MarketHours, SimulatedClock
 from tradelab.market.instruments import looks_like_option
 from tradelab.market.ticks import Tick
 from tradelab.runner.backtest_inputs import check_settings
+from tradelab.runner.backtest_report import (
+    content_hash,
+    fill_row,
+    max_drawdown,
+    refused_orders,
+    time_split,
+)
 from tradelab.runner.barfile import load_bar_file
 from tradelab.runner.instruments import InstrumentUniverse, PlainInstrument
 from tradelab.runner.runner import StrategyRunner
@@ -45,37 +50,8 @@ from tradelab.runner.strategy import Strategy, check_strategy_inputs, checked_st
 from tradelab.runner.tradelog import trades_frame
 from tradelab.trading.execution import ExecutionDesk
 
-# Topics about the run rather than the trading (lifecycle, snapshots taken on a timer, recovery
-# reports): left out of the content hash with the wall-clock `ts` of every event.
-HASH_EXCLUDED_PREFIXES = ("engine", "journal", "snapshot")
 _QUOTE_SIZE = 1_000_000_000  # the bar's whole price level is available: no partial fills
 PROGRESS_EVERY = 4096  # bars between progress calls: ~0.1-0.2 s at today's rate
-
-
-def content_hash(journal_path: str | Path) -> str:
-    """sha256 over (topic, key, payload) of every trading event in seq order; `ts` and the
-    run's own housekeeping topics (HASH_EXCLUDED_PREFIXES) are left out."""
-    excluded = ", ".join(f"'{p}'" for p in HASH_EXCLUDED_PREFIXES)
-    digest = hashlib.sha256()
-
-    def add(rows: list[tuple]) -> None:
-        for topic, key, payload in rows:
-            digest.update(f"{topic}\x1f{key}\x1f{payload}\x1e".encode())
-
-    JournalReader(journal_path).scan(
-        "SELECT topic, key, payload FROM events "
-        f"WHERE split_part(topic, '.', 1) NOT IN ({excluded}) ORDER BY seq",
-        add,
-    )
-    return digest.hexdigest()
-
-
-def max_drawdown(journal_path: str | Path) -> float:
-    """The deepest drawdown of the journal's equity curve (0.0 when it never fell)."""
-    from tradelab.analytics import Analytics  # DuckDB views: only once the run is over
-
-    worst = Analytics(journal_path).sql("SELECT min(drawdown) AS worst FROM equity")["worst"][0]
-    return 0.0 if worst is None or worst != worst else float(worst)  # NULL/NaN: no curve
 
 
 @dataclass
@@ -266,7 +242,7 @@ def _run(
         runner = None
         store = engine.store
         fills = sorted((store.get("trading.trades", None) or {}).values(), key=lambda t: t["seq"])
-        refused = _refused_orders(store.get("trading.orders", None) or {})
+        refused = refused_orders(store.get("trading.orders", None) or {})
         pnl = store.get("pnl", None) or {}
         positions = store.get("trading.positions", None) or {}
         stop_started = time.perf_counter()
@@ -286,7 +262,7 @@ def _run(
         interval=series.interval,
         bars=len(series),
         cash=cash,
-        fills=[_fill_row(f) for f in fills],
+        fills=[fill_row(f) for f in fills],
         trades=trades_frame(journal).to_dict(orient="records"),
         realized_pnl=realized,
         unrealized_pnl=unrealized,
@@ -302,7 +278,7 @@ def _run(
         journal=str(journal),
         seconds=seconds,
         bars_per_second=len(series) / seconds if seconds > 0 else 0.0,
-        time_split=_time_split(
+        time_split=time_split(
             synchronous,
             loop_seconds,
             feed_seconds,
@@ -315,46 +291,6 @@ def _run(
         ),
         failed_strategies=failed,
     )
-
-
-def _refused_orders(orders: dict[str, Any]) -> list[dict[str, Any]]:
-    refused = [o for o in orders.values() if o.get("status") in ("rejected", "denied")]
-    refused.sort(key=lambda o: o.get("last_seq") or 0)
-    keys = ("order_id", "symbol", "side", "quantity", "status", "reason")
-    return [{k: o.get(k) for k in keys} for o in refused]
-
-
-def _time_split(sync, loop, feed, engine_in_feed, strategy, kernel, store, waits, close) -> dict:
-    """Where the run's seconds went. Synchronous: one thread, so the engine's work (the
-    kernel's: `kernel_store`, applying events to the store, reducers included, and
-    `kernel_other`, stamping, handing to the writer, publishing on the bus; durable_waits:
-    critical submits waiting for their sync) is taken out of the feed's and the strategies'
-    shares that caused it; `runner` is the rest of the loop (dispatch, bookkeeping). Threaded:
-    the kernel runs on its own thread beside the others, and `runner_kernel_and_handoffs` is the
-    loop's time not in the feed's or the strategies' calls."""
-    if sync:
-        in_strategy = kernel + waits - engine_in_feed  # nearly all the rest comes from orders
-        return {
-            "feed": feed - engine_in_feed,
-            "strategy": max(0.0, strategy - in_strategy),
-            "kernel_store": store,
-            "kernel_other": kernel - store,
-            "durable_waits": waits,
-            "runner": max(0.0, loop - feed - strategy),
-            "journal_close": close,
-        }
-    return {
-        "feed": feed,
-        "strategy": strategy,
-        "kernel": kernel,
-        "runner_kernel_and_handoffs": loop - feed - strategy,
-        "journal_close": close,
-    }
-
-
-def _fill_row(trade: dict[str, Any]) -> dict[str, Any]:
-    names = ("trade_id", "order_id", "symbol", "side", "quantity", "price", "fee", "ts")
-    return {name: trade.get(name) for name in names} | {"realized_pnl": trade["realized_pnl"]}
 
 
 def _drive(series, engine, broker, clock, runner: StrategyRunner, progress) -> tuple[float, float]:

@@ -24,7 +24,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from types import MappingProxyType
 from typing import Any
@@ -40,13 +40,20 @@ from tradelab.market.reducers import bar_mark_price
 from tradelab.runner.context import StrategyContext
 from tradelab.runner.lockstep import LockstepMixin
 from tradelab.runner.monitor import PositionMonitor
-from tradelab.runner.strategy import Strategy, check_journalable_params, checked_params
+from tradelab.runner.operator_commands import OperatorCommandsMixin
+from tradelab.runner.strategy import (
+    FAILED,
+    PAUSED,
+    RUNNING,
+    STOPPED,
+    Strategy,
+    check_journalable_params,
+)
 from tradelab.runner.tradelog import TradeLog
 
 log = logging.getLogger(__name__)
 MAIN_THREAD = threading.main_thread()
 
-RUNNING, PAUSED, STOPPED, FAILED = "running", "paused", "stopped", "failed"
 _JOURNALED = ("market.bar", "mark.updated", "trade.executed", "order.*")
 _STOP = object()
 
@@ -59,7 +66,7 @@ class _Slot:
         self.failure = ""  # why it last failed: "<hook> raised <type>: <message>"
 
 
-class StrategyRunner(LockstepMixin):
+class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
     """`add(strategy)`, `start(who)`, `pause/resume/stop_strategy(name, who)`, `stop(who)`."""
 
     def __init__(
@@ -165,60 +172,6 @@ class StrategyRunner(LockstepMixin):
         )
         for slot in list(self._slots.values()):
             self._start_slot(slot, who)
-
-    def pause(self, name: str, who: str = "operator") -> None:
-        slot = self._slot(name)
-        self._command(lambda: self._transition(slot, PAUSED, who, (RUNNING,)))
-
-    def resume(self, name: str, who: str = "operator") -> None:
-        slot = self._slot(name)
-        self._command(lambda: self._transition(slot, RUNNING, who, (PAUSED,)))
-
-    def stop_strategy(self, name: str, who: str = "operator") -> None:
-        slot = self._slot(name)
-        self._command(lambda: self._stop_slot(slot, who))
-
-    def start_strategy(self, name: str, who: str = "operator") -> None:
-        """Start a stopped or failed strategy again (`on_start`), journaled like every other
-        transition: `runner.state_changed` running, with its previous state and who asked."""
-        slot = self._slot(name)
-        if self._threaded and (self._thread is None or not self._thread.is_alive()):
-            raise LifecycleError(f"runner {self.name!r} is not running: cannot start {name!r}")
-        self._command(lambda: self._restart_slot(slot, who))
-
-    def _restart_slot(self, slot: _Slot, who: str) -> None:
-        previous = slot.state
-        self._transition(slot, RUNNING, who, (STOPPED, FAILED), reason="started again")
-        if slot.state == RUNNING and previous != RUNNING:
-            self._call(slot, "on_start")
-
-    def set_params(
-        self, name: str, params: Mapping[str, Any], who: str = "operator"
-    ) -> dict[str, Any]:
-        """Change a strategy's parameters between two of its callbacks (on the runner thread)
-        and journal `runner.params_changed` with who asked. Checked here first: a bad name or
-        value raises InvalidInputError and nothing changes. Returns the checked values."""
-        slot = self._slot(name)
-        values = checked_params(slot.strategy, params, self.inputs_check)
-        check_journalable_params(name, values)
-        self._command(lambda: self._set_params(slot, values, who))
-        return values
-
-    def _set_params(self, slot: _Slot, values: dict[str, Any], who: str) -> None:
-        strategy = slot.strategy
-        previous = {k: getattr(strategy, k) for k in values}
-        strategy.param.update(**values)
-        self.submit(
-            "runner.params_changed",
-            {
-                "runner": self.name,
-                "strategy": strategy.name,
-                "params": values,
-                "previous": previous,
-                "who": who,
-            },
-            key=strategy.name,
-        )
 
     def stop(self, who: str = "system", timeout: float = 30.0) -> None:
         """Stop every strategy (`on_stop`), journal `runner.stopped`, end the thread."""

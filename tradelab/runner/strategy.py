@@ -20,6 +20,9 @@ from tradelab.trading.orders import check_strategy
 if TYPE_CHECKING:
     from tradelab.runner.context import StrategyContext
 
+# The states of a strategy in its runner (`runner.state_changed`), besides "added".
+RUNNING, PAUSED, STOPPED, FAILED = "running", "paused", "stopped", "failed"
+
 
 class Strategy(param.Parameterized):
     """Base class: override the `on_*` hooks you need. Parameters are `param` parameters.

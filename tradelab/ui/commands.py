@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tradelab.errors import InvalidInputError, LifecycleError, TradelabError
-from tradelab.runner.runner import FAILED as STRATEGY_FAILED
-from tradelab.runner.runner import PAUSED, RUNNING, STOPPED
+from tradelab.runner.strategy import FAILED as STRATEGY_FAILED
+from tradelab.runner.strategy import PAUSED, RUNNING, STOPPED
 from tradelab.trading.risk_state import ACTIVE
 
 if TYPE_CHECKING:

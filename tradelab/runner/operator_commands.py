@@ -1,0 +1,79 @@
+"""Operator commands of a `StrategyRunner`: pause, resume, stop or start one strategy again, and
+change its parameters; each is carried out on the runner's thread between two callbacks and
+journaled with who asked.
+
+A mixin of `StrategyRunner` (its state: `_slot`, `_command`, `_transition`, `_stop_slot`,
+`_call`, `_threaded`, `_thread`, `submit`, `inputs_check`, `name`). Thread model: the public
+methods from any thread; the `_` methods on the runner's thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tradelab.errors import LifecycleError
+from tradelab.runner.strategy import (
+    FAILED,
+    PAUSED,
+    RUNNING,
+    STOPPED,
+    check_journalable_params,
+    checked_params,
+)
+
+
+class OperatorCommandsMixin:
+    def pause(self, name: str, who: str = "operator") -> None:
+        slot = self._slot(name)
+        self._command(lambda: self._transition(slot, PAUSED, who, (RUNNING,)))
+
+    def resume(self, name: str, who: str = "operator") -> None:
+        slot = self._slot(name)
+        self._command(lambda: self._transition(slot, RUNNING, who, (PAUSED,)))
+
+    def stop_strategy(self, name: str, who: str = "operator") -> None:
+        slot = self._slot(name)
+        self._command(lambda: self._stop_slot(slot, who))
+
+    def start_strategy(self, name: str, who: str = "operator") -> None:
+        """Start a stopped or failed strategy again (`on_start`), journaled like every other
+        transition: `runner.state_changed` running, with its previous state and who asked."""
+        slot = self._slot(name)
+        if self._threaded and (self._thread is None or not self._thread.is_alive()):
+            raise LifecycleError(f"runner {self.name!r} is not running: cannot start {name!r}")
+        self._command(lambda: self._restart_slot(slot, who))
+
+    def _restart_slot(self, slot: Any, who: str) -> None:
+        previous = slot.state
+        self._transition(slot, RUNNING, who, (STOPPED, FAILED), reason="started again")
+        if slot.state == RUNNING and previous != RUNNING:
+            self._call(slot, "on_start")
+
+    def set_params(
+        self, name: str, params: Mapping[str, Any], who: str = "operator"
+    ) -> dict[str, Any]:
+        """Change a strategy's parameters between two of its callbacks (on the runner thread)
+        and journal `runner.params_changed` with who asked. Checked here first: a bad name or
+        value raises InvalidInputError and nothing changes. Returns the checked values."""
+        slot = self._slot(name)
+        values = checked_params(slot.strategy, params, self.inputs_check)
+        check_journalable_params(name, values)
+        self._command(lambda: self._set_params(slot, values, who))
+        return values
+
+    def _set_params(self, slot: Any, values: dict[str, Any], who: str) -> None:
+        strategy = slot.strategy
+        previous = {k: getattr(strategy, k) for k in values}
+        strategy.param.update(**values)
+        self.submit(
+            "runner.params_changed",
+            {
+                "runner": self.name,
+                "strategy": strategy.name,
+                "params": values,
+                "previous": previous,
+                "who": who,
+            },
+            key=strategy.name,
+        )
