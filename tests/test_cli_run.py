@@ -56,7 +56,8 @@ def test_speed_takes_a_factor_or_max(tmp_path, speed):
     [
         (["--speed", "fast"], "'--speed'", "or max"),
         (["--speed", "0"], "'--speed'", "0.001 to 1000000"),
-        (["--strategy", "nope"], "'--strategy'", "'sma_cross', 'short_straddle'"),
+        (["--strategy", "nope"], "--strategy: no strategy named 'nope'", "sma_cross, short_straddle"),
+        (["--strategy", "mine.py:Mine"], "--strategy: strategy 'mine.py:Mine'", "no file"),
         (["--feed", "live"], "'--feed'", "'sim', 'replay'"),
         (["--feed", "replay"], "--feed replay", "needs a bar FILE"),
         (["--param", "fast"], "--param 'fast'", "name=value"),
@@ -82,6 +83,34 @@ def test_bad_values_are_usage_errors_naming_the_option_and_what_is_allowed(
     assert named in result.stderr and allowed in result.stderr
     assert "Traceback" not in result.stderr
     assert not journal.exists(), "a usage error opened the journal"
+
+
+def test_a_users_own_strategy_file_trades_a_session_with_its_params(tmp_path):
+    (tmp_path / "mine.py").write_text(
+        "import param\n"
+        "from tradelab.runner import Strategy\n\n"
+        "S = 'NIFTY25N1824000CE'\n\n"
+        "class BuyOnce(Strategy):\n"
+        "    strategy_name = 'buy_once'\n"
+        "    quantity = param.Integer(default=1)\n\n"
+        "    def on_bar(self, ctx, bar):\n"
+        "        if bar['symbol'] == S and not ctx.position(S) "
+        "and not ctx.working(S):\n"
+        "            ctx.buy(S, self.quantity)\n"
+    )
+    journal = tmp_path / "r.duckdb"
+    spec = f"{tmp_path / 'mine.py'}:BuyOnce"
+    result = invoke(
+        "--feed", "replay", SAMPLE, "--speed", "max", "--strategy", spec,
+        "--param", "quantity=75", "--journal", str(journal),
+    )  # fmt: skip
+    assert result.exit_code == 0, (result.output, result.stderr)
+    fills = [e.payload for e in JournalReader(journal).events(topic="trade.executed")]
+    assert [(f["strategy"], f["side"], f["quantity"]) for f in fills] == [("buy_once", "BUY", 75)]
+    assert fills[0]["symbol"] == "NIFTY25N1824000CE"
+    wrong = invoke("--strategy", spec, "--param", "qty=2", "--journal", str(tmp_path / "x.duckdb"))
+    assert wrong.exit_code == EXIT_USAGE
+    assert "has no parameter 'qty'; it has quantity" in wrong.stderr
 
 
 def test_a_bad_replay_file_is_a_usage_error_naming_the_file(tmp_path):

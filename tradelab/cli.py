@@ -74,12 +74,6 @@ def _speed_type() -> click.ParamType:
     return SpeedType()
 
 
-def _strategy_names() -> list[str]:
-    from tradelab.runner import STRATEGIES
-
-    return list(STRATEGIES)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tradelab")
 @click.option("--debug", is_flag=True, help="Show tracebacks in logged errors.")
@@ -138,10 +132,10 @@ def config_cmd(config_file: str | None) -> None:
 @click.option(
     "--strategy",
     "strategy_name",
-    type=click.Choice(["none", *_strategy_names()]),
     default="short_straddle",
     show_default=True,
-    help="Example strategy the session trades ('none': the market only).",
+    help="sma_cross, short_straddle, your own Strategy as FILE.py:Class or module:Class, or "
+    "'none' (the market only).",
 )
 @click.option("--param", "params", multiple=True, help="Strategy parameter name=value (repeat).")
 @click.option(

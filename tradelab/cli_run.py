@@ -82,17 +82,21 @@ def run_session(
     if feed == "sim" and file is not None:
         fail(f"FILE {file!r} is only read with --feed replay (the sim feed has none)", EXIT_USAGE)
 
-    if params:  # checked here so the error names the option
-        from tradelab.runner import STRATEGIES
+    if strategy_name != "none":  # checked here so the error names the option
+        from tradelab.runner.examples import strategy_class_named
         from tradelab.runner.strategy import coerce_params
 
-        if strategy_name == "none":
-            chosen = "--strategy none" if "strategy_name" in given else "lab.strategy 'none'"
-            fail(f"--param {', '.join(params)} given with {chosen}", EXIT_USAGE)
         try:
-            coerce_params(STRATEGIES[strategy_name], params)
+            cls = strategy_class_named(strategy_name)
+        except TradelabError as exc:
+            fail(f"--strategy: {exc}", EXIT_USAGE)
+        try:
+            coerce_params(cls, params)
         except TradelabError as exc:
             fail(f"--param: {exc}", EXIT_USAGE)
+    elif params:
+        chosen = "--strategy none" if "strategy_name" in given else "lab.strategy 'none'"
+        fail(f"--param {', '.join(params)} given with {chosen}", EXIT_USAGE)
 
     try:
         apply_overrides(settings, _overrides(settings, given, file, params))

@@ -18,6 +18,7 @@ from tradelab.market.clock import NS_PER_S
 from tradelab.market.feeds import ReplayFeed, ReplayFeedConfig
 from tradelab.market.instruments import IST, OptionUniverse
 from tradelab.runner import STRATEGIES, InstrumentUniverse, PlainInstrument
+from tradelab.runner.examples import strategy_class_named
 from tradelab.runner.strategy import Strategy, coerce_params
 
 NO_STRATEGY = "none"
@@ -68,10 +69,10 @@ class LabConfig(param.Parameterized):
         "console charts. A replay also builds its file's own bar length when it is one of "
         "these choices (a 1-minute file gives 1m bars too).",
     )
-    strategy = param.Selector(
+    strategy = param.String(
         default="short_straddle",
-        objects=[NO_STRATEGY, *STRATEGIES],
-        doc="Example strategy the session trades ('none': the market only).",
+        doc="Strategy the session trades: an example (short_straddle, sma_cross), your own "
+        "Strategy subclass as FILE.py:Class or module:Class, or 'none' (the market only).",
     )
     metrics_sample_seconds = param.Number(
         default=10.0,
@@ -110,7 +111,7 @@ def configured_strategies(cfg: LabConfig) -> list[Strategy]:
                 f"'{NO_STRATEGY}'; choose one of {', '.join(STRATEGIES)}"
             )
         return []
-    cls = STRATEGIES[cfg.strategy]
+    cls = strategy_class_named(cfg.strategy)
     text = {k: v for k, v in cfg.strategy_params.items() if isinstance(v, str)}
     typed = {k: v for k, v in cfg.strategy_params.items() if not isinstance(v, str)}
     params = {**typed, **coerce_params(cls, text)}

@@ -25,6 +25,7 @@ from tradelab.lab import Lab
 from tradelab.lab_config import NO_STRATEGY, LabConfig
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeedConfig
 from tradelab.runner import STRATEGIES
+from tradelab.runner.examples import strategy_class_named
 from tradelab.runner.strategy import coerce_params
 from tradelab.trading.risk import RiskConfig
 from tradelab.ui.config import ConsoleConfig
@@ -218,6 +219,11 @@ def _set(settings: Settings, section: str, key: str, value: Any, where: str) -> 
 
 def _check_strategy_params(lab: LabConfig, where: str) -> None:
     """`lab.strategy_params` against the chosen strategy's own parameters (param checks them)."""
+    if lab.strategy != NO_STRATEGY:
+        try:
+            cls = strategy_class_named(lab.strategy)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"lab.strategy{where}: {exc}") from None
     if not lab.strategy_params:
         return
     if lab.strategy == NO_STRATEGY:
@@ -225,7 +231,6 @@ def _check_strategy_params(lab: LabConfig, where: str) -> None:
             f"lab.strategy_params{where} given with lab.strategy {NO_STRATEGY!r}; choose one of "
             f"{', '.join(STRATEGIES)}"
         )
-    cls = STRATEGIES[lab.strategy]
     values = {}
     for name, value in lab.strategy_params.items():
         dotted = f"lab.strategy_params.{name}"
@@ -312,7 +317,7 @@ def dump_settings(settings: Settings | None = None) -> str:
 def _strategy_doc(strategy: str) -> list[str]:
     if strategy == NO_STRATEGY:
         return ["(strategy 'none' takes no parameters)"]
-    cls = STRATEGIES[strategy]
+    cls = strategy_class_named(strategy)
     return [f"{strategy} takes:"] + [
         f"  {name}: {cls.param[name].doc} [{allowed(cls.param[name])}; default "
         f"{cls.param[name].default!r}]"

@@ -17,6 +17,7 @@ from tradelab.market.clock import NS_PER_S
 from tradelab.market.instruments import IST
 from tradelab.runner.context import StrategyContext
 from tradelab.runner.strategy import Strategy, coerce_params
+from tradelab.runner.user_strategies import strategy_class
 
 
 class SmaCross(Strategy):
@@ -278,15 +279,22 @@ STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
-def make_strategy(name: str, params: dict[str, str] | None = None) -> Strategy:
-    """A strategy from the registry by name, or a user's own as `FILE.py:Class` or
-    `module:Class` (a Strategy subclass), with text parameters (`fast=5`) converted."""
+def strategy_class_named(name: str) -> type[Strategy]:
+    """The Strategy subclass `name` picks: an example from the registry by name, or a user's
+    own as `FILE.py:Class` or `module:Class`. What is not found is refused naming it."""
     cls = STRATEGIES.get(name) or (strategy_class(name) if ":" in name else None)
     if cls is None:
         raise InvalidInputError(
             f"no strategy named {name!r}; known: {', '.join(STRATEGIES)}, or your own as "
             "FILE.py:Class or module:Class"
         )
+    return cls
+
+
+def make_strategy(name: str, params: dict[str, str] | None = None) -> Strategy:
+    """The strategy `name` picks (`strategy_class_named`), with text parameters (`fast=5`)
+    converted."""
+    cls = strategy_class_named(name)
     values = coerce_params(cls, params or {})
     try:
         return cls(**values)
@@ -294,38 +302,3 @@ def make_strategy(name: str, params: dict[str, str] | None = None) -> Strategy:
         raise  # a rule between parameters, already naming them
     except (ValueError, TypeError) as exc:  # param's own type and bound checks
         raise InvalidInputError(f"strategy {name!r}: {exc}") from None
-
-
-def strategy_class(spec: str) -> type[Strategy]:
-    """The Strategy subclass `spec` names: `path/to/file.py:Class` or `package.module:Class`
-    (imported from the current directory too). What is not found is refused naming it."""
-    import importlib
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    where, _, class_name = spec.rpartition(":")
-    try:
-        if where.endswith(".py"):
-            path = Path(where)
-            if not path.is_file():
-                raise InvalidInputError(f"strategy {spec!r}: no file {where!r}")
-            module_spec = importlib.util.spec_from_file_location(path.stem, path)
-            module = importlib.util.module_from_spec(module_spec)
-            module_spec.loader.exec_module(module)
-        else:
-            if "" not in sys.path:
-                sys.path.insert(0, "")  # a module beside the user, as `python -m` finds it
-            module = importlib.import_module(where)
-    except InvalidInputError:
-        raise
-    except Exception as exc:  # the user's own code: whatever it raised, named
-        raise InvalidInputError(
-            f"strategy {spec!r}: {where!r} failed to import: {type(exc).__name__}: {exc}"
-        ) from None
-    cls = getattr(module, class_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-        raise InvalidInputError(
-            f"strategy {spec!r}: {where!r} has no Strategy subclass named {class_name!r}"
-        )
-    return cls
