@@ -120,3 +120,25 @@ def test_replaying_the_events_rebuilds_the_same_book():
     k.submit("pnl.session_reset", {"session_date": "2025-11-13"})
     mark(k, SYM, 99.0)
     assert k.replayed_store().state_hash() == k.store.state_hash()
+
+
+def test_exit_levels_are_state_until_cleared_or_the_position_closes():
+    k = LocalKernel()
+    pid = f"s1:{SYM}"
+
+    def exit_updated(reason, stop=None, trail=None, best=None):
+        body = {"position_id": pid, "reason": reason, "stop": stop, "target": None}
+        k.submit("trade.exit_updated", {**body, "trail": trail, "best": best, "exit_order": None})
+
+    fill(k, 1, "BUY", 75, 100.0)
+    exit_updated("set", trail=5.0)
+    exit_updated("trailed", stop=103.0, trail=5.0, best=108.0)
+    saved = k.store.get(f"trading.exits.{pid}")
+    assert (saved["stop"], saved["trail"], saved["best"]) == (103.0, 5.0, 108.0)
+    exit_updated("cleared")
+    assert k.store.get("trading.exits", None) in (None, {})
+    exit_updated("set", stop=90.0)
+    fill(k, 2, "SELL", 75, 95.0)
+    k.submit("position.closed", {"position_id": pid, "trade_id": "T2"}, key=pid)
+    assert k.store.get(f"trading.positions.{pid}")["status"] == "closed"
+    assert k.store.get("trading.exits", None) in (None, {})

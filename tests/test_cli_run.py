@@ -56,7 +56,11 @@ def test_speed_takes_a_factor_or_max(tmp_path, speed):
     [
         (["--speed", "fast"], "'--speed'", "or max"),
         (["--speed", "0"], "'--speed'", "0.001 to 1000000"),
-        (["--strategy", "nope"], "--strategy: no strategy named 'nope'", "sma_cross, short_straddle"),
+        (
+            ["--strategy", "nope"],
+            "--strategy: no strategy named 'nope'",
+            "sma_cross, short_straddle",
+        ),
         (["--strategy", "mine.py:Mine"], "--strategy: strategy 'mine.py:Mine'", "no file"),
         (["--feed", "live"], "'--feed'", "'sim', 'replay'"),
         (["--feed", "replay"], "--feed replay", "needs a bar FILE"),

@@ -286,6 +286,24 @@ def test_position_monitor_exits_through_the_desk(tmp_path, levels, prices, exit_
     assert trip["exit_price"] == exit_fill[2]
 
 
+def test_exit_levels_survive_a_restart_trailed_as_far_as_they_were(tmp_path):
+    universe = InstrumentUniverse({"ABC": PlainInstrument("ABC", 1, 1000.0)})
+    before, _ = run_script(
+        tmp_path, Enter(quantity=10, trail=5.0), monitor_script([100, 100, 108]),
+        universe=universe, bar_symbol="ABC",
+    )  # fmt: skip
+    assert exits(before)[-1] == (PID, "trailed", 103.0)
+    # The same journal, a new runner: Enter orders nothing (it holds its 10) and sets no level.
+    after = [(f"11:{i:02d}", {"ABC": p}, None) for i, p in enumerate([104, 112, 106, 105])]
+    events, positions = run_script(
+        tmp_path, Enter(quantity=10, trail=5.0), after, universe=universe, bar_symbol="ABC"
+    )
+    # 104 is above the stop of 103; 112 trails it from the best of 108 to 107; 106 hits it.
+    assert exits(events) == [(PID, "trailed", 107.0), (PID, "exit_stop", 107.0)]
+    assert fills(events) == [("ABC", "SELL", 10, 105.0)]
+    assert positions == {"ABC": 0}
+
+
 class Gate(Strategy):
     """Holds the runner thread inside its first on_bar until the test releases it."""
 

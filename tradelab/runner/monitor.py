@@ -1,6 +1,7 @@
 """`PositionMonitor`: stop loss, target and trailing stop per position; exits through the desk.
 
-Levels are set with `set_exit` (journaled as `trade.exit_updated`), checked on every journaled
+Levels are set with `set_exit` (journaled as `trade.exit_updated`, and kept in the store as
+`trading.exits`, so `restore` re-arms them after a restart), checked on every journaled
 `mark.updated` of the position's symbol, and an exit is a market order for the whole position,
 placed through the normal order path as the position's strategy. An exit the risk gate or the
 broker refuses (journaled as `order.denied`/`order.rejected`, and as `trade.exit_updated` with
@@ -74,6 +75,36 @@ class PositionMonitor:
         self._exits[position_id] = exit_
         self._by_symbol.setdefault(symbol, set()).add(position_id)
         self._publish(position_id, exit_, "set")
+
+    def restore(self, store: Any) -> list[str]:
+        """Re-arm the levels the store holds (`trading.exits`, tradelab.trading.exits) for
+        positions still open: after a restart, an open position keeps its stop, target and
+        trailing stop, trailed as far as it was. Levels set before the position last opened
+        belong to an earlier position and are left. Returns the position ids re-armed."""
+        restored = []
+        working = store.get("trading.working", None) or {}
+        for pid, saved in sorted((store.get("trading.exits", None) or {}).items()):
+            position = store.get(f"trading.positions.{pid}", None)
+            if not position or not position["net_quantity"]:
+                continue
+            if saved["updated_ts"] < (position.get("opened_ts") or 0):
+                continue
+            strategy, _, symbol = pid.partition(":")
+            order = saved.get("exit_order")
+            self._exits[pid] = {
+                "position_id": pid,
+                "strategy": strategy,
+                "symbol": symbol,
+                "stop": saved["stop"],
+                "target": saved["target"],
+                "trail": saved["trail"],
+                "best": saved.get("best"),
+                "exit_order": order if order in working else None,
+                "retry_at": 0,
+            }
+            self._by_symbol.setdefault(symbol, set()).add(pid)
+            restored.append(pid)
+        return restored
 
     def on_mark(self, payload: Mapping[str, Any]) -> None:
         self.on_price(payload["symbol"], payload["price"])
@@ -167,6 +198,6 @@ class PositionMonitor:
         self, position_id: str, exit_: Mapping[str, Any] | None, reason: str, **extra: Any
     ) -> None:
         body = {"position_id": position_id, "reason": reason, **extra}
-        for name in ("stop", "target", "trail", "exit_order"):
+        for name in ("stop", "target", "trail", "best", "exit_order"):
             body[name] = None if exit_ is None else exit_[name]
         self._runner.submit("trade.exit_updated", body, key=position_id)

@@ -167,6 +167,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
     def _started(self, who: str) -> None:
         store = self.engine.store
         self.trade_log.seed(store.get("trading.positions", None) or {})
+        self.monitor.restore(store)
         self.submit(
             "runner.started", {"runner": self.name, "who": who, "strategies": list(self._slots)}
         )

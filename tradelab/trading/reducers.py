@@ -21,7 +21,7 @@ from tradelab.events import Event
 from tradelab.market.reducers import bar_mark_price
 from tradelab.state import DELETE, fresh_values
 from tradelab.state.paths import path_level
-from tradelab.trading import risk_state
+from tradelab.trading import exits, risk_state
 from tradelab.trading.book import apply_fill, empty_position, remark, with_open, without_open
 from tradelab.trading.pnl import PnlDelta, pnl_changes, unrealized_pnl_changes
 
@@ -293,7 +293,7 @@ def position_closed_reducer(view: Any, event: Event) -> Iterable[Change]:
     closed["status"] = "closed"
     closed["closed_ts"] = event.ts
     closed["closed_by_trade_id"] = event.payload.get("trade_id")
-    return [(f"trading.positions.{pid}", closed)]
+    return [(f"trading.positions.{pid}", closed), *exits.dropped_on_close(view, pid)]
 
 
 def session_reset_reducer(view: Any, event: Event) -> Iterable[Change]:
@@ -318,6 +318,7 @@ def reducers() -> dict[str, list[Callable[[Any, Event], Iterable[Change]]]]:
     out["market.bar"] = [bar_mark_reducer]
     out["position.closed"] = [position_closed_reducer]
     out["pnl.session_reset"] = [session_reset_reducer]
-    for topic, extra in risk_state.reducers().items():
-        out.setdefault(topic, []).extend(extra)
+    for module in (risk_state, exits):
+        for topic, extra in module.reducers().items():
+            out.setdefault(topic, []).extend(extra)
     return out
