@@ -9,7 +9,7 @@ import pytest
 
 from tradelab.errors import InvalidInputError
 from tradelab.journal import JournalReader
-from tradelab.runner import SmaCross, trades_frame
+from tradelab.runner import SmaCross, Strategy, trades_frame
 from tradelab.runner.backtest import content_hash, run_backtest
 
 # fast=2, slow=3 SMAs of the closes, bar by bar (diff = fast - slow):
@@ -309,10 +309,10 @@ def test_a_fill_payload_has_every_field_in_order_with_the_side_as_text():
 # The content hash of the hand-computed run above with a commission: every trading event's
 # topic, key and payload, in seq order. Changing what a backtest journals (a payload's fields,
 # their order, an event more or less a bar) must be deliberate: update it and say why.
-# Last changed: sma_cross journals each cross as its symbol's signal (three signal.detected
-# events, stamped with the bar's end), which also moves the seqs that later order ids carry;
+# Last changed: a bar's end is its start plus its length (a daily bar: 23:59:59 of its date),
+# no longer the next bar's start, so each bar's `end` and the signals stamped with it moved;
 # fills and P&L are unchanged.
-PINNED_CONTENT_HASH = "37d8d4bc9a8bd9e3e86b9658f0af9ed5f509d446c0744fdbda9fda3c14df7ef4"
+PINNED_CONTENT_HASH = "6c6aae78fd82dbc3794949b33c43f6c049c76d8802497d257c977c36dfb0fc3a"
 
 
 def test_the_journal_of_the_hand_computed_run_has_the_pinned_content(tmp_path):
@@ -480,3 +480,58 @@ def test_a_journal_scan_hands_over_every_row_of_a_query_in_bounded_batches(tmp_p
     reader.scan(sql, batches.append, batch_rows=7)
     assert [row for batch in batches for row in batch] == reader.query(sql)
     assert len(batches) > 1 and all(len(batch) <= 7 for batch in batches)
+
+
+class BuyOnFirstBar(Strategy):
+    def on_start(self, ctx):
+        self.bought = False
+
+    def on_bar(self, ctx, bar):
+        if not self.bought:
+            self.bought = True
+            ctx.buy(bar["symbol"], 1)
+
+
+def test_a_bars_close_counts_in_its_own_days_pnl_and_the_bar_length_is_the_smallest_gap(
+    tmp_path,
+):
+    from tradelab.analytics import Analytics
+
+    # 1-minute bars with minutes missing (an illiquid contract): the gaps are 1, 2, 3 minutes
+    # and a night. Bought at 100 (the 15:28 open), the 15:29 close is 110: +10 on day one.
+    rows = [
+        ("2024-01-02 15:25", 100, 100),
+        ("2024-01-02 15:26", 100, 100),
+        ("2024-01-02 15:28", 100, 100),
+        ("2024-01-02 15:29", 100, 110),
+        ("2024-01-03 09:15", 110, 110),
+        ("2024-01-03 09:17", 110, 110),
+    ]
+    path = tmp_path / "ABC.csv"
+    path.write_text(
+        "Date,Open,High,Low,Close\n"
+        + "".join(f"{t},{o},{max(o, c)},{min(o, c)},{c}\n" for t, o, c in rows)
+    )
+    journal = tmp_path / "bt.duckdb"
+    result = run_backtest(path, BuyOnFirstBar(), journal_path=journal)
+    assert result.interval == "1m"
+    assert [(f["side"], f["price"]) for f in result.fills] == [("BUY", 100.0)]
+    bars = [e.payload for e in JournalReader(journal).events(topic="market.bar")]
+    assert [b["end"] - b["start"] for b in bars] == [60_000_000_000] * len(rows)
+    daily = Analytics(journal).sql("SELECT CAST(date AS VARCHAR) AS date, net FROM daily_pnl")
+    assert dict(zip(daily.date, daily.net, strict=True)) == {
+        "2024-01-02": 10.0,
+        "2024-01-03": 0.0,
+    }
+
+
+def test_a_daily_bar_ends_on_its_own_date(tmp_path):
+    path = tmp_path / "ABC.csv"
+    write_bars_from(path, [10, 11, 12])
+    journal = tmp_path / "bt.duckdb"
+    result = run_backtest(path, BuyOnFirstBar(), journal_path=journal)
+    assert result.interval == "1d"
+    from tradelab.market.clock import ist_date
+
+    for bar in (e.payload for e in JournalReader(journal).events(topic="market.bar")):
+        assert ist_date(bar["end"]) == ist_date(bar["start"])

@@ -13,6 +13,7 @@ import param
 
 from tradelab.errors import InvalidInputError
 from tradelab.journal.segments import list_segments, segment_dir
+from tradelab.market.bar_files import bar_length_ns
 from tradelab.market.bars import INTERVAL_SECONDS
 from tradelab.market.clock import NS_PER_S
 from tradelab.market.feeds import ReplayFeed, ReplayFeedConfig
@@ -202,8 +203,8 @@ def replay_session(
     feed = ReplayFeed(ReplayFeedConfig(**values))
     times = feed.bars["timestamp"]
     # The bar length is the file's own (1m, 15m, 1d), read from its timestamps.
-    steps = times.drop_duplicates().diff().dropna()
-    bar_seconds = int(steps.median() // NS_PER_S) if len(steps) else 60
+    length = bar_length_ns(times.to_numpy(dtype="int64"))
+    bar_seconds = length // NS_PER_S if length else 60
     feed.config.bar_seconds = min(max(bar_seconds, 1), 86_400)
     options = OptionUniverse()
     plain = {}

@@ -307,3 +307,11 @@ def check_high_low(
             f"bar file {str(path)!r}, columns {columns}, {file_position(path, file_row(i))}: "
             f"high {high[i]} / low {low[i]} do not contain open {open_[i]} and close {close[i]}"
         )
+
+
+def bar_length_ns(starts_ns: np.ndarray) -> int | None:
+    """A bar file's bar length: the smallest gap between two bar starts (bars do not overlap,
+    so no bar is longer; a median is fooled by missing bars: a 1-minute file of an illiquid
+    contract read as 2m). None for fewer than two distinct starts."""
+    gaps = np.diff(np.unique(starts_ns))
+    return int(gaps.min()) if len(gaps) else None

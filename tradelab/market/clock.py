@@ -108,7 +108,9 @@ class MarketHours:
 
 
 def ist_date(ts_ns: int) -> date:
-    return datetime.fromtimestamp(ts_ns / NS_PER_S, tz=IST).date()
+    # Whole seconds, floored: a float division rounds the last nanoseconds of a day up into
+    # the next one.
+    return datetime.fromtimestamp(ts_ns // NS_PER_S, tz=IST).date()
 
 
 class Pacer:

@@ -32,7 +32,7 @@ from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.engine import Engine
 from tradelab.errors import InvalidInputError
 from tradelab.market.calendar import TradingCalendar
-from tradelab.market.clock import MarketHours, SimulatedClock
+from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock
 from tradelab.market.instruments import looks_like_option
 from tradelab.market.ticks import Tick
 from tradelab.runner.backtest_inputs import check_settings
@@ -43,7 +43,7 @@ from tradelab.runner.backtest_report import (
     refused_orders,
     time_split,
 )
-from tradelab.runner.barfile import load_bar_file
+from tradelab.runner.barfile import DAY_NS, load_bar_file
 from tradelab.runner.instruments import InstrumentUniverse, PlainInstrument
 from tradelab.runner.runner import StrategyRunner
 from tradelab.runner.strategy import Strategy, check_strategy_inputs, checked_strategies
@@ -307,7 +307,12 @@ def _drive(series, engine, broker, clock, runner: StrategyRunner, progress) -> t
         series.close.tolist(),
         series.volume.tolist(),
     )
-    step = int(ts[1] - ts[0]) if len(ts) > 1 else 86_400_000_000_000
+    # A bar ends where its length says, not where the next one starts (the gap may be a night
+    # or a weekend: the close would be counted in the next day's P&L). A daily or longer bar
+    # ends a second before its last midnight, so its close stays on its own date (a second,
+    # not a nanosecond: times read as float seconds, in SQL too, would round that up).
+    length = series.length_ns
+    bar_ns = length - NS_PER_S if length % DAY_NS == 0 else length
     spent = [0.0, 0.0]
     perf = time.perf_counter
 
@@ -333,7 +338,7 @@ def _drive(series, engine, broker, clock, runner: StrategyRunner, progress) -> t
                 "symbol": sym,
                 "interval": interval,
                 "start": start,
-                "end": ts[i + 1] if i + 1 < len(ts) else start + step,
+                "end": start + bar_ns,
                 "open": o,
                 "high": highs[i],
                 "low": lows[i],

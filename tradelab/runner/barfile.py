@@ -16,6 +16,7 @@ import numpy as np
 
 from tradelab.errors import InvalidInputError, plain_value
 from tradelab.market.bar_files import (
+    bar_length_ns,
     check_high_low,
     checked_numbers,
     columns_by_name,
@@ -35,6 +36,7 @@ class BarSeries:
 
     symbol: str
     interval: str
+    length_ns: int  # a bar's length (the smallest gap between starts)
     ts: np.ndarray
     open: np.ndarray
     high: np.ndarray
@@ -46,10 +48,11 @@ class BarSeries:
         return len(self.ts)
 
 
-def _interval_label(ts: np.ndarray) -> str:
-    if len(ts) < 2:
-        return "1d"
-    step = int(np.median(np.diff(ts))) // 1_000_000_000
+DAY_NS = 86_400_000_000_000
+
+
+def _interval_label(length_ns: int) -> str:
+    step = length_ns // 1_000_000_000
     for seconds, label in ((86_400, "d"), (3600, "h"), (60, "m")):
         if step >= seconds and step % seconds == 0:
             return f"{step // seconds}{label}"
@@ -132,9 +135,11 @@ def load_bar_file(
             f"({plain_value(raw_times.iloc[row])!r} is not after "
             f"{plain_value(raw_times.iloc[row - 1])!r})"
         )
+    length = bar_length_ns(ts) or DAY_NS  # one bar: nothing says how long; a day
     return BarSeries(
         symbol,
-        _interval_label(ts),
+        _interval_label(length),
+        length,
         ts,
         values["open"],
         values["high"],
