@@ -535,3 +535,36 @@ def test_a_daily_bar_ends_on_its_own_date(tmp_path):
 
     for bar in (e.payload for e in JournalReader(journal).events(topic="market.bar")):
         assert ist_date(bar["end"]) == ist_date(bar["start"])
+
+
+class SellAtLimit(Strategy):
+    limit = param.Number(default=106.5)
+
+    def on_start(self, ctx):
+        self.step = 0
+
+    def on_bar(self, ctx, bar):
+        self.step += 1
+        if self.step == 1:
+            ctx.buy(bar["symbol"], 10)
+        elif self.step == 2:
+            ctx.sell(bar["symbol"], 10, order_type="LIMIT", limit_price=self.limit)
+
+
+@pytest.mark.parametrize(
+    ("limit", "filled_at"),
+    [(106.5, 106.5), (105.5, 106.0)],  # passed between open and close; beaten by the open
+    ids=["passed-inside-the-bar", "gapped-at-the-open"],
+)
+def test_a_resting_limit_fills_at_its_limit_when_the_bar_passes_it(tmp_path, limit, filled_at):
+    path = tmp_path / "ABC.csv"
+    path.write_text(
+        "Date,Open,High,Low,Close\n"
+        "2024-01-01,100,100,100,100\n"
+        "2024-01-02,100,105,100,105\n"  # bought 10 at this open; the limit is placed at 105
+        "2024-01-03,106,108,106,107\n"
+        "2024-01-04,107,107,107,107\n"
+    )
+    result = run_backtest(path, SellAtLimit(limit=limit))
+    assert [(f["side"], f["price"]) for f in result.fills] == [("BUY", 100.0), ("SELL", filled_at)]
+    assert result.realized_pnl == pytest.approx(10 * (filled_at - 100.0))

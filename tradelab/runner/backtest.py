@@ -330,6 +330,8 @@ def _drive(series, engine, broker, clock, runner: StrategyRunner, progress) -> t
         # change nothing the close quote below does not set again, so it is left out.
         if working:
             on_quote(Tick(sym, start, o, o, o, _QUOTE_SIZE, _QUOTE_SIZE))
+            for price in _limits_passed(working, sym, o, c):
+                on_quote(Tick(sym, start, price, price, price, _QUOTE_SIZE, _QUOTE_SIZE))
         # The close, before the bar is published: the runner's orders are checked against it.
         on_quote(Tick(sym, start, c, c, c, _QUOTE_SIZE, _QUOTE_SIZE))
         submit(
@@ -358,3 +360,19 @@ def _drive(series, engine, broker, clock, runner: StrategyRunner, progress) -> t
     if progress is not None:
         progress(len(ts), len(ts))
     return spent[0], spent[1]
+
+
+def _limits_passed(working: dict, symbol: str, open_: float, close: float) -> list[float]:
+    """The limit prices of `symbol`'s working orders strictly between a bar's open and close,
+    in the order the price passed them. The bar traded through them, so each is quoted: a
+    resting limit fills at its limit there, not at the close beyond it (only a gap at the
+    open fills one at a better price)."""
+    low, high = min(open_, close), max(open_, close)
+    prices = {
+        o.request.limit_price
+        for o in working.values()
+        if o.request.symbol == symbol
+        and o.request.limit_price is not None
+        and low < o.request.limit_price < high
+    }
+    return sorted(prices, reverse=close < open_)
