@@ -98,6 +98,26 @@ def test_a_yfinance_download_saved_as_is_is_read_one_symbol_per_ticker(tmp_path,
     assert {f["symbol"] for f in result.fills} == {"AAPL"}
 
 
+def test_nse_tickers_as_yahoo_writes_them_trade_under_ids_a_state_path_can_hold(tmp_path):
+    from tradelab.market.feeds.replay import load_bars
+    from tradelab.runner.barfile import load_bar_file
+
+    path = tmp_path / "nse.csv"
+    _yfinance_frame(["RELIANCE.NS", "^NSEI", "M&M.NS"]).to_csv(path)
+    assert set(load_bars(path)["symbol"]) == {"RELIANCE_NS", "NSEI", "M_M_NS"}
+    # Asked for as the vendor writes it or as it trades: the same bars.
+    for asked in ("RELIANCE.NS", "RELIANCE_NS"):
+        assert load_bar_file(path, asked).symbol == "RELIANCE_NS"
+    single = tmp_path / "one.csv"
+    _yfinance_frame(["^NSEI"]).to_csv(single)
+    result = run_backtest(single, SmaCross(fast=2, slow=3, size=1), cash=1000.0)
+    assert {f["symbol"] for f in result.fills} == {"NSEI"}
+    clash = tmp_path / "clash.csv"
+    _yfinance_frame(["A.B", "A_B"]).to_csv(clash)
+    with pytest.raises(InvalidInputError, match=r"'A.B' and 'A_B' would both trade as 'A_B'"):
+        load_bars(clash)
+
+
 def test_a_bad_value_in_a_yfinance_csv_is_named_by_its_line_in_the_file(tmp_path):
     from tradelab.runner.barfile import load_bar_file
 

@@ -29,6 +29,7 @@ _DAY_OR_MONTH_FIRST = r"^\s*(\d{1,2})[-/.](\d{1,2})[-/.]\d{2,4}\b"
 _GROUPED_NUMBER = r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?"
 # What pandas names a frame's unnamed index once written and read back.
 _UNNAMED_INDEX_COLUMNS = ("unnamed: 0", "", "index", "__index_level_0__")
+_NOT_IN_ID = re.compile(r"[^A-Za-z0-9_:\-]")  # tradelab.state.paths' LEVEL_RULE
 
 
 def read_bar_frame(path: Path) -> pd.DataFrame:
@@ -69,7 +70,36 @@ def read_bar_frame(path: Path) -> pd.DataFrame:
         frame = frame.reset_index()
     else:
         frame = _per_ticker_from_header_rows(frame)
-    return _date_and_time_joined(frame)
+    return _symbols_as_ids(_date_and_time_joined(frame), path)
+
+
+def instrument_id(ticker: str) -> str:
+    """A ticker as an instrument id (a state path level): each character an id cannot hold
+    becomes '_', and one at either end is dropped: RELIANCE.NS -> RELIANCE_NS, M&M -> M_M,
+    ^NSEI -> NSEI (Yahoo's and other vendors' tickers, used as they come)."""
+    return _NOT_IN_ID.sub("_", ticker.strip()).strip("_")
+
+
+def _symbols_as_ids(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    column = columns_by_name(frame).get("symbol")
+    if column is None:
+        return frame
+    raw = frame[column]
+    tickers = raw.dropna().astype(str).unique()
+    ids = {ticker: instrument_id(ticker) for ticker in tickers}
+    if all(ticker == ident for ticker, ident in ids.items()):
+        return frame
+    by_id: dict[str, str] = {}
+    for ticker, ident in ids.items():
+        if ident in by_id and ident:
+            raise InvalidInputError(
+                f"bar file {str(path)!r}, column {column!r}: symbols {by_id[ident]!r} and "
+                f"{ticker!r} would both trade as {ident!r}; rename one"
+            )
+        by_id[ident] = ticker
+    frame = frame.copy()
+    frame[column] = raw.map(lambda v: ids.get(str(v), v) if pd.notna(v) else v)
+    return frame
 
 
 def _thousands_ungrouped(frame: pd.DataFrame) -> pd.DataFrame:

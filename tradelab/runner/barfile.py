@@ -21,6 +21,7 @@ from tradelab.market.bar_files import (
     checked_numbers,
     columns_by_name,
     file_position,
+    instrument_id,
     read_bar_frame,
     symbol_from_path,
     time_column,
@@ -77,6 +78,8 @@ def load_bar_file(
             "Close and optional Volume, Symbol "
             f"(found {', '.join(map(str, frame.columns))})"
         )
+    if symbol is not None:
+        symbol = instrument_id(symbol)  # RELIANCE.NS names the file's RELIANCE_NS
     if "symbol" in columns:
         symbols = list(dict.fromkeys(frame[columns["symbol"]].astype(str)))
         if symbol is None:
