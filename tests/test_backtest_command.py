@@ -180,3 +180,26 @@ def test_the_command_backtests_a_users_own_strategy_from_its_file(tmp_path):
     ]:
         refused = CliRunner().invoke(cli, ["backtest", bars, "--strategy", bad])
         assert refused.exit_code == EXIT_USAGE and says in refused.stderr, refused.stderr
+
+
+def test_ctrl_c_in_a_backtest_is_exit_130_naming_the_journal_left_whole(tmp_path):
+    from click.testing import CliRunner
+
+    from tradelab.cli import EXIT_INTERRUPTED
+    from tradelab.cli import main as cli
+    from tradelab.journal.verify import verify_journal
+
+    (tmp_path / "interrupted.py").write_text(
+        "from tradelab.runner import Strategy\n\n"
+        "class CtrlC(Strategy):\n"
+        "    def on_bar(self, ctx, bar):\n"
+        "        raise KeyboardInterrupt  # as Ctrl-C lands in a hook on the caller's thread\n"
+    )
+    journal = tmp_path / "bt.duckdb"
+    spec = f"{tmp_path / 'interrupted.py'}:CtrlC"
+    args = ["backtest", str(write_bars(tmp_path / "ABC.csv")), "--strategy", spec]
+    result = CliRunner().invoke(cli, [*args, "--journal", str(journal)])
+    assert result.exit_code == EXIT_INTERRUPTED, (result.output, result.stderr)
+    assert "backtest interrupted (Ctrl-C)" in result.stderr and str(journal) in result.stderr
+    assert "Aborted" not in result.output
+    assert verify_journal(journal).ok

@@ -4,7 +4,8 @@ Each command builds its own objects and exits; nothing here is imported by the l
 Exit codes: 0 ok; 1 the journal is damaged (verify found a problem, or a file, table or row
 cannot be read); 2 usage (bad option, no such file); 3 the journal cannot be used here (in use
 by an engine, not a tradelab journal, newer format, unwritable) or its writer failed during
-`run`; 4 a strategy raised during `backtest` or `run` and was stopped (the report is printed).
+`run`; 4 a strategy raised during `backtest` or `run` and was stopped (the report is printed);
+130 a backtest interrupted (Ctrl-C: no report; its journal is whole up to the bar it reached).
 A failure prints one line, `tradelab: error: ...`, to stderr (--debug adds tracebacks).
 """
 
@@ -26,6 +27,7 @@ EXIT_DAMAGED = 1
 EXIT_USAGE = 2
 EXIT_UNUSABLE = 3
 EXIT_STRATEGY_FAILED = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command Ctrl-C ended
 
 
 def fail(message: object, code: int) -> NoReturn:
@@ -81,7 +83,7 @@ def main(debug: bool) -> None:
     """tradelab: a live NIFTY options paper-trading state engine with a DuckDB journal.
 
     Exit codes: 0 ok, 1 journal damaged, 2 usage, 3 journal unusable or writer failed,
-    4 a strategy failed in a backtest or a run.
+    4 a strategy failed in a backtest or a run, 130 a backtest interrupted (Ctrl-C).
     """
     handler = _StderrHandler()
     fmt = "tradelab: %(levelname)s: %(name)s: %(message)s"

@@ -164,6 +164,11 @@ def backtest_command(
             )
         except TradelabError as exc:
             fail(exc, exit_code_for(exc))
+        except KeyboardInterrupt:  # Ctrl-C (or a strategy raising it): no result to report
+            from tradelab.cli import EXIT_INTERRUPTED
+
+            where = f"; the journal {journal} holds the bars played so far" if journal else ""
+            fail(f"backtest interrupted (Ctrl-C) before the last bar{where}", EXIT_INTERRUPTED)
         chart_error = None
         if html:
             try:
