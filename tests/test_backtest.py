@@ -568,3 +568,30 @@ def test_a_resting_limit_fills_at_its_limit_when_the_bar_passes_it(tmp_path, lim
     result = run_backtest(path, SellAtLimit(limit=limit))
     assert [(f["side"], f["price"]) for f in result.fills] == [("BUY", 100.0), ("SELL", filled_at)]
     assert result.realized_pnl == pytest.approx(10 * (filled_at - 100.0))
+
+
+class OrdersFromAThread(Strategy):
+    def on_start(self, ctx):
+        self.refusals = []
+
+    def on_bar(self, ctx, bar):
+        import threading
+
+        from tradelab.errors import InvalidOrderError
+
+        def buy():
+            try:
+                ctx.buy(bar["symbol"], 1)
+            except InvalidOrderError as exc:
+                self.refusals.append(str(exc))
+
+        side = threading.Thread(target=buy, name="side")
+        side.start()
+        side.join()
+
+
+def test_a_context_used_from_another_thread_is_refused_naming_the_thread(tmp_path):
+    strategy = OrdersFromAThread()
+    result = run_backtest(write_bars(tmp_path / "ABC.csv"), strategy)
+    assert result.fills == [] and len(strategy.refusals) == 10
+    assert "ctx.place_order called on thread 'side'" in strategy.refusals[0]

@@ -2,17 +2,18 @@
 signals), built by the StrategyRunner for each strategy it runs.
 
 Thread model: every call a strategy makes on its context runs on its runner's thread; a context
-is not shared between threads.
+is not shared between threads (orders, exits and signals from another thread are refused).
 """
 
 from __future__ import annotations
 
 import logging
 import numbers
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tradelab.errors import InvalidInputError
+from tradelab.errors import InvalidInputError, InvalidOrderError
 from tradelab.state.paths import check_path_level
 from tradelab.trading.book import position_id
 
@@ -96,6 +97,7 @@ class StrategyContext:
         limit_price: float | None = None,
     ) -> str:
         """Send an order through the execution desk, as this strategy; returns its id."""
+        self._on_handler_thread("place_order")
         seq = self._runner.current_seq
         if seq != self._id_seq:
             self._id_seq, self._id_count = seq, 0
@@ -128,6 +130,7 @@ class StrategyContext:
         """Cancel one of this strategy's working orders (e.g. a limit order not filled); an
         unknown or finished order raises, naming it. It stops counting as working once the
         broker reports it cancelled."""
+        self._on_handler_thread("cancel")
         if order_id not in self._working:
             raise InvalidInputError(
                 f"order {order_id!r} is not a working order of strategy {self.name!r}"
@@ -155,6 +158,7 @@ class StrategyContext:
         (see `PositionMonitor.set_exit`): the position held, or the one a working order is
         opening; they are dropped when it goes flat. With neither, levels are refused: kept,
         they would stop out a position opened much later."""
+        self._on_handler_thread("set_exit")
         if any(v is not None for v in levels.values()) and not (
             self.position(symbol) or self.working(symbol)
         ):
@@ -171,6 +175,7 @@ class StrategyContext:
         Detecting an active name again replaces its details (one row per name, e.g. a trend's
         current direction). `details` are JSON values; `ts` is the market time of the event
         being handled. Returns the id, `<strategy>-<name>`."""
+        self._on_handler_thread("signal")
         signal_id = self._signal_id(name)
         taken = sorted(SIGNAL_FIELDS & set(details))
         if taken:
@@ -186,6 +191,7 @@ class StrategyContext:
     def clear_signal(self, name: str) -> bool:
         """Journal `signal.cleared` for this strategy's active signal `name`; False, with
         nothing journaled, when it is not active."""
+        self._on_handler_thread("clear_signal")
         signal_id = self._signal_id(name)
         if name not in self._signals:
             return False
@@ -193,6 +199,18 @@ class StrategyContext:
         self._runner.submit("signal.cleared", body, key=signal_id)
         self._signals.discard(name)
         return True
+
+    def _on_handler_thread(self, call: str) -> None:
+        """Refuse a call from a thread other than the one the strategy's hooks run on: its
+        order ids and timing would follow that thread's scheduling, not the events (a replay
+        would not place the same orders), and the runner's bookkeeping is not shared."""
+        owner = self._runner.handler_ident
+        if owner is not None and threading.get_ident() != owner:
+            raise InvalidOrderError(
+                f"strategy {self.name!r}: ctx.{call} called on thread "
+                f"{threading.current_thread().name!r}; a strategy's context is used only in "
+                "its hooks, on its runner's thread"
+            )
 
     def _market_ts(self) -> int:
         # The market clock of the event being handled, as a fill's; the feed's outside one.

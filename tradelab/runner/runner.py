@@ -96,6 +96,9 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
         self._threaded = threaded
         self._started_once = False
         self._pumping = False
+        # The thread strategies' hooks run on (the runner's, or the one pumping an unthreaded
+        # runner): a context used from any other is refused (StrategyContext._on_handler_thread).
+        self.handler_ident: int | None = None
         self._overflowed = False
         self._source: tuple[Callable[[int], object], int] | None = None
         self._stepper: tuple[Callable[[], bool], Future] | None = None
@@ -226,6 +229,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
 
     # -- the runner thread -----------------------------------------------------------------
     def _run(self) -> None:
+        self.handler_ident = threading.get_ident()
         get = self._inbox.get
         while True:
             item = get()
@@ -239,6 +243,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
         if self._pumping:
             return
         self._pumping = True
+        self.handler_ident = threading.get_ident()
         try:
             get = self._inbox.get_nowait
             while True:
