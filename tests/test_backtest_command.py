@@ -203,3 +203,22 @@ def test_ctrl_c_in_a_backtest_is_exit_130_naming_the_journal_left_whole(tmp_path
     assert "backtest interrupted (Ctrl-C)" in result.stderr and str(journal) in result.stderr
     assert "Aborted" not in result.output
     assert verify_journal(journal).ok
+
+
+def test_an_order_refused_as_malformed_is_summed_up_without_a_none(tmp_path):
+    from click.testing import CliRunner
+
+    from tradelab.cli import EXIT_STRATEGY_FAILED
+    from tradelab.cli import main as cli
+
+    (tmp_path / "half.py").write_text(
+        "from tradelab.runner import Strategy\n\n"
+        "class Half(Strategy):\n"
+        "    def on_bar(self, ctx, bar):\n"
+        "        ctx.buy(bar['symbol'], 1.5)\n"
+    )
+    spec = f"{tmp_path / 'half.py'}:Half"
+    bars = str(write_bars(tmp_path / "ABC.csv"))
+    result = CliRunner().invoke(cli, ["backtest", bars, "--strategy", spec])
+    assert result.exit_code == EXIT_STRATEGY_FAILED, (result.output, result.stderr)
+    assert "the first, BUY ABC: quantity 1.5 for ABC is not a whole number" in result.output

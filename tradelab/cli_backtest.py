@@ -71,9 +71,14 @@ def backtest_report(result: BacktestResult) -> str:
     ]
     if result.refused_orders:
         first = result.refused_orders[0]
+        # A quantity the desk refused as malformed is not in the order's record: the reason
+        # names it.
+        order = " ".join(
+            str(first[k]) for k in ("side", "quantity", "symbol") if first[k] is not None
+        )
         parts.append(
             f"{count_of(len(result.refused_orders), 'order')} refused (none of them traded); "
-            f"the first, {first['side']} {first['quantity']} {first['symbol']}: {first['reason']}"
+            f"the first, {order}: {first['reason']}"
         )
     if result.unfilled_orders:
         parts.append(
