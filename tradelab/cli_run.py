@@ -178,7 +178,8 @@ def _watch(
     from tradelab.cli_backtest import count_of
 
     journal = lab.config.journal_path
-    strategy_name = lab.config.strategy
+    # Named as it trades (its strategy_name), not as the config gave it (a FILE.py:Class path).
+    strategy_name = ", ".join(s.name for s in lab.strategies) or lab.config.strategy
     engine = lab.engine
     # Once the writer has failed, the engine's own complaints about it (stop cannot snapshot)
     # are noise: the cause is told once, by `fail` below.
