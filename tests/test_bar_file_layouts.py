@@ -272,3 +272,20 @@ def test_epoch_times_of_two_units_or_before_2001_are_refused_naming_the_line(tmp
     (tmp_path / "small.csv").write_text("Date,Open,High,Low,Close\n17095,10,11,9,10\n")
     with pytest.raises(InvalidInputError, match=r"line 2: 17095 is no epoch time after 2001"):
         load_bar_file(tmp_path / "small.csv")
+
+
+def test_times_with_and_without_an_offset_in_one_file_are_each_read_by_the_same_rule(tmp_path):
+    from tradelab.runner.barfile import load_bar_file
+
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "timestamp,open,high,low,close\n"
+        "2024-01-02T09:15:00+05:30,100,101,99,100\n"
+        "2024-01-02T03:50:00Z,100,102,99,101\n"  # 09:20 IST
+        "2024-01-02 09:25:00,101,103,100,102\n"  # no offset: exchange time
+    )
+    series = load_bar_file(path)
+    assert pd.to_datetime(series.ts, utc=True).tz_convert("Asia/Kolkata").strftime(
+        "%H:%M"
+    ).tolist() == ["09:15", "09:20", "09:25"]
+    assert series.interval == "5m"

@@ -216,8 +216,27 @@ def times_in_utc(raw: pd.Series) -> pd.Series:
         return parsed.dt.tz_localize(
             EXCHANGE_ZONE, ambiguous="NaT", nonexistent="NaT"
         ).dt.tz_convert("UTC")
-    # Offsets that differ from row to row (or some rows without one): each to UTC on its own.
-    return pd.to_datetime(raw, errors="coerce", utc=True, dayfirst=dayfirst)
+    # Offsets that differ from row to row, or some rows without one: each value on its own,
+    # a time without an offset in exchange time as above (rare: a row at a time is fine).
+    return pd.Series(
+        [_one_in_utc(value, dayfirst) for value in raw],
+        index=raw.index,
+        dtype="datetime64[ns, UTC]",
+    )
+
+
+def _one_in_utc(value: object, dayfirst: bool) -> pd.Timestamp:
+    try:
+        stamp = pd.to_datetime(value, dayfirst=dayfirst)
+    except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+    if stamp is pd.NaT or not isinstance(stamp, pd.Timestamp):
+        return pd.NaT
+    if stamp.tzinfo is None:
+        return stamp.tz_localize(EXCHANGE_ZONE, ambiguous="NaT", nonexistent="NaT").tz_convert(
+            "UTC"
+        )
+    return stamp.tz_convert("UTC")
 
 
 def times_ns(
