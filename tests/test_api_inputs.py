@@ -4,6 +4,7 @@ time on a backtest's journal."""
 
 import numpy as np
 import pandas as pd
+import param
 import pytest
 
 from tests.test_backtest import write_bars
@@ -281,3 +282,24 @@ def test_a_parameter_change_to_bars_or_an_instrument_the_session_lacks_is_refuse
         assert (strategy.symbol, strategy.interval) == ("NIFTY", "1m")  # nothing else changed
     finally:
         lab.stop()
+
+
+class ListsAndNone(Strategy):
+    sizes = param.List(default=[1], item_type=int)
+    band = param.Range(default=(1, 2))
+    stop = param.Number(default=None, allow_None=True)
+    note = param.String(default="x", allow_None=True)
+
+
+def test_text_parameters_take_lists_ranges_and_none_as_a_command_line_gives_them():
+    from tradelab.runner.strategy import coerce_params
+
+    given = {"sizes": "3,4", "band": "[1, 5]", "stop": "none", "note": "none"}
+    assert coerce_params(ListsAndNone, given) == {
+        "sizes": [3, 4],
+        "band": (1, 5),
+        "stop": None,
+        "note": "none",  # text stays text
+    }
+    with pytest.raises(InvalidInputError, match=r"'sizes'.*'\[3' is not a list such as 3,4"):
+        coerce_params(ListsAndNone, {"sizes": "[3"})

@@ -148,7 +148,13 @@ def coerce_params(strategy_cls: type[Strategy], assignments: Mapping[str, str]) 
             )
         parameter = strategy_cls.param[name]
         try:
-            if isinstance(parameter, param.Boolean):
+            if parameter.allow_None and text.strip().lower() in _NONE_TEXT and not (
+                isinstance(parameter, param.String)
+            ):
+                out[name] = None
+            elif isinstance(parameter, (param.List, param.ListSelector, param.Tuple)):
+                out[name] = _sequence(parameter, text)
+            elif isinstance(parameter, param.Boolean):
                 if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError(text)
                 out[name] = text.lower() in ("true", "1", "yes")
@@ -160,7 +166,9 @@ def coerce_params(strategy_cls: type[Strategy], assignments: Mapping[str, str]) 
                 out[name] = text
         except ValueError:
             wanted = (
-                "true or false"
+                "a list such as 3,4 or [3, 4]"
+                if isinstance(parameter, (param.List, param.ListSelector, param.Tuple))
+                else "true or false"
                 if isinstance(parameter, param.Boolean)
                 else "an integer"
                 if isinstance(parameter, param.Integer)
@@ -170,6 +178,23 @@ def coerce_params(strategy_cls: type[Strategy], assignments: Mapping[str, str]) 
                 f"parameter {name!r} of {strategy_cls.strategy_name!r}: {text!r} is not {wanted}"
             ) from None
     return out
+
+
+_NONE_TEXT = ("", "none", "null")
+
+
+def _sequence(parameter: param.Parameter, text: str) -> list | tuple:
+    """`3,4` or `[3, 4]` (YAML) as the list or tuple a List, ListSelector, Tuple or Range
+    parameter takes; items are YAML scalars (3 is a number, a is text)."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text if text.strip().startswith("[") else f"[{text}]")
+    except yaml.YAMLError:
+        raise ValueError(text) from None
+    if not isinstance(value, list):
+        raise ValueError(text)
+    return tuple(value) if isinstance(parameter, param.Tuple) else value
 
 
 def check_journalable_params(name: str, params: Mapping[str, Any]) -> None:
