@@ -176,3 +176,32 @@ def test_snapshot_of_an_older_schema_is_migrated_and_of_a_newer_one_refused(tmp_
         assert v2.store.get("schema.v") == 2
     with pytest.raises(SchemaVersionError, match="newer"):
         Engine(journal_path=str(path)).start()
+
+
+def test_snapshots_folded_by_other_reducers_are_replayed_past_not_mixed_in(tmp_path):
+    """An upgrade that changes what the reducers make of the same events: the old snapshots
+    are sound but are not this code's state, so recovery, verify and as-of start before them."""
+    from tradelab.analytics import Analytics
+
+    path = tmp_path / "j.duckdb"
+
+    def legacy(view, event):  # what the earlier reducers also made of a mark
+        return [("legacy.marks", (view.get("legacy.marks") or 0) + 1)]
+
+    with Engine(journal_path=str(path), snapshot_every_events=0, snapshot_every_seconds=0) as old:
+        old.store.register_reducers({"mark.updated": [legacy]})
+        old.store.fold_version = 1
+        for i in range(30):
+            old.submit("mark.updated", {"symbol": "ABC", "price": float(i)})
+        old.snapshot_now()
+    with Engine(journal_path=str(path)) as engine:
+        report = engine.recovery_report
+        assert report.ok and report.snapshot_id is None and report.events_replayed > 30
+        assert [s["last_seq"] for s in report.passed_snapshots] and "version 1" in report.summary()
+        assert engine.store.get("legacy", None) is None
+        assert engine.store.get("market.marks.ABC")["price"] == 29.0
+    result = verify_journal(path)
+    assert result.ok, result.lines
+    assert any("folded by reducers of version 1" in line for line in result.lines)
+    state = Analytics(path).state_at(seq=20)
+    assert state.get("legacy", None) is None

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from tradelab.analytics.source import Source, open_source
-from tradelab.engine.store import build_store
+from tradelab.engine.store import FOLD_VERSION, build_store
 from tradelab.errors import InvalidInputError
 from tradelab.journal.recovery import choose_snapshot, replay_into
 from tradelab.journal.snapshots import list_snapshots
@@ -213,7 +213,7 @@ class AsOf:
         kept = max((k for k in self._checkpoints if k <= seq), default=None)
         rejected: list[dict[str, Any]] = []
         info, snapshot = choose_snapshot(
-            source.con, list_snapshots(source.con), seq, None, rejected
+            source.con, list_snapshots(source.con), seq, None, rejected, fold=FOLD_VERSION
         )
         if snapshot is not None and (kept is None or info.last_seq >= kept):
             return snapshot, f"journal snapshot {info.id} (seq {info.last_seq})"

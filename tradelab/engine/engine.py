@@ -21,7 +21,7 @@ from tradelab.cpu_layout import PinnedThreads, pin_engine_process
 from tradelab.engine.controls import EngineControls
 from tradelab.engine.kernel import Kernel
 from tradelab.engine.kernel_inline import InlineKernel
-from tradelab.engine.store import default_reducers
+from tradelab.engine.store import FOLD_VERSION, default_reducers
 from tradelab.engine.submissions import CriticalPriority, SubmitQueue, Wakeup
 from tradelab.errors import InvalidInputError, JournalError, LifecycleError, TradelabError
 from tradelab.events import Event, TopicRegistry, encode_submitted, now_ns
@@ -87,6 +87,7 @@ class Engine(EngineControls):
         # take their target versions from, so upcasting them is a no-op the kernel can skip.
         self._upcast_live = migrations is not None
         self.store.register_reducers(default_reducers())
+        self.store.fold_version = FOLD_VERSION
         self.journal: Journal | None = None
         self.recovery_report: RecoveryReport | None = None
         self.state = CREATED

@@ -34,6 +34,9 @@ class RecoveryReport:
     seconds: float = 0.0
     state_hash: str = ""
     rejected_snapshots: list[dict[str, Any]] = field(default_factory=list)
+    # Snapshots folded by other reducers (an earlier tradelab): sound, but not this code's
+    # state for their seq, so replayed past; not a problem.
+    passed_snapshots: list[dict[str, Any]] = field(default_factory=list)
     damage: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -54,7 +57,11 @@ class RecoveryReport:
             f"recovered {self.path}: {used} + {self.events_replayed} events replayed -> seq "
             f"{self.last_seq} in {self.seconds * 1000:.1f} ms"
         )
-        return "\n".join([text, *(f"  problem: {p}" for p in self.problems)])
+        notes = [
+            f"  note: snapshot {s['snapshot_id']} (seq {s['last_seq']}) passed by: {s['reason']}"
+            for s in self.passed_snapshots[:3]
+        ]
+        return "\n".join([text, *notes, *(f"  problem: {p}" for p in self.problems)])
 
 
 def replay_into(
@@ -129,11 +136,16 @@ def choose_snapshot(
     last_seq: int,
     migrations: Any,
     rejected: list[dict[str, Any]],
+    *,
+    fold: int | None = None,
+    passed: list[dict[str, Any]] | None = None,
 ):
     """The newest snapshot that verifies, as (info, StateSnapshot), or (None, None).
 
     Every snapshot skipped on the way is appended to `rejected` with its reason. A snapshot of a
     newer schema is not skipped: SchemaVersionError (older code must not rewrite newer data).
+    With `fold` (the store's `fold_version`), a sound snapshot folded by other reducers is
+    skipped too, listed in `passed` rather than `rejected`: it is not damage.
     """
     # A row with a NULL seq (list_snapshots gives it -1) can never be used: reported first, as
     # the search below stops at the first good snapshot.
@@ -150,7 +162,12 @@ def choose_snapshot(
                 reason = why
             else:
                 try:
-                    return info, load_snapshot_state(state_bytes, info, migrations)
+                    snapshot = load_snapshot_state(state_bytes, info, migrations)
+                    if fold is None or snapshot.fold == fold:
+                        return info, snapshot
+                    if passed is not None:
+                        passed.append(_passed(info, snapshot.fold, fold))
+                    continue
                 except SchemaVersionError:
                     raise
                 except (InvalidInputError, StateError, ValueError, KeyError, TypeError) as exc:
@@ -164,6 +181,15 @@ def choose_snapshot(
             }
         )
     return None, None
+
+
+def _passed(info: SnapshotInfo, snapshot_fold: int, fold: int) -> dict[str, Any]:
+    return {
+        "snapshot_id": info.id,
+        "last_seq": info.last_seq,
+        "reason": f"folded by reducers of version {snapshot_fold}; this code's are version "
+        f"{fold}, so the events after an older snapshot are replayed instead",
+    }
 
 
 def recover(journal: Journal, store: Any, *, migrations: Any = None) -> RecoveryReport:
@@ -187,7 +213,13 @@ def _recover(journal: Journal, store: Any, migrations: Any) -> RecoveryReport:
         problems=list(check.problems),
     )
     info, snapshot = choose_snapshot(
-        journal.con, journal.snapshots(), check.last_seq, migrations, report.rejected_snapshots
+        journal.con,
+        journal.snapshots(),
+        check.last_seq,
+        migrations,
+        report.rejected_snapshots,
+        fold=getattr(store, "fold_version", None),
+        passed=report.passed_snapshots,
     )
     for rejected in report.rejected_snapshots:
         report.problems.append(

@@ -88,7 +88,9 @@ def inspect_journal(path: str | Path, store_factory: StoreFactory | None = None)
         snapshots = list_snapshots(con)
         store = (store_factory or _default_store_factory)()
         rejected: list[dict] = []
-        info, snapshot = choose_snapshot(con, snapshots, last, store.migrations, rejected)
+        info, snapshot = choose_snapshot(
+            con, snapshots, last, store.migrations, rejected, fold=store.fold_version
+        )
         if snapshot is not None:
             store.load_snapshot(snapshot)
         replay_into(store, con, since_seq=store.version)
@@ -164,9 +166,18 @@ def _check_snapshots_and_replay(
         replay_into(full, con, since_seq=full.version, upto_seq=info.last_seq)
         snap_store = factory()
         try:
-            snap_store.load_snapshot(load_snapshot_state(state_bytes, info, full.migrations))
+            snapshot = load_snapshot_state(state_bytes, info, full.migrations)
+            snap_store.load_snapshot(snapshot)
         except (TradelabError, ValueError, KeyError, TypeError) as exc:  # as choose_snapshot
             result.add(False, f"snapshot {info.id} (seq {info.last_seq}) unreadable: {exc}")
+            continue
+        if snapshot.fold != full.fold_version:  # another fold of the same events: not ours
+            result.add(
+                True,
+                f"snapshot {info.id} (seq {info.last_seq}) sha256 ok; folded by reducers of "
+                f"version {snapshot.fold} (these are version {full.fold_version}): not "
+                "compared, and recovery replays past it",
+            )
             continue
         same = snap_store.state_hash() == full.state_hash()
         result.add(
@@ -178,7 +189,9 @@ def _check_snapshots_and_replay(
     replay_into(full, con, since_seq=full.version)
     result.replay_hash = full.state_hash()
     recovered = factory()
-    info, snapshot = choose_snapshot(con, list_snapshots(con), last, recovered.migrations, [])
+    info, snapshot = choose_snapshot(
+        con, list_snapshots(con), last, recovered.migrations, [], fold=recovered.fold_version
+    )
     if snapshot is not None:
         recovered.load_snapshot(snapshot)
     replay_into(recovered, con, since_seq=recovered.version)

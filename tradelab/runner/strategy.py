@@ -148,8 +148,10 @@ def coerce_params(strategy_cls: type[Strategy], assignments: Mapping[str, str]) 
             )
         parameter = strategy_cls.param[name]
         try:
-            if parameter.allow_None and text.strip().lower() in _NONE_TEXT and not (
-                isinstance(parameter, param.String)
+            if (
+                parameter.allow_None
+                and text.strip().lower() in _NONE_TEXT
+                and not (isinstance(parameter, param.String))
             ):
                 out[name] = None
             elif isinstance(parameter, (param.List, param.ListSelector, param.Tuple)):

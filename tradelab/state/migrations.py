@@ -73,7 +73,11 @@ class MigrationRegistry:
             ),
         )
         return StateSnapshot(
-            seq=snapshot.seq, schema_version=target, state=state, meta=snapshot.meta
+            seq=snapshot.seq,
+            schema_version=target,
+            state=state,
+            meta=snapshot.meta,
+            fold=snapshot.fold,
         )
 
     # -- events -----------------------------------------------------------------------------------

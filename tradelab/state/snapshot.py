@@ -65,6 +65,9 @@ class StateSnapshot:
     schema_version: int
     state: dict[str, Any]
     meta: list | None = None
+    # The version of the reducers that folded it (StateStore.fold_version): a snapshot folded
+    # by other reducers is not this code's fold of the same events, so recovery passes it by.
+    fold: int = 1
     _hash: list = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -97,6 +100,7 @@ class StateSnapshot:
                 "format": SNAPSHOT_FORMAT,
                 "seq": self.seq,
                 "schema_version": self.schema_version,
+                "fold": self.fold,
                 "state": self.state,
                 "meta": self.meta,
             }
@@ -123,4 +127,5 @@ class StateSnapshot:
             schema_version=body["schema_version"],
             state=body["state"],
             meta=body.get("meta"),
+            fold=body.get("fold", 1),  # written before folds were numbered: the first
         )

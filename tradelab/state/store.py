@@ -45,6 +45,9 @@ class StateStore(ApplyMixin):
         if type(schema_version) is not int or schema_version < 1:
             raise InvalidInputError(f"schema_version must be an int >= 1, got {schema_version!r}")
         self.schema_version = schema_version
+        # Which reducers fold this store (tradelab.engine.store.FOLD_VERSION for the default
+        # ones), stamped on its snapshots; 1 for reducers that never changed.
+        self.fold_version = 1
         self.migrations = migrations
         self._clock = clock
         self._lock = threading.RLock()
@@ -151,7 +154,11 @@ class StateStore(ApplyMixin):
             seq = self._version
             meta = self._meta.to_plain()
         return StateSnapshot(
-            seq=seq, schema_version=self.schema_version, state=plain_copy(root), meta=meta
+            seq=seq,
+            schema_version=self.schema_version,
+            state=plain_copy(root),
+            meta=meta,
+            fold=self.fold_version,
         )
 
     def state_hash(self) -> str:
