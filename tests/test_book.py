@@ -142,3 +142,14 @@ def test_exit_levels_are_state_until_cleared_or_the_position_closes():
     k.submit("position.closed", {"position_id": pid, "trade_id": "T2"}, key=pid)
     assert k.store.get(f"trading.positions.{pid}")["status"] == "closed"
     assert k.store.get("trading.exits", None) in (None, {})
+
+
+def test_a_positions_times_are_its_fills_market_times_not_the_engines_stamps():
+    k = LocalKernel()
+    pid = f"s1:{SYM}"
+    fill(k, 1, "BUY", 75, 100.0)  # the helper's fill n happens at market time n
+    fill(k, 2, "BUY", 75, 101.0)
+    fill(k, 3, "SELL", 150, 102.0)
+    k.submit("position.closed", {"position_id": pid, "trade_id": "T3"}, key=pid)
+    p = k.store.get(f"trading.positions.{pid}")
+    assert (p["opened_ts"], p["updated_ts"], p["closed_ts"]) == (1, 3, 3)

@@ -11,7 +11,8 @@ from typing import Any
 # The version of the default reducers' fold: raised whenever they fold the same events into
 # other state, so a snapshot taken by the earlier reducers is passed by (recovery replays from
 # an older one, or from seq 0) instead of mixing two folds, which `verify` would rightly call a
-# difference from full replay. 2: exit levels are state (`trading.exits`).
+# difference from full replay. 2: exit levels are state (`trading.exits`); a position's
+# opened/updated/closed times are its fills' market times (were the engine's stamps).
 FOLD_VERSION = 2
 
 

@@ -87,7 +87,7 @@ class PositionMonitor:
             position = store.get(f"trading.positions.{pid}", None)
             if not position or not position["net_quantity"]:
                 continue
-            if saved["updated_ts"] < (position.get("opened_ts") or 0):
+            if saved["seq"] < (position.get("opened_seq") or 0):
                 continue
             strategy, _, symbol = pid.partition(":")
             order = saved.get("exit_order")

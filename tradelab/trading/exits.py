@@ -27,6 +27,7 @@ def exit_updated_reducer(view: Any, event: Event) -> Iterable[Change]:
         return [(path, DELETE)] if view.get(path) is not None else []
     levels = {name: p.get(name) for name in (*LEVELS, "best", "exit_order")}
     levels["updated_ts"] = event.ts
+    levels["seq"] = event.seq
     return [(path, levels)]
 
 

@@ -145,9 +145,13 @@ def trade_reducer(view: Any, event: Event) -> Iterable[Change]:
     fee = float(p["fee"])
     updated, realized = apply_fill(position, signed, float(p["price"]), fee)
     updated["last_trade_id"] = trade_id
-    updated["updated_ts"] = event.ts
+    # The fill's market time (a replay's or a backtest's clock, as analytics' fills have it),
+    # not when the engine stamped it; the stamp for a fill without one.
+    at = p.get("ts") or event.ts
+    updated["updated_ts"] = at
     if position["net_quantity"] == 0:
-        updated["opened_ts"] = event.ts
+        updated["opened_ts"] = at
+        updated["opened_seq"] = event.seq
     trade = dict(p)
     trade["realized_pnl"] = realized
     trade["seq"] = event.seq
@@ -291,7 +295,8 @@ def position_closed_reducer(view: Any, event: Event) -> Iterable[Change]:
         return []
     closed = dict(position)
     closed["status"] = "closed"
-    closed["closed_ts"] = event.ts
+    trade = view.get(f"trading.trades.{event.payload.get('trade_id')}") or {}
+    closed["closed_ts"] = trade.get("ts") or event.ts  # the closing fill's market time
     closed["closed_by_trade_id"] = event.payload.get("trade_id")
     return [(f"trading.positions.{pid}", closed), *exits.dropped_on_close(view, pid)]
 
