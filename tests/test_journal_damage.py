@@ -185,6 +185,26 @@ def test_run_refuses_a_duckdb_file_that_is_not_a_journal(tmp_path):
     assert _sql(path, "SELECT table_name FROM duckdb_tables()")[0] == [("prices",)]
 
 
+def test_a_file_of_another_kind_is_refused_as_a_journal_and_left_as_it_was(tmp_path):
+    """DuckDB opens a CSV as an empty in-memory database: taken for a journal, every event
+    of the session went nowhere while the run said it stopped cleanly."""
+    path = tmp_path / "lab.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(JournalError, match="is a CSV file, not a journal"):
+        Engine(journal_path=str(path)).start()
+    for command in (_run(path), _cli("inspect", path), _cli("verify", path)):
+        _assert_clear_failure(command, EXIT_UNUSABLE, str(path), "is a CSV file, not a journal")
+    assert path.read_text() == "a,b\n1,2\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lab.csv"]
+
+
+def test_an_emptied_journal_beside_its_history_is_refused_not_started_over(journal):
+    journal.write_bytes(b"")  # truncated to nothing; its mark and segments hold the history
+    segments = sorted(p.name for p in (journal.parent / "lab.segments").iterdir())
+    _assert_clear_failure(_run(journal), EXIT_UNUSABLE, "is empty (0 bytes) but files of an")
+    assert sorted(p.name for p in (journal.parent / "lab.segments").iterdir()) == segments
+
+
 def test_empty_file_or_new_path_becomes_a_journal(tmp_path):
     empty = tmp_path / "empty.duckdb"
     empty.touch()

@@ -189,8 +189,9 @@ def check_no_leftovers(path: Path) -> None:
     ]
     if left:
         names = ", ".join(str(found) for found in left)
+        state = "is empty (0 bytes)" if path.exists() else "does not exist"
         raise JournalError(
-            f"journal {path} does not exist but files of an earlier journal there do: {names}; "
+            f"journal {path} {state} but files of an earlier journal there do: {names}; "
             f"move or remove them to start a new journal (to start over: the journal and every "
             f"file named {path.stem}.* beside it)"
         )
@@ -216,7 +217,7 @@ class Journal:
         self.path = Path(path)
         self._wal_autocheckpoint = schema.check_wal_autocheckpoint(wal_autocheckpoint)
         self._timeout = timeout
-        if not self.path.exists():
+        if not self.path.exists() or self.path.stat().st_size == 0:  # an empty one: a new one
             check_no_leftovers(self.path)
         self.con = schema.connect(self.path, timeout=timeout)
         try:

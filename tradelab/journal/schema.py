@@ -143,7 +143,15 @@ def connect(
             raise JournalError(f"journal path {path} is a directory; expected a DuckDB file")
         if path.is_file() and path.stat().st_size == 0:
             # An empty file (a `touch`, a temp file) holds nothing; DuckDB refuses to open it.
+            # (Journal refuses one beside an earlier journal's files before it gets here.)
             path.unlink()
+    if path.is_file() and path.stat().st_size > 0:
+        # DuckDB opens any other file (a CSV) as an empty in-memory database: the writer
+        # would then find no table to append to, and every event would be lost.
+        why = not_duckdb_file(path)
+        if why:
+            damaged = path.suffix.lower() in ("", ".duckdb", ".db")
+            raise (RecoveryError if damaged else JournalError)(f"journal {why}")
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -229,10 +229,10 @@ class ThreadJournalWriter:
 
     def _run(self) -> None:
         cur = self._con.cursor()
-        appender = cur.appender("events", columns=list(EVENT_COLUMNS))
         checkpoints = self.checkpoints
         jobs: list = []
         try:
+            appender = cur.appender("events", columns=list(EVENT_COLUMNS))
             while True:
                 events, tickets, jobs, stopping = self._work.take()
                 if events:
