@@ -97,13 +97,26 @@ class FrameBuffer:
                     break
                 frames.append((kind, data[at + _HEADER.size : end]))
                 at = end
-            self._data = data[at:]
+            self._data = data = data[at:]
             if frames:
                 return frames
-            more = os.read(self._fd, self._chunk)
-            if not more:
-                return None
-            self._data += more
+            # Read until the next frame is whole (or its header is in), gathering the reads and
+            # joining them once: a frame of many megabytes (a big snapshot) arrives in pipe-sized
+            # reads, and appending each to the rest was quadratic (seconds per snapshot).
+            need = _HEADER.size
+            if len(data) >= _HEADER.size:
+                need += _HEADER.unpack_from(data, 0)[1]
+            parts, have = [data], len(data)
+            while True:
+                more = os.read(self._fd, max(self._chunk, need - have))
+                if not more:
+                    self._data = b"".join(parts)
+                    return None
+                parts.append(more)
+                have += len(more)
+                if have >= need:
+                    break
+            self._data = b"".join(parts)
 
 
 class WriterSettings(msgspec.Struct, frozen=True):
