@@ -120,6 +120,17 @@ def test_truncated_file_is_damage_with_exit_1_everywhere(journal):
         _assert_clear_failure(command, EXIT_DAMAGED, str(journal), "damaged")
 
 
+def test_a_file_cut_short_is_damage_though_no_block_read_on_open_is_missing(journal):
+    """Recovery reads the newest snapshot and the tail; a cut past them went unseen, and the
+    engine wrote on into the damaged file."""
+    full = journal.stat().st_size
+    with open(journal, "r+b") as fh:
+        fh.truncate(full - 4096)
+    for command in (_run(journal), _cli("inspect", journal), _cli("verify", journal)):
+        _assert_clear_failure(command, EXIT_DAMAGED, str(journal), "cut short")
+    assert journal.stat().st_size == full - 4096
+
+
 def test_overwritten_block_is_damage_not_a_lock(journal):
     offset, size = _events_block(journal)
     with open(journal, "r+b") as fh:
