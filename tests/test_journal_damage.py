@@ -263,3 +263,10 @@ def test_high_water_mark_that_is_a_directory_is_a_clear_error(journal):
     with pytest.raises(JournalError, match="high-water mark"):
         Journal(journal)
     _assert_clear_failure(_run(journal), EXIT_UNUSABLE, "high-water mark")
+
+
+def test_an_event_of_a_newer_schema_is_refused_by_verify_as_by_run(journal):
+    [[(last,)]] = _sql(journal, "SELECT max(seq) FROM events")  # in the tail a run replays
+    _sql(journal, f"UPDATE events SET schema_version = 99 WHERE seq = {last}")
+    for command in (_run(journal), _cli("inspect", journal), _cli("verify", journal)):
+        _assert_clear_failure(command, EXIT_UNUSABLE, f"seq {last}", "schema version 99")

@@ -30,11 +30,24 @@ def default_reducers() -> dict[str, list]:
     return merged
 
 
-def build_store(schema_version: int = 1, reducers: Mapping[str, Any] | None = None):
-    """A fresh StateStore with the default reducers (plus `reducers`): what replay folds into."""
-    from tradelab.state import StateStore
+def build_store(
+    schema_version: int = 1,
+    reducers: Mapping[str, Any] | None = None,
+    *,
+    migrations: bool = False,
+):
+    """A fresh StateStore with the default reducers (plus `reducers`): what replay folds into.
+    `migrations`: with the default topics' migrations, as an Engine's store has them (events
+    of an older version upcast, of a newer one refused: a SchemaVersionError)."""
+    from tradelab.events import TopicRegistry
+    from tradelab.state import MigrationRegistry, StateStore
 
-    store = StateStore(schema_version=schema_version)
+    registry = (
+        MigrationRegistry(snapshot_version=schema_version, topics=TopicRegistry())
+        if migrations
+        else None
+    )
+    store = StateStore(schema_version=schema_version, migrations=registry)
     store.register_reducers(default_reducers())
     store.fold_version = FOLD_VERSION
     if reducers:

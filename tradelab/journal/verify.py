@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from tradelab.errors import TradelabError
+from tradelab.errors import SchemaVersionError, TradelabError
 from tradelab.journal import schema
 from tradelab.journal.acklog import pending_events
 from tradelab.journal.journal import check_events
@@ -50,7 +50,7 @@ class VerifyResult:
 def _default_store_factory() -> Any:
     from tradelab.engine import build_store
 
-    return build_store()
+    return build_store(migrations=True)  # as an engine folds: a newer event is refused
 
 
 def _open(path: str | Path):
@@ -141,6 +141,8 @@ def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) 
             )
         try:
             _check_snapshots_and_replay(con, last, factory, result)
+        except SchemaVersionError:  # not damage: a newer tradelab wrote it (exit 3, as run)
+            raise
         except TradelabError as exc:  # damage that stops the replay: a malformed event row
             result.add(False, str(exc))
         return result
