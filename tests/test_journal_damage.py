@@ -238,6 +238,19 @@ def test_segments_dir_that_is_a_file_is_a_clear_error(journal):
         assert engine.recovery_report.last_seq >= EVENTS
 
 
+def test_an_ack_log_folder_that_is_a_file_is_a_clear_error_leaving_no_process(journal):
+    import psutil
+
+    blocker = journal.parent / "lab.acklog"
+    shutil.rmtree(blocker, ignore_errors=True)
+    blocker.write_text("not a directory")
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(JournalError, match="cannot create the ack log folder"):
+        Engine(journal_path=str(journal)).start()
+    _assert_clear_failure(_run(journal), EXIT_UNUSABLE, "lab.acklog")
+    assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
+
+
 def test_wal_autocheckpoint_injection_is_refused_and_the_journal_kept(whole, journal):
     _, _, seq = whole
     hostile = "1GB'; DROP TABLE events; --"

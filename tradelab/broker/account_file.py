@@ -9,6 +9,7 @@ the account row upserted. Thread model: one connection used under the broker's l
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,13 @@ class AccountFileError(TradelabError):
 class AccountFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AccountFileError(
+                f"cannot create the folder of the paper account file {self.path}: "
+                f"{exc.strerror or exc}"
+            ) from None
         try:
             self._con = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._con.execute("PRAGMA journal_mode=WAL")
@@ -37,6 +44,11 @@ class AccountFile:
             for statement in _SCHEMA:
                 self._con.execute(statement)
         except sqlite3.DatabaseError as exc:
+            if not os.access(self.path.parent, os.W_OK):  # SQLite says only "unable to open"
+                raise AccountFileError(
+                    f"cannot write the paper account file {self.path}: its folder "
+                    f"{self.path.parent} is not writable (SQLite: {exc})"
+                ) from None
             raise AccountFileError(
                 f"{self.path} is not a paper account file (SQLite): {exc}"
             ) from None

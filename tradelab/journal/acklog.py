@@ -35,6 +35,7 @@ from pathlib import Path
 
 import duckdb
 
+from tradelab.errors import JournalError
 from tradelab.journal.schema import EVENT_COLUMNS
 from tradelab.journal.wire import EncodedBatch
 
@@ -102,7 +103,12 @@ class AckLog:
         """`next_seq`, when known (the journal's last seq + 1), starts preparing the first file
         at once; otherwise the first append prepares it."""
         self.directory = acklog_dir(journal_path)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in its place, a read-only folder
+            raise JournalError(
+                f"cannot create the ack log folder {self.directory}: {exc.strerror or exc}"
+            ) from None
         self._rotate_bytes = rotate_bytes
         self._helper = ThreadPoolExecutor(1, thread_name_prefix="acklog-prepare")
         self._next: Future[tuple[Path, int]] | None = None
