@@ -12,6 +12,7 @@ A failure prints one line, `tradelab: error: ...`, to stderr (--debug adds trace
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import NoReturn
 
@@ -85,6 +86,8 @@ def main(debug: bool) -> None:
     Exit codes: 0 ok, 1 journal damaged, 2 usage, 3 journal unusable or writer failed,
     4 a strategy failed in a backtest or a run, 130 a backtest interrupted (Ctrl-C).
     """
+    if debug:  # the journal writer process, a child, shows its tracebacks too
+        os.environ["TRADELAB_DEBUG"] = "1"
     handler = _StderrHandler()
     fmt = "tradelab: %(levelname)s: %(name)s: %(message)s"
     handler.setFormatter(logging.Formatter(fmt) if debug else _NoTracebacks(fmt))

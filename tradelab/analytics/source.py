@@ -58,14 +58,16 @@ def open_source(path: str | Path) -> Source:
     segments_dir = segment_dir(path)
     if not path.exists() and not segments_dir.is_dir():
         raise JournalError(f"no journal at {path} and no sealed segments in {segments_dir}")
-    if path.is_file() and (why := schema.not_duckdb_file(path)):
-        raise JournalError(why)
     con = duckdb.connect()
     try:
         if path.exists():
             try:
                 con.execute(f"ATTACH {_sql_string(str(path))} AS journal (READ_ONLY)")
             except duckdb.Error as exc:
+                # Read only after DuckDB refused it: closing a descriptor of the file would
+                # drop the lock an engine of this process holds on it (POSIX locks).
+                if path.is_file() and (why := schema.not_duckdb_file(path)):
+                    raise JournalError(why) from None
                 if not _in_use(exc):
                     raise JournalError(
                         f"cannot read journal {path}: {str(exc).strip().splitlines()[0]}"

@@ -54,12 +54,14 @@ class JournalReader:
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         """A connection in which `events` names the journal's events, from the best source."""
-        if self.path.is_file() and (why := schema.not_duckdb_file(self.path)):
-            raise JournalError(why)
         if self.path.exists():
             try:
                 con = duckdb.connect(str(self.path), read_only=True)
             except duckdb.Error as exc:
+                # Read only after DuckDB refused it: closing a descriptor of the file would
+                # drop the lock an engine of this process holds on it (POSIX locks).
+                if self.path.is_file() and (why := schema.not_duckdb_file(self.path)):
+                    raise JournalError(why) from None
                 if not schema.is_in_use_error(exc):
                     raise JournalError(
                         f"cannot read journal {self.path}: {str(exc).splitlines()[0]}"

@@ -81,7 +81,8 @@ def set_wal_autocheckpoint(con: duckdb.DuckDBPyConnection, value: object) -> Non
 
 def not_duckdb_file(path: Path) -> str:
     """Why `path` (an existing file) cannot be a DuckDB file, or '' when its header says it is:
-    a reader told "Catalog Error: Cannot launch in-memory database" cannot tell what it opened."""
+    a reader told "Catalog Error: Cannot launch in-memory database" cannot tell what it opened.
+    Only for a file DuckDB did not open in this process (see `_file_backed`)."""
     with path.open("rb") as data:
         head = data.read(12)
     if head[8:12] == b"DUCK":  # DuckDB's magic bytes, after the header's checksum
@@ -145,17 +146,10 @@ def connect(
             # An empty file (a `touch`, a temp file) holds nothing; DuckDB refuses to open it.
             # (Journal refuses one beside an earlier journal's files before it gets here.)
             path.unlink()
-    if path.is_file() and path.stat().st_size > 0:
-        # DuckDB opens any other file (a CSV) as an empty in-memory database: the writer
-        # would then find no table to append to, and every event would be lost.
-        why = not_duckdb_file(path)
-        if why:
-            damaged = path.suffix.lower() in ("", ".duckdb", ".db")
-            raise (RecoveryError if damaged else JournalError)(f"journal {why}")
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return _file_backed(duckdb.connect(str(path), read_only=read_only), path)
         except duckdb.Error as exc:
             if is_lock_error(exc):
                 if time.monotonic() < deadline:
@@ -164,6 +158,8 @@ def connect(
                 raise JournalError(
                     f"journal {path} is locked by another process ({LOCK_HINT})"
                 ) from None
+            if "in-memory database" in str(exc):  # read-only, given a file of another kind
+                raise _not_a_database(path) from None
             error = journal_error(path, exc, "opening it")
             if isinstance(error, RecoveryError):
                 error = RecoveryError(
@@ -171,6 +167,29 @@ def connect(
                     f"{_first_line(exc)}"
                 )
             raise error from None
+
+
+def _file_backed(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyConnection:
+    """`con`, if DuckDB opened `path` as a database file. Given another kind of file (a CSV) it
+    opens an empty in-memory database instead: the writer would find no table to append to and
+    every event would be lost. Checked on the connection, not by reading the file's header
+    here: closing any descriptor of a file drops the POSIX locks this process holds on it, so
+    an engine of this process holding the journal would lose its lock."""
+    row = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    if row is not None and row[0] is not None:
+        return con
+    con.close()
+    raise _not_a_database(path)
+
+
+def _not_a_database(path: Path) -> JournalError:
+    why = not_duckdb_file(path)  # DuckDB holds no lock on it: it did not open it as a file
+    damaged = path.suffix.lower() in ("", ".duckdb", ".db")
+    return (RecoveryError if damaged else JournalError)(
+        f"journal {why or f'{path} is not a DuckDB database file'}"
+    )
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:

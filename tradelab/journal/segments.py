@@ -185,7 +185,7 @@ class SegmentSealer:
                 if stopping:
                     return
         except BaseException as exc:
-            log.exception("segment sealer failed")
+            log.exception("segment sealer failed: %s", exc)
             with self._cond:
                 self.failed = exc
                 self._seal_requested = False

@@ -140,10 +140,17 @@ class WriterProcess:
 
     def abandon(self) -> None:
         """The engine is gone: commit what arrived, then leave like a crash (no checkpoint)."""
+        if self.writer.failed is not None:  # nothing more can be committed; it said why
+            return
         try:
             self.writer.flush(timeout=30.0)
         except JournalError:
             log.exception("journal writer process could not commit after the engine was gone")
+
+
+class _OneLine(logging.Formatter):
+    def formatException(self, ei: object) -> str:  # noqa: N802 (logging's name)
+        return ""
 
 
 def main() -> int:
@@ -153,7 +160,15 @@ def main() -> int:
     # The engine may die at any moment (kill -9): answers to it are then dropped, not errors.
     out = wire.FrameWriter(out_fd, reader_may_vanish=True)
     frames_in = wire.FrameBuffer(0)
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    # One line a failure: the engine is told each one (FAILED) and reports it; tracebacks with
+    # TRADELAB_DEBUG=1 (`tradelab --debug` sets it).
+    handler.setFormatter(
+        logging.Formatter("%(name)s: %(message)s")
+        if os.environ.get("TRADELAB_DEBUG") == "1"
+        else _OneLine("tradelab: writer process: %(message)s")
+    )
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     # DuckDB's commit gives up the GIL and takes it back several times; with the default 5 ms
     # switch interval each take-back can wait behind the frame reader for a whole interval.
     sys.setswitchinterval(float(os.environ.get("TRADELAB_WRITER_SWITCH_INTERVAL", "0.0002")))
@@ -182,7 +197,7 @@ def main() -> int:
         code = 0
     except Exception as exc:
         if not out.reader_gone:  # with the engine gone, its death is the whole story
-            log.exception("journal writer process failed")
+            log.exception("journal writer process failed: %s", exc)
             out.send(wire.FAILED, f"journal writer process: {exc}".encode())
         process.abandon()
     finally:

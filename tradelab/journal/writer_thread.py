@@ -253,7 +253,7 @@ class ThreadJournalWriter:
                         checkpoints.run(cur, force=True)
                     return
         except BaseException as exc:  # the writer must never die silently
-            log.exception("journal writer failed")
+            log.exception("journal writer failed: %s", exc)
             self._fail(exc, jobs)
         finally:
             cur.close()
