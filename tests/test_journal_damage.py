@@ -157,6 +157,20 @@ def test_malformed_payload_is_named_by_seq(journal, payload):
     assert "FAIL event seq 300" in verify.output
 
 
+def test_a_payload_its_reducers_refuse_is_damage_with_exit_1_everywhere(journal):
+    _sql(
+        journal,
+        """UPDATE events SET payload = '{"symbol": "S1"}' WHERE seq = 300""",  # no price
+        "DELETE FROM snapshots WHERE last_seq >= 300",
+    )
+    with pytest.raises(RecoveryError, match="damaged: reducer .* failed at seq 300"):
+        Engine(journal_path=str(journal)).start()
+    for command in (_run(journal), _cli("inspect", journal), _cli("verify", journal)):
+        assert command.exit_code == EXIT_DAMAGED, (command.output, command.stderr)
+        assert "seq 300" in command.output + command.stderr
+        assert "Traceback" not in command.output + command.stderr
+
+
 @pytest.mark.parametrize("table", ["events", "snapshots", "meta"])
 def test_dropped_table_is_damage_and_is_not_recreated(journal, table):
     _sql(journal, f"DROP TABLE {table}")

@@ -15,7 +15,13 @@ from typing import Any
 
 import duckdb
 
-from tradelab.errors import InvalidInputError, SchemaVersionError, StateError, TradelabError
+from tradelab.errors import (
+    InvalidInputError,
+    RecoveryError,
+    SchemaVersionError,
+    StateError,
+    TradelabError,
+)
 from tradelab.journal import schema
 from tradelab.journal.journal import READ_BATCH_ROWS, Journal, iter_event_batches
 from tradelab.journal.snapshots import SnapshotInfo, check_state
@@ -232,9 +238,12 @@ def _recover(journal: Journal, store: Any, migrations: Any) -> RecoveryReport:
         report.snapshot_seq = info.last_seq
     # A store built with migrations upcasts events itself; upcast here only for one without.
     event_migrations = migrations if getattr(store, "migrations", None) is None else None
-    report.events_replayed = replay_into(
-        store, journal.con, since_seq=store.version, migrations=event_migrations
-    )
+    try:
+        report.events_replayed = replay_into(
+            store, journal.con, since_seq=store.version, migrations=event_migrations
+        )
+    except StateError as exc:  # an event its reducers refuse: the journal is not a fold
+        raise RecoveryError(f"journal {journal.path} is damaged: {exc}") from None
     report.last_seq = store.version
     report.state_hash = store.state_hash()
     report.seconds = time.perf_counter() - started

@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from tradelab.errors import SchemaVersionError, TradelabError
+from tradelab.errors import RecoveryError, SchemaVersionError, StateError, TradelabError
 from tradelab.journal import schema
 from tradelab.journal.acklog import pending_events
 from tradelab.journal.journal import check_events
@@ -93,7 +93,10 @@ def inspect_journal(path: str | Path, store_factory: StoreFactory | None = None)
         )
         if snapshot is not None:
             store.load_snapshot(snapshot)
-        replay_into(store, con, since_seq=store.version)
+        try:
+            replay_into(store, con, since_seq=store.version)
+        except StateError as exc:  # as recovery: an event its reducers refuse is damage
+            raise RecoveryError(f"journal {path} is damaged: {exc}") from None
         return {
             "path": str(path),
             "events": count,
