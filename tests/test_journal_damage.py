@@ -297,3 +297,17 @@ def test_an_event_of_a_newer_schema_is_refused_by_verify_as_by_run(journal):
     _sql(journal, f"UPDATE events SET schema_version = 99 WHERE seq = {last}")
     for command in (_run(journal), _cli("inspect", journal), _cli("verify", journal)):
         _assert_clear_failure(command, EXIT_UNUSABLE, f"seq {last}", "schema version 99")
+
+
+def test_inspect_names_a_lost_tail_and_the_snapshots_recovery_rejects(journal):
+    [[(last,)]] = _sql(
+        journal,
+        "SELECT max(seq) FROM events",
+        "UPDATE snapshots SET state = NULL WHERE id = (SELECT max(id) FROM snapshots)",
+        "DELETE FROM events WHERE seq = (SELECT max(seq) FROM events)",
+    )[:1]
+    shown = _cli("inspect", journal)
+    assert shown.exit_code == 0, shown.stderr  # inspect tells; verify judges (exit 1)
+    assert f"LOST       the high-water mark says seq {last} was committed" in shown.output
+    assert "REJECTED: its row has no state" in shown.output
+    assert _cli("verify", journal).exit_code == EXIT_DAMAGED

@@ -59,12 +59,21 @@ def inspect_cmd(path: str, as_json: bool) -> None:
             f"ack log    {pending} acknowledged event(s) after seq {info['last_seq']}, not in "
             "DuckDB yet: the next engine start on this journal commits them"
         )
+    mark = info.get("tail_mark")
+    if mark is not None and mark > info["last_seq"]:  # verify names the loss too (exit 1)
+        click.echo(
+            f"LOST       the high-water mark says seq {mark} was committed, but the journal "
+            f"ends at seq {info['last_seq']}: events were lost (tradelab verify)"
+        )
     for topic, count in info["topics"].items():
         click.echo(f"  {topic:28s} {count:>10}")
+    rejected = {r["snapshot_id"]: r["reason"] for r in info.get("rejected_snapshots", [])}
     for snap in info.get("snapshots", []):
+        why = rejected.get(snap["id"])
         click.echo(
             f"snapshot   {snap['id']:>4}  seq {snap['last_seq']:>10}  "
-            f"sha256 {snap['sha256'][:16]}  {snap['size_bytes']} bytes"
+            f"sha256 {(snap['sha256'] or '-')[:16]}  {snap['size_bytes']} bytes"
+            + (f"  REJECTED: {why}" if why else "")
         )
     if "state_hash" in info:
         click.echo(f"state hash {info['state_hash']}")
