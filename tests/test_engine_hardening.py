@@ -109,11 +109,16 @@ def test_a_payload_mutated_after_submit_changes_neither_journal_nor_store(tmp_pa
         assert again.store.get("market.marks") == live
 
 
-def test_flush_and_snapshot_from_a_bus_handler_raise_at_once(tmp_path):
+def test_flush_snapshot_and_stop_from_a_bus_handler_raise_at_once(tmp_path):
     errors: list[BaseException] = []
 
     def handler(event):
-        for call in (lambda: engine.flush(timeout=20), lambda: engine.snapshot_now(timeout=20)):
+        calls = (
+            lambda: engine.flush(timeout=20),
+            lambda: engine.snapshot_now(timeout=20),
+            lambda: engine.stop(timeout=20),  # would join the very thread it runs on
+        )
+        for call in calls:
             try:
                 call()
             except LifecycleError as exc:
@@ -123,7 +128,8 @@ def test_flush_and_snapshot_from_a_bus_handler_raise_at_once(tmp_path):
         engine.bus.subscribe("mark.updated", handler)
         engine.submit("mark.updated", {"symbol": "NIFTY", "price": 1.0}, wait=True)
         engine.flush(timeout=5)  # the kernel was not stalled until a 20 s timeout
-    assert len(errors) == 2 and all("kernel thread" in str(e) for e in errors)
+        assert engine.state == "running"  # the refused stop() left it running
+    assert len(errors) == 3 and all("kernel thread" in str(e) for e in errors)
 
 
 @pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt])

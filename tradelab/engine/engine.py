@@ -212,6 +212,11 @@ class Engine(EngineControls):
         not finish within `timeout`, the journal is left open under it (closing it would lose
         what the kernel still hands on) and a LifecycleError says so.
         """
+        if self._kernel is not None and self._kernel.on_its_thread():
+            raise LifecycleError(
+                "stop() was called on the engine's kernel thread (from a bus handler?); it "
+                "waits for that very thread to finish, so call it from another thread"
+            )
         with self._lifecycle_lock:
             if self.state in (CREATED, STOPPED):
                 self.state = STOPPED
