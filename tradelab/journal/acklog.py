@@ -326,4 +326,11 @@ def restore_into(con: duckdb.DuckDBPyConnection, journal_path: str | Path) -> tu
     if not problems:
         for path in files:
             path.unlink(missing_ok=True)
+    else:  # kept for inspection, under names the new log neither reads nor deletes at its stop
+        kept = []
+        for path in files:
+            aside = path.with_name(path.name + ".damaged")
+            path.rename(aside)
+            kept.append(aside.name)
+        problems.append(f"the ack log's files are kept beside it as {', '.join(kept)}")
     return len(rows), problems
