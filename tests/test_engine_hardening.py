@@ -55,6 +55,36 @@ def test_numpy_and_subclass_numbers_are_journaled_as_plain_numbers_and_the_journ
     assert prices == [24001.5, 51000] and [type(p) for p in prices] == [float, int]
 
 
+class Text(str):
+    pass
+
+
+def test_numpy_text_and_bools_and_str_subclasses_are_journaled_as_plain_values(tmp_path):
+    path = tmp_path / "lab.duckdb"
+    note = {"a": Text("x"), "b": np.str_("y"), "c": np.bool_(True), "d": [np.int64(3)]}
+    with _engine(tmp_path) as engine:
+        engine.submit("mark.updated", {"symbol": "NIFTY", "price": 1.0, "note": note}, wait=True)
+    [journaled] = [e.payload["note"] for e in JournalReader(path).events(topic="mark.updated")]
+    assert journaled == {"a": "x", "b": "y", "c": True, "d": [3]}
+    assert [type(v) for v in journaled.values()] == [str, str, bool, list]
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        (2**63, "integers must fit in 64 bits"),
+        ([np.uint64(2**64 - 1)], "integers must fit in 64 bits"),
+        (np.datetime64("2024-01-01"), "of type numpy.datetime64"),
+    ],
+)
+def test_a_value_the_journals_readers_cannot_hold_is_refused_naming_it(tmp_path, value, said):
+    with _engine(tmp_path) as engine:
+        before = engine.store.version
+        with pytest.raises(InvalidInputError, match=f"payload.note.* {said}"):
+            engine.submit("mark.updated", {"symbol": "NIFTY", "price": 1.0, "note": value})
+        assert engine.store.version == before
+
+
 @pytest.mark.parametrize(
     ("payload", "where"),
     [

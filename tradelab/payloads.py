@@ -23,6 +23,9 @@ MAX_PAYLOAD_DEPTH = 64
 # Exact types checked first with one set lookup; subclasses (StrEnum, numpy floats, custom
 # Mappings) still take the isinstance path below, which ABC checks make ~10x slower.
 _EXACT_SCALARS = frozenset(_SCALARS)
+# Integers the journal's readers (DuckDB's BIGINT, analytics) hold: a wider one would read back
+# as NULL there though the store kept it.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 
 def validate_payload(payload: Any, topic: str = "?") -> dict[str, Any]:
@@ -52,7 +55,11 @@ def _check_dict(value: dict, topic: str, where: str, depth: int) -> None:
         if type(k) is not str and not isinstance(k, str):
             raise _bad_key(k, topic, where)
         kind = type(v)
-        if kind in exact or (kind is float and v - v == 0.0):
+        if kind in exact:
+            if kind is int and not INT_MIN <= v <= INT_MAX:
+                raise _too_wide(v, topic, f"{where}.{k}")
+            continue
+        if kind is float and v - v == 0.0:
             continue
         if kind is dict:
             _check_dict(v, topic, f"{where}.{k}", depth)
@@ -63,6 +70,8 @@ def _check_dict(value: dict, topic: str, where: str, depth: int) -> None:
 def _check_value(value: Any, topic: str, where: str, depth: int) -> None:
     kind = type(value)
     if kind in _EXACT_SCALARS:
+        if kind is int and not INT_MIN <= value <= INT_MAX:
+            raise _too_wide(value, topic, where)
         return
     if kind is dict:
         _check_dict(value, topic, where, depth)
@@ -74,9 +83,11 @@ def _check_value(value: Any, topic: str, where: str, depth: int) -> None:
         for i, v in enumerate(value):
             _check_value(v, topic, f"{where}[{i}]", depth)
         return
-    if isinstance(value, _SCALARS):
+    if isinstance(value, _SCALARS) or _is_numpy_bool(value):  # journaled as str / bool
         return
     if isinstance(value, numbers.Integral):  # numpy.int64 and kin: journaled as int
+        if not INT_MIN <= int(value) <= INT_MAX:
+            raise _too_wide(value, topic, where)
         return
     if isinstance(value, numbers.Real):  # float subclasses, numpy.float64: journaled as float
         if not math.isfinite(value):
@@ -95,8 +106,29 @@ def _check_value(value: Any, topic: str, where: str, depth: int) -> None:
             _check_value(v, topic, f"{where}[{i}]", depth)
         return
     raise InvalidInputError(
-        f"{where} has a value of type {type(value).__name__} in topic {topic!r}, which is not "
+        f"{where} has a value of type {_type_name(value)} in topic {topic!r}, which is not "
         "JSON-serializable (use str, int, float, bool, None, list or dict)"
+    )
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+
+
+def _is_numpy_bool(value: Any) -> bool:
+    kind = type(value)
+    return kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")
+
+
+def _too_wide(value: Any, topic: str, where: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"{where} is {int(value)} in topic {topic!r}; integers must fit in 64 bits "
+        f"({INT_MIN} to {INT_MAX}), as the journal's readers hold them"
     )
 
 
@@ -109,15 +141,20 @@ def _too_deep(topic: str, where: str) -> InvalidInputError:
 
 def _plain(value: Any) -> Any:
     """The one conversion rule for values that passed `validate_payload` but are not plain JSON
-    types: integers (numpy.int64, IntEnum) become int, other real numbers (numpy.float64, float
-    subclasses) float, other mappings dict. msgspec calls it for types it cannot encode."""
+    types: text (a str subclass, numpy.str_) becomes str, numpy.bool_ bool, integers
+    (numpy.int64, IntEnum) int, other real numbers (numpy.float64, float subclasses) float,
+    other mappings dict. msgspec calls it for types it cannot encode."""
+    if isinstance(value, str):  # a subclass (numpy.str_): its text
+        return str(value)
+    if _is_numpy_bool(value):
+        return bool(value)
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
         return float(value)
     if isinstance(value, Mapping):
         return dict(value)
-    raise TypeError(f"cannot encode a value of type {type(value).__name__}")
+    raise TypeError(f"cannot encode a value of type {_type_name(value)}")
 
 
 _submit_encoder = msgspec.json.Encoder(enc_hook=_plain)

@@ -328,10 +328,13 @@ def checked_numbers(
     numbers = pd.to_numeric(raw, errors="coerce").to_numpy("float64", copy=True)
     if volume:
         numbers[raw.isna().to_numpy()] = 0.0
-    bad = ~np.isfinite(numbers) | (numbers < 0 if volume else numbers <= 0)
+    # A volume is journaled as a 64-bit integer (tradelab.payloads.INT_MAX).
+    bad = ~np.isfinite(numbers) | (
+        ((numbers < 0) | (numbers >= 2.0**63)) if volume else (numbers <= 0)
+    )
     if bad.any():
         i = int(bad.argmax())
-        wanted = "a finite number >= 0" if volume else "a positive finite number"
+        wanted = "a finite number from 0 to 2**63" if volume else "a positive finite number"
         raise InvalidInputError(
             f"bar file {str(path)!r}, column {column!r}, {file_position(path, file_row(i))}: "
             f"{plain_value(raw.iloc[i])!r} is not {wanted}"
