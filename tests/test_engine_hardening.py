@@ -235,3 +235,23 @@ def test_stop_that_times_out_leaves_the_journal_open_under_the_live_kernel(tmp_p
         for e in JournalReader(tmp_path / "lab.duckdb").events(topic="engine.state_changed")
     ]
     assert states[-2:] == ["stopping", "stopped"]
+
+
+def test_engine_settings_are_checked_naming_the_setting_and_the_callers_config_kept():
+    from tradelab.config import EngineConfig
+    from tradelab.engine import Engine
+
+    config = EngineConfig(max_queued_events=5)
+    with pytest.raises(InvalidInputError, match="Engine has no setting 'bogus'; EngineConfig's"):
+        Engine(config, bogus=1)
+    with pytest.raises(InvalidInputError, match="max_queued_events' must be at least 1"):
+        Engine(config, max_queued_events=0)
+    assert config.max_queued_events == 5
+
+
+def test_a_bad_id_is_named_without_echoing_all_of_it(tmp_path):
+    from tradelab.errors import TradelabError
+
+    with _engine(tmp_path) as engine, pytest.raises(TradelabError) as refused:
+        engine.submit("signal.detected", {"v": 1}, key="x" * 10_000, wait=True)
+    assert len(str(refused.value)) < 400 and "10002 characters" in str(refused.value)

@@ -68,7 +68,16 @@ class Engine(EngineControls):
         # A copy: the caller's config object is theirs, and stays as they made it.
         values = (config if config is not None else EngineConfig()).param.values()
         values.pop("name", None)
-        self.config = EngineConfig(**{**values, **overrides})
+        unknown = sorted(set(overrides) - set(values))
+        if unknown:
+            raise InvalidInputError(
+                f"Engine has no setting {', '.join(map(repr, unknown))}; EngineConfig's are "
+                f"{', '.join(sorted(values))}"
+            )
+        try:
+            self.config = EngineConfig(**{**values, **overrides})
+        except (ValueError, TypeError) as exc:  # param's own type and bound checks
+            raise InvalidInputError(f"Engine setting refused: {exc}") from None
         self.registry = registry if registry is not None else TopicRegistry()
         self.bus = EventBus(
             registry=self.registry, history_size=self.config.history_size, name="engine"

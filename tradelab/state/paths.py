@@ -107,15 +107,23 @@ def check_path_level(value: Any, what: str) -> str:
     a bad id is refused before anything carrying it is submitted or sent.
     """
     if not is_path_level(value):
-        raise InvalidInputError(f"{what} {value!r} is not a valid id: expected {LEVEL_RULE}")
+        raise InvalidInputError(f"{what} {shown(value)} is not a valid id: expected {LEVEL_RULE}")
     return value
+
+
+def shown(value: Any) -> str:
+    """`value` as an error shows it: a 10 KB key is not echoed whole into every log line."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def path_level(value: Any, what: str) -> str:
     """`check_path_level` for reducers: a bad id inside an event is a StateError (the event is
     refused and the store unchanged), the last line of defence behind the entry checks."""
     if not is_path_level(value):
-        raise StateError(f"{what} {value!r} cannot name a state path level: expected {LEVEL_RULE}")
+        raise StateError(
+            f"{what} {shown(value)} cannot name a state path level: expected {LEVEL_RULE}"
+        )
     return value
 
 

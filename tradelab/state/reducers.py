@@ -12,7 +12,7 @@ from typing import Any
 
 from tradelab.errors import InvalidInputError, StateError
 from tradelab.events import Event
-from tradelab.state.paths import DELETE, LEVEL_RULE, is_path_level
+from tradelab.state.paths import DELETE, LEVEL_RULE, is_path_level, shown
 from tradelab.state.store import Reducer, StateView
 
 Change = tuple[str, Any]
@@ -32,7 +32,7 @@ def _segment(event: Event, value: Any, what: str) -> str:
     """A payload id or event key used as one path level (a StateError names a bad one)."""
     if not is_path_level(value):
         raise StateError(
-            f"{what} {value!r} of {event.topic!r} (seq {event.seq}) cannot name a state path "
+            f"{what} {shown(value)} of {event.topic!r} (seq {event.seq}) cannot name a state path "
             f"level: expected {LEVEL_RULE}"
         )
     return value
