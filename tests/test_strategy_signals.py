@@ -86,9 +86,9 @@ def test_a_signal_is_journaled_replaced_and_cleared_once(tmp_path):
         ["cleared", "scripted-breakout", "scripted", "breakout"],
     ]
     # On the market clock, each at the end of the daily bar it was seen on (bars 2, 4 and 6 of
-    # 2024-03-01..08 end at the next midnight): not the run's wall clock.
-    days = [t.date().isoformat() for t in rows["time"]]
-    assert days == ["2024-03-03", "2024-03-05", "2024-03-07"]
+    # 2024-03-01..08 end at 23:59:59 of their own date): not the run's wall clock.
+    times = [t.isoformat() for t in rows["time"]]
+    assert times == ["2024-03-02T23:59:59", "2024-03-04T23:59:59", "2024-03-06T23:59:59"]
 
 
 class BadSignals(Strategy):

@@ -114,7 +114,7 @@ def check_path_level(value: Any, what: str) -> str:
 def shown(value: Any) -> str:
     """`value` as an error shows it: a 10 KB key is not echoed whole into every log line."""
     text = repr(value)
-    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+    return text if len(text) <= 200 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def path_level(value: Any, what: str) -> str:
