@@ -6,8 +6,12 @@ A param.Parameterized so bounds are checked on assignment and a notebook can sho
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import param
 
+from tradelab.errors import InvalidInputError
 from tradelab.journal.checkpoint import DEFAULT_WAL_BYTES
 from tradelab.journal.schema import check_wal_autocheckpoint
 
@@ -153,3 +157,20 @@ class EngineConfig(param.Parameterized):
     segments_enabled = param.Boolean(
         default=True, doc="Seal Parquet segments so other processes can read while running."
     )
+
+
+def config_with(config: EngineConfig | None, overrides: Mapping[str, Any]) -> EngineConfig:
+    """A copy of `config` (defaults if None) with `overrides`: the caller's object stays as they
+    made it. An unknown name or a bad value is an InvalidInputError naming it."""
+    values = (config if config is not None else EngineConfig()).param.values()
+    values.pop("name", None)
+    unknown = sorted(set(overrides) - set(values))
+    if unknown:
+        raise InvalidInputError(
+            f"Engine has no setting {', '.join(map(repr, unknown))}; EngineConfig's are "
+            f"{', '.join(sorted(values))}"
+        )
+    try:
+        return EngineConfig(**{**values, **overrides})
+    except (ValueError, TypeError) as exc:  # param's own type and bound checks
+        raise InvalidInputError(f"Engine setting refused: {exc}") from None

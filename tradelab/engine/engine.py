@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tradelab.config import EngineConfig
+from tradelab.config import EngineConfig, config_with
 from tradelab.cpu_layout import PinnedThreads, pin_engine_process
 from tradelab.engine.controls import EngineControls
 from tradelab.engine.kernel import Kernel
@@ -65,19 +65,7 @@ class Engine(EngineControls):
         from tradelab.bus import EventBus
         from tradelab.state import MigrationRegistry, StateStore
 
-        # A copy: the caller's config object is theirs, and stays as they made it.
-        values = (config if config is not None else EngineConfig()).param.values()
-        values.pop("name", None)
-        unknown = sorted(set(overrides) - set(values))
-        if unknown:
-            raise InvalidInputError(
-                f"Engine has no setting {', '.join(map(repr, unknown))}; EngineConfig's are "
-                f"{', '.join(sorted(values))}"
-            )
-        try:
-            self.config = EngineConfig(**{**values, **overrides})
-        except (ValueError, TypeError) as exc:  # param's own type and bound checks
-            raise InvalidInputError(f"Engine setting refused: {exc}") from None
+        self.config = config_with(config, overrides)
         self.registry = registry if registry is not None else TopicRegistry()
         self.bus = EventBus(
             registry=self.registry, history_size=self.config.history_size, name="engine"
