@@ -69,7 +69,7 @@ def test_fills_and_positions_a_fix_adopted_are_in_the_analytics_views_as_in_the_
         assert wait_for(lambda: lab.store.get("reconciliation.status", None) == "completed")
         assert wait_for(lambda: lab.store.get(f"market.marks.{symbol}") is not None)
         lab.broker.faults.drop_fill_reports(1)
-        lab.place_order(symbol, "BUY", 75)  # the broker fills it; the book never hears
+        order_id = lab.place_order(symbol, "BUY", 75)  # the broker fills it; the book never hears
         lab.broker.faults.hold_outside_position(other, 75, 100.0)
         report = lab.reconciler.run_once()
         assert {"missed_fill", "unknown_position"} <= set(report.kinds)
@@ -77,6 +77,7 @@ def test_fills_and_positions_a_fix_adopted_are_in_the_analytics_views_as_in_the_
             p["symbol"]: p["net_quantity"] for p in lab.store.get("trading.positions").values()
         }
         lab.engine.flush()
+        order = lab.store.get(f"trading.orders.{order_id}")
     finally:
         lab.stop()
     assert booked == {symbol: 75, other: 75}
@@ -89,3 +90,14 @@ def test_fills_and_positions_a_fix_adopted_are_in_the_analytics_views_as_in_the_
     assert dict(zip(held["symbol"], held["held"], strict=True)) == booked
     positions = analytics.sql("SELECT symbol, net_quantity FROM positions")
     assert dict(zip(positions["symbol"], positions["net_quantity"], strict=True)) == booked
+    # The order the fix adopted the broker's state of: as the store has it, in both views.
+    [row] = analytics.sql(
+        "SELECT status, filled_quantity, average_price, reason FROM orders WHERE order_id = ?",
+        [order_id],
+    ).to_dict("records")
+    assert row == {k: order[k] for k in ("status", "filled_quantity", "average_price", "reason")}
+    assert row["status"] == "filled" and row["reason"].startswith("reconciled: ")
+    [outcome] = analytics.sql("SELECT outcome FROM latency WHERE order_id = ?", [order_id])[
+        "outcome"
+    ]
+    assert outcome == "filled"

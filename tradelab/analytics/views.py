@@ -36,7 +36,8 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "order_events",
-        "one order lifecycle event (submitted, accepted, filled, ...)",
+        "one order lifecycle event (submitted, accepted, filled, ...), or a reconciliation "
+        "fix adopting the broker's state of the order (reconciled)",
         f"""SELECT seq, ts, ist(ts) AS journal_time, split_part(topic, '.', 2) AS status,
             txt(payload, 'order_id') AS order_id, txt(payload, 'strategy') AS strategy,
             txt(payload, 'symbol') AS symbol, txt(payload, 'side') AS side,
@@ -46,8 +47,20 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
             num(payload, 'average_price') AS average_price, txt(payload, 'reason') AS reason,
             txt(payload, 'broker_order_id') AS broker_order_id,
             CASE split_part(topic, '.', 2) WHEN 'submitted' THEN 0 WHEN 'accepted' THEN 1
-                 WHEN 'partially_filled' THEN 2 ELSE 3 END AS stage, payload
-            FROM _events WHERE topic IN ({_ORDER_TOPICS})""",
+                 WHEN 'partially_filled' THEN 2 ELSE 3 END AS stage, payload,
+            FALSE AS reconciled
+            FROM _events WHERE topic IN ({_ORDER_TOPICS})
+            UNION ALL
+            -- Adopted from the broker, as the store does (broker/reconcile/reducers.py): it
+            -- overrides every report before it (stage 4), a later fix the earlier ones.
+            SELECT seq, ts, ist(ts), txt(o, 'status'), txt(o, 'order_id'), txt(o, 'strategy'),
+                txt(o, 'symbol'), txt(o, 'side'), int_of(o, 'quantity'),
+                int_of(o, 'filled_quantity'), NULL, num(o, 'average_price'),
+                'reconciled: ' || coalesce(nullif(txt(o, 'reason'), ''), 'adopted the broker state'),
+                txt(o, 'broker_order_id'), 4, payload, TRUE
+            FROM (SELECT *, CAST(json_extract(payload, '$.order') AS VARCHAR) AS o FROM _events
+                  WHERE topic = 'reconciliation.fixed'
+                  AND json_extract(payload, '$.order') IS NOT NULL)""",
     ),
     (
         "orders",
@@ -62,9 +75,11 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
             arg_min(num(payload, 'limit_price'), seq) FILTER (status = 'submitted')
                 AS limit_price,
             -- A finished order is final (its first terminal report wins); before that the
-            -- furthest stage, then the latest report.
+            -- furthest stage, then the latest report; the broker's state a reconciliation
+            -- adopted (stage 4) over all of them.
             arg_max(status, stage * 1e12 + CASE WHEN stage = 3 THEN -seq ELSE seq END) AS status,
-            coalesce(max(filled_quantity), 0) AS filled_quantity,
+            coalesce(arg_max(filled_quantity, seq) FILTER (stage = 4), max(filled_quantity), 0)
+                AS filled_quantity,
             arg_max(average_price, seq) FILTER (average_price IS NOT NULL) AS average_price,
             arg_max(reason, stage * 1e12 + CASE WHEN stage = 3 THEN -seq ELSE seq END)
                 AS reason,
@@ -246,8 +261,9 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
                     any_value(symbol) AS symbol,
                     min(ts) FILTER (status = 'submitted') AS submitted_ts,
                     min(ts) FILTER (status = 'accepted') AS accepted_ts,
-                    min(ts) FILTER (stage = 3) AS finished_ts,
-                    arg_min(status, seq) FILTER (stage = 3) AS outcome
+                    min(ts) FILTER (stage >= 3) AS finished_ts,
+                    coalesce(arg_max(status, seq) FILTER (stage = 4),
+                             arg_min(status, seq) FILTER (stage = 3)) AS outcome
                 FROM order_events GROUP BY order_id),
             f AS (SELECT order_id, min(ts) AS first_fill_ts, max(ts) AS last_fill_ts
                 FROM fills GROUP BY order_id)
