@@ -124,6 +124,20 @@ def test_seq_at_a_time_on_a_backtest_is_the_last_bar_closed_by_then(backtest_jou
         a.state_at(seq, clock="wall")
 
 
+def test_a_time_with_a_zone_selects_the_same_rows_as_the_ist_time_it_is(backtest_journal):
+    a = backtest_journal  # fills at 00:00 IST of 2024-03-05, 07 and 10
+    naive = pd.Timestamp("2024-03-07 03:00")  # read in UTC it is before the 07's fill
+    query = "SELECT seq FROM fills WHERE time > ? ORDER BY seq"
+    expected = a.sql(query, [naive]).seq.tolist()
+    assert len(expected) == 1
+    for zoned in (
+        naive.tz_localize("Asia/Kolkata"),
+        naive.tz_localize("Asia/Kolkata").tz_convert("UTC"),
+    ):
+        assert a.sql(query, [zoned]).seq.tolist() == expected
+        assert a.sql(query, [zoned.to_pydatetime()]).seq.tolist() == expected
+
+
 def test_backtest_views_agree_on_time_and_order_lifetimes(backtest_journal):
     a = backtest_journal
     marks = a.sql("SELECT exchange_ts FROM marks ORDER BY seq")["exchange_ts"]

@@ -21,6 +21,7 @@ from tradelab.analytics import views as view_defs
 from tradelab.analytics.asof import AsOf, StateDiff
 from tradelab.analytics.source import Source, open_source
 from tradelab.errors import InvalidInputError
+from tradelab.market.instruments import IST
 from tradelab.state import StateStore
 
 
@@ -170,7 +171,9 @@ class Analytics:
 
 def _plain_params(params: list[Any] | dict[str, Any] | None) -> list[Any] | dict[str, Any]:
     """Query parameters with numpy scalars as Python's (DuckDB binds only the latter): a seq or
-    a price read from one query's frame goes into the next as it is."""
+    a price read from one query's frame goes into the next as it is. A time with a zone is
+    given as the naive IST time the views' `time` columns hold: DuckDB would convert it to
+    the machine's zone, so the same query would answer differently from machine to machine."""
     if not params:
         return []
     if isinstance(params, dict):
@@ -179,7 +182,11 @@ def _plain_params(params: list[Any] | dict[str, Any] | None) -> list[Any] | dict
 
 
 def _plain_scalar(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, datetime) and value.tzinfo is not None:  # pandas' Timestamp too
+        return pd.Timestamp(value).tz_convert(IST).tz_localize(None).to_pydatetime()
+    return value
 
 
 def sql(query: str, journal: str | Path, params: list[Any] | None = None) -> pd.DataFrame:
