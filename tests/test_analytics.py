@@ -48,8 +48,9 @@ def test_equity_drawdown_and_daily_pnl_match_hand_computed(scripted):
     equity = analytics.sql("SELECT net, drawdown FROM equity ORDER BY seq")
     # After F1, bar 09:45, F2, bar 10:45, F3 (day 1); F4, bar 10:00, bar 15:30 (day 2).
     assert equity["net"].tolist() == [-10.0, 1490.0, 2980.0, 730.0, 1095.0, 1090.0, 1840.0, 340.0]
+    # The peak starts at 0 (nothing traded yet): F1's fee is the first drawdown.
     assert equity["drawdown"].tolist() == [
-        0.0,
+        -10.0,
         0.0,
         0.0,
         -2250.0,

@@ -180,11 +180,14 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
                     coalesce(sum(CASE WHEN coalesce(net_quantity, 0) = 0 THEN 0
                         ELSE (price - average_price) * net_quantity END), 0) AS unrealized
                 FROM valued GROUP BY seq)
+            -- The peak starts at 0, the equity before anything traded: a curve whose first
+            -- point is already a loss (a fill's fee) draws down from 0, not from there.
             SELECT seq, exchange_ts, ist(exchange_ts) AS time, realized, unrealized, fees,
                 realized + unrealized - fees AS net,
-                max(realized + unrealized - fees) OVER (ORDER BY seq) AS peak,
+                greatest(0, max(realized + unrealized - fees) OVER (ORDER BY seq)) AS peak,
                 realized + unrealized - fees
-                    - max(realized + unrealized - fees) OVER (ORDER BY seq) AS drawdown
+                    - greatest(0, max(realized + unrealized - fees) OVER (ORDER BY seq))
+                    AS drawdown
             FROM totals ORDER BY seq""",
     ),
     (
