@@ -122,6 +122,8 @@ def test_seq_at_a_time_on_a_backtest_is_the_last_bar_closed_by_then(backtest_jou
     assert a.state_at(np.int64(seq)).version == seq
     with pytest.raises(InvalidInputError, match="clock 'wall'"):
         a.state_at(seq, clock="wall")
+    with pytest.raises(InvalidInputError, match="time '09:19' has no date; give the day too"):
+        a.seq_at("09:19")  # pandas would read it as today's: after the journal, silently
 
 
 def test_a_time_with_a_zone_selects_the_same_rows_as_the_ist_time_it_is(backtest_journal):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -77,6 +78,9 @@ def _diff(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str, out: StateDif
             out.changed[path] = (a[key], b[key])
 
 
+_TIME_OF_DAY = re.compile(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?")
+
+
 def to_ns(when: int | str | datetime | pd.Timestamp) -> int:
     """Nanoseconds since the epoch; a naive time is read as India Standard Time."""
     if isinstance(when, bool):
@@ -87,6 +91,12 @@ def to_ns(when: int | str | datetime | pd.Timestamp) -> int:
         if not math.isfinite(when):
             raise InvalidInputError(f"time {when!r} is not a time")
         return int(when)
+    if isinstance(when, str) and _TIME_OF_DAY.fullmatch(when.strip()):
+        # pandas would put it on today's date: a moment after most journals end
+        raise InvalidInputError(
+            f"time {when!r} has no date; give the day too, e.g. '2025-11-12 {when.strip()}' "
+            "(read as IST)"
+        )
     try:
         stamp = pd.Timestamp(when)
     except (ValueError, TypeError):
