@@ -255,3 +255,14 @@ def test_a_bad_id_is_named_without_echoing_all_of_it(tmp_path):
     with _engine(tmp_path) as engine, pytest.raises(TradelabError) as refused:
         engine.submit("signal.detected", {"v": 1}, key="x" * 10_000, wait=True)
     assert len(str(refused.value)) < 400 and "10002 characters" in str(refused.value)
+
+
+def test_a_second_engine_on_a_journal_this_process_holds_says_so(tmp_path):
+    from tradelab.engine import Engine
+    from tradelab.errors import JournalError
+
+    path = str(tmp_path / "lab.duckdb")
+    with Engine(journal_path=path, open_timeout_seconds=0.2) as running:
+        with pytest.raises(JournalError, match="held by an engine running in this process"):
+            Engine(journal_path=path, open_timeout_seconds=0.2).start()
+        assert running.state == "running"

@@ -155,9 +155,7 @@ def connect(
                 if time.monotonic() < deadline:
                     time.sleep(0.05)
                     continue
-                raise JournalError(
-                    f"journal {path} is locked by another process ({LOCK_HINT})"
-                ) from None
+                raise JournalError(f"journal {path} is {_held_by(exc)} ({LOCK_HINT})") from None
             if "in-memory database" in str(exc):  # read-only, given a file of another kind
                 raise _not_a_database(path) from None
             error = journal_error(path, exc, "opening it")
@@ -167,6 +165,30 @@ def connect(
                     f"{_first_line(exc)}"
                 )
             raise error from None
+
+
+def _held_by(exc: BaseException) -> str:
+    """Who holds the lock, as DuckDB names it ("... held in <program> (PID n)"): an engine of
+    this very process (its journal writer is a child process) is told apart, since "another
+    process" sends a notebook user looking for one that does not exist."""
+    import os
+
+    import psutil
+
+    found = re.search(r"\(PID (\d+)\)", str(exc))
+    if found is None:
+        return "locked by another process"
+    pid = int(found.group(1))
+    try:
+        ours = pid == os.getpid() or pid in {p.pid for p in psutil.Process().children()}
+    except psutil.Error:
+        ours = False
+    if ours:
+        return (
+            f"held by an engine running in this process (its journal writer, PID {pid}): stop "
+            "that engine (or Lab) first, or use another journal"
+        )
+    return f"locked by another process (PID {pid})"
 
 
 def _file_backed(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyConnection:
