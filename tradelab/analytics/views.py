@@ -85,7 +85,9 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
                 AS reason,
             arg_max(broker_order_id, seq) FILTER (broker_order_id IS NOT NULL)
                 AS broker_order_id,
-            min(seq) AS first_seq, max(seq) AS last_seq, min(journal_time) AS submitted_time,
+            min(seq) AS first_seq, max(seq) AS last_seq,
+            -- the journal clock (order.submitted carries no market time): named so
+            min(journal_time) AS submitted_journal_time,
             count(*) AS events
             FROM order_events GROUP BY order_id""",
     ),
