@@ -595,3 +595,17 @@ def test_a_context_used_from_another_thread_is_refused_naming_the_thread(tmp_pat
     result = run_backtest(write_bars(tmp_path / "ABC.csv"), strategy)
     assert result.fills == [] and len(strategy.refusals) == 10
     assert "ctx.place_order called on thread 'side'" in strategy.refusals[0]
+
+
+def test_the_trades_export_as_csv_with_ist_times_as_the_trades_view_has_them(tmp_path):
+    from tradelab.analytics import Analytics
+    from tradelab.runner import export_trades_csv
+
+    journal = tmp_path / "bt.duckdb"
+    run_backtest(write_bars(tmp_path / "ABC.csv"), SmaCross(fast=2, slow=3), journal_path=journal)
+    csv = tmp_path / "trades.csv"
+    assert export_trades_csv(journal, csv) == 2
+    exported = pd.read_csv(csv, parse_dates=["opened_time", "closed_time"])
+    view = Analytics(journal).sql("SELECT opened_time, closed_time FROM trades ORDER BY closed_ts")
+    assert exported.opened_time.tolist() == view.opened_time.tolist()
+    assert exported.closed_time.tolist() == view.closed_time.tolist()

@@ -130,7 +130,11 @@ def trades_frame(journal_path: str | Path) -> pd.DataFrame:
 
 
 def export_trades_csv(journal_path: str | Path, csv_path: str | Path) -> int:
-    """Write the trades table of a journal as CSV; returns how many round trips."""
+    """Write the trades table of a journal as CSV, with `opened_time` and `closed_time` in IST
+    beside the ns stamps (as the `trades` view has them); returns how many round trips."""
     frame = trades_frame(journal_path)
+    for stamp in ("opened", "closed"):
+        ns = pd.to_datetime(frame[f"{stamp}_ts"], unit="ns", utc=True)
+        frame[f"{stamp}_time"] = ns.dt.tz_convert("Asia/Kolkata").dt.tz_localize(None)
     frame.to_csv(csv_path, index=False)
     return len(frame)
