@@ -319,3 +319,15 @@ def test_text_parameters_take_lists_ranges_and_none_as_a_command_line_gives_them
     }
     with pytest.raises(InvalidInputError, match=r"'sizes'.*'\[3' is not a list such as 3,4"):
         coerce_params(ListsAndNone, {"sizes": "[3"})
+
+
+def test_index_and_state_at_tell_what_they_read_as_a_query_does(backtest_journal, tmp_path):
+    from tradelab.analytics import Analytics
+    from tradelab.state import ReactiveState, StateStore
+
+    fresh = Analytics(backtest_journal.journal)
+    fresh.index()
+    assert fresh.source == "journal" and fresh.last_seq > 0
+    assert fresh.state_at(seq=fresh.last_seq).version == fresh.last_seq
+    with pytest.raises(InvalidInputError, match="rate_hz"):
+        ReactiveState(StateStore(), rate_hz=0)

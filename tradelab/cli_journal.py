@@ -45,7 +45,11 @@ def inspect_cmd(path: str, as_json: bool) -> None:
             "last_seq": reader.last_seq(),
             "topics": topics,
         }
-        click.echo(f"journal {path} is in use by a running engine ({LOCK_HINT})", err=True)
+        click.echo(
+            f"tradelab: note: journal {path} is in use by a running engine; read from its "
+            "sealed segments",
+            err=True,
+        )
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return

@@ -41,7 +41,10 @@ class Analytics:
     ) -> None:
         self.journal = Path(journal)
         self.asof = AsOf(
-            self.journal, checkpoint_every=checkpoint_every, max_checkpoints=max_checkpoints
+            self.journal,
+            checkpoint_every=checkpoint_every,
+            max_checkpoints=max_checkpoints,
+            opened=self._saw,
         )
         self.source = ""
         self.last_seq = 0
@@ -56,8 +59,12 @@ class Analytics:
         except BaseException:
             source.close()
             raise
-        self.source, self.last_seq, self.note = source.kind, source.last_seq, source.note
+        self._saw(source)
         return source
+
+    def _saw(self, source: Source) -> None:
+        """What the last query, state or index could see (`source`, `last_seq`, `note`)."""
+        self.source, self.last_seq, self.note = source.kind, source.last_seq, source.note
 
     def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
         """Run `query` (DuckDB SQL over the views listed by `views()`); a DataFrame back."""

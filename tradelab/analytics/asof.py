@@ -16,7 +16,7 @@ import math
 import numbers
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -113,14 +113,21 @@ class AsOf:
     """State of one journal at any point: `state_at(seq=...)`, `seq_at(ts)`, `diff(a, b)`."""
 
     def __init__(
-        self, journal: str | Path, *, checkpoint_every: int = 10_000, max_checkpoints: int = 128
+        self,
+        journal: str | Path,
+        *,
+        checkpoint_every: int = 10_000,
+        max_checkpoints: int = 128,
+        opened: Callable[[Source], object] | None = None,
     ) -> None:
+        """`opened(source)` is told of every source opened (Analytics keeps what it saw)."""
         if checkpoint_every < 1 or max_checkpoints < 0:
             raise InvalidInputError(
                 f"checkpoint_every {checkpoint_every} must be >= 1 and max_checkpoints "
                 f"{max_checkpoints} >= 0"
             )
         self.journal = Path(journal)
+        self._opened = opened
         self.checkpoint_every = checkpoint_every
         self.max_checkpoints = max_checkpoints
         self._checkpoints: OrderedDict[int, StateSnapshot] = OrderedDict()
@@ -132,6 +139,8 @@ class AsOf:
 
     def _open(self) -> Source:
         source = open_source(self.journal)
+        if self._opened is not None:
+            self._opened(source)
         source.con.execute("CREATE VIEW events AS SELECT * FROM _events")
         row = source.con.execute("SELECT min(ts) FILTER (seq = 1) FROM _events").fetchone()
         stamp = row[0] if row else None

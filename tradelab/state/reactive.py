@@ -55,7 +55,10 @@ class ReactiveState(param.Parameterized):
     def __init__(self, store: StateStore, rate_hz: float = 20.0, **params: Any) -> None:
         if not isinstance(store, StateStore):
             raise InvalidInputError(f"ReactiveState needs a StateStore, got {type(store).__name__}")
-        super().__init__(rate_hz=rate_hz, **params)
+        try:
+            super().__init__(rate_hz=rate_hz, **params)
+        except (ValueError, TypeError) as exc:  # param's bound checks (rate_hz=0)
+            raise InvalidInputError(f"ReactiveState: {exc}") from None
         self._store = store
         self._bound: dict[str, PathValue] = {}
         # path -> the store's frozen node last copied into its PathValue: a frozen node never
