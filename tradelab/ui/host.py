@@ -146,7 +146,7 @@ class ConsoleHost:
             net = store.get("pnl.net", None)
             if net is not None:
                 # On the exchange clock, as the bars are: the two charts share one time axis.
-                self.equity.append((self.lab.clock.now_ns(), float(net)))
+                extend_curve(self.equity, self.lab.clock.now_ns(), float(net))
 
     # -- what sessions read ---------------------------------------------------------------------
     def frame(self, section: str) -> tuple[int, Any]:
@@ -330,3 +330,15 @@ def shared_host(factory: Callable[[], ConsoleHost] | None = None) -> ConsoleHost
         return host
 
     return pn.state.as_cached(HOST_CACHE_KEY, build)
+
+
+def extend_curve(curve: deque[tuple[int, float]], ts: int, net: float) -> None:
+    """Add the sample (`ts`, `net`) to the bounded P&L curve. A flat stretch moves its end
+    point instead of adding one: after the close (or in a silent market) a sample a second
+    would otherwise roll the whole session out of the ring within `chart_points` seconds."""
+    if curve and ts <= curve[-1][0]:
+        return  # the clock did not move: nothing new to draw
+    if len(curve) >= 2 and curve[-1][1] == net and curve[-2][1] == net:
+        curve[-1] = (ts, net)
+    else:
+        curve.append((ts, net))
