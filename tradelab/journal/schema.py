@@ -188,7 +188,24 @@ def _held_by(exc: BaseException) -> str:
             f"held by an engine running in this process (its journal writer, PID {pid}): stop "
             "that engine (or Lab) first, or use another journal"
         )
-    return f"locked by another process (PID {pid})"
+    return f"locked by another process ({_described(pid)})"
+
+
+def _described(pid: int) -> str:
+    """`PID n`, and for a journal writer process the engine it writes for: killing the
+    writer named alone would take the running engine's journal down with it."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        if "tradelab.journal.writer_process" not in " ".join(process.cmdline()):
+            return f"PID {pid}"
+        engine = process.parent()
+        command = " ".join(engine.cmdline())[:120] if engine is not None else "?"
+        owner = f"PID {engine.pid}: {command}" if engine is not None else "an engine"
+        return f"PID {pid}, the journal writer of {owner}"
+    except psutil.Error:
+        return f"PID {pid}"
 
 
 def _file_backed(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyConnection:
