@@ -197,3 +197,17 @@ def test_a_strategy_given_on_the_command_line_does_not_take_the_files_other_stra
     )  # fmt: skip
     assert result.exit_code == 0, (result.output, result.stderr)
     assert "strategy short_straddle:" in result.output
+
+
+def test_a_strategy_file_named_in_the_yaml_is_found_beside_it(tmp_path, monkeypatch):
+    from tradelab.settings import load_settings
+
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    (folder / "mine.py").write_text(
+        "from tradelab.runner import Strategy\n\nclass Mine(Strategy):\n    pass\n"
+    )
+    config = folder / "tradelab.yaml"
+    config.write_text("lab:\n  strategy: mine.py:Mine\n")
+    monkeypatch.chdir(tmp_path)  # not the YAML's folder
+    assert load_settings(config).lab.strategy == f"{folder / 'mine.py'}:Mine"

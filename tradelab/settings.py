@@ -138,6 +138,8 @@ def load_settings(
     data = read_file(path) if path is not None else {}
     where = f" in {str(path)!r}" if path is not None else ""
     settings = parse_settings(data, where)
+    if path is not None:
+        _strategy_file_beside(settings.lab, Path(path))
     _check_strategy_params(settings.lab, where)
     if overrides:
         apply_overrides(settings, overrides)
@@ -215,6 +217,17 @@ def _set(settings: Settings, section: str, key: str, value: Any, where: str) -> 
             f"{dotted}{where}: {value!r} is refused ({exc}); allowed: "
             f"{allowed(type(target).param[key])}"
         ) from None
+
+
+def _strategy_file_beside(lab: LabConfig, config_file: Path) -> None:
+    """`lab.strategy: mine.py:Class` names a file beside the YAML that names it, as a user
+    writes it, when there is none of that name in the current directory."""
+    where, sep, name = lab.strategy.rpartition(":")
+    if not sep or not where.endswith(".py") or Path(where).is_absolute() or Path(where).exists():
+        return
+    beside = config_file.parent / where
+    if beside.is_file():
+        lab.strategy = f"{beside}:{name}"
 
 
 def _check_strategy_params(lab: LabConfig, where: str) -> None:

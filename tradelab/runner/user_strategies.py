@@ -26,7 +26,9 @@ def strategy_class(spec: str) -> type[Strategy]:
         if where.endswith(".py"):
             path = Path(where)
             if not path.is_file():
-                raise InvalidInputError(f"strategy {spec!r}: no file {where!r}")
+                raise InvalidInputError(
+                    f"strategy {spec!r}: no file {where!r} (looked from {Path.cwd()})"
+                )
             stat = path.stat()
             module = _file_module(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
         else:
