@@ -317,3 +317,56 @@ def test_exit_levels_need_a_position_or_a_working_order(tmp_path):
     run_backtest(write_bars(tmp_path / "X.csv", n=3), strategy)
     refused, kept = strategy.outcomes
     assert "holds no position and no working order in 'X'" in refused and kept == "kept"
+
+
+def _session(path, act=None):
+    """One session on the journal at `path`: a runner of SmaCross started and stopped as a Lab
+    does (who='lab'), `act(runner)` in between; returns the strategy and the session's events."""
+    from tradelab.broker import PaperBroker
+    from tradelab.engine import Engine
+    from tradelab.trading.execution import ExecutionDesk
+
+    engine = Engine(journal_path=str(path)).start()
+    try:
+        runner = StrategyRunner(engine, ExecutionDesk(PaperBroker(), engine.submit))
+        strategy = runner.add(SmaCross())
+        runner.start(who="lab")
+        if act is not None:
+            act(runner)
+        runner.stop(who="lab")
+        engine.flush()
+        events = [
+            (e.payload["state"], e.payload["who"], e.payload["reason"])
+            for e in engine.bus.history()
+            if e.topic == "runner.state_changed"
+        ]
+    finally:
+        engine.stop()
+    return strategy, events
+
+
+@pytest.mark.parametrize("held", ["stopped", "paused"])
+def test_an_operators_stop_or_pause_and_parameters_outlive_a_restart(tmp_path, held):
+    path = tmp_path / "j.duckdb"
+
+    def operate(runner):
+        runner.set_params("sma_cross", {"fast": "4", "slow": "12"}, who="bob")
+        if held == "stopped":
+            runner.stop_strategy("sma_cross", who="bob")
+        else:
+            runner.pause("sma_cross", who="bob")
+
+    _session(path, operate)
+    strategy, events = _session(path)  # a restart: nothing asked this time
+    assert (strategy.fast, strategy.slow) == (4, 12)
+    verb = "start" if held == "stopped" else "resume"
+    kept = [e for e in events if e[0] == held]
+    assert kept and kept[0][1] == "lab"
+    assert kept[0][2] == f"{held} by bob before the restart; {verb} it to trade"
+    # The session's own stop at its end is not an operator's: the next start trades again.
+    if held == "stopped":
+        _session(path, lambda runner: runner.start_strategy("sma_cross", who="carol"))
+    else:
+        _session(path, lambda runner: runner.resume("sma_cross", who="carol"))
+    _, events = _session(path)
+    assert events[0][:2] == ("running", "lab") and held not in [e[0] for e in events[:-1]]

@@ -12,7 +12,8 @@ from typing import Any
 # other state, so a snapshot taken by the earlier reducers is passed by (recovery replays from
 # an older one, or from seq 0) instead of mixing two folds, which `verify` would rightly call a
 # difference from full replay. 2: exit levels are state (`trading.exits`); a position's
-# opened/updated/closed times are its fills' market times (were the engine's stamps).
+# opened/updated/closed times are its fills' market times (were the engine's stamps); each
+# strategy's record (`runner.by_strategy`).
 FOLD_VERSION = 2
 
 
@@ -20,11 +21,12 @@ def default_reducers() -> dict[str, list]:
     """Union of every domain module's `reducers()`: what the live store and replay fold with."""
     from tradelab.broker.reconcile import reducers as reconciliation
     from tradelab.market import reducers as market
+    from tradelab.runner import strategy_state
     from tradelab.state import reducers as state
     from tradelab.trading import reducers as trading
 
     merged: dict[str, list] = {}
-    for module in (state, market, trading, reconciliation):
+    for module in (state, market, trading, reconciliation, strategy_state):
         for topic, reducers in module.reducers().items():
             merged.setdefault(topic, []).extend(reducers)
     return merged

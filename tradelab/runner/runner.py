@@ -49,6 +49,7 @@ from tradelab.runner.strategy import (
     Strategy,
     check_journalable_params,
 )
+from tradelab.runner.strategy_state import restored_params
 from tradelab.runner.tradelog import TradeLog
 
 log = logging.getLogger(__name__)
@@ -346,8 +347,18 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
             return
         slot.ctx._seed_positions()
         slot.ctx._seed_signals()
+        saved = self.engine.store.get(f"runner.by_strategy.{slot.strategy.name}", None) or {}
+        restored_params(slot.strategy, saved.get("operator_params"), self.inputs_check)
+        held = saved.get("held")
+        if held and held["state"] == STOPPED:  # an operator stopped it before this restart
+            why = f"stopped by {held['who']} before the restart; start it to trade"
+            self._transition(slot, STOPPED, who, None, reason=why)
+            return
         self._transition(slot, RUNNING, who, None)
         self._call(slot, "on_start")
+        if held and held["state"] == PAUSED and slot.state == RUNNING:
+            why = f"paused by {held['who']} before the restart; resume it to trade"
+            self._transition(slot, PAUSED, who, (RUNNING,), reason=why)
 
     def _stop_slot(self, slot: _Slot, who: str, reason: str = "") -> None:
         if slot.state not in (RUNNING, PAUSED):

@@ -1,0 +1,88 @@
+"""What the operator decided about each strategy, as state: `runner.by_strategy.<name>`.
+
+{state, who, reason, params, held, operator_params}: the last transition and parameters, plus
+what outlives a restart. `held` is a stop or pause an operator asked for (not the session's own
+stop at shutdown, nor a failure): a restarted runner keeps the strategy stopped or paused
+(StrategyRunner), as a risk halt is kept. `operator_params` are the values set with
+`set_params` (the console's form): a restarted runner applies them over the configured ones.
+Pure reducers of (view, event); replicas see the same record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from tradelab.errors import InvalidInputError
+from tradelab.events import Event
+from tradelab.state.paths import path_level
+
+log = logging.getLogger(__name__)
+
+Change = tuple[str, Any]
+# Who the runner itself, a session or a backtest acts as: their stops and failures are not an
+# operator's decision to keep across a restart.
+SYSTEM_ACTORS = frozenset({"lab", "runner", "backtest", "system"})
+HELD_STATES = ("stopped", "paused")
+
+
+def _record(view: Any, event: Event) -> tuple[str, dict[str, Any]]:
+    name = path_level(event.payload["strategy"], "strategy name")
+    path = f"runner.by_strategy.{name}"
+    return path, dict(view.get(path) or {})
+
+
+def state_changed_reducer(view: Any, event: Event) -> Iterable[Change]:
+    p = event.payload
+    if "strategy" not in p:
+        return []
+    path, record = _record(view, event)
+    state, who = p.get("state"), p.get("who")
+    record.update(state=state, who=who, reason=p.get("reason", ""), ts=event.ts)
+    if "params" in p:
+        record["params"] = p["params"]
+    if who not in SYSTEM_ACTORS:  # an operator's decision: kept, or lifted
+        record["held"] = (
+            {"state": state, "who": who, "reason": p.get("reason", ""), "seq": event.seq}
+            if state in HELD_STATES
+            else None
+        )
+    return [(path, record)]
+
+
+def params_changed_reducer(view: Any, event: Event) -> Iterable[Change]:
+    p = event.payload
+    path, record = _record(view, event)
+    changed = dict(p.get("params") or {})
+    record["params"] = {**(record.get("params") or {}), **changed}
+    record["operator_params"] = {**(record.get("operator_params") or {}), **changed}
+    record["params_set_by"] = p.get("who")
+    return [(path, record)]
+
+
+def reducers() -> dict[str, list[Callable[[Any, Event], Iterable[Change]]]]:
+    return {
+        "runner.state_changed": [state_changed_reducer],
+        "runner.params_changed": [params_changed_reducer],
+    }
+
+
+def restored_params(
+    strategy: Any, saved: Mapping[str, Any] | None, inputs_check: Callable | None = None
+) -> None:
+    """Put back on `strategy` the values an operator set before a restart (`operator_params`).
+    Values this session refuses (a parameter gone, an instrument it lacks) are left out, with a
+    warning: the configured ones stand."""
+    if not saved:
+        return
+    from tradelab.runner.strategy import checked_params
+
+    try:
+        values = checked_params(strategy, dict(saved), inputs_check)
+    except InvalidInputError as exc:
+        log.warning(
+            "strategy %s: parameters set before the restart not applied: %s", strategy.name, exc
+        )
+        return
+    strategy.param.update(**values)
