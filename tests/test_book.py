@@ -153,3 +153,20 @@ def test_a_positions_times_are_its_fills_market_times_not_the_engines_stamps():
     k.submit("position.closed", {"position_id": pid, "trade_id": "T3"}, key=pid)
     p = k.store.get(f"trading.positions.{pid}")
     assert (p["opened_ts"], p["updated_ts"], p["closed_ts"]) == (1, 3, 3)
+
+
+def test_the_consoles_positions_show_the_exit_levels_armed_for_an_open_one():
+    from types import SimpleNamespace
+
+    from tradelab.ui.frames import positions
+
+    k = LocalKernel()
+    fill(k, 1, "SELL", 75, 150.0)
+    fill(k, 2, "BUY", 75, 100.0, symbol=PUT)
+    fill(k, 3, "SELL", 75, 110.0, symbol=PUT)  # the put is flat again
+    for symbol, stop in ((SYM, 198.58), (PUT, 90.0)):
+        body = {"position_id": f"s1:{symbol}", "reason": "set", "stop": stop, "target": None}
+        k.submit("trade.exit_updated", {**body, "trail": None, "best": None, "exit_order": None})
+    shown = positions(SimpleNamespace(store=k.store)).set_index("symbol")
+    assert shown.loc[SYM, "stop"] == 198.58
+    assert shown.loc[PUT, "stop"] is None or shown.loc[PUT, "stop"] != shown.loc[PUT, "stop"]

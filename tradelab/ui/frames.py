@@ -25,6 +25,9 @@ POSITION_COLUMNS = [
     "net_quantity",
     "average_price",
     "mark",
+    "stop",  # the exit levels armed for it (trading.exits), blank when none
+    "target",
+    "trail",
     "unrealized_pnl",
     "realized_pnl",
     "fees",
@@ -83,7 +86,12 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
 
 
 def positions(lab: Any) -> pd.DataFrame:
-    rows = list((lab.store.get("trading.positions", None) or {}).values())
+    _, values = lab.store.get_many(["trading.positions", "trading.exits"])
+    exits = values["trading.exits"] or {}
+    rows = []
+    for pid, position in (values["trading.positions"] or {}).items():
+        levels = exits.get(pid) if position.get("net_quantity") else None
+        rows.append({**position, **{k: (levels or {}).get(k) for k in ("stop", "target", "trail")}})
     # Open positions first, then the most recently changed.
     rows.sort(key=lambda p: (p.get("net_quantity") == 0, -(p.get("updated_ts") or 0)))
     return _table(rows, POSITION_COLUMNS)
