@@ -90,8 +90,12 @@ def positions(lab: Any) -> pd.DataFrame:
     exits = values["trading.exits"] or {}
     rows = []
     for pid, position in (values["trading.positions"] or {}).items():
-        levels = exits.get(pid) if position.get("net_quantity") else None
-        rows.append({**position, **{k: (levels or {}).get(k) for k in ("stop", "target", "trail")}})
+        held = bool(position.get("net_quantity"))
+        levels = exits.get(pid) if held else None
+        row = {**position, **{k: (levels or {}).get(k) for k in ("stop", "target", "trail")}}
+        if not held:  # a flat position is not marked any more: its last mark would read stale
+            row["mark"] = None
+        rows.append(row)
     # Open positions first, then the most recently changed.
     rows.sort(key=lambda p: (p.get("net_quantity") == 0, -(p.get("updated_ts") or 0)))
     return _table(rows, POSITION_COLUMNS)
