@@ -28,11 +28,9 @@ def _param_widget(pname: str, parameter: param.Parameter, value: Any) -> pn.widg
         return pn.widgets.Select(label=pname, options=list(parameter.objects), value=value)
     for kind, widget in _WIDGETS.items():
         if isinstance(parameter, kind):
-            kwargs = {}
-            if isinstance(parameter, param.Number) and parameter.bounds:
-                low, high = parameter.bounds
-                kwargs = {"start": low, "end": high}
-            return widget(label=pname, value=value, **kwargs)
+            # No start/end on the input: the browser would put an out-of-range value back
+            # without a word; the command refuses it naming the bounds instead.
+            return widget(label=pname, value=value)
     return pn.widgets.TextInput(label=pname, value=str(value), disabled=True)
 
 
@@ -78,11 +76,20 @@ class Controls:
             if pname != "name" and not parameter.constant
         }
         apply = pn.widgets.Button(label=f"Apply {name} parameters", css_classes=["tl-set-params"])
-        apply.on_click(
-            lambda _: self.run(
-                "set_params", strategy=name, params={k: w.value for k, w in widgets.items()}
-            )
-        )
+        # What this page showed: only the values edited here are sent, so a form opened before
+        # another page's change does not put the other values back (a lost update).
+        shown = {k: w.value for k, w in widgets.items()}
+
+        def send(_: Any) -> None:
+            edited = {k: w.value for k, w in widgets.items() if w.value != shown[k]}
+            if not edited:
+                self.message.object = f"set_params: no parameter of {name} was changed here"
+                return
+            text = self.run("set_params", strategy=name, params=edited)
+            if "refused" not in text:
+                shown.update(edited)
+
+        apply.on_click(send)
         return pn.Card(*widgets.values(), apply, title=f"{name} parameters", collapsed=True)
 
     def run(self, command: str, **args: Any) -> str:
