@@ -161,3 +161,13 @@ def test_bar_chart_streams_closed_bars_and_redraws_on_an_interval_switch():
     charts.interval.value = "15m"
     charts.show_bars({"15m": _bars(0, 2), "1h": _bars(0, 1, 60)})  # a new session's history
     assert list(source.data["open"]) == [100.0, 101.0]
+
+
+def test_a_url_filter_takes_patterns_and_names_what_is_no_topic():
+    from tradelab.ui.tape import topics_named
+
+    known = ["order.filled", "order.submitted", "trade.executed", "trade.logged"]
+    assert topics_named(["trade.*", "order.filled", "trade.execute"], known) == (
+        ["trade.executed", "trade.logged", "order.filled"],
+        ["trade.execute"],
+    )

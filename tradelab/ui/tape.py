@@ -23,6 +23,7 @@ redraws.
 
 from __future__ import annotations
 
+import fnmatch
 import heapq
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -107,11 +108,27 @@ export function render({{ model }}) {{
 """
 
 
-def url_topics(known: Sequence[str]) -> list[str]:
-    """The tape filter asked for in the page's URL (`?tape=trade.executed,order.filled`)."""
+def url_topics(known: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The tape filter asked for in the page's URL (`?tape=trade.executed,order.filled`, or a
+    pattern: `?tape=trade.*`): (the topics it names, what it asked that names none)."""
     args = pn.state.session_args or {}
-    asked = [t.strip() for v in args.get("tape", []) for t in v.decode().split(",")]
-    return [t for t in asked if t in known]
+    asked = [t.strip() for v in args.get("tape", []) for t in v.decode().split(",") if t.strip()]
+    return topics_named(asked, known)
+
+
+def topics_named(asked: Sequence[str], known: Sequence[str]) -> tuple[list[str], list[str]]:
+    chosen: list[str] = []
+    unknown: list[str] = []
+    for text in asked:
+        matched = (
+            fnmatch.filter(known, text)
+            if any(c in text for c in "*?[")
+            else ([text] if text in known else [])
+        )
+        if not matched:
+            unknown.append(text)
+        chosen += [topic for topic in matched if topic not in chosen]
+    return chosen, unknown
 
 
 class EventTape:
@@ -129,7 +146,11 @@ class EventTape:
             css_classes=["tl-tape-filter"],
             sizing_mode="stretch_width",
         )
-        self.filter.value = url_topics(self.filter.options)
+        self.filter.value, unknown = url_topics(self.filter.options)
+        if unknown:  # said on the page: a typo must not silently show every topic
+            self.filter.name = (
+                f"Tape topics (empty: all); not topics, ignored: {', '.join(unknown)}"
+            )
         self.pane = TapeTable(
             margin=(5, 10),  # an HTML pane's, as the tape had
             css_classes=["tl-tape"],
