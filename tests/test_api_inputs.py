@@ -300,6 +300,15 @@ def test_a_parameter_change_to_bars_or_an_instrument_the_session_lacks_is_refuse
         lab.stop()
 
 
+def test_a_simulated_session_refuses_an_underlying_it_does_not_simulate(tmp_path):
+    lab = Lab(journal_path=tmp_path / "lab.duckdb", strategy="short_straddle").start()
+    try:
+        with pytest.raises(InvalidInputError, match=r"underlying='BANKNIFTY', which this session"):
+            lab.runner.set_params("short_straddle", {"underlying": "BANKNIFTY"})
+    finally:
+        lab.stop()
+
+
 class ListsAndNone(Strategy):
     sizes = param.List(default=[1], item_type=int)
     band = param.Range(default=(1, 2))

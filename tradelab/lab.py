@@ -126,7 +126,9 @@ class Lab:
             source=f"this session (bar file {cfg.replay_path!r}, lab.bar_intervals)"
             if cfg.feed == "replay"
             else "this session (lab.bar_intervals)",
-            symbols=set(self.feed.bars["symbol"]) if cfg.feed == "replay" else None,
+            # The simulated session's instruments are fixed when it is built: the index and its
+            # chain (an underlying such as BANKNIFTY would never get a quote).
+            symbols=set(self.feed.symbols),
             intervals=intervals,
         )
         self._inputs_check(self.strategies)
