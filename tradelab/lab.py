@@ -126,8 +126,7 @@ class Lab:
             source=f"this session (bar file {cfg.replay_path!r}, lab.bar_intervals)"
             if cfg.feed == "replay"
             else "this session (lab.bar_intervals)",
-            # The simulated session's instruments are fixed when it is built: the index and its
-            # chain (an underlying such as BANKNIFTY would never get a quote).
+            # A simulated session's instruments are fixed when built (no BANKNIFTY, ever).
             symbols=set(self.feed.symbols),
             intervals=intervals,
         )

@@ -26,15 +26,15 @@ from tradelab.runner.strategy import (
 class OperatorCommandsMixin:
     def pause(self, name: str, who: str = "operator") -> None:
         slot = self._slot(name)
-        self._command(lambda: self._transition(slot, PAUSED, who, (RUNNING,)))
+        self._command(lambda: self._transition(slot, PAUSED, who, (RUNNING,), hold=True))
 
     def resume(self, name: str, who: str = "operator") -> None:
         slot = self._slot(name)
-        self._command(lambda: self._transition(slot, RUNNING, who, (PAUSED,)))
+        self._command(lambda: self._transition(slot, RUNNING, who, (PAUSED,), hold=False))
 
     def stop_strategy(self, name: str, who: str = "operator") -> None:
         slot = self._slot(name)
-        self._command(lambda: self._stop_slot(slot, who))
+        self._command(lambda: self._stop_slot(slot, who, hold=True))
 
     def start_strategy(self, name: str, who: str = "operator") -> None:
         """Start a stopped or failed strategy again (`on_start`), journaled like every other
@@ -46,7 +46,7 @@ class OperatorCommandsMixin:
 
     def _restart_slot(self, slot: Any, who: str) -> None:
         previous = slot.state
-        self._transition(slot, RUNNING, who, (STOPPED, FAILED), reason="started again")
+        self._transition(slot, RUNNING, who, (STOPPED, FAILED), reason="started again", hold=False)
         if slot.state == RUNNING and previous != RUNNING:
             self._call(slot, "on_start")
 

@@ -360,12 +360,12 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
             why = f"paused by {held['who']} before the restart; resume it to trade"
             self._transition(slot, PAUSED, who, (RUNNING,), reason=why)
 
-    def _stop_slot(self, slot: _Slot, who: str, reason: str = "") -> None:
+    def _stop_slot(self, slot: _Slot, who: str, reason: str = "", hold: bool | None = None) -> None:
         if slot.state not in (RUNNING, PAUSED):
             return
         self._call(slot, "on_stop")
         if slot.state != FAILED:
-            self._transition(slot, STOPPED, who, None, reason=reason)
+            self._transition(slot, STOPPED, who, None, reason=reason, hold=hold)
 
     def _transition(
         self,
@@ -374,7 +374,10 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
         who: str,
         allowed_from: tuple[str, ...] | None,
         reason: str = "",
+        hold: bool | None = None,
     ) -> None:
+        """`hold`: an operator's stop or pause that outlives a restart (True), or lifting one
+        (False); the session's own stops and failures leave it as it is (None)."""
         previous = slot.state
         if allowed_from is not None and previous not in allowed_from:
             name = slot.strategy.name
@@ -391,4 +394,6 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
         }
         if new == RUNNING and previous in ("added", STOPPED, FAILED):
             body["params"] = slot.strategy.parameters()
+        if hold is not None:
+            body["hold"] = hold
         self.submit("runner.state_changed", body, key=slot.strategy.name)

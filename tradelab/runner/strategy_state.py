@@ -1,8 +1,8 @@
 """What the operator decided about each strategy, as state: `runner.by_strategy.<name>`.
 
 {state, who, reason, params, held, operator_params}: the last transition and parameters, plus
-what outlives a restart. `held` is a stop or pause an operator asked for (not the session's own
-stop at shutdown, nor a failure): a restarted runner keeps the strategy stopped or paused
+what outlives a restart. `held` is a stop or pause an operator asked for (a transition journaled
+with `hold`: not the session's own stop at shutdown, nor a failure): a restarted runner keeps the strategy stopped or paused
 (StrategyRunner), as a risk halt is kept. `operator_params` are the values set with
 `set_params` (the console's form): a restarted runner applies them over the configured ones.
 Pure reducers of (view, event); replicas see the same record.
@@ -21,9 +21,6 @@ from tradelab.state.paths import path_level
 log = logging.getLogger(__name__)
 
 Change = tuple[str, Any]
-# Who the runner itself, a session or a backtest acts as: their stops and failures are not an
-# operator's decision to keep across a restart.
-SYSTEM_ACTORS = frozenset({"lab", "runner", "backtest", "system"})
 HELD_STATES = ("stopped", "paused")
 
 
@@ -42,10 +39,10 @@ def state_changed_reducer(view: Any, event: Event) -> Iterable[Change]:
     record.update(state=state, who=who, reason=p.get("reason", ""), ts=event.ts)
     if "params" in p:
         record["params"] = p["params"]
-    if who not in SYSTEM_ACTORS:  # an operator's decision: kept, or lifted
+    if "hold" in p:  # an operator's stop or pause (kept), or a start or resume (lifted)
         record["held"] = (
             {"state": state, "who": who, "reason": p.get("reason", ""), "seq": event.seq}
-            if state in HELD_STATES
+            if p["hold"] and state in HELD_STATES
             else None
         )
     return [(path, record)]
