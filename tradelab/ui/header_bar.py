@@ -28,7 +28,8 @@ class HeaderBar(JSComponent):
     _esm = """
 export function render({ model }) {
   const root = document.createElement("div");
-  root.style.cssText = "display:flex;align-items:center;white-space:nowrap;"
+  // Wrapped onto a second line on a narrow window, each text whole (nowrap inside it).
+  root.style.cssText = "display:flex;flex-wrap:wrap;align-items:center;white-space:nowrap;"
     + "font-variant-numeric:tabular-nums;";
   const spans = model.items.map(([css, text, style]) => {
     const span = document.createElement("span");
