@@ -2,9 +2,10 @@
 
 {state, who, reason, params, held, operator_params}: the last transition and parameters, plus
 what outlives a restart. `held` is a stop or pause an operator asked for (a transition journaled
-with `hold`: not the session's own stop at shutdown, nor a failure): a restarted runner keeps the strategy stopped or paused
-(StrategyRunner), as a risk halt is kept. `operator_params` are the values set with
-`set_params` (the console's form): a restarted runner applies them over the configured ones.
+with `hold`: not the session's own stop at shutdown, nor a failure): a restarted runner keeps
+the strategy stopped or paused (StrategyRunner), as a risk halt is kept. `operator_params` are
+the values set with `set_params` (the console's form): a restarted runner applies them over the
+configured ones.
 Pure reducers of (view, event); replicas see the same record.
 """
 
