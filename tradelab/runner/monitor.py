@@ -58,22 +58,11 @@ class PositionMonitor:
                 raise InvalidInputError(
                     f"{what} {value!r} for position {position_id} is not a positive number"
                 )
-        strategy, _, symbol = position_id.partition(":")
         if stop is target is trail is None:
             self._drop(position_id)
             self._publish(position_id, None, "cleared")
             return
-        exit_ = self._exits.get(position_id) or {
-            "position_id": position_id,
-            "strategy": strategy,
-            "symbol": symbol,
-            "best": None,
-            "exit_order": None,
-            "retry_at": 0,  # market time before which a refused exit is not tried again
-        }
-        exit_.update(stop=stop, target=target, trail=trail)
-        self._exits[position_id] = exit_
-        self._by_symbol.setdefault(symbol, set()).add(position_id)
+        exit_ = self._arm(position_id, stop=stop, target=target, trail=trail)
         self._publish(position_id, exit_, "set")
 
     def restore(self, store: Any) -> list[str]:
@@ -89,22 +78,33 @@ class PositionMonitor:
                 continue
             if saved["seq"] < (position.get("opened_seq") or 0):
                 continue
-            strategy, _, symbol = pid.partition(":")
             order = saved.get("exit_order")
-            self._exits[pid] = {
-                "position_id": pid,
-                "strategy": strategy,
-                "symbol": symbol,
-                "stop": saved["stop"],
-                "target": saved["target"],
-                "trail": saved["trail"],
-                "best": saved.get("best"),
-                "exit_order": order if order in working else None,
-                "retry_at": 0,
-            }
-            self._by_symbol.setdefault(symbol, set()).add(pid)
+            self._arm(
+                pid,
+                stop=saved["stop"],
+                target=saved["target"],
+                trail=saved["trail"],
+                best=saved.get("best"),
+                exit_order=order if order in working else None,
+            )
             restored.append(pid)
         return restored
+
+    def _arm(self, position_id: str, **levels: Any) -> dict[str, Any]:
+        """The position's exit (made on first use), with `levels` set, watched on its symbol."""
+        strategy, _, symbol = position_id.partition(":")
+        exit_ = self._exits.get(position_id) or {
+            "position_id": position_id,
+            "strategy": strategy,
+            "symbol": symbol,
+            "best": None,
+            "exit_order": None,
+            "retry_at": 0,  # market time before which a refused exit is not tried again
+        }
+        exit_.update(levels)
+        self._exits[position_id] = exit_
+        self._by_symbol.setdefault(symbol, set()).add(position_id)
+        return exit_
 
     def on_mark(self, payload: Mapping[str, Any]) -> None:
         self.on_price(payload["symbol"], payload["price"])
