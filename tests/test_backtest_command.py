@@ -111,6 +111,10 @@ def test_the_report_shows_the_ends_of_long_tables_and_the_run_at_a_glance(tmp_pa
     assert result.max_drawdown < 0 and f"max drawdown {result.max_drawdown:,.2f}" in text
     change = (result.final_equity - 1000.0) / 1000.0
     assert f"({change:+.2%} on cash 1,000.00)" in text
+    # The run's rate is of the loop; the whole wait (file read, engine start, this report's
+    # reading back) is told beside it, never hidden.
+    assert result.wall_seconds > result.seconds > 0
+    assert f"{result.wall_seconds:.2f} s with the file read and this report" in text
 
 
 def test_max_drawdown_is_the_deepest_fall_of_the_equity_view(tmp_path):

@@ -60,7 +60,8 @@ def backtest_report(result: BacktestResult) -> str:
     won = sum(1 for t in result.trades if t["net_pnl"] > 0)
     parts += [
         f"{count_of(result.bars, 'bar')} of {result.symbol} ({result.interval}) in "
-        f"{result.seconds:.2f} s ({result.bars_per_second:,.0f} bars/s); "
+        f"{result.seconds:.2f} s ({result.bars_per_second:,.0f} bars/s; "
+        f"{result.wall_seconds:.2f} s with the file read and this report); "
         f"{count_of(len(result.fills), 'fill')}, {count_of(len(result.trades), 'round trip')}"
         + (f", {won} won ({won / len(result.trades):.0%})" if result.trades else ""),
         f"realized {result.realized_pnl:,.2f}  unrealized {result.unrealized_pnl:,.2f}  "
