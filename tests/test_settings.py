@@ -211,3 +211,13 @@ def test_a_strategy_file_named_in_the_yaml_is_found_beside_it(tmp_path, monkeypa
     config.write_text("lab:\n  strategy: mine.py:Mine\n")
     monkeypatch.chdir(tmp_path)  # not the YAML's folder
     assert load_settings(config).lab.strategy == f"{folder / 'mine.py'}:Mine"
+
+
+def test_numbers_written_with_an_exponent_are_numbers_as_in_yaml_1_2(tmp_path):
+    # PyYAML (YAML 1.1) reads `1e6` as text; a user means a million.
+    path = write(tmp_path, "risk:\n  daily_loss_limit: 1e6\n  max_order_quantity: 2E3\n")
+    settings = load_settings(path)
+    assert settings.risk.daily_loss_limit == 1_000_000.0
+    assert settings.risk.max_order_quantity == 2000
+    with pytest.raises(InvalidInputError, match="max_order_quantity"):
+        load_settings(write(tmp_path, "risk:\n  max_order_quantity: 2.5\n"))

@@ -7,6 +7,7 @@ every value with param itself; `dump_settings` writes settings back as a documen
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -102,13 +103,19 @@ def section_keys(section: str) -> list[str]:
 
 class _DatesAsText(yaml.SafeLoader):
     """YAML without its implicit timestamps: `2025-13-40` stays text, checked (naming its key)
-    with the settings' other values, instead of failing inside the YAML parser."""
+    with the settings' other values, instead of failing inside the YAML parser. `1e6` is a
+    number, as in YAML 1.2 and JSON (YAML 1.1, PyYAML's, reads it as text: only `1.0e+6`)."""
 
 
 _DatesAsText.yaml_implicit_resolvers = {
     first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_DatesAsText.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
@@ -203,6 +210,8 @@ def _set(settings: Settings, section: str, key: str, value: Any, where: str) -> 
             f"{dotted}{where}: {value!r} is refused (a yes/no, not a number); allowed: "
             f"{allowed(parameter)}"
         )
+    if isinstance(parameter, param.Integer) and isinstance(value, float) and value.is_integer():
+        value = int(value)  # `max_order_quantity: 1e6` means a million, as written
     if isinstance(parameter, param.CalendarDate) and isinstance(value, str):
         try:  # the file's dates are read as text (_DatesAsText), as a flag's would be
             value = date.fromisoformat(value)
