@@ -407,3 +407,11 @@ def test_a_run_ends_by_naming_the_differences_with_the_broker_left_unfixed(tmp_p
     assert "reconciliation: 1 difference with the broker not fixed (unknown_position)" in (
         result.output
     )
+
+
+def test_a_blank_resume_trading_reason_is_refused_before_the_session_starts(tmp_path):
+    journal = tmp_path / "h.duckdb"
+    result = invoke("--journal", str(journal), "--duration", "0", "--resume-trading", "   ")
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    assert "--resume-trading needs a reason" in result.stderr
+    assert not journal.exists()  # refused before anything ran or was journaled

@@ -101,3 +101,20 @@ def test_fills_and_positions_a_fix_adopted_are_in_the_analytics_views_as_in_the_
         "outcome"
     ]
     assert outcome == "filled"
+
+
+def test_a_broker_that_stays_down_shows_in_the_status_and_the_run_progress_line(tmp_path, capsys):
+    from tradelab.cli_run import _Progress
+
+    lab = lab_with(tmp_path / "lab.duckdb", retry_attempts=1).start()
+    try:
+        assert lab.status()["broker"] == "ok"
+        lab.broker.disconnect()
+        assert lab.reconciler.run_once().degraded
+        status = lab.status()
+        assert status["broker"] == "degraded" and "disconnected" in status["broker_reason"]
+        capsys.readouterr()
+        _Progress(lab, in_place=False).show()
+        assert capsys.readouterr().out.rstrip().endswith("broker DEGRADED")
+    finally:
+        lab.stop()

@@ -106,6 +106,9 @@ def run_session(
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
 
+    if resume_reason is not None and not resume_reason.strip():
+        # Checked before the session starts: afterwards the feed has already run.
+        fail("--resume-trading needs a reason (non-empty text): why trading may resume", EXIT_USAGE)
     signal.signal(signal.SIGTERM, interrupt)
     try:
         lab = settings.make_lab()
@@ -235,6 +238,11 @@ def _watch(
             f"reconciliation: {count_of(len(mismatches), 'difference')} with the broker not "
             f"fixed ({', '.join(kinds)}); query the reconciliation_mismatches view"
         )
+    if s["broker"] != "ok":
+        click.echo(
+            f"broker: {s['broker']} at the stop ({s['broker_reason']}); the reconciler "
+            "compares it with the book again when it answers (the next start)"
+        )
     if s["risk"] != "active":
         click.echo(
             f"risk: {s['risk']} ({s['risk_reason']}); it stays so across restarts: lift it with "
@@ -277,6 +285,8 @@ class _Progress:
         )
         if s["risk"] != "active":  # denied orders count in `orders`: say why nothing fills
             line += f"  risk {s['risk'].upper()}"
+        if s["broker"] != "ok":  # orders are rejected and nothing reconciles while it lasts
+            line += f"  broker {s['broker'].upper()}"
         if self.in_place:
             click.echo(f"\r{line}\x1b[K", nl=False)
             self._open = True

@@ -359,6 +359,7 @@ class Lab:
         positions = store.get("trading.positions", None) or {}
         daily = store.get("pnl.daily", None) or {}
         control = store.get("risk.control", None) or {}
+        health = store.get(f"broker.health.{self.broker.name}", None) or {}
         now = self.clock.now_ns()
         span = max(1, self.close_ns - self.open_ns)
         return {
@@ -379,6 +380,10 @@ class Lab:
             "failed_strategies": self.runner.failures() if self.runner is not None else {},
             "risk": control_state(store),
             "risk_reason": control.get("reason") or "",
+            # The broker's reachability (the reconciler's retries journal it): "ok" or
+            # "degraded", with why.
+            "broker": health.get("state", "ok"),
+            "broker_reason": health.get("reason") or "",
         }
 
     def stop(self, timeout: float = 60.0) -> None:
