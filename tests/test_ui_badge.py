@@ -83,3 +83,22 @@ def test_a_failed_strategy_gets_a_banner_naming_it_and_why_until_it_runs_again()
     assert header.runner.text == "runner: stopped (sma_cross failed)"
     header.apply_state({**state, "strategies": {"sma_cross": "running"}, "strategy_failures": {}})
     assert not header.failures.visible and header.failures.text == ""
+
+
+def test_a_degraded_broker_gets_a_banner_naming_it_and_why_until_it_answers():
+    header = Header(stale_after_seconds=5.0)
+    state = {
+        "runner_status": "running",
+        "strategies": {},
+        "strategy_failures": {},
+        "risk_state": "active",
+        "risk_control": {},
+        "engine_status": "running",
+        "pnl": {},
+        "broker_health": {"paper": {"state": "degraded", "reason": "broker is disconnected"}},
+    }
+    header.apply_state(state)
+    assert header.broker.visible and header.broker.css == "tl-broker-banner"
+    assert header.broker.text.startswith("Broker paper DEGRADED (broker is disconnected)")
+    header.apply_state({**state, "broker_health": {"paper": {"state": "ok"}}})
+    assert not header.broker.visible

@@ -122,7 +122,8 @@ def trades(lab: Any, limit: int = 200) -> pd.DataFrame:
 
 
 def header(lab: Any) -> dict[str, Any]:
-    """Runner, risk, engine, P&L, reconciliation and market session state for the header."""
+    """Runner, risk, engine, P&L, reconciliation, market session and broker health for the
+    header."""
     _, v = lab.store.get_many(
         [
             "runner",
@@ -131,6 +132,7 @@ def header(lab: Any) -> dict[str, Any]:
             "pnl",
             "reconciliation.last_run",
             "market.session",
+            "broker.health",
         ]
     )
     runner = v["runner"] or {}
@@ -148,6 +150,7 @@ def header(lab: Any) -> dict[str, Any]:
         "pnl": v["pnl"] or {},
         "reconciliation": v["reconciliation.last_run"] or {},
         "market_session": v["market.session"] or {},
+        "broker_health": v["broker.health"] or {},
     }
 
 

@@ -56,10 +56,13 @@ class Header:
         self.banner = Badge("tl-risk-banner", style=_BANNER_STYLE, hidden=True)
         # A strategy that raised is stopped while the session goes on: said as loudly as a halt.
         self.failures = Badge("tl-strategy-banner", style=_BANNER_STYLE, hidden=True)
+        # A broker the reconciler could not reach: orders are rejected until it answers.
+        self.broker = Badge("tl-broker-banner", style=_BANNER_STYLE, hidden=True)
         self.layout = pn.Column(
             bar,
             self.banner,
             self.failures,
+            self.broker,
             sizing_mode="stretch_width",
         )
 
@@ -85,6 +88,19 @@ class Header:
             bool(failed),
             "; ".join(f"Strategy {name} FAILED ({why})" for name, why in failed.items())
             + ": stopped until an operator starts it again",
+        )
+        down = {
+            name: health
+            for name, health in (state.get("broker_health") or {}).items()
+            if health.get("state") == "degraded"
+        }
+        self.broker.show(
+            bool(down),
+            "; ".join(
+                f"Broker {name} DEGRADED ({health.get('reason') or 'no reason given'})"
+                for name, health in down.items()
+            )
+            + ": orders are rejected and nothing reconciles until it answers",
         )
         self.engine.set(f"engine: {state['engine_status']}")
         net = (state["pnl"] or {}).get("net")
