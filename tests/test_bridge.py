@@ -258,6 +258,34 @@ async def _raw_exchange(url: str, *messages: bytes) -> list:
     return received
 
 
+def test_a_replicas_store_refuses_writes_and_keeps_following_the_engine(tmp_path):
+    from tradelab.errors import LifecycleError
+    from tradelab.events import Event
+    from tradelab.state.snapshot import StateSnapshot
+
+    with (
+        _engine(tmp_path) as engine,
+        BridgeServer(engine) as server,
+        connect(server.url) as replica,
+    ):
+        _storm(engine, 10)
+        _in_step(replica, engine)
+        # A write of a reader's would take a seq the engine's next event then finds used:
+        # the replica would drop that event and diverge, unseen.
+        forged = Event(replica.seq + 1, 0, "mark.updated", "S1", {"symbol": "S1", "price": 1.0})
+        with pytest.raises(LifecycleError, match="replica of the engine at .*read-only"):
+            replica.store.apply(forged)
+        with pytest.raises(LifecycleError, match="read-only"):
+            replica.store.apply_batch([forged])
+        with pytest.raises(LifecycleError, match="read-only"):
+            replica.store.apply_each([forged])
+        with pytest.raises(LifecycleError, match="read-only"):
+            replica.store.load_snapshot(StateSnapshot(seq=1, schema_version=1, state={}))
+        _storm(engine, 10, start=10)
+        _in_step(replica, engine)
+        assert replica.metrics()["duplicates_ignored"] == 0
+
+
 def test_bridge_is_read_only_and_speaks_one_protocol_version(tmp_path):
     import asyncio
 

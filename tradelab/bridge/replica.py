@@ -91,6 +91,10 @@ class Replica:
         self.url = _websocket_url(url)
         self._headers = _request_headers(auth)
         self.store = build_store(schema_version, reducers)
+        self._writes = self.store.refuse_writes(
+            f"this store is a replica of the engine at {self.url}, read-only: events go to the "
+            "engine (its notebook or console), and arrive here from it"
+        )
         self.bus = EventBus(history_size=history_size, name="replica")
         self.reactive = ReactiveState(self.store, rate_hz=rate_hz)
         self.connect_timeout = connect_timeout
@@ -334,7 +338,7 @@ class Replica:
 
     def _load(self, msg: protocol.Snapshot) -> None:
         snapshot = StateSnapshot.from_bytes(bytes(msg.state))
-        self.store.load_snapshot(snapshot)
+        self._writes.load_snapshot(snapshot)
         self.epoch = self._offered_epoch
         self._awaiting_snapshot = False
         self.snapshots_loaded += 1
@@ -355,7 +359,7 @@ class Replica:
             if events[0].seq != version + 1:
                 raise BridgeError(f"expected seq {version + 1}, got {events[0].seq}")
             with _collector_paused(len(events)):
-                self.store.apply_batch(events)  # atomic; a gap inside raises, store unchanged
+                self._writes.apply_batch(events)  # atomic; a gap inside raises, store unchanged
         except TradelabError as exc:
             self.gaps += 1
             self._awaiting_snapshot = True

@@ -2,7 +2,7 @@
 the path metadata of what they wrote.
 
 A mixin of `StateStore` (its state: `_lock`, `_tree`, `_view`, `_meta`, `_version`, `_plans`,
-`_watchers`, `migrations`, the counters (`apply_seconds`: time spent applying, reducers
+`_watchers`, `migrations`, `_writes_refused` (why a read-only store refuses writes), the counters (`apply_seconds`: time spent applying, reducers
 included) and the read-request handshake).
 Thread model: only the store's ONE writer thread calls these; watchers are called on it after
 the change set is complete and the lock is released.
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from time import perf_counter
 from typing import Any
 
-from tradelab.errors import SequenceError, StateError, TradelabError
+from tradelab.errors import LifecycleError, SequenceError, StateError, TradelabError
 from tradelab.events import Event
 from tradelab.state.paths import DELETE, PATH_CACHE, check_plain, parse_path
 from tradelab.state.tree import CowTree
@@ -31,12 +31,17 @@ class ApplyMixin:
 
     def apply(self, event: Event) -> None:
         """Apply one event whose seq is `version + 1`; on any failure the store is unchanged."""
+        self._check_writable()
         notifications, _, error = self._apply((event,), each=False, upcast=True)
         if notifications:
             self._watchers.deliver(notifications, self._version)
 
     def apply_batch(self, events: Iterable[Event]) -> None:
         """Apply consecutive events as one atomic change set (watchers see it once)."""
+        self._check_writable()
+        self._apply_batch(events)
+
+    def _apply_batch(self, events: Iterable[Event]) -> None:
         batch = tuple(events)
         if batch:
             notifications, _, _ = self._apply(batch, each=False, upcast=True)
@@ -53,12 +58,17 @@ class ApplyMixin:
         one change set. `upcast=False` skips the migrations: only for events stamped from the
         very topic registry the migrations target (the engine's own live events).
         """
+        self._check_writable()
         if not events:
             return 0, None
         notifications, applied, error = self._apply(events, each=True, upcast=upcast)
         if notifications:
             self._watchers.deliver(notifications, self._version)
         return applied, error
+
+    def _check_writable(self) -> None:
+        if self._writes_refused:
+            raise LifecycleError(self._writes_refused)
 
     def _apply(self, events: Sequence[Event], each: bool, upcast: bool):
         started = perf_counter()

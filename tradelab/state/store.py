@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tradelab.errors import InvalidInputError, SchemaVersionError
+from tradelab.events import Event
 from tradelab.state.applying import ApplyMixin
 from tradelab.state.meta import MetaTree, PathMeta, load_meta
 from tradelab.state.migrations import MigrationRegistry
@@ -55,6 +56,7 @@ class StateStore(ApplyMixin):
         self._meta = MetaTree()
         self._view = StateView(self._tree)
         self._version = 0
+        self._writes_refused = ""  # set by refuse_writes: the store is then read-only
         self._reducers: dict[str, tuple[Reducer, ...]] = {}
         # The same, each reducer paired with its fresh_values mark, read once at registration.
         self._plans: dict[str, tuple[tuple[Reducer, bool], ...]] = {}
@@ -170,6 +172,20 @@ class StateStore(ApplyMixin):
         self, snapshot: StateSnapshot, migrations: MigrationRegistry | None = None
     ) -> None:
         """Replace the state by `snapshot` (upcast to this store's schema); watchers are not called."""
+        self._check_writable()
+        self._load_snapshot(snapshot, migrations)
+
+    def refuse_writes(self, why: str) -> StoreWriter:
+        """Make the store read-only for everyone but its one owner: from now on `apply`,
+        `apply_batch`, `apply_each` and `load_snapshot` raise LifecycleError(`why`), and the
+        returned writer keeps `apply_batch` and `load_snapshot` (a replica following an
+        engine: a write of a reader's would diverge from the engine unseen)."""
+        self._writes_refused = why
+        return StoreWriter(self)
+
+    def _load_snapshot(
+        self, snapshot: StateSnapshot, migrations: MigrationRegistry | None = None
+    ) -> None:
         migrations = migrations or self.migrations
         if snapshot.schema_version != self.schema_version:
             if migrations is None:
@@ -255,3 +271,18 @@ class StateStore(ApplyMixin):
 
     def __repr__(self) -> str:
         return f"StateStore(version={self._version}, schema_version={self.schema_version})"
+
+
+class StoreWriter:
+    """The writes of a store whose other users only read it (`StateStore.refuse_writes`)."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+
+    def apply_batch(self, events: Iterable[Event]) -> None:
+        """As `StateStore.apply_batch`."""
+        self._store._apply_batch(events)
+
+    def load_snapshot(self, snapshot: StateSnapshot) -> None:
+        """As `StateStore.load_snapshot`."""
+        self._store._load_snapshot(snapshot)
