@@ -66,6 +66,16 @@ def test_tuples_in_a_payload_come_back_as_lists():
     assert decode_event(encode_event(event)).payload == {"legs": [1, 2]}
 
 
+def test_make_event_converts_numpy_values_as_submit_does_so_the_event_encodes():
+    import numpy as np
+
+    payload = {"qty": np.int64(3), "price": np.float64(1.5), "ok": np.bool_(True)}
+    event = TopicRegistry().make_event("order.filled", payload)
+    assert event.payload == {"qty": 3, "price": 1.5, "ok": True}
+    assert type(event.payload["qty"]) is int and event.payload is not payload
+    assert decode_event(encode_event(event)).payload == event.payload
+
+
 def test_with_seq_stamps_a_copy_and_leaves_the_original_alone():
     event = Event(0, 5, "order.filled", "k", {"qty": 75})
     stamped = event.with_seq(12, ts=99)

@@ -231,11 +231,14 @@ class TopicRegistry:
         seq: int = 0,
         ts: int | None = None,
     ) -> Event:
-        """A checked event: known topic, JSON-safe finite payload, str key.
+        """A checked event: known topic, JSON-safe finite payload, str key; its payload a
+        fresh plain dict, converted as the engine's submit converts it (numpy scalars, str
+        and float subclasses, other mappings: see payloads._plain), so it encodes as is.
 
         `critical` defaults to the topic's registered default; it can be raised, not lowered.
         """
         spec, body, is_critical = self.check(topic, payload, key=key, critical=critical)
+        body = encode_submitted(body, topic)[1]
         return Event(
             seq, now_ns() if ts is None else ts, topic, key, body, is_critical, spec.schema_version
         )

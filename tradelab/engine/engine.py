@@ -393,7 +393,9 @@ class Engine(EngineControls):
             raise InvalidInputError(
                 f"topic {topic!r} is not transient; journaled topics go through submit()"
             )
-        event = self.registry.make_event(topic, payload, key=key)
+        # Checked, not converted: a transient event is never encoded, and this is the tick path.
+        spec, body, critical = self.registry.check(topic, payload, key=key)
+        event = Event(0, now_ns(), topic, key, body, critical, spec.schema_version)
         self.bus.publish_event(event)
         return event
 
