@@ -393,6 +393,7 @@ def test_import_tradelab_stays_cheap_and_connect_is_there_when_asked():
 
     code = (
         "import sys, tradelab; assert 'tornado' not in sys.modules; "
+        "assert 'connect' in dir(tradelab) and 'tornado' not in sys.modules; "
         "from tradelab import connect; assert connect.__module__ == 'tradelab.bridge.replica'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -88,3 +88,14 @@ def test_clean_run_exits_0_and_tells_the_state_hash(tmp_path):
     assert "stopped cleanly at seq" in result.output and result.stderr == ""
     assert time.monotonic() - start < 60  # generous: only guards against a hang
     assert CliRunner().invoke(cli, ["verify", str(path)]).exit_code == 0
+
+
+def test_debug_shows_the_traceback_behind_the_one_line_error(tmp_path):
+    junk = tmp_path / "junk.duckdb"
+    junk.write_text("hello\n")
+    plain = CliRunner().invoke(cli, ["inspect", str(junk)])
+    debug = CliRunner().invoke(cli, ["--debug", "inspect", str(junk)])
+    assert plain.exit_code == debug.exit_code == 1
+    assert plain.stderr.startswith("tradelab: error: ") and "Traceback" not in plain.stderr
+    assert debug.stderr.startswith("Traceback (most recent call last):")
+    assert debug.stderr.rstrip().splitlines()[-1] == plain.stderr.rstrip()

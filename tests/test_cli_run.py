@@ -32,7 +32,10 @@ def test_replay_at_max_speed_trades_the_chosen_strategy_with_its_params(tmp_path
     # Progress lines start "seq " (what scripts wait for); the last one shows the session done.
     progress = [line for line in result.output.splitlines() if line.startswith("seq ")]
     assert progress and "[####################] 100%" in progress[-1]
-    assert "strategy sma_cross:" in result.output and "stopped cleanly at seq" in result.output
+    assert (
+        "(this run's strategy: sma_cross)" in result.output
+        and "stopped cleanly at seq" in result.output
+    )
     reader = JournalReader(journal)
     [started] = [
         e.payload
@@ -111,7 +114,7 @@ def test_a_users_own_strategy_file_trades_a_session_with_its_params(tmp_path):
     assert result.exit_code == 0, (result.output, result.stderr)
     fills = [e.payload for e in JournalReader(journal).events(topic="trade.executed")]
     assert [(f["strategy"], f["side"], f["quantity"]) for f in fills] == [("buy_once", "BUY", 75)]
-    assert "strategy buy_once: 1 order, 1 fill" in result.output
+    assert "book of this journal (this run's strategy: buy_once): 1 order, 1 fill" in result.output
     assert fills[0]["symbol"] == "NIFTY25N1824000CE"
     wrong = invoke("--strategy", spec, "--param", "qty=2", "--journal", str(tmp_path / "x.duckdb"))
     assert wrong.exit_code == EXIT_USAGE

@@ -12,6 +12,7 @@ import pytest
 import tradelab
 from tradelab import cli
 from tradelab.collector import OLDER_EVERY, YOUNG_EVERY, tune_collector
+from tradelab.errors import InvalidInputError
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def test_tuning_collects_less_often_freezes_and_returns_the_old_thresholds(resto
 
 def test_bad_thresholds_are_refused_and_change_nothing(restored_collector):
     before = gc.get_threshold()
-    with pytest.raises(ValueError, match="at least 1, got 0"):
+    with pytest.raises(InvalidInputError, match="at least 1, got 0"):
         tune_collector(young_every=0)
     assert gc.get_threshold() == before
 

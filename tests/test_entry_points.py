@@ -128,6 +128,13 @@ def test_percentiles_interpolate_between_samples_and_handle_few_values():
     assert all(v != v for v in percentiles([], 50))  # nan: no samples, no figure
 
 
+def test_benchmark_tables_write_every_rate_alike():
+    from tradelab.benchmarking import format_table
+
+    table = format_table(["what", "per s"], [["a", 70455.2], ["b", 153192.0], ["c", 12.345]])
+    assert [line.split()[-1] for line in table.splitlines()[2:]] == ["70,455", "153,192", "12.35"]
+
+
 def test_tradelab_bench_commands_share_the_scripts_options():
     for name in ("bus", "store"):
         done = run("-m", "tradelab.cli", "bench", name, "--help")

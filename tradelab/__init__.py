@@ -28,3 +28,7 @@ def __getattr__(name: str):
 
         return connect
     raise AttributeError(f"module 'tradelab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})  # tab completion offers `connect` too

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 from typing import NoReturn
 
 import click
@@ -32,7 +33,14 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command Ctrl-C ended
 
 
 def fail(message: object, code: int) -> NoReturn:
-    """Print `tradelab: error: <message>` (one line) to stderr and exit with `code`."""
+    """Print `tradelab: error: <message>` (one line) to stderr and exit with `code`; under
+    `tradelab --debug`, the traceback of the error behind it first (`message` itself, or the
+    one being handled)."""
+    context = click.get_current_context(silent=True)
+    if context is not None and context.find_root().params.get("debug"):
+        cause = message if isinstance(message, BaseException) else sys.exc_info()[1]
+        if cause is not None:
+            click.echo("".join(traceback.format_exception(cause)).rstrip(), err=True)
     text = " ".join(str(message).split())
     click.echo(f"tradelab: error: {text}", err=True)
     raise SystemExit(code)
@@ -79,7 +87,9 @@ def _speed_type() -> click.ParamType:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tradelab")
-@click.option("--debug", is_flag=True, help="Show tracebacks in logged errors.")
+@click.option(
+    "--debug", is_flag=True, help="Show tracebacks: of the error a command stops on, and in logs."
+)
 def main(debug: bool) -> None:
     """tradelab: a live NIFTY options paper-trading state engine with a DuckDB journal.
 

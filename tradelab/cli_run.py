@@ -227,7 +227,9 @@ def _watch(
         )
     s = lab.status()
     click.echo(
-        f"strategy {strategy_name}: {count_of(s['orders'], 'order')}, "
+        # The store's book is the whole journal's: earlier runs' and other strategies' too.
+        f"book of this journal (this run's strategy: {strategy_name}): "
+        f"{count_of(s['orders'], 'order')}, "
         f"{count_of(s['fills'], 'fill')}, {count_of(s['open_positions'], 'open position')}, "
         f"day P&L {_money(s['daily_pnl'])}"
     )

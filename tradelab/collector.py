@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import gc
 
+from tradelab.errors import InvalidInputError
+
 YOUNG_EVERY = 50_000  # allocations between young collections (CPython's default: 700)
 OLDER_EVERY = 20  # young collections per middle one, middle per full (default: 10, 10)
 
@@ -29,7 +31,7 @@ def tune_collector(
     """Collect less often and freeze what the process holds now; return the thresholds it had
     (`gc.set_threshold(*previous)` and `gc.unfreeze()` undo it)."""
     if young_every < 1 or older_every < 1:
-        raise ValueError(
+        raise InvalidInputError(
             f"collector thresholds must be at least 1, got {young_every} and {older_every}"
         )
     previous = gc.get_threshold()

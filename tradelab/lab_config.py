@@ -79,7 +79,8 @@ class LabConfig(param.Parameterized):
         default=10.0,
         bounds=(0.0, None),
         doc="Seconds between journaled `metrics.sampled` "
-        "events (0: none; none in a max-speed replay: its journal must not depend on wall time).",
+        "events (0: none; none at speed max, sim or replay: its journal must not depend on "
+        "wall time).",
     )
     strategy_params = param.Dict(
         default={},

@@ -91,8 +91,6 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
-    if isinstance(value, float):
-        if value >= 1e5:
-            return f"{value:,.0f}"
-        return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+    if isinstance(value, float):  # thousands separated from 1,000 up, as rates read best
+        return f"{value:.2f}" if abs(value) < 100 else f"{value:,.0f}"
     return str(value)
