@@ -378,7 +378,9 @@ def resume(gate):
     gate.resume(by="test", reason="feed checked")
 
 
-def test_an_exit_refused_in_a_halt_is_tried_again_a_minute_later_until_trading_resumes(tmp_path):
+def test_an_exit_refused_in_a_halt_is_tried_again_a_minute_later_until_trading_resumes(
+    tmp_path, caplog
+):
     # A halt refuses the CE's stop exit and the time exit. Neither is dropped: the strategy
     # keeps running, each exit is tried again a minute of market time later (not on every
     # mark), and once an operator resumes, both go out.
@@ -410,6 +412,9 @@ def test_an_exit_refused_in_a_halt_is_tried_again_a_minute_later_until_trading_r
         (PE, "BUY", LOT, 102.0),
     ]
     assert positions == {CE: 0, PE: 0}  # the PE's time exit at 15:16: the strategy ran on
+    # Refused twice for one reason, journaled twice: told once on the log, not every retry.
+    told = [r.getMessage() for r in caplog.records if "exit of short_straddle:" in r.getMessage()]
+    assert len(told) == 1 and "refused" in told[0]
 
 
 class BuyOneLot(Strategy):

@@ -176,6 +176,7 @@ class ShortStraddle(Strategy):
         self._entered_on = None
         self._exited_on = None
         self._exit_retry_at = 0  # a refused time exit is tried again from this market time
+        self._refusal_told = ""  # logged once; the same refusal each retry is only journaled
 
     def on_tick(self, ctx: StrategyContext, tick: Any) -> None:
         price = tick["last"] or (tick["bid"] + tick["ask"]) / 2
@@ -224,10 +225,14 @@ class ShortStraddle(Strategy):
                 refused.append(f"{leg} ({exc})")
         if refused:  # the legs stay held: try again a minute later, until the day ends
             self._exit_retry_at = ts + EXIT_RETRY_NS
-            ctx.log.warning(
-                "short_straddle time exit refused: %s; trying again", "; ".join(refused)
-            )
+            if "; ".join(refused) != self._refusal_told:
+                self._refusal_told = "; ".join(refused)
+                ctx.log.warning(
+                    "short_straddle time exit refused: %s; trying again every minute",
+                    self._refusal_told,
+                )
             return
+        self._refusal_told = ""
         self._exited_on = day
         ctx.clear_signal(STRADDLE_SIGNAL)
 

@@ -34,6 +34,9 @@ class PositionMonitor:
         self._exits: dict[str, dict[str, Any]] = {}
         self._by_symbol: dict[str, set[str]] = {}
         self.exits_placed = 0
+        # The last refusal told on the log per position: a halt refuses the same exit every
+        # retry (each in the journal as exit_refused); the log says so once, then on a change.
+        self._refusals_told: dict[str, str] = {}
 
     def levels(self, position_id: str) -> dict[str, Any] | None:
         exit_ = self._exits.get(position_id)
@@ -176,20 +179,25 @@ class PositionMonitor:
                 raise
             exit_["exit_order"] = None
             exit_["retry_at"] = runner.current_ts + self.retry_ns
-            self._publish(exit_["position_id"], exit_, "exit_refused", refusal=str(exc))
-            log.warning(
-                "%s exit of %s refused: %s; tried again from %g s of market time later",
-                reason,
-                exit_["position_id"],
-                exc,
-                self.retry_ns / NS_PER_S,
-            )
+            position_id = exit_["position_id"]
+            self._publish(position_id, exit_, "exit_refused", refusal=str(exc))
+            if self._refusals_told.get(position_id) != str(exc):
+                self._refusals_told[position_id] = str(exc)
+                log.warning(
+                    "%s exit of %s refused: %s; tried again every %g s of market time (the "
+                    "same refusal again is journaled, not logged)",
+                    reason,
+                    position_id,
+                    exc,
+                    self.retry_ns / NS_PER_S,
+                )
 
     def _net(self, position_id: str) -> int:
         pos = self._runner.engine.store.get(f"trading.positions.{position_id}", None)
         return int(pos["net_quantity"]) if pos else 0
 
     def _drop(self, position_id: str) -> None:
+        self._refusals_told.pop(position_id, None)
         exit_ = self._exits.pop(position_id, None)
         if exit_ is not None:
             self._by_symbol.get(exit_["symbol"], set()).discard(position_id)
