@@ -9,11 +9,13 @@ the broker's lock.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+import numbers
+from typing import TYPE_CHECKING, Any
 
 from tradelab.errors import InvalidInputError
 from tradelab.market.clock import NS_PER_S
-from tradelab.trading.orders import OrderRequest, OrderUpdate
+from tradelab.trading.orders import OrderRequest, OrderUpdate, check_price
 
 if TYPE_CHECKING:
     from tradelab.broker.paper import PaperBroker
@@ -40,8 +42,8 @@ class PaperFaults:
 
     def reject_orders_for(self, seconds: float) -> None:
         """Every order is rejected until the broker's clock has moved `seconds` on."""
-        if seconds < 0:
-            raise InvalidInputError(f"seconds {seconds!r} must be >= 0")
+        if not _is_number(seconds) or not math.isfinite(seconds) or seconds < 0:
+            raise InvalidInputError(f"seconds {seconds!r} must be a finite number >= 0")
         self.reject_until_ns = self._broker.clock.now_ns() + int(seconds * NS_PER_S)
 
     def fail_reads(self, count: int = 1) -> None:
@@ -61,13 +63,16 @@ class PaperFaults:
 
     def hold_outside_position(self, symbol: str, quantity: int, price: float) -> None:
         """Put a position in the account as if opened elsewhere (another terminal): no order,
-        no fill, no report; cash pays for it."""
+        no fill, no report; cash pays for it. `quantity` is signed units in whole lots (short
+        < 0), `price` the positive premium paid per unit."""
         broker = self._broker
         contract = broker.universe.parse(symbol)
+        signed = _signed_lots(quantity, broker.universe.lot_size(contract), symbol)
+        price = check_price(price, "price", symbol)
         with broker._lock:
             # Margin of a short held outside: on the strike, or (no strike) on its price.
-            broker.account.strikes[symbol] = contract.strike or float(price)
-            broker.account.move(symbol, int(quantity), float(price), 0.0)
+            broker.account.strikes[symbol] = contract.strike or price
+            broker.account.move(symbol, signed, price, 0.0)
             broker.account.save()
 
     def clear(self) -> None:
@@ -79,3 +84,24 @@ def _count(count: int) -> int:
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise InvalidInputError(f"count {count!r} must be a whole number >= 0")
     return count
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _signed_lots(quantity: Any, lot_size: int, symbol: str) -> int:
+    """`quantity` as signed whole units, a non-zero multiple of the lot size."""
+    if not _is_number(quantity):
+        raise InvalidInputError(f"quantity {quantity!r} for {symbol} is not a number")
+    if not math.isfinite(quantity) or quantity != int(quantity):
+        raise InvalidInputError(f"quantity {quantity!r} for {symbol} is not a whole number")
+    if quantity == 0:
+        raise InvalidInputError(
+            f"quantity 0 for {symbol} must not be 0 (signed units: > 0 long, < 0 short)"
+        )
+    if int(quantity) % lot_size:
+        raise InvalidInputError(
+            f"quantity {int(quantity)} is not a multiple of lot size {lot_size} for {symbol}"
+        )
+    return int(quantity)

@@ -1,0 +1,63 @@
+"""The paper broker's fault injection refuses what no real fault could be, naming the argument."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from tradelab.broker import PaperBroker
+from tradelab.errors import InvalidInputError
+from tradelab.market.clock import SimulatedClock
+from tradelab.market.instruments import IST
+
+SYM = "NIFTY25NOV24000CE"  # lot size 75
+
+
+def paper() -> PaperBroker:
+    return PaperBroker(
+        clock=SimulatedClock(int(datetime(2025, 11, 12, 10, tzinfo=IST).timestamp()) * 10**9)
+    )
+
+
+@pytest.mark.parametrize(
+    "seconds, message",
+    [
+        (float("nan"), "seconds nan must be a finite number >= 0"),
+        (float("inf"), "seconds inf must be a finite number >= 0"),
+        (-1, "seconds -1 must be a finite number >= 0"),
+        ("60", "seconds '60' must be a finite number >= 0"),
+        (True, "seconds True must be a finite number >= 0"),
+    ],
+)
+def test_reject_orders_for_refuses_a_duration_that_is_not_finite_seconds(seconds, message):
+    broker = paper()
+    with pytest.raises(InvalidInputError, match=message):
+        broker.faults.reject_orders_for(seconds)
+    assert broker.faults.reject_until_ns == 0  # nothing armed
+
+
+@pytest.mark.parametrize(
+    "quantity, price, message",
+    [
+        (10, 100.0, f"quantity 10 is not a multiple of lot size 75 for {SYM}"),
+        (-10, 100.0, f"quantity -10 is not a multiple of lot size 75 for {SYM}"),
+        (0, 100.0, f"quantity 0 for {SYM} must not be 0"),
+        (75.5, 100.0, f"quantity 75.5 for {SYM} is not a whole number"),
+        ("75", 100.0, f"quantity '75' for {SYM} is not a number"),
+        (75, -5.0, f"price -5.0 for {SYM} must be positive"),
+        (75, float("nan"), f"price nan for {SYM} is not a finite number"),
+    ],
+)
+def test_hold_outside_position_refuses_part_lots_and_bad_prices(quantity, price, message):
+    broker = paper()
+    cash = broker.cash
+    with pytest.raises(InvalidInputError, match=message):
+        broker.faults.hold_outside_position(SYM, quantity, price)
+    assert broker.positions() == {} and broker.cash == cash
+
+
+def test_hold_outside_position_takes_whole_lots_long_or_short():
+    broker = paper()
+    broker.faults.hold_outside_position(SYM, -150, 100.0)
+    assert broker.positions() == {SYM: -150}
