@@ -15,7 +15,6 @@ start and every `interval_s`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -28,9 +27,9 @@ import param
 from tradelab.broker.base import Broker, BrokerUnavailableError
 from tradelab.broker.reconcile import diff as d
 from tradelab.broker.reconcile.diff import BrokerView, Mismatch
+from tradelab.broker.reconcile.fixes import BY, fixes_for
 from tradelab.broker.retry import call_with_retry
 from tradelab.errors import InvalidInputError
-from tradelab.trading.book import position_id
 from tradelab.trading.execution import position_closed_payload
 from tradelab.trading.risk import RiskGate
 from tradelab.trading.risk_state import ACTIVE, HALT_MODES, HALTED, control_state
@@ -38,7 +37,6 @@ from tradelab.trading.risk_state import ACTIVE, HALT_MODES, HALTED, control_stat
 log = logging.getLogger(__name__)
 ADOPT, FLAG, HALT = "adopt", "flag", "halt"
 POLICIES = (ADOPT, FLAG, HALT)
-BY = "reconciler"
 
 
 def _policy(default: str, what: str) -> param.Selector:
@@ -226,7 +224,7 @@ class Reconciler:
                 )
             report.halted = True
         else:
-            for fix in self._fixes(mismatch, view):
+            for fix in fixes_for(mismatch, view, self.store):
                 self._submit("reconciliation.fixed", fix, key=mismatch.item, critical=True)
                 trade = fix.get("trade")
                 # Applied once the critical submit returned: did it leave a position flat?
@@ -234,77 +232,6 @@ class Reconciler:
                 if closed:
                     self._submit("position.closed", closed, key=closed["position_id"])
             report.fixed.append(mismatch.item)
-
-    # -- fixes ------------------------------------------------------------------------------
-    def _fixes(self, m: Mismatch, view: BrokerView) -> list[dict[str, Any]]:
-        """The `reconciliation.fixed` payloads that adopt the broker's view of `m`."""
-        base = {"kind": m.kind, "item": m.item, "expected": m.expected, "actual": m.actual}
-        if m.kind == d.MISSED_FILL:
-            trade = dict(m.broker_record)
-            trade["position_id"] = position_id(trade["strategy"], trade["symbol"])
-            return [{**base, "action": "adopted the broker's fill", "trade": trade}]
-        if m.kind in (d.UNKNOWN_OPEN_ORDER, d.ORDER_STATE_MISMATCH):
-            order = m.broker_record
-            if order is None:  # the broker does not know the order: it is not working there
-                record = self.store.get(f"trading.orders.{m.subject['order_id']}")
-                order = {
-                    "order_id": record["order_id"],
-                    "status": "cancelled",
-                    "filled_quantity": record["filled_quantity"],
-                    "reason": "not known to the broker",
-                }
-            return [{**base, "action": "adopted the broker's order state", "order": order}]
-        return [
-            {**base, "action": "adjusted the book to the broker's position", "trade": trade}
-            for trade in self._adjusting_trades(m, view)
-        ]
-
-    def _adjusting_trades(self, m: Mismatch, view: BrokerView) -> list[dict[str, Any]]:
-        """Trades that move the book's positions in `m.subject['symbol']` to the broker's. Ids
-        are a digest of the difference and the broker's fill point, so the same difference
-        found again (a restart mid-run) yields the same ids and the fix applies once."""
-        symbol = m.subject["symbol"]
-        positions = self.store.get("trading.positions", None) or {}
-        held = sorted(
-            (p for p in positions.values() if p["symbol"] == symbol and p["net_quantity"]),
-            key=lambda p: p["position_id"],
-        )
-        mark = (self.store.get(f"market.marks.{symbol}", None) or {}).get("price")
-        moves: list[tuple[str, int, float, int]] = []  # strategy, signed units, price, lot
-        if m.kind == d.MISSING_POSITION:
-            for p in held:
-                price = mark if mark is not None else p["average_price"]
-                moves.append((p["strategy"], -p["net_quantity"], price, p["lot_size"]))
-        else:
-            target = held[0] if held else None
-            price = mark if mark is not None else (target or {}).get("average_price", 0.0)
-            strategy = target["strategy"] if target else BY
-            lot = target["lot_size"] if target else 1
-            moves.append((strategy, m.actual - m.expected, price, lot))
-        trades = []
-        for i, (strategy, signed, price, lot) in enumerate(moves):
-            digest = hashlib.sha256(
-                f"{view.account_id}|{view.last_fill_seq}|{m.item}|{m.expected}|{m.actual}|{i}".encode()
-            ).hexdigest()[:16]
-            trade_id = f"RC-{digest}"
-            trades.append(
-                {
-                    "fill_seq": 0,
-                    "trade_id": trade_id,
-                    "order_id": trade_id,
-                    "broker_order_id": "",
-                    "symbol": symbol,
-                    "side": "BUY" if signed > 0 else "SELL",
-                    "quantity": abs(signed),
-                    "price": float(price or 0.0),
-                    "fee": 0.0,
-                    "ts": 0,
-                    "strategy": strategy,
-                    "lot_size": lot,
-                    "position_id": position_id(strategy, symbol),
-                }
-            )
-        return trades
 
     # -- broker and store -------------------------------------------------------------------
     def _read_broker(self, point: int) -> BrokerView:

@@ -1,0 +1,89 @@
+"""What adopting the broker's view of one difference writes: the `reconciliation.fixed` payloads.
+
+A missed fill is adopted as the broker's trade; an order's state as the broker's; a position
+difference as adjusting trades whose ids are deterministic, so a fix found again after a restart
+mid-reconciliation applies once. Pure functions of (mismatch, broker view, store); no threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from tradelab.broker.reconcile import diff as d
+from tradelab.broker.reconcile.diff import BrokerView, Mismatch
+from tradelab.trading.book import position_id
+
+BY = "reconciler"  # who halts on a difference, and the strategy of positions only it booked
+
+
+def fixes_for(m: Mismatch, view: BrokerView, store: Any) -> list[dict[str, Any]]:
+    """The `reconciliation.fixed` payloads that adopt the broker's view of `m`."""
+    base = {"kind": m.kind, "item": m.item, "expected": m.expected, "actual": m.actual}
+    if m.kind == d.MISSED_FILL:
+        trade = dict(m.broker_record)
+        trade["position_id"] = position_id(trade["strategy"], trade["symbol"])
+        return [{**base, "action": "adopted the broker's fill", "trade": trade}]
+    if m.kind in (d.UNKNOWN_OPEN_ORDER, d.ORDER_STATE_MISMATCH):
+        order = m.broker_record
+        if order is None:  # the broker does not know the order: it is not working there
+            record = store.get(f"trading.orders.{m.subject['order_id']}")
+            order = {
+                "order_id": record["order_id"],
+                "status": "cancelled",
+                "filled_quantity": record["filled_quantity"],
+                "reason": "not known to the broker",
+            }
+        return [{**base, "action": "adopted the broker's order state", "order": order}]
+    return [
+        {**base, "action": "adjusted the book to the broker's position", "trade": trade}
+        for trade in adjusting_trades(m, view, store)
+    ]
+
+
+def adjusting_trades(m: Mismatch, view: BrokerView, store: Any) -> list[dict[str, Any]]:
+    """Trades that move the book's positions in `m.subject['symbol']` to the broker's. Ids
+    are a digest of the difference and the broker's fill point, so the same difference
+    found again (a restart mid-run) yields the same ids and the fix applies once."""
+    symbol = m.subject["symbol"]
+    positions = store.get("trading.positions", None) or {}
+    held = sorted(
+        (p for p in positions.values() if p["symbol"] == symbol and p["net_quantity"]),
+        key=lambda p: p["position_id"],
+    )
+    mark = (store.get(f"market.marks.{symbol}", None) or {}).get("price")
+    moves: list[tuple[str, int, float, int]] = []  # strategy, signed units, price, lot
+    if m.kind == d.MISSING_POSITION:
+        for p in held:
+            price = mark if mark is not None else p["average_price"]
+            moves.append((p["strategy"], -p["net_quantity"], price, p["lot_size"]))
+    else:
+        target = held[0] if held else None
+        price = mark if mark is not None else (target or {}).get("average_price", 0.0)
+        strategy = target["strategy"] if target else BY
+        lot = target["lot_size"] if target else 1
+        moves.append((strategy, m.actual - m.expected, price, lot))
+    trades = []
+    for i, (strategy, signed, price, lot) in enumerate(moves):
+        digest = hashlib.sha256(
+            f"{view.account_id}|{view.last_fill_seq}|{m.item}|{m.expected}|{m.actual}|{i}".encode()
+        ).hexdigest()[:16]
+        trade_id = f"RC-{digest}"
+        trades.append(
+            {
+                "fill_seq": 0,
+                "trade_id": trade_id,
+                "order_id": trade_id,
+                "broker_order_id": "",
+                "symbol": symbol,
+                "side": "BUY" if signed > 0 else "SELL",
+                "quantity": abs(signed),
+                "price": float(price or 0.0),
+                "fee": 0.0,
+                "ts": 0,
+                "strategy": strategy,
+                "lot_size": lot,
+                "position_id": position_id(strategy, symbol),
+            }
+        )
+    return trades
