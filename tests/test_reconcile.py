@@ -235,7 +235,9 @@ def test_dry_run_reports_under_any_policy_and_fixes_or_halts_nothing(kind, polic
     assert s.events("reconciliation.fixed") == [] and s.events("risk.halted") == []
 
 
-@pytest.mark.parametrize("kind", ["missed_fill", "unknown_position", "quantity_mismatch"])
+@pytest.mark.parametrize(
+    "kind", ["missed_fill", "unknown_position", "missing_position", "quantity_mismatch"]
+)
 def test_restart_mid_reconciliation_duplicates_nothing(kind):
     """The journal ends after the mismatch, before its fix: the rerun makes the same ids; and a
     fix journaled twice (the restart came after it) changes the book once."""
@@ -256,6 +258,43 @@ def test_restart_mid_reconciliation_duplicates_nothing(kind):
     for event in refixes:  # the same fix applied once more: the book does not move
         restarted.submit(event.topic, event.payload, key=event.key, critical=True)
     assert again.book_quantity() == s.broker.positions().get(SYM, 0)
+
+
+def test_a_difference_that_comes_back_is_adopted_again_and_moves_the_book():
+    # The broker holds 75, then nothing, then 75 again, all without a fill: the third adoption
+    # is the same difference at the same fill point as the first, and must still move the book.
+    s = Session()
+    reconciler = s.reconciler(**{**only("unknown_position", "adopt"), "missing_position": "adopt"})
+    for signed in (75, -75, 75):
+        s.broker.faults.hold_outside_position(SYM, signed, 100.0)
+        report = reconciler.run_once()
+        assert report.fixed == [m.item for m in report.mismatches]
+        assert s.book_quantity() == s.broker.positions().get(SYM, 0)
+    trade_ids = {e.payload["trade"]["trade_id"] for e in s.events("reconciliation.fixed")}
+    assert len(trade_ids) == 3 and trade_ids <= set(s.store.get("trading.trades"))
+    assert reconciler.run_once().ok
+
+
+def test_a_fix_whose_trade_the_book_already_has_is_flagged_not_reported_fixed():
+    # A fix names its trade, and the book skips a trade id it already has. Should a fix ever
+    # name one (here: another symbol's trade journaled under that id), the run must not report
+    # a fix that changed nothing.
+    s = Session()
+    unknown_position(s)
+    probe = Session(kernel=LocalKernel(store_factory=build_store), broker=s.broker)
+    probe.reconciler(**only("unknown_position", "adopt")).run_once()
+    [fix] = probe.events("reconciliation.fixed")
+    other = "NIFTY25NOV24100CE"
+    taken = {**fix.payload["trade"], "symbol": other, "position_id": f"manual:{other}"}
+    s.kernel.submit("trade.executed", {**taken, "strategy": "manual"}, key=other, critical=True)
+    report = s.reconciler(**only("unknown_position", "adopt")).run_once()
+    item = f"unknown_position:{SYM}"
+    assert report.fixed == [] and item in report.flagged
+    assert s.events("reconciliation.fixed") == []
+    [mismatch] = [e for e in s.events("reconciliation.mismatch") if e.key == item]
+    assert "already in the book" in mismatch.payload["action"]
+    assert fix.payload["trade"]["trade_id"] in mismatch.payload["action"]
+    assert s.store.get("reconciliation.last_run.fixed") == 0
 
 
 def test_rejected_orders_during_a_reject_fault_leave_nothing_to_reconcile():

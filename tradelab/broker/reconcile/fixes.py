@@ -42,11 +42,20 @@ def fixes_for(m: Mismatch, view: BrokerView, store: Any) -> list[dict[str, Any]]
 
 
 def adjusting_trades(m: Mismatch, view: BrokerView, store: Any) -> list[dict[str, Any]]:
-    """Trades that move the book's positions in `m.subject['symbol']` to the broker's. Ids
-    are a digest of the difference and the broker's fill point, so the same difference
-    found again (a restart mid-run) yields the same ids and the fix applies once."""
+    """Trades that move the book's positions in `m.subject['symbol']` to the broker's.
+
+    Ids are a digest of the difference, the broker's fill point and the book's positions in
+    the symbol (each one's last trade): the same difference found again over the same book (a
+    restart mid-run) yields the same ids, so the fix applies once; a difference that comes back
+    after the book moved (the broker held 75, then 0, then 75 again) yields new ones.
+    """
     symbol = m.subject["symbol"]
     positions = store.get("trading.positions", None) or {}
+    book = sorted(
+        (p["position_id"], p["net_quantity"], p.get("last_trade_id", ""))
+        for p in positions.values()
+        if p["symbol"] == symbol
+    )
     held = sorted(
         (p for p in positions.values() if p["symbol"] == symbol and p["net_quantity"]),
         key=lambda p: p["position_id"],
@@ -65,10 +74,8 @@ def adjusting_trades(m: Mismatch, view: BrokerView, store: Any) -> list[dict[str
         moves.append((strategy, m.actual - m.expected, price, lot))
     trades = []
     for i, (strategy, signed, price, lot) in enumerate(moves):
-        digest = hashlib.sha256(
-            f"{view.account_id}|{view.last_fill_seq}|{m.item}|{m.expected}|{m.actual}|{i}".encode()
-        ).hexdigest()[:16]
-        trade_id = f"RC-{digest}"
+        seen = f"{view.account_id}|{view.last_fill_seq}|{m.item}|{m.expected}|{m.actual}|{book}"
+        trade_id = f"RC-{hashlib.sha256(f'{seen}|{i}'.encode()).hexdigest()[:16]}"
         trades.append(
             {
                 "fill_seq": 0,

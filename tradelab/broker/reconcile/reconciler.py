@@ -204,16 +204,26 @@ class Reconciler:
     def _handle(self, mismatch: Mismatch, view: BrokerView, report: ReconciliationReport) -> None:
         cfg = self.config
         policy = cfg.policy(mismatch.kind)
-        action = (
-            "none (dry run)"
-            if cfg.dry_run
-            else {ADOPT: "adopt", FLAG: "flag", HALT: "halt"}[policy]
-        )
+        fixes: list[dict[str, Any]] = []
+        if cfg.dry_run:
+            action = "none (dry run)"
+        elif policy == ADOPT:
+            fixes = fixes_for(mismatch, view, self.store)
+            action = self._adopt_action(mismatch, fixes)
+        else:
+            action = policy
         payload = {**mismatch.payload(), "policy": policy, "action": action, "dry_run": cfg.dry_run}
         self._emit("reconciliation.mismatch", payload, key=mismatch.item)
-        if cfg.dry_run or policy == FLAG:
-            report.flagged.append(mismatch.item)
-        elif policy == HALT:
+        if action == ADOPT:
+            for fix in fixes:
+                self._submit("reconciliation.fixed", fix, key=mismatch.item, critical=True)
+                trade = fix.get("trade")
+                # Applied once the critical submit returned: did it leave a position flat?
+                closed = trade and position_closed_payload(self.store, trade["trade_id"])
+                if closed:
+                    self._submit("position.closed", closed, key=closed["position_id"])
+            report.fixed.append(mismatch.item)
+        elif action == HALT:
             report.flagged.append(mismatch.item)
             if control_state(self.store) == ACTIVE:
                 self.risk.halt(
@@ -224,14 +234,22 @@ class Reconciler:
                 )
             report.halted = True
         else:
-            for fix in fixes_for(mismatch, view, self.store):
-                self._submit("reconciliation.fixed", fix, key=mismatch.item, critical=True)
-                trade = fix.get("trade")
-                # Applied once the critical submit returned: did it leave a position flat?
-                closed = trade and position_closed_payload(self.store, trade["trade_id"])
-                if closed:
-                    self._submit("position.closed", closed, key=closed["position_id"])
-            report.fixed.append(mismatch.item)
+            report.flagged.append(mismatch.item)
+
+    def _adopt_action(self, mismatch: Mismatch, fixes: list[dict[str, Any]]) -> str:
+        """'adopt', or why adopting is not done: the book skips a trade whose id it already has,
+        so a fix naming one would change nothing, and is not reported as done."""
+        taken = [
+            fix["trade"]["trade_id"]
+            for fix in fixes
+            if "trade" in fix
+            and self.store.get(f"trading.trades.{fix['trade']['trade_id']}", None) is not None
+        ]
+        if not taken:
+            return ADOPT
+        why = f"trade {', '.join(taken)} is already in the book: adopting would change nothing"
+        log.warning("%s not adopted: %s", mismatch.item, why)
+        return f"flag (not adopted: {why})"
 
     # -- broker and store -------------------------------------------------------------------
     def _read_broker(self, point: int) -> BrokerView:
