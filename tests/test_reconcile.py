@@ -157,6 +157,28 @@ def test_adopt_policy_fixes_the_book_to_the_broker_with_a_critical_fixed_event(k
     assert s.store.get("risk.control", None) is None  # adopting never halts
 
 
+def test_adopted_quantity_difference_is_the_reconcilers_position_not_a_strategys():
+    # Strategies a and b each bought 75; 225 were sold from another terminal (the broker holds
+    # -75). Neither strategy did that: each keeps the position it traded, with no P&L it never
+    # made, and the reconciler's own position holds the difference the book now agrees on.
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 75, strategy="a")
+    s.desk.place_order(SYM, "BUY", 75, strategy="b")
+    before = {pid: dict(p) for pid, p in s.store.get("trading.positions").items()}
+    s.broker.faults.hold_outside_position(SYM, -225, 100.0)
+    s.reconciler(**only("quantity_mismatch", "adopt")).run_once()
+    positions = s.store.get("trading.positions")
+    for strategy in ("a", "b"):
+        pid = f"{strategy}:{SYM}"
+        kept = ("net_quantity", "average_price", "realized_pnl")
+        assert {k: positions[pid][k] for k in kept} == {k: before[pid][k] for k in kept}
+        assert s.store.get(f"pnl.by_strategy.{strategy}.realized") == 0.0
+    assert positions[f"reconciler:{SYM}"]["net_quantity"] == -225
+    assert positions[f"reconciler:{SYM}"]["lot_size"] == 75
+    assert s.book_quantity() == s.broker.positions()[SYM] == -75
+    assert s.reconciler(**only("quantity_mismatch", "adopt")).run_once().ok
+
+
 def test_adopted_missed_fill_is_the_brokers_trade_under_its_own_id():
     s = Session()
     missed_fill(s)

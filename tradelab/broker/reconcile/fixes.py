@@ -51,27 +51,23 @@ def adjusting_trades(m: Mismatch, view: BrokerView, store: Any) -> list[dict[str
     """
     symbol = m.subject["symbol"]
     positions = store.get("trading.positions", None) or {}
-    book = sorted(
-        (p["position_id"], p["net_quantity"], p.get("last_trade_id", ""))
-        for p in positions.values()
-        if p["symbol"] == symbol
+    in_symbol = sorted(
+        (p for p in positions.values() if p["symbol"] == symbol), key=lambda p: p["position_id"]
     )
-    held = sorted(
-        (p for p in positions.values() if p["symbol"] == symbol and p["net_quantity"]),
-        key=lambda p: p["position_id"],
-    )
+    book = [(p["position_id"], p["net_quantity"], p.get("last_trade_id", "")) for p in in_symbol]
+    held = [p for p in in_symbol if p["net_quantity"]]
     mark = (store.get(f"market.marks.{symbol}", None) or {}).get("price")
     moves: list[tuple[str, int, float, int]] = []  # strategy, signed units, price, lot
-    if m.kind == d.MISSING_POSITION:
+    if m.kind == d.MISSING_POSITION:  # the broker holds none: every position is closed
         for p in held:
             price = mark if mark is not None else p["average_price"]
             moves.append((p["strategy"], -p["net_quantity"], price, p["lot_size"]))
     else:
-        target = held[0] if held else None
-        price = mark if mark is not None else (target or {}).get("average_price", 0.0)
-        strategy = target["strategy"] if target else BY
-        lot = target["lot_size"] if target else 1
-        moves.append((strategy, m.actual - m.expected, price, lot))
+        # What the broker holds beyond the book is no strategy's doing: it goes to the
+        # reconciler's own position, and each strategy keeps the position it traded.
+        price = mark if mark is not None else (held[0] if held else {}).get("average_price", 0.0)
+        lot = in_symbol[0]["lot_size"] if in_symbol else 1  # one contract: one lot size
+        moves.append((BY, m.actual - m.expected, price, lot))
     trades = []
     for i, (strategy, signed, price, lot) in enumerate(moves):
         seen = f"{view.account_id}|{view.last_fill_seq}|{m.item}|{m.expected}|{m.actual}|{book}"
