@@ -237,6 +237,38 @@ def test_halt_policy_halts_trading_through_the_risk_gate(kind):
     assert len(s.events("risk.halted")) == 1  # already halted: not halted again
 
 
+def test_halt_policy_escalates_an_operators_reducing_to_halted_naming_the_difference():
+    s = Session()
+    missing_position(s)
+    reconciler = s.reconciler(**only("missing_position", "halt"))  # halt_mode: halted
+    reconciler.risk.halt("ops", "news at 11", mode="reducing")
+    report = reconciler.run_once()
+    assert report.halted
+    control = s.store.get("risk.control")
+    assert (control["state"], control["by"]) == ("halted", "reconciler")
+    assert f"missing_position:{SYM}" in control["reason"]
+    assert "reducing by ops: news at 11" in control["reason"]  # what it escalated from
+    escalation = s.events("risk.halted")[-1]
+    assert escalation.payload["mode"] == "halted"
+    [mismatch] = s.events("reconciliation.mismatch")
+    assert mismatch.payload["action"] == "halt" and mismatch.seq < escalation.seq
+
+
+@pytest.mark.parametrize("state", ["halted", "reducing"])
+def test_a_difference_found_when_already_halted_records_who_halted_not_a_new_halt(state):
+    s = Session()
+    missing_position(s)
+    reconciler = s.reconciler(**only("missing_position", "halt"), halt_mode=state)
+    reconciler.risk.halt("ops", "news at 11", mode=state)
+    report = reconciler.run_once()
+    assert not report.halted and report.flagged == [f"missing_position:{SYM}"]
+    assert len(s.events("risk.halted")) == 1  # the operator's only
+    control = s.store.get("risk.control")
+    assert (control["state"], control["by"], control["reason"]) == (state, "ops", "news at 11")
+    [mismatch] = s.events("reconciliation.mismatch")
+    assert mismatch.payload["action"] == f"none (already {state} by ops: news at 11)"
+
+
 def test_halt_mode_reducing_allows_exits_only():
     s = Session()
     unknown_position(s)

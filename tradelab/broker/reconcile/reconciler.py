@@ -32,7 +32,7 @@ from tradelab.broker.retry import call_with_retry
 from tradelab.errors import InvalidInputError
 from tradelab.trading.execution import position_closed_payload
 from tradelab.trading.risk import RiskGate
-from tradelab.trading.risk_state import ACTIVE, HALT_MODES, HALTED, control_state
+from tradelab.trading.risk_state import ACTIVE, HALT_MODES, HALTED, REDUCING, control_state
 
 log = logging.getLogger(__name__)
 ADOPT, FLAG, HALT = "adopt", "flag", "halt"
@@ -64,7 +64,9 @@ class ReconcilerConfig(param.Parameterized):
     retry_base_s = param.Number(default=0.2, bounds=(0.0, 60.0), doc="First backoff, seconds.")
     retry_max_s = param.Number(default=5.0, bounds=(0.0, 600.0), doc="Longest backoff, seconds.")
     halt_mode = param.Selector(
-        objects=list(HALT_MODES), default=HALTED, doc="Risk state the 'halt' policy sets."
+        objects=list(HALT_MODES),
+        default=HALTED,
+        doc="Risk state the 'halt' policy sets ('halted' also escalates a 'reducing' state).",
     )
     missed_fill = _policy(ADOPT, "fill the broker made that the book lacks")
     order_state_mismatch = _policy(ADOPT, "order whose status or filled quantity differ")
@@ -86,7 +88,7 @@ class ReconciliationReport:
     mismatches: list[Mismatch] = field(default_factory=list)
     fixed: list[str] = field(default_factory=list)  # items
     flagged: list[str] = field(default_factory=list)
-    halted: bool = False
+    halted: bool = False  # this run halted trading (not: it found trading already halted)
     degraded: str | None = None  # why the broker could not be read, if it could not
     fill_point: int = 0
 
@@ -210,6 +212,8 @@ class Reconciler:
         elif policy == ADOPT:
             fixes = fixes_for(mismatch, view, self.store)
             action = self._adopt_action(mismatch, fixes)
+        elif policy == HALT:
+            action = self._halt_action()
         else:
             action = policy
         payload = {**mismatch.payload(), "policy": policy, "action": action, "dry_run": cfg.dry_run}
@@ -225,16 +229,32 @@ class Reconciler:
             report.fixed.append(mismatch.item)
         elif action == HALT:
             report.flagged.append(mismatch.item)
-            if control_state(self.store) == ACTIVE:
-                self.risk.halt(
-                    BY,
-                    f"{mismatch.kind} {mismatch.item}: book {mismatch.expected!r}, "
-                    f"broker {mismatch.actual!r}",
-                    mode=cfg.halt_mode,
-                )
+            reason = (
+                f"{mismatch.kind} {mismatch.item}: book {mismatch.expected!r}, "
+                f"broker {mismatch.actual!r}"
+            )
+            if control_state(self.store) != ACTIVE:
+                reason += f" (escalated from {self._risk_control()})"
+            self.risk.halt(BY, reason, mode=cfg.halt_mode)
             report.halted = True
         else:
             report.flagged.append(mismatch.item)
+
+    def _halt_action(self) -> str:
+        """'halt' if the risk state is less strict than `halt_mode` (active; or reducing, for
+        halted); else what already holds trading, and who set it: no new halt is journaled."""
+        state = control_state(self.store)
+        if state == ACTIVE or (state == REDUCING and self.config.halt_mode == HALTED):
+            return HALT
+        return f"none (already {self._risk_control()})"
+
+    def _risk_control(self) -> str:
+        """The risk state as an operator reads it: 'reducing by ops: news at 11'."""
+        control = self.store.get("risk.control", None) or {}
+        state = control.get("state") or control_state(self.store)
+        by = control.get("by") or "someone unnamed"
+        reason = control.get("reason")
+        return f"{state} by {by}: {reason}" if reason else f"{state} by {by}"
 
     def _adopt_action(self, mismatch: Mismatch, fixes: list[dict[str, Any]]) -> str:
         """'adopt', or why adopting is not done: the book skips a trade whose id it already has,
