@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+
 import pytest
 from test_broker_paper import SYM, buy, paper
 
 from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.broker.account_file import AccountFileError
 from tradelab.errors import InvalidInputError
-from tradelab.trading.orders import OrderType
+from tradelab.trading.orders import OrderRequest, OrderType, Side
 
 
 def test_cash_and_working_orders_survive_a_restart_and_the_order_still_fills(tmp_path):
@@ -58,3 +61,26 @@ def test_an_account_file_keeps_its_id_prefix_and_refuses_another(tmp_path):
     assert PaperBroker(account_path=path).account_id == "PBONE"
     with pytest.raises(InvalidInputError, match="belongs to id prefix 'PBONE', not 'PBTWO'"):
         PaperBroker(account_path=path, id_prefix="PBTWO")
+
+
+def test_a_file_saved_before_costs_were_kept_reports_no_cost_for_what_it_held(tmp_path):
+    # The reconciler adopts such a position at the mark: an unknown cost must not read as 0.
+    path = tmp_path / "acct.sqlite"
+    broker, clock, _ = paper()
+    broker = PaperBroker(broker.config, clock=clock, account_path=path)
+    broker.set_quote(SYM, 100.0, 101.0)
+    broker.submit_order(buy("o1"))
+    broker.close()
+    with sqlite3.connect(path) as con:
+        (body,) = con.execute("SELECT body FROM account").fetchone()
+        account = json.loads(body)
+        del account["average_prices"]
+        con.execute("UPDATE account SET body = ?", [json.dumps(account)])
+    again = PaperBroker(broker.config, clock=clock, account_path=path)
+    assert again.positions() == {SYM: 75} and again.average_prices() == {}
+    again.set_quote(SYM, 100.0, 101.0)
+    again.submit_order(buy("o2"))  # adding to a position of unknown cost: still unknown
+    assert again.average_prices() == {}
+    sell = OrderRequest("o3", SYM, Side.SELL, 225)  # through zero: short 75 opened here, known
+    again.submit_order(sell)
+    assert again.average_prices() == {SYM: 100.0}

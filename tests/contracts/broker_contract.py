@@ -72,6 +72,21 @@ class BrokerContract:
         assert broker.fills_since(fills[-1].fill_seq) == []
         assert broker.fills_since(ts=fills[0].ts) == fills
 
+    def test_average_price_is_the_entry_of_what_is_held_and_kept_when_reducing(self, broker):
+        broker.submit_order(self.order("o1"))
+        self.put_quote(broker, SYMBOL, 110.0, 110.5, 100 * LOT)
+        broker.submit_order(self.order("o2"))
+        bought = broker.fills_since(0)
+        entry = sum(f.price * f.quantity for f in bought) / (2 * LOT)
+        assert broker.average_prices() == {SYMBOL: pytest.approx(entry)}
+        broker.submit_order(self.order("o3", Side.SELL))  # reducing keeps the entry
+        assert broker.average_prices() == {SYMBOL: pytest.approx(entry)}
+        broker.submit_order(self.order("o4", Side.SELL, 2 * LOT))  # through zero: a new entry
+        assert broker.positions() == {SYMBOL: -LOT}
+        assert broker.average_prices() == {SYMBOL: broker.fills_since(0)[-1].price}
+        broker.submit_order(self.order("o5"))
+        assert broker.average_prices() == {}  # flat: nothing held, no cost
+
     def test_working_limit_order_is_open_and_cancellable_once(self, broker):
         broker.submit_order(self.order("o1", order_type=OrderType.LIMIT, limit_price=90.0))
         assert [u.order_id for u in broker.open_orders()] == ["o1"]
@@ -131,6 +146,7 @@ class BrokerContract:
         broker.disconnect()
         for read in (
             broker.positions,
+            broker.average_prices,
             broker.open_orders,
             lambda: broker.fills_since(0),
             lambda: broker.order("o1"),
@@ -145,10 +161,12 @@ class BrokerContract:
         broker.submit_order(self.order("o1", qty=2 * LOT))
         broker.submit_order(self.order("o2", order_type=OrderType.LIMIT, limit_price=90.0))
         positions, fills = broker.positions(), broker.fills_since(0)
+        average_prices = broker.average_prices()
         open_ids = [u.order_id for u in broker.open_orders()]
         again = self.restart_broker(broker)
         assert again.account_id == broker.account_id
         assert again.positions() == positions
+        assert again.average_prices() == average_prices
         assert again.fills_since(0) == fills
         assert [u.order_id for u in again.open_orders()] == open_ids
         assert again.order("o1").status is OrderStatus.FILLED

@@ -126,6 +126,8 @@ class PaperAccount:
         self.short_margin_rate = short_margin_rate
         self.cash = float(capital)
         self.positions: dict[str, int] = {}
+        # Volume-weighted entry price of each held position, averaged as the book averages.
+        self.average_prices: dict[str, float] = {}
         # Price per short unit margin is taken on: an option's strike; for an instrument with
         # no strike (a stock, an index: strike 0), its latest fill price, so a backtest never
         # sizes margin on a price it has not reached yet.
@@ -155,6 +157,8 @@ class PaperAccount:
         self.id_prefix = meta["id_prefix"]
         self.cash = meta["cash"]
         self.positions = meta["positions"]
+        # A file saved before costs were kept has none: those positions' costs stay unknown.
+        self.average_prices = meta.get("average_prices", {})
         self.strikes = meta["strikes"]
         self.next_order = meta["next_order"]
         for record in orders:
@@ -221,13 +225,29 @@ class PaperAccount:
 
     def move(self, symbol: str, signed: int, price: float, fee: float) -> None:
         """Change a position by `signed` units at `price`, paying the premium and `fee`."""
-        self.positions[symbol] = self.positions.get(symbol, 0) + signed
+        held = self.positions.get(symbol, 0)
+        self.positions[symbol] = held + signed
         if not self.positions[symbol]:
             del self.positions[symbol]
+        self._move_average(symbol, held, signed, price)
         self.cash += -signed * price - fee
         if symbol in self._on_fill_price:
             self.strikes[symbol] = price
         self._dirty = True
+
+    def _move_average(self, symbol: str, held: int, signed: int, price: float) -> None:
+        """The average as `trading.book.apply_fill` keeps it: adding re-averages, reducing keeps
+        it, opening or crossing zero starts at `price`; an unknown cost added to stays unknown."""
+        after = held + signed
+        average = self.average_prices.pop(symbol, None)
+        if after == 0:
+            return
+        if held == 0 or (after > 0) != (held > 0):
+            average = price
+        elif (signed > 0) == (held > 0) and average is not None:
+            average = (abs(held) * average + abs(signed) * price) / abs(after)
+        if average is not None:
+            self.average_prices[symbol] = average
 
     def save(self) -> None:
         """Write what changed since the last save in one transaction (no-op without a file)."""
@@ -238,6 +258,7 @@ class PaperAccount:
                 "id_prefix": self.id_prefix,
                 "cash": self.cash,
                 "positions": self.positions,
+                "average_prices": self.average_prices,
                 "strikes": self.strikes,
                 "next_order": self.next_order,
             },

@@ -62,6 +62,10 @@ class Broker(Protocol):
     def positions(self) -> dict[str, int]:
         """Net quantity in units per symbol, flat symbols omitted."""
 
+    def average_prices(self) -> dict[str, float]:
+        """Average entry price per held symbol (volume-weighted; reducing keeps it), as the
+        broker reports it; a symbol whose cost the broker does not know is omitted."""
+
     def fills_since(self, fill_seq: int = 0, *, ts: int | None = None) -> list[Fill]:
         """Fills with `fill_seq` greater than the one given (or with `ts` at or after `ts`),
         in fill_seq order; fill_seq and trade ids never repeat within an account."""

@@ -260,6 +260,11 @@ class PaperBroker:
             self._readable("positions")
             return dict(self.account.positions)
 
+    def average_prices(self) -> dict[str, float]:
+        with self._lock:
+            self._readable("average prices")
+            return dict(self.account.average_prices)
+
     def fills_since(self, fill_seq: int = 0, *, ts: int | None = None) -> list[Fill]:
         with self._lock:
             self._readable("fills")
