@@ -11,7 +11,15 @@ import pytest
 from contracts.local_kernel import LocalKernel
 
 from tradelab.broker import PaperBroker, PaperBrokerConfig
-from tradelab.broker.reconcile import KINDS, POLICIES, Reconciler, ReconcilerConfig
+from tradelab.broker.reconcile import (
+    KINDS,
+    POLICIES,
+    BrokerView,
+    Mismatch,
+    Reconciler,
+    ReconcilerConfig,
+)
+from tradelab.broker.reconcile.fixes import adjusting_trades
 from tradelab.engine.store import build_store
 from tradelab.market.clock import SimulatedClock
 from tradelab.market.instruments import IST
@@ -155,6 +163,38 @@ def test_adopt_policy_fixes_the_book_to_the_broker_with_a_critical_fixed_event(k
     if kind in ("missed_fill", "unknown_position", "missing_position", "quantity_mismatch"):
         assert s.book_quantity() == s.broker.positions().get(SYM, 0)
     assert s.store.get("risk.control", None) is None  # adopting never halts
+
+
+def test_adopted_unknown_position_is_booked_at_the_brokers_cost_so_the_pnl_agrees():
+    # Bought elsewhere at 10 and 12 while the market is near 100: booked at the mark, the book
+    # would miss the ~89 a unit the broker's cash says the sale made.
+    s = Session()
+    s.kernel.submit("mark.updated", {"symbol": SYM, "price": 100.25}, key=SYM)
+    s.broker.faults.hold_outside_position(SYM, 75, 10.0)
+    s.broker.faults.hold_outside_position(SYM, 75, 12.0)
+    assert s.broker.average_prices() == {SYM: 11.0}
+    s.reconciler(**only("unknown_position", "adopt")).run_once()
+    [fix] = s.events("reconciliation.fixed")
+    assert fix.payload["trade"]["price"] == 11.0
+    assert s.store.get(f"trading.positions.reconciler:{SYM}.average_price") == 11.0
+    # Valued at the mark at once: what the broker paid, and what that is worth now.
+    worth = 150 * 100.25 + s.broker.cash - PaperBrokerConfig().capital
+    assert s.store.get("pnl.unrealized") == pytest.approx(worth)
+    cash_before_sale = s.broker.cash
+    s.desk.place_order(SYM, "SELL", 150, strategy="reconciler")  # at the bid, 100.0
+    assert s.store.get("pnl.realized") == 150 * (100.0 - 11.0)
+    made_at_the_broker = s.broker.cash - PaperBrokerConfig().capital
+    assert s.store.get("pnl.net") == pytest.approx(made_at_the_broker)
+    assert s.broker.cash - cash_before_sale == 150 * 100.0 - 20.0
+
+
+def test_a_position_whose_cost_the_broker_does_not_report_is_adopted_at_the_mark():
+    s = Session()
+    s.kernel.submit("mark.updated", {"symbol": SYM, "price": 100.25}, key=SYM)
+    mismatch = Mismatch("unknown_position", f"unknown_position:{SYM}", 0, 75, {"symbol": SYM})
+    view = BrokerView("acct", {SYM: 75}, [], [], {}, 0, average_prices={})
+    [trade] = adjusting_trades(mismatch, view, s.store)
+    assert (trade["strategy"], trade["side"], trade["price"]) == ("reconciler", "BUY", 100.25)
 
 
 def test_adopted_quantity_difference_is_the_reconcilers_position_not_a_strategys():

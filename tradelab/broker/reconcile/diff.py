@@ -39,6 +39,7 @@ class BrokerView:
     fills: list[Fill]  # since the point, fill_seq order
     orders: dict[str, OrderUpdate | None]  # the broker's state of each order compared
     last_fill_seq: int
+    average_prices: dict[str, float] = field(default_factory=dict)  # the broker's cost, if known
 
 
 @dataclass(frozen=True)

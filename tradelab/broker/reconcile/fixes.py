@@ -1,8 +1,9 @@
 """What adopting the broker's view of one difference writes: the `reconciliation.fixed` payloads.
 
 A missed fill is adopted as the broker's trade; an order's state as the broker's; a position
-difference as adjusting trades whose ids are deterministic, so a fix found again after a restart
-mid-reconciliation applies once. Pure functions of (mismatch, broker view, store); no threads.
+difference as adjusting trades (an unknown position at the broker's average cost, else at the
+mark) whose ids are deterministic, so a fix found again after a restart mid-reconciliation
+applies once. Pure functions of (mismatch, broker view, store); no threads.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ def adjusting_trades(m: Mismatch, view: BrokerView, store: Any) -> list[dict[str
         # What the broker holds beyond the book is no strategy's doing: it goes to the
         # reconciler's own position, and each strategy keeps the position it traded.
         price = mark if mark is not None else (held[0] if held else {}).get("average_price", 0.0)
+        cost = view.average_prices.get(symbol)
+        if m.kind == d.UNKNOWN_POSITION and cost:
+            # The whole position is the difference: its cost is the broker's average, so the
+            # book's P&L agrees with the broker's cash. (Of part of a position it is not.)
+            price = cost
         lot = in_symbol[0]["lot_size"] if in_symbol else 1  # one contract: one lot size
         moves.append((BY, m.actual - m.expected, price, lot))
     trades = []

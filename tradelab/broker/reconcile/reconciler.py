@@ -288,12 +288,15 @@ class Reconciler:
         fills = call(lambda: broker.fills_since(point), "fills")
         open_orders = call(broker.open_orders, "open orders")
         positions = call(broker.positions, "positions")
+        average_prices = call(broker.average_prices, "average prices")
         orders = {
             oid: call(lambda oid=oid: broker.order(oid), f"order {oid!r}")
             for oid in d.orders_to_compare(self.store, fills)
         }
         last = fills[-1].fill_seq if fills else point
-        return BrokerView(broker.account_id, positions, open_orders, fills, orders, last)
+        return BrokerView(
+            broker.account_id, positions, open_orders, fills, orders, last, average_prices
+        )
 
     def _fill_point(self) -> int:
         """The broker fill_seq up to which the book has every fill (0 for a new account)."""

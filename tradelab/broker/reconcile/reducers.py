@@ -4,7 +4,8 @@ A `reconciliation.fixed` that adopts the broker's view carries what it adopts: a
 missed fill, or the adjusting trade of a position difference, folded by the book's own
 `trade_reducer`) and/or an `order` (the broker's state of one order, overwriting the book's).
 Fixes are idempotent: a trade whose id the book already has changes nothing, so a fix replayed
-after a restart mid-reconciliation duplicates nothing. Pure functions of (view, event).
+after a restart mid-reconciliation duplicates nothing. A position adopted at the broker's cost is
+then valued at the symbol's latest mark. Pure functions of (view, event).
   broker.health.<broker>   {state: ok | degraded, reason, ts}  (broker.degraded / recovered)
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from tradelab.events import Event
 from tradelab.state.paths import path_level
-from tradelab.trading.reducers import trade_reducer, working_index_changes
+from tradelab.trading.reducers import mark_reducer, trade_reducer, working_index_changes
 
 Change = tuple[str, Any]
 _TERMINAL = {"filled", "cancelled", "rejected", "denied"}
@@ -33,6 +34,17 @@ def fixed_reducer(view: Any, event: Event) -> Iterable[Change]:
     if order is not None:
         changes.extend(_adopted_order(view, event, order))
     return changes
+
+
+def adopted_mark_reducer(view: Any, event: Event) -> Iterable[Change]:
+    """An adjusting trade may open a position at the broker's cost, not a market price: value
+    the symbol's positions at its latest mark, as the next mark would (after `fixed_reducer`)."""
+    trade = event.payload.get("trade")
+    mark = view.get(f"market.marks.{trade['symbol']}") if trade is not None else None
+    if mark is None:
+        return []
+    payload = {"symbol": trade["symbol"], "price": mark["price"]}
+    return mark_reducer(view, Event(event.seq, event.ts, "mark.updated", event.key, payload, False))
 
 
 def _adopted_order(view: Any, event: Event, order: dict[str, Any]) -> list[Change]:
@@ -88,7 +100,7 @@ def _health(event: Event, state: str) -> Change:
 
 def reducers() -> dict[str, list[Callable[[Any, Event], Iterable[Change]]]]:
     return {
-        "reconciliation.fixed": [fixed_reducer],
+        "reconciliation.fixed": [fixed_reducer, adopted_mark_reducer],
         "broker.degraded": [degraded_reducer],
         "broker.recovered": [recovered_reducer],
     }
