@@ -13,8 +13,9 @@ from typing import Any
 # an older one, or from seq 0) instead of mixing two folds, which `verify` would rightly call a
 # difference from full replay. 2: exit levels are state (`trading.exits`); a position's
 # opened/updated/closed times are its fills' market times (were the engine's stamps); each
-# strategy's record (`runner.by_strategy`).
-FOLD_VERSION = 2
+# strategy's record (`runner.by_strategy`). 3: a position a reconciliation fix adopts is valued
+# at the symbol's latest mark at once (was at the next mark).
+FOLD_VERSION = 3
 
 
 def default_reducers() -> dict[str, list]:
