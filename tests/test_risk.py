@@ -10,7 +10,7 @@ from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.errors import InvalidInputError
 from tradelab.market.clock import SimulatedClock
 from tradelab.market.instruments import IST
-from tradelab.trading.execution import ExecutionDesk
+from tradelab.trading.execution import ExecutionDesk, FlattenError
 from tradelab.trading.risk import OrderDeniedError, RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor
 
@@ -175,3 +175,22 @@ def test_one_breach_a_day_also_when_the_pnl_was_never_reset_to_a_session():
     assert s.monitor.check() is False
     assert s.kernel.topics("risk.") == ["risk.daily_loss_breached", "risk.halted", "risk.resumed"]
     assert s.gate.state == "active"
+
+
+def test_flatten_tries_every_position_and_names_each_one_it_could_not_close():
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.desk.place_order(PUT, "SELL", 75, strategy="b")
+    s.broker.faults.reject_orders_for(60.0)
+    with pytest.raises(FlattenError) as info:
+        s.desk.flatten()
+    # Both were tried (a refusal of the first does not leave the second untried)...
+    assert [e.payload["symbol"] for e in s.kernel.events if e.topic == "order.rejected"] == [
+        SYM,
+        PUT,
+    ]
+    # ...and the one error names each position left open and why.
+    assert set(info.value.not_closed) == {f"a:{SYM}", f"b:{PUT}"}
+    assert f"a:{SYM} (SELL 150: broker" in str(info.value)
+    assert f"b:{PUT} (BUY 75: broker" in str(info.value)
+    assert info.value.placed == []

@@ -24,7 +24,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from tradelab.broker.base import Broker
-from tradelab.errors import InvalidInputError, InvalidOrderError
+from tradelab.errors import (
+    InvalidInputError,
+    InvalidOrderError,
+    OrderRejectedError,
+    TradelabError,
+)
 from tradelab.market.instruments import OptionUniverse
 from tradelab.state.paths import check_path_level, is_path_level
 from tradelab.trading.book import position_id
@@ -43,6 +48,19 @@ from tradelab.trading.risk import DuplicateOrderIdError, OrderDeniedError, RiskG
 
 Submit = Callable[..., Any]
 _Pending = tuple[str, dict, str, bool]  # topic, payload, key, critical
+
+
+class FlattenError(OrderRejectedError):
+    """A flatten could not close some positions; the closing orders of the others were sent."""
+
+    def __init__(self, placed: list[str], not_closed: dict[str, str]) -> None:
+        self.placed = placed
+        self.not_closed = not_closed
+        why = "; ".join(f"{pid} ({reason})" for pid, reason in not_closed.items())
+        super().__init__(
+            f"flatten left {len(not_closed)} position(s) open ({len(placed)} closing order(s) "
+            f"sent for the others): {why}"
+        )
 
 
 class ExecutionDesk:
@@ -144,26 +162,36 @@ class ExecutionDesk:
             self.broker.cancel_order(order_id)
 
     def flatten(self, *, exit_only: bool = True) -> list[str]:
-        """Close every open position with a market order (allowed in a halt: exits only)."""
-        placed = []
+        """Close every open position with a market order (allowed in a halt: exits only).
+
+        Every position is tried even if one is refused, so a refusal never leaves the rest of the
+        book open; then, if any was refused, FlattenError names each (its `placed` has the
+        orders that were sent). Returns the ids of the closing orders."""
+        placed: list[str] = []
+        not_closed: dict[str, str] = {}
         positions = self.store.get("trading.positions", None) or {}
         for ids in (self.store.get("trading.open_positions", None) or {}).values():
             for pid in ids:
                 pos = positions[pid]
                 net = pos["net_quantity"]
                 side = Side.SELL if net > 0 else Side.BUY
-                placed.append(
-                    self._place(
-                        pos["symbol"],
-                        side,
-                        abs(net),
-                        "MARKET",
-                        None,
-                        pos["strategy"],
-                        None,
-                        exit_only=exit_only,
+                try:
+                    placed.append(
+                        self._place(
+                            pos["symbol"],
+                            side,
+                            abs(net),
+                            "MARKET",
+                            None,
+                            pos["strategy"],
+                            None,
+                            exit_only=exit_only,
+                        )
                     )
-                )
+                except TradelabError as exc:
+                    not_closed[pid] = f"{side} {abs(net)}: {exc}"
+        if not_closed:
+            raise FlattenError(placed, not_closed)
         return placed
 
     def reset_daily_pnl(self, session_date: str) -> None:

@@ -161,7 +161,7 @@ class OperatorCommands:
         desk = self._part("desk")
         try:
             orders = desk.flatten(exit_only=True)
-        except TradelabError as exc:  # e.g. the broker refused one: the ones before it stand
+        except TradelabError as exc:  # FlattenError: all were tried; it names those left open
             self._record(who, "flatten", {}, f"failed: {exc}")
             raise CommandRefused(FAILED, f"flatten failed: {exc}") from None
         if not orders:
