@@ -194,3 +194,32 @@ def test_flatten_tries_every_position_and_names_each_one_it_could_not_close():
     assert f"a:{SYM} (SELL 150: broker" in str(info.value)
     assert f"b:{PUT} (BUY 75: broker" in str(info.value)
     assert info.value.placed == []
+
+
+def test_reducing_counts_working_exits_so_two_exits_cannot_take_a_position_through_zero():
+    s = Session(daily_loss_limit=500.0, on_breach="reducing")
+    s.desk.reset_daily_pnl("2025-11-12")
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.mark(SYM, 96.0)
+    assert s.monitor.check() is True and s.gate.state == "reducing"
+    s.desk.place_order(SYM, "SELL", 75, strategy="a", order_type="LIMIT", limit_price=120.0)
+    s.desk.place_order(SYM, "SELL", 75, strategy="a", order_type="LIMIT", limit_price=120.0)
+    err = s.denied(SYM, "SELL", 75, strategy="a", order_type="LIMIT", limit_price=120.0)
+    assert err.check == "risk_state"
+    s.broker.set_quote(SYM, 125.0, 126.0, size=10_000)
+    s.broker.poll()
+    assert s.broker.positions() == {}  # flat, not short
+
+
+def test_flatten_replaces_the_positions_working_exits_with_a_market_order():
+    s = Session(daily_loss_limit=500.0, on_breach="reducing")
+    s.desk.reset_daily_pnl("2025-11-12")
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    exit_id = s.desk.place_order(
+        SYM, "SELL", 150, strategy="a", order_type="LIMIT", limit_price=120.0
+    )
+    s.mark(SYM, 96.0)
+    assert s.monitor.check() is True
+    s.desk.flatten()
+    assert s.kernel.store.get(f"trading.orders.{exit_id}")["status"] == "cancelled"
+    assert s.broker.positions() == {} and s.kernel.store.get("trading.working") == {}

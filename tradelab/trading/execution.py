@@ -44,7 +44,12 @@ from tradelab.trading.orders import (
     coerce_order_type,
     coerce_side,
 )
-from tradelab.trading.risk import DuplicateOrderIdError, OrderDeniedError, RiskGate
+from tradelab.trading.risk import (
+    DuplicateOrderIdError,
+    OrderDeniedError,
+    RiskGate,
+    working_orders,
+)
 
 Submit = Callable[..., Any]
 _Pending = tuple[str, dict, str, bool]  # topic, payload, key, critical
@@ -162,7 +167,8 @@ class ExecutionDesk:
             self.broker.cancel_order(order_id)
 
     def flatten(self, *, exit_only: bool = True) -> list[str]:
-        """Close every open position with a market order (allowed in a halt: exits only).
+        """Close every open position with a market order (allowed in a halt: exits only), in
+        place of its working exit orders (cancelled first).
 
         Every position is tried even if one is refused, so a refusal never leaves the rest of the
         book open; then, if any was refused, FlattenError names each (its `placed` has the
@@ -176,6 +182,11 @@ class ExecutionDesk:
                 net = pos["net_quantity"]
                 side = Side.SELL if net > 0 else Side.BUY
                 try:
+                    # Its working exits would count against this exit: it replaces them.
+                    for order_id in working_orders(
+                        self.store, pos["strategy"], pos["symbol"], side
+                    ):
+                        self.cancel_order(order_id)
                     placed.append(
                         self._place(
                             pos["symbol"],

@@ -146,10 +146,15 @@ class RiskGate:
         )
 
     def _reduces(self, request: OrderRequest) -> bool:
-        pid = position_id(request.strategy, request.symbol)
-        held = (self.store.get(f"trading.positions.{pid}", None) or {}).get("net_quantity", 0)
-        signed = request.quantity * request.side.sign
-        return held != 0 and (held > 0) != (signed > 0) and abs(signed) <= abs(held)
+        """Whether `request` only shrinks its strategy's position: the opposite side, for no more
+        than the position less that strategy's working exits in the symbol (so exits placed one
+        after another cannot together take it through zero)."""
+        held = self._held(request.strategy, request.symbol)
+        if held == 0 or (held > 0) == (request.side.sign > 0):
+            return False
+        exits = working_orders(self.store, request.strategy, request.symbol, str(request.side))
+        pending = sum(order.get("remaining_quantity") or 0 for order in exits.values())
+        return request.quantity <= abs(held) - pending
 
     def _check_limits(self, request: OrderRequest) -> Denial | None:
         cfg = self.config
@@ -219,6 +224,10 @@ class RiskGate:
         pid = position_id(request.strategy, request.symbol)
         return pid not in self._open_index().get(request.symbol, ())
 
+    def _held(self, strategy: str, symbol: str) -> int:
+        pid = position_id(strategy, symbol)
+        return (self.store.get(f"trading.positions.{pid}", None) or {}).get("net_quantity", 0)
+
     def _mark(self, symbol: str) -> float | None:
         return (self.store.get(f"market.marks.{symbol}", None) or {}).get("price")
 
@@ -240,6 +249,19 @@ class RiskGate:
             price = order.get("limit_price") or self._mark(order["symbol"]) or 0.0
             total += (order.get("remaining_quantity") or 0) * price
         return total
+
+
+def working_orders(
+    store: Any, strategy: str, symbol: str, side: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """The working orders of `strategy` in `symbol` (only `side`'s if given), by order id."""
+    return {
+        order_id: order
+        for order_id, order in (store.get("trading.working", None) or {}).items()
+        if order.get("strategy") == strategy
+        and order["symbol"] == symbol
+        and (side is None or order["side"] == side)
+    }
 
 
 def _check_operator(by: Any, reason: Any, command: str) -> None:
