@@ -223,3 +223,35 @@ def test_flatten_replaces_the_positions_working_exits_with_a_market_order():
     s.desk.flatten()
     assert s.kernel.store.get(f"trading.orders.{exit_id}")["status"] == "cancelled"
     assert s.broker.positions() == {} and s.kernel.store.get("trading.working") == {}
+
+
+def test_an_exit_is_exempt_from_the_size_notional_and_rate_limits():
+    s = Session(max_order_quantity=75, max_order_notional=8_000.0, max_orders_per_minute=3)
+    s.desk.place_order(SYM, "BUY", 75, strategy="a")
+    s.desk.place_order(SYM, "BUY", 75, strategy="a")
+    s.desk.place_order(PUT, "SELL", 75, strategy="a")
+    assert s.denied(PUT, "SELL", 75, strategy="a").check == "max_orders_per_minute"
+    s.mark(SYM, 140.0)  # 150 x 140 is over every limit above, and the minute is used up
+    s.broker.set_quote(SYM, 139.5, 140.5)
+    s.desk.place_order(SYM, "SELL", 150, strategy="a")
+    s.desk.place_order(PUT, "BUY", 75, strategy="a")
+    assert s.broker.positions() == {}
+
+
+def test_closing_a_position_whose_mark_rose_passes_max_total_notional():
+    s = Session(max_total_notional=20_000.0)
+    s.desk.place_order(SYM, "BUY", 150)  # 150 x 101 = 15,150
+    s.mark(SYM, 140.0)  # now 21,000: over the limit, so only exits may go
+    s.broker.set_quote(SYM, 139.5, 140.5)
+    assert s.denied(SYM, "BUY", 75).check == "max_total_notional"
+    s.desk.place_order(SYM, "SELL", 75)
+    s.desk.flatten()
+    assert s.broker.positions() == {}
+
+
+def test_an_order_that_goes_through_zero_is_not_an_exit_and_meets_the_limits():
+    s = Session(max_order_quantity=150)
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    assert s.denied(SYM, "SELL", 225, strategy="a").check == "max_order_quantity"
+    # Another strategy's order in the same symbol does not reduce a's position.
+    assert s.denied(SYM, "SELL", 225, strategy="b").check == "max_order_quantity"

@@ -37,25 +37,43 @@ class DuplicateOrderIdError(OrderRejectedError):
 
 
 class RiskConfig(param.Parameterized):
-    """Pre-trade limits and the daily loss limit. A limit of None is not checked."""
+    """Pre-trade limits and the daily loss limit. A limit of None is not checked.
+
+    An exit (an order that only reduces its strategy's position: the opposite side, for no more
+    than the position less that strategy's working exits in the symbol) is exempt from the
+    order, notional, rate and open-position limits: they bound exposure, an exit lowers it, and
+    a limit that refused one would trap the risk it is there to bound.
+    """
 
     max_order_quantity = param.Integer(
-        default=None, allow_None=True, bounds=(1, None), doc="Units (contracts) per order."
+        default=None,
+        allow_None=True,
+        bounds=(1, None),
+        doc="Units (contracts) per order (exits exempt).",
     )
     max_open_positions = param.Integer(
-        default=None, allow_None=True, bounds=(0, None), doc="Open positions across strategies."
+        default=None,
+        allow_None=True,
+        bounds=(0, None),
+        doc="Open positions across strategies.",
     )
     max_order_notional = param.Number(
-        default=None, allow_None=True, bounds=(0.0, None), doc="Premium value of one order."
+        default=None,
+        allow_None=True,
+        bounds=(0.0, None),
+        doc="Premium value of one order (exits exempt).",
     )
     max_total_notional = param.Number(
         default=None,
         allow_None=True,
         bounds=(0.0, None),
-        doc="Premium value of open positions plus working orders plus this order.",
+        doc="Premium value of open positions plus working orders plus this order (exits exempt).",
     )
     max_orders_per_minute = param.Integer(
-        default=None, allow_None=True, bounds=(1, None), doc="Orders sent in any 60 s."
+        default=None,
+        allow_None=True,
+        bounds=(1, None),
+        doc="Orders sent in any 60 s (exits count but are never refused).",
     )
     daily_loss_limit = param.Number(
         default=None,
@@ -98,7 +116,7 @@ class RiskGate:
         self._submit = submit
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        # Send times of the last minute's orders; bounded by max_orders_per_minute.
+        # Send times of the last minute's orders (exits too: counted, never refused).
         self._sent: deque[float] = deque()
 
     @property
@@ -122,18 +140,22 @@ class RiskGate:
     def check(self, request: OrderRequest, *, exit_only: bool = False) -> Denial | None:
         """Why `request` must not be sent, or None (then it counts toward the order rate).
 
-        `exit_only` orders (a flatten after a breach) pass a halt if they shrink a position.
+        `exit_only` orders (a flatten after a breach) pass a halt if they shrink a position. An
+        order that only shrinks its position passes the limits (see RiskConfig).
         """
-        denial = self._check_state(request, exit_only) or self._check_limits(request)
+        reduces = self._reduces(request)
+        denial = self._check_state(request, exit_only, reduces)
+        if denial is None and not reduces:
+            denial = self._check_limits(request)
         if denial is None:
-            denial = self._take_rate_slot()
+            denial = self._take_rate_slot(refusable=not reduces)
         return denial
 
-    def _check_state(self, request: OrderRequest, exit_only: bool) -> Denial | None:
+    def _check_state(self, request: OrderRequest, exit_only: bool, reduces: bool) -> Denial | None:
         state = self.state
         if state == ACTIVE:
             return None
-        if (state == REDUCING or exit_only) and self._reduces(request):
+        if (state == REDUCING or exit_only) and reduces:
             return None
         control = self.store.get("risk.control", None) or {}
         why = f" ({control['reason']})" if control.get("reason") else ""
@@ -199,7 +221,7 @@ class RiskGate:
                 )
         return None
 
-    def _take_rate_slot(self) -> Denial | None:
+    def _take_rate_slot(self, *, refusable: bool = True) -> Denial | None:
         limit = self.config.max_orders_per_minute
         if limit is None:
             return None
@@ -207,7 +229,7 @@ class RiskGate:
         with self._lock:
             while self._sent and self._sent[0] <= now - 60.0:
                 self._sent.popleft()
-            if len(self._sent) >= limit:
+            if refusable and len(self._sent) >= limit:
                 return Denial(
                     "max_orders_per_minute",
                     f"{len(self._sent)} orders sent in the last 60 s; max_orders_per_minute "
