@@ -255,3 +255,31 @@ def test_an_order_that_goes_through_zero_is_not_an_exit_and_meets_the_limits():
     assert s.denied(SYM, "SELL", 225, strategy="a").check == "max_order_quantity"
     # Another strategy's order in the same symbol does not reduce a's position.
     assert s.denied(SYM, "SELL", 225, strategy="b").check == "max_order_quantity"
+
+
+def test_a_halt_cancels_every_working_order_so_a_resting_entry_cannot_fill_after_it():
+    s = Session(daily_loss_limit=500.0)
+    s.desk.reset_daily_pnl("2025-11-12")
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    entry = s.desk.place_order(PUT, "BUY", 75, strategy="b", order_type="LIMIT", limit_price=80.0)
+    s.mark(SYM, 96.0)
+    assert s.monitor.check() is True and s.gate.state == "halted"
+    assert s.kernel.store.get(f"trading.orders.{entry}")["status"] == "cancelled"
+    assert "order.cancelled" in s.kernel.topics("order.")  # journaled like any cancel
+    s.broker.set_quote(PUT, 79.0, 79.5)
+    s.broker.poll()
+    assert s.broker.positions() == {SYM: 150}
+
+
+def test_reducing_cancels_the_working_orders_that_do_not_reduce_and_keeps_the_exits():
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    limit = {"order_type": "LIMIT", "limit_price": 120.0}
+    keep = s.desk.place_order(SYM, "SELL", 150, strategy="a", **limit)
+    excess = s.desk.place_order(SYM, "SELL", 75, strategy="a", **limit)  # past zero
+    entry = s.desk.place_order(PUT, "BUY", 75, strategy="a", order_type="LIMIT", limit_price=80.0)
+    s.gate.halt("ops", "news at 14:00", mode="reducing")  # an operator's halt acts the same
+    status = {
+        oid: s.kernel.store.get(f"trading.orders.{oid}")["status"] for oid in (keep, excess, entry)
+    }
+    assert status == {keep: "accepted", excess: "cancelled", entry: "cancelled"}

@@ -391,8 +391,8 @@ def test_an_exit_refused_in_a_halt_is_tried_again_a_minute_later_until_trading_r
         ("09:30", {"NIFTY": 24100.0, CE: 201.0, PE: 120.0}, None, None),  # too soon to retry
         ("09:31", {"NIFTY": 24110.0, CE: 205.0, PE: 118.0}, None, None),  # refused again
         ("09:32", {"NIFTY": 24110.0, CE: 206.0, PE: 118.0}, None, resume),  # out
-        ("09:33", {"NIFTY": 24110.0, CE: 207.0, PE: 118.0}, None, halt),  # the CE exit fills
-        ("15:15", {"NIFTY": 24200.0, CE: 210.0, PE: 100.0}, None, None),  # time exit refused
+        ("09:33", {"NIFTY": 24110.0, CE: 207.0, PE: 118.0}, None, None),  # the CE exit fills
+        ("15:15", {"NIFTY": 24200.0, CE: 210.0, PE: 100.0}, None, halt),  # time exit refused
         ("15:16", {"NIFTY": 24200.0, CE: 210.0, PE: 101.0}, None, resume),  # time exit again
         ("15:17", {"NIFTY": 24200.0, CE: 210.0, PE: 102.0}, None, None),  # PE exit fills
     ]

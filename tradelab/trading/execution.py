@@ -108,6 +108,8 @@ class ExecutionDesk:
         if bus is not None:
             bus.subscribe("trade.executed", self._on_trade_published, name="desk-close-check")
         broker.add_listener(self.on_order_update, self.on_connection)
+        if risk is not None:
+            risk.add_halt_listener(self.cancel_blocked_orders)
 
     # -- placing ----------------------------------------------------------------------------
     def place_order(
@@ -165,6 +167,28 @@ class ExecutionDesk:
         """Cancel a working order; returns once the cancellation is durable."""
         with self._call():
             self.broker.cancel_order(order_id)
+
+    def cancel_blocked_orders(self) -> list[str]:
+        """Cancel the working orders the risk state no longer allows (all of them when halted;
+        those that do not reduce a position when reducing), each through `cancel_order` so it
+        is journaled. Every one is tried; then, if any cancel failed, one OrderRejectedError
+        names each. Returns the ids cancelled."""
+        if self.risk is None:
+            return []
+        cancelled: list[str] = []
+        failed: list[str] = []
+        for order_id in self.risk.blocked_working_orders():
+            try:
+                self.cancel_order(order_id)
+                cancelled.append(order_id)
+            except TradelabError as exc:
+                failed.append(f"{order_id} ({exc})")
+        if failed:
+            raise OrderRejectedError(
+                f"risk state {self.risk.state}: {len(failed)} working order(s) it forbids could "
+                f"not be cancelled ({len(cancelled)} were): {'; '.join(failed)}"
+            )
+        return cancelled
 
     def flatten(self, *, exit_only: bool = True) -> list[str]:
         """Close every open position with a market order (allowed in a halt: exits only), in

@@ -8,6 +8,7 @@ call; the order-rate window is the only state held here (a short lock guards it)
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -16,12 +17,13 @@ from typing import Any, NamedTuple
 
 import param
 
-from tradelab.errors import InvalidInputError, OrderRejectedError
+from tradelab.errors import InvalidInputError, OrderRejectedError, TradelabError
 from tradelab.trading.book import position_id
 from tradelab.trading.orders import OrderRequest, OrderType
 from tradelab.trading.risk_state import ACTIVE, HALT_MODES, HALTED, REDUCING, control_state
 
 Submit = Callable[..., Any]
+log = logging.getLogger(__name__)
 
 
 class OrderDeniedError(OrderRejectedError):
@@ -85,7 +87,8 @@ class RiskConfig(param.Parameterized):
     on_breach = param.Selector(
         default=HALTED,
         objects=list(HALT_MODES),
-        doc="After a breach: 'halted' (no new orders) or 'reducing' (only exits).",
+        doc="After a breach: 'halted' (no new orders) or 'reducing' (only exits); working "
+        "orders the mode forbids are cancelled.",
     )
     flatten_on_breach = param.Boolean(
         default=False, doc="Close every open position with market orders after a breach."
@@ -118,6 +121,7 @@ class RiskGate:
         self._lock = threading.Lock()
         # Send times of the last minute's orders (exits too: counted, never refused).
         self._sent: deque[float] = deque()
+        self._halt_listeners: list[Callable[[], Any]] = []
 
     @property
     def state(self) -> str:
@@ -130,6 +134,16 @@ class RiskGate:
         if mode not in HALT_MODES:
             raise InvalidInputError(f"halt mode {mode!r} is not one of {HALT_MODES}")
         self._submit("risk.halted", {"reason": reason, "by": by, "mode": mode}, key="risk")
+        for listener in self._halt_listeners:
+            try:
+                listener()
+            except TradelabError as exc:  # the halt stands; the error names what was left
+                log.error("after the halt: %s", exc)
+
+    def add_halt_listener(self, listener: Callable[[], Any]) -> None:
+        """Call `listener()` on the halting thread once each halt is durable (the desk cancels
+        the working orders the new state forbids)."""
+        self._halt_listeners.append(listener)
 
     def resume(self, by: str, reason: str) -> None:
         """The only way out of a halt: an operator's command, journaled with who and why."""
@@ -237,6 +251,32 @@ class RiskGate:
                 )
             self._sent.append(now)
         return None
+
+    def blocked_working_orders(self) -> list[str]:
+        """The working orders the risk state no longer allows, in the order they were placed:
+        every one when halted; when reducing, those that do not reduce their strategy's position
+        (an opening order, and the later exits once earlier ones already cover the position)."""
+        state = self.state
+        if state == ACTIVE:
+            return []
+        # The index is in the order the submissions were applied: the journal's, so a replay
+        # keeps the same exits.
+        working = self.store.get("trading.working", None) or {}
+        if state == HALTED:
+            return list(working)
+        blocked = []
+        exit_room: dict[str, int] = {}  # per position: exit quantity not yet covered
+        for order_id, order in working.items():
+            held = self._held(order.get("strategy"), order["symbol"])
+            pid = position_id(order.get("strategy"), order["symbol"])
+            room = exit_room.setdefault(pid, abs(held))
+            quantity = order.get("remaining_quantity") or 0
+            exits = held != 0 and order["side"] == ("SELL" if held > 0 else "BUY")
+            if exits and quantity <= room:
+                exit_room[pid] = room - quantity
+            else:
+                blocked.append(order_id)
+        return blocked
 
     # -- reads of the store -----------------------------------------------------------------
     def _open_index(self) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The daily loss limit: watches `pnl.daily.net` and halts trading when it crosses the limit.
 
 A breach journals the critical `risk.daily_loss_breached` and a critical `risk.halted` (mode
-'halted' or 'reducing' per RiskConfig.on_breach, by 'risk'), then optionally flattens the book
-through the desk. One breach per trading day; only `RiskGate.resume` (an operator) lifts it.
+'halted' or 'reducing' per RiskConfig.on_breach, by 'risk'), then, through the desk, cancels the
+working orders that mode forbids and optionally flattens the book. One breach per trading day;
+only `RiskGate.resume` (an operator) lifts it.
 Thread model: `check()` runs on the monitor's own thread (`start`), woken by the bus on every
 fill, mark and session reset and at least every `check_interval_s`; never on the kernel thread.
 """
@@ -14,6 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from tradelab.errors import TradelabError
 from tradelab.trading.risk import RiskConfig
 from tradelab.trading.risk_state import ACTIVE, control_state
 
@@ -72,9 +74,21 @@ class DailyLossMonitor:
         self._submit("risk.halted", {"reason": reason, "by": "risk", "mode": mode}, key="risk")
         self.breaches += 1
         log.warning("risk %s: %s", mode, reason)
-        if self.config.flatten_on_breach and self.desk is not None:
-            self.desk.flatten()
+        if self.desk is not None:
+            self._act_on_breach()
         return True
+
+    def _act_on_breach(self) -> None:
+        """Cancel the working orders the new state forbids, then flatten if configured: each
+        step runs even if the other failed (the error names what was left, and is logged)."""
+        steps = [self.desk.cancel_blocked_orders]
+        if self.config.flatten_on_breach:
+            steps.append(self.desk.flatten)
+        for step in steps:
+            try:
+                step()
+            except TradelabError as exc:
+                log.error("after the daily loss breach: %s", exc)
 
     # -- own thread -------------------------------------------------------------------------
     def start(self) -> DailyLossMonitor:
