@@ -283,3 +283,12 @@ def test_reducing_cancels_the_working_orders_that_do_not_reduce_and_keeps_the_ex
         oid: s.kernel.store.get(f"trading.orders.{oid}")["status"] for oid in (keep, excess, entry)
     }
     assert status == {keep: "accepted", excess: "cancelled", entry: "cancelled"}
+
+
+def test_max_open_positions_counts_a_working_opening_order_as_a_position():
+    s = Session(max_open_positions=1)
+    s.desk.place_order(SYM, "BUY", 75, strategy="a", order_type="LIMIT", limit_price=90.0)
+    s.desk.place_order(SYM, "BUY", 75, strategy="a", order_type="LIMIT", limit_price=89.0)
+    err = s.denied(PUT, "BUY", 75, strategy="a", order_type="LIMIT", limit_price=90.0)
+    assert err.check == "max_open_positions"
+    assert "0 positions are open, 1 more would open from working orders" in str(err)

@@ -57,7 +57,7 @@ class RiskConfig(param.Parameterized):
         default=None,
         allow_None=True,
         bounds=(0, None),
-        doc="Open positions across strategies.",
+        doc="Open positions across strategies, each counted from its first working order.",
     )
     max_order_notional = param.Number(
         default=None,
@@ -200,15 +200,10 @@ class RiskGate:
                 f"quantity {request.quantity} of {request.symbol} exceeds max_order_quantity "
                 f"{cfg.max_order_quantity}",
             )
-        if cfg.max_open_positions is not None and self._opens_position(request):
-            open_now = sum(len(ids) for ids in self._open_index().values())
-            if open_now >= cfg.max_open_positions:
-                return Denial(
-                    "max_open_positions",
-                    f"{open_now} positions are open, max_open_positions is "
-                    f"{cfg.max_open_positions}; {request.strategy}:{request.symbol} would open "
-                    "another",
-                )
+        if cfg.max_open_positions is not None:
+            denial = self._check_open_positions(request, cfg.max_open_positions)
+            if denial is not None:
+                return denial
         if cfg.max_order_notional is None and cfg.max_total_notional is None:
             return None
         price = self._price(request)
@@ -234,6 +229,22 @@ class RiskGate:
                     f"orders included) exceeds max_total_notional {cfg.max_total_notional:,.2f}",
                 )
         return None
+
+    def _check_open_positions(self, request: OrderRequest, limit: int) -> Denial | None:
+        """A position counts from its first working order: two resting entries must not both
+        pass a limit of one and then both fill."""
+        held = {pid for ids in self._open_index().values() for pid in ids}
+        working = (self.store.get("trading.working", None) or {}).values()
+        pending = {position_id(o.get("strategy"), o["symbol"]) for o in working} - held
+        pid = position_id(request.strategy, request.symbol)
+        if pid in held or pid in pending or len(held) + len(pending) < limit:
+            return None
+        also = f", {len(pending)} more would open from working orders" if pending else ""
+        return Denial(
+            "max_open_positions",
+            f"{len(held)} positions are open{also}, max_open_positions is {limit}; {pid} would "
+            "open another",
+        )
 
     def _take_rate_slot(self, *, refusable: bool = True) -> Denial | None:
         limit = self.config.max_orders_per_minute
@@ -281,10 +292,6 @@ class RiskGate:
     # -- reads of the store -----------------------------------------------------------------
     def _open_index(self) -> dict[str, Any]:
         return self.store.get("trading.open_positions", None) or {}
-
-    def _opens_position(self, request: OrderRequest) -> bool:
-        pid = position_id(request.strategy, request.symbol)
-        return pid not in self._open_index().get(request.symbol, ())
 
     def _held(self, strategy: str, symbol: str) -> int:
         pid = position_id(strategy, symbol)
