@@ -292,3 +292,16 @@ def test_max_open_positions_counts_a_working_opening_order_as_a_position():
     err = s.denied(PUT, "BUY", 75, strategy="a", order_type="LIMIT", limit_price=90.0)
     assert err.check == "max_open_positions"
     assert "0 positions are open, 1 more would open from working orders" in str(err)
+
+
+def test_reducing_refusal_says_positions_are_per_strategy_and_names_who_holds_the_symbol():
+    s = Session(daily_loss_limit=500.0, on_breach="reducing")
+    s.desk.reset_daily_pnl("2025-11-12")
+    s.desk.place_order(SYM, "BUY", 150, strategy="short_straddle")
+    s.mark(SYM, 96.0)
+    assert s.monitor.check() is True
+    err = s.denied(SYM, "SELL", 75)  # the default strategy, 'manual', holds nothing
+    assert "positions are per strategy and 'manual' holds none" in str(err)
+    assert "'short_straddle' holds +150" in str(err)
+    assert "place the order as the strategy that holds it, or flatten" in str(err)
+    s.desk.place_order(SYM, "SELL", 75, strategy="short_straddle")  # as it says

@@ -173,12 +173,43 @@ class RiskGate:
             return None
         control = self.store.get("risk.control", None) or {}
         why = f" ({control['reason']})" if control.get("reason") else ""
-        allowed = "orders that reduce a position" if state == REDUCING else "no new orders"
+        order = f"{request.side} {request.quantity} {request.symbol}"
+        if state == REDUCING:
+            allowed = "only orders that reduce their strategy's position"
+            order += (
+                f" as strategy {request.strategy!r} does not ({self._exit_hint(request)}), so it is"
+            )
+        else:
+            allowed = "no new orders"
         return Denial(
             "risk_state",
-            f"risk state is {state}{why}: {allowed}; {request.side} {request.quantity} "
-            f"{request.symbol} refused until an operator resumes (the console's Resume "
-            "trading, or tradelab run --resume-trading REASON)",
+            f"risk state is {state}{why}: {allowed}; {order} refused until an operator resumes "
+            "(the console's Resume trading, or tradelab run --resume-trading REASON)",
+        )
+
+    def _exit_hint(self, request: OrderRequest) -> str:
+        """Why `request` is not an exit: positions are per strategy, so name who holds what."""
+        strategy, symbol = request.strategy, request.symbol
+        held = self._held(strategy, symbol)
+        if held:
+            exit_side = "SELL" if held > 0 else "BUY"
+            exits = working_orders(self.store, strategy, symbol, exit_side).values()
+            pending = sum(order.get("remaining_quantity") or 0 for order in exits)
+            in_exits = f", {pending} of it in working exits" if pending else ""
+            return (
+                f"{strategy!r} holds {held:+d}{in_exits}: an exit is a {exit_side} of at most "
+                f"{abs(held) - pending}"
+            )
+        positions = self.store.get("trading.positions", None) or {}
+        holders = [
+            f"{positions[pid]['strategy']!r} holds {positions[pid]['net_quantity']:+d}"
+            for pid in self._open_index().get(symbol, ())
+        ]
+        if not holders:
+            return f"no strategy holds {symbol}"
+        return (
+            f"positions are per strategy and {strategy!r} holds none; {', '.join(holders)}: "
+            "place the order as the strategy that holds it, or flatten"
         )
 
     def _reduces(self, request: OrderRequest) -> bool:
