@@ -305,3 +305,12 @@ def test_reducing_refusal_says_positions_are_per_strategy_and_names_who_holds_th
     assert "'short_straddle' holds +150" in str(err)
     assert "place the order as the strategy that holds it, or flatten" in str(err)
     s.desk.place_order(SYM, "SELL", 75, strategy="short_straddle")  # as it says
+
+
+def test_a_daily_loss_limit_of_zero_breaches_on_any_loss_but_not_on_a_flat_day():
+    s = Session(daily_loss_limit=0.0)
+    s.desk.reset_daily_pnl("2025-11-12")
+    assert s.monitor.check() is False  # P&L 0.00, no trades: nothing lost
+    assert s.gate.state == "active"
+    s.desk.place_order(SYM, "BUY", 75)  # bought at 101, marked at 101: the fee is the loss
+    assert s.monitor.check() is True

@@ -81,8 +81,9 @@ class RiskConfig(param.Parameterized):
         default=None,
         allow_None=True,
         bounds=(0.0, None),
-        doc="Rupees: daily P&L (realized + unrealized - fees) at or below minus this breaches, "
-        "once a day: after an operator resumes, it is not checked again until the next session.",
+        doc="Rupees: a daily loss (P&L realized + unrealized - fees, below 0) of at least this "
+        "breaches (0: any loss), once a day: after an operator resumes, it is not checked again "
+        "until the next session.",
     )
     on_breach = param.Selector(
         default=HALTED,

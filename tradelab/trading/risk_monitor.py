@@ -46,14 +46,15 @@ class DailyLossMonitor:
         self._subscriptions: list[Any] = []
 
     def check(self) -> bool:
-        """Breach now if today's P&L is at or below minus the limit; True if it breached."""
+        """Breach now if today's P&L is a loss at or below minus the limit (a limit of 0: any
+        loss, never a flat day); True if it breached."""
         limit = self.config.daily_loss_limit
         if limit is None or control_state(self.store) != ACTIVE:
             return False
         daily = self.store.get("pnl.daily", None) or {}
         net = daily.get("net")
         session = daily.get("session_date")
-        if net is None or net > -limit:
+        if net is None or net >= 0 or net > -limit:
             return False
         if self.store.get("risk.breached_session", None) == (session or ""):
             return False  # already breached today; an operator resumed since
