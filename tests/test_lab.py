@@ -5,6 +5,7 @@ import sys
 import time
 
 from tradelab.lab import Lab
+from tradelab.trading.risk import RiskConfig
 
 
 def wait_for(condition, timeout=20.0):
@@ -16,7 +17,7 @@ def wait_for(condition, timeout=20.0):
     return False
 
 
-def fast_lab(path, strategy="none"):
+def fast_lab(path, strategy="none", **settings):
     # 10K ticks/s at 600x: the whole session takes ~40 s, so tests stop it part way.
     return Lab(
         journal_path=str(path),
@@ -24,6 +25,7 @@ def fast_lab(path, strategy="none"):
         speed=600.0,
         strikes_each_side=1,
         strategy=strategy,
+        **settings,
     )
 
 
@@ -39,6 +41,19 @@ def test_lab_books_an_order_against_the_simulated_market(tmp_path):
             )
         )
         assert lab.status()["open_positions"] == 1
+
+
+def test_order_rate_is_counted_in_market_time_whatever_the_replay_speed(tmp_path):
+    # At 600x a market minute passes in 0.1 s: the limit counts the session's minutes, as a
+    # backtest of the same session would, not the wall clock's.
+    with fast_lab(tmp_path / "lab.duckdb", risk=RiskConfig(max_orders_per_minute=1)) as lab:
+        symbol = lab.feed.symbols[2]
+        lab.wait_for_quote(symbol)
+        lab.place_order(symbol, "BUY", 75)
+        later = lab.clock.now_ns() + 61 * 10**9
+        assert wait_for(lambda: lab.clock.now_ns() > later)
+        lab.place_order(symbol, "BUY", 75)  # about 0.1 s of wall time after the first
+        assert wait_for(lambda: lab.status()["fills"] == 2)
 
 
 def test_restart_resumes_after_the_last_journaled_mark_without_rejournaling(tmp_path):

@@ -22,15 +22,13 @@ OPEN_NS = int(datetime(2025, 11, 12, 10, tzinfo=IST).timestamp()) * 10**9
 class Session:
     def __init__(self, **limits) -> None:
         self.kernel = LocalKernel()
-        self.broker = PaperBroker(PaperBrokerConfig(), clock=SimulatedClock(OPEN_NS))
+        self.clock = SimulatedClock(OPEN_NS)  # the market's: the broker's and the gate's
+        self.broker = PaperBroker(PaperBrokerConfig(), clock=self.clock)
         for symbol in (SYM, PUT):
             self.broker.set_quote(symbol, 100.0, 101.0, size=10_000)
             self.mark(symbol, 100.5)
-        self.now = [0.0]
         self.config = RiskConfig(**limits)
-        self.gate = RiskGate(
-            self.config, self.kernel.store, self.kernel.submit, monotonic=lambda: self.now[0]
-        )
+        self.gate = RiskGate(self.config, self.kernel.store, self.kernel.submit, clock=self.clock)
         self.desk = ExecutionDesk(self.broker, self.kernel.submit, risk=self.gate)
         self.monitor = DailyLossMonitor(
             self.config, self.kernel.store, self.kernel.submit, desk=self.desk
@@ -87,11 +85,11 @@ def test_max_total_notional_counts_positions_and_working_orders():
 def test_max_orders_per_minute_denies_the_next_order_until_the_minute_passes():
     s = Session(max_orders_per_minute=2)
     s.desk.place_order(SYM, "BUY", 75)
-    s.now[0] = 30.0
+    s.clock.advance(30 * 10**9)
     s.desk.place_order(SYM, "BUY", 75)
     err = s.denied(SYM, "BUY", 75)
     assert err.check == "max_orders_per_minute"
-    s.now[0] = 60.5  # the first order left the window
+    s.clock.advance(31 * 10**9)  # the first order left the window
     s.desk.place_order(SYM, "BUY", 75)
 
 

@@ -195,7 +195,7 @@ class Lab:
         if self.resumed_after_ns > self.clock.now_ns():  # a restart: it is as late as the journal
             self.clock.set(self.resumed_after_ns)
         # The desk reads positions, orders and the risk state from the recovered store.
-        self.risk = RiskGate(self.risk_config, store, self.engine.submit)
+        self.risk = RiskGate(self.risk_config, store, self.engine.submit, clock=self.clock)
         self.desk = ExecutionDesk(
             self.broker, self.engine.submit, universe=self.universe, risk=self.risk
         )

@@ -2,15 +2,16 @@
 
 `RiskGate.check` looks at one order against the store (positions, working orders, marks, the
 halt state in `risk.control`) and returns the reason it must not be sent, or None; the desk
-journals a refusal as `order.denied` and never calls the broker. Thread model: any thread may
-call; the order-rate window is the only state held here (a short lock guards it).
+journals a refusal as `order.denied` and never calls the broker. The order rate is counted on
+the session's clock (market time), so a replay at any speed and a backtest decide alike.
+Thread model: any thread may call; the order-rate window is the only state held here (a short
+lock guards it).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -18,6 +19,7 @@ from typing import Any, NamedTuple
 import param
 
 from tradelab.errors import InvalidInputError, OrderRejectedError, TradelabError
+from tradelab.market.clock import NS_PER_S, WallClock
 from tradelab.trading.book import position_id
 from tradelab.trading.orders import OrderRequest, OrderType
 from tradelab.trading.risk_state import ACTIVE, HALT_MODES, HALTED, REDUCING, control_state
@@ -75,7 +77,7 @@ class RiskConfig(param.Parameterized):
         default=None,
         allow_None=True,
         bounds=(1, None),
-        doc="Orders sent in any 60 s (exits count but are never refused).",
+        doc="Orders sent in any 60 s of market time (exits count but are never refused).",
     )
     daily_loss_limit = param.Number(
         default=None,
@@ -113,15 +115,16 @@ class RiskGate:
         store: Any,
         submit: Submit,
         *,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Any = None,
     ) -> None:
+        """`clock` (with `now_ns()`) is the session's market clock; wall time without one."""
         self.config = config or RiskConfig()
         self.store = store
         self._submit = submit
-        self._monotonic = monotonic
+        self.clock = clock or WallClock()
         self._lock = threading.Lock()
         # Send times of the last minute's orders (exits too: counted, never refused).
-        self._sent: deque[float] = deque()
+        self._sent: deque[int] = deque()
         self._halt_listeners: list[Callable[[], Any]] = []
 
     @property
@@ -282,9 +285,9 @@ class RiskGate:
         limit = self.config.max_orders_per_minute
         if limit is None:
             return None
-        now = self._monotonic()
+        now = self.clock.now_ns()
         with self._lock:
-            while self._sent and self._sent[0] <= now - 60.0:
+            while self._sent and self._sent[0] <= now - 60 * NS_PER_S:
                 self._sent.popleft()
             if refusable and len(self._sent) >= limit:
                 return Denial(
