@@ -2,6 +2,7 @@
 while the others keep trading, and strategies run on the runner's thread, never the kernel's."""
 
 import threading
+import time
 
 import param
 import pytest
@@ -370,3 +371,45 @@ def test_an_operators_stop_or_pause_and_parameters_outlive_a_restart(tmp_path, h
         _session(path, lambda runner: runner.resume("sma_cross", who="carol"))
     _, events = _session(path)
     assert events[0][:2] == ("running", "lab") and held not in [e[0] for e in events[:-1]]
+
+
+class Fills(Strategy):
+    strategy_name = "fills"
+
+    def on_start(self, ctx):
+        self.fills = []
+
+    def on_fill(self, ctx, fill):
+        self.fills.append((fill["trade_id"], ctx.position(fill["symbol"])))
+
+
+def test_a_fill_the_reconciler_adopted_reaches_its_strategy_as_its_own_fills_do(tmp_path):
+    # A fill whose report the broker dropped (or made before a new journal was started beside
+    # its account) comes as reconciliation.fixed: the strategy must count it, or it trades
+    # again what it already holds.
+    from tradelab.broker import PaperBroker
+    from tradelab.engine import Engine
+    from tradelab.trading.execution import ExecutionDesk
+
+    engine = Engine(journal_path=str(tmp_path / "j.duckdb")).start()
+    try:
+        runner = StrategyRunner(engine, ExecutionDesk(PaperBroker(), engine.submit))
+        strategy = runner.add(Fills())
+        runner.start(who="test")
+        deadline = time.monotonic() + 10
+        while runner.state_of("fills") != "running" and time.monotonic() < deadline:
+            time.sleep(0.01)  # seeded from the store: the fix comes after, on the bus
+        trade = {
+            "fill_seq": 1, "trade_id": "PB-F1", "order_id": "fills-1", "broker_order_id": "B1",
+            "symbol": "X", "side": "SELL", "quantity": 75, "price": 100.0, "fee": 0.0,
+            "ts": 1, "strategy": "fills", "lot_size": 75, "position_id": "fills:X",
+        }  # fmt: skip
+        payload = {"kind": "missed_fill", "item": "PB-F1", "expected": None, "actual": 75,
+                   "action": "adopted the broker's fill", "trade": trade}  # fmt: skip
+        engine.submit("reconciliation.fixed", payload, key="PB-F1", wait=True)
+        engine.wait_applied()  # published to the runner's inbox before its stop
+        runner.stop(who="test")
+    finally:
+        engine.stop()
+    assert strategy.fills == [("PB-F1", -75)]
+    assert engine.store.get("trading.positions.fills:X")["net_quantity"] == -75

@@ -41,6 +41,7 @@ class StrategyContext:
         # The strategy's view as of the event being handled (not the store's, which may be
         # ahead of it): positions folded from its fills, and its working orders.
         self._positions: dict[str, int] = {}
+        self.seeded_seq = 0  # the seq its positions were seeded at (_seed_positions)
         self._working: dict[str, dict[str, Any]] = {}  # order id -> {symbol, signed remaining}
         self._signals: set[str] = set()  # names of this strategy's active signals
 
@@ -239,9 +240,11 @@ class StrategyContext:
         }
 
     def _seed_positions(self) -> None:
-        """After a restart: the positions the store holds for this strategy."""
-        for pid in self.store.get(f"trading.open_by_strategy.{self.name}", None) or ():
-            pos = self.store.get(f"trading.positions.{pid}", None)
+        """After a restart: the positions the store holds for this strategy, read at one seq
+        (`seeded_seq`: the runner skips fills at or below it, already counted here)."""
+        self.seeded_seq, view = self.store.frozen()
+        for pid in view.get(f"trading.open_by_strategy.{self.name}", None) or ():
+            pos = view.get(f"trading.positions.{pid}", None)
             if pos and pos["net_quantity"]:
                 self._positions[pos["symbol"]] = int(pos["net_quantity"])
 

@@ -55,7 +55,7 @@ from tradelab.runner.tradelog import TradeLog
 log = logging.getLogger(__name__)
 MAIN_THREAD = threading.main_thread()
 
-_JOURNALED = ("market.bar", "mark.updated", "trade.executed", "order.*")
+_JOURNALED = ("market.bar", "mark.updated", "trade.executed", "reconciliation.fixed", "order.*")
 _STOP = object()
 
 
@@ -88,6 +88,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
         self.monitor = PositionMonitor(self)
         self.trade_log = TradeLog(self.submit)
         self.current_seq = 0
+        self._seeded_seq = 0  # the seq the trade log was seeded at (_started)
         self.inputs_check: Callable[[Sequence[Strategy]], None] | None = None  # set by a Lab
         self.current_ts = 0  # exchange time (ns) of the newest event handled that has one
         self._slots: dict[str, _Slot] = {}
@@ -170,7 +171,9 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
 
     def _started(self, who: str) -> None:
         store = self.engine.store
-        self.trade_log.seed(store.get("trading.positions", None) or {})
+        # One view, at one seq: fills already in the inbox at or below it are in the seed.
+        self._seeded_seq, seed = store.frozen()
+        self.trade_log.seed(seed.get("trading.positions", None) or {})
         self.monitor.restore(store)
         self.submit(
             "runner.started", {"runner": self.name, "who": who, "strategies": list(self._slots)}
@@ -293,21 +296,33 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
         elif topic == "mark.updated":
             self.monitor.on_mark(payload)
         elif topic == "trade.executed":
-            self.trade_log.on_fill(payload)
-            slot = self._slots.get(payload["strategy"])
-            if slot is not None:
-                slot.ctx._on_fill(payload)
-                if slot.state == RUNNING:
-                    self._call(slot, "on_fill", MappingProxyType(payload))
-            pos = self.engine.store.get(f"trading.positions.{payload['position_id']}", None)
-            if pos is not None and not pos["net_quantity"]:
-                self.monitor.on_position_flat(payload["position_id"])
+            self._on_trade(event.seq, payload)
+        elif topic == "reconciliation.fixed":
+            # A fill the broker made and the book adopted (a missed report, or a session
+            # started beside an account that holds positions) is the strategy's as any other:
+            # without it, a strategy that had sold its straddle would sell it again.
+            trade = payload.get("trade")
+            if trade is not None:  # an adjusting trade has no market time of its own: now's
+                self._on_trade(event.seq, {**trade, "ts": trade.get("ts") or self.current_ts})
         elif topic.startswith("order."):
             self.monitor.on_order_event(topic, payload)
             if topic in ("order.cancelled", "order.rejected", "order.denied"):
                 slot = self._slots.get(payload.get("strategy"))
                 if slot is not None:
                     slot.ctx._on_order_finished(payload)
+
+    def _on_trade(self, seq: int, payload: Any) -> None:
+        if seq > self._seeded_seq:  # else the round trips were seeded with it
+            self.trade_log.on_fill(payload)
+        slot = self._slots.get(payload["strategy"])
+        if slot is not None:
+            if seq > slot.ctx.seeded_seq:
+                slot.ctx._on_fill(payload)
+            if slot.state == RUNNING:
+                self._call(slot, "on_fill", MappingProxyType(payload))
+        pos = self.engine.store.get(f"trading.positions.{payload['position_id']}", None)
+        if pos is not None and not pos["net_quantity"]:
+            self.monitor.on_position_flat(payload["position_id"])
 
     def _each(self, hook: str, payload: Any) -> None:
         # Read-only: one strategy changing a bar must not change what the next one (or the
