@@ -169,6 +169,7 @@ def test_the_command_backtests_a_users_own_strategy_from_its_file(tmp_path):
         "            ctx.buy(bar['symbol'], self.size)\n"
     )
     bars = str(write_bars(tmp_path / "ABC.csv"))
+    (tmp_path / "leaves.py").write_text("raise SystemExit(7)\n")  # would end the command
     spec = f"{tmp_path / 'mine.py'}:BuyFirst"
     args = ["backtest", bars, "--strategy", spec, "--param", "size=3", "--json"]
     result = CliRunner().invoke(cli, args)
@@ -181,6 +182,7 @@ def test_the_command_backtests_a_users_own_strategy_from_its_file(tmp_path):
         (f"{tmp_path / 'mine.py'}:Nope", "has no Strategy subclass named 'Nope'"),
         (f"{tmp_path / 'none.py'}:BuyFirst", "no file"),
         ("no_such_module_here:X", "failed to import: ModuleNotFoundError"),
+        (f"{tmp_path / 'leaves.py'}:X", "failed to import: SystemExit: 7"),
     ]:
         refused = CliRunner().invoke(cli, ["backtest", bars, "--strategy", bad])
         assert refused.exit_code == EXIT_USAGE and says in refused.stderr, refused.stderr

@@ -59,6 +59,7 @@ def test_speed_takes_a_factor_or_max(tmp_path, speed):
     [
         (["--speed", "fast"], "'--speed'", "or max"),
         (["--speed", "0"], "'--speed'", "0.001 to 1000000"),
+        (["--speed", "10xx"], "'--speed'", "or max"),
         (
             ["--strategy", "nope"],
             "--strategy: no strategy named 'nope'",

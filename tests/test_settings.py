@@ -221,3 +221,21 @@ def test_numbers_written_with_an_exponent_are_numbers_as_in_yaml_1_2(tmp_path):
     assert settings.risk.max_order_quantity == 2000
     with pytest.raises(InvalidInputError, match="max_order_quantity"):
         load_settings(write(tmp_path, "risk:\n  max_order_quantity: 2.5\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("lab:\n  seed: 1\nlab:\n  seed: 2\n", "'lab' is given twice"),
+        ("lab:\n  seed: 1\n  seed: 2\n", "'seed' is given twice"),
+        (b"\xff\xfe garbage\n", "is not UTF-8 text"),
+    ],
+)
+def test_a_repeated_key_or_a_file_that_is_not_text_is_a_usage_error(tmp_path, text, named):
+    path = tmp_path / "tradelab.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["config", "--config", str(path)])
+    assert result.exit_code == EXIT_USAGE and named in result.stderr, result.stderr

@@ -26,7 +26,7 @@ class SpeedType(click.ParamType):
         if text == "max":
             return None
         try:
-            speed = float(text.rstrip("x×"))
+            speed = float(text[:-1] if text.endswith(("x", "×")) else text)  # one suffix
         except ValueError:
             speed = float("nan")
         if not 0.001 <= speed <= 1_000_000:  # also false for nan
@@ -277,10 +277,11 @@ class _Progress:
     def show(self) -> None:
         s = self.lab.status()
         filled = int(s["session_fraction"] * 20)
+        percent = int(s["session_fraction"] * 100)  # floored as the bar is: 100 % means done
         # Starts with "seq ": scripts that wait for a running session look for it.
         line = (
             f"seq {s['seq']:>9}  [{'#' * filled}{'.' * (20 - filled)}] "
-            f"{s['session_fraction']:4.0%}  {s['exchange_time']:%H:%M:%S} IST  "
+            f"{percent:3d}%  {s['exchange_time']:%H:%M:%S} IST  "
             f"{s['symbol']} {s['index'] or 0:>9.2f}  ticks {s['ticks']:>8}  bars {s['bars']:>4}  "
             f"orders {s['orders']:>3}  fills {s['fills']:>3}  "
             f"open positions {s['open_positions']}  day P&L {_money(s['daily_pnl'])}"

@@ -37,7 +37,9 @@ def strategy_class(spec: str) -> type[Strategy]:
             module = importlib.import_module(where)
     except InvalidInputError:
         raise
-    except Exception as exc:  # the user's own code: whatever it raised, named
+    except (Exception, SystemExit) as exc:  # the user's own code: whatever it raised, named
+        # (SystemExit too: a module calling sys.exit() at import would end the command
+        # silently with its code.)
         raise InvalidInputError(
             f"strategy {spec!r}: {where!r} failed to import: {type(exc).__name__}: {exc}"
         ) from None
