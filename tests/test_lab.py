@@ -4,6 +4,9 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from tradelab.errors import InvalidInputError
 from tradelab.lab import Lab
 from tradelab.trading.risk import RiskConfig
 
@@ -150,3 +153,20 @@ def test_a_feed_stall_needs_a_paced_feed(tmp_path):
             feed_stall_after_seconds=1.0,
         )
     assert not (tmp_path / "j.duckdb").exists()
+
+
+def test_a_restart_on_another_market_than_the_open_session_is_refused_naming_both(tmp_path):
+    path = tmp_path / "lab.duckdb"
+    lab = fast_lab(path).start()
+    assert wait_for(lambda: lab.store.get("market.session") is not None)
+    seed = lab.config.seed
+    assert lab.store.get("market.session")["source"] == f"the simulated market of seed {seed}"
+    lab.stop()
+    other = Lab(journal_path=str(path), ticks_per_second=10_000, speed=600.0, seed=seed + 1)
+    with pytest.raises(InvalidInputError, match=f"open on the simulated market of seed {seed};"):
+        other.start()
+    again = fast_lab(path).start()  # the journal's own market goes on; nothing was left held
+    try:
+        assert again.status()["state"] == "running"
+    finally:
+        again.stop()

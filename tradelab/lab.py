@@ -43,7 +43,14 @@ from tradelab.lab_config import (
     replay_session,
     session_intervals,
 )
-from tradelab.lab_sessions import SessionDays, day_sessions, resumed_ticks, stalling
+from tradelab.lab_sessions import (
+    SessionDays,
+    check_same_market,
+    day_sessions,
+    market_source,
+    resumed_ticks,
+    stalling,
+)
 from tradelab.market.clock import SimulatedClock, ist_date, run_paced
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeed, SimulatedFeedConfig
 from tradelab.market.instruments import IST
@@ -131,6 +138,7 @@ class Lab:
             intervals=intervals,
         )
         self._inputs_check(self.strategies)
+        self.market_source = market_source(cfg)
         if cfg.feed == "replay":
             check_tradable_hours(self.feed, self.strategies)
         # At max speed either feed is played in lockstep with the runner (module docstring).
@@ -194,6 +202,12 @@ class Lab:
         self.resumed_after_ns = max((m.get("ts") or 0 for m in marks.values()), default=0)
         if self.resumed_after_ns > self.clock.now_ns():  # a restart: it is as late as the journal
             self.clock.set(self.resumed_after_ns)
+        try:
+            check_same_market(store, self.market_source, max(self.open_ns, self.resumed_after_ns))
+        except InvalidInputError:
+            self.engine.stop()
+            self.broker.close()
+            raise
         # The desk reads positions, orders and the risk state from the recovered store.
         self.risk = RiskGate(self.risk_config, store, self.engine.submit, clock=self.clock)
         self.desk = ExecutionDesk(
@@ -234,7 +248,7 @@ class Lab:
         if (store.get("pnl.daily", None) or {}).get("session_date") != session_date:
             self.desk.reset_daily_pnl(session_date)
         if (store.get("market.session", None) or {}).get("session_date") != session_date:
-            self.router.open_session(at_ns)
+            self.router.open_session(at_ns, source=self.market_source)
 
     def _next_day(self, last_ns: int, first_ns: int) -> None:
         """A replayed file's next IST day: close the day before at its last tick, open this one."""

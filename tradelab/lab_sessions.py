@@ -1,6 +1,6 @@
 """The Lab's tick stream around restarts and days: the ticks after a restart's resume point, and
 one exchange session per IST day of a replayed file that spans several, and a feed stalled on
-purpose.
+purpose; which market a session is on, so a restart does not go on with it on another.
 
 A file of three trading days is three sessions: before the first tick of each later day the
 previous day's session closes (its partial bars flushed) and the new one opens with its daily
@@ -11,12 +11,16 @@ in lockstep); `on_new_day` is called on it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+from tradelab.errors import InvalidInputError
 from tradelab.market.clock import NS_PER_S
 from tradelab.market.instruments import IST
 from tradelab.market.ticks import Tick
@@ -86,3 +90,31 @@ def day_sessions(ticks: Iterable[Tick], on_new_day: Callable[[int, int], object]
             on_new_day(days.last_ns, tick.ts)
         days.enter(tick.ts)
         yield tick
+
+
+def market_source(config: Any) -> str:
+    """What the session's market is, journaled with each session it opens: the simulated
+    market of one seed, or one bar file (by content: renamed or moved, it is the same)."""
+    if config.feed != "replay":
+        return f"the simulated market of seed {config.seed}"
+    digest = hashlib.sha256()
+    with open(config.replay_path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return f"bar file {Path(config.replay_path).name} (sha256 {digest.hexdigest()[:12]})"
+
+
+def check_same_market(store: Any, source: str, resume_ns: int) -> None:
+    """Refuse to go on with a session the journal holds open on another market: its prices
+    (and a restart's stops and P&L) would jump to that market's without a word. A session
+    that closed, or another day's, may follow on any market."""
+    held = store.get("market.session", None) or {}
+    day = datetime.fromtimestamp(resume_ns / NS_PER_S, tz=IST).date().isoformat()
+    if held.get("status") != "open" or held.get("session_date") != day:
+        return
+    if held.get("source") and held["source"] != source:
+        raise InvalidInputError(
+            f"this journal's session of {day} is open on {held['source']}; this run's market "
+            f"is {source}: run it on the journal's market (its seed or file), or start a new "
+            "journal (--journal)"
+        )

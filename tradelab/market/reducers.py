@@ -3,7 +3,7 @@
 Pure functions of (StateView, Event). State written:
   market.bars.<symbol>.<interval>   the last `BARS_KEPT` closed bars, oldest first
   market.marks.<symbol>             latest mark {price, bid, ask, last, ts}
-  market.session                    {status: open|closed, session_date, ts}
+  market.session                    {status: open|closed, session_date, ts[, source]}
 A bar whose payload has `"mark": true` is also the symbol's mark at its close (a backtest's
 bars: one event a bar instead of a `mark.updated` and a `market.bar`); live bars do not carry
 it, their marks come from the feed's quotes.
@@ -132,16 +132,14 @@ def _mark_change(p: dict[str, Any], ts: int) -> Change:
 
 def session_reducer(view: Any, event: Event) -> Iterable[Change]:
     status = "open" if event.topic == "market.session_opened" else "closed"
-    return [
-        (
-            "market.session",
-            {
-                "status": status,
-                "session_date": event.payload.get("session_date"),
-                "ts": event.payload.get("ts", event.ts),
-            },
-        )
-    ]
+    session = {
+        "status": status,
+        "session_date": event.payload.get("session_date"),
+        "ts": event.payload.get("ts", event.ts),
+    }
+    if "source" in event.payload:  # which market it opened on (older journals do not say)
+        session["source"] = event.payload["source"]
+    return [("market.session", session)]
 
 
 def reducers() -> dict[str, list[Callable[[Any, Event], Iterable[Change]]]]:

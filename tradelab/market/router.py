@@ -47,10 +47,10 @@ class MarketDataRouter:
     def add_quote_sink(self, sink: Callable[[Tick], Any]) -> None:
         self._quote_sinks.append(sink)
 
-    def open_session(self, ts_ns: int) -> None:
-        self._submit(
-            "market.session_opened", {"session_date": ist_date(ts_ns).isoformat(), "ts": ts_ns}
-        )
+    def open_session(self, ts_ns: int, source: str = "") -> None:
+        """Open the day's session; `source` says which market it is on (Lab.market_source)."""
+        payload = {"session_date": ist_date(ts_ns).isoformat(), "ts": ts_ns}
+        self._submit("market.session_opened", {**payload, "source": source} if source else payload)
 
     def close_session(self, ts_ns: int) -> None:
         """Close the partial bars, publish the marks held back, then mark the session closed."""
