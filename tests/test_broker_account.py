@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
 from test_broker_paper import SYM, buy, paper
 
-from tradelab.broker import PaperBroker, PaperBrokerConfig
+from tradelab.broker import (
+    BrokerDownError,
+    BrokerUnavailableError,
+    PaperBroker,
+    PaperBrokerConfig,
+)
 from tradelab.broker.account_file import AccountFileError
-from tradelab.errors import InvalidInputError
+from tradelab.errors import InvalidInputError, OrderRejectedError
 from tradelab.trading.orders import OrderRequest, OrderType, Side
 
 
@@ -84,3 +90,61 @@ def test_a_file_saved_before_costs_were_kept_reports_no_cost_for_what_it_held(tm
     sell = OrderRequest("o3", SYM, Side.SELL, 225)  # through zero: short 75 opened here, known
     again.submit_order(sell)
     assert again.average_prices() == {SYM: 100.0}
+
+
+def _disk_full_after(broker: PaperBroker, more_pages: int) -> None:
+    """The account file's disk fills up: SQLite may grow the file by `more_pages` pages more,
+    then reports SQLITE_FULL ("database or disk is full") as a full disk does."""
+    con = broker.account._file._con  # the broker's own connection: the limit is per connection
+    pages = con.execute("PRAGMA page_count").fetchone()[0]
+    con.execute(f"PRAGMA max_page_count = {pages + more_pages}")
+
+
+def test_a_full_disk_takes_the_broker_down_and_a_restart_holds_every_fill_it_reported(tmp_path):
+    path = tmp_path / "acct.sqlite"
+    broker = PaperBroker(PaperBrokerConfig(), clock=paper()[1], account_path=path)
+    updates = []
+    broker.add_listener(updates.append)
+    broker.set_quote(SYM, 100.0, 101.0, size=10**9)
+    _disk_full_after(broker, 1)
+    with pytest.raises(OrderRejectedError) as refused:
+        for i in range(1000):
+            broker.submit_order(buy(f"o{i}"))
+    assert re.search(
+        r"broker 'paper' is down: cannot write the paper account file .*acct.sqlite: "
+        "database or disk is full",
+        str(refused.value),
+    )
+    # The order the full disk stopped is rejected, never reported filled.
+    assert updates[-1].status == "rejected" and "disk is full" in updates[-1].reason
+    reported = [u.fill.trade_id for u in updates if u.fill is not None]
+    assert reported and not broker.is_connected
+    with pytest.raises(OrderRejectedError, match="is down"):
+        broker.submit_order(buy("after"))
+    with pytest.raises(BrokerUnavailableError, match="is down"):
+        broker.positions()
+    broker.close()  # the failure is told once, by `failure`; closing does not raise
+    again = PaperBroker(PaperBrokerConfig(), clock=broker.clock, account_path=path)
+    assert [f.trade_id for f in again.fills_since(0)] == reported
+    assert again.positions() == {SYM: 75 * len(reported)}
+
+
+def test_fills_a_quote_makes_on_a_full_disk_are_not_reported_and_the_orders_keep_working(
+    tmp_path,
+):
+    path = tmp_path / "acct.sqlite"
+    broker = PaperBroker(PaperBrokerConfig(), clock=paper()[1], account_path=path)
+    updates = []
+    broker.add_listener(updates.append)
+    broker.set_quote(SYM, 100.0, 101.0)
+    for i in range(50):
+        broker.submit_order(buy(f"o{i}", order_type=OrderType.LIMIT, limit_price=95.0))
+    _disk_full_after(broker, 0)
+    with pytest.raises(BrokerDownError, match="database or disk is full"):
+        broker.set_quote(SYM, 94.0, 94.5, size=10**6)  # crosses all 50: 50 fills to save
+    assert [u for u in updates if u.fill is not None] == []
+    with pytest.raises(BrokerDownError):  # a down broker takes no more quotes
+        broker.set_quote(SYM, 94.0, 94.5)
+    broker.close()
+    again = PaperBroker(PaperBrokerConfig(), clock=broker.clock, account_path=path)
+    assert again.fills_since(0) == [] and len(again.open_orders()) == 50

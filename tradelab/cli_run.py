@@ -183,11 +183,15 @@ def _watch(
     journal = lab.config.journal_path
     # Named as it trades (its strategy_name), not as the config gave it (a FILE.py:Class path).
     strategy_name = ", ".join(s.name for s in lab.strategies) or lab.config.strategy
-    engine = lab.engine
-    # Once the writer has failed, the engine's own complaints about it (stop cannot snapshot)
-    # are noise: the cause is told once, by `fail` below.
+    engine, broker = lab.engine, lab.broker
+
+    def cannot_go_on() -> bool:  # the session cannot go on: the journal or the broker's account
+        return engine.journal_failure is not None or broker.failure is not None
+
+    # Once the writer (or the account file) has failed, the complaints that follow (stop
+    # cannot snapshot, a strategy's order refused) are noise: `fail` below tells the cause once.
     for handler in log_handlers:
-        handler.addFilter(lambda record: engine.journal_failure is None)
+        handler.addFilter(lambda record: not cannot_go_on())
     report = engine.recovery_report
     click.echo(report.summary())
     progress = _Progress(lab, sys.stdout.isatty())
@@ -198,13 +202,13 @@ def _watch(
 
     try:
         while not lab.session_finished.wait(next_wait()):
-            if engine.journal_failure is not None:
+            if cannot_go_on():
                 break
             progress.show()
             if ends is not None and time.monotonic() >= ends:
                 break
         else:
-            if engine.journal_failure is None:
+            if not cannot_go_on():
                 progress.show()
                 progress.end()
                 click.echo(f"the {'replayed' if feed == 'replay' else 'simulated'} session ended")
@@ -215,6 +219,8 @@ def _watch(
         lab.stop()
     progress.end()
     failure = engine.journal_failure
+    if broker.failure is not None:
+        fail(_broker_down(lab, journal), EXIT_UNUSABLE)
     if failure is not None:
         # Only what the writer acknowledged is safe; the store may be ahead of it.
         durable = engine.metrics()["durable_seq"]
@@ -262,6 +268,24 @@ def _watch(
             "its journal went on)",
             EXIT_STRATEGY_FAILED,
         )
+
+
+def _broker_down(lab: Any, journal: str) -> str:
+    """The line a session whose broker went down ends on: why, and what is safe."""
+    failure, version = lab.engine.journal_failure, lab.store.version
+    if failure is None:
+        journal_said = f"the journal {journal} holds every event up to seq {version}"
+    else:
+        durable = lab.engine.metrics()["durable_seq"]
+        journal_said = (
+            f"the journal writer failed too ({failure}): events up to seq {durable} are durable "
+            f"in {journal} or its ack log, those after it (up to {version}) may be lost"
+        )
+    return (
+        f"{lab.broker.failure}. The session stopped there: every fill reported to the book is "
+        f"in the account file, and {journal_said}; free the space and restart on the same "
+        "journal to resume (the reconciler compares the book with the account on start)."
+    )
 
 
 def _money(value: float | None) -> str:

@@ -275,11 +275,12 @@ class Lab:
                 run_paced(ticks, self._route, speed=speed, stop=self._stop)
                 self._close_session()
         except TradelabError:
-            # The journal writer failed: nothing more can be journaled, so the session ends
-            # here; `engine.journal_failure` says why (the caller reports it).
-            if self.engine.journal_failure is None:
+            # The journal writer failed (nothing more can be journaled) or the broker is down
+            # (its account file cannot be written): the session ends here;
+            # `engine.journal_failure` or `broker.failure` says why (the caller reports it).
+            if self.engine.journal_failure is None and self.broker.failure is None:
                 raise
-            log.info("feed stopped: the journal writer failed")
+            log.info("feed stopped: the journal writer failed or the broker is down")
         finally:
             self.session_finished.set()
 

@@ -2,6 +2,7 @@
 
 from tradelab.broker.base import (
     Broker,
+    BrokerDownError,
     BrokerUnavailableError,
     ConnectionListener,
     OrderListener,
@@ -10,6 +11,7 @@ from tradelab.broker.paper import PaperBroker, PaperBrokerConfig
 
 __all__ = [
     "Broker",
+    "BrokerDownError",
     "BrokerUnavailableError",
     "ConnectionListener",
     "OrderListener",

@@ -49,6 +49,24 @@ class PaperOrder:
     def average_price(self) -> float:
         return self.notional / self.filled if self.filled else 0.0
 
+    def update(self, now: int, *, reason: str = "", fill: Fill | None = None) -> OrderUpdate:
+        """The order's state now as an update to report (with the fill that caused it)."""
+        r = self.request
+        return OrderUpdate(
+            self.status,
+            r.order_id,
+            self.broker_order_id,
+            r.symbol,
+            r.side,
+            r.quantity,
+            self.filled,
+            self.average_price,
+            now,
+            r.strategy,
+            reason=reason,
+            fill=fill,
+        )
+
     def to_record(self) -> dict[str, Any]:
         return {
             "request": self.request.to_payload(),
@@ -87,6 +105,23 @@ class PaperOrder:
             None if last is None else update_from_payload(last),
             record.get("reported_cancelled", False),
         )
+
+
+def rejected_update(request: OrderRequest, reason: str, now: int) -> OrderUpdate:
+    """The update of an order the broker refused (it has no broker order id)."""
+    return OrderUpdate(
+        OrderStatus.REJECTED,
+        request.order_id,
+        "",
+        request.symbol,
+        request.side,
+        request.quantity if isinstance(request.quantity, int) else 0,
+        0,
+        0.0,
+        now,
+        request.strategy,
+        reason=reason,
+    )
 
 
 def update_from_payload(p: dict[str, Any]) -> OrderUpdate:
@@ -270,7 +305,7 @@ class PaperAccount:
         self._dirty = False
 
     def close(self) -> None:
-        self.save()
+        """Close the file; what is not saved stays unsaved (the broker saves each change)."""
         if self._file is not None:
             self._file.close()
 

@@ -8,6 +8,7 @@ the account row upserted. Thread model: one connection used under the broker's l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -70,9 +71,11 @@ class AccountFile:
         return json.loads(row[0]), orders, fills
 
     def save(self, account: dict[str, Any], orders: list[dict], fills: list[dict]) -> None:
+        """Write one transaction; `AccountFileError` if it cannot be (disk full, I/O error):
+        then nothing of it is in the file."""
         con = self._con
-        con.execute("BEGIN IMMEDIATE")
         try:
+            con.execute("BEGIN IMMEDIATE")
             con.execute(
                 "INSERT OR REPLACE INTO account (id, body) VALUES (1, ?)", [json.dumps(account)]
             )
@@ -84,10 +87,22 @@ class AccountFile:
                 "INSERT INTO fills (fill_seq, body) VALUES (?, ?)",
                 [(f["fill_seq"], json.dumps(f)) for f in fills],
             )
-        except BaseException:
-            con.execute("ROLLBACK")
+            con.execute("COMMIT")
+        except BaseException as exc:
+            # SQLite may have rolled back already (a failed COMMIT on a full disk does).
+            if con.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    con.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise AccountFileError(
+                    f"cannot write the paper account file {self.path}: {exc}"
+                ) from exc
             raise
-        con.execute("COMMIT")
 
     def close(self) -> None:
-        self._con.close()
+        try:
+            self._con.close()
+        except sqlite3.Error as exc:
+            raise AccountFileError(
+                f"cannot close the paper account file {self.path}: {exc}"
+            ) from exc

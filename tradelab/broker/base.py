@@ -21,6 +21,11 @@ class BrokerUnavailableError(LifecycleError):
     """The broker cannot answer now (disconnected, timed out): a caller may retry later."""
 
 
+class BrokerDownError(BrokerUnavailableError):
+    """The broker has stopped for this session (its own account cannot be saved): it answers
+    nothing more until it is started again (a restart)."""
+
+
 @runtime_checkable
 class Broker(Protocol):
     name: str

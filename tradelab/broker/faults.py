@@ -70,10 +70,11 @@ class PaperFaults:
         signed = _signed_lots(quantity, broker.universe.lot_size(contract), symbol)
         price = check_price(price, "price", symbol)
         with broker._lock:
+            broker._check_up()  # a down broker's account takes nothing more
             # Margin of a short held outside: on the strike, or (no strike) on its price.
             broker.account.strikes[symbol] = contract.strike or price
             broker.account.move(symbol, signed, price, 0.0)
-            broker.account.save()
+            broker._save_then_report()
 
     def clear(self) -> None:
         self.fill_reports_to_drop = self.cancels_to_fill = self.reads_to_fail = 0

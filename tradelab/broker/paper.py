@@ -8,8 +8,13 @@ working keep filling at the simulated exchange, and their updates are held and d
 order on `connect()` (as a real broker's order stream catches up after a reconnect); reads
 (positions, orders, fills) raise BrokerUnavailableError while disconnected.
 Account: cash, positions, orders and fills live in a `PaperAccount`, saved to its own file
-(`account_path`) after every change, so a restarted broker holds what it held. Faults for tests
-and demos are armed on `broker.faults` (see faults.py).
+(`account_path`) after every change, so a restarted broker holds what it held. Saved first,
+reported after: an update (an acceptance, a fill) reaches listeners only once the file holds
+it. A save that fails (disk full) takes the broker **down** for good (`failure` says why): what
+it changed in that call is never reported (an order it was taking is rejected instead), and
+from then on orders and cancels are rejected, reads and quotes raise `BrokerDownError`; a
+restart resumes from the file, which holds every fill that was reported. Faults for tests and
+demos are armed on `broker.faults` (see faults.py).
 Thread model: every public method takes one lock for the book-keeping; listeners are called
 after it is released, on the calling thread, with the updates that call caused, in order
 (`CallerOutbox`): a listener that blocks (a critical engine submit) never holds the broker, and
@@ -18,20 +23,26 @@ no caller runs another caller's listeners.
 
 from __future__ import annotations
 
-import math
+import contextlib
+import logging
 import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import param
-
-from tradelab.broker.account import PaperAccount, PaperOrder
-from tradelab.broker.base import BrokerUnavailableError, ConnectionListener, OrderListener
+from tradelab.broker.account import PaperAccount, PaperOrder, rejected_update
+from tradelab.broker.account_file import AccountFileError
+from tradelab.broker.base import (
+    BrokerDownError,
+    BrokerUnavailableError,
+    ConnectionListener,
+    OrderListener,
+)
 from tradelab.broker.faults import PaperFaults
+from tradelab.broker.paper_pricing import PaperBrokerConfig, fill_terms
 from tradelab.errors import InvalidInputError, InvalidOrderError, OrderRejectedError
 from tradelab.market.clock import NS_PER_S, MarketHours, WallClock
-from tradelab.market.instruments import IST, TICK_SIZE, OptionUniverse
+from tradelab.market.instruments import IST, OptionUniverse
 from tradelab.market.ticks import Tick
 from tradelab.trading.orders import (
     Fill,
@@ -39,31 +50,12 @@ from tradelab.trading.orders import (
     OrderStatus,
     OrderType,
     OrderUpdate,
-    Side,
     check_price,
     check_quantity,
 )
 from tradelab.trading.outbox import CallerOutbox
 
-
-class PaperBrokerConfig(param.Parameterized):
-    """Costs, frictions and limits of the paper broker."""
-
-    slippage_ticks = param.Integer(
-        default=0, bounds=(0, 1000), doc="Ticks (0.05) paid beyond the touch on market orders."
-    )
-    latency_ms = param.Integer(
-        default=0, bounds=(0, 600_000), doc="Clock time from acceptance until an order can fill."
-    )
-    brokerage_per_fill = param.Number(default=20.0, bounds=(0.0, None), doc="Flat fee, rupees.")
-    charges_rate = param.Number(
-        default=0.0, bounds=(0.0, 0.1), doc="Fees as a fraction of premium turnover."
-    )
-    capital = param.Number(default=1_000_000.0, bounds=(0.0, None), doc="Starting cash, rupees.")
-    short_margin_rate = param.Number(
-        default=0.12, bounds=(0.0, 1.0), doc="Margin blocked per short unit, x strike."
-    )
-    enforce_market_hours = param.Boolean(default=True, doc="Reject orders outside 09:15-15:30.")
+log = logging.getLogger(__name__)
 
 
 class PaperBroker:
@@ -90,6 +82,8 @@ class PaperBroker:
         self._order_listeners: list[OrderListener] = []
         self._connection_listeners: list[ConnectionListener] = []
         self._held: list[OrderUpdate] = []
+        self._unsaved: list[OrderUpdate] = []  # reported once the account file holds them
+        self.failure: str | None = None  # why the broker is down (its account cannot be saved)
         self._outbox = CallerOutbox()
         self._quotes: dict[str, list[float]] = {}  # symbol -> [bid, ask, bid_left, ask_left]
         self.account = PaperAccount(
@@ -114,14 +108,20 @@ class PaperBroker:
         return self.account.cash
 
     def close(self) -> None:
-        """Save and close the account file (the broker is not used afterwards)."""
+        """Close the account file (the broker is not used afterwards). Every change was saved
+        as it was made; if that failed, `failure` says so and closing does not raise."""
         with self._lock:
-            self.account.close()
+            if self.failure is None:
+                with contextlib.suppress(BrokerDownError):  # `failure` says why
+                    self._save_then_report()
+            # A down broker's file may not close cleanly: SQLite recovers it on the next open.
+            with contextlib.suppress(AccountFileError):
+                self.account.close()
 
     # -- connection -------------------------------------------------------------------------
     @property
     def is_connected(self) -> bool:
-        return self._connected
+        return self._connected and self.failure is None
 
     def add_listener(
         self, on_order: OrderListener, on_connection: ConnectionListener | None = None
@@ -154,6 +154,29 @@ class PaperBroker:
             self._outbox.put(lambda listener=listener: listener(connected, now))
 
     def _notify(self, update: OrderUpdate) -> None:
+        self._unsaved.append(update)
+
+    def _save_then_report(self) -> None:
+        """Save the account, then queue the updates it now holds for the listeners; if the
+        save fails, the broker goes down and those updates are never reported."""
+        updates, self._unsaved = self._unsaved, []
+        try:
+            self.account.save()
+        except AccountFileError as exc:
+            self.failure = (
+                f"broker {self.name!r} is down: {exc}; it takes no orders and reports nothing "
+                "more (a restart resumes from the file, which holds every fill it reported)"
+            )
+            log.error("%s", self.failure)
+            raise BrokerDownError(self.failure) from exc
+        for update in updates:
+            self._report(update)
+
+    def _check_up(self) -> None:
+        if self.failure is not None:
+            raise BrokerDownError(self.failure)
+
+    def _report(self, update: OrderUpdate) -> None:
         if self.faults.silent:
             return
         if update.fill is not None and self.faults.fill_reports_to_drop:
@@ -198,7 +221,11 @@ class PaperBroker:
             self._emit(order, OrderStatus.ACCEPTED, now)
             if order.active_from_ns <= now:
                 self._match(order, now)
-            account.save()
+            try:
+                self._save_then_report()
+            except BrokerDownError as exc:  # not in the file: for the account, never taken
+                self._reject(request, str(exc), now)
+                raise OrderRejectedError(str(exc)) from exc
             return order.last
 
     def cancel_order(self, order_id: str) -> OrderUpdate:
@@ -212,6 +239,8 @@ class PaperBroker:
             order = self.account.orders.get(order_id)
             if order is None:
                 raise InvalidInputError(f"order {order_id!r} is not known to broker {self.name!r}")
+            if self.failure is not None:
+                raise OrderRejectedError(f"cannot cancel order {order_id!r}: {self.failure}")
             if not self._connected:
                 raise OrderRejectedError(
                     f"cannot cancel order {order_id!r}: broker {self.name!r} is disconnected"
@@ -231,11 +260,15 @@ class PaperBroker:
                 order.status = (
                     OrderStatus.PARTIALLY_FILLED if order.filled else OrderStatus.ACCEPTED
                 )
-            self.account.save()
+            try:
+                self._save_then_report()
+            except BrokerDownError as exc:
+                raise OrderRejectedError(f"cannot cancel order {order_id!r}: {exc}") from exc
             return update
 
     # -- reads ------------------------------------------------------------------------------
     def _readable(self, what: str) -> None:
+        self._check_up()
         if not self._connected:
             raise BrokerUnavailableError(
                 f"broker {self.name!r} is disconnected; connect() before asking for {what}"
@@ -277,26 +310,30 @@ class PaperBroker:
     def on_quote(self, tick: Tick) -> None:
         """Take a new quote (sizes replenish) and fill the working orders it allows."""
         with self._lock:
+            self._check_up()
             self._quotes[tick.symbol] = [tick.bid, tick.ask, tick.bid_size, tick.ask_size]
             now = self.clock.now_ns()
             for order in list(self.account.working.values()):
                 if order.request.symbol == tick.symbol and order.active_from_ns <= now:
                     self._match(order, now)
-            self.account.save()
+            self._save_then_report()
         self._outbox.drain()
 
     def poll(self) -> None:
         """Fill what the latency kept back once the clock has moved past it."""
         with self._lock:
+            self._check_up()
             now = self.clock.now_ns()
             for order in list(self.account.working.values()):
                 if order.active_from_ns <= now:
                     self._match(order, now)
-            self.account.save()
+            self._save_then_report()
         self._outbox.drain()
 
     # -- internals --------------------------------------------------------------------------
     def _check(self, request: OrderRequest, now: int) -> tuple[Any, int]:
+        if self.failure is not None:
+            raise OrderRejectedError(f"order {request.order_id!r} not sent: {self.failure}")
         if not self._connected:
             raise OrderRejectedError(
                 f"broker {self.name!r} is disconnected; order {request.order_id!r} not sent"
@@ -329,21 +366,8 @@ class PaperBroker:
         return contract, lot
 
     def _reject(self, request: OrderRequest, reason: str, now: int) -> None:
-        update = OrderUpdate(
-            OrderStatus.REJECTED,
-            request.order_id,
-            "",
-            request.symbol,
-            request.side,
-            request.quantity if isinstance(request.quantity, int) else 0,
-            0,
-            0.0,
-            now,
-            request.strategy,
-            reason=reason,
-        )
         # A rejection answers the caller directly, so it is delivered even while disconnected.
-        self._deliver(update)
+        self._deliver(rejected_update(request, reason, now))
 
     def _emit(
         self,
@@ -355,49 +379,17 @@ class PaperBroker:
         fill: Fill | None = None,
     ) -> OrderUpdate:
         order.status = status
-        r = order.request
-        update = OrderUpdate(
-            status,
-            r.order_id,
-            order.broker_order_id,
-            r.symbol,
-            r.side,
-            r.quantity,
-            order.filled,
-            order.average_price,
-            now,
-            r.strategy,
-            reason=reason,
-            fill=fill,
-        )
-        order.last = update
+        update = order.last = order.update(now, reason=reason, fill=fill)
         self.account.touch(order)
         self._notify(update)
         return update
 
     def _match(self, order: PaperOrder, now: int) -> None:
         quote = self._quotes.get(order.request.symbol)
-        if quote is None:
+        terms = None if quote is None else fill_terms(order, quote, self.config)
+        if terms is None:
             return
-        r = order.request
-        buy = r.side is Side.BUY
-        touch = quote[1] if buy else quote[0]
-        available = int(quote[3] if buy else quote[2])
-        if touch <= 0 or not math.isfinite(touch):
-            return
-        slip = self.config.slippage_ticks * TICK_SIZE
-        price = touch + slip if buy else max(touch - slip, TICK_SIZE)
-        if r.order_type is OrderType.LIMIT:
-            if (buy and touch > r.limit_price) or (not buy and touch < r.limit_price):
-                return
-            price = min(price, r.limit_price) if buy else max(price, r.limit_price)
-        # Fill whole lots only, up to the size shown at the touch.
-        size = min(order.remaining, available) // order.lot_size * order.lot_size
-        if size <= 0:
-            return
-        price = round(price, 2)
-        quote[3 if buy else 2] = available - size
-        fee = round(self.config.brokerage_per_fill + self.config.charges_rate * price * size, 2)
+        size, price, fee = terms
         fill = self.account.record_fill(order, size, price, fee, now)
         status = OrderStatus.FILLED if order.remaining == 0 else OrderStatus.PARTIALLY_FILLED
         if order.reported_cancelled and status is OrderStatus.FILLED:

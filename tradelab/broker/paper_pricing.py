@@ -1,0 +1,61 @@
+"""What the paper broker charges and the price it fills at: `PaperBrokerConfig` (costs,
+frictions, limits) and `fill_terms` (an order against the quote at the touch). Pure functions of
+their inputs; the broker calls them under its lock.
+"""
+
+from __future__ import annotations
+
+import math
+
+import param
+
+from tradelab.broker.account import PaperOrder
+from tradelab.market.instruments import TICK_SIZE
+from tradelab.trading.orders import OrderType, Side
+
+
+class PaperBrokerConfig(param.Parameterized):
+    """Costs, frictions and limits of the paper broker."""
+
+    slippage_ticks = param.Integer(
+        default=0, bounds=(0, 1000), doc="Ticks (0.05) paid beyond the touch on market orders."
+    )
+    latency_ms = param.Integer(
+        default=0, bounds=(0, 600_000), doc="Clock time from acceptance until an order can fill."
+    )
+    brokerage_per_fill = param.Number(default=20.0, bounds=(0.0, None), doc="Flat fee, rupees.")
+    charges_rate = param.Number(
+        default=0.0, bounds=(0.0, 0.1), doc="Fees as a fraction of premium turnover."
+    )
+    capital = param.Number(default=1_000_000.0, bounds=(0.0, None), doc="Starting cash, rupees.")
+    short_margin_rate = param.Number(
+        default=0.12, bounds=(0.0, 1.0), doc="Margin blocked per short unit, x strike."
+    )
+    enforce_market_hours = param.Boolean(default=True, doc="Reject orders outside 09:15-15:30.")
+
+
+def fill_terms(
+    order: PaperOrder, quote: list[float], config: PaperBrokerConfig
+) -> tuple[int, float, float] | None:
+    """(units, price, fee) the order fills now against `quote` ([bid, ask, bid size left, ask
+    size left]), taking the units from the size left; None if it cannot fill."""
+    r = order.request
+    buy = r.side is Side.BUY
+    touch = quote[1] if buy else quote[0]
+    available = int(quote[3] if buy else quote[2])
+    if touch <= 0 or not math.isfinite(touch):
+        return None
+    slip = config.slippage_ticks * TICK_SIZE
+    price = touch + slip if buy else max(touch - slip, TICK_SIZE)
+    if r.order_type is OrderType.LIMIT:
+        if (buy and touch > r.limit_price) or (not buy and touch < r.limit_price):
+            return None
+        price = min(price, r.limit_price) if buy else max(price, r.limit_price)
+    # Fill whole lots only, up to the size shown at the touch.
+    size = min(order.remaining, available) // order.lot_size * order.lot_size
+    if size <= 0:
+        return None
+    price = round(price, 2)
+    quote[3 if buy else 2] = available - size
+    fee = round(config.brokerage_per_fill + config.charges_rate * price * size, 2)
+    return size, price, fee
