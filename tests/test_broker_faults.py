@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import math
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -34,7 +36,7 @@ def test_reject_orders_for_refuses_a_duration_that_is_not_finite_seconds(seconds
     broker = paper()
     with pytest.raises(InvalidInputError, match=message):
         broker.faults.reject_orders_for(seconds)
-    assert broker.faults.reject_until_ns == 0  # nothing armed
+    assert broker.faults.reject_until_ns is None  # nothing armed
 
 
 @pytest.mark.parametrize(
@@ -61,3 +63,25 @@ def test_hold_outside_position_takes_whole_lots_long_or_short():
     broker = paper()
     broker.faults.hold_outside_position(SYM, -150, 100.0)
     assert broker.positions() == {SYM: -150}
+
+
+def test_a_backtest_dated_before_1970_trades_with_no_fault_armed(tmp_path):
+    """A clock before 1970 is negative: "no fault armed" must not read as a time after it."""
+    from click.testing import CliRunner
+
+    from tradelab.cli import main as cli
+
+    day, rows = date(1962, 1, 1), ["Date,Open,High,Low,Close"]
+    while len(rows) <= 60:  # 60 business days from 1962-01-01
+        if day.weekday() < 5:
+            close = 100 + 10 * math.sin(len(rows) / 4)
+            rows.append(f"{day},{close:.2f},{close + 1:.2f},{close - 1:.2f},{close:.2f}")
+        day += timedelta(days=1)
+    bars = tmp_path / "OLD.csv"
+    bars.write_text("\n".join(rows) + "\n")
+    args = ["backtest", str(bars), "--strategy", "sma_cross", "--param", "fast=3"]
+    result = CliRunner().invoke(cli, [*args, "--param", "slow=8", "--json"])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert "injected fault" not in result.stderr
+    fills = json.loads(result.output)["fills"]
+    assert len(fills) >= 2 and fills[0]["ts"] < 0

@@ -3,6 +3,8 @@ progress line, and usage errors that name the option and what it allows (exit co
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from click.testing import CliRunner
 from stock_bars import write_stock_bars
@@ -419,3 +421,27 @@ def test_a_blank_resume_trading_reason_is_refused_before_the_session_starts(tmp_
     assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
     assert "--resume-trading needs a reason" in result.stderr
     assert not journal.exists()  # refused before anything ran or was journaled
+
+
+def test_a_replay_dated_before_1970_plays_every_bar_and_trades_and_resumes(tmp_path):
+    """A clock before 1970 is negative: "nothing journaled yet" must not read as a time."""
+    rows = ["timestamp,symbol,open,high,low,close,volume"]
+    for i in range(120):
+        hour, minute = divmod(9 * 60 + 15 + i, 60)
+        close = 100 + 10 * math.sin(i / 4)
+        rows.append(
+            f"1962-11-12T{hour:02d}:{minute:02d}:00+05:30,OLD,"
+            f"{close:.2f},{close + 1:.2f},{close - 1:.2f},{close:.2f},5"
+        )
+    bars = tmp_path / "old.csv"
+    bars.write_text("\n".join(rows) + "\n")
+    journal = tmp_path / "old.duckdb"
+    args = ["--feed", "replay", str(bars), "--strategy", "sma_cross", "--param", "fast=3"]
+    args += ["--param", "slow=8", "--speed", "max", "--journal", str(journal)]
+    result = invoke(*args)
+    assert result.exit_code == 0, (result.output, result.stderr)
+    fills = JournalReader(journal).events(topic="trade.executed")
+    assert len(fills) >= 2 and fills[0].payload["ts"] < 0
+    again = invoke(*args)  # the restart resumes after the last mark: nothing played twice
+    assert again.exit_code == 0, (again.output, again.stderr)
+    assert len(JournalReader(journal).events(topic="trade.executed")) == len(fills)

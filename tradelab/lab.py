@@ -180,7 +180,7 @@ class Lab:
         self.risk_monitor: DailyLossMonitor | None = None
         self.runner: StrategyRunner | None = None
         self.session_finished = threading.Event()
-        self.resumed_after_ns = 0
+        self.resumed_after_ns: int | None = None  # the journal's last mark (None: none yet)
         self._stop = threading.Event()
         self._feed_thread: threading.Thread | None = None
 
@@ -199,11 +199,14 @@ class Lab:
             raise
         store = self.engine.store
         marks = store.get("market.marks", None) or {}
-        self.resumed_after_ns = max((m.get("ts") or 0 for m in marks.values()), default=0)
-        if self.resumed_after_ns > self.clock.now_ns():  # a restart: it is as late as the journal
-            self.clock.set(self.resumed_after_ns)
+        # None, not 0, when there is no mark: 0 is a time (1970), and a replay may be older.
+        self.resumed_after_ns = last = max(
+            (m["ts"] for m in marks.values() if m.get("ts") is not None), default=None
+        )
+        if last is not None and last > self.clock.now_ns():  # as late as the journal
+            self.clock.set(last)
         try:
-            check_same_market(store, self.market_source, max(self.open_ns, self.resumed_after_ns))
+            check_same_market(store, self.market_source, max(self.open_ns, last or self.open_ns))
         except InvalidInputError:
             self.engine.stop()
             self.broker.close()
@@ -241,7 +244,8 @@ class Lab:
         file's first day or a restart's resume point), unless the store has it open already."""
         store = self.engine.store
         if at_ns is None:
-            at_ns = max(self.open_ns, self.resumed_after_ns)
+            resumed = self.resumed_after_ns
+            at_ns = self.open_ns if resumed is None else max(self.open_ns, resumed)
             if ist_date(at_ns) == ist_date(self.open_ns):
                 at_ns = self.open_ns
         session_date = ist_date(at_ns).isoformat()

@@ -48,13 +48,14 @@ def next_midnight_ns(ts_ns: int) -> int:
 
 
 def resumed_ticks(
-    ticks: Iterable[Tick], resumed_after_ns: int, on_quote: Callable[[Tick], object]
+    ticks: Iterable[Tick], resumed_after_ns: int | None, on_quote: Callable[[Tick], object]
 ) -> Iterator[Tick]:
     """`ticks` after the last journaled mark; the stretch before it (journaled before a restart)
-    is skipped unpaced, its latest quotes handed to `on_quote` (the broker) so it can fill."""
+    is skipped unpaced, its latest quotes handed to `on_quote` (the broker) so it can fill.
+    `resumed_after_ns` None: nothing was journaled before (every tick is played)."""
     latest_quotes: dict[str, Tick] = {}
     for tick in ticks:
-        if tick.ts <= resumed_after_ns:
+        if resumed_after_ns is not None and tick.ts <= resumed_after_ns:
             latest_quotes[tick.symbol] = tick
             continue
         if latest_quotes:

@@ -26,7 +26,8 @@ class PaperFaults:
         self._broker = broker
         self.fill_reports_to_drop = 0
         self.cancels_to_fill = 0
-        self.reject_until_ns = 0
+        # None: nothing armed (0 is a time like any other: a backtest of 1962 runs before it).
+        self.reject_until_ns: int | None = None
         self.reads_to_fail = 0
         self.silent = False  # reports are not sent while an outside order is placed
         self.dropped_reports = 0  # how many fill reports were dropped (a test reads it)
@@ -78,7 +79,7 @@ class PaperFaults:
 
     def clear(self) -> None:
         self.fill_reports_to_drop = self.cancels_to_fill = self.reads_to_fail = 0
-        self.reject_until_ns = 0
+        self.reject_until_ns = None
 
 
 def _count(count: int) -> int:

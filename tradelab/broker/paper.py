@@ -338,7 +338,8 @@ class PaperBroker:
             raise OrderRejectedError(
                 f"broker {self.name!r} is disconnected; order {request.order_id!r} not sent"
             )
-        if now < self.faults.reject_until_ns:
+        rejecting_until = self.faults.reject_until_ns
+        if rejecting_until is not None and now < rejecting_until:
             raise OrderRejectedError(
                 f"broker {self.name!r} rejects every order for now (injected fault)"
             )
