@@ -4,6 +4,8 @@ progress line, and usage errors that name the option and what it allows (exit co
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -445,3 +447,47 @@ def test_a_replay_dated_before_1970_plays_every_bar_and_trades_and_resumes(tmp_p
     again = invoke(*args)  # the restart resumes after the last mark: nothing played twice
     assert again.exit_code == 0, (again.output, again.stderr)
     assert len(JournalReader(journal).events(topic="trade.executed")) == len(fills)
+
+
+def _signalling_strategy(tmp_path, hook):
+    """A strategy file whose `hook` (on_start or on_stop) signals its own process as a user
+    would (Ctrl-C, then Ctrl-C and SIGTERM again), each a moment apart so each is handled."""
+    path = tmp_path / "signals.py"
+    path.write_text(
+        "import os, signal, time\n"
+        "from tradelab.runner import Strategy\n\n"
+        "class Signals(Strategy):\n"
+        "    strategy_name = 'signals'\n\n"
+        f"    def {hook}(self, ctx):\n"
+        "        for signum in (signal.SIGINT, signal.SIGTERM):\n"
+        "            os.kill(os.getpid(), signum)\n"
+        "            time.sleep(0.3)\n"
+    )
+    return f"{path}:Signals"
+
+
+def _run_in_own_process(*args):
+    run = subprocess.run(
+        [sys.executable, "-m", "tradelab.cli", "run", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        start_new_session=True,  # a process group of its own, like a terminal's job
+    )
+    return run.returncode, run.stdout, run.stderr
+
+
+@pytest.mark.parametrize("hook", ["on_start", "on_stop"])
+def test_ctrl_c_in_start_up_or_again_while_stopping_still_stops_cleanly_with_exit_0(tmp_path, hook):
+    journal = tmp_path / "s.duckdb"
+    args = ["--strategy", _signalling_strategy(tmp_path, hook), "--journal", str(journal)]
+    code, out, err = _run_in_own_process(*args, "--duration", "3")
+    assert code == 0, (out, err)
+    assert "Aborted" not in err and "Traceback" not in err, err
+    assert "stopped cleanly" in out, out
+    if hook == "on_start":  # the Ctrl-C came while it started: it stops once started
+        assert "stopping..." in out and "still stopping" in out, out
+    else:  # --duration ended it; the signals came while it stopped
+        assert out.count("still stopping; ") == 1, out
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(("-wal", "-shm"))]
+    assert leftovers == [] and not (tmp_path / "s.acklog").exists()

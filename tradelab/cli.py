@@ -6,6 +6,8 @@ cannot be read); 2 usage (bad option, no such file); 3 the journal cannot be use
 by an engine, not a tradelab journal, newer format, unwritable) or its writer failed during
 `run`; 4 a strategy raised during `backtest` or `run` and was stopped (the report is printed);
 130 a backtest interrupted (Ctrl-C: no report; its journal is whole up to the bar it reached).
+A run stopped by Ctrl-C or SIGTERM (during start-up too; a repeat while stopping is ignored)
+stops cleanly: 0.
 A failure prints one line, `tradelab: error: ...`, to stderr (--debug adds tracebacks).
 """
 

@@ -8,6 +8,8 @@ own threads (feed, runner, engine) do the work.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 from typing import Any
 
@@ -57,13 +59,32 @@ def run_session(
     log_handlers: list[logging.Handler],
     resume_reason: str | None = None,
 ) -> None:
-    """Run the session until it ends, `duration` passes, Ctrl-C or SIGTERM; exit codes as `cli`.
+    """Run the session until it ends, `duration` passes, Ctrl-C or SIGTERM (exit
+    0: a clean stop, as at the end); other exit codes as `cli`.
     `given`: the flags given on the command line (feed, strategy_name, journal, seed,
     ticks_per_second, speed), which override `config_file`.
     `log_handlers`: the command line's stderr handlers, quietened once the writer failed.
     `resume_reason`: lift a risk halt the journal holds, as the user running the command."""
-    import signal
+    signals = _StopSignals()  # from the first moment: a Ctrl-C in start-up stops cleanly too
+    try:
+        _run_session(
+            file, config_file, given, params, duration, every, log_handlers, resume_reason, signals
+        )
+    finally:
+        signals.restore()
 
+
+def _run_session(
+    file: str | None,
+    config_file: str | None,
+    given: dict[str, Any],
+    params: dict[str, str],
+    duration: float | None,
+    every: float,
+    log_handlers: list[logging.Handler],
+    resume_reason: str | None,
+    signals: _StopSignals,
+) -> None:
     from tradelab.cli import EXIT_USAGE, exit_code_for, fail
     from tradelab.errors import TradelabError
     from tradelab.settings import apply_overrides, load_settings
@@ -103,21 +124,20 @@ def run_session(
     except TradelabError as exc:
         fail(exc, exit_code_for(exc))
 
-    def interrupt(*_: object) -> None:
-        raise KeyboardInterrupt
-
     if resume_reason is not None and not resume_reason.strip():
         # Checked before the session starts: afterwards the feed has already run.
         fail("--resume-trading needs a reason (non-empty text): why trading may resume", EXIT_USAGE)
-    signal.signal(signal.SIGTERM, interrupt)
+    if signals.stop_requested:  # Ctrl-C before anything was opened: nothing to stop
+        click.echo("stopped before the session started")
+        return
     try:
         lab = settings.make_lab()
-        lab.start()
+        lab.start()  # a Ctrl-C meanwhile is kept: the session stops as soon as it has started
     except TradelabError as exc:
         fail(exc, exit_code_for(exc))
     if resume_reason is not None:
         _resume_trading(lab, resume_reason)
-    _watch(lab, feed, duration, every, log_handlers)
+    _watch(lab, feed, duration, every, log_handlers, signals)
 
 
 def _resume_trading(lab: Any, reason: str) -> None:
@@ -172,9 +192,15 @@ def _overrides(
 
 
 def _watch(
-    lab: Any, feed: str, duration: float | None, every: float, log_handlers: list[logging.Handler]
+    lab: Any,
+    feed: str,
+    duration: float | None,
+    every: float,
+    log_handlers: list[logging.Handler],
+    signals: _StopSignals,
 ) -> None:
-    """Show progress until the session ends, `duration` passes or Ctrl-C; then stop and report."""
+    """Show progress until the session ends, `duration` passes or Ctrl-C (or SIGTERM); then
+    stop and report."""
     import time
 
     from tradelab.cli import EXIT_STRATEGY_FAILED, EXIT_UNUSABLE, fail
@@ -196,26 +222,31 @@ def _watch(
     click.echo(report.summary())
     progress = _Progress(lab, sys.stdout.isatty())
     ends = None if duration is None else time.monotonic() + duration
-
-    def next_wait() -> float:  # the next update, or the end of --duration if sooner
-        return every if ends is None else max(0.0, min(every, ends - time.monotonic()))
-
+    shown = time.monotonic()
+    ended = False
     try:
-        while not lab.session_finished.wait(next_wait()):
+        # Short waits: a signal only sets a flag (raising it here could cut short a stop).
+        while not signals.stop_requested:
+            if lab.session_finished.wait(0.1):
+                ended = True
+                break
             if cannot_go_on():
                 break
-            progress.show()
-            if ends is not None and time.monotonic() >= ends:
-                break
-        else:
-            if not cannot_go_on():
+            now = time.monotonic()
+            if now - shown >= every or (ends is not None and now >= ends):
                 progress.show()
-                progress.end()
-                click.echo(f"the {'replayed' if feed == 'replay' else 'simulated'} session ended")
-    except KeyboardInterrupt:
-        progress.end()
-        click.echo("stopping...")
+                shown = now
+            if ends is not None and now >= ends:
+                break
+        if signals.stop_requested:
+            progress.end()
+            click.echo("stopping...")
+        elif ended and not cannot_go_on():
+            progress.show()
+            progress.end()
+            click.echo(f"the {'replayed' if feed == 'replay' else 'simulated'} session ended")
     finally:
+        signals.stopping = True  # from here a signal is answered, not obeyed: see _StopSignals
         lab.stop()
     progress.end()
     failure = engine.journal_failure
@@ -286,6 +317,53 @@ def _broker_down(lab: Any, journal: str) -> str:
         f"in the account file, and {journal_said}; free the space and restart on the same "
         "journal to resume (the reconciler compares the book with the account on start)."
     )
+
+
+class _StopSignals:
+    """Ctrl-C (SIGINT) and SIGTERM for `run`: the first asks the session to stop, at once if it
+    runs, as soon as it has started if it is starting; one arriving while it stops is told
+    "still stopping" (once) and otherwise ignored, so a stop is never cut short (a cut stop
+    left the ack log and the account's -wal behind and exited 1, "journal damaged")."""
+
+    def __init__(self) -> None:
+        self.stop_requested = False
+        self.stopping = False
+        self._told = False
+        self._previous = {
+            signum: signal.signal(signum, self._on_signal)
+            for signum in (signal.SIGINT, signal.SIGTERM)
+        }
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        # Only flags here: the main thread may be anywhere (a lock held, a write half done).
+        if not self.stop_requested and not self.stopping:
+            self.stop_requested = True
+        elif not self._told:
+            self._told = True
+            _say(
+                "still stopping; the journal and the broker's account are being closed "
+                "(a kill -9 now leaves them to the next start's recovery)"
+            )
+
+    def restore(self) -> None:
+        """The handlers from before, unless a signal came: then the process is on its way out
+        and a repeat must not turn the clean stop into a KeyboardInterrupt (exit 130)."""
+        if self.stop_requested:
+            self.stopping, self._told = True, True  # answered already: quiet from now on
+            return
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _say(text: str) -> None:
+    """Write a line to stdout from a signal handler: unbuffered, so it cannot re-enter a write
+    the main thread was in the middle of."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test's captured output)
+        click.echo(text)
+        return
+    os.write(fd, f"{text}\n".encode())
 
 
 def _money(value: float | None) -> str:
