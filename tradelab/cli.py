@@ -4,7 +4,8 @@ Each command builds its own objects and exits; nothing here is imported by the l
 Exit codes: 0 ok; 1 the journal is damaged (verify found a problem, or a file, table or row
 cannot be read); 2 usage (bad option, no such file); 3 the journal cannot be used here (in use
 by an engine, not a tradelab journal, newer format, unwritable) or its writer failed during
-`run`; 4 a strategy raised during `backtest` or `run` and was stopped (the report is printed);
+`run`, or the paper broker's account file could not be written (disk full); 4 a strategy
+raised during `backtest` or `run` and was stopped (the report is printed);
 130 a backtest interrupted (Ctrl-C: no report; its journal is whole up to the bar it reached).
 A run stopped by Ctrl-C or SIGTERM (during start-up too; a repeat while stopping is ignored)
 stops cleanly: 0.
