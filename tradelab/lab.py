@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +50,9 @@ from tradelab.lab_sessions import (
     resumed_ticks,
     stalling,
 )
+from tradelab.lab_status import session_status
 from tradelab.market.clock import SimulatedClock, ist_date, run_paced
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeed, SimulatedFeedConfig
-from tradelab.market.instruments import IST
 from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
 from tradelab.metrics_sampler import MetricsSampler
@@ -62,7 +61,6 @@ from tradelab.runner.strategy import Strategy, check_strategy_inputs, checked_st
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.risk import RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor
-from tradelab.trading.risk_state import control_state
 
 log = logging.getLogger(__name__)
 
@@ -371,39 +369,8 @@ class Lab:
         return mark
 
     def status(self) -> dict[str, Any]:
-        """A one-line view of the session for humans: seq, exchange time, the charted
-        instrument's mark (`index`, of `symbol`: NIFTY, or a replayed stock), book."""
-        store = self.engine.store
-        index = (store.get(f"market.marks.{self.chart_symbol}", None) or {}).get("price")
-        positions = store.get("trading.positions", None) or {}
-        daily = store.get("pnl.daily", None) or {}
-        control = store.get("risk.control", None) or {}
-        health = store.get(f"broker.health.{self.broker.name}", None) or {}
-        now = self.clock.now_ns()
-        span = max(1, self.close_ns - self.open_ns)
-        return {
-            "state": self.engine.state,
-            "seq": store.version,
-            "exchange_time": datetime.fromtimestamp(now / 1e9, tz=IST),
-            "session_fraction": 1.0
-            if self.session_finished.is_set()
-            else min(1.0, max(0.0, (now - self.open_ns) / span)),
-            "index": index,
-            "symbol": self.chart_symbol,
-            "ticks": self.router.ticks_routed,
-            "bars": self.router.bars_submitted,
-            "orders": len(store.get("trading.orders", None) or {}),
-            "fills": len(store.get("trading.trades", None) or {}),
-            "open_positions": sum(1 for p in positions.values() if p.get("net_quantity")),
-            "daily_pnl": daily.get("net"),
-            "failed_strategies": self.runner.failures() if self.runner is not None else {},
-            "risk": control_state(store),
-            "risk_reason": control.get("reason") or "",
-            # The broker's reachability (the reconciler's retries journal it): "ok" or
-            # "degraded", with why.
-            "broker": health.get("state", "ok"),
-            "broker_reason": health.get("reason") or "",
-        }
+        """A one-line view of the session for humans (`lab_status.session_status`)."""
+        return session_status(self)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop the feed thread, then the runner, then the engine (drain, snapshot, close)."""

@@ -1,0 +1,46 @@
+"""`Lab.status()`: the session at a glance (the `tradelab run` progress line and summary, the
+notebooks' status cell), read from the store and the Lab's parts at call time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tradelab.market.instruments import IST
+from tradelab.trading.risk_state import control_state
+
+
+def session_status(lab: Any) -> dict[str, Any]:
+    """Seq, exchange time, the charted instrument's mark (`index`, of `symbol`: NIFTY, or a
+    replayed stock), the book, risk and broker state of `lab`'s session."""
+    store = lab.engine.store
+    index = (store.get(f"market.marks.{lab.chart_symbol}", None) or {}).get("price")
+    positions = store.get("trading.positions", None) or {}
+    daily = store.get("pnl.daily", None) or {}
+    control = store.get("risk.control", None) or {}
+    health = store.get(f"broker.health.{lab.broker.name}", None) or {}
+    now = lab.clock.now_ns()
+    span = max(1, lab.close_ns - lab.open_ns)
+    return {
+        "state": lab.engine.state,
+        "seq": store.version,
+        "exchange_time": datetime.fromtimestamp(now / 1e9, tz=IST),
+        "session_fraction": 1.0
+        if lab.session_finished.is_set()
+        else min(1.0, max(0.0, (now - lab.open_ns) / span)),
+        "index": index,
+        "symbol": lab.chart_symbol,
+        "ticks": lab.router.ticks_routed,
+        "bars": lab.router.bars_submitted,
+        "orders": len(store.get("trading.orders", None) or {}),
+        "fills": len(store.get("trading.trades", None) or {}),
+        "open_positions": sum(1 for p in positions.values() if p.get("net_quantity")),
+        "daily_pnl": daily.get("net"),
+        "failed_strategies": lab.runner.failures() if lab.runner is not None else {},
+        "risk": control_state(store),
+        "risk_reason": control.get("reason") or "",
+        # The broker's reachability (the reconciler's retries journal it): "ok" or
+        # "degraded", with why.
+        "broker": health.get("state", "ok"),
+        "broker_reason": health.get("reason") or "",
+    }
