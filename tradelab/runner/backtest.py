@@ -21,6 +21,7 @@ the journal is whole and durable when `run_backtest` returns, as before. `synchr
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock
 from tradelab.market.instruments import looks_like_option
 from tradelab.market.ticks import Tick
 from tradelab.runner.backtest_inputs import check_settings
+from tradelab.runner.backtest_interrupt import BetweenBars
 from tradelab.runner.backtest_report import (
     content_hash,
     fill_row,
@@ -235,7 +237,9 @@ def _run(
             runner.add(one)
         runner.start(who="backtest")
         started = time.perf_counter()
-        feed_seconds, engine_in_feed = _drive(series, engine, broker, clock, runner, progress)
+        feed_seconds, engine_in_feed = _drive(
+            series, engine, broker, clock, runner, progress, synchronous
+        )
         loop_seconds = time.perf_counter() - started
         runner.stop(who="backtest")
         failed = runner.failures()  # after the stop: a strategy's on_stop may fail too
@@ -298,10 +302,13 @@ def _run(
     )
 
 
-def _drive(series, engine, broker, clock, runner: StrategyRunner, progress) -> tuple[float, float]:
+def _drive(
+    series, engine, broker, clock, runner: StrategyRunner, progress, synchronous: bool
+) -> tuple[float, float]:
     """Play every bar on the runner thread in lockstep with it (`StrategyRunner.drive`); returns
     the seconds spent playing bars (the feed's share of the run) and, of those, the engine's
-    own work done inline (kernel and durable waits; synchronous runs only)."""
+    own work done inline (kernel and durable waits; synchronous runs only). Synchronous, a
+    Ctrl-C is taken before the next bar (`BetweenBars`): the journal holds whole bars."""
     submit, on_quote, working = engine.submit, broker.on_quote, broker.account.working
     sym, interval = series.symbol, series.interval
     ts, opens, highs, lows, closes, volumes = (
@@ -325,6 +332,8 @@ def _drive(series, engine, broker, clock, runner: StrategyRunner, progress) -> t
         return engine.kernel_seconds + engine.durable_wait_seconds
 
     def play(i: int) -> None:
+        if between_bars.requested:
+            raise KeyboardInterrupt  # Ctrl-C during the previous bar, taken here
         if progress is not None and not i % PROGRESS_EVERY:
             progress(i, len(ts))
         t0, e0 = perf(), engine_work()
@@ -359,9 +368,11 @@ def _drive(series, engine, broker, clock, runner: StrategyRunner, progress) -> t
         spent[0] += perf() - t0
         spent[1] += engine_work() - e0
 
-    runner.drive(play, len(ts))
-    # Generous: a bar takes well under a millisecond; this only catches a runner that died.
-    runner.wait_for_bars(len(ts), timeout=60.0 + len(ts) * 0.01)
+    between_bars = BetweenBars()
+    with between_bars if synchronous else contextlib.nullcontext():
+        runner.drive(play, len(ts))
+        # Generous: a bar takes well under a millisecond; this only catches a runner that died.
+        runner.wait_for_bars(len(ts), timeout=60.0 + len(ts) * 0.01)
     if progress is not None:
         progress(len(ts), len(ts))
     return spent[0], spent[1]

@@ -24,7 +24,16 @@ class LockstepMixin:
         (and what goes with it). Every submit of the run then comes from this one thread, so the
         journal's order does not depend on thread timing."""
         self._source = (play, count)
-        self._command(lambda: self._play(0))
+        try:
+            self._command(lambda: self._play(0))  # unthreaded: every bar is played in here
+        except BaseException:
+            self.end_drive()  # Ctrl-C: a bar still in the inbox must not play the next one
+            raise
+
+    def end_drive(self) -> None:
+        """Play no more of the `drive`'s bars: the bar being handled starts no next one (a
+        Ctrl-C; stop() then handles what is in the inbox without playing on)."""
+        self._source = None
 
     def lockstep(self, step: Callable[[], bool]) -> Future:
         """Max-speed replay in lockstep: call `step()` on the runner thread again and again until
@@ -72,7 +81,9 @@ class LockstepMixin:
             raise
 
     def wait_for_bars(self, count: int, timeout: float = 30.0) -> None:
-        """Block until the runner has handled `count` bars in all (a backtest's lockstep)."""
+        """Block until the runner has handled `count` bars in all (a backtest's lockstep).
+        Unthreaded, `drive` has returned when the bars stopped being played: nothing is left to
+        wait for. Interrupted (Ctrl-C while waiting), the runner plays no more bars."""
         deadline = time.monotonic() + timeout
         with self._progress:
             self._bar_waiters += 1
@@ -81,14 +92,16 @@ class LockstepMixin:
                     if self.source_error is not None:
                         raise self.source_error
                     left = deadline - time.monotonic()
-                    alive = not self._threaded or (
-                        self._thread is not None and self._thread.is_alive()
-                    )
+                    alive = self._threaded and self._thread is not None and self._thread.is_alive()
                     if left <= 0 or not alive:
                         raise LifecycleError(
                             f"runner {self.name!r} handled {self.bars_handled} bars, not "
-                            f"{count}, within {timeout} s"
+                            f"{count}"
+                            + (f", within {timeout} s" if alive else "; its bars stopped playing")
                         )
                     self._progress.wait(left)
+            except BaseException:
+                self.end_drive()
+                raise
             finally:
                 self._bar_waiters -= 1
