@@ -262,6 +262,50 @@ def test_epoch_times_in_any_unit_are_read_as_the_same_bars(tmp_path, unit):
     assert load_bars(path)["timestamp"].tolist() == expected  # the replay, too
 
 
+@pytest.mark.parametrize(("unit", "suffix"), [("s", "csv"), ("ms", "parquet"), ("ms", "csv")])
+def test_epoch_times_stored_as_floats_are_read_as_the_integers_are(tmp_path, unit, suffix):
+    # A CSV's epoch column with a ".0" (or a blank cell elsewhere) is floats; so is a Parquet
+    # float64 of ms. Read as nanoseconds they were 1970 dates one second apart.
+    from tradelab.market.feeds.replay import load_bars
+    from tradelab.runner.barfile import load_bar_file
+
+    scale = {"s": 10**9, "ms": 10**6}[unit]
+    start = pd.Timestamp("2024-03-01 09:15", tz="Asia/Kolkata").value
+    expected = [start + i * 300 * 10**9 for i in range(4)]
+    frame = pd.DataFrame(
+        {
+            "timestamp": [float(t // scale) for t in expected],
+            "open": 10.0,
+            "high": 11.0,
+            "low": 9.0,
+            "close": 10.0,
+        }
+    )
+    path = tmp_path / f"epoch.{suffix}"
+    frame.to_parquet(path) if suffix == "parquet" else frame.to_csv(path, index=False)
+    series = load_bar_file(path)
+    assert series.ts.tolist() == expected and series.interval == "5m"
+    assert load_bars(path)["timestamp"].tolist() == expected  # the replay, too
+
+
+@pytest.mark.parametrize(
+    ("cell", "says"),
+    [("", "line 3: blank is not a time"), ("1709264760.5", "line 3: 1709264760.5 is not a time")],
+)
+def test_a_blank_or_a_fraction_among_float_epoch_times_is_refused_naming_the_line(
+    tmp_path, cell, says
+):
+    from tradelab.runner.barfile import load_bar_file
+
+    path = tmp_path / "epoch.csv"
+    path.write_text(
+        "timestamp,open,high,low,close\n"
+        f"1709264700.0,10,11,9,10\n{cell},10,11,9,10\n1709265300.0,10,11,9,10\n"
+    )
+    with pytest.raises(InvalidInputError, match=says):
+        load_bar_file(path)
+
+
 def test_epoch_times_of_two_units_or_before_2001_are_refused_naming_the_line(tmp_path):
     from tradelab.runner.barfile import load_bar_file
 

@@ -243,11 +243,15 @@ def times_ns(
     path: Path, column: str, raw: pd.Series, file_row: Callable[[int], int] = int
 ) -> np.ndarray:
     """The column's times as UTC ns (integers are epoch s, ms, us or ns, told apart by their
-    size; text and dates as `times_in_utc` reads them). A value that is not a time is refused
-    naming the column and where it is in the file; `file_row(i)` is the 0-based file row of the
-    column's i-th value."""
+    size, and so are floats that hold whole numbers; text and dates as `times_in_utc` reads
+    them). A value that is not a time is refused naming the column and where it is in the file;
+    `file_row(i)` is the 0-based file row of the column's i-th value."""
     if pd.api.types.is_integer_dtype(raw):
         return epoch_ns(path, column, raw.to_numpy(dtype="int64"), file_row)
+    if pd.api.types.is_float_dtype(raw):
+        # Epoch integers stored as floats: a blank cell turns a CSV's column to floats, and
+        # some tools write ms as float64. Read as nanoseconds they would be 1970 dates.
+        return epoch_ns(path, column, _whole_epochs(path, column, raw, file_row), file_row)
     parsed = times_in_utc(raw)
     if parsed.isna().any():
         i = int(parsed.isna().to_numpy().argmax())
@@ -258,6 +262,26 @@ def times_ns(
         )
     # Timestamp.value is ns whatever resolution pandas chose for the column.
     return np.array([t.value for t in parsed], dtype="int64")
+
+
+def _whole_epochs(
+    path: Path, column: str, raw: pd.Series, file_row: Callable[[int], int]
+) -> np.ndarray:
+    """A float column's values as epoch integers; a blank, a fraction or an infinity is
+    refused naming where it is (a fraction of a second in a bar time is a mistake)."""
+    values = raw.to_numpy(dtype="float64")
+    bad = ~np.isfinite(values)
+    bad[~bad] = values[~bad] != np.floor(values[~bad])
+    if bad.any():
+        i = int(bad.argmax())
+        what = "blank" if np.isnan(values[i]) else f"{plain_value(raw.iloc[i])!r}"
+        raise InvalidInputError(
+            f"bar file {str(path)!r}, column {column!r}, {file_position(path, file_row(i))}: "
+            f"{what} is not a time: this column holds epoch times, which are whole numbers of "
+            "s, ms, us or ns"
+        )
+    # Past int64's range the epoch check refuses them, by the size of the first value.
+    return np.clip(values, -(2.0**63), 2.0**63 - 1024).astype("int64")
 
 
 # Epoch integers from 2001-09-09 to 2286-11-20 in each unit: seconds have 10 digits, ms 13,
