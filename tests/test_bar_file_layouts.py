@@ -188,6 +188,37 @@ def test_bar_times_without_an_offset_are_exchange_time_and_dates_day_first(writt
         assert got.tolist() == [pd.Timestamp(m).tz_convert("UTC") for m in meant]
 
 
+def us_minutes_across_dst(days: int) -> pd.Series:
+    """A US stock's 1-minute bar times as pandas writes New York times: -05:00, then -04:00."""
+    sessions = [
+        pd.date_range(f"{day.date()} 09:30", periods=390, freq="min", tz="America/New_York")
+        for day in pd.bdate_range("2024-03-01", periods=days)
+    ]
+    return pd.Series(np.concatenate([minutes.astype(str) for minutes in sessions]))
+
+
+def test_times_whose_offset_changes_with_dst_read_as_the_instants_they_name_and_fast():
+    import time
+
+    from tradelab.market.bar_files import _one_in_utc, times_in_utc
+
+    odd = ["2024-03-08T14:30:00Z", "2024-03-08 20:01:00", "2024-03-08 20:02:00 +0530"]
+    column = pd.concat([us_minutes_across_dst(10), pd.Series(odd)], ignore_index=True)
+    assert {"-05:00", "-04:00"} <= set(column.str[-6:])  # the file spans the change
+    # The same instants as reading each value on its own: an offset is the instant it names,
+    # a time without one is exchange time (IST).
+    expected = [_one_in_utc(value, False) for value in column]
+    assert times_in_utc(column).tolist() == expected
+    assert expected[0] == pd.Timestamp("2024-03-01 14:30Z")  # 09:30 EST
+    assert expected[-4] == pd.Timestamp("2024-03-14 19:59Z")  # 15:59 EDT
+    assert expected[-2:] == [pd.Timestamp("2024-03-08 14:31Z"), pd.Timestamp("2024-03-08 14:32Z")]
+    # Read in one pass, not a value at a time (~75 s for 200K rows): 100K rows well within 10 s.
+    many = us_minutes_across_dst(260)
+    started = time.perf_counter()
+    assert times_in_utc(many).notna().all()
+    assert time.perf_counter() - started < 10
+
+
 def test_a_daily_files_dates_are_reported_as_written(tmp_path):
     from tradelab.cli_backtest import backtest_report
 
