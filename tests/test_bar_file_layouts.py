@@ -119,6 +119,34 @@ def test_nse_tickers_as_yahoo_writes_them_trade_under_ids_a_state_path_can_hold(
         load_bars(clash)
 
 
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--param", "symbol=TCS.NS"],
+        ["--param", "symbol=TCS.NS", "--symbol", "TCS.NS"],
+        ["--param", "symbol=TCS_NS", "--symbol", "TCS.NS"],
+    ],
+)
+def test_a_strategy_names_a_yahoo_ticker_in_either_spelling_as_symbol_does(tmp_path, flags):
+    import json
+
+    from click.testing import CliRunner
+
+    from tradelab.cli import main as cli
+
+    path = tmp_path / "nse.csv"
+    _yfinance_frame(["RELIANCE.NS", "TCS.NS"]).to_csv(path)
+    args = ["backtest", str(path), "--strategy", "sma_cross", "--param", "fast=2"]
+    result = CliRunner().invoke(cli, [*args, "--param", "slow=3", *flags, "--json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.output)
+    assert report["symbol"] == "TCS_NS" and report["fills"]
+    assert {f["symbol"] for f in report["fills"]} == {"TCS_NS"}
+    # From a notebook too: the strategy's parameter is set to the spelling it trades under.
+    strategy = SmaCross(fast=2, slow=3, symbol="TCS.NS")
+    assert run_backtest(path, strategy).symbol == "TCS_NS" and strategy.symbol == "TCS_NS"
+
+
 def test_a_bad_value_in_a_yfinance_csv_is_named_by_its_line_in_the_file(tmp_path):
     from tradelab.runner.barfile import load_bar_file
 

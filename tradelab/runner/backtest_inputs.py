@@ -1,15 +1,18 @@
 """The checks `run_backtest` makes of its settings before it reads a file or creates a journal
 (its strategies: `strategy.checked_strategies`): a refused call leaves nothing behind, and its
-error names the argument."""
+error names the argument. And the one change it makes to its strategies: `symbols_as_ids`."""
 
 from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 from tradelab.config import EngineConfig
 from tradelab.errors import InvalidInputError
+from tradelab.market.bar_files import instrument_id
+from tradelab.runner.strategy import Strategy
 
 
 def check_settings(
@@ -33,3 +36,16 @@ def check_settings(
                 f"engine_overrides has no setting {unknown[0]!r}; the engine's settings are "
                 f"{', '.join(sorted(n for n in EngineConfig.param if n != 'name'))}"
             )
+
+
+def symbols_as_ids(strategies: Sequence[Strategy]) -> None:
+    """Set a strategy's instrument written as a vendor's ticker (`--param symbol=TCS.NS`) to
+    the id a bar file's rows of that ticker trade as (TCS_NS), as `--symbol` takes either
+    spelling: set to TCS.NS, it would never see a bar of TCS_NS (nor pass the file's check).
+    Only a parameter holding that very name is changed (see `Strategy.symbols_needed`)."""
+    for strategy in strategies:
+        for name, parameter in strategy.symbols_needed().items():
+            as_id = instrument_id(name)
+            settable = parameter in strategy.param and getattr(strategy, parameter) == name
+            if as_id and as_id != name and settable:
+                setattr(strategy, parameter, as_id)

@@ -83,7 +83,8 @@ def load_bar_file(
     if "symbol" in columns:
         symbols = list(dict.fromkeys(frame[columns["symbol"]].astype(str)))
         if symbol is None:
-            chosen = [s for s in symbols if s in named]
+            as_ids = {instrument_id(n) for n in named}  # a ticker as the file's rows trade
+            chosen = [s for s in symbols if s in as_ids]
             if len(symbols) > 1 and len(chosen) != 1:
                 raise InvalidInputError(
                     f"bar file {name!r} holds {len(symbols)} symbols ({', '.join(symbols[:6])}"
