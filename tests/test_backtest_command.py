@@ -228,3 +228,20 @@ def test_an_order_refused_as_malformed_is_summed_up_without_a_none(tmp_path):
     result = CliRunner().invoke(cli, ["backtest", bars, "--strategy", spec])
     assert result.exit_code == EXIT_STRATEGY_FAILED, (result.output, result.stderr)
     assert "the first, BUY ABC: quantity 1.5 for ABC is not a whole number" in result.output
+
+
+def test_short_straddle_is_refused_by_a_backtest_saying_to_replay_its_options(tmp_path):
+    # A backtest plays one symbol's bars: the straddle's options would never be quoted, and its
+    # orders were refused one by one ("no quote for NIFTY...CE") in a run of 0 fills.
+    from click.testing import CliRunner
+
+    from tradelab.cli import EXIT_USAGE
+    from tradelab.cli import main as cli
+
+    journal = tmp_path / "bt.duckdb"
+    args = ["backtest", "data/nifty_sample_1m.csv", "--strategy", "short_straddle"]
+    result = CliRunner().invoke(cli, [*args, "--journal", str(journal)])
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    assert "sells NIFTY options" in result.stderr
+    assert "tradelab run --feed replay FILE --strategy short_straddle" in result.stderr
+    assert not journal.exists()

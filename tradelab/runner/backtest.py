@@ -36,7 +36,7 @@ from tradelab.market.calendar import TradingCalendar
 from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock
 from tradelab.market.instruments import looks_like_option
 from tradelab.market.ticks import Tick
-from tradelab.runner.backtest_inputs import check_settings, symbols_as_ids
+from tradelab.runner.backtest_inputs import check_backtestable, check_settings, symbols_as_ids
 from tradelab.runner.backtest_interrupt import BetweenBars
 from tradelab.runner.backtest_report import (
     content_hash,
@@ -135,6 +135,7 @@ def run_backtest(
     if not strategies:
         raise InvalidInputError("no strategy to backtest; pass one (e.g. SmaCross()) or several")
     check_settings(cash, commission, fee_per_fill, engine_overrides, progress)
+    check_backtestable(strategies)
     symbols_as_ids(strategies)  # TCS.NS -> TCS_NS, as the file's rows trade
     named = {name for s in strategies for name in s.symbols_needed()}
     series = load_bar_file(path, symbol, named=named)

@@ -1,6 +1,7 @@
 """The checks `run_backtest` makes of its settings before it reads a file or creates a journal
 (its strategies: `strategy.checked_strategies`): a refused call leaves nothing behind, and its
-error names the argument. And the one change it makes to its strategies: `symbols_as_ids`."""
+error names the argument; a strategy a backtest cannot feed is refused (`check_backtestable`). And
+the one change it makes to its strategies: `symbols_as_ids`."""
 
 from __future__ import annotations
 
@@ -49,3 +50,18 @@ def symbols_as_ids(strategies: Sequence[Strategy]) -> None:
             settable = parameter in strategy.param and getattr(strategy, parameter) == name
             if as_id and as_id != name and settable:
                 setattr(strategy, parameter, as_id)
+
+
+def check_backtestable(strategies: Sequence[Strategy]) -> None:
+    """Refuse short_straddle (or a subclass): it trades options picked at run time, and a
+    backtest plays one symbol's bars, so every order would be refused for want of a quote."""
+    from tradelab.runner.examples import ShortStraddle  # examples import the runner package
+
+    for strategy in strategies:
+        if isinstance(strategy, ShortStraddle):
+            raise InvalidInputError(
+                f"strategy {strategy.name!r} sells {strategy.underlying} options, and a "
+                "backtest plays one symbol's bars, so it would have no option quotes to trade "
+                "on; replay a file of the index and its options instead: tradelab run --feed "
+                f"replay FILE --strategy {strategy.strategy_name} --speed max"
+            )
