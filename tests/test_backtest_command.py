@@ -245,3 +245,34 @@ def test_short_straddle_is_refused_by_a_backtest_saying_to_replay_its_options(tm
     assert "sells NIFTY options" in result.stderr
     assert "tradelab run --feed replay FILE --strategy short_straddle" in result.stderr
     assert not journal.exists()
+
+
+def test_a_long_runs_counts_are_printed_with_thousands_grouped_everywhere():
+    from tradelab.cli_backtest import backtest_report
+    from tradelab.runner.backtest import BacktestResult
+
+    start = 1_709_264_700 * 10**9
+    fills = [
+        {"ts": start + i * 60 * 10**9, "trade_id": f"T{i}", "side": "BUY", "quantity": 1}
+        | {"price": 100.0, "fee": 0.0, "realized_pnl": 0.0}
+        for i in range(1200)
+    ]
+    trades = [
+        {"opened_ts": start, "closed_ts": start + 60 * 10**9, "direction": "LONG"}
+        | {
+            "quantity": 1,
+            "entry_price": 100.0,
+            "exit_price": 101.0,
+            "net_pnl": 1.0 if i % 10 else -1.0,
+        }
+        for i in range(1199)
+    ]
+    result = BacktestResult(
+        symbol="ABC", interval="1m", bars=5000, cash=1e6, fills=fills, trades=trades,
+        realized_pnl=0.0, unrealized_pnl=0.0, fees=0.0, final_equity=1e6, open_positions={},
+        content_hash="x", journal=None, seconds=1.0, bars_per_second=5000.0,
+    )  # fmt: skip
+    report = backtest_report(result)
+    assert "fills (1,200)" in report and "round trips (1,199)" in report
+    assert "1,200 fills, 1,199 round trips, 1,079 won (90%)" in report
+    assert "(1,180 fills not shown" in report

@@ -42,7 +42,7 @@ def backtest_report(result: BacktestResult) -> str:
                 "realized": fills["realized_pnl"].map("{:,.2f}".format),
             }
         )
-        parts += [f"fills ({len(fills)})", _shown(table, "fill")]
+        parts += [f"fills ({len(fills):,})", _shown(table, "fill")]
     if result.trades:
         trades = pd.DataFrame(result.trades)
         table = pd.DataFrame(
@@ -56,14 +56,14 @@ def backtest_report(result: BacktestResult) -> str:
                 "net": trades["net_pnl"].map("{:,.2f}".format),
             }
         )
-        parts += [f"round trips ({len(trades)})", _shown(table, "round trip")]
+        parts += [f"round trips ({len(trades):,})", _shown(table, "round trip")]
     won = sum(1 for t in result.trades if t["net_pnl"] > 0)
     parts += [
         f"{count_of(result.bars, 'bar')} of {result.symbol} ({result.interval}) in "
         f"{result.seconds:.2f} s ({result.bars_per_second:,.0f} bars/s; "
         f"{result.wall_seconds:.2f} s with the file read and this report); "
         f"{count_of(len(result.fills), 'fill')}, {count_of(len(result.trades), 'round trip')}"
-        + (f", {won} won ({won / len(result.trades):.0%})" if result.trades else ""),
+        + (f", {won:,} won ({won / len(result.trades):.0%})" if result.trades else ""),
         f"realized {result.realized_pnl:,.2f}  unrealized {result.unrealized_pnl:,.2f}  "
         f"fees {result.fees:,.2f}  final equity {result.final_equity:,.2f} "
         f"({(result.final_equity - result.cash) / result.cash:+.2%} on cash "
@@ -203,7 +203,7 @@ def write_html_report(result: BacktestResult, path: str) -> None:
     from tradelab.errors import InvalidInputError
 
     layout = result.plot()
-    title = f"{result.symbol} ({result.interval}), {len(result.fills)} fills"
+    title = f"{result.symbol} ({result.interval}), {count_of(len(result.fills), 'fill')}"
     try:
         hv.save(
             layout.opts(shared_axes=True), path, backend="bokeh", resources="inline", title=title
