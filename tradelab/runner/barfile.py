@@ -8,7 +8,8 @@ the column and the row. Pure function; no threads.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import logging
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from tradelab.market.bar_files import (
 )
 
 _PRICE_COLUMNS = ("open", "high", "low", "close")
+log = logging.getLogger(__name__)
+# A day whose bars are this many or more tells its bar length by its own smallest gap.
+_BARS_TO_TELL_A_DAY = 10
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,43 @@ def _interval_label(length_ns: int) -> str:
         if step >= seconds and step % seconds == 0:
             return f"{step // seconds}{label}"
     return f"{max(step, 1)}s"
+
+
+def _bar_length_doubt(ts: np.ndarray, length: int, at: Callable[[int], str]) -> str | None:
+    """Why the bar length read from `ts` (its smallest gap, `length`) may not be the file's,
+    naming the rows, or None. The smallest gap stays the rule (a sparse 1m file is 1m), but it
+    is fooled by a stray time (one bar 1 s after another: every bar taken as 1 s long) and by a
+    file of two bar lengths (15m bars, then a day of 5m: all taken as 5m)."""
+    if len(ts) < 3:
+        return None
+    gaps = np.diff(ts)
+    usual = int(np.median(gaps))
+    at_length = np.flatnonzero(gaps == length)
+    if 2 * length <= usual and len(at_length) * 10 < len(gaps):
+        i = int(at_length[0])
+        return (
+            f"its bars are taken as {_interval_label(length)} long, the smallest gap between "
+            f"two (at {at(i)} and {at(i + 1)}; {len(at_length)} such gap"
+            f"{'' if len(at_length) == 1 else 's'}), though most are "
+            f"{_interval_label(usual)} apart: if that is a stray time, remove that row"
+        )
+    days = ts // DAY_NS  # UTC dates: a day of bars tells its own bar length
+    firsts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
+    for start, end in zip(firsts, np.r_[firsts[1:], len(ts)], strict=True):
+        day_gaps = gaps[start : end - 1]
+        if end - start < _BARS_TO_TELL_A_DAY or day_gaps.min() < 2 * length:
+            continue
+        own = int(day_gaps.min())
+        if not (day_gaps % own).any():  # all whole multiples of its own bar: not a sparse day
+            shorter = int(at_length[0])
+            return (
+                f"its bars are {_interval_label(own)} apart from {at(int(start))} to "
+                f"{at(int(end) - 1)} but {_interval_label(length)} at {at(shorter)} and "
+                f"{at(shorter + 1)}: a file "
+                f"of one bar length reads right; all are taken as {_interval_label(length)} "
+                "long, the smallest gap"
+            )
+    return None
 
 
 def load_bar_file(
@@ -140,6 +181,9 @@ def load_bar_file(
             f"{plain_value(raw_times.iloc[row - 1])!r})"
         )
     length = bar_length_ns(ts) or DAY_NS  # one bar: nothing says how long; a day
+    doubt = _bar_length_doubt(ts, length, at)
+    if doubt:
+        log.warning("bar file %r: %s", name, doubt)
     return BarSeries(
         symbol,
         _interval_label(length),
