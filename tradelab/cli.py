@@ -267,7 +267,8 @@ def _params(assignments: tuple[str, ...]) -> dict[str, str]:
     "--strategy",
     "strategy_name",
     required=True,
-    help="sma_cross, short_straddle, or your own Strategy: FILE.py:Class or module:Class.",
+    help="sma_cross, or your own Strategy: FILE.py:Class or module:Class (short_straddle "
+    "trades options: replay them with tradelab run --feed replay).",
 )
 @click.option("--param", "params", multiple=True, help="Strategy parameter name=value (repeat).")
 @click.option(
