@@ -4,6 +4,8 @@ the documented exit code (never a traceback), or skip the damage where it can be
 
 from __future__ import annotations
 
+import base64
+import random
 import shutil
 
 import duckdb
@@ -17,6 +19,7 @@ from tradelab.engine import Engine
 from tradelab.errors import InvalidInputError, JournalError, RecoveryError
 from tradelab.journal import Journal
 from tradelab.journal.schema import set_wal_autocheckpoint
+from tradelab.journal.verify import verify_journal
 
 EVENTS = 600
 
@@ -311,3 +314,32 @@ def test_inspect_names_a_lost_tail_and_the_snapshots_recovery_rejects(journal):
     assert f"LOST       the high-water mark says seq {last} was committed" in shown.output
     assert "REJECTED: its row has no state" in shown.output
     assert _cli("verify", journal).exit_code == EXIT_DAMAGED
+
+
+def test_a_corrupt_block_read_only_by_the_replay_is_damage_with_exit_1(tmp_path):
+    """Event payloads are read first by verify's replay, through DuckDB's Arrow stream, which
+    reports a bad checksum in a block after its first batch as pyarrow's OSError."""
+    journal = tmp_path / "lab.duckdb"
+    noise = random.Random(7)  # payloads that do not compress: they fill blocks of their own
+    with Engine(journal_path=str(journal), writer_process=False) as engine:
+        for i in range(10_000):
+            why = base64.b64encode(noise.randbytes(48)).decode()
+            engine.submit("signal.detected", {"why": why}, key=f"s{i % 50}")
+    con = duckdb.connect(str(journal), read_only=True)
+    try:
+        block_size = con.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0]
+        payload_blocks = con.execute(
+            "SELECT block_id FROM pragma_storage_info('events') WHERE block_id >= 0 "
+            "GROUP BY block_id HAVING bool_and(column_name = 'payload') ORDER BY 1"
+        ).fetchall()
+    finally:
+        con.close()
+    assert len(payload_blocks) >= 2
+    with open(journal, "r+b") as fh:  # the last payload block: read after the first batch
+        fh.seek(3 * 4096 + payload_blocks[-1][0] * block_size + 4096)
+        flipped = bytes(255 - b for b in fh.read(64))
+        fh.seek(-64, 1)
+        fh.write(flipped)
+    with pytest.raises(RecoveryError, match="is damaged: reading it failed: .*checksum"):
+        verify_journal(journal)
+    _assert_clear_failure(_cli("verify", journal), EXIT_DAMAGED, str(journal), "damaged")

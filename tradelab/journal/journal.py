@@ -158,7 +158,7 @@ def iter_event_batches(
         # explicitly only if that ever fails.
         reader = cur.sql(f"{_SELECT} WHERE seq > ? AND seq <= ?", params=[since_seq, upto])
         expected = since_seq + 1
-        for batch in reader.to_arrow_reader(batch_rows):
+        for batch in _arrow_batches(reader, batch_rows):
             events = rows_to_events(batch)
             if events and (
                 events[0].seq != expected or events[-1].seq != expected + len(events) - 1
@@ -171,10 +171,25 @@ def iter_event_batches(
         ordered = cur.sql(
             f"{_SELECT} WHERE seq >= ? AND seq <= ? ORDER BY seq", params=[expected, upto]
         )
-        for batch in ordered.to_arrow_reader(batch_rows):
+        for batch in _arrow_batches(ordered, batch_rows):
             yield rows_to_events(batch)
     finally:
         cur.close()
+
+
+def _arrow_batches(relation: duckdb.DuckDBPyRelation, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The relation's rows in Arrow batches. DuckDB's failure while producing a batch (a block
+    that fails its checksum) reaches pyarrow, which raises it as an OSError: raised again as the
+    duckdb.Error it is, so every reader names the journal as damaged, as for any other read."""
+    batches = iter(relation.to_arrow_reader(batch_rows))
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (OSError, pa.ArrowException) as exc:
+            raise duckdb.Error(str(exc)) from exc
+        yield batch
 
 
 def check_no_leftovers(path: Path) -> None:
