@@ -7,10 +7,12 @@ from __future__ import annotations
 import base64
 import random
 import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
 from click.testing import CliRunner
+from test_backtest import write_bars
 
 from tradelab.cli import EXIT_DAMAGED, EXIT_UNUSABLE
 from tradelab.cli import main as cli
@@ -18,7 +20,7 @@ from tradelab.config import EngineConfig
 from tradelab.engine import Engine
 from tradelab.errors import InvalidInputError, JournalError, RecoveryError
 from tradelab.journal import Journal
-from tradelab.journal.schema import set_wal_autocheckpoint
+from tradelab.journal.schema import connect, set_wal_autocheckpoint
 from tradelab.journal.verify import verify_journal
 
 EVENTS = 600
@@ -241,6 +243,20 @@ def test_empty_file_or_new_path_becomes_a_journal(tmp_path):
         assert result.exit_code == 0, (result.output, result.stderr)
         assert "stopped cleanly" in result.output
         assert _cli("verify", path).exit_code == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_journal_path_that_cannot_be_created_is_exit_3_not_damage(tmp_path):
+    path = Path("/proc/tradelab-journal.duckdb")  # a folder where no file can be made
+    with pytest.raises(JournalError, match=f"cannot create journal {path}: ") as refused:
+        Journal(path)
+    assert not isinstance(refused.value, RecoveryError)
+    with pytest.raises(JournalError, match=f"cannot create journal {path}: .*No such file"):
+        connect(path)  # as the writer process opens it
+    bars = write_bars(tmp_path / "ABC.csv")
+    backtest = _cli("backtest", bars, "--strategy", "sma_cross", "--journal", path)
+    _assert_clear_failure(backtest, EXIT_UNUSABLE, f"cannot create journal {path}")
+    assert "damaged" not in backtest.stderr
 
 
 def test_segments_dir_that_is_a_file_is_a_clear_error(journal):

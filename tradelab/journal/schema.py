@@ -146,6 +146,7 @@ def connect(
             # An empty file (a `touch`, a temp file) holds nothing; DuckDB refuses to open it.
             # (Journal refuses one beside an earlier journal's files before it gets here.)
             path.unlink()
+    new = not path.exists()
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -158,6 +159,8 @@ def connect(
                 raise JournalError(f"journal {path} is {_held_by(exc)} ({LOCK_HINT})") from None
             if "in-memory database" in str(exc):  # read-only, given a file of another kind
                 raise _not_a_database(path) from None
+            if new and not path.exists():  # nothing there to be damaged: it was not made
+                raise JournalError(f"cannot create journal {path}: {_first_line(exc)}") from None
             error = journal_error(path, exc, "opening it")
             if isinstance(error, RecoveryError):
                 error = RecoveryError(
