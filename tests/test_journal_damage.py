@@ -259,6 +259,11 @@ def test_a_journal_path_that_cannot_be_created_is_exit_3_not_damage(tmp_path):
     assert "damaged" not in backtest.stderr
 
 
+def test_an_empty_journal_path_is_refused_naming_it(tmp_path):
+    with pytest.raises(InvalidInputError, match="journal path is empty"):
+        Journal("")
+
+
 def test_segments_dir_that_is_a_file_is_a_clear_error(journal):
     blocker = journal.parent / "lab.segments"
     shutil.rmtree(blocker, ignore_errors=True)

@@ -101,6 +101,7 @@ def invoke_bad(tmp_path, data, command=("config",)):
         ({"engine": {"max_queued_evnts": 5}}, "engine.max_queued_evnts", "max_queued_events"),
         ({"engine": {"wal_autocheckpoint": "lots"}}, "engine.wal_autocheckpoint", "lots"),
         ({"engine": {"journal_path": "x.duckdb"}}, "engine.journal_path", "lab.journal_path"),
+        ({"lab": {"journal_path": ""}}, "lab.journal_path", "an empty path names no file"),
         ({"lab": {"feed": "live"}}, "lab.feed", "one of 'sim', 'replay'"),
         ({"lab": {"ticks_per_second": 2.5}}, "lab.ticks_per_second", "from 1 to 10000"),
         ({"lab": {"bar_intervals": ["2m"]}}, "lab.bar_intervals", "a list of '1m', '5m'"),
@@ -132,6 +133,15 @@ def test_a_bad_key_or_value_is_one_usage_error_naming_the_key_and_what_is_allowe
 ):
     line = invoke_bad(tmp_path, data)
     assert named in line and allowed in line, line
+
+
+@pytest.mark.parametrize("journal_path", ["", "  "])
+def test_an_empty_journal_path_is_a_usage_error_naming_the_setting_not_a_directory(
+    tmp_path, journal_path
+):
+    line = invoke_bad(tmp_path, {"lab": {"journal_path": journal_path}}, ("run", "--duration", "0"))
+    assert "lab.journal_path" in line and "an empty path names no file" in line, line
+    assert "directory" not in line
 
 
 def test_flags_given_override_the_file_and_the_file_sets_the_rest(tmp_path):

@@ -25,10 +25,19 @@ from tradelab.runner.strategy import Strategy, coerce_params
 NO_STRATEGY = "none"
 
 
+class FilePath(param.String):
+    """Text naming a file: blank text names none (as a path it would be the current folder)."""
+
+    def _validate_value(self, value: Any, allow_None: bool) -> None:
+        super()._validate_value(value, allow_None)
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("an empty path names no file; give a file path, e.g. data/lab.duckdb")
+
+
 class LabConfig(param.Parameterized):
     """The embedded default: where the journal lives, which market runs and what trades it."""
 
-    journal_path = param.String(default="data/lab.duckdb", doc="DuckDB journal of the session.")
+    journal_path = FilePath(default="data/lab.duckdb", doc="DuckDB journal of the session.")
     seed = param.Integer(default=7, doc="Seed of the simulated market (same seed, same ticks).")
     ticks_per_second = param.Integer(
         default=500, bounds=(1, 10_000), doc="Ticks per wall-clock second."

@@ -229,7 +229,7 @@ class Journal:
         timeout: float = 2.0,
         writer_process: bool = False,
     ):
-        self.path = Path(path)
+        self.path = schema.check_journal_path(path)
         self._wal_autocheckpoint = schema.check_wal_autocheckpoint(wal_autocheckpoint)
         self._timeout = timeout
         if not self.path.exists() or self.path.stat().st_size == 0:  # an empty one: a new one

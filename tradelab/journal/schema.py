@@ -126,6 +126,16 @@ def journal_error(path: str | Path, exc: BaseException, doing: str) -> JournalEr
 _ENVIRONMENT_WORDS = ("permission denied", "no space left", "read-only file system", "quota")
 
 
+def check_journal_path(path: str | Path) -> Path:
+    """`path` as a Path, if it can name a journal file: not empty, not a directory."""
+    if not str(path).strip():  # Path("") is the current directory
+        raise InvalidInputError("journal path is empty; expected the path of a DuckDB file")
+    path = Path(path)
+    if path.is_dir():
+        raise JournalError(f"journal path {path} is a directory; expected a DuckDB file")
+    return path
+
+
 def connect(
     path: str | Path, *, read_only: bool = False, timeout: float = 0.0
 ) -> duckdb.DuckDBPyConnection:
@@ -134,14 +144,13 @@ def connect(
     if read_only and not path.exists():
         raise JournalError(f"journal {path} does not exist")
     if not read_only:
+        path = check_journal_path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise JournalError(
                 f"cannot create the journal directory {path.parent}: {exc.strerror}"
             ) from None
-        if path.is_dir():
-            raise JournalError(f"journal path {path} is a directory; expected a DuckDB file")
         if path.is_file() and path.stat().st_size == 0:
             # An empty file (a `touch`, a temp file) holds nothing; DuckDB refuses to open it.
             # (Journal refuses one beside an earlier journal's files before it gets here.)
