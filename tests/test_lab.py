@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tradelab.errors import InvalidInputError
+from tradelab.errors import InvalidInputError, JournalInUseError
 from tradelab.lab import Lab
 from tradelab.trading.risk import RiskConfig
 
@@ -170,3 +170,15 @@ def test_a_restart_on_another_market_than_the_open_session_is_refused_naming_bot
         assert again.status()["state"] == "running"
     finally:
         again.stop()
+
+
+def test_a_lab_refused_for_a_journal_another_lab_holds_leaves_that_labs_account(tmp_path):
+    path = tmp_path / "lab.duckdb"
+    # Made before the first, `second` made the account file, as when two runs start together.
+    second = fast_lab(path)
+    first = fast_lab(path)
+    account = tmp_path / "lab.duckdb.broker.sqlite"
+    with first:
+        with pytest.raises(JournalInUseError, match="held by an engine running in this process"):
+            second.start()
+        assert account.exists()  # the running session's paper account

@@ -110,6 +110,7 @@ def _stop(journal, writer) -> None:
     writer.stop()
     if journal is not None:
         journal.con.close()
+        journal.lock.release()  # its writer was built here, so Journal.close() is not called
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

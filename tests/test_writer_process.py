@@ -344,6 +344,7 @@ def test_a_full_pending_queue_makes_the_feeder_wait_until_the_writer_takes_it(tm
         feeder.join(30)
         writer.stop()
         journal.con.close()
+        journal.lock.release()  # its writer was built here, so Journal.close() is not called
     reopened = Journal(tmp_path / "j.duckdb")
     try:
         assert reopened.last_seq == 15

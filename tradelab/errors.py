@@ -38,6 +38,10 @@ class JournalError(TradelabError):
     """The journal cannot be opened, read or written as asked."""
 
 
+class JournalInUseError(JournalError):
+    """Another engine (of another process, or of this one) holds the journal."""
+
+
 class RecoveryError(JournalError):
     """Recovery found damage it cannot work around without losing data."""
 

@@ -31,7 +31,12 @@ from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.broker.reconcile import Reconciler, ReconcilerConfig
 from tradelab.config import EngineConfig
 from tradelab.engine import Engine
-from tradelab.errors import InvalidInputError, LifecycleError, TradelabError
+from tradelab.errors import (
+    InvalidInputError,
+    JournalInUseError,
+    LifecycleError,
+    TradelabError,
+)
 from tradelab.lab_config import (
     LabConfig,
     apply_settings,
@@ -190,10 +195,13 @@ class Lab:
         """Recover the journal, then stream the simulated session into the engine."""
         try:
             self.engine.start()
-        except BaseException:
+        except BaseException as exc:
             if self._new_account is not None:
                 self.broker.close()
-                self._new_account.unlink(missing_ok=True)
+                # Not when another engine holds the journal: the account is that engine's,
+                # even if this Lab made the file (both started on a new journal at once).
+                if not isinstance(exc, JournalInUseError):
+                    self._new_account.unlink(missing_ok=True)
             raise
         store = self.engine.store
         marks = store.get("market.marks", None) or {}

@@ -4,7 +4,8 @@ Opening checks the format version, seq contiguity (RecoveryError on a gap or dup
 high-water mark (a short tail becomes `TailCheck.damage`, never silently accepted). Thread model:
 open/read/close on the owner's thread; after `start_writer` only the writer (a thread here, or
 the writer process, which then holds the file) writes. Opening first commits any acknowledged
-events the ack log holds beyond the file's last seq (acklog.py).
+events the ack log holds beyond the file's last seq (acklog.py). From open to close the journal
+is locked for this engine (journal_lock.py), also while the writer process takes the file over.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tradelab.events import Event
 from tradelab.journal import schema
 from tradelab.journal.acklog import acklog_dir, restore_into
 from tradelab.journal.checkpoint import DEFAULT_WAL_BYTES
+from tradelab.journal.journal_lock import JournalLock
 from tradelab.journal.segments import SegmentSealer, reconcile_segments, segment_dir
 from tradelab.journal.snapshots import SnapshotInfo, list_snapshots, next_snapshot_id
 from tradelab.journal.tailmark import TailMark, tailmark_path
@@ -232,11 +234,21 @@ class Journal:
         self.path = schema.check_journal_path(path)
         self._wal_autocheckpoint = schema.check_wal_autocheckpoint(wal_autocheckpoint)
         self._timeout = timeout
+        schema.make_journal_dir(self.path)
+        # Held until close(): DuckDB's lock lapses while the file passes to the writer process.
+        self.lock = JournalLock.acquire(self.path, timeout)
+        try:
+            self._open(writer_process)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _open(self, writer_process: bool) -> None:
         if not self.path.exists() or self.path.stat().st_size == 0:  # an empty one: a new one
             check_no_leftovers(self.path)
-        self.con = schema.connect(self.path, timeout=timeout)
+        self.con = schema.connect(self.path, timeout=self._timeout)
         try:
-            schema.set_wal_autocheckpoint(self.con, wal_autocheckpoint)
+            schema.set_wal_autocheckpoint(self.con, self._wal_autocheckpoint)
             schema.ensure_schema(self.con, self.path)
             # Acknowledged events the engine logged but DuckDB had not committed when
             # it stopped (a crash): into the file first, so every check below sees them.
@@ -392,12 +404,15 @@ class Journal:
 
     def close(self) -> None:
         """Stop the writer (commit + CHECKPOINT), seal the last segment, close the file."""
-        if self.writer is not None:
-            self.writer.stop()
-        elif self._process is not None:  # spawned, never handed the file
-            self._process.stop()
-        if self.sealer is not None:
-            self.sealer.stop()
-        self.tailmark.close()
-        if not self._con_closed:
-            self.con.close()
+        try:
+            if self.writer is not None:
+                self.writer.stop()
+            elif self._process is not None:  # spawned, never handed the file
+                self._process.stop()
+            if self.sealer is not None:
+                self.sealer.stop()
+            self.tailmark.close()
+            if not self._con_closed:
+                self.con.close()
+        finally:
+            self.lock.release()

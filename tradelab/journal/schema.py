@@ -14,7 +14,13 @@ from pathlib import Path
 
 import duckdb
 
-from tradelab.errors import InvalidInputError, JournalError, RecoveryError, SchemaVersionError
+from tradelab.errors import (
+    InvalidInputError,
+    JournalError,
+    JournalInUseError,
+    RecoveryError,
+    SchemaVersionError,
+)
 
 # Version of the journal's table layout (not of event payloads, which carry their own).
 JOURNAL_FORMAT_VERSION = 1
@@ -117,13 +123,23 @@ def journal_error(path: str | Path, exc: BaseException, doing: str) -> JournalEr
     text = _first_line(exc)
     lowered = str(exc).lower()
     if is_in_use_error(exc):
-        return JournalError(f"journal {path} is in use by another engine ({LOCK_HINT})")
+        return JournalInUseError(f"journal {path} is in use by another engine ({LOCK_HINT})")
     if any(word in lowered for word in _ENVIRONMENT_WORDS):
         return JournalError(f"journal {path}: {doing} failed: {text}")
     return RecoveryError(f"journal {path} is damaged: {doing} failed: {text}")
 
 
 _ENVIRONMENT_WORDS = ("permission denied", "no space left", "read-only file system", "quota")
+
+
+def make_journal_dir(path: Path) -> None:
+    """Create the folder of journal `path` (and its parents) if missing."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JournalError(
+            f"cannot create the journal directory {path.parent}: {exc.strerror or exc}"
+        ) from None
 
 
 def check_journal_path(path: str | Path) -> Path:
@@ -145,12 +161,7 @@ def connect(
         raise JournalError(f"journal {path} does not exist")
     if not read_only:
         path = check_journal_path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise JournalError(
-                f"cannot create the journal directory {path.parent}: {exc.strerror}"
-            ) from None
+        make_journal_dir(path)
         if path.is_file() and path.stat().st_size == 0:
             # An empty file (a `touch`, a temp file) holds nothing; DuckDB refuses to open it.
             # (Journal refuses one beside an earlier journal's files before it gets here.)
@@ -165,7 +176,9 @@ def connect(
                 if time.monotonic() < deadline:
                     time.sleep(0.05)
                     continue
-                raise JournalError(f"journal {path} is {_held_by(exc)} ({LOCK_HINT})") from None
+                raise JournalInUseError(
+                    f"journal {path} is {_held_by(exc)} ({LOCK_HINT})"
+                ) from None
             if "in-memory database" in str(exc):  # read-only, given a file of another kind
                 raise _not_a_database(path) from None
             if new and not path.exists():  # nothing there to be damaged: it was not made
@@ -200,18 +213,19 @@ def _held_by(exc: BaseException) -> str:
             f"held by an engine running in this process (its journal writer, PID {pid}): stop "
             "that engine (or Lab) first, or use another journal"
         )
-    return f"locked by another process ({_described(pid)})"
+    return f"locked by another process ({describe_process(pid)})"
 
 
-def _described(pid: int) -> str:
-    """`PID n`, and for a journal writer process the engine it writes for: killing the
-    writer named alone would take the running engine's journal down with it."""
+def describe_process(pid: int) -> str:
+    """`PID n: its command`, and for a journal writer process the engine it writes for:
+    killing the writer named alone would take the running engine's journal down with it."""
     import psutil
 
     try:
         process = psutil.Process(pid)
-        if "tradelab.journal.writer_process" not in " ".join(process.cmdline()):
-            return f"PID {pid}"
+        command = " ".join(process.cmdline())
+        if "tradelab.journal.writer_process" not in command:
+            return f"PID {pid}: {command[:120]}" if command else f"PID {pid}"
         engine = process.parent()
         command = " ".join(engine.cmdline())[:120] if engine is not None else "?"
         owner = f"PID {engine.pid}: {command}" if engine is not None else "an engine"
