@@ -168,7 +168,8 @@ def test_one_breach_a_day_also_when_the_pnl_was_never_reset_to_a_session():
     s.desk.place_order(SYM, "BUY", 150)
     s.mark(SYM, 94.0)
     assert s.monitor.check() is True
-    s.gate.resume("ops-anna", "loss understood, resuming")
+    assert s.gate.resume("ops-anna", "loss understood, resuming") is True
+    assert s.gate.resume("ops-ben", "to be sure") is False  # active: nothing to lift, journaled
     s.mark(SYM, 90.0)
     assert s.monitor.check() is False
     assert s.kernel.topics("risk.") == ["risk.daily_loss_breached", "risk.halted", "risk.resumed"]

@@ -149,10 +149,14 @@ class RiskGate:
         the working orders the new state forbids)."""
         self._halt_listeners.append(listener)
 
-    def resume(self, by: str, reason: str) -> None:
-        """The only way out of a halt: an operator's command, journaled with who and why."""
+    def resume(self, by: str, reason: str) -> bool:
+        """The only way out of a halt: an operator's command, journaled with who and why.
+        False, and nothing journaled, when trading is not halted (nothing to lift)."""
         _check_operator(by, reason, "resume")
+        if self.state == ACTIVE:
+            return False
         self._submit("risk.resumed", {"reason": reason, "by": by}, key="risk")
+        return True
 
     # -- pre-trade --------------------------------------------------------------------------
     def check(self, request: OrderRequest, *, exit_only: bool = False) -> Denial | None:
