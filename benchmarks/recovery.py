@@ -23,7 +23,7 @@ import duckdb
 from tradelab.benchmarking.options import bench_options, command
 from tradelab.engine import Engine, build_store
 from tradelab.journal import Journal, recover, replay_into
-from tradelab.journal.journal import iter_event_batches
+from tradelab.journal.event_rows import iter_event_batches
 
 SYMBOLS = ("NIFTY", "NIFTY24DEC24000CE", "NIFTY24DEC24000PE", "NIFTY24DEC24500CE")
 

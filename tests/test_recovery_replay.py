@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from tradelab.errors import StateError
 from tradelab.events import Event, encode_payload
 from tradelab.journal import Journal, replay_into
-from tradelab.journal.journal import rows_to_events
+from tradelab.journal.event_rows import rows_to_events
 from tradelab.state import StateStore
 
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)

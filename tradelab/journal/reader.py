@@ -29,7 +29,7 @@ import duckdb
 from tradelab.errors import JournalError
 from tradelab.events import Event
 from tradelab.journal import schema
-from tradelab.journal.journal import rows_to_events
+from tradelab.journal.event_rows import rows_to_events
 from tradelab.journal.segments import SEGMENT_GLOB, list_segments, segment_dir
 
 _EMPTY_EVENTS = (

@@ -23,7 +23,8 @@ from tradelab.errors import (
     TradelabError,
 )
 from tradelab.journal import schema
-from tradelab.journal.journal import READ_BATCH_ROWS, Journal, iter_event_batches
+from tradelab.journal.event_rows import READ_BATCH_ROWS, iter_event_batches
+from tradelab.journal.journal import Journal
 from tradelab.journal.snapshots import SnapshotInfo, check_state
 
 
