@@ -220,7 +220,7 @@ def run_cmd(
     A risk halt (the daily loss limit, or an operator's) outlives a restart: lift it with
     --resume-trading REASON (or the console's Resume trading).
     """
-    from tradelab.cli_run import flags_given, run_session
+    from tradelab.cli_run import StopSignals, flags_given, run_session
 
     given = flags_given(
         click.get_current_context(),
@@ -231,20 +231,22 @@ def run_cmd(
         ticks_per_second=ticks_per_second,
         speed=speed,
     )
-    run_session(
-        file=file,
-        config_file=config_file,
-        given=given,
-        params=_params(params),
-        duration=duration,
-        every=every,
-        resume_reason=resume_reason,
-        # Passed in: under `python -m tradelab.cli` this module is __main__, and cli_run's own
-        # import of tradelab.cli would see another _StderrHandler class.
-        log_handlers=[
-            h for h in logging.getLogger("tradelab").handlers if isinstance(h, _StderrHandler)
-        ],
-    )
+    with StopSignals() as signals:  # before anything opens: a Ctrl-C in start-up stops cleanly
+        run_session(
+            file=file,
+            config_file=config_file,
+            given=given,
+            params=_params(params),
+            duration=duration,
+            every=every,
+            resume_reason=resume_reason,
+            # Passed in: under `python -m tradelab.cli` this module is __main__, and cli_run's
+            # own import of tradelab.cli would see another _StderrHandler class.
+            log_handlers=[
+                h for h in logging.getLogger("tradelab").handlers if isinstance(h, _StderrHandler)
+            ],
+            signals=signals,
+        )
 
 
 def _params(assignments: tuple[str, ...]) -> dict[str, str]:

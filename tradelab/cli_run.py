@@ -57,6 +57,7 @@ def run_session(
     duration: float | None,
     every: float,
     log_handlers: list[logging.Handler],
+    signals: StopSignals,
     resume_reason: str | None = None,
 ) -> None:
     """Run the session until it ends, `duration` passes, Ctrl-C or SIGTERM (exit
@@ -64,27 +65,9 @@ def run_session(
     `given`: the flags given on the command line (feed, strategy_name, journal, seed,
     ticks_per_second, speed), which override `config_file`.
     `log_handlers`: the command line's stderr handlers, quietened once the writer failed.
+    `signals`: Ctrl-C and SIGTERM, caught from before anything opens (a Ctrl-C in start-up
+    stops cleanly too).
     `resume_reason`: lift a risk halt the journal holds, as the user running the command."""
-    signals = _StopSignals()  # from the first moment: a Ctrl-C in start-up stops cleanly too
-    try:
-        _run_session(
-            file, config_file, given, params, duration, every, log_handlers, resume_reason, signals
-        )
-    finally:
-        signals.restore()
-
-
-def _run_session(
-    file: str | None,
-    config_file: str | None,
-    given: dict[str, Any],
-    params: dict[str, str],
-    duration: float | None,
-    every: float,
-    log_handlers: list[logging.Handler],
-    resume_reason: str | None,
-    signals: _StopSignals,
-) -> None:
     from tradelab.cli import EXIT_USAGE, exit_code_for, fail
     from tradelab.errors import TradelabError
     from tradelab.settings import apply_overrides, load_settings
@@ -197,7 +180,7 @@ def _watch(
     duration: float | None,
     every: float,
     log_handlers: list[logging.Handler],
-    signals: _StopSignals,
+    signals: StopSignals,
 ) -> None:
     """Show progress until the session ends, `duration` passes or Ctrl-C (or SIGTERM); then
     stop and report."""
@@ -246,7 +229,7 @@ def _watch(
             progress.end()
             click.echo(f"the {'replayed' if feed == 'replay' else 'simulated'} session ended")
     finally:
-        signals.stopping = True  # from here a signal is answered, not obeyed: see _StopSignals
+        signals.stopping = True  # from here a signal is answered, not obeyed: see StopSignals
         lab.stop()
     progress.end()
     failure = engine.journal_failure
@@ -319,7 +302,7 @@ def _broker_down(lab: Any, journal: str) -> str:
     )
 
 
-class _StopSignals:
+class StopSignals:
     """Ctrl-C (SIGINT) and SIGTERM for `run`: the first asks the session to stop, at once if it
     runs, as soon as it has started if it is starting; one arriving while it stops is told
     "still stopping" (once) and otherwise ignored, so a stop is never cut short (a cut stop
@@ -344,6 +327,12 @@ class _StopSignals:
                 "still stopping; the journal and the broker's account are being closed "
                 "(a kill -9 now leaves them to the next start's recovery)"
             )
+
+    def __enter__(self) -> StopSignals:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.restore()
 
     def restore(self) -> None:
         """The handlers from before, unless a signal came: then the process is on its way out
