@@ -182,3 +182,23 @@ def test_a_lab_refused_for_a_journal_another_lab_holds_leaves_that_labs_account(
         with pytest.raises(JournalInUseError, match="held by an engine running in this process"):
             second.start()
         assert account.exists()  # the running session's paper account
+
+
+def test_a_restart_already_halted_cancels_the_orders_the_halt_forbids(tmp_path):
+    # A halt whose cancels failed (a broker down at that moment) leaves an entry working at
+    # the broker: the next start cancels it before the feed can fill it.
+    path = tmp_path / "lab.duckdb"
+    lab = fast_lab(path).start()
+    symbol = lab.feed.symbols[2]
+    lab.wait_for_quote(symbol)
+    order_id = lab.place_order(symbol, "BUY", 75, order_type="LIMIT", limit_price=0.05)
+    # Journaled as a halt is, without the desk's cancels (as when they failed).
+    lab.engine.submit("risk.halted", {"reason": "test", "by": "ops", "mode": "halted"}, wait=True)
+    assert lab.store.get(f"trading.orders.{order_id}")["status"] == "accepted"
+    lab.stop()
+    again = fast_lab(path).start()
+    try:
+        assert again.store.get(f"trading.orders.{order_id}")["status"] == "cancelled"
+        assert order_id not in again.broker.account.working
+    finally:
+        again.stop()

@@ -66,6 +66,7 @@ from tradelab.runner.strategy import Strategy, check_strategy_inputs, checked_st
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.risk import RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor
+from tradelab.trading.risk_state import ACTIVE
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,11 @@ class Lab:
         self.desk = ExecutionDesk(
             self.broker, self.engine.submit, universe=self.universe, risk=self.risk
         )
+        if self.risk.state != ACTIVE:  # halted before this start: what a failed cancel left
+            try:  # working at the broker must not fill now (each cancel is journaled)
+                self.desk.cancel_blocked_orders()
+            except TradelabError as exc:  # the halt stands; the reconciler sees what is left
+                log.error("on start, risk %s: %s", self.risk.state, exc)
         self.risk_monitor = DailyLossMonitor(
             self.risk_config, store, self.engine.submit, desk=self.desk, bus=self.engine.bus
         )
