@@ -193,8 +193,9 @@ def test_a_position_whose_cost_the_broker_does_not_report_is_adopted_at_the_mark
     s.kernel.submit("mark.updated", {"symbol": SYM, "price": 100.25}, key=SYM)
     mismatch = Mismatch("unknown_position", f"unknown_position:{SYM}", 0, 75, {"symbol": SYM})
     view = BrokerView("acct", {SYM: 75}, [], [], {}, 0, average_prices={})
-    [trade] = adjusting_trades(mismatch, view, s.store)
+    [trade] = adjusting_trades(mismatch, view, s.store, 1_700_000_000 * 10**9)
     assert (trade["strategy"], trade["side"], trade["price"]) == ("reconciler", "BUY", 100.25)
+    assert trade["ts"] == 1_700_000_000 * 10**9  # the session's time: the broker gives none
 
 
 def test_adopted_quantity_difference_is_the_reconcilers_position_not_a_strategys():
@@ -421,3 +422,20 @@ def test_an_adjusting_trade_that_closes_a_position_journals_position_closed():
     quantity_mismatch(t)
     t.reconciler(**only("quantity_mismatch", "adopt")).run_once()
     assert t.events("position.closed") == []
+
+
+def test_an_adopted_position_is_timed_on_the_sessions_clock_not_1970():
+    from tradelab.trading.risk import RiskGate
+
+    s = Session()
+    unknown_position(s)
+    gate = RiskGate(None, s.store, s.kernel.submit, clock=s.clock)
+    Reconciler(
+        s.broker,
+        s.kernel.submit,
+        risk=gate,
+        config=ReconcilerConfig(settle_s=0.0, **only("unknown_position", "adopt")),
+        sleep=s.sleeps.append,
+    ).run_once()
+    position = s.store.get(f"trading.positions.reconciler:{SYM}")
+    assert position["net_quantity"] == 150 and position["opened_ts"] == s.clock.now_ns()

@@ -18,8 +18,10 @@ from tradelab.trading.book import position_id
 BY = "reconciler"  # who halts on a difference, and the strategy of positions only it booked
 
 
-def fixes_for(m: Mismatch, view: BrokerView, store: Any) -> list[dict[str, Any]]:
-    """The `reconciliation.fixed` payloads that adopt the broker's view of `m`."""
+def fixes_for(m: Mismatch, view: BrokerView, store: Any, now_ns: int) -> list[dict[str, Any]]:
+    """The `reconciliation.fixed` payloads that adopt the broker's view of `m`; an adjusting
+    trade (the broker does not say when its position changed) is timed `now_ns`, the
+    session's market time."""
     base = {"kind": m.kind, "item": m.item, "expected": m.expected, "actual": m.actual}
     if m.kind == d.MISSED_FILL:
         trade = dict(m.broker_record)
@@ -38,11 +40,13 @@ def fixes_for(m: Mismatch, view: BrokerView, store: Any) -> list[dict[str, Any]]
         return [{**base, "action": "adopted the broker's order state", "order": order}]
     return [
         {**base, "action": "adjusted the book to the broker's position", "trade": trade}
-        for trade in adjusting_trades(m, view, store)
+        for trade in adjusting_trades(m, view, store, now_ns)
     ]
 
 
-def adjusting_trades(m: Mismatch, view: BrokerView, store: Any) -> list[dict[str, Any]]:
+def adjusting_trades(
+    m: Mismatch, view: BrokerView, store: Any, now_ns: int
+) -> list[dict[str, Any]]:
     """Trades that move the book's positions in `m.subject['symbol']` to the broker's.
 
     Ids are a digest of the difference, the broker's fill point and the book's positions in
@@ -89,7 +93,7 @@ def adjusting_trades(m: Mismatch, view: BrokerView, store: Any) -> list[dict[str
                 "quantity": abs(signed),
                 "price": float(price or 0.0),
                 "fee": 0.0,
-                "ts": 0,
+                "ts": now_ns,
                 "strategy": strategy,
                 "lot_size": lot,
                 "position_id": position_id(strategy, symbol),

@@ -210,7 +210,7 @@ class Reconciler:
         if cfg.dry_run:
             action = "none (dry run)"
         elif policy == ADOPT:
-            fixes = fixes_for(mismatch, view, self.store)
+            fixes = fixes_for(mismatch, view, self.store, self.risk.clock.now_ns())
             action = self._adopt_action(mismatch, fixes)
         elif policy == HALT:
             action = self._halt_action()
