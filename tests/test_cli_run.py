@@ -383,6 +383,9 @@ def test_a_halted_journal_says_so_and_run_resume_trading_lifts_it_as_the_user(tm
     resumed = invoke("--journal", str(journal), "--duration", "0", "--resume-trading", "checked")
     assert resumed.exit_code == 0, (resumed.output, resumed.stderr)
     assert "risk: was halted; trading resumed by" in resumed.output
+    lines = resumed.output.splitlines()  # what was recovered first, then what the run did
+    recovered = next(i for i, line in enumerate(lines) if line.startswith("recovered "))
+    assert recovered < next(i for i, line in enumerate(lines) if "trading resumed by" in line)
     assert "risk: halted" not in resumed.output
     [event] = JournalReader(journal).events(topic="risk.resumed")
     assert event.payload["reason"] == "checked" and "(tradelab run)" in event.payload["by"]

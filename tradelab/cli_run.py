@@ -118,6 +118,7 @@ def run_session(
         lab.start()  # a Ctrl-C meanwhile is kept: the session stops as soon as it has started
     except TradelabError as exc:
         fail(exc, exit_code_for(exc))
+    click.echo(lab.engine.recovery_report.summary())  # what was recovered, then any resume
     if resume_reason is not None:
         _resume_trading(lab, resume_reason)
     _watch(lab, feed, duration, every, log_handlers, signals)
@@ -201,8 +202,6 @@ def _watch(
     # cannot snapshot, a strategy's order refused) are noise: `fail` below tells the cause once.
     for handler in log_handlers:
         handler.addFilter(lambda record: not cannot_go_on())
-    report = engine.recovery_report
-    click.echo(report.summary())
     progress = _Progress(lab, sys.stdout.isatty())
     ends = None if duration is None else time.monotonic() + duration
     shown = time.monotonic()
