@@ -210,6 +210,52 @@ def test_reducing_counts_working_exits_so_two_exits_cannot_take_a_position_throu
     assert s.broker.positions() == {}  # flat, not short
 
 
+def _sell_exit(s, start, outcomes):
+    start.wait()
+    try:
+        s.desk.place_order(SYM, "SELL", 75, strategy="a", order_type="LIMIT", limit_price=200.0)
+        outcomes.append("placed")
+    except OrderDeniedError:
+        outcomes.append("denied")
+
+
+def test_two_exits_placed_at_once_cannot_both_pass_and_reverse_the_position():
+    # An exit is judged against the working orders in the store: the check and the
+    # submission it allows are one step, or both threads see no working exit and both pass.
+    import sys
+    import threading
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: the race shows
+    try:
+        for _ in range(60):
+            s = Session()
+            s.desk.place_order(SYM, "BUY", 75, strategy="a")
+            s.gate.halt(by="ops", reason="news", mode="reducing")
+            start, outcomes = threading.Barrier(2), []
+            threads = [
+                threading.Thread(target=_sell_exit, args=(s, start, outcomes)) for _ in range(2)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert sorted(outcomes) == ["denied", "placed"]
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def test_flatten_cancels_every_working_order_so_no_entry_reopens_a_position():
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    entry = s.desk.place_order(SYM, "BUY", 75, strategy="a", order_type="LIMIT", limit_price=99.0)
+    s.desk.flatten()
+    assert s.kernel.store.get(f"trading.orders.{entry}")["status"] == "cancelled"
+    s.broker.set_quote(SYM, 98.0, 98.5, size=10_000)  # the entry's price: nothing is left to fill
+    s.broker.poll()
+    assert s.broker.positions() == {}
+
+
 def test_flatten_replaces_the_positions_working_exits_with_a_market_order():
     s = Session(daily_loss_limit=500.0, on_breach="reducing")
     s.desk.reset_daily_pnl("2025-11-12")

@@ -48,7 +48,6 @@ from tradelab.trading.risk import (
     DuplicateOrderIdError,
     OrderDeniedError,
     RiskGate,
-    working_orders,
 )
 
 Submit = Callable[..., Any]
@@ -56,15 +55,16 @@ _Pending = tuple[str, dict, str, bool]  # topic, payload, key, critical
 
 
 class FlattenError(OrderRejectedError):
-    """A flatten could not close some positions; the closing orders of the others were sent."""
+    """A flatten could not close some positions (or cancel some working orders); the closing
+    orders of the others were sent."""
 
     def __init__(self, placed: list[str], not_closed: dict[str, str]) -> None:
         self.placed = placed
         self.not_closed = not_closed
         why = "; ".join(f"{pid} ({reason})" for pid, reason in not_closed.items())
         super().__init__(
-            f"flatten left {len(not_closed)} position(s) open ({len(placed)} closing order(s) "
-            f"sent for the others): {why}"
+            f"flatten left {len(not_closed)} position(s) or order(s) ({len(placed)} closing "
+            f"order(s) sent for the others): {why}"
         )
 
 
@@ -98,6 +98,11 @@ class ExecutionDesk:
         self._flush = getattr(owner, "flush", None)
         self._local = threading.local()  # the events of the call in progress on this thread
         self._ids_lock = threading.Lock()
+        # A risk check and the submission it allows are one step: an exit is an exit given the
+        # working orders in the store, so two exits checked at once would both pass and take
+        # the position through zero. Held until the submission is applied (not durable: no
+        # sync); re-entrant, as a strategy may order from inside another's hand-over.
+        self._check_lock = threading.RLock()
         # Ids handed out whose order.submitted may not be in the store yet: two callers racing
         # with one id must not both pass. Dropped once the store has the order.
         self._claimed: set[str] = set()
@@ -148,14 +153,15 @@ class ExecutionDesk:
                         order_id,
                     )
                     raise InvalidOrderError(str(exc)) from exc
-                denial = self.risk.check(request, exit_only=exit_only) if self.risk else None
-                if denial is not None:
-                    payload = request.to_payload()
-                    payload.update(reason=denial.reason, check=denial.check)
-                    self._emit("order.denied", payload, order_id)
-                    raise OrderDeniedError(denial.check, denial.reason)
-                self._emit("order.submitted", request.to_payload(), order_id)
-                self._hand_over()
+                with self._check_lock:
+                    denial = self.risk.check(request, exit_only=exit_only) if self.risk else None
+                    if denial is not None:
+                        payload = request.to_payload()
+                        payload.update(reason=denial.reason, check=denial.check)
+                        self._emit("order.denied", payload, order_id)
+                        raise OrderDeniedError(denial.check, denial.reason)
+                    self._emit("order.submitted", request.to_payload(), order_id)
+                    self._hand_over()
                 # Acceptance, fills or a rejection come back through on_order_update, on this
                 # thread, before submit_order returns; a rejection is re-raised here.
                 self.broker.submit_order(request)
@@ -191,14 +197,20 @@ class ExecutionDesk:
         return cancelled
 
     def flatten(self, *, exit_only: bool = True) -> list[str]:
-        """Close every open position with a market order (allowed in a halt: exits only), in
-        place of its working exit orders (cancelled first).
+        """Cancel every working order, then close every open position with a market order
+        (allowed in a halt: exits only). A working entry left would open a position again;
+        a working exit would count against the closing order.
 
-        Every position is tried even if one is refused, so a refusal never leaves the rest of the
-        book open; then, if any was refused, FlattenError names each (its `placed` has the
-        orders that were sent). Returns the ids of the closing orders."""
+        Every order and position is tried even if one is refused, so a refusal never leaves the
+        rest of the book open; then, if any was refused, FlattenError names each (its `placed`
+        has the orders that were sent). Returns the ids of the closing orders."""
         placed: list[str] = []
         not_closed: dict[str, str] = {}
+        for order_id in sorted(self.store.get("trading.working", None) or {}):
+            try:
+                self.cancel_order(order_id)
+            except TradelabError as exc:
+                not_closed[order_id] = f"working order not cancelled: {exc}"
         positions = self.store.get("trading.positions", None) or {}
         for ids in (self.store.get("trading.open_positions", None) or {}).values():
             for pid in ids:
@@ -206,11 +218,6 @@ class ExecutionDesk:
                 net = pos["net_quantity"]
                 side = Side.SELL if net > 0 else Side.BUY
                 try:
-                    # Its working exits would count against this exit: it replaces them.
-                    for order_id in working_orders(
-                        self.store, pos["strategy"], pos["symbol"], side
-                    ):
-                        self.cancel_order(order_id)
                     placed.append(
                         self._place(
                             pos["symbol"],
