@@ -98,11 +98,13 @@ class ExecutionDesk:
         self._flush = getattr(owner, "flush", None)
         self._local = threading.local()  # the events of the call in progress on this thread
         self._ids_lock = threading.Lock()
-        # A risk check and the submission it allows are one step: an exit is an exit given the
-        # working orders in the store, so two exits checked at once would both pass and take
-        # the position through zero. Held until the submission is applied (not durable: no
-        # sync); re-entrant, as a strategy may order from inside another's hand-over.
-        self._check_lock = threading.RLock()
+        # A risk check and the submission it allows are one step per strategy and symbol: an
+        # exit is an exit given that strategy's working orders in the store, so two exits
+        # checked at once would both pass and take the position through zero. Held until the
+        # submission is applied (not durable: no sync); striped (a fixed 64, so callers on
+        # other symbols rarely wait); re-entrant, as a strategy may order from inside another's
+        # hand-over.
+        self._check_locks = tuple(threading.RLock() for _ in range(64))
         # Ids handed out whose order.submitted may not be in the store yet: two callers racing
         # with one id must not both pass. Dropped once the store has the order.
         self._claimed: set[str] = set()
@@ -153,7 +155,7 @@ class ExecutionDesk:
                         order_id,
                     )
                     raise InvalidOrderError(str(exc)) from exc
-                with self._check_lock:
+                with self._check_locks[hash((strategy, symbol)) % len(self._check_locks)]:
                     denial = self.risk.check(request, exit_only=exit_only) if self.risk else None
                     if denial is not None:
                         payload = request.to_payload()
