@@ -148,3 +148,15 @@ def test_fills_a_quote_makes_on_a_full_disk_are_not_reported_and_the_orders_keep
     broker.close()
     again = PaperBroker(PaperBrokerConfig(), clock=broker.clock, account_path=path)
     assert again.fills_since(0) == [] and len(again.open_orders()) == 50
+
+
+def test_an_account_file_that_cannot_be_opened_is_not_called_another_kind_of_file(tmp_path):
+    # "not a paper account file" invites deleting it: said only of a file that is not SQLite.
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database, " * 16)
+    with pytest.raises(AccountFileError, match="is not a paper account file"):
+        PaperBroker(account_path=junk)
+    (tmp_path / "folder.sqlite").mkdir()  # SQLite: "unable to open database file"
+    with pytest.raises(AccountFileError, match="cannot open the paper account file") as err:
+        PaperBroker(account_path=tmp_path / "folder.sqlite")
+    assert "is not a paper account file" not in str(err.value)

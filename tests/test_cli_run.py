@@ -494,3 +494,22 @@ def test_ctrl_c_in_start_up_or_again_while_stopping_still_stops_cleanly_with_exi
         assert out.count("still stopping; ") == 1, out
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(("-wal", "-shm"))]
     assert leftovers == [] and not (tmp_path / "s.acklog").exists()
+
+
+def test_after_a_signalled_stop_a_late_signal_cannot_change_the_exit_code():
+    # Python's own handlers go back to the default while the interpreter shuts down: a signal
+    # then ended a clean stop with 130 (143 for SIGTERM). Ignored at the C level, it cannot.
+    import signal
+
+    from tradelab.cli_run import StopSignals
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with StopSignals() as signals:
+            signal.raise_signal(signal.SIGINT)  # the Ctrl-C that stops the session
+            assert signals.stop_requested
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)

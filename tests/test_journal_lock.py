@@ -118,3 +118,21 @@ def test_a_killed_engines_lock_is_released_and_its_file_is_no_leftover(tmp_path)
     journal_lock_path(journal).write_text("12345\n")
     with Engine(journal_path=str(journal)) as engine:
         assert engine.recovery_report.events_replayed == 0  # a new journal
+
+
+def test_a_symlink_to_a_held_journal_is_refused_as_the_journal_itself(tmp_path):
+    # data/lab.duckdb -> /mnt/big/lab.duckdb: one engine on each path would write one file.
+    journal = tmp_path / "big" / "lab.duckdb"
+    journal.parent.mkdir()
+    link = tmp_path / "lab.duckdb"
+    link.symlink_to(journal)
+    from tradelab.journal.journal_lock import JournalLock
+
+    # The lock alone (as in the gap where DuckDB's own lock lapses): the link must meet it.
+    lock = JournalLock.acquire(journal)
+    try:
+        with pytest.raises(JournalInUseError, match="held by an engine running in this process"):
+            Engine(journal_path=str(link), open_timeout_seconds=0.2).start()
+    finally:
+        lock.release()
+    assert journal_lock_path(link) == journal_lock_path(journal)

@@ -338,6 +338,11 @@ class StopSignals:
         and a repeat must not turn the clean stop into a KeyboardInterrupt (exit 130)."""
         if self.stop_requested:
             self.stopping, self._told = True, True  # answered already: quiet from now on
+            # Ignored at the C level: Python's own handlers go back to the default as the
+            # interpreter shuts down, and a late signal would then turn the clean stop into
+            # exit 130 (143 for SIGTERM).
+            for signum in self._previous:
+                signal.signal(signum, signal.SIG_IGN)
             return
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)

@@ -50,8 +50,15 @@ class AccountFile:
                     f"cannot write the paper account file {self.path}: its folder "
                     f"{self.path.parent} is not writable (SQLite: {exc})"
                 ) from None
+            if not isinstance(exc, sqlite3.OperationalError):  # "file is not a database"
+                raise AccountFileError(
+                    f"{self.path} is not a paper account file (SQLite): {exc}"
+                ) from None
+            # A full disk, an unusable path, an I/O error: the file is not the problem (do not
+            # delete an account because of them).
             raise AccountFileError(
-                f"{self.path} is not a paper account file (SQLite): {exc}"
+                f"cannot open the paper account file {self.path}: {exc} (a full disk, or a "
+                "path where no file can be made?)"
             ) from None
 
     def load(self) -> tuple[dict[str, Any], list[dict], list[dict]] | None:

@@ -23,7 +23,8 @@ _RETRY_SECONDS = 0.05
 
 
 def journal_lock_path(journal_path: str | Path) -> Path:
-    journal_path = Path(journal_path)
+    """Beside the file the path leads to: a symlink to a journal locks that journal."""
+    journal_path = Path(journal_path).resolve()
     return journal_path.with_name(journal_path.name + ".lock")
 
 
