@@ -20,12 +20,18 @@ from tradelab.errors import InvalidInputError, OrderRejectedError
 from tradelab.trading.orders import OrderRequest, OrderType, Side
 
 
-def test_cash_and_working_orders_survive_a_restart_and_the_order_still_fills(tmp_path):
-    path = tmp_path / "acct.sqlite"
+def _filed_broker_that_bought(path):
+    """A paper broker keeping its account in `path`, quoted and filled for one lot (o1)."""
     broker, clock, _ = paper()
     broker = PaperBroker(broker.config, clock=clock, account_path=path)
     broker.set_quote(SYM, 100.0, 101.0)
     broker.submit_order(buy("o1"))
+    return broker, clock
+
+
+def test_cash_and_working_orders_survive_a_restart_and_the_order_still_fills(tmp_path):
+    path = tmp_path / "acct.sqlite"
+    broker, clock = _filed_broker_that_bought(path)
     broker.submit_order(buy("o2", order_type=OrderType.LIMIT, limit_price=95.0))
     cash = broker.cash
     broker.close()
@@ -72,10 +78,7 @@ def test_an_account_file_keeps_its_id_prefix_and_refuses_another(tmp_path):
 def test_a_file_saved_before_costs_were_kept_reports_no_cost_for_what_it_held(tmp_path):
     # The reconciler adopts such a position at the mark: an unknown cost must not read as 0.
     path = tmp_path / "acct.sqlite"
-    broker, clock, _ = paper()
-    broker = PaperBroker(broker.config, clock=clock, account_path=path)
-    broker.set_quote(SYM, 100.0, 101.0)
-    broker.submit_order(buy("o1"))
+    broker, clock = _filed_broker_that_bought(path)
     broker.close()
     with sqlite3.connect(path) as con:
         (body,) = con.execute("SELECT body FROM account").fetchone()
