@@ -15,6 +15,7 @@ from typing import Any
 
 from tradelab.broker.account_file import AccountFile
 from tradelab.errors import InvalidInputError, OrderRejectedError
+from tradelab.trading.book import entry_average
 from tradelab.trading.orders import (
     Fill,
     OrderRequest,
@@ -275,14 +276,9 @@ class PaperAccount:
         it, opening or crossing zero starts at `price`; an unknown cost added to stays unknown."""
         after = held + signed
         average = self.average_prices.pop(symbol, None)
-        if after == 0:
-            return
-        if held == 0 or (after > 0) != (held > 0):
-            average = price
-        elif (signed > 0) == (held > 0) and average is not None:
-            average = (abs(held) * average + abs(signed) * price) / abs(after)
-        if average is not None:
-            self.average_prices[symbol] = average
+        if after == 0 or (average is None and held != 0 and (after > 0) == (held > 0)):
+            return  # flat; or a position of unknown cost added to or reduced: still unknown
+        self.average_prices[symbol] = entry_average(held, average or 0.0, signed, price)
 
     def save(self) -> None:
         """Write what changed since the last save in one transaction (no-op without a file)."""

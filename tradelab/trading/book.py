@@ -35,6 +35,20 @@ def empty_position(strategy: str, symbol: str, lot_size: int) -> dict[str, Any]:
     }
 
 
+def entry_average(net: int, average: float, signed_quantity: int, price: float) -> float:
+    """The average entry price after a fill of `signed_quantity` at `price` on `net` units
+    held at `average`: adding re-averages, reducing keeps it, crossing through zero opens the
+    rest at `price`; 0.0 once flat. The book's rule, and the paper broker's own."""
+    new_net = net + signed_quantity
+    if new_net == 0:
+        return 0.0
+    if net == 0 or (net > 0) == (signed_quantity > 0):
+        return (abs(net) * average + abs(signed_quantity) * price) / abs(new_net)
+    if (new_net > 0) == (net > 0):
+        return average
+    return price  # reversed: the remainder opened at this fill's price
+
+
 def apply_fill(
     position: Mapping[str, Any], signed_quantity: int, price: float, fee: float = 0.0
 ) -> tuple[dict[str, Any], float]:
@@ -46,20 +60,12 @@ def apply_fill(
     net = int(position["net_quantity"])
     average = float(position["average_price"])
     realized = 0.0
-    if net == 0 or (net > 0) == (signed_quantity > 0):
-        new_net = net + signed_quantity
-        new_average = (abs(net) * average + abs(signed_quantity) * price) / abs(new_net)
-    else:
+    if net != 0 and (net > 0) != (signed_quantity > 0):
         closing = min(abs(signed_quantity), abs(net))
         direction = 1 if net > 0 else -1
         realized = closing * (price - average) * direction
-        new_net = net + signed_quantity
-        if new_net == 0:
-            new_average = 0.0
-        elif (new_net > 0) == (net > 0):
-            new_average = average
-        else:
-            new_average = price  # reversed: the remainder opened at this fill's price
+    new_net = net + signed_quantity
+    new_average = entry_average(net, average, signed_quantity, price)
     mark = position.get("mark")
     updated = dict(position)
     updated["net_quantity"] = new_net
