@@ -121,6 +121,22 @@ def test_short_sale_blocks_margin_and_covering_releases_it():
     assert broker.positions() == {}
 
 
+def test_an_order_that_only_reduces_a_position_passes_with_cash_below_zero():
+    # A buy checked at the ask fills higher (latency, a gap): cash ends below zero. Closing the
+    # position, or part of it, needs no margin and must never be refused for it.
+    broker, _, _ = paper(capital=15_200.0, latency_ms=0)
+    broker.set_quote(SYM, 100.0, 101.0, size=10**6)
+    broker.submit_order(buy("b1", qty=150))  # 150 x 101 = 15,150 of 15,200
+    broker.set_quote(SYM, 90.0, 91.0, size=10**6)
+    broker.account.cash -= 100.0  # a fee charged later takes it below zero
+    assert broker.cash < 0
+    with pytest.raises(OrderRejectedError, match="insufficient margin"):
+        broker.submit_order(buy("b2"))  # more exposure: refused
+    broker.submit_order(OrderRequest("s1", SYM, Side.SELL, 75))
+    broker.submit_order(OrderRequest("s2", SYM, Side.SELL, 75))
+    assert broker.positions() == {}
+
+
 # -- the desk: broker callbacks become journaled events ------------------------------------
 
 

@@ -309,9 +309,15 @@ class PaperAccount:
     def check_margin(
         self, request: OrderRequest, contract: Any, quotes: dict[str, list[float]]
     ) -> None:
-        """Refuse an order the free cash cannot carry (premium of a buy, margin of a short)."""
+        """Refuse an order the free cash cannot carry (premium of a buy, margin of a short).
+
+        An order that only reduces the account's position in its symbol is never refused: it
+        lowers the exposure margin protects, and cash driven below zero (a fill at a gap, a
+        fee) must not trap a position open, its stop loss included."""
         quote = quotes.get(request.symbol)
         held = self.positions.get(request.symbol, 0)
+        if request.quantity <= (-held if request.side is Side.BUY else held):
+            return
         rate = self.short_margin_rate
         if request.side is Side.BUY:
             price = request.limit_price if request.order_type is OrderType.LIMIT else quote[1]
