@@ -286,6 +286,37 @@ def test_position_monitor_exits_through_the_desk(tmp_path, levels, prices, exit_
     assert trip["exit_price"] == exit_fill[2]
 
 
+class ReArm(Enter):
+    """Enter with a trailing stop, then set the same trail again on every bar and add a far
+    target on the third: levels not given are kept, and the stop trailed so far stays."""
+
+    strategy_name = "enter"
+
+    def on_bar(self, ctx, bar):
+        super().on_bar(ctx, bar)
+        self.bars = getattr(self, "bars", 0) + 1
+        if ctx.position(bar["symbol"]):
+            ctx.set_exit(bar["symbol"], trail=self.trail)
+            if self.bars == 3:
+                ctx.set_exit(bar["symbol"], target=500.0)
+
+
+def test_setting_an_exit_again_keeps_the_levels_it_does_not_name(tmp_path):
+    universe = InstrumentUniverse({"ABC": PlainInstrument("ABC", 1, 1000.0)})
+    events, positions = run_script(
+        tmp_path, ReArm(quantity=10, trail=5.0), monitor_script([100, 100, 108, 104, 112, 106, 105]),
+        universe=universe, bar_symbol="ABC",
+    )  # fmt: skip
+    # As with the trail set once: the stop follows 95 -> 103 -> 107; 106 hits it, exit at 105.
+    assert fills(events) == [("ABC", "BUY", 10, 100.0), ("ABC", "SELL", 10, 105.0)]
+    assert positions == {"ABC": 0}
+    stops = [stop for _, reason, stop in exits(events) if reason == "set" and stop is not None]
+    assert stops and all(stop == max(stops[: i + 1]) for i, stop in enumerate(stops))
+    [stopped] = [e.payload for e in events if e.topic == "trade.exit_updated"
+                 and e.payload["reason"] == "exit_stop"]  # fmt: skip
+    assert (stopped["stop"], stopped["target"], stopped["trail"]) == (107.0, 500.0, 5.0)
+
+
 def test_exit_levels_survive_a_restart_trailed_as_far_as_they_were(tmp_path):
     universe = InstrumentUniverse({"ABC": PlainInstrument("ABC", 1, 1000.0)})
     before, _ = run_script(

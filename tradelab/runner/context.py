@@ -158,7 +158,8 @@ class StrategyContext:
         """Stop loss / target / trailing distance for this strategy's position in `symbol`
         (see `PositionMonitor.set_exit`): the position held, or the one a working order is
         opening; they are dropped when it goes flat. With neither, levels are refused: kept,
-        they would stop out a position opened much later."""
+        they would stop out a position opened much later. Levels not given are kept (a trail
+        set again keeps the stop trailed so far); `set_exit(symbol)` alone clears them all."""
         self._on_handler_thread("set_exit")
         if any(v is not None for v in levels.values()) and not (
             self.position(symbol) or self.working(symbol)

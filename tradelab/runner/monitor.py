@@ -50,7 +50,9 @@ class PositionMonitor:
         target: float | None = None,
         trail: float | None = None,
     ) -> None:
-        """Set (or, with all None, clear) the exit levels of an open position."""
+        """Set the exit levels given of an open position, keeping those not given (a target
+        added later keeps the stop; a trailing distance set again keeps the stop trailed so
+        far); with all None, clear them all."""
         for what, value in (("stop", stop), ("target", target), ("trail", trail)):
             if value is not None and (
                 isinstance(value, bool)
@@ -65,7 +67,11 @@ class PositionMonitor:
             self._drop(position_id)
             self._publish(position_id, None, "cleared")
             return
-        exit_ = self._arm(position_id, stop=stop, target=target, trail=trail)
+        given = {"stop": stop, "target": target, "trail": trail}
+        exit_ = self._arm(position_id, **{k: v for k, v in given.items() if v is not None})
+        net = self._net(position_id)
+        if net:  # a trail set or changed moves the stop from the best price seen at once
+            self._trail(exit_, net > 0)
         self._publish(position_id, exit_, "set")
 
     def restore(self, store: Any) -> list[str]:
@@ -100,6 +106,9 @@ class PositionMonitor:
             "position_id": position_id,
             "strategy": strategy,
             "symbol": symbol,
+            "stop": None,
+            "target": None,
+            "trail": None,
             "best": None,
             "exit_order": None,
             "retry_at": 0,  # market time before which a refused exit is not tried again
@@ -144,10 +153,7 @@ class PositionMonitor:
             best = exit_["best"]
             if best is None or (price > best if long else price < best):
                 exit_["best"] = price
-                trailed = price - exit_["trail"] if long else price + exit_["trail"]
-                stop = exit_["stop"]
-                if stop is None or (trailed > stop if long else trailed < stop):
-                    exit_["stop"] = round(trailed, 4)
+                if self._trail(exit_, long):
                     self._publish(exit_["position_id"], exit_, "trailed")
         stop, target = exit_["stop"], exit_["target"]
         reason = None
@@ -191,6 +197,19 @@ class PositionMonitor:
                     exc,
                     self.retry_ns / NS_PER_S,
                 )
+
+    @staticmethod
+    def _trail(exit_: dict[str, Any], long: bool) -> bool:
+        """Move the stop to the trailing distance from the best price seen, if that is
+        tighter; whether it moved."""
+        trail, best, stop = exit_["trail"], exit_["best"], exit_["stop"]
+        if trail is None or best is None:
+            return False
+        trailed = best - trail if long else best + trail
+        if stop is not None and (trailed <= stop if long else trailed >= stop):
+            return False
+        exit_["stop"] = round(trailed, 4)
+        return True
 
     def _net(self, position_id: str) -> int:
         pos = self._runner.engine.store.get(f"trading.positions.{position_id}", None)
