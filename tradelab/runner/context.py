@@ -112,7 +112,8 @@ class StrategyContext:
             and not isinstance(quantity, bool)
             and float(quantity).is_integer()
         )
-        self._track(order_id, symbol, sign * int(quantity) if whole else 0)
+        limit = str(order_type).upper() == "LIMIT"
+        self._track(order_id, symbol, sign * int(quantity) if whole else 0, limit=limit)
         try:
             return self._runner.desk.place_order(
                 symbol,
@@ -152,6 +153,17 @@ class StrategyContext:
         return self.place_order(symbol, "BUY" if delta > 0 else "SELL", abs(delta))
 
     def close(self, symbol: str) -> str | None:
+        """Close this strategy's position in `symbol` now: cancel its resting limit orders there
+        (an entry would open it again, and `target(symbol, 0)` would net against it and sell
+        short while it rests; an exit at a limit may never fill), then a market order for what
+        it holds less its market orders already in flight (a stop's exit being filled). Returns
+        that order's id, None if nothing is left to send. A cancel the broker refuses (the
+        order filled meanwhile) raises OrderRejectedError before anything is sent."""
+        for order_id in [
+            o for o, w in self._working.items() if w["symbol"] == symbol and w.get("limit")
+        ]:
+            self.cancel(order_id)
+            self._working.pop(order_id, None)  # durable: the broker reported it cancelled
         return self.target(symbol, 0)
 
     def set_exit(self, symbol: str, **levels: float | None) -> None:
@@ -241,17 +253,27 @@ class StrategyContext:
         }
 
     def _seed_positions(self) -> None:
-        """After a restart: the positions the store holds for this strategy, read at one seq
-        (`seeded_seq`: the runner skips fills at or below it, already counted here)."""
+        """After a restart: the positions and working orders the store holds for this
+        strategy, read at one seq (`seeded_seq`: the runner skips fills at or below it, already
+        counted here). Orders left working are counted by `working`, `target` and `close`, and
+        can be cancelled."""
         self.seeded_seq, view = self.store.frozen()
         for pid in view.get(f"trading.open_by_strategy.{self.name}", None) or ():
             pos = view.get(f"trading.positions.{pid}", None)
             if pos and pos["net_quantity"]:
                 self._positions[pos["symbol"]] = int(pos["net_quantity"])
+        for order_id, order in sorted((view.get("trading.working", None) or {}).items()):
+            if order.get("strategy") == self.name:
+                sign = 1 if order["side"] == "BUY" else -1
+                remaining = sign * int(order.get("remaining_quantity") or 0)
+                limit = order.get("limit_price") is not None
+                self._track(order_id, order["symbol"], remaining, limit=limit)
 
-    def _track(self, order_id: str, symbol: str, signed_quantity: int) -> None:
+    def _track(
+        self, order_id: str, symbol: str, signed_quantity: int, *, limit: bool = False
+    ) -> None:
         """Count an order placed for this strategy as working until it fills or finishes."""
-        self._working[order_id] = {"symbol": symbol, "remaining": signed_quantity}
+        self._working[order_id] = {"symbol": symbol, "remaining": signed_quantity, "limit": limit}
 
     def _on_fill(self, fill: Mapping[str, Any]) -> None:
         # One step moves the fill from "working" to "position": no moment counts it twice.

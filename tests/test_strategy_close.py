@@ -1,0 +1,112 @@
+"""`ctx.close(symbol)`: close the position now, whatever rests beside it."""
+
+import param
+
+from tradelab.broker import PaperBroker, PaperBrokerConfig
+from tradelab.engine import Engine
+from tradelab.journal import JournalReader
+from tradelab.market.clock import SimulatedClock
+from tradelab.runner import InstrumentUniverse, PlainInstrument, Strategy
+from tradelab.runner.backtest import run_backtest
+from tradelab.runner.runner import StrategyRunner
+from tradelab.trading.execution import ExecutionDesk
+
+BARS = (
+    "Date,Open,High,Low,Close\n"
+    "2024-01-01,100,100,100,100\n"
+    "2024-01-02,101,101,101,101\n"
+    "2024-01-03,102,102,102,102\n"
+    "2024-01-04,103,103,103,103\n"
+    "2024-01-05,104,104,104,104\n"
+)
+
+
+class Script(Strategy):
+    """Bar 1: `entry`; bar 3: close (twice, when `twice`)."""
+
+    entry = param.Selector(default="limit_buy", objects=["limit_buy", "long_with_target"])
+    twice = param.Boolean(default=False)
+
+    def on_start(self, ctx):
+        self.step = 0
+        self.closes = []
+
+    def on_bar(self, ctx, bar):
+        self.step += 1
+        symbol = bar["symbol"]
+        if self.step == 1 and self.entry == "limit_buy":
+            ctx.buy(symbol, 10, order_type="LIMIT", limit_price=90.0)  # never reached
+        elif self.step == 1:
+            ctx.buy(symbol, 10)  # fills at bar 2's open, 101
+        elif self.step == 2 and self.entry == "long_with_target":
+            ctx.sell(symbol, 10, order_type="LIMIT", limit_price=200.0)  # a far take-profit
+        elif self.step == 3:
+            self.closes.append(ctx.close(symbol))
+            if self.twice:
+                self.closes.append(ctx.close(symbol))
+
+
+def topics(journal):
+    return [e.topic for e in JournalReader(journal).events()]
+
+
+def test_close_while_flat_cancels_a_resting_entry_and_sells_nothing(tmp_path):
+    (tmp_path / "ABC.csv").write_text(BARS)
+    strategy = Script(entry="limit_buy")
+    result = run_backtest(tmp_path / "ABC.csv", strategy, journal_path=tmp_path / "j.duckdb")
+    assert result.fills == [] and strategy.closes == [None]
+    assert result.open_positions == {} and result.unfilled_orders == []
+    assert topics(tmp_path / "j.duckdb").count("order.cancelled") == 1
+
+
+def test_close_cancels_a_resting_limit_exit_and_closes_at_market(tmp_path):
+    (tmp_path / "ABC.csv").write_text(BARS)
+    strategy = Script(entry="long_with_target", twice=True)
+    result = run_backtest(tmp_path / "ABC.csv", strategy)
+    # Bought at bar 2's open; closed at bar 4's open; the second close counts the first.
+    assert [(f["side"], f["quantity"], f["price"]) for f in result.fills] == [
+        ("BUY", 10, 101.0),
+        ("SELL", 10, 103.0),
+    ]
+    assert strategy.closes[0] is not None and strategy.closes[1] is None
+
+
+class Resting(Strategy):
+    """First start: a resting limit buy. Started again: what its context counts as working,
+    then a close."""
+
+    strategy_name = "resting"
+    again = param.Boolean(default=False)
+
+    def on_start(self, ctx):
+        if not self.again:
+            ctx.buy("ABC", 10, order_type="LIMIT", limit_price=90.0)
+            return
+        self.working = ctx.working("ABC")
+        self.closed = ctx.close("ABC")
+
+
+def test_a_restarted_strategy_counts_and_can_cancel_the_orders_it_left_working(tmp_path):
+    universe = InstrumentUniverse({"ABC": PlainInstrument("ABC", 1, 1000.0)})
+    broker = PaperBroker(
+        PaperBrokerConfig(latency_ms=0, brokerage_per_fill=0.0, enforce_market_hours=False),
+        universe=universe,
+        clock=SimulatedClock(10**18),
+    )
+    broker.set_quote("ABC", 100.0, 100.0)
+    with Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False) as engine:
+        desk = ExecutionDesk(broker, engine.submit, universe=universe)
+        first = StrategyRunner(engine, desk, name="first")
+        first.add(Resting())
+        first.start(who="test")
+        first.stop(who="test")
+        assert len(engine.store.get("trading.working", None) or {}) == 1
+        # A new runner, as in a restarted session, with the same strategy.
+        second = StrategyRunner(engine, desk, name="second")
+        after = second.add(Resting(again=True))
+        second.start(who="test")
+        second.stop(who="test")
+        engine.wait_applied()
+        assert (after.working, after.closed) == (10, None)
+        assert not engine.store.get("trading.working", None)
+        assert broker.open_orders() == []
