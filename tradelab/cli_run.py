@@ -273,6 +273,12 @@ def _watch(
         f"stopped cleanly at seq {lab.store.version}; state hash "
         f"{lab.store.state_hash()[:16]}; inspect with: tradelab inspect {journal}"
     )
+    if lab.runner is not None and not lab.runner.stopped_in_time:
+        fail(
+            "the strategies did not stop: a hook was still running when the session stopped, "
+            "so on_stop may not have run (the journal is whole up to the seq above)",
+            EXIT_STRATEGY_FAILED,
+        )
     failed = lab.runner.failures() if lab.runner is not None else {}
     if failed:
         name, why = next(iter(failed.items()))

@@ -50,7 +50,9 @@ class LockstepMixin:
     def _settle(self) -> None:
         # Runner thread. The barrier's callback runs on the kernel thread once everything
         # submitted so far is published, i.e. queued in this inbox ahead of the check.
-        self._settle_mark = self.engine.when_applied(lambda _seq: self._inbox.put(self._settled))
+        self._settle_mark = self.engine.when_applied(
+            lambda _seq: self._inbox.put_command(self._settled)
+        )
 
     def _settled(self) -> None:
         if self._stepper is None:

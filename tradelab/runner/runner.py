@@ -1,11 +1,12 @@
 """`StrategyRunner`: runs strategies on one thread of its own, fed from the engine's bus.
 
 Journaled events arrive from the kernel thread in seq order; transient ticks from the feed
-thread; commands (start, pause, resume, stop) from any thread. All go into one inbox and are
-handled on the runner thread in the order they reached it: journaled events keep their seq
-order, ticks their feed order. Inbox bound (`inbox_limit`), policy when full: a tick is dropped
-and counted (the next quote supersedes it); a journaled event is dropped and counted, and every
-strategy is stopped (a strategy is never fed a gap); the kernel thread never waits on the runner.
+thread; commands (start, pause, resume, stop) from any thread. All go into one inbox
+(tradelab.runner.inbox) and are handled on the runner thread in the order they reached it:
+journaled events keep their seq order, ticks their feed order, except that a symbol's tick
+still waiting is replaced by its next one (latest quote wins). Inbox bound (`inbox_limit`),
+policy when full: a tick is dropped and counted; a journaled event is dropped and counted, and
+every strategy is stopped (a strategy is never fed a gap); the kernel never waits on the runner.
 A strategy that raises is stopped and reported (`runner.state_changed` state `failed`, its
 traceback in the log); the engine and the other strategies keep running. An order refused by
 the risk gate or the broker (journaled as order.denied/rejected) that a hook lets through is a
@@ -23,7 +24,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from types import MappingProxyType
@@ -31,43 +31,31 @@ from typing import Any
 
 from tradelab.errors import (
     InvalidInputError,
-    InvalidOrderError,
     LifecycleError,
-    OrderRejectedError,
 )
 from tradelab.market.clock import WallClock
 from tradelab.market.reducers import bar_mark_price
 from tradelab.runner.context import StrategyContext
+from tradelab.runner.inbox import RunnerInbox
 from tradelab.runner.lockstep import LockstepMixin
 from tradelab.runner.monitor import PositionMonitor
 from tradelab.runner.operator_commands import OperatorCommandsMixin
+from tradelab.runner.slots import StrategySlot, StrategySlotsMixin
 from tradelab.runner.strategy import (
     FAILED,
-    PAUSED,
     RUNNING,
-    STOPPED,
     Strategy,
     check_journalable_params,
 )
-from tradelab.runner.strategy_state import restored_params
 from tradelab.runner.tradelog import TradeLog
 
 log = logging.getLogger(__name__)
-MAIN_THREAD = threading.main_thread()
 
 _JOURNALED = ("market.bar", "mark.updated", "trade.executed", "reconciliation.fixed", "order.*")
 _STOP = object()
 
 
-class _Slot:
-    __slots__ = ("strategy", "ctx", "state", "failure")
-
-    def __init__(self, strategy: Strategy, ctx: StrategyContext) -> None:
-        self.strategy, self.ctx, self.state = strategy, ctx, "added"
-        self.failure = ""  # why it last failed: "<hook> raised <type>: <message>"
-
-
-class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
+class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
     """`add(strategy)`, `start(who)`, `pause/resume/stop_strategy(name, who)`, `stop(who)`."""
 
     def __init__(
@@ -91,8 +79,8 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
         self._seeded_seq = 0  # the seq the trade log was seeded at (_started)
         self.inputs_check: Callable[[Sequence[Strategy]], None] | None = None  # set by a Lab
         self.current_ts = 0  # exchange time (ns) of the newest event handled that has one
-        self._slots: dict[str, _Slot] = {}
-        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._slots: dict[str, StrategySlot] = {}
+        self._inbox = RunnerInbox(inbox_limit)
         self._subs: list[Any] = []
         self._thread: threading.Thread | None = None
         self._threaded = threaded
@@ -101,7 +89,6 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
         # The thread strategies' hooks run on (the runner's, or the one pumping an unthreaded
         # runner): a context used from any other is refused (StrategyContext._on_handler_thread).
         self.handler_ident: int | None = None
-        self._overflowed = False
         self._source: tuple[Callable[[int], object], int] | None = None
         self._stepper: tuple[Callable[[], bool], Future] | None = None
         self._settle_mark = 0
@@ -110,9 +97,8 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
         self.bars_handled = 0
         self._bar_waiters = 0  # threads in wait_for_bars (under _progress)
         self.events_handled = 0
-        self.ticks_dropped = 0
-        self.events_dropped = 0
         self.strategy_seconds = 0.0
+        self.stopped_in_time = True  # False: stop's join timed out (a hook still running)
 
     # -- wiring ----------------------------------------------------------------------------
     def submit(self, topic: str, payload: dict, *, key: str = "") -> None:
@@ -123,7 +109,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
         if strategy.name in self._slots:
             raise InvalidInputError(f"a strategy named {strategy.name!r} is already in the runner")
         check_journalable_params(strategy.name, strategy.parameters())
-        slot = _Slot(strategy, StrategyContext(self, strategy))
+        slot = StrategySlot(strategy, StrategyContext(self, strategy))
         self._slots[strategy.name] = slot
         if self._started_once:
             self._command(lambda: self._start_slot(slot, "runner"))
@@ -145,7 +131,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
         """The strategies that are failed now, each with why."""
         return {n: s.failure for n, s in self._slots.items() if s.state == FAILED}
 
-    def _slot(self, name: str) -> _Slot:
+    def _slot(self, name: str) -> StrategySlot:
         try:
             return self._slots[name]
         except KeyError:
@@ -181,17 +167,42 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
         for slot in list(self._slots.values()):
             self._start_slot(slot, who)
 
-    def stop(self, who: str = "system", timeout: float = 30.0) -> None:
-        """Stop every strategy (`on_stop`), journal `runner.stopped`, end the thread."""
+    def stop(self, who: str = "system", timeout: float = 30.0) -> bool:
+        """Stop every strategy (`on_stop`), journal `runner.stopped`, end the thread. Ticks still
+        waiting are skipped, journaled events handled first. False if the thread did not end
+        within `timeout` (a hook still running: `on_stop` may not have been called)."""
         if not self._started_once or (self._threaded and self._thread is None):
-            return
+            return True
+        self._inbox.skip_ticks = True
         self._command(lambda: self._stopped(who))
         if self._thread is not None:
-            self._inbox.put(_STOP)
+            self._inbox.put_command(_STOP)
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                self.stopped_in_time = False
+                log.warning(
+                    "runner %s did not stop within %g s: a strategy's hook is still running "
+                    "(%d events waiting); on_stop may not have been called",
+                    self.name,
+                    timeout,
+                    self._inbox.qsize(),
+                )
         for sub in self._subs:
             sub.unsubscribe()
         self._subs = []
+        return self.stopped_in_time
+
+    @property
+    def ticks_dropped(self) -> int:
+        return self._inbox.ticks_dropped
+
+    @property
+    def ticks_superseded(self) -> int:
+        return self._inbox.ticks_superseded
+
+    @property
+    def events_dropped(self) -> int:
+        return self._inbox.events_dropped
 
     def _stopped(self, who: str) -> None:
         for slot in list(self._slots.values()):
@@ -205,6 +216,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
             "events_handled": self.events_handled,
             "bars_handled": self.bars_handled,
             "ticks_dropped": self.ticks_dropped,
+            "ticks_superseded": self.ticks_superseded,
             "events_dropped": self.events_dropped,
             "strategy_seconds": self.strategy_seconds,
             "strategies": {name: slot.state for name, slot in self._slots.items()},
@@ -212,22 +224,15 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
 
     # -- inbox (producers: kernel thread, feed thread, callers) ---------------------------
     def _put_journaled(self, event: Any) -> None:
-        if self._inbox.qsize() >= self.inbox_limit:
-            self.events_dropped += 1
-            self._overflowed = True
-            return
-        self._inbox.put(event)
+        self._inbox.put_journaled(event)
 
     def _put_tick(self, event: Any) -> None:
-        if self._inbox.qsize() >= self.inbox_limit:
-            self.ticks_dropped += 1
-            return
-        self._inbox.put(event)
+        self._inbox.put_tick(event)
 
     def _command(self, action: Callable[[], object]) -> None:
         if not self._started_once:
             raise LifecycleError(f"start() runner {self.name!r} first")
-        self._inbox.put(action)  # commands are few and come from people: not bounded
+        self._inbox.put_command(action)  # commands are few and come from people: not bounded
         if not self._threaded:
             self._pump()
 
@@ -239,7 +244,8 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
             item = get()
             if item is _STOP:
                 return
-            self._dispatch(item)
+            if item is not None:  # None: a tick skipped at a stop
+                self._dispatch(item)
 
     def _pump(self) -> None:
         """Unthreaded: handle the inbox on the caller's thread until it is empty (what a
@@ -249,13 +255,14 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
         self._pumping = True
         self.handler_ident = threading.get_ident()
         try:
-            get = self._inbox.get_nowait
+            get = self._inbox.get
             while True:
                 try:
-                    item = get()
+                    item = get(False)
                 except queue.Empty:
                     return
-                self._dispatch(item)
+                if item is not None:
+                    self._dispatch(item)
         finally:
             self._pumping = False
 
@@ -268,8 +275,8 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
         except Exception as exc:  # the runner's own bookkeeping failed: log it, keep running
             what = f"{item.topic} seq {item.seq}" if hasattr(item, "topic") else repr(item)
             log.exception("runner %s failed to handle %s: %s", self.name, what, exc)
-        if self._overflowed:
-            self._overflowed = False
+        if self._inbox.overflowed:
+            self._inbox.overflowed = False
             for slot in list(self._slots.values()):
                 self._stop_slot(slot, "runner", reason="inbox overflow: events were dropped")
 
@@ -331,84 +338,3 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin):
         for slot in self._slots.values():
             if slot.state == RUNNING:
                 self._call(slot, hook, payload)
-
-    def _call(self, slot: _Slot, hook: str, *args: Any) -> bool:
-        started = time.perf_counter()
-        try:
-            getattr(slot.strategy, hook)(slot.ctx, *args)
-            return True
-        except BaseException as exc:  # SystemExit too: it must not end the runner's thread
-            if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is MAIN_THREAD:
-                raise  # Ctrl-C stops a backtest on the caller's thread, not one strategy
-            if isinstance(exc, OrderRejectedError) and not isinstance(exc, InvalidOrderError):
-                # A halt, a margin call, a broker down: the market's answer, journaled already
-                # (order.denied / order.rejected). Stopping here would leave the strategy's
-                # positions with nobody to manage them; an order malformed is its own bug.
-                log.warning(
-                    "strategy %s: an order in %s was refused: %s", slot.strategy.name, hook, exc
-                )
-                return False
-            slot.failure = f"{hook} raised {type(exc).__name__}: {exc}"
-            # The why on the log line itself: the traceback is shown only at debug level.
-            log.exception("strategy %s %s; it is stopped", slot.strategy.name, slot.failure)
-            self._transition(slot, FAILED, "runner", None, reason=slot.failure)
-            slot.ctx._clear_signals()
-            return False
-        finally:
-            self.strategy_seconds += time.perf_counter() - started
-
-    def _start_slot(self, slot: _Slot, who: str) -> None:
-        if slot.state != "added":
-            return
-        slot.ctx._seed_positions()
-        slot.ctx._seed_signals()
-        saved = self.engine.store.get(f"runner.by_strategy.{slot.strategy.name}", None) or {}
-        restored_params(slot.strategy, saved.get("operator_params"), self.inputs_check)
-        held = saved.get("held")
-        if held and held["state"] == STOPPED:  # an operator stopped it before this restart
-            why = f"stopped by {held['who']} before the restart; start it to trade"
-            self._transition(slot, STOPPED, who, None, reason=why)
-            return
-        self._transition(slot, RUNNING, who, None)
-        self._call(slot, "on_start")
-        if held and held["state"] == PAUSED and slot.state == RUNNING:
-            why = f"paused by {held['who']} before the restart; resume it to trade"
-            self._transition(slot, PAUSED, who, (RUNNING,), reason=why)
-
-    def _stop_slot(self, slot: _Slot, who: str, reason: str = "", hold: bool | None = None) -> None:
-        if slot.state not in (RUNNING, PAUSED):
-            return
-        self._call(slot, "on_stop")
-        if slot.state != FAILED:
-            self._transition(slot, STOPPED, who, None, reason=reason, hold=hold)
-
-    def _transition(
-        self,
-        slot: _Slot,
-        new: str,
-        who: str,
-        allowed_from: tuple[str, ...] | None,
-        reason: str = "",
-        hold: bool | None = None,
-    ) -> None:
-        """`hold`: an operator's stop or pause that outlives a restart (True), or lifting one
-        (False); the session's own stops and failures leave it as it is (None)."""
-        previous = slot.state
-        if allowed_from is not None and previous not in allowed_from:
-            name = slot.strategy.name
-            log.warning("strategy %s is %s; cannot go %s (asked by %s)", name, previous, new, who)
-            return
-        slot.state = new
-        body = {
-            "runner": self.name,
-            "strategy": slot.strategy.name,
-            "state": new,
-            "previous": previous,
-            "who": who,
-            "reason": reason,
-        }
-        if new == RUNNING and previous in ("added", STOPPED, FAILED):
-            body["params"] = slot.strategy.parameters()
-        if hold is not None:
-            body["hold"] = hold
-        self.submit("runner.state_changed", body, key=slot.strategy.name)

@@ -292,7 +292,13 @@ class SessionCollector(Collector):
                 "ticks_dropped",
                 "tradelab_runner_ticks_dropped",
                 "counter",
-                "Ticks dropped (inbox full).",
+                "Ticks dropped (inbox full, or waiting at a stop).",
+            ),
+            (
+                "ticks_superseded",
+                "tradelab_runner_ticks_superseded",
+                "counter",
+                "Ticks replaced by their symbol's next before a slow strategy took them.",
             ),
             (
                 "events_dropped",

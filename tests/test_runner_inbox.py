@@ -1,0 +1,118 @@
+"""The runner's inbox: latest quote wins for a strategy slower than the feed, journaled events
+keep their place, and a stop is not queued behind a backlog of ticks."""
+
+import threading
+import time
+
+from tradelab.broker import PaperBroker
+from tradelab.engine import Engine
+from tradelab.events import Event
+from tradelab.journal import JournalReader
+from tradelab.runner import Strategy
+from tradelab.runner.inbox import RunnerInbox
+from tradelab.runner.runner import StrategyRunner
+from tradelab.trading.execution import ExecutionDesk
+
+
+def tick(symbol, price):
+    return Event(0, 0, "market.tick", symbol, {"symbol": symbol, "last": price}, False, 1)
+
+
+def journaled(seq):
+    return Event(seq, 0, "mark.updated", "A", {"symbol": "A", "price": 1.0}, False, 1)
+
+
+def drained(inbox):
+    out = []
+    while inbox.qsize():
+        item = inbox.get(False)
+        out.append((item.payload["symbol"], item.payload["last"]) if item.seq == 0 else item.seq)
+    return out
+
+
+def test_a_waiting_tick_is_replaced_by_its_symbols_next_but_never_jumps_a_journaled_event():
+    inbox = RunnerInbox(limit=100)
+    for item in (
+        tick("A", 1),
+        tick("B", 1),
+        tick("A", 2),
+        journaled(7),
+        tick("A", 3),
+        tick("A", 4),
+    ):
+        (inbox.put_journaled if item.seq else inbox.put_tick)(item)
+    # A's 2 took A's 1 place; A's 3 and 4 came after seq 7, so they wait behind it.
+    assert drained(inbox) == [("A", 2), ("B", 1), 7, ("A", 4)]
+    assert inbox.ticks_superseded == 2 and inbox.ticks_dropped == 0
+    inbox.put_tick(tick("A", 5))  # the slot taken: a new tick queues again
+    assert drained(inbox) == [("A", 5)]
+
+
+class SlowOnTicks(Strategy):
+    """Takes 20 ms a tick; says what it saw and whether on_stop ran."""
+
+    strategy_name = "slow"
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.seen, self.stopped = [], False
+        self.first = threading.Event()
+
+    def on_tick(self, ctx, tick):
+        self.seen.append(tick["last"])
+        self.first.set()
+        time.sleep(0.02)
+
+    def on_stop(self, ctx):
+        self.stopped = True
+
+
+def test_a_strategy_slower_than_the_feed_sees_the_latest_quote_and_stops_at_once(tmp_path):
+    journal = tmp_path / "j.duckdb"
+    with Engine(journal_path=str(journal), writer_process=False) as engine:
+        runner = StrategyRunner(engine, ExecutionDesk(PaperBroker(), engine.submit), name="r")
+        slow = runner.add(SlowOnTicks())
+        runner.start(who="test")
+        engine.publish_transient("market.tick", {"symbol": "A", "last": 0.0}, key="A")
+        assert slow.first.wait(30)
+        for i in range(1, 2001):  # 40 s of the strategy's time, published at once
+            engine.publish_transient("market.tick", {"symbol": "A", "last": float(i)}, key="A")
+        time.sleep(0.1)
+        started = time.perf_counter()
+        assert runner.stop(who="test", timeout=30) is True
+        took = time.perf_counter() - started
+        engine.flush()
+    # The strategy saw the newest quote after the one it was in, not the 2,000 in between.
+    assert slow.seen[:2] == [0.0, 2000.0] and slow.stopped
+    assert runner.ticks_superseded >= 1998
+    assert took < 5  # generous: the backlog would take 40 s; a shared machine may stall
+    states = [
+        e.payload["state"] for e in JournalReader(journal).events(topic="runner.state_changed")
+    ]
+    assert states[-1] == "stopped"
+    assert [e.topic for e in JournalReader(journal).events(topic="runner.stopped")]
+
+
+class Stuck(Strategy):
+    strategy_name = "stuck"
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def on_tick(self, ctx, tick):
+        self.entered.set()
+        assert self.release.wait(30)
+
+
+def test_a_stop_that_times_out_behind_a_hook_says_so(tmp_path, caplog):
+    with Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False) as engine:
+        runner = StrategyRunner(engine, ExecutionDesk(PaperBroker(), engine.submit), name="r")
+        stuck = runner.add(Stuck())
+        runner.start(who="test")
+        engine.publish_transient("market.tick", {"symbol": "A", "last": 1.0}, key="A")
+        assert stuck.entered.wait(30)
+        assert runner.stop(who="test", timeout=0.2) is False
+        assert runner.stopped_in_time is False
+        assert "did not stop within 0.2 s" in caplog.text
+        stuck.release.set()

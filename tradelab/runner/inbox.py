@@ -1,0 +1,95 @@
+"""The runner's inbox: journaled events, ticks and commands, handled in the order they came.
+
+Producers: the kernel thread (journaled events, in seq order), the feed thread (ticks), any
+thread (commands). One consumer: the runner's thread (or the caller pumping an unthreaded
+runner).
+
+Ticks: latest quote wins. A tick of a symbol whose previous tick is still waiting (with no
+journaled event queued since) replaces that one in its place: a strategy slower than the feed
+acts on the current quote, not on a backlog minutes old, and a stop is not queued behind one
+(`ticks_superseded` counts them). Lockstep replays hand one step at a time, so nothing is
+superseded there and the journal does not depend on thread timing.
+
+Bound (`limit` entries waiting), policy when full: a tick is dropped and counted (the next
+quote supersedes it); a journaled event is dropped and counted and `overflowed` is set (the
+runner then stops every strategy: a strategy is never fed a gap); the kernel thread never waits.
+Commands come from people and are not bounded. Once `skip_ticks` is set (the runner stopping),
+ticks still waiting are dropped when reached, so `on_stop` comes after the journaled events
+only.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+
+class _TickSlot:
+    """A tick's place in the queue; a newer tick of the same symbol takes it over."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: Any) -> None:
+        self.event = event
+
+
+class RunnerInbox:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        # symbol -> the slot of its tick still waiting, queued after the last journaled event
+        self._waiting_ticks: dict[str, _TickSlot] = {}
+        self.ticks_dropped = 0
+        self.ticks_superseded = 0
+        self.events_dropped = 0
+        self.overflowed = False
+        self.skip_ticks = False
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+    def put_journaled(self, event: Any) -> None:
+        with self._lock:
+            if self._queue.qsize() >= self.limit:
+                self.events_dropped += 1
+                self.overflowed = True
+                return
+            # A tick after this event must not be handled before it: start new slots.
+            self._waiting_ticks.clear()
+            self._queue.put(event)
+
+    def put_tick(self, event: Any) -> None:
+        symbol = event.key or event.payload.get("symbol")
+        with self._lock:
+            slot = self._waiting_ticks.get(symbol)
+            if slot is not None:
+                slot.event = event
+                self.ticks_superseded += 1
+                return
+            if self._queue.qsize() >= self.limit:
+                self.ticks_dropped += 1
+                return
+            slot = _TickSlot(event)
+            self._waiting_ticks[symbol] = slot
+            self._queue.put(slot)
+
+    def put_command(self, item: Any) -> None:
+        self._queue.put(item)
+
+    def get(self, block: bool = True) -> Any:
+        """The next item (a journaled event, a tick, a command); None for a tick skipped at a
+        stop. Raises queue.Empty when not blocking and nothing waits."""
+        item = self._queue.get(block)
+        if type(item) is not _TickSlot:
+            return item
+        with self._lock:
+            event = item.event
+            symbol = event.key or event.payload.get("symbol")
+            if self._waiting_ticks.get(symbol) is item:
+                del self._waiting_ticks[symbol]
+        if self.skip_ticks:
+            self.ticks_dropped += 1
+            return None
+        return event

@@ -1,0 +1,116 @@
+"""A strategy's life in a `StrategyRunner`: started (its positions, working orders and signals
+seeded from the store, an operator's hold from before a restart kept), its hooks called with
+their failures isolated, stopped, and every change of state journaled
+(`runner.state_changed`, with who asked and why).
+
+A mixin of `StrategyRunner` (its state: `engine`, `submit`, `inputs_check`, `name`,
+`strategy_seconds`). Thread model: the runner's thread only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from tradelab.errors import InvalidOrderError, OrderRejectedError
+from tradelab.runner.context import StrategyContext
+from tradelab.runner.strategy import FAILED, PAUSED, RUNNING, STOPPED, Strategy
+from tradelab.runner.strategy_state import restored_params
+
+log = logging.getLogger("tradelab.runner.runner")  # the runner's log, as before the split
+MAIN_THREAD = threading.main_thread()
+
+
+class StrategySlot:
+    __slots__ = ("strategy", "ctx", "state", "failure")
+
+    def __init__(self, strategy: Strategy, ctx: StrategyContext) -> None:
+        self.strategy, self.ctx, self.state = strategy, ctx, "added"
+        self.failure = ""  # why it last failed: "<hook> raised <type>: <message>"
+
+
+class StrategySlotsMixin:
+    def _call(self, slot: StrategySlot, hook: str, *args: Any) -> bool:
+        started = time.perf_counter()
+        try:
+            getattr(slot.strategy, hook)(slot.ctx, *args)
+            return True
+        except BaseException as exc:  # SystemExit too: it must not end the runner's thread
+            if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is MAIN_THREAD:
+                raise  # Ctrl-C stops a backtest on the caller's thread, not one strategy
+            if isinstance(exc, OrderRejectedError) and not isinstance(exc, InvalidOrderError):
+                # A halt, a margin call, a broker down: the market's answer, journaled already
+                # (order.denied / order.rejected). Stopping here would leave the strategy's
+                # positions with nobody to manage them; an order malformed is its own bug.
+                log.warning(
+                    "strategy %s: an order in %s was refused: %s", slot.strategy.name, hook, exc
+                )
+                return False
+            slot.failure = f"{hook} raised {type(exc).__name__}: {exc}"
+            # The why on the log line itself: the traceback is shown only at debug level.
+            log.exception("strategy %s %s; it is stopped", slot.strategy.name, slot.failure)
+            self._transition(slot, FAILED, "runner", None, reason=slot.failure)
+            slot.ctx._clear_signals()
+            return False
+        finally:
+            self.strategy_seconds += time.perf_counter() - started
+
+    def _start_slot(self, slot: StrategySlot, who: str) -> None:
+        if slot.state != "added":
+            return
+        slot.ctx._seed_positions()
+        slot.ctx._seed_signals()
+        saved = self.engine.store.get(f"runner.by_strategy.{slot.strategy.name}", None) or {}
+        restored_params(slot.strategy, saved.get("operator_params"), self.inputs_check)
+        held = saved.get("held")
+        if held and held["state"] == STOPPED:  # an operator stopped it before this restart
+            why = f"stopped by {held['who']} before the restart; start it to trade"
+            self._transition(slot, STOPPED, who, None, reason=why)
+            return
+        self._transition(slot, RUNNING, who, None)
+        self._call(slot, "on_start")
+        if held and held["state"] == PAUSED and slot.state == RUNNING:
+            why = f"paused by {held['who']} before the restart; resume it to trade"
+            self._transition(slot, PAUSED, who, (RUNNING,), reason=why)
+
+    def _stop_slot(
+        self, slot: StrategySlot, who: str, reason: str = "", hold: bool | None = None
+    ) -> None:
+        if slot.state not in (RUNNING, PAUSED):
+            return
+        self._call(slot, "on_stop")
+        if slot.state != FAILED:
+            self._transition(slot, STOPPED, who, None, reason=reason, hold=hold)
+
+    def _transition(
+        self,
+        slot: StrategySlot,
+        new: str,
+        who: str,
+        allowed_from: tuple[str, ...] | None,
+        reason: str = "",
+        hold: bool | None = None,
+    ) -> None:
+        """`hold`: an operator's stop or pause that outlives a restart (True), or lifting one
+        (False); the session's own stops and failures leave it as it is (None)."""
+        previous = slot.state
+        if allowed_from is not None and previous not in allowed_from:
+            name = slot.strategy.name
+            log.warning("strategy %s is %s; cannot go %s (asked by %s)", name, previous, new, who)
+            return
+        slot.state = new
+        body = {
+            "runner": self.name,
+            "strategy": slot.strategy.name,
+            "state": new,
+            "previous": previous,
+            "who": who,
+            "reason": reason,
+        }
+        if new == RUNNING and previous in ("added", STOPPED, FAILED):
+            body["params"] = slot.strategy.parameters()
+        if hold is not None:
+            body["hold"] = hold
+        self.submit("runner.state_changed", body, key=slot.strategy.name)
