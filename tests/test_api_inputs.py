@@ -330,6 +330,30 @@ def test_text_parameters_take_lists_ranges_and_none_as_a_command_line_gives_them
         coerce_params(ListsAndNone, {"sizes": "[3"})
 
 
+class NumberAndBooleanChoices(Strategy):
+    window = param.Selector(default=10, objects=[5, 10, 20])
+    weight = param.Selector(default=0.5, objects=[0.5, 1.5])
+    hedged = param.Selector(default=True, objects=[True, False])
+    mode = param.Selector(default="yes", objects=["yes", "no"])
+
+
+def test_text_parameters_pick_a_selector_choice_that_is_a_number_or_a_boolean():
+    from tradelab.runner.strategy import coerce_params
+
+    given = {"window": "20", "weight": "1.5", "hedged": "false", "mode": "no"}
+    assert coerce_params(NumberAndBooleanChoices, given) == {
+        "window": 20,
+        "weight": 1.5,
+        "hedged": False,
+        "mode": "no",  # text choices are taken as written
+    }
+    assert coerce_params(NumberAndBooleanChoices, {"mode": "yes"}) == {"mode": "yes"}
+    with pytest.raises(InvalidInputError, match=r"'window'.*'7' is not one of 5, 10, 20"):
+        coerce_params(NumberAndBooleanChoices, {"window": "7"})
+    with pytest.raises(InvalidInputError, match=r"'hedged'.*'1' is not one of True, False"):
+        coerce_params(NumberAndBooleanChoices, {"hedged": "1"})
+
+
 def test_index_and_state_at_tell_what_they_read_as_a_query_does(backtest_journal, tmp_path):
     from tradelab.analytics import Analytics
     from tradelab.state import ReactiveState, StateStore

@@ -156,6 +156,8 @@ def coerce_params(strategy_cls: type[Strategy], assignments: Mapping[str, str]) 
                 out[name] = None
             elif isinstance(parameter, (param.List, param.ListSelector, param.Tuple)):
                 out[name] = _sequence(parameter, text)
+            elif isinstance(parameter, param.Selector):  # after ListSelector: its subclass
+                out[name] = _choice(parameter, text)
             elif isinstance(parameter, param.Boolean):
                 if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError(text)
@@ -170,6 +172,8 @@ def coerce_params(strategy_cls: type[Strategy], assignments: Mapping[str, str]) 
             wanted = (
                 "a list such as 3,4 or [3, 4]"
                 if isinstance(parameter, (param.List, param.ListSelector, param.Tuple))
+                else "one of " + ", ".join(repr(choice) for choice in parameter.objects)
+                if isinstance(parameter, param.Selector)
                 else "true or false"
                 if isinstance(parameter, param.Boolean)
                 else "an integer"
@@ -197,6 +201,31 @@ def _sequence(parameter: param.Parameter, text: str) -> list | tuple:
     if not isinstance(value, list):
         raise ValueError(text)
     return tuple(value) if isinstance(parameter, param.Tuple) else value
+
+
+def _choice(parameter: param.Selector, text: str) -> Any:
+    """The choice of a Selector that `text` names: a text choice as written, any other as YAML
+    reads the text (20 is the number 20, false the boolean), as a config file would give it."""
+    import yaml
+
+    choices = list(parameter.objects)
+    for choice in choices:
+        if isinstance(choice, str) and choice == text:
+            return choice
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    for choice in choices:
+        if (
+            not isinstance(choice, str)
+            and isinstance(choice, bool) == isinstance(value, bool)
+            and choice == value
+        ):
+            return choice
+    if not choices or not parameter.check_on_set:
+        return text  # a Selector without fixed choices takes any value
+    raise ValueError(text)
 
 
 def check_journalable_params(name: str, params: Mapping[str, Any]) -> None:
