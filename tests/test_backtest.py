@@ -129,6 +129,24 @@ def test_a_strategy_set_to_a_symbol_the_file_lacks_is_refused_not_run_without_or
     assert run_backtest(bars, SmaCross(fast=2, slow=3, interval="1d")).fills
 
 
+def test_a_strategy_set_to_a_symbol_a_many_symbol_file_lacks_is_named_with_the_files_symbols(
+    tmp_path,
+):
+    rows = ["Date,Symbol,Open,High,Low,Close"]
+    rows += [f"2024-03-{d:02d},{s},10,11,9,10" for d in range(1, 4) for s in ("ABC", "XYZ")]
+    (tmp_path / "two.csv").write_text("\n".join(rows) + "\n")
+    journal = tmp_path / "bt.duckdb"
+    with pytest.raises(
+        InvalidInputError,
+        match=r"strategy 'sma_cross' trades symbol='NIFTY', which bar file .*two.csv' does not "
+        r"have \(it has ABC, XYZ\)",
+    ):
+        run_backtest(tmp_path / "two.csv", SmaCross(symbol="NIFTY"), journal_path=journal)
+    assert not journal.exists()
+    played = run_backtest(tmp_path / "two.csv", SmaCross(fast=1, slow=2, symbol="XYZ"))
+    assert played.symbol == "XYZ" and played.bars == 3
+
+
 def test_a_bad_bar_is_named_by_its_place_in_the_file(tmp_path):
     from tradelab.runner.barfile import load_bar_file
 

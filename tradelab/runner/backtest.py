@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,15 +138,15 @@ def run_backtest(
     check_backtestable(strategies)
     symbols_as_ids(strategies)  # TCS.NS -> TCS_NS, as the file's rows trade
     named = {name for s in strategies for name in s.symbols_needed()}
-    series = load_bar_file(path, symbol, named=named)
+    source = f"bar file {str(path)!r}"
+
+    def check_named(symbols: Collection[str]) -> None:
+        check_strategy_inputs(strategies, source, symbols=symbols, intervals=None)
+
+    series = load_bar_file(path, symbol, named=named, check_named=check_named)
     if not len(series):
-        raise InvalidInputError(f"bar file {str(path)!r} has no bars for {series.symbol}")
-    check_strategy_inputs(
-        strategies,
-        f"bar file {str(path)!r}",
-        symbols={series.symbol},
-        intervals={series.interval},
-    )
+        raise InvalidInputError(f"{source} has no bars for {series.symbol}")
+    check_strategy_inputs(strategies, source, symbols={series.symbol}, intervals={series.interval})
     if journal_path is not None and Path(journal_path).exists():
         raise InvalidInputError(
             f"journal {str(journal_path)!r} already exists; a backtest writes a new journal"

@@ -102,10 +102,16 @@ def _bar_length_doubt(ts: np.ndarray, length: int, at: Callable[[int], str]) -> 
 
 
 def load_bar_file(
-    path: str | Path, symbol: str | None = None, *, named: Collection[str] = ()
+    path: str | Path,
+    symbol: str | None = None,
+    *,
+    named: Collection[str] = (),
+    check_named: Callable[[Collection[str]], None] | None = None,
 ) -> BarSeries:
     """One symbol's bars: `symbol`, else the file's only one, else the one of `named` (the
-    instruments the strategies name, e.g. sma_cross's `symbol`) the file holds."""
+    instruments the strategies name, e.g. sma_cross's `symbol`) the file holds.
+    `check_named(symbols)` is called with a file's symbols before one of `named` is picked from
+    them: the caller refuses a strategy naming one the file lacks in its own words."""
     path = Path(path)
     name = str(path)
     frame = read_bar_frame(path)
@@ -124,6 +130,8 @@ def load_bar_file(
     if "symbol" in columns:
         symbols = list(dict.fromkeys(frame[columns["symbol"]].astype(str)))
         if symbol is None:
+            if len(symbols) > 1 and check_named is not None:
+                check_named(symbols)
             as_ids = {instrument_id(n) for n in named}  # a ticker as the file's rows trade
             chosen = [s for s in symbols if s in as_ids]
             if len(symbols) > 1 and len(chosen) != 1:

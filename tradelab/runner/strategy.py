@@ -82,10 +82,10 @@ def check_strategy_inputs(
     source: str,
     *,
     symbols: Collection[str] | None,
-    intervals: Collection[str],
+    intervals: Collection[str] | None,
 ) -> None:
     """Refuse strategies that need an instrument or a bar interval `source` (a bar file, a
-    session) does not have; `symbols` None: any instrument may come."""
+    session) does not have; `symbols` (or `intervals`) None: any may come."""
 
     def listed(values: Collection[str]) -> str:
         shown = sorted(values) if isinstance(values, set | frozenset) else list(values)
