@@ -223,6 +223,19 @@ def test_a_strategy_file_named_in_the_yaml_is_found_beside_it(tmp_path, monkeypa
     assert load_settings(config).lab.strategy == f"{folder / 'mine.py'}:Mine"
 
 
+def test_a_strategy_parameter_without_a_doc_is_printed_without_one(tmp_path):
+    (tmp_path / "mine.py").write_text(
+        "import param\nfrom tradelab.runner import Strategy\n\nclass Mine(Strategy):\n"
+        "    size = param.Integer(default=1)\n"
+        "    symbol = param.String(default='ABC', doc='Instrument traded.')\n"
+    )
+    path = write(tmp_path, {"lab": {"strategy": str(tmp_path / "mine.py") + ":Mine"}})
+    printed = CliRunner().invoke(cli, ["config", "--config", path])
+    assert printed.exit_code == 0, printed.stderr
+    assert "#   size: [an integer; default 1]" in printed.output
+    assert "#   symbol: Instrument traded. [text; default 'ABC']" in printed.output
+
+
 def test_numbers_written_with_an_exponent_are_numbers_as_in_yaml_1_2(tmp_path):
     # PyYAML (YAML 1.1) reads `1e6` as text; a user means a million.
     path = write(tmp_path, "risk:\n  daily_loss_limit: 1e6\n  max_order_quantity: 2E3\n")

@@ -368,7 +368,7 @@ def _strategy_doc(strategy: str) -> list[str]:
         return ["(strategy 'none' takes no parameters)"]
     cls = strategy_class_named(strategy)
     return [f"{strategy} takes:"] + [
-        f"  {name}: {cls.param[name].doc} [{allowed(cls.param[name])}; default "
+        f"  {name}: {cls.param[name].doc or ''} [{allowed(cls.param[name])}; default "
         f"{cls.param[name].default!r}]"
         for name in cls.param
         if name != "name"
