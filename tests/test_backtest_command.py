@@ -182,6 +182,7 @@ def test_the_command_backtests_a_users_own_strategy_from_its_file(tmp_path):
         (f"{tmp_path / 'mine.py'}:Nope", "has no Strategy subclass named 'Nope'"),
         (f"{tmp_path / 'none.py'}:BuyFirst", "no file"),
         ("no_such_module_here:X", "failed to import: ModuleNotFoundError"),
+        ("none", "known: sma_cross, short_straddle, or your own"),  # 'none' is run's alone
         (f"{tmp_path / 'leaves.py'}:X", "failed to import: SystemExit: 7"),
     ]:
         refused = CliRunner().invoke(cli, ["backtest", bars, "--strategy", bad])

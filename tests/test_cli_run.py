@@ -67,7 +67,7 @@ def test_speed_takes_a_factor_or_max(tmp_path, speed):
         (
             ["--strategy", "nope"],
             "--strategy: no strategy named 'nope'",
-            "sma_cross, short_straddle",
+            "known: sma_cross, short_straddle, none, or your own",
         ),
         (["--strategy", "mine.py:Mine"], "--strategy: strategy 'mine.py:Mine'", "no file"),
         (["--feed", "live"], "'--feed'", "'sim', 'replay'"),

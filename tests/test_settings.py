@@ -115,7 +115,7 @@ def invoke_bad(tmp_path, data, command=("config",)):
         ("sim_feed: {session_date: 2025-13-40}", "sim_feed.session_date", "month must be in"),
         ({"markets": {}}, "'markets'", "lab, engine, sim_feed"),
         ({"engine": [1, 2]}, "'engine'", "expected a mapping"),
-        ({"lab": {"strategy": "sma"}}, "lab.strategy", "known: sma_cross, short_straddle"),
+        ({"lab": {"strategy": "sma"}}, "lab.strategy", "known: sma_cross, short_straddle, none"),
         ({"lab": {"strategy": "no_file.py:Mine"}}, "lab.strategy", "no file 'no_file.py'"),
         ({"lab": {"strategy_params": {"lots": 99}}}, "lab.strategy_params.lots", "from 1 to 50"),
         ({"lab": {"strategy_params": {"fast": 3}}}, "lab.strategy_params.fast", "entry_time"),

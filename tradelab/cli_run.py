@@ -91,7 +91,7 @@ def run_session(
         from tradelab.runner.strategy import coerce_params
 
         try:
-            cls = strategy_class_named(strategy_name)
+            cls = strategy_class_named(strategy_name, also=("none",))
         except TradelabError as exc:
             fail(f"--strategy: {exc}", EXIT_USAGE)
         try:

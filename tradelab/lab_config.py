@@ -122,7 +122,7 @@ def configured_strategies(cfg: LabConfig) -> list[Strategy]:
                 f"'{NO_STRATEGY}'; choose one of {', '.join(STRATEGIES)}"
             )
         return []
-    cls = strategy_class_named(cfg.strategy)
+    cls = strategy_class_named(cfg.strategy, also=(NO_STRATEGY,))
     text = {k: v for k, v in cfg.strategy_params.items() if isinstance(v, str)}
     typed = {k: v for k, v in cfg.strategy_params.items() if not isinstance(v, str)}
     params = {**typed, **coerce_params(cls, text)}

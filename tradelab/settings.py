@@ -270,7 +270,7 @@ def _check_strategy_params(lab: LabConfig, where: str) -> None:
     """`lab.strategy_params` against the chosen strategy's own parameters (param checks them)."""
     if lab.strategy != NO_STRATEGY:
         try:
-            cls = strategy_class_named(lab.strategy)
+            cls = strategy_class_named(lab.strategy, also=(NO_STRATEGY,))
         except InvalidInputError as exc:
             raise InvalidInputError(f"lab.strategy{where}: {exc}") from None
     if not lab.strategy_params:

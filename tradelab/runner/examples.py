@@ -7,6 +7,7 @@ Thread model: as every strategy, they run on their runner's thread only.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -284,14 +285,15 @@ STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
-def strategy_class_named(name: str) -> type[Strategy]:
+def strategy_class_named(name: str, *, also: Sequence[str] = ()) -> type[Strategy]:
     """The Strategy subclass `name` picks: an example from the registry by name, or a user's
-    own as `FILE.py:Class` or `module:Class`. What is not found is refused naming it."""
+    own as `FILE.py:Class` or `module:Class`. What is not found is refused naming it and the
+    names known, with `also`: the caller's other choices (a session's 'none')."""
     cls = STRATEGIES.get(name) or (strategy_class(name) if ":" in name else None)
     if cls is None:
         raise InvalidInputError(
-            f"no strategy named {name!r}; known: {', '.join(STRATEGIES)}, or your own as "
-            "FILE.py:Class or module:Class"
+            f"no strategy named {name!r}; known: {', '.join([*STRATEGIES, *also])}, or your "
+            "own as FILE.py:Class or module:Class"
         )
     return cls
 
