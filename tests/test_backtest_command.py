@@ -212,6 +212,35 @@ def test_ctrl_c_in_a_backtest_is_exit_130_naming_the_journal_left_whole(tmp_path
     assert verify_journal(journal).ok
 
 
+def test_ctrl_c_in_on_stop_after_every_bar_says_so_and_calls_on_stop_once(tmp_path):
+    from click.testing import CliRunner
+
+    from tradelab.cli import EXIT_INTERRUPTED
+    from tradelab.cli import main as cli
+    from tradelab.journal.verify import verify_journal
+
+    calls = tmp_path / "on_stop.txt"
+    (tmp_path / "interrupted.py").write_text(
+        "from tradelab.runner import Strategy\n\n"
+        "class CtrlCAtStop(Strategy):\n"
+        "    def on_stop(self, ctx):\n"
+        f"        with open({str(calls)!r}, 'a') as f:\n"
+        "            f.write('on_stop\\n')\n"
+        "        raise KeyboardInterrupt\n"
+    )
+    journal = tmp_path / "bt.duckdb"
+    spec = f"{tmp_path / 'interrupted.py'}:CtrlCAtStop"
+    args = ["backtest", str(write_bars(tmp_path / "ABC.csv")), "--strategy", spec]
+    result = CliRunner().invoke(cli, [*args, "--journal", str(journal)])
+    assert result.exit_code == EXIT_INTERRUPTED, (result.output, result.stderr)
+    assert (
+        "backtest interrupted (Ctrl-C) after the last bar, while stopping its strategies; "
+        f"the journal {journal} holds every bar" in result.stderr
+    )
+    assert calls.read_text() == "on_stop\n"  # not called again while the run was torn down
+    assert verify_journal(journal).ok
+
+
 def test_an_order_refused_as_malformed_is_summed_up_without_a_none(tmp_path):
     from click.testing import CliRunner
 

@@ -170,11 +170,16 @@ def backtest_command(
             )
         except TradelabError as exc:
             fail(exc, exit_code_for(exc))
-        except KeyboardInterrupt:  # Ctrl-C (or a strategy raising it): no result to report
+        except KeyboardInterrupt as exc:  # Ctrl-C (or a strategy raising it): no result
             from tradelab.cli import EXIT_INTERRUPTED
+            from tradelab.runner.backtest_interrupt import InterruptedWhileStopping
 
-            where = f"; the journal {journal} holds the bars played so far" if journal else ""
-            fail(f"backtest interrupted (Ctrl-C) before the last bar{where}", EXIT_INTERRUPTED)
+            if isinstance(exc, InterruptedWhileStopping):
+                when, held = "after the last bar, while stopping its strategies", "every bar"
+            else:
+                when, held = "before the last bar", "the bars played so far"
+            where = f"; the journal {journal} holds {held}" if journal else ""
+            fail(f"backtest interrupted (Ctrl-C) {when}{where}", EXIT_INTERRUPTED)
         chart_error = None
         if html:
             try:

@@ -37,7 +37,7 @@ from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock
 from tradelab.market.instruments import looks_like_option
 from tradelab.market.ticks import Tick
 from tradelab.runner.backtest_inputs import check_backtestable, check_settings, symbols_as_ids
-from tradelab.runner.backtest_interrupt import BetweenBars
+from tradelab.runner.backtest_interrupt import BetweenBars, InterruptedWhileStopping
 from tradelab.runner.backtest_report import (
     content_hash,
     fill_row,
@@ -243,7 +243,11 @@ def _run(
             series, engine, broker, clock, runner, progress, synchronous
         )
         loop_seconds = time.perf_counter() - started
-        runner.stop(who="backtest")
+        try:
+            runner.stop(who="backtest")
+        except KeyboardInterrupt as exc:
+            runner = None  # its on_stop hooks were called: not again below
+            raise InterruptedWhileStopping() from exc
         failed = runner.failures()  # after the stop: a strategy's on_stop may fail too
         # No bar after the last: an order placed on it (or in on_stop) never fills.
         unfilled = sorted(broker.account.working)

@@ -12,6 +12,11 @@ import threading
 from types import FrameType, TracebackType
 
 
+class InterruptedWhileStopping(KeyboardInterrupt):
+    """A KeyboardInterrupt (Ctrl-C, or one a strategy's `on_stop` raised) after every bar was
+    played, while the strategies were being stopped: the journal holds every bar."""
+
+
 class BetweenBars:
     """`with BetweenBars(): ... check() before each bar`. Does nothing off the main thread or
     when SIGINT is not Python's default handler (someone else handles Ctrl-C there)."""
