@@ -3,14 +3,18 @@ store keeps one active row per signal (the console's Signals table), bad names a
 refused before anything is journaled, a restart remembers what is active, and the example
 strategies signal what they trade."""
 
+import math
+
+import pandas as pd
 import param
+import pytest
 
 from tradelab.analytics import Analytics
 from tradelab.broker import PaperBroker
 from tradelab.engine import Engine
 from tradelab.errors import InvalidInputError, OrderRejectedError
 from tradelab.journal import JournalReader
-from tradelab.runner import Strategy
+from tradelab.runner import SmaCross, Strategy
 from tradelab.runner.backtest import run_backtest
 from tradelab.runner.runner import StrategyRunner
 from tradelab.trading.execution import ExecutionDesk
@@ -238,3 +242,35 @@ def test_bars_never_show_a_strategy_a_bar_after_the_one_it_handles():
     assert [b["end"] for b in ctx.bars("X", "1m")] == [1, 2, 3, 4, 5, 6]
     runner.current_ts = 10
     assert len(ctx.bars("X", "1m")) == 10
+
+
+class ChangesWindows(SmaCross):
+    """sma_cross whose windows an operator changes at bar 100 (as set_params would)."""
+
+    new_slow = param.Integer(default=30)
+
+    def on_bar(self, ctx, bar):
+        self.seen = getattr(self, "seen", 0) + 1
+        if self.seen == 100:
+            self.param.update(slow=self.new_slow)
+        super().on_bar(ctx, bar)
+
+
+@pytest.mark.parametrize("new_slow", [30, 10], ids=["longer", "shorter"])
+def test_sma_cross_changed_windows_average_the_new_number_of_closes(tmp_path, new_slow):
+    closes = [round(100 + 10 * math.sin(i / 7), 2) for i in range(400)]
+    path = tmp_path / "SINE.csv"
+    day = pd.Timestamp("2020-01-01")
+    rows = ["Date,Open,High,Low,Close"]
+    for i, c in enumerate(closes):
+        rows.append(f"{(day + pd.Timedelta(days=i)):%Y-%m-%d},{c},{c},{c},{c}")
+    path.write_text("\n".join(rows) + "\n")
+    journal = tmp_path / "j.duckdb"
+    run_backtest(path, ChangesWindows(fast=5, slow=20, new_slow=new_slow), journal_path=journal)
+    signals = [e.payload for e in JournalReader(journal).events(topic="signal.detected")]
+    after = [s for s in signals if s["ts"] >= int((day + pd.Timedelta(days=100)).value)]
+    assert len(after) >= 4  # it keeps trading on the new windows
+    for signal in after:
+        i = int((pd.Timestamp(signal["ts"]) - day) / pd.Timedelta(days=1))
+        expected = sum(closes[i - new_slow + 1 : i + 1]) / new_slow
+        assert signal["slow_sma"] == pytest.approx(expected)

@@ -58,7 +58,14 @@ class SmaCross(Strategy):
             raise InvalidInputError(f"fast {self.fast} must be less than slow {self.slow}")
         # A parameter read costs ~1.5 us and on_bar runs every bar: it reads these plain
         # copies, refreshed whenever a parameter changes (e.g. the runner's set_params).
+        before = getattr(self, "_settings", None)
         self._settings = (self.fast, self.slow, self.size, self.symbol, self.interval)
+        if before is not None and before[:2] != self._settings[:2] and hasattr(self, "_closes"):
+            # New windows mid-run: each symbol's averages start again from the bars the store
+            # holds at its next bar (a window kept at the old length would never fill, or
+            # divide the old sum by the new length).
+            self._closes.clear()
+            self._previous.clear()
 
     def on_bar(self, ctx: StrategyContext, bar: Any) -> None:
         fast, slow, size, only_symbol, only_interval = self._settings
