@@ -183,6 +183,26 @@ def test_time_exit_does_not_double_a_stop_exit_still_working(tmp_path):
     assert positions == {CE: 0, PE: 0}
 
 
+def test_a_restarted_straddle_keeps_its_legs_stops_when_stop_loss_pct_changed(tmp_path):
+    before = [
+        ("09:20", {"NIFTY": 24010.0, CE: 150.0, PE: 140.0}, None),  # entry: ATM 24000
+        ("09:21", {"NIFTY": 24000.0, CE: 152.0, PE: 138.0}, None),  # both legs fill here
+    ]
+    events, _ = run_script(tmp_path, ShortStraddle(stop_loss_pct=30.0), before)
+    assert exits(events)[-2:] == [
+        (f"short_straddle:{CE}", "set", 197.6),
+        (f"short_straddle:{PE}", "set", 179.4),
+    ]
+    # Restarted with 80 %: the legs held keep the stops journaled (198 does not hit 273.6).
+    after = [
+        ("09:30", {"NIFTY": 24100.0, CE: 198.0, PE: 120.0}, None),
+        ("09:31", {"NIFTY": 24110.0, CE: 199.0, PE: 118.0}, None),
+    ]
+    events, positions = run_script(tmp_path, ShortStraddle(stop_loss_pct=80.0), after)
+    assert exits(events) == [(f"short_straddle:{CE}", "exit_stop", 197.6)]
+    assert positions == {CE: 0, PE: -LOT}
+
+
 def test_straddle_times_its_entry_by_the_event_not_by_a_feed_clock_running_ahead(tmp_path):
     # The feed's clock already reads 15:20 when the 09:20 bar reaches the strategy.
     steps = [

@@ -182,6 +182,14 @@ class StrategyContext:
             )
         self._runner.monitor.set_exit(position_id(self.name, symbol), **levels)
 
+    def exit_levels(self, symbol: str) -> dict[str, Any] | None:
+        """The exit levels armed for this strategy's position in `symbol` (stop, target, trail,
+        best price seen), None if none: after a restart, those the store kept."""
+        levels = self._runner.monitor.levels(position_id(self.name, symbol))
+        if levels is None:
+            return None
+        return {k: levels[k] for k in ("stop", "target", "trail", "best")}
+
     # -- signals ---------------------------------------------------------------------------
     def signal(self, name: str, /, **details: Any) -> str:
         """Journal that this strategy sees signal `name` (`signal.detected`): it is active, in

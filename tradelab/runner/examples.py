@@ -247,6 +247,9 @@ class ShortStraddle(Strategy):
     def _adopt(self, ctx: StrategyContext, held: dict[str, int]) -> None:
         self._legs = sorted(held)
         for leg in self._legs:
+            if ctx.exit_levels(leg) is not None:
+                continue  # re-armed from the store as they were: a changed stop_loss_pct is
+                # for the next entry, as it is without a restart
             pos = ctx.store.get(f"trading.positions.{self.name}:{leg}", None) or {}
             if held[leg] < 0 and pos.get("average_price"):
                 ctx.set_exit(
