@@ -159,7 +159,9 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         store = self.engine.store
         # One view, at one seq: fills already in the inbox at or below it are in the seed.
         self._seeded_seq, seed = store.frozen()
-        self.trade_log.seed(seed.get("trading.positions", None) or {})
+        self.trade_log.seed(
+            seed.get("trading.positions", None) or {}, seed.get("trading.trades", None) or {}
+        )
         self.monitor.restore(store)
         self.submit(
             "runner.started", {"runner": self.name, "who": who, "strategies": list(self._slots)}

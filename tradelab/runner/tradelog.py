@@ -42,12 +42,40 @@ class TradeLog:
         self._open: dict[str, dict[str, Any]] = {}
         self.logged = 0
 
-    def seed(self, positions: Mapping[str, Mapping[str, Any]]) -> None:
-        """Open round trips after a restart: each open position, entered at its average."""
+    def seed(
+        self,
+        positions: Mapping[str, Mapping[str, Any]],
+        trades: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Open round trips after a restart: each open position's fills since it opened
+        (`trades`, the store's), folded again without logging, so the round trip closed
+        after the restart has its entry time, entry fill and fees. A position whose opening
+        is not known is entered at its average, with no time or fill."""
+        since: dict[str, int] = {}
         for pid, pos in positions.items():
-            net = int(pos.get("net_quantity") or 0)
-            if net:
+            if int(pos.get("net_quantity") or 0):
+                since[pid] = pos.get("opened_seq") or 0
+        fills: dict[str, list[Mapping[str, Any]]] = {}
+        for trade in (trades or {}).values():
+            pid = trade.get("position_id")
+            if since.get(pid) and trade["seq"] >= since[pid]:
+                fills.setdefault(pid, []).append(trade)
+        for pid in since:
+            if pid in fills:
+                self._fold(sorted(fills[pid], key=lambda t: t["seq"]))
+            if int(self._open.get(pid, {}).get("net", 0)) != int(positions[pid]["net_quantity"]):
+                pos = positions[pid]
+                net = int(pos["net_quantity"])
                 self._open[pid] = self._new(pos, net, float(pos["average_price"]), None, None)
+
+    def _fold(self, fills: list[Mapping[str, Any]]) -> None:
+        logged, submit = self.logged, self._submit
+        self._submit = lambda *args, **kwargs: None  # logged before the restart already
+        try:
+            for fill in fills:
+                self.on_fill(fill)
+        finally:
+            self._submit, self.logged = submit, logged
 
     @staticmethod
     def _new(fill: Mapping[str, Any], signed: int, price: float, ts, trade_id) -> dict[str, Any]:
@@ -126,7 +154,9 @@ def trades_frame(journal_path: str | Path) -> pd.DataFrame:
     """Every logged round trip of a journal, in the order they closed (columns TRADE_COLUMNS)."""
     events = JournalReader(journal_path).events(topic="trade.logged")
     rows = [{name: e.payload.get(name) for name in TRADE_COLUMNS} for e in events]
-    return pd.DataFrame(rows, columns=list(TRADE_COLUMNS))
+    frame = pd.DataFrame(rows, columns=list(TRADE_COLUMNS))
+    # Nanosecond stamps stay whole numbers beside a missing one (as float they lose digits).
+    return frame.astype({"opened_ts": "Int64", "closed_ts": "Int64"})
 
 
 def export_trades_csv(journal_path: str | Path, csv_path: str | Path) -> int:
