@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from tradelab.errors import InvalidInputError, JournalInUseError
+from tradelab.errors import InvalidInputError, JournalInUseError, OrderRejectedError
 from tradelab.lab import Lab
+from tradelab.runner import Strategy
 from tradelab.trading.risk import RiskConfig
 
 
@@ -202,3 +203,39 @@ def test_a_restart_already_halted_cancels_the_orders_the_halt_forbids(tmp_path):
         assert order_id not in again.broker.account.working
     finally:
         again.stop()
+
+
+class OrdersInOnStop(Strategy):
+    """Buys a call when it is stopped: after the session closed, at the end of a run."""
+
+    strategy_name = "orders_in_on_stop"
+
+    def on_start(self, ctx):
+        self.symbol, self.refused = None, None
+
+    def on_tick(self, ctx, tick):
+        if tick["symbol"].endswith("CE"):
+            self.symbol = tick["symbol"]
+
+    def on_stop(self, ctx):
+        try:
+            ctx.buy(self.symbol, ctx.universe.lot_size(ctx.universe.parse(self.symbol)))
+        except OrderRejectedError as exc:
+            self.refused = str(exc)
+
+
+def test_an_order_after_the_session_closed_is_refused_as_after_hours_not_filled(tmp_path):
+    strategy = OrdersInOnStop()
+    lab = Lab(
+        journal_path=str(tmp_path / "lab.duckdb"),
+        ticks_per_second=2,
+        as_fast_as_possible=True,
+        strikes_each_side=1,
+        strategies=[strategy],
+    ).start()
+    try:
+        assert lab.session_finished.wait(120)
+    finally:
+        lab.stop()
+    assert "market is closed at" in strategy.refused and "15:30:00 IST" in strategy.refused
+    assert lab.status()["fills"] == 0

@@ -50,6 +50,7 @@ from tradelab.lab_config import (
 from tradelab.lab_sessions import (
     SessionDays,
     check_same_market,
+    clock_to_close,
     day_sessions,
     market_source,
     resumed_ticks,
@@ -269,6 +270,7 @@ class Lab:
     def _next_day(self, last_ns: int, first_ns: int) -> None:
         """A replayed file's next IST day: close the day before at its last tick, open this one."""
         self.router.close_session(last_ns)
+        clock_to_close(self.clock, self.broker.hours, last_ns)
         self._open_session(first_ns)
 
     def _close_session(self) -> None:
@@ -277,6 +279,7 @@ class Lab:
             and (self.engine.store.get("market.session", None) or {}).get("status") != "closed"
         ):
             self.router.close_session(self.close_ns)
+            clock_to_close(self.clock, self.broker.hours, self.close_ns)
 
     def _run_feed(self) -> None:
         speed = None if self.feed.config.as_fast_as_possible else self.feed.config.speed

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tradelab.errors import InvalidInputError
-from tradelab.market.clock import NS_PER_S
+from tradelab.market.clock import NS_PER_S, ist_date
 from tradelab.market.instruments import IST
 from tradelab.market.ticks import Tick
 
@@ -91,6 +91,16 @@ def day_sessions(ticks: Iterable[Tick], on_new_day: Callable[[int, int], object]
             on_new_day(days.last_ns, tick.ts)
         days.enter(tick.ts)
         yield tick
+
+
+def clock_to_close(clock: Any, hours: Any, at_ns: int) -> None:
+    """Once a session is closed (at `at_ns`), the session's clock reads that day's close at the
+    earliest: an order placed then (a strategy's on_stop) is the broker's to refuse as after
+    hours, never filled at the last quote and dated before the close."""
+    day = ist_date(at_ns)
+    close_ns = max(hours.session_ns(day)[1], at_ns) if hours.is_trading_day(day) else at_ns
+    if close_ns > clock.now_ns():
+        clock.set(close_ns)
 
 
 def market_source(config: Any) -> str:
