@@ -51,14 +51,16 @@ class RunnerInbox:
         return self._queue.qsize()
 
     def put_journaled(self, event: Any) -> None:
-        with self._lock:
-            if self._queue.qsize() >= self.limit:
-                self.events_dropped += 1
-                self.overflowed = True
-                return
-            # A tick after this event must not be handled before it: start new slots.
-            self._waiting_ticks.clear()
-            self._queue.put(event)
+        if self._queue.qsize() >= self.limit:
+            self.events_dropped += 1
+            self.overflowed = True
+            return
+        if self._waiting_ticks:
+            # A tick after this event must not be handled before it: later ticks take new
+            # slots. Cleared before the put: a tick in between is queued before it, as it came.
+            with self._lock:
+                self._waiting_ticks.clear()
+        self._queue.put(event)
 
     def put_tick(self, event: Any) -> None:
         symbol = event.key or event.payload.get("symbol")
