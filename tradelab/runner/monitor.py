@@ -51,8 +51,9 @@ class PositionMonitor:
         trail: float | None = None,
     ) -> None:
         """Set the exit levels given of an open position, keeping those not given (a target
-        added later keeps the stop; a trailing distance set again keeps the stop trailed so
-        far); with all None, clear them all."""
+        added later keeps the stop; the same trailing distance set again keeps the stop trailed
+        so far, a new one moves it to that distance from the best price seen); with all None,
+        clear them all. Levels are dropped when the position goes flat or reverses."""
         for what, value in (("stop", stop), ("target", target), ("trail", trail)):
             if value is not None and (
                 isinstance(value, bool)
@@ -67,10 +68,13 @@ class PositionMonitor:
             self._drop(position_id)
             self._publish(position_id, None, "cleared")
             return
+        before = self._exits.get(position_id, {}).get("trail")
         given = {"stop": stop, "target": target, "trail": trail}
         exit_ = self._arm(position_id, **{k: v for k, v in given.items() if v is not None})
         net = self._net(position_id)
-        if net:  # a trail set or changed moves the stop from the best price seen at once
+        if net and stop is None and trail is not None:  # a stop given is taken as given
+            if before is not None and trail != before:
+                exit_["stop"] = None  # trailed at the old distance: it trails at the new one
             self._trail(exit_, net > 0)
         self._publish(position_id, exit_, "set")
 
@@ -141,6 +145,13 @@ class PositionMonitor:
 
     def on_position_flat(self, position_id: str) -> None:
         self._drop(position_id)
+
+    def on_position_reversed(self, position_id: str) -> None:
+        """A fill took the position through zero: its levels were for the other direction
+        (a long's stop below the price would stop the new short out at once)."""
+        if position_id in self._exits:
+            self._drop(position_id)
+            self._publish(position_id, None, "reversed")
 
     def _check(self, exit_: dict[str, Any], price: float) -> None:
         if exit_["exit_order"] is not None or self._runner.current_ts < exit_["retry_at"]:

@@ -323,6 +323,12 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
     def _on_trade(self, seq: int, payload: Any) -> None:
         if seq > self._seeded_seq:  # else the round trips were seeded with it
             self.trade_log.on_fill(payload)
+        trade = self.engine.store.get(f"trading.trades.{payload.get('trade_id')}", None)
+        if trade is not None and seq > self._seeded_seq:
+            after = trade["position_after"]
+            before = after - (trade["quantity"] if trade["side"] == "BUY" else -trade["quantity"])
+            if before * after < 0:  # dropped before on_fill: levels set there are the new side's
+                self.monitor.on_position_reversed(payload["position_id"])
         slot = self._slots.get(payload["strategy"])
         if slot is not None:
             if seq > slot.ctx.seeded_seq:

@@ -1,0 +1,90 @@
+"""Exit levels set again: a reversal starts the new side with none of the old side's levels,
+and a new trailing distance moves the stop to it, looser or tighter."""
+
+import param
+
+from tradelab.runner import Strategy
+from tradelab.runner.backtest import run_backtest
+
+# Daily bars of one stock: the monitor checks levels against each close.
+BARS = (
+    "Date,Open,High,Low,Close\n"
+    "2024-01-01,100,101,99,100\n"
+    "2024-01-02,102,104,101,103\n"
+    "2024-01-03,104,106,103,105\n"
+    "2024-01-04,106,107,104,105\n"
+    "2024-01-05,107,109,106,108\n"
+    "2024-01-08,110,111,108,109\n"
+    "2024-01-09,108,109,100,101\n"
+    "2024-01-10,100,102,99,101\n"
+)
+
+
+class Reverses(Strategy):
+    """Long 10 with a stop at 90; reversed to short 10 on bar 3, with only a target at 95."""
+
+    def on_start(self, ctx):
+        self.bar = -1
+
+    def on_bar(self, ctx, bar):
+        self.bar += 1
+        if self.bar == 0:
+            ctx.buy(bar["symbol"], 10)  # fills at 102
+        elif self.bar == 3:
+            ctx.target(bar["symbol"], -10)  # sells 20 at 107
+
+    def on_fill(self, ctx, fill):
+        held = ctx.position(fill["symbol"])
+        if held > 0:
+            ctx.set_exit(fill["symbol"], stop=90.0)
+        elif held < 0 and not fill["order_id"].startswith("exit"):
+            ctx.set_exit(fill["symbol"], target=95.0)
+        self.levels = ctx.exit_levels(fill["symbol"])
+
+
+def test_a_reversed_position_keeps_none_of_the_old_sides_levels(tmp_path):
+    (tmp_path / "ABC.csv").write_text(BARS)
+    strategy = Reverses()
+    result = run_backtest(tmp_path / "ABC.csv", strategy)
+    # The long's stop at 90 is under the short's price: kept, it would buy the short back.
+    assert strategy.levels == {"stop": None, "target": 95.0, "trail": None, "best": None}
+    assert [(f["side"], f["quantity"], f["price"]) for f in result.fills] == [
+        ("BUY", 10, 102.0),
+        ("SELL", 20, 107.0),
+    ]
+    assert result.open_positions == {"ABC": -10}
+
+
+class Retrails(Strategy):
+    """Long 10 with a 3-point trail; on bar 3 the trail is set to `wide`."""
+
+    wide = param.Number(default=10.0)
+
+    def on_start(self, ctx):
+        self.bar = -1
+
+    def on_bar(self, ctx, bar):
+        self.bar += 1
+        if self.bar == 0:
+            ctx.buy(bar["symbol"], 10)
+        elif self.bar == 3 and ctx.position(bar["symbol"]):
+            ctx.set_exit(bar["symbol"], trail=self.wide)
+            self.levels = ctx.exit_levels(bar["symbol"])
+
+    def on_fill(self, ctx, fill):
+        if ctx.position(fill["symbol"]) and not fill["order_id"].startswith("exit"):
+            ctx.set_exit(fill["symbol"], trail=3.0)
+
+
+def test_a_new_trailing_distance_moves_the_stop_to_it_from_the_best_price(tmp_path):
+    (tmp_path / "ABC.csv").write_text(BARS)
+    wider = Retrails(wide=10.0)
+    result = run_backtest(tmp_path / "ABC.csv", wider)
+    # Best 105 by bar 3: a 10-point trail stops at 95 (not the 102 of the 3-point one); the
+    # best reaches 109 and the stop 99, which the closes of 101 never reach: still long.
+    assert wider.levels["stop"] == 95.0
+    assert [f["side"] for f in result.fills] == ["BUY"]
+    tighter = Retrails(wide=1.0)
+    result = run_backtest(tmp_path / "ABC.csv", tighter)
+    assert tighter.levels["stop"] == 104.0
+    assert [f["side"] for f in result.fills] == ["BUY", "SELL"]
