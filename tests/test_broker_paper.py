@@ -137,6 +137,21 @@ def test_an_order_that_only_reduces_a_position_passes_with_cash_below_zero():
     assert broker.positions() == {}
 
 
+def test_a_sell_the_long_is_already_promised_to_is_an_opening_and_needs_margin():
+    # Long 150 with a limit sell of all 150 resting: a market sell of 150 more would open a
+    # short when both fill, so it is margin-checked (and refused), reducing or not alone.
+    broker, _, _ = paper(capital=15_200.0, latency_ms=0, short_margin_rate=0.1)
+    broker.set_quote(SYM, 100.0, 101.0, size=10**6)
+    broker.submit_order(buy("b1", qty=150))
+    broker.submit_order(
+        OrderRequest("s1", SYM, Side.SELL, 150, order_type=OrderType.LIMIT, limit_price=150.0)
+    )
+    with pytest.raises(OrderRejectedError, match="insufficient margin for SELL 150"):
+        broker.submit_order(OrderRequest("s2", SYM, Side.SELL, 150))
+    broker.set_quote(SYM, 160.0, 161.0, size=10**6)  # the limit fills: flat, never short
+    assert broker.positions() == {}
+
+
 # -- the desk: broker callbacks become journaled events ------------------------------------
 
 

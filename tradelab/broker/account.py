@@ -311,21 +311,22 @@ class PaperAccount:
     ) -> None:
         """Refuse an order the free cash cannot carry (premium of a buy, margin of a short).
 
-        An order that only reduces the account's position in its symbol is never refused: it
-        lowers the exposure margin protects, and cash driven below zero (a fill at a gap, a
-        fee) must not trap a position open, its stop loss included."""
+        The part of an order that only reduces the account's position in its symbol (less what
+        working orders on the same side will already take off it) is never refused: it lowers
+        the exposure margin protects, and cash driven below zero (a fill at a gap, a fee) must
+        not trap a position open, its stop loss included. The rest is an opening, checked."""
         quote = quotes.get(request.symbol)
-        held = self.positions.get(request.symbol, 0)
-        if request.quantity <= (-held if request.side is Side.BUY else held):
+        room = self._reducible(request.symbol, request.side)
+        if request.quantity <= room:
             return
         rate = self.short_margin_rate
         if request.side is Side.BUY:
             price = request.limit_price if request.order_type is OrderType.LIMIT else quote[1]
-            covering = min(request.quantity, max(-held, 0))
+            covering = min(request.quantity, room)
             blocked = self.strikes.get(request.symbol, contract.strike)
             needed = price * request.quantity - covering * blocked * rate
         else:
-            opening = request.quantity - min(request.quantity, max(held, 0))
+            opening = request.quantity - min(request.quantity, room)
             needed = opening * _margin_price(contract, request, quote) * rate
         available = self.cash - self._blocked_margin() - self._working_reserve(quotes)
         if needed > available:
@@ -334,12 +335,26 @@ class PaperAccount:
                 f"needs {needed:,.2f}, available {available:,.2f}"
             )
 
+    def _reducible(self, symbol: str, side: Side) -> int:
+        """Units an order on `side` can still take off the position in `symbol`: the position
+        (long for a sell, short for a buy) less the same side's working orders there."""
+        held = self.positions.get(symbol, 0)
+        position = held if side is Side.SELL else -held
+        working = sum(
+            order.remaining
+            for order in self.working.values()
+            if order.request.symbol == symbol and order.request.side is side
+        )
+        return max(position - working, 0)
+
     def _working_reserve(self, quotes: dict[str, list[float]]) -> float:
         """Cash that working orders will take when they fill: premium of the unfilled part of
-        a buy (at its limit, else the ask), short margin of the part of a sell that opens.
+        a buy (at its limit, else the ask), short margin of the part of a sell that opens
+        (the long position covers the sells in the order they were placed).
         Without it, several working orders each pass alone and then overdraw the cash."""
         rate = self.short_margin_rate
         reserve = 0.0
+        long_left: dict[str, int] = {}  # long units not yet promised to an earlier working sell
         for order in self.working.values():
             r, left = order.request, order.remaining
             if r.side is Side.BUY:
@@ -347,9 +362,11 @@ class PaperAccount:
                 price = r.limit_price if r.order_type is OrderType.LIMIT else (quote or (0, 0))[1]
                 reserve += price * left
             else:
-                held = max(self.positions.get(r.symbol, 0), 0)
+                held = long_left.get(r.symbol, max(self.positions.get(r.symbol, 0), 0))
+                covered = min(left, held)
+                long_left[r.symbol] = held - covered
                 price = _margin_price(order.contract, r, quotes.get(r.symbol))
-                reserve += (left - min(left, held)) * price * rate
+                reserve += (left - covered) * price * rate
         return reserve
 
     def _blocked_margin(self) -> float:
