@@ -159,6 +159,9 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         store = self.engine.store
         # One view, at one seq: fills already in the inbox at or below it are in the seed.
         self._seeded_seq, seed = store.frozen()
+        # Order ids are <strategy>-<seq>-<n>: from the journal's seq, not 0, so an order placed
+        # in on_start after a restart cannot take the id of one placed in the run before.
+        self.current_seq = max(self.current_seq, self._seeded_seq)
         self.trade_log.seed(
             seed.get("trading.positions", None) or {}, seed.get("trading.trades", None) or {}
         )
