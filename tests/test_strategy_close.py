@@ -114,3 +114,41 @@ def test_a_restarted_strategy_counts_and_can_cancel_the_orders_it_left_working(t
         assert after.working == 6 and after.closed.startswith("resting-")
         assert not engine.store.get("trading.working", None)
         assert broker.open_orders() == [] and broker.positions() == {}
+
+
+class ClosesDuringAFill(Strategy):
+    """Rests a limit buy of 10; the broker fills 4 of it while this hook runs (a quote on the
+    feed's thread), then the hook closes: that fill has not reached the strategy yet."""
+
+    strategy_name = "closes_during_a_fill"
+
+    def __init__(self, broker, **params):
+        super().__init__(**params)
+        self.broker = broker
+
+    def on_start(self, ctx):
+        ctx.buy("ABC", 10, order_type="LIMIT", limit_price=90.0)
+        self.broker.set_quote("ABC", 88.0, 89.0, size=4)
+        self.seen = (ctx.position("ABC"), ctx.working("ABC"))
+        self.closed = ctx.close("ABC")
+
+
+def test_close_counts_a_fill_made_before_its_cancel_that_the_strategy_has_not_seen(tmp_path):
+    universe = InstrumentUniverse({"ABC": PlainInstrument("ABC", 1, 1000.0)})
+    broker = PaperBroker(
+        PaperBrokerConfig(latency_ms=0, brokerage_per_fill=0.0, enforce_market_hours=False),
+        universe=universe,
+        clock=SimulatedClock(10**18),
+    )
+    broker.set_quote("ABC", 100.0, 100.0)
+    with Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False) as engine:
+        runner = StrategyRunner(
+            engine, ExecutionDesk(broker, engine.submit, universe=universe), name="r"
+        )
+        strategy = runner.add(ClosesDuringAFill(broker))
+        runner.start(who="test")
+        runner.stop(who="test")
+        engine.wait_applied()
+    assert strategy.seen == (0, 10)  # the fill of 4 is on its way
+    assert strategy.closed is not None  # a sell of those 4
+    assert broker.positions() == {} and broker.open_orders() == []

@@ -159,11 +159,18 @@ class StrategyContext:
         it holds less its market orders already in flight (a stop's exit being filled). Returns
         that order's id, None if nothing is left to send. A cancel the broker refuses (the
         order filled meanwhile) raises OrderRejectedError before anything is sent."""
-        for order_id in [
-            o for o, w in self._working.items() if w["symbol"] == symbol and w.get("limit")
-        ]:
-            self.cancel(order_id)
-            self._working.pop(order_id, None)  # durable: the broker reported it cancelled
+        self._on_handler_thread("close")
+        resting = [o for o, w in self._working.items() if w["symbol"] == symbol and w["limit"]]
+        for order_id in resting:
+            entry = self._working[order_id]
+            report = self._runner.desk.cancel_order(order_id)
+            # Filled before the cancel but not yet seen here (a fill on the feed's thread while
+            # this hook runs): still to come as fills, so still counted; the rest is gone.
+            unseen = int(report.filled_quantity) - entry["seen"]
+            if unseen > 0:
+                entry["remaining"], entry["cancelled"] = entry["sign"] * unseen, True
+            else:
+                del self._working[order_id]
         return self.target(symbol, 0)
 
     def set_exit(self, symbol: str, **levels: float | None) -> None:
@@ -275,13 +282,28 @@ class StrategyContext:
                 sign = 1 if order["side"] == "BUY" else -1
                 remaining = sign * int(order.get("remaining_quantity") or 0)
                 limit = order.get("limit_price") is not None
-                self._track(order_id, order["symbol"], remaining, limit=limit)
+                filled = (view.get(f"trading.orders.{order_id}", None) or {}).get("filled_quantity")
+                self._track(order_id, order["symbol"], remaining, limit=limit, seen=filled or 0)
 
     def _track(
-        self, order_id: str, symbol: str, signed_quantity: int, *, limit: bool = False
+        self,
+        order_id: str,
+        symbol: str,
+        signed_quantity: int,
+        *,
+        limit: bool = False,
+        seen: int = 0,
     ) -> None:
-        """Count an order placed for this strategy as working until it fills or finishes."""
-        self._working[order_id] = {"symbol": symbol, "remaining": signed_quantity, "limit": limit}
+        """Count an order placed for this strategy as working until it fills or finishes
+        (`seen`: units of it already filled and counted in the positions)."""
+        self._working[order_id] = {
+            "symbol": symbol,
+            "remaining": signed_quantity,
+            "sign": 1 if signed_quantity >= 0 else -1,
+            "limit": limit,
+            "seen": seen,
+            "cancelled": False,
+        }
 
     def _on_fill(self, fill: Mapping[str, Any]) -> None:
         # One step moves the fill from "working" to "position": no moment counts it twice.
@@ -291,9 +313,13 @@ class StrategyContext:
         entry = self._working.get(fill.get("order_id"))
         if entry is not None:
             entry["remaining"] -= signed
+            entry["seen"] += abs(signed)
             if entry["remaining"] == 0:
                 del self._working[fill["order_id"]]
 
     def _on_order_finished(self, payload: Mapping[str, Any]) -> None:
-        """A cancelled or rejected order works no more (its fills came as trade.executed)."""
-        self._working.pop(payload.get("order_id"), None)
+        """A cancelled or rejected order works no more (its fills came as trade.executed); one
+        `close` cancelled with fills still on their way stays counted until they come."""
+        entry = self._working.get(payload.get("order_id"))
+        if entry is not None and not entry["cancelled"]:
+            del self._working[payload["order_id"]]

@@ -171,10 +171,12 @@ class ExecutionDesk:
             self._release(order_id)
         return order_id
 
-    def cancel_order(self, order_id: str) -> None:
-        """Cancel a working order; returns once the cancellation is durable."""
+    def cancel_order(self, order_id: str) -> OrderUpdate:
+        """Cancel a working order; returns once the cancellation is durable, with the broker's
+        report (its `filled_quantity`: the fills made before the cancel, which may still be on
+        their way to subscribers)."""
         with self._call():
-            self.broker.cancel_order(order_id)
+            return self.broker.cancel_order(order_id)
 
     def cancel_blocked_orders(self) -> list[str]:
         """Cancel the working orders the risk state no longer allows (all of them when halted;
