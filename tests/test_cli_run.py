@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from datetime import datetime
 
 import pytest
 from click.testing import CliRunner
@@ -16,6 +17,7 @@ from tradelab.cli import EXIT_USAGE
 from tradelab.cli import main as cli
 from tradelab.journal import JournalReader
 from tradelab.market.clock import ist_date
+from tradelab.market.instruments import IST
 
 SAMPLE = "data/nifty_sample_1m.csv"  # one NIFTY session, 1m bars, index + 6 options
 
@@ -513,3 +515,64 @@ def test_after_a_signalled_stop_a_late_signal_cannot_change_the_exit_code():
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)
+
+
+ON_STOP_BUYER = """
+from tradelab.runner import Strategy
+
+
+class OnStopBuyer(Strategy):
+    strategy_name = "on_stop_buyer"
+
+    def on_stop(self, ctx):
+        try:
+            ctx.buy("ACME", 1, order_type="LIMIT", limit_price=600.0)
+        except Exception as exc:
+            ctx.log.warning("on_stop order refused: %s", exc)
+"""
+
+
+def ist_time(ts_ns):
+    return datetime.fromtimestamp(ts_ns / 1e9, tz=IST)
+
+
+def five_minute_bars(path, until):
+    rows, minute = ["Datetime,Open,High,Low,Close,Volume"], 9 * 60 + 15
+    while minute <= until:
+        price = 500 + (minute % 7)
+        rows.append(
+            f"2024-03-04 {minute // 60:02d}:{minute % 60:02d}:00,{price},{price},{price},{price},100"
+        )
+        minute += 5
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_a_restart_plays_more_of_a_day_a_file_closed_and_an_order_after_the_close_is_refused(
+    tmp_path,
+):
+    strategy = tmp_path / "buyer.py"
+    strategy.write_text(ON_STOP_BUYER)
+    morning, day = tmp_path / "a" / "ACME.csv", tmp_path / "b" / "ACME.csv"
+    five_minute_bars(morning, 12 * 60)
+    five_minute_bars(day, 15 * 60 + 25)
+    journal = tmp_path / "r.duckdb"
+    for bars in (morning, morning, day):
+        result = invoke(
+            "--feed", "replay", str(bars), "--speed", "max", "--journal", str(journal),
+            "--strategy", f"{strategy}:OnStopBuyer",
+        )  # fmt: skip
+        assert result.exit_code == 0, (result.output, result.stderr)
+        # Each run ends with the session closed: its on_stop order is after hours.
+        assert "on_stop order refused: market is closed at 2024-03-04 15:30:00 IST" in (
+            result.output + result.stderr
+        )
+    sessions = [
+        (e.topic.rsplit("_", 1)[1], f"{ist_time(e.payload['ts']):%H:%M}")
+        for e in JournalReader(journal).events()
+        if e.topic.startswith("market.session_")
+    ]
+    # The morning file closed the day at its last bar; the same file again played nothing
+    # more; the whole day's file opened it again for what the morning had not had.
+    assert sessions == [("opened", "09:15"), ("closed", "12:05"), ("opened", "12:06"),
+                        ("closed", "15:30")]  # fmt: skip

@@ -186,6 +186,8 @@ class Lab:
         self.runner: StrategyRunner | None = None
         self.session_finished = threading.Event()
         self.resumed_after_ns: int | None = None  # the journal's last mark (None: none yet)
+        # A closed session (day, close time) a restart may play more of (a longer file).
+        self._closed_session: tuple[str, int] | None = None
         self._stop = threading.Event()
         self._feed_thread: threading.Thread | None = None
 
@@ -213,6 +215,9 @@ class Lab:
         )
         if last is not None and last > self.clock.now_ns():  # as late as the journal
             self.clock.set(last)
+        session = store.get("market.session", None) or {}
+        if session.get("status") == "closed":
+            self._closed_session = (session.get("session_date"), session.get("ts") or 0)
         try:
             check_same_market(store, self.market_source, max(self.open_ns, last or self.open_ns))
         except InvalidInputError:
@@ -274,12 +279,13 @@ class Lab:
         self._open_session(first_ns)
 
     def _close_session(self) -> None:
-        if (
-            not self._stop.is_set()
-            and (self.engine.store.get("market.session", None) or {}).get("status") != "closed"
-        ):
+        if self._stop.is_set():
+            return
+        if (self.engine.store.get("market.session", None) or {}).get("status") != "closed":
             self.router.close_session(self.close_ns)
             clock_to_close(self.clock, self.broker.hours, self.close_ns)
+        else:  # a restart with nothing more to play of a closed session: it stays closed
+            clock_to_close(self.clock, self.broker.hours, self.clock.now_ns())
 
     def _run_feed(self) -> None:
         speed = None if self.feed.config.as_fast_as_possible else self.feed.config.speed
@@ -353,6 +359,13 @@ class Lab:
         return resumed_ticks(self.feed.ticks(), self.resumed_after_ns, self._quote_skipped)
 
     def _route(self, tick: Tick) -> None:
+        if self._closed_session is not None:  # a restart: more of the day a file closed?
+            day, closed_at = self._closed_session
+            if ist_date(tick.ts).isoformat() == day and tick.ts > closed_at:
+                self.router.open_session(tick.ts, source=self.market_source)
+                self._closed_session = None
+            elif ist_date(tick.ts).isoformat() != day:
+                self._closed_session = None
         self.clock.set(tick.ts)  # the feed's order: never backwards
         self.router.on_tick(tick)
 
