@@ -576,3 +576,24 @@ def test_a_restart_plays_more_of_a_day_a_file_closed_and_an_order_after_the_clos
     # more; the whole day's file opened it again for what the morning had not had.
     assert sessions == [("opened", "09:15"), ("closed", "12:05"), ("opened", "12:06"),
                         ("closed", "15:30")]  # fmt: skip
+
+
+def test_a_run_whose_strategies_did_not_stop_says_so_and_never_stopped_cleanly(
+    tmp_path, monkeypatch
+):
+    from tradelab.runner.runner import StrategyRunner
+
+    stop = StrategyRunner.stop
+
+    def stuck_stop(self, *args, **kwargs):  # as a hook still running after the timeout would
+        stop(self, *args, **kwargs)
+        self.stopped_in_time = False
+        return False
+
+    monkeypatch.setattr(StrategyRunner, "stop", stuck_stop)
+    journal = tmp_path / "r.duckdb"
+    result = invoke("--feed", "replay", SAMPLE, "--speed", "max", "--journal", str(journal))
+    assert result.exit_code == 4
+    assert "stopped cleanly" not in result.output
+    assert "journal closed at seq" in result.output
+    assert "the strategies did not stop" in result.output + result.stderr

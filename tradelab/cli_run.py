@@ -269,11 +269,12 @@ def _watch(
             f"risk: {s['risk']} ({s['risk_reason']}); it stays so across restarts: lift it with "
             "tradelab run --resume-trading REASON, or the console's Resume trading"
         )
+    stuck = lab.runner is not None and not lab.runner.stopped_in_time
     click.echo(
-        f"stopped cleanly at seq {lab.store.version}; state hash "
-        f"{lab.store.state_hash()[:16]}; inspect with: tradelab inspect {journal}"
+        f"{'journal closed' if stuck else 'stopped cleanly'} at seq {lab.store.version}; state "
+        f"hash {lab.store.state_hash()[:16]}; inspect with: tradelab inspect {journal}"
     )
-    if lab.runner is not None and not lab.runner.stopped_in_time:
+    if stuck:
         fail(
             "the strategies did not stop: a hook was still running when the session stopped, "
             "so on_stop may not have run (the journal is whole up to the seq above)",

@@ -186,11 +186,10 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
             if self._thread.is_alive():
                 self.stopped_in_time = False
                 log.warning(
-                    "runner %s did not stop within %g s: a strategy's hook is still running "
-                    "(%d events waiting); on_stop may not have been called",
+                    "runner %s did not stop within %g s: a strategy's hook is still running; "
+                    "on_stop may not have been called",
                     self.name,
                     timeout,
-                    self._inbox.qsize(),
                 )
         for sub in self._subs:
             sub.unsubscribe()
