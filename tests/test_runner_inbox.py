@@ -26,26 +26,31 @@ def drained(inbox):
     out = []
     while inbox.qsize():
         item = inbox.get(False)
-        out.append((item.payload["symbol"], item.payload["last"]) if item.seq == 0 else item.seq)
+        if item is not None:  # None: a tick superseded
+            out.append(
+                (item.payload["symbol"], item.payload["last"]) if item.seq == 0 else item.seq
+            )
     return out
 
 
-def test_a_waiting_tick_is_replaced_by_its_symbols_next_but_never_jumps_a_journaled_event():
+def test_a_waiting_tick_is_superseded_by_its_symbols_next_in_feed_order_never_past_an_event():
     inbox = RunnerInbox(limit=100)
-    for item in (
-        tick("A", 1),
-        tick("B", 1),
-        tick("A", 2),
-        journaled(7),
-        tick("A", 3),
-        tick("A", 4),
-    ):
+    fed = (tick("A", 1), tick("B", 1), tick("A", 2), journaled(7), tick("A", 3), tick("A", 4))
+    for item in fed:
         (inbox.put_journaled if item.seq else inbox.put_tick)(item)
-    # A's 2 took A's 1 place; A's 3 and 4 came after seq 7, so they wait behind it.
-    assert drained(inbox) == [("A", 2), ("B", 1), 7, ("A", 4)]
+    # A's 2 superseded A's 1 and comes after B's 1, as fed; A's 3 and 4 came after seq 7.
+    assert drained(inbox) == [("B", 1), ("A", 2), 7, ("A", 4)]
     assert inbox.ticks_superseded == 2 and inbox.ticks_dropped == 0
-    inbox.put_tick(tick("A", 5))  # the slot taken: a new tick queues again
+    inbox.put_tick(tick("A", 5))  # nothing of A waiting: it queues
     assert drained(inbox) == [("A", 5)]
+
+
+def test_a_full_inbox_keeps_a_symbols_newest_tick_in_the_place_of_its_waiting_one():
+    inbox = RunnerInbox(limit=2)
+    for item in (tick("A", 1), tick("B", 1), tick("A", 2), tick("C", 1)):
+        inbox.put_tick(item)
+    assert drained(inbox) == [("A", 2), ("B", 1)]
+    assert (inbox.ticks_superseded, inbox.ticks_dropped) == (1, 1)
 
 
 class SlowOnTicks(Strategy):

@@ -391,10 +391,10 @@ def test_full_inbox_drops_ticks_counted_and_a_dropped_event_stops_every_strategy
         engine.submit("market.bar", bar, key="ABC")
         assert gate.entered.wait(30)  # the runner thread is now held: nothing leaves the inbox
         quote = Tick("ABC", 1, 1.0, 1.0, 1.0).to_payload()
-        for _ in range(5):  # a symbol's waiting tick is replaced by its next: one in the inbox
+        for _ in range(5):  # each supersedes the one waiting; full, it takes its place
             engine.publish_transient("market.tick", quote, key="ABC")
-        assert runner.metrics()["inbox_depth"] == 1 and runner.ticks_superseded == 4
-        for symbol in ("B", "C", "D", "E"):
+        assert runner.metrics()["inbox_depth"] == 3 and runner.ticks_superseded == 4
+        for symbol in ("B", "C"):  # full, and no tick of theirs waiting: dropped
             engine.publish_transient("market.tick", {**quote, "symbol": symbol}, key=symbol)
         assert runner.metrics()["inbox_depth"] == 3 and runner.ticks_dropped == 2
         assert runner.events_dropped == 0

@@ -5,9 +5,11 @@ thread (commands). One consumer: the runner's thread (or the caller pumping an u
 runner).
 
 Ticks: latest quote wins. A tick of a symbol whose previous tick is still waiting (with no
-journaled event queued since) replaces that one in its place: a strategy slower than the feed
-acts on the current quote, not on a backlog minutes old, and a stop is not queued behind one
-(`ticks_superseded` counts them). Lockstep replays hand one step at a time, so nothing is
+journaled event queued since) supersedes it: the waiting one is skipped when reached and the
+new one queued at the end, so ticks still come out in feed order (the runner's market time
+never goes back) and a strategy slower than the feed acts on the current quote, not on a
+backlog minutes old (`ticks_superseded` counts them). When the inbox is full, the new tick
+takes the waiting one's place instead. Lockstep replays hand one step at a time, so nothing is
 superseded there and the journal does not depend on thread timing.
 
 Bound (`limit` entries waiting), policy when full: a tick is dropped and counted (the next
@@ -26,12 +28,13 @@ from typing import Any
 
 
 class _TickSlot:
-    """A tick's place in the queue; a newer tick of the same symbol takes it over."""
+    """A tick's place in the queue; None once a newer tick of its symbol superseded it."""
 
-    __slots__ = ("event",)
+    __slots__ = ("event", "symbol")
 
-    def __init__(self, event: Any) -> None:
-        self.event = event
+    def __init__(self, event: Any, symbol: str) -> None:
+        self.event: Any = event
+        self.symbol = symbol
 
 
 class RunnerInbox:
@@ -65,15 +68,18 @@ class RunnerInbox:
     def put_tick(self, event: Any) -> None:
         symbol = event.key or event.payload.get("symbol")
         with self._lock:
-            slot = self._waiting_ticks.get(symbol)
-            if slot is not None:
-                slot.event = event
+            waiting = self._waiting_ticks.get(symbol)
+            if waiting is not None:
                 self.ticks_superseded += 1
-                return
             if self._queue.qsize() >= self.limit:
-                self.ticks_dropped += 1
+                if waiting is not None:
+                    waiting.event = event  # full: the newest takes the waiting one's place
+                else:
+                    self.ticks_dropped += 1
                 return
-            slot = _TickSlot(event)
+            if waiting is not None:
+                waiting.event = None
+            slot = _TickSlot(event, symbol)
             self._waiting_ticks[symbol] = slot
             self._queue.put(slot)
 
@@ -81,16 +87,17 @@ class RunnerInbox:
         self._queue.put(item)
 
     def get(self, block: bool = True) -> Any:
-        """The next item (a journaled event, a tick, a command); None for a tick skipped at a
-        stop. Raises queue.Empty when not blocking and nothing waits."""
+        """The next item (a journaled event, a tick, a command); None for a tick superseded or
+        skipped at a stop. Raises queue.Empty when not blocking and nothing waits."""
         item = self._queue.get(block)
         if type(item) is not _TickSlot:
             return item
         with self._lock:
             event = item.event
-            symbol = event.key or event.payload.get("symbol")
-            if self._waiting_ticks.get(symbol) is item:
-                del self._waiting_ticks[symbol]
+            if self._waiting_ticks.get(item.symbol) is item:
+                del self._waiting_ticks[item.symbol]
+        if event is None:  # superseded: its symbol's newer tick is further on
+            return None
         if self.skip_ticks:
             self.ticks_dropped += 1
             return None

@@ -3,8 +3,8 @@
 Journaled events arrive from the kernel thread in seq order; transient ticks from the feed
 thread; commands (start, pause, resume, stop) from any thread. All go into one inbox
 (tradelab.runner.inbox) and are handled on the runner thread in the order they reached it:
-journaled events keep their seq order, ticks their feed order, except that a symbol's tick
-still waiting is replaced by its next one (latest quote wins). Inbox bound (`inbox_limit`),
+journaled events keep their seq order, ticks their feed order; a symbol's tick still waiting
+is superseded by its next one (latest quote wins). Inbox bound (`inbox_limit`),
 policy when full: a tick is dropped and counted; a journaled event is dropped and counted, and
 every strategy is stopped (a strategy is never fed a gap); the kernel never waits on the runner.
 A strategy that raises is stopped and reported (`runner.state_changed` state `failed`, its
