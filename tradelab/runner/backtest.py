@@ -36,7 +36,13 @@ from tradelab.market.calendar import TradingCalendar
 from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock
 from tradelab.market.instruments import looks_like_option
 from tradelab.market.ticks import Tick
-from tradelab.runner.backtest_inputs import check_backtestable, check_settings, symbols_as_ids
+from tradelab.runner.backtest_fills import limits_passed
+from tradelab.runner.backtest_inputs import (
+    check_backtestable,
+    check_settings,
+    check_symbol_pick,
+    symbols_as_ids,
+)
 from tradelab.runner.backtest_interrupt import BetweenBars, InterruptedWhileStopping
 from tradelab.runner.backtest_report import (
     content_hash,
@@ -146,6 +152,8 @@ def run_backtest(
     series = load_bar_file(path, symbol, named=named, check_named=check_named)
     if not len(series):
         raise InvalidInputError(f"{source} has no bars for {series.symbol}")
+    if symbol is not None:
+        check_symbol_pick(strategies, series.symbol, source)
     check_strategy_inputs(strategies, source, symbols={series.symbol}, intervals={series.interval})
     if journal_path is not None and Path(journal_path).exists():
         raise InvalidInputError(
@@ -350,7 +358,7 @@ def _drive(
         # change nothing the close quote below does not set again, so it is left out.
         if working:
             on_quote(Tick(sym, start, o, o, o, _QUOTE_SIZE, _QUOTE_SIZE))
-            for price in _limits_passed(working, sym, o, c):
+            for price in limits_passed(working, sym, o, c):
                 on_quote(Tick(sym, start, price, price, price, _QUOTE_SIZE, _QUOTE_SIZE))
         # The close, before the bar is published: the runner's orders are checked against it.
         on_quote(Tick(sym, start, c, c, c, _QUOTE_SIZE, _QUOTE_SIZE))
@@ -382,19 +390,3 @@ def _drive(
     if progress is not None:
         progress(len(ts), len(ts))
     return spent[0], spent[1]
-
-
-def _limits_passed(working: dict, symbol: str, open_: float, close: float) -> list[float]:
-    """The limit prices of `symbol`'s working orders strictly between a bar's open and close,
-    in the order the price passed them. The bar traded through them, so each is quoted: a
-    resting limit fills at its limit there, not at the close beyond it (only a gap at the
-    open fills one at a better price)."""
-    low, high = min(open_, close), max(open_, close)
-    prices = {
-        o.request.limit_price
-        for o in working.values()
-        if o.request.symbol == symbol
-        and o.request.limit_price is not None
-        and low < o.request.limit_price < high
-    }
-    return sorted(prices, reverse=close < open_)

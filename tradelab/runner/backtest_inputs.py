@@ -65,3 +65,15 @@ def check_backtestable(strategies: Sequence[Strategy]) -> None:
                 "on; replay a file of the index and its options instead: tradelab run --feed "
                 f"replay FILE --strategy {strategy.strategy_name} --speed max"
             )
+
+
+def check_symbol_pick(strategies: Sequence[Strategy], picked: str, source: str) -> None:
+    """A symbol picked from a file (--symbol, symbol=) must be the one each strategy that
+    names one trades: the file may hold both, so say which choice disagrees."""
+    for strategy in strategies:
+        for wanted, parameter in strategy.symbols_needed().items():
+            if wanted != picked:
+                raise InvalidInputError(
+                    f"strategy {strategy.name!r} trades {parameter}={wanted!r}, but --symbol "
+                    f"(symbol=) picks {picked!r} of {source}: make them agree, or drop one"
+                )
