@@ -171,3 +171,14 @@ def test_a_url_filter_takes_patterns_and_names_what_is_no_topic():
         ["trade.executed", "trade.logged", "order.filled"],
         ["trade.execute"],
     )
+
+
+def test_a_url_filter_that_is_not_utf8_is_named_as_ignored(monkeypatch):
+    import panel as pn
+
+    # `?tape=%ff,trade.executed`: the server hands the query's bytes over undecoded.
+    args = {"tape": [b"\xff,trade.executed"]}
+    monkeypatch.setattr(type(pn.state), "session_args", property(lambda _state: args))
+    tape = EventTape(shown=10)
+    assert tape.filter.value == ["trade.executed"]
+    assert tape.filter.name.endswith("not topics, ignored: \\xff")

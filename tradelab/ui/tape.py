@@ -110,9 +110,15 @@ export function render({{ model }}) {{
 
 def url_topics(known: Sequence[str]) -> tuple[list[str], list[str]]:
     """The tape filter asked for in the page's URL (`?tape=trade.executed,order.filled`, or a
-    pattern: `?tape=trade.*`): (the topics it names, what it asked that names none)."""
+    pattern: `?tape=trade.*`): (the topics it names, what it asked that names none). Bytes
+    that are not UTF-8 (`?tape=%ff`) name no topic: shown escaped (`\\xff`) among the ignored."""
     args = pn.state.session_args or {}
-    asked = [t.strip() for v in args.get("tape", []) for t in v.decode().split(",") if t.strip()]
+    asked = [
+        t.strip()
+        for v in args.get("tape", [])
+        for t in v.decode(errors="backslashreplace").split(",")
+        if t.strip()
+    ]
     return topics_named(asked, known)
 
 
