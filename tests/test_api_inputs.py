@@ -287,11 +287,15 @@ def test_a_parameter_change_to_bars_or_an_instrument_the_session_lacks_is_refuse
         strategies=SmaCross(symbol="NIFTY", interval="1m"),
     ).start()
     try:
-        with pytest.raises(
-            InvalidInputError, match=r"symbol='BANKNIFTY', which this session .*NIFTY"
-        ):
+        with pytest.raises(InvalidInputError) as refused:
             lab.runner.set_params("sma_cross", {"symbol": "BANKNIFTY"})
-        with pytest.raises(InvalidInputError, match=r"interval='5m', which this session"):
+        # An instrument is missing from the session's instruments, not from its bar intervals.
+        assert "symbol='BANKNIFTY', which this session's instrument list (bar file " in str(
+            refused.value
+        )
+        assert "lab.bar_intervals" not in str(refused.value)
+        assert "does not have (it has NIFTY, " in str(refused.value)
+        with pytest.raises(InvalidInputError, match=r"interval='5m', which this session \(bar"):
             lab.runner.set_params("sma_cross", {"interval": "5m"})
         assert lab.runner.set_params("sma_cross", {"fast": 5}) == {"fast": 5}  # one it has
         strategy = lab.runner.strategies["sma_cross"]
@@ -303,8 +307,13 @@ def test_a_parameter_change_to_bars_or_an_instrument_the_session_lacks_is_refuse
 def test_a_simulated_session_refuses_an_underlying_it_does_not_simulate(tmp_path):
     lab = Lab(journal_path=tmp_path / "lab.duckdb", strategy="short_straddle").start()
     try:
-        with pytest.raises(InvalidInputError, match=r"underlying='BANKNIFTY', which this session"):
+        with pytest.raises(InvalidInputError) as refused:
             lab.runner.set_params("short_straddle", {"underlying": "BANKNIFTY"})
+        assert (
+            "underlying='BANKNIFTY', which this session's instrument list does not have "
+            "(it has NIFTY, NIFTY25N" in str(refused.value)
+        )
+        assert "lab.bar_intervals" not in str(refused.value)
     finally:
         lab.stop()
 

@@ -18,7 +18,6 @@ after run.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -45,6 +44,7 @@ from tradelab.lab_config import (
     config_values,
     configured_strategies,
     replay_session,
+    session_inputs_check,
     session_intervals,
 )
 from tradelab.lab_sessions import (
@@ -63,7 +63,7 @@ from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
 from tradelab.metrics_sampler import MetricsSampler
 from tradelab.runner import StrategyRunner
-from tradelab.runner.strategy import Strategy, check_strategy_inputs, checked_strategies
+from tradelab.runner.strategy import Strategy, checked_strategies
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.risk import RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor
@@ -133,15 +133,7 @@ class Lab:
         )
         # A strategy with nothing to trade is refused, not run idle; so is such a change of
         # its parameters later (the runner's set_params, the console's parameters tab).
-        self._inputs_check = functools.partial(
-            check_strategy_inputs,
-            source=f"this session (bar file {cfg.replay_path!r}, lab.bar_intervals)"
-            if cfg.feed == "replay"
-            else "this session (lab.bar_intervals)",
-            # A simulated session's instruments are fixed when built (no BANKNIFTY, ever).
-            symbols=set(self.feed.symbols),
-            intervals=intervals,
-        )
+        self._inputs_check = session_inputs_check(cfg, set(self.feed.symbols), intervals)
         self._inputs_check(self.strategies)
         self.market_source = market_source(cfg)
         if cfg.feed == "replay":

@@ -3,7 +3,9 @@ feed='replay', the replay feed with the universe and session its bar file spans.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from tradelab.market.feeds import ReplayFeed, ReplayFeedConfig
 from tradelab.market.instruments import IST, OptionUniverse
 from tradelab.runner import STRATEGIES, InstrumentUniverse, PlainInstrument
 from tradelab.runner.examples import strategy_class_named
-from tradelab.runner.strategy import Strategy, coerce_params
+from tradelab.runner.strategy import Strategy, check_strategy_inputs, coerce_params
 
 NO_STRATEGY = "none"
 
@@ -152,6 +154,23 @@ def session_intervals(cfg: LabConfig, bar_seconds: int | None = None) -> tuple[s
     if own is not None and own not in intervals:
         intervals.append(own)
     return tuple(sorted(intervals, key=INTERVAL_SECONDS.__getitem__))
+
+
+def session_inputs_check(
+    cfg: LabConfig, symbols: set[str], intervals: tuple[str, ...]
+) -> Callable[[Sequence[Strategy]], None]:
+    """`check_strategy_inputs` for a session of `symbols` (a simulated session's are fixed
+    when built: no BANKNIFTY, ever) building bars of `intervals`: an instrument it lacks is
+    named as missing from its instruments, a bar interval from lab.bar_intervals."""
+    replayed = f"bar file {cfg.replay_path!r}, " if cfg.feed == "replay" else ""
+    return functools.partial(
+        check_strategy_inputs,
+        source=f"this session ({replayed}lab.bar_intervals)",
+        symbols_source="this session's instrument list"
+        + (f" (bar file {cfg.replay_path!r})" if replayed else ""),
+        symbols=symbols,
+        intervals=intervals,
+    )
 
 
 def check_not_a_backtest(journal_path: str) -> None:

@@ -83,23 +83,28 @@ def check_strategy_inputs(
     *,
     symbols: Collection[str] | None,
     intervals: Collection[str] | None,
+    symbols_source: str | None = None,
 ) -> None:
     """Refuse strategies that need an instrument or a bar interval `source` (a bar file, a
-    session) does not have; `symbols` (or `intervals`) None: any may come."""
+    session) does not have; `symbols` (or `intervals`) None: any may come. `symbols_source`:
+    what holds the instruments, named in their refusal when that is not `source` (a session's
+    instruments are not its bar intervals' setting)."""
 
     def listed(values: Collection[str]) -> str:
         shown = sorted(values) if isinstance(values, set | frozenset) else list(values)
         return ", ".join(shown[:6]) + (", ..." if len(shown) > 6 else "")
 
     for strategy in strategies:
-        needs = [(s, p, "trades", symbols) for s, p in strategy.symbols_needed().items()]
+        held_by = symbols_source or source
+        needs = [(s, p, "trades", symbols, held_by) for s, p in strategy.symbols_needed().items()]
         needs += [
-            (i, p, "reads bars of", intervals) for i, p in strategy.intervals_needed().items()
+            (i, p, "reads bars of", intervals, source)
+            for i, p in strategy.intervals_needed().items()
         ]
-        for value, parameter, verb, available in needs:
+        for value, parameter, verb, available, where in needs:
             if available is not None and value not in available:
                 raise InvalidInputError(
-                    f"strategy {strategy.name!r} {verb} {parameter}={value!r}, which {source} "
+                    f"strategy {strategy.name!r} {verb} {parameter}={value!r}, which {where} "
                     f"does not have (it has {listed(available)})"
                 )
 
