@@ -3,7 +3,9 @@ strategy parameters, reconcile now. Built only for an operator; every click goes
 `OperatorCommands.execute`, which checks the user again.
 
 Widgets are per session; strategy parameter widgets are built from the param declarations, not
-bound to the shared strategy objects (a watcher there would outlive the session).
+bound to the shared strategy objects (a watcher there would outlive the session). What an
+operator typed or a strategy declared (reasons, values, refusals) is shown as text, never
+parsed as markup: the page shows what the journal holds.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import panel as pn
 import param
 
 from tradelab.errors import TradelabError
+from tradelab.ui.badge import Badge
 
 _WIDGETS = {
     param.Boolean: pn.widgets.Checkbox,
@@ -21,6 +24,9 @@ _WIDGETS = {
     param.Number: pn.widgets.FloatInput,
     param.String: pn.widgets.TextInput,
 }
+
+# As the Str pane showed it (monospace), wrapped at the page's edge.
+_MESSAGE_STYLE = "font-family:ui-monospace,monospace;font-size:12px;white-space:pre-wrap"
 
 
 def _param_widget(pname: str, parameter: param.Parameter, value: Any) -> pn.widgets.Widget:
@@ -39,7 +45,8 @@ class Controls:
 
     def __init__(self, commands: Any, user: str | None, strategies: dict[str, Any]) -> None:
         self.commands, self.user = commands, user
-        self.message = pn.pane.Str("", css_classes=["tl-command-result"])
+        # A text component, not a Str pane: Panel's Str puts its text into the page as markup.
+        self.message = Badge("tl-command-result", style=_MESSAGE_STYLE)
         self.start = self._button("Start", "tl-runner-start", "primary", "start")
         self.pause = self._button("Pause", "tl-runner-pause", "warning", "pause")
         self.resume = self._button("Resume", "tl-runner-resume", "success", "resume")
@@ -83,7 +90,7 @@ class Controls:
         def send(_: Any) -> None:
             edited = {k: w.value for k, w in widgets.items() if w.value != shown[k]}
             if not edited:
-                self.message.object = f"set_params: no parameter of {name} was changed here"
+                self.message.set(f"set_params: no parameter of {name} was changed here")
                 return
             text = self.run("set_params", strategy=name, params=edited)
             if "refused" not in text:
@@ -98,5 +105,5 @@ class Controls:
             text = self.commands.execute(self.user, command, **args)
         except TradelabError as exc:
             text = f"{command} refused: {exc}"
-        self.message.object = text
+        self.message.set(text)
         return text
