@@ -252,6 +252,27 @@ def test_a_parameter_change_shows_in_every_open_pages_parameter_tab(host):
     _wait(lambda: shown(two) == 60.0, two)  # the other page, without a reload
 
 
+def test_another_pages_parameter_change_shows_in_this_pages_form_and_can_be_undone(host):
+    one, two = ConsoleSession(host, "alice"), ConsoleSession(host, "alice")
+    store = host.lab.store
+
+    def journaled_lots() -> int:
+        return (store.get("runner.by_strategy.short_straddle.params", None) or {}).get("lots")
+
+    _wait(lambda: journaled_lots() == 1, one)
+    two.refresh()
+    mine, theirs = one.controls.forms["short_straddle"], two.controls.forms["short_straddle"]
+    mine.widgets["lots"].value = 2
+    mine.send()
+    assert "set: lots=2" in one.controls.message.text
+    _wait(lambda: theirs.widgets["lots"].value == 2, two)  # the journaled value, no reload
+    assert journaled_lots() == 2
+    theirs.widgets["lots"].value = 1  # the other page puts it back
+    theirs.send()
+    assert "set: lots=1" in two.controls.message.text
+    _wait(lambda: journaled_lots() == 1 and mine.widgets["lots"].value == 1, one)
+
+
 def test_a_pages_first_push_shows_the_past_and_is_not_counted_as_push_lag(host):
     session = ConsoleSession(host, "alice")
     _wait(lambda: len(session.tape.rows_shown()) > 0, session)

@@ -1,4 +1,4 @@
-"""The console's parameter form: what Apply sends."""
+"""The console's parameter form: what Apply sends, and the current values it follows."""
 
 import param
 
@@ -23,15 +23,46 @@ class Recording:
 
 def test_apply_sends_only_what_was_edited_on_this_page_and_keeps_out_of_range_values():
     commands = Recording()
-    controls = Controls(commands, "alice", {})
-    card = controls._params_form("knobs", Knobs())
-    *widgets, apply = card.objects
+    controls = Controls(commands, "alice", {"knobs": Knobs()})
+    *widgets, apply = controls.forms["knobs"].card.objects
     by_name = {w.name: w for w in widgets}
     apply.clicks += 1  # nothing edited: nothing sent, and the page says so
-    assert commands.calls == [] and "no parameter of knobs was changed" in controls.message.text
+    assert commands.calls == [] and "no change" in controls.message.text
     by_name["lots"].value = 0  # out of its bounds: sent, for the command to refuse by name
     apply.clicks += 1
     assert commands.calls == [("set_params", {"strategy": "knobs", "params": {"lots": 0}})]
+
+
+def test_a_stale_form_applies_what_it_shows_and_follows_the_journaled_values():
+    commands = Recording()
+    journaled = {"knobs": {"lots": 1, "stop_loss_pct": 30.0}}
+    controls = Controls(
+        commands, "alice", {"knobs": Knobs()}, current_params=lambda name: journaled[name]
+    )
+    form = controls.forms["knobs"]
+    lots, stop = form.widgets["lots"], form.widgets["stop_loss_pct"]
+    journaled["knobs"] = {"lots": 2, "stop_loss_pct": 30.0}  # another page set lots=2
+    lots.value = 1  # this page, not refreshed yet, applies the 1 it shows
+    form.send()
+    assert commands.calls == [("set_params", {"strategy": "knobs", "params": {"lots": 1}})]
+    commands.calls.clear()
+    journaled["knobs"] = {"lots": 2, "stop_loss_pct": 45.0}  # then another change elsewhere
+    stop.value = 60.0  # being edited here when the page catches up
+    controls.follow({"knobs": journaled["knobs"], "other": {"lots": 9}})
+    assert (lots.value, stop.value) == (2, 60.0)  # the current lots; the edit kept
+    form.send()  # what was edited here, not the other (current) values
+    assert commands.calls == [
+        ("set_params", {"strategy": "knobs", "params": {"stop_loss_pct": 60.0}})
+    ]
+    commands.calls.clear()
+    journaled["knobs"] = {"lots": 2, "stop_loss_pct": 60.0}
+    controls.follow(journaled)
+    form.send()  # the form shows the current values: nothing to send
+    assert commands.calls == [] and "no change" in controls.message.text
+    lots.value = 3
+    journaled["knobs"] = {"lots": 3, "stop_loss_pct": 60.0}  # set to 3 elsewhere meanwhile
+    form.send()
+    assert commands.calls == [] and "no change" in controls.message.text
 
 
 class Echo:

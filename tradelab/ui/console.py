@@ -19,7 +19,13 @@ import panel as pn
 
 from tradelab.ui.charts import Charts
 from tradelab.ui.controls import Controls
-from tradelab.ui.frames import CALL_COLUMNS, CHAIN_RATE, PUT_COLUMNS, params_table
+from tradelab.ui.frames import (
+    CALL_COLUMNS,
+    CHAIN_RATE,
+    PUT_COLUMNS,
+    journaled_params,
+    params_table,
+)
 from tradelab.ui.header import Header
 from tradelab.ui.history import history_plot
 from tradelab.ui.host import ConsoleHost
@@ -111,7 +117,16 @@ class ConsoleSession:
             params_table(strategies), disabled=True, show_index=False, css_classes=["tl-params"]
         )
         self.is_operator = host.commands.is_operator(user)
-        self.controls = Controls(host.commands, user, strategies) if self.is_operator else None
+        self.controls = (
+            Controls(
+                host.commands,
+                user,
+                strategies,
+                current_params=lambda name: journaled_params(lab).get(name),
+            )
+            if self.is_operator
+            else None
+        )
         # Loading spinners until the engine's first events reach this session.
         self._tables = (self.positions, self.orders, self.trades, self.signals, self.tape.pane)
         self._loading = True
@@ -238,6 +253,10 @@ class ConsoleSession:
         return {s for s, v in self.section_versions.items() if v < view.section_version(s)}
 
     def _apply_section(self, section: str) -> None:
+        if section == "params" and self.controls is not None:
+            # This page's forms follow the journal's values, even when the table (built from
+            # the strategy objects) was already rebuilt with them and keeps its version.
+            self.controls.follow(journaled_params(self.host.lab))
         version, value = self.host.frame(section)
         if self.section_versions.get(section) == version:
             return  # a throttled section not rebuilt yet: this session already shows it

@@ -10,6 +10,7 @@ parsed as markup: the page shows what the journal holds.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import panel as pn
@@ -43,8 +44,17 @@ def _param_widget(pname: str, parameter: param.Parameter, value: Any) -> pn.widg
 class Controls:
     """The operator panel; `message` shows what the last command did or why it was refused."""
 
-    def __init__(self, commands: Any, user: str | None, strategies: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        commands: Any,
+        user: str | None,
+        strategies: dict[str, Any],
+        current_params: Callable[[str], Mapping[str, Any] | None] | None = None,
+    ) -> None:
+        """`current_params(name)`: the strategy's parameters as journaled now (None: not yet;
+        default: the strategy object's own values)."""
         self.commands, self.user = commands, user
+        self.current_params = current_params
         # A text component, not a Str pane: Panel's Str puts its text into the page as markup.
         self.message = Badge("tl-command-result", style=_MESSAGE_STYLE)
         self.start = self._button("Start", "tl-runner-start", "primary", "start")
@@ -58,13 +68,13 @@ class Controls:
             label="Resume trading", css_classes=["tl-resume-trading"], color="primary"
         )
         self.resume_trading.on_click(lambda _: self.run("resume_trading", reason=self.reason.value))
-        forms = [self._params_form(name, s) for name, s in strategies.items()]
+        self.forms = {name: ParamsForm(self, name, s) for name, s in strategies.items()}
         # One wrapping row across the page: runner buttons, resume after a halt, the parameter
         # forms, then what the last command did.
         self.layout = pn.FlexBox(
             pn.Row(self.start, self.pause, self.resume, self.stop, self.flatten, self.reconcile),
             pn.Row(self.reason, self.resume_trading),
-            *forms,
+            *(form.card for form in self.forms.values()),
             self.message,
             align_items="flex-start",
             css_classes=["tl-controls"],
@@ -76,28 +86,12 @@ class Controls:
         button.on_click(lambda _: self.run(command))
         return button
 
-    def _params_form(self, name: str, strategy: Any) -> pn.viewable.Viewable:
-        widgets = {
-            pname: _param_widget(pname, parameter, getattr(strategy, pname))
-            for pname, parameter in strategy.param.objects("existing").items()
-            if pname != "name" and not parameter.constant
-        }
-        apply = pn.widgets.Button(label=f"Apply {name} parameters", css_classes=["tl-set-params"])
-        # What this page showed: only the values edited here are sent, so a form opened before
-        # another page's change does not put the other values back (a lost update).
-        shown = {k: w.value for k, w in widgets.items()}
-
-        def send(_: Any) -> None:
-            edited = {k: w.value for k, w in widgets.items() if w.value != shown[k]}
-            if not edited:
-                self.message.set(f"set_params: no parameter of {name} was changed here")
-                return
-            text = self.run("set_params", strategy=name, params=edited)
-            if "refused" not in text:
-                shown.update(edited)
-
-        apply.on_click(send)
-        return pn.Card(*widgets.values(), apply, title=f"{name} parameters", collapsed=True)
+    def follow(self, params: Mapping[str, Mapping[str, Any]]) -> None:
+        """Show each strategy's current parameters (`runner.by_strategy.<name>.params`) in its
+        form, where this page's operator is not editing."""
+        for name, form in self.forms.items():
+            if params.get(name):
+                form.follow(params[name])
 
     def run(self, command: str, **args: Any) -> str:
         """Execute through the commands object (which re-checks the user) and show the result."""
@@ -107,3 +101,58 @@ class Controls:
             text = f"{command} refused: {exc}"
         self.message.set(text)
         return text
+
+
+class ParamsForm:
+    """One strategy's parameter form. It follows the strategy's current values (`follow`)
+    except in the fields this page's operator has edited. Apply sends the fields edited here
+    (so a change another page made since is not put back: a lost update), or, with none edited,
+    the fields that differ from the current values (a form shown before a push caught up); both
+    compared with the current values, read when Apply is clicked: 'no change' means what the
+    form shows is what the strategy runs."""
+
+    def __init__(self, controls: Controls, name: str, strategy: Any) -> None:
+        self.controls, self.name, self.strategy = controls, name, strategy
+        self.widgets = {
+            pname: _param_widget(pname, parameter, getattr(strategy, pname))
+            for pname, parameter in strategy.param.objects("existing").items()
+            if pname != "name" and not parameter.constant
+        }
+        # The current values as this page last showed them: a field that differs was edited.
+        self.shown = {k: w.value for k, w in self.widgets.items()}
+        apply = pn.widgets.Button(label=f"Apply {name} parameters", css_classes=["tl-set-params"])
+        apply.on_click(lambda _: self.send())
+        self.card = pn.Card(
+            *self.widgets.values(), apply, title=f"{name} parameters", collapsed=True
+        )
+
+    def follow(self, params: Mapping[str, Any]) -> None:
+        """Show `params` (the strategy's current values) in the fields not edited here."""
+        for pname, widget in self.widgets.items():
+            if pname not in params:
+                continue
+            value = str(params[pname]) if widget.disabled else params[pname]
+            if widget.value == self.shown[pname]:
+                widget.value = value
+            self.shown[pname] = value
+
+    def current(self) -> Mapping[str, Any]:
+        read = self.controls.current_params
+        journaled = read(self.name) if read is not None else None
+        if journaled is None:
+            return {k: getattr(self.strategy, k) for k in self.widgets}
+        return journaled
+
+    def send(self) -> None:
+        values = {k: w.value for k, w in self.widgets.items() if not w.disabled}
+        asked = {k: v for k, v in values.items() if v != self.shown[k]} or values
+        current = self.current()
+        changes = {k: v for k, v in asked.items() if k not in current or v != current[k]}
+        if not changes:
+            self.controls.message.set(
+                f"set_params: no change: the form shows {self.name}'s current parameters"
+            )
+            return
+        text = self.controls.run("set_params", strategy=self.name, params=changes)
+        if "refused" not in text:
+            self.shown.update(changes)

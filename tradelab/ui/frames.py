@@ -266,6 +266,13 @@ def params_table(strategies: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["strategy", "parameter", "value", "doc"])
 
 
+def journaled_params(lab: Any) -> dict[str, dict[str, Any]]:
+    """Each strategy's current parameters as journaled (`runner.by_strategy.<name>.params`: its
+    start's values with every change since); a strategy not started yet has none."""
+    records = lab.store.get("runner.by_strategy", None) or {}
+    return {name: dict(r["params"]) for name, r in records.items() if r.get("params")}
+
+
 def build(section: str, lab: Any, config: Any) -> Any:
     """The value of one console section (see `SharedView` for the sections)."""
     if section == "positions":
