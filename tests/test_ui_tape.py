@@ -182,3 +182,24 @@ def test_a_url_filter_that_is_not_utf8_is_named_as_ignored(monkeypatch):
     tape = EventTape(shown=10)
     assert tape.filter.value == ["trade.executed"]
     assert tape.filter.name.endswith("not topics, ignored: \\xff")
+
+
+def test_a_new_page_filtered_on_orders_shows_the_last_orders_after_a_flood_of_marks():
+    from tradelab.events import Event
+    from tradelab.ui.view import SharedView
+
+    view = SharedView(tape_size=1000)  # the console's default ring
+    seq = 0
+    for order in range(3):  # the session's orders, then ~2 s of marks
+        for topic in ("order.submitted", "order.accepted", "order.filled"):
+            seq += 1
+            view.on_event(Event(seq, NS + seq, topic, f"o-{order}", {}))
+    for _ in range(1500):
+        seq += 1
+        view.on_event(Event(seq, NS + seq, "mark.updated", "NIFTY", {}))
+    tape = EventTape(shown=20)  # a page opened now with /?tape=order.*
+    tape.filter.value = [t for t in tape.filter.options if t.startswith("order.")]
+    changes = view.changes_since(0, max_rows=1000)  # its first push, as ConsoleSession pulls
+    tape.add(changes.tape, changes.resync)
+    tape.show()
+    assert [row[0] for row in _shown(tape)] == [str(s) for s in range(9, 0, -1)]

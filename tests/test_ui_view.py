@@ -33,7 +33,7 @@ def test_only_sections_touched_since_a_version_are_reported():
 
 
 def test_tape_ring_is_bounded_and_counts_what_it_dropped():
-    view = SharedView(tape_size=10)
+    view = SharedView(tape_size=10, topic_rows=5)
     for seq in range(1, 26):
         view.on_event(_event(seq))
     assert view.metrics()["tape_len"] == 10
@@ -44,7 +44,7 @@ def test_tape_ring_is_bounded_and_counts_what_it_dropped():
 
 
 def test_a_slow_reader_gets_the_newest_rows_only_and_is_told_to_resync():
-    view = SharedView(tape_size=100)
+    view = SharedView(tape_size=100, topic_rows=5)
     for seq in range(1, 41):
         view.on_event(_event(seq))
     changes = view.changes_since(0, max_rows=5)
@@ -53,14 +53,39 @@ def test_a_slow_reader_gets_the_newest_rows_only_and_is_told_to_resync():
 
 
 def test_critical_events_outlive_the_tape_ring_for_a_new_session():
-    view = SharedView(tape_size=5, alert_size=3)
+    view = SharedView(tape_size=5, alert_size=3, topic_rows=3)
     view.on_event(_event(1, "trade.executed", "t-1"))
     for seq in range(2, 20):
         view.on_event(_event(seq))
     changes = view.changes_since(0)
     assert [r.seq for r in changes.alerts] == [1]
-    assert changes.tape[0].topic == "trade.executed"  # brought back from the alert ring
+    assert changes.tape[0].topic == "trade.executed"  # brought back from its topic's ring
     assert [r.seq for r in changes.tape[1:]] == [15, 16, 17, 18, 19]
+
+
+def test_a_new_session_gets_the_last_rows_of_every_topic_after_a_flood_of_marks():
+    view = SharedView(tape_size=10, topic_rows=4)
+    seq = 0
+    for order in range(6):  # six orders' events, then marks enough to flush the tape ring
+        for topic in ("order.submitted", "order.accepted", "order.filled"):
+            seq += 1
+            view.on_event(_event(seq, topic, f"o-{order}"))
+    for _ in range(100):
+        seq += 1
+        view.on_event(_event(seq))
+    changes = view.changes_since(0, max_rows=10)
+    assert changes.resync
+    orders = [(r.topic, r.key) for r in changes.tape if r.topic.startswith("order.")]
+    # The newest four of each order topic (the last four orders), oldest first.
+    assert orders == [
+        (topic, f"o-{order}")
+        for order in range(2, 6)
+        for topic in ("order.submitted", "order.accepted", "order.filled")
+    ]
+    assert [r.seq for r in changes.tape if r.topic == "mark.updated"] == list(range(109, 119))
+    assert [r.version for r in changes.tape] == sorted(r.version for r in changes.tape)
+    metrics = view.metrics()  # bounded: four rows of each of the four topics
+    assert (metrics["topic_rings"], metrics["topic_rows_len"], metrics["topic_rows"]) == (4, 16, 4)
 
 
 def test_ticks_update_feed_health_without_touching_the_tape():

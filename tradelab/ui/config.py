@@ -26,7 +26,8 @@ class ConsoleConfig(param.Parameterized):
         default=1000,
         bounds=(10, 100_000),
         doc="Events the shared tape ring keeps; the oldest is dropped when full (counted). A "
-        "session that fell further behind starts its tape again from the ring.",
+        "session that fell further behind, or a page that opens, starts its tape again from the "
+        "ring and the newest tape_rows events of each topic.",
     )
     tape_rate_hz = param.Number(
         default=4.0,
@@ -38,7 +39,8 @@ class ConsoleConfig(param.Parameterized):
         default=20,
         bounds=(10, 2000),
         doc="Rows of the event tape each session shows, newest first, and keeps of each topic "
-        "for its topic filter; every redraw renders them all again in each browser (200 rows: "
+        "for its topic filter (the shared view keeps as many of each topic for pages opened "
+        "later); every redraw renders them all again in each browser (200 rows: "
         "100-300 ms frames with five pages in a storm). Beyond 20 rows the tape scrolls.",
     )
     alert_size = param.Integer(

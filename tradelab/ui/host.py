@@ -53,7 +53,11 @@ class ConsoleHost:
         operators may command, otherwise (local use) everyone may."""
         self.lab = lab
         self.config = config if config is not None else ConsoleConfig()
-        self.view = SharedView(tape_size=self.config.tape_size, alert_size=self.config.alert_size)
+        self.view = SharedView(
+            tape_size=self.config.tape_size,
+            alert_size=self.config.alert_size,
+            topic_rows=self.config.tape_rows,
+        )
         self.auth = auth if auth is not None else AuthSettings()
         self.commands = OperatorCommands(lab, operators=self.auth.command_operators)
         self._lock = threading.Lock()

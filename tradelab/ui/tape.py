@@ -14,7 +14,10 @@ What it shows: the newest `tape_rows` events that pass the session's topic filte
 exactly the box's height), no pages. A live tape is glanced at and its top is what matters; an
 older event is found by filtering on its topic: the session keeps the newest `tape_rows` of
 each topic (a bound of topics x rows: topics are the registry's), so a filter on trades still
-shows the last trades after a flood of marks, and the journal has them all. Every row is rendered again at each redraw, so rows cost frames:
+shows the last trades after a flood of marks, and the journal has them all. A page opened later
+(or one that fell behind) starts from the shared view's rings of the same size per topic
+(`SharedView`), so `/?tape=order.*` shows the session's last orders however many marks came
+since. Every row is rendered again at each redraw, so rows cost frames:
 with five pages in a 1K events/s storm, 200 rows gave 100-300 ms frames 20-25 times in 30 s
 per page, 20 rows 1-3 under 100 ms (benchmarks/README.md). A larger `tape_rows` scrolls; the
 scroll position belongs to the pane's element, outside the replaced HTML, so it survives

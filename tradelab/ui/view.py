@@ -2,9 +2,10 @@
 
 Thread model: `on_event` runs on the engine's kernel thread (and the feed thread for transient
 ticks) and does O(1) work per event under one short lock: bump the version, mark the sections
-the topic touches, append a tape row to a bounded ring, remember critical events in another.
-Sessions call `changes_since(version)` from their own periodic callbacks and get everything
-that changed since, coalesced: a section touched 500 times since is one flag.
+the topic touches, append a tape row to a bounded ring and to its topic's ring, remember
+critical events in another. Sessions call `changes_since(version)` from their own periodic
+callbacks and get everything that changed since, coalesced: a section touched 500 times since
+is one flag.
 """
 
 from __future__ import annotations
@@ -95,15 +96,29 @@ class Changes:
 
 
 class SharedView:
-    """Latest-per-section versions, a bounded tape ring and an alert ring; one per host."""
+    """Latest-per-section versions and three bounded buffers of tape rows; one per host.
 
-    def __init__(self, *, tape_size: int = 1000, alert_size: int = 200) -> None:
+    - the tape ring: the newest `tape_size` rows of any topic (what sessions pull);
+    - the topic rings: the newest `topic_rows` rows of each topic, so a session that starts
+      over (a new page, or one that fell behind the tape ring) still gets the last rows of a
+      topic a flood of marks pushed out of the tape ring (`/?tape=order.*` shows the session's
+      last orders). At most topics x `topic_rows` rows: topics are the registry's;
+      rows are those published since the host started (earlier ones are in the journal);
+    - the alert ring: the newest `alert_size` critical events, for notifications.
+    Each drops its oldest row when full; `metrics()` gives their lengths and bounds.
+    """
+
+    def __init__(
+        self, *, tape_size: int = 1000, alert_size: int = 200, topic_rows: int = 20
+    ) -> None:
         self._lock = threading.Lock()
         self.version = 0
         self._section_version: dict[str, int] = dict.fromkeys(SECTIONS, 0)
         self._sections_cache: dict[str, tuple[str, ...]] = {}
         self._tape: deque[TapeRow] = deque(maxlen=tape_size)
         self._alerts: deque[TapeRow] = deque(maxlen=alert_size)
+        self.topic_rows = topic_rows
+        self._by_topic: dict[str, deque[TapeRow]] = {}
         self.last_seq = 0
         self.last_event_ns = 0  # wall clock of the last journaled event the view got
         self.last_tick_ns = 0  # wall clock of the last raw tick (feed health)
@@ -135,6 +150,10 @@ class SharedView:
             if len(self._tape) == self._tape.maxlen:
                 self.tape_dropped += 1
             self._tape.append(row)
+            ring = self._by_topic.get(topic)
+            if ring is None:
+                ring = self._by_topic[topic] = deque(maxlen=self.topic_rows)
+            ring.append(row)
             if topic in ALERT_TOPICS:
                 if len(self._alerts) == self._alerts.maxlen:
                     self.alerts_dropped += 1
@@ -157,9 +176,10 @@ class SharedView:
             new_rows, cut = _after(tape, version, max_rows)
             alerts, _ = _after(self._alerts, version, None)
             if resync or cut:
-                # Starting over: the critical events the ring already dropped come back from
-                # the alert ring, so a tape filtered on fills still shows the session's fills.
-                kept = {row.version: row for row in (*self._alerts, *new_rows)}
+                # Starting over: the newest rows of each topic come back from the topic rings,
+                # so a tape filtered on orders still shows the last orders after a flood of marks.
+                kept = {row.version: row for ring in self._by_topic.values() for row in ring}
+                kept.update((row.version, row) for row in new_rows)
                 new_rows = tuple(kept[v] for v in sorted(kept))
             last_seq, last_event, last_tick = self.last_seq, self.last_event_ns, self.last_tick_ns
             market_ns = self.market_ns
@@ -188,6 +208,9 @@ class SharedView:
                 "tape_len": len(self._tape),
                 "tape_size": self._tape.maxlen,
                 "tape_dropped": self.tape_dropped,
+                "topic_rings": len(self._by_topic),
+                "topic_rows_len": sum(len(ring) for ring in self._by_topic.values()),
+                "topic_rows": self.topic_rows,  # each ring's bound
                 "alerts_dropped": self.alerts_dropped,
                 "last_seq": self.last_seq,
             }
