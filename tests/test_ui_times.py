@@ -41,6 +41,22 @@ def test_header_time_is_ist_and_labelled_and_seq_stays_a_plain_integer():
     assert header.last_time.css == "tl-last-time"
 
 
+def test_the_stale_marker_says_how_long_the_feed_and_the_engine_have_been_silent():
+    header = Header(stale_after_seconds=5.0)
+    changes = Changes(
+        version=3,
+        sections=frozenset(),
+        tape=(),
+        alerts=(),
+        resync=False,
+        last_seq=41,
+        last_event_ns=NS + 25_000_000_000,
+        last_tick_ns=NS,
+    )
+    assert header.apply_changes(changes, now_ns=NS + 31_900_000_000)
+    assert header.stale_text == "STALE: no feed tick for 31.9 s; no engine event for 6.9 s"
+
+
 def test_tape_and_trades_label_their_time_column():
     (row,) = tape_cells([TapeRow(1, 7, "trade.executed", "k", NS, NS, {})])
     assert TIME_COLUMN == "journal time (IST)"

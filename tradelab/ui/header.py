@@ -151,5 +151,6 @@ class Header:
 
 
 def _age(ns: int) -> str:
+    """How long a silence has lasted, as in 'no feed tick for 31.9 s'."""
     seconds = ns / 1e9
-    return f"{seconds * 1000:.0f} ms ago" if seconds < 1 else f"{seconds:.1f} s ago"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
