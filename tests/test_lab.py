@@ -239,3 +239,35 @@ def test_an_order_after_the_session_closed_is_refused_as_after_hours_not_filled(
         lab.stop()
     assert "market is closed at" in strategy.refused and "15:30:00 IST" in strategy.refused
     assert lab.status()["fills"] == 0
+
+
+def test_a_paced_replay_stopped_overnight_opens_the_next_day_when_restarted(tmp_path):
+    from tradelab.journal import JournalReader
+
+    rows = ["Date,Open,High,Low,Close"]
+    for day in (3, 4):  # 09:15-09:29 on Monday and on Tuesday
+        rows += [f"2025-11-{day:02d} 09:{15 + m:02d},100,101,99,100" for m in range(15)]
+    bars = tmp_path / "acme.csv"
+    bars.write_text("\n".join(rows) + "\n")
+    journal = tmp_path / "r.duckdb"
+    # 23.75 market hours overnight at 40,000x: a wait of about 2 s.
+    settings = dict(feed="replay", replay_path=str(bars), strategy="none", speed=40_000.0)
+    lab = Lab(journal_path=str(journal), **settings).start()
+    try:
+        assert wait_for(
+            lambda: (lab.store.get("market.session", None) or {}).get("status") == "closed"
+        )
+        # In the overnight wait: Monday closed, Tuesday not open yet.
+        assert lab.store.get("market.session")["session_date"] == "2025-11-03"
+    finally:
+        lab.stop()
+    with Lab(journal_path=str(journal), **settings) as lab:
+        assert lab.session_finished.wait(20)
+    reader = JournalReader(journal)
+
+    def dates(topic):
+        return [e.payload["session_date"] for e in reader.events(topic=topic)]
+
+    days = ["2025-11-03", "2025-11-04"]
+    assert dates("market.session_opened") == dates("market.session_closed") == days
+    assert dates("pnl.session_reset") == days

@@ -200,6 +200,35 @@ def test_a_closed_market_is_said_so_and_is_not_stale(tmp_path):
         host.stop()
 
 
+def test_the_overnight_wait_of_a_paced_replay_reads_market_closed_not_stale(tmp_path):
+    rows = ["Date,Open,High,Low,Close"]
+    for day, minutes in ((3, 30), (4, 15)):  # 09:15-09:44 on Monday, 09:15-09:29 on Tuesday
+        rows += [f"2025-11-{day:02d} 09:{15 + m:02d},100,101,99,100" for m in range(minutes)]
+    bars = tmp_path / "acme.csv"
+    bars.write_text("\n".join(rows) + "\n")
+    # 23.5 market hours overnight at 20,000x: a wait of about 4 s.
+    cfg = LabConfig(
+        journal_path=str(tmp_path / "r.duckdb"),
+        feed="replay",
+        replay_path=str(bars),
+        strategy="none",
+        speed=20_000.0,
+    )
+    host = ConsoleHost(Lab(cfg), ConsoleConfig(stale_after_seconds=0.5)).start()
+    try:
+        session = ConsoleSession(host, None)
+        _wait(lambda: "market closed" in session.header.feed.text, session, timeout=20)
+        assert session.header.feed.text == "feed: market closed at 09:44 IST"  # Monday's
+        time.sleep(1.0)  # twice the max age, well inside the wait
+        session.refresh()
+        assert session.header.feed.text == "feed: market closed at 09:44 IST"
+        assert not session.stale and session.header.stale_text == ""
+        store = host.lab.store
+        _wait(lambda: store.get("market.session")["session_date"] == "2025-11-04", session)
+    finally:
+        host.stop()
+
+
 def test_a_stalled_feed_leaves_the_session_open_and_the_console_stale(tmp_path):
     host = _short_session_host(tmp_path, feed_stall_after_seconds=0.3)
     try:

@@ -48,16 +48,15 @@ from tradelab.lab_config import (
     session_intervals,
 )
 from tradelab.lab_sessions import (
+    PacedDays,
     SessionDays,
     check_same_market,
     clock_to_close,
-    day_sessions,
     market_source,
     resumed_ticks,
-    stalling,
 )
 from tradelab.lab_status import session_status
-from tradelab.market.clock import SimulatedClock, ist_date, run_paced
+from tradelab.market.clock import SimulatedClock, ist_date
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeed, SimulatedFeedConfig
 from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
@@ -266,18 +265,20 @@ class Lab:
 
     def _next_day(self, last_ns: int, first_ns: int) -> None:
         """A replayed file's next IST day: close the day before at its last tick, open this one."""
-        self.router.close_session(last_ns)
-        clock_to_close(self.clock, self.broker.hours, last_ns)
+        self._close_day(last_ns)
         self._open_session(first_ns)
 
-    def _close_session(self) -> None:
-        if self._stop.is_set():
-            return
+    def _close_day(self, last_ns: int) -> None:
+        # Once: a paced session stopped in an overnight wait had closed its day already, and a
+        # restart with nothing more of a closed day to play finds it closed. The clock reads
+        # the day's close either way: an order after it is after hours.
         if (self.engine.store.get("market.session", None) or {}).get("status") != "closed":
-            self.router.close_session(self.close_ns)
-            clock_to_close(self.clock, self.broker.hours, self.close_ns)
-        else:  # a restart with nothing more to play of a closed session: it stays closed
-            clock_to_close(self.clock, self.broker.hours, self.clock.now_ns())
+            self.router.close_session(last_ns)
+        clock_to_close(self.clock, self.broker.hours, last_ns)
+
+    def _close_session(self) -> None:
+        if not self._stop.is_set():
+            self._close_day(self.close_ns)
 
     def _run_feed(self) -> None:
         speed = None if self.feed.config.as_fast_as_possible else self.feed.config.speed
@@ -286,10 +287,9 @@ class Lab:
                 self._run_lockstep()
             else:
                 self._open_session()
-                ticks = day_sessions(self._resumed_ticks(), self._next_day)
-                if self.config.feed_stall_after_seconds:
-                    ticks = stalling(ticks, self.config.feed_stall_after_seconds, self._stop)
-                run_paced(ticks, self._route, speed=speed, stop=self._stop)
+                days = PacedDays(self._close_day, self._open_session, self.resumed_after_ns)
+                stall = self.config.feed_stall_after_seconds
+                days.run(self._resumed_ticks(), self._route, speed, self._stop, stall)
                 self._close_session()
         except TradelabError:
             # The journal writer failed (nothing more can be journaled) or the broker is down

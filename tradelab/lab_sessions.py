@@ -5,6 +5,8 @@ purpose; which market a session is on, so a restart does not go on with it on an
 A file of three trading days is three sessions: before the first tick of each later day the
 previous day's session closes (its partial bars flushed) and the new one opens with its daily
 P&L reset, so `pnl.daily` and the daily loss limit count that day alone, as they would live.
+Paced, the day closes after its last tick and the next opens when its first tick is due, so
+the overnight wait reads "market closed" (`PacedDays`).
 Thread model: the generators run on whichever thread iterates them (the feed's, or the runner's
 in lockstep); `on_new_day` is called on it.
 """
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tradelab.errors import InvalidInputError
-from tradelab.market.clock import NS_PER_S, ist_date
+from tradelab.market.clock import NS_PER_S, ist_date, run_paced
 from tradelab.market.instruments import IST
 from tradelab.market.ticks import Tick
 
@@ -82,15 +84,62 @@ class SessionDays:
         self.last_ns = ts_ns
 
 
-def day_sessions(ticks: Iterable[Tick], on_new_day: Callable[[int, int], object]) -> Iterator[Tick]:
-    """`ticks`, calling `on_new_day(last tick's ns, new day's first tick's ns)` before the first
-    tick of each IST day after the first."""
-    days = SessionDays()
-    for tick in ticks:
-        if days.crosses(tick.ts):
-            on_new_day(days.last_ns, tick.ts)
-        days.enter(tick.ts)
-        yield tick
+class PacedDays:
+    """The days of a paced session: the day before closes (`close_day(its last tick's ns)`) as
+    soon as the next day's first tick is read, and the next day opens (`open_day(its first
+    tick's ns)`) only when that tick is due (`due`, called by whoever routes it, after the
+    paced wait): through the overnight wait the session reads closed, not open and silent.
+    `resumed_ns`: a restart's resume point, so a restart in that wait still opens the next day.
+    """
+
+    def __init__(
+        self,
+        close_day: Callable[[int], object],
+        open_day: Callable[[int], object],
+        resumed_ns: int | None = None,
+    ) -> None:
+        self._close_day, self._open_day = close_day, open_day
+        self._days = SessionDays()
+        if resumed_ns is not None:
+            self._days.enter(resumed_ns)
+        self._opening: int | None = None  # the first tick of a day closed before and not open
+
+    def ticks(self, ticks: Iterable[Tick]) -> Iterator[Tick]:
+        days = self._days
+        for tick in ticks:
+            if days.crosses(tick.ts):
+                self._close_day(days.last_ns)
+                self._opening = tick.ts
+            days.enter(tick.ts)
+            yield tick
+
+    def run(
+        self,
+        ticks: Iterable[Tick],
+        route: Callable[[Tick], object],
+        speed: float | None,
+        stop: threading.Event,
+        stall_after_seconds: float = 0.0,
+    ) -> None:
+        """Route `ticks` held to wall time at `speed` x, each day opened when its first tick
+        is due; nothing more once `stop` is set (a stop in a paced wait routes nothing after
+        it). `stall_after_seconds`: see `stalling`."""
+        played = self.ticks(ticks)
+        if stall_after_seconds:
+            played = stalling(played, stall_after_seconds, stop)
+
+        def on_tick(tick: Tick) -> None:
+            if not stop.is_set():
+                self.due(tick)
+                route(tick)
+
+        run_paced(played, on_tick, speed=speed, stop=stop)
+
+    def due(self, tick: Tick) -> None:
+        """`tick` is due now: open its day first if it is the first of a new day."""
+        if self._opening is not None and tick.ts >= self._opening:
+            self._opening = None
+            self._open_day(tick.ts)
 
 
 def clock_to_close(clock: Any, hours: Any, at_ns: int) -> None:
