@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -48,14 +47,16 @@ from tradelab.lab_config import (
     session_intervals,
 )
 from tradelab.lab_sessions import (
+    ClosedSession,
     PacedDays,
     SessionDays,
     check_same_market,
     clock_to_close,
+    last_mark_ns,
     market_source,
     resumed_ticks,
 )
-from tradelab.lab_status import session_status
+from tradelab.lab_status import session_status, wait_for_mark
 from tradelab.market.clock import SimulatedClock, ist_date
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeed, SimulatedFeedConfig
 from tradelab.market.router import MarketDataRouter
@@ -177,8 +178,7 @@ class Lab:
         self.runner: StrategyRunner | None = None
         self.session_finished = threading.Event()
         self.resumed_after_ns: int | None = None  # the journal's last mark (None: none yet)
-        # A closed session (day, close time) a restart may play more of (a longer file).
-        self._closed_session: tuple[str, int] | None = None
+        self._closed_session: ClosedSession | None = None  # a restart may play more of it
         self._stop = threading.Event()
         self._feed_thread: threading.Thread | None = None
 
@@ -199,16 +199,10 @@ class Lab:
                     self._new_account.unlink(missing_ok=True)
             raise
         store = self.engine.store
-        marks = store.get("market.marks", None) or {}
-        # None, not 0, when there is no mark: 0 is a time (1970), and a replay may be older.
-        self.resumed_after_ns = last = max(
-            (m["ts"] for m in marks.values() if m.get("ts") is not None), default=None
-        )
+        self.resumed_after_ns = last = last_mark_ns(store)
         if last is not None and last > self.clock.now_ns():  # as late as the journal
             self.clock.set(last)
-        session = store.get("market.session", None) or {}
-        if session.get("status") == "closed":
-            self._closed_session = (session.get("session_date"), session.get("ts") or 0)
+        self._closed_session = ClosedSession.of(store)
         try:
             check_same_market(store, self.market_source, max(self.open_ns, last or self.open_ns))
         except InvalidInputError:
@@ -352,11 +346,9 @@ class Lab:
 
     def _route(self, tick: Tick) -> None:
         if self._closed_session is not None:  # a restart: more of the day a file closed?
-            day, closed_at = self._closed_session
-            if ist_date(tick.ts).isoformat() == day and tick.ts > closed_at:
+            if self._closed_session.reopened_by(tick.ts):
                 self.router.open_session(tick.ts, source=self.market_source)
-                self._closed_session = None
-            elif ist_date(tick.ts).isoformat() != day:
+            if self._closed_session.done:
                 self._closed_session = None
         self.clock.set(tick.ts)  # the feed's order: never backwards
         self.router.on_tick(tick)
@@ -377,18 +369,8 @@ class Lab:
 
     def wait_for_quote(self, symbol: str, timeout: float = 10.0) -> dict[str, Any]:
         """Block until the store holds a mark of `symbol` (the feed's first quote of it comes
-        just after `start()`); returns that mark."""
-        deadline = time.monotonic() + timeout
-        path = f"market.marks.{symbol}"
-        while (mark := self.engine.store.get(path, None)) is None:
-            if self.session_finished.is_set() or time.monotonic() > deadline:
-                why = "the session ended" if self.session_finished.is_set() else "timed out"
-                raise LifecycleError(
-                    f"no quote of {symbol!r} within {timeout} s ({why}): is it a symbol this "
-                    "session's feed quotes?"
-                )
-            time.sleep(0.01)
-        return mark
+        just after `start()`); returns that mark (`lab_status.wait_for_mark`)."""
+        return wait_for_mark(self, symbol, timeout)
 
     def status(self) -> dict[str, Any]:
         """A one-line view of the session for humans (`lab_status.session_status`)."""

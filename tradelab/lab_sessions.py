@@ -152,6 +152,38 @@ def clock_to_close(clock: Any, hours: Any, at_ns: int) -> None:
         clock.set(close_ns)
 
 
+def last_mark_ns(store: Any) -> int | None:
+    """Where a restart resumes: the journal's latest mark. None, not 0, when there is none: 0
+    is a time (1970), and a replay may be older."""
+    marks = store.get("market.marks", None) or {}
+    return max((m["ts"] for m in marks.values() if m.get("ts") is not None), default=None)
+
+
+class ClosedSession:
+    """A session the journal holds closed, when a restart starts: if the feed plays more of
+    that day after the close (a longer file of it), the first such tick opens it again."""
+
+    def __init__(self, day: str, closed_ns: int) -> None:
+        self.day, self.closed_ns = day, closed_ns
+        self.done = False
+
+    @classmethod
+    def of(cls, store: Any) -> ClosedSession | None:
+        session = store.get("market.session", None) or {}
+        if session.get("status") != "closed":
+            return None
+        return cls(session.get("session_date"), session.get("ts") or 0)
+
+    def reopened_by(self, ts_ns: int) -> bool:
+        """Whether the tick at `ts_ns` opens the session again; the first tick after the close,
+        or of another day, ends the question."""
+        same_day = ist_date(ts_ns).isoformat() == self.day
+        if same_day and ts_ns <= self.closed_ns:
+            return False
+        self.done = True
+        return same_day
+
+
 def market_source(config: Any) -> str:
     """What the session's market is, journaled with each session it opens: the simulated
     market of one seed, or one bar file (by content: renamed or moved, it is the same)."""

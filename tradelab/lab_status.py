@@ -3,9 +3,11 @@ notebooks' status cell), read from the store and the Lab's parts at call time.""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
+from tradelab.errors import LifecycleError
 from tradelab.market.instruments import IST
 from tradelab.trading.risk_state import control_state
 
@@ -44,3 +46,19 @@ def session_status(lab: Any) -> dict[str, Any]:
         "broker": health.get("state", "ok"),
         "broker_reason": health.get("reason") or "",
     }
+
+
+def wait_for_mark(lab: Any, symbol: str, timeout: float) -> dict[str, Any]:
+    """Block until `lab`'s store holds a mark of `symbol`; returns it. LifecycleError naming
+    why (the session ended, or `timeout` s passed) if none comes."""
+    deadline = time.monotonic() + timeout
+    path = f"market.marks.{symbol}"
+    while (mark := lab.engine.store.get(path, None)) is None:
+        if lab.session_finished.is_set() or time.monotonic() > deadline:
+            why = "the session ended" if lab.session_finished.is_set() else "timed out"
+            raise LifecycleError(
+                f"no quote of {symbol!r} within {timeout} s ({why}): is it a symbol this "
+                "session's feed quotes?"
+            )
+        time.sleep(0.01)
+    return mark
