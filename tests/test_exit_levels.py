@@ -88,3 +88,33 @@ def test_a_new_trailing_distance_moves_the_stop_to_it_from_the_best_price(tmp_pa
     result = run_backtest(tmp_path / "ABC.csv", tighter)
     assert tighter.levels["stop"] == 104.0
     assert [f["side"] for f in result.fills] == ["BUY", "SELL"]
+
+
+class Bracket(Strategy):
+    """Long 10 with a take-profit resting at 200 and a stop at 104: a bracket."""
+
+    def on_start(self, ctx):
+        self.bar = -1
+
+    def on_bar(self, ctx, bar):
+        self.bar += 1
+        if self.bar == 0:
+            ctx.buy(bar["symbol"], 10)  # fills at 102: cash 1000 -> -20
+
+    def on_fill(self, ctx, fill):
+        if ctx.position(fill["symbol"]) > 0:
+            ctx.sell(fill["symbol"], 10, order_type="LIMIT", limit_price=200.0)
+            ctx.set_exit(fill["symbol"], stop=104.0)
+
+
+def test_a_stop_cancels_the_brackets_resting_target_before_its_exit(tmp_path):
+    (tmp_path / "ABC.csv").write_text(BARS)
+    result = run_backtest(tmp_path / "ABC.csv", Bracket(), cash=1000.0)
+    # The close of 103 hits the stop: the target is cancelled (left, the broker would count
+    # it against the exit, and it could fill later and open a short), the exit sells at the
+    # next open, 104.
+    assert [(f["side"], f["quantity"], f["price"]) for f in result.fills] == [
+        ("BUY", 10, 102.0),
+        ("SELL", 10, 104.0),
+    ]
+    assert result.open_positions == {} and result.unfilled_orders == []

@@ -174,12 +174,15 @@ class PositionMonitor:
             reason = "target"
         if reason is None:
             return
+        side = "SELL" if long else "BUY"
+        net = self._cancel_resting_exits(exit_, side, net)
+        if not net or (net > 0) != long:
+            return
         runner = self._runner
         self.exits_placed += 1
         order_id = f"exit-{runner.current_seq}-{self.exits_placed}"
         exit_["exit_order"] = order_id
         self._publish(exit_["position_id"], exit_, f"exit_{reason}", price=price)
-        side = "SELL" if long else "BUY"
         # The strategy's context counts the exit as working, so a close of its own meanwhile
         # (a time exit) does not send a second one.
         ctx = runner.context_of(exit_["strategy"])
@@ -221,6 +224,26 @@ class PositionMonitor:
             return False
         exit_["stop"] = round(trailed, 4)
         return True
+
+    def _cancel_resting_exits(self, exit_: dict[str, Any], side: str, net: int) -> int:
+        """Cancel the strategy's resting limit orders on the exit's side in the symbol (a
+        bracket's take-profit) before the market exit: left, one filling later would open the
+        other way, and the broker counts it against the exit. Returns the position after."""
+        working = self._runner.engine.store.get("trading.working", None) or {}
+        resting = [
+            order_id
+            for order_id, order in sorted(working.items())
+            if order.get("strategy") == exit_["strategy"]
+            and order.get("symbol") == exit_["symbol"]
+            and order.get("side") == side
+            and order.get("limit_price") is not None
+        ]
+        for order_id in resting:
+            try:
+                self._runner.desk.cancel_order(order_id)
+            except OrderRejectedError:  # finished meanwhile: the position read next says how
+                log.info("exit of %s: resting order %s already finished", exit_, order_id)
+        return self._net(exit_["position_id"]) if resting else net
 
     def _net(self, position_id: str) -> int:
         pos = self._runner.engine.store.get(f"trading.positions.{position_id}", None)
