@@ -536,14 +536,15 @@ def ist_time(ts_ns):
     return datetime.fromtimestamp(ts_ns / 1e9, tz=IST)
 
 
-def five_minute_bars(path, until):
-    rows, minute = ["Datetime,Open,High,Low,Close,Volume"], 9 * 60 + 15
-    while minute <= until:
-        price = 500 + (minute % 7)
-        rows.append(
-            f"2024-03-04 {minute // 60:02d}:{minute % 60:02d}:00,{price},{price},{price},{price},100"
-        )
-        minute += 5
+def five_minute_bars(path, until, days=("2024-03-04",)):
+    rows = ["Datetime,Open,High,Low,Close,Volume"]
+    for day in days:
+        minute = 9 * 60 + 15
+        while minute <= until:
+            price = 500 + (minute % 7)
+            hhmm = f"{minute // 60:02d}:{minute % 60:02d}"
+            rows.append(f"{day} {hhmm}:00,{price},{price},{price},{price},100")
+            minute += 5
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(rows) + "\n")
 
@@ -574,7 +575,7 @@ def test_a_restart_plays_more_of_a_day_a_file_closed_and_an_order_after_the_clos
     ]
     # The morning file closed the day at its last bar; the same file again played nothing
     # more; the whole day's file opened it again for what the morning had not had.
-    assert sessions == [("opened", "09:15"), ("closed", "12:05"), ("opened", "12:06"),
+    assert sessions == [("opened", "09:15"), ("closed", "12:05"), ("opened", "12:05"),
                         ("closed", "15:30")]  # fmt: skip
 
 
@@ -597,3 +598,36 @@ def test_a_run_whose_strategies_did_not_stop_says_so_and_never_stopped_cleanly(
     assert "stopped cleanly" not in result.output
     assert "journal closed at seq" in result.output
     assert "the strategies did not stop" in result.output + result.stderr
+
+
+def sessions_of(journal):
+    return [
+        (e.topic.rsplit("_", 1)[1], f"{ist_time(e.payload['ts']):%d %H:%M}")
+        for e in JournalReader(journal).events()
+        if e.topic.startswith("market.session_")
+    ]
+
+
+@pytest.mark.parametrize("speed", ["max", "100000"])
+def test_a_restart_whose_file_goes_on_to_later_days_opens_each_and_closes_it_at_1530(
+    tmp_path, speed
+):
+    first_day, three_days = tmp_path / "a" / "ACME.csv", tmp_path / "b" / "ACME.csv"
+    five_minute_bars(first_day, 15 * 60 + 25)
+    five_minute_bars(three_days, 15 * 60 + 20, days=("2024-03-04", "2024-03-05", "2024-03-06"))
+    journal = tmp_path / "r.duckdb"
+    for bars in (first_day, three_days):
+        result = invoke(
+            "--feed", "replay", str(bars), "--speed", speed, "--journal", str(journal),
+            "--strategy", "none",
+        )  # fmt: skip
+        assert result.exit_code == 0, (result.output, result.stderr)
+    # Each later day is opened (its P&L started) and closed at the exchange's close, not at
+    # its last tick (15:25); the last day at the file's end.
+    assert sessions_of(journal) == [
+        ("opened", "04 09:15"), ("closed", "04 15:30"), ("opened", "05 09:15"),
+        ("closed", "05 15:30"), ("opened", "06 09:15"), ("closed", "06 15:25"),
+    ]  # fmt: skip
+    resets = [e.payload["session_date"] for e in JournalReader(journal).events()
+              if e.topic == "pnl.session_reset"]  # fmt: skip
+    assert resets == ["2024-03-04", "2024-03-05", "2024-03-06"]

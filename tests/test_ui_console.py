@@ -218,10 +218,12 @@ def test_the_overnight_wait_of_a_paced_replay_reads_market_closed_not_stale(tmp_
     try:
         session = ConsoleSession(host, None)
         _wait(lambda: "market closed" in session.header.feed.text, session, timeout=20)
-        assert session.header.feed.text == "feed: market closed at 09:44 IST"  # Monday's
+        assert (
+            session.header.feed.text == "feed: market closed at 15:30 IST"
+        )  # Monday closed at the exchange close
         time.sleep(1.0)  # twice the max age, well inside the wait
         session.refresh()
-        assert session.header.feed.text == "feed: market closed at 09:44 IST"
+        assert session.header.feed.text == "feed: market closed at 15:30 IST"
         assert not session.stale and session.header.stale_text == ""
         store = host.lab.store
         _wait(lambda: store.get("market.session")["session_date"] == "2025-11-04", session)

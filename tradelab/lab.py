@@ -52,6 +52,7 @@ from tradelab.lab_sessions import (
     SessionDays,
     check_same_market,
     clock_to_close,
+    day_close_ns,
     last_mark_ns,
     market_source,
     resumed_ticks,
@@ -258,9 +259,13 @@ class Lab:
             self.router.open_session(at_ns, source=self.market_source)
 
     def _next_day(self, last_ns: int, first_ns: int) -> None:
-        """A replayed file's next IST day: close the day before at its last tick, open this one."""
-        self._close_day(last_ns)
+        """A replayed file's next IST day: close the day before, open this one."""
+        self._close_finished_day(last_ns)
         self._open_session(first_ns)
+
+    def _close_finished_day(self, last_ns: int) -> None:
+        # The feed has a later day: this one closed at the exchange's close, not its last tick.
+        self._close_day(day_close_ns(self.broker.hours, last_ns))
 
     def _close_day(self, last_ns: int) -> None:
         # Once: a paced session stopped in an overnight wait had closed its day already, and a
@@ -281,7 +286,9 @@ class Lab:
                 self._run_lockstep()
             else:
                 self._open_session()
-                days = PacedDays(self._close_day, self._open_session, self.resumed_after_ns)
+                days = PacedDays(
+                    self._close_finished_day, self._open_session, self.resumed_after_ns
+                )
                 stall = self.config.feed_stall_after_seconds
                 days.run(self._resumed_ticks(), self._route, speed, self._stop, stall)
                 self._close_session()
@@ -302,6 +309,8 @@ class Lab:
         stage = ["open"]
         held: list[Tick] = []  # the first tick of the next timestamp
         days = SessionDays()
+        if self.resumed_after_ns is not None:  # a restart's next tick may be on a later day
+            days.enter(self.resumed_after_ns)
 
         def step() -> bool:
             if self._stop.is_set() or stage[0] == "done":

@@ -142,12 +142,18 @@ class PacedDays:
             self._open_day(tick.ts)
 
 
+def day_close_ns(hours: Any, at_ns: int) -> int:
+    """The close of the exchange day `at_ns` falls on (or `at_ns`, if later or not a trading
+    day): when a day a feed has finished is closed."""
+    day = ist_date(at_ns)
+    return max(hours.session_ns(day)[1], at_ns) if hours.is_trading_day(day) else at_ns
+
+
 def clock_to_close(clock: Any, hours: Any, at_ns: int) -> None:
     """Once a session is closed (at `at_ns`), the session's clock reads that day's close at the
     earliest: an order placed then (a strategy's on_stop) is the broker's to refuse as after
     hours, never filled at the last quote and dated before the close."""
-    day = ist_date(at_ns)
-    close_ns = max(hours.session_ns(day)[1], at_ns) if hours.is_trading_day(day) else at_ns
+    close_ns = day_close_ns(hours, at_ns)
     if close_ns > clock.now_ns():
         clock.set(close_ns)
 
@@ -178,7 +184,7 @@ class ClosedSession:
         """Whether the tick at `ts_ns` opens the session again; the first tick after the close,
         or of another day, ends the question."""
         same_day = ist_date(ts_ns).isoformat() == self.day
-        if same_day and ts_ns <= self.closed_ns:
+        if same_day and ts_ns < self.closed_ns:  # at the close: the next bar's first tick
             return False
         self.done = True
         return same_day
