@@ -145,6 +145,9 @@ def test_a_strategy_set_to_a_symbol_a_many_symbol_file_lacks_is_named_with_the_f
     assert not journal.exists()
     played = run_backtest(tmp_path / "two.csv", SmaCross(fast=1, slow=2, symbol="XYZ"))
     assert played.symbol == "XYZ" and played.bars == 3
+    # A symbol the file lacks is named as missing, with or without symbol=.
+    with pytest.raises(InvalidInputError, match=r"does not have \(it has ABC, XYZ\)"):
+        run_backtest(tmp_path / "two.csv", SmaCross(symbol="NIFTY"), symbol="ABC")
     # The file holds XYZ, but symbol= picked ABC: the error names that choice.
     with pytest.raises(
         InvalidInputError, match=r"symbol='XYZ', but --symbol \(symbol=\) picks 'ABC'"

@@ -75,5 +75,5 @@ def check_symbol_pick(strategies: Sequence[Strategy], picked: str, source: str) 
             if wanted != picked:
                 raise InvalidInputError(
                     f"strategy {strategy.name!r} trades {parameter}={wanted!r}, but --symbol "
-                    f"(symbol=) picks {picked!r} of {source}: make them agree, or drop one"
+                    f"(symbol=) picks {picked!r} of {source}: make them agree"
                 )

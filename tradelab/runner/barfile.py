@@ -110,8 +110,9 @@ def load_bar_file(
 ) -> BarSeries:
     """One symbol's bars: `symbol`, else the file's only one, else the one of `named` (the
     instruments the strategies name, e.g. sma_cross's `symbol`) the file holds.
-    `check_named(symbols)` is called with a file's symbols before one of `named` is picked from
-    them: the caller refuses a strategy naming one the file lacks in its own words."""
+    `check_named(symbols)` is called with the symbols of a file that has several, or a Symbol
+    column and `symbol` given, before one is picked: the caller refuses a strategy naming one
+    the file lacks in its own words."""
     path = Path(path)
     name = str(path)
     frame = read_bar_frame(path)
@@ -129,9 +130,9 @@ def load_bar_file(
         symbol = instrument_id(symbol)  # RELIANCE.NS names the file's RELIANCE_NS
     if "symbol" in columns:
         symbols = list(dict.fromkeys(frame[columns["symbol"]].astype(str)))
+        if check_named is not None and (len(symbols) > 1 or symbol is not None):
+            check_named(symbols)
         if symbol is None:
-            if len(symbols) > 1 and check_named is not None:
-                check_named(symbols)
             as_ids = {instrument_id(n) for n in named}  # a ticker as the file's rows trade
             chosen = [s for s in symbols if s in as_ids]
             if len(symbols) > 1 and len(chosen) != 1:
