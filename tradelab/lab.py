@@ -40,11 +40,11 @@ from tradelab.lab_config import (
     apply_settings,
     check_not_a_backtest,
     check_tradable_hours,
-    config_values,
     configured_strategies,
     replay_session,
     session_inputs_check,
     session_intervals,
+    sim_session,
 )
 from tradelab.lab_sessions import (
     ClosedSession,
@@ -59,7 +59,7 @@ from tradelab.lab_sessions import (
 )
 from tradelab.lab_status import session_status, wait_for_mark
 from tradelab.market.clock import SimulatedClock, ist_date
-from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeed, SimulatedFeedConfig
+from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeedConfig
 from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
 from tradelab.metrics_sampler import MetricsSampler
@@ -104,23 +104,10 @@ class Lab:
         self.strategies = (
             checked_strategies(strategies) if strategies is not None else configured_strategies(cfg)
         )
-        if cfg.feed == "replay":
-            self.feed, self.universe, self.open_ns, self.close_ns = replay_session(cfg, replay_feed)
-        else:
-            self.feed = SimulatedFeed(
-                SimulatedFeedConfig(
-                    **{
-                        **config_values(sim_feed),
-                        "seed": cfg.seed,
-                        "ticks_per_second": cfg.ticks_per_second,
-                        "speed": cfg.speed,
-                        "as_fast_as_possible": cfg.as_fast_as_possible,
-                        "strikes_each_side": cfg.strikes_each_side,
-                    }
-                )
-            )
-            self.universe = self.feed.universe
-            self.open_ns, self.close_ns = self.feed.open_ns, self.feed.close_ns
+        session = (
+            replay_session(cfg, replay_feed) if cfg.feed == "replay" else sim_session(cfg, sim_feed)
+        )
+        self.feed, self.universe, self.open_ns, self.close_ns = session
         # The session's exchange time: the last tick routed. Not the feed's clock, which its
         # iterator sets when it reads a tick: at max speed the next timestamp's first tick is
         # read before the strategies have reacted to this one, whose fills would carry it.

@@ -18,7 +18,12 @@ from tradelab.journal.segments import list_segments, segment_dir
 from tradelab.market.bar_files import bar_length_ns
 from tradelab.market.bars import INTERVAL_SECONDS
 from tradelab.market.clock import NS_PER_S
-from tradelab.market.feeds import ReplayFeed, ReplayFeedConfig
+from tradelab.market.feeds import (
+    ReplayFeed,
+    ReplayFeedConfig,
+    SimulatedFeed,
+    SimulatedFeedConfig,
+)
 from tradelab.market.instruments import IST, OptionUniverse
 from tradelab.runner import STRATEGIES, InstrumentUniverse, PlainInstrument
 from tradelab.runner.examples import strategy_class_named
@@ -216,6 +221,23 @@ def check_tradable_hours(feed: ReplayFeed, strategies: list[Strategy]) -> None:
         "Backtest it instead (tradelab backtest FILE --strategy ...: no exchange hours), or "
         "replay it with --strategy none"
     )
+
+
+def sim_session(
+    cfg: LabConfig, feed_config: SimulatedFeedConfig | None = None
+) -> tuple[SimulatedFeed, Any, int, int]:
+    """The simulated NIFTY feed `cfg` sets (seed, pace, strikes; the rest from `feed_config`),
+    its universe and the session it spans."""
+    values = {
+        **config_values(feed_config),
+        "seed": cfg.seed,
+        "ticks_per_second": cfg.ticks_per_second,
+        "speed": cfg.speed,
+        "as_fast_as_possible": cfg.as_fast_as_possible,
+        "strikes_each_side": cfg.strikes_each_side,
+    }
+    feed = SimulatedFeed(SimulatedFeedConfig(**values))
+    return feed, feed.universe, feed.open_ns, feed.close_ns
 
 
 def replay_session(
