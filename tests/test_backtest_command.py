@@ -189,53 +189,56 @@ def test_the_command_backtests_a_users_own_strategy_from_its_file(tmp_path):
         assert refused.exit_code == EXIT_USAGE and says in refused.stderr, refused.stderr
 
 
-def test_ctrl_c_in_a_backtest_is_exit_130_naming_the_journal_left_whole(tmp_path):
+def backtest_interrupted(tmp_path, source, class_name):
+    """`tradelab backtest` of the strategy `source` defines, kept in a journal; the run must
+    end as interrupted (exit 130). Returns (its stderr, the journal)."""
     from click.testing import CliRunner
 
     from tradelab.cli import EXIT_INTERRUPTED
     from tradelab.cli import main as cli
-    from tradelab.journal.verify import verify_journal
 
-    (tmp_path / "interrupted.py").write_text(
-        "from tradelab.runner import Strategy\n\n"
-        "class CtrlC(Strategy):\n"
-        "    def on_bar(self, ctx, bar):\n"
-        "        raise KeyboardInterrupt  # as Ctrl-C lands in a hook on the caller's thread\n"
-    )
+    (tmp_path / "interrupted.py").write_text(source)
     journal = tmp_path / "bt.duckdb"
-    spec = f"{tmp_path / 'interrupted.py'}:CtrlC"
+    spec = f"{tmp_path / 'interrupted.py'}:{class_name}"
     args = ["backtest", str(write_bars(tmp_path / "ABC.csv")), "--strategy", spec]
     result = CliRunner().invoke(cli, [*args, "--journal", str(journal)])
     assert result.exit_code == EXIT_INTERRUPTED, (result.output, result.stderr)
-    assert "backtest interrupted (Ctrl-C)" in result.stderr and str(journal) in result.stderr
     assert "Aborted" not in result.output
+    return result.stderr, journal
+
+
+def test_ctrl_c_in_a_backtest_is_exit_130_naming_the_journal_left_whole(tmp_path):
+    from tradelab.journal.verify import verify_journal
+
+    stderr, journal = backtest_interrupted(
+        tmp_path,
+        "from tradelab.runner import Strategy\n\n"
+        "class CtrlC(Strategy):\n"
+        "    def on_bar(self, ctx, bar):\n"
+        "        raise KeyboardInterrupt  # as Ctrl-C lands in a hook on the caller's thread\n",
+        "CtrlC",
+    )
+    assert "backtest interrupted (Ctrl-C)" in stderr and str(journal) in stderr
     assert verify_journal(journal).ok
 
 
 def test_ctrl_c_in_on_stop_after_every_bar_says_so_and_calls_on_stop_once(tmp_path):
-    from click.testing import CliRunner
-
-    from tradelab.cli import EXIT_INTERRUPTED
-    from tradelab.cli import main as cli
     from tradelab.journal.verify import verify_journal
 
     calls = tmp_path / "on_stop.txt"
-    (tmp_path / "interrupted.py").write_text(
+    stderr, journal = backtest_interrupted(
+        tmp_path,
         "from tradelab.runner import Strategy\n\n"
         "class CtrlCAtStop(Strategy):\n"
         "    def on_stop(self, ctx):\n"
         f"        with open({str(calls)!r}, 'a') as f:\n"
         "            f.write('on_stop\\n')\n"
-        "        raise KeyboardInterrupt\n"
+        "        raise KeyboardInterrupt\n",
+        "CtrlCAtStop",
     )
-    journal = tmp_path / "bt.duckdb"
-    spec = f"{tmp_path / 'interrupted.py'}:CtrlCAtStop"
-    args = ["backtest", str(write_bars(tmp_path / "ABC.csv")), "--strategy", spec]
-    result = CliRunner().invoke(cli, [*args, "--journal", str(journal)])
-    assert result.exit_code == EXIT_INTERRUPTED, (result.output, result.stderr)
     assert (
         "backtest interrupted (Ctrl-C) after the last bar, while stopping its strategies; "
-        f"the journal {journal} holds every bar" in result.stderr
+        f"the journal {journal} holds every bar" in stderr
     )
     assert calls.read_text() == "on_stop\n"  # not called again while the run was torn down
     assert verify_journal(journal).ok

@@ -71,6 +71,18 @@ def test_close_cancels_a_resting_limit_exit_and_closes_at_market(tmp_path):
     assert strategy.closes[0] is not None and strategy.closes[1] is None
 
 
+def abc_broker():
+    """A paper broker quoting ABC (lot 1) at 100, whose limit orders fill when told."""
+    universe = InstrumentUniverse({"ABC": PlainInstrument("ABC", 1, 1000.0)})
+    broker = PaperBroker(
+        PaperBrokerConfig(latency_ms=0, brokerage_per_fill=0.0, enforce_market_hours=False),
+        universe=universe,
+        clock=SimulatedClock(10**18),
+    )
+    broker.set_quote("ABC", 100.0, 100.0)
+    return universe, broker
+
+
 class Resting(Strategy):
     """First start: a resting limit buy. Started again: what its context counts as working,
     then a close."""
@@ -87,13 +99,7 @@ class Resting(Strategy):
 
 
 def test_a_restarted_strategy_counts_and_can_cancel_the_orders_it_left_working(tmp_path):
-    universe = InstrumentUniverse({"ABC": PlainInstrument("ABC", 1, 1000.0)})
-    broker = PaperBroker(
-        PaperBrokerConfig(latency_ms=0, brokerage_per_fill=0.0, enforce_market_hours=False),
-        universe=universe,
-        clock=SimulatedClock(10**18),
-    )
-    broker.set_quote("ABC", 100.0, 100.0)
+    universe, broker = abc_broker()
     with Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False) as engine:
         desk = ExecutionDesk(broker, engine.submit, universe=universe)
         first = StrategyRunner(engine, desk, name="first")
@@ -134,13 +140,7 @@ class ClosesDuringAFill(Strategy):
 
 
 def test_close_counts_a_fill_made_before_its_cancel_that_the_strategy_has_not_seen(tmp_path):
-    universe = InstrumentUniverse({"ABC": PlainInstrument("ABC", 1, 1000.0)})
-    broker = PaperBroker(
-        PaperBrokerConfig(latency_ms=0, brokerage_per_fill=0.0, enforce_market_hours=False),
-        universe=universe,
-        clock=SimulatedClock(10**18),
-    )
-    broker.set_quote("ABC", 100.0, 100.0)
+    universe, broker = abc_broker()
     with Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False) as engine:
         runner = StrategyRunner(
             engine, ExecutionDesk(broker, engine.submit, universe=universe), name="r"

@@ -21,19 +21,25 @@ def test_ist_ms_is_exchange_time_to_the_millisecond():
     assert ist_ms(NS) == "09:15:06.789"
 
 
-def test_header_time_is_ist_and_labelled_and_seq_stays_a_plain_integer():
-    header = Header(stale_after_seconds=5.0)
-    changes = Changes(
+def header_changes(last_event_ns, last_tick_ns, **more):
+    """What the shared view hands a header: seq 41, the engine's and the feed's last times."""
+    return Changes(
         version=3,
         sections=frozenset(),
         tape=(),
         alerts=(),
         resync=False,
         last_seq=41,
-        last_event_ns=NS,
-        last_tick_ns=NS,
-        market_ns=NS + 3_600 * 10**9,  # an hour ahead of the wall: a fast simulated session
+        last_event_ns=last_event_ns,
+        last_tick_ns=last_tick_ns,
+        **more,
     )
+
+
+def test_header_time_is_ist_and_labelled_and_seq_stays_a_plain_integer():
+    header = Header(stale_after_seconds=5.0)
+    # An hour ahead of the wall: a fast simulated session.
+    changes = header_changes(NS, NS, market_ns=NS + 3_600 * 10**9)
     header.apply_changes(changes, now_ns=NS + 1_000_000)
     assert header.last_time.text == "journaled 09:15:06.789 IST"
     assert header.market_time.text == "market 10:15 IST"
@@ -43,16 +49,7 @@ def test_header_time_is_ist_and_labelled_and_seq_stays_a_plain_integer():
 
 def test_the_stale_marker_says_how_long_the_feed_and_the_engine_have_been_silent():
     header = Header(stale_after_seconds=5.0)
-    changes = Changes(
-        version=3,
-        sections=frozenset(),
-        tape=(),
-        alerts=(),
-        resync=False,
-        last_seq=41,
-        last_event_ns=NS + 25_000_000_000,
-        last_tick_ns=NS,
-    )
+    changes = header_changes(NS + 25_000_000_000, NS)
     assert header.apply_changes(changes, now_ns=NS + 31_900_000_000)
     assert header.stale_text == "STALE: no feed tick for 31.9 s; no engine event for 6.9 s"
 
