@@ -274,46 +274,16 @@ class SessionCollector(Collector):
             for each in RUNNER_STATES:
                 states.add_metric([strategy, each], 1.0 if each == current else 0.0)
         yield states
-        for key, name, kind, doc in (
-            (
-                "inbox_depth",
-                "tradelab_runner_inbox_depth",
-                "gauge",
-                "Events waiting for the runner.",
-            ),
-            ("inbox_limit", "tradelab_runner_inbox_limit", "gauge", "Bound of the runner's inbox."),
-            (
-                "events_handled",
-                "tradelab_runner_events_handled",
-                "counter",
-                "Journaled events handled.",
-            ),
-            (
-                "ticks_dropped",
-                "tradelab_runner_ticks_dropped",
-                "counter",
-                "Ticks dropped (inbox full, or waiting at a stop).",
-            ),
-            (
-                "ticks_superseded",
-                "tradelab_runner_ticks_superseded",
-                "counter",
-                "Ticks replaced by their symbol's next before a slow strategy took them.",
-            ),
-            (
-                "events_dropped",
-                "tradelab_runner_events_dropped",
-                "counter",
-                "Events dropped (inbox full).",
-            ),
-            (
-                "strategy_seconds",
-                "tradelab_runner_strategy_seconds",
-                "counter",
-                "Time in strategies.",
-            ),
+        for key, kind, doc in (  # each named tradelab_runner_<key>
+            ("inbox_depth", "gauge", "Events waiting for the runner."),
+            ("inbox_limit", "gauge", "Bound of the runner's inbox."),
+            ("events_handled", "counter", "Journaled events handled."),
+            ("ticks_dropped", "counter", "Ticks dropped (inbox full, or waiting at a stop)."),
+            ("ticks_superseded", "counter", "Ticks superseded by a newer one of their symbol."),
+            ("events_dropped", "counter", "Events dropped (inbox full)."),
+            ("strategy_seconds", "counter", "Time in strategies."),
         ):
-            yield _figure(kind, name, doc, metrics[key])
+            yield _figure(kind, f"tradelab_runner_{key}", doc, metrics[key])
 
     def _feed(self) -> Iterator[Metric]:
         router = self.lab.router
