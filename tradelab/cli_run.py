@@ -1,5 +1,5 @@
 """The body of `tradelab run`: a `Lab` session driven from the command line, its `--speed` type
-and its progress display. Imported by `tradelab.cli` when the command runs.
+(the progress display: tradelab.cli_progress). Imported by `tradelab.cli` when the command runs.
 
 Thread model: the caller's thread polls the session's status every `every` seconds; the Lab's
 own threads (feed, runner, engine) do the work.
@@ -14,6 +14,8 @@ import sys
 from typing import Any
 
 import click
+
+from tradelab.cli_progress import RunProgress, money
 
 
 class SpeedType(click.ParamType):
@@ -202,7 +204,7 @@ def _watch(
     # cannot snapshot, a strategy's order refused) are noise: `fail` below tells the cause once.
     for handler in log_handlers:
         handler.addFilter(lambda record: not cannot_go_on())
-    progress = _Progress(lab, sys.stdout.isatty())
+    progress = RunProgress(lab, sys.stdout.isatty())
     ends = None if duration is None else time.monotonic() + duration
     shown = time.monotonic()
     ended = False
@@ -250,7 +252,7 @@ def _watch(
         f"book of this journal (this run's strategy: {strategy_name}): "
         f"{count_of(s['orders'], 'order')}, "
         f"{count_of(s['fills'], 'fill')}, {count_of(s['open_positions'], 'open position')}, "
-        f"day P&L {_money(s['daily_pnl'])}"
+        f"day P&L {money(s['daily_pnl'])}"
     )
     mismatches = lab.store.get("reconciliation.mismatches", None) or {}
     if mismatches:  # found by the last run and not fixed (flagged, or a dry run)
@@ -364,41 +366,3 @@ def _say(text: str) -> None:
         click.echo(text)
         return
     os.write(fd, f"{text}\n".encode())
-
-
-def _money(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.2f}"
-
-
-class _Progress:
-    """The run's progress: one status line per update, or (on a terminal) one line rewritten."""
-
-    def __init__(self, lab: object, in_place: bool) -> None:
-        self.lab, self.in_place, self._open = lab, in_place, False
-
-    def show(self) -> None:
-        s = self.lab.status()
-        filled = int(s["session_fraction"] * 20)
-        percent = int(s["session_fraction"] * 100)  # floored as the bar is: 100 % means done
-        # Starts with "seq ": scripts that wait for a running session look for it.
-        line = (
-            f"seq {s['seq']:>9}  [{'#' * filled}{'.' * (20 - filled)}] "
-            f"{percent:3d}%  {s['exchange_time']:%H:%M:%S} IST  "
-            f"{s['symbol']} {s['index'] or 0:>9.2f}  ticks {s['ticks']:>8}  bars {s['bars']:>4}  "
-            f"orders {s['orders']:>3}  fills {s['fills']:>3}  "
-            f"open positions {s['open_positions']}  day P&L {_money(s['daily_pnl'])}"
-        )
-        if s["risk"] != "active":  # denied orders count in `orders`: say why nothing fills
-            line += f"  risk {s['risk'].upper()}"
-        if s["broker"] != "ok":  # orders are rejected and nothing reconciles while it lasts
-            line += f"  broker {s['broker'].upper()}"
-        if self.in_place:
-            click.echo(f"\r{line}\x1b[K", nl=False)
-            self._open = True
-        else:
-            click.echo(line)
-
-    def end(self) -> None:
-        if self._open:
-            click.echo()
-            self._open = False

@@ -1,0 +1,43 @@
+"""`tradelab run`'s progress line: where the session is, its book and its health."""
+
+from __future__ import annotations
+
+import click
+
+
+def money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+class RunProgress:
+    """The run's progress: one status line per update, or (on a terminal) one line rewritten."""
+
+    def __init__(self, lab: object, in_place: bool) -> None:
+        self.lab, self.in_place, self._open = lab, in_place, False
+
+    def show(self) -> None:
+        s = self.lab.status()
+        filled = int(s["session_fraction"] * 20)
+        percent = int(s["session_fraction"] * 100)  # floored as the bar is: 100 % means done
+        # Starts with "seq ": scripts that wait for a running session look for it.
+        line = (
+            f"seq {s['seq']:>9}  [{'#' * filled}{'.' * (20 - filled)}] "
+            f"{percent:3d}%  {s['exchange_time']:%H:%M:%S} IST  "
+            f"{s['symbol']} {s['index'] or 0:>9.2f}  ticks {s['ticks']:>8}  bars {s['bars']:>4}  "
+            f"orders {s['orders']:>3}  fills {s['fills']:>3}  "
+            f"open positions {s['open_positions']}  day P&L {money(s['daily_pnl'])}"
+        )
+        if s["risk"] != "active":  # denied orders count in `orders`: say why nothing fills
+            line += f"  risk {s['risk'].upper()}"
+        if s["broker"] != "ok":  # orders are rejected and nothing reconciles while it lasts
+            line += f"  broker {s['broker'].upper()}"
+        if self.in_place:
+            click.echo(f"\r{line}\x1b[K", nl=False)
+            self._open = True
+        else:
+            click.echo(line)
+
+    def end(self) -> None:
+        if self._open:
+            click.echo()
+            self._open = False
