@@ -300,6 +300,12 @@ def test_a_parameter_change_to_bars_or_an_instrument_the_session_lacks_is_refuse
         assert lab.runner.set_params("sma_cross", {"fast": 5}) == {"fast": 5}  # one it has
         strategy = lab.runner.strategies["sma_cross"]
         assert (strategy.symbol, strategy.interval) == ("NIFTY", "1m")  # nothing else changed
+        # A strategy added mid-session is checked as one the session started with.
+        with pytest.raises(InvalidInputError, match="symbol='BANKNIFTY', which this session"):
+            lab.runner.add(SmaCross(name="bn", symbol="BANKNIFTY"))
+        with pytest.raises(InvalidInputError, match=r"interval='5m', which this session \(bar"):
+            lab.runner.add(SmaCross(name="i5", symbol="NIFTY", interval="5m"))
+        assert sorted(lab.runner.strategies) == ["sma_cross"]
     finally:
         lab.stop()
 

@@ -109,6 +109,8 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         if strategy.name in self._slots:
             raise InvalidInputError(f"a strategy named {strategy.name!r} is already in the runner")
         check_journalable_params(strategy.name, strategy.parameters())
+        if self.inputs_check is not None:  # a session's: nothing to trade is refused, not idle
+            self.inputs_check([strategy])
         slot = StrategySlot(strategy, StrategyContext(self, strategy))
         self._slots[strategy.name] = slot
         if self._started_once:
