@@ -152,3 +152,32 @@ def test_close_counts_a_fill_made_before_its_cancel_that_the_strategy_has_not_se
     assert strategy.seen == (0, 10)  # the fill of 4 is on its way
     assert strategy.closed is not None  # a sell of those 4
     assert broker.positions() == {} and broker.open_orders() == []
+
+
+class CountsFills(Strategy):
+    strategy_name = "counts_fills"
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.fills = []
+
+    def on_fill(self, ctx, fill):
+        self.fills.append((fill["side"], fill["quantity"], ctx.position(fill["symbol"])))
+
+
+def test_fills_made_while_a_strategy_is_paused_reach_on_fill_when_it_resumes(tmp_path):
+    universe, broker = abc_broker()
+    with Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False) as engine:
+        desk = ExecutionDesk(broker, engine.submit, universe=universe)
+        runner = StrategyRunner(engine, desk, name="r")
+        strategy = runner.add(CountsFills())
+        runner.start(who="test")
+        runner.pause("counts_fills", who="ops")
+        engine.wait_applied()
+        desk.place_order("ABC", "BUY", 10, strategy="counts_fills")  # an operator's, say
+        desk.place_order("ABC", "SELL", 4, strategy="counts_fills")
+        engine.wait_applied()
+        assert strategy.fills == []  # paused: no callbacks
+        runner.resume("counts_fills", who="ops")
+        runner.stop(who="test")
+    assert strategy.fills == [("BUY", 10, 6), ("SELL", 4, 6)]  # in order, after the fact

@@ -9,7 +9,9 @@ methods from any thread; the `_` methods on the runner's thread.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from tradelab.errors import LifecycleError
@@ -22,6 +24,8 @@ from tradelab.runner.strategy import (
     checked_params,
 )
 
+log = logging.getLogger("tradelab.runner.runner")  # the runner's log
+
 
 class OperatorCommandsMixin:
     def pause(self, name: str, who: str = "operator") -> None:
@@ -29,8 +33,27 @@ class OperatorCommandsMixin:
         self._command(lambda: self._transition(slot, PAUSED, who, (RUNNING,), hold=True))
 
     def resume(self, name: str, who: str = "operator") -> None:
+        """Resume a paused strategy; its fills made while paused reach `on_fill` first."""
         slot = self._slot(name)
-        self._command(lambda: self._transition(slot, RUNNING, who, (PAUSED,), hold=False))
+        self._command(lambda: self._resume_slot(slot, who))
+
+    def _resume_slot(self, slot: Any, who: str) -> None:
+        self._transition(slot, RUNNING, who, (PAUSED,), hold=False)
+        if slot.state != RUNNING:
+            return
+        if slot.paused_fills_dropped:
+            log.warning(
+                "strategy %s resumed: %d of its fills while paused are not replayed to on_fill "
+                "(the oldest; %d are); its positions count every one",
+                slot.strategy.name,
+                slot.paused_fills_dropped,
+                len(slot.paused_fills),
+            )
+        fills, slot.paused_fills_dropped = list(slot.paused_fills), 0
+        slot.paused_fills.clear()
+        for fill in fills:
+            if slot.state == RUNNING:
+                self._call(slot, "on_fill", MappingProxyType(fill))
 
     def stop_strategy(self, name: str, who: str = "operator") -> None:
         slot = self._slot(name)

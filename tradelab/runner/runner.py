@@ -43,6 +43,7 @@ from tradelab.runner.operator_commands import OperatorCommandsMixin
 from tradelab.runner.slots import StrategySlot, StrategySlotsMixin
 from tradelab.runner.strategy import (
     FAILED,
+    PAUSED,
     RUNNING,
     Strategy,
     check_journalable_params,
@@ -339,6 +340,8 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
                 slot.ctx._on_fill(payload)
             if slot.state == RUNNING:
                 self._call(slot, "on_fill", MappingProxyType(payload))
+            elif slot.state == PAUSED:
+                slot.hold_fill(payload)
         pos = self.engine.store.get(f"trading.positions.{payload['position_id']}", None)
         if pos is not None and not pos["net_quantity"]:
             self.monitor.on_position_flat(payload["position_id"])

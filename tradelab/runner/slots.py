@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from tradelab.errors import InvalidOrderError, OrderRejectedError
@@ -23,12 +24,24 @@ log = logging.getLogger("tradelab.runner.runner")  # the runner's log, as before
 MAIN_THREAD = threading.main_thread()
 
 
+PAUSED_FILLS_KEPT = 1_000
+
+
 class StrategySlot:
-    __slots__ = ("strategy", "ctx", "state", "failure")
+    __slots__ = ("strategy", "ctx", "state", "failure", "paused_fills", "paused_fills_dropped")
 
     def __init__(self, strategy: Strategy, ctx: StrategyContext) -> None:
         self.strategy, self.ctx, self.state = strategy, ctx, "added"
         self.failure = ""  # why it last failed: "<hook> raised <type>: <message>"
+        # Its fills while paused, for on_fill when it resumes (a stop it arms there, a signal
+        # it clears). Bound PAUSED_FILLS_KEPT; when full the oldest goes, counted and logged.
+        self.paused_fills: deque[Any] = deque(maxlen=PAUSED_FILLS_KEPT)
+        self.paused_fills_dropped = 0
+
+    def hold_fill(self, fill: Any) -> None:
+        if len(self.paused_fills) == PAUSED_FILLS_KEPT:
+            self.paused_fills_dropped += 1
+        self.paused_fills.append(fill)
 
 
 class StrategySlotsMixin:
@@ -80,6 +93,7 @@ class StrategySlotsMixin:
     ) -> None:
         if slot.state not in (RUNNING, PAUSED):
             return
+        slot.paused_fills.clear()  # a stopped strategy starts afresh: no old fills later
         self._call(slot, "on_stop")
         if slot.state != FAILED:
             self._transition(slot, STOPPED, who, None, reason=reason, hold=hold)
