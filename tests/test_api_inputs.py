@@ -324,6 +324,18 @@ def test_a_simulated_session_refuses_an_underlying_it_does_not_simulate(tmp_path
         lab.stop()
 
 
+def test_a_simulated_session_refuses_a_strategy_trading_the_index_it_only_quotes(tmp_path):
+    # The simulated session quotes NIFTY (short_straddle reads it) but trades its options.
+    with pytest.raises(InvalidInputError) as refused:
+        Lab(journal_path=tmp_path / "lab.duckdb", strategies=SmaCross(symbol="NIFTY"))
+    assert (
+        "trades symbol='NIFTY', which this session quotes but does not trade (it trades NIFTY2"
+        in (str(refused.value))
+    )
+    assert not (tmp_path / "lab.duckdb").exists()  # refused before the journal was opened
+    Lab(journal_path=tmp_path / "ok.duckdb", strategy="short_straddle")  # reads NIFTY: fine
+
+
 class ListsAndNone(Strategy):
     sizes = param.List(default=[1], item_type=int)
     band = param.Range(default=(1, 2))

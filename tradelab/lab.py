@@ -45,6 +45,7 @@ from tradelab.lab_config import (
     session_inputs_check,
     session_intervals,
     sim_session,
+    tradable_symbols,
 )
 from tradelab.lab_sessions import (
     ClosedSession,
@@ -121,7 +122,10 @@ class Lab:
         )
         # A strategy with nothing to trade is refused, not run idle; so is such a change of
         # its parameters later (the runner's set_params, the console's parameters tab).
-        self._inputs_check = session_inputs_check(cfg, set(self.feed.symbols), intervals)
+        quoted = set(self.feed.symbols)
+        self._inputs_check = session_inputs_check(
+            cfg, quoted, intervals, tradable_symbols(self.universe, quoted)
+        )
         self._inputs_check(self.strategies)
         self.market_source = market_source(cfg)
         if cfg.feed == "replay":

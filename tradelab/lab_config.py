@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 import param
 
-from tradelab.errors import InvalidInputError
+from tradelab.errors import InvalidInputError, TradelabError
 from tradelab.journal.segments import list_segments, segment_dir
 from tradelab.market.bar_files import bar_length_ns
 from tradelab.market.bars import INTERVAL_SECONDS
@@ -161,8 +161,21 @@ def session_intervals(cfg: LabConfig, bar_seconds: int | None = None) -> tuple[s
     return tuple(sorted(intervals, key=INTERVAL_SECONDS.__getitem__))
 
 
+def tradable_symbols(universe: Any, symbols: set[str]) -> set[str]:
+    """Of the symbols a session quotes, those its broker takes orders in (a simulated
+    session quotes the index but trades only its options)."""
+    tradable = set()
+    for symbol in symbols:
+        try:
+            universe.parse(symbol)
+        except TradelabError:
+            continue
+        tradable.add(symbol)
+    return tradable
+
+
 def session_inputs_check(
-    cfg: LabConfig, symbols: set[str], intervals: tuple[str, ...]
+    cfg: LabConfig, symbols: set[str], intervals: tuple[str, ...], tradable: set[str] | None = None
 ) -> Callable[[Sequence[Strategy]], None]:
     """`check_strategy_inputs` for a session of `symbols` (a simulated session's are fixed
     when built: no BANKNIFTY, ever) building bars of `intervals`: an instrument it lacks is
@@ -175,6 +188,7 @@ def session_inputs_check(
         + (f" (bar file {cfg.replay_path!r})" if replayed else ""),
         symbols=symbols,
         intervals=intervals,
+        tradable=tradable,
     )
 
 

@@ -70,6 +70,12 @@ class Strategy(param.Parameterized):
         is refused before it starts, instead of running without a single order."""
         return {}
 
+    def symbols_traded(self) -> dict[str, str]:
+        """Of `symbols_needed`, those this strategy places orders in itself (default: all).
+        A session that only quotes one of them (a simulated session's index) refuses it.
+        short_straddle reads its underlying and trades options it picks: none."""
+        return self.symbols_needed()
+
     def intervals_needed(self) -> dict[str, str]:
         """Bar intervals this strategy reads and no other, each with the parameter naming it
         (e.g. {'5m': 'interval'}); refused like `symbols_needed` when the session does not
@@ -84,11 +90,13 @@ def check_strategy_inputs(
     symbols: Collection[str] | None,
     intervals: Collection[str] | None,
     symbols_source: str | None = None,
+    tradable: Collection[str] | None = None,
 ) -> None:
     """Refuse strategies that need an instrument or a bar interval `source` (a bar file, a
     session) does not have; `symbols` (or `intervals`) None: any may come. `symbols_source`:
     what holds the instruments, named in their refusal when that is not `source` (a session's
-    instruments are not its bar intervals' setting)."""
+    instruments are not its bar intervals' setting). `tradable`: of `symbols`, those orders
+    can be placed in (None: all); a strategy trading one that is only quoted is refused."""
 
     def listed(values: Collection[str]) -> str:
         shown = sorted(values) if isinstance(values, set | frozenset) else list(values)
@@ -106,6 +114,13 @@ def check_strategy_inputs(
                 raise InvalidInputError(
                     f"strategy {strategy.name!r} {verb} {parameter}={value!r}, which {where} "
                     f"does not have (it has {listed(available)})"
+                )
+        for value, parameter in strategy.symbols_traded().items():
+            if tradable is not None and value not in tradable:
+                raise InvalidInputError(
+                    f"strategy {strategy.name!r} trades {parameter}={value!r}, which this "
+                    f"session quotes but does not trade (it trades {listed(tradable)}); "
+                    f"replay a bar file that holds {value} to trade it"
                 )
 
 
