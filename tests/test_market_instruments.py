@@ -1,11 +1,18 @@
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tradelab.errors import InvalidInputError
-from tradelab.market.instruments import ExpiryCalendar, OptionType, OptionUniverse
+from tradelab.market.instruments import (
+    IST,
+    ExpiryCalendar,
+    LotSizeSchedule,
+    OptionContract,
+    OptionType,
+    OptionUniverse,
+)
 
 U = OptionUniverse()
 
@@ -51,6 +58,41 @@ def test_holiday_moves_expiry_to_previous_trading_day():
     cal = ExpiryCalendar(holidays=frozenset({date(2025, 11, 25)}))
     assert cal.monthly_expiry(2025, 11) == date(2025, 11, 24)
     assert OptionUniverse(cal).parse("NIFTY25NOV24000CE").expiry == date(2025, 11, 24)
+
+
+TICK_TIME = datetime(2026, 3, 2, 10, 0, tzinfo=IST)  # the day before a holiday Tuesday
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: U.calendar.weekly_expiry_on_or_after(TICK_TIME),
+        lambda: U.calendar.weekly_expiries(TICK_TIME, 2),
+        lambda: U.calendar.is_expiry(TICK_TIME),
+        lambda: U.calendar.is_monthly_expiry(TICK_TIME),
+        lambda: U.contract(TICK_TIME, 24000, "CE"),
+        lambda: LotSizeSchedule().lot_size_for(TICK_TIME),
+        lambda: U.lot_size(OptionContract(TICK_TIME, 24000, OptionType.CALL)),
+    ],
+)
+def test_a_datetime_for_a_day_is_refused_asking_for_its_date(call):
+    # A datetime never equals a holiday date: taken as a day it skipped the holiday roll-back.
+    with pytest.raises(
+        InvalidInputError, match=r"is a datetime; pass a date, e\.g\. its \.date\(\)"
+    ):
+        call()
+    assert U.calendar.weekly_expiry_on_or_after(TICK_TIME.date()) == date(2026, 3, 2)
+
+
+@pytest.mark.parametrize("day", ["2026-03-02", 20260302, None])
+def test_a_day_that_is_not_a_date_is_refused_by_value(day):
+    with pytest.raises(InvalidInputError, match="is not a date; expected a datetime.date") as info:
+        U.calendar.weekly_expiry_on_or_after(day)
+    assert repr(day) in str(info.value)
+    with pytest.raises(InvalidInputError, match="expiry '2025-11-18' is not a date"):
+        U.contract("2025-11-18", 24000, "CE")
+    with pytest.raises(InvalidInputError, match="count -1 is not a whole number"):
+        U.calendar.weekly_expiries(date(2025, 11, 12), -1)
 
 
 def test_expiry_weekday_is_configurable_for_older_thursday_data():

@@ -16,6 +16,10 @@ Symbols (NSE / broker trading-symbol style, strike in whole index points):
   Oct-Dec, e.g. ``NIFTY25N1124000CE`` (expiry 2025-11-11). A weekly expiry that is also the
   month's last expiry is written in the monthly form.
 - the index itself: ``NIFTY`` (quoted, not tradable).
+
+Days are `datetime.date`s. A `datetime` (a tick's time) is refused with an `InvalidInputError`
+asking for its `.date()`, as is anything else that is not a date: comparing a datetime with the
+holiday dates never matches, so it would silently skip the holiday roll-back.
 """
 
 from __future__ import annotations
@@ -46,6 +50,22 @@ _WEEKLY_RE = re.compile(r"^NIFTY(\d{2})([1-9OND])(\d{2})(\d+)(CE|PE)$")
 def looks_like_option(symbol: str) -> bool:
     """Whether `symbol` has the form of a NIFTY option symbol (no calendar is loaded)."""
     return bool(_MONTHLY_RE.match(symbol) or _WEEKLY_RE.match(symbol))
+
+
+def _day(value: object, what: str) -> date:
+    """`value` if it is a date (not a datetime); else an `InvalidInputError` naming it."""
+    if type(value) is date:  # the common case, kept to one check
+        return value
+    if isinstance(value, datetime):  # pandas' Timestamp too
+        raise InvalidInputError(
+            f"{what} {value!r} is a datetime; pass a date, e.g. its .date() "
+            "(for a tick time: datetime.fromtimestamp(ts, IST).date())"
+        )
+    if isinstance(value, date):
+        return value
+    raise InvalidInputError(
+        f"{what} {value!r} is not a date; expected a datetime.date, e.g. date(2025, 11, 18)"
+    )
 
 
 def _nse_holidays() -> frozenset[date]:
@@ -91,7 +111,10 @@ class ExpiryCalendar:
         return self._roll_back(day)
 
     def weekly_expiry_on_or_after(self, day: date) -> date:
-        """The first weekly expiry whose date is on or after `day`."""
+        """The first weekly expiry whose date is on or after `day` (a date, not a datetime)."""
+        return self._on_or_after(_day(day, "day"))
+
+    def _on_or_after(self, day: date) -> date:
         nominal = day + timedelta(days=(self.expiry_weekday - day.weekday()) % 7)
         while True:
             expiry = self._roll_back(nominal)
@@ -100,19 +123,25 @@ class ExpiryCalendar:
             nominal += timedelta(days=7)
 
     def weekly_expiries(self, start: date, count: int) -> list[date]:
-        """The next `count` weekly expiries on or after `start`."""
+        """The next `count` weekly expiries on or after `start` (a date, not a datetime)."""
+        day = _day(start, "start")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise InvalidInputError(f"count {count!r} is not a whole number >= 0")
         out: list[date] = []
-        day = start
         while len(out) < count:
-            expiry = self.weekly_expiry_on_or_after(day)
+            expiry = self._on_or_after(day)
             out.append(expiry)
             day = expiry + timedelta(days=1)
         return out
 
     def is_expiry(self, day: date) -> bool:
-        return self.weekly_expiry_on_or_after(day) == day
+        """Whether `day` (a date, not a datetime) is a weekly (or monthly) expiry."""
+        day = _day(day, "day")
+        return self._on_or_after(day) == day
 
     def is_monthly_expiry(self, day: date) -> bool:
+        """Whether `day` (a date, not a datetime) is its month's expiry."""
+        day = _day(day, "day")
         return self.monthly_expiry(day.year, day.month) == day
 
 
@@ -124,6 +153,9 @@ class LotSizeSchedule:
     changes: tuple[tuple[date, int], ...] = ((date(2026, 1, 1), 65),)
 
     def lot_size_for(self, expiry: date) -> int:
+        """The lot size of contracts expiring on `expiry` (a date, not a datetime)."""
+        if type(expiry) is not date:
+            expiry = _day(expiry, "expiry")
         size = self.base_lot_size
         for since, lot in self.changes:
             if expiry >= since:
@@ -189,7 +221,10 @@ class OptionUniverse:
     def contract(
         self, expiry: date, strike: float, option_type: str | OptionType
     ) -> OptionContract:
-        """A checked contract: expiry is a listed expiry, strike on the grid, type CE/PE."""
+        """A checked contract: expiry is a listed expiry (a date, not a datetime), strike on the
+        grid, type CE/PE."""
+        if type(expiry) is not date:
+            expiry = _day(expiry, "expiry")
         if not self.calendar.is_expiry(expiry):
             raise InvalidInputError(
                 f"{expiry.isoformat()} ({WEEKDAYS[expiry.weekday()]}) is not an expiry date; "
