@@ -168,6 +168,18 @@ def test_an_unknown_symbol_is_named_with_what_is_traded_here():
     assert universe.parse("NIFTY25N1124000CE").strike == 24000
 
 
+def test_instrument_lot_size_takes_a_symbol_and_refuses_other_values_by_name():
+    from tradelab.runner.instruments import InstrumentUniverse, PlainInstrument
+
+    universe = InstrumentUniverse({"ABC": PlainInstrument("ABC", lot_size=5)})
+    assert universe.lot_size("NIFTY25N1824000CE") == 75
+    assert universe.lot_size("ABC") == 5
+    with pytest.raises(InvalidInputError, match="'XYZ' is not traded here"):
+        universe.lot_size("XYZ")
+    with pytest.raises(InvalidInputError, match="contract None is not an instrument"):
+        universe.lot_size(None)
+
+
 class BuysOnStop(Strategy):
     strategy_name = "buys_on_stop"
 

@@ -146,3 +146,30 @@ def test_chain_is_centred_on_the_atm_strike():
     chain = U.chain(date(2025, 11, 18), 24013.0, 2)
     assert sorted({c.strike for c in chain}) == [23900, 23950, 24000, 24050, 24100]
     assert len(chain) == 10
+
+
+@pytest.mark.parametrize(
+    "call, fragment",
+    [
+        (lambda: U.atm_strike(float("nan")), "spot nan is not a price"),
+        (lambda: U.atm_strike(None), "spot None is not a price"),
+        (lambda: U.atm_strike(-10), "spot -10 is not a price"),
+        (lambda: U.atm_strike(float("inf")), "spot inf is not a price"),
+        (lambda: U.atm_strike("24000"), "spot '24000' is not a price"),
+        (lambda: U.chain(date(2025, 11, 18), float("nan"), 1), "spot nan is not a price"),
+        (lambda: U.chain(date(2025, 11, 18), 24000, -1), "strikes_each_side -1 is not a whole"),
+        (lambda: U.chain(date(2025, 11, 18), 24000, 1.5), "strikes_each_side 1.5 is not a whole"),
+        (lambda: U.lot_size(24000), "contract 24000 is not an option contract"),
+        (lambda: U.lot_size("NIFTY25N1924000CE"), "'NIFTY25N1924000CE'.*is not an expiry"),
+    ],
+)
+def test_bad_universe_inputs_are_refused_by_value(call, fragment):
+    with pytest.raises(InvalidInputError, match=fragment):
+        call()
+
+
+def test_atm_strike_is_never_below_the_lowest_strike_and_lot_size_takes_a_symbol():
+    assert U.atm_strike(10) == 50
+    assert U.atm_strike(24024.99) == 24000
+    assert U.lot_size("NIFTY25N1824000CE") == 75
+    assert U.lot_size("NIFTY26JAN24000CE") == 65

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import calendar
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -287,15 +288,42 @@ class OptionUniverse:
             raise InvalidInputError(f"symbol {symbol!r}: {exc}") from None
         return contract
 
-    def lot_size(self, contract: OptionContract) -> int:
+    def lot_size(self, contract: OptionContract | str) -> int:
+        """The lot size of `contract`; a symbol string is parsed first (so it is checked)."""
+        if type(contract) is not OptionContract:
+            if isinstance(contract, str):
+                contract = self.parse(contract)
+            elif not isinstance(contract, OptionContract):
+                raise InvalidInputError(
+                    f"contract {contract!r} is not an option contract; expected an "
+                    "OptionContract (from contract() or parse()) or its symbol"
+                )
         return self.lot_sizes.lot_size_for(contract.expiry)
 
     def atm_strike(self, spot: float) -> int:
-        """The strike nearest to `spot` (ties round up)."""
-        return int(math.floor(spot / self.strike_step + 0.5)) * self.strike_step
+        """The strike nearest to `spot` (ties round up); never below the lowest strike.
+
+        `spot` must be a finite number > 0."""
+        if (
+            type(spot) is not float
+            and (isinstance(spot, bool) or not isinstance(spot, numbers.Real))
+        ) or not 0 < spot < math.inf:  # NaN fails this too
+            raise InvalidInputError(f"spot {spot!r} is not a price; expected a finite number > 0")
+        steps = max(math.floor(spot / self.strike_step + 0.5), 1)
+        return int(steps) * self.strike_step
 
     def chain(self, expiry: date, spot: float, strikes_each_side: int) -> list[OptionContract]:
-        """CE and PE contracts for the ATM strike and `strikes_each_side` strikes either side."""
+        """CE and PE contracts for the ATM strike and `strikes_each_side` (a whole number >= 0)
+        strikes either side; strikes that would be 0 or below are left out."""
+        if (
+            isinstance(strikes_each_side, bool)
+            or not isinstance(strikes_each_side, numbers.Integral)
+            or strikes_each_side < 0
+        ):
+            raise InvalidInputError(
+                f"strikes_each_side {strikes_each_side!r} is not a whole number >= 0"
+            )
+        strikes_each_side = int(strikes_each_side)
         atm = self.atm_strike(spot)
         out: list[OptionContract] = []
         for i in range(-strikes_each_side, strikes_each_side + 1):

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tradelab.errors import InvalidInputError
-from tradelab.market.instruments import OptionUniverse
+from tradelab.market.instruments import OptionContract, OptionUniverse
 from tradelab.state.paths import check_path_level
 
 # Plain instruments never expire: the broker's expiry check compares against this.
@@ -84,8 +84,16 @@ class InstrumentUniverse:
             ) from None
 
     def lot_size(self, contract: Any) -> int:
+        """The lot size of a `parse` result; a symbol string is parsed first."""
         if isinstance(contract, PlainInstrument):
             return contract.lot_size
+        if isinstance(contract, str):
+            return self.lot_size(self.parse(contract))
+        if not isinstance(contract, OptionContract):
+            raise InvalidInputError(
+                f"contract {contract!r} is not an instrument; expected what parse() returns "
+                "(a PlainInstrument or an OptionContract) or its symbol"
+            )
         return self.options.lot_size(contract)
 
     def __getattr__(self, name: str) -> Any:
