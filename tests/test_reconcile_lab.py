@@ -104,7 +104,7 @@ def test_fills_and_positions_a_fix_adopted_are_in_the_analytics_views_as_in_the_
 
 
 def test_a_broker_that_stays_down_shows_in_the_status_and_the_run_progress_line(tmp_path, capsys):
-    from tradelab.cli_run import _Progress
+    from tradelab.cli_progress import RunProgress
     from tradelab.ui.frames import header
 
     lab = lab_with(tmp_path / "lab.duckdb", retry_attempts=1).start()
@@ -116,7 +116,7 @@ def test_a_broker_that_stays_down_shows_in_the_status_and_the_run_progress_line(
         assert status["broker"] == "degraded" and "disconnected" in status["broker_reason"]
         assert header(lab)["broker_health"]["paper"]["state"] == "degraded"  # the console's
         capsys.readouterr()
-        _Progress(lab, in_place=False).show()
+        RunProgress(lab, in_place=False).show()
         assert capsys.readouterr().out.rstrip().endswith("broker DEGRADED")
     finally:
         lab.stop()
