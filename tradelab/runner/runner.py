@@ -73,7 +73,6 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
             raise InvalidInputError(f"inbox_limit {inbox_limit!r} must be >= 1")
         self.engine, self.desk, self.name = engine, desk, name
         self.clock = clock or WallClock()
-        self.inbox_limit = inbox_limit
         self.monitor = PositionMonitor(self)
         self.trade_log = TradeLog(self.submit)
         self.current_seq = 0
@@ -148,8 +147,8 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
             raise LifecycleError(f"runner {self.name!r} was already started")
         self._started_once = True
         bus = self.engine.bus
-        self._subs = [bus.subscribe(p, self._put_journaled) for p in _JOURNALED]
-        self._subs.append(bus.subscribe("market.tick", self._put_tick))
+        self._subs = [bus.subscribe(p, self._inbox.put_journaled) for p in _JOURNALED]
+        self._subs.append(bus.subscribe("market.tick", self._inbox.put_tick))
         if self._threaded:
             self._thread = threading.Thread(
                 target=self._run, name=f"{self.name}-thread", daemon=True
@@ -219,7 +218,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
     def metrics(self) -> dict[str, Any]:
         return {
             "inbox_depth": self._inbox.qsize(),
-            "inbox_limit": self.inbox_limit,
+            "inbox_limit": self._inbox.limit,
             "events_handled": self.events_handled,
             "bars_handled": self.bars_handled,
             "ticks_dropped": self.ticks_dropped,
@@ -230,12 +229,6 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         }
 
     # -- inbox (producers: kernel thread, feed thread, callers) ---------------------------
-    def _put_journaled(self, event: Any) -> None:
-        self._inbox.put_journaled(event)
-
-    def _put_tick(self, event: Any) -> None:
-        self._inbox.put_tick(event)
-
     def _command(self, action: Callable[[], object]) -> None:
         if not self._started_once:
             raise LifecycleError(f"start() runner {self.name!r} first")

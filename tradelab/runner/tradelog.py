@@ -61,21 +61,12 @@ class TradeLog:
             if since.get(pid) and trade["seq"] >= since[pid]:
                 fills.setdefault(pid, []).append(trade)
         for pid in since:
-            if pid in fills:
-                self._fold(sorted(fills[pid], key=lambda t: t["seq"]))
+            for fill in sorted(fills.get(pid, ()), key=lambda t: t["seq"]):
+                self.on_fill(fill, journal=False)  # logged before the restart already
             if int(self._open.get(pid, {}).get("net", 0)) != int(positions[pid]["net_quantity"]):
                 pos = positions[pid]
                 net = int(pos["net_quantity"])
                 self._open[pid] = self._new(pos, net, float(pos["average_price"]), None, None)
-
-    def _fold(self, fills: list[Mapping[str, Any]]) -> None:
-        logged, submit = self.logged, self._submit
-        self._submit = lambda *args, **kwargs: None  # logged before the restart already
-        try:
-            for fill in fills:
-                self.on_fill(fill)
-        finally:
-            self._submit, self.logged = submit, logged
 
     @staticmethod
     def _new(fill: Mapping[str, Any], signed: int, price: float, ts, trade_id) -> dict[str, Any]:
@@ -93,7 +84,9 @@ class TradeLog:
             "entry_trade_id": trade_id,
         }
 
-    def on_fill(self, fill: Mapping[str, Any]) -> None:
+    def on_fill(self, fill: Mapping[str, Any], *, journal: bool = True) -> None:
+        """Fold one fill; a round trip it closes is journaled as `trade.logged` (`journal`
+        False: folded only, as when seeding after a restart)."""
         pid = fill["position_id"]
         signed = int(fill["quantity"]) * (1 if fill["side"] == "BUY" else -1)
         price, fee = float(fill["price"]), float(fill["fee"])
@@ -115,7 +108,8 @@ class TradeLog:
         trip["fees"] += fee * share
         trip["net"] += trip["direction"] * -closing
         if trip["net"] == 0:
-            self._log(pid, trip, fill)
+            if journal:
+                self._log(pid, trip, fill)
             del self._open[pid]
             rest = abs(signed) - closing
             if rest:  # a reversal: the remainder opens the next round trip at this price
