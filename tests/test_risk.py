@@ -150,6 +150,75 @@ def test_breach_with_flatten_closes_every_open_position_while_halted():
     assert s.kernel.topics("position.closed") == ["position.closed"] * 2
 
 
+class Crash(BaseException):
+    """A kill -9 at a chosen submit: what came before it is journaled, nothing after."""
+
+
+def crash_at(kernel, topic):
+    submit = kernel.submit
+
+    def submitting(t, payload, **kwargs):
+        if t == topic:
+            raise Crash(t)
+        return submit(t, payload, **kwargs)
+
+    return submitting
+
+
+def test_a_crash_between_the_breach_and_its_halt_event_still_leaves_trading_halted():
+    s = Session(daily_loss_limit=500.0)
+    s.desk.reset_daily_pnl("2025-11-12")
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.mark(SYM, 96.0)
+    dying = DailyLossMonitor(s.config, s.kernel.store, crash_at(s.kernel, "risk.halted"))
+    with pytest.raises(Crash):
+        dying.check()
+    assert s.kernel.topics("risk.") == ["risk.daily_loss_breached"]
+    # The restarted session: a new gate and monitor over the same store.
+    gate = RiskGate(s.config, s.kernel.store, s.kernel.submit, clock=s.clock)
+    assert gate.state == "halted"
+    assert "crossed the daily loss limit" in s.kernel.store.get("risk.control")["reason"]
+    assert DailyLossMonitor(s.config, s.kernel.store, s.kernel.submit).check() is False
+    assert s.denied(PUT, "BUY", 75, strategy="a").check == "risk_state"
+
+
+def test_a_restart_does_the_breach_flatten_a_crash_cut_short_after_reconciling():
+    s = Session(daily_loss_limit=500.0, flatten_on_breach=True)
+    s.desk.reset_daily_pnl("2025-11-12")
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.desk.place_order(PUT, "SELL", 75, strategy="b")
+    s.mark(SYM, 96.0)
+    # Died right after the halt: no cancel, no flatten.
+    assert DailyLossMonitor(s.config, s.kernel.store, s.kernel.submit).check() is True
+    assert len(s.kernel.store.get("trading.open_positions")) == 2
+    steps = []
+    flatten = s.desk.flatten
+    s.desk.flatten = lambda: (steps.append("flatten"), flatten())[1]
+    s.monitor.finish_after_restart(lambda: steps.append("reconcile"))
+    assert steps == ["reconcile"]  # the broker may have no quotes yet: on the next check
+    s.monitor.check()
+    assert steps == ["reconcile", "flatten"]
+    assert s.kernel.store.get("trading.open_positions") == {}
+    assert s.broker.positions() == {}
+    s.monitor.finish_after_restart(lambda: steps.append("reconcile"))  # nothing left to do
+    s.monitor.check()
+    assert steps == ["reconcile", "flatten"]
+
+
+def test_a_restart_flattens_nothing_once_an_operator_resumed_or_without_flatten_on_breach():
+    for flatten_on_breach, resumed in ((True, True), (False, False)):
+        s = Session(daily_loss_limit=500.0, flatten_on_breach=flatten_on_breach)
+        s.desk.reset_daily_pnl("2025-11-12")
+        s.desk.place_order(SYM, "BUY", 150, strategy="a")
+        s.mark(SYM, 96.0)
+        assert DailyLossMonitor(s.config, s.kernel.store, s.kernel.submit).check() is True
+        if resumed:
+            s.gate.resume("ops-anna", "keeping the position")
+        s.monitor.finish_after_restart(None)
+        s.monitor.check()
+        assert s.kernel.store.get("trading.positions.a:" + SYM)["net_quantity"] == 150
+
+
 def test_halt_command_needs_who_and_why_and_a_known_mode():
     s = Session()
     with pytest.raises(InvalidInputError, match="'reason'"):

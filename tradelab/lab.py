@@ -69,7 +69,6 @@ from tradelab.runner.strategy import Strategy, checked_strategies
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.risk import RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor
-from tradelab.trading.risk_state import ACTIVE
 
 log = logging.getLogger(__name__)
 
@@ -206,16 +205,16 @@ class Lab:
         self.desk = ExecutionDesk(
             self.broker, self.engine.submit, universe=self.universe, risk=self.risk
         )
-        if self.risk.state != ACTIVE:  # halted before this start: what a failed cancel left
-            try:  # working at the broker must not fill now (each cancel is journaled)
-                self.desk.cancel_blocked_orders()
-            except TradelabError as exc:  # the halt stands; the reconciler sees what is left
-                log.error("on start, risk %s: %s", self.risk.state, exc)
         self.risk_monitor = DailyLossMonitor(
             self.risk_config, store, self.engine.submit, desk=self.desk, bus=self.engine.bus
         )
         self.reconciler = Reconciler(
             self.broker, self.engine.submit, risk=self.risk, config=self.reconciler_config
+        )
+        # Halted before this start: what a failed cancel left working must not fill now, and a
+        # breach's flatten a crash cut short is done, on a book reconciled first.
+        self.risk_monitor.finish_after_restart(
+            self.reconciler.run_once if self.reconciler_config.run_on_start else None
         )
         if not self.lockstep:
             self.risk_monitor.start()

@@ -111,21 +111,25 @@ def risk_resumed(view: StateView, event: Event) -> Iterable[Change]:
 
 
 def risk_daily_loss_breached(view: StateView, event: Event) -> Iterable[Change]:
-    """payload: loss (number), limit (number) -> risk.daily_loss_breach = {loss, limit, ts, seq}.
-
-    The halt itself is a separate `risk.halted` event, so the decision stays with the risk module.
+    """payload: loss (number), limit (number) -> risk.daily_loss_breach = {loss, limit, ts, seq};
+    an action 'halted' |
+    'reducing' also sets risk.state and risk.halt, as `risk.halted` does: the breach halts by
+    itself (tradelab.trading.risk_state), so a crash before its `risk.halted` halts all the same.
     """
-    return [
-        (
-            "risk.daily_loss_breach",
-            {
-                "loss": _required(event, "loss"),
-                "limit": _required(event, "limit"),
-                "ts": event.ts,
-                "seq": event.seq,
-            },
-        )
-    ]
+    payload = event.payload
+    breach = {
+        "loss": _required(event, "loss"),
+        "limit": _required(event, "limit"),
+        "ts": event.ts,
+        "seq": event.seq,
+    }
+    changes: list[Change] = [("risk.daily_loss_breach", breach)]
+    action = payload.get("action")
+    if action in ("halted", "reducing"):
+        reason = f"daily loss {breach['loss']} crossed the limit {breach['limit']}"
+        changes.append(("risk.state", action))
+        changes.append(("risk.halt", {"reason": reason, "ts": event.ts, "seq": event.seq}))
+    return changes
 
 
 def signal_detected(view: StateView, event: Event) -> Iterable[Change]:

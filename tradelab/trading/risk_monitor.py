@@ -1,7 +1,8 @@
 """The daily loss limit: watches `pnl.daily.net` and halts trading when it crosses the limit.
 
-A breach journals the critical `risk.daily_loss_breached` and a critical `risk.halted` (mode
-'halted' or 'reducing' per RiskConfig.on_breach, by 'risk'), then, through the desk, cancels the
+A breach journals the critical `risk.daily_loss_breached`, which halts by itself (mode 'halted' or
+'reducing' per RiskConfig.on_breach, by 'risk'; risk_state.py), and a critical `risk.halted` for
+whoever follows halts, then, through the desk, cancels the
 working orders that mode forbids and optionally flattens the book. One breach per trading day;
 only `RiskGate.resume` (an operator) lifts it.
 Thread model: `check()` runs on the monitor's own thread (`start`), woken by the bus on every
@@ -17,11 +18,14 @@ from typing import Any
 
 from tradelab.errors import TradelabError
 from tradelab.trading.risk import RiskConfig
-from tradelab.trading.risk_state import ACTIVE, control_state
+from tradelab.trading.risk_state import ACTIVE, breach_reason, control_state
 
 log = logging.getLogger(__name__)
 Submit = Callable[..., Any]
 WAKE_TOPICS = ("trade.executed", "mark.updated", "pnl.session_reset")
+# A restart's flatten is retried on the next checks (quotes arrive with the feed), this often at
+# most: a broker refusing every order must not get an order per position on every mark.
+RESTART_FLATTEN_ATTEMPTS = 20
 
 
 class DailyLossMonitor:
@@ -44,10 +48,13 @@ class DailyLossMonitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._subscriptions: list[Any] = []
+        self._flatten_attempts_left = 0  # a breach's flatten a crash cut short, redone on checks
 
     def check(self) -> bool:
         """Breach now if today's P&L is a loss at or below minus the limit (a limit of 0: any
         loss, never a flat day); True if it breached."""
+        if self._flatten_attempts_left and control_state(self.store) != ACTIVE:
+            self._flatten_after_restart()
         limit = self.config.daily_loss_limit
         if limit is None or control_state(self.store) != ACTIVE:
             return False
@@ -59,7 +66,7 @@ class DailyLossMonitor:
         if self.store.get("risk.breached_session", None) == (session or ""):
             return False  # already breached today; an operator resumed since
         mode = self.config.on_breach
-        reason = f"daily P&L {net:,.2f} crossed the daily loss limit -{limit:,.2f}"
+        reason = breach_reason(net, limit)
         self._submit(
             "risk.daily_loss_breached",
             {
@@ -78,6 +85,44 @@ class DailyLossMonitor:
         if self.desk is not None:
             self._act_on_breach()
         return True
+
+    def finish_after_restart(self, reconcile: Callable[[], Any] | None = None) -> None:
+        """On a start over a recovered store: do what a halt still standing asks of the desk, in
+        case a crash came between the halt and its follow-up. Cancel the working orders it
+        forbids now; after a breach that asked to flatten, close what is still open on the
+        next checks (the broker has no quotes before the feed runs), once `reconcile()` (when
+        given) has brought the book to the broker's: a fill the crash kept from the journal
+        must not be sold twice."""
+        if self.desk is None or control_state(self.store) == ACTIVE:
+            return
+        try:  # each cancel is journaled; the halt stands whatever is left
+            self.desk.cancel_blocked_orders()
+        except TradelabError as exc:
+            log.error("on start, risk %s: %s", control_state(self.store), exc)
+        breach = self.store.get("risk.breach", None) or {}
+        control = self.store.get("risk.control", None) or {}
+        halted_by_breach = control.get("by") == "risk" and control.get("seq", 0) >= breach.get(
+            "seq", float("inf")
+        )
+        if breach.get("flatten") and halted_by_breach and self.store.get("trading.open_positions"):
+            if reconcile is not None:
+                reconcile()
+            self._flatten_attempts_left = RESTART_FLATTEN_ATTEMPTS
+
+    def _flatten_after_restart(self) -> None:
+        self._flatten_attempts_left -= 1
+        try:
+            self.desk.flatten()
+        except TradelabError as exc:
+            last = self._flatten_attempts_left == 0
+            log.log(
+                logging.ERROR if last else logging.WARNING,
+                "flattening after the daily loss breach, on restart%s: %s",
+                " (giving up: an operator must close the rest)" if last else "; will retry",
+                exc,
+            )
+            return
+        self._flatten_attempts_left = 0
 
     def _act_on_breach(self) -> None:
         """Cancel the working orders the new state forbids, then flatten if configured: each

@@ -1,7 +1,8 @@
 """The risk control state in the store, and its reducers: active, halted or reducing.
 
 `risk.control` = {state, by, reason, ts, seq} is written only by journaled `risk.halted` /
-`risk.resumed` events, so a halt survives a restart and a kill -9 like any other state.
+`risk.resumed` events and by the daily loss breach itself, so a halt survives a restart and a
+kill -9 like any other state.
 (tradelab.state.reducers keeps `risk.state` / `risk.halt` for the same topics; these add the
 mode and who asked.) Pure functions of (view, event); thread-free.
 """
@@ -46,9 +47,33 @@ def resumed_reducer(view: Any, event: Event) -> Iterable[Change]:
 
 def breach_reducer(view: Any, event: Event) -> Iterable[Change]:
     """payload: session_date (optional) -> risk.breached_session: one breach per trading day
-    ('' for P&L never reset to a session: one breach until it is)."""
-    session = event.payload.get("session_date")
-    return [("risk.breached_session", session if session is not None else "")]
+    ('' for P&L never reset to a session: one breach until it is); action 'halted' | 'reducing'
+    (optional) -> risk.control in that state, by 'risk'; flatten (optional) -> risk.breach =
+    {session_date, action, flatten, seq}: what a restart finishes if a crash cut it short.
+
+    The breach halts by itself: the `risk.halted` journaled after it is then a no-op for the
+    state, and a crash between the two cannot leave a breached day trading (the monitor never
+    breaches a day twice)."""
+    payload = event.payload
+    session = payload.get("session_date")
+    changes: list[Change] = [("risk.breached_session", session if session is not None else "")]
+    mode = payload.get("action")
+    flatten = bool(payload.get("flatten"))
+    breach = {"session_date": session, "action": mode, "flatten": flatten, "seq": event.seq}
+    changes.append(("risk.breach", breach))
+    if mode in HALT_MODES:
+        reason = breach_reason(payload.get("daily_pnl"), payload.get("limit"))
+        control = {"state": mode, "by": "risk", "reason": reason, "ts": event.ts, "seq": event.seq}
+        changes.append(("risk.control", control))
+    return changes
+
+
+def breach_reason(daily_pnl: Any, limit: Any) -> str:
+    """Why the monitor halted: the same words on the breach's halt and on `risk.halted`."""
+    try:
+        return f"daily P&L {daily_pnl:,.2f} crossed the daily loss limit -{limit:,.2f}"
+    except (TypeError, ValueError):  # a breach journaled by another tool, without the numbers
+        return "the daily loss limit was crossed"
 
 
 def _control(event: Event, state: str) -> dict[str, Any]:
