@@ -1,6 +1,7 @@
 """Risk: each pre-trade check denies with its reason and never reaches the broker; the daily loss
 limit halts (or reduces) by itself; only an operator's journaled command resumes."""
 
+import threading
 from datetime import datetime
 
 import pytest
@@ -65,6 +66,49 @@ def test_max_open_positions_denies_a_new_position_but_not_adding_to_one():
     s.desk.place_order(SYM, "BUY", 75, strategy="a")  # adds to the open one
     err = s.denied(PUT, "BUY", 75, strategy="a")
     assert err.check == "max_open_positions" and "1 positions are open" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("limits", "check"),
+    [
+        ({"max_open_positions": 1}, "max_open_positions"),
+        ({"max_total_notional": 10_000.0}, "max_total_notional"),
+    ],
+)
+def test_book_wide_limits_count_an_order_checked_on_another_thread_before_it_is_applied(
+    limits, check
+):
+    # Two orders on different strategies and symbols take different check locks: the second
+    # is checked while the first has passed but its submission is not in the store yet.
+    s = Session(**limits)
+    results = {}
+    hand_over = s.desk._hand_over
+    inside, go_on = threading.Event(), threading.Event()
+
+    def slow_hand_over():
+        if threading.current_thread().name == "first":
+            inside.set()
+            go_on.wait(10)
+        hand_over()
+
+    s.desk._hand_over = slow_hand_over
+
+    def place(symbol, strategy):
+        try:
+            s.desk.place_order(symbol, "BUY", 75, strategy=strategy)
+            results[strategy] = "ok"
+        except OrderDeniedError as exc:
+            results[strategy] = exc.check
+
+    first = threading.Thread(target=place, args=(SYM, "a"), name="first")
+    first.start()
+    assert inside.wait(10)
+    place(PUT, "b")  # checked while a's order is in flight
+    go_on.set()
+    first.join(10)
+    assert results == {"a": "ok", "b": check}
+    assert len(s.kernel.store.get("trading.open_positions")) == 1
+    assert s.gate._in_flight == {}
 
 
 def test_max_order_notional_values_a_market_order_at_the_mark():

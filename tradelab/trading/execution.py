@@ -162,8 +162,12 @@ class ExecutionDesk:
                         payload.update(reason=denial.reason, check=denial.check)
                         self._emit("order.denied", payload, order_id)
                         raise OrderDeniedError(denial.check, denial.reason)
-                    self._emit("order.submitted", request.to_payload(), order_id)
-                    self._hand_over()
+                    try:
+                        self._emit("order.submitted", request.to_payload(), order_id)
+                        self._hand_over()
+                    finally:  # applied (or failed): the limits read it from the store now
+                        if self.risk is not None:
+                            self.risk.settled(order_id)
                 # Acceptance, fills or a rejection come back through on_order_update, on this
                 # thread, before submit_order returns; a rejection is re-raised here.
                 self.broker.submit_order(request)

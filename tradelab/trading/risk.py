@@ -1,11 +1,14 @@
-"""Risk limits: the config, the pre-trade checks and the operator's halt / resume commands.
+"""Risk limits: the pre-trade checks and the operator's halt / resume commands (the limits
+themselves: risk_config.py).
 
 `RiskGate.check` looks at one order against the store (positions, working orders, marks, the
 halt state in `risk.control`) and returns the reason it must not be sent, or None; the desk
 journals a refusal as `order.denied` and never calls the broker. The order rate is counted on
 the session's clock (market time), so a replay at any speed and a backtest decide alike.
-Thread model: any thread may call; the order-rate window is the only state held here (a short
-lock guards it).
+Thread model: any thread may call. Held here: the order-rate window, and the orders a check let
+through whose submission the store has not applied yet (`settled` drops them): the book-wide
+limits count them, so two orders checked at once on different symbols cannot both pass a limit
+that has room for one. A short lock makes each check and its registration one step.
 """
 
 from __future__ import annotations
@@ -16,12 +19,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import param
-
 from tradelab.errors import InvalidInputError, OrderRejectedError, TradelabError
 from tradelab.market.clock import NS_PER_S, WallClock
 from tradelab.trading.book import position_id
 from tradelab.trading.orders import OrderRequest, OrderType
+from tradelab.trading.risk_config import RiskConfig
 from tradelab.trading.risk_state import ACTIVE, HALT_MODES, HALTED, REDUCING, control_state
 
 Submit = Callable[..., Any]
@@ -38,67 +40,6 @@ class OrderDeniedError(OrderRejectedError):
 
 class DuplicateOrderIdError(OrderRejectedError):
     """A client order id already names an order; that order is left exactly as it was."""
-
-
-class RiskConfig(param.Parameterized):
-    """Pre-trade limits and the daily loss limit. A limit of None is not checked.
-
-    An exit (an order that only reduces its strategy's position: the opposite side, for no more
-    than the position less that strategy's working exits in the symbol) is exempt from the
-    order, notional, rate and open-position limits: they bound exposure, an exit lowers it, and
-    a limit that refused one would trap the risk it is there to bound.
-    """
-
-    max_order_quantity = param.Integer(
-        default=None,
-        allow_None=True,
-        bounds=(1, None),
-        doc="Units (contracts) per order (exits exempt).",
-    )
-    max_open_positions = param.Integer(
-        default=None,
-        allow_None=True,
-        bounds=(0, None),
-        doc="Open positions across strategies, each counted from its first working order.",
-    )
-    max_order_notional = param.Number(
-        default=None,
-        allow_None=True,
-        bounds=(0.0, None),
-        doc="Premium value of one order (exits exempt).",
-    )
-    max_total_notional = param.Number(
-        default=None,
-        allow_None=True,
-        bounds=(0.0, None),
-        doc="Premium value of open positions plus working orders plus this order (exits exempt).",
-    )
-    max_orders_per_minute = param.Integer(
-        default=None,
-        allow_None=True,
-        bounds=(1, None),
-        doc="Orders sent in any 60 s of market time (exits count but are never refused).",
-    )
-    daily_loss_limit = param.Number(
-        default=None,
-        allow_None=True,
-        bounds=(0.0, None),
-        doc="Rupees: a daily loss (P&L realized + unrealized - fees, below 0) of at least this "
-        "breaches (0: any loss), once a day: after an operator resumes, it is not checked again "
-        "until the next session.",
-    )
-    on_breach = param.Selector(
-        default=HALTED,
-        objects=list(HALT_MODES),
-        doc="After a breach: 'halted' (no new orders) or 'reducing' (only exits); working "
-        "orders the mode forbids are cancelled.",
-    )
-    flatten_on_breach = param.Boolean(
-        default=False, doc="Close every open position with market orders after a breach."
-    )
-    check_interval_s = param.Number(
-        default=0.5, bounds=(0.01, 60.0), doc="Longest wait between two daily-loss checks."
-    )
 
 
 class Denial(NamedTuple):
@@ -123,6 +64,8 @@ class RiskGate:
         self._submit = submit
         self.clock = clock or WallClock()
         self._lock = threading.Lock()
+        self._check_lock = threading.Lock()  # a check and its in-flight entry: one step
+        self._in_flight: dict[str, OrderRequest] = {}  # passed, not yet in the store
         # Send times of the last minute's orders (exits too: counted, never refused).
         self._sent: deque[int] = deque()
         self._halt_listeners: list[Callable[[], Any]] = []
@@ -165,13 +108,27 @@ class RiskGate:
         `exit_only` orders (a flatten after a breach) pass a halt if they shrink a position. An
         order that only shrinks its position passes the limits (see RiskConfig).
         """
-        reduces = self._reduces(request)
-        denial = self._check_state(request, exit_only, reduces)
-        if denial is None and not reduces:
-            denial = self._check_limits(request)
-        if denial is None:
-            denial = self._take_rate_slot(refusable=not reduces)
-        return denial
+        with self._check_lock:
+            reduces = self._reduces(request)
+            denial = self._check_state(request, exit_only, reduces)
+            if denial is None and not reduces:
+                denial = self._check_limits(request)
+            if denial is None:
+                denial = self._take_rate_slot(refusable=not reduces)
+            if denial is None:
+                self._in_flight[request.order_id] = request
+            return denial
+
+    def settled(self, order_id: str) -> None:
+        """The order `check` let through is in the store now (or was never submitted): the
+        book-wide limits read it from there."""
+        with self._check_lock:
+            self._in_flight.pop(order_id, None)
+
+    def _in_flight_orders(self) -> list[OrderRequest]:
+        """Orders let through whose submission the store has not applied yet."""
+        orders = self.store.get("trading.orders", None) or {}
+        return [r for oid, r in self._in_flight.items() if oid not in orders]
 
     def _check_state(self, request: OrderRequest, exit_only: bool, reduces: bool) -> Denial | None:
         state = self.state
@@ -274,7 +231,9 @@ class RiskGate:
         pass a limit of one and then both fill."""
         held = {pid for ids in self._open_index().values() for pid in ids}
         working = (self.store.get("trading.working", None) or {}).values()
-        pending = {position_id(o.get("strategy"), o["symbol"]) for o in working} - held
+        pending = {position_id(o.get("strategy"), o["symbol"]) for o in working}
+        pending.update(position_id(r.strategy, r.symbol) for r in self._in_flight_orders())
+        pending -= held
         pid = position_id(request.strategy, request.symbol)
         if pid in held or pid in pending or len(held) + len(pending) < limit:
             return None
@@ -356,6 +315,8 @@ class RiskGate:
         for order in (self.store.get("trading.working", None) or {}).values():
             price = order.get("limit_price") or self._mark(order["symbol"]) or 0.0
             total += (order.get("remaining_quantity") or 0) * price
+        for request in self._in_flight_orders():
+            total += request.quantity * (self._price(request) or 0.0)
         return total
 
 
