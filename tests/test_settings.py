@@ -244,6 +244,33 @@ def test_numbers_written_with_an_exponent_are_numbers_as_in_yaml_1_2(tmp_path):
     assert settings.risk.max_order_quantity == 2000
     with pytest.raises(InvalidInputError, match="max_order_quantity"):
         load_settings(write(tmp_path, "risk:\n  max_order_quantity: 2.5\n"))
+    path = write(tmp_path, "risk:\n  max_total_notional: 2.5e5\n  max_order_notional: 1.0E3\n")
+    settings = load_settings(path)
+    assert (settings.risk.max_total_notional, settings.risk.max_order_notional) == (2.5e5, 1e3)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "reconciler:\n  interval_s: .inf\n",
+        "reconciler:\n  interval_s: 1e10\n",
+        "engine:\n  checkpoint_idle_seconds: .inf\n",
+        "risk:\n  max_total_notional: .inf\n",
+    ],
+)
+def test_infinite_or_endless_waits_are_refused_by_name(tmp_path, text):
+    # An infinite interval passed param's bounds and killed the reconciler's thread at run
+    # time (OverflowError), or reached the writer process as null.
+    key = text.split("\n")[1].split(":")[0].strip()
+    with pytest.raises(InvalidInputError, match=key):
+        load_settings(write(tmp_path, text))
+
+
+def test_an_engine_given_an_infinite_setting_in_python_is_refused_by_name():
+    from tradelab.config import config_with
+
+    with pytest.raises(InvalidInputError, match="checkpoint_idle_seconds=inf.*not a finite"):
+        config_with(None, {"checkpoint_idle_seconds": float("inf")})
 
 
 @pytest.mark.parametrize(

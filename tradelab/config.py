@@ -6,6 +6,7 @@ A param.Parameterized so bounds are checked on assignment and a notebook can sho
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -170,6 +171,11 @@ def config_with(config: EngineConfig | None, overrides: Mapping[str, Any]) -> En
             f"Engine has no setting {', '.join(map(repr, unknown))}; EngineConfig's are "
             f"{', '.join(sorted(values))}"
         )
+    for name, value in overrides.items():  # param's bounds let infinity through
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInputError(
+                f"Engine setting {name}={value!r} is refused: not a finite number"
+            )
     try:
         return EngineConfig(**{**values, **overrides})
     except (ValueError, TypeError) as exc:  # param's own type and bound checks

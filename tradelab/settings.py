@@ -7,6 +7,7 @@ every value with param itself; `dump_settings` writes settings back as a documen
 
 from __future__ import annotations
 
+import math
 import re
 import textwrap
 from collections.abc import Mapping
@@ -134,10 +135,12 @@ def _mapping_without_repeats(loader: yaml.SafeLoader, node: yaml.MappingNode) ->
 _DatesAsText.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_repeats
 )
+# YAML 1.2's exponent floats (1e5, 2.5e5, 1.0E3), which PyYAML's YAML 1.1 reads as text
+# unless written with a dot and a signed exponent (1.0e+5).
 _DatesAsText.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
 )
 
 
@@ -235,6 +238,12 @@ def _set(settings: Settings, section: str, key: str, value: Any, where: str) -> 
         # param takes True as 1; in YAML `seed: true` is a slip, not a number.
         raise InvalidInputError(
             f"{dotted}{where}: {value!r} is refused (a yes/no, not a number); allowed: "
+            f"{allowed(parameter)}"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        # param's bounds let infinity through; a wait of .inf then overflows at run time
+        raise InvalidInputError(
+            f"{dotted}{where}: {value!r} is refused (not a finite number); allowed: "
             f"{allowed(parameter)}"
         )
     if isinstance(parameter, param.Integer) and isinstance(value, float) and value.is_integer():

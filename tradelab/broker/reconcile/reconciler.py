@@ -51,7 +51,7 @@ class ReconcilerConfig(param.Parameterized):
     """When the reconciler runs, how it retries the broker, and its policy for each kind."""
 
     interval_s = param.Number(
-        default=30.0, bounds=(0.05, None), doc="Seconds between runs (one runs on start)."
+        default=30.0, bounds=(0.05, 86_400.0), doc="Seconds between runs (one runs on start)."
     )
     run_on_start = param.Boolean(default=True, doc="Run once as soon as the reconciler starts.")
     dry_run = param.Boolean(default=False, doc="Report differences; fix and halt nothing.")
