@@ -6,12 +6,15 @@ import os
 import shutil
 import signal
 
+import duckdb
 import msgspec
 import pytest
+from click.testing import CliRunner
 from payloads import trade
 
+from tradelab.cli import main as cli
 from tradelab.engine import Engine
-from tradelab.errors import JournalError
+from tradelab.errors import JournalError, RecoveryError
 from tradelab.events import Event
 from tradelab.journal import Journal
 from tradelab.journal.acklog import (
@@ -80,26 +83,22 @@ def test_restore_copies_only_the_missing_events_and_removes_the_log(tmp_path):
             "high-water" in p for p in journal.check.problems
         )
         assert log_files(acklog_dir(path)) == []
-        again, problems = restore_into(journal.con, path)
-        assert (again, problems) == (0, [])
+        assert restore_into(journal.con, path) == 0
     finally:
         journal.close()
 
 
-def test_a_gap_in_the_log_is_reported_and_the_files_are_kept(tmp_path):
+def test_a_gap_in_the_log_refuses_the_journal_and_changes_nothing(tmp_path):
     path = tmp_path / "lab.duckdb"
     Journal(path).close()  # an empty journal, then a log that starts at seq 10
     log = AckLog(path)
     log.append(10, 12, _batch(10, 12))
     log.sync()
     log.close(remove=False)
-    journal = Journal(path)
-    try:
-        assert journal.acklog_restored == 0
-        assert any("jumps from seq 0 to 10" in p for p in journal.check.problems)
-        assert len(list(acklog_dir(path).glob("log-*.bin.damaged"))) == 1
-    finally:
-        journal.close()
+    files = {p.name: p.read_bytes() for p in log_files(acklog_dir(path))}
+    with pytest.raises(RecoveryError, match="jumps from seq 0 to 10"):
+        Journal(path)
+    assert {p.name: p.read_bytes() for p in log_files(acklog_dir(path))} == files
 
 
 def test_a_critical_event_acknowledged_from_the_log_survives_the_writer_being_killed(tmp_path):
@@ -187,33 +186,39 @@ def _torn_in_the_middle(tmp_path, *, in_older_file: bool):
     return path
 
 
-def test_a_record_torn_in_the_middle_of_a_preallocated_file_is_reported(tmp_path):
+def test_a_record_torn_before_intact_ones_refuses_the_journal_until_the_log_is_moved(tmp_path):
+    # Acknowledged events after the damage may be lost (a sync covers every write before it,
+    # so a crash alone never leaves an intact record after a torn one): the operator decides.
     path = _torn_in_the_middle(tmp_path, in_older_file=False)
     assert len(log_files(acklog_dir(path))) == 1  # the damaged file is the newest
-    journal = Journal(path)
-    try:
-        assert _journal_seqs(journal) == [1, 2, 3]  # the intact records before the damage
-        assert any("intact records follow" in p for p in journal.check.problems)
-        # Kept for inspection, under a name the new log does not delete at a clean stop.
-        assert log_files(acklog_dir(path)) == []
-        assert len(list(acklog_dir(path).glob("*.damaged"))) == 1
+    with pytest.raises(RecoveryError, match="intact records follow.*move .*lab.acklog aside"):
+        Journal(path)
+    result = verify_journal(path)
+    assert not result.ok and any("intact records follow" in p for p in result.problems)
+    for command in ("inspect", "verify", "run"):
+        shown = CliRunner().invoke(
+            cli,
+            [command, str(path)]
+            if command != "run"
+            else ["run", "--journal", str(path), "--strategy", "none", "--duration", "0"],
+        )
+        assert shown.exit_code == 1, (command, shown.output, shown.stderr)
+        assert "intact records follow" in shown.output + shown.stderr, command
+    con = duckdb.connect(str(path), read_only=True)
+    try:  # nothing restored, nothing changed
+        assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 0
     finally:
-        journal.close()
-    from tradelab.engine import Engine
-
-    with Engine(journal_path=str(path)) as engine:  # a session on it, then a clean stop
+        con.close()
+    shutil.move(acklog_dir(path), tmp_path / "kept.acklog")
+    with Engine(journal_path=str(path)) as engine:  # the operator's choice: start without it
         engine.submit("mark.updated", {"symbol": "A", "price": 1.0})
-    assert len(list(acklog_dir(path).glob("*.damaged"))) == 1
+    assert verify_journal(path).ok
 
 
-def test_a_damaged_record_in_an_older_preallocated_file_is_reported(tmp_path):
+def test_a_damaged_record_in_an_older_preallocated_file_refuses_the_journal(tmp_path):
     path = _torn_in_the_middle(tmp_path, in_older_file=True)
-    journal = Journal(path)
-    try:
-        assert _journal_seqs(journal) == [1, 2, 3]
-        assert any("newer log files follow" in p for p in journal.check.problems)
-    finally:
-        journal.close()
+    with pytest.raises(RecoveryError, match="newer log files follow"):
+        Journal(path)
 
 
 def test_a_sync_after_close_finds_everything_written_synced(tmp_path):

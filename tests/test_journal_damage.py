@@ -95,8 +95,8 @@ def test_snapshot_with_null_field_is_skipped_not_crashing(whole, journal, column
     newest = _sql(journal, "SELECT max(id) FROM snapshots")[0][0][0]
     _sql(journal, f"UPDATE snapshots SET {column} = NULL WHERE id = {newest}")
     inspect = _cli("inspect", journal)
-    assert inspect.exit_code == 0, inspect.output
-    assert state_hash in inspect.output
+    assert inspect.exit_code == EXIT_DAMAGED, inspect.output  # what it read, then exit 1
+    assert state_hash in inspect.output and "Traceback" not in inspect.output
     verify = _cli("verify", journal)
     assert verify.exit_code == EXIT_DAMAGED
     assert "FAIL snapshot" in verify.output and "Traceback" not in verify.output
@@ -331,9 +331,10 @@ def test_inspect_names_a_lost_tail_and_the_snapshots_recovery_rejects(journal):
         "DELETE FROM events WHERE seq = (SELECT max(seq) FROM events)",
     )[:1]
     shown = _cli("inspect", journal)
-    assert shown.exit_code == 0, shown.stderr  # inspect tells; verify judges (exit 1)
+    assert shown.exit_code == EXIT_DAMAGED, shown.stderr  # what it read, then exit 1 as verify
     assert f"LOST       the high-water mark says seq {last} was committed" in shown.output
     assert "REJECTED: its row has no state" in shown.output
+    assert "tradelab: error: journal" in shown.stderr and "has no state" in shown.stderr
     assert _cli("verify", journal).exit_code == EXIT_DAMAGED
 
 

@@ -21,7 +21,7 @@ def inspect_cmd(path: str, as_json: bool) -> None:
     """
     import json
 
-    from tradelab.cli import exit_code_for, fail
+    from tradelab.cli import EXIT_DAMAGED, exit_code_for, fail
     from tradelab.errors import TradelabError
     from tradelab.journal import JournalReader
     from tradelab.journal.schema import LOCK_HINT
@@ -50,8 +50,11 @@ def inspect_cmd(path: str, as_json: bool) -> None:
             "sealed segments",
             err=True,
         )
+    damaged = _damage(info)
     if as_json:
         click.echo(json.dumps(info, indent=2))
+        if damaged:
+            raise SystemExit(EXIT_DAMAGED)
         return
     click.echo(f"journal    {info['path']}")
     seqs = f"  seq {info.get('first_seq', 1)}..{info['last_seq']}" if info["events"] else ""
@@ -69,6 +72,8 @@ def inspect_cmd(path: str, as_json: bool) -> None:
             f"LOST       the high-water mark says seq {mark} was committed, but the journal "
             f"ends at seq {info['last_seq']}: events were lost (tradelab verify)"
         )
+    for problem in info.get("ack_log_damage", []):
+        click.echo(f"DAMAGED    {problem}: the next start refuses the journal")
     for topic, count in info["topics"].items():
         click.echo(f"  {topic:28s} {count:>10}")
     rejected = {r["snapshot_id"]: r["reason"] for r in info.get("rejected_snapshots", [])}
@@ -81,6 +86,20 @@ def inspect_cmd(path: str, as_json: bool) -> None:
         )
     if "state_hash" in info:
         click.echo(f"state hash {info['state_hash']}")
+    if damaged:  # as verify: a journal inspect finds damaged exits 1 (README, exit codes)
+        fail(f"journal {path} is damaged: {'; '.join(damaged)} (tradelab verify)", EXIT_DAMAGED)
+
+
+def _damage(info: dict) -> list[str]:
+    """What inspect found damaged: the ack log, lost events, snapshots a start would skip."""
+    found = list(info.get("ack_log_damage", []))
+    mark = info.get("tail_mark")
+    if mark is not None and mark > info["last_seq"]:
+        found.append(f"events {info['last_seq'] + 1}..{mark} were committed and are gone")
+    found += [
+        f"snapshot {r['snapshot_id']} {r['reason']}" for r in info.get("rejected_snapshots", [])
+    ]
+    return found
 
 
 @click.command("verify")

@@ -15,7 +15,8 @@ block allocation to commit, only the data (SQLite reuses its WAL for the same re
 DuckDB has committed its last seq, so the log holds about one file plus what DuckDB has not
 committed yet (bounded by the writer's pending bound). On open, the journal copies into DuckDB
 the logged events it lacks (`restore_into`), then deletes the files. A record that fails its
-checks at the end of the newest file was never synced, so never acknowledged.
+checks at the end of the newest file was never synced, so never acknowledged; damage before an
+intact record, or a gap, refuses the open (the journal is damaged) and changes nothing.
 
 Thread model: one thread at a time appends and retires (the kernel thread, or a submitter holding
 the kernel's turn); any thread may sync (a waiting submitter, the engine's ack log sync thread);
@@ -35,7 +36,7 @@ from pathlib import Path
 
 import duckdb
 
-from tradelab.errors import JournalError
+from tradelab.errors import JournalError, RecoveryError
 from tradelab.journal.schema import EVENT_COLUMNS
 from tradelab.journal.wire import EncodedBatch
 
@@ -272,19 +273,14 @@ def pending_events(journal_path: str | Path, last_seq: int) -> int:
     return newest - last_seq
 
 
-def restore_into(con: duckdb.DuckDBPyConnection, journal_path: str | Path) -> tuple[int, list[str]]:
-    """Commit to the journal the logged events after its last seq, then delete the log.
+def damage(journal_path: str | Path, last_seq: int) -> list[str]:
+    """What keeps the ack log from being restored whole after `last_seq` (empty: nothing)."""
+    return _plan(log_files(acklog_dir(journal_path)), last_seq)[1]
 
-    Returns (events restored, problems). A damaged record at the end of the newest file is the
-    unsynced write a crash cut short, not a problem; damage anywhere else (in an older file, or
-    followed by intact records) is reported, and the files are then kept for inspection.
-    """
-    files = log_files(acklog_dir(journal_path))
-    if not files:
-        return 0, []
-    last_seq = int(con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+
+def _plan(files: list[Path], last_seq: int) -> tuple[list[tuple], list[str]]:
+    """(the rows after `last_seq` the log holds, the problems that stop it being restored)."""
     rows: list[tuple] = []
-    problems: list[str] = []
     expected = last_seq + 1
     for index, path in enumerate(files):
         data = path.read_bytes()
@@ -293,28 +289,41 @@ def restore_into(con: duckdb.DuckDBPyConnection, journal_path: str | Path) -> tu
             if batch.last_seq < expected:
                 continue
             if batch.first_seq > expected:
-                problems.append(
-                    f"ack log {path.name} jumps from seq {expected - 1} to {batch.first_seq}; "
-                    "events after the gap were not restored"
-                )
-                break
+                return rows, [f"ack log {path} jumps from seq {expected - 1} to {batch.first_seq}"]
             rows.extend(row for row in batch.rows() if row[0] >= expected)
             expected = batch.last_seq + 1
-        if problems:
-            break
         if damaged_at is None:
             continue
         if any(_holds_anything(later) for later in files[index + 1 :]):
-            problems.append(
-                f"ack log {path.name} is damaged at byte {damaged_at} although newer log files "
-                "follow; later files were not restored"
-            )
-            break
+            return rows, [
+                f"ack log {path} is damaged at byte {damaged_at} although newer log files follow"
+            ]
         if _intact_record_after(data, damaged_at):
-            problems.append(
-                f"ack log {path.name} is damaged at byte {damaged_at} although intact records "
-                "follow it; they were not restored"
-            )
+            return rows, [
+                f"ack log {path} is damaged at byte {damaged_at} although intact records follow"
+            ]
+    return rows, []
+
+
+def restore_into(con: duckdb.DuckDBPyConnection, journal_path: str | Path) -> int:
+    """Commit to the journal the logged events after its last seq, then delete the log; returns
+    how many. A damaged record at the end of the newest file is the unsynced write a crash cut
+    short (a sync covers every write before it, so nothing after an unsynced one was synced).
+    Damage anywhere else, or a gap, may have taken acknowledged events: a RecoveryError naming
+    it, with nothing changed, so the operator decides (moving the log aside starts without
+    the events it holds)."""
+    files = log_files(acklog_dir(journal_path))
+    if not files:
+        return 0
+    last_seq = int(con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+    rows, problems = _plan(files, last_seq)
+    if problems:
+        raise RecoveryError(
+            f"journal {journal_path} is damaged: {problems[0]}; events it acknowledged after "
+            f"seq {last_seq + len(rows)} may be lost, so nothing was restored or changed. After "
+            "a power loss those events were never acknowledged; to start without the log's "
+            f"events, move {acklog_dir(journal_path)} aside"
+        )
     if rows:
         cur = con.cursor()
         try:
@@ -323,14 +332,6 @@ def restore_into(con: duckdb.DuckDBPyConnection, journal_path: str | Path) -> tu
             appender.flush()
         finally:
             cur.close()
-    if not problems:
-        for path in files:
-            path.unlink(missing_ok=True)
-    else:  # kept for inspection, under names the new log neither reads nor deletes at its stop
-        kept = []
-        for path in files:
-            aside = path.with_name(path.name + ".damaged")
-            path.rename(aside)
-            kept.append(aside.name)
-        problems.append(f"the ack log's files are kept beside it as {', '.join(kept)}")
-    return len(rows), problems
+    for path in files:
+        path.unlink(missing_ok=True)
+    return len(rows)

@@ -137,7 +137,7 @@ class Journal:
             schema.ensure_schema(self.con, self.path)
             # Acknowledged events the engine logged but DuckDB had not committed when
             # it stopped (a crash): into the file first, so every check below sees them.
-            self.acklog_restored, acklog_problems = restore_into(self.con, self.path)
+            self.acklog_restored = restore_into(self.con, self.path)
             if self.acklog_restored:
                 log.warning(
                     "journal %s: restored %d acknowledged event(s) from the ack log",
@@ -146,7 +146,6 @@ class Journal:
                 )
             self.tailmark = TailMark(self.path)
             self.check = self._check_tail()
-            self.check.problems.extend(acklog_problems)
         except duckdb.Error as exc:
             self.con.close()
             raise schema.journal_error(self.path, exc, "reading it") from None

@@ -17,7 +17,7 @@ import duckdb
 
 from tradelab.errors import RecoveryError, SchemaVersionError, StateError, TradelabError
 from tradelab.journal import schema
-from tradelab.journal.acklog import pending_events
+from tradelab.journal.acklog import damage, pending_events
 from tradelab.journal.journal import check_events
 from tradelab.journal.recovery import choose_snapshot, load_snapshot_state, replay_into
 from tradelab.journal.snapshots import check_state, list_snapshots
@@ -105,6 +105,7 @@ def inspect_journal(path: str | Path, store_factory: StoreFactory | None = None)
             "last_seq": last,
             "tail_mark": TailMark(path).read(),
             "ack_log_pending_events": pending_events(path, last),
+            "ack_log_damage": damage(path, last),
             "topics": {k: int(v) for k, v in topics.items()},
             "snapshots": [s.to_payload() for s in snapshots],
             "rejected_snapshots": rejected,
@@ -136,6 +137,8 @@ def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) 
                 else f"tail mark says seq {mark} was committed but the "
                 f"journal ends at {last}: events {last + 1}..{mark} lost",
             )
+        for problem in damage(path, last):  # the next start refuses it (RecoveryError)
+            result.add(False, problem)
         pending = pending_events(path, last)
         if pending:
             result.lines.append(
