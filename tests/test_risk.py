@@ -226,6 +226,25 @@ def test_a_crash_between_the_breach_and_its_halt_event_still_leaves_trading_halt
     assert s.denied(PUT, "BUY", 75, strategy="a").check == "risk_state"
 
 
+def test_a_restart_journals_the_position_closed_a_crash_kept_from_following_its_fill():
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 75, strategy="a")
+    s.broker._order_listeners.clear()  # the session's desk is gone with the crash
+    s.broker._connection_listeners.clear()
+    dying = ExecutionDesk(s.broker, crash_at(s.kernel, "position.closed"), store=s.kernel.store)
+    with pytest.raises(Crash):
+        dying.place_order(SYM, "SELL", 75, strategy="a")
+    assert s.kernel.store.get("trading.positions.a:" + SYM)["status"] == "flat"
+    s.broker._order_listeners.clear()
+    s.broker._connection_listeners.clear()
+    restarted = ExecutionDesk(s.broker, s.kernel.submit)
+    assert restarted.journal_missed_closes() == ["a:" + SYM]
+    position = s.kernel.store.get("trading.positions.a:" + SYM)
+    assert position["status"] == "closed" and position["closed_by_trade_id"]
+    assert s.kernel.topics("position.closed") == ["position.closed"]
+    assert restarted.journal_missed_closes() == []
+
+
 def test_a_restart_does_the_breach_flatten_a_crash_cut_short_after_reconciling():
     s = Session(daily_loss_limit=500.0, flatten_on_breach=True)
     s.desk.reset_daily_pnl("2025-11-12")

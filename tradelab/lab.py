@@ -205,6 +205,7 @@ class Lab:
         self.desk = ExecutionDesk(
             self.broker, self.engine.submit, universe=self.universe, risk=self.risk
         )
+        self.desk.journal_missed_closes()  # a crash between a closing fill and its close
         self.risk_monitor = DailyLossMonitor(
             self.risk_config, store, self.engine.submit, desk=self.desk, bus=self.engine.bus
         )

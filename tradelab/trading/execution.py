@@ -33,6 +33,7 @@ from tradelab.errors import (
 from tradelab.market.instruments import OptionUniverse
 from tradelab.state.paths import check_path_level, is_path_level
 from tradelab.trading.book import position_id
+from tradelab.trading.closes import position_closed_payload, unclosed_positions
 from tradelab.trading.orders import (
     OrderRequest,
     OrderType,
@@ -340,6 +341,14 @@ class ExecutionDesk:
         if closed is not None:
             self._send("position.closed", closed, closed["position_id"], True, False)
 
+    def journal_missed_closes(self) -> list[str]:
+        """On start: journal each `position.closed` a crash kept from following the fill that
+        left its position flat; returns their position ids."""
+        missed = unclosed_positions(self.store)
+        for closed in missed:
+            self._send("position.closed", closed, closed["position_id"], True, False)
+        return [closed["position_id"] for closed in missed]
+
     def _on_trade_published(self, event: Any) -> None:
         trade_id = event.payload.get("trade_id")
         if trade_id in self._close_checks:
@@ -383,19 +392,3 @@ def _check_update_ids(update: OrderUpdate) -> None:
         check_path_level(fill.trade_id, "broker fill trade id")
         check_path_level(fill.symbol, "broker fill symbol")
         check_path_level(fill.strategy, "broker fill strategy name")
-
-
-def position_closed_payload(store: Any, trade_id: str) -> dict[str, Any] | None:
-    """The `position.closed` payload of a trade the store has applied, if it left its position
-    flat (else None): the desk's fills and the reconciler's adjusting trades alike."""
-    trade = store.get(f"trading.trades.{trade_id}", None)
-    if trade is None or trade["position_after"] != 0:
-        return None
-    return {
-        "position_id": trade["position_id"],
-        "symbol": trade["symbol"],
-        "strategy": trade["strategy"],
-        "trade_id": trade_id,
-        "realized_pnl": trade["position_realized_pnl"],
-        "fees": trade["position_fees"],
-    }

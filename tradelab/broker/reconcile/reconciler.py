@@ -30,7 +30,7 @@ from tradelab.broker.reconcile.diff import BrokerView, Mismatch
 from tradelab.broker.reconcile.fixes import BY, fixes_for
 from tradelab.broker.retry import call_with_retry
 from tradelab.errors import InvalidInputError
-from tradelab.trading.execution import position_closed_payload
+from tradelab.trading.closes import position_closed_payload
 from tradelab.trading.risk import RiskGate
 from tradelab.trading.risk_state import ACTIVE, HALT_MODES, HALTED, REDUCING, control_state
 
