@@ -250,6 +250,27 @@ def test_adopted_unknown_open_order_becomes_a_working_order_of_the_book():
     assert s.store.get("trading.working.ext-1.remaining_quantity") == 75
 
 
+def test_an_adopted_limit_order_keeps_its_type_and_limit_price(tmp_path):
+    # Booked as a market order, the risk gate valued it at the mark, not its limit.
+    s = Session(account_path=tmp_path / "acct.sqlite")
+    request = OrderRequest("ext-9", SYM, Side.BUY, 75, OrderType.LIMIT, 1.0, "ext")
+    s.broker.faults.place_outside_order(request)
+    s.broker.close()  # the broker remembers the order across its restart, as a real one
+    s = Session(account_path=tmp_path / "acct.sqlite", kernel=s.kernel)
+    s.reconciler(unknown_open_order="adopt").run_once()
+    order = s.store.get("trading.orders.ext-9")
+    assert (order["order_type"], order["limit_price"]) == ("LIMIT", 1.0)
+    assert s.store.get("trading.working.ext-9.limit_price") == 1.0
+
+
+def test_an_adopted_unknown_position_gets_the_contracts_lot_size():
+    s = Session()
+    s.broker.faults.hold_outside_position(SYM, 150, 50.0)  # two lots of 75
+    s.reconciler(**only("unknown_position", "adopt")).run_once()
+    position = s.store.get(f"trading.positions.reconciler:{SYM}")
+    assert (position["lot_size"], position["lots"]) == (75, 2.0)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_flag_policy_records_the_difference_changes_nothing_and_reports_it_again(kind):
     s = Session()

@@ -9,7 +9,7 @@ under its lock.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,14 @@ class PaperOrder:
     @property
     def average_price(self) -> float:
         return self.notional / self.filled if self.filled else 0.0
+
+    @property
+    def report(self) -> OrderUpdate | None:
+        """The last update with the order's terms (type, limit), as the broker reports it."""
+        if self.last is None:
+            return None
+        r = self.request
+        return replace(self.last, order_type=str(r.order_type), limit_price=r.limit_price)
 
     def update(self, now: int, *, reason: str = "", fill: Fill | None = None) -> OrderUpdate:
         """The order's state now as an update to report (with the fill that caused it)."""

@@ -67,6 +67,9 @@ class Broker(Protocol):
     def positions(self) -> dict[str, int]:
         """Net quantity in units per symbol, flat symbols omitted."""
 
+    def lot_size(self, symbol: str) -> int:
+        """Units in one lot of `symbol` (1 for an instrument traded in units)."""
+
     def average_prices(self) -> dict[str, float]:
         """Average entry price per held symbol (volume-weighted; reducing keeps it), as the
         broker reports it; a symbol whose cost the broker does not know is omitted."""

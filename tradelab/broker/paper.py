@@ -280,18 +280,21 @@ class PaperBroker:
     def open_orders(self) -> list[OrderUpdate]:
         with self._lock:
             self._readable("open orders")
-            return [o.last for o in self.account.working.values() if not o.reported_cancelled]
+            return [o.report for o in self.account.working.values() if not o.reported_cancelled]
 
     def order(self, order_id: str) -> OrderUpdate | None:
         with self._lock:
             self._readable(f"order {order_id!r}")
             order = self.account.orders.get(order_id)
-            return None if order is None else order.last
+            return None if order is None else order.report
 
     def positions(self) -> dict[str, int]:
         with self._lock:
             self._readable("positions")
             return dict(self.account.positions)
+
+    def lot_size(self, symbol: str) -> int:
+        return self.universe.lot_size(symbol)
 
     def average_prices(self) -> dict[str, float]:
         with self._lock:

@@ -130,6 +130,10 @@ class OrderUpdate:
     reason: str = ""
     fill: Fill | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The order's terms, when the broker reports them (a reconciler adopting an order it never
+    # placed books them); not part of the order.* events' payloads.
+    order_type: str | None = None
+    limit_price: float | None = None
 
     def to_payload(self) -> dict[str, Any]:
         return {

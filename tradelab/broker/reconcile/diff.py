@@ -40,6 +40,7 @@ class BrokerView:
     orders: dict[str, OrderUpdate | None]  # the broker's state of each order compared
     last_fill_seq: int
     average_prices: dict[str, float] = field(default_factory=dict)  # the broker's cost, if known
+    lot_sizes: dict[str, int] = field(default_factory=dict)  # of held symbols, if reported
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def find_mismatches(view: BrokerView, store: Any) -> list[Mismatch]:
                     None,
                     _order_state(update),
                     {"order_id": update.order_id, "symbol": update.symbol},
-                    broker_record=update.to_payload(),
+                    broker_record=_adoptable(update),
                 )
             )
     fill_seq_of = {}
@@ -159,3 +160,12 @@ def find_mismatches(view: BrokerView, store: Any) -> list[Mismatch]:
 
 def _order_state(update: OrderUpdate) -> dict[str, Any]:
     return {"status": str(update.status), "filled_quantity": update.filled_quantity}
+
+
+def _adoptable(update: OrderUpdate) -> dict[str, Any]:
+    """What adopting an order the book never saw writes: its update and, when the broker
+    reports them, its terms (a resting limit is valued at its limit, not the mark)."""
+    record = update.to_payload()
+    if update.order_type is not None:
+        record.update(order_type=update.order_type, limit_price=update.limit_price)
+    return record

@@ -76,7 +76,8 @@ def adjusting_trades(
             # The whole position is the difference: its cost is the broker's average, so the
             # book's P&L agrees with the broker's cash. (Of part of a position it is not.)
             price = cost
-        lot = in_symbol[0]["lot_size"] if in_symbol else 1  # one contract: one lot size
+        # One contract, one lot size: the book's, else the broker's (else units).
+        lot = in_symbol[0]["lot_size"] if in_symbol else view.lot_sizes.get(symbol, 1)
         moves.append((BY, m.actual - m.expected, price, lot))
     trades = []
     for i, (strategy, signed, price, lot) in enumerate(moves):

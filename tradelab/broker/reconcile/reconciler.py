@@ -293,9 +293,10 @@ class Reconciler:
             oid: call(lambda oid=oid: broker.order(oid), f"order {oid!r}")
             for oid in d.orders_to_compare(self.store, fills)
         }
+        lots = {s: lot for s in positions if (lot := _lot_size(broker, s)) is not None}
         last = fills[-1].fill_seq if fills else point
         return BrokerView(
-            broker.account_id, positions, open_orders, fills, orders, last, average_prices
+            broker.account_id, positions, open_orders, fills, orders, last, average_prices, lots
         )
 
     def _fill_point(self) -> int:
@@ -316,3 +317,12 @@ class Reconciler:
 
     def _emit(self, topic: str, payload: dict[str, Any], key: str = "") -> None:
         self._submit(topic, payload, key=key or self.broker.name, wait=True)
+
+
+def _lot_size(broker: Broker, symbol: str) -> int | None:
+    """The broker's lot size of `symbol`, or None if it does not say (adopted in units)."""
+    lot_size = getattr(broker, "lot_size", None)
+    try:
+        return None if lot_size is None else int(lot_size(symbol))
+    except InvalidInputError:  # a symbol it cannot size (an instrument outside its universe)
+        return None
