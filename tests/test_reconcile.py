@@ -460,3 +460,16 @@ def test_an_adopted_position_is_timed_on_the_sessions_clock_not_1970():
     ).run_once()
     position = s.store.get(f"trading.positions.reconciler:{SYM}")
     assert position["net_quantity"] == 150 and position["opened_ts"] == s.clock.now_ns()
+
+
+def test_the_brokers_health_follows_its_connection_at_once_not_at_the_next_run():
+    s = Session()
+    name = s.broker.name
+    s.broker.disconnect()
+    assert s.store.get(f"broker.health.{name}")["state"] == "degraded"
+    s.reconciler().run_once()  # fails to read the broker: still degraded, journaled once
+    assert len(s.events("broker.degraded")) == 0
+    s.broker.connect()
+    assert s.store.get(f"broker.health.{name}")["state"] == "ok"
+    s.reconciler().run_once()
+    assert s.events("broker.recovered") == []

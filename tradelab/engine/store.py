@@ -14,8 +14,9 @@ from typing import Any
 # difference from full replay. 2: exit levels are state (`trading.exits`); a position's
 # opened/updated/closed times are its fills' market times (were the engine's stamps); each
 # strategy's record (`runner.by_strategy`). 3: a position a reconciliation fix adopts is valued
-# at the symbol's latest mark at once (was at the next mark).
-FOLD_VERSION = 3
+# at the symbol's latest mark at once (was at the next mark). 4: a daily loss breach halts by
+# itself (`risk.control`, `risk.breach`); a broker's disconnect and reconnect set its health.
+FOLD_VERSION = 4
 
 
 def default_reducers() -> dict[str, list]:

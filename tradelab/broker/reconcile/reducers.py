@@ -6,7 +6,8 @@ missed fill, or the adjusting trade of a position difference, folded by the book
 Fixes are idempotent: a trade whose id the book already has changes nothing, so a fix replayed
 after a restart mid-reconciliation duplicates nothing. A position adopted at the broker's cost is
 then valued at the symbol's latest mark. Pure functions of (view, event).
-  broker.health.<broker>   {state: ok | degraded, reason, ts}  (broker.degraded / recovered)
+  broker.health.<broker>   {state: ok | degraded, reason, ts}  (broker.degraded / recovered,
+                           broker.disconnected / reconnected)
 """
 
 from __future__ import annotations
@@ -90,11 +91,22 @@ def recovered_reducer(view: Any, event: Event) -> Iterable[Change]:
     return [_health(event, "ok")]
 
 
-def _health(event: Event, state: str) -> Change:
+def disconnected_reducer(view: Any, event: Event) -> Iterable[Change]:
+    """payload: broker -> broker.health.<broker> = degraded at once (orders are refused while
+    it lasts), not at the reconciler's next run."""
+    return [_health(event, "degraded", "the broker connection dropped")]
+
+
+def reconnected_reducer(view: Any, event: Event) -> Iterable[Change]:
+    """payload: broker -> broker.health.<broker> = ok (a failing call degrades it again)."""
+    return [_health(event, "ok", "the broker connection came back")]
+
+
+def _health(event: Event, state: str, reason: str = "") -> Change:
     name = path_level(event.payload["broker"], "broker name")
     return (
         f"broker.health.{name}",
-        {"state": state, "reason": str(event.payload.get("reason", "")), "ts": event.ts},
+        {"state": state, "reason": str(event.payload.get("reason", reason)), "ts": event.ts},
     )
 
 
@@ -103,4 +115,6 @@ def reducers() -> dict[str, list[Callable[[Any, Event], Iterable[Change]]]]:
         "reconciliation.fixed": [fixed_reducer, adopted_mark_reducer],
         "broker.degraded": [degraded_reducer],
         "broker.recovered": [recovered_reducer],
+        "broker.disconnected": [disconnected_reducer],
+        "broker.reconnected": [reconnected_reducer],
     }
