@@ -137,6 +137,21 @@ def test_max_orders_per_minute_denies_the_next_order_until_the_minute_passes():
     s.desk.place_order(SYM, "BUY", 75)
 
 
+def test_max_orders_per_minute_counts_the_orders_sent_before_a_restart():
+    s = Session(max_orders_per_minute=2)
+    s.desk.place_order(SYM, "BUY", 75)
+    s.clock.advance(30 * 10**9)
+    s.desk.place_order(SYM, "BUY", 75)
+    # The restarted session: a new gate and desk over the same store, the same market minute.
+    s.broker._order_listeners.clear()
+    s.broker._connection_listeners.clear()
+    s.gate = RiskGate(s.config, s.kernel.store, s.kernel.submit, clock=s.clock)
+    s.desk = ExecutionDesk(s.broker, s.kernel.submit, risk=s.gate)
+    assert s.denied(SYM, "BUY", 75).check == "max_orders_per_minute"
+    s.clock.advance(31 * 10**9)  # the first order left the window
+    s.desk.place_order(SYM, "BUY", 75)
+
+
 def test_order_without_a_price_is_denied_when_notional_is_limited():
     s = Session(max_order_notional=1e9)
     s.broker.set_quote("NIFTY25NOV24100CE", 50.0, 51.0)

@@ -164,7 +164,7 @@ class ExecutionDesk:
                         self._emit("order.denied", payload, order_id)
                         raise OrderDeniedError(denial.check, denial.reason)
                     try:
-                        self._emit("order.submitted", request.to_payload(), order_id)
+                        self._emit("order.submitted", self._submitted(request), order_id)
                         self._hand_over()
                     finally:  # applied (or failed): the limits read it from the store now
                         if self.risk is not None:
@@ -175,6 +175,14 @@ class ExecutionDesk:
         finally:
             self._release(order_id)
         return order_id
+
+    def _submitted(self, request: OrderRequest) -> dict[str, Any]:
+        """The order.submitted payload: the request, and when it was sent on the session's
+        clock (market time), which the risk gate's order rate reads back after a restart."""
+        payload = request.to_payload()
+        if self.risk is not None:
+            payload["ts"] = self.risk.clock.now_ns()
+        return payload
 
     def cancel_order(self, order_id: str) -> OrderUpdate:
         """Cancel a working order; returns once the cancellation is durable, with the broker's

@@ -83,6 +83,8 @@ def order_reducer(view: Any, event: Event) -> Iterable[Change]:
             "reason": "",
             "submitted_ts": event.ts,
         }
+        if status == "submitted" and payload.get("ts") is not None:
+            record["sent_ts"] = payload["ts"]  # market time: the risk gate's order rate
     else:
         record = dict(previous)
         before = _RANK.get(record.get("status"), 0)

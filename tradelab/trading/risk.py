@@ -66,8 +66,9 @@ class RiskGate:
         self._lock = threading.Lock()
         self._check_lock = threading.Lock()  # a check and its in-flight entry: one step
         self._in_flight: dict[str, OrderRequest] = {}  # passed, not yet in the store
-        # Send times of the last minute's orders (exits too: counted, never refused).
-        self._sent: deque[int] = deque()
+        # Send times of the last minute's orders (exits too: counted, never refused), from the
+        # store's orders on the first check: a restart inside the minute keeps its count.
+        self._sent: deque[int] | None = None
         self._halt_listeners: list[Callable[[], Any]] = []
 
     @property
@@ -250,6 +251,8 @@ class RiskGate:
             return None
         now = self.clock.now_ns()
         with self._lock:
+            if self._sent is None:
+                self._sent = self._sent_in_the_last_minute()
             while self._sent and self._sent[0] <= now - 60 * NS_PER_S:
                 self._sent.popleft()
             if refusable and len(self._sent) >= limit:
@@ -288,6 +291,13 @@ class RiskGate:
         return blocked
 
     # -- reads of the store -----------------------------------------------------------------
+    def _sent_in_the_last_minute(self) -> deque[int]:
+        """Send times (market time) of the orders journaled in the minute before the newest."""
+        orders = (self.store.get("trading.orders", None) or {}).values()
+        times = sorted(o["sent_ts"] for o in orders if o.get("sent_ts") is not None)
+        newest = times[-1] if times else 0
+        return deque(t for t in times if t > newest - 60 * NS_PER_S)
+
     def _open_index(self) -> dict[str, Any]:
         return self.store.get("trading.open_positions", None) or {}
 
