@@ -365,3 +365,14 @@ def test_a_corrupt_block_read_only_by_the_replay_is_damage_with_exit_1(tmp_path)
     with pytest.raises(RecoveryError, match="is damaged: reading it failed: .*checksum"):
         verify_journal(journal)
     _assert_clear_failure(_cli("verify", journal), EXIT_DAMAGED, str(journal), "damaged")
+
+
+def test_an_empty_file_is_a_journal_without_events_for_inspect_and_verify_as_for_run(tmp_path):
+    # `run` takes a 0-byte file as a new journal; inspect and verify called it damaged.
+    journal = tmp_path / "lab.duckdb"
+    journal.touch()
+    shown = _cli("inspect", journal)
+    assert shown.exit_code == 0, shown.stderr
+    assert "events     0" in shown.output
+    assert _cli("verify", journal).exit_code == 0
+    assert journal.stat().st_size == 0  # read, not written
