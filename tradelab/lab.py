@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +46,10 @@ from tradelab.lab_config import (
     sim_session,
     tradable_symbols,
 )
+from tradelab.lab_lockstep import run_lockstep
 from tradelab.lab_sessions import (
     ClosedSession,
     PacedDays,
-    SessionDays,
     check_same_market,
     clock_to_close,
     day_close_ns,
@@ -274,7 +273,7 @@ class Lab:
         speed = None if self.feed.config.as_fast_as_possible else self.feed.config.speed
         try:
             if self.lockstep:
-                self._run_lockstep()
+                run_lockstep(self)
             else:
                 self._open_session()
                 days = PacedDays(
@@ -292,54 +291,6 @@ class Lab:
             log.info("feed stopped: the journal writer failed or the broker is down")
         finally:
             self.session_finished.set()
-
-    def _run_lockstep(self) -> None:
-        """Play the session as runner steps (on the runner thread): open it, then the ticks of
-        one timestamp per step, then close it; wait here until that is done or `stop()`."""
-        ticks = self._resumed_ticks()
-        stage = ["open"]
-        held: list[Tick] = []  # the first tick of the next timestamp
-        days = SessionDays()
-        if self.resumed_after_ns is not None:  # a restart's next tick may be on a later day
-            days.enter(self.resumed_after_ns)
-
-        def step() -> bool:
-            if self._stop.is_set() or stage[0] == "done":
-                return False
-            if stage[0] == "open":
-                self._open_session()
-                stage[0] = "ticks"
-                return True
-            try:  # between two timestamps, once everything before has settled
-                self.risk_monitor.check()
-            except Exception:  # as on the monitor's own thread: log it, check again next step
-                log.exception("daily loss check failed")
-            tick = held.pop() if held else next(ticks, None)
-            if tick is None:
-                self._close_session()
-                stage[0] = "done"  # one more step: the strategies' last reactions settle
-                return True
-            if days.crosses(tick.ts):  # a new day: a step of its own, settled before its ticks
-                self._next_day(days.last_ns, tick.ts)
-                days.enter(tick.ts)
-                held.append(tick)
-                return True
-            days.enter(tick.ts)
-            at, on_tick = tick.ts, self._route
-            while tick is not None and tick.ts == at:
-                on_tick(tick)
-                tick = next(ticks, None)
-            if tick is not None:
-                held.append(tick)
-            return True
-
-        done = self.runner.lockstep(step)
-        while not self._stop.is_set():
-            try:
-                done.result(timeout=0.2)  # raises what a step raised
-                return
-            except FutureTimeout:
-                continue
 
     def _resumed_ticks(self) -> Iterator[Tick]:
         return resumed_ticks(self.feed.ticks(), self.resumed_after_ns, self._quote_skipped)
