@@ -6,7 +6,12 @@ import time
 
 import pytest
 
-from tradelab.errors import InvalidInputError, JournalInUseError, OrderRejectedError
+from tradelab.errors import (
+    InvalidInputError,
+    JournalInUseError,
+    LifecycleError,
+    OrderRejectedError,
+)
 from tradelab.lab import Lab
 from tradelab.runner import Strategy
 from tradelab.trading.risk import RiskConfig
@@ -183,6 +188,25 @@ def test_a_lab_refused_for_a_journal_another_lab_holds_leaves_that_labs_account(
         with pytest.raises(JournalInUseError, match="held by an engine running in this process"):
             second.start()
         assert account.exists()  # the running session's paper account
+
+
+def test_a_second_start_is_refused_and_leaves_the_running_session_trading(tmp_path):
+    # A re-run notebook cell: the running Lab's broker, account file and feed carry on.
+    path = tmp_path / "lab.duckdb"
+    account = tmp_path / "lab.duckdb.broker.sqlite"
+    lab = fast_lab(path)
+    with lab:
+        with pytest.raises(LifecycleError, match="a Lab starts once"):
+            lab.start()
+        assert account.exists()
+        symbol = lab.feed.symbols[2]
+        lab.wait_for_quote(symbol)
+        lab.place_order(symbol, "BUY", 75, strategy="manual")
+        assert wait_for(lambda: lab.status()["fills"] == 1)
+        assert lab._feed_thread.is_alive()
+    with pytest.raises(LifecycleError, match="a Lab starts once"):
+        lab.start()  # stopped: still refused, and its account kept for the next Lab
+    assert account.exists()
 
 
 def test_a_restart_already_halted_cancels_the_orders_the_halt_forbids(tmp_path):

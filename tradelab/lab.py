@@ -171,13 +171,22 @@ class Lab:
         self._closed_session: ClosedSession | None = None  # a restart may play more of it
         self._stop = threading.Event()
         self._feed_thread: threading.Thread | None = None
+        self._started = False
 
     @property
     def store(self):
         return self.engine.store
 
     def start(self) -> Lab:
-        """Recover the journal, then stream the simulated session into the engine."""
+        """Recover the journal, then stream the simulated session into the engine. Once per Lab."""
+        # Checked before anything: a second call (a re-run notebook cell) must not reach the
+        # failure path below, which would close the broker and remove the running account.
+        if self._started:
+            raise LifecycleError(
+                f"start() was called on this Lab already (its engine is {self.engine.state}); "
+                "a Lab starts once: stop() it and make a new Lab to start again"
+            )
+        self._started = True
         try:
             self.engine.start()
         except BaseException as exc:
