@@ -266,3 +266,37 @@ def test_a_second_engine_on_a_journal_this_process_holds_says_so(tmp_path):
         with pytest.raises(JournalError, match="held by an engine running in this process"):
             Engine(journal_path=path, open_timeout_seconds=0.2).start()
         assert running.state == "running"
+
+
+def test_the_engines_store_refuses_writes_from_outside_and_stays_the_fold_of_its_journal(
+    tmp_path,
+):
+    # A notebook holding engine.store (lab.store) could apply an event or load an older
+    # snapshot: the kernel would then journal a seq gap or the same seqs twice.
+    from tradelab.events import Event
+
+    path = tmp_path / "lab.duckdb"
+    with _engine(tmp_path) as engine:
+        store = engine.store
+        engine.submit("mark.updated", {"symbol": "ABC", "price": 1.0}, wait=True)
+        earlier = store.snapshot()
+        engine.submit("mark.updated", {"symbol": "ABC", "price": 2.0}, wait=True)
+        version, state = store.version, store.state_hash()
+        fake = Event(version + 1, 0, "signal.detected", "", {"signal_id": "f", "name": "n"})
+        writes = {
+            "apply": lambda: store.apply(fake),
+            "apply_batch": lambda: store.apply_batch([fake]),
+            "apply_each": lambda: store.apply_each([fake]),
+            "load_snapshot": lambda: store.load_snapshot(earlier),
+            "register_reducer": lambda: store.register_reducer("mark.updated", lambda v, e: []),
+        }
+        for name, write in writes.items():
+            with pytest.raises(LifecycleError, match=r"read-only .*engine\.submit"):
+                write()
+            assert (store.version, store.state_hash()) == (version, state), name
+        engine.submit("mark.updated", {"symbol": "ABC", "price": 3.0}, wait=True)
+        engine.snapshot_now()  # the engine's own snapshots and writes still work
+    assert verify_journal(path).ok
+    with _engine(tmp_path) as again:  # recovery (snapshot, then replay) still writes it
+        assert again.recovery_report.ok and again.recovery_report.snapshot_id is not None
+        assert again.store.get("market.marks.ABC")["price"] == 3.0

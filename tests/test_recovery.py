@@ -188,9 +188,10 @@ def test_snapshots_folded_by_other_reducers_are_replayed_past_not_mixed_in(tmp_p
     def legacy(view, event):  # what the earlier reducers also made of a mark
         return [("legacy.marks", (view.get("legacy.marks") or 0) + 1)]
 
-    with Engine(journal_path=str(path), snapshot_every_events=0, snapshot_every_seconds=0) as old:
-        old.store.register_reducers({"mark.updated": [legacy]})
-        old.store.fold_version = 1
+    old = Engine(journal_path=str(path), snapshot_every_events=0, snapshot_every_seconds=0)
+    old.register_reducers({"mark.updated": [legacy]})
+    old.store.fold_version = 1
+    with old:
         for i in range(30):
             old.submit("mark.updated", {"symbol": "ABC", "price": float(i)})
         old.snapshot_now()

@@ -21,7 +21,7 @@ from tradelab.cpu_layout import PinnedThreads, pin_engine_process
 from tradelab.engine.controls import EngineControls
 from tradelab.engine.kernel import Kernel
 from tradelab.engine.kernel_inline import InlineKernel
-from tradelab.engine.store import FOLD_VERSION, default_reducers
+from tradelab.engine.store import engine_store
 from tradelab.engine.submissions import CriticalPriority, SubmitQueue, Wakeup
 from tradelab.errors import InvalidInputError, JournalError, LifecycleError, TradelabError
 from tradelab.events import Event, TopicRegistry, encode_submitted, now_ns
@@ -63,7 +63,7 @@ class Engine(EngineControls):
         if not durable_acks and not inline_kernel:
             raise InvalidInputError("durable_acks=False needs inline_kernel=True (a backtest)")
         from tradelab.bus import EventBus
-        from tradelab.state import MigrationRegistry, StateStore
+        from tradelab.state import MigrationRegistry
 
         self.config = config_with(config, overrides)
         self.registry = registry if registry is not None else TopicRegistry()
@@ -77,14 +77,12 @@ class Engine(EngineControls):
                 snapshot_version=self.config.state_schema_version, topics=self.registry
             )
         )
-        self.store = StateStore(
-            schema_version=self.config.state_schema_version, migrations=self.migrations
+        self.store, self._store_writes = engine_store(
+            self.config.state_schema_version, self.migrations, self.config.journal_path
         )
         # Live events are built from `self.registry`, the very registry the default migrations
         # take their target versions from, so upcasting them is a no-op the kernel can skip.
         self._upcast_live = migrations is not None
-        self.store.register_reducers(default_reducers())
-        self.store.fold_version = FOLD_VERSION
         self.journal: Journal | None = None
         self.recovery_report: RecoveryReport | None = None
         self.state = CREATED
@@ -111,7 +109,7 @@ class Engine(EngineControls):
         """Add reducers for topics; only before `start()` (replay must see the same set)."""
         if self.state != CREATED:
             raise LifecycleError(f"register reducers before start(); the engine is {self.state}")
-        self.store.register_reducers(mapping)
+        self._store_writes.register_reducers(mapping)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -140,7 +138,7 @@ class Engine(EngineControls):
             timeout=cfg.open_timeout_seconds,
             writer_process=cfg.writer_process,
         )
-        report = recover(self.journal, self.store, migrations=self.migrations)
+        report = recover(self.journal, self._store_writes, migrations=self.migrations)
         self._pinned, writer_cpus = pin_engine_process(cfg.pin_cpus and cfg.writer_process)
         self._writer = self.journal.start_writer(
             cpus=writer_cpus,
@@ -162,7 +160,7 @@ class Engine(EngineControls):
         ]
         self.recovery_report = report
         self._kernel = (InlineKernel if self._inline else Kernel)(
-            store=self.store,
+            store=self._store_writes,
             bus=self.bus,
             writer=self._writer,
             queue=self._queue,

@@ -57,3 +57,20 @@ def build_store(
     if reducers:
         store.register_reducers(reducers)
     return store
+
+
+def engine_store(schema_version: int, migrations: Any, journal_path: str) -> tuple[Any, Any]:
+    """An engine's store (the default reducers) and its writer (`StateStore.refuse_writes`),
+    which only the engine holds: its recovery and kernel fold the journal into the store;
+    anyone else's write would leave the store, and the seqs journaled after it, off that fold."""
+    from tradelab.state import StateStore
+
+    store = StateStore(schema_version=schema_version, migrations=migrations)
+    store.register_reducers(default_reducers())
+    store.fold_version = FOLD_VERSION
+    writer = store.refuse_writes(
+        f"this store is the engine's state, the fold of its journal {journal_path}, read-only "
+        "to everyone but the engine: change it with engine.submit(topic, payload), which "
+        "journals the event and applies it"
+    )
+    return store, writer

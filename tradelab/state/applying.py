@@ -32,9 +32,7 @@ class ApplyMixin:
     def apply(self, event: Event) -> None:
         """Apply one event whose seq is `version + 1`; on any failure the store is unchanged."""
         self._check_writable()
-        notifications, _, error = self._apply((event,), each=False, upcast=True)
-        if notifications:
-            self._watchers.deliver(notifications, self._version)
+        self._apply_batch((event,))
 
     def apply_batch(self, events: Iterable[Event]) -> None:
         """Apply consecutive events as one atomic change set (watchers see it once)."""
@@ -59,6 +57,11 @@ class ApplyMixin:
         very topic registry the migrations target (the engine's own live events).
         """
         self._check_writable()
+        return self._apply_each(events, upcast)
+
+    def _apply_each(
+        self, events: Sequence[Event], upcast: bool = True
+    ) -> tuple[int, TradelabError | None]:
         if not events:
             return 0, None
         notifications, applied, error = self._apply(events, each=True, upcast=upcast)

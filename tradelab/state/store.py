@@ -13,7 +13,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from tradelab.errors import InvalidInputError, SchemaVersionError
+from tradelab.errors import (
+    InvalidInputError,
+    LifecycleError,
+    SchemaVersionError,
+    TradelabError,
+)
 from tradelab.events import Event
 from tradelab.state.applying import ApplyMixin
 from tradelab.state.meta import MetaTree, PathMeta, load_meta
@@ -73,6 +78,10 @@ class StateStore(ApplyMixin):
 
     # -- reducers -------------------------------------------------------------------------------
     def register_reducer(self, topic: str, reducer: Reducer) -> None:
+        self._check_writable()  # a reducer changes what every later event folds into
+        self._register_reducer(topic, reducer)
+
+    def _register_reducer(self, topic: str, reducer: Reducer) -> None:
         if not isinstance(topic, str) or not topic:
             raise InvalidInputError(f"reducer topic must be a non-empty str, got {topic!r}")
         if not callable(reducer):
@@ -90,9 +99,13 @@ class StateStore(ApplyMixin):
             self._reducers, self._plans = reducers, plans
 
     def register_reducers(self, mapping: Mapping[str, Reducer | Sequence[Reducer]]) -> None:
+        self._check_writable()
+        self._register_reducers(mapping)
+
+    def _register_reducers(self, mapping: Mapping[str, Reducer | Sequence[Reducer]]) -> None:
         for topic, entry in mapping.items():
             for reducer in entry if isinstance(entry, Sequence) else (entry,):
-                self.register_reducer(topic, reducer)
+                self._register_reducer(topic, reducer)
 
     def reducers_for(self, topic: str) -> tuple[Reducer, ...]:
         return self._reducers.get(topic, ())
@@ -177,9 +190,14 @@ class StateStore(ApplyMixin):
 
     def refuse_writes(self, why: str) -> StoreWriter:
         """Make the store read-only for everyone but its one owner: from now on `apply`,
-        `apply_batch`, `apply_each` and `load_snapshot` raise LifecycleError(`why`), and the
-        returned writer keeps `apply_batch` and `load_snapshot` (a replica following an
-        engine: a write of a reader's would diverge from the engine unseen)."""
+        `apply_batch`, `apply_each`, `load_snapshot` and `register_reducer(s)` raise
+        LifecycleError(`why`), and only the returned writer (held by the owner) makes them
+        (an engine folding its journal, a replica following an engine: a write of a reader's
+        would make the store differ from that fold unseen). Once per store."""
+        if self._writes_refused:
+            raise LifecycleError(
+                f"the store's writes have an owner already: {self._writes_refused}"
+            )
         self._writes_refused = why
         return StoreWriter(self)
 
@@ -274,15 +292,38 @@ class StateStore(ApplyMixin):
 
 
 class StoreWriter:
-    """The writes of a store whose other users only read it (`StateStore.refuse_writes`)."""
+    """A store as its one owner sees it (`StateStore.refuse_writes`): the writes the store
+    refuses to everyone else, and every read as the store's own, so the owner's recovery and
+    kernel take it wherever they take a store."""
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
+
+    def __getattr__(self, name: str) -> Any:  # reads: version, snapshot, migrations...
+        if name == "_store":  # not set yet (a copy in the making): no endless lookup
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+    def apply(self, event: Event) -> None:
+        """As `StateStore.apply`."""
+        self._store._apply_batch((event,))
 
     def apply_batch(self, events: Iterable[Event]) -> None:
         """As `StateStore.apply_batch`."""
         self._store._apply_batch(events)
 
-    def load_snapshot(self, snapshot: StateSnapshot) -> None:
+    def apply_each(
+        self, events: Sequence[Event], *, upcast: bool = True
+    ) -> tuple[int, TradelabError | None]:
+        """As `StateStore.apply_each`."""
+        return self._store._apply_each(events, upcast)
+
+    def load_snapshot(
+        self, snapshot: StateSnapshot, migrations: MigrationRegistry | None = None
+    ) -> None:
         """As `StateStore.load_snapshot`."""
-        self._store._load_snapshot(snapshot)
+        self._store._load_snapshot(snapshot, migrations)
+
+    def register_reducers(self, mapping: Mapping[str, Reducer | Sequence[Reducer]]) -> None:
+        """As `StateStore.register_reducers`."""
+        self._store._register_reducers(mapping)
