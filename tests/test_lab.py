@@ -147,6 +147,26 @@ def test_lab_refuses_an_unknown_strategy_parameter_before_opening_the_journal(tm
     assert not path.exists()
 
 
+@pytest.mark.parametrize(
+    "arguments, said",
+    [
+        ({"risk": {"daily_loss_limit": 0}}, r"risk must be a RiskConfig .*got dict .*RiskConfig\("),
+        ({"engine": {"group_commit_ms": 5}}, r"engine must be an EngineConfig .*got dict"),
+        ({"config": 5}, r"config must be a LabConfig .*got int 5"),
+        ({"config": {"seed": 1}}, r"config must be a LabConfig .*Lab\(\*\*settings\)"),
+        ({"broker": "paper"}, r"broker must be a PaperBrokerConfig .*got str 'paper'"),
+    ],
+)
+def test_a_settings_object_of_the_wrong_kind_is_refused_naming_it(tmp_path, arguments, said):
+    # A risk dict used to be taken: the daily loss monitor died on its thread and every order
+    # raised an AttributeError from inside the risk gate.
+    path = tmp_path / "lab.duckdb"
+    config = arguments.pop("config", None)
+    with pytest.raises(InvalidInputError, match=said):
+        Lab(config, journal_path=str(path), strategy="none", **arguments)
+    assert not path.exists()
+
+
 def test_a_feed_stall_needs_a_paced_feed(tmp_path):
     import pytest
 

@@ -37,6 +37,7 @@ from tradelab.errors import (
 from tradelab.lab_config import (
     LabConfig,
     apply_settings,
+    check_lab_parts,
     check_not_a_backtest,
     check_tradable_hours,
     configured_strategies,
@@ -94,6 +95,8 @@ class Lab:
         """`strategies`: trade these instead of the config's `strategy` (a notebook's own).
         `engine`, `sim_feed`, `replay_feed`, `broker`: their other settings; the journal path,
         seed, pace and strikes always come from `config`."""
+        check_lab_parts(config=config, risk=risk, reconciler=reconciler, engine=engine)
+        check_lab_parts(sim_feed=sim_feed, replay_feed=replay_feed, broker=broker)
         self.config = config if config is not None else LabConfig()
         self.risk_config = risk if risk is not None else RiskConfig()
         if overrides:

@@ -104,6 +104,44 @@ class LabConfig(param.Parameterized):
     )
 
 
+def check_lab_parts(**parts: Any) -> None:
+    """Each of Lab's settings objects (`config`, `risk`, `engine`...) is its own config class
+    or None: a dict or another object would only fail later, deep in an order or on a thread
+    of its own (the daily loss monitor's), leaving the session running unchecked."""
+    from tradelab.broker import PaperBrokerConfig
+    from tradelab.broker.reconcile import ReconcilerConfig
+    from tradelab.config import EngineConfig
+    from tradelab.trading.risk import RiskConfig
+
+    kinds = {
+        "config": LabConfig,
+        "risk": RiskConfig,
+        "reconciler": ReconcilerConfig,
+        "engine": EngineConfig,
+        "sim_feed": SimulatedFeedConfig,
+        "replay_feed": ReplayFeedConfig,
+        "broker": PaperBrokerConfig,
+    }
+    for name, value in parts.items():
+        kind = kinds[name]
+        if value is None or isinstance(value, kind):
+            continue
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        hint = ""
+        if isinstance(value, dict):
+            hint = (
+                "; pass settings as keywords: Lab(**settings)"
+                if name == "config"
+                else f"; make one of the dict: {kind.__name__}(**settings)"
+            )
+        article = "an" if kind.__name__[0] in "AEIOU" else "a"
+        raise InvalidInputError(
+            f"Lab's {name} must be {article} {kind.__name__} or None (the defaults), got "
+            f"{type(value).__name__} {shown}{hint}"
+        )
+
+
 def apply_settings(cfg: LabConfig, settings: dict[str, Any]) -> None:
     """`Lab(**settings)` onto `cfg`: a path may be a Path; an unknown name or a bad value is an
     InvalidInputError naming the setting, and leaves `cfg` unchanged."""
