@@ -4,8 +4,11 @@ keep their place, and a stop is not queued behind a backlog of ticks."""
 import threading
 import time
 
+import pytest
+
 from tradelab.broker import PaperBroker
 from tradelab.engine import Engine
+from tradelab.errors import LifecycleError
 from tradelab.events import Event
 from tradelab.journal import JournalReader
 from tradelab.runner import Strategy
@@ -121,3 +124,33 @@ def test_a_stop_that_times_out_behind_a_hook_says_so(tmp_path, caplog):
         assert runner.stopped_in_time is False
         assert "did not stop within 0.2 s" in caplog.text
         stuck.release.set()
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+def test_operator_commands_after_the_runner_stopped_are_refused_not_queued(tmp_path, threaded):
+    # Queued after a stop, nothing would ever read them, and set_params returned the values
+    # as if they were applied.
+    from tradelab.runner import SmaCross
+
+    engine = Engine(journal_path=str(tmp_path / "j.duckdb")).start()
+    try:
+        runner = StrategyRunner(
+            engine, ExecutionDesk(PaperBroker(), engine.submit), threaded=threaded
+        )
+        runner.add(SmaCross(fast=3))
+        runner.start()
+        runner.stop()
+        commands = {
+            "pause": lambda: runner.pause("sma_cross"),
+            "resume": lambda: runner.resume("sma_cross"),
+            "stop": lambda: runner.stop_strategy("sma_cross"),
+            "start": lambda: runner.start_strategy("sma_cross"),
+            "change the parameters of": lambda: runner.set_params("sma_cross", {"fast": 4}),
+        }
+        for what, command in commands.items():
+            with pytest.raises(LifecycleError, match=f"is not running: cannot {what} 'sma_cross'"):
+                command()
+        assert runner.strategies["sma_cross"].fast == 3
+        assert runner.state_of("sma_cross") == "stopped"
+    finally:
+        engine.stop()

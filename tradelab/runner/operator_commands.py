@@ -3,7 +3,8 @@ change its parameters; each is carried out on the runner's thread between two ca
 journaled with who asked.
 
 A mixin of `StrategyRunner` (its state: `_slot`, `_command`, `_transition`, `_stop_slot`,
-`_call`, `_threaded`, `_thread`, `submit`, `inputs_check`, `name`). Thread model: the public
+`_call`, `_threaded`, `_thread`, `_started_once`, `_stop_asked`, `submit`, `inputs_check`,
+`name`). Thread model: the public
 methods from any thread; the `_` methods on the runner's thread.
 """
 
@@ -30,11 +31,13 @@ log = logging.getLogger("tradelab.runner.runner")  # the runner's log
 class OperatorCommandsMixin:
     def pause(self, name: str, who: str = "operator") -> None:
         slot = self._slot(name)
+        self._check_running("pause", name)
         self._command(lambda: self._transition(slot, PAUSED, who, (RUNNING,), hold=True))
 
     def resume(self, name: str, who: str = "operator") -> None:
         """Resume a paused strategy; its fills made while paused reach `on_fill` first."""
         slot = self._slot(name)
+        self._check_running("resume", name)
         self._command(lambda: self._resume_slot(slot, who))
 
     def _resume_slot(self, slot: Any, who: str) -> None:
@@ -57,15 +60,27 @@ class OperatorCommandsMixin:
 
     def stop_strategy(self, name: str, who: str = "operator") -> None:
         slot = self._slot(name)
+        self._check_running("stop", name)
         self._command(lambda: self._stop_slot(slot, who, hold=True))
 
     def start_strategy(self, name: str, who: str = "operator") -> None:
         """Start a stopped or failed strategy again (`on_start`), journaled like every other
         transition: `runner.state_changed` running, with its previous state and who asked."""
         slot = self._slot(name)
-        if self._threaded and (self._thread is None or not self._thread.is_alive()):
-            raise LifecycleError(f"runner {self.name!r} is not running: cannot start {name!r}")
+        self._check_running("start", name)
         self._command(lambda: self._restart_slot(slot, who))
+
+    def _check_running(self, what: str, name: str) -> None:
+        """Refused, not queued: once the runner is stopped nothing reads its inbox, so the
+        command would never be carried out (and set_params would look applied)."""
+        if not self._started_once:
+            return  # `_command` says to start() the runner first
+        gone = self._threaded and (self._thread is None or not self._thread.is_alive())
+        if self._stop_asked or gone:
+            raise LifecycleError(
+                f"runner {self.name!r} is not running: cannot {what} {name!r}; pause, resume, "
+                "stop_strategy, start_strategy and set_params need a running runner"
+            )
 
     def _restart_slot(self, slot: Any, who: str) -> None:
         previous = slot.state
@@ -80,6 +95,7 @@ class OperatorCommandsMixin:
         and journal `runner.params_changed` with who asked. Checked here first: a bad name or
         value raises InvalidInputError and nothing changes. Returns the checked values."""
         slot = self._slot(name)
+        self._check_running("change the parameters of", name)
         values = checked_params(slot.strategy, params, self.inputs_check)
         check_journalable_params(name, values)
         self._command(lambda: self._set_params(slot, values, who))

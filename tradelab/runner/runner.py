@@ -85,6 +85,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         self._thread: threading.Thread | None = None
         self._threaded = threaded
         self._started_once = False
+        self._stop_asked = False  # stop() was called: operator commands are refused from then
         self._pumping = False
         # The thread strategies' hooks run on (the runner's, or the one pumping an unthreaded
         # runner): a context used from any other is refused (StrategyContext._on_handler_thread).
@@ -180,6 +181,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         within `timeout` (a hook still running: `on_stop` may not have been called)."""
         if not self._started_once or (self._threaded and self._thread is None):
             return True
+        self._stop_asked = True
         self._inbox.skip_ticks = True
         self._command(lambda: self._stopped(who))
         if self._thread is not None:
