@@ -85,3 +85,24 @@ def test_a_backtest_dated_before_1970_trades_with_no_fault_armed(tmp_path):
     assert "injected fault" not in result.stderr
     fills = json.loads(result.output)["fills"]
     assert len(fills) >= 2 and fills[0]["ts"] < 0
+
+
+@pytest.mark.parametrize("request_", [None, {"symbol": SYM, "side": "BUY", "quantity": 75}])
+def test_an_outside_order_must_be_an_order_request(request_):
+    broker = paper()
+    with pytest.raises(InvalidInputError, match="request must be an OrderRequest.*got"):
+        broker.faults.place_outside_order(request_)
+    assert broker.account.orders == {}
+
+
+def test_a_fault_on_a_closed_broker_is_refused_as_its_session_stopped(tmp_path):
+    # Its account file is closed: sqlite's "closed database" said nothing of why.
+    from tradelab.errors import LifecycleError
+    from tradelab.trading.orders import OrderRequest, Side
+
+    broker = PaperBroker(clock=paper().clock, account_path=tmp_path / "a.broker.sqlite")
+    broker.close()
+    with pytest.raises(LifecycleError, match="hold_outside_position: broker 'paper' is closed"):
+        broker.faults.hold_outside_position(SYM, 75, 10.0)
+    with pytest.raises(LifecycleError, match="place_outside_order: broker 'paper' is closed"):
+        broker.faults.place_outside_order(OrderRequest("o1", SYM, Side.BUY, 75))

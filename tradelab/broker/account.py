@@ -184,6 +184,7 @@ class PaperAccount:
         self._dirty_orders: dict[str, PaperOrder] = {}
         self._saved_fills = 0
         self._file = AccountFile(path) if path is not None else None
+        self.closed = False  # close() was called: its file takes nothing more
         stored = self._file.load() if self._file is not None else None
         if stored is None:
             # Ids must not repeat across broker restarts: the journal keeps trades by id. A file
@@ -310,6 +311,7 @@ class PaperAccount:
 
     def close(self) -> None:
         """Close the file; what is not saved stays unsaved (the broker saves each change)."""
+        self.closed = True
         if self._file is not None:
             self._file.close()
 

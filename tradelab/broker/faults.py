@@ -13,7 +13,7 @@ import math
 import numbers
 from typing import TYPE_CHECKING, Any
 
-from tradelab.errors import InvalidInputError
+from tradelab.errors import InvalidInputError, LifecycleError
 from tradelab.market.clock import NS_PER_S
 from tradelab.trading.orders import OrderRequest, OrderUpdate, check_price
 
@@ -55,6 +55,12 @@ class PaperFaults:
     def place_outside_order(self, request: OrderRequest) -> OrderUpdate:
         """Send an order as if from another terminal: the account takes it, but its acceptance
         (and any fill it gets at once) is reported to no listener."""
+        if not isinstance(request, OrderRequest):
+            raise InvalidInputError(
+                f"request must be an OrderRequest (tradelab.trading.orders), got "
+                f"{type(request).__name__} {_shown(request)}"
+            )
+        self._check_open("place_outside_order")
         with self._broker._lock:  # no other caller's reports are silenced meanwhile
             self.silent = True
             try:
@@ -66,6 +72,7 @@ class PaperFaults:
         """Put a position in the account as if opened elsewhere (another terminal): no order,
         no fill, no report; cash pays for it. `quantity` is signed units in whole lots (short
         < 0), `price` the positive premium paid per unit."""
+        self._check_open("hold_outside_position")
         broker = self._broker
         contract = broker.universe.parse(symbol)
         signed = _signed_lots(quantity, broker.universe.lot_size(contract), symbol)
@@ -77,9 +84,22 @@ class PaperFaults:
             broker.account.move(symbol, signed, price, 0.0)
             broker._save_then_report()
 
+    def _check_open(self, what: str) -> None:
+        # A closed broker's account file is closed too: nothing can be put in it any more.
+        if self._broker.account.closed:
+            raise LifecycleError(
+                f"{what}: broker {self._broker.name!r} is closed (its session stopped); "
+                "faults are injected into a broker whose session is running"
+            )
+
     def clear(self) -> None:
         self.fill_reports_to_drop = self.cancels_to_fill = self.reads_to_fail = 0
         self.reject_until_ns = None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _count(count: int) -> int:

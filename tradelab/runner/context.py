@@ -147,6 +147,9 @@ class StrategyContext:
 
     def target(self, symbol: str, quantity: int) -> str | None:
         """Trade towards a signed target position (counting working orders); None if there."""
+        if isinstance(quantity, bool) or not isinstance(quantity, numbers.Real):
+            # As place_order says it: text or None would fail inside the arithmetic below.
+            raise InvalidOrderError(f"quantity {quantity!r} for {symbol} is not a number")
         delta = quantity - self.position(symbol) - self.working(symbol)
         if delta == 0:
             return None

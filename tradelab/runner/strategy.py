@@ -270,6 +270,11 @@ def checked_params(
     InvalidInputError naming it. `inputs_check` (a session's `check_strategy_inputs`) also
     refuses an instrument or bar interval the session does not have."""
     cls = type(strategy)
+    if not isinstance(params, Mapping):
+        raise InvalidInputError(
+            f"parameters of strategy {strategy.name!r} must be a mapping of name to value, "
+            f"e.g. {{'lots': 2}}; got {type(params).__name__} {params!r}"[:300]
+        )
     if "name" in params:
         raise InvalidInputError(f"the name of strategy {strategy.name!r} cannot be changed")
     text = {k: v for k, v in params.items() if isinstance(v, str)}

@@ -10,7 +10,7 @@ the change set is complete and the lock is released.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from time import perf_counter
 from typing import Any
 
@@ -133,7 +133,7 @@ class ApplyMixin:
                             self._reducer_failures += 1
                             raise StateError(
                                 f"reducer {_name(reducer)} for topic {event.topic!r} failed at "
-                                f"seq {seq}: {exc}; the store is unchanged (version "
+                                f"seq {seq}: {_reason(exc, event)}; the store is unchanged (version "
                                 f"{version if each else self._version})"
                             ) from exc
             except TradelabError as exc:
@@ -189,6 +189,18 @@ def _sequence_message(event: Event, version: int) -> str:
         f"event seq {event.seq} (topic {event.topic!r}) leaves a gap; the store is at version "
         f"{version} and expects seq {version + 1}"
     )
+
+
+def _reason(exc: Exception, event: Event) -> str:
+    """Why a reducer failed; a KeyError of a field the payload lacks names it (a bare
+    "'position_id'" does not say a field is missing)."""
+    payload = event.payload
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(payload, Mapping):
+        field = exc.args[0]
+        if isinstance(field, str) and field not in payload:
+            given = ", ".join(sorted(str(k) for k in payload)) or "none"
+            return f"its payload has no field {field!r}, which the reducer needs (given: {given})"
+    return str(exc)
 
 
 def _name(reducer: Any) -> str:

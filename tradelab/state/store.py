@@ -130,6 +130,12 @@ class StateStore(ApplyMixin):
     def read_frozen(self, paths: Iterable[str]) -> tuple[int, dict[str, Any]]:
         """(version, {path: value or MISSING}) of SHARED frozen nodes, for readers in this
         package that copy only what changed (the reactive face). Never mutate them."""
+        if isinstance(paths, str) or not isinstance(paths, Iterable):
+            # A str is iterable too: read char by char it would name '.' as the bad path.
+            raise InvalidInputError(
+                f"paths must be a list of state paths, e.g. ['pnl.daily'], got "
+                f"{type(paths).__name__} {paths!r}; for one path use get(path)"
+            )
         parsed = [(path, parse_path(path)) for path in paths]
         version, root = self._frozen_root()
         tree = CowTree(root)

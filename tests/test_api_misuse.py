@@ -1,0 +1,79 @@
+"""Misuse of the public API answered with a TradelabError that names the argument and what it
+takes, not a TypeError or KeyError from deep inside."""
+
+import pytest
+
+from tests.test_backtest import write_bars
+from tradelab.broker import PaperBroker
+from tradelab.engine import Engine
+from tradelab.engine.store import build_store
+from tradelab.errors import InvalidInputError, InvalidOrderError, StateError
+from tradelab.runner import SmaCross, Strategy
+from tradelab.runner.backtest import run_backtest
+from tradelab.runner.runner import StrategyRunner
+from tradelab.trading.execution import ExecutionDesk
+
+
+@pytest.mark.parametrize("paths", ["pnl.daily", None, 5])
+def test_get_many_takes_a_list_of_paths_and_names_anything_else(paths):
+    # A str used to be read char by char, and the error named the path '.'.
+    with pytest.raises(InvalidInputError, match=rf"paths must be a list of state paths.*{paths!r}"):
+        build_store().get_many(paths)
+
+
+def test_an_event_missing_a_field_its_reducer_needs_says_which(tmp_path):
+    said = "payload has no field 'position_id'.*given: price"
+    with (
+        Engine(journal_path=str(tmp_path / "j.duckdb")) as engine,
+        pytest.raises(StateError, match=said),
+    ):
+        engine.submit("trade.executed", {"price": 1.0}, wait=True)
+
+
+@pytest.mark.parametrize("params", [None, [("fast", 4)], "fast=4"])
+def test_set_params_takes_a_mapping_and_names_anything_else(tmp_path, params):
+    engine = Engine(journal_path=str(tmp_path / "j.duckdb")).start()
+    try:
+        runner = StrategyRunner(engine, ExecutionDesk(PaperBroker(), engine.submit))
+        runner.add(SmaCross(fast=3))
+        runner.start()
+        with pytest.raises(InvalidInputError, match="must be a mapping of name to value"):
+            runner.set_params("sma_cross", params)
+        runner.stop()
+        assert runner.strategies["sma_cross"].fast == 3
+    finally:
+        engine.stop()
+
+
+class Probe(Strategy):
+    """Calls `probe(ctx)` on its third bar and keeps what it returned or raised."""
+
+    strategy_name = "probe"
+
+    def symbols_needed(self):
+        return {"ABC": "symbol"}
+
+    def on_start(self, ctx):
+        self.seen, self.outcome = 0, None
+
+    def on_bar(self, ctx, bar):
+        self.seen += 1
+        if self.seen == 3:
+            try:
+                self.outcome = self.probe(ctx)
+            except Exception as exc:
+                self.outcome = exc
+
+
+def probed(tmp_path, probe):
+    strategy = Probe()
+    strategy.probe = probe
+    run_backtest(write_bars(tmp_path / "ABC.csv"), strategy, journal_path=tmp_path / "bt.duckdb")
+    return strategy.outcome
+
+
+@pytest.mark.parametrize("quantity", ["1", None])
+def test_target_refuses_a_quantity_that_is_not_a_number_as_buy_does(tmp_path, quantity):
+    error = probed(tmp_path, lambda ctx: ctx.target("ABC", quantity))
+    assert isinstance(error, InvalidOrderError)
+    assert str(error) == f"quantity {quantity!r} for ABC is not a number"
