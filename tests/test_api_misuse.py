@@ -77,3 +77,16 @@ def test_target_refuses_a_quantity_that_is_not_a_number_as_buy_does(tmp_path, qu
     error = probed(tmp_path, lambda ctx: ctx.target("ABC", quantity))
     assert isinstance(error, InvalidOrderError)
     assert str(error) == f"quantity {quantity!r} for ABC is not a number"
+
+
+@pytest.mark.parametrize("interval", ["15min", "1 m", None])
+def test_bars_refuses_an_interval_that_is_no_bar_length_naming_the_lengths(tmp_path, interval):
+    # It read as "no bars yet": a strategy with the typo never traded, and nothing said why.
+    error = probed(tmp_path, lambda ctx: ctx.bars("ABC", interval))
+    assert isinstance(error, InvalidInputError)
+    assert f"interval {interval!r} is not a bar length" in str(error)
+    assert "1m, 5m, 15m, 1h" in str(error)
+
+
+def test_bars_of_the_files_own_length_are_read(tmp_path):
+    assert len(probed(tmp_path, lambda ctx: ctx.bars("ABC", "1d"))) == 3

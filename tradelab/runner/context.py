@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import logging
 import numbers
+import re
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tradelab.errors import InvalidInputError, InvalidOrderError
+from tradelab.market.bars import INTERVAL_SECONDS
 from tradelab.state.paths import check_path_level
 from tradelab.trading.book import position_id
 
 if TYPE_CHECKING:
     from tradelab.runner.strategy import Strategy
+
+# A bar length's label: a session's (INTERVAL_SECONDS) or a bar file's own (e.g. '1d', '30s').
+BAR_LENGTH = re.compile(r"[1-9][0-9]*[smhd]")
 
 # Fields of a signal's payload and its stored row that tradelab sets itself.
 SIGNAL_FIELDS = frozenset({"strategy", "name", "ts", "signal_id", "detected_ts", "seq"})
@@ -81,6 +86,12 @@ class StrategyContext:
         """The closed bars the store keeps (the last BARS_KEPT, 200), oldest first, as of the
         event being handled: in on_bar the bar being handled is the last one, never a later
         bar the store already holds in a live session."""
+        if type(interval) is not str or not BAR_LENGTH.fullmatch(interval):
+            # Not a bar length at all ('15min'): it would read as "no bars yet" for ever.
+            raise InvalidInputError(
+                f"interval {interval!r} is not a bar length; a session builds "
+                f"{', '.join(INTERVAL_SECONDS)} (a bar file's own length reads as e.g. '1d')"
+            )
         bars = self.store.get(f"market.bars.{symbol}.{interval}", None) or ()
         now = self._runner.current_ts
         if now and bars and bars[-1]["end"] > now:  # the store is ahead of this strategy
