@@ -170,6 +170,7 @@ class BridgeHub:
             schema_version=self.engine.store.schema_version,
             durable_seq=history.last_seq,
             resume=resume,
+            topics=tuple(spec.name for spec in self.engine.registry if not spec.transient),
         )
 
     async def serve(self, session: ReplicaSession) -> None:

@@ -59,6 +59,7 @@ class Welcome(msgspec.Struct, tag="welcome", tag_field="type"):
     schema_version: int
     durable_seq: int
     resume: bool
+    topics: tuple[str, ...] = ()  # the engine's durable topics: all a replica is ever sent
 
 
 class Snapshot(msgspec.Struct, tag="snapshot", tag_field="type"):

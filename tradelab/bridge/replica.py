@@ -12,7 +12,6 @@ server epoch, or history that no longer reaches back, it loads a fresh snapshot.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import gc
 import logging
@@ -21,16 +20,21 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import tornado.httpclient
 import tornado.websocket
 
 from tradelab.bridge import protocol
 from tradelab.bridge.protocol import BridgeAddressError, BridgeAuthError, BridgeError
+from tradelab.bridge.replica_inputs import (
+    Auth,
+    check_subscription,
+    request_headers,
+    websocket_url,
+)
 from tradelab.bus import EventBus
 from tradelab.engine.store import build_store
-from tradelab.errors import InvalidInputError, SchemaVersionError, TradelabError
+from tradelab.errors import SchemaVersionError, TradelabError
 from tradelab.events import Event
 from tradelab.state import ReactiveState, StateSnapshot
 
@@ -38,37 +42,6 @@ log = logging.getLogger(__name__)
 # A first connection refused this long is a wrong address (a server that is starting listens
 # within it); once connected, a refusal is a server restarting, retried until close().
 REFUSED_AT_START_SECONDS = 5.0
-
-Auth = tuple[str, str] | str | Mapping[str, str] | None
-
-
-def _request_headers(auth: Auth) -> dict[str, str]:
-    """(user, password) → basic auth; a str → the Cookie header as is; a mapping → cookies."""
-    if auth is None:
-        return {}
-    if isinstance(auth, tuple) and len(auth) == 2 and all(isinstance(a, str) for a in auth):
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        return {"Authorization": f"Basic {token}"}
-    if isinstance(auth, str):
-        return {"Cookie": auth}
-    if isinstance(auth, Mapping):
-        return {"Cookie": "; ".join(f"{name}={value}" for name, value in auth.items())}
-    raise InvalidInputError(
-        f"auth must be (user, password), a Cookie header str or a {{name: value}} mapping of "
-        f"cookies, got {type(auth).__name__}"
-    )
-
-
-def _websocket_url(url: str) -> str:
-    parts = urlsplit(url)
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-    if scheme not in ("ws", "wss") or not parts.netloc:
-        raise InvalidInputError(
-            f"url {url!r} is not a console address; expected e.g. ws://host:5006/bridge or "
-            "http://host:5006 (the /bridge route is then assumed)"
-        )
-    path = parts.path if parts.path not in ("", "/") else "/bridge"
-    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
 
 
 class Replica:
@@ -88,8 +61,8 @@ class Replica:
         max_message_bytes: int = 1 << 30,
         history_size: int = 1_000,
     ) -> None:
-        self.url = _websocket_url(url)
-        self._headers = _request_headers(auth)
+        self.url = websocket_url(url)
+        self._headers = request_headers(auth)
         self.store = build_store(schema_version, reducers)
         self._writes = self.store.refuse_writes(
             f"this store is a replica of the engine at {self.url}, read-only: events go to the "
@@ -102,6 +75,7 @@ class Replica:
         self.ping_interval = ping_interval
         self.max_message_bytes = max_message_bytes
         self.epoch: str | None = None  # the server history the state is consistent with
+        self.topics: frozenset[str] | None = None  # the engine's durable topics, once welcomed
         self.error: BaseException | None = None  # what stopped it for good
         self.connected = False
         self._awaiting_snapshot = True
@@ -133,6 +107,9 @@ class Replica:
         """Call `fn(event)` for each applied event matching the glob (on the replica's thread).
 
         A snapshot (a resync) replaces the state without calling handlers."""
+        check_subscription(
+            topic_pattern, self.store, self.topics
+        )  # else a typo would never fire, unsaid
         return self.bus.subscribe(topic_pattern, fn)
 
     def wait_for_seq(self, seq: int, timeout: float | None = None) -> bool:
@@ -328,6 +305,7 @@ class Replica:
             if msg.resume and msg.epoch != self.epoch:
                 raise BridgeError(f"server resumed epoch {msg.epoch}, replica is at {self.epoch}")
             self._offered_epoch = msg.epoch
+            self.topics = frozenset(msg.topics) or None  # None: a server that does not say
             self._awaiting_snapshot = not msg.resume
             if msg.resume:
                 self._in_step()

@@ -1,0 +1,28 @@
+"""A replica's subscriptions: what the engine never sends it (a misspelt topic, a transient
+one) is refused, naming it, as the engine's own bus refuses an unknown topic."""
+
+from __future__ import annotations
+
+import pytest
+
+from tradelab.bridge import BridgeServer, connect
+from tradelab.engine import Engine
+from tradelab.errors import InvalidInputError, UnknownTopicError
+from tradelab.events import TopicSpec
+
+
+def test_a_replica_refuses_a_topic_it_is_never_sent_and_takes_the_engines_own(tmp_path):
+    engine = Engine(journal_path=str(tmp_path / "lab.duckdb"), snapshot_every_seconds=0)
+    engine.registry.register(TopicSpec("test.blob", description="a topic of the engine's own"))
+    with engine, BridgeServer(engine) as server, connect(server.url) as replica:
+        with pytest.raises(UnknownTopicError, match="'trade.execute'; did you mean 'trade.exe"):
+            replica.subscribe("trade.execute", print)
+        with pytest.raises(InvalidInputError, match="'market.tick' is transient"):
+            replica.subscribe("market.tick", print)
+        seen = []
+        replica.subscribe("test.blob", seen.append)  # registered on this engine: sent
+        replica.subscribe("trade.*", print)
+        replica.subscribe("bus.handler_failed", print)  # the replica's own bus publishes it
+        engine.submit("test.blob", {"n": 1}, wait=True)
+        assert replica.wait_for_seq(engine.flush(), 20)
+    assert [event.payload for event in seen] == [{"n": 1}]
