@@ -58,13 +58,22 @@ def test_broker_that_stays_down_degrades_the_session_once_and_recovers_on_reconn
     first = reconciler.run_once()
     second = reconciler.run_once()
     assert first.degraded and "disconnected" in first.degraded and second.degraded
-    assert len(s.events("broker.degraded")) == 1  # a change of health, journaled once
+    # A change of health, journaled once: the disconnect itself degraded it.
+    assert len(s.events("broker.disconnected")) == 1 and s.events("broker.degraded") == []
     assert s.store.get("broker.health.paper.state") == "degraded"
     assert s.events("reconciliation.started") == []  # no run was recorded against a dead broker
     s.broker.connect()
+    assert s.store.get("broker.health.paper.state") == "ok"  # at once, not at the next run
     assert reconciler.run_once().ok
-    assert s.store.get("broker.health.paper.state") == "ok"
-    assert len(s.events("broker.recovered")) == 1
+    assert s.events("broker.recovered") == []
+
+
+def test_a_broker_whose_reads_fail_while_connected_degrades_at_the_reconcilers_run():
+    s = Session()
+    s.broker.faults.fail_reads(10)  # more than the retries
+    first = s.reconciler(retry_attempts=2).run_once()
+    assert first.degraded and len(s.events("broker.degraded")) == 1
+    assert s.store.get("broker.health.paper.state") == "degraded"
 
 
 def test_periodic_reconciler_runs_on_start_and_every_interval_and_stops():
