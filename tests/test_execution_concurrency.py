@@ -134,3 +134,38 @@ def test_the_broker_sees_an_order_only_once_its_submission_is_applied(tmp_path):
     finally:
         engine.stop()
     assert seen_by_broker == ["submitted"] * 5
+
+
+def test_a_bus_handler_placing_two_entries_cannot_pass_a_limit_with_room_for_one(tmp_path):
+    # On the kernel thread a submission is not applied when submit returns: the gate must keep
+    # counting the first order until the store has it.
+    engine, broker = paper_session(str(tmp_path / "j.duckdb"))
+    gate = RiskGate(RiskConfig(max_open_positions=1), engine.store, engine.submit)
+    desk = ExecutionDesk(broker, engine.submit, risk=gate)
+    results = []
+
+    def place_two(event):
+        if results:
+            return
+        for i, symbol in enumerate(SYMBOLS[1:3]):
+            try:
+                desk.place_order(symbol, "BUY", 75, strategy=f"k{i}")
+                results.append("ok")
+            except OrderDeniedError as exc:
+                results.append(exc.check)
+
+    engine.bus.subscribe("mark.updated", place_two, name="kernel-placer")
+    try:
+        engine.submit("mark.updated", {"symbol": SYMBOLS[1], "price": 100.5}, wait=True)
+        engine.wait_applied()
+        deadline = time.monotonic() + 30
+        while len(results) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        engine.flush()
+        engine.wait_applied()
+        assert results == ["ok", "max_open_positions"]
+        assert len(engine.store.get("trading.open_positions")) == 1
+        desk.place_order(SYMBOLS[1], "BUY", 75, strategy="k0")  # adds to the open one
+        assert gate._in_flight_orders() == []
+    finally:
+        engine.stop()

@@ -31,9 +31,10 @@ from tradelab.errors import (
     TradelabError,
 )
 from tradelab.market.instruments import OptionUniverse
-from tradelab.state.paths import check_path_level, is_path_level
+from tradelab.state.paths import check_path_level
 from tradelab.trading.book import position_id
 from tradelab.trading.closes import position_closed_payload, unclosed_positions
+from tradelab.trading.desk_payloads import check_update_ids, refused_payload
 from tradelab.trading.orders import (
     OrderRequest,
     OrderType,
@@ -152,7 +153,7 @@ class ExecutionDesk:
                 except InvalidInputError as exc:
                     self._emit(
                         "order.rejected",
-                        _refused(order_id, symbol, side, quantity, strategy, str(exc)),
+                        refused_payload(order_id, symbol, side, quantity, strategy, str(exc)),
                         order_id,
                     )
                     raise InvalidOrderError(str(exc)) from exc
@@ -166,15 +167,23 @@ class ExecutionDesk:
                     try:
                         self._emit("order.submitted", self._submitted(request), order_id)
                         self._hand_over()
-                    finally:  # applied (or failed): the limits read it from the store now
+                    except BaseException:  # never submitted: it holds no room in the limits
                         if self.risk is not None:
                             self.risk.settled(order_id)
+                        raise
+                    # Applied (from a bus handler, on the kernel thread, it is not yet: the gate
+                    # drops it once the store has it): the limits read it from the store now.
+                    if self.risk is not None and self._has_order(order_id):
+                        self.risk.settled(order_id)
                 # Acceptance, fills or a rejection come back through on_order_update, on this
                 # thread, before submit_order returns; a rejection is re-raised here.
                 self.broker.submit_order(request)
         finally:
             self._release(order_id)
         return order_id
+
+    def _has_order(self, order_id: str) -> bool:
+        return self.store.get(f"trading.orders.{order_id}", None) is not None
 
     def _submitted(self, request: OrderRequest) -> dict[str, Any]:
         """The order.submitted payload: the request, and when it was sent on the session's
@@ -366,7 +375,7 @@ class ExecutionDesk:
     # -- broker callbacks -------------------------------------------------------------------
     def on_order_update(self, update: OrderUpdate) -> None:
         """One broker report -> its order.* event, and a critical trade.executed per fill."""
-        _check_update_ids(update)  # broker ids become path levels too: refuse before submitting
+        check_update_ids(update)  # broker ids become path levels too: refuse before submitting
         self._emit(f"order.{update.status}", update.to_payload(), update.order_id)
         if update.fill is not None:
             trade = update.fill.to_payload()
@@ -377,26 +386,3 @@ class ExecutionDesk:
     def on_connection(self, connected: bool, ts: int) -> None:
         topic = "broker.reconnected" if connected else "broker.disconnected"
         self._emit(topic, {"broker": self.broker.name, "ts_broker": ts}, self.broker.name)
-
-
-def _refused(order_id, symbol, side, quantity, strategy, reason) -> dict[str, Any]:
-    return {
-        "order_id": order_id,
-        "symbol": symbol,
-        # Only text that encodes anywhere: the refused value is named in reason.
-        "side": str(side) if str(side).isascii() else ascii(side),
-        "quantity": quantity if isinstance(quantity, int) else None,
-        "strategy": strategy if is_path_level(strategy) else "manual",
-        "reason": reason,
-    }
-
-
-def _check_update_ids(update: OrderUpdate) -> None:
-    check_path_level(update.order_id, "broker update order id")
-    check_path_level(update.symbol, "broker update symbol")
-    check_path_level(update.strategy, "broker update strategy name")
-    fill = update.fill
-    if fill is not None:
-        check_path_level(fill.trade_id, "broker fill trade id")
-        check_path_level(fill.symbol, "broker fill symbol")
-        check_path_level(fill.strategy, "broker fill strategy name")

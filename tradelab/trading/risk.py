@@ -127,9 +127,12 @@ class RiskGate:
             self._in_flight.pop(order_id, None)
 
     def _in_flight_orders(self) -> list[OrderRequest]:
-        """Orders let through whose submission the store has not applied yet."""
+        """Orders let through whose submission the store has not applied yet (those it has are
+        dropped here: the desk cannot wait for it on the kernel thread)."""
         orders = self.store.get("trading.orders", None) or {}
-        return [r for oid, r in self._in_flight.items() if oid not in orders]
+        for order_id in [oid for oid in self._in_flight if oid in orders]:
+            del self._in_flight[order_id]
+        return list(self._in_flight.values())
 
     def _check_state(self, request: OrderRequest, exit_only: bool, reduces: bool) -> Denial | None:
         state = self.state
