@@ -283,6 +283,42 @@ def test_a_restart_does_the_breach_flatten_a_crash_cut_short_after_reconciling()
     assert steps == ["reconcile", "flatten"]
 
 
+def _restarted_with_a_flatten_due():
+    s = Session(daily_loss_limit=500.0, flatten_on_breach=True)
+    s.desk.reset_daily_pnl("2025-11-12")
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.mark(SYM, 96.0)
+    assert DailyLossMonitor(s.config, s.kernel.store, s.kernel.submit).check() is True
+    s.monitor.finish_after_restart(None)
+    return s
+
+
+def test_a_restart_flatten_still_pending_is_dropped_once_an_operator_resumes():
+    s = _restarted_with_a_flatten_due()
+    s.gate.resume("ops-anna", "keeping the position")  # before the first try
+    s.monitor.check()
+    s.gate.halt("ops-anna", "news at 14:00", mode="reducing")  # another halt, later
+    s.monitor.check()
+    assert s.kernel.store.get("trading.positions.a:" + SYM)["net_quantity"] == 150
+
+
+def test_a_restart_flatten_the_broker_refuses_is_retried_with_waits_not_on_every_check():
+    s = _restarted_with_a_flatten_due()
+    tries = []
+
+    def refused():
+        tries.append(1)
+        raise FlattenError([], {"a:" + SYM: "broker rejects every order for now"})
+
+    s.desk.flatten = refused
+    for _ in range(5):  # marks arriving at once: one try, then a wait
+        s.monitor.check()
+    assert len(tries) == 1
+    s.monitor._flatten_next_try = 0.0  # the wait is over
+    s.monitor.check()
+    assert len(tries) == 2
+
+
 def test_a_restart_flattens_nothing_once_an_operator_resumed_or_without_flatten_on_breach():
     for flatten_on_breach, resumed in ((True, True), (False, False)):
         s = Session(daily_loss_limit=500.0, flatten_on_breach=flatten_on_breach)

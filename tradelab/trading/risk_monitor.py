@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,8 +25,10 @@ log = logging.getLogger(__name__)
 Submit = Callable[..., Any]
 WAKE_TOPICS = ("trade.executed", "mark.updated", "pnl.session_reset")
 # A restart's flatten is retried on the next checks (quotes arrive with the feed), this often at
-# most: a broker refusing every order must not get an order per position on every mark.
+# most, the waits between tries doubling from 1 s to a minute (~15 minutes in all): a broker
+# refusing every order must not get an order per position on every mark.
 RESTART_FLATTEN_ATTEMPTS = 20
+RESTART_FLATTEN_FIRST_WAIT_S, RESTART_FLATTEN_LONGEST_WAIT_S = 1.0, 60.0
 
 
 class DailyLossMonitor:
@@ -49,11 +52,12 @@ class DailyLossMonitor:
         self._thread: threading.Thread | None = None
         self._subscriptions: list[Any] = []
         self._flatten_attempts_left = 0  # a breach's flatten a crash cut short, redone on checks
+        self._flatten_next_try = 0.0  # time.monotonic() of its next try
 
     def check(self) -> bool:
         """Breach now if today's P&L is a loss at or below minus the limit (a limit of 0: any
         loss, never a flat day); True if it breached."""
-        if self._flatten_attempts_left and control_state(self.store) != ACTIVE:
+        if self._flatten_attempts_left and time.monotonic() >= self._flatten_next_try:
             self._flatten_after_restart()
         limit = self.config.daily_loss_limit
         if limit is None or control_state(self.store) != ACTIVE:
@@ -99,18 +103,31 @@ class DailyLossMonitor:
             self.desk.cancel_blocked_orders()
         except TradelabError as exc:
             log.error("on start, risk %s: %s", control_state(self.store), exc)
-        breach = self.store.get("risk.breach", None) or {}
-        control = self.store.get("risk.control", None) or {}
-        halted_by_breach = control.get("by") == "risk" and control.get("seq", 0) >= breach.get(
-            "seq", float("inf")
-        )
-        if breach.get("flatten") and halted_by_breach and self.store.get("trading.open_positions"):
+        if self._breach_flatten_due() and self.store.get("trading.open_positions"):
             if reconcile is not None:
                 reconcile()
             self._flatten_attempts_left = RESTART_FLATTEN_ATTEMPTS
 
+    def _breach_flatten_due(self) -> bool:
+        """Whether the halt standing is a breach's that asked to flatten (not one an operator
+        lifted or called since)."""
+        breach = self.store.get("risk.breach", None) or {}
+        control = self.store.get("risk.control", None) or {}
+        return bool(
+            breach.get("flatten")
+            and control.get("state", ACTIVE) != ACTIVE
+            and control.get("by") == "risk"
+            and control.get("seq", 0) >= breach.get("seq", float("inf"))
+        )
+
     def _flatten_after_restart(self) -> None:
+        if not self._breach_flatten_due():  # an operator resumed (or halted) since: theirs now
+            self._flatten_attempts_left = 0
+            return
+        tried = RESTART_FLATTEN_ATTEMPTS - self._flatten_attempts_left
         self._flatten_attempts_left -= 1
+        wait = min(RESTART_FLATTEN_FIRST_WAIT_S * 2**tried, RESTART_FLATTEN_LONGEST_WAIT_S)
+        self._flatten_next_try = time.monotonic() + wait
         try:
             self.desk.flatten()
         except TradelabError as exc:
