@@ -24,20 +24,31 @@ def _times(ns: pd.Series, interval: str) -> pd.Series:
     return stamps.dt.strftime("%Y-%m-%d" if interval.endswith("d") else "%Y-%m-%d %H:%M")
 
 
+def price_decimals(prices: pd.Series) -> int:
+    """The fewest decimals (2 to 10) that show every price as it is: 2 for a stock in rupees, 5
+    for EURUSD, 9 for a coin at 0.00002162 (a fill is at the file's price, never rounded)."""
+    for decimals in range(2, 10):
+        if ((prices.round(decimals) - prices).abs() <= 10.0 ** -(decimals + 3)).all():
+            return decimals
+    return 10
+
+
 def backtest_report(result: BacktestResult) -> str:
     """The fills, the round trips and the totals of `result`, as text."""
     daily = result.interval.endswith("d")
     when = "date" if daily else "time (IST)"
     parts = []
+    price = "{:.2f}".format
     if result.fills:
         fills = pd.DataFrame(result.fills)
+        price = f"{{:.{price_decimals(fills['price'])}f}}".format
         table = pd.DataFrame(
             {
                 when: _times(fills["ts"], result.interval),
                 "fill": fills["trade_id"],
                 "side": fills["side"],
                 "quantity": fills["quantity"],
-                "price": fills["price"].map("{:.2f}".format),
+                "price": fills["price"].map(price),
                 "fee": fills["fee"].map("{:.2f}".format),
                 "realized": fills["realized_pnl"].map("{:,.2f}".format),
             }
@@ -51,8 +62,8 @@ def backtest_report(result: BacktestResult) -> str:
                 "closed": _times(trades["closed_ts"], result.interval),
                 "direction": trades["direction"],
                 "quantity": trades["quantity"],
-                "entry": trades["entry_price"].map("{:.2f}".format),
-                "exit": trades["exit_price"].map("{:.2f}".format),
+                "entry": trades["entry_price"].map(price),
+                "exit": trades["exit_price"].map(price),
                 "net": trades["net_pnl"].map("{:,.2f}".format),
             }
         )

@@ -6,6 +6,8 @@ their inputs; the broker calls them under its lock.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
+from typing import Any
 
 import param
 
@@ -18,7 +20,9 @@ class PaperBrokerConfig(param.Parameterized):
     """Costs, frictions and limits of the paper broker."""
 
     slippage_ticks = param.Integer(
-        default=0, bounds=(0, 1000), doc="Ticks (0.05) paid beyond the touch on market orders."
+        default=0,
+        bounds=(0, 1000),
+        doc="Ticks paid beyond the touch on market orders (an instrument without a tick: 0.05).",
     )
     latency_ms = param.Integer(
         default=0, bounds=(0, 600_000), doc="Clock time from acceptance until an order can fill."
@@ -34,19 +38,38 @@ class PaperBrokerConfig(param.Parameterized):
     enforce_market_hours = param.Boolean(default=True, doc="Reject orders outside 09:15-15:30.")
 
 
+def tick_size_of(contract: Any) -> float:
+    """The price step a fill of `contract` is rounded to: its `tick_size` (NIFTY options: 0.05);
+    0 for an instrument without one (a backtest's stock, currency or coin): no rounding."""
+    return float(getattr(contract, "tick_size", TICK_SIZE))
+
+
+def _decimals(tick: float) -> int:
+    # 0.05 -> 2, 0.0001 -> 4, 1e-05 -> 5: rounding to these strips float noise off touch +- slip.
+    return max(0, -int(Decimal(repr(tick)).normalize().as_tuple().exponent))
+
+
 def fill_terms(
     order: PaperOrder, quote: list[float], config: PaperBrokerConfig
 ) -> tuple[int, float, float] | None:
     """(units, price, fee) the order fills now against `quote` ([bid, ask, bid size left, ask
-    size left]), taking the units from the size left; None if it cannot fill."""
+    size left]), taking the units from the size left; None if it cannot fill. The price is
+    rounded to the instrument's tick decimals (and a sell never slips below one tick); an
+    instrument without a tick fills at the price quoted."""
     r = order.request
     buy = r.side is Side.BUY
     touch = quote[1] if buy else quote[0]
     available = int(quote[3] if buy else quote[2])
     if touch <= 0 or not math.isfinite(touch):
         return None
-    slip = config.slippage_ticks * TICK_SIZE
-    price = touch + slip if buy else max(touch - slip, TICK_SIZE)
+    tick = tick_size_of(order.contract)
+    slip = config.slippage_ticks * (tick or TICK_SIZE)
+    if buy:
+        price = touch + slip
+    else:
+        price = touch - slip
+        if price < tick or price <= 0:  # slippage never takes a sell to nothing
+            price = tick or touch
     if r.order_type is OrderType.LIMIT:
         if (buy and touch > r.limit_price) or (not buy and touch < r.limit_price):
             return None
@@ -55,7 +78,8 @@ def fill_terms(
     size = min(order.remaining, available) // order.lot_size * order.lot_size
     if size <= 0:
         return None
-    price = round(price, 2)
-    quote[3 if buy else 2] = available - size
+    if tick:
+        price = round(price, _decimals(tick))
     fee = round(config.brokerage_per_fill + config.charges_rate * price * size, 2)
+    quote[3 if buy else 2] = available - size
     return size, price, fee

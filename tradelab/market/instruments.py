@@ -183,6 +183,11 @@ class OptionContract:
         return f"{self.underlying}{yy}{code}{self.expiry.day:02d}{self.strike}{self.option_type}"
 
     @property
+    def tick_size(self) -> float:
+        """The price step NSE quotes NIFTY options in; the paper broker rounds fills to it."""
+        return TICK_SIZE
+
+    @property
     def is_call(self) -> bool:
         return self.option_type is OptionType.CALL
 

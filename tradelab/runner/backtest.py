@@ -6,8 +6,8 @@ event that also marks the symbol at the close (`"mark": true`, see tradelab.mark
 store, the runner's position monitor and analytics take it as a `mark.updated` too, so a bar
 costs one event); the broker fills only on a quote that comes after an order (1 ms
 latency in exchange time), so a market order placed while bar N is handled fills at bar N+1's
-open, at that price (no spread, no slippage; a fill's fee is the commission, a fraction of the
-traded value, plus the flat fee_per_fill).
+open, at that price as the file has it, unrounded (no spread, no slippage; a fill's fee is the
+commission, a fraction of the traded value, plus the flat fee_per_fill).
 Bars are played on the runner's thread, bar N+1 only once the runner has handled bar N
 (lockstep, `StrategyRunner.drive`): no look-ahead, and every event of the run is submitted from
 that one thread, so the journal is the same run after run. Positions still open at the end are

@@ -2,12 +2,14 @@
 
 The execution desk and the paper broker ask their universe to `parse(symbol)` and for a
 contract's `lot_size`; `InstrumentUniverse` answers for plain symbols itself (lot size 1 unless
-told otherwise) and hands every other symbol to the option universe. Immutable after building;
+told otherwise) and hands every other symbol to the option universe. The broker rounds a fill to
+its instrument's `tick_size` (NIFTY options: 0.05; a plain instrument: none unless told). Immutable after building;
 any thread may read it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,11 +26,13 @@ _NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 class PlainInstrument:
     """A non-option instrument. `strike` is the price per unit the paper broker takes short margin
     on (it names that price `strike` for options); 0, the default: the price it sells at, then its
-    latest fill price."""
+    latest fill price. `tick_size`: the price step its fills are rounded to; 0, the default: none,
+    a fill is at the price quoted (a bar file's prices may have any number of decimals)."""
 
     symbol: str
     lot_size: int = 1
     strike: float = 0.0
+    tick_size: float = 0.0
 
     def expiry_close(self) -> datetime:
         return _NEVER
@@ -57,6 +61,14 @@ class InstrumentUniverse:
         if not isinstance(instrument.lot_size, int) or instrument.lot_size < 1:
             raise InvalidInputError(
                 f"lot size {instrument.lot_size!r} of {instrument.symbol} must be a positive int"
+            )
+        tick = instrument.tick_size
+        if isinstance(tick, bool) or not isinstance(tick, int | float) or not math.isfinite(tick):
+            tick = -1.0  # refused below, by its value
+        if tick < 0:
+            raise InvalidInputError(
+                f"tick size {instrument.tick_size!r} of {instrument.symbol} must be a finite "
+                "number >= 0 (0: fills are not rounded)"
             )
         self.instruments[instrument.symbol] = instrument
         return instrument
