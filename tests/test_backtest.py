@@ -66,7 +66,7 @@ def test_sma_cross_trades_the_hand_computed_crossovers_at_the_next_open(tmp_path
 def test_commission_is_a_fraction_of_traded_value(tmp_path):
     bars = write_bars(tmp_path / "ABC.csv")
     result = run_backtest(bars, SmaCross(fast=2, slow=3, size=1), commission=0.01)
-    assert result.fees == pytest.approx(round(0.085, 2) + round(0.24, 2) + round(0.176, 2))
+    assert result.fees == pytest.approx(0.085 + 0.24 + 0.176)
     assert result.final_equity == pytest.approx(1_000_000 - 6.7 + 0.8 - result.fees)
 
 
@@ -77,8 +77,9 @@ def test_a_flat_fee_per_fill_is_charged_beside_the_commission(tmp_path):
 
     bars = write_bars(tmp_path / "ABC.csv")
     result = run_backtest(bars, SmaCross(fast=2, slow=3, size=1), commission=0.01, fee_per_fill=20)
-    # Three fills: 20 each, plus 1 % of 8.5 x 1, 12 x 2 and 8.8 x 2 (each fee rounded to paise).
-    assert result.fees == pytest.approx(round(20.085, 2) + round(20.24, 2) + round(20.176, 2))
+    # Three fills: 20 each, plus 1 % of 8.5 x 1, 12 x 2 and 8.8 x 2 (exact: a plain instrument's
+    # fee is not rounded to paise).
+    assert result.fees == pytest.approx(20.085 + 20.24 + 20.176)
     assert result.final_equity == pytest.approx(1_000_000 - 6.7 + 0.8 - result.fees)
     args = ["backtest", str(bars), "--strategy", "sma_cross", "--param", "fast=2"]
     out = CliRunner().invoke(cli, [*args, "--param", "slow=3", "--fee-per-fill", "20", "--json"])
@@ -335,10 +336,10 @@ def test_a_fill_payload_has_every_field_in_order_with_the_side_as_text():
 # The content hash of the hand-computed run above with a commission: every trading event's
 # topic, key and payload, in seq order. Changing what a backtest journals (a payload's fields,
 # their order, an event more or less a bar) must be deliberate: update it and say why.
-# Last changed: a bar's end is its start plus its length (a daily bar: 23:59:59 of its date),
-# no longer the next bar's start, so each bar's `end` and the signals stamped with it moved;
-# fills and P&L are unchanged.
-PINNED_CONTENT_HASH = "6c6aae78fd82dbc3794949b33c43f6c049c76d8802497d257c977c36dfb0fc3a"
+# Last changed: a plain instrument's fee is the exact commission, no longer rounded to paise per
+# fill, so the three fills' `fee` (0.01 -> 0.0085, 0.02 -> 0.024, 0.02 -> 0.0176) and the
+# P&L net of fees moved; prices and quantities are unchanged.
+PINNED_CONTENT_HASH = "18b604a0a9bb2eb8caa977ea58ee7fb7abcc84598110d52d9f2c638bac98c465"
 
 
 def test_the_journal_of_the_hand_computed_run_has_the_pinned_content(tmp_path):

@@ -67,3 +67,11 @@ def test_a_tick_size_that_is_no_price_step_is_refused_by_value():
     for bad in (-0.01, float("nan"), "0.05"):
         with pytest.raises(InvalidInputError, match=r"tick size .* of FX must be a finite number"):
             InstrumentUniverse({"FX": PlainInstrument("FX", tick_size=bad)})
+
+
+def test_a_backtests_commission_is_charged_exactly_not_rounded_to_cents(tmp_path):
+    bars = write_bars(tmp_path / "ABC.csv")
+    result = run_backtest(bars, SmaCross(fast=2, slow=3, size=1), commission=0.0003)
+    # 0.0003 of each fill's value: 8.5 x 1, 12 x 2, 8.8 x 2 (rounded per fill: 0.00, 0.01, 0.01).
+    assert [f["fee"] for f in result.fills] == pytest.approx([0.00255, 0.0072, 0.00528])
+    assert result.fees == pytest.approx(0.01503)

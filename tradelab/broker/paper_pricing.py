@@ -54,8 +54,9 @@ def fill_terms(
 ) -> tuple[int, float, float] | None:
     """(units, price, fee) the order fills now against `quote` ([bid, ask, bid size left, ask
     size left]), taking the units from the size left; None if it cannot fill. The price is
-    rounded to the instrument's tick decimals (and a sell never slips below one tick); an
-    instrument without a tick fills at the price quoted."""
+    rounded to the instrument's tick decimals (and a sell never slips below one tick) and the
+    fee to paise; an instrument without a tick fills at the price quoted and pays the exact fee
+    (a commission of 0.0003 on a fill of 11.30 is 0.00339, not 0.00)."""
     r = order.request
     buy = r.side is Side.BUY
     touch = quote[1] if buy else quote[0]
@@ -78,8 +79,9 @@ def fill_terms(
     size = min(order.remaining, available) // order.lot_size * order.lot_size
     if size <= 0:
         return None
-    if tick:
+    fee = config.brokerage_per_fill + config.charges_rate * price * size
+    if tick:  # an exchange's contract note: the price on its tick, the fee in paise
         price = round(price, _decimals(tick))
-    fee = round(config.brokerage_per_fill + config.charges_rate * price * size, 2)
+        fee = round(config.brokerage_per_fill + config.charges_rate * price * size, 2)
     quote[3 if buy else 2] = available - size
     return size, price, fee
