@@ -37,9 +37,9 @@ def test_the_command_prints_fills_and_round_trips_as_tables_with_their_dates(tmp
 
 def test_progress_is_told_while_the_bars_play_and_shown_on_one_line(tmp_path, monkeypatch, capsys):
     from tradelab.cli_backtest import BarProgress
-    from tradelab.runner import backtest
+    from tradelab.runner import backtest_play
 
-    monkeypatch.setattr(backtest, "PROGRESS_EVERY", 3)
+    monkeypatch.setattr(backtest_play, "PROGRESS_EVERY", 3)
     told = []
     result = run_backtest(
         write_bars(tmp_path / "ABC.csv"),

@@ -15,7 +15,7 @@ import pytest
 
 from tradelab.journal import JournalReader
 from tradelab.journal.verify import verify_journal
-from tradelab.runner import SmaCross, Strategy
+from tradelab.runner import SmaCross, Strategy, backtest_play
 from tradelab.runner import backtest as backtest_module
 from tradelab.runner.backtest import run_backtest
 
@@ -89,7 +89,7 @@ def test_ctrl_c_in_a_threaded_backtest_stops_its_runner_playing_on(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_ctrl_c_in_the_progress_callback_ends_the_backtest(tmp_path, monkeypatch):
-    monkeypatch.setattr(backtest_module, "PROGRESS_EVERY", 10)
+    monkeypatch.setattr(backtest_play, "PROGRESS_EVERY", 10)
     bars, journal = write_minute_bars(tmp_path / "ABC.csv"), tmp_path / "bt.duckdb"
 
     def progress(played: int, total: int) -> None:

@@ -21,7 +21,6 @@ the journal is whole and durable when `run_backtest` returns, as before. `synchr
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -33,17 +32,16 @@ from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.engine import Engine
 from tradelab.errors import InvalidInputError
 from tradelab.market.calendar import TradingCalendar
-from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock
+from tradelab.market.clock import MarketHours, SimulatedClock
 from tradelab.market.instruments import looks_like_option
-from tradelab.market.ticks import Tick
-from tradelab.runner.backtest_fills import limits_passed
 from tradelab.runner.backtest_inputs import (
     check_backtestable,
     check_settings,
     check_symbol_pick,
     symbols_as_ids,
 )
-from tradelab.runner.backtest_interrupt import BetweenBars, InterruptedWhileStopping
+from tradelab.runner.backtest_interrupt import InterruptedWhileStopping
+from tradelab.runner.backtest_play import play_bars
 from tradelab.runner.backtest_report import (
     content_hash,
     fill_row,
@@ -51,15 +49,12 @@ from tradelab.runner.backtest_report import (
     refused_orders,
     time_split,
 )
-from tradelab.runner.barfile import DAY_NS, load_bar_file
+from tradelab.runner.barfile import load_bar_file
 from tradelab.runner.instruments import InstrumentUniverse, PlainInstrument
 from tradelab.runner.runner import StrategyRunner
 from tradelab.runner.strategy import Strategy, check_strategy_inputs, checked_strategies
 from tradelab.runner.tradelog import trades_frame
 from tradelab.trading.execution import ExecutionDesk
-
-_QUOTE_SIZE = 1_000_000_000  # the bar's whole price level is available: no partial fills
-PROGRESS_EVERY = 4096  # bars between progress calls: ~0.1-0.2 s at today's rate
 
 
 @dataclass
@@ -129,7 +124,7 @@ def run_backtest(
 
     `journal_path` must not exist yet (a backtest is one fresh journal); None journals to a
     temporary file that is removed afterwards. `progress(bars_played, bars)` is called every
-    PROGRESS_EVERY bars and once at the end, on the thread playing them.
+    PROGRESS_EVERY (backtest_play) bars and once at the end, on the thread playing them.
     """
     called = time.perf_counter()
     if not isinstance(path, str | Path):
@@ -247,7 +242,7 @@ def _run(
             runner.add(one)
         runner.start(who="backtest")
         started = time.perf_counter()
-        feed_seconds, engine_in_feed = _drive(
+        feed_seconds, engine_in_feed = play_bars(
             series, engine, broker, clock, runner, progress, synchronous
         )
         loop_seconds = time.perf_counter() - started
@@ -314,79 +309,3 @@ def _run(
         ),
         failed_strategies=failed,
     )
-
-
-def _drive(
-    series, engine, broker, clock, runner: StrategyRunner, progress, synchronous: bool
-) -> tuple[float, float]:
-    """Play every bar on the runner thread in lockstep with it (`StrategyRunner.drive`); returns
-    the seconds spent playing bars (the feed's share of the run) and, of those, the engine's
-    own work done inline (kernel and durable waits; synchronous runs only). Synchronous, a
-    Ctrl-C is taken before the next bar (`BetweenBars`): the journal holds whole bars."""
-    submit, on_quote, working = engine.submit, broker.on_quote, broker.account.working
-    sym, interval = series.symbol, series.interval
-    ts, opens, highs, lows, closes, volumes = (
-        series.ts.tolist(),
-        series.open.tolist(),
-        series.high.tolist(),
-        series.low.tolist(),
-        series.close.tolist(),
-        series.volume.tolist(),
-    )
-    # A bar ends where its length says, not where the next one starts (the gap may be a night
-    # or a weekend: the close would be counted in the next day's P&L). A daily or longer bar
-    # ends a second before its last midnight, so its close stays on its own date (a second,
-    # not a nanosecond: times read as float seconds, in SQL too, would round that up).
-    length = series.length_ns
-    bar_ns = length - NS_PER_S if length % DAY_NS == 0 else length
-    spent = [0.0, 0.0]
-    perf = time.perf_counter
-
-    def engine_work() -> float:
-        return engine.kernel_seconds + engine.durable_wait_seconds
-
-    def play(i: int) -> None:
-        if between_bars.requested:
-            raise KeyboardInterrupt  # Ctrl-C during the previous bar, taken here
-        if progress is not None and not i % PROGRESS_EVERY:
-            progress(i, len(ts))
-        t0, e0 = perf(), engine_work()
-        start = ts[i]
-        clock.set(start)
-        o, c = opens[i], closes[i]
-        # The open: orders placed on the previous bar fill here. With none working it would
-        # change nothing the close quote below does not set again, so it is left out.
-        if working:
-            on_quote(Tick(sym, start, o, o, o, _QUOTE_SIZE, _QUOTE_SIZE))
-            for price in limits_passed(working, sym, o, c):
-                on_quote(Tick(sym, start, price, price, price, _QUOTE_SIZE, _QUOTE_SIZE))
-        # The close, before the bar is published: the runner's orders are checked against it.
-        on_quote(Tick(sym, start, c, c, c, _QUOTE_SIZE, _QUOTE_SIZE))
-        submit(
-            "market.bar",
-            {
-                "symbol": sym,
-                "interval": interval,
-                "start": start,
-                "end": start + bar_ns,
-                "open": o,
-                "high": highs[i],
-                "low": lows[i],
-                "close": c,
-                "volume": int(volumes[i]),
-                "ticks": 0,
-                "mark": True,  # the bar's close is the symbol's mark: one event a bar
-            },
-            key=sym,
-        )
-        spent[0] += perf() - t0
-        spent[1] += engine_work() - e0
-
-    between_bars = BetweenBars()
-    with between_bars if synchronous else contextlib.nullcontext():
-        runner.drive(play, len(ts))
-        # Generous: a bar takes well under a millisecond; this only catches a runner that died.
-        runner.wait_for_bars(len(ts), timeout=60.0 + len(ts) * 0.01)
-    if progress is not None:
-        progress(len(ts), len(ts))
-    return spent[0], spent[1]
