@@ -46,7 +46,11 @@ def test_a_raising_strategy_is_stopped_and_reported_while_the_run_goes_on(
     boom = Boom(after=3)
     journal = tmp_path / "bt.duckdb"
     result = run_backtest(
-        bars, [SmaCross(fast=2, slow=5), boom], journal_path=journal, synchronous=synchronous
+        bars,
+        [SmaCross(fast=2, slow=5), boom],
+        journal_path=journal,
+        synchronous=synchronous,
+        stop_at_failure=False,
     )
     assert boom.seen == 3, "a failed strategy got more bars"
     # Threaded: the runner's own thread (never the kernel's); synchronous: the caller's.
@@ -251,7 +255,11 @@ def test_a_strategy_calling_sys_exit_is_failed_while_the_runner_goes_on(tmp_path
     bars = write_bars(tmp_path / "X.csv")
     journal = tmp_path / "bt.duckdb"
     result = run_backtest(
-        bars, [Exits(), SmaCross(fast=2, slow=5)], journal_path=journal, synchronous=False
+        bars,
+        [Exits(), SmaCross(fast=2, slow=5)],
+        journal_path=journal,
+        synchronous=False,
+        stop_at_failure=False,
     )
     assert len(result.fills) > 0, "the runner's thread ended with the exiting strategy"
     failed = [
@@ -283,7 +291,7 @@ def test_a_strategy_cannot_change_the_bar_the_next_one_sees(tmp_path):
     bars = write_bars(tmp_path / "X.csv", n=5)
     journal = tmp_path / "bt.duckdb"
     reads = Reads()
-    run_backtest(bars, [Scribbles(), reads], journal_path=journal)
+    run_backtest(bars, [Scribbles(), reads], journal_path=journal, stop_at_failure=False)
     assert 1.0 not in reads.closes and len(reads.closes) == 5
     failed = [
         e.payload["reason"]

@@ -75,7 +75,8 @@ class BacktestResult:
     seconds: float  # the bars' loop and the journal's close: what bars_per_second divides
     bars_per_second: float
     time_split: dict[str, float] = field(default_factory=dict)
-    # Strategies that raised and were stopped (name: why): the figures end where they did.
+    # Strategies that raised and were stopped (name: why). By default no bar after the one a
+    # strategy failed on is played (`bars` counts those played): the figures end there.
     failed_strategies: dict[str, str] = field(default_factory=dict)
     # The equity curve's deepest fall below its running peak (<= 0), valued after each fill and
     # each bar's close: the journal's `drawdown` view.
@@ -119,12 +120,16 @@ def run_backtest(
     engine_overrides: dict[str, Any] | None = None,
     synchronous: bool = True,
     progress: Callable[[int, int], object] | None = None,
+    stop_at_failure: bool = True,
 ) -> BacktestResult:
     """Replay `path` bar by bar through `strategy` (or several, one runner); see the module docstring for the fill model.
 
     `journal_path` must not exist yet (a backtest is one fresh journal); None journals to a
     temporary file that is removed afterwards. `progress(bars_played, bars)` is called every
     PROGRESS_EVERY (backtest_play) bars and once at the end, on the thread playing them.
+    `stop_at_failure`: a strategy that raises ends the run at that bar, for every strategy (the
+    P&L, positions and drawdown are those at its close); False: the others play on, and the
+    failed one's positions are valued at later closes.
     """
     called = time.perf_counter()
     if not isinstance(path, str | Path):
@@ -136,6 +141,8 @@ def run_backtest(
     if not strategies:
         raise InvalidInputError("no strategy to backtest; pass one (e.g. SmaCross()) or several")
     check_settings(cash, commission, fee_per_fill, engine_overrides, progress)
+    if not isinstance(stop_at_failure, bool):
+        raise InvalidInputError(f"stop_at_failure {stop_at_failure!r} must be True or False")
     check_backtestable(strategies)
     symbols_as_ids(strategies)  # TCS.NS -> TCS_NS, as the file's rows trade
     named = {name for s in strategies for name in s.symbols_needed()}
@@ -166,6 +173,7 @@ def run_backtest(
             overrides=engine_overrides or {},
             synchronous=synchronous,
             progress=progress,
+            stop_at_failure=stop_at_failure,
         )
         if journal_path is None:
             result.journal = None
@@ -184,6 +192,7 @@ def _run(
     overrides: dict[str, Any],
     synchronous: bool,
     progress: Callable[[int, int], object] | None,
+    stop_at_failure: bool,
 ) -> BacktestResult:
     sym = series.symbol
     # A NIFTY option keeps its lot size (as in a session); anything else trades in units, its
@@ -243,7 +252,7 @@ def _run(
         runner.start(who="backtest")
         started = time.perf_counter()
         feed_seconds, engine_in_feed = play_bars(
-            series, engine, broker, clock, runner, progress, synchronous
+            series, engine, broker, clock, runner, progress, synchronous, stop_at_failure
         )
         loop_seconds = time.perf_counter() - started
         try:
@@ -252,6 +261,7 @@ def _run(
             runner = None  # its on_stop hooks were called: not again below
             raise InterruptedWhileStopping() from exc
         failed = runner.failures()  # after the stop: a strategy's on_stop may fail too
+        played = len(series) if runner.drive_ended_at is None else runner.drive_ended_at
         # No bar after the last: an order placed on it (or in on_stop) never fills.
         unfilled = sorted(broker.account.working)
         strategy_seconds = runner.strategy_seconds
@@ -278,7 +288,7 @@ def _run(
     return BacktestResult(
         symbol=sym,
         interval=series.interval,
-        bars=len(series),
+        bars=played,
         cash=cash,
         fills=[fill_row(f) for f in fills],
         trades=trades_frame(journal).to_dict(orient="records"),
@@ -295,7 +305,7 @@ def _run(
         refused_orders=refused,
         journal=str(journal),
         seconds=seconds,
-        bars_per_second=len(series) / seconds if seconds > 0 else 0.0,
+        bars_per_second=played / seconds if seconds > 0 else 0.0,
         time_split=time_split(
             synchronous,
             loop_seconds,

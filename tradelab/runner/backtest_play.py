@@ -20,13 +20,24 @@ PROGRESS_EVERY = 4096  # bars between progress calls: ~0.1-0.2 s at today's rate
 
 
 def play_bars(
-    series, engine, broker, clock, runner: StrategyRunner, progress, synchronous: bool
+    series,
+    engine,
+    broker,
+    clock,
+    runner: StrategyRunner,
+    progress,
+    synchronous: bool,
+    stop_at_failure: bool = True,
 ) -> tuple[float, float]:
     """Play every bar on the runner thread in lockstep with it (`StrategyRunner.drive`); returns
     the seconds spent playing bars (the feed's share of the run) and, of those, the engine's
     own work done inline (kernel and durable waits; synchronous runs only). Synchronous, a
-    Ctrl-C is taken before the next bar (`BetweenBars`): the journal holds whole bars."""
+    Ctrl-C is taken before the next bar (`BetweenBars`): the journal holds whole bars.
+    `stop_at_failure`: once a strategy has failed no further bar is played
+    (`runner.drive_ended_at`), so positions are valued, and the equity curve ends, at the close
+    of the bar it failed on."""
     submit, on_quote, working = engine.submit, broker.on_quote, broker.account.working
+    failures = runner.failures if stop_at_failure else dict
     sym, interval = series.symbol, series.interval
     ts, opens, highs, lows, closes, volumes = (
         series.ts.tolist(),
@@ -48,9 +59,11 @@ def play_bars(
     def engine_work() -> float:
         return engine.kernel_seconds + engine.durable_wait_seconds
 
-    def play(i: int) -> None:
+    def play(i: int) -> bool:
         if between_bars.requested:
             raise KeyboardInterrupt  # Ctrl-C during the previous bar, taken here
+        if failures():
+            return False  # a strategy failed: the figures stop at the bar it failed on
         if progress is not None and not i % PROGRESS_EVERY:
             progress(i, len(ts))
         t0, e0 = perf(), engine_work()
@@ -84,6 +97,7 @@ def play_bars(
         )
         spent[0] += perf() - t0
         spent[1] += engine_work() - e0
+        return True
 
     between_bars = BetweenBars()
     with between_bars if synchronous else contextlib.nullcontext():

@@ -3,7 +3,8 @@ max-speed replay's steps), played on the runner's thread, each step once the pre
 been handled, so the journal's order does not depend on thread timing.
 
 A mixin of `StrategyRunner` (its state: `engine`, `_inbox`, `_command`, `_progress`, `_thread`,
-`_threaded`, `bars_handled`, `_bar_waiters`, `_source`, `_stepper`, `_settle_mark`, `source_error`).
+`_threaded`, `bars_handled`, `_bar_waiters`, `_source`, `_stepper`, `_settle_mark`, `source_error`,
+`drive_ended_at`).
 Thread model: `drive`/`lockstep` from any thread; the steps run on the runner's thread (the
 caller's when the runner is unthreaded); `wait_for_bars` blocks its caller.
 """
@@ -21,9 +22,11 @@ class LockstepMixin:
     def drive(self, play: Callable[[int], object], count: int) -> None:
         """Backtest lockstep: call `play(i)` on the runner thread for i = 0..count-1, each one
         once bar i-1 is handled (its strategies' reactions submitted). `play(i)` submits bar i
-        (and what goes with it). Every submit of the run then comes from this one thread, so the
-        journal's order does not depend on thread timing."""
+        (and what goes with it), or returns False to end the drive there (`drive_ended_at` = i:
+        bars 0..i-1 were played). Every submit of the run then comes from this one thread, so
+        the journal's order does not depend on thread timing."""
         self._source = (play, count)
+        self.drive_ended_at = None
         try:
             self._command(lambda: self._play(0))  # unthreaded: every bar is played in here
         except BaseException:
@@ -75,22 +78,33 @@ class LockstepMixin:
 
     def _play(self, index: int) -> None:
         try:
-            self._source[0](index)
+            more = self._source[0](index)
         except BaseException as exc:
             self.source_error = exc
             with self._progress:
                 self._progress.notify_all()
             raise
+        if more is False:
+            self._source = None
+            with self._progress:
+                self.drive_ended_at = index
+                self._progress.notify_all()
+
+    def _bars_due(self, count: int) -> int:
+        # Under _progress: the drive may end early (on the runner thread) while a caller waits.
+        ended = self.drive_ended_at
+        return count if ended is None else min(count, ended)
 
     def wait_for_bars(self, count: int, timeout: float = 30.0) -> None:
-        """Block until the runner has handled `count` bars in all (a backtest's lockstep).
-        Unthreaded, `drive` has returned when the bars stopped being played: nothing is left to
-        wait for. Interrupted (Ctrl-C while waiting), the runner plays no more bars."""
+        """Block until the runner has handled `count` bars in all (a backtest's lockstep), or
+        every bar played before the drive ended early (`play` returned False). Unthreaded,
+        `drive` has returned when the bars stopped being played: nothing is left to wait for.
+        Interrupted (Ctrl-C while waiting), the runner plays no more bars."""
         deadline = time.monotonic() + timeout
         with self._progress:
             self._bar_waiters += 1
             try:
-                while self.bars_handled < count:
+                while self.bars_handled < self._bars_due(count):
                     if self.source_error is not None:
                         raise self.source_error
                     left = deadline - time.monotonic()

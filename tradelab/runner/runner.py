@@ -94,6 +94,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         self._stepper: tuple[Callable[[], bool], Future] | None = None
         self._settle_mark = 0
         self.source_error: BaseException | None = None
+        self.drive_ended_at: int | None = None  # the bar a `drive` stopped before, if it did
         self._progress = threading.Condition()
         self.bars_handled = 0
         self._bar_waiters = 0  # threads in wait_for_bars (under _progress)
