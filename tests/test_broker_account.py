@@ -163,3 +163,24 @@ def test_an_account_file_that_cannot_be_opened_is_not_called_another_kind_of_fil
     with pytest.raises(AccountFileError, match="cannot open the paper account file") as err:
         PaperBroker(account_path=tmp_path / "folder.sqlite")
     assert "is not a paper account file" not in str(err.value)
+
+
+def test_an_account_of_another_bar_file_is_refused_naming_it_and_how_to_start_over(tmp_path):
+    # A replay of STOCK_A left orders in the account beside its journal; a replay of STOCK_B
+    # on the same journal must say so, not that STOCK_A is no NIFTY option.
+    from tradelab.runner import InstrumentUniverse, PlainInstrument
+
+    path = tmp_path / "rp.duckdb.broker.sqlite"
+    config = PaperBrokerConfig(enforce_market_hours=False, brokerage_per_fill=0.0)
+    a = InstrumentUniverse({"STOCK_A": PlainInstrument("STOCK_A")})
+    broker = PaperBroker(config, universe=a, account_path=path)
+    broker.set_quote("STOCK_A", 100.0, 100.0)
+    broker.submit_order(OrderRequest("o1", "STOCK_A", Side.BUY, 1))
+    broker.close()
+    b = InstrumentUniverse({"STOCK_B": PlainInstrument("STOCK_B")})
+    with pytest.raises(InvalidInputError) as refused:
+        PaperBroker(config, universe=b, account_path=path)
+    message = str(refused.value)
+    assert f"account file {path} holds orders in STOCK_A" in message
+    assert "it trades STOCK_B and NIFTY options" in message
+    assert f"remove the journal {tmp_path / 'rp.duckdb'} and every file named rp.* " in message

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tradelab.broker.account_file import AccountFile
+from tradelab.broker.account_file import AccountFile, foreign_account
 from tradelab.errors import InvalidInputError, OrderRejectedError
 from tradelab.trading.book import entry_average
 from tradelab.trading.orders import (
@@ -207,7 +207,11 @@ class PaperAccount:
         self.strikes = meta["strikes"]
         self.next_order = meta["next_order"]
         for record in orders:
-            order = PaperOrder.from_record(record, universe)
+            try:
+                order = PaperOrder.from_record(record, universe)
+            except InvalidInputError as exc:
+                symbol = record["request"]["symbol"]
+                raise foreign_account(self.path, symbol, universe) from exc
             self.orders[order.request.order_id] = order
             if not order.status.is_terminal:
                 self.working[order.request.order_id] = order

@@ -15,7 +15,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from tradelab.errors import TradelabError
+from tradelab.errors import InvalidInputError, TradelabError
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS account (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT)",
@@ -26,6 +26,23 @@ _SCHEMA = (
 
 class AccountFileError(TradelabError):
     """The account file cannot be opened or read as a paper account."""
+
+
+def foreign_account(path: Path | None, symbol: str, universe: Any) -> InvalidInputError:
+    """The error for a saved account holding orders in `symbol`, which `universe` does not
+    trade (an account of a session on another bar file or market): it names the file, what is
+    traded here, and how to start over."""
+    known = sorted(getattr(universe, "instruments", None) or ())
+    here = f"{', '.join(known[:6])} and NIFTY options" if known else "NIFTY options only"
+    over = f"remove {path}"
+    journal = Path(str(path).removesuffix(".broker.sqlite")) if path is not None else None
+    if journal is not None and journal != path:  # a Lab's account, beside its journal
+        over = f"remove the journal {journal} and every file named {journal.stem}.* beside it"
+    return InvalidInputError(
+        f"paper broker account file {path} holds orders in {symbol}, which this session does "
+        f"not trade (it trades {here}): the account was saved by a session on another bar file "
+        f"or market; run that one again, or start over: {over} (this account among them)"
+    )
 
 
 class AccountFile:
