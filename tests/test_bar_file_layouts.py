@@ -209,7 +209,7 @@ def test_an_intraday_export_with_date_and_time_columns_is_read_as_one_time(tmp_p
     ],
 )
 def test_bar_times_without_an_offset_are_exchange_time_and_dates_day_first(written, meant):
-    from tradelab.market.bar_files import times_in_utc
+    from tradelab.market.bar_times import times_in_utc
 
     for column in (pd.Series(written), pd.Series(written, dtype=object)):  # as read; as built
         got = times_in_utc(column)
@@ -228,7 +228,7 @@ def us_minutes_across_dst(days: int) -> pd.Series:
 def test_times_whose_offset_changes_with_dst_read_as_the_instants_they_name_and_fast():
     import time
 
-    from tradelab.market.bar_files import _one_in_utc, times_in_utc
+    from tradelab.market.bar_times import _one_in_utc, times_in_utc
 
     odd = ["2024-03-08T14:30:00Z", "2024-03-08 20:01:00", "2024-03-08 20:02:00 +0530"]
     column = pd.concat([us_minutes_across_dst(10), pd.Series(odd)], ignore_index=True)

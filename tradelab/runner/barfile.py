@@ -26,8 +26,8 @@ from tradelab.market.bar_files import (
     read_bar_frame,
     symbol_from_path,
     time_column,
-    times_ns,
 )
+from tradelab.market.bar_times import times_ns
 
 _PRICE_COLUMNS = ("open", "high", "low", "close")
 log = logging.getLogger(__name__)

@@ -29,8 +29,8 @@ from tradelab.market.bar_files import (
     read_bar_frame,
     symbol_from_path,
     time_column,
-    times_ns,
 )
+from tradelab.market.bar_times import times_ns
 from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock, run_paced
 from tradelab.market.ticks import Tick
 
