@@ -131,6 +131,7 @@ def _date_and_time_joined(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+_PRICE_FIELDS = ("open", "high", "low", "close", "adj close")
 # yfinance's download() frames have two column levels, (Price, Ticker): Close/AAPL, ... Written
 # with to_csv they take three header lines (Price,Close,...; Ticker,AAPL,...; Date,,,); with
 # to_parquet, two-level columns. Either is read as one row per bar and ticker, with a Symbol.
@@ -138,11 +139,16 @@ def _date_and_time_joined(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _long_frame(times: pd.Series, fields: dict[str, dict[str, pd.Series]]) -> pd.DataFrame:
     """One block per ticker (`fields[ticker][field]`), each row keeping its place in the file
-    as its index so errors still name the right line."""
-    parts = [
-        pd.DataFrame({times.name: times, **columns, "Symbol": ticker})
-        for ticker, columns in fields.items()
-    ]
+    as its index so errors still name the right line. A row where a ticker has no price at all
+    is a day it did not trade, left out: a download of several tickers spans every ticker's
+    days (another exchange's holiday, a later listing), blank for the others. A row with some
+    prices and not others is kept, and refused by name as any bad cell is."""
+    parts = []
+    for ticker, columns in fields.items():
+        part = pd.DataFrame({times.name: times, **columns, "Symbol": ticker})
+        prices = [c for c in columns if c.strip().lower() in _PRICE_FIELDS]
+        traded = part[prices].notna().any(axis=1) if prices else True
+        parts.append(part[traded])
     return pd.concat(parts)
 
 
