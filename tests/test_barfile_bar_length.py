@@ -71,4 +71,55 @@ def test_files_of_one_bar_length_load_without_a_warning(tmp_path, caplog, times)
     with caplog.at_level(logging.WARNING, logger="tradelab"):
         series = load_bar_file(write_times(tmp_path / "bars.csv", times))
     assert warnings_of(caplog) == []
-    assert series.interval in ("1m", "1d", "28d")
+    assert series.interval in ("1m", "1d", "1mo")
+
+
+def write_stamped(path, stamps) -> str:
+    """Bars with their times written as given (offsets and all)."""
+    prices = 100 + np.arange(len(stamps)) % 5
+    pd.DataFrame(
+        {"Date": stamps, "Open": prices, "High": prices, "Low": prices, "Close": prices}
+    ).to_csv(path, index=False)
+    return str(path)
+
+
+def test_daily_bars_across_a_dst_change_are_daily_ending_at_their_own_midnight(tmp_path, caplog):
+    # yfinance's history() of BTC-USD: dates at New York midnight, -05:00 then -04:00 from
+    # 10 March 2024: one gap of 23 h among days.
+    days = pd.date_range("2024-03-01", "2024-03-20", tz="America/New_York")
+    stamps = [d.isoformat(sep=" ") for d in days]
+    with caplog.at_level(logging.WARNING, logger="tradelab"):
+        series = load_bar_file(write_stamped(tmp_path / "btc.csv", stamps))
+    assert warnings_of(caplog) == []
+    assert series.interval == "1d"
+    # Each bar ends at 23:59:59 New York time of its own date, the 23 h day too.
+    ends = pd.to_datetime(series.ends, utc=True).tz_convert("America/New_York")
+    assert [e.strftime("%d %H:%M:%S") for e in ends[8:11]] == [
+        "09 23:59:59",
+        "10 23:59:59",
+        "11 23:59:59",
+    ]
+
+
+def test_monthly_and_weekly_bars_are_months_and_weeks_whatever_their_gaps(tmp_path):
+    months = pd.date_range("2015-01-01", periods=14, freq="MS").strftime("%Y-%m-%d")
+    series = load_bar_file(write_stamped(tmp_path / "monthly.csv", list(months)))
+    assert series.interval == "1mo"
+    ends = pd.to_datetime(series.ends, utc=True).tz_convert("Asia/Kolkata")
+    assert [e.strftime("%Y-%m-%d %H:%M:%S") for e in ends[:3]] == [
+        "2015-01-31 23:59:59",
+        "2015-02-28 23:59:59",
+        "2015-03-31 23:59:59",
+    ]
+    # Mondays, one holiday week starting on Tuesday: weeks, not 6-day bars.
+    weeks = pd.date_range("2023-01-02", periods=60, freq="W-MON")
+    weeks = weeks.where(weeks != pd.Timestamp("2023-12-25"), pd.Timestamp("2023-12-26"))
+    series = load_bar_file(write_stamped(tmp_path / "weekly.csv", list(weeks.strftime("%Y-%m-%d"))))
+    assert series.interval == "7d"
+    # The holiday week, from Tuesday, ends before the next Monday's bar starts.
+    i = list(weeks).index(pd.Timestamp("2023-12-26"))
+    ends = pd.to_datetime(series.ends[i - 1 : i + 1], utc=True).tz_convert("Asia/Kolkata")
+    assert list(ends.strftime("%Y-%m-%d %H:%M:%S")) == [
+        "2023-12-24 23:59:59",
+        "2023-12-31 23:59:59",
+    ]

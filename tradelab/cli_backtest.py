@@ -21,7 +21,8 @@ def _times(ns: pd.Series, interval: str) -> pd.Series:
     """Bar times on the exchange's clock (IST), as a bar file's times without an offset are
     read: a daily file's dates as written, intraday times to the minute."""
     stamps = pd.to_datetime(ns, unit="ns", utc=True).dt.tz_convert(IST)
-    return stamps.dt.strftime("%Y-%m-%d" if interval.endswith("d") else "%Y-%m-%d %H:%M")
+    daily = interval.endswith(("d", "mo"))
+    return stamps.dt.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M")
 
 
 def price_decimals(prices: pd.Series) -> int:
@@ -35,7 +36,7 @@ def price_decimals(prices: pd.Series) -> int:
 
 def backtest_report(result: BacktestResult) -> str:
     """The fills, the round trips and the totals of `result`, as text."""
-    daily = result.interval.endswith("d")
+    daily = result.interval.endswith(("d", "mo"))
     when = "date" if daily else "time (IST)"
     parts = []
     price = "{:.2f}".format

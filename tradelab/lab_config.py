@@ -15,7 +15,6 @@ import param
 
 from tradelab.errors import InvalidInputError, TradelabError
 from tradelab.journal.segments import list_segments, segment_dir
-from tradelab.market.bar_files import bar_length_ns
 from tradelab.market.bars import INTERVAL_SECONDS
 from tradelab.market.clock import NS_PER_S
 from tradelab.market.feeds import (
@@ -26,6 +25,7 @@ from tradelab.market.feeds import (
 )
 from tradelab.market.instruments import IST, OptionUniverse
 from tradelab.runner import STRATEGIES, InstrumentUniverse, PlainInstrument
+from tradelab.runner.barfile import file_bar_length_ns
 from tradelab.runner.examples import strategy_class_named
 from tradelab.runner.strategy import Strategy, check_strategy_inputs, coerce_params
 
@@ -306,7 +306,7 @@ def replay_session(
     feed = ReplayFeed(ReplayFeedConfig(**values))
     times = feed.bars["timestamp"]
     # The bar length is the file's own (1m, 15m, 1d), read from its timestamps.
-    length = bar_length_ns(times.to_numpy(dtype="int64"))
+    length = file_bar_length_ns(times.to_numpy(dtype="int64"))
     bar_seconds = length // NS_PER_S if length else 60
     feed.config.bar_seconds = min(max(bar_seconds, 1), 86_400)
     options = OptionUniverse()

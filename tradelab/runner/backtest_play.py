@@ -8,11 +8,9 @@ from __future__ import annotations
 import contextlib
 import time
 
-from tradelab.market.clock import NS_PER_S
 from tradelab.market.ticks import Tick
 from tradelab.runner.backtest_fills import limits_passed
 from tradelab.runner.backtest_interrupt import BetweenBars
-from tradelab.runner.barfile import DAY_NS
 from tradelab.runner.runner import StrategyRunner
 
 _QUOTE_SIZE = 1_000_000_000  # the bar's whole price level is available: no partial fills
@@ -51,8 +49,7 @@ def play_bars(
     # or a weekend: the close would be counted in the next day's P&L). A daily or longer bar
     # ends a second before its last midnight, so its close stays on its own date (a second,
     # not a nanosecond: times read as float seconds, in SQL too, would round that up).
-    length = series.length_ns
-    bar_ns = length - NS_PER_S if length % DAY_NS == 0 else length
+    ends = series.ends.tolist()
     spent = [0.0, 0.0]
     perf = time.perf_counter
 
@@ -84,7 +81,7 @@ def play_bars(
                 "symbol": sym,
                 "interval": interval,
                 "start": start,
-                "end": start + bar_ns,
+                "end": ends[i],
                 "open": o,
                 "high": highs[i],
                 "low": lows[i],

@@ -37,26 +37,79 @@ _BARS_TO_TELL_A_DAY = 10
 
 @dataclass(frozen=True)
 class BarSeries:
-    """One instrument's bars, oldest first: times are bar starts in UTC ns."""
+    """One instrument's bars, oldest first: times are bar starts in UTC ns; `ends` each bar's
+    last second (a daily or longer bar's: a second before the midnight it ends at)."""
 
     symbol: str
     interval: str
-    length_ns: int  # a bar's length (the smallest gap between starts)
+    length_ns: int  # a bar's length (a month's bars: 28 days, their shortest)
     ts: np.ndarray
     open: np.ndarray
     high: np.ndarray
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
+    ends: np.ndarray
 
     def __len__(self) -> int:
         return len(self.ts)
 
 
 DAY_NS = 86_400_000_000_000
+_SECOND_NS = 1_000_000_000
+# Bars whose median spacing is this or more are calendar bars (a day, a week, a month long):
+# their length is told in whole days, which a DST change (a 23 h or 25 h day) or a month's
+# length (28 to 31 days) does not change.
+_CALENDAR_GAP_NS = 23 * 3600 * _SECOND_NS
+
+
+def calendar_days(starts_ns: np.ndarray) -> int | None:
+    """The bar length in days of a file of daily or longer bars (median spacing >= 23 h): the
+    smallest gap in whole days, 7 for weeks (a holiday week starting on a Tuesday is no 6-day
+    bar), 30 for months (any of 28 to 31 days apart; `bar_ends` ends each at its month's end).
+    None for intraday bars, and for a file with two bars less than half a day apart (the
+    smallest gap then stays the rule, and is warned of)."""
+    gaps = np.diff(np.unique(starts_ns))
+    if not len(gaps) or np.median(gaps) < _CALENDAR_GAP_NS:
+        return None
+    days = np.rint(gaps / DAY_NS).astype("int64")
+    if days.min() == 0:
+        return None
+    usual = int(np.median(days))
+    if 28 <= usual <= 31:
+        return 30
+    return 7 if 5 <= usual <= 8 else int(days.min())
+
+
+def bar_ends(starts_ns: np.ndarray, length_ns: int, days: int | None) -> np.ndarray:
+    """Each bar's last second: start + length for intraday bars (a night or a weekend after a
+    bar is no part of it). A calendar bar ends a second before the midnight its length in days
+    says, a month's at its month's end, never after the next bar starts (a DST change moves
+    that midnight by an hour; a holiday week starts a day late)."""
+    if days is None:
+        return starts_ns + length_ns
+    if days == 30:
+        # The bar's date where it was stamped: a midnight is within 12 h of UTC's date + 12 h.
+        local = (starts_ns + DAY_NS // 2).astype("datetime64[ns]").astype("datetime64[D]")
+        next_month = local.astype("datetime64[M]") + 1
+        spans = (next_month.astype("datetime64[D]") - local).astype("int64") * DAY_NS
+    else:
+        spans = np.full(len(starts_ns), days * DAY_NS, dtype="int64")
+    ends = starts_ns + spans
+    ends[:-1] = np.minimum(ends[:-1], starts_ns[1:])
+    return ends - _SECOND_NS
+
+
+def file_bar_length_ns(starts_ns: np.ndarray) -> int | None:
+    """A bar file's bar length as a backtest reads it (`calendar_days`, else the smallest gap);
+    None for fewer than two distinct starts."""
+    days = calendar_days(starts_ns)
+    return days * DAY_NS if days is not None else bar_length_ns(starts_ns)
 
 
 def _interval_label(length_ns: int) -> str:
+    if length_ns == 30 * DAY_NS:
+        return "1mo"  # calendar months (calendar_days), as Yahoo names them
     step = length_ns // 1_000_000_000
     for seconds, label in ((86_400, "d"), (3600, "h"), (60, "m")):
         if step >= seconds and step % seconds == 0:
@@ -189,10 +242,13 @@ def load_bar_file(
             f"({plain_value(raw_times.iloc[row])!r} is not after "
             f"{plain_value(raw_times.iloc[row - 1])!r})"
         )
-    length = bar_length_ns(ts) or DAY_NS  # one bar: nothing says how long; a day
-    doubt = _bar_length_doubt(ts, length, at)
+    days = calendar_days(ts)
+    length = file_bar_length_ns(ts) or DAY_NS  # one bar: nothing says how long; a day
+    doubt = None if days is not None else _bar_length_doubt(ts, length, at)
     if doubt:
         log.warning("bar file %r: %s", name, doubt)
+    if len(ts) == 1 and length == DAY_NS:
+        days = 1
     return BarSeries(
         symbol,
         _interval_label(length),
@@ -203,4 +259,5 @@ def load_bar_file(
         values["low"],
         values["close"],
         values["volume"],
+        bar_ends(ts, length, days),
     )
