@@ -97,15 +97,19 @@ def times_ns(
     path: Path, column: str, raw: pd.Series, file_row: Callable[[int], int] = int
 ) -> np.ndarray:
     """The column's times as UTC ns (integers are epoch s, ms, us or ns, told apart by their
-    size, and so are floats that hold whole numbers; text and dates as `times_in_utc` reads
-    them). A value that is not a time is refused naming the column and where it is in the file;
+    size, or 8-digit YYYYMMDD dates, and so are floats that hold whole numbers; text and dates
+    as `times_in_utc` reads them). A value that is not a time is refused naming the column and where it is in the file;
     `file_row(i)` is the 0-based file row of the column's i-th value."""
-    if pd.api.types.is_integer_dtype(raw):
-        return epoch_ns(path, column, raw.to_numpy(dtype="int64"), file_row)
-    if pd.api.types.is_float_dtype(raw):
+    if pd.api.types.is_integer_dtype(raw) or pd.api.types.is_float_dtype(raw):
         # Epoch integers stored as floats: a blank cell turns a CSV's column to floats, and
         # some tools write ms as float64. Read as nanoseconds they would be 1970 dates.
-        return epoch_ns(path, column, _whole_epochs(path, column, raw, file_row), file_row)
+        whole = pd.api.types.is_integer_dtype(raw)
+        values = (
+            raw.to_numpy(dtype="int64") if whole else _whole_epochs(path, column, raw, file_row)
+        )
+        if len(values) and _DIGIT_DATES[0] <= values[0] <= _DIGIT_DATES[1]:
+            return _digit_dates_ns(path, column, values, file_row)
+        return epoch_ns(path, column, values, file_row)
     parsed = times_in_utc(raw)
     if parsed.isna().any():
         i = int(parsed.isna().to_numpy().argmax())
@@ -138,6 +142,28 @@ def _whole_epochs(
     return np.clip(values, -(2.0**63), 2.0**63 - 1024).astype("int64")
 
 
+# Dates written as YYYYMMDD numbers (tushare's trade_date, Stooq and MetaStock exports): no
+# epoch time in any unit is this small after 1970-08-20.
+_DIGIT_DATES = (19000101, 21001231)
+
+
+def _digit_dates_ns(
+    path: Path, column: str, values: np.ndarray, file_row: Callable[[int], int]
+) -> np.ndarray:
+    """YYYYMMDD numbers as the UTC ns of their dates' midnight in exchange time; a value that
+    is no such date is refused naming where it is."""
+    dates = pd.to_datetime(pd.Series(values.astype(str)), format="%Y%m%d", errors="coerce")
+    if dates.isna().any():
+        i = int(dates.isna().to_numpy().argmax())
+        raise InvalidInputError(
+            f"bar file {str(path)!r}, column {column!r}, {file_position(path, file_row(i))}: "
+            f"{int(values[i])} is not a date written YYYYMMDD, as the first time is "
+            f"({int(values[0])}: {dates.iloc[0]:%Y-%m-%d})"
+        )
+    local = dates.dt.tz_localize(EXCHANGE_ZONE).dt.tz_convert("UTC")
+    return np.array([t.value for t in local], dtype="int64")
+
+
 # Epoch integers from 2001-09-09 to 2286-11-20 in each unit: seconds have 10 digits, ms 13,
 # us 16 and ns 19, so a file's unit follows from its first value.
 _EPOCH_UNITS = ((10**9, 10**10, 10**9, "s"), (10**12, 10**13, 10**6, "ms"),
@@ -164,5 +190,6 @@ def epoch_ns(
             return values * scale
     raise InvalidInputError(
         f"bar file {str(path)!r}, column {column!r}, {file_position(path, file_row(0))}: "
-        f"{int(values[0])} is no epoch time after 2001 in s, ms, us or ns"
+        f"{int(values[0])} is no epoch time after 2001 in s, ms, us or ns, nor a date written "
+        "YYYYMMDD (19000101 to 21001231)"
     )

@@ -1,0 +1,34 @@
+"""Bar times written as numbers other than recent epochs: YYYYMMDD dates (tushare, Stooq,
+MetaStock exports) and epoch times before 2001."""
+
+import pandas as pd
+import pytest
+
+from tradelab.errors import InvalidInputError
+from tradelab.market.feeds.replay import load_bars
+from tradelab.runner.barfile import load_bar_file
+
+
+def write(path, times):
+    rows = [f"{t},10,11,9,10" for t in times]
+    path.write_text("\n".join(["Date,Open,High,Low,Close", *rows]) + "\n")
+    return path
+
+
+def ist_midnights(*days):
+    return [pd.Timestamp(d, tz="Asia/Kolkata").value for d in days]
+
+
+@pytest.mark.parametrize("written", ["{}", "{}.0"])
+def test_dates_written_yyyymmdd_are_read_as_those_dates(tmp_path, written):
+    path = write(tmp_path / "digits.csv", [written.format(d) for d in (20240102, 20240103)])
+    expected = ist_midnights("2024-01-02", "2024-01-03")
+    series = load_bar_file(path)
+    assert series.ts.tolist() == expected and series.interval == "1d"
+    assert load_bars(path)["timestamp"].tolist() == expected  # the replay, too
+
+
+def test_a_number_that_is_no_yyyymmdd_date_is_refused_saying_so(tmp_path):
+    path = write(tmp_path / "digits.csv", [20240102, 20241302])
+    with pytest.raises(InvalidInputError, match=r"line 3: 20241302 is not a date written YYYYMMDD"):
+        load_bar_file(path)
