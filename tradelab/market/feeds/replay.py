@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import param
 
@@ -92,7 +93,28 @@ def load_bars(path: str | Path) -> pd.DataFrame:
             f"bar file {str(path)!r}, {file_position(path, row)}: a second bar of "
             f"{frame.at[row, 'symbol']} at the same time; times must increase per symbol"
         )
+    _check_in_order(frame, path)
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def _ist(ns: int) -> str:
+    return pd.Timestamp(int(ns), tz="UTC").tz_convert("Asia/Kolkata").strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _check_in_order(frame: pd.DataFrame, path: Path) -> None:
+    """Refuse a symbol whose rows are out of time order, as `tradelab backtest` does: a shuffled
+    file is usually a broken export. Oldest first or newest first (investing.com) are both in
+    order; symbols may come one block after another (a yfinance download)."""
+    for symbol, rows in frame.groupby("symbol", sort=False)["timestamp"]:
+        steps = np.diff(rows.to_numpy(dtype="int64"))
+        if len(steps) and not ((steps > 0).all() or (steps < 0).all()):
+            i = int((steps <= 0).argmax() if steps[0] > 0 else (steps >= 0).argmax()) + 1
+            row = int(rows.index[i])
+            raise InvalidInputError(
+                f"bar file {str(path)!r}, {file_position(path, row)}: the bars of {symbol} are "
+                f"out of time order ({_ist(rows.iloc[i])} after {_ist(rows.iloc[i - 1])}); "
+                "times must increase (or all decrease, newest first)"
+            )
 
 
 def _standard_columns(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
