@@ -374,7 +374,7 @@ def test_epoch_times_of_two_units_or_before_2001_are_refused_naming_the_line(tmp
     with pytest.raises(InvalidInputError, match=r"line 3: 1709523960000 is not epoch s"):
         load_bar_file(tmp_path / "mixed.csv")
     (tmp_path / "small.csv").write_text("Date,Open,High,Low,Close\n17095,10,11,9,10\n")
-    with pytest.raises(InvalidInputError, match=r"line 2: 17095 is no epoch time after 2001"):
+    with pytest.raises(InvalidInputError, match=r"line 2: 17095 is no epoch time from 1973"):
         load_bar_file(tmp_path / "small.csv")
 
 

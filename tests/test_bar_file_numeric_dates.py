@@ -32,3 +32,12 @@ def test_a_number_that_is_no_yyyymmdd_date_is_refused_saying_so(tmp_path):
     path = write(tmp_path / "digits.csv", [20240102, 20241302])
     with pytest.raises(InvalidInputError, match=r"line 3: 20241302 is not a date written YYYYMMDD"):
         load_bar_file(path)
+
+
+@pytest.mark.parametrize("scale", [10**9, 10**6])
+def test_epoch_times_before_2001_are_read_in_seconds_and_ms(tmp_path, scale):
+    # A daily history from 1999 (915408000 s: 10 digits only from 2001-09-09), across 2001.
+    days = [pd.Timestamp(d, tz="UTC").value for d in ("1999-01-04", "2001-09-10")]
+    path = write(tmp_path / "old.csv", [d // scale for d in days])
+    assert load_bar_file(path).ts.tolist() == days
+    assert load_bars(path)["timestamp"].tolist() == days

@@ -142,8 +142,8 @@ def _whole_epochs(
     return np.clip(values, -(2.0**63), 2.0**63 - 1024).astype("int64")
 
 
-# Dates written as YYYYMMDD numbers (tushare's trade_date, Stooq and MetaStock exports): no
-# epoch time in any unit is this small after 1970-08-20.
+# Dates written as YYYYMMDD numbers (tushare's trade_date, Stooq and MetaStock exports): below
+# every epoch unit's span (_EPOCH_UNITS).
 _DIGIT_DATES = (19000101, 21001231)
 
 
@@ -164,10 +164,11 @@ def _digit_dates_ns(
     return np.array([t.value for t in local], dtype="int64")
 
 
-# Epoch integers from 2001-09-09 to 2286-11-20 in each unit: seconds have 10 digits, ms 13,
-# us 16 and ns 19, so a file's unit follows from its first value.
-_EPOCH_UNITS = ((10**9, 10**10, 10**9, "s"), (10**12, 10**13, 10**6, "ms"),
-                (10**15, 10**16, 10**3, "us"), (10**18, 10**19, 1, "ns"))  # fmt: skip
+# Epoch integers from 1973-03-03 to 2286-11-20 in each unit: seconds have 9 or 10 digits, ms
+# 12 or 13, us 15 or 16 and ns 18 or 19; the spans do not overlap, so a file's unit follows
+# from its first value (a daily history from the 1990s in s or ms too).
+_EPOCH_UNITS = ((10**8, 10**10, 10**9, "s"), (10**11, 10**13, 10**6, "ms"),
+                (10**14, 10**16, 10**3, "us"), (10**17, 10**19, 1, "ns"))  # fmt: skip
 
 
 def epoch_ns(
@@ -190,6 +191,6 @@ def epoch_ns(
             return values * scale
     raise InvalidInputError(
         f"bar file {str(path)!r}, column {column!r}, {file_position(path, file_row(0))}: "
-        f"{int(values[0])} is no epoch time after 2001 in s, ms, us or ns, nor a date written "
+        f"{int(values[0])} is no epoch time from 1973 to 2286 in s, ms, us or ns, nor a date written "
         "YYYYMMDD (19000101 to 21001231)"
     )
