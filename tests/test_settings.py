@@ -255,6 +255,8 @@ def test_numbers_written_with_an_exponent_are_numbers_as_in_yaml_1_2(tmp_path):
         "reconciler:\n  interval_s: .inf\n",
         "reconciler:\n  interval_s: 1e10\n",
         "engine:\n  checkpoint_idle_seconds: .inf\n",
+        "engine:\n  checkpoint_idle_seconds: 1e10\n",
+        "engine:\n  open_timeout_seconds: 1e12\n",
         "risk:\n  max_total_notional: .inf\n",
     ],
 )
@@ -267,10 +269,12 @@ def test_infinite_or_endless_waits_are_refused_by_name(tmp_path, text):
 
 
 def test_an_engine_given_an_infinite_setting_in_python_is_refused_by_name():
-    from tradelab.config import config_with
+    from tradelab.config import EngineConfig, config_with
 
     with pytest.raises(InvalidInputError, match="checkpoint_idle_seconds=inf.*not a finite"):
         config_with(None, {"checkpoint_idle_seconds": float("inf")})
+    with pytest.raises(ValueError, match="segment_every_seconds"):  # param's bound: a day
+        EngineConfig(segment_every_seconds=float("inf"))
 
 
 @pytest.mark.parametrize(

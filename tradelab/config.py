@@ -25,6 +25,11 @@ class _SizeString(param.String):
         check_wal_autocheckpoint(value)
 
 
+# The longest wait or interval a setting takes: a day. Past it (or .inf) a timer overflows the
+# platform's time_t, in this process or the writer's.
+DAY_S = 86_400.0
+
+
 class EngineConfig(param.Parameterized):
     """How an `Engine` journals, snapshots and seals its events."""
 
@@ -72,7 +77,7 @@ class EngineConfig(param.Parameterized):
     )
     critical_priority_ms = param.Number(
         default=20.0,
-        bounds=(0.0, None),
+        bounds=(0.0, 60_000.0),
         doc="While critical submits are in flight, an ordinary submit from a thread with a "
         "kernel pass (kernel_batch_size) of its own events queued waits (off the GIL) until "
         "as many have returned as were in flight when it came, this long at most; 0 turns it "
@@ -81,7 +86,7 @@ class EngineConfig(param.Parameterized):
     )
     submit_timeout_seconds = param.Number(
         default=10.0,
-        bounds=(0.0, None),
+        bounds=(0.0, DAY_S),
         doc="How long an ordinary submit waits for room in a full queue before it raises "
         "OverloadError (the event is then not accepted).",
     )
@@ -89,7 +94,7 @@ class EngineConfig(param.Parameterized):
         default=100_000, bounds=(0, None), doc="Snapshot after this many events (0 = never)."
     )
     snapshot_every_seconds = param.Number(
-        default=300.0, bounds=(0.0, None), doc="Snapshot after this many seconds (0 = never)."
+        default=300.0, bounds=(0.0, DAY_S), doc="Snapshot after this many seconds (0 = never)."
     )
     keep_snapshots = param.Integer(
         default=100, bounds=(1, None), doc="How many of the newest snapshots are kept."
@@ -101,12 +106,12 @@ class EngineConfig(param.Parameterized):
     )
     segment_every_seconds = param.Number(
         default=5.0,
-        bounds=(0.0, None),
+        bounds=(0.0, DAY_S),
         doc="Seal a Parquet segment at least this often while events arrive (0 = by count only).",
     )
     checkpoint_idle_seconds = param.Number(
         default=1.0,
-        bounds=(0.0, None),
+        bounds=(0.0, DAY_S),
         doc="CHECKPOINT the DuckDB WAL into the file after the writer was idle this long.",
     )
     checkpoint_wal_bytes = param.Integer(
@@ -128,7 +133,7 @@ class EngineConfig(param.Parameterized):
     )
     open_timeout_seconds = param.Number(
         default=2.0,
-        bounds=(0.0, None),
+        bounds=(0.0, DAY_S),
         doc="How long to retry when a reader briefly holds the journal file's lock.",
     )
     history_size = param.Integer(
