@@ -248,3 +248,28 @@ def test_a_new_journal_refuses_an_earlier_journals_files_left_at_its_path(tmp_pa
         fresh.flush()
         topics = {e.topic for e in fresh.bus.history()}
     assert "journal.damage_detected" not in topics and "journal.recovered" in topics
+
+
+def test_a_damaged_last_record_is_dropped_by_the_start_and_said_by_verify_and_inspect(tmp_path):
+    # A torn last write was never acknowledged; damage to a synced one cannot be told apart,
+    # so the tools say what the next start will drop instead of calling the journal whole.
+    path = tmp_path / "lab.duckdb"
+    Journal(path).close()
+    log = AckLog(path)
+    log.append(1, 3, _batch(1, 3))
+    log.append(4, 6, _batch(4, 6))
+    log.sync()
+    log.close(remove=False)
+    [victim] = log_files(acklog_dir(path))
+    data = bytearray(victim.read_bytes())
+    data[28 + len(_batch(1, 3)) + 40] ^= 0xFF  # the last record's body
+    victim.write_bytes(bytes(data))
+    verified = CliRunner().invoke(cli, ["verify", str(path)])
+    assert "WARN the last record of ack log" in verified.output and "(seq 4..6)" in verified.output
+    shown = CliRunner().invoke(cli, ["inspect", str(path)])
+    assert "the next start drops it" in shown.output
+    journal = Journal(path)
+    try:
+        assert _journal_seqs(journal) == [1, 2, 3]
+    finally:
+        journal.close()

@@ -72,6 +72,8 @@ def inspect_cmd(path: str, as_json: bool) -> None:
             f"LOST       the high-water mark says seq {mark} was committed, but the journal "
             f"ends at seq {info['last_seq']}: events were lost (tradelab verify)"
         )
+    if info.get("ack_log_torn_tail"):
+        click.echo(f"WARN       {info['ack_log_torn_tail']}")
     for problem in info.get("ack_log_damage", []):
         click.echo(f"DAMAGED    {problem}: the next start refuses the journal")
     for topic, count in info["topics"].items():

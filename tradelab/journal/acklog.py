@@ -26,6 +26,7 @@ one helper thread prepares the next file.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import struct
@@ -40,6 +41,7 @@ from tradelab.errors import JournalError, RecoveryError
 from tradelab.journal.schema import EVENT_COLUMNS
 from tradelab.journal.wire import EncodedBatch
 
+log = logging.getLogger(__name__)
 _MAGIC = b"TLAK"
 _HEAD = struct.Struct("<4sIqqI")  # magic, crc32(seqs + length + body), first seq, last seq, length
 _SEQS = struct.Struct("<qqI")
@@ -273,6 +275,25 @@ def pending_events(journal_path: str | Path, last_seq: int) -> int:
     return newest - last_seq
 
 
+def torn_tail(journal_path: str | Path) -> str | None:
+    """The log's last record, if it fails its checks: a write a crash cut short (never synced,
+    so never acknowledged: the next start drops it) or, rarely, damage to a synced one, which
+    no check can tell apart; said, so an operator can look (`damage` covers all else)."""
+    for path in log_files(acklog_dir(journal_path)):
+        data = path.read_bytes()
+        damaged_at = _scan(data)[1]
+        if damaged_at is None:
+            continue
+        magic, _, first, last, _ = _HEAD.unpack_from(data + bytes(_HEAD.size), damaged_at)
+        seqs = f" (seq {first}..{last})" if magic == _MAGIC else ""
+        return (
+            f"the last record of ack log {path}{seqs}, at byte {damaged_at}, fails its checks: "
+            "a write a crash cut short (never acknowledged), or damage to an acknowledged one; "
+            "the next start drops it"
+        )
+    return None
+
+
 def damage(journal_path: str | Path, last_seq: int) -> list[str]:
     """What keeps the ack log from being restored whole after `last_seq` (empty: nothing)."""
     return _plan(log_files(acklog_dir(journal_path)), last_seq)[1]
@@ -317,6 +338,8 @@ def restore_into(con: duckdb.DuckDBPyConnection, journal_path: str | Path) -> in
         return 0
     last_seq = int(con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
     rows, problems = _plan(files, last_seq)
+    if not problems and (torn := torn_tail(journal_path)) is not None:
+        log.warning("journal %s: %s", journal_path, torn)
     if problems:
         raise RecoveryError(
             f"journal {journal_path} is damaged: {problems[0]}; events it acknowledged after "

@@ -17,7 +17,7 @@ import duckdb
 
 from tradelab.errors import RecoveryError, SchemaVersionError, StateError, TradelabError
 from tradelab.journal import schema
-from tradelab.journal.acklog import damage, pending_events
+from tradelab.journal.acklog import damage, pending_events, torn_tail
 from tradelab.journal.journal import check_events
 from tradelab.journal.recovery import choose_snapshot, load_snapshot_state, replay_into
 from tradelab.journal.snapshots import check_state, list_snapshots
@@ -112,6 +112,7 @@ def inspect_journal(path: str | Path, store_factory: StoreFactory | None = None)
             "tail_mark": TailMark(path).read(),
             "ack_log_pending_events": pending_events(path, last),
             "ack_log_damage": damage(path, last),
+            "ack_log_torn_tail": torn_tail(path),
             "topics": {k: int(v) for k, v in topics.items()},
             "snapshots": [s.to_payload() for s in snapshots],
             "rejected_snapshots": rejected,
@@ -145,6 +146,8 @@ def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) 
             )
         for problem in damage(path, last):  # the next start refuses it (RecoveryError)
             result.add(False, problem)
+        if (torn := torn_tail(path)) is not None:
+            result.lines.append(f"WARN {torn}")
         pending = pending_events(path, last)
         if pending:
             result.lines.append(
