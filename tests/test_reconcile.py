@@ -473,3 +473,17 @@ def test_the_brokers_health_follows_its_connection_at_once_not_at_the_next_run()
     assert s.store.get(f"broker.health.{name}")["state"] == "ok"
     s.reconciler().run_once()
     assert s.events("broker.recovered") == []
+
+
+def test_a_start_after_a_session_that_ended_in_a_broker_outage_journals_the_connection():
+    s = Session()
+    s.broker.disconnect()
+    assert s.store.get(f"broker.health.{s.broker.name}")["state"] == "degraded"
+    s.broker.connect()
+    s.broker._connection_listeners.clear()  # the old session is gone: nobody heard it
+    s.broker._order_listeners.clear()
+    restarted = ExecutionDesk(s.broker, s.kernel.submit)
+    restarted.journal_connection()
+    assert s.store.get(f"broker.health.{s.broker.name}")["state"] == "ok"
+    restarted.journal_connection()  # nothing more to say
+    assert len(s.events("broker.reconnected")) == 1

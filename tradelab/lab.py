@@ -217,6 +217,7 @@ class Lab:
             self.broker, self.engine.submit, universe=self.universe, risk=self.risk
         )
         self.desk.journal_missed_closes()  # a crash between a closing fill and its close
+        self.desk.journal_connection()  # the last session may have ended in a broker outage
         self.risk_monitor = DailyLossMonitor(
             self.risk_config, store, self.engine.submit, desk=self.desk, bus=self.engine.bus
         )

@@ -18,12 +18,14 @@ The broker sees an order only once its order.submitted is applied (the caller's 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from tradelab.broker.base import Broker
+from tradelab.broker.reconcile.reducers import DISCONNECTED
 from tradelab.errors import (
     InvalidInputError,
     InvalidOrderError,
@@ -365,6 +367,15 @@ class ExecutionDesk:
         for closed in missed:
             self._send("position.closed", closed, closed["position_id"], True, False)
         return [closed["position_id"] for closed in missed]
+
+    def journal_connection(self) -> None:
+        """On start: a session that ended while the broker was disconnected left its health
+        'degraded' by the disconnect; journal what the broker says now (either way)."""
+        health = self.store.get(f"broker.health.{self.broker.name}", None) or {}
+        dropped = health.get("state") == "degraded" and health.get("reason") == DISCONNECTED
+        connected = self.broker.is_connected
+        if dropped == connected:
+            self.on_connection(connected, time.time_ns())
 
     def _on_trade_published(self, event: Any) -> None:
         trade_id = event.payload.get("trade_id")

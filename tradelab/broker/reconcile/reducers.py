@@ -91,10 +91,13 @@ def recovered_reducer(view: Any, event: Event) -> Iterable[Change]:
     return [_health(event, "ok")]
 
 
+DISCONNECTED = "the broker connection dropped"  # the reason of a disconnect's degraded health
+
+
 def disconnected_reducer(view: Any, event: Event) -> Iterable[Change]:
     """payload: broker -> broker.health.<broker> = degraded at once (orders are refused while
     it lasts), not at the reconciler's next run."""
-    return [_health(event, "degraded", "the broker connection dropped")]
+    return [_health(event, "degraded", DISCONNECTED)]
 
 
 def reconnected_reducer(view: Any, event: Event) -> Iterable[Change]:
