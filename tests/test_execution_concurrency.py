@@ -169,3 +169,27 @@ def test_a_bus_handler_placing_two_entries_cannot_pass_a_limit_with_room_for_one
         assert gate._in_flight_orders() == []
     finally:
         engine.stop()
+
+
+def test_ids_of_orders_placed_from_a_bus_handler_are_not_kept_forever(tmp_path):
+    engine, broker = paper_session(str(tmp_path / "j.duckdb"))
+    desk = ExecutionDesk(broker, engine.submit)
+    placed = []
+
+    def place(event):
+        if len(placed) < 600:
+            placed.append(desk.place_order(SYMBOLS[1], "BUY" if len(placed) % 2 else "SELL", 75))
+
+    engine.bus.subscribe("mark.updated", place, name="kernel-placer")
+    try:
+        for i in range(600):
+            engine.submit("mark.updated", {"symbol": SYMBOLS[1], "price": 100.0 + i % 7})
+        deadline = time.monotonic() + 60  # the handlers' orders are queued behind the marks
+        while len(engine.store.get("trading.orders", None) or {}) < 600:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        engine.wait_applied()  # and published
+        assert len(placed) == 600
+        assert desk._claimed == set()
+    finally:
+        engine.stop()

@@ -482,7 +482,7 @@ def test_a_start_after_a_session_that_ended_in_a_broker_outage_journals_the_conn
     s.broker.connect()
     s.broker._connection_listeners.clear()  # the old session is gone: nobody heard it
     s.broker._order_listeners.clear()
-    restarted = ExecutionDesk(s.broker, s.kernel.submit)
+    restarted = s.reconciler()
     restarted.journal_connection()
     assert s.store.get(f"broker.health.{s.broker.name}")["state"] == "ok"
     restarted.journal_connection()  # nothing more to say

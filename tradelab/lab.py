@@ -217,13 +217,13 @@ class Lab:
             self.broker, self.engine.submit, universe=self.universe, risk=self.risk
         )
         self.desk.journal_missed_closes()  # a crash between a closing fill and its close
-        self.desk.journal_connection()  # the last session may have ended in a broker outage
         self.risk_monitor = DailyLossMonitor(
             self.risk_config, store, self.engine.submit, desk=self.desk, bus=self.engine.bus
         )
         self.reconciler = Reconciler(
             self.broker, self.engine.submit, risk=self.risk, config=self.reconciler_config
         )
+        self.reconciler.journal_connection()  # the last session may have ended in an outage
         # Halted before this start: what a failed cancel left working must not fill now, and a
         # breach's flatten a crash cut short is done, on a book reconciled first.
         self.risk_monitor.finish_after_restart(

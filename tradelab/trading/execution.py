@@ -18,14 +18,12 @@ The broker sees an order only once its order.submitted is applied (the caller's 
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from tradelab.broker.base import Broker
-from tradelab.broker.reconcile.reducers import DISCONNECTED
 from tradelab.errors import (
     InvalidInputError,
     InvalidOrderError,
@@ -118,6 +116,7 @@ class ExecutionDesk:
         bus = bus if bus is not None else getattr(owner, "bus", None)
         if bus is not None:
             bus.subscribe("trade.executed", self._on_trade_published, name="desk-close-check")
+            bus.subscribe("order.submitted", self._on_submitted, name="desk-id-release")
         broker.add_listener(self.on_order_update, self.on_connection)
         if risk is not None:
             risk.add_halt_listener(self.cancel_blocked_orders)
@@ -368,14 +367,12 @@ class ExecutionDesk:
             self._send("position.closed", closed, closed["position_id"], True, False)
         return [closed["position_id"] for closed in missed]
 
-    def journal_connection(self) -> None:
-        """On start: a session that ended while the broker was disconnected left its health
-        'degraded' by the disconnect; journal what the broker says now (either way)."""
-        health = self.store.get(f"broker.health.{self.broker.name}", None) or {}
-        dropped = health.get("state") == "degraded" and health.get("reason") == DISCONNECTED
-        connected = self.broker.is_connected
-        if dropped == connected:
-            self.on_connection(connected, time.time_ns())
+    def _on_submitted(self, event: Any) -> None:
+        """The store has the order: its id needs no claim (one placed from the kernel thread
+        kept it until now)."""
+        if self._claimed:
+            with self._ids_lock:
+                self._claimed.discard(event.payload.get("order_id"))
 
     def _on_trade_published(self, event: Any) -> None:
         trade_id = event.payload.get("trade_id")

@@ -28,6 +28,7 @@ from tradelab.broker.base import Broker, BrokerUnavailableError
 from tradelab.broker.reconcile import diff as d
 from tradelab.broker.reconcile.diff import BrokerView, Mismatch
 from tradelab.broker.reconcile.fixes import BY, fixes_for
+from tradelab.broker.reconcile.reducers import DISCONNECTED
 from tradelab.broker.retry import call_with_retry
 from tradelab.errors import InvalidInputError
 from tradelab.trading.closes import position_closed_payload
@@ -305,6 +306,16 @@ class Reconciler:
         if last.get("account_id") != self.broker.account_id:
             return 0
         return int(last.get("fill_point") or 0)
+
+    def journal_connection(self) -> None:
+        """On start: a session that ended while the broker was disconnected left its health
+        'degraded' by the disconnect; journal what the broker says now, when they differ."""
+        health = self.store.get(f"broker.health.{self.broker.name}", None) or {}
+        dropped = health.get("state") == "degraded" and health.get("reason") == DISCONNECTED
+        connected = self.broker.is_connected
+        if dropped == connected:
+            topic = "broker.reconnected" if connected else "broker.disconnected"
+            self._emit(topic, {"broker": self.broker.name, "ts_broker": time.time_ns()})
 
     def _set_health(self, topic: str, reason: str) -> None:
         name = self.broker.name
