@@ -225,3 +225,23 @@ def test_history_and_counts_stay_consistent_under_concurrent_publishers(subscrib
     assert Counter(e.key for e in history) == {str(p): 1000 for p in range(PUBLISHERS)}
     assert bus.metrics()["events_total"] == PUBLISHERS * 1000
     bus.close()
+
+
+def test_an_async_handler_slower_than_its_topic_skips_events_past_its_bound_and_counts_them():
+    # Unbounded, 200K publishes to a handler 1 ms behind held ~1 GB of pending tasks.
+    bus = EventBus(name="slow")
+    bus._async.max_pending = 5
+    release = threading.Event()
+
+    async def stuck(event: Event) -> None:
+        while not release.is_set():
+            await asyncio.sleep(0.005)
+
+    bus.subscribe("mark.updated", stuck, name="stuck")
+    for i in range(50):
+        bus.publish("mark.updated", {"symbol": "NIFTY", "price": 100.0 + i})
+    metrics = bus.metrics()
+    assert metrics["async_pending"] == 5 and metrics["async_dropped"] == 45
+    release.set()
+    assert wait_until(lambda: bus.metrics()["async_pending"] == 0)
+    bus.close()

@@ -3,12 +3,17 @@
 Thread model: `schedule` is called from any publishing thread and never blocks it (the loop is
 woken through `call_soon_threadsafe`). The loop thread starts on first use and `close` stops it.
 Each event becomes one task; tasks start in publish order but interleave at their awaits.
+Bounded: with `MAX_PENDING` calls scheduled and not finished (handlers slower than their topic),
+a new call is not scheduled: the event is skipped for that handler and counted (`dropped`, the
+bus's `async_dropped` metric), and the first skip is logged, so a slow async handler costs its
+own events, never the process's memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +26,8 @@ if TYPE_CHECKING:
     from tradelab.events import Event
 
 FailureReporter = Callable[["Subscription", "Event", BaseException], None]
+MAX_PENDING = 10_000
+log = logging.getLogger(__name__)
 
 
 class AsyncHandlerRunner:
@@ -34,6 +41,8 @@ class AsyncHandlerRunner:
         self._thread: threading.Thread | None = None
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._closed = False
+        self.max_pending = MAX_PENDING
+        self.dropped = 0  # calls not scheduled because max_pending were pending
 
     @property
     def running(self) -> bool:
@@ -47,6 +56,16 @@ class AsyncHandlerRunner:
     def schedule(self, sub: Subscription, event: Event) -> None:
         """Start `sub.handler(event)` on the loop and return at once."""
         loop = self._loop or self._start()
+        if len(self._pending) >= self.max_pending:
+            self.dropped += 1
+            if self.dropped == 1:
+                log.warning(
+                    "async handler %s is %d calls behind: skipping events for it (counted in "
+                    "the bus's async_dropped)",
+                    sub.name,
+                    len(self._pending),
+                )
+            return
         future = asyncio.run_coroutine_threadsafe(self._run(sub, event), loop)
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)

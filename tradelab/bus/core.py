@@ -350,6 +350,7 @@ class EventBus(FailureRecorder):
             "handler_failures": dict(self._failures_by_handler),
             "handler_time_sample_every": self.sample_every,
             "async_pending": self._async.pending,
+            "async_dropped": self._async.dropped,
             "handlers": [sub.stats() for sub in subs],
         }
 

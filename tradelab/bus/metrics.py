@@ -160,6 +160,14 @@ class BusCollector(Collector):
             "async_pending",
             "Async handler calls scheduled and not finished.",
         )
+        yield _one(
+            CounterMetricFamily,
+            "tradelab_bus_async_dropped",
+            name,
+            metrics,
+            "async_dropped",
+            "Async handler calls skipped while the bound of pending calls was reached.",
+        )
         calls = HistogramMetricFamily(
             "tradelab_bus_handler_call_seconds",
             "Sampled handler call times (1 publish in sample_every; every async call).",
