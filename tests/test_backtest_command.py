@@ -1,6 +1,10 @@
 """`tradelab backtest` as a command: the report's tables and totals, its progress line, and the
 --html page."""
 
+import io
+import logging
+import sys
+
 import pandas as pd
 import pytest
 
@@ -309,3 +313,26 @@ def test_a_long_runs_counts_are_printed_with_thousands_grouped_everywhere():
     assert "fills (1,200)" in report and "round trips (1,199)" in report
     assert "1,200 fills, 1,199 round trips, 1,079 won (90%)" in report
     assert "(1,180 fills not shown" in report
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_failure_or_warning_on_a_terminal_starts_its_own_line_not_after_the_progress(
+    monkeypatch,
+):
+    from tradelab.cli import _StderrHandler, fail
+    from tradelab.cli_backtest import BarProgress
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    BarProgress()(35, 100)
+    _StderrHandler().emit(logging.makeLogRecord({"msg": "an order was refused"}))
+    BarProgress()(36, 100)
+    with pytest.raises(SystemExit):
+        fail("backtest interrupted (Ctrl-C)", 130)
+    shown = terminal.getvalue()
+    assert "(35%)\x1b[K\r\x1b[Kan order was refused" in shown
+    assert "(36%)\x1b[K\r\x1b[Ktradelab: error: backtest interrupted" in shown

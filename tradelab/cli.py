@@ -45,8 +45,15 @@ def fail(message: object, code: int) -> NoReturn:
         if cause is not None:
             click.echo("".join(traceback.format_exception(cause)).rstrip(), err=True)
     text = " ".join(str(message).split())
+    _clear_progress_line()
     click.echo(f"tradelab: error: {text}", err=True)
     raise SystemExit(code)
+
+
+def _clear_progress_line() -> None:
+    """On a terminal, rub out a progress line (backtest's, run's) a message would follow on."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\x1b[K")
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -70,6 +77,10 @@ class _StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, _value: object) -> None:
         pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _clear_progress_line()  # a warning starts its own line, not after "... bars (35%)"
+        super().emit(record)
 
 
 class _NoTracebacks(logging.Formatter):
