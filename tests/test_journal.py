@@ -14,7 +14,14 @@ import pytest
 from tradelab.errors import JournalError, RecoveryError, SchemaVersionError
 from tradelab.events import Event, encode_payload
 from tradelab.journal import Journal, JournalReader
-from tradelab.journal.segments import list_segments, segment_dir
+from tradelab.journal import segments as segments_module
+from tradelab.journal.segments import (
+    covered_segments,
+    list_segments,
+    parquet_list,
+    segment_dir,
+    segment_name,
+)
 from tradelab.journal.tailmark import TailMark
 from tradelab.journal.writer import Ticket
 
@@ -224,3 +231,59 @@ def test_reader_uses_the_file_when_free_and_segments_while_another_process_write
     reader = JournalReader(path)
     assert reader.count() == 3000 and reader.source == "journal"
     assert reader.counts_by_topic() == {"mark.updated": 3000}
+
+
+def test_small_segments_are_merged_and_the_files_a_merge_covers_are_never_read(
+    tmp_path, monkeypatch
+):
+    # A seal every few seconds made ~4,500 files a day, and every reader's query opened them all.
+    monkeypatch.setattr(segments_module, "MERGE_WHEN", 4)
+    monkeypatch.setattr(segments_module, "MERGE_SMALLER_THAN", 10_000)
+    monkeypatch.setattr(segments_module, "MERGE_GRACE_S", 0.0)
+    path = tmp_path / "j.duckdb"
+    journal = Journal(path)
+    _writer(journal, segments=True, segment_every_events=100, segment_every_seconds=0)
+    events = _events(1, 1000)
+    for i in range(0, 1000, 100):
+        _append(journal.writer, events[i : i + 100])
+        journal.writer.flush(timeout=10)
+        journal.sealer.seal_now()
+    assert journal.sealer.segments_merged >= 2
+    journal.close()
+    files = sorted(segment_dir(path).glob("events-*.parquet"))
+    assert len(files) < 10
+    ranges = [(a, b) for a, b, _ in list_segments(segment_dir(path))]
+    assert ranges[0][0] == 1 and ranges[-1][1] == 1000
+    assert all(b + 1 == a2 for (_, b), (a2, _) in zip(ranges, ranges[1:], strict=False))
+    seqs = duckdb.sql(
+        f"SELECT seq FROM read_parquet({parquet_list(list_segments(segment_dir(path)))}) "
+        "ORDER BY seq"
+    ).fetchall()
+    assert [s for (s,) in seqs] == list(range(1, 1001))
+
+
+def test_a_listing_leaves_out_the_files_a_merged_segment_covers(tmp_path):
+    directory = tmp_path / "j.segments"
+    directory.mkdir()
+    for first, last in ((1, 100), (101, 200), (1, 200), (201, 300)):
+        (directory / segment_name(first, last)).write_bytes(b"")
+    assert [(a, b) for a, b, _ in list_segments(directory)] == [(1, 200), (201, 300)]
+    assert sorted(p.name for p in covered_segments(directory)) == [
+        segment_name(1, 100),
+        segment_name(101, 200),
+    ]
+
+
+def test_a_merged_segment_past_the_journals_end_takes_the_files_it_covered_along(tmp_path):
+    path = tmp_path / "j.duckdb"
+    journal = Journal(path)
+    _writer(journal, segments=True, segment_every_events=100, segment_every_seconds=0)
+    _append(journal.writer, _events(1, 100))
+    journal.close()
+    directory = segment_dir(path)
+    for first, last in ((101, 150), (151, 200), (101, 200)):  # the journal lost 101..200
+        (directory / segment_name(first, last)).write_bytes(b"")
+    journal = Journal(path)
+    _writer(journal, segments=True)
+    journal.close()
+    assert [(a, b) for a, b, _ in list_segments(directory)] == [(1, 100)]

@@ -15,7 +15,7 @@ import duckdb
 
 from tradelab.errors import JournalError
 from tradelab.journal import schema
-from tradelab.journal.segments import SEGMENT_GLOB, list_segments, segment_dir
+from tradelab.journal.segments import list_segments, parquet_list, segment_dir
 
 _EMPTY_EVENTS = (
     "SELECT CAST(NULL AS BIGINT) AS seq, CAST(NULL AS BIGINT) AS ts, CAST(NULL AS VARCHAR) AS "
@@ -86,8 +86,8 @@ def open_source(path: str | Path) -> Source:
         segments = list_segments(segments_dir)
         con.execute(f"CREATE VIEW snapshots AS {_EMPTY_SNAPSHOTS}")
         if segments:
-            glob = _sql_string(str(segments_dir / SEGMENT_GLOB))
-            con.execute(f"CREATE VIEW _events AS SELECT * FROM read_parquet({glob})")
+            files = parquet_list(segments)
+            con.execute(f"CREATE VIEW _events AS SELECT * FROM read_parquet({files})")
             last = segments[-1][1]
             note = (
                 f"journal {path.name} is in use by a running engine; reading its "

@@ -30,7 +30,7 @@ from tradelab.errors import JournalError
 from tradelab.events import Event
 from tradelab.journal import schema
 from tradelab.journal.event_rows import rows_to_events
-from tradelab.journal.segments import SEGMENT_GLOB, list_segments, segment_dir
+from tradelab.journal.segments import list_segments, parquet_list, segment_dir
 
 _EMPTY_EVENTS = (
     "SELECT CAST(NULL AS BIGINT) AS seq, CAST(NULL AS BIGINT) AS ts, CAST(NULL AS VARCHAR) AS "
@@ -78,8 +78,8 @@ class JournalReader:
         con = duckdb.connect()
         segments = list_segments(self.segments_dir)
         if segments:
-            glob = str(self.segments_dir / SEGMENT_GLOB)
-            con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{_quote(glob)}')")
+            files = parquet_list(segments)
+            con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({files})")
             self.note = (
                 f"journal file is in use by a running engine; reading {len(segments)} sealed "
                 f"segment(s) up to seq {segments[-1][1]}"
@@ -160,7 +160,3 @@ class JournalReader:
             return rows_to_events(con.sql(sql, params=params).to_arrow_table())
         finally:
             con.close()
-
-
-def _quote(text: str) -> str:
-    return text.replace("'", "''")

@@ -1,7 +1,11 @@
 """Sealed Parquet segments of the journal: the road for other processes while the engine runs.
 
-Files `<dir>/<stem>.segments/events-<first>-<last>.parquet` hold contiguous, non-overlapping seq
-ranges; each is written to a temporary name and renamed, so a glob never sees half a file.
+Files `<dir>/<stem>.segments/events-<first>-<last>.parquet` hold contiguous seq ranges; each is
+written to a temporary name and renamed, so a listing never sees half a file. A seal every few
+seconds makes thousands of small files a day, and every reader's query opens them all: once
+`MERGE_WHEN` small ones wait, the sealer writes one file over their range and deletes them
+`MERGE_GRACE_S` later, so a reader that listed them first still reads them. Readers take the
+files `list_segments` names, which leaves out any file another one covers.
 Thread model: the writer thread calls `SegmentSealer.add` with each committed seq range; the
 sealer's own thread has DuckDB copy those events from the journal to Parquet (its own cursor):
 no Arrow table or Parquet writer of pyarrow in the writer process, whose memory would stay
@@ -27,7 +31,13 @@ from tradelab.journal.schema import EVENT_COLUMNS
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^events-(\d{12})-(\d{12})\.parquet$")
-SEGMENT_GLOB = "events-*.parquet"
+
+
+def parquet_list(segments: list[tuple[int, int, Path]]) -> str:
+    """SQL for `read_parquet`'s argument: the files `list_segments` named, as a list literal
+    (a glob would also take the files a merge covers until they are deleted)."""
+    return "[" + ", ".join(_sql_string(str(path)) for _, _, path in segments) + "]"
+
 
 # Every column written OPTIONAL, as the journal's are nullable: DuckDB marks a column REQUIRED
 # when its statistics show no NULL so far, so segments of one journal would disagree on `key`
@@ -44,8 +54,31 @@ def segment_name(first_seq: int, last_seq: int) -> str:
     return f"events-{first_seq:012d}-{last_seq:012d}.parquet"
 
 
+# Segments smaller than this many events are merged once MERGE_WHEN of them wait; the files
+# they are merged from stay MERGE_GRACE_S for readers that listed them before the merge.
+MERGE_SMALLER_THAN = 200_000
+MERGE_WHEN = 32
+MERGE_GRACE_S = 60.0
+
+
 def list_segments(directory: Path) -> list[tuple[int, int, Path]]:
-    """(first_seq, last_seq, path) of every sealed segment, in seq order."""
+    """(first_seq, last_seq, path) of the sealed segments to read, in seq order: a file whose
+    range another one covers (merged, not yet deleted) is left out."""
+    shown: list[tuple[int, int, Path]] = []
+    for segment in _all_segments(directory):
+        if shown and segment[1] <= shown[-1][1]:
+            continue  # covered by the (wider) one before it
+        shown.append(segment)
+    return shown
+
+
+def covered_segments(directory: Path) -> list[Path]:
+    """Files a merged segment covers: left out by `list_segments`, deleted after the grace."""
+    shown = {path for _, _, path in list_segments(directory)}
+    return [path for _, _, path in _all_segments(directory) if path not in shown]
+
+
+def _all_segments(directory: Path) -> list[tuple[int, int, Path]]:
     if not directory.is_dir():
         return []
     found = []
@@ -53,7 +86,7 @@ def list_segments(directory: Path) -> list[tuple[int, int, Path]]:
         match = _NAME.match(path.name)
         if match:
             found.append((int(match.group(1)), int(match.group(2)), path))
-    return sorted(found)
+    return sorted(found, key=lambda s: (s[0], -s[1]))  # the widest of one start first
 
 
 def reconcile_segments(directory: Path, journal_last_seq: int) -> tuple[int, list[str]]:
@@ -75,6 +108,10 @@ def reconcile_segments(directory: Path, journal_last_seq: int) -> tuple[int, lis
         )
         path.rename(path.with_name(path.name + ".stale"))
         problems.append(f"segment {path.name} {reason}; renamed to {path.name}.stale")
+    for _, last, path in _all_segments(directory):  # a merge's leftovers past the sealed seq
+        if last > sealed:
+            path.rename(path.with_name(path.name + ".stale"))
+            problems.append(f"segment {path.name} ends past seq {sealed}; renamed to .stale")
     return sealed, problems
 
 
@@ -111,6 +148,9 @@ class SegmentSealer:
         self._stopping = False
         self._seal_requested = False
         self.segments_written = 0
+        self.segments_merged = 0  # files written over a run of small ones
+        # (monotonic deadline, files a merge covers): deleted once readers had time to move on
+        self._doomed: list[tuple[float, list[Path]]] = []
         self.failed: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="segment-sealer", daemon=True)
 
@@ -120,6 +160,9 @@ class SegmentSealer:
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        left = covered_segments(self.directory)  # a merge whose deletes a stop cut short
+        if left:
+            self._doomed.append((time.monotonic() + MERGE_GRACE_S, left))
         self._thread.start()
 
     def add(self, first_seq: int, last_seq: int) -> None:
@@ -179,6 +222,8 @@ class SegmentSealer:
                     stopping = self._stopping
                 if upto > self._sealed_seq:
                     self._seal_range(cur, upto)
+                    self._merge_small(cur)
+                self._delete_doomed(everything=stopping)
                 with self._cond:
                     self._seal_requested = False
                     self._cond.notify_all()
@@ -222,7 +267,42 @@ class SegmentSealer:
                 f"events {first}..{last} read back for a segment are not the "
                 f"{count} contiguous seqs after {after}"
             )
-        final = self.directory / segment_name(first, last)
+        self._copy(cur, after, upto, self.directory / segment_name(first, last))
+        self._sealed_seq = last
+        self.segments_written += 1
+
+    def _merge_small(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """One file over the oldest MERGE_WHEN small segments, once that many wait; theirs are
+        deleted after MERGE_GRACE_S (`_delete_doomed`)."""
+        small = [s for s in list_segments(self.directory) if s[1] - s[0] + 1 < MERGE_SMALLER_THAN]
+        if len(small) < MERGE_WHEN:
+            return
+        run = [small[0]]
+        for segment in small[1:MERGE_WHEN]:
+            if segment[0] != run[-1][1] + 1:
+                break  # a merged one between: merge what is before it
+            run.append(segment)
+        if len(run) < 2:
+            return
+        first, last = run[0][0], run[-1][1]
+        self._copy(cur, first - 1, last, self.directory / segment_name(first, last))
+        self._doomed.append((time.monotonic() + MERGE_GRACE_S, [path for _, _, path in run]))
+        self.segments_merged += 1
+
+    def _delete_doomed(self, *, everything: bool) -> None:
+        now = time.monotonic()
+        kept = []
+        for deadline, paths in self._doomed:
+            if not everything and deadline > now:
+                kept.append((deadline, paths))
+                continue
+            for path in paths:
+                path.unlink(missing_ok=True)
+        self._doomed = kept
+
+    def _copy(self, cur: duckdb.DuckDBPyConnection, after: int, upto: int, final: Path) -> None:
+        """Events after..upto to the Parquet file `final`: written to a temporary name, fsync'd
+        and renamed (a listing never sees half a file)."""
         tmp = self.directory / f".{final.name}.tmp"
         # Committed rows up to `upto` never change, so the copy sees what was just counted.
         pool = self._buffer_pool
@@ -239,5 +319,3 @@ class SegmentSealer:
         finally:
             os.close(fd)
         os.replace(tmp, final)
-        self._sealed_seq = last
-        self.segments_written += 1
