@@ -287,3 +287,18 @@ def test_a_merged_segment_past_the_journals_end_takes_the_files_it_covered_along
     _writer(journal, segments=True)
     journal.close()
     assert [(a, b) for a, b, _ in list_segments(directory)] == [(1, 100)]
+
+
+def test_engine_metrics_count_the_segment_files_a_reader_opens(tmp_path):
+    from tradelab.engine import Engine
+
+    with Engine(journal_path=str(tmp_path / "j.duckdb"), segment_every_events=50) as engine:
+        for i in range(120):
+            engine.submit("mark.updated", {"symbol": "A", "price": 1.0 + i})
+        engine.flush()
+        engine.seal_segments()
+        assert (
+            engine.metrics()["segment_files"]
+            == len(list_segments(segment_dir(tmp_path / "j.duckdb")))
+            >= 2
+        )

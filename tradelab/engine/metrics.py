@@ -6,7 +6,10 @@ taken at one instant together.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from tradelab.journal.segments import list_segments, segment_dir
 
 
 def engine_metrics(
@@ -35,6 +38,10 @@ def engine_metrics(
         "durable_seq": writer.durable_seq if writer else 0,
         "groups_committed": writer.groups_committed if writer else 0,
         "events_committed": writer.events_committed if writer else 0,
+        # Parquet files readers open (merged as they accumulate: journal/segments.py).
+        "segment_files": len(list_segments(segment_dir(Path(engine.config.journal_path))))
+        if engine.config.segments_enabled
+        else 0,
         # Where the journal writer runs: a process of its own or a thread here, and its pid;
         # its bounded queue of work not yet committed to DuckDB.
         **(writer.describe() if writer else {"writer": None, "writer_pid": None}),

@@ -74,6 +74,12 @@ _ENGINE_FIGURES = (
         "Events committed to DuckDB.",
     ),
     (
+        "segment_files",
+        "tradelab_journal_segment_files",
+        "gauge",
+        "Parquet segment files a reader opens (small ones are merged as they accumulate).",
+    ),
+    (
         "writer_pending_high_water",
         "tradelab_journal_writer_pending_high_water",
         "gauge",
