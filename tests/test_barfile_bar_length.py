@@ -123,3 +123,14 @@ def test_monthly_and_weekly_bars_are_months_and_weeks_whatever_their_gaps(tmp_pa
         "2023-12-24 23:59:59",
         "2023-12-31 23:59:59",
     ]
+
+
+def test_sma_cross_backtests_a_monthly_file(tmp_path):
+    # Its bars are '1mo': the strategy reads them with ctx.bars(symbol, '1mo').
+    from tradelab.runner import SmaCross
+    from tradelab.runner.backtest import run_backtest
+
+    months = pd.date_range("2010-01-01", periods=60, freq="MS").strftime("%Y-%m-%d")
+    path = write_stamped(tmp_path / "monthly.csv", list(months))
+    result = run_backtest(path, SmaCross(fast=2, slow=4, size=1))
+    assert result.failed_strategies == {} and result.bars == 60

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from tradelab.runner.strategy import Strategy
 
 # A bar length's label: a session's (INTERVAL_SECONDS) or a bar file's own (e.g. '1d', '30s').
-BAR_LENGTH = re.compile(r"[1-9][0-9]*[smhd]")
+BAR_LENGTH = re.compile(r"[1-9][0-9]*(?:[smhd]|mo)")  # 1mo: a file of calendar months
 
 # Fields of a signal's payload and its stored row that tradelab sets itself.
 SIGNAL_FIELDS = frozenset({"strategy", "name", "ts", "signal_id", "detected_ts", "seq"})
