@@ -75,3 +75,17 @@ def test_a_backtests_commission_is_charged_exactly_not_rounded_to_cents(tmp_path
     # 0.0003 of each fill's value: 8.5 x 1, 12 x 2, 8.8 x 2 (rounded per fill: 0.00, 0.01, 0.01).
     assert [f["fee"] for f in result.fills] == pytest.approx([0.00255, 0.0072, 0.00528])
     assert result.fees == pytest.approx(0.01503)
+
+
+def buy(broker, symbol, ask, qty=1):
+    broker.set_quote(symbol, ask * 0.99, ask)
+    return broker.submit_order(OrderRequest("o2", symbol, Side.BUY, qty)).average_price
+
+
+def test_an_instrument_without_a_tick_takes_no_slippage_either_way():
+    # 0.05 a unit on a coin at 0.00002 was charged on buys only (sells cannot go below 0).
+    coin = broker_of(PlainInstrument("COIN"), slippage_ticks=1)
+    assert buy(coin, "COIN", 0.00002) == 0.00002
+    assert sell(broker_of(PlainInstrument("COIN"), slippage_ticks=1), "COIN", 0.00002) == 0.00002
+    fx = broker_of(PlainInstrument("FX", tick_size=0.0001), slippage_ticks=2)
+    assert buy(fx, "FX", 1.0812) == 1.0814

@@ -22,7 +22,8 @@ class PaperBrokerConfig(param.Parameterized):
     slippage_ticks = param.Integer(
         default=0,
         bounds=(0, 1000),
-        doc="Ticks paid beyond the touch on market orders (an instrument without a tick: 0.05).",
+        doc="Ticks (an option's 0.05) paid beyond the touch on market orders; an instrument "
+        "without a tick (a replayed coin or currency) takes none.",
     )
     latency_ms = param.Integer(
         default=0, bounds=(0, 600_000), doc="Clock time from acceptance until an order can fill."
@@ -64,13 +65,15 @@ def fill_terms(
     if touch <= 0 or not math.isfinite(touch):
         return None
     tick = tick_size_of(order.contract)
-    slip = config.slippage_ticks * (tick or TICK_SIZE)
+    # Slippage is counted in the instrument's ticks: one without a tick (a coin at 0.00002, a
+    # currency) takes none, as 0.05 a unit would be thousands of times its price on buys.
+    slip = config.slippage_ticks * tick
     if buy:
         price = touch + slip
     else:
         price = touch - slip
-        if price < tick or price <= 0:  # slippage never takes a sell to nothing
-            price = tick or touch
+        if tick and price < tick:  # slippage never takes a sell below one tick
+            price = min(tick, touch)
     if r.order_type is OrderType.LIMIT:
         if (buy and touch > r.limit_price) or (not buy and touch < r.limit_price):
             return None
