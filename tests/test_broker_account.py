@@ -183,4 +183,7 @@ def test_an_account_of_another_bar_file_is_refused_naming_it_and_how_to_start_ov
     message = str(refused.value)
     assert f"account file {path} holds orders in STOCK_A" in message
     assert "it trades STOCK_B and NIFTY options" in message
-    assert f"remove the journal {tmp_path / 'rp.duckdb'} and every file named rp.* " in message
+    journal = tmp_path / "rp.duckdb"
+    # Its sidecars by name: a glob of the stem (rp.*) would also take the user's rp.py.
+    assert f"remove the journal {journal}, the files named rp.duckdb.* beside it" in message
+    assert "the folders rp.segments and rp.acklog" in message

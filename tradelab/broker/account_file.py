@@ -37,7 +37,9 @@ def foreign_account(path: Path | None, symbol: str, universe: Any) -> InvalidInp
     over = f"remove {path}"
     journal = Path(str(path).removesuffix(".broker.sqlite")) if path is not None else None
     if journal is not None and journal != path:  # a Lab's account, beside its journal
-        over = f"remove the journal {journal} and every file named {journal.stem}.* beside it"
+        from tradelab.journal.journal import start_over  # the journal's sidecars, named once
+
+        over = start_over(journal)
     return InvalidInputError(
         f"paper broker account file {path} holds orders in {symbol}, which this session does "
         f"not trade (it trades {here}): the account was saved by a session on another bar file "

@@ -94,9 +94,17 @@ def check_no_leftovers(path: Path) -> None:
         state = "is empty (0 bytes)" if path.exists() else "does not exist"
         raise JournalError(
             f"journal {path} {state} but files of an earlier journal there do: {names}; "
-            f"move or remove them to start a new journal (to start over: the journal and every "
-            f"file named {path.stem}.* beside it)"
+            f"move or remove them to start a new journal (to start over: {start_over(path)})"
         )
+
+
+def start_over(path: Path) -> str:
+    """What to remove to start over from nothing on the journal `path`: it and its sidecars
+    (never a glob of its stem, which would take a strategy file `sma.py` beside `sma.duckdb`)."""
+    return (
+        f"remove the journal {path}, the files named {path.name}.* beside it and the folders "
+        f"{segment_dir(path).name} and {acklog_dir(path).name}"
+    )
 
 
 class Journal:
