@@ -41,3 +41,17 @@ def test_epoch_times_before_2001_are_read_in_seconds_and_ms(tmp_path, scale):
     path = write(tmp_path / "old.csv", [d // scale for d in days])
     assert load_bar_file(path).ts.tolist() == days
     assert load_bars(path)["timestamp"].tolist() == days
+
+
+@pytest.mark.parametrize(
+    ("written", "interval"),
+    [
+        ((202401020915, 202401020916, 202401020917), "1m"),
+        ((20240102091500, 20240102091505, 20240102091510), "5s"),
+    ],
+)
+def test_dates_and_times_written_as_digits_are_read_as_exchange_times(tmp_path, written, interval):
+    # 202401020915 is also epoch ms in 1976: a first value that reads as a date and time wins.
+    series = load_bar_file(write(tmp_path / "digits.csv", written))
+    first = pd.Timestamp(series.ts[0], tz="UTC").tz_convert("Asia/Kolkata")
+    assert (first.strftime("%Y-%m-%d %H:%M"), series.interval) == ("2024-01-02 09:15", interval)

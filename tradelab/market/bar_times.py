@@ -107,8 +107,9 @@ def times_ns(
         values = (
             raw.to_numpy(dtype="int64") if whole else _whole_epochs(path, column, raw, file_row)
         )
-        if len(values) and _DIGIT_DATES[0] <= values[0] <= _DIGIT_DATES[1]:
-            return _digit_dates_ns(path, column, values, file_row)
+        for low, high, digits in _DIGIT_TIMES:
+            if len(values) and low <= values[0] <= high and _reads_as(values[0], digits):
+                return _digit_dates_ns(path, column, values, file_row, digits)
         return epoch_ns(path, column, values, file_row)
     parsed = times_in_utc(raw)
     if parsed.isna().any():
@@ -142,23 +143,38 @@ def _whole_epochs(
     return np.clip(values, -(2.0**63), 2.0**63 - 1024).astype("int64")
 
 
-# Dates written as YYYYMMDD numbers (tushare's trade_date, Stooq and MetaStock exports): below
-# every epoch unit's span (_EPOCH_UNITS).
-_DIGIT_DATES = (19000101, 21001231)
+# Dates and times written as digits (tushare's trade_date, Stooq and MetaStock exports):
+# YYYYMMDD lies below every epoch unit's span (_EPOCH_UNITS); YYYYMMDDHHMM inside epoch ms's,
+# where it would be a time in 1976, so a first value that reads as a date and time wins;
+# YYYYMMDDHHMMSS between the ms and us spans.
+_DIGIT_TIMES = (
+    (19000101, 21001231, "YYYYMMDD"),
+    (190001010000, 210012312359, "YYYYMMDDHHMM"),
+    (19000101000000, 21001231235959, "YYYYMMDDHHMMSS"),
+)
+_FORMATS = {"YYYYMMDD": "%Y%m%d", "YYYYMMDDHHMM": "%Y%m%d%H%M", "YYYYMMDDHHMMSS": "%Y%m%d%H%M%S"}
+
+
+def _reads_as(value: int, digits: str) -> bool:
+    return not pd.isna(pd.to_datetime(str(int(value)), format=_FORMATS[digits], errors="coerce"))
 
 
 def _digit_dates_ns(
-    path: Path, column: str, values: np.ndarray, file_row: Callable[[int], int]
+    path: Path,
+    column: str,
+    values: np.ndarray,
+    file_row: Callable[[int], int],
+    digits: str = "YYYYMMDD",
 ) -> np.ndarray:
-    """YYYYMMDD numbers as the UTC ns of their dates' midnight in exchange time; a value that
-    is no such date is refused naming where it is."""
-    dates = pd.to_datetime(pd.Series(values.astype(str)), format="%Y%m%d", errors="coerce")
+    """Dates (times) written as `digits` numbers, as UTC ns of that local time in exchange
+    time; a value that is no such date is refused naming where it is."""
+    dates = pd.to_datetime(pd.Series(values.astype(str)), format=_FORMATS[digits], errors="coerce")
     if dates.isna().any():
         i = int(dates.isna().to_numpy().argmax())
         raise InvalidInputError(
             f"bar file {str(path)!r}, column {column!r}, {file_position(path, file_row(i))}: "
-            f"{int(values[i])} is not a date written YYYYMMDD, as the first time is "
-            f"({int(values[0])}: {dates.iloc[0]:%Y-%m-%d})"
+            f"{int(values[i])} is not a date written {digits}, as the first time is "
+            f"({int(values[0])}: {dates.iloc[0]:%Y-%m-%d %H:%M:%S})"
         )
     local = dates.dt.tz_localize(EXCHANGE_ZONE).dt.tz_convert("UTC")
     return np.array([t.value for t in local], dtype="int64")
@@ -191,6 +207,6 @@ def epoch_ns(
             return values * scale
     raise InvalidInputError(
         f"bar file {str(path)!r}, column {column!r}, {file_position(path, file_row(0))}: "
-        f"{int(values[0])} is no epoch time from 1973 to 2286 in s, ms, us or ns, nor a date written "
-        "YYYYMMDD (19000101 to 21001231)"
+        f"{int(values[0])} is no epoch time from 1973 to 2286 in s, ms, us or ns, nor a date "
+        "written YYYYMMDD (19000101 to 21001231), YYYYMMDDHHMM or YYYYMMDDHHMMSS"
     )
