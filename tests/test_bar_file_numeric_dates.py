@@ -55,3 +55,24 @@ def test_dates_and_times_written_as_digits_are_read_as_exchange_times(tmp_path, 
     series = load_bar_file(write(tmp_path / "digits.csv", written))
     first = pd.Timestamp(series.ts[0], tz="UTC").tz_convert("Asia/Kolkata")
     assert (first.strftime("%Y-%m-%d %H:%M"), series.interval) == ("2024-01-02 09:15", interval)
+
+
+def test_tushare_and_stooq_exports_are_read_as_they_come(tmp_path):
+    tushare = tmp_path / "tushare.csv"
+    tushare.write_text(
+        "ts_code,trade_date,open,high,low,close,pre_close,vol\n"
+        "600000.SH,20240103,11,12,10,11,10,1000\n"
+        "600000.SH,20240102,10,11,9,10,9,1000\n"  # newest first, as tushare writes
+    )
+    series = load_bar_file(tushare)
+    assert series.symbol == "600000_SH" and series.interval == "1d"
+    assert series.ts.tolist() == ist_midnights("2024-01-02", "2024-01-03")
+    stooq = tmp_path / "stooq.csv"
+    stooq.write_text(
+        "<TICKER>,<PER>,<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>,<OPENINT>\n"
+        "ABC,5,20240102,091500,10,11,9,10,1000,0\n"
+        "ABC,5,20240102,092000,10,11,9,11,1000,0\n"
+    )
+    series = load_bar_file(stooq)
+    first = pd.Timestamp(series.ts[0], tz="UTC").tz_convert("Asia/Kolkata")
+    assert (series.symbol, first.strftime("%H:%M"), series.interval) == ("ABC", "09:15", "5m")

@@ -66,7 +66,35 @@ def read_bar_frame(path: Path) -> pd.DataFrame:
         frame = frame.reset_index()
     else:
         frame = _per_ticker_from_header_rows(frame)
-    return _symbols_as_ids(_date_and_time_joined(frame), path)
+    return _symbols_as_ids(_date_and_time_joined(_vendor_names(frame)), path)
+
+
+# Vendors' names of the columns read here, by their lower-cased names without <>: tushare's
+# trade_date and ts_code, Stooq's and MetaStock's <TICKER>, <DATE>, <VOL>, <DTYYYYMMDD>.
+_VENDOR_NAMES = {
+    "trade_date": "Date",
+    "dtyyyymmdd": "Date",
+    "ts_code": "Symbol",
+    "ticker": "Symbol",
+    "vol": "Volume",
+}
+
+
+def _vendor_names(frame: pd.DataFrame) -> pd.DataFrame:
+    """Headers as vendors write them, under the names read here; a name the file already has
+    is never taken twice."""
+    taken = {str(c).strip().strip("<>").lower() for c in frame.columns}
+    renames = {}
+    for column in frame.columns:
+        bare = str(column).strip()
+        name = bare.strip("<>") if bare.startswith("<") and bare.endswith(">") else bare
+        alias = _VENDOR_NAMES.get(name.lower())
+        if alias is not None and alias.lower() not in taken:
+            taken.add(alias.lower())
+            name = alias
+        if name != column:
+            renames[column] = name
+    return frame.rename(columns=renames) if renames else frame
 
 
 def instrument_id(ticker: str) -> str:
@@ -122,10 +150,15 @@ def _date_and_time_joined(frame: pd.DataFrame) -> pd.DataFrame:
     if "datetime" in columns or "date time" in columns:
         return frame
     date, time = columns["date"], columns["time"]
-    sample = frame[time].dropna()
+    times = frame[time]
+    if pd.api.types.is_integer_dtype(times) and times.between(0, 235959).all():
+        # Stooq's and MetaStock's HHMMSS numbers: 91500 is 09:15:00.
+        digits = times.astype("int64").astype(str).str.zfill(6)
+        times = digits.str[:2] + ":" + digits.str[2:4] + ":" + digits.str[4:]
+    sample = times.dropna()
     if sample.empty or not _TIME_OF_DAY.fullmatch(str(sample.iloc[0]).strip()):
         return frame
-    joined = frame[date].astype(str).str.strip() + " " + frame[time].astype(str).str.strip()
+    joined = frame[date].astype(str).str.strip() + " " + times.astype(str).str.strip()
     frame = frame.drop(columns=[date, time])
     frame.insert(0, "Date Time", joined)
     return frame
