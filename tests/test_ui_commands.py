@@ -229,3 +229,11 @@ def test_a_failed_strategy_can_be_started_again(lab):
     del strategy.on_bar
     commands.execute(None, "start", strategy="sma_cross")
     assert wait_for(lambda: lab.runner.state_of("sma_cross") == "running")
+
+
+def test_a_command_the_stopped_runner_cannot_take_is_refused_and_counted(lab):
+    commands = OperatorCommands(lab, operators=frozenset({"alice"}))
+    lab.runner.stop()
+    with pytest.raises(CommandRefused, match="cannot set_params"):
+        commands.execute("alice", "set_params", strategy="sma_cross", params={"fast": 8})
+    assert commands.metrics()["refused"] == {"not_now": 1}

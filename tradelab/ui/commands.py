@@ -95,6 +95,8 @@ class OperatorCommands:
                 result, recorded = action(who, args)
             except InvalidInputError as exc:
                 raise CommandRefused(BAD_ARGS, str(exc)) from None
+            except LifecycleError as exc:  # e.g. the runner stopped under the console
+                raise CommandRefused(NOT_NOW, f"cannot {command}: {exc}") from None
         except CommandRefused as refusal:
             with self._lock:
                 self._refused[refusal.reason] += 1
