@@ -17,6 +17,8 @@ def test_a_replica_refuses_a_topic_it_is_never_sent_and_takes_the_engines_own(tm
     with engine, BridgeServer(engine) as server, connect(server.url) as replica:
         with pytest.raises(UnknownTopicError, match="'trade.execute'; did you mean 'trade.exe"):
             replica.subscribe("trade.execute", print)
+        with pytest.raises(UnknownTopicError, match="registered since is known after a reconnect"):
+            replica.subscribe("late.topic", print)
         with pytest.raises(InvalidInputError, match="'market.tick' is transient"):
             replica.subscribe("market.tick", print)
         seen = []

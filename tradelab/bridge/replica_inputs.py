@@ -68,5 +68,6 @@ def check_subscription(pattern: object, store: Any, topics: frozenset[str] | Non
         raise UnknownTopicError(
             f"a replica cannot subscribe to unknown topic {pattern!r}; {hint}the engine sends "
             "its durable topics (e.g. trade.executed): use one of them or a glob such as "
-            "'trade.*'"
+            "'trade.*' (the engine named its topics when this replica connected: one it "
+            "registered since is known after a reconnect, and a glob gets its events now)"
         )
