@@ -116,8 +116,8 @@ def test_market_hours_refuse_a_session_on_a_holiday():
 
 def test_replay_warns_and_counts_bars_on_a_non_trading_day(tmp_path, caplog):
     frame = pd.read_csv(SAMPLE).head(70)
-    # Move the last 20 bars onto Diwali Balipratipada, a full holiday.
-    frame.loc[50:, "timestamp"] = frame.loc[50:, "timestamp"].str.replace(
+    # Move the first 20 bars onto Diwali Balipratipada, a full holiday (earlier: still in order).
+    frame.loc[:19, "timestamp"] = frame.loc[:19, "timestamp"].str.replace(
         "2025-11-12", "2025-10-22"
     )
     path = tmp_path / "bars.csv"
