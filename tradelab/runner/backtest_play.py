@@ -35,7 +35,6 @@ def play_bars(
     (`runner.drive_ended_at`), so positions are valued, and the equity curve ends, at the close
     of the bar it failed on."""
     submit, on_quote, working = engine.submit, broker.on_quote, broker.account.working
-    failures = runner.failures if stop_at_failure else dict
     sym, interval = series.symbol, series.interval
     ts, opens, highs, lows, closes, volumes = (
         series.ts.tolist(),
@@ -59,7 +58,7 @@ def play_bars(
     def play(i: int) -> bool:
         if between_bars.requested:
             raise KeyboardInterrupt  # Ctrl-C during the previous bar, taken here
-        if failures():
+        if stop_at_failure and runner.failed_any:
             return False  # a strategy failed: the figures stop at the bar it failed on
         if progress is not None and not i % PROGRESS_EVERY:
             progress(i, len(ts))

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 # A bar length's label: a session's (INTERVAL_SECONDS) or a bar file's own (e.g. '1d', '30s').
 BAR_LENGTH = re.compile(r"[1-9][0-9]*(?:[smhd]|mo)")  # 1mo: a file of calendar months
 
+
 # Fields of a signal's payload and its stored row that tradelab sets itself.
 SIGNAL_FIELDS = frozenset({"strategy", "name", "ts", "signal_id", "detected_ts", "seq"})
 
@@ -49,6 +50,7 @@ class StrategyContext:
         self.seeded_seq = 0  # the seq its positions were seeded at (_seed_positions)
         self._working: dict[str, dict[str, Any]] = {}  # order id -> {symbol, signed remaining}
         self._signals: set[str] = set()  # names of this strategy's active signals
+        self._bar_lengths_seen: set[str] = set()  # intervals ctx.bars has checked
 
     # -- reading ---------------------------------------------------------------------------
     @property
@@ -82,16 +84,22 @@ class StrategyContext:
         mark = self.store.get(f"market.marks.{symbol}", None)
         return None if mark is None else float(mark["price"])
 
-    def bars(self, symbol: str, interval: str) -> tuple[Mapping[str, Any], ...]:
-        """The closed bars the store keeps (the last BARS_KEPT, 200), oldest first, as of the
-        event being handled: in on_bar the bar being handled is the last one, never a later
-        bar the store already holds in a live session."""
+    def _check_bar_length(self, interval: object) -> None:
         if type(interval) is not str or not BAR_LENGTH.fullmatch(interval):
             # Not a bar length at all ('15min'): it would read as "no bars yet" for ever.
             raise InvalidInputError(
                 f"interval {interval!r} is not a bar length; a session builds "
                 f"{', '.join(INTERVAL_SECONDS)} (a bar file's own length reads as e.g. '1d')"
             )
+        if len(self._bar_lengths_seen) < 64:
+            self._bar_lengths_seen.add(interval)
+
+    def bars(self, symbol: str, interval: str) -> tuple[Mapping[str, Any], ...]:
+        """The closed bars the store keeps (the last BARS_KEPT, 200), oldest first, as of the
+        event being handled: in on_bar the bar being handled is the last one, never a later
+        bar the store already holds in a live session."""
+        if interval not in self._bar_lengths_seen:  # checked once each: ctx.bars is hot
+            self._check_bar_length(interval)
         bars = self.store.get(f"market.bars.{symbol}.{interval}", None) or ()
         now = self._runner.current_ts
         if now and bars and bars[-1]["end"] > now:  # the store is ahead of this strategy

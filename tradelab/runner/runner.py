@@ -80,6 +80,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         self.inputs_check: Callable[[Sequence[Strategy]], None] | None = None  # set by a Lab
         self.current_ts = 0  # exchange time (ns) of the newest event handled that has one
         self._slots: dict[str, StrategySlot] = {}
+        self.failed_any = False  # a strategy has failed (slots.py sets it)
         self._inbox = RunnerInbox(inbox_limit)
         self._subs: list[Any] = []
         self._thread: threading.Thread | None = None

@@ -115,6 +115,8 @@ class StrategySlotsMixin:
             log.warning("strategy %s is %s; cannot go %s (asked by %s)", name, previous, new, who)
             return
         slot.state = new
+        if new == FAILED:
+            self.failed_any = True  # read every bar by a backtest: no scan of the slots
         body = {
             "runner": self.name,
             "strategy": slot.strategy.name,

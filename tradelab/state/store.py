@@ -305,7 +305,11 @@ class StoreWriter:
     def __init__(self, store: StateStore) -> None:
         self._store = store
 
-    def __getattr__(self, name: str) -> Any:  # reads: version, snapshot, migrations...
+    @property
+    def version(self) -> int:  # read per event by the kernel: not through __getattr__
+        return self._store._version
+
+    def __getattr__(self, name: str) -> Any:  # reads: snapshot, migrations...
         if name == "_store":  # not set yet (a copy in the making): no endless lookup
             raise AttributeError(name)
         return getattr(self._store, name)
