@@ -53,6 +53,18 @@ class Session:
         return info.value
 
 
+def losing(*, with_put: bool = False, **limits) -> Session:
+    """A session whose day is a loss past a limit of 500: 150 bought at 101, marked at 96
+    (and, `with_put`, 75 of PUT sold by strategy b); nothing checked yet."""
+    s = Session(daily_loss_limit=500.0, **limits)
+    s.desk.reset_daily_pnl("2025-11-12")
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    if with_put:
+        s.desk.place_order(PUT, "SELL", 75, strategy="b")
+    s.mark(SYM, 96.0)
+    return s
+
+
 def test_max_order_quantity_denies_a_larger_order():
     s = Session(max_order_quantity=150)
     s.desk.place_order(SYM, "BUY", 150)
@@ -197,11 +209,7 @@ def test_reducing_mode_allows_exits_only_and_flatten_closes_the_book():
 
 
 def test_breach_with_flatten_closes_every_open_position_while_halted():
-    s = Session(daily_loss_limit=500.0, flatten_on_breach=True)
-    s.desk.reset_daily_pnl("2025-11-12")
-    s.desk.place_order(SYM, "BUY", 150, strategy="a")
-    s.desk.place_order(PUT, "SELL", 75, strategy="b")
-    s.mark(SYM, 96.0)
+    s = losing(with_put=True, flatten_on_breach=True)
     assert s.monitor.check() is True
     assert s.gate.state == "halted"
     assert s.kernel.store.get("trading.open_positions") == {}
@@ -225,10 +233,7 @@ def crash_at(kernel, topic):
 
 
 def test_a_crash_between_the_breach_and_its_halt_event_still_leaves_trading_halted():
-    s = Session(daily_loss_limit=500.0)
-    s.desk.reset_daily_pnl("2025-11-12")
-    s.desk.place_order(SYM, "BUY", 150, strategy="a")
-    s.mark(SYM, 96.0)
+    s = losing()
     dying = DailyLossMonitor(s.config, s.kernel.store, crash_at(s.kernel, "risk.halted"))
     with pytest.raises(Crash):
         dying.check()
@@ -261,11 +266,7 @@ def test_a_restart_journals_the_position_closed_a_crash_kept_from_following_its_
 
 
 def test_a_restart_does_the_breach_flatten_a_crash_cut_short_after_reconciling():
-    s = Session(daily_loss_limit=500.0, flatten_on_breach=True)
-    s.desk.reset_daily_pnl("2025-11-12")
-    s.desk.place_order(SYM, "BUY", 150, strategy="a")
-    s.desk.place_order(PUT, "SELL", 75, strategy="b")
-    s.mark(SYM, 96.0)
+    s = losing(with_put=True, flatten_on_breach=True)
     # Died right after the halt: no cancel, no flatten.
     assert DailyLossMonitor(s.config, s.kernel.store, s.kernel.submit).check() is True
     assert len(s.kernel.store.get("trading.open_positions")) == 2
@@ -284,10 +285,7 @@ def test_a_restart_does_the_breach_flatten_a_crash_cut_short_after_reconciling()
 
 
 def _restarted_with_a_flatten_due():
-    s = Session(daily_loss_limit=500.0, flatten_on_breach=True)
-    s.desk.reset_daily_pnl("2025-11-12")
-    s.desk.place_order(SYM, "BUY", 150, strategy="a")
-    s.mark(SYM, 96.0)
+    s = losing(flatten_on_breach=True)
     assert DailyLossMonitor(s.config, s.kernel.store, s.kernel.submit).check() is True
     s.monitor.finish_after_restart(None)
     return s
@@ -321,10 +319,7 @@ def test_a_restart_flatten_the_broker_refuses_is_retried_with_waits_not_on_every
 
 def test_a_restart_flattens_nothing_once_an_operator_resumed_or_without_flatten_on_breach():
     for flatten_on_breach, resumed in ((True, True), (False, False)):
-        s = Session(daily_loss_limit=500.0, flatten_on_breach=flatten_on_breach)
-        s.desk.reset_daily_pnl("2025-11-12")
-        s.desk.place_order(SYM, "BUY", 150, strategy="a")
-        s.mark(SYM, 96.0)
+        s = losing(flatten_on_breach=flatten_on_breach)
         assert DailyLossMonitor(s.config, s.kernel.store, s.kernel.submit).check() is True
         if resumed:
             s.gate.resume("ops-anna", "keeping the position")
