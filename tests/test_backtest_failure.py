@@ -16,11 +16,16 @@ def test_no_bar_is_played_after_a_strategy_fails(tmp_path, synchronous):
     # would have put the short 4.5 under water.
     bars = write_bars(tmp_path / "ABC.csv")
     journal = tmp_path / "bt.duckdb"
+    told = []
     result = run_backtest(
-        bars, _RaisesOnFifthBar(fast=2, slow=3), journal_path=journal, synchronous=synchronous
+        bars,
+        _RaisesOnFifthBar(fast=2, slow=3),
+        journal_path=journal,
+        synchronous=synchronous,
+        progress=lambda played, total: told.append((played, total)),
     )
     assert list(result.failed_strategies) == ["raises_on_fifth_bar"]
-    assert result.bars == 5
+    assert result.bars == 5 and told[-1] == (5, told[-1][1])  # the bars played, at the end
     assert result.open_positions == {"ABC": -1}
     assert result.unrealized_pnl == pytest.approx(0.5)  # 8.5 - 8, the close it failed on
     assert result.max_drawdown == pytest.approx(0.0)

@@ -128,9 +128,13 @@ class BarProgress:
     def __init__(self) -> None:
         self._shown_at = 0.0
 
+    def end(self) -> None:
+        """Clear the line: the report (or an error) follows."""
+        self._write("\r\x1b[K")
+
     def __call__(self, played: int, bars: int) -> None:
         if played >= bars:
-            self._write("\r\x1b[K")  # cleared: the report follows on stdout
+            self.end()
         elif time.monotonic() - self._shown_at >= 0.25:
             self._shown_at = time.monotonic()
             self._write(f"\rbacktest: {played:,} of {bars:,} bars ({played / bars:.0%})\x1b[K")
@@ -168,6 +172,7 @@ def backtest_command(
     with tempfile.TemporaryDirectory(prefix="tradelab-bt-") as scratch:
         # The page is drawn from the journal: without --journal, one kept until it is written.
         kept = journal or (str(Path(scratch) / "bt.duckdb") if html else None)
+        progress = BarProgress() if sys.stderr.isatty() else None
         try:
             result = run_backtest(
                 file,
@@ -178,7 +183,7 @@ def backtest_command(
                 fee_per_fill=fee_per_fill,
                 journal_path=kept,
                 engine_overrides=engine_settings(config_file) if config_file else None,
-                progress=BarProgress() if sys.stderr.isatty() else None,
+                progress=progress,
             )
         except TradelabError as exc:
             fail(exc, exit_code_for(exc))
@@ -192,6 +197,8 @@ def backtest_command(
                 when, held = "before the last bar", "the bars played so far"
             where = f"; the journal {journal} holds {held}" if journal else ""
             fail(f"backtest interrupted (Ctrl-C) {when}{where}", EXIT_INTERRUPTED)
+        if progress is not None:
+            progress.end()  # a run a failed strategy stopped short ends before its last bar
         chart_error = None
         if html:
             try:

@@ -100,6 +100,7 @@ def play_bars(
         runner.drive(play, len(ts))
         # Generous: a bar takes well under a millisecond; this only catches a runner that died.
         runner.wait_for_bars(len(ts), timeout=60.0 + len(ts) * 0.01)
-    if progress is not None:
-        progress(len(ts), len(ts))
+    if progress is not None:  # the bars played: fewer when a failed strategy stopped it
+        ended = runner.drive_ended_at
+        progress(len(ts) if ended is None else ended, len(ts))
     return spent[0], spent[1]
