@@ -90,3 +90,11 @@ def test_bars_refuses_an_interval_that_is_no_bar_length_naming_the_lengths(tmp_p
 
 def test_bars_of_the_files_own_length_are_read(tmp_path):
     assert len(probed(tmp_path, lambda ctx: ctx.bars("ABC", "1d"))) == 3
+
+
+def test_bars_refuses_a_length_the_session_does_not_build_naming_the_ones_it_does(tmp_path):
+    # '5m' is a bar length, but a backtest of daily bars builds only '1d': it read as "no bars
+    # yet" for ever.
+    error = probed(tmp_path, lambda ctx: ctx.bars("ABC", "5m"))
+    assert isinstance(error, InvalidInputError)
+    assert "this session builds bars of 1d only" in str(error)

@@ -128,6 +128,7 @@ class Lab:
             cfg, quoted, intervals, tradable_symbols(self.universe, quoted)
         )
         self._inputs_check(self.strategies)
+        self._bar_intervals = frozenset(intervals)  # what ctx.bars can ever return
         self.market_source = market_source(cfg)
         if cfg.feed == "replay":
             check_tradable_hours(self.feed, self.strategies)
@@ -237,6 +238,7 @@ class Lab:
         # Subscribed before the feed starts: the strategies see the session from its first tick.
         self.runner = StrategyRunner(self.engine, self.desk, clock=self.clock, name="lab")
         self.runner.inputs_check = self._inputs_check
+        self.runner.bar_intervals = self._bar_intervals
         for strategy in self.strategies:
             self.runner.add(strategy)
         self.runner.start(who="lab")

@@ -247,6 +247,7 @@ def _run(
         runner = StrategyRunner(
             engine, desk, clock=clock, name="backtest", threaded=not synchronous
         )
+        runner.bar_intervals = frozenset({series.interval})  # the file's, and no other
         for one in strategies:
             runner.add(one)
         runner.start(who="backtest")

@@ -91,6 +91,13 @@ class StrategyContext:
                 f"interval {interval!r} is not a bar length; a session builds "
                 f"{', '.join(INTERVAL_SECONDS)} (a bar file's own length reads as e.g. '1d')"
             )
+        built = self._runner.bar_intervals
+        if built is not None and interval not in built:
+            # A length, but not one this session builds: it too would read as "no bars yet".
+            raise InvalidInputError(
+                f"interval {interval!r}: this session builds bars of {', '.join(sorted(built))}"
+                f" only, so ctx.bars(..., {interval!r}) would never return one"
+            )
         if len(self._bar_lengths_seen) < 64:
             self._bar_lengths_seen.add(interval)
 

@@ -81,6 +81,8 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         self.current_ts = 0  # exchange time (ns) of the newest event handled that has one
         self._slots: dict[str, StrategySlot] = {}
         self.failed_any = False  # a strategy has failed (slots.py sets it)
+        # The bar lengths the session builds (None: not said): ctx.bars refuses another.
+        self.bar_intervals: frozenset[str] | None = None
         self._inbox = RunnerInbox(inbox_limit)
         self._subs: list[Any] = []
         self._thread: threading.Thread | None = None
