@@ -203,6 +203,25 @@ def test_a_restarted_straddle_keeps_its_legs_stops_when_stop_loss_pct_changed(tm
     assert positions == {CE: 0, PE: -LOT}
 
 
+def test_a_straddle_stopped_out_then_restarted_in_its_entry_window_sells_no_second_one(tmp_path):
+    # "Entered today" lived only in the strategy: a restart at 09:23, both legs stopped out,
+    # sold a second straddle (8 orders where an uninterrupted day makes 4).
+    before = [
+        ("09:20", {"NIFTY": 24010.0, CE: 150.0, PE: 140.0}, None),  # entry: ATM 24000
+        ("09:21", {"NIFTY": 24000.0, CE: 152.0, PE: 138.0}, None),  # both legs fill here
+        ("09:22", {"NIFTY": 24000.0, CE: 300.0, PE: 300.0}, None),  # both stops hit
+        ("09:23", {"NIFTY": 24000.0, CE: 301.0, PE: 301.0}, None),
+    ]
+    events, positions = run_script(tmp_path, ShortStraddle(), before)
+    assert positions == {CE: 0, PE: 0} and len(fills(events)) == 4
+    after = [
+        ("09:24", {"NIFTY": 24010.0, CE: 150.0, PE: 140.0}, None),  # still in the window
+        ("09:25", {"NIFTY": 24000.0, CE: 151.0, PE: 141.0}, None),
+    ]
+    events, positions = run_script(tmp_path, ShortStraddle(), after)
+    assert fills(events) == [] and positions == {CE: 0, PE: 0}
+
+
 def test_straddle_times_its_entry_by_the_event_not_by_a_feed_clock_running_ahead(tmp_path):
     # The feed's clock already reads 15:20 when the 09:20 bar reaches the strategy.
     steps = [

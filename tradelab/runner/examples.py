@@ -210,6 +210,8 @@ class ShortStraddle(Strategy):
             held = ctx.positions()
             if held:  # legs sold before a restart: keep them (and their stops), sell no more
                 self._adopt(ctx, held)
+            elif self._sold_on(ctx, day):  # before a restart, its legs closed since
+                ctx.log.info("short_straddle: sold today's straddle before a restart; no more")
             elif now.time() < self._latest_entry:
                 self._enter(ctx, day, price)
             else:  # started (or started again) past the entry: not a late straddle
@@ -246,6 +248,16 @@ class ShortStraddle(Strategy):
         self._refusal_told = ""
         self._exited_on = day
         ctx.clear_signal(STRADDLE_SIGNAL)
+
+    def _sold_on(self, ctx: StrategyContext, day: date) -> bool:
+        """Whether the store holds a position this strategy opened on `day` (IST): one straddle
+        a day, also when its legs were stopped out before a restart."""
+        return any(
+            position.get("strategy") == self.name
+            and position.get("opened_ts")
+            and datetime.fromtimestamp(position["opened_ts"] / NS_PER_S, tz=IST).date() == day
+            for position in (ctx.store.get("trading.positions", None) or {}).values()
+        )
 
     def _adopt(self, ctx: StrategyContext, held: dict[str, int]) -> None:
         self._legs = sorted(held)
