@@ -5,6 +5,7 @@ a real Engine, PaperBroker and ExecutionDesk."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime
 
@@ -16,7 +17,7 @@ from tradelab.engine import Engine
 from tradelab.market.clock import SimulatedClock
 from tradelab.market.instruments import IST
 from tradelab.market.ticks import Tick
-from tradelab.runner import InstrumentUniverse, PlainInstrument, ShortStraddle, Strategy
+from tradelab.runner import InstrumentUniverse, PlainInstrument, ShortStraddle, SmaCross, Strategy
 from tradelab.runner.runner import StrategyRunner
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.risk import RiskConfig, RiskGate
@@ -507,3 +508,22 @@ def test_a_strategy_whose_order_is_refused_in_a_halt_keeps_running_and_trades_af
     assert [e.payload["symbol"] for e in events if e.topic == "order.denied"] == [CE]
     assert fills(events) == [(CE, "BUY", LOT, 152.0)]
     assert positions == {CE: LOT}
+
+
+def test_sma_cross_restarted_on_a_session_that_ended_does_not_say_it_never_had_its_bars(
+    tmp_path, caplog
+):
+    # A restart of a finished replay gets no bar, though the strategy traded on hundreds.
+    steps = [(f"10:{i:02d}", {"NIFTY": 100.0 + (i % 4)}, None) for i in range(6)]
+    run_script(tmp_path, SmaCross(fast=2, slow=3), steps)
+    engine = Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False).start()
+    try:
+        broker = PaperBroker(PaperBrokerConfig(enforce_market_hours=False), clock=SimulatedClock(0))
+        runner = StrategyRunner(engine, ExecutionDesk(broker, engine.submit), name="again")
+        runner.add(SmaCross(fast=2, slow=3))
+        with caplog.at_level(logging.WARNING, logger="tradelab"):
+            runner.start(who="test")
+            runner.stop(who="test")
+    finally:
+        engine.stop()
+    assert "never had the 3 bars" not in caplog.text

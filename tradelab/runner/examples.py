@@ -112,12 +112,23 @@ class SmaCross(Strategy):
             self._previous[symbol] = sum(window[-fast:]) / fast - sum(window) / slow
         return closes
 
+    def _journal_had_enough(self, ctx: StrategyContext) -> bool:
+        """Whether the store holds `slow` bars of a series this strategy reads."""
+        for symbol, series in (ctx.store.get("market.bars", None) or {}).items():
+            if self.symbol in ("", symbol):
+                for interval, bars in series.items():
+                    if self.interval in ("", interval) and len(bars) >= self.slow:
+                        return True
+        return False
+
     def on_stop(self, ctx: StrategyContext) -> None:
         # A session of 25 bars of 15m never fills a 30-bar average: say so, rather than leave
         # "0 orders" to be puzzled over.
         longest = max(self._closes.items(), key=lambda item: len(item[1]), default=None)
         if longest is not None and len(longest[1]) >= self.slow:
             return
+        if longest is None and self._journal_had_enough(ctx):
+            return  # a restart of a session that had ended: no bar now, but it traded on them
         seen = "no bar"
         if longest is not None:
             symbol, closes = longest
