@@ -237,11 +237,20 @@ def test_an_async_handler_slower_than_its_topic_skips_events_past_its_bound_and_
         while not release.is_set():
             await asyncio.sleep(0.005)
 
+    seen = []
+
+    async def quick(event: Event) -> None:
+        seen.append(event.payload["price"])
+
     bus.subscribe("mark.updated", stuck, name="stuck")
+    bus.subscribe("mark.updated", quick, name="quick")  # its events are its own
     for i in range(50):
         bus.publish("mark.updated", {"symbol": "NIFTY", "price": 100.0 + i})
+        time.sleep(0.001)
+    assert wait_until(lambda: len(seen) == 50)
     metrics = bus.metrics()
     assert metrics["async_pending"] == 5 and metrics["async_dropped"] == 45
+    assert metrics["async_dropped_by_handler"] == {"stuck": 45}
     release.set()
     assert wait_until(lambda: bus.metrics()["async_pending"] == 0)
     bus.close()

@@ -351,6 +351,7 @@ class EventBus(FailureRecorder):
             "handler_time_sample_every": self.sample_every,
             "async_pending": self._async.pending,
             "async_dropped": self._async.dropped,
+            "async_dropped_by_handler": dict(self._async.dropped_by_handler),
             "handlers": [sub.stats() for sub in subs],
         }
 
