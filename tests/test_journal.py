@@ -302,3 +302,43 @@ def test_engine_metrics_count_the_segment_files_a_reader_opens(tmp_path):
             == len(list_segments(segment_dir(tmp_path / "j.duckdb")))
             >= 2
         )
+
+
+def test_a_lone_small_segment_before_a_large_one_does_not_stop_the_merging(tmp_path, monkeypatch):
+    monkeypatch.setattr(segments_module, "MERGE_WHEN", 4)
+    monkeypatch.setattr(segments_module, "MERGE_SMALLER_THAN", 300)
+    monkeypatch.setattr(segments_module, "MERGE_GRACE_S", 0.0)
+    path = tmp_path / "j.duckdb"
+    journal = Journal(path)
+    _writer(journal, segments=True, segment_every_events=1000, segment_every_seconds=0)
+    events = _events(1, 2000)
+    _append(journal.writer, events[:100])  # small
+    journal.writer.flush(timeout=10)
+    journal.sealer.seal_now()
+    _append(journal.writer, events[100:1000])  # large (900)
+    journal.writer.flush(timeout=10)
+    journal.sealer.seal_now()
+    for i in range(1000, 2000, 100):  # ten small ones after it
+        _append(journal.writer, events[i : i + 100])
+        journal.writer.flush(timeout=10)
+        journal.sealer.seal_now()
+    assert journal.sealer.segments_merged >= 2
+    journal.close()
+    assert len(list_segments(segment_dir(path))) < 8
+
+
+def test_a_start_removes_what_a_kill_left_of_a_merge(tmp_path):
+    path = tmp_path / "j.duckdb"
+    journal = Journal(path)
+    _writer(journal, segments=True, segment_every_events=100, segment_every_seconds=0)
+    _append(journal.writer, _events(1, 200))
+    journal.close()
+    directory = segment_dir(path)
+    merged = sorted(directory.glob("events-*.parquet"))
+    assert [p.name for p in merged] == [segment_name(1, 100), segment_name(101, 200)]
+    (directory / segment_name(1, 200)).write_bytes(merged[0].read_bytes())  # a merge's file
+    (directory / ".events-000000000001-000000000200.parquet.tmp").write_bytes(b"x")
+    journal = Journal(path)
+    _writer(journal, segments=True)
+    journal.close()
+    assert sorted(p.name for p in directory.iterdir()) == [segment_name(1, 200)]

@@ -4,8 +4,8 @@ Files `<dir>/<stem>.segments/events-<first>-<last>.parquet` hold contiguous seq 
 written to a temporary name and renamed, so a listing never sees half a file. A seal every few
 seconds makes thousands of small files a day, and every reader's query opens them all: once
 `MERGE_WHEN` small ones wait, the sealer writes one file over their range and deletes them
-`MERGE_GRACE_S` later, so a reader that listed them first still reads them. Readers take the
-files `list_segments` names, which leaves out any file another one covers.
+`MERGE_GRACE_S` later (or at the next start), so a reader that listed them first still reads
+them. Readers take the files `list_segments` names, which leaves out any file another covers.
 Thread model: the writer thread calls `SegmentSealer.add` with each committed seq range; the
 sealer's own thread has DuckDB copy those events from the journal to Parquet (its own cursor):
 no Arrow table or Parquet writer of pyarrow in the writer process, whose memory would stay
@@ -160,9 +160,12 @@ class SegmentSealer:
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        left = covered_segments(self.directory)  # a merge whose deletes a stop cut short
-        if left:
-            self._doomed.append((time.monotonic() + MERGE_GRACE_S, left))
+        # What a kill cut short: a merge's covered files (deleted now: crash after crash within
+        # the grace would pile them up) and the temporary file of a copy.
+        for path in covered_segments(self.directory):
+            path.unlink(missing_ok=True)
+        for path in self.directory.glob(".events-*.parquet.tmp"):
+            path.unlink(missing_ok=True)
         self._thread.start()
 
     def add(self, first_seq: int, last_seq: int) -> None:
@@ -277,11 +280,15 @@ class SegmentSealer:
         small = [s for s in list_segments(self.directory) if s[1] - s[0] + 1 < MERGE_SMALLER_THAN]
         if len(small) < MERGE_WHEN:
             return
-        run = [small[0]]
-        for segment in small[1:MERGE_WHEN]:
-            if segment[0] != run[-1][1] + 1:
-                break  # a merged one between: merge what is before it
+        run: list[tuple[int, int, Path]] = []  # the oldest run of adjacent small ones (2+)
+        for segment in small:
+            if run and segment[0] != run[-1][1] + 1:  # a large one between
+                if len(run) >= 2:
+                    break
+                run = []
             run.append(segment)
+            if len(run) == MERGE_WHEN:
+                break
         if len(run) < 2:
             return
         first, last = run[0][0], run[-1][1]
