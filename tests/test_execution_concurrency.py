@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tradelab.engine import Engine
+from tradelab.errors import TradelabError
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.orderdrill import SYMBOLS, check_orders, paper_broker, paper_session
 from tradelab.trading.risk import OrderDeniedError, RiskConfig, RiskGate
@@ -178,14 +179,18 @@ def test_ids_of_orders_placed_from_a_bus_handler_are_not_kept_forever(tmp_path):
 
     def place(event):
         if len(placed) < 600:
-            placed.append(desk.place_order(SYMBOLS[1], "BUY" if len(placed) % 2 else "SELL", 75))
+            quantity = 75 if len(placed) % 3 else 7  # every third refused: not a whole lot
+            try:
+                placed.append(desk.place_order(SYMBOLS[1], "BUY", quantity))
+            except TradelabError:
+                placed.append(None)
 
     engine.bus.subscribe("mark.updated", place, name="kernel-placer")
     try:
         for i in range(600):
             engine.submit("mark.updated", {"symbol": SYMBOLS[1], "price": 100.0 + i % 7})
         deadline = time.monotonic() + 60  # the handlers' orders are queued behind the marks
-        while len(engine.store.get("trading.orders", None) or {}) < 600:
+        while len(engine.store.get("trading.orders", None) or {}) < 600:  # refused ones too
             assert time.monotonic() < deadline
             time.sleep(0.02)
         engine.wait_applied()  # and published

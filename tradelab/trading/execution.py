@@ -116,7 +116,8 @@ class ExecutionDesk:
         bus = bus if bus is not None else getattr(owner, "bus", None)
         if bus is not None:
             bus.subscribe("trade.executed", self._on_trade_published, name="desk-close-check")
-            bus.subscribe("order.submitted", self._on_submitted, name="desk-id-release")
+            for topic in ("order.submitted", "order.denied", "order.rejected"):  # its first
+                bus.subscribe(topic, self._on_submitted, name="desk-id-release")
         broker.add_listener(self.on_order_update, self.on_connection)
         if risk is not None:
             risk.add_halt_listener(self.cancel_blocked_orders)
@@ -368,8 +369,8 @@ class ExecutionDesk:
         return [closed["position_id"] for closed in missed]
 
     def _on_submitted(self, event: Any) -> None:
-        """The store has the order: its id needs no claim (one placed from the kernel thread
-        kept it until now)."""
+        """The store has the order (sent, denied or rejected): its id needs no claim (one placed
+        from the kernel thread kept it until now)."""
         if self._claimed:
             with self._ids_lock:
                 self._claimed.discard(event.payload.get("order_id"))
