@@ -210,6 +210,7 @@ def test_short_straddle_sells_only_within_its_entry_window():
         sell=lambda symbol, quantity: sold.append(symbol),
         signal=lambda name, **details: None,
         log=logging.getLogger("test"),
+        store=SimpleNamespace(get=lambda path, default=None: default),  # nothing sold before
     )
     straddle = ShortStraddle(entry_time="09:20", entry_window_minutes=10)
     straddle.on_start(ctx)
