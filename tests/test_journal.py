@@ -233,21 +233,31 @@ def test_reader_uses_the_file_when_free_and_segments_while_another_process_write
     assert reader.counts_by_topic() == {"mark.updated": 3000}
 
 
+def _merging(monkeypatch, smaller_than: int) -> None:
+    """Merge as soon as 4 segments below `smaller_than` events wait, and delete at once."""
+    monkeypatch.setattr(segments_module, "MERGE_WHEN", 4)
+    monkeypatch.setattr(segments_module, "MERGE_SMALLER_THAN", smaller_than)
+    monkeypatch.setattr(segments_module, "MERGE_GRACE_S", 0.0)
+
+
+def _sealed(journal: Journal, events: list) -> None:
+    """`events` committed and sealed into a segment of their own."""
+    _append(journal.writer, events)
+    journal.writer.flush(timeout=10)
+    journal.sealer.seal_now()
+
+
 def test_small_segments_are_merged_and_the_files_a_merge_covers_are_never_read(
     tmp_path, monkeypatch
 ):
     # A seal every few seconds made ~4,500 files a day, and every reader's query opened them all.
-    monkeypatch.setattr(segments_module, "MERGE_WHEN", 4)
-    monkeypatch.setattr(segments_module, "MERGE_SMALLER_THAN", 10_000)
-    monkeypatch.setattr(segments_module, "MERGE_GRACE_S", 0.0)
+    _merging(monkeypatch, 10_000)
     path = tmp_path / "j.duckdb"
     journal = Journal(path)
     _writer(journal, segments=True, segment_every_events=100, segment_every_seconds=0)
     events = _events(1, 1000)
     for i in range(0, 1000, 100):
-        _append(journal.writer, events[i : i + 100])
-        journal.writer.flush(timeout=10)
-        journal.sealer.seal_now()
+        _sealed(journal, events[i : i + 100])
     assert journal.sealer.segments_merged >= 2
     journal.close()
     files = sorted(segment_dir(path).glob("events-*.parquet"))
@@ -274,13 +284,18 @@ def test_a_listing_leaves_out_the_files_a_merged_segment_covers(tmp_path):
     ]
 
 
-def test_a_merged_segment_past_the_journals_end_takes_the_files_it_covered_along(tmp_path):
+def _segmented(tmp_path, last_seq: int):
+    """A closed journal of events 1..last_seq in segments of 100; (its path, segments dir)."""
     path = tmp_path / "j.duckdb"
     journal = Journal(path)
     _writer(journal, segments=True, segment_every_events=100, segment_every_seconds=0)
-    _append(journal.writer, _events(1, 100))
+    _append(journal.writer, _events(1, last_seq))
     journal.close()
-    directory = segment_dir(path)
+    return path, segment_dir(path)
+
+
+def test_a_merged_segment_past_the_journals_end_takes_the_files_it_covered_along(tmp_path):
+    path, directory = _segmented(tmp_path, 100)
     for first, last in ((101, 150), (151, 200), (101, 200)):  # the journal lost 101..200
         (directory / segment_name(first, last)).write_bytes(b"")
     journal = Journal(path)
@@ -305,35 +320,22 @@ def test_engine_metrics_count_the_segment_files_a_reader_opens(tmp_path):
 
 
 def test_a_lone_small_segment_before_a_large_one_does_not_stop_the_merging(tmp_path, monkeypatch):
-    monkeypatch.setattr(segments_module, "MERGE_WHEN", 4)
-    monkeypatch.setattr(segments_module, "MERGE_SMALLER_THAN", 300)
-    monkeypatch.setattr(segments_module, "MERGE_GRACE_S", 0.0)
+    _merging(monkeypatch, 300)
     path = tmp_path / "j.duckdb"
     journal = Journal(path)
     _writer(journal, segments=True, segment_every_events=1000, segment_every_seconds=0)
     events = _events(1, 2000)
-    _append(journal.writer, events[:100])  # small
-    journal.writer.flush(timeout=10)
-    journal.sealer.seal_now()
-    _append(journal.writer, events[100:1000])  # large (900)
-    journal.writer.flush(timeout=10)
-    journal.sealer.seal_now()
+    _sealed(journal, events[:100])  # small
+    _sealed(journal, events[100:1000])  # large (900)
     for i in range(1000, 2000, 100):  # ten small ones after it
-        _append(journal.writer, events[i : i + 100])
-        journal.writer.flush(timeout=10)
-        journal.sealer.seal_now()
+        _sealed(journal, events[i : i + 100])
     assert journal.sealer.segments_merged >= 2
     journal.close()
     assert len(list_segments(segment_dir(path))) < 8
 
 
 def test_a_start_removes_what_a_kill_left_of_a_merge(tmp_path):
-    path = tmp_path / "j.duckdb"
-    journal = Journal(path)
-    _writer(journal, segments=True, segment_every_events=100, segment_every_seconds=0)
-    _append(journal.writer, _events(1, 200))
-    journal.close()
-    directory = segment_dir(path)
+    path, directory = _segmented(tmp_path, 200)
     merged = sorted(directory.glob("events-*.parquet"))
     assert [p.name for p in merged] == [segment_name(1, 100), segment_name(101, 200)]
     (directory / segment_name(1, 200)).write_bytes(merged[0].read_bytes())  # a merge's file
