@@ -91,7 +91,7 @@ def recovered_reducer(view: Any, event: Event) -> Iterable[Change]:
     return [_health(event, "ok")]
 
 
-DISCONNECTED = "the broker connection dropped"  # the reason of a disconnect's degraded health
+DISCONNECTED = "the broker disconnected"  # the reason of a disconnect's degraded health
 
 
 def disconnected_reducer(view: Any, event: Event) -> Iterable[Change]:
@@ -102,7 +102,7 @@ def disconnected_reducer(view: Any, event: Event) -> Iterable[Change]:
 
 def reconnected_reducer(view: Any, event: Event) -> Iterable[Change]:
     """payload: broker -> broker.health.<broker> = ok (a failing call degrades it again)."""
-    return [_health(event, "ok", "the broker connection came back")]
+    return [_health(event, "ok", "the broker reconnected")]
 
 
 def _health(event: Event, state: str, reason: str = "") -> Change:
