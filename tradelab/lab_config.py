@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 import param
 
+from tradelab.config import DAY_S
 from tradelab.errors import InvalidInputError, TradelabError
 from tradelab.journal.segments import list_segments, segment_dir
 from tradelab.market.bars import INTERVAL_SECONDS
@@ -59,7 +60,7 @@ class LabConfig(param.Parameterized):
     )
     feed_stall_after_seconds = param.Number(
         default=0.0,
-        bounds=(0.0, 86_400.0),
+        bounds=(0.0, DAY_S),
         doc="Fault injection for tests and demos: the paced feed goes silent this many wall "
         "seconds after it starts, its session left open, as a dead market-data line would "
         "(0: never; not with as_fast_as_possible).",
@@ -93,7 +94,7 @@ class LabConfig(param.Parameterized):
     )
     metrics_sample_seconds = param.Number(
         default=10.0,
-        bounds=(0.0, 86_400.0),
+        bounds=(0.0, DAY_S),
         doc="Seconds between journaled `metrics.sampled` "
         "events (0: none; none at speed max, sim or replay: its journal must not depend on "
         "wall time).",

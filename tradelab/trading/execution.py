@@ -270,7 +270,7 @@ class ExecutionDesk:
 
     def _claim(self, order_id: str) -> None:
         with self._ids_lock:
-            if order_id in self._claimed or self.store.get(f"trading.orders.{order_id}", None):
+            if order_id in self._claimed or self._has_order(order_id):
                 raise DuplicateOrderIdError(
                     f"order id {order_id!r} is already used by another order; choose a new id "
                     "(the existing order is unchanged)"
@@ -279,7 +279,7 @@ class ExecutionDesk:
 
     def _release(self, order_id: str) -> None:
         with self._ids_lock:
-            if self.store.get(f"trading.orders.{order_id}", None) is not None:
+            if self._has_order(order_id):
                 self._claimed.discard(order_id)
             # else: still in flight (submitted from the kernel thread): keep it claimed
 

@@ -30,6 +30,7 @@ from tradelab.broker.reconcile.diff import BrokerView, Mismatch
 from tradelab.broker.reconcile.fixes import BY, fixes_for
 from tradelab.broker.reconcile.reducers import DISCONNECTED
 from tradelab.broker.retry import call_with_retry
+from tradelab.config import DAY_S
 from tradelab.errors import InvalidInputError
 from tradelab.trading.closes import position_closed_payload
 from tradelab.trading.risk import RiskGate
@@ -52,7 +53,7 @@ class ReconcilerConfig(param.Parameterized):
     """When the reconciler runs, how it retries the broker, and its policy for each kind."""
 
     interval_s = param.Number(
-        default=30.0, bounds=(0.05, 86_400.0), doc="Seconds between runs (one runs on start)."
+        default=30.0, bounds=(0.05, DAY_S), doc="Seconds between runs (one runs on start)."
     )
     run_on_start = param.Boolean(default=True, doc="Run once as soon as the reconciler starts.")
     dry_run = param.Boolean(default=False, doc="Report differences; fix and halt nothing.")
