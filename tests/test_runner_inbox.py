@@ -57,18 +57,22 @@ def test_a_full_inbox_keeps_a_symbols_newest_tick_in_the_place_of_its_waiting_on
 
 
 class SlowOnTicks(Strategy):
-    """Takes 20 ms a tick; says what it saw and whether on_stop ran."""
+    """Takes 20 ms a tick; says what it saw and whether on_stop ran. Its first tick waits for
+    `go`, so the test's burst is all published before it looks for the next quote (publishing
+    2,000 ticks can take longer than 20 ms on a busy machine)."""
 
     strategy_name = "slow"
 
     def __init__(self, **params):
         super().__init__(**params)
         self.seen, self.stopped = [], False
-        self.first = threading.Event()
+        self.first, self.go = threading.Event(), threading.Event()
 
     def on_tick(self, ctx, tick):
         self.seen.append(tick["last"])
-        self.first.set()
+        if not self.first.is_set():
+            self.first.set()
+            assert self.go.wait(30)
         time.sleep(0.02)
 
     def on_stop(self, ctx):
@@ -85,6 +89,7 @@ def test_a_strategy_slower_than_the_feed_sees_the_latest_quote_and_stops_at_once
         assert slow.first.wait(30)
         for i in range(1, 2001):  # 40 s of the strategy's time, published at once
             engine.publish_transient("market.tick", {"symbol": "A", "last": float(i)}, key="A")
+        slow.go.set()
         time.sleep(0.1)
         started = time.perf_counter()
         assert runner.stop(who="test", timeout=30) is True
