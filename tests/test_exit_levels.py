@@ -118,3 +118,111 @@ def test_a_stop_cancels_the_brackets_resting_target_before_its_exit(tmp_path):
         ("SELL", 10, 104.0),
     ]
     assert result.open_positions == {} and result.unfilled_orders == []
+
+
+# A short from 100; the price then runs against it.
+RUN_UP = (
+    "Date,Open,High,Low,Close\n"
+    "2025-01-06 09:15,100,100,100,100\n"
+    "2025-01-06 09:16,100,101,100,101\n"
+    "2025-01-06 09:17,101,110,101,110\n"
+    "2025-01-06 09:18,110,111,110,111\n"
+    "2025-01-06 09:19,111,111,111,111\n"
+)
+
+
+class ShortTrailedLater(Strategy):
+    """Short 1 (fills at 100); a 2-point trail armed on the next close (101)."""
+
+    def on_start(self, ctx):
+        self.bar = -1
+
+    def on_bar(self, ctx, bar):
+        self.bar += 1
+        if self.bar == 0:
+            ctx.sell(bar["symbol"], 1)
+        elif self.bar == 1:
+            ctx.set_exit(bar["symbol"], trail=2.0)
+            self.levels = ctx.exit_levels(bar["symbol"])
+
+
+def test_a_trail_armed_on_an_open_position_trails_from_the_price_then(tmp_path):
+    # It used to start from the next price whichever way it went: the close of 110 became the
+    # short's "best", and the 9-point move against it went unprotected.
+    (tmp_path / "RUN.csv").write_text(RUN_UP)
+    strategy = ShortTrailedLater()
+    result = run_backtest(tmp_path / "RUN.csv", strategy)
+    assert strategy.levels == {"stop": 103.0, "target": None, "trail": 2.0, "best": 101.0}
+    # Stopped on the close of 110, bought back at the next open.
+    assert [(f["side"], f["price"]) for f in result.fills] == [("SELL", 100.0), ("BUY", 110.0)]
+    assert result.open_positions == {}
+
+
+class LongTrailedOnFill(Strategy):
+    """Long 1, a 2-point trail armed in on_fill; the bar of the fill closes at 90."""
+
+    def on_start(self, ctx):
+        self.bar = -1
+
+    def on_bar(self, ctx, bar):
+        self.bar += 1
+        if self.bar == 0:
+            ctx.buy(bar["symbol"], 1)
+
+    def on_fill(self, ctx, fill):
+        if fill["side"] == "BUY":
+            ctx.set_exit(fill["symbol"], trail=2.0)
+            self.levels = ctx.exit_levels(fill["symbol"])
+
+
+def test_a_trail_armed_on_a_fill_trails_from_the_fill_price(tmp_path):
+    (tmp_path / "DROP.csv").write_text(
+        "Date,Open,High,Low,Close\n"
+        "2025-01-06 09:15,100,100,100,100\n"
+        "2025-01-06 09:16,100,100,90,90\n"
+        "2025-01-06 09:17,89,89,89,89\n"
+    )
+    strategy = LongTrailedOnFill()
+    result = run_backtest(tmp_path / "DROP.csv", strategy)
+    assert strategy.levels["stop"] == 98.0 and strategy.levels["best"] == 100.0
+    assert [(f["side"], f["price"]) for f in result.fills] == [("BUY", 100.0), ("SELL", 89.0)]
+
+
+class StoppedAndSold(Strategy):
+    """Long 1 with a stop at 99; on the close that hits it (98) the strategy sells 1 too, so
+    both fill at the next open: the stop takes the long flat, the sell opens a short."""
+
+    def on_start(self, ctx):
+        self.bar = -1
+
+    def on_bar(self, ctx, bar):
+        self.bar += 1
+        if self.bar == 0:
+            ctx.buy(bar["symbol"], 1)
+        elif self.bar == 1:
+            ctx.set_exit(bar["symbol"], stop=99.0)
+        elif self.bar == 3:
+            ctx.sell(bar["symbol"], 1)
+
+
+def test_a_stop_is_dropped_with_its_position_when_a_fill_on_the_same_quote_reverses(tmp_path):
+    # The flat check read the store's position, which already held the second fill (-1): the
+    # long's stop stayed armed and bought the new short back at 99.
+    (tmp_path / "T.csv").write_text(
+        "Date,Open,High,Low,Close\n"
+        "2025-01-06 09:15,100,101,99,100\n"
+        "2025-01-06 09:16,100,102,99,101\n"
+        "2025-01-06 09:17,103,104,102,103\n"
+        "2025-01-06 09:18,103,106,97,98\n"
+        "2025-01-06 09:19,95,96,94,95\n"
+        "2025-01-06 09:20,95,99,95,98\n"
+        "2025-01-06 09:21,98,100,97,99\n"
+        "2025-01-06 09:22,99,99,99,99\n"
+    )
+    result = run_backtest(tmp_path / "T.csv", StoppedAndSold())
+    assert [(f["side"], f["price"]) for f in result.fills] == [
+        ("BUY", 100.0),
+        ("SELL", 95.0),
+        ("SELL", 95.0),
+    ]
+    assert result.open_positions == {"T": -1}

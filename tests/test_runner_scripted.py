@@ -281,15 +281,14 @@ PID = "enter:ABC"
             ("SELL", 10, 112.0),
             [("set", None), ("exit_target", None)],
         ),
-        # Long 10, trail 5: the stop follows the best mark (95 -> 103 -> 107) and never falls
-        # back; 106 hits it and the exit fills at 105.
+        # Long 10, trail 5: the stop starts at 95, from the fill price when it is armed, follows
+        # the best mark (103 -> 107) and never falls back; 106 hits it, the exit fills at 105.
         (
             {"quantity": 10, "trail": 5.0},
             [100, 100, 108, 104, 112, 106, 105],
             ("SELL", 10, 105.0),
             [
-                ("set", None),
-                ("trailed", 95.0),
+                ("set", 95.0),
                 ("trailed", 103.0),
                 ("trailed", 107.0),
                 ("exit_stop", 107.0),

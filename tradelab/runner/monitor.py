@@ -37,6 +37,10 @@ class PositionMonitor:
         # The last refusal told on the log per position: a halt refuses the same exit every
         # retry (each in the journal as exit_refused); the log says so once, then on a change.
         self._refusals_told: dict[str, str] = {}
+        # The latest price seen per symbol (marks, bar closes, fills): a trailing stop armed on
+        # an open position trails from it, so the first move against it is covered too. One
+        # entry per symbol traded or marked: bounded by the session's instruments.
+        self._last_price: dict[str, float] = {}
 
     def levels(self, position_id: str) -> dict[str, Any] | None:
         exit_ = self._exits.get(position_id)
@@ -72,6 +76,9 @@ class PositionMonitor:
         given = {"stop": stop, "target": target, "trail": trail}
         exit_ = self._arm(position_id, **{k: v for k, v in given.items() if v is not None})
         net = self._net(position_id)
+        if net and exit_["trail"] is not None and exit_["best"] is None:
+            # Trailed from the price now, not from the next one, whichever way it moves.
+            exit_["best"] = self._price_now(exit_["symbol"])
         if net and stop is None and trail is not None:  # a stop given is taken as given
             if before is not None and trail != before:
                 exit_["stop"] = None  # trailed at the old distance: it trails at the new one
@@ -128,10 +135,11 @@ class PositionMonitor:
     def on_price(self, symbol: str, price: float) -> None:
         """`symbol`'s new mark `price`: checks the exits of its positions (a backtest's bar
         passes its close, with no mark payload built for it)."""
+        price = float(price)
+        self._last_price[symbol] = price
         pids = self._by_symbol.get(symbol)
         if not pids:
             return
-        price = float(price)
         for pid in sorted(pids):  # sorted: exits of one mark are placed in a replayable order
             self._check(self._exits[pid], price)
 
@@ -142,6 +150,18 @@ class PositionMonitor:
         for exit_ in self._exits.values():
             if exit_["exit_order"] == payload.get("order_id"):
                 exit_["exit_order"] = None
+
+    def on_fill(self, position_id: str, symbol: str, price: float) -> None:
+        """A fill in `symbol` at `price`: the latest price, and where a trailing stop armed
+        before its position opened (with the entry order working) starts trailing from."""
+        self._last_price[symbol] = float(price)
+        exit_ = self._exits.get(position_id)
+        if exit_ is not None and exit_["trail"] is not None and exit_["best"] is None:
+            net = self._net(position_id)
+            if net:
+                exit_["best"] = float(price)
+                if self._trail(exit_, net > 0):
+                    self._publish(position_id, exit_, "trailed")
 
     def on_position_flat(self, position_id: str) -> None:
         self._drop(position_id)
@@ -244,6 +264,15 @@ class PositionMonitor:
             except OrderRejectedError:  # finished meanwhile: the position read next says how
                 log.info("exit of %s: resting order %s already finished", exit_, order_id)
         return self._net(exit_["position_id"]) if resting else net
+
+    def _price_now(self, symbol: str) -> float | None:
+        """The latest price of `symbol` this runner has seen, else the store's mark (after a
+        restart), else None (then the next price starts the trail)."""
+        price = self._last_price.get(symbol)
+        if price is None:
+            mark = self._runner.engine.store.get(f"market.marks.{symbol}", None) or {}
+            price = mark.get("price")
+        return None if price is None else float(price)
 
     def _net(self, position_id: str) -> int:
         pos = self._runner.engine.store.get(f"trading.positions.{position_id}", None)

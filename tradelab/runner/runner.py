@@ -333,6 +333,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
             before = after - (trade["quantity"] if trade["side"] == "BUY" else -trade["quantity"])
             if before * after < 0:  # dropped before on_fill: levels set there are the new side's
                 self.monitor.on_position_reversed(payload["position_id"])
+            self.monitor.on_fill(payload["position_id"], trade["symbol"], trade["price"])
         slot = self._slots.get(payload["strategy"])
         if slot is not None:
             if seq > slot.ctx.seeded_seq:
@@ -341,8 +342,14 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
                 self._call(slot, "on_fill", MappingProxyType(payload))
             elif slot.state == PAUSED:
                 slot.hold_fill(payload)
-        pos = self.engine.store.get(f"trading.positions.{payload['position_id']}", None)
-        if pos is not None and not pos["net_quantity"]:
+        # Flat after this fill, by the fill's own record: the store's position may already hold
+        # a later fill (two fills on one quote), which must not keep this position's levels.
+        if trade is not None:
+            flat = not trade["position_after"]
+        else:
+            pos = self.engine.store.get(f"trading.positions.{payload['position_id']}", None)
+            flat = pos is not None and not pos["net_quantity"]
+        if flat:
             self.monitor.on_position_flat(payload["position_id"])
 
     def _each(self, hook: str, payload: Any) -> None:
