@@ -636,3 +636,25 @@ def test_the_trades_export_as_csv_with_ist_times_as_the_trades_view_has_them(tmp
     view = Analytics(journal).sql("SELECT opened_time, closed_time FROM trades ORDER BY closed_ts")
     assert exported.opened_time.tolist() == view.opened_time.tolist()
     assert exported.closed_time.tolist() == view.closed_time.tolist()
+
+
+class BuysOnce(Strategy):
+    quantity = param.Integer(default=1)
+
+    def on_start(self, ctx):
+        self.done = False
+
+    def on_bar(self, ctx, bar):
+        if not self.done:
+            self.done = True
+            ctx.buy(bar["symbol"], self.quantity)
+
+
+def test_open_positions_sum_every_strategys_units_in_a_symbol(tmp_path):
+    # Positions are per strategy: the symbol's figure kept only the last strategy's units.
+    bars = write_bars(tmp_path / "ABC.csv")
+    result = run_backtest(bars, [BuysOnce(name="a", quantity=1), BuysOnce(name="b", quantity=2)])
+    assert result.open_positions == {"ABC": 3}
+    assert result.open_positions_by_strategy == {"a:ABC": 1, "b:ABC": 2}
+    assert result.unrealized_pnl == pytest.approx(3 * (CLOSES[-1] - OPENS[1]))
+    assert json.loads(json.dumps(result.to_dict()))["open_positions"] == {"ABC": 3}

@@ -45,6 +45,7 @@ from tradelab.runner.backtest_play import play_bars
 from tradelab.runner.backtest_report import (
     content_hash,
     fill_row,
+    held_by_symbol,
     max_drawdown,
     refused_orders,
     time_split,
@@ -69,6 +70,8 @@ class BacktestResult:
     unrealized_pnl: float
     fees: float
     final_equity: float
+    # Units held at the end per symbol, summed over the strategies (as the broker holds them);
+    # per strategy (`<strategy>:<symbol>`) in `open_positions_by_strategy`.
     open_positions: dict[str, int]
     content_hash: str
     journal: str | None
@@ -90,6 +93,7 @@ class BacktestResult:
     # The whole call, as a user waits for it: reading the file, starting the engine, the run,
     # and this report (trades, content hash, drawdown read back from the journal).
     wall_seconds: float = 0.0
+    open_positions_by_strategy: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -297,8 +301,9 @@ def _run(
         unrealized_pnl=unrealized,
         fees=fees,
         final_equity=cash + realized + unrealized - fees,
-        open_positions={
-            p["symbol"]: int(p["net_quantity"]) for p in positions.values() if p["net_quantity"]
+        open_positions=held_by_symbol(positions.values()),
+        open_positions_by_strategy={
+            pid: int(p["net_quantity"]) for pid, p in sorted(positions.items()) if p["net_quantity"]
         },
         content_hash=content_hash(journal),
         max_drawdown=max_drawdown(journal),

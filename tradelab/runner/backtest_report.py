@@ -6,6 +6,7 @@ run's journal or store.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,16 @@ def max_drawdown(journal_path: str | Path) -> float:
 
     worst = Analytics(journal_path).sql("SELECT min(drawdown) AS worst FROM equity")["worst"][0]
     return 0.0 if worst is None or worst != worst else float(worst)  # NULL/NaN: no curve
+
+
+def held_by_symbol(positions: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Units held per symbol over every strategy's position (the broker's view): positions
+    are per strategy, so two strategies long the same symbol hold their sum."""
+    held: dict[str, int] = {}
+    for p in positions:
+        if p["net_quantity"]:
+            held[p["symbol"]] = held.get(p["symbol"], 0) + int(p["net_quantity"])
+    return {symbol: units for symbol, units in sorted(held.items()) if units}
 
 
 def refused_orders(orders: dict[str, Any]) -> list[dict[str, Any]]:
