@@ -404,3 +404,14 @@ def test_index_and_state_at_tell_what_they_read_as_a_query_does(backtest_journal
     assert fresh.state_at(seq=fresh.last_seq).version == fresh.last_seq
     with pytest.raises(InvalidInputError, match="rate_hz"):
         ReactiveState(StateStore(), rate_hz=0)
+
+
+def test_a_replayed_daily_file_says_its_strategies_get_the_sessions_shorter_bars(caplog):
+    from tradelab.lab_config import LabConfig, session_intervals
+
+    cfg = LabConfig(bar_intervals=["15m", "1h"])
+    assert session_intervals(cfg, 60) == ("1m", "15m", "1h")
+    assert "not the file's own" not in caplog.text
+    assert session_intervals(cfg, 86_400) == ("15m", "1h")
+    assert "bars are 1 day long" in caplog.text and "15m, 1h bars" in caplog.text
+    assert "tradelab backtest FILE" in caplog.text

@@ -200,3 +200,31 @@ def test_a_backtest_style_file_replays_as_its_own_instrument(tmp_path):
     frame.loc[frame.index[1], "Date"] = "yesterday"
     with pytest.raises(InvalidInputError, match=r"column 'Date', line 3: 'yesterday'"):
         load_bars(write(tmp_path, frame, name="bad.csv"))
+
+
+def test_a_daily_bar_stamped_at_the_open_replays_its_ticks_inside_that_session(tmp_path):
+    # Spread over 24 hours, three of its four quotes fell at 15:15, 21:15 and 03:15 IST, and a
+    # session's broker refused every order placed on them as "market is closed".
+    path = tmp_path / "ACME.csv"
+    path.write_text(
+        "Date,Open,High,Low,Close\n"
+        "2025-01-06 09:15,100,104,99,103\n"
+        "2025-01-07 09:15,103,105,101,102\n"
+    )
+    feed = ReplayFeed(
+        ReplayFeedConfig(path=str(path), bar_seconds=86_400, as_fast_as_possible=True)
+    )
+    ticks = list(feed.ticks())
+    times = pd.to_datetime([t.ts for t in ticks], unit="ns", utc=True).tz_convert("Asia/Kolkata")
+    assert [t.strftime("%m-%d %H:%M") for t in times] == [
+        "01-06 09:15", "01-06 10:48", "01-06 12:22", "01-06 13:56",
+        "01-07 09:15", "01-07 10:48", "01-07 12:22", "01-07 13:56",
+    ]  # fmt: skip
+    assert [t.last for t in ticks] == [100, 99, 104, 103, 103, 105, 101, 102]
+    # A minute bar keeps its minute; one starting outside the hours keeps its length.
+    path.write_text(
+        "Date,Open,High,Low,Close\n2025-01-06 15:29,1,1,1,1\n2025-01-06 16:00,1,1,1,1\n"
+    )
+    feed = ReplayFeed(ReplayFeedConfig(path=str(path), bar_seconds=60, as_fast_as_possible=True))
+    starts = [t.ts for t in feed.ticks()]
+    assert starts[3] - starts[0] == 45 * 10**9 and starts[7] - starts[4] == 45 * 10**9

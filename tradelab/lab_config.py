@@ -4,6 +4,7 @@ feed='replay', the replay feed with the universe and session its bar file spans.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +32,8 @@ from tradelab.runner.examples import strategy_class_named
 from tradelab.runner.strategy import Strategy, check_strategy_inputs, coerce_params
 
 NO_STRATEGY = "none"
+
+log = logging.getLogger(__name__)
 
 
 class FilePath(param.String):
@@ -197,7 +200,23 @@ def session_intervals(cfg: LabConfig, bar_seconds: int | None = None) -> tuple[s
     own = next((k for k, v in INTERVAL_SECONDS.items() if v == bar_seconds), None)
     if own is not None and own not in intervals:
         intervals.append(own)
+    elif bar_seconds is not None and own is None and bar_seconds > max(INTERVAL_SECONDS.values()):
+        # A daily file: its strategies get the session's shorter bars, built from its quotes.
+        log.warning(
+            "the replayed file's bars are %s long; a session builds bars of at most 1h from its "
+            "quotes, so strategies get %s bars (lab.bar_intervals), not the file's own: backtest "
+            "the file (tradelab backtest FILE --strategy ...) to trade on its bars",
+            _length(bar_seconds),
+            ", ".join(sorted(intervals, key=INTERVAL_SECONDS.__getitem__)),
+        )
     return tuple(sorted(intervals, key=INTERVAL_SECONDS.__getitem__))
+
+
+def _length(seconds: int) -> str:
+    days = seconds / 86_400
+    if days >= 1:
+        return f"{days:g} day{'' if days == 1 else 's'}"
+    return f"{seconds / 3600:g} hours"
 
 
 def tradable_symbols(universe: Any, symbols: set[str]) -> set[str]:

@@ -1,7 +1,9 @@
 """Replay OHLCV bar files (CSV or Parquet) as ticks at 1x, Nx or as fast as possible.
 
 Each bar becomes four ticks inside its interval (open, then low/high in the order the bar most
-likely took, then close), so aggregating the ticks again reproduces the bar. Column names are
+likely took, then close), so aggregating the ticks again reproduces the bar. A bar that starts
+in the exchange's hours and would run past its close (a daily bar stamped 09:15) has its ticks
+inside what is left of that session, where the paper broker takes orders. Column names are
 read as `tradelab backtest` reads them (any case, Date for timestamp, symbol and volume
 optional: bar_files.py). Files are checked on load: a bad file is an `InvalidInputError` naming
 the file, the column and the row; bars on a day the exchange does not trade are kept but
@@ -33,6 +35,7 @@ from tradelab.market.bar_files import (
 )
 from tradelab.market.bar_times import times_ns
 from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock, run_paced
+from tradelab.market.instruments import IST
 from tradelab.market.ticks import Tick
 
 log = logging.getLogger(__name__)
@@ -188,19 +191,18 @@ class ReplayFeed:
         self.ticks_emitted = 0
 
     def ticks(self) -> Iterator[Tick]:
-        bar_ns = self.config.bar_seconds * NS_PER_S
         size = self.config.quote_size
-        # Four price points per bar at 0, 1/4, 1/2 and 3/4 of the interval; ticks of all
+        # Four price points per bar at 0, 1/4, 1/2 and 3/4 of its span; ticks of all
         # symbols are merged in time order so a multi-symbol file replays as one stream.
-        rows = self.bars.itertuples(index=False)
+        rows = zip(self.bars.itertuples(index=False), self._spans(), strict=True)
         pending: list[tuple[int, int, Tick]] = []
         order = 0
-        for ts, symbol, o, h, low, c, v in rows:
+        for (ts, symbol, o, h, low, c, v), span in rows:
             up = c >= o
             path = (o, low, h, c) if up else (o, h, low, c)
             volumes = (0, 0, 0, int(v))
             for k, price in enumerate(path):
-                at = int(ts) + k * bar_ns // 4
+                at = int(ts) + k * span // 4
                 pending.append(
                     (at, order, Tick(symbol, at, price, price, price, size, size, volumes[k]))
                 )
@@ -210,6 +212,21 @@ class ReplayFeed:
             self.clock.set(at)
             self.ticks_emitted += 1
             yield tick
+
+    def _spans(self) -> list[int]:
+        """Nanoseconds each bar's ticks spread over: its length, cut at its day's close when it
+        starts in the exchange's hours (a bar starting outside them keeps its length)."""
+        bar_ns = self.config.bar_seconds * NS_PER_S
+        if self.bars.empty:
+            return []
+        starts = pd.to_datetime(self.bars["timestamp"], unit="ns", utc=True).dt.tz_convert(IST)
+        day = starts.dt.normalize()
+        hours = self.hours
+        opens = day + pd.Timedelta(hours=hours.open_time.hour, minutes=hours.open_time.minute)
+        closes = day + pd.Timedelta(hours=hours.close_time.hour, minutes=hours.close_time.minute)
+        left = (closes - starts).dt.total_seconds().mul(1e9).round().astype("int64")
+        inside = (starts >= opens) & (left > 0)
+        return np.where(inside, np.minimum(left, bar_ns), bar_ns).tolist()
 
     def run(
         self,
