@@ -61,7 +61,7 @@ class OperatorCommandsMixin:
     def stop_strategy(self, name: str, who: str = "operator") -> None:
         slot = self._slot(name)
         self._check_running("stop", name)
-        self._command(lambda: self._stop_slot(slot, who, hold=True))
+        self._command(lambda: self._stop_slot(slot, who, hold=True, cancel_openings=True))
 
     def start_strategy(self, name: str, who: str = "operator") -> None:
         """Start a stopped or failed strategy again (`on_start`), journaled like every other

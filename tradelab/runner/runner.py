@@ -284,7 +284,12 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         if self._inbox.overflowed:
             self._inbox.overflowed = False
             for slot in list(self._slots.values()):
-                self._stop_slot(slot, "runner", reason="inbox overflow: events were dropped")
+                self._stop_slot(
+                    slot,
+                    "runner",
+                    reason="inbox overflow: events were dropped",
+                    cancel_openings=True,
+                )
 
     def _handle(self, event: Any) -> None:
         topic = event.topic

@@ -3,8 +3,13 @@ seeded from the store, an operator's hold from before a restart kept), its hooks
 their failures isolated, stopped, and every change of state journaled
 (`runner.state_changed`, with who asked and why).
 
-A mixin of `StrategyRunner` (its state: `engine`, `submit`, `inputs_check`, `name`,
-`strategy_seconds`). Thread model: the runner's thread only.
+A strategy stopped during a session (by an operator, or because it failed) has its working
+orders that would open or add to a position cancelled; its exits stay working. Left working,
+such an order could fill after the stop into a position nobody manages: the strategy never sees
+that fill, so it never arms the stop loss it would have set on it.
+
+A mixin of `StrategyRunner` (its state: `engine`, `desk`, `submit`, `inputs_check`, `name`,
+`strategy_seconds`, `_stop_asked`). Thread model: the runner's thread only.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import time
 from collections import deque
 from typing import Any
 
-from tradelab.errors import InvalidOrderError, OrderRejectedError
+from tradelab.errors import InvalidOrderError, OrderRejectedError, TradelabError
 from tradelab.runner.context import StrategyContext
 from tradelab.runner.strategy import FAILED, PAUSED, RUNNING, STOPPED, Strategy
 from tradelab.runner.strategy_state import restored_params
+from tradelab.trading.book import position_id
+from tradelab.trading.risk import orders_not_reducing
 
 log = logging.getLogger("tradelab.runner.runner")  # the runner's log, as before the split
 MAIN_THREAD = threading.main_thread()
@@ -66,6 +73,8 @@ class StrategySlotsMixin:
             log.exception("strategy %s %s; it is stopped", slot.strategy.name, slot.failure)
             self._transition(slot, FAILED, "runner", None, reason=slot.failure)
             slot.ctx._clear_signals()
+            if not self._stop_asked:  # the session goes on without it
+                self._cancel_openings(slot)
             return False
         finally:
             self.strategy_seconds += time.perf_counter() - started
@@ -89,14 +98,57 @@ class StrategySlotsMixin:
             self._transition(slot, PAUSED, who, (RUNNING,), reason=why)
 
     def _stop_slot(
-        self, slot: StrategySlot, who: str, reason: str = "", hold: bool | None = None
+        self,
+        slot: StrategySlot,
+        who: str,
+        reason: str = "",
+        hold: bool | None = None,
+        cancel_openings: bool = False,
     ) -> None:
+        """`cancel_openings`: the session goes on (see the module docstring); a session's
+        own end leaves its working orders to the broker, and to the restart."""
         if slot.state not in (RUNNING, PAUSED):
             return
         slot.paused_fills.clear()  # a stopped strategy starts afresh: no old fills later
         self._call(slot, "on_stop")
         if slot.state != FAILED:
             self._transition(slot, STOPPED, who, None, reason=reason, hold=hold)
+            if cancel_openings:
+                self._cancel_openings(slot)
+
+    def _cancel_openings(self, slot: StrategySlot) -> list[str]:
+        """Cancel `slot`'s working orders that do not reduce its position, each journaled;
+        a cancel the broker refuses (the order finished meanwhile) is logged."""
+        name, store = slot.strategy.name, self.engine.store
+        working = {
+            order_id: order
+            for order_id, order in (store.get("trading.working", None) or {}).items()
+            if order.get("strategy") == name
+        }
+        if not working:
+            return []
+
+        def held(strategy: str, symbol: str) -> int:
+            pid = position_id(strategy, symbol)
+            return (store.get(f"trading.positions.{pid}", None) or {}).get("net_quantity", 0)
+
+        cancelled = []
+        for order_id in orders_not_reducing(working, held):
+            try:
+                self.desk.cancel_order(order_id)
+                cancelled.append(order_id)
+            except TradelabError as exc:
+                log.warning(
+                    "strategy %s stopped; its order %s not cancelled: %s", name, order_id, exc
+                )
+        if cancelled:
+            log.info(
+                "strategy %s stopped: its working order(s) %s cancelled (they would have opened "
+                "positions it no longer manages)",
+                name,
+                ", ".join(cancelled),
+            )
+        return cancelled
 
     def _transition(
         self,

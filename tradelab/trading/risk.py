@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from tradelab.errors import InvalidInputError, OrderRejectedError, TradelabError
@@ -279,19 +279,7 @@ class RiskGate:
         working = self.store.get("trading.working", None) or {}
         if state == HALTED:
             return list(working)
-        blocked = []
-        exit_room: dict[str, int] = {}  # per position: exit quantity not yet covered
-        for order_id, order in working.items():
-            held = self._held(order.get("strategy"), order["symbol"])
-            pid = position_id(order.get("strategy"), order["symbol"])
-            room = exit_room.setdefault(pid, abs(held))
-            quantity = order.get("remaining_quantity") or 0
-            exits = held != 0 and order["side"] == ("SELL" if held > 0 else "BUY")
-            if exits and quantity <= room:
-                exit_room[pid] = room - quantity
-            else:
-                blocked.append(order_id)
-        return blocked
+        return orders_not_reducing(working, self._held)
 
     # -- reads of the store -----------------------------------------------------------------
     def _sent_in_the_last_minute(self) -> deque[int]:
@@ -353,3 +341,24 @@ def _check_operator(by: Any, reason: Any, command: str) -> None:
                 f"risk {command} needs {name!r} as non-empty text (who asked and why), "
                 f"got {value!r}"
             )
+
+
+def orders_not_reducing(
+    working: Mapping[str, Mapping[str, Any]], held: Callable[[str, str], int]
+) -> list[str]:
+    """Of `working` orders (id -> record, in the order they were placed), those that do not
+    reduce their strategy's position (`held(strategy, symbol)`): an opening order, and the
+    later exits once earlier ones already cover the position."""
+    blocked = []
+    exit_room: dict[str, int] = {}  # per position: exit quantity not yet covered
+    for order_id, order in working.items():
+        units = held(order.get("strategy"), order["symbol"])
+        pid = position_id(order.get("strategy"), order["symbol"])
+        room = exit_room.setdefault(pid, abs(units))
+        quantity = order.get("remaining_quantity") or 0
+        exits = units != 0 and order["side"] == ("SELL" if units > 0 else "BUY")
+        if exits and quantity <= room:
+            exit_room[pid] = room - quantity
+        else:
+            blocked.append(order_id)
+    return blocked
