@@ -156,6 +156,21 @@ def test_flatten_closes_open_positions_and_records_the_user(lab):
     assert commands.execute("alice", "flatten") == "flatten: no open position"
 
 
+def test_flatten_says_which_working_orders_it_cancelled(lab):
+    # It cancelled them and said "no open position": the operator and the record missed them.
+    commands = OperatorCommands(lab, operators=frozenset({"alice"}))
+    journaled = recorded(lab, "operator.command")
+    symbol = lab.feed.symbols[2]
+    assert wait_for(lambda: lab.store.get(f"market.marks.{symbol}", None) is not None)
+    resting = lab.place_order(symbol, "BUY", 75, order_type="LIMIT", limit_price=0.05)
+    assert wait_for(lambda: resting in (lab.store.get("trading.working", None) or {}))
+    said = commands.execute("alice", "flatten")
+    assert said == "flatten: 1 working order cancelled, no open position"
+    lab.engine.wait_applied()
+    assert journaled[-1]["args"] == {"orders": [], "cancelled": [resting]}
+    assert resting not in (lab.store.get("trading.working", None) or {})
+
+
 def test_resume_trading_needs_a_halt_and_a_reason_and_names_the_user(lab):
     commands = OperatorCommands(lab, operators=frozenset({"alice"}))
     with pytest.raises(CommandRefused, match="not halted") as refused:

@@ -224,10 +224,10 @@ class ExecutionDesk:
             )
         return cancelled
 
-    def flatten(self, *, exit_only: bool = True) -> list[str]:
-        """Cancel every working order, then close every open position with a market order
-        (allowed in a halt: exits only). A working entry left would open a position again;
-        a working exit would count against the closing order.
+    def flatten(self, *, exit_only: bool = True, cancelled: list | None = None) -> list[str]:
+        """Cancel every working order (their ids appended to `cancelled`), then close every
+        open position with a market order (allowed in a halt: exits only). A working entry
+        left would open a position again; a working exit would count against the closing order.
 
         Every order and position is tried even if one is refused, so a refusal never leaves the
         rest of the book open; then, if any was refused, FlattenError names each (its `placed`
@@ -239,6 +239,9 @@ class ExecutionDesk:
                 self.cancel_order(order_id)
             except TradelabError as exc:
                 not_closed[order_id] = f"working order not cancelled: {exc}"
+            else:
+                if cancelled is not None:
+                    cancelled.append(order_id)
         positions = self.store.get("trading.positions", None) or {}
         for ids in (self.store.get("trading.open_positions", None) or {}).values():
             for pid in ids:

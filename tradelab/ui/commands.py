@@ -156,19 +156,24 @@ class OperatorCommands:
                 act(each, who=who)
         except LifecycleError as exc:  # the runner itself has stopped
             raise CommandRefused(NOT_NOW, f"cannot {verb}: {exc}") from None
-        return f"{verb} asked for {', '.join(names)}", {"strategies": names}
+        said = f"{verb} asked for {', '.join(names)}"
+        if verb == "stop":  # what a stop does to orders and positions (slots.py)
+            said += " (working orders that open positions are cancelled; positions stay open)"
+        return said, {"strategies": names}
 
     def _flatten(self, who: str, args: dict[str, Any]) -> tuple[str, dict]:
         _take("flatten", args)
         desk = self._part("desk")
+        cancelled: list[str] = []
         try:
-            orders = desk.flatten(exit_only=True)
+            orders = desk.flatten(exit_only=True, cancelled=cancelled)
         except TradelabError as exc:  # FlattenError: all were tried; it names those left open
-            self._record(who, "flatten", {}, f"failed: {exc}")
+            self._record(who, "flatten", {"cancelled": cancelled}, f"failed: {exc}")
             raise CommandRefused(FAILED, f"flatten failed: {exc}") from None
-        if not orders:
-            return "flatten: no open position", {"orders": []}
-        return f"flatten: {len(orders)} closing orders sent", {"orders": orders}
+        said = [f"{len(cancelled)} working order{'' if len(cancelled) == 1 else 's'} cancelled"]
+        said = said if cancelled else []
+        said.append(f"{len(orders)} closing orders sent" if orders else "no open position")
+        return f"flatten: {', '.join(said)}", {"orders": orders, "cancelled": cancelled}
 
     def _resume_trading(self, who: str, args: dict[str, Any]) -> tuple[str, dict]:
         (reason,) = _take("resume_trading", args, required=("reason",))
