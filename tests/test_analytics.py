@@ -218,3 +218,37 @@ def test_bars_closing_together_are_one_point_of_the_equity_curve(tmp_path):
     equity = Analytics(path).sql("SELECT time, net FROM equity ORDER BY seq")
     at_close = equity[equity["time"] == dt.datetime(2025, 11, 12, 9, 45)]
     assert at_close["net"].tolist() == [0.0]  # one point, both bars in it (not +750 then 0)
+
+
+def test_without_bars_the_equity_curve_has_a_point_a_second_after_all_its_marks(tmp_path):
+    # A session stopped before its first bar closed: every mark was a point, so the curve drew
+    # the book between two legs' re-marks (one re-priced, the other not yet), a comb of spikes.
+    from tradelab.engine import Engine
+
+    path = tmp_path / "marks.duckdb"
+    second = 1_000_000_000
+    start = script.at(12, "09:20")
+    with Engine(journal_path=str(path), writer_process=False) as engine:
+        fill = {"order_id": "O1", "strategy": "s", "side": "SELL", "quantity": 75, "fee": 0.0}
+        for symbol in (script.X, script.Y):
+            engine.submit(
+                "trade.executed",
+                fill
+                | {"trade_id": f"T{symbol}", "position_id": f"s:{symbol}", "symbol": symbol}
+                | {"price": 100.0, "lot_size": 75, "ts": start},
+                key=f"s:{symbol}",
+            )
+        # Each second one leg goes up 2 and the other down 2: the book does not move.
+        for i in range(1, 4):
+            for offset, symbol, price in (
+                (0.2, script.X, 100 + 2 * i),
+                (0.6, script.Y, 100 - 2 * i),
+            ):
+                at = start + i * second + int(offset * second)
+                engine.submit(
+                    "mark.updated", {"symbol": symbol, "price": price, "ts": at}, key=symbol
+                )
+    equity = Analytics(path).sql("SELECT exchange_ts, net FROM equity ORDER BY seq")
+    marked = equity[equity["exchange_ts"] > start]
+    assert marked["net"].tolist() == [0.0, 0.0, 0.0]
+    assert ((marked["exchange_ts"] - start) // second).tolist() == [1, 2, 3]

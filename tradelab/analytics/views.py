@@ -155,7 +155,11 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
             SELECT seq, exchange_ts FROM fills
             -- bars closing together (every symbol's, every interval's): one point, after all
             UNION ALL SELECT max(seq), end_ts FROM bars GROUP BY end_ts
-            UNION ALL SELECT seq, exchange_ts FROM marks WHERE NOT EXISTS (SELECT 1 FROM bars)
+            -- no bar yet (a session stopped before its first bar closed): a point a market
+            -- second, after all of its marks, as the live chart samples; a point a mark drew
+            -- the book between two legs' re-marks
+            UNION ALL SELECT max(seq), max(exchange_ts) FROM marks
+                WHERE NOT EXISTS (SELECT 1 FROM bars) GROUP BY exchange_ts // 1000000000
             -- the latest price, when no bar closed after it: the curve ends at the last news
             UNION ALL (SELECT seq, exchange_ts FROM _prices
                 WHERE seq > (SELECT coalesce(max(seq), 0) FROM bars) ORDER BY seq DESC LIMIT 1)
