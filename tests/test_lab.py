@@ -189,8 +189,12 @@ def test_a_restart_on_another_market_than_the_open_session_is_refused_naming_bot
     assert lab.store.get("market.session")["source"] == f"the simulated market of seed {seed}"
     lab.stop()
     other = Lab(journal_path=str(path), ticks_per_second=10_000, speed=600.0, seed=seed + 1)
-    with pytest.raises(InvalidInputError, match=f"open on the simulated market of seed {seed};"):
+    with pytest.raises(
+        InvalidInputError, match=f"open on the simulated market of seed {seed};"
+    ) as e:
         other.start()
+    # serve has no --journal: the message names where each command takes its journal.
+    assert "lab.journal_path in the --config file for serve" in str(e.value)
     again = fast_lab(path).start()  # the journal's own market goes on; nothing was left held
     try:
         assert again.status()["state"] == "running"

@@ -62,6 +62,9 @@ def test_console_shows_earlier_runs_samples_then_live_ones(tmp_path, monkeypatch
         session.details.active = session.metrics_tab  # opened: drawn at once
         plot = session.metrics_history.object
         assert isinstance(plot, hv.Layout) and len(plot) == len(CHARTED)
+        # Every time shown names its clock: these samples are on the journal's (the wall's).
+        curves = [c for overlay in plot for c in overlay if isinstance(c, hv.Curve)]
+        assert {c.kdims[0].pprint_label for c in curves} == {"journal time (IST)"}
 
         shown = session._history_version
         assert wait_for(lambda: host.metrics_history.frame()[0] > shown, timeout=10)

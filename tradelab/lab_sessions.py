@@ -214,5 +214,5 @@ def check_same_market(store: Any, source: str, resume_ns: int) -> None:
         raise InvalidInputError(
             f"this journal's session of {day} is open on {held['source']}; this run's market "
             f"is {source}: run it on the journal's market (its seed or file), or start a new "
-            "journal (--journal)"
+            "journal (--journal for run, lab.journal_path in the --config file for serve)"
         )

@@ -98,7 +98,7 @@ class MetricsHistory:
 
 def history_plot(frame: pd.DataFrame) -> hv.Layout:
     """One small curve per charted figure over journal time (IST), two a row."""
-    time = ("journal_time", "time (IST)")
+    time = ("journal_time", "journal time (IST)")  # the wall clock's, as the tape says
     curves = []
     for column, label in CHARTED.items():
         line = hv.Curve(frame, time, (column, label)).opts(
