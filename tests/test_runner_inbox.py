@@ -159,3 +159,53 @@ def test_operator_commands_after_the_runner_stopped_are_refused_not_queued(tmp_p
         assert runner.state_of("sma_cross") == "stopped"
     finally:
         engine.stop()
+
+
+def test_a_hook_that_does_not_return_is_said_while_it_lasts_and_when_it_returns(tmp_path, caplog):
+    # Every strategy and the exits wait on the runner's one thread: it used to be said only
+    # at the stop ("did not stop within 60 s").
+    with Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False) as engine:
+        runner = StrategyRunner(
+            engine,
+            ExecutionDesk(PaperBroker(), engine.submit),
+            name="r",
+            hook_stall_after_s=0.3,
+        )
+        stuck = runner.add(Stuck())
+        runner.start(who="test")
+        engine.publish_transient("market.tick", {"symbol": "A", "last": 1.0}, key="A")
+        assert stuck.entered.wait(30)
+        deadline = time.monotonic() + 30
+        while "has been in on_tick" not in caplog.text:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        stalled = runner.metrics()["stalled_hook"]
+        assert stalled["strategy"] == "stuck" and stalled["hook"] == "on_tick"
+        assert stalled["seconds"] >= 0.3 and runner.metrics()["hook_stalls"] == 1
+        assert "every strategy of runner r and the exits" in caplog.text
+        stuck.release.set()
+        while "returned after" not in caplog.text:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert runner.metrics()["stalled_hook"] is None
+        assert runner.stop(who="test") is True
+
+
+def test_the_run_progress_line_says_which_hook_holds_the_runner(capsys):
+    import datetime as dt
+
+    from tradelab.cli_progress import RunProgress
+
+    status = {
+        "seq": 1, "session_fraction": 0.5, "exchange_time": dt.datetime(2025, 1, 6, 10, 0),
+        "symbol": "NIFTY", "index": 24000.0, "ticks": 1, "bars": 0, "orders": 0, "fills": 0,
+        "open_positions": 0, "daily_pnl": None, "risk": "active", "broker": "ok",
+        "stalled_hook": {"strategy": "hang", "hook": "on_tick", "seconds": 7.2},
+    }  # fmt: skip
+
+    class Lab:
+        def status(self):
+            return status
+
+    RunProgress(Lab(), in_place=False).show()
+    assert capsys.readouterr().out.rstrip().endswith("STALLED hang.on_tick 7s")

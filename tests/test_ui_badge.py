@@ -102,3 +102,23 @@ def test_a_degraded_broker_gets_a_banner_naming_it_and_why_until_it_answers():
     assert header.broker.text.startswith("Broker paper DEGRADED (broker is disconnected)")
     header.apply_state({**state, "broker_health": {"paper": {"state": "ok"}}})
     assert not header.broker.visible
+
+
+def test_a_stalled_strategy_hook_gets_a_banner_while_it_lasts():
+    # Every strategy and its exits wait for it on the runner's thread; only the stop said so.
+    header = Header(stale_after_seconds=5.0)
+    state = {
+        "runner_status": "running",
+        "strategies": {"hang": "running"},
+        "strategy_failures": {},
+        "risk_state": "active",
+        "risk_control": {},
+        "engine_status": "running",
+        "pnl": {},
+        "stalled_hook": {"strategy": "hang", "hook": "on_tick", "seconds": 12.3},
+    }
+    header.apply_state(state)
+    assert header.stalled.visible and header.stalled.css == "tl-stalled-banner"
+    assert header.stalled.text.startswith("Strategy hang STALLED in on_tick for 12 s")
+    header.apply_state({**state, "stalled_hook": None})
+    assert not header.stalled.visible

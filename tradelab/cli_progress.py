@@ -31,6 +31,9 @@ class RunProgress:
             line += f"  risk {s['risk'].upper()}"
         if s["broker"] != "ok":  # orders are rejected and nothing reconciles while it lasts
             line += f"  broker {s['broker'].upper()}"
+        stalled = s.get("stalled_hook")
+        if stalled:  # every strategy and its exits wait for it
+            line += f"  STALLED {stalled['strategy']}.{stalled['hook']} {stalled['seconds']:.0f}s"
         if self.in_place:
             click.echo(f"\r{line}\x1b[K", nl=False)
             self._open = True

@@ -39,6 +39,8 @@ def session_status(lab: Any) -> dict[str, Any]:
         "open_positions": sum(1 for p in positions.values() if p.get("net_quantity")),
         "daily_pnl": daily.get("net"),
         "failed_strategies": lab.runner.failures() if lab.runner is not None else {},
+        # A strategy hook running for long holds every strategy and exit (hook_watch.py).
+        "stalled_hook": lab.runner.hook_watch.stalled() if lab.runner is not None else None,
         "risk": control_state(store),
         "risk_reason": control.get("reason") or "",
         # The broker's reachability (the reconciler's retries journal it): "ok" or

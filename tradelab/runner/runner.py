@@ -36,6 +36,7 @@ from tradelab.errors import (
 from tradelab.market.clock import WallClock
 from tradelab.market.reducers import bar_mark_price
 from tradelab.runner.context import StrategyContext
+from tradelab.runner.hook_watch import HookWatch
 from tradelab.runner.inbox import RunnerInbox
 from tradelab.runner.lockstep import LockstepMixin
 from tradelab.runner.monitor import PositionMonitor
@@ -68,9 +69,14 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         inbox_limit: int = 100_000,
         name: str = "runner",
         threaded: bool = True,
+        hook_stall_after_s: float = 5.0,
     ) -> None:
+        """`hook_stall_after_s`: a strategy hook running longer is logged as holding the
+        runner (hook_watch.py), and shown in `metrics()['stalled_hook']`."""
         if inbox_limit < 1:
             raise InvalidInputError(f"inbox_limit {inbox_limit!r} must be >= 1")
+        if not hook_stall_after_s > 0:
+            raise InvalidInputError(f"hook_stall_after_s {hook_stall_after_s!r} must be > 0")
         self.engine, self.desk, self.name = engine, desk, name
         self.clock = clock or WallClock()
         self.monitor = PositionMonitor(self)
@@ -104,6 +110,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         self.events_handled = 0
         self.strategy_seconds = 0.0
         self.stopped_in_time = True  # False: stop's join timed out (a hook still running)
+        self.hook_watch = HookWatch(name, hook_stall_after_s)
 
     # -- wiring ----------------------------------------------------------------------------
     def submit(self, topic: str, payload: dict, *, key: str = "") -> None:
@@ -159,6 +166,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
                 target=self._run, name=f"{self.name}-thread", daemon=True
             )
             self._thread.start()
+            self.hook_watch.start()
         self._command(lambda: self._started(who))
         return self
 
@@ -202,6 +210,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         for sub in self._subs:
             sub.unsubscribe()
         self._subs = []
+        self.hook_watch.stop()
         return self.stopped_in_time
 
     @property
@@ -231,6 +240,8 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
             "ticks_superseded": self.ticks_superseded,
             "events_dropped": self.events_dropped,
             "strategy_seconds": self.strategy_seconds,
+            "stalled_hook": self.hook_watch.stalled(),
+            "hook_stalls": self.hook_watch.stalls,
             "strategies": {name: slot.state for name, slot in self._slots.items()},
         }
 

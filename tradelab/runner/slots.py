@@ -9,7 +9,7 @@ such an order could fill after the stop into a position nobody manages: the stra
 that fill, so it never arms the stop loss it would have set on it.
 
 A mixin of `StrategyRunner` (its state: `engine`, `desk`, `submit`, `inputs_check`, `name`,
-`strategy_seconds`, `_stop_asked`). Thread model: the runner's thread only.
+`strategy_seconds`, `_stop_asked`, `hook_watch`). Thread model: the runner's thread only.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class StrategySlot:
 class StrategySlotsMixin:
     def _call(self, slot: StrategySlot, hook: str, *args: Any) -> bool:
         started = time.perf_counter()
+        watch = self.hook_watch
+        outer = watch.enter(slot.strategy.name, hook, started)
         try:
             getattr(slot.strategy, hook)(slot.ctx, *args)
             return True
@@ -77,6 +79,7 @@ class StrategySlotsMixin:
                 self._cancel_openings(slot)
             return False
         finally:
+            watch.leave(outer)
             self.strategy_seconds += time.perf_counter() - started
 
     def _start_slot(self, slot: StrategySlot, who: str) -> None:

@@ -58,11 +58,14 @@ class Header:
         self.failures = Badge("tl-strategy-banner", style=_BANNER_STYLE, hidden=True)
         # A broker the reconciler could not reach: orders are rejected until it answers.
         self.broker = Badge("tl-broker-banner", style=_BANNER_STYLE, hidden=True)
+        # A strategy hook that does not return holds every strategy and exit (hook_watch.py).
+        self.stalled = Badge("tl-stalled-banner", style=_BANNER_STYLE, hidden=True)
         self.layout = pn.Column(
             bar,
             self.banner,
             self.failures,
             self.broker,
+            self.stalled,
             sizing_mode="stretch_width",
         )
 
@@ -101,6 +104,15 @@ class Header:
                 for name, health in down.items()
             )
             + ": orders are rejected and nothing reconciles until it answers",
+        )
+        stalled = state.get("stalled_hook")
+        self.stalled.show(
+            bool(stalled),
+            f"Strategy {stalled['strategy']} STALLED in {stalled['hook']} for "
+            f"{stalled['seconds']:.0f} s: every strategy and its exits (stop loss, target) wait "
+            "for it"
+            if stalled
+            else "",
         )
         self.engine.set(f"engine: {state['engine_status']}")
         net = (state["pnl"] or {}).get("net")
