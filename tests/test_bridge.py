@@ -360,6 +360,43 @@ def test_a_first_connection_refused_fails_soon_though_the_timeout_is_long():
     assert time.monotonic() - started < 30  # generous: ~5 s, on a loaded machine more
 
 
+def test_a_host_name_that_does_not_resolve_fails_soon_saying_so():
+    # It waited the whole timeout, then spoke of a missing first snapshot.
+    started = time.monotonic()
+    with pytest.raises(BridgeError, match=r"its host name does not resolve"):
+        connect("ws://no-such-host.invalid:5006/bridge", timeout=60.0)
+    assert time.monotonic() - started < 30  # generous: ~5 s, on a loaded machine more
+
+
+def test_a_port_number_for_an_address_is_refused_naming_it():
+    with pytest.raises(InvalidInputError, match=r"url 5006 is not a console address \(a int"):
+        connect(5006)
+
+
+def test_waiting_on_a_closed_replica_raises_and_a_close_releases_a_waiter(tmp_path):
+    # The waiter looped for ever: only a failure released it, and a close is not one.
+    with _engine(tmp_path) as engine, BridgeServer(engine) as server:
+        replica = connect(server.url)
+        seq = replica.store.version
+        errors: list[BaseException] = []
+
+        def wait() -> None:
+            try:
+                replica.wait_for_seq(seq + 1_000_000)
+            except BridgeError as exc:
+                errors.append(exc)
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(0.2)
+        replica.close()
+        waiter.join(10)
+        assert not waiter.is_alive() and "is closed" in str(errors[0])
+        with pytest.raises(BridgeError, match=f"is closed at seq {seq}"):
+            replica.wait_for_seq(seq + 1)
+        assert replica.wait_for_seq(seq) is True  # what it holds is still there
+
+
 def test_server_hangs_up_on_a_replica_that_takes_no_frame_and_it_comes_back(tmp_path):
     engine = _engine(tmp_path)
     engine.registry.register(TopicSpec("test.blob", description="a large event"))

@@ -16,6 +16,7 @@ import contextlib
 import gc
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +30,8 @@ from tradelab.bridge.protocol import BridgeAddressError, BridgeAuthError, Bridge
 from tradelab.bridge.replica_inputs import (
     Auth,
     check_subscription,
+    no_such_host,
+    nothing_listens,
     request_headers,
     websocket_url,
 )
@@ -119,6 +122,11 @@ class Replica:
             while self.store.version < seq:
                 if self.error is not None:
                     raise BridgeError(f"replica of {self.url} stopped: {self.error}")
+                if self._closing:  # nothing more comes: a wait would never end
+                    raise BridgeError(
+                        f"replica of {self.url} is closed at seq {self.store.version}; seq {seq} "
+                        "never comes to it (connect again: tradelab.connect)"
+                    )
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
@@ -153,18 +161,14 @@ class Replica:
             if error is not None:
                 raise error
             if "ConnectionRefused" in (self.last_error or ""):
-                raise BridgeError(self._nothing_listens(timeout))
+                raise BridgeError(nothing_listens(self.url, timeout))
+            if "gaierror" in (self.last_error or ""):
+                raise BridgeError(no_such_host(self.url, timeout, self.last_error))
             raise BridgeError(
                 f"replica of {self.url} did not receive its first snapshot within {timeout} s "
                 f"(last error: {self.last_error or 'none'})"
             )
         return self
-
-    def _nothing_listens(self, seconds: float | None) -> str:
-        return (
-            f"could not connect to {self.url} within {seconds} s: nothing listens there (a "
-            "console, `tradelab serve`, serves /bridge; a headless `tradelab run` does not)"
-        )
 
     def close(self, timeout: float = 10.0) -> None:
         """Close the connection and stop the replica's threads (its state stays readable)."""
@@ -227,12 +231,20 @@ class Replica:
             except Exception as exc:  # refused, dropped, timed out: try again
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.debug("replica connection to %s failed: %s", self.url, self.last_error)
+                wrong = isinstance(exc, ConnectionRefusedError | socket.gaierror)
                 if (
-                    isinstance(exc, ConnectionRefusedError)
+                    wrong
                     and not self.connects
                     and time.monotonic() - started > REFUSED_AT_START_SECONDS
-                ):  # never connected and still refused: a wrong port, not a server restarting
-                    self._fail(BridgeError(self._nothing_listens(REFUSED_AT_START_SECONDS)))
+                ):  # never connected, still refused or unresolved: a wrong address, not a restart
+                    seconds = REFUSED_AT_START_SECONDS
+                    self._fail(
+                        BridgeError(
+                            no_such_host(self.url, seconds, self.last_error)
+                            if isinstance(exc, socket.gaierror)
+                            else nothing_listens(self.url, seconds)
+                        )
+                    )
                     return
             finally:
                 self.connected = False

@@ -35,6 +35,11 @@ def request_headers(auth: Auth) -> dict[str, str]:
 
 
 def websocket_url(url: str) -> str:
+    if not isinstance(url, str):
+        raise InvalidInputError(
+            f"url {url!r} is not a console address (a {type(url).__name__}, not text); "
+            "expected e.g. 'ws://host:5006/bridge' or 'http://host:5006'"
+        )
     parts = urlsplit(url)
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
     if scheme not in ("ws", "wss") or not parts.netloc:
@@ -44,6 +49,20 @@ def websocket_url(url: str) -> str:
         )
     path = parts.path if parts.path not in ("", "/") else "/bridge"
     return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+
+def nothing_listens(url: str, seconds: float | None) -> str:
+    return (
+        f"could not connect to {url} within {seconds} s: nothing listens there (a console, "
+        "`tradelab serve`, serves /bridge; a headless `tradelab run` does not)"
+    )
+
+
+def no_such_host(url: str, seconds: float | None, error: str | None) -> str:
+    return (
+        f"could not connect to {url} within {seconds} s: its host name does not resolve "
+        f"({error}); check the address"
+    )
 
 
 def check_subscription(pattern: object, store: Any, topics: frozenset[str] | None) -> None:
