@@ -273,3 +273,33 @@ def test_a_damaged_last_record_is_dropped_by_the_start_and_said_by_verify_and_in
         assert _journal_seqs(journal) == [1, 2, 3]
     finally:
         journal.close()
+
+
+def test_analytics_reads_acknowledged_events_the_ack_log_holds_past_duckdb_and_says_so(tmp_path):
+    # After a kill -9 the fills view stopped at DuckDB's last seq without a word, leaving out
+    # fills the engine had acknowledged as durable.
+    from tradelab.analytics import Analytics
+
+    path = tmp_path / "lab.duckdb"
+    engine = Engine(journal_path=str(path), group_commit_ms=1000.0, snapshot_every_seconds=0)
+    engine.start()
+    try:
+        events = [engine.submit("trade.executed", trade(i), key=f"T{i}") for i in (1, 2)]
+        os.kill(engine.journal.writer.pid, signal.SIGKILL)
+    finally:
+        engine.stop(timeout=20)
+    committed = duckdb.connect(str(path), read_only=True)
+    in_duckdb = committed.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+    committed.close()
+    assert in_duckdb < events[-1].seq  # the kill came before DuckDB's commit
+    analytics = Analytics(path)
+    fills = analytics.sql("SELECT trade_id, seq FROM fills ORDER BY seq")
+    assert fills["trade_id"].tolist() == ["T1", "T2"]
+    assert fills["seq"].tolist() == [e.seq for e in events]
+    assert analytics.last_seq >= events[-1].seq  # with what the stop journaled after them
+    assert f"ends at seq {in_duckdb}" in analytics.note and "ack log" in analytics.note
+    # Read-only: the journal is as the kill left it; its next start commits them.
+    with Engine(journal_path=str(path), snapshot_every_seconds=0) as again:
+        assert again.store.get("trading.trades.T2")["seq"] == events[-1].seq
+    assert Analytics(path).sql("SELECT count(*) AS n FROM fills")["n"][0] == 2
+    assert Analytics(path).note == ""

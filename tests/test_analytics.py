@@ -252,3 +252,26 @@ def test_without_bars_the_equity_curve_has_a_point_a_second_after_all_its_marks(
     marked = equity[equity["exchange_ts"] > start]
     assert marked["net"].tolist() == [0.0, 0.0, 0.0]
     assert ((marked["exchange_ts"] - start) // second).tolist() == [1, 2, 3]
+
+
+def test_an_order_that_never_filled_has_no_average_price_whatever_its_status(tmp_path):
+    # The broker reports 0.0 before a fill: an avg() over orders counted each as a price of 0.
+    from tradelab.engine import Engine
+
+    path = tmp_path / "orders.duckdb"
+    with Engine(journal_path=str(path), writer_process=False) as engine:
+        for oid, end, filled in (("C", "order.cancelled", 0), ("F", "order.filled", 75)):
+            base = {"order_id": oid, "symbol": script.X, "side": "BUY", "quantity": 75}
+            engine.submit("order.submitted", base | {"strategy": "s", "order_type": "MARKET"})
+            report = base | {"strategy": "s", "broker_order_id": f"B{oid}"}
+            engine.submit("order.accepted", report | {"filled_quantity": 0, "average_price": 0.0})
+            engine.submit(
+                end, report | {"filled_quantity": filled, "average_price": 101.5 * bool(filled)}
+            )
+    analytics = Analytics(path)
+    orders = analytics.sql("SELECT order_id, average_price FROM orders ORDER BY order_id")
+    assert orders["order_id"].tolist() == ["C", "F"]
+    assert orders["average_price"].isna().tolist() == [True, False]
+    assert orders["average_price"].iloc[1] == 101.5
+    accepted = analytics.sql("SELECT average_price FROM order_events WHERE status = 'accepted'")
+    assert accepted["average_price"].isna().all()

@@ -44,7 +44,7 @@ def test_running_engine_journal_reads_sealed_segments(tmp_path, writer_process):
         fills = analytics.sql("SELECT price, position_after FROM fills ORDER BY seq")
         assert fills.values.tolist() == [[100.0, 75], [101.0, 150], [102.0, 225]]
         assert analytics.source == "segments" and analytics.last_seq == sealed
-        assert f"events up to seq {sealed}" in analytics.note
+        assert f"events up to seq {analytics.last_seq}" in analytics.note
         store = analytics.state_at(sealed)  # replayed from the segments: no snapshot readable
         assert store.get(f"trading.positions.s:{script.X}")["net_quantity"] == 225
         assert analytics.asof.last["source"] == "segments"
@@ -62,3 +62,20 @@ def test_running_engine_journal_reads_sealed_segments(tmp_path, writer_process):
         assert restarted.recovery_report.last_seq >= sealed
     finally:
         restarted.stop()
+
+
+def test_segments_left_without_their_journal_are_read_and_said_to_be_so(tmp_path):
+    # The note said a running engine held the journal: there was no engine and no file.
+    path = tmp_path / "gone.duckdb"
+    engine = Engine(journal_path=str(path), writer_process=False, segment_every_seconds=0)
+    engine.start()
+    try:
+        engine.submit("mark.updated", {"symbol": script.X, "price": 100.0})
+    finally:
+        engine.stop()  # seals what is left
+    path.unlink()
+    analytics = Analytics(path)
+    assert analytics.sql("SELECT count(*) AS n FROM marks")["n"].tolist() == [1]
+    assert analytics.source == "segments" and "running engine" not in analytics.note
+    assert "journal gone.duckdb is missing (only its segments are left in" in analytics.note
+    assert f"events up to seq {analytics.last_seq}" in analytics.note

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from tradelab.errors import JournalError
-from tradelab.journal import schema
+from tradelab.journal import acklog, schema
 from tradelab.journal.segments import list_segments, parquet_list, segment_dir
 
 _EMPTY_EVENTS = (
@@ -26,6 +27,18 @@ _EMPTY_SNAPSHOTS = (
     "SELECT CAST(NULL AS BIGINT) AS id, CAST(NULL AS BIGINT) AS last_seq, CAST(NULL AS BIGINT) "
     "AS created, CAST(NULL AS INTEGER) AS schema_version, CAST(NULL AS VARCHAR) AS sha256, "
     "CAST(NULL AS VARCHAR) AS state WHERE false"
+)
+
+
+# The events table's columns (schema.TABLE_COLUMNS), as Arrow types.
+_EVENT_TYPES = (
+    pa.int64(),
+    pa.int64(),
+    pa.string(),
+    pa.string(),
+    pa.bool_(),
+    pa.int32(),
+    pa.string(),
 )
 
 
@@ -52,6 +65,32 @@ def _in_use(exc: BaseException) -> bool:
     return schema.is_in_use_error(exc) or isinstance(exc, duckdb.ResourceInUseException)
 
 
+def _with_acknowledged(con: duckdb.DuckDBPyConnection, path: Path, last: int) -> Source:
+    """The journal's events, and after them those its ack log holds past its last seq: an
+    engine killed before committing them acknowledged them (fills among them), and its next
+    start commits them; read here as that start will, said in the note."""
+    rows = acklog.pending_rows(path, last)
+    if not rows:
+        con.execute("CREATE VIEW _events AS SELECT * FROM journal.events")
+        return Source(con, "journal", last, "")
+    columns = list(zip(*rows, strict=True))
+    table = pa.table(
+        [pa.array(values, type=kind) for values, kind in zip(columns, _EVENT_TYPES, strict=True)],
+        names=list(schema.TABLE_COLUMNS["events"]),
+    )
+    con.register("_acknowledged", table)
+    con.execute(
+        "CREATE VIEW _events AS SELECT * FROM journal.events UNION ALL SELECT * FROM _acknowledged"
+    )
+    newest = rows[-1][0]
+    note = (
+        f"journal {path.name} ends at seq {last}; the {len(rows)} acknowledged event(s) after "
+        f"it, up to seq {newest}, are read from its ack log (its engine stopped before "
+        "committing them; its next start commits them)"
+    )
+    return Source(con, "journal", newest, note)
+
+
 def open_source(path: str | Path) -> Source:
     """A connection where `_events` and `snapshots` are the journal's, from the best source."""
     path = Path(path)
@@ -74,24 +113,30 @@ def open_source(path: str | Path) -> Source:
                     ) from None
             else:
                 try:
-                    con.execute("CREATE VIEW _events AS SELECT * FROM journal.events")
                     con.execute("CREATE VIEW snapshots AS SELECT * FROM journal.snapshots")
-                    last = con.execute("SELECT coalesce(max(seq), 0) FROM _events").fetchone()[0]
+                    last = con.execute(
+                        "SELECT coalesce(max(seq), 0) FROM journal.events"
+                    ).fetchall()[0][0]
                 except duckdb.Error as exc:
                     raise JournalError(
                         f"{path} is not a readable tradelab journal (no events or snapshots "
                         f"table): {str(exc).strip().splitlines()[0]}"
                     ) from None
-                return Source(con, "journal", int(last), "")
+                return _with_acknowledged(con, path, int(last))
         segments = list_segments(segments_dir)
         con.execute(f"CREATE VIEW snapshots AS {_EMPTY_SNAPSHOTS}")
         if segments:
             files = parquet_list(segments)
             con.execute(f"CREATE VIEW _events AS SELECT * FROM read_parquet({files})")
             last = segments[-1][1]
+            why = (
+                "is in use by a running engine"
+                if path.exists()
+                else f"is missing (only its segments are left in {segments_dir})"
+            )
             note = (
-                f"journal {path.name} is in use by a running engine; reading its "
-                f"{len(segments)} sealed segment(s), events up to seq {last}"
+                f"journal {path.name} {why}; reading its {len(segments)} sealed segment(s), "
+                f"events up to seq {last}"
             )
             return Source(con, "segments", last, note)
         con.execute(f"CREATE VIEW _events AS {_EMPTY_EVENTS}")

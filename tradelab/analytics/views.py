@@ -44,7 +44,10 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
             int_of(payload, 'quantity') AS quantity,
             int_of(payload, 'filled_quantity') AS filled_quantity,
             int_of(payload, 'remaining_quantity') AS remaining_quantity,
-            num(payload, 'average_price') AS average_price, txt(payload, 'reason') AS reason,
+            -- no fill, no price: NULL, not the broker's 0.0 (an avg() over orders would count it)
+            CASE WHEN coalesce(int_of(payload, 'filled_quantity'), 0) > 0
+                 THEN num(payload, 'average_price') END AS average_price,
+            txt(payload, 'reason') AS reason,
             txt(payload, 'broker_order_id') AS broker_order_id,
             CASE split_part(topic, '.', 2) WHEN 'submitted' THEN 0 WHEN 'accepted' THEN 1
                  WHEN 'partially_filled' THEN 2 ELSE 3 END AS stage, payload,
@@ -55,7 +58,9 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
             -- overrides every report before it (stage 4), a later fix the earlier ones.
             SELECT seq, ts, ist(ts), txt(o, 'status'), txt(o, 'order_id'), txt(o, 'strategy'),
                 txt(o, 'symbol'), txt(o, 'side'), int_of(o, 'quantity'),
-                int_of(o, 'filled_quantity'), NULL, num(o, 'average_price'),
+                int_of(o, 'filled_quantity'), NULL,
+                CASE WHEN coalesce(int_of(o, 'filled_quantity'), 0) > 0
+                     THEN num(o, 'average_price') END,
                 'reconciled: ' || coalesce(nullif(txt(o, 'reason'), ''), 'adopted the broker state'),
                 txt(o, 'broker_order_id'), 4, payload, TRUE
             FROM (SELECT *, CAST(json_extract(payload, '$.order') AS VARCHAR) AS o FROM _events

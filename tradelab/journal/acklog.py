@@ -275,6 +275,19 @@ def pending_events(journal_path: str | Path, last_seq: int) -> int:
     return newest - last_seq
 
 
+def pending_rows(journal_path: str | Path, last_seq: int) -> list[tuple]:
+    """The logged events after `last_seq` the next read-write open would restore, as rows of
+    the events table (seq, ts, topic, key, critical, schema_version, payload)."""
+    rows: list[tuple] = []
+    newest = last_seq
+    for path in log_files(acklog_dir(journal_path)):
+        for batch in read_records(path)[0]:
+            if batch.first_seq <= newest + 1 and batch.last_seq > newest:
+                rows.extend(row for row in batch.rows() if row[0] > newest)
+                newest = batch.last_seq
+    return rows
+
+
 def torn_tail(journal_path: str | Path) -> str | None:
     """The log's last record, if it fails its checks: a write a crash cut short (never synced,
     so never acknowledged: the next start drops it) or, rarely, damage to a synced one, which
