@@ -336,3 +336,36 @@ def test_a_failure_or_warning_on_a_terminal_starts_its_own_line_not_after_the_pr
     shown = terminal.getvalue()
     assert "(35%)\x1b[K\r\x1b[Kan order was refused" in shown
     assert "(36%)\x1b[K\r\x1b[Ktradelab: error: backtest interrupted" in shown
+
+
+def test_a_config_files_risk_limits_deny_a_backtests_orders_as_in_a_session(tmp_path, caplog):
+    # The risk section was silently ignored: orders over the limits filled.
+    import json
+
+    from click.testing import CliRunner
+
+    from tradelab.cli import main as cli
+    from tradelab.trading.risk_config import RiskConfig
+
+    bars = write_bars(tmp_path / "ABC.csv")
+    config = tmp_path / "risk.yaml"
+    config.write_text("risk:\n  max_order_quantity: 1\n  daily_loss_limit: 5000\n")
+    args = ["backtest", str(bars), "--strategy", "sma_cross", "--param", "fast=2"]
+    args += ["--param", "slow=3", "--json", "--config", str(config)]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, (out.output, out.stderr)
+    report = json.loads(out.stdout)
+    # The short of 1 passes; the reversal (2 units) is over the limit of 1, so the short is
+    # still held at the next cross down and nothing more is ordered.
+    assert [f["quantity"] for f in report["fills"]] == [1]
+    assert [(o["side"], o["quantity"], o["status"]) for o in report["refused_orders"]] == [
+        ("BUY", 2, "denied")
+    ]
+    assert all("max_order_quantity" in o["reason"] for o in report["refused_orders"])
+    assert "daily_loss_limit 5000 is not applied in a backtest" in out.stderr
+    # The same from Python; no limit set: no gate, every order through.
+    result = run_backtest(bars, SmaCross(fast=2, slow=3), risk=RiskConfig(max_order_quantity=1))
+    assert len(result.fills) == 1 and len(result.refused_orders) == 1
+    assert len(run_backtest(bars, SmaCross(fast=2, slow=3), risk=RiskConfig()).fills) == 3
+    with pytest.raises(InvalidInputError, match="must be a tradelab.trading.RiskConfig"):
+        run_backtest(bars, SmaCross(fast=2, slow=3), risk={"max_order_quantity": 1})

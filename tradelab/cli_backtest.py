@@ -163,7 +163,7 @@ def backtest_command(
     from tradelab.cli import EXIT_STRATEGY_FAILED, exit_code_for, fail
     from tradelab.errors import TradelabError
     from tradelab.runner import make_strategy
-    from tradelab.settings import engine_settings
+    from tradelab.settings import engine_settings, risk_limits
 
     if html and not Path(html).resolve().parent.is_dir():  # found out before the run, not after
         from tradelab.cli import EXIT_USAGE
@@ -184,6 +184,7 @@ def backtest_command(
                 journal_path=kept,
                 engine_overrides=engine_settings(config_file) if config_file else None,
                 progress=progress,
+                risk=risk_limits(config_file) if config_file else None,
             )
         except TradelabError as exc:
             fail(exc, exit_code_for(exc))

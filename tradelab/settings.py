@@ -189,6 +189,14 @@ def engine_settings(path: str | Path) -> dict[str, Any]:
     return {key: getattr(engine, key) for key in section_keys("engine")}
 
 
+def risk_limits(path: str | Path) -> RiskConfig | None:
+    """The `risk` section of the file at `path`, or None when it sets no limit (a backtest
+    then runs without a risk gate, as before it took one)."""
+    risk = load_settings(path).risk
+    limits = [k for k in section_keys("risk") if k.startswith(("max_", "daily_loss"))]
+    return risk if any(getattr(risk, k) is not None for k in limits) else None
+
+
 def apply_overrides(settings: Settings, overrides: Mapping[str, Any]) -> None:
     """Set dotted keys ({"lab.seed": 3}) on `settings`, checked as a file's values are."""
     for dotted, value in overrides.items():

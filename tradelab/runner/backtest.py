@@ -36,6 +36,7 @@ from tradelab.market.clock import MarketHours, SimulatedClock
 from tradelab.market.instruments import looks_like_option
 from tradelab.runner.backtest_inputs import (
     check_backtestable,
+    check_risk,
     check_settings,
     check_symbol_pick,
     symbols_as_ids,
@@ -56,6 +57,8 @@ from tradelab.runner.runner import StrategyRunner
 from tradelab.runner.strategy import Strategy, check_strategy_inputs, checked_strategies
 from tradelab.runner.tradelog import trades_frame
 from tradelab.trading.execution import ExecutionDesk
+from tradelab.trading.risk import RiskGate
+from tradelab.trading.risk_config import RiskConfig
 
 
 @dataclass
@@ -125,6 +128,7 @@ def run_backtest(
     synchronous: bool = True,
     progress: Callable[[int, int], object] | None = None,
     stop_at_failure: bool = True,
+    risk: RiskConfig | None = None,
 ) -> BacktestResult:
     """Replay `path` bar by bar through `strategy` (or several, one runner); see the module docstring for the fill model.
 
@@ -134,6 +138,9 @@ def run_backtest(
     `stop_at_failure`: a strategy that raises ends the run at that bar, for every strategy (the
     P&L, positions and drawdown are those at its close); False: the others play on, and the
     failed one's positions are valued at later closes.
+    `risk`: pre-trade limits (tradelab.trading.RiskConfig: order quantity, open positions,
+    notional, orders per minute of market time), which deny orders as in a session; its daily
+    loss limit is not applied (a backtest resets no daily P&L), said on the log.
     """
     called = time.perf_counter()
     if not isinstance(path, str | Path):
@@ -148,6 +155,7 @@ def run_backtest(
     if not isinstance(stop_at_failure, bool):
         raise InvalidInputError(f"stop_at_failure {stop_at_failure!r} must be True or False")
     check_backtestable(strategies)
+    check_risk(risk)
     symbols_as_ids(strategies)  # TCS.NS -> TCS_NS, as the file's rows trade
     named = {name for s in strategies for name in s.symbols_needed()}
     source = f"bar file {str(path)!r}"
@@ -178,6 +186,7 @@ def run_backtest(
             synchronous=synchronous,
             progress=progress,
             stop_at_failure=stop_at_failure,
+            risk=risk,
         )
         if journal_path is None:
             result.journal = None
@@ -197,6 +206,7 @@ def _run(
     synchronous: bool,
     progress: Callable[[int, int], object] | None,
     stop_at_failure: bool,
+    risk: RiskConfig | None,
 ) -> BacktestResult:
     sym = series.symbol
     # A NIFTY option keeps its lot size (as in a session); anything else trades in units, its
@@ -247,7 +257,8 @@ def _run(
     engine.start()
     runner = None
     try:
-        desk = ExecutionDesk(broker, engine.submit, universe=universe)
+        gate = None if risk is None else RiskGate(risk, engine.store, engine.submit, clock=clock)
+        desk = ExecutionDesk(broker, engine.submit, universe=universe, risk=gate)
         runner = StrategyRunner(
             engine, desk, clock=clock, name="backtest", threaded=not synchronous
         )

@@ -5,6 +5,7 @@ the one change it makes to its strategies: `symbols_as_ids`."""
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 from collections.abc import Sequence
@@ -14,6 +15,8 @@ from tradelab.config import EngineConfig
 from tradelab.errors import InvalidInputError
 from tradelab.market.bar_files import instrument_id
 from tradelab.runner.strategy import Strategy
+
+log = logging.getLogger("tradelab.runner.backtest")
 
 
 def check_settings(
@@ -77,3 +80,22 @@ def check_symbol_pick(strategies: Sequence[Strategy], picked: str, source: str) 
                     f"strategy {strategy.name!r} trades {parameter}={wanted!r}, but --symbol "
                     f"(symbol=) picks {picked!r} of {source}: make them agree"
                 )
+
+
+def check_risk(risk: Any) -> None:
+    """A backtest's `risk` is a RiskConfig or None; its daily loss limit is said not to apply."""
+    from tradelab.trading.risk_config import RiskConfig
+
+    if risk is None:
+        return
+    if not isinstance(risk, RiskConfig):
+        raise InvalidInputError(
+            f"risk {risk!r} must be a tradelab.trading.RiskConfig (pre-trade limits) or None"
+        )
+    if risk.daily_loss_limit is not None:
+        log.warning(
+            "risk.daily_loss_limit %s is not applied in a backtest (it resets no daily P&L); "
+            "the pre-trade limits are. Replay the file to test it: tradelab run --feed replay "
+            "FILE --speed max",
+            risk.daily_loss_limit,
+        )
