@@ -415,3 +415,17 @@ def test_a_replayed_daily_file_says_its_strategies_get_the_sessions_shorter_bars
     assert session_intervals(cfg, 86_400) == ("15m", "1h")
     assert "bars are 1 day long" in caplog.text and "15m, 1h bars" in caplog.text
     assert "tradelab backtest FILE" in caplog.text
+
+
+def test_a_date_parameter_on_the_command_line_is_told_why_not_called_a_bad_number():
+    import datetime as dt
+
+    from tradelab.runner import Strategy
+    from tradelab.runner.strategy import coerce_params
+
+    class Dated(Strategy):
+        strategy_name = "dated"
+        day = param.CalendarDate(default=dt.date(2025, 1, 2))
+
+    with pytest.raises(InvalidInputError, match=r"'day' of 'dated' is a date, which a journal"):
+        coerce_params(Dated, {"day": "2025-01-02"})

@@ -369,3 +369,18 @@ def test_a_config_files_risk_limits_deny_a_backtests_orders_as_in_a_session(tmp_
     assert len(run_backtest(bars, SmaCross(fast=2, slow=3), risk=RiskConfig()).fills) == 3
     with pytest.raises(InvalidInputError, match="must be a tradelab.trading.RiskConfig"):
         run_backtest(bars, SmaCross(fast=2, slow=3), risk={"max_order_quantity": 1})
+
+
+def test_a_strategy_that_trades_on_ticks_only_is_told_a_backtest_plays_bars(tmp_path, caplog):
+    from tradelab.runner import Strategy
+
+    class TicksOnly(Strategy):
+        def on_tick(self, ctx, tick):
+            ctx.buy(tick["symbol"], 1)
+
+    result = run_backtest(write_bars(tmp_path / "ABC.csv"), TicksOnly())
+    assert result.fills == []
+    assert "defines on_tick but not on_bar" in caplog.text and "--feed replay" in caplog.text
+    caplog.clear()
+    run_backtest(write_bars(tmp_path / "ABC.csv"), SmaCross(fast=2, slow=3))
+    assert "on_tick" not in caplog.text

@@ -68,6 +68,16 @@ def check_backtestable(strategies: Sequence[Strategy]) -> None:
                 "on; replay a file of the index and its options instead: tradelab run --feed "
                 f"replay FILE --strategy {strategy.strategy_name} --speed max"
             )
+        kind = type(strategy)
+        if kind.on_tick is not Strategy.on_tick and kind.on_bar is Strategy.on_bar:
+            # Not refused: it may trade from on_start or on_fill; but a run without a
+            # single call of its trading hook is most likely a surprise.
+            log.warning(
+                "strategy %s defines on_tick but not on_bar, and a backtest plays bars only "
+                "(no ticks): its on_tick is never called; replay the file to feed it ticks: "
+                "tradelab run --feed replay FILE --speed max",
+                strategy.name,
+            )
 
 
 def check_symbol_pick(strategies: Sequence[Strategy], picked: str, source: str) -> None:

@@ -167,6 +167,12 @@ def coerce_params(strategy_cls: type[Strategy], assignments: Mapping[str, str]) 
                 f"{allowed}"
             )
         parameter = strategy_cls.param[name]
+        if isinstance(parameter, (param.Date, param.CalendarDate)):  # Number subclasses
+            raise InvalidInputError(
+                f"parameter {name!r} of {strategy_cls.strategy_name!r} is a date, which a "
+                "journal cannot hold (parameters are journaled as JSON): declare it as text "
+                "(param.String, e.g. '2025-01-02') and parse it in the strategy"
+            )
         try:
             if (
                 parameter.allow_None
