@@ -226,3 +226,30 @@ def test_a_stop_is_dropped_with_its_position_when_a_fill_on_the_same_quote_rever
         ("SELL", 95.0),
     ]
     assert result.open_positions == {"T": -1}
+
+
+class Replaces(Strategy):
+    """A resting buy limit far below; two bars later cancel it and target 1 at market."""
+
+    def on_start(self, ctx):
+        self.bar, self.seen = -1, []
+
+    def on_bar(self, ctx, bar):
+        self.bar += 1
+        symbol = bar["symbol"]
+        if self.bar == 0:
+            self.resting = ctx.buy(symbol, 1, order_type="LIMIT", limit_price=1.0)
+        elif self.bar == 2:
+            ctx.cancel(self.resting)
+            self.seen.append(ctx.working(symbol))
+            self.replaced = ctx.target(symbol, 1)
+
+
+def test_a_cancel_and_a_target_in_one_hook_replace_the_order(tmp_path):
+    # The cancelled order still counted as working until its report came: target() saw the
+    # position already on its way and placed nothing.
+    (tmp_path / "ABC.csv").write_text(BARS)
+    strategy = Replaces()
+    result = run_backtest(tmp_path / "ABC.csv", strategy)
+    assert strategy.seen == [0] and strategy.replaced is not None
+    assert [(f["side"], f["quantity"], f["price"]) for f in result.fills] == [("BUY", 1, 106.0)]

@@ -156,14 +156,15 @@ class StrategyContext:
 
     def cancel(self, order_id: str) -> None:
         """Cancel one of this strategy's working orders (e.g. a limit order not filled); an
-        unknown or finished order raises, naming it. It stops counting as working once the
-        broker reports it cancelled."""
+        unknown or finished order raises, naming it. Once this returns, `working` no longer
+        counts what the cancel took off (a cancel and a `target` in one hook replace the order);
+        fills made before it, not yet seen here, still count until they come."""
         self._on_handler_thread("cancel")
         if order_id not in self._working:
             raise InvalidInputError(
                 f"order {order_id!r} is not a working order of strategy {self.name!r}"
             )
-        self._runner.desk.cancel_order(order_id)
+        self._forget_cancelled(order_id, self._runner.desk.cancel_order(order_id))
 
     def buy(self, symbol: str, quantity: int, **kwargs: Any) -> str:
         return self.place_order(symbol, "BUY", quantity, **kwargs)
@@ -191,16 +192,21 @@ class StrategyContext:
         self._on_handler_thread("close")
         resting = [o for o, w in self._working.items() if w["symbol"] == symbol and w["limit"]]
         for order_id in resting:
-            entry = self._working[order_id]
-            report = self._runner.desk.cancel_order(order_id)
-            # Filled before the cancel but not yet seen here (a fill on the feed's thread while
-            # this hook runs): still to come as fills, so still counted; the rest is gone.
-            unseen = int(report.filled_quantity) - entry["seen"]
-            if unseen > 0:
-                entry["remaining"], entry["cancelled"] = entry["sign"] * unseen, True
-            else:
-                del self._working[order_id]
+            self._forget_cancelled(order_id, self._runner.desk.cancel_order(order_id))
         return self.target(symbol, 0)
+
+    def _forget_cancelled(self, order_id: str, report: Any) -> None:
+        """Stop counting what the broker's cancel `report` took off a working order. Filled
+        before the cancel but not yet seen here (a fill on the feed's thread while this hook
+        runs): still to come as fills, so still counted; the rest is gone."""
+        entry = self._working.get(order_id)
+        if entry is None:
+            return
+        unseen = int(report.filled_quantity) - entry["seen"]
+        if unseen > 0:
+            entry["remaining"], entry["cancelled"] = entry["sign"] * unseen, True
+        else:
+            del self._working[order_id]
 
     def set_exit(self, symbol: str, **levels: float | None) -> None:
         """Stop loss / target / trailing distance for this strategy's position in `symbol`
