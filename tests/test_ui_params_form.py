@@ -81,3 +81,23 @@ def test_the_result_shows_what_the_operator_typed_exactly_as_text():
     controls.resume_trading.clicks += 1
     # A text component (set as textContent in the browser), holding exactly what was typed.
     assert controls.message.text == f"trading resumed ({markup})"
+
+
+def test_an_empty_field_and_a_fraction_in_an_integer_field_are_refused_saying_why():
+    # An empty field reached param as "not <class 'NoneType'>"; the browser's integer input
+    # put 2.5 back without a word, and the page then said "no change".
+    commands = Recording()
+    controls = Controls(commands, "alice", {"knobs": Knobs()})
+    form = controls.forms["knobs"]
+    form.widgets["lots"].value = None
+    form.send()
+    assert commands.calls == []
+    assert controls.message.text == "set_params refused: lots of knobs is empty; enter a value"
+    form.widgets["lots"].value = 2.5  # reaches the command, which names why it is refused
+    form.send()
+    assert commands.calls == [("set_params", {"strategy": "knobs", "params": {"lots": 2.5}})]
+    commands.calls.clear()
+    form.widgets["lots"].value = 3.0  # a whole number is the integer
+    form.send()
+    assert commands.calls == [("set_params", {"strategy": "knobs", "params": {"lots": 3}})]
+    assert type(commands.calls[0][1]["params"]["lots"]) is int

@@ -21,7 +21,9 @@ from tradelab.ui.badge import Badge
 
 _WIDGETS = {
     param.Boolean: pn.widgets.Checkbox,
-    param.Integer: pn.widgets.IntInput,
+    # A FloatInput for an Integer too: the browser's integer input puts a fraction back without
+    # a word; here 2.5 reaches the command, which refuses it saying why (a whole 2.0 is 2).
+    param.Integer: pn.widgets.FloatInput,
     param.Number: pn.widgets.FloatInput,
     param.String: pn.widgets.TextInput,
 }
@@ -144,7 +146,13 @@ class ParamsForm:
         return journaled
 
     def send(self) -> None:
-        values = {k: w.value for k, w in self.widgets.items() if not w.disabled}
+        values = {k: self._value(k, w.value) for k, w in self.widgets.items() if not w.disabled}
+        empty = [k for k, v in values.items() if v is None and not self._param(k).allow_None]
+        if empty:  # else param's "not <class 'NoneType'>"
+            self.controls.message.set(
+                f"set_params refused: {', '.join(empty)} of {self.name} is empty; enter a value"
+            )
+            return
         asked = {k: v for k, v in values.items() if v != self.shown[k]} or values
         current = self.current()
         changes = {k: v for k, v in asked.items() if k not in current or v != current[k]}
@@ -156,3 +164,13 @@ class ParamsForm:
         text = self.controls.run("set_params", strategy=self.name, params=changes)
         if "refused" not in text:
             self.shown.update(changes)
+
+    def _param(self, pname: str) -> param.Parameter:
+        return self.strategy.param[pname]
+
+    def _value(self, pname: str, value: Any) -> Any:
+        """A field's value as the parameter takes it: a whole number in an Integer's field
+        (a FloatInput's 2.0) is the integer 2."""
+        if isinstance(self._param(pname), param.Integer) and isinstance(value, float):
+            return int(value) if value.is_integer() else value
+        return value
