@@ -162,7 +162,8 @@ class StrategyContext:
         self._on_handler_thread("cancel")
         if order_id not in self._working:
             raise InvalidInputError(
-                f"order {order_id!r} is not a working order of strategy {self.name!r}"
+                f"order {order_id!r} is not a working order of strategy {self.name!r} (not "
+                "placed by it, or finished: filled, cancelled or rejected)"
             )
         self._forget_cancelled(order_id, self._runner.desk.cancel_order(order_id))
 
