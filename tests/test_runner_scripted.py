@@ -526,3 +526,26 @@ def test_sma_cross_restarted_on_a_session_that_ended_does_not_say_it_never_had_i
     finally:
         engine.stop()
     assert "never had the 3 bars" not in caplog.text
+
+
+class StraddleCancelled(ShortStraddle):
+    """Its entries are cancelled before they fill (as a flatten or a halt cancels them)."""
+
+    strategy_name = "short_straddle"
+
+    def _enter(self, ctx, day, spot):
+        super()._enter(ctx, day, spot)
+        for order_id in list(ctx._working):
+            ctx.cancel(order_id)
+
+
+def test_a_straddle_whose_entries_were_cancelled_is_no_more_a_signal(tmp_path):
+    # The console showed the straddle as active, with no leg held, until the 15:15 exit.
+    steps = [
+        ("09:20", {"NIFTY": 24010.0, CE: 150.0, PE: 140.0}, None),  # entry, then cancelled
+        ("09:21", {"NIFTY": 24000.0, CE: 152.0, PE: 138.0}, None),
+    ]
+    events, positions = run_script(tmp_path, StraddleCancelled(entry_time="09:20"), steps)
+    assert fills(events) == [] and positions == {}
+    signals = [e.topic for e in events if e.topic.startswith("signal.")]
+    assert signals == ["signal.detected", "signal.cleared"]

@@ -239,6 +239,10 @@ class ShortStraddle(Strategy):
             and ts >= self._exit_retry_at
         ):
             self._time_exit(ctx, day, ts)
+        if not any(ctx.position(leg) or ctx.working(leg) for leg in self._legs):
+            # No leg held and none on its way (entries cancelled or refused, say by a
+            # flatten): the straddle is no more; journaled only if the signal was active.
+            ctx.clear_signal(STRADDLE_SIGNAL)
 
     def _time_exit(self, ctx: StrategyContext, day: Any, ts: int) -> None:
         refused = []
