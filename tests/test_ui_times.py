@@ -83,3 +83,45 @@ def test_active_signals_list_each_signal_with_its_market_and_journal_times():
     assert list(frame["exchange time (IST)"]) == [ist_ms(NS), ""]
     empty = signals(SimpleNamespace(store=SimpleNamespace(get=lambda path, default: None)))
     assert empty.empty and list(empty.columns) == ["signal_id", *times, "seq"]
+
+
+def test_a_table_shown_before_its_first_row_formats_numbers_as_one_shown_after():
+    # The table takes each column's format from the first frame it shows: an empty frame of
+    # untyped columns left a page opened before the first trade showing numbers as text.
+    from types import SimpleNamespace
+
+    from tradelab.ui import frames
+    from tradelab.ui.console import _table
+
+    class Store:
+        def __init__(self, trades):
+            self.trades = trades
+
+        def get_many(self, paths):
+            return 0, {p: None for p in paths}
+
+        def get(self, path, default=None):
+            return self.trades if path == "trading.trades" else default
+
+    trade = {"ts": 1, "symbol": "X", "side": "SELL", "quantity": 75, "price": 152.75}
+    trade |= {"realized_pnl": 0.0, "fee": 20.0, "seq": 2523}
+    empty = frames.trades(SimpleNamespace(store=Store({})))
+    full = frames.trades(SimpleNamespace(store=Store({"T1": trade})))
+
+    early, late = _table("early", 20), _table("late", 20)
+    early.value = empty
+    early.get_root()  # shown before the first trade
+    early.value = full
+    late.value = full
+    kinds = [
+        (c.field, type(c.formatter).__name__, getattr(c.formatter, "format", None))
+        for c in early.get_root().columns
+    ]
+    assert kinds == [
+        (c.field, type(c.formatter).__name__, getattr(c.formatter, "format", None))
+        for c in late.get_root().columns
+    ]
+    assert ("seq", "NumberFormatter", "0,0") in kinds
+    for name in ("positions", "orders"):  # every table's numbers are typed when empty
+        frame = getattr(frames, name)(SimpleNamespace(store=Store({})))
+        assert all(frame[c].dtype.kind in "if" for c in frame if c in frames._EMPTY_TYPES)

@@ -80,9 +80,26 @@ def ist_ms(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=IST).strftime("%H:%M:%S.%f")[:-3]
 
 
+# The numeric columns' types when a table has no row yet: the console's table takes each
+# column's format (alignment, thousands separators, decimals) from the first frame it shows,
+# so an empty frame of untyped columns left a page opened before the first trade showing
+# numbers as text ever after.
+_EMPTY_TYPES = {
+    **dict.fromkeys(("net_quantity", "quantity", "filled_quantity", "seq"), "int64"),
+    **dict.fromkeys(
+        ("average_price", "mark", "stop", "target", "trail", "unrealized_pnl", "realized_pnl")
+        + ("fees", "limit_price", "price", "fee"),
+        "float64",
+    ),
+}
+
+
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     # Money to the paisa: float sums such as 836.2500000000005 read as noise on a screen.
-    return pd.DataFrame(rows, columns=columns).round(2).reset_index(drop=True)
+    frame = pd.DataFrame(rows, columns=columns).round(2).reset_index(drop=True)
+    if frame.empty:
+        frame = frame.astype({c: t for c, t in _EMPTY_TYPES.items() if c in frame.columns})
+    return frame
 
 
 def positions(lab: Any) -> pd.DataFrame:
