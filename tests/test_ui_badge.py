@@ -4,6 +4,8 @@ and a hidden badge has no element; the header bar sends its texts the same way."
 
 from __future__ import annotations
 
+import datetime as dt
+
 from bokeh.document import Document
 
 from tradelab.ui.badge import Badge
@@ -122,3 +124,23 @@ def test_a_stalled_strategy_hook_gets_a_banner_while_it_lasts():
     assert header.stalled.text.startswith("Strategy hang STALLED in on_tick for 12 s")
     header.apply_state({**state, "stalled_hook": None})
     assert not header.stalled.visible
+
+
+def test_a_header_on_a_closed_session_shows_the_market_clock_at_the_close():
+    # Started again on a session that closed, no tick comes: it read "market: -".
+    from tradelab.market.instruments import IST
+
+    header = Header(stale_after_seconds=5.0)
+    close = int(dt.datetime(2025, 11, 12, 15, 30, tzinfo=IST).timestamp()) * 10**9
+    state = {
+        "runner_status": "running",
+        "strategies": {},
+        "strategy_failures": {},
+        "risk_state": "active",
+        "risk_control": {},
+        "engine_status": "running",
+        "pnl": {},
+        "market_session": {"status": "closed", "ts": close},
+    }
+    header.apply_state(state)
+    assert header.market_time.text == "market 15:30 IST"

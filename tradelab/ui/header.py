@@ -120,6 +120,10 @@ class Header:
         session = state.get("market_session") or {}
         closed = session.get("status") == "closed"
         self.market_closed_ns = (session.get("ts") or 0) if closed else None
+        if closed and session.get("ts") and self.market_time.text == "market: -":
+            # No tick comes after the close (a console started again on a closed session):
+            # the exchange clock stopped at the close.
+            self.market_time.set(f"market {ist_ms(session['ts'])[:5]} IST")
 
     def apply_changes(self, changes: Changes, now_ns: int | None = None) -> bool:
         """Seq, its time, feed health and the stale marker; True while stale."""
