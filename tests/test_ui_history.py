@@ -116,6 +116,12 @@ def test_a_restarted_console_goes_on_from_the_pnl_curve_its_journal_holds(tmp_pa
         session.refresh()
         shown = list(session.charts.equity_source.data["net_pnl"])
         assert shown[: len(curve)] == list(curve["net"])
+        # The tape too: a page filtered on trades shows the earlier run's, as the table does.
+        trades = Analytics(journal).sql("SELECT seq FROM events WHERE topic = 'trade.executed'")
+        rows = host.view.changes_since(0).tape
+        assert {r.seq for r in rows if r.topic == "trade.executed"} >= set(trades["seq"])
+        assert all(isinstance(r.payload, dict) for r in rows)
     finally:
         host.stop()
     assert ConsoleHost(_lab(tmp_path / "new.duckdb"), config).seed_equity(tmp_path / "x") == 0
+    assert ConsoleHost(_lab(tmp_path / "new.duckdb"), config).seed_tape(tmp_path / "x") == 0

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 import pandas as pd
 
 from tradelab.errors import TradelabError
@@ -88,6 +89,7 @@ class ConsoleHost:
             return self
         self.metrics_history.seed(self.lab.config.journal_path)  # before the engine holds it
         self.seed_equity(self.lab.config.journal_path)
+        self.seed_tape(self.lab.config.journal_path)
         bus = self.lab.engine.bus
         self._subscription = bus.subscribe("*", self.view.on_event, name="console-view")
         self._history_subscription = bus.subscribe(
@@ -123,6 +125,33 @@ class ConsoleHost:
         if self.lab.metrics_sampler is not None:
             self.lab.metrics_sampler.remove_source("console")
         self.lab.stop(timeout)
+
+    def seed_tape(self, journal: str | Path) -> int:
+        """The tape's rows an earlier run of `journal` left: the last `topic_rows` events of
+        each topic (SharedView.seed); returns how many. Read before the engine holds the file;
+        one that cannot be read leaves the tape to this run's events."""
+        if not Path(journal).exists():
+            return 0
+        from tradelab.analytics import Analytics
+
+        try:
+            frame = Analytics(journal).sql(
+                "SELECT seq, ts, topic, key, payload FROM events "
+                "QUALIFY row_number() OVER (PARTITION BY topic ORDER BY seq DESC) <= ? "
+                "ORDER BY seq",
+                [self.view.topic_rows],
+            )
+        except (TradelabError, duckdb.Error) as exc:
+            log.warning("tape history not read from %s: %s", journal, exc)
+            return 0
+        decode = msgspec.json.decode
+        self.view.seed(
+            [
+                (int(seq), int(ts), topic, key, decode(payload))
+                for seq, ts, topic, key, payload in frame.itertuples(index=False)
+            ]
+        )
+        return len(frame)
 
     def seed_equity(self, journal: str | Path) -> int:
         """The P&L curve an earlier run of `journal` left (its `equity` view: a point a closed

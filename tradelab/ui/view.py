@@ -103,7 +103,8 @@ class SharedView:
       over (a new page, or one that fell behind the tape ring) still gets the last rows of a
       topic a flood of marks pushed out of the tape ring (`/?tape=order.*` shows the session's
       last orders). At most topics x `topic_rows` rows: topics are the registry's;
-      rows are those published since the host started (earlier ones are in the journal);
+      rows are those published since the host started, after an earlier run's last ones
+      (`seed`: a console started again on its journal); the rest are in the journal;
     - the alert ring: the newest `alert_size` critical events, for notifications.
     Each drops its oldest row when full; `metrics()` gives their lengths and bounds.
     """
@@ -162,6 +163,21 @@ class SharedView:
                 self.last_seq = event.seq
             self.last_event_ns = now
             self.events_seen += 1
+
+    def seed(self, rows: list[tuple[int, int, str, str, dict[str, Any]]]) -> None:
+        """Put an earlier run's last events (seq, ts, topic, key, payload; oldest first) in the
+        tape and topic rings before any event of this run: a console started again shows the
+        session's last orders and trades on its tape, as its tables do. No alert: they were
+        told when they happened."""
+        with self._lock:
+            for seq, ts, topic, key, payload in rows:
+                self.version += 1
+                row = TapeRow(self.version, seq, topic, key, ts, ts, payload)
+                self._tape.append(row)
+                ring = self._by_topic.get(topic)
+                if ring is None:
+                    ring = self._by_topic[topic] = deque(maxlen=self.topic_rows)
+                ring.append(row)
 
     # -- session callbacks ----------------------------------------------------------------------
     def changes_since(self, version: int, *, max_rows: int | None = None) -> Changes:
