@@ -209,6 +209,9 @@ def test_short_straddle_sells_only_within_its_entry_window():
         universe=OptionUniverse(),
         sell=lambda symbol, quantity: sold.append(symbol),
         signal=lambda name, **details: None,
+        clear_signal=lambda name: False,
+        position=lambda symbol: 0,
+        working=lambda symbol: -75,  # the legs sold are on their way
         log=logging.getLogger("test"),
         store=SimpleNamespace(get=lambda path, default=None: default),  # nothing sold before
     )

@@ -549,3 +549,42 @@ def test_a_straddle_whose_entries_were_cancelled_is_no_more_a_signal(tmp_path):
     assert fills(events) == [] and positions == {}
     signals = [e.topic for e in events if e.topic.startswith("signal.")]
     assert signals == ["signal.detected", "signal.cleared"]
+
+
+def test_a_straddle_whose_second_leg_is_refused_takes_the_first_back(tmp_path):
+    # The call stayed sold all day, a naked short, with only a warning.
+    steps = [
+        ("09:20", {"NIFTY": 24010.0, CE: 150.0}, None),  # no put quote: the put is refused
+        ("09:21", {"NIFTY": 24000.0, CE: 152.0}, None),
+    ]
+    events, positions = run_script(tmp_path, ShortStraddle(entry_time="09:20"), steps)
+    assert fills(events) == [] and not any(positions.values())
+    topics = [(e.topic, e.payload["symbol"]) for e in events if e.topic.startswith("order.")]
+    assert ("order.rejected", PE) in topics and ("order.cancelled", CE) in topics
+    assert not [e for e in events if e.topic == "signal.detected"]
+
+
+def test_short_straddle_times_outside_the_session_are_refused():
+    from tradelab.errors import InvalidInputError
+
+    for times in ({"exit_time": "15:30"}, {"exit_time": "23:00"}, {"entry_time": "09:00"}):
+        with pytest.raises(InvalidInputError, match="must fall in the session, 09:15 to before"):
+            ShortStraddle(**times)
+    assert ShortStraddle(exit_time="15:29").exit_time == "15:29"
+
+
+def test_a_legs_stop_is_taken_from_its_average_entry_premium():
+    # A leg filled in parts armed its stop from the last part's price alone.
+    from types import SimpleNamespace
+
+    strategy = ShortStraddle(stop_loss_pct=30.0)
+    strategy._legs = [CE]
+    armed = {}
+    position = {"average_price": 168.25, "net_quantity": -1350}
+    ctx = SimpleNamespace(
+        position=lambda symbol: -1350,
+        store=SimpleNamespace(get=lambda path, default=None: position),
+        set_exit=lambda symbol, stop: armed.update({symbol: stop}),
+    )
+    strategy.on_fill(ctx, {"symbol": CE, "side": "SELL", "price": 163.9})
+    assert armed == {CE: round(168.25 * 1.3, 2)}

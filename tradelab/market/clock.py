@@ -53,6 +53,9 @@ class SimulatedClock:
         self._now += int(ns)
 
 
+SESSION_OPEN, SESSION_CLOSE = dtime(9, 15), dtime(15, 30)  # NSE's normal session, IST
+
+
 @dataclass(frozen=True, slots=True)
 class MarketHours:
     """NSE sessions: 09:15-15:30 IST on the trading days of `calendar` (NSE by default).
@@ -61,8 +64,8 @@ class MarketHours:
     own hours; `holidays` closes further days on top of the calendar's.
     """
 
-    open_time: dtime = dtime(9, 15)
-    close_time: dtime = dtime(15, 30)
+    open_time: dtime = SESSION_OPEN
+    close_time: dtime = SESSION_CLOSE
     holidays: frozenset[date] = frozenset()
     calendar: TradingCalendar = field(default_factory=nse_calendar)
 

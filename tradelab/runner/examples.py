@@ -14,7 +14,7 @@ from typing import Any
 import param
 
 from tradelab.errors import InvalidInputError, OrderRejectedError
-from tradelab.market.clock import NS_PER_S
+from tradelab.market.clock import NS_PER_S, SESSION_CLOSE, SESSION_OPEN
 from tradelab.market.instruments import IST
 from tradelab.runner.context import StrategyContext
 from tradelab.runner.strategy import Strategy, coerce_params
@@ -189,6 +189,13 @@ class ShortStraddle(Strategy):
             raise InvalidInputError(
                 f"entry_time {self.entry_time} must be before exit_time {self.exit_time}"
             )
+        if entry < SESSION_OPEN or exit_ >= SESSION_CLOSE:
+            # An exit at or after the close is never placed (the market is closed): the legs
+            # would be held overnight without a word.
+            raise InvalidInputError(
+                f"entry_time {self.entry_time} and exit_time {self.exit_time} must fall in the "
+                f"session, {SESSION_OPEN:%H:%M} to before {SESSION_CLOSE:%H:%M} IST"
+            )
         self._entry, self._exit = entry, exit_
         latest = datetime.combine(date.min, entry) + timedelta(minutes=self.entry_window_minutes)
         self._latest_entry = min(latest.time(), exit_) if latest.date() == date.min else exit_
@@ -291,14 +298,20 @@ class ShortStraddle(Strategy):
         expiry = universe.calendar.weekly_expiry_on_or_after(day)
         strike = universe.atm_strike(spot)
         self._legs = []
+        sold: dict[str, str] = {}  # leg -> its order id
         for kind in ("CE", "PE"):
             contract = universe.contract(expiry, strike, kind)
             try:
-                ctx.sell(contract.symbol, self.lots * universe.lot_size(contract))
+                sold[contract.symbol] = ctx.sell(
+                    contract.symbol, self.lots * universe.lot_size(contract)
+                )
             except OrderRejectedError as exc:  # journaled as order.rejected; no second try today
                 ctx.log.warning("straddle leg %s not sold: %s", contract.symbol, exc)
-                continue
-            self._legs.append(contract.symbol)
+                break
+        if len(sold) < 2:  # a straddle is both legs or none: no naked leg left sold
+            self._undo_legs(ctx, sold)
+            return
+        self._legs = list(sold)
         if self._legs:
             ctx.signal(
                 STRADDLE_SIGNAL,
@@ -308,12 +321,29 @@ class ShortStraddle(Strategy):
                 legs=" ".join(self._legs),
             )
 
+    def _undo_legs(self, ctx: StrategyContext, sold: dict[str, str]) -> None:
+        """Take back the leg sold when the other was refused: its order cancelled, or if it
+        filled already, bought back."""
+        for leg, order_id in sold.items():
+            try:
+                ctx.cancel(order_id)
+            except (InvalidInputError, OrderRejectedError):  # filled (or finishing): buy back
+                ctx.close(leg)
+            ctx.log.warning(
+                "short_straddle: the other leg was refused, so %s is taken back: no straddle "
+                "today (a straddle is both legs or none)",
+                leg,
+            )
+
     def on_fill(self, ctx: StrategyContext, fill: Any) -> None:
         symbol = fill["symbol"]
         if symbol not in self._legs:
             return
         if fill["side"] == "SELL" and ctx.position(symbol):
-            stop = round(fill["price"] * (1 + self.stop_loss_pct / 100), 2)
+            # From the leg's average entry premium: a leg filled in parts is one entry.
+            held = ctx.store.get(f"trading.positions.{self.name}:{symbol}", None) or {}
+            entry = held.get("average_price") or fill["price"]
+            stop = round(entry * (1 + self.stop_loss_pct / 100), 2)
             ctx.set_exit(symbol, stop=stop)
         elif fill["side"] == "BUY" and not any(ctx.position(leg) for leg in self._legs):
             ctx.clear_signal(STRADDLE_SIGNAL)  # every leg bought back: stopped out or timed out
