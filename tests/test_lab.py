@@ -319,3 +319,61 @@ def test_a_paced_replay_stopped_overnight_opens_the_next_day_when_restarted(tmp_
     days = ["2025-11-03", "2025-11-04"]
     assert dates("market.session_opened") == dates("market.session_closed") == days
     assert dates("pnl.session_reset") == days
+
+
+class RestsABuy(Strategy):
+    """Rests a buy limit far below a call's price on its first tick of it."""
+
+    strategy_name = "rests_a_buy"
+
+    def on_start(self, ctx):
+        self.order = None
+
+    def on_tick(self, ctx, tick):
+        if self.order is None and tick["symbol"].endswith("CE"):
+            lot = ctx.universe.lot_size(ctx.universe.parse(tick["symbol"]))
+            self.order = ctx.buy(tick["symbol"], lot, order_type="LIMIT", limit_price=0.05)
+
+
+def test_a_day_order_not_filled_by_the_close_is_cancelled_then(tmp_path):
+    # NSE orders are day orders: it stayed working overnight and filled days later.
+    from tradelab.journal import JournalReader
+    from tradelab.lab_sessions import DAY_ORDER_EXPIRED
+
+    strategy = RestsABuy()
+    journal = tmp_path / "lab.duckdb"
+    lab = Lab(
+        journal_path=str(journal),
+        ticks_per_second=2,
+        as_fast_as_possible=True,
+        strikes_each_side=1,
+        strategies=[strategy],
+    ).start()
+    try:
+        assert lab.session_finished.wait(120)
+        lab.engine.wait_applied()
+        assert (lab.store.get("trading.working", None) or {}) == {}
+    finally:
+        lab.stop()
+    [cancelled] = [e.payload for e in JournalReader(journal).events(topic="order.cancelled")]
+    assert cancelled["order_id"] == strategy.order and cancelled["reason"] == DAY_ORDER_EXPIRED
+
+
+def test_orders_left_from_an_earlier_day_expire_when_the_next_opens():
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from tradelab.lab_sessions import DAY_ORDER_EXPIRED, expire_day_orders
+    from tradelab.market.instruments import IST
+
+    def ns(day, hour):
+        return int(dt.datetime(2025, 11, day, hour, tzinfo=IST).timestamp()) * 10**9
+
+    orders = {"old": {"sent_ts": ns(13, 15)}, "today": {"sent_ts": ns(18, 10)}, "unknown": {}}
+    store = SimpleNamespace(
+        get=lambda path, default=None: {"trading.working": orders, "trading.orders": orders}[path]
+    )
+    asked = []
+    desk = SimpleNamespace(cancel_order=lambda oid, reason: asked.append((oid, reason)))
+    assert expire_day_orders(store, desk, sent_before=dt.date(2025, 11, 18)) == ["old"]
+    assert asked == [("old", DAY_ORDER_EXPIRED)]

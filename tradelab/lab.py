@@ -54,6 +54,7 @@ from tradelab.lab_sessions import (
     check_same_market,
     clock_to_close,
     day_close_ns,
+    expire_day_orders,
     last_mark_ns,
     market_source,
     resumed_ticks,
@@ -262,6 +263,8 @@ class Lab:
             self.desk.reset_daily_pnl(session_date)
         if (store.get("market.session", None) or {}).get("session_date") != session_date:
             self.router.open_session(at_ns, source=self.market_source)
+        # Left working by a session stopped before its close: expired by the exchange since.
+        expire_day_orders(store, self.desk, sent_before=ist_date(at_ns))
 
     def _next_day(self, last_ns: int, first_ns: int) -> None:
         """A replayed file's next IST day: close the day before, open this one."""
@@ -279,6 +282,7 @@ class Lab:
         if (self.engine.store.get("market.session", None) or {}).get("status") != "closed":
             self.router.close_session(last_ns)
         clock_to_close(self.clock, self.broker.hours, last_ns)
+        expire_day_orders(self.engine.store, self.desk)
 
     def _close_session(self) -> None:
         if not self._stop.is_set():

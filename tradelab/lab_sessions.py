@@ -18,11 +18,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tradelab.errors import InvalidInputError
+from tradelab.errors import InvalidInputError, TradelabError
 from tradelab.market.clock import NS_PER_S, ist_date, run_paced
 from tradelab.market.instruments import IST
 from tradelab.market.ticks import Tick
@@ -216,3 +216,32 @@ def check_same_market(store: Any, source: str, resume_ns: int) -> None:
             f"is {source}: run it on the journal's market (its seed or file), or start a new "
             "journal (--journal for run, lab.journal_path in the --config file for serve)"
         )
+
+
+DAY_ORDER_EXPIRED = "day order: the session closed before it filled"
+
+
+def expire_day_orders(store: Any, desk: Any, sent_before: date | None = None) -> list[str]:
+    """Cancel the working orders the exchange would have: NSE orders are day orders, so what
+    has not filled by the close is cancelled then (`sent_before_ns` None), and an order left
+    from an earlier day (a session stopped before its close, started again later) when the
+    next day opens (those sent on an IST day before `sent_before`). Each cancel is journaled
+    (order.cancelled, reason DAY_ORDER_EXPIRED); one the broker refuses is logged."""
+    working = store.get("trading.working", None) or {}
+    if not working:
+        return []
+    orders = store.get("trading.orders", None) or {}
+    expired = []
+    for order_id in working:
+        sent = (orders.get(order_id) or {}).get("sent_ts")
+        if sent_before is not None and (sent is None or ist_date(sent) >= sent_before):
+            continue
+        try:
+            desk.cancel_order(order_id, reason=DAY_ORDER_EXPIRED)
+        except TradelabError as exc:  # finished meanwhile, or a broker down: said, not fatal
+            log.warning("day order %s not cancelled at the close: %s", order_id, exc)
+            continue
+        expired.append(order_id)
+    if expired:
+        log.info("day orders cancelled at the close: %s", ", ".join(expired))
+    return expired

@@ -54,8 +54,9 @@ class Broker(Protocol):
         A refused order raises `OrderRejectedError` after listeners got the rejected update.
         """
 
-    def cancel_order(self, order_id: str) -> OrderUpdate:
-        """Cancel the unfilled rest of a working order; `OrderRejectedError` if it is finished."""
+    def cancel_order(self, order_id: str, reason: str = "cancelled") -> OrderUpdate:
+        """Cancel the unfilled rest of a working order (`reason` in its report);
+        `OrderRejectedError` if it is finished."""
 
     # Reads raise BrokerUnavailableError while the broker cannot answer (e.g. disconnected).
     def open_orders(self) -> list[OrderUpdate]:

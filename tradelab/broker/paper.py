@@ -228,13 +228,13 @@ class PaperBroker:
                 raise OrderRejectedError(str(exc)) from exc
             return order.last
 
-    def cancel_order(self, order_id: str) -> OrderUpdate:
+    def cancel_order(self, order_id: str, reason: str = "cancelled") -> OrderUpdate:
         try:
-            return self._cancel_locked(order_id)
+            return self._cancel_locked(order_id, reason)
         finally:
             self._outbox.drain()
 
-    def _cancel_locked(self, order_id: str) -> OrderUpdate:
+    def _cancel_locked(self, order_id: str, reason: str) -> OrderUpdate:
         with self._lock:
             order = self.account.orders.get(order_id)
             if order is None:
@@ -253,9 +253,7 @@ class PaperBroker:
             if self.faults.cancels_to_fill:
                 self.faults.cancels_to_fill -= 1
                 order.reported_cancelled = True  # stays in `working`: later quotes fill it
-            update = self._emit(
-                order, OrderStatus.CANCELLED, self.clock.now_ns(), reason="cancelled"
-            )
+            update = self._emit(order, OrderStatus.CANCELLED, self.clock.now_ns(), reason=reason)
             if order.reported_cancelled:
                 order.status = (
                     OrderStatus.PARTIALLY_FILLED if order.filled else OrderStatus.ACCEPTED

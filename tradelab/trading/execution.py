@@ -195,12 +195,12 @@ class ExecutionDesk:
             payload["ts"] = self.risk.clock.now_ns()
         return payload
 
-    def cancel_order(self, order_id: str) -> OrderUpdate:
-        """Cancel a working order; returns once the cancellation is durable, with the broker's
-        report (its `filled_quantity`: the fills made before the cancel, which may still be on
-        their way to subscribers)."""
+    def cancel_order(self, order_id: str, reason: str = "cancelled") -> OrderUpdate:
+        """Cancel a working order (`reason` in its order.cancelled); returns once the
+        cancellation is durable, with the broker's report (its `filled_quantity`: the fills
+        made before the cancel, which may still be on their way to subscribers)."""
         with self._call():
-            return self.broker.cancel_order(order_id)
+            return self.broker.cancel_order(order_id, reason)
 
     def cancel_blocked_orders(self) -> list[str]:
         """Cancel the working orders the risk state no longer allows (all of them when halted;
