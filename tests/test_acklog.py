@@ -298,6 +298,8 @@ def test_analytics_reads_acknowledged_events_the_ack_log_holds_past_duckdb_and_s
     assert fills["seq"].tolist() == [e.seq for e in events]
     assert analytics.last_seq >= events[-1].seq  # with what the stop journaled after them
     assert f"ends at seq {in_duckdb}" in analytics.note and "ack log" in analytics.note
+    # The replays behind state_at read through cursors of their own: they see them too.
+    assert analytics.state_at(events[-1].seq).get("trading.trades.T2")["seq"] == events[-1].seq
     # Read-only: the journal is as the kill left it; its next start commits them.
     with Engine(journal_path=str(path), snapshot_every_seconds=0) as again:
         assert again.store.get("trading.trades.T2")["seq"] == events[-1].seq

@@ -78,7 +78,11 @@ def _with_acknowledged(con: duckdb.DuckDBPyConnection, path: Path, last: int) ->
         [pa.array(values, type=kind) for values, kind in zip(columns, _EVENT_TYPES, strict=True)],
         names=list(schema.TABLE_COLUMNS["events"]),
     )
-    con.register("_acknowledged", table)
+    # A table of the database, not a registration: those are the connection's own, and
+    # replays read through cursors (new connections to the same database).
+    con.register("_acknowledged_arrow", table)
+    con.execute("CREATE TABLE _acknowledged AS SELECT * FROM _acknowledged_arrow")
+    con.unregister("_acknowledged_arrow")
     con.execute(
         "CREATE VIEW _events AS SELECT * FROM journal.events UNION ALL SELECT * FROM _acknowledged"
     )
