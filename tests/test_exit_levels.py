@@ -253,3 +253,38 @@ def test_a_cancel_and_a_target_in_one_hook_replace_the_order(tmp_path):
     result = run_backtest(tmp_path / "ABC.csv", strategy)
     assert strategy.seen == [0] and strategy.replaced is not None
     assert [(f["side"], f["quantity"], f["price"]) for f in result.fills] == [("BUY", 1, 106.0)]
+
+
+class ClosesThenShorts(Strategy):
+    """Long 1; closes it on bar 2; on the closing fill, flat, sells 1 and arms its stop."""
+
+    def on_start(self, ctx):
+        self.bar = -1
+
+    def on_bar(self, ctx, bar):
+        self.bar += 1
+        if self.bar == 0:
+            ctx.buy(bar["symbol"], 1)
+        elif self.bar == 2:
+            ctx.close(bar["symbol"])
+
+    def on_fill(self, ctx, fill):
+        if fill["side"] == "SELL" and ctx.position(fill["symbol"]) == 0:
+            ctx.sell(fill["symbol"], 1)
+            ctx.set_exit(fill["symbol"], stop=105.0)
+
+
+def test_levels_armed_on_a_flat_fill_for_the_next_position_are_kept(tmp_path):
+    # The flat check ran after on_fill and dropped the stop armed there for the new short.
+    closes = [100, 100, 101, 102, 103, 104, 110, 111, 112, 113]
+    rows = [f"2025-01-06 09:{15 + i:02d},{p},{p},{p},{p}" for i, p in enumerate(closes)]
+    (tmp_path / "A.csv").write_text("Date,Open,High,Low,Close\n" + "\n".join(rows) + "\n")
+    result = run_backtest(tmp_path / "A.csv", ClosesThenShorts())
+    # The short sold at 103 is stopped on the close of 110, bought back at the next open.
+    assert [(f["side"], f["price"]) for f in result.fills] == [
+        ("BUY", 100.0),
+        ("SELL", 102.0),
+        ("SELL", 103.0),
+        ("BUY", 111.0),
+    ]
+    assert result.open_positions == {}

@@ -350,6 +350,16 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
             if before * after < 0:  # dropped before on_fill: levels set there are the new side's
                 self.monitor.on_position_reversed(payload["position_id"])
             self.monitor.on_fill(payload["position_id"], trade["symbol"], trade["price"])
+        # Flat after this fill, by the fill's own record (the store's position may already hold
+        # a later fill: two fills on one quote): its levels go, before on_fill, where levels
+        # set are for the position the strategy opens next.
+        if trade is not None:
+            flat = not trade["position_after"]
+        else:
+            pos = self.engine.store.get(f"trading.positions.{payload['position_id']}", None)
+            flat = pos is not None and not pos["net_quantity"]
+        if flat:
+            self.monitor.on_position_flat(payload["position_id"])
         slot = self._slots.get(payload["strategy"])
         if slot is not None:
             if seq > slot.ctx.seeded_seq:
@@ -358,15 +368,6 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
                 self._call(slot, "on_fill", MappingProxyType(payload))
             elif slot.state == PAUSED:
                 slot.hold_fill(payload)
-        # Flat after this fill, by the fill's own record: the store's position may already hold
-        # a later fill (two fills on one quote), which must not keep this position's levels.
-        if trade is not None:
-            flat = not trade["position_after"]
-        else:
-            pos = self.engine.store.get(f"trading.positions.{payload['position_id']}", None)
-            flat = pos is not None and not pos["net_quantity"]
-        if flat:
-            self.monitor.on_position_flat(payload["position_id"])
 
     def _each(self, hook: str, payload: Any) -> None:
         # Read-only: one strategy changing a bar must not change what the next one (or the
