@@ -288,3 +288,32 @@ def test_levels_armed_on_a_flat_fill_for_the_next_position_are_kept(tmp_path):
         ("BUY", 111.0),
     ]
     assert result.open_positions == {}
+
+
+def test_a_restart_rearms_levels_set_while_the_entry_order_was_working():
+    # Skipped as "not open" at the restart, then as "set before it opened" once it filled:
+    # the stop armed with the entry was lost, while the console still showed it.
+    from types import SimpleNamespace
+
+    from tradelab.runner.monitor import PositionMonitor
+
+    def levels(seq):
+        return {"stop": 90.0, "target": None, "trail": None, "best": None, "seq": seq}
+
+    state = {
+        "trading.exits": {
+            "s:ENTRY": levels(40),  # flat, its entry working: re-armed
+            "s:IDLE": levels(40),  # flat, nothing working: nothing to protect
+            "s:OLD": levels(10),  # held, but set before its last close at seq 20
+            "s:NEW": levels(30),  # held, set after that close (before it opened at 35)
+        },
+        "trading.working": {"o1": {"strategy": "s", "symbol": "ENTRY"}},
+        "trading.positions.s:ENTRY": {"net_quantity": 0},
+        "trading.positions.s:OLD": {"net_quantity": 5, "opened_seq": 35, "closed_by_trade_id": "T"},
+        "trading.positions.s:NEW": {"net_quantity": 5, "opened_seq": 35, "closed_by_trade_id": "T"},
+        "trading.trades.T": {"seq": 20},
+    }
+    store = SimpleNamespace(get=lambda path, default=None: state.get(path, default))
+    monitor = PositionMonitor(SimpleNamespace(engine=SimpleNamespace(store=store)))
+    assert monitor.restore(store) == ["s:ENTRY", "s:NEW"]
+    assert monitor.levels("s:ENTRY")["stop"] == 90.0 and monitor.levels("s:OLD") is None

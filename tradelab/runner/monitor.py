@@ -87,17 +87,22 @@ class PositionMonitor:
 
     def restore(self, store: Any) -> list[str]:
         """Re-arm the levels the store holds (`trading.exits`, tradelab.trading.exits) for
-        positions still open: after a restart, an open position keeps its stop, target and
-        trailing stop, trailed as far as it was. Levels set before the position last opened
-        belong to an earlier position and are left. Returns the position ids re-armed."""
+        positions still open, or still being opened by a working entry order (levels set
+        while it works): after a restart a position keeps its stop, target and trailing stop,
+        trailed as far as it was. Levels set before the position last closed belong to an
+        earlier position and are left. Returns the position ids re-armed."""
         restored = []
         working = store.get("trading.working", None) or {}
         for pid, saved in sorted((store.get("trading.exits", None) or {}).items()):
-            position = store.get(f"trading.positions.{pid}", None)
-            if not position or not position["net_quantity"]:
-                continue
-            if saved["seq"] < (position.get("opened_seq") or 0):
-                continue
+            position = store.get(f"trading.positions.{pid}", None) or {}
+            if position.get("net_quantity"):
+                if saved["seq"] < _closed_seq(store, position):
+                    continue  # set for a position that closed since
+            elif not any(
+                (o.get("strategy"), o.get("symbol")) == tuple(pid.split(":", 1))
+                for o in working.values()
+            ):
+                continue  # flat, and no entry on its way: nothing to protect
             order = saved.get("exit_order")
             self._arm(
                 pid,
@@ -291,3 +296,10 @@ class PositionMonitor:
         for name in ("stop", "target", "trail", "best", "exit_order"):
             body[name] = None if exit_ is None else exit_[name]
         self._runner.submit("trade.exit_updated", body, key=position_id)
+
+
+def _closed_seq(store: Any, position: Mapping[str, Any]) -> int:
+    """The seq of the fill that last closed `position` (0: never closed)."""
+    trade_id = position.get("closed_by_trade_id")
+    trade = store.get(f"trading.trades.{trade_id}", None) if trade_id else None
+    return int((trade or {}).get("seq") or 0)
