@@ -371,6 +371,11 @@ def test_a_host_name_that_does_not_resolve_fails_soon_saying_so():
 def test_a_port_number_for_an_address_is_refused_naming_it():
     with pytest.raises(InvalidInputError, match=r"url 5006 is not a console address \(a int"):
         connect(5006)
+    # A malformed IPv6 host raised a bare ValueError; a port past 65535 read as "nothing listens".
+    with pytest.raises(InvalidInputError, match=r"not a console address \(Invalid IPv6 URL\)"):
+        connect("ws://[::1:5006/bridge")
+    with pytest.raises(InvalidInputError, match=r"not a console address \(Port out of range"):
+        connect("ws://127.0.0.1:99999/bridge")
 
 
 def test_waiting_on_a_closed_replica_raises_and_a_close_releases_a_waiter(tmp_path):

@@ -252,3 +252,25 @@ def test_a_command_the_stopped_runner_cannot_take_is_refused_and_counted(lab):
     with pytest.raises(CommandRefused, match="cannot set_params"):
         commands.execute("alice", "set_params", strategy="sma_cross", params={"fast": 8})
     assert commands.metrics()["refused"] == {"not_now": 1}
+
+
+def test_a_flatten_that_fails_still_says_which_working_orders_it_cancelled():
+    # "0 closing order(s) sent" while three working orders had been cancelled.
+    from types import SimpleNamespace
+
+    from tradelab.trading.execution import FlattenError
+
+    def flatten(exit_only, cancelled):
+        cancelled += ["O1", "O2"]
+        raise FlattenError([], {"s:X": "BUY 75: trading halted"})
+
+    journaled = []
+    lab = SimpleNamespace(
+        desk=SimpleNamespace(flatten=flatten),
+        engine=SimpleNamespace(submit=lambda topic, payload, **kw: journaled.append(payload)),
+    )
+    commands = OperatorCommands(lab, operators=frozenset({"alice"}))
+    with pytest.raises(CommandRefused, match=r"flatten failed \(2 working orders cancelled\)"):
+        commands.execute("alice", "flatten")
+    assert journaled[-1]["args"] == {"cancelled": ["O1", "O2"]}
+    assert journaled[-1]["result"].startswith("failed (2 working orders cancelled)")

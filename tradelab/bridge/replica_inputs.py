@@ -40,13 +40,20 @@ def websocket_url(url: str) -> str:
             f"url {url!r} is not a console address (a {type(url).__name__}, not text); "
             "expected e.g. 'ws://host:5006/bridge' or 'http://host:5006'"
         )
-    parts = urlsplit(url)
+    expected = (
+        "expected e.g. ws://host:5006/bridge or http://host:5006 (the /bridge route is then "
+        "assumed)"
+    )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (read to check it: a port past 65535 raises here)
+    except ValueError as exc:  # a malformed IPv6 host, a port out of range
+        raise InvalidInputError(
+            f"url {url!r} is not a console address ({exc}); {expected}"
+        ) from None
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
     if scheme not in ("ws", "wss") or not parts.netloc:
-        raise InvalidInputError(
-            f"url {url!r} is not a console address; expected e.g. ws://host:5006/bridge or "
-            "http://host:5006 (the /bridge route is then assumed)"
-        )
+        raise InvalidInputError(f"url {url!r} is not a console address; {expected}")
     path = parts.path if parts.path not in ("", "/") else "/bridge"
     return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
 

@@ -168,8 +168,9 @@ class OperatorCommands:
         try:
             orders = desk.flatten(exit_only=True, cancelled=cancelled)
         except TradelabError as exc:  # FlattenError: all were tried; it names those left open
-            self._record(who, "flatten", {"cancelled": cancelled}, f"failed: {exc}")
-            raise CommandRefused(FAILED, f"flatten failed: {exc}") from None
+            done = f" ({len(cancelled)} working orders cancelled)" if cancelled else ""
+            self._record(who, "flatten", {"cancelled": cancelled}, f"failed{done}: {exc}")
+            raise CommandRefused(FAILED, f"flatten failed{done}: {exc}") from None
         said = [f"{len(cancelled)} working order{'' if len(cancelled) == 1 else 's'} cancelled"]
         said = said if cancelled else []
         said.append(f"{len(orders)} closing orders sent" if orders else "no open position")
