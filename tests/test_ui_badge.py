@@ -117,12 +117,12 @@ def test_a_stalled_strategy_hook_gets_a_banner_while_it_lasts():
         "risk_control": {},
         "engine_status": "running",
         "pnl": {},
-        "stalled_hook": {"strategy": "hang", "hook": "on_tick", "seconds": 12.3},
     }
     header.apply_state(state)
+    header.show_stalled({"strategy": "hang", "hook": "on_tick", "seconds": 12.3})
     assert header.stalled.visible and header.stalled.css == "tl-stalled-banner"
     assert header.stalled.text.startswith("Strategy hang STALLED in on_tick for 12 s")
-    header.apply_state({**state, "stalled_hook": None})
+    header.show_stalled(None)
     assert not header.stalled.visible
 
 

@@ -313,3 +313,22 @@ def test_a_pages_first_push_shows_the_past_and_is_not_counted_as_push_lag(host):
     assert len(late.tape.rows_shown()) > 0 and host.pushes == pushes
     late.refresh()  # later pushes are measured
     _wait(lambda: host.pushes > pushes, late)
+
+
+def test_a_stalled_hook_shows_on_every_push_though_nothing_is_journaled(host, monkeypatch):
+    # At max speed a stuck hook stops the feed too: no section changed, so no banner showed.
+    session = ConsoleSession(host, "alice")
+    session.refresh()
+    assert not session.header.stalled.visible
+    stalled = {"strategy": "sma_cross", "hook": "on_bar", "seconds": 7.0}
+    monkeypatch.setattr(host.lab.runner.hook_watch, "stalled", lambda: stalled)
+    session.refresh()
+    assert session.header.stalled.visible and "sma_cross STALLED in on_bar" in (
+        session.header.stalled.text
+    )
+    stalled = {**stalled, "seconds": 9.0}
+    session.refresh()  # the seconds move on every push
+    assert "for 9 s" in session.header.stalled.text
+    monkeypatch.setattr(host.lab.runner.hook_watch, "stalled", lambda: None)
+    session.refresh()
+    assert not session.header.stalled.visible

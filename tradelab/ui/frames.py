@@ -153,16 +153,14 @@ def header(lab: Any) -> dict[str, Any]:
         ]
     )
     runner = v["runner"] or {}
-    strategies, failures, stalled = {}, {}, None
+    strategies, failures = {}, {}
     if lab.runner is not None:
         strategies = {name: lab.runner.state_of(name) for name in lab.runner.strategies}
         failures = lab.runner.failures()
-        stalled = lab.runner.hook_watch.stalled()
     return {
         "runner_status": runner.get("status", "stopped"),
         "strategies": strategies,
         "strategy_failures": failures,
-        "stalled_hook": stalled,
         "risk_state": control_state(lab.store),
         "risk_control": v["risk.control"] or {},
         "engine_status": v["engine.status"] or lab.engine.state,

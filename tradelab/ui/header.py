@@ -105,15 +105,6 @@ class Header:
             )
             + ": orders are rejected and nothing reconciles until it answers",
         )
-        stalled = state.get("stalled_hook")
-        self.stalled.show(
-            bool(stalled),
-            f"Strategy {stalled['strategy']} STALLED in {stalled['hook']} for "
-            f"{stalled['seconds']:.0f} s: every strategy and its exits (stop loss, target) wait "
-            "for it"
-            if stalled
-            else "",
-        )
         self.engine.set(f"engine: {state['engine_status']}")
         net = (state["pnl"] or {}).get("net")
         self.pnl.set("P&L: -" if net is None else f"P&L: {net:,.2f}")
@@ -124,6 +115,18 @@ class Header:
             # No tick comes after the close (a console started again on a closed session):
             # the exchange clock stopped at the close.
             self.market_time.set(f"market {ist_ms(session['ts'])[:5]} IST")
+
+    def show_stalled(self, stalled: dict[str, Any] | None) -> None:
+        """The runner's stuck hook (HookWatch.stalled), read on every push: while it lasts a
+        session at max speed journals nothing, so no section would change to show it."""
+        self.stalled.show(
+            bool(stalled),
+            f"Strategy {stalled['strategy']} STALLED in {stalled['hook']} for "
+            f"{stalled['seconds']:.0f} s: every strategy and its exits (stop loss, target) wait "
+            "for it"
+            if stalled
+            else "",
+        )
 
     def apply_changes(self, changes: Changes, now_ns: int | None = None) -> bool:
         """Seq, its time, feed health and the stale marker; True while stale."""
