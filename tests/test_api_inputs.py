@@ -255,6 +255,15 @@ def test_the_chain_shows_calls_strike_puts_per_row_with_desk_greeks_and_the_atm_
     assert pd.isna(frame.iloc[1]["PE price"])  # no put quoted at 24050
     empty = chain(SimpleNamespace(store=SimpleNamespace(get=lambda path, default: {})))
     assert empty.empty and list(empty.columns) == columns
+    # An expired expiry's last marks stay in the store: three days on, the live one is shown.
+    later = int(datetime_ist(2025, 11, 21, 10, 0))
+    marks = {
+        **marks,
+        "NIFTY": {"price": 24_010.0, "ts": later},
+        "NIFTY25N2524000CE": {"price": 210.0, "bid": 209.0, "ask": 211.0, "ts": later},
+    }
+    after_expiry = chain(lab, strikes_each_side=1)
+    assert list(after_expiry["strike"]) == [24000] and after_expiry.iloc[0]["CE price"] == 210.0
     # The console highlights the ATM row, sets the strike column apart, and hides `atm`.
     from tradelab.ui.console import _chain_row_style
 

@@ -193,13 +193,16 @@ def chain(lab: Any, strikes_each_side: int = 5) -> pd.DataFrame:
         return _table([], CHAIN_COLUMNS)
     atm = _OPTIONS.atm_strike(spot)
     step = 50 * strikes_each_side
+    # The index's day: an expired contract's last marks stay in the store, and its expiry,
+    # the earliest, would be the chain shown on every later day.
+    today = datetime.fromtimestamp((marks["NIFTY"].get("ts") or 0) / 1e9, tz=IST).date()
     rows = []
     for symbol, mark in marks.items():
         try:
             contract = _OPTIONS.parse(symbol)
         except InvalidInputError:
             continue
-        if abs(contract.strike - atm) > step or not mark.get("price"):
+        if abs(contract.strike - atm) > step or not mark.get("price") or contract.expiry < today:
             continue
         at = datetime.fromtimestamp(mark["ts"] / 1e9, tz=IST)
         years = contract.years_to_expiry(at)
