@@ -113,6 +113,8 @@ def test_lot_size_is_75_until_dec_2025_and_65_from_jan_2026():
         ("NIFTY25NOV24000XX", "not a NIFTY option symbol"),
         ("NIFTY25NOV24025CE", "strike 24025 is not a positive multiple of 50"),
         ("NIFTY25N1224000CE", "is not an expiry date"),  # 2025-11-12 is a Wednesday
+        # A holiday Tuesday (Diwali): said so, with where that week's expiry went.
+        ("NIFTY25O2124000CE", "it is a holiday, so that week's expiry moved to 2025-10-20"),
         ("NIFTY25N3124000CE", "day 31 of NOV 2025, which does not exist"),
         ("NIFTY25N2524000CE", "uses the weekly form for the monthly expiry"),
         ("NIFTY25NOV024000CE", "leading zero"),

@@ -98,8 +98,9 @@ class ExpiryCalendar:
                 "expected 0 (Monday) .. 4 (Friday)"
             )
 
-    def _roll_back(self, day: date) -> date:
-        # An expiry on a holiday (or weekend) moves to the previous trading day, as NSE does.
+    def rolled_back(self, day: date) -> date:
+        """Where an expiry nominally on `day` falls: a holiday (or weekend) moves it to the
+        previous trading day, as NSE does."""
         while day in self.holidays or day.weekday() >= 5:
             day -= timedelta(days=1)
         return day
@@ -109,7 +110,7 @@ class ExpiryCalendar:
         last_day = calendar.monthrange(year, month)[1]
         day = date(year, month, last_day)
         day -= timedelta(days=(day.weekday() - self.expiry_weekday) % 7)
-        return self._roll_back(day)
+        return self.rolled_back(day)
 
     def weekly_expiry_on_or_after(self, day: date) -> date:
         """The first weekly expiry whose date is on or after `day` (a date, not a datetime)."""
@@ -118,7 +119,7 @@ class ExpiryCalendar:
     def _on_or_after(self, day: date) -> date:
         nominal = day + timedelta(days=(self.expiry_weekday - day.weekday()) % 7)
         while True:
-            expiry = self._roll_back(nominal)
+            expiry = self.rolled_back(nominal)
             if expiry >= day:
                 return expiry
             nominal += timedelta(days=7)
@@ -232,9 +233,16 @@ class OptionUniverse:
         if type(expiry) is not date:
             expiry = _day(expiry, "expiry")
         if not self.calendar.is_expiry(expiry):
+            calendar = self.calendar
+            moved = calendar.rolled_back(expiry)
+            why = (
+                f"it is a holiday, so that week's expiry moved to {moved.isoformat()} "
+                f"({WEEKDAYS[moved.weekday()]})"
+                if expiry.weekday() == calendar.expiry_weekday and moved != expiry
+                else f"weekly expiries fall on {WEEKDAYS[calendar.expiry_weekday]}"
+            )
             raise InvalidInputError(
-                f"{expiry.isoformat()} ({WEEKDAYS[expiry.weekday()]}) is not an expiry date; "
-                f"weekly expiries fall on {WEEKDAYS[self.calendar.expiry_weekday]}"
+                f"{expiry.isoformat()} ({WEEKDAYS[expiry.weekday()]}) is not an expiry date; {why}"
             )
         if (
             not isinstance(strike, int | float)
