@@ -20,14 +20,24 @@ BARS = (
 )
 
 
-class Reverses(Strategy):
-    """Long 10 with a stop at 90; reversed to short 10 on bar 3, with only a target at 95."""
+class ByBar(Strategy):
+    """Counts the bars from 0 (`self.bar`) and hands each to `step`."""
 
     def on_start(self, ctx):
         self.bar = -1
 
     def on_bar(self, ctx, bar):
         self.bar += 1
+        self.step(ctx, bar)
+
+    def step(self, ctx, bar):
+        raise NotImplementedError
+
+
+class Reverses(ByBar):
+    """Long 10 with a stop at 90; reversed to short 10 on bar 3, with only a target at 95."""
+
+    def step(self, ctx, bar):
         if self.bar == 0:
             ctx.buy(bar["symbol"], 10)  # fills at 102
         elif self.bar == 3:
@@ -55,16 +65,12 @@ def test_a_reversed_position_keeps_none_of_the_old_sides_levels(tmp_path):
     assert result.open_positions == {"ABC": -10}
 
 
-class Retrails(Strategy):
+class Retrails(ByBar):
     """Long 10 with a 3-point trail; on bar 3 the trail is set to `wide`."""
 
     wide = param.Number(default=10.0)
 
-    def on_start(self, ctx):
-        self.bar = -1
-
-    def on_bar(self, ctx, bar):
-        self.bar += 1
+    def step(self, ctx, bar):
         if self.bar == 0:
             ctx.buy(bar["symbol"], 10)
         elif self.bar == 3 and ctx.position(bar["symbol"]):
@@ -90,14 +96,10 @@ def test_a_new_trailing_distance_moves_the_stop_to_it_from_the_best_price(tmp_pa
     assert [f["side"] for f in result.fills] == ["BUY", "SELL"]
 
 
-class Bracket(Strategy):
+class Bracket(ByBar):
     """Long 10 with a take-profit resting at 200 and a stop at 104: a bracket."""
 
-    def on_start(self, ctx):
-        self.bar = -1
-
-    def on_bar(self, ctx, bar):
-        self.bar += 1
+    def step(self, ctx, bar):
         if self.bar == 0:
             ctx.buy(bar["symbol"], 10)  # fills at 102: cash 1000 -> -20
 
@@ -131,14 +133,10 @@ RUN_UP = (
 )
 
 
-class ShortTrailedLater(Strategy):
+class ShortTrailedLater(ByBar):
     """Short 1 (fills at 100); a 2-point trail armed on the next close (101)."""
 
-    def on_start(self, ctx):
-        self.bar = -1
-
-    def on_bar(self, ctx, bar):
-        self.bar += 1
+    def step(self, ctx, bar):
         if self.bar == 0:
             ctx.sell(bar["symbol"], 1)
         elif self.bar == 1:
@@ -158,14 +156,10 @@ def test_a_trail_armed_on_an_open_position_trails_from_the_price_then(tmp_path):
     assert result.open_positions == {}
 
 
-class LongTrailedOnFill(Strategy):
+class LongTrailedOnFill(ByBar):
     """Long 1, a 2-point trail armed in on_fill; the bar of the fill closes at 90."""
 
-    def on_start(self, ctx):
-        self.bar = -1
-
-    def on_bar(self, ctx, bar):
-        self.bar += 1
+    def step(self, ctx, bar):
         if self.bar == 0:
             ctx.buy(bar["symbol"], 1)
 
@@ -188,15 +182,11 @@ def test_a_trail_armed_on_a_fill_trails_from_the_fill_price(tmp_path):
     assert [(f["side"], f["price"]) for f in result.fills] == [("BUY", 100.0), ("SELL", 89.0)]
 
 
-class StoppedAndSold(Strategy):
+class StoppedAndSold(ByBar):
     """Long 1 with a stop at 99; on the close that hits it (98) the strategy sells 1 too, so
     both fill at the next open: the stop takes the long flat, the sell opens a short."""
 
-    def on_start(self, ctx):
-        self.bar = -1
-
-    def on_bar(self, ctx, bar):
-        self.bar += 1
+    def step(self, ctx, bar):
         if self.bar == 0:
             ctx.buy(bar["symbol"], 1)
         elif self.bar == 1:
@@ -228,14 +218,14 @@ def test_a_stop_is_dropped_with_its_position_when_a_fill_on_the_same_quote_rever
     assert result.open_positions == {"T": -1}
 
 
-class Replaces(Strategy):
+class Replaces(ByBar):
     """A resting buy limit far below; two bars later cancel it and target 1 at market."""
 
     def on_start(self, ctx):
-        self.bar, self.seen = -1, []
+        super().on_start(ctx)
+        self.seen = []
 
-    def on_bar(self, ctx, bar):
-        self.bar += 1
+    def step(self, ctx, bar):
         symbol = bar["symbol"]
         if self.bar == 0:
             self.resting = ctx.buy(symbol, 1, order_type="LIMIT", limit_price=1.0)
@@ -255,14 +245,10 @@ def test_a_cancel_and_a_target_in_one_hook_replace_the_order(tmp_path):
     assert [(f["side"], f["quantity"], f["price"]) for f in result.fills] == [("BUY", 1, 106.0)]
 
 
-class ClosesThenShorts(Strategy):
+class ClosesThenShorts(ByBar):
     """Long 1; closes it on bar 2; on the closing fill, flat, sells 1 and arms its stop."""
 
-    def on_start(self, ctx):
-        self.bar = -1
-
-    def on_bar(self, ctx, bar):
-        self.bar += 1
+    def step(self, ctx, bar):
         if self.bar == 0:
             ctx.buy(bar["symbol"], 1)
         elif self.bar == 2:

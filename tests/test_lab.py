@@ -272,15 +272,20 @@ class OrdersInOnStop(Strategy):
             self.refused = str(exc)
 
 
-def test_an_order_after_the_session_closed_is_refused_as_after_hours_not_filled(tmp_path):
-    strategy = OrdersInOnStop()
-    lab = Lab(
-        journal_path=str(tmp_path / "lab.duckdb"),
+def whole_session_lab(path, strategy) -> Lab:
+    """A whole simulated session, as fast as it goes (2 ticks a second of market time)."""
+    return Lab(
+        journal_path=str(path),
         ticks_per_second=2,
         as_fast_as_possible=True,
         strikes_each_side=1,
         strategies=[strategy],
-    ).start()
+    )
+
+
+def test_an_order_after_the_session_closed_is_refused_as_after_hours_not_filled(tmp_path):
+    strategy = OrdersInOnStop()
+    lab = whole_session_lab(tmp_path / "lab.duckdb", strategy).start()
     try:
         assert lab.session_finished.wait(120)
     finally:
@@ -342,13 +347,7 @@ def test_a_day_order_not_filled_by_the_close_is_cancelled_then(tmp_path):
 
     strategy = RestsABuy()
     journal = tmp_path / "lab.duckdb"
-    lab = Lab(
-        journal_path=str(journal),
-        ticks_per_second=2,
-        as_fast_as_possible=True,
-        strikes_each_side=1,
-        strategies=[strategy],
-    ).start()
+    lab = whole_session_lab(journal, strategy).start()
     try:
         assert lab.session_finished.wait(120)
         lab.engine.wait_applied()

@@ -109,16 +109,6 @@ def test_a_degraded_broker_gets_a_banner_naming_it_and_why_until_it_answers():
 def test_a_stalled_strategy_hook_gets_a_banner_while_it_lasts():
     # Every strategy and its exits wait for it on the runner's thread; only the stop said so.
     header = Header(stale_after_seconds=5.0)
-    state = {
-        "runner_status": "running",
-        "strategies": {"hang": "running"},
-        "strategy_failures": {},
-        "risk_state": "active",
-        "risk_control": {},
-        "engine_status": "running",
-        "pnl": {},
-    }
-    header.apply_state(state)
     header.show_stalled({"strategy": "hang", "hook": "on_tick", "seconds": 12.3})
     assert header.stalled.visible and header.stalled.css == "tl-stalled-banner"
     assert header.stalled.text.startswith("Strategy hang STALLED in on_tick for 12 s")
@@ -132,15 +122,7 @@ def test_a_header_on_a_closed_session_shows_the_market_clock_at_the_close():
 
     header = Header(stale_after_seconds=5.0)
     close = int(dt.datetime(2025, 11, 12, 15, 30, tzinfo=IST).timestamp()) * 10**9
-    state = {
-        "runner_status": "running",
-        "strategies": {},
-        "strategy_failures": {},
-        "risk_state": "active",
-        "risk_control": {},
-        "engine_status": "running",
-        "pnl": {},
-        "market_session": {"status": "closed", "ts": close},
-    }
-    header.apply_state(state)
+    state = {"runner_status": "running", "strategies": {}, "risk_state": "active"}
+    state |= {"risk_control": {}, "engine_status": "running", "pnl": {}}
+    header.apply_state(state | {"market_session": {"status": "closed", "ts": close}})
     assert header.market_time.text == "market 15:30 IST"
