@@ -106,8 +106,12 @@ def test_same_inputs_give_the_same_journal_content_hash(tmp_path):
 
 
 def test_a_multi_symbol_file_needs_a_symbol_and_names_the_choices(tmp_path):
-    with pytest.raises(InvalidInputError, match=r"7 symbols \(NIFTY, .*choose one with --symbol"):
+    with pytest.raises(
+        InvalidInputError, match=r"7 symbols \(NIFTY, .*choose it with --symbol"
+    ) as e:
         run_backtest("data/nifty_sample_1m.csv", SmaCross())
+    # One that trades several (an index and its options) is pointed to a replay.
+    assert "tradelab run --feed replay FILE --speed max" in str(e.value)
     result = run_backtest("data/nifty_sample_1m.csv", SmaCross(fast=5, slow=20), symbol="NIFTY")
     assert result.bars == 375 and result.interval == "1m"
     assert len(result.fills) >= 2

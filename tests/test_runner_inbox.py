@@ -209,3 +209,16 @@ def test_the_run_progress_line_says_which_hook_holds_the_runner(capsys):
 
     RunProgress(Lab(), in_place=False).show()
     assert capsys.readouterr().out.rstrip().endswith("STALLED hang.on_tick 7s")
+
+
+def test_a_hook_over_its_time_is_said_when_it_returns_though_no_poll_saw_it(caplog):
+    # Back after 5-6 s, between two polls: STALLED was shown, but nothing was logged.
+    from tradelab.runner.hook_watch import HookWatch
+
+    watch = HookWatch("r", stall_after_s=5.0)
+    outer = watch.enter("s", "on_tick", time.perf_counter() - 6.0)
+    watch.leave(outer, 6.0)
+    assert watch.stalls == 1 and "strategy s's on_tick returned after 6.0 s" in caplog.text
+    caplog.clear()
+    watch.leave(watch.enter("s", "on_bar", time.perf_counter()), 0.01)
+    assert watch.stalls == 1 and caplog.text == ""

@@ -163,7 +163,7 @@ class Replica:
             if "ConnectionRefused" in (self.last_error or ""):
                 raise BridgeError(nothing_listens(self.url, timeout))
             if "gaierror" in (self.last_error or ""):
-                raise BridgeError(no_such_host(self.url, timeout, self.last_error))
+                raise BridgeError(no_such_host(self.url, self.last_error))
             raise BridgeError(
                 f"replica of {self.url} did not receive its first snapshot within {timeout} s "
                 f"(last error: {self.last_error or 'none'})"
@@ -240,7 +240,7 @@ class Replica:
                     seconds = REFUSED_AT_START_SECONDS
                     self._fail(
                         BridgeError(
-                            no_such_host(self.url, seconds, self.last_error)
+                            no_such_host(self.url, self.last_error)
                             if isinstance(exc, socket.gaierror)
                             else nothing_listens(self.url, seconds)
                         )

@@ -65,11 +65,9 @@ def nothing_listens(url: str, seconds: float | None) -> str:
     )
 
 
-def no_such_host(url: str, seconds: float | None, error: str | None) -> str:
-    return (
-        f"could not connect to {url} within {seconds} s: its host name does not resolve "
-        f"({error}); check the address"
-    )
+def no_such_host(url: str, error: str | None) -> str:
+    # No seconds said: a resolver that times out takes longer than the replica's own bound.
+    return f"could not connect to {url}: its host name does not resolve ({error}); check it"
 
 
 def check_subscription(pattern: object, store: Any, topics: frozenset[str] | None) -> None:

@@ -191,9 +191,10 @@ def load_bar_file(
             if len(symbols) > 1 and len(chosen) != 1:
                 raise InvalidInputError(
                     f"bar file {name!r} holds {len(symbols)} symbols ({', '.join(symbols[:6])}"
-                    f"{', ...' if len(symbols) > 6 else ''}); choose one with --symbol "
-                    "(run_backtest: symbol=), or name one in the strategy (sma_cross: "
-                    "--param symbol=)"
+                    f"{', ...' if len(symbols) > 6 else ''}) and a backtest plays one; choose "
+                    "it with --symbol (run_backtest: symbol=), or name it in the strategy "
+                    "(sma_cross: --param symbol=). A strategy trading several (an index and "
+                    "its options) is replayed instead: tradelab run --feed replay FILE --speed max"
                 )
             symbol = chosen[0] if len(symbols) > 1 else symbols[0]
         elif symbol not in symbols:

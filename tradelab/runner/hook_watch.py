@@ -4,9 +4,10 @@ Every strategy of a runner, and its position monitor (stop losses, targets, trai
 runs on the runner's one thread, in seq order: a hook stuck in a loop or a blocking call holds
 them all. Nothing can take the thread back from Python code, so the watch makes it visible: the
 runner notes the hook it is in (`enter`/`leave`: an attribute swap, on every hook call), and a
-watch thread, polling once a second, logs a warning once a hook has run `stall_after_s`, again
-each time that doubles, and when it returns; `stalled()` is what `Lab.status()` and the
-`tradelab run` progress line show meanwhile.
+watch thread, polling once a second, logs a warning once a hook has run `stall_after_s`, and
+again each time that doubles; `leave` says when one that ran that long returns (also one the
+poll missed); `stalled()` is what the console and the `tradelab run` progress line show
+meanwhile.
 
 Thread model: `enter`/`leave` on the runner's thread; the watch thread reads what they wrote (a
 tuple replaced whole, so it reads one or the other); `stalled()` from any thread.
@@ -38,8 +39,22 @@ class HookWatch:
         outer, self._current = self._current, (started, strategy, hook)
         return outer
 
-    def leave(self, outer: Any) -> None:
-        self._current = outer
+    def leave(self, outer: Any, seconds: float) -> None:
+        """Back from the hook `enter` noted, after `seconds`; `outer` is what it returned."""
+        call, self._current = self._current, outer
+        if seconds < self.stall_after_s or call is None:
+            return
+        told, self._told = self._told, None
+        if told is None or told[0] is not call:
+            self.stalls += 1  # returned before the watch's poll saw it
+        log.warning(
+            "strategy %s's %s returned after %.1f s (over %g s); runner %s goes on",
+            call[1],
+            call[2],
+            seconds,
+            self.stall_after_s,
+            self.runner_name,
+        )
 
     def stalled(self) -> dict[str, Any] | None:
         """The hook running longer than `stall_after_s` now: strategy, hook and seconds."""
@@ -67,19 +82,10 @@ class HookWatch:
             self.check()
 
     def check(self) -> None:
-        """Warn about a hook past its time (once, then each time its time doubles), and say
-        when one warned about returns."""
+        """Warn about a hook past its time: once, then each time its time doubles."""
         current, told = self._current, self._told
         if told is not None and told[0] is not current:
-            call = told[0]
-            log.warning(
-                "strategy %s's %s returned after about %.0f s; runner %s goes on",
-                call[1],
-                call[2],
-                time.perf_counter() - call[0],
-                self.runner_name,
-            )
-            self._told = told = None
+            told = None  # that call returned (leave said so)
         if current is None:
             return
         seconds = time.perf_counter() - current[0]

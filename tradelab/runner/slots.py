@@ -79,8 +79,9 @@ class StrategySlotsMixin:
                 self._cancel_openings(slot)
             return False
         finally:
-            watch.leave(outer)
-            self.strategy_seconds += time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            watch.leave(outer, seconds)
+            self.strategy_seconds += seconds
 
     def _start_slot(self, slot: StrategySlot, who: str) -> None:
         if slot.state != "added":
