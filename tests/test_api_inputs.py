@@ -210,6 +210,7 @@ def test_short_straddle_sells_only_within_its_entry_window():
         sell=lambda symbol, quantity: sold.append(symbol),
         signal=lambda name, **details: None,
         clear_signal=lambda name: False,
+        active_signals=lambda: [],
         position=lambda symbol: 0,
         working=lambda symbol: -75,  # the legs sold are on their way
         log=logging.getLogger("test"),

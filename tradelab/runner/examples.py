@@ -246,9 +246,11 @@ class ShortStraddle(Strategy):
             and ts >= self._exit_retry_at
         ):
             self._time_exit(ctx, day, ts)
-        if not any(ctx.position(leg) or ctx.working(leg) for leg in self._legs):
+        if STRADDLE_SIGNAL in ctx.active_signals() and not any(
+            ctx.position(leg) or ctx.working(leg) for leg in self._legs
+        ):
             # No leg held and none on its way (entries cancelled or refused, say by a
-            # flatten): the straddle is no more; journaled only if the signal was active.
+            # flatten): the straddle is no more.
             ctx.clear_signal(STRADDLE_SIGNAL)
 
     def _time_exit(self, ctx: StrategyContext, day: Any, ts: int) -> None:

@@ -95,13 +95,11 @@ class PositionMonitor:
         working = store.get("trading.working", None) or {}
         for pid, saved in sorted((store.get("trading.exits", None) or {}).items()):
             position = store.get(f"trading.positions.{pid}", None) or {}
+            owner = tuple(pid.split(":", 1))  # (strategy, symbol)
             if position.get("net_quantity"):
                 if saved["seq"] < _closed_seq(store, position):
                     continue  # set for a position that closed since
-            elif not any(
-                (o.get("strategy"), o.get("symbol")) == tuple(pid.split(":", 1))
-                for o in working.values()
-            ):
+            elif not any((o.get("strategy"), o.get("symbol")) == owner for o in working.values()):
                 continue  # flat, and no entry on its way: nothing to protect
             order = saved.get("exit_order")
             self._arm(

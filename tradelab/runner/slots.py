@@ -18,14 +18,14 @@ import logging
 import threading
 import time
 from collections import deque
+from functools import partial
 from typing import Any
 
 from tradelab.errors import InvalidOrderError, OrderRejectedError, TradelabError
 from tradelab.runner.context import StrategyContext
 from tradelab.runner.strategy import FAILED, PAUSED, RUNNING, STOPPED, Strategy
 from tradelab.runner.strategy_state import restored_params
-from tradelab.trading.book import position_id
-from tradelab.trading.risk import orders_not_reducing
+from tradelab.trading.risk import held_units, orders_not_reducing
 
 log = logging.getLogger("tradelab.runner.runner")  # the runner's log, as before the split
 MAIN_THREAD = threading.main_thread()
@@ -131,13 +131,8 @@ class StrategySlotsMixin:
         }
         if not working:
             return []
-
-        def held(strategy: str, symbol: str) -> int:
-            pid = position_id(strategy, symbol)
-            return (store.get(f"trading.positions.{pid}", None) or {}).get("net_quantity", 0)
-
         cancelled = []
-        for order_id in orders_not_reducing(working, held):
+        for order_id in orders_not_reducing(working, partial(held_units, store)):
             try:
                 self.desk.cancel_order(order_id)
                 cancelled.append(order_id)

@@ -293,8 +293,7 @@ class RiskGate:
         return self.store.get("trading.open_positions", None) or {}
 
     def _held(self, strategy: str, symbol: str) -> int:
-        pid = position_id(strategy, symbol)
-        return (self.store.get(f"trading.positions.{pid}", None) or {}).get("net_quantity", 0)
+        return held_units(self.store, strategy, symbol)
 
     def _mark(self, symbol: str) -> float | None:
         return (self.store.get(f"market.marks.{symbol}", None) or {}).get("price")
@@ -341,6 +340,12 @@ def _check_operator(by: Any, reason: Any, command: str) -> None:
                 f"risk {command} needs {name!r} as non-empty text (who asked and why), "
                 f"got {value!r}"
             )
+
+
+def held_units(store: Any, strategy: str, symbol: str) -> int:
+    """The net units `strategy` holds in `symbol`, as the store has them (0: none)."""
+    pid = position_id(strategy, symbol)
+    return (store.get(f"trading.positions.{pid}", None) or {}).get("net_quantity", 0)
 
 
 def orders_not_reducing(
