@@ -223,7 +223,7 @@ DAY_ORDER_EXPIRED = "day order: the session closed before it filled"
 
 def expire_day_orders(store: Any, desk: Any, sent_before: date | None = None) -> list[str]:
     """Cancel the working orders the exchange would have: NSE orders are day orders, so what
-    has not filled by the close is cancelled then (`sent_before_ns` None), and an order left
+    has not filled by the close is cancelled then (`sent_before` None), and an order left
     from an earlier day (a session stopped before its close, started again later) when the
     next day opens (those sent on an IST day before `sent_before`). Each cancel is journaled
     (order.cancelled, reason DAY_ORDER_EXPIRED); one the broker refuses is logged."""

@@ -130,19 +130,14 @@ class ConsoleHost:
         """The tape's rows an earlier run of `journal` left: the last `topic_rows` events of
         each topic (SharedView.seed); returns how many. Read before the engine holds the file;
         one that cannot be read leaves the tape to this run's events."""
-        if not Path(journal).exists():
-            return 0
-        from tradelab.analytics import Analytics
-
-        try:
-            frame = Analytics(journal).sql(
-                "SELECT seq, ts, topic, key, payload FROM events "
-                "QUALIFY row_number() OVER (PARTITION BY topic ORDER BY seq DESC) <= ? "
-                "ORDER BY seq",
-                [self.view.topic_rows],
-            )
-        except (TradelabError, duckdb.Error) as exc:
-            log.warning("tape history not read from %s: %s", journal, exc)
+        frame = _read_earlier_run(
+            journal,
+            "SELECT seq, ts, topic, key, payload FROM events "
+            "QUALIFY row_number() OVER (PARTITION BY topic ORDER BY seq DESC) <= ? ORDER BY seq",
+            [self.view.topic_rows],
+            "tape history",
+        )
+        if frame is None:
             return 0
         decode = msgspec.json.decode
         self.view.seed(
@@ -158,16 +153,13 @@ class ConsoleHost:
         bar and a fill, on the exchange clock), so a restarted console's chart goes on from it
         rather than starting over; returns how many points (0 with no journal yet). Read before
         the engine holds the file; one that cannot be read leaves the chart to the sampler."""
-        if not Path(journal).exists():
-            return 0
-        from tradelab.analytics import Analytics  # analytics only here: a console import
-
-        try:
-            frame = Analytics(journal).sql(
-                "SELECT exchange_ts, net FROM equity WHERE exchange_ts IS NOT NULL ORDER BY seq"
-            )
-        except (TradelabError, duckdb.Error) as exc:
-            log.warning("P&L history not read from %s: %s", journal, exc)
+        frame = _read_earlier_run(
+            journal,
+            "SELECT exchange_ts, net FROM equity WHERE exchange_ts IS NOT NULL ORDER BY seq",
+            None,
+            "P&L history",
+        )
+        if frame is None:
             return 0
         frame = frame.tail(self.equity.maxlen)
         self.equity.extend(zip(frame["exchange_ts"].tolist(), frame["net"].tolist(), strict=True))
@@ -375,3 +367,17 @@ def extend_curve(curve: deque[tuple[int, float]], ts: int, net: float) -> None:
         curve[-1] = (ts, net)
     else:
         curve.append((ts, net))
+
+
+def _read_earlier_run(journal: str | Path, query: str, params: Any, what: str) -> Any:
+    """`query` over an earlier run's `journal` (a DataFrame), or None: no journal yet, or one
+    that cannot be read (said on the log; the console then starts from this run's events)."""
+    if not Path(journal).exists():
+        return None
+    from tradelab.analytics import Analytics  # analytics only here: a console import
+
+    try:
+        return Analytics(journal).sql(query, params)
+    except (TradelabError, duckdb.Error) as exc:
+        log.warning("%s not read from %s: %s", what, journal, exc)
+        return None

@@ -148,13 +148,7 @@ class SharedView:
             for name in sections:
                 self._section_version[name] = version
             row = TapeRow(version, event.seq, topic, event.key, event.ts, now, event.payload)
-            if len(self._tape) == self._tape.maxlen:
-                self.tape_dropped += 1
-            self._tape.append(row)
-            ring = self._by_topic.get(topic)
-            if ring is None:
-                ring = self._by_topic[topic] = deque(maxlen=self.topic_rows)
-            ring.append(row)
+            self._keep(row)
             if topic in ALERT_TOPICS:
                 if len(self._alerts) == self._alerts.maxlen:
                     self.alerts_dropped += 1
@@ -172,12 +166,17 @@ class SharedView:
         with self._lock:
             for seq, ts, topic, key, payload in rows:
                 self.version += 1
-                row = TapeRow(self.version, seq, topic, key, ts, ts, payload)
-                self._tape.append(row)
-                ring = self._by_topic.get(topic)
-                if ring is None:
-                    ring = self._by_topic[topic] = deque(maxlen=self.topic_rows)
-                ring.append(row)
+                self._keep(TapeRow(self.version, seq, topic, key, ts, ts, payload))
+
+    def _keep(self, row: TapeRow) -> None:
+        """`row` into the tape ring and its topic's ring (under the lock)."""
+        if len(self._tape) == self._tape.maxlen:
+            self.tape_dropped += 1
+        self._tape.append(row)
+        ring = self._by_topic.get(row.topic)
+        if ring is None:
+            ring = self._by_topic[row.topic] = deque(maxlen=self.topic_rows)
+        ring.append(row)
 
     # -- session callbacks ----------------------------------------------------------------------
     def changes_since(self, version: int, *, max_rows: int | None = None) -> Changes:
