@@ -58,6 +58,7 @@ from tradelab.lab_sessions import (
     last_mark_ns,
     market_source,
     resumed_ticks,
+    settle_expired_options,
 )
 from tradelab.lab_status import session_status, wait_for_mark
 from tradelab.market.clock import SimulatedClock, ist_date
@@ -265,6 +266,7 @@ class Lab:
             self.router.open_session(at_ns, source=self.market_source)
         # Left working by a session stopped before its close: expired by the exchange since.
         expire_day_orders(store, self.desk, sent_before=ist_date(at_ns))
+        settle_expired_options(store, self.broker)  # held past an expiry a restart skipped
 
     def _next_day(self, last_ns: int, first_ns: int) -> None:
         """A replayed file's next IST day: close the day before, open this one."""
@@ -283,6 +285,7 @@ class Lab:
             self.router.close_session(last_ns)
         clock_to_close(self.clock, self.broker.hours, last_ns)
         expire_day_orders(self.engine.store, self.desk)
+        settle_expired_options(self.engine.store, self.broker)
 
     def _close_session(self) -> None:
         if not self._stop.is_set():

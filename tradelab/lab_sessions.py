@@ -245,3 +245,20 @@ def expire_day_orders(store: Any, desk: Any, sent_before: date | None = None) ->
     if expired:
         log.info("day orders cancelled at the close: %s", ", ".join(expired))
     return expired
+
+
+def settle_expired_options(store: Any, broker: Any) -> list[str]:
+    """Have the broker settle the options whose expiry has closed (NSE settles them in cash at
+    the close); its reports reach the desk as fills. An index with no quote at the broker yet
+    (a restart) settles at its last journaled mark. A broker that is down or away: logged, the
+    settlement waits for the next close or start. Returns the settlement orders' ids."""
+    marks = store.get("market.marks", None) or {}
+    prices = {symbol: mark["price"] for symbol, mark in marks.items() if "price" in mark}
+    try:
+        updates = broker.settle_expired(prices)
+    except TradelabError as exc:
+        log.warning("expired options not settled: %s", exc)
+        return []
+    for update in updates:
+        log.info("%s", update.reason)
+    return [update.order_id for update in updates]

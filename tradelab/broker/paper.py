@@ -13,8 +13,9 @@ reported after: an update (an acceptance, a fill) reaches listeners only once th
 it. A save that fails (disk full) takes the broker **down** for good (`failure` says why): what
 it changed in that call is never reported (an order it was taking is rejected instead), and
 from then on orders and cancels are rejected, reads and quotes raise `BrokerDownError`; a
-restart resumes from the file, which holds every fill that was reported. Faults for tests and
-demos are armed on `broker.faults` (see faults.py).
+restart resumes from the file, which holds every fill that was reported. An option held past
+its expiry's close is settled in cash when `settle_expired` is called (settlement.py). Faults
+for tests and demos are armed on `broker.faults` (see faults.py).
 Thread model: every public method takes one lock for the book-keeping; listeners are called
 after it is released, on the calling thread, with the updates that call caused, in order
 (`CallerOutbox`): a listener that blocks (a critical engine submit) never holds the broker, and
@@ -26,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from datetime import datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +40,17 @@ from tradelab.broker.base import (
     OrderListener,
 )
 from tradelab.broker.faults import PaperFaults
-from tradelab.broker.paper_pricing import PaperBrokerConfig, fill_terms
+from tradelab.broker.paper_pricing import PaperBrokerConfig, checked_terms, fill_terms
+from tradelab.broker.settlement import settle_expired
 from tradelab.errors import InvalidInputError, InvalidOrderError, OrderRejectedError
-from tradelab.market.clock import NS_PER_S, MarketHours, WallClock
-from tradelab.market.instruments import IST, OptionUniverse
+from tradelab.market.clock import MarketHours, WallClock
+from tradelab.market.instruments import OptionUniverse
 from tradelab.market.ticks import Tick
 from tradelab.trading.orders import (
     Fill,
     OrderRequest,
     OrderStatus,
-    OrderType,
     OrderUpdate,
-    check_price,
-    check_quantity,
 )
 from tradelab.trading.outbox import CallerOutbox
 
@@ -346,26 +345,9 @@ class PaperBroker:
             )
         if request.order_id in self.account.orders:
             raise InvalidInputError(f"order id {request.order_id!r} was already used")
-        contract = self.universe.parse(request.symbol)
-        if contract.expiry_close().timestamp() * NS_PER_S <= now:
-            raise OrderRejectedError(
-                f"contract {request.symbol} expired on {contract.expiry.isoformat()}"
-            )
-        if self.config.enforce_market_hours and not self.hours.is_open(now):
-            at = datetime.fromtimestamp(now / NS_PER_S, tz=IST).strftime("%Y-%m-%d %H:%M:%S")
-            raise OrderRejectedError(
-                f"market is closed at {at} IST; orders are taken 09:15-15:30 IST on trading days"
-            )
-        lot = self.universe.lot_size(contract)
-        check_quantity(request.quantity, lot, request.symbol)
-        if request.order_type is OrderType.LIMIT:
-            if request.limit_price is None:
-                raise InvalidInputError(f"limit order for {request.symbol} has no limit price")
-            check_price(request.limit_price, "limit price", request.symbol)
-        if request.order_type is OrderType.MARKET and request.symbol not in self._quotes:
-            raise OrderRejectedError(f"no quote for {request.symbol}; cannot place a market order")
-        self.account.check_margin(request, contract, self._quotes)
-        return contract, lot
+        return checked_terms(
+            request, now, self.universe, self.hours, self.config, self.account, self._quotes
+        )
 
     def _reject(self, request: OrderRequest, reason: str, now: int) -> None:
         # A rejection answers the caller directly, so it is delivered even while disconnected.
@@ -397,6 +379,27 @@ class PaperBroker:
         if order.reported_cancelled and status is OrderStatus.FILLED:
             order.reported_cancelled = False  # done at last: leaves `working` in _emit
         self._emit(order, status, now, fill=fill)
+
+    # -- expiry -----------------------------------------------------------------------------
+    def settle_expired(self, index_prices: Mapping[str, float] | None = None) -> list[OrderUpdate]:
+        """Settle every held option whose expiry closed by the clock's now (settlement.py), at
+        its index's latest quote here, else at its price in `index_prices` (a restart's last
+        journaled mark; none known: it waits, logged). Reported like fills; returned too."""
+        try:
+            with self._lock:
+                self._check_up()
+                now = self.clock.now_ns()
+                booked = settle_expired(
+                    self.account, self.universe, self._quotes, index_prices, now
+                )
+                updates = [
+                    self._emit(order, OrderStatus.FILLED, now, reason=reason, fill=fill)
+                    for order, fill, reason in booked
+                ]
+                self._save_then_report()
+                return updates
+        finally:
+            self._outbox.drain()
 
     def set_quote(self, symbol: str, bid: float, ask: float, size: int = 10_000) -> None:
         """Put a quote in by hand (tests and notebooks); same as a feed tick at the clock's now."""

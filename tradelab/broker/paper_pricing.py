@@ -1,19 +1,23 @@
 """What the paper broker charges and the price it fills at: `PaperBrokerConfig` (costs,
-frictions, limits) and `fill_terms` (an order against the quote at the touch). Pure functions of
+frictions, limits), `checked_terms` (whether it takes an order) and `fill_terms` (an order
+against the quote at the touch). Pure functions of
 their inputs; the broker calls them under its lock.
 """
 
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import param
 
-from tradelab.broker.account import PaperOrder
-from tradelab.market.instruments import TICK_SIZE
-from tradelab.trading.orders import OrderType, Side
+from tradelab.broker.account import PaperAccount, PaperOrder
+from tradelab.errors import InvalidInputError, OrderRejectedError
+from tradelab.market.clock import NS_PER_S, MarketHours
+from tradelab.market.instruments import IST, TICK_SIZE
+from tradelab.trading.orders import OrderRequest, OrderType, Side, check_price, check_quantity
 
 
 class PaperBrokerConfig(param.Parameterized):
@@ -88,3 +92,36 @@ def fill_terms(
         fee = round(config.brokerage_per_fill + config.charges_rate * price * size, 2)
     quote[3 if buy else 2] = available - size
     return size, price, fee
+
+
+def checked_terms(
+    request: OrderRequest,
+    now: int,
+    universe: Any,
+    hours: MarketHours,
+    config: PaperBrokerConfig,
+    account: PaperAccount,
+    quotes: dict[str, list[float]],
+) -> tuple[Any, int]:
+    """(contract, lot size) of an order the broker can take at `now`; else the
+    InvalidInputError (bad terms) or OrderRejectedError (a market or account state) it raises."""
+    contract = universe.parse(request.symbol)
+    if contract.expiry_close().timestamp() * NS_PER_S <= now:
+        raise OrderRejectedError(
+            f"contract {request.symbol} expired on {contract.expiry.isoformat()}"
+        )
+    if config.enforce_market_hours and not hours.is_open(now):
+        at = datetime.fromtimestamp(now / NS_PER_S, tz=IST).strftime("%Y-%m-%d %H:%M:%S")
+        raise OrderRejectedError(
+            f"market is closed at {at} IST; orders are taken 09:15-15:30 IST on trading days"
+        )
+    lot = universe.lot_size(contract)
+    check_quantity(request.quantity, lot, request.symbol)
+    if request.order_type is OrderType.LIMIT:
+        if request.limit_price is None:
+            raise InvalidInputError(f"limit order for {request.symbol} has no limit price")
+        check_price(request.limit_price, "limit price", request.symbol)
+    if request.order_type is OrderType.MARKET and request.symbol not in quotes:
+        raise OrderRejectedError(f"no quote for {request.symbol}; cannot place a market order")
+    account.check_margin(request, contract, quotes)
+    return contract, lot

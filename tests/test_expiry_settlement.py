@@ -1,0 +1,213 @@
+"""Options held past their expiry: the paper broker settles them in cash at intrinsic value
+against the index at the close, as NSE does, and the desk books the settlement as fills."""
+
+import logging
+from datetime import date
+
+import pytest
+from contracts.local_kernel import LocalKernel
+from test_broker_paper import SYM, at, paper
+
+from tradelab.broker import PaperBroker
+from tradelab.broker.settlement import SETTLEMENT_OWNER
+from tradelab.runner import Strategy
+from tradelab.trading.execution import ExecutionDesk
+from tradelab.trading.orders import OrderRequest, OrderStatus, Side
+
+PUT = "NIFTY25NOV24000PE"
+EXPIRY_CLOSE = at(15, 30, day=25)  # SYM's expiry: the last Tuesday of November 2025
+
+
+def sell(order_id, symbol=SYM, qty=75, strategy="manual"):
+    return OrderRequest(order_id, symbol, Side.SELL, qty, strategy=strategy)
+
+
+def short_call_at_expiry(index_price=24_120.4, clock_at=EXPIRY_CLOSE):
+    """A broker holding 75 SYM short (sold at 150), its clock at the expiry's close."""
+    broker, clock, updates = paper()
+    broker.set_quote(SYM, 150.0, 151.0)
+    broker.submit_order(sell("s1"))
+    clock.set(clock_at)
+    broker.set_quote("NIFTY", index_price, index_price)
+    return broker, clock, updates
+
+
+def test_a_call_in_the_money_settles_at_its_intrinsic_value_with_no_fee():
+    broker, _, updates = short_call_at_expiry()
+    cash_before = broker.cash
+    [settled] = broker.settle_expired()
+    fill = settled.fill
+    assert settled.status is OrderStatus.FILLED and settled.order_id == f"EXP-{SYM}-manual"
+    assert (fill.side, fill.quantity, fill.price, fill.fee) == (Side.BUY, 75, 120.4, 0.0)
+    assert "expiry settlement" in settled.reason and "24120.40" in settled.reason
+    assert updates[-1] == settled  # reported to the listeners like any fill
+    assert broker.positions() == {}
+    assert broker.cash == pytest.approx(cash_before - 75 * 120.4)
+
+
+def test_an_option_out_of_the_money_expires_worthless():
+    broker, clock, _ = paper()
+    broker.set_quote(PUT, 40.0, 41.0)
+    broker.submit_order(OrderRequest("b1", PUT, Side.BUY, 150))
+    clock.set(EXPIRY_CLOSE)
+    broker.set_quote("NIFTY", 24_500.0, 24_500.0)
+    [settled] = broker.settle_expired()
+    assert (settled.fill.side, settled.fill.quantity, settled.fill.price) == (Side.SELL, 150, 0.0)
+    assert broker.positions() == {}
+
+
+def test_nothing_settles_before_the_expiry_closes():
+    broker, clock, _ = short_call_at_expiry(clock_at=EXPIRY_CLOSE - 60 * 10**9)
+    assert broker.settle_expired() == []
+    assert broker.positions() == {SYM: -75}
+
+
+def test_each_strategy_holding_the_contract_gets_its_own_settlement():
+    broker, clock, _ = paper()
+    broker.set_quote(SYM, 150.0, 151.0)
+    broker.submit_order(sell("a1", strategy="alpha"))
+    broker.submit_order(OrderRequest("b1", SYM, Side.BUY, 150, strategy="beta"))
+    clock.set(EXPIRY_CLOSE)
+    broker.set_quote("NIFTY", 23_900.0, 23_900.0)  # the call ends out of the money
+    settled = broker.settle_expired()
+    assert [(u.order_id, u.strategy, u.fill.side, u.fill.quantity) for u in settled] == [
+        (f"EXP-{SYM}-alpha", "alpha", Side.BUY, 75),
+        (f"EXP-{SYM}-beta", "beta", Side.SELL, 150),
+    ]
+    assert broker.positions() == {}
+
+
+def test_units_no_fill_explains_settle_under_their_own_owner():
+    broker, _, _ = short_call_at_expiry()
+    broker.account.positions[SYM] -= 75  # held beyond the fills (an edited account file)
+    settled = broker.settle_expired()
+    assert [(u.strategy, u.fill.quantity) for u in settled] == [
+        ("manual", 75),
+        (SETTLEMENT_OWNER, 75),
+    ]
+    assert broker.positions() == {}
+
+
+def test_without_an_index_quote_it_waits_then_settles_at_the_price_it_is_given(caplog):
+    broker, clock, _ = paper()
+    broker.set_quote(SYM, 150.0, 151.0)
+    broker.submit_order(sell("s1"))
+    clock.set(EXPIRY_CLOSE)
+    with caplog.at_level(logging.WARNING):
+        assert broker.settle_expired() == []
+    assert f"{SYM} expired; no NIFTY price to settle it at yet" in caplog.text
+    [settled] = broker.settle_expired({"NIFTY": 24_010.0})  # a restart's last journaled mark
+    assert settled.fill.price == 10.0
+
+
+def test_a_settlement_is_kept_across_a_restart_and_never_booked_twice(tmp_path):
+    path = tmp_path / "acct.sqlite"
+    broker, clock, _ = paper()
+    broker = PaperBroker(broker.config, clock=clock, account_path=path)
+    broker.set_quote(SYM, 150.0, 151.0)
+    broker.submit_order(sell("s1"))
+    clock.set(EXPIRY_CLOSE)
+    broker.set_quote("NIFTY", 24_120.0, 24_120.0)
+    assert len(broker.settle_expired()) == 1
+    cash = broker.cash
+    broker.close()
+    again = PaperBroker(broker.config, clock=clock, account_path=path)
+    assert again.positions() == {} and again.cash == pytest.approx(cash)
+    assert again.settle_expired({"NIFTY": 24_500.0}) == []
+    assert again.order(f"EXP-{SYM}-manual").status is OrderStatus.FILLED
+
+
+def test_the_desk_books_the_settlement_and_closes_the_position():
+    broker, clock, _ = paper()
+    kernel = LocalKernel()
+    ExecutionDesk(broker, kernel.submit)
+    broker.set_quote(SYM, 150.0, 151.0)
+    broker.submit_order(sell("s1"))
+    clock.set(EXPIRY_CLOSE)
+    broker.set_quote("NIFTY", 24_120.0, 24_120.0)
+    broker.settle_expired()
+    assert kernel.topics()[-3:] == ["order.filled", "trade.executed", "position.closed"]
+    order = kernel.store.get(f"trading.orders.EXP-{SYM}-manual")
+    assert order["status"] == "filled" and "expiry settlement" in order["reason"]
+    position = kernel.store.get(f"trading.positions.manual:{SYM}")
+    assert position["status"] == "closed" and position["net_quantity"] == 0
+    # Sold at the bid 150, settled at 24,120 - 24,000 = 120: 30 a unit kept.
+    assert position["realized_pnl"] == pytest.approx(75 * 30.0)
+
+
+class HoldsAStraddleToExpiry(Strategy):
+    """Sells one lot of the first call and the first put it sees, and never exits."""
+
+    strategy_name = "holds_to_expiry"
+
+    def on_start(self, ctx):
+        self.sold, self.fills = {}, []
+
+    def on_tick(self, ctx, tick):
+        symbol = tick["symbol"]
+        kind = symbol[-2:]
+        if kind in ("CE", "PE") and kind not in self.sold:
+            self.sold[kind] = symbol
+            ctx.sell(symbol, ctx.universe.lot_size(ctx.universe.parse(symbol)))
+
+    def on_fill(self, ctx, fill):
+        self.fills.append(fill)
+
+
+def test_a_session_on_expiry_day_settles_what_is_held_at_its_close(tmp_path):
+    from tradelab.journal import JournalReader
+    from tradelab.lab import Lab
+    from tradelab.market.feeds.simulated import SimulatedFeedConfig
+
+    strategy = HoldsAStraddleToExpiry()
+    journal = tmp_path / "lab.duckdb"
+    lab = Lab(
+        journal_path=str(journal),
+        # A Tuesday: the weekly options it quotes expire at 15:30.
+        sim_feed=SimulatedFeedConfig(session_date=date(2025, 11, 18)),
+        ticks_per_second=2,
+        as_fast_as_possible=True,
+        strikes_each_side=1,
+        strategies=[strategy],
+    ).start()
+    try:
+        assert lab.session_finished.wait(120)
+        lab.engine.wait_applied()
+        store = lab.store
+        positions = store.get("trading.positions")
+        assert sorted(p["symbol"] for p in positions.values()) == sorted(strategy.sold.values())
+        assert all(p["status"] == "closed" and not p["net_quantity"] for p in positions.values())
+        assert lab.broker.positions() == {}
+        assert lab.reconciler.run_once().ok  # the book and the broker agree after it
+        index = store.get("market.marks.NIFTY")["price"]
+    finally:
+        lab.stop()
+    settled = [
+        e.payload
+        for e in JournalReader(journal).events(topic="trade.executed")
+        if e.payload["order_id"].startswith("EXP-")
+    ]
+    assert sorted(t["symbol"] for t in settled) == sorted(strategy.sold.values())
+    for trade in settled:
+        contract = lab.universe.parse(trade["symbol"])
+        intrinsic = index - contract.strike if contract.is_call else contract.strike - index
+        assert trade["side"] == "BUY" and trade["fee"] == 0.0
+        assert trade["price"] == pytest.approx(max(intrinsic, 0.0), abs=0.01)
+    assert [f["order_id"] for f in strategy.fills[-2:]] == [t["order_id"] for t in settled]
+
+
+def test_the_lab_settles_at_the_journaled_index_mark_when_the_broker_has_no_quote():
+    from types import SimpleNamespace
+
+    from tradelab.lab_sessions import settle_expired_options
+
+    asked = []
+
+    def settle_expired(prices):
+        asked.append(prices)
+        return []
+
+    marks = {"NIFTY": {"price": 24_010.0, "ts": 1}, "X": {"ts": 2}}
+    store = SimpleNamespace(get=lambda path, default=None: {"market.marks": marks}[path])
+    assert settle_expired_options(store, SimpleNamespace(settle_expired=settle_expired)) == []
+    assert asked == [{"NIFTY": 24_010.0}]
