@@ -98,3 +98,21 @@ def test_bars_refuses_a_length_the_session_does_not_build_naming_the_ones_it_doe
     error = probed(tmp_path, lambda ctx: ctx.bars("ABC", "5m"))
     assert isinstance(error, InvalidInputError)
     assert "this session builds bars of 1d only" in str(error)
+
+
+@pytest.mark.parametrize("call", ["mark", "bars"])
+def test_a_symbol_the_session_never_quotes_is_refused_not_read_as_no_data_yet(tmp_path, call):
+    # A typo ('ABD' for 'ABC') read as "no price yet" for ever: the strategy never traded.
+    def probe(ctx):
+        return ctx.mark("ABD") if call == "mark" else ctx.bars("ABD", "1d")
+
+    error = probed(tmp_path, probe)
+    assert isinstance(error, InvalidInputError)
+    assert f"ctx.{call}('ABD') would never have data: this session quotes ABC" in str(error)
+
+
+def test_an_option_symbol_not_quoted_yet_reads_as_no_data_and_a_quoted_one_has_its_mark(tmp_path):
+    # A strike listed later in a session is an option symbol: None until it is quoted.
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    assert probed(tmp_path / "a", lambda ctx: ctx.mark("NIFTY25NOV24000CE")) is None
+    assert probed(tmp_path / "b", lambda ctx: ctx.mark("ABC")) is not None

@@ -241,6 +241,7 @@ class Lab:
         self.runner = StrategyRunner(self.engine, self.desk, clock=self.clock, name="lab")
         self.runner.inputs_check = self._inputs_check
         self.runner.bar_intervals = self._bar_intervals
+        self.runner.quoted_symbols = frozenset(self.feed.symbols)
         for strategy in self.strategies:
             self.runner.add(strategy)
         self.runner.start(who="lab")

@@ -263,6 +263,7 @@ def _run(
             engine, desk, clock=clock, name="backtest", threaded=not synchronous
         )
         runner.bar_intervals = frozenset({series.interval})  # the file's, and no other
+        runner.quoted_symbols = frozenset({series.symbol})
         for one in strategies:
             runner.add(one)
         runner.start(who="backtest")

@@ -51,6 +51,7 @@ class StrategyContext:
         self._working: dict[str, dict[str, Any]] = {}  # order id -> {symbol, signed remaining}
         self._signals: set[str] = set()  # names of this strategy's active signals
         self._bar_lengths_seen: set[str] = set()  # intervals ctx.bars has checked
+        self._symbols_seen: set[str] = set()  # symbols ctx.mark / ctx.bars have checked
 
     # -- reading ---------------------------------------------------------------------------
     @property
@@ -81,8 +82,26 @@ class StrategyContext:
     def mark(self, symbol: str) -> float | None:
         """The store's latest mark of `symbol` (in a live session it may be newer than the
         event being handled: the feed does not wait for strategies)."""
+        if symbol not in self._symbols_seen:  # checked once each: ctx.mark is hot
+            self._check_symbol(symbol, "mark")
         mark = self.store.get(f"market.marks.{symbol}", None)
         return None if mark is None else float(mark["price"])
+
+    def _check_symbol(self, symbol: object, call: str) -> None:
+        """Refuse a symbol this session can never quote (a typo would read as "no price yet"
+        for ever): one it quotes, or any option symbol (a strike listed later), is fine."""
+        quoted = self._runner.quoted_symbols
+        if quoted is not None and symbol not in quoted:
+            try:
+                self.universe.parse(symbol)
+            except InvalidInputError as exc:
+                shown = ", ".join(sorted(quoted)[:4]) + (", ..." if len(quoted) > 4 else "")
+                raise InvalidInputError(
+                    f"ctx.{call}({symbol!r}) would never have data: this session quotes "
+                    f"{shown}, and it is not an option symbol either ({exc})"
+                ) from None
+        if len(self._symbols_seen) < 4096:
+            self._symbols_seen.add(symbol)  # type: ignore[arg-type]
 
     def _check_bar_length(self, interval: object) -> None:
         if type(interval) is not str or not BAR_LENGTH.fullmatch(interval):
@@ -107,6 +126,8 @@ class StrategyContext:
         bar the store already holds in a live session."""
         if interval not in self._bar_lengths_seen:  # checked once each: ctx.bars is hot
             self._check_bar_length(interval)
+        if symbol not in self._symbols_seen:
+            self._check_symbol(symbol, "bars")
         bars = self.store.get(f"market.bars.{symbol}.{interval}", None) or ()
         now = self._runner.current_ts
         if now and bars and bars[-1]["end"] > now:  # the store is ahead of this strategy

@@ -89,6 +89,9 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         self.failed_any = False  # a strategy has failed (slots.py sets it)
         # The bar lengths the session builds (None: not said): ctx.bars refuses another.
         self.bar_intervals: frozenset[str] | None = None
+        # The symbols the session quotes (None: not said): ctx.mark / ctx.bars refuse a symbol
+        # that is neither one of them nor an option symbol.
+        self.quoted_symbols: frozenset[str] | None = None
         self._inbox = RunnerInbox(inbox_limit)
         self._subs: list[Any] = []
         self._thread: threading.Thread | None = None
