@@ -430,6 +430,23 @@ def test_a_replayed_daily_file_says_its_strategies_get_the_sessions_shorter_bars
     assert "tradelab backtest FILE" in caplog.text
 
 
+def test_a_replayed_weekly_file_names_its_own_bar_length(tmp_path, caplog):
+    # Its ticks are spread over a day's session, but its bars are a week long, not "1 day".
+    from tradelab.lab import Lab
+
+    rows = ["Date,Open,High,Low,Close"]
+    rows += [f"2025-{m:02d}-{d:02d},100,101,99,100" for m, d in ((10, 6), (10, 13), (10, 20))]
+    bars = tmp_path / "weekly.csv"
+    bars.write_text("\n".join(rows) + "\n")
+    Lab(
+        journal_path=str(tmp_path / "w.duckdb"),
+        feed="replay",
+        replay_path=str(bars),
+        strategy="none",
+    )
+    assert "bars are 7 days long" in caplog.text
+
+
 def test_a_date_parameter_on_the_command_line_is_told_why_not_called_a_bad_number():
     import datetime as dt
 

@@ -121,7 +121,7 @@ class Lab:
         plain = self.universe.instruments if cfg.feed == "replay" else {}
         self.chart_symbol = "NIFTY" if "NIFTY" in plain or not plain else next(iter(plain))
         intervals = session_intervals(
-            cfg, self.feed.config.bar_seconds if cfg.feed == "replay" else None
+            cfg, self.feed.file_bar_seconds if cfg.feed == "replay" else None
         )
         # A strategy with nothing to trade is refused, not run idle; so is such a change of
         # its parameters later (the runner's set_params, the console's parameters tab).

@@ -329,6 +329,7 @@ def replay_session(
     length = file_bar_length_ns(times.to_numpy(dtype="int64"))
     bar_seconds = length // NS_PER_S if length else 60
     feed.config.bar_seconds = min(max(bar_seconds, 1), 86_400)
+    feed.file_bar_seconds = bar_seconds
     options = OptionUniverse()
     plain = {}
     for symbol in feed.bars["symbol"].unique():

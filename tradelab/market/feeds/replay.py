@@ -171,6 +171,9 @@ class ReplayFeed:
         self.config = config or ReplayFeedConfig()
         self.hours = hours or MarketHours()
         self.bars = load_bars(self.config.path)
+        # The file's own bar length (a weekly file's 7 days); config.bar_seconds, what its ticks
+        # are spread over, stops at a day. Set by whoever reads it (lab_config.replay_session).
+        self.file_bar_seconds: int | None = None
         # Bars on a holiday or weekend are replayed as they are (the file is the record), but a
         # file that trades on a closed day is usually mis-dated: say so, and count them.
         self.non_trading_days, self.non_trading_day_bars = _closed_days(self.bars, self.hours)
