@@ -131,6 +131,32 @@ def test_a_stop_that_times_out_behind_a_hook_says_so(tmp_path, caplog):
         stuck.release.set()
 
 
+def test_a_stop_behind_a_hook_stalled_already_waits_a_short_grace_and_says_why(tmp_path, caplog):
+    # A hook in a loop held Ctrl-C for the whole 60 s timeout, with nothing said.
+    with Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False) as engine:
+        runner = StrategyRunner(
+            engine,
+            ExecutionDesk(PaperBroker(), engine.submit),
+            name="r",
+            hook_stall_after_s=0.2,
+        )
+        stuck = runner.add(Stuck())
+        runner.start(who="test")
+        engine.publish_transient("market.tick", {"symbol": "A", "last": 1.0}, key="A")
+        assert stuck.entered.wait(30)
+        deadline = time.monotonic() + 30
+        while runner.metrics()["stalled_hook"] is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        started = time.monotonic()
+        assert runner.stop(who="test", timeout=60) is False
+        assert time.monotonic() - started < 30  # 1 s of grace; generous for a shared machine
+        assert "strategy stuck's on_tick has run" in caplog.text
+        assert "waiting 1 s more for it" in caplog.text
+        assert "did not stop within 1 s" in caplog.text
+        stuck.release.set()
+
+
 @pytest.mark.parametrize("threaded", [True, False])
 def test_operator_commands_after_the_runner_stopped_are_refused_not_queued(tmp_path, threaded):
     # Queued after a stop, nothing would ever read them, and set_params returned the values

@@ -201,20 +201,40 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         self._command(lambda: self._stopped(who))
         if self._thread is not None:
             self._inbox.put_command(_STOP)
-            self._thread.join(timeout)
+            waited = self._stop_wait(timeout)
+            self._thread.join(waited)
             if self._thread.is_alive():
                 self.stopped_in_time = False
                 log.warning(
                     "runner %s did not stop within %g s: a strategy's hook is still running; "
                     "on_stop may not have been called",
                     self.name,
-                    timeout,
+                    waited,
                 )
         for sub in self._subs:
             sub.unsubscribe()
         self._subs = []
         self.hook_watch.stop()
         return self.stopped_in_time
+
+    def _stop_wait(self, timeout: float) -> float:
+        """How long the stop waits for the thread: `timeout`, but a hook stalled already (it
+        ran past the watch's bound) gets twice that bound, said at once: one in a loop would
+        hold a Ctrl-C for the whole timeout with nothing said."""
+        stalled = self.hook_watch.stalled()
+        if stalled is None:
+            return timeout
+        grace = min(timeout, max(2 * self.hook_watch.stall_after_s, 1.0))
+        log.warning(
+            "runner %s stopping: strategy %s's %s has run %.1f s; waiting %g s more for it, "
+            "then the session stops without its on_stop",
+            self.name,
+            stalled["strategy"],
+            stalled["hook"],
+            stalled["seconds"],
+            grace,
+        )
+        return grace
 
     @property
     def ticks_dropped(self) -> int:
