@@ -2,7 +2,7 @@
 against the index at the close, as NSE does, and the desk books the settlement as fills."""
 
 import logging
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 from contracts.local_kernel import LocalKernel
@@ -10,6 +10,7 @@ from test_broker_paper import SYM, at, paper
 
 from tradelab.broker import PaperBroker
 from tradelab.broker.settlement import SETTLEMENT_OWNER
+from tradelab.market.instruments import IST
 from tradelab.runner import Strategy
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.orders import OrderRequest, OrderStatus, Side
@@ -180,6 +181,9 @@ def test_a_session_on_expiry_day_settles_what_is_held_at_its_close(tmp_path):
         assert lab.broker.positions() == {}
         assert lab.reconciler.run_once().ok  # the book and the broker agree after it
         index = store.get("market.marks.NIFTY")["price"]
+        settlement_marks = {
+            symbol: store.get(f"market.marks.{symbol}") for symbol in strategy.sold.values()
+        }
     finally:
         lab.stop()
     settled = [
@@ -193,6 +197,9 @@ def test_a_session_on_expiry_day_settles_what_is_held_at_its_close(tmp_path):
         intrinsic = index - contract.strike if contract.is_call else contract.strike - index
         assert trade["side"] == "BUY" and trade["fee"] == 0.0
         assert trade["price"] == pytest.approx(max(intrinsic, 0.0), abs=0.01)
+        # The contract is marked at its settlement price, not left at its last quote.
+        assert settlement_marks[trade["symbol"]]["price"] == trade["price"]
+        assert settlement_marks[trade["symbol"]]["ts"] == trade["ts"] == lab.close_ns
     assert [f["order_id"] for f in strategy.fills[-2:]] == [t["order_id"] for t in settled]
 
 
@@ -209,5 +216,85 @@ def test_the_lab_settles_at_the_journaled_index_mark_when_the_broker_has_no_quot
 
     marks = {"NIFTY": {"price": 24_010.0, "ts": 1}, "X": {"ts": 2}}
     store = SimpleNamespace(get=lambda path, default=None: {"market.marks": marks}[path])
-    assert settle_expired_options(store, SimpleNamespace(settle_expired=settle_expired)) == []
+    broker = SimpleNamespace(settle_expired=settle_expired)
+    assert settle_expired_options(store, broker, lambda *a, **k: None) == []
     assert asked == [{"NIFTY": 24_010.0}]
+
+
+def test_strategies_long_and_short_one_contract_are_each_settled_though_the_account_is_flat():
+    # The account nets them to nothing; the book holds two positions the expiry closes.
+    broker, clock, _ = paper()
+    kernel = LocalKernel()
+    ExecutionDesk(broker, kernel.submit)
+    broker.set_quote(PUT, 36.0, 37.0)
+    broker.submit_order(sell("s1", symbol=PUT, strategy="seller"))
+    broker.submit_order(OrderRequest("b1", PUT, Side.BUY, 75, strategy="buyer"))
+    assert broker.positions() == {}
+    clock.set(EXPIRY_CLOSE)
+    broker.set_quote("NIFTY", 23_949.4, 23_949.4)
+    settled = broker.settle_expired()
+    assert [(u.strategy, u.fill.side, u.fill.price) for u in settled] == [
+        ("buyer", Side.SELL, 50.6),
+        ("seller", Side.BUY, 50.6),
+    ]
+    seller = kernel.store.get(f"trading.positions.seller:{PUT}")
+    buyer = kernel.store.get(f"trading.positions.buyer:{PUT}")
+    assert seller["status"] == buyer["status"] == "closed"
+    assert seller["realized_pnl"] == pytest.approx((36.0 - 50.6) * 75)
+    assert buyer["realized_pnl"] == pytest.approx((50.6 - 37.0) * 75)
+    assert broker.settle_expired() == []  # nothing is left to settle
+
+
+def test_a_settlement_booked_a_day_late_is_dated_at_the_expirys_close():
+    broker, clock, _ = paper()
+    broker.set_quote(SYM, 150.0, 151.0)
+    broker.submit_order(sell("s1"))
+    clock.set(at(9, 15, day=26))  # a restart the next day: no index quote at the broker yet
+    [settled] = broker.settle_expired({"NIFTY": 24_100.0})
+    assert settled.fill.ts == settled.ts == EXPIRY_CLOSE
+
+
+class BuysLateAndHolds(Strategy):
+    """Buys ten lots of a put 100 points out of the money at 15:25 and holds it to expiry."""
+
+    strategy_name = "buys_late"
+
+    def on_start(self, ctx):
+        self.symbol = None
+
+    def on_tick(self, ctx, tick):
+        late = datetime.fromtimestamp(tick["ts"] / 1e9, IST).strftime("%H:%M") >= "15:25"
+        index = ctx.mark("NIFTY")
+        if self.symbol is None and late and index is not None:
+            put = ctx.universe.parse(tick["symbol"]) if tick["symbol"].endswith("PE") else None
+            if put is not None and put.strike == ctx.universe.atm_strike(index) - 100:
+                self.symbol = tick["symbol"]
+                ctx.buy(self.symbol, 10 * ctx.universe.lot_size(put))
+
+
+def test_a_daily_loss_limit_crossed_by_the_settlement_halts_at_max_speed_too(tmp_path):
+    # The close's settlement realized the loss after the last check of a lockstep run: the
+    # same session halted paced and stayed active at --speed max.
+    from tradelab.lab import Lab
+    from tradelab.market.feeds.simulated import SimulatedFeedConfig
+    from tradelab.trading.risk import RiskConfig
+
+    strategy = BuysLateAndHolds()
+    lab = Lab(
+        journal_path=str(tmp_path / "lab.duckdb"),
+        sim_feed=SimulatedFeedConfig(session_date=date(2025, 11, 18)),
+        ticks_per_second=5,
+        as_fast_as_possible=True,
+        strikes_each_side=2,
+        strategies=[strategy],
+        risk=RiskConfig(daily_loss_limit=100.0),
+    ).start()
+    try:
+        assert lab.session_finished.wait(120)
+        lab.engine.wait_applied()
+        assert strategy.symbol is not None
+        daily = lab.store.get("pnl.daily")["net"]
+        assert daily <= -100.0
+        assert lab.store.get("risk.control")["state"] == "halted"
+    finally:
+        lab.stop()

@@ -267,7 +267,8 @@ class Lab:
             self.router.open_session(at_ns, source=self.market_source)
         # Left working by a session stopped before its close: expired by the exchange since.
         expire_day_orders(store, self.desk, sent_before=ist_date(at_ns))
-        settle_expired_options(store, self.broker)  # held past an expiry a restart skipped
+        # Held past an expiry a restart skipped.
+        settle_expired_options(store, self.broker, self.engine.submit)
 
     def _next_day(self, last_ns: int, first_ns: int) -> None:
         """A replayed file's next IST day: close the day before, open this one."""
@@ -286,7 +287,17 @@ class Lab:
             self.router.close_session(last_ns)
         clock_to_close(self.clock, self.broker.hours, last_ns)
         expire_day_orders(self.engine.store, self.desk)
-        settle_expired_options(self.engine.store, self.broker)
+        if settle_expired_options(self.engine.store, self.broker, self.engine.submit):
+            self._check_daily_loss()
+
+    def _check_daily_loss(self) -> None:
+        """The daily loss check after the close's settlement, before the next day's reset or the
+        stop: in lockstep the monitor has no thread, and paced its thread may come too late."""
+        if self.risk_monitor is not None:
+            try:
+                self.risk_monitor.check()
+            except Exception:  # as on the monitor's own thread: log it, it is checked again
+                log.exception("daily loss check failed")
 
     def _close_session(self) -> None:
         if not self._stop.is_set():

@@ -247,11 +247,13 @@ def expire_day_orders(store: Any, desk: Any, sent_before: date | None = None) ->
     return expired
 
 
-def settle_expired_options(store: Any, broker: Any) -> list[str]:
+def settle_expired_options(store: Any, broker: Any, submit: Callable[..., Any]) -> list[str]:
     """Have the broker settle the options whose expiry has closed (NSE settles them in cash at
-    the close); its reports reach the desk as fills. An index with no quote at the broker yet
-    (a restart) settles at its last journaled mark. A broker that is down or away: logged, the
-    settlement waits for the next close or start. Returns the settlement orders' ids."""
+    the close); its reports reach the desk as fills, and each settled contract is marked at
+    its settlement price (`mark.updated`), as the exchange publishes it. An index with no quote
+    at the broker yet (a restart) settles at its last journaled mark. A broker that is down or
+    away: logged, the settlement waits for the next close or start. Returns the settlement
+    orders' ids."""
     marks = store.get("market.marks", None) or {}
     prices = {symbol: mark["price"] for symbol, mark in marks.items() if "price" in mark}
     try:
@@ -259,6 +261,24 @@ def settle_expired_options(store: Any, broker: Any) -> list[str]:
     except TradelabError as exc:
         log.warning("expired options not settled: %s", exc)
         return []
+    marked = set()
     for update in updates:
-        log.info("%s", update.reason)
+        # A warning, not news: a position the exchange closed, not its strategy.
+        log.warning("%s (%s, %s %d)", update.reason, update.strategy, update.side, update.quantity)
+        fill = update.fill
+        if fill is not None and fill.symbol not in marked:
+            marked.add(fill.symbol)
+            price = fill.price
+            submit(
+                "mark.updated",
+                {
+                    "symbol": fill.symbol,
+                    "price": price,
+                    "bid": price,
+                    "ask": price,
+                    "last": price,
+                    "ts": fill.ts,
+                },
+                key=fill.symbol,
+            )
     return [update.order_id for update in updates]

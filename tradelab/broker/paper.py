@@ -393,7 +393,7 @@ class PaperBroker:
                     self.account, self.universe, self._quotes, index_prices, now
                 )
                 updates = [
-                    self._emit(order, OrderStatus.FILLED, now, reason=reason, fill=fill)
+                    self._emit(order, OrderStatus.FILLED, fill.ts, reason=reason, fill=fill)
                     for order, fill, reason in booked
                 ]
                 self._save_then_report()

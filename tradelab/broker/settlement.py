@@ -4,9 +4,11 @@ intrinsic value against the index's price at the expiry's close.
 An option still held when its expiry closes (15:30 IST on its expiry day) is closed by the
 exchange, not by an order of ours: a call at max(index - strike, 0), a put at max(strike -
 index, 0), so an out-of-the-money option expires worthless (price 0). The paper broker books
-that as one settlement order per strategy holding the contract (the strategy its fills carry;
-units no fill explains, which only an edited account file can hold, settle as SETTLEMENT_OWNER),
-filled at once at that price with no fee, and reports it like any fill. Its order id is
+that as one settlement order per strategy holding the contract (the strategy its fills carry,
+even when strategies long and short net to nothing in the account; units no fill explains,
+which only an edited account file can hold, settle as SETTLEMENT_OWNER), filled at that price
+with no fee (NSE's STT on an exercised option is not charged), dated at the expiry's close
+however late it is booked, and reports it like any fill. Its order id is
 `EXP-<symbol>-<strategy>`: a contract expires once, so a settlement booked again after a restart
 is recognized and never doubled.
 
@@ -16,7 +18,7 @@ Pure functions of the account and its contracts; the broker calls them under its
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from tradelab.broker.account import PaperAccount, PaperOrder
@@ -37,28 +39,35 @@ def settlement_price(contract: OptionContract, index_price: float) -> float:
     return round(max(value, 0.0), 2)
 
 
-def expired_holdings(account: Any, universe: Any, now_ns: int) -> Iterator[OptionContract]:
-    """The option contracts the account holds whose expiry has closed by `now_ns`, by symbol."""
-    for symbol in sorted(account.positions):
-        contract = universe.parse(symbol)
-        if not isinstance(contract, OptionContract):
-            continue  # a plain instrument never expires
-        if contract.expiry_close().timestamp() * NS_PER_S <= now_ns:
-            yield contract
-
-
-def settlement_requests(account: Any, contract: OptionContract) -> list[OrderRequest]:
-    """The orders that close the account's position in `contract`: one per strategy holding
-    it, in the direction that takes that strategy's units to zero."""
-    symbol = contract.symbol
-    held_by: dict[str, int] = {}
+def holdings_by_strategy(account: Any) -> dict[str, dict[str, int]]:
+    """Units held per symbol and strategy, from the account's fills (units no fill explains:
+    SETTLEMENT_OWNER's). Per strategy, not the account's net: two strategies long and short
+    one contract net to nothing at the broker, yet each holds a position the expiry closes."""
+    held: dict[str, dict[str, int]] = {}
     for fill in account.fills:
-        if fill.symbol == symbol:
-            signed = fill.quantity if fill.side is Side.BUY else -fill.quantity
-            held_by[fill.strategy] = held_by.get(fill.strategy, 0) + signed
-    unexplained = account.positions.get(symbol, 0) - sum(held_by.values())
-    if unexplained:
-        held_by[SETTLEMENT_OWNER] = held_by.get(SETTLEMENT_OWNER, 0) + unexplained
+        by = held.setdefault(fill.symbol, {})
+        signed = fill.quantity if fill.side is Side.BUY else -fill.quantity
+        by[fill.strategy] = by.get(fill.strategy, 0) + signed
+    for symbol, units in account.positions.items():
+        by = held.setdefault(symbol, {})
+        unexplained = units - sum(by.values())
+        if unexplained:
+            by[SETTLEMENT_OWNER] = by.get(SETTLEMENT_OWNER, 0) + unexplained
+    return {symbol: by for symbol, by in held.items() if any(by.values())}
+
+
+def expired(universe: Any, symbol: str, now_ns: int) -> OptionContract | None:
+    """`symbol`'s contract if it is an option whose expiry has closed by `now_ns`."""
+    contract = universe.parse(symbol)
+    if not isinstance(contract, OptionContract):
+        return None  # a plain instrument never expires
+    return contract if contract.expiry_close().timestamp() * NS_PER_S <= now_ns else None
+
+
+def settlement_requests(contract: OptionContract, held_by: Mapping[str, int]) -> list[OrderRequest]:
+    """The orders that close what each strategy holds of `contract` (`held_by`: units by
+    strategy), in the direction that takes its units to zero."""
+    symbol = contract.symbol
     requests = []
     for strategy, units in sorted(held_by.items()):
         if units == 0:
@@ -85,20 +94,27 @@ def settlement_reason(contract: OptionContract, index_price: float, price: float
 
 
 def book_settlement(
-    account: Any, universe: Any, contract: OptionContract, index_price: float, now_ns: int
-) -> list[tuple[Any, Any, str]]:
-    """Book the settlement of `contract` in `account`: (order, fill, reason) per strategy."""
+    account: PaperAccount,
+    universe: Any,
+    contract: OptionContract,
+    held_by: Mapping[str, int],
+    index_price: float,
+) -> list[tuple[PaperOrder, Any, str]]:
+    """Book the settlement of `contract` in `account`, dated at its expiry's close (a restart
+    a day later settles it then, but it closed at the expiry): (order, fill, reason) per
+    strategy holding it."""
     price = settlement_price(contract, index_price)
     reason = settlement_reason(contract, index_price, price)
+    at = int(contract.expiry_close().timestamp()) * NS_PER_S
     booked = []
-    for request in settlement_requests(account, contract):
+    for request in settlement_requests(contract, held_by):
         if request.order_id in account.orders:  # booked before: its units are not held
             continue
         order = PaperOrder(
-            request, account.new_broker_order_id(), universe.lot_size(contract), contract, now_ns
+            request, account.new_broker_order_id(), universe.lot_size(contract), contract, at
         )
         account.add_order(order)
-        fill = account.record_fill(order, request.quantity, price, 0.0, now_ns)
+        fill = account.record_fill(order, request.quantity, price, 0.0, at)
         booked.append((order, fill, reason))
     return booked
 
@@ -110,18 +126,20 @@ def settle_expired(
     index_prices: Mapping[str, float] | None,
     now_ns: int,
 ) -> list[tuple[PaperOrder, Any, str]]:
-    """Book the settlement of every held option expired by `now_ns`, at its index's quote in
-    `quotes` (mid), else its price in `index_prices`; a contract with neither waits, logged."""
+    """Book the settlement of every option a strategy holds that expired by `now_ns`, at its
+    index's quote in `quotes` (mid), else its price in `index_prices`; a contract with neither
+    waits, logged."""
     booked = []
-    for contract in expired_holdings(account, universe, now_ns):
+    for symbol, held_by in sorted(holdings_by_strategy(account).items()):
+        contract = expired(universe, symbol, now_ns)
+        if contract is None:
+            continue
         quote = quotes.get(contract.underlying)
         index = (
             (quote[0] + quote[1]) / 2 if quote else (index_prices or {}).get(contract.underlying)
         )
         if index is None:
-            log.warning(
-                "%s expired; no %s price to settle it at yet", contract, contract.underlying
-            )
+            log.warning("%s expired; no %s price to settle it at yet", symbol, contract.underlying)
             continue
-        booked += book_settlement(account, universe, contract, index, now_ns)
+        booked += book_settlement(account, universe, contract, held_by, index)
     return booked

@@ -6,7 +6,8 @@ whoever follows halts, then, through the desk, cancels the
 working orders that mode forbids and optionally flattens the book. One breach per trading day;
 only `RiskGate.resume` (an operator) lifts it.
 Thread model: `check()` runs on the monitor's own thread (`start`), woken by the bus on every
-fill, mark and session reset and at least every `check_interval_s`; never on the kernel thread.
+fill, mark and session reset and at least every `check_interval_s`, and on the Lab's after a
+close settled expired options (one at a time); never on the kernel thread.
 """
 
 from __future__ import annotations
@@ -53,10 +54,16 @@ class DailyLossMonitor:
         self._subscriptions: list[Any] = []
         self._flatten_attempts_left = 0  # a breach's flatten a crash cut short, redone on checks
         self._flatten_next_try = 0.0  # time.monotonic() of its next try
+        self._check_lock = threading.Lock()
 
     def check(self) -> bool:
         """Breach now if today's P&L is a loss at or below minus the limit (a limit of 0: any
-        loss, never a flat day); True if it breached."""
+        loss, never a flat day); True if it breached. One check at a time: the Lab checks at a
+        close too, beside this monitor's thread."""
+        with self._check_lock:
+            return self._check()
+
+    def _check(self) -> bool:
         if self._flatten_attempts_left and time.monotonic() >= self._flatten_next_try:
             self._flatten_after_restart()
         limit = self.config.daily_loss_limit
