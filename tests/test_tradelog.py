@@ -58,3 +58,28 @@ def test_a_round_trip_across_a_restart_is_logged_as_without_one(before, after):
     across = logged(before, after, restart=True)
     assert across == whole[-1:]
     assert across[0]["opened_ts"] is not None and across[0]["entry_trade_id"] is not None
+
+
+def closed_without_a_log(fills, logged_exit):
+    """What seeding logs for a position the store has flat after `fills`, whose last logged
+    round trip ended at `logged_exit`."""
+    out = []
+    positions, trades = store_after(fills)
+    positions[PID]["last_trade_id"] = fills[-1]["trade_id"]
+    log = TradeLog(lambda topic, payload, key: out.append(payload))
+    log.seed(positions, trades, {PID: logged_exit} if logged_exit else {})
+    return out
+
+
+def test_a_round_trip_that_closed_while_no_trade_log_ran_is_logged_when_one_starts():
+    # Closed by a fill the reconciler adopted on start (an expiry settled after a crash): no
+    # runner folded it, and the trades table had no round trip for it.
+    fills = [fill(1, "SELL", 75, 150.0), fill(2, "BUY", 75, 120.0, fee=0.0)]
+    whole = logged(fills, [], restart=False)
+    assert closed_without_a_log(fills, logged_exit=None) == whole
+    assert whole[0]["realized_pnl"] == pytest.approx(75 * 30.0)
+
+
+def test_a_round_trip_logged_before_the_restart_is_not_logged_again():
+    fills = [fill(1, "BUY", 10, 100.0), fill(2, "SELL", 10, 101.0)]
+    assert closed_without_a_log(fills, logged_exit="T2") == []

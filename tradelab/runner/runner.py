@@ -181,7 +181,9 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         # in on_start after a restart cannot take the id of one placed in the run before.
         self.current_seq = max(self.current_seq, self._seeded_seq)
         self.trade_log.seed(
-            seed.get("trading.positions", None) or {}, seed.get("trading.trades", None) or {}
+            seed.get("trading.positions", None) or {},
+            seed.get("trading.trades", None) or {},
+            seed.get("trading.logged_exits", None) or {},
         )
         self.monitor.restore(store)
         self.submit(

@@ -59,10 +59,19 @@ def params_changed_reducer(view: Any, event: Event) -> Iterable[Change]:
     return [(path, record)]
 
 
+def trade_logged_reducer(view: Any, event: Event) -> Iterable[Change]:
+    """`trading.logged_exits.<position_id>`: the exit fill of the position's last round trip in
+    the trade log, so a runner starting later logs one that closed while none ran (tradelog)."""
+    p = event.payload
+    pid = path_level(p["position_id"], "position id")
+    return [(f"trading.logged_exits.{pid}", p.get("exit_trade_id"))]
+
+
 def reducers() -> dict[str, list[Callable[[Any, Event], Iterable[Change]]]]:
     return {
         "runner.state_changed": [state_changed_reducer],
         "runner.params_changed": [params_changed_reducer],
+        "trade.logged": [trade_logged_reducer],
     }
 
 

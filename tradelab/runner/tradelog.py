@@ -46,20 +46,33 @@ class TradeLog:
         self,
         positions: Mapping[str, Mapping[str, Any]],
         trades: Mapping[str, Mapping[str, Any]] | None = None,
+        logged_exits: Mapping[str, Any] | None = None,
     ) -> None:
         """Open round trips after a restart: each open position's fills since it opened
         (`trades`, the store's), folded again without logging, so the round trip closed
         after the restart has its entry time, entry fill and fees. A position whose opening
-        is not known is entered at its average, with no time or fill."""
+        is not known is entered at its average, with no time or fill. A position that went
+        flat while no trade log ran (a fill the reconciler adopted on start, an expiry settled
+        after a crash) and whose last fill closed no logged round trip (`logged_exits`, the
+        store's) has that round trip folded and logged now."""
         since: dict[str, int] = {}
+        unlogged: dict[str, int] = {}
+        logged = logged_exits or {}
         for pid, pos in positions.items():
             if int(pos.get("net_quantity") or 0):
                 since[pid] = pos.get("opened_seq") or 0
+            elif pos.get("opened_seq") and logged.get(pid) != pos.get("last_trade_id"):
+                unlogged[pid] = pos["opened_seq"]
         fills: dict[str, list[Mapping[str, Any]]] = {}
         for trade in (trades or {}).values():
             pid = trade.get("position_id")
-            if since.get(pid) and trade["seq"] >= since[pid]:
+            opened = since.get(pid) or unlogged.get(pid)
+            if opened and trade["seq"] >= opened:
                 fills.setdefault(pid, []).append(trade)
+        for pid in unlogged:
+            for fill in sorted(fills.get(pid, ()), key=lambda t: t["seq"]):
+                self.on_fill(fill)
+            self._open.pop(pid, None)  # its opening fill was not kept: nothing to log
         for pid in since:
             for fill in sorted(fills.get(pid, ()), key=lambda t: t["seq"]):
                 self.on_fill(fill, journal=False)  # logged before the restart already
