@@ -488,3 +488,22 @@ def test_a_start_after_a_session_that_ended_in_a_broker_outage_journals_the_conn
     assert s.store.get(f"broker.health.{s.broker.name}")["state"] == "ok"
     restarted.journal_connection()  # nothing more to say
     assert len(s.events("broker.reconnected")) == 1
+
+
+def test_a_missed_fill_of_an_order_the_book_never_saw_adopts_the_order_too():
+    # An expiry's settlement (or an order from another terminal) whose report a crash lost:
+    # the trade was adopted, and the orders table had no row for it.
+    s = Session()
+    request = OrderRequest("ext-2", SYM, Side.BUY, 75, OrderType.MARKET, None, "manual")
+    s.broker.faults.place_outside_order(request)
+    report = s.reconciler(missed_fill="adopt", unknown_position="adopt").run_once()
+    assert "missed_fill" in report.kinds
+    order = s.store.get("trading.orders.ext-2")
+    assert (order["status"], order["filled_quantity"], order["strategy"]) == (
+        "filled",
+        75,
+        "manual",
+    )
+    assert s.store.get("trading.working.ext-2", None) is None
+    assert s.book_quantity() == 75
+    assert s.reconciler(missed_fill="adopt").run_once().ok

@@ -64,10 +64,15 @@ class Mismatch:
 
 
 def orders_to_compare(store: Any, fills: list[Fill]) -> list[str]:
-    """The orders whose broker state the comparison needs: the book's working orders and the
-    book's orders that the fills since the point touched, sorted."""
+    """The orders whose broker state the comparison needs: the book's working orders, the
+    book's orders that the fills since the point touched, and the orders of missed fills the
+    book never saw (an expiry's settlement a crash kept from the journal: adopted with them),
+    sorted."""
     ids = set((store.get("trading.working", None) or {}).keys())
-    ids.update(f.order_id for f in fills if store.get(f"trading.orders.{f.order_id}", None))
+    for f in fills:
+        known = store.get(f"trading.orders.{f.order_id}", None) is not None
+        if known or store.get(f"trading.trades.{f.trade_id}", None) is None:
+            ids.add(f.order_id)
     return sorted(ids)
 
 
@@ -130,7 +135,7 @@ def find_mismatches(view: BrokerView, store: Any) -> list[Mismatch]:
                     None,
                     _order_state(update),
                     {"order_id": update.order_id, "symbol": update.symbol},
-                    broker_record=_adoptable(update),
+                    broker_record=adoptable(update),
                 )
             )
     fill_seq_of = {}
@@ -162,7 +167,7 @@ def _order_state(update: OrderUpdate) -> dict[str, Any]:
     return {"status": str(update.status), "filled_quantity": update.filled_quantity}
 
 
-def _adoptable(update: OrderUpdate) -> dict[str, Any]:
+def adoptable(update: OrderUpdate) -> dict[str, Any]:
     """What adopting an order the book never saw writes: its update and, when the broker
     reports them, its terms (a resting limit is valued at its limit, not the mark)."""
     record = update.to_payload()

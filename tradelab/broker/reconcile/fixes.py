@@ -1,9 +1,9 @@
 """What adopting the broker's view of one difference writes: the `reconciliation.fixed` payloads.
 
-A missed fill is adopted as the broker's trade; an order's state as the broker's; a position
-difference as adjusting trades (an unknown position at the broker's average cost, else at the
-mark) whose ids are deterministic, so a fix found again after a restart mid-reconciliation
-applies once. Pure functions of (mismatch, broker view, store); no threads.
+A missed fill is adopted as the broker's trade (with its order, when the book never saw it); an
+order's state as the broker's; a position difference as adjusting trades (an unknown position
+at the broker's average cost, else at the mark) whose ids are deterministic, so a fix found
+again after a restart mid-reconciliation applies once. Pure functions of (mismatch, broker view, store); no threads.
 """
 
 from __future__ import annotations
@@ -26,7 +26,11 @@ def fixes_for(m: Mismatch, view: BrokerView, store: Any, now_ns: int) -> list[di
     if m.kind == d.MISSED_FILL:
         trade = dict(m.broker_record)
         trade["position_id"] = position_id(trade["strategy"], trade["symbol"])
-        return [{**base, "action": "adopted the broker's fill", "trade": trade}]
+        fix = {**base, "action": "adopted the broker's fill", "trade": trade}
+        order = view.orders.get(trade["order_id"])
+        if order is not None and store.get(f"trading.orders.{trade['order_id']}", None) is None:
+            fix["order"] = d.adoptable(order)  # an order the book never saw: its record too
+        return [fix]
     if m.kind in (d.UNKNOWN_OPEN_ORDER, d.ORDER_STATE_MISMATCH):
         order = m.broker_record
         if order is None:  # the broker does not know the order: it is not working there
