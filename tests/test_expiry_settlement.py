@@ -2,6 +2,7 @@
 against the index at the close, as NSE does, and the desk books the settlement as fills."""
 
 import logging
+import time
 from datetime import date, datetime
 
 import pytest
@@ -298,3 +299,59 @@ def test_a_daily_loss_limit_crossed_by_the_settlement_halts_at_max_speed_too(tmp
         assert lab.store.get("risk.control")["state"] == "halted"
     finally:
         lab.stop()
+
+
+def test_a_restart_on_a_later_day_closes_the_expiry_day_first_and_settles_at_its_close(tmp_path):
+    # Stopped mid-session on the expiry day and started again the next day: the settlement
+    # was dated the next morning, and the expiry day's session was never closed.
+    from tradelab.journal import JournalReader
+    from tradelab.lab import Lab
+    from tradelab.lab_sessions import day_close_ns
+    from tradelab.market.feeds.simulated import SimulatedFeedConfig
+
+    journal = tmp_path / "lab.duckdb"
+    strategy = HoldsAStraddleToExpiry()
+    lab = Lab(
+        journal_path=str(journal),
+        sim_feed=SimulatedFeedConfig(session_date=date(2025, 11, 18)),
+        ticks_per_second=50,
+        speed=600.0,
+        strikes_each_side=1,
+        strategies=[strategy],
+    ).start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(lab.broker.positions()) < 2:  # both legs sold, the day far from its close
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        expiry_close = day_close_ns(lab.broker.hours, lab.open_ns)
+    finally:
+        lab.stop()
+    with Lab(
+        journal_path=str(journal),
+        sim_feed=SimulatedFeedConfig(session_date=date(2025, 11, 19)),
+        ticks_per_second=2,
+        as_fast_as_possible=True,
+        strikes_each_side=1,
+        strategy="none",
+    ) as later:
+        assert later.session_finished.wait(120)
+        later.engine.wait_applied()
+        assert later.broker.positions() == {}
+    reader = JournalReader(journal)
+    sessions = [
+        (e.topic, e.payload["session_date"], e.payload["ts"])
+        for e in reader.events()
+        if e.topic in ("market.session_opened", "market.session_closed")
+    ]
+    assert sessions[:3] == [
+        ("market.session_opened", "2025-11-18", lab.open_ns),
+        ("market.session_closed", "2025-11-18", expiry_close),
+        ("market.session_opened", "2025-11-19", later.open_ns),
+    ]
+    settled = [
+        e.payload
+        for e in reader.events(topic="trade.executed")
+        if e.payload["order_id"].startswith("EXP-")
+    ]
+    assert len(settled) == 2 and all(t["ts"] == expiry_close for t in settled)

@@ -261,6 +261,11 @@ class Lab:
             if ist_date(at_ns) == ist_date(self.open_ns):
                 at_ns = self.open_ns
         session_date = ist_date(at_ns).isoformat()
+        earlier = store.get("market.session", None) or {}
+        if earlier.get("status") == "open" and (earlier.get("session_date") or "") < session_date:
+            # Stopped before its close and started again on a later day: that day closed then
+            # (its day orders expired, its expiries settled, its loss limit checked).
+            self._close_day(day_close_ns(self.broker.hours, earlier.get("ts") or at_ns))
         if (store.get("pnl.daily", None) or {}).get("session_date") != session_date:
             self.desk.reset_daily_pnl(session_date)
         if (store.get("market.session", None) or {}).get("session_date") != session_date:
