@@ -238,6 +238,7 @@ def test_bars_never_show_a_strategy_a_bar_after_the_one_it_handles():
         engine=SimpleNamespace(store=SimpleNamespace(get=lambda path, default: held)),
         current_ts=6,  # handling the bar that ends at 6; the store has three more already
         bar_intervals=None,
+        quoted_symbols=None,
     )
     ctx = StrategyContext(runner, Scripted())
     assert [b["end"] for b in ctx.bars("X", "1m")] == [1, 2, 3, 4, 5, 6]
