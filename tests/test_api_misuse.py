@@ -10,6 +10,7 @@ from tradelab.engine.store import build_store
 from tradelab.errors import InvalidInputError, InvalidOrderError, StateError
 from tradelab.runner import SmaCross, Strategy
 from tradelab.runner.backtest import run_backtest
+from tradelab.runner.context import StrategyContext
 from tradelab.runner.runner import StrategyRunner
 from tradelab.trading.execution import ExecutionDesk
 
@@ -108,11 +109,31 @@ def test_a_symbol_the_session_never_quotes_is_refused_not_read_as_no_data_yet(tm
 
     error = probed(tmp_path, probe)
     assert isinstance(error, InvalidInputError)
-    assert f"ctx.{call}('ABD') would never have data: this session quotes ABC" in str(error)
+    assert str(error) == f"ctx.{call}('ABD') would never have data: this session quotes ABC"
 
 
-def test_an_option_symbol_not_quoted_yet_reads_as_no_data_and_a_quoted_one_has_its_mark(tmp_path):
-    # A strike listed later in a session is an option symbol: None until it is quoted.
-    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
-    assert probed(tmp_path / "a", lambda ctx: ctx.mark("NIFTY25NOV24000CE")) is None
-    assert probed(tmp_path / "b", lambda ctx: ctx.mark("ABC")) is not None
+@pytest.mark.parametrize(
+    ("symbol", "said"),
+    [
+        # A backtest quotes its file's symbol only: an option symbol is a typo there too.
+        ("NIFTY25NOV24000CE", "ctx.mark('NIFTY25NOV24000CE') would never have data"),
+        (["ABC"], "ctx.mark takes a symbol (a str), got list ['ABC']"),
+    ],
+)
+def test_a_backtest_refuses_any_symbol_but_its_own(tmp_path, symbol, said):
+    error = probed(tmp_path, lambda ctx: ctx.mark(symbol))
+    assert isinstance(error, InvalidInputError) and said in str(error)
+    (tmp_path / "again").mkdir()
+    assert probed(tmp_path / "again", lambda ctx: ctx.mark("ABC")) is not None
+
+
+def test_the_simulated_session_reads_a_strike_it_lists_later_as_no_data_yet(tmp_path):
+    from tradelab.lab import Lab
+
+    lab = Lab(journal_path=str(tmp_path / "lab.duckdb"), strikes_each_side=1, strategy="none")
+    with lab:
+        ctx = StrategyContext(lab.runner, Probe())
+        far = "NIFTY25N1830000CE"  # a strike far from the index: not quoted at the open
+        assert far not in lab.feed.symbols and ctx.mark(far) is None
+        with pytest.raises(InvalidInputError, match="and the option strikes it lists"):
+            ctx.mark("NIFTYX")

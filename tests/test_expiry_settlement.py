@@ -301,7 +301,10 @@ def test_a_daily_loss_limit_crossed_by_the_settlement_halts_at_max_speed_too(tmp
         lab.stop()
 
 
-def test_a_restart_on_a_later_day_closes_the_expiry_day_first_and_settles_at_its_close(tmp_path):
+@pytest.mark.parametrize("paced", [False, True], ids=["max", "paced"])
+def test_a_restart_on_a_later_day_closes_the_expiry_day_first_and_settles_at_its_close(
+    tmp_path, paced
+):
     # Stopped mid-session on the expiry day and started again the next day: the settlement
     # was dated the next morning, and the expiry day's session was never closed.
     from tradelab.journal import JournalReader
@@ -331,7 +334,10 @@ def test_a_restart_on_a_later_day_closes_the_expiry_day_first_and_settles_at_its
         journal_path=str(journal),
         sim_feed=SimulatedFeedConfig(session_date=date(2025, 11, 19)),
         ticks_per_second=2,
-        as_fast_as_possible=True,
+        # Paced, the day's first tick opened it a second time: the store had not shown the
+        # open yet.
+        as_fast_as_possible=not paced,
+        speed=40_000.0,
         strikes_each_side=1,
         strategy="none",
     ) as later:
@@ -344,10 +350,11 @@ def test_a_restart_on_a_later_day_closes_the_expiry_day_first_and_settles_at_its
         for e in reader.events()
         if e.topic in ("market.session_opened", "market.session_closed")
     ]
-    assert sessions[:3] == [
+    assert sessions == [
         ("market.session_opened", "2025-11-18", lab.open_ns),
         ("market.session_closed", "2025-11-18", expiry_close),
         ("market.session_opened", "2025-11-19", later.open_ns),
+        ("market.session_closed", "2025-11-19", later.close_ns),
     ]
     settled = [
         e.payload

@@ -175,6 +175,12 @@ class Lab:
         self.session_finished = threading.Event()
         self.resumed_after_ns: int | None = None  # the journal's last mark (None: none yet)
         self._closed_session: ClosedSession | None = None  # a restart may play more of it
+        # The session an earlier run left open (stopped before its close): closed if this one
+        # opens a later day. Read at start: the store may not have applied this Lab's own
+        # close and open yet when the next day opens, so those are remembered here.
+        self._left_open: dict | None = None
+        self._opened_date: str | None = None
+        self._closed_date: str | None = None
         self._stop = threading.Event()
         self._feed_thread: threading.Thread | None = None
         self._started = False
@@ -208,6 +214,8 @@ class Lab:
         if last is not None and last > self.clock.now_ns():  # as late as the journal
             self.clock.set(last)
         self._closed_session = ClosedSession.of(store)
+        left = store.get("market.session", None) or {}
+        self._left_open = left if left.get("status") == "open" else None
         try:
             check_same_market(store, self.market_source, max(self.open_ns, last or self.open_ns))
         except InvalidInputError:
@@ -242,6 +250,7 @@ class Lab:
         self.runner.inputs_check = self._inputs_check
         self.runner.bar_intervals = self._bar_intervals
         self.runner.quoted_symbols = frozenset(self.feed.symbols)
+        self.runner.lists_new_strikes = self.config.feed == "sim"
         for strategy in self.strategies:
             self.runner.add(strategy)
         self.runner.start(who="lab")
@@ -261,11 +270,14 @@ class Lab:
             if ist_date(at_ns) == ist_date(self.open_ns):
                 at_ns = self.open_ns
         session_date = ist_date(at_ns).isoformat()
-        earlier = store.get("market.session", None) or {}
-        if earlier.get("status") == "open" and (earlier.get("session_date") or "") < session_date:
+        if session_date == self._opened_date:
+            return  # opened by this Lab already (the store may not show it yet)
+        earlier, self._left_open = self._left_open, None
+        if earlier is not None and (earlier.get("session_date") or "") < session_date:
             # Stopped before its close and started again on a later day: that day closed then
             # (its day orders expired, its expiries settled, its loss limit checked).
             self._close_day(day_close_ns(self.broker.hours, earlier.get("ts") or at_ns))
+        self._opened_date = session_date
         if (store.get("pnl.daily", None) or {}).get("session_date") != session_date:
             self.desk.reset_daily_pnl(session_date)
         if (store.get("market.session", None) or {}).get("session_date") != session_date:
@@ -285,6 +297,10 @@ class Lab:
         self._close_day(day_close_ns(self.broker.hours, last_ns))
 
     def _close_day(self, last_ns: int) -> None:
+        day = ist_date(last_ns).isoformat()
+        if self._closed_date is not None and day <= self._closed_date:
+            return  # closed by this Lab already (a restart on a later day closed it at start)
+        self._closed_date = day
         # Once: a paced session stopped in an overnight wait had closed its day already, and a
         # restart with nothing more of a closed day to play finds it closed. The clock reads
         # the day's close either way: an order after it is after hours.

@@ -82,26 +82,38 @@ class StrategyContext:
     def mark(self, symbol: str) -> float | None:
         """The store's latest mark of `symbol` (in a live session it may be newer than the
         event being handled: the feed does not wait for strategies)."""
-        if symbol not in self._symbols_seen:  # checked once each: ctx.mark is hot
+        if type(symbol) is not str or symbol not in self._symbols_seen:  # once each: it is hot
             self._check_symbol(symbol, "mark")
         mark = self.store.get(f"market.marks.{symbol}", None)
         return None if mark is None else float(mark["price"])
 
     def _check_symbol(self, symbol: object, call: str) -> None:
         """Refuse a symbol this session can never quote (a typo would read as "no price yet"
-        for ever): one it quotes, or any option symbol (a strike listed later), is fine."""
-        quoted = self._runner.quoted_symbols
+        for ever): one it quotes is fine, and in a session that lists new strikes as the index
+        moves (the simulated one), any option symbol."""
+        if type(symbol) is not str:
+            raise InvalidInputError(
+                f"ctx.{call} takes a symbol (a str), got {type(symbol).__name__} {symbol!r}"
+            )
+        runner = self._runner
+        quoted = getattr(runner, "quoted_symbols", None)  # None: the session did not say
         if quoted is not None and symbol not in quoted:
-            try:
-                self.universe.parse(symbol)
-            except InvalidInputError as exc:
+            listed_later = getattr(runner, "lists_new_strikes", False)
+            if not (listed_later and self._is_option(symbol)):
                 shown = ", ".join(sorted(quoted)[:4]) + (", ..." if len(quoted) > 4 else "")
                 raise InvalidInputError(
                     f"ctx.{call}({symbol!r}) would never have data: this session quotes "
-                    f"{shown}, and it is not an option symbol either ({exc})"
-                ) from None
+                    f"{shown}" + (" and the option strikes it lists" if listed_later else "")
+                )
         if len(self._symbols_seen) < 4096:
-            self._symbols_seen.add(symbol)  # type: ignore[arg-type]
+            self._symbols_seen.add(symbol)
+
+    def _is_option(self, symbol: str) -> bool:
+        try:
+            self.universe.parse(symbol)
+        except InvalidInputError:
+            return False
+        return True
 
     def _check_bar_length(self, interval: object) -> None:
         if type(interval) is not str or not BAR_LENGTH.fullmatch(interval):
@@ -126,7 +138,7 @@ class StrategyContext:
         bar the store already holds in a live session."""
         if interval not in self._bar_lengths_seen:  # checked once each: ctx.bars is hot
             self._check_bar_length(interval)
-        if symbol not in self._symbols_seen:
+        if type(symbol) is not str or symbol not in self._symbols_seen:
             self._check_symbol(symbol, "bars")
         bars = self.store.get(f"market.bars.{symbol}.{interval}", None) or ()
         now = self._runner.current_ts

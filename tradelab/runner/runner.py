@@ -89,9 +89,11 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         self.failed_any = False  # a strategy has failed (slots.py sets it)
         # The bar lengths the session builds (None: not said): ctx.bars refuses another.
         self.bar_intervals: frozenset[str] | None = None
-        # The symbols the session quotes (None: not said): ctx.mark / ctx.bars refuse a symbol
-        # that is neither one of them nor an option symbol.
+        # The symbols the session quotes (None: not said), and whether it lists new option
+        # strikes as it goes (the simulated market): ctx.mark / ctx.bars refuse a symbol it
+        # can never quote.
         self.quoted_symbols: frozenset[str] | None = None
+        self.lists_new_strikes = False
         self._inbox = RunnerInbox(inbox_limit)
         self._subs: list[Any] = []
         self._thread: threading.Thread | None = None
