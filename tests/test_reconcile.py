@@ -507,3 +507,43 @@ def test_a_missed_fill_of_an_order_the_book_never_saw_adopts_the_order_too():
     assert s.store.get("trading.working.ext-2", None) is None
     assert s.book_quantity() == 75
     assert s.reconciler(missed_fill="adopt").run_once().ok
+
+
+def test_a_missed_fill_of_an_unknown_order_still_working_leaves_the_order_to_its_own_policy():
+    # Adopted with its fill, another terminal's working order became the book's, and the
+    # close's day-order expiry cancelled it at the broker, though its policy said flag.
+    s = Session()
+    s.broker.set_quote(SYM, 100.0, 100.5, size=75)
+    request = OrderRequest("ext-p", SYM, Side.BUY, 150, OrderType.LIMIT, 101.0, "manual")
+    s.broker.faults.place_outside_order(request)  # 75 fill at once, 75 keep working
+    report = s.reconciler(missed_fill="adopt", unknown_open_order="flag").run_once()
+    assert "unknown_open_order" in report.kinds and "missed_fill" in report.kinds
+    assert s.store.get("trading.orders.ext-p", None) is None
+    assert s.store.get("trading.working", None) in (None, {})
+
+
+class CountsOrderReads:
+    """A broker whose `order` reads are counted (everything else is the paper broker's)."""
+
+    def __init__(self, broker):
+        self._broker, self.order_reads = broker, 0
+
+    def order(self, order_id):
+        self.order_reads += 1
+        return self._broker.order(order_id)
+
+    def __getattr__(self, name):
+        return getattr(self._broker, name)
+
+
+@pytest.mark.parametrize("setting", [{"missed_fill": "flag"}, {"dry_run": True}])
+def test_an_unknown_orders_state_is_read_only_when_its_missed_fill_is_adopted(setting):
+    s = Session()
+    s.broker.faults.place_outside_order(OrderRequest("ext-3", SYM, Side.BUY, 75))
+    counting = CountsOrderReads(s.broker)
+    reconciler = Reconciler(
+        counting, s.kernel.submit, config=ReconcilerConfig(settle_s=0.0, **setting)
+    )
+    for _ in range(3):
+        assert "missed_fill" in reconciler.run_once().kinds
+    assert counting.order_reads == 0

@@ -63,15 +63,16 @@ class Mismatch:
         }
 
 
-def orders_to_compare(store: Any, fills: list[Fill]) -> list[str]:
-    """The orders whose broker state the comparison needs: the book's working orders, the
-    book's orders that the fills since the point touched, and the orders of missed fills the
-    book never saw (an expiry's settlement a crash kept from the journal: adopted with them),
-    sorted."""
+def orders_to_compare(store: Any, fills: list[Fill], *, adopting_fills: bool = False) -> list[str]:
+    """The orders whose broker state the comparison needs: the book's working orders and the
+    book's orders that the fills since the point touched; `adopting_fills` (missed fills are
+    adopted, not a dry run), also the orders of missed fills the book never saw (an expiry's
+    settlement a crash kept from the journal), whose records are adopted with them. Sorted."""
     ids = set((store.get("trading.working", None) or {}).keys())
     for f in fills:
         known = store.get(f"trading.orders.{f.order_id}", None) is not None
-        if known or store.get(f"trading.trades.{f.trade_id}", None) is None:
+        missed = store.get(f"trading.trades.{f.trade_id}", None) is None
+        if known or (adopting_fills and missed):
             ids.add(f.order_id)
     return sorted(ids)
 

@@ -28,8 +28,11 @@ def fixes_for(m: Mismatch, view: BrokerView, store: Any, now_ns: int) -> list[di
         trade["position_id"] = position_id(trade["strategy"], trade["symbol"])
         fix = {**base, "action": "adopted the broker's fill", "trade": trade}
         order = view.orders.get(trade["order_id"])
-        if order is not None and store.get(f"trading.orders.{trade['order_id']}", None) is None:
-            fix["order"] = d.adoptable(order)  # an order the book never saw: its record too
+        unknown = store.get(f"trading.orders.{trade['order_id']}", None) is None
+        # An order the book never saw, done at the broker: its record too. One still working
+        # is an unknown open order: its own policy decides whether the book takes it.
+        if order is not None and unknown and order.status.is_terminal:
+            fix["order"] = d.adoptable(order)
         return [fix]
     if m.kind in (d.UNKNOWN_OPEN_ORDER, d.ORDER_STATE_MISMATCH):
         order = m.broker_record

@@ -288,12 +288,13 @@ class Reconciler:
             )
 
         fills = call(lambda: broker.fills_since(point), "fills")
+        adopting = cfg.policy(d.MISSED_FILL) == "adopt" and not cfg.dry_run
         open_orders = call(broker.open_orders, "open orders")
         positions = call(broker.positions, "positions")
         average_prices = call(broker.average_prices, "average prices")
         orders = {
             oid: call(lambda oid=oid: broker.order(oid), f"order {oid!r}")
-            for oid in d.orders_to_compare(self.store, fills)
+            for oid in d.orders_to_compare(self.store, fills, adopting_fills=adopting)
         }
         lots = {s: lot for s in positions if (lot := _lot_size(broker, s)) is not None}
         last = fills[-1].fill_seq if fills else point
