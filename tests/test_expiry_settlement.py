@@ -79,13 +79,16 @@ def test_each_strategy_holding_the_contract_gets_its_own_settlement():
     assert broker.positions() == {}
 
 
-def test_units_no_fill_explains_settle_under_their_own_owner():
+def test_units_no_fill_explains_settle_as_the_reconcilers():
+    from tradelab.broker.reconcile.fixes import BY
+
+    assert SETTLEMENT_OWNER == BY  # the strategy the reconciler books such units under
     broker, _, _ = short_call_at_expiry()
     broker.account.positions[SYM] -= 75  # held beyond the fills (an edited account file)
     settled = broker.settle_expired()
     assert [(u.strategy, u.fill.quantity) for u in settled] == [
         ("manual", 75),
-        (SETTLEMENT_OWNER, 75),
+        ("reconciler", 75),
     ]
     assert broker.positions() == {}
 
@@ -211,12 +214,12 @@ def test_the_lab_settles_at_the_journaled_index_mark_when_the_broker_has_no_quot
 
     asked = []
 
-    def settle_expired(prices):
+    def settle_expired(prices, held_by):
         asked.append(prices)
         return []
 
     marks = {"NIFTY": {"price": 24_010.0, "ts": 1}, "X": {"ts": 2}}
-    store = SimpleNamespace(get=lambda path, default=None: {"market.marks": marks}[path])
+    store = SimpleNamespace(get=lambda path, default=None: {"market.marks": marks}.get(path))
     broker = SimpleNamespace(settle_expired=settle_expired)
     assert settle_expired_options(store, broker, lambda *a, **k: None) == []
     assert asked == [{"NIFTY": 24_010.0}]
@@ -362,3 +365,46 @@ def test_a_restart_on_a_later_day_closes_the_expiry_day_first_and_settles_at_its
         if e.payload["order_id"].startswith("EXP-")
     ]
     assert len(settled) == 2 and all(t["ts"] == expiry_close for t in settled)
+
+
+def reconciled_session(outside_units, strategy_buys=0, **policies):
+    """A desk and broker (tests/test_reconcile.py's Session) where a strategy bought, units
+    were held from outside, and the reconciler ran with `policies`; the clock at expiry."""
+    from test_reconcile import Session
+
+    s = Session()
+    if strategy_buys:
+        s.desk.place_order(SYM, "BUY", strategy_buys, strategy="alpha")
+    s.broker.faults.hold_outside_position(SYM, outside_units, 100.0)
+    s.reconciler(**policies).run_once()
+    s.clock.set(EXPIRY_CLOSE)
+    s.broker.set_quote("NIFTY", 24_100.0, 24_100.0)
+    return s
+
+
+def open_in_book(s):
+    positions = s.store.get("trading.positions", None) or {}
+    return {pid: p["net_quantity"] for pid, p in positions.items() if p["net_quantity"]}
+
+
+def test_units_the_reconciler_adopted_settle_as_its_own_and_leave_nothing_open():
+    # Settled as 'unattributed', they left the reconciler's +150 and a -150 open for good.
+    from tradelab.lab_sessions import settle_expired_options
+
+    s = reconciled_session(150, unknown_position="adopt")
+    assert open_in_book(s) == {f"reconciler:{SYM}": 150}
+    [order_id] = settle_expired_options(s.store, s.broker, s.kernel.submit)
+    assert order_id == f"EXP-{SYM}-reconciler"
+    assert open_in_book(s) == {} and s.broker.positions() == {}
+    assert s.reconciler().run_once().ok
+
+
+def test_a_position_closed_from_outside_and_reconciled_is_not_settled_again():
+    # The strategy's fill still said it held 75: settling it left the broker short an expired
+    # option and the strategy -75 in the book.
+    from tradelab.lab_sessions import settle_expired_options
+
+    s = reconciled_session(-75, strategy_buys=75, missing_position="adopt")
+    assert open_in_book(s) == {} and s.broker.positions() == {}
+    assert settle_expired_options(s.store, s.broker, s.kernel.submit) == []
+    assert open_in_book(s) == {} and s.broker.positions() == {}

@@ -249,15 +249,20 @@ def expire_day_orders(store: Any, desk: Any, sent_before: date | None = None) ->
 
 def settle_expired_options(store: Any, broker: Any, submit: Callable[..., Any]) -> list[str]:
     """Have the broker settle the options whose expiry has closed (NSE settles them in cash at
-    the close); its reports reach the desk as fills, and each settled contract is marked at
+    the close), split per strategy as the book holds them; its reports reach the desk as fills, and each settled contract is marked at
     its settlement price (`mark.updated`), as the exchange publishes it. An index with no quote
     at the broker yet (a restart) settles at its last journaled mark. A broker that is down or
     away: logged, the settlement waits for the next close or start. Returns the settlement
     orders' ids."""
     marks = store.get("market.marks", None) or {}
     prices = {symbol: mark["price"] for symbol, mark in marks.items() if "price" in mark}
+    held_by: dict[str, dict[str, int]] = {}  # the book's split of each contract by strategy
+    for position in (store.get("trading.positions", None) or {}).values():
+        if position.get("net_quantity"):
+            by = held_by.setdefault(position["symbol"], {})
+            by[position["strategy"]] = by.get(position["strategy"], 0) + position["net_quantity"]
     try:
-        updates = broker.settle_expired(prices)
+        updates = broker.settle_expired(prices, held_by)
     except TradelabError as exc:
         log.warning("expired options not settled: %s", exc)
         return []

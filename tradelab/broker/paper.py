@@ -381,16 +381,19 @@ class PaperBroker:
         self._emit(order, status, now, fill=fill)
 
     # -- expiry -----------------------------------------------------------------------------
-    def settle_expired(self, index_prices: Mapping[str, float] | None = None) -> list[OrderUpdate]:
-        """Settle every held option whose expiry closed by the clock's now (settlement.py), at
-        its index's latest quote here, else at its price in `index_prices` (a restart's last
-        journaled mark; none known: it waits, logged). Reported like fills; returned too."""
+    def settle_expired(
+        self,
+        index_prices: Mapping[str, float] | None = None,
+        held_by: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> list[OrderUpdate]:
+        """Settle the held options whose expiry closed by now, reported like fills: at the
+        index's quote here, else `index_prices`; split per strategy by `held_by` (settlement.py)."""
         try:
             with self._lock:
                 self._check_up()
                 now = self.clock.now_ns()
                 booked = settle_expired(
-                    self.account, self.universe, self._quotes, index_prices, now
+                    self.account, self.universe, self._quotes, index_prices, now, held_by
                 )
                 updates = [
                     self._emit(order, OrderStatus.FILLED, fill.ts, reason=reason, fill=fill)

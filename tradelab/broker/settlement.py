@@ -3,14 +3,17 @@ intrinsic value against the index's price at the expiry's close.
 
 An option still held when its expiry closes (15:30 IST on its expiry day) is closed by the
 exchange, not by an order of ours: a call at max(index - strike, 0), a put at max(strike -
-index, 0), so an out-of-the-money option expires worthless (price 0). The paper broker books
-that as one settlement order per strategy holding the contract (the strategy its fills carry,
-even when strategies long and short net to nothing in the account; units no fill explains,
-which only an edited account file can hold, settle as SETTLEMENT_OWNER), filled at that price
-with no fee (NSE's STT on an exercised option is not charged), dated at the expiry's close
-however late it is booked, and reports it like any fill. Its order id is
-`EXP-<symbol>-<strategy>`: a contract expires once, so a settlement booked again after a restart
-is recognized and never doubled.
+index, 0), so an out-of-the-money option expires worthless (price 0). The exchange settles
+the account's net; the paper broker reports it split per strategy, as the book holds the
+contract when the caller says how (`held_by`: the Lab passes its book), else as the account's
+own fills tag it. Two strategies long and short one contract are each settled though the
+account nets them to nothing; units the split does not explain (held or closed from outside,
+and not yet reconciled) settle as SETTLEMENT_OWNER, the strategy the reconciler books such
+units under, so a settlement never leaves the account or the book holding an expired
+contract. Each part is an order filled at that price with no fee (NSE's STT on an exercised
+option is not charged), dated at the expiry's close however late it is booked, reported like
+any fill. Its order id is `EXP-<symbol>-<strategy>`: a contract expires once, so a settlement
+booked again after a restart is recognized and never doubled.
 
 Pure functions of the account and its contracts; the broker calls them under its lock.
 """
@@ -28,7 +31,9 @@ from tradelab.trading.orders import OrderRequest, OrderType, Side
 
 log = logging.getLogger(__name__)
 
-SETTLEMENT_OWNER = "unattributed"  # the strategy of units no fill of the account explains
+# The strategy of units no holder explains: the reconciler's (reconcile/fixes.py BY), which
+# books what the broker holds beyond the book.
+SETTLEMENT_OWNER = "reconciler"
 SETTLEMENT_PREFIX = "EXP-"
 
 
@@ -40,20 +45,25 @@ def settlement_price(contract: OptionContract, index_price: float) -> float:
 
 
 def holdings_by_strategy(account: Any) -> dict[str, dict[str, int]]:
-    """Units held per symbol and strategy, from the account's fills (units no fill explains:
-    SETTLEMENT_OWNER's). Per strategy, not the account's net: two strategies long and short
-    one contract net to nothing at the broker, yet each holds a position the expiry closes."""
+    """Units held per symbol and strategy, as the account's fills tag them."""
     held: dict[str, dict[str, int]] = {}
     for fill in account.fills:
         by = held.setdefault(fill.symbol, {})
         signed = fill.quantity if fill.side is Side.BUY else -fill.quantity
         by[fill.strategy] = by.get(fill.strategy, 0) + signed
-    for symbol, units in account.positions.items():
-        by = held.setdefault(symbol, {})
-        unexplained = units - sum(by.values())
-        if unexplained:
-            by[SETTLEMENT_OWNER] = by.get(SETTLEMENT_OWNER, 0) + unexplained
-    return {symbol: by for symbol, by in held.items() if any(by.values())}
+    return held
+
+
+def settlement_split(
+    account: Any, symbol: str, held_by: Mapping[str, int] | None
+) -> dict[str, int]:
+    """Units to settle per strategy: `held_by`'s, and the account's net beyond their sum
+    (SETTLEMENT_OWNER's); empty when nothing is held."""
+    split = {strategy: units for strategy, units in (held_by or {}).items() if units}
+    rest = account.positions.get(symbol, 0) - sum(split.values())
+    if rest:
+        split[SETTLEMENT_OWNER] = split.get(SETTLEMENT_OWNER, 0) + rest
+    return split
 
 
 def expired(universe: Any, symbol: str, now_ns: int) -> OptionContract | None:
@@ -125,13 +135,17 @@ def settle_expired(
     quotes: Mapping[str, list[float]],
     index_prices: Mapping[str, float] | None,
     now_ns: int,
+    held_by: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[tuple[PaperOrder, Any, str]]:
-    """Book the settlement of every option a strategy holds that expired by `now_ns`, at its
-    index's quote in `quotes` (mid), else its price in `index_prices`; a contract with neither
-    waits, logged."""
+    """Book the settlement of every option held that expired by `now_ns` (held in the account,
+    or by a strategy in `held_by`: symbol -> strategy -> units; None: as the fills tag it), at
+    its index's quote in `quotes` (mid), else its price in `index_prices`; a contract with
+    neither waits, logged."""
+    holders = holdings_by_strategy(account) if held_by is None else held_by
     booked = []
-    for symbol, held_by in sorted(holdings_by_strategy(account).items()):
-        contract = expired(universe, symbol, now_ns)
+    for symbol in sorted(set(account.positions) | set(holders)):
+        split = settlement_split(account, symbol, holders.get(symbol))
+        contract = expired(universe, symbol, now_ns) if split else None
         if contract is None:
             continue
         quote = quotes.get(contract.underlying)
@@ -141,5 +155,5 @@ def settle_expired(
         if index is None:
             log.warning("%s expired; no %s price to settle it at yet", symbol, contract.underlying)
             continue
-        booked += book_settlement(account, universe, contract, held_by, index)
+        booked += book_settlement(account, universe, contract, split, index)
     return booked
