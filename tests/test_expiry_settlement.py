@@ -408,3 +408,9 @@ def test_a_position_closed_from_outside_and_reconciled_is_not_settled_again():
     assert open_in_book(s) == {} and s.broker.positions() == {}
     assert settle_expired_options(s.store, s.broker, s.kernel.submit) == []
     assert open_in_book(s) == {} and s.broker.positions() == {}
+
+
+def test_a_book_symbol_the_broker_cannot_trade_does_not_stop_the_others_settling():
+    broker, _, _ = short_call_at_expiry()
+    held_by = {"ZZZ": {"a": 5}, SYM: {"manual": -75}}
+    assert [u.symbol for u in broker.settle_expired(held_by=held_by)] == [SYM]

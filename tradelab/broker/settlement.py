@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tradelab.broker.account import PaperAccount, PaperOrder
+from tradelab.errors import InvalidInputError
 from tradelab.market.clock import NS_PER_S
 from tradelab.market.instruments import OptionContract
 from tradelab.trading.orders import OrderRequest, OrderType, Side
@@ -68,7 +69,10 @@ def settlement_split(
 
 def expired(universe: Any, symbol: str, now_ns: int) -> OptionContract | None:
     """`symbol`'s contract if it is an option whose expiry has closed by `now_ns`."""
-    contract = universe.parse(symbol)
+    try:
+        contract = universe.parse(symbol)
+    except InvalidInputError:  # not traded here (a book's symbol from another market)
+        return None
     if not isinstance(contract, OptionContract):
         return None  # a plain instrument never expires
     return contract if contract.expiry_close().timestamp() * NS_PER_S <= now_ns else None
