@@ -118,6 +118,11 @@ DEFAULT_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("position.updated", description="a position's qty, average or P&L changed"),
     TopicSpec("position.closed", critical=True, description="a position went flat"),
     TopicSpec("pnl.session_reset", critical=True, description="daily P&L reset at session open"),
+    TopicSpec(
+        "trading.history_trimmed",
+        description="a session opened: finished orders and fills of older sessions left the "
+        "live book (the journal keeps them)",
+    ),
     # orders (broker lifecycle)
     TopicSpec("order.submitted", description="an order was sent to the broker"),
     TopicSpec("order.accepted", description="the broker accepted an order"),

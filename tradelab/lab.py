@@ -69,6 +69,7 @@ from tradelab.metrics_sampler import MetricsSampler
 from tradelab.runner import StrategyRunner
 from tradelab.runner.strategy import Strategy, checked_strategies
 from tradelab.trading.execution import ExecutionDesk
+from tradelab.trading.history import TOPIC as TRIM_TOPIC
 from tradelab.trading.risk import RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor
 
@@ -282,6 +283,8 @@ class Lab:
             self.desk.reset_daily_pnl(session_date)
         if (store.get("market.session", None) or {}).get("session_date") != session_date:
             self.router.open_session(at_ns, source=self.market_source)
+            keep = self.config.book_history_sessions
+            self.engine.submit(TRIM_TOPIC, {"keep_sessions": keep}, key="trading")
         # Left working by a session stopped before its close: expired by the exchange since.
         expire_day_orders(store, self.desk, sent_before=ist_date(at_ns))
         # Held past an expiry a restart skipped.
@@ -308,17 +311,11 @@ class Lab:
             self.router.close_session(last_ns)
         clock_to_close(self.clock, self.broker.hours, last_ns)
         expire_day_orders(self.engine.store, self.desk)
-        if settle_expired_options(self.engine.store, self.broker, self.engine.submit):
-            self._check_daily_loss()
-
-    def _check_daily_loss(self) -> None:
-        """The daily loss check after the close's settlement, before the next day's reset or the
-        stop: in lockstep the monitor has no thread, and paced its thread may come too late."""
-        if self.risk_monitor is not None:
-            try:
-                self.risk_monitor.check()
-            except Exception:  # as on the monitor's own thread: log it, it is checked again
-                log.exception("daily loss check failed")
+        settled = settle_expired_options(self.engine.store, self.broker, self.engine.submit)
+        if settled and self.risk_monitor is not None:
+            # Before the next day's reset or the stop: in lockstep the monitor has no thread,
+            # and paced its thread may come too late.
+            self.risk_monitor.check_logged()
 
     def _close_session(self) -> None:
         if not self._stop.is_set():

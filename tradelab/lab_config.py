@@ -102,6 +102,13 @@ class LabConfig(param.Parameterized):
         "events (0: none; none at speed max, sim or replay: its journal must not depend on "
         "wall time).",
     )
+    book_history_sessions = param.Integer(
+        default=5,
+        bounds=(1, 100_000),
+        doc="Sessions of finished orders and fills the live book keeps (working orders, open "
+        "positions and their fills stay); the journal keeps all of them, and the trades table "
+        "and analytics read it there.",
+    )
     strategy_params = param.Dict(
         default={},
         doc="Parameters of `strategy`: name -> value (text such as '5' is converted).",

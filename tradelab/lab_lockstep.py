@@ -37,10 +37,7 @@ def run_lockstep(lab: Lab) -> None:
             lab._open_session()
             stage[0] = "ticks"
             return True
-        try:  # between two timestamps, once everything before has settled
-            lab.risk_monitor.check()
-        except Exception:  # as on the monitor's own thread: log it, check again next step
-            log.exception("daily loss check failed")
+        lab.risk_monitor.check_logged()  # between two timestamps, once all before has settled
         tick = held.pop() if held else next(ticks, None)
         if tick is None:
             lab._close_session()

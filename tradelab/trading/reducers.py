@@ -21,7 +21,7 @@ from tradelab.events import Event
 from tradelab.market.reducers import bar_mark_price
 from tradelab.state import DELETE, fresh_values
 from tradelab.state.paths import path_level
-from tradelab.trading import exits, risk_state
+from tradelab.trading import exits, history, risk_state
 from tradelab.trading.book import apply_fill, empty_position, remark, with_open, without_open
 from tradelab.trading.pnl import PnlDelta, pnl_changes, unrealized_pnl_changes
 
@@ -325,7 +325,7 @@ def reducers() -> dict[str, list[Callable[[Any, Event], Iterable[Change]]]]:
     out["market.bar"] = [bar_mark_reducer]
     out["position.closed"] = [position_closed_reducer]
     out["pnl.session_reset"] = [session_reset_reducer]
-    for module in (risk_state, exits):
+    for module in (risk_state, exits, history):
         for topic, extra in module.reducers().items():
             out.setdefault(topic, []).extend(extra)
     return out

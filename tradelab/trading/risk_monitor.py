@@ -63,6 +63,14 @@ class DailyLossMonitor:
         with self._check_lock:
             return self._check()
 
+    def check_logged(self) -> None:
+        """`check`, a failure logged rather than raised (as on the monitor's own thread, which
+        checks again on its next wake)."""
+        try:
+            self.check()
+        except Exception:
+            log.exception("daily loss check failed")
+
     def _check(self) -> bool:
         if self._flatten_attempts_left and time.monotonic() >= self._flatten_next_try:
             self._flatten_after_restart()
@@ -180,10 +188,7 @@ class DailyLossMonitor:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            try:
-                self.check()
-            except Exception:  # a failed check must not end the monitor: log, retry next wake
-                log.exception("daily loss check failed")
+            self.check_logged()  # a failed check must not end the monitor: retried next wake
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()

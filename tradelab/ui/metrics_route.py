@@ -254,6 +254,15 @@ class SessionCollector(Collector):
         )
         for name, doc, value in book:
             yield _figure("gauge", name, doc, value)
+        trimmed = CounterMetricFamily(
+            "tradelab_book_history_trimmed",
+            "Finished orders and fills the live book let go (the journal keeps them).",
+            labels=["kind"],
+        )
+        history = get("trading.history", None) or {}
+        for kind in ("orders", "fills"):
+            trimmed.add_metric([kind], history.get(f"trimmed_{kind}", 0))
+        yield trimmed
         health = GaugeMetricFamily(
             "tradelab_broker_degraded", "1 while broker calls keep failing.", labels=["broker"]
         )

@@ -1,0 +1,67 @@
+"""How far back the live book reaches: the last N sessions' finished orders and fills.
+
+The journal keeps every event for good, and the trades table, analytics and `state_at` read it
+there; the live state is what a session works with, so it must not grow with every day a journal
+has ever traded. Policy: when a Lab opens a new session it journals `trading.history_trimmed`
+(`keep_sessions`: LabConfig.book_history_sessions), whose reducer notes the seq that session
+opened at and, once more than N sessions are noted, removes what finished before the oldest
+kept one opened:
+  - an order that is finished (filled, cancelled, rejected, denied) and last changed before it;
+  - a fill before it, unless the book still needs it: a fill of a position open since it
+    opened (the trade log's seed after a restart) or a position's last fill (its close's record).
+Working orders, positions, P&L and everything else stay. What went is counted in
+`trading.history` (`trimmed_orders`, `trimmed_fills`; `tradelab_book_history_trimmed_total`).
+Seqs, not times: the same journal trims the same way however fast it was played.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from tradelab.events import Event
+from tradelab.state import DELETE
+
+Change = tuple[str, Any]
+TOPIC = "trading.history_trimmed"
+_FINISHED = {"filled", "cancelled", "rejected", "denied"}
+
+
+def history_trimmed_reducer(view: Any, event: Event) -> Iterable[Change]:
+    keep = int(event.payload["keep_sessions"])
+    history = dict(view.get("trading.history") or {})
+    opens = [*history.get("session_opens", ()), event.seq][-keep:]
+    history["session_opens"] = opens
+    changes: list[Change] = []
+    if len(opens) == keep:  # the oldest kept session's open: what finished before it goes
+        trading = view.get("trading") or {}
+        changes = _trimmed(trading, before_seq=opens[0])
+        orders = sum(1 for path, _ in changes if path.startswith("trading.orders."))
+        history["trimmed_orders"] = history.get("trimmed_orders", 0) + orders
+        history["trimmed_fills"] = history.get("trimmed_fills", 0) + len(changes) - orders
+    return [*changes, ("trading.history", history)]
+
+
+def _trimmed(trading: dict[str, Any], before_seq: int) -> list[Change]:
+    positions = trading.get("positions") or {}
+    last_fills = {p.get("last_trade_id") for p in positions.values()}
+    open_since = {
+        pid: p.get("opened_seq") or 0 for pid, p in positions.items() if p.get("net_quantity")
+    }
+    changes: list[Change] = []
+    for order_id, order in (trading.get("orders") or {}).items():
+        if order.get("status") in _FINISHED and (order.get("last_seq") or 0) < before_seq:
+            changes.append((f"trading.orders.{order_id}", DELETE))
+    for trade_id, trade in (trading.get("trades") or {}).items():
+        seq = trade.get("seq") or 0
+        if seq >= before_seq or trade_id in last_fills:
+            continue
+        opened = open_since.get(trade.get("position_id"))
+        if opened is not None and seq >= opened:
+            continue  # part of a position still open
+        changes.append((f"trading.trades.{trade_id}", DELETE))
+    return changes
+
+
+def reducers() -> dict[str, list[Callable[[Any, Event], Iterable[Change]]]]:
+    return {TOPIC: [history_trimmed_reducer]}
