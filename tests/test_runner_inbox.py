@@ -118,6 +118,21 @@ class Stuck(Strategy):
         assert self.release.wait(30)
 
 
+def runner_stuck_in_a_tick(engine, stall_after_s):
+    """A started runner "r" whose one strategy is inside on_tick until `stuck.release` is set."""
+    runner = StrategyRunner(
+        engine,
+        ExecutionDesk(PaperBroker(), engine.submit),
+        name="r",
+        hook_stall_after_s=stall_after_s,
+    )
+    stuck = runner.add(Stuck())
+    runner.start(who="test")
+    engine.publish_transient("market.tick", {"symbol": "A", "last": 1.0}, key="A")
+    assert stuck.entered.wait(30)
+    return runner, stuck
+
+
 def test_a_stop_that_times_out_behind_a_hook_says_so(tmp_path, caplog):
     with Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False) as engine:
         runner = StrategyRunner(engine, ExecutionDesk(PaperBroker(), engine.submit), name="r")
@@ -134,16 +149,7 @@ def test_a_stop_that_times_out_behind_a_hook_says_so(tmp_path, caplog):
 def test_a_stop_behind_a_hook_stalled_already_waits_a_short_grace_and_says_why(tmp_path, caplog):
     # A hook in a loop held Ctrl-C for the whole 60 s timeout, with nothing said.
     with Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False) as engine:
-        runner = StrategyRunner(
-            engine,
-            ExecutionDesk(PaperBroker(), engine.submit),
-            name="r",
-            hook_stall_after_s=0.2,
-        )
-        stuck = runner.add(Stuck())
-        runner.start(who="test")
-        engine.publish_transient("market.tick", {"symbol": "A", "last": 1.0}, key="A")
-        assert stuck.entered.wait(30)
+        runner, stuck = runner_stuck_in_a_tick(engine, stall_after_s=0.2)
         deadline = time.monotonic() + 30
         while runner.metrics()["stalled_hook"] is None:
             assert time.monotonic() < deadline
@@ -191,16 +197,7 @@ def test_a_hook_that_does_not_return_is_said_while_it_lasts_and_when_it_returns(
     # Every strategy and the exits wait on the runner's one thread: it used to be said only
     # at the stop ("did not stop within 60 s").
     with Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False) as engine:
-        runner = StrategyRunner(
-            engine,
-            ExecutionDesk(PaperBroker(), engine.submit),
-            name="r",
-            hook_stall_after_s=0.3,
-        )
-        stuck = runner.add(Stuck())
-        runner.start(who="test")
-        engine.publish_transient("market.tick", {"symbol": "A", "last": 1.0}, key="A")
-        assert stuck.entered.wait(30)
+        runner, stuck = runner_stuck_in_a_tick(engine, stall_after_s=0.3)
         deadline = time.monotonic() + 30
         while "has been in on_tick" not in caplog.text:
             assert time.monotonic() < deadline
