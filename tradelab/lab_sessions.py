@@ -249,11 +249,11 @@ def expire_day_orders(store: Any, desk: Any, sent_before: date | None = None) ->
 
 def settle_expired_options(store: Any, broker: Any, submit: Callable[..., Any]) -> list[str]:
     """Have the broker settle the options whose expiry has closed (NSE settles them in cash at
-    the close), split per strategy as the book holds them; its reports reach the desk as fills, and each settled contract is marked at
-    its settlement price (`mark.updated`), as the exchange publishes it. An index with no quote
-    at the broker yet (a restart) settles at its last journaled mark. A broker that is down or
-    away: logged, the settlement waits for the next close or start. Returns the settlement
-    orders' ids."""
+    the close), split per strategy as the book holds them; its reports reach the desk as fills,
+    and each settled contract is marked at its settlement price (`mark.updated`), as the
+    exchange publishes it. An index with no quote at the broker yet (a restart) settles at its
+    last journaled mark. A broker that is down or away: logged, the settlement waits for the
+    next close or start. Returns the settlement orders' ids."""
     marks = store.get("market.marks", None) or {}
     prices = {symbol: mark["price"] for symbol, mark in marks.items() if "price" in mark}
     held_by: dict[str, dict[str, int]] = {}  # the book's split of each contract by strategy

@@ -3,17 +3,17 @@ intrinsic value against the index's price at the expiry's close.
 
 An option still held when its expiry closes (15:30 IST on its expiry day) is closed by the
 exchange, not by an order of ours: a call at max(index - strike, 0), a put at max(strike -
-index, 0), so an out-of-the-money option expires worthless (price 0). The exchange settles
-the account's net; the paper broker reports it split per strategy, as the book holds the
-contract when the caller says how (`held_by`: the Lab passes its book), else as the account's
-own fills tag it. Two strategies long and short one contract are each settled though the
-account nets them to nothing; the account's units beyond the split (held from outside)
-settle as SETTLEMENT_OWNER, the strategy the reconciler books such units under: adopted, they
-close with it; only flagged, the book is left short of them, a difference the reconciler
-reports. The account never keeps an expired contract. Each part is an order filled at that price with no fee (NSE's STT on an exercised
-option is not charged), dated at the expiry's close however late it is booked, reported like
-any fill. Its order id is `EXP-<symbol>-<strategy>`: a contract expires once, so a settlement
-booked again after a restart is recognized and never doubled.
+index, 0), so an out-of-the-money option expires worthless (price 0). The exchange settles the
+account's net; the paper broker reports it split per strategy, as the book holds the contract
+when the caller says how (`held_by`: the Lab passes its book), else as the account's own fills
+tag it. Two strategies long and short one contract are each settled though the account nets them
+to nothing; the account's units beyond the split (held from outside) settle as SETTLEMENT_OWNER,
+the strategy the reconciler books such units under: adopted, they close with it; only flagged,
+the book is left short of them, a difference the reconciler reports. The account never keeps an
+expired contract. Each part is an order filled at that price with no fee (NSE's STT on an
+exercised option is not charged), dated at the expiry's close however late it is booked,
+reported like any fill. Its order id is `EXP-<symbol>-<strategy>`: a contract expires once, so a
+settlement booked again after a restart is recognized and never doubled.
 
 Pure functions of the account and its contracts; the broker calls them under its lock.
 """

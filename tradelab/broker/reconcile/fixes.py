@@ -1,9 +1,10 @@
 """What adopting the broker's view of one difference writes: the `reconciliation.fixed` payloads.
 
 A missed fill is adopted as the broker's trade (with its order, when the book never saw it); an
-order's state as the broker's; a position difference as adjusting trades (an unknown position
-at the broker's average cost, else at the mark) whose ids are deterministic, so a fix found
-again after a restart mid-reconciliation applies once. Pure functions of (mismatch, broker view, store); no threads.
+order's state as the broker's; a position difference as adjusting trades (an unknown position at
+the broker's average cost, else at the mark) whose ids are deterministic, so a fix found again
+after a restart mid-reconciliation applies once. Pure functions of (mismatch, broker view,
+store); no threads.
 """
 
 from __future__ import annotations
