@@ -4,8 +4,8 @@ The journal keeps every event for good, and the trades table, analytics and `sta
 there; the live state is what a session works with, so it must not grow with every day a journal
 has ever traded. Policy: when a Lab opens a new session it journals `trading.history_trimmed`
 (`keep_sessions`: LabConfig.book_history_sessions), whose reducer notes the seq that session
-opened at and, once more than N sessions are noted, removes what finished before the oldest
-kept one opened:
+opened at (the last N) and, once N are noted, removes what finished before the oldest of them
+opened:
   - an order that is finished (filled, cancelled, rejected, denied) and last changed before it;
   - a fill before it, unless the book still needs it: a fill of a position open since it
     opened (the trade log's seed after a restart) or a position's last fill (its close's record).
@@ -21,10 +21,10 @@ from typing import Any
 
 from tradelab.events import Event
 from tradelab.state import DELETE
+from tradelab.trading.orders import FINISHED_STATUSES
 
 Change = tuple[str, Any]
 TOPIC = "trading.history_trimmed"
-_FINISHED = {"filled", "cancelled", "rejected", "denied"}
 
 
 def history_trimmed_reducer(view: Any, event: Event) -> Iterable[Change]:
@@ -50,7 +50,7 @@ def _trimmed(trading: dict[str, Any], before_seq: int) -> list[Change]:
     }
     changes: list[Change] = []
     for order_id, order in (trading.get("orders") or {}).items():
-        if order.get("status") in _FINISHED and (order.get("last_seq") or 0) < before_seq:
+        if order.get("status") in FINISHED_STATUSES and (order.get("last_seq") or 0) < before_seq:
             changes.append((f"trading.orders.{order_id}", DELETE))
     for trade_id, trade in (trading.get("trades") or {}).items():
         seq = trade.get("seq") or 0

@@ -33,6 +33,11 @@ class OrderType(StrEnum):
     LIMIT = "LIMIT"
 
 
+# The statuses an order record in the book never leaves (`denied`: the risk gate refused it
+# before any broker saw it, so it has no OrderStatus).
+FINISHED_STATUSES = frozenset({"filled", "cancelled", "rejected", "denied"})
+
+
 class OrderStatus(StrEnum):
     SUBMITTED = "submitted"
     ACCEPTED = "accepted"

@@ -23,6 +23,7 @@ from tradelab.state import DELETE, fresh_values
 from tradelab.state.paths import path_level
 from tradelab.trading import exits, history, risk_state
 from tradelab.trading.book import apply_fill, empty_position, remark, with_open, without_open
+from tradelab.trading.orders import FINISHED_STATUSES
 from tradelab.trading.pnl import PnlDelta, pnl_changes, unrealized_pnl_changes
 
 Change = tuple[str, Any]
@@ -47,7 +48,6 @@ _RANK = {
     "rejected": 3,
     "denied": 3,
 }
-_TERMINAL = {"filled", "cancelled", "rejected", "denied"}
 _ORDER_FIELDS = (
     "broker_order_id",
     "filled_quantity",
@@ -107,7 +107,7 @@ def order_reducer(view: Any, event: Event) -> Iterable[Change]:
     record["status"] = status
     record["updated_ts"] = event.ts
     record["last_seq"] = event.seq
-    was_working = previous is not None and previous.get("status") not in _TERMINAL
+    was_working = previous is not None and previous.get("status") not in FINISHED_STATUSES
     return [(path, record), *working_index_changes(order_id, record, was_working)]
 
 
@@ -115,7 +115,7 @@ def working_index_changes(order_id: str, record: dict, was_working: bool) -> lis
     """`trading.working.<id>`, the index of unfinished orders, after `record` changed: the
     order's entry while it works, deleted once it is finished (if it had one)."""
     working = f"trading.working.{order_id}"
-    if record["status"] in _TERMINAL:
+    if record["status"] in FINISHED_STATUSES:
         return [(working, DELETE)] if was_working else []
     entry = {
         "symbol": record["symbol"],

@@ -20,7 +20,6 @@ from tradelab.state.paths import path_level
 from tradelab.trading.reducers import mark_reducer, trade_reducer, working_index_changes
 
 Change = tuple[str, Any]
-_TERMINAL = {"filled", "cancelled", "rejected", "denied"}
 
 
 def fixed_reducer(view: Any, event: Event) -> Iterable[Change]:
