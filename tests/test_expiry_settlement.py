@@ -159,7 +159,7 @@ class HoldsAStraddleToExpiry(Strategy):
         self.fills.append(fill)
 
 
-def test_a_session_on_expiry_day_settles_what_is_held_at_its_close(tmp_path):
+def test_a_session_on_expiry_day_settles_what_is_held_at_its_close(tmp_path, caplog):
     from tradelab.journal import JournalReader
     from tradelab.lab import Lab
     from tradelab.market.feeds.simulated import SimulatedFeedConfig
@@ -205,6 +205,9 @@ def test_a_session_on_expiry_day_settles_what_is_held_at_its_close(tmp_path):
         assert settlement_marks[trade["symbol"]]["price"] == trade["price"]
         assert settlement_marks[trade["symbol"]]["ts"] == trade["ts"] == lab.close_ns
     assert [f["order_id"] for f in strategy.fills[-2:]] == [t["order_id"] for t in settled]
+    # Said where a `tradelab run` shows it: a position the exchange closed, not its strategy.
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sum(m.startswith("expiry settlement: ") for m in warned) == 2
 
 
 def test_the_lab_settles_at_the_journaled_index_mark_when_the_broker_has_no_quote():
