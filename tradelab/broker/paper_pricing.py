@@ -14,6 +14,7 @@ from typing import Any
 import param
 
 from tradelab.broker.account import PaperAccount, PaperOrder
+from tradelab.broker.settlement import expiry_close_ns
 from tradelab.errors import InvalidInputError, OrderRejectedError
 from tradelab.market.clock import NS_PER_S, MarketHours
 from tradelab.market.instruments import IST, TICK_SIZE
@@ -106,7 +107,7 @@ def checked_terms(
     """(contract, lot size) of an order the broker can take at `now`; else the
     InvalidInputError (bad terms) or OrderRejectedError (a market or account state) it raises."""
     contract = universe.parse(request.symbol)
-    if contract.expiry_close().timestamp() * NS_PER_S <= now:
+    if expiry_close_ns(contract) <= now:
         raise OrderRejectedError(
             f"contract {request.symbol} expired on {contract.expiry.isoformat()}"
         )

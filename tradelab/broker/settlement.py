@@ -67,6 +67,11 @@ def settlement_split(
     return split
 
 
+def expiry_close_ns(contract: Any) -> int:
+    """When `contract` stops trading, in ns since the epoch (a plain instrument: never)."""
+    return int(contract.expiry_close().timestamp()) * NS_PER_S
+
+
 def expired(universe: Any, symbol: str, now_ns: int) -> OptionContract | None:
     """`symbol`'s contract if it is an option whose expiry has closed by `now_ns`."""
     try:
@@ -75,7 +80,7 @@ def expired(universe: Any, symbol: str, now_ns: int) -> OptionContract | None:
         return None
     if not isinstance(contract, OptionContract):
         return None  # a plain instrument never expires
-    return contract if contract.expiry_close().timestamp() * NS_PER_S <= now_ns else None
+    return contract if expiry_close_ns(contract) <= now_ns else None
 
 
 def settlement_requests(contract: OptionContract, held_by: Mapping[str, int]) -> list[OrderRequest]:
@@ -83,9 +88,7 @@ def settlement_requests(contract: OptionContract, held_by: Mapping[str, int]) ->
     strategy), in the direction that takes its units to zero."""
     symbol = contract.symbol
     requests = []
-    for strategy, units in sorted(held_by.items()):
-        if units == 0:
-            continue
+    for strategy, units in sorted(held_by.items()):  # no zeros: settlement_split leaves none
         requests.append(
             OrderRequest(
                 f"{SETTLEMENT_PREFIX}{symbol}-{strategy}"[:128],
@@ -119,7 +122,7 @@ def book_settlement(
     strategy holding it."""
     price = settlement_price(contract, index_price)
     reason = settlement_reason(contract, index_price, price)
-    at = int(contract.expiry_close().timestamp()) * NS_PER_S
+    at = expiry_close_ns(contract)
     booked = []
     for request in settlement_requests(contract, held_by):
         if request.order_id in account.orders:  # booked before: its units are not held
