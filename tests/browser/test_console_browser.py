@@ -45,6 +45,20 @@ def test_engine_trade_shows_in_positions_and_tape(console_server, context):
     wait_until(lambda: trades.count() > 0, 10, "a trade row")
 
 
+def test_position_money_is_in_view_without_scrolling_on_a_laptop(console_server, context):
+    page = context.new_page()
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto(console_server.url)
+    rows = page.locator(".tl-positions .tabulator-row")
+    wait_until(lambda: rows.count() > 0, 20, "a position row")
+    table = page.locator(".tl-positions .tabulator-tableholder").bounding_box()
+    for field, title in (("unrealized_pnl", "unrealized"), ("realized_pnl", "realized")):
+        header = page.locator(f'.tl-positions .tabulator-col[tabulator-field="{field}"]')
+        assert header.inner_text().strip() == title
+        box = header.bounding_box()
+        assert box["x"] + box["width"] <= table["x"] + table["width"], (field, box, table)
+
+
 def test_operator_controls_are_seen_by_every_session(console_server, context):
     operator = _open(context, console_server.url)
     other = _open(context, console_server.url)

@@ -58,6 +58,12 @@ def _table(css: str, page_size: int, height: int = 260) -> pn.widgets.Tabulator:
     )
 
 
+_POSITION_TITLES = {
+    "net_quantity": "qty",
+    "average_price": "avg price",
+    "unrealized_pnl": "unrealized",
+    "realized_pnl": "realized",
+}
 # The chain's column titles as a desk writes them (the frame's names say the units).
 _CHAIN_TITLES = {"delta": "Δ", "gamma": "Γ", "vega/pt": "vega", "theta/day": "Θ/day"}
 _CHAIN_NOTE = (
@@ -87,6 +93,8 @@ class ConsoleSession:
         self.section_versions: dict[str, int] = {}
         self.header = Header(config.stale_after_seconds)
         self.positions = _table("tl-positions", 20)
+        # Short titles: the money columns fit the half page's width before any sideways scroll.
+        self.positions.titles = _POSITION_TITLES
         self.orders = _table("tl-orders", 20, 200)
         self.trades = _table("tl-trades", 20)
         self.signals = _table("tl-signals", 10, 160)

@@ -25,11 +25,11 @@ POSITION_COLUMNS = [
     "net_quantity",
     "average_price",
     "mark",
+    "unrealized_pnl",
+    "realized_pnl",
     "stop",  # the exit levels armed for it (trading.exits), blank when none
     "target",
     "trail",
-    "unrealized_pnl",
-    "realized_pnl",
     "fees",
     "strategy",
     "status",
