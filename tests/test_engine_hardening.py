@@ -104,6 +104,24 @@ def test_a_lone_surrogate_is_refused_naming_the_field_and_nothing_is_applied(
     assert verify_journal(tmp_path / "lab.duckdb").ok
 
 
+@pytest.mark.parametrize("critical", [True, False])
+def test_a_lone_surrogate_in_the_key_is_refused_and_nothing_is_applied(tmp_path, critical):
+    # The key is journaled as text too: a symbol used as a key must not pass the check, be
+    # applied, then fail in the writer and leave a seq gap that makes the journal unusable.
+    with _engine(tmp_path) as engine:
+        before = engine.store.version
+        with pytest.raises(InvalidInputError, match="event key 'NIFTY.ud800'.*not valid Unicode"):
+            engine.submit(
+                "mark.updated",
+                {"symbol": "NIFTY", "price": 1.0},
+                key="NIFTY\ud800",
+                critical=critical,
+            )
+        assert engine.store.version == before
+        engine.submit("mark.updated", {"symbol": "NIFTY", "price": 2.0}, key="NIFTY é", wait=True)
+    assert verify_journal(tmp_path / "lab.duckdb").ok
+
+
 def test_a_payload_nested_thousands_deep_is_refused_before_anything_is_applied(tmp_path):
     deep: dict = {}
     node = deep

@@ -265,7 +265,21 @@ class TopicRegistry:
             spec = self.get(topic)
         if type(key) is not str and not isinstance(key, str):
             raise InvalidInputError(f"event key must be a str, got {type(key).__name__} {key!r}")
+        if not key.isascii():
+            _check_key_text(key, topic)
         body = validate_payload(payload, topic)
         if critical is None or spec.critical:
             return spec, body, spec.critical
         return spec, body, bool(critical)
+
+
+def _check_key_text(key: str, topic: str) -> None:
+    """A key is journaled as text: one UTF-8 cannot encode (a lone surrogate) is refused here,
+    before anything is applied, not in the writer after the store took the event."""
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        raise InvalidInputError(
+            f"event key {key!r} of topic {topic!r} is not valid Unicode (a lone surrogate?); "
+            "text must encode as UTF-8"
+        ) from None
