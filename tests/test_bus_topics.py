@@ -118,6 +118,8 @@ def test_bad_bus_settings_are_refused(kwargs, message):
         lambda b: b.publish("trade.executed", {"trade_id": "T1"}),
         lambda b: b.publish_event(Event(0, 1, "trade.executed", "T1", {"trade_id": "T1"}, True)),
         lambda b: b.publish("order.filled", {"order_id": "O1"}),
+        # The kernel's batch door too: an unstamped event there was never stored or journaled.
+        lambda b: b.publish_events([Event(0, 1, "trade.executed", "T1", {"trade_id": "T1"}, True)]),
     ],
 )
 def test_journaled_topic_published_directly_is_refused_and_reaches_no_subscriber(publish):

@@ -242,7 +242,9 @@ class EventBus(FailureRecorder):
     def publish_events(self, events: Sequence[Event]) -> None:
         """`publish_event` for each of `events`, in order, with the per-call bookkeeping done
         once: the engine's kernel publishes every applied batch this way. This is the one door
-        for journaled topics: the kernel passes only events the store applied, with their seq."""
+        for journaled topics: the kernel passes only events the store applied, with their seq;
+        an unstamped (seq 0) event of a journaled topic is refused here too, and the events
+        before it in `events` have been delivered."""
         delivering = self._delivering
         thread = get_ident()
         if delivering and thread in delivering:  # from inside a handler: queued, one by one
@@ -259,6 +261,8 @@ class EventBus(FailureRecorder):
                 except KeyError:
                     handlers, counter, route = self._resolve_kernel(event.topic)
                     routes = self._kernel_routes  # the miss may have swapped the table
+                if not event.seq and route.journaled:  # unstamped: never stored or journaled
+                    self._resolve(event.topic)  # raises, as publish_event does
                 history(event)
                 n = next(counter)
                 if n & mask:
