@@ -228,6 +228,27 @@ def test_a_file_of_another_kind_is_refused_as_a_journal_and_left_as_it_was(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lab.csv"]
 
 
+@pytest.mark.parametrize("name", ["lab.duckdb.broker.sqlite", "account.duckdb"])
+def test_a_sqlite_file_is_refused_as_a_journal_with_no_extension_fetched_and_left_as_it_was(
+    tmp_path, monkeypatch, name
+):
+    """The paper broker's account (SQLite) sits beside the journal: handed it, DuckDB fetched a
+    SQLite extension from the network, and the file was called damaged (exit 1)."""
+    import sqlite3
+
+    path = tmp_path / name
+    with sqlite3.connect(path) as account:
+        account.execute("CREATE TABLE orders (id TEXT)")
+    before = path.read_bytes()
+    monkeypatch.setenv("HOME", str(tmp_path))  # where DuckDB keeps the extensions it fetches
+    for command in (_run(path), _cli("inspect", path), _cli("verify", path)):
+        _assert_clear_failure(command, EXIT_UNUSABLE, str(path), "is a SQLite database, not a")
+    with pytest.raises(JournalError, match="is a SQLite database, not a journal"):
+        Engine(journal_path=str(path)).start()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no extension, no sidecar
+
+
 def test_an_emptied_journal_beside_its_history_is_refused_not_started_over(journal):
     journal.write_bytes(b"")  # truncated to nothing; its mark and segments hold the history
     segments = sorted(p.name for p in (journal.parent / "lab.segments").iterdir())

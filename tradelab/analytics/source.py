@@ -101,7 +101,7 @@ def open_source(path: str | Path) -> Source:
     segments_dir = segment_dir(path)
     if not path.exists() and not segments_dir.is_dir():
         raise JournalError(f"no journal at {path} and no sealed segments in {segments_dir}")
-    con = duckdb.connect()
+    con = duckdb.connect(config=schema.NO_EXTENSIONS)
     try:
         if path.exists():
             try:

@@ -56,7 +56,7 @@ class JournalReader:
         """A connection in which `events` names the journal's events, from the best source."""
         if self.path.exists():
             try:
-                con = duckdb.connect(str(self.path), read_only=True)
+                con = duckdb.connect(str(self.path), read_only=True, config=schema.NO_EXTENSIONS)
             except duckdb.Error as exc:
                 # Read only after DuckDB refused it: closing a descriptor of the file would
                 # drop the lock an engine of this process holds on it (POSIX locks).
@@ -75,7 +75,7 @@ class JournalReader:
                     raise JournalError(f"{self.path} is not a tradelab journal (no events table)")
                 self.source, self.note = "journal", ""
                 return con
-        con = duckdb.connect()
+        con = duckdb.connect(config=schema.NO_EXTENSIONS)
         segments = list_segments(self.segments_dir)
         if segments:
             files = parquet_list(segments)

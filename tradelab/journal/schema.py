@@ -85,20 +85,44 @@ def set_wal_autocheckpoint(con: duckdb.DuckDBPyConnection, value: object) -> Non
     con.execute(f"SET wal_autocheckpoint = '{check_wal_autocheckpoint(value)}'")
 
 
+# No extension is downloaded or loaded behind the user's back: handed a SQLite file (the paper
+# broker's account sits beside the journal), DuckDB would otherwise fetch sqlite_scanner from
+# the network to open it.
+NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
 def not_duckdb_file(path: Path) -> str:
     """Why `path` (an existing file) cannot be a DuckDB file, or '' when its header says it is:
     a reader told "Catalog Error: Cannot launch in-memory database" cannot tell what it opened.
     Only for a file DuckDB did not open in this process (see `_file_backed`)."""
     with path.open("rb") as data:
-        head = data.read(12)
+        head = data.read(16)
     if head[8:12] == b"DUCK":  # DuckDB's magic bytes, after the header's checksum
         return ""
+    if head == _SQLITE_MAGIC:
+        return sqlite_not_a_journal(path)
     if path.suffix.lower() in ("", ".duckdb", ".db"):
         return f"{path} does not start as a DuckDB file does: it is damaged, or not a journal"
     return (
         f"{path} is a {path.suffix[1:].upper()} file, not a journal (a journal is the DuckDB "
         "file an engine writes)"
     )
+
+
+def sqlite_not_a_journal(path: Path) -> str:
+    return (
+        f"{path} is a SQLite database, not a journal (a journal is the DuckDB file an engine "
+        "writes; the paper broker's account beside it is the SQLite one)"
+    )
+
+
+def is_sqlite_file(path: Path) -> bool:
+    try:
+        with path.open("rb") as data:
+            return data.read(16) == _SQLITE_MAGIC
+    except OSError:
+        return False
 
 
 def is_lock_error(exc: BaseException) -> bool:
@@ -170,7 +194,9 @@ def connect(
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return _file_backed(duckdb.connect(str(path), read_only=read_only), path)
+            return _file_backed(
+                duckdb.connect(str(path), read_only=read_only, config=NO_EXTENSIONS), path
+            )
         except duckdb.Error as exc:
             if is_lock_error(exc):
                 if time.monotonic() < deadline:
@@ -183,6 +209,8 @@ def connect(
                 raise _not_a_database(path) from None
             if new and not path.exists():  # nothing there to be damaged: it was not made
                 raise JournalError(f"cannot create journal {path}: {_first_line(exc)}") from None
+            if path.is_file() and is_sqlite_file(path):  # not damage: another kind of file
+                raise JournalError(sqlite_not_a_journal(path)) from None
             error = journal_error(path, exc, "opening it")
             if isinstance(error, RecoveryError):
                 error = RecoveryError(

@@ -57,7 +57,7 @@ def _open(path: str | Path):
     if Path(path).is_file() and Path(path).stat().st_size == 0:
         # What `run` takes as a new journal (DuckDB writes nothing until the first open for
         # writing): read as one that holds no events, not as damage.
-        con = duckdb.connect(":memory:")
+        con = duckdb.connect(":memory:", config=schema.NO_EXTENSIONS)
         schema.ensure_schema(con, Path(path))
         return con
     con = schema.connect(path, read_only=True)
