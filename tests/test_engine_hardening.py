@@ -201,6 +201,38 @@ def test_a_handler_raising_base_exception_loses_no_flush_snapshot_or_later_deliv
     assert len(seen) == 3  # the other subscriber got every event of the batch
 
 
+@pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt])
+def test_a_reducer_raising_base_exception_refuses_its_event_only(tmp_path, raised):
+    """It used to escape the store: the events applied before it in the batch were never
+    journaled (a seq gap: the journal unusable) and a blocking submitter waited its timeout."""
+
+    def bad(view, event):
+        if event.payload["price"] == 2.0:
+            raise raised()
+        return ()
+
+    engine = _engine(tmp_path)
+    engine.register_reducers({"mark.updated": [bad]})
+    with engine:
+        for price in (1.0, 2.0, 3.0):  # queued: applied by the kernel thread, maybe in one batch
+            engine.submit("mark.updated", {"symbol": "NIFTY", "price": price})
+        engine.flush(timeout=10)
+        assert engine.store.get("market.marks.NIFTY.price") == 3.0
+        with pytest.raises(StateError, match=f"raised {raised.__name__} at seq .* refused"):
+            engine.submit("mark.updated", {"symbol": "X", "price": 2.0}, wait=True, timeout=20)
+        assert engine.store.get("market.marks.X") is None
+        engine.submit("mark.updated", {"symbol": "NIFTY", "price": 4.0}, wait=True)
+        assert engine.metrics()["rejected_events"] == 2
+    result = verify_journal(tmp_path / "lab.duckdb")
+    assert result.ok, result.lines
+    prices = [
+        e.payload["price"]
+        for e in JournalReader(tmp_path / "lab.duckdb").events()
+        if e.topic == "mark.updated"
+    ]
+    assert prices == [1.0, 3.0, 4.0]
+
+
 def test_a_start_that_fails_part_way_leaves_no_writer_process_or_kernel_thread(tmp_path):
     def refuse_running(state, event):
         if event.payload["state"] == "running":

@@ -26,6 +26,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from tradelab.engine.submissions import SubmitQueue, Wakeup
+from tradelab.errors import StateError
 from tradelab.events import Event
 from tradelab.journal.snapshots import SnapshotInfo
 
@@ -265,7 +266,7 @@ class Kernel:
     def _apply(self, events: list[Event], payloads: list, waiting: list) -> tuple:
         """Apply the stamped batch in one store call. An event a reducer rejects is dropped
         before it is journaled; the events after it are stamped again to close the seq gap."""
-        applied, error = self.store.apply_each(events, upcast=self.upcast)
+        applied, error = self._apply_each(events)
         if error is None:
             return events, payloads, waiting
         kept, kept_payloads, kept_waiting = events[:applied], payloads[:applied], waiting[:applied]
@@ -289,7 +290,7 @@ class Kernel:
             rest_payloads, rest_waiting = rest_payloads[1:], rest_waiting[1:]
             if not rest:
                 break
-            applied, error = self.store.apply_each(rest, upcast=self.upcast)
+            applied, error = self._apply_each(rest)
             kept += rest[:applied]
             kept_payloads += rest_payloads[:applied]
             kept_waiting += rest_waiting[:applied]
@@ -299,6 +300,26 @@ class Kernel:
                 rest_waiting[applied:],
             )
         return kept, kept_payloads, kept_waiting
+
+    def _apply_each(self, events: list[Event]) -> tuple[int, Any]:
+        """`store.apply_each`, with a reducer's SystemExit or KeyboardInterrupt taken as its
+        event's refusal: the store applies the events before it, rolls it back and lets the
+        exception through, which would leave those events applied but never journaled (a seq
+        gap) and the refused one's submitter waiting for a ticket nobody resolves."""
+        try:
+            return self.store.apply_each(events, upcast=self.upcast)
+        except BaseException as exc:
+            applied = self.store.version - events[0].seq + 1
+            if applied >= len(events):  # raised once all were applied (by a watcher)
+                log.exception("a store watcher raised at seq %d", self.store.version)
+                return applied, None
+            refused = events[applied]
+            error = StateError(
+                f"a reducer for topic {refused.topic!r} raised {type(exc).__name__} at seq "
+                f"{refused.seq}; the event is refused and the store is unchanged"
+            )
+            error.__cause__ = exc
+            return applied, error
 
     def release_held(self) -> None:
         """Hand the writer the events held back (see `rush_critical`); before a flush barrier,
