@@ -122,6 +122,18 @@ def test_a_lone_surrogate_in_the_key_is_refused_and_nothing_is_applied(tmp_path,
     assert verify_journal(tmp_path / "lab.duckdb").ok
 
 
+def test_a_str_subclass_topic_or_key_is_journaled_as_plain_text(tmp_path):
+    # What iterating a NumPy array of symbols gives: it passed the checks, was applied, then the
+    # writer could not encode it (a seq gap; the stop's snapshot failed on the store's topic).
+    with _engine(tmp_path) as engine:
+        engine.submit(np.str_("mark.updated"), {"symbol": "A", "price": 1.0}, key=np.str_("A"))
+        engine.submit("mark.updated", {"symbol": "B", "price": 2.0}, key=Text("B"), wait=True)
+        assert engine.store.get("market.marks.B.price") == 2.0
+    assert verify_journal(tmp_path / "lab.duckdb").ok
+    events = list(JournalReader(tmp_path / "lab.duckdb").events(topic="mark.updated"))
+    assert [(e.topic, e.key) for e in events] == [("mark.updated", "A"), ("mark.updated", "B")]
+
+
 def test_a_payload_nested_thousands_deep_is_refused_before_anything_is_applied(tmp_path):
     deep: dict = {}
     node = deep

@@ -244,8 +244,15 @@ class TopicRegistry:
         """
         spec, body, is_critical = self.check(topic, payload, key=key, critical=critical)
         body = encode_submitted(body, topic)[1]
+        key = key if type(key) is str else str.__str__(key)  # plain, as the engine journals it
         return Event(
-            seq, now_ns() if ts is None else ts, topic, key, body, is_critical, spec.schema_version
+            seq,
+            now_ns() if ts is None else ts,
+            spec.name,
+            key,
+            body,
+            is_critical,
+            spec.schema_version,
         )
 
     def check(

@@ -326,6 +326,8 @@ class Engine(EngineControls):
     ):
         # Checked and encoded here, on the submitting thread; the kernel stamps the Event once.
         spec, body, is_critical = self.registry.check(topic, payload, key=key, critical=critical)
+        # Plain str: a subclass (numpy.str_) passes the checks, not the journal's encoder.
+        topic, key = spec.name, key if type(key) is str else str.__str__(key)
         if spec.transient:
             event = Event(0, now_ns(), topic, key, body, is_critical, spec.schema_version)
             self.bus.publish_event(event)
