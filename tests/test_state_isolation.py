@@ -133,6 +133,13 @@ def test_mutating_values_from_a_frozen_view_or_a_derived_read_leaves_the_store_u
     lab.assert_state_is_the_fold_of_the_journal(before)
 
 
+def test_the_store_hands_out_no_shared_node_under_a_public_name(lab):
+    # `read_frozen` was public: its shared frozen nodes, mutated in a notebook, changed the state
+    # with no event. Only the package's own readers (the reactive face) may take them.
+    public = {name for name in dir(lab.store) if not name.startswith("_")}
+    assert not {name for name in public if "frozen" in name} - {"frozen"}
+
+
 def test_mutating_reactive_values_leaves_the_store_unchanged_and_later_refreshes_still_arrive(lab):
     reactive = ReactiveState(lab.store)
     vandalise(reactive.value("records.P1"))

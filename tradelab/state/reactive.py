@@ -79,7 +79,7 @@ class ReactiveState(param.Parameterized):
             with self._refresh_lock:
                 holder = self._bound.get(path)
                 if holder is None:
-                    version, values = self._store.read_frozen((path,))
+                    version, values = self._store._read_frozen((path,))
                     node = values[path]
                     holder = PathValue(path=path, value=_copy(node), seq=version, name=path)
                     self._seen_nodes[path] = node
@@ -115,7 +115,7 @@ class ReactiveState(param.Parameterized):
             if self._store.version == self._seen_version:
                 return 0
             bound = self._bound
-            version, values = self._store.read_frozen(bound)
+            version, values = self._store._read_frozen(bound)
             seen = self._seen_nodes
             changed = []
             for path, holder in bound.items():

@@ -124,10 +124,10 @@ class StateStore(ApplyMixin):
 
     def get_many(self, paths: Iterable[str], default: Any = None) -> tuple[int, dict[str, Any]]:
         """(version, {path: private copy}) at one consistent version, not stalling the writer."""
-        version, values = self.read_frozen(paths)
+        version, values = self._read_frozen(paths)
         return version, {p: default if v is MISSING else detached(v) for p, v in values.items()}
 
-    def read_frozen(self, paths: Iterable[str]) -> tuple[int, dict[str, Any]]:
+    def _read_frozen(self, paths: Iterable[str]) -> tuple[int, dict[str, Any]]:
         """(version, {path: value or MISSING}) of SHARED frozen nodes, for readers in this
         package that copy only what changed (the reactive face). Never mutate them."""
         if isinstance(paths, str) or not isinstance(paths, Iterable):
