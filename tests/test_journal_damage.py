@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -156,7 +157,9 @@ def test_malformed_payload_is_named_by_seq(journal, payload):
     with pytest.raises(RecoveryError, match="event seq 300 .* damaged payload"):
         Engine(journal_path=str(journal)).start()
     _assert_clear_failure(_run(journal), EXIT_DAMAGED, "seq 300")
-    _assert_clear_failure(_cli("inspect", journal), EXIT_DAMAGED, "seq 300")
+    inspect = _cli("inspect", journal)
+    _assert_clear_failure(inspect, EXIT_DAMAGED, "seq 300")
+    assert re.search(rf"mark\.updated +{EVENTS}\n", inspect.output), inspect.output  # what it read
     verify = _cli("verify", journal)
     assert verify.exit_code == EXIT_DAMAGED and "Traceback" not in verify.output
     assert "FAIL event seq 300" in verify.output
@@ -192,6 +195,23 @@ def test_dropped_column_is_damage_naming_the_table(journal, table, column):
     _sql(journal, f"ALTER TABLE {table} DROP COLUMN {column}")
     for command in (_run(journal), _cli("inspect", journal), _cli("verify", journal)):
         _assert_clear_failure(command, EXIT_DAMAGED, f"its {table} table has columns")
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        ("DELETE FROM events WHERE seq = 99", "seq 98 is followed by 100"),
+        ("UPDATE events SET seq = 99 WHERE seq = 100", "seq 99 is followed by 99"),
+        ("UPDATE events SET topic = NULL WHERE seq = 10", "NULL seq, ts, topic"),
+    ],
+)
+def test_inspect_prints_what_it_read_of_damaged_events_then_exits_1(journal, damage, said):
+    _sql(journal, damage)
+    for args in (("inspect", journal), ("inspect", "--json", journal)):
+        result = _cli(*args)
+        _assert_clear_failure(result, EXIT_DAMAGED, said)
+        assert "mark.updated" in result.output and "snapshot" in result.output, result.output
+        assert "state hash" not in result.output and "state_hash" not in result.output
 
 
 def test_null_seq_or_topic_is_damage(journal):

@@ -53,8 +53,8 @@ def inspect_cmd(path: str, as_json: bool) -> None:
     damaged = _damage(info)
     if as_json:
         click.echo(json.dumps(info, indent=2))
-        if damaged:
-            raise SystemExit(EXIT_DAMAGED)
+        if damaged:  # stdout stays one JSON object; the cause goes to stderr, as for text
+            fail(f"journal {path} is damaged: {'; '.join(damaged)} (tradelab verify)", EXIT_DAMAGED)
         return
     click.echo(f"journal    {info['path']}")
     seqs = f"  seq {info.get('first_seq', 1)}..{info['last_seq']}" if info["events"] else ""
@@ -74,7 +74,7 @@ def inspect_cmd(path: str, as_json: bool) -> None:
         )
     if info.get("ack_log_torn_tail"):
         click.echo(f"WARN       {info['ack_log_torn_tail']}")
-    for problem in info.get("ack_log_damage", []):
+    for problem in [*info.get("damage", []), *info.get("ack_log_damage", [])]:
         click.echo(f"DAMAGED    {problem}: the next start refuses the journal")
     for topic, count in info["topics"].items():
         click.echo(f"  {topic:28s} {count:>10}")
@@ -94,7 +94,7 @@ def inspect_cmd(path: str, as_json: bool) -> None:
 
 def _damage(info: dict) -> list[str]:
     """What inspect found damaged: the ack log, lost events, snapshots a start would skip."""
-    found = list(info.get("ack_log_damage", []))
+    found = [*info.get("damage", []), *info.get("ack_log_damage", [])]
     mark = info.get("tail_mark")
     if mark is not None and mark > info["last_seq"]:
         found.append(f"events {info['last_seq'] + 1}..{mark} were committed and are gone")

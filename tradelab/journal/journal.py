@@ -74,7 +74,7 @@ def check_events(con: duckdb.DuckDBPyConnection, path: str | Path) -> tuple[int,
         )
         raise RecoveryError(
             f"journal {path} is not contiguous: {count} events, seq {first}..{last}, {distinct} "
-            f"distinct; {where}. The single writer never produces this; the file was altered."
+            f"distinct; {where}: the file was damaged or altered after it was written."
         )
     return int(count), int(first), int(last)
 

@@ -82,33 +82,41 @@ def _reading(path: str | Path) -> Iterator[Any]:
 
 
 def inspect_journal(path: str | Path, store_factory: StoreFactory | None = None) -> dict:
-    """Counts by topic, seq range, snapshots and recovered state hash of a journal not in use."""
+    """Counts by topic, seq range, snapshots and recovered state hash of a journal not in use.
+    Damaged events (a seq gap, a malformed row) are listed under "damage", with what could be
+    read still reported; no state hash then, since no recovery reaches one."""
     with _reading(path) as con:
-        count, first, last = check_events(con, path)
+        damaged: list[str] = []
+        try:
+            count, first, last = check_events(con, path)
+        except RecoveryError as exc:  # a gap, a duplicate, a NULL column: the rest still reads
+            damaged.append(str(exc))
+            count, first, last = con.execute(
+                "SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0) FROM events"
+            ).fetchone()
         topics = dict(
             con.execute(
-                "SELECT topic, count(*) FROM events GROUP BY topic ORDER BY topic"
+                "SELECT coalesce(topic, '(no topic)') AS t, count(*) FROM events GROUP BY t "
+                "ORDER BY t"
             ).fetchall()
         )
         critical = con.execute("SELECT count(*) FROM events WHERE critical").fetchone()[0]
         snapshots = list_snapshots(con)
-        store = (store_factory or _default_store_factory)()
         rejected: list[dict] = []
-        info, snapshot = choose_snapshot(
-            con, snapshots, last, store.migrations, rejected, fold=store.fold_version
-        )
-        if snapshot is not None:
-            store.load_snapshot(snapshot)
-        try:
-            replay_into(store, con, since_seq=store.version)
-        except StateError as exc:  # as recovery: an event its reducers refuse is damage
-            raise RecoveryError(f"journal {path} is damaged: {exc}") from None
+        state: dict[str, Any] = {}
+        if not damaged:
+            try:
+                state = _recovered_state(con, path, snapshots, last, store_factory, rejected)
+            except SchemaVersionError:  # not damage: a newer tradelab wrote it (exit 3)
+                raise
+            except TradelabError as exc:  # a malformed event row, an event a reducer refuses
+                damaged.append(str(exc))
         return {
             "path": str(path),
-            "events": count,
+            "events": int(count),
             "critical_events": int(critical),
-            "first_seq": first,
-            "last_seq": last,
+            "first_seq": int(first),
+            "last_seq": int(last),
             "tail_mark": TailMark(path).read(),
             "ack_log_pending_events": pending_events(path, last),
             "ack_log_damage": damage(path, last),
@@ -116,9 +124,34 @@ def inspect_journal(path: str | Path, store_factory: StoreFactory | None = None)
             "topics": {k: int(v) for k, v in topics.items()},
             "snapshots": [s.to_payload() for s in snapshots],
             "rejected_snapshots": rejected,
-            "state_hash": store.state_hash(),
-            "state_from_snapshot": None if info is None else info.id,
+            "damage": damaged,
+            **state,
         }
+
+
+def _recovered_state(
+    con: duckdb.DuckDBPyConnection,
+    path: str | Path,
+    snapshots: list,
+    last: int,
+    store_factory: StoreFactory | None,
+    rejected: list[dict],
+) -> dict[str, Any]:
+    """The state hash recovery reaches, and the snapshot it starts from."""
+    store = (store_factory or _default_store_factory)()
+    info, snapshot = choose_snapshot(
+        con, snapshots, last, store.migrations, rejected, fold=store.fold_version
+    )
+    if snapshot is not None:
+        store.load_snapshot(snapshot)
+    try:
+        replay_into(store, con, since_seq=store.version)
+    except StateError as exc:  # as recovery: an event its reducers refuse is damage
+        raise RecoveryError(f"journal {path} is damaged: {exc}") from None
+    return {
+        "state_hash": store.state_hash(),
+        "state_from_snapshot": None if info is None else info.id,
+    }
 
 
 def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) -> VerifyResult:
