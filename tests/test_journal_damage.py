@@ -5,9 +5,12 @@ the documented exit code (never a traceback), or skip the damage where it can be
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import random
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import duckdb
@@ -315,6 +318,38 @@ def test_segments_dir_that_is_a_file_is_a_clear_error(journal):
     # Nothing was changed: with segments off the same journal still opens whole.
     with Engine(journal_path=str(journal), segments_enabled=False) as engine:
         assert engine.recovery_report.last_seq >= EVENTS
+
+
+@contextlib.contextmanager
+def _read_only(directory: Path):
+    """`directory` made unwritable: a read-only bind mount as root (who ignores modes)."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        try:
+            yield
+        finally:
+            directory.chmod(0o755)
+        return
+    mount = ["mount", "--bind", str(directory), str(directory)]
+    if subprocess.run(mount, capture_output=True).returncode:
+        pytest.skip("cannot bind-mount here to make a folder read-only for root")
+    try:
+        remount = ["mount", "-o", "remount,ro,bind", str(directory)]
+        if subprocess.run(remount, capture_output=True).returncode:
+            pytest.skip("cannot remount a bind mount read-only here")
+        yield
+    finally:
+        subprocess.run(["umount", str(directory)], check=True)
+
+
+def test_a_segments_dir_that_cannot_be_written_is_refused_at_start(journal):
+    """It used to be found at the first seal: a log line, the run's exit 0, and readers of the
+    segments shown the journal as it was at the start while the session ran on."""
+    directory = journal.parent / "lab.segments"
+    with _read_only(directory):
+        with pytest.raises(JournalError, match="cannot use the segments directory"):
+            Engine(journal_path=str(journal)).start()
+        _assert_clear_failure(_run(journal), EXIT_UNUSABLE, "lab.segments", "writable")
 
 
 def test_an_ack_log_folder_that_is_a_file_is_a_clear_error_leaving_no_process(journal):

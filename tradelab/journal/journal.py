@@ -11,6 +11,7 @@ is locked for this engine (journal_lock.py), also while the writer process takes
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,6 +250,9 @@ class Journal:
             directory = segment_dir(self.path)
             try:
                 directory.mkdir(parents=True, exist_ok=True)
+                # Written to now, not at the first seal: a directory that cannot take a segment
+                # left readers on the segments of the start while the session ran on.
+                tempfile.TemporaryFile(dir=directory, prefix=".probe-").close()
                 sealed, problems = reconcile_segments(directory, self.last_seq)
             except OSError as exc:
                 raise JournalError(
