@@ -303,3 +303,54 @@ def test_a_restart_rearms_levels_set_while_the_entry_order_was_working():
     monitor = PositionMonitor(SimpleNamespace(engine=SimpleNamespace(store=store)))
     assert monitor.restore(store) == ["s:ENTRY", "s:NEW"]
     assert monitor.levels("s:ENTRY")["stop"] == 90.0 and monitor.levels("s:OLD") is None
+
+
+# A coin priced in millionths: 2 % trailing stop on a long.
+COIN = "Date,Open,High,Low,Close\n" + "".join(
+    f"2024-01-{day:02d},{p},{p},{p},{p}\n"
+    for day, p in zip(
+        range(1, 9),
+        [
+            "0.0000216",
+            "0.0000216",
+            "0.0000220",
+            "0.0000224",
+            "0.0000210",
+            "0.0000200",
+            "0.0000200",
+            "0.0000200",
+        ],
+        strict=True,
+    )
+)
+
+
+class CoinTrail(ByBar):
+    """Long 1000 at the second bar's open, a trail of 2 % of the entry armed on its fill."""
+
+    def step(self, ctx, bar):
+        if self.bar == 0:
+            ctx.buy(bar["symbol"], 1000)
+
+    def on_fill(self, ctx, fill):
+        if ctx.position(fill["symbol"]) > 0:
+            ctx.set_exit(fill["symbol"], trail=0.000000432)
+            self.levels = ctx.exit_levels(fill["symbol"])
+
+
+def test_a_trailing_stop_keeps_a_sub_cent_instruments_decimals(tmp_path):
+    # Rounded to 4 decimals, the stop was 0.0: the long was never stopped, and its round trip
+    # (rounded to 6) read entry = exit = 0.000022.
+    (tmp_path / "COIN.csv").write_text(COIN)
+    strategy = CoinTrail()
+    result = run_backtest(tmp_path / "COIN.csv", strategy)
+    assert strategy.levels["stop"] == 0.000021168  # 0.0000216 - 0.000000432, not 0.0
+    # Best 0.0000224 on the 4th close: stop 0.000021968; the 5th close (0.0000210) is under it,
+    # so the long is sold at the 6th bar's open.
+    assert [(f["side"], f["price"]) for f in result.fills] == [
+        ("BUY", 0.0000216),
+        ("SELL", 0.00002),
+    ]
+    [trip] = result.trades
+    assert (trip["entry_price"], trip["exit_price"]) == (0.0000216, 0.00002)
+    assert trip["realized_pnl"] == -0.0016  # (0.00002 - 0.0000216) x 1000

@@ -20,6 +20,7 @@ from typing import Any
 
 from tradelab.errors import InvalidInputError, OrderRejectedError
 from tradelab.market.clock import NS_PER_S
+from tradelab.trading.book import without_float_noise
 
 log = logging.getLogger(__name__)
 _FINISHED = ("order.cancelled", "order.rejected", "order.denied", "order.filled")
@@ -245,7 +246,7 @@ class PositionMonitor:
         trailed = best - trail if long else best + trail
         if stop is not None and (trailed <= stop if long else trailed >= stop):
             return False
-        exit_["stop"] = round(trailed, 4)
+        exit_["stop"] = without_float_noise(trailed)
         return True
 
     def _cancel_resting_exits(self, exit_: dict[str, Any], side: str, net: int) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from tradelab.journal import JournalReader
+from tradelab.trading.book import without_float_noise
 
 TRADE_COLUMNS = (
     "round_trip_id",
@@ -143,11 +144,11 @@ class TradeLog:
             "symbol": trip["symbol"],
             "direction": "LONG" if trip["direction"] > 0 else "SHORT",
             "quantity": trip["exit_qty"],
-            "entry_price": round(entry, 6),
-            "exit_price": round(exit_, 6),
-            "realized_pnl": round(realized, 6),
-            "fees": round(trip["fees"], 6),
-            "net_pnl": round(realized - trip["fees"], 6),
+            "entry_price": without_float_noise(entry),
+            "exit_price": without_float_noise(exit_),
+            "realized_pnl": without_float_noise(realized),
+            "fees": without_float_noise(trip["fees"]),
+            "net_pnl": without_float_noise(realized - trip["fees"]),
             "opened_ts": trip["opened_ts"],
             "closed_ts": fill["ts"],
             "entry_trade_id": trip["entry_trade_id"],

@@ -12,6 +12,13 @@ from math import fsum
 from typing import Any
 
 
+def without_float_noise(value: float) -> float:
+    """`value` to 12 significant digits: a sum's 836.2500000000005 reads 836.25, while a price of
+    any scale keeps its decimals (a coin's 0.0000216, EURUSD's 1.0914514), which rounding to a
+    fixed number of decimals would not."""
+    return float(f"{value:.12g}")
+
+
 def position_id(strategy: str, symbol: str) -> str:
     """Positions are per strategy and symbol, so P&L is attributed to the strategy that traded."""
     return f"{strategy}:{symbol}"
