@@ -224,18 +224,27 @@ def test_null_seq_or_topic_is_damage(journal):
     _assert_clear_failure(_run(journal), EXIT_DAMAGED, "NULL")
 
 
-def test_run_refuses_a_duckdb_file_that_is_not_a_journal(tmp_path):
+@pytest.mark.parametrize(
+    ("made", "named"),
+    [
+        (("CREATE TABLE prices (symbol VARCHAR, price DOUBLE)",), "main.prices"),
+        # Taken for an empty file, these had tradelab's tables added beside them.
+        (("CREATE VIEW prices AS SELECT 'A' AS symbol, 1.0 AS price",), "main.prices (view)"),
+        (("CREATE SCHEMA research", "CREATE TABLE research.fills (id INT)"), "research.fills"),
+    ],
+)
+def test_run_refuses_a_duckdb_file_that_is_not_a_journal(tmp_path, made, named):
     path = tmp_path / "prices.duckdb"
-    _sql(
-        path,
-        "CREATE TABLE prices (symbol VARCHAR, price DOUBLE)",
-        "INSERT INTO prices VALUES ('A', 1)",
+    _sql(path, *made)
+    objects = (
+        "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views()"
     )
+    before = sorted(_sql(path, objects)[0])
     with pytest.raises(JournalError, match="not a tradelab journal"):
         Journal(path)
     for command in (_run(path), _cli("inspect", path), _cli("verify", path)):
-        _assert_clear_failure(command, EXIT_UNUSABLE, str(path), "not a tradelab journal")
-    assert _sql(path, "SELECT table_name FROM duckdb_tables()")[0] == [("prices",)]
+        _assert_clear_failure(command, EXIT_UNUSABLE, str(path), "not a tradelab journal", named)
+    assert sorted(_sql(path, objects)[0]) == before  # nothing of ours added
 
 
 def test_a_file_of_another_kind_is_refused_as_a_journal_and_left_as_it_was(tmp_path):

@@ -300,6 +300,22 @@ def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
     return tables
 
 
+def _user_objects(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """What anyone made in the file: tables, views, sequences and schemas of any schema, named
+    as `schema.name`. A file holding any of them is someone's database, not a new journal."""
+    rows = con.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND NOT internal "
+        "UNION ALL SELECT schema_name || '.' || view_name || ' (view)' FROM duckdb_views() "
+        "WHERE database_name = current_database() AND NOT internal "
+        "UNION ALL SELECT schema_name || '.' || sequence_name || ' (sequence)' "
+        "FROM duckdb_sequences() WHERE database_name = current_database() "
+        "UNION ALL SELECT schema_name || ' (schema)' FROM duckdb_schemas() "
+        "WHERE database_name = current_database() AND NOT internal"
+    ).fetchall()
+    return sorted(name for (name,) in rows)
+
+
 # A DuckDB file: its headers, then its blocks (measured: file size == headers + blocks x size;
 # DuckDB may cut free blocks off the end, so only the used ones are counted).
 _HEADER_BYTES = 3 * 4096
@@ -334,7 +350,7 @@ def check_tables(con: duckdb.DuckDBPyConnection, path: str | Path) -> int:
         tables = _tables(con)
         ours = [name for name in TABLE_COLUMNS if name in tables]
         if not ours:
-            found = ", ".join(sorted(tables)) or "none"
+            found = ", ".join(_user_objects(con)) or "none"
             raise JournalError(
                 f"{path} is a DuckDB database but not a tradelab journal (its tables: {found}; "
                 "no events, snapshots or meta); refusing to use it: choose another journal path"
@@ -364,7 +380,7 @@ def _describe(columns: dict[str, str]) -> str:
 def ensure_schema(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
     """Create the tables of a new (empty) journal, or check an existing one (`check_tables`)."""
     try:
-        empty = not _tables(con)
+        empty = not _user_objects(con)
         if empty:
             # One transaction: a file never holds some of our tables but not the others.
             con.execute("BEGIN TRANSACTION")
