@@ -1,4 +1,5 @@
 import itertools
+import threading
 import time
 from pathlib import Path
 
@@ -129,6 +130,20 @@ def test_replay_at_speed_is_paced():
     started = time.perf_counter()
     feed.run(lambda t: None, max_ticks=7 * 4 * 2 + 1)  # two full minutes of the 7 symbols
     assert time.perf_counter() - started >= 0.15
+
+
+def test_a_stop_during_a_paced_wait_ends_the_wait_at_once(tmp_path):
+    # A night (or a hole in the file) between two bars: at speed 1 the feed used to sleep
+    # through the whole wait, so a run's Ctrl-C or --duration waited on the Lab's 60 s join.
+    frame = pd.read_csv(SAMPLE).query("symbol == 'NIFTY'").head(2).reset_index(drop=True)
+    frame.loc[1, "timestamp"] = "2025-11-13T09:15:00+05:30"  # the next morning
+    feed = ReplayFeed(ReplayFeedConfig(path=str(write(tmp_path, frame)), speed=1.0))
+    stop, got = threading.Event(), []
+    threading.Timer(0.3, stop.set).start()
+    started = time.perf_counter()
+    feed.run(got.append, stop=stop)
+    assert time.perf_counter() - started < 5.0  # the stop's own latency, not the night's
+    assert got and all(t.ts < got[0].ts + 60 * 10**9 for t in got)  # nothing after the wait
 
 
 def write(tmp_path, frame, name="bars.csv"):

@@ -119,25 +119,31 @@ def ist_date(ts_ns: int) -> date:
 class Pacer:
     """Holds a stream of event times to wall time at `speed` x (None = as fast as possible)."""
 
-    def __init__(self, speed: float | None) -> None:
+    def __init__(self, speed: float | None, stop: threading.Event | None = None) -> None:
         if speed is not None and not speed > 0:
             raise InvalidInputError(f"replay speed {speed!r} must be > 0 (or None for max speed)")
         self.speed = speed
+        self._stop = stop
         self._origin: tuple[int, float] | None = None
 
-    def wait_until(self, event_ns: int) -> None:
+    def wait_until(self, event_ns: int) -> bool:
+        """Wait until `event_ns` is due; False when `stop` was set meanwhile (a wait can span a
+        night or a gap in a bar file: a stop must not wait it out)."""
         if self.speed is None:
-            return
+            return True
         if self._origin is None:
             self._origin = (event_ns, time.perf_counter())
-            return
+            return True
         sim0, wall0 = self._origin
         target = wall0 + (event_ns - sim0) / NS_PER_S / self.speed
         ahead = target - time.perf_counter()
         # Sleep only when at least a millisecond ahead: shorter sleeps overshoot and the
         # next event catches up anyway.
         if ahead > 0.001:
+            if self._stop is not None:
+                return not self._stop.wait(ahead)
             time.sleep(ahead)
+        return True
 
 
 def run_paced(
@@ -150,12 +156,13 @@ def run_paced(
 ) -> int:
     """Hand `ticks` (anything with a `ts` in ns) to `on_tick`, held to wall time at `speed` x
     (None = as fast as possible); stop early on `stop` or after `max_ticks`. Returns how many."""
-    pacer = Pacer(speed)
+    pacer = Pacer(speed, stop)
     sent = 0
     for tick in ticks:
         if (stop is not None and stop.is_set()) or (max_ticks is not None and sent >= max_ticks):
             break
-        pacer.wait_until(tick.ts)
+        if not pacer.wait_until(tick.ts):
+            break
         on_tick(tick)
         sent += 1
     return sent
