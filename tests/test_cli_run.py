@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -97,6 +98,32 @@ def test_bad_values_are_usage_errors_naming_the_option_and_what_is_allowed(
     assert named in result.stderr and allowed in result.stderr
     assert "Traceback" not in result.stderr
     assert not journal.exists(), "a usage error opened the journal"
+
+
+@pytest.mark.parametrize("command", ["run", "backtest"])
+def test_a_strategy_whose_constructor_raises_is_a_usage_error_not_a_traceback(
+    tmp_path, monkeypatch, command
+):
+    # A user's own __init__ failing (its setup, a rule of its own): it used to end in a traceback and exit 1 (which
+    # says "the journal is damaged").
+    (tmp_path / "picky.py").write_text(
+        "from tradelab.runner import Strategy\n\n"
+        "class Picky(Strategy):\n"
+        "    def __init__(self, **params):\n"
+        "        super().__init__(**params)\n"
+        "        raise RuntimeError('no data vendor key')\n"
+    )
+    bars = str(Path(SAMPLE).resolve())
+    monkeypatch.chdir(tmp_path)
+    journal = tmp_path / "j.duckdb"
+    args = ["--strategy", "picky.py:Picky", "--journal", str(journal)]
+    if command == "run":
+        result = invoke(*args, "--duration", "0")
+    else:
+        result = CliRunner().invoke(cli, ["backtest", bars, "--symbol", "NIFTY", *args])
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    assert "picky.py:Picky' could not be made: RuntimeError: no data vendor key" in (result.stderr)
+    assert "Traceback" not in result.stderr
 
 
 def test_a_users_own_strategy_file_trades_a_session_with_its_params(tmp_path):

@@ -29,7 +29,12 @@ from tradelab.market.instruments import IST, OptionUniverse
 from tradelab.runner import STRATEGIES, InstrumentUniverse, PlainInstrument
 from tradelab.runner.barfile import file_bar_length_ns
 from tradelab.runner.examples import strategy_class_named
-from tradelab.runner.strategy import Strategy, check_strategy_inputs, coerce_params
+from tradelab.runner.strategy import (
+    Strategy,
+    check_strategy_inputs,
+    coerce_params,
+    constructed,
+)
 
 NO_STRATEGY = "none"
 
@@ -181,11 +186,7 @@ def configured_strategies(cfg: LabConfig) -> list[Strategy]:
     cls = strategy_class_named(cfg.strategy, also=(NO_STRATEGY,))
     text = {k: v for k, v in cfg.strategy_params.items() if isinstance(v, str)}
     typed = {k: v for k, v in cfg.strategy_params.items() if not isinstance(v, str)}
-    params = {**typed, **coerce_params(cls, text)}
-    try:
-        return [cls(**params)]
-    except ValueError as exc:  # param's own bound/type checks: say which strategy
-        raise InvalidInputError(f"strategy {cfg.strategy!r}: {exc}") from None
+    return [constructed(cls, {**typed, **coerce_params(cls, text)}, cfg.strategy)]
 
 
 def config_values(config: param.Parameterized | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from tradelab.errors import InvalidInputError, OrderRejectedError
 from tradelab.market.clock import NS_PER_S, SESSION_CLOSE, SESSION_OPEN
 from tradelab.market.instruments import IST
 from tradelab.runner.context import StrategyContext
-from tradelab.runner.strategy import Strategy, coerce_params
+from tradelab.runner.strategy import Strategy, coerce_params, constructed
 from tradelab.runner.user_strategies import strategy_class
 
 
@@ -374,10 +374,4 @@ def make_strategy(name: str, params: dict[str, str] | None = None) -> Strategy:
     """The strategy `name` picks (`strategy_class_named`), with text parameters (`fast=5`)
     converted."""
     cls = strategy_class_named(name)
-    values = coerce_params(cls, params or {})
-    try:
-        return cls(**values)
-    except InvalidInputError:
-        raise  # a rule between parameters, already naming them
-    except (ValueError, TypeError) as exc:  # param's own type and bound checks
-        raise InvalidInputError(f"strategy {name!r}: {exc}") from None
+    return constructed(cls, coerce_params(cls, params or {}), name)

@@ -286,10 +286,26 @@ def checked_params(
     text = {k: v for k, v in params.items() if isinstance(v, str)}
     values = {**{k: v for k, v in params.items() if not isinstance(v, str)}}
     values.update(coerce_params(cls, text))
-    try:  # a throwaway instance runs param's own type and bound checks on the whole set
-        trial = cls(**{**strategy.parameters(), **values, "name": strategy.name})
-    except (ValueError, TypeError) as exc:
-        raise InvalidInputError(f"strategy {strategy.name!r}: {exc}") from None
+    # A throwaway instance runs param's own type and bound checks on the whole set.
+    trial = constructed(
+        cls, {**strategy.parameters(), **values, "name": strategy.name}, strategy.name
+    )
     if inputs_check is not None:
         inputs_check([trial])
     return values
+
+
+def constructed(cls: type[Strategy], values: Mapping[str, Any], name: str) -> Strategy:
+    """`cls(**values)`, any failure of its construction an InvalidInputError naming strategy
+    `name`: param's own type and bound checks, or the strategy's own `__init__` (its rules, its
+    setup, a bug), which must end in a usage error, not a traceback."""
+    try:
+        return cls(**values)
+    except InvalidInputError:
+        raise  # a rule between parameters, already naming them
+    except (ValueError, TypeError) as exc:  # param's own checks say what is wrong
+        raise InvalidInputError(f"strategy {name!r}: {exc}") from None
+    except Exception as exc:
+        raise InvalidInputError(
+            f"strategy {name!r} could not be made: {type(exc).__name__}: {exc}"
+        ) from exc
