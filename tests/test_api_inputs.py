@@ -71,6 +71,15 @@ def test_a_strategy_failing_in_on_stop_is_reported(tmp_path):
     assert "stop broke" in result.failed_strategies["fails_on_stop"]
 
 
+def test_lab_overrides_leave_the_callers_config_as_it_was(tmp_path):
+    # They were written into it: the notebook's next Lab from the same config ran another seed.
+    mine = LabConfig(journal_path=str(tmp_path / "a.duckdb"), strategy="none", seed=7)
+    lab = Lab(mine, seed=11, journal_path=tmp_path / "b.duckdb")
+    assert (lab.config.seed, lab.config.journal_path) == (11, str(tmp_path / "b.duckdb"))
+    assert (mine.seed, mine.journal_path) == (7, str(tmp_path / "a.duckdb"))
+    assert Lab(mine).config is mine  # no overrides: the config given is the Lab's
+
+
 def test_lab_settings_take_a_path_and_refuse_by_name(tmp_path):
     cfg = LabConfig()
     apply_settings(cfg, {"journal_path": tmp_path / "lab.duckdb", "seed": 3})

@@ -36,11 +36,11 @@ from tradelab.errors import (
 )
 from tradelab.lab_config import (
     LabConfig,
-    apply_settings,
     check_lab_parts,
     check_not_a_backtest,
     check_tradable_hours,
     configured_strategies,
+    lab_settings,
     replay_session,
     session_inputs_check,
     session_intervals,
@@ -100,10 +100,8 @@ class Lab:
         seed, pace and strikes always come from `config`."""
         check_lab_parts(config=config, risk=risk, reconciler=reconciler, engine=engine)
         check_lab_parts(sim_feed=sim_feed, replay_feed=replay_feed, broker=broker)
-        self.config = config if config is not None else LabConfig()
+        self.config = lab_settings(config, overrides)
         self.risk_config = risk if risk is not None else RiskConfig()
-        if overrides:
-            apply_settings(self.config, overrides)
         cfg = self.config
         # Strategy and feed first: a bad name, parameter or file fails before any file is opened.
         self.strategies = (

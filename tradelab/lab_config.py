@@ -158,6 +158,18 @@ def check_lab_parts(**parts: Any) -> None:
         )
 
 
+def lab_settings(config: LabConfig | None, overrides: dict[str, Any]) -> LabConfig:
+    """`Lab(config, **overrides)`'s settings: `config` (defaults if None) with `overrides`, on a
+    copy when there are any, so the caller's config stays as they made it."""
+    if config is None:
+        config = LabConfig()
+    elif overrides:
+        config = LabConfig(**config_values(config))
+    if overrides:
+        apply_settings(config, overrides)
+    return config
+
+
 def apply_settings(cfg: LabConfig, settings: dict[str, Any]) -> None:
     """`Lab(**settings)` onto `cfg`: a path may be a Path; an unknown name or a bad value is an
     InvalidInputError naming the setting, and leaves `cfg` unchanged."""
