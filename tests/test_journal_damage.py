@@ -168,6 +168,19 @@ def test_malformed_payload_is_named_by_seq(journal, payload):
     assert "FAIL event seq 300" in verify.output
 
 
+def test_a_payload_row_nested_past_the_decoder_is_damage_not_a_traceback(journal):
+    deep = '{"a":' * 5000 + "1" + "}" * 5000  # valid JSON; no writer makes it (64 levels at most)
+    _sql(
+        journal,
+        f"UPDATE events SET payload = '{deep}' WHERE seq = 300",
+        "DELETE FROM snapshots WHERE last_seq >= 300",
+    )
+    for command in (_run(journal), _cli("inspect", journal), _cli("verify", journal)):
+        assert command.exit_code == EXIT_DAMAGED, (command.output, command.stderr)
+        assert "seq 300" in command.output + command.stderr
+        assert "Traceback" not in command.output + command.stderr
+
+
 def test_a_payload_its_reducers_refuse_is_damage_with_exit_1_everywhere(journal):
     _sql(
         journal,

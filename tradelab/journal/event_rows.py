@@ -49,7 +49,7 @@ def _bad_payload(rows: pa.RecordBatch) -> RecoveryError:
             if text is None:
                 raise ValueError("it is NULL")
             msgspec.json.decode(text, type=dict)
-        except (ValueError, msgspec.DecodeError) as exc:
+        except (ValueError, msgspec.DecodeError, RecursionError) as exc:
             return RecoveryError(
                 f"event seq {seq} ({topic}) has a damaged payload: {exc}; "
                 "the journal was altered after it was written"
@@ -67,7 +67,7 @@ def rows_to_events(rows: pa.RecordBatch | pa.Table) -> list[Event]:
     column = rows.column
     try:
         payloads = _payloads(column("payload"))
-    except (ValueError, msgspec.DecodeError):
+    except (ValueError, msgspec.DecodeError, RecursionError):  # nested past the decoder
         raise _bad_payload(rows) from None
     return list(
         map(

@@ -177,7 +177,14 @@ def choose_snapshot(
                     continue
                 except SchemaVersionError:
                     raise
-                except (InvalidInputError, StateError, ValueError, KeyError, TypeError) as exc:
+                except (
+                    InvalidInputError,
+                    StateError,
+                    ValueError,
+                    KeyError,
+                    TypeError,
+                    RecursionError,
+                ) as exc:
                     reason = f"unreadable: {exc}"
         rejected.append(
             {

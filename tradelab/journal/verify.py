@@ -218,7 +218,13 @@ def _check_snapshots_and_replay(
         try:
             snapshot = load_snapshot_state(state_bytes, info, full.migrations)
             snap_store.load_snapshot(snapshot)
-        except (TradelabError, ValueError, KeyError, TypeError) as exc:  # as choose_snapshot
+        except (
+            TradelabError,
+            ValueError,
+            KeyError,
+            TypeError,
+            RecursionError,
+        ) as exc:  # as choose_snapshot
             result.add(False, f"snapshot {info.id} (seq {info.last_seq}) unreadable: {exc}")
             continue
         if snapshot.fold != full.fold_version:  # another fold of the same events: not ours
