@@ -206,6 +206,20 @@ def test_an_intraday_export_with_date_and_time_columns_is_read_as_one_time(tmp_p
             ["2024-01-02T03:45:00Z", "2024-01-02T09:16:00+05:30"],
             ["2024-01-02 03:45Z", "2024-01-02 03:46Z"],
         ),
+        # Midnight with an offset is a date where it was written (yfinance's daily labels):
+        # a Tokyo Monday read as an instant was Sunday evening in IST, every bar a day early.
+        (
+            ["2024-01-01 00:00:00+09:00", "2024-01-02 00:00:00+09:00"],
+            ["2024-01-01 00:00+05:30", "2024-01-02 00:00+05:30"],
+        ),
+        (
+            ["2024-03-08 00:00:00-05:00", "2024-03-11 00:00:00-04:00"],  # New York, across DST
+            ["2024-03-08 00:00+05:30", "2024-03-11 00:00+05:30"],
+        ),
+        (
+            ["2024-01-01T00:00:00Z", "2024-01-02T00:00Z"],
+            ["2024-01-01 00:00+05:30", "2024-01-02 00:00+05:30"],
+        ),
     ],
 )
 def test_bar_times_without_an_offset_are_exchange_time_and_dates_day_first(written, meant):
@@ -214,6 +228,22 @@ def test_bar_times_without_an_offset_are_exchange_time_and_dates_day_first(writt
     for column in (pd.Series(written), pd.Series(written, dtype=object)):  # as read; as built
         got = times_in_utc(column)
         assert got.tolist() == [pd.Timestamp(m).tz_convert("UTC") for m in meant]
+
+
+def test_dates_stored_at_midnight_in_their_own_zone_keep_their_dates():
+    from tradelab.market.bar_times import times_in_utc
+
+    # As a Parquet file of a Tokyo ticker's daily bars holds them.
+    stored = pd.Series(pd.date_range("2024-01-01", periods=3, freq="D", tz="Asia/Tokyo"))
+    assert times_in_utc(stored).tolist() == [
+        pd.Timestamp(f"2024-01-0{day} 00:00+05:30").tz_convert("UTC") for day in (1, 2, 3)
+    ]
+    # Intraday times keep naming instants, midnight or not.
+    minutes = pd.Series(["2024-01-01 00:00:00+09:00", "2024-01-01 00:01:00+09:00"])
+    assert times_in_utc(minutes).tolist() == [
+        pd.Timestamp("2023-12-31 15:00Z"),
+        pd.Timestamp("2023-12-31 15:01Z"),
+    ]
 
 
 def us_minutes_across_dst(days: int) -> pd.Series:

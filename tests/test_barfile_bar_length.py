@@ -83,7 +83,7 @@ def write_stamped(path, stamps) -> str:
     return str(path)
 
 
-def test_daily_bars_across_a_dst_change_are_daily_ending_at_their_own_midnight(tmp_path, caplog):
+def test_daily_bars_across_a_dst_change_are_daily_ending_at_their_dates_midnight(tmp_path, caplog):
     # yfinance's history() of BTC-USD: dates at New York midnight, -05:00 then -04:00 from
     # 10 March 2024: one gap of 23 h among days.
     days = pd.date_range("2024-03-01", "2024-03-20", tz="America/New_York")
@@ -92,8 +92,10 @@ def test_daily_bars_across_a_dst_change_are_daily_ending_at_their_own_midnight(t
         series = load_bar_file(write_stamped(tmp_path / "btc.csv", stamps))
     assert warnings_of(caplog) == []
     assert series.interval == "1d"
-    # Each bar ends at 23:59:59 New York time of its own date, the 23 h day too.
-    ends = pd.to_datetime(series.ends, utc=True).tz_convert("America/New_York")
+    # Each bar keeps the date it was written with (midnight where written is a date, as the
+    # market.bar_times rule reads it) and ends a second before the next midnight, in exchange
+    # time: the day of the DST change too.
+    ends = pd.to_datetime(series.ends, utc=True).tz_convert("Asia/Kolkata")
     assert [e.strftime("%d %H:%M:%S") for e in ends[8:11]] == [
         "09 23:59:59",
         "10 23:59:59",

@@ -23,11 +23,30 @@ _DAY_OR_MONTH_FIRST = r"^\s*(\d{1,2})[-/.](\d{1,2})[-/.]\d{2,4}\b"
 _OFFSET_AT_END = r"\d:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[+-]\d{2}(?::?\d{2})?|Z|UTC|GMT)$"
 
 
+# Midnight with an offset: yfinance's daily 2024-01-01 00:00:00+09:00 is a date, not an instant.
+_MIDNIGHT_WITH_OFFSET = re.compile(
+    r"^\s*(.*?)[ T]00:00(?::00(?:\.0+)?)?\s*(?:[+-]\d{2}(?::?\d{2})?|Z|UTC|GMT)\s*$"
+)
+
+
+def _dates_at_midnight(raw: pd.Series) -> pd.Series | None:
+    """A text column whose every value is midnight with an offset, as its dates alone; None
+    otherwise. A calendar bar's label is its date wherever it was written: read as an instant,
+    a Tokyo date's midnight is the evening before in IST, and every bar moved a day early."""
+    if raw.empty or not (raw.dtype == object or pd.api.types.is_string_dtype(raw)):
+        return None
+    dates = raw.astype(str).str.extract(_MIDNIGHT_WITH_OFFSET)[0]
+    return None if dates.isna().any() else dates
+
+
 def times_in_utc(raw: pd.Series) -> pd.Series:
     """A column of dates or times as UTC timestamps (NaT where a value is not one), the same
     index. A time without an offset is exchange time (EXCHANGE_ZONE), so a bar at 09:15 in the
     file is shown at 09:15. A numeric date is read day first (02-01-2024 is 2 January) unless a
     value only fits month first (01-13-2024); an ISO date (2024-01-02) is never in doubt."""
+    dates = _dates_at_midnight(raw)
+    if dates is not None:  # dates, each at the exchange's midnight
+        raw = dates
     dayfirst = False  # pandas would read 2024-03-01 as 3 January with it
     # A file keeps one format: the first value says whether the whole column is looked at.
     text = raw.dtype == object or pd.api.types.is_string_dtype(raw)  # as pandas reads a CSV
@@ -39,7 +58,10 @@ def times_in_utc(raw: pd.Series) -> pd.Series:
     except ValueError:  # offsets that differ from row to row: each value on its own, below
         parsed = raw
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        return parsed.dt.tz_convert("UTC")
+        if (parsed.dt.normalize() == parsed).all():  # dates at midnight where written: as above
+            parsed = parsed.dt.tz_localize(None)
+        else:
+            return parsed.dt.tz_convert("UTC")
     if pd.api.types.is_datetime64_dtype(parsed.dtype):  # no value had an offset
         return parsed.dt.tz_localize(
             EXCHANGE_ZONE, ambiguous="NaT", nonexistent="NaT"
