@@ -384,3 +384,25 @@ def test_a_strategy_that_trades_on_ticks_only_is_told_a_backtest_plays_bars(tmp_
     caplog.clear()
     run_backtest(write_bars(tmp_path / "ABC.csv"), SmaCross(fast=2, slow=3))
     assert "on_tick" not in caplog.text
+
+
+def test_the_margin_check_counts_the_orders_commission(tmp_path):
+    # 10 units at 12.50 need 125.00 and a 5 % commission 6.25 more: with 126 in cash the buy
+    # used to be taken, and its fill drove the cash below zero.
+    from test_backtest import write_bars_from
+
+    from tradelab.runner import Strategy
+    from tradelab.runner.backtest import run_backtest
+
+    class BuysTen(Strategy):
+        def on_bar(self, ctx, bar):
+            if not ctx.position(bar["symbol"]):
+                ctx.buy(bar["symbol"], 10)
+
+    write_bars_from(tmp_path / "ABC.csv", [12.5] * 4)
+    short = run_backtest(tmp_path / "ABC.csv", BuysTen(), cash=126.0, commission=0.05)
+    assert short.fills == []
+    assert "needs 131.25, available 126.00" in short.refused_orders[0]["reason"]
+    enough = run_backtest(tmp_path / "ABC.csv", BuysTen(), cash=131.25, commission=0.05)
+    [fill] = enough.fills
+    assert enough.final_equity == 131.25 - fill["fee"]  # cash 0, the units at 12.50

@@ -321,9 +321,10 @@ class PaperAccount:
 
     # -- margin -----------------------------------------------------------------------------
     def check_margin(
-        self, request: OrderRequest, contract: Any, quotes: dict[str, list[float]]
+        self, request: OrderRequest, contract: Any, quotes: dict, fee: tuple = (0.0, 0.0)
     ) -> None:
-        """Refuse an order the free cash cannot carry (premium of a buy, margin of a short).
+        """Refuse an order the free cash cannot carry (premium of a buy, margin of a short), with
+        its fee (`fee`: flat per fill, rate of the value) at the price it is checked at.
 
         The part of an order that only reduces the account's position in its symbol (less what
         working orders on the same side will already take off it) is never refused: it lowers
@@ -334,14 +335,17 @@ class PaperAccount:
         if request.quantity <= room:
             return
         rate = self.short_margin_rate
+        limit = request.order_type is OrderType.LIMIT
         if request.side is Side.BUY:
-            price = request.limit_price if request.order_type is OrderType.LIMIT else quote[1]
+            price = request.limit_price if limit else quote[1]
             covering = min(request.quantity, room)
             blocked = self.strikes.get(request.symbol, contract.strike)
             needed = price * request.quantity - covering * blocked * rate
         else:
+            price = request.limit_price if limit else quote[0]
             opening = request.quantity - min(request.quantity, room)
             needed = opening * _margin_price(contract, request, quote) * rate
+        needed += fee[0] + fee[1] * price * request.quantity
         available = self.cash - self._blocked_margin() - self._working_reserve(quotes)
         if needed > available:
             raise OrderRejectedError(

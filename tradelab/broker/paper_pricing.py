@@ -124,5 +124,7 @@ def checked_terms(
         check_price(request.limit_price, "limit price", request.symbol)
     if request.order_type is OrderType.MARKET and request.symbol not in quotes:
         raise OrderRejectedError(f"no quote for {request.symbol}; cannot place a market order")
-    account.check_margin(request, contract, quotes)
+    account.check_margin(
+        request, contract, quotes, (config.brokerage_per_fill, config.charges_rate)
+    )
     return contract, lot
