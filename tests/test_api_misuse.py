@@ -80,13 +80,14 @@ def test_target_refuses_a_quantity_that_is_not_a_number_as_buy_does(tmp_path, qu
     assert str(error) == f"quantity {quantity!r} for ABC is not a number"
 
 
-@pytest.mark.parametrize("interval", ["15min", "1 m", None])
+@pytest.mark.parametrize("interval", ["15min", "1 m", None, "1D"])
 def test_bars_refuses_an_interval_that_is_no_bar_length_naming_the_lengths(tmp_path, interval):
     # It read as "no bars yet": a strategy with the typo never traded, and nothing said why.
     error = probed(tmp_path, lambda ctx: ctx.bars("ABC", interval))
     assert isinstance(error, InvalidInputError)
     assert f"interval {interval!r} is not a bar length" in str(error)
-    assert "1m, 5m, 15m, 1h" in str(error)
+    # The lengths this (daily) backtest builds, not a live session's 1m, 5m, 15m, 1h.
+    assert "this session builds 1d (" in str(error)
 
 
 def test_bars_of_the_files_own_length_are_read(tmp_path):
@@ -137,3 +138,15 @@ def test_the_simulated_session_reads_a_strike_it_lists_later_as_no_data_yet(tmp_
         assert far not in lab.feed.symbols and ctx.mark(far) is None
         with pytest.raises(InvalidInputError, match="and the option strikes it lists"):
             ctx.mark("NIFTYX")
+
+
+def test_a_symbol_not_in_a_bar_file_is_refused_counting_the_files_symbols():
+    from pathlib import Path
+
+    from tradelab.runner.barfile import load_bar_file
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "nifty_sample_1m.csv"
+    with pytest.raises(InvalidInputError, match=r"'nifty' is not in bar file .* \(its 7: NIFTY, "):
+        load_bar_file(sample, symbol="nifty")
+    with pytest.raises(InvalidInputError, match=r", \.\.\.\)$"):  # six shown, and more said
+        load_bar_file(sample, symbol="nifty")

@@ -199,7 +199,8 @@ def load_bar_file(
             symbol = chosen[0] if len(symbols) > 1 else symbols[0]
         elif symbol not in symbols:
             raise InvalidInputError(
-                f"symbol {symbol!r} is not in bar file {name!r} (it has {', '.join(symbols[:6])})"
+                f"symbol {symbol!r} is not in bar file {name!r} (its {len(symbols)}: "
+                f"{', '.join(symbols[:6])}{', ...' if len(symbols) > 6 else ''})"
             )
         frame = frame[frame[columns["symbol"]].astype(str) == symbol]
     # Each kept row's place in the file, for errors; the frame is then indexed 0..n-1.

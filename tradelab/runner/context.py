@@ -116,13 +116,14 @@ class StrategyContext:
         return True
 
     def _check_bar_length(self, interval: object) -> None:
+        built = self._runner.bar_intervals
         if type(interval) is not str or not BAR_LENGTH.fullmatch(interval):
             # Not a bar length at all ('15min'): it would read as "no bars yet" for ever.
+            lengths = sorted(built) if built is not None else INTERVAL_SECONDS
             raise InvalidInputError(
-                f"interval {interval!r} is not a bar length; a session builds "
-                f"{', '.join(INTERVAL_SECONDS)} (a bar file's own length reads as e.g. '1d')"
+                f"interval {interval!r} is not a bar length; this session builds "
+                f"{', '.join(lengths)} (a bar file's own length reads as e.g. '1d')"
             )
-        built = self._runner.bar_intervals
         if built is not None and interval not in built:
             # A length, but not one this session builds: it too would read as "no bars yet".
             raise InvalidInputError(
