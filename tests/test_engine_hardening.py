@@ -245,6 +245,31 @@ def test_a_reducer_raising_base_exception_refuses_its_event_only(tmp_path, raise
     assert prices == [1.0, 3.0, 4.0]
 
 
+@pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt])
+def test_a_store_watcher_raising_base_exception_loses_no_event(tmp_path, raised):
+    """Watchers run between the apply and the journal: one raising used to leave its event
+    applied but never journaled (a seq gap: the journal unusable for good)."""
+    calls: list[int] = []
+
+    def watcher(path, new, old, seq):
+        calls.append(seq)
+        if len(calls) % 2 == 0:
+            raise raised()
+
+    with _engine(tmp_path) as engine:
+        engine.store.watch("market.marks.*", watcher)
+        for price in (1.0, 2.0, 3.0):  # the kernel thread's watcher calls
+            engine.submit("mark.updated", {"symbol": f"S{price:.0f}", "price": price})
+        engine.flush(timeout=10)
+        for price in (4.0, 5.0):  # this (main) thread's own, processed here when it blocks
+            engine.submit("mark.updated", {"symbol": f"S{price:.0f}", "price": price}, wait=True)
+        assert engine.store.get("market.marks.S5.price") == 5.0
+    assert len(calls) == 5
+    result = verify_journal(tmp_path / "lab.duckdb")
+    assert result.ok, result.lines
+    assert len(list(JournalReader(tmp_path / "lab.duckdb").events(topic="mark.updated"))) == 5
+
+
 def test_a_start_that_fails_part_way_leaves_no_writer_process_or_kernel_thread(tmp_path):
     def refuse_running(state, event):
         if event.payload["state"] == "running":

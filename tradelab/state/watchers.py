@@ -140,6 +140,14 @@ class WatcherSet:
                     seq,
                 )
                 self.delivered += 1
-            except Exception:
+            except BaseException as exc:
+                # SystemExit / KeyboardInterrupt isolated as any failure (on the engine's kernel
+                # it would leave the event applied but never journaled), but on the main thread
+                # it is the user interrupting, and goes on up (as a bus handler's).
+                if (
+                    not isinstance(exc, Exception)
+                    and threading.main_thread() is threading.current_thread()
+                ):
+                    raise
                 self.failures += 1
                 log.exception("state watcher %r failed for %s at seq %d", watch.pattern, path, seq)
