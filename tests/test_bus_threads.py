@@ -174,6 +174,27 @@ def test_async_handler_failure_is_isolated_and_published_like_a_sync_one():
     bus.close()
 
 
+@pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt])
+def test_an_async_handler_raising_base_exception_is_isolated_and_later_calls_still_run(raised):
+    # It used to escape and stop the bus's loop: every later call of every async handler was
+    # silently never run, no failure counted, and closing stalled.
+    bus = EventBus()
+    ran: list[int] = []
+
+    async def handler(event: Event) -> None:
+        if event.payload["i"] == 1:
+            raise raised()
+        ran.append(event.payload["i"])
+
+    bus.subscribe("order.filled", handler, name="async-exits")
+    for i in range(4):
+        bus.publish("order.filled", {"i": i})
+    assert wait_until(lambda: sorted(ran) == [0, 2, 3])
+    assert bus.metrics()["handler_failures"] == {"async-exits": 1}
+    assert wait_until(lambda: bus.metrics()["async_pending"] == 0)  # none left to cancel
+    bus.close()
+
+
 def test_close_cancels_async_handlers_still_running_after_the_timeout_and_stops_the_loop():
     bus = EventBus(name="closing")
     cancelled = threading.Event()

@@ -93,7 +93,11 @@ class AsyncHandlerRunner:
         started = time.perf_counter_ns()
         try:
             await sub.handler(event)
-        except Exception as exc:  # isolated like a sync handler: reported, never re-raised
+        except asyncio.CancelledError:  # the bus closing: not the handler's failure
+            raise
+        except BaseException as exc:  # isolated like a sync handler: reported, never re-raised
+            # SystemExit / KeyboardInterrupt included: escaping, they stopped the loop, and
+            # every later call of every async handler was silently never run.
             self._report_failure(sub, event, exc)
         finally:
             sub.record_call_time(time.perf_counter_ns() - started)
