@@ -90,6 +90,20 @@ def test_order_rejected_for_other_reasons_carries_only_encodable_text(desk):
     assert broker.open_orders() == []
 
 
+@pytest.mark.parametrize("quantity", [10**30, 2**63 * 75, -(10**30)])
+def test_a_quantity_past_64_bits_is_rejected_naming_it_and_the_rejection_is_journaled(
+    desk, quantity
+):
+    # The rejection itself could not be encoded: no order.rejected, and an error about it.
+    desk, broker, kernel = desk
+    with pytest.raises(OrderRejectedError, match=f"quantity {quantity}"):
+        desk.place_order(SYM, "BUY", quantity, strategy="s1")
+    assert kernel.topics() == ["order.rejected"]
+    [event] = kernel.events
+    assert encodable(event.payload) and event.payload["quantity"] is None
+    assert broker.open_orders() == []
+
+
 def test_a_broker_update_with_a_bad_trade_id_is_refused_before_anything_is_queued(desk):
     desk, broker, kernel = desk
     update = broker.submit_order(OrderRequest("O1", SYM, Side.BUY, 75))

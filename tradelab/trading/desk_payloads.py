@@ -16,7 +16,7 @@ def refused_payload(order_id, symbol, side, quantity, strategy, reason) -> dict[
         "symbol": symbol,
         # Only text that encodes anywhere: the refused value is named in reason.
         "side": str(side) if str(side).isascii() else ascii(side),
-        "quantity": quantity if isinstance(quantity, int) else None,
+        "quantity": quantity if isinstance(quantity, int) and abs(quantity) < 2**63 else None,
         "strategy": strategy if is_path_level(strategy) else "manual",
         "reason": reason,
     }

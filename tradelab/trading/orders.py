@@ -181,6 +181,8 @@ def check_quantity(quantity: Any, lot_size: int, symbol: str) -> int:
         raise InvalidInputError(f"quantity {quantity!r} for {symbol} is not a whole number")
     if quantity <= 0:
         raise InvalidInputError(f"quantity {quantity!r} for {symbol} must be positive")
+    if quantity >= 2**63:  # a journal's integers are 64-bit: no order, fill or position holds it
+        raise InvalidInputError(f"quantity {int(quantity)} for {symbol} is over 2**63 - 1 units")
     if int(quantity) % lot_size:
         raise InvalidInputError(
             f"quantity {int(quantity)} is not a multiple of lot size {lot_size} for {symbol}"
