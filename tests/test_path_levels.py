@@ -90,6 +90,18 @@ def test_order_rejected_for_other_reasons_carries_only_encodable_text(desk):
     assert broker.open_orders() == []
 
 
+def test_a_numpy_text_symbol_is_taken_as_the_plain_text_it_reads_as(desk):
+    # It was refused as "not a valid id" while it showed a valid one (np.str_('NIFTY...')).
+    import numpy as np
+
+    desk, broker, kernel = desk
+    desk.place_order(np.str_(SYM), "BUY", 75, strategy="s1", order_id=np.str_("O-np"))
+    assert kernel.topics()[0] == "order.submitted"
+    submitted = kernel.events[0]
+    assert type(submitted.payload["symbol"]) is str and submitted.payload["symbol"] == SYM
+    assert type(submitted.key) is str and submitted.key == "O-np"
+
+
 @pytest.mark.parametrize("quantity", [10**30, 2**63 * 75, -(10**30)])
 def test_a_quantity_past_64_bits_is_rejected_naming_it_and_the_rejection_is_journaled(
     desk, quantity

@@ -104,8 +104,11 @@ def check_path_level(value: Any, what: str) -> str:
     """`value`, when it may name one state path level; else an InvalidInputError naming it.
 
     For the places where user or broker ids enter (execution desk, order records, feeds), so
-    a bad id is refused before anything carrying it is submitted or sent.
+    a bad id is refused before anything carrying it is submitted or sent. A str subclass (a
+    numpy.str_ from an array of symbols) is returned as the plain str it reads as.
     """
+    if isinstance(value, str) and type(value) is not str:
+        value = str.__str__(value)
     if not is_path_level(value):
         raise InvalidInputError(f"{what} {shown(value)} is not a valid id: expected {LEVEL_RULE}")
     return value

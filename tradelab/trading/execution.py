@@ -141,9 +141,9 @@ class ExecutionDesk:
     def _place(
         self, symbol, side, quantity, order_type, limit_price, strategy, order_id, exit_only=False
     ) -> str:
-        check_path_level(symbol, "symbol")
+        symbol = check_path_level(symbol, "symbol")
         if order_id is not None:
-            check_path_level(order_id, "order id")
+            order_id = check_path_level(order_id, "order id")
         order_id = order_id or f"O-{uuid.uuid4().hex[:12]}"
         self._claim(order_id)
         try:
