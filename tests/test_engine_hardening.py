@@ -176,6 +176,7 @@ def test_flush_snapshot_and_stop_from_a_bus_handler_raise_at_once(tmp_path):
         calls = (
             lambda: engine.flush(timeout=20),
             lambda: engine.snapshot_now(timeout=20),
+            lambda: engine.seal_segments(timeout=20),
             lambda: engine.stop(timeout=20),  # would join the very thread it runs on
         )
         for call in calls:
@@ -189,7 +190,10 @@ def test_flush_snapshot_and_stop_from_a_bus_handler_raise_at_once(tmp_path):
         engine.submit("mark.updated", {"symbol": "NIFTY", "price": 1.0}, wait=True)
         engine.flush(timeout=5)  # the kernel was not stalled until a 20 s timeout
         assert engine.state == "running"  # the refused stop() left it running
-    assert len(errors) == 3 and all("kernel thread" in str(e) for e in errors)
+    assert len(errors) == 4 and all("kernel thread" in str(e) for e in errors)
+    # Each names the call made (seal_segments flushes first: it said flush()).
+    said = [str(e).split("(", 1)[0] for e in errors]
+    assert said == ["flush", "snapshot_now", "seal_segments", "stop"]
 
 
 @pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt])

@@ -81,16 +81,16 @@ class EngineControls:
         """Items ever queued for the kernel (events, barriers, snapshot requests)."""
         return self._queue.accepted
 
-    def flush(self, timeout: float | None = 30.0) -> int:
+    def flush(self, timeout: float | None = 30.0, *, what: str = "flush") -> int:
         """Block until everything submitted so far is applied and durable; return its seq."""
-        self._control(FLUSH, "flush", timeout)
+        self._control(FLUSH, what, timeout)
         return self._writer.flush(timeout)
 
     def seal_segments(self, timeout: float | None = 60.0) -> int:
         """Make everything submitted so far readable by other processes now: commit it and seal
         it into Parquet segments (otherwise sealed every N events / T seconds). Returns the
         sealed-up-to seq."""
-        self.flush(timeout)
+        self.flush(timeout, what="seal_segments")  # errors name the call the user made
         assert self.journal is not None
         return self.journal.seal_segments(timeout)
 
