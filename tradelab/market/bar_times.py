@@ -62,8 +62,8 @@ def times_in_utc(raw: pd.Series) -> pd.Series:
             parsed = parsed.dt.tz_localize(None)
         else:
             return parsed.dt.tz_convert("UTC")
-    if pd.api.types.is_datetime64_dtype(parsed.dtype):  # no value had an offset
-        return parsed.dt.tz_localize(
+    if pd.api.types.is_datetime64_dtype(parsed.dtype) and not _offsets_missed(raw, parsed):
+        return parsed.dt.tz_localize(  # no value had an offset
             EXCHANGE_ZONE, ambiguous="NaT", nonexistent="NaT"
         ).dt.tz_convert("UTC")
     # Offsets that differ from row to row (any US or European intraday file: DST changes
@@ -75,6 +75,16 @@ def times_in_utc(raw: pd.Series) -> pd.Series:
         [_one_in_utc(value, dayfirst) for value in raw],
         index=raw.index,
         dtype="datetime64[ns, UTC]",
+    )
+
+
+def _offsets_missed(raw: pd.Series, parsed: pd.Series) -> bool:
+    """Whether values with an offset were read as no time: pandas takes a column's format from
+    its first value, so after naive times a time with an offset became NaT (and was refused as
+    "not a date and time")."""
+    missed = parsed.isna().to_numpy()
+    return bool(missed.any()) and bool(
+        raw[missed].astype(str).str.strip().str.contains(_OFFSET_AT_END).any()
     )
 
 
