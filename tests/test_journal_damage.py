@@ -309,6 +309,10 @@ def test_empty_file_or_new_path_becomes_a_journal(tmp_path):
         assert result.exit_code == 0, (result.output, result.stderr)
         assert "stopped cleanly" in result.output
         assert _cli("verify", path).exit_code == 0
+    # Verified before any run, it says what it is, not only that it is whole.
+    other = tmp_path / "other.duckdb"
+    other.touch()
+    assert "is an empty file: no journal was written to it yet" in _cli("verify", other).output
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")

@@ -165,6 +165,8 @@ def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) 
             result.add(False, str(exc))
             return result
         result.last_seq = last
+        if Path(path).is_file() and Path(path).stat().st_size == 0:
+            result.lines.append(f"INFO {path} is an empty file: no journal was written to it yet")
         result.add(True, f"{count} events, seq {first}..{last} contiguous")
         mark = TailMark(path).read()
         if mark is None:
