@@ -478,3 +478,21 @@ def test_an_empty_file_is_a_journal_without_events_for_inspect_and_verify_as_for
     assert "events     0" in shown.output
     assert _cli("verify", journal).exit_code == 0
     assert journal.stat().st_size == 0  # read, not written
+
+
+def test_verify_names_topics_of_a_journals_own_beside_what_their_fold_changes(tmp_path):
+    """Folded without its reducers, such a journal differs from its snapshots: said as that,
+    not left to read as damage alone."""
+    from tradelab.events import TopicRegistry, TopicSpec
+
+    registry = TopicRegistry()
+    registry.register(TopicSpec("demo.set", description="a notebook's own topic"))
+    path = tmp_path / "own.duckdb"
+    engine = Engine(journal_path=str(path), registry=registry)
+    engine.register_reducers({"demo.set": lambda view, e: [("demo.value", e.payload["v"])]})
+    with engine:
+        for v in range(3):
+            engine.submit("demo.set", {"v": v})
+    result = _cli("verify", path)
+    assert result.exit_code == EXIT_DAMAGED
+    assert "INFO topics this tradelab does not know: demo.set" in result.output

@@ -195,7 +195,25 @@ def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) 
             raise
         except TradelabError as exc:  # damage that stops the replay: a malformed event row
             result.add(False, str(exc))
+        if result.problems and store_factory is None:
+            _name_foreign_topics(con, result)
         return result
+
+
+def _name_foreign_topics(con: duckdb.DuckDBPyConnection, result: VerifyResult) -> None:
+    """A journal written with topics and reducers of its own folds differently here: say so
+    beside the failures, which may be that and not damage."""
+    from tradelab.events import TopicRegistry
+
+    known = TopicRegistry()
+    topics = [t for (t,) in con.execute("SELECT DISTINCT topic FROM events ORDER BY 1").fetchall()]
+    foreign = [t for t in topics if t is not None and t not in known]
+    if foreign:
+        result.lines.append(
+            f"INFO topics this tradelab does not know: {', '.join(foreign[:8])}: a journal "
+            "written with reducers of its own folds differently without them; verify it from "
+            "Python with verify_journal(path, store_factory=...) building its store"
+        )
 
 
 def _check_snapshots_and_replay(
