@@ -496,3 +496,18 @@ def test_verify_names_topics_of_a_journals_own_beside_what_their_fold_changes(tm
     result = _cli("verify", path)
     assert result.exit_code == EXIT_DAMAGED
     assert "INFO topics this tradelab does not know: demo.set" in result.output
+
+
+def test_verify_names_a_lost_tail_an_engine_went_on_past(journal):
+    """The engine journals the loss and numbers seqs anew from it; verify said 'whole' after,
+    as if nothing had been lost."""
+    from tradelab.journal import JournalReader
+    from tradelab.journal.tailmark import TailMark
+
+    seq = JournalReader(journal).last_seq()
+    TailMark(journal).write(seq + 50)  # as after a torn WAL tail: 50 committed events gone
+    with Engine(journal_path=str(journal)) as engine:
+        assert engine.recovery_report.damage["lost_from_seq"] == seq + 1
+    result = _cli("verify", journal)
+    assert result.exit_code == 0, result.output  # whole since: the loss is history, not damage
+    assert f"records that events {seq + 1}..{seq + 50} were lost" in result.output

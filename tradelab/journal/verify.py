@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 
 from tradelab.errors import RecoveryError, SchemaVersionError, StateError, TradelabError
 from tradelab.journal import schema
@@ -181,6 +182,7 @@ def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) 
             )
         for problem in damage(path, last):  # the next start refuses it (RecoveryError)
             result.add(False, problem)
+        _recorded_losses(con, result)
         if (torn := torn_tail(path)) is not None:
             result.lines.append(f"WARN {torn}")
         pending = pending_events(path, last)
@@ -198,6 +200,24 @@ def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) 
         if result.problems and store_factory is None:
             _name_foreign_topics(con, result)
         return result
+
+
+def _recorded_losses(con: duckdb.DuckDBPyConnection, result: VerifyResult) -> None:
+    """A lost tail an engine found and went on past is journaled (`journal.damage_detected`) and
+    its seqs numbered anew: said here, or a journal whole since would hide it."""
+    rows = con.execute(
+        "SELECT seq, payload FROM events WHERE topic = 'journal.damage_detected' ORDER BY seq"
+    ).fetchall()
+    for seq, payload in rows:
+        try:
+            lost = msgspec.json.decode(payload, type=dict)
+            what = f"events {lost['lost_from_seq']}..{lost['expected_last_seq']} were lost"
+        except (msgspec.DecodeError, KeyError, TypeError):
+            what = "a loss was recorded"
+        result.lines.append(
+            f"WARN seq {seq} records that {what} before it (a torn tail an engine went on past; "
+            "seqs from there were numbered anew)"
+        )
 
 
 def _name_foreign_topics(con: duckdb.DuckDBPyConnection, result: VerifyResult) -> None:
