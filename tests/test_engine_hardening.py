@@ -234,7 +234,9 @@ def test_a_reducer_raising_base_exception_refuses_its_event_only(tmp_path, raise
             engine.submit("mark.updated", {"symbol": "NIFTY", "price": price})
         engine.flush(timeout=10)
         assert engine.store.get("market.marks.NIFTY.price") == 3.0
-        with pytest.raises(StateError, match=f"raised {raised.__name__} at seq .* refused"):
+        # On the main thread (a submitter processing its own event) it is the user's Ctrl-C:
+        # raised to it, its event refused.
+        with pytest.raises(raised):
             engine.submit("mark.updated", {"symbol": "X", "price": 2.0}, wait=True, timeout=20)
         assert engine.store.get("market.marks.X") is None
         engine.submit("mark.updated", {"symbol": "NIFTY", "price": 4.0}, wait=True)
@@ -247,6 +249,28 @@ def test_a_reducer_raising_base_exception_refuses_its_event_only(tmp_path, raise
         if e.topic == "mark.updated"
     ]
     assert prices == [1.0, 3.0, 4.0]
+
+
+@pytest.mark.parametrize("where", ["reducer", "watcher"])
+def test_ctrl_c_in_an_inline_backtests_store_work_stops_it_with_the_journal_whole(tmp_path, where):
+    def interrupt(*args):
+        if (args[1].payload if where == "reducer" else {"price": args[1]})["price"] == 2.0:
+            raise KeyboardInterrupt
+        return ()
+
+    engine = _engine(tmp_path, inline_kernel=True, durable_acks=False)
+    if where == "reducer":
+        engine.register_reducers({"mark.updated": [interrupt]})
+    with engine:
+        if where == "watcher":
+            engine.store.watch(
+                "market.marks.*.price", lambda path, new, old, seq: interrupt(path, new)
+            )
+        engine.submit("mark.updated", {"symbol": "A", "price": 1.0})
+        with pytest.raises(KeyboardInterrupt):
+            engine.submit("mark.updated", {"symbol": "A", "price": 2.0})
+    result = verify_journal(tmp_path / "lab.duckdb")
+    assert result.ok, result.lines
 
 
 @pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt])
@@ -265,8 +289,11 @@ def test_a_store_watcher_raising_base_exception_loses_no_event(tmp_path, raised)
         for price in (1.0, 2.0, 3.0):  # the kernel thread's watcher calls
             engine.submit("mark.updated", {"symbol": f"S{price:.0f}", "price": price})
         engine.flush(timeout=10)
-        for price in (4.0, 5.0):  # this (main) thread's own, processed here when it blocks
-            engine.submit("mark.updated", {"symbol": f"S{price:.0f}", "price": price}, wait=True)
+        # This (main) thread's own, processed here when it blocks: its interrupt is the user's,
+        # raised to it once its event is journaled.
+        with pytest.raises(raised):
+            engine.submit("mark.updated", {"symbol": "S4", "price": 4.0}, wait=True)
+        engine.submit("mark.updated", {"symbol": "S5", "price": 5.0}, wait=True)
         assert engine.store.get("market.marks.S5.price") == 5.0
     assert len(calls) == 5
     result = verify_journal(tmp_path / "lab.duckdb")

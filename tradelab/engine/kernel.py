@@ -70,6 +70,9 @@ class Kernel:
         self.last_snapshot_at = time.monotonic()
         self.announce = announce  # queues an event of the engine's own (e.g. snapshot.taken)
         self.rejected_events = 0
+        # A KeyboardInterrupt a reducer or watcher raised on the main thread (an inline backtest,
+        # a submitter processing its own event): raised once the batch is journaled.
+        self._interrupt: BaseException | None = None
         # False (an engine without durable acks): critical events wait for the next group
         # commit like the others, their submitters are not registered with the writer, and
         # events are handed to the writer HOLD_EVENTS at a time (inline, a pass holds one
@@ -153,7 +156,12 @@ class Kernel:
             self.run_here_events += 1
             try:
                 self._process_one(item, deferred=self._deferred)
-            except BaseException:  # its ticket carries the failure to the submitter
+            except BaseException as exc:  # its ticket carries the failure to the submitter
+                if (
+                    not isinstance(exc, Exception)
+                    and threading.current_thread() is threading.main_thread()
+                ):
+                    raise  # the user's Ctrl-C, its event refused or journaled (_interrupt)
                 log.exception("engine kernel failed to process a submitter's event")
             finally:
                 self._guest = None
@@ -236,6 +244,15 @@ class Kernel:
         deferred: list | None = None,
     ) -> None:
         events, payloads, waiting = self._apply(events, payloads, waiting)
+        try:
+            self._hand_on(events, payloads, waiting, deferred)
+        finally:
+            interrupt, self._interrupt = self._interrupt, None
+            if interrupt is not None:  # the user's Ctrl-C, after nothing applied was left out
+                raise interrupt
+
+    def _hand_on(self, events: list, payloads: list, waiting: list, deferred: list | None) -> None:
+        """Journal and publish the applied `events` (after `_apply`)."""
         if not events:
             return
         tickets = []
@@ -309,9 +326,15 @@ class Kernel:
         try:
             return self.store.apply_each(events, upcast=self.upcast)
         except BaseException as exc:
+            if (
+                not isinstance(exc, Exception)
+                and threading.current_thread() is threading.main_thread()
+            ):
+                self._interrupt = exc
             applied = self.store.version - events[0].seq + 1
             if applied >= len(events):  # raised once all were applied (by a watcher)
-                log.exception("a store watcher raised at seq %d", self.store.version)
+                if self._interrupt is None:
+                    log.exception("a store watcher raised at seq %d", self.store.version)
                 return applied, None
             refused = events[applied]
             error = StateError(
