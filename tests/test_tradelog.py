@@ -83,3 +83,22 @@ def test_a_round_trip_that_closed_while_no_trade_log_ran_is_logged_when_one_star
 def test_a_round_trip_logged_before_the_restart_is_not_logged_again():
     fills = [fill(1, "BUY", 10, 100.0), fill(2, "SELL", 10, 101.0)]
     assert closed_without_a_log(fills, logged_exit="T2") == []
+
+
+@pytest.mark.parametrize(
+    ("fills", "entry", "exit_", "realized"),
+    [
+        # Scaled in at 0.1 and 0.2, out at 0.15: break-even, not +5.55e-17 (a "winner").
+        ([fill(1, "SELL", 1, 0.1, 0), fill(2, "SELL", 1, 0.2, 0), fill(3, "BUY", 2, 0.15, 0)],
+         0.15, 0.15, 0.0),
+        # A coin in millionths keeps its decimals.
+        ([fill(1, "BUY", 1000, 0.0000216, 0), fill(2, "SELL", 1000, 0.00002, 0)],
+         0.0000216, 0.00002, -0.0016),
+    ],
+)  # fmt: skip
+def test_round_trip_figures_keep_the_prices_decimals_and_drop_float_noise(
+    fills, entry, exit_, realized
+):
+    [trip] = logged(fills, [], restart=False)
+    assert (trip["entry_price"], trip["exit_price"]) == (entry, exit_)
+    assert trip["realized_pnl"] == realized and trip["net_pnl"] == realized

@@ -137,6 +137,7 @@ class TradeLog:
         exit_ = trip["exit_value"] / trip["exit_qty"]
         # Realized P&L against the average entry: what the book realizes for the closed units.
         realized = (exit_ - entry) * trip["exit_qty"] * trip["direction"]
+        scale = max(trip["entry_value"], trip["exit_value"])
         payload = {
             "round_trip_id": f"{pid}@{fill['trade_id']}",
             "position_id": pid,
@@ -146,9 +147,10 @@ class TradeLog:
             "quantity": trip["exit_qty"],
             "entry_price": without_float_noise(entry),
             "exit_price": without_float_noise(exit_),
-            "realized_pnl": without_float_noise(realized),
-            "fees": without_float_noise(trip["fees"]),
-            "net_pnl": without_float_noise(realized - trip["fees"]),
+            # Amounts at the scale of what was traded: a break-even trip's noise is 0.0.
+            "realized_pnl": without_float_noise(realized, scale),
+            "fees": without_float_noise(trip["fees"], scale),
+            "net_pnl": without_float_noise(realized - trip["fees"], scale),
             "opened_ts": trip["opened_ts"],
             "closed_ts": fill["ts"],
             "entry_trade_id": trip["entry_trade_id"],

@@ -7,16 +7,21 @@ Fees are kept apart from gross P&L: net = realized + unrealized - fees. Thread-f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from math import fsum
 from typing import Any
 
 
-def without_float_noise(value: float) -> float:
-    """`value` to 12 significant digits: a sum's 836.2500000000005 reads 836.25, while a price of
-    any scale keeps its decimals (a coin's 0.0000216, EURUSD's 1.0914514), which rounding to a
-    fixed number of decimals would not."""
-    return float(f"{value:.12g}")
+def without_float_noise(value: float, scale: float | None = None) -> float:
+    """`value` to 12 significant digits of `scale` (its own by default): a sum's
+    836.2500000000005 reads 836.25, a price of any scale keeps its decimals (a coin's 0.0000216,
+    EURUSD's 1.0914514), which a fixed number of decimals would not; a difference of two
+    amounts (a P&L) rounded at their scale reads 0.0 where it is noise (5.55e-17)."""
+    size = abs(value if scale is None else scale)
+    if not size or not math.isfinite(size):
+        return float(value)
+    return round(value, 11 - math.floor(math.log10(size)))
 
 
 def position_id(strategy: str, symbol: str) -> str:
