@@ -406,3 +406,24 @@ def test_the_margin_check_counts_the_orders_commission(tmp_path):
     enough = run_backtest(tmp_path / "ABC.csv", BuysTen(), cash=131.25, commission=0.05)
     [fill] = enough.fills
     assert enough.final_equity == 131.25 - fill["fee"]  # cash 0, the units at 12.50
+
+
+def test_the_margin_check_counts_the_working_orders_commission_too(tmp_path):
+    # Two buys in one bar: the first still working held no room for its own commission, so
+    # both were taken and the second fill overdrew the cash.
+    from test_backtest import write_bars_from
+
+    from tradelab.runner import Strategy
+    from tradelab.runner.backtest import run_backtest
+
+    class BuysTwice(Strategy):
+        def on_bar(self, ctx, bar):
+            if not ctx.position(bar["symbol"]) and not getattr(self, "sent", False):
+                self.sent = True
+                ctx.buy(bar["symbol"], 10)
+                ctx.buy(bar["symbol"], 10)
+
+    write_bars_from(tmp_path / "ABC.csv", [12.5] * 4)
+    result = run_backtest(tmp_path / "ABC.csv", BuysTwice(), cash=256.25, commission=0.05)
+    assert len(result.fills) == 1
+    assert "needs 131.25, available 125.00" in result.refused_orders[0]["reason"]

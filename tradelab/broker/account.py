@@ -346,7 +346,7 @@ class PaperAccount:
             opening = request.quantity - min(request.quantity, room)
             needed = opening * _margin_price(contract, request, quote) * rate
         needed += fee[0] + fee[1] * price * request.quantity
-        available = self.cash - self._blocked_margin() - self._working_reserve(quotes)
+        available = self.cash - self._blocked_margin() - self._working_reserve(quotes, fee)
         if needed > available:
             raise OrderRejectedError(
                 f"insufficient margin for {request.side} {request.quantity} {request.symbol}: "
@@ -365,19 +365,21 @@ class PaperAccount:
         )
         return max(position - working, 0)
 
-    def _working_reserve(self, quotes: dict[str, list[float]]) -> float:
+    def _working_reserve(self, quotes: dict, fee: tuple = (0.0, 0.0)) -> float:
         """Cash that working orders will take when they fill: premium of the unfilled part of
         a buy (at its limit, else the ask), short margin of the part of a sell that opens
-        (the long position covers the sells in the order they were placed).
+        (the long position covers the sells in the order they were placed), and each one's fee.
         Without it, several working orders each pass alone and then overdraw the cash."""
         rate = self.short_margin_rate
         reserve = 0.0
         long_left: dict[str, int] = {}  # long units not yet promised to an earlier working sell
         for order in self.working.values():
             r, left = order.request, order.remaining
+            quote = quotes.get(r.symbol) or (0, 0)
+            limit = r.limit_price if r.order_type is OrderType.LIMIT else None
+            price = limit or quote[1 if r.side is Side.BUY else 0]
+            reserve += fee[0] + fee[1] * price * left
             if r.side is Side.BUY:
-                quote = quotes.get(r.symbol)
-                price = r.limit_price if r.order_type is OrderType.LIMIT else (quote or (0, 0))[1]
                 reserve += price * left
             else:
                 held = long_left.get(r.symbol, max(self.positions.get(r.symbol, 0), 0))
