@@ -107,8 +107,10 @@ def test_a_strategy_whose_constructor_raises_is_a_usage_error_not_a_traceback(
     # A user's own __init__ failing (its setup, a rule of its own): it used to end in a traceback and exit 1 (which
     # says "the journal is damaged").
     (tmp_path / "picky.py").write_text(
+        "import param\n"
         "from tradelab.runner import Strategy\n\n"
         "class Picky(Strategy):\n"
+        "    level = param.Integer(default=1)\n"
         "    def __init__(self, **params):\n"
         "        super().__init__(**params)\n"
         "        raise RuntimeError('no data vendor key')\n"
@@ -119,6 +121,10 @@ def test_a_strategy_whose_constructor_raises_is_a_usage_error_not_a_traceback(
     args = ["--strategy", "picky.py:Picky", "--journal", str(journal)]
     if command == "run":
         result = invoke(*args, "--duration", "0")
+        # With a --param too: the parameters' check builds it first.
+        with_param = invoke(*args, "--param", "level=2", "--duration", "0")
+        assert with_param.exit_code == EXIT_USAGE, (with_param.output, with_param.stderr)
+        assert "could not be made: RuntimeError: no data vendor key" in with_param.stderr
     else:
         result = CliRunner().invoke(cli, ["backtest", bars, "--symbol", "NIFTY", *args])
     assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)

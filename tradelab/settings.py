@@ -28,7 +28,7 @@ from tradelab.lab_config import NO_STRATEGY, LabConfig
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeedConfig
 from tradelab.runner import STRATEGIES
 from tradelab.runner.examples import strategy_class_named
-from tradelab.runner.strategy import coerce_params
+from tradelab.runner.strategy import coerce_params, constructed
 from tradelab.trading.risk import RiskConfig
 from tradelab.ui.config import ConsoleConfig
 
@@ -318,8 +318,10 @@ def _check_strategy_params(lab: LabConfig, where: str) -> None:
             raise InvalidInputError(
                 f"{dotted}{where}: {value!r} is refused ({exc}); allowed: {allowed(cls.param[name])}"
             ) from None
+        except Exception:  # its own __init__ failing: said for the whole set below
+            pass
     try:
-        cls(**values)
+        constructed(cls, values, lab.strategy)
     except InvalidInputError as exc:
         raise InvalidInputError(f"lab.strategy_params{where}: {exc}") from None
 
