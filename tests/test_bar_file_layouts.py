@@ -434,8 +434,18 @@ def test_times_with_and_without_an_offset_in_one_file_are_each_read_by_the_same_
     assert pd.to_datetime(series.ts, utc=True).tz_convert("Asia/Kolkata").strftime(
         "%H:%M"
     ).tolist() == ["09:15", "09:20", "09:25", "09:30", "09:35"]
+    # And the other way round, with one offset: the naive times became no time.
+    path.write_text(
+        "timestamp,open,high,low,close\n"
+        + "".join(f"2024-01-02 09:{m}:00+05:30,100,101,99,100\n" for m in (15, 20))
+        + "".join(f"2024-01-02 09:{m}:00,100,101,99,100\n" for m in (25, 30, 35))
+    )
+    series = load_bar_file(path)
+    assert pd.to_datetime(series.ts, utc=True).tz_convert("Asia/Kolkata").strftime(
+        "%H:%M"
+    ).tolist() == ["09:15", "09:20", "09:25", "09:30", "09:35"]
     # A value that is no time is still refused naming its line.
-    path.write_text(path.read_text().replace("09:35:00+05:30", "09:3x:00+05:30"))
+    path.write_text(path.read_text().replace("09:35:00", "09:3x:00"))
     with pytest.raises(InvalidInputError, match="line 6: '2024-01-02 09:3x:00"):
         load_bar_file(path)
 

@@ -35,6 +35,8 @@ def _dates_at_midnight(raw: pd.Series) -> pd.Series | None:
     a Tokyo date's midnight is the evening before in IST, and every bar moved a day early."""
     if raw.empty or not (raw.dtype == object or pd.api.types.is_string_dtype(raw)):
         return None
+    if not _MIDNIGHT_WITH_OFFSET.match(str(raw.iloc[0])):  # the usual answer, at once
+        return None
     dates = raw.astype(str).str.extract(_MIDNIGHT_WITH_OFFSET)[0]
     return None if dates.isna().any() else dates
 
@@ -57,13 +59,19 @@ def times_in_utc(raw: pd.Series) -> pd.Series:
         parsed = pd.to_datetime(raw, errors="coerce", dayfirst=dayfirst)
     except ValueError:  # offsets that differ from row to row: each value on its own, below
         parsed = raw
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+    aware = isinstance(parsed.dtype, pd.DatetimeTZDtype)
+    if (aware or pd.api.types.is_datetime64_dtype(parsed.dtype)) and _some_missed(raw, parsed):
+        # pandas took the column's format from its first value: times with an offset after
+        # naive ones (or the other way round) were read as no time at all.
+        mixed = _mixed_offsets_in_utc(raw, dayfirst)
+        return mixed if mixed is not None else _each_in_utc(raw, dayfirst)
+    if aware:
         if (parsed.dt.normalize() == parsed).all():  # dates at midnight where written: as above
             parsed = parsed.dt.tz_localize(None)
         else:
             return parsed.dt.tz_convert("UTC")
-    if pd.api.types.is_datetime64_dtype(parsed.dtype) and not _offsets_missed(raw, parsed):
-        return parsed.dt.tz_localize(  # no value had an offset
+    if pd.api.types.is_datetime64_dtype(parsed.dtype):  # no value had an offset
+        return parsed.dt.tz_localize(
             EXCHANGE_ZONE, ambiguous="NaT", nonexistent="NaT"
         ).dt.tz_convert("UTC")
     # Offsets that differ from row to row (any US or European intraday file: DST changes
@@ -71,21 +79,25 @@ def times_in_utc(raw: pd.Series) -> pd.Series:
     mixed = _mixed_offsets_in_utc(raw, dayfirst)
     if mixed is not None:
         return mixed
-    return pd.Series(  # a layout the two passes do not read alike: each value on its own
+    return _each_in_utc(raw, dayfirst)  # a layout the two passes do not read alike
+
+
+def _each_in_utc(raw: pd.Series, dayfirst: bool) -> pd.Series:
+    return pd.Series(
         [_one_in_utc(value, dayfirst) for value in raw],
         index=raw.index,
         dtype="datetime64[ns, UTC]",
     )
 
 
-def _offsets_missed(raw: pd.Series, parsed: pd.Series) -> bool:
-    """Whether values with an offset were read as no time: pandas takes a column's format from
-    its first value, so after naive times a time with an offset became NaT (and was refused as
-    "not a date and time")."""
+def _some_missed(raw: pd.Series, parsed: pd.Series) -> bool:
+    """Whether some values were read as no time though the column has times of both kinds,
+    with an offset and without (a value that is no time is refused later, naming it)."""
     missed = parsed.isna().to_numpy()
-    return bool(missed.any()) and bool(
-        raw[missed].astype(str).str.strip().str.contains(_OFFSET_AT_END).any()
-    )
+    if not missed.any():
+        return False
+    has_offset = raw.astype(str).str.strip().str.contains(_OFFSET_AT_END).to_numpy()
+    return bool(has_offset.any()) and not bool(has_offset.all())
 
 
 def _mixed_offsets_in_utc(raw: pd.Series, dayfirst: bool) -> pd.Series | None:
