@@ -511,3 +511,7 @@ def test_verify_names_a_lost_tail_an_engine_went_on_past(journal):
     result = _cli("verify", journal)
     assert result.exit_code == 0, result.output  # whole since: the loss is history, not damage
     assert f"records that events {seq + 1}..{seq + 50} were lost" in result.output
+    deep = '{"a":' * 5000 + "1" + "}" * 5000  # that row damaged: said, never a traceback
+    _sql(journal, f"UPDATE events SET payload = '{deep}' WHERE topic = 'journal.damage_detected'")
+    result = _cli("verify", journal)
+    assert "Traceback" not in result.output + result.stderr and "damaged payload" in result.output
