@@ -79,6 +79,13 @@ def test_lab_overrides_leave_the_callers_config_as_it_was(tmp_path):
     assert (mine.seed, mine.journal_path) == (7, str(tmp_path / "a.duckdb"))
     assert Lab(mine).config is mine  # no overrides: the config given is the Lab's
 
+    class Noted(LabConfig):  # a notebook's own settings beside the Lab's
+        notes = param.String(default="")
+
+    noted = Noted(journal_path=str(tmp_path / "c.duckdb"), strategy="none", notes="trial 3")
+    copy = Lab(noted, seed=12).config
+    assert type(copy) is Noted and (copy.notes, copy.seed, noted.seed) == ("trial 3", 12, 7)
+
 
 def test_lab_settings_take_a_path_and_refuse_by_name(tmp_path):
     cfg = LabConfig()

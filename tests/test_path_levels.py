@@ -95,11 +95,12 @@ def test_a_numpy_text_symbol_is_taken_as_the_plain_text_it_reads_as(desk):
     import numpy as np
 
     desk, broker, kernel = desk
-    desk.place_order(np.str_(SYM), "BUY", 75, strategy="s1", order_id=np.str_("O-np"))
+    desk.place_order(np.str_(SYM), "BUY", 75, strategy=np.str_("s1"), order_id=np.str_("O-np"))
     assert kernel.topics()[0] == "order.submitted"
     submitted = kernel.events[0]
     assert type(submitted.payload["symbol"]) is str and submitted.payload["symbol"] == SYM
     assert type(submitted.key) is str and submitted.key == "O-np"
+    assert type(submitted.payload["strategy"]) is str and submitted.payload["strategy"] == "s1"
 
 
 @pytest.mark.parametrize("quantity", [10**30, 2**63 * 75, -(10**30)])

@@ -164,7 +164,7 @@ def lab_settings(config: LabConfig | None, overrides: dict[str, Any]) -> LabConf
     if config is None:
         config = LabConfig()
     elif overrides:
-        config = LabConfig(**config_values(config))
+        config = type(config)(**config_values(config))  # a subclass's own settings too
     if overrides:
         apply_settings(config, overrides)
     return config
@@ -181,7 +181,7 @@ def apply_settings(cfg: LabConfig, settings: dict[str, Any]) -> None:
             )
     values = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
     try:
-        LabConfig(**{**cfg.param.values(), **values})  # tried on a copy first: all or nothing
+        type(cfg)(**{**cfg.param.values(), **values})  # tried on a copy first: all or nothing
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(f"Lab setting refused: {exc}") from None
     cfg.param.update(**values)

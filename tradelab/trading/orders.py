@@ -200,7 +200,10 @@ def check_price(price: Any, what: str, symbol: str) -> float:
 
 def check_strategy(strategy: Any) -> str:
     """A strategy name: a state path level (`check_path_level`) that is also at most 64 long and
-    holds no ':' (position ids join it to the symbol with ':')."""
+    holds no ':' (position ids join it to the symbol with ':'); a str subclass (numpy.str_) as
+    the plain str it reads as."""
+    if isinstance(strategy, str) and type(strategy) is not str:
+        strategy = str.__str__(strategy)
     if not is_path_level(strategy) or not STRATEGY_NAME.fullmatch(strategy):
         raise InvalidInputError(
             f"strategy name {strategy!r} must be 1-64 ASCII letters, digits, '_' or '-'"
