@@ -244,6 +244,7 @@ def test_null_seq_or_topic_is_damage(journal):
         # Taken for an empty file, these had tradelab's tables added beside them.
         (("CREATE VIEW prices AS SELECT 'A' AS symbol, 1.0 AS price",), "main.prices (view)"),
         (("CREATE SCHEMA research", "CREATE TABLE research.fills (id INT)"), "research.fills"),
+        (("CREATE MACRO add_one(a) AS a + 1",), "main.add_one (macro)"),
     ],
 )
 def test_run_refuses_a_duckdb_file_that_is_not_a_journal(tmp_path, made, named):

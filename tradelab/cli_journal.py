@@ -54,7 +54,7 @@ def inspect_cmd(path: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2))
         if damaged:  # stdout stays one JSON object; the cause goes to stderr, as for text
-            fail(f"journal {path} is damaged: {'; '.join(damaged)} (tradelab verify)", EXIT_DAMAGED)
+            fail(_damaged_line(path, damaged), EXIT_DAMAGED)
         return
     click.echo(f"journal    {info['path']}")
     seqs = f"  seq {info.get('first_seq', 1)}..{info['last_seq']}" if info["events"] else ""
@@ -75,7 +75,7 @@ def inspect_cmd(path: str, as_json: bool) -> None:
     if info.get("ack_log_torn_tail"):
         click.echo(f"WARN       {info['ack_log_torn_tail']}")
     for problem in [*info.get("damage", []), *info.get("ack_log_damage", [])]:
-        click.echo(f"DAMAGED    {problem}: the next start refuses the journal")
+        click.echo(f"DAMAGED    {problem.rstrip('.')}: the next start refuses the journal")
     for topic, count in info["topics"].items():
         click.echo(f"  {topic:28s} {count:>10}")
     rejected = {r["snapshot_id"]: r["reason"] for r in info.get("rejected_snapshots", [])}
@@ -89,7 +89,14 @@ def inspect_cmd(path: str, as_json: bool) -> None:
     if "state_hash" in info:
         click.echo(f"state hash {info['state_hash']}")
     if damaged:  # as verify: a journal inspect finds damaged exits 1 (README, exit codes)
-        fail(f"journal {path} is damaged: {'; '.join(damaged)} (tradelab verify)", EXIT_DAMAGED)
+        fail(_damaged_line(path, damaged), EXIT_DAMAGED)
+
+
+def _damaged_line(path: str, damaged: list[str]) -> str:
+    said = "; ".join(d.rstrip(".") for d in damaged)
+    if said.startswith(f"journal {path} "):  # it names the journal itself
+        return f"{said} (tradelab verify)"
+    return f"journal {path} is damaged: {said} (tradelab verify)"
 
 
 def _damage(info: dict) -> list[str]:

@@ -301,7 +301,7 @@ def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
 
 
 def _user_objects(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """What anyone made in the file: tables, views, sequences and schemas of any schema, named
+    """What anyone made in the file: tables, views, sequences, macros, types and schemas, named
     as `schema.name`. A file holding any of them is someone's database, not a new journal."""
     rows = con.execute(
         "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
@@ -311,6 +311,10 @@ def _user_objects(con: duckdb.DuckDBPyConnection) -> list[str]:
         "UNION ALL SELECT schema_name || '.' || sequence_name || ' (sequence)' "
         "FROM duckdb_sequences() WHERE database_name = current_database() "
         "UNION ALL SELECT schema_name || ' (schema)' FROM duckdb_schemas() "
+        "WHERE database_name = current_database() AND NOT internal "
+        "UNION ALL SELECT schema_name || '.' || function_name || ' (macro)' FROM duckdb_functions() "
+        "WHERE database_name = current_database() AND NOT internal "
+        "UNION ALL SELECT schema_name || '.' || type_name || ' (type)' FROM duckdb_types() "
         "WHERE database_name = current_database() AND NOT internal"
     ).fetchall()
     return sorted(name for (name,) in rows)
