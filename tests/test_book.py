@@ -170,3 +170,17 @@ def test_the_consoles_positions_show_the_exit_levels_armed_for_an_open_one():
     shown = positions(SimpleNamespace(store=k.store)).set_index("symbol")
     assert shown.loc[SYM, "stop"] == 198.58
     assert shown.loc[PUT, "stop"] is None or shown.loc[PUT, "stop"] != shown.loc[PUT, "stop"]
+
+
+def test_the_consoles_positions_keep_a_sub_cent_price_and_its_stop():
+    # To the paisa, a coin at 0.0000216 and its stop read 0.0 on the page.
+    from types import SimpleNamespace
+
+    from tradelab.ui.frames import positions
+
+    k = LocalKernel()
+    fill(k, 1, "BUY", 75, 0.0000216)
+    body = {"position_id": f"s1:{SYM}", "reason": "set", "stop": 0.000021168, "target": None}
+    k.submit("trade.exit_updated", {**body, "trail": None, "best": None, "exit_order": None})
+    [row] = positions(SimpleNamespace(store=k.store)).to_dict("records")
+    assert (row["average_price"], row["stop"]) == (0.0000216, 0.000021168)

@@ -94,9 +94,23 @@ _EMPTY_TYPES = {
 }
 
 
+# Prices under 1 (a coin's 0.0000216, a currency's) keep their significant digits: to the
+# paisa they read 0.0, their stop too.
+_PRICES = ("average_price", "mark", "stop", "target", "trail", "limit_price", "price")
+
+
+def _shown_price(value: Any) -> Any:
+    if isinstance(value, float) and value == value and abs(value) < 1:
+        return float(f"{value:.6g}")
+    return round(value, 2) if isinstance(value, float) else value
+
+
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     # Money to the paisa: float sums such as 836.2500000000005 read as noise on a screen.
-    frame = pd.DataFrame(rows, columns=columns).round(2).reset_index(drop=True)
+    frame = pd.DataFrame(rows, columns=columns)
+    prices = [c for c in _PRICES if c in frame.columns]
+    shown = {c: frame[c].map(_shown_price, na_action="ignore") for c in prices}
+    frame = frame.round(2).assign(**shown).reset_index(drop=True)
     if frame.empty:
         frame = frame.astype({c: t for c, t in _EMPTY_TYPES.items() if c in frame.columns})
     return frame
