@@ -6,6 +6,8 @@ was expected, so a notebook traceback alone says what to fix.
 
 from __future__ import annotations
 
+import threading
+
 
 class TradelabError(Exception):
     """Base of every error tradelab raises on purpose."""
@@ -68,3 +70,10 @@ def plain_value(value: object) -> object:
     """A cell from a DataFrame as an error message should show it: `nan`, not `np.float64(nan)`."""
     item = getattr(value, "item", None)
     return item() if callable(item) else value
+
+
+def interrupts_the_user(exc: BaseException) -> bool:
+    """A SystemExit or KeyboardInterrupt on the main thread: the user's own (Ctrl-C), to go on
+    up. Elsewhere (the engine's kernel, the bus's loop) such an exception from user code is
+    isolated as any failure, or it would stop work that others rely on."""
+    return not isinstance(exc, Exception) and threading.current_thread() is threading.main_thread()

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from typing import Any
 
 from tradelab.bus.subscription import Handler, Subscription, failure_payload
-from tradelab.errors import LifecycleError
+from tradelab.errors import LifecycleError, interrupts_the_user
 from tradelab.events import Event
 
 log = logging.getLogger("tradelab.bus")
@@ -32,7 +31,7 @@ class FailureRecorder:
         # SystemExit / KeyboardInterrupt from a handler: isolated like any failure on other
         # threads (on the engine's kernel it would drop the rest of the batch's deliveries),
         # but on the main thread it is the user interrupting, and goes on up.
-        if not isinstance(exc, Exception) and threading.current_thread() is threading.main_thread():
+        if interrupts_the_user(exc):
             raise exc
         for candidate, sub in zip(route.handlers, route.subs, strict=True):
             if candidate is handler:

@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from tradelab.engine.submissions import SubmitQueue, Wakeup
-from tradelab.errors import StateError
+from tradelab.errors import StateError, interrupts_the_user
 from tradelab.events import Event
 from tradelab.journal.snapshots import SnapshotInfo
 
@@ -157,10 +157,7 @@ class Kernel:
             try:
                 self._process_one(item, deferred=self._deferred)
             except BaseException as exc:  # its ticket carries the failure to the submitter
-                if (
-                    not isinstance(exc, Exception)
-                    and threading.current_thread() is threading.main_thread()
-                ):
+                if interrupts_the_user(exc):
                     raise  # the user's Ctrl-C, its event refused or journaled (_interrupt)
                 log.exception("engine kernel failed to process a submitter's event")
             finally:
@@ -326,10 +323,7 @@ class Kernel:
         try:
             return self.store.apply_each(events, upcast=self.upcast)
         except BaseException as exc:
-            if (
-                not isinstance(exc, Exception)
-                and threading.current_thread() is threading.main_thread()
-            ):
+            if interrupts_the_user(exc):
                 self._interrupt = exc
             applied = self.store.version - events[0].seq + 1
             if applied >= len(events):  # raised once all were applied (by a watcher)

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from tradelab.errors import InvalidInputError
+from tradelab.errors import InvalidInputError, interrupts_the_user
 from tradelab.state.paths import (
     DELETE,
     MISSING,
@@ -144,10 +144,7 @@ class WatcherSet:
                 # SystemExit / KeyboardInterrupt isolated as any failure (on the engine's kernel
                 # it would leave the event applied but never journaled), but on the main thread
                 # it is the user interrupting, and goes on up (as a bus handler's).
-                if (
-                    not isinstance(exc, Exception)
-                    and threading.main_thread() is threading.current_thread()
-                ):
+                if interrupts_the_user(exc):
                     raise
                 self.failures += 1
                 log.exception("state watcher %r failed for %s at seq %d", watch.pattern, path, seq)
