@@ -15,7 +15,7 @@ from tradelab.lab_config import LabConfig, apply_settings
 from tradelab.runner import SmaCross
 from tradelab.runner.backtest import run_backtest
 from tradelab.runner.monitor import PositionMonitor
-from tradelab.runner.strategy import Strategy
+from tradelab.runner.strategy import Strategy, checked_strategies
 from tradelab.trading.orders import check_price, check_quantity
 
 
@@ -475,3 +475,28 @@ def test_a_date_parameter_on_the_command_line_is_told_why_not_called_a_bad_numbe
 
     with pytest.raises(InvalidInputError, match=r"'day' of 'dated' is a date, which a journal"):
         coerce_params(Dated, {"day": "2025-01-02"})
+
+
+def test_a_strategy_class_without_a_name_is_named_after_itself():
+    # Two user classes used to share the default "strategy": run together they were refused
+    # as a duplicate, and in the book one strategy's positions read as the other's.
+    class MyBreakout(Strategy):
+        pass
+
+    class ORBFade(Strategy):
+        pass
+
+    class Named(Strategy):
+        strategy_name = "mine"
+
+    class Subnamed(Named):
+        pass
+
+    assert [MyBreakout().name, ORBFade().name, Named().name] == ["my_breakout", "orb_fade", "mine"]
+    assert Subnamed().name == "subnamed"
+    assert SmaCross().name == "sma_cross"
+
+    assert [s.name for s in checked_strategies([MyBreakout(), ORBFade()])] == [
+        "my_breakout",
+        "orb_fade",
+    ]

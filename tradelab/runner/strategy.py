@@ -8,6 +8,7 @@ Thread model: every callback of a strategy, and every call it makes on its conte
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ import param
 
 from tradelab.errors import InvalidInputError
 from tradelab.payloads import encode_submitted, validate_payload
-from tradelab.trading.orders import check_strategy
+from tradelab.trading.orders import STRATEGY_NAME, check_strategy
 
 if TYPE_CHECKING:
     from tradelab.runner.context import StrategyContext
@@ -32,8 +33,15 @@ class Strategy(param.Parameterized):
     `on_fill` (a journaled `trade.executed` of this strategy's orders); `on_stop` once at the end.
     """
 
-    #: The default name of instances (a strategy name: letters, digits, '_' or '-').
+    #: The default name of instances (a strategy name: letters, digits, '_' or '-'). A
+    #: subclass that does not set it is named after itself (`MyBreakout` -> "my_breakout"), so
+    #: two strategies of different classes never share a name in the book by default.
     strategy_name = "strategy"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "strategy_name" not in cls.__dict__:
+            cls.strategy_name = default_strategy_name(cls.__name__)
 
     def __init__(self, **params: Any) -> None:
         params.setdefault("name", self.strategy_name)
@@ -81,6 +89,14 @@ class Strategy(param.Parameterized):
         (e.g. {'5m': 'interval'}); refused like `symbols_needed` when the session does not
         build them or the bar file's bars are of another length."""
         return {}
+
+
+def default_strategy_name(class_name: str) -> str:
+    """A class's name as a strategy name: CamelCase to snake_case, at most 64 long; a name that
+    still is not one (non-ASCII letters) falls back to "strategy"."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", class_name)
+    name = words.lower().strip("_")[:64]
+    return name if STRATEGY_NAME.fullmatch(name) else "strategy"
 
 
 def check_strategy_inputs(
