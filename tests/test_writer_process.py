@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -478,3 +479,31 @@ def test_the_writer_process_memory_follows_the_snapshot_size(tmp_path):
         engine.stop()
     blobs = JournalReader(tmp_path / "lab.duckdb").events(topic="test.blob")
     assert [e.payload["n"] for e in blobs] == list(range(6))
+
+
+def test_a_stop_waiting_on_a_stopped_writer_process_says_so(tmp_path, monkeypatch, caplog):
+    """A writer process stopped by a signal (SIGSTOP, a shell's Ctrl-Z) used to hold `stop()`
+    for minutes without a word; it now says every few seconds what it waits for and how the
+    writer can go on, and finishes cleanly once it does."""
+    from tradelab.engine import stop_notice
+
+    monkeypatch.setattr(stop_notice, "NOTICE_EVERY_SECONDS", 0.3)
+    path = tmp_path / "lab.duckdb"
+    engine = _engine(tmp_path).start()
+    engine.submit("trade.executed", trade(1), key="T1")
+    pid = engine.journal.writer.pid
+    os.kill(pid, signal.SIGSTOP)
+    resume = threading.Timer(3.0, os.kill, (pid, signal.SIGCONT))
+    resume.start()
+    try:
+        with caplog.at_level("WARNING", logger="tradelab.engine"):
+            engine.stop(timeout=1.0)
+    finally:
+        resume.cancel()
+        with contextlib.suppress(ProcessLookupError):  # it exited once it went on
+            os.kill(pid, signal.SIGCONT)
+    notices = [r.getMessage() for r in caplog.records if "stopping: waited" in r.getMessage()]
+    assert notices, caplog.text
+    assert f"(pid {pid}) is stopped by a signal (`kill -CONT {pid}`" in notices[0]
+    assert engine.state == "stopped"
+    assert [e.key for e in JournalReader(path).events(topic="trade.executed")] == ["T1"]

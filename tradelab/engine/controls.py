@@ -1,22 +1,24 @@
 """What callers ask of a running Engine besides submitting: barriers (`flush`, `when_applied`),
-snapshots (`snapshot_now`), sealing segments, the counters a lockstep reads, and `metrics()`.
+snapshots (`snapshot_now`), sealing segments, the counters a lockstep reads, `metrics()`, and
+`publish_transient` (a tick on the bus, never queued).
 
 A mixin of `Engine` (its state: `_queue`, `_kernel`, `_writer`, `_priority`, `_inline`,
-`journal`, `state`).
+`journal`, `state`, `registry`, `bus`).
 Thread model: any thread except the kernel's (which a barrier would wait for); `when_applied`
 never waits, its callback runs on the kernel thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from tradelab.engine.kernel import APPLIED, FLUSH, SNAPSHOT
 from tradelab.engine.metrics import engine_metrics
-from tradelab.errors import JournalError, LifecycleError
+from tradelab.errors import InvalidInputError, JournalError, LifecycleError
+from tradelab.events import Event, now_ns
 from tradelab.journal.snapshots import SnapshotInfo
 
 _LIVE = ("running", "ready", "stopping")
@@ -50,7 +52,7 @@ class EngineControls:
         try:
             return done.result(timeout)
         except FutureTimeout:
-            raise JournalError(f"{what}() did not finish within {timeout} s") from None
+            raise JournalError(f"{what}() did not finish within {timeout:.3g} s") from None
 
     def when_applied(self, callback: Callable[[int], object]) -> int:
         """Call `callback(seq)` on the kernel thread once everything submitted before this call
@@ -118,3 +120,19 @@ class EngineControls:
 
     def metrics(self) -> dict[str, Any]:
         return engine_metrics(self, self._queue, self._writer, self._kernel, self._priority)
+
+    def publish_transient(self, topic: str, payload: Mapping[str, Any], key: str = "") -> Event:
+        """Publish a transient topic (e.g. market.tick) on the bus only: no seq, store, journal.
+
+        Transient events are never queued: they are delivered on the caller's thread, so a tick
+        flood costs its producer, not the engine's memory (subscribers keep their own bounds).
+        """
+        if not self.registry.is_transient(topic):
+            raise InvalidInputError(
+                f"topic {topic!r} is not transient; journaled topics go through submit()"
+            )
+        # Checked, not converted: a transient event is never encoded, and this is the tick path.
+        spec, body, critical = self.registry.check(topic, payload, key=key)
+        event = Event(0, now_ns(), topic, key, body, critical, spec.schema_version)
+        self.bus.publish_event(event)
+        return event

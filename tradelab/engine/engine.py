@@ -11,6 +11,7 @@ step aside (CriticalPriority).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from tradelab.cpu_layout import PinnedThreads, pin_engine_process
 from tradelab.engine.controls import EngineControls
 from tradelab.engine.kernel import Kernel
 from tradelab.engine.kernel_inline import InlineKernel
+from tradelab.engine.stop_notice import StopNotice
 from tradelab.engine.store import engine_store
 from tradelab.engine.submissions import CriticalPriority, SubmitQueue, Wakeup
 from tradelab.errors import InvalidInputError, JournalError, LifecycleError, TradelabError
@@ -218,34 +220,52 @@ class Engine(EngineControls):
                 self._queue.close(f"engine is {STOPPED}; submit() needs a running engine")
                 return
             assert self._kernel is not None
-            if self.state != STOPPING:  # a second stop() after a timeout only waits again
-                stopped_queued = False
-                try:
-                    self._set_state(STOPPING)
-                    self._queue.close(f"engine is {STOPPING}; submit() needs a running engine")
-                    if self.journal_failure is None:
-                        self.snapshot_now(timeout=timeout)
-                    stopped_queued = True
-                    self._emit_state(STOPPED, STOPPING, wait=True, timeout=timeout)
-                except TradelabError:
-                    log.exception("engine stop could not snapshot/journal cleanly")
-                    if not stopped_queued and self.journal_failure is None:
-                        self._emit_state(STOPPED, STOPPING)  # journaled when the kernel gets to it
-                self._kernel.request_stop()
-            if not self._kernel.join(timeout):
-                raise LifecycleError(
-                    f"the engine kernel did not finish within {timeout} s; the journal is left "
-                    "open (call stop() again to keep waiting)"
-                )
-            assert self.journal is not None
-            if self._inline:  # what is still queued or held back reaches the writer first
-                self._kernel.drain()
-                self._kernel.release_held()
-            self.journal.close()
+            # One budget for the snapshot, the stopped event and the kernel's end.
+            deadline = time.monotonic() + timeout
+            with StopNotice(self._writer_pid()) as notice:
+                if self.state != STOPPING:  # a second stop() after a timeout only waits again
+                    self._stop_journaled(notice, deadline)
+                    self._kernel.request_stop()
+                notice.step = "the kernel to apply what is queued"
+                if not self._kernel.join(max(deadline - time.monotonic(), 1.0)):
+                    raise LifecycleError(
+                        f"the engine kernel did not finish within {timeout} s; the journal is "
+                        "left open (call stop() again to keep waiting)"
+                    )
+                assert self.journal is not None
+                if self._inline:  # what is still queued or held back reaches the writer first
+                    self._kernel.drain()
+                    self._kernel.release_held()
+                notice.step = "the journal writer to commit and close"
+                self.journal.close()
             self._unpin()
             self.state = STOPPED
             self._queue.close(f"engine is {STOPPED}; submit() needs a running engine")
             self.bus.close()
+
+    def _stop_journaled(self, notice: StopNotice, deadline: float) -> None:
+        """Close the queue, snapshot and journal `stopped`; on a failure, log it in one line
+        (the caller's stop goes on: the kernel still applies and hands on what was queued)."""
+        stopped_queued = False
+        try:
+            self._set_state(STOPPING)
+            self._queue.close(f"engine is {STOPPING}; submit() needs a running engine")
+            if self.journal_failure is None:
+                notice.step = "the final snapshot"
+                self.snapshot_now(timeout=max(deadline - time.monotonic(), 0.001))
+            stopped_queued = True
+            notice.step = "the stopped event to be durable"
+            left = max(deadline - time.monotonic(), 0.001)
+            self._emit_state(STOPPED, STOPPING, wait=True, timeout=left)
+        except TradelabError as exc:
+            log.error("engine stop could not snapshot and journal cleanly: %s", exc)
+            if not stopped_queued and self.journal_failure is None:
+                self._emit_state(STOPPED, STOPPING)  # journaled when the kernel gets to it
+
+    def _writer_pid(self) -> int | None:
+        """The journal writer's process, when it is not this one (the thread layout)."""
+        pid = self._writer.describe().get("writer_pid") if self._writer is not None else None
+        return pid if pid != os.getpid() else None
 
     def _unpin(self) -> None:
         if self._pinned is not None:
@@ -382,22 +402,6 @@ class Engine(EngineControls):
             self.durable_wait_seconds += time.perf_counter() - started
             if taken and not inline:  # processed here: the kernel thread sends and publishes it
                 self._wakeup.ring()
-
-    def publish_transient(self, topic: str, payload: Mapping[str, Any], key: str = "") -> Event:
-        """Publish a transient topic (e.g. market.tick) on the bus only: no seq, store, journal.
-
-        Transient events are never queued: they are delivered on the caller's thread, so a tick
-        flood costs its producer, not the engine's memory (subscribers keep their own bounds).
-        """
-        if not self.registry.is_transient(topic):
-            raise InvalidInputError(
-                f"topic {topic!r} is not transient; journaled topics go through submit()"
-            )
-        # Checked, not converted: a transient event is never encoded, and this is the tick path.
-        spec, body, critical = self.registry.check(topic, payload, key=key)
-        event = Event(0, now_ns(), topic, key, body, critical, spec.schema_version)
-        self.bus.publish_event(event)
-        return event
 
     def __repr__(self) -> str:
         return f"Engine({self.config.journal_path!r}, state={self.state}, seq={self.store.version})"

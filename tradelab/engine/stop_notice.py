@@ -1,0 +1,74 @@
+"""A line every few seconds while `Engine.stop()` waits, saying for what and what the journal
+writer process is doing. A stop waiting on a writer that a signal stopped (SIGSTOP, a shell's
+Ctrl-Z of its process group) or that is stuck on the disk otherwise waits in silence for
+minutes, and the user cannot tell a hang from a slow checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger("tradelab.engine")
+
+#: Seconds between two lines of a stop that waits.
+NOTICE_EVERY_SECONDS = 5.0
+
+# /proc/<pid>/stat's state letter, as a user reads it.
+_PROCESS_STATES = {
+    "R": "running",
+    "S": "sleeping",
+    "D": "waiting on the disk",
+    "T": "stopped by a signal (`kill -CONT {pid}` lets it go on)",
+    "t": "stopped by a debugger",
+    "Z": "exited, not yet reaped",
+}
+
+
+def process_state(pid: int | None) -> str:
+    """What process `pid` is doing, in words; "unknown" where /proc cannot say."""
+    if pid is None:
+        return "unknown"
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "gone"
+    letter = stat.rsplit(")", 1)[-1].split()[0]  # the name in (...) may hold spaces
+    return _PROCESS_STATES.get(letter, letter).format(pid=pid)
+
+
+class StopNotice:
+    """Context manager: while open, logs a warning every `every` seconds naming `step` (set it
+    as the stop moves on) and the writer process's state; silent when the stop is quick."""
+
+    def __init__(self, writer_pid: int | None, every: float | None = None) -> None:
+        self.step = "the engine to stop"
+        self._writer_pid = writer_pid
+        self._every = NOTICE_EVERY_SECONDS if every is None else every
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="engine-stop-notice", daemon=True)
+
+    def __enter__(self) -> StopNotice:
+        self._started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._done.wait(self._every):
+            writer = (
+                f"; the journal writer (pid {self._writer_pid}) is "
+                f"{process_state(self._writer_pid)}"
+                if self._writer_pid is not None
+                else ""
+            )
+            log.warning(
+                "stopping: waited %.0f s for %s%s",
+                time.monotonic() - self._started,
+                self.step,
+                writer,
+            )
