@@ -418,3 +418,49 @@ def test_the_engines_store_refuses_writes_from_outside_and_stays_the_fold_of_its
     with _engine(tmp_path) as again:  # recovery (snapshot, then replay) still writes it
         assert again.recovery_report.ok and again.recovery_report.snapshot_id is not None
         assert again.store.get("market.marks.ABC")["price"] == 3.0
+
+
+@pytest.mark.parametrize("writer_process", [True, False])
+def test_a_segment_sealer_that_stops_is_told_and_the_journal_goes_on(
+    tmp_path, writer_process, caplog
+):
+    """A sealer that fails mid-session (its folder gone, a full disk) used to be a log line in
+    the writer process alone: readers of the segments silently saw a journal stuck at the last
+    seal. The engine now knows (`segments_failure`, `segments_failed` in its metrics, one
+    error line) and every event still reaches the journal."""
+    import shutil
+    import time
+
+    from tradelab.journal.segments import segment_dir
+
+    path = tmp_path / "lab.duckdb"
+    engine = Engine(
+        journal_path=str(path),
+        writer_process=writer_process,
+        segment_every_events=0,
+        segment_every_seconds=0.2,
+        snapshot_every_seconds=0,
+    ).start()
+    try:
+        engine.submit("mark.updated", {"symbol": "NIFTY", "price": 1.0}, wait=True)
+        engine.seal_segments(timeout=20)
+        folder = segment_dir(path)
+        shutil.rmtree(folder)
+        folder.write_text("not a folder")  # every later seal fails
+        with caplog.at_level("ERROR"):
+            engine.submit("mark.updated", {"symbol": "NIFTY", "price": 2.0}, wait=True)
+            deadline = time.monotonic() + 20  # generous: the sealer's next turn is 0.2 s away
+            while engine.segments_failure is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert engine.segments_failure is not None
+        assert engine.segments_failure.startswith("sealing stopped after seq ")
+        assert engine.metrics()["segments_failed"] == 1
+        said = "journal segments: sealing stopped" if writer_process else "segment sealer failed"
+        assert any(said in r.getMessage() for r in caplog.records), caplog.text
+        last = engine.submit("mark.updated", {"symbol": "NIFTY", "price": 3.0}, wait=True)
+    finally:
+        engine.stop(timeout=20)
+    folder.unlink()
+    marks = JournalReader(path).events(topic="mark.updated")
+    assert [e.payload["price"] for e in marks] == [1.0, 2.0, 3.0]
+    assert marks[-1].seq == last.seq

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from tradelab.cli_progress import RunProgress, money
+from tradelab.journal.segments import SEGMENTS_STALE
 
 
 class SpeedType(click.ParamType):
@@ -254,6 +255,8 @@ def _watch(
         f"{count_of(s['fills'], 'fill')}, {count_of(s['open_positions'], 'open position')}, "
         f"day P&L {money(s['daily_pnl'])}"
     )
+    if engine.segments_failure is not None:
+        click.echo(f"journal segments: {engine.segments_failure}. {SEGMENTS_STALE}.")
     mismatches = lab.store.get("reconciliation.mismatches", None) or {}
     if mismatches:  # found by the last run and not fixed (flagged, or a dry run)
         kinds = sorted({m.get("kind", "?") for m in mismatches.values()})

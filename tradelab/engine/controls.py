@@ -118,6 +118,11 @@ class EngineControls:
         """The error that stopped the journal writer, or None while it is healthy."""
         return self._writer.failed if self._writer is not None else None
 
+    @property
+    def segments_failure(self) -> str | None:
+        """Why the segment sealer stopped (the journal goes on; segments are stale), or None."""
+        return self._writer.segments_failure if self._writer is not None else None
+
     def metrics(self) -> dict[str, Any]:
         return engine_metrics(self, self._queue, self._writer, self._kernel, self._priority)
 

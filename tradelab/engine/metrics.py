@@ -42,6 +42,8 @@ def engine_metrics(
         "segment_files": len(list_segments(segment_dir(Path(engine.config.journal_path))))
         if engine.config.segments_enabled
         else 0,
+        # 1 once the sealer stopped (a full disk, a removed folder): segments are stale.
+        "segments_failed": int(bool(writer and writer.segments_failure)),
         # Where the journal writer runs: a process of its own or a thread here, and its pid;
         # its bounded queue of work not yet committed to DuckDB.
         **(writer.describe() if writer else {"writer": None, "writer_pid": None}),

@@ -19,6 +19,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -31,6 +32,14 @@ from tradelab.journal.schema import EVENT_COLUMNS
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^events-(\d{12})-(\d{12})\.parquet$")
+
+
+#: What a stopped sealer means to a user, said beside its cause.
+SEGMENTS_STALE = (
+    "Readers of the segments (analytics on a journal an engine holds, an attached notebook) "
+    "see events only up to there; the journal itself holds every event, and the next start "
+    "seals the rest"
+)
 
 
 def parquet_list(segments: list[tuple[int, int, Path]]) -> str:
@@ -132,8 +141,11 @@ class SegmentSealer:
         every_events: int = 50_000,
         every_seconds: float = 5.0,
         buffer_pool: BufferPoolLimit | None = None,
+        on_failed: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_failed(text)`: called once, on the sealer's thread, if sealing stops for good."""
         self.directory = directory
+        self._on_failed = on_failed
         # Each Parquet copy is the writer's one large allocation off its own thread.
         self._buffer_pool = buffer_pool
         self._con = con
@@ -152,6 +164,7 @@ class SegmentSealer:
         # (monotonic deadline, files a merge covers): deleted once readers had time to move on
         self._doomed: list[tuple[float, list[Path]]] = []
         self.failed: BaseException | None = None
+        self.failure_note: str | None = None  # what failed says, and the last seq sealed
         self._thread = threading.Thread(target=self._run, name="segment-sealer", daemon=True)
 
     @property
@@ -238,6 +251,9 @@ class SegmentSealer:
                 self.failed = exc
                 self._seal_requested = False
                 self._cond.notify_all()
+            self.failure_note = f"sealing stopped after seq {self._sealed_seq}: {exc}"
+            if self._on_failed is not None:
+                self._on_failed(self.failure_note)
         finally:
             cur.close()
 

@@ -35,6 +35,7 @@ SNAPSHOT_WRITTEN = b"N"  # JSON SnapshotInfo fields, or {"error": text}
 FLUSHED = b"F"  # JSON [request id, durable seq, error text or ""]
 SEALED = b"L"  # JSON [request id, sealed-up-to seq, error text or ""]
 FAILED = b"X"  # UTF-8 error text; the writer stopped
+SEGMENTS_FAILED = b"W"  # UTF-8 text: the segment sealer stopped (the journal goes on)
 STOPPED = b"Q"  # clean stop finished
 
 # first seq, last seq, pending high water, backpressure waits, backpressure seconds

@@ -94,6 +94,11 @@ class JournalWriter(Protocol):
         """{"writer": location, "writer_pid": pid}, for metrics."""
         ...
 
+    @property
+    def segments_failure(self) -> str | None:
+        """Why the segment sealer stopped for good (the journal goes on), or None."""
+        ...
+
     def pending_metrics(self) -> dict[str, Any]:
         """The bound on events queued for DuckDB (`writer_max_pending_events`), the most ever
         queued (`writer_pending_high_water`), and how often and how long the feeding thread

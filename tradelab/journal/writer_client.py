@@ -31,6 +31,7 @@ from tradelab.events import Event
 from tradelab.journal import wire
 from tradelab.journal.critical_acks import CriticalAckLog
 from tradelab.journal.latency import JournalLatency
+from tradelab.journal.segments import SEGMENTS_STALE
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.writer import SnapshotCallback, Ticket, notify_snapshot
 from tradelab.journal.writer_spawn import handshake, size_pipe, spawn_writer_process
@@ -74,6 +75,7 @@ class ProcessJournalWriter:
         self._acklog: CriticalAckLog | None = None
         self._stopped_cleanly = False
         self._pending_report = (0, 0, 0.0)  # from the latest DURABLE frame
+        self.segments_failure: str | None = None  # the sealer stopped (SEGMENTS_FAILED)
         self._max_pending = 0
         self._appended_seq = 0
         self._stopping = False
@@ -344,6 +346,9 @@ class ProcessJournalWriter:
                 done.resolve(JournalError(error) if error else None)
         elif kind == wire.FAILED:
             self._fail(JournalError(body.decode(errors="replace")))
+        elif kind == wire.SEGMENTS_FAILED:
+            self.segments_failure = body.decode(errors="replace")
+            log.error("journal segments: %s. %s", self.segments_failure, SEGMENTS_STALE)
         elif kind == wire.STOPPED:
             self._stopped_cleanly = True
             return False

@@ -57,6 +57,7 @@ class WriterProcess:
             on_group_committed=self._committed,
             on_failed=self._failed,
             buffer_pool=self.buffer_pool,
+            on_segments_failed=self._segments_failed,
         )
 
     def start(self) -> None:
@@ -77,6 +78,9 @@ class WriterProcess:
 
     def _failed(self, error: BaseException) -> None:
         self.out.send(wire.FAILED, str(error).encode())
+
+    def _segments_failed(self, text: str) -> None:
+        self.out.send(wire.SEGMENTS_FAILED, text.encode())
 
     def _snapshot_written(self, info: SnapshotInfo | BaseException) -> None:
         if isinstance(info, BaseException):

@@ -6,6 +6,8 @@ writer process (writer_process.py). Nothing here runs a thread; the caller start
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import duckdb
 
 from tradelab.journal.buffer_pool import BufferPoolLimit
@@ -25,12 +27,14 @@ def build_writer(
     on_group_committed: GroupCallback | None = None,
     on_failed: FailureCallback | None = None,
     buffer_pool: BufferPoolLimit | None = None,
+    on_segments_failed: Callable[[str], None] | None = None,
 ) -> tuple[ThreadJournalWriter, SegmentSealer | None]:
     """The writer (and, with segments, the sealer fed by its commits) for `settings`, not started.
 
     One recipe for both layouts: the writer thread in the engine's process, and the writer
     process (writer_process.py). With `buffer_pool`, DuckDB's cache is trimmed after each
-    checkpoint.
+    checkpoint. `on_segments_failed(text)`: the sealer stopped for good (a full disk, a removed
+    directory); the journal itself goes on.
     """
     sealer = None
     if settings.segments:
@@ -42,6 +46,7 @@ def build_writer(
             every_events=settings.segment_every_events,
             every_seconds=settings.segment_every_seconds,
             buffer_pool=buffer_pool,
+            on_failed=on_segments_failed,
         )
 
     def committed(first: int, last: int) -> None:

@@ -131,6 +131,11 @@ class ThreadJournalWriter:
     def pid(self) -> int:
         return os.getpid()
 
+    @property
+    def segments_failure(self) -> str | None:
+        """Why the segment sealer stopped (the journal goes on), or None."""
+        return self.sealer.failure_note if self.sealer is not None else None
+
     def describe(self) -> dict[str, Any]:
         return {"writer": self.location, "writer_pid": self.pid}
 

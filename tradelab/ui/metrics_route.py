@@ -80,6 +80,12 @@ _ENGINE_FIGURES = (
         "Parquet segment files a reader opens (small ones are merged as they accumulate).",
     ),
     (
+        "segments_failed",
+        "tradelab_journal_segments_failed",
+        "gauge",
+        "1 once the segment sealer stopped: segment readers see a stale journal until restart.",
+    ),
+    (
         "writer_pending_high_water",
         "tradelab_journal_writer_pending_high_water",
         "gauge",
