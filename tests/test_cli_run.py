@@ -664,3 +664,50 @@ def test_a_restart_whose_file_goes_on_to_later_days_opens_each_and_closes_it_at_
     resets = [e.payload["session_date"] for e in JournalReader(journal).events()
               if e.topic == "pnl.session_reset"]  # fmt: skip
     assert resets == ["2024-03-04", "2024-03-05", "2024-03-06"]
+
+
+def test_a_feed_the_engine_keeps_refusing_ends_the_run_with_exit_3_naming_why(
+    tmp_path, monkeypatch
+):
+    """A feed refused by the engine (its submit queue full past the timeout: a writer that does
+    not keep up) used to die in its thread with a traceback while `run` printed "the replayed
+    session ended" and exited 0."""
+    from tradelab.errors import OverloadError
+    from tradelab.lab import Lab
+
+    route, calls = Lab._route, []
+
+    def refused_after_a_while(self, tick):
+        calls.append(tick)
+        if len(calls) > 200:
+            raise OverloadError("engine submit queue is full: 10001 events queued, limit 10000")
+        route(self, tick)
+
+    monkeypatch.setattr(Lab, "_route", refused_after_a_while)
+    journal = tmp_path / "r.duckdb"
+    result = invoke("--feed", "replay", SAMPLE, "--speed", "100000", "--journal", str(journal))
+    assert result.exit_code == 3, (result.output, result.stderr)
+    assert "session ended" not in result.output
+    assert "the feed stopped before the session's end: engine submit queue is full" in (
+        result.output + result.stderr
+    )
+    assert "Traceback" not in result.output + result.stderr
+
+
+def test_a_stop_that_cannot_finish_is_one_line_and_exit_3_not_a_traceback(tmp_path, monkeypatch):
+    from tradelab.errors import LifecycleError
+    from tradelab.lab import Lab
+
+    stop = Lab.stop
+
+    def kernel_never_finished(self, *args, **kwargs):  # as a writer that never answers made it
+        stop(self, *args, **kwargs)
+        raise LifecycleError("the engine kernel did not finish within 60.0 s")
+
+    monkeypatch.setattr(Lab, "stop", kernel_never_finished)
+    result = invoke("--journal", str(tmp_path / "d.duckdb"), "--duration", "0.5")
+    assert result.exit_code == 3, (result.output, result.stderr)
+    assert "the session did not stop cleanly: the engine kernel did not finish" in (
+        result.output + result.stderr
+    )
+    assert "stopped cleanly at seq" not in result.output

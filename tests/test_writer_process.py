@@ -507,3 +507,53 @@ def test_a_stop_waiting_on_a_stopped_writer_process_says_so(tmp_path, monkeypatc
     assert f"(pid {pid}) is stopped by a signal (`kill -CONT {pid}`" in notices[0]
     assert engine.state == "stopped"
     assert [e.key for e in JournalReader(path).events(topic="trade.executed")] == ["T1"]
+
+
+def test_a_writer_process_that_stops_answering_is_failed_and_nothing_acknowledged_is_lost(
+    tmp_path,
+):
+    """A writer that stops (SIGSTOP, a hung disk) used to hold the engine silently: the pipe
+    filled, producers got OverloadError, and stop() waited minutes for a snapshot that never
+    came. After `writer_stall_seconds` of silence with work owed it is failed (the error names
+    it and what it is doing) and killed; what was acknowledged is recovered on the next start."""
+    path = tmp_path / "lab.duckdb"
+    engine = _engine(tmp_path, writer_stall_seconds=1.5).start()
+    engine.submit("trade.executed", trade(1), key="T1")
+    pid = engine.journal.writer.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        engine.submit("trade.executed", trade(2), key="T2")  # acknowledged by the ack log
+        engine.submit("mark.updated", {"symbol": "NIFTY", "price": 1.0})
+        deadline = time.monotonic() + 30  # generous: the watch looks once a second
+        while engine.journal_failure is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        failure = str(engine.journal_failure)
+        assert f"journal writer process (pid {pid}) has not answered for" in failure
+        assert "stopped by a signal" in failure
+        with pytest.raises(JournalError):
+            engine.submit("trade.executed", trade(3), key="T3")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    started = time.monotonic()
+    engine.stop(timeout=20)
+    assert time.monotonic() - started < 15
+    assert not _alive(pid)
+    again = _engine(tmp_path).start()
+    try:
+        trades = [e.key for e in JournalReader(path).events(topic="trade.executed")]
+    finally:
+        again.stop()
+    assert trades == ["T1", "T2"]
+
+
+def test_an_idle_writer_process_is_never_taken_for_a_stalled_one(tmp_path):
+    engine = _engine(tmp_path, writer_stall_seconds=0.5).start()
+    try:
+        engine.submit("trade.executed", trade(1), key="T1")
+        time.sleep(2.0)  # silent, but it owes nothing
+        assert engine.journal_failure is None
+        engine.submit("trade.executed", trade(2), key="T2")
+    finally:
+        engine.stop()
+    assert engine.journal_failure is None

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from tradelab.cli_progress import RunProgress, money
+from tradelab.errors import LifecycleError
 from tradelab.journal.segments import SEGMENTS_STALE
 
 
@@ -226,13 +227,18 @@ def _watch(
         if signals.stop_requested:
             progress.end()
             click.echo("stopping...")
-        elif ended and not cannot_go_on():
+        elif ended and not cannot_go_on() and lab.feed_failure is None:
             progress.show()
             progress.end()
             click.echo(f"the {'replayed' if feed == 'replay' else 'simulated'} session ended")
     finally:
         signals.stopping = True  # from here a signal is answered, not obeyed: see StopSignals
-        lab.stop()
+        try:
+            lab.stop()
+        except LifecycleError as exc:  # the kernel did not finish: said below, in one line
+            unstopped: LifecycleError | None = exc
+        else:
+            unstopped = None
     progress.end()
     failure = engine.journal_failure
     if broker.failure is not None:
@@ -245,6 +251,13 @@ def _watch(
             f"acknowledged critical event) are durable in {journal} or its ack log, and "
             f"restarting on it recovers them; events after seq {durable} (up to "
             f"{lab.store.version}) may be lost.",
+            EXIT_UNUSABLE,
+        )
+    if unstopped is not None:
+        fail(
+            f"the session did not stop cleanly: {unstopped}. Events up to seq "
+            f"{engine.metrics()['durable_seq']} are durable in {journal} or its ack log; a "
+            "restart recovers them.",
             EXIT_UNUSABLE,
         )
     s = lab.status()
@@ -284,6 +297,12 @@ def _watch(
             "the strategies did not stop: a hook was still running when the session stopped, "
             "so on_stop may not have run (the journal is whole up to the seq above)",
             EXIT_STRATEGY_FAILED,
+        )
+    if lab.feed_failure is not None:
+        fail(
+            f"the feed stopped before the session's end: {lab.feed_failure}. The journal holds "
+            "every event up to the seq above; a restart on it resumes the session there.",
+            EXIT_UNUSABLE,
         )
     failed = lab.runner.failures() if lab.runner is not None else {}
     if failed:

@@ -68,6 +68,15 @@ class EngineConfig(param.Parameterized):
         "pipe-max-size): events in flight before the kernel waits on the writer. A critical "
         "event waits behind what the pipe holds. Not used with writer_process=False.",
     )
+    writer_stall_seconds = param.Number(
+        default=30.0,
+        bounds=(0.0, None),
+        doc="A writer process that owes an answer (events not yet committed, a snapshot or "
+        "flush asked for) and sends nothing for this long is failed and killed, so a hung disk "
+        "or a stopped process ends the session with a clear error instead of stalling it; "
+        "acknowledged events are in the ack log. 0 = wait forever. Not used with "
+        "writer_process=False.",
+    )
     max_queued_events = param.Integer(
         default=10_000,
         bounds=(1, None),

@@ -172,6 +172,9 @@ class Lab:
         self.risk_monitor: DailyLossMonitor | None = None
         self.runner: StrategyRunner | None = None
         self.session_finished = threading.Event()
+        # Why the feed stopped before its session's end (the engine refused its events for
+        # longer than the submit timeout), or None; the session ends there too.
+        self.feed_failure: TradelabError | None = None
         self.resumed_after_ns: int | None = None  # the journal's last mark (None: none yet)
         self._closed_session: ClosedSession | None = None  # a restart may play more of it
         # The session an earlier run left open (stopped before its close): closed if this one
@@ -332,13 +335,17 @@ class Lab:
                 stall = self.config.feed_stall_after_seconds
                 days.run(self._resumed_ticks(), self._route, speed, self._stop, stall)
                 self._close_session()
-        except TradelabError:
+        except TradelabError as exc:
             # The journal writer failed (nothing more can be journaled) or the broker is down
             # (its account file cannot be written): the session ends here;
             # `engine.journal_failure` or `broker.failure` says why (the caller reports it).
-            if self.engine.journal_failure is None and self.broker.failure is None:
-                raise
-            log.info("feed stopped: the journal writer failed or the broker is down")
+            if self._stop.is_set():
+                log.debug("feed stopped by the session's stop", exc_info=True)
+            elif self.engine.journal_failure is None and self.broker.failure is None:
+                self.feed_failure = exc
+                log.error("the feed stopped: %s", self.feed_failure)
+            else:
+                log.info("feed stopped: the journal writer failed or the broker is down")
         finally:
             self.session_finished.set()
 

@@ -156,6 +156,7 @@ class Engine(EngineControls):
             memory_limit_mb=cfg.writer_memory_mb,
             max_pending_events=cfg.writer_max_pending_events,
             pipe_bytes=cfg.writer_pipe_bytes,
+            stall_seconds=cfg.writer_stall_seconds,
         )
         report.problems = list(self.journal.check.problems) + [
             p for p in report.problems if p not in self.journal.check.problems

@@ -8,34 +8,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from pathlib import Path
+
+from tradelab.journal.writer_watch import process_state
 
 log = logging.getLogger("tradelab.engine")
 
 #: Seconds between two lines of a stop that waits.
 NOTICE_EVERY_SECONDS = 5.0
-
-# /proc/<pid>/stat's state letter, as a user reads it.
-_PROCESS_STATES = {
-    "R": "running",
-    "S": "sleeping",
-    "D": "waiting on the disk",
-    "T": "stopped by a signal (`kill -CONT {pid}` lets it go on)",
-    "t": "stopped by a debugger",
-    "Z": "exited, not yet reaped",
-}
-
-
-def process_state(pid: int | None) -> str:
-    """What process `pid` is doing, in words; "unknown" where /proc cannot say."""
-    if pid is None:
-        return "unknown"
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return "gone"
-    letter = stat.rsplit(")", 1)[-1].split()[0]  # the name in (...) may hold spaces
-    return _PROCESS_STATES.get(letter, letter).format(pid=pid)
 
 
 class StopNotice:

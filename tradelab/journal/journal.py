@@ -241,6 +241,7 @@ class Journal:
         memory_limit_mb: int = 512,
         max_pending_events: int = 40_000,
         pipe_bytes: int = 16 << 10,
+        stall_seconds: float = 30.0,
     ) -> JournalWriter:
         """Start the writer (and the segment sealer) after recovery; seqs continue from last_seq."""
         if self.writer is not None:
@@ -283,7 +284,9 @@ class Journal:
             self.tailmark.close()
             self.con.close()  # the file lock passes to the writer process
             self._con_closed = True
-            self.writer = self._process.start(settings, ack_log=ack_log, pipe_bytes=pipe_bytes)
+            self.writer = self._process.start(
+                settings, ack_log=ack_log, pipe_bytes=pipe_bytes, stall_seconds=stall_seconds
+            )
             return self.writer
         writer, self.sealer = build_writer(self.con, self.tailmark, settings)
         if self.sealer is not None:

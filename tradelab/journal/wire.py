@@ -9,6 +9,7 @@ sender died mid-write, and a half-sent frame was never acknowledged to anyone.
 from __future__ import annotations
 
 import os
+import select
 import struct
 import threading
 from typing import Any
@@ -85,10 +86,13 @@ class FrameBuffer:
         self._fd = fd
         self._chunk = chunk
         self._data = b""
+        self._poll = select.poll()  # not select.select: no limit on the descriptor's number
+        self._poll.register(fd, select.POLLIN)
 
-    def next_frames(self) -> list[tuple[bytes, bytes]] | None:
+    def next_frames(self, timeout: float | None = None) -> list[tuple[bytes, bytes]] | None:
         """Block until at least one frame is complete; None at end of file (a partial frame
-        left then was cut short by the sender's death)."""
+        left then was cut short by the sender's death); with `timeout`, [] when nothing more
+        arrived for that long (what did arrive is kept for the next call)."""
         while True:
             frames, at, data = [], 0, self._data
             while len(data) - at >= _HEADER.size:
@@ -109,6 +113,9 @@ class FrameBuffer:
                 need += _HEADER.unpack_from(data, 0)[1]
             parts, have = [data], len(data)
             while True:
+                if timeout is not None and not self._poll.poll(timeout * 1000):
+                    self._data = b"".join(parts)
+                    return []
                 more = os.read(self._fd, max(self._chunk, need - have))
                 if not more:
                     self._data = b"".join(parts)

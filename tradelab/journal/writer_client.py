@@ -35,6 +35,7 @@ from tradelab.journal.segments import SEGMENTS_STALE
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.writer import SnapshotCallback, Ticket, notify_snapshot
 from tradelab.journal.writer_spawn import handshake, size_pipe, spawn_writer_process
+from tradelab.journal.writer_watch import WriterWatch, process_state
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class ProcessJournalWriter:
         self._stopped_cleanly = False
         self._pending_report = (0, 0, 0.0)  # from the latest DURABLE frame
         self.segments_failure: str | None = None  # the sealer stopped (SEGMENTS_FAILED)
+        self._watch = WriterWatch(0.0)  # armed by start()
         self._max_pending = 0
         self._appended_seq = 0
         self._stopping = False
@@ -123,14 +125,21 @@ class ProcessJournalWriter:
         return {**self.latency.metrics(), "journal_ack_log_syncs": syncs}
 
     def start(
-        self, settings: wire.WriterSettings, *, ack_log: bool = True, pipe_bytes: int = 16 << 10
+        self,
+        settings: wire.WriterSettings,
+        *,
+        ack_log: bool = True,
+        pipe_bytes: int = 16 << 10,
+        stall_seconds: float = 30.0,
     ) -> ProcessJournalWriter:
         """Size the pipe (`pipe_bytes`: what may be in flight to the process), send the
         settings; return once the process has the journal open and its writer runs.
 
         `ack_log`: a critical event is acknowledged once this process has synced it in the ack
         log (critical_acks.py): no hop through the other process and back on the critical
-        path. Without it, a critical batch is acknowledged by its own DuckDB commit there."""
+        path. Without it, a critical batch is acknowledged by its own DuckDB commit there.
+        `stall_seconds`: a process owing an answer that silent is failed and killed (0: never;
+        writer_watch.py)."""
         size_pipe(self._proc.stdin.fileno(), pipe_bytes)  # type: ignore[union-attr]
         self._durable_seq = self._appended_seq = settings.last_seq
         if ack_log:  # its first file is zero-filled while the other process opens the journal
@@ -138,6 +147,7 @@ class ProcessJournalWriter:
                 settings.path, settings.last_seq, self.latency.critical_acks.window, self._fail
             )
         self._max_pending = settings.max_pending_events
+        self._watch.stall_seconds = stall_seconds
         try:
             frames = handshake(self._proc, self._out, self._in, settings)
         except JournalError:
@@ -316,7 +326,11 @@ class ProcessJournalWriter:
         frames: list[tuple[bytes, bytes]] | None = self._early_frames
         try:
             while frames is not None and all(self._handle(*frame) for frame in frames):
-                frames = self._in.next_frames()
+                frames = self._in.next_frames(1.0 if self._watch.stall_seconds else None)
+                if frames:
+                    self._watch.heard()
+                elif frames == [] and self._stalled():
+                    self._proc.kill()  # its pipe then ends: the loop ends as for a death
         except (OSError, ValueError) as exc:
             self._fail(JournalError(f"journal writer process pipe failed: {exc}"))
             return
@@ -326,6 +340,20 @@ class ProcessJournalWriter:
             except subprocess.TimeoutExpired:
                 code = None
             self._fail(JournalError(f"journal writer process exited (exit code {code})"))
+
+    def _stalled(self) -> bool:
+        """Fail the writer if it owed an answer and sent nothing for `stall_seconds`."""
+        owes = self._appended_seq > self._durable_seq or bool(self._flushes)
+        silent = self._watch.stalled_for(owes or bool(self._snapshot_callbacks))
+        if silent is None or self.failed is not None:
+            return False
+        self._fail(
+            JournalError(
+                f"the journal writer process (pid {self.pid}) has not answered for {silent:.0f} "
+                f"s (it was {process_state(self.pid, hint=False)}), so it was killed"
+            )
+        )
+        return True
 
     def _handle(self, kind: bytes, body: bytes) -> bool:
         """Act on one frame from the process; False once it reported a clean stop."""
