@@ -35,7 +35,7 @@ from tradelab.journal.segments import SEGMENTS_STALE
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.writer import SnapshotCallback, Ticket, notify_snapshot
 from tradelab.journal.writer_spawn import handshake, size_pipe, spawn_writer_process
-from tradelab.journal.writer_watch import WriterWatch, process_state
+from tradelab.journal.writer_watch import WriterWatch
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class ProcessJournalWriter:
         self._stopped_cleanly = False
         self._pending_report = (0, 0, 0.0)  # from the latest DURABLE frame
         self.segments_failure: str | None = None  # the sealer stopped (SEGMENTS_FAILED)
-        self._watch = WriterWatch(0.0)  # armed by start()
+        self._watch = WriterWatch(self._proc.pid, 0.0)  # armed by start()
         self._max_pending = 0
         self._appended_seq = 0
         self._stopping = False
@@ -329,8 +329,12 @@ class ProcessJournalWriter:
                 frames = self._in.next_frames(1.0 if self._watch.stall_seconds else None)
                 if frames:
                     self._watch.heard()
-                elif frames == [] and self._stalled():
-                    self._proc.kill()  # its pipe then ends: the loop ends as for a death
+                elif frames == [] and self.failed is None:
+                    owes = self._appended_seq > self._durable_seq or bool(self._flushes)
+                    stalled = self._watch.failure(owes or bool(self._snapshot_callbacks))
+                    if stalled is not None:
+                        self._fail(stalled)
+                        self._proc.kill()  # its pipe then ends: the loop ends as for a death
         except (OSError, ValueError) as exc:
             self._fail(JournalError(f"journal writer process pipe failed: {exc}"))
             return
@@ -340,20 +344,6 @@ class ProcessJournalWriter:
             except subprocess.TimeoutExpired:
                 code = None
             self._fail(JournalError(f"journal writer process exited (exit code {code})"))
-
-    def _stalled(self) -> bool:
-        """Fail the writer if it owed an answer and sent nothing for `stall_seconds`."""
-        owes = self._appended_seq > self._durable_seq or bool(self._flushes)
-        silent = self._watch.stalled_for(owes or bool(self._snapshot_callbacks))
-        if silent is None or self.failed is not None:
-            return False
-        self._fail(
-            JournalError(
-                f"the journal writer process (pid {self.pid}) has not answered for {silent:.0f} "
-                f"s (it was {process_state(self.pid, hint=False)}), so it was killed"
-            )
-        )
-        return True
 
     def _handle(self, kind: bytes, body: bytes) -> bool:
         """Act on one frame from the process; False once it reported a clean stop."""

@@ -4,13 +4,15 @@ kernel blocks on it, the submit queue fills, producers get OverloadError, and a 
 a snapshot that never comes. Watched from the acknowledgement thread, which already reads
 every frame the process sends.
 
-Thread model: `heard` and `silent_for` are called on that one thread.
+Thread model: `heard`, `stalled_for` and `failure` are called on that one thread.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+
+from tradelab.errors import JournalError
 
 # /proc/<pid>/stat's state letter, as a user reads it.
 _PROCESS_STATES = {
@@ -45,7 +47,8 @@ class WriterWatch:
     or a large snapshot takes seconds, so a silence of `stall_seconds` (30 by default) with work
     outstanding is a writer that will not answer."""
 
-    def __init__(self, stall_seconds: float, clock=time.monotonic) -> None:
+    def __init__(self, pid: int, stall_seconds: float, clock=time.monotonic) -> None:
+        self.pid = pid
         self.stall_seconds = stall_seconds
         self._clock = clock
         self._last_heard = clock()
@@ -63,3 +66,13 @@ class WriterWatch:
             return None
         silent = now - self._last_heard
         return silent if silent >= self.stall_seconds else None
+
+    def failure(self, owes_answer: bool) -> JournalError | None:
+        """The error a stalled writer is failed with (see `stalled_for`), or None."""
+        silent = self.stalled_for(owes_answer)
+        if silent is None:
+            return None
+        return JournalError(
+            f"the journal writer process (pid {self.pid}) has not answered for {silent:.0f} s "
+            f"(it was {process_state(self.pid, hint=False)}), so it was killed"
+        )
