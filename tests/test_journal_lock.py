@@ -14,7 +14,7 @@ import pytest
 
 from tradelab.engine import Engine
 from tradelab.errors import JournalError, JournalInUseError
-from tradelab.journal.journal_lock import journal_lock_path
+from tradelab.journal.journal_lock import JournalLock, journal_lock_path
 from tradelab.journal.verify import verify_journal
 
 # An engine in a process of its own; it starts when `go` appears, so two start at once.
@@ -136,3 +136,22 @@ def test_a_symlink_to_a_held_journal_is_refused_as_the_journal_itself(tmp_path):
     finally:
         lock.release()
     assert journal_lock_path(link) == journal_lock_path(journal)
+
+
+def test_a_lock_that_cannot_be_written_on_a_full_disk_is_a_journal_error_and_leaves_no_file(
+    tmp_path, monkeypatch
+):
+    """Its pid written on a full disk used to escape as an OSError traceback (exit 1, "journal
+    damaged") and leave an empty lock file behind."""
+    from tradelab.journal import journal_lock
+
+    def full(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal_lock.os, "write", full)
+    journal = tmp_path / "lab.duckdb"
+    with pytest.raises(JournalError, match="writing .*lab.duckdb.lock failed: No space left"):
+        JournalLock.acquire(journal)
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+    JournalLock.acquire(journal).release()  # once there is room it locks as ever

@@ -65,8 +65,17 @@ class JournalLock:
                 break
             # The holder removed the file as it released it: this lock guards nothing now.
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:  # a full disk: the lock is given back, and its file goes
+            with contextlib.suppress(OSError):
+                path.unlink()
+            os.close(fd)
+            raise JournalError(
+                f"cannot lock journal {journal_path}: writing {path} failed: "
+                f"{exc.strerror or exc}; free space on its disk"
+            ) from None
         return cls(journal_path, fd)
 
     @property
