@@ -142,3 +142,14 @@ def test_stored_bar_history_is_bounded():
         )
     bars = kernel.store.get("market.bars.NIFTY.15m")
     assert len(bars) == BARS_KEPT and bars[0]["start"] == 10 and bars[-1]["start"] == BARS_KEPT + 9
+
+
+def test_a_mark_keeps_a_small_prices_digits():
+    """Marks were rounded to 4 decimals: a coin quoted at 0.0000401 was marked 0.0, so a long
+    showed its whole notional as a loss and the daily loss limit halted trading."""
+    submitted = []
+    router = MarketDataRouter(lambda topic, payload, **kw: submitted.append((topic, payload)))
+    router.on_tick(Tick("COIN", ist(9, 15), 0.0000400, 0.0000402, 0.0000401, 1, 1, 0))
+    router.on_tick(Tick("EURUSD", ist(9, 15), 1.08113, 1.08115, 1.08114, 1, 1, 0))
+    marks = {p["symbol"]: p["price"] for topic, p in submitted if topic == "mark.updated"}
+    assert marks == {"COIN": 0.0000401, "EURUSD": 1.08114}

@@ -14,6 +14,7 @@ from typing import Any
 from tradelab.market.bars import BarAggregator
 from tradelab.market.clock import NS_PER_S, ist_date
 from tradelab.market.ticks import Tick
+from tradelab.trading.book import without_float_noise
 from tradelab.state.paths import check_path_level, is_path_level
 
 Submit = Callable[..., Any]
@@ -97,12 +98,13 @@ class MarketDataRouter:
 
     def _submit_mark(self, tick: Tick) -> None:
         # Mark at the mid when there is a two-sided quote: last trades bounce between bid and ask.
+        # To 12 significant digits, not fixed decimals: a coin's 0.0000401 stays itself.
         price = tick.mid if tick.bid > 0 and tick.ask > 0 else tick.last
         self._submit(
             "mark.updated",
             {
                 "symbol": tick.symbol,
-                "price": round(price, 4),
+                "price": without_float_noise(price),
                 "bid": tick.bid,
                 "ask": tick.ask,
                 "last": tick.last,
