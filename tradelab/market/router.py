@@ -14,8 +14,8 @@ from typing import Any
 from tradelab.market.bars import BarAggregator
 from tradelab.market.clock import NS_PER_S, ist_date
 from tradelab.market.ticks import Tick
-from tradelab.trading.book import without_float_noise
 from tradelab.state.paths import check_path_level, is_path_level
+from tradelab.trading.book import without_float_noise
 
 Submit = Callable[..., Any]
 PublishTransient = Callable[..., Any]
