@@ -711,3 +711,34 @@ def test_a_stop_that_cannot_finish_is_one_line_and_exit_3_not_a_traceback(tmp_pa
         result.output + result.stderr
     )
     assert "stopped cleanly at seq" not in result.output
+
+
+def test_a_negative_seed_is_a_usage_error_before_anything_is_journaled(tmp_path):
+    journal = tmp_path / "s.duckdb"
+    result = invoke("--journal", str(journal), "--seed", "-5", "--duration", "1")
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    assert "--seed" in result.output + result.stderr
+    assert not journal.exists()
+
+
+def test_a_feed_that_fails_is_exit_3_naming_the_error_not_a_session_that_ended(
+    tmp_path, monkeypatch
+):
+    from tradelab.lab import Lab
+
+    route, calls = Lab._route, []
+
+    def broken(self, tick):
+        calls.append(tick)
+        if len(calls) > 100:
+            raise ValueError("expected non-negative integer")
+        route(self, tick)
+
+    monkeypatch.setattr(Lab, "_route", broken)
+    result = invoke(
+        "--feed", "replay", SAMPLE, "--speed", "100000", "--journal", str(tmp_path / "f.duckdb")
+    )
+    said = result.output + result.stderr
+    assert result.exit_code == 3, said
+    assert "session ended" not in result.output
+    assert "the feed stopped before the session's end: ValueError: expected non-negative" in said

@@ -173,7 +173,13 @@ def config_cmd(config_file: str | None) -> None:
     show_default=True,
     help="DuckDB journal; an existing one is recovered and the session resumed.",
 )
-@click.option("--seed", type=int, default=7, show_default=True, help="Simulated market seed.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=7,
+    show_default=True,
+    help="Simulated market seed.",
+)
 @click.option(
     "--ticks-per-second",
     type=click.IntRange(1, 10_000),

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from tradelab.cli_progress import RunProgress, money
-from tradelab.errors import LifecycleError
+from tradelab.errors import LifecycleError, TradelabError
 from tradelab.journal.segments import SEGMENTS_STALE
 
 
@@ -299,8 +299,10 @@ def _watch(
             EXIT_STRATEGY_FAILED,
         )
     if lab.feed_failure is not None:
+        why = lab.feed_failure
+        said = str(why) if isinstance(why, TradelabError) else f"{type(why).__name__}: {why}"
         fail(
-            f"the feed stopped before the session's end: {lab.feed_failure}. The journal holds "
+            f"the feed stopped before the session's end: {said}. The journal holds "
             "every event up to the seq above; a restart on it resumes the session there.",
             EXIT_UNUSABLE,
         )

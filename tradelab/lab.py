@@ -173,8 +173,9 @@ class Lab:
         self.runner: StrategyRunner | None = None
         self.session_finished = threading.Event()
         # Why the feed stopped before its session's end (the engine refused its events for
-        # longer than the submit timeout), or None; the session ends there too.
-        self.feed_failure: TradelabError | None = None
+        # longer than the submit timeout, or the feed itself failed), or None; the session
+        # ends there too.
+        self.feed_failure: Exception | None = None
         self.resumed_after_ns: int | None = None  # the journal's last mark (None: none yet)
         self._closed_session: ClosedSession | None = None  # a restart may play more of it
         # The session an earlier run left open (stopped before its close): closed if this one
@@ -346,6 +347,9 @@ class Lab:
                 log.error("the feed stopped: %s", self.feed_failure)
             else:
                 log.info("feed stopped: the journal writer failed or the broker is down")
+        except Exception as exc:  # a fault of the feed itself (a bad file, a bug): said once
+            log.error("the feed failed", exc_info=True)
+            self.feed_failure = exc
         finally:
             self.session_finished.set()
 

@@ -54,7 +54,9 @@ class LabConfig(param.Parameterized):
     """The embedded default: where the journal lives, which market runs and what trades it."""
 
     journal_path = FilePath(default="data/lab.duckdb", doc="DuckDB journal of the session.")
-    seed = param.Integer(default=7, doc="Seed of the simulated market (same seed, same ticks).")
+    seed = param.Integer(
+        default=7, bounds=(0, None), doc="Seed of the simulated market (same seed, same ticks)."
+    )
     ticks_per_second = param.Integer(
         default=500, bounds=(1, 10_000), doc="Ticks per wall-clock second."
     )

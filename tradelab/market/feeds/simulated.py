@@ -37,7 +37,9 @@ CALENDAR_NS_PER_YEAR = 365 * 86400 * NS_PER_S
 class SimulatedFeedConfig(param.Parameterized):
     """How the simulated session looks and how fast it runs."""
 
-    seed = param.Integer(default=7, doc="Random seed; the same seed gives the same ticks.")
+    seed = param.Integer(
+        default=7, bounds=(0, None), doc="Random seed; the same seed gives the same ticks."
+    )
     session_date = param.CalendarDate(
         default=date(2025, 11, 12),
         doc="Day simulated; a holiday or weekend moves to the next NSE trading day.",
