@@ -120,3 +120,45 @@ def test_a_broker_that_stays_down_shows_in_the_status_and_the_run_progress_line(
         assert capsys.readouterr().out.rstrip().endswith("broker DEGRADED")
     finally:
         lab.stop()
+
+
+def test_a_fill_adopted_before_its_late_report_arrives_is_booked_once(tmp_path):
+    """The broker's report of a fill the reconciler had adopted meanwhile (a slow report, a
+    busy desk) used to be booked again: 150 in the book against 75 at the broker, the fee
+    twice, and a quantity mismatch that halted trading on the next run."""
+    lab = lab_with(tmp_path / "lab.duckdb").start()
+    try:
+        symbol = lab.feed.symbols[2]
+        assert wait_for(lambda: lab.store.get("reconciliation.status", None) == "completed")
+        assert wait_for(lambda: lab.store.get(f"market.marks.{symbol}") is not None)
+        desk_listener, held = lab.broker._order_listeners[0], []
+        lab.broker._order_listeners[0] = held.append  # the reports are late
+        lab.place_order(symbol, "BUY", 75, strategy="s1")
+        assert wait_for(lambda: any(u.fill is not None for u in held))
+        assert "missed_fill" in lab.reconciler.run_once().kinds
+        lab.broker._order_listeners[0] = desk_listener
+        for update in held:
+            desk_listener(update)
+        lab.engine.wait_applied()
+        position = lab.store.get(f"trading.positions.s1:{symbol}")
+        assert position["net_quantity"] == 75 == lab.broker.positions()[symbol]
+        assert len(lab.store.get("trading.trades")) == 1
+        assert lab.reconciler.run_once().kinds == []
+        assert lab.store.get("risk.control.state", "active") == "active"
+    finally:
+        lab.stop()
+
+
+def test_a_trade_the_book_holds_already_changes_nothing_when_reported_again():
+    """The backstop for a report racing the reconciler's adoption of the same fill."""
+    from tradelab.events import Event
+    from tradelab.trading.reducers import trade_reducer
+
+    trade = {
+        "trade_id": "PB-F1", "order_id": "O-1", "position_id": "s1:X", "symbol": "X",
+        "strategy": "s1", "side": "BUY", "quantity": 75, "price": 10.0, "fee": 20.0,
+        "lot_size": 75, "ts": 1,
+    }  # fmt: skip
+    event = Event(9, 1, "trade.executed", "s1:X", trade, True)
+    assert trade_reducer({"trading": {"trades": {"PB-F1": {**trade, "seq": 5}}}}, event) == []
+    assert trade_reducer({}, event)  # a new one is booked

@@ -368,9 +368,11 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
                     slot.ctx._on_order_finished(payload)
 
     def _on_trade(self, seq: int, payload: Any) -> None:
+        trade = self.engine.store.get(f"trading.trades.{payload.get('trade_id')}", None)
+        if trade is not None and trade.get("seq", seq) != seq:
+            return  # a late report of a fill booked (and handed on) at an earlier seq
         if seq > self._seeded_seq:  # else the round trips were seeded with it
             self.trade_log.on_fill(payload)
-        trade = self.engine.store.get(f"trading.trades.{payload.get('trade_id')}", None)
         if trade is not None and seq > self._seeded_seq:
             after = trade["position_after"]
             before = after - (trade["quantity"] if trade["side"] == "BUY" else -trade["quantity"])

@@ -17,6 +17,7 @@ The broker sees an order only once its order.submitted is applied (the caller's 
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -54,6 +55,8 @@ from tradelab.trading.risk import (
 
 Submit = Callable[..., Any]
 _Pending = tuple[str, dict, str, bool]  # topic, payload, key, critical
+
+log = logging.getLogger(__name__)
 
 
 class FlattenError(OrderRejectedError):
@@ -390,6 +393,14 @@ class ExecutionDesk:
         check_update_ids(update)  # broker ids become path levels too: refuse before submitting
         self._emit(f"order.{update.status}", update.to_payload(), update.order_id)
         if update.fill is not None:
+            if self.store.get(f"trading.trades.{update.fill.trade_id}", None) is not None:
+                log.info(
+                    "fill %s of order %s is in the book already (the reconciler adopted it): "
+                    "its late report books nothing",
+                    update.fill.trade_id,
+                    update.order_id,
+                )
+                return
             trade = update.fill.to_payload()
             pid = position_id(update.fill.strategy, update.fill.symbol)
             trade["position_id"] = pid

@@ -140,6 +140,9 @@ def trade_reducer(view: Any, event: Event) -> Iterable[Change]:
     path_level(p["symbol"], "symbol")
     path_level(p["strategy"], "strategy name")
     trading = view.get("trading") or {}
+    if trade_id in (trading.get("trades") or {}):
+        # The broker's late report of a fill the reconciler adopted meanwhile: booked once.
+        return []
     position = (trading.get("positions") or {}).get(pid) or empty_position(
         p["strategy"], p["symbol"], p["lot_size"]
     )
