@@ -537,3 +537,52 @@ def test_a_daily_loss_limit_of_zero_breaches_on_any_loss_but_not_on_a_flat_day()
     assert s.gate.state == "active"
     s.desk.place_order(SYM, "BUY", 75)  # bought at 101, marked at 101: the fee is the loss
     assert s.monitor.check() is True
+
+
+def test_a_breach_flatten_the_broker_refuses_is_retried_in_the_running_session():
+    """It was tried once: one rejection left the position open (and, halted, unmanageable)
+    for the rest of the day; only a restart retried it."""
+    s = losing(with_put=True, flatten_on_breach=True)
+    flatten, tries = s.desk.flatten, []
+
+    def refused_once():
+        tries.append(1)
+        if len(tries) == 1:
+            raise FlattenError([], {"a:" + SYM: "broker rejects every order for now"})
+        return flatten()
+
+    s.desk.flatten = refused_once
+    assert s.monitor.check() is True
+    assert len(s.kernel.store.get("trading.open_positions")) == 2
+    s.monitor.check()  # marks arriving at once: no second try before the wait
+    assert len(tries) == 1
+    s.monitor._flatten_next_try = 0.0  # the wait is over
+    s.monitor.check()
+    assert len(tries) == 2
+    assert s.kernel.store.get("trading.open_positions") == {}
+    assert s.broker.positions() == {}
+
+
+@pytest.mark.parametrize(
+    ("on_breach", "standing", "after"),
+    [("halted", "reducing", "halted"), ("reducing", "halted", "halted")],
+)
+def test_the_loss_limit_holds_while_trading_is_halted_by_someone_else(on_breach, standing, after):
+    """An operator's (or the reconciler's) halt used to switch the limit off: no breach, no
+    flatten, and the breach came whenever they resumed. It now takes the halt over, in the
+    stricter mode."""
+    s = losing(on_breach=on_breach, flatten_on_breach=True)
+    s.gate.halt("ops-anna", "news at 11", mode=standing)
+    assert s.monitor.check() is True
+    assert s.gate.state == after
+    assert s.kernel.store.get("risk.control")["by"] == "risk"
+    assert s.kernel.store.get("risk.breach")["flatten"] is True
+    assert s.kernel.store.get("trading.open_positions") == {}
+    assert s.monitor.check() is False  # one breach a day
+
+
+def test_a_loss_limit_of_zero_reads_0_00_not_minus_0_00():
+    from tradelab.trading.risk_state import breach_reason
+
+    assert breach_reason(-40.0, 0.0) == "daily P&L -40.00 crossed the daily loss limit 0.00"
+    assert breach_reason(-600.0, 500.0).endswith("limit -500.00")

@@ -3,8 +3,11 @@
 A breach journals the critical `risk.daily_loss_breached`, which halts by itself (mode 'halted' or
 'reducing' per RiskConfig.on_breach, by 'risk'; risk_state.py), and a critical `risk.halted` for
 whoever follows halts, then, through the desk, cancels the
-working orders that mode forbids and optionally flattens the book. One breach per trading day;
-only `RiskGate.resume` (an operator) lifts it.
+working orders that mode forbids and optionally flattens the book. The limit holds while an
+operator or the reconciler has halted trading too: a breach then takes the halt over in the
+stricter of the two modes. A flatten refused by the broker, or a position opened after it (a
+fill the broker made after its cancel), is closed on later checks, the waits between tries
+doubling. One breach per trading day; only `RiskGate.resume` (an operator) lifts it.
 Thread model: `check()` runs on the monitor's own thread (`start`), woken by the bus on every
 fill, mark and session reset and at least every `check_interval_s`, and on the Lab's after a
 close settled expired options (one at a time); never on the kernel thread.
@@ -20,16 +23,18 @@ from typing import Any
 
 from tradelab.errors import TradelabError
 from tradelab.trading.risk import RiskConfig
-from tradelab.trading.risk_state import ACTIVE, breach_reason, control_state
+from tradelab.trading.risk_state import ACTIVE, HALTED, REDUCING, breach_reason, control_state
 
 log = logging.getLogger(__name__)
 Submit = Callable[..., Any]
 WAKE_TOPICS = ("trade.executed", "mark.updated", "pnl.session_reset")
-# A restart's flatten is retried on the next checks (quotes arrive with the feed), this often at
-# most, the waits between tries doubling from 1 s to a minute (~15 minutes in all): a broker
-# refusing every order must not get an order per position on every mark.
-RESTART_FLATTEN_ATTEMPTS = 20
-RESTART_FLATTEN_FIRST_WAIT_S, RESTART_FLATTEN_LONGEST_WAIT_S = 1.0, 60.0
+# A breach's flatten (and a restart's: quotes arrive with the feed) is retried on the next
+# checks while anything is open, the waits between failed tries doubling from 1 s to a minute,
+# at most this many in a row (~15 minutes): a broker refusing every order must not get an
+# order per position on every mark.
+FLATTEN_ATTEMPTS = 20
+FLATTEN_FIRST_WAIT_S, FLATTEN_LONGEST_WAIT_S = 1.0, 60.0
+_STRICTNESS = {ACTIVE: 0, REDUCING: 1, HALTED: 2}
 
 
 class DailyLossMonitor:
@@ -52,8 +57,9 @@ class DailyLossMonitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._subscriptions: list[Any] = []
-        self._flatten_attempts_left = 0  # a breach's flatten a crash cut short, redone on checks
-        self._flatten_next_try = 0.0  # time.monotonic() of its next try
+        self._flatten_failures = 0  # failed flattens in a row since the book was last flat
+        self._flatten_next_try = 0.0  # time.monotonic() of the next try
+        self._flatten_ready = True  # False on a restart until the reconciler has run
         self._check_lock = threading.Lock()
 
     def check(self) -> bool:
@@ -72,10 +78,10 @@ class DailyLossMonitor:
             log.exception("daily loss check failed")
 
     def _check(self) -> bool:
-        if self._flatten_attempts_left and time.monotonic() >= self._flatten_next_try:
-            self._flatten_after_restart()
+        if self.desk is not None and self._flatten_ready:
+            self._flatten_if_due()
         limit = self.config.daily_loss_limit
-        if limit is None or control_state(self.store) != ACTIVE:
+        if limit is None:
             return False
         daily = self.store.get("pnl.daily", None) or {}
         net = daily.get("net")
@@ -84,7 +90,8 @@ class DailyLossMonitor:
             return False
         if self.store.get("risk.breached_session", None) == (session or ""):
             return False  # already breached today; an operator resumed since
-        mode = self.config.on_breach
+        # Halted or reducing already (an operator, the reconciler): the stricter mode wins.
+        mode = max(self.config.on_breach, control_state(self.store), key=_STRICTNESS.get)
         reason = breach_reason(net, limit)
         self._submit(
             "risk.daily_loss_breached",
@@ -119,9 +126,10 @@ class DailyLossMonitor:
         except TradelabError as exc:
             log.error("on start, risk %s: %s", control_state(self.store), exc)
         if self._breach_flatten_due() and self.store.get("trading.open_positions"):
+            self._flatten_ready = False  # the checks wait for the book to be the broker's
             if reconcile is not None:
                 reconcile()
-            self._flatten_attempts_left = RESTART_FLATTEN_ATTEMPTS
+            self._flatten_ready = True
 
     def _breach_flatten_due(self) -> bool:
         """Whether the halt standing is a breach's that asked to flatten (not one an operator
@@ -135,38 +143,46 @@ class DailyLossMonitor:
             and control.get("seq", 0) >= breach.get("seq", float("inf"))
         )
 
-    def _flatten_after_restart(self) -> None:
-        if not self._breach_flatten_due():  # an operator resumed (or halted) since: theirs now
-            self._flatten_attempts_left = 0
+    def _flatten_if_due(self) -> None:
+        """While a breach that asked to flatten stands and something is open (a refused exit, a
+        crash between the breach and its flatten, a fill the broker made after its cancel),
+        flatten again; after a failure, not before the wait doubled from the last."""
+        now = time.monotonic()
+        if now < self._flatten_next_try:
             return
-        tried = RESTART_FLATTEN_ATTEMPTS - self._flatten_attempts_left
-        self._flatten_attempts_left -= 1
-        wait = min(RESTART_FLATTEN_FIRST_WAIT_S * 2**tried, RESTART_FLATTEN_LONGEST_WAIT_S)
-        self._flatten_next_try = time.monotonic() + wait
+        if not self.store.get("trading.open_positions") or not self._breach_flatten_due():
+            self._flatten_failures = 0  # flat, or an operator resumed (or halted) since
+            return
+        if self._flatten_failures >= FLATTEN_ATTEMPTS:
+            return  # given up (logged): an operator must close the rest
+        # Its market orders fill on the next quotes: not flattened again before they could.
+        self._flatten_next_try = now + FLATTEN_FIRST_WAIT_S
         try:
             self.desk.flatten()
         except TradelabError as exc:
-            last = self._flatten_attempts_left == 0
+            self._flatten_failures += 1
+            wait = FLATTEN_FIRST_WAIT_S * 2 ** (self._flatten_failures - 1)
+            self._flatten_next_try = now + min(wait, FLATTEN_LONGEST_WAIT_S)
+            last = self._flatten_failures >= FLATTEN_ATTEMPTS
             log.log(
                 logging.ERROR if last else logging.WARNING,
-                "flattening after the daily loss breach, on restart%s: %s",
+                "flattening after the daily loss breach%s: %s",
                 " (giving up: an operator must close the rest)" if last else "; will retry",
                 exc,
             )
             return
-        self._flatten_attempts_left = 0
+        self._flatten_failures = 0
 
     def _act_on_breach(self) -> None:
-        """Cancel the working orders the new state forbids, then flatten if configured: each
-        step runs even if the other failed (the error names what was left, and is logged)."""
-        steps = [self.desk.cancel_blocked_orders]
+        """Cancel the working orders the new state forbids, then flatten if configured (tried
+        again on later checks while anything is open: `_flatten_if_due`)."""
+        try:
+            self.desk.cancel_blocked_orders()
+        except TradelabError as exc:
+            log.error("after the daily loss breach: %s", exc)
         if self.config.flatten_on_breach:
-            steps.append(self.desk.flatten)
-        for step in steps:
-            try:
-                step()
-            except TradelabError as exc:
-                log.error("after the daily loss breach: %s", exc)
+            self._flatten_failures, self._flatten_next_try = 0, 0.0
+            self._flatten_if_due()
 
     # -- own thread -------------------------------------------------------------------------
     def start(self) -> DailyLossMonitor:

@@ -71,7 +71,8 @@ def breach_reducer(view: Any, event: Event) -> Iterable[Change]:
 def breach_reason(daily_pnl: Any, limit: Any) -> str:
     """Why the monitor halted: the same words on the breach's halt and on `risk.halted`."""
     try:
-        return f"daily P&L {daily_pnl:,.2f} crossed the daily loss limit -{limit:,.2f}"
+        # `or 0.0`: a limit of 0 reads 0.00, not -0.00.
+        return f"daily P&L {daily_pnl:,.2f} crossed the daily loss limit {-limit or 0.0:,.2f}"
     except (TypeError, ValueError):  # a breach journaled by another tool, without the numbers
         return "the daily loss limit was crossed"
 
