@@ -586,3 +586,21 @@ def test_a_loss_limit_of_zero_reads_0_00_not_minus_0_00():
 
     assert breach_reason(-40.0, 0.0) == "daily P&L -40.00 crossed the daily loss limit 0.00"
     assert breach_reason(-600.0, 500.0).endswith("limit -500.00")
+
+
+def test_a_halts_cancel_the_broker_refused_is_tried_again_once_it_answers():
+    """A halt while the broker was disconnected tried its cancels once: after the reconnect the
+    resting entry stayed working and filled during the halt."""
+    s = Session()
+    entry = s.desk.place_order(PUT, "BUY", 75, strategy="b", order_type="LIMIT", limit_price=80.0)
+    s.broker.disconnect()
+    s.gate.halt("ops-anna", "broker trouble")  # its cancel fails (logged); the halt stands
+    assert s.kernel.store.get(f"trading.orders.{entry}")["status"] != "cancelled"
+    s.monitor.check()  # still down: tried, and then not before a wait
+    s.broker.connect()
+    s.monitor._cancel_next_try = 0.0  # the wait is over (a reconnect cuts it short in a Lab)
+    s.monitor.check()
+    assert s.kernel.store.get(f"trading.orders.{entry}")["status"] == "cancelled"
+    s.broker.set_quote(PUT, 79.0, 79.5)
+    s.broker.poll()
+    assert s.broker.positions() == {}

@@ -27,7 +27,7 @@ from tradelab.trading.risk_state import ACTIVE, HALTED, REDUCING, breach_reason,
 
 log = logging.getLogger(__name__)
 Submit = Callable[..., Any]
-WAKE_TOPICS = ("trade.executed", "mark.updated", "pnl.session_reset")
+WAKE_TOPICS = ("trade.executed", "mark.updated", "pnl.session_reset", "broker.reconnected")
 # A breach's flatten (and a restart's: quotes arrive with the feed) is retried on the next
 # checks while anything is open, the waits between failed tries doubling from 1 s to a minute,
 # at most this many in a row (~15 minutes): a broker refusing every order must not get an
@@ -60,6 +60,9 @@ class DailyLossMonitor:
         self._flatten_failures = 0  # failed flattens in a row since the book was last flat
         self._flatten_next_try = 0.0  # time.monotonic() of the next try
         self._flatten_ready = True  # False on a restart until the reconciler has run
+        self._cancel_failures = 0  # a halt's cancels refused in a row (broker down)
+        self._cancel_next_try = 0.0
+        self._broker_back = False  # set on `broker.reconnected`: retry now, not after a wait
         self._check_lock = threading.Lock()
 
     def check(self) -> bool:
@@ -78,8 +81,13 @@ class DailyLossMonitor:
             log.exception("daily loss check failed")
 
     def _check(self) -> bool:
+        if self._broker_back:
+            self._broker_back = False
+            self._flatten_next_try = self._cancel_next_try = 0.0
         if self.desk is not None and self._flatten_ready:
             self._flatten_if_due()
+        if self.desk is not None and control_state(self.store) != ACTIVE:
+            self._cancel_blocked_if_due()
         limit = self.config.daily_loss_limit
         if limit is None:
             return False
@@ -173,6 +181,28 @@ class DailyLossMonitor:
             return
         self._flatten_failures = 0
 
+    def _cancel_blocked_if_due(self) -> None:
+        """The working orders a halt forbids that the broker would not cancel then (it was
+        disconnected, or refusing for a while) are cancelled on later checks, the waits
+        doubling as a flatten's and cut short when the broker reconnects: an order resting
+        from before must not open a position during the halt."""
+        now = time.monotonic()
+        risk = getattr(self.desk, "risk", None)
+        if now < self._cancel_next_try or risk is None:
+            return
+        if not risk.blocked_working_orders():
+            self._cancel_failures = 0
+            return
+        try:
+            self.desk.cancel_blocked_orders()
+        except TradelabError as exc:
+            self._cancel_failures += 1
+            wait = FLATTEN_FIRST_WAIT_S * 2 ** (self._cancel_failures - 1)
+            self._cancel_next_try = now + min(wait, FLATTEN_LONGEST_WAIT_S)
+            log.warning("%s; will retry", exc)
+            return
+        self._cancel_failures = 0
+
     def _act_on_breach(self) -> None:
         """Cancel the working orders the new state forbids, then flatten if configured (tried
         again on later checks while anything is open: `_flatten_if_due`)."""
@@ -196,7 +226,10 @@ class DailyLossMonitor:
         return self
 
     def _on_event(self, event: Any) -> None:
-        self._wake.set()  # kernel thread: only a flag; the work is on the monitor's thread
+        # Kernel thread: only flags; the work is on the monitor's thread.
+        if event.topic == "broker.reconnected":
+            self._broker_back = True
+        self._wake.set()
 
     def _run(self) -> None:
         while not self._stop.is_set():
