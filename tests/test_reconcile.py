@@ -547,3 +547,18 @@ def test_an_unknown_orders_state_is_read_only_when_its_missed_fill_is_adopted(se
     for _ in range(3):
         assert "missed_fill" in reconciler.run_once().kinds
     assert counting.order_reads == 0
+
+
+def test_an_order_on_its_way_to_the_broker_is_not_a_difference_until_it_stays_unknown():
+    """The desk journals `order.submitted` before it calls the broker: a run between the two
+    took the order for one the broker never had and adopted it as cancelled, losing a live
+    order from the book (and from the limits and the halt's cancels)."""
+    s = Session()
+    submitted = {"order_id": "O-1", "symbol": SYM, "side": "BUY", "quantity": 75}
+    s.kernel.submit("order.submitted", {**submitted, "order_type": "MARKET"}, key="O-1")
+    reconciler = s.reconciler()
+    assert reconciler.run_once().kinds == []  # in flight
+    assert s.store.get("trading.orders.O-1.status") == "submitted"
+    report = reconciler.run_once()  # still unknown a run later: it never reached the broker
+    assert report.kinds == ["order_state_mismatch"]
+    assert s.store.get("trading.orders.O-1.status") == "cancelled"

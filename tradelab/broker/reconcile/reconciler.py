@@ -129,6 +129,9 @@ class Reconciler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.runs = 0
+        # Orders the book has as submitted that the broker did not know at the last run: in
+        # flight then; a difference only if the broker still does not know them now.
+        self._unknown_submitted: set[str] = set()
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> Reconciler:
@@ -152,6 +155,20 @@ class Reconciler:
                 log.exception("reconciliation run failed")
             wait = self.config.interval_s
 
+    def _past_in_flight(self, found: list[Mismatch]) -> list[Mismatch]:
+        """Drop the orders on their way to the broker: submitted in the book (the desk journals
+        that before it calls the broker), unknown to the broker, and not so at the last run
+        too. Adopting "cancelled: not known to the broker" for one lost a live order."""
+        in_flight = {
+            m.item
+            for m in found
+            if m.kind == d.ORDER_STATE_MISMATCH
+            and m.actual is None
+            and (m.expected or {}).get("status") == "submitted"
+        }
+        before, self._unknown_submitted = self._unknown_submitted, in_flight
+        return [m for m in found if m.item not in in_flight or m.item in before]
+
     # -- one run ----------------------------------------------------------------------------
     def run_once(self) -> ReconciliationReport:
         with self._run_lock:
@@ -172,6 +189,7 @@ class Reconciler:
         except BrokerUnavailableError as exc:
             self._set_health("broker.degraded", str(exc))
             return ReconciliationReport(degraded=str(exc), fill_point=point)
+        found = self._past_in_flight(found)
         self._set_health("broker.recovered", "broker calls succeed again")
         report = ReconciliationReport(mismatches=found)
         self._emit(
