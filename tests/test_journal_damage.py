@@ -507,7 +507,7 @@ def test_verify_names_a_lost_tail_an_engine_went_on_past(journal):
 
     seq = JournalReader(journal).last_seq()
     TailMark(journal).write(seq + 50)  # as after a torn WAL tail: 50 committed events gone
-    with Engine(journal_path=str(journal)) as engine:
+    with Engine(journal_path=str(journal), accept_lost_tail=True) as engine:
         assert engine.recovery_report.damage["lost_from_seq"] == seq + 1
     result = _cli("verify", journal)
     assert result.exit_code == 0, result.output  # whole since: the loss is history, not damage
@@ -516,3 +516,23 @@ def test_verify_names_a_lost_tail_an_engine_went_on_past(journal):
     _sql(journal, f"UPDATE events SET payload = '{deep}' WHERE topic = 'journal.damage_detected'")
     result = _cli("verify", journal)
     assert "Traceback" not in result.output + result.stderr and "damaged payload" in result.output
+
+
+def test_a_run_on_a_journal_that_lost_committed_events_is_refused_unless_accepted(journal):
+    """`run` went on past a lost tail with exit 0, numbering new events over the lost seqs,
+    and `verify` then called the journal whole: the store was no longer the fold of what was
+    committed (and maybe acknowledged). It is damage (exit 1) until the user accepts it."""
+    from tradelab.journal import JournalReader
+    from tradelab.journal.tailmark import TailMark
+
+    seq = JournalReader(journal).last_seq()
+    TailMark(journal).write(seq + 50)
+    args = ["run", "--journal", str(journal), "--strategy", "none", "--duration", "0.5"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == EXIT_DAMAGED, (result.output, result.stderr)
+    said = result.output + result.stderr
+    assert f"events {seq + 1}..{seq + 50} were lost" in said and "--accept-lost-tail" in said
+    assert JournalReader(journal).last_seq() == seq  # nothing written
+    result = CliRunner().invoke(cli, [*args, "--accept-lost-tail"])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert JournalReader(journal).last_seq() > seq

@@ -208,6 +208,12 @@ def config_cmd(config_file: str | None) -> None:
     help="Seconds between progress updates.",
 )
 @click.option(
+    "--accept-lost-tail",
+    is_flag=True,
+    help="Go on with a journal whose last committed events were lost (a torn WAL tail; refused "
+    "as damaged otherwise), from the last seq it holds, the loss recorded in it.",
+)
+@click.option(
     "--resume-trading",
     "resume_reason",
     metavar="REASON",
@@ -226,6 +232,7 @@ def run_cmd(
     speed: float | None,
     duration: float | None,
     every: float,
+    accept_lost_tail: bool,
     resume_reason: str | None,
 ) -> None:
     """Run a session headless: a simulated (or replayed) NIFTY market, a strategy, the paper
@@ -247,6 +254,7 @@ def run_cmd(
         seed=seed,
         ticks_per_second=ticks_per_second,
         speed=speed,
+        accept_lost_tail=accept_lost_tail,
     )
     with StopSignals() as signals:  # before anything opens: a Ctrl-C in start-up stops cleanly
         run_session(

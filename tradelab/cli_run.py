@@ -161,6 +161,7 @@ def _overrides(
         ("journal", "lab.journal_path"),
         ("seed", "lab.seed"),
         ("ticks_per_second", "lab.ticks_per_second"),
+        ("accept_lost_tail", "engine.accept_lost_tail"),
     ]:
         if flag in given:
             out[key] = given[flag]

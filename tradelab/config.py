@@ -68,6 +68,13 @@ class EngineConfig(param.Parameterized):
         "pipe-max-size): events in flight before the kernel waits on the writer. A critical "
         "event waits behind what the pipe holds. Not used with writer_process=False.",
     )
+    accept_lost_tail = param.Boolean(
+        default=False,
+        doc="Start on a journal whose last committed events are lost (its high-water mark is "
+        "past its last seq: a torn WAL tail), recording the loss as journal.damage_detected and "
+        "going on from the last seq it holds. Off: such a journal is refused as damaged, as "
+        "the store would not be the fold of what was committed and acknowledged.",
+    )
     writer_stall_seconds = param.Number(
         default=30.0,
         bounds=(0.0, None),

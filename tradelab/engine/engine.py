@@ -28,7 +28,7 @@ from tradelab.engine.submissions import CriticalPriority, SubmitQueue, Wakeup
 from tradelab.errors import InvalidInputError, JournalError, LifecycleError, TradelabError
 from tradelab.events import Event, TopicRegistry, encode_submitted, now_ns
 from tradelab.journal.journal import Journal
-from tradelab.journal.recovery import RecoveryReport, recover
+from tradelab.journal.recovery import RecoveryReport, lost_tail_error, recover
 from tradelab.journal.writer import JournalWriter, Ticket
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,8 @@ class Engine(EngineControls):
             timeout=cfg.open_timeout_seconds,
             writer_process=cfg.writer_process,
         )
+        if self.journal.check.damage is not None and not cfg.accept_lost_tail:
+            raise lost_tail_error(cfg.journal_path, self.journal.check.damage)
         report = recover(self.journal, self._store_writes, migrations=self.migrations)
         self._pinned, writer_cpus = pin_engine_process(cfg.pin_cpus and cfg.writer_process)
         self._writer = self.journal.start_writer(

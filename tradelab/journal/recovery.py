@@ -71,6 +71,17 @@ class RecoveryReport:
         return "\n".join([text, *notes, *(f"  problem: {p}" for p in self.problems)])
 
 
+def lost_tail_error(path: Any, damage: dict[str, Any]) -> RecoveryError:
+    """The refusal of a journal whose last committed events are lost (`Journal.check.damage`)."""
+    return RecoveryError(
+        f"journal {path} is damaged: it ends at seq {damage['found_last_seq']} but seq "
+        f"{damage['expected_last_seq']} had been committed, so events {damage['lost_from_seq']}.."
+        f"{damage['expected_last_seq']} were lost (a torn WAL tail) and the store would not be "
+        "the fold of what was committed and acknowledged. To go on from there, the loss "
+        "recorded in the journal: accept_lost_tail=True (tradelab run --accept-lost-tail)"
+    )
+
+
 def replay_into(
     store: Any,
     con: duckdb.DuckDBPyConnection,
