@@ -384,6 +384,14 @@ def test_a_session_on_a_backtests_journal_is_refused_and_leaves_it_as_it_was(tmp
     assert "holds a backtest" in result.stderr
     assert (content_hash(journal), JournalReader(journal).last_seq()) == before
     assert not (tmp_path / "bt.duckdb.broker.sqlite").exists()
+    # Moved on its own (its segments left behind): still a backtest's, still refused.
+    moved = tmp_path / "kept" / "bt.duckdb"
+    moved.parent.mkdir()
+    journal.rename(moved)
+    result = invoke("--strategy", "none", "--speed", "max", "--journal", str(moved))
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    assert "holds a backtest" in result.stderr
+    assert JournalReader(moved).last_seq() == before[1]
 
 
 def test_a_max_speed_replay_stamps_a_fill_at_the_quote_it_filled_against(sma_replay):

@@ -16,6 +16,8 @@ import param
 
 from tradelab.config import DAY_S
 from tradelab.errors import InvalidInputError, TradelabError
+from tradelab.journal.journal_lock import journal_lock_path
+from tradelab.journal.schema import NO_EXTENSIONS
 from tradelab.journal.segments import list_segments, segment_dir
 from tradelab.market.bars import INTERVAL_SECONDS
 from tradelab.market.clock import NS_PER_S
@@ -275,19 +277,25 @@ def session_inputs_check(
 def check_not_a_backtest(journal_path: str) -> None:
     """Refuse a session on a backtest's journal (`tradelab backtest --journal`): its events would
     be mixed into the backtest's trades and P&L. Read from the first sealed segment (a backtest
-    starts its runner in its first events and seals on stop), never from the journal file: an
-    engine may hold that one, and a second handle in its process would break the writer's lock."""
+    starts its runner in its first events and seals on stop); without one (the journal moved or
+    copied on its own), from the journal's first events, but only while no engine holds it (no
+    `.lock` beside it): a second handle in the holder's process would break DuckDB's lock."""
+    question = (
+        "SELECT 1 FROM {} WHERE seq <= 1000 AND topic = 'runner.started' AND "
+        "json_extract_string(payload, '$.runner') = 'backtest' LIMIT 1"
+    )
     segments = list_segments(segment_dir(Path(journal_path)))
-    if not segments:
-        return
     try:
-        with duckdb.connect() as con:
-            found = con.execute(
-                "SELECT 1 FROM read_parquet(?) WHERE topic = 'runner.started' AND "
-                "json_extract_string(payload, '$.runner') = 'backtest' LIMIT 1",
-                [str(segments[0][2])],
-            ).fetchall()
-    except duckdb.Error:  # a damaged segment: the engine's recovery names it
+        if segments:
+            with duckdb.connect() as con:
+                query = question.format("read_parquet(?)")
+                found = con.execute(query, [str(segments[0][2])]).fetchall()
+        elif Path(journal_path).is_file() and not journal_lock_path(journal_path).exists():
+            with duckdb.connect(journal_path, read_only=True, config=NO_EXTENSIONS) as con:
+                found = con.execute(question.format("events")).fetchall()
+        else:
+            return
+    except duckdb.Error:  # damaged, or not a journal: the engine's recovery names it
         return
     if found:
         raise InvalidInputError(
