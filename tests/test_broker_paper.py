@@ -247,3 +247,16 @@ def test_broker_disconnect_and_reconnect_are_journaled_and_held_fills_arrive():
     assert k.topics()[-3:] == ["broker.reconnected", "order.filled", "trade.executed"]
     assert "broker.disconnected" in k.topics()
     assert k.store.get(f"trading.positions.manual:{SYM}")["net_quantity"] == 75
+
+
+def test_a_working_order_does_not_fill_on_a_quote_after_the_close():
+    """A replay's bars after 15:30 used to fill day orders the broker would no longer take."""
+    broker, clock, updates = paper(start=at(15, 0))
+    broker.set_quote(SYM, 100.0, 101.0)
+    broker.submit_order(buy("o1", order_type=OrderType.LIMIT, limit_price=95.0))
+    clock.set(at(16, 0))
+    broker.set_quote(SYM, 89.0, 90.0)
+    assert updates[-1].status is OrderStatus.ACCEPTED and broker.positions() == {}
+    clock.set(at(10, 0, day=13))  # the next morning (a day order the session did not cancel)
+    broker.set_quote(SYM, 89.0, 90.0)
+    assert updates[-1].status is OrderStatus.FILLED

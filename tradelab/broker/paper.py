@@ -369,6 +369,8 @@ class PaperBroker:
         return update
 
     def _match(self, order: PaperOrder, now: int) -> None:
+        if self.config.enforce_market_hours and not self.hours.is_open(now):
+            return  # a replay's bars after the close: day orders are cancelled, never filled
         quote = self._quotes.get(order.request.symbol)
         terms = None if quote is None else fill_terms(order, quote, self.config)
         if terms is None:
