@@ -344,3 +344,22 @@ def test_a_start_removes_what_a_kill_left_of_a_merge(tmp_path):
     _writer(journal, segments=True)
     journal.close()
     assert sorted(p.name for p in directory.iterdir()) == [segment_name(1, 200)]
+
+
+def test_journals_named_alike_but_for_their_last_suffix_keep_their_own_folders(tmp_path):
+    """`runs.1` and `runs.2` (or `nifty.duckdb` and `nifty.db`) shared `<stem>.segments` and
+    `<stem>.acklog`: the second was refused, told to remove the first one's files, and two run
+    at once mixed their segments and ack logs. `lab.duckdb` keeps `lab.segments`."""
+    from tradelab.engine import Engine
+    from tradelab.journal.acklog import acklog_dir
+    from tradelab.journal.segments import segment_dir
+
+    assert segment_dir(tmp_path / "lab.duckdb") == tmp_path / "lab.segments"
+    assert acklog_dir(tmp_path / "lab.duckdb") == tmp_path / "lab.acklog"
+    names = ["runs.1", "runs.2", "nifty.duckdb", "nifty.db"]
+    assert len({segment_dir(tmp_path / n) for n in names}) == 4
+    assert len({acklog_dir(tmp_path / n) for n in names}) == 4
+    for name in names:
+        with Engine(journal_path=str(tmp_path / name)) as engine:
+            engine.submit("mark.updated", {"symbol": "X", "price": 1.0}, wait=True)
+        assert JournalReader(tmp_path / name).last_seq() == engine.store.version

@@ -8,8 +8,8 @@ the engine's process (critical_acks.py says by whom): no round trip through the 
 on the critical path. DuckDB still gets every event, in group commits every `group_commit_ms`.
 
 Records: a header (magic, CRC-32, first seq, last seq, body length), then the batch exactly as
-the engine encoded it. Files `<stem>.acklog/log-<seq>.bin` (no record in it has a lower seq) are
-zero-filled to `ROTATE_BYTES` and synced by a helper thread before they are needed (once the
+the engine encoded it. Files `<stem>.acklog/log-<seq>.bin` (`<stem>`: segments.sidecar_base; no record in
+it has a lower seq) are zero-filled to `ROTATE_BYTES` and synced by a helper thread before they are needed (once the
 current one is half used); records are written in place, so an fdatasync has no file size or
 block allocation to commit, only the data (SQLite reuses its WAL for the same reason). A zero header ends a file's records. A file is deleted once
 DuckDB has committed its last seq, so the log holds about one file plus what DuckDB has not
@@ -39,6 +39,7 @@ import duckdb
 
 from tradelab.errors import JournalError, RecoveryError
 from tradelab.journal.schema import EVENT_COLUMNS
+from tradelab.journal.segments import sidecar_base
 from tradelab.journal.wire import EncodedBatch
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,8 @@ _ZEROS = bytes(1 << 20)
 
 
 def acklog_dir(journal_path: str | Path) -> Path:
-    journal_path = Path(journal_path)
-    return journal_path.parent / f"{journal_path.stem}.acklog"
+    base = sidecar_base(journal_path)  # named as the segments folder is
+    return base.with_name(f"{base.name}.acklog")
 
 
 def _crc(first: int, last: int, body: bytes) -> int:

@@ -2,8 +2,8 @@
 
 DuckDB lets one process hold a file read-write OR many hold it read-only, never both, so a
 notebook cannot open a running engine's `lab.duckdb`. The engine therefore seals its events
-into Parquet segments (`<dir>/<stem>.segments/events-<first>-<last>.parquet`, written to a
-temporary name then renamed, every `segment_every_events` events or `segment_every_seconds`,
+into Parquet segments (`<dir>/<stem>.segments/events-<first>-<last>.parquet`, `<stem>` the
+name less `.duckdb`; written to a temporary name then renamed, every `segment_every_events` events or `segment_every_seconds`,
 and on stop). The reader:
 
 * when the journal file can be opened read-only (no engine running), reads it directly

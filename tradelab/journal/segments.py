@@ -54,9 +54,19 @@ def parquet_list(segments: list[tuple[int, int, Path]]) -> str:
 _SEGMENT_COLUMNS = ", ".join(f"CASE WHEN seq > $1 THEN {c} END AS {c}" for c in EVENT_COLUMNS)
 
 
-def segment_dir(journal_path: str | Path) -> Path:
+def sidecar_base(journal_path: str | Path) -> Path:
+    """What a journal's folders are named after: `lab.duckdb` -> `lab` (`lab.segments`,
+    `lab.acklog`), any other name whole (`runs.1` -> `runs.1.segments`), so `runs.1` and
+    `runs.2`, or `nifty.duckdb` and `nifty.db`, never share an ack log or segments."""
     journal_path = Path(journal_path)
-    return journal_path.parent / f"{journal_path.stem}.segments"
+    if journal_path.suffix == ".duckdb":
+        return journal_path.with_suffix("")
+    return journal_path
+
+
+def segment_dir(journal_path: str | Path) -> Path:
+    base = sidecar_base(journal_path)
+    return base.with_name(f"{base.name}.segments")
 
 
 def segment_name(first_seq: int, last_seq: int) -> str:
