@@ -2,6 +2,7 @@
 --html page."""
 
 import io
+import json
 import logging
 import sys
 
@@ -427,3 +428,35 @@ def test_the_margin_check_counts_the_working_orders_commission_too(tmp_path):
     result = run_backtest(tmp_path / "ABC.csv", BuysTwice(), cash=256.25, commission=0.05)
     assert len(result.fills) == 1
     assert "needs 131.25, available 125.00" in result.refused_orders[0]["reason"]
+
+
+def test_a_config_files_snapshot_pace_does_not_change_a_backtests_journal(tmp_path):
+    """One tradelab.yaml serves every command: its engine section (snapshots every N events or
+    seconds, for live sessions) used to reach backtests whole, defaults included, and a
+    snapshot announced mid-run shifted the seqs in every later order id, so the content hash
+    changed with the file and, with timed snapshots, run to run."""
+    from click.testing import CliRunner
+
+    from tradelab.cli import main as cli
+
+    bars = str(write_bars(tmp_path / "ABC.csv"))
+    config = tmp_path / "tradelab.yaml"
+    config.write_text("engine:\n  snapshot_every_events: 3\n  snapshot_every_seconds: 0.01\n")
+    args = ["backtest", bars, "--strategy", "sma_cross", "--param", "fast=2", "--param", "slow=3"]
+
+    def content_hash(*extra):
+        result = CliRunner().invoke(cli, [*args, *extra, "--json"])
+        assert result.exit_code == 0, (result.output, result.stderr)
+        return json.loads(result.output)["content_hash"]
+
+    assert content_hash("--config", str(config)) == content_hash()
+    with pytest.raises(InvalidInputError, match="engine.snapshot_every_events: a backtest"):
+        run_backtest(bars, SmaCross(fast=2, slow=3), engine_overrides={"snapshot_every_events": 3})
+
+
+def test_engine_settings_are_the_ones_a_file_changes(tmp_path):
+    from tradelab.settings import engine_settings
+
+    config = tmp_path / "tradelab.yaml"
+    config.write_text("engine:\n  kernel_batch_size: 300\n")
+    assert engine_settings(config) == {"kernel_batch_size": 300}

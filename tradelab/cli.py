@@ -347,7 +347,8 @@ def backtest_cmd(
     the paper broker and the book, as fast as possible; print fills, trades, P&L and equity.
 
     A market order placed on a bar fills at the next bar's open; open positions are valued at
-    the last close. The same inputs give the same journal content hash.
+    the last close. The same inputs give the same journal content hash (a config file's snapshot
+    settings are a live session's: a backtest snapshots only at its end).
     """
     from tradelab.cli_backtest import backtest_command
 

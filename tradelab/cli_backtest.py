@@ -163,7 +163,7 @@ def backtest_command(
     from tradelab.cli import EXIT_STRATEGY_FAILED, exit_code_for, fail
     from tradelab.errors import TradelabError
     from tradelab.runner import make_strategy
-    from tradelab.settings import engine_settings, risk_limits
+    from tradelab.settings import risk_limits
 
     if html and not Path(html).resolve().parent.is_dir():  # found out before the run, not after
         from tradelab.cli import EXIT_USAGE
@@ -182,7 +182,7 @@ def backtest_command(
                 commission=commission,
                 fee_per_fill=fee_per_fill,
                 journal_path=kept,
-                engine_overrides=engine_settings(config_file) if config_file else None,
+                engine_overrides=_backtest_engine_settings(config_file),
                 progress=progress,
                 risk=risk_limits(config_file) if config_file else None,
             )
@@ -235,3 +235,16 @@ def write_html_report(result: BacktestResult, path: str) -> None:
         )
     except OSError as exc:
         raise InvalidInputError(f"cannot write the chart to {path!r}: {exc}") from None
+
+
+def _backtest_engine_settings(config_file: str | None) -> dict | None:
+    """The file's engine settings but its snapshot pace: that is a live session's (one
+    tradelab.yaml serves every command), and a backtest snapshots only at its end."""
+    from tradelab.settings import engine_settings
+
+    if config_file is None:
+        return None
+    settings = engine_settings(config_file)
+    for key in ("snapshot_every_seconds", "snapshot_every_events"):
+        settings.pop(key, None)
+    return settings

@@ -184,9 +184,16 @@ def load_settings(
 
 
 def engine_settings(path: str | Path) -> dict[str, Any]:
-    """The `engine` section of the file at `path` (defaults filled in), as Engine overrides."""
+    """The `engine` section of the file at `path`, as Engine overrides: the settings it changes
+    from their defaults only, so a backtest's own (no timed snapshots, its pipe and commit
+    pace) stay unless the file asks otherwise."""
     engine = load_settings(path).engine
-    return {key: getattr(engine, key) for key in section_keys("engine")}
+    default = type(engine)()
+    return {
+        key: getattr(engine, key)
+        for key in section_keys("engine")
+        if getattr(engine, key) != getattr(default, key)
+    }
 
 
 def risk_limits(path: str | Path) -> RiskConfig | None:

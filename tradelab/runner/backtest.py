@@ -241,6 +241,13 @@ def _run(
     # Commits every 200 ms instead of 10: nothing waits for a commit during a backtest (no
     # durable acks; stop() commits and syncs the rest before the run returns), and a commit
     # every 10 ms cost the writer process ~25 % of its CPU.
+    for key in ("snapshot_every_seconds", "snapshot_every_events"):
+        if overrides.get(key):
+            raise InvalidInputError(
+                f"engine.{key}: a backtest takes no snapshot during its run, only at its end "
+                "(where the writer announces one would change the journal's seqs, and its "
+                "content hash, run to run); leave it out of the backtest's config"
+            )
     settings = {
         "snapshot_every_events": 0,
         "snapshot_every_seconds": 0.0,
