@@ -89,3 +89,13 @@ def test_a_port_in_use_is_a_usage_error_before_the_lab_touches_a_file(tmp_path):
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == [settings]
+
+
+def test_an_oauth_provider_panel_does_not_know_is_a_usage_error_before_anything_starts():
+    """It reached pn.serve after the Lab had journaled a few seconds of market, and ended in
+    a KeyError traceback with exit 1 ("journal damaged")."""
+    args = ["--oauth-provider", "nope", "--oauth-key", "k", "--oauth-secret", "s"]
+    result = _serve([*args, "--cookie-secret", "x" * 32, "--notebook", "nowhere.ipynb"])
+    assert result.exit_code == 2, result.output
+    assert "--oauth-provider 'nope' is not one Panel knows; it knows" in result.output
+    assert "github" in result.output and "nowhere.ipynb" not in result.output  # checked first

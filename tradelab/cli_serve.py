@@ -52,6 +52,12 @@ def serve_console(
     login = "--basic-auth" if basic_auth is not None else "--oauth-provider" if oauth else None
     if login is not None and not cookie_secret:
         fail(f"{login} needs --cookie-secret (it signs the login cookie)", EXIT_USAGE)
+    if oauth and oauth["oauth_provider"] not in _oauth_providers():
+        fail(
+            f"--oauth-provider {oauth['oauth_provider']!r} is not one Panel knows; it knows "
+            f"{', '.join(sorted(_oauth_providers()))}",
+            EXIT_USAGE,
+        )
     if oauth and not (oauth.get("oauth_key") and oauth.get("oauth_secret")):
         fail(
             "--oauth-provider needs the app's --oauth-key and --oauth-secret "
@@ -217,6 +223,12 @@ def serve(
         show=show,
         oauth=_oauth_settings(oauth_provider, oauth_key, oauth_secret, oauth_redirect_uri),
     )
+
+
+def _oauth_providers() -> set[str]:
+    from panel.auth import AUTH_PROVIDERS
+
+    return set(AUTH_PROVIDERS)
 
 
 def _oauth_settings(
