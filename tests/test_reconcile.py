@@ -562,3 +562,23 @@ def test_an_order_on_its_way_to_the_broker_is_not_a_difference_until_it_stays_un
     report = reconciler.run_once()  # still unknown a run later: it never reached the broker
     assert report.kinds == ["order_state_mismatch"]
     assert s.store.get("trading.orders.O-1.status") == "cancelled"
+
+
+def test_a_stop_cuts_the_reconcilers_backoff_short():
+    """Its retries slept with time.sleep: a session stopped while the broker was down waited
+    out the whole stop timeout, then left the reconciler thread running under a stopped
+    engine."""
+    import time
+
+    s = Session()
+    s.broker.faults.fail_reads(10_000)
+    reconciler = Reconciler(
+        s.broker,
+        s.kernel.submit,
+        config=ReconcilerConfig(retry_attempts=10, retry_base_s=5.0, retry_max_s=30.0),
+    ).start()
+    time.sleep(0.3)  # in its first backoff
+    started = time.monotonic()
+    reconciler.stop(timeout=20)
+    assert time.monotonic() - started < 5  # generous: the stop is immediate
+    assert reconciler._thread is None or not reconciler._thread.is_alive()

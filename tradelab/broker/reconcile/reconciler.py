@@ -103,6 +103,10 @@ class ReconciliationReport:
         return [m.kind for m in self.mismatches]
 
 
+class _Stopped(Exception):
+    """`stop()` cut a run's pause short."""
+
+
 class Reconciler:
     def __init__(
         self,
@@ -112,8 +116,10 @@ class Reconciler:
         store: Any = None,
         risk: RiskGate | None = None,
         config: ReconcilerConfig | None = None,
-        sleep: Callable[[float], object] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
+        """`sleep`: how a run pauses (its settle pause, its retries' backoff); by default a wait
+        that `stop()` cuts short, ending the run."""
         owner = getattr(submit, "__self__", None)
         self.store = store if store is not None else getattr(owner, "store", None)
         if self.store is None:
@@ -124,7 +130,7 @@ class Reconciler:
         self.config = config or ReconcilerConfig()
         self.risk = risk or RiskGate(None, self.store, submit)
         self._submit = submit
-        self._sleep = sleep
+        self._sleep = sleep or self._pause
         self._run_lock = threading.Lock()  # one run at a time (the thread, or a notebook call)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -132,6 +138,10 @@ class Reconciler:
         # Orders the book has as submitted that the broker did not know at the last run: in
         # flight then; a difference only if the broker still does not know them now.
         self._unknown_submitted: set[str] = set()
+
+    def _pause(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise _Stopped  # a broker that is down must not hold a session's stop
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> Reconciler:
@@ -189,6 +199,8 @@ class Reconciler:
         except BrokerUnavailableError as exc:
             self._set_health("broker.degraded", str(exc))
             return ReconciliationReport(degraded=str(exc), fill_point=point)
+        except _Stopped:
+            return ReconciliationReport(degraded="the reconciler stopped", fill_point=point)
         found = self._past_in_flight(found)
         self._set_health("broker.recovered", "broker calls succeed again")
         report = ReconciliationReport(mismatches=found)
