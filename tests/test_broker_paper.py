@@ -260,3 +260,18 @@ def test_a_working_order_does_not_fill_on_a_quote_after_the_close():
     clock.set(at(10, 0, day=13))  # the next morning (a day order the session did not cancel)
     broker.set_quote(SYM, 89.0, 90.0)
     assert updates[-1].status is OrderStatus.FILLED
+
+
+def test_a_reused_order_id_is_refused_to_its_caller_without_touching_the_live_order():
+    """The refusal was reported as a rejection under the id, so the book finished the live
+    order holding it (still working at the broker)."""
+    from tradelab.errors import InvalidOrderError
+
+    broker, _, updates = paper()
+    broker.set_quote(SYM, 100.0, 101.0)
+    broker.submit_order(buy("REST-1", order_type=OrderType.LIMIT, limit_price=90.0))
+    reported = list(updates)
+    with pytest.raises(InvalidOrderError, match="'REST-1' was already used"):
+        broker.submit_order(OrderRequest("REST-1", SYM, Side.SELL, 75))
+    assert updates == reported
+    assert [o.order_id for o in broker.open_orders()] == ["REST-1"]

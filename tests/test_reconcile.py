@@ -582,3 +582,20 @@ def test_a_stop_cuts_the_reconcilers_backoff_short():
     reconciler.stop(timeout=20)
     assert time.monotonic() - started < 5  # generous: the stop is immediate
     assert reconciler._thread is None or not reconciler._thread.is_alive()
+
+
+def test_an_order_finished_in_the_book_but_working_at_the_broker_is_a_difference():
+    """Only the book's working orders were compared: one the book had as rejected (a refusal
+    reported against it) or cancelled, still working at the broker, was never found, though it
+    could fill at any time, a halt included."""
+    s = Session()
+    oid = s.desk.place_order(SYM, "BUY", 75, order_type="LIMIT", limit_price=90.0)
+    rejected = {"order_id": oid, "symbol": SYM, "side": "BUY", "quantity": 75}
+    s.kernel.submit("order.rejected", {**rejected, "reason": "order id was already used"}, key=oid)
+    assert s.store.get(f"trading.working.{oid}", None) is None
+    report = s.reconciler(order_state_mismatch="adopt").run_once()
+    assert report.kinds == ["order_state_mismatch"]
+    assert report.mismatches[0].expected["status"] == "rejected"
+    assert report.mismatches[0].actual["status"] == "accepted"
+    assert s.store.get(f"trading.orders.{oid}.status") == "accepted"
+    assert s.store.get(f"trading.working.{oid}", None) is not None

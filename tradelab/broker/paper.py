@@ -204,7 +204,10 @@ class PaperBroker:
             try:
                 contract, lot = self._check(request, now)
             except (InvalidInputError, OrderRejectedError) as exc:
-                self._reject(request, str(exc), now)
+                # A reused id is told to its caller only: a report under that id would finish
+                # the live order that holds it.
+                if request.order_id not in self.account.orders:
+                    self._reject(request, str(exc), now)
                 if isinstance(exc, InvalidInputError):
                     raise InvalidOrderError(str(exc)) from exc
                 raise OrderRejectedError(str(exc)) from exc

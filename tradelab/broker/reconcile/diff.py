@@ -128,7 +128,22 @@ def find_mismatches(view: BrokerView, store: Any) -> list[Mismatch]:
         )
         found.append(Mismatch(kind, f"{kind}:{symbol}", expected, actual, {"symbol": symbol}))
     for update in view.open_orders:
-        if store.get(f"trading.orders.{update.order_id}", None) is None:
+        record = store.get(f"trading.orders.{update.order_id}", None)
+        if record is not None and record["status"] in _DONE and update.order_id not in view.orders:
+            # Finished in the book, working at the broker (a cancel it reported and did not
+            # do, a rejection reported against the wrong order): it can fill at any time.
+            found.append(
+                Mismatch(
+                    ORDER_STATE_MISMATCH,
+                    f"{ORDER_STATE_MISMATCH}:{update.order_id}",
+                    {"status": record["status"], "filled_quantity": record["filled_quantity"]},
+                    _order_state(update),
+                    {"order_id": update.order_id, "symbol": record["symbol"]},
+                    None,
+                    update.to_payload(),
+                )
+            )
+        if record is None:
             found.append(
                 Mismatch(
                     UNKNOWN_OPEN_ORDER,
