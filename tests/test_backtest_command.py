@@ -460,3 +460,24 @@ def test_engine_settings_are_the_ones_a_file_changes(tmp_path):
     config = tmp_path / "tradelab.yaml"
     config.write_text("engine:\n  kernel_batch_size: 300\n")
     assert engine_settings(config) == {"kernel_batch_size": 300}
+
+
+def test_a_strategy_failing_before_any_bar_with_html_is_exit_4_naming_it(tmp_path):
+    """The empty chart's error came first: exit 2, "no marks or fills", the failure unsaid."""
+    from click.testing import CliRunner
+
+    from tradelab.cli import EXIT_STRATEGY_FAILED
+    from tradelab.cli import main as cli
+
+    strategy = tmp_path / "boom.py"
+    strategy.write_text(
+        "from tradelab.runner import Strategy\n\n"
+        "class Boom(Strategy):\n"
+        "    def on_start(self, ctx):\n"
+        "        raise RuntimeError('boom in on_start')\n"
+    )
+    bars = str(write_bars(tmp_path / "ABC.csv"))
+    args = ["backtest", bars, "--strategy", f"{strategy}:Boom", "--html", str(tmp_path / "p.html")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == EXIT_STRATEGY_FAILED, (result.output, result.stderr)
+    assert "strategy boom failed: on_start raised RuntimeError: boom in on_start" in result.stderr

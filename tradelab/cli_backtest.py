@@ -214,10 +214,12 @@ def backtest_command(
         click.echo(backtest_report(result))
         if html and chart_error is None:
             click.echo(f"chart: {html}")
+    # A crashed strategy first: it is why the run (and so its chart) may hold nothing.
+    for name, why in result.failed_strategies.items():  # a crashed strategy is no result
+        extra = f" (and the chart: {chart_error})" if chart_error is not None else ""
+        fail(f"strategy {name} failed: {why}; the figures stop there{extra}", EXIT_STRATEGY_FAILED)
     if chart_error is not None:
         fail(chart_error, exit_code_for(chart_error))
-    for name, why in result.failed_strategies.items():  # a crashed strategy is no result
-        fail(f"strategy {name} failed: {why}; the figures stop there", EXIT_STRATEGY_FAILED)
 
 
 def write_html_report(result: BacktestResult, path: str) -> None:
