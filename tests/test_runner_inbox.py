@@ -214,8 +214,10 @@ def test_a_hook_that_does_not_return_is_said_while_it_lasts_and_when_it_returns(
         assert runner.stop(who="test") is True
 
 
-def test_the_run_progress_line_says_which_hook_holds_the_runner(capsys):
+def test_the_run_progress_line_says_which_hook_holds_the_runner(capsys, monkeypatch):
     import datetime as dt
+    import os
+    import shutil
 
     from tradelab.cli_progress import RunProgress
 
@@ -232,6 +234,14 @@ def test_the_run_progress_line_says_which_hook_holds_the_runner(capsys):
 
     RunProgress(Lab(), in_place=False).show()
     assert capsys.readouterr().out.rstrip().endswith("STALLED hang.on_tick 7s")
+    # On a terminal narrower than the line it is shortened, not wrapped (a wrapped line is
+    # rewritten one row at a time, the alerts at its end lost), and keeps the alerts.
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda fallback: os.terminal_size((80, 24)))
+    status["risk"] = "halted"
+    RunProgress(Lab(), in_place=True).show()
+    line = capsys.readouterr().out.split("\r")[-1].removesuffix("\x1b[K")
+    assert len(line) <= 79
+    assert line.startswith("seq 1  50%") and line.endswith("risk HALTED  STALLED hang.on_tick 7s")
 
 
 def test_a_hook_over_its_time_is_said_when_it_returns_though_no_poll_saw_it(caplog):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import click
 
 
@@ -27,14 +29,26 @@ class RunProgress:
             f"orders {s['orders']:>3}  fills {s['fills']:>3}  "
             f"open positions {s['open_positions']}  day P&L {money(s['daily_pnl'])}"
         )
+        alerts = ""
         if s["risk"] != "active":  # denied orders count in `orders`: say why nothing fills
-            line += f"  risk {s['risk'].upper()}"
+            alerts += f"  risk {s['risk'].upper()}"
         if s["broker"] != "ok":  # orders are rejected and nothing reconciles while it lasts
-            line += f"  broker {s['broker'].upper()}"
+            alerts += f"  broker {s['broker'].upper()}"
         stalled = s.get("stalled_hook")
         if stalled:  # every strategy and its exits wait for it
-            line += f"  STALLED {stalled['strategy']}.{stalled['hook']} {stalled['seconds']:.0f}s"
+            alerts += f"  STALLED {stalled['strategy']}.{stalled['hook']} {stalled['seconds']:.0f}s"
+        line += alerts
         if self.in_place:
+            # Wider than the terminal, the line would wrap and `\r` rewrite only its last row:
+            # a shorter one keeps the alerts, which come last.
+            width = shutil.get_terminal_size((200, 24)).columns - 1
+            if len(line) > width:
+                head = (
+                    f"seq {s['seq']}  {percent}%  {s['exchange_time']:%H:%M:%S}  "
+                    f"fills {s['fills']}  open {s['open_positions']}  "
+                    f"P&L {money(s['daily_pnl'])}"
+                )
+                line = (head[: max(width - len(alerts), 0)] + alerts)[:width]
             click.echo(f"\r{line}\x1b[K", nl=False)
             self._open = True
         else:
