@@ -53,7 +53,10 @@ class ReconcilerConfig(param.Parameterized):
     """When the reconciler runs, how it retries the broker, and its policy for each kind."""
 
     interval_s = param.Number(
-        default=30.0, bounds=(0.05, DAY_S), doc="Seconds between runs (one runs on start)."
+        default=30.0,
+        bounds=(0.05, DAY_S),
+        doc="Wall-clock seconds between runs (one runs on start); a max-speed (lockstep) "
+        "session runs only the one on start.",
     )
     run_on_start = param.Boolean(default=True, doc="Run once as soon as the reconciler starts.")
     dry_run = param.Boolean(default=False, doc="Report differences; fix and halt nothing.")
