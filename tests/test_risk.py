@@ -604,3 +604,13 @@ def test_a_halts_cancel_the_broker_refused_is_tried_again_once_it_answers():
     s.broker.set_quote(PUT, 79.0, 79.5)
     s.broker.poll()
     assert s.broker.positions() == {}
+
+
+def test_a_market_order_is_valued_at_the_touch_it_fills_at_when_the_mark_has_one():
+    """At the mid, a buy at the limit filled for half a spread more premium than it allows."""
+    s = Session(max_order_notional=75 * 100.5)
+    quote = {"symbol": SYM, "price": 100.5, "bid": 100.0, "ask": 101.0}
+    s.kernel.submit("mark.updated", quote, key=SYM)
+    err = s.denied(SYM, "BUY", 75)  # 75 x 101.00 = 7,575.00 > 7,537.50
+    assert err.check == "max_order_notional" and "7,575.00" in str(err)
+    s.desk.place_order(SYM, "SELL", 75)  # 75 x 100.00: within it

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from tradelab.errors import InvalidInputError, OrderRejectedError, TradelabError
 from tradelab.market.clock import NS_PER_S, WallClock
 from tradelab.trading.book import position_id
-from tradelab.trading.orders import OrderRequest, OrderType
+from tradelab.trading.orders import OrderRequest, OrderType, Side
 from tradelab.trading.risk_config import RiskConfig
 from tradelab.trading.risk_state import ACTIVE, HALT_MODES, HALTED, REDUCING, control_state
 
@@ -299,9 +299,14 @@ class RiskGate:
         return (self.store.get(f"market.marks.{symbol}", None) or {}).get("price")
 
     def _price(self, request: OrderRequest) -> float | None:
+        """A limit order at its limit; a market order at the touch it would fill at (the ask to
+        buy, the bid to sell, as the mark holds them), else the mark: valued at the mid, a buy
+        at the limit filled for half a spread more than it allows."""
         if request.order_type is OrderType.LIMIT:
             return request.limit_price
-        return self._mark(request.symbol)
+        mark = self.store.get(f"market.marks.{request.symbol}", None) or {}
+        touch = mark.get("ask" if request.side is Side.BUY else "bid")
+        return touch if touch else mark.get("price")
 
     def _book_notional(self) -> float:
         """Open positions at their marks (else their average) plus working orders' remainder."""

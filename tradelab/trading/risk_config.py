@@ -32,7 +32,8 @@ class RiskConfig(param.Parameterized):
         default=None,
         allow_None=True,
         bounds=(0.0, None),
-        doc="Premium value of one order (exits exempt).",
+        doc="Premium value of one order (exits exempt): a limit order at its limit, a market "
+        "order at the touch it would fill at (the ask to buy, the bid to sell), else the mark.",
     )
     max_total_notional = param.Number(
         default=None,
