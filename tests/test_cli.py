@@ -99,3 +99,23 @@ def test_debug_shows_the_traceback_behind_the_one_line_error(tmp_path):
     assert plain.stderr.startswith("tradelab: error: ") and "Traceback" not in plain.stderr
     assert debug.stderr.startswith("Traceback (most recent call last):")
     assert debug.stderr.rstrip().splitlines()[-1] == plain.stderr.rstrip()
+
+
+def test_ctrl_c_in_a_command_that_does_not_answer_it_is_exit_130_in_one_line(tmp_path, monkeypatch):
+    """verify and inspect ended in click's "Aborted!" and exit 1, the code for a damaged
+    journal."""
+    from click.testing import CliRunner
+
+    from tradelab.cli import EXIT_INTERRUPTED
+    from tradelab.cli import main as cli
+    from tradelab.journal import verify
+
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verify, "verify_journal", interrupted)
+    journal = tmp_path / "lab.duckdb"
+    journal.touch()
+    result = CliRunner().invoke(cli, ["verify", str(journal)])
+    assert result.exit_code == EXIT_INTERRUPTED, (result.output, result.stderr)
+    assert "tradelab: error: interrupted (Ctrl-C)" in result.stderr

@@ -99,7 +99,18 @@ def _speed_type() -> click.ParamType:
     return SpeedType()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group; a Ctrl-C no command answered itself (verify, inspect, a backtest's
+    start-up) is exit 130 with one line, not click's "Aborted!" and exit 1 (journal damaged)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            fail("interrupted (Ctrl-C)", EXIT_INTERRUPTED)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tradelab")
 @click.option(
     "--debug", is_flag=True, help="Show tracebacks: of the error a command stops on, and in logs."
