@@ -293,3 +293,23 @@ def test_a_repeated_key_or_a_file_that_is_not_text_is_a_usage_error(tmp_path, te
         path.write_text(text, encoding="utf-8")
     result = CliRunner().invoke(cli, ["config", "--config", str(path)])
     assert result.exit_code == EXIT_USAGE and named in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("lab:\n  bar_intervals: []\n", "lab.bar_intervals in"),
+        ("lab:\n  feed_stall_after_seconds: 2\n  as_fast_as_possible: true\n", "needs a paced"),
+    ],
+)
+def test_config_refuses_the_settings_a_session_refuses_together(tmp_path, text, said):
+    """`tradelab config` passed these files and `run` then refused them."""
+    from click.testing import CliRunner
+
+    from tradelab.cli import main as cli
+
+    path = tmp_path / "tradelab.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["config", "--config", str(path)])
+    assert result.exit_code == 2, result.output
+    assert said in result.stderr

@@ -214,6 +214,21 @@ def config_values(config: param.Parameterized | None) -> dict[str, Any]:
     return values
 
 
+def check_lab_together(lab: LabConfig, where: str) -> None:
+    """Settings each allowed alone that a session refuses together, said here too, so that
+    `tradelab config` passes no file `run` would refuse."""
+    if not lab.bar_intervals:
+        raise InvalidInputError(
+            f"lab.bar_intervals{where} is empty; choose one or more of "
+            f"{', '.join(lab.param['bar_intervals'].objects)}"
+        )
+    if lab.feed_stall_after_seconds and lab.as_fast_as_possible:
+        raise InvalidInputError(
+            f"lab.feed_stall_after_seconds{where} needs a paced feed (it stalls after wall "
+            "seconds); lab.as_fast_as_possible has no wall clock"
+        )
+
+
 def session_intervals(cfg: LabConfig, bar_seconds: int | None = None) -> tuple[str, ...]:
     """The bar lengths a session builds: the configured ones, plus a replayed file's own."""
     if not cfg.bar_intervals:

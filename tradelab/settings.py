@@ -8,7 +8,6 @@ every value with param itself; `dump_settings` writes settings back as a documen
 from __future__ import annotations
 
 import math
-import re
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -24,11 +23,12 @@ from tradelab.broker.reconcile import ReconcilerConfig
 from tradelab.config import EngineConfig
 from tradelab.errors import InvalidInputError
 from tradelab.lab import Lab
-from tradelab.lab_config import NO_STRATEGY, LabConfig
+from tradelab.lab_config import NO_STRATEGY, LabConfig, check_lab_together
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeedConfig
 from tradelab.runner import STRATEGIES
 from tradelab.runner.examples import strategy_class_named
 from tradelab.runner.strategy import coerce_params, constructed
+from tradelab.settings_yaml import read_yaml
 from tradelab.trading.risk import RiskConfig
 from tradelab.ui.config import ConsoleConfig
 
@@ -102,62 +102,9 @@ def section_keys(section: str) -> list[str]:
     return [k for k in SECTIONS[section].param if k != "name" and k not in skip]
 
 
-class _DatesAsText(yaml.SafeLoader):
-    """YAML without its implicit timestamps: `2025-13-40` stays text, checked (naming its key)
-    with the settings' other values, instead of failing inside the YAML parser. `1e6` is a
-    number, as in YAML 1.2 and JSON (YAML 1.1, PyYAML's, reads it as text: only `1.0e+6`)."""
-
-
-_DatesAsText.yaml_implicit_resolvers = {
-    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _mapping_without_repeats(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    """A mapping whose keys are unique: YAML keeps the last of a repeated key, silently."""
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if isinstance(key, list | dict):
-            continue  # unhashable: construct_mapping refuses it, naming where
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"{key!r} is given twice (YAML would keep the last)",
-                key_node.start_mark,
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_DatesAsText.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_repeats
-)
-# YAML 1.2's exponent floats (1e5, 2.5e5, 1.0E3), which PyYAML's YAML 1.1 reads as text
-# unless written with a dot and a signed exponent (1.0e+5).
-_DatesAsText.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+.0123456789"),
-)
-
-
 def read_file(path: str | Path) -> dict[str, Any]:
     """The YAML mapping in `path` (an empty file is no settings); a bad file is an error."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInputError(f"config file {str(path)!r} cannot be read: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(
-            f"config file {str(path)!r} is not UTF-8 text (byte {exc.start}): is it a YAML file?"
-        ) from None
-    try:
-        data = yaml.load(text, Loader=_DatesAsText)  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as exc:
-        raise InvalidInputError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+    data = read_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -178,6 +125,7 @@ def load_settings(
     if path is not None:
         _strategy_file_beside(settings.lab, Path(path))
     _check_strategy_params(settings.lab, where)
+    check_lab_together(settings.lab, where)
     if overrides:
         apply_overrides(settings, overrides)
     return settings
@@ -210,6 +158,7 @@ def apply_overrides(settings: Settings, overrides: Mapping[str, Any]) -> None:
         section, _, key = dotted.partition(".")
         _set(settings, section, key, value, "")
     _check_strategy_params(settings.lab, "")
+    check_lab_together(settings.lab, "")
 
 
 def parse_settings(data: Mapping[str, Any], where: str = "") -> Settings:
