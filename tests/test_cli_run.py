@@ -750,3 +750,18 @@ def test_a_feed_that_fails_is_exit_3_naming_the_error_not_a_session_that_ended(
     assert result.exit_code == 3, said
     assert "session ended" not in result.output
     assert "the feed stopped before the session's end: ValueError: expected non-negative" in said
+
+
+def test_a_replay_without_the_option_chain_short_straddle_sells_is_a_usage_error(tmp_path):
+    """A file of the index alone was played all day: one rejected order, a warning, exit 0."""
+    import pandas as pd
+
+    sample = pd.read_csv(SAMPLE)
+    index_only = tmp_path / "nifty_only.csv"
+    sample[sample["symbol"] == "NIFTY"].to_csv(index_only, index=False)
+    journal = tmp_path / "r.duckdb"
+    args = ["--feed", "replay", str(index_only), "--strategy", "short_straddle", "--speed", "max"]
+    result = invoke(*args, "--journal", str(journal))
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    assert "trades options on underlying='NIFTY'" in result.stderr and "holds none" in result.stderr
+    assert not journal.exists()

@@ -241,7 +241,9 @@ def test_a_restart_already_halted_cancels_the_orders_the_halt_forbids(tmp_path):
     symbol = lab.feed.symbols[2]
     lab.wait_for_quote(symbol)
     order_id = lab.place_order(symbol, "BUY", 75, order_type="LIMIT", limit_price=0.05)
-    # Journaled as a halt is, without the desk's cancels (as when they failed).
+    # Journaled as a halt is, without the desk's cancels (as when they failed), and with no
+    # risk monitor to retry them (as when the session was killed before its next check).
+    lab.risk_monitor.stop()
     lab.engine.submit("risk.halted", {"reason": "test", "by": "ops", "mode": "halted"}, wait=True)
     assert lab.store.get(f"trading.orders.{order_id}")["status"] == "accepted"
     lab.stop()

@@ -179,6 +179,9 @@ class ShortStraddle(Strategy):
     def symbols_traded(self) -> dict[str, str]:
         return {}  # the underlying is read; the options traded are picked at the entry
 
+    def option_chains_needed(self) -> dict[str, str]:
+        return {self.underlying: "underlying"}
+
     @param.depends("entry_time", "exit_time", "entry_window_minutes", watch=True, on_init=True)
     def _read_times(self) -> None:
         # Checked when built and on every change (as sma_cross's settings): a bad time is a

@@ -84,6 +84,12 @@ class Strategy(param.Parameterized):
         short_straddle reads its underlying and trades options it picks: none."""
         return self.symbols_needed()
 
+    def option_chains_needed(self) -> dict[str, str]:
+        """Underlyings whose options this strategy trades (picked at run time), each with the
+        parameter naming it (short_straddle: {'NIFTY': 'underlying'}): a replayed file holding
+        none of its options is refused, not played all day without a trade."""
+        return {}
+
     def intervals_needed(self) -> dict[str, str]:
         """Bar intervals this strategy reads and no other, each with the parameter naming it
         (e.g. {'5m': 'interval'}); refused like `symbols_needed` when the session does not
@@ -131,6 +137,14 @@ def check_strategy_inputs(
                     f"strategy {strategy.name!r} {verb} {parameter}={value!r}, which {where} "
                     f"does not have (it has {listed(available)})"
                 )
+        for value, parameter in strategy.option_chains_needed().items():
+            options = [s for s in symbols or () if s != value and _is_option_on(s, value)]
+            if symbols is not None and not options:
+                raise InvalidInputError(
+                    f"strategy {strategy.name!r} trades options on {parameter}={value!r}, and "
+                    f"{held_by} holds none (it has {listed(symbols)}); replay a file with its "
+                    "option chain"
+                )
         for value, parameter in strategy.symbols_traded().items():
             if tradable is not None and value not in tradable:
                 raise InvalidInputError(
@@ -138,6 +152,11 @@ def check_strategy_inputs(
                     f"session quotes but does not trade (it trades {listed(tradable)}); "
                     f"replay a bar file that holds {value} to trade it"
                 )
+
+
+def _is_option_on(symbol: str, underlying: str) -> bool:
+    """An NSE option symbol of `underlying` (NIFTY25N1824000CE): its name, then a call/put."""
+    return symbol.startswith(underlying) and symbol.endswith(("CE", "PE"))
 
 
 def checked_strategies(strategy: Any) -> list[Strategy]:
