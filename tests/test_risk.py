@@ -132,10 +132,20 @@ def test_max_order_notional_values_a_market_order_at_the_mark():
 
 def test_max_total_notional_counts_positions_and_working_orders():
     s = Session(max_total_notional=20_000.0)
-    s.desk.place_order(SYM, "BUY", 75)  # position 75 marked at its fill, 101: 7,575
+    s.desk.place_order(SYM, "BUY", 75)  # position 75 at the symbol's mark, 100.5: 7,537.50
     s.desk.place_order(PUT, "BUY", 75, order_type="LIMIT", limit_price=90.0)  # working 6,750
     err = s.denied(PUT, "BUY", 75, order_type="LIMIT", limit_price=90.0)  # + 6,750
-    assert err.check == "max_total_notional" and "21,075.00" in str(err)
+    assert err.check == "max_total_notional" and "21,037.50" in str(err)
+
+
+def test_a_new_position_is_valued_at_its_symbols_mark_from_the_fill_on():
+    """At its own fill price (the ask), the spread paid was invisible to the daily loss limit
+    until the symbol's next mark."""
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 75)  # filled at the ask, 101.0; the mark is 100.5
+    position = s.kernel.store.get(f"trading.positions.manual:{SYM}")
+    assert position["mark"] == 100.5
+    assert position["unrealized_pnl"] == -37.5
 
 
 def test_max_orders_per_minute_denies_the_next_order_until_the_minute_passes():

@@ -148,6 +148,11 @@ def trade_reducer(view: Any, event: Event) -> Iterable[Change]:
     )
     signed = p["quantity"] if p["side"] == "BUY" else -p["quantity"]
     fee = float(p["fee"])
+    market = view.get(f"market.marks.{p['symbol']}")
+    if market is not None and market.get("price") is not None:
+        # Valued at the symbol's mark from the fill on, as the reconciler's fixes are: at its
+        # own price, a new position hid the spread paid from the loss limit until the next mark.
+        position = {**position, "mark": market["price"]}
     updated, realized = apply_fill(position, signed, float(p["price"]), fee)
     updated["last_trade_id"] = trade_id
     # The fill's market time (a replay's or a backtest's clock, as analytics' fills have it),
