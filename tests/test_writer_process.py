@@ -557,3 +557,27 @@ def test_an_idle_writer_process_is_never_taken_for_a_stalled_one(tmp_path):
     finally:
         engine.stop()
     assert engine.journal_failure is None
+
+
+def test_a_writer_process_that_never_answers_at_start_is_a_journal_error_not_a_hang(
+    tmp_path, monkeypatch
+):
+    """The start waited for its READY with no limit: a writer stopped or hung then held `run`
+    for ever, with no output."""
+    from tradelab.journal import writer_client, writer_spawn
+
+    spawn = writer_spawn.spawn_writer_process
+
+    def stopped_at_once(python):
+        proc = spawn(python)
+        os.kill(proc.pid, signal.SIGSTOP)
+        return proc
+
+    monkeypatch.setattr(writer_client, "spawn_writer_process", stopped_at_once)
+    monkeypatch.setattr(writer_spawn, "START_GRACE_SECONDS", 1.0)
+    engine = _engine(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(JournalError, match=r"did not open the journal in \d+ s \(it was stopped"):
+        engine.start()
+    assert time.monotonic() - started < 60  # generous: the limit is the 10 s open timeout + 1
+    assert engine.state == "stopped"

@@ -8,6 +8,7 @@ import fcntl
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import msgspec
@@ -15,6 +16,7 @@ import msgspec
 import tradelab
 from tradelab.errors import JournalError
 from tradelab.journal import wire
+from tradelab.journal.writer_watch import process_state
 
 WRITER_MMAP_THRESHOLD = 128 << 10  # glibc's default before it adapts
 
@@ -57,6 +59,9 @@ def spawn_writer_process(python: str = sys.executable) -> subprocess.Popen:
     return proc
 
 
+START_GRACE_SECONDS = 60.0
+
+
 def handshake(
     proc: subprocess.Popen,
     out: wire.FrameWriter,
@@ -65,9 +70,20 @@ def handshake(
 ) -> list[tuple[bytes, bytes]]:
     """Send the settings; return the frames that came after READY. A JournalError saying why
     when the process did not open the journal (the caller then kills it)."""
+    # Opening waits up to the open timeout for DuckDB's lock, then replays a WAL bounded by the
+    # checkpoint size: a minute past that is a process that will not answer (stopped, hung).
+    limit = settings.open_timeout_seconds + START_GRACE_SECONDS
+    started = time.monotonic()
     try:
         out.send(wire.CONFIG, msgspec.json.encode(settings))
-        frames = frames_in.next_frames()
+        frames = frames_in.next_frames(1.0)
+        while frames == []:
+            if time.monotonic() - started > limit:
+                raise JournalError(
+                    f"journal writer process (pid {proc.pid}) did not open the journal in "
+                    f"{limit:.0f} s (it was {process_state(proc.pid, hint=False)})"
+                )
+            frames = frames_in.next_frames(1.0)
     except OSError as exc:
         raise JournalError(f"journal writer process did not start: {exc}") from None
     frame = frames[0] if frames else None
