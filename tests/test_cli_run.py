@@ -250,7 +250,11 @@ def test_an_empty_bar_interval_list_is_a_usage_error_before_the_journal_opens(tm
     journal = tmp_path / "j.duckdb"
     result = invoke("--config", str(config), "--duration", "0", "--journal", str(journal))
     assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
-    assert "lab.bar_intervals is empty" in result.stderr and "1m, 5m, 15m, 1h" in result.stderr
+    assert (
+        "lab.bar_intervals in" in result.stderr
+        and "is empty" in result.stderr
+        and "1m, 5m, 15m, 1h" in result.stderr
+    )
     assert not journal.exists()
 
 

@@ -162,3 +162,31 @@ def test_a_trade_the_book_holds_already_changes_nothing_when_reported_again():
     event = Event(9, 1, "trade.executed", "s1:X", trade, True)
     assert trade_reducer({"trading": {"trades": {"PB-F1": {**trade, "seq": 5}}}}, event) == []
     assert trade_reducer({}, event)  # a new one is booked
+
+
+def test_an_account_of_another_journal_is_refused_naming_both_files(tmp_path):
+    """It was taken: the reconciler booked that journal's fills into this one as trades never
+    made (fresh sessions' fill ids are alike, so the ones that collided passed as matched)."""
+    import shutil
+
+    import pytest
+
+    from tradelab.errors import InvalidInputError
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        lab = lab_with(tmp_path / name / "lab.duckdb").start()
+        symbol = lab.feed.symbols[2]
+        assert wait_for(lambda lab=lab, symbol=symbol: lab.store.get(f"market.marks.{symbol}"))
+        lab.place_order(symbol, "BUY", 75)
+        lab.stop()
+    account = "lab.duckdb.broker.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / "b" / f"{account}{suffix}").unlink(missing_ok=True)
+    shutil.copy(tmp_path / "a" / account, tmp_path / "b" / account)
+    with pytest.raises(InvalidInputError, match="belongs to another journal"):
+        lab_with(tmp_path / "b" / "lab.duckdb").start()
+    # A new journal beside an account is the documented way to adopt what it holds.
+    shutil.copy(tmp_path / "a" / account, tmp_path / account)
+    fresh = lab_with(tmp_path / "lab.duckdb").start()
+    fresh.stop()

@@ -221,6 +221,10 @@ class Lab:
         self._left_open = left if left.get("status") == "open" else None
         try:
             check_same_market(store, self.market_source, max(self.open_ns, last or self.open_ns))
+            account, journal = self.broker.account.file, self.engine.journal
+            if account is not None and journal is not None and journal.created_ns is not None:
+                new = self.engine.recovery_report.last_seq == 0
+                account.bind_to_journal(journal.path, journal.created_ns, new)
         except InvalidInputError:
             self.engine.stop()
             self.broker.close()

@@ -225,6 +225,10 @@ class PaperAccount:
     def path(self) -> Path | None:
         return None if self._file is None else self._file.path
 
+    @property
+    def file(self) -> AccountFile | None:
+        return self._file
+
     # -- changes ----------------------------------------------------------------------------
     def new_broker_order_id(self) -> str:
         broker_order_id = f"{self.id_prefix}-{self.next_order:06d}"

@@ -21,6 +21,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS account (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT)",
     "CREATE TABLE IF NOT EXISTS orders (order_id TEXT PRIMARY KEY, body TEXT)",
     "CREATE TABLE IF NOT EXISTS fills (fill_seq INTEGER PRIMARY KEY, body TEXT)",
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)",
 )
 
 
@@ -124,6 +125,23 @@ class AccountFile:
                     f"cannot write the paper account file {self.path}: {exc}"
                 ) from exc
             raise
+
+    def bind_to_journal(self, journal: Path, created_ns: str, journal_is_new: bool) -> None:
+        """Bind this account to the journal created at `created_ns` (the first session on
+        it, or a new journal beside it, whose reconciler adopts what it holds); an account
+        bound to another journal is refused, naming both: its fills would be booked into
+        this one as trades it never made, and its ids would pass for this journal's."""
+        row = self._con.execute("SELECT value FROM meta WHERE name = 'journal'").fetchone()
+        if row is not None and row[0] != created_ns and not journal_is_new:
+            raise InvalidInputError(
+                f"paper broker account file {self.path} belongs to another journal (the one "
+                f"created at {row[0]} ns), not to {journal} (created at {created_ns} ns): put "
+                "back that journal's own account, or move this one away to start a new account"
+            )
+        if row is None or row[0] != created_ns:
+            self._con.execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES ('journal', ?)", [created_ns]
+            )
 
     def close(self) -> None:
         try:

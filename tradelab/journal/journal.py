@@ -155,6 +155,9 @@ class Journal:
                 )
             self.tailmark = TailMark(self.path)
             self.check = self._check_tail()
+            # Its identity: when it was created (what a broker account beside it is bound to).
+            made = self.con.execute("SELECT value FROM meta WHERE name = 'created_ns'").fetchall()
+            self.created_ns: str | None = made[0][0] if made else None
         except duckdb.Error as exc:
             self.con.close()
             raise schema.journal_error(self.path, exc, "reading it") from None
