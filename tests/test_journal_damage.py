@@ -536,3 +536,29 @@ def test_a_run_on_a_journal_that_lost_committed_events_is_refused_unless_accepte
     result = CliRunner().invoke(cli, [*args, "--accept-lost-tail"])
     assert result.exit_code == 0, (result.output, result.stderr)
     assert JournalReader(journal).last_seq() > seq
+
+
+def test_events_the_ack_log_holds_are_not_called_lost(journal, monkeypatch):
+    """verify and inspect compared the high-water mark with DuckDB's last seq alone: events the
+    ack log held (and the next start copies in) were "committed and gone", exit 1."""
+    from tradelab.journal import JournalReader
+    from tradelab.journal import verify as verify_module
+    from tradelab.journal.tailmark import TailMark
+
+    seq = JournalReader(journal).last_seq()
+    TailMark(journal).write(seq + 5)
+    monkeypatch.setattr(verify_module, "pending_events", lambda path, last: 5)
+    result = verify_journal(journal)
+    assert result.ok, result.lines
+    assert any(
+        f"tail mark {seq + 5} <= last seq {seq + 5} with the ack log's" in line
+        for line in result.lines
+    )
+    inspected = CliRunner().invoke(cli, ["inspect", str(journal)])
+    assert inspected.exit_code == 0, (inspected.output, inspected.stderr)
+    assert "LOST" not in inspected.output
+    monkeypatch.setattr(verify_module, "pending_events", lambda path, last: 2)  # 3 are gone
+    assert not verify_journal(journal).ok
+    inspected = CliRunner().invoke(cli, ["inspect", str(journal)])
+    assert inspected.exit_code == EXIT_DAMAGED
+    assert f"events {seq + 3}..{seq + 5} were committed and are gone" in inspected.stderr

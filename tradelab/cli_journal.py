@@ -66,11 +66,11 @@ def inspect_cmd(path: str, as_json: bool) -> None:
             f"ack log    {pending} acknowledged event(s) after seq {info['last_seq']}, not in "
             "DuckDB yet: the next engine start on this journal commits them"
         )
-    mark = info.get("tail_mark")
-    if mark is not None and mark > info["last_seq"]:  # verify names the loss too (exit 1)
+    mark, restored = info.get("tail_mark"), _restored_seq(info)
+    if mark is not None and mark > restored:  # verify names the loss too (exit 1)
         click.echo(
             f"LOST       the high-water mark says seq {mark} was committed, but the journal "
-            f"ends at seq {info['last_seq']}: events were lost (tradelab verify)"
+            f"(with its ack log) ends at seq {restored}: events were lost (tradelab verify)"
         )
     if info.get("ack_log_torn_tail"):
         click.echo(f"WARN       {info['ack_log_torn_tail']}")
@@ -99,12 +99,18 @@ def _damaged_line(path: str, damaged: list[str]) -> str:
     return f"journal {path} is damaged: {said} (tradelab verify)"
 
 
+def _restored_seq(info: dict) -> int:
+    """The last seq the next start holds: the file's, then the ack log's events it copies in
+    (the high-water mark counts those too: they were committed before the file lost them)."""
+    return info["last_seq"] + (info.get("ack_log_pending_events") or 0)
+
+
 def _damage(info: dict) -> list[str]:
     """What inspect found damaged: the ack log, lost events, snapshots a start would skip."""
     found = [*info.get("damage", []), *info.get("ack_log_damage", [])]
-    mark = info.get("tail_mark")
-    if mark is not None and mark > info["last_seq"]:
-        found.append(f"events {info['last_seq'] + 1}..{mark} were committed and are gone")
+    mark, restored = info.get("tail_mark"), _restored_seq(info)
+    if mark is not None and mark > restored:
+        found.append(f"events {restored + 1}..{mark} were committed and are gone")
     found += [
         f"snapshot {r['snapshot_id']} {r['reason']}" for r in info.get("rejected_snapshots", [])
     ]

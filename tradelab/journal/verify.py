@@ -170,15 +170,18 @@ def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) 
             result.lines.append(f"INFO {path} is an empty file: no journal was written to it yet")
         result.add(True, f"{count} events, seq {first}..{last} contiguous")
         mark = TailMark(path).read()
+        # What the next start holds: the file and the ack log's events it copies in.
+        restored = last + pending_events(path, last)
         if mark is None:
             result.lines.append(f"INFO no readable tail mark beside {path}")
         else:
             result.add(
-                mark <= last,
-                f"tail mark {mark} <= last seq {last}"
-                if mark <= last
+                mark <= restored,
+                f"tail mark {mark} <= last seq {restored}"
+                + (" with the ack log's events" if restored > last else "")
+                if mark <= restored
                 else f"tail mark says seq {mark} was committed but the "
-                f"journal ends at {last}: events {last + 1}..{mark} lost",
+                f"journal ends at {restored}: events {restored + 1}..{mark} lost",
             )
         for problem in damage(path, last):  # the next start refuses it (RecoveryError)
             result.add(False, problem)
