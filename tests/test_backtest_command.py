@@ -481,3 +481,23 @@ def test_a_strategy_failing_before_any_bar_with_html_is_exit_4_naming_it(tmp_pat
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == EXIT_STRATEGY_FAILED, (result.output, result.stderr)
     assert "strategy boom failed: on_start raised RuntimeError: boom in on_start" in result.stderr
+
+
+def test_ctrl_c_before_the_journal_is_made_does_not_say_it_holds_bars(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from tradelab import cli_backtest
+    from tradelab.cli import EXIT_INTERRUPTED
+    from tradelab.cli import main as cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_backtest, "run_backtest", interrupted)
+    journal = tmp_path / "bt.duckdb"
+    bars = str(write_bars(tmp_path / "ABC.csv"))
+    args = ["backtest", bars, "--strategy", "sma_cross", "--journal", str(journal)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == EXIT_INTERRUPTED, (result.output, result.stderr)
+    assert "interrupted (Ctrl-C) before the last bar" in result.stderr
+    assert "holds" not in result.stderr and not journal.exists()

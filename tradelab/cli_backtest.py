@@ -196,7 +196,9 @@ def backtest_command(
                 when, held = "after the last bar, while stopping its strategies", "every bar"
             else:
                 when, held = "before the last bar", "the bars played so far"
-            where = f"; the journal {journal} holds {held}" if journal else ""
+            # Interrupted before the engine made it, there is no journal to speak of.
+            made = journal is not None and Path(journal).exists()
+            where = f"; the journal {journal} holds {held}" if made else ""
             fail(f"backtest interrupted (Ctrl-C) {when}{where}", EXIT_INTERRUPTED)
         if progress is not None:
             progress.end()  # a run a failed strategy stopped short ends before its last bar
