@@ -37,6 +37,11 @@ FLATTEN_FIRST_WAIT_S, FLATTEN_LONGEST_WAIT_S = 1.0, 60.0
 _STRICTNESS = {ACTIVE: 0, REDUCING: 1, HALTED: 2}
 
 
+def _after_failures(now: float, failures: int) -> float:
+    """When to try again after `failures` failed tries in a row: 1 s on, doubling to a minute."""
+    return now + min(FLATTEN_FIRST_WAIT_S * 2 ** (failures - 1), FLATTEN_LONGEST_WAIT_S)
+
+
 class DailyLossMonitor:
     def __init__(
         self,
@@ -169,8 +174,7 @@ class DailyLossMonitor:
             self.desk.flatten()
         except TradelabError as exc:
             self._flatten_failures += 1
-            wait = FLATTEN_FIRST_WAIT_S * 2 ** (self._flatten_failures - 1)
-            self._flatten_next_try = now + min(wait, FLATTEN_LONGEST_WAIT_S)
+            self._flatten_next_try = _after_failures(now, self._flatten_failures)
             last = self._flatten_failures >= FLATTEN_ATTEMPTS
             log.log(
                 logging.ERROR if last else logging.WARNING,
@@ -197,8 +201,7 @@ class DailyLossMonitor:
             self.desk.cancel_blocked_orders()
         except TradelabError as exc:
             self._cancel_failures += 1
-            wait = FLATTEN_FIRST_WAIT_S * 2 ** (self._cancel_failures - 1)
-            self._cancel_next_try = now + min(wait, FLATTEN_LONGEST_WAIT_S)
+            self._cancel_next_try = _after_failures(now, self._cancel_failures)
             log.warning("%s; will retry", exc)
             return
         self._cancel_failures = 0
