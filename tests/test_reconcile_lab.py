@@ -190,3 +190,18 @@ def test_an_account_of_another_journal_is_refused_naming_both_files(tmp_path):
     shutil.copy(tmp_path / "a" / account, tmp_path / account)
     fresh = lab_with(tmp_path / "lab.duckdb").start()
     fresh.stop()
+
+
+def test_an_account_removed_beside_a_journal_that_traded_is_said(tmp_path, caplog):
+    path = tmp_path / "lab.duckdb"
+    lab = lab_with(path).start()
+    symbol = lab.feed.symbols[2]
+    assert wait_for(lambda: lab.store.get(f"market.marks.{symbol}") is not None)
+    lab.place_order(symbol, "BUY", 75)
+    lab.stop()
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"lab.duckdb.broker.sqlite{suffix}").unlink(missing_ok=True)
+    with caplog.at_level("WARNING", logger="tradelab.lab"):
+        again = lab_with(path).start()
+        again.stop()
+    assert "holds no fill beside journal" in caplog.text

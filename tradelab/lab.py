@@ -225,6 +225,14 @@ class Lab:
             if account is not None and journal is not None and journal.created_ns is not None:
                 new = self.engine.recovery_report.last_seq == 0
                 account.bind_to_journal(journal.path, journal.created_ns, new)
+                if not self.broker.fills_since(0) and store.get("trading.trades", None):
+                    log.warning(  # removed or emptied: the broker starts over, the book not
+                        "paper broker account file %s holds no fill beside journal %s, which "
+                        "has traded: the broker starts with fresh cash and no positions, and "
+                        "the reconciler reports what the book holds as missing",
+                        account.path,
+                        journal.path,
+                    )
         except InvalidInputError:
             self.engine.stop()
             self.broker.close()
