@@ -293,11 +293,16 @@ def torn_tail(journal_path: str | Path) -> str | None:
     """The log's last record, if it fails its checks: a write a crash cut short (never synced,
     so never acknowledged: the next start drops it) or, rarely, damage to a synced one, which
     no check can tell apart; said, so an operator can look (`damage` covers all else)."""
-    for path in log_files(acklog_dir(journal_path)):
+    files = log_files(acklog_dir(journal_path))
+    for index, path in enumerate(files):
         data = path.read_bytes()
         damaged_at = _scan(data)[1]
         if damaged_at is None:
             continue
+        if _intact_record_after(data, damaged_at) or any(
+            _holds_anything(later) for later in files[index + 1 :]
+        ):
+            return None  # not the last record: damage (`damage` says it), not a torn tail
         magic, _, first, last, _ = _HEAD.unpack_from(data + bytes(_HEAD.size), damaged_at)
         seqs = f" (seq {first}..{last})" if magic == _MAGIC else ""
         return (
