@@ -201,7 +201,7 @@ def test_an_account_removed_beside_a_journal_that_traded_is_said(tmp_path, caplo
     lab.stop()
     for suffix in ("", "-wal", "-shm"):
         (tmp_path / f"lab.duckdb.broker.sqlite{suffix}").unlink(missing_ok=True)
-    with caplog.at_level("WARNING", logger="tradelab.lab"):
+    with caplog.at_level("WARNING", logger="tradelab.broker.account_file"):
         again = lab_with(path).start()
         again.stop()
     assert "holds no fill beside journal" in caplog.text

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tradelab.broker import PaperBroker, PaperBrokerConfig
+from tradelab.broker.account_file import check_account_of_journal
 from tradelab.broker.reconcile import Reconciler, ReconcilerConfig
 from tradelab.config import EngineConfig
 from tradelab.engine import Engine
@@ -221,18 +222,7 @@ class Lab:
         self._left_open = left if left.get("status") == "open" else None
         try:
             check_same_market(store, self.market_source, max(self.open_ns, last or self.open_ns))
-            account, journal = self.broker.account.file, self.engine.journal
-            if account is not None and journal is not None and journal.created_ns is not None:
-                new = self.engine.recovery_report.last_seq == 0
-                account.bind_to_journal(journal.path, journal.created_ns, new)
-                if not self.broker.fills_since(0) and store.get("trading.trades", None):
-                    log.warning(  # removed or emptied: the broker starts over, the book not
-                        "paper broker account file %s holds no fill beside journal %s, which "
-                        "has traded: the broker starts with fresh cash and no positions, and "
-                        "the reconciler reports what the book holds as missing",
-                        account.path,
-                        journal.path,
-                    )
+            check_account_of_journal(self.broker, self.engine)
         except InvalidInputError:
             self.engine.stop()
             self.broker.close()

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from tradelab.errors import InvalidInputError, TradelabError
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS account (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT)",
@@ -150,3 +153,22 @@ class AccountFile:
             raise AccountFileError(
                 f"cannot close the paper account file {self.path}: {exc}"
             ) from exc
+
+
+def check_account_of_journal(broker: Any, engine: Any) -> None:
+    """Bind the paper broker's account to the engine's journal, refusing one bound to another
+    (`AccountFile.bind_to_journal`); say so when the account holds no fill beside a journal
+    that has traded (removed or emptied: the broker starts over, the book does not)."""
+    account, journal = broker.account.file, engine.journal
+    if account is None or journal is None or journal.created_ns is None:
+        return
+    new = engine.recovery_report.last_seq == 0
+    account.bind_to_journal(journal.path, journal.created_ns, new)
+    if not broker.fills_since(0) and engine.store.get("trading.trades", None):
+        log.warning(
+            "paper broker account file %s holds no fill beside journal %s, which has traded: "
+            "the broker starts with fresh cash and no positions, and the reconciler reports "
+            "what the book holds as missing",
+            account.path,
+            journal.path,
+        )
