@@ -153,3 +153,19 @@ def test_a_mark_keeps_a_small_prices_digits():
     router.on_tick(Tick("EURUSD", ist(9, 15), 1.08113, 1.08115, 1.08114, 1, 1, 0))
     marks = {p["symbol"]: p["price"] for topic, p in submitted if topic == "mark.updated"}
     assert marks == {"COIN": 0.0000401, "EURUSD": 1.08114}
+
+
+def test_a_restart_drops_a_bar_the_journal_holds_already():
+    """A bar is journaled when a tick past its end arrives, while that tick's mark may still
+    be held back: the restart, resumed from the older mark, built the bar again from part of
+    its ticks and journaled it twice (seen under load in the Lab's restart test)."""
+    submitted = []
+    router = MarketDataRouter(
+        lambda topic, payload, **kw: submitted.append((topic, payload)), intervals=("15m",)
+    )
+    router.skip_bars_through({("NIFTY", "15m"): ist(9, 15)})
+    for minute in (20, 29, 31, 46):  # ticks from the held mark on, past the bar's end
+        router.on_tick(px("NIFTY", ist(9, minute), 100.0 + minute))
+    bars = [p["start"] for topic, p in submitted if topic == "market.bar"]
+    assert bars == [ist(9, 30)]  # 09:15 is the journal's; 09:30 is new
+    assert router.bars_skipped == 1

@@ -56,6 +56,7 @@ from tradelab.lab_sessions import (
     clock_to_close,
     day_close_ns,
     expire_day_orders,
+    journaled_bar_starts,
     last_mark_ns,
     market_source,
     resumed_ticks,
@@ -215,6 +216,7 @@ class Lab:
             raise
         store = self.engine.store
         self.resumed_after_ns = last = last_mark_ns(store)
+        self.router.skip_bars_through(journaled_bar_starts(store))
         if last is not None and last > self.clock.now_ns():  # as late as the journal
             self.clock.set(last)
         self._closed_session = ClosedSession.of(store)

@@ -158,6 +158,17 @@ def clock_to_close(clock: Any, hours: Any, at_ns: int) -> None:
         clock.set(close_ns)
 
 
+def journaled_bar_starts(store: Any) -> dict[tuple[str, str], int]:
+    """The latest bar start the journal holds per (symbol, interval)."""
+    series = store.get("market.bars", None) or {}
+    return {
+        (symbol, interval): bars[-1]["start"]
+        for symbol, intervals in series.items()
+        for interval, bars in intervals.items()
+        if bars
+    }
+
+
 def last_mark_ns(store: Any) -> int | None:
     """Where a restart resumes: the journal's latest mark. None, not 0, when there is none: 0
     is a time (1970), and a replay may be older."""

@@ -8,7 +8,7 @@ One thread (the feed's) calls `on_tick`; `submit`/`publish_transient` must be th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from tradelab.market.bars import BarAggregator
@@ -43,6 +43,8 @@ class MarketDataRouter:
         self._next_sweep_ns = 0
         self.ticks_routed = 0
         self.bars_submitted = 0
+        self.bars_skipped = 0
+        self._journaled_bar_starts: dict[tuple[str, str], int] = {}
         self.marks_submitted = 0
 
     def add_quote_sink(self, sink: Callable[[Tick], Any]) -> None:
@@ -92,7 +94,17 @@ class MarketDataRouter:
             self._submit_mark(tick)
         self._next_sweep_ns = now_ns + max(self._mark_interval_ns, NS_PER_S // 10)
 
+    def skip_bars_through(self, journaled: Mapping[tuple[str, str], int]) -> None:
+        """On a restart: the latest bar start the journal holds per (symbol, interval). A bar
+        journaled when a tick past its end arrived, whose mark was still held back, is built
+        again from the ticks the restart replays after that mark: only partly, and it is in
+        the journal already, so it is dropped (counted in `bars_skipped`)."""
+        self._journaled_bar_starts = dict(journaled)
+
     def _submit_bar(self, bar: Any) -> None:
+        if bar.start <= self._journaled_bar_starts.get((bar.symbol, bar.interval), -1 << 63):
+            self.bars_skipped += 1
+            return
         self._submit("market.bar", bar.to_payload(), key=bar.symbol)
         self.bars_submitted += 1
 
