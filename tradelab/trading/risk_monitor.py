@@ -64,7 +64,6 @@ class DailyLossMonitor:
         self._subscriptions: list[Any] = []
         self._flatten_failures = 0  # failed flattens in a row since the book was last flat
         self._flatten_next_try = 0.0  # time.monotonic() of the next try
-        self._flatten_ready = True  # False on a restart until the reconciler has run
         self._cancel_failures = 0  # a halt's cancels refused in a row (broker down)
         self._cancel_next_try = 0.0
         self._broker_back = False  # set on `broker.reconnected`: retry now, not after a wait
@@ -89,7 +88,7 @@ class DailyLossMonitor:
         if self._broker_back:
             self._broker_back = False
             self._flatten_next_try = self._cancel_next_try = 0.0
-        if self.desk is not None and self._flatten_ready:
+        if self.desk is not None:
             self._flatten_if_due()
         if self.desk is not None and control_state(self.store) != ACTIVE:
             self._cancel_blocked_if_due()
@@ -138,11 +137,9 @@ class DailyLossMonitor:
             self.desk.cancel_blocked_orders()
         except TradelabError as exc:
             log.error("on start, risk %s: %s", control_state(self.store), exc)
-        if self._breach_flatten_due() and self.store.get("trading.open_positions"):
-            self._flatten_ready = False  # the checks wait for the book to be the broker's
-            if reconcile is not None:
-                reconcile()
-            self._flatten_ready = True
+        flatten_due = self._breach_flatten_due() and self.store.get("trading.open_positions")
+        if flatten_due and reconcile is not None:  # the checks' flatten then closes the broker's
+            reconcile()
 
     def _breach_flatten_due(self) -> bool:
         """Whether the halt standing is a breach's that asked to flatten (not one an operator

@@ -143,7 +143,7 @@ def find_mismatches(view: BrokerView, store: Any) -> list[Mismatch]:
                     update.to_payload(),
                 )
             )
-        if record is None:
+        elif record is None:
             found.append(
                 Mismatch(
                     UNKNOWN_OPEN_ORDER,
