@@ -24,7 +24,8 @@ from tradelab.config import EngineConfig
 from tradelab.engine import Engine
 from tradelab.errors import InvalidInputError, JournalError, RecoveryError
 from tradelab.journal import Journal
-from tradelab.journal.schema import connect, set_wal_autocheckpoint
+from tradelab.journal.journal_file import connect
+from tradelab.journal.schema import set_wal_autocheckpoint
 from tradelab.journal.verify import verify_journal
 
 EVENTS = 600

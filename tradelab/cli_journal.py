@@ -24,7 +24,7 @@ def inspect_cmd(path: str, as_json: bool) -> None:
     from tradelab.cli import EXIT_DAMAGED, exit_code_for, fail
     from tradelab.errors import TradelabError
     from tradelab.journal import JournalReader
-    from tradelab.journal.schema import LOCK_HINT
+    from tradelab.journal.journal_file import LOCK_HINT
     from tradelab.journal.verify import inspect_journal
 
     try:

@@ -16,8 +16,8 @@ import param
 
 from tradelab.config import DAY_S
 from tradelab.errors import InvalidInputError, TradelabError
+from tradelab.journal.journal_file import NO_EXTENSIONS
 from tradelab.journal.journal_lock import journal_lock_path
-from tradelab.journal.schema import NO_EXTENSIONS
 from tradelab.journal.segments import list_segments, segment_dir
 from tradelab.market.bars import INTERVAL_SECONDS
 from tradelab.market.clock import NS_PER_S

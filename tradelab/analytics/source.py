@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from tradelab.errors import JournalError
-from tradelab.journal import acklog, schema
+from tradelab.journal import acklog, journal_file, schema
 from tradelab.journal.segments import list_segments, parquet_list, segment_dir
 
 _EMPTY_EVENTS = (
@@ -62,7 +62,7 @@ def _sql_string(text: str) -> str:
 def _in_use(exc: BaseException) -> bool:
     # Held by another process (a lock error) or attached by this one already (an engine with
     # its writer on a thread, or another connection): either way the segments are the road.
-    return schema.is_in_use_error(exc) or isinstance(exc, duckdb.ResourceInUseException)
+    return journal_file.is_in_use_error(exc) or isinstance(exc, duckdb.ResourceInUseException)
 
 
 def _with_acknowledged(con: duckdb.DuckDBPyConnection, path: Path, last: int) -> Source:
@@ -101,7 +101,7 @@ def open_source(path: str | Path) -> Source:
     segments_dir = segment_dir(path)
     if not path.exists() and not segments_dir.is_dir():
         raise JournalError(f"no journal at {path} and no sealed segments in {segments_dir}")
-    con = duckdb.connect(config=schema.NO_EXTENSIONS)
+    con = duckdb.connect(config=journal_file.NO_EXTENSIONS)
     try:
         if path.exists():
             try:
@@ -109,7 +109,7 @@ def open_source(path: str | Path) -> Source:
             except duckdb.Error as exc:
                 # Read only after DuckDB refused it: closing a descriptor of the file would
                 # drop the lock an engine of this process holds on it (POSIX locks).
-                if path.is_file() and (why := schema.not_duckdb_file(path)):
+                if path.is_file() and (why := journal_file.not_duckdb_file(path)):
                     raise JournalError(why) from None
                 if not _in_use(exc):
                     raise JournalError(

@@ -21,7 +21,7 @@ import duckdb
 
 from tradelab.errors import JournalError, RecoveryError
 from tradelab.events import Event
-from tradelab.journal import schema
+from tradelab.journal import journal_file, schema
 from tradelab.journal.acklog import acklog_dir, restore_into
 from tradelab.journal.checkpoint import DEFAULT_WAL_BYTES
 from tradelab.journal.event_rows import READ_BATCH_ROWS, iter_event_batches
@@ -125,10 +125,10 @@ class Journal:
         timeout: float = 2.0,
         writer_process: bool = False,
     ):
-        self.path = schema.check_journal_path(path)
+        self.path = journal_file.check_journal_path(path)
         self._wal_autocheckpoint = schema.check_wal_autocheckpoint(wal_autocheckpoint)
         self._timeout = timeout
-        schema.make_journal_dir(self.path)
+        journal_file.make_journal_dir(self.path)
         # Held until close(): DuckDB's lock lapses while the file passes to the writer process.
         self.lock = JournalLock.acquire(self.path, timeout)
         try:
@@ -140,7 +140,7 @@ class Journal:
     def _open(self, writer_process: bool) -> None:
         if not self.path.exists() or self.path.stat().st_size == 0:  # an empty one: a new one
             check_no_leftovers(self.path)
-        self.con = schema.connect(self.path, timeout=self._timeout)
+        self.con = journal_file.connect(self.path, timeout=self._timeout)
         try:
             schema.set_wal_autocheckpoint(self.con, self._wal_autocheckpoint)
             schema.ensure_schema(self.con, self.path)
@@ -160,7 +160,7 @@ class Journal:
             self.created_ns: str | None = made[0][0] if made else None
         except duckdb.Error as exc:
             self.con.close()
-            raise schema.journal_error(self.path, exc, "reading it") from None
+            raise journal_file.journal_error(self.path, exc, "reading it") from None
         except BaseException:
             self.con.close()
             raise

@@ -129,7 +129,7 @@ def _holder_pid(fd: int) -> int | None:
 def _refusal(journal_path: Path, pid: int | None) -> str:
     """The refusal, naming the engine that holds the journal (as schema's DuckDB lock errors
     do): one of this very process is told apart from another process's."""
-    from tradelab.journal.schema import LOCK_HINT, describe_process
+    from tradelab.journal.journal_file import LOCK_HINT, describe_process
 
     if pid == os.getpid():
         return (

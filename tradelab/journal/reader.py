@@ -28,7 +28,7 @@ import duckdb
 
 from tradelab.errors import JournalError
 from tradelab.events import Event
-from tradelab.journal import schema
+from tradelab.journal import journal_file
 from tradelab.journal.event_rows import rows_to_events
 from tradelab.journal.segments import list_segments, parquet_list, segment_dir
 
@@ -56,13 +56,15 @@ class JournalReader:
         """A connection in which `events` names the journal's events, from the best source."""
         if self.path.exists():
             try:
-                con = duckdb.connect(str(self.path), read_only=True, config=schema.NO_EXTENSIONS)
+                con = duckdb.connect(
+                    str(self.path), read_only=True, config=journal_file.NO_EXTENSIONS
+                )
             except duckdb.Error as exc:
                 # Read only after DuckDB refused it: closing a descriptor of the file would
                 # drop the lock an engine of this process holds on it (POSIX locks).
-                if self.path.is_file() and (why := schema.not_duckdb_file(self.path)):
+                if self.path.is_file() and (why := journal_file.not_duckdb_file(self.path)):
                     raise JournalError(why) from None
-                if not schema.is_in_use_error(exc):
+                if not journal_file.is_in_use_error(exc):
                     raise JournalError(
                         f"cannot read journal {self.path}: {str(exc).splitlines()[0]}"
                     ) from None
@@ -75,7 +77,7 @@ class JournalReader:
                     raise JournalError(f"{self.path} is not a tradelab journal (no events table)")
                 self.source, self.note = "journal", ""
                 return con
-        con = duckdb.connect(config=schema.NO_EXTENSIONS)
+        con = duckdb.connect(config=journal_file.NO_EXTENSIONS)
         segments = list_segments(self.segments_dir)
         if segments:
             files = parquet_list(segments)

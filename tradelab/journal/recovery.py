@@ -22,7 +22,7 @@ from tradelab.errors import (
     StateError,
     TradelabError,
 )
-from tradelab.journal import schema
+from tradelab.journal import journal_file
 from tradelab.journal.event_rows import READ_BATCH_ROWS, iter_event_batches
 from tradelab.journal.journal import Journal
 from tradelab.journal.snapshots import SnapshotInfo, check_state
@@ -225,7 +225,7 @@ def recover(journal: Journal, store: Any, *, migrations: Any = None) -> Recovery
     try:
         return _recover(journal, store, migrations)
     except duckdb.Error as exc:
-        raise schema.journal_error(journal.path, exc, "recovery") from None
+        raise journal_file.journal_error(journal.path, exc, "recovery") from None
 
 
 def _recover(journal: Journal, store: Any, migrations: Any) -> RecoveryReport:

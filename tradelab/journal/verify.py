@@ -17,7 +17,7 @@ import duckdb
 import msgspec
 
 from tradelab.errors import RecoveryError, SchemaVersionError, StateError, TradelabError
-from tradelab.journal import schema
+from tradelab.journal import journal_file, schema
 from tradelab.journal.acklog import damage, pending_events, torn_tail
 from tradelab.journal.journal import check_events
 from tradelab.journal.recovery import choose_snapshot, load_snapshot_state, replay_into
@@ -58,10 +58,10 @@ def _open(path: str | Path):
     if Path(path).is_file() and Path(path).stat().st_size == 0:
         # What `run` takes as a new journal (DuckDB writes nothing until the first open for
         # writing): read as one that holds no events, not as damage.
-        con = duckdb.connect(":memory:", config=schema.NO_EXTENSIONS)
+        con = duckdb.connect(":memory:", config=journal_file.NO_EXTENSIONS)
         schema.ensure_schema(con, Path(path))
         return con
-    con = schema.connect(path, read_only=True)
+    con = journal_file.connect(path, read_only=True)
     try:
         schema.check_tables(con, path)
     except BaseException:
@@ -77,7 +77,7 @@ def _reading(path: str | Path) -> Iterator[Any]:
     try:
         yield con
     except duckdb.Error as exc:
-        raise schema.journal_error(path, exc, "reading it") from None
+        raise journal_file.journal_error(path, exc, "reading it") from None
     finally:
         con.close()
 

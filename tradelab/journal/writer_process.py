@@ -25,7 +25,7 @@ import sys
 import msgspec
 
 from tradelab.errors import JournalError
-from tradelab.journal import schema, wire
+from tradelab.journal import journal_file, schema, wire
 from tradelab.journal.buffer_pool import BufferPoolLimit
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.tailmark import TailMark
@@ -46,7 +46,7 @@ class WriterProcess:
     def __init__(self, settings: wire.WriterSettings, out: wire.FrameWriter) -> None:
         self.settings = settings
         self.out = out
-        self.con = schema.connect(settings.path, timeout=settings.open_timeout_seconds)
+        self.con = journal_file.connect(settings.path, timeout=settings.open_timeout_seconds)
         schema.set_wal_autocheckpoint(self.con, settings.wal_autocheckpoint)
         self.buffer_pool = BufferPoolLimit(self.con, settings.memory_limit_mb)
         self.tailmark = TailMark(settings.path)
