@@ -13,9 +13,7 @@ rows, DuckDB's commit and the segments run in the other process.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import itertools
 import logging
 import os
 import subprocess
@@ -34,23 +32,13 @@ from tradelab.journal.latency import JournalLatency
 from tradelab.journal.segments import SEGMENTS_STALE
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.writer import SnapshotCallback, Ticket, notify_snapshot
+from tradelab.journal.writer_owed import OwedAnswers
 from tradelab.journal.writer_spawn import handshake, size_pipe, spawn_writer_process
 from tradelab.journal.writer_watch import WriterWatch
 
 log = logging.getLogger(__name__)
 
 _encode = msgspec.json.Encoder().encode
-
-
-class _FlushWaiter(threading.Event):
-    """One request in flight: set with the seq it reports and its error (or None)."""
-
-    error: BaseException | None = None
-    seq: int = 0
-
-    def resolve(self, error: BaseException | None = None) -> None:
-        self.error = error
-        self.set()
 
 
 class ProcessJournalWriter:
@@ -65,11 +53,7 @@ class ProcessJournalWriter:
         self._early_frames: list[tuple[bytes, bytes]] = []
         self._proc.stdout.close()
         self._name = name
-        self._lock = threading.Lock()  # guards the ticket, snapshot and flush queues
-        self._tickets: collections.deque[Ticket] = collections.deque()
-        self._snapshot_callbacks: collections.deque[SnapshotCallback | None] = collections.deque()
-        self._flushes: dict[int, _FlushWaiter] = {}
-        self._flush_ids = itertools.count(1)
+        self._owed = OwedAnswers()  # tickets, snapshots and requests; failed all at once
         # Durable: committed by DuckDB (the ack thread advances this) or synced in the ack log
         # (its own counter, advanced under its sync lock): `durable_seq` is the larger.
         self._durable_seq = 0
@@ -82,7 +66,6 @@ class ProcessJournalWriter:
         self._appended_seq = 0
         self._stopping = False
         self._started = False
-        self.failed: BaseException | None = None
         self.groups_committed = 0
         self.events_committed = 0
         self.commit_seconds = 0.0  # spent in the other process; not reported back
@@ -93,6 +76,10 @@ class ProcessJournalWriter:
         # each batch sent, the very bytes journaled (the bridge serves them once durable).
         self.batch_listener: Callable[[int, int, bytes], None] | None = None
         self._thread = threading.Thread(target=self._read_acks, name=name, daemon=True)
+
+    @property
+    def failed(self) -> BaseException | None:
+        return self._owed.failed
 
     @property
     def durable_seq(self) -> int:
@@ -204,12 +191,7 @@ class ProcessJournalWriter:
         failed = self.failed
         acklog = self._acklog
         if tickets and failed is None and acklog is None:
-            with self._lock:  # checked again under the lock _fail takes to collect tickets
-                failed = self.failed
-                if failed is None:
-                    self._tickets.extend(tickets)
-                    # With its tickets, so the frame releasing them finds the stamp.
-                    self.latency.critical_acks.stamp(last)
+            failed = self._owed.add_tickets(tickets, lambda: self.latency.critical_acks.stamp(last))
         if failed is not None:
             for ticket in tickets or ():
                 ticket.resolve(failed)
@@ -237,10 +219,7 @@ class ProcessJournalWriter:
     def write_snapshot(self, snapshot: Any, on_written: SnapshotCallback | None = None) -> None:
         """Serialize `snapshot` here and have the process store it after the events before it."""
         body = wire.encode_snapshot(snapshot)
-        with self._lock:
-            failed = self.failed
-            if failed is None:
-                self._snapshot_callbacks.append(on_written)
+        failed = self._owed.add_snapshot(on_written)
         if failed is not None:  # the process will never answer: fail it now, like _fail does
             notify_snapshot(on_written, failed)
             return
@@ -257,18 +236,12 @@ class ProcessJournalWriter:
 
     def _request(self, kind: bytes, timeout: float | None, what: str) -> int:
         """Send a request frame and wait for its answer: (seq it reports)."""
-        done = _FlushWaiter()
-        with self._lock:
-            if self.failed is not None:
-                raise self.failed
-            request_id = next(self._flush_ids)
-            self._flushes[request_id] = done
+        request_id, done = self._owed.open_request()
         try:
             self._send(kind, _encode(request_id))
             finished = done.wait(timeout)
         finally:
-            with self._lock:
-                self._flushes.pop(request_id, None)
+            self._owed.close_request(request_id)
         if done.error is not None:
             raise done.error
         if not finished:
@@ -330,15 +303,15 @@ class ProcessJournalWriter:
                 if frames:
                     self._watch.heard()
                 elif frames == [] and self.failed is None:
-                    owes = self._appended_seq > self._durable_seq or bool(self._flushes)
-                    stalled = self._watch.failure(owes or bool(self._snapshot_callbacks))
+                    owes = self._owed.owes(self._appended_seq > self._durable_seq)
+                    stalled = self._watch.failure(owes)
                     if stalled is not None:
                         self._fail(stalled)
                         self._proc.kill()  # its pipe then ends: the loop ends as for a death
         except (OSError, ValueError) as exc:
             self._fail(JournalError(f"journal writer process pipe failed: {exc}"))
             return
-        if not self._stopping or self._tickets or self._flushes:
+        if not self._stopping or self._owed.waiting():
             try:
                 code: int | None = self._proc.wait(timeout=5.0)
             except subprocess.TimeoutExpired:
@@ -357,11 +330,7 @@ class ProcessJournalWriter:
                 # The process's writer may answer before its DURABLE frame for the same commit
                 # is sent, so the answer carries the durable seq too.
                 self._advance(seq)
-            with self._lock:
-                done = self._flushes.get(request_id)
-            if done is not None:
-                done.seq = seq
-                done.resolve(JournalError(error) if error else None)
+            self._owed.answer_request(request_id, seq, JournalError(error) if error else None)
         elif kind == wire.FAILED:
             self._fail(JournalError(body.decode(errors="replace")))
         elif kind == wire.SEGMENTS_FAILED:
@@ -388,20 +357,11 @@ class ProcessJournalWriter:
     def _release(self, last: int) -> None:
         """Everything up to `last` is durable (in DuckDB or the synced ack log)."""
         self._advance(last)
-        tickets = self._tickets
-        if not tickets or tickets[0].event.seq > last:  # type: ignore[union-attr]
-            return  # most frames: nobody waits on these seqs
-        with self._lock:
-            ready = []
-            while tickets and tickets[0].event.seq <= last:  # type: ignore[union-attr]
-                ready.append(tickets.popleft())
-        for ticket in ready:
-            ticket.resolve()
-        self.latency.critical_acks.resolve(last)  # stamped with these tickets
+        if self._owed.release_through(last):
+            self.latency.critical_acks.resolve(last)  # stamped with these tickets
 
     def _snapshot_done(self, fields: dict[str, Any]) -> None:
-        with self._lock:
-            callback = self._snapshot_callbacks.popleft() if self._snapshot_callbacks else None
+        callback = self._owed.next_snapshot_callback()
         if callback is None:
             return
         info: SnapshotInfo | BaseException = (
@@ -412,16 +372,4 @@ class ProcessJournalWriter:
         notify_snapshot(callback, info)
 
     def _fail(self, error: BaseException) -> None:
-        with self._lock:
-            if self.failed is None:
-                self.failed = error
-            tickets, self._tickets = list(self._tickets), collections.deque()
-            flushes = list(self._flushes.values())
-            callbacks, self._snapshot_callbacks = (
-                list(self._snapshot_callbacks),
-                collections.deque(),
-            )
-        for ticket in tickets + flushes:
-            ticket.resolve(self.failed)
-        for callback in callbacks:
-            notify_snapshot(callback, self.failed)  # type: ignore[arg-type]
+        self._owed.fail(error)
