@@ -48,22 +48,19 @@ from tradelab.lab_config import (
     sim_session,
     tradable_symbols,
 )
+from tradelab.lab_days import TradingDays
 from tradelab.lab_lockstep import run_lockstep
 from tradelab.lab_sessions import (
     ClosedSession,
     PacedDays,
     check_same_market,
-    clock_to_close,
-    day_close_ns,
-    expire_day_orders,
     journaled_bar_starts,
     last_mark_ns,
     market_source,
     resumed_ticks,
-    settle_expired_options,
 )
 from tradelab.lab_status import session_status, wait_for_mark
-from tradelab.market.clock import SimulatedClock, ist_date
+from tradelab.market.clock import SimulatedClock
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeedConfig
 from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
@@ -71,7 +68,6 @@ from tradelab.metrics_sampler import MetricsSampler
 from tradelab.runner import StrategyRunner
 from tradelab.runner.strategy import Strategy, checked_strategies
 from tradelab.trading.execution import ExecutionDesk
-from tradelab.trading.history import TOPIC as TRIM_TOPIC
 from tradelab.trading.risk import RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor
 
@@ -180,12 +176,7 @@ class Lab:
         self.feed_failure: Exception | None = None
         self.resumed_after_ns: int | None = None  # the journal's last mark (None: none yet)
         self._closed_session: ClosedSession | None = None  # a restart may play more of it
-        # The session an earlier run left open (stopped before its close): closed if this one
-        # opens a later day. Read at start: the store may not have applied this Lab's own
-        # close and open yet when the next day opens, so those are remembered here.
-        self._left_open: dict | None = None
-        self._opened_date: str | None = None
-        self._closed_date: str | None = None
+        self.days: TradingDays | None = None  # from start(), the journal recovered
         self._stop = threading.Event()
         self._feed_thread: threading.Thread | None = None
         self._started = False
@@ -220,8 +211,7 @@ class Lab:
         if last is not None and last > self.clock.now_ns():  # as late as the journal
             self.clock.set(last)
         self._closed_session = ClosedSession.of(store)
-        left = store.get("market.session", None) or {}
-        self._left_open = left if left.get("status") == "open" else None
+        self.days = TradingDays(self)
         try:
             check_same_market(store, self.market_source, max(self.open_ns, last or self.open_ns))
             check_account_of_journal(self.broker, self.engine)
@@ -267,79 +257,19 @@ class Lab:
             self.metrics_sampler.start()
         return self
 
-    def _open_session(self, at_ns: int | None = None) -> None:
-        """Open the session of the day `at_ns` falls on (default: where the ticks start, the
-        file's first day or a restart's resume point), unless the store has it open already."""
-        store = self.engine.store
-        if at_ns is None:
-            resumed = self.resumed_after_ns
-            at_ns = self.open_ns if resumed is None else max(self.open_ns, resumed)
-            if ist_date(at_ns) == ist_date(self.open_ns):
-                at_ns = self.open_ns
-        session_date = ist_date(at_ns).isoformat()
-        if session_date == self._opened_date:
-            return  # opened by this Lab already (the store may not show it yet)
-        earlier, self._left_open = self._left_open, None
-        if earlier is not None and (earlier.get("session_date") or "") < session_date:
-            # Stopped before its close and started again on a later day: that day closed then
-            # (its day orders expired, its expiries settled, its loss limit checked).
-            self._close_day(day_close_ns(self.broker.hours, earlier.get("ts") or at_ns))
-        self._opened_date = session_date
-        if (store.get("pnl.daily", None) or {}).get("session_date") != session_date:
-            self.desk.reset_daily_pnl(session_date)
-        if (store.get("market.session", None) or {}).get("session_date") != session_date:
-            self.router.open_session(at_ns, source=self.market_source)
-            keep = self.config.book_history_sessions
-            self.engine.submit(TRIM_TOPIC, {"keep_sessions": keep}, key="trading")
-        # Left working by a session stopped before its close: expired by the exchange since.
-        expire_day_orders(store, self.desk, sent_before=ist_date(at_ns))
-        # Held past an expiry a restart skipped.
-        settle_expired_options(store, self.broker, self.engine.submit)
-
-    def _next_day(self, last_ns: int, first_ns: int) -> None:
-        """A replayed file's next IST day: close the day before, open this one."""
-        self._close_finished_day(last_ns)
-        self._open_session(first_ns)
-
-    def _close_finished_day(self, last_ns: int) -> None:
-        # The feed has a later day: this one closed at the exchange's close, not its last tick.
-        self._close_day(day_close_ns(self.broker.hours, last_ns))
-
-    def _close_day(self, last_ns: int) -> None:
-        day = ist_date(last_ns).isoformat()
-        if self._closed_date is not None and day <= self._closed_date:
-            return  # closed by this Lab already (a restart on a later day closed it at start)
-        self._closed_date = day
-        # Once: a paced session stopped in an overnight wait had closed its day already, and a
-        # restart with nothing more of a closed day to play finds it closed. The clock reads
-        # the day's close either way: an order after it is after hours.
-        if (self.engine.store.get("market.session", None) or {}).get("status") != "closed":
-            self.router.close_session(last_ns)
-        clock_to_close(self.clock, self.broker.hours, last_ns)
-        expire_day_orders(self.engine.store, self.desk)
-        settled = settle_expired_options(self.engine.store, self.broker, self.engine.submit)
-        if settled and self.risk_monitor is not None:
-            # Before the next day's reset or the stop: in lockstep the monitor has no thread,
-            # and paced its thread may come too late.
-            self.risk_monitor.check_logged()
-
-    def _close_session(self) -> None:
-        if not self._stop.is_set():
-            self._close_day(self.close_ns)
-
     def _run_feed(self) -> None:
         speed = None if self.feed.config.as_fast_as_possible else self.feed.config.speed
         try:
             if self.lockstep:
                 run_lockstep(self)
             else:
-                self._open_session()
+                self.days.open()
                 days = PacedDays(
-                    self._close_finished_day, self._open_session, self.resumed_after_ns
+                    self.days.close_finished_day, self.days.open, self.resumed_after_ns
                 )
                 stall = self.config.feed_stall_after_seconds
                 days.run(self._resumed_ticks(), self._route, speed, self._stop, stall)
-                self._close_session()
+                self.days.close_session()
         except TradelabError as exc:
             # The journal writer failed (nothing more can be journaled) or the broker is down
             # (its account file cannot be written): the session ends here;

@@ -34,17 +34,17 @@ def run_lockstep(lab: Lab) -> None:
         if lab._stop.is_set() or stage[0] == "done":
             return False
         if stage[0] == "open":
-            lab._open_session()
+            lab.days.open()
             stage[0] = "ticks"
             return True
         lab.risk_monitor.check_logged()  # between two timestamps, once all before has settled
         tick = held.pop() if held else next(ticks, None)
         if tick is None:
-            lab._close_session()
+            lab.days.close_session()
             stage[0] = "done"  # one more step: the strategies' last reactions settle
             return True
         if days.crosses(tick.ts):  # a new day: a step of its own, settled before its ticks
-            lab._next_day(days.last_ns, tick.ts)
+            lab.days.next_day(days.last_ns, tick.ts)
             days.enter(tick.ts)
             held.append(tick)
             return True
