@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -17,14 +18,8 @@ from tradelab.engine import Engine
 from tradelab.errors import JournalError, RecoveryError
 from tradelab.events import Event
 from tradelab.journal import Journal
-from tradelab.journal.acklog import (
-    ROTATE_BYTES,
-    AckLog,
-    acklog_dir,
-    log_files,
-    read_records,
-    restore_into,
-)
+from tradelab.journal.acklog import ROTATE_BYTES, AckLog, acklog_dir, log_files
+from tradelab.journal.acklog_read import read_records, restore_into
 from tradelab.journal.verify import verify_journal
 
 
@@ -219,8 +214,76 @@ def test_a_record_torn_before_intact_ones_refuses_the_journal_until_the_log_is_m
 
 def test_a_damaged_record_in_an_older_preallocated_file_refuses_the_journal(tmp_path):
     path = _torn_in_the_middle(tmp_path, in_older_file=True)
-    with pytest.raises(RecoveryError, match="newer log files follow"):
+    with pytest.raises(RecoveryError, match=r"seq 4\.\.6 are neither in DuckDB nor intact"):
         Journal(path)
+
+
+def _log_over_committed_events(tmp_path, *, committed: int, rotate_bytes: int = ROTATE_BYTES):
+    """A journal whose DuckDB holds seq 1..`committed`, and an ack log of seq 1..30 in records
+    of three seqs (as the log looks before DuckDB's commits retire its older files)."""
+    path = tmp_path / "lab.duckdb"
+    Journal(path).close()
+    log = AckLog(path)
+    log.append(1, committed, _batch(1, committed))
+    log.close(remove=False)
+    Journal(path).close()  # restores 1..committed into DuckDB and removes that log
+    log = AckLog(path, rotate_bytes=rotate_bytes)
+    for first in range(1, 31, 3):
+        log.append(first, first + 2, _batch(first, first + 2))
+    log.sync()
+    log.close(remove=False)
+    return path
+
+
+def _flip_record(path, file_index: int, record_index: int) -> None:
+    victim = log_files(acklog_dir(path))[file_index]
+    data = bytearray(victim.read_bytes())
+    data[28 + record_index * (28 + len(_batch(1, 3))) + 40] ^= 0xFF
+    victim.write_bytes(bytes(data))
+
+
+def test_damage_to_a_record_duckdb_holds_is_skipped_and_the_records_after_it_restored(tmp_path):
+    # A record DuckDB committed already, damaged on disk, hid nothing missing: the start used
+    # to refuse the journal, and the way out it named (moving the log aside) dropped the
+    # acknowledged events 7..30 after it.
+    path = _log_over_committed_events(tmp_path, committed=6)
+    _flip_record(path, 0, 1)  # seq 4..6
+    verified = verify_journal(path)
+    assert verified.ok, verified.problems
+    assert any("damaged at byte" in line and "skips it" in line for line in verified.lines)
+    shown = CliRunner().invoke(cli, ["inspect", "--json", str(path)])
+    assert shown.exit_code == 0, shown.output
+    info = json.loads(shown.output)
+    assert info["ack_log_pending_events"] == 24 and info["ack_log_damage"] == []
+    assert len(info["ack_log_covered_damage"]) == 1
+    journal = Journal(path)
+    try:
+        assert journal.acklog_restored == 24
+        assert _journal_seqs(journal) == list(range(1, 31))
+    finally:
+        journal.close()
+
+
+def test_damage_at_the_end_of_an_older_file_is_skipped_when_the_newer_file_follows_on(tmp_path):
+    probe = _log_over_committed_events(tmp_path / "probe", committed=3, rotate_bytes=4096)
+    in_first = len(read_records(log_files(acklog_dir(probe))[0])[0])  # records a file holds
+    assert 1 < in_first < 10
+    path = _log_over_committed_events(tmp_path, committed=3 * in_first, rotate_bytes=4096)
+    _flip_record(path, 0, in_first - 1)  # the older file's last record, held by DuckDB
+    assert len(read_records(log_files(acklog_dir(path))[0])[0]) == in_first - 1
+    journal = Journal(path)
+    try:
+        assert _journal_seqs(journal) == list(range(1, 31))
+    finally:
+        journal.close()
+
+
+def test_damage_that_hid_missing_events_still_refuses_the_journal(tmp_path):
+    path = _log_over_committed_events(tmp_path, committed=3)
+    _flip_record(path, 0, 1)  # seq 4..6: DuckDB lacks them
+    with pytest.raises(RecoveryError, match=r"intact records follow.*seq 4\.\.6 are neither"):
+        Journal(path)
+    assert not verify_journal(path).ok
 
 
 def test_a_sync_after_close_finds_everything_written_synced(tmp_path):

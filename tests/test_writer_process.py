@@ -20,7 +20,8 @@ from tradelab.engine import Engine
 from tradelab.errors import JournalError
 from tradelab.events import Event, encode_payload
 from tradelab.journal import Journal, JournalReader
-from tradelab.journal.acklog import acklog_dir, log_files, read_records
+from tradelab.journal.acklog import acklog_dir, log_files
+from tradelab.journal.acklog_read import read_records
 from tradelab.journal.wire import EncodedBatch, WriterSettings, encode_events
 from tradelab.journal.writer_setup import build_writer
 

@@ -72,8 +72,9 @@ def inspect_cmd(path: str, as_json: bool) -> None:
             f"LOST       the high-water mark says seq {mark} was committed, but the journal "
             f"(with its ack log) ends at seq {restored}: events were lost (tradelab verify)"
         )
-    if info.get("ack_log_torn_tail"):
-        click.echo(f"WARN       {info['ack_log_torn_tail']}")
+    for note in [*info.get("ack_log_covered_damage", []), info.get("ack_log_torn_tail")]:
+        if note:
+            click.echo(f"WARN       {note}")
     for problem in [*info.get("damage", []), *info.get("ack_log_damage", [])]:
         click.echo(f"DAMAGED    {problem.rstrip('.')}: the next start refuses the journal")
     for topic, count in info["topics"].items():

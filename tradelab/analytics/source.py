@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from tradelab.errors import JournalError
-from tradelab.journal import acklog, journal_file, schema
+from tradelab.journal import acklog_read, journal_file, schema
 from tradelab.journal.segments import list_segments, parquet_list, segment_dir
 
 _EMPTY_EVENTS = (
@@ -69,7 +69,7 @@ def _with_acknowledged(con: duckdb.DuckDBPyConnection, path: Path, last: int) ->
     """The journal's events, and after them those its ack log holds past its last seq: an
     engine killed before committing them acknowledged them (fills among them), and its next
     start commits them; read here as that start will, said in the note."""
-    rows = acklog.pending_rows(path, last)
+    rows = acklog_read.pending_rows(path, last)
     if not rows:
         con.execute("CREATE VIEW _events AS SELECT * FROM journal.events")
         return Source(con, "journal", last, "")

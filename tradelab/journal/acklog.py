@@ -14,9 +14,7 @@ current one is half used); records are written in place, so an fdatasync has no 
 block allocation to commit, only the data (SQLite reuses its WAL for the same reason). A zero header ends a file's records. A file is deleted once
 DuckDB has committed its last seq, so the log holds about one file plus what DuckDB has not
 committed yet (bounded by the writer's pending bound). On open, the journal copies into DuckDB
-the logged events it lacks (`restore_into`), then deletes the files. A record that fails its
-checks at the end of the newest file was never synced, so never acknowledged; damage before an
-intact record, or a gap, refuses the open (the journal is damaged) and changes nothing.
+the logged events it lacks, then deletes the files (acklog_read.py reads them back).
 
 Thread model: one thread at a time appends and retires (the kernel thread, or a submitter holding
 the kernel's turn); any thread may sync (a waiting submitter, the engine's ack log sync thread);
@@ -35,16 +33,14 @@ import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-import duckdb
-
-from tradelab.errors import JournalError, RecoveryError
-from tradelab.journal.schema import EVENT_COLUMNS
+from tradelab.errors import JournalError
 from tradelab.journal.segments import sidecar_base
-from tradelab.journal.wire import EncodedBatch
 
 log = logging.getLogger(__name__)
-_MAGIC = b"TLAK"
-_HEAD = struct.Struct("<4sIqqI")  # magic, crc32(seqs + length + body), first seq, last seq, length
+MAGIC = b"TLAK"
+RECORD_HEAD = struct.Struct(
+    "<4sIqqI"
+)  # magic, crc32(seqs + length + body), first seq, last seq, length
 _SEQS = struct.Struct("<qqI")
 _NAME = re.compile(r"^log-(\d{12})\.bin$")
 # The size every file is zero-filled to. Small enough that a busy log is trimmed often and
@@ -59,7 +55,7 @@ def acklog_dir(journal_path: str | Path) -> Path:
     return base.with_name(f"{base.name}.acklog")
 
 
-def _crc(first: int, last: int, body: bytes) -> int:
+def record_crc(first: int, last: int, body: bytes) -> int:
     return zlib.crc32(body, zlib.crc32(_SEQS.pack(first, last, len(body))))
 
 
@@ -130,7 +126,9 @@ class AckLog:
             self._prepare_next(next_seq)
 
     def append(self, first: int, last: int, body: bytes) -> None:
-        record = _HEAD.pack(_MAGIC, _crc(first, last, body), first, last, len(body)) + body
+        record = (
+            RECORD_HEAD.pack(MAGIC, record_crc(first, last, body), first, last, len(body)) + body
+        )
         if self._fd is None or (self._size and self._size + len(record) > self._rotate_bytes):
             self._rotate(first)
         # A record larger than a whole file is written past its end: the file grows, correct,
@@ -214,166 +212,3 @@ class AckLog:
             self.rotation_waits += 1
         self._current, self._fd = self._next.result()  # an OSError here fails the writer
         self._next, self._size = None, 0
-
-
-def _intact_at(data: bytes, at: int) -> tuple[EncodedBatch, int] | None:
-    """The record starting at `at` and where it ends, or None if none intact starts there."""
-    if at + _HEAD.size > len(data):
-        return None
-    magic, crc, first, last, length = _HEAD.unpack_from(data, at)
-    body_at = at + _HEAD.size
-    body = data[body_at : body_at + length]
-    if magic != _MAGIC or len(body) != length or crc != _crc(first, last, body):
-        return None
-    return EncodedBatch(first, last, body), body_at + length
-
-
-def _scan(data: bytes) -> tuple[list[EncodedBatch], int | None]:
-    records: list[EncodedBatch] = []
-    at = 0
-    while at < len(data):
-        found = _intact_at(data, at)
-        if found is None:
-            tail = memoryview(data)[at:]
-            # All zero: the unused, preallocated rest of the file, a clean end.
-            return records, None if tail == bytes(len(tail)) else at
-        records.append(found[0])
-        at = found[1]
-    return records, None
-
-
-def _intact_record_after(data: bytes, at: int) -> bool:
-    """Whether any intact record starts after the damage at `at` (so it is not a torn tail)."""
-    at = data.find(_MAGIC, at + 1)
-    while at >= 0:
-        if _intact_at(data, at) is not None:
-            return True
-        at = data.find(_MAGIC, at + 1)
-    return False
-
-
-def _holds_anything(path: Path) -> bool:
-    """Whether a log file holds any byte but zero (a file prepared, never written, does not)."""
-    data = path.read_bytes()
-    return data != bytes(len(data))
-
-
-def read_records(path: Path) -> tuple[list[EncodedBatch], int | None]:
-    """(the intact records of one log file in order, offset of the first damaged one or None).
-
-    A zero tail (the preallocated, never written rest of a file) is a clean end, not damage.
-    """
-    return _scan(path.read_bytes())
-
-
-def pending_events(journal_path: str | Path, last_seq: int) -> int:
-    """How many logged events after `last_seq` the next read-write open would restore."""
-    newest = last_seq
-    for path in log_files(acklog_dir(journal_path)):
-        for batch in read_records(path)[0]:
-            if batch.first_seq <= newest + 1:
-                newest = max(newest, batch.last_seq)
-    return newest - last_seq
-
-
-def pending_rows(journal_path: str | Path, last_seq: int) -> list[tuple]:
-    """The logged events after `last_seq` the next read-write open would restore, as rows of
-    the events table (seq, ts, topic, key, critical, schema_version, payload)."""
-    rows: list[tuple] = []
-    newest = last_seq
-    for path in log_files(acklog_dir(journal_path)):
-        for batch in read_records(path)[0]:
-            if batch.first_seq <= newest + 1 and batch.last_seq > newest:
-                rows.extend(row for row in batch.rows() if row[0] > newest)
-                newest = batch.last_seq
-    return rows
-
-
-def torn_tail(journal_path: str | Path) -> str | None:
-    """The log's last record, if it fails its checks: a write a crash cut short (never synced,
-    so never acknowledged: the next start drops it) or, rarely, damage to a synced one, which
-    no check can tell apart; said, so an operator can look (`damage` covers all else)."""
-    files = log_files(acklog_dir(journal_path))
-    for index, path in enumerate(files):
-        data = path.read_bytes()
-        damaged_at = _scan(data)[1]
-        if damaged_at is None:
-            continue
-        if _intact_record_after(data, damaged_at) or any(
-            _holds_anything(later) for later in files[index + 1 :]
-        ):
-            return None  # not the last record: damage (`damage` says it), not a torn tail
-        magic, _, first, last, _ = _HEAD.unpack_from(data + bytes(_HEAD.size), damaged_at)
-        seqs = f" (seq {first}..{last})" if magic == _MAGIC else ""
-        return (
-            f"the last record of ack log {path}{seqs}, at byte {damaged_at}, fails its checks: "
-            "a write a crash cut short (never acknowledged), or damage to an acknowledged one; "
-            "the next start drops it"
-        )
-    return None
-
-
-def damage(journal_path: str | Path, last_seq: int) -> list[str]:
-    """What keeps the ack log from being restored whole after `last_seq` (empty: nothing)."""
-    return _plan(log_files(acklog_dir(journal_path)), last_seq)[1]
-
-
-def _plan(files: list[Path], last_seq: int) -> tuple[list[tuple], list[str]]:
-    """(the rows after `last_seq` the log holds, the problems that stop it being restored)."""
-    rows: list[tuple] = []
-    expected = last_seq + 1
-    for index, path in enumerate(files):
-        data = path.read_bytes()
-        records, damaged_at = _scan(data)
-        for batch in records:
-            if batch.last_seq < expected:
-                continue
-            if batch.first_seq > expected:
-                return rows, [f"ack log {path} jumps from seq {expected - 1} to {batch.first_seq}"]
-            rows.extend(row for row in batch.rows() if row[0] >= expected)
-            expected = batch.last_seq + 1
-        if damaged_at is None:
-            continue
-        if any(_holds_anything(later) for later in files[index + 1 :]):
-            return rows, [
-                f"ack log {path} is damaged at byte {damaged_at} although newer log files follow"
-            ]
-        if _intact_record_after(data, damaged_at):
-            return rows, [
-                f"ack log {path} is damaged at byte {damaged_at} although intact records follow"
-            ]
-    return rows, []
-
-
-def restore_into(con: duckdb.DuckDBPyConnection, journal_path: str | Path) -> int:
-    """Commit to the journal the logged events after its last seq, then delete the log; returns
-    how many. A damaged record at the end of the newest file is the unsynced write a crash cut
-    short (a sync covers every write before it, so nothing after an unsynced one was synced).
-    Damage anywhere else, or a gap, may have taken acknowledged events: a RecoveryError naming
-    it, with nothing changed, so the operator decides (moving the log aside starts without
-    the events it holds)."""
-    files = log_files(acklog_dir(journal_path))
-    if not files:
-        return 0
-    last_seq = int(con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
-    rows, problems = _plan(files, last_seq)
-    if not problems and (torn := torn_tail(journal_path)) is not None:
-        log.warning("journal %s: %s", journal_path, torn)
-    if problems:
-        raise RecoveryError(
-            f"journal {journal_path} is damaged: {problems[0]}; events it acknowledged after "
-            f"seq {last_seq + len(rows)} may be lost, so nothing was restored or changed. After "
-            "a power loss those events were never acknowledged; to start without the log's "
-            f"events, move {acklog_dir(journal_path)} aside"
-        )
-    if rows:
-        cur = con.cursor()
-        try:
-            appender = cur.appender("events", columns=list(EVENT_COLUMNS))
-            appender.append_rows(rows)
-            appender.flush()
-        finally:
-            cur.close()
-    for path in files:
-        path.unlink(missing_ok=True)
-    return len(rows)

@@ -22,7 +22,8 @@ import duckdb
 from tradelab.errors import JournalError, RecoveryError
 from tradelab.events import Event
 from tradelab.journal import journal_file, schema
-from tradelab.journal.acklog import acklog_dir, restore_into
+from tradelab.journal.acklog import acklog_dir
+from tradelab.journal.acklog_read import restore_into
 from tradelab.journal.checkpoint import DEFAULT_WAL_BYTES
 from tradelab.journal.event_rows import READ_BATCH_ROWS, iter_event_batches
 from tradelab.journal.journal_lock import JournalLock

@@ -18,7 +18,7 @@ import msgspec
 
 from tradelab.errors import RecoveryError, SchemaVersionError, StateError, TradelabError
 from tradelab.journal import journal_file, schema
-from tradelab.journal.acklog import damage, pending_events, torn_tail
+from tradelab.journal.acklog_read import covered_damage, damage, pending_events, torn_tail
 from tradelab.journal.journal import check_events
 from tradelab.journal.recovery import choose_snapshot, load_snapshot_state, replay_into
 from tradelab.journal.snapshots import check_state, list_snapshots
@@ -122,6 +122,7 @@ def inspect_journal(path: str | Path, store_factory: StoreFactory | None = None)
             "ack_log_pending_events": pending_events(path, last),
             "ack_log_damage": damage(path, last),
             "ack_log_torn_tail": torn_tail(path),
+            "ack_log_covered_damage": covered_damage(path, last),
             "topics": {k: int(v) for k, v in topics.items()},
             "snapshots": [s.to_payload() for s in snapshots],
             "rejected_snapshots": rejected,
@@ -186,8 +187,9 @@ def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) 
         for problem in damage(path, last):  # the next start refuses it (RecoveryError)
             result.add(False, problem)
         _recorded_losses(con, result)
-        if (torn := torn_tail(path)) is not None:
-            result.lines.append(f"WARN {torn}")
+        for note in [*covered_damage(path, last), torn_tail(path)]:
+            if note is not None:
+                result.lines.append(f"WARN {note}")
         pending = pending_events(path, last)
         if pending:
             result.lines.append(
