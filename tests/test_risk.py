@@ -504,6 +504,24 @@ def test_a_halt_cancels_every_working_order_so_a_resting_entry_cannot_fill_after
     assert s.broker.positions() == {SYM: 150}
 
 
+def test_a_halts_cancel_of_an_order_another_thread_cancelled_first_is_not_a_failure(caplog):
+    # The halting thread and the risk monitor both cancel what a halt forbids: the one that came
+    # second logged an ERROR that the orders "could not be cancelled", every halt.
+    s = Session()
+    entries = [
+        s.desk.place_order(PUT, "BUY", 75, strategy="b", order_type="LIMIT", limit_price=80.0)
+        for _ in range(3)
+    ]
+    stale = s.gate.blocked_working_orders
+    s.gate.blocked_working_orders = lambda: entries  # read before the other thread's cancels
+    s.desk.cancel_order(entries[0])
+    s.gate.halt("ops", "news")  # cancels the other two, and the first is cancelled already
+    assert s.desk.cancel_blocked_orders() == []  # the monitor's turn: all finished, no error
+    s.gate.blocked_working_orders = stale
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert {s.kernel.store.get(f"trading.orders.{o}")["status"] for o in entries} == {"cancelled"}
+
+
 def test_reducing_cancels_the_working_orders_that_do_not_reduce_and_keeps_the_exits():
     s = Session()
     s.desk.place_order(SYM, "BUY", 150, strategy="a")

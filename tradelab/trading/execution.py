@@ -219,13 +219,23 @@ class ExecutionDesk:
                 self.cancel_order(order_id)
                 cancelled.append(order_id)
             except TradelabError as exc:
-                failed.append(f"{order_id} ({exc})")
+                # The halting thread and the risk monitor both cancel on a halt, and an order
+                # may fill meanwhile: one the broker has finished is not left working.
+                if not self._finished_at_broker(order_id):
+                    failed.append(f"{order_id} ({exc})")
         if failed:
             raise OrderRejectedError(
                 f"risk state {self.risk.state}: {len(failed)} working order(s) it forbids could "
                 f"not be cancelled ({len(cancelled)} were): {'; '.join(failed)}"
             )
         return cancelled
+
+    def _finished_at_broker(self, order_id: str) -> bool:
+        try:
+            report = self.broker.order(order_id)
+        except TradelabError:  # disconnected: not known to be finished
+            return False
+        return report is not None and report.status.is_terminal
 
     def flatten(self, *, exit_only: bool = True, cancelled: list | None = None) -> list[str]:
         """Cancel every working order (their ids appended to `cancelled`), then close every
