@@ -11,7 +11,9 @@ from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.errors import InvalidInputError
 from tradelab.market.clock import SimulatedClock
 from tradelab.market.instruments import IST
-from tradelab.trading.execution import ExecutionDesk, FlattenError
+from tradelab.trading.execution import ExecutionDesk
+from tradelab.trading.flatten import FlattenError
+from tradelab.trading.orders import OrderRequest, Side
 from tradelab.trading.risk import OrderDeniedError, RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor
 
@@ -642,3 +644,37 @@ def test_a_market_order_is_valued_at_the_touch_it_fills_at_when_the_mark_has_one
     err = s.denied(SYM, "BUY", 75)  # 75 x 101.00 = 7,575.00 > 7,537.50
     assert err.check == "max_order_notional" and "7,575.00" in str(err)
     s.desk.place_order(SYM, "SELL", 75)  # 75 x 100.00: within it
+
+
+def test_two_flattens_at_once_close_each_position_once_and_never_reverse_it():
+    # Each flatten read the positions, then sent their whole size as a market order; the second
+    # no longer reduced anything and passed as an opening order: every position ended reversed.
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.desk.place_order(PUT, "SELL", 75, strategy="b")
+    place_exit, nested = s.desk.place_exit, []
+
+    def another_flatten_first(*args, **kwargs):
+        if not nested:  # the other flatten runs whole between this one's read and its order
+            nested.append(None)
+            nested[0] = s.desk.flatten()
+        return place_exit(*args, **kwargs)
+
+    s.desk.place_exit = another_flatten_first
+    assert s.desk.flatten() == []  # nothing left to close, and no FlattenError
+    assert len(nested[0]) == 2
+    assert s.broker.positions() in ({}, {SYM: 0, PUT: 0})
+    assert not s.kernel.store.get("trading.open_positions", None)
+
+
+def test_exits_checked_at_once_count_each_other_before_the_store_has_either():
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    exit_order = OrderRequest(order_id="X1", symbol=SYM, side=Side.SELL, quantity=150, strategy="a")
+    assert s.gate.check(exit_order, exit_only=True) is None  # on its way, not in the store
+    assert s.gate.exit_room("a", SYM) == 0
+    second = OrderRequest(order_id="X2", symbol=SYM, side=Side.SELL, quantity=150, strategy="a")
+    denial = s.gate.check(second, exit_only=True)
+    assert denial is not None and denial.check == "exit_only"
+    s.gate.settled("X1")  # never submitted: the room is back
+    assert s.gate.exit_room("a", SYM) == 150

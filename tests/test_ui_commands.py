@@ -258,7 +258,7 @@ def test_a_flatten_that_fails_still_says_which_working_orders_it_cancelled():
     # "0 closing order(s) sent" while three working orders had been cancelled.
     from types import SimpleNamespace
 
-    from tradelab.trading.execution import FlattenError
+    from tradelab.trading.flatten import FlattenError
 
     def flatten(exit_only, cancelled):
         cancelled += ["O1", "O2"]

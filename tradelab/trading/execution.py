@@ -28,19 +28,17 @@ from tradelab.broker.base import Broker
 from tradelab.errors import (
     InvalidInputError,
     InvalidOrderError,
-    OrderRejectedError,
-    TradelabError,
 )
 from tradelab.market.instruments import OptionUniverse
 from tradelab.state.paths import check_path_level
 from tradelab.trading.book import position_id
 from tradelab.trading.closes import position_closed_payload, unclosed_positions
 from tradelab.trading.desk_payloads import check_update_ids, refused_payload
+from tradelab.trading.flatten import cancel_blocked_orders, flatten_book
 from tradelab.trading.orders import (
     OrderRequest,
     OrderType,
     OrderUpdate,
-    Side,
     check_price,
     check_quantity,
     check_strategy,
@@ -57,20 +55,6 @@ Submit = Callable[..., Any]
 _Pending = tuple[str, dict, str, bool]  # topic, payload, key, critical
 
 log = logging.getLogger(__name__)
-
-
-class FlattenError(OrderRejectedError):
-    """A flatten could not close some positions (or cancel some working orders); the closing
-    orders of the others were sent."""
-
-    def __init__(self, placed: list[str], not_closed: dict[str, str]) -> None:
-        self.placed = placed
-        self.not_closed = not_closed
-        why = "; ".join(f"{pid} ({reason})" for pid, reason in not_closed.items())
-        super().__init__(
-            f"flatten left {len(not_closed)} position(s) or order(s) ({len(placed)} closing "
-            f"order(s) sent for the others): {why}"
-        )
 
 
 class ExecutionDesk:
@@ -141,6 +125,11 @@ class ExecutionDesk:
         submission, and any fill the broker made at once) are durable."""
         return self._place(symbol, side, quantity, order_type, limit_price, strategy, order_id)
 
+    def place_exit(self, symbol: str, side: str, quantity: int, strategy: str) -> str:
+        """`place_order` of a market order that may only reduce `strategy`'s position (a
+        flatten's): allowed in a halt, denied (`exit_only`) once it would not reduce."""
+        return self._place(symbol, side, quantity, "MARKET", None, strategy, None, exit_only=True)
+
     def _place(
         self, symbol, side, quantity, order_type, limit_price, strategy, order_id, exit_only=False
     ) -> str:
@@ -206,79 +195,13 @@ class ExecutionDesk:
             return self.broker.cancel_order(order_id, reason)
 
     def cancel_blocked_orders(self) -> list[str]:
-        """Cancel the working orders the risk state no longer allows (all of them when halted;
-        those that do not reduce a position when reducing), each through `cancel_order` so it
-        is journaled. Every one is tried; then, if any cancel failed, one OrderRejectedError
-        names each. Returns the ids cancelled."""
-        if self.risk is None:
-            return []
-        cancelled: list[str] = []
-        failed: list[str] = []
-        for order_id in self.risk.blocked_working_orders():
-            try:
-                self.cancel_order(order_id)
-                cancelled.append(order_id)
-            except TradelabError as exc:
-                # The halting thread and the risk monitor both cancel on a halt, and an order
-                # may fill meanwhile: one the broker has finished is not left working.
-                if not self._finished_at_broker(order_id):
-                    failed.append(f"{order_id} ({exc})")
-        if failed:
-            raise OrderRejectedError(
-                f"risk state {self.risk.state}: {len(failed)} working order(s) it forbids could "
-                f"not be cancelled ({len(cancelled)} were): {'; '.join(failed)}"
-            )
-        return cancelled
-
-    def _finished_at_broker(self, order_id: str) -> bool:
-        try:
-            report = self.broker.order(order_id)
-        except TradelabError:  # disconnected: not known to be finished
-            return False
-        return report is not None and report.status.is_terminal
+        """Cancel the working orders the risk state forbids (flatten.py); the ids cancelled."""
+        return cancel_blocked_orders(self)
 
     def flatten(self, *, exit_only: bool = True, cancelled: list | None = None) -> list[str]:
-        """Cancel every working order (their ids appended to `cancelled`), then close every
-        open position with a market order (allowed in a halt: exits only). A working entry
-        left would open a position again; a working exit would count against the closing order.
-
-        Every order and position is tried even if one is refused, so a refusal never leaves the
-        rest of the book open; then, if any was refused, FlattenError names each (its `placed`
-        has the orders that were sent). Returns the ids of the closing orders."""
-        placed: list[str] = []
-        not_closed: dict[str, str] = {}
-        for order_id in sorted(self.store.get("trading.working", None) or {}):
-            try:
-                self.cancel_order(order_id)
-            except TradelabError as exc:
-                not_closed[order_id] = f"working order not cancelled: {exc}"
-            else:
-                if cancelled is not None:
-                    cancelled.append(order_id)
-        positions = self.store.get("trading.positions", None) or {}
-        for ids in (self.store.get("trading.open_positions", None) or {}).values():
-            for pid in ids:
-                pos = positions[pid]
-                net = pos["net_quantity"]
-                side = Side.SELL if net > 0 else Side.BUY
-                try:
-                    placed.append(
-                        self._place(
-                            pos["symbol"],
-                            side,
-                            abs(net),
-                            "MARKET",
-                            None,
-                            pos["strategy"],
-                            None,
-                            exit_only=exit_only,
-                        )
-                    )
-                except TradelabError as exc:
-                    not_closed[pid] = f"{side} {abs(net)}: {exc}"
-        if not_closed:
-            raise FlattenError(placed, not_closed)
-        return placed
+        """Cancel every working order, then close every open position (flatten.py); returns
+        the ids of the closing orders."""
+        return flatten_book(self, exit_only=exit_only, cancelled=cancelled)
 
     def reset_daily_pnl(self, session_date: str) -> None:
         """Start the day's P&L (critical: a restart must not count yesterday into today)."""

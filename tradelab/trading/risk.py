@@ -112,6 +112,13 @@ class RiskGate:
         with self._check_lock:
             reduces = self._reduces(request)
             denial = self._check_state(request, exit_only, reduces)
+            if denial is None and exit_only and not reduces:  # whatever the state
+                denial = Denial(
+                    "exit_only",
+                    f"{request.side} {request.quantity} {request.symbol} was sent to close "
+                    f"strategy {request.strategy!r}'s position, but it no longer only reduces "
+                    f"it ({self._exit_hint(request)}): another exit or flatten closed it first",
+                )
             if denial is None and not reduces:
                 denial = self._check_limits(request)
             if denial is None:
@@ -188,9 +195,30 @@ class RiskGate:
         held = self._held(request.strategy, request.symbol)
         if held == 0 or (held > 0) == (request.side.sign > 0):
             return False
-        exits = working_orders(self.store, request.strategy, request.symbol, str(request.side))
+        return request.quantity <= abs(held) - self._exits_pending(
+            request.strategy, request.symbol, held
+        )
+
+    def exit_room(self, strategy: str, symbol: str) -> int:
+        """How much of `strategy`'s position in `symbol` no exit is closing yet: what a
+        flatten's closing order may take (two flattens at once must not both close it)."""
+        with self._check_lock:
+            held = self._held(strategy, symbol)
+            return max(0, abs(held) - self._exits_pending(strategy, symbol, held)) if held else 0
+
+    def _exits_pending(self, strategy: str, symbol: str, held: int) -> int:
+        """Units of `held` its working exits will close, and exits let through that the store
+        has not applied yet (another thread's, between its check and its submission)."""
+        side = "SELL" if held > 0 else "BUY"
+        exits = working_orders(self.store, strategy, symbol, side)
         pending = sum(order.get("remaining_quantity") or 0 for order in exits.values())
-        return request.quantity <= abs(held) - pending
+        if not self._in_flight:  # the common case: nothing between its check and the store
+            return pending
+        return pending + sum(
+            order.quantity
+            for order in self._in_flight_orders()
+            if order.strategy == strategy and order.symbol == symbol and str(order.side) == side
+        )
 
     def _check_limits(self, request: OrderRequest) -> Denial | None:
         cfg = self.config

@@ -1,0 +1,120 @@
+"""Closing the book: a flatten (every working order cancelled, every open position closed with
+a market order) and a halt's cancels (the working orders the risk state forbids).
+
+Either may run on several threads at once: the console's Flatten, a notebook, the risk
+monitor's flatten on a breach, the halting thread and the risk monitor both cancelling on a
+halt. So a flatten closes only what no exit is closing yet (`RiskGate.exit_room`), its closing
+orders are exit-only (denied once they no longer reduce), and a cancel of an order the broker
+has finished meanwhile is not a failure.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tradelab.errors import OrderRejectedError, TradelabError
+from tradelab.trading.orders import Side
+from tradelab.trading.risk import OrderDeniedError
+
+if TYPE_CHECKING:
+    from tradelab.trading.execution import ExecutionDesk
+
+
+class FlattenError(OrderRejectedError):
+    """A flatten could not close some positions (or cancel some working orders); the closing
+    orders of the others were sent."""
+
+    def __init__(self, placed: list[str], not_closed: dict[str, str]) -> None:
+        self.placed = placed
+        self.not_closed = not_closed
+        why = "; ".join(f"{pid} ({reason})" for pid, reason in not_closed.items())
+        super().__init__(
+            f"flatten left {len(not_closed)} position(s) or order(s) ({len(placed)} closing "
+            f"order(s) sent for the others): {why}"
+        )
+
+
+def cancel_blocked_orders(desk: ExecutionDesk) -> list[str]:
+    """Cancel the working orders the risk state no longer allows (all of them when halted;
+    those that do not reduce a position when reducing), each through `cancel_order` so it
+    is journaled. Every one is tried; then, if any cancel failed, one OrderRejectedError
+    names each. Returns the ids cancelled."""
+    if desk.risk is None:
+        return []
+    cancelled: list[str] = []
+    failed: list[str] = []
+    for order_id in desk.risk.blocked_working_orders():
+        try:
+            desk.cancel_order(order_id)
+            cancelled.append(order_id)
+        except TradelabError as exc:
+            # The halting thread and the risk monitor both cancel on a halt, and an order
+            # may fill meanwhile: one the broker has finished is not left working.
+            if not _finished_at_broker(desk, order_id):
+                failed.append(f"{order_id} ({exc})")
+    if failed:
+        raise OrderRejectedError(
+            f"risk state {desk.risk.state}: {len(failed)} working order(s) it forbids could "
+            f"not be cancelled ({len(cancelled)} were): {'; '.join(failed)}"
+        )
+    return cancelled
+
+
+def _finished_at_broker(desk: ExecutionDesk, order_id: str) -> bool:
+    try:
+        report = desk.broker.order(order_id)
+    except TradelabError:  # disconnected: not known to be finished
+        return False
+    return report is not None and report.status.is_terminal
+
+
+def flatten_book(
+    desk: ExecutionDesk, *, exit_only: bool = True, cancelled: list | None = None
+) -> list[str]:
+    """Cancel every working order (their ids appended to `cancelled`), then close every
+    open position with a market order (allowed in a halt: exits only). A working entry
+    left would open a position again; a working exit would count against the closing order.
+
+    Every order and position is tried even if one is refused, so a refusal never leaves the
+    rest of the book open; then, if any was refused, FlattenError names each (its `placed`
+    has the orders that were sent). Returns the ids of the closing orders."""
+    placed: list[str] = []
+    not_closed: dict[str, str] = {}
+    for order_id in sorted(desk.store.get("trading.working", None) or {}):
+        try:
+            desk.cancel_order(order_id)
+        except TradelabError as exc:
+            if not _finished_at_broker(desk, order_id):  # another flatten's cancel, a fill
+                not_closed[order_id] = f"working order not cancelled: {exc}"
+        else:
+            if cancelled is not None:
+                cancelled.append(order_id)
+    positions = desk.store.get("trading.positions", None) or {}
+    for ids in (desk.store.get("trading.open_positions", None) or {}).values():
+        for pid in ids:
+            pos = positions[pid]
+            net = pos["net_quantity"]
+            side = Side.SELL if net > 0 else Side.BUY
+            # What no exit closes yet: another flatten (the console's, the risk monitor's)
+            # or a strategy's exit may be on its way to the broker beside this one.
+            quantity = abs(net)
+            if exit_only and desk.risk is not None:
+                quantity = desk.risk.exit_room(pos["strategy"], pos["symbol"])
+            if quantity == 0:
+                continue
+            try:
+                if exit_only:
+                    placed.append(desk.place_exit(pos["symbol"], side, quantity, pos["strategy"]))
+                else:
+                    placed.append(
+                        desk.place_order(pos["symbol"], side, quantity, strategy=pos["strategy"])
+                    )
+            except OrderDeniedError as exc:
+                # Closed meanwhile by another exit or flatten: nothing of it is left to close.
+                if exc.check != "exit_only" or desk.risk.exit_room(pos["strategy"], pos["symbol"]):
+                    not_closed[pid] = f"{side} {quantity}: {exc}"
+            except TradelabError as exc:
+                not_closed[pid] = f"{side} {quantity}: {exc}"
+    if not_closed:
+        raise FlattenError(placed, not_closed)
+    return placed
