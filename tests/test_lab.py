@@ -378,3 +378,45 @@ def test_orders_left_from_an_earlier_day_expire_when_the_next_opens():
     desk = SimpleNamespace(cancel_order=lambda oid, reason: asked.append((oid, reason)))
     assert expire_day_orders(store, desk, sent_before=dt.date(2025, 11, 18)) == ["old"]
     assert asked == [("old", DAY_ORDER_EXPIRED)]
+
+
+class StopsTheLab(Strategy):
+    """Calls lab.stop() from its first tick's hook, and keeps what it got."""
+
+    strategy_name = "stops_the_lab"
+
+    def on_start(self, ctx):
+        self.lab, self.refused = None, None
+
+    def on_tick(self, ctx, tick):
+        if self.refused is None and self.lab is not None:
+            try:
+                self.lab.stop()
+            except LifecycleError as exc:
+                self.refused = exc
+
+
+def test_stop_from_a_strategys_hook_or_a_bus_handler_is_refused_with_nothing_stopped(tmp_path):
+    # From a hook it raised a bare RuntimeError ("cannot join current thread") after stopping
+    # the feed; from a bus handler the LifecycleError came after feed, runner, monitors had
+    # stopped: either way a session that no longer traded with its engine running.
+    strategy = StopsTheLab()
+    with fast_lab(tmp_path / "lab.duckdb", strategies=[strategy]) as lab:
+        strategy.lab = lab
+        assert wait_for(lambda: strategy.refused is not None)
+        assert "from a strategy's hook" in str(strategy.refused)
+        handled = []
+
+        def stop_from_handler(event):
+            if not handled:
+                try:
+                    lab.stop()
+                except LifecycleError as exc:
+                    handled.append(exc)
+
+        lab.engine.bus.subscribe("market.bar", stop_from_handler)
+        assert wait_for(lambda: handled)
+        assert "bus handler" in str(handled[0])
+        seq = lab.store.version
+        assert wait_for(lambda: lab.store.version > seq + 50)  # the feed still runs
+        assert lab._feed_thread.is_alive() and lab.engine.state == "running"

@@ -324,6 +324,14 @@ class Lab:
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop the feed thread, then the runner, then the engine (drain, snapshot, close)."""
+        on_runner = self.runner is not None and self.runner.handler_ident == threading.get_ident()
+        if on_runner or self.engine.on_kernel_thread():
+            # Refused before anything stops: it waits for that very thread to finish.
+            where = "a strategy's hook" if on_runner else "a bus handler (the kernel thread)"
+            raise LifecycleError(
+                f"stop() was called from {where}; it waits for that thread, so call it from "
+                "another one: threading.Thread(target=lab.stop).start()"
+            )
         self._stop.set()
         if self._feed_thread is not None:
             self._feed_thread.join(timeout)

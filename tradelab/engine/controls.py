@@ -25,6 +25,11 @@ _LIVE = ("running", "ready", "stopping")
 
 
 class EngineControls:
+    def on_kernel_thread(self) -> bool:
+        """Whether the caller runs on the kernel thread (a bus handler): what waits for the
+        kernel (a flush, a snapshot, a stop) cannot run there."""
+        return self._kernel is not None and self._kernel.on_its_thread()
+
     def _control(
         self, kind: str, what: str, timeout: float | None, *, everyone: bool = True
     ) -> Any:
