@@ -464,3 +464,40 @@ def test_a_segment_sealer_that_stops_is_told_and_the_journal_goes_on(
     marks = JournalReader(path).events(topic="mark.updated")
     assert [e.payload["price"] for e in marks] == [1.0, 2.0, 3.0]
     assert marks[-1].seq == last.seq
+
+
+@pytest.mark.parametrize("call", ["flush", "snapshot_now", "seal_segments"])
+def test_a_request_made_while_the_engine_stops_fails_at_once_as_a_lifecycle_error(tmp_path, call):
+    # One queued after the kernel took its last items was never served: the caller waited its
+    # whole timeout (30-60 s) after the stop, then got a JournalError as if the journal failed.
+    import time
+
+    engine = Engine(journal_path=str(tmp_path / "j.duckdb"), snapshot_every_seconds=0).start()
+    outcomes: list[tuple[str, float]] = []
+    stopped = threading.Event()
+
+    def keep_calling() -> None:
+        while not stopped.is_set():
+            started = time.monotonic()
+            try:
+                getattr(engine, call)(timeout=20)
+                outcome = "ok"
+            except Exception as exc:
+                outcome = type(exc).__name__
+            outcomes.append((outcome, time.monotonic() - started))
+            if outcome != "ok":
+                return
+
+    caller = threading.Thread(target=keep_calling)
+    for i in range(200):
+        engine.submit("mark.updated", {"symbol": "A", "price": float(i)})
+    caller.start()
+    time.sleep(0.2)
+    engine.stop()
+    stopped.set()
+    caller.join(30)
+    assert not caller.is_alive()
+    last, seconds = outcomes[-1]
+    assert last in ("ok", "LifecycleError"), outcomes[-3:]
+    assert seconds < 5.0, outcomes[-3:]  # generous: the point is not a 20 s timeout
+    assert verify_journal(tmp_path / "j.duckdb").ok

@@ -10,7 +10,9 @@ never waits, its callback runs on the kernel thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -22,6 +24,7 @@ from tradelab.events import Event, now_ns
 from tradelab.journal.snapshots import SnapshotInfo
 
 _LIVE = ("running", "ready", "stopping")
+_STOP_LOOK = 0.25  # how often a waiting request looks whether the engine stopped under it
 
 
 class EngineControls:
@@ -54,10 +57,24 @@ class EngineControls:
         )
         if self._inline:
             self._kernel.drain()
-        try:
-            return done.result(timeout)
-        except FutureTimeout:
-            raise JournalError(f"{what}() did not finish within {timeout:.3g} s") from None
+        return self._answer(done, what, timeout)
+
+    def _answer(self, done: Future, what: str, timeout: float | None) -> Any:
+        """`done`'s result; a LifecycleError at once if the engine stops first (a request
+        queued after the kernel took its last items is never served)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            try:
+                return done.result(_STOP_LOOK if left is None else max(min(left, _STOP_LOOK), 0))
+            except FutureTimeout:
+                if self.state not in _LIVE and not done.done():
+                    raise LifecycleError(
+                        f"{what}() could not finish: the engine stopped meanwhile (it is "
+                        f"{self.state}); everything before the stop is in the journal"
+                    ) from None
+                if left is not None and left <= _STOP_LOOK:
+                    raise JournalError(f"{what}() did not finish within {timeout:.3g} s") from None
 
     def when_applied(self, callback: Callable[[int], object]) -> int:
         """Call `callback(seq)` on the kernel thread once everything submitted before this call
@@ -91,7 +108,8 @@ class EngineControls:
     def flush(self, timeout: float | None = 30.0, *, what: str = "flush") -> int:
         """Block until everything submitted so far is applied and durable; return its seq."""
         self._control(FLUSH, what, timeout)
-        return self._writer.flush(timeout)
+        with self._stopped_under(what):
+            return self._writer.flush(timeout)
 
     def seal_segments(self, timeout: float | None = 60.0) -> int:
         """Make everything submitted so far readable by other processes now: commit it and seal
@@ -99,7 +117,22 @@ class EngineControls:
         sealed-up-to seq."""
         self.flush(timeout, what="seal_segments")  # errors name the call the user made
         assert self.journal is not None
-        return self.journal.seal_segments(timeout)
+        with self._stopped_under("seal_segments"):
+            return self.journal.seal_segments(timeout)
+
+    @contextlib.contextmanager
+    def _stopped_under(self, what: str) -> Iterator[None]:
+        """A writer request the engine's stop cut short is a LifecycleError, as when the
+        engine had stopped before the call: the journal did not fail."""
+        try:
+            yield
+        except JournalError:
+            if self.state in ("running", "ready") or self.journal_failure is not None:
+                raise
+            raise LifecycleError(
+                f"{what}() could not finish: the engine stopped meanwhile (it is {self.state}); "
+                "everything before the stop is in the journal"
+            ) from None
 
     def snapshot_now(self, timeout: float | None = 60.0) -> SnapshotInfo:
         """Take a snapshot now (copied on the kernel thread, written by the writer); wait for it."""

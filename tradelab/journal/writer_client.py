@@ -292,6 +292,8 @@ class ProcessJournalWriter:
         try:
             self._out.send(kind, *parts)
         except (OSError, ValueError) as exc:  # the process is gone (or stdin closed)
+            if self._stopping:  # closed by stop(): not a failure of the journal
+                raise JournalError("the journal writer is stopping") from None
             self._fail(JournalError(f"journal writer process is gone: {exc}"))
             raise self.failed from None  # type: ignore[misc]
 
