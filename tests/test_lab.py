@@ -420,3 +420,37 @@ def test_stop_from_a_strategys_hook_or_a_bus_handler_is_refused_with_nothing_sto
         seq = lab.store.version
         assert wait_for(lambda: lab.store.version > seq + 50)  # the feed still runs
         assert lab._feed_thread.is_alive() and lab.engine.state == "running"
+
+
+def test_a_bus_handler_ordering_beside_a_thread_ordering_the_same_symbol_never_deadlocks(tmp_path):
+    # The desk held a lock per strategy and symbol while it waited for the kernel to apply the
+    # submission; a bus handler (on the kernel thread) ordering the same pair waited for that
+    # lock: the kernel stopped for good, and so did the session.
+    import threading
+
+    lab = fast_lab(tmp_path / "lab.duckdb")
+    hedged = []
+
+    def hedge(event):
+        trade = event.payload
+        if trade.get("strategy") == "demo" and trade.get("side") == "BUY":
+            hedged.append(
+                lab.place_order(trade["symbol"], "SELL", trade["quantity"], strategy="demo")
+            )
+
+    lab.engine.bus.subscribe("trade.executed", hedge, name="hedger")
+    with lab:
+        symbol = lab.feed.contracts[2].symbol
+        lot = lab.feed.universe.lot_size(symbol)
+        lab.wait_for_quote(symbol)
+        bought = []
+        buyer = threading.Thread(
+            target=lambda: bought.extend(
+                lab.place_order(symbol, "BUY", lot, strategy="demo") for _ in range(20)
+            ),
+            daemon=True,
+        )
+        buyer.start()
+        buyer.join(60)
+        assert not buyer.is_alive() and len(bought) == 20
+        assert wait_for(lambda: len(hedged) == 20)

@@ -87,13 +87,9 @@ class ExecutionDesk:
         self._flush = getattr(owner, "flush", None)
         self._local = threading.local()  # the events of the call in progress on this thread
         self._ids_lock = threading.Lock()
-        # A risk check and the submission it allows are one step per strategy and symbol: an
-        # exit is an exit given that strategy's working orders in the store, so two exits
-        # checked at once would both pass and take the position through zero. Held until the
-        # submission is applied (not durable: no sync); striped (a fixed 64, so callers on
-        # other symbols rarely wait); re-entrant, as a strategy may order from inside another's
-        # hand-over.
-        self._check_locks = tuple(threading.RLock() for _ in range(64))
+        # No lock spans a risk check and the submission it allows: the gate counts the orders
+        # it let through until the store has them (two exits checked at once see each other),
+        # and a lock held while waiting for the kernel would deadlock a bus handler's order.
         # Ids handed out whose order.submitted may not be in the store yet: two callers racing
         # with one id must not both pass. Dropped once the store has the order.
         self._claimed: set[str] = set()
@@ -151,24 +147,23 @@ class ExecutionDesk:
                         order_id,
                     )
                     raise InvalidOrderError(str(exc)) from exc
-                with self._check_locks[hash((strategy, symbol)) % len(self._check_locks)]:
-                    denial = self.risk.check(request, exit_only=exit_only) if self.risk else None
-                    if denial is not None:
-                        payload = request.to_payload()
-                        payload.update(reason=denial.reason, check=denial.check)
-                        self._emit("order.denied", payload, order_id)
-                        raise OrderDeniedError(denial.check, denial.reason)
-                    try:
-                        self._emit("order.submitted", self._submitted(request), order_id)
-                        self._hand_over()
-                    except BaseException:  # never submitted: it holds no room in the limits
-                        if self.risk is not None:
-                            self.risk.settled(order_id)
-                        raise
-                    # Applied (from a bus handler, on the kernel thread, it is not yet: the gate
-                    # drops it once the store has it): the limits read it from the store now.
-                    if self.risk is not None and self._has_order(order_id):
+                denial = self.risk.check(request, exit_only=exit_only) if self.risk else None
+                if denial is not None:
+                    payload = request.to_payload()
+                    payload.update(reason=denial.reason, check=denial.check)
+                    self._emit("order.denied", payload, order_id)
+                    raise OrderDeniedError(denial.check, denial.reason)
+                try:
+                    self._emit("order.submitted", self._submitted(request), order_id)
+                    self._hand_over()
+                except BaseException:  # never submitted: it holds no room in the limits
+                    if self.risk is not None:
                         self.risk.settled(order_id)
+                    raise
+                # Applied (from a bus handler, on the kernel thread, it is not yet: the gate
+                # drops it once the store has it): the limits read it from the store now.
+                if self.risk is not None and self._has_order(order_id):
+                    self.risk.settled(order_id)
                 # Acceptance, fills or a rejection come back through on_order_update, on this
                 # thread, before submit_order returns; a rejection is re-raised here.
                 self.broker.submit_order(request)

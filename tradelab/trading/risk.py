@@ -192,33 +192,40 @@ class RiskGate:
         """Whether `request` only shrinks its strategy's position: the opposite side, for no more
         than the position less that strategy's working exits in the symbol (so exits placed one
         after another cannot together take it through zero)."""
-        held = self._held(request.strategy, request.symbol)
+        held, room = self._exit_capacity(request.strategy, request.symbol)
         if held == 0 or (held > 0) == (request.side.sign > 0):
             return False
-        return request.quantity <= abs(held) - self._exits_pending(
-            request.strategy, request.symbol, held
-        )
+        return request.quantity <= room
 
     def exit_room(self, strategy: str, symbol: str) -> int:
         """How much of `strategy`'s position in `symbol` no exit is closing yet: what a
         flatten's closing order may take (two flattens at once must not both close it)."""
         with self._check_lock:
-            held = self._held(strategy, symbol)
-            return max(0, abs(held) - self._exits_pending(strategy, symbol, held)) if held else 0
+            return self._exit_capacity(strategy, symbol)[1]
 
-    def _exits_pending(self, strategy: str, symbol: str, held: int) -> int:
-        """Units of `held` its working exits will close, and exits let through that the store
-        has not applied yet (another thread's, between its check and its submission)."""
-        side = "SELL" if held > 0 else "BUY"
-        exits = working_orders(self.store, strategy, symbol, side)
-        pending = sum(order.get("remaining_quantity") or 0 for order in exits.values())
-        if not self._in_flight:  # the common case: nothing between its check and the store
-            return pending
-        return pending + sum(
-            order.quantity
-            for order in self._in_flight_orders()
-            if order.strategy == strategy and order.symbol == symbol and str(order.side) == side
+    def _exit_capacity(self, strategy: str, symbol: str) -> tuple[int, int]:
+        """(units `strategy` holds in `symbol`, how many of them no exit closes yet). Exits
+        are its working orders and those let through that the store has not applied yet
+        (another thread's, between its check and its submission). Read in this order, the
+        let-through first and the position last, so an order applied or filled meanwhile is
+        counted twice at worst (an exit refused that could have passed), never missed (two
+        exits passing that together take the position through zero)."""
+        in_flight = (
+            [o for o in self._in_flight_orders() if o.strategy == strategy and o.symbol == symbol]
+            if self._in_flight
+            else []
         )
+        working = working_orders(self.store, strategy, symbol)
+        held = self._held(strategy, symbol)
+        if held == 0:
+            return 0, 0
+        side = "SELL" if held > 0 else "BUY"
+        pending = sum(
+            order.get("remaining_quantity") or 0
+            for order in working.values()
+            if order["side"] == side
+        ) + sum(order.quantity for order in in_flight if str(order.side) == side)
+        return held, max(0, abs(held) - pending)
 
     def _check_limits(self, request: OrderRequest) -> Denial | None:
         cfg = self.config
