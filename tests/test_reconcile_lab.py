@@ -205,3 +205,25 @@ def test_an_account_removed_beside_a_journal_that_traded_is_said(tmp_path, caplo
         again = lab_with(path).start()
         again.stop()
     assert "holds no fill beside journal" in caplog.text
+
+
+def test_a_run_asked_for_from_a_bus_handler_is_refused_at_once(tmp_path):
+    # It waited for the run lock the reconciler's own thread held while that thread waited for
+    # the kernel: the engine stopped for good.
+    from tradelab.errors import LifecycleError
+
+    refused = []
+
+    def reconcile_now(event):
+        if not refused:
+            try:
+                lab.reconciler.run_once()
+            except LifecycleError as exc:
+                refused.append(exc)
+
+    lab = lab_with(tmp_path / "lab.duckdb")
+    with lab:
+        lab.engine.bus.subscribe("market.bar", reconcile_now)
+        assert wait_for(lambda: refused)
+        assert "kernel thread" in str(refused[0])
+        assert lab.reconciler.run_once() is not None  # from any other thread it runs

@@ -31,7 +31,7 @@ from tradelab.broker.reconcile.fixes import BY, fixes_for
 from tradelab.broker.reconcile.reducers import DISCONNECTED
 from tradelab.broker.retry import call_with_retry
 from tradelab.config import DAY_S
-from tradelab.errors import InvalidInputError
+from tradelab.errors import InvalidInputError, LifecycleError
 from tradelab.trading.closes import position_closed_payload
 from tradelab.trading.risk import RiskGate
 from tradelab.trading.risk_state import ACTIVE, HALT_MODES, HALTED, REDUCING, control_state
@@ -133,6 +133,8 @@ class Reconciler:
         self.config = config or ReconcilerConfig()
         self.risk = risk or RiskGate(None, self.store, submit)
         self._submit = submit
+        # A run waits for the kernel to apply what it journals: not from the kernel thread.
+        self._on_kernel_thread = getattr(owner, "on_kernel_thread", lambda: False)
         self._sleep = sleep or self._pause
         self._run_lock = threading.Lock()  # one run at a time (the thread, or a notebook call)
         self._stop = threading.Event()
@@ -184,6 +186,12 @@ class Reconciler:
 
     # -- one run ----------------------------------------------------------------------------
     def run_once(self) -> ReconciliationReport:
+        if self._on_kernel_thread():
+            raise LifecycleError(
+                "run_once() was called on the engine's kernel thread (from a bus handler?); a "
+                "run waits for that very thread to apply what it journals, so call it from "
+                "another thread"
+            )
         with self._run_lock:
             self.runs += 1
             return self._run()
