@@ -454,3 +454,37 @@ def test_a_bus_handler_ordering_beside_a_thread_ordering_the_same_symbol_never_d
         buyer.join(60)
         assert not buyer.is_alive() and len(bought) == 20
         assert wait_for(lambda: len(hedged) == 20)
+
+
+def test_a_stop_while_threads_place_orders_leaves_no_order_the_broker_never_had(tmp_path):
+    # The engine stopped between an order's journaled submission and the broker's answer:
+    # the answer was lost, and the order stayed working in the book for good, unknown to the
+    # broker (its caller told "engine is stopping" instead of the broker's rejection).
+    import threading
+
+    lab = fast_lab(tmp_path / "lab.duckdb").start()
+    symbol = lab.feed.contracts[2].symbol
+    lot = lab.feed.universe.lot_size(symbol)
+    lab.wait_for_quote(symbol)
+    stop, refused = threading.Event(), []
+
+    def place(i):
+        while not stop.is_set():
+            try:  # far past the paper account's margin: the broker rejects each one
+                lab.place_order(symbol, "BUY", lot * 1000, strategy=f"p{i}")
+            except (OrderRejectedError, LifecycleError) as exc:
+                refused.append(type(exc).__name__)
+
+    placers = [threading.Thread(target=place, args=(i,)) for i in range(4)]
+    for placer in placers:
+        placer.start()
+    assert wait_for(lambda: refused.count("OrderRejectedError") > 20)
+    lab.stop()
+    stop.set()
+    for placer in placers:
+        placer.join(30)
+    orders = lab.store.get("trading.orders") or {}
+    assert [o for o, order in orders.items() if order["status"] == "submitted"] == []
+    assert not lab.store.get("trading.working")
+    with pytest.raises(LifecycleError, match="stopping"):
+        lab.place_order(symbol, "BUY", lot)

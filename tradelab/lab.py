@@ -343,6 +343,11 @@ class Lab:
             self.reconciler.stop(timeout)
         if self.metrics_sampler is not None:
             self.metrics_sampler.stop(timeout)
+        if self.desk is not None and not self.desk.close(min(timeout, 10.0)):
+            log.warning(
+                "orders still on their way to the broker at the stop: the restart's "
+                "reconciliation settles them"
+            )
         self.engine.stop(timeout)
         self.broker.close()
 

@@ -25,10 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from tradelab.broker.base import Broker
-from tradelab.errors import (
-    InvalidInputError,
-    InvalidOrderError,
-)
+from tradelab.errors import InvalidInputError, InvalidOrderError, LifecycleError
 from tradelab.market.instruments import OptionUniverse
 from tradelab.state.paths import check_path_level
 from tradelab.trading.book import position_id
@@ -86,6 +83,9 @@ class ExecutionDesk:
         self._wait_applied = getattr(owner, "wait_applied", None)
         self._flush = getattr(owner, "flush", None)
         self._local = threading.local()  # the events of the call in progress on this thread
+        self._calls = 0  # outermost calls in progress (close() waits for them)
+        self._calls_done = threading.Condition(threading.Lock())
+        self._closed = ""  # why calls are refused, once closed
         self._ids_lock = threading.Lock()
         # No lock spans a risk check and the submission it allows: the gate counts the orders
         # it let through until the store has them (two exits checked at once see each other),
@@ -245,17 +245,35 @@ class ExecutionDesk:
         if outer is not None:  # nested (a listener placing an order): the outer call submits
             yield
             return
+        with self._calls_done:
+            if self._closed:
+                raise LifecycleError(self._closed)
+            self._calls += 1
         pending: list[_Pending] = []
         self._local.pending = pending
         self._local.handed_over = False
         try:
             yield
         finally:
-            self._local.pending = None
-            for i, (topic, payload, key, critical) in enumerate(pending):
-                self._send(topic, payload, key, critical, wait=i == len(pending) - 1)
-            if not pending and self._local.handed_over and self._flush is not None:
-                self._flush()  # the broker reported nothing: the submission itself is durable
+            try:
+                self._local.pending = None
+                for i, (topic, payload, key, critical) in enumerate(pending):
+                    self._send(topic, payload, key, critical, wait=i == len(pending) - 1)
+                if not pending and self._local.handed_over and self._flush is not None:
+                    self._flush()  # the broker reported nothing: the submission is durable
+            finally:
+                with self._calls_done:
+                    self._calls -= 1
+                    self._calls_done.notify_all()
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Refuse new calls (LifecycleError), and wait up to `timeout` s for those in progress
+        to journal what the broker answered: an order whose submission is journaled would
+        otherwise stay working in the book, unknown to the broker, when the engine stops under
+        it. Whether they all finished."""
+        with self._calls_done:
+            self._closed = "the session is stopping; the execution desk takes no more orders"
+            return self._calls_done.wait_for(lambda: self._calls == 0, timeout)
 
     def _hand_over(self) -> None:
         """Submit what this call has collected and wait until the engine applied it, before the
