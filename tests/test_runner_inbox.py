@@ -143,7 +143,17 @@ def test_a_stop_that_times_out_behind_a_hook_says_so(tmp_path, caplog):
         assert runner.stop(who="test", timeout=0.2) is False
         assert runner.stopped_in_time is False
         assert "did not stop within 0.2 s" in caplog.text
-        stuck.release.set()
+        stopped_calls = []
+        caplog.set_level("INFO", logger="tradelab.runner.runner")
+        stuck.on_stop = lambda ctx: stopped_calls.append(ctx)
+        stuck.release.set()  # the hook returns after the session's stop: on_stop is not called
+        runner._thread.join(10)
+        assert stopped_calls == [] and not runner._thread.is_alive()
+        assert "its stop came after the session ended; on_stop not called" in caplog.text
+        assert "failed to handle" not in caplog.text
+        with pytest.raises(LifecycleError, match="was stopped"):
+            runner.add(Stuck(name="late"))  # it would never start
+        assert runner.stop(who="test") is False  # a second stop says the same
 
 
 def test_a_stop_behind_a_hook_stalled_already_waits_a_short_grace_and_says_why(tmp_path, caplog):

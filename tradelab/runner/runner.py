@@ -104,6 +104,7 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         # The thread strategies' hooks run on (the runner's, or the one pumping an unthreaded
         # runner): a context used from any other is refused (StrategyContext._on_handler_thread).
         self.handler_ident: int | None = None
+        self._refused = ""  # why commands are refused, once stopped
         self._source: tuple[Callable[[int], object], int] | None = None
         self._stepper: tuple[Callable[[], bool], Future] | None = None
         self._settle_mark = 0
@@ -123,6 +124,8 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
 
     def add(self, strategy: Strategy) -> Strategy:
         """Add a strategy; it starts with the runner (or at once if the runner is running)."""
+        if self._refused:
+            raise LifecycleError(f"cannot add strategy {strategy.name!r}: {self._refused}")
         if strategy.name in self._slots:
             raise InvalidInputError(f"a strategy named {strategy.name!r} is already in the runner")
         check_journalable_params(strategy.name, strategy.parameters())
@@ -200,9 +203,12 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         within `timeout` (a hook still running: `on_stop` may not have been called)."""
         if not self._started_once or (self._threaded and self._thread is None):
             return True
+        if self._refused:  # stopped already
+            return self.stopped_in_time
         self._stop_asked = True
         self._inbox.skip_ticks = True
         self._command(lambda: self._stopped(who))
+        self._refused = f"runner {self.name!r} was stopped; a runner runs once"
         if self._thread is not None:
             self._inbox.put_command(_STOP)
             waited = self._stop_wait(timeout)
@@ -253,6 +259,11 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
         return self._inbox.events_dropped
 
     def _stopped(self, who: str) -> None:
+        if not self.stopped_in_time:  # the session ended while a hook ran: said at the stop
+            log.info(
+                "runner %s: its stop came after the session ended; on_stop not called", self.name
+            )
+            return
         for slot in list(self._slots.values()):
             self._stop_slot(slot, who)
         self.submit("runner.stopped", {"runner": self.name, "who": who})
@@ -276,6 +287,8 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
     def _command(self, action: Callable[[], object]) -> None:
         if not self._started_once:
             raise LifecycleError(f"start() runner {self.name!r} first")
+        if self._refused:
+            raise LifecycleError(self._refused)
         self._inbox.put_command(action)  # commands are few and come from people: not bounded
         if not self._threaded:
             self._pump()
