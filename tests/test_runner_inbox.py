@@ -21,8 +21,8 @@ def tick(symbol, price):
     return Event(0, 0, "market.tick", symbol, {"symbol": symbol, "last": price}, False, 1)
 
 
-def journaled(seq):
-    return Event(seq, 0, "mark.updated", "A", {"symbol": "A", "price": 1.0}, False, 1)
+def journaled(seq, topic="trade.executed"):
+    return Event(seq, 0, topic, "A", {"symbol": "A", "price": 1.0}, False, 1)
 
 
 def drained(inbox):
@@ -46,6 +46,29 @@ def test_a_waiting_tick_is_superseded_by_its_symbols_next_in_feed_order_never_pa
     assert inbox.ticks_superseded == 2 and inbox.ticks_dropped == 0
     inbox.put_tick(tick("A", 5))  # nothing of A waiting: it queues
     assert drained(inbox) == [("A", 5)]
+
+
+def test_marks_are_prices_too_a_tick_supersedes_across_them_and_a_mark_its_predecessor():
+    # A live session journals a mark for nearly every tick: as a barrier, no tick was ever
+    # superseded, and a strategy 4 ms a tick slower than the feed fell minutes behind it.
+    inbox = RunnerInbox(limit=100)
+    fed = (tick("A", 1), journaled(7, "mark.updated"), tick("A", 2), journaled(8, "mark.updated"))
+    for item in fed:
+        (inbox.put_journaled if item.seq else inbox.put_tick)(item)
+    assert drained(inbox) == [("A", 2), 8]
+    assert inbox.ticks_superseded == 2
+    for item in (tick("A", 3), journaled(9, "market.bar"), tick("A", 4)):
+        (inbox.put_journaled if item.seq else inbox.put_tick)(item)
+    assert drained(inbox) == [("A", 3), 9, ("A", 4)]  # a bar still comes after its ticks
+
+
+def test_superseded_entries_do_not_count_against_the_bound():
+    inbox = RunnerInbox(limit=3)
+    for price in range(50):
+        inbox.put_tick(tick("A", price))
+        inbox.put_journaled(journaled(price + 1, "mark.updated"))
+    assert inbox.qsize() == 2 and not inbox.overflowed and inbox.ticks_dropped == 0
+    assert drained(inbox) == [("A", 49), 50]
 
 
 def test_a_full_inbox_keeps_a_symbols_newest_tick_in_the_place_of_its_waiting_one():

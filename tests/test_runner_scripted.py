@@ -410,7 +410,9 @@ def test_full_inbox_drops_ticks_counted_and_a_dropped_event_stops_every_strategy
         engine.submit("market.bar", bar, key="ABC")
         assert gate.entered.wait(30)  # the runner thread is now held: nothing leaves the inbox
         quote = Tick("ABC", 1, 1.0, 1.0, 1.0).to_payload()
-        for _ in range(5):  # each supersedes the one waiting; full, it takes its place
+        for symbol in ("ABC", "D", "E"):  # fills the inbox
+            engine.publish_transient("market.tick", {**quote, "symbol": symbol}, key=symbol)
+        for _ in range(4):  # full: each takes the place of the one of its symbol waiting
             engine.publish_transient("market.tick", quote, key="ABC")
         assert runner.metrics()["inbox_depth"] == 3 and runner.ticks_superseded == 4
         for symbol in ("B", "C"):  # full, and no tick of theirs waiting: dropped
@@ -421,7 +423,7 @@ def test_full_inbox_drops_ticks_counted_and_a_dropped_event_stops_every_strategy
         runner.pause("other", who="ops")
         assert runner.metrics()["inbox_depth"] == 4
         # A journaled event that finds the inbox full is dropped too; the kernel does not wait.
-        engine.submit("mark.updated", {"symbol": "ABC", "price": 1.0, "ts": 1})
+        engine.submit("market.bar", {**bar, "start": 60, "end": 120}, key="ABC")
         engine.flush()
         assert runner.events_dropped == 1
         gate.release.set()

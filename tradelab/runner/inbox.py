@@ -4,20 +4,22 @@ Producers: the kernel thread (journaled events, in seq order), the feed thread (
 thread (commands). One consumer: the runner's thread (or the caller pumping an unthreaded
 runner).
 
-Ticks: latest quote wins. A tick of a symbol whose previous tick is still waiting (with no
-journaled event queued since) supersedes it: the waiting one is skipped when reached and the
-new one queued at the end, so ticks still come out in feed order (the runner's market time
-never goes back) and a strategy slower than the feed acts on the current quote, not on a
-backlog minutes old (`ticks_superseded` counts them). When the inbox is full, the new tick
-takes the waiting one's place instead. Lockstep replays hand one step at a time, so nothing is
-superseded there and the journal does not depend on thread timing.
+Prices: latest wins. A tick (or a journaled `mark.updated`) of a symbol whose previous one is
+still waiting, with no other journaled event (a bar, an order's or a fill's) queued since,
+supersedes it: the waiting one is skipped when reached and the new one queued at the end, so
+prices still come out in feed order (the runner's market time never goes back) and a strategy
+slower than the feed acts on the current quote, not on a backlog minutes old
+(`ticks_superseded` counts both kinds). A mark is journaled for nearly every tick, so were marks
+not prices too, no tick would ever find its predecessor still superseded. When the inbox is
+full, the new price takes the waiting one's place instead. Lockstep replays hand one step at a
+time, so nothing is superseded there and the journal does not depend on thread timing.
 
-Bound (`limit` entries waiting), policy when full: a tick is dropped and counted (the next
-quote supersedes it); a journaled event is dropped and counted and `overflowed` is set (the
-runner then stops every strategy: a strategy is never fed a gap); the kernel thread never waits.
-Commands come from people and are not bounded. Once `skip_ticks` is set (the runner stopping),
-ticks still waiting are dropped when reached, so `on_stop` comes after the journaled events
-only.
+Bound (`limit` entries waiting, superseded ones not counted), policy when full: a tick is
+dropped and counted (the next quote supersedes it); any other journaled event is dropped and
+counted and `overflowed` is set (the runner then stops every strategy: a strategy is never fed
+a gap); the kernel thread never waits. Commands come from people and are not bounded. Once
+`skip_ticks` is set (the runner stopping), ticks still waiting are dropped when reached, so
+`on_stop` comes after the journaled events only.
 """
 
 from __future__ import annotations
@@ -26,15 +28,19 @@ import queue
 import threading
 from typing import Any
 
+MARK_TOPIC = "mark.updated"
 
-class _TickSlot:
-    """A tick's place in the queue; None once a newer tick of its symbol superseded it."""
 
-    __slots__ = ("event", "symbol")
+class _PriceSlot:
+    """A price's place in the queue; its event is None once a newer one of its symbol (and
+    kind) superseded it."""
 
-    def __init__(self, event: Any, symbol: str) -> None:
+    __slots__ = ("event", "key", "is_tick")
+
+    def __init__(self, event: Any, key: tuple[bool, str], is_tick: bool) -> None:
         self.event: Any = event
-        self.symbol = symbol
+        self.key = key
+        self.is_tick = is_tick
 
 
 class RunnerInbox:
@@ -42,8 +48,10 @@ class RunnerInbox:
         self.limit = limit
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
-        # symbol -> the slot of its tick still waiting, queued after the last journaled event
-        self._waiting_ticks: dict[str, _TickSlot] = {}
+        # (is a tick, symbol) -> the slot of its price still waiting, queued after the last
+        # journaled event that is not a price
+        self._waiting: dict[tuple[bool, str], _PriceSlot] = {}
+        self._superseded_slots = 0  # in the queue, holding nothing: not counted in the bound
         self.ticks_dropped = 0
         self.ticks_superseded = 0
         self.events_dropped = 0
@@ -51,54 +59,66 @@ class RunnerInbox:
         self.skip_ticks = False
 
     def qsize(self) -> int:
-        return self._queue.qsize()
+        return self._queue.qsize() - self._superseded_slots
 
     def put_journaled(self, event: Any) -> None:
-        if self._queue.qsize() >= self.limit:
+        if event.topic == MARK_TOPIC:
+            self._put_price(event, False)
+            return
+        if self.qsize() >= self.limit:
             self.events_dropped += 1
             self.overflowed = True
             return
-        if self._waiting_ticks:
-            # A tick after this event must not be handled before it: later ticks take new
-            # slots. Cleared before the put: a tick in between is queued before it, as it came.
+        if self._waiting:
+            # A price after this event must not be handled before it: later ones take new
+            # slots. Cleared before the put: a price in between is queued before it, as it came.
             with self._lock:
-                self._waiting_ticks.clear()
+                self._waiting.clear()
         self._queue.put(event)
 
     def put_tick(self, event: Any) -> None:
-        symbol = event.key or event.payload.get("symbol")
+        self._put_price(event, True)
+
+    def _put_price(self, event: Any, is_tick: bool) -> None:
+        key = (is_tick, event.key or event.payload.get("symbol"))
         with self._lock:
-            waiting = self._waiting_ticks.get(symbol)
+            waiting = self._waiting.get(key)
             if waiting is not None:
                 self.ticks_superseded += 1
-            if self._queue.qsize() >= self.limit:
+            if self.qsize() >= self.limit:
                 if waiting is not None:
                     waiting.event = event  # full: the newest takes the waiting one's place
-                else:
+                elif is_tick:
                     self.ticks_dropped += 1
+                else:
+                    self.events_dropped += 1
+                    self.overflowed = True
                 return
             if waiting is not None:
                 waiting.event = None
-            slot = _TickSlot(event, symbol)
-            self._waiting_ticks[symbol] = slot
+                self._superseded_slots += 1
+            slot = _PriceSlot(event, key, is_tick)
+            self._waiting[key] = slot
             self._queue.put(slot)
 
     def put_command(self, item: Any) -> None:
         self._queue.put(item)
 
     def get(self, block: bool = True) -> Any:
-        """The next item (a journaled event, a tick, a command); None for a tick superseded or
-        skipped at a stop. Raises queue.Empty when not blocking and nothing waits."""
+        """The next item (a journaled event, a tick, a command); None for a price superseded
+        or a tick skipped at a stop. Raises queue.Empty when not blocking and nothing waits."""
         item = self._queue.get(block)
-        if type(item) is not _TickSlot:
+        if type(item) is not _PriceSlot:
             return item
         with self._lock:
             event = item.event
-            if self._waiting_ticks.get(item.symbol) is item:
-                del self._waiting_ticks[item.symbol]
-        if event is None:  # superseded: its symbol's newer tick is further on
+            if self._waiting.get(item.key) is item:
+                del self._waiting[item.key]
+            if event is None:
+                self._superseded_slots -= 1
+        if event is None:  # superseded: its symbol's newer price is further on
             return None
-        if self.skip_ticks:
+        if self.skip_ticks and item.is_tick:
             self.ticks_dropped += 1
             return None
         return event
