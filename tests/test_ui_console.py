@@ -332,3 +332,28 @@ def test_a_stalled_hook_shows_on_every_push_though_nothing_is_journaled(host, mo
     monkeypatch.setattr(host.lab.runner.hook_watch, "stalled", lambda: None)
     session.refresh()
     assert not session.header.stalled.visible
+
+
+def test_a_closed_pages_notification_area_is_forgotten_so_its_document_can_go():
+    # Panel 1.9's notification area registers a view per page and never drops it: every page
+    # load of the console kept its whole Bokeh document alive (~2.5 MB, for good).
+    import gc
+    import weakref
+
+    import panel as pn
+    from bokeh.document import Document
+    from panel.io.notifications import NotificationArea
+
+    from tradelab.ui.console import forget_views_of
+
+    closed, open_page = Document(), Document()
+    NotificationArea().get_root(closed)
+    kept = NotificationArea().get_root(open_page)
+    assert forget_views_of(closed) == 1
+    assert not any(view[2] is closed for view in pn.state._views.values())
+    assert kept.ref["id"] in pn.state._views  # another page's view stays
+    gone = weakref.ref(closed)
+    del closed
+    gc.collect()
+    assert gone() is None
+    assert forget_views_of(open_page) == 1
