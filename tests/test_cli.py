@@ -119,3 +119,26 @@ def test_ctrl_c_in_a_command_that_does_not_answer_it_is_exit_130_in_one_line(tmp
     result = CliRunner().invoke(cli, ["verify", str(journal)])
     assert result.exit_code == EXIT_INTERRUPTED, (result.output, result.stderr)
     assert "tradelab: error: interrupted (Ctrl-C)" in result.stderr
+
+
+def test_a_ctrl_c_duckdb_caught_mid_query_is_exit_130_not_a_damaged_journal(tmp_path, monkeypatch):
+    # DuckDB turns a Ctrl-C during a query into its own error: verify and inspect printed a
+    # traceback and exited 1, the code for a damaged journal (or called the journal damaged).
+    import duckdb
+
+    from tradelab.cli import EXIT_INTERRUPTED
+    from tradelab.journal import verify
+
+    journal = tmp_path / "lab.duckdb"
+    with Engine(journal_path=str(journal)) as engine:
+        engine.submit("mark.updated", {"symbol": "A", "price": 1.0})
+    for raised in (RuntimeError("Query interrupted"), duckdb.InterruptException("INTERRUPT")):
+
+        def interrupted(con, path, raised=raised):
+            raise raised
+
+        monkeypatch.setattr(verify, "check_events", interrupted)
+        for command in ("verify", "inspect"):
+            result = CliRunner().invoke(cli, [command, str(journal)])
+            assert result.exit_code == EXIT_INTERRUPTED, (command, raised, result.stderr)
+            assert result.stderr.strip() == "tradelab: error: interrupted (Ctrl-C)"

@@ -26,6 +26,7 @@ from tradelab import __version__
 from tradelab.cli_bench import bench
 from tradelab.cli_journal import inspect_cmd, verify_cmd
 from tradelab.cli_serve import serve
+from tradelab.journal.journal_file import is_interrupt
 
 EXIT_OK = 0
 EXIT_DAMAGED = 1
@@ -107,6 +108,10 @@ class _Commands(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
+            fail("interrupted (Ctrl-C)", EXIT_INTERRUPTED)
+        except Exception as exc:
+            if not is_interrupt(exc):  # DuckDB's form of a Ctrl-C that came mid-query
+                raise
             fail("interrupted (Ctrl-C)", EXIT_INTERRUPTED)
 
 

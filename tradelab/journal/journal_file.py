@@ -75,12 +75,23 @@ def is_in_use_error(exc: BaseException) -> bool:
     )
 
 
+def is_interrupt(exc: BaseException) -> bool:
+    """A Ctrl-C that reached DuckDB while it ran a query: it raises this instead of the
+    KeyboardInterrupt, and it says nothing about the file."""
+    return isinstance(exc, duckdb.InterruptException) or (
+        isinstance(exc, RuntimeError) and "query interrupted" in str(exc).lower()
+    )
+
+
 def journal_error(path: str | Path, exc: BaseException, doing: str) -> JournalError:
     """The error for a DuckDB failure on journal `path` while `doing` something.
 
     A failure of the surroundings (a held lock, no permission, a full disk) is a JournalError;
-    any other failure to read a file that opened is damage: a RecoveryError ("damaged").
+    any other failure to read a file that opened is damage: a RecoveryError ("damaged"). A
+    Ctrl-C DuckDB caught mid-query is raised again as the KeyboardInterrupt it was.
     """
+    if is_interrupt(exc):
+        raise KeyboardInterrupt from None
     text = _first_line(exc)
     lowered = str(exc).lower()
     if is_in_use_error(exc):
