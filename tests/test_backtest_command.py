@@ -501,3 +501,29 @@ def test_ctrl_c_before_the_journal_is_made_does_not_say_it_holds_bars(tmp_path, 
     assert result.exit_code == EXIT_INTERRUPTED, (result.output, result.stderr)
     assert "interrupted (Ctrl-C) before the last bar" in result.stderr
     assert "holds" not in result.stderr and not journal.exists()
+
+
+def test_a_config_files_live_session_settings_a_backtest_does_not_use_are_named(tmp_path):
+    # Its strategy parameters and broker costs were dropped without a word (the help said only
+    # the engine section was used, though risk's limits are too).
+    from click.testing import CliRunner
+
+    from tradelab.cli import main as cli
+
+    bars = str(write_bars(tmp_path / "ABC.csv"))
+    config = tmp_path / "tradelab.yaml"
+    config.write_text(
+        "lab:\n  strategy: sma_cross\n  strategy_params: {fast: 3, slow: 5}\n"
+        "broker:\n  brokerage_per_fill: 50\n"
+    )
+    args = ["backtest", bars, "--strategy", "sma_cross", "--param", "fast=2", "--param", "slow=3"]
+    result = CliRunner().invoke(cli, [*args, "--json", "--config", str(config)])
+    assert result.exit_code == 0, (result.output, result.stderr)
+    note = "a backtest does not use lab.strategy, lab.strategy_params, broker.brokerage_per_fill"
+    assert note in result.stderr
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("engine:\n  group_commit_ms: 5\n")
+    quiet = CliRunner().invoke(cli, [*args, "--json", "--config", str(plain)])
+    assert quiet.exit_code == 0 and "does not use" not in quiet.stderr
+    helped = CliRunner().invoke(cli, ["backtest", "--help"])
+    assert "risk's pre-trade limits are used" in " ".join(helped.output.split())

@@ -345,7 +345,10 @@ def _params(assignments: tuple[str, ...]) -> dict[str, str]:
     default=None,
     help="Also write a page to open in a browser: the price with the fills, equity, drawdown.",
 )
-@_config_option("its engine section is used; the broker is the backtest's own fill model")
+@_config_option(
+    "its engine section and risk's pre-trade limits are used; its lab strategy and broker are "
+    "a live session's (a note names any it sets)"
+)
 def backtest_cmd(
     file: str,
     strategy_name: str,

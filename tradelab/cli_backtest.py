@@ -163,7 +163,14 @@ def backtest_command(
     from tradelab.cli import EXIT_STRATEGY_FAILED, exit_code_for, fail
     from tradelab.errors import TradelabError
     from tradelab.runner import make_strategy
-    from tradelab.settings import risk_limits
+    from tradelab.settings import risk_limits, set_but_unused_by_backtest
+
+    if config_file is not None and (unused := set_but_unused_by_backtest(config_file)):
+        click.echo(
+            f"tradelab: note: a backtest does not use {', '.join(unused)} of {config_file} "
+            "(a live session's: give --strategy, --param, --cash and --commission)",
+            err=True,
+        )
 
     if html and not Path(html).resolve().parent.is_dir():  # found out before the run, not after
         from tradelab.cli import EXIT_USAGE

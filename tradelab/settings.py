@@ -152,6 +152,24 @@ def risk_limits(path: str | Path) -> RiskConfig | None:
     return risk if any(getattr(risk, k) is not None for k in limits) else None
 
 
+def set_but_unused_by_backtest(path: str | Path) -> list[str]:
+    """The file's settings a backtest does not use that it changes from their defaults: the
+    lab's strategy and its parameters (a backtest takes --strategy and --param) and the paper
+    broker (a backtest has its own fill model, --cash and --commission)."""
+    settings = load_settings(path)
+    unused = [
+        f"lab.{key}"
+        for key in ("strategy", "strategy_params")
+        if getattr(settings.lab, key) != type(settings.lab).param[key].default
+    ]
+    broker, default = settings.broker, type(settings.broker)()
+    return unused + [
+        f"broker.{key}"
+        for key in section_keys("broker")
+        if getattr(broker, key) != getattr(default, key)
+    ]
+
+
 def apply_overrides(settings: Settings, overrides: Mapping[str, Any]) -> None:
     """Set dotted keys ({"lab.seed": 3}) on `settings`, checked as a file's values are."""
     for dotted, value in overrides.items():

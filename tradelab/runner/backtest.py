@@ -138,7 +138,7 @@ def run_backtest(
     `stop_at_failure`: a strategy that raises ends the run at that bar, for every strategy (the
     P&L, positions and drawdown are those at its close); False: the others play on, and the
     failed one's positions are valued at later closes.
-    `risk`: pre-trade limits (tradelab.trading.RiskConfig: order quantity, open positions,
+    `risk`: pre-trade limits (tradelab.trading.risk.RiskConfig: order quantity, open positions,
     notional, orders per minute of market time), which deny orders as in a session; its daily
     loss limit is not applied (a backtest resets no daily P&L), said on the log.
     """

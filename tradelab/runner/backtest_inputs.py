@@ -100,7 +100,7 @@ def check_risk(risk: Any) -> None:
         return
     if not isinstance(risk, RiskConfig):
         raise InvalidInputError(
-            f"risk {risk!r} must be a tradelab.trading.RiskConfig (pre-trade limits) or None"
+            f"risk {risk!r} must be a tradelab.trading.risk.RiskConfig (pre-trade limits) or None"
         )
     if risk.daily_loss_limit is not None:
         log.warning(
