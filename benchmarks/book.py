@@ -92,7 +92,10 @@ def main(as_json: bool, rounds: int, marks: int) -> dict:
             name = f"{open_positions} open, {closed_positions} closed"
             store, symbols = build_book(open_positions, closed_positions)
             events = mark_events(store, symbols, marks)
-            writes[name] = writes_per_mark(store, events[len(symbols) * 3 + 2])
+            # A mark past the first few of each symbol (fewer --marks: the last one).
+            writes[name] = writes_per_mark(
+                store, events[min(len(symbols) * 3 + 2, len(events) - 1)]
+            )
             apply = store.apply
             t0 = time.perf_counter()
             for event in events:

@@ -283,7 +283,12 @@ def test_damage_that_hid_missing_events_still_refuses_the_journal(tmp_path):
     _flip_record(path, 0, 1)  # seq 4..6: DuckDB lacks them
     with pytest.raises(RecoveryError, match=r"intact records follow.*seq 4\.\.6 are neither"):
         Journal(path)
-    assert not verify_journal(path).ok
+    verified = verify_journal(path)
+    assert not verified.ok
+    # Not also "the next engine start commits them": the next start refuses the journal.
+    assert not any("commits them" in line for line in verified.lines)
+    shown = CliRunner().invoke(cli, ["inspect", str(path)])
+    assert shown.exit_code == 1 and "commits them" not in shown.output
 
 
 def test_a_sync_after_close_finds_everything_written_synced(tmp_path):

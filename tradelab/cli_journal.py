@@ -61,7 +61,8 @@ def inspect_cmd(path: str, as_json: bool) -> None:
     click.echo(f"events     {info['events']}{seqs}")
     if info.get("note"):  # read from segments: up to which seq, or why nothing yet
         click.echo(f"note       {info['note']}")
-    if pending := info.get("ack_log_pending_events"):
+    pending = info.get("ack_log_pending_events")
+    if pending and not info.get("ack_log_damage"):  # refused, the next start commits nothing
         click.echo(
             f"ack log    {pending} acknowledged event(s) after seq {info['last_seq']}, not in "
             "DuckDB yet: the next engine start on this journal commits them"

@@ -184,14 +184,15 @@ def verify_journal(path: str | Path, store_factory: StoreFactory | None = None) 
                 else f"tail mark says seq {mark} was committed but the "
                 f"journal ends at {restored}: events {restored + 1}..{mark} lost",
             )
-        for problem in damage(path, last):  # the next start refuses it (RecoveryError)
+        refused = damage(path, last)
+        for problem in refused:  # the next start refuses it (RecoveryError)
             result.add(False, problem)
         _recorded_losses(con, result)
         for note in [*covered_damage(path, last), torn_tail(path)]:
             if note is not None:
                 result.lines.append(f"WARN {note}")
         pending = pending_events(path, last)
-        if pending:
+        if pending and not refused:  # refused, the next start commits nothing
             result.lines.append(
                 f"INFO the ack log holds {pending} acknowledged event(s) after seq {last}; "
                 "the next engine start on this journal commits them"
