@@ -285,7 +285,12 @@ def test_damage_that_hid_missing_events_still_refuses_the_journal(tmp_path):
         Journal(path)
     verified = verify_journal(path)
     assert not verified.ok
-    # Not also "the next engine start commits them": the next start refuses the journal.
+    # Not also "the next engine start commits them" (4..6 pending before the damage at 7..9):
+    # the next start refuses the journal.
+    path = _log_over_committed_events(tmp_path / "later", committed=3)
+    _flip_record(path, 0, 2)  # seq 7..9
+    verified = verify_journal(path)
+    assert not verified.ok and any("seq 7..9 are neither" in p for p in verified.problems)
     assert not any("commits them" in line for line in verified.lines)
     shown = CliRunner().invoke(cli, ["inspect", str(path)])
     assert shown.exit_code == 1 and "commits them" not in shown.output
