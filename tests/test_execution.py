@@ -48,6 +48,22 @@ def test_reused_order_id_is_refused_and_the_filled_order_stays_filled():
     assert broker.positions() == {SYM: 75}  # and nothing sent
 
 
+def test_an_id_the_book_trimmed_but_the_broker_knows_is_refused_with_nothing_journaled():
+    # The book trims old sessions' orders: the desk journaled the reused id's submission, the
+    # broker refused it, and a working order the broker never had stayed in the book (until a
+    # reconciler copied the old order's fill onto it).
+    kernel = LocalKernel()
+    broker = paper()
+    desk = ExecutionDesk(broker, kernel.submit)
+    desk.place_order(SYM, "BUY", 75, order_id="MY-ORDER-1")
+    kernel.submit("trading.history_trimmed", {"keep_sessions": 1}, key="trading")  # a new day
+    assert kernel.store.get("trading.orders.MY-ORDER-1", None) is None  # trimmed
+    events = len(kernel.events)
+    with pytest.raises(DuplicateOrderIdError, match="'MY-ORDER-1' is already used"):
+        desk.place_order(SYM, "BUY", 75, order_id="MY-ORDER-1")
+    assert len(kernel.events) == events and not kernel.store.get("trading.working", None)
+
+
 def test_reused_order_id_after_a_restart_is_refused_not_merged_into_the_old_order(tmp_path):
     journal = str(tmp_path / "j.duckdb")
     engine = Engine(journal_path=journal).start()

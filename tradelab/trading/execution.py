@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from tradelab.broker.base import Broker
-from tradelab.errors import InvalidInputError, InvalidOrderError, LifecycleError
+from tradelab.errors import InvalidInputError, InvalidOrderError, LifecycleError, TradelabError
 from tradelab.market.instruments import OptionUniverse
 from tradelab.state.paths import check_path_level
 from tradelab.trading.book import position_id
@@ -132,8 +132,9 @@ class ExecutionDesk:
         symbol = check_path_level(symbol, "symbol")
         if order_id is not None:
             order_id = check_path_level(order_id, "order id")
+        chosen = order_id is not None
         order_id = order_id or f"O-{uuid.uuid4().hex[:12]}"
-        self._claim(order_id)
+        self._claim(order_id, ask_broker=chosen)
         try:
             with self._call():
                 try:
@@ -202,14 +203,27 @@ class ExecutionDesk:
         """Start the day's P&L (critical: a restart must not count yesterday into today)."""
         self._send("pnl.session_reset", {"session_date": session_date}, "", True, False)
 
-    def _claim(self, order_id: str) -> None:
+    def _claim(self, order_id: str, *, ask_broker: bool = False) -> None:
+        """Reserve `order_id`, or refuse it if an order has it. A caller's own id is also asked
+        of the broker: the book trims old sessions' orders, and the broker refuses an id it
+        knows, so journaling it would leave a working order the broker never had."""
         with self._ids_lock:
-            if order_id in self._claimed or self._has_order(order_id):
+            if (
+                order_id in self._claimed
+                or self._has_order(order_id)
+                or (ask_broker and self._broker_knows(order_id))
+            ):
                 raise DuplicateOrderIdError(
                     f"order id {order_id!r} is already used by another order; choose a new id "
                     "(the existing order is unchanged)"
                 )
             self._claimed.add(order_id)
+
+    def _broker_knows(self, order_id: str) -> bool:
+        try:
+            return self.broker.order(order_id) is not None
+        except TradelabError:  # disconnected: its submit refuses the id if it knows it
+            return False
 
     def _release(self, order_id: str) -> None:
         with self._ids_lock:
