@@ -186,13 +186,18 @@ def test_a_restart_on_another_market_than_the_open_session_is_refused_naming_bot
     lab = fast_lab(path).start()
     assert wait_for(lambda: lab.store.get("market.session") is not None)
     seed = lab.config.seed
-    assert lab.store.get("market.session")["source"] == f"the simulated market of seed {seed}"
+    source = lab.store.get("market.session")["source"]
+    assert source.startswith(f"the simulated market of seed {seed} (settings ")
     lab.stop()
     other = Lab(journal_path=str(path), ticks_per_second=10_000, speed=600.0, seed=seed + 1)
     with pytest.raises(
-        InvalidInputError, match=f"open on the simulated market of seed {seed};"
+        InvalidInputError, match=rf"open on the simulated market of seed {seed} \(settings"
     ) as e:
         other.start()
+    # Another pace draws another path from the same seed: the index jumped at the restart.
+    faster = Lab(journal_path=str(path), ticks_per_second=10_000, speed=1200.0, seed=seed)
+    with pytest.raises(InvalidInputError, match="its settings .--speed, --ticks-per-second"):
+        faster.start()
     # serve has no --journal: the message names where each command takes its journal.
     assert "lab.journal_path in the --config file for serve" in str(e.value)
     again = fast_lab(path).start()  # the journal's own market goes on; nothing was left held
@@ -488,3 +493,25 @@ def test_a_stop_while_threads_place_orders_leaves_no_order_the_broker_never_had(
     assert not lab.store.get("trading.working")
     with pytest.raises(LifecycleError, match="stopping"):
         lab.place_order(symbol, "BUY", lot)
+
+
+def test_a_journal_that_named_its_simulated_market_by_seed_alone_goes_on_with_that_seed():
+    from datetime import datetime
+
+    from tradelab.lab_sessions import check_same_market
+    from tradelab.market.instruments import IST
+
+    resume_ns = int(datetime(2025, 11, 13, 10, tzinfo=IST).timestamp()) * 10**9
+    held = {"status": "open", "session_date": "2025-11-13"}
+
+    class Store:
+        def __init__(self, source):
+            self.session = {**held, "source": source}
+
+        def get(self, path, default=None):
+            return self.session if path == "market.session" else default
+
+    now = "the simulated market of seed 7 (settings 0123abcd)"
+    check_same_market(Store("the simulated market of seed 7"), now, resume_ns)
+    with pytest.raises(InvalidInputError, match="seed 8"):
+        check_same_market(Store("the simulated market of seed 8"), now, resume_ns)

@@ -128,7 +128,7 @@ class Lab:
         )
         self._inputs_check(self.strategies)
         self._bar_intervals = frozenset(intervals)  # what ctx.bars can ever return
-        self.market_source = market_source(cfg)
+        self.market_source = market_source(cfg, self.feed if cfg.feed != "replay" else None)
         if cfg.feed == "replay":
             check_tradable_hours(self.feed, self.strategies)
         # At max speed either feed is played in lockstep with the runner (module docstring).

@@ -201,11 +201,34 @@ class ClosedSession:
         return same_day
 
 
-def market_source(config: Any) -> str:
+# What draws the simulated market's prices beside its seed: a tick's market step (speed /
+# ticks per second, so --speed changes the path) and the sim_feed settings of the index's walk
+# and the options' quotes.
+_SIM_PATH = (
+    "spot",
+    "annual_vol",
+    "rate",
+    "atm_iv",
+    "smile_skew",
+    "smile_curvature",
+    "spread_pct",
+    "strikes_each_side",
+    "expiries",
+)
+
+
+def market_source(config: Any, feed: Any = None) -> str:
     """What the session's market is, journaled with each session it opens: the simulated
-    market of one seed, or one bar file (by content: renamed or moved, it is the same)."""
+    market of one seed and the settings that draw its prices (`feed`, a SimulatedFeed), or
+    one bar file (by content: renamed or moved, it is the same)."""
     if config.feed != "replay":
-        return f"the simulated market of seed {config.seed}"
+        source = f"the simulated market of seed {config.seed}"
+        if feed is None:
+            return source
+        settings = [f"{key}={getattr(feed.config, key)!r}" for key in _SIM_PATH]
+        settings.append(f"tick={feed.tick_interval_ns}ns")
+        digest = hashlib.sha256(" ".join(settings).encode()).hexdigest()[:8]
+        return f"{source} (settings {digest})"
     digest = hashlib.sha256()
     with open(config.replay_path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
@@ -221,11 +244,18 @@ def check_same_market(store: Any, source: str, resume_ns: int) -> None:
     day = datetime.fromtimestamp(resume_ns / NS_PER_S, tz=IST).date().isoformat()
     if held.get("status") != "open" or held.get("session_date") != day:
         return
-    if held.get("source") and held["source"] != source:
+    before = held.get("source")
+    # A journal written before the settings were part of it names the seed alone.
+    if before and before != source and not source.startswith(f"{before} (settings "):
+        settings = (
+            " and its settings (--speed, --ticks-per-second, the sim_feed section)"
+            if before.startswith("the simulated market")
+            else ""
+        )
         raise InvalidInputError(
-            f"this journal's session of {day} is open on {held['source']}; this run's market "
-            f"is {source}: run it on the journal's market (its seed or file), or start a new "
-            "journal (--journal for run, lab.journal_path in the --config file for serve)"
+            f"this journal's session of {day} is open on {before}; this run's market is "
+            f"{source}: run it on the journal's market (its seed or file{settings}), or start "
+            "a new journal (--journal for run, lab.journal_path in the --config file for serve)"
         )
 
 
