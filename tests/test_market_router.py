@@ -169,3 +169,27 @@ def test_a_restart_drops_a_bar_the_journal_holds_already():
     bars = [p["start"] for topic, p in submitted if topic == "market.bar"]
     assert bars == [ist(9, 30)]  # 09:15 is the journal's; 09:30 is new
     assert router.bars_skipped == 1
+
+
+def test_a_restart_just_after_a_bars_last_tick_still_journals_that_bar_from_all_its_ticks():
+    # A stop after a bar's last tick (its mark journaled) and before the next bar's first:
+    # the restart skipped every tick of that bar, so no builder held it and it was never
+    # journaled (a hole in `bars`, no on_bar for it).
+    from tradelab.lab_sessions import resumed_ticks
+
+    ticks = [px("NIFTY", ist(9, 37, s), 100.0 + p) for s, p in ((0, 0), (15, 5), (30, -3), (45, 2))]
+    ticks.append(px("NIFTY", ist(9, 38), 101.0))
+    submitted = []
+    router = MarketDataRouter(
+        lambda topic, payload, **kw: submitted.append((topic, payload)), intervals=("1m",)
+    )
+    played = resumed_ticks(
+        ticks, ist(9, 37, 45), lambda tick: None, router.build_bars_only, bars_from_ns=ist(9, 36)
+    )
+    for tick in played:
+        router.on_tick(tick)
+    bars = [p for topic, p in submitted if topic == "market.bar"]
+    assert [(b["start"], b["open"], b["high"], b["low"], b["close"]) for b in bars] == [
+        (ist(9, 37), 100.0, 105.0, 97.0, 102.0)
+    ]
+    assert not [p for topic, p in submitted if topic == "mark.updated" and p["ts"] < ist(9, 38)]

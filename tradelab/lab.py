@@ -60,7 +60,8 @@ from tradelab.lab_sessions import (
     resumed_ticks,
 )
 from tradelab.lab_status import session_status, wait_for_mark
-from tradelab.market.clock import SimulatedClock
+from tradelab.market.bars import INTERVAL_SECONDS
+from tradelab.market.clock import NS_PER_S, SimulatedClock
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeedConfig
 from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
@@ -288,7 +289,15 @@ class Lab:
             self.session_finished.set()
 
     def _resumed_ticks(self) -> Iterator[Tick]:
-        return resumed_ticks(self.feed.ticks(), self.resumed_after_ns, self._quote_skipped)
+        resumed = self.resumed_after_ns
+        longest = max(INTERVAL_SECONDS[i] for i in self.router.bars.intervals) * NS_PER_S
+        return resumed_ticks(
+            self.feed.ticks(),
+            resumed,
+            self._quote_skipped,
+            self.router.build_bars_only,
+            bars_from_ns=(resumed or 0) - longest,  # the ticks of every bar still open
+        )
 
     def _route(self, tick: Tick) -> None:
         if self._closed_session is not None:  # a restart: more of the day a file closed?

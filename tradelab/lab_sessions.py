@@ -50,15 +50,23 @@ def next_midnight_ns(ts_ns: int) -> int:
 
 
 def resumed_ticks(
-    ticks: Iterable[Tick], resumed_after_ns: int | None, on_quote: Callable[[Tick], object]
+    ticks: Iterable[Tick],
+    resumed_after_ns: int | None,
+    on_quote: Callable[[Tick], object],
+    on_bar_tick: Callable[[Tick], object] | None = None,
+    bars_from_ns: int = 0,
 ) -> Iterator[Tick]:
     """`ticks` after the last journaled mark; the stretch before it (journaled before a restart)
-    is skipped unpaced, its latest quotes handed to `on_quote` (the broker) so it can fill.
+    is skipped unpaced, its latest quotes handed to `on_quote` (the broker) so it can fill, and
+    those from `bars_from_ns` on to `on_bar_tick` (the bars being built at the stop are built
+    from all their ticks, not lost when no tick of theirs follows the restart).
     `resumed_after_ns` None: nothing was journaled before (every tick is played)."""
     latest_quotes: dict[str, Tick] = {}
     for tick in ticks:
         if resumed_after_ns is not None and tick.ts <= resumed_after_ns:
             latest_quotes[tick.symbol] = tick
+            if on_bar_tick is not None and tick.ts >= bars_from_ns:
+                on_bar_tick(tick)
             continue
         if latest_quotes:
             for quote in latest_quotes.values():

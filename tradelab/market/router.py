@@ -94,6 +94,13 @@ class MarketDataRouter:
             self._submit_mark(tick)
         self._next_sweep_ns = now_ns + max(self._mark_interval_ns, NS_PER_S // 10)
 
+    def build_bars_only(self, tick: Tick) -> None:
+        """On a restart: a tick journaled before it (its mark is in the journal) goes to the
+        bars being built, nowhere else, so the bar in progress at the stop gets all its ticks.
+        Bars it closes that the journal holds are dropped (`skip_bars_through`)."""
+        for bar in self.bars.on_tick(tick):
+            self._submit_bar(bar)
+
     def skip_bars_through(self, journaled: Mapping[tuple[str, str], int]) -> None:
         """On a restart: the latest bar start the journal holds per (symbol, interval). A bar
         journaled when a tick past its end arrived, whose mark was still held back, is built
