@@ -12,12 +12,12 @@ def order(kernel, order_id, status, **fields):
     kernel.submit(f"order.{status}", payload, key=order_id)
 
 
-def fill(kernel, trade_id, strategy, side):
+def fill(kernel, trade_id, strategy, side, quantity=75):
     kernel.submit(
         "trade.executed",
         {
             "position_id": f"{strategy}:{SYM}", "strategy": strategy, "symbol": SYM,
-            "lot_size": 75, "quantity": 75, "side": side, "price": 100.0, "fee": 0.0,
+            "lot_size": 75, "quantity": quantity, "side": side, "price": 100.0, "fee": 0.0,
             "trade_id": trade_id, "ts": 1,
         },
         key=f"{strategy}:{SYM}",
@@ -49,6 +49,23 @@ def test_what_finished_before_the_oldest_kept_session_leaves_and_what_the_book_n
     history = k.store.get("trading.history")
     assert (history["trimmed_orders"], history["trimmed_fills"]) == (2, 1)
     assert len(history["session_opens"]) == 2
+
+
+def test_a_stop_and_reverse_strategys_fills_are_trimmed_up_to_its_latest_reversal():
+    # Never flat, its position counted as open since its very first fill, so every fill it
+    # ever made stayed in the live book (sma_cross: ~250 a day, trimmed_fills 0 after 40 days).
+    k = LocalKernel()
+    opens(k, keep=1)
+    fill(k, "T1", "s", "BUY")
+    fill(k, "T2", "s", "SELL", 150)  # long -> short
+    opens(k, keep=1)
+    fill(k, "T3", "s", "BUY", 150)  # short -> long: the position held now opened here
+    fill(k, "T4", "s", "BUY")
+    opens(k, keep=1)
+    assert sorted(k.store.get("trading.trades")) == ["T3", "T4"]
+    position = k.store.get(f"trading.positions.s:{SYM}")
+    assert position["net_quantity"] == 150 and position["opened_seq"] is not None
+    assert k.store.get("trading.history")["trimmed_fills"] == 2
 
 
 def test_a_position_s_last_fill_stays_however_old():

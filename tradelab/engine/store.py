@@ -16,8 +16,10 @@ from typing import Any
 # strategy's record (`runner.by_strategy`). 3: a position a reconciliation fix adopts is valued
 # at the symbol's latest mark at once (was at the next mark). 4: a daily loss breach halts by
 # itself (`risk.control`, `risk.breach`); a broker's disconnect and reconnect set its health.
-# 5: each position's last logged round trip (`trading.logged_exits`).
-FOLD_VERSION = 5
+# 5: each position's last logged round trip (`trading.logged_exits`). 6: a position reversed
+# by one fill opened with that fill (`opened_seq`, `opened_ts`), so the book trims the fills
+# before it.
+FOLD_VERSION = 6
 
 
 def default_reducers() -> dict[str, list]:

@@ -7,7 +7,7 @@ and the trades table read back from the journal (never a second store), with CSV
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,16 +71,32 @@ class TradeLog:
             if opened and trade["seq"] >= opened:
                 fills.setdefault(pid, []).append(trade)
         for pid in unlogged:
-            for fill in sorted(fills.get(pid, ()), key=lambda t: t["seq"]):
-                self.on_fill(fill)
+            self._fold_from_opening(fills.get(pid, ()), journal=True)
             self._open.pop(pid, None)  # its opening fill was not kept: nothing to log
         for pid in since:
-            for fill in sorted(fills.get(pid, ()), key=lambda t: t["seq"]):
-                self.on_fill(fill, journal=False)  # logged before the restart already
+            # Logged before the restart already: folded only.
+            self._fold_from_opening(fills.get(pid, ()), journal=False)
             if int(self._open.get(pid, {}).get("net", 0)) != int(positions[pid]["net_quantity"]):
                 pos = positions[pid]
                 net = int(pos["net_quantity"])
                 self._open[pid] = self._new(pos, net, float(pos["average_price"]), None, None)
+
+    def _fold_from_opening(self, fills: Iterable[Mapping[str, Any]], journal: bool) -> None:
+        """Fold a position's fills since it opened. Its opening fill may have reversed it (the
+        book keeps no fill before that): then only the remainder past zero opens the trip."""
+        ordered = sorted(fills, key=lambda t: t["seq"])
+        if ordered:
+            first = ordered[0]
+            signed = int(first["quantity"]) * (1 if first["side"] == "BUY" else -1)
+            after = int(first.get("position_after", signed))
+            if after * signed > 0 and abs(after) < abs(signed):  # it crossed zero
+                price, fee = float(first["price"]), float(first["fee"])
+                trip = self._new(first, after, price, first["ts"], first["trade_id"])
+                trip["fees"] = fee * abs(after) / abs(signed)
+                self._open[first["position_id"]] = trip
+                ordered = ordered[1:]
+        for fill in ordered:
+            self.on_fill(fill, journal=journal)
 
     @staticmethod
     def _new(fill: Mapping[str, Any], signed: int, price: float, ts, trade_id) -> dict[str, Any]:

@@ -159,7 +159,10 @@ def trade_reducer(view: Any, event: Event) -> Iterable[Change]:
     # not when the engine stamped it; the stamp for a fill without one.
     at = p.get("ts") or event.ts
     updated["updated_ts"] = at
-    if position["net_quantity"] == 0:
+    before, after = position["net_quantity"], updated["net_quantity"]
+    if before == 0 or before * after < 0:
+        # From flat, or a reversal: the position held now opened with this fill (the book
+        # keeps its fills from here; a stop-and-reverse strategy is never flat).
         updated["opened_ts"] = at
         updated["opened_seq"] = event.seq
     trade = dict(p)
