@@ -118,3 +118,20 @@ def test_metrics_export_journal_commit_and_critical_ack_latency(lab):
     assert figures[("tradelab_journal_commit_latency_samples_total", ())] >= acked
     assert figures[("tradelab_journal_latency_unsampled_batches_total", ())] == 0
     assert figures[("tradelab_journal_ack_log_syncs_total", ())] >= 1
+
+
+def test_metrics_carry_the_bridges_bounds_and_the_critical_priority_waits(lab):
+    # Neither was on /metrics: the bridge's history and pending queue are bounded and drop
+    # when full, and the README names the waits beside their seconds.
+    from tradelab.bridge.server import bridge_routes
+    from tradelab.ui.routes import bridge_figures
+
+    hub = bridge_routes(lab.engine)[0][2]["hub"]
+    routes = metrics_routes(lab, extra=lambda: bridge_figures(hub))
+    with serve_routes(routes) as base:
+        scraped = scrape(base)
+    assert ("tradelab_engine_critical_priority_waits_total", ()) in scraped
+    assert scraped[("tradelab_bridge_pending_limit", ())] > 0
+    assert scraped[("tradelab_bridge_history_capacity", ())] > 0
+    for name in ("clients", "pending_dropped", "resyncs", "dropped", "write_timeouts"):
+        assert scraped[(f"tradelab_bridge_{name}", ())] == 0

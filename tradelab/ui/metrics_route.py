@@ -53,6 +53,12 @@ _ENGINE_FIGURES = (
         "Time submitters waited for room in the queue.",
     ),
     (
+        "critical_priority_waits",
+        "tradelab_engine_critical_priority_waits",
+        "counter",
+        "Times ordinary submitters stepped aside for a critical event in flight.",
+    ),
+    (
         "critical_priority_wait_seconds",
         "tradelab_engine_critical_priority_wait_seconds",
         "counter",
