@@ -28,3 +28,24 @@ def test_a_replica_refuses_a_topic_it_is_never_sent_and_takes_the_engines_own(tm
         engine.submit("test.blob", {"n": 1}, wait=True)
         assert replica.wait_for_seq(engine.flush(), 20)
     assert [event.payload for event in seen] == [{"n": 1}]
+
+
+def test_a_star_subscriber_gets_the_journals_events_only_not_its_own_failures(tmp_path):
+    # The replica's bus reports a failing handler as bus.handler_failed (seq 0): "*" handed
+    # it to the failing handler itself, twice the calls and out of seq order.
+    engine = Engine(journal_path=str(tmp_path / "lab.duckdb"), snapshot_every_seconds=0)
+    with engine, BridgeServer(engine) as server, connect(server.url) as replica:
+        seen, failures = [], []
+
+        def raises(event):
+            seen.append(event)
+            raise RuntimeError("on purpose")
+
+        replica.subscribe("*", raises)
+        replica.subscribe("bus.handler_failed", failures.append)  # asked for by name: it comes
+        for i in range(3):
+            engine.submit("mark.updated", {"symbol": "A", "price": float(i)})
+        assert replica.wait_for_seq(engine.flush(), 20)
+    assert seen and all(event.seq for event in seen)
+    assert [e.seq for e in seen] == sorted(e.seq for e in seen)
+    assert failures

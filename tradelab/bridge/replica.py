@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import logging
 import random
 import socket
@@ -36,6 +37,7 @@ from tradelab.bridge.replica_inputs import (
     websocket_url,
 )
 from tradelab.bus import EventBus
+from tradelab.bus.failures import HANDLER_FAILED
 from tradelab.engine.store import build_store
 from tradelab.errors import SchemaVersionError, TradelabError
 from tradelab.events import Event
@@ -113,7 +115,24 @@ class Replica:
         check_subscription(
             topic_pattern, self.store, self.topics
         )  # else a typo would never fire, unsaid
-        return self.bus.subscribe(topic_pattern, fn)
+
+        if not callable(fn) or topic_pattern == HANDLER_FAILED:
+            return self.bus.subscribe(topic_pattern, fn)  # refused, or asked for by name
+        # The replica's own bus also carries its failure reports (bus.handler_failed, seq 0):
+        # not the engine's journal, and a failing "*" handler would be handed its own.
+        if inspect.iscoroutinefunction(fn):
+
+            async def journaled_only(event: Event) -> Any:
+                return await fn(event) if event.seq else None
+
+        else:
+
+            def journaled_only(event: Event) -> Any:
+                return fn(event) if event.seq else None
+
+        return self.bus.subscribe(
+            topic_pattern, journaled_only, name=getattr(fn, "__qualname__", None)
+        )
 
     def wait_for_seq(self, seq: int, timeout: float | None = None) -> bool:
         """Block until the replica has applied `seq` (True) or `timeout` s passed (False)."""
