@@ -26,7 +26,6 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from types import MappingProxyType
 from typing import Any
 
 from tradelab.errors import (
@@ -34,8 +33,8 @@ from tradelab.errors import (
     LifecycleError,
 )
 from tradelab.market.clock import WallClock
-from tradelab.market.reducers import bar_mark_price
 from tradelab.runner.context import StrategyContext
+from tradelab.runner.handling import EventHandlingMixin
 from tradelab.runner.hook_watch import HookWatch
 from tradelab.runner.inbox import RunnerInbox
 from tradelab.runner.lockstep import LockstepMixin
@@ -44,8 +43,6 @@ from tradelab.runner.operator_commands import OperatorCommandsMixin
 from tradelab.runner.slots import StrategySlot, StrategySlotsMixin
 from tradelab.runner.strategy import (
     FAILED,
-    PAUSED,
-    RUNNING,
     Strategy,
     check_journalable_params,
 )
@@ -57,7 +54,7 @@ _JOURNALED = ("market.bar", "mark.updated", "trade.executed", "reconciliation.fi
 _STOP = object()
 
 
-class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
+class StrategyRunner(EventHandlingMixin, LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
     """`add(strategy)`, `start(who)`, `pause/resume/stop_strategy(name, who)`, `stop(who)`."""
 
     def __init__(
@@ -341,80 +338,3 @@ class StrategyRunner(LockstepMixin, OperatorCommandsMixin, StrategySlotsMixin):
                     reason="inbox overflow: events were dropped",
                     cancel_openings=True,
                 )
-
-    def _handle(self, event: Any) -> None:
-        topic = event.topic
-        payload = event.payload
-        self.current_ts = payload.get("end") or payload.get("ts") or self.current_ts  # bar: end
-        if event.seq:
-            self.current_seq = event.seq
-            self.events_handled += 1
-        if topic == "market.tick":
-            self._each("on_tick", payload)
-        elif topic == "market.bar":
-            price = bar_mark_price(payload)  # a backtest's bar is also the mark (mark.updated)
-            if price is not None:
-                self.monitor.on_price(payload["symbol"], price)
-            self._each("on_bar", payload)
-            with self._progress:
-                self.bars_handled += 1
-                if self._bar_waiters:  # a backtest's own loop waits for nobody: no notify
-                    self._progress.notify_all()
-            if self._source is not None and self.bars_handled < self._source[1]:
-                self._play(self.bars_handled)
-        elif topic == "mark.updated":
-            self.monitor.on_mark(payload)
-        elif topic == "trade.executed":
-            self._on_trade(event.seq, payload)
-        elif topic == "reconciliation.fixed":
-            # A fill the broker made and the book adopted (a missed report, or a session
-            # started beside an account that holds positions) is the strategy's as any other:
-            # without it, a strategy that had sold its straddle would sell it again.
-            trade = payload.get("trade")
-            if trade is not None:  # an adjusting trade has no market time of its own: now's
-                self._on_trade(event.seq, {**trade, "ts": trade.get("ts") or self.current_ts})
-        elif topic.startswith("order."):
-            self.monitor.on_order_event(topic, payload)
-            if topic in ("order.cancelled", "order.rejected", "order.denied"):
-                slot = self._slots.get(payload.get("strategy"))
-                if slot is not None:
-                    slot.ctx._on_order_finished(payload)
-
-    def _on_trade(self, seq: int, payload: Any) -> None:
-        trade = self.engine.store.get(f"trading.trades.{payload.get('trade_id')}", None)
-        if trade is not None and trade.get("seq", seq) != seq:
-            return  # a late report of a fill booked (and handed on) at an earlier seq
-        if seq > self._seeded_seq:  # else the round trips were seeded with it
-            self.trade_log.on_fill(payload)
-        if trade is not None and seq > self._seeded_seq:
-            after = trade["position_after"]
-            before = after - (trade["quantity"] if trade["side"] == "BUY" else -trade["quantity"])
-            if before * after < 0:  # dropped before on_fill: levels set there are the new side's
-                self.monitor.on_position_reversed(payload["position_id"])
-            self.monitor.on_fill(payload["position_id"], trade["symbol"], trade["price"])
-        # Flat after this fill, by the fill's own record (the store's position may already hold
-        # a later fill: two fills on one quote): its levels go, before on_fill, where levels
-        # set are for the position the strategy opens next.
-        if trade is not None:
-            flat = not trade["position_after"]
-        else:
-            pos = self.engine.store.get(f"trading.positions.{payload['position_id']}", None)
-            flat = pos is not None and not pos["net_quantity"]
-        if flat:
-            self.monitor.on_position_flat(payload["position_id"])
-        slot = self._slots.get(payload["strategy"])
-        if slot is not None:
-            if seq > slot.ctx.seeded_seq:
-                slot.ctx._on_fill(payload)
-            if slot.state == RUNNING:
-                self._call(slot, "on_fill", MappingProxyType(payload))
-            elif slot.state == PAUSED:
-                slot.hold_fill(payload)
-
-    def _each(self, hook: str, payload: Any) -> None:
-        # Read-only: one strategy changing a bar must not change what the next one (or the
-        # trade log, or another bus subscriber) sees.
-        payload = MappingProxyType(payload)
-        for slot in self._slots.values():
-            if slot.state == RUNNING:
-                self._call(slot, hook, payload)

@@ -1,0 +1,94 @@
+"""How the runner hands one journaled event or tick to its strategies, its position monitor
+and its trade log (`StrategyRunner._dispatch` calls `_handle` on the runner's thread).
+
+Order, per event: the monitor first (a bar's or mark's price checks the exit levels; a fill
+moves them), then the strategies' hooks (read-only payloads, so one strategy cannot change
+what the next sees); a fill also reaches the trade log, once, at the seq it was booked at.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+from tradelab.market.reducers import bar_mark_price
+from tradelab.runner.strategy import PAUSED, RUNNING
+
+
+class EventHandlingMixin:
+    def _handle(self, event: Any) -> None:
+        topic = event.topic
+        payload = event.payload
+        self.current_ts = payload.get("end") or payload.get("ts") or self.current_ts  # bar: end
+        if event.seq:
+            self.current_seq = event.seq
+            self.events_handled += 1
+        if topic == "market.tick":
+            self._each("on_tick", payload)
+        elif topic == "market.bar":
+            price = bar_mark_price(payload)  # a backtest's bar is also the mark (mark.updated)
+            if price is not None:
+                self.monitor.on_price(payload["symbol"], price)
+            self._each("on_bar", payload)
+            with self._progress:
+                self.bars_handled += 1
+                if self._bar_waiters:  # a backtest's own loop waits for nobody: no notify
+                    self._progress.notify_all()
+            if self._source is not None and self.bars_handled < self._source[1]:
+                self._play(self.bars_handled)
+        elif topic == "mark.updated":
+            self.monitor.on_mark(payload)
+        elif topic == "trade.executed":
+            self._on_trade(event.seq, payload)
+        elif topic == "reconciliation.fixed":
+            # A fill the broker made and the book adopted (a missed report, or a session
+            # started beside an account that holds positions) is the strategy's as any other:
+            # without it, a strategy that had sold its straddle would sell it again.
+            trade = payload.get("trade")
+            if trade is not None:  # an adjusting trade has no market time of its own: now's
+                self._on_trade(event.seq, {**trade, "ts": trade.get("ts") or self.current_ts})
+        elif topic.startswith("order."):
+            self.monitor.on_order_event(topic, payload)
+            if topic in ("order.cancelled", "order.rejected", "order.denied"):
+                slot = self._slots.get(payload.get("strategy"))
+                if slot is not None:
+                    slot.ctx._on_order_finished(payload)
+
+    def _on_trade(self, seq: int, payload: Any) -> None:
+        trade = self.engine.store.get(f"trading.trades.{payload.get('trade_id')}", None)
+        if trade is not None and trade.get("seq", seq) != seq:
+            return  # a late report of a fill booked (and handed on) at an earlier seq
+        if seq > self._seeded_seq:  # else the round trips were seeded with it
+            self.trade_log.on_fill(payload)
+        if trade is not None and seq > self._seeded_seq:
+            after = trade["position_after"]
+            before = after - (trade["quantity"] if trade["side"] == "BUY" else -trade["quantity"])
+            if before * after < 0:  # dropped before on_fill: levels set there are the new side's
+                self.monitor.on_position_reversed(payload["position_id"])
+            self.monitor.on_fill(payload["position_id"], trade["symbol"], trade["price"])
+        # Flat after this fill, by the fill's own record (the store's position may already hold
+        # a later fill: two fills on one quote): its levels go, before on_fill, where levels
+        # set are for the position the strategy opens next.
+        if trade is not None:
+            flat = not trade["position_after"]
+        else:
+            pos = self.engine.store.get(f"trading.positions.{payload['position_id']}", None)
+            flat = pos is not None and not pos["net_quantity"]
+        if flat:
+            self.monitor.on_position_flat(payload["position_id"])
+        slot = self._slots.get(payload["strategy"])
+        if slot is not None:
+            if seq > slot.ctx.seeded_seq:
+                slot.ctx._on_fill(payload)
+            if slot.state == RUNNING:
+                self._call(slot, "on_fill", MappingProxyType(payload))
+            elif slot.state == PAUSED:
+                slot.hold_fill(payload)
+
+    def _each(self, hook: str, payload: Any) -> None:
+        # Read-only: one strategy changing a bar must not change what the next one (or the
+        # trade log, or another bus subscriber) sees.
+        payload = MappingProxyType(payload)
+        for slot in self._slots.values():
+            if slot.state == RUNNING:
+                self._call(slot, hook, payload)
