@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import inspect
 import logging
 import random
 import socket
@@ -31,6 +30,7 @@ from tradelab.bridge.protocol import BridgeAddressError, BridgeAuthError, Bridge
 from tradelab.bridge.replica_inputs import (
     Auth,
     check_subscription,
+    journaled_only,
     no_such_host,
     nothing_listens,
     request_headers,
@@ -118,20 +118,8 @@ class Replica:
 
         if not callable(fn) or topic_pattern == HANDLER_FAILED:
             return self.bus.subscribe(topic_pattern, fn)  # refused, or asked for by name
-        # The replica's own bus also carries its failure reports (bus.handler_failed, seq 0):
-        # not the engine's journal, and a failing "*" handler would be handed its own.
-        if inspect.iscoroutinefunction(fn):
-
-            async def journaled_only(event: Event) -> Any:
-                return await fn(event) if event.seq else None
-
-        else:
-
-            def journaled_only(event: Event) -> Any:
-                return fn(event) if event.seq else None
-
         return self.bus.subscribe(
-            topic_pattern, journaled_only, name=getattr(fn, "__qualname__", None)
+            topic_pattern, journaled_only(fn), name=getattr(fn, "__qualname__", None)
         )
 
     def wait_for_seq(self, seq: int, timeout: float | None = None) -> bool:

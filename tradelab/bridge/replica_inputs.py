@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import base64
 import difflib
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from tradelab.bus.failures import HANDLER_FAILED
 from tradelab.bus.topics import check_pattern, is_glob
 from tradelab.errors import InvalidInputError, UnknownTopicError
-from tradelab.events import TopicRegistry
+from tradelab.events import Event, TopicRegistry
 
 Auth = tuple[str, str] | str | Mapping[str, str] | None
 
@@ -95,3 +96,20 @@ def check_subscription(pattern: object, store: Any, topics: frozenset[str] | Non
             "'trade.*' (the engine named its topics when this replica connected: one it "
             "registered since is known after a reconnect, and a glob gets its events now)"
         )
+
+
+def journaled_only(fn: Callable[[Event], Any]) -> Callable[[Event], Any]:
+    """`fn`, called for journaled events only (seq > 0). A replica's own bus also carries its
+    failure reports (bus.handler_failed, seq 0): not the engine's journal, and a failing "*"
+    handler would be handed its own."""
+    if inspect.iscoroutinefunction(fn):
+
+        async def journaled_coroutine(event: Event) -> Any:
+            return await fn(event) if event.seq else None
+
+        return journaled_coroutine
+
+    def journaled(event: Event) -> Any:
+        return fn(event) if event.seq else None
+
+    return journaled
