@@ -120,3 +120,42 @@ def test_a_replay_of_several_days_keeps_one_sessions_book_and_the_journal_keeps_
     assert set(kept) <= set(journaled)
     assert len(trades_frame(journal)) == len(journaled) // 2  # every round trip, from the journal
     assert verify_journal(journal).ok  # a fold of the journal: replayed, it trims the same
+
+
+def test_expired_contracts_leave_the_live_state_when_a_session_opens():
+    # Bars and marks of every contract ever quoted stayed for good (~140 KB a session day of
+    # weekly strikes), and so did their flat positions.
+    from tradelab.lab_days import expired_symbols
+    from tradelab.market.instruments import OptionUniverse
+    from tradelab.runner import strategy_state
+
+    k = LocalKernel()
+    k.store.register_reducers(strategy_state.reducers())  # trade.logged: the logged exits
+    old, live = "NIFTY25N1123900CE", SYM
+    for symbol in (old, live):
+        k.submit("mark.updated", {"symbol": symbol, "price": 100.0, "ts": 1}, key=symbol)
+    bar = {"interval": "15m", "start": 0, "end": 900, "open": 1.0, "high": 1.0, "low": 1.0}
+    k.submit("market.bar", {**bar, "symbol": old, "close": 1.0, "volume": 0, "ticks": 1}, key=old)
+    fill(k, "T1", "s", "BUY")
+    fill(k, "T2", "s", "SELL")  # flat in SYM: not expired, stays
+    for trade_id, side in (("X1", "BUY"), ("X2", "SELL")):  # flat in the expired contract
+        k.submit(
+            "trade.executed",
+            {
+                "position_id": f"s:{old}", "strategy": "s", "symbol": old, "lot_size": 75,
+                "quantity": 75, "side": side, "price": 100.0, "fee": 0.0, "trade_id": trade_id,
+                "ts": 1,
+            },
+            key=f"s:{old}",
+        )  # fmt: skip
+    logged = {"position_id": f"s:{old}", "strategy": "s", "exit_trade_id": "X2"}
+    k.submit("trade.logged", logged, key=f"s:{old}")
+    assert expired_symbols(k.store, OptionUniverse(), "2025-11-12") == [old]
+    assert expired_symbols(k.store, OptionUniverse(), "2025-11-11") == []
+    k.submit(TOPIC, {"keep_sessions": 5, "expired_symbols": [old]}, key="trading")
+    assert sorted(k.store.get("market.marks")) == [live]
+    assert old not in (k.store.get("market.bars", None) or {})
+    assert k.store.get(f"trading.positions.s:{SYM}") is not None
+    assert k.store.get(f"trading.positions.s:{old}", None) is None
+    assert f"s:{old}" not in (k.store.get("trading.logged_exits", None) or {})
+    assert k.store.get("trading.history")["trimmed_contracts"] == 1

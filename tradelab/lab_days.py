@@ -8,8 +8,9 @@ a time.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from tradelab.errors import TradelabError
 from tradelab.lab_sessions import (
     clock_to_close,
     day_close_ns,
@@ -59,7 +60,10 @@ class TradingDays:
         if (store.get("market.session", None) or {}).get("session_date") != session_date:
             lab.router.open_session(at_ns, source=lab.market_source)
             keep = lab.config.book_history_sessions
-            lab.engine.submit(TRIM_TOPIC, {"keep_sessions": keep}, key="trading")
+            expired = expired_symbols(store, lab.universe, session_date)
+            lab.engine.submit(
+                TRIM_TOPIC, {"keep_sessions": keep, "expired_symbols": expired}, key="trading"
+            )
         # Left working by a session stopped before its close: expired by the exchange since.
         expire_day_orders(store, lab.desk, sent_before=ist_date(at_ns))
         # Held past an expiry a restart skipped.
@@ -98,3 +102,17 @@ class TradingDays:
         lab = self.lab
         if not lab._stop.is_set():
             self.close_day(lab.close_ns)
+
+
+def expired_symbols(store: Any, universe: Any, session_date: str) -> list[str]:
+    """The quoted contracts whose expiry is before `session_date` (an index or a stock has
+    none): the state drops their bars and marks when that session opens."""
+    expired = []
+    for symbol in store.get("market.marks", None) or {}:
+        try:
+            expiry = getattr(universe.parse(symbol), "expiry", None)
+        except TradelabError:
+            continue
+        if expiry is not None and expiry.isoformat() < session_date:
+            expired.append(symbol)
+    return sorted(expired)

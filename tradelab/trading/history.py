@@ -12,6 +12,10 @@ opened:
 Working orders, positions, P&L and everything else stay. What went is counted in
 `trading.history` (`trimmed_orders`, `trimmed_fills`; `tradelab_book_history_trimmed_total`).
 Seqs, not times: the same journal trims the same way however fast it was played.
+The event also names the contracts that expired before the session (`expired_symbols`, the
+Lab's reading of the calendar, journaled so a replay trims alike): their bars and marks go,
+and their positions once flat with their last round trip logged (`trimmed_contracts`), so
+quoting a new weekly expiry's strikes every week does not grow the state for good.
 """
 
 from __future__ import annotations
@@ -39,7 +43,33 @@ def history_trimmed_reducer(view: Any, event: Event) -> Iterable[Change]:
         orders = sum(1 for path, _ in changes if path.startswith("trading.orders."))
         history["trimmed_orders"] = history.get("trimmed_orders", 0) + orders
         history["trimmed_fills"] = history.get("trimmed_fills", 0) + len(changes) - orders
+    expired = _expired_contracts(view, event.payload.get("expired_symbols") or ())
+    if expired:
+        changes.extend(expired)
+        history["trimmed_contracts"] = history.get("trimmed_contracts", 0) + len(
+            {path.split(".")[2] for path, _ in expired if path.startswith("market.")}
+        )
     return [*changes, ("trading.history", history)]
+
+
+def _expired_contracts(view: Any, symbols: Iterable[str]) -> list[Change]:
+    symbols = set(symbols)
+    changes: list[Change] = []
+    for symbol in sorted(symbols):
+        for where in ("market.bars", "market.marks"):
+            if view.get(f"{where}.{symbol}") is not None:
+                changes.append((f"{where}.{symbol}", DELETE))
+    logged = view.get("trading.logged_exits") or {}
+    for pid, position in (view.get("trading.positions") or {}).items():
+        if (
+            position.get("symbol") in symbols
+            and not position.get("net_quantity")
+            and logged.get(pid) == position.get("last_trade_id")
+        ):
+            changes.append((f"trading.positions.{pid}", DELETE))
+            if pid in logged:
+                changes.append((f"trading.logged_exits.{pid}", DELETE))
+    return changes
 
 
 def _trimmed(trading: dict[str, Any], before_seq: int) -> list[Change]:
