@@ -368,8 +368,11 @@ def test_a_config_files_risk_limits_deny_a_backtests_orders_as_in_a_session(tmp_
     result = run_backtest(bars, SmaCross(fast=2, slow=3), risk=RiskConfig(max_order_quantity=1))
     assert len(result.fills) == 1 and len(result.refused_orders) == 1
     assert len(run_backtest(bars, SmaCross(fast=2, slow=3), risk=RiskConfig()).fills) == 3
-    with pytest.raises(InvalidInputError, match="must be a tradelab.trading.RiskConfig"):
+    with pytest.raises(InvalidInputError, match=r"must be a tradelab\.trading\.risk\.RiskConfig"):
         run_backtest(bars, SmaCross(fast=2, slow=3), risk={"max_order_quantity": 1})
+    from tradelab.trading.risk import RiskConfig as Named  # the name it gives can be imported
+
+    assert Named is RiskConfig
 
 
 def test_a_strategy_that_trades_on_ticks_only_is_told_a_backtest_plays_bars(tmp_path, caplog):
