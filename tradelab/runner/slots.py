@@ -25,7 +25,7 @@ from tradelab.errors import InvalidOrderError, OrderRejectedError, TradelabError
 from tradelab.runner.context import StrategyContext
 from tradelab.runner.strategy import FAILED, PAUSED, RUNNING, STOPPED, Strategy
 from tradelab.runner.strategy_state import restored_params
-from tradelab.trading.risk import held_units, orders_not_reducing
+from tradelab.trading.holdings import held_units, orders_not_reducing
 
 log = logging.getLogger("tradelab.runner.runner")  # the runner's log, as before the split
 MAIN_THREAD = threading.main_thread()

@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from tradelab.errors import InvalidInputError, OrderRejectedError, TradelabError
 from tradelab.market.clock import NS_PER_S, WallClock
 from tradelab.trading.book import position_id
+from tradelab.trading.holdings import held_units, orders_not_reducing, working_orders
 from tradelab.trading.orders import OrderRequest, OrderType, Side
 from tradelab.trading.risk_config import RiskConfig
 from tradelab.trading.risk_state import ACTIVE, HALT_MODES, HALTED, REDUCING, control_state
@@ -360,19 +361,6 @@ class RiskGate:
         return total
 
 
-def working_orders(
-    store: Any, strategy: str, symbol: str, side: str | None = None
-) -> dict[str, dict[str, Any]]:
-    """The working orders of `strategy` in `symbol` (only `side`'s if given), by order id."""
-    return {
-        order_id: order
-        for order_id, order in (store.get("trading.working", None) or {}).items()
-        if order.get("strategy") == strategy
-        and order["symbol"] == symbol
-        and (side is None or order["side"] == side)
-    }
-
-
 def _check_operator(by: Any, reason: Any, command: str) -> None:
     for name, value in (("by", by), ("reason", reason)):
         if not isinstance(value, str) or not value.strip():
@@ -380,30 +368,3 @@ def _check_operator(by: Any, reason: Any, command: str) -> None:
                 f"risk {command} needs {name!r} as non-empty text (who asked and why), "
                 f"got {value!r}"
             )
-
-
-def held_units(store: Any, strategy: str, symbol: str) -> int:
-    """The net units `strategy` holds in `symbol`, as the store has them (0: none)."""
-    pid = position_id(strategy, symbol)
-    return (store.get(f"trading.positions.{pid}", None) or {}).get("net_quantity", 0)
-
-
-def orders_not_reducing(
-    working: Mapping[str, Mapping[str, Any]], held: Callable[[str, str], int]
-) -> list[str]:
-    """Of `working` orders (id -> record, in the order they were placed), those that do not
-    reduce their strategy's position (`held(strategy, symbol)`): an opening order, and the
-    later exits once earlier ones already cover the position."""
-    blocked = []
-    exit_room: dict[str, int] = {}  # per position: exit quantity not yet covered
-    for order_id, order in working.items():
-        units = held(order.get("strategy"), order["symbol"])
-        pid = position_id(order.get("strategy"), order["symbol"])
-        room = exit_room.setdefault(pid, abs(units))
-        quantity = order.get("remaining_quantity") or 0
-        exits = units != 0 and order["side"] == ("SELL" if units > 0 else "BUY")
-        if exits and quantity <= room:
-            exit_room[pid] = room - quantity
-        else:
-            blocked.append(order_id)
-    return blocked
