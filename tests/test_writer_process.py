@@ -510,6 +510,26 @@ def test_a_stop_waiting_on_a_stopped_writer_process_says_so(tmp_path, monkeypatc
     assert [e.key for e in JournalReader(path).events(topic="trade.executed")] == ["T1"]
 
 
+def test_a_stop_behind_a_slow_bus_handler_says_the_kernel_is_held_not_the_writer(
+    tmp_path, monkeypatch, caplog
+):
+    # It blamed "the final snapshot; the journal writer ... is sleeping" while thousands of
+    # events waited behind a slow subscriber.
+    import time
+
+    from tradelab.engine import stop_notice
+
+    monkeypatch.setattr(stop_notice, "NOTICE_EVERY_SECONDS", 0.3)
+    engine = _engine(tmp_path).start()
+    engine.bus.subscribe("mark.updated", lambda event: time.sleep(0.01))
+    for i in range(150):
+        engine.submit("mark.updated", {"symbol": "A", "price": float(i)})
+    with caplog.at_level("WARNING", logger="tradelab.engine"):
+        engine.stop(timeout=30)
+    notices = [r.getMessage() for r in caplog.records if "stopping: waited" in r.getMessage()]
+    assert notices and "events still wait for the kernel (a slow bus handler" in notices[0]
+
+
 def test_a_writer_process_that_stops_answering_is_failed_and_nothing_acknowledged_is_lost(
     tmp_path,
 ):

@@ -225,7 +225,7 @@ class Engine(EngineControls):
             assert self._kernel is not None
             # One budget for the snapshot, the stopped event and the kernel's end.
             deadline = time.monotonic() + timeout
-            with StopNotice(self._writer_pid()) as notice:
+            with StopNotice(self._writer_pid(), queued=self._queue.__len__) as notice:
                 if self.state != STOPPING:  # a second stop() after a timeout only waits again
                     self._stop_journaled(notice, deadline)
                     self._kernel.request_stop()

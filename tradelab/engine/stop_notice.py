@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from tradelab.journal.writer_watch import process_state
 
@@ -21,9 +22,17 @@ class StopNotice:
     """Context manager: while open, logs a warning every `every` seconds naming `step` (set it
     as the stop moves on) and the writer process's state; silent when the stop is quick."""
 
-    def __init__(self, writer_pid: int | None, every: float | None = None) -> None:
+    def __init__(
+        self,
+        writer_pid: int | None,
+        every: float | None = None,
+        queued: Callable[[], int] | None = None,
+    ) -> None:
+        """`queued`: how many events still wait for the kernel (a slow bus handler holds the
+        kernel: the stop then waits on it, not on the writer)."""
         self.step = "the engine to stop"
         self._writer_pid = writer_pid
+        self._queued = queued
         self._every = NOTICE_EVERY_SECONDS if every is None else every
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="engine-stop-notice", daemon=True)
@@ -45,9 +54,16 @@ class StopNotice:
                 if self._writer_pid is not None
                 else ""
             )
+            queued = self._queued() if self._queued is not None else 0
+            behind = (
+                f"; {queued} events still wait for the kernel (a slow bus handler holds it)"
+                if queued
+                else ""
+            )
             log.warning(
-                "stopping: waited %.0f s for %s%s",
+                "stopping: waited %.0f s for %s%s%s",
                 time.monotonic() - self._started,
                 self.step,
+                behind,
                 writer,
             )
