@@ -165,7 +165,11 @@ def backtest_command(
     from tradelab.runner import make_strategy
     from tradelab.settings import risk_limits, set_but_unused_by_backtest
 
-    if config_file is not None and (unused := set_but_unused_by_backtest(config_file)):
+    try:
+        unused = set_but_unused_by_backtest(config_file) if config_file is not None else []
+    except TradelabError as exc:  # a bad file: said as the run would say it
+        fail(exc, exit_code_for(exc))
+    if unused:
         click.echo(
             f"tradelab: note: a backtest does not use {', '.join(unused)} of {config_file} "
             "(a live session's: give --strategy, --param, --cash and --commission)",
