@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tradelab.broker.account import PaperAccount, PaperOrder, rejected_update
+from tradelab.broker.account import PaperAccount
 from tradelab.broker.account_file import AccountFileError
 from tradelab.broker.base import (
     BrokerDownError,
@@ -40,6 +40,7 @@ from tradelab.broker.base import (
     OrderListener,
 )
 from tradelab.broker.faults import PaperFaults
+from tradelab.broker.paper_order import PaperOrder, rejected_update
 from tradelab.broker.paper_pricing import PaperBrokerConfig, checked_terms, fill_terms
 from tradelab.broker.settlement import settle_expired
 from tradelab.errors import InvalidInputError, InvalidOrderError, OrderRejectedError

@@ -13,7 +13,8 @@ from typing import Any
 
 import param
 
-from tradelab.broker.account import PaperAccount, PaperOrder
+from tradelab.broker.account import PaperAccount
+from tradelab.broker.paper_order import PaperOrder
 from tradelab.broker.settlement import expiry_close_ns
 from tradelab.errors import InvalidInputError, OrderRejectedError
 from tradelab.market.clock import NS_PER_S, MarketHours

@@ -24,7 +24,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from tradelab.broker.account import PaperAccount, PaperOrder
+from tradelab.broker.account import PaperAccount
+from tradelab.broker.paper_order import PaperOrder
 from tradelab.errors import InvalidInputError
 from tradelab.market.clock import NS_PER_S
 from tradelab.market.instruments import OptionContract
