@@ -159,3 +159,29 @@ def test_expired_contracts_leave_the_live_state_when_a_session_opens():
     assert k.store.get(f"trading.positions.s:{old}", None) is None
     assert f"s:{old}" not in (k.store.get("trading.logged_exits", None) or {})
     assert k.store.get("trading.history")["trimmed_contracts"] == 1
+
+
+def test_fills_the_reconciler_has_not_covered_stay_however_old():
+    # Gone from the book, the next reconciliation found them "missed" at the broker and booked
+    # them again: double-booked fills, a wrong position, trading halted.
+    from tradelab.state import reducers as state_reducers
+
+    k = LocalKernel()
+    k.store.register_reducers(state_reducers.reducers())  # reconciliation.completed
+    opens(k, keep=1)
+    for trade_id, side, fill_seq in (("T1", "BUY", 1), ("T2", "SELL", 2), ("T3", "BUY", 3)):
+        k.submit(
+            "trade.executed",
+            {
+                "position_id": f"s:{SYM}", "strategy": "s", "symbol": SYM, "lot_size": 75,
+                "quantity": 75, "side": side, "price": 100.0, "fee": 0.0, "trade_id": trade_id,
+                "ts": 1, "fill_seq": fill_seq,
+            },
+            key=f"s:{SYM}",
+        )  # fmt: skip
+    k.submit("reconciliation.completed", {"fill_point": 1, "account_id": "A"}, key="paper")
+    opens(k, keep=1)
+    assert sorted(k.store.get("trading.trades")) == ["T2", "T3"]  # T1 covered; T2 not
+    k.submit("reconciliation.completed", {"fill_point": 3, "account_id": "A"}, key="paper")
+    opens(k, keep=1)
+    assert sorted(k.store.get("trading.trades")) == ["T3"]  # the open position's fill stays

@@ -70,8 +70,13 @@ class TradingDays:
         settle_expired_options(store, lab.broker, lab.engine.submit)
 
     def next_day(self, last_ns: int, first_ns: int) -> None:
-        """A replayed file's next IST day: close the day before, open this one."""
+        """A replayed file's next IST day: close the day before, open this one. In lockstep the
+        reconciler runs at each day's open too (its timer does when paced): its fill point is
+        what the book's trim may forget up to."""
         self.close_finished_day(last_ns)
+        lab = self.lab
+        if lab.lockstep and lab.reconciler is not None and lab.reconciler_config.run_on_start:
+            lab.reconciler.run_once()
         self.open(first_ns)
 
     def close_finished_day(self, last_ns: int) -> None:

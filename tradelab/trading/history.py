@@ -8,7 +8,9 @@ opened at (the last N) and, once N are noted, removes what finished before the o
 opened:
   - an order that is finished (filled, cancelled, rejected, denied) and last changed before it;
   - a fill before it, unless the book still needs it: a fill of a position open since it
-    opened (the trade log's seed after a restart) or a position's last fill (its close's record).
+    opened (the trade log's seed after a restart), a position's last fill (its close's record),
+    or a fill past the reconciler's fill point (gone, the next run would find it "missed" at
+    the broker and book it again).
 Working orders, positions, P&L and everything else stay. What went is counted in
 `trading.history` (`trimmed_orders`, `trimmed_fills`; `tradelab_book_history_trimmed_total`).
 Seqs, not times: the same journal trims the same way however fast it was played.
@@ -39,7 +41,8 @@ def history_trimmed_reducer(view: Any, event: Event) -> Iterable[Change]:
     changes: list[Change] = []
     if len(opens) == keep:  # the oldest kept session's open: what finished before it goes
         trading = view.get("trading") or {}
-        changes = _trimmed(trading, before_seq=opens[0])
+        reconciled = int((view.get("reconciliation.last_run") or {}).get("fill_point") or 0)
+        changes = _trimmed(trading, before_seq=opens[0], reconciled=reconciled)
         orders = sum(1 for path, _ in changes if path.startswith("trading.orders."))
         history["trimmed_orders"] = history.get("trimmed_orders", 0) + orders
         history["trimmed_fills"] = history.get("trimmed_fills", 0) + len(changes) - orders
@@ -72,7 +75,7 @@ def _expired_contracts(view: Any, symbols: Iterable[str]) -> list[Change]:
     return changes
 
 
-def _trimmed(trading: dict[str, Any], before_seq: int) -> list[Change]:
+def _trimmed(trading: dict[str, Any], before_seq: int, reconciled: int) -> list[Change]:
     positions = trading.get("positions") or {}
     last_fills = {p.get("last_trade_id") for p in positions.values()}
     open_since = {
@@ -86,6 +89,8 @@ def _trimmed(trading: dict[str, Any], before_seq: int) -> list[Change]:
         seq = trade.get("seq") or 0
         if seq >= before_seq or trade_id in last_fills:
             continue
+        if (trade.get("fill_seq") or 0) > reconciled:
+            continue  # the reconciler has not covered it: gone, it would look missed
         opened = open_since.get(trade.get("position_id"))
         if opened is not None and seq >= opened:
             continue  # part of a position still open
