@@ -1,6 +1,7 @@
 """The runner's inbox: latest quote wins for a strategy slower than the feed, journaled events
 keep their place, and a stop is not queued behind a backlog of ticks."""
 
+import queue
 import threading
 import time
 
@@ -68,7 +69,9 @@ def test_superseded_entries_do_not_count_against_the_bound():
         inbox.put_tick(tick("A", price))
         inbox.put_journaled(journaled(price + 1, "mark.updated"))
     assert inbox.qsize() == 2 and not inbox.overflowed and inbox.ticks_dropped == 0
-    assert drained(inbox) == [("A", 49), 50]
+    # Crowded (3 entries with the dead one), the newest took its waiting one's place.
+    assert inbox._queue.qsize() == 3
+    assert sorted(drained(inbox), key=str) == [("A", 49), 50]
 
 
 def test_a_full_inbox_keeps_a_symbols_newest_tick_in_the_place_of_its_waiting_one():
@@ -288,3 +291,25 @@ def test_a_hook_over_its_time_is_said_when_it_returns_though_no_poll_saw_it(capl
     caplog.clear()
     watch.leave(watch.enter("s", "on_bar", time.perf_counter()), 0.01)
     assert watch.stalls == 1 and caplog.text == ""
+
+
+def test_a_stalled_consumer_never_lets_the_queue_grow_past_its_bound():
+    # Superseded slots stayed in the queue uncounted: with the runner stuck in a hook, every
+    # tick added one for good (2M ticks: 2M entries, qsize() 40).
+    inbox = RunnerInbox(limit=1000)
+    for i in range(20_000):
+        inbox.put_tick(tick(f"S{i % 40}", float(i)))
+    assert inbox._queue.qsize() <= 1000 and inbox.qsize() == 40
+    assert inbox.ticks_dropped == 0  # each symbol's newest stays, in its waiting one's place
+    newest = {item.payload["symbol"]: item.payload["last"] for item in iter_drained(inbox)}
+    assert newest == {f"S{s}": float(19_960 + s) for s in range(40)}
+
+
+def iter_drained(inbox):
+    while True:
+        try:
+            item = inbox.get(False)
+        except queue.Empty:
+            return
+        if item is not None:
+            yield item

@@ -17,7 +17,9 @@ time, so nothing is superseded there and the journal does not depend on thread t
 Bound (`limit` entries waiting, superseded ones not counted), policy when full: a tick is
 dropped and counted (the next quote supersedes it); any other journaled event is dropped and
 counted and `overflowed` is set (the runner then stops every strategy: a strategy is never fed
-a gap); the kernel thread never waits. Commands come from people and are not bounded. Once
+a gap); the kernel thread never waits. Superseded slots stay in the queue until reached, so
+once it holds `limit` entries in all, a price takes its waiting one's place (no new slot) and a
+tick with none waiting is dropped: memory stays within twice the bound. Commands come from people and are not bounded. Once
 `skip_ticks` is set (the runner stopping), ticks still waiting are dropped when reached, so
 `on_stop` comes after the journaled events only.
 """
@@ -85,12 +87,17 @@ class RunnerInbox:
             waiting = self._waiting.get(key)
             if waiting is not None:
                 self.ticks_superseded += 1
-            if self.qsize() >= self.limit:
-                if waiting is not None:
-                    waiting.event = event  # full: the newest takes the waiting one's place
-                elif is_tick:
+            # Superseded slots stay in the queue until reached: past `limit` entries in all, a
+            # price takes its waiting one's place instead of leaving another (memory bounded:
+            # at most `limit` entries of prices and dead slots, and `limit` live others).
+            crowded = self._queue.qsize() >= self.limit
+            if waiting is not None and crowded:
+                waiting.event = event
+                return
+            if (is_tick and crowded) or self.qsize() >= self.limit:
+                if is_tick:
                     self.ticks_dropped += 1
-                else:
+                else:  # a mark no waiting one can take: a journaled event dropped
                     self.events_dropped += 1
                     self.overflowed = True
                 return
