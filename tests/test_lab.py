@@ -515,3 +515,21 @@ def test_a_journal_that_named_its_simulated_market_by_seed_alone_goes_on_with_th
     check_same_market(Store("the simulated market of seed 7"), now, resume_ns)
     with pytest.raises(InvalidInputError, match="seed 8"):
         check_same_market(Store("the simulated market of seed 8"), now, resume_ns)
+
+
+def test_every_simulated_market_setting_that_draws_the_path_is_part_of_its_source():
+    # The quote sizes' bound moves every later price draw: a restart with another
+    # max_quote_lots was accepted on a different path.
+    from types import SimpleNamespace
+
+    from tradelab.lab_config import LabConfig
+    from tradelab.lab_sessions import market_source
+    from tradelab.market.feeds import SimulatedFeedConfig
+
+    def source(**settings):
+        feed = SimpleNamespace(config=SimulatedFeedConfig(**settings), tick_interval_ns=10**8)
+        return market_source(LabConfig(), feed)
+
+    assert source() == source()
+    for setting in ({"max_quote_lots": 1}, {"spot": 30_000.0}, {"atm_iv": 0.2}):
+        assert source(**setting) != source(), setting

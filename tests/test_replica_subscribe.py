@@ -49,3 +49,21 @@ def test_a_star_subscriber_gets_the_journals_events_only_not_its_own_failures(tm
     assert seen and all(event.seq for event in seen)
     assert [e.seq for e in seen] == sorted(e.seq for e in seen)
     assert failures
+
+
+def test_a_replicas_handlers_keep_the_names_the_bus_gives_them(tmp_path):
+    # Every one was named after the internal wrapper (journaled_only.<locals>.journaled).
+    import functools
+
+    from tradelab.bus.subscription import handler_name
+
+    def counted(event, into):
+        into.append(event)
+
+    handler = functools.partial(counted, into=[])
+    engine = Engine(journal_path=str(tmp_path / "lab.duckdb"), snapshot_every_seconds=0)
+    with engine, BridgeServer(engine) as server, connect(server.url) as replica:
+        replica.subscribe("trade.*", handler)
+        names = [sub.name for sub in replica.bus.subscriptions()]
+    assert handler_name(handler) in names
+    assert not any("journaled" in name for name in names)

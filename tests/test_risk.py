@@ -678,3 +678,14 @@ def test_exits_checked_at_once_count_each_other_before_the_store_has_either():
     assert denial is not None and denial.check == "exit_only"
     s.gate.settled("X1")  # never submitted: the room is back
     assert s.gate.exit_room("a", SYM) == 150
+
+
+def test_a_flatten_beside_another_calls_order_on_its_way_to_the_broker_is_no_failure():
+    # The other call's submission is journaled before the broker has it: the flatten's cancel
+    # of it was refused as unknown, and the flatten failed though the book ended flat.
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 75, strategy="a")
+    on_its_way = {"order_id": "X1", "symbol": PUT, "side": "BUY", "quantity": 75, "strategy": "b"}
+    s.kernel.submit("order.submitted", {**on_its_way, "order_type": "MARKET"}, key="X1")
+    assert s.desk.flatten()  # closes a's position; X1 is the other call's to finish
+    assert s.broker.positions() in ({}, {SYM: 0})

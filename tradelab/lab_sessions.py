@@ -211,7 +211,8 @@ class ClosedSession:
 
 # What draws the simulated market's prices beside its seed: a tick's market step (speed /
 # ticks per second, so --speed changes the path) and the sim_feed settings of the index's walk
-# and the options' quotes.
+# and the options' quotes (the quote sizes' bound too: numpy's bounded draws take a
+# range-dependent number of raw draws, so it moves every later price).
 _SIM_PATH = (
     "spot",
     "annual_vol",
@@ -222,6 +223,7 @@ _SIM_PATH = (
     "spread_pct",
     "strikes_each_side",
     "expiries",
+    "max_quote_lots",
 )
 
 

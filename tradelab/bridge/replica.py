@@ -38,6 +38,7 @@ from tradelab.bridge.replica_inputs import (
 )
 from tradelab.bus import EventBus
 from tradelab.bus.failures import HANDLER_FAILED
+from tradelab.bus.subscription import handler_name
 from tradelab.engine.store import build_store
 from tradelab.errors import SchemaVersionError, TradelabError
 from tradelab.events import Event
@@ -118,9 +119,7 @@ class Replica:
 
         if not callable(fn) or topic_pattern == HANDLER_FAILED:
             return self.bus.subscribe(topic_pattern, fn)  # refused, or asked for by name
-        return self.bus.subscribe(
-            topic_pattern, journaled_only(fn), name=getattr(fn, "__qualname__", None)
-        )
+        return self.bus.subscribe(topic_pattern, journaled_only(fn), name=handler_name(fn))
 
     def wait_for_seq(self, seq: int, timeout: float | None = None) -> bool:
         """Block until the replica has applied `seq` (True) or `timeout` s passed (False)."""

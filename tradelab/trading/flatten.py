@@ -61,11 +61,17 @@ def cancel_blocked_orders(desk: ExecutionDesk) -> list[str]:
 
 
 def _finished_at_broker(desk: ExecutionDesk, order_id: str) -> bool:
+    """Whether nothing of `order_id` is left to cancel: the broker finished it, or it is
+    another call's order on its way (submitted in the book, not at the broker yet: that call
+    gets the broker's answer; a flatten beside it closes only what no exit is closing)."""
     try:
         report = desk.broker.order(order_id)
     except TradelabError:  # disconnected: not known to be finished
         return False
-    return report is not None and report.status.is_terminal
+    if report is None:
+        order = desk.store.get(f"trading.orders.{order_id}", None) or {}
+        return order.get("status") == "submitted"
+    return report.status.is_terminal
 
 
 def flatten_book(
