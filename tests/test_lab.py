@@ -533,3 +533,26 @@ def test_every_simulated_market_setting_that_draws_the_path_is_part_of_its_sourc
     assert source() == source()
     for setting in ({"max_quote_lots": 1}, {"spot": 30_000.0}, {"atm_iv": 0.2}):
         assert source(**setting) != source(), setting
+
+
+def test_a_restart_on_a_later_day_does_not_close_the_earlier_day_after_opening_its_own():
+    # The first tick of the new day "crossed" from the resume point's day: the earlier day's
+    # close was journaled after the new day's open, so the new day read closed all day (no
+    # same-market check on a restart, the console's header "market closed").
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    from tradelab.lab_days import TradingDays
+    from tradelab.market.instruments import IST
+
+    closed = []
+    store = SimpleNamespace(get=lambda path, default=None: default)
+    lab = SimpleNamespace(
+        engine=SimpleNamespace(store=store),
+        router=SimpleNamespace(close_session=closed.append),
+    )
+    days = TradingDays(lab)
+    days._opened_date = "2025-11-13"  # this Lab opened the new day
+    day_before = int(datetime(2025, 11, 12, 15, 30, tzinfo=IST).timestamp()) * 10**9
+    days.close_day(day_before)
+    assert closed == []

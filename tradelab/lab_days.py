@@ -89,6 +89,11 @@ class TradingDays:
         day = ist_date(last_ns).isoformat()
         if self._closed_date is not None and day <= self._closed_date:
             return  # closed by this Lab already (a restart on a later day closed it at start)
+        if self._opened_date is not None and day < self._opened_date:
+            # A restart resuming after an earlier day's last mark: that day was closed in the
+            # journal, or by open() if it was left open. Closing it now would close the day
+            # this Lab opened (its session would read closed while it trades).
+            return
         self._closed_date = day
         # Once: a paced session stopped in an overnight wait had closed its day already, and a
         # restart with nothing more of a closed day to play finds it closed. The clock reads
