@@ -495,7 +495,7 @@ def test_a_stop_while_threads_place_orders_leaves_no_order_the_broker_never_had(
         lab.place_order(symbol, "BUY", lot)
 
 
-def test_a_journal_that_named_its_simulated_market_by_seed_alone_goes_on_with_that_seed():
+def test_a_journal_that_named_its_simulated_market_by_seed_alone_goes_on_with_that_seed(caplog):
     from datetime import datetime
 
     from tradelab.lab_sessions import check_same_market
@@ -513,6 +513,8 @@ def test_a_journal_that_named_its_simulated_market_by_seed_alone_goes_on_with_th
 
     now = "the simulated market of seed 7 (settings 0123abcd)"
     check_same_market(Store("the simulated market of seed 7"), now, resume_ns)
+    # Said: nothing tells whether this run's settings draw that day's path.
+    assert "did not record the simulated market's settings" in caplog.text
     with pytest.raises(InvalidInputError, match="seed 8"):
         check_same_market(Store("the simulated market of seed 8"), now, resume_ns)
 
@@ -556,3 +558,18 @@ def test_a_restart_on_a_later_day_does_not_close_the_earlier_day_after_opening_i
     day_before = int(datetime(2025, 11, 12, 15, 30, tzinfo=IST).timestamp()) * 10**9
     days.close_day(day_before)
     assert closed == []
+
+
+def test_wait_for_quote_after_a_restart_waits_for_this_runs_quote(tmp_path):
+    # A recovered journal holds earlier sessions' marks: it returned one at once, and the
+    # market order after it was refused "no quote" on a later day.
+    path = tmp_path / "lab.duckdb"
+    with fast_lab(path) as lab:
+        symbol = lab.feed.symbols[2]
+        lab.wait_for_quote(symbol)
+    again = fast_lab(path).start()
+    try:
+        mark = again.wait_for_quote(symbol)
+        assert again.resumed_after_ns is not None and mark["ts"] > again.resumed_after_ns
+    finally:
+        again.stop()

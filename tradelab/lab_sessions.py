@@ -255,8 +255,17 @@ def check_same_market(store: Any, source: str, resume_ns: int) -> None:
     if held.get("status") != "open" or held.get("session_date") != day:
         return
     before = held.get("source")
-    # A journal written before the settings were part of it names the seed alone.
-    if before and before != source and not source.startswith(f"{before} (settings "):
+    # A journal written before the settings were part of it names the seed alone: it goes on,
+    # said, since nothing tells whether this run's settings draw that day's path.
+    if before and before != source and source.startswith(f"{before} (settings "):
+        log.warning(
+            "this journal's session of %s was opened by an earlier tradelab, which did not "
+            "record the simulated market's settings: resumed on %s; unless --speed, "
+            "--ticks-per-second and the sim_feed section are that run's, its prices jump",
+            day,
+            source,
+        )
+    elif before and before != source:
         settings = (
             " and its settings (--speed, --ticks-per-second, the sim_feed section)"
             if before.startswith("the simulated market")

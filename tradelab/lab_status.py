@@ -51,11 +51,18 @@ def session_status(lab: Any) -> dict[str, Any]:
 
 
 def wait_for_mark(lab: Any, symbol: str, timeout: float) -> dict[str, Any]:
-    """Block until `lab`'s store holds a mark of `symbol`; returns it. LifecycleError naming
-    why (the session ended, or `timeout` s passed) if none comes."""
+    """Block until `lab`'s store holds a mark of `symbol` from this run (a recovered journal
+    holds earlier sessions' marks, which the broker has no quote for); returns it.
+    LifecycleError naming why (the session ended, or `timeout` s passed) if none comes."""
     deadline = time.monotonic() + timeout
     path = f"market.marks.{symbol}"
-    while (mark := lab.engine.store.get(path, None)) is None:
+    after = lab.resumed_after_ns if lab.resumed_after_ns is not None else -1
+
+    def fresh() -> dict[str, Any] | None:
+        mark = lab.engine.store.get(path, None)
+        return mark if mark is not None and (mark.get("ts") or 0) > after else None
+
+    while (mark := fresh()) is None:
         if lab.session_finished.is_set() or time.monotonic() > deadline:
             why = "the session ended" if lab.session_finished.is_set() else "timed out"
             raise LifecycleError(
