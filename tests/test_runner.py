@@ -171,6 +171,13 @@ class RecordingContext:
     def bars(self, symbol, interval):
         return ()  # a store that holds no bars from before
 
+    @property
+    def store(self):
+        return self  # holds no bar series: get() answers the default
+
+    def get(self, path, default=None):
+        return default
+
 
 def test_sma_cross_keeps_one_series_per_symbol_never_mixing_intervals():
     # 1m closes fall then rise (one upward cross); interleaved 15m bars far above them would,
@@ -203,6 +210,9 @@ class HistoryContext(RecordingContext):
 
     def bars(self, symbol, interval):
         return tuple(self.held)
+
+    def get(self, path, default=None):
+        return {"1m": self.held} if path == "market.bars.X" else default
 
 
 def test_sma_cross_goes_on_from_the_bars_the_store_holds_after_a_restart():

@@ -276,3 +276,26 @@ def test_sma_cross_changed_windows_average_the_new_number_of_closes(tmp_path, ne
         i = int((pd.Timestamp(signal["ts"]) - day) / pd.Timedelta(days=1))
         expected = sum(closes[i - new_slow + 1 : i + 1]) / new_slow
         assert signal["slow_sma"] == pytest.approx(expected)
+
+
+def test_sma_cross_without_an_interval_reads_the_shortest_series_even_if_a_longer_bar_comes_first():
+    # After a restart at a quarter hour, the bars of one end come 15m, 1h, 1m: it took the
+    # 15m series for the rest of the run (15 round trips where the uninterrupted run made 70).
+    from types import SimpleNamespace
+
+    from tradelab.runner import SmaCross
+
+    series = {"1m": [], "15m": [], "1h": []}
+    seen = []
+    ctx = SimpleNamespace(
+        store=SimpleNamespace(
+            get=lambda path, default=None: series if path.endswith("NIFTY") else default
+        ),
+        bars=lambda symbol, interval: seen.append(interval) or (),
+    )
+    strategy = SmaCross(fast=2, slow=3)
+    strategy.on_start(ctx)
+    bar = {"symbol": "NIFTY", "close": 1.0, "end": 900}
+    for interval in ("15m", "1h", "1m"):
+        strategy.on_bar(ctx, {**bar, "interval": interval})
+    assert seen == ["1m"]  # only the 1m bar was read (its history asked for once)

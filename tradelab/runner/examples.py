@@ -6,6 +6,7 @@ Thread model: as every strategy, they run on their runner's thread only.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
@@ -76,8 +77,14 @@ class SmaCross(Strategy):
         if only_interval:
             if interval != only_interval:
                 return
-        elif self._interval_of.setdefault(symbol, interval) != interval:
-            return
+        else:
+            chosen = self._interval_of.get(symbol)
+            if chosen is None:  # the shortest series the store has: not the first bar seen,
+                # which after a restart at a quarter hour is the 15m bar (they come 15m, 1h, 1m)
+                series = set(ctx.store.get(f"market.bars.{symbol}", None) or ()) | {interval}
+                chosen = self._interval_of[symbol] = min(series, key=_bar_seconds)
+            if chosen != interval:
+                return
         closes = self._closes.get(symbol)
         if closes is None:
             closes = self._closes[symbol] = self._history(ctx, bar, slow, fast)
@@ -378,3 +385,12 @@ def make_strategy(name: str, params: dict[str, str] | None = None) -> Strategy:
     converted."""
     cls = strategy_class_named(name)
     return constructed(cls, coerce_params(cls, params or {}), name)
+
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "mo": 30 * 86_400}
+
+
+def _bar_seconds(interval: str) -> float:
+    """A bar length's seconds ('15m' -> 900; a month as 30 days); unknown: longest."""
+    found = re.fullmatch(r"([1-9][0-9]*)(s|m|h|d|mo)", interval)
+    return int(found[1]) * _UNIT_SECONDS[found[2]] if found else float("inf")
