@@ -13,7 +13,7 @@ from tradelab.market.clock import SimulatedClock
 from tradelab.market.instruments import IST
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.flatten import FlattenError
-from tradelab.trading.orders import OrderRequest, Side
+from tradelab.trading.orders import OrderRequest, OrderType, Side
 from tradelab.trading.risk import OrderDeniedError, RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor
 
@@ -689,3 +689,18 @@ def test_a_flatten_beside_another_calls_order_on_its_way_to_the_broker_is_no_fai
     s.kernel.submit("order.submitted", {**on_its_way, "order_type": "MARKET"}, key="X1")
     assert s.desk.flatten()  # closes a's position; X1 is the other call's to finish
     assert s.broker.positions() in ({}, {SYM: 0})
+
+
+def test_a_flatten_beside_a_resting_limit_exit_on_its_way_is_not_said_done():
+    # The limit exit in flight made the room 0: the flatten placed nothing, raised nothing,
+    # and the position stayed open behind a limit far from the market.
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 75, strategy="a")
+    resting = OrderRequest(
+        order_id="L1", symbol=SYM, side=Side.SELL, quantity=75, strategy="a",
+        order_type=OrderType.LIMIT, limit_price=99_999.0,
+    )  # fmt: skip
+    assert s.gate.check(resting) is None  # let through, not in the store yet
+    assert s.gate.exit_room("a", SYM) == 75  # a resting limit closes nothing
+    with pytest.raises(FlattenError, match=f"a:{SYM}"):
+        s.desk.flatten()

@@ -199,12 +199,15 @@ class RiskGate:
         return request.quantity <= room
 
     def exit_room(self, strategy: str, symbol: str) -> int:
-        """How much of `strategy`'s position in `symbol` no exit is closing yet: what a
-        flatten's closing order may take (two flattens at once must not both close it)."""
+        """How much of `strategy`'s position in `symbol` no market exit is closing yet: what a
+        flatten's closing order may take (two flattens at once must not both close it). A
+        resting limit exit closes nothing until it fills: not counted."""
         with self._check_lock:
-            return self._exit_capacity(strategy, symbol)[1]
+            return self._exit_capacity(strategy, symbol, market_only=True)[1]
 
-    def _exit_capacity(self, strategy: str, symbol: str) -> tuple[int, int]:
+    def _exit_capacity(
+        self, strategy: str, symbol: str, *, market_only: bool = False
+    ) -> tuple[int, int]:
         """(units `strategy` holds in `symbol`, how many of them no exit closes yet). Exits
         are its working orders and those let through that the store has not applied yet
         (another thread's, between its check and its submission). Read in this order, the
@@ -224,8 +227,13 @@ class RiskGate:
         pending = sum(
             order.get("remaining_quantity") or 0
             for order in working.values()
-            if order["side"] == side
-        ) + sum(order.quantity for order in in_flight if str(order.side) == side)
+            if order["side"] == side and not (market_only and order.get("limit_price") is not None)
+        ) + sum(
+            order.quantity
+            for order in in_flight
+            if str(order.side) == side
+            and not (market_only and order.order_type is not OrderType.MARKET)
+        )
         return held, max(0, abs(held) - pending)
 
     def _check_limits(self, request: OrderRequest) -> Denial | None:
