@@ -313,3 +313,15 @@ def iter_drained(inbox):
             return
         if item is not None:
             yield item
+
+
+def test_a_hook_that_returns_after_its_runner_stopped_is_not_said_to_go_on(caplog):
+    # After a stop that timed out behind it, its return was logged as "runner lab goes on".
+    from tradelab.runner.hook_watch import HookWatch
+
+    watch = HookWatch("lab", stall_after_s=1.0)
+    outer = watch.enter("late", "on_tick", 0.0)
+    watch.stop()  # the runner's stop gave up on it
+    with caplog.at_level("WARNING", logger="tradelab.runner"):
+        watch.leave(outer, 12.0)
+    assert "had stopped meanwhile" in caplog.text and "goes on" not in caplog.text

@@ -47,13 +47,18 @@ class HookWatch:
         told, self._told = self._told, None
         if told is None or told[0] is not call:
             self.stalls += 1  # returned before the watch's poll saw it
+        after = (
+            f"runner {self.runner_name} had stopped meanwhile (the session ended without it)"
+            if self._stop.is_set()
+            else f"runner {self.runner_name} goes on"
+        )
         log.warning(
-            "strategy %s's %s returned after %.1f s (over %g s); runner %s goes on",
+            "strategy %s's %s returned after %.1f s (over %g s); %s",
             call[1],
             call[2],
             seconds,
             self.stall_after_s,
-            self.runner_name,
+            after,
         )
 
     def stalled(self) -> dict[str, Any] | None:
