@@ -69,10 +69,7 @@ class EngineControls:
                 return done.result(_STOP_LOOK if left is None else max(min(left, _STOP_LOOK), 0))
             except FutureTimeout:
                 if self.state not in _LIVE and not done.done():
-                    raise LifecycleError(
-                        f"{what}() could not finish: the engine stopped meanwhile (it is "
-                        f"{self.state}); everything before the stop is in the journal"
-                    ) from None
+                    raise self._stopped_meanwhile(what) from None
                 if left is not None and left <= _STOP_LOOK:
                     raise JournalError(f"{what}() did not finish within {timeout:.3g} s") from None
 
@@ -129,10 +126,13 @@ class EngineControls:
         except JournalError:
             if self.state in ("running", "ready") or self.journal_failure is not None:
                 raise
-            raise LifecycleError(
-                f"{what}() could not finish: the engine stopped meanwhile (it is {self.state}); "
-                "everything before the stop is in the journal"
-            ) from None
+            raise self._stopped_meanwhile(what) from None
+
+    def _stopped_meanwhile(self, what: str) -> LifecycleError:
+        return LifecycleError(
+            f"{what}() could not finish: the engine stopped meanwhile (it is {self.state}); "
+            "everything before the stop is in the journal"
+        )
 
     def snapshot_now(self, timeout: float | None = 60.0) -> SnapshotInfo:
         """Take a snapshot now (copied on the kernel thread, written by the writer); wait for it."""

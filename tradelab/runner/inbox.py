@@ -19,9 +19,9 @@ dropped and counted (the next quote supersedes it); any other journaled event is
 counted and `overflowed` is set (the runner then stops every strategy: a strategy is never fed
 a gap); the kernel thread never waits. Superseded slots stay in the queue until reached, so
 once it holds `limit` entries in all, a price takes its waiting one's place (no new slot) and a
-tick with none waiting is dropped: memory stays within twice the bound. Commands come from people and are not bounded. Once
-`skip_ticks` is set (the runner stopping), ticks still waiting are dropped when reached, so
-`on_stop` comes after the journaled events only.
+tick with none waiting is dropped: memory stays within twice the bound. Commands come from
+people and are not bounded. Once `skip_ticks` is set (the runner stopping), ticks still waiting
+are dropped when reached, so `on_stop` comes after the journaled events only.
 """
 
 from __future__ import annotations
@@ -35,14 +35,13 @@ MARK_TOPIC = "mark.updated"
 
 class _PriceSlot:
     """A price's place in the queue; its event is None once a newer one of its symbol (and
-    kind) superseded it."""
+    kind: `key` is (is a tick, symbol)) superseded it."""
 
-    __slots__ = ("event", "key", "is_tick")
+    __slots__ = ("event", "key")
 
-    def __init__(self, event: Any, key: tuple[bool, str], is_tick: bool) -> None:
+    def __init__(self, event: Any, key: tuple[bool, str]) -> None:
         self.event: Any = event
         self.key = key
-        self.is_tick = is_tick
 
 
 class RunnerInbox:
@@ -104,7 +103,7 @@ class RunnerInbox:
             if waiting is not None:
                 waiting.event = None
                 self._superseded_slots += 1
-            slot = _PriceSlot(event, key, is_tick)
+            slot = _PriceSlot(event, key)
             self._waiting[key] = slot
             self._queue.put(slot)
 
@@ -125,7 +124,7 @@ class RunnerInbox:
                 self._superseded_slots -= 1
         if event is None:  # superseded: its symbol's newer price is further on
             return None
-        if self.skip_ticks and item.is_tick:
+        if self.skip_ticks and item.key[0]:  # a tick
             self.ticks_dropped += 1
             return None
         return event

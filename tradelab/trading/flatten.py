@@ -3,9 +3,10 @@ a market order) and a halt's cancels (the working orders the risk state forbids)
 
 Either may run on several threads at once: the console's Flatten, a notebook, the risk
 monitor's flatten on a breach, the halting thread and the risk monitor both cancelling on a
-halt. So a flatten closes only what no exit is closing yet (`RiskGate.exit_room`), its closing
-orders are exit-only (denied once they no longer reduce), and a cancel of an order the broker
-has finished meanwhile is not a failure.
+halt. So a flatten closes only what no market exit is closing yet (`RiskGate.exit_room`; a
+resting limit closes nothing until it fills), its closing orders are exit-only (denied once
+they no longer reduce), and a cancel of an order the broker has finished meanwhile is not a
+failure.
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ def flatten_book(
             pos = positions[pid]
             net = pos["net_quantity"]
             side = Side.SELL if net > 0 else Side.BUY
-            # What no exit closes yet: another flatten (the console's, the risk monitor's)
-            # or a strategy's exit may be on its way to the broker beside this one.
+            # What no market exit closes yet: another flatten (the console's, the risk
+            # monitor's) or a strategy's exit may be on its way to the broker beside this one.
             quantity = abs(net)
             if exit_only and desk.risk is not None:
                 quantity = desk.risk.exit_room(pos["strategy"], pos["symbol"])
