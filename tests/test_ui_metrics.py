@@ -59,6 +59,7 @@ def test_metrics_parse_and_move_as_the_engine_works(lab):
     assert second[("tradelab_risk_state", (("state", "halted"),))] == 0.0
     # The live book's trimming (a fresh session: nothing trimmed yet).
     assert second[("tradelab_book_history_trimmed_total", (("kind", "fills"),))] == 0.0
+    assert second[("tradelab_broker_history_trimmed_total", (("kind", "orders"),))] == 0.0
     paused = (("state", "paused"), ("strategy", "sma_cross"))
     assert (
         first[("tradelab_strategy_state", paused)],

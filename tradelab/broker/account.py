@@ -4,6 +4,14 @@ This is the broker's record, not the book's: it lives apart from the journal (in
 `AccountFile` when a path is given), so after a restart the broker still holds what it held and
 its fill ids continue where they stopped. Not thread-safe on its own: the `PaperBroker` calls it
 under its lock.
+
+History bound: as a real broker's order book, it keeps only recent history. Working orders,
+cash and positions are always kept; of the fills, the newest `history_fills`; of the finished
+orders, the `history_orders` changed last. When one passes its bound by a tenth, the oldest
+leave memory and the file in the next save (`trimmed_fills`, `trimmed_orders` count them):
+`fills_since` then starts at the oldest fill kept, and an order id that left may be used again.
+Which strategy holds each position is kept apart from the fills (`held_by_strategy`), so a
+settlement still books each strategy's units after its opening fills have left.
 """
 
 from __future__ import annotations
@@ -35,8 +43,12 @@ class PaperAccount:
         short_margin_rate: float,
         path: str | Path | None = None,
         id_prefix: str | None = None,
+        history_fills: int = 20_000,
+        history_orders: int = 20_000,
     ) -> None:
         self.universe = universe
+        self.history_fills = history_fills
+        self.history_orders = history_orders
         self.short_margin_rate = short_margin_rate
         self.cash = float(capital)
         self.positions: dict[str, int] = {}
@@ -49,7 +61,13 @@ class PaperAccount:
         self._on_fill_price: set[str] = set()
         self.orders: dict[str, PaperOrder] = {}
         self.working: dict[str, PaperOrder] = {}  # not yet terminal; quotes only scan these
-        self.fills: list[Fill] = []  # fills[i].fill_seq == i + 1
+        self.fills: list[Fill] = []  # fills[i].fill_seq == fill_base + i + 1
+        self.fill_base = 0  # fills through this fill_seq have left the account (the bound)
+        # Units held per symbol and strategy, as the fills tagged them (the fills may leave).
+        self.held_by_strategy: dict[str, dict[str, int]] = {}
+        self.trimmed_fills = 0  # by this process, since it opened the account
+        self.trimmed_orders = 0
+        self._trimmed_order_ids: list[str] = []  # left memory, to leave the file next save
         self.next_order = 1
         self._dirty_orders: dict[str, PaperOrder] = {}
         self._saved_fills = 0
@@ -88,6 +106,13 @@ class PaperAccount:
             if not order.contract.strike:
                 self._on_fill_price.add(order.request.symbol)
         self.fills = [fill_from_payload(f) for f in fills]
+        self.fill_base = self.fills[0].fill_seq - 1 if self.fills else meta.get("fill_base", 0)
+        held = meta.get("held_by_strategy")
+        if held is None:  # saved before the history bound: every fill is still in the file
+            for fill in self.fills:
+                self._hold(fill)
+        else:
+            self.held_by_strategy = held
         self._saved_fills = len(self.fills)
         self._dirty = False
 
@@ -117,9 +142,12 @@ class PaperAccount:
 
     def touch(self, order: PaperOrder) -> None:
         """Mark an order changed (saved on the next `save`); finished orders leave `working`."""
+        order_id = order.request.order_id
         if order.status.is_terminal and not order.reported_cancelled:
-            self.working.pop(order.request.order_id, None)
-        self._dirty_orders[order.request.order_id] = order
+            self.working.pop(order_id, None)
+        # Last changed last, as the file's rows come back: the history bound drops from the front.
+        self.orders[order_id] = self.orders.pop(order_id, order)
+        self._dirty_orders[order_id] = order
         self._dirty = True
 
     def record_fill(self, order: PaperOrder, size: int, price: float, fee: float, ts: int) -> Fill:
@@ -128,7 +156,7 @@ class PaperAccount:
         order.notional += price * size
         signed = size if r.side is Side.BUY else -size
         self.move(r.symbol, signed, price, fee)
-        seq = len(self.fills) + 1
+        seq = self.fill_base + len(self.fills) + 1
         fill = Fill(
             fill_seq=seq,
             trade_id=f"{self.id_prefix}-F{seq:06d}",
@@ -144,7 +172,24 @@ class PaperAccount:
             lot_size=order.lot_size,
         )
         self.fills.append(fill)
+        self._hold(fill)
         return fill
+
+    def _hold(self, fill: Fill) -> None:
+        by = self.held_by_strategy.setdefault(fill.symbol, {})
+        held = by.get(fill.strategy, 0) + (
+            fill.quantity if fill.side is Side.BUY else -fill.quantity
+        )
+        if held:
+            by[fill.strategy] = held
+        else:
+            by.pop(fill.strategy, None)
+            if not by:
+                del self.held_by_strategy[fill.symbol]
+
+    def fills_from(self, fill_seq: int) -> list[Fill]:
+        """The fills kept after `fill_seq` (from the oldest kept when older ones have left)."""
+        return self.fills[max(fill_seq - self.fill_base, 0) :]
 
     def move(self, symbol: str, signed: int, price: float, fee: float) -> None:
         """Change a position by `signed` units at `price`, paying the premium and `fee`."""
@@ -168,9 +213,18 @@ class PaperAccount:
         self.average_prices[symbol] = entry_average(held, average or 0.0, signed, price)
 
     def save(self) -> None:
-        """Write what changed since the last save in one transaction (no-op without a file)."""
-        if self._file is None or not self._dirty:
+        """Write what changed since the last save in one transaction, the history bound's trim
+        with it (without a file: only the trim)."""
+        if self._file is None:  # nothing to write; the bound holds all the same
+            self._trim()
+            self._trimmed_order_ids.clear()
+            self._dirty_orders.clear()
             return
+        if not self._dirty:
+            return
+        new_fills = [f.to_payload() for f in self.fills[self._saved_fills :]]
+        base = self.fill_base
+        self._trim()
         self._file.save(
             {
                 "id_prefix": self.id_prefix,
@@ -179,13 +233,41 @@ class PaperAccount:
                 "average_prices": self.average_prices,
                 "strikes": self.strikes,
                 "next_order": self.next_order,
+                "fill_base": self.fill_base,
+                "held_by_strategy": self.held_by_strategy,
             },
             [o.to_record() for o in self._dirty_orders.values()],
-            [f.to_payload() for f in self.fills[self._saved_fills :]],
+            new_fills,
+            fills_through=self.fill_base if self.fill_base != base else 0,
+            orders_gone=self._trimmed_order_ids,
         )
         self._dirty_orders.clear()
+        self._trimmed_order_ids = []
         self._saved_fills = len(self.fills)
         self._dirty = False
+
+    def _trim(self) -> None:
+        """Drop the oldest fills and finished orders past their bound (plus a tenth, so a trim
+        is one step every so often, not one row every save); see the module docstring."""
+        fills = self.fills
+        if len(fills) > self.history_fills + self.history_fills // 10:
+            gone = len(fills) - self.history_fills
+            del fills[:gone]
+            self.fill_base += gone
+            self.trimmed_fills += gone
+        finished = len(self.orders) - len(self.working)
+        if finished > self.history_orders + self.history_orders // 10:
+            gone = finished - self.history_orders
+            for order_id in list(self.orders):
+                if not gone:
+                    break
+                if order_id in self.working:
+                    continue
+                del self.orders[order_id]
+                self._dirty_orders.pop(order_id, None)
+                self._trimmed_order_ids.append(order_id)
+                gone -= 1
+            self.trimmed_orders += len(self._trimmed_order_ids)
 
     def close(self) -> None:
         """Close the file; what is not saved stays unsaved (the broker saves each change)."""

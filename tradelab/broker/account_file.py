@@ -89,20 +89,34 @@ class AccountFile:
         row = self._con.execute("SELECT body FROM account WHERE id = 1").fetchone()
         if row is None:
             return None
-        orders = [json.loads(b) for (b,) in self._con.execute("SELECT body FROM orders")]
+        # In the order of their last save: an order's save replaces its row (a new rowid).
+        orders = [
+            json.loads(b) for (b,) in self._con.execute("SELECT body FROM orders ORDER BY rowid")
+        ]
         fills = [
             json.loads(b) for (b,) in self._con.execute("SELECT body FROM fills ORDER BY fill_seq")
         ]
-        for i, fill in enumerate(fills, 1):
+        # The oldest fills may have left (the account's history bound): the rest follow on.
+        first = fills[0]["fill_seq"] if fills else 1
+        for i, fill in enumerate(fills, first):
             if fill["fill_seq"] != i:
                 raise AccountFileError(
                     f"{self.path}: fill_seq {fill['fill_seq']} found where {i} was expected"
                 )
         return json.loads(row[0]), orders, fills
 
-    def save(self, account: dict[str, Any], orders: list[dict], fills: list[dict]) -> None:
+    def save(
+        self,
+        account: dict[str, Any],
+        orders: list[dict],
+        fills: list[dict],
+        *,
+        fills_through: int = 0,
+        orders_gone: list[str] = (),  # type: ignore[assignment]
+    ) -> None:
         """Write one transaction; `AccountFileError` if it cannot be (disk full, I/O error):
-        then nothing of it is in the file."""
+        then nothing of it is in the file. The fills through `fills_through` and the orders
+        `orders_gone` leave the file in it (the account's history bound)."""
         con = self._con
         try:
             con.execute("BEGIN IMMEDIATE")
@@ -117,6 +131,12 @@ class AccountFile:
                 "INSERT INTO fills (fill_seq, body) VALUES (?, ?)",
                 [(f["fill_seq"], json.dumps(f)) for f in fills],
             )
+            if fills_through:
+                con.execute("DELETE FROM fills WHERE fill_seq <= ?", [fills_through])
+            if orders_gone:
+                con.executemany(
+                    "DELETE FROM orders WHERE order_id = ?", [(o,) for o in orders_gone]
+                )
             con.execute("COMMIT")
         except BaseException as exc:
             # SQLite may have rolled back already (a failed COMMIT on a full disk does).

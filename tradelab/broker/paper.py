@@ -92,6 +92,8 @@ class PaperBroker:
             short_margin_rate=self.config.short_margin_rate,
             path=account_path,
             id_prefix=id_prefix,
+            history_fills=self.config.history_fills,
+            history_orders=self.config.history_orders,
         )
         self.faults = PaperFaults(self)
 
@@ -305,10 +307,9 @@ class PaperBroker:
     def fills_since(self, fill_seq: int = 0, *, ts: int | None = None) -> list[Fill]:
         with self._lock:
             self._readable("fills")
-            fills = self.account.fills
             if ts is not None:
-                return [f for f in fills if f.ts >= ts]
-            return fills[max(fill_seq, 0) :]  # fills[i].fill_seq == i + 1
+                return [f for f in self.account.fills if f.ts >= ts]
+            return self.account.fills_from(fill_seq)
 
     # -- market data ------------------------------------------------------------------------
     def on_quote(self, tick: Tick) -> None:

@@ -43,6 +43,18 @@ class PaperBrokerConfig(param.Parameterized):
         default=0.12, bounds=(0.0, 1.0), doc="Margin blocked per short unit, x strike."
     )
     enforce_market_hours = param.Boolean(default=True, doc="Reject orders outside 09:15-15:30.")
+    history_fills = param.Integer(
+        default=20_000,
+        bounds=(1, None),
+        doc="Fills the account keeps (the newest); older ones leave its file, as a real broker's "
+        "trade book keeps only recent days. Positions and cash are always kept.",
+    )
+    history_orders = param.Integer(
+        default=20_000,
+        bounds=(1, None),
+        doc="Finished orders the account keeps (those changed last); working orders are always "
+        "kept. An order id that left may be used again.",
+    )
 
 
 def tick_size_of(contract: Any) -> float:

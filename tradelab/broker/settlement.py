@@ -48,12 +48,7 @@ def settlement_price(contract: OptionContract, index_price: float) -> float:
 
 def holdings_by_strategy(account: Any) -> dict[str, dict[str, int]]:
     """Units held per symbol and strategy, as the account's fills tag them."""
-    held: dict[str, dict[str, int]] = {}
-    for fill in account.fills:
-        by = held.setdefault(fill.symbol, {})
-        signed = fill.quantity if fill.side is Side.BUY else -fill.quantity
-        by[fill.strategy] = by.get(fill.strategy, 0) + signed
-    return held
+    return {symbol: dict(by) for symbol, by in account.held_by_strategy.items()}
 
 
 def settlement_split(

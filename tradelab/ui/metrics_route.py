@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -23,6 +23,13 @@ from prometheus_client.registry import Collector
 from tradelab.bus import BusCollector
 from tradelab.trading.risk_state import ACTIVE, HALTED, REDUCING, control_state
 from tradelab.ui.auth import AuthCheckedHandler, AuthSettings
+from tradelab.ui.metric_families import (
+    ENGINE_FIGURES,
+    figure,
+    labelled,
+    latencies,
+    trimmed,
+)
 
 if TYPE_CHECKING:
     from tradelab.lab import Lab
@@ -33,99 +40,6 @@ log = logging.getLogger(__name__)
 ExtraFigures = Callable[[], dict[str, float]]
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 RUNNER_STATES = ("added", "running", "paused", "stopped", "failed")
-
-# engine.metrics() key -> (metric name, kind, help)
-_ENGINE_FIGURES = (
-    ("version", "tradelab_engine_applied_seq", "gauge", "Seq of the last event applied."),
-    ("queue_depth", "tradelab_engine_queue_depth", "gauge", "Events waiting for the kernel."),
-    ("queue_limit", "tradelab_engine_queue_limit", "gauge", "Bound of the kernel's queue."),
-    (
-        "queue_high_water",
-        "tradelab_engine_queue_high_water",
-        "gauge",
-        "Deepest the kernel's queue has been.",
-    ),
-    ("producer_waits", "tradelab_engine_producer_waits", "counter", "Submits that waited."),
-    (
-        "producer_wait_seconds",
-        "tradelab_engine_producer_wait_seconds",
-        "counter",
-        "Time submitters waited for room in the queue.",
-    ),
-    (
-        "critical_priority_waits",
-        "tradelab_engine_critical_priority_waits",
-        "counter",
-        "Times ordinary submitters stepped aside for a critical event in flight.",
-    ),
-    (
-        "critical_priority_wait_seconds",
-        "tradelab_engine_critical_priority_wait_seconds",
-        "counter",
-        "Time ordinary submitters stepped aside for critical events in flight.",
-    ),
-    (
-        "overload_refusals",
-        "tradelab_engine_overload_refusals",
-        "counter",
-        "Submits refused because the queue stayed full.",
-    ),
-    ("rejected_events", "tradelab_engine_rejected_events", "counter", "Events reducers refused."),
-    ("durable_seq", "tradelab_journal_durable_seq", "gauge", "Seq durable in the journal."),
-    ("groups_committed", "tradelab_journal_commits", "counter", "Group commits to DuckDB."),
-    (
-        "events_committed",
-        "tradelab_journal_events_committed",
-        "counter",
-        "Events committed to DuckDB.",
-    ),
-    (
-        "segment_files",
-        "tradelab_journal_segment_files",
-        "gauge",
-        "Parquet segment files a reader opens (small ones are merged as they accumulate).",
-    ),
-    (
-        "segments_failed",
-        "tradelab_journal_segments_failed",
-        "gauge",
-        "1 once the segment sealer stopped: segment readers see a stale journal until restart.",
-    ),
-    (
-        "writer_pending_high_water",
-        "tradelab_journal_writer_pending_high_water",
-        "gauge",
-        "Most events the journal writer held uncommitted.",
-    ),
-    (
-        "writer_backpressure_waits",
-        "tradelab_journal_writer_backpressure_waits",
-        "counter",
-        "Times the journal writer stopped taking events (DuckDB behind).",
-    ),
-    (
-        "writer_backpressure_seconds",
-        "tradelab_journal_writer_backpressure_seconds",
-        "counter",
-        "Time the journal writer stopped taking events.",
-    ),
-)
-
-
-# engine.metrics() key -> (metric name stem, what it times); see tradelab/journal/latency.py
-_LATENCIES = (
-    (
-        "journal_commit_latency",
-        "tradelab_journal_commit_latency",
-        "a batch handed to the journal writer until its DuckDB commit was reported",
-    ),
-    (
-        "journal_critical_ack_latency",
-        "tradelab_journal_critical_ack_latency",
-        "a batch of critical events handed to the journal writer until its submitters were "
-        "released",
-    ),
-)
 
 
 def metrics_routes(
@@ -185,15 +99,15 @@ class SessionCollector(Collector):
 
     def _engine(self) -> Iterator[Metric]:
         metrics = self.lab.engine.metrics()
-        yield _labelled(
+        yield labelled(
             "tradelab_engine_state", "Engine lifecycle state.", "state", metrics["state"]
         )
-        for key, name, kind, doc in _ENGINE_FIGURES:
+        for key, name, kind, doc in ENGINE_FIGURES:
             if metrics.get(key) is not None:
-                yield _figure(kind, name, doc, metrics[key])
-        yield from _latencies(metrics)
+                yield figure(kind, name, doc, metrics[key])
+        yield from latencies(metrics)
         if metrics.get("durable_seq") is not None:
-            yield _figure(
+            yield figure(
                 "gauge",
                 "tradelab_journal_unsynced_events",
                 "Events applied and not yet durable (the journal's lag behind the store).",
@@ -202,7 +116,7 @@ class SessionCollector(Collector):
 
     def _bus_rate(self) -> Iterator[Metric]:
         bus = self.lab.engine.bus.metrics()
-        yield _figure(
+        yield figure(
             "gauge",
             "tradelab_bus_events_per_second",
             f"Events delivered per second over the last {bus['rate_window_s']:g} s.",
@@ -210,7 +124,7 @@ class SessionCollector(Collector):
         )
         # Per-handler call-time histograms come from BusCollector; this is their sum.
         subs = self.lab.engine.bus.subscriptions()
-        yield _figure(
+        yield figure(
             "counter",
             "tradelab_bus_handler_sampled_seconds",
             "Sampled handler call time, all handlers (1 publish in sample_every).",
@@ -222,7 +136,7 @@ class SessionCollector(Collector):
         get = store.get
         snapshot = get("journal.last_snapshot", None)
         if snapshot is not None:
-            yield _figure(
+            yield figure(
                 "gauge",
                 "tradelab_snapshot_age_seconds",
                 "Seconds since the last state snapshot.",
@@ -265,25 +179,29 @@ class SessionCollector(Collector):
             ),
         )
         for name, doc, value in book:
-            yield _figure("gauge", name, doc, value)
-        trimmed = CounterMetricFamily(
+            yield figure("gauge", name, doc, value)
+        history = get("trading.history", None) or {}
+        yield trimmed(
             "tradelab_book_history_trimmed",
             "Finished orders and fills the live book let go (the journal keeps them).",
-            labels=["kind"],
+            lambda kind: history.get(f"trimmed_{kind}", 0),
         )
-        history = get("trading.history", None) or {}
-        for kind in ("orders", "fills"):
-            trimmed.add_metric([kind], history.get(f"trimmed_{kind}", 0))
-        yield trimmed
         health = GaugeMetricFamily(
             "tradelab_broker_degraded", "1 while broker calls keep failing.", labels=["broker"]
         )
         for broker, record in (get("broker.health", None) or {}).items():
             health.add_metric([broker], 1.0 if record.get("state") == "degraded" else 0.0)
         yield health
+        account = getattr(self.lab.broker, "account", None)  # a paper broker's own books
+        if account is not None:
+            yield trimmed(
+                "tradelab_broker_history_trimmed",
+                "Fills and finished orders the paper broker's account let go (its bound).",
+                lambda kind: getattr(account, f"trimmed_{kind}"),
+            )
         reconciler = self.lab.reconciler
         if reconciler is not None:
-            yield _figure(
+            yield figure(
                 "counter", "tradelab_reconciliation_runs", "Reconciliation runs.", reconciler.runs
             )
 
@@ -310,15 +228,15 @@ class SessionCollector(Collector):
             ("events_dropped", "counter", "Events dropped (inbox full)."),
             ("strategy_seconds", "counter", "Time in strategies."),
         ):
-            yield _figure(kind, f"tradelab_runner_{key}", doc, metrics[key])
+            yield figure(kind, f"tradelab_runner_{key}", doc, metrics[key])
 
     def _feed(self) -> Iterator[Metric]:
         router = self.lab.router
-        yield _figure(
+        yield figure(
             "counter", "tradelab_feed_ticks", "Ticks routed from the feed.", router.ticks_routed
         )
-        yield _figure("counter", "tradelab_feed_bars", "Bars submitted.", router.bars_submitted)
-        yield _figure("counter", "tradelab_feed_marks", "Marks submitted.", router.marks_submitted)
+        yield figure("counter", "tradelab_feed_bars", "Bars submitted.", router.bars_submitted)
+        yield figure("counter", "tradelab_feed_marks", "Marks submitted.", router.marks_submitted)
 
     def _commands(self) -> Iterator[Metric]:
         if self.commands is None:
@@ -350,51 +268,4 @@ class SessionCollector(Collector):
             if not _METRIC_NAME.match(name):
                 log.warning("extra metric %r is not a valid metric name; left out", key)
                 continue
-            yield _figure("gauge", name, f"Console figure {key}.", value)
-
-
-def _latencies(metrics: dict[str, Any]) -> Iterator[Metric]:
-    """Summary-like gauges per latency: p50/p99 (label quantile) and the max over the latest
-    `window_limit` batches, and a counter of every batch ever measured."""
-    for key, stem, what in _LATENCIES:
-        summary = metrics.get(key)
-        if summary is None:
-            continue  # no writer yet
-        window = f"the latest {summary['window_limit']} batches"
-        quantiles = GaugeMetricFamily(
-            f"{stem}_ms", f"Milliseconds from {what}, over {window}.", labels=["quantile"]
-        )
-        for quantile, field in (("0.5", "p50_ms"), ("0.99", "p99_ms")):
-            if summary[field] is not None:
-                quantiles.add_metric([quantile], summary[field])
-        yield quantiles
-        if summary["max_ms"] is not None:
-            yield _figure(
-                "gauge", f"{stem}_max_ms", f"Most milliseconds over {window}.", summary["max_ms"]
-            )
-        yield _figure("counter", f"{stem}_samples", f"Batches timed: {what}.", summary["count"])
-    if "journal_latency_unsampled_batches" in metrics:
-        yield _figure(
-            "counter",
-            "tradelab_journal_latency_unsampled_batches",
-            "Batches left untimed because too many were in flight.",
-            metrics["journal_latency_unsampled_batches"],
-        )
-    if "journal_ack_log_syncs" in metrics:
-        yield _figure(
-            "counter",
-            "tradelab_journal_ack_log_syncs",
-            "fdatasync calls of the ack log that acknowledged critical events.",
-            metrics["journal_ack_log_syncs"],
-        )
-
-
-def _figure(kind: str, name: str, doc: str, value: Any) -> Metric:
-    family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-    return family(name, doc, value=float(value))
-
-
-def _labelled(name: str, doc: str, label: str, current: str) -> Metric:
-    family = GaugeMetricFamily(name, doc, labels=[label])
-    family.add_metric([str(current)], 1.0)
-    return family
+            yield figure("gauge", name, f"Console figure {key}.", value)
