@@ -18,8 +18,9 @@ from typing import Any
 # itself (`risk.control`, `risk.breach`); a broker's disconnect and reconnect set its health.
 # 5: each position's last logged round trip (`trading.logged_exits`). 6: a position reversed
 # by one fill opened with that fill (`opened_seq`, `opened_ts`), so the book trims the fills
-# before it; a session's open drops the contracts expired before it (`expired_symbols`).
-FOLD_VERSION = 6
+# before it; a session's open drops the contracts expired before it (`expired_symbols`). 7: an
+# exit refused keeps its refusal in the position's exit levels (`trading.exits.<id>.refused`).
+FOLD_VERSION = 7
 
 
 def default_reducers() -> dict[str, list]:

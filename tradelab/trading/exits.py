@@ -2,8 +2,10 @@
 
 Each `trade.exit_updated` stores the position's levels as they stand (stop, target, trail, the
 best price a trailing stop has seen, the exit order in flight), so a restarted runner re-arms
-them (PositionMonitor.restore) instead of leaving an open position with no stop. Cleared levels
-and a closed position delete the entry.
+them (PositionMonitor.restore) instead of leaving an open position with no stop. A level that
+fired and whose exit was refused (trading halted) keeps the refusal (`refused`) until the next
+update, so the console shows the stop as hit, not as armed. Cleared levels and a closed position
+delete the entry.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ def exit_updated_reducer(view: Any, event: Event) -> Iterable[Change]:
     if all(p.get(name) is None for name in LEVELS):
         return [(path, DELETE)] if view.get(path) is not None else []
     levels = {name: p.get(name) for name in (*LEVELS, "best", "exit_order")}
+    if p.get("reason") == "exit_refused":
+        levels["refused"] = str(p.get("refusal") or "refused")
     levels["updated_ts"] = event.ts
     levels["seq"] = event.seq
     return [(path, levels)]

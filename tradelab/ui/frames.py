@@ -124,6 +124,9 @@ def positions(lab: Any) -> pd.DataFrame:
         held = bool(position.get("net_quantity"))
         levels = exits.get(pid) if held else None
         row = {**position, **{k: (levels or {}).get(k) for k in ("stop", "target", "trail")}}
+        refused = (levels or {}).get("refused")
+        if refused:  # a level fired, its exit was refused (a halt): not an armed stop
+            row["status"] = f"exit refused: {refused.split(' (')[0]}"
         if not held:  # a flat position is not marked any more: its last mark would read stale
             row["mark"] = None
         rows.append(row)
