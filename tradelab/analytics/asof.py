@@ -6,8 +6,11 @@ reducers, as recovery does, so its state hash equals a full replay's up to that 
 bounded number of checkpoints (`max_checkpoints`; when full, the least recently used is dropped;
 `metrics()` counts them) so later questions near
 them are fast even on a live journal, whose snapshots are not readable; `index()` keeps them
-along the whole journal in one pass. Not thread-safe: one
-`AsOf` per thread.
+along the whole journal in one pass. A long replay opens the journal afresh every
+`REOPEN_AFTER_S` between its chunks: it never holds the file long enough to keep an engine from
+starting on it (the engine waits a few seconds for the lock), nor reads a segment list old
+enough that the sealer has merged those files away (it deletes them a minute after). Not
+thread-safe: one `AsOf` per thread.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,13 +30,14 @@ import pandas as pd
 
 from tradelab.analytics.source import Source, open_source
 from tradelab.engine.store import FOLD_VERSION, build_store
-from tradelab.errors import InvalidInputError
+from tradelab.errors import InvalidInputError, JournalError
 from tradelab.journal.recovery import choose_snapshot, replay_into
 from tradelab.journal.snapshots import list_snapshots
 from tradelab.market.instruments import IST
 from tradelab.state import StateSnapshot, StateStore
 
 CLOCKS = ("exchange", "journal")
+REOPEN_AFTER_S = 2.0  # a replay's longest hold of one source (module docstring)
 
 
 @dataclass
@@ -214,7 +219,7 @@ class AsOf:
             start, origin = self._start_from(source, seq)
             if start is not None:
                 store.load_snapshot(start)
-            replayed = self._replay(store, source, seq)
+            replayed, source = self._replay(store, source, seq)
         finally:
             source.close()
         self.last = {
@@ -249,31 +254,65 @@ class AsOf:
         try:
             every = max(self.checkpoint_every, -(-source.last_seq // max(self.max_checkpoints, 1)))
             self._checkpoints.clear()
-            replayed = self._replay(build_store(), source, source.last_seq, every)
+            last = source.last_seq
+            replayed, source = self._replay(build_store(), source, last, every)
         finally:
             source.close()
         return {
-            "last_seq": source.last_seq,
+            "last_seq": last,
             "replayed": replayed,
             "checkpoint_every": every,
             "checkpoints": len(self._checkpoints),
             "source": source.kind,
         }
 
-    def _replay(self, store: StateStore, source: Source, seq: int, every: int = 0) -> int:
-        """Replay up to `seq`, keeping a checkpoint at each multiple of `every`."""
+    def _replay(
+        self, store: StateStore, source: Source, seq: int, every: int = 0
+    ) -> tuple[int, Source]:
+        """Replay up to `seq`, keeping a checkpoint at each multiple of `every`; (events
+        replayed, the source open at the end: the caller closes it). Between chunks, once
+        `REOPEN_AFTER_S` have passed, `source` is closed and the journal opened afresh."""
         replayed = 0
         every = every or self.checkpoint_every
-        while store.version < seq:
-            stop = min(seq, (store.version // every + 1) * every)
-            replayed += replay_into(store, source.con, since_seq=store.version, upto_seq=stop)
-            if store.version != stop:
-                raise InvalidInputError(
-                    f"journal {self.journal} has no events after seq {store.version} up to {stop}"
-                )
-            if stop % every == 0 and self.max_checkpoints:
-                self._keep(store.snapshot())
-        return replayed
+        opened = time.monotonic()
+        given = source
+        try:
+            while store.version < seq:
+                if time.monotonic() - opened > REOPEN_AFTER_S:
+                    source.close()
+                    source = self._reopen(seq)
+                    opened = time.monotonic()
+                stop = min(seq, (store.version // every + 1) * every)
+                replayed += replay_into(store, source.con, since_seq=store.version, upto_seq=stop)
+                if store.version != stop:
+                    raise InvalidInputError(
+                        f"journal {self.journal} has no events after seq {store.version} up to {stop}"
+                    )
+                if stop % every == 0 and self.max_checkpoints:
+                    self._keep(store.snapshot())
+            return replayed, source
+        except BaseException:
+            if source is not given:  # the caller closes the one it gave
+                source.close()
+            raise
+
+    def _reopen(self, seq: int) -> Source:
+        """The journal opened afresh in the middle of a replay up to `seq`: refused if it is
+        another journal now, or if an engine took it and its sealed events end before `seq`."""
+        stamp = self._first_stamp
+        source = self._open()
+        why = ""
+        if self._first_stamp != stamp:
+            why = "was replaced by another during the replay"
+        elif source.last_seq < seq:  # an engine took the file: only sealed events show
+            why = (
+                f"was opened by an engine during the replay, and what can be read beside it "
+                f"ends at seq {source.last_seq}, before {seq} ({source.note})"
+            )
+        if why:
+            source.close()
+            raise JournalError(f"journal {self.journal} {why}; ask again")
+        return source
 
     def _keep(self, snapshot: StateSnapshot) -> None:
         self._checkpoints[snapshot.seq] = snapshot
