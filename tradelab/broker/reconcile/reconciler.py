@@ -120,9 +120,13 @@ class Reconciler:
         risk: RiskGate | None = None,
         config: ReconcilerConfig | None = None,
         sleep: Callable[[float], object] | None = None,
+        started_at_seq: int | None = None,
     ) -> None:
         """`sleep`: how a run pauses (its settle pause, its retries' backoff); by default a wait
-        that `stop()` cuts short, ending the run."""
+        that `stop()` cuts short, ending the run. `started_at_seq`: the seq the journal held
+        when this process started (by default the engine's recovery, with submit=engine.submit):
+        an order submitted at or before it was sent by a process that is gone, so a broker that
+        does not know it never will (see `_past_in_flight`)."""
         owner = getattr(submit, "__self__", None)
         self.store = store if store is not None else getattr(owner, "store", None)
         if self.store is None:
@@ -143,6 +147,10 @@ class Reconciler:
         # Orders the book has as submitted that the broker did not know at the last run: in
         # flight then; a difference only if the broker still does not know them now.
         self._unknown_submitted: set[str] = set()
+        if started_at_seq is None:
+            recovered = getattr(owner, "recovery_report", None)
+            started_at_seq = recovered.last_seq if recovered is not None else 0
+        self.started_at_seq = started_at_seq
 
     def _pause(self, seconds: float) -> None:
         if self._stop.wait(seconds):
@@ -173,16 +181,23 @@ class Reconciler:
     def _past_in_flight(self, found: list[Mismatch]) -> list[Mismatch]:
         """Drop the orders on their way to the broker: submitted in the book (the desk journals
         that before it calls the broker), unknown to the broker, and not so at the last run
-        too. Adopting "cancelled: not known to the broker" for one lost a live order."""
+        too. Adopting "cancelled: not known to the broker" for one lost a live order. One
+        submitted before this process started is not on its way (its sender was killed between
+        the two): a difference at once, or it stays working in the book for good."""
         in_flight = {
             m.item
             for m in found
             if m.kind == d.ORDER_STATE_MISMATCH
             and m.actual is None
             and (m.expected or {}).get("status") == "submitted"
+            and self._submitted_seq(m.subject["order_id"]) > self.started_at_seq
         }
         before, self._unknown_submitted = self._unknown_submitted, in_flight
         return [m for m in found if m.item not in in_flight or m.item in before]
+
+    def _submitted_seq(self, order_id: str) -> int:
+        """The seq of the book's last change to a submitted order: its submission."""
+        return int(self.store.get(f"trading.orders.{order_id}.last_seq", None) or 0)
 
     # -- one run ----------------------------------------------------------------------------
     def run_once(self) -> ReconciliationReport:
