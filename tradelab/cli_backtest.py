@@ -176,10 +176,10 @@ def backtest_command(
             err=True,
         )
 
-    if html and not Path(html).resolve().parent.is_dir():  # found out before the run, not after
+    if html and (why := _unwritable(Path(html))):  # found out before the run, not after it
         from tradelab.cli import EXIT_USAGE
 
-        fail(f"--html {html!r}: its folder does not exist", EXIT_USAGE)
+        fail(f"--html {html!r}: {why}", EXIT_USAGE)
     with tempfile.TemporaryDirectory(prefix="tradelab-bt-") as scratch:
         # The page is drawn from the journal: without --journal, one kept until it is written.
         kept = journal or (str(Path(scratch) / "bt.duckdb") if html else None)
@@ -233,6 +233,22 @@ def backtest_command(
         fail(f"strategy {name} failed: {why}; the figures stop there{extra}", EXIT_STRATEGY_FAILED)
     if chart_error is not None:
         fail(chart_error, exit_code_for(chart_error))
+
+
+def _unwritable(path: Path) -> str:
+    """Why the chart could not be written at `path` ('' when it can): tried by opening it for
+    appending, so a folder a user may not write in (or /proc) is said before a long run."""
+    if not path.resolve().parent.is_dir():
+        return "its folder does not exist"
+    existed = path.exists()
+    try:
+        with path.open("a"):
+            pass
+    except OSError as exc:
+        return f"it cannot be written: {exc.strerror or exc}"
+    if not existed:
+        path.unlink(missing_ok=True)
+    return ""
 
 
 def write_html_report(result: BacktestResult, path: str) -> None:

@@ -144,7 +144,7 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
             int_of(payload, 'start') AS start_ts, int_of(payload, 'end') AS end_ts,
             ist(int_of(payload, 'start')) AS time, num(payload, 'open') AS open,
             num(payload, 'high') AS high, num(payload, 'low') AS low,
-            num(payload, 'close') AS close, int_of(payload, 'volume') AS volume
+            num(payload, 'close') AS close, num(payload, 'volume') AS volume
             FROM _events WHERE topic = 'market.bar'""",
     ),
     (

@@ -151,7 +151,16 @@ def _date_and_time_joined(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     date, time = columns["date"], columns["time"]
     times = frame[time]
-    if pd.api.types.is_integer_dtype(times) and times.between(0, 235959).all():
+    if (
+        pd.api.types.is_integer_dtype(times)
+        and times.between(0, 2359).all()
+        and (times % 100 < 60).all()
+    ):
+        # HHMM numbers (915 is 09:15, what a spreadsheet leaves of "0915"): read as HHMMSS they
+        # would put every bar of the day in its first 24 minutes, which no file means.
+        digits = times.astype("int64").astype(str).str.zfill(4)
+        times = digits.str[:2] + ":" + digits.str[2:]
+    elif pd.api.types.is_integer_dtype(times) and times.between(0, 235959).all():
         # Stooq's and MetaStock's HHMMSS numbers: 91500 is 09:15:00.
         digits = times.astype("int64").astype(str).str.zfill(6)
         times = digits.str[:2] + ":" + digits.str[2:4] + ":" + digits.str[4:]
@@ -265,10 +274,16 @@ def checked_numbers(
     a blank volume cell 0 (the column is optional and index files have none). Anything else is
     refused naming the column, where it is in the file and what it holds; `file_row(i)` is the
     0-based file row of the column's i-th value."""
-    numbers = pd.to_numeric(raw, errors="coerce").to_numpy("float64", copy=True)
+    numbers = pd.to_numeric(raw, errors="coerce")
+    if numbers.dtype == np.float32:
+        # Widened by decimal text, not by bits: a float32 102.41 is 102.41000366210938 as it
+        # is stored, and fills are at the file's price as written.
+        numbers = numbers.astype(str).astype("float64")
+    numbers = numbers.to_numpy("float64", copy=True)
     if volume:
         numbers[raw.isna().to_numpy()] = 0.0
-    # A volume is journaled as a 64-bit integer (tradelab.payloads.INT_MAX).
+    # A whole volume is journaled as a 64-bit integer (tradelab.payloads.INT_MAX), a
+    # fractional one (a coin's 0.75) as it is (`journal_volumes`).
     bad = ~np.isfinite(numbers) | (
         ((numbers < 0) | (numbers >= 2.0**63)) if volume else (numbers <= 0)
     )
@@ -280,6 +295,27 @@ def checked_numbers(
             f"{plain_value(raw.iloc[i])!r} is not {wanted}"
         )
     return numbers
+
+
+def journal_volumes(volumes: np.ndarray) -> list[int] | list[float]:
+    """A file's volumes as bars carry them: whole numbers as ints (a share count), else every
+    one as the float the file holds (a coin's 0.75 must not read as 0)."""
+    if np.array_equal(volumes, np.floor(volumes)):
+        return volumes.astype(np.int64).tolist()
+    return volumes.tolist()
+
+
+def checked_symbols(path: Path, column: str, raw: pd.Series, file_row: Callable[[int], int] = int):
+    """The Symbol column's values as text; an empty cell is refused naming its line (a pandas
+    3 `astype(str)` keeps it a float NaN, which no bar can be matched to)."""
+    empty = raw.isna() | (raw.astype(str).str.strip() == "")
+    if empty.any():
+        i = int(empty.to_numpy().argmax())
+        raise InvalidInputError(
+            f"bar file {str(path)!r}, column {column!r}, {file_position(path, file_row(i))}: "
+            "empty symbol"
+        )
+    return raw.astype(str)
 
 
 def check_high_low(

@@ -31,7 +31,7 @@ class Bar:
     high: float
     low: float
     close: float
-    volume: int
+    volume: int | float  # whole units, or a coin's fraction as its bar file has it
     ticks: int
 
     def to_payload(self) -> dict[str, Any]:

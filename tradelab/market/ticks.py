@@ -23,7 +23,7 @@ class Tick(msgspec.Struct, frozen=True):
     last: float
     bid_size: int = 0
     ask_size: int = 0
-    volume: int = 0
+    volume: int | float = 0  # a coin's fraction as its bar file has it
 
     @property
     def mid(self) -> float:

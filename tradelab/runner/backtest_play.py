@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import time
 
+from tradelab.market.bar_files import journal_volumes
 from tradelab.market.ticks import Tick
 from tradelab.runner.backtest_fills import limits_passed
 from tradelab.runner.backtest_interrupt import BetweenBars
@@ -42,7 +43,7 @@ def play_bars(
         series.high.tolist(),
         series.low.tolist(),
         series.close.tolist(),
-        series.volume.tolist(),
+        journal_volumes(series.volume),
     )
     # A bar ends where its length says, not where the next one starts (the gap may be a night
     # or a weekend: the close would be counted in the next day's P&L). A daily or longer bar
@@ -85,7 +86,7 @@ def play_bars(
                 "high": highs[i],
                 "low": lows[i],
                 "close": c,
-                "volume": int(volumes[i]),
+                "volume": volumes[i],
                 "ticks": 0,
                 "mark": True,  # the bar's close is the symbol's mark: one event a bar
             },

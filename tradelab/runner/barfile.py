@@ -20,6 +20,7 @@ from tradelab.market.bar_files import (
     bar_length_ns,
     check_high_low,
     checked_numbers,
+    checked_symbols,
     columns_by_name,
     file_position,
     instrument_id,
@@ -182,7 +183,10 @@ def load_bar_file(
     if symbol is not None:
         symbol = instrument_id(symbol)  # RELIANCE.NS names the file's RELIANCE_NS
     if "symbol" in columns:
-        symbols = list(dict.fromkeys(frame[columns["symbol"]].astype(str)))
+        symbol_texts = checked_symbols(
+            path, str(columns["symbol"]), frame[columns["symbol"]], lambda i: int(frame.index[i])
+        )
+        symbols = list(dict.fromkeys(symbol_texts))
         if check_named is not None and (len(symbols) > 1 or symbol is not None):
             check_named(symbols)
         if symbol is None:
@@ -202,7 +206,7 @@ def load_bar_file(
                 f"symbol {symbol!r} is not in bar file {name!r} (its {len(symbols)}: "
                 f"{', '.join(symbols[:6])}{', ...' if len(symbols) > 6 else ''})"
             )
-        frame = frame[frame[columns["symbol"]].astype(str) == symbol]
+        frame = frame[symbol_texts == symbol]
     # Each kept row's place in the file, for errors; the frame is then indexed 0..n-1.
     file_rows = frame.index.to_numpy()
     frame = frame.reset_index(drop=True)
@@ -214,9 +218,10 @@ def load_bar_file(
 
     raw_times = frame[time_col]
     ts = times_ns(path, str(time_col), raw_times, lambda i: int(file_rows[i]))
-    if len(ts) > 1 and (np.diff(ts) < 0).all():
+    if len(ts) > 1 and ts[0] > ts[-1] and (np.diff(ts) <= 0).all():
         # Newest first, as some sites' downloads are (investing.com's): the same
-        # bars read oldest first; errors still name each row's place in the file.
+        # bars read oldest first; errors still name each row's place in the file (a row
+        # repeated in it is then named below as not after the one before it).
         frame, file_rows, ts = frame.iloc[::-1].reset_index(drop=True), file_rows[::-1], ts[::-1]
         raw_times = frame[time_col]
     values = {}
