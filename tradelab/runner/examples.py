@@ -211,7 +211,10 @@ class ShortStraddle(Strategy):
         self._latest_entry = min(latest.time(), exit_) if latest.date() == date.min else exit_
 
     def on_start(self, ctx: StrategyContext) -> None:
-        self._legs: list[str] = []
+        # Legs held before a restart are its legs from the first event on, whatever it is: an
+        # option's tick must not find none and clear the straddle's signal, and a restart past
+        # exit_time must still time them out. Their stops are re-armed at the entry (_adopt).
+        self._legs: list[str] = sorted(ctx.positions())
         self._entered_on = None
         self._exited_on = None
         self._exit_retry_at = 0  # a refused time exit is tried again from this market time
