@@ -149,7 +149,7 @@ def test_flatten_closes_open_positions_and_records_the_user(lab):
     lab.place_order(symbol, "BUY", 75)
     position = f"trading.positions.manual:{symbol}"
     assert wait_for(lambda: (lab.store.get(position, None) or {}).get("net_quantity") == 75)
-    assert "1 closing orders sent" in commands.execute("alice", "flatten")
+    assert "1 closing order sent" in commands.execute("alice", "flatten")
     assert wait_for(lambda: lab.store.get(position)["net_quantity"] == 0)
     lab.engine.wait_applied()  # subscribers get the event on the kernel thread
     assert journaled[-1]["who"] == "alice" and len(journaled[-1]["args"]["orders"]) == 1

@@ -101,3 +101,26 @@ def test_an_empty_field_and_a_fraction_in_an_integer_field_are_refused_saying_wh
     form.send()
     assert commands.calls == [("set_params", {"strategy": "knobs", "params": {"lots": 3}})]
     assert type(commands.calls[0][1]["params"]["lots"]) is int
+
+
+def test_a_refused_number_is_named_as_typed_and_an_emptied_field_shows_its_value_again():
+    # 2.5 read "must be an integer, not <class 'float'>", 1e300 was printed as its 301 digits,
+    # and an emptied field showed "NaN" after its refusal.
+    from tradelab.runner.strategy import checked_params
+
+    knobs = Knobs()
+    for value, said in (
+        (2.5, "must be a whole number, not 2.5"),
+        (1e300, "must be at most 50, not 1e+300"),
+    ):
+        try:
+            checked_params(knobs, {"lots": value})
+        except Exception as exc:
+            assert f"parameter 'lots' of strategy 'knobs' {said}" == str(exc)
+        else:
+            raise AssertionError(f"lots={value} was taken")
+    controls = Controls(Recording(), "alice", {"knobs": knobs})
+    form = controls.forms["knobs"]
+    form.widgets["stop_loss_pct"].value = None
+    form.send()
+    assert form.widgets["stop_loss_pct"].value == 30.0

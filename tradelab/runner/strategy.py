@@ -321,6 +321,8 @@ def checked_params(
     text = {k: v for k, v in params.items() if isinstance(v, str)}
     values = {**{k: v for k, v in params.items() if not isinstance(v, str)}}
     values.update(coerce_params(cls, text))
+    for pname, value in values.items():
+        _check_number(cls, pname, value, strategy.name)
     # A throwaway instance runs param's own type and bound checks on the whole set.
     trial = constructed(
         cls, {**strategy.parameters(), **values, "name": strategy.name}, strategy.name
@@ -328,6 +330,25 @@ def checked_params(
     if inputs_check is not None:
         inputs_check([trial])
     return values
+
+
+def _check_number(cls: type[Strategy], pname: str, value: Any, name: str) -> None:
+    """A number for a numeric parameter, refused in words that show the value as typed
+    (param's own say "not <class 'float'>", or print 1e300 as its 301 digits)."""
+    declared = cls.param.objects("existing").get(pname)
+    if not isinstance(declared, param.Number) or isinstance(value, bool):
+        return
+    if not isinstance(value, int | float):
+        return  # not a number: param's own check names the type
+    shown = f"{value:g}" if isinstance(value, float) or abs(value) >= 10**15 else str(value)
+    where = f"parameter {pname!r} of strategy {name!r}"
+    if isinstance(declared, param.Integer) and isinstance(value, float) and not value.is_integer():
+        raise InvalidInputError(f"{where} must be a whole number, not {shown}")
+    low, high = declared.bounds or (None, None)
+    if low is not None and value < low:
+        raise InvalidInputError(f"{where} must be at least {low}, not {shown}")
+    if high is not None and value > high:
+        raise InvalidInputError(f"{where} must be at most {high}, not {shown}")
 
 
 def constructed(cls: type[Strategy], values: Mapping[str, Any], name: str) -> Strategy:

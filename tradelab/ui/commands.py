@@ -168,12 +168,13 @@ class OperatorCommands:
         try:
             orders = desk.flatten(exit_only=True, cancelled=cancelled)
         except TradelabError as exc:  # FlattenError: all were tried; it names those left open
-            done = f" ({len(cancelled)} working orders cancelled)" if cancelled else ""
+            done = f" ({_count(len(cancelled), 'working order')} cancelled)" if cancelled else ""
             self._record(who, "flatten", {"cancelled": cancelled}, f"failed{done}: {exc}")
             raise CommandRefused(FAILED, f"flatten failed{done}: {exc}") from None
-        said = [f"{len(cancelled)} working order{'' if len(cancelled) == 1 else 's'} cancelled"]
-        said = said if cancelled else []
-        said.append(f"{len(orders)} closing orders sent" if orders else "no open position")
+        said = [f"{_count(len(cancelled), 'working order')} cancelled"] if cancelled else []
+        said.append(
+            f"{_count(len(orders), 'closing order')} sent" if orders else "no open position"
+        )
         return f"flatten: {', '.join(said)}", {"orders": orders, "cancelled": cancelled}
 
     def _resume_trading(self, who: str, args: dict[str, Any]) -> tuple[str, dict]:
@@ -250,3 +251,8 @@ def _text(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInputError(f"{what} must be non-empty text, not {value!r}")
     return value.strip()
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 closing order', '2 closing orders'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

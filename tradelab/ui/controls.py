@@ -149,6 +149,8 @@ class ParamsForm:
         values = {k: self._value(k, w.value) for k, w in self.widgets.items() if not w.disabled}
         empty = [k for k, v in values.items() if v is None and not self._param(k).allow_None]
         if empty:  # else param's "not <class 'NoneType'>"
+            for pname in empty:  # an emptied number field would show "NaN": the value it had
+                self.widgets[pname].value = self.shown[pname]
             self.controls.message.set(
                 f"set_params refused: {', '.join(empty)} of {self.name} is empty; enter a value"
             )
