@@ -111,9 +111,9 @@ class Header:
         session = state.get("market_session") or {}
         closed = session.get("status") == "closed"
         self.market_closed_ns = (session.get("ts") or 0) if closed else None
-        if closed and session.get("ts") and self.market_time.text == "market: -":
-            # No tick comes after the close (a console started again on a closed session):
-            # the exchange clock stopped at the close.
+        if closed and session.get("ts"):
+            # The exchange clock stops at the close (15:30), not at the last tick before it
+            # (15:29:59), and reads so whether the console saw the session or started after.
             self.market_time.set(f"market {ist_ms(session['ts'])[:5]} IST")
 
     def show_stalled(self, stalled: dict[str, Any] | None) -> None:
@@ -134,7 +134,9 @@ class Header:
         self.last_seq.set(str(changes.last_seq))
         if changes.last_event_ns:
             self.last_time.set(f"journaled {ist_ms(changes.last_event_ns)} IST")
-        if changes.market_ns:
+        if self.market_closed_ns:
+            self.market_time.set(f"market {ist_ms(self.market_closed_ns)[:5]} IST")
+        elif changes.market_ns:
             self.market_time.set(f"market {ist_ms(changes.market_ns)[:5]} IST")
         event_age = (now_ns - changes.last_event_ns) if changes.last_event_ns else None
         tick_age = (now_ns - changes.last_tick_ns) if changes.last_tick_ns else None
