@@ -1,14 +1,10 @@
-"""What a notebook hands the Python API: numpy numbers read from a frame, a Path, a class where
-an instance belongs, a strategy that fails on its way out; and the analytics' answers about
-time on a backtest's journal."""
+"""What a notebook hands the Python API: numpy numbers, Paths, classes, parameters and settings."""
 
 import numpy as np
-import pandas as pd
 import param
 import pytest
 
 from tests.test_backtest import write_bars
-from tradelab.analytics import Analytics
 from tradelab.errors import InvalidInputError
 from tradelab.lab import Lab
 from tradelab.lab_config import LabConfig, apply_settings
@@ -118,72 +114,6 @@ def test_lab_takes_one_strategy_and_waits_for_a_quote(tmp_path):
         lab.stop()
 
 
-@pytest.fixture(scope="module")
-def backtest_journal(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("asof")
-    journal = tmp / "bt.duckdb"
-    run_backtest(write_bars(tmp / "ABC.csv"), SmaCross(fast=2, slow=3), journal_path=journal)
-    return Analytics(journal)
-
-
-def test_seq_at_a_time_on_a_backtest_is_the_last_bar_closed_by_then(backtest_journal):
-    a = backtest_journal
-    bars = a.sql("SELECT seq, end_ts, close FROM bars ORDER BY seq")
-    end_ts = bars.end_ts[3]  # a numpy integer, as read from the frame
-    seq = a.seq_at(end_ts)
-    assert seq == a.seq_at(int(end_ts)) == a.seq_at(float(end_ts))
-    assert bars.seq[3] <= seq < bars.seq[4]
-    store = a.state_at(ts=end_ts)
-    assert store.get("market.marks.ABC")["price"] == bars.close[3]
-    assert a.state_at(np.int64(seq)).version == seq
-    with pytest.raises(InvalidInputError, match="clock 'wall'"):
-        a.state_at(seq, clock="wall")
-    with pytest.raises(InvalidInputError, match="time '09:19' has no date; give the day too"):
-        a.seq_at("09:19")  # pandas would read it as today's: after the journal, silently
-
-
-def test_a_time_with_a_zone_selects_the_same_rows_as_the_ist_time_it_is(backtest_journal):
-    a = backtest_journal  # fills at 00:00 IST of 2024-03-05, 07 and 10
-    naive = pd.Timestamp("2024-03-07 03:00")  # read in UTC it is before the 07's fill
-    query = "SELECT seq FROM fills WHERE time > ? ORDER BY seq"
-    expected = a.sql(query, [naive]).seq.tolist()
-    assert len(expected) == 1
-    for zoned in (
-        naive.tz_localize("Asia/Kolkata"),
-        naive.tz_localize("Asia/Kolkata").tz_convert("UTC"),
-    ):
-        assert a.sql(query, [zoned]).seq.tolist() == expected
-        assert a.sql(query, [zoned.to_pydatetime()]).seq.tolist() == expected
-
-
-def test_backtest_views_agree_on_time_and_order_lifetimes(backtest_journal):
-    a = backtest_journal
-    marks = a.sql("SELECT exchange_ts FROM marks ORDER BY seq")["exchange_ts"]
-    assert list(marks) == list(a.sql("SELECT end_ts FROM bars ORDER BY seq")["end_ts"])
-    late = a.sql("SELECT count(*) AS n FROM latency WHERE done_ms < first_fill_ms")
-    assert int(late.n[0]) == 0
-    fills = a.sql("SELECT seq FROM fills")
-    assert len(a.sql("SELECT * FROM fills WHERE seq = ?", [fills.seq[0]])) == 1
-
-
-def test_equity_is_flat_at_zero_when_nothing_traded(tmp_path):
-    journal = tmp_path / "bt.duckdb"
-    run_backtest(write_bars(tmp_path / "ABC.csv"), SmaCross(fast=2, slow=30), journal_path=journal)
-    equity = Analytics(journal).sql("SELECT net, drawdown FROM equity")
-    assert len(equity) == 10 and (equity.net == 0).all() and (equity.drawdown == 0).all()
-
-
-def test_an_unknown_symbol_is_named_with_what_is_traded_here():
-    from tradelab.runner.instruments import InstrumentUniverse, PlainInstrument
-
-    universe = InstrumentUniverse({"ABC": PlainInstrument("ABC")})
-    with pytest.raises(
-        InvalidInputError, match="'BANKNIFTY' is not traded here: the instruments are ABC"
-    ):
-        universe.parse("BANKNIFTY")
-    assert universe.parse("NIFTY25N1124000CE").strike == 24000
-
-
 def test_instrument_lot_size_takes_a_symbol_and_refuses_other_values_by_name():
     from tradelab.runner.instruments import InstrumentUniverse, PlainInstrument
 
@@ -242,83 +172,6 @@ def test_short_straddle_sells_only_within_its_entry_window():
     assert sold == []
     straddle._step(ctx, "NIFTY", 24_010.0, at(13, 9, 25))  # the next day, inside the window
     assert [s[-2:] for s in sold] == ["CE", "PE"] and all("24000" in s for s in sold)
-
-
-def test_the_chain_shows_calls_strike_puts_per_row_with_desk_greeks_and_the_atm_marked():
-    from types import SimpleNamespace
-
-    from tradelab.ui.frames import chain
-
-    ts = int(datetime_ist(2025, 11, 12, 10, 0))
-    marks = {
-        "NIFTY": {"price": 24_010.0, "ts": ts},
-        "NIFTY25N1824000CE": {"price": 150.0, "bid": 149.0, "ask": 151.0, "ts": ts},
-        "NIFTY25N1824000PE": {"price": 140.0, "bid": 139.0, "ask": 141.0, "ts": ts},
-        "NIFTY25N1824050CE": {"price": 125.0, "bid": 124.0, "ask": 126.0, "ts": ts},
-        "NIFTY25N1824500PE": {"price": 500.0, "ts": ts},  # beyond 1 strike each side: left out
-        "NIFTY25D0224000CE": {"price": 210.0, "ts": ts},  # the next expiry: not in this chain
-    }
-    lab = SimpleNamespace(store=SimpleNamespace(get=lambda path, default: marks))
-    frame = chain(lab, strikes_each_side=1)
-    assert list(frame["strike"]) == [24000, 24050] and list(frame["atm"]) == [True, False]
-    columns = list(frame.columns)
-    middle = columns[columns.index("strike") - 2 : columns.index("strike") + 3]
-    assert middle == ["CE bid", "CE ask", "strike", "PE bid", "PE ask"]  # calls | strike | puts
-    atm = frame.iloc[0]
-    assert (atm["CE bid"], atm["CE ask"], atm["PE price"]) == (149.0, 151.0, 140.0)
-    assert atm["CE delta"] > 0 > atm["PE delta"]
-    assert 5 < atm["CE vega/pt"] < 20  # ~1,000 per 1.0 of vol: 10 per point
-    assert -30 < atm["CE theta/day"] < -3  # ~-4,000 a year: ~-11 a day
-    assert pd.isna(frame.iloc[1]["PE price"])  # no put quoted at 24050
-    empty = chain(SimpleNamespace(store=SimpleNamespace(get=lambda path, default: {})))
-    assert empty.empty and list(empty.columns) == columns
-    # An expired expiry's last marks stay in the store: three days on, the live one is shown.
-    later = int(datetime_ist(2025, 11, 21, 10, 0))
-    marks = {
-        **marks,
-        "NIFTY": {"price": 24_010.0, "ts": later},
-        "NIFTY25N2524000CE": {"price": 210.0, "bid": 209.0, "ask": 211.0, "ts": later},
-    }
-    after_expiry = chain(lab, strikes_each_side=1)
-    assert list(after_expiry["strike"]) == [24000] and after_expiry.iloc[0]["CE price"] == 210.0
-    # The console highlights the ATM row, sets the strike column apart, and hides `atm`.
-    from tradelab.ui.console import _chain_row_style
-
-    styles = [_chain_row_style(row) for _, row in frame.iterrows()]
-    assert all("#fff3bf" in css for css in styles[0])
-    strike_at = columns.index("strike")
-    assert [bool(css) for css in styles[1]] == [i == strike_at for i in range(len(columns))]
-
-
-def datetime_ist(*parts: int) -> int:
-    from datetime import datetime
-
-    from tradelab.market.instruments import IST
-
-    return int(datetime(*parts, tzinfo=IST).timestamp()) * 10**9
-
-
-def test_journal_reader_names_a_file_that_is_no_journal_and_wraps_query_errors(tmp_path):
-    import duckdb
-
-    from tradelab.errors import JournalError
-    from tradelab.journal import JournalReader
-
-    other = tmp_path / "other.duckdb"
-    duckdb.connect(str(other)).execute("CREATE TABLE prices (x INT)").close()
-    with pytest.raises(JournalError, match="other.duckdb is not a tradelab journal"):
-        JournalReader(other).df("SELECT * FROM events")
-    result = run_backtest(
-        write_bars(tmp_path / "ABC.csv"),
-        SmaCross(fast=2, slow=3),
-        journal_path=tmp_path / "bt.duckdb",
-    )
-    reader = JournalReader(result.journal)
-    for query in ("SELECT * FROM no_such_table", "SELEC 1"):
-        for run in (reader.query, reader.df):
-            with pytest.raises(JournalError):
-                run(query)
-    assert len(reader.df("SELECT * FROM events")) == reader.count()
 
 
 def test_a_parameter_change_to_bars_or_an_instrument_the_session_lacks_is_refused(tmp_path):
@@ -421,18 +274,6 @@ def test_text_parameters_pick_a_selector_choice_that_is_a_number_or_a_boolean():
         coerce_params(NumberAndBooleanChoices, {"window": "7"})
     with pytest.raises(InvalidInputError, match=r"'hedged'.*'1' is not one of True, False"):
         coerce_params(NumberAndBooleanChoices, {"hedged": "1"})
-
-
-def test_index_and_state_at_tell_what_they_read_as_a_query_does(backtest_journal, tmp_path):
-    from tradelab.analytics import Analytics
-    from tradelab.state import ReactiveState, StateStore
-
-    fresh = Analytics(backtest_journal.journal)
-    fresh.index()
-    assert fresh.source == "journal" and fresh.last_seq > 0
-    assert fresh.state_at(seq=fresh.last_seq).version == fresh.last_seq
-    with pytest.raises(InvalidInputError, match="rate_hz"):
-        ReactiveState(StateStore(), rate_hz=0)
 
 
 def test_a_replayed_daily_file_says_its_strategies_get_the_sessions_shorter_bars(caplog):

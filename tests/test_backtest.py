@@ -1,15 +1,13 @@
-"""Backtests through the live path: sma_cross on a small bar file whose crossovers are worked out
-by hand below, the next-open fill model, P&L at the last close, and replay determinism."""
+"""Backtests through the live path: sma_cross's hand-computed run, its fees, journal and views."""
 
 import json
 
 import pandas as pd
-import param
 import pytest
 
 from tradelab.errors import InvalidInputError
 from tradelab.journal import JournalReader
-from tradelab.runner import SmaCross, Strategy, trades_frame
+from tradelab.runner import SmaCross, trades_frame
 from tradelab.runner.backtest import content_hash, run_backtest
 
 # fast=2, slow=3 SMAs of the closes, bar by bar (diff = fast - slow):
@@ -105,91 +103,6 @@ def test_same_inputs_give_the_same_journal_content_hash(tmp_path):
     assert other.content_hash != hashes[0]
 
 
-def test_a_multi_symbol_file_needs_a_symbol_and_names_the_choices(tmp_path):
-    with pytest.raises(
-        InvalidInputError, match=r"7 symbols \(NIFTY, .*choose it with --symbol"
-    ) as e:
-        run_backtest("data/nifty_sample_1m.csv", SmaCross())
-    # One that trades several (an index and its options) is pointed to a replay.
-    assert "tradelab run --feed replay FILE --speed max" in str(e.value)
-    result = run_backtest("data/nifty_sample_1m.csv", SmaCross(fast=5, slow=20), symbol="NIFTY")
-    assert result.bars == 375 and result.interval == "1m"
-    assert len(result.fills) >= 2
-    # The one the strategy names is the one played, as `--param symbol=NIFTY` says.
-    named = run_backtest("data/nifty_sample_1m.csv", SmaCross(fast=5, slow=20, symbol="NIFTY"))
-    assert named.symbol == "NIFTY" and named.fills == result.fills
-
-
-def test_a_strategy_set_to_a_symbol_the_file_lacks_is_refused_not_run_without_orders(tmp_path):
-    bars = write_bars(tmp_path / "ABC.csv")
-    journal = tmp_path / "bt.duckdb"
-    with pytest.raises(InvalidInputError, match=r"symbol='NIFTY'.*does not have \(it has ABC\)"):
-        run_backtest(bars, SmaCross(fast=2, slow=3, symbol="NIFTY"), journal_path=journal)
-    assert not journal.exists()
-    assert run_backtest(bars, SmaCross(fast=2, slow=3, symbol="ABC")).fills
-    # Likewise a strategy set to bars of another length than the file's.
-    with pytest.raises(InvalidInputError, match=r"bars of interval='15m'.*\(it has 1d\)"):
-        run_backtest(bars, SmaCross(fast=2, slow=3, interval="15m"), journal_path=journal)
-    assert not journal.exists()
-    assert run_backtest(bars, SmaCross(fast=2, slow=3, interval="1d")).fills
-
-
-def test_a_strategy_set_to_a_symbol_a_many_symbol_file_lacks_is_named_with_the_files_symbols(
-    tmp_path,
-):
-    rows = ["Date,Symbol,Open,High,Low,Close"]
-    rows += [f"2024-03-{d:02d},{s},10,11,9,10" for d in range(1, 4) for s in ("ABC", "XYZ")]
-    (tmp_path / "two.csv").write_text("\n".join(rows) + "\n")
-    journal = tmp_path / "bt.duckdb"
-    with pytest.raises(
-        InvalidInputError,
-        match=r"strategy 'sma_cross' trades symbol='NIFTY', which bar file .*two.csv' does not "
-        r"have \(it has ABC, XYZ\)",
-    ):
-        run_backtest(tmp_path / "two.csv", SmaCross(symbol="NIFTY"), journal_path=journal)
-    assert not journal.exists()
-    played = run_backtest(tmp_path / "two.csv", SmaCross(fast=1, slow=2, symbol="XYZ"))
-    assert played.symbol == "XYZ" and played.bars == 3
-    # A symbol the file lacks is named as missing, with or without symbol=.
-    with pytest.raises(InvalidInputError, match=r"does not have \(it has ABC, XYZ\)"):
-        run_backtest(tmp_path / "two.csv", SmaCross(symbol="NIFTY"), symbol="ABC")
-    # The file holds XYZ, but symbol= picked ABC: the error names that choice.
-    with pytest.raises(
-        InvalidInputError, match=r"symbol='XYZ', but --symbol \(symbol=\) picks 'ABC'"
-    ):
-        run_backtest(tmp_path / "two.csv", SmaCross(symbol="XYZ"), symbol="ABC")
-
-
-def test_a_bad_bar_is_named_by_its_place_in_the_file(tmp_path):
-    from tradelab.runner.barfile import load_bar_file
-
-    # The bad value sits on line 5 of the CSV (header line 1), among another symbol's rows: the
-    # error names the file's line, not the row's place among the chosen symbol's bars.
-    rows = ["Date,Symbol,Open,High,Low,Close"]
-    rows += [f"2024-03-{d:02d},{s},10,11,9,10" for d in range(1, 4) for s in ("ABC", "XYZ")]
-    rows[4] = "2024-03-02,XYZ,10,11,9,nan"
-    (tmp_path / "two.csv").write_text("\n".join(rows) + "\n")
-    with pytest.raises(InvalidInputError, match=r"column 'Close', line 5: nan is not a positive"):
-        load_bar_file(tmp_path / "two.csv", symbol="XYZ")
-    assert load_bar_file(tmp_path / "two.csv", symbol="ABC").close.tolist() == [10.0] * 3
-    # Times that go back: both times shown; a Parquet file's rows are counted from 1.
-    frame = pd.read_csv(write_bars(tmp_path / "ABC.csv"))
-    frame.loc[4, "Date"] = "2024-03-01"
-    frame.to_parquet(tmp_path / "ABC.parquet")
-    with pytest.raises(
-        InvalidInputError, match=r"'Date', row 5: times must increase \('2024-03-01' is not after"
-    ):
-        load_bar_file(tmp_path / "ABC.parquet")
-
-
-def test_an_existing_journal_is_refused_not_appended_to(tmp_path):
-    bars = write_bars(tmp_path / "ABC.csv")
-    journal = tmp_path / "bt.duckdb"
-    run_backtest(bars, SmaCross(fast=2, slow=3), journal_path=journal)
-    with pytest.raises(InvalidInputError, match="already exists"):
-        run_backtest(bars, SmaCross(fast=2, slow=3), journal_path=journal)
-
-
 def test_the_synchronous_and_the_threaded_path_give_the_same_trades_and_journal(tmp_path):
     # Synchronous (the default): kernel inline, runner unthreaded, all on the caller's thread.
     # Threaded: the live arrangement. Same strategy code, same journal content.
@@ -269,45 +182,6 @@ def test_a_live_bar_without_the_mark_flag_leaves_marks_and_positions_alone():
     }
 
 
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [("close", "2.0"), ("close", float("nan")), ("high", None), ("volume", [5]), ("start", True)],
-)
-def test_a_bar_whose_prices_or_times_are_not_finite_numbers_is_refused_naming_them(field, value):
-    # Bars are stored as their reducer built them (fresh_values), so it checks them: a bad one
-    # is refused whole, the store unchanged, the error naming the fields it expects.
-    from tradelab.engine.store import build_store
-    from tradelab.errors import StateError
-    from tradelab.events import Event
-
-    store = build_store()
-    bar = {"symbol": "ABC", "interval": "1m", "start": 0, "end": 60, "open": 1.0, "high": 2.0}
-    bar |= {"low": 1.0, "close": 2.0, "volume": 5, "ticks": 3, "mark": True}
-    store.apply(Event(1, 10, "market.bar", "ABC", bar))
-    before = store.state_hash()
-    with pytest.raises(StateError, match="must be finite numbers|finite close and an int start"):
-        store.apply(Event(2, 20, "market.bar", "ABC", bar | {field: value}))
-    assert (store.version, store.state_hash()) == (1, before)
-
-
-def test_a_mark_price_that_is_not_finite_is_refused_before_it_reaches_a_position():
-    from tradelab.engine.store import build_store
-    from tradelab.errors import StateError
-    from tradelab.events import Event
-
-    store = build_store()
-    fill = {"fill_seq": 1, "trade_id": "T1", "order_id": "O1", "symbol": "ABC", "side": "BUY"}
-    fill |= {"quantity": 1, "price": 10.0, "fee": 0.0, "ts": 1, "strategy": "s", "lot_size": 1}
-    fill["position_id"] = "s:ABC"
-    store.apply(Event(1, 10, "trade.executed", "T1", fill))
-    before = store.state_hash()
-    with pytest.raises(StateError, match="mark price for ABC must be finite"):
-        store.apply(Event(2, 20, "mark.updated", "ABC", {"symbol": "ABC", "price": "nan"}))
-    assert (store.version, store.state_hash()) == (1, before)
-    store.apply(Event(2, 20, "mark.updated", "ABC", {"symbol": "ABC", "price": 12.0}))
-    assert store.get("pnl.unrealized") == 2.0
-
-
 def test_analytics_value_a_backtest_at_its_bars_closes(tmp_path):
     # The bars carry the marks: the analytics' marks and equity curve read them from there.
     from tradelab.analytics import Analytics
@@ -366,18 +240,6 @@ def test_a_backtest_journal_verifies_and_its_final_state_is_the_fold_of_it(tmp_p
     assert any("state equals full replay" in line for line in result.lines)
 
 
-def test_sma_cross_says_when_the_run_never_filled_its_slow_average(tmp_path, caplog):
-    bars = write_bars(tmp_path / "ABC.csv")  # 10 bars
-    with caplog.at_level("WARNING", logger="tradelab.strategy"):
-        run_backtest(bars, SmaCross(fast=2, slow=3))
-    assert not [r for r in caplog.records if "never had" in r.getMessage()]
-    with caplog.at_level("WARNING", logger="tradelab.strategy"):
-        result = run_backtest(bars, SmaCross(fast=5, slow=12))
-    assert not result.fills
-    [warning] = [r.getMessage() for r in caplog.records if "never had" in r.getMessage()]
-    assert "the 12 bars" in warning and "at most 10 bars of ABC 1d" in warning
-
-
 class _RaisesOnFifthBar(SmaCross):
     """sma_cross until its fifth bar, where it raises as a strategy with a bug would."""
 
@@ -414,25 +276,6 @@ def test_a_strategy_that_raises_ends_its_backtest_as_a_failure_not_a_result(tmp_
         assert "strategy raises_on_fifth_bar failed: on_bar raised ZeroDivisionError" in out.stderr
 
 
-def test_sma_cross_with_fast_not_below_slow_is_refused_before_anything_runs(tmp_path):
-    from click.testing import CliRunner
-
-    from tradelab.cli import main as cli
-
-    with pytest.raises(InvalidInputError, match="fast 30 must be less than slow 30"):
-        SmaCross(fast=30, slow=30)
-    bars = write_bars(tmp_path / "ABC.csv")
-    args = ["backtest", str(bars), "--strategy", "sma_cross", "--param", "fast=50"]
-    out = CliRunner().invoke(cli, [*args, "--journal", str(tmp_path / "j.duckdb")])
-    assert out.exit_code == 2 and "fast 50 must be less than slow 30" in out.stderr
-    assert not (tmp_path / "j.duckdb").exists()
-    # A value out of a parameter's own bounds: a usage error too, not a traceback.
-    args = ["backtest", str(bars), "--strategy", "sma_cross", "--param", "size=0"]
-    out = CliRunner().invoke(cli, args)
-    assert out.exit_code == 2 and "strategy 'sma_cross':" in out.stderr
-    assert "'SmaCross.size' must be at least 1, not 0" in out.stderr
-
-
 def test_a_kept_backtest_plots_its_fills_equity_and_drawdown_a_temporary_one_says_why_not(tmp_path):
     import holoviews as hv
 
@@ -447,43 +290,6 @@ def test_a_kept_backtest_plots_its_fills_equity_and_drawdown_a_temporary_one_say
         run_backtest(bars, SmaCross(fast=2, slow=3)).plot()
 
 
-def test_an_option_backtest_trades_whole_lots_as_a_session_does(tmp_path):
-    from tradelab.runner import Strategy
-
-    class OneLot(Strategy):
-        strategy_name = "one_lot"
-        quantity = param.Integer(default=75)
-
-        def on_bar(self, ctx, bar):
-            if not ctx.position(bar["symbol"]) and not ctx.working(bar["symbol"]):
-                ctx.buy(bar["symbol"], self.quantity)
-
-    option = "NIFTY25N1824000CE"
-    lots = run_backtest("data/nifty_sample_1m.csv", OneLot(), symbol=option)
-    assert lots.fills[0]["quantity"] == 75  # one lot of NIFTY, bought at the next open
-    units = run_backtest("data/nifty_sample_1m.csv", OneLot(quantity=1), symbol=option)
-    assert not units.fills and "not a multiple of lot size 75" in units.failed_strategies["one_lot"]
-
-
-def test_a_stocks_short_margin_is_on_the_price_it_sells_at_not_a_later_high(tmp_path):
-    from tradelab.runner import Strategy
-
-    class ShortOnce(Strategy):
-        strategy_name = "short_once"
-
-        def on_bar(self, ctx, bar):
-            if not ctx.position("GROW") and not ctx.working("GROW"):
-                ctx.sell("GROW", 100)
-
-    # 10 rising to 1000: margin on the file's high (100 x 1000 x 0.12 = 12,000) would refuse
-    # the short that 5,000 of cash carries at today's price (100 x 10 x 0.12 = 120).
-    path = tmp_path / "GROW.csv"
-    closes = [10.0 * 1.05**i for i in range(100)] + [1000.0]
-    write_bars_from(path, closes)
-    result = run_backtest(path, ShortOnce(), cash=5_000)
-    assert [(f["side"], f["quantity"]) for f in result.fills][:1] == [("SELL", 100)]
-
-
 def write_bars_from(path, closes):
     lines = ["Date,Open,High,Low,Close"]
     day = pd.Timestamp("2024-01-01")
@@ -491,14 +297,6 @@ def write_bars_from(path, closes):
         lines.append(f"{day:%Y-%m-%d},{close},{close},{close},{close}")
         day += pd.Timedelta(days=1)
     path.write_text("\n".join(lines) + "\n")
-
-
-def test_a_dataframe_is_refused_saying_to_save_it_and_run_backtest_is_where_strategy_is():
-    from tradelab.runner import Strategy  # noqa: F401 (beside it, as a notebook imports them)
-    from tradelab.runner import run_backtest as exported
-
-    with pytest.raises(InvalidInputError, match=r"not a DataFrame; save a DataFrame first"):
-        exported(pd.DataFrame({"Close": [1.0]}), SmaCross())
 
 
 def test_a_journal_scan_hands_over_every_row_of_a_query_in_bounded_batches(tmp_path):
@@ -513,121 +311,6 @@ def test_a_journal_scan_hands_over_every_row_of_a_query_in_bounded_batches(tmp_p
     assert len(batches) > 1 and all(len(batch) <= 7 for batch in batches)
 
 
-class BuyOnFirstBar(Strategy):
-    def on_start(self, ctx):
-        self.bought = False
-
-    def on_bar(self, ctx, bar):
-        if not self.bought:
-            self.bought = True
-            ctx.buy(bar["symbol"], 1)
-
-
-def test_a_bars_close_counts_in_its_own_days_pnl_and_the_bar_length_is_the_smallest_gap(
-    tmp_path,
-):
-    from tradelab.analytics import Analytics
-
-    # 1-minute bars with minutes missing (an illiquid contract): the gaps are 1, 2, 3 minutes
-    # and a night. Bought at 100 (the 15:28 open), the 15:29 close is 110: +10 on day one.
-    rows = [
-        ("2024-01-02 15:25", 100, 100),
-        ("2024-01-02 15:26", 100, 100),
-        ("2024-01-02 15:28", 100, 100),
-        ("2024-01-02 15:29", 100, 110),
-        ("2024-01-03 09:15", 110, 110),
-        ("2024-01-03 09:17", 110, 110),
-    ]
-    path = tmp_path / "ABC.csv"
-    path.write_text(
-        "Date,Open,High,Low,Close\n"
-        + "".join(f"{t},{o},{max(o, c)},{min(o, c)},{c}\n" for t, o, c in rows)
-    )
-    journal = tmp_path / "bt.duckdb"
-    result = run_backtest(path, BuyOnFirstBar(), journal_path=journal)
-    assert result.interval == "1m"
-    assert [(f["side"], f["price"]) for f in result.fills] == [("BUY", 100.0)]
-    bars = [e.payload for e in JournalReader(journal).events(topic="market.bar")]
-    assert [b["end"] - b["start"] for b in bars] == [60_000_000_000] * len(rows)
-    daily = Analytics(journal).sql("SELECT CAST(date AS VARCHAR) AS date, net FROM daily_pnl")
-    assert dict(zip(daily.date, daily.net, strict=True)) == {
-        "2024-01-02": 10.0,
-        "2024-01-03": 0.0,
-    }
-
-
-def test_a_daily_bar_ends_on_its_own_date(tmp_path):
-    path = tmp_path / "ABC.csv"
-    write_bars_from(path, [10, 11, 12])
-    journal = tmp_path / "bt.duckdb"
-    result = run_backtest(path, BuyOnFirstBar(), journal_path=journal)
-    assert result.interval == "1d"
-    from tradelab.market.clock import ist_date
-
-    for bar in (e.payload for e in JournalReader(journal).events(topic="market.bar")):
-        assert ist_date(bar["end"]) == ist_date(bar["start"])
-
-
-class SellAtLimit(Strategy):
-    limit = param.Number(default=106.5)
-
-    def on_start(self, ctx):
-        self.step = 0
-
-    def on_bar(self, ctx, bar):
-        self.step += 1
-        if self.step == 1:
-            ctx.buy(bar["symbol"], 10)
-        elif self.step == 2:
-            ctx.sell(bar["symbol"], 10, order_type="LIMIT", limit_price=self.limit)
-
-
-@pytest.mark.parametrize(
-    ("limit", "filled_at"),
-    [(106.5, 106.5), (105.5, 106.0)],  # passed between open and close; beaten by the open
-    ids=["passed-inside-the-bar", "gapped-at-the-open"],
-)
-def test_a_resting_limit_fills_at_its_limit_when_the_bar_passes_it(tmp_path, limit, filled_at):
-    path = tmp_path / "ABC.csv"
-    path.write_text(
-        "Date,Open,High,Low,Close\n"
-        "2024-01-01,100,100,100,100\n"
-        "2024-01-02,100,105,100,105\n"  # bought 10 at this open; the limit is placed at 105
-        "2024-01-03,106,108,106,107\n"
-        "2024-01-04,107,107,107,107\n"
-    )
-    result = run_backtest(path, SellAtLimit(limit=limit))
-    assert [(f["side"], f["price"]) for f in result.fills] == [("BUY", 100.0), ("SELL", filled_at)]
-    assert result.realized_pnl == pytest.approx(10 * (filled_at - 100.0))
-
-
-class OrdersFromAThread(Strategy):
-    def on_start(self, ctx):
-        self.refusals = []
-
-    def on_bar(self, ctx, bar):
-        import threading
-
-        from tradelab.errors import InvalidOrderError
-
-        def buy():
-            try:
-                ctx.buy(bar["symbol"], 1)
-            except InvalidOrderError as exc:
-                self.refusals.append(str(exc))
-
-        side = threading.Thread(target=buy, name="side")
-        side.start()
-        side.join()
-
-
-def test_a_context_used_from_another_thread_is_refused_naming_the_thread(tmp_path):
-    strategy = OrdersFromAThread()
-    result = run_backtest(write_bars(tmp_path / "ABC.csv"), strategy)
-    assert result.fills == [] and len(strategy.refusals) == 10
-    assert "ctx.place_order called on thread 'side'" in strategy.refusals[0]
-
-
 def test_the_trades_export_as_csv_with_ist_times_as_the_trades_view_has_them(tmp_path):
     from tradelab.analytics import Analytics
     from tradelab.runner import export_trades_csv
@@ -640,25 +323,3 @@ def test_the_trades_export_as_csv_with_ist_times_as_the_trades_view_has_them(tmp
     view = Analytics(journal).sql("SELECT opened_time, closed_time FROM trades ORDER BY closed_ts")
     assert exported.opened_time.tolist() == view.opened_time.tolist()
     assert exported.closed_time.tolist() == view.closed_time.tolist()
-
-
-class BuysOnce(Strategy):
-    quantity = param.Integer(default=1)
-
-    def on_start(self, ctx):
-        self.done = False
-
-    def on_bar(self, ctx, bar):
-        if not self.done:
-            self.done = True
-            ctx.buy(bar["symbol"], self.quantity)
-
-
-def test_open_positions_sum_every_strategys_units_in_a_symbol(tmp_path):
-    # Positions are per strategy: the symbol's figure kept only the last strategy's units.
-    bars = write_bars(tmp_path / "ABC.csv")
-    result = run_backtest(bars, [BuysOnce(name="a", quantity=1), BuysOnce(name="b", quantity=2)])
-    assert result.open_positions == {"ABC": 3}
-    assert result.open_positions_by_strategy == {"a:ABC": 1, "b:ABC": 2}
-    assert result.unrealized_pnl == pytest.approx(3 * (CLOSES[-1] - OPENS[1]))
-    assert json.loads(json.dumps(result.to_dict()))["open_positions"] == {"ABC": 3}
