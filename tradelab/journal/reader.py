@@ -30,6 +30,7 @@ from tradelab.errors import JournalError
 from tradelab.events import Event
 from tradelab.journal import journal_file
 from tradelab.journal.event_rows import rows_to_events
+from tradelab.journal.schema import events_table_problem
 from tradelab.journal.segments import list_segments, parquet_list, segment_dir
 
 _EMPTY_EVENTS = (
@@ -69,12 +70,10 @@ class JournalReader:
                         f"cannot read journal {self.path}: {str(exc).splitlines()[0]}"
                     ) from None
             else:
-                (has_events,) = con.execute(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_name = 'events'"
-                ).fetchall()[0]
-                if not has_events:
+                why = events_table_problem(con, self.path)
+                if why:
                     con.close()
-                    raise JournalError(f"{self.path} is not a tradelab journal (no events table)")
+                    raise JournalError(why)
                 self.source, self.note = "journal", ""
                 return con
         con = duckdb.connect(config=journal_file.NO_EXTENSIONS)

@@ -89,6 +89,21 @@ def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
     return tables
 
 
+def events_table_problem(con: duckdb.DuckDBPyConnection, path: str | Path) -> str:
+    """Why the file in `con` holds no readable journal events table ('' when it does): a
+    reader asks before its queries, so a database of someone else's with a table named
+    `events` is refused naming it, not read as a journal or failed by a column it lacks."""
+    found = _tables(con).get("events")
+    if found is None:
+        return f"{path} is not a tradelab journal (no events table)"
+    if found != TABLE_COLUMNS["events"]:
+        return (
+            f"{path} is not a tradelab journal, or a damaged one: its events table has columns "
+            f"{_describe(found)}; expected {_describe(TABLE_COLUMNS['events'])}"
+        )
+    return ""
+
+
 def _user_objects(con: duckdb.DuckDBPyConnection) -> list[str]:
     """What anyone made in the file: tables, views, sequences, macros, types and schemas, named
     as `schema.name`. A file holding any of them is someone's database, not a new journal."""
