@@ -35,3 +35,15 @@ def test_a_refused_stop_exit_reads_refused_until_its_next_update():
     assert "refused" not in k.store.get(f"trading.exits.{PID}")
     assert shown_status(k) == (221.0, "open")
     assert k.replayed_store().state_hash() == k.store.state_hash()
+
+
+def test_a_resume_arms_the_refused_level_again():
+    # Resumed with the price back inside the stop: no exit update comes, and the row still
+    # said the exit was refused, under an active risk state.
+    k = LocalKernel()
+    fill(k, 1, "SELL", 75, 170.0)
+    exit_updated(k, "exit_refused", 221.0, refusal=REFUSAL)
+    k.submit("risk.resumed", {"reason": "reviewed", "by": "alice"}, key="risk")
+    assert shown_status(k) == (221.0, "open")
+    assert k.store.get(f"trading.exits.{PID}")["stop"] == 221.0
+    assert k.replayed_store().state_hash() == k.store.state_hash()

@@ -4,8 +4,9 @@ Each `trade.exit_updated` stores the position's levels as they stand (stop, targ
 best price a trailing stop has seen, the exit order in flight), so a restarted runner re-arms
 them (PositionMonitor.restore) instead of leaving an open position with no stop. A level that
 fired and whose exit was refused (trading halted) keeps the refusal (`refused`) until the next
-update, so the console shows the stop as hit, not as armed. Cleared levels and a closed position
-delete the entry.
+update or until trading resumes (then the level is armed again: the monitor tries the exit at the
+next mark past it), so the console shows the stop as hit, not as armed. Cleared levels and a
+closed position delete the entry.
 """
 
 from __future__ import annotations
@@ -35,6 +36,15 @@ def exit_updated_reducer(view: Any, event: Event) -> Iterable[Change]:
     return [(path, levels)]
 
 
+def rearmed_on_resume(view: Any, event: Event) -> Iterable[Change]:
+    """Trading resumed: a refused exit's level is armed again, no longer refused."""
+    return [
+        (f"trading.exits.{pid}", {k: v for k, v in levels.items() if k != "refused"})
+        for pid, levels in (view.get("trading.exits", None) or {}).items()
+        if "refused" in levels
+    ]
+
+
 def dropped_on_close(view: Any, position_id: str) -> list[Change]:
     """The exit entry of a position that closed, deleted (none: nothing to do)."""
     path = f"trading.exits.{position_id}"
@@ -42,4 +52,4 @@ def dropped_on_close(view: Any, position_id: str) -> list[Change]:
 
 
 def reducers() -> dict[str, list[Callable[[Any, Event], Iterable[Change]]]]:
-    return {"trade.exit_updated": [exit_updated_reducer]}
+    return {"trade.exit_updated": [exit_updated_reducer], "risk.resumed": [rearmed_on_resume]}
