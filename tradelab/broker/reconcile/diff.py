@@ -41,6 +41,7 @@ class BrokerView:
     last_fill_seq: int
     average_prices: dict[str, float] = field(default_factory=dict)  # the broker's cost, if known
     lot_sizes: dict[str, int] = field(default_factory=dict)  # of held symbols, if reported
+    fills_gone: int = 0  # fills after the point the broker no longer has: `fills` is then empty
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ from tradelab.broker.base import Broker, BrokerUnavailableError
 from tradelab.broker.reconcile import diff as d
 from tradelab.broker.reconcile.diff import BrokerView, Mismatch
 from tradelab.broker.reconcile.fixes import BY, fixes_for
+from tradelab.broker.reconcile.reading import read_broker
 from tradelab.broker.reconcile.reducers import DISCONNECTED
-from tradelab.broker.retry import call_with_retry
 from tradelab.config import DAY_S
 from tradelab.errors import InvalidInputError, LifecycleError
 from tradelab.trading.closes import position_closed_payload
@@ -96,6 +96,7 @@ class ReconciliationReport:
     halted: bool = False  # this run halted trading (not: it found trading already halted)
     degraded: str | None = None  # why the broker could not be read, if it could not
     fill_point: int = 0
+    fills_gone: int = 0  # fills after the point the broker no longer has (its history bound)
 
     @property
     def ok(self) -> bool:
@@ -229,7 +230,7 @@ class Reconciler:
             return ReconciliationReport(degraded="the reconciler stopped", fill_point=point)
         found = self._past_in_flight(found)
         self._set_health("broker.recovered", "broker calls succeed again")
-        report = ReconciliationReport(mismatches=found)
+        report = ReconciliationReport(mismatches=found, fills_gone=view.fills_gone)
         self._emit(
             "reconciliation.started",
             {
@@ -257,6 +258,7 @@ class Reconciler:
                 "dry_run": cfg.dry_run,
                 "account_id": view.account_id,
                 "fill_point": report.fill_point,
+                **({"fills_gone": view.fills_gone} if view.fills_gone else {}),
             },
         )
         return report
@@ -331,32 +333,7 @@ class Reconciler:
 
     # -- broker and store -------------------------------------------------------------------
     def _read_broker(self, point: int) -> BrokerView:
-        broker, cfg = self.broker, self.config
-
-        def call(fn: Callable[[], Any], what: str) -> Any:
-            return call_with_retry(
-                fn,
-                what=f"{what} from broker {broker.name!r}",
-                attempts=cfg.retry_attempts,
-                base_s=cfg.retry_base_s,
-                max_s=cfg.retry_max_s,
-                sleep=self._sleep,
-            )
-
-        fills = call(lambda: broker.fills_since(point), "fills")
-        adopting = cfg.policy(d.MISSED_FILL) == "adopt" and not cfg.dry_run
-        open_orders = call(broker.open_orders, "open orders")
-        positions = call(broker.positions, "positions")
-        average_prices = call(broker.average_prices, "average prices")
-        orders = {
-            oid: call(lambda oid=oid: broker.order(oid), f"order {oid!r}")
-            for oid in d.orders_to_compare(self.store, fills, adopting_fills=adopting)
-        }
-        lots = {s: lot for s in positions if (lot := _lot_size(broker, s)) is not None}
-        last = fills[-1].fill_seq if fills else point
-        return BrokerView(
-            broker.account_id, positions, open_orders, fills, orders, last, average_prices, lots
-        )
+        return read_broker(self.broker, self.config, self.store, point, self._sleep)
 
     def _fill_point(self) -> int:
         """The broker fill_seq up to which the book has every fill (0 for a new account)."""
@@ -386,12 +363,3 @@ class Reconciler:
 
     def _emit(self, topic: str, payload: dict[str, Any], key: str = "") -> None:
         self._submit(topic, payload, key=key or self.broker.name, wait=True)
-
-
-def _lot_size(broker: Broker, symbol: str) -> int | None:
-    """The broker's lot size of `symbol`, or None if it does not say (adopted in units)."""
-    lot_size = getattr(broker, "lot_size", None)
-    try:
-        return None if lot_size is None else int(lot_size(symbol))
-    except InvalidInputError:  # a symbol it cannot size (an instrument outside its universe)
-        return None
