@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "console.ipynb"
 LOOPBACK = ("127.0.0.1", "localhost")
@@ -45,6 +46,7 @@ def serve_console(
     from tradelab.settings import apply_overrides, load_settings
     from tradelab.ui.auth import AuthSettings
     from tradelab.ui.host import ConsoleHost, shared_host
+    from tradelab.ui.host_guard import guard_hosts, loopback_hosts
     from tradelab.ui.routes import extra_routes
 
     if basic_auth is not None and oauth:
@@ -73,6 +75,14 @@ def serve_console(
     except TradelabError as exc:
         fail(exc, exit_code_for(exc))
     console = settings.console
+    loopback = console.address in (*LOOPBACK, "::1")
+    if not loopback and login is None:
+        fail(
+            f"listening on {console.address} without a login would make anyone who can reach "
+            "it an operator: add --basic-auth FILE (a password per user) or --oauth-provider, "
+            "or listen on 127.0.0.1",
+            EXIT_USAGE,
+        )
     busy = _port_in_use(console.address, console.port)
     if busy is not None:  # before the Lab is made: a refused serve leaves no file behind
         fail(
@@ -114,6 +124,8 @@ def serve_console(
             check_unused_sessions_milliseconds=int(console.unused_session_seconds * 500),
             **panel_auth,
         )
+        if loopback:  # a page of another site resolved to 127.0.0.1 is not this console
+            guard_hosts(server._tornado, loopback_hosts(console.port))
         loop = server.io_loop
         signal.signal(signal.SIGTERM, lambda *_: loop.asyncio_loop.call_soon_threadsafe(loop.stop))
         print(f"tradelab console at http://{console.address}:{console.port}/", flush=True)  # noqa: T201
@@ -209,6 +221,18 @@ def serve(
 
     Ctrl-C (or SIGTERM) stops cleanly: the Lab drains its queue and takes a snapshot.
     """
+    context = click.get_current_context()
+    for name, variable in (
+        ("cookie_secret", "PANEL_COOKIE_SECRET"),
+        ("oauth_secret", "PANEL_OAUTH_SECRET"),
+    ):
+        if context.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            # Every user of the machine reads argv (ps); a login cookie can be forged with it.
+            click.echo(
+                f"tradelab: warning: --{name.replace('_', '-')} on the command line can be read "
+                f"by every user of this machine (ps); set {variable} instead",
+                err=True,
+            )
     overrides: dict[str, Any] = {}
     if address is not None:
         overrides["console.address"] = address

@@ -98,6 +98,16 @@ class AuthSettings:
         # Panel also takes one shared password instead of a file: only the cookie then names
         # a user, so scrapers cannot use HTTP Basic.
         basic_file = basic if isinstance(basic, str) and Path(basic).is_file() else None
+        # (pn.config.basic_auth reads as the provider's name under an OAuth login.)
+        shared = basic and basic_file is None and basic != pn.config.oauth_provider
+        if shared and operators:
+            # With one password for everyone the typed name proves nothing: a viewer who types
+            # an operator's name would get the controls.
+            raise InvalidInputError(
+                f"console.operators ({', '.join(operators)}) need a password each: panel serve "
+                "--basic-auth was given one shared password, with which anyone may log in under "
+                'any name; give it a JSON file {"user": "password", ...} instead'
+            )
         return cls.configure(
             cookie_secret=secret, basic_auth_file=basic_file, operators=list(operators or ())
         )
