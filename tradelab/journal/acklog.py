@@ -34,6 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from tradelab.errors import JournalError
+from tradelab.journal.journal_file import open_own_file
 from tradelab.journal.segments import sidecar_base
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def log_files(directory: Path) -> list[Path]:
 
 def _prepare(path: Path, size: int) -> int:
     """Create `path` holding `size` zero bytes, synced with its name; return it open for writing."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = open_own_file(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         # Written zeros, not posix_fallocate: an fallocated block is "unwritten" until its first
         # write, which converts it, a metadata change the next fdatasync would have to commit.

@@ -8,6 +8,8 @@ back. The tables inside the file are schema.py's.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import time
 from pathlib import Path
@@ -236,3 +238,20 @@ def _not_a_database(path: Path) -> JournalError:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def open_own_file(path: Path, flags: int, mode: int = 0o644) -> int:
+    """`os.open` of a file tradelab keeps beside a journal (lock, high-water mark, ack log),
+    never through a symbolic link: one placed there (by another user of a shared folder) would
+    have tradelab truncate or overwrite whatever it points at. OSError as os.open raises it;
+    a link is an OSError saying so."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(
+                exc.errno,
+                f"{path} is a symbolic link; tradelab writes its own files only, not through a "
+                "link (remove it)",
+            ) from None
+        raise

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from tradelab.errors import JournalError, JournalInUseError
+from tradelab.journal.journal_file import open_own_file
 
 _RETRY_SECONDS = 0.05
 
@@ -101,7 +102,7 @@ class JournalLock:
 
 def _open(journal_path: Path, path: Path) -> int:
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        return open_own_file(path, os.O_RDWR | os.O_CREAT)
     except OSError as exc:
         raise JournalError(
             f"cannot create journal {journal_path}: cannot create its lock file {path}: "

@@ -11,6 +11,8 @@ import os
 import struct
 from pathlib import Path
 
+from tradelab.journal.journal_file import open_own_file
+
 _MAGIC = 0x74726C61_62484D31  # "trlabHM1"
 _RECORD = struct.Struct("<QQQ")  # magic, seq, seq ^ magic (a torn/garbled write fails the check)
 
@@ -41,7 +43,7 @@ class TailMark:
 
     def write(self, seq: int, *, sync: bool = True) -> None:
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+            self._fd = open_own_file(self.path, os.O_WRONLY | os.O_CREAT)
         os.pwrite(self._fd, _RECORD.pack(_MAGIC, seq, seq ^ _MAGIC), 0)
         if sync:
             os.fdatasync(self._fd)
