@@ -219,13 +219,13 @@ def _set(settings: Settings, section: str, key: str, value: Any, where: str) -> 
     if isinstance(value, bool) and isinstance(parameter, param.Number):  # Integer too
         # param takes True as 1; in YAML `seed: true` is a slip, not a number.
         raise InvalidInputError(
-            f"{dotted}{where}: {value!r} is refused (a yes/no, not a number); allowed: "
+            f"{dotted}{where}: {_cut(value)} is refused (a yes/no, not a number); allowed: "
             f"{allowed(parameter)}"
         )
     if isinstance(value, float) and not math.isfinite(value):
         # param's bounds let infinity through; a wait of .inf then overflows at run time
         raise InvalidInputError(
-            f"{dotted}{where}: {value!r} is refused (not a finite number); allowed: "
+            f"{dotted}{where}: {_cut(value)} is refused (not a finite number); allowed: "
             f"{allowed(parameter)}"
         )
     if isinstance(parameter, param.Integer) and isinstance(value, float) and value.is_integer():
@@ -235,13 +235,13 @@ def _set(settings: Settings, section: str, key: str, value: Any, where: str) -> 
             value = date.fromisoformat(value)
         except ValueError as exc:
             raise InvalidInputError(
-                f"{dotted}{where}: {value!r} is refused ({exc}); allowed: {allowed(parameter)}"
+                f"{dotted}{where}: {_cut(value)} is refused ({_cut(exc)}); allowed: {allowed(parameter)}"
             ) from None
     try:  # param's own checks (type, bounds, objects) on assignment
         target.param.update(**{key: value})
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(
-            f"{dotted}{where}: {value!r} is refused ({exc}); allowed: "
+            f"{dotted}{where}: {_cut(value)} is refused ({_cut(exc)}); allowed: "
             f"{allowed(type(target).param[key])}"
         ) from None
 
@@ -290,7 +290,7 @@ def _check_strategy_params(lab: LabConfig, where: str) -> None:
             pass  # a rule between parameters (sma_cross: fast < slow): checked on them all below
         except (ValueError, TypeError) as exc:
             raise InvalidInputError(
-                f"{dotted}{where}: {value!r} is refused ({exc}); allowed: {allowed(cls.param[name])}"
+                f"{dotted}{where}: {_cut(value)} is refused ({_cut(exc)}); allowed: {allowed(cls.param[name])}"
             ) from None
         except Exception:  # its own __init__ failing: said for the whole set below
             pass
@@ -379,3 +379,10 @@ def _kind(value: object) -> str:
     """What a YAML value is, in words: "a list", "an int"."""
     name = type(value).__name__
     return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def _cut(value: object, limit: int = 120) -> str:
+    """`value` as a refusal quotes it (repr, or an exception's text), cut to `limit`
+    characters: a 5 MB value in a config file is not echoed whole."""
+    text = str(value) if isinstance(value, BaseException) else repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"

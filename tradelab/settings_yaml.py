@@ -70,3 +70,8 @@ def read_yaml(path: str | Path) -> Any:
         return yaml.load(text, Loader=_DatesAsText)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+    except RecursionError:  # PyYAML recurses once per level: a config is a few levels deep
+        raise InvalidInputError(
+            f"config file {str(path)!r} is nested too deeply to be a tradelab config (its "
+            "sections hold settings, a level or two deep)"
+        ) from None
