@@ -214,13 +214,14 @@ class _Terminal(io.StringIO):
 def test_a_failure_or_warning_on_a_terminal_starts_its_own_line_not_after_the_progress(
     monkeypatch,
 ):
-    from tradelab.cli import _StderrHandler, fail
+    from tradelab.cli import fail
     from tradelab.cli_backtest import BarProgress
+    from tradelab.cli_progress import StderrHandler
 
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     BarProgress()(35, 100)
-    _StderrHandler().emit(logging.makeLogRecord({"msg": "an order was refused"}))
+    StderrHandler().emit(logging.makeLogRecord({"msg": "an order was refused"}))
     BarProgress()(36, 100)
     with pytest.raises(SystemExit):
         fail("backtest interrupted (Ctrl-C)", 130)

@@ -38,3 +38,15 @@ def test_a_high_water_mark_swapped_for_a_link_is_not_written_through(tmp_path, w
     except TradelabError as exc:
         assert "symbolic link" in str(exc) or "hwm" in str(exc)
     assert victim.read_bytes() == PRECIOUS
+
+
+def test_a_wal_that_is_a_link_is_refused_and_its_target_kept(tmp_path):
+    journal = tmp_path / "j.duckdb"
+    with Engine(journal_path=str(journal), writer_process=False) as engine:
+        engine.submit("mark.updated", {"symbol": "NIFTY", "price": 100.0}, wait=True)
+    victim = tmp_path / "notes.txt"
+    victim.write_bytes(PRECIOUS)
+    (tmp_path / "j.duckdb.wal").symlink_to(victim)
+    with pytest.raises(TradelabError, match="symbolic link"):
+        Engine(journal_path=str(journal), writer_process=False).start()
+    assert victim.read_bytes() == PRECIOUS

@@ -25,6 +25,7 @@ import click
 from tradelab import __version__
 from tradelab.cli_bench import bench
 from tradelab.cli_journal import inspect_cmd, verify_cmd
+from tradelab.cli_progress import NoTracebacks, StderrHandler, clear_progress_line
 from tradelab.cli_serve import serve
 from tradelab.journal.journal_file import is_interrupt
 
@@ -34,6 +35,9 @@ EXIT_USAGE = 2
 EXIT_UNUSABLE = 3
 EXIT_STRATEGY_FAILED = 4
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command Ctrl-C ended
+
+
+MAX_ERROR_CHARS = 2_000
 
 
 def fail(message: object, code: int) -> NoReturn:
@@ -46,15 +50,11 @@ def fail(message: object, code: int) -> NoReturn:
         if cause is not None:
             click.echo("".join(traceback.format_exception(cause)).rstrip(), err=True)
     text = " ".join(str(message).split())
-    _clear_progress_line()
+    if len(text) > MAX_ERROR_CHARS:  # a huge value quoted in it (a config's) is not one line
+        text = f"{text[:MAX_ERROR_CHARS]}... ({len(text):,} characters)"
+    clear_progress_line()
     click.echo(f"tradelab: error: {text}", err=True)
     raise SystemExit(code)
-
-
-def _clear_progress_line() -> None:
-    """On a terminal, rub out a progress line (backtest's, run's) a message would follow on."""
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\x1b[K")
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -66,32 +66,6 @@ def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, InvalidInputError):
         return EXIT_USAGE
     return EXIT_UNUSABLE
-
-
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever `sys.stderr` is at the time (as logging's last-resort handler does)."""
-
-    @property
-    def stream(self):  # type: ignore[override]
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: object) -> None:
-        pass
-
-    def emit(self, record: logging.LogRecord) -> None:
-        _clear_progress_line()  # a warning starts its own line, not after "... bars (35%)"
-        super().emit(record)
-
-
-class _NoTracebacks(logging.Formatter):
-    """Log records as one line each: a command's failure is told by `fail`, not by a traceback."""
-
-    def formatException(self, ei: object) -> str:  # noqa: N802 (logging's name)
-        return ""
-
-    def formatStack(self, stack_info: str) -> str:  # noqa: N802
-        return ""
 
 
 def _speed_type() -> click.ParamType:
@@ -128,11 +102,11 @@ def main(debug: bool) -> None:
     """
     if debug:  # the journal writer process, a child, shows its tracebacks too
         os.environ["TRADELAB_DEBUG"] = "1"
-    handler = _StderrHandler()
+    handler = StderrHandler()
     fmt = "tradelab: %(levelname)s: %(name)s: %(message)s"
-    handler.setFormatter(logging.Formatter(fmt) if debug else _NoTracebacks(fmt))
+    handler.setFormatter(logging.Formatter(fmt) if debug else NoTracebacks(fmt))
     logger = logging.getLogger("tradelab")
-    logger.handlers = [h for h in logger.handlers if not isinstance(h, _StderrHandler)]
+    logger.handlers = [h for h in logger.handlers if not isinstance(h, StderrHandler)]
     logger.addHandler(handler)
 
 
@@ -281,10 +255,9 @@ def run_cmd(
             duration=duration,
             every=every,
             resume_reason=resume_reason,
-            # Passed in: under `python -m tradelab.cli` this module is __main__, and cli_run's
-            # own import of tradelab.cli would see another _StderrHandler class.
+            # The stderr handlers this command installed: quietened once the writer failed.
             log_handlers=[
-                h for h in logging.getLogger("tradelab").handlers if isinstance(h, _StderrHandler)
+                h for h in logging.getLogger("tradelab").handlers if isinstance(h, StderrHandler)
             ],
             signals=signals,
         )

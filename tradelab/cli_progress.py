@@ -1,8 +1,11 @@
-"""`tradelab run`'s progress line: where the session is, its book and its health."""
+"""`tradelab run`'s progress line (where the session is, its book and its health), and the
+commands' log lines on stderr, each starting a line of its own after a progress line."""
 
 from __future__ import annotations
 
+import logging
 import shutil
+import sys
 
 import click
 
@@ -58,3 +61,35 @@ class RunProgress:
         if self._open:
             click.echo()
             self._open = False
+
+
+def clear_progress_line() -> None:
+    """On a terminal, rub out a progress line (backtest's, run's) a message would follow on."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\x1b[K")
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time (as logging's last-resort handler does)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        clear_progress_line()  # a warning starts its own line, not after "... bars (35%)"
+        super().emit(record)
+
+
+class NoTracebacks(logging.Formatter):
+    """Log records as one line each: a command's failure is told by `fail`, not by a traceback."""
+
+    def formatException(self, ei: object) -> str:  # noqa: N802 (logging's name)
+        return ""
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+        return ""

@@ -22,7 +22,7 @@ LOOPBACK = ("127.0.0.1", "localhost")
 def websocket_origins(address: str, port: int) -> list[str]:
     """The origins the browser may open the session websocket from (Bokeh refuses others)."""
     hosts = LOOPBACK if address in LOOPBACK else (address,)
-    return [f"{host}:{port}" for host in hosts]
+    return [f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host in hosts]
 
 
 def serve_console(
@@ -46,7 +46,7 @@ def serve_console(
     from tradelab.settings import apply_overrides, load_settings
     from tradelab.ui.auth import AuthSettings
     from tradelab.ui.host import ConsoleHost, shared_host
-    from tradelab.ui.host_guard import guard_hosts, loopback_hosts
+    from tradelab.ui.host_guard import guard_hosts
     from tradelab.ui.routes import extra_routes
 
     if basic_auth is not None and oauth:
@@ -125,7 +125,7 @@ def serve_console(
             **panel_auth,
         )
         if loopback:  # a page of another site resolved to 127.0.0.1 is not this console
-            guard_hosts(server._tornado, loopback_hosts(console.port))
+            guard_hosts(server._tornado)
         loop = server.io_loop
         signal.signal(signal.SIGTERM, lambda *_: loop.asyncio_loop.call_soon_threadsafe(loop.stop))
         print(f"tradelab console at http://{console.address}:{console.port}/", flush=True)  # noqa: T201

@@ -8,6 +8,7 @@ every value with param itself; `dump_settings` writes settings back as a documen
 from __future__ import annotations
 
 import math
+import reprlib
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -383,6 +384,16 @@ def _kind(value: object) -> str:
 
 def _cut(value: object, limit: int = 120) -> str:
     """`value` as a refusal quotes it (repr, or an exception's text), cut to `limit`
-    characters: a 5 MB value in a config file is not echoed whole."""
-    text = str(value) if isinstance(value, BaseException) else repr(value)
+    characters: a 5 MB value in a config file is not echoed whole. A container is shown by
+    reprlib, a few items a level deep, never built whole (a YAML alias bomb is gigabytes)."""
+    if isinstance(value, BaseException):
+        text = str(value)
+    elif isinstance(value, str | bytes):
+        text = repr(value)
+    else:
+        text = _SHORT.repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxstring = 3, 6, 6, 120

@@ -35,13 +35,13 @@ from tradelab.broker.account import PaperAccount
 from tradelab.broker.account_file import AccountFileError
 from tradelab.broker.base import (
     BrokerDownError,
-    BrokerUnavailableError,
     ConnectionListener,
     OrderListener,
 )
 from tradelab.broker.faults import PaperFaults
 from tradelab.broker.paper_order import PaperOrder, rejected_update
 from tradelab.broker.paper_pricing import PaperBrokerConfig, checked_terms, fill_terms
+from tradelab.broker.paper_reads import PaperReads
 from tradelab.broker.settlement import settle_expired
 from tradelab.errors import InvalidInputError, InvalidOrderError, OrderRejectedError
 from tradelab.market.clock import MarketHours, WallClock
@@ -58,7 +58,7 @@ from tradelab.trading.outbox import CallerOutbox
 log = logging.getLogger(__name__)
 
 
-class PaperBroker:
+class PaperBroker(PaperReads):
     """A `Broker` that simulates execution against quotes pushed in with `on_quote`."""
 
     def __init__(
@@ -268,48 +268,6 @@ class PaperBroker:
             except BrokerDownError as exc:
                 raise OrderRejectedError(f"cannot cancel order {order_id!r}: {exc}") from exc
             return update
-
-    # -- reads ------------------------------------------------------------------------------
-    def _readable(self, what: str) -> None:
-        self._check_up()
-        if not self._connected:
-            raise BrokerUnavailableError(
-                f"broker {self.name!r} is disconnected; connect() before asking for {what}"
-            )
-        if self.faults.reads_to_fail:
-            self.faults.reads_to_fail -= 1
-            raise BrokerUnavailableError(f"broker {self.name!r} did not answer for {what}")
-
-    def open_orders(self) -> list[OrderUpdate]:
-        with self._lock:
-            self._readable("open orders")
-            return [o.report for o in self.account.working.values() if not o.reported_cancelled]
-
-    def order(self, order_id: str) -> OrderUpdate | None:
-        with self._lock:
-            self._readable(f"order {order_id!r}")
-            order = self.account.orders.get(order_id)
-            return None if order is None else order.report
-
-    def positions(self) -> dict[str, int]:
-        with self._lock:
-            self._readable("positions")
-            return dict(self.account.positions)
-
-    def lot_size(self, symbol: str) -> int:
-        return self.universe.lot_size(symbol)
-
-    def average_prices(self) -> dict[str, float]:
-        with self._lock:
-            self._readable("average prices")
-            return dict(self.account.average_prices)
-
-    def fills_since(self, fill_seq: int = 0, *, ts: int | None = None) -> list[Fill]:
-        with self._lock:
-            self._readable("fills")
-            if ts is not None:
-                return [f for f in self.account.fills if f.ts >= ts]
-            return self.account.fills_from(fill_seq)
 
     # -- market data ------------------------------------------------------------------------
     def on_quote(self, tick: Tick) -> None:

@@ -20,7 +20,8 @@ from typing import Any
 # by one fill opened with that fill (`opened_seq`, `opened_ts`), so the book trims the fills
 # before it; a session's open drops the contracts expired before it (`expired_symbols`). 7: an
 # exit refused keeps its refusal in the position's exit levels (`trading.exits.<id>.refused`).
-FOLD_VERSION = 7
+# 8: a resume (`risk.resumed`) arms the refused levels again (drops `refused`).
+FOLD_VERSION = 8
 
 
 def default_reducers() -> dict[str, list]:

@@ -136,6 +136,12 @@ def connect(
     if not read_only:
         path = check_journal_path(path)
         make_journal_dir(path)
+        wal = path.with_name(path.name + ".wal")
+        if wal.is_symlink():  # DuckDB would write its log through it (see open_own_file)
+            raise JournalError(
+                f"{wal} is a symbolic link; tradelab writes its own files only, not through a "
+                f"link (remove it to open journal {path})"
+            )
         if path.is_file() and path.stat().st_size == 0:
             # An empty file (a `touch`, a temp file) holds nothing; DuckDB refuses to open it.
             # (Journal refuses one beside an earlier journal's files before it gets here.)

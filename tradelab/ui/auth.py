@@ -92,9 +92,16 @@ class AuthSettings:
         import panel as pn
 
         secret = pn.config.cookie_secret
-        if not secret:
-            return cls()
         basic = pn.config.basic_auth
+        if not secret:
+            if basic or pn.config.oauth_provider:
+                # Panel's own pages then fail, while the console's routes would answer anyone.
+                raise InvalidInputError(
+                    "panel serve was given a login (--basic-auth or --oauth-provider) without "
+                    "--cookie-secret: the console's routes could not tell who is logged in; give "
+                    "it --cookie-secret (or PANEL_COOKIE_SECRET)"
+                )
+            return cls()
         # Panel also takes one shared password instead of a file: only the cookie then names
         # a user, so scrapers cannot use HTTP Basic.
         basic_file = basic if isinstance(basic, str) and Path(basic).is_file() else None

@@ -34,7 +34,11 @@ def read_broker(
         )
 
     fills = call(lambda: broker.fills_since(point), "fills")
-    gone = fills[0].fill_seq - point - 1 if fills else 0
+    # Only a broker that says where its kept fills begin can be said to have let some go: fill
+    # numbers need only increase, so a jump between two is not a gap by itself.
+    kept_from = getattr(broker, "first_fill_seq", None)
+    first = call(kept_from, "where its fills begin") if kept_from is not None else 0
+    gone = min(first - point - 1, fills[-1].fill_seq - point) if fills and first else 0
     if gone > 0:
         # The broker keeps bounded history and dropped fills after the point: the rest
         # start partway through round trips, and booked as trades they would give strategies
