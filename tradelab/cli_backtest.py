@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from tradelab.cli_progress import count_of
 from tradelab.market.instruments import IST
 from tradelab.runner.backtest import BacktestResult, run_backtest
 
@@ -115,11 +116,6 @@ def _shown(table: pd.DataFrame, row: str) -> str:
         f"{shown.to_string(index=False)}\n"
         f"({count_of(hidden, row)} not shown at the '...'; --json lists every one)"
     )
-
-
-def count_of(n: int, noun: str) -> str:
-    """'1 fill', '4,015 fills': a count with its noun, for the commands' summaries."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 class BarProgress:

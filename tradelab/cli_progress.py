@@ -14,6 +14,11 @@ def money(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
 
+def count_of(n: int, noun: str) -> str:
+    """'1 fill', '4,015 fills': a count with its noun, for the commands' and console's words."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 class RunProgress:
     """The run's progress: one status line per update, or (on a terminal) one line rewritten."""
 

@@ -193,7 +193,7 @@ def _watch(
     import time
 
     from tradelab.cli import EXIT_STRATEGY_FAILED, EXIT_UNUSABLE, fail
-    from tradelab.cli_backtest import count_of
+    from tradelab.cli_progress import count_of
 
     journal = lab.config.journal_path
     # Named as it trades (its strategy_name), not as the config gave it (a FILE.py:Class path).

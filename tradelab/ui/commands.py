@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from tradelab.cli_progress import count_of
 from tradelab.errors import InvalidInputError, LifecycleError, TradelabError
 from tradelab.runner.strategy import FAILED as STRATEGY_FAILED
 from tradelab.runner.strategy import PAUSED, RUNNING, STOPPED
@@ -168,12 +169,12 @@ class OperatorCommands:
         try:
             orders = desk.flatten(exit_only=True, cancelled=cancelled)
         except TradelabError as exc:  # FlattenError: all were tried; it names those left open
-            done = f" ({_count(len(cancelled), 'working order')} cancelled)" if cancelled else ""
+            done = f" ({count_of(len(cancelled), 'working order')} cancelled)" if cancelled else ""
             self._record(who, "flatten", {"cancelled": cancelled}, f"failed{done}: {exc}")
             raise CommandRefused(FAILED, f"flatten failed{done}: {exc}") from None
-        said = [f"{_count(len(cancelled), 'working order')} cancelled"] if cancelled else []
+        said = [f"{count_of(len(cancelled), 'working order')} cancelled"] if cancelled else []
         said.append(
-            f"{_count(len(orders), 'closing order')} sent" if orders else "no open position"
+            f"{count_of(len(orders), 'closing order')} sent" if orders else "no open position"
         )
         return f"flatten: {', '.join(said)}", {"orders": orders, "cancelled": cancelled}
 
@@ -251,8 +252,3 @@ def _text(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInputError(f"{what} must be non-empty text, not {value!r}")
     return value.strip()
-
-
-def _count(n: int, noun: str) -> str:
-    """'1 closing order', '2 closing orders'."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
