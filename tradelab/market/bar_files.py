@@ -297,12 +297,15 @@ def checked_numbers(
     return numbers
 
 
+def volumes_are_whole(volumes: np.ndarray) -> bool:
+    """Whether a file's volumes are all whole numbers (a share count), journaled as ints; else
+    every one is journaled as the float the file holds (a coin's 0.75 must not read as 0)."""
+    return bool(np.array_equal(volumes, np.floor(volumes)))
+
+
 def journal_volumes(volumes: np.ndarray) -> list[int] | list[float]:
-    """A file's volumes as bars carry them: whole numbers as ints (a share count), else every
-    one as the float the file holds (a coin's 0.75 must not read as 0)."""
-    if np.array_equal(volumes, np.floor(volumes)):
-        return volumes.astype(np.int64).tolist()
-    return volumes.tolist()
+    """A file's volumes as bars carry them (`volumes_are_whole`)."""
+    return volumes.astype(np.int64).tolist() if volumes_are_whole(volumes) else volumes.tolist()
 
 
 def checked_symbols(path: Path, column: str, raw: pd.Series, file_row: Callable[[int], int] = int):

@@ -34,6 +34,7 @@ from tradelab.market.bar_files import (
     read_bar_frame,
     symbol_from_path,
     time_column,
+    volumes_are_whole,
 )
 from tradelab.market.bar_times import times_ns
 from tradelab.market.clock import NS_PER_S, MarketHours, SimulatedClock, run_paced
@@ -199,8 +200,7 @@ class ReplayFeed:
         # Lazily: the bars come in start order, so a tick is due once no bar still to come
         # starts before it; the heap holds only the bars that overlap in time (not the file's
         # every tick: 1.4 KB a bar, 1.4 GB for a million).
-        whole = self.bars["volume"].to_numpy()
-        whole = bool(np.array_equal(whole, np.floor(whole)))  # as journal_volumes decides
+        whole = volumes_are_whole(self.bars["volume"].to_numpy())
         rows = zip(self.bars.itertuples(index=False), self._spans(), strict=True)
         pending: list[tuple[int, int, Tick]] = []
         order = 0
