@@ -143,3 +143,14 @@ def test_tradelab_bench_commands_share_the_scripts_options():
     done = run("-m", "tradelab.cli", "bench", "bus", "--n", "2000", "--rounds", "1", "--no-peers")
     assert done.returncode == 0, done.stderr
     assert "1 subscriber" in done.stdout and "wildcard_vs_exact" in done.stdout
+
+
+def test_python_dash_m_tradelab_is_the_tradelab_command():
+    """Where the `tradelab` script is not on PATH (a bare checkout, another venv's python)."""
+    from tradelab import __version__
+
+    done = run("-m", "tradelab", "--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"tradelab, version {__version__}"
+    done = run("-m", "tradelab", "verify", "/nonexistent/journal.duckdb")
+    assert done.returncode == 2 and "journal.duckdb" in done.stderr
