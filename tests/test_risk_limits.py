@@ -223,3 +223,36 @@ def test_exits_checked_at_once_count_each_other_before_the_store_has_either():
     assert denial is not None and denial.check == "exit_only"
     s.gate.settled("X1")  # never submitted: the room is back
     assert s.gate.exit_room("a", SYM) == 150
+
+
+def _quoted(s: Session, bid: float, ask: float) -> None:
+    s.broker.set_quote(SYM, bid, ask)
+    s.kernel.submit(
+        "mark.updated", {"symbol": SYM, "price": (bid + ask) / 2, "bid": bid, "ask": ask}, key=SYM
+    )
+
+
+@pytest.mark.parametrize("limit", ["max_order_notional", "max_total_notional"])
+def test_an_order_exactly_at_a_notional_limit_passes_whatever_its_float_product(limit):
+    # 225 x 4.15 is 933.7500000000001 in floats: at the limit, not over it ("933.75 exceeds
+    # 933.75" was the denial); one paisa more is over.
+    s = Session(**{limit: 933.75})
+    _quoted(s, 4.10, 4.15)
+    s.desk.place_order(SYM, "BUY", 225)
+    s = Session(**{limit: 933.74})
+    _quoted(s, 4.10, 4.15)
+    assert s.denied(SYM, "BUY", 225).check == limit
+
+
+def test_a_daily_loss_of_exactly_the_limit_breaches_whatever_its_float_sum():
+    # Bought 75 at 90.00 (fee 20), marked at 87.15: a loss of 233.75, summed in floats as
+    # 233.74999999999957. "At least the limit" breaches; a paisa less does not.
+    for limit, breached in ((233.75, True), (233.76, False)):
+        s = Session(daily_loss_limit=limit)
+        s.desk.reset_daily_pnl("2025-11-12")
+        s.broker.set_quote(SYM, 89.95, 90.00)
+        s.mark(SYM, 89.975)
+        s.desk.place_order(SYM, "BUY", 75)
+        s.mark(SYM, 87.15)
+        assert s.kernel.store.get("pnl.daily.net") != -233.75  # the noise this is about
+        assert s.monitor.check() is breached, limit

@@ -24,6 +24,12 @@ def without_float_noise(value: float, scale: float | None = None) -> float:
     return round(value, 11 - math.floor(math.log10(size)))
 
 
+def excess_over(amount: float, limit: float) -> float:
+    """How far `amount` is above `limit` (negative: below), at the limit's precision: a
+    4.15 x 225 notional of 933.7500000000001 is exactly at a 933.75 limit, not over it."""
+    return without_float_noise(amount - limit, limit)
+
+
 def position_id(strategy: str, symbol: str) -> str:
     """Positions are per strategy and symbol, so P&L is attributed to the strategy that traded."""
     return f"{strategy}:{symbol}"

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from tradelab.errors import InvalidInputError, OrderRejectedError, TradelabError
 from tradelab.market.clock import NS_PER_S, WallClock
-from tradelab.trading.book import position_id
+from tradelab.trading.book import excess_over, position_id
 from tradelab.trading.holdings import held_units, orders_not_reducing, working_orders
 from tradelab.trading.orders import OrderRequest, OrderType, Side
 from tradelab.trading.risk_config import RiskConfig
@@ -258,7 +258,7 @@ class RiskGate:
                 "the notional limits",
             )
         notional = price * request.quantity
-        if cfg.max_order_notional is not None and notional > cfg.max_order_notional:
+        if cfg.max_order_notional is not None and excess_over(notional, cfg.max_order_notional) > 0:
             return Denial(
                 "max_order_notional",
                 f"order notional {notional:,.2f} ({request.quantity} x {price:,.2f} "
@@ -266,7 +266,7 @@ class RiskGate:
             )
         if cfg.max_total_notional is not None:
             total = self._book_notional() + notional
-            if total > cfg.max_total_notional:
+            if excess_over(total, cfg.max_total_notional) > 0:
                 return Denial(
                     "max_total_notional",
                     f"total notional {total:,.2f} with this order (open positions and working "

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tradelab.errors import TradelabError
+from tradelab.trading.book import excess_over
 from tradelab.trading.risk import RiskConfig
 from tradelab.trading.risk_state import ACTIVE, HALTED, REDUCING, breach_reason, control_state
 
@@ -98,7 +99,9 @@ class DailyLossMonitor:
         daily = self.store.get("pnl.daily", None) or {}
         net = daily.get("net")
         session = daily.get("session_date")
-        if net is None or net >= 0 or net > -limit:
+        # At the limit's precision: a loss of exactly the limit breaches, whatever float noise
+        # the sums of its fills and marks carry (-233.74999999999957 for 233.75).
+        if net is None or net >= 0 or excess_over(-net, limit) < 0:
             return False
         if self.store.get("risk.breached_session", None) == (session or ""):
             return False  # already breached today; an operator resumed since
