@@ -9,6 +9,7 @@ import pytest
 
 from tests import analytics_script as script
 from tradelab.analytics import Analytics, QueryError, sql
+from tradelab.engine import Engine
 from tradelab.errors import JournalError
 
 
@@ -46,18 +47,20 @@ def test_round_trip_averages_its_exits(scripted):
 def test_equity_drawdown_and_daily_pnl_match_hand_computed(scripted):
     analytics, built = scripted
     equity = analytics.sql("SELECT net, drawdown FROM equity ORDER BY seq")
-    # After F1, bar 09:45, F2, bar 10:45, F3 (day 1); F4, bar 10:00, bar 15:30 (day 2).
-    assert equity["net"].tolist() == [-10.0, 1490.0, 2980.0, 730.0, 1095.0, 1090.0, 1840.0, 340.0]
+    # After F1, bar 09:45, F2, bar 10:45, F3 (day 1); F4, bar 10:00, bar 15:30 (day 2). At F2
+    # the 75 left are valued at the mark (110), as the live book values them, not at F2's 120:
+    # realized 1500 + unrealized 750 - fees 20.
+    assert equity["net"].tolist() == [-10.0, 1490.0, 2230.0, 730.0, 1095.0, 1090.0, 1840.0, 340.0]
     # The peak starts at 0 (nothing traded yet): F1's fee is the first drawdown.
     assert equity["drawdown"].tolist() == [
         -10.0,
         0.0,
         0.0,
-        -2250.0,
-        -1885.0,
-        -1890.0,
+        -1500.0,
+        -1135.0,
         -1140.0,
-        -2640.0,
+        -390.0,
+        -1890.0,
     ]
     # The last point equals the live store's book P&L.
     final = built["pnl"]
@@ -151,7 +154,7 @@ def test_plots_hold_the_views_data(scripted):
     layout = plots.equity_and_drawdown(analytics)
     curve, area = layout.Curve.I, layout.Area.I
     assert curve.dimension_values("net").tolist()[-1] == 340.0
-    assert area.dimension_values("drawdown").min() == -2640.0
+    assert area.dimension_values("drawdown").min() == -1890.0
     assert plots.daily_pnl(analytics).dimension_values("net").tolist() == [1095.0, -755.0]
     overlay = plots.fills_on_price(analytics, script.X)
     assert overlay.Scatter.BUY.dimension_values("price").tolist() == [100.0]
@@ -275,3 +278,51 @@ def test_an_order_that_never_filled_has_no_average_price_whatever_its_status(tmp
     assert orders["average_price"].iloc[1] == 101.5
     accepted = analytics.sql("SELECT average_price FROM order_events WHERE status = 'accepted'")
     assert accepted["average_price"].isna().all()
+
+
+def test_every_equity_point_is_the_book_pnl_the_live_store_had_at_that_seq(tmp_path):
+    # Fills away from the mark (the spread paid counts at once, as for the loss limit), two
+    # strategies on one symbol, both first filled before it had any mark (each valued at its
+    # own first fill's price until one comes), adds, a reversal.
+    path = tmp_path / "book.duckdb"
+    with Engine(journal_path=str(path), writer_process=False, snapshot_every_seconds=0) as engine:
+        n = 0
+
+        def fill(strategy, side, qty, price, hhmm):
+            nonlocal n
+            n += 1
+            payload = {
+                "trade_id": f"F{n}",
+                "order_id": f"O{n}",
+                "position_id": f"{strategy}:{script.X}",
+                "strategy": strategy,
+                "symbol": script.X,
+                "side": side,
+                "quantity": qty,
+                "price": price,
+                "fee": 20.0,
+                "lot_size": script.LOT,
+                "ts": script.at(12, hhmm),
+            }
+            engine.submit("trade.executed", payload, key=payload["position_id"])
+
+        def mark(price, hhmm):
+            payload = {"symbol": script.X, "price": price, "ts": script.at(12, hhmm)}
+            engine.submit("mark.updated", payload, key=script.X)
+
+        fill("a", "BUY", 150, 101.0, "09:20")
+        fill("b", "SELL", 75, 99.5, "09:21")
+        mark(100.5, "09:22")
+        fill("a", "BUY", 75, 111.0, "09:30")
+        mark(110.5, "09:31")
+        fill("a", "SELL", 300, 89.5, "09:40")  # reverses a to short 75
+        fill("b", "BUY", 150, 91.0, "09:41")  # reverses b to long 75
+        mark(95.0, "09:50")
+    analytics = Analytics(path)
+    equity = analytics.sql("SELECT seq, unrealized, net FROM equity ORDER BY seq")
+    assert len(equity) >= 7
+    for point in equity.itertuples():
+        live = analytics.state_at(seq=int(point.seq)).get("pnl")
+        assert (point.unrealized, point.net) == pytest.approx((live["unrealized"], live["net"])), (
+            point.seq
+        )

@@ -177,14 +177,20 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
                 -- no position ever: one empty row, so the curve is flat at 0, not missing
                 UNION ALL SELECT NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM _positions)),
             at_point AS (
-                SELECT g.seq, g.exchange_ts, h.symbol, p.net_quantity, p.average_price,
-                       p.realized_pnl, p.fees
+                SELECT g.seq, g.exchange_ts, h.position_id, h.symbol, p.net_quantity,
+                       p.average_price, p.realized_pnl, p.fees
                 FROM _grid g CROSS JOIN held h
                 ASOF LEFT JOIN _positions p
                     ON p.position_id = h.position_id AND g.seq >= p.seq),
+            -- Valued as the live book values it (trade_reducer): at the symbol's latest mark,
+            -- a fill included (the spread paid shows at once); at its first fill's price while
+            -- the symbol has no mark yet.
+            first_fill AS (SELECT position_id, arg_min(price, seq) AS price FROM fills
+                GROUP BY position_id),
             valued AS (
-                SELECT a.*, px.price FROM at_point a
-                ASOF LEFT JOIN _prices px ON px.symbol = a.symbol AND a.seq >= px.seq),
+                SELECT a.*, coalesce(m.price, f.price) AS price FROM at_point a
+                ASOF LEFT JOIN marks m ON m.symbol = a.symbol AND a.seq >= m.seq
+                LEFT JOIN first_fill f ON f.position_id = a.position_id),
             totals AS (
                 SELECT seq, any_value(exchange_ts) AS exchange_ts,
                     coalesce(sum(realized_pnl), 0) AS realized, coalesce(sum(fees), 0) AS fees,
