@@ -95,15 +95,46 @@ def test_a_day_that_is_not_a_date_is_refused_by_value(day):
         U.calendar.weekly_expiries(date(2025, 11, 12), -1)
 
 
-def test_expiry_weekday_is_configurable_for_older_thursday_data():
+def test_expiries_fall_on_thursdays_until_august_2025_and_on_tuesdays_since():
+    # Real contracts: a 2024 replay trades them (a Tuesday weekly of 2024 never existed).
+    assert U.parse("NIFTY2411121500CE").expiry == date(2024, 1, 11)
+    assert U.parse("NIFTY24JAN21500CE").expiry == date(2024, 1, 25)
+    assert U.parse("NIFTY25AUG24500CE").expiry == date(2025, 8, 28)
+    assert U.parse("NIFTY25SEP24500CE").expiry == date(2025, 9, 30)
+    # The week of the switch: Thursday 28 Aug, then Tuesday 2 Sep.
+    assert U.calendar.weekly_expiries(date(2025, 8, 22), 3) == [
+        date(2025, 8, 28),
+        date(2025, 9, 2),
+        date(2025, 9, 9),
+    ]
+    with pytest.raises(InvalidInputError, match=r"Thursdays on that date"):
+        U.parse("NIFTY2411621600CE")  # Tuesday 16 Jan 2024
+
+
+def test_expiry_weekday_can_be_fixed_for_every_date():
     thursday = OptionUniverse(ExpiryCalendar(expiry_weekday=3))
-    assert thursday.parse("NIFTY24DEC24000CE").expiry == date(2024, 12, 26)
+    assert thursday.parse("NIFTY26JAN24000CE").expiry == date(2026, 1, 29)
     assert thursday.parse("NIFTY24D1224000CE").expiry == date(2024, 12, 12)
+    with pytest.raises(InvalidInputError, match="expiry_weekday True"):
+        ExpiryCalendar(expiry_weekday=True)
 
 
-def test_lot_size_is_75_until_dec_2025_and_65_from_jan_2026():
-    assert U.lot_size(U.parse("NIFTY25DEC24000CE")) == 75
-    assert U.lot_size(U.parse("NIFTY26JAN24000CE")) == 65
+@pytest.mark.parametrize(
+    "symbol, lot",
+    [
+        ("NIFTY2170815000CE", 75),  # a July 2021 weekly kept 75
+        ("NIFTY21JUL15000CE", 50),  # the July 2021 monthly was the first at 50
+        ("NIFTY24APR22000CE", 50),
+        ("NIFTY2450222000CE", 25),  # 2 May 2024: the first weekly at 25
+        ("NIFTY24DEC24000CE", 25),
+        ("NIFTY2510224000CE", 75),  # 2 Jan 2025: the first weekly at 75
+        ("NIFTY25JAN24000CE", 25),  # the Jan 2025 monthly, listed before, kept 25
+        ("NIFTY25DEC24000CE", 75),
+        ("NIFTY26JAN24000CE", 65),
+    ],
+)
+def test_lot_size_follows_nse_changes_by_expiry(symbol, lot):
+    assert U.lot_size(U.parse(symbol)) == lot
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,15 @@ Pure values and functions; an `OptionUniverse` is immutable after construction a
 between threads.
 
 Defaults (NSE, checked against the exchange's circulars as reported in Oct 2025):
-- strikes every 50 points; CE and PE; weekly expiry on **Tuesday** (since 1 Sep 2025);
-  the monthly expiry is the **last Tuesday** of the month; an expiry on an NSE holiday moves
-  to the previous trading day (holidays from `tradelab.market.calendar.nse_calendar()`).
-- lot size **75** for contracts expiring up to Dec 2025 and **65** from the Jan 2026 expiry on
-  (NSE circular FAOP70616). Both are configurable (`ExpiryCalendar`, `LotSizeSchedule`).
+- strikes every 50 points; CE and PE; weekly expiry on **Thursday** up to 31 Aug 2025 and on
+  **Tuesday** since 1 Sep 2025; the monthly expiry is the month's last such weekday; an expiry
+  on an NSE holiday moves to the previous trading day (holidays from
+  `tradelab.market.calendar.nse_calendar()`). So a replay of 2024 data trades 2024's Thursday
+  contracts. (Weekly NIFTY options were listed from Feb 2019; earlier weeks are not refused.)
+- lot size by expiry: **75** up to the Jul 2021 monthly, **50** from it (FAOP47854), **25** from
+  the 2 May 2024 weekly, **75** from the 2 Jan 2025 weekly (the Jan 2025 monthly, listed
+  before, kept 25), **65** from the Jan 2026 expiries (FAOP70616). Both are configurable
+  (`ExpiryCalendar`, `LotSizeSchedule`).
 
 Symbols (NSE / broker trading-symbol style, strike in whole index points):
 - monthly: ``NIFTY<YY><MON><STRIKE><CE|PE>``, e.g. ``NIFTY25NOV24000CE`` (expiry 2025-11-25);
@@ -45,6 +49,9 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 _MONTHLY_RE = re.compile(
     r"^NIFTY(\d{2})(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)(\d+)(CE|PE)$"
 )
+# NIFTY's expiry weekday by date: Thursday, then Tuesday from 1 Sep 2025 (SEBI's move of NSE's
+# index expiries; contracts expiring after that date moved with it).
+NSE_EXPIRY_WEEKDAYS: tuple[tuple[date, int], ...] = ((date.min, 3), (date(2025, 9, 1), 1))
 _WEEKLY_RE = re.compile(r"^NIFTY(\d{2})([1-9OND])(\d{2})(\d+)(CE|PE)$")
 
 
@@ -85,18 +92,38 @@ class OptionType(StrEnum):
 class ExpiryCalendar:
     """Which dates options expire on: a weekday (0=Monday .. 6=Sunday) minus holidays.
 
-    `holidays` defaults to the NSE holiday list; pass a set to model another calendar.
+    `expiry_weekday` fixes one weekday for every date; by default (None) it is NSE's for the
+    date: Thursday up to 31 Aug 2025, Tuesday since (`NSE_EXPIRY_WEEKDAYS`). `holidays`
+    defaults to the NSE holiday list; pass a set to model another calendar.
     """
 
-    expiry_weekday: int = 1
+    expiry_weekday: int | None = None
     holidays: frozenset[date] = field(default_factory=lambda: _nse_holidays())
 
     def __post_init__(self) -> None:
-        if not isinstance(self.expiry_weekday, int) or not 0 <= self.expiry_weekday <= 4:
+        weekday = self.expiry_weekday
+        if weekday is not None and (
+            type(weekday) is not int or not 0 <= weekday <= 4  # bool is not a weekday
+        ):
             raise InvalidInputError(
-                f"expiry_weekday {self.expiry_weekday!r} is not a trading weekday; "
-                "expected 0 (Monday) .. 4 (Friday)"
+                f"expiry_weekday {weekday!r} is not a trading weekday; "
+                "expected 0 (Monday) .. 4 (Friday), or None for NSE's by date"
             )
+
+    @property
+    def _eras(self) -> tuple[tuple[date, int], ...]:
+        """(first date, expiry weekday) pairs in date order, the first from date.min."""
+        if self.expiry_weekday is None:
+            return NSE_EXPIRY_WEEKDAYS
+        return ((date.min, self.expiry_weekday),)
+
+    def weekday_on(self, day: date) -> int:
+        """The expiry weekday in force on `day` (0=Monday)."""
+        weekday = self._eras[0][1]
+        for since, era_weekday in self._eras:
+            if day >= since:
+                weekday = era_weekday
+        return weekday
 
     def rolled_back(self, day: date) -> date:
         """Where an expiry nominally on `day` falls: a holiday (or weekend) moves it to the
@@ -109,7 +136,7 @@ class ExpiryCalendar:
         """The month's last expiry weekday (holiday-adjusted)."""
         last_day = calendar.monthrange(year, month)[1]
         day = date(year, month, last_day)
-        day -= timedelta(days=(day.weekday() - self.expiry_weekday) % 7)
+        day -= timedelta(days=(day.weekday() - self.weekday_on(day)) % 7)
         return self.rolled_back(day)
 
     def weekly_expiry_on_or_after(self, day: date) -> date:
@@ -117,12 +144,19 @@ class ExpiryCalendar:
         return self._on_or_after(_day(day, "day"))
 
     def _on_or_after(self, day: date) -> date:
-        nominal = day + timedelta(days=(self.expiry_weekday - day.weekday()) % 7)
-        while True:
-            expiry = self.rolled_back(nominal)
-            if expiry >= day:
-                return expiry
-            nominal += timedelta(days=7)
+        eras = self._eras
+        for i, (since, weekday) in enumerate(eras):
+            until = eras[i + 1][0] if i + 1 < len(eras) else None
+            if until is not None and day >= until:
+                continue  # this era ended before `day`
+            start = max(day, since)
+            nominal = start + timedelta(days=(weekday - start.weekday()) % 7)
+            while until is None or nominal < until:
+                expiry = self.rolled_back(nominal)
+                if expiry >= day:
+                    return expiry
+                nominal += timedelta(days=7)
+        raise AssertionError("the last era has no end")  # pragma: no cover
 
     def weekly_expiries(self, start: date, count: int) -> list[date]:
         """The next `count` weekly expiries on or after `start` (a date, not a datetime)."""
@@ -152,12 +186,22 @@ class LotSizeSchedule:
     """Lot size by expiry date: `changes` are (first expiry date, lot size) pairs in date order."""
 
     base_lot_size: int = 75
-    changes: tuple[tuple[date, int], ...] = ((date(2026, 1, 1), 65),)
+    changes: tuple[tuple[date, int], ...] = (
+        (date(2021, 7, 29), 50),
+        (date(2024, 5, 2), 25),
+        (date(2025, 1, 2), 75),
+        (date(2026, 1, 1), 65),
+    )
+    # Expiries whose contracts kept the lot they were listed with across a change.
+    exceptions: tuple[tuple[date, int], ...] = ((date(2025, 1, 30), 25),)
 
     def lot_size_for(self, expiry: date) -> int:
         """The lot size of contracts expiring on `expiry` (a date, not a datetime)."""
         if type(expiry) is not date:
             expiry = _day(expiry, "expiry")
+        for day, lot in self.exceptions:
+            if expiry == day:
+                return lot
         size = self.base_lot_size
         for since, lot in self.changes:
             if expiry >= since:
@@ -238,8 +282,15 @@ class OptionUniverse:
             why = (
                 f"it is a holiday, so that week's expiry moved to {moved.isoformat()} "
                 f"({WEEKDAYS[moved.weekday()]})"
-                if expiry.weekday() == calendar.expiry_weekday and moved != expiry
-                else f"weekly expiries fall on {WEEKDAYS[calendar.expiry_weekday]}"
+                if expiry.weekday() == calendar.weekday_on(expiry) and moved != expiry
+                else f"weekly expiries fall on {WEEKDAYS[calendar.weekday_on(expiry)]}s"
+                + (
+                    f" on that date (NSE's: {WEEKDAYS[NSE_EXPIRY_WEEKDAYS[0][1]]}s, then "
+                    f"{WEEKDAYS[NSE_EXPIRY_WEEKDAYS[1][1]]}s since "
+                    f"{NSE_EXPIRY_WEEKDAYS[1][0].isoformat()})"
+                    if calendar.expiry_weekday is None
+                    else ""
+                )
             )
             raise InvalidInputError(
                 f"{expiry.isoformat()} ({WEEKDAYS[expiry.weekday()]}) is not an expiry date; {why}"
