@@ -47,6 +47,11 @@ def test_a_time_with_a_zone_selects_the_same_rows_as_the_ist_time_it_is(backtest
     ):
         assert a.sql(query, [zoned]).seq.tolist() == expected
         assert a.sql(query, [zoned.to_pydatetime()]).seq.tolist() == expected
+    # ISO text with its zone, as copied from a log or an API, names the same instant (DuckDB's
+    # own cast would drop the offset); text without one is IST, as the `time` columns are.
+    for text in ("2024-03-06T21:30:00Z", "2024-03-06 16:30:00-05:00", "2024-03-07T03:00+05:30"):
+        assert a.sql(query, [text]).seq.tolist() == expected, text
+    assert a.sql(query, ["2024-03-07 03:00"]).seq.tolist() == expected
 
 
 def test_backtest_views_agree_on_time_and_order_lifetimes(backtest_journal):

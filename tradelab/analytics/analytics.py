@@ -176,6 +176,12 @@ class Analytics:
         return self.asof.diff(a, b)
 
 
+# An ISO time with its zone ("2025-11-18T03:55:00Z", "... 09:25:00+05:30"): the instant it names.
+_TIME_WITH_OFFSET = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s?(Z|[+-]\d{2}(:?\d{2})?)$"
+)
+
+
 def _plain_params(params: list[Any] | dict[str, Any] | None) -> list[Any] | dict[str, Any]:
     """Query parameters with numpy scalars as Python's (DuckDB binds only the latter): a seq or
     a price read from one query's frame goes into the next as it is. A time with a zone is
@@ -192,7 +198,10 @@ def _plain_scalar(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, datetime) and value.tzinfo is not None:  # pandas' Timestamp too
-        return pd.Timestamp(value).tz_convert(IST).tz_localize(None).to_pydatetime()
+        return pd.Timestamp(value).tz_convert(IST).tz_localize(None).to_pydatetime(warn=False)
+    if isinstance(value, str) and _TIME_WITH_OFFSET.match(value):
+        # DuckDB's cast of such a string drops its offset: "03:55Z" would be read as 03:55 IST.
+        return pd.Timestamp(value).tz_convert(IST).tz_localize(None).to_pydatetime(warn=False)
     return value
 
 
