@@ -90,6 +90,28 @@ def test_calendar_knows_how_far_its_holidays_go():
     assert date(2026, 12, 25) in NSE.holidays
 
 
+def test_a_session_after_the_known_holidays_says_its_holidays_are_unknown(tmp_path, caplog):
+    # A day after the calendar's last known year would trade through its holidays (Republic
+    # Day 2027 as a trading and expiry day) without a word.
+    after = date(NSE.covered_until + 1, 1, 26)
+    with caplog.at_level(logging.WARNING):
+        SimulatedFeed(SimulatedFeedConfig(session_date=after))
+    assert f"is after {NSE.covered_until}, the last year" in caplog.text
+    caplog.clear()
+    bars = tmp_path / "bars.csv"
+    pd.DataFrame(
+        {"timestamp": [f"{after} 09:15:00"], "symbol": ["NIFTY"], "open": [1.0], "high": [1.0]}
+        | {"low": [1.0], "close": [1.0]}
+    ).to_csv(bars, index=False)
+    with caplog.at_level(logging.WARNING):
+        ReplayFeed(ReplayFeedConfig(path=str(bars)))
+    assert "pandas_market_calendars" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        SimulatedFeed(SimulatedFeedConfig(session_date=date(2025, 11, 12)))
+    assert "pandas_market_calendars" not in caplog.text
+
+
 def test_simulated_feed_skips_a_holiday_to_the_next_trading_day(caplog):
     config = SimulatedFeedConfig(
         session_date=date(2025, 10, 2), ticks_per_second=1, speed=60.0, as_fast_as_possible=True

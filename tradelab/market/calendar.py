@@ -59,6 +59,19 @@ class TradingCalendar:
     covered_until: int | None = None
     name: str = "custom"
 
+    def beyond_coverage(self, *days: date) -> str | None:
+        """A warning's text when any of `days` falls after the last year whose holidays are
+        known (they would count as trading and expiry days); None when all are covered."""
+        covered = self.covered_until
+        late = sorted(day for day in days if covered is not None and day.year > covered)
+        if not late:
+            return None
+        return (
+            f"{late[0].isoformat()} is after {covered}, the last year of the {self.name} "
+            "holidays known here: its holidays count as trading (and expiry) days; update "
+            "pandas_market_calendars for that year's holiday list"
+        )
+
     def is_holiday(self, day: date) -> bool:
         """A weekday without a regular session (what expiries roll back from)."""
         return day.weekday() < 5 and day in self.holidays

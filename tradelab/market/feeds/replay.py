@@ -177,6 +177,11 @@ class ReplayFeed:
         # Bars on a holiday or weekend are replayed as they are (the file is the record), but a
         # file that trades on a closed day is usually mis-dated: say so, and count them.
         self.non_trading_days, self.non_trading_day_bars = _closed_days(self.bars, self.hours)
+        if not self.bars.empty:
+            last = pd.Timestamp(int(self.bars["timestamp"].max()), tz="UTC").tz_convert(IST).date()
+            uncovered = self.hours.calendar.beyond_coverage(last)
+            if uncovered:
+                log.warning("bar file %r: %s", self.config.path, uncovered)
         if self.non_trading_day_bars:
             shown = ", ".join(d.isoformat() for d in self.non_trading_days[:5])
             more = len(self.non_trading_days) - 5

@@ -101,6 +101,9 @@ class SimulatedFeed:
                 cfg.session_date.isoformat(),
                 self.session_day.isoformat(),
             )
+        uncovered = self.hours.calendar.beyond_coverage(self.session_day)
+        if uncovered:
+            log.warning("simulated session: %s", uncovered)
         self.open_ns, self.close_ns = self.hours.session_ns(self.session_day)
         self.clock = SimulatedClock(self.open_ns)
         self.expiries = self.universe.calendar.weekly_expiries(self.session_day, cfg.expiries)
