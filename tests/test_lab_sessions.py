@@ -288,3 +288,24 @@ def test_wait_for_quote_after_a_restart_waits_for_this_runs_quote(tmp_path):
         assert again.resumed_after_ns is not None and mark["ts"] > again.resumed_after_ns
     finally:
         again.stop()
+
+
+def test_running_a_journal_again_past_its_whole_session_says_why_nothing_plays(tmp_path, caplog):
+    path = tmp_path / "lab.duckdb"
+    for run in range(2):
+        lab = Lab(
+            journal_path=str(path),
+            ticks_per_second=1,
+            as_fast_as_possible=True,
+            strikes_each_side=1,
+            strategies=[],
+        )
+        with caplog.at_level("WARNING", logger="tradelab.lab"):
+            lab.start()
+            try:
+                assert lab.session_finished.wait(120)
+            finally:
+                lab.stop()
+        said = "nothing left to play" in caplog.text
+        assert (said, lab.ticks_played > 0) == ((False, True) if run == 0 else (True, False))
+    assert "2025-11-12 15:29 IST" in caplog.text and "start a new journal" in caplog.text

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ from tradelab.lab_status import session_status, wait_for_mark
 from tradelab.market.bars import INTERVAL_SECONDS
 from tradelab.market.clock import NS_PER_S, SimulatedClock
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeedConfig
+from tradelab.market.instruments import IST
 from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
 from tradelab.metrics_sampler import MetricsSampler
@@ -176,6 +178,7 @@ class Lab:
         # ends there too.
         self.feed_failure: Exception | None = None
         self.resumed_after_ns: int | None = None  # the journal's last mark (None: none yet)
+        self.ticks_played = 0  # by the feed after that mark
         self._closed_session: ClosedSession | None = None  # a restart may play more of it
         self.days: TradingDays | None = None  # from start(), the journal recovered
         self._stop = threading.Event()
@@ -271,6 +274,7 @@ class Lab:
                 stall = self.config.feed_stall_after_seconds
                 days.run(self._resumed_ticks(), self._route, speed, self._stop, stall)
                 self.days.close_session()
+                self._say_if_nothing_was_left()
         except TradelabError as exc:
             # The journal writer failed (nothing more can be journaled) or the broker is down
             # (its account file cannot be written): the session ends here;
@@ -291,12 +295,29 @@ class Lab:
     def _resumed_ticks(self) -> Iterator[Tick]:
         resumed = self.resumed_after_ns
         longest = max(INTERVAL_SECONDS[i] for i in self.router.bars.intervals) * NS_PER_S
-        return resumed_ticks(
+        for tick in resumed_ticks(
             self.feed.ticks(),
             resumed,
             self._quote_skipped,
             self.router.build_bars_only,
             bars_from_ns=(resumed or 0) - longest,  # the ticks of every bar still open
+        ):
+            self.ticks_played += 1
+            yield tick
+
+    def _say_if_nothing_was_left(self) -> None:
+        """A restart on a journal already past this feed's whole session plays nothing: say
+        why, not only that the session ended."""
+        last = self.resumed_after_ns
+        if self.ticks_played or last is None or self._stop.is_set():
+            return
+        log.warning(
+            "nothing left to play: this journal's market time is %s IST, at or after the last "
+            "tick of this %s (from %s IST); run a later day (sim_feed.session_date, another bar "
+            "file) or start a new journal",
+            _ist_minute(last),
+            "bar file" if self.config.feed == "replay" else "simulated session",
+            _ist_minute(self.open_ns),
         )
 
     def _route(self, tick: Tick) -> None:
@@ -365,3 +386,7 @@ class Lab:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _ist_minute(ts_ns: int) -> str:
+    return f"{datetime.fromtimestamp(ts_ns / NS_PER_S, IST):%Y-%m-%d %H:%M}"

@@ -41,6 +41,7 @@ def run_lockstep(lab: Lab) -> None:
         tick = held.pop() if held else next(ticks, None)
         if tick is None:
             lab.days.close_session()
+            lab._say_if_nothing_was_left()
             stage[0] = "done"  # one more step: the strategies' last reactions settle
             return True
         if days.crosses(tick.ts):  # a new day: a step of its own, settled before its ticks
