@@ -125,4 +125,4 @@ def test_a_header_on_a_closed_session_shows_the_market_clock_at_the_close():
     state = {"runner_status": "running", "strategies": {}, "risk_state": "active"}
     state |= {"risk_control": {}, "engine_status": "running", "pnl": {}}
     header.apply_state(state | {"market_session": {"status": "closed", "ts": close}})
-    assert header.market_time.text == "market 15:30 IST"
+    assert header.market_time.text == "market Wed 12 Nov 15:30 IST"

@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-from tradelab.ui.frames import TIME_COLUMN, ist_ms, trades
+from tradelab.ui.frames import TIME_COLUMN, ist_day_ms, ist_ms, trades
 from tradelab.ui.header import Header
 from tradelab.ui.tape import TAPE_COLUMNS, tape_cells
 from tradelab.ui.view import Changes, TapeRow
@@ -19,6 +19,8 @@ NS = int(datetime(2026, 1, 5, 3, 45, 6, tzinfo=UTC).timestamp()) * 10**9 + 789_0
 
 def test_ist_ms_is_exchange_time_to_the_millisecond():
     assert ist_ms(NS) == "09:15:06.789"
+    # Fills and signals carry their day: the book keeps several sessions' fills.
+    assert ist_day_ms(NS) == "2026-01-05 09:15:06.789"
 
 
 def header_changes(last_event_ns, last_tick_ns, **more):
@@ -42,7 +44,7 @@ def test_header_time_is_ist_and_labelled_and_seq_stays_a_plain_integer():
     changes = header_changes(NS, NS, market_ns=NS + 3_600 * 10**9)
     header.apply_changes(changes, now_ns=NS + 1_000_000)
     assert header.last_time.text == "journaled 09:15:06.789 IST"
-    assert header.market_time.text == "market 10:15 IST"
+    assert header.market_time.text == "market Mon 05 Jan 10:15 IST"
     assert header.last_seq.text == "41"
     assert header.last_time.css == "tl-last-time"
 
@@ -61,7 +63,9 @@ def test_tape_and_trades_label_their_time_column():
     assert row == ("7", "09:15:06.789", "trade.executed", "k")
     store = SimpleNamespace(get=lambda _path, _default: {"t1": {"seq": 7, "ts": NS, "price": 1.0}})
     frame = trades(SimpleNamespace(store=store))
-    assert frame.iloc[0]["exchange time (IST)"] == "09:15:06.789"  # the fill's market clock
+    assert (
+        frame.iloc[0]["exchange time (IST)"] == "2026-01-05 09:15:06.789"
+    )  # the fill's market clock, dated
     assert not any(re.fullmatch("time", c) for c in frame.columns)
 
 
@@ -80,7 +84,7 @@ def test_active_signals_list_each_signal_with_its_market_and_journal_times():
     assert list(frame.columns) == ["signal_id", *times, "seq", "side"]
     assert list(frame["signal_id"]) == ["s2", "s1"] and frame.iloc[0]["side"] == "SELL"
     # The market clock only where the payload carries one (a strategy's signal always does).
-    assert list(frame["exchange time (IST)"]) == [ist_ms(NS), ""]
+    assert list(frame["exchange time (IST)"]) == ["2026-01-05 09:15:06.789", ""]
     empty = signals(SimpleNamespace(store=SimpleNamespace(get=lambda path, default: None)))
     assert empty.empty and list(empty.columns) == ["signal_id", *times, "seq"]
 

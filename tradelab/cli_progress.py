@@ -32,7 +32,7 @@ class RunProgress:
         # Starts with "seq ": scripts that wait for a running session look for it.
         line = (
             f"seq {s['seq']:>9}  [{'#' * filled}{'.' * (20 - filled)}] "
-            f"{percent:3d}%  {s['exchange_time']:%H:%M:%S} IST  "
+            f"{percent:3d}%  {s['exchange_time']:%d %b %H:%M:%S} IST  "
             f"{s['symbol']} {s['index'] or 0:>9.2f}  ticks {s['ticks']:>8}  bars {s['bars']:>4}  "
             f"orders {s['orders']:>3}  fills {s['fills']:>3}  "
             f"open positions {s['open_positions']}  day P&L {money(s['daily_pnl'])}"

@@ -80,6 +80,17 @@ def ist_ms(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=IST).strftime("%H:%M:%S.%f")[:-3]
 
 
+def ist_day_ms(ns: int) -> str:
+    """`ist_ms` with its date first (YYYY-MM-DD HH:MM:SS.mmm, sorts as it reads): the book
+    keeps the fills of several sessions, and one day's 09:20 must not read as another's."""
+    return datetime.fromtimestamp(ns / 1e9, tz=IST).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def ist_day_minute(ns: int) -> str:
+    """The market clock: day and minute, e.g. 'Tue 18 Nov 09:53' (IST)."""
+    return datetime.fromtimestamp(ns / 1e9, tz=IST).strftime("%a %d %b %H:%M")
+
+
 # The numeric columns' types when a table has no row yet: the console's table takes each
 # column's format (alignment, thousands separators, decimals) from the first frame it shows,
 # so an empty frame of untyped columns left a page opened before the first trade showing
@@ -151,7 +162,7 @@ def trades(lab: Any, limit: int = 200) -> pd.DataFrame:
         (lab.store.get("trading.trades", None) or {}).values(), key=lambda t: -(t.get("seq") or 0)
     )[:limit]
     for row in rows:
-        row[EXCHANGE_TIME_COLUMN] = ist_ms(row.get("ts", 0))
+        row[EXCHANGE_TIME_COLUMN] = ist_day_ms(row.get("ts", 0))
     return _table(rows, TRADE_COLUMNS)
 
 
@@ -280,7 +291,7 @@ def signals(lab: Any) -> pd.DataFrame:
     rows = [
         {
             **{k: v for k, v in signal.items() if k not in ("detected_ts", "ts")},
-            EXCHANGE_TIME_COLUMN: ist_ms(signal["ts"]) if signal.get("ts") else "",
+            EXCHANGE_TIME_COLUMN: ist_day_ms(signal["ts"]) if signal.get("ts") else "",
             TIME_COLUMN: ist_ms(signal.get("detected_ts") or 0),
         }
         for signal in sorted(active.values(), key=lambda s: -(s.get("seq") or 0))

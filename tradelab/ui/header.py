@@ -13,7 +13,7 @@ import panel as pn
 
 from tradelab.trading.risk_state import HALT_MODES
 from tradelab.ui.badge import Badge
-from tradelab.ui.frames import ist_ms
+from tradelab.ui.frames import ist_day_minute, ist_ms
 from tradelab.ui.header_bar import BarText, HeaderBar
 from tradelab.ui.view import Changes
 from tradelab.ui.watchdog import ConnectionWatchdog
@@ -114,7 +114,7 @@ class Header:
         if closed and session.get("ts"):
             # The exchange clock stops at the close (15:30), not at the last tick before it
             # (15:29:59), and reads so whether the console saw the session or started after.
-            self.market_time.set(f"market {ist_ms(session['ts'])[:5]} IST")
+            self.market_time.set(f"market {ist_day_minute(session['ts'])} IST")
 
     def show_stalled(self, stalled: dict[str, Any] | None) -> None:
         """The runner's stuck hook (HookWatch.stalled), read on every push: while it lasts a
@@ -135,9 +135,9 @@ class Header:
         if changes.last_event_ns:
             self.last_time.set(f"journaled {ist_ms(changes.last_event_ns)} IST")
         if self.market_closed_ns:
-            self.market_time.set(f"market {ist_ms(self.market_closed_ns)[:5]} IST")
+            self.market_time.set(f"market {ist_day_minute(self.market_closed_ns)} IST")
         elif changes.market_ns:
-            self.market_time.set(f"market {ist_ms(changes.market_ns)[:5]} IST")
+            self.market_time.set(f"market {ist_day_minute(changes.market_ns)} IST")
         event_age = (now_ns - changes.last_event_ns) if changes.last_event_ns else None
         tick_age = (now_ns - changes.last_tick_ns) if changes.last_tick_ns else None
         reasons = []
