@@ -148,7 +148,7 @@ def test_a_replay_of_a_file_without_the_strategys_instrument_is_a_usage_error(tm
     )  # fmt: skip
     assert result.exit_code == 0, (result.output, result.stderr)
     assert "RELIANCE" in result.output  # the progress line shows the replayed instrument
-    assert "12 Nov 09:" in result.output  # and the market's day: a replay may span several
+    assert " 12 Nov " in result.output + result.stderr  # the market day: a replay may span days
 
 
 @pytest.mark.parametrize(
