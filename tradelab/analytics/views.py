@@ -215,7 +215,8 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "daily_pnl",
-        "one exchange day: P&L from the close of the day before to its close",
+        "one IST calendar day (NSE's trading day; a session of another zone, a US stock's, spans "
+        "two): P&L from the close of the day before to its close",
         """WITH closes AS (
                 SELECT CAST(time AS DATE) AS date, arg_max(net, seq) AS net_close,
                     arg_max(realized, seq) AS realized_close, arg_max(fees, seq) AS fees_close,
