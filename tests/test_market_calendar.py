@@ -156,3 +156,26 @@ def test_replay_of_a_trading_day_warns_about_nothing(caplog):
         feed = ReplayFeed(ReplayFeedConfig(path=str(SAMPLE), as_fast_as_possible=True))
     assert feed.non_trading_day_bars == 0
     assert "non-trading" not in caplog.text
+
+
+def test_a_special_sessions_bars_start_at_its_open_and_end_at_its_close():
+    # The 2025 Muhurat hour, 13:45-14:45: its 1h bar is that hour, not 13:15-14:15 and
+    # 14:15-15:15 (anchored at 09:15 and cut at 15:30, as a regular day's).
+    from tradelab.market.bars import BarAggregator
+
+    hours = MarketHours()
+    feed = SimulatedFeed(
+        SimulatedFeedConfig(session_date=date(2025, 10, 21), ticks_per_second=4),
+        hours=hours,
+    )
+    bars = BarAggregator(("15m", "1h"), sessions=hours.session)
+    closed = [bar for tick in feed.ticks() for bar in bars.on_tick(tick)]
+    closed += bars.close_until(feed.close_ns)
+    ist = [
+        (bar.interval, f"{pd.Timestamp(bar.start, tz='Asia/Kolkata'):%H:%M}")
+        + (f"{pd.Timestamp(bar.end, tz='Asia/Kolkata'):%H:%M}",)
+        for bar in closed
+        if bar.symbol == "NIFTY"
+    ]
+    assert [b for b in ist if b[0] == "1h"] == [("1h", "13:45", "14:45")]
+    assert [b[1] for b in ist if b[0] == "15m"] == ["13:45", "14:00", "14:15", "14:30"]

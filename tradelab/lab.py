@@ -167,6 +167,7 @@ class Lab:
             self.engine.publish_transient,
             intervals=intervals,
             quote_sinks=[self.broker.on_quote],
+            sessions=self.feed.hours.session,  # a special session's bars follow its hours
         )
         self.desk: ExecutionDesk | None = None
         self.risk: RiskGate | None = None

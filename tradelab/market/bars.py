@@ -7,8 +7,9 @@ aggregator (it is not locked).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from tradelab.errors import InvalidInputError
@@ -58,7 +59,12 @@ class BarAggregator:
         *,
         session_open: time = time(9, 15),
         session_close: time = time(15, 30),
+        sessions: Callable[[date], tuple[time, time] | None] | None = None,
     ) -> None:
+        """`sessions(day)`, when given, is that day's (open, close) in IST, None for a day
+        without a session: a special session (a Diwali Muhurat hour) anchors its bars at its
+        own open and ends its last one at its own close. Otherwise, and on days it gives None
+        for, bars run from `session_open` to `session_close`."""
         unknown = [i for i in intervals if i not in INTERVAL_SECONDS]
         if unknown or not intervals:
             raise InvalidInputError(
@@ -69,6 +75,7 @@ class BarAggregator:
         self._lengths = {i: INTERVAL_SECONDS[i] * NS_PER_S for i in intervals}
         self._session_open = session_open
         self._session_close = session_close
+        self._sessions = sessions
         self._open_bars: dict[tuple[str, str], Bar] = {}
         self._next_close_ns: int | None = None
         # (day start, day end, open ns, close ns) of the day of the last tick
@@ -84,7 +91,9 @@ class BarAggregator:
         def at(clock: time) -> int:
             return int(datetime.combine(day, clock, tzinfo=IST).timestamp()) * NS_PER_S
 
-        anchor, close = at(self._session_open), at(self._session_close)
+        bounds = self._sessions(day) if self._sessions is not None else None
+        opens, closes = bounds or (self._session_open, self._session_close)
+        anchor, close = at(opens), at(closes)
         self._day_cache = (at(time(0)), at(time(0)) + 86400 * NS_PER_S, anchor, close)
         return anchor, close
 

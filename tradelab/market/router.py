@@ -9,6 +9,7 @@ One thread (the feed's) calls `on_tick`; `submit`/`publish_transient` must be th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from datetime import date, time
 from typing import Any
 
 from tradelab.market.bars import BarAggregator
@@ -32,10 +33,11 @@ class MarketDataRouter:
         intervals: tuple[str, ...] = ("15m", "1h"),
         mark_interval_ms: int = 1000,
         quote_sinks: Iterable[Callable[[Tick], Any]] = (),
+        sessions: Callable[[date], tuple[time, time] | None] | None = None,
     ) -> None:
         self._submit = submit
         self._publish_transient = publish_transient
-        self.bars = BarAggregator(intervals)
+        self.bars = BarAggregator(intervals, sessions=sessions)  # see BarAggregator
         self._mark_interval_ns = int(mark_interval_ms) * 1_000_000
         self._quote_sinks = list(quote_sinks)
         self._last_mark_ns: dict[str, int] = {}
