@@ -60,6 +60,26 @@ def test_records_read_back_in_order_and_a_torn_tail_ends_the_log(tmp_path):
     assert [(r.first_seq, r.last_seq) for r in read_records(path)[0]] == [(1, 2)]
 
 
+def test_retire_keeps_a_file_until_duckdb_has_committed_its_last_event(tmp_path):
+    # Deleted one event early, a file takes an acknowledged event DuckDB does not have yet
+    # with it: lost at the next crash.
+    path = tmp_path / "lab.duckdb"
+    log = AckLog(path, rotate_bytes=1)  # a file per record
+    for first in (1, 4, 7):
+        log.append(first, first + 2, _batch(first, first + 2))
+    log.sync()
+
+    def kept() -> list[tuple[int, int]]:
+        files = log_files(acklog_dir(path))
+        return [(r.first_seq, r.last_seq) for f in files for r in read_records(f)[0]]
+
+    log.retire(5)  # DuckDB committed through seq 5: the file of 4..6 still holds seq 6
+    assert kept() == [(4, 6), (7, 9)]
+    log.retire(6)
+    assert kept() == [(7, 9)]  # the current file stays while it is written
+    log.close(remove=False)
+
+
 def test_restore_copies_only_the_missing_events_and_removes_the_log(tmp_path):
     path = tmp_path / "lab.duckdb"
     journal = Journal(path)

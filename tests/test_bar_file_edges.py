@@ -42,6 +42,22 @@ def test_a_blank_symbol_cell_is_refused_naming_its_line_in_a_backtest_as_in_a_re
         load_bar_file(path, "ACME")  # not a bar left out without a word
 
 
+@pytest.mark.parametrize(
+    "row",
+    [
+        "2024-01-02,101,106,103,102",  # low above the close
+        "2024-01-02,101,106,101.5,102",  # low above the open
+        "2024-01-02,101,101.5,99,102",  # high below the close
+    ],
+)
+def test_a_bar_whose_high_or_low_does_not_contain_its_open_and_close_is_refused(tmp_path, row):
+    path = tmp_path / "ABC.csv"
+    path.write_text(DAILY.replace(",Volume", "") + "2024-01-01,100,105,99,101\n" + row + "\n")
+    for load in (load_bar_file, load_bars):
+        with pytest.raises(InvalidInputError, match="do not contain"):
+            load(path)
+
+
 def test_fractional_volumes_reach_strategies_and_the_journal_as_written(tmp_path):
     path = tmp_path / "coin.csv"
     path.write_text(

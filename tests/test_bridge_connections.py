@@ -24,15 +24,15 @@ from tradelab.errors import InvalidInputError
 
 def test_unauthorized_replica_is_refused(tmp_path):
     authorize = basic_authorizer({"alice": "s3cret"})
-    with (
-        _engine(tmp_path) as engine,
-        BridgeServer(engine, authorize=authorize) as server,
-        pytest.raises(BridgeAuthError, match="401"),
-    ):
-        connect(server.url, timeout=10)
-        with pytest.raises(BridgeAuthError):
-            connect(server.url, auth=("alice", "wrong"), timeout=10)
-        with connect(server.url, auth=("alice", "s3cret")) as replica:
+    with _engine(tmp_path) as engine, BridgeServer(engine, authorize=authorize) as server:
+        with pytest.raises(BridgeAuthError, match="401"):
+            connect(server.url, timeout=10)
+        for wrong in ("wrong", "s3cret-and-more", "s3cre", ""):
+            with pytest.raises(BridgeAuthError, match="401"):
+                connect(server.url, auth=("alice", wrong), timeout=10)
+        with pytest.raises(BridgeAuthError, match="401"):
+            connect(server.url, auth=("bob", "s3cret"), timeout=10)
+        with connect(server.url, auth=("alice", "s3cret"), timeout=10) as replica:
             _in_step(replica, engine)
             assert server.hub.metrics()["per_client"][0]["user"] == "alice"
 
@@ -41,14 +41,12 @@ def test_cookie_auth_is_passed_to_the_server(tmp_path):
     def authorize(handler):
         return "bob" if handler.get_cookie("session") == "token-1" else None
 
-    with (
-        _engine(tmp_path) as engine,
-        BridgeServer(engine, authorize=authorize) as server,
-        pytest.raises(BridgeAuthError),
-    ):
-        connect(server.url, auth={"session": "nope"}, timeout=10)
-        with connect(server.url, auth={"session": "token-1"}) as replica:
+    with _engine(tmp_path) as engine, BridgeServer(engine, authorize=authorize) as server:
+        with pytest.raises(BridgeAuthError):
+            connect(server.url, auth={"session": "nope"}, timeout=10)
+        with connect(server.url, auth={"session": "token-1"}, timeout=10) as replica:
             _in_step(replica, engine)
+            assert server.hub.metrics()["per_client"][0]["user"] == "bob"
 
 
 async def _raw_exchange(url: str, *messages: bytes) -> list:

@@ -44,6 +44,23 @@ def test_order_beyond_quoted_size_fills_partially_then_completes_on_next_quote()
     assert updates[-1].average_price == pytest.approx(101.3)
 
 
+def test_a_touch_showing_part_of_a_lot_more_fills_whole_lots_only():
+    broker, _, updates = paper()
+    broker.set_quote(SYM, 100.0, 101.0, size=100)  # lot 75: one lot and 25 units shown
+    broker.submit_order(buy("o1", qty=150))
+    assert (updates[-1].status, updates[-1].filled_quantity) == (OrderStatus.PARTIALLY_FILLED, 75)
+    assert all(u.fill is None or u.fill.quantity % 75 == 0 for u in updates)
+
+
+@pytest.mark.parametrize(("side", "limit"), [(Side.BUY, 101.0), (Side.SELL, 100.0)])
+def test_a_limit_order_at_exactly_the_touch_fills_at_its_limit(side, limit):
+    broker, _, updates = paper()
+    broker.set_quote(SYM, 100.0, 101.0)
+    broker.submit_order(OrderRequest("o1", SYM, side, 75, OrderType.LIMIT, limit_price=limit))
+    assert (updates[-1].status, updates[-1].filled_quantity) == (OrderStatus.FILLED, 75)
+    assert updates[-1].average_price == limit
+
+
 def test_two_orders_share_the_size_shown_at_the_touch():
     broker, _, _ = paper()
     broker.set_quote(SYM, 100.0, 101.0, size=75)

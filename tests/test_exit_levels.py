@@ -354,3 +354,34 @@ def test_a_trailing_stop_keeps_a_sub_cent_instruments_decimals(tmp_path):
     [trip] = result.trades
     assert (trip["entry_price"], trip["exit_price"]) == (0.0000216, 0.00002)
     assert trip["realized_pnl"] == -0.0016  # (0.00002 - 0.0000216) x 1000
+
+
+class LongWithExit(ByBar):
+    """Long 10 at 102 (bar 1's open), its exit levels set on the fill."""
+
+    stop = param.Number(default=None, allow_None=True)
+    trail = param.Number(default=None, allow_None=True)
+
+    def step(self, ctx, bar):
+        if self.bar == 0:
+            ctx.buy(bar["symbol"], 10)
+
+    def on_fill(self, ctx, fill):
+        if fill["side"] == "BUY":
+            ctx.set_exit(fill["symbol"], stop=self.stop, trail=self.trail)
+
+
+def test_a_close_exactly_at_the_stop_exits(tmp_path):
+    # Round stops meet round closes: bar 6 closes at 101, the stop.
+    (tmp_path / "ABC.csv").write_text(BARS)
+    result = run_backtest(tmp_path / "ABC.csv", LongWithExit(stop=101.0))
+    assert [(f["side"], f["quantity"]) for f in result.fills] == [("BUY", 10), ("SELL", 10)]
+    assert result.open_positions == {}
+
+
+def test_a_trail_never_loosens_a_tighter_stop_set_with_it(tmp_path):
+    # A 10-point trail from the best close (109) is 99: looser than the stop at 101.5, which
+    # stays, so bar 6's close at 101 exits.
+    (tmp_path / "ABC.csv").write_text(BARS)
+    result = run_backtest(tmp_path / "ABC.csv", LongWithExit(stop=101.5, trail=10.0))
+    assert [(f["side"], f["quantity"]) for f in result.fills] == [("BUY", 10), ("SELL", 10)]

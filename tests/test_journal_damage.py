@@ -264,6 +264,27 @@ def test_verify_names_a_lost_tail_an_engine_went_on_past(journal):
     assert "Traceback" not in result.output + result.stderr and "damaged payload" in result.output
 
 
+def test_a_snapshot_beyond_a_lost_tail_is_not_loaded(tmp_path):
+    """A snapshot covering events the journal lost holds state the journal does not: loaded,
+    the store would not be the fold of the journal, and the next events would leave a gap."""
+    from tradelab.journal.tailmark import TailMark
+
+    path = tmp_path / "j.duckdb"
+    with Engine(journal_path=str(path), snapshot_every_seconds=0) as engine:
+        for i in range(20):
+            engine.submit("mark.updated", {"symbol": "NIFTY", "price": 100.0 + i}, key="NIFTY")
+        engine.wait_applied()
+        engine.snapshot_now()
+        top = engine.store.version
+    _sql(path, f"DELETE FROM events WHERE seq > {top - 5}")  # a torn tail took the last 5
+    TailMark(path).write(top)
+    with Engine(journal_path=str(path), accept_lost_tail=True) as engine:
+        report = engine.recovery_report
+        assert report.snapshot_id is None, report.summary()
+        assert any("beyond the journal's last seq" in p for p in report.problems), report.problems
+        assert engine.store.get("market.marks.NIFTY.price") == 100.0 + 14
+
+
 def test_a_run_on_a_journal_that_lost_committed_events_is_refused_unless_accepted(journal):
     """`run` went on past a lost tail with exit 0, numbering new events over the lost seqs,
     and `verify` then called the journal whole: the store was no longer the fold of what was

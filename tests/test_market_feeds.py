@@ -128,7 +128,15 @@ def test_replay_parquet_and_csv_give_the_same_ticks():
 def test_replay_at_speed_is_paced():
     feed = ReplayFeed(ReplayFeedConfig(path=str(SAMPLE), speed=600.0))  # 1 minute in 0.1 s
     started = time.perf_counter()
-    feed.run(lambda t: None, max_ticks=7 * 4 * 2 + 1)  # two full minutes of the 7 symbols
+    got: list[tuple[float, int]] = []
+    feed.run(lambda t: got.append((time.perf_counter(), t.ts)), max_ticks=7 * 4 * 2 + 1)
+    # Every tick delivered, in time order, none before its market time / 600 from the first:
+    # two full minutes of the 7 symbols take at least 0.2 s.
+    assert len(got) == 7 * 4 * 2 + 1
+    assert [ts for _, ts in got] == sorted(ts for _, ts in got)
+    first_wall, first_ts = got[0]
+    late = 0.02  # a wake-up's slack, one way only: never early
+    assert all(wall - first_wall >= (ts - first_ts) / 1e9 / 600 - late for wall, ts in got)
     assert time.perf_counter() - started >= 0.15
 
 

@@ -160,3 +160,28 @@ def test_a_fix_whose_trade_the_book_already_has_is_flagged_not_reported_fixed():
     assert "already in the book" in mismatch.payload["action"]
     assert fix.payload["trade"]["trade_id"] in mismatch.payload["action"]
     assert s.store.get("reconciliation.last_run.fixed") == 0
+
+
+# What the README and `tradelab config` document as each kind's default policy.
+DEFAULT_ACTIONS = {
+    "missed_fill": "adopt",
+    "order_state_mismatch": "adopt",
+    "unknown_open_order": "flag",
+    "unknown_position": "flag",
+    "missing_position": "halt",
+    "quantity_mismatch": "halt",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_gets_its_documented_default_policy(kind):
+    s = Session()
+    SCENARIOS[kind](s)
+    report = s.reconciler().run_once()  # the default config
+    actions = {
+        m.payload["action"]
+        for m in s.events("reconciliation.mismatch")
+        if m.payload["kind"] == kind
+    }
+    assert actions == {DEFAULT_ACTIONS[kind]}
+    assert report.halted == (DEFAULT_ACTIONS[kind] == "halt")

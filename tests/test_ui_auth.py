@@ -116,6 +116,8 @@ def test_configured_auth_needs_a_signed_user_and_an_operator_where_asked(users_f
         assert get(f"{base}/whoami", {"Cookie": forged})[0] == 401
         assert get(f"{base}/whoami", basic("bob", "builder"))[:2] == (200, "bob")
         assert get(f"{base}/whoami", basic("bob", "wonder"))[0] == 401
+        for near in ("builder-and-more", "builde", "Builder", ""):  # not a prefix, not a case
+            assert get(f"{base}/whoami", basic("bob", near))[0] == 401, near
         assert get(f"{base}/whoami", {"Authorization": "Basic !!!"})[0] == 401
         assert get(f"{base}/admin-ish", cookie("bob"))[0] == 403
         assert get(f"{base}/admin-ish", basic("alice", "wonder"))[:2] == (200, "alice")
