@@ -302,7 +302,7 @@ def test_a_config_files_live_session_settings_a_backtest_does_not_use_are_named(
     result = CliRunner().invoke(cli, [*args, "--json", "--config", str(config)])
     assert result.exit_code == 0, (result.output, result.stderr)
     note = "a backtest does not use lab.strategy, lab.strategy_params, broker.brokerage_per_fill"
-    assert note in result.stderr
+    assert note in result.stderr and "--fee-per-fill" in result.stderr
     plain = tmp_path / "plain.yaml"
     plain.write_text("engine:\n  group_commit_ms: 5\n")
     quiet = CliRunner().invoke(cli, [*args, "--json", "--config", str(plain)])

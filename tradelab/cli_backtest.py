@@ -168,7 +168,8 @@ def backtest_command(
     if unused:
         click.echo(
             f"tradelab: note: a backtest does not use {', '.join(unused)} of {config_file} "
-            "(a live session's: give --strategy, --param, --cash and --commission)",
+            "(a live session's: give --strategy, --param, --cash, --commission and "
+            "--fee-per-fill; a backtest charges no fee unless given one)",
             err=True,
         )
 
