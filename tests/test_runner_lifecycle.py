@@ -191,7 +191,7 @@ def _session(path, act=None):
 
 
 @pytest.mark.parametrize("held", ["stopped", "paused"])
-def test_an_operators_stop_or_pause_and_parameters_outlive_a_restart(tmp_path, held):
+def test_an_operators_stop_or_pause_and_parameters_outlive_a_restart(tmp_path, held, caplog):
     path = tmp_path / "j.duckdb"
 
     def operate(runner):
@@ -202,8 +202,15 @@ def test_an_operators_stop_or_pause_and_parameters_outlive_a_restart(tmp_path, h
             runner.pause("sma_cross", who="bob")
 
     _session(path, operate)
-    strategy, events = _session(path)  # a restart: nothing asked this time
+    with caplog.at_level("WARNING"):
+        strategy, events = _session(path)  # a restart: nothing asked this time
     assert (strategy.fast, strategy.slow) == (4, 12)
+    # The configured values they replace are named: a --param given for this run is not
+    # dropped without a word.
+    default = SmaCross()
+    assert f"fast=4 (configured {default.fast}), slow=12 (configured {default.slow})" in (
+        caplog.text
+    )
     verb = "start" if held == "stopped" else "resume"
     kept = [e for e in events if e[0] == held]
     assert kept and kept[0][1] == "lab"

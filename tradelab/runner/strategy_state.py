@@ -92,4 +92,18 @@ def restored_params(
             "strategy %s: parameters set before the restart not applied: %s", strategy.name, exc
         )
         return
+    replaced = {
+        name: (getattr(strategy, name), value)
+        for name, value in values.items()
+        if getattr(strategy, name) != value
+    }
+    if replaced:  # a --param or config value given for this run does not take: say so
+        log.warning(
+            "strategy %s: parameters an operator set before the restart replace the configured "
+            "ones: %s (change them in the console to set them again)",
+            strategy.name,
+            ", ".join(
+                f"{name}={new!r} (configured {old!r})" for name, (old, new) in replaced.items()
+            ),
+        )
     strategy.param.update(**values)
