@@ -341,3 +341,19 @@ def test_a_strategy_class_without_a_name_is_named_after_itself():
         "my_breakout",
         "orb_fade",
     ]
+
+
+def test_a_command_lines_bad_number_names_the_strategy_as_the_console_does(tmp_path):
+    # It named the file the strategy came from, in param's own words ("Integer parameter
+    # 'P.n' must be at most 100, not 200.").
+    from tradelab.runner import make_strategy
+
+    path = tmp_path / "mine.py"
+    path.write_text(
+        "import param\nfrom tradelab.runner import Strategy\n\n"
+        "class Mine(Strategy):\n    n = param.Integer(default=5, bounds=(1, 100))\n"
+    )
+    with pytest.raises(InvalidInputError) as info:
+        make_strategy(f"{path}:Mine", {"n": "200"})
+    assert str(info.value) == "parameter 'n' of strategy 'mine' must be at most 100, not 200"
+    assert make_strategy(f"{path}:Mine", {"n": "7"}).n == 7

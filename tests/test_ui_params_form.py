@@ -119,6 +119,9 @@ def test_a_refused_number_is_named_as_typed_and_an_emptied_field_shows_its_value
             assert f"parameter 'lots' of strategy 'knobs' {said}" == str(exc)
         else:
             raise AssertionError(f"lots={value} was taken")
+    # A whole number written as a float (JSON's 7.0, a command's) is that integer.
+    assert checked_params(knobs, {"lots": 7.0}) == {"lots": 7}
+    assert type(checked_params(knobs, {"lots": 7.0})["lots"]) is int
     controls = Controls(Recording(), "alice", {"knobs": knobs})
     form = controls.forms["knobs"]
     form.widgets["stop_loss_pct"].value = None

@@ -18,7 +18,7 @@ from tradelab.errors import InvalidInputError, OrderRejectedError
 from tradelab.market.clock import NS_PER_S, SESSION_CLOSE, SESSION_OPEN
 from tradelab.market.instruments import IST
 from tradelab.runner.context import StrategyContext
-from tradelab.runner.strategy import Strategy, coerce_params, constructed
+from tradelab.runner.strategy import Strategy, checked_number, coerce_params, constructed
 from tradelab.runner.user_strategies import strategy_class
 
 
@@ -387,7 +387,13 @@ def make_strategy(name: str, params: dict[str, str] | None = None) -> Strategy:
     """The strategy `name` picks (`strategy_class_named`), with text parameters (`fast=5`)
     converted."""
     cls = strategy_class_named(name)
-    return constructed(cls, coerce_params(cls, params or {}), name)
+    # Named as the strategy calls itself (its own file's path says little), as the console does.
+    shown = cls.strategy_name
+    values = {
+        pname: checked_number(cls, pname, value, shown)
+        for pname, value in coerce_params(cls, params or {}).items()
+    }
+    return constructed(cls, values, name)  # its construction: the spec says where to look
 
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "mo": 30 * 86_400}

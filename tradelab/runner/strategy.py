@@ -321,8 +321,7 @@ def checked_params(
     text = {k: v for k, v in params.items() if isinstance(v, str)}
     values = {**{k: v for k, v in params.items() if not isinstance(v, str)}}
     values.update(coerce_params(cls, text))
-    for pname, value in values.items():
-        _check_number(cls, pname, value, strategy.name)
+    values = {pname: checked_number(cls, pname, v, strategy.name) for pname, v in values.items()}
     # A throwaway instance runs param's own type and bound checks on the whole set.
     trial = constructed(
         cls, {**strategy.parameters(), **values, "name": strategy.name}, strategy.name
@@ -332,23 +331,28 @@ def checked_params(
     return values
 
 
-def _check_number(cls: type[Strategy], pname: str, value: Any, name: str) -> None:
-    """A number for a numeric parameter, refused in words that show the value as typed
-    (param's own say "not <class 'float'>", or print 1e300 as its 301 digits)."""
+def checked_number(cls: type[Strategy], pname: str, value: Any, name: str) -> Any:
+    """`value` for parameter `pname`: a whole float for an Integer parameter as its int (a
+    form or JSON's 7.0 is 7); a number out of bounds or a fraction refused in words that show
+    the value as typed (param's own say "not <class 'float'>", or print 1e300 as its 301
+    digits). Anything else as it is, for param's own checks."""
     declared = cls.param.objects("existing").get(pname)
     if not isinstance(declared, param.Number) or isinstance(value, bool):
-        return
+        return value
     if not isinstance(value, int | float):
-        return  # not a number: param's own check names the type
+        return value  # not a number: param's own check names the type
     shown = f"{value:g}" if isinstance(value, float) or abs(value) >= 10**15 else str(value)
     where = f"parameter {pname!r} of strategy {name!r}"
-    if isinstance(declared, param.Integer) and isinstance(value, float) and not value.is_integer():
-        raise InvalidInputError(f"{where} must be a whole number, not {shown}")
+    if isinstance(declared, param.Integer) and isinstance(value, float):
+        if not value.is_integer():
+            raise InvalidInputError(f"{where} must be a whole number, not {shown}")
+        value = int(value)
     low, high = declared.bounds or (None, None)
     if low is not None and value < low:
         raise InvalidInputError(f"{where} must be at least {low}, not {shown}")
     if high is not None and value > high:
         raise InvalidInputError(f"{where} must be at most {high}, not {shown}")
+    return value
 
 
 def constructed(cls: type[Strategy], values: Mapping[str, Any], name: str) -> Strategy:
