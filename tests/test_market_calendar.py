@@ -110,6 +110,10 @@ def test_a_session_after_the_known_holidays_says_its_holidays_are_unknown(tmp_pa
     with caplog.at_level(logging.WARNING):
         SimulatedFeed(SimulatedFeedConfig(session_date=date(2025, 11, 12)))
     assert "pandas_market_calendars" not in caplog.text
+    # Before the first known year too (Republic Day 2015 traded without a word).
+    with caplog.at_level(logging.WARNING):
+        SimulatedFeed(SimulatedFeedConfig(session_date=date(2015, 1, 26)))
+    assert "2015-01-26 is before 2016, the first year" in caplog.text
 
 
 def test_simulated_feed_skips_a_holiday_to_the_next_trading_day(caplog):

@@ -206,3 +206,9 @@ def test_atm_strike_is_never_below_the_lowest_strike_and_lot_size_takes_a_symbol
     assert U.atm_strike(24024.99) == 24000
     assert U.lot_size("NIFTY25N1824000CE") == 75
     assert U.lot_size("NIFTY26JAN24000CE") == 65
+
+
+def test_a_schedule_of_its_own_has_none_of_nses_exceptions():
+    flat = LotSizeSchedule(base_lot_size=50, changes=())
+    assert [flat.lot_size_for(date(2025, 1, d)) for d in (23, 30)] == [50, 50]
+    assert LotSizeSchedule().lot_size_for(date(2025, 1, 30)) == 25  # NSE's own keeps it

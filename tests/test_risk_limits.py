@@ -256,3 +256,34 @@ def test_a_daily_loss_of_exactly_the_limit_breaches_whatever_its_float_sum():
         s.mark(SYM, 87.15)
         assert s.kernel.store.get("pnl.daily.net") != -233.75  # the noise this is about
         assert s.monitor.check() is breached, limit
+
+
+def test_a_loss_limit_of_zero_is_not_breached_by_a_flat_days_float_noise():
+    # Back at its entry price after marks on both sides, the position's P&L kept by deltas
+    # sums to -5.7e-14, not 0: "any loss" halted a flat day, and journaled the noise.
+    s = Session(daily_loss_limit=0.0)
+    s.desk.reset_daily_pnl("2025-11-12")
+    s.kernel.submit(
+        "trade.executed",
+        {
+            "trade_id": "F1",
+            "order_id": "o1",
+            "position_id": f"s1:{SYM}",
+            "strategy": "s1",
+            "symbol": SYM,
+            "side": "BUY",
+            "quantity": 75,
+            "price": 24.35,
+            "fee": 0.0,
+            "lot_size": 75,
+        },
+        key=f"s1:{SYM}",
+    )
+    for price in (24.35, 21.35, 28.45, 27.65, 24.35):
+        s.mark(SYM, price)
+    assert s.kernel.store.get("pnl.daily.net") != 0.0  # the noise this is about
+    assert s.monitor.check() is False
+    s.mark(SYM, 24.30)  # a real loss, however small, breaches a limit of 0
+    assert s.monitor.check() is True
+    [breach] = [e for e in s.kernel.events if e.topic == "risk.daily_loss_breached"]
+    assert breach.payload["loss"] == 3.75 and breach.payload["daily_pnl"] == -3.75

@@ -278,6 +278,7 @@ def test_the_run_progress_line_says_which_hook_holds_the_runner(capsys, monkeypa
     line = capsys.readouterr().out.split("\r")[-1].removesuffix("\x1b[K")
     assert len(line) <= 79
     assert line.startswith("seq 1  50%") and line.endswith("risk HALTED  STALLED hang.on_tick 7s")
+    assert "06 Jan 10:00:00" in line  # the market's day too: a replay may span several
 
 
 def test_a_hook_over_its_time_is_said_when_it_returns_though_no_poll_saw_it(caplog):

@@ -52,7 +52,7 @@ class RunProgress:
             width = shutil.get_terminal_size((200, 24)).columns - 1
             if len(line) > width:
                 head = (
-                    f"seq {s['seq']}  {percent}%  {s['exchange_time']:%H:%M:%S}  "
+                    f"seq {s['seq']}  {percent}%  {s['exchange_time']:%d %b %H:%M:%S}  "
                     f"fills {s['fills']}  open {s['open_positions']}  "
                     f"P&L {money(s['daily_pnl'])}"
                 )

@@ -46,8 +46,8 @@ class TradingCalendar:
     `holidays` are weekdays without a regular session (a Diwali Muhurat day is one: NSE lists
     it as a holiday and holds only a one-hour evening session, so expiries move off it).
     `special_sessions` maps a day to its non-regular (open, close) in IST; such a day trades
-    even if it is a holiday or a weekend. `covered_until` is the last year whose holidays are
-    known; later days are treated as trading days unless they fall on a weekend.
+    even if it is a holiday or a weekend. `covered_from` .. `covered_until` are the years whose
+    holidays are known; other days are treated as trading days unless they fall on a weekend.
     """
 
     holidays: frozenset[date] = frozenset()
@@ -57,20 +57,26 @@ class TradingCalendar:
     open_time: dtime = REGULAR_OPEN
     close_time: dtime = REGULAR_CLOSE
     covered_until: int | None = None
+    covered_from: int | None = None  # the first year whose holidays are known
     name: str = "custom"
 
     def beyond_coverage(self, *days: date) -> str | None:
         """A warning's text when any of `days` falls after the last year whose holidays are
         known (they would count as trading and expiry days); None when all are covered."""
-        covered = self.covered_until
-        late = sorted(day for day in days if covered is not None and day.year > covered)
-        if not late:
-            return None
-        return (
-            f"{late[0].isoformat()} is after {covered}, the last year of the {self.name} "
-            "holidays known here: its holidays count as trading (and expiry) days; update "
-            "pandas_market_calendars for that year's holiday list"
-        )
+        first, last = self.covered_from, self.covered_until
+        for day in sorted(days):
+            if first is not None and day.year < first:
+                return (
+                    f"{day.isoformat()} is before {first}, the first year of the {self.name} "
+                    "holidays known here: its holidays count as trading (and expiry) days"
+                )
+            if last is not None and day.year > last:
+                return (
+                    f"{day.isoformat()} is after {last}, the last year of the {self.name} "
+                    "holidays known here: its holidays count as trading (and expiry) days; "
+                    "update pandas_market_calendars for that year's holiday list"
+                )
+        return None
 
     def is_holiday(self, day: date) -> bool:
         """A weekday without a regular session (what expiries roll back from)."""
@@ -177,6 +183,7 @@ def nse_calendar() -> TradingCalendar:
         holidays=holidays,
         special_sessions=MappingProxyType(specials),
         covered_until=last_year,
+        covered_from=FIRST_YEAR,
         name="NSE",
     )
 

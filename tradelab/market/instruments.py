@@ -52,6 +52,14 @@ _MONTHLY_RE = re.compile(
 # NIFTY's expiry weekday by date: Thursday, then Tuesday from 1 Sep 2025 (SEBI's move of NSE's
 # index expiries; contracts expiring after that date moved with it).
 NSE_EXPIRY_WEEKDAYS: tuple[tuple[date, int], ...] = ((date.min, 3), (date(2025, 9, 1), 1))
+# NIFTY's lot size by first expiry (see the module docstring), and the expiries that kept theirs.
+NSE_LOT_CHANGES: tuple[tuple[date, int], ...] = (
+    (date(2021, 7, 29), 50),
+    (date(2024, 5, 2), 25),
+    (date(2025, 1, 2), 75),
+    (date(2026, 1, 1), 65),
+)
+NSE_LOT_EXCEPTIONS: tuple[tuple[date, int], ...] = ((date(2025, 1, 30), 25),)
 _WEEKLY_RE = re.compile(r"^NIFTY(\d{2})([1-9OND])(\d{2})(\d+)(CE|PE)$")
 
 
@@ -186,20 +194,21 @@ class LotSizeSchedule:
     """Lot size by expiry date: `changes` are (first expiry date, lot size) pairs in date order."""
 
     base_lot_size: int = 75
-    changes: tuple[tuple[date, int], ...] = (
-        (date(2021, 7, 29), 50),
-        (date(2024, 5, 2), 25),
-        (date(2025, 1, 2), 75),
-        (date(2026, 1, 1), 65),
-    )
-    # Expiries whose contracts kept the lot they were listed with across a change.
-    exceptions: tuple[tuple[date, int], ...] = ((date(2025, 1, 30), 25),)
+    changes: tuple[tuple[date, int], ...] = NSE_LOT_CHANGES
+    # Expiries whose contracts kept the lot they were listed with across a change; None: NSE's
+    # with NSE's own base and changes, none with any other schedule.
+    exceptions: tuple[tuple[date, int], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.exceptions is None:
+            nse = self.base_lot_size == 75 and self.changes == NSE_LOT_CHANGES
+            object.__setattr__(self, "exceptions", NSE_LOT_EXCEPTIONS if nse else ())
 
     def lot_size_for(self, expiry: date) -> int:
         """The lot size of contracts expiring on `expiry` (a date, not a datetime)."""
         if type(expiry) is not date:
             expiry = _day(expiry, "expiry")
-        for day, lot in self.exceptions:
+        for day, lot in self.exceptions or ():
             if expiry == day:
                 return lot
         size = self.base_lot_size

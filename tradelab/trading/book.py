@@ -25,9 +25,10 @@ def without_float_noise(value: float, scale: float | None = None) -> float:
 
 
 def excess_over(amount: float, limit: float) -> float:
-    """How far `amount` is above `limit` (negative: below), at the limit's precision: a
-    4.15 x 225 notional of 933.7500000000001 is exactly at a 933.75 limit, not over it."""
-    return without_float_noise(amount - limit, limit)
+    """How far `amount` is above `limit` (negative: below), at the limit's precision (a limit
+    of 0 at one unit's): a 4.15 x 225 notional of 933.7500000000001 is exactly at a 933.75
+    limit, not over it, and a flat day's -5.7e-14 is no loss."""
+    return without_float_noise(amount - limit, limit or 1.0)
 
 
 def position_id(strategy: str, symbol: str) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tradelab.errors import TradelabError
-from tradelab.trading.book import excess_over
+from tradelab.trading.book import excess_over, without_float_noise
 from tradelab.trading.risk import RiskConfig
 from tradelab.trading.risk_state import ACTIVE, HALTED, REDUCING, breach_reason, control_state
 
@@ -99,9 +99,13 @@ class DailyLossMonitor:
         daily = self.store.get("pnl.daily", None) or {}
         net = daily.get("net")
         session = daily.get("session_date")
-        # At the limit's precision: a loss of exactly the limit breaches, whatever float noise
-        # the sums of its fills and marks carry (-233.74999999999957 for 233.75).
-        if net is None or net >= 0 or excess_over(-net, limit) < 0:
+        if net is None:
+            return False
+        # At the limit's precision (a limit of 0: a unit's): a loss of exactly the limit
+        # breaches, and a flat day does not, whatever float noise the sums of its fills and
+        # marks carry (-233.74999999999957 for 233.75, -5.7e-14 for 0). Journaled so too.
+        net = without_float_noise(net, limit or 1.0)
+        if net >= 0 or excess_over(-net, limit) < 0:
             return False
         if self.store.get("risk.breached_session", None) == (session or ""):
             return False  # already breached today; an operator resumed since

@@ -178,8 +178,11 @@ class ReplayFeed:
         # file that trades on a closed day is usually mis-dated: say so, and count them.
         self.non_trading_days, self.non_trading_day_bars = _closed_days(self.bars, self.hours)
         if not self.bars.empty:
-            last = pd.Timestamp(int(self.bars["timestamp"].max()), tz="UTC").tz_convert(IST).date()
-            uncovered = self.hours.calendar.beyond_coverage(last)
+            first, last = (
+                pd.Timestamp(int(self.bars["timestamp"].agg(end)), tz="UTC").tz_convert(IST).date()
+                for end in ("min", "max")
+            )
+            uncovered = self.hours.calendar.beyond_coverage(first, last)
             if uncovered:
                 log.warning("bar file %r: %s", self.config.path, uncovered)
         if self.non_trading_day_bars:
