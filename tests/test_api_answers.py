@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from tests.test_backtest import write_bars
-from tradelab.analytics import Analytics
+from tradelab.analytics import Analytics, QueryError
 from tradelab.errors import InvalidInputError
 from tradelab.runner import SmaCross
 from tradelab.runner.backtest import run_backtest
@@ -49,9 +49,20 @@ def test_a_time_with_a_zone_selects_the_same_rows_as_the_ist_time_it_is(backtest
         assert a.sql(query, [zoned.to_pydatetime()]).seq.tolist() == expected
     # ISO text with its zone, as copied from a log or an API, names the same instant (DuckDB's
     # own cast would drop the offset); text without one is IST, as the `time` columns are.
-    for text in ("2024-03-06T21:30:00Z", "2024-03-06 16:30:00-05:00", "2024-03-07T03:00+05:30"):
+    for text in (
+        "2024-03-06T21:30:00Z",
+        "2024-03-06 16:30:00-05:00",
+        "2024-03-07T03:00+05:30",
+        "2024-03-06 21:30:00+00:00:00",
+        "2024-03-06 21:30:00 UTC",
+        "2024-03-06 16:30:00 America/New_York",
+    ):
         assert a.sql(query, [text]).seq.tolist() == expected, text
     assert a.sql(query, ["2024-03-07 03:00"]).seq.tolist() == expected
+    # Text compared with text stays text; a time that cannot be is said so.
+    assert a.sql("SELECT count(*) AS n FROM fills WHERE symbol = ?", [text]).n[0] == 0
+    with pytest.raises(QueryError, match="2024-02-30T05:00:00Z' is not a time"):
+        a.sql(query, ["2024-02-30T05:00:00Z"])
 
 
 def test_backtest_views_agree_on_time_and_order_lifetimes(backtest_journal):
