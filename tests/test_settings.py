@@ -117,7 +117,8 @@ def invoke_bad(tmp_path, data, command=("config",)):
         ({"engine": [1, 2]}, "'engine'", "expected a mapping"),
         ({"lab": {"strategy": "sma"}}, "lab.strategy", "known: sma_cross, short_straddle, none"),
         ({"lab": {"strategy": "no_file.py:Mine"}}, "lab.strategy", "no file 'no_file.py'"),
-        ({"lab": {"strategy_params": {"lots": 99}}}, "lab.strategy_params.lots", "from 1 to 50"),
+        ({"lab": {"strategy_params": {"lots": 99}}}, "lab.strategy_params.lots", "at most 50"),
+        ({"lab": {"strategy_params": {"lots": 2.5}}}, "lab.strategy_params.lots", "whole number"),
         ({"lab": {"strategy_params": {"fast": 3}}}, "lab.strategy_params.fast", "entry_time"),
         (
             {"lab": {"strategy": "sma_cross", "strategy_params": {"fast": "x"}}},
@@ -313,3 +314,19 @@ def test_config_refuses_the_settings_a_session_refuses_together(tmp_path, text, 
     result = CliRunner().invoke(cli, ["config", "--config", str(path)])
     assert result.exit_code == 2, result.output
     assert said in result.stderr
+
+
+def test_a_whole_float_for_an_integer_parameter_is_that_integer_everywhere(tmp_path):
+    # A tool's 2.0 was refused from a file and Lab(strategy_params=) in param's words ("not
+    # <class 'float'>"), taken elsewhere.
+    from tradelab.lab_config import LabConfig, configured_strategies
+    from tradelab.runner import make_strategy
+
+    path = write(
+        tmp_path, {"lab": {"strategy": "short_straddle", "strategy_params": {"lots": 2.0}}}
+    )
+    result = CliRunner().invoke(cli, ["config", "--config", path])
+    assert result.exit_code == 0, result.stderr
+    [straddle] = configured_strategies(LabConfig(strategy_params={"lots": 2.0}))
+    assert straddle.lots == 2 and type(straddle.lots) is int
+    assert make_strategy("short_straddle", {"lots": "2.0"}).lots == 2  # --param lots=2.0

@@ -34,6 +34,7 @@ from tradelab.runner.examples import strategy_class_named
 from tradelab.runner.strategy import (
     Strategy,
     check_strategy_inputs,
+    checked_number,
     coerce_params,
     constructed,
 )
@@ -202,7 +203,11 @@ def configured_strategies(cfg: LabConfig) -> list[Strategy]:
     cls = strategy_class_named(cfg.strategy, also=(NO_STRATEGY,))
     text = {k: v for k, v in cfg.strategy_params.items() if isinstance(v, str)}
     typed = {k: v for k, v in cfg.strategy_params.items() if not isinstance(v, str)}
-    return [constructed(cls, {**typed, **coerce_params(cls, text)}, cfg.strategy)]
+    values = {
+        name: checked_number(cls, name, value, cls.strategy_name)
+        for name, value in {**typed, **coerce_params(cls, text)}.items()
+    }
+    return [constructed(cls, values, cfg.strategy)]
 
 
 def config_values(config: param.Parameterized | None) -> dict[str, Any]:

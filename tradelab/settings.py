@@ -28,7 +28,7 @@ from tradelab.lab_config import NO_STRATEGY, LabConfig, check_lab_together
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeedConfig
 from tradelab.runner import STRATEGIES
 from tradelab.runner.examples import strategy_class_named
-from tradelab.runner.strategy import coerce_params, constructed
+from tradelab.runner.strategy import checked_number, coerce_params, constructed
 from tradelab.settings_yaml import read_yaml
 from tradelab.trading.risk import RiskConfig
 from tradelab.ui.config import ConsoleConfig
@@ -282,6 +282,8 @@ def _check_strategy_params(lab: LabConfig, where: str) -> None:
             )
         try:
             typed = coerce_params(cls, {name: value})[name] if isinstance(value, str) else value
+            # 2.0 for an integer is 2; a fraction or a value out of bounds said in words
+            typed = checked_number(cls, name, typed, lab.strategy)
         except InvalidInputError as exc:  # text that is not of the parameter's type
             raise InvalidInputError(f"{dotted}{where}: {exc}") from None
         values[name] = typed

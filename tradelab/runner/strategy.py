@@ -224,7 +224,7 @@ def coerce_params(strategy_cls: type[Strategy], assignments: Mapping[str, str]) 
                     raise ValueError(text)
                 out[name] = text.lower() in ("true", "1", "yes")
             elif isinstance(parameter, param.Integer):
-                out[name] = int(text)
+                out[name] = _whole_number(text)
             elif isinstance(parameter, param.Number):
                 out[name] = float(text)
             else:
@@ -248,6 +248,17 @@ def coerce_params(strategy_cls: type[Strategy], assignments: Mapping[str, str]) 
 
 
 _NONE_TEXT = ("", "none", "null")
+
+
+def _whole_number(text: str) -> int:
+    """An integer parameter's text: 2, or 2.0 (a tool's float of a whole number); not 2.5."""
+    try:
+        return int(text)
+    except ValueError:
+        number = float(text)  # a ValueError for text that is no number
+        if not number.is_integer():
+            raise ValueError(text) from None
+        return int(number)
 
 
 def _sequence(parameter: param.Parameter, text: str) -> list | tuple:
