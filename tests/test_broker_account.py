@@ -187,3 +187,27 @@ def test_an_account_of_another_bar_file_is_refused_naming_it_and_how_to_start_ov
     # Its sidecars by name: a glob of the stem (rp.*) would also take the user's rp.py.
     assert f"remove the journal {journal}, the files named rp.duckdb.* beside it" in message
     assert "the folders rp.segments and rp.acklog" in message
+
+
+def test_an_account_holding_an_old_calendars_tuesday_contract_says_so(tmp_path):
+    # Saved by a tradelab that gave 2024 Tuesday expiries (NSE's were Thursdays): it blamed
+    # "another bar file or market", which sent the user looking for one.
+    from datetime import datetime
+
+    from tradelab.market.clock import SimulatedClock
+    from tradelab.market.instruments import IST, ExpiryCalendar, OptionUniverse
+
+    path = tmp_path / "j.duckdb.broker.sqlite"
+    config = PaperBrokerConfig(enforce_market_hours=False, brokerage_per_fill=0.0)
+    tuesdays = OptionUniverse(ExpiryCalendar(expiry_weekday=1))
+    clock = SimulatedClock(int(datetime(2024, 6, 5, 10, tzinfo=IST).timestamp()) * 10**9)
+    broker = PaperBroker(config, universe=tuesdays, account_path=path, clock=clock)
+    broker.set_quote("NIFTY2461124000CE", 100.0, 101.0)
+    broker.submit_order(OrderRequest("o1", "NIFTY2461124000CE", Side.SELL, 50))
+    broker.close()
+    with pytest.raises(InvalidInputError) as refused:
+        PaperBroker(config, account_path=path, clock=clock)
+    message = str(refused.value)
+    assert "NIFTY2461124000CE, which is no NIFTY contract by NSE's expiry calendar" in message
+    assert "2024-06-11 (Tuesday) is not an expiry date" in message
+    assert "another bar file" not in message and "remove the journal" in message

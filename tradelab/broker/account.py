@@ -99,7 +99,7 @@ class PaperAccount:
                 order = PaperOrder.from_record(record, universe)
             except InvalidInputError as exc:
                 symbol = record["request"]["symbol"]
-                raise foreign_account(self.path, symbol, universe) from exc
+                raise foreign_account(self.path, symbol, universe, exc) from exc
             self.orders[order.request.order_id] = order
             if not order.status.is_terminal:
                 self.working[order.request.order_id] = order

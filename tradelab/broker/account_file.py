@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tradelab.errors import InvalidInputError, TradelabError
+from tradelab.market.instruments import looks_like_option
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,9 @@ class AccountFileError(TradelabError):
     """The account file cannot be opened or read as a paper account."""
 
 
-def foreign_account(path: Path | None, symbol: str, universe: Any) -> InvalidInputError:
+def foreign_account(
+    path: Path | None, symbol: str, universe: Any, why: object = ""
+) -> InvalidInputError:
     """The error for a saved account holding orders in `symbol`, which `universe` does not
     trade (an account of a session on another bar file or market): it names the file, what is
     traded here, and how to start over."""
@@ -44,6 +47,13 @@ def foreign_account(path: Path | None, symbol: str, universe: Any) -> InvalidInp
         from tradelab.journal.journal import start_over  # the journal's sidecars, named once
 
         over = start_over(journal)
+    if looks_like_option(symbol):  # a NIFTY option, but not one of NSE's calendar
+        return InvalidInputError(
+            f"paper broker account file {path} holds orders in {symbol}, which is no NIFTY "
+            f"contract by NSE's expiry calendar ({why}); an account saved before tradelab "
+            "followed NSE's expiry history (Thursday expiries up to 31 Aug 2025) holds such "
+            f"contracts for earlier dates: start over: {over} (this account among them)"
+        )
     return InvalidInputError(
         f"paper broker account file {path} holds orders in {symbol}, which this session does "
         f"not trade (it trades {here}): the account was saved by a session on another bar file "
