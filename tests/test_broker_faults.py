@@ -7,6 +7,8 @@ import math
 from datetime import date, datetime, timedelta
 
 import pytest
+from test_broker_paper import buy
+from test_broker_paper import paper as paper_with_updates
 
 from tradelab.broker import PaperBroker
 from tradelab.errors import InvalidInputError
@@ -106,3 +108,30 @@ def test_a_fault_on_a_closed_broker_is_refused_as_its_session_stopped(tmp_path):
         broker.faults.hold_outside_position(SYM, 75, 10.0)
     with pytest.raises(LifecycleError, match="place_outside_order: broker 'paper' is closed"):
         broker.faults.place_outside_order(OrderRequest("o1", SYM, Side.BUY, 75))
+
+
+def test_drop_fill_reports_drops_only_as_many_as_asked():
+    broker, _, updates = paper_with_updates()
+    broker.set_quote(SYM, 100.0, 101.0)
+    broker.faults.drop_fill_reports(1)
+    broker.submit_order(buy("o1"))
+    broker.submit_order(buy("o2"))
+    fills = [u.order_id for u in updates if u.fill is not None]
+    assert fills == ["o2"]
+    assert broker.faults.dropped_reports == 1
+
+
+def test_fill_after_cancel_affects_only_as_many_cancels_as_asked():
+    from tradelab.trading.orders import OrderType
+
+    broker, _, _ = paper_with_updates()
+    broker.set_quote(SYM, 100.0, 101.0)
+    broker.submit_order(buy("o1", order_type=OrderType.LIMIT, limit_price=95.0))
+    broker.submit_order(buy("o2", order_type=OrderType.LIMIT, limit_price=95.0))
+    broker.faults.fill_after_cancel(1)
+    broker.cancel_order("o1")  # reported cancelled, keeps working (the fault)
+    broker.cancel_order("o2")  # really cancelled
+    broker.set_quote(SYM, 94.0, 94.5)
+    assert broker.order("o1").status == "filled"
+    assert broker.order("o2").status == "cancelled"
+    assert broker.positions() == {SYM: 75}

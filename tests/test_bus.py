@@ -336,3 +336,35 @@ def test_publish_events_delivers_a_batch_exactly_as_one_publish_event_per_event(
     ]
     assert [e.seq for e in bus.history(since_seq=0)] == [1, 2, 3, 103, 4]
     assert bus.metrics()["handler_failures_total"] == 1
+
+
+def _bus():
+    reg = TopicRegistry(TopicSpec(s.name, transient=True) for s in DEFAULT_TOPICS)
+    return EventBus(registry=reg, name="w")
+
+
+def test_isolation_holds_on_the_unsampled_publish_path():
+    got, failures = [], []
+    with _bus() as bus:
+        bus.subscribe("order.filled", lambda e: got.append(("before", e.payload["i"])))
+        bus.subscribe("order.filled", lambda e: 1 / 0, name="broken")
+        bus.subscribe("order.filled", lambda e: got.append(("after", e.payload["i"])))
+        bus.subscribe(HANDLER_FAILED, failures.append)
+        for i in range(5):
+            bus.publish("order.filled", {"i": i})
+    assert [i for who, i in got if who == "after"] == [0, 1, 2, 3, 4]
+    assert len(failures) == 5
+
+
+def test_isolation_holds_for_stamped_events_published_in_batches():
+    # publish_events is the engine kernel's path for every applied batch.
+    got = []
+    with _bus() as bus:
+        bus.subscribe("order.filled", lambda e: 1 / 0, name="broken")
+        bus.subscribe("order.filled", lambda e: got.append(e.seq))
+        events = [
+            Event(seq=n, ts=n, topic="order.filled", key="", payload={"i": n}) for n in range(1, 6)
+        ]
+        bus.publish_events(events[:1])  # the topic's first event: the sampled path
+        bus.publish_events(events[1:])  # the rest: the unsampled path
+    assert got == [1, 2, 3, 4, 5]

@@ -170,3 +170,27 @@ def test_a_flush_follows_everything_other_threads_queued_before_it(tmp_path):
     engine.flush()
     assert engine.store.get("market.marks.NIFTY.price") == 400.0
     engine.stop()
+
+
+def test_a_producer_waiting_for_room_gets_lifecycle_error_when_the_queue_closes():
+    q = SubmitQueue(max_events=1, wakeup=Wakeup())
+    q.put("first", bounded=True, urgent=False, timeout=1.0)
+    outcome = {}
+
+    def producer():
+        try:
+            q.put("second", bounded=True, urgent=False, timeout=10.0)
+            outcome["result"] = "accepted"
+        except LifecycleError as exc:
+            outcome["result"] = exc
+
+    t = threading.Thread(target=producer)
+    t.start()
+    deadline = time.monotonic() + 5
+    while q._waiting == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert q._waiting == 1
+    q.close("engine is stopping; submit() needs a running engine")
+    t.join(5)
+    assert isinstance(outcome.get("result"), LifecycleError), outcome
+    assert len(q) == 1  # nothing accepted after the close

@@ -2,6 +2,7 @@
 and a new trailing distance moves the stop to it, looser or tighter."""
 
 import param
+import pytest
 
 from tradelab.runner import Strategy
 from tradelab.runner.backtest import run_backtest
@@ -360,6 +361,7 @@ class LongWithExit(ByBar):
     """Long 10 at 102 (bar 1's open), its exit levels set on the fill."""
 
     stop = param.Number(default=None, allow_None=True)
+    target = param.Number(default=None, allow_None=True)
     trail = param.Number(default=None, allow_None=True)
 
     def step(self, ctx, bar):
@@ -368,13 +370,15 @@ class LongWithExit(ByBar):
 
     def on_fill(self, ctx, fill):
         if fill["side"] == "BUY":
-            ctx.set_exit(fill["symbol"], stop=self.stop, trail=self.trail)
+            ctx.set_exit(fill["symbol"], stop=self.stop, target=self.target, trail=self.trail)
 
 
-def test_a_close_exactly_at_the_stop_exits(tmp_path):
-    # Round stops meet round closes: bar 6 closes at 101, the stop.
+@pytest.mark.parametrize("levels", [{"stop": 101.0}, {"target": 109.0}])
+def test_a_close_exactly_at_a_level_exits(tmp_path, levels):
+    # Round levels meet round closes: bar 6 closes at 101 (the stop), bar 5 at 109 (the
+    # target, the highest close).
     (tmp_path / "ABC.csv").write_text(BARS)
-    result = run_backtest(tmp_path / "ABC.csv", LongWithExit(stop=101.0))
+    result = run_backtest(tmp_path / "ABC.csv", LongWithExit(**levels))
     assert [(f["side"], f["quantity"]) for f in result.fills] == [("BUY", 10), ("SELL", 10)]
     assert result.open_positions == {}
 

@@ -215,3 +215,28 @@ def test_a_book_symbol_the_broker_cannot_trade_does_not_stop_the_others_settling
     broker, _, _ = short_call_at_expiry()
     held_by = {"ZZZ": {"a": 5}, SYM: {"manual": -75}}
     assert [u.symbol for u in broker.settle_expired(held_by=held_by)] == [SYM]
+
+
+def _short_call(bid, ask):
+    broker, clock, _ = paper()
+    broker.set_quote(SYM, 150.0, 151.0)
+    broker.submit_order(OrderRequest("s1", SYM, Side.SELL, 75, strategy="manual"))
+    clock.set(EXPIRY_CLOSE)
+    broker.set_quote("NIFTY", bid, ask)
+    return broker
+
+
+def test_a_strategys_settlement_is_never_booked_twice_for_a_stale_book():
+    broker = _short_call(24_120.0, 24_120.0)
+    held = {SYM: {"manual": -75}}  # the book, before it saw the settlement fill
+    first = broker.settle_expired(None, held)
+    assert [(u.strategy, u.quantity) for u in first] == [("manual", 75)]
+    again = broker.settle_expired(None, held)
+    assert [u for u in again if u.strategy == "manual"] == []
+    assert broker.order(f"EXP-{SYM}-manual").filled_quantity == 75
+
+
+def test_the_index_price_is_the_mid_of_its_quote():
+    broker = _short_call(24_100.0, 24_140.0)  # mid 24,120: intrinsic 120 (the bid says 100)
+    (update,) = broker.settle_expired()
+    assert update.fill.price == 120.0

@@ -9,6 +9,7 @@ import pytest
 from tradelab.errors import InvalidInputError, StateError
 from tradelab.events import Event
 from tradelab.state import DELETE, StateStore
+from tradelab.state.snapshot import StateSnapshot
 
 SECOND = 1_000_000_000
 
@@ -234,3 +235,53 @@ def test_metadata_is_the_same_whether_events_come_one_by_one_in_batches_or_are_r
 
     for batch, read_every in [(1, 1), (1, 40), (3, 3), (7, 7), (50, 50), (400, 400)]:
         check(batch, read_every)
+
+
+def _changes(view, event):
+    return list(map(tuple, event.payload["changes"]))
+
+
+def test_meta_and_age_survive_a_snapshot_round_trip():
+    def clock() -> float:
+        return 1_000.0
+
+    s = StateStore(clock=clock)
+    s.register_reducer("position.updated", _changes)
+    s.apply(
+        Event(
+            seq=1,
+            ts=990 * SECOND,
+            topic="position.updated",
+            key="",
+            payload={"changes": [["market.marks.NIFTY", 24_000.0]]},
+        )
+    )
+    snap = StateSnapshot.from_bytes(s.snapshot().to_bytes())
+    restored = StateStore.from_snapshot(snap, clock=clock)
+    assert restored.meta("market.marks.NIFTY") is not None
+    assert restored.meta("market.marks.NIFTY").seq == 1
+    assert restored.age("market.marks.NIFTY") == 10.0
+    assert not restored.is_stale("market.marks.NIFTY", max_age=30)
+    # and loading into an existing store replaces its metadata too
+    other = StateStore(clock=clock)
+    other.load_snapshot(snap)
+    assert other.meta("market.marks.NIFTY").seq == 1
+
+
+def test_a_value_exactly_max_age_old_is_not_stale():
+    now = {"t": 1_030.0}
+    s = StateStore(clock=lambda: now["t"])
+    s.register_reducer("position.updated", lambda view, e: list(map(tuple, e.payload["changes"])))
+    s.apply(
+        Event(
+            seq=1,
+            ts=1_000 * SECOND,
+            topic="position.updated",
+            key="",
+            payload={"changes": [["market.marks.NIFTY", 1.0]]},
+        )
+    )
+    assert s.age("market.marks.NIFTY") == 30.0
+    assert not s.is_stale("market.marks.NIFTY", max_age=30)
+    now["t"] = 1_030.5
+    assert s.is_stale("market.marks.NIFTY", max_age=30)

@@ -274,3 +274,13 @@ def test_a_flatten_that_fails_still_says_which_working_orders_it_cancelled():
         commands.execute("alice", "flatten")
     assert journaled[-1]["args"] == {"cancelled": ["O1", "O2"]}
     assert journaled[-1]["result"].startswith("failed (2 working orders cancelled)")
+
+
+def test_a_paused_strategy_can_be_stopped_from_the_console(lab):
+    # An operator pauses, then decides to stop it for good.
+    commands = OperatorCommands(lab, operators=frozenset({"alice"}))
+    commands.execute("alice", "pause", strategy="sma_cross")
+    assert wait_for(lambda: lab.runner.state_of("sma_cross") == "paused")
+    said = commands.execute("alice", "stop", strategy="sma_cross")
+    assert said.startswith("stop asked for sma_cross")
+    assert wait_for(lambda: lab.runner.state_of("sma_cross") == "stopped")

@@ -93,3 +93,23 @@ def test_ticks_update_feed_health_without_touching_the_tape():
     view.on_event(Event(0, 1, "market.tick", "NIFTY", {"price": 1.0}))
     changes = view.changes_since(0)
     assert changes.last_tick_ns > 0 and changes.tape == () and changes.version == 0
+
+
+def test_a_session_that_missed_one_dropped_row_is_told_to_resync():
+    view = SharedView(tape_size=10, topic_rows=5)
+    for seq in range(1, 12):  # 11 rows into a ring of 10: row 1 is dropped
+        view.on_event(_event(seq))
+    changes = view.changes_since(0)
+    assert changes.resync
+    none_missed = view.changes_since(1)  # a session that saw row 1 missed nothing
+    assert not none_missed.resync
+
+
+def test_a_daily_loss_breach_is_an_alert_that_outlives_the_tape():
+    view = SharedView(tape_size=5, alert_size=3, topic_rows=3)
+    view.on_event(_event(1, "risk.daily_loss_breached", "risk"))
+    for seq in range(2, 20):
+        view.on_event(_event(seq))
+    assert [(r.seq, r.topic) for r in view.changes_since(0).alerts] == [
+        (1, "risk.daily_loss_breached")
+    ]
