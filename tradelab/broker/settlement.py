@@ -56,7 +56,14 @@ def settlement_split(
 ) -> dict[str, int]:
     """Units to settle per strategy: `held_by`'s, and the account's net beyond their sum
     (SETTLEMENT_OWNER's); empty when nothing is held."""
-    split = {strategy: units for strategy, units in (held_by or {}).items() if units}
+    # A strategy whose settlement the account booked before holds none of it any more, whatever
+    # a book that has not seen that fill yet says (a restart after a crash between the two):
+    # counted, its units would be settled again, as the reconciler's, the other way.
+    split = {
+        strategy: units
+        for strategy, units in (held_by or {}).items()
+        if units and settlement_order_id(symbol, strategy) not in account.orders
+    }
     rest = account.positions.get(symbol, 0) - sum(split.values())
     if rest:
         split[SETTLEMENT_OWNER] = split.get(SETTLEMENT_OWNER, 0) + rest
@@ -79,6 +86,11 @@ def expired(universe: Any, symbol: str, now_ns: int) -> OptionContract | None:
     return contract if expiry_close_ns(contract) <= now_ns else None
 
 
+def settlement_order_id(symbol: str, strategy: str) -> str:
+    """The id of the order that settles `strategy`'s units of `symbol` (one per expiry)."""
+    return f"{SETTLEMENT_PREFIX}{symbol}-{strategy}"[:128]
+
+
 def settlement_requests(contract: OptionContract, held_by: Mapping[str, int]) -> list[OrderRequest]:
     """The orders that close what each strategy holds of `contract` (`held_by`: units by
     strategy), in the direction that takes its units to zero."""
@@ -87,7 +99,7 @@ def settlement_requests(contract: OptionContract, held_by: Mapping[str, int]) ->
     for strategy, units in sorted(held_by.items()):  # no zeros: settlement_split leaves none
         requests.append(
             OrderRequest(
-                f"{SETTLEMENT_PREFIX}{symbol}-{strategy}"[:128],
+                settlement_order_id(symbol, strategy),
                 symbol,
                 Side.SELL if units > 0 else Side.BUY,
                 abs(units),
