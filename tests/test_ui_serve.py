@@ -99,3 +99,26 @@ def test_an_oauth_provider_panel_does_not_know_is_a_usage_error_before_anything_
     assert result.exit_code == 2, result.output
     assert "--oauth-provider 'nope' is not one Panel knows; it knows" in result.output
     assert "github" in result.output and "nowhere.ipynb" not in result.output  # checked first
+
+
+def test_installed_without_the_repository_it_serves_the_packaged_console(tmp_path, monkeypatch):
+    # A wheel holds no notebooks/: `tradelab serve` failed with "console notebook ... not
+    # found". The packaged script is the same app, served by a real server here.
+    import urllib.request
+
+    from tests.browser.conftest import ConsoleServer
+    from tradelab import cli_serve
+
+    assert cli_serve.console_app(None) == cli_serve.NOTEBOOK  # a checkout: its notebook
+    monkeypatch.setattr(cli_serve, "NOTEBOOK", tmp_path / "no-notebooks" / "console.ipynb")
+    assert cli_serve.console_app(None) == cli_serve.PACKAGED_APP
+    assert cli_serve.console_app("mine.ipynb").name == "mine.ipynb"
+    server = ConsoleServer(tmp_path, extra_args=["--notebook", str(cli_serve.PACKAGED_APP)])
+    try:
+        server.wait_ready(stats=False)
+        with urllib.request.urlopen(server.url, timeout=30) as page:
+            assert "<title>tradelab console</title>" in page.read().decode()
+        assert server.stats()["sessions"] >= 1
+    finally:
+        server.stop()
+    assert server.process.returncode == 0, server.log.read_text()[-2000:]

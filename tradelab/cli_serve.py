@@ -16,7 +16,17 @@ import click
 from click.core import ParameterSource
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "console.ipynb"
+# Installed from a wheel, the repository's notebook is not there: the same app as a script.
+PACKAGED_APP = Path(__file__).resolve().parent / "ui" / "console_app.py"
 LOOPBACK = ("127.0.0.1", "localhost")
+
+
+def console_app(notebook: str | None) -> Path:
+    """What `tradelab serve` serves: `notebook` if given, else the repository's console
+    notebook, else (an installed package has no notebooks/) the packaged app script."""
+    if notebook is not None:
+        return Path(notebook)
+    return NOTEBOOK if NOTEBOOK.is_file() else PACKAGED_APP
 
 
 def websocket_origins(address: str, port: int) -> list[str]:
@@ -66,7 +76,7 @@ def serve_console(
             "(or PANEL_OAUTH_KEY / PANEL_OAUTH_SECRET)",
             EXIT_USAGE,
         )
-    path = Path(notebook) if notebook is not None else NOTEBOOK
+    path = console_app(notebook)
     if not path.is_file():
         fail(f"console notebook {str(path)!r} not found", EXIT_USAGE)
     try:
@@ -200,7 +210,8 @@ def _port_in_use(address: str, port: int) -> str | None:
     "--notebook",
     type=click.Path(dir_okay=False),
     default=None,
-    help="The console notebook to serve [default: notebooks/console.ipynb].",
+    help="The console notebook to serve [default: notebooks/console.ipynb, or the same app "
+    "packaged with tradelab when installed without the repository].",
 )
 @click.option("--show", is_flag=True, help="Open a browser tab.")
 def serve(
