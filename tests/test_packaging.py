@@ -74,3 +74,36 @@ def test_tradelab_bench_bus_help_runs():
     assert result.returncode == 0, result.stderr
     for option in ("--json", "--rounds", "--n"):
         assert option in result.stdout
+
+
+# Import names whose distribution is named otherwise.
+DISTRIBUTION_OF = {"yaml": "pyyaml", "prometheus_client": "prometheus-client"}
+
+
+def imported_distributions(paths: list[Path]) -> set[str]:
+    """The third-party distributions `paths` (module files) import, at any nesting level."""
+    import ast
+
+    found = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+    found -= {*sys.stdlib_module_names, "tradelab"}
+    return {DISTRIBUTION_OF.get(name, name).replace("_", "-").lower() for name in found}
+
+
+def test_every_package_tradelab_imports_is_declared():
+    # psutil (who holds a journal) was declared only for benchmarks, and tornado not at all:
+    # a plain `pip install` crashed on a second engine's journal.
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        bench_extra = tomllib.load(f)["project"]["optional-dependencies"]["bench"]
+    runtime = {name.replace("_", "-") for name in pyproject_runtime_deps()}
+    bench = runtime | set(parse_requirements(bench_extra))
+    modules = sorted((ROOT / "tradelab").rglob("*.py"))
+    benchmarking = [p for p in modules if "benchmarking" in p.parts]
+    product = [p for p in modules if "benchmarking" not in p.parts]
+    assert not imported_distributions(product) - runtime, "not in [project.dependencies]"
+    assert not imported_distributions(benchmarking) - bench, "not in the bench extra"
