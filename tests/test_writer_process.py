@@ -277,3 +277,18 @@ def test_the_writer_process_memory_follows_the_snapshot_size(tmp_path):
         engine.stop()
     blobs = JournalReader(tmp_path / "lab.duckdb").events(topic="test.blob")
     assert [e.payload["n"] for e in blobs] == list(range(6))
+
+
+def test_the_writer_process_imports_this_tradelab_not_one_in_the_working_directory(
+    tmp_path, monkeypatch
+):
+    # `python -m` put the working directory first on the child's path: run from a checkout of
+    # another version, the writer was that version; from beside a tradelab/ folder, it failed.
+    impostor = tmp_path / "tradelab"
+    impostor.mkdir()
+    (impostor / "__init__.py").write_text("raise ImportError('the impostor tradelab')\n")
+    monkeypatch.chdir(tmp_path)
+    with Engine(journal_path=str(tmp_path / "j.duckdb")) as engine:
+        engine.submit("trade.executed", trade(1), key="T1")
+        assert engine.journal_failure is None
+    assert JournalReader(tmp_path / "j.duckdb").last_seq() >= 2

@@ -40,7 +40,9 @@ def spawn_writer_process(python: str = sys.executable) -> subprocess.Popen:
     env.setdefault("MALLOC_MMAP_THRESHOLD_", str(WRITER_MMAP_THRESHOLD))
     try:
         proc = subprocess.Popen(
-            [python, "-m", "tradelab.journal.writer_process"],
+            # -P: `-m` would put the working directory first on the path, and a tradelab
+            # checkout (another version) or a tradelab/ folder there would be imported instead.
+            [python, "-P", "-m", "tradelab.journal.writer_process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
