@@ -256,7 +256,7 @@ def test_a_strategy_that_raises_ends_its_backtest_as_a_failure_not_a_result(tmp_
     from click.testing import CliRunner
 
     from tradelab.cli import main as cli
-    from tradelab.runner import examples
+    from tradelab.runner import strategy_names
 
     bars = write_bars(tmp_path / "ABC.csv")
     result = run_backtest(bars, _RaisesOnFifthBar(fast=2, slow=3))
@@ -267,7 +267,7 @@ def test_a_strategy_that_raises_ends_its_backtest_as_a_failure_not_a_result(tmp_
     assert [(f["side"], f["price"]) for f in result.fills] == [("SELL", 8.5)]
     assert run_backtest(bars, SmaCross(fast=2, slow=3)).failed_strategies == {}
     # The command prints what there is, then fails with exit code 4 naming the strategy.
-    monkeypatch.setitem(examples.STRATEGIES, "raises_on_fifth_bar", _RaisesOnFifthBar)
+    monkeypatch.setitem(strategy_names.STRATEGIES, "raises_on_fifth_bar", _RaisesOnFifthBar)
     args = ["backtest", str(bars), "--strategy", "raises_on_fifth_bar", "--param", "fast=2"]
     for extra, shown in (([], "final equity"), (["--json"], '"failed_strategies": {"raises')):
         out = CliRunner().invoke(cli, [*args, "--param", "slow=3", *extra])

@@ -299,3 +299,27 @@ def test_sma_cross_without_an_interval_reads_the_shortest_series_even_if_a_longe
     for interval in ("15m", "1h", "1m"):
         strategy.on_bar(ctx, {**bar, "interval": interval})
     assert seen == ["1m"]  # only the 1m bar was read (its history asked for once)
+
+
+def test_sma_crosss_averages_are_exact_sums_the_same_on_every_python(tmp_path):
+    # Python 3.12 changed how sum() adds floats: the averages' last digit, and so the journal's
+    # content hash, differed between 3.11 and 3.12 for one bar file. Correctly rounded sums
+    # (math.fsum) are the same everywhere. These closes cross at bar 5, where sum() of 3.11
+    # and fsum() give different averages.
+    from math import fsum
+
+    from tradelab.journal import JournalReader
+    from tradelab.runner import SmaCross
+    from tradelab.runner.backtest import run_backtest
+
+    closes = [2.2, 3.3, 1.3, 2.2, 1.3, 1.3]
+    rows = [f"2024-01-0{i + 1},{c},{c},{c},{c}" for i, c in enumerate(closes)]
+    (tmp_path / "ABC.csv").write_text("Date,Open,High,Low,Close\n" + "\n".join(rows) + "\n")
+    journal = tmp_path / "bt.duckdb"
+    run_backtest(tmp_path / "ABC.csv", SmaCross(fast=2, slow=3), journal_path=journal)
+    signals = [e.payload for e in JournalReader(journal).events(topic="signal.detected")]
+    [signal] = [s for s in signals if s["direction"] == "long"]  # bar 5's (4 and 6: short)
+    assert (signal["fast_sma"], signal["slow_sma"]) == (
+        fsum([2.2, 1.3]) / 2,
+        fsum([1.3, 2.2, 1.3]) / 3,
+    )

@@ -91,8 +91,8 @@ def run_session(
         fail(f"FILE {file!r} is only read with --feed replay (the sim feed has none)", EXIT_USAGE)
 
     if strategy_name != "none":  # checked here so the error names the option
-        from tradelab.runner.examples import strategy_class_named
         from tradelab.runner.strategy import coerce_params
+        from tradelab.runner.strategy_names import strategy_class_named
 
         try:
             cls = strategy_class_named(strategy_name, also=("none",))

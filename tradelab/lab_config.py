@@ -30,7 +30,6 @@ from tradelab.market.feeds import (
 from tradelab.market.instruments import IST, OptionUniverse
 from tradelab.runner import STRATEGIES, InstrumentUniverse, PlainInstrument
 from tradelab.runner.barfile import file_bar_length_ns
-from tradelab.runner.examples import strategy_class_named
 from tradelab.runner.strategy import (
     Strategy,
     check_strategy_inputs,
@@ -38,6 +37,7 @@ from tradelab.runner.strategy import (
     coerce_params,
     constructed,
 )
+from tradelab.runner.strategy_names import strategy_class_named
 
 NO_STRATEGY = "none"
 

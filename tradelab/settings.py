@@ -27,8 +27,8 @@ from tradelab.lab import Lab
 from tradelab.lab_config import NO_STRATEGY, LabConfig, check_lab_together
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeedConfig
 from tradelab.runner import STRATEGIES
-from tradelab.runner.examples import strategy_class_named
 from tradelab.runner.strategy import checked_number, coerce_params, constructed
+from tradelab.runner.strategy_names import strategy_class_named
 from tradelab.settings_yaml import read_yaml
 from tradelab.trading.risk import RiskConfig
 from tradelab.ui.config import ConsoleConfig

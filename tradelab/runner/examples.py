@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
+from math import fsum
 from typing import Any
 
 import param
@@ -18,8 +18,7 @@ from tradelab.errors import InvalidInputError, OrderRejectedError
 from tradelab.market.clock import NS_PER_S, SESSION_CLOSE, SESSION_OPEN
 from tradelab.market.instruments import IST
 from tradelab.runner.context import StrategyContext
-from tradelab.runner.strategy import Strategy, checked_number, coerce_params, constructed
-from tradelab.runner.user_strategies import strategy_class
+from tradelab.runner.strategy import Strategy
 
 
 class SmaCross(Strategy):
@@ -92,7 +91,9 @@ class SmaCross(Strategy):
         if len(closes) < slow:
             return
         window = list(closes)
-        fast_sma, slow_sma = sum(window[-fast:]) / fast, sum(window) / slow
+        # fsum: correctly rounded, the same on every Python (3.12 changed how sum() adds floats,
+        # so the averages, and the journal, differed in the last digit between versions).
+        fast_sma, slow_sma = fsum(window[-fast:]) / fast, fsum(window) / slow
         diff = fast_sma - slow_sma
         previous = self._previous.get(symbol)
         self._previous[symbol] = diff
@@ -116,7 +117,7 @@ class SmaCross(Strategy):
         closes = deque((b["close"] for b in earlier[-slow:]), maxlen=slow)
         if len(closes) == slow:
             window = list(closes)
-            self._previous[symbol] = sum(window[-fast:]) / fast - sum(window) / slow
+            self._previous[symbol] = fsum(window[-fast:]) / fast - fsum(window) / slow
         return closes
 
     def _journal_had_enough(self, ctx: StrategyContext) -> bool:
@@ -362,38 +363,6 @@ class ShortStraddle(Strategy):
             ctx.set_exit(symbol, stop=stop)
         elif fill["side"] == "BUY" and not any(ctx.position(leg) for leg in self._legs):
             ctx.clear_signal(STRADDLE_SIGNAL)  # every leg bought back: stopped out or timed out
-
-
-STRATEGIES: dict[str, type[Strategy]] = {
-    SmaCross.strategy_name: SmaCross,
-    ShortStraddle.strategy_name: ShortStraddle,
-}
-
-
-def strategy_class_named(name: str, *, also: Sequence[str] = ()) -> type[Strategy]:
-    """The Strategy subclass `name` picks: an example from the registry by name, or a user's
-    own as `FILE.py:Class` or `module:Class`. What is not found is refused naming it and the
-    names known, with `also`: the caller's other choices (a session's 'none')."""
-    cls = STRATEGIES.get(name) or (strategy_class(name) if ":" in name else None)
-    if cls is None:
-        raise InvalidInputError(
-            f"no strategy named {name!r}; known: {', '.join([*STRATEGIES, *also])}, or your "
-            "own as FILE.py:Class or module:Class"
-        )
-    return cls
-
-
-def make_strategy(name: str, params: dict[str, str] | None = None) -> Strategy:
-    """The strategy `name` picks (`strategy_class_named`), with text parameters (`fast=5`)
-    converted."""
-    cls = strategy_class_named(name)
-    # Named as the strategy calls itself (its own file's path says little), as the console does.
-    shown = cls.strategy_name
-    values = {
-        pname: checked_number(cls, pname, value, shown)
-        for pname, value in coerce_params(cls, params or {}).items()
-    }
-    return constructed(cls, values, name)  # its construction: the spec says where to look
 
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "mo": 30 * 86_400}
