@@ -237,26 +237,20 @@ def test_metadata_is_the_same_whether_events_come_one_by_one_in_batches_or_are_r
         check(batch, read_every)
 
 
-def _changes(view, event):
-    return list(map(tuple, event.payload["changes"]))
+def _marked_at(clock, ts_s: float, price: float) -> StateStore:
+    """A store on `clock` whose NIFTY mark was set by an event at `ts_s` (seconds)."""
+    store = StateStore(clock=clock)
+    store.register_reducer("position.updated", lambda view, e: map(tuple, e.payload["changes"]))
+    changes = {"changes": [["market.marks.NIFTY", price]]}
+    store.apply(Event(1, int(ts_s * SECOND), "position.updated", "", changes))
+    return store
 
 
 def test_meta_and_age_survive_a_snapshot_round_trip():
     def clock() -> float:
         return 1_000.0
 
-    s = StateStore(clock=clock)
-    s.register_reducer("position.updated", _changes)
-    s.apply(
-        Event(
-            seq=1,
-            ts=990 * SECOND,
-            topic="position.updated",
-            key="",
-            payload={"changes": [["market.marks.NIFTY", 24_000.0]]},
-        )
-    )
-    snap = StateSnapshot.from_bytes(s.snapshot().to_bytes())
+    snap = StateSnapshot.from_bytes(_marked_at(clock, 990, 24_000.0).snapshot().to_bytes())
     restored = StateStore.from_snapshot(snap, clock=clock)
     assert restored.meta("market.marks.NIFTY") is not None
     assert restored.meta("market.marks.NIFTY").seq == 1
@@ -270,17 +264,7 @@ def test_meta_and_age_survive_a_snapshot_round_trip():
 
 def test_a_value_exactly_max_age_old_is_not_stale():
     now = {"t": 1_030.0}
-    s = StateStore(clock=lambda: now["t"])
-    s.register_reducer("position.updated", lambda view, e: list(map(tuple, e.payload["changes"])))
-    s.apply(
-        Event(
-            seq=1,
-            ts=1_000 * SECOND,
-            topic="position.updated",
-            key="",
-            payload={"changes": [["market.marks.NIFTY", 1.0]]},
-        )
-    )
+    s = _marked_at(lambda: now["t"], 1_000, 1.0)
     assert s.age("market.marks.NIFTY") == 30.0
     assert not s.is_stale("market.marks.NIFTY", max_age=30)
     now["t"] = 1_030.5
