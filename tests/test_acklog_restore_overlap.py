@@ -6,6 +6,8 @@ from test_acklog import _batch, _journal_seqs
 
 from tradelab.journal import Journal
 from tradelab.journal.acklog import AckLog, acklog_dir, log_files
+from tradelab.journal.acklog_read import pending_events
+from tradelab.journal.verify import inspect_journal
 
 
 def test_a_record_duckdb_holds_part_of_restores_only_the_rest(tmp_path):
@@ -27,10 +29,6 @@ def test_a_record_duckdb_holds_part_of_restores_only_the_rest(tmp_path):
         assert log_files(acklog_dir(path)) == []
     finally:
         journal.close()
-
-
-from tradelab.journal.acklog_read import pending_events  # noqa: E402
-from tradelab.journal.verify import inspect_journal  # noqa: E402
 
 
 def test_events_after_a_gap_in_the_log_are_not_counted_as_pending(tmp_path):

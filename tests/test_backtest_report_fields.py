@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tradelab.runner.backtest_report import held_by_symbol
+from types import SimpleNamespace
+
+from tradelab.cli_backtest import backtest_report
+from tradelab.runner.backtest_report import fill_row, held_by_symbol
 
 
 def test_two_strategies_long_the_same_symbol_hold_their_sum():
@@ -13,11 +16,6 @@ def test_two_strategies_long_the_same_symbol_hold_their_sum():
         {"symbol": "BANKNIFTY", "net_quantity": 30, "strategy": "b"},
     ]
     assert held_by_symbol(positions) == {"NIFTY": 225}
-
-
-from types import SimpleNamespace  # noqa: E402
-
-from tradelab.cli_backtest import backtest_report  # noqa: E402
 
 
 def _trip(net):
@@ -36,9 +34,6 @@ def test_a_break_even_round_trip_is_not_counted_as_won():
         max_drawdown=0.0, content_hash="x", refused_orders=[], unfilled_orders=[],
     )  # fmt: skip
     assert "2 round trips, 1 won (50%)" in backtest_report(result)
-
-
-from tradelab.runner.backtest_report import fill_row  # noqa: E402
 
 
 def test_a_fill_row_of_the_json_report_names_its_order():

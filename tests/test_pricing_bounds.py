@@ -4,9 +4,13 @@ volatility with a dividend yield round-trips."""
 from __future__ import annotations
 
 import math
+from datetime import date, timedelta
 
+import numpy as np
 import pytest
 
+from tradelab.market.chain import chain_prices
+from tradelab.market.instruments import OptionUniverse
 from tradelab.market.pricing import bs_price, implied_vol, no_arbitrage_bounds
 
 
@@ -24,22 +28,12 @@ def test_implied_vol_with_a_dividend_yield_gives_back_the_vol_it_was_priced_at(i
     )
 
 
-import numpy as np  # noqa: E402
-
-from tradelab.market.chain import chain_prices  # noqa: E402
-
-
 def test_a_chain_at_zero_vol_is_priced_at_the_discounted_intrinsic_value_as_bs_price():
     strikes = np.array([23000.0, 24000.0, 25000.0])
     for is_call in (True, False):
         got = chain_prices(24000.0, strikes, 0.5, 0.065, 0.0, is_call)
         want = [bs_price(24000.0, k, 0.5, 0.065, 0.0, is_call) for k in strikes]
         assert got.tolist() == pytest.approx(want)
-
-
-from datetime import date, timedelta  # noqa: E402
-
-from tradelab.market.instruments import OptionUniverse  # noqa: E402
 
 
 def test_time_to_expiry_is_zero_once_expired_and_prices_at_intrinsic():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 
+import duckdb
+
 from tradelab.engine import Engine
 
 
@@ -17,9 +19,6 @@ def test_the_collector_is_enabled_again_after_a_recovery(tmp_path):
         assert engine.recovery_report.snapshot_id is not None
         assert gc.isenabled()
     assert gc.isenabled()
-
-
-import duckdb  # noqa: E402
 
 
 def test_a_snapshot_whose_row_names_another_seq_than_its_state_is_rejected(tmp_path):

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from tradelab.journal.segments import list_segments, reconcile_segments, segment_name
+import os
+
+from test_journal import _events, _sealed, _writer
+
+from tradelab.journal import Journal
+from tradelab.journal import segments as segments_module
+from tradelab.journal.segments import (
+    covered_segments,
+    list_segments,
+    reconcile_segments,
+    segment_dir,
+    segment_name,
+)
 
 
 def test_a_segment_after_a_gap_is_set_aside_and_the_sealed_seq_stops_before_it(tmp_path):
@@ -13,15 +25,6 @@ def test_a_segment_after_a_gap_is_set_aside_and_the_sealed_seq_stops_before_it(t
     assert [(a, b) for a, b, _ in list_segments(tmp_path)] == [(1, 10)]
     assert (tmp_path / (segment_name(21, 30) + ".stale")).exists()
     assert len(problems) == 1 and "expected 11" in problems[0]
-
-
-import os  # noqa: E402
-
-from test_journal import _events, _sealed, _writer  # noqa: E402
-
-from tradelab.journal import Journal  # noqa: E402
-from tradelab.journal import segments as segments_module  # noqa: E402
-from tradelab.journal.segments import covered_segments, segment_dir  # noqa: E402
 
 
 def test_the_files_a_merge_covers_stay_for_the_grace_period(tmp_path, monkeypatch):
