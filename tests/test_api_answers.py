@@ -59,8 +59,14 @@ def test_a_time_with_a_zone_selects_the_same_rows_as_the_ist_time_it_is(backtest
     ):
         assert a.sql(query, [text]).seq.tolist() == expected, text
     assert a.sql(query, ["2024-03-07 03:00"]).seq.tolist() == expected
-    # Text compared with text stays text; a time that cannot be is said so.
-    assert a.sql("SELECT count(*) AS n FROM fills WHERE symbol = ?", [text]).n[0] == 0
+    # A timestamp, as an aware datetime is: time functions take it.
+    day = a.sql("SELECT date_trunc('day', ?) AS d", ["2024-03-06T21:30:00Z"]).d[0]
+    assert str(day) == "2024-03-07 00:00:00"
+    # Inside a list parameter too.
+    [first] = a.sql("SELECT (?)[1] AS t", [["2024-03-06T21:30:00Z"]]).t
+    assert str(first) == "2024-03-07 03:00:00"
+    # Text whose last word is no time zone stays text; a time that cannot be is said so.
+    assert a.sql("SELECT ? AS t", ["2024-03-06 09:15 open"]).t[0] == "2024-03-06 09:15 open"
     with pytest.raises(QueryError, match="2024-02-30T05:00:00Z' is not a time"):
         a.sql(query, ["2024-02-30T05:00:00Z"])
 

@@ -243,3 +243,11 @@ def test_the_index_price_is_the_mid_of_its_quote():
     broker = _short_call(24_100.0, 24_140.0)  # mid 24,120: intrinsic 120 (the bid says 100)
     (update,) = broker.settle_expired()
     assert update.fill.price == 120.0
+
+
+def test_reconciler_units_the_rest_takes_back_book_no_order_of_zero():
+    # The book's reconciler units, closed outside since: a "reconciler, BUY 0" order was booked,
+    # journaled as filled, and took the reconciler's one settlement id for the contract.
+    broker = _short_call(24_120.0, 24_120.0)
+    updates = broker.settle_expired(None, {SYM: {"manual": -75, "reconciler": -75}})
+    assert [(u.strategy, u.quantity) for u in updates] == [("manual", 75)]

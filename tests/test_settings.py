@@ -330,3 +330,5 @@ def test_a_whole_float_for_an_integer_parameter_is_that_integer_everywhere(tmp_p
     [straddle] = configured_strategies(LabConfig(strategy_params={"lots": 2.0}))
     assert straddle.lots == 2 and type(straddle.lots) is int
     assert make_strategy("short_straddle", {"lots": "2.0"}).lots == 2  # --param lots=2.0
+    with pytest.raises(InvalidInputError, match="'1e300' is not an integer"):
+        make_strategy("sma_cross", {"slow": "1e300"})  # not a 301-digit integer

@@ -177,39 +177,42 @@ class Analytics:
         return self.asof.diff(a, b)
 
 
-# ISO time text with its zone, in every form DuckDB's cast takes (and drops the zone of):
+# ISO time text with its zone, in the forms DuckDB's cast takes (and drops the zone of):
 # "2025-11-18T03:55:00Z", "... 09:25:00+05:30", "...+00:00:00", "... 05:00:00 UTC",
 # "... 06:00 Europe/London". Without a zone it stays text: IST, as the `time` columns are.
 _TIME_WITH_ZONE = re.compile(
     r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)\s*"
     r"(Z|[+-]\d{2}(?::?\d{2}(?::?\d{2})?)?|[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*)$"
 )
-_ZONE_ALIASES = {"Z": "UTC", "IST": "Asia/Kolkata"}
+_ZONE_ALIASES = {"z": "UTC", "utc": "UTC", "gmt": "UTC", "ist": "Asia/Kolkata"}
 
 
-def _ist_text(text: str) -> str | None:
-    """`text` as the naive IST time it names, as text ("2025-11-18 09:25:00"), when it is an
-    ISO time with a zone; None for any other text (left as it is). Text, not a timestamp: a
-    parameter compared with a text column stays text."""
+def _ist_time(text: str) -> datetime | None:
+    """The naive IST time `text` names when it is an ISO time with a zone (bound as a
+    timestamp, as an aware datetime is); None for any other text, left as it is (a trailing
+    word that is no time zone: "09:15 open")."""
     match = _TIME_WITH_ZONE.match(text)
     if match is None:
         return None
     when, zone_text = match.groups()
+    zone: tzinfo
+    if zone_text[0] in "+-":
+        digits = zone_text[1:].replace(":", "").ljust(6, "0")
+        offset = timedelta(
+            hours=int(digits[:2]), minutes=int(digits[2:4]), seconds=int(digits[4:6])
+        )
+        zone = timezone(-offset if zone_text[0] == "-" else offset)
+    else:
+        try:
+            zone = ZoneInfo(_ZONE_ALIASES.get(zone_text.lower(), zone_text))
+        except (ValueError, ZoneInfoNotFoundError):
+            return None  # not a zone: text, as written
     head, _, fraction = when.replace("T", " ").partition(".")
     try:
         local = datetime.fromisoformat(f"{head}.{fraction[:6]}" if fraction else head)
-        if zone_text[0] in "+-":
-            digits = zone_text[1:].replace(":", "").ljust(6, "0")
-            offset = timedelta(
-                hours=int(digits[:2]), minutes=int(digits[2:4]), seconds=int(digits[4:6])
-            )
-            zone: tzinfo = timezone(-offset if zone_text[0] == "-" else offset)
-        else:
-            zone = ZoneInfo(_ZONE_ALIASES.get(zone_text, zone_text))
-    except (ValueError, ZoneInfoNotFoundError) as exc:
+    except ValueError as exc:
         raise QueryError(f"query parameter {text!r} is not a time it can read: {exc}") from None
-    instant = local.replace(tzinfo=zone).astimezone(IST)
-    return instant.replace(tzinfo=None).isoformat(sep=" ")
+    return local.replace(tzinfo=zone).astimezone(IST).replace(tzinfo=None)
 
 
 def _plain_params(params: list[Any] | dict[str, Any] | None) -> list[Any] | dict[str, Any]:
@@ -231,8 +234,10 @@ def _plain_scalar(value: Any) -> Any:
         return pd.Timestamp(value).tz_convert(IST).tz_localize(None).to_pydatetime(warn=False)
     if isinstance(value, str):
         # DuckDB's cast of zoned text drops its zone: "03:55Z" would be read as 03:55 IST.
-        ist = _ist_text(value)
+        ist = _ist_time(value)
         return value if ist is None else ist
+    if isinstance(value, list | tuple):  # a list parameter's items, each as above
+        return [_plain_scalar(item) for item in value]
     return value
 
 

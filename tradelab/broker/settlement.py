@@ -67,7 +67,8 @@ def settlement_split(
     rest = account.positions.get(symbol, 0) - sum(split.values())
     if rest:
         split[SETTLEMENT_OWNER] = split.get(SETTLEMENT_OWNER, 0) + rest
-    return split
+    # The reconciler's units in the book may be what the rest takes back: no order of 0 units.
+    return {strategy: units for strategy, units in split.items() if units}
 
 
 def expiry_close_ns(contract: Any) -> int:

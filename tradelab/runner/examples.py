@@ -1,5 +1,5 @@
-"""Example strategies: `sma_cross` (any instrument) and `short_straddle` (NIFTY weekly options),
-and `STRATEGIES`, the registry the command line and the Lab pick them from by name.
+"""Example strategies: `sma_cross` (any instrument) and `short_straddle` (NIFTY weekly options);
+the command line and the Lab pick them by name from `strategy_names.STRATEGIES`.
 
 Thread model: as every strategy, they run on their runner's thread only.
 """

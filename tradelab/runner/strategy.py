@@ -251,12 +251,13 @@ _NONE_TEXT = ("", "none", "null")
 
 
 def _whole_number(text: str) -> int:
-    """An integer parameter's text: 2, or 2.0 (a tool's float of a whole number); not 2.5."""
+    """An integer parameter's text: 2, or 2.0 (a tool's float of a whole number); not 2.5, nor
+    a float too large to be exact (1e300 is no integer anyone typed)."""
     try:
         return int(text)
     except ValueError:
         number = float(text)  # a ValueError for text that is no number
-        if not number.is_integer():
+        if not number.is_integer() or abs(number) >= 2**53:
             raise ValueError(text) from None
         return int(number)
 
