@@ -61,7 +61,7 @@ class TradingCalendar:
     name: str = "custom"
 
     def beyond_coverage(self, *days: date) -> str | None:
-        """A warning's text when any of `days` falls after the last year whose holidays are
+        """A warning's text when any of `days` falls outside the years whose holidays are
         known (they would count as trading and expiry days); None when all are covered."""
         first, last = self.covered_from, self.covered_until
         for day in sorted(days):
