@@ -33,7 +33,7 @@ from tradelab.runner.barfile import file_bar_length_ns
 from tradelab.runner.strategy import (
     Strategy,
     check_strategy_inputs,
-    checked_number,
+    checked_numbers,
     coerce_params,
     constructed,
 )
@@ -203,10 +203,7 @@ def configured_strategies(cfg: LabConfig) -> list[Strategy]:
     cls = strategy_class_named(cfg.strategy, also=(NO_STRATEGY,))
     text = {k: v for k, v in cfg.strategy_params.items() if isinstance(v, str)}
     typed = {k: v for k, v in cfg.strategy_params.items() if not isinstance(v, str)}
-    values = {
-        name: checked_number(cls, name, value, cls.strategy_name)
-        for name, value in {**typed, **coerce_params(cls, text)}.items()
-    }
+    values = checked_numbers(cls, {**typed, **coerce_params(cls, text)}, cls.strategy_name)
     return [constructed(cls, values, cfg.strategy)]
 
 

@@ -333,7 +333,7 @@ def checked_params(
     text = {k: v for k, v in params.items() if isinstance(v, str)}
     values = {**{k: v for k, v in params.items() if not isinstance(v, str)}}
     values.update(coerce_params(cls, text))
-    values = {pname: checked_number(cls, pname, v, strategy.name) for pname, v in values.items()}
+    values = checked_numbers(cls, values, strategy.name)
     # A throwaway instance runs param's own type and bound checks on the whole set.
     trial = constructed(
         cls, {**strategy.parameters(), **values, "name": strategy.name}, strategy.name
@@ -341,6 +341,11 @@ def checked_params(
     if inputs_check is not None:
         inputs_check([trial])
     return values
+
+
+def checked_numbers(cls: type[Strategy], values: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """`values` with each number checked as `checked_number` checks it (strategy `name`)."""
+    return {pname: checked_number(cls, pname, value, name) for pname, value in values.items()}
 
 
 def checked_number(cls: type[Strategy], pname: str, value: Any, name: str) -> Any:

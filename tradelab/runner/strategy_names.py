@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from tradelab.errors import InvalidInputError
 from tradelab.runner.examples import ShortStraddle, SmaCross
-from tradelab.runner.strategy import Strategy, checked_number, coerce_params, constructed
+from tradelab.runner.strategy import Strategy, checked_numbers, coerce_params, constructed
 from tradelab.runner.user_strategies import strategy_class
 
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -35,8 +35,5 @@ def make_strategy(name: str, params: dict[str, str] | None = None) -> Strategy:
     cls = strategy_class_named(name)
     # Named as the strategy calls itself (its own file's path says little), as the console does.
     shown = cls.strategy_name
-    values = {
-        pname: checked_number(cls, pname, value, shown)
-        for pname, value in coerce_params(cls, params or {}).items()
-    }
+    values = checked_numbers(cls, coerce_params(cls, params or {}), shown)
     return constructed(cls, values, name)  # its construction: the spec says where to look
