@@ -73,6 +73,9 @@ def test_html_writes_the_price_fills_and_equity_page_without_keeping_a_journal(
     text = page.read_text()
     assert "<title>ABC (1d), 3 fills</title>" in text
     assert "Fills on ABC" in text and "drawdown" in text
+    # What was run, to run it again, and the figures a reader looks for first.
+    assert "strategy sma_cross (fast=2, size=1, slow=3)" in text and "file ABC.csv" in text
+    assert "round trips won" in text and "Round trips (2)" in text
     assert "https://cdn.bokeh.org" not in text  # BokehJS inline: the page opens offline
     assert '"journal": null' in out.stdout and not list(tmp_path.glob("*.duckdb"))
     out = CliRunner().invoke(
@@ -84,7 +87,7 @@ def test_html_writes_the_price_fills_and_equity_page_without_keeping_a_journal(
     # A page that fails only when written (a full disk): the run's report is still printed.
     import tradelab.cli_backtest
 
-    def full_disk(result, path):
+    def full_disk(result, path, details):
         raise InvalidInputError(f"cannot write the chart to {path!r}: no space left")
 
     monkeypatch.setattr(tradelab.cli_backtest, "write_html_report", full_disk)

@@ -14,62 +14,20 @@ import click
 import pandas as pd
 
 from tradelab.cli_progress import count_of
-from tradelab.market.instruments import IST
 from tradelab.runner.backtest import BacktestResult, run_backtest
-
-
-def _times(ns: pd.Series, interval: str) -> pd.Series:
-    """Bar times on the exchange's clock (IST), as a bar file's times without an offset are
-    read: a daily file's dates as written, intraday times to the minute."""
-    stamps = pd.to_datetime(ns, unit="ns", utc=True).dt.tz_convert(IST)
-    daily = interval.endswith(("d", "mo"))
-    return stamps.dt.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M")
-
-
-def price_decimals(prices: pd.Series) -> int:
-    """The fewest decimals (2 to 10) that show every price as it is: 2 for a stock in rupees, 5
-    for EURUSD, 9 for a coin at 0.00002162 (a fill is at the file's price, never rounded)."""
-    for decimals in range(2, 10):
-        if ((prices.round(decimals) - prices).abs() <= 10.0 ** -(decimals + 3)).all():
-            return decimals
-    return 10
+from tradelab.runner.backtest_tables import fills_table, round_trips_table
 
 
 def backtest_report(result: BacktestResult) -> str:
     """The fills, the round trips and the totals of `result`, as text."""
-    daily = result.interval.endswith(("d", "mo"))
-    when = "date" if daily else "time (IST)"
     parts = []
-    price = "{:.2f}".format
     if result.fills:
-        fills = pd.DataFrame(result.fills)
-        price = f"{{:.{price_decimals(fills['price'])}f}}".format
-        table = pd.DataFrame(
-            {
-                when: _times(fills["ts"], result.interval),
-                "fill": fills["trade_id"],
-                "side": fills["side"],
-                "quantity": fills["quantity"],
-                "price": fills["price"].map(price),
-                "fee": fills["fee"].map("{:.2f}".format),
-                "realized": fills["realized_pnl"].map("{:,.2f}".format),
-            }
-        )
-        parts += [f"fills ({len(fills):,})", _shown(table, "fill")]
+        parts += [f"fills ({len(result.fills):,})", _shown(fills_table(result), "fill")]
     if result.trades:
-        trades = pd.DataFrame(result.trades)
-        table = pd.DataFrame(
-            {
-                "opened": _times(trades["opened_ts"], result.interval),
-                "closed": _times(trades["closed_ts"], result.interval),
-                "direction": trades["direction"],
-                "quantity": trades["quantity"],
-                "entry": trades["entry_price"].map(price),
-                "exit": trades["exit_price"].map(price),
-                "net": trades["net_pnl"].map("{:,.2f}".format),
-            }
-        )
-        parts += [f"round trips ({len(trades):,})", _shown(table, "round trip")]
+        parts += [
+            f"round trips ({len(result.trades):,})",
+            _shown(round_trips_table(result), "round trip"),
+        ]
     won = sum(1 for t in result.trades if t["net_pnl"] > 0)
     parts += [
         f"{count_of(result.bars, 'bar')} of {result.symbol} ({result.interval}) in "
@@ -182,9 +140,10 @@ def backtest_command(
         kept = journal or (str(Path(scratch) / "bt.duckdb") if html else None)
         progress = BarProgress() if sys.stderr.isatty() else None
         try:
+            strategy = make_strategy(strategy_name, params)
             result = run_backtest(
                 file,
-                make_strategy(strategy_name, params),
+                strategy,
                 symbol=symbol,
                 cash=cash,
                 commission=commission,
@@ -213,7 +172,9 @@ def backtest_command(
         chart_error = None
         if html:
             try:
-                write_html_report(result, html)
+                write_html_report(
+                    result, html, _what_was_run(strategy, file, cash, commission, fee_per_fill)
+                )
             except TradelabError as exc:  # the report is still printed, then this
                 chart_error = exc
         if journal is None:
@@ -232,6 +193,20 @@ def backtest_command(
         fail(chart_error, exit_code_for(chart_error))
 
 
+def _what_was_run(
+    strategy, file: str, cash: float, commission: float, fee_per_fill: float
+) -> dict[str, str]:
+    """The page's line under its title: enough to run it again."""
+    params = ", ".join(f"{k}={v!r}" for k, v in strategy.parameters().items() if v != "")
+    return {
+        "strategy": f"{strategy.name} ({params})" if params else strategy.name,
+        "file": Path(file).name,
+        "cash": f"{cash:,.2f}",
+        "commission": f"{commission:g}",
+        "fee per fill": f"{fee_per_fill:,.2f}",
+    }
+
+
 def _unwritable(path: Path) -> str:
     """Why the chart could not be written at `path` ('' when it can): tried by opening it for
     appending, so a folder a user may not write in (or /proc) is said before a long run."""
@@ -248,21 +223,13 @@ def _unwritable(path: Path) -> str:
     return ""
 
 
-def write_html_report(result: BacktestResult, path: str) -> None:
-    """A standalone page (BokehJS inline: it opens offline) of the run's journal: the price with
-    every fill, then the equity and its drawdown on the same time axis."""
-    import holoviews as hv
+def write_html_report(
+    result: BacktestResult, path: str, details: dict[str, str] | None = None
+) -> None:
+    """A standalone page of the run (see `tradelab.runner.backtest_page`)."""
+    from tradelab.runner.backtest_page import write_backtest_page
 
-    from tradelab.errors import InvalidInputError
-
-    layout = result.plot()
-    title = f"{result.symbol} ({result.interval}), {count_of(len(result.fills), 'fill')}"
-    try:
-        hv.save(
-            layout.opts(shared_axes=True), path, backend="bokeh", resources="inline", title=title
-        )
-    except OSError as exc:
-        raise InvalidInputError(f"cannot write the chart to {path!r}: {exc}") from None
+    write_backtest_page(result, path, details)
 
 
 def _backtest_engine_settings(config_file: str | None) -> dict | None:
