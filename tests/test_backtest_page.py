@@ -64,3 +64,12 @@ def test_a_failed_strategy_and_refused_orders_are_said_above_the_charts(hand_com
     heading = texts(backtest_page(hand_computed, {}))[0]
     assert "strategy sma_cross failed: ZeroDivisionError: boom" in heading
     assert "1 order(s) refused, none traded; the first: margin: needs 12.00" in heading
+
+
+def test_a_result_shows_itself_in_a_notebook_by_its_figures_not_every_fill(hand_computed):
+    text = repr(hand_computed)
+    assert text.startswith("<BacktestResult ABC (1d): 10 bars, 3 fills, 2 round trips")
+    assert "final equity 9,994.10 on cash 10,000.00" in text and "BT-F000001" not in text
+    shown = hand_computed._repr_html_()
+    assert "round trips won</div>" in shown and "0 of 2 (0%)" in shown
+    assert "open at the end, valued at the last close: -1 ABC" in shown

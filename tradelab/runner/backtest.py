@@ -101,6 +101,21 @@ class BacktestResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def __repr__(self) -> str:
+        # Short: the dataclass's own would print every fill and round trip.
+        return (
+            f"<BacktestResult {self.symbol} ({self.interval}): {self.bars:,} bars, "
+            f"{len(self.fills):,} fills, {len(self.trades):,} round trips, final equity "
+            f"{self.final_equity:,.2f} on cash {self.cash:,.2f}, max drawdown "
+            f"{self.max_drawdown:,.2f}, journal {self.journal or 'temporary (gone)'}>"
+        )
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the figures a reader looks for first, as on the --html page."""
+        from tradelab.runner.backtest_page import figures_html  # noqa: PLC0415 (imports this)
+
+        return figures_html(self)
+
     def plot(self) -> Any:
         """The price with every fill, the equity and its drawdown (a HoloViews layout, drawn
         from the run's journal: run it with `journal_path=` to keep one)."""

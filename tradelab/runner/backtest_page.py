@@ -117,6 +117,11 @@ def _heading(result: BacktestResult, details: Mapping[str, str]) -> str:
     )
 
 
+def figures_html(result: BacktestResult) -> str:
+    """The page's title, figures and notes alone (a result's view in a notebook)."""
+    return _STYLE + _heading(result, {})
+
+
 def _tone(sign: float) -> str:
     return "tl-up" if sign > 0 else "tl-down" if sign < 0 else ""
 
