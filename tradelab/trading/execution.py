@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -93,6 +92,7 @@ class ExecutionDesk:
         # Ids handed out whose order.submitted may not be in the store yet: two callers racing
         # with one id must not both pass. Dropped once the store has the order.
         self._claimed: set[str] = set()
+        self._id_seq, self._id_count = -1, 0  # the desk's own ids: see _claim_new_id
         # Trades submitted from the engine's kernel thread (a bus handler placing an order):
         # not applied when submit returns, so their close is checked when they are published.
         self._close_checks: set[str] = set()
@@ -132,9 +132,10 @@ class ExecutionDesk:
         symbol = check_path_level(symbol, "symbol")
         if order_id is not None:
             order_id = check_path_level(order_id, "order id")
-        chosen = order_id is not None
-        order_id = order_id or f"O-{uuid.uuid4().hex[:12]}"
-        self._claim(order_id, ask_broker=chosen)
+        if order_id is None:
+            order_id = self._claim_new_id()
+        else:
+            self._claim(order_id, ask_broker=True)
         try:
             with self._call():
                 try:
@@ -218,6 +219,26 @@ class ExecutionDesk:
                     "(the existing order is unchanged)"
                 )
             self._claimed.add(order_id)
+
+    def _claim_new_id(self) -> str:
+        """Reserve an id of the desk's own: `O-<seq>-<n>`, the n-th it made while the store was
+        at seq, so a replay or backtest places the same ids run after run (the journal's content
+        hash covers them). An id used already (the broker kept one a crash took from the
+        journal) is passed over for the next."""
+        with self._ids_lock:
+            seq = self.store.version
+            if seq != self._id_seq:
+                self._id_seq, self._id_count = seq, 0
+            while True:
+                self._id_count += 1
+                order_id = f"O-{seq}-{self._id_count}"
+                if not (
+                    order_id in self._claimed
+                    or self._has_order(order_id)
+                    or self._broker_knows(order_id)
+                ):
+                    self._claimed.add(order_id)
+                    return order_id
 
     def _broker_knows(self, order_id: str) -> bool:
         try:
