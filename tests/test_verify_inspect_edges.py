@@ -67,3 +67,25 @@ def test_inspect_reads_the_segments_of_a_journal_a_running_engine_holds(tmp_path
         holder.stdin.write("\n")
         holder.stdin.flush()
         holder.wait(60)
+
+
+def test_both_read_the_journal_a_config_file_names_when_no_path_is_given(tmp_path, monkeypatch):
+    path = tmp_path / "named.duckdb"
+    with Engine(journal_path=str(path), snapshot_every_seconds=0) as engine:
+        engine.submit("mark.updated", {"symbol": "A", "price": 1.0})
+    config = tmp_path / "t.yaml"
+    config.write_text(f"lab:\n  journal_path: {path}\n")
+    out = CliRunner().invoke(cli, ["verify", "--config", str(config)])
+    assert out.exit_code == 0 and f"journal is whole: {path}" in out.output, out.output
+    out = CliRunner().invoke(cli, ["inspect", "--json", "--config", str(config)])
+    assert out.exit_code == 0 and f'"path": "{path}"' in out.output, out.output
+    # Neither: the default journal (data/lab.duckdb, as `tradelab run` keeps it), said if absent.
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(cli, ["inspect"])
+    assert out.exit_code == 2
+    assert "no journal at 'data/lab.duckdb' (the default journal); give its PATH" in out.stderr
+    # A path given wins over the file's.
+    other = tmp_path / "missing.yaml"
+    other.write_text(f"lab:\n  journal_path: {tmp_path / 'nothing.duckdb'}\n")
+    out = CliRunner().invoke(cli, ["verify", str(path), "--config", str(other)])
+    assert out.exit_code == 0, out.output

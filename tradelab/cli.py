@@ -25,6 +25,7 @@ import click
 from tradelab import __version__
 from tradelab.cli_bench import bench
 from tradelab.cli_journal import inspect_cmd, verify_cmd
+from tradelab.cli_options import config_option
 from tradelab.cli_progress import NoTracebacks, StderrHandler, clear_progress_line
 from tradelab.cli_serve import serve
 from tradelab.journal.journal_file import is_interrupt
@@ -110,19 +111,8 @@ def main(debug: bool) -> None:
     logger.addHandler(handler)
 
 
-def _config_option(what: str) -> click.Option:
-    return click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False, exists=True),
-        default=None,
-        help=f"A tradelab.yaml settings file ({what}); flags given override it. "
-        "See `tradelab config`.",
-    )
-
-
 @main.command("config")
-@_config_option("its values replace the defaults")
+@config_option("its values replace the defaults")
 def config_cmd(config_file: str | None) -> None:
     """Print the effective settings (defaults, then --config FILE) as a documented tradelab.yaml:
     every setting with its doc and what it allows. Its output is itself a valid settings file.
@@ -139,7 +129,7 @@ def config_cmd(config_file: str | None) -> None:
 
 @main.command("run")
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
-@_config_option("every section is used")
+@config_option("every section is used")
 @click.option(
     "--feed",
     type=click.Choice(["sim", "replay"]),
@@ -318,7 +308,7 @@ def _params(assignments: tuple[str, ...]) -> dict[str, str]:
     default=None,
     help="Also write a page to open in a browser: the price with the fills, equity, drawdown.",
 )
-@_config_option(
+@config_option(
     "its engine section and risk's pre-trade limits are used; its lab strategy and broker are "
     "a live session's (a note names any it sets)"
 )

@@ -5,16 +5,42 @@ Exit codes and the one-line failure are the `tradelab` command's (cli.py).
 
 from __future__ import annotations
 
+import os
+
 import click
 
+from tradelab.cli_options import config_option
+
 _JOURNAL_PATH = click.Path(dir_okay=False, exists=True)
+_JOURNAL_FROM_CONFIG = "its lab.journal_path is the journal when PATH is not given"
+
+
+def _journal_of(path: str | None, config_file: str | None) -> str:
+    """PATH as given, else the journal the settings name (`lab.journal_path`: the file's, or
+    the default `tradelab run` and `serve` use)."""
+    if path is not None:
+        return path
+    from tradelab.cli import EXIT_USAGE, exit_code_for, fail
+    from tradelab.errors import TradelabError
+    from tradelab.settings import load_settings
+
+    try:
+        journal = str(load_settings(config_file).lab.journal_path)
+    except TradelabError as exc:
+        fail(exc, exit_code_for(exc))
+    if not os.path.isfile(journal):
+        where = f"lab.journal_path of {config_file}" if config_file else "the default journal"
+        fail(f"no journal at {journal!r} ({where}); give its PATH", EXIT_USAGE)
+    return journal
 
 
 @click.command("inspect")
-@click.argument("path", type=_JOURNAL_PATH)
+@click.argument("path", type=_JOURNAL_PATH, required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def inspect_cmd(path: str, as_json: bool) -> None:
-    """Counts by topic, seq range, snapshots and state hash of a journal.
+@config_option(_JOURNAL_FROM_CONFIG)
+def inspect_cmd(path: str | None, as_json: bool, config_file: str | None) -> None:
+    """Counts by topic, seq range, snapshots and state hash of a journal (PATH, else the
+    settings' lab.journal_path: data/lab.duckdb by default).
 
     DuckDB lets one process write a file or many read it, never both: while an engine runs on
     PATH this falls back to its sealed Parquet segments (events only, up to the last seal).
@@ -27,6 +53,7 @@ def inspect_cmd(path: str, as_json: bool) -> None:
     from tradelab.journal.journal_file import LOCK_HINT
     from tradelab.journal.verify import inspect_journal
 
+    path = _journal_of(path, config_file)
     try:
         info = inspect_journal(path)
     except TradelabError as exc:
@@ -120,9 +147,11 @@ def _damage(info: dict) -> list[str]:
 
 
 @click.command("verify")
-@click.argument("path", type=_JOURNAL_PATH)
-def verify_cmd(path: str) -> None:
-    """Check a journal: contiguous seqs, tail mark, every snapshot's hash, replay == recovery.
+@click.argument("path", type=_JOURNAL_PATH, required=False)
+@config_option(_JOURNAL_FROM_CONFIG)
+def verify_cmd(path: str | None, config_file: str | None) -> None:
+    """Check a journal (PATH, else the settings' lab.journal_path: data/lab.duckdb by default):
+    contiguous seqs, tail mark, every snapshot's hash, replay == recovery.
 
     Exits 1 when a check fails or the file is too damaged to check, 3 when the journal cannot be
     opened (e.g. an engine is running on it: DuckDB allows no reader beside the writer; stop it,
@@ -132,6 +161,7 @@ def verify_cmd(path: str) -> None:
     from tradelab.errors import TradelabError
     from tradelab.journal.verify import verify_journal
 
+    path = _journal_of(path, config_file)
     try:
         result = verify_journal(path)
     except TradelabError as exc:
