@@ -52,6 +52,15 @@ def test_lab_books_an_order_against_the_simulated_market(tmp_path):
         assert lab.status()["open_positions"] == 1
 
 
+def test_the_runner_runs_with_the_configured_bounds(tmp_path):
+    from tradelab.runner.runner_config import RunnerConfig
+
+    config = RunnerConfig(inbox_limit=321, hook_stall_after_s=0.25)
+    with fast_lab(tmp_path / "lab.duckdb", runner=config) as lab:
+        assert lab.runner.metrics()["inbox_limit"] == 321
+        assert lab.runner.hook_watch.stall_after_s == 0.25
+
+
 def test_order_rate_is_counted_in_market_time_whatever_the_replay_speed(tmp_path):
     # At 600x a market minute passes in 0.1 s: the limit counts the session's minutes, as a
     # backtest of the same session would, not the wall clock's.
@@ -129,6 +138,7 @@ def test_lab_refuses_an_unknown_strategy_parameter_before_opening_the_journal(tm
         ({"config": 5}, r"config must be a LabConfig .*got int 5"),
         ({"config": {"seed": 1}}, r"config must be a LabConfig .*Lab\(\*\*settings\)"),
         ({"broker": "paper"}, r"broker must be a PaperBrokerConfig .*got str 'paper'"),
+        ({"runner": {"inbox_limit": 5}}, r"runner must be a RunnerConfig .*got dict"),
     ],
 )
 def test_a_settings_object_of_the_wrong_kind_is_refused_naming_it(tmp_path, arguments, said):

@@ -15,7 +15,8 @@ from tradelab.cli import EXIT_USAGE
 from tradelab.cli import main as cli
 from tradelab.errors import InvalidInputError
 from tradelab.journal import JournalReader
-from tradelab.settings import SECTIONS, dump_settings, load_settings, section_keys
+from tradelab.settings import SECTIONS, load_settings, section_keys
+from tradelab.settings_dump import dump_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = "data/nifty_sample_1m.csv"
@@ -63,6 +64,7 @@ def test_a_files_values_show_in_the_printed_config_and_reach_the_lab(tmp_path):
             "broker": {"slippage_ticks": 2},
             "risk": {"daily_loss_limit": 5000, "max_order_quantity": None},
             "reconciler": {"dry_run": True},
+            "runner": {"inbox_limit": 500, "hook_stall_after_s": 0.5},
         },
     )
     printed = CliRunner().invoke(cli, ["config", "--config", path])
@@ -81,6 +83,7 @@ def test_a_files_values_show_in_the_printed_config_and_reach_the_lab(tmp_path):
         assert lab.broker.config.slippage_ticks == 2
         assert lab.risk_config.daily_loss_limit == 5000
         assert lab.reconciler_config.dry_run is True
+        assert lab.runner_config.inbox_limit == 500
         assert [(s.fast, s.slow) for s in lab.strategies] == [(3, 8)]
     finally:
         lab.broker.close()
@@ -110,6 +113,8 @@ def invoke_bad(tmp_path, data, command=("config",)):
         ({"reconciler": {"missed_fill": "x"}}, "reconciler.missed_fill", "'adopt', 'flag'"),
         ({"sim_feed": {"seed": 3}}, "sim_feed.seed", "lab.seed"),
         ({"broker": {"capital": -1}}, "broker.capital", "a number >= 0.0"),
+        ({"runner": {"inbox_limit": 0}}, "runner.inbox_limit", "an integer >= 1"),
+        ({"runner": {"hook_stall_after_s": 0}}, "runner.hook_stall_after_s", "a number > 0.0"),
         ({"lab": {"seed": True}}, "lab.seed", "a yes/no, not a number"),
         ("sim_feed: {session_date: '13 Nov'}", "sim_feed.session_date", "a date, YYYY-MM-DD"),
         ("sim_feed: {session_date: 2025-13-40}", "sim_feed.session_date", "month must be in"),

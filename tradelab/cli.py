@@ -118,7 +118,8 @@ def config_cmd(config_file: str | None) -> None:
     every setting with its doc and what it allows. Its output is itself a valid settings file.
     """
     from tradelab.errors import TradelabError
-    from tradelab.settings import dump_settings, load_settings
+    from tradelab.settings import load_settings
+    from tradelab.settings_dump import dump_settings
 
     try:
         text = dump_settings(load_settings(config_file))

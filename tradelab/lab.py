@@ -69,6 +69,7 @@ from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
 from tradelab.metrics_sampler import MetricsSampler
 from tradelab.runner import StrategyRunner
+from tradelab.runner.runner_config import RunnerConfig
 from tradelab.runner.strategy import Strategy, checked_strategies
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.risk import RiskConfig, RiskGate
@@ -93,6 +94,7 @@ class Lab:
         sim_feed: SimulatedFeedConfig | None = None,
         replay_feed: ReplayFeedConfig | None = None,
         broker: PaperBrokerConfig | None = None,
+        runner: RunnerConfig | None = None,
         strategies: list[Strategy] | None = None,
         **overrides: Any,
     ) -> None:
@@ -100,7 +102,8 @@ class Lab:
         `engine`, `sim_feed`, `replay_feed`, `broker`: their other settings; the journal path,
         seed, pace and strikes always come from `config`."""
         check_lab_parts(config=config, risk=risk, reconciler=reconciler, engine=engine)
-        check_lab_parts(sim_feed=sim_feed, replay_feed=replay_feed, broker=broker)
+        check_lab_parts(sim_feed=sim_feed, replay_feed=replay_feed, broker=broker, runner=runner)
+        self.runner_config = runner if runner is not None else RunnerConfig()
         self.config = lab_settings(config, overrides)
         self.risk_config = risk if risk is not None else RiskConfig()
         cfg = self.config
@@ -248,7 +251,9 @@ class Lab:
         elif self.reconciler_config.run_on_start:
             self.reconciler.run_once()  # done before anything else runs: same place every run
         # Subscribed before the feed starts: the strategies see the session from its first tick.
-        self.runner = StrategyRunner(self.engine, self.desk, clock=self.clock, name="lab")
+        limits = self.runner_config.param.values()
+        del limits["name"]  # the param object's own: the runner is "lab"
+        self.runner = StrategyRunner(self.engine, self.desk, clock=self.clock, name="lab", **limits)
         self.runner.inputs_check = self._inputs_check
         self.runner.bar_intervals = self._bar_intervals
         self.runner.quoted_symbols = frozenset(self.feed.symbols)

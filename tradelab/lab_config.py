@@ -132,6 +132,7 @@ def check_lab_parts(**parts: Any) -> None:
     from tradelab.broker import PaperBrokerConfig
     from tradelab.broker.reconcile import ReconcilerConfig
     from tradelab.config import EngineConfig
+    from tradelab.runner.runner_config import RunnerConfig
     from tradelab.trading.risk import RiskConfig
 
     kinds = {
@@ -142,6 +143,7 @@ def check_lab_parts(**parts: Any) -> None:
         "sim_feed": SimulatedFeedConfig,
         "replay_feed": ReplayFeedConfig,
         "broker": PaperBrokerConfig,
+        "runner": RunnerConfig,
     }
     for name, value in parts.items():
         kind = kinds[name]

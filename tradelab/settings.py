@@ -1,23 +1,21 @@
 """`tradelab.yaml`: one settings file mapped onto the param config classes, one section each.
 
 `load_settings` reads a file (and dotted `section.key` overrides) into `Settings`, validating
-every value with param itself; `dump_settings` writes settings back as a documented YAML file
-(what `tradelab config` prints). No threads; called by the command line before anything starts.
+every value with param itself; `settings_dump.dump_settings` writes settings back as a
+documented YAML file (what `tradelab config` prints). No threads; called by the command line before anything starts.
 """
 
 from __future__ import annotations
 
 import math
 import reprlib
-import textwrap
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import param
-import yaml
 
 from tradelab.broker import PaperBrokerConfig
 from tradelab.broker.reconcile import ReconcilerConfig
@@ -27,6 +25,7 @@ from tradelab.lab import Lab
 from tradelab.lab_config import NO_STRATEGY, LabConfig, check_lab_together
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeedConfig
 from tradelab.runner import STRATEGIES
+from tradelab.runner.runner_config import RunnerConfig
 from tradelab.runner.strategy import checked_number, coerce_params, constructed
 from tradelab.runner.strategy_names import strategy_class_named
 from tradelab.settings_yaml import read_yaml
@@ -43,6 +42,7 @@ SECTIONS: dict[str, type[param.Parameterized]] = {
     "broker": PaperBrokerConfig,
     "risk": RiskConfig,
     "reconciler": ReconcilerConfig,
+    "runner": RunnerConfig,
     "console": ConsoleConfig,
 }
 
@@ -65,12 +65,6 @@ SET_ELSEWHERE: dict[str, dict[str, str]] = {
     },
 }
 
-_HEADER = """\
-tradelab.yaml: the settings of a tradelab session, one section per part.
-Written by `tradelab config`, which prints the effective settings (defaults, then a
---config file); command-line flags override the file. Keys not given keep their defaults;
-an unknown key or a bad value is an error naming it. null means "not set" (no limit)."""
-
 
 @dataclass
 class Settings:
@@ -83,6 +77,7 @@ class Settings:
     broker: PaperBrokerConfig
     risk: RiskConfig
     reconciler: ReconcilerConfig
+    runner: RunnerConfig
     console: ConsoleConfig
 
     def make_lab(self) -> Lab:
@@ -94,6 +89,7 @@ class Settings:
             broker=self.broker,
             risk=self.risk,
             reconciler=self.reconciler,
+            runner=self.runner,
         )
 
 
@@ -316,12 +312,16 @@ def allowed(parameter: param.Parameter) -> str:
     elif isinstance(parameter, param.Integer | param.Number):
         kind = "an integer" if isinstance(parameter, param.Integer) else "a number"
         low, high = parameter.bounds or (None, None)
-        if low is not None and high is not None:
+        above = ">=" if parameter.inclusive_bounds[0] else ">"
+        below = "<=" if parameter.inclusive_bounds[1] else "<"
+        if low is not None and high is not None and (above, below) == (">=", "<="):
             text = f"{kind} from {low} to {high}"
+        elif low is not None and high is not None:
+            text = f"{kind} {above} {low} and {below} {high}"
         elif low is not None:
-            text = f"{kind} >= {low}"
+            text = f"{kind} {above} {low}"
         elif high is not None:
-            text = f"{kind} <= {high}"
+            text = f"{kind} {below} {high}"
         else:
             text = kind
     elif isinstance(parameter, param.Dict):
@@ -333,49 +333,6 @@ def allowed(parameter: param.Parameter) -> str:
     else:
         text = "any value"
     return f"{text} or null" if parameter.allow_None else text
-
-
-def dump_settings(settings: Settings | None = None) -> str:
-    """`settings` (default: the defaults) as a tradelab.yaml: every key, its doc as a comment."""
-    settings = settings if settings is not None else load_settings()
-    lines = [line for text in _HEADER.split("\n") for line in _comment(text, "")] + [""]
-    for field in fields(Settings):
-        section = field.name
-        obj = getattr(settings, section)
-        lines += [*_comment(type(obj).__doc__ or "", ""), f"{section}:"]
-        for key in section_keys(section):
-            parameter = type(obj).param[key]
-            lines += _comment(f"{parameter.doc or ''} [{allowed(parameter)}]", "  ")
-            if section == "lab" and key == "strategy_params":
-                for line in _strategy_doc(settings.lab.strategy):
-                    lines += _comment(line, "  ")
-            value = yaml.safe_dump(
-                {key: getattr(obj, key)}, default_flow_style=False, sort_keys=False
-            )
-            lines += ["  " + line for line in value.rstrip("\n").split("\n")]
-        for key, source in SET_ELSEWHERE.get(section, {}).items():
-            lines += _comment(f"({key} comes from {source})", "  ")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _strategy_doc(strategy: str) -> list[str]:
-    if strategy == NO_STRATEGY:
-        return ["(strategy 'none' takes no parameters)"]
-    cls = strategy_class_named(strategy)
-    return [f"{strategy} takes:"] + [
-        f"  {name}: {cls.param[name].doc or ''} [{allowed(cls.param[name])}; default "
-        f"{cls.param[name].default!r}]"
-        for name in cls.param
-        if name != "name"
-    ]
-
-
-def _comment(text: str, indent: str) -> list[str]:
-    """`text` as YAML comment lines of at most 96 characters; a leading indent is kept."""
-    lead = text[: len(text) - len(text.lstrip(" "))]
-    wrapped = textwrap.wrap(" ".join(text.split()), 96 - len(indent) - 2 - len(lead)) or [""]
-    return [f"{indent}# {lead}{line}".rstrip() for line in wrapped]
 
 
 def _kind(value: object) -> str:
