@@ -6,6 +6,8 @@ import base64
 import json
 import random
 import re
+import time
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -15,7 +17,7 @@ from tests.damaged_journal import EVENTS, _assert_clear_failure, _cli, _run, _sq
 from tradelab.cli import EXIT_DAMAGED, EXIT_UNUSABLE
 from tradelab.cli import main as cli
 from tradelab.engine import Engine
-from tradelab.errors import RecoveryError
+from tradelab.errors import JournalError, RecoveryError
 from tradelab.journal import Journal
 from tradelab.journal.verify import verify_journal
 
@@ -199,12 +201,11 @@ def test_inspect_names_a_lost_tail_and_the_snapshots_recovery_rejects(journal):
     assert _cli("verify", journal).exit_code == EXIT_DAMAGED
 
 
-def test_a_corrupt_block_read_only_by_the_replay_is_damage_with_exit_1(tmp_path):
-    """Event payloads are read first by verify's replay, through DuckDB's Arrow stream, which
-    reports a bad checksum in a block after its first batch as pyarrow's OSError."""
-    journal = tmp_path / "lab.duckdb"
+def _journal_with_a_corrupt_payload_block(journal: Path, **engine_settings) -> None:
+    """10,000 events whose last payload block fails its checksum (the blocks a start reads,
+    the snapshot and the tail, are whole)."""
     noise = random.Random(7)  # payloads that do not compress: they fill blocks of their own
-    with Engine(journal_path=str(journal), writer_process=False) as engine:
+    with Engine(journal_path=str(journal), writer_process=False, **engine_settings) as engine:
         for i in range(10_000):
             why = base64.b64encode(noise.randbytes(48)).decode()
             engine.submit("signal.detected", {"why": why}, key=f"s{i % 50}")
@@ -223,9 +224,37 @@ def test_a_corrupt_block_read_only_by_the_replay_is_damage_with_exit_1(tmp_path)
         flipped = bytes(255 - b for b in fh.read(64))
         fh.seek(-64, 1)
         fh.write(flipped)
+
+
+def test_a_corrupt_block_read_only_by_the_replay_is_damage_with_exit_1(tmp_path):
+    """Event payloads are read first by verify's replay, through DuckDB's Arrow stream, which
+    reports a bad checksum in a block after its first batch as pyarrow's OSError."""
+    journal = tmp_path / "lab.duckdb"
+    _journal_with_a_corrupt_payload_block(journal)
     with pytest.raises(RecoveryError, match="is damaged: reading it failed: .*checksum"):
         verify_journal(journal)
     _assert_clear_failure(_cli("verify", journal), EXIT_DAMAGED, str(journal), "damaged")
+
+
+def test_an_engine_whose_journal_reads_back_damaged_stops_instead_of_appending(tmp_path):
+    # A start reads the snapshot and the tail only; the segment sealer then reads the rest, and
+    # its "Corrupt database file" was logged while the engine went on appending, and `run`
+    # said "stopped cleanly" (exit 0) over a journal verify calls damaged.
+    journal = tmp_path / "lab.duckdb"
+    _journal_with_a_corrupt_payload_block(journal, segments_enabled=False)
+    engine = Engine(journal_path=str(journal), snapshot_every_seconds=0).start()
+    try:
+        deadline = time.monotonic() + 30
+        while engine.journal_failure is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        failure = engine.journal_failure
+        assert isinstance(failure, RecoveryError), failure
+        assert "the journal file is damaged: reading its events after seq 0" in str(failure)
+        assert "Corrupt database file" in str(failure) and "tradelab verify" in str(failure)
+        with pytest.raises(JournalError, match="journal file is damaged"):
+            engine.submit("signal.detected", {"why": "after"}, key="s1", wait=True)
+    finally:
+        engine.stop()
 
 
 def test_verify_names_topics_of_a_journals_own_beside_what_their_fold_changes(tmp_path):

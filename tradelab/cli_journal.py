@@ -44,6 +44,7 @@ def inspect_cmd(path: str | None, as_json: bool, config_file: str | None) -> Non
 
     DuckDB lets one process write a file or many read it, never both: while an engine runs on
     PATH this falls back to its sealed Parquet segments (events only, up to the last seal).
+    It reads what a start reads; `verify` reads every block.
     """
     import json
 

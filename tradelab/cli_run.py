@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from tradelab.cli_progress import RunProgress, money
-from tradelab.errors import LifecycleError, TradelabError
+from tradelab.errors import LifecycleError, RecoveryError, TradelabError
 from tradelab.journal.segments import SEGMENTS_STALE
 
 
@@ -192,7 +192,7 @@ def _watch(
     stop and report."""
     import time
 
-    from tradelab.cli import EXIT_STRATEGY_FAILED, EXIT_UNUSABLE, fail
+    from tradelab.cli import EXIT_DAMAGED, EXIT_STRATEGY_FAILED, EXIT_UNUSABLE, fail
     from tradelab.cli_progress import count_of
 
     journal = lab.config.journal_path
@@ -244,6 +244,12 @@ def _watch(
     failure = engine.journal_failure
     if broker.failure is not None:
         fail(_broker_down(lab, journal), EXIT_UNUSABLE)
+    if isinstance(failure, RecoveryError):  # read back damaged: a restart would not mend it
+        fail(
+            f"{failure}. Stopped at once (seq {engine.metrics()['durable_seq']} durable) "
+            f"rather than append to it; keep a copy of {journal} before trying anything.",
+            EXIT_DAMAGED,
+        )
     if failure is not None:
         # Only what the writer acknowledged is safe; the store may be ahead of it.
         durable = engine.metrics()["durable_seq"]

@@ -42,6 +42,12 @@ SEGMENTS_STALE = (
 )
 
 
+def is_damage(exc: BaseException) -> bool:
+    """Whether DuckDB failed on a damaged file (a block whose checksum does not match): events
+    in it cannot be read back, whatever is retried."""
+    return isinstance(exc, duckdb.Error) and "Corrupt database file" in str(exc)
+
+
 def parquet_list(segments: list[tuple[int, int, Path]]) -> str:
     """SQL for `read_parquet`'s argument: the files `list_segments` named, as a list literal
     (a glob would also take the files a merge covers until they are deleted)."""
@@ -174,6 +180,9 @@ class SegmentSealer:
         # (monotonic deadline, files a merge covers): deleted once readers had time to move on
         self._doomed: list[tuple[float, list[Path]]] = []
         self.failed: BaseException | None = None
+        # The failure was the file's own damage (a block failing its checksum), not the
+        # segments' folder: the journal is no longer the whole story, so the writer stops too.
+        self.damaged = False
         self.failure_note: str | None = None  # what failed says, and the last seq sealed
         self._thread = threading.Thread(target=self._run, name="segment-sealer", daemon=True)
 
@@ -261,7 +270,14 @@ class SegmentSealer:
                 self.failed = exc
                 self._seal_requested = False
                 self._cond.notify_all()
-            self.failure_note = f"sealing stopped after seq {self._sealed_seq}: {exc}"
+            self.damaged = is_damage(exc)
+            if self.damaged:
+                self.failure_note = (
+                    f"the journal file is damaged: reading its events after seq "
+                    f"{self._sealed_seq} failed ({exc}); `tradelab verify` says what is whole"
+                )
+            else:
+                self.failure_note = f"sealing stopped after seq {self._sealed_seq}: {exc}"
             if self._on_failed is not None:
                 self._on_failed(self.failure_note)
         finally:

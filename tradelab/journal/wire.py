@@ -37,6 +37,7 @@ FLUSHED = b"F"  # JSON [request id, durable seq, error text or ""]
 SEALED = b"L"  # JSON [request id, sealed-up-to seq, error text or ""]
 FAILED = b"X"  # UTF-8 error text; the writer stopped
 SEGMENTS_FAILED = b"W"  # UTF-8 text: the segment sealer stopped (the journal goes on)
+DAMAGED = b"V"  # UTF-8 text: reading the file back found it damaged (the engine must stop)
 STOPPED = b"Q"  # clean stop finished
 
 # first seq, last seq, pending high water, backpressure waits, backpressure seconds

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from tradelab.errors import JournalError
+from tradelab.errors import JournalError, RecoveryError
 from tradelab.events import Event
 from tradelab.journal import wire
 from tradelab.journal.critical_acks import CriticalAckLog
@@ -335,6 +335,9 @@ class ProcessJournalWriter:
             self._owed.answer_request(request_id, seq, JournalError(error) if error else None)
         elif kind == wire.FAILED:
             self._fail(JournalError(body.decode(errors="replace")))
+        elif kind == wire.DAMAGED:  # the engine stops: appending to it would hide the damage
+            self.segments_failure = body.decode(errors="replace")
+            self._fail(RecoveryError(self.segments_failure))
         elif kind == wire.SEGMENTS_FAILED:
             self.segments_failure = body.decode(errors="replace")
             log.error("journal segments: %s. %s", self.segments_failure, SEGMENTS_STALE)

@@ -80,7 +80,8 @@ class WriterProcess:
         self.out.send(wire.FAILED, str(error).encode())
 
     def _segments_failed(self, text: str) -> None:
-        self.out.send(wire.SEGMENTS_FAILED, text.encode())
+        damaged = self.sealer is not None and self.sealer.damaged
+        self.out.send(wire.DAMAGED if damaged else wire.SEGMENTS_FAILED, text.encode())
 
     def _snapshot_written(self, info: SnapshotInfo | BaseException) -> None:
         if isinstance(info, BaseException):
