@@ -14,7 +14,7 @@ from pathlib import Path
 import msgspec
 
 import tradelab
-from tradelab.errors import JournalError
+from tradelab.errors import JournalError, RecoveryError
 from tradelab.journal import wire
 from tradelab.journal.writer_watch import process_state
 
@@ -98,5 +98,9 @@ def handshake(
             except subprocess.TimeoutExpired:
                 code = None
             detail = f"it exited (exit code {code}); see the error output above"
-        raise JournalError(f"journal writer process could not open the journal: {detail}")
+        # Damage its sealer read back before READY is the file's, as for the engine later.
+        damaged = frame is not None and frame[0] == wire.DAMAGED
+        raise (RecoveryError if damaged else JournalError)(
+            f"journal writer process could not open the journal: {detail}"
+        )
     return frames[1:]

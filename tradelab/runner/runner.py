@@ -28,10 +28,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from tradelab.errors import (
-    InvalidInputError,
-    LifecycleError,
-)
+from tradelab.errors import InvalidInputError, JournalError, LifecycleError
 from tradelab.market.clock import WallClock
 from tradelab.runner.context import StrategyContext
 from tradelab.runner.handling import EventHandlingMixin
@@ -327,8 +324,13 @@ class StrategyRunner(EventHandlingMixin, LockstepMixin, OperatorCommandsMixin, S
             else:
                 self._handle(item)
         except Exception as exc:  # the runner's own bookkeeping failed: log it, keep running
-            what = f"{item.topic} seq {item.seq}" if hasattr(item, "topic") else repr(item)
-            log.exception("runner %s failed to handle %s: %s", self.name, what, exc)
+            what = f"{item.topic} seq {item.seq}" if hasattr(item, "topic") else "a command"
+            if isinstance(exc, JournalError) and getattr(self.engine, "journal_failure", None):
+                # The journal's failure is said where it is reported; here one line of what
+                # it cut short, not a traceback per command.
+                log.warning("runner %s could not finish %s: %s", self.name, what, exc)
+            else:
+                log.exception("runner %s failed to handle %s: %s", self.name, what, exc)
         if self._inbox.overflowed:
             self._inbox.overflowed = False
             for slot in list(self._slots.values()):
