@@ -19,7 +19,7 @@ from typing import Any
 
 from tradelab.engine.kernel import APPLIED, FLUSH, SNAPSHOT
 from tradelab.engine.metrics import engine_metrics
-from tradelab.errors import InvalidInputError, JournalError, LifecycleError
+from tradelab.errors import InvalidInputError, JournalError, LifecycleError, RecoveryError
 from tradelab.events import Event, now_ns
 from tradelab.journal.snapshots import SnapshotInfo
 
@@ -155,6 +155,14 @@ class EngineControls:
     def journal_failure(self) -> BaseException | None:
         """The error that stopped the journal writer, or None while it is healthy."""
         return self._writer.failed if self._writer is not None else None
+
+    def _refuse_if_unwritable(self) -> None:
+        """A submit once the writer failed: refused with its cause, a damaged file's as a
+        RecoveryError (`run` exits 1 for it, 3 for a writer that died)."""
+        failed = self.journal_failure
+        if failed is not None:
+            kind = RecoveryError if isinstance(failed, RecoveryError) else JournalError
+            raise kind(f"journal is not writable: {failed}")
 
     @property
     def segments_failure(self) -> str | None:

@@ -25,13 +25,7 @@ from tradelab.engine.kernel_inline import InlineKernel
 from tradelab.engine.stop_notice import StopNotice
 from tradelab.engine.store import engine_store
 from tradelab.engine.submissions import CriticalPriority, SubmitQueue, Wakeup
-from tradelab.errors import (
-    InvalidInputError,
-    JournalError,
-    LifecycleError,
-    RecoveryError,
-    TradelabError,
-)
+from tradelab.errors import InvalidInputError, LifecycleError, TradelabError
 from tradelab.events import Event, TopicRegistry, encode_submitted, now_ns
 from tradelab.journal.journal import Journal
 from tradelab.journal.recovery import RecoveryReport, lost_tail_error, recover
@@ -368,12 +362,7 @@ class Engine(EngineControls):
         if threaded and not blocking:
             self._priority.step_aside()  # while a critical is in flight, if it has a backlog
         data, applied = encode_submitted(body, topic)
-        writer = self._writer
-        if writer is not None and writer.failed is not None:
-            damaged = isinstance(writer.failed, RecoveryError)  # exit 1, not 3, for run
-            raise (RecoveryError if damaged else JournalError)(
-                f"journal is not writable: {writer.failed}"
-            )
+        self._refuse_if_unwritable()
         ticket = Ticket() if blocking else None
         item = (topic, key, applied, data, is_critical, spec.schema_version, ticket)
         if not (threaded and is_critical):
