@@ -77,6 +77,7 @@ def test_html_writes_the_price_fills_and_equity_page_without_keeping_a_journal(
     assert "strategy sma_cross (fast=2, size=1, slow=3)" in text and "file ABC.csv" in text
     assert "round trips won" in text and "Round trips (2)" in text
     assert "https://cdn.bokeh.org" not in text  # BokehJS inline: the page opens offline
+    assert 'src="static/' not in text  # nor asks for a server's file (Panel's shim, unused)
     assert '"journal": null' in out.stdout and not list(tmp_path.glob("*.duckdb"))
     out = CliRunner().invoke(
         cli, [*args, "--param", "slow=3", "--html", str(tmp_path / "no/x.html")]
@@ -84,6 +85,18 @@ def test_html_writes_the_price_fills_and_equity_page_without_keeping_a_journal(
     # Found out before the run: no report printed for a page that cannot be written.
     assert out.exit_code == 2 and "its folder does not exist" in out.stderr
     assert "final equity" not in out.stdout
+    # The page never replaces what the run reads or writes: the bar file, the journal.
+    before = bars.read_bytes()
+    out = CliRunner().invoke(cli, [*args, "--param", "slow=3", "--html", str(bars)])
+    assert out.exit_code == 2 and "it is the bar file" in out.stderr
+    assert bars.read_bytes() == before
+    kept = tmp_path / "kept.duckdb"
+    for page_path in (kept, tmp_path / "kept.duckdb.hwm"):
+        out = CliRunner().invoke(
+            cli, [*args, "--journal", str(kept), "--html", str(page_path), "--param", "slow=3"]
+        )
+        assert out.exit_code == 2 and "it is the journal or one of its files" in out.stderr
+        assert not kept.exists() and not page_path.exists()
     # A page that fails only when written (a full disk): the run's report is still printed.
     import tradelab.cli_backtest
 

@@ -131,7 +131,7 @@ def backtest_command(
             err=True,
         )
 
-    if html and (why := _unwritable(Path(html))):  # found out before the run, not after it
+    if html and (why := _an_input(Path(html), file, journal) or _unwritable(Path(html))):
         from tradelab.cli import EXIT_USAGE
 
         fail(f"--html {html!r}: {why}", EXIT_USAGE)
@@ -205,6 +205,20 @@ def _what_was_run(
         "commission": f"{commission:g}",
         "fee per fill": f"{fee_per_fill:,.2f}",
     }
+
+
+def _an_input(page: Path, file: str, journal: str | None) -> str:
+    """Why the page must not be written at `page` ('' when it may): it would replace the bar
+    file or the journal (or one of the journal's side files) the run reads and writes."""
+    page = page.resolve()
+    if page == Path(file).resolve():
+        return "it is the bar file; name another file for the page"
+    if journal is not None:
+        kept = Path(journal).resolve()
+        side_file = page.parent == kept.parent and page.name.startswith(kept.name + ".")
+        if page == kept or side_file:
+            return "it is the journal or one of its files; name another file for the page"
+    return ""
 
 
 def _unwritable(path: Path) -> str:

@@ -9,6 +9,7 @@ BokehJS inline: the page opens offline and needs no server.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -48,14 +49,21 @@ def write_backtest_page(
 ) -> None:
     """Write `result`'s page to `path`; `details` (label: text, e.g. the strategy and its
     parameters, the file) is shown under the title as what was run."""
-    from bokeh.io import save
+    from bokeh.embed import file_html
     from bokeh.resources import INLINE
 
     page = backtest_page(result, details or {})
+    html_text = file_html(page, resources=INLINE, title=page_title(result))
+    # Panel (imported with HoloViews) adds its ES-module shim to every Bokeh page as a server
+    # path; a file has no server and the page uses no Panel model, so the tag only fails.
+    html_text = _SERVER_SCRIPT.sub("", html_text)
     try:
-        save(page, filename=str(path), resources=INLINE, title=page_title(result))
+        Path(path).write_text(html_text, encoding="utf-8")
     except OSError as exc:
         raise InvalidInputError(f"cannot write the chart to {str(path)!r}: {exc}") from None
+
+
+_SERVER_SCRIPT = re.compile(r'<script src="static/[^"]*"></script>\n?')
 
 
 def page_title(result: BacktestResult) -> str:
