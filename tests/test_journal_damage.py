@@ -257,6 +257,38 @@ def test_an_engine_whose_journal_reads_back_damaged_stops_instead_of_appending(t
         engine.stop()
 
 
+def test_a_checkpoint_meeting_a_damaged_block_is_said_as_damage_not_a_writer_failure():
+    # Its "Corrupt database file" came as a plain writer failure: run exited 3 and said a
+    # restart recovers everything, and a restart appended to the damaged file again.
+    from tradelab.journal import wire
+    from tradelab.journal.writer_process import WriterProcess
+
+    sent = []
+    process = WriterProcess.__new__(WriterProcess)  # only its reporting is under test
+    process.out = type("Out", (), {"send": lambda self, kind, body: sent.append((kind, body))})()
+    checkpoint = (
+        "journal writer: FATAL Error: Failed to create checkpoint because of error: Corrupt "
+        "database file: computed checksum 1 does not match stored checksum 2 in block at 798720"
+    )
+    process._failed(JournalError(checkpoint))
+    process._failed(JournalError("journal writer: IO Error: No space left on device"))
+    assert [kind for kind, _ in sent] == [wire.DAMAGED, wire.FAILED]
+    assert sent[0][1].decode().startswith("the journal file is damaged: journal writer: FATAL")
+
+
+def test_the_console_refuses_a_journal_whose_history_reads_back_damaged(tmp_path):
+    # It logged "tape history not read" and served on, appending to the damaged file.
+    from tradelab.ui.host import _read_earlier_run
+
+    journal = tmp_path / "lab.duckdb"
+    _journal_with_a_corrupt_payload_block(journal)
+    query = "SELECT seq, payload FROM events ORDER BY seq"
+    with pytest.raises(RecoveryError, match=r"damaged: reading its tape history failed: .*Corrupt"):
+        _read_earlier_run(journal, query, None, "tape history")
+    missing = _read_earlier_run(tmp_path / "SELECT", "SELECT 1", None, "tape history")
+    assert missing is None  # no journal yet: nothing to read, nothing refused
+
+
 def test_verify_names_topics_of_a_journals_own_beside_what_their_fold_changes(tmp_path):
     """Folded without its reducers, such a journal differs from its snapshots: said as that,
     not left to read as damage alone."""

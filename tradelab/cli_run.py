@@ -246,8 +246,8 @@ def _watch(
         fail(_broker_down(lab, journal), EXIT_UNUSABLE)
     if isinstance(failure, RecoveryError):  # read back damaged: a restart would not mend it
         fail(
-            f"{failure}. Stopped at once (seq {engine.metrics()['durable_seq']} durable) "
-            f"rather than append to it; keep a copy of {journal} before trying anything.",
+            f"{failure}. Stopped (seq {engine.metrics()['durable_seq']} durable) rather than "
+            f"append more to it; keep a copy of {journal} before trying anything.",
             EXIT_DAMAGED,
         )
     if failure is not None:

@@ -64,6 +64,23 @@ def is_sqlite_file(path: Path) -> bool:
         return False
 
 
+def is_damage(exc: BaseException) -> bool:
+    """Whether DuckDB failed on a damaged file (a block whose checksum does not match), as
+    itself or in the error that carried it on: what is in it cannot be read back, whatever is
+    retried."""
+    return "Corrupt database file" in str(exc)
+
+
+def refuse_if_damaged(exc: BaseException, journal: str | Path, what: str) -> None:
+    """A RecoveryError when `exc`, met reading `what` from `journal`, is the file's damage: a
+    session must not start appending to it (other read errors are the caller's to handle)."""
+    if is_damage(exc):
+        raise RecoveryError(
+            f"journal {journal} is damaged: reading its {what} failed: {exc}; "
+            "`tradelab verify` says what is whole"
+        ) from None
+
+
 def is_lock_error(exc: BaseException) -> bool:
     # The word, not the letters: a corrupt file's message speaks of a "block".
     return isinstance(exc, duckdb.Error) and re.search(r"\block\b", str(exc).lower()) is not None

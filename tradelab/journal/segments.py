@@ -27,6 +27,7 @@ import duckdb
 
 from tradelab.errors import JournalError
 from tradelab.journal.buffer_pool import BufferPoolLimit
+from tradelab.journal.journal_file import is_damage
 from tradelab.journal.schema import EVENT_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,6 @@ SEGMENTS_STALE = (
     "see events only up to there; the journal itself holds every event, and the next start "
     "seals the rest"
 )
-
-
-def is_damage(exc: BaseException) -> bool:
-    """Whether DuckDB failed on a damaged file (a block whose checksum does not match): events
-    in it cannot be read back, whatever is retried."""
-    return isinstance(exc, duckdb.Error) and "Corrupt database file" in str(exc)
 
 
 def parquet_list(segments: list[tuple[int, int, Path]]) -> str:

@@ -27,6 +27,7 @@ import msgspec
 from tradelab.errors import JournalError
 from tradelab.journal import journal_file, schema, wire
 from tradelab.journal.buffer_pool import BufferPoolLimit
+from tradelab.journal.journal_file import is_damage
 from tradelab.journal.snapshots import SnapshotInfo
 from tradelab.journal.tailmark import TailMark
 from tradelab.journal.wire import EncodedBatch
@@ -77,7 +78,11 @@ class WriterProcess:
         self.out.send(wire.DURABLE, report)
 
     def _failed(self, error: BaseException) -> None:
-        self.out.send(wire.FAILED, str(error).encode())
+        if is_damage(error):  # a checkpoint read a block back damaged: the file's, not ours
+            text = f"the journal file is damaged: {error}; `tradelab verify` says what is whole"
+            self.out.send(wire.DAMAGED, text.encode())
+        else:
+            self.out.send(wire.FAILED, str(error).encode())
 
     def _segments_failed(self, text: str) -> None:
         damaged = self.sealer is not None and self.sealer.damaged

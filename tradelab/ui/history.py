@@ -21,6 +21,7 @@ import holoviews.plotting.bokeh  # noqa: F401  (styling options need a backend r
 import pandas as pd
 
 from tradelab.errors import TradelabError
+from tradelab.journal.journal_file import refuse_if_damaged
 from tradelab.market.instruments import IST
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class MetricsHistory:
         try:
             frame = Analytics(journal).view("metrics_history")
         except (TradelabError, duckdb.Error) as exc:
+            refuse_if_damaged(exc, journal, "metrics history")
             log.warning("metrics history not read from %s: %s", journal, exc)
             return 0
         frame = frame.tail(self._rows.maxlen)

@@ -24,6 +24,7 @@ import msgspec
 import pandas as pd
 
 from tradelab.errors import TradelabError
+from tradelab.journal.journal_file import refuse_if_damaged
 from tradelab.lab import Lab
 from tradelab.market.instruments import IST
 from tradelab.metrics_sampler import TOPIC as METRICS_TOPIC
@@ -379,5 +380,6 @@ def _read_earlier_run(journal: str | Path, query: str, params: Any, what: str) -
     try:
         return Analytics(journal).sql(query, params)
     except (TradelabError, duckdb.Error) as exc:
+        refuse_if_damaged(exc, journal, what)
         log.warning("%s not read from %s: %s", what, journal, exc)
         return None
