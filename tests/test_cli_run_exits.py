@@ -23,6 +23,22 @@ def test_a_strategy_stopped_by_a_refused_order_is_exit_4_with_the_reason(tmp_pat
     assert "not a multiple of lot size 75" in result.stderr
 
 
+def test_strategies_an_inbox_overflow_stopped_are_said_and_exit_4(tmp_path, caplog):
+    # They were stopped silently: "stopped cleanly", exit 0, and only sma_cross's own warning
+    # that it never had its bars, which sent the user after its parameters.
+    config = tmp_path / "t.yaml"
+    config.write_text("runner:\n  inbox_limit: 5\n")  # a replay's minute quotes 7 symbols
+    result = invoke(
+        "--config", str(config), "--feed", "replay", SAMPLE, "--speed", "max",
+        "--strategy", "sma_cross", "--param", "symbol=NIFTY", "--param", "slow=4",
+        "--param", "fast=2", "--journal", str(tmp_path / "r.duckdb"),
+    )  # fmt: skip
+    assert result.exit_code == 4, (result.output, result.stderr)
+    assert "sma_cross stopped at seq" in result.stderr
+    assert "the runner's inbox overflowed (raise runner.inbox_limit)" in result.stderr
+    assert any("its inbox overflowed (inbox_limit 5;" in r.getMessage() for r in caplog.records)
+
+
 def test_a_halted_journal_says_so_and_run_resume_trading_lifts_it_as_the_user(tmp_path):
     from tradelab.lab import Lab
 
@@ -125,7 +141,7 @@ def test_after_a_signalled_stop_a_late_signal_cannot_change_the_exit_code():
     # then ended a clean stop with 130 (143 for SIGTERM). Ignored at the C level, it cannot.
     import signal
 
-    from tradelab.cli_run import StopSignals
+    from tradelab.cli_signals import StopSignals
 
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -225,7 +225,8 @@ def run_cmd(
     A risk halt (the daily loss limit, or an operator's) outlives a restart: lift it with
     --resume-trading REASON (or the console's Resume trading).
     """
-    from tradelab.cli_run import StopSignals, flags_given, run_session
+    from tradelab.cli_run import flags_given, run_session
+    from tradelab.cli_signals import StopSignals
 
     given = flags_given(
         click.get_current_context(),

@@ -38,11 +38,7 @@ from tradelab.runner.lockstep import LockstepMixin
 from tradelab.runner.monitor import PositionMonitor
 from tradelab.runner.operator_commands import OperatorCommandsMixin
 from tradelab.runner.slots import StrategySlot, StrategySlotsMixin
-from tradelab.runner.strategy import (
-    FAILED,
-    Strategy,
-    check_journalable_params,
-)
+from tradelab.runner.strategy import FAILED, PAUSED, RUNNING, Strategy, check_journalable_params
 from tradelab.runner.tradelog import TradeLog
 
 log = logging.getLogger(__name__)
@@ -76,6 +72,8 @@ class StrategyRunner(EventHandlingMixin, LockstepMixin, OperatorCommandsMixin, S
         self.monitor = PositionMonitor(self)
         self.trade_log = TradeLog(self.submit)
         self.current_seq = 0
+        # (seq, strategies) when an inbox overflow first stopped running strategies, else None.
+        self.overflow_stopped: tuple[int, list[str]] | None = None
         self._seeded_seq = 0  # the seq the trade log was seeded at (_started)
         self.inputs_check: Callable[[Sequence[Strategy]], None] | None = None  # set by a Lab
         self.current_ts = 0  # exchange time (ns) of the newest event handled that has one
@@ -333,6 +331,16 @@ class StrategyRunner(EventHandlingMixin, LockstepMixin, OperatorCommandsMixin, S
                 log.exception("runner %s failed to handle %s: %s", self.name, what, exc)
         if self._inbox.overflowed:
             self._inbox.overflowed = False
+            running = [n for n, s in self._slots.items() if s.state in (RUNNING, PAUSED)]
+            if running and self.overflow_stopped is None:
+                self.overflow_stopped = (self.current_seq, running)
+                log.error(
+                    "runner %s: its inbox overflowed (inbox_limit %d; %d events dropped), so "
+                    "%s stopped at seq %d: none is fed a gap. Raise runner.inbox_limit, or "
+                    "make the strategies' hooks quicker",
+                    self.name, self._inbox.limit, self.events_dropped, ", ".join(running),
+                    self.current_seq,
+                )  # fmt: skip
             for slot in list(self._slots.values()):
                 self._stop_slot(
                     slot,
