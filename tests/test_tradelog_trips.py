@@ -43,3 +43,19 @@ def test_a_reversing_fill_charges_the_closing_trip_only_its_share_of_the_fee():
     first, second = logged
     assert first["fees"] == 20.0 + 20.0  # its entry's fee and half the reversing fill's
     assert second["fees"] == 20.0 + 20.0
+
+
+def test_a_side_filled_at_one_price_logs_that_price_as_it_was():
+    # An adjusted close of 13 significant digits was logged rounded to 12 (103.062370711), so
+    # a round trip showed another price than the fill that opened it.
+    logged = []
+    log = TradeLog(lambda topic, payload, key="": logged.append(payload))
+    log.on_fill(_fill(1, "SELL", 1, 103.0623707106, 0.0))
+    log.on_fill(_fill(2, "BUY", 1, 100.1078650799, 0.0))
+    log.on_fill(_fill(3, "BUY", 2, 0.1, 0.0))
+    log.on_fill(_fill(4, "BUY", 1, 0.2, 0.0))  # adds at another price: an average
+    log.on_fill(_fill(5, "SELL", 3, 0.3, 0.0))
+    first, second = logged
+    assert (first["entry_price"], first["exit_price"]) == (103.0623707106, 100.1078650799)
+    # (2 * 0.1 + 0.2) / 3 is 0.13333333333333333 in floats; the average keeps 12 digits.
+    assert second["entry_price"] == 0.133333333333 and second["exit_price"] == 0.3

@@ -107,8 +107,10 @@ class TradeLog:
             "direction": 1 if signed > 0 else -1,
             "entry_qty": abs(signed),
             "entry_value": abs(signed) * price,
+            "entry_price": price,  # while every entry fill is at one price; else _MIXED
             "exit_qty": 0,
             "exit_value": 0.0,
+            "exit_price": None,
             "fees": 0.0,
             "opened_ts": ts,
             "entry_trade_id": trade_id,
@@ -129,12 +131,14 @@ class TradeLog:
             trip["net"] += signed
             trip["entry_qty"] += abs(signed)
             trip["entry_value"] += abs(signed) * price
+            trip["entry_price"] = _one_price(trip["entry_price"], price)
             trip["fees"] += fee
             return
         closing = min(abs(signed), abs(trip["net"]))
         share = closing / abs(signed)
         trip["exit_qty"] += closing
         trip["exit_value"] += closing * price
+        trip["exit_price"] = _one_price(trip["exit_price"], price)
         trip["fees"] += fee * share
         trip["net"] += trip["direction"] * -closing
         if trip["net"] == 0:
@@ -161,8 +165,8 @@ class TradeLog:
             "symbol": trip["symbol"],
             "direction": "LONG" if trip["direction"] > 0 else "SHORT",
             "quantity": trip["exit_qty"],
-            "entry_price": without_float_noise(entry),
-            "exit_price": without_float_noise(exit_),
+            "entry_price": _shown_price(trip["entry_price"], entry),
+            "exit_price": _shown_price(trip["exit_price"], exit_),
             # Amounts at the scale of what was traded: a break-even trip's noise is 0.0.
             "realized_pnl": without_float_noise(realized, scale),
             "fees": without_float_noise(trip["fees"], scale),
@@ -194,3 +198,16 @@ def export_trades_csv(journal_path: str | Path, csv_path: str | Path) -> int:
         frame[f"{stamp}_time"] = ns.dt.tz_convert("Asia/Kolkata").dt.tz_localize(None)
     frame.to_csv(csv_path, index=False)
     return len(frame)
+
+
+_MIXED = object()  # a round trip's side filled at more than one price
+
+
+def _one_price(current: Any, price: float) -> Any:
+    return price if current is None or current == price else _MIXED
+
+
+def _shown_price(one: Any, average: float) -> float:
+    """A side's price: its fills' one price as it was (a file's 103.0623707106 stays that), else
+    their average without the float noise of the sum."""
+    return one if one is not None and one is not _MIXED else without_float_noise(average)
