@@ -2,6 +2,7 @@
 
 import io
 import logging
+import os
 import sys
 
 import pandas as pd
@@ -97,6 +98,31 @@ def test_html_writes_the_price_fills_and_equity_page_without_keeping_a_journal(
         )
         assert out.exit_code == 2 and "it is the journal or one of its files" in out.stderr
         assert not kept.exists() and not page_path.exists()
+    out = CliRunner().invoke(
+        cli, [*args, "--journal", str(kept), "--html", str(tmp_path / "kept.segments")]
+    )
+    assert out.exit_code == 2 and "it is the journal or one of its files" in out.stderr
+    # Nor another input: the bar file through a hard link, the config file, the strategy's file.
+    linked = tmp_path / "linked.csv"
+    os.link(bars, linked)
+    config = tmp_path / "t.yaml"
+    config.write_text("risk:\n  max_order_quantity: 10\n")
+    for flags, page_path in [
+        ([], linked),
+        (["--config", str(config)], config),
+    ]:
+        out = CliRunner().invoke(
+            cli, [*args, *flags, "--param", "slow=3", "--html", str(page_path)]
+        )
+        assert out.exit_code == 2, (page_path, out.output, out.stderr)
+    assert bars.read_bytes() == before and config.read_text().startswith("risk:")
+    mine = tmp_path / "mine.py"
+    mine.write_text("from tradelab.runner import SmaCross\n\nclass Mine(SmaCross):\n    pass\n")
+    out = CliRunner().invoke(
+        cli, ["backtest", str(bars), "--strategy", f"{mine}:Mine", "--html", str(mine)]
+    )
+    assert out.exit_code == 2 and "an input of the run" in out.stderr
+    assert "class Mine" in mine.read_text()
     # A page that fails only when written (a full disk): the run's report is still printed.
     import tradelab.cli_backtest
 

@@ -5,6 +5,7 @@ the fills and the round trips as tables with their times, then the totals (or --
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -131,7 +132,10 @@ def backtest_command(
             err=True,
         )
 
-    if html and (why := _an_input(Path(html), file, journal) or _unwritable(Path(html))):
+    inputs = [config_file] if config_file else []
+    if strategy_name.partition(":")[0].endswith(".py"):  # FILE.py:Class
+        inputs.append(strategy_name.partition(":")[0])
+    if html and (why := _an_input(Path(html), file, journal, inputs) or _unwritable(Path(html))):
         from tradelab.cli import EXIT_USAGE
 
         fail(f"--html {html!r}: {why}", EXIT_USAGE)
@@ -207,18 +211,28 @@ def _what_was_run(
     }
 
 
-def _an_input(page: Path, file: str, journal: str | None) -> str:
-    """Why the page must not be written at `page` ('' when it may): it would replace the bar
-    file or the journal (or one of the journal's side files) the run reads and writes."""
-    page = page.resolve()
-    if page == Path(file).resolve():
-        return "it is the bar file; name another file for the page"
+def _an_input(page: Path, file: str, journal: str | None, others: list[str]) -> str:
+    """Why the page must not be written at `page` ('' when it may): it would replace a file the
+    run reads (the bar file, `others`: the config file, the strategy's file) or the journal it
+    writes (or one of the journal's side files and folders). Same file by inode too: a link."""
+    for what, path in [("the bar file", file)] + [("an input of the run", o) for o in others]:
+        if page.resolve() == Path(path).resolve() or _same_file(page, Path(path)):
+            return f"it is {what} ({path}); name another file for the page"
     if journal is not None:
         kept = Path(journal).resolve()
-        side_file = page.parent == kept.parent and page.name.startswith(kept.name + ".")
-        if page == kept or side_file:
+        stem = kept.with_suffix("").name if kept.suffix else kept.name
+        near = page.resolve().parent == kept.parent
+        named = page.name.startswith((kept.name + ".", stem + ".segments", stem + ".acklog"))
+        if page.resolve() == kept or (near and named):
             return "it is the journal or one of its files; name another file for the page"
     return ""
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _unwritable(path: Path) -> str:
