@@ -289,6 +289,36 @@ def test_the_console_refuses_a_journal_whose_history_reads_back_damaged(tmp_path
     assert missing is None  # no journal yet: nothing to read, nothing refused
 
 
+@pytest.mark.slow
+def test_serve_on_a_journal_that_reads_back_damaged_stops_with_exit_1(tmp_path):
+    # It served on over an engine that journaled nothing ("engine: running", a STALE badge) and
+    # Ctrl-C ended it with exit 0; whether the damage was met in its start or just after, it
+    # now ends as run does.
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    journal = tmp_path / "lab.duckdb"
+    _journal_with_a_corrupt_payload_block(journal, segments_enabled=False)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = tmp_path / "tradelab.yaml"
+    settings.write_text(f"lab:\n  journal_path: {journal}\nconsole:\n  port: {port}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "tradelab.cli", "serve", "--config", str(settings)],
+        cwd=str(tmp_path),
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == EXIT_DAMAGED, proc.stderr
+    assert "the journal file is damaged" in proc.stderr
+    assert "stopped cleanly" not in proc.stdout
+
+
 def test_verify_names_topics_of_a_journals_own_beside_what_their_fold_changes(tmp_path):
     """Folded without its reducers, such a journal differs from its snapshots: said as that,
     not left to read as damage alone."""

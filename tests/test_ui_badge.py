@@ -116,6 +116,28 @@ def test_a_stalled_strategy_hook_gets_a_banner_while_it_lasts():
     assert not header.stalled.visible
 
 
+def test_a_journal_that_failed_gets_a_banner_and_ends_the_served_console():
+    # The page said "engine: running" over an engine that journaled nothing, and served on.
+    from types import SimpleNamespace
+
+    from tradelab.cli_serve import _stop_if_journal_failed
+    from tradelab.errors import RecoveryError
+
+    header = Header(stale_after_seconds=5.0)
+    failure = RecoveryError("the journal file is damaged: Corrupt database file")
+    header.show_journal_failure(failure)
+    assert header.journal.visible and header.journal.css == "tl-journal-banner"
+    assert header.journal.text.startswith("Journal FAILED (the journal file is damaged")
+    header.show_journal_failure(None)
+    assert not header.journal.visible
+    stopped = []
+    loop = SimpleNamespace(stop=lambda: stopped.append(True))
+    _stop_if_journal_failed(SimpleNamespace(engine=SimpleNamespace(journal_failure=None)), loop)
+    assert stopped == []
+    _stop_if_journal_failed(SimpleNamespace(engine=SimpleNamespace(journal_failure=failure)), loop)
+    assert stopped == [True]
+
+
 def test_a_header_on_a_closed_session_shows_the_market_clock_at_the_close():
     # Started again on a session that closed, no tick comes: it read "market: -".
     from tradelab.market.instruments import IST

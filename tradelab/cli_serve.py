@@ -50,9 +50,10 @@ def serve_console(
     `oauth`: Panel's OAuth settings (`oauth_provider`, `oauth_key`, `oauth_secret`, optionally
     `oauth_redirect_uri`), an alternative to `basic_auth`; either needs `cookie_secret`."""
     import panel as pn
+    from tornado.ioloop import PeriodicCallback
 
-    from tradelab.cli import EXIT_USAGE, exit_code_for, fail
-    from tradelab.errors import TradelabError
+    from tradelab.cli import EXIT_DAMAGED, EXIT_UNUSABLE, EXIT_USAGE, exit_code_for, fail
+    from tradelab.errors import RecoveryError, TradelabError
     from tradelab.settings import apply_overrides, load_settings
     from tradelab.ui.auth import AuthSettings
     from tradelab.ui.host import ConsoleHost, shared_host
@@ -140,15 +141,32 @@ def serve_console(
         signal.signal(signal.SIGTERM, lambda *_: loop.asyncio_loop.call_soon_threadsafe(loop.stop))
         print(f"tradelab console at http://{console.address}:{console.port}/", flush=True)  # noqa: T201
         server.start()
-        loop.start()  # until Ctrl-C (Panel's handler) or SIGTERM
+        # A journal that failed (a dead writer, a damaged file) ends the console as it ends
+        # `run`: a session that journals nothing is no session (the page says so meanwhile).
+        watch = PeriodicCallback(lambda: _stop_if_journal_failed(lab, loop), 1000)
+        watch.start()
+        loop.start()  # until Ctrl-C (Panel's handler), SIGTERM or the journal's failure
     finally:
         host.stop()
+        failure = lab.engine.journal_failure
+        if failure is not None:
+            fail(
+                f"the console stopped: {failure}. Events up to seq "
+                f"{lab.engine.metrics()['durable_seq']} are durable in "
+                f"{lab.config.journal_path} or its ack log; `tradelab verify` says what is whole",
+                EXIT_DAMAGED if isinstance(failure, RecoveryError) else EXIT_UNUSABLE,
+            )
         if lab.engine.state == "stopped":  # said, as the README promises it
             print(  # noqa: T201
                 f"tradelab console stopped cleanly at seq {lab.store.version} (queue drained, "
                 f"snapshot taken); journal {lab.config.journal_path}",
                 flush=True,
             )
+
+
+def _stop_if_journal_failed(lab: Any, loop: Any) -> None:
+    if lab.engine.journal_failure is not None:
+        loop.stop()
 
 
 def _port_in_use(address: str, port: int) -> str | None:

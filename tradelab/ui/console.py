@@ -209,6 +209,7 @@ class ConsoleSession:
             self.stale = self.header.apply_changes(changes, now)
             runner = host.lab.runner
             self.header.show_stalled(runner.hook_watch.stalled() if runner is not None else None)
+            self.header.show_journal_failure(host.lab.engine.journal_failure)
             # The first push shows every section as the store has it: after a restart with the
             # market closed no event may ever touch the positions or trades again.
             first = frozenset(SECTIONS) if not self.pushes else frozenset()

@@ -60,8 +60,11 @@ class Header:
         self.broker = Badge("tl-broker-banner", style=_BANNER_STYLE, hidden=True)
         # A strategy hook that does not return holds every strategy and exit (hook_watch.py).
         self.stalled = Badge("tl-stalled-banner", style=_BANNER_STYLE, hidden=True)
+        # A journal that can no longer be written: nothing the page shows after it is kept.
+        self.journal = Badge("tl-journal-banner", style=_BANNER_STYLE, hidden=True)
         self.layout = pn.Column(
             bar,
+            self.journal,
             self.banner,
             self.failures,
             self.broker,
@@ -115,6 +118,15 @@ class Header:
             # The exchange clock stops at the close (15:30), not at the last tick before it
             # (15:29:59), and reads so whether the console saw the session or started after.
             self.market_time.set(f"market {ist_day_minute(session['ts'])} IST")
+
+    def show_journal_failure(self, failure: BaseException | None) -> None:
+        """The engine's journal failure, read on every push (no event follows one to show it)."""
+        self.journal.show(
+            failure is not None,
+            f"Journal FAILED ({failure}): nothing is journaled any more; the console stops"
+            if failure is not None
+            else "",
+        )
 
     def show_stalled(self, stalled: dict[str, Any] | None) -> None:
         """The runner's stuck hook (HookWatch.stalled), read on every push: while it lasts a
