@@ -236,13 +236,18 @@ def test_a_corrupt_block_read_only_by_the_replay_is_damage_with_exit_1(tmp_path)
     _assert_clear_failure(_cli("verify", journal), EXIT_DAMAGED, str(journal), "damaged")
 
 
-def test_an_engine_whose_journal_reads_back_damaged_stops_instead_of_appending(tmp_path):
+@pytest.mark.parametrize("writer_process", [True, False])
+def test_an_engine_whose_journal_reads_back_damaged_stops_instead_of_appending(
+    tmp_path, writer_process
+):
     # A start reads the snapshot and the tail only; the segment sealer then reads the rest, and
     # its "Corrupt database file" was logged while the engine went on appending, and `run`
     # said "stopped cleanly" (exit 0) over a journal verify calls damaged.
     journal = tmp_path / "lab.duckdb"
     _journal_with_a_corrupt_payload_block(journal, segments_enabled=False)
-    engine = Engine(journal_path=str(journal), snapshot_every_seconds=0).start()
+    engine = Engine(
+        journal_path=str(journal), snapshot_every_seconds=0, writer_process=writer_process
+    ).start()
     try:
         deadline = time.monotonic() + 30
         while engine.journal_failure is None and time.monotonic() < deadline:

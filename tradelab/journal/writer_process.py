@@ -24,7 +24,7 @@ import sys
 
 import msgspec
 
-from tradelab.errors import JournalError
+from tradelab.errors import JournalError, RecoveryError
 from tradelab.journal import journal_file, schema, wire
 from tradelab.journal.buffer_pool import BufferPoolLimit
 from tradelab.journal.journal_file import is_damage
@@ -78,7 +78,9 @@ class WriterProcess:
         self.out.send(wire.DURABLE, report)
 
     def _failed(self, error: BaseException) -> None:
-        if is_damage(error):  # a checkpoint read a block back damaged: the file's, not ours
+        if isinstance(error, RecoveryError):  # the sealer's finding, said already
+            self.out.send(wire.DAMAGED, str(error).encode())
+        elif is_damage(error):  # a checkpoint read a block back damaged: the file's, not ours
             text = f"the journal file is damaged: {error}; `tradelab verify` says what is whole"
             self.out.send(wire.DAMAGED, text.encode())
         else:

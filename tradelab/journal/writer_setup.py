@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import duckdb
 
+from tradelab.errors import RecoveryError
 from tradelab.journal.buffer_pool import BufferPoolLimit
 from tradelab.journal.checkpoint import wal_path
 from tradelab.journal.segments import SegmentSealer, segment_dir
@@ -37,6 +38,16 @@ def build_writer(
     directory); the journal itself goes on.
     """
     sealer = None
+    writers: list[ThreadJournalWriter] = []
+
+    def segments_failed(text: str) -> None:
+        # The file's own damage, read back by the sealer, fails the writer too: appending to
+        # a journal that cannot be read back whole would hide it (exit 1 for `run`).
+        if on_segments_failed is not None:
+            on_segments_failed(text)
+        if sealer is not None and sealer.damaged and writers:
+            writers[0].fail_from_outside(RecoveryError(text))
+
     if settings.segments:
         sealer = SegmentSealer(
             segment_dir(settings.path),
@@ -46,7 +57,7 @@ def build_writer(
             every_events=settings.segment_every_events,
             every_seconds=settings.segment_every_seconds,
             buffer_pool=buffer_pool,
-            on_failed=on_segments_failed,
+            on_failed=segments_failed,
         )
 
     def committed(first: int, last: int) -> None:
@@ -72,4 +83,5 @@ def build_writer(
         on_failed=on_failed,
     )
     writer.sealer = sealer
+    writers.append(writer)
     return writer, sealer

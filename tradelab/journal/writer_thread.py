@@ -240,6 +240,8 @@ class ThreadJournalWriter:
             appender = cur.appender("events", columns=list(EVENT_COLUMNS))
             while True:
                 events, tickets, jobs, stopping = self._work.take()
+                if self.failed is not None:  # failed from outside (fail_from_outside)
+                    return
                 if events:
                     self._commit_group(appender, events, tickets)
                 while jobs:
@@ -315,6 +317,12 @@ class ThreadJournalWriter:
         with self._durable_cond:
             self._snapshots_done += 1
             self._durable_cond.notify_all()
+
+    def fail_from_outside(self, error: JournalError) -> None:
+        """Fail now, from another thread (the sealer's, finding the file damaged): every waiter
+        gets `error`, later calls fail at once; the writer thread stops at its next group."""
+        if self.failed is None:
+            self._fail(error)
 
     def _fail(self, exc: BaseException, jobs_in_hand: list | None = None) -> None:
         """Fail every waiter at once with the writer's error: tickets, flushes and snapshots
