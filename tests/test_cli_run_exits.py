@@ -34,7 +34,7 @@ def test_strategies_an_inbox_overflow_stopped_are_said_and_exit_4(tmp_path, capl
         "--param", "fast=2", "--journal", str(tmp_path / "r.duckdb"),
     )  # fmt: skip
     assert result.exit_code == 4, (result.output, result.stderr)
-    assert "sma_cross stopped at seq" in result.stderr
+    assert "sma_cross stopped after seq" in result.stderr
     assert "the runner's inbox overflowed (raise runner.inbox_limit)" in result.stderr
     assert any("its inbox overflowed (inbox_limit 5;" in r.getMessage() for r in caplog.records)
 

@@ -291,3 +291,25 @@ def test_a_strategy_whose_order_is_refused_in_a_halt_keeps_running_and_trades_af
     assert [e.payload["symbol"] for e in events if e.topic == "order.denied"] == [CE]
     assert fills(events) == [(CE, "BUY", LOT, 152.0)]
     assert positions == {CE: LOT}
+
+
+def test_each_inbox_overflow_that_stops_strategies_is_said(tmp_path, caplog):
+    # The first was said; one after an operator started them again stopped them in silence.
+    engine = Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False).start()
+    try:
+        runner = StrategyRunner(
+            engine, ExecutionDesk(PaperBroker(), engine.submit), threaded=False, name="small"
+        )
+        runner.add(Strategy(name="one"))
+        runner.start(who="test")
+        for _ in range(2):
+            runner._inbox.overflowed = True  # as a full inbox leaves it for the runner
+            runner._dispatch(lambda: None)
+            assert runner.state_of("one") == "stopped"
+            assert runner.overflow_stopped == (runner.current_seq, ["one"])
+            runner.start_strategy("one", who="ops")
+        said = [r for r in caplog.records if "its inbox overflowed" in r.getMessage()]
+        assert len(said) == 2 and "one stopped after seq" in said[1].getMessage()
+        runner.stop(who="test")
+    finally:
+        engine.stop()

@@ -87,6 +87,27 @@ def test_a_failed_strategy_gets_a_banner_naming_it_and_why_until_it_runs_again()
     assert not header.failures.visible and header.failures.text == ""
 
 
+def test_strategies_an_inbox_overflow_stopped_get_the_failed_banner_until_started():
+    # The page said only "runner: stopped", as if an operator had stopped them.
+    header = Header(stale_after_seconds=5.0)
+    state = {
+        "runner_status": "running",
+        "strategies": {"sma_cross": "stopped"},
+        "strategy_failures": {},
+        "overflow_stopped": (12, ["sma_cross"]),
+        "risk_state": "normal",
+        "risk_control": {},
+        "engine_status": "running",
+        "pnl": {},
+    }
+    header.apply_state(state)
+    assert header.failures.visible and header.failures.text.startswith(
+        "Strategy sma_cross FAILED (the runner's inbox overflowed after seq 12: raise inbox_limit)"
+    )
+    header.apply_state({**state, "strategies": {"sma_cross": "running"}})
+    assert not header.failures.visible
+
+
 def test_a_degraded_broker_gets_a_banner_naming_it_and_why_until_it_answers():
     header = Header(stale_after_seconds=5.0)
     state = {

@@ -318,7 +318,7 @@ def _watch(
     if overflow is not None:  # said in the log as it happened; the run's outcome is this
         seq, names = overflow
         fail(
-            f"{', '.join(names)} stopped at seq {seq}: the runner's inbox overflowed (raise "
+            f"{', '.join(names)} stopped after seq {seq}: the runner's inbox overflowed (raise "
             "runner.inbox_limit); the session and its journal went on",
             EXIT_STRATEGY_FAILED,
         )

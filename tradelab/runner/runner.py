@@ -72,7 +72,7 @@ class StrategyRunner(EventHandlingMixin, LockstepMixin, OperatorCommandsMixin, S
         self.monitor = PositionMonitor(self)
         self.trade_log = TradeLog(self.submit)
         self.current_seq = 0
-        # (seq, strategies) when an inbox overflow first stopped running strategies, else None.
+        # (seq, strategies) when an inbox overflow last stopped running strategies, else None.
         self.overflow_stopped: tuple[int, list[str]] | None = None
         self._seeded_seq = 0  # the seq the trade log was seeded at (_started)
         self.inputs_check: Callable[[Sequence[Strategy]], None] | None = None  # set by a Lab
@@ -332,11 +332,11 @@ class StrategyRunner(EventHandlingMixin, LockstepMixin, OperatorCommandsMixin, S
         if self._inbox.overflowed:
             self._inbox.overflowed = False
             running = [n for n, s in self._slots.items() if s.state in (RUNNING, PAUSED)]
-            if running and self.overflow_stopped is None:
+            if running:  # each time: an operator may have started them again since
                 self.overflow_stopped = (self.current_seq, running)
                 log.error(
                     "runner %s: its inbox overflowed (inbox_limit %d; %d events dropped), so "
-                    "%s stopped at seq %d: none is fed a gap. Raise runner.inbox_limit, or "
+                    "%s stopped after seq %d: none is fed a gap. Raise runner.inbox_limit, or "
                     "make the strategies' hooks quicker",
                     self.name, self._inbox.limit, self.events_dropped, ", ".join(running),
                     self.current_seq,

@@ -189,6 +189,7 @@ def header(lab: Any) -> dict[str, Any]:
         "runner_status": runner.get("status", "stopped"),
         "strategies": strategies,
         "strategy_failures": failures,
+        "overflow_stopped": lab.runner.overflow_stopped if lab.runner is not None else None,
         "risk_state": control_state(lab.store),
         "risk_control": v["risk.control"] or {},
         "engine_status": v["engine.status"] or lab.engine.state,

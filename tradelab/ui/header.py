@@ -89,7 +89,11 @@ class Header:
             f"Trading {risk.upper()} by {control.get('by') or '?'}: "
             f"{control.get('reason') or 'no reason given'}",
         )
-        failed = state.get("strategy_failures") or {}
+        failed = dict(state.get("strategy_failures") or {})
+        seq, names = state.get("overflow_stopped") or (0, [])
+        for name in names:  # stopped by the runner, not by an operator: said as loudly
+            if state["strategies"].get(name) == "stopped":
+                failed[name] = f"the runner's inbox overflowed after seq {seq}: raise inbox_limit"
         self.failures.show(
             bool(failed),
             "; ".join(f"Strategy {name} FAILED ({why})" for name, why in failed.items())
