@@ -59,3 +59,15 @@ def test_a_side_filled_at_one_price_logs_that_price_as_it_was():
     assert (first["entry_price"], first["exit_price"]) == (103.0623707106, 100.1078650799)
     # (2 * 0.1 + 0.2) / 3 is 0.13333333333333333 in floats; the average keeps 12 digits.
     assert second["entry_price"] == 0.133333333333 and second["exit_price"] == 0.3
+
+
+def test_a_trip_re_seeded_at_the_books_average_logs_it_without_float_noise():
+    # After a restart whose store no longer holds the opening fill, the trip starts at the
+    # position's book average: an average, rounded as one (0.15, not 0.15000000000000002).
+    logged = []
+    log = TradeLog(lambda topic, payload, key="": logged.append(payload))
+    position = {"net_quantity": 2, "average_price": (0.1 + 0.2) / 2, "opened_seq": 5}
+    log.seed({"a:NIFTY": {**position, "strategy": "a", "symbol": "NIFTY"}}, {}, {})
+    log.on_fill(_fill(9, "SELL", 2, 1.0, 0.0))
+    assert logged[0]["entry_price"] == 0.15
+

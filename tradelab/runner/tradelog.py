@@ -79,7 +79,9 @@ class TradeLog:
             if int(self._open.get(pid, {}).get("net", 0)) != int(positions[pid]["net_quantity"]):
                 pos = positions[pid]
                 net = int(pos["net_quantity"])
-                self._open[pid] = self._new(pos, net, float(pos["average_price"]), None, None)
+                trip = self._new(pos, net, float(pos["average_price"]), None, None)
+                trip["entry_price"] = _MIXED  # the book's average, not a fill's: rounded
+                self._open[pid] = trip
 
     def _fold_from_opening(self, fills: Iterable[Mapping[str, Any]], journal: bool) -> None:
         """Fold a position's fills since it opened. Its opening fill may have reversed it (the
