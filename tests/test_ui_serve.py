@@ -122,3 +122,21 @@ def test_installed_without_the_repository_it_serves_the_packaged_console(tmp_pat
     finally:
         server.stop()
     assert server.process.returncode == 0, server.log.read_text()[-2000:]
+
+
+def test_a_served_console_that_cannot_start_is_a_page_saying_why(monkeypatch):
+    # `panel serve notebooks/console.ipynb` on a journal refused as damaged gave a blank page,
+    # the reason only in the server's log.
+    import panel as pn
+
+    import tradelab.ui.host
+    from tradelab.errors import RecoveryError
+    from tradelab.ui.console import served_console
+
+    def refused():
+        raise RecoveryError("journal lab.duckdb is damaged: reading its tape history failed")
+
+    monkeypatch.setattr(tradelab.ui.host, "shared_host", refused)
+    page = served_console()
+    assert isinstance(page, pn.pane.Alert) and page.alert_type == "danger"
+    assert "The console cannot start." in page.object and "is damaged" in page.object

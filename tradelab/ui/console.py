@@ -301,6 +301,21 @@ class ConsoleSession:
         getattr(notifications, kind)(message, duration=4000)
 
 
+def served_console(user: str | None = None) -> pn.viewable.Viewable:
+    """The served page: the process's console, or, when its session cannot start (a journal
+    refused as damaged, a bad setting), a page that says why (not a blank one)."""
+    from tradelab.errors import TradelabError
+    from tradelab.ui.host import shared_host
+
+    try:
+        host = shared_host()
+    except TradelabError as exc:
+        return pn.pane.Alert(
+            f"**The console cannot start.** {escape(str(exc))}", alert_type="danger"
+        )
+    return build_console(host, user=user)
+
+
 def build_console(host: ConsoleHost, user: str | None = None) -> pn.viewable.Viewable:
     """One session's console over `host`. Served, it reports to the host and, once its page has
     loaded, pushes from a periodic callback; outside a server (a notebook, a test) call

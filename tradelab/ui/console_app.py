@@ -4,10 +4,9 @@ served path, line for line; run only by a Panel server, never imported."""
 
 import panel as pn
 
-from tradelab.ui.console import build_console
-from tradelab.ui.host import shared_host
+from tradelab.ui.console import served_console
 
 pn.extension("tabulator", notifications=True)
 
 # The server process's one host, built by `tradelab serve` before the first session.
-build_console(shared_host(), user=pn.state.user).servable(title="tradelab console")
+served_console(user=pn.state.user).servable(title="tradelab console")
