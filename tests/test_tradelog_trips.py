@@ -70,4 +70,3 @@ def test_a_trip_re_seeded_at_the_books_average_logs_it_without_float_noise():
     log.seed({"a:NIFTY": {**position, "strategy": "a", "symbol": "NIFTY"}}, {}, {})
     log.on_fill(_fill(9, "SELL", 2, 1.0, 0.0))
     assert logged[0]["entry_price"] == 0.15
-
