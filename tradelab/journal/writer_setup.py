@@ -38,15 +38,15 @@ def build_writer(
     directory); the journal itself goes on.
     """
     sealer = None
-    writers: list[ThreadJournalWriter] = []
+    writer: ThreadJournalWriter | None = None  # made below; the sealer's callback reads it
 
     def segments_failed(text: str) -> None:
         # The file's own damage, read back by the sealer, fails the writer too: appending to
         # a journal that cannot be read back whole would hide it (exit 1 for `run`).
         if on_segments_failed is not None:
             on_segments_failed(text)
-        if sealer is not None and sealer.damaged and writers:
-            writers[0].fail_from_outside(RecoveryError(text))
+        if sealer is not None and sealer.damaged and writer is not None:
+            writer.fail_from_outside(RecoveryError(text))
 
     if settings.segments:
         sealer = SegmentSealer(
@@ -83,5 +83,4 @@ def build_writer(
         on_failed=on_failed,
     )
     writer.sealer = sealer
-    writers.append(writer)
     return writer, sealer

@@ -209,16 +209,21 @@ class ExecutionDesk:
         of the broker: the book trims old sessions' orders, and the broker refuses an id it
         knows, so journaling it would leave a working order the broker never had."""
         with self._ids_lock:
-            if (
-                order_id in self._claimed
-                or self._has_order(order_id)
-                or (ask_broker and self._broker_knows(order_id))
-            ):
+            if self._in_use(order_id, ask_broker=ask_broker):
                 raise DuplicateOrderIdError(
                     f"order id {order_id!r} is already used by another order; choose a new id "
                     "(the existing order is unchanged)"
                 )
             self._claimed.add(order_id)
+
+    def _in_use(self, order_id: str, *, ask_broker: bool) -> bool:
+        """Whether an order has `order_id`: reserved now, in the book, or (`ask_broker`) at the
+        broker. Called holding `_ids_lock`."""
+        return (
+            order_id in self._claimed
+            or self._has_order(order_id)
+            or (ask_broker and self._broker_knows(order_id))
+        )
 
     def _claim_new_id(self) -> str:
         """Reserve an id of the desk's own: `O-<seq>-<n>`, the n-th it made while the store was
@@ -232,11 +237,7 @@ class ExecutionDesk:
             while True:
                 self._id_count += 1
                 order_id = f"O-{seq}-{self._id_count}"
-                if not (
-                    order_id in self._claimed
-                    or self._has_order(order_id)
-                    or self._broker_knows(order_id)
-                ):
+                if not self._in_use(order_id, ask_broker=True):
                     self._claimed.add(order_id)
                     return order_id
 
