@@ -1,5 +1,7 @@
 """The lab across sessions and restarts: what resumes, closes and expires from day to day."""
 
+from unittest import mock
+
 import pytest
 
 from tests.test_lab import fast_lab, wait_for
@@ -309,3 +311,38 @@ def test_running_a_journal_again_past_its_whole_session_says_why_nothing_plays(t
         said = "nothing left to play" in caplog.text
         assert (said, lab.ticks_played > 0) == ((False, True) if run == 0 else (True, False))
     assert "2025-11-12 15:29 IST" in caplog.text and "start a new journal" in caplog.text
+
+
+def test_a_day_is_closed_even_while_the_store_still_shows_the_day_before_closed():
+    # Paced under load, the kernel had not applied the new day's open when that day closed:
+    # the store still read the day before "closed", so the new day's close was skipped and
+    # the journal held an opened session that never closed.
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    from tradelab.lab_days import TradingDays
+    from tradelab.market.instruments import IST
+
+    day_before = {"session_date": "2025-11-03", "status": "closed", "ts": 0}
+    store = SimpleNamespace(
+        get=lambda path, default=None: day_before if path == "market.session" else default
+    )
+    closed = []
+    hours = SimpleNamespace(is_trading_day=lambda day: False)
+    lab = SimpleNamespace(
+        engine=SimpleNamespace(store=store, submit=lambda *a, **k: None),
+        router=SimpleNamespace(close_session=closed.append),
+        clock=SimpleNamespace(now_ns=lambda: 1 << 62, set=lambda ns: None),
+        broker=SimpleNamespace(hours=hours),
+        desk=None,
+        risk_monitor=None,
+    )
+    days = TradingDays(lab)
+    days._opened_date = "2025-11-04"
+    last_tick = int(datetime(2025, 11, 4, 9, 44, tzinfo=IST).timestamp()) * 10**9
+    with (
+        mock.patch("tradelab.lab_days.expire_day_orders"),
+        mock.patch("tradelab.lab_days.settle_expired_options", return_value=[]),
+    ):
+        days.close_day(last_tick)
+    assert closed == [last_tick]

@@ -97,8 +97,11 @@ class TradingDays:
         self._closed_date = day
         # Once: a paced session stopped in an overnight wait had closed its day already, and a
         # restart with nothing more of a closed day to play finds it closed. The clock reads
-        # the day's close either way: an order after it is after hours.
-        if (lab.engine.store.get("market.session", None) or {}).get("status") != "closed":
+        # the day's close either way: an order after it is after hours. Paced, the store may
+        # not have applied this day's open yet and still show the day before closed: only
+        # this day's close counts.
+        session = lab.engine.store.get("market.session", None) or {}
+        if session.get("status") != "closed" or session.get("session_date") != day:
             lab.router.close_session(last_ns)
         clock_to_close(lab.clock, lab.broker.hours, last_ns)
         expire_day_orders(lab.engine.store, lab.desk)
