@@ -309,3 +309,32 @@ def test_a_restart_whose_file_goes_on_to_later_days_opens_each_and_closes_it_at_
     resets = [e.payload["session_date"] for e in JournalReader(journal).events()
               if e.topic == "pnl.session_reset"]  # fmt: skip
     assert resets == ["2024-03-04", "2024-03-05", "2024-03-06"]
+
+
+def test_a_replay_of_30_minute_bars_builds_30m_bars_and_trades_them(tmp_path):
+    # The README promises the file's own bar length; it used to be built only when it was
+    # one of 1m/5m/15m/1h: a 30m file got 15m and 1h bars, and interval=30m was refused.
+    rows = ["Date,Open,High,Low,Close"]
+    for day in (3, 4, 5):
+        for i in range(12):  # 09:15 .. 14:45, 30 minutes apart
+            hour, minute = divmod(9 * 60 + 15 + 30 * i, 60)
+            close = 100 + 5 * math.sin((day * 12 + i) / 2)
+            rows.append(
+                f"2025-11-{day:02d} {hour:02d}:{minute:02d},{close},{close},{close},{close}"
+            )
+    bars = tmp_path / "m30.csv"
+    bars.write_text("\n".join(rows) + "\n")
+    journal = tmp_path / "r.duckdb"
+    result = invoke(
+        "--feed", "replay", str(bars), "--speed", "max", "--strategy", "sma_cross",
+        "--param", "fast=2", "--param", "slow=4", "--param", "interval=30m",
+        "--journal", str(journal),
+    )  # fmt: skip
+    assert result.exit_code == 0, (result.output, result.stderr)
+    reader = JournalReader(journal)
+    own = [e.payload for e in reader.events(topic="market.bar") if e.payload["interval"] == "30m"]
+    assert len(own) == 36
+    assert all(b["end"] - b["start"] == 30 * 60 * 10**9 for b in own)
+    # Each 30m bar is the file's bar again: built from its quotes, anchored at 09:15.
+    assert [b["close"] for b in own] == [float(r.rsplit(",", 1)[1]) for r in rows[1:]]
+    assert reader.events(topic="trade.executed")

@@ -61,9 +61,24 @@ def test_the_last_bar_of_the_session_ends_at_the_close_not_after_it():
     assert agg.on_tick(px("NIFTY", ist(15, 40), 102.0)) == []
 
 
-def test_unknown_bar_interval_is_rejected():
-    with pytest.raises(InvalidInputError, match="bar interval '7m' is not supported"):
-        BarAggregator(("15m", "7m"))
+def test_a_label_that_is_not_a_bar_length_is_rejected():
+    for label in ("15min", "0m", "7x", "1d"):
+        with pytest.raises(InvalidInputError, match=f"bar interval '{label}' is not supported"):
+            BarAggregator(("15m", label))
+
+
+def test_any_length_in_seconds_minutes_or_hours_is_built_from_the_open():
+    # A replayed file's own length (7m here) is built beside the session's.
+    aggregator = BarAggregator(("15m", "7m"))
+    closed = []
+    for minute in range(16):
+        closed += aggregator.on_tick(px("NIFTY", ist(9, 15 + minute), 100.0 + minute))
+    minutes = 60 * 10**9
+    spans = [
+        (b.interval, (b.start - ist(9, 15)) // minutes, (b.end - b.start) // minutes)
+        for b in closed
+    ]
+    assert spans == [("7m", 0, 7), ("7m", 7, 7), ("15m", 0, 15)]
 
 
 def run_session(seed=11, n_ticks=None):

@@ -61,7 +61,7 @@ from tradelab.lab_sessions import (
     resumed_ticks,
 )
 from tradelab.lab_status import session_status, wait_for_mark
-from tradelab.market.bars import INTERVAL_SECONDS
+from tradelab.market.bars import interval_seconds
 from tradelab.market.clock import NS_PER_S, SimulatedClock
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeedConfig
 from tradelab.market.instruments import IST
@@ -300,7 +300,7 @@ class Lab:
 
     def _resumed_ticks(self) -> Iterator[Tick]:
         resumed = self.resumed_after_ns
-        longest = max(INTERVAL_SECONDS[i] for i in self.router.bars.intervals) * NS_PER_S
+        longest = max(map(interval_seconds, self.router.bars.intervals)) * NS_PER_S
         for tick in resumed_ticks(
             self.feed.ticks(),
             resumed,

@@ -19,7 +19,12 @@ from tradelab.errors import InvalidInputError, TradelabError
 from tradelab.journal.journal_file import NO_EXTENSIONS
 from tradelab.journal.journal_lock import journal_lock_path
 from tradelab.journal.segments import list_segments, segment_dir
-from tradelab.market.bars import INTERVAL_SECONDS
+from tradelab.market.bars import (
+    INTERVAL_SECONDS,
+    LONGEST_SESSION_BAR_S,
+    interval_label,
+    interval_seconds,
+)
 from tradelab.market.clock import NS_PER_S
 from tradelab.market.feeds import (
     ReplayFeed,
@@ -97,8 +102,8 @@ class LabConfig(param.Parameterized):
         default=["15m", "1h"],
         objects=list(INTERVAL_SECONDS),
         doc="Bar lengths built from the feed's quotes: what strategies get in on_bar and the "
-        "console charts. A replay also builds its file's own bar length when it is one of "
-        "these choices (a 1-minute file gives 1m bars too).",
+        "console charts. A replay also builds its file's own bar length when it is 1h or "
+        "shorter (a 1-minute file gives 1m bars too, a 30-minute one 30m), from the 09:15 open.",
     )
     strategy = param.String(
         default="short_straddle",
@@ -240,19 +245,20 @@ def session_intervals(cfg: LabConfig, bar_seconds: int | None = None) -> tuple[s
             f"lab.bar_intervals is empty; choose one or more of {', '.join(INTERVAL_SECONDS)}"
         )
     intervals = list(cfg.bar_intervals)
-    own = next((k for k, v in INTERVAL_SECONDS.items() if v == bar_seconds), None)
-    if own is not None and own not in intervals:
-        intervals.append(own)
-    elif bar_seconds is not None and own is None and bar_seconds > max(INTERVAL_SECONDS.values()):
+    if bar_seconds is not None and 0 < bar_seconds <= LONGEST_SESSION_BAR_S:
+        own = interval_label(bar_seconds)  # 30m: built beside the configured lengths
+        if own not in intervals:
+            intervals.append(own)
+    elif bar_seconds is not None and bar_seconds > LONGEST_SESSION_BAR_S:
         # A daily file: its strategies get the session's shorter bars, built from its quotes.
         log.warning(
             "the replayed file's bars are %s long; a session builds bars of at most 1h from its "
             "quotes, so strategies get %s bars (lab.bar_intervals), not the file's own: backtest "
             "the file (tradelab backtest FILE --strategy ...) to trade on its bars",
             _length(bar_seconds),
-            ", ".join(sorted(intervals, key=INTERVAL_SECONDS.__getitem__)),
+            ", ".join(sorted(intervals, key=interval_seconds)),
         )
-    return tuple(sorted(intervals, key=INTERVAL_SECONDS.__getitem__))
+    return tuple(sorted(intervals, key=interval_seconds))
 
 
 def _length(seconds: int) -> str:

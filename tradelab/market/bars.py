@@ -7,6 +7,7 @@ aggregator (it is not locked).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -18,6 +19,29 @@ from tradelab.market.instruments import IST
 from tradelab.market.ticks import Tick
 
 INTERVAL_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600}
+# The longest bar a session builds from quotes: a replayed file of longer bars (a daily file)
+# is traded on the session's own lengths (see lab_config.session_intervals).
+LONGEST_SESSION_BAR_S = 3600
+_LENGTH_LABEL = re.compile(r"([1-9][0-9]*)([smh])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def interval_seconds(interval: str) -> int | None:
+    """A bar length's seconds: one of INTERVAL_SECONDS, or a replayed file's own ('30m',
+    '30s', '2h'); None for a label that is not one."""
+    known = INTERVAL_SECONDS.get(interval)
+    if known is not None:
+        return known
+    match = _LENGTH_LABEL.fullmatch(interval) if isinstance(interval, str) else None
+    return int(match[1]) * _UNIT_SECONDS[match[2]] if match else None
+
+
+def interval_label(seconds: int) -> str:
+    """The label of a bar length in seconds, in its largest whole unit: 1800 -> '30m'."""
+    for unit, label in ((3600, "h"), (60, "m")):
+        if seconds >= unit and seconds % unit == 0:
+            return f"{seconds // unit}{label}"
+    return f"{max(seconds, 1)}s"
 
 
 @dataclass(slots=True)
@@ -65,14 +89,14 @@ class BarAggregator:
         without a session: a special session (a Diwali Muhurat hour) anchors its bars at its
         own open and ends its last one at its own close. Otherwise, and on days it gives None
         for, bars run from `session_open` to `session_close`."""
-        unknown = [i for i in intervals if i not in INTERVAL_SECONDS]
+        unknown = [i for i in intervals if interval_seconds(i) is None]
         if unknown or not intervals:
             raise InvalidInputError(
                 f"bar interval {unknown[0] if unknown else intervals!r} is not supported; "
-                f"expected some of {', '.join(INTERVAL_SECONDS)}"
+                f"expected some of {', '.join(INTERVAL_SECONDS)} (or a length such as '30m')"
             )
         self.intervals = tuple(intervals)
-        self._lengths = {i: INTERVAL_SECONDS[i] * NS_PER_S for i in intervals}
+        self._lengths = {i: interval_seconds(i) * NS_PER_S for i in intervals}
         self._session_open = session_open
         self._session_close = session_close
         self._sessions = sessions

@@ -29,6 +29,7 @@ from tradelab.market.bar_files import (
     time_column,
 )
 from tradelab.market.bar_times import times_ns
+from tradelab.market.bars import interval_label
 
 _PRICE_COLUMNS = ("open", "high", "low", "close")
 log = logging.getLogger(__name__)
@@ -112,10 +113,9 @@ def _interval_label(length_ns: int) -> str:
     if length_ns == 30 * DAY_NS:
         return "1mo"  # calendar months (calendar_days), as Yahoo names them
     step = length_ns // 1_000_000_000
-    for seconds, label in ((86_400, "d"), (3600, "h"), (60, "m")):
-        if step >= seconds and step % seconds == 0:
-            return f"{step // seconds}{label}"
-    return f"{max(step, 1)}s"
+    if step >= 86_400 and step % 86_400 == 0:
+        return f"{step // 86_400}d"
+    return interval_label(step)  # as a replay labels the file's own bars
 
 
 def _bar_length_doubt(ts: np.ndarray, length: int, at: Callable[[int], str]) -> str | None:
