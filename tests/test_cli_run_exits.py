@@ -244,3 +244,14 @@ def test_a_feed_that_fails_is_exit_3_naming_the_error_not_a_session_that_ended(
     assert result.exit_code == 3, said
     assert "session ended" not in result.output
     assert "the feed stopped before the session's end: ValueError: expected non-negative" in said
+
+
+@pytest.mark.parametrize("flag", ["--duration", "--every"])
+def test_a_number_flag_given_nan_is_a_usage_error_not_a_run_for_ever(tmp_path, flag):
+    # NaN passed click's range check (every comparison with it is False): --duration nan ran
+    # until the session ended, --every nan showed no progress.
+    journal = tmp_path / "r.duckdb"
+    result = invoke(flag, "nan", "--journal", str(journal))
+    assert result.exit_code == 2
+    assert f"Invalid value for '{flag}': 'nan' is not a finite number" in result.output
+    assert not journal.exists()

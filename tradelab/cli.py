@@ -25,7 +25,7 @@ import click
 from tradelab import __version__
 from tradelab.cli_bench import bench
 from tradelab.cli_journal import inspect_cmd, verify_cmd
-from tradelab.cli_options import config_option
+from tradelab.cli_options import NumberRange, config_option
 from tradelab.cli_progress import NoTracebacks, StderrHandler, clear_progress_line
 from tradelab.cli_serve import serve
 from tradelab.journal.journal_file import is_interrupt
@@ -177,13 +177,13 @@ def config_cmd(config_file: str | None) -> None:
 )
 @click.option(
     "--duration",
-    type=click.FloatRange(min=0),
+    type=NumberRange(min=0),
     default=None,
     help="Stop after this many wall seconds (default: when the session ends).",
 )
 @click.option(
     "--every",
-    type=click.FloatRange(min=0.1),
+    type=NumberRange(min=0.1),
     default=1.0,
     show_default=True,
     help="Seconds between progress updates.",
@@ -286,18 +286,18 @@ def _params(assignments: tuple[str, ...]) -> dict[str, str]:
     "under this name (default: its file name).",
 )
 @click.option(
-    "--cash", type=click.FloatRange(min=0, min_open=True), default=1_000_000.0, show_default=True
+    "--cash", type=NumberRange(min=0, min_open=True), default=1_000_000.0, show_default=True
 )
 @click.option(
     "--commission",
-    type=click.FloatRange(0, 0.1),
+    type=NumberRange(0, 0.1),
     default=0.0,
     show_default=True,
     help="Fraction of traded value charged per fill.",
 )
 @click.option(
     "--fee-per-fill",
-    type=click.FloatRange(min=0),
+    type=NumberRange(min=0),
     default=0.0,
     show_default=True,
     help="Flat fee charged per fill (e.g. 20, a discount broker's rupees), beside --commission.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 
@@ -15,3 +17,16 @@ def config_option(what: str):
         help=f"A tradelab.yaml settings file ({what}); flags given override it. "
         "See `tradelab config`.",
     )
+
+
+class NumberRange(click.FloatRange):
+    """A FloatRange that refuses NaN and infinities: NaN passes any range test (every
+    comparison with it is False), so `--duration nan` ran for ever."""
+
+    name = "number range"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number

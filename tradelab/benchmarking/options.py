@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import click
 
+from tradelab.cli_options import NumberRange
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 # -h as well as --help, as argparse accepted before.
@@ -50,7 +52,7 @@ def positive_float(name: str, default: float, help: str) -> Callable[[F], F]:
     """A float option that must be > 0 (seconds, rates, speeds)."""
     return click.option(
         name,
-        type=click.FloatRange(min=0, min_open=True),
+        type=NumberRange(min=0, min_open=True),
         default=default,
         show_default=True,
         help=help,
@@ -73,7 +75,7 @@ def bench_options(
 # The store benchmark's reactive layer refresh rate (benchmarks/store.py and `tradelab bench store`).
 rate_hz_option = click.option(
     "--rate-hz",
-    type=click.FloatRange(min=0.1, max=1000),
+    type=NumberRange(min=0.1, max=1000),
     default=20.0,
     show_default=True,
     help="Refresh rate of the reactive layer.",
