@@ -23,3 +23,31 @@ def test_a_huge_refused_value_is_not_echoed_whole(tmp_path):
     result = CliRunner().invoke(main, ["config", "--config", str(big)])
     assert result.exit_code == 2 and "lab.seed" in result.output
     assert len(result.output) < 2_000 and "1,000,002 characters" in result.output
+
+
+def test_settings_a_run_cannot_honour_are_refused_at_load_naming_the_bound(tmp_path):
+    # They used to pass `tradelab config` and then fail the run: a traceback (OverflowError
+    # from the bus's ring) and a writer that could not open the journal (DuckDB's limit).
+    for key, value, allowed in (
+        ("history_size", 10**20, "an integer from 0 to 10000000"),
+        ("writer_memory_mb", 10**20, "an integer from 64 to 4194304"),
+    ):
+        config = tmp_path / f"{key}.yaml"
+        config.write_text(f"engine:\n  {key}: {value}\n")
+        result = CliRunner().invoke(main, ["config", "--config", str(config)])
+        assert result.exit_code == 2, result.output
+        assert f"engine.{key}" in result.output and allowed in result.output
+
+
+def test_the_state_schema_version_is_the_codes_not_a_setting(tmp_path):
+    # Set to 2, it wrote a journal this same tradelab then refused ("upgrade tradelab").
+    config = tmp_path / "v2.yaml"
+    config.write_text("engine:\n  state_schema_version: 2\n")
+    result = CliRunner().invoke(
+        main, ["run", "--config", str(config), "--journal", str(tmp_path / "j.duckdb")]
+    )
+    assert result.exit_code == 2
+    assert "engine.state_schema_version" in result.output and "is not a setting" in result.output
+    assert not (tmp_path / "j.duckdb").exists()
+    dump = CliRunner().invoke(main, ["config"]).output
+    assert "state_schema_version: " not in dump

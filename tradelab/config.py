@@ -138,7 +138,7 @@ class EngineConfig(param.Parameterized):
     )
     writer_memory_mb = param.Integer(
         default=512,
-        bounds=(64, None),
+        bounds=(64, 1 << 22),  # 4 TiB: DuckDB refuses a limit it cannot represent
         doc="DuckDB's memory limit in the writer process, MB (it caches blocks up to it). "
         "Raised on its own to 8x the largest snapshot written: a CHECKPOINT pins a "
         "snapshot's block, and too little memory there stops the writer for good.",
@@ -153,7 +153,7 @@ class EngineConfig(param.Parameterized):
         doc="How long to retry when a reader briefly holds the journal file's lock.",
     )
     history_size = param.Integer(
-        default=10_000, bounds=(0, None), doc="Events kept in the bus history ring."
+        default=10_000, bounds=(0, 10_000_000), doc="Events kept in the bus history ring."
     )
     state_schema_version = param.Integer(
         default=1, bounds=(1, None), doc="Schema version of the state this code builds."

@@ -49,7 +49,12 @@ SECTIONS: dict[str, type[param.Parameterized]] = {
 # Settings a Lab takes from its `lab` section: kept out of their own sections, where a second
 # value would silently lose to the first.
 SET_ELSEWHERE: dict[str, dict[str, str]] = {
-    "engine": {"journal_path": "lab.journal_path"},
+    "engine": {
+        "journal_path": "lab.journal_path",
+        # The schema this code builds, not a choice: a journal written under another number is
+        # one this tradelab then refuses. A program that migrates passes it to Engine itself.
+        "state_schema_version": "this tradelab's code",
+    },
     "sim_feed": {
         "seed": "lab.seed",
         "ticks_per_second": "lab.ticks_per_second",
