@@ -43,6 +43,7 @@ def test_a_text_exit_level_is_refused_by_name():
         (SmaCross(), {"fee_per_fill": "20"}, "fee_per_fill '20'"),
         (SmaCross(), {"progress": 5}, "progress 5"),
         (SmaCross(), {"engine_overrides": {"nope": 1}}, "no setting 'nope'"),
+        (SmaCross(), {"symbol": 5}, "symbol 5 must be text"),
     ],
 )
 def test_refused_backtest_arguments_leave_no_journal(tmp_path, strategy, settings, message):

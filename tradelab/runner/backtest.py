@@ -169,6 +169,8 @@ def run_backtest(
     check_settings(cash, commission, fee_per_fill, engine_overrides, progress)
     if not isinstance(stop_at_failure, bool):
         raise InvalidInputError(f"stop_at_failure {stop_at_failure!r} must be True or False")
+    if symbol is not None and not isinstance(symbol, str):
+        raise InvalidInputError(f"symbol {symbol!r} must be text (a symbol of the file), or None")
     check_backtestable(strategies)
     check_risk(risk)
     symbols_as_ids(strategies)  # TCS.NS -> TCS_NS, as the file's rows trade
