@@ -1,4 +1,4 @@
-"""The console's safety checks as people reach it: by any loopback name and port, on [::1],
+"""The console's safety checks as people reach it: by any loopback name and port, not on an IPv6 address,
 through panel serve with a login but no cookie secret; and errors that quote a huge value."""
 
 from __future__ import annotations
@@ -36,8 +36,16 @@ def test_every_loopback_name_with_any_port_reaches_the_console_and_no_other_host
         assert app.find_handler(SimpleNamespace(host=host)) == "refused", host
 
 
-def test_an_ipv6_loopback_address_gets_origins_bokeh_takes():
-    assert websocket_origins("::1", 5128) == ["[::1]:5128"]
+def test_an_ipv6_address_is_refused_before_the_lab_starts(tmp_path, monkeypatch):
+    # Bokeh's origin check takes host:port names only: `serve --address ::1` started the Lab,
+    # then died in a traceback with exit 1 (which means "journal damaged").
+    monkeypatch.chdir(tmp_path)
+    for address in ("::1", "::"):
+        result = CliRunner().invoke(main, ["serve", "--address", address, "--port", "5129"])
+        assert result.exit_code == 2, result.output
+        assert f"cannot serve on the IPv6 address {address}" in result.output
+    assert not (tmp_path / "data").exists()
+    assert websocket_origins("127.0.0.1", 5128) == ["127.0.0.1:5128", "localhost:5128"]
 
 
 def test_panel_serve_with_a_login_but_no_cookie_secret_is_refused():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from click.testing import CliRunner
 
 from tradelab.cli import main
@@ -75,7 +77,6 @@ def test_basic_auth_and_oauth_together_is_a_usage_error(tmp_path):
 
 
 def test_a_port_in_use_is_a_usage_error_before_the_lab_touches_a_file(tmp_path):
-    import socket
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -140,3 +141,72 @@ def test_a_served_console_that_cannot_start_is_a_page_saying_why(monkeypatch):
     page = served_console()
     assert isinstance(page, pn.pane.Alert) and page.alert_type == "danger"
     assert "The console cannot start." in page.object and "is damaged" in page.object
+
+
+def test_a_notebook_that_is_not_a_notebook_or_script_is_a_usage_error(tmp_path, monkeypatch):
+    # Panel served any other text as a page reading the file's name, the Lab trading behind it.
+    monkeypatch.chdir(tmp_path)
+    bars = tmp_path / "bars.txt"
+    bars.write_text("Date,Open,High,Low,Close\n")
+    result = CliRunner().invoke(main, ["serve", "--notebook", str(bars)])
+    assert result.exit_code == 2, result.output
+    assert "is not a console notebook (.ipynb) or app script (.py)" in result.output
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_sigterm_while_the_console_starts_stops_it_cleanly(tmp_path):
+    # Sent before the server's loop ran, SIGTERM killed the process (exit 143, the lock and
+    # the ack log left as after a crash) and Ctrl-C ended a clean stop with exit 130.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    journal = tmp_path / "lab.duckdb"
+    settings = tmp_path / "tradelab.yaml"
+    settings.write_text(f"lab:\n  journal_path: {journal}\n")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tradelab.cli",
+            "serve",
+            "--config",
+            str(settings),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    deadline = time.monotonic() + 60
+    while not journal.exists():  # the Lab is being made: the handlers are in place by now
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode == 0, output
+    assert "tradelab console stopped cleanly" in output and "Traceback" not in output
+    assert not (tmp_path / "lab.duckdb.lock").exists()
+    assert not list(tmp_path.glob("*.acklog"))
+
+
+def test_operators_named_without_a_login_are_warned_about(tmp_path):
+    # They were ignored without a word: everyone on 127.0.0.1 operated the console.
+    settings = tmp_path / "tradelab.yaml"
+    settings.write_text("console:\n  operators: [alice]\n")
+    with socket.socket() as taken:  # the serve stops there, after the warning, before a Lab
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = CliRunner().invoke(main, ["serve", "--config", str(settings), "--port", port])
+    assert result.exit_code == 2
+    assert "console.operators (alice) count only with a login" in result.stderr

@@ -7,7 +7,6 @@ the host stops the Lab (it drains its queue and takes a snapshot).
 
 from __future__ import annotations
 
-import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ def console_app(notebook: str | None) -> Path:
 def websocket_origins(address: str, port: int) -> list[str]:
     """The origins the browser may open the session websocket from (Bokeh refuses others)."""
     hosts = LOOPBACK if address in LOOPBACK else (address,)
-    return [f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host in hosts]
+    return [f"{host}:{port}" for host in hosts]  # IPv4 or names: serve_console refuses IPv6
 
 
 def serve_console(
@@ -53,6 +52,7 @@ def serve_console(
     from tornado.ioloop import PeriodicCallback
 
     from tradelab.cli import EXIT_DAMAGED, EXIT_UNUSABLE, EXIT_USAGE, exit_code_for, fail
+    from tradelab.cli_signals import StopSignals
     from tradelab.errors import RecoveryError, TradelabError
     from tradelab.settings import apply_overrides, load_settings
     from tradelab.ui.auth import AuthSettings
@@ -64,7 +64,10 @@ def serve_console(
         fail("--basic-auth and --oauth-provider are two logins: choose one", EXIT_USAGE)
     login = "--basic-auth" if basic_auth is not None else "--oauth-provider" if oauth else None
     if login is not None and not cookie_secret:
-        fail(f"{login} needs --cookie-secret (it signs the login cookie)", EXIT_USAGE)
+        fail(
+            f"{login} needs --cookie-secret or PANEL_COOKIE_SECRET (it signs the login cookie)",
+            EXIT_USAGE,
+        )
     if oauth and oauth["oauth_provider"] not in _oauth_providers():
         fail(
             f"--oauth-provider {oauth['oauth_provider']!r} is not one Panel knows; it knows "
@@ -80,19 +83,39 @@ def serve_console(
     path = console_app(notebook)
     if not path.is_file():
         fail(f"console notebook {str(path)!r} not found", EXIT_USAGE)
+    if path.suffix.lower() not in (".ipynb", ".py"):
+        # Panel serves any other text as a page reading the file's name, the Lab running.
+        fail(
+            f"--notebook {str(path)!r} is not a console notebook (.ipynb) or app script (.py)",
+            EXIT_USAGE,
+        )
     try:
         settings = load_settings(config_file)
         apply_overrides(settings, overrides)
     except TradelabError as exc:
         fail(exc, exit_code_for(exc))
     console = settings.console
-    loopback = console.address in (*LOOPBACK, "::1")
+    if ":" in console.address:
+        fail(
+            f"cannot serve on the IPv6 address {console.address}: Bokeh's check of the page's "
+            "origin takes host:port names only, so no browser could connect; use 127.0.0.1 "
+            "(or localhost), or an IPv4 address or host name",
+            EXIT_USAGE,
+        )
+    loopback = console.address in LOOPBACK
     if not loopback and login is None:
         fail(
             f"listening on {console.address} without a login would make anyone who can reach "
             "it an operator: add --basic-auth FILE (a password per user) or --oauth-provider, "
             "or listen on 127.0.0.1",
             EXIT_USAGE,
+        )
+    if console.operators and login is None:
+        click.echo(
+            f"tradelab: warning: console.operators ({', '.join(console.operators)}) count only "
+            "with a login (--basic-auth or --oauth-provider); without one everyone who reaches "
+            "the console operates it",
+            err=True,
         )
     busy = _port_in_use(console.address, console.port)
     if busy is not None:  # before the Lab is made: a refused serve leaves no file behind
@@ -101,9 +124,14 @@ def serve_console(
             "running?); choose another with --port",
             EXIT_USAGE,
         )
+    # From here a signal asks for a stop and is obeyed once the console can stop cleanly: in
+    # start-up it used to kill the process (SIGTERM, leaving what a crash leaves) or to end a
+    # clean stop with "interrupted", exit 130 (Ctrl-C).
+    signals = StopSignals()
     try:
         lab = settings.make_lab()
     except TradelabError as exc:
+        signals.restore()
         fail(exc, exit_code_for(exc))
     try:
         # The notebook's own `shared_host()` call gets this one: one Lab per server process.
@@ -138,16 +166,19 @@ def serve_console(
         if loopback:  # a page of another site resolved to 127.0.0.1 is not this console
             guard_hosts(server._tornado)
         loop = server.io_loop
-        signal.signal(signal.SIGTERM, lambda *_: loop.asyncio_loop.call_soon_threadsafe(loop.stop))
         print(f"tradelab console at http://{console.address}:{console.port}/", flush=True)  # noqa: T201
         server.start()
         # A journal that failed (a dead writer, a damaged file) ends the console as it ends
         # `run`: a session that journals nothing is no session (the page says so meanwhile).
         watch = PeriodicCallback(lambda: _stop_if_journal_failed(lab, loop), 1000)
         watch.start()
-        loop.start()  # until Ctrl-C (Panel's handler), SIGTERM or the journal's failure
+        signals.when_requested(lambda: loop.asyncio_loop.call_soon_threadsafe(loop.stop))
+        if not signals.stop_requested:
+            loop.start()  # until Ctrl-C, SIGTERM or the journal's failure
     finally:
+        signals.stopping = True  # a signal now is answered "still stopping", not obeyed
         host.stop()
+        signals.restore()
         failure = lab.engine.journal_failure
         if failure is not None:
             fail(
@@ -194,7 +225,9 @@ def _port_in_use(address: str, port: int) -> str | None:
     help="A tradelab.yaml settings file (the Lab's sections and `console`); flags override it.",
 )
 @click.option("--address", default=None, help="Listen address [default: console.address].")
-@click.option("--port", type=click.IntRange(1, 65535), default=None, help="[default: 5006]")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="[default: console.port, 5006]"
+)
 @click.option(
     "--basic-auth",
     type=click.Path(dir_okay=False, exists=True),

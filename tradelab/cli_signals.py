@@ -1,16 +1,17 @@
-"""`tradelab run`'s answer to Ctrl-C and SIGTERM: `StopSignals`."""
+"""`tradelab run`'s and `tradelab serve`'s answer to Ctrl-C and SIGTERM: `StopSignals`."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 import click
 
 
 class StopSignals:
-    """Ctrl-C (SIGINT) and SIGTERM for `run`: the first asks the session to stop, at once if it
+    """Ctrl-C (SIGINT) and SIGTERM for `run` and `serve`: the first asks the session to stop, at once if it
     runs, as soon as it has started if it is starting; one arriving while it stops is told
     "still stopping" (once) and otherwise ignored, so a stop is never cut short (a cut stop
     left the ack log and the account's -wal behind and exited 1, "journal damaged")."""
@@ -19,6 +20,7 @@ class StopSignals:
         self.stop_requested = False
         self.stopping = False
         self._told = False
+        self._then: Callable[[], object] | None = None
         self._previous = {
             signum: signal.signal(signum, self._on_signal)
             for signum in (signal.SIGINT, signal.SIGTERM)
@@ -28,12 +30,21 @@ class StopSignals:
         # Only flags here: the main thread may be anywhere (a lock held, a write half done).
         if not self.stop_requested and not self.stopping:
             self.stop_requested = True
+            if self._then is not None:
+                self._then()
         elif not self._told:
             self._told = True
             _say(
                 "still stopping; the journal and the broker's account are being closed "
                 "(a kill -9 now leaves them to the next start's recovery)"
             )
+
+    def when_requested(self, then: Callable[[], object]) -> None:
+        """Call `then()` on the first stop request from now on (from the signal handler: it
+        must be safe there, e.g. a loop's call_soon_threadsafe), or at once if one came."""
+        self._then = then
+        if self.stop_requested:
+            then()
 
     def __enter__(self) -> StopSignals:
         return self

@@ -355,7 +355,8 @@ class Lab:
         return wait_for_mark(self, symbol, timeout)
 
     def status(self) -> dict[str, Any]:
-        """A one-line view of the session for humans (`lab_status.session_status`)."""
+        """The session at a glance, as a dict: seq, exchange time, the charted mark, the book,
+        risk and broker state (`lab_status.session_status`; the progress line prints it)."""
         return session_status(self)
 
     def stop(self, timeout: float = 60.0) -> None:
