@@ -48,6 +48,10 @@ def test_the_state_schema_version_is_the_codes_not_a_setting(tmp_path):
     )
     assert result.exit_code == 2
     assert "engine.state_schema_version" in result.output and "is not a setting" in result.output
+    assert "delete this line" in result.output
     assert not (tmp_path / "j.duckdb").exists()
     dump = CliRunner().invoke(main, ["config"]).output
     assert "state_schema_version: " not in dump
+    # A file `tradelab config` wrote before, with the code's own value, still loads.
+    config.write_text("engine:\n  state_schema_version: 1\n")
+    assert CliRunner().invoke(main, ["config", "--config", str(config)]).exit_code == 0

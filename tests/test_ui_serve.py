@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import time
 
 from click.testing import CliRunner
 
@@ -146,11 +148,12 @@ def test_a_served_console_that_cannot_start_is_a_page_saying_why(monkeypatch):
 def test_a_notebook_that_is_not_a_notebook_or_script_is_a_usage_error(tmp_path, monkeypatch):
     # Panel served any other text as a page reading the file's name, the Lab trading behind it.
     monkeypatch.chdir(tmp_path)
-    bars = tmp_path / "bars.txt"
-    bars.write_text("Date,Open,High,Low,Close\n")
-    result = CliRunner().invoke(main, ["serve", "--notebook", str(bars)])
-    assert result.exit_code == 2, result.output
-    assert "is not a console notebook (.ipynb) or app script (.py)" in result.output
+    for name in ("bars.txt", "console.IPYNB"):  # Panel picks its handler by the exact suffix
+        bars = tmp_path / name
+        bars.write_text("Date,Open,High,Low,Close\n")
+        result = CliRunner().invoke(main, ["serve", "--notebook", str(bars)])
+        assert result.exit_code == 2, result.output
+        assert "is not a console notebook (.ipynb) or app script (.py)" in result.output
     assert not (tmp_path / "data").exists()
 
 
@@ -158,10 +161,8 @@ def test_a_sigterm_while_the_console_starts_stops_it_cleanly(tmp_path):
     # Sent before the server's loop ran, SIGTERM killed the process (exit 143, the lock and
     # the ack log left as after a crash) and Ctrl-C ended a clean stop with exit 130.
     import os
-    import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     journal = tmp_path / "lab.duckdb"
@@ -195,8 +196,26 @@ def test_a_sigterm_while_the_console_starts_stops_it_cleanly(tmp_path):
     output = process.communicate(timeout=60)[0].decode()
     assert process.returncode == 0, output
     assert "tradelab console stopped cleanly" in output and "Traceback" not in output
+    assert "tradelab console at" not in output  # never served: no address to open
     assert not (tmp_path / "lab.duckdb.lock").exists()
     assert not list(tmp_path.glob("*.acklog"))
+
+
+def test_ctrl_c_again_and_again_on_a_running_console_is_one_clean_stop(tmp_path):
+    # Panel's server put its own Ctrl-C handler in place of the console's: the repeat, during
+    # the stop, became a KeyboardInterrupt after "stopped cleanly" (exit 130).
+    from tests.browser.conftest import ConsoleServer
+
+    server = ConsoleServer(tmp_path)
+    server.wait_ready()
+    deadline = time.monotonic() + 60
+    while server.process.poll() is None and time.monotonic() < deadline:
+        server.process.send_signal(signal.SIGINT)  # a user pressing it again and again
+        time.sleep(0.1)
+    server.process.wait(5)
+    log = server.log.read_text()
+    assert server.process.returncode == 0, log[-2000:]
+    assert "stopped cleanly" in log and "Traceback" not in log
 
 
 def test_operators_named_without_a_login_are_warned_about(tmp_path):

@@ -83,7 +83,7 @@ def serve_console(
     path = console_app(notebook)
     if not path.is_file():
         fail(f"console notebook {str(path)!r} not found", EXIT_USAGE)
-    if path.suffix.lower() not in (".ipynb", ".py"):
+    if path.suffix not in (".ipynb", ".py"):  # as Panel picks its handler: case counts
         # Panel serves any other text as a page reading the file's name, the Lab running.
         fail(
             f"--notebook {str(path)!r} is not a console notebook (.ipynb) or app script (.py)",
@@ -166,7 +166,9 @@ def serve_console(
         if loopback:  # a page of another site resolved to 127.0.0.1 is not this console
             guard_hosts(server._tornado)
         loop = server.io_loop
-        print(f"tradelab console at http://{console.address}:{console.port}/", flush=True)  # noqa: T201
+        signals.install()  # again: pn.serve put Panel's own Ctrl-C handler in its place
+        if not signals.stop_requested:
+            print(f"tradelab console at http://{console.address}:{console.port}/", flush=True)  # noqa: T201
         server.start()
         # A journal that failed (a dead writer, a damaged file) ends the console as it ends
         # `run`: a session that journals nothing is no session (the page says so meanwhile).

@@ -26,6 +26,12 @@ class StopSignals:
             for signum in (signal.SIGINT, signal.SIGTERM)
         }
 
+    def install(self) -> None:
+        """Take the signals back from a library that set its own handlers meanwhile (Panel's
+        server sets one for Ctrl-C); `restore()` still puts back those from before."""
+        for signum in self._previous:
+            signal.signal(signum, self._on_signal)
+
     def _on_signal(self, signum: int, frame: object) -> None:
         # Only flags here: the main thread may be anywhere (a lock held, a write half done).
         if not self.stop_requested and not self.stopping:

@@ -210,8 +210,12 @@ def _set(settings: Settings, section: str, key: str, value: Any, where: str) -> 
         )
     dotted = f"{section}.{key}"
     elsewhere = SET_ELSEWHERE.get(section, {}).get(key)
+    if dotted == "engine.state_schema_version" and value == EngineConfig.state_schema_version:
+        return  # the code's own value, as `tradelab config` printed it before: nothing to do
     if elsewhere is not None:
-        raise InvalidInputError(f"{dotted}{where} is not a setting: it comes from {elsewhere}")
+        raise InvalidInputError(
+            f"{dotted}{where} is not a setting: it comes from {elsewhere}; delete this line"
+        )
     if key not in section_keys(section):
         raise InvalidInputError(
             f"unknown setting {dotted}{where}; {section} takes {', '.join(section_keys(section))}"
