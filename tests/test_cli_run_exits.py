@@ -255,3 +255,27 @@ def test_a_number_flag_given_nan_is_a_usage_error_not_a_run_for_ever(tmp_path, f
     assert result.exit_code == 2
     assert f"Invalid value for '{flag}': 'nan' is not a finite number" in result.output
     assert not journal.exists()
+
+
+def test_a_stop_whose_final_snapshot_failed_does_not_say_stopped_cleanly(tmp_path, monkeypatch):
+    # It logged an ERROR and then said "stopped cleanly": the snapshot a start reads from was
+    # not taken (the journal's events are all there, a start replays further).
+    from tradelab.engine.engine import Engine
+    from tradelab.errors import JournalError
+
+    snapshot_now = Engine.snapshot_now
+
+    def fails_at_the_stop(self, *args, **kwargs):
+        if self.state == "stopping":
+            raise JournalError("snapshot insert failed: out of range")
+        return snapshot_now(self, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "snapshot_now", fails_at_the_stop)
+    journal = tmp_path / "s.duckdb"
+    result = invoke("--journal", str(journal), "--duration", "0.5")
+    assert result.exit_code == 0, (result.output, result.stderr)
+    assert "at the stop, the final snapshot failed (snapshot insert failed" in result.output
+    assert "stopped cleanly" not in result.output and "journal closed at seq" in result.output
+    monkeypatch.undo()
+    again = invoke("--journal", str(journal), "--duration", "0.5")  # whole: it goes on
+    assert again.exit_code == 0 and "stopped cleanly" in again.output

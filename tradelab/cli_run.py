@@ -296,8 +296,11 @@ def _watch(
             "tradelab run --resume-trading REASON, or the console's Resume trading"
         )
     stuck = lab.runner is not None and not lab.runner.stopped_in_time
+    if engine.stop_problem is not None:  # the events are in; a start replays past it
+        click.echo(f"at the stop, {engine.stop_problem}; the next start replays more")
+    clean = not stuck and engine.stop_problem is None
     click.echo(
-        f"{'journal closed' if stuck else 'stopped cleanly'} at seq {lab.store.version}; state "
+        f"{'stopped cleanly' if clean else 'journal closed'} at seq {lab.store.version}; state "
         f"hash {lab.store.state_hash()[:16]}; inspect with: tradelab inspect {journal}"
     )
     if stuck:

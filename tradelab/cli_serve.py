@@ -189,7 +189,14 @@ def serve_console(
                 f"{lab.config.journal_path} or its ack log; `tradelab verify` says what is whole",
                 EXIT_DAMAGED if isinstance(failure, RecoveryError) else EXIT_UNUSABLE,
             )
-        if lab.engine.state == "stopped":  # said, as the README promises it
+        problem = lab.engine.stop_problem
+        if lab.engine.state == "stopped" and problem is not None:
+            print(  # noqa: T201
+                f"tradelab console stopped at seq {lab.store.version}, but {problem}; the "
+                f"next start replays more; journal {lab.config.journal_path}",
+                flush=True,
+            )
+        elif lab.engine.state == "stopped":  # said, as the README promises it
             print(  # noqa: T201
                 f"tradelab console stopped cleanly at seq {lab.store.version} (queue drained, "
                 f"snapshot taken); journal {lab.config.journal_path}",

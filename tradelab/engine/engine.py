@@ -87,6 +87,7 @@ class Engine(EngineControls):
         self._upcast_live = migrations is not None
         self.journal: Journal | None = None
         self.recovery_report: RecoveryReport | None = None
+        self.stop_problem: str | None = None  # what a stop could not do (said by the CLI)
         self.state = CREATED
         self._writer: JournalWriter | None = None
         self._pinned: PinnedThreads | None = None
@@ -262,6 +263,7 @@ class Engine(EngineControls):
             self._emit_state(STOPPED, STOPPING, wait=True, timeout=left)
         except TradelabError as exc:
             log.error("engine stop could not snapshot and journal cleanly: %s", exc)
+            self.stop_problem = f"{notice.step} failed ({exc})"
             if not stopped_queued and self.journal_failure is None:
                 self._emit_state(STOPPED, STOPPING)  # journaled when the kernel gets to it
 
