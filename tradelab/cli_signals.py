@@ -11,10 +11,11 @@ import click
 
 
 class StopSignals:
-    """Ctrl-C (SIGINT) and SIGTERM for `run` and `serve`: the first asks the session to stop, at once if it
-    runs, as soon as it has started if it is starting; one arriving while it stops is told
-    "still stopping" (once) and otherwise ignored, so a stop is never cut short (a cut stop
-    left the ack log and the account's -wal behind and exited 1, "journal damaged")."""
+    """Ctrl-C (SIGINT) and SIGTERM for `run` and `serve`: the first asks the session to stop,
+    at once if it runs, as soon as it has started if it is starting; one arriving while it
+    stops is told "still stopping" (once) and otherwise ignored, so a stop is never cut short
+    (a cut stop left the ack log and the account's -wal behind and exited 1, "journal
+    damaged")."""
 
     def __init__(self) -> None:
         self.stop_requested = False
