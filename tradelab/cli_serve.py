@@ -127,81 +127,81 @@ def serve_console(
     # From here a signal asks for a stop and is obeyed once the console can stop cleanly: in
     # start-up it used to kill the process (SIGTERM, leaving what a crash leaves) or to end a
     # clean stop with "interrupted", exit 130 (Ctrl-C).
-    signals = StopSignals()
-    try:
-        lab = settings.make_lab()
-    except TradelabError as exc:
-        signals.restore()
-        fail(exc, exit_code_for(exc))
-    try:
-        # The notebook's own `shared_host()` call gets this one: one Lab per server process.
-        auth = AuthSettings()
-        if login is not None:
-            auth = AuthSettings.configure(
-                cookie_secret=cookie_secret, basic_auth_file=basic_auth, operators=console.operators
+    with StopSignals() as signals:  # restored on every way out (its __exit__)
+        try:
+            lab = settings.make_lab()
+        except TradelabError as exc:
+            fail(exc, exit_code_for(exc))
+        try:
+            # The notebook's own `shared_host()` call gets this one: one Lab per server process.
+            auth = AuthSettings()
+            if login is not None:
+                auth = AuthSettings.configure(
+                    cookie_secret=cookie_secret,
+                    basic_auth_file=basic_auth,
+                    operators=console.operators,
+                )
+            host = shared_host(lambda: ConsoleHost(lab, console, auth=auth).start())
+        except TradelabError as exc:
+            fail(exc, exit_code_for(exc))
+        panel_auth: dict[str, Any] = {}
+        if basic_auth is not None:
+            panel_auth = {"basic_auth": basic_auth, "cookie_secret": cookie_secret}
+        elif oauth:
+            panel_auth = {**oauth, "cookie_secret": cookie_secret}
+        try:
+            server = pn.serve(
+                {"/": str(path)},
+                address=console.address,
+                port=console.port,
+                websocket_origin=websocket_origins(console.address, console.port),
+                extra_patterns=extra_routes(host),
+                title="tradelab console",
+                show=show,
+                start=False,
+                verbose=False,
+                unused_session_lifetime_milliseconds=int(console.unused_session_seconds * 1000),
+                check_unused_sessions_milliseconds=int(console.unused_session_seconds * 500),
+                **panel_auth,
             )
-        host = shared_host(lambda: ConsoleHost(lab, console, auth=auth).start())
-    except TradelabError as exc:
-        fail(exc, exit_code_for(exc))
-    panel_auth: dict[str, Any] = {}
-    if basic_auth is not None:
-        panel_auth = {"basic_auth": basic_auth, "cookie_secret": cookie_secret}
-    elif oauth:
-        panel_auth = {**oauth, "cookie_secret": cookie_secret}
-    try:
-        server = pn.serve(
-            {"/": str(path)},
-            address=console.address,
-            port=console.port,
-            websocket_origin=websocket_origins(console.address, console.port),
-            extra_patterns=extra_routes(host),
-            title="tradelab console",
-            show=show,
-            start=False,
-            verbose=False,
-            unused_session_lifetime_milliseconds=int(console.unused_session_seconds * 1000),
-            check_unused_sessions_milliseconds=int(console.unused_session_seconds * 500),
-            **panel_auth,
-        )
-        if loopback:  # a page of another site resolved to 127.0.0.1 is not this console
-            guard_hosts(server._tornado)
-        loop = server.io_loop
-        signals.install()  # again: pn.serve put Panel's own Ctrl-C handler in its place
-        if not signals.stop_requested:
-            print(f"tradelab console at http://{console.address}:{console.port}/", flush=True)  # noqa: T201
-        server.start()
-        # A journal that failed (a dead writer, a damaged file) ends the console as it ends
-        # `run`: a session that journals nothing is no session (the page says so meanwhile).
-        watch = PeriodicCallback(lambda: _stop_if_journal_failed(lab, loop), 1000)
-        watch.start()
-        signals.when_requested(lambda: loop.asyncio_loop.call_soon_threadsafe(loop.stop))
-        if not signals.stop_requested:
-            loop.start()  # until Ctrl-C, SIGTERM or the journal's failure
-    finally:
-        signals.stopping = True  # a signal now is answered "still stopping", not obeyed
-        host.stop()
-        signals.restore()
-        failure = lab.engine.journal_failure
-        if failure is not None:
-            fail(
-                f"the console stopped: {failure}. Events up to seq "
-                f"{lab.engine.metrics()['durable_seq']} are durable in "
-                f"{lab.config.journal_path} or its ack log; `tradelab verify` says what is whole",
-                EXIT_DAMAGED if isinstance(failure, RecoveryError) else EXIT_UNUSABLE,
-            )
-        problem = lab.engine.stop_problem
-        if lab.engine.state == "stopped" and problem is not None:
-            print(  # noqa: T201
-                f"tradelab console stopped at seq {lab.store.version}, but {problem}; the "
-                f"next start replays more; journal {lab.config.journal_path}",
-                flush=True,
-            )
-        elif lab.engine.state == "stopped":  # said, as the README promises it
-            print(  # noqa: T201
-                f"tradelab console stopped cleanly at seq {lab.store.version} (queue drained, "
-                f"snapshot taken); journal {lab.config.journal_path}",
-                flush=True,
-            )
+            if loopback:  # a page of another site resolved to 127.0.0.1 is not this console
+                guard_hosts(server._tornado)
+            loop = server.io_loop
+            signals.install()  # again: pn.serve put Panel's own Ctrl-C handler in its place
+            if not signals.stop_requested:
+                print(f"tradelab console at http://{console.address}:{console.port}/", flush=True)  # noqa: T201
+            server.start()
+            # A journal that failed (a dead writer, a damaged file) ends the console as it ends
+            # `run`: a session that journals nothing is no session (the page says so meanwhile).
+            watch = PeriodicCallback(lambda: _stop_if_journal_failed(lab, loop), 1000)
+            watch.start()
+            signals.when_requested(lambda: loop.asyncio_loop.call_soon_threadsafe(loop.stop))
+            if not signals.stop_requested:
+                loop.start()  # until Ctrl-C, SIGTERM or the journal's failure
+        finally:
+            signals.stopping = True  # a signal now is answered "still stopping", not obeyed
+            host.stop()
+            failure = lab.engine.journal_failure
+            if failure is not None:
+                fail(
+                    f"the console stopped: {failure}. Events up to seq "
+                    f"{lab.engine.metrics()['durable_seq']} are durable in "
+                    f"{lab.config.journal_path} or its ack log; `tradelab verify` says what is whole",
+                    EXIT_DAMAGED if isinstance(failure, RecoveryError) else EXIT_UNUSABLE,
+                )
+            problem = lab.engine.stop_problem
+            if lab.engine.state == "stopped" and problem is not None:
+                print(  # noqa: T201
+                    f"tradelab console stopped at seq {lab.store.version}, but {problem}; the "
+                    f"next start replays more; journal {lab.config.journal_path}",
+                    flush=True,
+                )
+            elif lab.engine.state == "stopped":  # said, as the README promises it
+                print(  # noqa: T201
+                    f"tradelab console stopped cleanly at seq {lab.store.version} (queue drained, "
+                    f"snapshot taken); journal {lab.config.journal_path}",
+                    flush=True,
+                )
 
 
 def _stop_if_journal_failed(lab: Any, loop: Any) -> None:
