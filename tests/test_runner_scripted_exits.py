@@ -83,8 +83,16 @@ PID = "enter:ABC"
             ("BUY", 10, 104.0),
             [("set", 103.0), ("trailed", 101.0), ("exit_stop", 101.0)],
         ),
+        # Long 10 from 100, a stop at 90 and a trail of 2: the trail tightens it to 98 at once
+        # (it stayed at 90 until a new high, so 97 did not exit and 91 was the next chance).
+        (
+            {"quantity": 10, "stop": 90.0, "trail": 2.0},
+            [100, 100, 97, 96, 91],
+            ("SELL", 10, 96.0),
+            [("set", 98.0), ("exit_stop", 98.0)],
+        ),
     ],
-    ids=["stop", "target", "trailing", "short-trailing"],
+    ids=["stop", "target", "trailing", "short-trailing", "stop-and-trail"],
 )
 def test_position_monitor_exits_through_the_desk(tmp_path, levels, prices, exit_fill, updates):
     universe = InstrumentUniverse({"ABC": PlainInstrument("ABC", 1, 1000.0)})

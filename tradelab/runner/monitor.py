@@ -80,8 +80,8 @@ class PositionMonitor:
         if net and exit_["trail"] is not None and exit_["best"] is None:
             # Trailed from the price now, not from the next one, whichever way it moves.
             exit_["best"] = self._price_now(exit_["symbol"])
-        if net and stop is None and trail is not None:  # a stop given is taken as given
-            if before is not None and trail != before:
+        if net and trail is not None:  # the tighter of a stop given and the trail wins
+            if stop is None and before is not None and trail != before:
                 exit_["stop"] = None  # trailed at the old distance: it trails at the new one
             self._trail(exit_, net > 0)
         self._publish(position_id, exit_, "set")
