@@ -113,9 +113,30 @@ def test_short_straddle_is_refused_by_a_backtest_saying_to_replay_its_options(tm
     args = ["backtest", "data/nifty_sample_1m.csv", "--strategy", "short_straddle"]
     result = CliRunner().invoke(cli, [*args, "--journal", str(journal)])
     assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
-    assert "sells NIFTY options" in result.stderr
+    assert "trades NIFTY options" in result.stderr
     assert "tradelab run --feed replay FILE --strategy short_straddle" in result.stderr
     assert not journal.exists()
+
+
+def test_a_users_own_options_strategy_is_refused_for_the_same_reason(tmp_path):
+    # It was told the file "holds none (it has NIFTY)", a file that holds six NIFTY options.
+    from click.testing import CliRunner
+
+    from tradelab.cli import EXIT_USAGE
+    from tradelab.cli import main as cli
+
+    own = tmp_path / "calls.py"
+    own.write_text(
+        "from tradelab.runner import Strategy\n\n"
+        "class LongCalls(Strategy):\n"
+        "    def option_chains_needed(self):\n"
+        "        return {'NIFTY': 'underlying'}\n"
+    )
+    args = ["backtest", "data/nifty_sample_1m.csv", "--strategy", f"{own}:LongCalls"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    assert "trades NIFTY options, and a backtest plays one symbol's bars" in result.stderr
+    assert "--strategy FILE.py:LongCalls --speed max" in result.stderr
 
 
 def test_a_config_files_risk_limits_deny_a_backtests_orders_as_in_a_session(tmp_path, caplog):

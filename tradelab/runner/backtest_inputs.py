@@ -56,17 +56,21 @@ def symbols_as_ids(strategies: Sequence[Strategy]) -> None:
 
 
 def check_backtestable(strategies: Sequence[Strategy]) -> None:
-    """Refuse short_straddle (or a subclass): it trades options picked at run time, and a
-    backtest plays one symbol's bars, so every order would be refused for want of a quote."""
-    from tradelab.runner.examples import ShortStraddle  # examples import the runner package
+    """Refuse a strategy that trades options picked at run time (short_straddle, or any whose
+    `option_chains_needed()` names an underlying): a backtest plays one symbol's bars, so
+    every order would be refused for want of a quote."""
+    from tradelab.runner.strategy_names import STRATEGIES  # examples import the runner package
 
     for strategy in strategies:
-        if isinstance(strategy, ShortStraddle):
+        chains = strategy.option_chains_needed()
+        if chains:
+            registered = STRATEGIES.get(strategy.strategy_name) is type(strategy)
+            pick = strategy.strategy_name if registered else f"FILE.py:{type(strategy).__name__}"
             raise InvalidInputError(
-                f"strategy {strategy.name!r} sells {strategy.underlying} options, and a "
+                f"strategy {strategy.name!r} trades {', '.join(chains)} options, and a "
                 "backtest plays one symbol's bars, so it would have no option quotes to trade "
                 "on; replay a file of the index and its options instead: tradelab run --feed "
-                f"replay FILE --strategy {strategy.strategy_name} --speed max"
+                f"replay FILE --strategy {pick} --speed max"
             )
         kind = type(strategy)
         if kind.on_tick is not Strategy.on_tick and kind.on_bar is Strategy.on_bar:
