@@ -264,3 +264,35 @@ def test_a_fill_the_reconciler_adopted_reaches_its_strategy_as_its_own_fills_do(
         engine.stop()
     assert strategy.fills == [("PB-F1", -75)]
     assert engine.store.get("trading.positions.fills:X")["net_quantity"] == -75
+
+
+def test_a_strategy_that_sets_its_own_parameter_is_journaled_as_a_change_by_it(tmp_path):
+    # `self.size = 5` in a hook went unrecorded: the store (and the console) kept size 1 while
+    # it traded 5, and a restart brought back 1.
+    import param
+
+    from tests.test_backtest import write_bars
+    from tradelab.analytics import Analytics
+    from tradelab.journal import JournalReader
+    from tradelab.runner import Strategy, run_backtest
+
+    class SelfTune(Strategy):
+        size = param.Integer(default=1, bounds=(1, 10))
+
+        def on_bar(self, ctx, bar):
+            self.bars = getattr(self, "bars", 0) + 1
+            if self.bars == 3:
+                self.size = 5
+            if self.bars in (2, 4):
+                ctx.buy(bar["symbol"], self.size)
+
+    journal = tmp_path / "bt.duckdb"
+    result = run_backtest(write_bars(tmp_path / "ABC.csv"), SelfTune(), journal_path=journal)
+    assert [f["quantity"] for f in result.fills] == [1, 5]
+    reader = JournalReader(journal)
+    [event] = reader.events(topic="runner.params_changed")
+    changed = event.payload
+    assert (changed["params"], changed["previous"]) == ({"size": 5}, {"size": 1})
+    assert changed["who"] == "self_tune"
+    state = Analytics(journal).state_at(seq=reader.events()[-1].seq)
+    assert state.get("runner.by_strategy.self_tune.params")["size"] == 5

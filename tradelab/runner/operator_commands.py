@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
@@ -104,15 +105,38 @@ class OperatorCommandsMixin:
     def _set_params(self, slot: Any, values: dict[str, Any], who: str) -> None:
         strategy = slot.strategy
         previous = {k: getattr(strategy, k) for k in values}
-        strategy.param.update(**values)
+        slot.params_by_command = True  # journaled here, not by _own_params_changed
+        try:
+            strategy.param.update(**values)
+        finally:
+            slot.params_by_command = False
+        self._journal_params(strategy.name, values, previous, who)
+
+    def _journal_params(self, name: str, values: dict, previous: dict, who: str) -> None:
         self.submit(
             "runner.params_changed",
             {
                 "runner": self.name,
-                "strategy": strategy.name,
+                "strategy": name,
                 "params": values,
                 "previous": previous,
                 "who": who,
             },
-            key=strategy.name,
+            key=name,
         )
+
+    def _watch_own_params(self, slot: Any) -> None:
+        """A strategy that sets its own parameters (`self.size = 5` in a hook) is journaled as
+        an operator's change is, `who` the strategy: it went unrecorded, so the store and the
+        console showed the old value and a restart brought it back."""
+        names = list(slot.strategy.parameters())
+        if names:
+            slot.strategy.param.watch(partial(self._own_params_changed, slot), names)
+
+    def _own_params_changed(self, slot: Any, *events: Any) -> None:
+        if slot.params_by_command or slot.state not in (RUNNING, PAUSED):
+            return  # set_params journals its own; a start's event carries the values it had
+        values = {event.name: event.new for event in events}
+        check_journalable_params(slot.strategy.name, values)  # raises in the hook, naming it
+        previous = {event.name: event.old for event in events}
+        self._journal_params(slot.strategy.name, values, previous, slot.strategy.name)

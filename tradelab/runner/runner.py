@@ -125,6 +125,7 @@ class StrategyRunner(EventHandlingMixin, LockstepMixin, OperatorCommandsMixin, S
             self.inputs_check([strategy])
         slot = StrategySlot(strategy, StrategyContext(self, strategy))
         self._slots[strategy.name] = slot
+        self._watch_own_params(slot)
         if self._started_once:
             self._command(lambda: self._start_slot(slot, "runner"))
         return strategy

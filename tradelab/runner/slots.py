@@ -35,10 +35,19 @@ PAUSED_FILLS_KEPT = 1_000
 
 
 class StrategySlot:
-    __slots__ = ("strategy", "ctx", "state", "failure", "paused_fills", "paused_fills_dropped")
+    __slots__ = (
+        "strategy",
+        "ctx",
+        "state",
+        "failure",
+        "paused_fills",
+        "paused_fills_dropped",
+        "params_by_command",
+    )
 
     def __init__(self, strategy: Strategy, ctx: StrategyContext) -> None:
         self.strategy, self.ctx, self.state = strategy, ctx, "added"
+        self.params_by_command = False  # an operator's change is being applied (journaled)
         self.failure = ""  # why it last failed: "<hook> raised <type>: <message>"
         # Its fills while paused, for on_fill when it resumes (a stop it arms there, a signal
         # it clears). Bound PAUSED_FILLS_KEPT; when full the oldest goes, counted and logged.
