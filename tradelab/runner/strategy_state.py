@@ -99,8 +99,8 @@ def restored_params(
     }
     if replaced:  # a --param or config value given for this run does not take: say so
         log.warning(
-            "strategy %s: parameters an operator set before the restart replace the configured "
-            "ones: %s (change them in the console to set them again)",
+            "strategy %s: parameters set before the restart (by an operator or by itself) "
+            "replace the configured ones: %s (change them in the console to set them again)",
             strategy.name,
             ", ".join(
                 f"{name}={new!r} (configured {old!r})" for name, (old, new) in replaced.items()
