@@ -131,7 +131,12 @@ class OperatorCommandsMixin:
         console showed the old value and a restart brought it back."""
         names = list(slot.strategy.parameters())
         if names:
-            slot.strategy.param.watch(partial(self._own_params_changed, slot), names)
+            watch = partial(self._own_params_changed, slot)
+            slot.params_watcher = slot.strategy.param.watch(watch, names)
+
+    def params_watchers(self) -> list[Any]:
+        """The runner's own watchers on its strategies (the console counts the others)."""
+        return [s.params_watcher for s in self._slots.values() if s.params_watcher is not None]
 
     def _own_params_changed(self, slot: Any, *events: Any) -> None:
         if slot.params_by_command or slot.state not in (RUNNING, PAUSED):

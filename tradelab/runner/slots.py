@@ -43,11 +43,13 @@ class StrategySlot:
         "paused_fills",
         "paused_fills_dropped",
         "params_by_command",
+        "params_watcher",
     )
 
     def __init__(self, strategy: Strategy, ctx: StrategyContext) -> None:
         self.strategy, self.ctx, self.state = strategy, ctx, "added"
         self.params_by_command = False  # an operator's change is being applied (journaled)
+        self.params_watcher: Any = None  # the runner's (operator_commands._watch_own_params)
         self.failure = ""  # why it last failed: "<hook> raised <type>: <message>"
         # Its fills while paused, for on_fill when it resumes (a stop it arms there, a signal
         # it clears). Bound PAUSED_FILLS_KEPT; when full the oldest goes, counted and logged.

@@ -226,16 +226,18 @@ class ConsoleHost:
     def shared_watchers(self) -> int:
         """Watchers on the shared strategy objects: sessions must leave none behind. A strategy's
         own `@param.depends(watch=True)` methods are not counted: param registers those with a
-        negative precedence, where `param.watch` (what a session would call) cannot."""
+        negative precedence, where `param.watch` (what a session would call) cannot; nor is the
+        runner's own, which journals a strategy's change of its own parameters."""
         runner = self.lab.runner
         strategies = runner.strategies.values() if runner is not None else ()
+        own = runner.params_watchers() if runner is not None else []
         return sum(
             1
             for strategy in strategies
             for per_param in strategy.param.watchers.values()
             for watchers in per_param.values()
             for watcher in watchers
-            if watcher.precedence >= 0
+            if watcher.precedence >= 0 and watcher not in own
         )
 
     def record_push(self, lag_ms: float) -> None:
