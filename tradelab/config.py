@@ -201,3 +201,22 @@ def config_with(config: EngineConfig | None, overrides: Mapping[str, Any]) -> En
         return EngineConfig(**{**values, **overrides})
     except (ValueError, TypeError) as exc:  # param's own type and bound checks
         raise InvalidInputError(f"Engine setting refused: {exc}") from None
+
+
+def writer_settings(cfg: EngineConfig) -> dict[str, Any]:
+    """The journal writer's settings (`Journal.start_writer`'s keywords) from an engine config."""
+    return dict(
+        ack_log=cfg.ack_log,
+        group_commit_ms=cfg.group_commit_ms,
+        max_group_events=cfg.max_group_events,
+        keep_snapshots=cfg.keep_snapshots,
+        checkpoint_idle_seconds=cfg.checkpoint_idle_seconds,
+        segments=cfg.segments_enabled,
+        segment_every_events=cfg.segment_every_events,
+        segment_every_seconds=cfg.segment_every_seconds,
+        checkpoint_wal_bytes=cfg.checkpoint_wal_bytes,
+        memory_limit_mb=cfg.writer_memory_mb,
+        max_pending_events=cfg.writer_max_pending_events,
+        pipe_bytes=cfg.writer_pipe_bytes,
+        stall_seconds=cfg.writer_stall_seconds,
+    )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import random
 import socket
@@ -39,6 +38,7 @@ from tradelab.bridge.replica_inputs import (
 from tradelab.bus import EventBus
 from tradelab.bus.failures import HANDLER_FAILED
 from tradelab.bus.subscription import handler_name
+from tradelab.collector import collector_paused
 from tradelab.engine.store import build_store
 from tradelab.errors import SchemaVersionError, TradelabError
 from tradelab.events import Event
@@ -354,7 +354,8 @@ class Replica:
         try:
             if events[0].seq != version + 1:
                 raise BridgeError(f"expected seq {version + 1}, got {events[0].seq}")
-            with _collector_paused(len(events)):
+            # A catch-up frame pauses the collector as a replay does; small ones need not.
+            with collector_paused() if len(events) >= 256 else contextlib.nullcontext():
                 self._writes.apply_batch(events)  # atomic; a gap inside raises, store unchanged
         except TradelabError as exc:
             self.gaps += 1
@@ -375,21 +376,6 @@ class Replica:
         self._synced.set()
         with self._cond:
             self._cond.notify_all()
-
-
-@contextlib.contextmanager
-def _collector_paused(events: int):
-    """Pause the cyclic garbage collector while a large frame (a catch-up) is applied, as
-    recovery's replay does: the plain data it builds is acyclic, and full collections walking
-    the heap would cost a good share of the time. Process-wide, for that one batch."""
-    if events < 256 or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def connect(

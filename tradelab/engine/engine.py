@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tradelab.config import EngineConfig, config_with
+from tradelab.config import EngineConfig, config_with, writer_settings
 from tradelab.cpu_layout import PinnedThreads, pin_engine_process
 from tradelab.engine.controls import EngineControls
 from tradelab.engine.kernel import Kernel
@@ -145,22 +145,7 @@ class Engine(EngineControls):
             raise lost_tail_error(cfg.journal_path, self.journal.check.damage)
         report = recover(self.journal, self._store_writes, migrations=self.migrations)
         self._pinned, writer_cpus = pin_engine_process(cfg.pin_cpus and cfg.writer_process)
-        self._writer = self.journal.start_writer(
-            cpus=writer_cpus,
-            ack_log=cfg.ack_log,
-            group_commit_ms=cfg.group_commit_ms,
-            max_group_events=cfg.max_group_events,
-            keep_snapshots=cfg.keep_snapshots,
-            checkpoint_idle_seconds=cfg.checkpoint_idle_seconds,
-            segments=cfg.segments_enabled,
-            segment_every_events=cfg.segment_every_events,
-            segment_every_seconds=cfg.segment_every_seconds,
-            checkpoint_wal_bytes=cfg.checkpoint_wal_bytes,
-            memory_limit_mb=cfg.writer_memory_mb,
-            max_pending_events=cfg.writer_max_pending_events,
-            pipe_bytes=cfg.writer_pipe_bytes,
-            stall_seconds=cfg.writer_stall_seconds,
-        )
+        self._writer = self.journal.start_writer(cpus=writer_cpus, **writer_settings(cfg))
         report.problems = list(self.journal.check.problems) + [
             p for p in report.problems if p not in self.journal.check.problems
         ]

@@ -6,15 +6,13 @@ store (upcasting old payloads). Both run on the caller's thread before the kerne
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import duckdb
 
+from tradelab.collector import collector_paused
 from tradelab.errors import (
     InvalidInputError,
     RecoveryError,
@@ -100,7 +98,7 @@ def replay_into(
     applied = 0
     upcast = migrations.upcast_event if migrations is not None else None
     apply_batch = store.apply_batch
-    with _collector_paused():
+    with collector_paused():
         for events in iter_event_batches(con, since_seq, upto_seq, batch_rows):
             if upcast is not None:
                 events = [upcast(event) for event in events]
@@ -113,25 +111,6 @@ def replay_into(
                 continue
             applied += len(events)
     return applied
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for the duration of a replay.
-
-    Every event read survives a few young collections (it lives as long as its batch), so a
-    replay keeps promoting objects and triggers full collections that walk the whole heap (every
-    loaded module): about a third of the replay time. Replay builds acyclic plain data, so
-    reference counting frees it all anyway. Process-wide, like every `gc` switch: another
-    thread's cyclic garbage waits until the replay ends.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def load_snapshot_state(state_bytes: bytes, info: SnapshotInfo, migrations: Any = None):
