@@ -278,9 +278,9 @@ def test_text_parameters_pick_a_selector_choice_that_is_a_number_or_a_boolean():
 
 
 def test_a_replayed_daily_file_says_its_strategies_get_the_sessions_shorter_bars(caplog):
-    from tradelab.lab_config import LabConfig, session_intervals
+    from tradelab.market.bars import session_intervals
 
-    cfg = LabConfig(bar_intervals=["15m", "1h"])
+    cfg = ["15m", "1h"]
     assert session_intervals(cfg, 60) == ("1m", "15m", "1h")
     assert "not the file's own" not in caplog.text
     assert session_intervals(cfg, 86_400) == ("15m", "1h")

@@ -338,3 +338,42 @@ def test_a_replay_of_30_minute_bars_builds_30m_bars_and_trades_them(tmp_path):
     # Each 30m bar is the file's bar again: built from its quotes, anchored at 09:15.
     assert [b["close"] for b in own] == [float(r.rsplit(",", 1)[1]) for r in rows[1:]]
     assert reader.events(topic="trade.executed")
+
+
+def test_any_bar_length_up_to_an_hour_can_be_configured_and_is_built_from_the_0915_open(
+    tmp_path,
+):
+    # lab.bar_intervals offered only 1m/5m/15m/1h: a 3-minute or 10-minute chart was refused.
+    rows = ["Date,Open,High,Low,Close"]
+    for minute in range(30):  # 09:15 .. 09:44, one bar a minute, closes 1..30
+        rows.append(
+            f"2025-11-03 09:{15 + minute:02d},{minute + 1},{minute + 1.5},{minute + 0.5},{minute + 1}"
+        )
+    bars = tmp_path / "m1.csv"
+    bars.write_text("\n".join(rows) + "\n")
+    config = tmp_path / "t.yaml"
+    config.write_text("lab:\n  bar_intervals: [3m, 10m, 60m]\n")
+    journal = tmp_path / "r.duckdb"
+    result = invoke(
+        "--config", str(config), "--feed", "replay", str(bars), "--speed", "max",
+        "--strategy", "none", "--journal", str(journal),
+    )  # fmt: skip
+    assert result.exit_code == 0, (result.output, result.stderr)
+    built = [e.payload for e in JournalReader(journal).events(topic="market.bar")]
+    assert {b["interval"] for b in built} == {"1m", "3m", "10m", "1h"}  # 60m is 1h, once
+    three = [b for b in built if b["interval"] == "3m"]
+    assert len(three) == 10
+    open_ns = datetime(2025, 11, 3, 9, 15, tzinfo=IST).timestamp() * 10**9
+    assert [(b["start"] - open_ns) / 60e9 for b in three] == [3.0 * i for i in range(10)]
+    # Each 3m bar spans three of the file's bars: first open, last close, extremes between.
+    assert [(b["open"], b["close"]) for b in three] == [(3 * i + 1, 3 * i + 3) for i in range(10)]
+
+
+def test_a_bar_length_over_an_hour_is_refused_naming_the_setting(tmp_path):
+    config = tmp_path / "t.yaml"
+    config.write_text("lab:\n  bar_intervals: [15m, 2h]\n")
+    journal = tmp_path / "r.duckdb"
+    result = invoke("--config", str(config), "--duration", "0", "--journal", str(journal))
+    assert result.exit_code == EXIT_USAGE, (result.output, result.stderr)
+    assert "lab.bar_intervals" in result.stderr and "'2h' is not a bar length" in result.stderr
+    assert not journal.exists()

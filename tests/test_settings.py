@@ -107,7 +107,7 @@ def invoke_bad(tmp_path, data, command=("config",)):
         ({"lab": {"journal_path": ""}}, "lab.journal_path", "an empty path names no file"),
         ({"lab": {"feed": "live"}}, "lab.feed", "one of 'sim', 'replay'"),
         ({"lab": {"ticks_per_second": 2.5}}, "lab.ticks_per_second", "from 1 to 10000"),
-        ({"lab": {"bar_intervals": ["2m"]}}, "lab.bar_intervals", "a list of '1m', '5m'"),
+        ({"lab": {"bar_intervals": ["2h"]}}, "lab.bar_intervals", "bar lengths of at most 1h"),
         ({"risk": {"daily_loss_limit": "a lot"}}, "risk.daily_loss_limit", "a number >= 0.0"),
         ({"risk": {"on_breach": "panic"}}, "risk.on_breach", "'halted', 'reducing'"),
         ({"reconciler": {"missed_fill": "x"}}, "reconciler.missed_fill", "'adopt', 'flag'"),

@@ -45,7 +45,6 @@ from tradelab.lab_config import (
     lab_settings,
     replay_session,
     session_inputs_check,
-    session_intervals,
     sim_session,
     tradable_symbols,
 )
@@ -61,7 +60,7 @@ from tradelab.lab_sessions import (
     resumed_ticks,
 )
 from tradelab.lab_status import session_status, wait_for_mark
-from tradelab.market.bars import interval_seconds
+from tradelab.market.bars import interval_seconds, session_intervals
 from tradelab.market.clock import NS_PER_S, SimulatedClock
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeedConfig
 from tradelab.market.instruments import IST
@@ -124,7 +123,7 @@ class Lab:
         plain = self.universe.instruments if cfg.feed == "replay" else {}
         self.chart_symbol = "NIFTY" if "NIFTY" in plain or not plain else next(iter(plain))
         intervals = session_intervals(
-            cfg, self.feed.file_bar_seconds if cfg.feed == "replay" else None
+            cfg.bar_intervals, self.feed.file_bar_seconds if cfg.feed == "replay" else None
         )
         # A strategy with nothing to trade is refused, not run idle; so is such a change of
         # its parameters later (the runner's set_params, the console's parameters tab).

@@ -20,9 +20,7 @@ from tradelab.journal.journal_file import NO_EXTENSIONS
 from tradelab.journal.journal_lock import journal_lock_path
 from tradelab.journal.segments import list_segments, segment_dir
 from tradelab.market.bars import (
-    INTERVAL_SECONDS,
     LONGEST_SESSION_BAR_S,
-    interval_label,
     interval_seconds,
 )
 from tradelab.market.clock import NS_PER_S
@@ -56,6 +54,22 @@ class FilePath(param.String):
         super()._validate_value(value, allow_None)
         if isinstance(value, str) and not value.strip():
             raise ValueError("an empty path names no file; give a file path, e.g. data/lab.duckdb")
+
+
+class BarLengths(param.List):
+    """Bar lengths such as '1m', '3m', '30m', '1h': each a whole number of s, m or h, at most 1h."""
+
+    allowed_text = "a list of bar lengths of at most 1h, e.g. '1m', '3m', '15m', '1h'"
+
+    def _validate_value(self, value: Any, allow_None: bool) -> None:
+        super()._validate_value(value, allow_None)
+        for length in value or ():
+            seconds = interval_seconds(length)
+            if seconds is None or seconds > LONGEST_SESSION_BAR_S:
+                raise ValueError(
+                    f"{length!r} is not a bar length of at most 1h (a whole number of s, m or h, "
+                    "e.g. '1m', '3m', '1h')"
+                )
 
 
 class LabConfig(param.Parameterized):
@@ -98,10 +112,11 @@ class LabConfig(param.Parameterized):
         doc="Bar file replayed with feed='replay' (CSV/Parquet: timestamp or Date, open, high, "
         "low, close, optional symbol and volume, any case; no symbol: the file's name).",
     )
-    bar_intervals = param.ListSelector(
+    bar_intervals = BarLengths(
         default=["15m", "1h"],
-        objects=list(INTERVAL_SECONDS),
-        doc="Bar lengths built from the feed's quotes: what strategies get in on_bar and the "
+        item_type=str,
+        doc="Bar lengths built from the feed's quotes, each at most 1h (1m, 3m, 15m, 1h...): "
+        "what strategies get in on_bar and the "
         "console charts. A replay also builds its file's own bar length when it is 1h or "
         "shorter (a 1-minute file gives 1m bars too, a 30-minute one 30m), from the 09:15 open.",
     )
@@ -228,44 +243,14 @@ def check_lab_together(lab: LabConfig, where: str) -> None:
     `tradelab config` passes no file `run` would refuse."""
     if not lab.bar_intervals:
         raise InvalidInputError(
-            f"lab.bar_intervals{where} is empty; choose one or more of "
-            f"{', '.join(lab.param['bar_intervals'].objects)}"
+            f"lab.bar_intervals{where} is empty; choose one or more bar lengths of at most "
+            "1h, e.g. 1m, 5m, 15m, 1h"
         )
     if lab.feed_stall_after_seconds and lab.as_fast_as_possible:
         raise InvalidInputError(
             f"lab.feed_stall_after_seconds{where} needs a paced feed (it stalls after wall "
             "seconds); lab.as_fast_as_possible has no wall clock"
         )
-
-
-def session_intervals(cfg: LabConfig, bar_seconds: int | None = None) -> tuple[str, ...]:
-    """The bar lengths a session builds: the configured ones, plus a replayed file's own."""
-    if not cfg.bar_intervals:
-        raise InvalidInputError(
-            f"lab.bar_intervals is empty; choose one or more of {', '.join(INTERVAL_SECONDS)}"
-        )
-    intervals = list(cfg.bar_intervals)
-    if bar_seconds is not None and 0 < bar_seconds <= LONGEST_SESSION_BAR_S:
-        own = interval_label(bar_seconds)  # 30m: built beside the configured lengths
-        if own not in intervals:
-            intervals.append(own)
-    elif bar_seconds is not None and bar_seconds > LONGEST_SESSION_BAR_S:
-        # A daily file: its strategies get the session's shorter bars, built from its quotes.
-        log.warning(
-            "the replayed file's bars are %s long; a session builds bars of at most 1h from its "
-            "quotes, so strategies get %s bars (lab.bar_intervals), not the file's own: backtest "
-            "the file (tradelab backtest FILE --strategy ...) to trade on its bars",
-            _length(bar_seconds),
-            ", ".join(sorted(intervals, key=interval_seconds)),
-        )
-    return tuple(sorted(intervals, key=interval_seconds))
-
-
-def _length(seconds: int) -> str:
-    days = seconds / 86_400
-    if days >= 1:
-        return f"{days:g} day{'' if days == 1 else 's'}"
-    return f"{seconds / 3600:g} hours"
 
 
 def tradable_symbols(universe: Any, symbols: set[str]) -> set[str]:

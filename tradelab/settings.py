@@ -310,7 +310,9 @@ def _check_strategy_params(lab: LabConfig, where: str) -> None:
 
 def allowed(parameter: param.Parameter) -> str:
     """What a parameter accepts, in words, read from its own declaration."""
-    if isinstance(parameter, param.ListSelector):  # a Selector subclass in param
+    if getattr(parameter, "allowed_text", None):  # a parameter type of ours says it itself
+        text = parameter.allowed_text
+    elif isinstance(parameter, param.ListSelector):  # a Selector subclass in param
         text = "a list of " + ", ".join(repr(o) for o in parameter.objects)
     elif isinstance(parameter, param.Selector):
         text = "one of " + ", ".join(repr(o) for o in parameter.objects)

@@ -7,8 +7,9 @@ aggregator (it is not locked).
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -18,9 +19,11 @@ from tradelab.market.clock import NS_PER_S
 from tradelab.market.instruments import IST
 from tradelab.market.ticks import Tick
 
+log = logging.getLogger(__name__)
+
 INTERVAL_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600}
 # The longest bar a session builds from quotes: a replayed file of longer bars (a daily file)
-# is traded on the session's own lengths (see lab_config.session_intervals).
+# is traded on the session's own lengths (see session_intervals).
 LONGEST_SESSION_BAR_S = 3600
 _LENGTH_LABEL = re.compile(r"([1-9][0-9]*)([smh])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
@@ -42,6 +45,39 @@ def interval_label(seconds: int) -> str:
         if seconds >= unit and seconds % unit == 0:
             return f"{seconds // unit}{label}"
     return f"{max(seconds, 1)}s"
+
+
+def session_intervals(configured: Sequence[str], bar_seconds: int | None = None) -> tuple[str, ...]:
+    """The bar lengths a session builds: the configured ones (`lab.bar_intervals`), plus a
+    replayed file's own (`bar_seconds`)."""
+    if not configured:
+        raise InvalidInputError(
+            "lab.bar_intervals is empty; choose one or more bar lengths of at most 1h, e.g. 1m, "
+            "5m, 15m, 1h"
+        )
+    # One label per length ('60m' is '1h'): a length named twice is built once.
+    intervals = list(dict.fromkeys(interval_label(interval_seconds(i)) for i in configured))
+    if bar_seconds is not None and 0 < bar_seconds <= LONGEST_SESSION_BAR_S:
+        own = interval_label(bar_seconds)  # 30m: built beside the configured lengths
+        if own not in intervals:
+            intervals.append(own)
+    elif bar_seconds is not None and bar_seconds > LONGEST_SESSION_BAR_S:
+        # A daily file: its strategies get the session's shorter bars, built from its quotes.
+        log.warning(
+            "the replayed file's bars are %s long; a session builds bars of at most 1h from its "
+            "quotes, so strategies get %s bars (lab.bar_intervals), not the file's own: backtest "
+            "the file (tradelab backtest FILE --strategy ...) to trade on its bars",
+            _length(bar_seconds),
+            ", ".join(sorted(intervals, key=interval_seconds)),
+        )
+    return tuple(sorted(intervals, key=interval_seconds))
+
+
+def _length(seconds: int) -> str:
+    days = seconds / 86_400
+    if days >= 1:
+        return f"{days:g} day{'' if days == 1 else 's'}"
+    return f"{seconds / 3600:g} hours"
 
 
 @dataclass(slots=True)
