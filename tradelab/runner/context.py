@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tradelab.errors import InvalidInputError, InvalidOrderError
 from tradelab.market.bars import INTERVAL_SECONDS
-from tradelab.state.paths import check_path_level
+from tradelab.runner.strategy_signals import StrategySignals
 from tradelab.trading.book import position_id
 
 if TYPE_CHECKING:
@@ -24,10 +24,6 @@ if TYPE_CHECKING:
 
 # A bar length's label: a session's (INTERVAL_SECONDS) or a bar file's own (e.g. '1d', '30s').
 BAR_LENGTH = re.compile(r"[1-9][0-9]*(?:[smhd]|mo)")  # 1mo: a file of calendar months
-
-
-# Fields of a signal's payload and its stored row that tradelab sets itself.
-SIGNAL_FIELDS = frozenset({"strategy", "name", "ts", "signal_id", "detected_ts", "seq"})
 
 
 class StrategyContext:
@@ -49,7 +45,7 @@ class StrategyContext:
         self._positions: dict[str, int] = {}
         self.seeded_seq = 0  # the seq its positions were seeded at (_seed_positions)
         self._working: dict[str, dict[str, Any]] = {}  # order id -> {symbol, signed remaining}
-        self._signals: set[str] = set()  # names of this strategy's active signals
+        self.signals = StrategySignals(self.name, runner)
         self._bar_lengths_seen: set[str] = set()  # intervals ctx.bars has checked
         self._symbols_seen: set[str] = set()  # symbols ctx.mark / ctx.bars have checked
 
@@ -275,29 +271,13 @@ class StrategyContext:
         current direction). `details` are JSON values; `ts` is the market time of the event
         being handled. Returns the id, `<strategy>-<name>`."""
         self._on_handler_thread("signal")
-        signal_id = self._signal_id(name)
-        taken = sorted(SIGNAL_FIELDS & set(details))
-        if taken:
-            raise InvalidInputError(
-                f"signal {name!r}: {', '.join(taken)} {'is' if len(taken) == 1 else 'are'} set"
-                f" by tradelab; name the detail otherwise"
-            )
-        body = {"strategy": self.name, "name": name, "ts": self._market_ts(), **details}
-        self._runner.submit("signal.detected", body, key=signal_id)
-        self._signals.add(name)
-        return signal_id
+        return self.signals.detect(name, self._market_ts(), details)
 
     def clear_signal(self, name: str) -> bool:
         """Journal `signal.cleared` for this strategy's active signal `name`; False, with
         nothing journaled, when it is not active."""
         self._on_handler_thread("clear_signal")
-        signal_id = self._signal_id(name)
-        if name not in self._signals:
-            return False
-        body = {"strategy": self.name, "name": name, "ts": self._market_ts()}
-        self._runner.submit("signal.cleared", body, key=signal_id)
-        self._signals.discard(name)
-        return True
+        return self.signals.clear(name, self._market_ts())
 
     def _on_handler_thread(self, call: str) -> None:
         """Refuse a call from a thread other than the one the strategy's hooks run on: its
@@ -317,26 +297,9 @@ class StrategyContext:
 
     def active_signals(self) -> list[str]:
         """Names of this strategy's active signals, sorted."""
-        return sorted(self._signals)
-
-    def _signal_id(self, name: str) -> str:
-        if not isinstance(name, str) or not name:
-            raise InvalidInputError(f"a signal name must be non-empty text, not {name!r}")
-        return check_path_level(f"{self.name}-{name}", f"signal {name!r} of {self.name!r}: id")
+        return sorted(self.signals.active)
 
     # -- runner bookkeeping ----------------------------------------------------------------
-    def _clear_signals(self) -> None:
-        """A failed strategy keeps nothing up to date: its active signals are cleared."""
-        for name in sorted(self._signals):
-            self.clear_signal(name)
-
-    def _seed_signals(self) -> None:
-        """After a restart: this strategy's signals the store holds as active."""
-        active = self.store.get("signals.active", None) or {}
-        self._signals = {
-            s["name"] for s in active.values() if s.get("strategy") == self.name and "name" in s
-        }
-
     def _seed_positions(self) -> None:
         """After a restart: the positions and working orders the store holds for this
         strategy, read at one seq (`seeded_seq`: the runner skips fills at or below it, already

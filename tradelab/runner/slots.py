@@ -85,7 +85,7 @@ class StrategySlotsMixin:
             # The why on the log line itself: the traceback is shown only at debug level.
             log.exception("strategy %s %s; it is stopped", slot.strategy.name, slot.failure)
             self._transition(slot, FAILED, "runner", None, reason=slot.failure)
-            slot.ctx._clear_signals()
+            slot.ctx.signals.clear_all(slot.ctx._market_ts())
             if not self._stop_asked:  # the session goes on without it
                 self._cancel_openings(slot)
             return False
@@ -98,7 +98,7 @@ class StrategySlotsMixin:
         if slot.state != "added":
             return
         slot.ctx._seed_positions()
-        slot.ctx._seed_signals()
+        slot.ctx.signals.seed(self.engine.store)
         saved = self.engine.store.get(f"runner.by_strategy.{slot.strategy.name}", None) or {}
         restored_params(slot.strategy, saved.get("operator_params"), self.inputs_check)
         held = saved.get("held")
