@@ -263,6 +263,24 @@ class StrategyContext:
             return None
         return {k: levels[k] for k in ("stop", "target", "trail", "best")}
 
+    # -- its own lifecycle -----------------------------------------------------------------
+    def pause(self, reason: str) -> None:
+        """Pause this strategy (a losing streak, a market it does not like) until an operator
+        resumes it in the console: as an operator's pause, journaled (`runner.state_changed`,
+        `who` the strategy, with `reason`) and kept across a restart. It takes effect when the
+        hook returns; then no bars or ticks reach it, its fills wait for the resume, and its
+        exits and working orders stay."""
+        self._on_handler_thread("pause")
+        self._runner.pause(self.name, who=self.name, reason=_reason(reason, "pause"))
+
+    def stop(self, reason: str) -> None:
+        """Stop this strategy (done for the day): as an operator's stop, journaled with
+        `reason`, kept across a restart, and `on_stop` is called once the hook returns; its
+        working orders that would open or add to a position are cancelled, its exits and
+        positions stay (flatten closes them). The console's Start starts it again."""
+        self._on_handler_thread("stop")
+        self._runner.stop_strategy(self.name, who=self.name, reason=_reason(reason, "stop"))
+
     # -- signals ---------------------------------------------------------------------------
     def signal(self, name: str, /, **details: Any) -> str:
         """Journal that this strategy sees signal `name` (`signal.detected`): it is active, in
@@ -356,3 +374,12 @@ class StrategyContext:
         entry = self._working.get(payload.get("order_id"))
         if entry is not None and not entry["cancelled"]:
             del self._working[payload["order_id"]]
+
+
+def _reason(reason: object, call: str) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInputError(
+            f"ctx.{call}(reason) needs the reason as text, e.g. ctx.{call}('three losses in a "
+            f"row'), not {reason!r}: it is journaled for whoever looks next"
+        )
+    return reason.strip()[:200]
