@@ -135,3 +135,21 @@ def test_fill_after_cancel_affects_only_as_many_cancels_as_asked():
     assert broker.order("o1").status == "filled"
     assert broker.order("o2").status == "cancelled"
     assert broker.positions() == {SYM: 75}
+
+
+def test_an_order_request_written_with_plain_text_is_the_order_it_says():
+    # side="BUY" as text was read as not-BUY by the paper broker: a BUY limit at 0.05 filled at
+    # once as a market SELL (the account went short) while its fill said BUY.
+    from tests.risk_session import SYM, Session
+    from tradelab.trading.orders import OrderRequest, OrderType, Side
+
+    s = Session()
+    request = OrderRequest("OUT-1", SYM, "buy", 75, order_type="Limit", limit_price=0.05)
+    assert (request.side, request.order_type) == (Side.BUY, OrderType.LIMIT)
+    update = s.broker.submit_order(request)
+    assert update.filled_quantity == 0  # a limit far below the market rests
+    assert s.broker.positions().get(SYM, 0) == 0
+    with pytest.raises(InvalidInputError, match="side 'LONG' is not 'BUY' or 'SELL'"):
+        OrderRequest("OUT-2", SYM, "LONG", 75)
+    with pytest.raises(InvalidInputError, match="order type 'STOP' is not 'MARKET' or 'LIMIT'"):
+        OrderRequest("OUT-3", SYM, Side.SELL, 75, order_type="STOP")

@@ -69,6 +69,12 @@ class OrderRequest:
         check_path_level(self.order_id, "order id")
         check_path_level(self.symbol, "symbol")
         check_path_level(self.strategy, "strategy name")
+        # "BUY" as text, as a notebook writes it: the broker compares with `is Side.BUY`, so a
+        # plain str read as not-BUY and a BUY limit filled as a market SELL.
+        if type(self.side) is not Side:
+            object.__setattr__(self, "side", coerce_side(self.side))
+        if type(self.order_type) is not OrderType:
+            object.__setattr__(self, "order_type", coerce_order_type(self.order_type))
 
     def to_payload(self) -> dict[str, Any]:
         return {
