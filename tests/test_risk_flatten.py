@@ -160,3 +160,28 @@ def test_a_flatten_beside_a_resting_limit_exit_on_its_way_is_not_said_done():
     assert s.gate.exit_room("a", SYM) == 75  # a resting limit closes nothing
     with pytest.raises(FlattenError, match=f"a:{SYM}"):
         s.desk.flatten()
+
+
+def test_a_breach_flatten_given_up_while_the_broker_was_down_starts_again_when_it_is_back():
+    # After FLATTEN_ATTEMPTS failed tries (~15 minutes of a disconnected broker) the flatten
+    # gave up for good: the reconnect cut the wait short but kept the failures, so the breached
+    # positions stayed open at the broker for the rest of the session.
+    from tradelab.trading.risk_monitor import FLATTEN_ATTEMPTS
+
+    s = Session(daily_loss_limit=500.0, flatten_on_breach=True)
+    s.desk.reset_daily_pnl("2025-11-12")
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.broker.disconnect()
+    s.mark(SYM, 96.0)  # the day's loss crosses the limit while the broker is down
+    assert s.monitor.check()
+    for _ in range(FLATTEN_ATTEMPTS + 5):  # every try refused, each wait over
+        s.monitor._flatten_next_try = 0.0
+        s.monitor.check()
+    assert s.monitor.flatten_given_up
+    s.broker.connect()
+    assert s.broker.positions() == {SYM: 150}
+    s.monitor._on_event(type("Reconnected", (), {"topic": "broker.reconnected"})())
+    s.monitor.check()
+    assert not s.monitor.flatten_given_up
+    assert s.broker.positions() in ({}, {SYM: 0})
+    assert not s.kernel.store.get("trading.open_positions", None)

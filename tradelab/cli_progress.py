@@ -40,6 +40,8 @@ class RunProgress:
         alerts = ""
         if s["risk"] != "active":  # denied orders count in `orders`: say why nothing fills
             alerts += f"  risk {s['risk'].upper()}"
+        if s.get("flatten_given_up"):  # the breach's flatten stopped trying: a person must
+            alerts += "  FLATTEN GIVEN UP"
         if s["broker"] != "ok":  # orders are rejected and nothing reconciles while it lasts
             alerts += f"  broker {s['broker'].upper()}"
         stalled = s.get("stalled_hook")

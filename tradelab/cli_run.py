@@ -295,6 +295,11 @@ def _watch(
             f"risk: {s['risk']} ({s['risk_reason']}); it stays so across restarts: lift it with "
             "tradelab run --resume-trading REASON, or the console's Resume trading"
         )
+    if s.get("flatten_given_up"):
+        click.echo(
+            "risk: the breach's flatten was refused by the broker on every try and given up; "
+            "positions are still open: close them (the console's Flatten all)"
+        )
     stuck = lab.runner is not None and not lab.runner.stopped_in_time
     if engine.stop_problem is not None:  # the events are in; a start replays past it
         click.echo(f"at the stop, {engine.stop_problem}; the next start replays more")

@@ -43,6 +43,8 @@ def session_status(lab: Any) -> dict[str, Any]:
         "stalled_hook": lab.runner.hook_watch.stalled() if lab.runner is not None else None,
         "risk": control_state(store),
         "risk_reason": control.get("reason") or "",
+        # The breach's flatten failed every try (a broker refusing): what is open stays open.
+        "flatten_given_up": bool(lab.risk_monitor and lab.risk_monitor.flatten_given_up),
         # The broker's reachability (the reconciler's retries journal it): "ok" or
         # "degraded", with why.
         "broker": health.get("state", "ok"),

@@ -7,7 +7,8 @@ working orders that mode forbids and optionally flattens the book. The limit hol
 operator or the reconciler has halted trading too: a breach then takes the halt over in the
 stricter of the two modes. A flatten refused by the broker, or a position opened after it (a
 fill the broker made after its cancel), is closed on later checks, the waits between tries
-doubling. One breach per trading day; only `RiskGate.resume` (an operator) lifts it.
+doubling, up to FLATTEN_ATTEMPTS in a row (`flatten_given_up`, in `Lab.status()`); the broker
+reconnecting starts the tries again. One breach per trading day; only `RiskGate.resume` (an operator) lifts it.
 Thread model: `check()` runs on the monitor's own thread (`start`), woken by the bus on every
 fill, mark and session reset and at least every `check_interval_s`, and on the Lab's after a
 close settled expired options (one at a time); never on the kernel thread.
@@ -85,10 +86,17 @@ class DailyLossMonitor:
         except Exception:
             log.exception("daily loss check failed")
 
+    @property
+    def flatten_given_up(self) -> bool:
+        """A breach's flatten failed FLATTEN_ATTEMPTS times in a row: an operator must close
+        what is open (a reconnect of the broker tries again)."""
+        return self._flatten_failures >= FLATTEN_ATTEMPTS
+
     def _check(self) -> bool:
-        if self._broker_back:
+        if self._broker_back:  # tries made while it was down say nothing: a fresh budget
             self._broker_back = False
             self._flatten_next_try = self._cancel_next_try = 0.0
+            self._flatten_failures = self._cancel_failures = 0
         if self.desk is not None:
             self._flatten_if_due()
         if self.desk is not None and control_state(self.store) != ACTIVE:
