@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 
@@ -204,3 +206,30 @@ def test_a_wrong_bridge_address_fails_at_once_naming_it(tmp_path):
         with pytest.raises(BridgeAddressError, match="HTTP 404"):
             connect(wrong, timeout=20)
         assert time.monotonic() - started < 10  # not the whole timeout; generous on a busy CI
+
+
+def _sockets() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts fds in /proc")
+def test_a_closed_replica_holds_no_socket(tmp_path):
+    # tornado's close sends the close frame and closes the socket on a 5 s timer of the
+    # replica's loop, which a close for good ends first: each connect/close in a notebook left
+    # one socket open (CLOSE_WAIT) for the kernel's life.
+    with _engine(tmp_path) as engine, BridgeServer(engine) as server:
+        with connect(server.url):
+            pass
+        time.sleep(0.2)  # the server's side of the first is closed too
+        before = _sockets()
+        for _ in range(5):
+            with connect(server.url):
+                pass
+        deadline = time.monotonic() + 3  # the server closes its ends on its own thread
+        while _sockets() > before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _sockets() <= before

@@ -255,7 +255,7 @@ class Replica:
             finally:
                 self.connected = False
                 if self._conn is not None:
-                    self._conn.close()
+                    _close_connection(self._conn)
                     self._conn = None
             if self._closing:
                 return
@@ -376,6 +376,16 @@ class Replica:
         self._synced.set()
         with self._cond:
             self._cond.notify_all()
+
+
+def _close_connection(conn: Any) -> None:
+    """Send the close frame and close the socket now. tornado closes it on a 5 s timer of the
+    replica's loop, which a close for good ends first: the socket stayed open (CLOSE_WAIT)."""
+    protocol = conn.protocol
+    conn.close()
+    stream = getattr(protocol, "stream", None)
+    if stream is not None:
+        stream.close()
 
 
 def connect(
