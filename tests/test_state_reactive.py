@@ -110,3 +110,35 @@ def test_refresher_thread_is_the_only_setter(store):
         while not threads and time.monotonic() < deadline:
             time.sleep(0.01)
     assert threads == {"tradelab-reactive-state"}
+
+
+def test_a_face_nobody_holds_any_more_ends_its_refresher_thread(store):
+    # A notebook cell `live = ReactiveState(lab.store).start()` run again left the old face's
+    # thread refreshing (and holding the store) for the kernel's life: one more per re-run.
+    import gc
+
+    def refreshers():
+        return [t for t in threading.enumerate() if t.name == "tradelab-reactive-state"]
+
+    before = len(refreshers())
+    live = ReactiveState(store, rate_hz=50).start()
+    value = ReactiveState(store, rate_hz=50).start().bind("pnl.daily")  # a view holds the value
+    assert len(refreshers()) == before + 2
+    live = ReactiveState(store, rate_hz=50).start()  # the cell run again: the first is let go
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while len(refreshers()) > before + 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(refreshers()) == before + 2
+    push(store, 7.0)
+    deadline = time.monotonic() + 5
+    while value.value != 7.0 and time.monotonic() < deadline:  # a face still held refreshes
+        time.sleep(0.02)
+    assert value.value == 7.0
+    live.stop()
+    value = None
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while len(refreshers()) > before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(refreshers()) == before

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import weakref
 from typing import Any
 
 import param
@@ -42,7 +43,8 @@ class ReactiveState(param.Parameterized):
 
     `reactive.rx("pnl.daily")` is a `param.rx` expression; `reactive.parameter("pnl.daily")` is
     the Parameter to hand to `pn.bind` / `param.depends`. Values are private copies of plain
-    data: changing one never changes the store.
+    data: changing one never changes the store. `start()` refreshes on a thread until `stop()`
+    (or `with`), or until nothing holds this face or a value bound from it any more.
     """
 
     rate_hz = param.Number(default=20.0, bounds=(0.1, 1000.0), doc="refreshes per second at most")
@@ -82,6 +84,7 @@ class ReactiveState(param.Parameterized):
                     version, values = self._store._read_frozen((path,))
                     node = values[path]
                     holder = PathValue(path=path, value=_copy(node), seq=version, name=path)
+                    holder._face = self  # a view bound to it keeps its refresher going
                     self._seen_nodes[path] = node
                     self._bound = {**self._bound, path: holder}
         return holder
@@ -142,13 +145,12 @@ class ReactiveState(param.Parameterized):
             self._seen_version = version
             return len(changed)
 
-    def _run(self) -> None:
-        while not self._stop.wait(1.0 / self.rate_hz):
-            try:
-                self.refresh_now()
-            except Exception:
-                self.failures += 1
-                log.exception("reactive state refresh failed")
+    def _refresh_logged(self) -> None:
+        try:
+            self.refresh_now()
+        except Exception:
+            self.failures += 1
+            log.exception("reactive state refresh failed")
 
     def start(self) -> ReactiveState:
         """Start the refresher thread (idempotent while running)."""
@@ -157,7 +159,10 @@ class ReactiveState(param.Parameterized):
         if self._stop.is_set():
             raise LifecycleError("this ReactiveState was stopped; build a new one to restart")
         self._thread = threading.Thread(
-            target=self._run, name="tradelab-reactive-state", daemon=True
+            target=_refresh_while_held,
+            args=(weakref.ref(self), self._stop),
+            name="tradelab-reactive-state",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -178,6 +183,21 @@ class ReactiveState(param.Parameterized):
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _refresh_while_held(face_ref: weakref.ref, stop: threading.Event) -> None:
+    """The refresher thread: holds its face weakly, so a face nobody holds any more, nor a value
+    bound from it (a notebook cell run again, a view thrown away), ends its thread instead of
+    refreshing, and keeping a stopped session's store, for the kernel's life."""
+    face = face_ref()
+    while face is not None:
+        period = 1.0 / face.rate_hz
+        del face
+        if stop.wait(period):
+            return
+        face = face_ref()
+        if face is not None:
+            face._refresh_logged()
 
 
 def _copy(node: Any) -> Any:
