@@ -50,6 +50,9 @@ def test_lab_books_an_order_against_the_simulated_market(tmp_path):
             )
         )
         assert lab.status()["open_positions"] == 1
+    # After the stop, an order cell run again is told the Lab is stopped, not "stopping".
+    with pytest.raises(LifecycleError, match="this Lab is stopped: make a new Lab"):
+        lab.place_order(symbol, "BUY", 75, strategy="manual")
 
 
 def test_the_runner_runs_with_the_configured_bounds(tmp_path):

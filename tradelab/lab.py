@@ -386,6 +386,8 @@ class Lab:
             )
         self.engine.stop(timeout)
         self.broker.close()
+        if self.desk is not None:
+            self.desk.refuse("this Lab is stopped: make a new Lab(...) and start() it to trade")
 
     def __enter__(self) -> Lab:
         return self.start()

@@ -307,9 +307,15 @@ class ExecutionDesk:
         to journal what the broker answered: an order whose submission is journaled would
         otherwise stay working in the book, unknown to the broker, when the engine stops under
         it. Whether they all finished."""
+        self.refuse("the session is stopping; the execution desk takes no more orders")
         with self._calls_done:
-            self._closed = "the session is stopping; the execution desk takes no more orders"
             return self._calls_done.wait_for(lambda: self._calls == 0, timeout)
+
+    def refuse(self, why: str) -> None:
+        """Refuse new calls from now on with a LifecycleError saying `why` (the owner's state:
+        stopping, then stopped)."""
+        with self._calls_done:
+            self._closed = why
 
     def _hand_over(self) -> None:
         """Submit what this call has collected and wait until the engine applied it, before the
