@@ -185,3 +185,47 @@ def test_a_breach_flatten_given_up_while_the_broker_was_down_starts_again_when_i
     assert not s.monitor.flatten_given_up
     assert s.broker.positions() in ({}, {SYM: 0})
     assert not s.kernel.store.get("trading.open_positions", None)
+
+
+@pytest.mark.parametrize(
+    ("outside", "sent", "left"),
+    [
+        (-150, 0, "the broker holds 0 of"),  # missing_position: closed at another terminal
+        (-75, 75, "SELL 75 of 150 sent: the broker holds 75 of"),  # quantity_mismatch
+        (-225, 0, "the broker holds -75 of"),  # the broker short where the book is long
+    ],
+)
+def test_a_flatten_never_takes_the_brokers_position_past_zero(outside, sent, left):
+    # The flatten sized its orders from the book alone: after the reconciler halted on a
+    # missing position, Flatten all sold the book's 150 the broker no longer held, a naked
+    # short there, while the book (now flat) showed nothing.
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.broker.faults.hold_outside_position(SYM, outside, 100.0)
+    before = s.broker.positions().get(SYM, 0)
+    with pytest.raises(FlattenError, match=left) as info:
+        s.desk.flatten()
+    assert len(info.value.placed) == (1 if sent else 0)
+    assert s.broker.positions().get(SYM, 0) == before - sent
+    assert "reconciliation_mismatches" in str(info.value)
+
+
+def test_a_flatten_of_opposite_positions_in_one_symbol_closes_both():
+    # Two strategies long and short the same contract: the broker nets them to nothing, and
+    # closing both leaves it at nothing, so neither close is cut.
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 75, strategy="a")
+    s.desk.place_order(SYM, "SELL", 75, strategy="b")
+    assert s.broker.positions().get(SYM, 0) == 0
+    assert len(s.desk.flatten()) == 2
+    assert s.broker.positions().get(SYM, 0) == 0
+    assert not s.kernel.store.get("trading.open_positions", None)
+
+
+def test_a_flatten_closes_nothing_blind_when_the_broker_cannot_say_what_it_holds():
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 75, strategy="a")
+    s.broker.faults.fail_reads(1)
+    with pytest.raises(FlattenError, match="the broker's positions are unknown") as info:
+        s.desk.flatten()
+    assert info.value.placed == []

@@ -6,7 +6,8 @@ monitor's flatten on a breach, the halting thread and the risk monitor both canc
 halt. So a flatten closes only what no market exit is closing yet (`RiskGate.exit_room`; a
 resting limit closes nothing until it fills), its closing orders are exit-only (denied once
 they no longer reduce), and a cancel of an order the broker has finished meanwhile is not a
-failure.
+failure. A flatten never takes a symbol's position at the broker past zero or away from it:
+where the book and the broker differ, it closes only what the broker holds.
 """
 
 from __future__ import annotations
@@ -97,31 +98,73 @@ def flatten_book(
             if cancelled is not None:
                 cancelled.append(order_id)
     positions = desk.store.get("trading.positions", None) or {}
+    closes: list[tuple[str, dict, Side, int]] = []
     for ids in (desk.store.get("trading.open_positions", None) or {}).values():
-        for pid in ids:
+        for pid in sorted(ids):
             pos = positions[pid]
             net = pos["net_quantity"]
-            side = Side.SELL if net > 0 else Side.BUY
             # What no market exit closes yet: another flatten (the console's, the risk
             # monitor's) or a strategy's exit may be on its way to the broker beside this one.
             quantity = abs(net)
             if exit_only and desk.risk is not None:
                 quantity = desk.risk.exit_room(pos["strategy"], pos["symbol"])
-            if quantity == 0:
-                continue
-            try:
-                if exit_only:
-                    placed.append(desk.place_exit(pos["symbol"], side, quantity, pos["strategy"]))
-                else:
-                    placed.append(
-                        desk.place_order(pos["symbol"], side, quantity, strategy=pos["strategy"])
-                    )
-            except OrderDeniedError as exc:
-                # Closed meanwhile by another exit or flatten: nothing of it is left to close.
-                if exc.check != "exit_only" or desk.risk.exit_room(pos["strategy"], pos["symbol"]):
-                    not_closed[pid] = f"{side} {quantity}: {exc}"
-            except TradelabError as exc:
+            if quantity:
+                closes.append((pid, pos, Side.SELL if net > 0 else Side.BUY, quantity))
+    for pid, pos, side, quantity in _within_broker(desk, closes, not_closed):
+        try:
+            if exit_only:
+                placed.append(desk.place_exit(pos["symbol"], side, quantity, pos["strategy"]))
+            else:
+                placed.append(
+                    desk.place_order(pos["symbol"], side, quantity, strategy=pos["strategy"])
+                )
+        except OrderDeniedError as exc:
+            # Closed meanwhile by another exit or flatten: nothing of it is left to close.
+            if exc.check != "exit_only" or desk.risk.exit_room(pos["strategy"], pos["symbol"]):
                 not_closed[pid] = f"{side} {quantity}: {exc}"
+        except TradelabError as exc:
+            not_closed[pid] = f"{side} {quantity}: {exc}"
     if not_closed:
         raise FlattenError(placed, not_closed)
     return placed
+
+
+def _within_broker(
+    desk: ExecutionDesk, closes: list[tuple[str, dict, Side, int]], not_closed: dict[str, str]
+) -> list[tuple[str, dict, Side, int]]:
+    """The closing orders cut so that no symbol's position at the broker goes past zero.
+
+    The book can differ from the broker (the reconciler's `missing_position` or
+    `quantity_mismatch`): closing the book's 75 the broker no longer holds would open a naked
+    short there, which the book, now flat, would never see. Per symbol, the closes' net change
+    is kept within what the broker holds; what they would close beyond it is named in
+    `not_closed`. Without the broker's positions (it does not answer) nothing is closed blind.
+    """
+    if not closes:
+        return []
+    try:
+        held = desk.broker.positions()
+    except TradelabError as exc:
+        for pid, _, side, quantity in closes:
+            not_closed[pid] = f"{side} {quantity}: the broker's positions are unknown ({exc})"
+        return []
+    kept: list[tuple[str, dict, Side, int]] = []
+    for symbol in dict.fromkeys(pos["symbol"] for _, pos, _, _ in closes):
+        mine = [c for c in closes if c[1]["symbol"] == symbol]
+        broker = held.get(symbol, 0)
+        after = broker + sum(q if side is Side.BUY else -q for _, _, side, q in mine)
+        # Closing may bring the broker's position towards zero, never past it nor away.
+        excess = after - min(max(after, min(0, broker)), max(0, broker))
+        beyond = abs(excess)
+        for pid, pos, side, quantity in mine:
+            cut = min(quantity, beyond) if excess and (side is Side.BUY) == (excess > 0) else 0
+            beyond -= cut
+            if cut:
+                not_closed[pid] = (
+                    f"{side} {quantity - cut} of {quantity} sent: the broker holds {broker} of "
+                    f"{symbol}, and the rest would take it past zero or away from it (see the "
+                    "reconciliation_mismatches view)"
+                )
+            if quantity - cut:
+                kept.append((pid, pos, side, quantity - cut))
+    return kept
