@@ -368,6 +368,10 @@ class StrategyContext:
             if entry["remaining"] == 0:
                 del self._working[fill["order_id"]]
 
+    def tracks(self, order_id: object) -> bool:
+        """Whether this strategy counts `order_id` as working."""
+        return order_id in self._working
+
     def _on_order_finished(self, payload: Mapping[str, Any]) -> None:
         """A cancelled or rejected order works no more (its fills came as trade.executed); one
         `close` cancelled with fills still on their way stays counted until they come."""

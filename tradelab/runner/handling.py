@@ -14,6 +14,13 @@ from typing import Any
 from tradelab.market.reducers import bar_mark_price
 from tradelab.runner.strategy import PAUSED, RUNNING
 
+# An order state the reconciler adopts that ends the order, as the order.* topic that says so.
+_ADOPTED_END = {
+    "cancelled": "order.cancelled",
+    "rejected": "order.rejected",
+    "filled": "order.filled",
+}
+
 
 class EventHandlingMixin:
     def _handle(self, event: Any) -> None:
@@ -47,12 +54,24 @@ class EventHandlingMixin:
             trade = payload.get("trade")
             if trade is not None:  # an adjusting trade has no market time of its own: now's
                 self._on_trade(event.seq, {**trade, "ts": trade.get("ts") or self.current_ts})
+            order = payload.get("order")
+            if order is not None and order.get("status") in _ADOPTED_END:
+                # The broker's end of an order whose report was lost, as its order.* event
+                # would have said: else the strategy counts it working for ever (and `target`
+                # sends nothing), and a stop's exit order is never placed again.
+                self._order_finished(_ADOPTED_END[order["status"]], order)
         elif topic.startswith("order."):
-            self.monitor.on_order_event(topic, payload)
-            if topic in ("order.cancelled", "order.rejected", "order.denied"):
-                slot = self._slots.get(payload.get("strategy"))
-                if slot is not None:
-                    slot.ctx._on_order_finished(payload)
+            self._order_finished(topic, payload)
+
+    def _order_finished(self, topic: str, payload: Any) -> None:
+        self.monitor.on_order_event(topic, payload)
+        if topic in ("order.cancelled", "order.rejected", "order.denied"):
+            slot = self._slots.get(payload.get("strategy"))
+            if slot is None:  # an adopted order state names no strategy: whose it was
+                order_id = payload.get("order_id")
+                slot = next((s for s in self._slots.values() if s.ctx.tracks(order_id)), None)
+            if slot is not None:
+                slot.ctx._on_order_finished(payload)
 
     def _on_trade(self, seq: int, payload: Any) -> None:
         trade = self.engine.store.get(f"trading.trades.{payload.get('trade_id')}", None)
