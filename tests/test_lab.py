@@ -305,5 +305,38 @@ def test_a_stop_while_threads_place_orders_leaves_no_order_the_broker_never_had(
     orders = lab.store.get("trading.orders") or {}
     assert [o for o, order in orders.items() if order["status"] == "submitted"] == []
     assert not lab.store.get("trading.working")
-    with pytest.raises(LifecycleError, match="stopping"):
+    with pytest.raises(LifecycleError, match="this Lab is stopped"):
         lab.place_order(symbol, "BUY", lot)
+
+
+def test_a_strategy_parameter_that_cannot_be_journaled_is_refused_before_a_file_is_made(tmp_path):
+    import param
+
+    class Odd(Strategy):
+        when = param.Parameter(default=object())  # not a JSON value
+
+    journal = tmp_path / "lab.duckdb"
+    with pytest.raises(InvalidInputError, match="'odd': its parameters are journaled"):
+        Lab(journal_path=str(journal), strategies=[Odd()])
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_start_that_fails_after_the_engine_started_stops_what_it_started(tmp_path, monkeypatch):
+    # Only two early checks were undone: anything later left the engine, its writer and the
+    # monitors running, and `with Lab(...)` gave no handle to stop them (the journal held).
+    import threading
+
+    from tradelab.runner.runner import StrategyRunner
+
+    def refuse(self, who="system"):
+        raise RuntimeError("the runner could not start")
+
+    journal = tmp_path / "lab.duckdb"
+    before = {t.name for t in threading.enumerate()}
+    with monkeypatch.context() as patched:
+        patched.setattr(StrategyRunner, "start", refuse)
+        with pytest.raises(RuntimeError, match="could not start"), fast_lab(journal):
+            pass
+    assert wait_for(lambda: {t.name for t in threading.enumerate()} <= before)
+    with fast_lab(journal) as lab:  # the journal is free and whole
+        assert lab.engine.state == "running"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +57,12 @@ from tradelab.lab_sessions import (
     last_mark_ns,
     market_source,
     resumed_ticks,
+    say_if_nothing_was_left,
 )
 from tradelab.lab_status import session_status, wait_for_mark
 from tradelab.market.bars import interval_seconds, session_intervals
 from tradelab.market.clock import NS_PER_S, SimulatedClock
 from tradelab.market.feeds import ReplayFeedConfig, SimulatedFeedConfig
-from tradelab.market.instruments import IST
 from tradelab.market.router import MarketDataRouter
 from tradelab.market.ticks import Tick
 from tradelab.metrics_sampler import MetricsSampler
@@ -212,6 +211,16 @@ class Lab:
                 if not isinstance(exc, JournalInUseError):
                     self._new_account.unlink(missing_ok=True)
             raise
+        try:
+            self._start_session()
+        except BaseException:
+            # What started is stopped (the engine and its writer, the monitors): with
+            # `with Lab(...)` nothing else could stop them, and the journal stayed held.
+            self.stop()
+            raise
+        return self
+
+    def _start_session(self) -> None:
         store = self.engine.store
         self.resumed_after_ns = last = last_mark_ns(store)
         self.router.skip_bars_through(journaled_bar_starts(store))
@@ -219,13 +228,8 @@ class Lab:
             self.clock.set(last)
         self._closed_session = ClosedSession.of(store)
         self.days = TradingDays(self)
-        try:
-            check_same_market(store, self.market_source, max(self.open_ns, last or self.open_ns))
-            check_account_of_journal(self.broker, self.engine)
-        except InvalidInputError:
-            self.engine.stop()
-            self.broker.close()
-            raise
+        check_same_market(store, self.market_source, max(self.open_ns, last or self.open_ns))
+        check_account_of_journal(self.broker, self.engine)
         # The desk reads positions, orders and the risk state from the recovered store.
         self.risk = RiskGate(self.risk_config, store, self.engine.submit, clock=self.clock)
         self.desk = ExecutionDesk(
@@ -264,7 +268,6 @@ class Lab:
         self._feed_thread.start()
         if self.metrics_sampler is not None:
             self.metrics_sampler.start()
-        return self
 
     def _run_feed(self) -> None:
         speed = None if self.feed.config.as_fast_as_possible else self.feed.config.speed
@@ -279,7 +282,7 @@ class Lab:
                 stall = self.config.feed_stall_after_seconds
                 days.run(self._resumed_ticks(), self._route, speed, self._stop, stall)
                 self.days.close_session()
-                self._say_if_nothing_was_left()
+                say_if_nothing_was_left(self)
         except TradelabError as exc:
             # The journal writer failed (nothing more can be journaled) or the broker is down
             # (its account file cannot be written): the session ends here;
@@ -309,21 +312,6 @@ class Lab:
         ):
             self.ticks_played += 1
             yield tick
-
-    def _say_if_nothing_was_left(self) -> None:
-        """A restart on a journal already past this feed's whole session plays nothing: say
-        why, not only that the session ended."""
-        last = self.resumed_after_ns
-        if self.ticks_played or last is None or self._stop.is_set():
-            return
-        log.warning(
-            "nothing left to play: this journal's market time is %s IST, at or after the last "
-            "tick of this %s (from %s IST); run a later day (sim_feed.session_date, another bar "
-            "file) or start a new journal",
-            _ist_minute(last),
-            "bar file" if self.config.feed == "replay" else "simulated session",
-            _ist_minute(self.open_ns),
-        )
 
     def _route(self, tick: Tick) -> None:
         if self._closed_session is not None:  # a restart: more of the day a file closed?
@@ -394,7 +382,3 @@ class Lab:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def _ist_minute(ts_ns: int) -> str:
-    return f"{datetime.fromtimestamp(ts_ns / NS_PER_S, IST):%Y-%m-%d %H:%M}"

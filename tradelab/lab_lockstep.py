@@ -12,7 +12,7 @@ import logging
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
 
-from tradelab.lab_sessions import SessionDays
+from tradelab.lab_sessions import SessionDays, say_if_nothing_was_left
 from tradelab.market.ticks import Tick
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def run_lockstep(lab: Lab) -> None:
         tick = held.pop() if held else next(ticks, None)
         if tick is None:
             lab.days.close_session()
-            lab._say_if_nothing_was_left()
+            say_if_nothing_was_left(lab)
             stage[0] = "done"  # one more step: the strategies' last reactions settle
             return True
         if days.crosses(tick.ts):  # a new day: a step of its own, settled before its ticks

@@ -347,3 +347,23 @@ def settle_expired_options(store: Any, broker: Any, submit: Callable[..., Any]) 
                 key=fill.symbol,
             )
     return [update.order_id for update in updates]
+
+
+def say_if_nothing_was_left(lab: Any) -> None:
+    """A restart on a journal already past its feed's whole session plays nothing: say why,
+    not only that the session ended."""
+    last = lab.resumed_after_ns
+    if lab.ticks_played or last is None or lab._stop.is_set():
+        return
+    log.warning(
+        "nothing left to play: this journal's market time is %s IST, at or after the last "
+        "tick of this %s (from %s IST); run a later day (sim_feed.session_date, another bar "
+        "file) or start a new journal",
+        _ist_minute(last),
+        "bar file" if lab.config.feed == "replay" else "simulated session",
+        _ist_minute(lab.open_ns),
+    )
+
+
+def _ist_minute(ts_ns: int) -> str:
+    return f"{datetime.fromtimestamp(ts_ns / NS_PER_S, IST):%Y-%m-%d %H:%M}"

@@ -188,6 +188,7 @@ def checked_strategies(strategy: Any) -> list[Strategy]:
                 f"two strategies are named {one.name!r}; give each its own name= to run both"
             )
         names.add(one.name)
+        check_journalable_params(one.name, one.parameters())  # before any file is opened
     return strategies
 
 
