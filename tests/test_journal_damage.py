@@ -405,6 +405,8 @@ def test_a_run_on_a_journal_that_lost_committed_events_is_refused_unless_accepte
     assert result.exit_code == EXIT_DAMAGED, (result.output, result.stderr)
     said = result.output + result.stderr
     assert f"events {seq + 1}..{seq + 50} were lost" in said and "--accept-lost-tail" in said
+    # serve has no such flag: its route, the settings file, is named too
+    assert "for tradelab serve `engine: {accept_lost_tail: true}` in its --config" in said
     assert JournalReader(journal).last_seq() == seq  # nothing written
     result = CliRunner().invoke(cli, [*args, "--accept-lost-tail"])
     assert result.exit_code == 0, (result.output, result.stderr)

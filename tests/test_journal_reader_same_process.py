@@ -26,3 +26,32 @@ def test_reader_in_the_engines_own_process_reads_segments_then_the_file(tmp_path
         engine.stop()
     assert reader.count() == engine.store.version
     assert reader.source == "journal"
+
+
+def test_a_damaged_segment_is_a_journal_error_naming_it_not_a_duckdb_traceback(tmp_path):
+    # inspect on a running engine's journal printed DuckDB's traceback (exit 1), and the
+    # reader raised duckdb's own exceptions, leaking the connection it had opened.
+    import pytest
+
+    from tradelab.errors import InvalidInputError, JournalError
+    from tradelab.journal.segments import list_segments, segment_dir
+
+    path = tmp_path / "lab.duckdb"
+    engine = Engine(journal_path=str(path), segment_every_seconds=0.05).start()
+    try:
+        for i in range(50):
+            engine.submit("mark.updated", {"symbol": "NIFTY", "price": 24000.0 + i})
+        engine.flush()
+        deadline = time.monotonic() + 10
+        while not list_segments(segment_dir(path)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first = list_segments(segment_dir(path))[0][2]
+        first.write_bytes(first.read_bytes()[:100])  # torn
+        reader = JournalReader(path)
+        for call in (reader.count, reader.events):
+            with pytest.raises(JournalError, match="cannot read the sealed segments"):
+                call()
+        with pytest.raises(InvalidInputError, match="limit must be a whole number"):
+            JournalReader(path).events(limit=-1)
+    finally:
+        engine.stop()

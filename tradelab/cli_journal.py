@@ -49,16 +49,15 @@ def inspect_cmd(path: str | None, as_json: bool, config_file: str | None) -> Non
     import json
 
     from tradelab.cli import EXIT_DAMAGED, exit_code_for, fail
-    from tradelab.errors import TradelabError
+    from tradelab.errors import JournalInUseError, TradelabError
     from tradelab.journal import JournalReader
-    from tradelab.journal.journal_file import LOCK_HINT
     from tradelab.journal.verify import inspect_journal
 
     path = _journal_of(path, config_file)
     try:
         info = inspect_journal(path)
     except TradelabError as exc:
-        if LOCK_HINT not in str(exc):
+        if not isinstance(exc, JournalInUseError):
             fail(exc, exit_code_for(exc))
         try:
             reader = JournalReader(path)

@@ -262,7 +262,8 @@ class Journal:
             except OSError as exc:
                 raise JournalError(
                     f"cannot use the segments directory {directory} of journal {self.path}: "
-                    f"{exc.strerror or exc}; make it a writable directory, or turn segments off"
+                    f"{exc.strerror or exc}; make it a writable directory, or turn segments off "
+                    "(engine.segments_enabled: false)"
                 ) from None
             self.check.problems.extend(problems)
         settings = WriterSettings(

@@ -19,8 +19,9 @@ import duckdb
 from tradelab.errors import InvalidInputError, JournalError, JournalInUseError, RecoveryError
 
 LOCK_HINT = (
-    "DuckDB lets one process hold a file read-write or many read-only, never both; while an "
-    "engine runs, read its sealed Parquet segments with tradelab.journal.JournalReader"
+    "DuckDB lets one process hold a file read-write or many read-only, never both: stop that "
+    "engine first, or use another journal; to read this one while it runs, "
+    "tradelab.journal.JournalReader reads its sealed Parquet segments"
 )
 
 

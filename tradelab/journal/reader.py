@@ -26,7 +26,7 @@ from typing import Any
 
 import duckdb
 
-from tradelab.errors import JournalError
+from tradelab.errors import InvalidInputError, JournalError
 from tradelab.events import Event
 from tradelab.journal import journal_file
 from tradelab.journal.event_rows import rows_to_events
@@ -80,7 +80,14 @@ class JournalReader:
         segments = list_segments(self.segments_dir)
         if segments:
             files = parquet_list(segments)
-            con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({files})")
+            try:  # reads the segments' footers: a damaged one fails here
+                con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({files})")
+            except duckdb.Error as exc:
+                con.close()
+                raise JournalError(
+                    f"cannot read the sealed segments of journal {self.path} (it is in use by "
+                    f"a running engine): {str(exc).splitlines()[0]}"
+                ) from None
             self.note = (
                 f"journal file is in use by a running engine; reading {len(segments)} sealed "
                 f"segment(s) up to seq {segments[-1][1]}"
@@ -155,9 +162,15 @@ class JournalReader:
             params.append(topic)
         sql += " ORDER BY seq"
         if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+                raise InvalidInputError(f"limit must be a whole number >= 0, not {limit!r}")
+            sql += f" LIMIT {limit}"
         con = self._open()
         try:
             return rows_to_events(con.sql(sql, params=params).to_arrow_table())
+        except duckdb.Error as exc:  # a damaged segment or block: said in one line
+            raise JournalError(
+                f"reading the events of journal {self.path} failed: {str(exc).splitlines()[0]}"
+            ) from None
         finally:
             con.close()

@@ -76,7 +76,9 @@ def lost_tail_error(path: Any, damage: dict[str, Any]) -> RecoveryError:
         f"{damage['expected_last_seq']} had been committed, so events {damage['lost_from_seq']}.."
         f"{damage['expected_last_seq']} were lost (a torn WAL tail) and the store would not be "
         "the fold of what was committed and acknowledged. To go on from there, the loss "
-        "recorded in the journal: accept_lost_tail=True (tradelab run --accept-lost-tail)"
+        "recorded in the journal: tradelab run --accept-lost-tail, or for tradelab serve "
+        "`engine: {accept_lost_tail: true}` in its --config file (in Python, "
+        "EngineConfig(accept_lost_tail=True))"
     )
 
 
