@@ -211,3 +211,35 @@ def test_an_account_holding_an_old_calendars_tuesday_contract_says_so(tmp_path):
     assert "NIFTY2461124000CE, which is no NIFTY contract by NSE's expiry calendar" in message
     assert "2024-06-11 (Tuesday) is not an expiry date" in message
     assert "another bar file" not in message and "remove the journal" in message
+
+
+def test_contracts_no_longer_held_nor_ordered_leave_the_account(tmp_path):
+    # Every contract ever ordered stayed in the account's margin prices, and in each save of
+    # it, whatever the history bound: a day's hundreds of strikes, for good.
+    path = tmp_path / "acct.broker.sqlite"
+    from test_broker_paper import at
+
+    from tradelab.market.clock import SimulatedClock
+
+    broker = PaperBroker(
+        PaperBrokerConfig(history_fills=4, history_orders=4, brokerage_per_fill=0.0),
+        clock=SimulatedClock(at(10)),
+        account_path=path,
+    )
+    for i in range(40):
+        symbol = f"NIFTY25NOV{20000 + 50 * i}CE"
+        broker.set_quote(symbol, 100.0, 100.5)
+        broker.submit_order(OrderRequest(f"b-{i}", symbol, Side.BUY, 75, strategy="s"))
+        broker.submit_order(OrderRequest(f"s-{i}", symbol, Side.SELL, 75, strategy="s"))
+    held = "NIFTY25NOV30000CE"
+    broker.set_quote(held, 10.0, 10.5)
+    broker.submit_order(OrderRequest("short", held, Side.SELL, 75, strategy="s"))
+    resting = "NIFTY25NOV30050CE"
+    broker.set_quote(resting, 10.0, 10.5)
+    broker.submit_order(
+        OrderRequest("rest", resting, Side.SELL, 75, OrderType.LIMIT, 50.0, strategy="s")
+    )
+    assert set(broker.account.strikes) == {held, resting}  # a short's margin, a working order's
+    broker.close()
+    saved = json.loads(sqlite3.connect(path).execute("SELECT body FROM account").fetchone()[0])
+    assert set(saved["strikes"]) == {held, resting}

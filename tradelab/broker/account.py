@@ -145,6 +145,7 @@ class PaperAccount:
         order_id = order.request.order_id
         if order.status.is_terminal and not order.reported_cancelled:
             self.working.pop(order_id, None)
+            self._forget_if_idle(order.request.symbol)
         # Last changed last, as the file's rows come back: the history bound drops from the front.
         self.orders[order_id] = self.orders.pop(order_id, order)
         self._dirty_orders[order_id] = order
@@ -201,7 +202,17 @@ class PaperAccount:
         self.cash += -signed * price - fee
         if symbol in self._on_fill_price:
             self.strikes[symbol] = price
+        self._forget_if_idle(symbol)
         self._dirty = True
+
+    def _forget_if_idle(self, symbol: str) -> None:
+        """A symbol neither held nor in a working order needs no margin price: kept, every
+        contract ever traded stayed in the account (and in each save of it) for good."""
+        if symbol not in self.positions and all(
+            o.request.symbol != symbol for o in self.working.values()
+        ):
+            self.strikes.pop(symbol, None)
+            self._on_fill_price.discard(symbol)
 
     def _move_average(self, symbol: str, held: int, signed: int, price: float) -> None:
         """The average as `trading.book.apply_fill` keeps it: adding re-averages, reducing keeps
