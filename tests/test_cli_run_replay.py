@@ -65,7 +65,10 @@ def test_a_users_own_strategy_file_trades_a_session_with_its_params(tmp_path):
     assert result.exit_code == 0, (result.output, result.stderr)
     fills = [e.payload for e in JournalReader(journal).events(topic="trade.executed")]
     assert [(f["strategy"], f["side"], f["quantity"]) for f in fills] == [("buy_once", "BUY", 75)]
-    assert "book of this journal (this run's strategy: buy_once): 1 order, 1 fill" in result.output
+    assert (
+        "live book (this journal's last 5 sessions; this run's strategy: buy_once): 1 order, "
+        "1 fill" in result.output
+    )
     assert fills[0]["symbol"] == "NIFTY25N1824000CE"
     wrong = invoke("--strategy", spec, "--param", "qty=2", "--journal", str(tmp_path / "x.duckdb"))
     assert wrong.exit_code == EXIT_USAGE

@@ -270,8 +270,10 @@ def _watch(
         )
     s = lab.status()
     click.echo(
-        # The store's book is the whole journal's: earlier runs' and other strategies' too.
-        f"book of this journal (this run's strategy: {strategy_name}): "
+        # The live book: earlier runs' and other strategies' too, its finished orders and fills
+        # trimmed to the last lab.book_history_sessions sessions (the journal keeps them all).
+        f"live book (this journal's last {lab.config.book_history_sessions} sessions; this "
+        f"run's strategy: {strategy_name}): "
         f"{count_of(s['orders'], 'order')}, "
         f"{count_of(s['fills'], 'fill')}, {count_of(s['open_positions'], 'open position')}, "
         f"day P&L {money(s['daily_pnl'])}"

@@ -311,7 +311,9 @@ class Engine(EngineControls):
         just after this returns; `wait_applied()` waits for that too.
 
         Returns the stamped Event when it blocked, else None. Called on the kernel thread (from a
-        bus handler) it never blocks: blocking there would deadlock, so it returns None.
+        bus handler) it never blocks: blocking there would deadlock, so it returns None. A
+        transient topic (`market.tick`) is published at once and never journaled: its Event,
+        seq 0, is returned.
 
         When the queue is full (`EngineConfig.max_queued_events`) an ordinary submit waits for
         room up to `EngineConfig.submit_timeout_seconds`, then raises OverloadError; the event
