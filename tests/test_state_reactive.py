@@ -142,3 +142,16 @@ def test_a_face_nobody_holds_any_more_ends_its_refresher_thread(store):
     while len(refreshers()) > before and time.monotonic() < deadline:
         time.sleep(0.02)
     assert len(refreshers()) == before
+
+
+def test_an_unbound_path_is_no_longer_refreshed(store):
+    live = ReactiveState(store)
+    value = live.bind("pnl.daily")
+    push(store, 1.0)
+    live.refresh_now()
+    assert value.value == 1.0 and live.paths == ("pnl.daily",)
+    live.unbind("pnl.daily")
+    push(store, 2.0)
+    live.refresh_now()
+    assert value.value == 1.0 and live.paths == ()
+    assert live.value("pnl.daily") == 2.0  # bound afresh, it reads the store's value now

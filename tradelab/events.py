@@ -73,10 +73,6 @@ def encode_payload(payload: Mapping[str, Any]) -> bytes:
     return _encoder.encode(payload)
 
 
-def decode_payload(data: bytes | str) -> dict[str, Any]:
-    return msgspec.json.decode(data)
-
-
 def now_ns() -> int:
     """Wall-clock UTC time in nanoseconds: the `ts` of a new event."""
     return time.time_ns()

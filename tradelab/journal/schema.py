@@ -218,8 +218,3 @@ def check_format_version(rows: list[tuple], path: str | Path) -> int:
             f"format {JOURNAL_FORMAT_VERSION} (upgrade tradelab to open it)"
         )
     return found
-
-
-def read_format_version(con: duckdb.DuckDBPyConnection, path: str | Path) -> int:
-    """Format version of a journal opened read-only (no tables are created): `check_tables`."""
-    return check_tables(con, path)

@@ -77,12 +77,6 @@ def next_snapshot_id(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0])
 
 
-def read_verified_state(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> bytes | None:
-    """The snapshot's state bytes if their sha256 matches the stored one; None if it does not
-    (or the row has no id, hash or state)."""
-    return check_state(con, info)[0]
-
-
 def check_state(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> tuple[bytes | None, str]:
     """(state bytes, "") if the snapshot verifies, else (None, why not)."""
     if info.id < 0:

@@ -15,7 +15,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from tradelab.errors import InvalidInputError
-from tradelab.market.clock import NS_PER_S
+from tradelab.market.clock import NS_PER_S, SESSION_CLOSE, SESSION_OPEN
 from tradelab.market.instruments import IST
 from tradelab.market.ticks import Tick
 
@@ -117,8 +117,8 @@ class BarAggregator:
         self,
         intervals: tuple[str, ...] = ("15m", "1h"),
         *,
-        session_open: time = time(9, 15),
-        session_close: time = time(15, 30),
+        session_open: time = SESSION_OPEN,
+        session_close: time = SESSION_CLOSE,
         sessions: Callable[[date], tuple[time, time] | None] | None = None,
     ) -> None:
         """`sessions(day)`, when given, is that day's (open, close) in IST, None for a day

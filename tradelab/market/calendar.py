@@ -8,15 +8,14 @@ sourced override list for sessions that library cannot hold (weekend sessions). 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from datetime import time as dtime
 from functools import lru_cache
 from types import MappingProxyType
 
 from tradelab.errors import InvalidInputError
-from tradelab.market.instruments import IST
 
 log = logging.getLogger(__name__)
 
@@ -96,19 +95,6 @@ class TradingCalendar:
             return special
         return (self.open_time, self.close_time) if self.has_regular_session(day) else None
 
-    def session_datetimes(self, day: date) -> tuple[datetime, datetime]:
-        """`day`'s session as aware IST datetimes; `InvalidInputError` if it does not trade."""
-        bounds = self.session(day)
-        if bounds is None:
-            raise InvalidInputError(
-                f"{day.isoformat()} is not a {self.name} trading day "
-                f"(next trading day: {self.next_trading_day(day).isoformat()})"
-            )
-        return (
-            datetime.combine(day, bounds[0], tzinfo=IST),
-            datetime.combine(day, bounds[1], tzinfo=IST),
-        )
-
     def next_trading_day(self, day: date, *, inclusive: bool = False) -> date:
         """The first trading day after `day` (or on it, when `inclusive`)."""
         day = day if inclusive else day + timedelta(days=1)
@@ -134,22 +120,6 @@ class TradingCalendar:
             if self.is_trading_day(day):
                 yield day
             day += timedelta(days=1)
-
-
-def calendar_from(
-    holidays: Iterable[date],
-    special_sessions: Mapping[date, tuple[dtime, dtime]] | None = None,
-    *,
-    name: str = "custom",
-    covered_until: int | None = None,
-) -> TradingCalendar:
-    """A calendar from plain holiday dates (e.g. for tests or another market)."""
-    return TradingCalendar(
-        holidays=frozenset(holidays),
-        special_sessions=MappingProxyType(dict(special_sessions or {})),
-        covered_until=covered_until,
-        name=name,
-    )
 
 
 @lru_cache(maxsize=1)

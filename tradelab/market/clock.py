@@ -15,7 +15,7 @@ from datetime import time as dtime
 from typing import Any
 
 from tradelab.errors import InvalidInputError
-from tradelab.market.calendar import TradingCalendar, nse_calendar
+from tradelab.market.calendar import REGULAR_CLOSE, REGULAR_OPEN, TradingCalendar, nse_calendar
 from tradelab.market.instruments import IST
 
 NS_PER_S = 1_000_000_000
@@ -53,7 +53,7 @@ class SimulatedClock:
         self._now += int(ns)
 
 
-SESSION_OPEN, SESSION_CLOSE = dtime(9, 15), dtime(15, 30)  # NSE's normal session, IST
+SESSION_OPEN, SESSION_CLOSE = REGULAR_OPEN, REGULAR_CLOSE  # NSE's normal session, IST
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,10 +32,11 @@ import math
 import numbers
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from enum import StrEnum
 
 from tradelab.errors import InvalidInputError
+from tradelab.market.calendar import REGULAR_CLOSE
 from tradelab.market.expiries import (
     NSE_EXPIRY_WEEKDAYS,
     ExpiryCalendar,
@@ -96,7 +97,7 @@ class OptionContract:
 
     def expiry_close(self) -> datetime:
         """The instant the contract stops trading: 15:30 IST on its expiry date."""
-        return datetime.combine(self.expiry, time(15, 30), tzinfo=IST)
+        return datetime.combine(self.expiry, REGULAR_CLOSE, tzinfo=IST)
 
     def years_to_expiry(self, at: datetime) -> float:
         """Time to expiry in years (ACT/365), 0 once expired."""
@@ -253,11 +254,3 @@ class OptionUniverse:
             if strike > 0:
                 out.extend(self.contract(expiry, strike, t) for t in OptionType)
         return out
-
-
-def session_bounds(day: date) -> tuple[datetime, datetime]:
-    """NSE cash/F&O session for `day`: 09:15 to 15:30 IST."""
-    return (
-        datetime.combine(day, time(9, 15), tzinfo=IST),
-        datetime.combine(day, time(15, 30), tzinfo=IST),
-    )

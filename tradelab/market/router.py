@@ -49,9 +49,6 @@ class MarketDataRouter:
         self._journaled_bar_starts: dict[tuple[str, str], int] = {}
         self.marks_submitted = 0
 
-    def add_quote_sink(self, sink: Callable[[Tick], Any]) -> None:
-        self._quote_sinks.append(sink)
-
     def open_session(self, ts_ns: int, source: str = "") -> None:
         """Open the day's session; `source` says which market it is on (Lab.market_source)."""
         payload = {"session_date": ist_date(ts_ns).isoformat(), "ts": ts_ns}
