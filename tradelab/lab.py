@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.broker.account_file import check_account_of_journal
@@ -72,6 +72,9 @@ from tradelab.runner.strategy import Strategy, checked_strategies
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.risk import RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor
+
+if TYPE_CHECKING:
+    from tradelab.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +191,7 @@ class Lab:
         self._started = False
 
     @property
-    def store(self):
+    def store(self) -> StateStore:
         return self.engine.store
 
     def start(self) -> Lab:

@@ -63,7 +63,9 @@ class StateDiff:
         return pd.DataFrame(rows, columns=["path", "change", "before", "after"])
 
 
-def diff_states(a: Mapping[str, Any], b: Mapping[str, Any], seq_a: int = 0, seq_b: int = 0):
+def diff_states(
+    a: Mapping[str, Any], b: Mapping[str, Any], seq_a: int = 0, seq_b: int = 0
+) -> StateDiff:
     """The StateDiff from state tree `a` to state tree `b` (plain nested dicts)."""
     result = StateDiff(seq_a, seq_b)
     _diff(a, b, "", result)

@@ -6,7 +6,10 @@ Pure construction; no threads. `build_store` is what `tradelab verify` and tests
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tradelab.state import StateStore
 
 # The version of the default reducers' fold: raised whenever they fold the same events into
 # other state, so a snapshot taken by the earlier reducers is passed by (recovery replays from
@@ -44,7 +47,7 @@ def build_store(
     reducers: Mapping[str, Any] | None = None,
     *,
     migrations: bool = False,
-):
+) -> StateStore:
     """A fresh StateStore with the default reducers (plus `reducers`): what replay folds into.
     `migrations`: with the default topics' migrations, as an Engine's store has them (events
     of an older version upcast, of a newer one refused: a SchemaVersionError)."""

@@ -22,13 +22,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from tradelab.errors import InvalidInputError, JournalError
 from tradelab.events import Event
 from tradelab.journal import journal_file
+
+if TYPE_CHECKING:
+    import pandas as pd
 from tradelab.journal.event_rows import rows_to_events
 from tradelab.journal.schema import events_table_problem
 from tradelab.journal.segments import list_segments, parquet_list, segment_dir
@@ -121,7 +124,7 @@ class JournalReader:
 
         self._run(sql, params, each_batch)
 
-    def df(self, sql: str, params: list[Any] | None = None):
+    def df(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         """Like `query`, as a pandas DataFrame."""
         return self._run(sql, params, lambda result: result.df())
 

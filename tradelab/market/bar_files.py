@@ -308,7 +308,9 @@ def journal_volumes(volumes: np.ndarray) -> list[int] | list[float]:
     return volumes.astype(np.int64).tolist() if volumes_are_whole(volumes) else volumes.tolist()
 
 
-def checked_symbols(path: Path, column: str, raw: pd.Series, file_row: Callable[[int], int] = int):
+def checked_symbols(
+    path: Path, column: str, raw: pd.Series, file_row: Callable[[int], int] = int
+) -> pd.Series:
     """The Symbol column's values as text; an empty cell is refused naming its line (a pandas
     3 `astype(str)` keeps it a float NaN, which no bar can be matched to)."""
     empty = raw.isna() | (raw.astype(str).str.strip() == "")
