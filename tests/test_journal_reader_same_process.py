@@ -3,17 +3,26 @@
 
 import time
 
+import pytest
+
 from tradelab.engine import Engine
+from tradelab.errors import InvalidInputError, JournalError
 from tradelab.journal import JournalReader
+from tradelab.journal.segments import list_segments, segment_dir
+
+
+def _engine_with_50_marks(path) -> Engine:
+    engine = Engine(journal_path=str(path), segment_every_seconds=0.05).start()
+    for i in range(50):
+        engine.submit("mark.updated", {"symbol": "NIFTY", "price": 24000.0 + i})
+    engine.flush()
+    return engine
 
 
 def test_reader_in_the_engines_own_process_reads_segments_then_the_file(tmp_path):
     path = tmp_path / "lab.duckdb"
-    engine = Engine(journal_path=str(path), segment_every_seconds=0.05).start()
+    engine = _engine_with_50_marks(path)
     try:
-        for i in range(50):
-            engine.submit("mark.updated", {"symbol": "NIFTY", "price": 24000.0 + i})
-        engine.flush()
         reader = JournalReader(path)
         deadline = time.monotonic() + 10
         while reader.count() < 50 and time.monotonic() < deadline:
@@ -31,17 +40,9 @@ def test_reader_in_the_engines_own_process_reads_segments_then_the_file(tmp_path
 def test_a_damaged_segment_is_a_journal_error_naming_it_not_a_duckdb_traceback(tmp_path):
     # inspect on a running engine's journal printed DuckDB's traceback (exit 1), and the
     # reader raised duckdb's own exceptions, leaking the connection it had opened.
-    import pytest
-
-    from tradelab.errors import InvalidInputError, JournalError
-    from tradelab.journal.segments import list_segments, segment_dir
-
     path = tmp_path / "lab.duckdb"
-    engine = Engine(journal_path=str(path), segment_every_seconds=0.05).start()
+    engine = _engine_with_50_marks(path)
     try:
-        for i in range(50):
-            engine.submit("mark.updated", {"symbol": "NIFTY", "price": 24000.0 + i})
-        engine.flush()
         deadline = time.monotonic() + 10
         while not list_segments(segment_dir(path)) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from tests.test_strategy_signals import write_bars
 from tradelab.broker import PaperBroker
 from tradelab.engine import Engine
 from tradelab.journal import JournalReader
@@ -13,14 +14,6 @@ from tradelab.runner import Strategy
 from tradelab.runner.backtest import run_backtest
 from tradelab.runner.runner import StrategyRunner
 from tradelab.trading.execution import ExecutionDesk
-
-
-def write_bars(path, n=8):
-    lines = ["Date,Open,High,Low,Close"]
-    for i in range(n):
-        lines.append(f"2024-03-{i + 1:02d},{100 + i},{101 + i},{99 + i},{100 + i}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 class HoldsAtBarThree(Strategy):
