@@ -122,3 +122,63 @@ def test_a_strategys_own_pause_outlives_a_restart_until_an_operator_resumes(tmp_
     kept = [s for s in states(path) if s[0] == "paused"]
     assert kept[0] == ("paused", "pauser", "waiting for a person")
     assert kept[-1][2] == "paused by pauser before the restart; resume it to trade"
+
+
+class StopsOnItsFirstBar(Strategy):
+    strategy_name = "stopper"
+
+    def on_start(self, ctx):
+        self.stopped_at, self.after, self.stops = None, [], 0
+
+    def on_bar(self, ctx, bar):
+        if self.stopped_at is None:
+            self.stopped_at = bar["symbol"]
+            ctx.stop("done for the day")
+            ctx.pause("a pause after a stop changes nothing")
+            return
+        self.after.append(bar["symbol"])
+
+    def on_stop(self, ctx):
+        self.stops += 1
+        ctx.stop("a stop in on_stop does nothing: it is stopping")
+
+
+def test_a_strategy_that_stops_itself_gets_none_of_the_bars_already_waiting(tmp_path):
+    # The hold was queued behind the runner's inbox: in a simulated session the other 22-24
+    # bars of that minute still reached it, and it traded on each.
+    from tradelab.lab import Lab
+
+    strategy = StopsOnItsFirstBar()
+    journal = tmp_path / "j.duckdb"
+    lab = Lab(
+        journal_path=str(journal),
+        as_fast_as_possible=True,
+        bar_intervals=["1m"],
+        strikes_each_side=2,
+        strategies=[strategy],
+    ).start()
+    try:
+        deadline = time.monotonic() + 60
+        while strategy.stopped_at is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the rest of that minute's bars, and more, are handled meanwhile
+        assert lab.runner.state_of("stopper") == "stopped"
+    finally:
+        lab.stop()
+    assert strategy.stopped_at is not None and strategy.after == []
+    assert strategy.stops == 1  # on_stop once; its own ctx.stop there failed nothing
+    assert ("stopped", "stopper", "done for the day") in states(journal)
+    assert not [s for s in states(journal) if s[0] in ("failed", "paused")]
+
+
+def test_a_hold_outside_a_hook_is_refused_naming_where_it_belongs(tmp_path):
+    from tradelab.errors import LifecycleError
+
+    engine = Engine(journal_path=str(tmp_path / "j.duckdb")).start()
+    try:
+        runner = StrategyRunner(engine, ExecutionDesk(PaperBroker(), engine.submit))
+        runner.add(PausesOnItsFirstBar())
+        with pytest.raises(LifecycleError, match="from one of the strategy's hooks"):
+            runner.context_of("pauser").pause("from a notebook cell, before the start")
+    finally:
+        engine.stop()

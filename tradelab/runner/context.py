@@ -14,8 +14,9 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tradelab.errors import InvalidInputError, InvalidOrderError
+from tradelab.errors import InvalidInputError, InvalidOrderError, LifecycleError
 from tradelab.market.bars import INTERVAL_SECONDS
+from tradelab.runner.strategy import PAUSED, STOPPED
 from tradelab.runner.strategy_signals import StrategySignals
 from tradelab.trading.book import position_id
 
@@ -268,18 +269,28 @@ class StrategyContext:
         """Pause this strategy (a losing streak, a market it does not like) until an operator
         resumes it in the console: as an operator's pause, journaled (`runner.state_changed`,
         `who` the strategy, with `reason`) and kept across a restart. It takes effect when the
-        hook returns; then no bars or ticks reach it, its fills wait for the resume, and its
-        exits and working orders stay."""
-        self._on_handler_thread("pause")
-        self._runner.pause(self.name, who=self.name, reason=_reason(reason, "pause"))
+        hook returns: then no bars or ticks reach it, its fills wait for the resume, and its
+        exits and working orders stay. In `on_stop` it does nothing (it is stopping)."""
+        self._hold("pause", PAUSED, reason)
 
     def stop(self, reason: str) -> None:
         """Stop this strategy (done for the day): as an operator's stop, journaled with
-        `reason`, kept across a restart, and `on_stop` is called once the hook returns; its
+        `reason`, kept across a restart, and `on_stop` is called as the hook returns; its
         working orders that would open or add to a position are cancelled, its exits and
-        positions stay (flatten closes them). The console's Start starts it again."""
-        self._on_handler_thread("stop")
-        self._runner.stop_strategy(self.name, who=self.name, reason=_reason(reason, "stop"))
+        positions stay (flatten closes them). The console's Start starts it again. In
+        `on_stop` it does nothing (it is stopping)."""
+        self._hold("stop", STOPPED, reason)
+
+    def _hold(self, call: str, state: str, reason: object) -> None:
+        self._on_handler_thread(call)
+        why = _reason(reason, call)
+        slot = self._runner._slot(self.name)
+        if not slot.hook:
+            raise LifecycleError(f"ctx.{call}(reason) is called from one of the strategy's hooks")
+        if slot.hook == "on_stop":
+            self.log.info("ctx.%s in on_stop: the strategy is stopping already", call)
+        elif slot.self_hold is None or state == STOPPED:  # a stop outranks a pause
+            slot.self_hold = (state, why)
 
     # -- signals ---------------------------------------------------------------------------
     def signal(self, name: str, /, **details: Any) -> str:

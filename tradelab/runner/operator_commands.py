@@ -30,12 +30,10 @@ log = logging.getLogger("tradelab.runner.runner")  # the runner's log
 
 
 class OperatorCommandsMixin:
-    def pause(self, name: str, who: str = "operator", reason: str = "") -> None:
+    def pause(self, name: str, who: str = "operator") -> None:
         slot = self._slot(name)
         self._check_running("pause", name)
-        self._command(
-            lambda: self._transition(slot, PAUSED, who, (RUNNING,), reason=reason, hold=True)
-        )
+        self._command(lambda: self._transition(slot, PAUSED, who, (RUNNING,), hold=True))
 
     def resume(self, name: str, who: str = "operator") -> None:
         """Resume a paused strategy; its fills made while paused reach `on_fill` first."""
@@ -61,10 +59,10 @@ class OperatorCommandsMixin:
             if slot.state == RUNNING:
                 self._call(slot, "on_fill", MappingProxyType(fill))
 
-    def stop_strategy(self, name: str, who: str = "operator", reason: str = "") -> None:
+    def stop_strategy(self, name: str, who: str = "operator") -> None:
         slot = self._slot(name)
         self._check_running("stop", name)
-        self._command(lambda: self._stop_slot(slot, who, reason, hold=True, cancel_openings=True))
+        self._command(lambda: self._stop_slot(slot, who, hold=True, cancel_openings=True))
 
     def start_strategy(self, name: str, who: str = "operator") -> None:
         """Start a stopped or failed strategy again (`on_start`), journaled like every other

@@ -44,6 +44,8 @@ class StrategySlot:
         "paused_fills_dropped",
         "params_by_command",
         "params_watcher",
+        "hook",
+        "self_hold",
     )
 
     def __init__(self, strategy: Strategy, ctx: StrategyContext) -> None:
@@ -55,6 +57,10 @@ class StrategySlot:
         # it clears). Bound PAUSED_FILLS_KEPT; when full the oldest goes, counted and logged.
         self.paused_fills: deque[Any] = deque(maxlen=PAUSED_FILLS_KEPT)
         self.paused_fills_dropped = 0
+        self.hook = ""  # the hook running now, if any
+        # (PAUSED or STOPPED, reason): the strategy's own ctx.pause / ctx.stop in the hook
+        # running, carried out as it returns (StrategySlotsMixin._call).
+        self.self_hold: tuple[str, str] | None = None
 
     def hold_fill(self, fill: Any) -> None:
         if len(self.paused_fills) == PAUSED_FILLS_KEPT:
@@ -67,9 +73,10 @@ class StrategySlotsMixin:
         started = time.perf_counter()
         watch = self.hook_watch
         outer = watch.enter(slot.strategy.name, hook, started)
+        outer_hook, slot.hook = slot.hook, hook
+        refused = False
         try:
             getattr(slot.strategy, hook)(slot.ctx, *args)
-            return True
         except BaseException as exc:  # SystemExit too: it must not end the runner's thread
             if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is MAIN_THREAD:
                 raise  # Ctrl-C stops a backtest on the caller's thread, not one strategy
@@ -80,19 +87,38 @@ class StrategySlotsMixin:
                 log.warning(
                     "strategy %s: an order in %s was refused: %s", slot.strategy.name, hook, exc
                 )
+                refused = True
+            else:
+                self._fail(slot, hook, exc)
                 return False
-            slot.failure = f"{hook} raised {type(exc).__name__}: {exc}"
-            # The why on the log line itself: the traceback is shown only at debug level.
-            log.exception("strategy %s %s; it is stopped", slot.strategy.name, slot.failure)
-            self._transition(slot, FAILED, "runner", None, reason=slot.failure)
-            slot.ctx.signals.clear_all(slot.ctx._market_ts())
-            if not self._stop_asked:  # the session goes on without it
-                self._cancel_openings(slot)
-            return False
         finally:
+            slot.hook = outer_hook
             seconds = time.perf_counter() - started
             watch.leave(outer, seconds)
             self.strategy_seconds += seconds
+        if slot.self_hold is not None and not slot.hook:
+            self._hold_itself(slot)
+        return not refused
+
+    def _fail(self, slot: StrategySlot, hook: str, exc: BaseException) -> None:
+        slot.self_hold = None  # a failed strategy holds nothing of its own
+        slot.failure = f"{hook} raised {type(exc).__name__}: {exc}"
+        # The why on the log line itself: the traceback is shown only at debug level.
+        log.exception("strategy %s %s; it is stopped", slot.strategy.name, slot.failure)
+        self._transition(slot, FAILED, "runner", None, reason=slot.failure)
+        slot.ctx.signals.clear_all(slot.ctx._market_ts())
+        if not self._stop_asked:  # the session goes on without it
+            self._cancel_openings(slot)
+
+    def _hold_itself(self, slot: StrategySlot) -> None:
+        """The strategy's own ctx.pause / ctx.stop, as its hook returns: before the next event
+        (a bar of another symbol already waiting must not reach it), as an operator's would be."""
+        (state, reason), slot.self_hold = slot.self_hold, None
+        name = slot.strategy.name
+        if state == PAUSED:
+            self._transition(slot, PAUSED, name, (RUNNING,), reason=reason, hold=True)
+        else:
+            self._stop_slot(slot, name, reason, hold=True, cancel_openings=not self._stop_asked)
 
     def _start_slot(self, slot: StrategySlot, who: str) -> None:
         if slot.state != "added":
