@@ -55,12 +55,15 @@ def session_intervals(configured: Sequence[str], bar_seconds: int | None = None)
             "lab.bar_intervals is empty; choose one or more bar lengths of at most 1h, e.g. 1m, "
             "5m, 15m, 1h"
         )
-    # One label per length ('60m' is '1h'): a length named twice is built once.
-    intervals = list(dict.fromkeys(interval_label(interval_seconds(i)) for i in configured))
+    # A length named twice ('60m' and '1h') is built once, under the label named first: the
+    # one strategies then ask ctx.bars for.
+    by_length: dict[int | None, str] = {}
+    for label in configured:
+        by_length.setdefault(interval_seconds(label), label)
+    intervals = list(by_length.values())
     if bar_seconds is not None and 0 < bar_seconds <= LONGEST_SESSION_BAR_S:
-        own = interval_label(bar_seconds)  # 30m: built beside the configured lengths
-        if own not in intervals:
-            intervals.append(own)
+        if bar_seconds not in by_length:  # 30m: built beside the configured lengths
+            intervals.append(interval_label(bar_seconds))
     elif bar_seconds is not None and bar_seconds > LONGEST_SESSION_BAR_S:
         # A daily file: its strategies get the session's shorter bars, built from its quotes.
         log.warning(

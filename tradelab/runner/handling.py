@@ -14,12 +14,10 @@ from typing import Any
 from tradelab.market.reducers import bar_mark_price
 from tradelab.runner.strategy import PAUSED, RUNNING
 
-# An order state the reconciler adopts that ends the order, as the order.* topic that says so.
-_ADOPTED_END = {
-    "cancelled": "order.cancelled",
-    "rejected": "order.rejected",
-    "filled": "order.filled",
-}
+# An order state the reconciler adopts that ends the order unfilled, as the order.* topic that
+# says so. Not "filled": its fill is a trade of its own (adopted, or only flagged while the book
+# still holds the position, when an exit must not be sent again).
+_ADOPTED_END = {"cancelled": "order.cancelled", "rejected": "order.rejected"}
 
 
 class EventHandlingMixin:
