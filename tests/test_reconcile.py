@@ -23,6 +23,7 @@ from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.orders import OrderRequest, OrderType, Side
 
 SYM = "NIFTY25NOV24000CE"
+PUT = "NIFTY25NOV24000PE"
 OPEN_NS = int(datetime(2025, 11, 12, 10, tzinfo=IST).timestamp()) * 10**9
 
 
@@ -265,3 +266,31 @@ def test_an_adopted_unknown_position_gets_the_contracts_lot_size():
     s.reconciler(**only("unknown_position", "adopt")).run_once()
     position = s.store.get(f"trading.positions.reconciler:{SYM}")
     assert (position["lot_size"], position["lots"]) == (75, 2.0)
+
+
+def test_a_fill_report_lost_during_the_settle_wait_is_adopted_by_the_next_run():
+    # The second read kept only the differences the first had seen, yet the run's fill point
+    # moved to the second read's last fill: the fill lost during the wait was never compared
+    # again, and the book missed its position for good.
+    s = Session()
+    s.broker.set_quote(PUT, 100.0, 100.5, size=10_000)
+    s.broker.faults.hold_outside_position(SYM, 75, 100.0)  # a difference: the run waits
+
+    def lose_a_fill_meanwhile(seconds):
+        s.sleeps.append(seconds)
+        if len(s.sleeps) == 1:
+            s.broker.faults.drop_fill_reports(1)
+            s.desk.place_order(PUT, "BUY", 75)  # fills at once; its report is lost
+
+    reconciler = Reconciler(
+        s.broker,
+        s.kernel.submit,
+        config=ReconcilerConfig(settle_s=0.5),
+        sleep=lose_a_fill_meanwhile,
+    )
+    first = reconciler.run_once()
+    assert first.kinds == ["unknown_position"] and first.fill_point == 0
+    second = reconciler.run_once()
+    assert "missed_fill" in second.kinds
+    held = s.store.get("trading.positions", None) or {}
+    assert [p["net_quantity"] for p in held.values() if p["symbol"] == PUT] == [75]

@@ -217,6 +217,9 @@ class Reconciler:
         point = self._fill_point()
         try:
             view = self._read_broker(point)
+            # Fills compared by both reads: one the second read alone holds (a report lost
+            # during the wait) is left for the next run, so the point must not pass it.
+            compared_through = view.last_fill_seq
             found = d.find_mismatches(view, self.store)
             if found and cfg.settle_s > 0:
                 self._sleep(cfg.settle_s)
@@ -245,7 +248,7 @@ class Reconciler:
         unresolved = [
             m.fill_seq for m in found if m.fill_seq is not None and m.item not in report.fixed
         ]
-        report.fill_point = min(unresolved) - 1 if unresolved else view.last_fill_seq
+        report.fill_point = min(unresolved) - 1 if unresolved else compared_through
         self._emit(
             "reconciliation.completed",
             {
