@@ -229,3 +229,59 @@ def test_a_flatten_closes_nothing_blind_when_the_broker_cannot_say_what_it_holds
     with pytest.raises(FlattenError, match="the broker's positions are unknown") as info:
         s.desk.flatten()
     assert info.value.placed == []
+
+
+def test_opposite_positions_in_one_contract_are_closed_without_a_short_to_margin():
+    # Closed in position-id order, the long's SELL went first: at a broker holding none it was
+    # a naked short, refused for margin, and the short's BUY then opened a long there.
+    from tradelab.broker import PaperBroker, PaperBrokerConfig
+    from tradelab.trading.execution import ExecutionDesk
+
+    s = Session()
+    s.broker = PaperBroker(PaperBrokerConfig(capital=150_000.0), clock=s.clock)
+    s.broker.set_quote(SYM, 100.0, 101.0, size=10_000)
+    s.desk = ExecutionDesk(s.broker, s.kernel.submit, risk=s.gate)
+    s.desk.place_order(SYM, "BUY", 75, strategy="a")
+    s.desk.place_order(SYM, "SELL", 75, strategy="b")  # the broker nets them to nothing
+    assert s.broker.positions().get(SYM, 0) == 0
+    assert len(s.desk.flatten()) == 2
+    assert s.broker.positions().get(SYM, 0) == 0
+    assert not s.kernel.store.get("trading.open_positions", None)
+
+
+def test_two_flattens_at_once_close_no_more_than_the_broker_holds():
+    # Each read the broker's 75 before the other's SELL filled and sent its own: the broker
+    # went short 75 while the book showed flat.
+    import contextlib
+    import threading
+
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.broker.faults.hold_outside_position(SYM, -75, 100.0)  # the book holds 75 more
+    both_read = threading.Barrier(2, timeout=2.0)
+    read_positions = s.broker.positions
+
+    def positions_then_wait_for_the_other():
+        held = read_positions()
+        # The race, made certain: both read before either sends (one at a time, the other
+        # never comes and the wait times out).
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait()
+        return held
+
+    s.broker.positions = positions_then_wait_for_the_other
+    results = []
+
+    def flatten():
+        try:
+            results.append(s.desk.flatten())
+        except FlattenError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=flatten) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 2
+    assert read_positions().get(SYM, 0) == 0  # closed once, not past zero

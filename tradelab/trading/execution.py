@@ -41,11 +41,7 @@ from tradelab.trading.orders import (
     coerce_order_type,
     coerce_side,
 )
-from tradelab.trading.risk import (
-    DuplicateOrderIdError,
-    OrderDeniedError,
-    RiskGate,
-)
+from tradelab.trading.risk import DuplicateOrderIdError, OrderDeniedError, RiskGate
 
 Submit = Callable[..., Any]
 _Pending = tuple[str, dict, str, bool]  # topic, payload, key, critical
@@ -86,6 +82,9 @@ class ExecutionDesk:
         self._calls_done = threading.Condition(threading.Lock())
         self._closed = ""  # why calls are refused, once closed
         self._ids_lock = threading.Lock()
+        # One flatten at a time, cancels to last order: two at once each read the broker's
+        # position before the other's closes filled, and together went past it.
+        self._flatten_lock = threading.RLock()
         # No lock spans a risk check and the submission it allows: the gate counts the orders
         # it let through until the store has them (two exits checked at once see each other),
         # and a lock held while waiting for the kernel would deadlock a bus handler's order.
@@ -197,8 +196,9 @@ class ExecutionDesk:
 
     def flatten(self, *, exit_only: bool = True, cancelled: list | None = None) -> list[str]:
         """Cancel every working order, then close every open position (flatten.py); returns
-        the ids of the closing orders."""
-        return flatten_book(self, exit_only=exit_only, cancelled=cancelled)
+        the ids of the closing orders. One flatten at a time: a second waits for the first."""
+        with self._flatten_lock:
+            return flatten_book(self, exit_only=exit_only, cancelled=cancelled)
 
     def reset_daily_pnl(self, session_date: str) -> None:
         """Start the day's P&L (critical: a restart must not count yesterday into today)."""

@@ -167,4 +167,33 @@ def _within_broker(
                 )
             if quantity - cut:
                 kept.append((pid, pos, side, quantity - cut))
-    return kept
+    return _towards_zero_first(kept, held)
+
+
+def _towards_zero_first(
+    closes: list[tuple[str, dict, Side, int]], held: dict[str, int]
+) -> list[tuple[str, dict, Side, int]]:
+    """The closes in an order that keeps each symbol's position at the broker within what it
+    holds: each order goes alone, so a long's SELL sent before a short's BUY at a broker holding
+    none is a naked short there, refused for margin, and the BUY then opens a long. Closes
+    that bring the position towards zero go first; of the rest, BUYs (a premium paid) before
+    SELLs (margin taken)."""
+    running = dict(held)
+    ordered: list[tuple[str, dict, Side, int]] = []
+    left = list(closes)
+    while left:
+
+        def rank(close: tuple[str, dict, Side, int]) -> tuple[bool, bool]:
+            _, pos, side, quantity = close
+            now = running.get(pos["symbol"], 0)
+            after = now + (quantity if side is Side.BUY else -quantity)
+            towards = abs(after) <= abs(now) and after * now >= 0
+            return (not towards, not towards and side is not Side.BUY)
+
+        best = min(left, key=rank)  # min keeps the first of equals: position-id order
+        left.remove(best)
+        ordered.append(best)
+        _, pos, side, quantity = best
+        symbol = pos["symbol"]
+        running[symbol] = running.get(symbol, 0) + (quantity if side is Side.BUY else -quantity)
+    return ordered
