@@ -137,9 +137,19 @@ class JournalReader:
                 f"{exc}; with source {self.source!r} only the tables of that source exist"
             ) from None
         except duckdb.Error as exc:  # bad SQL: DuckDB's first line says what is wrong
-            raise JournalError(f"query failed: {str(exc).splitlines()[0]}") from None
+            raise JournalError(
+                f"query failed: {str(exc).splitlines()[0]}{self._maybe_damaged()}"
+            ) from None
         finally:
             con.close()
+
+    def _maybe_damaged(self) -> str:
+        if self.source != "segments":
+            return ""
+        return (
+            " (read from the running engine's sealed segments: one may be damaged; "
+            "`tradelab verify` checks every block once the engine has stopped)"
+        )
 
     def last_seq(self) -> int:
         return int(self.query("SELECT coalesce(max(seq), 0) FROM events")[0][0])
@@ -174,6 +184,7 @@ class JournalReader:
         except duckdb.Error as exc:  # a damaged segment or block: said in one line
             raise JournalError(
                 f"reading the events of journal {self.path} failed: {str(exc).splitlines()[0]}"
+                f"{self._maybe_damaged()}"
             ) from None
         finally:
             con.close()
