@@ -28,7 +28,7 @@ def test_replay_at_max_speed_trades_the_chosen_strategy_with_its_params(tmp_path
     progress = [line for line in result.output.splitlines() if line.startswith("seq ")]
     assert progress and "[####################] 100%" in progress[-1]
     assert (
-        "(this run's strategy: sma_cross)" in result.output
+        "this run's strategy: sma_cross)" in result.output
         and "stopped cleanly at seq" in result.output
     )
     reader = JournalReader(journal)

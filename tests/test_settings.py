@@ -212,7 +212,7 @@ def test_a_strategy_given_on_the_command_line_does_not_take_the_files_other_stra
          "--duration", "0"],
     )  # fmt: skip
     assert result.exit_code == 0, (result.output, result.stderr)
-    assert "(this run's strategy: short_straddle)" in result.output
+    assert "this run's strategy: short_straddle)" in result.output
 
 
 def test_a_strategy_file_named_in_the_yaml_is_found_beside_it(tmp_path, monkeypatch):
