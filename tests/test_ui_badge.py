@@ -169,3 +169,23 @@ def test_a_header_on_a_closed_session_shows_the_market_clock_at_the_close():
     state |= {"risk_control": {}, "engine_status": "running", "pnl": {}}
     header.apply_state(state | {"market_session": {"status": "closed", "ts": close}})
     assert header.market_time.text == "market Wed 12 Nov 15:30 IST"
+
+
+def test_a_held_strategy_says_who_held_it_and_why():
+    # The header said only "sma_cross paused": not whether an operator or the strategy itself
+    # (ctx.pause) had paused it, nor why.
+    header = Header(stale_after_seconds=5.0)
+    state = {
+        "runner_status": "running",
+        "strategies": {"sma_cross": "paused", "straddle": "running"},
+        "strategy_holds": {"sma_cross": "paused by sma_cross: three losses in a row"},
+        "strategy_failures": {},
+        "risk_state": "normal",
+        "risk_control": {},
+        "engine_status": "running",
+        "pnl": {},
+    }
+    header.apply_state(state)
+    assert header.runner.text == (
+        "runner: running (sma_cross paused by sma_cross: three losses in a row, straddle running)"
+    )

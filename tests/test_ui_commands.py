@@ -281,6 +281,10 @@ def test_a_paused_strategy_can_be_stopped_from_the_console(lab):
     commands = OperatorCommands(lab, operators=frozenset({"alice"}))
     commands.execute("alice", "pause", strategy="sma_cross")
     assert wait_for(lambda: lab.runner.state_of("sma_cross") == "paused")
+    from tradelab.ui.frames import header
+
+    lab.engine.wait_applied()
+    assert header(lab)["strategy_holds"] == {"sma_cross": "paused by alice"}  # who held it
     said = commands.execute("alice", "stop", strategy="sma_cross")
     assert said.startswith("stop asked for sma_cross")
     assert wait_for(lambda: lab.runner.state_of("sma_cross") == "stopped")

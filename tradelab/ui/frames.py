@@ -178,6 +178,7 @@ def header(lab: Any) -> dict[str, Any]:
             "reconciliation.last_run",
             "market.session",
             "broker.health",
+            "runner.by_strategy",
         ]
     )
     runner = v["runner"] or {}
@@ -185,9 +186,17 @@ def header(lab: Any) -> dict[str, Any]:
     if lab.runner is not None:
         strategies = {name: lab.runner.state_of(name) for name in lab.runner.strategies}
         failures = lab.runner.failures()
+    # Who paused or stopped each held strategy, and why (an operator, or the strategy itself).
+    records = v["runner.by_strategy"] or {}
+    holds = {
+        name: f"{state} by {r['who']}" + (f": {r['reason']}" if r.get("reason") else "")
+        for name, state in strategies.items()
+        if state in ("paused", "stopped") and (r := records.get(name) or {}).get("who")
+    }
     return {
         "runner_status": runner.get("status", "stopped"),
         "strategies": strategies,
+        "strategy_holds": holds,
         "strategy_failures": failures,
         "overflow_stopped": lab.runner.overflow_stopped if lab.runner is not None else None,
         "risk_state": control_state(lab.store),

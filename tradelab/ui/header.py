@@ -74,7 +74,8 @@ class Header:
 
     def apply_state(self, state: dict[str, Any]) -> None:
         """Runner, risk and engine badges from the host's header section."""
-        strategies = ", ".join(f"{n} {s}" for n, s in state["strategies"].items())
+        holds = state.get("strategy_holds") or {}
+        strategies = ", ".join(f"{n} {holds.get(n, s)}" for n, s in state["strategies"].items())
         # The runner's own status, or what its strategies say when one was paused / stopped.
         shown = state["runner_status"]
         values = set(state["strategies"].values())
