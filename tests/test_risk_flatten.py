@@ -191,7 +191,7 @@ def test_a_breach_flatten_given_up_while_the_broker_was_down_starts_again_when_i
     ("outside", "sent", "left"),
     [
         (-150, 0, "the broker holds 0 of"),  # missing_position: closed at another terminal
-        (-75, 75, "SELL 75 of 150 sent: the broker holds 75 of"),  # quantity_mismatch
+        (-75, 75, "SELL 75 not closed: the broker holds 0 of"),  # quantity_mismatch: 75 sent
         (-225, 0, "the broker holds -75 of"),  # the broker short where the book is long
     ],
 )
@@ -226,7 +226,9 @@ def test_a_flatten_closes_nothing_blind_when_the_broker_cannot_say_what_it_holds
     s = Session()
     s.desk.place_order(SYM, "BUY", 75, strategy="a")
     s.broker.faults.fail_reads(1)
-    with pytest.raises(FlattenError, match="the broker's positions are unknown") as info:
+    with pytest.raises(
+        FlattenError, match="not sent blind, the broker's position is unknown"
+    ) as info:
         s.desk.flatten()
     assert info.value.placed == []
 
@@ -285,3 +287,61 @@ def test_two_flattens_at_once_close_no_more_than_the_broker_holds():
         thread.join(30)
     assert len(results) == 2
     assert read_positions().get(SYM, 0) == 0  # closed once, not past zero
+
+
+@pytest.mark.parametrize(
+    ("capital", "latency_ms", "closed"),
+    [
+        (600.0, 0, True),  # the BUY is refused for cash: the SELL goes first, the BUY follows
+        (800.0, 200, False),  # neither fills at once: each is cancelled, both named
+    ],
+)
+def test_opposite_positions_with_little_cash_never_leave_the_broker_holding_one(
+    tmp_path, capital, latency_ms, closed
+):
+    # Each close is checked and filled alone: the first sent was a position at the broker,
+    # refused or filled while the other was refused, and the broker ended long or short 5.
+    from tests.test_runner_scripted import at
+    from tradelab.broker import PaperBroker, PaperBrokerConfig
+    from tradelab.engine import Engine
+    from tradelab.market.clock import SimulatedClock
+    from tradelab.market.ticks import Tick
+    from tradelab.runner import InstrumentUniverse, PlainInstrument
+    from tradelab.trading.execution import ExecutionDesk
+
+    universe = InstrumentUniverse({"ABC": PlainInstrument("ABC", 1, 1000.0)})
+    clock = SimulatedClock(at("10:00"))
+    config = PaperBrokerConfig(
+        latency_ms=latency_ms, brokerage_per_fill=0.0, enforce_market_hours=False, capital=capital
+    )
+    broker = PaperBroker(config, universe=universe, clock=clock)
+    engine = Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False).start()
+    desk = ExecutionDesk(broker, engine.submit, universe=universe)
+
+    def quote(hhmm, price, seconds=0):
+        clock.set(at(hhmm) + seconds * 10**9)
+        broker.on_quote(Tick("ABC", clock.now_ns(), price, price, price, 10**6, 10**6))
+        engine.flush()
+
+    try:
+        quote("10:00", 100.0)
+        desk.place_order("ABC", "BUY", 5, strategy="A")
+        quote("10:00", 100.0, 1)
+        desk.place_order("ABC", "SELL", 5, strategy="B")
+        quote("10:00", 100.0, 2)
+        quote("10:01", 150.0)
+        assert broker.positions().get("ABC", 0) == 0
+        if closed:
+            desk.flatten()
+        else:
+            with pytest.raises(FlattenError, match="strategies hold it both ways"):
+                desk.flatten()
+        quote("10:01", 150.0, 5)  # whatever is still working fills now
+        quote("10:01", 150.0, 10)
+        assert broker.positions().get("ABC", 0) == 0
+        book = {
+            p["strategy"]: p["net_quantity"] for p in engine.store.get("trading.positions").values()
+        }
+        assert book == ({"A": 0, "B": 0} if closed else {"A": 5, "B": -5})
+    finally:
+        engine.stop()

@@ -98,102 +98,149 @@ def flatten_book(
             if cancelled is not None:
                 cancelled.append(order_id)
     positions = desk.store.get("trading.positions", None) or {}
-    closes: list[tuple[str, dict, Side, int]] = []
+    by_symbol: dict[str, list[dict]] = {}
     for ids in (desk.store.get("trading.open_positions", None) or {}).values():
         for pid in sorted(ids):
-            pos = positions[pid]
-            net = pos["net_quantity"]
-            # What no market exit closes yet: another flatten (the console's, the risk
-            # monitor's) or a strategy's exit may be on its way to the broker beside this one.
-            quantity = abs(net)
-            if exit_only and desk.risk is not None:
-                quantity = desk.risk.exit_room(pos["strategy"], pos["symbol"])
-            if quantity:
-                closes.append((pid, pos, Side.SELL if net > 0 else Side.BUY, quantity))
-    for pid, pos, side, quantity in _within_broker(desk, closes, not_closed):
-        try:
-            if exit_only:
-                placed.append(desk.place_exit(pos["symbol"], side, quantity, pos["strategy"]))
-            else:
-                placed.append(
-                    desk.place_order(pos["symbol"], side, quantity, strategy=pos["strategy"])
-                )
-        except OrderDeniedError as exc:
-            # Closed meanwhile by another exit or flatten: nothing of it is left to close.
-            if exc.check != "exit_only" or desk.risk.exit_room(pos["strategy"], pos["symbol"]):
-                not_closed[pid] = f"{side} {quantity}: {exc}"
-        except TradelabError as exc:
-            not_closed[pid] = f"{side} {quantity}: {exc}"
+            by_symbol.setdefault(positions[pid]["symbol"], []).append(positions[pid])
+    for symbol, held in by_symbol.items():
+        _close_symbol(desk, symbol, held, exit_only, placed, not_closed)
     if not_closed:
         raise FlattenError(placed, not_closed)
     return placed
 
 
-def _within_broker(
-    desk: ExecutionDesk, closes: list[tuple[str, dict, Side, int]], not_closed: dict[str, str]
-) -> list[tuple[str, dict, Side, int]]:
-    """The closing orders cut so that no symbol's position at the broker goes past zero.
+def _close_symbol(
+    desk: ExecutionDesk,
+    symbol: str,
+    held: list[dict],
+    exit_only: bool,
+    placed: list[str],
+    not_closed: dict[str, str],
+) -> None:
+    """Close the book's positions in `symbol` so that the broker's position, read afresh before
+    each order, only moves towards zero, never past it nor away from it.
 
-    The book can differ from the broker (the reconciler's `missing_position` or
-    `quantity_mismatch`): closing the book's 75 the broker no longer holds would open a naked
-    short there, which the book, now flat, would never see. Per symbol, the closes' net change
-    is kept within what the broker holds; what they would close beyond it is named in
-    `not_closed`. Without the broker's positions (it does not answer) nothing is closed blind.
-    """
-    if not closes:
-        return []
-    try:
-        held = desk.broker.positions()
-    except TradelabError as exc:
-        for pid, _, side, quantity in closes:
-            not_closed[pid] = f"{side} {quantity}: the broker's positions are unknown ({exc})"
-        return []
-    kept: list[tuple[str, dict, Side, int]] = []
-    for symbol in dict.fromkeys(pos["symbol"] for _, pos, _, _ in closes):
-        mine = [c for c in closes if c[1]["symbol"] == symbol]
-        broker = held.get(symbol, 0)
-        after = broker + sum(q if side is Side.BUY else -q for _, _, side, q in mine)
-        # Closing may bring the broker's position towards zero, never past it nor away.
-        excess = after - min(max(after, min(0, broker)), max(0, broker))
-        beyond = abs(excess)
-        for pid, pos, side, quantity in mine:
-            cut = min(quantity, beyond) if excess and (side is Side.BUY) == (excess > 0) else 0
-            beyond -= cut
-            if cut:
-                not_closed[pid] = (
-                    f"{side} {quantity - cut} of {quantity} sent: the broker holds {broker} of "
-                    f"{symbol}, and the rest would take it past zero or away from it (see the "
-                    "reconciliation_mismatches view)"
+    The book can differ from the broker (a `missing_position`, a `quantity_mismatch`): closing
+    the book's 75 the broker no longer holds would open a naked short there, which the book,
+    flat, would never show. And each order is checked and filled alone: of a long's SELL and a
+    short's BUY at a broker holding none, the first sent is a position there, refused for
+    margin, or filled while the second is refused. So a close that reduces the broker's
+    position goes first, as far as zero; when none does (the broker holds none, strategies
+    both ways), one close is sent as the leg the others then reduce, kept only if it filled at
+    once (else what is left of it is cancelled and the other direction tried once). What
+    cannot be closed so is named in `not_closed`, with what the broker holds."""
+    sent: dict[str, list[str]] = {}  # position id -> this flatten's orders for it
+    refused: set[str] = set()
+    legs_tried: set[Side] = set()
+    for _ in range(4 * len(held) + 4):  # each turn sends, or tries one of two legs, or ends
+        left = []
+        for pos in held:
+            quantity = _left_to_close(desk, pos, exit_only, sent.get(pos["position_id"], []))
+            if quantity and pos["position_id"] not in refused:
+                side = Side.SELL if pos["net_quantity"] > 0 else Side.BUY
+                left.append((pos, side, quantity))
+        if not left:
+            return
+        now = _held_now(desk, symbol, [o for orders in sent.values() for o in orders])
+        if now is None:
+            for pos, side, quantity in left:
+                not_closed[pos["position_id"]] = (
+                    f"{side} {quantity}: not sent blind, the broker's position is unknown"
                 )
-            if quantity - cut:
-                kept.append((pid, pos, side, quantity - cut))
-    return _towards_zero_first(kept, held)
+            return
+        reducing = Side.SELL if now > 0 else Side.BUY
+        close = next((c for c in left if now and c[1] is reducing), None)
+        if close is not None:
+            pos, side, quantity = close
+            if _send(desk, pos, side, min(quantity, abs(now)), exit_only, placed, sent, not_closed):
+                continue
+            refused.add(pos["position_id"])
+            continue
+        leg_side = next(
+            (s for s in (Side.BUY, Side.SELL) if s not in legs_tried and s in {c[1] for c in left}),
+            None,
+        )
+        if leg_side is None or len({c[1] for c in left}) < 2:
+            break
+        legs_tried.add(leg_side)
+        pos, side, quantity = next(c for c in left if c[1] is leg_side)
+        order_id = _send(desk, pos, side, quantity, exit_only, placed, sent, not_closed)
+        not_closed.pop(pos["position_id"], None)  # the other leg may go first instead
+        if order_id is not None:
+            _keep_if_filled_at_once(desk, order_id)
+    why = (
+        "strategies hold it both ways, and the close sent first to net them did not fill at "
+        "once (what was left of it is cancelled)"
+        if legs_tried
+        else "this close would take it past zero or away from it (see the "
+        "reconciliation_mismatches view)"
+    )
+    for pos, side, quantity in left:
+        not_closed.setdefault(
+            pos["position_id"],
+            f"{side} {quantity} not closed: the broker holds {now} of {symbol}; {why}",
+        )
 
 
-def _towards_zero_first(
-    closes: list[tuple[str, dict, Side, int]], held: dict[str, int]
-) -> list[tuple[str, dict, Side, int]]:
-    """The closes in an order that keeps each symbol's position at the broker within what it
-    holds: each order goes alone, so a long's SELL sent before a short's BUY at a broker holding
-    none is a naked short there, refused for margin, and the BUY then opens a long. Closes
-    that bring the position towards zero go first; of the rest, BUYs (a premium paid) before
-    SELLs (margin taken)."""
-    running = dict(held)
-    ordered: list[tuple[str, dict, Side, int]] = []
-    left = list(closes)
-    while left:
+def _left_to_close(desk: ExecutionDesk, pos: dict, exit_only: bool, orders: list[str]) -> int:
+    """What no market exit closes yet: another flatten or a strategy's exit may be on its way
+    to the broker beside this one (`RiskGate.exit_room`), and this flatten's own orders."""
+    current = desk.store.get(f"trading.positions.{pos['position_id']}", None) or pos
+    if exit_only and desk.risk is not None:
+        return desk.risk.exit_room(current["strategy"], current["symbol"])
+    in_flight = 0
+    for order_id in orders:
+        try:
+            report = desk.broker.order(order_id)
+        except TradelabError:  # the broker does not answer: `_held_now` says so next
+            continue
+        if report is not None and not report.status.is_terminal:
+            in_flight += report.quantity - report.filled_quantity
+    return max(abs(current["net_quantity"]) - in_flight, 0)
 
-        def rank(close: tuple[str, dict, Side, int]) -> tuple[bool, bool]:
-            _, pos, side, quantity = close
-            now = running.get(pos["symbol"], 0)
-            after = now + (quantity if side is Side.BUY else -quantity)
-            towards = abs(after) <= abs(now) and after * now >= 0
-            return (not towards, not towards and side is not Side.BUY)
 
-        best = min(left, key=rank)  # min keeps the first of equals: position-id order
-        left.remove(best)
-        ordered.append(best)
-        _, pos, side, quantity = best
-        symbol = pos["symbol"]
-        running[symbol] = running.get(symbol, 0) + (quantity if side is Side.BUY else -quantity)
-    return ordered
+def _send(desk, pos, side, quantity, exit_only, placed, sent, not_closed) -> str | None:
+    pid, symbol, strategy = pos["position_id"], pos["symbol"], pos["strategy"]
+    try:
+        if exit_only:
+            order_id = desk.place_exit(symbol, side, quantity, strategy)
+        else:
+            order_id = desk.place_order(symbol, side, quantity, strategy=strategy)
+    except OrderDeniedError as exc:
+        # Closed meanwhile by another exit or flatten: nothing of it is left to close.
+        if exc.check != "exit_only" or desk.risk.exit_room(strategy, symbol):
+            not_closed[pid] = f"{side} {quantity}: {exc}"
+        return None
+    except TradelabError as exc:
+        not_closed[pid] = f"{side} {quantity}: {exc}"
+        return None
+    placed.append(order_id)
+    sent.setdefault(pid, []).append(order_id)
+    not_closed.pop(pid, None)
+    return order_id
+
+
+def _keep_if_filled_at_once(desk: ExecutionDesk, order_id: str) -> None:
+    """A leg still working would fill after the closes that depend on it were refused: what is
+    left of it is cancelled (a cancel refused means it finished meanwhile)."""
+    try:
+        report = desk.broker.order(order_id)
+        if report is None or report.filled_quantity < report.quantity:
+            desk.cancel_order(order_id, "flatten: the closes that depend on it could not follow")
+    except TradelabError:
+        pass  # finished meanwhile, or the broker stopped answering: the next read says which
+
+
+def _held_now(desk: ExecutionDesk, symbol: str, orders: list[str]) -> int | None:
+    """The broker's position in `symbol`, with this flatten's orders still working there counted
+    as done (they fill on later quotes); None when the broker does not answer."""
+    try:
+        held = desk.broker.positions().get(symbol, 0)
+        for order_id in orders:
+            report = desk.broker.order(order_id)
+            if report is not None and not report.status.is_terminal:
+                left = report.quantity - report.filled_quantity
+                held += left if report.side is Side.BUY else -left
+    except TradelabError:
+        return None
+    return held
