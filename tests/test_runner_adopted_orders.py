@@ -1,5 +1,8 @@
-"""An order's end the reconciler adopts from the broker (its report was lost) reaches the runner
-as its order.* event would: the strategy stops counting it as working."""
+"""Orders and fills that reach a strategy late: an order's end the reconciler adopts from the
+broker (its report lost) reaches the runner as its order.* event would, without re-sending an
+exit for fills only flagged; fills held while paused survive a pause asked while they replay."""
+
+import pytest
 
 from tests.test_runner_scripted import at
 from tradelab.broker import PaperBroker, PaperBrokerConfig
@@ -36,10 +39,10 @@ def _session(tmp_path, strategy):
     runner.add(strategy)
     runner.start(who="t")
 
-    def bar(i, hhmm, price=100.0):
+    def bar(i, hhmm, price=100.0, size=10**6):
         ts = at(hhmm)
         clock.set(ts)
-        broker.on_quote(Tick("ABC", ts, price, price, price, 10**6, 10**6))
+        broker.on_quote(Tick("ABC", ts, price, price, price, size, size))
         body = {"symbol": "ABC", "interval": "1m", "start": ts - 60 * 10**9, "end": ts}
         body |= {"open": price, "high": price, "low": price, "close": price, "mark": True}
         engine.submit("market.bar", {**body, "volume": 0, "ticks": 0}, key="ABC")
@@ -105,6 +108,82 @@ def test_an_adopted_fill_state_whose_fill_is_only_flagged_does_not_send_the_exit
         bar(4, "10:03", 88.0)
         assert broker.positions() == {}  # nothing sold twice
         assert engine.store.get("trading.positions.long:ABC")["net_quantity"] == 5  # flagged
+    finally:
+        runner.stop(who="t")
+        engine.stop()
+
+
+@pytest.mark.parametrize(
+    ("missed_fill", "broker_after", "book_after"), [("flag", 3, 5), ("adopt", 0, 0)]
+)
+def test_an_adopted_cancel_of_a_partly_filled_exit_resends_it_only_once_its_fills_are_booked(
+    tmp_path, missed_fill, broker_after, book_after
+):
+    # The exit filled 2 of 5, then was cancelled; both reports lost. With the fill only flagged
+    # the book still held 5, and the exit re-sent for them took the broker (3) short 2.
+    engine, broker, runner, bar = _session(tmp_path, LongWithAStop())
+    try:
+        bar(1, "10:00")
+        broker.faults.drop_fill_reports(1)
+        bar(2, "10:01", 90.0, size=2)  # the stop's exit fills 2 of 5; that report is lost
+        [exit_order] = [o for o in broker.account.orders.values() if not o.status.is_terminal]
+        broker.faults.silent = True
+        broker.cancel_order(exit_order.request.order_id)  # the rest cancelled; report lost
+        broker.faults.silent = False
+        config = ReconcilerConfig(settle_s=0.0, missed_fill=missed_fill)
+        Reconciler(broker, engine.submit, store=engine.store, config=config).run_once()
+        for i, hhmm in enumerate(["10:02", "10:03", "10:04"], start=3):
+            bar(i, hhmm, 89.0)
+        assert broker.positions().get("ABC", 0) == broker_after
+        assert engine.store.get("trading.positions.long:ABC")["net_quantity"] == book_after
+    finally:
+        runner.stop(who="t")
+        engine.stop()
+
+
+class ThreeLimitsPausingOnItsFirstFill(Strategy):
+    strategy_name = "three"
+
+    def on_start(self, ctx):
+        self.bars, self.fills = 0, []
+
+    def on_bar(self, ctx, bar):
+        self.bars += 1
+        if self.bars == 1:
+            for price in (99.0, 98.0, 97.0):
+                ctx.buy("ABC", 1, order_type="LIMIT", limit_price=price)
+
+    def on_fill(self, ctx, fill):
+        self.fills.append(fill["order_id"])
+        if len(self.fills) == 1:
+            ctx.pause("one fill is enough for now")
+
+
+def test_fills_held_while_paused_outlive_a_pause_the_strategy_asks_for_while_they_replay(tmp_path):
+    # At a resume the held fills are replayed to on_fill; the strategy pausing itself in the
+    # first made the runner drop the other two for good (its position still counted them).
+    import time
+
+    strategy = ThreeLimitsPausingOnItsFirstFill()
+    engine, broker, runner, bar = _session(tmp_path, strategy)
+
+    def wait_for(condition):
+        deadline = time.monotonic() + 20
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return condition()
+
+    try:
+        bar(1, "10:00")
+        runner.pause("three", who="op")
+        assert wait_for(lambda: runner.state_of("three") == "paused")
+        bar(2, "10:01", 96.0)  # all three limits fill while it is paused
+        assert wait_for(lambda: broker.positions().get("ABC") == 3)
+        runner.resume("three", who="op")
+        assert wait_for(lambda: strategy.fills and runner.state_of("three") == "paused")
+        assert len(strategy.fills) == 1
+        runner.resume("three", who="op")
+        assert wait_for(lambda: len(strategy.fills) == 3)
     finally:
         runner.stop(who="t")
         engine.stop()

@@ -56,13 +56,22 @@ class EventHandlingMixin:
             if order is not None and order.get("status") in _ADOPTED_END:
                 # The broker's end of an order whose report was lost, as its order.* event
                 # would have said: else the strategy counts it working for ever (and `target`
-                # sends nothing), and a stop's exit order is never placed again.
-                self._order_finished(_ADOPTED_END[order["status"]], order)
+                # sends nothing), and a stop's exit order is never placed again. Unless fills of
+                # it are not booked (a missed fill only flagged): the book then holds more than
+                # the broker, and an exit sized on the book would sell past what it holds.
+                booked = self._booked_units(order["order_id"])
+                whole = int(order.get("filled_quantity") or 0) <= booked
+                self._order_finished(_ADOPTED_END[order["status"]], order, exits=whole)
         elif topic.startswith("order."):
             self._order_finished(topic, payload)
 
-    def _order_finished(self, topic: str, payload: Any) -> None:
-        self.monitor.on_order_event(topic, payload)
+    def _booked_units(self, order_id: str) -> int:
+        trades = self.engine.store.get("trading.trades", None) or {}
+        return sum(int(t["quantity"]) for t in trades.values() if t.get("order_id") == order_id)
+
+    def _order_finished(self, topic: str, payload: Any, exits: bool = True) -> None:
+        if exits:
+            self.monitor.on_order_event(topic, payload)
         if topic in ("order.cancelled", "order.rejected", "order.denied"):
             slot = self._slots.get(payload.get("strategy"))
             if slot is None:  # an adopted order state names no strategy: whose it was

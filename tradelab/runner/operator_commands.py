@@ -55,9 +55,12 @@ class OperatorCommandsMixin:
             )
         fills, slot.paused_fills_dropped = list(slot.paused_fills), 0
         slot.paused_fills.clear()
-        for fill in fills:
-            if slot.state == RUNNING:
-                self._call(slot, "on_fill", MappingProxyType(fill))
+        for i, fill in enumerate(fills):
+            if slot.state != RUNNING:
+                if slot.state == PAUSED:  # it paused itself in on_fill: the rest wait again
+                    slot.paused_fills.extend(fills[i:])
+                return
+            self._call(slot, "on_fill", MappingProxyType(fill))
 
     def stop_strategy(self, name: str, who: str = "operator") -> None:
         slot = self._slot(name)
