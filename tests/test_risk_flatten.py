@@ -345,3 +345,27 @@ def test_opposite_positions_with_little_cash_never_leave_the_broker_holding_one(
         assert book == ({"A": 0, "B": 0} if closed else {"A": 5, "B": -5})
     finally:
         engine.stop()
+
+
+def test_a_flatten_counts_another_callers_exit_working_at_the_broker():
+    # The book holds 150, the broker 75; a strategy's exit of 75 reaches the broker (working:
+    # latency) between the flatten's cancels and its read: the flatten read 75 and sold 75 more,
+    # and the broker ended short 75 while the book showed flat.
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.broker.faults.hold_outside_position(SYM, -75, 100.0)
+    s.broker.config.latency_ms = 60_000
+    read_positions, sent = s.broker.positions, []
+
+    def positions_after_an_exit_went_out():
+        if not sent:
+            sent.append(s.desk.place_exit(SYM, "SELL", 75, "a"))
+        return read_positions()
+
+    s.broker.positions = positions_after_an_exit_went_out
+    with pytest.raises(FlattenError, match="the broker holds 0 of"):
+        s.desk.flatten()
+    s.broker.positions = read_positions
+    s.clock.advance(120 * 10**9)
+    s.broker.set_quote(SYM, 100.0, 101.0, size=10_000)  # the exit fills now
+    assert s.broker.positions().get(SYM, 0) == 0

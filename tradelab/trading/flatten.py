@@ -141,7 +141,7 @@ def _close_symbol(
                 left.append((pos, side, quantity))
         if not left:
             return
-        now = _held_now(desk, symbol, [o for orders in sent.values() for o in orders])
+        now = _held_now(desk, symbol)
         if now is None:
             for pos, side, quantity in left:
                 not_closed[pos["position_id"]] = (
@@ -231,16 +231,18 @@ def _keep_if_filled_at_once(desk: ExecutionDesk, order_id: str) -> None:
         pass  # finished meanwhile, or the broker stopped answering: the next read says which
 
 
-def _held_now(desk: ExecutionDesk, symbol: str, orders: list[str]) -> int | None:
-    """The broker's position in `symbol`, with this flatten's orders still working there counted
-    as done (they fill on later quotes); None when the broker does not answer."""
+def _held_now(desk: ExecutionDesk, symbol: str) -> int | None:
+    """The broker's position in `symbol`, with the orders working there that reduce it counted
+    as filled (this flatten's, a strategy's exit, another caller's close: they fill on later
+    quotes); None when the broker does not answer."""
     try:
         held = desk.broker.positions().get(symbol, 0)
-        for order_id in orders:
-            report = desk.broker.order(order_id)
-            if report is not None and not report.status.is_terminal:
-                left = report.quantity - report.filled_quantity
-                held += left if report.side is Side.BUY else -left
+        working = [o for o in desk.broker.open_orders() if o.symbol == symbol]
     except TradelabError:
         return None
+    for order in working:
+        left = order.quantity - order.filled_quantity
+        change = left if order.side is Side.BUY else -left
+        if held and (held > 0) != (change > 0):  # it reduces: count it, as far as zero
+            held = max(held + change, 0) if held > 0 else min(held + change, 0)
     return held
