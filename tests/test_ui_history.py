@@ -125,3 +125,46 @@ def test_a_restarted_console_goes_on_from_the_pnl_curve_its_journal_holds(tmp_pa
         host.stop()
     assert ConsoleHost(_lab(tmp_path / "new.duckdb"), config).seed_equity(tmp_path / "x") == 0
     assert ConsoleHost(_lab(tmp_path / "new.duckdb"), config).seed_tape(tmp_path / "x") == 0
+
+
+def test_the_intraday_pnl_curve_holds_the_last_exchange_day_and_starts_over_on_the_next(
+    tmp_path, monkeypatch
+):
+    # The "Intraday net P&L" chart carried every earlier day's cumulative net: on Monday it
+    # still began on Friday, with a flat line over the weekend.
+    import threading
+    from datetime import datetime
+
+    import pandas as pd
+
+    from tradelab.market.instruments import IST
+    from tradelab.ui import host as host_module
+
+    def at(day, hhmm):
+        hour, minute = map(int, hhmm.split(":"))
+        return int(datetime(2025, 11, day, hour, minute, tzinfo=IST).timestamp() * 10**9)
+
+    earlier = pd.DataFrame(
+        {
+            "exchange_ts": [at(14, "09:30"), at(14, "15:00"), at(17, "09:30"), at(17, "10:00")],
+            "net": [100.0, 250.0, 200.0, 310.0],  # cumulative: Monday opened on Friday's 250
+        }
+    )
+    monkeypatch.setattr(host_module, "_read_earlier_run", lambda *args: earlier)
+    host = ConsoleHost(_lab(tmp_path / "j.duckdb"), ConsoleConfig())
+    assert host.seed_equity(tmp_path / "j.duckdb") == 2
+    assert list(host.equity) == [(at(17, "09:30"), -50.0), (at(17, "10:00"), 60.0)]
+
+    # Live: the day's net; a new session_date starts the curve over.
+    daily = {"net": 75.0, "session_date": "2025-11-17"}
+    host.lab.engine.store = type("Store", (), {"get": lambda self, path, default: daily})()
+    host.lab.clock.set(at(17, "10:30"))
+    host.config.sample_seconds = 0.05
+    sampler = threading.Thread(target=host._sample)
+    sampler.start()
+    assert wait_for(lambda: host.equity[-1] == (at(17, "10:30"), 75.0), timeout=10)
+    daily = {"net": -5.0, "session_date": "2025-11-18"}
+    host.lab.clock.set(at(18, "09:16"))
+    assert wait_for(lambda: list(host.equity) == [(at(18, "09:16"), -5.0)], timeout=10)
+    host._stop.set()
+    sampler.join(10)

@@ -70,8 +70,10 @@ class ConsoleHost:
         self.pushes = 0
         self._push_lag_ms: deque[float] = deque(maxlen=_PUSH_SAMPLES)
         self._callbacks: weakref.WeakSet[Any] = weakref.WeakSet()
-        # (exchange time ns, net P&L): the P&L chart's points, the sampler's and a restart's seed.
+        # (exchange time ns, the day's net P&L): the intraday P&L chart's points, the sampler's
+        # and a restart's seed; started over when a new exchange day opens (`_equity_day`).
         self.equity: deque[tuple[int, float]] = deque(maxlen=self.config.chart_points)
+        self._equity_day: str | None = None
         # The journaled metrics samples (earlier runs' and this one's) for the metrics tab.
         self.metrics_history = MetricsHistory(self.config.chart_points)
         self._subscription: Any = None
@@ -150,29 +152,40 @@ class ConsoleHost:
         return len(frame)
 
     def seed_equity(self, journal: str | Path) -> int:
-        """The P&L curve an earlier run of `journal` left (its `equity` view: a point a closed
-        bar and a fill, on the exchange clock), so a restarted console's chart goes on from it
-        rather than starting over; returns how many points (0 with no journal yet). Read before
-        the engine holds the file; one that cannot be read leaves the chart to the sampler."""
+        """The intraday P&L curve of the last exchange day an earlier run of `journal` left
+        (its `equity` view less the net the day opened on), so a restarted console's chart goes
+        on from it; returns how many points (0 with no journal yet). Read before the engine
+        holds the file; one that cannot be read leaves the chart to the sampler."""
         frame = _read_earlier_run(
             journal,
             "SELECT exchange_ts, net FROM equity WHERE exchange_ts IS NOT NULL ORDER BY seq",
             None,
             "P&L history",
         )
-        if frame is None:
+        if frame is None or frame.empty:
             return 0
-        frame = frame.tail(self.equity.maxlen)
-        self.equity.extend(zip(frame["exchange_ts"].tolist(), frame["net"].tolist(), strict=True))
-        return len(frame)
+        days = pd.to_datetime(frame["exchange_ts"], unit="ns", utc=True).dt.tz_convert(IST).dt.date
+        last = days.iloc[-1]
+        before = frame["net"][days < last]
+        opened_on = float(before.iloc[-1]) if len(before) else 0.0
+        today = frame[days == last].tail(self.equity.maxlen)
+        nets = (today["net"] - opened_on).tolist()
+        self.equity.extend(zip(today["exchange_ts"].tolist(), nets, strict=True))
+        self._equity_day = last.isoformat()
+        return len(today)
 
     def _sample(self) -> None:
         store = self.lab.engine.store
         while not self._stop.wait(self.config.sample_seconds):
-            net = store.get("pnl.net", None)
-            if net is not None:
-                # On the exchange clock, as the bars are: the two charts share one time axis.
-                extend_curve(self.equity, self.lab.clock.now_ns(), float(net))
+            daily = store.get("pnl.daily", None) or {}
+            net, day = daily.get("net"), daily.get("session_date")
+            if net is None:
+                continue
+            if day != self._equity_day:  # a new exchange day: its own curve
+                self.equity.clear()
+                self._equity_day = day
+            # On the exchange clock, as the bars are: the two charts share one time axis.
+            extend_curve(self.equity, self.lab.clock.now_ns(), float(net))
 
     # -- what sessions read ---------------------------------------------------------------------
     def frame(self, section: str) -> tuple[int, Any]:
