@@ -148,6 +148,8 @@ def test_module_level_sql_reads_the_same_journal(scripted):
 
 
 def test_plots_hold_the_views_data(scripted):
+    import holoviews as hv
+
     from tradelab.analytics import plots
 
     analytics, _ = scripted
@@ -155,7 +157,16 @@ def test_plots_hold_the_views_data(scripted):
     curve, area = layout.Curve.I, layout.Area.I
     assert curve.dimension_values("net").tolist()[-1] == 340.0
     assert area.dimension_values("drawdown").min() == -1890.0
-    assert plots.daily_pnl(analytics).dimension_values("net").tolist() == [1095.0, -755.0]
+    days = plots.daily_pnl(analytics)
+    assert days.dimension_values("net").tolist() == [1095.0, -755.0]
+    # A profit day green, a loss day red (both were one blue).
+    rendered = hv.render(days, backend="bokeh")
+    [bars] = [r for r in rendered.renderers if hasattr(r.glyph, "fill_color")]
+    colours = bars.glyph.fill_color["transform"].palette
+    assert dict(zip(bars.glyph.fill_color["transform"].factors, colours, strict=True)) == {
+        "profit": "#2ca02c",
+        "loss": "#d62728",
+    }
     overlay = plots.fills_on_price(analytics, script.X)
     assert overlay.Scatter.BUY.dimension_values("price").tolist() == [100.0]
     assert overlay.Scatter.SELL.dimension_values("price").tolist() == [120.0, 95.0]

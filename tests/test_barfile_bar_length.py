@@ -136,3 +136,25 @@ def test_sma_cross_backtests_a_monthly_file(tmp_path):
     path = write_stamped(tmp_path / "monthly.csv", list(months))
     result = run_backtest(path, SmaCross(fast=2, slow=4, size=1))
     assert result.failed_strategies == {} and result.bars == 60
+
+
+@pytest.mark.parametrize(
+    ("written", "interval", "ends_on_its_day"),
+    [("2025-11-14 09:15", "1m", True), ("2025-11-14", "1d", True)],
+)
+def test_a_file_of_one_bar_is_a_minute_at_a_time_of_day_and_a_day_on_a_date(
+    tmp_path, caplog, written, interval, ends_on_its_day
+):
+    # One bar at 09:15 was taken as a daily bar: it ended, and was charted, on the next day
+    # (a Saturday the file does not hold), and the page said "(1d)".
+    from tradelab.market.instruments import IST
+
+    path = tmp_path / "one.csv"
+    path.write_text(f"Date,Open,High,Low,Close\n{written},100,101,99,100.5\n")
+    with caplog.at_level(logging.WARNING, logger="tradelab"):
+        series = load_bar_file(path)
+    assert series.interval == interval
+    end = pd.Timestamp(int(series.ends[0]), tz="UTC").tz_convert(IST)
+    assert (end.date() == pd.Timestamp(written).date()) is ends_on_its_day
+    said = warnings_of(caplog)
+    assert ("taken as 1 minute long" in " ".join(said)) is (interval == "1m")

@@ -35,8 +35,13 @@ def equity_and_drawdown(analytics: Analytics, title: str = "Equity") -> hv.Layou
 def daily_pnl(analytics: Analytics) -> hv.Bars:
     """Net P&L of each exchange day."""
     frame = analytics.sql("SELECT CAST(date AS VARCHAR) AS date, net FROM daily_pnl ORDER BY date")
-    return hv.Bars(frame, ("date", "exchange day"), ("net", "net P&L")).opts(
-        title="Daily P&L", height=250
+    # Green for a profit day, red for a loss, as the backtest page colours its figures.
+    frame["result"] = np.where(frame["net"] < 0, "loss", "profit")
+    return hv.Bars(frame, ("date", "exchange day"), [("net", "net P&L"), "result"]).opts(
+        title="Daily P&L",
+        height=250,
+        color="result",
+        cmap={"profit": "#2ca02c", "loss": "#d62728"},
     )
 
 
@@ -52,6 +57,8 @@ def fills_on_price(analytics: Analytics, symbol: str) -> hv.Overlay:
             f"no marks or fills of {symbol!r}; marked symbols: {', '.join(known) or 'none'}"
         )
     price = hv.Curve(marks, _TIME, "price", label=symbol)
+    if len(marks) < 2:  # a line of one point draws nothing
+        price = price * hv.Scatter(marks, _TIME, "price", label=symbol).opts(size=6)
     buys = hv.Scatter(fills[fills.side == "BUY"], _TIME, ["price", "quantity"], label="BUY")
     sells = hv.Scatter(fills[fills.side == "SELL"], _TIME, ["price", "quantity"], label="SELL")
     return (

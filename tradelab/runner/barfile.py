@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from tradelab.errors import InvalidInputError, plain_value
 from tradelab.market.bar_files import (
@@ -107,6 +109,19 @@ def file_bar_length_ns(starts_ns: np.ndarray) -> int | None:
     None for fewer than two distinct starts."""
     days = calendar_days(starts_ns)
     return days * DAY_NS if days is not None else bar_length_ns(starts_ns)
+
+
+def _one_bar_length(raw_time: object, name: str) -> int:
+    """A file of one bar says nothing of its length: a day for a date alone, else a minute (a
+    time of day such as 09:15 is no daily bar, which would end on the next day), said."""
+    try:
+        stamp = pd.Timestamp(raw_time) if isinstance(raw_time, str | datetime) else None
+    except ValueError:
+        stamp = None
+    if stamp is None or stamp == stamp.normalize():
+        return DAY_NS
+    log.warning("bar file %r holds one bar at a time of day: taken as 1 minute long", name)
+    return 60 * 10**9
 
 
 def _interval_label(length_ns: int) -> str:
@@ -250,7 +265,7 @@ def load_bar_file(
             f"{plain_value(raw_times.iloc[row - 1])!r})"
         )
     days = calendar_days(ts)
-    length = file_bar_length_ns(ts) or DAY_NS  # one bar: nothing says how long; a day
+    length = file_bar_length_ns(ts) or _one_bar_length(raw_times.iloc[0], name)
     doubt = None if days is not None else _bar_length_doubt(ts, length, at)
     if doubt:
         log.warning("bar file %r: %s", name, doubt)
