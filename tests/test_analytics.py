@@ -175,8 +175,8 @@ def test_plots_hold_the_views_data(scripted):
     histograms = plots.latency_histograms(analytics)
     assert sum(histograms.Histogram.III.dimension_values("orders")) == 5
     # Every axis says its clock or its unit.
-    assert curve.kdims[0].pprint_label == "exchange time (IST)"
-    assert overlay.Scatter.BUY.kdims[0].pprint_label == "exchange time (IST)"
+    assert curve.kdims[0].pprint_label == "exchange time (IST), market hours only"
+    assert overlay.Scatter.BUY.kdims[0].pprint_label == "exchange time (IST), market hours only"
     assert histograms.Histogram.I.kdims[0].pprint_label == "submit to accepted (ms)"
 
 
@@ -337,3 +337,38 @@ def test_every_equity_point_is_the_book_pnl_the_live_store_had_at_that_seq(tmp_p
         assert (point.unrealized, point.net) == pytest.approx((live["unrealized"], live["net"])), (
             point.seq
         )
+
+
+def test_a_weekend_takes_one_bar_of_the_time_axis_and_ticks_read_the_exchange_time(tmp_path):
+    # On a plain datetime axis a Friday-and-Monday file gave its 12.5 trading hours 16 % of
+    # the chart, the rest a flat line across the closed market.
+    import holoviews as hv
+    import numpy as np
+    import pandas as pd
+
+    from tradelab.analytics import plots
+    from tradelab.analytics.market_axis import MarketAxis
+    from tradelab.runner import SmaCross
+    from tradelab.runner.backtest import run_backtest
+
+    friday = pd.date_range("2025-11-14 09:15", "2025-11-14 15:29", freq="1min")
+    monday = pd.date_range("2025-11-17 09:15", "2025-11-17 15:29", freq="1min")
+    closes = 100 + 5 * np.sin(np.arange(len(friday) + len(monday)) / 20)
+    frame = pd.DataFrame({"Date": [t.strftime("%Y-%m-%d %H:%M") for t in [*friday, *monday]]})
+    frame = frame.assign(Open=closes, High=closes + 0.5, Low=closes - 0.5, Close=closes)
+    frame.to_csv(tmp_path / "ABC.csv", index=False)
+    result = run_backtest(
+        tmp_path / "ABC.csv", SmaCross(fast=5, slow=20), journal_path=tmp_path / "bt.duckdb"
+    )
+    layout = plots.backtest_overview(Analytics(result.journal), "ABC")
+    xs = layout.Overlay.I.Curve.ABC.dimension_values("market_time")
+    assert np.diff(xs).max() <= 60.0  # the weekend is one minute of axis, as a minute bar is
+    assert xs[-1] - xs[0] < 2 * 375 * 60  # two sessions of 375 minutes, nothing between
+    hv.render(layout, backend="bokeh")  # the page draws it, ticks by the axis's formatter
+
+    axis = MarketAxis(pd.Series([*friday, *monday]))
+    at_monday = axis.x(pd.Series([monday[0], monday[61]]))
+    assert [axis.label(x) for x in at_monday] == ["17 Nov 09:15", "17 Nov 10:16"]
+    assert axis.label(at_monday[0] - 60) == "14 Nov 15:29"  # the bar before it, one step back
+    daily = MarketAxis(pd.Series(pd.to_datetime(["2025-11-14", "2025-11-17"])))
+    assert daily.label(daily.x(pd.Series(pd.to_datetime(["2025-11-17"])))[0]) == "17 Nov 2025"

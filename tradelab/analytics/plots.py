@@ -10,8 +10,9 @@ import holoviews.plotting.bokeh  # noqa: F401  (styling options need a backend r
 import numpy as np
 
 from tradelab.analytics.analytics import Analytics, QueryError
+from tradelab.analytics.market_axis import DIMENSION, MarketAxis
 
-# Axes say which clock they are: the views' `time` is the exchange clock, in IST.
+# Hover says the exchange time of a point: the axis itself is market time (market_axis.py).
 _TIME = hv.Dimension("time", label="exchange time (IST)")
 _LATENCIES = {
     "accept_ms": "submit to accepted (ms)",
@@ -20,14 +21,20 @@ _LATENCIES = {
 }
 
 
-def equity_and_drawdown(analytics: Analytics, title: str = "Equity") -> hv.Layout:
-    """The equity curve (net P&L) above its drawdown, sharing the time axis."""
+def equity_and_drawdown(
+    analytics: Analytics, title: str = "Equity", axis: MarketAxis | None = None
+) -> hv.Layout:
+    """The equity curve (net P&L) above its drawdown, sharing the time axis (market hours
+    only: `axis`, or one of the curve's own times)."""
     frame = analytics.sql("SELECT time, net, drawdown FROM equity ORDER BY seq")
-    equity = hv.Curve(frame, _TIME, ("net", "net P&L")).opts(
-        title=title, responsive=True, height=250
+    axis = axis or MarketAxis(frame["time"])
+    frame = axis.place(frame)
+    x = {"xformatter": axis.formatter(), "responsive": True}
+    equity = hv.Curve(frame, DIMENSION, [("net", "net P&L"), _TIME]).opts(
+        title=title, height=250, tools=["hover"], **x
     )
-    drawdown = hv.Area(frame, _TIME, ("drawdown", "drawdown")).opts(
-        responsive=True, height=150, color="firebrick", alpha=0.5
+    drawdown = hv.Area(frame, DIMENSION, ("drawdown", "drawdown")).opts(
+        height=150, color="firebrick", alpha=0.5, **x
     )
     return (equity + drawdown).cols(1)
 
@@ -45,8 +52,37 @@ def daily_pnl(analytics: Analytics) -> hv.Bars:
     )
 
 
-def fills_on_price(analytics: Analytics, symbol: str) -> hv.Overlay:
-    """The marks of `symbol` with its buys (green) and sells (red) at their fill prices."""
+def fills_on_price(analytics: Analytics, symbol: str, axis: MarketAxis | None = None) -> hv.Overlay:
+    """The marks of `symbol` with its buys (green) and sells (red) at their fill prices, on a
+    time axis of market hours (`axis`, or one of these marks and fills)."""
+    marks, fills = _marks_and_fills(analytics, symbol)
+    axis = axis or MarketAxis(marks["time"], fills["time"])
+    marks, fills = axis.place(marks), axis.place(fills)
+    price = hv.Curve(marks, DIMENSION, ["price", _TIME], label=symbol)
+    if len(marks) < 2:  # a line of one point draws nothing
+        price = price * hv.Scatter(marks, DIMENSION, ["price", _TIME], label=symbol).opts(size=6)
+    dims = ["price", "quantity", _TIME]
+    buys = hv.Scatter(fills[fills.side == "BUY"], DIMENSION, dims, label="BUY")
+    sells = hv.Scatter(fills[fills.side == "SELL"], DIMENSION, dims, label="SELL")
+    return (
+        price
+        * buys.opts(color="green", size=8, marker="triangle", tools=["hover"])
+        * sells.opts(color="red", size=8, marker="inverted_triangle", tools=["hover"])
+    ).opts(title=f"Fills on {symbol}", responsive=True, height=300, xformatter=axis.formatter())
+
+
+def backtest_overview(analytics: Analytics, symbol: str) -> hv.Layout:
+    """A backtest at a glance: the price of `symbol` with every fill, then the equity and its
+    drawdown below it, on one time axis of market hours."""
+    marks, fills = _marks_and_fills(analytics, symbol)
+    equity = analytics.sql("SELECT time FROM equity")
+    axis = MarketAxis(marks["time"], fills["time"], equity["time"])
+    return (
+        fills_on_price(analytics, symbol, axis) + equity_and_drawdown(analytics, axis=axis)
+    ).cols(1)
+
+
+def _marks_and_fills(analytics: Analytics, symbol: str):
     marks = analytics.sql("SELECT time, price FROM marks WHERE symbol = ? ORDER BY seq", [symbol])
     fills = analytics.sql(
         "SELECT time, price, side, quantity FROM fills WHERE symbol = ? ORDER BY seq", [symbol]
@@ -56,22 +92,7 @@ def fills_on_price(analytics: Analytics, symbol: str) -> hv.Overlay:
         raise QueryError(
             f"no marks or fills of {symbol!r}; marked symbols: {', '.join(known) or 'none'}"
         )
-    price = hv.Curve(marks, _TIME, "price", label=symbol)
-    if len(marks) < 2:  # a line of one point draws nothing
-        price = price * hv.Scatter(marks, _TIME, "price", label=symbol).opts(size=6)
-    buys = hv.Scatter(fills[fills.side == "BUY"], _TIME, ["price", "quantity"], label="BUY")
-    sells = hv.Scatter(fills[fills.side == "SELL"], _TIME, ["price", "quantity"], label="SELL")
-    return (
-        price
-        * buys.opts(color="green", size=8, marker="triangle")
-        * sells.opts(color="red", size=8, marker="inverted_triangle")
-    ).opts(title=f"Fills on {symbol}", responsive=True, height=300)
-
-
-def backtest_overview(analytics: Analytics, symbol: str) -> hv.Layout:
-    """A backtest at a glance: the price of `symbol` with every fill, then the equity and its
-    drawdown below it."""
-    return (fills_on_price(analytics, symbol) + equity_and_drawdown(analytics)).cols(1)
+    return marks, fills
 
 
 def latency_histograms(analytics: Analytics, bins: int = 20) -> hv.Layout:
