@@ -334,7 +334,7 @@ def test_opposite_positions_with_little_cash_never_leave_the_broker_holding_one(
         if closed:
             desk.flatten()
         else:
-            with pytest.raises(FlattenError, match="strategies hold it both ways"):
+            with pytest.raises(FlattenError, match="sent first to net the positions held both"):
                 desk.flatten()
         quote("10:01", 150.0, 5)  # whatever is still working fills now
         quote("10:01", 150.0, 10)
@@ -369,3 +369,24 @@ def test_a_flatten_counts_another_callers_exit_working_at_the_broker():
     s.clock.advance(120 * 10**9)
     s.broker.set_quote(SYM, 100.0, 101.0, size=10_000)  # the exit fills now
     assert s.broker.positions().get(SYM, 0) == 0
+
+
+def test_every_pair_held_both_ways_is_netted_and_a_refused_leg_keeps_the_brokers_reason():
+    # Each side could go first only once a flatten: a third pair was left open, said to have
+    # "not filled at once" though every close had; a refusal's own reason was replaced too.
+    s = Session()
+    for pair in "ab", "cd", "ef":
+        s.desk.place_order(SYM, "BUY", 75, strategy=pair[0])
+        s.desk.place_order(SYM, "SELL", 75, strategy=pair[1])
+    assert s.broker.positions().get(SYM, 0) == 0
+    assert len(s.desk.flatten()) == 6
+    assert s.broker.positions().get(SYM, 0) == 0
+    assert not s.kernel.store.get("trading.open_positions", None)
+
+    s.desk.place_order(PUT, "BUY", 75, strategy="a")
+    s.desk.place_order(PUT, "SELL", 75, strategy="b")
+    s.broker.faults.reject_orders_for(60.0)
+    with pytest.raises(FlattenError, match="rejects every order") as info:
+        s.desk.flatten()
+    assert all("rejects every order" in why for why in info.value.not_closed.values())
+    assert s.broker.positions().get(PUT, 0) == 0

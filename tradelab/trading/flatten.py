@@ -131,7 +131,7 @@ def _close_symbol(
     cannot be closed so is named in `not_closed`, with what the broker holds."""
     sent: dict[str, list[str]] = {}  # position id -> this flatten's orders for it
     refused: set[str] = set()
-    legs_tried: set[Side] = set()
+    legs_failed: set[Side] = set()  # a first close of this side that did not fill at once
     for _ in range(4 * len(held) + 4):  # each turn sends, or tries one of two legs, or ends
         left = []
         for pos in held:
@@ -156,22 +156,22 @@ def _close_symbol(
                 continue
             refused.add(pos["position_id"])
             continue
-        leg_side = next(
-            (s for s in (Side.BUY, Side.SELL) if s not in legs_tried and s in {c[1] for c in left}),
-            None,
-        )
-        if leg_side is None or len({c[1] for c in left}) < 2:
+        sides = {c[1] for c in left}
+        leg_side = next((s for s in (Side.BUY, Side.SELL) if s in sides - legs_failed), None)
+        if leg_side is None or len(sides) < 2:
             break
-        legs_tried.add(leg_side)
         pos, side, quantity = next(c for c in left if c[1] is leg_side)
         order_id = _send(desk, pos, side, quantity, exit_only, placed, sent, not_closed)
-        not_closed.pop(pos["position_id"], None)  # the other leg may go first instead
-        if order_id is not None:
-            _keep_if_filled_at_once(desk, order_id)
+        if order_id is None or not _keep_if_filled_at_once(desk, order_id):
+            legs_failed.add(leg_side)  # the other side may go first instead
+            if order_id is not None:
+                not_closed[pos["position_id"]] = (
+                    f"{side} {quantity} sent first to net the positions held both ways did not "
+                    "fill at once; what was left of it is cancelled"
+                )
     why = (
-        "strategies hold it both ways, and the close sent first to net them did not fill at "
-        "once (what was left of it is cancelled)"
-        if legs_tried
+        "strategies hold it both ways, and no close could go first to net them"
+        if legs_failed
         else "this close would take it past zero or away from it (see the "
         "reconciliation_mismatches view)"
     )
@@ -220,15 +220,18 @@ def _send(desk, pos, side, quantity, exit_only, placed, sent, not_closed) -> str
     return order_id
 
 
-def _keep_if_filled_at_once(desk: ExecutionDesk, order_id: str) -> None:
-    """A leg still working would fill after the closes that depend on it were refused: what is
-    left of it is cancelled (a cancel refused means it finished meanwhile)."""
+def _keep_if_filled_at_once(desk: ExecutionDesk, order_id: str) -> bool:
+    """Whether a leg filled whole as it was sent. One still working would fill after the closes
+    that depend on it were refused: what is left of it is cancelled (a cancel refused means it
+    finished meanwhile; the next read of the broker says how)."""
     try:
         report = desk.broker.order(order_id)
-        if report is None or report.filled_quantity < report.quantity:
-            desk.cancel_order(order_id, "flatten: the closes that depend on it could not follow")
+        if report is not None and report.filled_quantity >= report.quantity:
+            return True
+        desk.cancel_order(order_id, "flatten: the closes that depend on it could not follow")
     except TradelabError:
-        pass  # finished meanwhile, or the broker stopped answering: the next read says which
+        pass
+    return False
 
 
 def _held_now(desk: ExecutionDesk, symbol: str) -> int | None:
