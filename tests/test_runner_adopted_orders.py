@@ -187,3 +187,27 @@ def test_fills_held_while_paused_outlive_a_pause_the_strategy_asks_for_while_the
     finally:
         runner.stop(who="t")
         engine.stop()
+
+
+def test_an_exit_held_back_for_a_flagged_fill_is_rearmed_once_that_fill_is_booked(tmp_path):
+    # Held back while the fill was only flagged, the stop never fired again after a later
+    # reconciliation booked it: book and broker both held 3 below the stop, unprotected.
+    engine, broker, runner, bar = _session(tmp_path, LongWithAStop())
+    try:
+        bar(1, "10:00")
+        broker.faults.drop_fill_reports(1)
+        bar(2, "10:01", 90.0, size=2)
+        [exit_order] = [o for o in broker.account.orders.values() if not o.status.is_terminal]
+        broker.faults.silent = True
+        broker.cancel_order(exit_order.request.order_id)
+        broker.faults.silent = False
+        for policy in ("flag", "adopt"):  # an operator adopts the flagged fill later
+            config = ReconcilerConfig(settle_s=0.0, missed_fill=policy)
+            Reconciler(broker, engine.submit, store=engine.store, config=config).run_once()
+        for i, hhmm in enumerate(["10:02", "10:03", "10:04"], start=3):
+            bar(i, hhmm, 88.0)
+        assert broker.positions().get("ABC", 0) == 0  # the stop sold the 3 left
+        assert engine.store.get("trading.positions.long:ABC")["net_quantity"] == 0
+    finally:
+        runner.stop(who="t")
+        engine.stop()

@@ -60,6 +60,7 @@ class BarSeries:
 
 
 DAY_NS = 86_400_000_000_000
+_IST_OFFSET_NS = 19_800 * 10**9  # IST is UTC+5:30 all year
 _SECOND_NS = 1_000_000_000
 # Bars whose median spacing is this or more are calendar bars (a day, a week, a month long):
 # their length is told in whole days, which a DST change (a 23 h or 25 h day) or a month's
@@ -111,14 +112,16 @@ def file_bar_length_ns(starts_ns: np.ndarray) -> int | None:
     return days * DAY_NS if days is not None else bar_length_ns(starts_ns)
 
 
-def _one_bar_length(raw_time: object, name: str) -> int:
-    """A file of one bar says nothing of its length: a day for a date alone, else a minute (a
+def _one_bar_length(raw_time: object, start_ns: int, name: str) -> int:
+    """A file of one bar says nothing of its length: a day for a date alone (midnight as written,
+    or in exchange time, or in UTC: a day's bar stamped any of these ways), else a minute (a
     time of day such as 09:15 is no daily bar, which would end on the next day), said."""
+    midnight = start_ns % DAY_NS == 0 or (start_ns + _IST_OFFSET_NS) % DAY_NS == 0
     try:
-        stamp = pd.Timestamp(raw_time) if isinstance(raw_time, str | datetime) else None
+        written = pd.Timestamp(raw_time) if isinstance(raw_time, str | datetime) else None
     except ValueError:
-        stamp = None
-    if stamp is None or stamp == stamp.normalize():
+        written = None
+    if midnight or (written is not None and written == written.normalize()):
         return DAY_NS
     log.warning("bar file %r holds one bar at a time of day: taken as 1 minute long", name)
     return 60 * 10**9
@@ -265,7 +268,7 @@ def load_bar_file(
             f"{plain_value(raw_times.iloc[row - 1])!r})"
         )
     days = calendar_days(ts)
-    length = file_bar_length_ns(ts) or _one_bar_length(raw_times.iloc[0], name)
+    length = file_bar_length_ns(ts) or _one_bar_length(raw_times.iloc[0], int(ts[0]), name)
     doubt = None if days is not None else _bar_length_doubt(ts, length, at)
     if doubt:
         log.warning("bar file %r: %s", name, doubt)

@@ -18,6 +18,7 @@ from tradelab.runner.strategy import PAUSED, RUNNING
 # says so. Not "filled": its fill is a trade of its own (adopted, or only flagged while the book
 # still holds the position, when an exit must not be sent again).
 _ADOPTED_END = {"cancelled": "order.cancelled", "rejected": "order.rejected"}
+_ENDS_AWAITING_KEPT = 1_000
 
 
 class EventHandlingMixin:
@@ -59,15 +60,23 @@ class EventHandlingMixin:
                 # sends nothing), and a stop's exit order is never placed again. Unless fills of
                 # it are not booked (a missed fill only flagged): the book then holds more than
                 # the broker, and an exit sized on the book would sell past what it holds.
-                booked = self._booked_units(order["order_id"])
-                whole = int(order.get("filled_quantity") or 0) <= booked
-                self._order_finished(_ADOPTED_END[order["status"]], order, exits=whole)
+                end = _ADOPTED_END[order["status"]]
+                whole = self._fills_booked(order)
+                if not whole:  # re-armed when they are (`_on_trade`)
+                    waiting = self.ends_awaiting_fills
+                    if len(waiting) >= _ENDS_AWAITING_KEPT:
+                        del waiting[next(iter(waiting))]  # the oldest: its fills never came
+                    waiting[order["order_id"]] = (end, order)
+                self._order_finished(end, order, exits=whole)
         elif topic.startswith("order."):
             self._order_finished(topic, payload)
 
-    def _booked_units(self, order_id: str) -> int:
+    def _fills_booked(self, order: Any) -> bool:
+        """Whether the book holds every fill the broker reports of `order`."""
         trades = self.engine.store.get("trading.trades", None) or {}
-        return sum(int(t["quantity"]) for t in trades.values() if t.get("order_id") == order_id)
+        order_id = order["order_id"]
+        booked = sum(int(t["quantity"]) for t in trades.values() if t.get("order_id") == order_id)
+        return int(order.get("filled_quantity") or 0) <= booked
 
     def _order_finished(self, topic: str, payload: Any, exits: bool = True) -> None:
         if exits:
@@ -84,6 +93,10 @@ class EventHandlingMixin:
         trade = self.engine.store.get(f"trading.trades.{payload.get('trade_id')}", None)
         if trade is not None and trade.get("seq", seq) != seq:
             return  # a late report of a fill booked (and handed on) at an earlier seq
+        waiting = self.ends_awaiting_fills.get(payload.get("order_id"))
+        if waiting is not None and self._fills_booked(waiting[1]):
+            del self.ends_awaiting_fills[payload["order_id"]]
+            self.monitor.on_order_event(*waiting)  # its exit may be placed again
         if seq > self._seeded_seq:  # else the round trips were seeded with it
             self.trade_log.on_fill(payload)
         if trade is not None and seq > self._seeded_seq:

@@ -70,6 +70,9 @@ class StrategyRunner(EventHandlingMixin, LockstepMixin, OperatorCommandsMixin, S
         self.engine, self.desk, self.name = engine, desk, name
         self.clock = clock or WallClock()
         self.monitor = PositionMonitor(self)
+        # Adopted ends of orders some of whose fills are not booked yet (handling.py): the
+        # exit they were is re-armed once those fills are booked. Few (lost reports); bounded.
+        self.ends_awaiting_fills: dict[str, tuple[str, Any]] = {}
         self.trade_log = TradeLog(self.submit)
         self.current_seq = 0
         # (seq, strategies) when an inbox overflow last stopped running strategies, else None.
