@@ -372,3 +372,13 @@ def test_a_weekend_takes_one_bar_of_the_time_axis_and_ticks_read_the_exchange_ti
     assert axis.label(at_monday[0] - 60) == "14 Nov 15:29"  # the bar before it, one step back
     daily = MarketAxis(pd.Series(pd.to_datetime(["2025-11-14", "2025-11-17"])))
     assert daily.label(daily.x(pd.Series(pd.to_datetime(["2025-11-17"])))[0]) == "17 Nov 2025"
+    # Daily bars are marked at their last second: their ticks read dates, the nearest bar's,
+    # never a time of day on a weekend between two of them.
+    ends = pd.Series(pd.to_datetime([f"2025-11-{d} 23:59:59" for d in (12, 13, 14, 17, 18)]))
+    daily = MarketAxis(ends)
+    xs = daily.x(ends)
+    assert [daily.label(x) for x in xs] == [
+        "12 Nov 2025", "13 Nov 2025", "14 Nov 2025", "17 Nov 2025", "18 Nov 2025"
+    ]  # fmt: skip
+    between = {daily.label(xs[2] + f * (xs[3] - xs[2])) for f in (0.1, 0.4, 0.6, 0.9)}
+    assert between == {"14 Nov 2025", "17 Nov 2025"}

@@ -139,11 +139,16 @@ def test_sma_cross_backtests_a_monthly_file(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("written", "interval", "ends_on_its_day"),
-    [("2025-11-14 09:15", "1m", True), ("2025-11-14", "1d", True)],
+    ("written", "interval"),
+    [
+        ("2025-11-14 09:15", "1m"),
+        ("2025-11-14", "1d"),
+        ("1763091900", "1m"),  # epoch seconds of 09:15 IST
+        ("2025-11-13 18:30:00+00:00", "1d"),  # IST midnight written in UTC: a day
+    ],
 )
 def test_a_file_of_one_bar_is_a_minute_at_a_time_of_day_and_a_day_on_a_date(
-    tmp_path, caplog, written, interval, ends_on_its_day
+    tmp_path, caplog, written, interval
 ):
     # One bar at 09:15 was taken as a daily bar: it ended, and was charted, on the next day
     # (a Saturday the file does not hold), and the page said "(1d)".
@@ -154,7 +159,9 @@ def test_a_file_of_one_bar_is_a_minute_at_a_time_of_day_and_a_day_on_a_date(
     with caplog.at_level(logging.WARNING, logger="tradelab"):
         series = load_bar_file(path)
     assert series.interval == interval
+    start = pd.Timestamp(int(series.ts[0]), tz="UTC").tz_convert(IST)
     end = pd.Timestamp(int(series.ends[0]), tz="UTC").tz_convert(IST)
-    assert (end.date() == pd.Timestamp(written).date()) is ends_on_its_day
+    assert end.date() == start.date()  # the bar ends on its own day
+    assert start.date().isoformat() == "2025-11-14"
     said = warnings_of(caplog)
     assert ("taken as 1 minute long" in " ".join(said)) is (interval == "1m")

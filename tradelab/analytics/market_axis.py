@@ -24,7 +24,14 @@ while (lo < hi) {
   const mid = (lo + hi + 1) >> 1;
   if (xs[mid] <= tick) { lo = mid } else { hi = mid - 1 }
 }
-const t = new Date(ms[lo] + (tick - xs[lo]) * 1000);
+let t;
+if (daily) {  // the nearest bar's date: between two bars is no time of day
+  const k = Math.round((tick - xs[lo]) / step);
+  const next = lo + 1 < xs.length && xs[lo] + k * step >= xs[lo + 1] - 1e-6;
+  t = new Date(next ? ms[lo + 1] : ms[lo] + k * step * 1000);
+} else {
+  t = new Date(ms[lo] + (tick - xs[lo]) * 1000);
+}
 const months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
                 "Dec"];
 const pad = (n) => String(n).padStart(2, "0");
@@ -47,7 +54,9 @@ class MarketAxis:
         self._xs = np.concatenate([[0], np.cumsum(np.minimum(gaps, step))]) / 1e9
         breaks = np.concatenate([[0], np.flatnonzero(gaps > step) + 1])
         self._breaks = self._xs[breaks], stamps[breaks] // 10**6
-        self._daily = bool((stamps % (86_400 * 10**9) == 0).all())
+        self._step = step / 1e9
+        # Bars a day or more apart (their marks at the bar's last second): dates, not times.
+        self._daily = step >= 23 * 3600 * 10**9
 
     def x(self, times: pd.Series) -> np.ndarray:
         """The axis positions (seconds of market time) of `times`, each one of the axis's."""
@@ -56,15 +65,21 @@ class MarketAxis:
 
     def formatter(self) -> CustomJSTickFormatter:
         xs, ms = self._breaks
-        args = {"xs": xs.tolist(), "ms": ms.tolist(), "daily": self._daily}
+        args = {"xs": xs.tolist(), "ms": ms.tolist(), "daily": self._daily, "step": self._step}
         return CustomJSTickFormatter(args=args, code=_LABEL_JS)
 
     def label(self, x: float) -> str:
         """The tick label at axis position `x`, as the formatter draws it (for tests, notes)."""
         xs, ms = self._breaks
         i = max(int(np.searchsorted(xs, x, side="right")) - 1, 0)
-        stamp = pd.Timestamp(int(ms[i]) * 10**6 + int(round((x - xs[i]) * 1e9)))
-        return stamp.strftime("%d %b %Y" if self._daily else "%d %b %H:%M")
+        if not self._daily:
+            return pd.Timestamp(int(ms[i]) * 10**6 + int(round((x - xs[i]) * 1e9))).strftime(
+                "%d %b %H:%M"
+            )
+        k = round((x - xs[i]) / self._step)
+        if i + 1 < len(xs) and xs[i] + k * self._step >= xs[i + 1] - 1e-6:
+            return pd.Timestamp(int(ms[i + 1]) * 10**6).strftime("%d %b %Y")
+        return pd.Timestamp(int(ms[i]) * 10**6 + int(k * self._step * 1e9)).strftime("%d %b %Y")
 
     def place(self, frame: pd.DataFrame) -> pd.DataFrame:
         """`frame` (with a `time` column) with its axis position as `market_time`."""

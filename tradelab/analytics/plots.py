@@ -12,8 +12,10 @@ import numpy as np
 from tradelab.analytics.analytics import Analytics, QueryError
 from tradelab.analytics.market_axis import DIMENSION, MarketAxis
 
-# Hover says the exchange time of a point: the axis itself is market time (market_axis.py).
+# Hover says the exchange time of a point: the axis itself is market time (market_axis.py),
+# whose seconds mean nothing to a reader.
 _TIME = hv.Dimension("time", label="exchange time (IST)")
+_AT = ("exchange time (IST)", "@{time}{%F %T}")
 _LATENCIES = {
     "accept_ms": "submit to accepted (ms)",
     "first_fill_ms": "submit to first fill (ms)",
@@ -31,7 +33,7 @@ def equity_and_drawdown(
     frame = axis.place(frame)
     x = {"xformatter": axis.formatter(), "responsive": True}
     equity = hv.Curve(frame, DIMENSION, [("net", "net P&L"), _TIME]).opts(
-        title=title, height=250, tools=["hover"], **x
+        title=title, height=250, tools=["hover"], hover_tooltips=[_AT, ("net P&L", "@{net}")], **x
     )
     drawdown = hv.Area(frame, DIMENSION, ("drawdown", "drawdown")).opts(
         height=150, color="firebrick", alpha=0.5, **x
@@ -64,10 +66,14 @@ def fills_on_price(analytics: Analytics, symbol: str, axis: MarketAxis | None = 
     dims = ["price", "quantity", _TIME]
     buys = hv.Scatter(fills[fills.side == "BUY"], DIMENSION, dims, label="BUY")
     sells = hv.Scatter(fills[fills.side == "SELL"], DIMENSION, dims, label="SELL")
+    hover = {
+        "tools": ["hover"],
+        "hover_tooltips": [_AT, ("price", "@{price}"), ("quantity", "@{quantity}")],
+    }
     return (
         price
-        * buys.opts(color="green", size=8, marker="triangle", tools=["hover"])
-        * sells.opts(color="red", size=8, marker="inverted_triangle", tools=["hover"])
+        * buys.opts(color="green", size=8, marker="triangle", **hover)
+        * sells.opts(color="red", size=8, marker="inverted_triangle", **hover)
     ).opts(title=f"Fills on {symbol}", responsive=True, height=300, xformatter=axis.formatter())
 
 
