@@ -135,10 +135,12 @@ def _close_symbol(
     for _ in range(4 * len(held) + 4):  # each turn sends, or tries one of two legs, or ends
         left = []
         for pos in held:
-            quantity = _left_to_close(desk, pos, exit_only, sent.get(pos["position_id"], []))
-            if quantity and pos["position_id"] not in refused:
-                side = Side.SELL if pos["net_quantity"] > 0 else Side.BUY
-                left.append((pos, side, quantity))
+            pid = pos["position_id"]
+            quantity = _left_to_close(desk, pos, exit_only, sent.get(pid, []))
+            if not quantity:  # closed (a leg that filled as its cancel came): nothing to name
+                not_closed.pop(pid, None)
+            elif pid not in refused:
+                left.append((pos, Side.SELL if pos["net_quantity"] > 0 else Side.BUY, quantity))
         if not left:
             return
         now = _held_now(desk, symbol)
@@ -224,14 +226,21 @@ def _keep_if_filled_at_once(desk: ExecutionDesk, order_id: str) -> bool:
     """Whether a leg filled whole as it was sent. One still working would fill after the closes
     that depend on it were refused: what is left of it is cancelled (a cancel refused means it
     finished meanwhile; the next read of the broker says how)."""
-    try:
+
+    def filled() -> bool:
         report = desk.broker.order(order_id)
-        if report is not None and report.filled_quantity >= report.quantity:
+        return report is not None and report.filled_quantity >= report.quantity
+
+    try:
+        if filled():
             return True
         desk.cancel_order(order_id, "flatten: the closes that depend on it could not follow")
-    except TradelabError:
-        pass
-    return False
+        return False
+    except TradelabError:  # finished meanwhile, or the broker stopped answering
+        try:
+            return filled()
+        except TradelabError:
+            return False
 
 
 def _held_now(desk: ExecutionDesk, symbol: str) -> int | None:
