@@ -178,7 +178,7 @@ def test_a_hold_outside_a_hook_is_refused_naming_where_it_belongs(tmp_path):
     try:
         runner = StrategyRunner(engine, ExecutionDesk(PaperBroker(), engine.submit))
         runner.add(PausesOnItsFirstBar())
-        with pytest.raises(LifecycleError, match="is for the strategy's own hooks; no hook runs"):
+        with pytest.raises(LifecycleError, match="is for the strategy's hooks; none runs"):
             runner.context_of("pauser").pause("from a notebook cell, before the start")
     finally:
         engine.stop()

@@ -286,9 +286,7 @@ class StrategyContext:
         why = _reason(reason, call)
         slot = self._runner._slot(self.name)
         if not slot.hook:
-            raise LifecycleError(
-                f"ctx.{call}(reason) is for the strategy's own hooks; no hook runs"
-            )
+            raise LifecycleError(f"ctx.{call}(reason) is for the strategy's hooks; none runs")
         if slot.hook == "on_stop":
             self.log.info("ctx.%s in on_stop: the strategy is stopping already", call)
         elif slot.self_hold is None or state == STOPPED:  # a stop outranks a pause
