@@ -32,6 +32,7 @@ from tradelab.market.bar_files import (
 )
 from tradelab.market.bar_times import times_ns
 from tradelab.market.bars import interval_label
+from tradelab.market.instruments import IST
 
 _PRICE_COLUMNS = ("open", "high", "low", "close")
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class BarSeries:
 
 
 DAY_NS = 86_400_000_000_000
-_IST_OFFSET_NS = 19_800 * 10**9  # IST is UTC+5:30 all year
+_IST_OFFSET_NS = int(IST.utcoffset(None).total_seconds()) * 10**9
 _SECOND_NS = 1_000_000_000
 # Bars whose median spacing is this or more are calendar bars (a day, a week, a month long):
 # their length is told in whole days, which a DST change (a 23 h or 25 h day) or a month's
