@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 from bokeh.document import Document
 
+from tradelab.ui.bar_slots import slot_label
 from tradelab.ui.charts import Charts
 from tradelab.ui.ranges import nice_step, time_range, value_range
 
@@ -135,7 +136,45 @@ def test_both_charts_run_on_the_market_clock_and_say_so_as_the_trades_do():
     # clock is hours away, and two axes on two clocks put a fill's P&L step beside no bar.
     charts = Charts()
     assert charts.equity_figure.xaxis[0].axis_label == "exchange time (IST)"
-    assert charts.bars_figure.xaxis[0].axis_label == "exchange time (IST)"
+    assert charts.bars_figure.xaxis[0].axis_label == "exchange time (IST), market hours only"
+
+
+def test_bars_across_a_night_and_a_weekend_sit_side_by_side_and_ticks_read_their_times():
+    # On a time axis three days of 15m bars were three strips in a mostly empty chart.
+    friday = _bars(0, 2).assign(
+        start=lambda f: f["start"] + pd.Timedelta(hours=6),  # 15:15 and 15:30 on Friday 9 Jan
+        end=lambda f: f["end"] + pd.Timedelta(hours=6),
+    )
+    friday[["start", "end"]] += pd.Timedelta(days=4)
+    monday = _bars(0, 2).assign(
+        start=lambda f: f["start"] + pd.Timedelta(days=7),  # 09:15 and 09:30 on Monday 12 Jan
+        end=lambda f: f["end"] + pd.Timedelta(days=7),
+    )
+    charts = Charts()
+    charts.show_bars({"15m": friday.iloc[:1]})
+    charts.show_bars({"15m": pd.concat([friday, monday.iloc[:1]], ignore_index=True)})
+    charts.show_bars({"15m": pd.concat([friday, monday], ignore_index=True)})
+    data = charts.bar_source.data
+    assert list(data["slot"]) == [0.0, 1.0, 2.0, 3.0]  # streamed bars take the next slots
+    assert list(data["right"]) == [1.0, 2.0, 3.0, 4.0]
+    x = charts.bar_x_range
+    assert x.start <= 0.0 and x.end >= 4.0 and x.end - x.start < 20  # room for a few bars ahead
+
+    def label(at: float) -> str:
+        return slot_label(list(data["slot"]), list(data["start_ms"]), list(data["width_ms"]), at)
+
+    assert [label(s) for s in (0, 1, 1.5, 2, 3)] == [
+        "09 Jan 15:15",
+        "09 Jan 15:30",
+        "09 Jan 15:37",
+        "12 Jan 09:15",
+        "12 Jan 09:30",
+    ]
+    assert label(6) == "12 Jan 10:15"  # the room ahead reads on from the newest bar
+    assert label(-1) == "09 Jan 15:00"
+    # A history that starts over (older than the bars shown) starts at slot 0 again.
+    charts.show_bars({"15m": friday})
+    assert list(charts.bar_source.data["slot"]) == [0.0, 1.0]
 
 
 def test_the_interval_buttons_are_the_sessions_bar_lengths_and_switching_shows_that_series():

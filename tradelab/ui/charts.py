@@ -11,7 +11,8 @@ label, so the plot area stays put when the labels change width (Bokeh still re-m
 figure's own panels then, a few ms; the page's layout is not touched). The index's bars are
 streamed the same way as they close (the source was replaced at every close before, a repaint
 and a relayout of the figure in every page); a switch of interval, or a history that started
-over, replaces them.
+over, replaces them. The bars' axis is market hours only, a slot per bar
+(`tradelab.ui.bar_slots`): a few days of 15m bars were mostly closed market on a time axis.
 
 Both charts' ranges are set here, not fitted to the data by the browser (a `DataRange1d` moved
 at every bar close and every equity point, so each brought new tick labels to measure and a
@@ -29,6 +30,7 @@ import panel as pn
 from bokeh.models import ColumnDataSource, Range1d
 from bokeh.plotting import figure
 
+from tradelab.ui.bar_slots import AXIS_LABEL, bar_columns, slot_formatter
 from tradelab.ui.frames import EXCHANGE_TIME_COLUMN
 from tradelab.ui.ranges import time_range, value_range
 
@@ -38,6 +40,10 @@ _LEFT_BORDER_PX = 80
 # quarter of its span past the newest point (at least a minute).
 _BARS_AHEAD = 8
 _EQUITY_AHEAD_MS, _EQUITY_AHEAD_SHARE = 60_000.0, 0.25
+_BAR_COLUMNS = (
+    *("slot", "right", "mid", "start_ms", "width_ms"),
+    *("open", "high", "low", "close", "color"),
+)
 _EQUITY_TITLE, _NO_EQUITY = "Intraday net P&L", "nothing traded yet"  # the title while empty
 
 
@@ -68,26 +74,20 @@ class Charts:
         )
         equity.line("time", "net_pnl", source=self.equity_source, line_width=2)
         _mark_empty(equity, _EQUITY_TITLE, _NO_EQUITY)
-        self.bar_source = ColumnDataSource(
-            {
-                "start": [],
-                "end": [],
-                "mid": [],
-                "open": [],
-                "high": [],
-                "low": [],
-                "close": [],
-                "color": [],
-            }
-        )
+        self.bar_source = ColumnDataSource({name: [] for name in _BAR_COLUMNS})
         self.bar_x_range, self.bar_y_range = Range1d(0, 1), Range1d(0, 1)
         self.bars_figure = bars = _time_figure(
-            symbol, EXCHANGE_TIME_COLUMN, x_range=self.bar_x_range, y_range=self.bar_y_range
+            symbol,
+            AXIS_LABEL,
+            x_range=self.bar_x_range,
+            y_range=self.bar_y_range,
+            x_axis_type="linear",
         )
+        bars.xaxis.formatter = slot_formatter(self.bar_source)
         bars.segment("mid", "high", "mid", "low", source=self.bar_source, color="black")
         bars.quad(
-            left="start",
-            right="end",
+            left="slot",
+            right="right",
             top="open",
             bottom="close",
             fill_color="color",
@@ -155,21 +155,20 @@ class Charts:
         if shown is not None and shown[0] == interval and newest >= shown[1]:
             new = frame[frame["start"] > shown[1]]
             if not new.empty:
-                self.bar_source.stream(_bar_columns(new), rollover=len(frame))
-                self._fit_bar_ranges(frame, keep=True)
+                next_slot = int(self.bar_source.data["slot"][-1]) + 1
+                self.bar_source.stream(bar_columns(new, next_slot), rollover=len(frame))
+                self._fit_bar_ranges(keep=True)
             return
-        self.bar_source.data = _bar_columns(frame)
+        self.bar_source.data = bar_columns(frame, 0)
         _mark_empty(self.bars_figure, self._symbol, None)
-        self._fit_bar_ranges(frame, keep=False)
+        self._fit_bar_ranges(keep=False)
 
-    def _fit_bar_ranges(self, frame: pd.DataFrame, keep: bool) -> None:
-        """Ranges holding every bar of `frame`; with `keep`, the ranges shown while they do."""
-        first = _naive_ms(frame["start"].iloc[0])
-        last_end = _naive_ms(frame["end"].iloc[-1])
-        width = last_end - _naive_ms(frame["start"].iloc[-1])
-        low, high = float(frame["low"].min()), float(frame["high"].max())
-        ahead = _BARS_AHEAD * width
-        _fit(self.bar_x_range, keep, lambda s: time_range(s, first, last_end, width / 2, ahead))
+    def _fit_bar_ranges(self, keep: bool) -> None:
+        """Ranges holding every bar shown; with `keep`, the ranges shown while they do."""
+        data = self.bar_source.data
+        first, last_end = data["slot"][0], data["right"][-1]
+        low, high = float(min(data["low"])), float(max(data["high"]))
+        _fit(self.bar_x_range, keep, lambda s: time_range(s, first, last_end, 0.5, _BARS_AHEAD))
         _fit(self.bar_y_range, keep, lambda s: value_range(s, low, high))
 
     def _fit_equity_ranges(self, frame: pd.DataFrame, keep: bool) -> None:
@@ -204,12 +203,14 @@ def _mark_empty(chart: figure, title: str, why_empty: str | None) -> None:
             axis.visible = why_empty is None
 
 
-def _time_figure(title: str, x_label: str, **ranges: Range1d) -> figure:
+def _time_figure(
+    title: str, x_label: str, x_axis_type: str = "datetime", **ranges: Range1d
+) -> figure:
     """A chart over IST time whose size does not depend on its data (see the module docstring)."""
     return figure(
         **ranges,
         height=260,
-        x_axis_type="datetime",
+        x_axis_type=x_axis_type,
         title=title,
         x_axis_label=x_label,
         sizing_mode="stretch_width",
@@ -220,22 +221,3 @@ def _time_figure(title: str, x_label: str, **ranges: Range1d) -> figure:
 def _naive_ms(at: pd.Timestamp) -> float:
     """`at` as the axis reads it: milliseconds of its naive local (IST) time."""
     return at.tz_localize(None).value / 1e6
-
-
-def _bar_columns(frame: pd.DataFrame) -> dict[str, object]:
-    # Naive local times: the axis then reads in IST, the exchange's clock.
-    start = frame["start"].dt.tz_localize(None)
-    end = frame["end"].dt.tz_localize(None)
-    return {
-        "start": start.to_numpy(),
-        "end": end.to_numpy(),
-        "mid": (start + (end - start) / 2).to_numpy(),
-        "open": frame["open"].to_numpy(),
-        "high": frame["high"].to_numpy(),
-        "low": frame["low"].to_numpy(),
-        "close": frame["close"].to_numpy(),
-        "color": [
-            "#2ca02c" if c >= o else "#d62728"
-            for o, c in zip(frame["open"], frame["close"], strict=True)
-        ],
-    }
