@@ -189,3 +189,16 @@ def test_a_held_strategy_says_who_held_it_and_why():
     assert header.runner.text == (
         "runner: running (sma_cross paused by sma_cross: three losses in a row, straddle running)"
     )
+
+
+def test_the_header_gives_the_books_net_and_the_days_the_chart_draws():
+    # The header's total disagreed with the intraday chart's last point from the second day on.
+    header = Header(stale_after_seconds=5.0)
+    state = {"runner_status": "running", "strategies": {}, "risk_state": "active"}
+    state |= {"risk_control": {}, "engine_status": "running"}
+    header.apply_state(state | {"pnl": {}})
+    assert header.pnl.text == "P&L: -"
+    header.apply_state(state | {"pnl": {"net": -99.52, "daily": {"net": 129.7}}})
+    assert header.pnl.text == "P&L: -99.52 (today +129.70)"
+    header.apply_state(state | {"pnl": {"net": -1234.5}})  # no day yet (an older journal)
+    assert header.pnl.text == "P&L: -1,234.50"

@@ -114,8 +114,12 @@ class Header:
             + ": orders are rejected and nothing reconciles until it answers",
         )
         self.engine.set(f"engine: {state['engine_status']}")
-        net = (state["pnl"] or {}).get("net")
-        self.pnl.set("P&L: -" if net is None else f"P&L: {net:,.2f}")
+        pnl = state["pnl"] or {}
+        net, day = pnl.get("net"), (pnl.get("daily") or {}).get("net")
+        # The whole book's net beside the day's, which the intraday chart draws: alone, the
+        # total read as the chart's last point and disagreed with it from the second day on.
+        today = "" if day is None else f" (today {day:+,.2f})"
+        self.pnl.set("P&L: -" if net is None else f"P&L: {net:,.2f}{today}")
         session = state.get("market_session") or {}
         closed = session.get("status") == "closed"
         self.market_closed_ns = (session.get("ts") or 0) if closed else None
