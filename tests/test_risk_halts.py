@@ -289,3 +289,43 @@ def test_a_loss_limit_of_zero_reads_0_00_not_minus_0_00():
 
     assert breach_reason(-40.0, 0.0) == "daily P&L -40.00 crossed the daily loss limit 0.00"
     assert breach_reason(-600.0, 500.0).endswith("limit -500.00")
+
+
+def test_a_halt_spares_the_flattens_closes_that_did_not_fill_at_once():
+    # The risk monitor's next check cancelled every working order of a halt, the flatten's own
+    # closes too: with a broker that fills a moment later, an operator's Flatten after a halt
+    # closed nothing and said it had sent its close.
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.broker.config.latency_ms = 200
+    s.gate.halt("ops", "news")
+    [close] = s.desk.flatten()
+    assert s.kernel.store.get(f"trading.working.{close}")["exit_only"] is True
+    s.monitor.check()  # the monitor wakes (a mark, a timer) before the close fills
+    assert s.kernel.store.get(f"trading.orders.{close}")["status"] != "cancelled"
+    s.clock.advance(10**9)
+    s.broker.set_quote(SYM, 100.0, 101.0, size=10_000)
+    assert s.broker.positions() in ({}, {SYM: 0})
+    assert not s.kernel.store.get("trading.open_positions", None)
+
+
+def test_a_breach_flatten_in_a_halt_closes_with_a_broker_that_fills_later():
+    # Each check cancelled the breach flatten's close, and the flatten sent it again a second
+    # later, for ever, never counted as a failure.
+    s = Session(daily_loss_limit=500.0, flatten_on_breach=True)
+    s.desk.reset_daily_pnl("2025-11-12")
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    entry = s.desk.place_order(PUT, "BUY", 75, strategy="b", order_type="LIMIT", limit_price=80.0)
+    s.broker.config.latency_ms = 200
+    s.mark(SYM, 96.0)
+    assert s.monitor.check() and s.gate.state == "halted"
+    s.monitor.check()
+    assert s.kernel.store.get(f"trading.orders.{entry}")["status"] == "cancelled"  # still
+    assert [o["side"] for o in s.kernel.store.get("trading.working").values()] == ["SELL"]
+    s.clock.advance(10**9)
+    s.broker.set_quote(SYM, 100.0, 101.0, size=10_000)
+    assert s.broker.positions() in ({}, {SYM: 0})
+    assert not s.kernel.store.get("trading.open_positions", None)
+    assert "order.cancelled" not in [
+        e.topic for e in s.kernel.events if e.payload.get("side") == "SELL"
+    ]

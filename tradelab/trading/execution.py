@@ -155,7 +155,7 @@ class ExecutionDesk:
                     self._emit("order.denied", payload, order_id)
                     raise OrderDeniedError(denial.check, denial.reason)
                 try:
-                    self._emit("order.submitted", self._submitted(request), order_id)
+                    self._emit("order.submitted", self._submitted(request, exit_only), order_id)
                     self._hand_over()
                 except BaseException:  # never submitted: it holds no room in the limits
                     if self.risk is not None:
@@ -175,10 +175,13 @@ class ExecutionDesk:
     def _has_order(self, order_id: str) -> bool:
         return self.store.get(f"trading.orders.{order_id}", None) is not None
 
-    def _submitted(self, request: OrderRequest) -> dict[str, Any]:
+    def _submitted(self, request: OrderRequest, exit_only: bool = False) -> dict[str, Any]:
         """The order.submitted payload: the request, and when it was sent on the session's
-        clock (market time), which the risk gate's order rate reads back after a restart."""
+        clock (market time), which the risk gate's order rate reads back after a restart; a
+        flatten's close says so (`exit_only`): a halt's cancels spare it."""
         payload = request.to_payload()
+        if exit_only:
+            payload["exit_only"] = True
         if self.risk is not None:
             payload["ts"] = self.risk.clock.now_ns()
         return payload

@@ -56,7 +56,7 @@ _ORDER_FIELDS = (
     "reason",
 )
 # Only the submission carries these: filled in even when it is folded after a broker report.
-_REQUEST_FIELDS = ("order_type", "limit_price")
+_REQUEST_FIELDS = ("order_type", "limit_price", "exit_only")
 
 
 def order_reducer(view: Any, event: Event) -> Iterable[Change]:
@@ -85,6 +85,8 @@ def order_reducer(view: Any, event: Event) -> Iterable[Change]:
         }
         if status == "submitted" and payload.get("ts") is not None:
             record["sent_ts"] = payload["ts"]  # market time: the risk gate's order rate
+        if status == "submitted" and payload.get("exit_only"):
+            record["exit_only"] = True  # a flatten's close: a halt does not cancel it
     else:
         record = dict(previous)
         before = _RANK.get(record.get("status"), 0)
@@ -124,6 +126,8 @@ def working_index_changes(order_id: str, record: dict, was_working: bool) -> lis
         "remaining_quantity": record["remaining_quantity"],
         "limit_price": record.get("limit_price"),
     }
+    if record.get("exit_only"):
+        entry["exit_only"] = True
     return [(working, entry)]
 
 

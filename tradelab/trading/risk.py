@@ -314,13 +314,19 @@ class RiskGate:
     def blocked_working_orders(self) -> list[str]:
         """The working orders the risk state no longer allows, in the order they were placed:
         every one when halted; when reducing, those that do not reduce their strategy's position
-        (an opening order, and the later exits once earlier ones already cover the position)."""
+        (an opening order, and the later exits once earlier ones already cover the position).
+        A flatten's closes (`place_exit`) are spared: cancelling them undid every flatten of a
+        halt whose closes did not fill at once, each try sent again and cancelled again."""
         state = self.state
         if state == ACTIVE:
             return []
         # The index is in the order the submissions were applied: the journal's, so a replay
         # keeps the same exits.
-        working = self.store.get("trading.working", None) or {}
+        working = {
+            order_id: order
+            for order_id, order in (self.store.get("trading.working", None) or {}).items()
+            if not order.get("exit_only")
+        }
         if state == HALTED:
             return list(working)
         return orders_not_reducing(working, self._held)
