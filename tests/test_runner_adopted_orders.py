@@ -211,3 +211,92 @@ def test_an_exit_held_back_for_a_flagged_fill_is_rearmed_once_that_fill_is_booke
     finally:
         runner.stop(who="t")
         engine.stop()
+
+
+class LongOnceWithAStop(LongWithAStop):
+    strategy_name = "long"
+
+    def on_bar(self, ctx, bar):
+        if ctx.position("ABC") == 0 and not ctx.working("ABC"):
+            ctx.buy("ABC", 5)
+
+
+def test_an_exit_held_back_for_flagged_fills_stays_held_after_a_restart(tmp_path):
+    # The hold was in memory only: after a restart the stop was armed again and sold the book's
+    # 5 while the broker held 3, the broker short 2 and the book flat.
+    universe = InstrumentUniverse({"ABC": PlainInstrument("ABC", 1, 1000.0)})
+    clock = SimulatedClock(at("10:00"))
+    config = PaperBrokerConfig(latency_ms=0, brokerage_per_fill=0.0, enforce_market_hours=False)
+    broker = PaperBroker(config, universe=universe, clock=clock)
+
+    def session():
+        broker._order_listeners.clear()
+        broker._connection_listeners.clear()
+        engine = Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False).start()
+        desk = ExecutionDesk(broker, engine.submit, universe=universe)
+        runner = StrategyRunner(engine, desk, clock=clock, name="r")
+        runner.add(LongOnceWithAStop())
+        runner.start(who="t")
+        return engine, runner
+
+    def bar(engine, runner, i, hhmm, price=100.0, size=10**6):
+        ts = at(hhmm)
+        clock.set(ts)
+        broker.on_quote(Tick("ABC", ts, price, price, price, size, size))
+        body = {"symbol": "ABC", "interval": "1m", "start": ts - 60 * 10**9, "end": ts}
+        body |= {"open": price, "high": price, "low": price, "close": price, "mark": True}
+        engine.submit("market.bar", {**body, "volume": 0, "ticks": 0}, key="ABC")
+        runner.wait_for_bars(i, timeout=30)
+        engine.flush()
+
+    engine, runner = session()
+    bar(engine, runner, 1, "10:00")
+    broker.faults.drop_fill_reports(1)
+    bar(engine, runner, 2, "10:01", 90.0, size=2)  # the exit fills 2 of 5; that report is lost
+    [exit_order] = [o for o in broker.account.orders.values() if not o.status.is_terminal]
+    broker.faults.silent = True
+    broker.cancel_order(exit_order.request.order_id)  # the rest cancelled; report lost
+    broker.faults.silent = False
+    cfg = ReconcilerConfig(settle_s=0.0, missed_fill="flag")
+    Reconciler(broker, engine.submit, store=engine.store, config=cfg).run_once()
+    engine.flush()
+    runner.stop(who="t")
+    engine.stop()
+    engine, runner = session()
+    try:
+        for i, hhmm in enumerate(["10:02", "10:03", "10:04"], start=1):
+            bar(engine, runner, i, hhmm, 89.0)
+        assert broker.positions() == {"ABC": 3}  # nothing sold past what it holds
+        assert engine.store.get("trading.positions.long:ABC")["net_quantity"] == 5
+        cfg = ReconcilerConfig(settle_s=0.0, missed_fill="adopt")
+        Reconciler(broker, engine.submit, store=engine.store, config=cfg).run_once()
+        bar(engine, runner, 4, "10:05", 89.0)  # the fill booked: the stop closes the rest
+        assert broker.positions().get("ABC", 0) == 0
+        assert engine.store.get("trading.positions.long:ABC")["net_quantity"] == 0
+    finally:
+        runner.stop(who="t")
+        engine.stop()
+
+
+def test_a_reported_cancel_of_a_partly_filled_exit_whose_fill_was_lost_holds_the_exit(tmp_path):
+    # The broker's cancel report said 2 of 5 filled, the fill's own report lost: the exit was
+    # armed again at once and sold the book's 5 while the broker held 3.
+    engine, broker, runner, bar = _session(tmp_path, LongOnceWithAStop())
+    try:
+        bar(1, "10:00")
+        broker.faults.drop_fill_reports(1)
+        bar(2, "10:01", 90.0, size=2)
+        [exit_order] = [o for o in broker.account.orders.values() if not o.status.is_terminal]
+        broker.cancel_order(exit_order.request.order_id)  # reported, with filled_quantity 2
+        engine.flush()
+        for i, hhmm in enumerate(["10:02", "10:03"], start=3):
+            bar(i, hhmm, 89.0)
+        orders = engine.store.get("trading.orders").values()
+        assert [o["order_id"] for o in orders if o["side"] == "SELL"] == [
+            exit_order.request.order_id
+        ]
+        assert broker.positions() == {"ABC": 3}
+        assert engine.store.get("trading.positions.long:ABC")["net_quantity"] == 5
+    finally:
+        runner.stop(who="t")
+        engine.stop()

@@ -18,6 +18,7 @@ from tradelab.runner.strategy import PAUSED, RUNNING
 # says so. Not "filled": its fill is a trade of its own (adopted, or only flagged while the book
 # still holds the position, when an exit must not be sent again).
 _ADOPTED_END = {"cancelled": "order.cancelled", "rejected": "order.rejected"}
+_ENDS = frozenset(_ADOPTED_END.values())
 _ENDS_AWAITING_KEPT = 1_000
 
 
@@ -61,15 +62,30 @@ class EventHandlingMixin:
                 # it are not booked (a missed fill only flagged): the book then holds more than
                 # the broker, and an exit sized on the book would sell past what it holds.
                 end = _ADOPTED_END[order["status"]]
-                whole = self._fills_booked(order)
-                if not whole:  # re-armed when they are (`_on_trade`)
-                    waiting = self.ends_awaiting_fills
-                    if len(waiting) >= _ENDS_AWAITING_KEPT:
-                        del waiting[next(iter(waiting))]  # the oldest: its fills never came
-                    waiting[order["order_id"]] = (end, order)
-                self._order_finished(end, order, exits=whole)
+                self._order_finished(end, order, exits=not self._held_for_fills(end, order))
         elif topic.startswith("order."):
-            self._order_finished(topic, payload)
+            held = topic in _ENDS and self._held_for_fills(topic, payload)
+            self._order_finished(topic, payload, exits=not held)
+
+    def _held_for_fills(self, end: str, order: Any) -> bool:
+        """Whether the exit of an order that ended (`end`: cancelled or rejected) is held back
+        because fills the broker reports of it are not booked; it is re-armed when they are
+        (`_on_trade`)."""
+        if not int(order.get("filled_quantity") or 0) or self._fills_booked(order):
+            return False
+        waiting = self.ends_awaiting_fills
+        if len(waiting) >= _ENDS_AWAITING_KEPT:
+            del waiting[next(iter(waiting))]  # the oldest: its fills never came
+        waiting[order["order_id"]] = (end, order)
+        return True
+
+    def held_after_restart(self, order_id: str) -> bool:
+        """After a restart: whether the exit of the order `order_id` stays held back, as before
+        it, for fills of it the book has not booked (`ends_awaiting_fills` is not journaled;
+        the order's record and the trades are)."""
+        order = self.engine.store.get(f"trading.orders.{order_id}", None) or {}
+        end = _ADOPTED_END.get(order.get("status"))
+        return end is not None and self._held_for_fills(end, order)
 
     def _fills_booked(self, order: Any) -> bool:
         """Whether the book holds every fill the broker reports of `order`."""

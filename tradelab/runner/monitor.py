@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tradelab.errors import InvalidInputError, OrderRejectedError
@@ -86,12 +86,16 @@ class PositionMonitor:
             self._trail(exit_, net > 0)
         self._publish(position_id, exit_, "set")
 
-    def restore(self, store: Any) -> list[str]:
+    def restore(
+        self, store: Any, held_back: Callable[[str], bool] = lambda order_id: False
+    ) -> list[str]:
         """Re-arm the levels the store holds (`trading.exits`, tradelab.trading.exits) for
         positions still open, or still being opened by a working entry order (levels set
         while it works): after a restart a position keeps its stop, target and trailing stop,
         trailed as far as it was. Levels set before the position last closed belong to an
-        earlier position and are left. Returns the position ids re-armed."""
+        earlier position and are left. An exit order that ended is still the exit's while
+        `held_back(order_id)` (fills of it not booked): no second exit is sent past what the
+        broker holds. Returns the position ids re-armed."""
         restored = []
         working = store.get("trading.working", None) or {}
         for pid, saved in sorted((store.get("trading.exits", None) or {}).items()):
@@ -109,7 +113,7 @@ class PositionMonitor:
                 target=saved["target"],
                 trail=saved["trail"],
                 best=saved.get("best"),
-                exit_order=order if order in working else None,
+                exit_order=order if order in working or (order and held_back(order)) else None,
             )
             restored.append(pid)
         return restored

@@ -186,7 +186,7 @@ class StrategyRunner(EventHandlingMixin, LockstepMixin, OperatorCommandsMixin, S
             seed.get("trading.trades", None) or {},
             seed.get("trading.logged_exits", None) or {},
         )
-        self.monitor.restore(store)
+        self.monitor.restore(store, held_back=self.held_after_restart)
         self.submit(
             "runner.started", {"runner": self.name, "who": who, "strategies": list(self._slots)}
         )
