@@ -27,16 +27,21 @@ def at(hhmm: str) -> int:
     return int(datetime(*DAY, hour, minute, tzinfo=IST).timestamp()) * 1_000_000_000
 
 
-def run_script(tmp_path, strategy, steps, *, universe=None, bar_symbol="NIFTY", risk=False):
-    """steps: [(time "HH:MM", {symbol: price}, the runner's clock if not that time)], or with
-    `risk` [(..., action(risk_gate) run first)]; returns the order/trade events and the net
-    positions."""
+def run_script(
+    tmp_path, strategy, steps, *, universe=None, bar_symbol="NIFTY", risk=False, latency_ms=1
+):
+    """steps: [(time "HH:MM", {symbol: price or (price, quote size)}, the runner's clock if
+    not that time)], or with `risk` [(..., action(risk_gate) run first)]; returns the
+    order/trade events and the net positions."""
     universe = universe or InstrumentUniverse()
     clock = SimulatedClock(at(steps[0][0]))
     runner_clock = SimulatedClock(at(steps[0][0]))  # what strategies read as "now"
     broker = PaperBroker(
         PaperBrokerConfig(
-            slippage_ticks=0, latency_ms=1, brokerage_per_fill=0.0, enforce_market_hours=False
+            slippage_ticks=0,
+            latency_ms=latency_ms,
+            brokerage_per_fill=0.0,
+            enforce_market_hours=False,
         ),
         universe=universe,
         clock=clock,
@@ -55,9 +60,12 @@ def run_script(tmp_path, strategy, steps, *, universe=None, bar_symbol="NIFTY", 
                 action[0](gate)
             ts = at(hhmm)
             clock.set(ts)
+            sizes = {s: p[1] for s, p in prices.items() if isinstance(p, tuple)}
+            prices = {s: p[0] if isinstance(p, tuple) else p for s, p in prices.items()}
             for symbol, price in prices.items():
                 if symbol != bar_symbol or symbol in universe.instruments:
-                    broker.on_quote(Tick(symbol, ts, price, price, price, 10**9, 10**9))
+                    size = sizes.get(symbol, 10**9)
+                    broker.on_quote(Tick(symbol, ts, price, price, price, size, size))
             for symbol, price in prices.items():
                 engine.submit("mark.updated", {"symbol": symbol, "price": price, "ts": ts})
             runner_clock.set(ts if clock_ns is None else clock_ns)
@@ -282,6 +290,22 @@ def test_a_straddle_whose_second_leg_is_refused_takes_the_first_back(tmp_path):
     topics = [(e.topic, e.payload["symbol"]) for e in events if e.topic.startswith("order.")]
     assert ("order.rejected", PE) in topics and ("order.cancelled", CE) in topics
     assert not [e for e in events if e.topic == "signal.detected"]
+
+
+def test_a_straddle_whose_second_leg_is_refused_buys_back_what_the_first_sold(tmp_path):
+    # The call filled one lot of two on a thin bid before the put was refused: the other was
+    # cancelled and the lot sold stayed sold all day, with no stop and no time exit.
+    steps = [
+        ("09:20", {"NIFTY": 24010.0, CE: (150.0, 75)}, None),  # no put quote: refused
+        ("09:21", {"NIFTY": 24000.0, CE: 152.0}, None),
+    ]
+    strategy = ShortStraddle(entry_time="09:20", lots=2)
+    events, positions = run_script(tmp_path, strategy, steps, latency_ms=0)
+    assert [(side, quantity) for _, side, quantity, _ in fills(events)] == [
+        ("SELL", 75),
+        ("BUY", 75),
+    ]
+    assert not any(positions.values())
 
 
 def test_short_straddle_times_outside_the_session_are_refused():

@@ -6,6 +6,8 @@ Thread model: as every strategy, they run on their runner's thread only.
 
 from __future__ import annotations
 
+import contextlib
+
 import re
 from collections import deque
 from datetime import date, datetime, time, timedelta
@@ -338,13 +340,14 @@ class ShortStraddle(Strategy):
             )
 
     def _undo_legs(self, ctx: StrategyContext, sold: dict[str, str]) -> None:
-        """Take back the leg sold when the other was refused: its order cancelled, or if it
-        filled already, bought back."""
+        """Take back the leg sold when the other was refused: what is left of its order
+        cancelled, and whatever of it filled (all, or part: a thin bid) bought back."""
         for leg, order_id in sold.items():
-            try:
-                ctx.cancel(order_id)
-            except (InvalidInputError, OrderRejectedError):  # filled (or finishing): buy back
-                ctx.close(leg)
+            with contextlib.suppress(InvalidInputError, OrderRejectedError):
+                ctx.cancel(order_id)  # refused: it filled (or is finishing)
+            # What filled before the cancel still counts as working until its fills come:
+            # a part filled was left sold, with no stop and no time exit, all day.
+            ctx.close(leg)
             ctx.log.warning(
                 "short_straddle: the other leg was refused, so %s is taken back: no straddle "
                 "today (a straddle is both legs or none)",
