@@ -7,7 +7,6 @@ Thread model: as every strategy, they run on their runner's thread only.
 from __future__ import annotations
 
 import contextlib
-
 import re
 from collections import deque
 from datetime import date, datetime, time, timedelta
