@@ -186,3 +186,30 @@ def test_index_and_state_at_tell_what_they_read_as_a_query_does(backtest_journal
     assert fresh.state_at(seq=fresh.last_seq).version == fresh.last_seq
     with pytest.raises(InvalidInputError, match="rate_hz"):
         ReactiveState(StateStore(), rate_hz=0)
+
+
+def test_the_chain_backs_implied_vol_out_at_the_simulated_markets_own_rate():
+    # At a fixed 6.5 % the chain of a market priced at 10 % read calls a point of vol over
+    # puts at every strike: a skew the market did not have.
+    from types import SimpleNamespace
+
+    from tradelab.market.instruments import IST
+    from tradelab.market.pricing import bs_price
+    from tradelab.runner.instruments import InstrumentUniverse
+    from tradelab.ui.frames import chain
+
+    ts = int(datetime_ist(2025, 11, 12, 10, 0))
+    at = pd.Timestamp(ts, tz="UTC").tz_convert(IST).to_pydatetime()
+    call = InstrumentUniverse().parse("NIFTY25N1824000CE")
+    years = call.years_to_expiry(at)
+    marks = {"NIFTY": {"price": 24_010.0, "ts": ts}}
+    for kind in ("CE", "PE"):
+        price = bs_price(24_010.0, 24_000, years, 0.10, 0.13, kind == "CE")
+        marks[f"NIFTY25N1824000{kind}"] = {"price": price, "ts": ts}
+    store = SimpleNamespace(get=lambda path, default: marks)
+    feed = SimpleNamespace(config=SimpleNamespace(rate=0.10))
+    row = chain(SimpleNamespace(store=store, feed=feed), strikes_each_side=1).iloc[0]
+    assert row["CE iv %"] == pytest.approx(13.0, abs=0.01)
+    assert row["PE iv %"] == pytest.approx(13.0, abs=0.01)
+    replayed = chain(SimpleNamespace(store=store), strikes_each_side=1).iloc[0]  # no rate known
+    assert replayed["CE iv %"] - replayed["PE iv %"] > 0.5  # at 6.5 %: the skew it showed

@@ -21,8 +21,8 @@ from tradelab.ui.charts import Charts
 from tradelab.ui.controls import Controls
 from tradelab.ui.frames import (
     CALL_COLUMNS,
-    CHAIN_RATE,
     PUT_COLUMNS,
+    chain_rate,
     journaled_params,
     params_table,
 )
@@ -67,7 +67,7 @@ _POSITION_TITLES = {
 # The chain's column titles as a desk writes them (the frame's names say the units).
 _CHAIN_TITLES = {"delta": "Δ", "gamma": "Γ", "vega/pt": "vega", "theta/day": "Θ/day"}
 _CHAIN_NOTE = (
-    f"Implied vol and greeks from each option's mark (rate {CHAIN_RATE:.1%}): vega per vol"
+    "Implied vol and greeks from each option's mark (rate {rate:.1%}): vega per vol"
     " point, Θ per calendar day. The highlighted row is the strike nearest the index."
 )
 
@@ -120,6 +120,7 @@ class ConsoleSession:
         )
         self._history_version = -1
         self._last_history_ns = 0
+        self._chain_note = _CHAIN_NOTE.format(rate=chain_rate(host.lab))
         strategies = host.lab.runner.strategies if host.lab.runner is not None else {}
         self.params = pn.widgets.Tabulator(
             params_table(strategies), disabled=True, show_index=False, css_classes=["tl-params"]
@@ -174,7 +175,7 @@ class ConsoleSession:
         )
         tabs = [
             ("Charts", self.charts.layout),
-            ("Option chain", pn.Column(_CHAIN_NOTE, self.chain, sizing_mode="stretch_width")),
+            ("Option chain", pn.Column(self._chain_note, self.chain, sizing_mode="stretch_width")),
             ("Strategy parameters", self.params),
             (
                 "Metrics",

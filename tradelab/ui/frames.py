@@ -72,6 +72,16 @@ PUT_COLUMNS = [f"PE {name}" for name in OPTION_FIGURES]
 CHAIN_COLUMNS = [*CALL_COLUMNS, "strike", *PUT_COLUMNS, "atm"]
 _GREEK_SCALE = {"delta": 1.0, "gamma": 1.0, "vega": 0.01, "theta": 1 / 365}
 CHAIN_RATE = 0.065  # the simulated feed's default risk-free rate; greeks shown are indicative
+
+
+def chain_rate(lab: Any) -> float:
+    """The rate the chain's implied vols and greeks are backed out at: the simulated market's
+    own (`sim_feed.rate`; at another, calls and puts read a skew the market does not have),
+    else `CHAIN_RATE`."""
+    rate = getattr(getattr(getattr(lab, "feed", None), "config", None), "rate", None)
+    return float(rate) if isinstance(rate, (int, float)) else CHAIN_RATE
+
+
 _OPTIONS = OptionUniverse()
 
 
@@ -234,7 +244,7 @@ def chain(lab: Any, strikes_each_side: int = 5) -> pd.DataFrame:
     # The index's day: an expired contract's last marks stay in the store, and its expiry,
     # the earliest, would be the chain shown on every later day.
     today = datetime.fromtimestamp((marks["NIFTY"].get("ts") or 0) / 1e9, tz=IST).date()
-    rows = []
+    rows, rate = [], chain_rate(lab)
     for symbol, mark in marks.items():
         try:
             contract = _OPTIONS.parse(symbol)
@@ -245,9 +255,7 @@ def chain(lab: Any, strikes_each_side: int = 5) -> pd.DataFrame:
         at = datetime.fromtimestamp(mark["ts"] / 1e9, tz=IST)
         years = contract.years_to_expiry(at)
         try:
-            iv = implied_vol(
-                mark["price"], spot, contract.strike, years, CHAIN_RATE, contract.is_call
-            )
+            iv = implied_vol(mark["price"], spot, contract.strike, years, rate, contract.is_call)
         except (InvalidInputError, ValueError, ZeroDivisionError):
             iv = float("nan")
         rows.append(
@@ -274,7 +282,7 @@ def chain(lab: Any, strikes_each_side: int = 5) -> pd.DataFrame:
     if ok.any():
         sub = options[ok]
         values = chain_greeks(
-            spot, sub["strike"], sub["years"], CHAIN_RATE, sub["iv"], sub["type"] == "CE"
+            spot, sub["strike"], sub["years"], rate, sub["iv"], sub["type"] == "CE"
         )
         for name, scale in _GREEK_SCALE.items():
             options.loc[ok, name] = getattr(values, name) * scale
