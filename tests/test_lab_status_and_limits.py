@@ -81,3 +81,29 @@ def test_a_max_speed_session_halts_on_the_daily_loss_limit_during_the_day(tmp_pa
         assert control_state(lab.store) != "active"
     finally:
         lab.stop()
+
+
+def test_status_gives_the_days_pnl_to_the_paisa():
+    # A sum of marks times units carries float noise: the status read -1547.500000000002.
+    import threading
+    from types import SimpleNamespace
+
+    from tradelab.lab_status import session_status
+
+    values = {"pnl.daily": {"net": -1547.500000000002}}
+    store = SimpleNamespace(get=lambda path, default=None: values.get(path, default), version=9)
+    lab = SimpleNamespace(
+        engine=SimpleNamespace(store=store, state="running"),
+        chart_symbol="NIFTY",
+        broker=SimpleNamespace(name="paper"),
+        clock=SimpleNamespace(now_ns=lambda: 0),
+        open_ns=0,
+        close_ns=1,
+        session_finished=threading.Event(),
+        router=SimpleNamespace(ticks_routed=0, bars_submitted=0),
+        runner=None,
+        risk_monitor=None,
+    )
+    assert session_status(lab)["daily_pnl"] == -1547.5
+    values.clear()
+    assert session_status(lab)["daily_pnl"] is None

@@ -37,7 +37,8 @@ def session_status(lab: Any) -> dict[str, Any]:
         "orders": len(store.get("trading.orders", None) or {}),
         "fills": len(store.get("trading.trades", None) or {}),
         "open_positions": sum(1 for p in positions.values() if p.get("net_quantity")),
-        "daily_pnl": daily.get("net"),
+        # To the paisa: a sum of marks times units carries float noise (-1547.500000000002).
+        "daily_pnl": None if daily.get("net") is None else round(daily["net"], 2),
         "failed_strategies": lab.runner.failures() if lab.runner is not None else {},
         # A strategy hook running for long holds every strategy and exit (hook_watch.py).
         "stalled_hook": lab.runner.hook_watch.stalled() if lab.runner is not None else None,
