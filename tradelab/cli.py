@@ -6,7 +6,8 @@ cannot be read); 2 usage (bad option, no such file); 3 the journal cannot be use
 by an engine, not a tradelab journal, newer format, unwritable) or its writer failed during
 `run`, or the paper broker's account file could not be written (disk full); 4 a strategy
 raised during `backtest` or `run` and was stopped (the report is printed);
-130 a backtest interrupted (Ctrl-C: no report; its journal is whole up to the bar it reached).
+130 interrupted by Ctrl-C (a backtest: no report, its journal whole up to the bar it reached;
+verify, inspect).
 A run stopped by Ctrl-C or SIGTERM (during start-up too; a repeat while stopping is ignored)
 stops cleanly: 0.
 A failure prints one line, `tradelab: error: ...`, to stderr (--debug adds tracebacks).
@@ -99,7 +100,8 @@ def main(debug: bool) -> None:
     """tradelab: a live NIFTY options paper-trading state engine with a DuckDB journal.
 
     Exit codes: 0 ok, 1 journal damaged, 2 usage, 3 journal unusable or writer failed,
-    4 a strategy failed in a backtest or a run, 130 a backtest interrupted (Ctrl-C).
+    4 a strategy failed in a backtest or a run, 130 interrupted by Ctrl-C (a backtest,
+    verify, inspect; a run or serve stopped by Ctrl-C stops cleanly: 0).
     """
     if debug:  # the journal writer process, a child, shows its tracebacks too
         os.environ["TRADELAB_DEBUG"] = "1"
@@ -112,7 +114,7 @@ def main(debug: bool) -> None:
 
 
 @main.command("config")
-@config_option("its values replace the defaults")
+@config_option("its values replace the defaults", flags=False)
 def config_cmd(config_file: str | None) -> None:
     """Print the effective settings (defaults, then --config FILE) as a documented tradelab.yaml:
     every setting with its doc and what it allows. Its output is itself a valid settings file.

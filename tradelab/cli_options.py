@@ -7,15 +7,16 @@ import math
 import click
 
 
-def config_option(what: str):
-    """`--config FILE`: a tradelab.yaml; `what` says what the command takes from it."""
+def config_option(what: str, flags: bool = True):
+    """`--config FILE`: a tradelab.yaml; `what` says what the command takes from it, `flags`
+    whether it has flags of its own that override the file."""
+    override = "; flags given override it" if flags else ""
     return click.option(
         "--config",
         "config_file",
         type=click.Path(dir_okay=False, exists=True),
         default=None,
-        help=f"A tradelab.yaml settings file ({what}); flags given override it. "
-        "See `tradelab config`.",
+        help=f"A tradelab.yaml settings file ({what}){override}. See `tradelab config`.",
     )
 
 

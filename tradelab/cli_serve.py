@@ -112,7 +112,7 @@ def serve_console(
         )
     if console.operators and login is None:
         click.echo(
-            f"tradelab: warning: console.operators ({', '.join(console.operators)}) count only "
+            f"tradelab: WARNING: console.operators ({', '.join(console.operators)}) count only "
             "with a login (--basic-auth or --oauth-provider); without one everyone who reaches "
             "the console operates it",
             err=True,
@@ -300,7 +300,7 @@ def serve(
         if context.get_parameter_source(name) is ParameterSource.COMMANDLINE:
             # Every user of the machine reads argv (ps); a login cookie can be forged with it.
             click.echo(
-                f"tradelab: warning: --{name.replace('_', '-')} on the command line can be read "
+                f"tradelab: WARNING: --{name.replace('_', '-')} on the command line can be read "
                 f"by every user of this machine (ps); set {variable} instead",
                 err=True,
             )
