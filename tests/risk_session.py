@@ -6,10 +6,11 @@ import pytest
 
 from tests.contracts.local_kernel import LocalKernel
 from tradelab.broker import PaperBroker, PaperBrokerConfig
+from tradelab.errors import OrderDeniedError
 from tradelab.market.clock import SimulatedClock
 from tradelab.market.instruments import IST
 from tradelab.trading.execution import ExecutionDesk
-from tradelab.trading.risk import OrderDeniedError, RiskConfig, RiskGate
+from tradelab.trading.risk import RiskConfig, RiskGate
 from tradelab.trading.risk_monitor import DailyLossMonitor
 
 SYM = "NIFTY25NOV24000CE"

@@ -8,13 +8,12 @@ import pytest
 from tests.contracts.local_kernel import LocalKernel
 from tradelab.broker import PaperBroker, PaperBrokerConfig
 from tradelab.engine import Engine
-from tradelab.errors import InvalidInputError, OrderRejectedError
+from tradelab.errors import DuplicateOrderIdError, InvalidInputError, OrderRejectedError
 from tradelab.events import TopicRegistry
 from tradelab.market.clock import SimulatedClock
 from tradelab.market.instruments import IST
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.orders import OrderRequest, OrderType, Side
-from tradelab.trading.risk import DuplicateOrderIdError
 
 SYM = "NIFTY25NOV24000CE"
 OPEN_NS = int(datetime(2025, 11, 12, 10, tzinfo=IST).timestamp()) * 10**9

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from tradelab.engine import Engine
-from tradelab.errors import TradelabError
+from tradelab.errors import OrderDeniedError, TradelabError
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.orderdrill import SYMBOLS, check_orders, paper_broker, paper_session
-from tradelab.trading.risk import OrderDeniedError, RiskConfig, RiskGate
+from tradelab.trading.risk import RiskConfig, RiskGate
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,9 +5,10 @@ import threading
 import pytest
 
 from tests.risk_session import PUT, SYM, Session
+from tradelab.errors import OrderDeniedError
 from tradelab.trading.execution import ExecutionDesk
 from tradelab.trading.orders import OrderRequest, Side
-from tradelab.trading.risk import OrderDeniedError, RiskGate
+from tradelab.trading.risk import RiskGate
 
 
 def test_max_order_quantity_denies_a_larger_order():

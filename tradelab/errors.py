@@ -66,6 +66,23 @@ class InvalidOrderError(OrderRejectedError):
     instrument list does not have): a mistake in the caller, not the market's answer."""
 
 
+class OrderDeniedError(OrderRejectedError):
+    """A pre-trade risk check refused an order; it was journaled as `order.denied`, not sent.
+    `check` names the check (max_order_quantity, risk_state, ...)."""
+
+    def __init__(self, check: str, reason: str) -> None:
+        super().__init__(reason)
+        self.check = check
+
+
+class DuplicateOrderIdError(OrderRejectedError):
+    """A client order id already names an order; that order is left exactly as it was."""
+
+
+class QueryError(InvalidInputError):
+    """A SQL query over the analytics views failed; the message names the views and columns."""
+
+
 def plain_value(value: object) -> object:
     """A cell from a DataFrame as an error message should show it: `nan`, not `np.float64(nan)`."""
     item = getattr(value, "item", None)

@@ -21,13 +21,9 @@ import pandas as pd
 from tradelab.analytics import views as view_defs
 from tradelab.analytics.asof import AsOf, StateDiff
 from tradelab.analytics.source import Source, open_source
-from tradelab.errors import InvalidInputError
+from tradelab.errors import QueryError
 from tradelab.market.instruments import IST
 from tradelab.state import StateStore
-
-
-class QueryError(InvalidInputError):
-    """A SQL query over the analytics views failed; the message names the views and columns."""
 
 
 class Analytics:

@@ -9,8 +9,9 @@ import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  (styling options need a backend registered)
 import numpy as np
 
-from tradelab.analytics.analytics import Analytics, QueryError
+from tradelab.analytics.analytics import Analytics
 from tradelab.analytics.market_axis import DIMENSION, MarketAxis
+from tradelab.errors import QueryError
 
 # Hover says the exchange time of a point: the axis itself is market time (market_axis.py),
 # whose seconds mean nothing to a reader.

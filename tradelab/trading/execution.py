@@ -24,7 +24,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from tradelab.broker.base import Broker
-from tradelab.errors import InvalidInputError, InvalidOrderError, LifecycleError, TradelabError
+from tradelab.errors import (
+    DuplicateOrderIdError,
+    InvalidInputError,
+    InvalidOrderError,
+    LifecycleError,
+    OrderDeniedError,
+    TradelabError,
+)
 from tradelab.market.instruments import OptionUniverse
 from tradelab.state.paths import check_path_level
 from tradelab.trading.book import position_id
@@ -41,7 +48,7 @@ from tradelab.trading.orders import (
     coerce_order_type,
     coerce_side,
 )
-from tradelab.trading.risk import DuplicateOrderIdError, OrderDeniedError, RiskGate
+from tradelab.trading.risk import RiskGate
 
 Submit = Callable[..., Any]
 _Pending = tuple[str, dict, str, bool]  # topic, payload, key, critical

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tradelab.errors import OrderRejectedError, TradelabError
+from tradelab.errors import OrderDeniedError, OrderRejectedError, TradelabError
 from tradelab.trading.orders import Side
-from tradelab.trading.risk import OrderDeniedError
 
 if TYPE_CHECKING:
     from tradelab.trading.execution import ExecutionDesk

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from tradelab.errors import InvalidInputError, OrderRejectedError, TradelabError
+from tradelab.errors import InvalidInputError, TradelabError
 from tradelab.market.clock import NS_PER_S, WallClock
 from tradelab.trading.book import excess_over, position_id
 from tradelab.trading.holdings import held_units, orders_not_reducing, working_orders
@@ -29,18 +29,6 @@ from tradelab.trading.risk_state import ACTIVE, HALT_MODES, HALTED, REDUCING, co
 
 Submit = Callable[..., Any]
 log = logging.getLogger(__name__)
-
-
-class OrderDeniedError(OrderRejectedError):
-    """A pre-trade risk check refused an order; it was journaled as `order.denied`, not sent."""
-
-    def __init__(self, check: str, reason: str) -> None:
-        super().__init__(reason)
-        self.check = check
-
-
-class DuplicateOrderIdError(OrderRejectedError):
-    """A client order id already names an order; that order is left exactly as it was."""
 
 
 class Denial(NamedTuple):
