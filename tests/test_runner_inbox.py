@@ -4,6 +4,7 @@ keep their place, and a stop is not queued behind a backlog of ticks."""
 import queue
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -326,3 +327,34 @@ def test_a_hook_that_returns_after_its_runner_stopped_is_not_said_to_go_on(caplo
     with caplog.at_level("WARNING", logger="tradelab.runner"):
         watch.leave(outer, 12.0)
     assert "had stopped meanwhile" in caplog.text and "goes on" not in caplog.text
+
+
+def test_the_run_progress_line_says_when_the_feed_went_silent(capsys, monkeypatch):
+    # A dead market-data line showed the same seq and market time, line after line, and
+    # nothing else: the console said "feed: silent" for the same session.
+    import datetime as dt
+
+    from tradelab import cli_progress
+
+    status = {
+        "seq": 1, "session_fraction": 0.5, "exchange_time": dt.datetime(2025, 1, 6, 10, 0),
+        "symbol": "NIFTY", "index": 24000.0, "ticks": 10, "bars": 0, "orders": 0, "fills": 0,
+        "open_positions": 0, "daily_pnl": None, "risk": "active", "broker": "ok",
+    }  # fmt: skip
+    now = [100.0]
+    monkeypatch.setattr(cli_progress.time, "monotonic", lambda: now[0])
+    progress = cli_progress.RunProgress(SimpleNamespace(status=lambda: status), in_place=False)
+    progress.show()
+    now[0] += 4.0  # quiet, but not for long
+    progress.show()
+    assert "FEED SILENT" not in capsys.readouterr().out
+    now[0] += 3.0
+    progress.show()
+    assert capsys.readouterr().out.rstrip().endswith("FEED SILENT 7s")
+    status["ticks"] = 11  # it came back
+    progress.show()
+    assert "FEED SILENT" not in capsys.readouterr().out
+    now[0] += 60.0
+    status["market_closed"] = True  # after the close (or overnight in a replay) no tick is due
+    progress.show()
+    assert "FEED SILENT" not in capsys.readouterr().out

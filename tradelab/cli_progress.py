@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
+import time
 
 import click
 
@@ -19,14 +20,30 @@ def count_of(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
+# No tick for this long while the market is open: FEED SILENT (the console's stale default).
+FEED_SILENT_AFTER_S = 5.0
+
+
 class RunProgress:
     """The run's progress: one status line per update, or (on a terminal) one line rewritten."""
 
     def __init__(self, lab: object, in_place: bool) -> None:
         self.lab, self.in_place, self._open = lab, in_place, False
+        self._ticks, self._ticks_since = -1, time.monotonic()  # the tick count, when it moved
+
+    def _feed_silent_s(self, s: dict) -> float | None:
+        """Seconds without a tick while the session runs and the market is open, if over the
+        line: a dead market-data line showed only the same seq, line after line."""
+        now = time.monotonic()
+        if s["ticks"] != self._ticks:
+            self._ticks, self._ticks_since = s["ticks"], now
+        quiet = now - self._ticks_since
+        running = s["session_fraction"] < 1.0 and not s.get("market_closed")
+        return quiet if running and quiet > FEED_SILENT_AFTER_S else None
 
     def show(self) -> None:
         s = self.lab.status()
+        silent = self._feed_silent_s(s)
         filled = int(s["session_fraction"] * 20)
         percent = int(s["session_fraction"] * 100)  # floored as the bar is: 100 % means done
         # Starts with "seq ": scripts that wait for a running session look for it.
@@ -37,7 +54,7 @@ class RunProgress:
             f"orders {s['orders']:>3}  fills {s['fills']:>3}  "
             f"open positions {s['open_positions']}  day P&L {money(s['daily_pnl'])}"
         )
-        alerts = ""
+        alerts = "" if silent is None else f"  FEED SILENT {silent:.0f}s"
         if s["risk"] != "active":  # denied orders count in `orders`: say why nothing fills
             alerts += f"  risk {s['risk'].upper()}"
         if s.get("flatten_given_up"):  # the breach's flatten stopped trying: a person must

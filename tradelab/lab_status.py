@@ -33,6 +33,8 @@ def session_status(lab: Any) -> dict[str, Any]:
         "index": index,
         "symbol": lab.chart_symbol,
         "ticks": lab.router.ticks_routed,
+        # Between two days of a replay, or after the close: no tick is due.
+        "market_closed": (store.get("market.session", None) or {}).get("status") == "closed",
         "bars": lab.router.bars_submitted,
         "orders": len(store.get("trading.orders", None) or {}),
         "fills": len(store.get("trading.trades", None) or {}),
