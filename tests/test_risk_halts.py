@@ -329,3 +329,24 @@ def test_a_breach_flatten_in_a_halt_closes_with_a_broker_that_fills_later():
     assert "order.cancelled" not in [
         e.topic for e in s.kernel.events if e.payload.get("side") == "SELL"
     ]
+
+
+def test_a_breach_flattens_next_try_leaves_its_working_close_to_fill():
+    # Each try (a second apart) cancelled the close the one before had sent and sent another:
+    # with a broker slower than a second none lived to fill, and no try counted as failed.
+    s = Session(daily_loss_limit=500.0, flatten_on_breach=True)
+    s.desk.reset_daily_pnl("2025-11-12")
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.broker.config.latency_ms = 2000
+    s.mark(SYM, 96.0)
+    assert s.monitor.check() and s.gate.state == "halted"
+    for _ in range(3):  # tries a second apart, the close not filled yet
+        s.clock.advance(10**9 // 2)
+        s.broker.set_quote(SYM, 96.0, 97.0, size=10_000)
+        s.monitor._flatten_next_try = 0.0
+        s.monitor.check()
+    s.clock.advance(10**9)
+    s.broker.set_quote(SYM, 96.0, 97.0, size=10_000)
+    sells = [o for o in s.kernel.store.get("trading.orders").values() if o["side"] == "SELL"]
+    assert [(o["status"], o["filled_quantity"]) for o in sells] == [("filled", 150)]
+    assert s.broker.positions() in ({}, {SYM: 0})

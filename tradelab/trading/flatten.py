@@ -78,16 +78,20 @@ def _finished_at_broker(desk: ExecutionDesk, order_id: str) -> bool:
 def flatten_book(
     desk: ExecutionDesk, *, exit_only: bool = True, cancelled: list | None = None
 ) -> list[str]:
-    """Cancel every working order (their ids appended to `cancelled`), then close every
-    open position with a market order (allowed in a halt: exits only). A working entry
-    left would open a position again; a working exit would count against the closing order.
+    """Cancel every working order (their ids appended to `cancelled`) but an earlier
+    flatten's closes, then close with a market order what is open and no such close is
+    closing (allowed in a halt: exits only). A working entry left would open a position
+    again; a working exit would count against the closing order. An earlier flatten's close
+    is left to fill: cancelled and sent again by each try, a close slower than the tries'
+    second never filled.
 
     Every order and position is tried even if one is refused, so a refusal never leaves the
     rest of the book open; then, if any was refused, FlattenError names each (its `placed`
     has the orders that were sent). Returns the ids of the closing orders."""
     placed: list[str] = []
     not_closed: dict[str, str] = {}
-    for order_id in sorted(desk.store.get("trading.working", None) or {}):
+    working = desk.store.get("trading.working", None) or {}
+    for order_id in sorted(o for o, entry in working.items() if not entry.get("exit_only")):
         try:
             desk.cancel_order(order_id)
         except TradelabError as exc:
