@@ -221,3 +221,14 @@ def test_working_index_holds_unfinished_orders_only():
     assert kernel.store.get("trading.working.o1")["remaining_quantity"] == 75
     kernel.store.apply(order_events(("order.cancelled", {**PARTIAL, "reason": "x"}))[0].with_seq(3))
     assert kernel.store.get("trading.working.o1", None) is None
+
+
+def test_the_order_errors_import_from_tradelab_errors_and_from_where_they_lived_before():
+    # Moved to tradelab.errors, where the README sends a user; code that imported them from
+    # the risk module before must still run.
+    from tradelab import errors
+    from tradelab.trading import risk
+
+    assert risk.OrderDeniedError is errors.OrderDeniedError
+    assert risk.DuplicateOrderIdError is errors.DuplicateOrderIdError
+    assert issubclass(errors.OrderDeniedError, errors.OrderRejectedError)

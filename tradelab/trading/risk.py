@@ -19,7 +19,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from tradelab.errors import InvalidInputError, TradelabError
+from tradelab.errors import (  # noqa: F401  (DuplicateOrderIdError, OrderDeniedError: importable here too)
+    DuplicateOrderIdError,
+    InvalidInputError,
+    OrderDeniedError,
+    TradelabError,
+)
 from tradelab.market.clock import NS_PER_S, WallClock
 from tradelab.trading.book import excess_over, position_id
 from tradelab.trading.holdings import held_units, orders_not_reducing, working_orders
