@@ -329,32 +329,39 @@ def test_a_hook_that_returns_after_its_runner_stopped_is_not_said_to_go_on(caplo
     assert "had stopped meanwhile" in caplog.text and "goes on" not in caplog.text
 
 
-def test_the_run_progress_line_says_when_the_feed_went_silent(capsys, monkeypatch):
+def test_the_run_progress_line_says_when_the_feed_went_silent(capsys):
     # A dead market-data line showed the same seq and market time, line after line, and
     # nothing else: the console said "feed: silent" for the same session.
     import datetime as dt
 
-    from tradelab import cli_progress
+    from tradelab.cli_progress import RunProgress
 
     status = {
         "seq": 1, "session_fraction": 0.5, "exchange_time": dt.datetime(2025, 1, 6, 10, 0),
         "symbol": "NIFTY", "index": 24000.0, "ticks": 10, "bars": 0, "orders": 0, "fills": 0,
         "open_positions": 0, "daily_pnl": None, "risk": "active", "broker": "ok",
     }  # fmt: skip
-    now = [100.0]
-    monkeypatch.setattr(cli_progress.time, "monotonic", lambda: now[0])
-    progress = cli_progress.RunProgress(SimpleNamespace(status=lambda: status), in_place=False)
-    progress.show()
-    now[0] += 4.0  # quiet, but not for long
-    progress.show()
-    assert "FEED SILENT" not in capsys.readouterr().out
-    now[0] += 3.0
+    progress = RunProgress(SimpleNamespace(status=lambda: status), in_place=False)
+    for late in (None, -12.0, 4.0):  # max speed; a slow replay's next tick not due; on time
+        status["feed_late_s"] = late
+        progress.show()
+        assert "FEED SILENT" not in capsys.readouterr().out
+    status["feed_late_s"] = 7.2
     progress.show()
     assert capsys.readouterr().out.rstrip().endswith("FEED SILENT 7s")
-    status["ticks"] = 11  # it came back
+    status["market_closed"] = True  # after the close no tick is due
     progress.show()
     assert "FEED SILENT" not in capsys.readouterr().out
-    now[0] += 60.0
-    status["market_closed"] = True  # after the close (or overnight in a replay) no tick is due
-    progress.show()
-    assert "FEED SILENT" not in capsys.readouterr().out
+
+
+def test_a_pacer_is_late_only_when_the_stream_stops_coming():
+    from tradelab.market.clock import NS_PER_S, Pacer
+
+    assert Pacer(None).late_s() is None  # unpaced: never late
+    pacer = Pacer(1.0)
+    assert pacer.late_s() is None  # nothing played yet
+    pacer.wait_until(0)
+    pacer.wait_until(NS_PER_S // 100)  # waited 10 ms for it: on time
+    assert -0.05 < pacer.late_s() < 0.5
+    time.sleep(0.2)  # no next event comes
+    assert pacer.late_s() >= 0.2

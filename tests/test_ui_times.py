@@ -54,6 +54,12 @@ def test_the_stale_marker_says_how_long_the_feed_and_the_engine_have_been_silent
     changes = header_changes(NS + 25_000_000_000, NS)
     assert header.apply_changes(changes, now_ns=NS + 31_900_000_000)
     assert header.stale_text == "STALE: no feed tick for 31.9 s; no engine event for 6.9 s"
+    # A paced replay at 1x waits 15 s between a 1m bar's ticks: quiet on schedule, not stale.
+    later = NS + 31_900_000_000
+    assert not header.apply_changes(changes, now_ns=later, feed_late_s=-3.0)
+    assert header.feed.text == "feed: live" and header.stale_text == ""
+    assert header.apply_changes(changes, now_ns=later, feed_late_s=6.0)  # overdue: a dead line
+    assert header.feed.text == "feed: silent"
 
 
 def test_tape_and_trades_label_their_time_column():

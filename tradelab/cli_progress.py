@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
-import time
 
 import click
 
@@ -20,7 +19,7 @@ def count_of(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
-# No tick for this long while the market is open: FEED SILENT (the console's stale default).
+# A tick overdue this long while the market is open: FEED SILENT (the console's stale default).
 FEED_SILENT_AFTER_S = 5.0
 
 
@@ -29,21 +28,14 @@ class RunProgress:
 
     def __init__(self, lab: object, in_place: bool) -> None:
         self.lab, self.in_place, self._open = lab, in_place, False
-        self._ticks, self._ticks_since = -1, time.monotonic()  # the tick count, when it moved
-
-    def _feed_silent_s(self, s: dict) -> float | None:
-        """Seconds without a tick while the session runs and the market is open, if over the
-        line: a dead market-data line showed only the same seq, line after line."""
-        now = time.monotonic()
-        if s["ticks"] != self._ticks:
-            self._ticks, self._ticks_since = s["ticks"], now
-        quiet = now - self._ticks_since
-        running = s["session_fraction"] < 1.0 and not s.get("market_closed")
-        return quiet if running and quiet > FEED_SILENT_AFTER_S else None
 
     def show(self) -> None:
         s = self.lab.status()
-        silent = self._feed_silent_s(s)
+        # A dead market-data line showed only the same seq, line after line. Judged by the
+        # feed's own schedule: a replay at 1x is quiet for seconds between ticks on time.
+        late = s.get("feed_late_s")
+        running = s["session_fraction"] < 1.0 and not s.get("market_closed")
+        silent = late if running and late is not None and late > FEED_SILENT_AFTER_S else None
         filled = int(s["session_fraction"] * 20)
         percent = int(s["session_fraction"] * 100)  # floored as the bar is: 100 % means done
         # Starts with "seq ": scripts that wait for a running session look for it.

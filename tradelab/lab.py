@@ -186,6 +186,7 @@ class Lab:
         self.ticks_played = 0  # by the feed after that mark
         self._closed_session: ClosedSession | None = None  # a restart may play more of it
         self.days: TradingDays | None = None  # from start(), the journal recovered
+        self.paced_days: PacedDays | None = None  # a paced session's, from its feed's start
         self._stop = threading.Event()
         self._feed_thread: threading.Thread | None = None
         self._started = False
@@ -279,7 +280,7 @@ class Lab:
                 run_lockstep(self)
             else:
                 self.days.open()
-                days = PacedDays(
+                self.paced_days = days = PacedDays(
                     self.days.close_finished_day, self.days.open, self.resumed_after_ns
                 )
                 stall = self.config.feed_stall_after_seconds

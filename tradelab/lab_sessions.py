@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tradelab.errors import InvalidInputError, TradelabError
-from tradelab.market.clock import NS_PER_S, ist_date, run_paced
+from tradelab.market.clock import NS_PER_S, Pacer, ist_date, run_paced
 from tradelab.market.instruments import IST
 from tradelab.market.ticks import Tick
 
@@ -111,6 +111,7 @@ class PacedDays:
         if resumed_ns is not None:
             self._days.enter(resumed_ns)
         self._opening: int | None = None  # the first tick of a day closed before and not open
+        self.pacer: Pacer | None = None  # from run(): how late the feed is (a dead line)
 
     def ticks(self, ticks: Iterable[Tick]) -> Iterator[Tick]:
         days = self._days
@@ -141,7 +142,8 @@ class PacedDays:
                 self.due(tick)
                 route(tick)
 
-        run_paced(played, on_tick, speed=speed, stop=stop)
+        self.pacer = Pacer(speed, stop)
+        run_paced(played, on_tick, speed=speed, stop=stop, pacer=self.pacer)
 
     def due(self, tick: Tick) -> None:
         """`tick` is due now: open its day first if it is the first of a new day."""

@@ -33,6 +33,7 @@ def session_status(lab: Any) -> dict[str, Any]:
         "index": index,
         "symbol": lab.chart_symbol,
         "ticks": lab.router.ticks_routed,
+        "feed_late_s": feed_late_s(lab),
         # Between two days of a replay, or after the close: no tick is due.
         "market_closed": (store.get("market.session", None) or {}).get("status") == "closed",
         "bars": lab.router.bars_submitted,
@@ -53,6 +54,14 @@ def session_status(lab: Any) -> dict[str, Any]:
         "broker": health.get("state", "ok"),
         "broker_reason": health.get("reason") or "",
     }
+
+
+def feed_late_s(lab: Any) -> float | None:
+    """Seconds a paced feed is behind its own schedule: its next tick was due that long ago
+    and has not come (a dead market-data line); <= 0 while it waits for a tick not due yet
+    (a slow replay, a night). None at max speed or before the feed plays."""
+    paced = getattr(lab, "paced_days", None)
+    return paced.pacer.late_s() if paced is not None and paced.pacer is not None else None
 
 
 def wait_for_mark(lab: Any, symbol: str, timeout: float) -> dict[str, Any]:

@@ -125,6 +125,9 @@ class Pacer:
         self.speed = speed
         self._stop = stop
         self._origin: tuple[int, float] | None = None
+        # When (perf_counter) the event waited for, or last handed on, was due: a stream that
+        # stops coming (a dead market-data line) leaves it in the past (`late_s`).
+        self.due_at: float | None = None
 
     def wait_until(self, event_ns: int) -> bool:
         """Wait until `event_ns` is due; False when `stop` was set meanwhile (a wait can span a
@@ -133,9 +136,11 @@ class Pacer:
             return True
         if self._origin is None:
             self._origin = (event_ns, time.perf_counter())
+            self.due_at = self._origin[1]
             return True
         sim0, wall0 = self._origin
         target = wall0 + (event_ns - sim0) / NS_PER_S / self.speed
+        self.due_at = target
         ahead = target - time.perf_counter()
         # Sleep only when at least a millisecond ahead: shorter sleeps overshoot and the
         # next event catches up anyway.
@@ -145,6 +150,14 @@ class Pacer:
             time.sleep(ahead)
         return True
 
+    def late_s(self) -> float | None:
+        """Seconds since the last event waited for was due (< 0 while it is not due yet: a
+        slow replay's next tick, a night); None when unpaced or before the first event. Large
+        only when the stream stopped coming."""
+        if self.speed is None or self.due_at is None:
+            return None
+        return time.perf_counter() - self.due_at
+
 
 def run_paced(
     ticks: Iterable[Any],
@@ -153,10 +166,12 @@ def run_paced(
     speed: float | None,
     stop: threading.Event | None = None,
     max_ticks: int | None = None,
+    pacer: Pacer | None = None,
 ) -> int:
     """Hand `ticks` (anything with a `ts` in ns) to `on_tick`, held to wall time at `speed` x
-    (None = as fast as possible); stop early on `stop` or after `max_ticks`. Returns how many."""
-    pacer = Pacer(speed, stop)
+    (None = as fast as possible; or by `pacer`, made for `speed`); stop early on `stop` or
+    after `max_ticks`. Returns how many."""
+    pacer = pacer or Pacer(speed, stop)
     sent = 0
     for tick in ticks:
         if (stop is not None and stop.is_set()) or (max_ticks is not None and sent >= max_ticks):

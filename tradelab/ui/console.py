@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import panel as pn
 
+from tradelab.lab_status import feed_late_s
 from tradelab.ui.charts import Charts
 from tradelab.ui.controls import Controls
 from tradelab.ui.frames import (
@@ -207,7 +208,7 @@ class ConsoleSession:
         changes = host.view.changes_since(self.version, max_rows=host.config.tape_size)
         now = time.time_ns()
         with pn.io.hold():
-            self.stale = self.header.apply_changes(changes, now)
+            self.stale = self.header.apply_changes(changes, now, feed_late_s(host.lab))
             runner = host.lab.runner
             self.header.show_stalled(runner.hook_watch.stalled() if runner is not None else None)
             self.header.show_journal_failure(host.lab.engine.journal_failure)

@@ -149,9 +149,14 @@ class Header:
             else "",
         )
 
-    def apply_changes(self, changes: Changes, now_ns: int | None = None) -> bool:
-        """Seq, its time, feed health and the stale marker; True while stale."""
+    def apply_changes(
+        self, changes: Changes, now_ns: int | None = None, feed_late_s: float | None = None
+    ) -> bool:
+        """Seq, its time, feed health and the stale marker; True while stale. `feed_late_s`:
+        how late a paced feed is by its own schedule (Lab's `feed_late_s`): while it waits for
+        a tick not due yet (a replay at 1x is 15 s between a 1m bar's ticks) quiet is no fault."""
         now_ns = time.time_ns() if now_ns is None else now_ns
+        on_schedule = feed_late_s is not None and feed_late_s * 1e9 <= self.stale_after_ns
         self.last_seq.set(str(changes.last_seq))
         if changes.last_event_ns:
             self.last_time.set(f"journaled {ist_ms(changes.last_event_ns)} IST")
@@ -167,7 +172,7 @@ class Header:
             self.feed.set(f"feed: market closed at {closed_at} IST")
         elif tick_age is None:
             self.feed.set("feed: waiting")
-        elif tick_age > self.stale_after_ns:
+        elif tick_age > self.stale_after_ns and not on_schedule:
             self.feed.set("feed: silent")
             reasons.append(f"no feed tick for {_age(tick_age)}")
         else:  # coarse on purpose: a text that changes every push would be resent every push
@@ -176,6 +181,7 @@ class Header:
             self.market_closed_ns is None
             and event_age is not None
             and event_age > self.stale_after_ns
+            and not on_schedule
         ):
             reasons.append(f"no engine event for {_age(event_age)}")
         stale_text = "STALE: " + "; ".join(reasons) if reasons else ""
