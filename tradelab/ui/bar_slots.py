@@ -5,7 +5,9 @@ On a datetime axis a 15m history of a few days was mostly flat line across close
 session is 6¼ of 24 hours), and the bars a thin strip. Bar k of the chart spans x = slot_k to
 slot_k + 1; slots run on by one per bar as bars are streamed, so a bar already in the browser
 never moves. The tick labels read the exchange time (IST) from the chart's own source, by a
-Bokeh formatter: a tick inside a bar reads that bar's start plus the share of its length.
+Bokeh formatter: a tick inside a bar reads that bar's start plus the share of its length; the
+room kept for bars to come is not labelled (the next bar may be the next day's: a time read on
+from the last bar said 16:45, after the close).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ AXIS_LABEL = "exchange time (IST), market hours only"
 _LABEL_JS = """
 const xs = source.data.slot, ts = source.data.start_ms, ws = source.data.width_ms;
 const n = xs.length;
-if (n == 0) { return "" }
+if (n == 0 || tick < xs[0] || tick > xs[n - 1] + 1) { return "" }  // no bar: no time known
 let lo = 0, hi = n - 1;
 while (lo < hi) {
   const mid = (lo + hi + 1) >> 1;
@@ -42,8 +44,8 @@ def slot_formatter(source: ColumnDataSource) -> CustomJSTickFormatter:
 
 def slot_label(slots: list[float], start_ms: list[float], width_ms: list[float], x: float) -> str:
     """The tick label at `x`, as `slot_formatter` draws it (its Python twin, for tests)."""
-    if not slots:
-        return ""
+    if not slots or x < slots[0] or x > slots[-1] + 1:
+        return ""  # the room before the first bar or after the last: no market time there
     i = max(bisect.bisect_right(slots, x) - 1, 0)
     at = pd.Timestamp(int(round(start_ms[i] + (x - slots[i]) * width_ms[i])) * 10**6)
     return at.strftime("%d %b %H:%M")
