@@ -98,3 +98,32 @@ def test_state_at_just_before_a_checkpoint_is_that_seq_not_the_checkpoint(journa
     store = a.state_at(19)
     assert store.version == 19
     assert a.state_at(20).version == 20
+
+
+def test_a_day_stopped_between_two_bar_closes_ends_at_its_last_price(tmp_path):
+    # A session stopped at 10:05, after its last bar (09:45): the curve closed that day at the
+    # bar, and the 10:05 move was booked to the next day, where the live book counted it not.
+    from tests.analytics_script import X, at
+
+    engine = Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False)
+    engine.start()
+    fill = {"trade_id": "F1", "order_id": "O1", "position_id": f"s1:{X}", "strategy": "s1"}
+    fill |= {"symbol": X, "side": "BUY", "quantity": 75, "price": 100.0, "fee": 0.0}
+    engine.submit("trade.executed", fill | {"lot_size": 75, "ts": at(12, "09:20")}, key="p")
+
+    def mark(price, day, hhmm):
+        engine.submit("mark.updated", {"symbol": X, "price": price, "ts": at(day, hhmm)}, key=X)
+
+    def bar(close, day, start, end):
+        body = {"symbol": X, "interval": "15m", "start": at(day, start), "end": at(day, end)}
+        body |= {"open": close, "high": close, "low": close, "close": close, "volume": 0}
+        engine.submit("market.bar", body | {"ticks": 1}, key=X)
+
+    mark(110.0, 12, "09:40")
+    bar(110.0, 12, "09:30", "09:45")
+    mark(130.0, 12, "10:05")  # stopped here, before the 10:15 close
+    mark(130.0, 13, "09:20")  # the next day opens where it stopped
+    bar(130.0, 13, "09:15", "09:30")
+    engine.stop()
+    daily = Analytics(tmp_path / "j.duckdb").sql("SELECT date, net FROM daily_pnl ORDER BY date")
+    assert list(daily["net"]) == [2250.0, 0.0]  # (130 - 100) x 75 on the 12th; nothing moved

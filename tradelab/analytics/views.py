@@ -165,9 +165,15 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
             -- the book between two legs' re-marks
             UNION ALL SELECT max(seq), max(exchange_ts) FROM marks
                 WHERE NOT EXISTS (SELECT 1 FROM bars) GROUP BY exchange_ts // 1000000000
-            -- the latest price, when no bar closed after it: the curve ends at the last news
-            UNION ALL (SELECT seq, exchange_ts FROM _prices
-                WHERE seq > (SELECT coalesce(max(seq), 0) FROM bars) ORDER BY seq DESC LIMIT 1)
+            -- each day's latest price, when no bar of that day closed after it: the curve ends
+            -- at the last news, and a day stopped between two bar closes ends where the book
+            -- did (the next day's P&L counts from there, as the live book's reset does)
+            UNION ALL SELECT d.seq, d.exchange_ts FROM (
+                SELECT max(seq) AS seq, arg_max(exchange_ts, seq) AS exchange_ts,
+                    CAST(ist(arg_max(exchange_ts, seq)) AS DATE) AS day
+                FROM _prices GROUP BY CAST(ist(exchange_ts) AS DATE)) d
+                WHERE d.seq > (SELECT coalesce(max(b.seq), 0) FROM bars b
+                    WHERE CAST(ist(b.end_ts) AS DATE) = d.day)
             ) GROUP BY seq""",
     ),
     (
