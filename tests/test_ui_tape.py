@@ -17,6 +17,10 @@ from tradelab.ui.view import TapeRow
 NS = 1_767_584_706_789_000_000  # 2026-01-05 09:15:06.789 IST
 
 
+def journaled(ns: int) -> str:
+    return f"05 Jan {ist_ms(ns)}"  # a day before today's: dated on the tape
+
+
 def _row(seq: int, topic: str = "mark.updated", key: str = "NIFTY") -> TapeRow:
     return TapeRow(seq, seq, topic, key, NS + seq * 1_000_000, NS, {})
 
@@ -33,9 +37,9 @@ def test_tape_shows_newest_first_with_seq_ist_time_topic_and_key():
     tape.show()
     assert not tape.pending
     assert _shown(tape) == [
-        ["3", ist_ms(NS + 3_000_000), "mark.updated", "NIFTY"],
-        ["2", ist_ms(NS + 2_000_000), "order.filled", "o-2"],
-        ["1", ist_ms(NS + 1_000_000), "mark.updated", "NIFTY"],
+        ["3", journaled(NS + 3_000_000), "mark.updated", "NIFTY"],
+        ["2", journaled(NS + 2_000_000), "order.filled", "o-2"],
+        ["1", journaled(NS + 1_000_000), "mark.updated", "NIFTY"],
     ]
     assert [list(r.values()) for r in tape.rows_shown()] == _shown(tape)
     assert list(tape.rows_shown()[0]) == list(TAPE_COLUMNS)
@@ -47,7 +51,7 @@ def test_tape_filter_keeps_only_the_chosen_topics_and_can_be_cleared():
     tape.add([_row(1), _row(2, "trade.executed", "t-2"), _row(3)], resync=False)
     tape.filter.value = ["trade.executed"]
     tape.show()
-    assert _shown(tape) == [["2", ist_ms(NS + 2_000_000), "trade.executed", "t-2"]]
+    assert _shown(tape) == [["2", journaled(NS + 2_000_000), "trade.executed", "t-2"]]
     tape.filter.value = []
     tape.show()
     assert [r[0] for r in _shown(tape)] == ["3", "2", "1"]

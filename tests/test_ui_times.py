@@ -4,6 +4,7 @@ time (a simulated session runs the market clock 60x the wall's)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -15,6 +16,7 @@ from tradelab.ui.view import Changes, TapeRow
 
 # 2026-01-05 03:45:06.789 UTC is 09:15:06.789 in Mumbai (UTC+05:30, no daylight saving).
 NS = int(datetime(2026, 1, 5, 3, 45, 6, tzinfo=UTC).timestamp()) * 10**9 + 789_000_000
+DAY = dt.date(2026, 1, 5)
 
 
 def test_ist_ms_is_exchange_time_to_the_millisecond():
@@ -63,7 +65,7 @@ def test_the_stale_marker_says_how_long_the_feed_and_the_engine_have_been_silent
 
 
 def test_tape_and_trades_label_their_time_column():
-    (row,) = tape_cells([TapeRow(1, 7, "trade.executed", "k", NS, NS, {})])
+    (row,) = tape_cells([TapeRow(1, 7, "trade.executed", "k", NS, NS, {})], today=DAY)
     assert TIME_COLUMN == "journal time (IST)"
     assert TAPE_COLUMNS == ("seq", "journal time (IST)", "topic", "key")
     assert row == ("7", "09:15:06.789", "trade.executed", "k")
@@ -135,3 +137,11 @@ def test_a_table_shown_before_its_first_row_formats_numbers_as_one_shown_after()
     for name in ("positions", "orders"):  # every table's numbers are typed when empty
         frame = getattr(frames, name)(SimpleNamespace(store=Store({})))
         assert all(frame[c].dtype.kind in "if" for c in frame if c in frames._EMPTY_TYPES)
+
+
+def test_a_tape_row_from_an_earlier_day_is_dated():
+    # The tape keeps earlier runs' rows across a restart: one day's 09:20 read as another's.
+    rows = [TapeRow(1, 7, "trade.executed", "k", NS, NS, {})]
+    later = DAY + dt.timedelta(days=1)
+    assert tape_cells(rows, today=later)[0][1] == "05 Jan 09:15:06.789"
+    assert tape_cells(rows, today=DAY)[0][1] == "09:15:06.789"

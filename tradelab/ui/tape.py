@@ -30,6 +30,7 @@ import fnmatch
 import heapq
 from collections import deque
 from collections.abc import Iterable, Sequence
+from datetime import date, datetime
 from itertools import islice
 from typing import Any
 
@@ -38,6 +39,7 @@ import param
 from panel.custom import JSComponent
 
 from tradelab.events import DEFAULT_TOPICS
+from tradelab.market.instruments import IST
 from tradelab.ui.frames import TIME_COLUMN, ist_ms
 from tradelab.ui.view import TapeRow
 
@@ -54,13 +56,23 @@ th, td {{ height: {_ROW_PX}px; padding: 0 6px; white-space: nowrap; overflow: hi
   text-overflow: ellipsis; text-align: left; }}
 thead th {{ position: sticky; top: 0; background: #f5f5f5; }}
 tbody tr:nth-child(even) {{ background: #fafafa; }}
-col.seq {{ width: 16%; }} col.time {{ width: 22%; }} col.topic {{ width: 28%; }}
+col.seq {{ width: 12%; }} col.time {{ width: 26%; }} col.topic {{ width: 28%; }}
 """
 
 
-def tape_cells(rows: Iterable[TapeRow]) -> list[tuple[str, str, str, str]]:
-    """The cells shown for each of `rows`, in their order: seq, IST time, topic, key."""
-    return [(str(r.seq), ist_ms(r.ts), r.topic, r.key) for r in rows]
+def tape_cells(
+    rows: Iterable[TapeRow], today: date | None = None
+) -> list[tuple[str, str, str, str]]:
+    """The cells shown for each of `rows`, in their order: seq, IST time, topic, key. A row
+    journaled before `today` (IST; default: now's) is dated: the tape keeps earlier runs' rows
+    across a restart, and one day's 09:20 read as another's."""
+    today = today or datetime.now(IST).date()
+    return [(str(r.seq), _journaled_at(r.ts, today), r.topic, r.key) for r in rows]
+
+
+def _journaled_at(ns: int, today: date) -> str:
+    at = datetime.fromtimestamp(ns / 1e9, tz=IST)
+    return ist_ms(ns) if at.date() == today else f"{at:%d %b} {ist_ms(ns)}"
 
 
 class TapeTable(JSComponent):
