@@ -168,12 +168,14 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
             -- each day's latest price, when no bar of that day closed after it: the curve ends
             -- at the last news, and a day stopped between two bar closes ends where the book
             -- did (the next day's P&L counts from there, as the live book's reset does)
+            -- (an IST day as a number: 05:30 ahead of UTC, so (ns + 19800 s) // one day)
             UNION ALL SELECT d.seq, d.exchange_ts FROM (
                 SELECT max(seq) AS seq, arg_max(exchange_ts, seq) AS exchange_ts,
-                    CAST(ist(arg_max(exchange_ts, seq)) AS DATE) AS day
-                FROM _prices GROUP BY CAST(ist(exchange_ts) AS DATE)) d
-                WHERE d.seq > (SELECT coalesce(max(b.seq), 0) FROM bars b
-                    WHERE CAST(ist(b.end_ts) AS DATE) = d.day)
+                    (exchange_ts + 19800000000000) // 86400000000000 AS day
+                FROM _prices GROUP BY day) d
+                LEFT JOIN (SELECT (end_ts + 19800000000000) // 86400000000000 AS day,
+                    max(seq) AS seq FROM bars GROUP BY day) b ON b.day = d.day
+                WHERE d.seq > coalesce(b.seq, 0)
             ) GROUP BY seq""",
     ),
     (
