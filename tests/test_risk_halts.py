@@ -350,3 +350,23 @@ def test_a_breach_flattens_next_try_leaves_its_working_close_to_fill():
     sells = [o for o in s.kernel.store.get("trading.orders").values() if o["side"] == "SELL"]
     assert [(o["status"], o["filled_quantity"]) for o in sells] == [("filled", 150)]
     assert s.broker.positions() in ({}, {SYM: 0})
+
+
+def test_a_second_flatten_keeps_an_earlier_close_only_while_it_still_fits_the_position():
+    # Kept whatever it was, the first flatten's SELL 150 outlived the strategy's own sale of
+    # 75: the second flatten sent nothing, said "no open position", and the broker went short.
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.broker.config.latency_ms = 2000
+    [first] = s.desk.flatten()
+    kept: list[str] = []
+    assert s.desk.flatten(kept=kept) == [] and kept == [first]  # pressed again: left to fill
+    s.broker.config.latency_ms = 0
+    s.desk.place_order(SYM, "SELL", 75, strategy="a")  # the strategy sells 75 meanwhile
+    cancelled: list[str] = []
+    second = s.desk.flatten(cancelled=cancelled)
+    assert cancelled == [first] and len(second) == 1  # replaced by a close of the 75 held
+    s.clock.advance(3 * 10**9)
+    s.broker.set_quote(SYM, 100.0, 101.0, size=10_000)
+    assert s.broker.positions() in ({}, {SYM: 0})
+    assert not s.kernel.store.get("trading.open_positions", None)

@@ -260,7 +260,7 @@ def test_a_flatten_that_fails_still_says_which_working_orders_it_cancelled():
 
     from tradelab.trading.flatten import FlattenError
 
-    def flatten(exit_only, cancelled):
+    def flatten(exit_only, cancelled, kept):
         cancelled += ["O1", "O2"]
         raise FlattenError([], {"s:X": "BUY 75: trading halted"})
 
@@ -288,3 +288,18 @@ def test_a_paused_strategy_can_be_stopped_from_the_console(lab):
     said = commands.execute("alice", "stop", strategy="sma_cross")
     assert said.startswith("stop asked for sma_cross")
     assert wait_for(lambda: lab.runner.state_of("sma_cross") == "stopped")
+
+
+def test_flatten_says_an_earlier_close_is_still_working_not_that_nothing_is_open():
+    # Pressed twice before the first close filled, it said "no open position".
+    from types import SimpleNamespace
+
+    from tests.risk_session import SYM, Session
+
+    s = Session()
+    lab = SimpleNamespace(desk=s.desk, engine=SimpleNamespace(submit=lambda *a, **k: None))
+    commands = OperatorCommands(lab)
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.broker.config.latency_ms = 2000
+    assert commands.execute(None, "flatten") == "flatten: 1 closing order sent"
+    assert commands.execute(None, "flatten") == "flatten: 1 earlier closing order still working"

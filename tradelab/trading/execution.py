@@ -204,11 +204,14 @@ class ExecutionDesk:
         """Cancel the working orders the risk state forbids (flatten.py); the ids cancelled."""
         return cancel_blocked_orders(self)
 
-    def flatten(self, *, exit_only: bool = True, cancelled: list | None = None) -> list[str]:
-        """Cancel every working order, then close every open position (flatten.py); returns
-        the ids of the closing orders. One flatten at a time: a second waits for the first."""
+    def flatten(
+        self, *, exit_only: bool = True, cancelled: list | None = None, kept: list | None = None
+    ) -> list[str]:
+        """Cancel every working order (but an earlier flatten's closes that still fit:
+        `kept`), then close every open position (flatten.py); returns the ids of the closing
+        orders sent. One flatten at a time: a second waits for the first."""
         with self._flatten_lock:
-            return flatten_book(self, exit_only=exit_only, cancelled=cancelled)
+            return flatten_book(self, exit_only=exit_only, cancelled=cancelled, kept=kept)
 
     def reset_daily_pnl(self, session_date: str) -> None:
         """Start the day's P&L (critical: a restart must not count yesterday into today)."""

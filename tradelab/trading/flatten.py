@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tradelab.errors import OrderDeniedError, OrderRejectedError, TradelabError
+from tradelab.trading.holdings import held_units
 from tradelab.trading.orders import Side
 
 if TYPE_CHECKING:
@@ -76,14 +77,18 @@ def _finished_at_broker(desk: ExecutionDesk, order_id: str) -> bool:
 
 
 def flatten_book(
-    desk: ExecutionDesk, *, exit_only: bool = True, cancelled: list | None = None
+    desk: ExecutionDesk,
+    *,
+    exit_only: bool = True,
+    cancelled: list | None = None,
+    kept: list | None = None,
 ) -> list[str]:
     """Cancel every working order (their ids appended to `cancelled`) but an earlier
-    flatten's closes, then close with a market order what is open and no such close is
-    closing (allowed in a halt: exits only). A working entry left would open a position
-    again; a working exit would count against the closing order. An earlier flatten's close
-    is left to fill: cancelled and sent again by each try, a close slower than the tries'
-    second never filled.
+    flatten's closes that still fit the book (`kept`), then close with a market order what is
+    open and no such close is closing (allowed in a halt: exits only). A working entry left
+    would open a position again; a working exit would count against the closing order. An
+    earlier flatten's close is left to fill (cancelled and sent again by each try, a close
+    slower than the tries' second never filled) while it still only reduces its position.
 
     Every order and position is tried even if one is refused, so a refusal never leaves the
     rest of the book open; then, if any was refused, FlattenError names each (its `placed`
@@ -91,7 +96,10 @@ def flatten_book(
     placed: list[str] = []
     not_closed: dict[str, str] = {}
     working = desk.store.get("trading.working", None) or {}
-    for order_id in sorted(o for o, entry in working.items() if not entry.get("exit_only")):
+    fitting = _closes_that_fit(desk, working) if exit_only else []
+    if kept is not None:
+        kept.extend(fitting)
+    for order_id in sorted(set(working) - set(fitting)):
         try:
             desk.cancel_order(order_id)
         except TradelabError as exc:
@@ -110,6 +118,26 @@ def flatten_book(
     if not_closed:
         raise FlattenError(placed, not_closed)
     return placed
+
+
+def _closes_that_fit(desk: ExecutionDesk, working: dict[str, dict]) -> list[str]:
+    """Of the working orders, in the order they were placed, the earlier flatten's closes
+    (`exit_only`) that still only reduce their position: of its side, together no more than it
+    holds. One that no longer fits (the strategy sold meanwhile, or the position turned) is
+    cancelled and sent again for what is held now."""
+    fitting: list[str] = []
+    room: dict[tuple[str, str], int] = {}
+    for order_id, order in working.items():
+        if not order.get("exit_only"):
+            continue
+        owner = (order.get("strategy"), order["symbol"])
+        if owner not in room:
+            room[owner] = held_units(desk.store, *owner)
+        held, quantity = room[owner], int(order.get("remaining_quantity") or 0)
+        if order["side"] == ("SELL" if held > 0 else "BUY") and 0 < quantity <= abs(held):
+            room[owner] = held - quantity if held > 0 else held + quantity
+            fitting.append(order_id)
+    return fitting
 
 
 def _close_symbol(

@@ -166,16 +166,20 @@ class OperatorCommands:
         _take("flatten", args)
         desk = self._part("desk")
         cancelled: list[str] = []
+        kept: list[str] = []
         try:
-            orders = desk.flatten(exit_only=True, cancelled=cancelled)
+            orders = desk.flatten(exit_only=True, cancelled=cancelled, kept=kept)
         except TradelabError as exc:  # FlattenError: all were tried; it names those left open
             done = f" ({count_of(len(cancelled), 'working order')} cancelled)" if cancelled else ""
             self._record(who, "flatten", {"cancelled": cancelled}, f"failed{done}: {exc}")
             raise CommandRefused(FAILED, f"flatten failed{done}: {exc}") from None
         said = [f"{count_of(len(cancelled), 'working order')} cancelled"] if cancelled else []
-        said.append(
-            f"{count_of(len(orders), 'closing order')} sent" if orders else "no open position"
-        )
+        if orders or not kept:
+            said.append(
+                f"{count_of(len(orders), 'closing order')} sent" if orders else "no open position"
+            )
+        if kept:  # an earlier flatten's, not filled yet: left to fill, not sent again
+            said.append(f"{count_of(len(kept), 'earlier closing order')} still working")
         return f"flatten: {', '.join(said)}", {"orders": orders, "cancelled": cancelled}
 
     def _resume_trading(self, who: str, args: dict[str, Any]) -> tuple[str, dict]:
