@@ -169,10 +169,13 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
             -- at the last news, and a day stopped between two bar closes ends where the book
             -- did (the next day's P&L counts from there, as the live book's reset does)
             -- (an IST day as a number: 05:30 ahead of UTC, so (ns + 19800 s) // one day)
+            -- (a bar's own mark is never after its bar: marks and fills alone are read)
             UNION ALL SELECT d.seq, d.exchange_ts FROM (
                 SELECT max(seq) AS seq, arg_max(exchange_ts, seq) AS exchange_ts,
                     (exchange_ts + 19800000000000) // 86400000000000 AS day
-                FROM _prices GROUP BY day) d
+                FROM (SELECT seq, exchange_ts FROM fills UNION ALL
+                    SELECT seq, coalesce(int_of(payload, 'ts'), ts) FROM _events
+                    WHERE topic = 'mark.updated') GROUP BY day) d
                 LEFT JOIN (SELECT (end_ts + 19800000000000) // 86400000000000 AS day,
                     max(seq) AS seq FROM bars GROUP BY day) b ON b.day = d.day
                 WHERE d.seq > coalesce(b.seq, 0)
