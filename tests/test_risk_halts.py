@@ -370,3 +370,41 @@ def test_a_second_flatten_keeps_an_earlier_close_only_while_it_still_fits_the_po
     s.broker.set_quote(SYM, 100.0, 101.0, size=10_000)
     assert s.broker.positions() in ({}, {SYM: 0})
     assert not s.kernel.store.get("trading.open_positions", None)
+
+
+def test_an_earlier_flatten_close_is_kept_only_while_it_fits_the_broker_and_the_halt_too():
+    # Kept on the book's word alone, a close outlived a position closed at another terminal
+    # and took the broker from 0 to -150; a halt spared a close the strategy's own sale had
+    # made too large; in `reducing` a strategy's exit beside the flatten's close was spared too.
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.broker.config.latency_ms = 2000
+    [first] = s.desk.flatten()
+    s.broker.faults.hold_outside_position(SYM, -150, 101.0)  # closed elsewhere meanwhile
+    cancelled: list[str] = []
+    with pytest.raises(FlattenError, match="the broker holds 0"):
+        s.desk.flatten(cancelled=cancelled)
+    assert cancelled == [first] and s.broker.open_orders() == []
+
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.broker.config.latency_ms = 2000
+    [close] = s.desk.flatten()
+    s.broker.config.latency_ms = 0
+    s.desk.place_order(SYM, "SELL", 75, strategy="a")  # the strategy's own sale: 75 left
+    s.gate.halt("ops", "news")
+    s.monitor.check()
+    assert s.kernel.store.get(f"trading.orders.{close}")["status"] == "cancelled"
+
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.broker.config.latency_ms = 2000
+    [close] = s.desk.flatten()
+    exit_ = s.desk.place_order(SYM, "SELL", 150, strategy="a")  # the strategy's exit beside it
+    s.gate.halt("ops", "exits only", mode="reducing")
+    s.monitor.check()
+    status = {o: s.kernel.store.get(f"trading.orders.{o}")["status"] for o in (close, exit_)}
+    assert status[exit_] == "cancelled" and status[close] != "cancelled"
+    s.clock.advance(3 * 10**9)
+    s.broker.set_quote(SYM, 100.0, 101.0, size=10_000)
+    assert s.broker.positions() in ({}, {SYM: 0})

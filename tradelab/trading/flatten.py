@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tradelab.errors import OrderDeniedError, OrderRejectedError, TradelabError
-from tradelab.trading.holdings import held_units
+from tradelab.trading.holdings import flatten_closes_that_fit, held_units
 from tradelab.trading.orders import Side
 
 if TYPE_CHECKING:
@@ -121,23 +121,30 @@ def flatten_book(
 
 
 def _closes_that_fit(desk: ExecutionDesk, working: dict[str, dict]) -> list[str]:
-    """Of the working orders, in the order they were placed, the earlier flatten's closes
-    (`exit_only`) that still only reduce their position: of its side, together no more than it
-    holds. One that no longer fits (the strategy sold meanwhile, or the position turned) is
-    cancelled and sent again for what is held now."""
-    fitting: list[str] = []
-    room: dict[tuple[str, str], int] = {}
-    for order_id, order in working.items():
-        if not order.get("exit_only"):
-            continue
-        owner = (order.get("strategy"), order["symbol"])
-        if owner not in room:
-            room[owner] = held_units(desk.store, *owner)
-        held, quantity = room[owner], int(order.get("remaining_quantity") or 0)
-        if order["side"] == ("SELL" if held > 0 else "BUY") and 0 < quantity <= abs(held):
-            room[owner] = held - quantity if held > 0 else held + quantity
-            fitting.append(order_id)
-    return fitting
+    """The earlier flatten's closes still working that fit the book's positions
+    (`flatten_closes_that_fit`) and the broker's: per symbol, all reducing what it holds, in
+    all no more than that (a sale whose report was lost, a position closed elsewhere). The rest
+    are cancelled, and what is held now is closed again."""
+    fitting = flatten_closes_that_fit(working, lambda *owner: held_units(desk.store, *owner))
+    if not fitting:
+        return []
+    try:
+        at_broker = desk.broker.positions()
+    except TradelabError:  # not known: nothing kept (the closes below are not sent blind)
+        return []
+    reduced: dict[str, int] = {}
+    for order_id in fitting:
+        order = working[order_id]
+        change = int(order.get("remaining_quantity") or 0)
+        reduced[order["symbol"]] = reduced.get(order["symbol"], 0) + (
+            change if order["side"] == "BUY" else -change
+        )
+
+    def fits(symbol: str) -> bool:  # towards zero, never past it
+        held, after = at_broker.get(symbol, 0), at_broker.get(symbol, 0) + reduced[symbol]
+        return 0 <= after < held if held > 0 else held < after <= 0
+
+    return [order_id for order_id in fitting if fits(working[order_id]["symbol"])]
 
 
 def _close_symbol(

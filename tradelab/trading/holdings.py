@@ -48,3 +48,15 @@ def orders_not_reducing(
         else:
             blocked.append(order_id)
     return blocked
+
+
+def flatten_closes_that_fit(
+    working: Mapping[str, Mapping[str, Any]], held: Callable[[str, str], int]
+) -> list[str]:
+    """Of `working` orders (in the order they were placed), the flatten's closes (`exit_only`)
+    that still only reduce their position, together no more than it holds: left to fill by a
+    later flatten and by a halt. One that no longer fits (the strategy sold meanwhile, the
+    position turned) is not: kept, it took the position past zero."""
+    closes = {order_id: order for order_id, order in working.items() if order.get("exit_only")}
+    blocked = set(orders_not_reducing(closes, held))
+    return [order_id for order_id in closes if order_id not in blocked]

@@ -27,7 +27,12 @@ from tradelab.errors import (  # noqa: F401  (DuplicateOrderIdError, OrderDenied
 )
 from tradelab.market.clock import NS_PER_S, WallClock
 from tradelab.trading.book import excess_over, position_id
-from tradelab.trading.holdings import held_units, orders_not_reducing, working_orders
+from tradelab.trading.holdings import (
+    flatten_closes_that_fit,
+    held_units,
+    orders_not_reducing,
+    working_orders,
+)
 from tradelab.trading.orders import OrderRequest, OrderType, Side
 from tradelab.trading.risk_config import RiskConfig
 from tradelab.trading.risk_state import ACTIVE, HALT_MODES, HALTED, REDUCING, control_state
@@ -308,21 +313,20 @@ class RiskGate:
         """The working orders the risk state no longer allows, in the order they were placed:
         every one when halted; when reducing, those that do not reduce their strategy's position
         (an opening order, and the later exits once earlier ones already cover the position).
-        A flatten's closes (`place_exit`) are spared: cancelling them undid every flatten of a
-        halt whose closes did not fill at once, each try sent again and cancelled again."""
+        A flatten's closes (`place_exit`) that still fit their position are spared, and count
+        first: cancelling them undid every flatten of a halt whose closes did not fill at once,
+        each try sent again and cancelled again."""
         state = self.state
         if state == ACTIVE:
             return []
         # The index is in the order the submissions were applied: the journal's, so a replay
         # keeps the same exits.
-        working = {
-            order_id: order
-            for order_id, order in (self.store.get("trading.working", None) or {}).items()
-            if not order.get("exit_only")
-        }
+        working = self.store.get("trading.working", None) or {}
+        kept = flatten_closes_that_fit(working, self._held)
+        rest = {order_id: order for order_id, order in working.items() if order_id not in kept}
         if state == HALTED:
-            return list(working)
-        return orders_not_reducing(working, self._held)
+            return list(rest)
+        return orders_not_reducing({i: working[i] for i in kept} | rest, self._held)
 
     # -- reads of the store -----------------------------------------------------------------
     def _sent_in_the_last_minute(self) -> deque[int]:
