@@ -28,13 +28,19 @@ class RestsALimit(Strategy):
         self.seen.append((ctx.working("ABC"), ctx.target("ABC", 5)))
 
 
-def _session(tmp_path, strategy):
-    universe = InstrumentUniverse({"ABC": PlainInstrument("ABC", 1, 1000.0)})
-    clock = SimulatedClock(at("10:00"))
-    config = PaperBrokerConfig(latency_ms=0, brokerage_per_fill=0.0, enforce_market_hours=False)
-    broker = PaperBroker(config, universe=universe, clock=clock)
+def _session(tmp_path, strategy, broker=None):
+    """A runner of `strategy` on a journal in `tmp_path` and a paper broker (`broker`: one kept
+    from an earlier session, as across a restart); `bar(i, hhmm, price, size)` plays bar i."""
+    if broker is None:
+        universe = InstrumentUniverse({"ABC": PlainInstrument("ABC", 1, 1000.0)})
+        config = PaperBrokerConfig(latency_ms=0, brokerage_per_fill=0.0, enforce_market_hours=False)
+        broker = PaperBroker(config, universe=universe, clock=SimulatedClock(at("10:00")))
+    else:  # the earlier session's desk no longer listens
+        broker._order_listeners.clear()
+        broker._connection_listeners.clear()
+    clock = broker.clock
     engine = Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False).start()
-    desk = ExecutionDesk(broker, engine.submit, universe=universe)
+    desk = ExecutionDesk(broker, engine.submit, universe=broker.universe)
     runner = StrategyRunner(engine, desk, clock=clock, name="r")
     runner.add(strategy)
     runner.start(who="t")
@@ -50,6 +56,19 @@ def _session(tmp_path, strategy):
         engine.flush()
 
     return engine, broker, runner, bar
+
+
+def _lose_a_partly_filled_exit(broker, bar, silent: bool = True) -> str:
+    """Bar 1 opens the 5; at bar 2 the stop's exit fills 2 of 5, that report lost, and the rest
+    is cancelled, that report lost too unless not `silent` (book 5, broker 3). Its id."""
+    bar(1, "10:00")
+    broker.faults.drop_fill_reports(1)
+    bar(2, "10:01", 90.0, size=2)
+    [exit_order] = [o for o in broker.account.orders.values() if not o.status.is_terminal]
+    broker.faults.silent = silent
+    broker.cancel_order(exit_order.request.order_id)
+    broker.faults.silent = False
+    return exit_order.request.order_id
 
 
 def test_a_cancel_adopted_from_the_broker_frees_the_strategys_working_count(tmp_path):
@@ -123,13 +142,7 @@ def test_an_adopted_cancel_of_a_partly_filled_exit_resends_it_only_once_its_fill
     # the book still held 5, and the exit re-sent for them took the broker (3) short 2.
     engine, broker, runner, bar = _session(tmp_path, LongWithAStop())
     try:
-        bar(1, "10:00")
-        broker.faults.drop_fill_reports(1)
-        bar(2, "10:01", 90.0, size=2)  # the stop's exit fills 2 of 5; that report is lost
-        [exit_order] = [o for o in broker.account.orders.values() if not o.status.is_terminal]
-        broker.faults.silent = True
-        broker.cancel_order(exit_order.request.order_id)  # the rest cancelled; report lost
-        broker.faults.silent = False
+        _lose_a_partly_filled_exit(broker, bar)
         config = ReconcilerConfig(settle_s=0.0, missed_fill=missed_fill)
         Reconciler(broker, engine.submit, store=engine.store, config=config).run_once()
         for i, hhmm in enumerate(["10:02", "10:03", "10:04"], start=3):
@@ -194,13 +207,7 @@ def test_an_exit_held_back_for_a_flagged_fill_is_rearmed_once_that_fill_is_booke
     # reconciliation booked it: book and broker both held 3 below the stop, unprotected.
     engine, broker, runner, bar = _session(tmp_path, LongWithAStop())
     try:
-        bar(1, "10:00")
-        broker.faults.drop_fill_reports(1)
-        bar(2, "10:01", 90.0, size=2)
-        [exit_order] = [o for o in broker.account.orders.values() if not o.status.is_terminal]
-        broker.faults.silent = True
-        broker.cancel_order(exit_order.request.order_id)
-        broker.faults.silent = False
+        _lose_a_partly_filled_exit(broker, bar)
         for policy in ("flag", "adopt"):  # an operator adopts the flagged fill later
             config = ReconcilerConfig(settle_s=0.0, missed_fill=policy)
             Reconciler(broker, engine.submit, store=engine.store, config=config).run_once()
@@ -224,53 +231,22 @@ class LongOnceWithAStop(LongWithAStop):
 def test_an_exit_held_back_for_flagged_fills_stays_held_after_a_restart(tmp_path):
     # The hold was in memory only: after a restart the stop was armed again and sold the book's
     # 5 while the broker held 3, the broker short 2 and the book flat.
-    universe = InstrumentUniverse({"ABC": PlainInstrument("ABC", 1, 1000.0)})
-    clock = SimulatedClock(at("10:00"))
-    config = PaperBrokerConfig(latency_ms=0, brokerage_per_fill=0.0, enforce_market_hours=False)
-    broker = PaperBroker(config, universe=universe, clock=clock)
-
-    def session():
-        broker._order_listeners.clear()
-        broker._connection_listeners.clear()
-        engine = Engine(journal_path=str(tmp_path / "j.duckdb"), writer_process=False).start()
-        desk = ExecutionDesk(broker, engine.submit, universe=universe)
-        runner = StrategyRunner(engine, desk, clock=clock, name="r")
-        runner.add(LongOnceWithAStop())
-        runner.start(who="t")
-        return engine, runner
-
-    def bar(engine, runner, i, hhmm, price=100.0, size=10**6):
-        ts = at(hhmm)
-        clock.set(ts)
-        broker.on_quote(Tick("ABC", ts, price, price, price, size, size))
-        body = {"symbol": "ABC", "interval": "1m", "start": ts - 60 * 10**9, "end": ts}
-        body |= {"open": price, "high": price, "low": price, "close": price, "mark": True}
-        engine.submit("market.bar", {**body, "volume": 0, "ticks": 0}, key="ABC")
-        runner.wait_for_bars(i, timeout=30)
-        engine.flush()
-
-    engine, runner = session()
-    bar(engine, runner, 1, "10:00")
-    broker.faults.drop_fill_reports(1)
-    bar(engine, runner, 2, "10:01", 90.0, size=2)  # the exit fills 2 of 5; that report is lost
-    [exit_order] = [o for o in broker.account.orders.values() if not o.status.is_terminal]
-    broker.faults.silent = True
-    broker.cancel_order(exit_order.request.order_id)  # the rest cancelled; report lost
-    broker.faults.silent = False
+    engine, broker, runner, bar = _session(tmp_path, LongOnceWithAStop())
+    _lose_a_partly_filled_exit(broker, bar)
     cfg = ReconcilerConfig(settle_s=0.0, missed_fill="flag")
     Reconciler(broker, engine.submit, store=engine.store, config=cfg).run_once()
     engine.flush()
     runner.stop(who="t")
     engine.stop()
-    engine, runner = session()
+    engine, broker, runner, bar = _session(tmp_path, LongOnceWithAStop(), broker)
     try:
         for i, hhmm in enumerate(["10:02", "10:03", "10:04"], start=1):
-            bar(engine, runner, i, hhmm, 89.0)
+            bar(i, hhmm, 89.0)
         assert broker.positions() == {"ABC": 3}  # nothing sold past what it holds
         assert engine.store.get("trading.positions.long:ABC")["net_quantity"] == 5
         cfg = ReconcilerConfig(settle_s=0.0, missed_fill="adopt")
         Reconciler(broker, engine.submit, store=engine.store, config=cfg).run_once()
-        bar(engine, runner, 4, "10:05", 89.0)  # the fill booked: the stop closes the rest
+        bar(4, "10:05", 89.0)  # the fill booked: the stop closes the rest
         assert broker.positions().get("ABC", 0) == 0
         assert engine.store.get("trading.positions.long:ABC")["net_quantity"] == 0
     finally:
@@ -283,18 +259,12 @@ def test_a_reported_cancel_of_a_partly_filled_exit_whose_fill_was_lost_holds_the
     # armed again at once and sold the book's 5 while the broker held 3.
     engine, broker, runner, bar = _session(tmp_path, LongOnceWithAStop())
     try:
-        bar(1, "10:00")
-        broker.faults.drop_fill_reports(1)
-        bar(2, "10:01", 90.0, size=2)
-        [exit_order] = [o for o in broker.account.orders.values() if not o.status.is_terminal]
-        broker.cancel_order(exit_order.request.order_id)  # reported, with filled_quantity 2
+        exit_order = _lose_a_partly_filled_exit(broker, bar, silent=False)  # cancel reported
         engine.flush()
         for i, hhmm in enumerate(["10:02", "10:03"], start=3):
             bar(i, hhmm, 89.0)
         orders = engine.store.get("trading.orders").values()
-        assert [o["order_id"] for o in orders if o["side"] == "SELL"] == [
-            exit_order.request.order_id
-        ]
+        assert [o["order_id"] for o in orders if o["side"] == "SELL"] == [exit_order]
         assert broker.positions() == {"ABC": 3}
         assert engine.store.get("trading.positions.long:ABC")["net_quantity"] == 5
     finally:
