@@ -408,3 +408,19 @@ def test_an_earlier_flatten_close_is_kept_only_while_it_fits_the_broker_and_the_
     s.clock.advance(3 * 10**9)
     s.broker.set_quote(SYM, 100.0, 101.0, size=10_000)
     assert s.broker.positions() in ({}, {SYM: 0})
+
+
+def test_a_halt_cancels_a_flatten_close_the_brokers_position_no_longer_takes():
+    # The halt kept the close on the book's word alone: the position had been closed at
+    # another terminal, and the close took the broker from 0 to -150 during the halt.
+    s = Session()
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.broker.config.latency_ms = 2000
+    [close] = s.desk.flatten()
+    s.broker.faults.hold_outside_position(SYM, -150, 101.0)
+    s.gate.halt("ops", "news")
+    s.monitor.check()
+    assert s.kernel.store.get(f"trading.orders.{close}")["status"] == "cancelled"
+    s.clock.advance(3 * 10**9)
+    s.broker.set_quote(SYM, 100.0, 101.0, size=10_000)
+    assert s.broker.positions() in ({}, {SYM: 0})

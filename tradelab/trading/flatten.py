@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from tradelab.errors import OrderDeniedError, OrderRejectedError, TradelabError
 from tradelab.trading.holdings import flatten_closes_that_fit, held_units
 from tradelab.trading.orders import Side
+from tradelab.trading.risk_state import ACTIVE
 
 if TYPE_CHECKING:
     from tradelab.trading.execution import ExecutionDesk
@@ -36,16 +37,30 @@ class FlattenError(OrderRejectedError):
         )
 
 
-def cancel_blocked_orders(desk: ExecutionDesk) -> list[str]:
-    """Cancel the working orders the risk state no longer allows (all of them when halted;
-    those that do not reduce a position when reducing), each through `cancel_order` so it
-    is journaled. Every one is tried; then, if any cancel failed, one OrderRejectedError
-    names each. Returns the ids cancelled."""
+def blocked_orders(desk: ExecutionDesk) -> list[str]:
+    """The working orders the risk state no longer allows (`RiskGate.blocked_working_orders`:
+    all but a flatten's closes that fit the book when halted; those that do not reduce a
+    position when reducing), and a flatten's close the book would keep that no longer fits the
+    broker's position (closed elsewhere, a sale whose report was lost): spared on the book's
+    word alone, it took the broker past zero during the halt."""
     if desk.risk is None:
         return []
+    blocked = desk.risk.blocked_working_orders()
+    if desk.risk.state == ACTIVE:
+        return blocked
+    working = desk.store.get("trading.working", None) or {}
+    fit = set(_closes_that_fit(desk, working))
+    unfit = [o for o, order in working.items() if order.get("exit_only") and o not in fit]
+    return blocked + [order_id for order_id in unfit if order_id not in blocked]
+
+
+def cancel_blocked_orders(desk: ExecutionDesk) -> list[str]:
+    """Cancel the working orders the risk state no longer allows (`blocked_orders`), each
+    through `cancel_order` so it is journaled. Every one is tried; then, if any cancel failed,
+    one OrderRejectedError names each. Returns the ids cancelled."""
     cancelled: list[str] = []
     failed: list[str] = []
-    for order_id in desk.risk.blocked_working_orders():
+    for order_id in blocked_orders(desk):
         try:
             desk.cancel_order(order_id)
             cancelled.append(order_id)

@@ -24,6 +24,7 @@ from typing import Any
 
 from tradelab.errors import TradelabError
 from tradelab.trading.book import excess_over, without_float_noise
+from tradelab.trading.flatten import blocked_orders
 from tradelab.trading.risk import RiskConfig
 from tradelab.trading.risk_state import ACTIVE, HALTED, REDUCING, breach_reason, control_state
 
@@ -206,7 +207,7 @@ class DailyLossMonitor:
         risk = getattr(self.desk, "risk", None)
         if now < self._cancel_next_try or risk is None:
             return
-        if not risk.blocked_working_orders():
+        if not blocked_orders(self.desk):
             self._cancel_failures = 0
             return
         try:
