@@ -134,6 +134,10 @@ def test_forced_disconnect_mid_storm_resumes_without_gap_or_duplicate(tmp_path):
         assert metrics["connects"] >= 2, metrics
         assert metrics["snapshots_loaded"] == 1  # resumed every time, no resync
         assert metrics["duplicates_ignored"] == 0 and metrics["gaps"] == 0
+        # Handlers run on the replica's bus just after its store applies: wait for the last.
+        deadline = time.monotonic() + 20
+        while seen[-1] != engine.store.version and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert seen == list(range(seen[0], seen[0] + len(seen)))
         assert seen[-1] == engine.store.version
 

@@ -203,9 +203,10 @@ class StopsTheLab(Strategy):
     """Calls lab.stop() from its first tick's hook, and keeps what it got."""
 
     strategy_name = "stops_the_lab"
-
-    def on_start(self, ctx):
-        self.lab, self.refused = None, None
+    # Set before the session starts, not in on_start: that runs on the runner's thread and may
+    # come after the test has handed over the Lab (it was reset then, and `refused` missing).
+    lab: object = None
+    refused: LifecycleError | None = None
 
     def on_tick(self, ctx, tick):
         if self.refused is None and self.lab is not None:
