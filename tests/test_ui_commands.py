@@ -303,3 +303,24 @@ def test_flatten_says_an_earlier_close_is_still_working_not_that_nothing_is_open
     s.broker.config.latency_ms = 2000
     assert commands.execute(None, "flatten") == "flatten: 1 closing order sent"
     assert commands.execute(None, "flatten") == "flatten: 1 earlier closing order still working"
+
+
+def test_flatten_with_a_close_filled_but_not_booked_does_not_say_nothing_is_open():
+    # The close filled at the broker and its report was lost: pressed again, Flatten said
+    # "no open position" of a book that still showed the position open.
+    from types import SimpleNamespace
+
+    from tests.risk_session import SYM, Session
+
+    s = Session()
+    lab = SimpleNamespace(desk=s.desk, engine=SimpleNamespace(submit=lambda *a, **k: None))
+    commands = OperatorCommands(lab)
+    s.desk.place_order(SYM, "BUY", 150, strategy="a")
+    s.broker.config.latency_ms = 1000
+    commands.execute(None, "flatten")
+    s.broker.faults.drop_fill_reports(1)
+    s.clock.advance(2 * 10**9)
+    s.broker.set_quote(SYM, 100.0, 101.0, size=10_000)
+    said = commands.execute(None, "flatten")
+    assert said.startswith("flatten: nothing to send: the open positions' closes are filled")
+    assert s.broker.positions() in ({}, {SYM: 0})  # and nothing more was sold

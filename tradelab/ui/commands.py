@@ -174,9 +174,17 @@ class OperatorCommands:
             self._record(who, "flatten", {"cancelled": cancelled}, f"failed{done}: {exc}")
             raise CommandRefused(FAILED, f"flatten failed{done}: {exc}") from None
         said = [f"{count_of(len(cancelled), 'working order')} cancelled"] if cancelled else []
-        if orders or not kept:
+        if orders:
+            said.append(f"{count_of(len(orders), 'closing order')} sent")
+        elif not kept:
+            # A book still open with nothing sent: its closes filled at the broker (or are on
+            # their way there), not booked yet; it said "no open position".
+            still_open = desk.store.get("trading.open_positions", None)
             said.append(
-                f"{count_of(len(orders), 'closing order')} sent" if orders else "no open position"
+                "nothing to send: the open positions' closes are filled or on their way at the "
+                "broker, not booked yet (the reconciler books a lost report)"
+                if still_open
+                else "no open position"
             )
         if kept:  # an earlier flatten's, not filled yet: left to fill, not sent again
             said.append(f"{count_of(len(kept), 'earlier closing order')} still working")
