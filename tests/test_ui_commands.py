@@ -290,17 +290,23 @@ def test_a_paused_strategy_can_be_stopped_from_the_console(lab):
     assert wait_for(lambda: lab.runner.state_of("sma_cross") == "stopped")
 
 
-def test_flatten_says_an_earlier_close_is_still_working_not_that_nothing_is_open():
-    # Pressed twice before the first close filled, it said "no open position".
+def _flatten_commands_on_a_long(latency_ms: int):
+    """Operator commands over a risk test session holding 150 of SYM bought by strategy a,
+    whose broker then fills `latency_ms` after an order."""
     from types import SimpleNamespace
 
     from tests.risk_session import SYM, Session
 
     s = Session()
     lab = SimpleNamespace(desk=s.desk, engine=SimpleNamespace(submit=lambda *a, **k: None))
-    commands = OperatorCommands(lab)
     s.desk.place_order(SYM, "BUY", 150, strategy="a")
-    s.broker.config.latency_ms = 2000
+    s.broker.config.latency_ms = latency_ms
+    return s, OperatorCommands(lab)
+
+
+def test_flatten_says_an_earlier_close_is_still_working_not_that_nothing_is_open():
+    # Pressed twice before the first close filled, it said "no open position".
+    _, commands = _flatten_commands_on_a_long(latency_ms=2000)
     assert commands.execute(None, "flatten") == "flatten: 1 closing order sent"
     assert commands.execute(None, "flatten") == "flatten: 1 earlier closing order still working"
 
@@ -308,15 +314,9 @@ def test_flatten_says_an_earlier_close_is_still_working_not_that_nothing_is_open
 def test_flatten_with_a_close_filled_but_not_booked_does_not_say_nothing_is_open():
     # The close filled at the broker and its report was lost: pressed again, Flatten said
     # "no open position" of a book that still showed the position open.
-    from types import SimpleNamespace
+    from tests.risk_session import SYM
 
-    from tests.risk_session import SYM, Session
-
-    s = Session()
-    lab = SimpleNamespace(desk=s.desk, engine=SimpleNamespace(submit=lambda *a, **k: None))
-    commands = OperatorCommands(lab)
-    s.desk.place_order(SYM, "BUY", 150, strategy="a")
-    s.broker.config.latency_ms = 1000
+    s, commands = _flatten_commands_on_a_long(latency_ms=1000)
     commands.execute(None, "flatten")
     s.broker.faults.drop_fill_reports(1)
     s.clock.advance(2 * 10**9)
