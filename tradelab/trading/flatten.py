@@ -99,11 +99,11 @@ def flatten_book(
     kept: list | None = None,
 ) -> list[str]:
     """Cancel every working order (their ids appended to `cancelled`) but an earlier
-    flatten's closes that still fit the book (`kept`), then close with a market order what is
-    open and no such close is closing (allowed in a halt: exits only). A working entry left
-    would open a position again; a working exit would count against the closing order. An
-    earlier flatten's close is left to fill (cancelled and sent again by each try, a close
-    slower than the tries' second never filled) while it still only reduces its position.
+    flatten's closes that still fit the book and the broker (`kept`: `_closes_that_fit`),
+    then close with a market order what is open and no such close is closing (allowed in a
+    halt: exits only). A working entry left would open a position again; a working exit would
+    count against the closing order. An earlier flatten's close is left to fill (cancelled and
+    sent again by each try, a close slower than the tries' second never filled).
 
     Every order and position is tried even if one is refused, so a refusal never leaves the
     rest of the book open; then, if any was refused, FlattenError names each (its `placed`
@@ -156,7 +156,8 @@ def _closes_that_fit(desk: ExecutionDesk, working: dict[str, dict]) -> list[str]
         )
 
     def fits(symbol: str) -> bool:  # towards zero, never past it
-        held, after = at_broker.get(symbol, 0), at_broker.get(symbol, 0) + reduced[symbol]
+        held = at_broker.get(symbol, 0)
+        after = held + reduced[symbol]
         return 0 <= after < held if held > 0 else held < after <= 0
 
     return [order_id for order_id in fitting if fits(working[order_id]["symbol"])]

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from tradelab.errors import (  # noqa: F401  (DuplicateOrderIdError, OrderDeniedError: importable here too)
+from tradelab.errors import (  # noqa: F401  (the first and third importable here too)
     DuplicateOrderIdError,
     InvalidInputError,
     OrderDeniedError,
