@@ -209,9 +209,12 @@ class Engine(EngineControls):
                 self._queue.close(f"engine is {STOPPED}; submit() needs a running engine")
                 return
             assert self._kernel is not None
-            # One budget for the snapshot, the stopped event and the kernel's end.
-            deadline = time.monotonic() + timeout
-            with StopNotice(self._writer_pid(), queued=self._queue.__len__) as notice:
+            deadline = time.monotonic() + timeout  # for the snapshot, stopped event, kernel's end
+
+            def held() -> int:  # by the kernel: queued, or in the batch its handlers take
+                return len(self._queue) + self._kernel.publishing
+
+            with StopNotice(self._writer_pid(), queued=held) as notice:
                 if self.state != STOPPING:  # a second stop() after a timeout only waits again
                     self._stop_journaled(notice, deadline)
                     self._kernel.request_stop()

@@ -9,11 +9,10 @@ Without a thread (a backtest's engine): `InlineKernel` in kernel_inline.py.
 Threaded, a blocking submitter may process its own event (`run_here`): when nothing is queued
 and the kernel thread is not processing, its event is stamped, applied and journaled on the
 submitter's thread, under the same turn lock the kernel thread holds per batch, so seq order
-and each producer's order hold. Its acknowledgement then needs no hand-off to the kernel thread
-and back (two thread wake-ups, ~30 µs of a ~0.2 ms critical ack). The rest of its hand-over (the
-pipe to the writer process) and its publishing stay on the kernel thread, which does them, in
-seq order and before anything else, once the submitter has synced its event and rung: no bus
-handler runs on a submitter's thread, and neither competes with that sync for a CPU.
+and each producer's order hold; its acknowledgement needs no hand-off to the kernel thread and
+back. Its hand-over to the writer process and its publishing stay on the kernel thread, in seq
+order and first, once the submitter has synced its event and rung: no bus handler runs on a
+submitter's thread, and neither competes with that sync for a CPU.
 """
 
 from __future__ import annotations
@@ -33,9 +32,9 @@ from tradelab.journal.snapshots import SnapshotInfo
 log = logging.getLogger("tradelab.engine")
 
 # A submitted event: (topic, key, payload dict, payload JSON bytes, critical, schema_version,
-# Ticket or None). A control: (None, ("flush" | "applied" | "snapshot", Future)).
-# "applied" is a barrier for the store and the bus only (wait_applied, when_applied): events held
-# back for the writer stay held, so an order's wait does not cost a pipe write of its own.
+# Ticket or None). A control: (None, ("flush" | "applied" | "snapshot", Future)). "applied" is a
+# barrier for the store and the bus only (wait_applied, when_applied): events held back for the
+# writer stay held, so an order's wait does not cost a pipe write of its own.
 SNAPSHOT, FLUSH, APPLIED = "snapshot", "flush", "applied"
 HOLD_EVENTS = 256
 
@@ -64,8 +63,7 @@ class Kernel:
         self.batch_size = batch_size
         self.snapshot_every = (snapshot_every_events, snapshot_every_seconds)
         self.upcast = upcast
-        # A long replayed tail counts toward the next snapshot, so crash after crash does not
-        # replay an ever longer tail.
+        # A replayed tail counts toward the next snapshot: crashes replay no ever longer tail.
         self.since_snapshot = since_snapshot
         self.last_snapshot_at = time.monotonic()
         self.announce = announce  # queues an event of the engine's own (e.g. snapshot.taken)
@@ -80,6 +78,7 @@ class Kernel:
         self.rush_critical = rush_critical
         self._held: tuple[list, list] = ([], [])
         self.busy_seconds = 0.0  # in _process: applying, handing to the writer, publishing
+        self.publishing = 0  # events of the batch being published (a stop's notice counts them)
         self.ident: int | None = None
         self._stop = False
         self._thread = threading.Thread(target=self.run, name="engine-kernel", daemon=True)
@@ -176,7 +175,14 @@ class Kernel:
                     self.writer.send_events(frame)
             except BaseException:  # the writer failed: it reports that itself
                 log.exception("engine kernel failed to hand a batch to the journal writer")
+            self._publish(events)
+
+    def _publish(self, events: list[Event]) -> None:
+        self.publishing = len(events)
+        try:
             self.bus.publish_events(events)
+        finally:
+            self.publishing = 0
 
     def _idle_wait(self) -> float:
         every = self.snapshot_every[1]
@@ -273,7 +279,7 @@ class Kernel:
                 self.release_held()
         self.since_snapshot += len(events)
         if deferred is None:
-            self.bus.publish_events(events)
+            self._publish(events)
         else:
             deferred.append((frame, events))
 
